@@ -1,0 +1,41 @@
+# Two commands: `make run` (set up and serve the demo) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean help
+
+help:
+	@echo "make run    set up .venv, create the instance if new, serve on http://127.0.0.1:5000"
+	@echo "make test   set up .venv and run the whole test suite"
+	@echo "make lint   ruff"
+	@echo "make bench  run the benchmarks (writes docs/benchmarks.md)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+instance/meiqia.sqlite3: | $(STAMP)
+	$(BIN)/meiqia init
+
+run: $(STAMP) instance/meiqia.sqlite3
+	$(BIN)/meiqia db upgrade
+	$(BIN)/meiqia run
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	@for script in benchmarks/[a-z]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

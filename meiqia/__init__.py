@@ -1,0 +1,85 @@
+"""meiqia: a self-hosted, bot-first customer-service system.
+
+``create_app`` is the one application factory (STYLE rule 5): configuration,
+database, event hub, job queue, plugins and blueprints, in that order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Flask
+
+__version__ = "0.1.0"
+
+
+def _secret_key(app: Flask) -> str:
+    """The configured key, else the one ``meiqia init`` wrote, else a new one."""
+    if app.config.get("SECRET_KEY"):
+        return app.config["SECRET_KEY"]
+    path = os.path.join(app.instance_path, "secret_key")
+    if os.path.exists(path):
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip()
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key)
+    return key
+
+
+def create_app(
+    config: dict[str, Any] | None = None,
+    plugins: Iterable[Any] = (),
+    instance_path: str | None = None,
+) -> Flask:
+    """Build the application.
+
+    ``config`` replaces the ``MEIQIA_*`` environment (tests pass it);
+    ``plugins`` are extra plugin objects registered after all others.
+    """
+    from meiqia import config as config_module
+    from meiqia import db
+    from meiqia import hub
+    from meiqia import jobs
+    from meiqia.plugins import make_plugin_manager
+    from meiqia.web import register_web
+
+    instance_path = instance_path or os.environ.get("MEIQIA_INSTANCE_PATH") or None
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
+    os.makedirs(app.instance_path, exist_ok=True)
+    config_module.load(app, config)
+    app.config["SECRET_KEY"] = _secret_key(app)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if app.config["GEOIP_DATABASE"]:
+        from meiqia.services import geoip
+
+        geoip.configure(app.config)  # a wrong path stops start-up, not a visit
+    db.init_app(app)
+    hub.init_app(app)
+    jobs.init_app(app)
+    pm = make_plugin_manager(
+        app.instance_path,
+        extra=plugins,
+        modules=app.config["PLUGINS"],
+        disabled=app.config["DISABLED_PLUGINS"],
+        hook_timeout=app.config["HOOK_TIMEOUT"],
+    )
+    app.extensions["meiqia.plugins"] = pm
+    register_web(app)
+    # Start-up hooks are called directly, not isolated: a plugin that cannot
+    # start must stop the application with its own error.
+    for result in pm.hook.register_blueprints(app=app):
+        for blueprint in result if isinstance(result, list | tuple) else [result]:
+            app.register_blueprint(blueprint)
+    app.extensions["meiqia.channels"] = {
+        channel.type: channel for channel in pm.call_flat("register_channels", app=app)
+    }
+    pm.hook.startup(app=app)
+    return app

@@ -1,0 +1,181 @@
+"""Configuration: defaults, then ``instance/config.py``, then ``MEIQIA_*`` variables.
+
+Every value is checked once, at start-up, so a typo in a deployment fails loudly
+with the name of the key instead of surfacing later as a strange runtime error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+from urllib.parse import urlparse
+
+DEFAULTS: dict[str, Any] = {
+    #: Signs sessions, visitor tokens and sidebar tokens. ``meiqia init`` writes one.
+    "SECRET_KEY": None,
+    #: ``sqlite:///path`` (default: ``instance/meiqia.sqlite3``) or ``postgresql://…``.
+    "DATABASE_URL": None,
+    #: Empty: in-process event hub and job thread. ``redis://…``: Redis pub/sub and rq.
+    "REDIS_URL": "",
+    #: Prefix for every Redis key and channel, so several deployments (or test runs)
+    #: can share one Redis server.
+    "REDIS_PREFIX": "meiqia",
+    #: Seconds a web process waits for Redis before it gives up on one call.
+    "REDIS_TIMEOUT": 0.5,
+    #: Team time zone used when a team has none of its own.
+    "TIMEZONE": "Asia/Shanghai",
+    #: Default UI language: ``zh-CN`` or ``en``.
+    "LANGUAGE": "zh-CN",
+    #: Number of reverse proxies whose X-Forwarded-For we trust.
+    "TRUSTED_PROXIES": 0,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,
+    #: Upload limits in bytes (images are checked by content, not by name).
+    "MAX_IMAGE_BYTES": 5 * 1024 * 1024,
+    "MAX_FILE_BYTES": 50 * 1024 * 1024,
+    #: Flask refuses request bodies above this many bytes.
+    "MAX_CONTENT_LENGTH": 51 * 1024 * 1024,
+    #: Minimum password length for agents.
+    "PASSWORD_MIN_LENGTH": 8,
+    #: Failed logins per email within LOGIN_LOCKOUT_SECONDS before it is locked.
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_LOCKOUT_SECONDS": 900,
+    #: Seconds a hook may run before it is abandoned and logged.
+    "HOOK_TIMEOUT": 5.0,
+    #: Extra plugin module paths (dotted names) to load, besides entry points and
+    #: ``instance/plugins/*.py``.
+    "PLUGINS": [],
+    #: Built-in plugins not to load (by short name, e.g. ``"email_sink"``).
+    "DISABLED_PLUGINS": [],
+    #: Jobs run inline (synchronously in the caller) instead of on the worker thread;
+    #: only tests and the CLI use it.
+    "JOBS_INLINE": False,
+    #: After the first team exists, may strangers register further teams on this
+    #: server? Off by default: admins create accounts (multi-tenant hosts turn it on).
+    "OPEN_REGISTRATION": False,
+    #: Path to a MaxMind/GeoLite2 City ``.mmdb`` for visitor regions; empty: the
+    #: bundled 2018 GeoLite2 database.
+    "GEOIP_DATABASE": "",
+}
+
+_INT_KEYS = {
+    "TRUSTED_PROXIES",
+    "MAX_IMAGE_BYTES",
+    "MAX_FILE_BYTES",
+    "MAX_CONTENT_LENGTH",
+    "PASSWORD_MIN_LENGTH",
+    "LOGIN_MAX_FAILURES",
+    "LOGIN_LOCKOUT_SECONDS",
+}
+_FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT"}
+_BOOL_KEYS = {
+    "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
+}
+_LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS"}
+
+
+class ConfigError(ValueError):
+    """A configuration value is malformed; the message names the key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"config {key}: {message}")
+        self.key = key
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if key in _INT_KEYS:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"expected a whole number, got {value!r}") from None
+        if number < 0:
+            raise ConfigError(key, f"must not be negative, got {number}")
+        return number
+    if key in _FLOAT_KEYS:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"expected a number, got {value!r}") from None
+        if number <= 0:
+            raise ConfigError(key, f"must be positive, got {number}")
+        return number
+    if key in _BOOL_KEYS:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise ConfigError(key, f"expected true or false, got {value!r}")
+    if key in _LIST_KEYS:
+        if isinstance(value, list | tuple):
+            return list(value)
+        text = str(value).strip()
+        if text.startswith("["):
+            try:
+                return list(json.loads(text))
+            except ValueError:
+                raise ConfigError(key, "expected a JSON list") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def check_database_url(url: str) -> str:
+    """Return ``url`` if it names a database we support, else raise ConfigError."""
+    parsed = urlparse(url)
+    if parsed.scheme in {"sqlite", "sqliteext"}:
+        if not parsed.path or parsed.path == "/":
+            raise ConfigError("DATABASE_URL", "sqlite URL needs a file path")
+        return url
+    if parsed.scheme in {"postgres", "postgresql", "postgresext"}:
+        if not parsed.path.strip("/"):
+            raise ConfigError(
+                "DATABASE_URL",
+                "postgresql URL needs a database name, e.g. postgresql://host/meiqia",
+            )
+        return url
+    raise ConfigError(
+        "DATABASE_URL",
+        f"unsupported scheme {parsed.scheme!r}: use sqlite:///path or "
+        "postgresql://user@host:5432/dbname",
+    )
+
+
+def check_redis_url(url: str) -> str:
+    """Return ``url`` if empty or a redis URL, else raise ConfigError."""
+    if not url:
+        return url
+    parsed = urlparse(url)
+    if parsed.scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError("REDIS_URL", f"expected redis://host:port/db, got {url!r}")
+    return url
+
+
+def load(app: Any, test_config: dict[str, Any] | None = None) -> None:
+    """Fill ``app.config`` in order: defaults, instance file, test config or env."""
+    # Ours win over Flask's own defaults (e.g. MAX_CONTENT_LENGTH = None).
+    app.config.update(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    if test_config is not None:
+        app.config.update(test_config)
+    else:
+        env = {
+            key[len("MEIQIA_") :]: value
+            for key, value in os.environ.items()
+            if key.startswith("MEIQIA_") and not key.startswith("MEIQIA_TEST_")
+        }
+        app.config.update(env)
+    for key in list(app.config):
+        if key in DEFAULTS:
+            app.config[key] = _coerce(key, app.config[key])
+    if not app.config.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = "sqlite:///" + os.path.join(
+            app.instance_path, "meiqia.sqlite3"
+        )
+    check_database_url(app.config["DATABASE_URL"])
+    check_redis_url(app.config["REDIS_URL"])
+    if app.config["LANGUAGE"] not in {"zh-CN", "en"}:
+        raise ConfigError("LANGUAGE", "expected zh-CN or en")

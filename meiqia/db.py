@@ -1,0 +1,100 @@
+"""Database wiring: one peewee proxy, chosen from ``DATABASE_URL`` at start-up.
+
+Models bind to ``database`` (a DatabaseProxy) so the same code runs on SQLite
+(embedded default) and PostgreSQL (production). Views get a connection per
+request; websocket handlers and jobs open one per unit of work with
+``connection()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote
+from urllib.parse import urlparse
+
+import peewee
+from playhouse.pool import PooledPostgresqlDatabase
+
+database = peewee.DatabaseProxy()
+
+#: SQLite settings for a web server with many threads: WAL lets readers run while
+#: one writer writes; busy_timeout makes a writer wait for the lock instead of
+#: failing at once; foreign keys are off by default in SQLite.
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 10000,
+    "synchronous": "normal",
+    "cache_size": -16000,
+}
+
+
+class ImmediateSqliteDatabase(peewee.SqliteDatabase):
+    """SQLite whose transactions take the write lock when they begin.
+
+    A deferred transaction that reads and then writes can fail at once with
+    "database is locked" when another writer got there first (SQLite does not
+    wait in that case, busy_timeout or not). Beginning IMMEDIATE makes writers
+    queue on busy_timeout instead. SQLite has one writer at a time anyway.
+    """
+
+    def begin(self, lock_type: str | None = None) -> None:
+        super().begin(lock_type or "IMMEDIATE")
+
+
+def make_database(url: str) -> peewee.Database:
+    """Build a peewee database for ``url`` (sqlite:///path or postgresql://…)."""
+    parsed = urlparse(url)
+    if parsed.scheme.startswith("sqlite"):
+        # sqlite:///relative/file and sqlite:////absolute/file, as SQLAlchemy has it.
+        path = unquote(parsed.path)[1:]
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        return ImmediateSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
+    return PooledPostgresqlDatabase(
+        parsed.path.lstrip("/"),
+        user=unquote(parsed.username) if parsed.username else None,
+        password=unquote(parsed.password) if parsed.password else None,
+        host=parsed.hostname or None,
+        port=parsed.port or None,
+        max_connections=64,
+        stale_timeout=300,
+        timeout=10,
+        autorollback=True,
+    )
+
+
+def is_postgres() -> bool:
+    """Tell whether the bound database is PostgreSQL (for dialect-specific SQL)."""
+    return isinstance(database.obj, peewee.PostgresqlDatabase)
+
+
+def init_app(app: Any) -> None:
+    """Bind the proxy to the configured database and open/close per request."""
+    db = make_database(app.config["DATABASE_URL"])
+    database.initialize(db)
+    app.extensions["meiqia.db"] = db
+
+    @app.before_request
+    def _open() -> None:
+        database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close(_exc: BaseException | None) -> None:
+        if not database.is_closed():
+            database.close()
+
+
+@contextlib.contextmanager
+def connection() -> Iterator[None]:
+    """Hold a connection for a unit of work outside a request (socket, job)."""
+    opened = database.connect(reuse_if_open=True)
+    try:
+        yield
+    finally:
+        if opened and not database.is_closed():
+            database.close()

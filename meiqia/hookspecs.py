@@ -1,0 +1,166 @@
+"""Every plugin hook of meiqia, documented here and nowhere else (DESIGN §7).
+
+Hooks are called with keyword arguments only. A hook that raises at run time is
+logged with the plugin's name and skipped; it never breaks a conversation.
+``docs/plugins.md`` repeats each hook under a heading that is its exact
+signature, and ``tests/unit/test_docs.py`` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("meiqia")
+hookimpl = pluggy.HookimplMarker("meiqia")
+
+
+# --- lifecycle -------------------------------------------------------------------
+
+
+@hookspec
+def startup(app: Any) -> None:
+    """Called once at the end of ``create_app``, with the app fully configured.
+
+    Use it to validate the plugin's own configuration (raise to stop start-up
+    with a clear message) or to warm caches. Returns nothing.
+    """
+
+
+@hookspec
+def register_blueprints(app: Any) -> list[Any] | None:
+    """Called once by ``create_app``; return Flask blueprints to register.
+
+    Routes of a plugin live under its own URL prefix. Return a list (or None).
+    """
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Called when the ``meiqia`` command is built; add click commands to ``cli``.
+
+    Returns nothing: call ``cli.add_command(...)`` or use ``@cli.command()``.
+    """
+
+
+# --- channels ----------------------------------------------------------------------
+
+
+@hookspec
+def register_channels(app: Any) -> list[type] | None:
+    """Called once at start-up; return channel classes.
+
+    A channel class has ``type`` (a slug such as ``"web"``), ``name``,
+    ``configuration_schema()`` (JSON Schema, secret fields listed under
+    ``"secret"``), optional inbound endpoints through ``register_blueprints``, and
+    ``deliver(conversation, message)`` which sends an agent's or the bot's public
+    message to the visitor and returns True when the channel confirmed delivery.
+    The web widget is one. Return a list of classes (or None).
+    """
+
+
+# --- bot ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_answerers(app: Any) -> list[Any] | None:
+    """Called once at start-up; return answerer objects.
+
+    An answerer has ``name`` and ``answer(question, conversation)`` returning a
+    list of candidates: dicts with ``entry_id``, ``question``, ``answer`` and
+    ``score`` (a confidence in [0, 1]). The bot merges every answerer's
+    candidates, best score first. The knowledge-base bot is one.
+    """
+
+
+# --- UI ----------------------------------------------------------------------------
+
+
+@hookspec
+def sidebar_panels(
+    conversation: Any, visitor: Any, actor: Any, request: Any
+) -> list[dict] | None:
+    """Called when an agent opens a conversation; return iframe panels.
+
+    Each panel is a dict with ``name``, ``url`` and optional ``height``. The host
+    appends ``token=<signed, short-lived token>`` describing the visitor and the
+    conversation, so the plugin's server can trust it, and sandboxes the iframe.
+    """
+
+
+@hookspec
+def menu_links(actor: Any, request: Any) -> list[dict] | None:
+    """Called when the workspace menu is drawn; return ``{"href", "label"}`` dicts.
+
+    Return only links ``actor`` may use (or None).
+    """
+
+
+# --- tickets -----------------------------------------------------------------------
+
+
+@hookspec
+def register_ticket_sinks(app: Any) -> list[type] | None:
+    """Called once at start-up; return ticket sink classes.
+
+    A sink class has ``type`` (slug), ``name``, ``configuration_schema()`` (JSON
+    Schema that drives the admin form; secret fields listed under ``"secret"``),
+    optional ``validate_config(config)``, ``create_ticket(ticket, config)`` and
+    ``update_ticket(ticket, config, changes)``, where ``ticket`` is the JSON
+    payload ``{"event", "ticket": {...}, "changes"}`` (public side only: no
+    internal notes). Raise to have the delivery retried. Admins configure
+    instances; each delivery runs as a job with retries and backoff, and
+    failures are shown to admins. Webhook and email are built in.
+    """
+
+
+# --- routing -----------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def assign_agent(conversation: Any, candidates: list[Any]) -> Any | None:
+    """Called when a conversation needs a handler; choose one of ``candidates``.
+
+    ``candidates`` are the team's online agents below their limit, already
+    ordered least-loaded first with round-robin ties. Return one of them, or
+    None to let the next implementation decide. The built-in policy returns the
+    first. Stops at first non-None result.
+    """
+
+
+# --- messages and events ------------------------------------------------------------
+
+
+@hookspec
+def before_message_saved(message: dict, conversation: Any) -> dict | None:
+    """Called before a message is stored; may redact or reject it.
+
+    ``message`` is a dict with ``sender_kind``, ``kind``, ``body``, ``payload``
+    and ``visibility``. Return a dict of fields to change (e.g. a redacted
+    ``body``), ``{"reject": "reason"}`` to refuse the message with that reason,
+    or None to leave it as it is.
+    """
+
+
+@hookspec
+def track_event(event: dict) -> None:
+    """Called after a change is committed: message created, conversation ended,
+    ticket changed, and so on.
+
+    ``event`` has ``name`` (e.g. ``"message.created"``), ``team_id``, ``at`` (ISO
+    UTC) and event-specific ids. Returns nothing; must not block (enqueue a job
+    for slow work).
+    """
+
+
+# --- authentication ---------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def actor_from_request(request: Any) -> Any | None:
+    """Called for each API request that has no session; return the agent making it.
+
+    Use it for single sign-on or custom tokens. The built-in implementation
+    reads ``Authorization: Bearer <api token>``. Stops at first non-None result.
+    """

@@ -1,0 +1,102 @@
+"""Teams, groups, agents, their permission scopes and API tokens."""
+
+from __future__ import annotations
+
+import peewee
+
+from meiqia.models.base import BaseModel
+from meiqia.models.base import JSONField
+from meiqia.models.base import utcnow
+
+ROLES = ("admin", "agent")
+#: Whose conversations and figures an agent sees: only his own, those of the groups
+#: he belongs to, everyone's, or an explicit list of agents and groups (custom).
+SCOPES = ("self", "groups", "all", "custom")
+STATUSES = ("online", "invisible", "offline")
+
+
+class Team(BaseModel):
+    name = peewee.CharField(max_length=120)
+    timezone = peewee.CharField(max_length=64, default="Asia/Shanghai")
+    language = peewee.CharField(max_length=8, default="zh-CN")
+    #: Bot thresholds, queue and ticket-form options; defaults live in
+    #: ``meiqia.services.settings`` so new keys need no migration.
+    settings = JSONField(default=dict)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+class Group(BaseModel):
+    team = peewee.ForeignKeyField(Team, backref="groups", on_delete="CASCADE")
+    name = peewee.CharField(max_length=80)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("team", "name"), True),)
+
+
+class Agent(BaseModel):
+    team = peewee.ForeignKeyField(Team, backref="agents", on_delete="CASCADE")
+    email = peewee.CharField(max_length=254, unique=True)
+    #: Real name: what colleagues and the history show.
+    name = peewee.CharField(max_length=80)
+    #: Name shown to visitors (defaults to the real name).
+    nickname = peewee.CharField(max_length=80, default="")
+    password_hash = peewee.CharField(max_length=255)
+    role = peewee.CharField(max_length=16, default="agent")
+    scope = peewee.CharField(max_length=16, default="self")
+    #: 接待上限: concurrent conversations routing may give him; 0 = none automatically.
+    max_concurrent = peewee.IntegerField(default=5)
+    status = peewee.CharField(max_length=16, default="offline")
+    active = peewee.BooleanField(default=True)
+    #: Personal UI preferences (history columns, language, notification sound).
+    preferences = JSONField(default=dict)
+    failed_logins = peewee.IntegerField(default=0)
+    locked_until = peewee.DateTimeField(null=True)
+    #: Round-robin tie-break for routing: when he last received a conversation.
+    last_assigned_at = peewee.DateTimeField(null=True)
+    last_seen_at = peewee.DateTimeField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("team", "status"), False),)
+
+    @property
+    def display_name(self) -> str:
+        return self.nickname or self.name
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class AgentGroup(BaseModel):
+    agent = peewee.ForeignKeyField(Agent, backref="memberships", on_delete="CASCADE")
+    group = peewee.ForeignKeyField(Group, backref="memberships", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("agent", "group"), True),)
+
+
+class ScopeGrant(BaseModel):
+    """One agent or group in an agent's ``custom`` permission scope."""
+
+    agent = peewee.ForeignKeyField(Agent, backref="scope_grants", on_delete="CASCADE")
+    target_agent = peewee.ForeignKeyField(
+        Agent, null=True, backref="+", on_delete="CASCADE"
+    )
+    target_group = peewee.ForeignKeyField(
+        Group, null=True, backref="+", on_delete="CASCADE"
+    )
+
+
+class ApiToken(BaseModel):
+    """A bearer token for integrations; only its SHA-256 is stored."""
+
+    agent = peewee.ForeignKeyField(Agent, backref="api_tokens", on_delete="CASCADE")
+    name = peewee.CharField(max_length=80)
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    #: First characters of the token, to recognise it in lists.
+    prefix = peewee.CharField(max_length=16)
+    created_at = peewee.DateTimeField(default=utcnow)
+    last_used_at = peewee.DateTimeField(null=True)
+    revoked_at = peewee.DateTimeField(null=True)

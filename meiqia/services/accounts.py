@@ -1,0 +1,447 @@
+"""Accounts: registering a team, agents and groups, logins, API tokens.
+
+``check_*`` functions validate untrusted input; ``do_*``-style functions write in
+one transaction, so a refused request leaves nothing half-created.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+import secrets
+from typing import Any
+
+from flask import current_app
+from werkzeug.security import check_password_hash
+from werkzeug.security import generate_password_hash
+
+from meiqia.db import database
+from meiqia.models import Agent
+from meiqia.models import AgentGroup
+from meiqia.models import ApiToken
+from meiqia.models import AuditLog
+from meiqia.models import ConversationRule
+from meiqia.models import Group
+from meiqia.models import ScopeGrant
+from meiqia.models import Team
+from meiqia.models.accounts import ROLES
+from meiqia.models.accounts import SCOPES
+from meiqia.models.accounts import STATUSES
+from meiqia.models.base import utcnow
+from meiqia.services.errors import Conflict
+from meiqia.services.errors import Forbidden
+from meiqia.services.errors import NotFound
+from meiqia.services.errors import RateLimited
+from meiqia.services.errors import Unauthorized
+from meiqia.services.errors import ValidationError
+from meiqia.services.validation import check
+
+#: Passwords people pick first; refused whatever their length.
+COMMON_PASSWORDS = {
+    "password", "password1", "12345678", "123456789", "1234567890", "qwerty123",
+    "11111111", "88888888", "iloveyou", "admin123", "abc12345", "a1234567",
+    "woaini1314", "qwertyuiop", "00000000", "meiqia123",
+}
+
+NAME = {"type": "string", "minLength": 1, "maxLength": 80}
+EMAIL = {"type": "string", "format": "email", "maxLength": 254, "minLength": 3}
+PASSWORD = {"type": "string", "maxLength": 200}
+
+REGISTER_SCHEMA = {
+    "type": "object",
+    "required": ["team_name", "name", "email", "password"],
+    "additionalProperties": False,
+    "properties": {
+        "team_name": {"type": "string", "minLength": 1, "maxLength": 120},
+        "name": NAME,
+        "email": EMAIL,
+        "password": PASSWORD,
+        "timezone": {"type": "string", "maxLength": 64},
+        "language": {"type": "string", "enum": ["zh-CN", "en"]},
+    },
+}
+
+AGENT_FIELDS = {
+    "name": NAME,
+    "nickname": {"type": "string", "maxLength": 80},
+    "email": EMAIL,
+    "password": PASSWORD,
+    "role": {"type": "string", "enum": list(ROLES)},
+    "scope": {"type": "string", "enum": list(SCOPES)},
+    "scope_agents": {"type": "array", "items": {"type": "integer"}, "maxItems": 500},
+    "scope_groups": {"type": "array", "items": {"type": "integer"}, "maxItems": 500},
+    "groups": {"type": "array", "items": {"type": "integer"}, "maxItems": 100},
+    "max_concurrent": {"type": "integer", "minimum": 0, "maximum": 1000},
+    "status": {"type": "string", "enum": list(STATUSES)},
+    "active": {"type": "boolean"},
+}
+AGENT_CREATE_SCHEMA = {
+    "type": "object",
+    "required": ["name", "email", "password"],
+    "additionalProperties": False,
+    "properties": AGENT_FIELDS,
+}
+AGENT_UPDATE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": AGENT_FIELDS,
+}
+GROUP_SCHEMA = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 80}},
+}
+TOKEN_SCHEMA = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 80}},
+}
+
+
+def check_password(password: str, field: str = "password") -> str:
+    """Refuse weak passwords with a message saying why."""
+    minimum = current_app.config["PASSWORD_MIN_LENGTH"] if current_app else 8
+    if len(password) < minimum:
+        raise ValidationError(f"{field}: at least {minimum} characters", field)
+    classes = sum(
+        bool(re.search(pattern, password))
+        for pattern in (r"[A-Za-z]", r"\d", r"[^A-Za-z\d]")
+    )
+    if classes < 2:
+        raise ValidationError(
+            f"{field}: mix at least two of letters, digits and symbols", field
+        )
+    if password.lower() in COMMON_PASSWORDS:
+        raise ValidationError(f"{field}: this password is too common", field)
+    return password
+
+
+def _normal_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _check_email_free(email: str, except_id: int | None = None) -> None:
+    query = Agent.select().where(Agent.email == email)
+    if except_id is not None:
+        query = query.where(Agent.id != except_id)
+    if query.exists():
+        raise Conflict("email: an account with this email already exists", "email")
+
+
+def registration_open() -> bool:
+    """The first account may always register; later teams only if configured."""
+    return not Team.select().exists() or bool(
+        current_app.config.get("OPEN_REGISTRATION")
+    )
+
+
+def register_team(data: dict[str, Any]) -> Agent:
+    """Create a team and its first admin in one transaction."""
+    check(data, REGISTER_SCHEMA)
+    if not registration_open():
+        raise Forbidden("registration is closed: ask an admin to create your account")
+    email = _normal_email(data["email"])
+    check_password(data["password"])
+    _check_email_free(email)
+    with database.atomic():
+        team = Team.create(
+            name=data["team_name"].strip(),
+            timezone=data.get("timezone") or current_app.config["TIMEZONE"],
+            language=data.get("language") or current_app.config["LANGUAGE"],
+        )
+        ConversationRule.create(team=team, grades=DEFAULT_GRADES)
+        agent = Agent.create(
+            team=team,
+            email=email,
+            name=data["name"].strip(),
+            password_hash=generate_password_hash(data["password"]),
+            role="admin",
+            scope="all",
+        )
+        audit(agent, "team.register", "team", team.id)
+    return agent
+
+
+#: Grades by message count until an admin sets the conversation rules.
+DEFAULT_GRADES = [
+    {"grade": "A", "min_messages": 20},
+    {"grade": "B", "min_messages": 10},
+    {"grade": "C", "min_messages": 3},
+    {"grade": "D", "min_messages": 0},
+]
+
+
+def require_admin(actor: Agent) -> None:
+    if not actor.is_admin:
+        raise Forbidden("only admins may do this")
+
+
+def _team_ids(model: Any, team: Team, ids: list[int], field: str) -> list[int]:
+    ids = sorted(set(ids))
+    found = {row.id for row in model.select(model.id).where(model.team == team, model.id.in_(ids))}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ValidationError(f"{field}: no such id in this team: {missing[0]}", field)
+    return ids
+
+
+def create_agent(actor: Agent, data: dict[str, Any]) -> Agent:
+    """An admin creates an agent of his team."""
+    require_admin(actor)
+    check(data, AGENT_CREATE_SCHEMA)
+    email = _normal_email(data["email"])
+    check_password(data["password"])
+    _check_email_free(email)
+    group_ids = _team_ids(Group, actor.team, data.get("groups", []), "groups")
+    with database.atomic():
+        agent = Agent.create(
+            team=actor.team,
+            email=email,
+            name=data["name"].strip(),
+            nickname=data.get("nickname", "").strip(),
+            password_hash=generate_password_hash(data["password"]),
+            role=data.get("role", "agent"),
+            scope=data.get("scope", "self"),
+            max_concurrent=data.get("max_concurrent", 5),
+            status=data.get("status", "offline"),
+        )
+        for gid in group_ids:
+            AgentGroup.create(agent=agent, group=gid)
+        _set_grants(actor, agent, data)
+        audit(actor, "agent.create", "agent", agent.id, {"email": email})
+    return agent
+
+
+def _set_grants(actor: Agent, agent: Agent, data: dict[str, Any]) -> None:
+    if "scope_agents" not in data and "scope_groups" not in data:
+        return
+    agents = _team_ids(Agent, actor.team, data.get("scope_agents", []), "scope_agents")
+    groups = _team_ids(Group, actor.team, data.get("scope_groups", []), "scope_groups")
+    ScopeGrant.delete().where(ScopeGrant.agent == agent).execute()
+    for aid in agents:
+        ScopeGrant.create(agent=agent, target_agent=aid)
+    for gid in groups:
+        ScopeGrant.create(agent=agent, target_group=gid)
+
+
+def get_agent(actor: Agent, agent_id: int) -> Agent:
+    agent = Agent.get_or_none(Agent.id == agent_id, Agent.team == actor.team)
+    if agent is None:
+        raise NotFound("no such agent")
+    return agent
+
+
+def update_agent(actor: Agent, agent_id: int, data: dict[str, Any]) -> Agent:
+    """Admins change anything; an agent may change his own name, password, status."""
+    check(data, AGENT_UPDATE_SCHEMA)
+    agent = get_agent(actor, agent_id)
+    own = {"name", "nickname", "password", "status"}
+    if not actor.is_admin and (agent.id != actor.id or set(data) - own):
+        raise Forbidden("only admins may change this")
+    if "password" in data:
+        check_password(data["password"])
+    if "email" in data:
+        data["email"] = _normal_email(data["email"])
+        _check_email_free(data["email"], except_id=agent.id)
+    if agent.id == actor.id and data.get("role") == "agent" and actor.is_admin:
+        others = Agent.select().where(
+            Agent.team == actor.team, Agent.role == "admin", Agent.id != actor.id,
+            Agent.active == True,  # noqa: E712 - peewee expression
+        )
+        if not others.exists():
+            raise ValidationError("role: the team needs at least one admin", "role")
+    group_ids = (
+        _team_ids(Group, actor.team, data["groups"], "groups") if "groups" in data else None
+    )
+    old_limit, old_status = agent.max_concurrent, agent.status
+    with database.atomic():
+        for key in ("name", "nickname", "email", "role", "scope", "max_concurrent",
+                    "status", "active"):
+            if key in data:
+                value = data[key].strip() if isinstance(data[key], str) and key in {"name", "nickname"} else data[key]
+                setattr(agent, key, value)
+        if "password" in data:
+            agent.password_hash = generate_password_hash(data["password"])
+        agent.save()
+        if group_ids is not None:
+            AgentGroup.delete().where(AgentGroup.agent == agent).execute()
+            for gid in group_ids:
+                AgentGroup.create(agent=agent, group=gid)
+        _set_grants(actor, agent, data)
+        audit(actor, "agent.update", "agent", agent.id,
+              {k: v for k, v in data.items() if k != "password"})
+    if agent.max_concurrent > old_limit or (agent.status == "online" and old_status != "online"):
+        _capacity_freed(agent)
+    return agent
+
+
+def _capacity_freed(agent: Agent) -> None:
+    """Tell routing a place may have freed (limit raised, agent came online)."""
+    from meiqia.services import events
+
+    events.capacity_changed(agent.team_id)
+
+
+def create_group(actor: Agent, data: dict[str, Any]) -> Group:
+    require_admin(actor)
+    check(data, GROUP_SCHEMA)
+    name = data["name"].strip()
+    if Group.select().where(Group.team == actor.team, Group.name == name).exists():
+        raise Conflict("name: a group with this name exists", "name")
+    group = Group.create(team=actor.team, name=name)
+    audit(actor, "group.create", "group", group.id, {"name": name})
+    return group
+
+
+def get_group(actor: Agent, group_id: int) -> Group:
+    group = Group.get_or_none(Group.id == group_id, Group.team == actor.team)
+    if group is None:
+        raise NotFound("no such group")
+    return group
+
+
+def update_group(actor: Agent, group_id: int, data: dict[str, Any]) -> Group:
+    require_admin(actor)
+    check(data, GROUP_SCHEMA)
+    group = get_group(actor, group_id)
+    name = data["name"].strip()
+    clash = Group.select().where(
+        Group.team == actor.team, Group.name == name, Group.id != group.id
+    )
+    if clash.exists():
+        raise Conflict("name: a group with this name exists", "name")
+    group.name = name
+    group.save()
+    return group
+
+
+def delete_group(actor: Agent, group_id: int) -> None:
+    require_admin(actor)
+    group = get_group(actor, group_id)
+    with database.atomic():
+        group.delete_instance()
+        audit(actor, "group.delete", "group", group_id)
+
+
+def group_ids_of(agent: Agent) -> list[int]:
+    return [m.group_id for m in AgentGroup.select().where(AgentGroup.agent == agent)]
+
+
+def agent_to_dict(agent: Agent, full: bool = True) -> dict[str, Any]:
+    """An agent as colleagues see him; ``full`` adds what admins manage."""
+    data = {
+        "id": agent.id,
+        "name": agent.name,
+        "nickname": agent.nickname,
+        "display_name": agent.display_name,
+        "status": agent.status,
+        "role": agent.role,
+    }
+    if full:
+        grants = list(ScopeGrant.select().where(ScopeGrant.agent == agent))
+        data.update(
+            email=agent.email,
+            scope=agent.scope,
+            scope_agents=[g.target_agent_id for g in grants if g.target_agent_id],
+            scope_groups=[g.target_group_id for g in grants if g.target_group_id],
+            groups=group_ids_of(agent),
+            max_concurrent=agent.max_concurrent,
+            active=agent.active,
+            created_at=iso(agent.created_at),
+        )
+    return data
+
+
+def iso(value: datetime.datetime | None) -> str | None:
+    """A stored (naive UTC) time as ISO 8601 with its Z."""
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
+def authenticate(email: str, password: str, ip: str = "") -> Agent:
+    """Check a login; lock the account for a while after repeated failures."""
+    if not isinstance(email, str) or not isinstance(password, str):
+        raise ValidationError("email and password are required")
+    agent = Agent.get_or_none(Agent.email == _normal_email(email))
+    now = utcnow()
+    if agent is not None and agent.locked_until and agent.locked_until > now:
+        raise RateLimited("too many failed logins: try again later")
+    if agent is None or not agent.active or not check_password_hash(
+        agent.password_hash, password
+    ):
+        if agent is not None:
+            failures = agent.failed_logins + 1
+            locked = None
+            if failures >= current_app.config["LOGIN_MAX_FAILURES"]:
+                locked = now + datetime.timedelta(
+                    seconds=current_app.config["LOGIN_LOCKOUT_SECONDS"]
+                )
+                failures = 0
+            Agent.update(failed_logins=failures, locked_until=locked).where(
+                Agent.id == agent.id
+            ).execute()
+            audit(agent, "login.failed", "agent", agent.id, ip=ip)
+        raise Unauthorized("wrong email or password")
+    Agent.update(failed_logins=0, locked_until=None, last_seen_at=now).where(
+        Agent.id == agent.id
+    ).execute()
+    return agent
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(actor: Agent, data: dict[str, Any]) -> tuple[ApiToken, str]:
+    """Create an API token for the actor; the plain token is returned only now."""
+    check(data, TOKEN_SCHEMA)
+    token = "mq_" + secrets.token_urlsafe(32)
+    row = ApiToken.create(
+        agent=actor, name=data["name"].strip(), token_hash=_hash_token(token),
+        prefix=token[:10],
+    )
+    audit(actor, "token.create", "api_token", row.id)
+    return row, token
+
+
+def revoke_token(actor: Agent, token_id: int) -> None:
+    row = ApiToken.get_or_none(ApiToken.id == token_id, ApiToken.agent == actor)
+    if row is None:
+        raise NotFound("no such token")
+    row.revoked_at = utcnow()
+    row.save()
+    audit(actor, "token.revoke", "api_token", row.id)
+
+
+def agent_for_token(token: str) -> Agent | None:
+    row = (
+        ApiToken.select(ApiToken, Agent)
+        .join(Agent)
+        .where(ApiToken.token_hash == _hash_token(token), ApiToken.revoked_at.is_null())
+        .first()
+    )
+    if row is None or not row.agent.active:
+        return None
+    ApiToken.update(last_used_at=utcnow()).where(ApiToken.id == row.id).execute()
+    return row.agent
+
+
+def audit(
+    actor: Agent | None,
+    action: str,
+    target_type: str = "",
+    target_id: Any = "",
+    details: dict | None = None,
+    ip: str = "",
+) -> None:
+    AuditLog.create(
+        team=actor.team_id if actor else None,
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        details=details or {},
+        ip=ip,
+    )

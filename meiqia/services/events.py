@@ -1,0 +1,55 @@
+"""The one choke point for "something happened" (STYLE rule 7, Zulip's send_event).
+
+Services call ``emit`` after their transaction committed: it runs the
+``track_event`` hook and publishes to the hub topics the caller names
+explicitly. Views and hooks never publish on their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from meiqia.models.base import utcnow
+
+
+def hub() -> Any:
+    return current_app.extensions["meiqia.hub"]
+
+
+def plugins() -> Any:
+    return current_app.extensions["meiqia.plugins"]
+
+
+def emit(
+    name: str,
+    team_id: int,
+    topics: list[str] | tuple[str, ...] = (),
+    data: dict[str, Any] | None = None,
+    track: bool = True,
+) -> dict[str, Any]:
+    """Publish ``{"type": name, "data": data}`` to ``topics``; run ``track_event``."""
+    data = data or {}
+    envelope = {"type": name, "ts": utcnow().isoformat(timespec="milliseconds") + "Z", "data": data}
+    for topic in topics:
+        hub().publish(topic, envelope)
+    if track:
+        pm = plugins()
+        pm.call(
+            "track_event",
+            timeout=pm.hook_timeout,
+            event={"name": name, "team_id": team_id, "at": envelope["ts"], **data},
+        )
+    return envelope
+
+
+#: Called when an agent may have room for more conversations (limit raised,
+#: came online, ended or transferred a conversation). Routing registers itself
+#: here so this module stays below the services that use it.
+capacity_listeners: list[Any] = []
+
+
+def capacity_changed(team_id: int) -> None:
+    for listener in capacity_listeners:
+        listener(team_id)

@@ -1,0 +1,158 @@
+"""The team and its settings (bot thresholds, queue, ticket form, widget).
+
+Settings live as JSON on the team; ``SETTINGS_DEFAULTS`` fills what a team has
+not set, so a new setting needs no migration. Every change is validated as a
+whole (e.g. the answer threshold may not sit below the suggest threshold).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfoNotFoundError
+
+from meiqia.db import database
+from meiqia.models import Agent
+from meiqia.models import Team
+from meiqia.services.accounts import audit
+from meiqia.services.accounts import iso
+from meiqia.services.accounts import require_admin
+from meiqia.services.errors import ValidationError
+from meiqia.services.validation import check
+
+SETTINGS_DEFAULTS: dict[str, Any] = {
+    #: Visitors talk to the bot first when on.
+    "bot_enabled": True,
+    #: At or above: the bot answers. Between suggest and answer: "did you mean".
+    "answer_threshold": 0.7,
+    "suggest_threshold": 0.5,
+    #: Unrecognised questions in a row before the bot offers a human itself.
+    "bot_failures_before_human": 2,
+    #: Queue when every online agent is at his limit (else: leave a message).
+    "queue_enabled": True,
+    "welcome_message": "",
+    "offline_message": "",
+    "ticket_form": {
+        "ask_name": True,
+        "ask_phone": True,
+        "ask_email": True,
+        #: At least one of phone or email is required.
+        "require_contact": True,
+        "allow_attachments": True,
+    },
+    "widget": {"color": "#1f6feb", "position": "right"},
+}
+
+_THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
+SETTINGS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "bot_enabled": {"type": "boolean"},
+        "answer_threshold": _THRESHOLD,
+        "suggest_threshold": _THRESHOLD,
+        "bot_failures_before_human": {"type": "integer", "minimum": 1, "maximum": 20},
+        "queue_enabled": {"type": "boolean"},
+        "welcome_message": {"type": "string", "maxLength": 2000},
+        "offline_message": {"type": "string", "maxLength": 2000},
+        "ticket_form": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "ask_name": {"type": "boolean"},
+                "ask_phone": {"type": "boolean"},
+                "ask_email": {"type": "boolean"},
+                "require_contact": {"type": "boolean"},
+                "allow_attachments": {"type": "boolean"},
+            },
+        },
+        "widget": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "color": {"type": "string", "pattern": r"^#[0-9a-fA-F]{6}$"},
+                "position": {"type": "string", "enum": ["left", "right"]},
+            },
+        },
+    },
+}
+TEAM_UPDATE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 120},
+        "timezone": {"type": "string", "maxLength": 64},
+        "language": {"type": "string", "enum": ["zh-CN", "en"]},
+        "settings": SETTINGS_SCHEMA,
+    },
+}
+
+
+def settings_of(team: Team) -> dict[str, Any]:
+    """The team's settings with defaults filled in (nested dicts merged)."""
+    merged = copy.deepcopy(SETTINGS_DEFAULTS)
+    for key, value in (team.settings or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def update_team(actor: Agent, data: dict[str, Any]) -> Team:
+    require_admin(actor)
+    check(data, TEAM_UPDATE_SCHEMA)
+    team = Team.get_by_id(actor.team_id)
+    if "timezone" in data:
+        try:
+            ZoneInfo(data["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(
+                "timezone: unknown time zone, e.g. Asia/Shanghai", "timezone"
+            ) from None
+    if "settings" in data:
+        stored = copy.deepcopy(team.settings or {})
+        for key, value in data["settings"].items():
+            if isinstance(value, dict):
+                stored.setdefault(key, {}).update(value)
+            else:
+                stored[key] = value
+        probe = Team(settings=stored)
+        merged = settings_of(probe)
+        if merged["suggest_threshold"] > merged["answer_threshold"]:
+            raise ValidationError(
+                "settings.suggest_threshold: must not exceed answer_threshold",
+                "settings.suggest_threshold",
+            )
+        team.settings = stored
+    for key in ("name", "timezone", "language"):
+        if key in data:
+            setattr(team, key, data[key].strip() if key == "name" else data[key])
+    with database.atomic():
+        team.save()
+        audit(actor, "team.update", "team", team.id, data)
+    return team
+
+
+def team_to_dict(team: Team, with_settings: bool = False) -> dict[str, Any]:
+    data = {
+        "id": team.id,
+        "name": team.name,
+        "timezone": team.timezone,
+        "language": team.language,
+        "created_at": iso(team.created_at),
+    }
+    if with_settings:
+        data["settings"] = settings_of(team)
+    return data
+
+
+def widget_config(team_id: int) -> dict[str, Any] | None:
+    """What the public widget page may know of a team (None: no such team)."""
+    team = Team.get_or_none(Team.id == team_id)
+    if team is None:
+        return None
+    settings = settings_of(team)
+    return {"id": team.id, "name": team.name, "language": team.language,
+            "widget": settings["widget"], "ticket_form": settings["ticket_form"]}

@@ -1,0 +1,92 @@
+"""Validate untrusted JSON against a small JSON-Schema subset.
+
+One schema serves two purposes: ``check`` refuses bad input with a message that
+names the field, and the OpenAPI document shows the same schema, so the docs
+cannot drift from what the API accepts. Supported: type (object, string,
+integer, number, boolean, array, null, or a list of them), properties,
+required, additionalProperties (false only), enum, minLength, maxLength,
+pattern, format (email), minimum, maximum, items, maxItems, minItems.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from meiqia.services.errors import ValidationError
+
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "null": (type(None),),
+}
+
+
+def _type_ok(value: Any, name: str) -> bool:
+    if name in {"integer", "number"} and isinstance(value, bool):
+        return False
+    return isinstance(value, _TYPES[name])
+
+
+def check(value: Any, schema: dict[str, Any], path: str = "") -> Any:
+    """Return ``value`` if it matches ``schema``; else raise ValidationError."""
+    field = path or None
+    label = path or "body"
+    types = schema.get("type")
+    if types is not None:
+        names = types if isinstance(types, list) else [types]
+        if not any(_type_ok(value, name) for name in names):
+            raise ValidationError(f"{label}: expected {' or '.join(names)}", field)
+    if value is None:
+        return value
+    if "enum" in schema and value not in schema["enum"]:
+        choices = ", ".join(str(c) for c in schema["enum"])
+        raise ValidationError(f"{label}: must be one of {choices}", field)
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            if schema.get("minLength") == 1:
+                raise ValidationError(f"{label}: must not be empty", field)
+            raise ValidationError(
+                f"{label}: at least {schema['minLength']} characters", field
+            )
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            raise ValidationError(
+                f"{label}: at most {schema['maxLength']} characters", field
+            )
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            raise ValidationError(f"{label}: has the wrong format", field)
+        if schema.get("format") == "email" and value and not EMAIL_RE.match(value):
+            raise ValidationError(f"{label}: is not a valid email address", field)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise ValidationError(f"{label}: must be at least {schema['minimum']}", field)
+        if "maximum" in schema and value > schema["maximum"]:
+            raise ValidationError(f"{label}: must be at most {schema['maximum']}", field)
+    if isinstance(value, list):
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            raise ValidationError(f"{label}: at most {schema['maxItems']} items", field)
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            raise ValidationError(f"{label}: at least {schema['minItems']} items", field)
+        if "items" in schema:
+            for index, item in enumerate(value):
+                check(item, schema["items"], f"{path}[{index}]" if path else f"[{index}]")
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in value:
+                sub = f"{path}.{name}" if path else name
+                raise ValidationError(f"{sub}: is required", sub)
+        if schema.get("additionalProperties") is False:
+            for name in value:
+                if name not in props:
+                    sub = f"{path}.{name}" if path else name
+                    raise ValidationError(f"{sub}: unknown field", sub)
+        for name, sub_schema in props.items():
+            if name in value:
+                check(value[name], sub_schema, f"{path}.{name}" if path else name)
+    return value

@@ -1,0 +1,25 @@
+"""Progress of background jobs (reindex, exports…), the same in both modes."""
+
+from __future__ import annotations
+
+from flask import g
+
+from meiqia.models import JobRecord
+from meiqia.services.accounts import iso
+from meiqia.services.errors import NotFound
+from meiqia.web.api import route
+
+
+@route("/jobs/<job_id>", summary="A job's status, progress and result", tags=["jobs"])
+def get_job(job_id: str) -> dict:
+    job = JobRecord.get_or_none(JobRecord.id == job_id[:64])
+    allowed = job is not None and job.team_id == g.actor.team_id and (
+        g.actor.is_admin or job.requested_by == g.actor.id)
+    if not allowed:
+        raise NotFound("no such job")
+    return {
+        "id": job.id, "name": job.name, "status": job.status, "progress": job.progress,
+        "message": job.message, "result": job.result, "error": job.error,
+        "attempts": job.attempts, "created_at": iso(job.created_at),
+        "finished_at": iso(job.finished_at),
+    }

@@ -1,0 +1,118 @@
+"""``GET /api/v1/openapi.json``: the OpenAPI 3.1 document, built from ``route``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from meiqia import __version__
+from meiqia.web.api import OPERATIONS
+from meiqia.web.api import route
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+
+SECURITY = {
+    "agent": [{"session": [], "csrf": []}, {"token": []}],
+    "admin": [{"session": [], "csrf": []}, {"token": []}],
+    "visitor": [{"visitor": []}],
+    "agent_or_visitor": [{"session": []}, {"token": []}, {"visitor": []}],
+    "none": [],
+}
+
+
+def _path(rule: str) -> tuple[str, list[dict]]:
+    params = []
+
+    def repl(match: re.Match) -> str:
+        converter, name = match.group(1), match.group(2)
+        schema = {"type": "integer"} if converter == "int" else {"type": "string"}
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+        return "{" + name + "}"
+
+    path = re.sub(r"<(?:(\w+):)?(\w+)>", repl, rule)
+    return "/api/v1" + path, params
+
+
+def document() -> dict[str, Any]:
+    """Build the document from every declared operation."""
+    paths: dict[str, dict] = {}
+    for op in OPERATIONS:
+        path, params = _path(op.rule)
+        if op.query:
+            for name, schema in op.query.get("properties", {}).items():
+                params.append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in op.query.get("required", []),
+                        "schema": schema,
+                    }
+                )
+        item: dict[str, Any] = {
+            "operationId": op.endpoint,
+            "summary": op.summary,
+            "tags": op.tags,
+            "parameters": params,
+            "security": SECURITY[op.auth],
+            "responses": {
+                str(op.status): {
+                    "description": "OK",
+                    "content": {
+                        "application/json": {"schema": op.response or {"type": "object"}}
+                    },
+                },
+                "4XX": {
+                    "description": "The request was refused; the message says why.",
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                },
+            },
+        }
+        if op.description:
+            item["description"] = op.description
+        if op.body is not None:
+            item["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": op.body}},
+            }
+        if op.form is not None:
+            item["requestBody"] = {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": op.form}},
+            }
+        paths.setdefault(path, {})[op.method] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "meiqia API",
+            "version": __version__,
+            "description": "JSON API of meiqia. Agents authenticate with the session "
+            "cookie plus X-CSRF-Token on writes, or Authorization: Bearer <token>; "
+            "visitors with X-Visitor-Token.",
+        },
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "session"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+                "token": {"type": "http", "scheme": "bearer"},
+                "visitor": {"type": "apiKey", "in": "header", "name": "X-Visitor-Token"},
+            }
+        },
+        "paths": dict(sorted(paths.items())),
+    }
+
+
+@route("/openapi.json", summary="This OpenAPI document", auth="none", tags=["meta"])
+def openapi_json() -> dict[str, Any]:
+    return document()

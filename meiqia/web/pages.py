@@ -1,0 +1,84 @@
+"""Server-rendered pages: log in, register the team, log out, home."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+
+from meiqia.services import accounts
+from meiqia.services.errors import ServiceError
+from meiqia.web import security
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index() -> Any:
+    agent = security.session_agent()
+    if agent is None:
+        return redirect(url_for("pages.login"))
+    return redirect(url_for("workspace.workspace"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = None
+    if request.method == "POST":
+        try:
+            security.check_csrf(request.form.get("csrf_token"))
+            agent = accounts.authenticate(
+                request.form.get("email", ""),
+                request.form.get("password", ""),
+                request.remote_addr or "",
+            )
+        except ServiceError as exc:
+            error = exc.message
+        else:
+            security.login(agent)
+            return redirect(url_for("pages.index"))
+    status = 401 if error else 200
+    return (
+        render_template(
+            "login.html", error=error, can_register=accounts.registration_open(),
+            email=request.form.get("email", ""),
+        ),
+        status,
+    )
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register() -> Any:
+    error = None
+    field = None
+    if request.method == "POST":
+        try:
+            security.check_csrf(request.form.get("csrf_token"))
+            data = {
+                key: request.form.get(key, "")
+                for key in ("team_name", "name", "email", "password")
+            }
+            agent = accounts.register_team(data)
+        except ServiceError as exc:
+            error, field = exc.message, exc.field
+        else:
+            security.login(agent)
+            return redirect(url_for("pages.index"))
+    return (
+        render_template(
+            "register.html", error=error, field=field, form=request.form,
+            open=accounts.registration_open(),
+        ),
+        422 if error else 200,
+    )
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    security.check_csrf(request.form.get("csrf_token"))
+    security.logout()
+    return redirect(url_for("pages.login"))

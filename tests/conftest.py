@@ -1,0 +1,220 @@
+"""Shared fixtures (flaskr style): ``app`` on a real SQLite file, ``pg_app`` on the
+local PostgreSQL, ``db_app`` on both, ``redis_url``, ``client``, ``runner``, ``api``.
+
+PostgreSQL and Redis tests fail in CI (``CI=true``) when the server is
+unreachable, and skip elsewhere with a message that says how to start it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.helpers import ApiClient
+
+IN_CI = os.environ.get("CI") == "true"
+PG_URL = os.environ.get(
+    "MEIQIA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/meiqia_test"
+)
+REDIS_URL = os.environ.get("MEIQIA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+PG_HOW = (
+    "start PostgreSQL (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) "
+    "main start) or set MEIQIA_TEST_DATABASE_URL"
+)
+REDIS_HOW = (
+    "start Redis (redis-server --daemonize yes --port 6379) or set MEIQIA_TEST_REDIS_URL"
+)
+
+
+def unavailable(what: str, how: str, error: Exception) -> None:
+    message = f"{what} unreachable ({error}); {how}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def base_config(tmp_path: Any, **extra: Any) -> dict[str, Any]:
+    config = {
+        "SECRET_KEY": "test-secret-key",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/meiqia.sqlite3",
+        "REDIS_URL": "",
+        "JOBS_INLINE": True,
+        "PASSWORD_MIN_LENGTH": 8,
+    }
+    config.update(extra)
+    return config
+
+
+def make_app(tmp_path: Any, plugins: tuple = (), **config: Any) -> Any:
+    from meiqia import create_app
+    from meiqia import migrations
+    from meiqia.db import database
+
+    app = create_app(
+        base_config(tmp_path, **config),
+        plugins=plugins,
+        instance_path=str(tmp_path / "instance"),
+    )
+    with app.app_context():
+        migrations.upgrade(database.obj)
+        if not database.is_closed():
+            database.close()
+    return app
+
+
+def close_app(app: Any) -> None:
+    from meiqia.db import database
+
+    app.extensions["meiqia.jobs"].close()
+    app.extensions["meiqia.hub"].close()
+    if not database.is_closed():
+        database.close()
+    db = app.extensions["meiqia.db"]
+    if hasattr(db, "close_all"):
+        db.close_all()
+
+
+@pytest.fixture
+def app(tmp_path: Any) -> Iterator[Any]:
+    """The embedded default on a fresh SQLite file: no server needed."""
+    app = make_app(tmp_path)
+    with app.app_context():
+        yield app
+    close_app(app)
+
+
+# --- PostgreSQL ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A database of this test session's own on the local PostgreSQL server."""
+    from urllib.parse import urlparse
+
+    import psycopg2
+    from psycopg2 import sql
+
+    parsed = urlparse(PG_URL)
+    name = f"{parsed.path.lstrip('/') or 'meiqia_test'}_{uuid.uuid4().hex[:8]}"
+    admin_dsn = PG_URL.rsplit("/", 1)[0] + "/postgres"
+    try:
+        conn = psycopg2.connect(admin_dsn, connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        unavailable("PostgreSQL", PG_HOW, exc)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.close()
+
+
+def truncate_all(url: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'schema_migration'"
+        )
+        tables = [row[0] for row in cur.fetchall()]
+        if tables:
+            cur.execute(
+                "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+            )
+    conn.close()
+
+
+@pytest.fixture
+def pg_app(tmp_path: Any, pg_database_url: str) -> Iterator[Any]:
+    """The app on PostgreSQL (tables emptied before each test)."""
+    app = make_app(tmp_path, DATABASE_URL=pg_database_url)
+    truncate_all(pg_database_url)
+    with app.app_context():
+        yield app
+    close_app(app)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_app(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    """The app on SQLite, then on PostgreSQL: for tests that must hold on both."""
+    if request.param == "sqlite":
+        app = make_app(tmp_path)
+    else:
+        url = request.getfixturevalue("pg_database_url")
+        app = make_app(tmp_path, DATABASE_URL=url)
+        truncate_all(url)
+    with app.app_context():
+        yield app
+    close_app(app)
+
+
+# --- Redis -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The test Redis, checked reachable; keys of this test are removed after."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable("Redis", REDIS_HOW, exc)
+    yield REDIS_URL
+    client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own, deleted afterwards."""
+    import redis
+
+    prefix = f"mqtest-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"*{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+# --- clients ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Any) -> Any:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def api(app: Any) -> ApiClient:
+    """A logged-in admin of a fresh team (``api.admin``), with CSRF handled."""
+    return ApiClient.registered(app)
+
+
+@pytest.fixture
+def db_api(db_app: Any) -> ApiClient:
+    return ApiClient.registered(db_app)

@@ -1,0 +1,87 @@
+"""Test helpers: an API client that logs in and sends the CSRF header.
+
+Named ``helpers`` (not fixtures) because they are plain classes tests may also
+instantiate for a second or third agent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ADMIN_PASSWORD = "s3cret-pass"
+AGENT_PASSWORD = "agent-pass-1"
+
+
+class ApiClient:
+    """A test client for one agent: JSON in and out, CSRF header on writes."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.client = app.test_client()
+        self.csrf: str | None = None
+        self.agent: dict[str, Any] | None = None
+        self.team: dict[str, Any] | None = None
+
+    @classmethod
+    def registered(cls, app: Any, team_name: str = "测试团队") -> ApiClient:
+        api = cls(app)
+        response = api.client.post(
+            "/api/v1/auth/register",
+            json={
+                "team_name": team_name,
+                "name": "王管理",
+                "email": "admin@example.com",
+                "password": ADMIN_PASSWORD,
+            },
+        )
+        assert response.status_code == 201, response.get_json()
+        api._take(response.get_json())
+        return api
+
+    def _take(self, data: dict[str, Any]) -> None:
+        self.csrf = data["csrf_token"]
+        self.agent = data["agent"]
+        self.team = data["team"]
+
+    def login(self, email: str, password: str) -> Any:
+        response = self.client.post(
+            "/api/v1/auth/login", json={"email": email, "password": password}
+        )
+        if response.status_code == 200:
+            self._take(response.get_json())
+        return response
+
+    def new_agent(self, **fields: Any) -> ApiClient:
+        """Create an agent through the API (as this admin) and log him in."""
+        body = {
+            "name": fields.pop("name", "李客服"),
+            "email": fields.pop("email", "agent@example.com"),
+            "password": AGENT_PASSWORD,
+            **fields,
+        }
+        response = self.post("/api/v1/agents", json=body)
+        assert response.status_code == 201, response.get_json()
+        other = ApiClient(self.app)
+        assert other.login(body["email"], AGENT_PASSWORD).status_code == 200
+        return other
+
+    def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
+        merged = dict(headers or {})
+        if self.csrf:
+            merged.setdefault("X-CSRF-Token", self.csrf)
+        return merged
+
+    def get(self, url: str, **kw: Any) -> Any:
+        return self.client.get(url, **kw)
+
+    def post(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Any:
+        return self.client.post(url, headers=self._headers(headers), **kw)
+
+    def patch(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Any:
+        return self.client.patch(url, headers=self._headers(headers), **kw)
+
+    def put(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Any:
+        return self.client.put(url, headers=self._headers(headers), **kw)
+
+    def delete(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Any:
+        return self.client.delete(url, headers=self._headers(headers), **kw)

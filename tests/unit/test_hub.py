@@ -1,0 +1,60 @@
+"""The event hub: in process, and across processes through Redis."""
+
+from __future__ import annotations
+
+import redis
+
+from meiqia.hub import MemoryHub
+from meiqia.hub import RedisHub
+from meiqia.hub import make_redis
+from meiqia.hub import wait_for
+
+
+def test_memory_hub_delivers_to_subscribers_of_the_topic_only():
+    hub = MemoryHub()
+    a = hub.subscribe(["conversation:1"])
+    b = hub.subscribe(["conversation:2", "agent:7"])
+    hub.publish("conversation:1", {"type": "message", "data": {"body": "你好"}})
+    hub.publish("agent:7", {"type": "mention"})
+    assert a.drain() == [("conversation:1", {"type": "message", "data": {"body": "你好"}})]
+    assert b.drain() == [("agent:7", {"type": "mention"})]
+    b.remove("agent:7")
+    hub.publish("agent:7", {"type": "mention"})
+    assert b.get(timeout=0.01) is None
+    a.close()
+    hub.publish("conversation:1", {"type": "x"})
+    assert a.drain() == []
+
+
+def test_redis_hub_carries_events_between_two_hubs(redis_url, redis_prefix):
+    """Two hubs on one Redis stand for two web processes."""
+    one = RedisHub(make_redis(redis_url, 0.5), redis_prefix)
+    two = RedisHub(make_redis(redis_url, 0.5), redis_prefix)
+    try:
+        assert one.wait_ready() and two.wait_ready()
+        sub = two.subscribe(["conversation:42"])
+        other = two.subscribe(["conversation:43"])
+        # The pattern subscription is in place before the first publish.
+        assert wait_for(lambda: _published(one, "conversation:42", sub))
+        assert other.drain() == []
+        assert one.health()["ok"] and two.health()["listening"]
+    finally:
+        one.close()
+        two.close()
+
+
+def _published(hub, topic, sub) -> bool:
+    hub.publish(topic, {"type": "message", "data": {"body": "跨进程"}})
+    item = sub.get(timeout=0.2)
+    return item == (topic, {"type": "message", "data": {"body": "跨进程"}})
+
+
+def test_redis_hub_publish_survives_unreachable_redis():
+    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2)
+    hub = RedisHub(client, "mqtest-down")
+    try:
+        hub.publish("conversation:1", {"type": "x"})  # logged, not raised
+        health = hub.health()
+        assert health["ok"] is False and "error" in health
+    finally:
+        hub.close()
