@@ -1,0 +1,506 @@
+"""The knowledge-base index: TF-IDF retrieval, a linear classifier, rapidfuzz.
+
+Pipeline for one question (DESIGN §6):
+
+1. ``normalize`` the text (Chinese and English alike).
+2. Sparse TF-IDF features: character 1-3-grams of the CJK runs, character
+   2-4-grams (within words) and word 1-2-grams of the Latin runs. Character
+   n-grams need no word segmentation, so Chinese works without a dictionary.
+3. Candidates: cosine similarity against every question variant (one sparse
+   product), best variant per entry.
+4. Where the KB has enough variants per entry, a linear classifier over entries
+   (``LinearSVC`` on the same features) adds its decision value.
+5. rapidfuzz re-scores the few best entries against their best variant and
+   catches near-exact hits.
+6. The features of each candidate are combined by a logistic model into ONE
+   calibrated score in [0, 1]: the estimated probability that this entry is the
+   right answer. A small margin to the second-best entry lowers the score of the
+   first. The weights were fitted on data with real out-of-scope questions
+   (docs/bot.md says how), so a low score means "not in the knowledge base".
+
+The index is immutable once built; ``upsert``/``remove`` build a new state and
+swap one reference, so queries from many threads never see half an update.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from dataclasses import dataclass
+from dataclasses import field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from rapidfuzz import fuzz
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+
+from meiqia.bot.kbfile import KBEntry
+from meiqia.bot.normalize import normalize
+
+#: At or above: the bot answers (direct answers right 97 % of the time on the
+#: CLINC150 tuning set). Fitted by benchmarks/bot_tune.py (docs/bot.md).
+DEFAULT_ANSWER_THRESHOLD = 0.7
+#: Below: unrecognised (out-of-scope recall 0.70 on the tuning set); between
+#: this and the answer threshold: "did you mean" suggestions.
+DEFAULT_SUGGEST_THRESHOLD = 0.5
+#: Train the classifier only when entries have this many variants on average.
+CLASSIFIER_MIN_VARIANTS = 3.0
+#: ... and at most this many entries and variants: training time grows with
+#: entries x variants (100,000 variants of 1,000 entries took 10 minutes), and
+#: the weights take features x entries floats.
+CLASSIFIER_MAX_ENTRIES = 1000
+CLASSIFIER_MAX_VARIANTS = 30_000
+CLASSIFIER_MAX_WEIGHTS = 40_000_000
+#: Regularisation of the entry classifier (LinearSVC's C).
+SVM_C = 0.5
+#: Up to this many variants an edit rebuilds the whole index (a 60-entry KB takes
+#: well under a second); above, the edit is patched in and a full rebuild runs
+#: in a background thread to refresh the vocabulary and the other entries.
+INCREMENTAL_ABOVE_VARIANTS = 2000
+#: Variants looked at per query before grouping by entry.
+TOP_VARIANTS = 50
+#: Entries re-scored with rapidfuzz.
+RESCORE = 8
+
+#: Logistic weights over the candidate features, fitted by benchmarks/bot_tune.py
+#: on CLINC150 training data with real out-of-scope questions (docs/bot.md).
+#: One set for indexes with the entry classifier, one for those without.
+WEIGHTS_CLF = {"bias": -1.186, "cos": 2.908, "clf": 2.767, "fuzz": 1.226,
+               "exact": 0.171, "m_cos": 0.523, "m_clf": 2.358}
+WEIGHTS_PLAIN = {"bias": -4.536, "cos": 5.583, "clf": 0.0, "fuzz": 2.47,
+                 "exact": 0.198, "m_cos": 10.088, "m_clf": 0.0}
+
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_LATIN_RUN = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def cjk_part(text: str) -> str:
+    """The CJK runs of a normalised text, separated by spaces."""
+    return " ".join(_CJK_RUN.findall(text))
+
+
+@lru_cache(maxsize=50_000)
+def _run_grams(run: str) -> tuple[str, ...]:
+    """Character 1-3-grams of one CJK run (runs repeat: cached)."""
+    return tuple(run[i:i + n] for n in (1, 2, 3) for i in range(len(run) - n + 1))
+
+
+@lru_cache(maxsize=50_000)
+def _word_grams(word: str) -> tuple[str, ...]:
+    """Character 2-4-grams of one word padded with spaces (sklearn's char_wb)."""
+    padded = f" {word} "
+    return tuple(padded[i:i + n] for n in (2, 3, 4) for i in range(len(padded) - n + 1))
+
+
+def _cjk_grams(text: str) -> list[str]:
+    """The analyzer of the CJK block: per run, because words repeat far more
+    than texts do, so the cache turns most of the build into list joins."""
+    grams: list[str] = []
+    for run in text.split():
+        grams.extend(_run_grams(run))
+    return grams
+
+
+def _latin_grams(text: str) -> list[str]:
+    grams: list[str] = []
+    for word in text.split():
+        grams.extend(_word_grams(word))
+    return grams
+
+
+def ngrams(text: str) -> list[str]:
+    """All character n-grams of a normalised text, CJK and Latin (for clustering)."""
+    return _cjk_grams(cjk_part(text)) + _latin_grams(latin_part(text))
+
+
+def latin_part(text: str) -> str:
+    """Everything but CJK (Latin letters, digits), CJK runs replaced by spaces."""
+    return " ".join(part.strip() for part in _LATIN_RUN.findall(text) if part.strip())
+
+
+@dataclass
+class Candidate:
+    entry_id: str
+    question: str
+    answer: str
+    score: float
+    matched_question: str
+    features: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.entry_id,
+            "question": self.question,
+            "answer": self.answer,
+            "score": round(self.score, 4),
+            "matched_question": self.matched_question,
+        }
+
+
+@dataclass
+class Decision:
+    #: answer, suggest or unrecognised
+    kind: str
+    candidates: list[Candidate]
+
+
+class _Features:
+    """The three vectorizers, fitted together, producing one l2-normalised row.
+
+    Fitting uses scikit-learn; a single query is vectorised by hand from the
+    fitted vocabularies and idf weights, because sklearn's per-call input
+    validation costs more than the arithmetic for one short question.
+    """
+
+    def __init__(self) -> None:
+        common = {"sublinear_tf": True, "lowercase": False, "dtype": np.float32}
+        self.cjk = TfidfVectorizer(analyzer=_cjk_grams, **common)
+        self.chars = TfidfVectorizer(analyzer=_latin_grams, **common)
+        self.words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2),
+                                     token_pattern=r"(?u)\b\w+\b", **common)
+        #: (analyzer, vocabulary, idf, column offset, which part of the text)
+        self.parts: list[tuple[Any, dict[str, int], np.ndarray, int, int]] = []
+        #: (fitted vectorizer, which part of the text), in column order
+        self.fitted: list[tuple[TfidfVectorizer, int]] = []
+        self.width = 0
+
+    def fit_transform(self, texts: list[str]) -> sparse.csr_matrix:
+        columns = ([cjk_part(t) for t in texts], [latin_part(t) for t in texts])
+        blocks = []
+        offset = 0
+        for vectorizer, which in ((self.cjk, 0), (self.chars, 1), (self.words, 1)):
+            if not any(columns[which]):
+                continue
+            try:
+                block = vectorizer.fit_transform(columns[which])
+            except ValueError:  # nothing but stop-words or empty strings
+                continue
+            blocks.append(block)
+            self.fitted.append((vectorizer, which))
+            self.parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_,
+                               vectorizer.idf_.astype(np.float32), offset, which))
+            offset += block.shape[1]
+        self.width = offset
+        if not blocks:
+            return sparse.csr_matrix((len(texts), 1), dtype=np.float32)
+        return _l2(sparse.hstack(blocks, format="csr", dtype=np.float32))
+
+    def transform(self, texts: list[str]) -> sparse.csr_matrix:
+        """Rows for new texts in the fitted columns (unseen n-grams are dropped)."""
+        columns = ([cjk_part(t) for t in texts], [latin_part(t) for t in texts])
+        blocks = [vectorizer.transform(columns[which]) for vectorizer, which in self.fitted]
+        if not blocks:
+            return sparse.csr_matrix((len(texts), max(self.width, 1)), dtype=np.float32)
+        return _l2(sparse.hstack(blocks, format="csr", dtype=np.float32))
+
+    def transform_one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(column indices, l2-normalised weights) of one normalised text."""
+        columns = (cjk_part(text), latin_part(text))
+        weights: dict[int, float] = {}
+        for analyze, vocab, idf, offset, which in self.parts:
+            if not columns[which]:
+                continue
+            counts: dict[int, int] = {}
+            for gram in analyze(columns[which]):
+                col = vocab.get(gram)
+                if col is not None:
+                    counts[col] = counts.get(col, 0) + 1
+            if not counts:
+                continue
+            # Each vectorizer's block is l2-normalised on its own, as in fit.
+            block = {c: (1.0 + math.log(n)) * float(idf[c]) for c, n in counts.items()}
+            norm = math.sqrt(sum(v * v for v in block.values())) or 1.0
+            for c, v in block.items():
+                weights[offset + c] = v / norm
+        if not weights:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        cols = np.fromiter(weights.keys(), dtype=np.int64, count=len(weights))
+        vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
+        return cols, vals / np.float32(np.linalg.norm(vals) or 1.0)
+
+
+def _variants(entries: list[KBEntry], first: int) -> tuple[list[str], list[int], list[str]]:
+    """Normalised questions, their entry positions (from ``first``) and originals."""
+    texts: list[str] = []
+    owners: list[int] = []
+    originals: list[str] = []
+    for i, entry in enumerate(entries, start=first):
+        for question in entry.questions:
+            norm = normalize(question)
+            if norm:
+                texts.append(norm)
+                owners.append(i)
+                originals.append(question)
+    return texts, owners, originals
+
+
+def _l2(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sparse.csr_matrix(sparse.diags(1.0 / norms) @ matrix, dtype=np.float32)
+
+
+class _State:
+    """Everything one build produces; never changed after construction."""
+
+    def __init__(self, entries: list[KBEntry], use_classifier: bool | None) -> None:
+        self.entries = [e for e in entries if e.enabled and e.questions]
+        texts, owners, originals = _variants(self.entries, 0)
+        self.texts = texts
+        self.originals = originals
+        self.owners = np.asarray(owners, dtype=np.int32)
+        self.features = _Features()
+        self.coef: np.ndarray | None = None
+        self.intercept = np.zeros(0, dtype=np.float32)
+        self.classes = np.zeros(0, dtype=np.int32)
+        self.matrix: sparse.csr_matrix | None = None
+        if texts:
+            self.matrix = self.features.fit_transform(texts)
+            n_entries = len(self.entries)
+            if use_classifier is None:
+                use_classifier = (
+                    2 <= n_entries <= CLASSIFIER_MAX_ENTRIES
+                    and len(texts) <= CLASSIFIER_MAX_VARIANTS
+                    and len(texts) / n_entries >= CLASSIFIER_MIN_VARIANTS
+                    and self.matrix.shape[1] * n_entries <= CLASSIFIER_MAX_WEIGHTS
+                )
+            if use_classifier and n_entries >= 2:
+                classifier = LinearSVC(C=SVM_C)
+                classifier.fit(self.matrix, self.owners)
+                coef = classifier.coef_
+                intercept = classifier.intercept_
+                if coef.shape[0] == 1:  # two entries: one binary decision
+                    coef = np.vstack([-coef[0], coef[0]])
+                    intercept = np.array([-intercept[0], intercept[0]])
+                self.coef = np.ascontiguousarray(coef.T, dtype=np.float32)  # features x entries
+                self.intercept = intercept.astype(np.float32)
+                self.classes = classifier.classes_.astype(np.int32)
+        self._finish()
+
+    def _finish(self) -> None:
+        """Derived lookups: entry positions, variant rows per entry, exact texts."""
+        self.by_id = {e.id: i for i, e in enumerate(self.entries)}
+        order = np.argsort(self.owners, kind="stable")
+        bounds = np.cumsum(np.bincount(self.owners, minlength=len(self.entries)))[:-1]
+        self.rows_of = np.split(order, bounds) if len(self.owners) else []
+        self.exact: dict[str, int] = {}
+        for text, owner in zip(self.texts, self.owners.tolist(), strict=True):
+            self.exact.setdefault(text, owner)
+        #: Feature-major copy: a query touches only the rows of its own n-grams.
+        self.by_feature = self.matrix.T.tocsr() if self.matrix is not None else None
+
+    def patched(self, changes: dict[str, KBEntry | None]) -> _State:
+        """A new state with ``changes`` applied (None removes), without refitting.
+
+        The vocabulary and idf weights stay those of the last full build (n-grams
+        no question had then are ignored until the next one); only the changed
+        entries' rows are vectorised and only their one-vs-rest classifier
+        columns are trained, so an edit costs milliseconds, not a rebuild.
+        """
+        new = object.__new__(_State)
+        keep = [i for i, e in enumerate(self.entries) if e.id not in changes]
+        added = [e for e in changes.values() if e is not None and e.enabled and e.questions]
+        new.entries = [self.entries[i] for i in keep] + added
+        remap = np.full(len(self.entries) + 1, -1, dtype=np.int32)
+        remap[keep] = np.arange(len(keep), dtype=np.int32)
+        row_keep = remap[self.owners] >= 0
+        kept_rows = np.flatnonzero(row_keep)
+        texts, owners, originals = _variants(added, len(keep))
+        new.texts = [self.texts[i] for i in kept_rows] + texts
+        new.originals = [self.originals[i] for i in kept_rows] + originals
+        new.owners = np.concatenate([remap[self.owners[kept_rows]],
+                                     np.asarray(owners, dtype=np.int32)])
+        new.features = self.features
+        assert self.matrix is not None
+        blocks = [self.matrix[kept_rows]]
+        if texts:
+            blocks.append(self.features.transform(texts))
+        new.matrix = sparse.vstack(blocks, format="csr", dtype=np.float32)
+        new.coef, new.intercept, new.classes = None, self.intercept, self.classes
+        if self.coef is not None and len(new.entries) >= 2:
+            columns = np.flatnonzero(remap[self.classes] >= 0)
+            coef = [self.coef[:, columns]]
+            intercept = [self.intercept[columns]]
+            classes = [remap[self.classes[columns]]]
+            for owner in sorted(set(owners)):
+                target = (new.owners == owner).astype(np.int32)
+                binary = LinearSVC(C=SVM_C).fit(new.matrix, target)
+                coef.append(binary.coef_.T.astype(np.float32))
+                intercept.append(binary.intercept_.astype(np.float32))
+                classes.append(np.asarray([owner], dtype=np.int32))
+            new.coef = np.ascontiguousarray(np.hstack(coef), dtype=np.float32)
+            new.intercept = np.concatenate(intercept).astype(np.float32)
+            new.classes = np.concatenate(classes).astype(np.int32)
+        new._finish()
+        return new
+
+    def query(self, text: str, k: int) -> list[Candidate]:
+        norm = normalize(text)
+        if not norm or self.matrix is None:
+            return []
+        cols, vals = self.features.transform_one(norm)
+        if cols.size == 0:
+            sims = np.zeros(len(self.texts), dtype=np.float32)
+        else:
+            sims = np.asarray(self.by_feature[cols].T @ vals).ravel()
+        top = min(TOP_VARIANTS, sims.shape[0])
+        idx = np.argpartition(-sims, top - 1)[:top]
+        best: dict[int, tuple[float, int]] = {}
+        for v in idx[np.argsort(-sims[idx])]:
+            owner = int(self.owners[v])
+            if owner not in best:
+                best[owner] = (float(sims[v]), int(v))
+        clf_scores: dict[int, float] = {}
+        if self.coef is not None:
+            decision = vals @ self.coef[cols] + self.intercept if cols.size else self.intercept
+            order = np.argsort(-decision)[: max(RESCORE, k)]
+            for j in order:
+                owner = int(self.classes[j])
+                clf_scores[owner] = float(decision[j])
+                if owner not in best:
+                    rows = self.rows_of[owner]
+                    v = int(rows[np.argmax(sims[rows])])
+                    best[owner] = (float(sims[v]), v)
+        exact_owner = self.exact.get(norm)
+        ranked = sorted(
+            best.items(),
+            key=lambda item: -(item[1][0] + 0.3 * clf_scores.get(item[0], -1.0)),
+        )[: max(RESCORE, k)]
+        has_clf = self.coef is not None
+        rows = []
+        for owner, (cos, v) in ranked:
+            rows.append((owner, v, {
+                "cos": cos,
+                "clf": clf_scores.get(owner, -1.5) if has_clf else 0.0,
+                "fuzz": fuzz.ratio(norm, self.texts[v]) / 100.0,
+                "exact": 1.0 if owner == exact_owner else 0.0,
+            }))
+        for j, (_, _, feats) in enumerate(rows):
+            others = [r[2] for i, r in enumerate(rows) if i != j]
+            feats["m_cos"] = feats["cos"] - max((o["cos"] for o in others), default=0.0)
+            feats["m_clf"] = (
+                feats["clf"] - max((o["clf"] for o in others), default=-1.5) if has_clf else 0.0
+            )
+        weights = WEIGHTS_CLF if has_clf else WEIGHTS_PLAIN
+        result = []
+        for owner, v, feats in rows:
+            entry = self.entries[owner]
+            result.append(Candidate(entry.id, entry.questions[0], entry.answer,
+                                    _score(feats, weights), self.originals[v], feats))
+        result.sort(key=lambda c: -c.score)
+        return result[:k]
+
+
+FEATURES = ("cos", "clf", "fuzz", "exact", "m_cos", "m_clf")
+
+
+def _score(feats: dict[str, float], weights: dict[str, float]) -> float:
+    z = weights["bias"] + sum(weights[name] * feats[name] for name in FEATURES)
+    return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+
+
+def decide(candidates: list[Candidate],
+           answer_threshold: float = DEFAULT_ANSWER_THRESHOLD,
+           suggest_threshold: float = DEFAULT_SUGGEST_THRESHOLD) -> Decision:
+    """Answer, suggest ("did you mean") or declare the question unrecognised."""
+    if not candidates or candidates[0].score < suggest_threshold:
+        return Decision("unrecognised", [])
+    if candidates[0].score >= answer_threshold:
+        return Decision("answer", candidates[:1])
+    return Decision("suggest", [c for c in candidates if c.score >= suggest_threshold][:3])
+
+
+class KBIndex:
+    """A thread-safe index over KB entries; see the module docstring.
+
+    Queries read one immutable state; edits build a new state and swap the
+    reference under a lock, so a query never sees half an edit.
+    """
+
+    def __init__(self, entries: list[KBEntry] | None = None,
+                 use_classifier: bool | None = None,
+                 background_rebuild: bool = True) -> None:
+        self._use_classifier = use_classifier
+        self._background = background_rebuild
+        self._lock = threading.Lock()
+        self._entries: dict[str, KBEntry] = {e.id: e for e in entries or []}
+        self._state = _State(list(self._entries.values()), use_classifier)
+        #: Bumped by every edit; a background rebuild only lands if it is unchanged.
+        self._generation = 0
+        self._rebuilder: threading.Thread | None = None
+        self._stale = False
+
+    def __len__(self) -> int:
+        return len(self._state.entries)
+
+    @property
+    def variant_count(self) -> int:
+        return len(self._state.texts)
+
+    def query(self, text: str, k: int = 5) -> list[Candidate]:
+        """The best ``k`` entries for ``text``, best first, each with its score."""
+        return self._state.query(text, k)
+
+    def decide(self, candidates: list[Candidate],
+               answer_threshold: float = DEFAULT_ANSWER_THRESHOLD,
+               suggest_threshold: float = DEFAULT_SUGGEST_THRESHOLD) -> Decision:
+        """Answer, suggest ("did you mean") or declare the question unrecognised."""
+        return decide(candidates, answer_threshold, suggest_threshold)
+
+    def upsert(self, entry: KBEntry) -> None:
+        """Add or replace one entry; visible to the next query."""
+        self._edit({entry.id: entry})
+
+    def remove(self, entry_id: str) -> None:
+        """Remove one entry (no error if it is not there); visible to the next query."""
+        self._edit({entry_id: None})
+
+    def _edit(self, changes: dict[str, KBEntry | None]) -> None:
+        with self._lock:
+            entries = dict(self._entries)
+            for key, entry in changes.items():
+                if entry is None:
+                    entries.pop(key, None)
+                else:
+                    entries[key] = entry
+            current = self._state
+            if len(current.texts) <= INCREMENTAL_ABOVE_VARIANTS or current.matrix is None:
+                state = _State(list(entries.values()), self._use_classifier)
+            else:
+                state = current.patched(changes)
+                self._stale = True
+            self._entries, self._state = entries, state
+            self._generation += 1
+            if self._stale and self._background and (
+                self._rebuilder is None or not self._rebuilder.is_alive()
+            ):
+                self._rebuilder = threading.Thread(
+                    target=self._rebuild_loop, name="kb-index-rebuild", daemon=True)
+                self._rebuilder.start()
+
+    def rebuild(self) -> None:
+        """Refit everything (vocabulary, idf, classifier) from the current entries."""
+        while True:
+            with self._lock:
+                generation = self._generation
+                entries = list(self._entries.values())
+            state = _State(entries, self._use_classifier)  # slow part, lock not held
+            with self._lock:
+                if generation == self._generation:
+                    self._state = state
+                    self._stale = False
+                    return
+
+    def _rebuild_loop(self) -> None:
+        self.rebuild()
+
+    def wait_rebuilt(self, timeout: float | None = None) -> bool:
+        """Wait for a background rebuild; True when the index is fully fitted."""
+        thread = self._rebuilder
+        if thread is not None:
+            thread.join(timeout)
+        return not self._stale

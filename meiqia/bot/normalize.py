@@ -1,0 +1,124 @@
+"""Normalise questions so that the way a visitor types does not change the match.
+
+Chinese first: NFKC folds full-width letters, digits and punctuation to their
+half-width forms; traditional characters are folded to simplified (OpenCC's
+tables); case is folded; punctuation, symbols and filler words (请问, 您好,
+please…) are removed; digits are kept because they carry meaning (7天, 99元).
+Words are never assumed to be separated by spaces.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+#: Longest question the bot reads; longer ones are cut and the visitor is told.
+MAX_QUESTION_CHARS = 2000
+
+#: Fillers that carry no meaning wherever they stand (longest first).
+ZH_FILLERS = (
+    "请问一下", "想问一下", "麻烦问一下", "麻烦问下", "问一下", "请问", "打扰一下", "打扰了",
+    "你好", "您好", "哈喽", "嗨", "在吗", "在不在", "谢谢", "多谢", "一下",
+)
+#: Fillers only at the start: "亲" opens a question on Taobao but is part of 亲子,
+#: "麻烦" is polite at the start but means "troublesome" in 退货太麻烦.
+#: (Regular expressions; "亲" only as a word of its own.)
+ZH_LEADING = ("麻烦您", "麻烦你", "麻烦", "亲爱的", "亲(?= |$)")
+#: Sentence-final particles, removed only at the end of the question.
+ZH_FINAL_PARTICLES = "吗呢吧啊呀哦嘛啦哈么"
+EN_FILLERS = (
+    "please", "pls", "plz", "hi", "hello", "hey", "thanks", "thank you", "thx",
+    "excuse me", "sorry",
+)
+#: Politeness that opens an English question ("can you tell me..."): removed
+#: only at the start, because "what can you do" needs its words.
+EN_LEADING = (
+    "can you", "could you", "would you", "will you", "can u", "i want to know",
+    "i would like to know", "i d like to know", "i wanna know", "do you know",
+)
+_EN_FILLER_RE = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in EN_FILLERS) + r")\b")
+_EN_LEADING_RE = re.compile(r"^(?:(?:" + "|".join(re.escape(w) for w in EN_LEADING) + r")\b ?)+")
+_ZH_FILLER_RE = re.compile("|".join(re.escape(w) for w in ZH_FILLERS))
+_ZH_LEADING_RE = re.compile("^(?:(?:" + "|".join(ZH_LEADING) + ") ?)+")
+_FINAL_RE = re.compile(f"(?:\\s*[{ZH_FINAL_PARTICLES}])+$")
+_SPACE_RE = re.compile(r"\s+")
+_CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df"
+_HAS_CJK_RE = re.compile(f"[{_CJK_CLASS}]")
+#: Everything that is not a letter, a digit or a CJK character (and "_").
+_DROP_RE = re.compile(f"(?:[^\\w{_CJK_CLASS}]|_)+")
+
+
+class QuestionError(ValueError):
+    """The question cannot be answered at all (empty, only emoji, binary)."""
+
+
+@lru_cache(maxsize=1)
+def _t2s():  # noqa: ANN202 - OpenCC converter
+    from opencc import OpenCC
+
+    return OpenCC("t2s")
+
+
+def is_cjk(char: str) -> bool:
+    code = ord(char)
+    return (
+        0x4E00 <= code <= 0x9FFF
+        or 0x3400 <= code <= 0x4DBF
+        or 0x20000 <= code <= 0x2A6DF
+        or 0xF900 <= code <= 0xFAFF
+    )
+
+
+def normalize(text: str) -> str:
+    """Return the matching form of ``text`` (never raises for any str)."""
+    text = unicodedata.normalize("NFKC", text)
+    if _HAS_CJK_RE.search(text):  # OpenCC is pure Python: skip it for Latin text
+        text = _t2s().convert(text)
+    text = text.casefold()
+    text = _DROP_RE.sub(" ", text)
+    # Removing one filler can expose another ("hi吗" → "hi"): repeat until
+    # nothing changes, so that normalize(normalize(x)) == normalize(x).
+    while True:
+        stripped = _strip_fillers(text)
+        if stripped == text:
+            return text
+        text = stripped
+
+
+def _strip_fillers(text: str) -> str:
+    text = _ZH_FILLER_RE.sub(" ", text)
+    text = _EN_FILLER_RE.sub(" ", text)
+    text = _SPACE_RE.sub(" ", text).strip()
+    text = _EN_LEADING_RE.sub("", text).strip() or text
+    text = _ZH_LEADING_RE.sub("", text).strip() or text
+    # "吗" alone, or "好吧", should not vanish entirely.
+    return _FINAL_RE.sub("", text).strip() or text
+
+
+def truncate_question(text: str, limit: int = MAX_QUESTION_CHARS) -> tuple[str, bool]:
+    """Cut a question to ``limit`` characters; say whether it was cut."""
+    if len(text) <= limit:
+        return text, False
+    return text[:limit], True
+
+
+def check_question(text: str) -> str:
+    """Refuse questions the bot cannot read at all, with a reason to show.
+
+    Returns the question with surrounding white space removed.
+    """
+    if not isinstance(text, str):
+        raise QuestionError("the question must be text")
+    stripped = text.strip()
+    if not stripped:
+        raise QuestionError("the question is empty")
+    controls = sum(
+        1 for c in stripped if unicodedata.category(c) in {"Cc", "Cs", "Co", "Cn"}
+        and c not in "\n\t\r"
+    )
+    if controls and controls * 10 >= len(stripped):
+        raise QuestionError("the question looks like binary data, not text")
+    if not normalize(stripped):
+        raise QuestionError("the question has no words (only emoji or punctuation)")
+    return stripped

@@ -1,0 +1,204 @@
+"""The bot as the conversation sees it: answers visitors, suggests to agents.
+
+Every answerer is a plugin behind ``register_answerers`` (the knowledge-base
+bot is one); their candidates are merged, best score first, and the team's two
+thresholds decide: answer, "did you mean" (suggest), or unrecognised. An
+unrecognised question is logged for the admins' "unrecognised questions" page;
+after ``bot_failures_before_human`` of them in a row the bot offers a human.
+Words such as 转人工 / 人工 / human / agent always mean "give me a human".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from meiqia.bot.normalize import QuestionError
+from meiqia.bot.normalize import check_question
+from meiqia.bot.normalize import normalize
+from meiqia.bot.normalize import truncate_question
+from meiqia.models import Conversation
+from meiqia.models import SuggestionLog
+from meiqia.models import Team
+from meiqia.models import UnrecognisedQuestion
+from meiqia.services.teams import settings_of
+
+#: Phrases that ask for a person wherever they stand in a short message.
+STRONG_HUMAN_WORDS = ("转人工", "人工客服", "人工服务", "真人客服", "找人工", "接人工",
+                      "talk to a human", "speak to a human", "real person", "human agent",
+                      "live agent", "talk to an agent", "speak to an agent")
+#: Words that ask for a person when they are (nearly) the whole message.
+HUMAN_WORDS = ("人工", "客服", "真人", "human", "agent", "customer service", "operator")
+#: Request openings removed before comparing with HUMAN_WORDS.
+_OPENINGS = ("我要", "我想要", "我想找", "我想", "给我", "帮我转", "帮我找", "找", "请转", "转",
+             "i want", "i need", "can i talk to", "let me talk to", "get me", "a ", "an ")
+_STRONG = tuple(normalize(w) for w in STRONG_HUMAN_WORDS)
+_WEAK = {normalize(w) for w in HUMAN_WORDS}
+#: Longer messages are questions that merely mention these words.
+HUMAN_MAX_CHARS = 16
+
+
+MESSAGES = {
+    "zh-CN": {
+        "suggest": "您是不是想问：",
+        "unrecognised": "抱歉，我没有理解您的问题。您可以换个说法，或者点击“转人工”联系客服。",
+        "offer_human": "我好像帮不上忙，需要为您转接人工客服吗？",
+        "truncated": "（您的问题太长，我只读了前 2000 个字。）",
+        "invalid": "抱歉，我没能读懂这条消息。",
+    },
+    "en": {
+        "suggest": "Did you mean:",
+        "unrecognised": "Sorry, I did not understand. Try other words, or tap "
+        "\"Human\" to talk to an agent.",
+        "offer_human": "I can't seem to help with this. Shall I get you a human agent?",
+        "truncated": "(Your question was long: I read the first 2,000 characters.)",
+        "invalid": "Sorry, I could not read that message.",
+    },
+}
+
+
+def wants_human(text: str) -> bool:
+    """True when the visitor asks for a person (转人工, 我要人工客服, human, agent…)."""
+    norm = normalize(text or "")
+    if not norm or len(norm) > HUMAN_MAX_CHARS:
+        return False
+    if any(word in norm for word in _STRONG):
+        return True
+    changed = True
+    while changed:
+        changed = False
+        for opening in _OPENINGS:
+            if norm.startswith(opening) and len(norm) > len(opening):
+                norm = norm[len(opening):].strip()
+                changed = True
+    return norm in _WEAK
+
+
+def answerers() -> list[Any]:
+    """Answerer objects of every plugin (built once per application)."""
+    cached = current_app.extensions.get("meiqia.answerers")
+    if cached is None:
+        pm = current_app.extensions["meiqia.plugins"]
+        cached = pm.call_flat("register_answerers", app=current_app)
+        current_app.extensions["meiqia.answerers"] = cached
+    return cached
+
+
+def candidates_for(question: str, conversation: Any, k: int = 5) -> list[dict[str, Any]]:
+    """Merge every answerer's candidates, best first; a failing answerer is skipped."""
+    merged: dict[str, dict[str, Any]] = {}
+    for answerer in answerers():
+        try:
+            found = answerer.answer(question=question, conversation=conversation) or []
+        except Exception:  # noqa: BLE001 - one answerer must not silence the bot
+            current_app.logger.exception("answerer %s raised",
+                                         getattr(answerer, "name", answerer))
+            continue
+        for cand in found:
+            try:
+                score = min(1.0, max(0.0, float(cand["score"])))
+                key = f"{getattr(answerer, 'name', 'answerer')}:{cand['entry_id']}"
+                item = {
+                    "entry_id": str(cand["entry_id"]),
+                    "question": str(cand.get("question", "")),
+                    "answer": str(cand["answer"]),
+                    "score": score,
+                    "source": getattr(answerer, "name", "answerer"),
+                }
+            except (KeyError, TypeError, ValueError):
+                current_app.logger.warning("answerer %s returned a malformed candidate",
+                                           getattr(answerer, "name", answerer))
+                continue
+            if key not in merged or merged[key]["score"] < score:
+                merged[key] = item
+    return sorted(merged.values(), key=lambda c: -c["score"])[:k]
+
+
+def decide(team: Team, candidates: list[dict[str, Any]]) -> str:
+    settings = settings_of(team)
+    if not candidates or candidates[0]["score"] < settings["suggest_threshold"]:
+        return "unrecognised"
+    if candidates[0]["score"] >= settings["answer_threshold"]:
+        return "answer"
+    return "suggest"
+
+
+def answer_visitor(conversation: Conversation, message: Any) -> dict[str, Any]:
+    """The bot's reply to one visitor message of a conversation with the bot.
+
+    Returns ``{"kind": "answer"|"suggest"|"unrecognised"|"human", "body",
+    "candidates", "offer_human", "entry_id"}``. The caller stores the reply as a
+    bot message and starts routing when ``kind`` is ``human``. Updates the
+    conversation's run of unrecognised questions and logs unrecognised ones.
+    """
+    team = conversation.team
+    lang = "en" if team.language == "en" else "zh-CN"
+    text = message.body if hasattr(message, "body") else str(message)
+    if wants_human(text):
+        return {"kind": "human", "body": "", "candidates": [], "offer_human": False,
+                "entry_id": None}
+    try:
+        question = check_question(text)
+    except QuestionError:
+        return {"kind": "unrecognised", "body": MESSAGES[lang]["invalid"], "candidates": [],
+                "offer_human": False, "entry_id": None}
+    question, truncated = truncate_question(question)
+    found = candidates_for(question, conversation, k=3)
+    kind = decide(team, found)
+    settings = settings_of(team)
+    prefix = MESSAGES[lang]["truncated"] + "\n" if truncated else ""
+    if kind == "unrecognised":
+        failures = conversation.bot_failures + 1
+        Conversation.update(bot_failures=failures).where(
+            Conversation.id == conversation.id).execute()
+        conversation.bot_failures = failures
+        UnrecognisedQuestion.create(team=team.id, conversation=conversation.id,
+                                    message_id=getattr(message, "id", None), question=question)
+        offer = failures >= settings["bot_failures_before_human"]
+        body = MESSAGES[lang]["offer_human" if offer else "unrecognised"]
+        return {"kind": kind, "body": prefix + body, "candidates": [], "offer_human": offer,
+                "entry_id": None}
+    if conversation.bot_failures:
+        Conversation.update(bot_failures=0).where(Conversation.id == conversation.id).execute()
+        conversation.bot_failures = 0
+    if kind == "answer":
+        top = found[0]
+        return {"kind": kind, "body": prefix + top["answer"], "candidates": found[:1],
+                "offer_human": False, "entry_id": top["entry_id"]}
+    suggestions = [c for c in found if c["score"] >= settings["suggest_threshold"]][:3]
+    return {"kind": kind, "body": prefix + MESSAGES[lang]["suggest"],
+            "candidates": suggestions, "offer_human": False, "entry_id": None}
+
+
+def suggestions_for_agent(conversation: Conversation, text: str, k: int = 3) -> list[dict]:
+    """Top answers to push into the agent's chat window for a visitor message."""
+    try:
+        question = check_question(text)
+    except QuestionError:
+        return []
+    question, _ = truncate_question(question)
+    settings = settings_of(conversation.team)
+    return [c for c in candidates_for(question, conversation, k=k)
+            if c["score"] >= settings["suggest_threshold"] * 0.6]
+
+
+def record_suggestions(conversation: Conversation, message_id: int,
+                       suggestions: list[dict]) -> None:
+    """Log the suggestions shown for a visitor message (outcome ``ignored`` until used)."""
+    for cand in suggestions:
+        SuggestionLog.create(team=conversation.team_id, conversation=conversation.id,
+                             message_id=message_id, entry_key=cand["entry_id"],
+                             score=cand["score"], outcome="ignored")
+
+
+def record_outcome(conversation: Conversation, message_id: int, entry_key: str,
+                   agent_id: int, outcome: str) -> int:
+    """Mark a shown suggestion as ``accepted`` or ``edited`` by the agent."""
+    if outcome not in {"accepted", "edited"}:
+        raise ValueError(outcome)
+    return SuggestionLog.update(outcome=outcome, agent=agent_id).where(
+        SuggestionLog.conversation == conversation.id,
+        SuggestionLog.message_id == message_id,
+        SuggestionLog.entry_key == entry_key,
+    ).execute()

@@ -1,0 +1,168 @@
+"""The bot inside the app: KB import, answers, merged answerers, the unrecognised loop."""
+
+from __future__ import annotations
+
+import io
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from meiqia.hookspecs import hookimpl
+from meiqia.hub import wait_for
+from meiqia.models import Conversation
+from meiqia.models import KnowledgeEntry
+from meiqia.models import Team
+from meiqia.models import UnrecognisedQuestion
+from meiqia.models import Visitor
+from meiqia.services import bot
+from tests.conftest import close_app
+from tests.conftest import make_app
+from tests.helpers import ApiClient
+
+KB = Path(__file__).resolve().parents[2] / "knowledge_base" / "shop.zh-CN.yaml"
+
+
+def _import(api, path=KB, name=None):
+    data = {"file": (io.BytesIO(Path(path).read_bytes()), name or Path(path).name)}
+    return api.post("/api/v1/knowledge/import", data=data, content_type="multipart/form-data")
+
+
+def _conversation(team_id):
+    visitor = Visitor.create(team=team_id, uid=f"v{time.monotonic_ns()}")
+    return Conversation.create(team=team_id, visitor=visitor, status="bot")
+
+
+def test_import_then_ask_then_edit_shows_within_a_second(db_api):
+    report = _import(db_api).get_json()
+    assert report["created"] == report["total"] >= 50
+    asked = db_api.post("/api/v1/bot/ask", json={"question": "請問退貨運費誰出？"}).get_json()
+    assert asked["decision"] == "answer"
+    assert asked["candidates"][0]["entry_id"] == "return-shipping-fee"
+
+    entry = KnowledgeEntry.get(KnowledgeEntry.key == "return-shipping-fee")
+    db_api.patch(f"/api/v1/knowledge/{entry.id}", json={"answer": "运费由我们承担。"})
+
+    def top_answer() -> str:
+        asked = db_api.post("/api/v1/bot/ask", json={"question": "退货运费谁出"}).get_json()
+        return asked["candidates"][0]["answer"]
+
+    # The edit shows once the index notices the new KB version (CHECK_SECONDS).
+    assert wait_for(lambda: top_answer() == "运费由我们承担。", timeout=5)
+
+
+def test_import_with_errors_lands_nothing(db_api):
+    bad = b"id,question,answer\na,\xe9\x80\x80\xe6\xac\xbe,\xe5\xa5\xbd\nb,,x\n"
+    response = db_api.post(
+        "/api/v1/knowledge/import",
+        data={"file": (io.BytesIO(bad), "kb.csv")}, content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+    assert "line 3" in response.get_json()["error"]["message"]
+    assert KnowledgeEntry.select().count() == 0
+
+
+def test_ask_refuses_unreadable_questions(api):
+    response = api.post("/api/v1/bot/ask", json={"question": "😀😀"})
+    assert response.status_code == 422 and response.get_json()["error"]["field"] == "question"
+    long = api.post("/api/v1/bot/ask", json={"question": "退款" * 1500}).get_json()
+    assert long["truncated"] is True
+
+
+def test_answer_visitor_answers_suggests_and_offers_a_human(api):
+    _import(api)
+    team = Team.get_by_id(api.team["id"])
+    conv = _conversation(team.id)
+    reply = bot.answer_visitor(conv, types.SimpleNamespace(id=1, body="能开专票吗"))
+    assert reply["kind"] == "answer" and "专用发票" in reply["body"]
+
+    assert bot.answer_visitor(conv, types.SimpleNamespace(id=2, body="转人工"))["kind"] == "human"
+    assert bot.wants_human("我要人工客服") and bot.wants_human("HUMAN please")
+    assert not bot.wants_human("人工费怎么算才合理呢我想了解")
+
+    first = bot.answer_visitor(conv, types.SimpleNamespace(id=3, body="帮我写一首诗"))
+    assert first["kind"] == "unrecognised" and not first["offer_human"]
+    second = bot.answer_visitor(conv, types.SimpleNamespace(id=4, body="你们卖汽车吗"))
+    assert second["offer_human"] is True  # two in a row (team default)
+    assert UnrecognisedQuestion.select().count() == 2
+    assert Conversation.get_by_id(conv.id).bot_failures == 2
+
+
+class EchoAnswerer:
+    name = "faq_service"
+
+    def answer(self, question, conversation):
+        if "营业执照" in question:
+            return [{"entry_id": "license", "question": "营业执照", "answer": "可以查看。",
+                     "score": 0.99}]
+        return [{"entry_id": "junk", "answer": "x", "score": "not a number"}]
+
+
+class BrokenAnswerer:
+    name = "broken"
+
+    def answer(self, question, conversation):
+        raise RuntimeError("down")
+
+
+def test_hook_register_answerers_candidates_are_merged_and_ranked(tmp_path):
+    plugin = types.ModuleType("extra_answerers")
+    plugin.register_answerers = hookimpl(lambda app: [EchoAnswerer(), BrokenAnswerer()])
+    app = make_app(tmp_path, plugins=(plugin,))
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            _import(api)
+            conv = _conversation(api.team["id"])
+            found = bot.candidates_for("你们有营业执照吗", conv)
+            assert found[0]["source"] == "faq_service" and found[0]["entry_id"] == "license"
+            merged = bot.candidates_for("退货运费谁出", conv)
+            assert merged[0]["source"] == "knowledge_base"
+            assert all(c["entry_id"] != "junk" for c in merged)  # malformed one dropped
+    finally:
+        close_app(app)
+
+
+def test_unrecognised_groups_and_turning_one_into_an_entry(api):
+    _import(api)
+    team_id = api.team["id"]
+    conv = _conversation(team_id)
+    for text in ["你们周末发货吗", "周末发不发货", "周六日发货吗", "营业执照在哪看"]:
+        UnrecognisedQuestion.create(team=team_id, conversation=conv.id, question=text)
+    groups = api.get("/api/v1/bot/unrecognised").get_json()["groups"]
+    assert groups[0]["count"] == 3
+    assert set(groups[0]["questions"]) == {"你们周末发货吗", "周末发不发货", "周六日发货吗"}
+
+    created = api.post("/api/v1/bot/unrecognised/resolve", json={
+        "question_ids": groups[0]["question_ids"], "answer": "周末照常发货。", "category": "物流",
+    })
+    assert created.status_code == 201
+    assert created.get_json()["questions"][0] in groups[0]["questions"]
+    after = api.get("/api/v1/bot/unrecognised").get_json()["groups"]
+    assert [g["count"] for g in after] == [1]
+    assert wait_for(lambda: api.post("/api/v1/bot/ask", json={"question": "周末发货吗"})
+                    .get_json()["candidates"][0]["answer"] == "周末照常发货。", timeout=5)
+
+
+def test_unrecognised_is_admin_only(api):
+    agent = api.new_agent()
+    assert agent.get("/api/v1/bot/unrecognised").status_code == 403
+
+
+@pytest.mark.parametrize("name", ["kb.txt", "kb.exe"])
+def test_import_refuses_unknown_formats(api, name):
+    response = _import(api, name=name)
+    assert response.status_code == 422 and response.get_json()["error"]["field"] == "file"
+
+
+def test_reindex_runs_as_a_job_with_progress(api):
+    _import(api)
+    started = api.post("/api/v1/knowledge/reindex")
+    assert started.status_code == 202
+    job = api.get(f"/api/v1/jobs/{started.get_json()['job_id']}").get_json()
+    assert job["status"] == "finished" and job["progress"] == 1.0
+    assert job["result"]["entries"] >= 50
+    agent = api.new_agent()
+    assert agent.get(f"/api/v1/jobs/{job['id']}").status_code == 404
+    assert agent.post("/api/v1/knowledge/reindex").status_code == 403

@@ -1,0 +1,185 @@
+"""The index answers what it knows, suggests when unsure, rejects what it doesn't."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from meiqia.bot import index as bot_index
+from meiqia.bot.evaluate import evaluate
+from meiqia.bot.index import KBIndex
+from meiqia.bot.index import decide
+from meiqia.bot.kbfile import KBEntry
+from meiqia.bot.kbfile import write_yaml
+from tests.bot.kbdata import EN
+from tests.bot.kbdata import ZH
+
+
+@pytest.fixture(scope="module")
+def zh_index():
+    return KBIndex(ZH)
+
+
+@pytest.fixture(scope="module")
+def en_index():
+    return KBIndex(EN)
+
+
+@pytest.mark.parametrize(
+    ("question", "entry"),
+    [
+        ("退貨運費誰出？", "return-fee"),  # traditional characters
+        ("请问退款几天到账呢", "refund-time"),  # filler and particle
+        ("能开专用发票吗", "invoice"),
+        ("ＶＩＰ有什么好处", "vip"),  # full-width letters
+        ("我的快递到哪了", "ship-track"),
+        ("密码忘了怎么办", "password"),
+        ("您好，支持支付宝吗？", "pay"),
+    ],
+)
+def test_chinese_questions_find_their_entry(zh_index, question, entry):
+    candidates = zh_index.query(question, k=3)
+    assert candidates[0].entry_id == entry
+    assert zh_index.decide(candidates).kind in {"answer", "suggest"}
+
+
+@pytest.mark.parametrize(
+    ("question", "entry"),
+    [("how long until I get my money back", "refund-time"),
+     ("Could you tell me if you take paypal?", "pay-methods"),
+     ("I FORGOT MY PASSWORD!!", "password")],
+)
+def test_english_questions_find_their_entry(en_index, question, entry):
+    assert en_index.query(question, k=3)[0].entry_id == entry
+
+
+@pytest.mark.parametrize("question", ["你们卖汽车吗", "帮我订一张机票", "帮我写一首诗",
+                                      "明天北京天气怎么样"])
+def test_out_of_scope_chinese_questions_are_unrecognised(zh_index, question):
+    assert zh_index.decide(zh_index.query(question, k=3)).kind == "unrecognised"
+
+
+@pytest.mark.parametrize("question", ["what is the capital of France",
+                                      "play some jazz music", "tell me a joke"])
+def test_out_of_scope_english_questions_are_not_answered(en_index, question):
+    # A 5-entry KB has little evidence: at worst a "did you mean", never an answer.
+    assert en_index.decide(en_index.query(question, k=3)).kind != "answer"
+
+
+def test_exact_standard_question_is_answered_with_a_high_score(zh_index):
+    candidates = zh_index.query("怎么开发票？", k=3)
+    assert zh_index.decide(candidates).kind == "answer"
+    assert candidates[0].matched_question == "怎么开发票"
+    assert 0.9 < candidates[0].score <= 1.0
+
+
+def test_scores_are_in_unit_range_and_sorted(zh_index):
+    candidates = zh_index.query("退款", k=5)
+    scores = [c.score for c in candidates]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert len({c.entry_id for c in candidates}) == len(candidates)  # one per entry
+
+
+def test_decide_kinds():
+    def cand(score):
+        return bot_index.Candidate("x", "q", "a", score, "q")
+
+    assert decide([cand(0.95)], 0.7, 0.5).kind == "answer"
+    suggest = decide([cand(0.6), cand(0.55), cand(0.2)], 0.7, 0.5)
+    assert suggest.kind == "suggest" and len(suggest.candidates) == 2
+    assert decide([cand(0.3)], 0.7, 0.5).kind == "unrecognised"
+    assert decide([], 0.7, 0.5).kind == "unrecognised"
+
+
+def test_upsert_and_remove_show_at_once():
+    index = KBIndex(ZH[:3])
+    assert index.query("会员生日礼怎么领", k=1)[0].entry_id != "birthday"
+    index.upsert(KBEntry("birthday", ["会员生日礼怎么领", "生日有什么福利"], "生日当月发券"))
+    assert index.query("会员生日礼怎么领", k=1)[0].entry_id == "birthday"
+    index.upsert(KBEntry("birthday", ["生日礼物在哪领取"], "生日当月发券"))  # replaced
+    assert index.query("生日礼物在哪领取", k=1)[0].matched_question == "生日礼物在哪领取"
+    index.remove("birthday")
+    assert all(c.entry_id != "birthday" for c in index.query("会员生日礼怎么领", k=3))
+    index.remove("no-such-entry")
+    assert len(index) == 3
+
+
+def test_large_index_patches_edits_then_rebuilds_in_the_background(monkeypatch):
+    monkeypatch.setattr(bot_index, "INCREMENTAL_ABOVE_VARIANTS", 10)
+    index = KBIndex(ZH)
+    before = index._state
+    index.upsert(KBEntry("birthday", ["会员生日礼怎么领", "生日有什么福利", "生日当天有优惠吗"],
+                         "生日当月发券"))
+    patched = index._state
+    assert patched is not before and patched.features is before.features  # not refitted
+    assert index.query("生日有什么福利", k=1)[0].entry_id == "birthday"
+    index.remove("pay")
+    assert all(c.entry_id != "pay" for c in index.query("可以用支付宝吗", k=5))
+    assert index.wait_rebuilt(timeout=30)
+    assert index._state.features is not before.features  # refitted in the background
+    assert index.query("生日有什么福利", k=1)[0].entry_id == "birthday"
+    assert index.query("怎么查物流", k=1)[0].entry_id == "ship-track"
+    assert len(index) == len(ZH)
+
+
+def test_queries_while_another_thread_edits_never_fail():
+    index = KBIndex(ZH[:4])
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def ask():
+        while not stop.is_set():
+            try:
+                found = index.query("退款多久到账", k=3)
+                assert found and found[0].entry_id == "refund-time"
+            except BaseException as exc:  # noqa: BLE001 - collected for the assert
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for entry in ZH[4:]:
+        index.upsert(entry)
+    for entry in ZH[4:7]:
+        index.remove(entry.id)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(index) == len(ZH) - 3
+
+
+def test_empty_index_and_empty_question():
+    assert KBIndex([]).query("退款") == []
+    index = KBIndex([KBEntry("a", ["退款"], "x")])
+    assert index.query("？？？") == []
+    assert index.decide([]).kind == "unrecognised"
+    index.upsert(KBEntry("b", ["发票"], "y"))  # from one entry to two: still fine
+    assert index.query("发票", k=1)[0].entry_id == "b"
+
+
+def test_disabled_entries_are_not_answered():
+    index = KBIndex([*ZH[:3], KBEntry("off", ["怎么开发票"], "x", enabled=False)])
+    assert all(c.entry_id != "off" for c in index.query("怎么开发票", k=5))
+
+
+def test_evaluate_reports_the_design_metrics(tmp_path):
+    kb = tmp_path / "kb.yaml"
+    write_yaml(ZH, kb)
+    cases = tmp_path / "cases.csv"
+    cases.write_text(
+        "query,expected_id\n退货运费谁出,return-fee\n怎么开专票,invoice\n"
+        "帮我写一首诗,\n帮我订一张机票,\n",
+        encoding="utf-8",
+    )
+    result = evaluate(kb, cases)
+    assert {"n", "in_scope_accuracy", "oos_recall", "oos_precision", "suggest_rate",
+            "p50_ms", "p99_ms", "build_s"} == set(result)
+    assert result["n"] == 4
+    assert result["in_scope_accuracy"] == 1.0
+    assert result["oos_recall"] == 1.0 and result["oos_precision"] == 1.0
+    from meiqia.bot.evaluate import format_report
+
+    assert "in-scope accuracy" in format_report(result)
