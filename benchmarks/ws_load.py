@@ -1,0 +1,368 @@
+"""Websocket load: many visitor and agent sockets, sustained messages, a reconnect storm.
+
+Starts one meiqia server process (Werkzeug's threaded server, as ``meiqia run``)
+on the embedded default (SQLite, in-process hub) or with ``--production`` on
+PostgreSQL + Redis, opens VISITORS visitor sockets and AGENTS agent sockets
+from one asyncio client process, then:
+
+1. sends RATE visitor messages per second for DURATION seconds; each is stored,
+   published and delivered to the handling agent's socket; the benchmark counts
+   every message at the agent (lost, duplicated) and times send → delivery;
+2. drops RECONNECT visitor sockets, has agents write to each of those
+   conversations, and reconnects them all within 10 s with ``after=<last id>``:
+   each must get exactly its missed message;
+3. reads the server's RSS before and after the sockets open (memory per socket).
+
+``--reference`` measures a bare asyncio ``websockets`` echo server the same way
+(sockets held, memory per socket, echo throughput): our distance from the limit.
+
+Run: ``.venv/bin/python benchmarks/ws_load.py [--production] [--duration 300]``
+and ``.venv/bin/python benchmarks/ws_load.py --reference``. Only 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._report import write_section  # noqa: E402
+
+SERVER = ("import sys; from meiqia import create_app; "
+          "create_app().run(host='127.0.0.1', port=int(sys.argv[1]), threaded=True)")
+ECHO = '''
+import asyncio, sys
+from websockets.asyncio.server import serve
+async def echo(ws):
+    async for m in ws:
+        await ws.send(m)
+async def main():
+    async with serve(echo, "127.0.0.1", int(sys.argv[1]), compression=None, max_queue=64):
+        await asyncio.get_running_loop().create_future()
+asyncio.run(main())
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Http:
+    def __init__(self, base: str) -> None:
+        import http.cookiejar
+
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.csrf = ""
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        req = urllib.request.Request(self.base + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json",
+                                              "X-CSRF-Token": self.csrf})
+        with self.opener.open(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def cookie(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
+
+
+def start_server(env: dict, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("server did not start")
+
+
+async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
+    from websockets.asyncio.client import connect
+
+    base = f"http://127.0.0.1:{port}"
+    admin = Http(base)
+    data = admin.call("POST", "/api/v1/auth/register", {
+        "team_name": "压测", "name": "管理员", "email": "admin@example.com",
+        "password": "bench-pass-1"})
+    admin.csrf = data["csrf_token"]
+    team_id = data["team"]["id"]
+    admin.call("PATCH", "/api/v1/team", {"settings": {"bot_enabled": False}})
+    per_agent = args.visitors // args.agents + 1
+    agent_cookies = {}
+    for n in range(args.agents):
+        a = admin.call("POST", "/api/v1/agents", {
+            "name": f"客服{n}", "email": f"a{n}@example.com", "password": "bench-pass-1",
+            "max_concurrent": per_agent, "status": "online"})
+        h = Http(base)
+        h.call("POST", "/api/v1/auth/login", {"email": f"a{n}@example.com",
+                                              "password": "bench-pass-1"})
+        agent_cookies[a["id"]] = h.cookie()
+    base_rss = rss_mb(pid)
+
+    loop = asyncio.get_running_loop()
+    sessions = []
+    for _ in range(args.visitors):
+        s = await loop.run_in_executor(None, lambda: Http(base).call(
+            "POST", "/api/v1/widget/session", {"team_id": team_id}))
+        sessions.append(s)
+    received: dict[str, list[float]] = {}
+    sent_at: dict[str, float] = {}
+
+    async def agent_reader(ws):
+        async for raw in ws:
+            frame = json.loads(raw)
+            if frame["type"] == "message" and frame["data"].get("sender_kind") == "visitor":
+                cid = frame["data"].get("client_msg_id")
+                if cid in sent_at:
+                    received.setdefault(cid, []).append(time.perf_counter())
+
+    agents = []
+    for cookie in agent_cookies.values():
+        ws = await connect(f"ws://127.0.0.1:{port}/ws/agent", additional_headers={"Cookie": cookie},
+                           compression=None, max_size=2**22, ping_interval=None,
+                           open_timeout=60)
+        await ws.recv()
+        agents.append((ws, asyncio.create_task(agent_reader(ws))))
+    visitors = []
+    last_id: dict[int, int] = {}
+    for s in sessions:
+        ws = await connect(f"ws://127.0.0.1:{port}/ws/visitor?token={s['token']}",
+                           compression=None, ping_interval=None, open_timeout=60)
+        await ws.recv()
+        visitors.append(ws)
+    await asyncio.sleep(2)
+    held_rss = rss_mb(pid)
+
+    async def drain(ws, index):
+        try:
+            async for raw in ws:
+                frame = json.loads(raw)
+                if frame["type"] == "message" and frame.get("id"):
+                    last_id[index] = max(last_id.get(index, 0), frame["id"])
+        except Exception:  # noqa: BLE001 - closed on purpose in phase 2
+            return
+
+    drains = [asyncio.create_task(drain(ws, i)) for i, ws in enumerate(visitors)]
+    # Phase 1: sustained load. Sockets the server breaks are counted, not fatal.
+    broken: dict[int, str] = {}
+    interval = 1.0 / args.rate
+    start = time.perf_counter()
+    n = 0
+    while time.perf_counter() - start < args.duration:
+        i = random.randrange(len(visitors))
+        if i in broken:
+            continue
+        cid = f"b{uuid.uuid4().hex[:16]}"
+        try:
+            await visitors[i].send(json.dumps({"type": "message", "data": {
+                "body": f"压测消息 {n}", "client_msg_id": cid}}))
+        except Exception as exc:  # noqa: BLE001 - counted and reported
+            broken[i] = repr(exc)[:200]
+            continue
+        sent_at[cid] = time.perf_counter()
+        n += 1
+        target = start + n * interval
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    achieved = n / (time.perf_counter() - start)
+    await asyncio.sleep(5)
+    lat = [(times[0] - sent_at[c]) * 1000 for c, times in received.items()]
+    lost = len(sent_at) - len(received)
+    dup = sum(len(t) - 1 for t in received.values())
+
+    # Phase 2: reconnect storm.
+    storm = [i for i in range(len(visitors)) if i not in broken][:args.reconnect]
+    for i in storm:
+        await visitors[i].close()
+    admin_ws_cookie = admin.cookie()
+    missed_body = {}
+    for i in storm:
+        conv = sessions[i]["conversation"]["conversation_id"]
+        body = f"断线补发 {i}"
+        missed_body[i] = body
+        await loop.run_in_executor(None, lambda c=conv, b=body: admin.call(
+            "POST", f"/api/v1/conversations/{c}/messages", {"body": b, "mode": "reply"}))
+    _ = admin_ws_cookie
+    ok = 0
+    t0 = time.perf_counter()
+
+    async def resume(i):
+        ws = await connect(f"ws://127.0.0.1:{port}/ws/visitor?token={sessions[i]['token']}"
+                           f"&after={last_id.get(i, 0)}", compression=None, ping_interval=None,
+                           open_timeout=60)
+        got = []
+        try:
+            while True:
+                raw = await asyncio.wait_for(ws.recv(), timeout=10)
+                frame = json.loads(raw)
+                if frame["type"] == "message":
+                    got.append(frame["data"]["body"])
+                    if frame["data"]["body"] == missed_body[i]:
+                        break
+        except TimeoutError:
+            pass
+        await ws.close()
+        return got
+
+    results = await asyncio.gather(*(resume(i) for i in storm))
+    storm_s = time.perf_counter() - t0
+    for i, got in zip(storm, results, strict=True):
+        ok += got.count(missed_body[i]) == 1
+    for ws, task in agents:
+        task.cancel()
+        await ws.close()
+    for i, ws in enumerate(visitors):
+        if i not in storm:
+            try:
+                await ws.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+    for task in drains:
+        task.cancel()
+    arr = np.asarray(lat) if lat else np.zeros(1)
+    sockets = args.visitors + args.agents
+    return {
+        "sockets": sockets, "sent": len(sent_at), "rate": achieved, "lost": lost, "dup": dup,
+        "p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)),
+        "p99": float(np.percentile(arr, 99)), "kb_per_socket": (held_rss - base_rss) * 1024 / sockets,
+        "rss": held_rss, "storm": len(storm), "storm_ok": ok, "storm_s": storm_s,
+        "broken": len(broken), "broken_why": sorted(set(broken.values()))[:3],
+    }
+
+
+async def run_reference(port: int, pid: int, sockets: int) -> dict:
+    from websockets.asyncio.client import connect
+
+    base = rss_mb(pid)
+    conns = [await connect(f"ws://127.0.0.1:{port}", compression=None, ping_interval=None)
+             for _ in range(sockets)]
+    await asyncio.sleep(1)
+    held = rss_mb(pid)
+    count = 0
+    lat = []
+    deadline = time.perf_counter() + 10
+    while time.perf_counter() < deadline:
+        batch = conns[:200]
+        t = time.perf_counter()
+        await asyncio.gather(*(c.send("x" * 64) for c in batch))
+        await asyncio.gather(*(c.recv() for c in batch))
+        lat.append((time.perf_counter() - t) * 1000)
+        count += len(batch)
+    for c in conns:
+        await c.close()
+    return {"sockets": sockets, "kb_per_socket": (held - base) * 1024 / sockets,
+            "echo_per_s": count / 10}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--production", action="store_true", help="PostgreSQL + Redis")
+    parser.add_argument("--reference", action="store_true", help="bare asyncio websockets")
+    parser.add_argument("--visitors", type=int, default=2000)
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=300)
+    parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--reconnect", type=int, default=500)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    args = parser.parse_args()
+    port = free_port()
+    if args.reference:
+        proc = subprocess.Popen([sys.executable, "-c", ECHO, str(port)])
+        time.sleep(1.5)
+        try:
+            fig = asyncio.run(run_reference(port, proc.pid, args.visitors))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+        print(fig)
+        body = (f"Bare asyncio `websockets` echo server, same machine and client: "
+                f"{fig['sockets']:,} sockets held at {fig['kb_per_socket']:.1f} KB each; "
+                f"{fig['echo_per_s']:,.0f} echo messages/s (200 clients in lock-step).")
+        write_section("ws-reference", "Websocket reference: bare asyncio echo server",
+                      ".venv/bin/python benchmarks/ws_load.py --reference", body)
+        return
+    tmp = Path(tempfile.mkdtemp())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
+    env.update({"MEIQIA_INSTANCE_PATH": str(tmp), "MEIQIA_SECRET_KEY": "bench",
+                "MEIQIA_LOGIN_MAX_FAILURES": "1000"})
+    db_name = None
+    if args.production:
+        import psycopg2
+
+        db_name = f"meiqia_bench_{uuid.uuid4().hex[:6]}"
+        conn = psycopg2.connect(args.pg)
+        conn.autocommit = True
+        conn.cursor().execute(f'CREATE DATABASE "{db_name}"')
+        url = args.pg.rsplit("/", 1)[0] + "/" + db_name
+        env.update({"MEIQIA_DATABASE_URL": url, "MEIQIA_REDIS_URL": args.redis,
+                    "MEIQIA_REDIS_PREFIX": f"bench-{db_name}"})
+    subprocess.run([sys.executable, "-m", "meiqia.cli", "db", "upgrade"], env=env, cwd=ROOT,
+                   check=True, capture_output=True)
+    proc = start_server(env, port)
+    try:
+        fig = asyncio.run(run_load(args, port, proc.pid))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        if db_name:
+            conn.cursor().execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    print(fig)
+    mode = "PostgreSQL + Redis" if args.production else "embedded default (SQLite, in-process hub)"
+    cmd = (".venv/bin/python benchmarks/ws_load.py" + (" --production" if args.production else "")
+           + f" --visitors {args.visitors} --agents {args.agents} --rate {args.rate:g}"
+           f" --duration {args.duration:g} --reconnect {args.reconnect}")
+    body = "\n".join([
+        f"One meiqia process (Werkzeug threaded server, as `meiqia run`), {mode}; the client "
+        "is one asyncio process on the same 2-core machine. Goals: 2,000 visitor + 50 agent "
+        "sockets held; 300 msg/s sustained with delivery p95 < 50 ms and p99 < 200 ms, "
+        "nothing lost or duplicated; 500 visitors reconnecting within 10 s all resume.",
+        "",
+        "| figure | value |", "|---|---|",
+        f"| sockets held | {fig['sockets']:,} ({args.visitors:,} visitors, {args.agents} agents) |",
+        f"| server RSS with all sockets | {fig['rss']:.0f} MB ({fig['kb_per_socket']:.0f} KB per socket) |",
+        f"| messages sent / rate achieved | {fig['sent']:,} in {args.duration:g} s / {fig['rate']:.0f} msg/s |",
+        f"| visitor → agent delivery p50 / p95 / p99 | {fig['p50']:.1f} / {fig['p95']:.1f} / {fig['p99']:.1f} ms |",
+        f"| lost (not at the agent within 5 s) / duplicated | {fig['lost']} / {fig['dup']} |",
+        f"| visitor sockets broken by the server during the run | {fig['broken']} "
+        f"{'; '.join(fig['broken_why'])} |",
+        f"| reconnect storm | {fig['storm_ok']} of {fig['storm']} resumed with exactly their missed message in {fig['storm_s']:.1f} s |",
+    ])
+    name = "ws-load-production" if args.production else "ws-load-embedded"
+    write_section(name, f"Websocket load, {mode}", cmd, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""How much room the team has: who is online, how loaded, can anyone take more.
+
+Routing, the widget (which form to show) and tickets (which scenario a
+leave-a-message comes from) all ask the same questions, so they are answered
+here once.
+"""
+
+from __future__ import annotations
+
+import peewee
+
+from meiqia.models import Agent
+from meiqia.models import Conversation
+
+NOBODY_ONLINE = "nobody_online"
+ALL_BUSY = "all_busy"
+AVAILABLE = "available"
+
+
+def open_counts(team_id: int) -> dict[int, int]:
+    """Open conversations per handler of the team."""
+    rows = (
+        Conversation.select(Conversation.handler, peewee.fn.COUNT(Conversation.id).alias("n"))
+        .where(Conversation.team == team_id, Conversation.status == "open")
+        .group_by(Conversation.handler)
+        .tuples()
+    )
+    return {handler: n for handler, n in rows if handler is not None}
+
+
+def online_agents(team_id: int) -> list[Agent]:
+    """Agents who take conversations now (online; invisible and offline do not)."""
+    return list(
+        Agent.select()
+        .where(Agent.team == team_id, Agent.status == "online", Agent.active == True)  # noqa: E712
+        .order_by(Agent.id)
+    )
+
+
+def candidates(team_id: int) -> list[Agent]:
+    """Online agents below their limit: least-loaded first, ties round-robin.
+
+    Round-robin means the agent who got a conversation longest ago (or never)
+    comes first among equals.
+    """
+    loads = open_counts(team_id)
+    free = [
+        a for a in online_agents(team_id)
+        if a.max_concurrent > 0 and loads.get(a.id, 0) < a.max_concurrent
+    ]
+    return sorted(
+        free,
+        key=lambda a: (
+            loads.get(a.id, 0),
+            a.last_assigned_at is not None,
+            a.last_assigned_at or a.created_at,
+            a.id,
+        ),
+    )
+
+
+def availability(team_id: int) -> str:
+    """``available``, ``all_busy`` (someone online, nobody free) or ``nobody_online``."""
+    if candidates(team_id):
+        return AVAILABLE
+    return ALL_BUSY if online_agents(team_id) else NOBODY_ONLINE

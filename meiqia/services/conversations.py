@@ -1,0 +1,494 @@
+"""The life of a conversation (DESIGN §4): start, bot, human, end, transfer, rating.
+
+Only agents end conversations (or the system, e.g. a visitor who leaves a
+message instead of waiting); visitors cannot. Ending stores the history
+figures and frees a place, which assigns the next queued conversation.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from flask import current_app
+
+from meiqia.db import database
+from meiqia.models import Agent
+from meiqia.models import Conversation
+from meiqia.models import Group
+from meiqia.models import Mention
+from meiqia.models import Message
+from meiqia.models import Visit
+from meiqia.models import Visitor
+from meiqia.models.base import utcnow
+from meiqia.models.conversations import RATINGS
+from meiqia.services import capacity
+from meiqia.services import events
+from meiqia.services import messages
+from meiqia.services import permissions
+from meiqia.services import routing
+from meiqia.services.accounts import iso
+from meiqia.services.errors import Conflict
+from meiqia.services.errors import Forbidden
+from meiqia.services.errors import NotFound
+from meiqia.services.errors import ValidationError
+from meiqia.services.teams import settings_of
+from meiqia.services.validation import check
+
+MODES = ("reply", "anonymous", "internal")
+SEND_SCHEMA = {
+    "type": "object",
+    "required": ["body"],
+    "additionalProperties": False,
+    "properties": {
+        "body": {"type": "string", "maxLength": messages.MAX_BODY},
+        "mode": {"type": "string", "enum": list(MODES)},
+        "client_msg_id": {"type": "string", "maxLength": 64},
+        "kind": {"type": "string", "enum": ["text", "image", "file"]},
+        "attachment": {"type": "string", "maxLength": 40},
+        "suggestion": {"type": "object", "properties": {
+            "message_id": {"type": "integer"}, "entry_id": {"type": "string"},
+            "edited": {"type": "boolean"}}},
+    },
+}
+TRANSFER_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "agent_id": {"type": "integer"},
+        "group_id": {"type": "integer"},
+        "accept_over_limit": {"type": "boolean"},
+    },
+}
+RATING_SCHEMA = {
+    "type": "object",
+    "required": ["rating"],
+    "additionalProperties": False,
+    "properties": {
+        "rating": {"type": "string", "enum": list(RATINGS)},
+        "comment": {"type": "string", "maxLength": 1000},
+    },
+}
+SUMMARY_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "summary": {"type": "string", "maxLength": 5000},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 40}, "maxItems": 20},
+    },
+}
+
+
+def active_for(visitor: Visitor) -> Conversation | None:
+    return (
+        Conversation.select()
+        .where(Conversation.visitor == visitor.id, Conversation.status != "ended")
+        .order_by(Conversation.id.desc())
+        .first()
+    )
+
+
+def start_or_resume(visitor: Visitor, visit: Visit | None) -> tuple[Conversation, bool]:
+    """The visitor's open conversation, or a new one (one per visitor: two tabs share it).
+
+    A new conversation starts with the bot when the team's ``bot_enabled`` is on,
+    otherwise it goes to routing at once.
+    """
+    with database.atomic():
+        current = active_for(visitor)
+        if current is not None:
+            return current, False
+        settings = settings_of(visitor.team)
+        conversation = Conversation.create(
+            team=visitor.team_id, visitor=visitor.id, visit=visit.id if visit else None,
+            status="bot",
+        )
+    with_bot = bool(settings["bot_enabled"])
+    if settings["welcome_message"]:
+        messages.post_message(conversation, "bot" if with_bot else "system",
+                              settings["welcome_message"])
+    events.emit("conversation.started", visitor.team_id,
+                [messages.team_topic(visitor.team_id)],
+                {"conversation_id": conversation.id, "visitor_id": visitor.id,
+                 "handler_id": None, "group_id": None})
+    if not with_bot:
+        _ask_for_human(conversation, announce_nobody=False)
+        conversation = Conversation.get_by_id(conversation.id)
+    return conversation, True
+
+
+def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
+                    client_msg_id: str | None, kind: str = "text",
+                    payload: dict | None = None) -> tuple[Any, bool]:
+    """A visitor's message: stored, then the bot answers, routing starts, or the
+    agent gets suggestions."""
+    if conversation.visitor_id != visitor.id:
+        raise NotFound("no such conversation")
+    if conversation.status == "ended":
+        raise Conflict("the conversation has ended: start a new one")
+    message, created = messages.post_message(
+        conversation, "visitor", body, kind=kind, client_msg_id=client_msg_id, payload=payload)
+    if not created:
+        return message, False
+    conversation = Conversation.get_by_id(conversation.id)
+    if conversation.status == "bot" and kind == "text":
+        if wants_human(message.body) or not settings_of(conversation.team)["bot_enabled"]:
+            _ask_for_human(conversation)
+        else:
+            _bot_step(conversation, message)
+    elif conversation.status == "open" and kind == "text":
+        _suggest_to_agent(conversation, message)
+    return message, True
+
+
+#: Whole messages that ask for a person (compared after normalisation).
+HUMAN_REQUESTS = (
+    "转人工", "人工", "人工客服", "转人工客服", "我要人工", "我要人工客服", "找人工", "真人客服",
+    "人工服务", "转接人工", "human", "agent", "human agent", "live agent", "real person",
+    "talk to a human", "speak to a human", "talk to an agent", "customer service",
+)
+_PUNCTUATION = re.compile(r"[\s\W_]+")
+
+
+def _normalise_request(text: str) -> str:
+    """Full width to half width (NFKC), case folded, punctuation squeezed to one space."""
+    folded = unicodedata.normalize("NFKC", text or "").casefold()
+    return _PUNCTUATION.sub(" ", folded).strip()
+
+
+_HUMAN_KEYS = frozenset(_normalise_request(w) for w in HUMAN_REQUESTS)
+
+
+def wants_human(text: str) -> bool:
+    """True when the whole message asks for a person: 转人工, 人工！, ＨＵＭＡＮ, "Agent?"…
+
+    Questions that merely mention the words ("人工费多少钱") are not requests.
+    """
+    key = _normalise_request(text)
+    return bool(key) and key in _HUMAN_KEYS
+
+
+def bot_reply(conversation: Conversation, message: Any) -> dict[str, Any]:
+    """The bot's answer to a visitor message: the one place that calls the bot.
+
+    ``meiqia.services.bot.answer_visitor`` when it is installed; without it (or
+    when it fails) the question counts as unrecognised and a human is offered.
+    """
+    try:
+        from meiqia.services import bot
+    except ImportError:
+        bot = None
+    if bot is not None:
+        try:
+            return bot.answer_visitor(conversation=conversation, message=message)
+        except Exception:  # noqa: BLE001 - a broken bot must not lose the visitor
+            current_app.logger.exception("the bot failed on conversation %s", conversation.id)
+    lang = "en" if conversation.team.language == "en" else "zh-CN"
+    body = {"zh-CN": "抱歉，我暂时无法回答，正在为您转接人工客服。",
+            "en": "Sorry, I can't answer that: let me get you a human agent."}[lang]
+    return {"kind": "unrecognised", "body": body, "candidates": [], "offer_human": True,
+            "entry_id": None}
+
+
+def _bot_step(conversation: Conversation, message: Any) -> None:
+    reply = bot_reply(conversation, message)
+    if reply["kind"] == "human":
+        _ask_for_human(conversation)
+        return
+    payload = {"bot": reply["kind"], "candidates": [
+        {"entry_id": c["entry_id"], "question": c["question"]} for c in reply["candidates"]
+    ] if reply["kind"] == "suggest" else [], "offer_human": reply["offer_human"],
+        "entry_id": reply.get("entry_id")}
+    messages.post_message(conversation, "bot", reply["body"], payload=payload)
+    if reply["kind"] == "unrecognised" and reply["offer_human"]:
+        # DESIGN §4: the bot failing N times in a row goes to routing.
+        _ask_for_human(conversation)
+
+
+def _ask_for_human(conversation: Conversation, announce_nobody: bool = True) -> str:
+    outcome = routing.request_human(conversation)
+    if outcome == "nobody" and announce_nobody:
+        situation = capacity.availability(conversation.team_id)
+        lang = "en" if conversation.team.language == "en" else "zh-CN"
+        text = {
+            "zh-CN": "现在没有客服可以接待，请留言，我们会尽快联系您。",
+            "en": "No agent can take your chat right now: leave a message and we'll "
+                  "get back to you.",
+        }[lang]
+        messages.post_message(conversation, "system", text, kind="event",
+                              payload={"event": "leave_message", "reason": situation})
+    return outcome
+
+
+def ask_for_human(visitor: Visitor, conversation: Conversation) -> dict[str, Any]:
+    """The visitor pressed "human" (or typed 转人工)."""
+    if conversation.visitor_id != visitor.id:
+        raise NotFound("no such conversation")
+    if conversation.status == "ended":
+        raise Conflict("the conversation has ended")
+    outcome = _ask_for_human(conversation)
+    return {"outcome": outcome, **state(Conversation.get_by_id(conversation.id))}
+
+
+def _suggest_to_agent(conversation: Conversation, message: Any) -> None:
+    from meiqia.services import bot
+
+    found = bot.suggestions_for_agent(conversation, message.body)
+    if not found:
+        return
+    bot.record_suggestions(conversation, message.id, found)
+    events.emit("suggestions", conversation.team_id, [messages.team_topic(conversation.team_id)],
+                {"conversation_id": conversation.id, "message_id": message.id,
+                 "handler_id": conversation.handler_id,
+                 "suggestions": [{k: c[k] for k in ("entry_id", "question", "answer", "score")}
+                                 for c in found]}, track=False)
+
+
+def agent_send(actor: Agent, conversation_id: int, data: dict[str, Any]) -> tuple[Any, bool]:
+    """An agent replies (as himself), anonymously (shown as the handler) or internally."""
+    check(data, SEND_SCHEMA)
+    conversation = permissions.get_conversation(actor, conversation_id)
+    mode = data.get("mode", "reply")
+    if conversation.status == "ended" and mode != "internal":
+        raise Conflict("the conversation has ended: only internal notes can be added")
+    kind = data.get("kind", "text")
+    payload: dict[str, Any] = {}
+    if kind in {"image", "file"}:
+        payload["attachment"] = _attachment_key(actor, conversation, data.get("attachment"))
+    shown = actor
+    if mode == "anonymous":
+        if conversation.handler_id is None:
+            raise ValidationError("mode: anonymous replies need a handler", "mode")
+        shown = Agent.get_by_id(conversation.handler_id)
+    message, created = messages.post_message(
+        conversation, "agent", data["body"], kind=kind,
+        visibility="internal" if mode == "internal" else "public",
+        agent=actor, shown_agent=shown, client_msg_id=data.get("client_msg_id"),
+        payload=payload)
+    suggestion = data.get("suggestion")
+    if created and suggestion and suggestion.get("entry_id") and suggestion.get("message_id"):
+        from meiqia.services import bot
+
+        bot.record_outcome(conversation, suggestion["message_id"], suggestion["entry_id"],
+                           actor.id, "edited" if suggestion.get("edited") else "accepted")
+    return message, created
+
+
+def _attachment_key(actor: Agent, conversation: Conversation, key: str | None) -> str:
+    from meiqia.models import Attachment
+
+    if not key:
+        raise ValidationError("attachment: required for images and files", "attachment")
+    found = Attachment.get_or_none(Attachment.key == key,
+                                   Attachment.conversation == conversation.id)
+    if found is None:
+        raise ValidationError("attachment: no such upload in this conversation", "attachment")
+    return key
+
+
+def end_conversation(actor: Agent, conversation_id: int) -> Conversation:
+    """An agent ends a conversation; figures are stored and a place frees."""
+    conversation = permissions.get_conversation(actor, conversation_id)
+    if conversation.status == "ended":
+        raise Conflict("the conversation has already ended")
+    return _end(conversation, "agent", actor)
+
+
+def system_end(conversation_id: int, reason: str) -> Conversation:
+    """End a conversation without an agent (inactivity, left for a ticket…).
+
+    Ending twice is harmless: an ended conversation is returned as it is.
+    """
+    conversation = Conversation.get_or_none(Conversation.id == conversation_id)
+    if conversation is None:
+        raise NotFound("no such conversation")
+    if conversation.status == "ended":
+        return conversation
+    return _end(conversation, reason, None)
+
+
+def _end(conversation: Conversation, reason: str, actor: Agent | None) -> Conversation:
+    from meiqia.services import figures
+
+    now = utcnow()
+    with database.atomic():
+        updated = Conversation.update(status="ended", ended_at=now, ended_by=actor,
+                                      end_reason=reason[:16]).where(
+            Conversation.id == conversation.id, Conversation.status != "ended").execute()
+    if not updated:
+        raise Conflict("the conversation has already ended")
+    messages.post_message(conversation, "system", "", kind="event",
+                          payload={"event": "ended", "by": actor.display_name if actor else ""})
+    figures.compute_and_store(conversation)
+    conversation = Conversation.get_by_id(conversation.id)
+    routing.publish_state(conversation)
+    events.emit("conversation.ended", conversation.team_id, [], {
+        "conversation_id": conversation.id, "reason": reason,
+        "ended_by": actor.id if actor else None})
+    events.capacity_changed(conversation.team_id)
+    return conversation
+
+
+def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conversation:
+    """Hand a conversation to a colleague (within his limit, unless he himself
+    accepts more) or to a group (queued for that group's agents)."""
+    check(data, TRANSFER_SCHEMA)
+    if ("agent_id" in data) == ("group_id" in data):
+        raise ValidationError("give either agent_id or group_id", "agent_id")
+    conversation = permissions.get_conversation(actor, conversation_id)
+    if conversation.status == "ended":
+        raise Conflict("the conversation has ended")
+    old_handler = conversation.handler_id
+    if "agent_id" in data:
+        target = Agent.get_or_none(Agent.id == data["agent_id"], Agent.team == actor.team_id,
+                                   Agent.active == True)  # noqa: E712
+        if target is None:
+            raise ValidationError("agent_id: no such agent in this team", "agent_id")
+        if target.id == old_handler:
+            raise Conflict(f"{target.display_name} handles it already")
+        # Only the receiver himself may take more than his limit; a limit of 0
+        # means "no automatic assignment", and transfers to him stay allowed.
+        over_ok = (data.get("accept_over_limit") and target.id == actor.id) \
+            or target.max_concurrent == 0
+        with routing.team_transaction(actor.team_id):
+            load = capacity.open_counts(actor.team_id).get(target.id, 0)
+            if load >= target.max_concurrent and not over_ok:
+                raise Conflict(f"{target.display_name} is at the limit "
+                               f"({load}/{target.max_concurrent})", "agent_id")
+            moved = Conversation.update(
+                handler=target.id, status="open", assigned_at=utcnow(), group=None,
+            ).where(Conversation.id == conversation.id,
+                    Conversation.status != "ended").execute()
+        if not moved:
+            raise Conflict("the conversation has ended")
+        note = {"event": "transferred", "to": target.display_name}
+        events.emit("assigned", actor.team_id, [messages.agent_topic(target.id)],
+                    {"conversation_id": conversation.id, "by": actor.display_name})
+    else:
+        group = Group.get_or_none(Group.id == data["group_id"], Group.team == actor.team_id)
+        if group is None:
+            raise ValidationError("group_id: no such group in this team", "group_id")
+        with routing.team_transaction(actor.team_id):
+            moved = Conversation.update(
+                handler=None, status="queued", queued_at=utcnow(), group=group.id,
+            ).where(Conversation.id == conversation.id,
+                    Conversation.status != "ended").execute()
+        if not moved:
+            raise Conflict("the conversation has ended")
+        note = {"event": "transferred", "to": group.name}
+    messages.post_message(conversation, "system", "", kind="event", visibility="internal",
+                          payload={**note, "by": actor.display_name})
+    conversation = Conversation.get_by_id(conversation.id)
+    routing.publish_state(conversation)
+    events.capacity_changed(actor.team_id)
+    return Conversation.get_by_id(conversation.id)
+
+
+def invite_rating(actor: Agent, conversation_id: int) -> Any:
+    conversation = permissions.get_conversation(actor, conversation_id)
+    message, _ = messages.post_message(conversation, "agent", "", kind="rating_invite",
+                                       agent=actor)
+    return message
+
+
+def rate(visitor: Visitor, conversation_id: int, data: dict[str, Any]) -> Conversation:
+    """The visitor rates: after the end, or when an agent invited him."""
+    check(data, RATING_SCHEMA)
+    conversation = Conversation.get_or_none(Conversation.id == conversation_id,
+                                            Conversation.visitor == visitor.id)
+    if conversation is None:
+        raise NotFound("no such conversation")
+    invited = Message.select().where(Message.conversation == conversation.id,
+                                     Message.kind == "rating_invite").exists()
+    if conversation.status != "ended" and not invited:
+        raise Forbidden("rating opens when an agent invites you or the chat ends")
+    Conversation.update(rating=data["rating"], rating_comment=data.get("comment", "").strip()
+                        ).where(Conversation.id == conversation.id).execute()
+    events.emit("rated", conversation.team_id, [messages.team_topic(conversation.team_id)],
+                {"conversation_id": conversation.id, "rating": data["rating"],
+                 "handler_id": conversation.handler_id, "group_id": conversation.group_id})
+    return Conversation.get_by_id(conversation.id)
+
+
+def set_summary(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conversation:
+    check(data, SUMMARY_SCHEMA)
+    conversation = permissions.get_conversation(actor, conversation_id)
+    changes = {}
+    if "summary" in data:
+        changes["summary"] = data["summary"].strip()
+    if "tags" in data:
+        changes["tags"] = sorted({t.strip() for t in data["tags"] if t.strip()})
+    if changes:
+        Conversation.update(**changes).where(Conversation.id == conversation.id).execute()
+    return Conversation.get_by_id(conversation.id)
+
+
+def state(conversation: Conversation) -> dict[str, Any]:
+    """What the widget needs to draw the conversation."""
+    handler = Agent.get_or_none(Agent.id == conversation.handler_id) \
+        if conversation.handler_id else None
+    return {
+        "conversation_id": conversation.id,
+        "status": conversation.status,
+        "queue_position": routing.queue_position(conversation),
+        "handler": {"name": handler.display_name} if handler else None,
+        "rating": conversation.rating,
+        "availability": capacity.availability(conversation.team_id),
+    }
+
+
+def summary_row(conversation: Conversation, actor: Agent | None = None) -> dict[str, Any]:
+    visitor = conversation.visitor
+    unread = 0
+    if actor is not None and conversation.handler_id == actor.id:
+        unread = Message.select().where(
+            Message.conversation == conversation.id, Message.sender_kind == "visitor",
+            Message.id > conversation.agent_read_id).count()
+    last = Message.get_or_none(Message.id == conversation.last_message_id) \
+        if conversation.last_message_id else None
+    return {
+        "id": conversation.id,
+        "status": conversation.status,
+        "visitor": {"id": visitor.id, "name": visitor.name,
+                    "online": bool(visitor.online_until and visitor.online_until > utcnow())},
+        "handler_id": conversation.handler_id,
+        "group_id": conversation.group_id,
+        "created_at": iso(conversation.created_at),
+        "last_message_at": iso(conversation.last_message_at),
+        "last_message": (last.body[:80] if last and last.visibility == "public" or
+                         (last and actor is not None) else "") if last else "",
+        "unread": unread,
+        "queue_position": routing.queue_position(conversation),
+        "rating": conversation.rating,
+        "tags": conversation.tags or [],
+    }
+
+
+def lists(actor: Agent) -> dict[str, Any]:
+    """The workspace's left column: mine, colleagues' (in scope), @me, the queue."""
+    base = Conversation.select().where(permissions.conversation_filter(actor),
+                                       Conversation.status != "ended")
+    mine = base.where(Conversation.handler == actor.id)
+    colleagues = base.where(Conversation.handler.is_null(False),
+                            Conversation.handler != actor.id)
+    mentioned_ids = Mention.select(Mention.conversation).where(
+        Mention.agent == actor.id, Mention.seen_at.is_null())
+    at_me = Conversation.select().where(Conversation.id.in_(mentioned_ids))
+    queued = base.where(Conversation.status == "queued")
+    order = (Conversation.last_message_at.desc(nulls="LAST"), Conversation.id.desc())
+    return {
+        "mine": [summary_row(c, actor) for c in mine.order_by(*order).limit(200)],
+        "colleagues": [summary_row(c, actor) for c in colleagues.order_by(*order).limit(200)],
+        "at_me": [summary_row(c, actor) for c in at_me.order_by(*order).limit(200)],
+        "queue_count": queued.count(),
+        "queue": [summary_row(c, actor) for c in
+                  queued.order_by(Conversation.queued_at, Conversation.id).limit(100)],
+    }
+
+
+def mentions_seen(actor: Agent, conversation_id: int) -> int:
+    return Mention.update(seen_at=utcnow()).where(
+        Mention.agent == actor.id, Mention.conversation == conversation_id,
+        Mention.seen_at.is_null()).execute()
+

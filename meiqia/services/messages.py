@@ -1,0 +1,285 @@
+"""Messages: store, then publish, then acknowledge (DESIGN §5).
+
+``post_message`` is the one entry point for every sender (visitor, agent, bot,
+system). A client message id makes a resend idempotent: the second call returns
+the stored message and publishes nothing. Public messages go to the
+conversation topic (what visitor sockets hear) and the team topic (agents);
+internal notes go to the team topic only, so they cannot reach a visitor
+socket by construction.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import peewee
+from flask import current_app
+
+from meiqia.db import database
+from meiqia.models import Agent
+from meiqia.models import Conversation
+from meiqia.models import Mention
+from meiqia.models import Message
+from meiqia.models.base import utcnow
+from meiqia.models.messages import KINDS
+from meiqia.services import events
+from meiqia.services.accounts import iso
+from meiqia.services.errors import ValidationError
+
+MAX_BODY = 5000
+CLIENT_ID_RE = re.compile(r"^[\w.:\-]{1,64}$")
+MENTION_RE = re.compile(r"@([^\s@,，。:：;；!?！？]{1,40})")
+
+
+def conversation_topic(conversation_id: int) -> str:
+    return f"conversation:{conversation_id}"
+
+
+def team_topic(team_id: int) -> str:
+    return f"team:{team_id}"
+
+
+def agent_topic(agent_id: int) -> str:
+    return f"agent:{agent_id}"
+
+
+def _sender_name(message: Message) -> str:
+    if message.sender_kind == "agent" and message.shown_agent_id:
+        agent = Agent.get_or_none(Agent.id == message.shown_agent_id)
+        return agent.display_name if agent else ""
+    return {"bot": "bot", "system": "system", "visitor": ""}.get(message.sender_kind, "")
+
+
+def reports_reads(conversation: Conversation) -> bool:
+    """Whether the conversation's channel can tell when a message was read."""
+    channels = current_app.extensions.get("meiqia.channels", {})
+    channel = channels.get(conversation.channel)
+    return bool(getattr(channel, "reports_reads", True)) if channel is not None else True
+
+
+def status_of(message: Message, can_read: bool = True) -> str:
+    """``sent``, ``delivered``, ``read``; or ``delivered_read_unknown`` for a channel
+    that cannot report reads (``can_read`` False)."""
+    if message.read_at:
+        return "read"
+    if message.delivered_at:
+        return "delivered" if can_read else "delivered_read_unknown"
+    return "sent"
+
+
+def visitor_view(message: Message, can_read: bool = True) -> dict[str, Any]:
+    """A message as the visitor may see it (never called for internal notes)."""
+    assert message.visibility == "public", "internal notes never reach visitors"
+    payload = dict(message.payload or {})
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "sender_kind": message.sender_kind,
+        "sender_name": _sender_name(message),
+        "kind": message.kind,
+        "body": message.body,
+        "payload": payload,
+        "client_msg_id": message.client_msg_id if message.sender_kind == "visitor" else None,
+        "created_at": iso(message.created_at),
+        "status": status_of(message, can_read),
+    }
+
+
+def agent_view(message: Message, can_read: bool = True) -> dict[str, Any]:
+    """A message as agents see it: who really sent it, and internal notes."""
+    data = visitor_view(message, can_read) if message.visibility == "public" else {
+        "id": message.id, "conversation_id": message.conversation_id,
+        "sender_kind": message.sender_kind, "sender_name": _sender_name(message),
+        "kind": message.kind, "body": message.body, "payload": dict(message.payload or {}),
+        "created_at": iso(message.created_at), "status": status_of(message, can_read),
+    }
+    data["client_msg_id"] = message.client_msg_id
+    data["visibility"] = message.visibility
+    data["agent_id"] = message.agent_id
+    data["shown_agent_id"] = message.shown_agent_id
+    data["anonymous"] = bool(message.agent_id and message.shown_agent_id
+                             and message.agent_id != message.shown_agent_id)
+    return data
+
+
+def check_client_id(client_msg_id: Any) -> str | None:
+    if client_msg_id is None:
+        return None
+    if not isinstance(client_msg_id, str) or not CLIENT_ID_RE.match(client_msg_id):
+        raise ValidationError("client_msg_id: 1-64 letters, digits, '-', '_', '.' or ':'",
+                              "client_msg_id")
+    return client_msg_id
+
+
+def post_message(
+    conversation: Conversation,
+    sender_kind: str,
+    body: str = "",
+    *,
+    kind: str = "text",
+    visibility: str = "public",
+    agent: Agent | None = None,
+    shown_agent: Agent | None = None,
+    client_msg_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> tuple[Message, bool]:
+    """Store a message and publish it; return (message, created).
+
+    ``created`` is False when the client message id was seen before: the
+    stored message is returned and nothing is published again.
+    """
+    client_msg_id = check_client_id(client_msg_id)
+    if kind not in KINDS:
+        raise ValidationError(f"kind: one of {', '.join(KINDS)}", "kind")
+    if not isinstance(body, str):
+        raise ValidationError("body: expected text", "body")
+    body = body.strip() if kind == "text" else body
+    if kind == "text" and not body:
+        raise ValidationError("body: must not be empty", "body")
+    if len(body) > MAX_BODY:
+        raise ValidationError(f"body: at most {MAX_BODY} characters", "body")
+    if client_msg_id:
+        existing = Message.get_or_none(Message.conversation == conversation.id,
+                                       Message.client_msg_id == client_msg_id)
+        if existing is not None:
+            return existing, False
+    draft = {"sender_kind": sender_kind, "kind": kind, "body": body,
+             "payload": payload or {}, "visibility": visibility}
+    pm = current_app.extensions["meiqia.plugins"]
+    for change in pm.call("before_message_saved", message=dict(draft),
+                          conversation=conversation):
+        if not isinstance(change, dict):
+            continue
+        if change.get("reject"):
+            raise ValidationError(f"message refused: {change['reject']}", "body")
+        draft.update({k: v for k, v in change.items() if k in {"body", "payload"}})
+    now = utcnow()
+    try:
+        with database.atomic():
+            message = Message.create(
+                conversation=conversation.id, sender_kind=sender_kind, kind=kind,
+                body=draft["body"], payload=draft["payload"], visibility=visibility,
+                agent=agent, shown_agent=shown_agent or agent, client_msg_id=client_msg_id,
+                created_at=now,
+            )
+            Conversation.update(last_message_id=message.id, last_message_at=now).where(
+                Conversation.id == conversation.id).execute()
+            mentioned = _store_mentions(conversation, message, agent) \
+                if visibility == "internal" and agent is not None else []
+    except peewee.IntegrityError:
+        # Two resends raced: the other one stored it first.
+        existing = Message.get_or_none(Message.conversation == conversation.id,
+                                       Message.client_msg_id == client_msg_id)
+        if existing is None:
+            raise
+        return existing, False
+    publish_message(conversation, message)
+    for agent_id in mentioned:
+        events.emit("mention", conversation.team_id, [agent_topic(agent_id)],
+                    {"conversation_id": conversation.id, "message_id": message.id,
+                     "by": agent.display_name if agent else "",
+                     "body": message.body[:200]}, track=False)
+    return message, True
+
+
+def publish_message(conversation: Conversation, message: Message) -> None:
+    """Agents hear every message on the team topic (with the handler and group, so
+    their sockets filter by scope without a query); visitors hear public ones on
+    the conversation topic."""
+    team = conversation.team_id
+    current = Conversation.select(Conversation.handler, Conversation.group).where(
+        Conversation.id == conversation.id).first()
+    data = agent_view(message)
+    data["handler_id"] = current.handler_id if current else conversation.handler_id
+    data["group_id"] = current.group_id if current else conversation.group_id
+    events.emit("message", team, [team_topic(team)], data, track=False)
+    if message.visibility == "public":
+        events.emit("message", team, [conversation_topic(conversation.id)],
+                    visitor_view(message), track=False)
+    events.plugins().call("track_event", timeout=events.plugins().hook_timeout, event={
+        "name": "message.created", "team_id": team, "at": iso(message.created_at),
+        "conversation_id": conversation.id, "message_id": message.id,
+        "sender_kind": message.sender_kind, "visibility": message.visibility,
+    })
+
+
+def _store_mentions(conversation: Conversation, message: Message, by: Agent) -> list[int]:
+    names = {n for n in MENTION_RE.findall(message.body or "")}
+    if not names:
+        return []
+    found = Agent.select().where(
+        Agent.team == conversation.team_id, Agent.active == True,  # noqa: E712
+        (Agent.name.in_(names)) | (Agent.nickname.in_(names)),
+    )
+    ids = []
+    for target in found:
+        if target.id == by.id:
+            continue
+        Mention.create(conversation=conversation.id, message_id=message.id, agent=target,
+                       by_agent=by)
+        ids.append(target.id)
+    return ids
+
+
+def history(conversation: Conversation, after: int = 0, for_visitor: bool = True,
+            limit: int = 500) -> list[Message]:
+    """Messages newer than ``after`` in order; visitors never get internal notes."""
+    query = Message.select().where(Message.conversation == conversation.id,
+                                   Message.id > after)
+    if for_visitor:
+        query = query.where(Message.visibility == "public")
+    return list(query.order_by(Message.id).limit(limit))
+
+
+def agent_replay(actor: Agent, after: int, limit: int = 2000) -> list[Message]:
+    """What a reconnecting agent socket missed: messages newer than ``after`` of
+    every conversation he may see, internal notes included, oldest first."""
+    from meiqia.services import permissions
+
+    return list(
+        Message.select().join(Conversation, on=(Message.conversation == Conversation.id))
+        .where(Message.id > after, permissions.conversation_filter(actor))
+        .order_by(Message.id).limit(limit)
+    )
+
+
+def _owner(conversation: Conversation) -> dict[str, Any]:
+    """Handler and group: what agent sockets filter team events by, without a query."""
+    return {"handler_id": conversation.handler_id, "group_id": conversation.group_id}
+
+
+def mark_read(conversation: Conversation, reader: str, up_to: int) -> int:
+    """The visitor or the agent read everything up to ``up_to``: set read times."""
+    others = ["agent", "bot", "system"] if reader == "visitor" else ["visitor"]
+    now = utcnow()
+    with database.atomic():
+        count = Message.update(read_at=now, delivered_at=peewee.fn.COALESCE(
+            Message.delivered_at, now)).where(
+            Message.conversation == conversation.id, Message.id <= up_to,
+            Message.sender_kind.in_(others), Message.read_at.is_null(),
+            Message.visibility == "public").execute()
+        field = Conversation.visitor_read_id if reader == "visitor" else Conversation.agent_read_id
+        Conversation.update({field: up_to}).where(
+            Conversation.id == conversation.id, field < up_to).execute()
+    if count:
+        event = {"conversation_id": conversation.id, "reader": reader, "up_to": up_to,
+                 **_owner(conversation)}
+        events.emit("read", conversation.team_id,
+                    [team_topic(conversation.team_id), conversation_topic(conversation.id)],
+                    event, track=False)
+    return count
+
+
+def mark_delivered(conversation: Conversation, message_ids: list[int]) -> None:
+    """Messages reached the visitor's socket: agents see the "delivered" tick."""
+    if not message_ids:
+        return
+    count = Message.update(delivered_at=utcnow()).where(
+        Message.conversation == conversation.id, Message.id.in_(message_ids),
+        Message.delivered_at.is_null()).execute()
+    if count:
+        events.emit("delivered", conversation.team_id, [team_topic(conversation.team_id)],
+                    {"conversation_id": conversation.id, "message_ids": message_ids,
+                     **_owner(conversation)},
+                    track=False)

@@ -1,0 +1,175 @@
+"""Routing (DESIGN §4): who takes a conversation, and the queue.
+
+An online agent below his limit gets it (least-loaded first, ties round-robin,
+then the ``assign_agent`` hook decides); nobody free but someone online: the
+conversation queues, first come first served, with positions pushed live;
+nobody online: the visitor is offered the leave-a-message form.
+
+Assignment is atomic: each team's assignments are serialised (an IMMEDIATE
+transaction on SQLite, a transaction-scoped advisory lock on PostgreSQL), and
+the conversation is updated only if it still has no handler, so under any
+concurrency no agent exceeds his limit and no conversation gets two handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from flask import current_app
+
+from meiqia.db import database
+from meiqia.db import is_postgres
+from meiqia.models import Agent
+from meiqia.models import Conversation
+from meiqia.models.base import utcnow
+from meiqia.services import capacity
+from meiqia.services import events
+from meiqia.services.messages import agent_topic
+from meiqia.services.messages import conversation_topic
+from meiqia.services.messages import team_topic
+from meiqia.services.teams import settings_of
+
+
+@contextlib.contextmanager
+def team_transaction(team_id: int) -> Iterator[None]:
+    """A transaction that holds the team's routing lock until it ends."""
+    if is_postgres():
+        with database.atomic():
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (7301, team_id))
+            yield
+    else:
+        with database.atomic("IMMEDIATE"):
+            yield
+
+
+def queue_position(conversation: Conversation) -> int | None:
+    if conversation.status != "queued" or conversation.queued_at is None:
+        return None
+    ahead = Conversation.select().where(
+        Conversation.team == conversation.team_id, Conversation.status == "queued",
+        (Conversation.queued_at < conversation.queued_at)
+        | ((Conversation.queued_at == conversation.queued_at)
+           & (Conversation.id < conversation.id)),
+    ).count()
+    return ahead + 1
+
+
+def _state_event(conversation: Conversation) -> dict[str, Any]:
+    handler = Agent.get_or_none(Agent.id == conversation.handler_id) \
+        if conversation.handler_id else None
+    return {
+        "conversation_id": conversation.id,
+        "status": conversation.status,
+        "queue_position": queue_position(conversation),
+        "handler": {"id": handler.id, "name": handler.display_name} if handler else None,
+        "group_id": conversation.group_id,
+    }
+
+
+def publish_state(conversation: Conversation) -> None:
+    """Tell the visitor and the team what state the conversation is in now."""
+    data = _state_event(conversation)
+    events.emit("conversation", conversation.team_id,
+                [conversation_topic(conversation.id), team_topic(conversation.team_id)], data,
+                track=False)
+
+
+def request_human(conversation: Conversation) -> str:
+    """Route a conversation to a person. Returns ``open``, ``queued`` or
+    ``nobody`` (nobody can take it: the widget offers the leave-a-message form)."""
+    conversation = Conversation.get_by_id(conversation.id)
+    if conversation.status in {"open", "queued"}:
+        return conversation.status
+    if conversation.status == "ended":
+        return "nobody"
+    team_id = conversation.team_id
+    situation = capacity.availability(team_id)
+    queue_ok = settings_of(conversation.team)["queue_enabled"]
+    if situation == capacity.NOBODY_ONLINE or (
+        situation == capacity.ALL_BUSY and not queue_ok
+    ):
+        events.emit("conversation", team_id, [conversation_topic(conversation.id)],
+                    {"conversation_id": conversation.id, "status": conversation.status,
+                     "offer_ticket": situation}, track=False)
+        return "nobody"
+    Conversation.update(status="queued", queued_at=utcnow()).where(
+        Conversation.id == conversation.id, Conversation.status == "bot").execute()
+    assign_waiting(team_id)
+    conversation = Conversation.get_by_id(conversation.id)
+    if conversation.status == "queued":
+        publish_state(conversation)
+    return conversation.status
+
+
+def _assign_one(team_id: int) -> Conversation | None:
+    """Give the longest-waiting assignable conversation a handler, atomically."""
+    pm = current_app.extensions["meiqia.plugins"]
+    with team_transaction(team_id):
+        free = capacity.candidates(team_id)
+        if not free:
+            return None
+        waiting = (
+            Conversation.select()
+            .where(Conversation.team == team_id, Conversation.status == "queued",
+                   Conversation.handler.is_null())
+            .order_by(Conversation.queued_at, Conversation.id)
+            .limit(50)
+        )
+        for conversation in waiting:
+            pool = free
+            if conversation.group_id:
+                from meiqia.models import AgentGroup
+
+                members = {m.agent_id for m in AgentGroup.select().where(
+                    AgentGroup.group == conversation.group_id)}
+                pool = [a for a in free if a.id in members]
+            if not pool:
+                continue
+            chosen = pm.call_first("assign_agent", conversation=conversation, candidates=pool)
+            if chosen is None or chosen.id not in {a.id for a in pool}:
+                chosen = pool[0]
+            now = utcnow()
+            updated = Conversation.update(
+                handler=chosen.id, status="open", assigned_at=now,
+            ).where(Conversation.id == conversation.id, Conversation.handler.is_null(),
+                    Conversation.status == "queued").execute()
+            if updated:
+                Agent.update(last_assigned_at=now).where(Agent.id == chosen.id).execute()
+                return Conversation.get_by_id(conversation.id)
+        return None
+
+
+def assign_waiting(team_id: int) -> list[Conversation]:
+    """Assign queued conversations while someone is free; push new queue positions."""
+    assigned = []
+    while True:
+        conversation = _assign_one(team_id)
+        if conversation is None:
+            break
+        assigned.append(conversation)
+        publish_state(conversation)
+        events.emit("assigned", team_id, [agent_topic(conversation.handler_id)],
+                    {"conversation_id": conversation.id})
+    if assigned:
+        for waiting in Conversation.select().where(Conversation.team == team_id,
+                                                   Conversation.status == "queued"):
+            publish_state(waiting)
+    return assigned
+
+
+def leave_queue(conversation: Conversation) -> None:
+    """The visitor stops waiting (e.g. leaves a message instead): back to the bot."""
+    Conversation.update(status="bot", queued_at=None).where(
+        Conversation.id == conversation.id, Conversation.status == "queued").execute()
+    conversation = Conversation.get_by_id(conversation.id)
+    publish_state(conversation)
+    for waiting in Conversation.select().where(Conversation.team == conversation.team_id,
+                                               Conversation.status == "queued"):
+        publish_state(waiting)
+
+
+# A freed place (end, transfer, limit raised, agent online) assigns the queue head.
+if assign_waiting not in events.capacity_listeners:
+    events.capacity_listeners.append(assign_waiting)

@@ -1,0 +1,151 @@
+"""Visitors: a session for the widget, their visits, and the customer card.
+
+The widget knows a visitor only by his signed token; a session resumes the
+visitor of a valid token of the same team (two tabs, a reload, a new day) and
+records each visit separately, because the history filters by where a visit
+came from (source, keyword, platform, region) and not by who the visitor is.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from meiqia.db import database
+from meiqia.models import Agent
+from meiqia.models import Team
+from meiqia.models import Visit
+from meiqia.models import Visitor
+from meiqia.models.base import utcnow
+from meiqia.services import permissions
+from meiqia.services import presence
+from meiqia.services.accounts import iso
+from meiqia.services.errors import NotFound
+from meiqia.services.errors import ValidationError
+from meiqia.services.validation import check
+from meiqia.services.visit_info import build_visit_info
+
+_SHORT = {"type": "string", "maxLength": 120}
+SESSION_SCHEMA = {
+    "type": "object",
+    "required": ["team_id"],
+    "additionalProperties": False,
+    "properties": {
+        "team_id": {"type": "integer", "minimum": 1},
+        "token": {"type": ["string", "null"], "maxLength": 500},
+        "name": _SHORT,
+        "phone": {"type": "string", "maxLength": 40},
+        "email": {"type": "string", "maxLength": 254},
+        "custom": {"type": "object", "maxProperties": 30},
+        "landing_page": {"type": "string", "maxLength": 2000},
+        "referrer": {"type": "string", "maxLength": 2000},
+        "title": {"type": "string", "maxLength": 300},
+    },
+}
+CARD_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "name": _SHORT,
+        "phone": {"type": "string", "maxLength": 40},
+        "email": {"type": "string", "maxLength": 254, "format": "email"},
+        "company": _SHORT,
+        "address": {"type": "string", "maxLength": 255},
+        "note": {"type": "string", "maxLength": 5000},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 40},
+                 "maxItems": 30},
+        "attributes": {"type": "object"},
+    },
+}
+
+
+def _clean_custom(custom: dict[str, Any]) -> dict[str, str]:
+    """Custom info from the embedding page: short string keys and values only."""
+    cleaned = {}
+    for key, value in list(custom.items())[:30]:
+        if not isinstance(key, str) or not key.strip() or len(key) > 60:
+            raise ValidationError("custom: keys are 1-60 characters", "custom")
+        if isinstance(value, dict | list):
+            raise ValidationError(f"custom.{key}: expected text or a number", f"custom.{key}")
+        cleaned[key.strip()] = str(value)[:500]
+    return cleaned
+
+
+def start_session(data: dict[str, Any], ip: str, user_agent: str,
+                  existing: Visitor | None) -> tuple[Visitor, Visit]:
+    """Resume the visitor of a valid token or create one; record this visit."""
+    check(data, SESSION_SCHEMA)
+    team = Team.get_or_none(Team.id == data["team_id"])
+    if team is None:
+        raise NotFound("no such team")
+    if existing is not None and existing.team_id != team.id:
+        existing = None
+    custom = _clean_custom(data.get("custom") or {})
+    info = build_visit_info(ip, user_agent, data.get("referrer"), data.get("landing_page"))
+    now = utcnow()
+    with database.atomic():
+        visitor = existing or Visitor.create(team=team, uid=secrets.token_urlsafe(18))
+        for key in ("name", "phone", "email"):
+            value = (data.get(key) or "").strip()
+            if value and not getattr(visitor, key):
+                setattr(visitor, key, value)
+        if custom:
+            visitor.attributes = {**(visitor.attributes or {}), **custom}
+        visitor.last_seen_at = now
+        visitor.save()
+        trail = [{"url": info["landing_page"], "title": (data.get("title") or "")[:300],
+                  "at": iso(now)}] if info["landing_page"] else []
+        visit = Visit.create(visitor=visitor, team=team, custom_info=custom, trail=trail,
+                             started_at=now, **info)
+    return visitor, visit
+
+
+def latest_visit(visitor: Visitor) -> Visit | None:
+    """The visitor's most recent visit (what the customer card shows)."""
+    return Visit.select().where(Visit.visitor == visitor).order_by(Visit.id.desc()).first()
+
+
+def card(visitor: Visitor) -> dict[str, Any]:
+    """The customer card and the latest visit, as agents see them."""
+    visit = latest_visit(visitor)
+    online = presence.is_online(visitor)
+    return {
+        "id": visitor.id,
+        "name": visitor.name,
+        "phone": visitor.phone,
+        "email": visitor.email,
+        "company": visitor.company,
+        "address": visitor.address,
+        "note": visitor.note,
+        "tags": visitor.tags or [],
+        "attributes": visitor.attributes or {},
+        "online": online,
+        "first_seen_at": iso(visitor.created_at),
+        "visit": None if visit is None else {
+            k: getattr(visit, k) for k in (
+                "ip", "region", "device", "os", "browser", "platform", "landing_page",
+                "referrer", "source", "search_engine", "search_keyword", "custom_info", "trail")
+        },
+    }
+
+
+def update_card(actor: Agent, visitor_id: int, data: dict[str, Any]) -> Visitor:
+    """An agent edits the customer card of a visitor he may see."""
+    check(data, CARD_SCHEMA)
+    visitor = Visitor.get_or_none(Visitor.id == visitor_id, Visitor.team == actor.team_id)
+    if visitor is None or not _sees_visitor(actor, visitor):
+        raise NotFound("no such visitor")
+    for key, value in data.items():
+        setattr(visitor, key, value.strip() if isinstance(value, str) else value)
+    if "tags" in data:
+        visitor.tags = sorted({t.strip() for t in data["tags"] if t.strip()})
+    with database.atomic():
+        visitor.save()
+    return visitor
+
+
+def _sees_visitor(actor: Agent, visitor: Visitor) -> bool:
+    from meiqia.models import Conversation
+
+    return Conversation.select().where(
+        Conversation.visitor == visitor.id, permissions.conversation_filter(actor)).exists()

@@ -1,0 +1,100 @@
+"""Agent-facing conversations API: lists, messages, replies, end, transfer.
+
+Every route loads its conversation through ``permissions.get_conversation``, so
+anything outside the agent's scope answers 404.
+"""
+
+from __future__ import annotations
+
+from flask import g
+
+from meiqia.services import conversations
+from meiqia.services import messages
+from meiqia.services import permissions
+from meiqia.services import visitors
+from meiqia.web.api import query_int
+from meiqia.web.api import route
+
+
+@route("/conversations", summary="Mine, colleagues' (in scope), @me and the queue",
+       tags=["conversations"])
+def lists() -> dict:
+    return conversations.lists(g.actor)
+
+
+@route("/conversations/<int:conversation_id>", summary="One conversation with the customer card",
+       tags=["conversations"])
+def get_one(conversation_id: int) -> dict:
+    conversation = permissions.get_conversation(g.actor, conversation_id)
+    return {**conversations.summary_row(conversation, g.actor),
+            "state": conversations.state(conversation),
+            "summary": conversation.summary,
+            "customer": visitors.card(conversation.visitor)}
+
+
+@route("/conversations/<int:conversation_id>/messages", summary="Messages after an id",
+       tags=["conversations"],
+       query={"type": "object", "properties": {"after": {"type": "integer", "minimum": 0}}})
+def list_messages(conversation_id: int) -> dict:
+    conversation = permissions.get_conversation(g.actor, conversation_id)
+    found = messages.history(conversation, after=query_int("after", 0), for_visitor=False)
+    can_read = messages.reports_reads(conversation)
+    return {"messages": [messages.agent_view(m, can_read) for m in found]}
+
+
+@route("/conversations/<int:conversation_id>/messages", ("POST",),
+       summary="Reply, reply anonymously or add an internal note",
+       body=conversations.SEND_SCHEMA, status=201, tags=["conversations"])
+def send(conversation_id: int, body: dict) -> dict:
+    message, created = conversations.agent_send(g.actor, conversation_id, body)
+    return {"message": messages.agent_view(message), "duplicate": not created}
+
+
+@route("/conversations/<int:conversation_id>/end", ("POST",), summary="End the conversation",
+       tags=["conversations"])
+def end(conversation_id: int) -> dict:
+    return conversations.state(conversations.end_conversation(g.actor, conversation_id))
+
+
+@route("/conversations/<int:conversation_id>/transfer", ("POST",),
+       summary="Transfer to a colleague or a group", body=conversations.TRANSFER_SCHEMA,
+       tags=["conversations"])
+def transfer(conversation_id: int, body: dict) -> dict:
+    return conversations.state(conversations.transfer(g.actor, conversation_id, body))
+
+
+@route("/conversations/<int:conversation_id>/rating-invite", ("POST",),
+       summary="Invite the visitor to rate", status=201, tags=["conversations"])
+def rating_invite(conversation_id: int) -> dict:
+    return messages.agent_view(conversations.invite_rating(g.actor, conversation_id))
+
+
+@route("/conversations/<int:conversation_id>/summary", ("PATCH",),
+       summary="Summary (小结) and tags", body=conversations.SUMMARY_SCHEMA,
+       tags=["conversations"])
+def summary(conversation_id: int, body: dict) -> dict:
+    conversation = conversations.set_summary(g.actor, conversation_id, body)
+    return {"summary": conversation.summary, "tags": conversation.tags}
+
+
+@route("/conversations/<int:conversation_id>/read", ("POST",),
+       summary="Mark visitor messages read up to an id", tags=["conversations"],
+       body={"type": "object", "required": ["up_to"], "additionalProperties": False,
+             "properties": {"up_to": {"type": "integer", "minimum": 0}}})
+def read(conversation_id: int, body: dict) -> dict:
+    conversation = permissions.get_conversation(g.actor, conversation_id)
+    conversations.mentions_seen(g.actor, conversation_id)
+    return {"marked": messages.mark_read(conversation, "agent", body["up_to"])}
+
+
+@route("/conversations/<int:conversation_id>/mentions/seen", ("POST",),
+       summary="Take the conversation off my @me list", tags=["conversations"])
+def mentions_seen(conversation_id: int) -> dict:
+    permissions.get_conversation(g.actor, conversation_id)
+    return {"seen": conversations.mentions_seen(g.actor, conversation_id)}
+
+
+@route("/visitors/<int:visitor_id>", ("PATCH",), summary="Edit the customer card",
+       body=visitors.CARD_SCHEMA, tags=["conversations"])
+def update_card(visitor_id: int, body: dict) -> dict:
+    return visitors.card(visitors.update_card(g.actor, visitor_id, body))

@@ -1,0 +1,123 @@
+"""Visitor-facing API for the web widget (visitor token auth).
+
+Nothing here ever returns an internal note: messages go through
+``messages.visitor_view`` and ``messages.history(for_visitor=True)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask import g
+from flask import request
+
+from meiqia.models import Conversation
+from meiqia.services import conversations
+from meiqia.services import messages
+from meiqia.services import visitors
+from meiqia.services.errors import NotFound
+from meiqia.services.errors import Unauthorized
+from meiqia.services.visit_info import client_ip
+from meiqia.web import security
+from meiqia.web.api import query_int
+from meiqia.web.api import route
+
+VISITOR_MESSAGE_SCHEMA = {
+    "type": "object",
+    "required": ["body"],
+    "additionalProperties": False,
+    "properties": {
+        "body": {"type": "string", "maxLength": messages.MAX_BODY},
+        "client_msg_id": {"type": "string", "maxLength": 64},
+        "kind": {"type": "string", "enum": ["text", "image", "file"]},
+        "attachment": {"type": "string", "maxLength": 40},
+    },
+}
+
+
+def request_ip() -> str:
+    return client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                     current_app.config["TRUSTED_PROXIES"])
+
+
+def own_conversation(conversation_id: int) -> Conversation:
+    conversation = Conversation.get_or_none(Conversation.id == conversation_id,
+                                            Conversation.visitor == g.visitor.id)
+    if conversation is None:
+        raise NotFound("no such conversation")
+    return conversation
+
+
+@route("/widget/session", ("POST",), summary="Start or resume a visitor session",
+       auth="none", body=visitors.SESSION_SCHEMA, tags=["widget"],
+       description="Returns the visitor token (keep it), the conversation and its "
+       "messages. Name, contact and custom info come from the embedding page.")
+def session(body: dict) -> dict:
+    existing = None
+    if body.get("token"):
+        try:
+            existing = security.visitor_from_token(body["token"])
+        except Unauthorized:
+            existing = None  # an old or foreign token starts a new visitor
+    visitor, visit = visitors.start_session(body, request_ip(),
+                                            request.headers.get("User-Agent", ""), existing)
+    conversation, _ = conversations.start_or_resume(visitor, visit)
+    return {
+        "token": security.visitor_token(visitor),
+        "visitor": {"name": visitor.name},
+        "conversation": conversations.state(conversation),
+        "messages": [messages.visitor_view(m) for m in messages.history(conversation)],
+    }
+
+
+@route("/widget/conversations/<int:conversation_id>/messages", summary="Messages after an id",
+       auth="visitor", tags=["widget"],
+       query={"type": "object", "properties": {"after": {"type": "integer", "minimum": 0}}})
+def list_messages(conversation_id: int) -> dict:
+    conversation = own_conversation(conversation_id)
+    after = query_int("after", 0)
+    can_read = messages.reports_reads(conversation)
+    return {"messages": [messages.visitor_view(m, can_read)
+                         for m in messages.history(conversation, after=after)],
+            "conversation": conversations.state(conversation)}
+
+
+@route("/widget/conversations/<int:conversation_id>/messages", ("POST",),
+       summary="Send a message (idempotent by client_msg_id)", auth="visitor",
+       body=VISITOR_MESSAGE_SCHEMA, status=201, tags=["widget"])
+def send(conversation_id: int, body: dict) -> Any:
+    conversation = own_conversation(conversation_id)
+    payload = None
+    kind = body.get("kind", "text")
+    if kind in {"image", "file"}:
+        from meiqia.services.conversations import _attachment_key
+
+        payload = {"attachment": _attachment_key(None, conversation, body.get("attachment"))}
+    message, created = conversations.visitor_message(
+        g.visitor, conversation, body["body"], body.get("client_msg_id"), kind=kind,
+        payload=payload)
+    return {"message": messages.visitor_view(message), "duplicate": not created}
+
+
+@route("/widget/conversations/<int:conversation_id>/human", ("POST",),
+       summary="Ask for a human agent", auth="visitor", tags=["widget"])
+def human(conversation_id: int) -> dict:
+    return conversations.ask_for_human(g.visitor, own_conversation(conversation_id))
+
+
+@route("/widget/conversations/<int:conversation_id>/read", ("POST",),
+       summary="Mark messages read up to an id", auth="visitor", tags=["widget"],
+       body={"type": "object", "required": ["up_to"], "additionalProperties": False,
+             "properties": {"up_to": {"type": "integer", "minimum": 0}}})
+def read(conversation_id: int, body: dict) -> dict:
+    count = messages.mark_read(own_conversation(conversation_id), "visitor", body["up_to"])
+    return {"marked": count}
+
+
+@route("/widget/conversations/<int:conversation_id>/rating", ("POST",),
+       summary="Rate the conversation", auth="visitor", body=conversations.RATING_SCHEMA,
+       tags=["widget"])
+def rating(conversation_id: int, body: dict) -> dict:
+    conversation = conversations.rate(g.visitor, conversation_id, body)
+    return conversations.state(conversation)

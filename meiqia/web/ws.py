@@ -1,0 +1,408 @@
+"""Websockets (DESIGN §5): ``/ws/visitor`` and ``/ws/agent``.
+
+Envelopes are ``{"type", "id", "ts", "data"}`` (docs/protocol.md). On connect a
+client names the last server message id it has (``?after=``); it first gets
+every newer message from the database, then live events from the hub, with
+duplicates of the replayed ids skipped, so nothing is lost or repeated across
+reconnects, restarts or a switch of process.
+
+Each socket has two threads: this handler reads client frames, and a pump
+thread blocks on the hub subscription and writes events; writes share a lock.
+The visitor socket subscribes only to its conversation topic, where internal
+notes are never published.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from flask import Flask
+from flask import current_app
+from flask import request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from meiqia.db import connection
+from meiqia.models import Conversation
+from meiqia.models import Mention
+from meiqia.models.base import utcnow
+from meiqia.services import conversations
+from meiqia.services import messages
+from meiqia.services import permissions
+from meiqia.services import presence
+from meiqia.services.errors import ServiceError
+from meiqia.web import security
+
+log = logging.getLogger(__name__)
+sock = Sock()
+
+#: Largest client frame accepted (bytes); bigger ones get an error frame.
+MAX_FRAME = 64 * 1024
+#: Seconds between pings (NAT and proxy idle timeouts).
+PING_SECONDS = 25
+
+
+def init_app(app: Flask) -> None:
+    # No server-initiated pings: simple_websocket closes a socket (1008) when a pong
+    # is late, which under load drops healthy clients. Clients send "ping" frames
+    # every PING_SECONDS instead (the widget does), which also keeps NATs open.
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": None,
+                                                  "max_message_size": MAX_FRAME * 4})
+    sock.init_app(app)
+
+
+def envelope(kind: str, data: dict | None = None, msg_id: int | None = None) -> str:
+    return json.dumps({"type": kind, "id": msg_id,
+                       "ts": utcnow().isoformat(timespec="milliseconds") + "Z",
+                       "data": data or {}}, ensure_ascii=False)
+
+
+class Channel:
+    """One socket: thread-safe sends, and the ids already sent (no duplicates)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.lock = threading.Lock()
+        self.sent_ids: set[int] = set()
+        self.closed = threading.Event()
+
+    def send(self, kind: str, data: dict | None = None, msg_id: int | None = None) -> None:
+        if msg_id is not None:
+            if msg_id in self.sent_ids:
+                return
+            self.sent_ids.add(msg_id)
+        text = envelope(kind, data, msg_id)
+        with self.lock:
+            _send_all(self.ws, text)
+
+    def error(self, code: str, message: str, ref: Any = None) -> None:
+        self.send("error", {"code": code, "message": message, "ref": ref})
+
+
+def _send_all(ws: Any, text: str) -> None:
+    """Send one text frame completely.
+
+    simple_websocket's ``send`` calls ``socket.send`` once, which may write only
+    part of a large frame when the client reads slowly (seen under load as
+    corrupted frames: "reserved bits must be 0"); ``sendall`` writes it all.
+    """
+    from wsproto.events import TextMessage
+
+    if not ws.connected:
+        raise ConnectionClosed(ws.close_reason, ws.close_message)
+    ws.sock.sendall(ws.ws.send(TextMessage(data=text)))
+
+
+def _pump(app: Flask, channel: Channel, sub: Any, allow: Any,
+          delivered: Any = None) -> None:
+    """Forward hub events to the socket until it closes.
+
+    ``delivered(message_data)`` is called after a message reached the socket
+    (the visitor socket marks agent and bot messages delivered).
+    """
+    with app.app_context():
+        while not channel.closed.is_set():
+            # Blocks until an event arrives; ``_stop_pump`` wakes it on close, so
+            # idle sockets cost no wake-ups.
+            item = sub.get(timeout=PING_SECONDS * 4)
+            if item is None or item is _STOP:
+                continue
+            topic, event = item
+            data = event.get("data") or {}
+            try:
+                if not allow(topic, event):
+                    continue
+                msg_id = data.get("id") if event.get("type") == "message" else None
+                channel.send(event["type"], data, msg_id)
+                if msg_id is not None and delivered is not None:
+                    delivered(data)
+            except ConnectionClosed:
+                channel.closed.set()
+            except Exception:  # noqa: BLE001 - one bad event must not kill the socket
+                log.exception("ws: could not forward %s", event.get("type"))
+
+
+_STOP: Any = ("", {"type": "_stop"})
+
+
+def _stop_pump(channel: Channel, sub: Any) -> None:
+    channel.closed.set()
+    sub.close()
+    try:
+        sub.queue.put_nowait(_STOP)
+    except Exception:  # noqa: BLE001 - a full queue means the pump is awake anyway
+        pass
+
+
+def _frames(ws: Any, channel: Channel) -> Any:
+    """Client frames as dicts; malformed ones answered with an error frame."""
+    while not channel.closed.is_set():
+        try:
+            raw = ws.receive(timeout=PING_SECONDS * 2)
+        except ConnectionClosed:
+            return
+        if raw is None:
+            if not getattr(ws, "connected", True):
+                return
+            continue
+        if isinstance(raw, bytes) or len(raw) > MAX_FRAME:
+            channel.error("bad_frame", f"frames must be JSON text of at most {MAX_FRAME} bytes")
+            continue
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            channel.error("bad_frame", "not valid JSON")
+            continue
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            channel.error("bad_frame", 'expected {"type": ..., "data": {...}}')
+            continue
+        if not isinstance(frame.get("data", {}), dict):
+            channel.error("bad_frame", "data must be an object", frame.get("type"))
+            continue
+        yield frame
+
+
+def _after() -> int:
+    try:
+        return max(0, int(request.args.get("after", "0")))
+    except ValueError:
+        return 0
+
+
+@sock.route("/ws/visitor")
+def visitor_socket(ws: Any) -> None:
+    app = current_app._get_current_object()
+    channel = Channel(ws)
+    with connection():
+        try:
+            visitor = security.visitor_from_token(request.args.get("token"))
+        except ServiceError as exc:
+            channel.error(exc.code, exc.message)
+            return
+        conversation = conversations.active_for(visitor)
+        if conversation is None:
+            conversation = Conversation.select().where(
+                Conversation.visitor == visitor.id).order_by(Conversation.id.desc()).first()
+        if conversation is None:
+            channel.error("no_conversation", "start a session first (POST /api/v1/widget/session)")
+            return
+        hub = app.extensions["meiqia.hub"]
+        # Subscribe before the replay: an event published in between is then
+        # both replayed and heard, and the channel skips the second copy.
+        sub = hub.subscribe([messages.conversation_topic(conversation.id)])
+        presence.visitor_connected(visitor.id)
+        channel.send("hello", conversations.state(conversation))
+        for message in messages.history(conversation, after=_after()):
+            channel.send("message", messages.visitor_view(message), message.id)
+
+    def delivered(data: dict) -> None:
+        if data.get("sender_kind") in {"agent", "bot"}:
+            with connection():
+                messages.mark_delivered(Conversation.get_by_id(conversation.id), [data["id"]])
+
+    pump = threading.Thread(target=_pump, args=(app, channel, sub, lambda t, e: True,
+                                                 delivered), daemon=True)
+    pump.start()
+    last_touch = time.monotonic()
+    try:
+        for frame in _frames(ws, channel):
+            with connection():
+                if time.monotonic() - last_touch > PING_SECONDS / 2:
+                    presence.visitor_alive(visitor.id)
+                    last_touch = time.monotonic()
+                _visitor_frame(channel, visitor, conversation.id, frame)
+    finally:
+        _stop_pump(channel, sub)
+        with connection():
+            presence.visitor_disconnected(visitor.id)
+        pump.join(timeout=2)
+
+
+def _run_frame(channel: Channel, frame: dict, handlers: dict[str, Any]) -> None:
+    """Call the handler of the frame's type; errors become error frames."""
+    kind, data = frame["type"], frame.get("data") or {}
+    handler = handlers.get(kind)
+    try:
+        if kind == "ping":
+            channel.send("pong", {})
+        elif handler is None:
+            channel.error("unknown_type", f"unknown message type {kind!r}", kind)
+        else:
+            handler(data)
+    except ServiceError as exc:
+        channel.error(exc.code, exc.message, data.get("client_msg_id") or kind)
+    except (TypeError, ValueError) as exc:
+        channel.error("bad_frame", str(exc), kind)
+
+
+def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: dict) -> None:
+    from meiqia.services import events
+
+    conversation = Conversation.get_by_id(conversation_id)
+    named = frame.get("data", {}).get("conversation_id")
+    if named is not None and named != conversation_id:
+        # A visitor socket speaks for its own conversation only.
+        channel.error("not_found", "no such conversation", frame["type"])
+        return
+
+    def message(data: dict) -> None:
+        sent, created = conversations.visitor_message(
+            visitor, conversation, data.get("body", ""), data.get("client_msg_id"))
+        channel.send("ack", {"client_msg_id": sent.client_msg_id,
+                             "message": messages.visitor_view(sent), "duplicate": not created})
+
+    def typing(data: dict) -> None:
+        events.emit("typing", conversation.team_id, [messages.team_topic(conversation.team_id)],
+                    {"conversation_id": conversation.id, "who": "visitor",
+                     "handler_id": conversation.handler_id, "group_id": conversation.group_id,
+                     "typing": bool(data.get("typing", True)),
+                     "preview": str(data.get("preview", ""))[:200]}, track=False)
+
+    _run_frame(channel, frame, {
+        "message": message,
+        "typing": typing,
+        "read": lambda data: messages.mark_read(conversation, "visitor",
+                                                int(data.get("up_to", 0))),
+        "human": lambda data: channel.send(
+            "conversation", conversations.ask_for_human(visitor, conversation)),
+    })
+
+
+@sock.route("/ws/agent")
+def agent_socket(ws: Any) -> None:
+    app = current_app._get_current_object()
+    channel = Channel(ws)
+    with connection():
+        actor = security.session_agent()
+        if actor is None:
+            from meiqia.services.accounts import agent_for_token
+
+            token = request.args.get("api_token")
+            actor = agent_for_token(token) if token else None
+        if actor is None:
+            channel.error("unauthorized", "log in first")
+            return
+        hub = app.extensions["meiqia.hub"]
+        sub = hub.subscribe([messages.team_topic(actor.team_id),
+                             messages.agent_topic(actor.id)])
+        channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
+        after = _after()
+        if after:
+            for old in messages.agent_replay(actor, after):
+                channel.send("message", messages.agent_view(old), old.id)
+        presence.agent_connected(actor)
+    allow = _scope_checker(actor)
+    pump = threading.Thread(target=_pump, args=(app, channel, sub, allow), daemon=True)
+    pump.start()
+    try:
+        for frame in _frames(ws, channel):
+            with connection():
+                _agent_frame(channel, actor, frame)
+    finally:
+        _stop_pump(channel, sub)
+        with connection():
+            presence.agent_disconnected(actor)
+        pump.join(timeout=2)
+
+
+#: Seconds an agent socket trusts its cached view of his scope.
+SCOPE_CACHE_SECONDS = 30
+_MISSING = object()
+
+
+def _scope_checker(actor: Any) -> Any:
+    """A cheap per-event filter for an agent socket.
+
+    Every team event carries its conversation's handler (and group); the
+    agent's visible agents and groups, and the conversations he was @mentioned
+    in, are loaded once per SCOPE_CACHE_SECONDS, so events need no query (a
+    query per event per agent socket is what exhausted the PostgreSQL pool
+    under load). A new mention reaches him on his own topic and widens the
+    cached view at once. Only events without the handler ask the database, and
+    that answer is cached per conversation.
+    """
+    everything = permissions.sees_everything(actor)
+    state: dict[str, Any] = {"until": 0.0, "agents": set(), "groups": set(),
+                             "mentioned": set()}
+    per_conversation: dict[int, tuple[bool, float]] = {}
+
+    def refresh() -> None:
+        now = time.monotonic()
+        if now < state["until"]:
+            return
+        with connection():
+            state["agents"] = permissions.visible_agent_ids(actor) or set()
+            state["groups"] = permissions.visible_group_ids(actor) or set()
+            state["mentioned"] = {m.conversation_id for m in Mention.select(
+                Mention.conversation).where(Mention.agent == actor.id)}
+        state["until"] = now + SCOPE_CACHE_SECONDS
+
+    own_topic = messages.agent_topic(actor.id)
+
+    def allow(topic: str, event: dict) -> bool:
+        data = event.get("data") or {}
+        conversation_id = data.get("conversation_id")
+        if topic == own_topic:
+            if event.get("type") == "mention" and conversation_id is not None:
+                state["mentioned"].add(conversation_id)
+                per_conversation.pop(conversation_id, None)
+            return True  # addressed to him (assigned, mention)
+        if conversation_id is None or everything:
+            return True
+        handler = data.get("handler_id", _MISSING)
+        if handler is _MISSING and isinstance(data.get("handler"), dict | type(None)) \
+                and "handler" in data:
+            handler = (data["handler"] or {}).get("id")
+        refresh()
+        if handler is not _MISSING:
+            if handler is not None and handler in state["agents"]:
+                return True
+            if handler is None and (data.get("group_id") in (None, *state["groups"])):
+                return True
+            return conversation_id in state["mentioned"]
+        cached = per_conversation.get(conversation_id)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        with connection():
+            conversation = Conversation.get_or_none(Conversation.id == conversation_id)
+            ok = bool(conversation) and permissions.can_see_conversation(actor, conversation)
+        per_conversation[conversation_id] = (ok, time.monotonic() + SCOPE_CACHE_SECONDS)
+        return ok
+
+    return allow
+
+
+def _agent_frame(channel: Channel, actor: Any, frame: dict) -> None:
+    from meiqia.services import events
+
+    def mine(data: dict) -> Conversation:
+        return permissions.get_conversation(actor, int(data.get("conversation_id", 0)))
+
+    def message(data: dict) -> None:
+        body = {k: v for k, v in data.items() if k != "conversation_id"}
+        sent, created = conversations.agent_send(actor, int(data.get("conversation_id", 0)),
+                                                 body)
+        channel.send("ack", {"client_msg_id": sent.client_msg_id,
+                             "message": messages.agent_view(sent), "duplicate": not created})
+
+    def replay(data: dict) -> None:
+        for old in messages.history(mine(data), after=int(data.get("after", 0)),
+                                    for_visitor=False):
+            channel.send("message", messages.agent_view(old), old.id)
+
+    def typing(data: dict) -> None:
+        conversation = mine(data)
+        events.emit("typing", conversation.team_id, [messages.conversation_topic(conversation.id)],
+                    {"conversation_id": conversation.id, "who": "agent",
+                     "typing": bool(data.get("typing", True))}, track=False)
+
+    _run_frame(channel, frame, {
+        "message": message,
+        "replay": replay,
+        "typing": typing,
+        "read": lambda data: messages.mark_read(mine(data), "agent", int(data.get("up_to", 0))),
+    })

@@ -1,0 +1,206 @@
+"""A whole conversation through the REST API: widget and agent sides."""
+
+from __future__ import annotations
+
+import pytest
+
+from meiqia.models import Agent
+from meiqia.models import Conversation
+from meiqia.models import Message
+from meiqia.models import Team
+
+
+def start(app, team_id, **extra):
+    client = app.test_client()
+    response = client.post(
+        "/api/v1/widget/session",
+        json={"team_id": team_id, "landing_page": "https://shop.example.com/p/1",
+              "referrer": "https://www.baidu.com/s?wd=%E9%80%80%E6%AC%BE", **extra},
+        headers={"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) "
+                 "AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.45"},
+    )
+    assert response.status_code == 200, response.get_json()
+    data = response.get_json()
+    return client, data["token"], data["conversation"]["conversation_id"], data
+
+
+def vpost(client, token, url, **kw):
+    return client.post(url, headers={"X-Visitor-Token": token}, **kw)
+
+
+@pytest.fixture
+def team(db_api):
+    db_api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
+    return db_api
+
+
+def test_visitor_and_agent_hold_a_conversation(team):
+    app = team.app
+    li = team.new_agent(max_concurrent=2)
+    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    client, token, cid, data = start(app, team.team["id"], name="张三",
+                                     custom={"订单号": "A1001"})
+    assert data["conversation"]["status"] == "open"  # bot off: straight to routing
+    assert Conversation.get_by_id(cid).handler_id == li.agent["id"]
+
+    sent = vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
+                 json={"body": "你好，我的订单还没发货", "client_msg_id": "c1"})
+    assert sent.status_code == 201
+    again = vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
+                  json={"body": "你好，我的订单还没发货", "client_msg_id": "c1"})
+    assert again.get_json()["duplicate"] is True
+    assert Message.select().where(Message.sender_kind == "visitor").count() == 1
+
+    lists = li.get("/api/v1/conversations").get_json()
+    assert [c["id"] for c in lists["mine"]] == [cid] and lists["mine"][0]["unread"] == 1
+    li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "马上为您查询", "mode": "reply"})
+    li.post(f"/api/v1/conversations/{cid}/messages",
+            json={"body": "内部：仓库缺货 @王管理", "mode": "internal"})
+    team.post(f"/api/v1/conversations/{cid}/messages",
+              json={"body": "已为您加急", "mode": "anonymous"})
+
+    seen = client.get(f"/api/v1/widget/conversations/{cid}/messages",
+                      headers={"X-Visitor-Token": token}).get_json()["messages"]
+    bodies = [m["body"] for m in seen if m["kind"] == "text"]
+    assert bodies == ["你好，我的订单还没发货", "马上为您查询", "已为您加急"]
+    anonymous = seen[-1]
+    assert anonymous["sender_name"] == "李客服"  # shown as the handler
+    assert "agent_id" not in anonymous and "visibility" not in anonymous
+
+    agent_view = li.get(f"/api/v1/conversations/{cid}/messages").get_json()["messages"]
+    note = next(m for m in agent_view if m["visibility"] == "internal")
+    assert note["body"].startswith("内部")
+    anon = next(m for m in agent_view if m["body"] == "已为您加急")
+    assert anon["anonymous"] and anon["agent_id"] == team.agent["id"]
+    assert team.get("/api/v1/conversations").get_json()["at_me"][0]["id"] == cid
+
+    card = li.get(f"/api/v1/conversations/{cid}").get_json()["customer"]
+    assert card["name"] == "张三" and card["attributes"] == {"订单号": "A1001"}
+    assert card["visit"]["search_keyword"] == "退款" and card["visit"]["platform"] == "mobile_web"
+
+    assert li.post(f"/api/v1/conversations/{cid}/end").get_json()["status"] == "ended"
+    ended = Conversation.get_by_id(cid)
+    assert ended.ended_by_id == li.agent["id"]
+    assert ended.visitor_message_count == 1 and ended.agent_message_count == 2
+    assert ended.first_response_s is not None and not ended.is_missed
+    rated = vpost(client, token, f"/api/v1/widget/conversations/{cid}/rating",
+                  json={"rating": "good", "comment": "很快"})
+    assert rated.get_json()["rating"] == "good"
+    again = vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
+                  json={"body": "还在吗"})
+    assert again.status_code == 409
+
+
+def test_bot_answers_then_visitor_asks_for_a_human(db_api):
+    app = db_api.app
+    import io
+    from pathlib import Path
+
+    kb = Path(__file__).resolve().parents[2] / "knowledge_base" / "shop.zh-CN.yaml"
+    db_api.post("/api/v1/knowledge/import", data={"file": (io.BytesIO(kb.read_bytes()),
+                "kb.yaml")}, content_type="multipart/form-data")
+    li = db_api.new_agent(max_concurrent=1)
+    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    client, token, cid, data = start(app, db_api.team["id"])
+    assert data["conversation"]["status"] == "bot"
+    vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
+          json={"body": "退貨運費誰出？"})
+    msgs = client.get(f"/api/v1/widget/conversations/{cid}/messages",
+                      headers={"X-Visitor-Token": token}).get_json()["messages"]
+    assert msgs[-1]["sender_kind"] == "bot" and "运费" in msgs[-1]["body"]
+    vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages", json={"body": "转人工"})
+    conversation = Conversation.get_by_id(cid)
+    assert conversation.status == "open" and conversation.handler_id == li.agent["id"]
+
+    # The agent gets suggestions for the next visitor question.
+    vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
+          json={"body": "能开专票吗"})
+    from meiqia.models import SuggestionLog
+
+    shown = SuggestionLog.select().where(SuggestionLog.conversation == cid)
+    assert shown.count() >= 1 and shown[0].entry_key == "invoice-vat"
+    visitor_msg = Message.select().where(Message.conversation == cid).order_by(
+        Message.id.desc()).where(Message.sender_kind == "visitor").first()
+    li.post(f"/api/v1/conversations/{cid}/messages", json={
+        "body": shown[0].entry_key, "suggestion": {"message_id": visitor_msg.id,
+                                                   "entry_id": "invoice-vat"}})
+    assert SuggestionLog.get(SuggestionLog.entry_key == "invoice-vat").outcome == "accepted"
+
+
+def test_nobody_online_offers_leave_a_message(team):
+    client, token, cid, data = start(team.app, team.team["id"])
+    assert data["conversation"]["availability"] == "nobody_online"
+    human = vpost(client, token, f"/api/v1/widget/conversations/{cid}/human").get_json()
+    assert human["outcome"] == "nobody"
+    last = Message.select().where(Message.conversation == cid).order_by(Message.id.desc()).first()
+    assert last.payload["event"] == "leave_message"
+
+
+def test_queue_positions_and_assignment_when_a_place_frees(team):
+    app = team.app
+    li = team.new_agent(max_concurrent=1)
+    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    first = start(app, team.team["id"])
+    second = start(app, team.team["id"])
+    third = start(app, team.team["id"])
+    assert first[3]["conversation"]["status"] == "open"
+    assert second[3]["conversation"]["queue_position"] == 1
+    assert third[3]["conversation"]["queue_position"] == 2
+    li.post(f"/api/v1/conversations/{first[2]}/end")
+    assert Conversation.get_by_id(second[2]).handler_id == li.agent["id"]
+    state = third[0].get(f"/api/v1/widget/conversations/{third[2]}/messages",
+                         headers={"X-Visitor-Token": third[1]}).get_json()["conversation"]
+    assert state["queue_position"] == 1
+    # Raising the limit assigns the queue head at once.
+    team.patch(f"/api/v1/agents/{li.agent['id']}", json={"max_concurrent": 2})
+    assert Conversation.get_by_id(third[2]).status == "open"
+
+
+def test_transfer_respects_limits_and_team(team):
+    app = team.app
+    li = team.new_agent(max_concurrent=1, email="li@example.com", name="李客服")
+    wang = team.new_agent(max_concurrent=1, email="wang@example.com", name="王客服")
+    for a in (li, wang):
+        a.patch(f"/api/v1/agents/{a.agent['id']}", json={"status": "online"})
+    a = start(app, team.team["id"])
+    b = start(app, team.team["id"])
+    handler_a = Conversation.get_by_id(a[2]).handler_id
+    other = wang if handler_a == li.agent["id"] else li
+    mine = li if other is wang else wang
+    full = mine.post(f"/api/v1/conversations/{a[2]}/transfer", json={"agent_id": other.agent["id"]})
+    assert full.status_code == 409 and "limit" in full.get_json()["error"]["message"]
+    assert Conversation.get_by_id(a[2]).handler_id == handler_a
+    # The receiver himself (who sees the team's conversations) may accept over his limit.
+    team.patch(f"/api/v1/agents/{other.agent['id']}", json={"scope": "all"})
+    taken = other.post(f"/api/v1/conversations/{a[2]}/transfer",
+                       json={"agent_id": other.agent["id"], "accept_over_limit": True})
+    assert taken.status_code == 200
+    assert Conversation.get_by_id(a[2]).handler_id == other.agent["id"]
+    outsider_team = Team.create(name="别的团队")
+    outsider = Agent.create(team=outsider_team, email="x@y.cn", name="外人", password_hash="x")
+    bad = other.post(f"/api/v1/conversations/{a[2]}/transfer", json={"agent_id": outsider.id})
+    assert bad.status_code == 422 and bad.get_json()["error"]["field"] == "agent_id"
+    assert b  # second conversation exists
+
+
+def test_visitor_cannot_touch_another_conversation(team):
+    app = team.app
+    c1, t1, cid1, _ = start(app, team.team["id"])
+    c2, t2, cid2, _ = start(app, team.team["id"])
+    response = vpost(c2, t2, f"/api/v1/widget/conversations/{cid1}/messages", json={"body": "x"})
+    assert response.status_code == 404
+    assert c2.get(f"/api/v1/widget/conversations/{cid1}/messages",
+                  headers={"X-Visitor-Token": t2}).status_code == 404
+    assert c2.get(f"/api/v1/widget/conversations/{cid1}/messages",
+                  headers={"X-Visitor-Token": "forged"}).status_code == 401
+    bad = vpost(c1, t1, f"/api/v1/widget/conversations/{cid1}/messages",
+                json={"body": "x" * 5001})
+    assert bad.status_code == 422
+    assert Message.select().where(Message.sender_kind == "visitor").count() == 0
+
+
+def test_two_tabs_share_one_conversation(team):
+    client, token, cid, _ = start(team.app, team.team["id"])
+    again = client.post("/api/v1/widget/session", json={"team_id": team.team["id"],
+                                                        "token": token}).get_json()
+    assert again["conversation"]["conversation_id"] == cid

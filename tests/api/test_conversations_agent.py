@@ -1,0 +1,244 @@
+"""The agent's side through the REST API: scopes, mentions, transfers, reads,
+summary, the customer card, hooks on messages, and channels without reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from meiqia.hookspecs import hookimpl
+from meiqia.models import Conversation
+from meiqia.models import Mention
+from meiqia.models import Message
+from meiqia.services import messages
+from tests.api.test_conversations import start
+from tests.api.test_conversations import vpost
+from tests.conftest import close_app
+from tests.conftest import make_app
+from tests.helpers import ApiClient
+
+
+def online(api, limit=2, **fields):
+    agent = api.new_agent(max_concurrent=limit, **fields)
+    agent.patch(f"/api/v1/agents/{agent.agent['id']}", json={"status": "online"})
+    return agent
+
+
+@pytest.fixture
+def team(api):
+    api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
+    return api
+
+
+def test_scope_self_sees_only_his_own_and_the_pool(team):
+    li = online(team, email="li@example.com", name="李客服")
+    cid = start(team.app, team.team["id"])[2]
+    zhao = team.new_agent(email="zhao@example.com", name="赵客服", scope="self")
+    assert zhao.get(f"/api/v1/conversations/{cid}").status_code == 404
+    assert zhao.get(f"/api/v1/conversations/{cid}/messages").status_code == 404
+    for url, body in [(f"/api/v1/conversations/{cid}/messages", {"body": "插话"}),
+                      (f"/api/v1/conversations/{cid}/end", None),
+                      (f"/api/v1/conversations/{cid}/transfer", {"agent_id": zhao.agent["id"]})]:
+        response = zhao.post(url, json=body)
+        assert response.status_code == 404, url
+    assert Conversation.get_by_id(cid).status == "open"
+    assert Message.select().where(Message.sender_kind == "agent").count() == 0
+    lists = zhao.get("/api/v1/conversations").get_json()
+    assert lists["mine"] == [] and lists["colleagues"] == []
+    # The admin sees it among colleagues' conversations.
+    admin_lists = team.get("/api/v1/conversations").get_json()
+    assert [c["id"] for c in admin_lists["colleagues"]] == [cid]
+    assert li.get("/api/v1/conversations").get_json()["mine"][0]["id"] == cid
+
+
+def test_mentions_notify_list_under_at_me_until_seen(team):
+    li = online(team, email="li@example.com", name="李客服")
+    zhao = team.new_agent(email="zhao@example.com", name="赵客服", scope="self",
+                          nickname="小赵")
+    client, token, cid, _ = start(team.app, team.team["id"])
+    hub = team.app.extensions["meiqia.hub"]
+    with hub.subscribe([f"agent:{zhao.agent['id']}"]) as sub:
+        sent = li.post(f"/api/v1/conversations/{cid}/messages",
+                       json={"body": "@小赵 帮忙看下这个退款，@不存在的人", "mode": "internal"})
+        assert sent.status_code == 201
+        told = [e for _t, e in sub.drain() if e["type"] == "mention"]
+    assert told and told[0]["data"]["conversation_id"] == cid and told[0]["data"]["by"] == "李客服"
+    assert [m.agent_id for m in Mention.select()] == [zhao.agent["id"]]
+    # Mentioned, he may open the conversation outside his scope and sees it under @me.
+    assert zhao.get(f"/api/v1/conversations/{cid}").status_code == 200
+    assert [c["id"] for c in zhao.get("/api/v1/conversations").get_json()["at_me"]] == [cid]
+    seen = zhao.post(f"/api/v1/conversations/{cid}/mentions/seen")
+    assert seen.get_json() == {"seen": 1}
+    assert zhao.get("/api/v1/conversations").get_json()["at_me"] == []
+    # A public reply with @ mentions nobody.
+    li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "@小赵 公开"})
+    assert Mention.select().count() == 1
+
+
+def test_unread_counts_and_read_status(team):
+    li = online(team)
+    client, token, cid, _ = start(team.app, team.team["id"])
+    ids = [vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
+                 json={"body": f"问题{n}"}).get_json()["message"]["id"] for n in range(3)]
+    assert li.get("/api/v1/conversations").get_json()["mine"][0]["unread"] == 3
+    read = li.post(f"/api/v1/conversations/{cid}/read", json={"up_to": ids[1]})
+    assert read.get_json() == {"marked": 2}
+    assert li.get("/api/v1/conversations").get_json()["mine"][0]["unread"] == 1
+    statuses = [m["status"] for m in li.get(f"/api/v1/conversations/{cid}/messages")
+                .get_json()["messages"] if m["sender_kind"] == "visitor"]
+    assert statuses == ["read", "read", "sent"]
+    reply = li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "好的"}).get_json()
+    vpost(client, token, f"/api/v1/widget/conversations/{cid}/read",
+          json={"up_to": reply["message"]["id"]})
+    assert Message.get_by_id(reply["message"]["id"]).read_at is not None
+    bad = li.post(f"/api/v1/conversations/{cid}/read", json={"up_to": "all"})
+    assert bad.status_code == 422 and bad.get_json()["error"]["field"] == "up_to"
+
+
+def test_transfer_to_a_group_and_to_an_agent_with_limit_zero(team):
+    li = online(team, limit=1, email="li@example.com", name="李客服")
+    group = team.post("/api/v1/groups", json={"name": "售后组"}).get_json()
+    wang = online(team, limit=1, email="wang@example.com", name="王客服",
+                  groups=[group["id"]])
+    supervisor = team.new_agent(email="sup@example.com", name="主管", max_concurrent=0,
+                                scope="all")
+    first = start(team.app, team.team["id"])[2]
+    second = start(team.app, team.team["id"])[2]
+    handlers = {Conversation.get_by_id(c).handler_id for c in (first, second)}
+    assert handlers == {li.agent["id"], wang.agent["id"]}
+    mine = first if Conversation.get_by_id(first).handler_id == li.agent["id"] else second
+    theirs = second if mine == first else first
+
+    # To a group: queued for the group; wang is full, so it waits for him.
+    moved = li.post(f"/api/v1/conversations/{mine}/transfer", json={"group_id": group["id"]})
+    assert moved.status_code == 200 and moved.get_json()["status"] == "queued"
+    assert Conversation.get_by_id(mine).group_id == group["id"]
+    third = start(team.app, team.team["id"])[2]  # li is free again: he takes the newcomer
+    assert Conversation.get_by_id(third).handler_id == li.agent["id"]
+    assert Conversation.get_by_id(mine).status == "queued"  # not li: not in the group
+    wang.post(f"/api/v1/conversations/{theirs}/end")
+    assert Conversation.get_by_id(mine).handler_id == wang.agent["id"]
+
+    # Limit 0: never assigned automatically, but transfers to him are allowed.
+    to_sup = li.post(f"/api/v1/conversations/{third}/transfer",
+                     json={"agent_id": supervisor.agent["id"]})
+    assert to_sup.status_code == 200
+    assert Conversation.get_by_id(third).handler_id == supervisor.agent["id"]
+    # Bad targets change nothing.
+    for body, field in [({"group_id": 9999}, "group_id"), ({}, "agent_id"),
+                        ({"agent_id": 1, "group_id": group["id"]}, "agent_id")]:
+        response = supervisor.post(f"/api/v1/conversations/{third}/transfer", json=body)
+        assert response.status_code == 422 and response.get_json()["error"]["field"] == field
+    assert Conversation.get_by_id(third).handler_id == supervisor.agent["id"]
+
+
+def test_end_twice_summary_tags_and_the_customer_card(team):
+    li = online(team)
+    client, token, cid, _ = start(team.app, team.team["id"], name="刘先生")
+    visitor_id = Conversation.get_by_id(cid).visitor_id
+    card = li.patch(f"/api/v1/visitors/{visitor_id}", json={
+        "phone": " 13800138000 ", "company": "杭州某某公司", "note": "<b>VIP</b> 客户",
+        "tags": ["老客户", "老客户", " 投诉 "]})
+    assert card.status_code == 200
+    data = card.get_json()
+    assert data["phone"] == "13800138000" and data["tags"] == ["投诉", "老客户"]
+    assert data["note"] == "<b>VIP</b> 客户"  # stored as typed; pages escape it
+    bad = li.patch(f"/api/v1/visitors/{visitor_id}", json={"email": "不是邮箱"})
+    assert bad.status_code == 422 and bad.get_json()["error"]["field"] == "email"
+    outsider = team.new_agent(email="zhao@example.com", name="赵客服", scope="self")
+    assert outsider.patch(f"/api/v1/visitors/{visitor_id}",
+                          json={"note": "改掉"}).status_code == 404
+    assert li.get(f"/api/v1/conversations/{cid}").get_json()["customer"]["note"] \
+        == "<b>VIP</b> 客户"
+
+    assert li.post(f"/api/v1/conversations/{cid}/end").status_code == 200
+    again = li.post(f"/api/v1/conversations/{cid}/end")
+    assert again.status_code == 409 and "already" in again.get_json()["error"]["message"]
+    summary = li.patch(f"/api/v1/conversations/{cid}/summary",
+                       json={"summary": "退款已处理", "tags": ["退款", " 退款 ", "售后"]})
+    assert summary.get_json() == {"summary": "退款已处理", "tags": ["售后", "退款"]}
+    late = li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "补一句"})
+    assert late.status_code == 409
+    note = li.post(f"/api/v1/conversations/{cid}/messages",
+                   json={"body": "事后备注", "mode": "internal"})
+    assert note.status_code == 201
+
+
+def test_anonymous_reply_needs_a_handler_and_modes_are_checked(team):
+    client, token, cid, _ = start(team.app, team.team["id"])  # nobody online: no handler
+    anon = team.post(f"/api/v1/conversations/{cid}/messages",
+                     json={"body": "匿名", "mode": "anonymous"})
+    assert anon.status_code == 422 and anon.get_json()["error"]["field"] == "mode"
+    wrong = team.post(f"/api/v1/conversations/{cid}/messages",
+                      json={"body": "x", "mode": "whisper"})
+    assert wrong.status_code == 422 and wrong.get_json()["error"]["field"] == "mode"
+    assert Message.select().where(Message.sender_kind == "agent").count() == 0
+
+
+class Guard:
+    """A plugin: redacts phone numbers in agent messages, refuses a banned word."""
+
+    @hookimpl
+    def before_message_saved(self, message: dict, conversation: Any) -> dict | None:
+        if "违禁词" in message["body"]:
+            return {"reject": "contains a banned word"}
+        if message["sender_kind"] == "agent" and "13800138000" in message["body"]:
+            return {"body": message["body"].replace("13800138000", "138****8000")}
+        return None
+
+
+class Sms:
+    type = "sms"
+    name = "SMS"
+    reports_reads = False
+
+    @staticmethod
+    def configuration_schema() -> dict:
+        return {"type": "object", "properties": {}}
+
+    def deliver(self, conversation: Any, message: Any) -> bool:
+        return True
+
+
+class SmsPlugin:
+    @hookimpl
+    def register_channels(self, app: Any) -> list:
+        return [Sms]
+
+
+@pytest.fixture
+def guarded(tmp_path):
+    app = make_app(tmp_path, plugins=(Guard(), SmsPlugin()))
+    with app.app_context():
+        api = ApiClient.registered(app)
+        api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
+        yield api
+    close_app(app)
+
+
+def test_before_message_saved_redacts_and_rejects(guarded):
+    li = online(guarded)
+    client, token, cid, _ = start(guarded.app, guarded.team["id"])
+    refused = vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
+                    json={"body": "这里有违禁词", "client_msg_id": "b1"})
+    assert refused.status_code == 422 and "banned" in refused.get_json()["error"]["message"]
+    assert Message.select().where(Message.sender_kind == "visitor").count() == 0
+    sent = li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "请拨 13800138000"})
+    assert sent.get_json()["message"]["body"] == "请拨 138****8000"
+    assert Message.get(Message.sender_kind == "agent").body == "请拨 138****8000"
+
+
+def test_a_channel_that_cannot_report_reads(guarded):
+    li = online(guarded)
+    client, token, cid, _ = start(guarded.app, guarded.team["id"])
+    Conversation.update(channel="sms").where(Conversation.id == cid).execute()
+    reply = li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "短信回复"})
+    mid = reply.get_json()["message"]["id"]
+    conversation = Conversation.get_by_id(cid)
+    messages.mark_delivered(conversation, [mid])
+    listed = li.get(f"/api/v1/conversations/{cid}/messages").get_json()["messages"]
+    assert next(m for m in listed if m["id"] == mid)["status"] == "delivered_read_unknown"
+    Conversation.update(channel="web").where(Conversation.id == cid).execute()
+    listed = li.get(f"/api/v1/conversations/{cid}/messages").get_json()["messages"]
+    assert next(m for m in listed if m["id"] == mid)["status"] == "delivered"

@@ -1,0 +1,156 @@
+"""The routing race (DESIGN §4), on SQLite and on PostgreSQL.
+
+Many visitors arrive at once (threads, each its own database connection)
+against agents with small limits, while agents end conversations and raise
+limits at the same time. Afterwards, and in every state event published on the
+way: no agent over his limit, no conversation ever given two handlers, and the
+queue positions are 1..n in arrival order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+import pytest
+
+from meiqia.models import Conversation
+from tests.api.test_conversations import start
+from tests.helpers import AGENT_PASSWORD
+from tests.helpers import ApiClient
+
+LIMITS = (1, 2, 2)
+VISITORS = 20
+
+
+def run_all(targets: list) -> list[BaseException]:
+    """Start every callable at once (a barrier), wait, and return their errors."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(targets))
+
+    def wrap(target):
+        def run():
+            try:
+                barrier.wait(timeout=30)
+                target()
+            except BaseException as exc:  # noqa: BLE001 - collected for the assert
+                errors.append(exc)
+        return run
+
+    threads = [threading.Thread(target=wrap(t)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    return errors
+
+
+def check_invariants(agents: dict[int, int]) -> None:
+    open_rows = list(Conversation.select().where(Conversation.status == "open"))
+    load = defaultdict(int)
+    for c in open_rows:
+        assert c.handler_id is not None
+        load[c.handler_id] += 1
+    for agent_id, limit in agents.items():
+        assert load[agent_id] <= limit, (agent_id, load[agent_id], limit)
+    queued = list(Conversation.select().where(Conversation.status == "queued")
+                  .order_by(Conversation.queued_at, Conversation.id))
+    assert all(c.handler_id is None for c in queued)
+    from meiqia.services import routing
+
+    assert [routing.queue_position(c) for c in queued] == list(range(1, len(queued) + 1))
+    # Nobody waits while an agent has room.
+    if queued:
+        assert all(load[a] == limit for a, limit in agents.items())
+
+
+@pytest.fixture
+def team(db_api):
+    db_api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
+    agents = {}
+    clients = []
+    for n, limit in enumerate(LIMITS):
+        a = db_api.new_agent(max_concurrent=limit, email=f"a{n}@example.com", name=f"客服{n}")
+        a.patch(f"/api/v1/agents/{a.agent['id']}", json={"status": "online"})
+        agents[a.agent["id"]] = limit
+        clients.append(a)
+    hub = db_api.app.extensions["meiqia.hub"]
+    sub = hub.subscribe([f"team:{db_api.team['id']}"])
+    yield db_api, agents, clients, sub
+    sub.close()
+
+
+def handlers_seen(sub) -> dict[int, set[int]]:
+    """Every handler each conversation was announced with, from the state events."""
+    seen: dict[int, set[int]] = defaultdict(set)
+    for _topic, event in sub.drain():
+        data = event["data"]
+        if event["type"] == "conversation" and data.get("handler"):
+            seen[data["conversation_id"]].add(data["handler"]["id"])
+    return seen
+
+
+def test_many_visitors_at_once_never_exceed_limits(team):
+    api, agents, _clients, sub = team
+    app = api.app
+    statuses: list[str] = []
+
+    def visitor():
+        with app.app_context():
+            statuses.append(start(app, api.team["id"])[3]["conversation"]["status"])
+
+    errors = run_all([visitor] * VISITORS)
+    assert errors == []
+    assert len(statuses) == VISITORS
+    capacity = sum(LIMITS)
+    assert statuses.count("open") == capacity
+    assert statuses.count("queued") == VISITORS - capacity
+    check_invariants(agents)
+    seen = handlers_seen(sub)
+    assert len(seen) == capacity
+    assert all(len(handlers) == 1 for handlers in seen.values()), seen
+
+
+def test_places_freeing_while_visitors_arrive(team):
+    """Ends, a raised limit and new visitors race; the queue head always goes first."""
+    api, agents, clients, sub = team
+    app = api.app
+    with app.app_context():
+        for _ in range(VISITORS):
+            start(app, api.team["id"])
+    check_invariants(agents)
+    waiting = [c.id for c in Conversation.select().where(Conversation.status == "queued")
+               .order_by(Conversation.queued_at, Conversation.id)]
+    by_agent = {c.agent["id"]: c for c in clients}
+    to_end = [(by_agent[c.handler_id], c.id) for c in
+              Conversation.select().where(Conversation.status == "open")]
+    sub.drain()
+
+    def ender(agent_client, cid):
+        client = ApiClient(app)  # a client of its own per thread
+        assert client.login(agent_client.agent["email"], AGENT_PASSWORD).status_code == 200
+
+        def run():
+            response = client.post(f"/api/v1/conversations/{cid}/end")
+            assert response.status_code == 200, response.get_json()
+        return run
+
+    def newcomer():
+        with app.app_context():
+            start(app, api.team["id"])
+
+    first = clients[0].agent["id"]
+
+    def raise_limit():
+        response = api.patch(f"/api/v1/agents/{first}", json={"max_concurrent": 3})
+        assert response.status_code == 200, response.get_json()
+
+    errors = run_all([ender(c, cid) for c, cid in to_end] + [newcomer] * 4 + [raise_limit])
+    assert errors == []
+    agents[first] = 3
+    check_invariants(agents)
+    # Freed places went to those who waited longest (the newcomers queued behind).
+    now_open = {c.id for c in Conversation.select().where(Conversation.status == "open")}
+    assert now_open == set(waiting[:sum(agents.values())])
+    assert all(len(h) == 1 for h in handlers_seen(sub).values())

@@ -1,0 +1,152 @@
+"""Production shape: two server processes on one PostgreSQL and one Redis.
+
+A visitor on one process and an agent on the other hold a conversation; the
+visitor's process is killed mid-conversation and the visitor resumes on the
+other process without losing or repeating a message.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import close_app
+from tests.conftest import make_app
+from tests.conftest import truncate_all
+from tests.ws.conftest import Socket
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = (
+    "import os, sys; from meiqia import create_app; "
+    "create_app().run(host='127.0.0.1', port=int(sys.argv[1]), threaded=True)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, env: dict[str, str], tmp: Path, name: str) -> None:
+        self.port = free_port()
+        self.log = open(tmp / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(self.port)], env=env,
+                                     cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url("/healthz"), timeout=1) as r:
+                    if json.loads(r.read())["status"] == "ok":
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"{name} did not start: {(tmp / f'{name}.log').read_text()}")
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def ws(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+class Http:
+    def __init__(self) -> None:
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.csrf = ""
+
+    def call(self, method: str, url: str, body: dict | None = None,
+             headers: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method, headers={
+            "Content-Type": "application/json", "X-CSRF-Token": self.csrf, **(headers or {})})
+        with self.opener.open(req, timeout=10) as response:
+            return json.loads(response.read())
+
+    def cookie(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
+
+
+@pytest.fixture
+def cluster(tmp_path, pg_database_url, redis_url, redis_prefix):
+    app = make_app(tmp_path, DATABASE_URL=pg_database_url)  # creates the schema
+    close_app(app)
+    truncate_all(pg_database_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
+    env.update({
+        "MEIQIA_DATABASE_URL": pg_database_url, "MEIQIA_REDIS_URL": redis_url,
+        "MEIQIA_REDIS_PREFIX": redis_prefix, "MEIQIA_SECRET_KEY": "two-process-secret",
+        "MEIQIA_INSTANCE_PATH": str(tmp_path / "instance"), "PYTHONUNBUFFERED": "1",
+    })
+    servers = [Server(env, tmp_path, "a"), Server(env, tmp_path, "b")]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_visitor_and_agent_on_two_processes_and_a_process_dies(cluster):
+    a, b = cluster
+    admin = Http()
+    data = admin.call("POST", a.url("/api/v1/auth/register"), {
+        "team_name": "双进程", "name": "管理员", "email": "admin@example.com",
+        "password": "two-proc-1"})
+    admin.csrf = data["csrf_token"]
+    team_id = data["team"]["id"]
+    admin.call("PATCH", a.url("/api/v1/team"), {"settings": {"bot_enabled": False}})
+    admin.call("PATCH", a.url(f"/api/v1/agents/{data['agent']['id']}"),
+               {"status": "online", "max_concurrent": 3})
+
+    visitor_http = Http()
+    session = visitor_http.call("POST", b.url("/api/v1/widget/session"), {"team_id": team_id})
+    token, cid = session["token"], session["conversation"]["conversation_id"]
+    assert session["conversation"]["status"] == "open"
+
+    agent = Socket(a.ws("/ws/agent"), admin.cookie())
+    agent.expect("hello")
+    visitor = Socket(b.ws(f"/ws/visitor?token={token}"))
+    visitor.expect("hello")
+
+    visitor.send("message", {"body": "我在 B 进程", "client_msg_id": "v1"})
+    first = visitor.expect("ack")["data"]["message"]["id"]
+    agent.expect("message", where=lambda d: d.get("body") == "我在 B 进程")
+    agent.send("message", {"conversation_id": cid, "body": "我在 A 进程", "client_msg_id": "a1"})
+    agent.expect("ack")
+    reply = visitor.expect("message", where=lambda d: d.get("body") == "我在 A 进程")
+
+    b.stop(kill=True)  # the visitor's process dies mid-conversation
+    for n, text in enumerate(["断线时一", "断线时二"]):
+        agent.send("message", {"conversation_id": cid, "body": text, "client_msg_id": f"k{n}"})
+        agent.expect("ack")
+    resumed = Socket(a.ws(f"/ws/visitor?token={token}&after={reply['id']}"))
+    resumed.expect("hello")
+    got = [resumed.expect("message")["data"]["body"] for _ in range(2)]
+    assert got == ["断线时一", "断线时二"]
+    resumed.send("message", {"body": "我在 B 进程", "client_msg_id": "v1"})  # a resend
+    ack = resumed.expect("ack")["data"]
+    assert ack["duplicate"] and ack["message"]["id"] == first
+    assert resumed.quiet("message", 0.5)
+    everything = visitor_http.call(
+        "GET", a.url(f"/api/v1/widget/conversations/{cid}/messages"),
+        headers={"X-Visitor-Token": token})["messages"]
+    bodies = [m["body"] for m in everything if m["kind"] == "text"]
+    assert bodies == ["我在 B 进程", "我在 A 进程", "断线时一", "断线时二"]
+    for s in (agent, visitor, resumed):
+        s.close()
