@@ -1,0 +1,124 @@
+"""Built-in ticket sink: email over SMTP.
+
+A readable plain-text message in Chinese and English with the ticket, its public
+replies and the public transcript of its conversation. Internal notes are never
+in it: the payload it is built from has none. Plain text, so nothing a
+customer typed can run or render as HTML in a mail client. The same SMTP
+settings email public replies to customers who left an email
+(``services.tickets.reply_email_job``).
+"""
+
+from __future__ import annotations
+
+import smtplib
+from email.message import EmailMessage
+from email.utils import formataddr
+from typing import Any
+
+from meiqia.hookspecs import hookimpl
+
+TIMEOUT = 15
+SOURCE_NAMES = {
+    "no_agent_online": "无客服在线 / no agent online",
+    "all_busy": "客服忙 / all agents busy",
+    "after_end": "对话结束后 / after the chat",
+    "bot_unrecognised": "机器人未识别 / the bot did not understand",
+    "queue_leave": "排队时留言 / left the queue",
+    "agent_created": "客服创建 / created by an agent",
+}
+STATUS_NAMES = {"open": "待处理 open", "pending": "处理中 pending", "solved": "已解决 solved",
+                "closed": "已关闭 closed"}
+PRIORITY_NAMES = {"low": "低 low", "normal": "普通 normal", "high": "高 high",
+                  "urgent": "紧急 urgent"}
+
+
+def send_plain(config: dict[str, Any], to: str, subject: str, text: str) -> None:
+    """Send one plain-text email with a sink's SMTP settings."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = formataddr(("客服 Support", config["from"]))
+    message["To"] = to
+    message.set_content(text)
+    _deliver(config, message)
+
+
+def _deliver(config: dict[str, Any], message: EmailMessage) -> None:
+    with smtplib.SMTP(config["host"], config["port"], timeout=TIMEOUT) as smtp:
+        if config.get("starttls"):
+            smtp.starttls()
+        if config.get("user"):
+            smtp.login(config["user"], config.get("password", ""))
+        smtp.send_message(message)
+
+
+def render(payload: dict[str, Any], verb: str) -> tuple[str, str]:
+    """Subject and body of the email for one ticket event."""
+    ticket = payload["ticket"]
+    contact = ticket["contact"]
+    subject = f"[工单 #{ticket['id']}] {verb}: {ticket['subject']}"
+    lines = [
+        f"工单 Ticket #{ticket['id']} — {verb}",
+        "",
+        f"来源 Source:    {SOURCE_NAMES.get(ticket['source'], ticket['source'])}",
+        f"状态 Status:    {STATUS_NAMES.get(ticket['status'], ticket['status'])}",
+        f"优先级 Priority: {PRIORITY_NAMES.get(ticket['priority'], ticket['priority'])}",
+        f"联系人 Contact:  {contact['name'] or '-'}",
+        f"电话 Phone:     {contact['phone'] or '-'}",
+        f"邮箱 Email:     {contact['email'] or '-'}",
+        f"创建 Created:   {ticket['created_at']}",
+    ]
+    if ticket.get("tags"):
+        lines.append(f"标签 Tags:     {', '.join(ticket['tags'])}")
+    changes = {k: v for k, v in (payload.get("changes") or {}).items() if k != "reply"}
+    if changes:
+        lines += ["", "变更 Changes:"] + [f"  {k}: {old or '-'} → {new or '-'}"
+                                          for k, (old, new) in changes.items()]
+    lines += ["", "留言内容 Message:", ticket["content"]]
+    if ticket["public_replies"]:
+        lines += ["", "回复 Replies:"] + [f"- {r}" for r in ticket["public_replies"]]
+    if ticket["transcript"]:
+        lines += ["", "对话记录 Transcript:", ticket["transcript"]]
+    return subject, "\n".join(lines) + "\n"
+
+
+class EmailSink:
+    type = "email"
+    name = "邮件 Email (SMTP)"
+
+    @staticmethod
+    def configuration_schema() -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["host", "port", "from", "to"],
+            "additionalProperties": False,
+            "properties": {
+                "host": {"type": "string", "title": "SMTP 服务器 host", "minLength": 1,
+                         "maxLength": 200},
+                "port": {"type": "integer", "title": "端口 port", "minimum": 1,
+                         "maximum": 65535},
+                "user": {"type": "string", "title": "用户名 user", "maxLength": 200},
+                "password": {"type": "string", "title": "密码 password", "maxLength": 200},
+                "starttls": {"type": "boolean", "title": "STARTTLS"},
+                "from": {"type": "string", "title": "发件人 from", "format": "email",
+                         "maxLength": 254},
+                "to": {"type": "string", "title": "收件人 to", "format": "email",
+                       "maxLength": 254},
+            },
+            "secret": ["password"],
+        }
+
+    def _send(self, payload: dict[str, Any], config: dict[str, Any], verb: str) -> None:
+        subject, body = render(payload, verb)
+        send_plain(config, config["to"], subject, body)
+
+    def create_ticket(self, ticket: dict[str, Any], config: dict[str, Any]) -> None:
+        self._send(ticket, config, "新工单 new")
+
+    def update_ticket(self, ticket: dict[str, Any], config: dict[str, Any],
+                      changes: dict[str, Any]) -> None:
+        self._send(ticket, config, "更新 updated")
+
+
+@hookimpl
+def register_ticket_sinks(app: Any) -> list[type]:
+    return [EmailSink]

@@ -1,0 +1,270 @@
+"""Ticket sinks: admins configure instances of sink plugins; deliveries are jobs.
+
+Each new or changed ticket becomes one ``SinkDelivery`` per enabled sink and a
+job with retries and backoff. A delivery that fails every attempt is marked
+failed, shown to admins, and can be retried by hand. Secret fields (listed
+under ``"secret"`` in a sink's schema) are never returned to the UI.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import current_app
+
+from meiqia.db import database
+from meiqia.jobs import Retry
+from meiqia.models import Agent
+from meiqia.models import SinkDelivery
+from meiqia.models import Ticket
+from meiqia.models import TicketSink
+from meiqia.models.base import utcnow
+from meiqia.services.accounts import audit
+from meiqia.services.accounts import iso
+from meiqia.services.accounts import require_admin
+from meiqia.services.errors import Conflict
+from meiqia.services.errors import NotFound
+from meiqia.services.errors import ValidationError
+from meiqia.services.ticket_payload import payload_for
+from meiqia.services.validation import check
+
+log = logging.getLogger(__name__)
+
+#: Attempts after the first, and the waits between them (seconds).
+RETRY = Retry(max=4, intervals=(10, 60, 300, 1800))
+MASK = "********"
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class SinkDisabled(RuntimeError):
+    """The delivery cannot happen as things stand; retrying on a timer won't help."""
+
+
+SINK_SCHEMA = {
+    "type": "object",
+    "required": ["type", "name", "config"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"type": "string", "maxLength": 40},
+        "name": {"type": "string", "minLength": 1, "maxLength": 80},
+        "config": {"type": "object"},
+        "enabled": {"type": "boolean"},
+    },
+}
+SINK_UPDATE_SCHEMA = {**SINK_SCHEMA, "required": []}
+
+
+def sink_classes() -> dict[str, type]:
+    """Sink classes by type, from every plugin's ``register_ticket_sinks`` (cached)."""
+    cached = current_app.extensions.get("meiqia.ticket_sinks")
+    if cached is None:
+        pm = current_app.extensions["meiqia.plugins"]
+        cached = {cls.type: cls for cls in pm.call_flat("register_ticket_sinks", app=current_app)}
+        current_app.extensions["meiqia.ticket_sinks"] = cached
+    return cached
+
+
+def _class(type_: str) -> type:
+    cls = sink_classes().get(type_)
+    if cls is None:
+        raise ValidationError(f"type: unknown sink; one of {', '.join(sorted(sink_classes()))}",
+                              "type")
+    return cls
+
+
+def _secrets(cls: type) -> set[str]:
+    return set(cls.configuration_schema().get("secret", []))
+
+
+def to_dict(sink: TicketSink) -> dict[str, Any]:
+    cls = sink_classes().get(sink.type)
+    hidden = _secrets(cls) if cls else set()
+    config = {k: (MASK if k in hidden and v else v) for k, v in (sink.config or {}).items()}
+    failed = SinkDelivery.select().where(SinkDelivery.sink == sink.id,
+                                         SinkDelivery.status == "failed").count()
+    return {"id": sink.id, "type": sink.type, "name": sink.name, "config": config,
+            "enabled": sink.enabled, "failed_deliveries": failed}
+
+
+def list_sinks(actor: Agent) -> list[dict[str, Any]]:
+    require_admin(actor)
+    return [to_dict(s) for s in
+            TicketSink.select().where(TicketSink.team == actor.team_id).order_by(TicketSink.id)]
+
+
+def types() -> list[dict[str, Any]]:
+    """Every sink class with the schema that drives its admin form."""
+    return [{"type": t, "name": c.name, "schema": c.configuration_schema()}
+            for t, c in sorted(sink_classes().items())]
+
+
+def _check_config(cls: type, config: dict[str, Any], old: dict[str, Any] | None) -> dict:
+    merged = dict(config)
+    for key in _secrets(cls):
+        if merged.get(key) == MASK and old:  # unchanged secret sent back masked
+            merged[key] = old.get(key, "")
+    schema = {k: v for k, v in cls.configuration_schema().items() if k != "secret"}
+    check(merged, schema, "config")
+    validate = getattr(cls, "validate_config", None)
+    if validate is not None:
+        try:
+            validate(merged)
+        except ValidationError:
+            raise
+        except ValueError as exc:  # a third-party sink's own words
+            raise ValidationError(f"config: {exc}", "config") from exc
+    return merged
+
+
+def create(actor: Agent, data: dict[str, Any]) -> TicketSink:
+    require_admin(actor)
+    check(data, SINK_SCHEMA)
+    cls = _class(data["type"])
+    config = _check_config(cls, data["config"], None)
+    with database.atomic():
+        sink = TicketSink.create(team=actor.team_id, type=data["type"],
+                                 name=_name(data["name"]), config=config,
+                                 enabled=data.get("enabled", True))
+        audit(actor, "sink.create", "ticket_sink", sink.id, {"type": sink.type})
+    return sink
+
+
+def _name(raw: str) -> str:
+    name = raw.strip()
+    if not name:
+        raise ValidationError("name: must not be empty", "name")
+    return name
+
+
+def get(actor: Agent, sink_id: int) -> TicketSink:
+    require_admin(actor)
+    sink = TicketSink.get_or_none(TicketSink.id == sink_id, TicketSink.team == actor.team_id)
+    if sink is None:
+        raise NotFound("no such ticket sink")
+    return sink
+
+
+def update(actor: Agent, sink_id: int, data: dict[str, Any]) -> TicketSink:
+    check(data, SINK_UPDATE_SCHEMA)
+    sink = get(actor, sink_id)
+    if "type" in data and data["type"] != sink.type:
+        raise ValidationError("type: cannot change; add a new sink instead", "type")
+    if "config" in data:
+        sink.config = _check_config(_class(sink.type), data["config"], sink.config)
+    if "name" in data:
+        sink.name = _name(data["name"])
+    if "enabled" in data:
+        sink.enabled = data["enabled"]
+    with database.atomic():
+        sink.save()
+        audit(actor, "sink.update", "ticket_sink", sink.id,
+              {k: v for k, v in data.items() if k != "config"})
+    return sink
+
+
+def delete(actor: Agent, sink_id: int) -> None:
+    sink = get(actor, sink_id)
+    with database.atomic():
+        sink.delete_instance()
+        audit(actor, "sink.delete", "ticket_sink", sink_id, {"type": sink.type})
+
+
+def dispatch(ticket: Ticket, kind: str, changes: dict[str, Any]) -> list[int]:
+    """One delivery per enabled sink of the team, each a job with retries.
+
+    Called after the ticket's change committed. A queue that cannot take the
+    job (Redis down) leaves the delivery failed, visible and retryable.
+    """
+    ids = []
+    for sink in TicketSink.select().where(TicketSink.team == ticket.team_id,
+                                          TicketSink.enabled == True):  # noqa: E712
+        with database.atomic():
+            delivery = SinkDelivery.create(sink=sink, ticket=ticket, event=kind,
+                                           changes=changes)
+        _enqueue(delivery.id, f"ticket {ticket.id} → {sink.name}")
+        ids.append(delivery.id)
+    return ids
+
+
+def _enqueue(delivery_id: int, description: str) -> None:
+    try:
+        job_id = current_app.extensions["meiqia.jobs"].enqueue(
+            deliver_job, delivery_id, retry=RETRY, description=description)
+    except Exception as exc:  # noqa: BLE001 - recorded for the admin, not raised
+        log.error("cannot queue ticket-sink delivery %s: %s", delivery_id, exc)
+        SinkDelivery.update(status="failed", last_error=f"could not queue: {exc}"[:2000],
+                            updated_at=utcnow()).where(
+            SinkDelivery.id == delivery_id).execute()
+        return
+    SinkDelivery.update(job_id=job_id).where(SinkDelivery.id == delivery_id).execute()
+
+
+def deliver_job(delivery_id: int) -> str:
+    """Job: deliver one ticket event to one sink; raise to be retried.
+
+    The last attempt that fails marks the delivery failed (shown to admins).
+    """
+    delivery = SinkDelivery.get_or_none(SinkDelivery.id == delivery_id)
+    if delivery is None:  # the sink or the ticket was deleted meanwhile
+        return "gone"
+    sink = delivery.sink
+    attempts = delivery.attempts + 1
+    try:
+        if not sink.enabled:
+            raise SinkDisabled("the sink was disabled; enable it and retry")
+        cls = sink_classes().get(sink.type)
+        if cls is None:
+            raise SinkDisabled(f"no plugin provides the sink type {sink.type!r} any more")
+        data = payload_for(delivery.ticket, delivery.event, delivery.changes or {})
+        if delivery.event == "created":
+            cls().create_ticket(data, dict(sink.config))
+        else:
+            cls().update_ticket(data, dict(sink.config), delivery.changes or {})
+    except Exception as exc:
+        final = isinstance(exc, SinkDisabled) or attempts >= RETRY.max + 1
+        SinkDelivery.update(attempts=attempts, last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                            status="failed" if final else "pending",
+                            updated_at=utcnow()).where(SinkDelivery.id == delivery_id).execute()
+        if final and isinstance(exc, SinkDisabled):
+            return "failed: " + str(exc)  # retrying would not help
+        raise
+    SinkDelivery.update(attempts=attempts, status="delivered", last_error="",
+                        updated_at=utcnow()).where(SinkDelivery.id == delivery_id).execute()
+    return "delivered"
+
+
+def deliveries(actor: Agent, status: str | None = None,
+               limit: int = 200) -> list[dict[str, Any]]:
+    """The team's deliveries, newest first (``status="failed"``: what needs a look)."""
+    require_admin(actor)
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise ValidationError(f"status: must be one of {', '.join(DELIVERY_STATUSES)}",
+                              "status")
+    query = (SinkDelivery.select(SinkDelivery, TicketSink).join(TicketSink)
+             .where(TicketSink.team == actor.team_id))
+    if status:
+        query = query.where(SinkDelivery.status == status)
+    return [{"id": d.id, "sink_id": d.sink_id, "sink": d.sink.name, "sink_type": d.sink.type,
+             "ticket_id": d.ticket_id, "event": d.event, "status": d.status,
+             "attempts": d.attempts, "last_error": d.last_error,
+             "created_at": iso(d.created_at), "updated_at": iso(d.updated_at)}
+            for d in query.order_by(SinkDelivery.id.desc()).limit(limit)]
+
+
+def retry(actor: Agent, delivery_id: int) -> int:
+    """An admin retries a failed delivery now (with a fresh round of retries)."""
+    require_admin(actor)
+    delivery = (SinkDelivery.select().join(TicketSink)
+                .where(SinkDelivery.id == delivery_id, TicketSink.team == actor.team_id).first())
+    if delivery is None:
+        raise NotFound("no such delivery")
+    if delivery.status != "failed":
+        raise Conflict(f"only failed deliveries can be retried; this one is {delivery.status}")
+    updated = SinkDelivery.update(status="pending", attempts=0, updated_at=utcnow()).where(
+        SinkDelivery.id == delivery.id, SinkDelivery.status == "failed").execute()
+    if not updated:  # another admin clicked first
+        raise Conflict("this delivery is already being retried")
+    audit(actor, "sink.retry", "sink_delivery", delivery.id, {})
+    _enqueue(delivery.id, f"retry delivery {delivery.id}")
+    return delivery.id

@@ -1,0 +1,63 @@
+"""Ticket sinks API (admins): sink types and their forms, instances, deliveries."""
+
+from __future__ import annotations
+
+from flask import g
+from flask import request
+
+from meiqia.services import ticket_sinks
+from meiqia.web.api import route
+
+TAGS = ["ticket sinks"]
+
+
+@route("/ticket-sinks/types", summary="Sink types and the schemas of their settings forms",
+       auth="admin", tags=TAGS)
+def sink_types() -> list:
+    return ticket_sinks.types()
+
+
+@route("/ticket-sinks", summary="Configured ticket sinks (secrets masked)", auth="admin",
+       tags=TAGS)
+def list_sinks() -> list:
+    return ticket_sinks.list_sinks(g.actor)
+
+
+@route("/ticket-sinks", ("POST",), summary="Configure a sink", auth="admin",
+       body=ticket_sinks.SINK_SCHEMA, status=201, tags=TAGS)
+def create_sink(body: dict) -> dict:
+    return ticket_sinks.to_dict(ticket_sinks.create(g.actor, body))
+
+
+@route("/ticket-sinks/<int:sink_id>", summary="One sink (secrets masked)", auth="admin",
+       tags=TAGS)
+def get_sink(sink_id: int) -> dict:
+    return ticket_sinks.to_dict(ticket_sinks.get(g.actor, sink_id))
+
+
+@route("/ticket-sinks/<int:sink_id>", ("PATCH",), summary="Change a sink", auth="admin",
+       body=ticket_sinks.SINK_UPDATE_SCHEMA, tags=TAGS)
+def update_sink(sink_id: int, body: dict) -> dict:
+    """Send a secret back as `********` to keep it unchanged."""
+    return ticket_sinks.to_dict(ticket_sinks.update(g.actor, sink_id, body))
+
+
+@route("/ticket-sinks/<int:sink_id>", ("DELETE",), summary="Remove a sink", auth="admin",
+       tags=TAGS)
+def delete_sink(sink_id: int) -> dict:
+    ticket_sinks.delete(g.actor, sink_id)
+    return {"ok": True}
+
+
+@route("/ticket-sinks/deliveries", summary="Deliveries, newest first (status=failed: "
+       "what failed every attempt)", auth="admin", tags=TAGS,
+       query={"type": "object", "properties": {
+           "status": {"type": "string", "enum": list(ticket_sinks.DELIVERY_STATUSES)}}})
+def deliveries() -> list:
+    return ticket_sinks.deliveries(g.actor, request.args.get("status") or None)
+
+
+@route("/ticket-sinks/deliveries/<int:delivery_id>/retry", ("POST",),
+       summary="Retry a failed delivery now", auth="admin", tags=TAGS)
+def retry_delivery(delivery_id: int) -> dict:
+    return {"retried": ticket_sinks.retry(g.actor, delivery_id)}

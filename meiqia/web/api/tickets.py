@@ -1,0 +1,59 @@
+"""Tickets API for agents: list with filters and counts, create, change, comment.
+
+Who sees which ticket is decided by ``services.permissions`` (outside the scope:
+404); views only parse and call services.
+"""
+
+from __future__ import annotations
+
+from flask import g
+from flask import request
+
+from meiqia.services import permissions
+from meiqia.services import ticket_search
+from meiqia.services import tickets
+from meiqia.web.api import route
+
+
+@route("/tickets", summary="Tickets in my scope, filtered, with counts per status",
+       query=ticket_search.LIST_QUERY, tags=["tickets"])
+def list_tickets() -> dict:
+    """`mine=true` is "my tickets"; `assignee_id=none` the unassigned ones."""
+    filters = ticket_search.parse_filters(g.actor, request.args.to_dict())
+    return ticket_search.search(g.actor, filters)
+
+
+@route("/tickets", ("POST",), summary="Create a ticket (e.g. from a conversation)",
+       body=tickets.AGENT_CREATE_SCHEMA, status=201, tags=["tickets"])
+def create_ticket(body: dict) -> dict:
+    """With `conversation_id`, the customer's contact and the transcript prefill it."""
+    return tickets.to_dict(tickets.create_by_agent(g.actor, body), full=True)
+
+
+@route("/tickets/<int:ticket_id>", summary="One ticket with comments, history, transcript",
+       tags=["tickets"])
+def get_ticket(ticket_id: int) -> dict:
+    return tickets.to_dict(permissions.get_ticket(g.actor, ticket_id), full=True)
+
+
+@route("/tickets/<int:ticket_id>", ("PATCH",),
+       summary="Change status, priority, assignee, group, tags or subject",
+       body=tickets.UPDATE_SCHEMA, tags=["tickets"])
+def update_ticket(ticket_id: int, body: dict) -> dict:
+    """Status moves open → pending → solved → closed; solved may reopen; closed is final."""
+    return tickets.to_dict(tickets.update(g.actor, ticket_id, body), full=True)
+
+
+@route("/tickets/<int:ticket_id>/comments", ("POST",),
+       summary="Internal note or public reply", body=tickets.COMMENT_SCHEMA, status=201,
+       tags=["tickets"])
+def comment(ticket_id: int, body: dict) -> dict:
+    """A public reply reaches the customer in the widget and, if he left one, by email."""
+    row = tickets.comment(g.actor, ticket_id, body)
+    return {"id": row.id, "visibility": row.visibility, "body": row.body}
+
+
+@route("/visitors/<int:visitor_id>/tickets", summary="A customer's recent tickets (sidebar)",
+       tags=["tickets"])
+def visitor_tickets(visitor_id: int) -> list:
+    return tickets.recent_for_customer(g.actor, visitor_id)
