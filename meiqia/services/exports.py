@@ -1,0 +1,231 @@
+"""History exports: the current filter's result as CSV or XLSX, built by a job.
+
+At most ``MAX_ROWS`` conversations: more is refused before the job starts.
+Rows are read in batches by id and written as they come (CSV streamed,
+xlsxwriter in constant-memory mode), so memory stays flat however many rows.
+Cells a spreadsheet would run as a formula are neutralised.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+import secrets
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+from meiqia.db import database
+from meiqia.models import Agent
+from meiqia.models import Conversation
+from meiqia.models import ExportJob
+from meiqia.models import Message
+from meiqia.models.base import utcnow
+from meiqia.services import history
+from meiqia.services.accounts import iso
+from meiqia.services.errors import NotFound
+from meiqia.services.errors import ValidationError
+from meiqia.services.validation import check
+
+MAX_ROWS = 20_000
+BATCH = 500
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+HEADERS = ["id", "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
+           "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
+           "lead", "search_keyword", "summary", "region", "source", "platform", "grade"]
+START_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "filters": {"type": "object"},
+        "format": {"type": "string", "enum": ["csv", "xlsx"]},
+        "with_content": {"type": "boolean"},
+    },
+}
+
+
+def neutralise(value: Any) -> Any:
+    """Prefix cells that start like a formula, so spreadsheets show them as text."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def folder() -> str:
+    path = os.path.join(current_app.instance_path, "exports")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def start(actor: Agent, data: dict[str, Any]) -> ExportJob:
+    check(data, START_SCHEMA)
+    filters = data.get("filters") or {}
+    total = history.query(actor, filters).count()  # validates the filters too
+    if total > MAX_ROWS:
+        raise ValidationError(
+            f"{total} conversations match: an export holds at most {MAX_ROWS:,}; narrow the "
+            "time range", "filters")
+    if total == 0:
+        raise ValidationError("no conversation matches these filters", "filters")
+    fmt = data.get("format", "csv")
+    with database.atomic():
+        export = ExportJob.create(team=actor.team_id, requested_by=actor.id, filters=filters,
+                                  with_content=data.get("with_content", False), format=fmt,
+                                  total=total)
+    try:
+        job_id = current_app.extensions["meiqia.jobs"].enqueue(
+            export_job, export.id, description=f"history export {export.id}", owner=actor)
+    except Exception:
+        # The queue refused it (Redis down): no export row that would never run.
+        ExportJob.delete().where(ExportJob.id == export.id, ExportJob.status == "queued"
+                                 ).execute()
+        raise
+    ExportJob.update(job_id=job_id).where(ExportJob.id == export.id).execute()
+    return ExportJob.get_by_id(export.id)
+
+
+SENDERS = {"visitor": "访客", "bot": "机器人", "system": "系统"}
+
+
+def _local(value: datetime.datetime | None, tz: ZoneInfo) -> str:
+    if value is None:
+        return ""
+    return value.replace(tzinfo=datetime.UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _rows(export: ExportJob, actor: Agent):  # noqa: ANN202 - generator of row lists
+    """Rows of the export, read in batches of ``BATCH`` conversations by id."""
+    names = history.agent_names(actor.team_id)
+    tz = ZoneInfo(actor.team.timezone)
+    base = history.query(actor, export.filters or {})
+    last = 0
+    while True:
+        batch = list(base.where(Conversation.id > last).order_by(Conversation.id).limit(BATCH))
+        if not batch:
+            return
+        transcripts: dict[int, str] = {}
+        if export.with_content:
+            ids = [c.id for c in batch]
+            # Public text only: internal notes and events stay out of the file.
+            for m in (Message.select(Message.conversation, Message.sender_kind, Message.agent,
+                                     Message.body, Message.created_at)
+                      .where(Message.conversation.in_(ids), Message.visibility == "public",
+                             Message.kind == "text").order_by(Message.id)):
+                who = names.get(m.agent_id, "客服") if m.sender_kind == "agent" else (
+                    SENDERS.get(m.sender_kind, m.sender_kind))
+                line = f"[{_local(m.created_at, tz)}] {who}: {m.body}"
+                transcripts[m.conversation_id] = (transcripts.get(m.conversation_id, "")
+                                                  + line + "\n")
+        for conversation in batch:
+            data = history.row(conversation, names)
+            data["tags"] = ",".join(data["tags"])
+            data["started_at"] = _local(conversation.created_at, tz)
+            data["ended_at"] = _local(conversation.ended_at, tz)
+            values = [data[h] for h in HEADERS]
+            if export.with_content:
+                values.append(transcripts.get(conversation.id, "")[:32000])
+            yield [neutralise(v) for v in values]
+        last = batch[-1].id
+
+
+def export_job(export_id: int) -> dict[str, Any]:
+    """Job: write the export file with progress."""
+    from meiqia.jobs import report_progress
+
+    export = ExportJob.get_by_id(export_id)
+    actor = Agent.get_by_id(export.requested_by_id)
+    ExportJob.update(status="running").where(ExportJob.id == export.id).execute()
+    name = f"history-{export.id}-{secrets.token_hex(6)}.{export.format}"
+    path = os.path.join(folder(), name)
+    headers = HEADERS + (["messages"] if export.with_content else [])
+    done = 0
+    try:
+        if export.format == "csv":
+            with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(headers)
+                for values in _rows(export, actor):
+                    writer.writerow(values)
+                    done += 1
+                    if done % BATCH == 0:
+                        _progress(export, done, report_progress)
+        else:
+            import xlsxwriter
+
+            workbook = xlsxwriter.Workbook(path, {"constant_memory": True,
+                                                  "strings_to_formulas": False,
+                                                  "strings_to_urls": False})
+            sheet = workbook.add_worksheet("history")
+            sheet.write_row(0, 0, headers)
+            for values in _rows(export, actor):
+                done += 1
+                sheet.write_row(done, 0, [v if not isinstance(v, list) else str(v)
+                                          for v in values])
+                if done % BATCH == 0:
+                    _progress(export, done, report_progress)
+            workbook.close()
+    except Exception as exc:
+        if os.path.exists(path):
+            os.remove(path)
+        ExportJob.update(status="failed", error=str(exc)[:2000], finished_at=utcnow()).where(
+            ExportJob.id == export.id).execute()
+        raise
+    ExportJob.update(status="done", done=done, file_name=name, size=os.path.getsize(path),
+                     finished_at=utcnow()).where(ExportJob.id == export.id).execute()
+    return {"rows": done, "file": name}
+
+
+def _progress(export: ExportJob, done: int, report: Any) -> None:
+    ExportJob.update(done=done).where(ExportJob.id == export.id).execute()
+    report(done / max(export.total, 1), f"{done} / {export.total}")
+
+
+def visible(actor: Agent) -> Any:
+    query = ExportJob.select().where(ExportJob.team == actor.team_id)
+    if not actor.is_admin:
+        query = query.where(ExportJob.requested_by == actor.id)
+    return query
+
+
+def listing(actor: Agent, limit: int = 100) -> list[ExportJob]:
+    """The "history exports" page: newest first."""
+    return list(visible(actor).order_by(ExportJob.id.desc()).limit(limit))
+
+
+def get(actor: Agent, export_id: int) -> ExportJob:
+    export = visible(actor).where(ExportJob.id == export_id).first()
+    if export is None:
+        raise NotFound("no such export")
+    return export
+
+
+def to_dict(export: ExportJob) -> dict[str, Any]:
+    return {"id": export.id, "status": export.status, "format": export.format,
+            "with_content": export.with_content, "total": export.total, "done": export.done,
+            "progress": round(export.done / export.total, 3) if export.total else 0,
+            "size": export.size, "error": export.error, "filters": export.filters,
+            "created_at": iso(export.created_at), "finished_at": iso(export.finished_at),
+            "download": f"/api/v1/history/exports/{export.id}/file"
+            if export.status == "done" else None}
+
+
+def delete(actor: Agent, export_id: int) -> None:
+    export = get(actor, export_id)
+    with database.atomic():
+        export.delete_instance()
+    if export.file_name:
+        path = os.path.join(folder(), export.file_name)
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def file_path(actor: Agent, export_id: int) -> tuple[str, str]:
+    export = get(actor, export_id)
+    if export.status != "done":
+        raise NotFound("the export is not ready yet")
+    path = os.path.join(folder(), export.file_name)
+    if not os.path.exists(path):
+        raise NotFound("the export file is gone; export again")
+    return path, f"history-{export.id}.{export.format}"

@@ -1,0 +1,260 @@
+"""History (历史对话): ended conversations, filtered, within the viewer's scope.
+
+Filters combine (AND). Every figure filter reads the values stored on the
+conversation when it ended (``services.figures``), never the messages; only
+the content filter looks at messages, through the search index.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import peewee
+
+from meiqia.db import database
+from meiqia.db import is_postgres
+from meiqia.models import Agent
+from meiqia.models import Conversation
+from meiqia.models import Message
+from meiqia.models import Visit
+from meiqia.models import Visitor
+from meiqia.services import permissions
+from meiqia.services.accounts import iso
+from meiqia.services.errors import ValidationError
+
+#: Columns of the result list, in the default order (agents may hide and reorder).
+COLUMNS = [
+    "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
+    "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
+    "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
+    "grade",
+]
+TEXT_FILTERS = {
+    # name: (model field, how)
+    "customer_name": (Visitor.name, "contains"),
+    "phone": (Visitor.phone, "contains"),
+    "note": (Visitor.note, "contains"),
+    "summary": (Conversation.summary, "contains"),
+    "region": (Visit.region, "contains"),
+    "landing_page": (Visit.landing_page, "contains"),
+    "keyword": (Visit.search_keyword, "contains"),
+    "ip": (Visit.ip, "prefix"),
+}
+CHOICES = {
+    "source": (Visit.source, ("direct", "link", "search_engine")),
+    "platform": (Visit.platform, ("pc_web", "mobile_web")),
+    "grade": (Conversation.grade, None),
+}
+FLAGS = {"lead": Conversation.is_lead, "invalid": Conversation.is_invalid,
+         "missed": Conversation.is_missed}
+RANGES = {"duration": Conversation.duration_s, "first_response": Conversation.first_response_s}
+
+
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in {"1", "true", "yes"}:
+        return True
+    if str(value).lower() in {"0", "false", "no"}:
+        return False
+    raise ValidationError(f"{name}: expected true or false", name)
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{name}: expected a whole number of seconds", name) from None
+    if number < 0:
+        raise ValidationError(f"{name}: must not be negative", name)
+    return number
+
+
+def _day(value: str, name: str, tz: ZoneInfo, end: bool) -> datetime.datetime:
+    """A date (or date-time) in the team's time zone → naive UTC bound."""
+    try:
+        parsed = datetime.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationError(f"{name}: expected a date like 2026-11-24", name) from None
+    if len(str(value)) <= 10 and end:
+        parsed += datetime.timedelta(days=1)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+
+
+def _json_contains(field: Any, value: str) -> Any:
+    # LOWER() keeps peewee from JSON-encoding the pattern of a JSONField.
+    return peewee.fn.LOWER(field).contains(f'"{value.lower()}"')
+
+
+def matching_conversations(term: str) -> list[int]:
+    """Ids of conversations with a message containing ``term``, public or internal.
+
+    Agents only: no visitor-facing API searches. SQLite: the FTS5 trigram table
+    for 3+ characters, a scan with ``instr`` for 1-2 (trigram cannot match them,
+    and LIKE on the trigram table is broken in SQLite 3.40, STACK.md).
+    PostgreSQL: ILIKE, which the pg_trgm GIN index serves for 3+ characters.
+    """
+    if is_postgres():
+        match = Message.select(Message.conversation).where(Message.body.contains(term))
+    elif len(term) >= 3:
+        ids = peewee.SQL("(SELECT rowid FROM message_fts WHERE message_fts MATCH ?)",
+                         ['"' + term.replace('"', '""') + '"'])
+        match = Message.select(Message.conversation).where(Message.id.in_(ids))
+    else:
+        match = Message.select(Message.conversation).where(
+            peewee.fn.instr(Message.body, term) > 0)
+    cursor = database.execute(match.distinct())
+    return [row[0] for row in cursor.fetchall()]
+
+
+def message_match(term: str) -> Any:
+    """A WHERE clause: the conversation has a message containing ``term``.
+
+    The messages are searched once and the ids passed as one parameter (a JSON
+    array on SQLite, an array on PostgreSQL), so the page and its total count
+    do not each search the messages again.
+    """
+    ids = matching_conversations(term)
+    if is_postgres():
+        return Conversation.id == peewee.SQL("ANY(%s)", [ids])
+    return Conversation.id.in_(peewee.SQL("(SELECT value FROM json_each(?))",
+                                          [json.dumps(ids)]))
+
+
+def query(actor: Agent, filters: dict[str, Any]) -> peewee.ModelSelect:
+    """Ended conversations in the actor's scope matching every filter given."""
+    tz = ZoneInfo(actor.team.timezone)
+    q = (Conversation.select(Conversation, Visitor, Visit)
+         .join(Visitor, on=(Conversation.visitor == Visitor.id))
+         .switch(Conversation)
+         .join(Visit, peewee.JOIN.LEFT_OUTER, on=(Conversation.visit == Visit.id))
+         .where(permissions.conversation_filter(actor), Conversation.status == "ended"))
+    f = {k: v for k, v in filters.items() if v not in (None, "", [])}
+    if "ended_from" in f:
+        q = q.where(Conversation.ended_at >= _day(f["ended_from"], "ended_from", tz, False))
+    if "ended_to" in f:
+        q = q.where(Conversation.ended_at < _day(f["ended_to"], "ended_to", tz, True))
+    if "agent_id" in f:
+        q = q.where(Conversation.handler == _int(f["agent_id"], "agent_id"))
+    if "agent_name" in f:
+        q = q.where(Conversation.handler.in_(
+            Agent.select(Agent.id).where(Agent.team == actor.team_id,
+                                         Agent.name.contains(f["agent_name"]))))
+    for name, (field, how) in TEXT_FILTERS.items():
+        if name in f:
+            value = str(f[name])[:200]
+            q = q.where(field.startswith(value) if how == "prefix" else field.contains(value))
+    for name, (field, allowed) in CHOICES.items():
+        if name in f:
+            if allowed and f[name] not in allowed:
+                raise ValidationError(f"{name}: one of {', '.join(allowed)}", name)
+            q = q.where(field == f[name])
+    if "rating" in f:
+        if f["rating"] == "none":
+            q = q.where(Conversation.rating.is_null())
+        elif f["rating"] in ("good", "neutral", "bad"):
+            q = q.where(Conversation.rating == f["rating"])
+        else:
+            raise ValidationError("rating: one of good, neutral, bad, none", "rating")
+    for name, field in FLAGS.items():
+        if name in f:
+            q = q.where(field == _bool(f[name], name))
+    for name, field in RANGES.items():
+        if f"{name}_min" in f:
+            q = q.where(field >= _int(f[f"{name}_min"], f"{name}_min"))
+        if f"{name}_max" in f:
+            q = q.where(field <= _int(f[f"{name}_max"], f"{name}_max"))
+    if "tags" in f:
+        q = q.where(_json_contains(Conversation.tags, str(f["tags"])))
+    if "customer_tags" in f:
+        q = q.where(_json_contains(Visitor.tags, str(f["customer_tags"])))
+    if "content" in f:
+        term = str(f["content"]).strip()[:100]
+        if term:
+            q = q.where(message_match(term))
+    return q
+
+
+def row(conversation: Conversation, agents: dict[int, str]) -> dict[str, Any]:
+    visitor = conversation.visitor
+    visit = getattr(conversation, "visit", None)
+    return {
+        "id": conversation.id,
+        "visitor": visitor.name or f"访客 {visitor.id}",
+        "visitor_id": visitor.id,
+        "ip": visit.ip if visit else "",
+        "device": " / ".join(p for p in ((visit.device, visit.os, visit.browser)
+                                         if visit else ()) if p),
+        "started_at": iso(conversation.created_at),
+        "ended_at": iso(conversation.ended_at),
+        "duration_s": conversation.duration_s,
+        "tags": conversation.tags or [],
+        "first_response_s": conversation.first_response_s,
+        "agent": agents.get(conversation.handler_id, ""),
+        "agent_id": conversation.handler_id,
+        "rating": conversation.rating or "none",
+        "visitor_messages": conversation.visitor_message_count,
+        "agent_messages": conversation.agent_message_count,
+        "visit_trail": (visit.trail or []) if visit else [],
+        "lead": conversation.lead_details if conversation.is_lead else "",
+        "search_keyword": visit.search_keyword if visit else "",
+        "summary": conversation.summary,
+        "region": visit.region if visit else "",
+        "source": visit.source if visit else "",
+        "platform": visit.platform if visit else "",
+        "grade": conversation.grade,
+        "invalid": conversation.is_invalid,
+        "missed": conversation.is_missed,
+    }
+
+
+def agent_names(team_id: int) -> dict[int, str]:
+    return {a.id: a.name for a in Agent.select(Agent.id, Agent.name).where(Agent.team == team_id)}
+
+
+def search(actor: Agent, filters: dict[str, Any], page: int = 1,
+           per_page: int = 20) -> dict[str, Any]:
+    q = query(actor, filters)
+    total = q.count()
+    rows = q.order_by(Conversation.ended_at.desc(), Conversation.id.desc()).paginate(
+        page, per_page)
+    names = agent_names(actor.team_id)
+    return {"total": total, "page": page, "per_page": per_page,
+            "columns": columns_of(actor), "items": [row(c, names) for c in rows]}
+
+
+def columns_of(actor: Agent) -> list[str]:
+    chosen = (actor.preferences or {}).get("history_columns")
+    return [c for c in chosen if c in COLUMNS] if chosen else list(COLUMNS)
+
+
+def set_columns(actor: Agent, columns: list[str]) -> list[str]:
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown:
+        raise ValidationError(f"columns: unknown column {unknown[0]}", "columns")
+    if not columns:
+        raise ValidationError("columns: choose at least one column", "columns")
+    prefs = dict(actor.preferences or {})
+    prefs["history_columns"] = list(dict.fromkeys(columns))
+    with database.atomic():
+        Agent.update(preferences=prefs).where(Agent.id == actor.id).execute()
+    return prefs["history_columns"]
+
+
+def customer_recent(actor: Agent, visitor_id: int, days: int = 30) -> list[dict[str, Any]]:
+    """The customer's conversations of the last month (sidebar), in scope."""
+    since = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(
+        days=days)
+    rows = (Conversation.select().where(permissions.conversation_filter(actor),
+                                        Conversation.visitor == visitor_id,
+                                        Conversation.created_at >= since)
+            .order_by(Conversation.id.desc()).limit(50))
+    names = agent_names(actor.team_id)
+    return [{"id": c.id, "status": c.status, "started_at": iso(c.created_at),
+             "ended_at": iso(c.ended_at), "agent": names.get(c.handler_id, ""),
+             "summary": c.summary, "rating": c.rating} for c in rows]

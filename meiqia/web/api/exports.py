@@ -1,0 +1,45 @@
+"""History exports API (导出): start an export of the current filter, follow its
+progress, download and delete. Only the requester and admins see an export;
+for anyone else it does not exist (404)."""
+
+from __future__ import annotations
+
+from flask import g
+from flask import send_file
+
+from meiqia.services import exports
+from meiqia.web.api import route
+
+
+@route("/history/exports", ("POST",), summary="Export the filter's result (job)",
+       body=exports.START_SCHEMA, status=202, tags=["exports"],
+       description="Refused (422) before the job starts when more than 20,000 "
+                   "conversations match.")
+def start_export(body: dict) -> dict:
+    return exports.to_dict(exports.start(g.actor, body))
+
+
+@route("/history/exports", summary="My exports (admins: the team's), newest first",
+       tags=["exports"])
+def list_exports() -> list:
+    return [exports.to_dict(e) for e in exports.listing(g.actor)]
+
+
+@route("/history/exports/<int:export_id>", summary="One export and its progress",
+       tags=["exports"])
+def get_export(export_id: int) -> dict:
+    return exports.to_dict(exports.get(g.actor, export_id))
+
+
+@route("/history/exports/<int:export_id>/file", summary="Download a finished export",
+       tags=["exports"])
+def download_export(export_id: int):  # noqa: ANN201 - a Flask response
+    path, name = exports.file_path(g.actor, export_id)
+    return send_file(path, as_attachment=True, download_name=name, max_age=0)
+
+
+@route("/history/exports/<int:export_id>", ("DELETE",), summary="Delete an export and its file",
+       tags=["exports"])
+def delete_export(export_id: int) -> dict:
+    exports.delete(g.actor, export_id)
+    return {"ok": True}

@@ -1,0 +1,142 @@
+"""Home dashboard (首页): hand-checked figures, time-zone days and hours, scopes.
+
+The team is in Asia/Shanghai (UTC+8): a conversation that ended at 17:30 UTC on
+the 19th ended at 01:30 on the 20th for the team, and counts on the 20th.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from meiqia.models import SuggestionLog
+from meiqia.models.base import utcnow
+from tests.factories import make_conversation
+from tests.factories import make_visitor
+
+UTC = datetime.datetime
+RANGE = "from=2026-11-14&to=2026-11-20"
+
+
+@pytest.fixture
+def world(db_api):
+    team = db_api.team["id"]
+    admin = db_api.agent["id"]
+    li_api = db_api.new_agent(email="li@example.com", name="李客服", scope="self")
+    zhao_api = db_api.new_agent(email="zhao@example.com", name="赵客服", scope="self")
+    li, zhao = li_api.agent["id"], zhao_api.agent["id"]
+
+    def conv(handler, ended, messages, **fields):
+        return make_conversation(team, make_visitor(team, name="访客"), handler=handler,
+                                 ended_at=ended, messages=messages, **fields)
+
+    c = {
+        # 12:00 local on the 20th: first response 30 s, duration 60 s, a lead.
+        "c1": conv(li, UTC(2026, 11, 20, 4, 0), [("visitor", "退款 13800138000", 0),
+                                                 ("agent", "好的", 30), ("agent", "已退", 90)],
+                   rating="good"),
+        # 01:30 local on the 20th (still the 19th in UTC).
+        "c2": conv(li, UTC(2026, 11, 19, 17, 30), [("visitor", "在吗", 0), ("agent", "在", 10)],
+                   rating="bad"),
+        # 10:00 local on the 15th: nobody answered (missed).
+        "c3": conv(zhao, UTC(2026, 11, 15, 2, 0), [("visitor", "在吗", 0),
+                                                   ("agent", "内部：稍后回", 5, "internal")]),
+        # 14:00 local on the 16th: the visitor never wrote (invalid).
+        "c4": conv(admin, UTC(2026, 11, 16, 6, 0), [("agent", "您好", 0)], rating="neutral"),
+        # 16:00 local on the 17th: the bot answered, nobody took it (bot-resolved, missed).
+        "c5": conv(None, UTC(2026, 11, 17, 8, 0), [("visitor", "发票怎么开", 0),
+                                                   ("bot", "在订单页申请", 1)]),
+        # 00:30 local on the 14th (the 13th in UTC): first response 50 s, duration 200 s.
+        "c6": conv(li, UTC(2026, 11, 13, 16, 30), [("visitor", "你好", 0), ("agent", "您好", 50),
+                                                   ("agent", "再见", 250)], rating="good"),
+        # 00:10 local on the 21st: outside the range although the 20th in UTC.
+        "c7": conv(li, UTC(2026, 11, 20, 16, 10), [("visitor", "hi", 0), ("agent", "hello", 5)]),
+    }
+    at = UTC(2026, 11, 18, 3, 0)
+    for agent, outcome in ((li, "accepted"), (li, "accepted"), (li, "ignored"),
+                           (zhao, "edited")):
+        SuggestionLog.create(team=team, conversation=c["c1"], message_id=1, entry_key="k1",
+                             score=0.8, agent=agent, outcome=outcome, created_at=at)
+    SuggestionLog.create(team=team, conversation=c["c1"], message_id=1, entry_key="k1",
+                         score=0.8, agent=li, outcome="accepted",
+                         created_at=UTC(2026, 11, 25, 3, 0))  # outside the range
+    return {"admin": db_api, "li": li_api, "zhao": zhao_api, "ids": (admin, li, zhao), **c}
+
+
+def range_of(api, query=RANGE):
+    response = api.get(f"/api/v1/dashboard?{query}")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["range"]
+
+
+def test_range_figures_hand_checked(world):
+    admin_id, li, zhao = world["ids"]
+    r = range_of(world["admin"])
+    assert r["from"] == "2026-11-14" and r["to"] == "2026-11-20"
+    assert r["ended"] == 6  # c1-c6; c7 ended on the 21st for the team
+    assert (r["missed"], r["invalid"], r["leads"]) == (2, 1, 1)
+    assert r["bot_resolved_share"] == round(1 / 6, 4)
+    assert r["first_response_s"] == {"avg": 30.0, "p90": 46.0}  # 10, 30, 50
+    assert r["duration_s"] == {"avg": 65.0, "p90": 158.0}  # 0 (c4: one manual), 0, 60, 200
+    assert r["ratings"] == {"good": 2, "neutral": 1, "bad": 1, "none": 2}
+    assert r["suggestions"] == {"shown": 4, "accepted": 2, "edited": 1, "acceptance": 0.75}
+    assert [d["ended"] for d in r["by_day"]] == [1, 1, 1, 1, 0, 0, 2]
+    assert r["by_day"][0]["day"] == "2026-11-14" and len(r["by_day"]) == 7
+    assert {h["hour"]: h["ended"] for h in r["by_hour"] if h["ended"]} == {
+        0: 1, 1: 1, 10: 1, 12: 1, 14: 1, 16: 1}
+    rows = {row["agent"]: row for row in r["per_agent"]}
+    assert set(rows) == {"李客服", "赵客服", "王管理"}  # c5 had no handler
+    assert rows["李客服"] == {
+        "agent_id": li, "agent": "李客服", "ended": 3, "missed": 0, "invalid": 0, "leads": 1,
+        "good": 2, "neutral": 0, "bad": 1, "avg_first_response_s": 30.0,
+        "avg_duration_s": 86.7}
+    assert rows["赵客服"]["missed"] == 1 and rows["赵客服"]["avg_first_response_s"] is None
+    assert rows["王管理"]["invalid"] == 1
+    assert r["per_agent"][0]["agent"] == "李客服"  # most conversations first
+
+
+def test_scope_narrows_every_figure(world):
+    # 李客服 sees his own (c1, c2, c6) and the team's unassigned pool (c5).
+    r = range_of(world["li"])
+    assert (r["ended"], r["missed"], r["invalid"], r["leads"]) == (4, 1, 0, 1)
+    assert r["bot_resolved_share"] == 0.25
+    assert r["ratings"] == {"good": 2, "neutral": 0, "bad": 1, "none": 1}
+    assert [row["agent"] for row in r["per_agent"]] == ["李客服"]
+    assert r["suggestions"]["shown"] == 3 and r["suggestions"]["acceptance"] == 0.6667
+    z = range_of(world["zhao"])
+    assert (z["ended"], z["missed"]) == (2, 2)  # c3 and c5
+    assert z["first_response_s"] == {"avg": None, "p90": None}
+    assert z["suggestions"] == {"shown": 1, "accepted": 0, "edited": 1, "acceptance": 1.0}
+
+
+def test_now_and_today(world):
+    admin_api = world["admin"]
+    team = admin_api.team["id"]
+    _, li, _ = world["ids"]
+    make_conversation(team, make_visitor(team), handler=li, ended_at=utcnow(),
+                      messages=[("visitor", "邮箱 a@b.cn", -20), ("agent", "收到", -8)])
+    make_conversation(team, make_visitor(team), handler=li, status="open")
+    make_conversation(team, make_visitor(team), status="bot")
+    make_conversation(team, make_visitor(team), status="queued")
+    home = admin_api.get("/api/v1/dashboard").get_json()
+    assert home["now"] == {"active": 2, "queued": 1}
+    assert home["today"]["ended"] == 1 and home["today"]["leads"] == 1
+    assert home["today"]["first_response_s"]["avg"] == 12.0
+    assert len(home["range"]["by_day"]) == 7  # the last seven days by default
+    assert world["zhao"].get("/api/v1/dashboard").get_json()["now"] == {
+        "active": 1, "queued": 1}  # the pool, not 李客服's open one
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("from=2026-11-21&to=2026-11-20", "from"), ("from=yesterday", "from"),
+    ("to=2026-13-01", "to"), ("from=2025-01-01&to=2026-11-20", "from")])
+def test_bad_ranges_are_refused(world, query, field):
+    response = world["admin"].get(f"/api/v1/dashboard?{query}")
+    assert response.status_code == 422
+    assert response.get_json()["error"]["field"] == field
+
+
+def test_visitors_cannot_read_the_dashboard(world):
+    response = world["admin"].app.test_client().get("/api/v1/dashboard")
+    assert response.status_code == 401

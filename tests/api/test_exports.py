@@ -1,0 +1,213 @@
+"""History exports end to end: CSV and XLSX through the job queue (inline, the
+embedded worker thread, rq on Redis), formula injection, the 20,000 cap, and who
+may see, download and delete an export."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+
+import pytest
+
+from meiqia.models import Conversation
+from meiqia.models import ExportJob
+from meiqia.models import JobRecord
+from meiqia.models import Visitor
+from tests.conftest import close_app
+from tests.conftest import make_app
+from tests.factories import make_conversation
+from tests.factories import make_visitor
+from tests.helpers import ApiClient
+
+T0 = datetime.datetime(2026, 11, 20, 4, 0, 0)  # 12:00 in Asia/Shanghai
+HEADER = ["id", "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
+          "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
+          "lead", "search_keyword", "summary", "region", "source", "platform", "grade"]
+
+
+def seed(api: ApiClient, li_id: int | None = None) -> dict[str, Conversation]:
+    team, admin = api.team["id"], api.agent["id"]
+    evil = make_visitor(team, name="=HYPERLINK(\"http://evil.example\",\"点我\")",
+                        search_keyword="-2+3", source="search_engine", ip="1.2.3.4")
+    a = make_conversation(team, evil, handler=admin, ended_at=T0, summary="+1+1 小结",
+                          tags=["@SUM(A1)", "退款"], rating="good", messages=[
+                              ("visitor", "退款还没到账，电话 131-2113-2323", 0),
+                              ("agent", "马上为您查询", 30),
+                              ("agent", "内部：找财务", 40, "internal"),
+                              ("agent", "\t=1+2", 90)])
+    b = make_conversation(team, make_visitor(team, name="李四"), handler=li_id or admin,
+                          ended_at=T0 - datetime.timedelta(days=1),
+                          messages=[("visitor", "发票怎么开？", 0)])
+    return {"a": a, "b": b}
+
+
+def read_export(api: ApiClient, export_id: int, fmt: str) -> list[list[str]]:
+    response = api.get(f"/api/v1/history/exports/{export_id}/file")
+    assert response.status_code == 200, response.get_json()
+    data = response.get_data()
+    response.close()
+    if fmt == "csv":
+        assert data.startswith(b"\xef\xbb\xbf")  # BOM: Excel opens UTF-8 Chinese correctly
+        return list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(data), read_only=True).worksheets[0]
+    rows = [[("" if v is None else str(v)) for v in row]
+            for row in sheet.iter_rows(values_only=True)]
+    for row in sheet.iter_rows(min_row=2):
+        for cell in row:
+            assert cell.data_type != "f"  # nothing is ever a formula
+    return rows
+
+
+def check_file(api: ApiClient, export: dict, convs: dict, fmt: str, content: bool) -> None:
+    rows = read_export(api, export["id"], fmt)
+    assert rows[0] == HEADER + (["messages"] if content else [])
+    by_id = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    assert set(by_id) == {str(convs["a"].id), str(convs["b"].id)}
+    a = by_id[str(convs["a"].id)]
+    assert a["visitor"] == "'=HYPERLINK(\"http://evil.example\",\"点我\")"
+    assert a["summary"] == "'+1+1 小结" and a["search_keyword"] == "'-2+3"
+    assert a["tags"] == "'@SUM(A1),退款"
+    assert a["ended_at"] == "2026-11-20 12:00:00"  # the team's time, not UTC
+    assert a["started_at"] == "2026-11-20 11:57:30"
+    assert (a["duration_s"], a["first_response_s"]) == ("60", "30")  # the note at 40 s is not manual
+    assert (a["visitor_messages"], a["agent_messages"]) == ("1", "2")
+    assert a["lead"] == "131-2113-2323" and a["rating"] == "good" and a["agent"] == "王管理"
+    assert a["source"] == "search_engine" and a["ip"] == "1.2.3.4"
+    if content:
+        transcript = a["messages"]
+        assert "[2026-11-20 11:57:30] 访客: 退款还没到账" in transcript
+        assert "王管理: 马上为您查询" in transcript
+        assert "内部：找财务" not in transcript  # internal notes never leave
+        assert by_id[str(convs["b"].id)]["messages"].endswith("访客: 发票怎么开？\n")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+@pytest.mark.parametrize("content", [True, False])
+def test_export_inline_on_both_databases(db_api, fmt, content):
+    convs = seed(db_api)
+    started = db_api.post("/api/v1/history/exports", json={
+        "filters": {"ended_from": "2026-11-01"}, "format": fmt, "with_content": content})
+    assert started.status_code == 202, started.get_json()
+    export = db_api.get(f"/api/v1/history/exports/{started.get_json()['id']}").get_json()
+    assert export["status"] == "done" and export["done"] == 2 and export["progress"] == 1.0
+    assert export["download"] == f"/api/v1/history/exports/{export['id']}/file"
+    check_file(db_api, export, convs, fmt, content)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_export_on_the_embedded_worker_thread(tmp_path, fmt):
+    app = make_app(tmp_path, JOBS_INLINE=False)
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            convs = seed(api)
+            started = api.post("/api/v1/history/exports", json={
+                "format": fmt, "with_content": True})
+            assert started.status_code == 202
+            assert app.extensions["meiqia.jobs"].join()
+            export = api.get(f"/api/v1/history/exports/{started.get_json()['id']}").get_json()
+            assert export["status"] == "done"
+            job = JobRecord.get_by_id(ExportJob.get_by_id(export["id"]).job_id)
+            assert job.status == "finished" and job.progress == 1.0
+            check_file(api, export, convs, fmt, True)
+    finally:
+        close_app(app)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_export_on_an_rq_worker(tmp_path, redis_url, redis_prefix, fmt):
+    import redis
+    from rq import SimpleWorker
+
+    app = make_app(tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix, JOBS_INLINE=False)
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            convs = seed(api)
+            started = api.post("/api/v1/history/exports", json={
+                "format": fmt, "with_content": True}).get_json()
+            assert started["status"] == "queued" and started["download"] is None
+            assert api.get(f"/api/v1/history/exports/{started['id']}/file").status_code == 404
+            connection = redis.Redis.from_url(redis_url)
+            SimpleWorker([app.extensions["meiqia.jobs"].name],
+                         connection=connection).work(burst=True)
+            connection.close()
+            export = api.get(f"/api/v1/history/exports/{started['id']}").get_json()
+            assert export["status"] == "done" and export["progress"] == 1.0
+            check_file(api, export, convs, fmt, True)
+    finally:
+        close_app(app)
+
+
+def test_only_the_requester_and_admins_see_an_export(api):
+    li = api.new_agent(email="li@example.com", name="李客服", scope="self")
+    zhao = api.new_agent(email="zhao@example.com", name="赵客服", scope="self")
+    seed(api, li_id=li.agent["id"])
+    mine = li.post("/api/v1/history/exports", json={"format": "csv"}).get_json()
+    assert mine["total"] == 1  # his scope: only 李四's conversation
+    rows = read_export(li, mine["id"], "csv")
+    assert [r[1] for r in rows[1:]] == ["李四"]
+    url = f"/api/v1/history/exports/{mine['id']}"
+    for method in ("get", "delete"):
+        assert getattr(zhao, method)(url).status_code == 404
+    assert zhao.get(url + "/file").status_code == 404
+    assert zhao.get("/api/v1/history/exports").get_json() == []
+    assert [e["id"] for e in api.get("/api/v1/history/exports").get_json()] == [mine["id"]]
+    assert len(read_export(api, mine["id"], "csv")) == 2  # admins may
+    assert li.delete(url).status_code == 200
+    assert li.get(url).status_code == 404 and ExportJob.select().count() == 0
+
+
+def test_delete_removes_the_file(api):
+    seed(api)
+    export = api.post("/api/v1/history/exports", json={"format": "xlsx"}).get_json()
+    path = api.app.instance_path + "/exports/" + ExportJob.get_by_id(export["id"]).file_name
+    with open(path, "rb") as fh:
+        assert fh.read(2) == b"PK"
+    assert api.delete(f"/api/v1/history/exports/{export['id']}").status_code == 200
+    import os
+
+    assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    ({"format": "pdf"}, "format", "csv"),
+    ({"filters": {"rating": "great"}}, "rating", "good"),
+    ({"filters": {"customer_name": "没有这个人"}}, "filters", "no conversation"),
+    ({"with_content": "yes"}, "with_content", "boolean"),
+])
+def test_bad_requests_are_refused_and_leave_nothing(api, body, field, words):
+    seed(api)
+    response = api.post("/api/v1/history/exports", json=body)
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["field"] == field and words in error["message"], error
+    assert ExportJob.select().count() == 0
+
+
+def test_more_than_20000_is_refused_before_the_job(api):
+    import peewee
+
+    from meiqia.db import database
+
+    team, admin = api.team["id"], api.agent["id"]
+    with database.atomic():
+        for rows in peewee.chunked(({"team": team, "uid": f"bulk-{i}", "name": f"访客{i}"}
+                                    for i in range(20_001)), 2000):
+            Visitor.insert_many(rows).execute()
+        visitors = [v.id for v in Visitor.select(Visitor.id).where(Visitor.team == team)]
+        for rows in peewee.chunked(({"team": team, "visitor": v, "handler": admin,
+                                     "status": "ended", "created_at": T0, "ended_at": T0}
+                                    for v in visitors), 2000):
+            Conversation.insert_many(rows).execute()
+    response = api.post("/api/v1/history/exports", json={"format": "csv"})
+    assert response.status_code == 422
+    message = response.get_json()["error"]["message"]
+    assert "20001" in message.replace(",", "") and "narrow the time range" in message
+    assert ExportJob.select().count() == 0 and JobRecord.select().count() == 0
+    narrowed = api.post("/api/v1/history/exports", json={
+        "format": "csv", "filters": {"customer_name": "访客1999"}})
+    assert narrowed.status_code == 202 and narrowed.get_json()["total"] == 11
