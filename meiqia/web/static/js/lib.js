@@ -1,0 +1,147 @@
+// Shared helpers of the agent pages: the boot data, strings, the JSON API, DOM building.
+// User text only ever enters the page through textContent (el() below), never innerHTML.
+
+const bootNode = document.getElementById('boot');
+export const boot = bootNode ? JSON.parse(bootNode.textContent) : { i18n: {}, agent: null };
+export const me = boot.agent;
+export const team = boot.team;
+
+/** A UI string in the page's language, with {name} placeholders filled. */
+export function t(key, values) {
+  let text = boot.i18n[key] ?? key;
+  if (values) {
+    text = text.replace(/\{(\w+)\}/g, (all, name) => (name in values ? String(values[name]) : all));
+  }
+  return text;
+}
+
+export class ApiError extends Error {
+  constructor(status, error) {
+    super(error.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = error.code;
+    this.field = error.field;
+  }
+}
+
+/** Call the JSON API (session cookie + CSRF header); throws ApiError with the server's message. */
+export async function api(method, path, body, options = {}) {
+  const headers = { 'X-CSRF-Token': boot.csrf, Accept: 'application/json' };
+  let payload;
+  if (body instanceof FormData) {
+    payload = body;
+  } else if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  const response = await fetch(`/api/v1${path}`, {
+    method, headers, body: payload, credentials: 'same-origin', signal: options.signal,
+  });
+  const type = response.headers.get('Content-Type') || '';
+  const data = type.includes('json') ? await response.json() : null;
+  if (!response.ok) {
+    throw new ApiError(response.status, (data && data.error) || { message: response.statusText });
+  }
+  return data;
+}
+
+/** Build an element: el('a', {href, class, text, onclick, dataset}, ...children). */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'text') node.textContent = value;
+    else if (key === 'class') node.className = value;
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key.startsWith('on') && typeof value === 'function') node.addEventListener(key.slice(2), value);
+    else if (key in node && typeof value !== 'string') node[key] = value;
+    else node.setAttribute(key, value === true ? '' : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export function clear(node) {
+  while (node.firstChild) node.firstChild.remove();
+  return node;
+}
+
+/** Show a short message at the bottom of the page. */
+export function toast(message, kind = 'info') {
+  const box = document.getElementById('toast');
+  if (!box) return;
+  const item = el('div', { class: `toast ${kind}`, text: message });
+  box.append(item);
+  setTimeout(() => item.remove(), kind === 'error' ? 8000 : 4000);
+}
+
+/** Put an API error on a form: the message above it, the field marked. */
+export function formError(form, error) {
+  form.querySelectorAll('[aria-invalid]').forEach((n) => n.removeAttribute('aria-invalid'));
+  let box = form.querySelector('.form-error');
+  if (!box) {
+    box = el('p', { class: 'form-error error', role: 'alert' });
+    form.prepend(box);
+  }
+  if (!error) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  box.textContent = error.message;
+  if (error.field) {
+    const name = error.field.split('.').pop();
+    const input = form.querySelector(`[name="${CSS.escape(error.field)}"], [name="${CSS.escape(name)}"]`);
+    if (input) {
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+    }
+  }
+}
+
+/** A local time for an ISO string (the browser's zone). */
+export function fmtTime(iso, withDate = false) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  const opts = withDate
+    ? { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' }
+    : { hour: '2-digit', minute: '2-digit' };
+  return d.toLocaleString(boot.lang || undefined, opts);
+}
+
+export function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined) return '–';
+  const s = Math.round(seconds);
+  if (s < 60) return t('time.seconds', { n: s });
+  const m = Math.floor(s / 60);
+  if (m < 60) return t('time.minutes', { m, s: s % 60 });
+  return t('time.hours', { h: Math.floor(m / 60), m: m % 60 });
+}
+
+/** Form fields as an object; checkboxes as booleans, number inputs as numbers. */
+export function formData(form) {
+  const data = {};
+  for (const input of form.elements) {
+    if (!input.name || input.disabled) continue;
+    if (input.type === 'checkbox') data[input.name] = input.checked;
+    else if (input.type === 'number' || input.type === 'range') data[input.name] = input.value === '' ? null : Number(input.value);
+    else if (input.tagName === 'SELECT' && input.multiple) data[input.name] = [...input.selectedOptions].map((o) => Number(o.value));
+    else data[input.name] = input.value;
+  }
+  return data;
+}
+
+/** Open a <dialog> built from children; resolves when it closes. */
+export function dialog(title, ...children) {
+  const box = el('dialog', { class: 'dialog' },
+    el('header', {}, el('h2', { text: title }),
+      el('button', { type: 'button', class: 'link close', 'aria-label': t('ui.close'), text: '×', onclick: () => box.close() })),
+    ...children);
+  document.body.append(box);
+  box.addEventListener('close', () => box.remove());
+  box.showModal();
+  return box;
+}

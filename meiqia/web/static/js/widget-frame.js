@@ -1,0 +1,475 @@
+// The widget panel (inside the iframe of /widget/frame): session, websocket, messages,
+// bot "did you mean", human, queue, leave-a-message, emoji, uploads, status, typing, rating.
+// User text is only ever set with textContent.
+import { ChatSocket } from './socket.js';
+
+const boot = JSON.parse(document.getElementById('boot').textContent);
+const T = (key, values) => {
+  let text = boot.i18n[key] ?? key;
+  if (values) text = text.replace(/\{(\w+)\}/g, (all, k) => (k in values ? String(values[k]) : all));
+  return text;
+};
+const $ = (id) => document.getElementById(id);
+const teamId = boot.team.id;
+const store = {
+  get(key) { try { return JSON.parse(localStorage.getItem(`meiqia.${teamId}.${key}`)); } catch { return null; } },
+  set(key, value) { try { localStorage.setItem(`meiqia.${teamId}.${key}`, JSON.stringify(value)); } catch { /* private mode */ } },
+};
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'text') node.textContent = value;
+    else if (key === 'class') node.className = value;
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? '' : value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+const state = {
+  token: store.get('token'),
+  conversation: null,
+  lastId: 0,
+  shown: new Map(),        // server id -> element
+  pending: new Map(store.get('pending') || []), // client_msg_id -> {body}
+  visible: window.parent === window,
+  unread: 0,
+  initData: null,
+  socket: null,
+  counter: 0,
+};
+
+const list = $('mq-messages');
+const input = $('mq-input');
+
+async function call(method, path, body, isForm = false) {
+  const headers = { Accept: 'application/json' };
+  if (state.token) headers['X-Visitor-Token'] = state.token;
+  if (body !== undefined && !isForm) headers['Content-Type'] = 'application/json';
+  const response = await fetch(`/api/v1${path}`, {
+    method, headers, body: isForm ? body : (body === undefined ? undefined : JSON.stringify(body)),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error((data.error && data.error.message) || response.statusText);
+    error.field = data.error && data.error.field;
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+function tellParent(type, data) {
+  if (window.parent !== window) window.parent.postMessage({ meiqia: type, data }, '*');
+}
+
+function scrollDown() {
+  list.scrollTop = list.scrollHeight;
+}
+
+function statusText(status) {
+  return { sending: T('widget.status.sending'), sent: T('widget.status.sent'), delivered: T('widget.status.delivered'),
+    read: T('widget.status.read'), failed: T('widget.status.failed') }[status] || '';
+}
+
+function attachmentNode(message) {
+  const key = message.payload && message.payload.attachment;
+  if (!key) return el('span', { text: message.body });
+  const url = `/api/v1/attachments/${encodeURIComponent(key)}?token=${encodeURIComponent(state.token)}`;
+  if (message.kind === 'image') {
+    return el('a', { href: url, target: '_blank', rel: 'noopener' }, el('img', { src: url, alt: message.body, class: 'mq-img' }));
+  }
+  return el('a', { href: url, target: '_blank', rel: 'noopener', class: 'mq-filelink' }, '📄 ', message.body);
+}
+
+function messageNode(message) {
+  const mine = message.sender_kind === 'visitor';
+  if (message.kind === 'event') return eventNode(message);
+  if (message.kind === 'rating_invite') {
+    setTimeout(() => { if (!(state.conversation && state.conversation.rating)) showRating(); }, 0);
+    return el('li', { class: 'mq-system', text: T('widget.rate_invite') });
+  }
+  const who = message.sender_kind === 'bot' ? T('widget.bot')
+    : message.sender_kind === 'system' ? '' : (mine ? '' : message.sender_name);
+  const bubble = el('div', { class: 'mq-bubble' },
+    message.kind === 'text' ? el('span', { class: 'mq-text', text: message.body }) : attachmentNode(message));
+  const item = el('li', { class: `mq-msg ${mine ? 'mine' : 'theirs'} from-${message.sender_kind}` },
+    who ? el('div', { class: 'mq-who', text: who }) : null, bubble);
+  const payload = message.payload || {};
+  if (payload.candidates && payload.candidates.length) {
+    item.append(el('div', { class: 'mq-candidates' }, el('div', { class: 'mq-hint', text: T('widget.did_you_mean') }),
+      payload.candidates.map((c) => el('button', { type: 'button', class: 'mq-candidate', text: c.question, onclick: () => sendText(c.question) }))));
+  }
+  if (payload.offer_human) {
+    item.append(el('button', { type: 'button', class: 'mq-offer-human', text: T('widget.human'), onclick: askHuman }));
+  }
+  if (mine) item.append(el('div', { class: 'mq-status', 'data-status': message.status, text: statusText(message.status) }));
+  return item;
+}
+
+function eventNode(message) {
+  const payload = message.payload || {};
+  if (payload.event === 'ended') {
+    setTimeout(() => { if (!(state.conversation && state.conversation.rating)) showRating(); showRestart(); }, 0);
+    return el('li', { class: 'mq-system', text: T('widget.ended') });
+  }
+  if (payload.event === 'leave_message') {
+    setTimeout(showLeaveMessage, 0);
+    return el('li', { class: 'mq-system', text: message.body || T('widget.leave_prompt') });
+  }
+  return el('li', { class: 'mq-system', text: message.body || '' });
+}
+
+function addMessage(message) {
+  if (state.shown.has(message.id)) return;
+  const pendingNode = message.client_msg_id ? list.querySelector(`[data-client="${CSS.escape(message.client_msg_id)}"]`) : null;
+  const node = messageNode(message);
+  node.dataset.id = message.id;
+  state.shown.set(message.id, node);
+  if (pendingNode) pendingNode.replaceWith(node);
+  else list.append(node);
+  if (message.client_msg_id && state.pending.has(message.client_msg_id)) {
+    state.pending.delete(message.client_msg_id);
+    savePending();
+  }
+  state.lastId = Math.max(state.lastId, message.id);
+  if (message.sender_kind !== 'visitor') {
+    if (state.visible) markRead();
+    else if (message.kind !== 'event') {
+      state.unread += 1;
+      tellParent('unread', { count: state.unread });
+    }
+  }
+  scrollDown();
+}
+
+function setStatus(id, status) {
+  const node = state.shown.get(id);
+  const label = node && node.querySelector('.mq-status');
+  if (label && label.dataset.status !== 'read') {
+    label.dataset.status = status;
+    label.textContent = statusText(status);
+  }
+}
+
+function savePending() {
+  store.set('pending', [...state.pending.entries()]);
+}
+
+function markRead() {
+  state.unread = 0;
+  tellParent('unread', { count: 0 });
+  if (state.socket && state.lastId) state.socket.send('read', { up_to: state.lastId });
+}
+
+function renderState(conv) {
+  if (!conv) return;
+  state.conversation = { ...(state.conversation || {}), ...conv };
+  const c = state.conversation;
+  let text = '';
+  if (c.status === 'bot') text = T('widget.state.bot');
+  else if (c.status === 'queued') text = c.queue_position ? T('widget.state.queued', { n: c.queue_position }) : T('widget.state.waiting');
+  else if (c.status === 'open') text = c.handler ? T('widget.state.open', { name: c.handler.name }) : '';
+  else if (c.status === 'ended') text = T('widget.state.ended');
+  $('mq-state').textContent = text;
+  $('mq-human').hidden = c.status !== 'bot';
+  const banner = $('mq-banner');
+  if (c.status === 'queued') {
+    banner.hidden = false;
+    banner.replaceChildren(el('span', { text: c.queue_position ? T('widget.queue', { n: c.queue_position }) : T('widget.state.waiting') }),
+      el('button', { type: 'button', class: 'mq-link', text: T('widget.leave_instead'), onclick: showLeaveMessage }));
+  } else {
+    banner.hidden = true;
+  }
+  input.disabled = c.status === 'ended';
+  $('mq-send').disabled = c.status === 'ended';
+}
+
+function extra(node) {
+  $('mq-extra').replaceChildren(node || '');
+  scrollDown();
+}
+
+function showRating() {
+  if (document.querySelector('.mq-rating')) return;
+  let chosen = null;
+  const buttons = ['good', 'neutral', 'bad'].map((r) => el('button', {
+    type: 'button', class: 'mq-rate', 'data-rating': r, text: T(`widget.rating.${r}`),
+    onclick: (event) => {
+      chosen = r;
+      form.querySelectorAll('.mq-rate').forEach((b) => b.classList.toggle('chosen', b === event.currentTarget));
+    },
+  }));
+  const comment = el('textarea', { name: 'comment', rows: 2, maxlength: 1000, placeholder: T('widget.rating.comment') });
+  const error = el('p', { class: 'mq-error', hidden: true });
+  const form = el('form', { class: 'mq-card mq-rating' }, el('strong', { text: T('widget.rating.title') }),
+    el('div', { class: 'mq-rates' }, buttons), comment, error,
+    el('button', { type: 'submit', class: 'mq-primary', text: T('widget.rating.submit') }));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (!chosen) { error.hidden = false; error.textContent = T('widget.rating.choose'); return; }
+    try {
+      const conv = await call('POST', `/widget/conversations/${state.conversation.conversation_id}/rating`, { rating: chosen, comment: comment.value });
+      renderState(conv);
+      form.replaceWith(el('p', { class: 'mq-card mq-thanks', text: T('widget.rating.thanks') }));
+    } catch (e) {
+      error.hidden = false;
+      error.textContent = e.message;
+    }
+  });
+  list.append(el('li', { class: 'mq-extra-item' }, form));
+  scrollDown();
+}
+
+function showRestart() {
+  if (document.querySelector('.mq-restart')) return;
+  extra(el('div', { class: 'mq-restart' }, el('button', { type: 'button', class: 'mq-primary', text: T('widget.restart'), onclick: restart })));
+}
+
+async function showLeaveMessage() {
+  if (document.querySelector('.mq-leave')) return;
+  const form = boot.team.ticket_form;
+  const field = (name, type, label) => el('label', {}, label, el('input', { name, type, maxlength: 254 }));
+  const error = el('p', { class: 'mq-error', hidden: true });
+  const node = el('form', { class: 'mq-card mq-leave', novalidate: true },
+    el('strong', { text: T('widget.leave.title') }),
+    el('p', { class: 'mq-hint', text: T('widget.leave.hint') }),
+    form.ask_name ? field('name', 'text', T('widget.leave.name')) : null,
+    form.ask_phone ? field('phone', 'tel', T('widget.leave.phone')) : null,
+    form.ask_email ? field('email', 'email', T('widget.leave.email')) : null,
+    el('label', {}, T('widget.leave.content'), el('textarea', { name: 'content', rows: 3, maxlength: 5000, required: true })),
+    error,
+    el('div', { class: 'mq-actions' },
+      el('button', { type: 'button', class: 'mq-link', text: T('widget.cancel'), onclick: () => node.remove() }),
+      el('button', { type: 'submit', class: 'mq-primary', text: T('widget.leave.submit') })));
+  node.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const body = { content: node.elements.content.value, conversation_id: state.conversation ? state.conversation.conversation_id : null };
+    for (const key of ['name', 'phone', 'email']) if (node.elements[key]) body[key] = node.elements[key].value;
+    node.querySelectorAll('[aria-invalid]').forEach((n) => n.removeAttribute('aria-invalid'));
+    try {
+      await call('POST', '/widget/tickets', body);
+      node.replaceWith(el('p', { class: 'mq-card mq-thanks', text: T('widget.leave.thanks') }));
+      scrollDown();
+    } catch (e) {
+      error.hidden = false;
+      error.textContent = e.message;
+      if (e.field && node.elements[e.field]) node.elements[e.field].setAttribute('aria-invalid', 'true');
+    }
+  });
+  list.append(el('li', { class: 'mq-extra-item' }, node));
+  scrollDown();
+}
+
+function nextClientId() {
+  state.counter += 1;
+  return `v-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}-${state.counter}`;
+}
+
+function showPending(clientId, body) {
+  const item = el('li', { class: 'mq-msg mine from-visitor', 'data-client': clientId },
+    el('div', { class: 'mq-bubble' }, el('span', { class: 'mq-text', text: body })),
+    el('div', { class: 'mq-status', 'data-status': 'sending', text: statusText('sending') }));
+  list.append(item);
+  scrollDown();
+}
+
+function sendText(body) {
+  body = body.trim();
+  if (!body) return;
+  const clientId = nextClientId();
+  state.pending.set(clientId, { body });
+  savePending();
+  showPending(clientId, body);
+  // Without an open socket yet, the pending list is sent when it opens (resendPending).
+  if (state.socket) state.socket.send('message', { client_msg_id: clientId, body });
+}
+
+function resendPending() {
+  for (const [clientId, item] of state.pending) {
+    if (!list.querySelector(`[data-client="${CSS.escape(clientId)}"]`)) showPending(clientId, item.body);
+    state.socket.send('message', { client_msg_id: clientId, body: item.body });
+  }
+}
+
+async function askHuman() {
+  try {
+    const result = await call('POST', `/widget/conversations/${state.conversation.conversation_id}/human`);
+    renderState(result);
+  } catch (e) {
+    banner(e.message);
+  }
+}
+
+function banner(text) {
+  const node = $('mq-banner');
+  node.hidden = false;
+  node.replaceChildren(el('span', { text }));
+}
+
+function upload(file, kind) {
+  const limit = boot.limits[kind];
+  if (file.size > limit) {
+    banner(T('widget.too_big', { name: file.name, mb: Math.round(limit / 1048576) }));
+    return;
+  }
+  const bar = $('mq-progress');
+  const conversationId = state.conversation.conversation_id;
+  const form = new FormData();
+  form.append('file', file);
+  form.append('kind', kind);
+  const xhr = new XMLHttpRequest();
+  xhr.open('POST', `/api/v1/widget/conversations/${conversationId}/uploads`);
+  xhr.setRequestHeader('X-Visitor-Token', state.token);
+  bar.hidden = false;
+  bar.querySelector('span').textContent = file.name;
+  xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.firstElementChild.style.width = `${Math.round((e.loaded / e.total) * 100)}%`; };
+  xhr.onload = async () => {
+    bar.hidden = true;
+    bar.firstElementChild.style.width = '0';
+    let data = {};
+    try { data = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+    if (xhr.status !== 201) {
+      banner((data.error && data.error.message) || T('widget.upload_failed'));
+      return;
+    }
+    try {
+      const sent = await call('POST', `/widget/conversations/${conversationId}/messages`, {
+        body: data.name, kind, attachment: data.key, client_msg_id: nextClientId() });
+      addMessage(sent.message);
+    } catch (e) {
+      banner(e.message);
+    }
+  };
+  xhr.onerror = () => { bar.hidden = true; banner(T('widget.upload_failed')); };
+  xhr.send(form);
+}
+
+const EMOJI = '😀 😂 😊 😍 🤔 😅 😭 😡 👍 👎 🙏 👏 🎉 ❤️ 💔 🔥 ✅ ❌ ❓ 📦 🚚 💰 📱 ☕'.split(' ');
+
+function setupComposer() {
+  const emoji = $('mq-emoji');
+  EMOJI.forEach((e) => emoji.append(el('button', { type: 'button', text: e, onclick: () => {
+    const at = input.selectionStart ?? input.value.length;
+    input.value = input.value.slice(0, at) + e + input.value.slice(input.selectionEnd ?? at);
+    input.focus();
+  } })));
+  $('mq-emoji-btn').addEventListener('click', () => { emoji.hidden = !emoji.hidden; });
+  $('mq-composer').addEventListener('submit', (event) => {
+    event.preventDefault();
+    sendText(input.value);
+    input.value = '';
+    emoji.hidden = true;
+    if (state.socket) state.socket.send('typing', { typing: false });
+  });
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $('mq-composer').requestSubmit();
+    }
+  });
+  let lastTyping = 0;
+  input.addEventListener('input', () => {
+    const now = Date.now();
+    if (state.socket && now - lastTyping > 800) {
+      lastTyping = now;
+      state.socket.send('typing', { typing: input.value.length > 0, preview: input.value.slice(0, 200) });
+    }
+  });
+  $('mq-image').addEventListener('change', (e) => { if (e.target.files[0]) upload(e.target.files[0], 'image'); e.target.value = ''; });
+  $('mq-file').addEventListener('change', (e) => { if (e.target.files[0]) upload(e.target.files[0], 'file'); e.target.value = ''; });
+  $('mq-human').addEventListener('click', askHuman);
+  $('mq-close').addEventListener('click', () => tellParent('close', {}));
+  $('mq-close').hidden = window.parent === window;
+}
+
+let typingTimer = null;
+function onFrame(type, data, envelope) {
+  if (type === 'hello') renderState(data);
+  else if (type === 'message') addMessage(data);
+  else if (type === 'ack') {
+    addMessage(data.message);
+    setStatus(data.message.id, data.message.status);
+  } else if (type === 'conversation') renderState(data);
+  else if (type === 'typing') {
+    $('mq-typing').hidden = !data.typing;
+    clearTimeout(typingTimer);
+    if (data.typing) typingTimer = setTimeout(() => { $('mq-typing').hidden = true; }, 6000);
+  } else if (type === 'read') {
+    for (const [id] of state.shown) if (id <= data.up_to) setStatus(id, 'read');
+  } else if (type === 'error') {
+    if (data.ref && state.pending.has(data.ref)) {
+      state.pending.delete(data.ref);
+      savePending();
+      const node = list.querySelector(`[data-client="${CSS.escape(data.ref)}"] .mq-status`);
+      if (node) { node.dataset.status = 'failed'; node.textContent = `${statusText('failed')}: ${data.message}`; }
+    } else if (data.code === 'unauthorized') {
+      state.token = null;
+      store.set('token', null);
+    } else {
+      banner(data.message);
+    }
+  }
+  void envelope;
+}
+
+async function start() {
+  const info = state.initData || {};
+  const visitor = info.visitor || {};
+  const body = { team_id: teamId, token: state.token };
+  for (const key of ['name', 'phone', 'email']) if (visitor[key]) body[key] = String(visitor[key]).slice(0, 120);
+  if (visitor.custom && typeof visitor.custom === 'object') body.custom = visitor.custom;
+  for (const key of ['landing_page', 'referrer', 'title']) if (info[key]) body[key] = info[key];
+  if (!body.landing_page && window.parent === window) body.landing_page = location.href;
+  const session = await call('POST', '/widget/session', body);
+  state.token = session.token;
+  store.set('token', session.token);
+  const conversationChanged = state.conversation && state.conversation.conversation_id !== session.conversation.conversation_id;
+  if (conversationChanged) {
+    list.replaceChildren();
+    state.shown.clear();
+    state.lastId = 0;
+    extra(null);
+  }
+  renderState(session.conversation);
+  session.messages.forEach(addMessage);
+  if (state.socket) state.socket.close();
+  state.socket = new ChatSocket(
+    () => `/ws/visitor?token=${encodeURIComponent(state.token)}&after=${state.lastId}`,
+    { onFrame, onOpen: resendPending, onStatus: (online) => document.body.classList.toggle('mq-offline', !online) },
+  );
+}
+
+async function restart() {
+  extra(null);
+  document.querySelectorAll('.mq-rating').forEach((n) => n.closest('li').remove());
+  await start();
+}
+
+window.addEventListener('message', (event) => {
+  if (event.source !== window.parent || !event.data || !event.data.meiqia) return;
+  const { meiqia: type, data } = event.data;
+  if (type === 'init' && !state.initData) {
+    state.initData = data || {};
+    start().catch((e) => banner(e.message));
+  } else if (type === 'identify' && state.initData) {
+    state.initData.visitor = data || {};
+    start().catch((e) => banner(e.message));
+  } else if (type === 'visible') {
+    state.visible = Boolean(data && data.visible);
+    if (state.visible) { markRead(); input.focus(); }
+  }
+});
+
+setupComposer();
+if (window.parent === window) {
+  state.initData = {};
+  start().catch((e) => banner(e.message));
+} else {
+  tellParent('ready', {});
+}

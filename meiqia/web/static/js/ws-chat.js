@@ -1,0 +1,395 @@
+// The workspace's middle column: one conversation, the composer (reply / anonymous / internal),
+// #keyword quick replies, @colleague in internal notes, emoji, uploads, bot suggestions, actions.
+import { api, clear, dialog, el, fmtTime, formData, formError, me, t, toast } from './lib.js';
+
+const $ = (id) => document.getElementById(id);
+const EMOJI = '😀 😂 😊 😍 🤔 😅 😭 👍 👎 🙏 👏 🎉 ❤️ 🔥 ✅ ❌ ❓ 📦 🚚 💰'.split(' ');
+let counter = 0;
+const clientId = () => `a-${me.id}-${Date.now().toString(36)}-${(counter += 1)}`;
+
+export class Chat {
+  constructor({ onChanged, sidebar }) {
+    this.onChanged = onChanged;
+    this.sidebar = sidebar;
+    this.id = null;
+    this.data = null;
+    this.shown = new Map();
+    this.lastId = 0;
+    this.suggestion = null;
+    this.agents = [];
+    this.input = $('ws-input');
+    this.list = $('ws-messages');
+    this.setupComposer();
+    this.setupActions();
+    api('GET', '/agents').then((a) => { this.agents = a; }).catch(() => {});
+  }
+
+  async open(id, readOnly = false) {
+    this.id = id;
+    this.shown.clear();
+    this.lastId = 0;
+    clear(this.list);
+    this.hideSuggestions();
+    let data;
+    try {
+      data = await api('GET', `/conversations/${id}`);
+    } catch (e) {
+      toast(e.message, 'error');
+      return;
+    }
+    if (this.id !== id) return;
+    this.data = data;
+    $('ws-empty').hidden = true;
+    document.querySelector('.ws-chat-head').hidden = false;
+    this.list.hidden = false;
+    this.renderHead();
+    const { messages } = await api('GET', `/conversations/${id}/messages`);
+    messages.forEach((m) => this.add(m));
+    this.markRead();
+    this.sidebar.show(data);
+    void readOnly;
+  }
+
+  renderHead() {
+    const d = this.data;
+    $('chat-title').textContent = d.customer.name || t('ws.visitor', { id: d.customer.id });
+    const handler = this.agents.find((a) => a.id === d.handler_id);
+    $('chat-state').textContent = `${t(`cstatus.${d.status}`)}${handler ? ` · ${handler.name}` : ''}`;
+    const ended = d.status === 'ended';
+    $('ws-composer').hidden = false;
+    $('ws-composer').classList.toggle('ended', ended);
+    $('act-take').hidden = d.handler_id === me.id || ended;
+    for (const id of ['act-rating', 'act-transfer', 'act-end']) $(id).disabled = ended;
+    if (ended) this.setMode('internal');
+    this.list.closest('.ws-chat').dataset.status = d.status;
+  }
+
+  resync() {
+    if (this.id && this.lastId) {
+      api('GET', `/conversations/${this.id}/messages?after=${this.lastId}`)
+        .then(({ messages }) => messages.forEach((m) => this.add(m))).catch(() => {});
+    }
+  }
+
+  label(m) {
+    if (m.sender_kind === 'visitor') return this.data ? (this.data.customer.name || t('ws.visitor', { id: this.data.customer.id })) : '';
+    if (m.sender_kind === 'bot') return t('widget.bot');
+    if (m.sender_kind === 'system') return t('ws.system');
+    const real = this.agents.find((a) => a.id === m.agent_id);
+    return real ? real.name : m.sender_name;
+  }
+
+  body(m) {
+    if (m.kind === 'image' || m.kind === 'file') {
+      const url = `/api/v1/attachments/${encodeURIComponent(m.payload.attachment)}`;
+      return m.kind === 'image'
+        ? el('a', { href: url, target: '_blank', rel: 'noopener' }, el('img', { src: url, alt: m.body, class: 'ws-img' }))
+        : el('a', { href: url, class: 'ws-file', target: '_blank', rel: 'noopener', text: `📄 ${m.body}` });
+    }
+    if (m.kind === 'rating_invite') return el('em', { text: t('ws.rating_invited') });
+    if (m.kind === 'event') {
+      const p = m.payload || {};
+      const text = p.event === 'ended' ? t('ws.ev.ended', { by: p.by || '' })
+        : p.event === 'transferred' ? t('ws.ev.transferred', { by: p.by || '', to: p.to || '' })
+          : p.event === 'leave_message' ? t('ws.ev.leave_message') : (m.body || p.event || '');
+      return el('span', { text });
+    }
+    const node = el('span', { class: 'text', text: m.body });
+    if (m.payload && m.payload.bot) node.append(el('span', { class: 'tag', text: t(`bot.${m.payload.bot}`) }));
+    return node;
+  }
+
+  ticks(m) {
+    if (m.sender_kind !== 'agent' && m.sender_kind !== 'bot') return null;
+    if (m.visibility === 'internal') return null;
+    const marks = { sent: '✓', delivered: '✓✓', read: '✓✓' }[m.status] || '';
+    return el('span', { class: `ticks ${m.status}`, title: t(`widget.status.${m.status}`), text: marks, dataset: { status: m.status } });
+  }
+
+  add(m) {
+    if (m.conversation_id !== this.id || this.shown.has(m.id)) return;
+    const internal = m.visibility === 'internal';
+    const classes = ['ws-msg', `from-${m.sender_kind}`, internal ? 'internal' : '', m.anonymous ? 'anonymous' : '', m.kind === 'event' ? 'event' : ''];
+    const node = el('li', { class: classes.filter(Boolean).join(' '), dataset: { id: m.id } },
+      el('div', { class: 'meta' }, el('span', { class: 'who', text: this.label(m) }),
+        internal ? el('span', { class: 'tag internal-tag', text: t('ws.mode.internal') }) : null,
+        m.anonymous ? el('span', { class: 'tag anon-tag', text: t('ws.anon_as', { name: m.sender_name }) }) : null,
+        el('span', { class: 'muted small', text: fmtTime(m.created_at) }), this.ticks(m)),
+      el('div', { class: 'bubble' }, this.body(m)));
+    this.shown.set(m.id, node);
+    const after = [...this.list.children].find((child) => Number(child.dataset.id) > m.id);
+    this.list.insertBefore(node, after || null);
+    this.lastId = Math.max(this.lastId, m.id);
+    this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  onMessage(m) {
+    if (m.conversation_id !== this.id) return;
+    this.add(m);
+    if (m.sender_kind === 'visitor') {
+      $('ws-typing').hidden = true;
+      if (!document.hidden) this.markRead();
+    }
+    if (m.kind === 'event') this.reloadHead();
+  }
+
+  onStatus(type, data) {
+    if (data.conversation_id !== this.id) return;
+    const ids = type === 'delivered' ? data.message_ids : [...this.shown.keys()].filter((id) => id <= data.up_to);
+    if (type === 'read' && data.reader !== 'visitor') return;
+    for (const id of ids) {
+      const tick = this.shown.get(id) && this.shown.get(id).querySelector('.ticks');
+      if (tick && tick.dataset.status !== 'read') {
+        tick.dataset.status = type;
+        tick.className = `ticks ${type}`;
+        tick.textContent = '✓✓';
+        tick.title = t(`widget.status.${type}`);
+      }
+    }
+  }
+
+  onTyping(data) {
+    if (data.conversation_id !== this.id || data.who !== 'visitor') return;
+    const node = $('ws-typing');
+    node.hidden = !data.typing;
+    node.textContent = data.preview ? t('ws.typing_preview', { text: data.preview }) : t('widget.typing');
+  }
+
+  onConversation(data) {
+    if (data.conversation_id === this.id) this.reloadHead();
+  }
+
+  async reloadHead() {
+    if (!this.id) return;
+    try {
+      this.data = await api('GET', `/conversations/${this.id}`);
+      this.renderHead();
+    } catch { /* gone from my scope */ }
+  }
+
+  onSuggestions(data) {
+    if (data.conversation_id !== this.id || !data.suggestions.length) return;
+    const box = $('ws-suggestions');
+    box.hidden = false;
+    box.replaceChildren(el('div', { class: 'muted small', text: t('ws.suggestions') }),
+      ...data.suggestions.map((s) => el('div', { class: 'suggestion' },
+        el('div', { class: 'q', text: s.question }), el('div', { class: 'a', text: s.answer }),
+        el('div', { class: 'row-actions' },
+          el('button', { type: 'button', class: 'primary small', text: t('ws.send_suggestion'),
+            onclick: () => this.send(s.answer, 'reply', { message_id: data.message_id, entry_id: s.entry_id, edited: false }) }),
+          el('button', { type: 'button', class: 'small', text: t('ui.edit'), onclick: () => {
+            this.input.value = s.answer;
+            this.suggestion = { message_id: data.message_id, entry_id: s.entry_id, text: s.answer };
+            this.input.focus();
+          } })))));
+  }
+
+  hideSuggestions() {
+    $('ws-suggestions').hidden = true;
+    this.suggestion = null;
+  }
+
+  markRead() {
+    const visitorIds = [...this.shown.entries()].filter(([, n]) => n.classList.contains('from-visitor')).map(([id]) => id);
+    if (!visitorIds.length || !this.data || this.data.handler_id !== me.id) return;
+    api('POST', `/conversations/${this.id}/read`, { up_to: Math.max(...visitorIds) }).then(() => this.onChanged()).catch(() => {});
+  }
+
+  mode() {
+    return $('ws-composer').querySelector('input[name=mode]:checked').value;
+  }
+
+  setMode(mode) {
+    const radio = $('ws-composer').querySelector(`input[name=mode][value=${mode}]`);
+    radio.checked = true;
+    $('ws-composer').dataset.mode = mode;
+  }
+
+  async send(body, mode, suggestion) {
+    body = body.trim();
+    if (!body || !this.id) return;
+    const payload = { body, mode, client_msg_id: clientId() };
+    if (suggestion) payload.suggestion = suggestion;
+    try {
+      const { message } = await api('POST', `/conversations/${this.id}/messages`, payload);
+      this.add(message);
+      this.hideSuggestions();
+      return true;
+    } catch (e) {
+      toast(e.message, 'error');
+      return false;
+    }
+  }
+
+  setupComposer() {
+    const form = $('ws-composer');
+    form.addEventListener('change', (e) => { if (e.target.name === 'mode') form.dataset.mode = e.target.value; });
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const text = this.input.value;
+      let suggestion;
+      if (this.suggestion) suggestion = { message_id: this.suggestion.message_id, entry_id: this.suggestion.entry_id, edited: text.trim() !== this.suggestion.text.trim() };
+      if (await this.send(text, this.mode(), suggestion)) this.input.value = '';
+      this.closeComplete();
+    });
+    this.input.addEventListener('keydown', (e) => {
+      const box = $('ws-complete');
+      if (!box.hidden && ['ArrowDown', 'ArrowUp', 'Enter', 'Tab', 'Escape'].includes(e.key)) {
+        e.preventDefault();
+        const items = [...box.children];
+        let i = items.findIndex((n) => n.getAttribute('aria-selected') === 'true');
+        if (e.key === 'Escape') return this.closeComplete();
+        if (e.key === 'Enter' || e.key === 'Tab') return items[Math.max(i, 0)] && items[Math.max(i, 0)].click();
+        i = (i + (e.key === 'ArrowDown' ? 1 : items.length - 1)) % items.length;
+        items.forEach((n, j) => n.setAttribute('aria-selected', String(j === i)));
+        return undefined;
+      }
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        form.requestSubmit();
+      }
+      return undefined;
+    });
+    this.input.addEventListener('input', () => this.autocomplete());
+    const emoji = $('ws-emoji');
+    EMOJI.forEach((x) => emoji.append(el('button', { type: 'button', text: x, onclick: () => { this.insert(x); } })));
+    $('ws-emoji-btn').addEventListener('click', () => { emoji.hidden = !emoji.hidden; });
+    $('ws-image').addEventListener('change', (e) => { if (e.target.files[0]) this.upload(e.target.files[0], 'image'); e.target.value = ''; });
+    $('ws-file').addEventListener('change', (e) => { if (e.target.files[0]) this.upload(e.target.files[0], 'file'); e.target.value = ''; });
+  }
+
+  insert(text) {
+    const at = this.input.selectionStart ?? this.input.value.length;
+    this.input.value = this.input.value.slice(0, at) + text + this.input.value.slice(this.input.selectionEnd ?? at);
+    this.input.focus();
+  }
+
+  closeComplete() {
+    $('ws-complete').hidden = true;
+  }
+
+  async autocomplete() {
+    const before = this.input.value.slice(0, this.input.selectionStart);
+    const hash = /(^|\s)#([^\s#]{0,20})$/.exec(before);
+    const at = this.mode() === 'internal' ? /(^|\s)@([^\s@]{0,20})$/.exec(before) : null;
+    const box = $('ws-complete');
+    if (hash) {
+      const found = await api('GET', `/quick-replies/search?q=${encodeURIComponent(hash[2])}`).catch(() => []);
+      this.showComplete(found.map((r) => ({ label: `#${r.keyword}`, detail: r.body,
+        apply: () => this.replaceTail(hash[2].length + 1, r.body) })));
+    } else if (at) {
+      const q = at[2].toLowerCase();
+      const found = this.agents.filter((a) => a.id !== me.id && a.name.toLowerCase().includes(q)).slice(0, 8);
+      this.showComplete(found.map((a) => ({ label: `@${a.name}`, detail: t(`status.${a.status}`),
+        apply: () => this.replaceTail(at[2].length + 1, `@${a.name} `) })));
+    } else {
+      box.hidden = true;
+    }
+  }
+
+  showComplete(items) {
+    const box = $('ws-complete');
+    box.replaceChildren(...items.map((item, i) => el('li', { role: 'option', 'aria-selected': String(i === 0),
+      onclick: () => { item.apply(); this.closeComplete(); } },
+    el('strong', { text: item.label }), ' ', el('span', { class: 'muted', text: item.detail.slice(0, 60) }))));
+    box.hidden = !items.length;
+  }
+
+  replaceTail(length, text) {
+    const end = this.input.selectionStart;
+    this.input.value = this.input.value.slice(0, end - length) + text + this.input.value.slice(end);
+    this.input.focus();
+  }
+
+  upload(file, kind) {
+    const form = new FormData();
+    form.append('file', file);
+    form.append('kind', kind);
+    const xhr = new XMLHttpRequest();
+    const progress = $('ws-progress');
+    xhr.open('POST', `/api/v1/conversations/${this.id}/uploads`);
+    xhr.setRequestHeader('X-CSRF-Token', JSON.parse(document.getElementById('boot').textContent).csrf);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) progress.textContent = `${file.name} ${Math.round((e.loaded / e.total) * 100)}%`; };
+    xhr.onload = async () => {
+      progress.textContent = '';
+      let data = {};
+      try { data = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status !== 201) return toast((data.error && data.error.message) || t('widget.upload_failed'), 'error');
+      try {
+        const { message } = await api('POST', `/conversations/${this.id}/messages`, {
+          body: data.name, kind, attachment: data.key, mode: this.mode() === 'internal' ? 'internal' : this.mode(), client_msg_id: clientId() });
+        this.add(message);
+      } catch (e) { toast(e.message, 'error'); }
+      return undefined;
+    };
+    xhr.send(form);
+  }
+
+  setupActions() {
+    $('act-end').addEventListener('click', async () => {
+      if (!window.confirm(t('ws.confirm_end'))) return;
+      try { await api('POST', `/conversations/${this.id}/end`); await this.reloadHead(); this.onChanged(); } catch (e) { toast(e.message, 'error'); }
+    });
+    $('act-rating').addEventListener('click', async () => {
+      try { this.add(await api('POST', `/conversations/${this.id}/rating-invite`)); toast(t('ws.rating_sent')); } catch (e) { toast(e.message, 'error'); }
+    });
+    $('act-take').addEventListener('click', async () => {
+      try {
+        await api('POST', `/conversations/${this.id}/transfer`, { agent_id: me.id, accept_over_limit: true });
+        await this.reloadHead();
+        this.onChanged();
+      } catch (e) { toast(e.message, 'error'); }
+    });
+    $('act-transfer').addEventListener('click', () => this.transferDialog());
+    $('act-ticket').addEventListener('click', () => this.ticketDialog());
+  }
+
+  async transferDialog() {
+    const groups = await api('GET', '/groups').catch(() => []);
+    const form = el('form', { novalidate: true },
+      el('label', {}, t('ws.to_agent'), el('select', { name: 'agent_id' }, el('option', { value: '', text: '–' }),
+        this.agents.filter((a) => a.id !== this.data.handler_id).map((a) => el('option', { value: a.id, text: `${a.name} · ${t(`status.${a.status}`)}` })))),
+      el('label', {}, t('ws.to_group'), el('select', { name: 'group_id' }, el('option', { value: '', text: '–' }),
+        groups.map((g) => el('option', { value: g.id, text: g.name })))),
+      el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary', text: t('ws.transfer') })));
+    const box = dialog(t('ws.transfer'), form);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const body = {};
+      if (form.elements.agent_id.value) body.agent_id = Number(form.elements.agent_id.value);
+      if (form.elements.group_id.value) body.group_id = Number(form.elements.group_id.value);
+      try {
+        await api('POST', `/conversations/${this.id}/transfer`, body);
+        box.close();
+        toast(t('ws.transferred'));
+        await this.reloadHead();
+        this.onChanged();
+      } catch (err) { formError(form, err); }
+    });
+  }
+
+  ticketDialog() {
+    const c = this.data.customer;
+    const form = el('form', { novalidate: true },
+      el('label', {}, t('tickets.subject'), el('input', { name: 'subject', maxlength: 200 })),
+      el('label', {}, t('tickets.content'), el('textarea', { name: 'content', rows: 4, maxlength: 5000 })),
+      el('label', {}, t('tickets.priority'), el('select', { name: 'priority' },
+        ['low', 'normal', 'high', 'urgent'].map((p) => el('option', { value: p, selected: p === 'normal', text: t(`priority.${p}`) })))),
+      el('label', {}, t('card.name'), el('input', { name: 'name', value: c.name || '' })),
+      el('label', {}, t('card.phone'), el('input', { name: 'phone', value: c.phone || '' })),
+      el('label', {}, t('card.email'), el('input', { name: 'email', value: c.email || '' })),
+      el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary', text: t('ws.create_ticket') })));
+    const box = dialog(t('ws.create_ticket'), form);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const body = { conversation_id: this.id, ...formData(form) };
+      for (const key of Object.keys(body)) if (body[key] === '') delete body[key];
+      try {
+        const ticket = await api('POST', '/tickets', body);
+        box.close();
+        toast(t('ws.ticket_created', { id: ticket.id }));
+        this.sidebar.show(this.data);
+      } catch (err) { formError(form, err); }
+    });
+  }
+}

@@ -1,0 +1,78 @@
+// The workspace's right column: the customer card (editable), visit information, custom
+// information, recent conversations and tickets, quick replies.
+import { api, clear, el, fmtTime, formError, t, toast } from './lib.js';
+
+const $ = (id) => document.getElementById(id);
+
+function facts(node, pairs) {
+  clear(node);
+  const shown = pairs.filter(([, value]) => value !== null && value !== undefined && value !== '');
+  if (!shown.length) node.append(el('dd', { class: 'muted', text: t('ui.none') }));
+  for (const [label, value] of shown) node.append(el('dt', { text: label }), el('dd', { text: String(value) }));
+}
+
+export class Sidebar {
+  constructor({ open }) {
+    this.open = open;
+    this.visitorId = null;
+    const form = $('card-form');
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const body = {};
+      for (const key of ['name', 'phone', 'email', 'company', 'address', 'note']) body[key] = form.elements[key].value;
+      body.tags = form.elements.tags.value.split(/[,，\s]+/).filter(Boolean);
+      if (!body.email) delete body.email;
+      try {
+        await api('PATCH', `/visitors/${this.visitorId}`, body);
+        formError(form, null);
+        toast(t('ui.saved'));
+      } catch (err) { formError(form, err); }
+    });
+  }
+
+  async show(conversation) {
+    $('ws-right').hidden = false;
+    const c = conversation.customer;
+    this.visitorId = c.id;
+    const form = $('card-form');
+    for (const key of ['name', 'phone', 'email', 'company', 'address', 'note']) form.elements[key].value = c[key] || '';
+    form.elements.tags.value = (c.tags || []).join(', ');
+    const v = c.visit || {};
+    facts($('visit-info'), [
+      [t('visit.device'), v.device], [t('visit.os'), v.os], [t('visit.browser'), v.browser],
+      [t('visit.platform'), v.platform ? t(`platform.${v.platform}`) : ''], [t('visit.region'), v.region], [t('visit.ip'), v.ip],
+      [t('visit.source'), v.source ? t(`source.${v.source}`) + (v.search_engine ? ` · ${v.search_engine}` : '') : ''],
+      [t('visit.keyword'), v.search_keyword], [t('visit.landing'), v.landing_page], [t('visit.referrer'), v.referrer],
+    ]);
+    facts($('custom-info'), Object.entries({ ...(v.custom_info || {}), ...(c.attributes || {}) }));
+    const [recent, tickets, replies] = await Promise.all([
+      api('GET', `/visitors/${c.id}/conversations`).catch(() => []),
+      api('GET', `/visitors/${c.id}/tickets`).catch(() => []),
+      api('GET', '/quick-replies').catch(() => []),
+    ]);
+    if (this.visitorId !== c.id) return;
+    const recentNode = clear($('recent-conversations'));
+    if (!recent.length) recentNode.append(el('li', { class: 'muted', text: t('ui.none') }));
+    for (const r of recent) {
+      recentNode.append(el('li', {}, el('a', { href: `#c${r.id}`, onclick: (e) => { e.preventDefault(); this.open(r.id); } },
+        `${fmtTime(r.started_at, true)} · ${t(`cstatus.${r.status}`)}${r.agent ? ` · ${r.agent}` : ''}`),
+      r.summary ? el('div', { class: 'muted small', text: r.summary }) : null));
+    }
+    const ticketNode = clear($('recent-tickets'));
+    if (!tickets.length) ticketNode.append(el('li', { class: 'muted', text: t('ui.none') }));
+    for (const tk of tickets) {
+      ticketNode.append(el('li', {}, el('a', { href: `/tickets/${tk.id}`, text: `#${tk.id} ${tk.subject || ''}` }),
+        el('span', { class: 'muted small', text: ` ${t(`tstatus.${tk.status}`)}` })));
+    }
+    const replyNode = clear($('quick-replies'));
+    if (!replies.length) replyNode.append(el('li', { class: 'muted', text: t('ui.none') }));
+    for (const r of replies) {
+      replyNode.append(el('li', { class: 'quick', title: r.body, onclick: () => {
+        const input = $('ws-input');
+        input.value = r.body;
+        input.focus();
+      } }, el('strong', { text: `#${r.keyword}` }), ' ', el('span', { class: 'muted', text: r.title || r.body.slice(0, 30) }),
+      r.team ? el('span', { class: 'tag', text: t('qr.team') }) : null));
+    }
+  }
+}
