@@ -8,8 +8,14 @@ one place (``services.permissions``) that decides it. Admin-only pages answer
 
 This module also tells Flask where the web templates and static files live
 (``meiqia/web/templates``, ``meiqia/web/static``) and loads the UI strings of
-``static/i18n.json`` into the catalogue of ``web.i18n``: the same strings serve
-the templates (``t(key)``) and the browser (passed to each page as JSON).
+``static/i18n.json`` and ``static/i18n/*.json`` into the catalogue of
+``web.i18n``: the same strings serve the templates (``t(key)``) and the browser
+(passed to each page as JSON).
+
+Other page modules of ``meiqia.web`` add themselves to the top navigation and the
+admin tabs with ``add_nav``/``add_admin_tab`` and keep their strings in their own
+``static/i18n/<area>.json``, so a page area is one module, one template, one
+script and one strings file.
 """
 
 from __future__ import annotations
@@ -34,23 +40,44 @@ from meiqia.web import security
 
 WEB_DIR = Path(__file__).parent
 STRINGS_FILE = WEB_DIR / "static" / "i18n.json"
+STRINGS_DIR = WEB_DIR / "static" / "i18n"
 
 bp = Blueprint("workspace", __name__, template_folder="templates")
 
-#: The top navigation after "workspace": (endpoint, label key, nav name).
-NAV: list[tuple[str, str, str]] = []
-#: Tabs of the admin area: (endpoint, label key).
-ADMIN_TABS: list[tuple[str, str]] = [
-    ("workspace.admin_settings", "admin.settings"),
-    ("workspace.admin_agents", "admin.agents"),
-    ("workspace.admin_groups", "admin.groups"),
+#: The top navigation after "workspace": (order, endpoint, label key, nav name).
+_NAV: list[tuple[int, str, str, str]] = []
+#: Tabs of the admin area: (order, endpoint, label key).
+_ADMIN_TABS: list[tuple[int, str, str]] = [
+    (10, "workspace.admin_settings", "admin.settings"),
+    (20, "workspace.admin_agents", "admin.agents"),
+    (30, "workspace.admin_groups", "admin.groups"),
 ]
 
 
+def add_nav(endpoint: str, label_key: str, name: str, order: int) -> None:
+    """Put a page in the top navigation (lower ``order`` further left); idempotent."""
+    entry = (order, endpoint, label_key, name)
+    if entry not in _NAV:
+        _NAV.append(entry)
+        _NAV.sort()
+
+
+def add_admin_tab(endpoint: str, label_key: str, order: int) -> None:
+    """Put a page among the admin tabs (lower ``order`` further left); idempotent."""
+    entry = (order, endpoint, label_key)
+    if entry not in _ADMIN_TABS:
+        _ADMIN_TABS.append(entry)
+        _ADMIN_TABS.sort()
+
+
 def load_strings() -> dict[str, dict[str, str]]:
-    """The UI catalogue: ``{"zh-CN": {key: text}, "en": {...}}``."""
-    with STRINGS_FILE.open(encoding="utf-8") as fh:
-        return json.load(fh)
+    """The UI catalogue: ``{"zh-CN": {key: text}, "en": {...}}`` from every file."""
+    merged: dict[str, dict[str, str]] = {}
+    for path in [STRINGS_FILE, *sorted(STRINGS_DIR.glob("*.json"))]:
+        with path.open(encoding="utf-8") as fh:
+            for lang, strings in json.load(fh).items():
+                merged.setdefault(lang, {}).update(strings)
+    return merged
 
 
 def init_app(app: Flask) -> None:
@@ -60,7 +87,10 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _navigation() -> dict[str, Any]:
-        return {"main_nav": NAV, "admin_tabs": ADMIN_TABS}
+        return {
+            "main_nav": [entry[1:] for entry in _NAV],
+            "admin_tabs": [entry[1:] for entry in _ADMIN_TABS],
+        }
 
 
 def catalogue(lang: str) -> dict[str, str]:
