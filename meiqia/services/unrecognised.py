@@ -20,6 +20,7 @@ from meiqia.models import Message
 from meiqia.models import UnrecognisedQuestion
 from meiqia.models.base import utcnow
 from meiqia.services import knowledge
+from meiqia.services.accounts import audit
 from meiqia.services.accounts import iso
 from meiqia.services.accounts import require_admin
 from meiqia.services.errors import ValidationError
@@ -36,6 +37,17 @@ RESOLVE_SCHEMA = {
         "answer": {"type": "string", "minLength": 1, "maxLength": 10000},
         "category": {"type": "string", "maxLength": 80},
         "key": knowledge.ENTRY_FIELDS["key"],
+    },
+}
+
+
+DISMISS_SCHEMA = {
+    "type": "object",
+    "required": ["question_ids"],
+    "additionalProperties": False,
+    "properties": {
+        "question_ids": {"type": "array", "items": {"type": "integer"}, "minItems": 1,
+                         "maxItems": 3000},
     },
 }
 
@@ -112,3 +124,22 @@ def resolve_into_entry(actor: Agent, data: dict[str, Any]) -> dict[str, Any]:
         UnrecognisedQuestion.update(resolved_entry=entry.id).where(
             UnrecognisedQuestion.id.in_([r.id for r in rows])).execute()
     return knowledge.entry_to_dict(entry)
+
+
+def dismiss(actor: Agent, data: dict[str, Any]) -> int:
+    """Forget a group the team will not answer (spam, off-topic, one-off questions).
+
+    The questions are deleted, not flagged: nothing but this loop reads them, and a
+    dismissed topic that comes back should show again as new. Questions of other
+    teams and already resolved ones are left alone. Returns how many were removed.
+    """
+    require_admin(actor)
+    check(data, DISMISS_SCHEMA)
+    with database.atomic():
+        removed = UnrecognisedQuestion.delete().where(
+            UnrecognisedQuestion.id.in_(data["question_ids"]),
+            UnrecognisedQuestion.team == actor.team_id,
+            UnrecognisedQuestion.resolved_entry.is_null(),
+        ).execute()
+        audit(actor, "bot.unrecognised.dismiss", "team", actor.team_id, {"removed": removed})
+    return removed

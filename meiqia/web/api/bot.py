@@ -57,3 +57,11 @@ def unrecognised_groups() -> dict:
        auth="admin", body=unrecognised.RESOLVE_SCHEMA, status=201, tags=["bot"])
 def resolve(body: dict) -> dict:
     return unrecognised.resolve_into_entry(g.actor, body)
+
+
+@route("/bot/unrecognised/dismiss", ("POST",), summary="Dismiss a group (delete its questions)",
+       auth="admin", body=unrecognised.DISMISS_SCHEMA, tags=["bot"],
+       description="For topics the team will not answer. Returns how many questions "
+       "were removed; other teams' and resolved questions are never touched.")
+def dismiss(body: dict) -> dict:
+    return {"dismissed": unrecognised.dismiss(g.actor, body)}
