@@ -83,9 +83,12 @@ def sidebar_panels(
 ) -> list[dict] | None:
     """Called when an agent opens a conversation; return iframe panels.
 
-    Each panel is a dict with ``name``, ``url`` and optional ``height``. The host
-    appends ``token=<signed, short-lived token>`` describing the visitor and the
+    Each panel is a dict with ``name``, ``url`` (http or https) and optional
+    ``height`` (pixels), ``position`` (lower first) and ``secret`` (the key the
+    token is signed with; share it with the plugin's server). The host appends
+    ``token=<signed, short-lived token>`` describing the visitor and the
     conversation, so the plugin's server can trust it, and sandboxes the iframe.
+    The built-in ``iframe_sidebar`` returns the team's enabled iframe plugins.
     """
 
 
