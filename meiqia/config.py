@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_LOCKOUT_SECONDS": 900,
     #: Seconds a hook may run before it is abandoned and logged.
     "HOOK_TIMEOUT": 5.0,
+    #: Seconds between a running job's heartbeats. A started job silent for three
+    #: of them lost its worker (killed, crashed): it is retried or marked failed.
+    "JOB_HEARTBEAT": 10.0,
     #: Extra plugin module paths (dotted names) to load, besides entry points and
     #: ``instance/plugins/*.py``.
     "PLUGINS": [],
@@ -69,7 +72,7 @@ _INT_KEYS = {
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_SECONDS",
 }
-_FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT"}
+_FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT"}
 _BOOL_KEYS = {
     "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
 }

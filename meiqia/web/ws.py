@@ -61,12 +61,44 @@ def envelope(kind: str, data: dict | None = None, msg_id: int | None = None) -> 
                        "data": data or {}}, ensure_ascii=False)
 
 
+class _SerialSocket:
+    """A websocket's TCP socket whose writes are whole and never interleave.
+
+    Three threads write to one socket: the hub pump, the frame loop (acks,
+    errors) and simple-websocket's reader thread, which answers pings and close
+    frames with a bare ``socket.send``. A blocked ``sendall`` of a large frame
+    (slow reader) lets another thread's bytes land inside the frame, which the
+    client sees as a corrupted frame ("reserved bits must be 0"). Every write
+    goes through one lock here, and ``send`` writes everything, like ``sendall``.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self.lock = threading.RLock()
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        with self.lock:
+            self._sock.sendall(data, flags)
+        return len(data)
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        with self.lock:
+            self._sock.sendall(data, flags)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 class Channel:
     """One socket: thread-safe sends, and the ids already sent (no duplicates)."""
 
     def __init__(self, ws: Any) -> None:
         self.ws = ws
-        self.lock = threading.Lock()
+        if not isinstance(ws.sock, _SerialSocket):
+            ws.sock = _SerialSocket(ws.sock)
+        #: Encoding a frame and writing it happen under the socket's own lock, so
+        #: the deflate context and the wire see frames in the same order.
+        self.lock = ws.sock.lock
         self.sent_ids: set[int] = set()
         self.closed = threading.Event()
 
@@ -84,12 +116,7 @@ class Channel:
 
 
 def _send_all(ws: Any, text: str) -> None:
-    """Send one text frame completely.
-
-    simple_websocket's ``send`` calls ``socket.send`` once, which may write only
-    part of a large frame when the client reads slowly (seen under load as
-    corrupted frames: "reserved bits must be 0"); ``sendall`` writes it all.
-    """
+    """Send one text frame completely (see ``_SerialSocket``)."""
     from wsproto.events import TextMessage
 
     if not ws.connected:
