@@ -29,6 +29,8 @@ class QuickReply(BaseModel):
     keyword = peewee.CharField(max_length=40)
     title = peewee.CharField(max_length=120, default="")
     body = peewee.TextField()
+    #: Groups replies in the admin list and the sidebar (e.g. 售后, 物流); may be empty.
+    category = peewee.CharField(max_length=40, default="")
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:

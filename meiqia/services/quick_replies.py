@@ -34,6 +34,7 @@ from meiqia.services.validation import check
 KEYWORD_MAX = 40
 BODY_MAX = 5000
 TITLE_MAX = 120
+CATEGORY_MAX = 40
 SEARCH_LIMIT = 10
 #: Fuzzy matches below this rapidfuzz score are not shown.
 FUZZY_MIN = 60
@@ -53,6 +54,8 @@ SCHEMA = {
                                    "without spaces; a leading # is dropped."},
         "title": {"type": "string", "maxLength": TITLE_MAX},
         "body": {"type": "string", "minLength": 1, "maxLength": BODY_MAX},
+        "category": {"type": "string", "maxLength": CATEGORY_MAX,
+                     "description": "Optional group, e.g. 售后 or 物流."},
         "team": {"type": "boolean", "description": "Team-wide (admins only); "
                                                    "default: personal."},
     },
@@ -101,7 +104,8 @@ def _clean_body(raw: str) -> str:
 
 def to_dict(reply: QuickReply) -> dict[str, Any]:
     return {"id": reply.id, "keyword": reply.keyword, "title": reply.title,
-            "body": reply.body, "team": reply.owner_id is None}
+            "body": reply.body, "category": reply.category or "",
+            "team": reply.owner_id is None}
 
 
 def visible(actor: Agent) -> Any:
@@ -147,7 +151,7 @@ def create(actor: Agent, data: dict[str, Any]) -> QuickReply:
         _check_unique(actor, keyword, team_wide, None)
         return QuickReply.create(team=actor.team_id, owner=None if team_wide else actor.id,
                                  keyword=keyword, title=data.get("title", "").strip(),
-                                 body=body)
+                                 category=data.get("category", "").strip(), body=body)
 
 
 def _editable(actor: Agent, reply_id: int) -> QuickReply:
@@ -173,6 +177,8 @@ def update(actor: Agent, reply_id: int, data: dict[str, Any]) -> QuickReply:
             reply.body = body
         if "title" in data:
             reply.title = data["title"].strip()
+        if "category" in data:
+            reply.category = data["category"].strip()
         reply.save()
     return reply
 

@@ -17,6 +17,7 @@ REPLY = {
     "properties": {
         "id": {"type": "integer"}, "keyword": {"type": "string"},
         "title": {"type": "string"}, "body": {"type": "string"},
+        "category": {"type": "string"},
         "team": {"type": "boolean", "description": "team-wide (else personal)"},
     },
 }
