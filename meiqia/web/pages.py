@@ -1,4 +1,4 @@
-"""Server-rendered pages: log in, register the team, log out, home."""
+"""Server-rendered pages: log in, register the team, log out, home (→ the dashboard)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from flask import url_for
 from meiqia.services import accounts
 from meiqia.services.errors import ServiceError
 from meiqia.web import security
+from meiqia.web.workspace import safe_next
 
 bp = Blueprint("pages", __name__)
 
@@ -22,7 +23,7 @@ def index() -> Any:
     agent = security.session_agent()
     if agent is None:
         return redirect(url_for("pages.login"))
-    return redirect(url_for("workspace.workspace"))
+    return redirect(url_for("dashboard_pages.dashboard"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -40,7 +41,8 @@ def login() -> Any:
             error = exc.message
         else:
             security.login(agent)
-            return redirect(url_for("pages.index"))
+            # Back to the page that asked for the login (render_page passes ?next=).
+            return redirect(safe_next(request.args.get("next")))
     status = 401 if error else 200
     return (
         render_template(

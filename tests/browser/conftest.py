@@ -110,13 +110,14 @@ def new_context(browser: Any) -> Iterator[Any]:
 
 
 def login(page: Any, server: Server, email: str = "admin@example.com",
-          password: str = ADMIN_PASSWORD) -> None:
-    """Log in through the form, as a person would."""
-    page.goto(f"{server.url}/login")
+          password: str = ADMIN_PASSWORD, next: str = "/workspace") -> None:
+    """Log in through the form, as a person would, and land on ``next`` (the login
+    page's ``?next=``, as when a page sends him to log in; without it, the dashboard)."""
+    page.goto(f"{server.url}/login?next={next}")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{server.url}/workspace")
+    page.wait_for_url(f"{server.url}{next}")
 
 
 def screenshot(page: Any, name: str) -> None:
