@@ -7,12 +7,20 @@ them the same way whether the job ran on the embedded worker thread or on an
 rq worker process (DESIGN §1, STYLE rule 9).
 
 Inside a job, ``report_progress(fraction, message)`` updates that row.
+
+A running attempt writes a heartbeat every ``JOB_HEARTBEAT`` seconds. A worker
+killed mid-job (SIGKILL, out of memory, its host gone) cannot record anything,
+so ``reap()`` (called by the status APIs) treats a started job silent for three
+heartbeats as abandoned: it is run again from the call stored with its record
+while attempts remain, else marked failed with a message that says why.
 """
 
 from __future__ import annotations
 
 import contextvars
+import datetime
 import importlib
+import json
 import logging
 import queue
 import threading
@@ -22,6 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+
+from flask import current_app
+from flask import has_app_context
 
 from meiqia.db import connection
 from meiqia.models.base import utcnow
@@ -76,6 +87,47 @@ def current_job_id() -> str | None:
     return _current_job.get()
 
 
+#: Heartbeats a started job may miss before it counts as abandoned.
+STALE_BEATS = 3
+ABANDONED = "the worker stopped while running this job (killed or crashed)"
+
+
+def heartbeat_interval() -> float:
+    if has_app_context():
+        return float(current_app.config.get("JOB_HEARTBEAT", 10.0))
+    return 10.0
+
+
+class _Heartbeat:
+    """A thread that stamps ``heartbeat_at`` while one attempt runs.
+
+    A thread, not the job's own progress calls: a job may run a long query
+    without reporting anything and is still alive.
+    """
+
+    def __init__(self, job_id: str, interval: float) -> None:
+        self.job_id = job_id
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"meiqia-beat-{job_id[:8]}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                with connection():
+                    JobRecord.update(heartbeat_at=utcnow()).where(
+                        JobRecord.id == self.job_id, JobRecord.status == "started"
+                    ).execute()
+            except Exception as exc:  # noqa: BLE001 - a missed beat is not fatal
+                log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
+
+
 def execute(job_id: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     """Run one attempt of a job and record it; re-raise so the backend can retry.
 
@@ -83,9 +135,11 @@ def execute(job_id: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> 
     """
     with connection():
         JobRecord.update(
-            status="started", started_at=utcnow(), attempts=JobRecord.attempts + 1
+            status="started", started_at=utcnow(), heartbeat_at=utcnow(),
+            attempts=JobRecord.attempts + 1,
         ).where(JobRecord.id == job_id).execute()
         token = _current_job.set(job_id)
+        beat = _Heartbeat(job_id, heartbeat_interval())
         try:
             result = resolve(path)(*args, **kwargs)
         except Exception as exc:
@@ -100,6 +154,7 @@ def execute(job_id: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> 
             log.error("job %s (%s) failed:\n%s", job_id, path, traceback.format_exc())
             raise
         finally:
+            beat.stop()
             _current_job.reset(token)
         JobRecord.update(
             status="finished",
@@ -113,6 +168,63 @@ def execute(job_id: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> 
 
 def _jsonable(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
+def _stored_call(path: str, args: list[Any], kwargs: dict[str, Any],
+                 retry: Retry | None) -> dict[str, Any] | None:
+    """The call as JSON, so a reaped job can run again; None if it is not JSON."""
+    call = {"path": path, "args": args, "kwargs": kwargs,
+            "intervals": list(retry.intervals) if retry else []}
+    try:
+        json.dumps(call)
+    except (TypeError, ValueError):
+        return None
+    return call
+
+
+def reap(job_id: str | None = None) -> list[str]:
+    """Retry or fail started jobs whose heartbeat stopped; return their ids.
+
+    Called by the job and export status APIs (``job_id`` given: that job only),
+    so an abandoned job is resolved by the next look at it, in any process. The
+    update is conditional on the heartbeat seen, so two processes reaping at once
+    act once, and a job that beat again in between is left alone.
+    """
+    stale = datetime.timedelta(seconds=heartbeat_interval() * STALE_BEATS)
+    cutoff = utcnow() - stale
+    query = JobRecord.select().where(
+        JobRecord.status == "started",
+        (JobRecord.heartbeat_at < cutoff)
+        | (JobRecord.heartbeat_at.is_null() & (JobRecord.started_at < cutoff)),
+    )
+    if job_id is not None:
+        query = query.where(JobRecord.id == job_id)
+    reaped = []
+    for record in query:
+        call = record.call
+        again = bool(call) and record.attempts < record.max_attempts
+        seen = (JobRecord.heartbeat_at.is_null() if record.heartbeat_at is None
+                else JobRecord.heartbeat_at == record.heartbeat_at)
+        changed = JobRecord.update(
+            status="queued" if again else "failed",
+            error=ABANDONED,
+            message="retrying" if again else "",
+            heartbeat_at=None,
+            finished_at=None if again else utcnow(),
+        ).where(JobRecord.id == record.id, JobRecord.status == "started", seen).execute()
+        if not changed:
+            continue
+        log.error("job %s (%s): %s; %s", record.id, record.name, ABANDONED,
+                  "running it again" if again else "marked failed")
+        queue = current_app.extensions["meiqia.jobs"]
+        queue.forget(record.id)
+        if again:
+            left = record.max_attempts - record.attempts - 1
+            retry = Retry(max=left, intervals=tuple(call["intervals"])) if left > 0 else None
+            queue._submit(record.id, call["path"], list(call["args"]),
+                          dict(call["kwargs"]), retry)
+        reaped.append(record.id)
+    return reaped
 
 
 class BaseQueue:
@@ -141,6 +253,7 @@ class BaseQueue:
                 max_attempts=1 + (retry.max if retry else 0),
                 team_id=getattr(owner, "team_id", None),
                 requested_by=getattr(owner, "id", None),
+                call=_stored_call(path, list(args), kwargs, retry),
             ).on_conflict_ignore().execute()
         self._submit(job_id, path, list(args), kwargs, retry)
         return job_id
@@ -157,6 +270,9 @@ class BaseQueue:
 
     def health(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def forget(self, job_id: str) -> None:
+        """Drop what the backend still holds of an abandoned attempt (see ``reap``)."""
 
     def close(self) -> None:
         """Stop the backend's threads (embedded) or connections."""
@@ -273,6 +389,22 @@ class RqQueue(BaseQueue):
             else None,
             description=path,
         )
+
+    def forget(self, job_id: str) -> None:
+        """Take the dead attempt out of rq's started registry.
+
+        Otherwise rq's own abandoned-job cleanup (minutes later) would retry it a
+        second time, or run a fresh attempt's failure path.
+        """
+        from rq.registry import StartedJobRegistry
+
+        registry = StartedJobRegistry(queue=self.rq_queue)
+        # Entries are "<job id>:<execution id>"; the execution's own key may have
+        # expired already, so match on the job id rather than ask the job.
+        dead = [entry for entry in self.client.zrange(registry.key, 0, -1)
+                if registry.parse_job_id(entry) == job_id]
+        if dead:
+            self.client.zrem(registry.key, *dead)
 
     def health(self) -> dict[str, Any]:
         try:

@@ -33,6 +33,11 @@ class JobRecord(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
     started_at = peewee.DateTimeField(null=True)
     finished_at = peewee.DateTimeField(null=True)
+    #: Last sign of life of the attempt running now; a started job whose
+    #: heartbeat stopped lost its worker (killed, crashed) and is reaped.
+    heartbeat_at = peewee.DateTimeField(null=True)
+    #: ``{"path", "args", "kwargs", "retry"}``: what to run again after a reap.
+    call = JSONField(null=True)
 
     class Meta:
         indexes = ((("status", "created_at"), False),)

@@ -182,6 +182,33 @@ def _progress(export: ExportJob, done: int, report: Any) -> None:
     report(done / max(export.total, 1), f"{done} / {export.total}")
 
 
+def follow(export: ExportJob) -> ExportJob:
+    """Bring a queued or running export in line with its job record.
+
+    A worker killed mid-export never writes "failed" on the export; ``jobs.reap``
+    notices the silent job, and here the export takes its job's outcome.
+    """
+    from meiqia import jobs
+    from meiqia.models import JobRecord
+
+    if export.status not in {"queued", "running"} or not export.job_id:
+        return export
+    jobs.reap(export.job_id)
+    record = JobRecord.get_or_none(JobRecord.id == export.job_id)
+    if record is None or record.status not in {"failed", "queued"}:
+        return export
+    if record.status == "failed":
+        changes = {"status": "failed", "error": record.error or "the export job failed",
+                   "finished_at": record.finished_at or utcnow()}
+    elif export.status == "running":  # retried after a dead worker: waiting again
+        changes = {"status": "queued", "done": 0}
+    else:
+        return export
+    ExportJob.update(**changes).where(ExportJob.id == export.id,
+                                      ExportJob.status.in_(["queued", "running"])).execute()
+    return ExportJob.get_by_id(export.id)
+
+
 def visible(actor: Agent) -> Any:
     query = ExportJob.select().where(ExportJob.team == actor.team_id)
     if not actor.is_admin:
@@ -191,14 +218,14 @@ def visible(actor: Agent) -> Any:
 
 def listing(actor: Agent, limit: int = 100) -> list[ExportJob]:
     """The "history exports" page: newest first."""
-    return list(visible(actor).order_by(ExportJob.id.desc()).limit(limit))
+    return [follow(e) for e in visible(actor).order_by(ExportJob.id.desc()).limit(limit)]
 
 
 def get(actor: Agent, export_id: int) -> ExportJob:
     export = visible(actor).where(ExportJob.id == export_id).first()
     if export is None:
         raise NotFound("no such export")
-    return export
+    return follow(export)
 
 
 def to_dict(export: ExportJob) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g
 
+from meiqia import jobs
 from meiqia.models import JobRecord
 from meiqia.services.accounts import iso
 from meiqia.services.errors import NotFound
@@ -12,7 +13,11 @@ from meiqia.web.api import route
 
 @route("/jobs/<job_id>", summary="A job's status, progress and result", tags=["jobs"])
 def get_job(job_id: str) -> dict:
+    """A job whose worker died is retried or failed here (``jobs.reap``), so this
+    never shows "started" forever."""
     job = JobRecord.get_or_none(JobRecord.id == job_id[:64])
+    if job is not None and job.status == "started" and jobs.reap(job.id):
+        job = JobRecord.get_by_id(job.id)
     allowed = job is not None and job.team_id == g.actor.team_id and (
         g.actor.is_admin or job.requested_by == g.actor.id)
     if not allowed:

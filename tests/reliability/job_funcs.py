@@ -1,0 +1,19 @@
+"""Job functions the reliability tests run on real rq worker processes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from meiqia import jobs
+
+
+def block_until(path: str, limit: float = 60.0) -> str:
+    """A long job: works (and beats) until ``path`` exists, as a slow export would."""
+    deadline = time.monotonic() + limit
+    jobs.report_progress(0.1, "waiting for the gate")
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.05)
+    return "through"

@@ -1,0 +1,160 @@
+"""Fault (c): an rq worker SIGKILLed in the middle of a job.
+
+Nothing of the dead worker gets to write "failed". The job keeps a heartbeat
+while it runs; the status APIs (``/api/v1/jobs/<id>``, the exports API) see the
+heartbeat stop and retry the job while it has attempts left, else mark it
+failed with a message that says the worker stopped. Never "started" forever.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import psycopg2
+
+from meiqia.jobs import ABANDONED
+from meiqia.jobs import Retry
+from meiqia.models import Agent
+from meiqia.models import ExportJob
+from tests.conftest import close_app
+from tests.conftest import make_app
+from tests.conftest import truncate_all
+from tests.factories import make_conversation
+from tests.factories import make_visitor
+from tests.helpers import ApiClient
+from tests.reliability import job_funcs
+from tests.reliability.conftest import WorkerProcess
+from tests.reliability.conftest import meiqia_env
+from tests.reliability.conftest import wait_until
+
+HEARTBEAT = 0.2
+
+
+def job_status(api: ApiClient, job_id: str) -> dict:
+    response = api.get(f"/api/v1/jobs/{job_id}")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_killed_worker_job_is_run_again_by_the_next_worker(
+        tmp_path, redis_url, redis_prefix, workers):
+    config = {"REDIS_URL": redis_url, "REDIS_PREFIX": redis_prefix,
+              "JOB_HEARTBEAT": HEARTBEAT}
+    app = make_app(tmp_path, JOBS_INLINE=False, **config)
+    env = meiqia_env(tmp_path, DATABASE_URL=app.config["DATABASE_URL"], **config)
+    gate = tmp_path / "gate"
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            owner = Agent.get_by_id(api.agent["id"])
+            job_id = app.extensions["meiqia.jobs"].enqueue(
+                job_funcs.block_until, str(gate), retry=Retry(max=1, intervals=(0,)),
+                owner=owner, description="slow job")
+            workers.append(WorkerProcess(env, tmp_path))
+            wait_until(lambda: job_status(api, job_id)["progress"] == 0.1,
+                       what="the job running on the worker")
+            workers[0].kill()  # mid-job, the work horse with it
+
+            seen = wait_until(lambda: (s := job_status(api, job_id))["status"] != "started"
+                              and s, what="the job reaped")
+            assert seen["status"] == "queued" and seen["attempts"] == 1
+            assert seen["error"] == ABANDONED and seen["message"] == "retrying"
+
+            gate.touch()
+            workers.append(WorkerProcess(env, tmp_path))
+            done = wait_until(lambda: (s := job_status(api, job_id))["status"] in
+                              {"finished", "failed"} and s, what="the retried job")
+            assert done["status"] == "finished", (done, workers[1].log())
+            assert done["result"] == "through" and done["attempts"] == 2
+    finally:
+        close_app(app)
+
+
+def test_export_whose_worker_is_killed_is_marked_failed_then_a_new_one_works(
+        tmp_path, pg_database_url, redis_url, redis_prefix, workers):
+    config = {"REDIS_URL": redis_url, "REDIS_PREFIX": redis_prefix,
+              "JOB_HEARTBEAT": HEARTBEAT, "DATABASE_URL": pg_database_url}
+    app = make_app(tmp_path, JOBS_INLINE=False, **config)
+    truncate_all(pg_database_url)
+    env = meiqia_env(tmp_path, **config)
+    lock = psycopg2.connect(pg_database_url)
+    watch = psycopg2.connect(pg_database_url)  # pg_stat_activity is frozen inside a
+    watch.autocommit = True                     # transaction: look from outside it
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            team, admin = api.team["id"], api.agent["id"]
+            ended = datetime.datetime(2026, 11, 20, 4, 0)
+            make_conversation(team, make_visitor(team), handler=admin, ended_at=ended,
+                              messages=[("visitor", "发票怎么开？", 0), ("agent", "稍等", 20)])
+            started = api.post("/api/v1/history/exports", json={"format": "csv"})
+            assert started.status_code == 202, started.get_json()
+            export_id = started.get_json()["id"]
+            job_id = ExportJob.get_by_id(export_id).job_id
+
+            # Hold the export's row: the job starts, then blocks mid-export on it.
+            with lock.cursor() as cur:
+                cur.execute("SELECT id FROM export_job WHERE id = %s FOR UPDATE",
+                            (export_id,))
+            workers.append(WorkerProcess(env, tmp_path))
+            wait_until(lambda: blocked_backends(watch) == 1, what="the export blocked")
+            assert job_status(api, job_id)["status"] == "started"
+            workers[0].kill()
+            # A dead client's backend waits on the lock until TCP notices; cut it
+            # now, as keepalive would, so it cannot write "running" afterwards.
+            with watch.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+            lock.rollback()
+
+            export = wait_until(
+                lambda: (e := api.get(f"/api/v1/history/exports/{export_id}").get_json())
+                ["status"] not in {"queued", "running"} and e, what="the export reaped")
+            assert export["status"] == "failed" and export["error"] == ABANDONED
+            assert export["download"] is None
+            job = job_status(api, job_id)
+            assert job["status"] == "failed" and job["attempts"] == 1
+            assert job["finished_at"] is not None
+
+            # The system is not wedged: the next worker runs the next export.
+            workers.append(WorkerProcess(env, tmp_path))
+            again = api.post("/api/v1/history/exports", json={"format": "csv"}).get_json()
+            final = wait_until(
+                lambda: (e := api.get(f"/api/v1/history/exports/{again['id']}").get_json())
+                ["status"] in {"done", "failed"} and e, what="the second export")
+            assert final["status"] == "done", (final, workers[1].log())
+            download = api.get(final["download"])
+            body = download.get_data().decode("utf-8-sig")
+            download.close()
+            assert body.count("\n") == 2  # the header and the one conversation
+    finally:
+        lock.close()
+        watch.close()
+        close_app(app)
+
+
+def blocked_backends(conn) -> int:  # noqa: ANN001 - a psycopg2 connection
+    """Backends of this database waiting for a row lock (the export, mid-job)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'")
+        return cur.fetchone()[0]
+
+
+def test_a_live_job_is_not_reaped(app):
+    """Only silence counts: a started job with a fresh heartbeat is left alone."""
+    from meiqia import jobs
+    from meiqia.models import JobRecord
+    from meiqia.models.base import utcnow
+
+    JobRecord.create(id="alive", name="alive", status="started", started_at=utcnow(),
+                     heartbeat_at=utcnow(), max_attempts=2, attempts=1,
+                     call={"path": "x.y", "args": [], "kwargs": {}, "intervals": []})
+    JobRecord.create(id="silent", name="silent", status="started", attempts=1,
+                     started_at=utcnow() - datetime.timedelta(minutes=5),
+                     heartbeat_at=utcnow() - datetime.timedelta(minutes=5))
+    assert jobs.reap() == ["silent"]  # no stored call: it cannot run again
+    assert JobRecord.get_by_id("alive").status == "started"
+    silent = JobRecord.get_by_id("silent")
+    assert silent.status == "failed" and silent.error == ABANDONED
+    assert jobs.reap() == []  # reaped once
