@@ -29,6 +29,7 @@ from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.factories import make_conversation
 from tests.factories import make_visitor
+from tests.helpers import AGENT_PASSWORD
 from tests.helpers import ApiClient
 
 XSS_NAME = '<img src=x onerror="window.__xss=1">王五<script>window.__xss=2</script>'
@@ -324,3 +325,37 @@ def test_the_pages_speak_english_too(server, world, new_context):
     page.goto(f"{server.url}/history/exports?lang=en&rating=good")
     expect(page.locator("#export-filters")).to_contain_text("Rating: Good")
     expect(page.locator("#export-count")).to_have_text("Conversations to export: 1")
+
+
+def test_pages_of_results_and_an_agent_sees_only_his_scope(server, admin, world, new_context):
+    now = utcnow().replace(microsecond=0)
+    with server.app.app_context():
+        team, me = admin.team["id"], admin.agent["id"]
+        for n in range(22):  # 25 in all: two pages of 20
+            make_conversation(team, make_visitor(team, name=f"批量客户{n:02d}"), handler=me,
+                              ended_at=now - datetime.timedelta(days=2, minutes=n),
+                              messages=[("visitor", "你好", 0), ("agent", "您好", 5)])
+    page = new_context().new_page()
+    login(page, server)
+    open_history(page, server)
+    expect(page.locator("#history-total")).to_have_text("共 25 条对话")
+    expect(rows(page)).to_have_count(20)
+    expect(page.locator("#page-info")).to_have_text("第 1 / 2 页")
+    expect(page.locator("#page-prev")).to_be_disabled()
+    page.click("#page-next")
+    expect(page.locator("#page-info")).to_have_text("第 2 / 2 页")
+    expect(rows(page)).to_have_count(5)
+    expect(rows(page).last.locator("td[data-col=visitor]")).to_have_text("批量客户21")  # oldest
+    assert "page=2" in page.url
+    page.reload()
+    expect(rows(page)).to_have_count(5)
+    page.select_option("#per-page", "50")
+    expect(rows(page)).to_have_count(25)
+    expect(page.locator("#page-next")).to_be_disabled()
+
+    # 李客服 (scope: himself) sees his one conversation, not the team's.
+    other = new_context().new_page()
+    login(other, server, "li@example.com", AGENT_PASSWORD)
+    open_history(other, server)
+    expect(other.locator("#history-total")).to_have_text("共 1 条对话")
+    expect(cell(other, world["b"], "visitor")).to_have_text("李四")
