@@ -359,3 +359,19 @@ def test_pages_of_results_and_an_agent_sees_only_his_scope(server, admin, world,
     open_history(other, server)
     expect(other.locator("#history-total")).to_have_text("共 1 条对话")
     expect(cell(other, world["b"], "visitor")).to_have_text("李四")
+
+
+def test_a_failed_export_says_why(server, world, new_context):
+    # A file where the exports folder should be: the job cannot write and fails for real.
+    blocker = Path(server.app.instance_path) / "exports"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a folder", encoding="utf-8")
+    page = new_context().new_page()
+    login(page, server)
+    page.goto(f"{server.url}/history/exports?rating=good")
+    expect(page.locator("#export-count")).to_have_text("将导出 1 条对话")
+    page.click("#export-start")
+    row = page.locator("#exports-table tbody tr[data-id]").first
+    expect(row.locator(".export-status")).to_have_text("失败")
+    expect(row.locator("[role=alert]")).to_contain_text("失败原因：")
+    expect(row.locator("a.download")).to_have_count(0)
