@@ -142,6 +142,37 @@ def test_a_ticket_is_filtered_opened_commented_and_changed(server, admin, new_co
     expect(rows(page)).to_have_count(2)
 
 
+def test_an_agent_writes_a_ticket_and_renames_it(server, admin, new_context):
+    admin.post("/api/v1/groups", json={"name": "售后组"})
+    page = new_context().new_page()
+    login(page, server, next="/tickets")
+    expect(page.locator("#tk-table tbody tr.empty")).to_have_count(1)
+    page.click("#tk-new")
+    form = page.locator("#tk-new-dialog form")
+    form.locator("textarea[name=content]").fill("客户来电：要开增值税专用发票")
+    form.locator("input[name=name]").fill("孙七")
+    form.locator("input[name=phone]").fill("12345")
+    form.locator("select[name=priority]").select_option("urgent")
+    form.locator("select[name=group_id]").select_option(label="售后组")
+    form.locator("button[type=submit]").click()
+    # The server refuses the phone number and says why, next to the field.
+    expect(form.locator(".form-error")).to_contain_text("phone")
+    assert form.locator("input[name=phone]").get_attribute("aria-invalid") == "true"
+    form.locator("input[name=phone]").fill("021-12345678")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url("**/tickets/1")
+    expect(page.locator("#tk-content")).to_have_text("客户来电：要开增值税专用发票")
+    expect(page.locator("#tk-contact")).to_contain_text("021-12345678")
+    expect(page.locator("#tk-props select[name=priority]")).to_have_value("urgent")
+    expect(page.locator("#tk-transcript-box")).to_be_hidden()  # not from a conversation
+    page.click("#tk-edit-subject")
+    page.fill("dialog input[name=subject]", "增值税专用发票")
+    page.click("dialog button[type=submit]")
+    expect(page.locator("#tk-subject")).to_have_text("增值税专用发票")
+    expect(page.locator("#tk-history")).to_contain_text("修改了标题")
+    assert admin.get("/api/v1/tickets/1").get_json()["subject"] == "增值税专用发票"
+
+
 def test_pages_of_twenty(server, admin, new_context):
     for n in range(23):
         create(admin, content=f"第 {n + 1} 条留言")

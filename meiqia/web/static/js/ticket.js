@@ -1,12 +1,13 @@
 // One ticket: content, the customer's contact, status / priority / assignee / group / tags,
 // comments (internal notes and public replies), the change history and the transcript.
-import { api, clear, el, fmtTime, formError, t, toast } from './lib.js';
+import { api, clear, dialog, el, fmtTime, formError, t, toast } from './lib.js';
 import { LIST_KEY, agentName, groupName, loadPeople } from './tickets-common.js';
 
 const config = JSON.parse(document.getElementById('tk-config').textContent);
 const page = document.getElementById('ticket');
 const props = document.getElementById('tk-props');
 const commentForm = document.getElementById('tk-comment-form');
+const REFRESH_MS = 30_000;
 let ticket = null;
 let people = { agents: [], groups: [] };
 
@@ -157,6 +158,25 @@ props.addEventListener('change', (event) => {
 });
 props.addEventListener('submit', (event) => event.preventDefault());
 
+document.getElementById('tk-edit-subject').addEventListener('click', () => {
+  const input = el('input', { name: 'subject', maxlength: 200, value: ticket.subject, required: true });
+  const form = el('form', { novalidate: true }, el('label', {}, t('tickets.subject'), input),
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary', text: t('ui.save') })));
+  const box = dialog(t('tk.edit_subject'), form);
+  input.select();
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      ticket = await api('PATCH', `/tickets/${ticket.id}`, { subject: input.value });
+      box.close();
+      render();
+      toast(t('ui.saved'));
+    } catch (error) {
+      formError(form, error);
+    }
+  });
+});
+
 commentForm.addEventListener('change', () => {
   document.getElementById('tk-public-hint').hidden = commentForm.elements.visibility.value !== 'public';
 });
@@ -190,4 +210,24 @@ async function load() {
   render();
 }
 
+/** A colleague's change shows up without a reload; the form being used is left alone. */
+async function refresh() {
+  if (document.hidden || !ticket || props.hasAttribute('aria-busy')) return;
+  try {
+    const data = await api('GET', `/tickets/${ticket.id}`);
+    if (data.updated_at === ticket.updated_at) return;
+    ticket = data;
+    if (props.contains(document.activeElement)) {
+      renderHead();
+      renderComments();
+      renderHistory();
+    } else {
+      render();
+    }
+  } catch (error) {
+    // Keep what is shown; the next tick tries again.
+  }
+}
+
 load().catch((error) => toast(error.message, 'error'));
+setInterval(refresh, REFRESH_MS);

@@ -1,8 +1,9 @@
 // Tickets list: status tabs with counts, filters, pages. The filter lives in the URL.
-import { api, clear, el, fmtTime, t, toast } from './lib.js';
+import { api, clear, dialog, el, fmtTime, formData, formError, t, toast } from './lib.js';
 import { LIST_KEY, agentName, groupName, loadPeople } from './tickets-common.js';
 
 const PER_PAGE = 20;
+const REFRESH_MS = 30_000;
 const FIELDS = ['status', 'q', 'assignee_id', 'group_id', 'priority', 'source', 'page'];
 const page = document.getElementById('tickets');
 const form = document.getElementById('tk-filters');
@@ -110,6 +111,42 @@ function renderPager(data) {
   page.dataset.page = String(data.page);
 }
 
+/** A ticket written by the agent (e.g. from a phone call): then open it. */
+function newTicket() {
+  const select = (name, items, blank) => el('select', { name },
+    blank ? el('option', { value: '', text: blank }) : null,
+    items.map(([value, text]) => el('option', { value, text, selected: value === 'normal' })));
+  const form = el('form', { class: 'form-grid', novalidate: true },
+    el('label', {}, t('tickets.subject'), el('input', { name: 'subject', maxlength: 200 })),
+    el('label', {}, t('tickets.content'), el('textarea', { name: 'content', rows: 5, maxlength: 5000, required: true })),
+    el('fieldset', {}, el('legend', { text: t('tk.contact') }),
+      el('label', {}, t('card.name'), el('input', { name: 'name', maxlength: 120 })),
+      el('label', {}, t('card.phone'), el('input', { name: 'phone', maxlength: 40, inputmode: 'tel' })),
+      el('label', {}, t('card.email'), el('input', { name: 'email', type: 'email', maxlength: 254 }))),
+    el('label', {}, t('tickets.priority'), select('priority',
+      ['low', 'normal', 'high', 'urgent'].map((p) => [p, t(`priority.${p}`)]))),
+    el('label', {}, t('tk.assignee'), select('assignee_id',
+      people.agents.map((a) => [String(a.id), a.display_name || a.name]), t('tk.unassigned'))),
+    el('label', {}, t('tk.group'), select('group_id',
+      people.groups.map((g) => [String(g.id), g.name]), t('tk.no_group'))),
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary', text: t('tk.create') })));
+  const box = dialog(t('tk.new'), form);
+  box.id = 'tk-new-dialog';
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const body = formData(form);
+    for (const key of ['subject', 'name', 'phone', 'email']) if (!body[key].trim()) delete body[key];
+    for (const key of ['assignee_id', 'group_id']) body[key] = body[key] ? Number(body[key]) : null;
+    try {
+      const created = await api('POST', '/tickets', body);
+      box.close();
+      window.location.assign(`/tickets/${created.id}`);
+    } catch (error) {
+      formError(form, error);
+    }
+  });
+}
+
 async function load() {
   const filter = current();
   fillForm(filter);
@@ -159,6 +196,9 @@ document.getElementById('tk-next').addEventListener('click', () => {
   go({ ...filter, page: String(Number(filter.page || 1) + 1) });
 });
 window.addEventListener('popstate', () => load());
+document.getElementById('tk-new').addEventListener('click', newTicket);
+// Colleagues' changes show up without a reload (quietly, while the page is visible).
+setInterval(() => { if (!document.hidden && !loading) load(); }, REFRESH_MS);
 
 loadPeople().then((loaded) => {
   people = loaded;
