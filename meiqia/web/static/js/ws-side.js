@@ -1,5 +1,6 @@
 // The workspace's right column: the customer card (editable), visit information, custom
-// information, recent conversations and tickets, quick replies.
+// information, recent conversations and tickets, quick replies, and the plugins' iframe
+// panels (sandboxed; their URLs carry a signed token, see docs/plugins.md).
 import { api, clear, el, fmtTime, formError, t, toast } from './lib.js';
 
 const $ = (id) => document.getElementById(id);
@@ -30,8 +31,25 @@ export class Sidebar {
     });
   }
 
+  /** The plugins' panels of a conversation; reloaded only when the conversation changes. */
+  async panels(conversationId) {
+    const box = $('sidebar-panels');
+    if (!box || box.dataset.conversation === String(conversationId)) return;
+    box.dataset.conversation = String(conversationId);
+    clear(box);
+    const panels = await api('GET', `/conversations/${conversationId}/sidebar-panels`).catch(() => []);
+    if (box.dataset.conversation !== String(conversationId)) return;
+    for (const p of panels) {
+      box.append(el('section', { class: 'panel plugin-panel' }, el('h3', { text: p.name }),
+        el('iframe', { src: p.url, title: p.name, sandbox: 'allow-scripts allow-forms allow-popups',
+          referrerpolicy: 'no-referrer', height: String(p.height),
+          style: `width:100%;height:${Number(p.height) || 300}px;border:0;display:block` })));
+    }
+  }
+
   async show(conversation) {
     $('ws-right').hidden = false;
+    this.panels(conversation.id);
     const c = conversation.customer;
     this.visitorId = c.id;
     const form = $('card-form');
