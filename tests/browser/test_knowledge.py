@@ -90,7 +90,13 @@ def test_admin_creates_tries_and_edits_an_entry(server, admin, new_context):
     errors: list[str] = []
     page = open_page(server, new_context, errors)
     page.goto(f"{server.url}/admin/knowledge")
-    expect(page.locator("#kb-page-info")).to_contain_text("共 59 条")
+    expect(page.locator("#kb-page-info")).to_have_text("第 1 / 3 页 · 共 59 条")
+    first_page = page.locator("#kb-table .kb-key").all_inner_texts()
+    page.click("#kb-next")
+    expect(page.locator("#kb-page-info")).to_have_text("第 2 / 3 页 · 共 59 条")
+    expect(page.locator("#kb-table tbody tr")).to_have_count(20)
+    assert not set(page.locator("#kb-table .kb-key").all_inner_texts()) & set(first_page)
+    assert "page=2" in page.url
 
     page.click("#kb-new")
     form = page.locator("dialog form.kb-editor")
@@ -138,6 +144,7 @@ def test_admin_creates_tries_and_edits_an_entry(server, admin, new_context):
     row.locator(".kb-edit").click()
     form = page.locator("dialog form.kb-editor")
     expect(form.locator("input[name=question]")).to_have_value("你们支持以旧换新吗")
+    expect(form.locator(".kb-editor-key code")).to_have_text("trade-in")
     form.locator("textarea[name=answer]").fill("支持以旧换新，最高抵扣 500 元。")
     form.locator("button[type=submit]").click()
     expect(row.locator(".kb-answer-text")).to_have_text("支持以旧换新，最高抵扣 500 元。")
@@ -146,6 +153,7 @@ def test_admin_creates_tries_and_edits_an_entry(server, admin, new_context):
     # Delete asks first.
     row.locator(".kb-delete").click()
     page.locator("dialog .danger-fill").click()
+    expect(page.locator("#kb-empty")).to_be_visible()
     expect(page.locator("#kb-empty")).to_have_text("没有符合条件的问答。")
     assert admin.get("/api/v1/knowledge?q=trade-in").get_json()["total"] == 0
     assert errors == []
@@ -160,6 +168,7 @@ def test_import_shows_progress_to_the_end_then_the_new_entries(server, admin, ne
     errors: list[str] = []
     page = open_page(server, new_context, errors)
     page.goto(f"{server.url}/admin/knowledge")
+    expect(page.locator("#kb-empty")).to_be_visible()
     expect(page.locator("#kb-empty")).to_contain_text("知识库还是空的")
 
     form = page.locator("#kb-import-form")

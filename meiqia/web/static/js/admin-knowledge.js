@@ -83,7 +83,7 @@ function render(items) {
   }
   const pages = Math.max(1, Math.ceil(state.total / PER_PAGE));
   empty.hidden = items.length > 0;
-  empty.textContent = state.q || state.category ? t('kb.no_match') : t('kb.empty');
+  empty.textContent = items.length ? '' : state.q || state.category ? t('kb.no_match') : t('kb.empty');
   pageInfo.textContent = t('kb.page_info', { page: state.page, pages, total: state.total });
   prev.disabled = state.page <= 1;
   next.disabled = state.page >= pages;

@@ -64,7 +64,7 @@ async function dismiss(group) {
 function render(groups) {
   clear(list);
   empty.hidden = groups.length > 0;
-  empty.textContent = t('kb.unrecognised_empty', { n: days.value });
+  empty.textContent = groups.length ? '' : t('kb.unrecognised_empty', { n: days.value });
   for (const group of groups) {
     list.append(el('li', { class: 'card unrec-group', dataset: { count: group.count } },
       el('div', { class: 'unrec-head' },

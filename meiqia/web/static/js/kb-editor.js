@@ -83,6 +83,7 @@ export function openEditor({ entry = {}, isNew = true, withEnabled = true, categ
     isNew ? el('label', {}, t('kb.key'), el('input', { name: 'key', maxlength: 80, value: entry.key || '', placeholder: 'return-shipping-fee' })) : null,
     isNew ? el('p', { class: 'hint', text: t('kb.key_hint') }) : null,
     isNew ? errorBox('key') : null,
+    !isNew && entry.key ? el('p', { class: 'hint kb-editor-key' }, t('kb.key_fixed'), ' ', el('code', { text: entry.key })) : null,
     el('label', {}, t('kb.standard_question'),
       el('input', { name: 'question', maxlength: MAX_QUESTION, required: true, value: questions[0] || '' })),
     errorBox('question'),
