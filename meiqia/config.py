@@ -18,6 +18,9 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,
     #: Empty: in-process event hub and job thread. ``redis://…``: Redis pub/sub and rq.
     "REDIS_URL": "",
+    #: Seconds a SQLite write waits for another writer's lock before the request
+    #: answers 503 (PostgreSQL waits on row locks as long as they are held).
+    "DATABASE_BUSY_TIMEOUT": 10.0,
     #: Prefix for every Redis key and channel, so several deployments (or test runs)
     #: can share one Redis server.
     "REDIS_PREFIX": "meiqia",
@@ -72,7 +75,7 @@ _INT_KEYS = {
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_SECONDS",
 }
-_FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT"}
+_FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_TIMEOUT"}
 _BOOL_KEYS = {
     "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
 }

@@ -45,8 +45,12 @@ class ImmediateSqliteDatabase(peewee.SqliteDatabase):
         super().begin(lock_type or "IMMEDIATE")
 
 
-def make_database(url: str) -> peewee.Database:
-    """Build a peewee database for ``url`` (sqlite:///path or postgresql://…)."""
+def make_database(url: str, busy_timeout: float = 10.0) -> peewee.Database:
+    """Build a peewee database for ``url`` (sqlite:///path or postgresql://…).
+
+    ``busy_timeout``: seconds a SQLite writer waits for another's lock before the
+    request gives up (503, see ``web/unavailable.py``).
+    """
     parsed = urlparse(url)
     if parsed.scheme.startswith("sqlite"):
         # sqlite:///relative/file and sqlite:////absolute/file, as SQLAlchemy has it.
@@ -54,7 +58,8 @@ def make_database(url: str) -> peewee.Database:
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        return ImmediateSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
+        pragmas = {**SQLITE_PRAGMAS, "busy_timeout": int(busy_timeout * 1000)}
+        return ImmediateSqliteDatabase(path, pragmas=pragmas, timeout=busy_timeout)
     return PooledPostgresqlDatabase(
         parsed.path.lstrip("/"),
         user=unquote(parsed.username) if parsed.username else None,
@@ -75,7 +80,7 @@ def is_postgres() -> bool:
 
 def init_app(app: Any) -> None:
     """Bind the proxy to the configured database and open/close per request."""
-    db = make_database(app.config["DATABASE_URL"])
+    db = make_database(app.config["DATABASE_URL"], app.config["DATABASE_BUSY_TIMEOUT"])
     database.initialize(db)
     app.extensions["meiqia.db"] = db
 

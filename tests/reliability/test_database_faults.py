@@ -1,0 +1,234 @@
+"""Fault (b): the database busy, cut or unreachable.
+
+* SQLite locked by another connection holding a write transaction: a write
+  waits for the lock (busy timeout) and lands once it is free; held past the
+  timeout, the request answers 503 ``unavailable`` with ``Retry-After``, stores
+  nothing, and the client's resend (same ``client_msg_id``) is stored once.
+* PostgreSQL backends terminated (``pg_terminate_backend``, as a restart or a
+  failover does): the next request gets a fresh connection and succeeds.
+* PostgreSQL unreachable (its TCP path cut by a forwarder the test controls):
+  requests answer 503, ``/healthz`` says the database is down and why; when the
+  path is back, the same process serves again without a restart.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import threading
+from urllib.parse import urlparse
+
+import psycopg2
+
+from meiqia.models import Message
+from tests.conftest import close_app
+from tests.conftest import make_app
+from tests.conftest import truncate_all
+from tests.helpers import ApiClient
+from tests.reliability.conftest import free_port
+from tests.reliability.conftest import wait_until
+
+
+def open_chat(app):
+    """An admin online with the bot off, and a visitor talking to him."""
+    api = ApiClient.registered(app)
+    assert api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}}
+                     ).status_code == 200
+    assert api.patch(f"/api/v1/agents/{api.agent['id']}", json={
+        "status": "online", "max_concurrent": 5}).status_code == 200
+    visitor = app.test_client()
+    data = visitor.post("/api/v1/widget/session", json={"team_id": api.team["id"]}).get_json()
+    return api, visitor, data["token"], data["conversation"]["conversation_id"]
+
+
+def say(visitor, token, cid, body, client_msg_id):
+    return visitor.post(f"/api/v1/widget/conversations/{cid}/messages",
+                        headers={"X-Visitor-Token": token},
+                        json={"body": body, "client_msg_id": client_msg_id})
+
+
+def bodies(api, cid):
+    response = api.get(f"/api/v1/conversations/{cid}/messages")
+    assert response.status_code == 200, response.get_json()
+    return [m["body"] for m in response.get_json()["messages"] if m["kind"] == "text"]
+
+
+def sqlite_lock(app) -> sqlite3.Connection:
+    """Another connection (another process would do the same) holding the write lock."""
+    path = urlparse(app.config["DATABASE_URL"]).path[1:]
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE team SET name = name")
+    return holder
+
+
+def test_sqlite_write_waits_for_the_lock_then_lands(tmp_path):
+    app = make_app(tmp_path)  # the default busy timeout: 10 s
+    try:
+        with app.app_context():
+            api, visitor, token, cid = open_chat(app)
+            holder = sqlite_lock(app)
+            result = {}
+            writer = threading.Thread(target=lambda: result.update(
+                response=say(app.test_client(), token, cid, "锁着的时候发的", "w1")))
+            writer.start()
+            writer.join(1.0)
+            assert writer.is_alive()  # waiting on the lock, not failed
+            assert Message.select().where(Message.body == "锁着的时候发的").count() == 0
+            holder.execute("COMMIT")
+            holder.close()
+            writer.join(30)
+            assert result["response"].status_code == 201, result["response"].get_json()
+            assert bodies(api, cid) == ["锁着的时候发的"]
+    finally:
+        close_app(app)
+
+
+def test_sqlite_lock_held_past_the_timeout_is_a_clear_503_and_loses_nothing(tmp_path):
+    app = make_app(tmp_path, DATABASE_BUSY_TIMEOUT=0.3)
+    try:
+        with app.app_context():
+            api, visitor, token, cid = open_chat(app)
+            assert say(visitor, token, cid, "第一句", "m1").status_code == 201
+            holder = sqlite_lock(app)
+            refused = say(visitor, token, cid, "第二句", "m2")
+            assert refused.status_code == 503
+            assert refused.headers["Retry-After"]
+            error = refused.get_json()["error"]
+            assert error["code"] == "unavailable" and "database" in error["message"]
+            # An agent's write and a form page are refused the same way.
+            note = api.post(f"/api/v1/conversations/{cid}/messages",
+                            json={"body": "备注", "mode": "internal"})
+            assert note.status_code == 503
+            holder.execute("ROLLBACK")
+            holder.close()
+            # Not acknowledged, so the widget resends: stored once.
+            again = say(visitor, token, cid, "第二句", "m2")
+            assert again.status_code == 201 and not again.get_json()["duplicate"]
+            assert say(visitor, token, cid, "第二句", "m2").get_json()["duplicate"]
+            assert bodies(api, cid) == ["第一句", "第二句"]
+    finally:
+        close_app(app)
+
+
+def test_postgres_backends_terminated_then_the_next_request_reconnects(pg_app):
+    api, visitor, token, cid = open_chat(pg_app)
+    assert say(visitor, token, cid, "断开以前", "p1").status_code == 201
+    url = pg_app.config["DATABASE_URL"]
+    killer = psycopg2.connect(url)
+    killer.autocommit = True
+    with killer.cursor() as cur:
+        cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert cur.fetchone()[0] >= 1  # the app's pooled connections
+    killer.close()
+    from meiqia.db import database
+
+    if not database.is_closed():  # the test's own app-context connection died too
+        database.obj.manual_close()
+    assert say(visitor, token, cid, "断开以后", "p2").status_code == 201
+    assert bodies(api, cid) == ["断开以前", "断开以后"]
+    assert pg_app.test_client().get("/healthz").status_code == 200
+
+
+class Forwarder:
+    """A TCP path to PostgreSQL that the test can cut and restore on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self.listener: socket.socket | None = None
+        self.pairs: list[socket.socket] = []
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.pairs += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        """Refuse new connections and reset the open ones."""
+        if self.listener is not None:
+            try:  # wakes the blocked accept(); close() alone would leave it listening
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+        for s in pairs:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_postgres_unreachable_is_503_and_health_says_why_then_recovers(
+        tmp_path, pg_database_url):
+    parsed = urlparse(pg_database_url)
+    path = Forwarder((parsed.hostname or "127.0.0.1", parsed.port or 5432))
+    path.start()
+    url = parsed._replace(netloc=f"{parsed.username}@127.0.0.1:{path.port}").geturl()
+    app = make_app(tmp_path, DATABASE_URL=url)
+    truncate_all(pg_database_url)
+    try:
+        with app.app_context():
+            api, visitor, token, cid = open_chat(app)
+            assert say(visitor, token, cid, "断网以前", "u1").status_code == 201
+            from meiqia.db import database
+
+            database.close()
+            path.cut()
+
+            health = app.test_client().get("/healthz")
+            assert health.status_code == 503
+            data = health.get_json()
+            assert data["status"] == "unhealthy" and not data["database"]["ok"]
+            assert data["database"]["error"]  # the driver's reason, e.g. refused
+            refused = say(visitor, token, cid, "断网时", "u2")
+            assert refused.status_code == 503
+            assert refused.get_json()["error"]["code"] == "unavailable"
+            assert api.get("/api/v1/me").status_code == 503
+
+            path.start()  # back, same address: no restart of the app
+            wait_until(lambda: app.test_client().get("/healthz").status_code == 200,
+                       what="health back")
+            assert say(visitor, token, cid, "断网时", "u2").status_code == 201  # the resend
+            assert bodies(api, cid) == ["断网以前", "断网时"]
+    finally:
+        path.cut()
+        close_app(app)
