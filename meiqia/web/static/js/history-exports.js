@@ -85,6 +85,7 @@ function poll() {
     await Promise.all(active.map(async (id) => {
       try {
         const exp = await api('GET', `/history/exports/${id}`);
+        if (!rows.has(id)) return; // deleted meanwhile
         put(exp);
         if (exp.status === 'done') toast(t('export.ready', { id }));
         if (exp.status === 'failed') toast(t('export.failed', { id }), 'error');

@@ -104,29 +104,36 @@ function pushUrl() {
   const params = new URLSearchParams(query);
   if (state.page > 1) params.set('page', state.page);
   if (state.perPage !== 20) params.set('per_page', state.perPage);
+  const lang = new URLSearchParams(location.search).get('lang');
+  if (lang) params.set('lang', lang);
   const search = params.toString();
   const url = `${location.pathname}${search ? `?${search}` : ''}${state.openId ? `#c${state.openId}` : ''}`;
   history.replaceState(null, '', url);
   $('exports-link').href = `/history/exports${query ? `?${query}` : ''}`;
 }
 
+let loading = 0; // the latest request: an older answer arriving late is dropped
+
 async function load() {
   const params = new URLSearchParams(queryOf(state.filters));
   params.set('page', state.page);
   params.set('per_page', state.perPage);
+  const mine = (loading += 1);
   table.setAttribute('aria-busy', 'true');
   try {
     const result = await api('GET', `/history?${params}`);
+    if (mine !== loading) return;
     formError(form, null);
     state.result = result;
     state.columns = result.columns;
     pushUrl();
     renderTable();
   } catch (error) {
+    if (mine !== loading) return;
     formError(form, error);
     if (error.field) $('more-filters').open = $('more-filters').open || !!$('more-filters').querySelector(`[name="${error.field}"]`);
   } finally {
-    table.removeAttribute('aria-busy');
+    if (mine === loading) table.removeAttribute('aria-busy');
   }
 }
 
