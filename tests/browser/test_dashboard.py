@@ -126,6 +126,8 @@ def test_dashboard_shows_the_figures_and_draws_the_charts(server, admin, new_con
     page.locator("#dash-range [data-days='7']").click()
     expect(page.locator("#dash-range-stats [data-stat=ended] .stat-value")).to_have_text("1")
     assert page.locator("#chart-by-day svg circle.point").count() == 7
+    # All of them went to agents: one segment, the whole ring.
+    assert page.locator("#chart-bot svg path.segment").count() == 1
 
 
 def test_an_agent_sees_his_scope_and_english(server, admin, new_context):

@@ -51,9 +51,31 @@ export function scale(max, integer = true) {
   return { max: step * steps, steps };
 }
 
-function shorten(text, max) {
+/** Roughly how wide ``text`` is at ``size`` px: CJK characters are square, Latin narrower. */
+function textWidth(text, size) {
+  let em = 0;
+  for (const ch of String(text)) em += ch.codePointAt(0) >= 0x2e80 ? 1 : 0.6;
+  return em * size;
+}
+
+/** ``text`` cut with an ellipsis to fit ``px`` at ``size`` px. */
+function fit(text, px, size = 12) {
   const s = String(text);
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+  if (textWidth(s, size) <= px) return s;
+  let out = '';
+  for (const ch of s) {
+    if (textWidth(`${out}${ch}…`, size) > px) break;
+    out += ch;
+  }
+  return `${out}…`;
+}
+
+/** An SVG text fitted to ``px``; when cut, the whole text is its tooltip (<title>). */
+function label(attrs, text, px, size = 12) {
+  const shown = fit(text, px, size);
+  const node = svg('text', attrs, shown);
+  if (shown !== String(text)) node.append(svg('title', {}, text));
+  return node;
 }
 
 /** The figure around a chart: caption, svg, tooltip box and the data table. */
@@ -130,8 +152,8 @@ function xLabels(root, box, data, labelFormat) {
   const every = Math.max(1, Math.ceil(data.length / 12));
   data.forEach((d, i) => {
     if (i % every) return;
-    root.append(svg('text', { x: box.left + band * (i + 0.5), y: box.bottom + 16, 'text-anchor': 'middle', class: 'tick' },
-      shorten(labelFormat(d.label), 12)));
+    root.append(label({ x: box.left + band * (i + 0.5), y: box.bottom + 16, 'text-anchor': 'middle', class: 'tick' },
+      labelFormat(d.label), Math.max(36, band * every - 4), 11));
   });
   return band;
 }
@@ -195,14 +217,14 @@ export function hbarChart({ id, title, summary, data, format = String, columns =
   const height = Math.max(60, data.length * rowH + 16);
   const { figure, root } = frame({ id, title, summary, data, format, columns });
   root.setAttribute('viewBox', `0 0 ${W} ${height}`);
-  const left = 130;
+  const left = 150;
   const right = W - 90;
   const max = niceMax(Math.max(0, ...data.map((d) => d.value || 0)));
   const plot = svg('g', { class: 'marks' });
   data.forEach((d, i) => {
     const y = 8 + i * rowH;
     const w = ((d.value || 0) / max) * (right - left);
-    root.append(svg('text', { x: left - 8, y: y + rowH / 2 + 1, 'text-anchor': 'end', class: 'label' }, shorten(d.label, 12)));
+    root.append(label({ x: left - 8, y: y + rowH / 2 + 1, 'text-anchor': 'end', class: 'label' }, d.label, left - 14));
     root.append(svg('rect', { x: left, y: y + 4, width: right - left, height: rowH - 10, class: 'track' }));
     plot.append(mark(svg('rect', { class: 'bar', x: left, y: y + 4, width: w, height: rowH - 10,
       fill: d.color || color, tabindex: 0 }), d.label, d.value, format));
@@ -232,20 +254,20 @@ export function donutChart({ id, title, summary, data, format = String, columns 
     const value = d.value || 0;
     if (!value) return;
     const share = value / total;
-    const label = `${d.label} (${Math.round(share * 1000) / 10}%)`;
+    const tip = `${d.label} (${Math.round(share * 1000) / 10}%)`;
     const color = d.color || PALETTE[i % PALETTE.length];
     if (share >= 0.9999) {  // a full ring: two half arcs
       const mid = angle + Math.PI;
       const dPath = `M${point(angle, r)} A${r},${r} 0 1 1 ${point(mid, r)} A${r},${r} 0 1 1 ${point(angle, r)} `
         + `M${point(angle, inner)} A${inner},${inner} 0 1 0 ${point(mid, inner)} A${inner},${inner} 0 1 0 ${point(angle, inner)} Z`;
-      plot.append(mark(svg('path', { d: dPath, class: 'segment', fill: color, 'fill-rule': 'evenodd', tabindex: 0 }), label, value, format));
+      plot.append(mark(svg('path', { d: dPath, class: 'segment', fill: color, 'fill-rule': 'evenodd', tabindex: 0 }), tip, value, format));
       return;
     }
     const end = angle + share * 2 * Math.PI;
     const large = share > 0.5 ? 1 : 0;
     const dPath = `M${point(angle, r)} A${r},${r} 0 ${large} 1 ${point(end, r)} L${point(end, inner)} `
       + `A${inner},${inner} 0 ${large} 0 ${point(angle, inner)} Z`;
-    plot.append(mark(svg('path', { d: dPath, class: 'segment', fill: color, tabindex: 0 }), label, value, format));
+    plot.append(mark(svg('path', { d: dPath, class: 'segment', fill: color, tabindex: 0 }), tip, value, format));
     angle = end;
   });
   root.append(plot);
@@ -256,7 +278,7 @@ export function donutChart({ id, title, summary, data, format = String, columns 
     const color = d.color || PALETTE[i % PALETTE.length];
     const share = total ? ` · ${Math.round(((d.value || 0) / total) * 1000) / 10}%` : '';
     root.append(svg('rect', { x: 300, y: y - 11, width: 14, height: 14, rx: 3, fill: color }));
-    root.append(svg('text', { x: 322, y, class: 'label' }, `${shorten(d.label, 16)}  ${format(d.value || 0)}${share}`));
+    root.append(label({ x: 322, y, class: 'label' }, `${d.label}  ${format(d.value || 0)}${share}`, W - 330));
   });
   return figure;
 }
