@@ -9,6 +9,7 @@ name and skipped (``call``), so one bad plugin never breaks a conversation.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import importlib
 import importlib.util
 import logging
@@ -94,7 +95,10 @@ class PluginManager(pluggy.PluginManager):
             name = self.get_name(impl.plugin) or repr(impl.plugin)
             try:
                 if timeout:
-                    future = _executor.submit(impl.function, **args)
+                    # The hook's thread sees the caller's app and request context
+                    # (Flask keeps them in context variables), as without a timeout.
+                    context = contextvars.copy_context()
+                    future = _executor.submit(context.run, impl.function, **args)
                     result = future.result(timeout=timeout)
                 else:
                     result = impl.function(**args)

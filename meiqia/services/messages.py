@@ -147,8 +147,10 @@ def post_message(
     draft = {"sender_kind": sender_kind, "kind": kind, "body": body,
              "payload": payload or {}, "visibility": visibility}
     pm = current_app.extensions["meiqia.plugins"]
-    for change in pm.call("before_message_saved", message=dict(draft),
-                          conversation=conversation):
+    # With the time limit: a hanging redactor must not hang the sender (it is
+    # skipped and logged, like one that raises).
+    for change in pm.call("before_message_saved", timeout=pm.hook_timeout,
+                          message=dict(draft), conversation=conversation):
         if not isinstance(change, dict):
             continue
         if change.get("reject"):
