@@ -27,6 +27,7 @@ from tests.browser.conftest import login
 from tests.browser.conftest import screenshot
 from tests.factories import make_conversation
 from tests.factories import make_visitor
+from tests.helpers import AGENT_PASSWORD
 
 WEBHOOK_SECRET = "webhook-secret-0123456789"
 
@@ -64,6 +65,12 @@ class PluginServer:
                 "sha256=" + mac.hexdigest(), request.headers.get("X-Meiqia-Signature", ""))})
             return {"ok": True}
 
+        @app.post("/broken")
+        def broken() -> Any:
+            self.broken_calls += 1
+            return "the CRM is down", 503
+
+        self.broken_calls = 0
         self.app = app
 
 
@@ -213,8 +220,10 @@ def test_an_iframe_plugin_shows_in_the_sidebar_with_a_token(server, admin, new_c
     secret = page.locator("#ifp-secret")
     expect(secret).not_to_be_empty()
     panel_server.secret = secret.inner_text()
-    assert panel_server.secret in page.locator("#ifp-example").inner_text()
+    example = page.locator("#ifp-example").inner_text()
+    assert panel_server.secret in example
     page.locator("#ifp-table tbody tr", has_text="订单助手").wait_for()
+    screenshot(page, "admin-iframe-plugins")
     page.click("#ifp-secret-done")
     expect(page.locator("#ifp-secret-box")).to_be_hidden()
     # Listing again never shows the secret.
@@ -236,6 +245,13 @@ def test_an_iframe_plugin_shows_in_the_sidebar_with_a_token(server, admin, new_c
     data = URLSafeTimedSerializer(panel_server.secret, salt="meiqia.sidebar-panel").loads(
         panel_server.panel_tokens[-1])
     assert data["conversation_id"] == cid and data["agent_id"] == admin.agent["id"]
+    # The example the admin page showed, run as is, accepts the token and refuses others.
+    namespace: dict[str, Any] = {"__name__": "panel_example"}
+    exec(compile(example, "admin page example", "exec"), namespace)  # noqa: S102
+    example_server = namespace["app"].test_client()
+    answer = example_server.get("/panel", query_string={"token": panel_server.panel_tokens[-1]})
+    assert answer.status_code == 200 and "张三" in answer.get_data(as_text=True)
+    assert example_server.get("/panel", query_string={"token": "x.y.z"}).status_code == 403
 
 
 def test_a_webhook_sink_is_configured_and_delivers(server, admin, new_context, plugin_server):
@@ -271,6 +287,24 @@ def test_a_webhook_sink_is_configured_and_delivers(server, admin, new_context, p
     assert receiver.hooks and receiver.hooks[0]["valid"]
     assert receiver.hooks[0]["json"]["ticket"]["subject"] == "订单 A1001 没收到"
 
+    # A sink whose receiver is down: every attempt fails, the admin sees why and retries.
+    admin.post("/api/v1/ticket-sinks", json={"type": "webhook", "name": "坏掉的 CRM", "config": {
+        "url": f"{base}/broken", "secret": WEBHOOK_SECRET, "allow_private_addresses": True}})
+    admin.post("/api/v1/tickets", json={"subject": "第二张", "content": "第二张工单"})
+    page.reload()
+    failed = page.locator("#deliveries-table tbody tr[data-status=failed]")
+    failed.wait_for()
+    assert "坏掉的 CRM" in failed.inner_text() and "503" in failed.inner_text()
+    expect(page.locator("#sinks-table tbody tr", has_text="坏掉的 CRM").locator(".badge")).to_have_text("1")
+    calls = receiver.broken_calls
+    failed.locator("button", has_text="重试").click()
+    page.locator(".toast", has_text="重新排队").wait_for()
+    assert receiver.broken_calls > calls  # the retry really called the receiver again
+    page.select_option("#delivery-status", "failed")
+    expect(page.locator("#deliveries-table tbody tr")).to_have_count(1)
+    screenshot(page, "admin-ticket-sinks")
+    row = page.locator("#sinks-table tbody tr", has_text="CRM 工单")
+
     # Editing keeps the secret when it is left masked.
     row.locator("button", has_text="编辑").click()
     form = page.locator("dialog form")
@@ -282,3 +316,39 @@ def test_a_webhook_sink_is_configured_and_delivers(server, admin, new_context, p
 
     with server.app.app_context():
         assert TicketSink.get().config["secret"] == WEBHOOK_SECRET
+
+
+XSS = '<img src=x onerror="window.__xss=1">李'
+
+
+def test_the_pages_in_english_show_typed_text_as_text(server, admin, new_context):
+    admin.post("/api/v1/quick-replies", json={"keyword": "html", "title": XSS, "body": XSS,
+                                              "category": XSS[:40], "team": True})
+    admin.post("/api/v1/iframe-plugins", json={"name": XSS[:80],
+                                               "url": "https://crm.example.com/?q=<b>"})
+    admin.post("/api/v1/ticket-sinks", json={"type": "email", "name": XSS[:80], "config": {
+        "host": "smtp.example.com", "port": 25, "from": "a@example.com",
+        "to": "b@example.com"}})
+    page = new_context(locale="en-US").new_page()
+    login(page, server)
+    page.goto(f"{server.url}/lang/en?next=/admin/quick-replies")
+    expected = {"/admin/quick-replies": ("Quick replies", "#qr-table tbody tr"),
+                "/admin/conversation-rules": ("Conversation rules", "#grades-body tr"),
+                "/admin/iframe-plugins": ("Iframe plugins", "#ifp-table tbody tr"),
+                "/admin/ticket-sinks": ("Ticket sinks", "#sinks-table tbody tr")}
+    for path, (title, row) in expected.items():
+        page.goto(f"{server.url}{path}")
+        expect(page.locator("h1")).to_have_text(title)
+        expect(page.locator(".tabs a[aria-current=page]")).to_have_text(title)
+        page.locator(row).first.wait_for()
+        if path != "/admin/conversation-rules":
+            expect(page.locator(row).first).to_contain_text('onerror="window.__xss=1"')
+        assert page.locator("main img").count() == 0
+        assert page.evaluate("window.__xss") is None
+    # Agents do not get these pages.
+    agent = admin.new_agent(email="li@example.com")
+    other = new_context().new_page()
+    login(other, server, "li@example.com", AGENT_PASSWORD)
+    for path in expected:
+        assert other.goto(f"{server.url}{path}").status == 404
+    assert agent.get("/api/v1/iframe-plugins").status_code in (403, 404)

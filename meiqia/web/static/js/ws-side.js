@@ -31,11 +31,14 @@ export class Sidebar {
     });
   }
 
-  /** The plugins' panels of a conversation; reloaded only when the conversation changes. */
+  /** The plugins' panels of a conversation: reloaded (with fresh tokens) when another
+   *  conversation is opened, or this one again after five minutes. */
   async panels(conversationId) {
     const box = $('sidebar-panels');
-    if (!box || box.dataset.conversation === String(conversationId)) return;
+    if (!box) return;
+    if (box.dataset.conversation === String(conversationId) && Date.now() - this.panelsAt < 300000) return;
     box.dataset.conversation = String(conversationId);
+    this.panelsAt = Date.now();
     clear(box);
     const panels = await api('GET', `/conversations/${conversationId}/sidebar-panels`).catch(() => []);
     if (box.dataset.conversation !== String(conversationId)) return;
