@@ -325,7 +325,9 @@ async function openTranscript(id) {
   pushUrl();
   table.querySelectorAll('tbody tr').forEach((tr) => tr.classList.toggle('current', Number(tr.dataset.id) === id));
   const drawer = $('transcript');
+  const wasHidden = drawer.hidden;
   drawer.hidden = false;
+  if (wasHidden) $('transcript-close').focus();
   drawer.setAttribute('aria-busy', 'true');
   $('transcript-title').textContent = t('ui.loading');
   $('transcript-sub').textContent = '';
@@ -385,10 +387,12 @@ async function openTranscript(id) {
 }
 
 function closeTranscript() {
+  const row = table.querySelector(`tbody tr[data-id="${state.openId}"]`);
   state.openId = null;
   $('transcript').hidden = true;
   table.querySelectorAll('tbody tr.current').forEach((tr) => tr.classList.remove('current'));
   pushUrl();
+  if (row) row.focus(); // back where the keyboard was
 }
 
 $('transcript-close').addEventListener('click', closeTranscript);
