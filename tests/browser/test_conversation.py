@@ -5,7 +5,6 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.browser.conftest import login
-from tests.browser.conftest import screenshot
 from tests.browser.test_widget import open_widget
 
 
@@ -63,7 +62,6 @@ def test_visitor_asks_for_a_human_and_sees_only_what_he_should(server, admin, ne
     expect(theirs.nth(1)).to_contain_text("这是一条匿名回复")
     expect(theirs.nth(2)).to_contain_text("48 小时内发货")
     assert "内部备注" not in frame.locator("#mq-messages").inner_text()
-    screenshot(agent, "workspace")
 
     # The agent ends; the visitor rates.
     agent.once("dialog", lambda d: d.accept())
@@ -73,7 +71,6 @@ def test_visitor_asks_for_a_human_and_sees_only_what_he_should(server, admin, ne
     frame.locator(".mq-rating textarea").fill("很满意，谢谢！")
     frame.locator(".mq-rating button[type=submit]").click()
     frame.locator(".mq-thanks").wait_for()
-    screenshot(visitor, "widget-desktop")
     history = admin.get("/api/v1/history").get_json()
     row = history["items"][0] if "items" in history else history["rows"][0]
     assert row["rating"] == "good"

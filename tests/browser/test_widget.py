@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.conftest import screenshot
-
 
 def open_widget(page: Any, server: Any, team_id: int, lang: str = "") -> Any:
     page.goto(f"{server.url}/demo?team={team_id}" + (f"&lang={lang}" if lang else ""))
@@ -28,4 +26,3 @@ def test_widget_opens_full_screen_at_375px_and_the_bot_answers(server, admin, ne
     mine.first.wait_for()
     assert mine.first.inner_text() == "你好，我想问一下发货时间"
     frame.locator(".mq-msg.from-bot").first.wait_for()
-    screenshot(page, "widget-375")

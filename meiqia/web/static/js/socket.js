@@ -1,5 +1,11 @@
 // A websocket that reconnects (with back-off) and pings every 25 s, per docs/protocol.md.
 // The URL is a function so each reconnect can say the last server id it has (?after=).
+// A lost connection is noticed three ways: the socket closes; the browser says it went
+// offline (a websocket may otherwise stay "open" on a dead network for minutes); or
+// nothing, not even a pong, arrived for two ping periods.
+
+const PING_MS = 25000;
+const SILENT_MS = 2 * PING_MS + 5000;
 
 export class ChatSocket {
   constructor(url, { onFrame, onOpen, onStatus } = {}) {
@@ -10,34 +16,72 @@ export class ChatSocket {
     this.queue = [];
     this.delay = 500;
     this.closed = false;
+    this.timer = null;
+    this.onOffline = () => this.drop();
+    this.onOnline = () => {
+      this.delay = 500;
+      if (!this.ws) this.reconnect(0);
+    };
+    window.addEventListener('offline', this.onOffline);
+    window.addEventListener('online', this.onOnline);
     this.connect();
   }
 
   connect() {
-    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (this.closed || this.ws) return;
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const ws = new WebSocket(`${scheme}://${location.host}${this.url()}`);
     this.ws = ws;
     ws.onopen = () => {
+      if (ws !== this.ws) return;
       this.delay = 500;
+      this.heard = Date.now();
       this.onStatus(true);
-      this.ping = setInterval(() => this.send('ping', {}), 25000);
+      this.ping = setInterval(() => {
+        if (Date.now() - this.heard > SILENT_MS) this.drop();
+        else this.send('ping', {});
+      }, PING_MS);
       const waiting = this.queue.splice(0);
       this.onOpen();
       waiting.forEach((frame) => ws.send(frame));
     };
     ws.onmessage = (event) => {
+      if (ws !== this.ws) return;
+      this.heard = Date.now();
       let frame;
       try { frame = JSON.parse(event.data); } catch { return; }
       if (frame.type !== 'pong') this.onFrame(frame.type, frame.data || {}, frame);
     };
     ws.onclose = () => {
-      clearInterval(this.ping);
-      this.onStatus(false);
-      if (this.closed) return;
-      setTimeout(() => this.connect(), this.delay);
-      this.delay = Math.min(this.delay * 2, 15000);
+      if (ws === this.ws) this.lost();
     };
+  }
+
+  /** Forget the current socket (closing it if it can be) and reconnect later. */
+  drop() {
+    const ws = this.ws;
+    if (!ws) return;
+    ws.onopen = null;
+    ws.onmessage = null;
+    ws.onclose = null;
+    try { ws.close(); } catch { /* already gone */ }
+    this.lost();
+  }
+
+  lost() {
+    this.ws = null;
+    clearInterval(this.ping);
+    this.onStatus(false);
+    if (this.closed) return;
+    this.reconnect(navigator.onLine === false ? 15000 : this.delay);
+    this.delay = Math.min(this.delay * 2, 15000);
+  }
+
+  reconnect(delay) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), delay);
   }
 
   /** Send a frame now, or when the socket is open again (messages are resent by id anyway). */
@@ -47,8 +91,21 @@ export class ChatSocket {
     else if (type === 'read') this.queue.push(frame);  // messages: resent from the caller's pending list
   }
 
+  get open() {
+    return Boolean(this.ws && this.ws.readyState === WebSocket.OPEN);
+  }
+
   close() {
     this.closed = true;
-    if (this.ws) this.ws.close();
+    clearTimeout(this.timer);
+    window.removeEventListener('offline', this.onOffline);
+    window.removeEventListener('online', this.onOnline);
+    const ws = this.ws;
+    this.ws = null;
+    clearInterval(this.ping);
+    if (ws) {
+      ws.onclose = null;
+      ws.close();
+    }
   }
 }

@@ -138,6 +138,10 @@ function addMessage(message) {
     savePending();
   }
   state.lastId = Math.max(state.lastId, message.id);
+  // An image grows the list when it has loaded: stay at the bottom if we were there.
+  node.querySelectorAll('img').forEach((img) => img.addEventListener('load', () => {
+    if (list.scrollHeight - list.scrollTop - list.clientHeight < img.offsetHeight + 80) scrollDown();
+  }, { once: true }));
   if (message.sender_kind !== 'visitor') {
     if (state.visible) markRead();
     else if (message.kind !== 'event') {
@@ -321,10 +325,10 @@ function upload(file, kind) {
   const bar = $('mq-progress');
   const conversationId = state.conversation.conversation_id;
   const form = new FormData();
-  form.append('file', file);
   form.append('kind', kind);
+  form.append('file', file);
   const xhr = new XMLHttpRequest();
-  xhr.open('POST', `/api/v1/widget/conversations/${conversationId}/uploads`);
+  xhr.open('POST', `/api/v1/widget/conversations/${conversationId}/uploads?kind=${kind}`);
   xhr.setRequestHeader('X-Visitor-Token', state.token);
   bar.hidden = false;
   bar.querySelector('span').textContent = file.name;
@@ -418,15 +422,41 @@ function onFrame(type, data, envelope) {
   void envelope;
 }
 
+/** Custom information as the server takes it: at most 30 text values under 1-60 character keys. */
+function cleanCustom(custom) {
+  const out = {};
+  if (!custom || typeof custom !== 'object') return out;
+  for (const [rawKey, value] of Object.entries(custom).slice(0, 30)) {
+    const key = String(rawKey).trim().slice(0, 60);
+    if (!key || value === undefined || value === null) continue;
+    out[key] = (typeof value === 'object' ? JSON.stringify(value) : String(value)).slice(0, 500);
+  }
+  return out;
+}
+
+const FIELD_LIMITS = { name: 120, phone: 40, email: 254 };
+
 async function start() {
   const info = state.initData || {};
   const visitor = info.visitor || {};
   const body = { team_id: teamId, token: state.token };
-  for (const key of ['name', 'phone', 'email']) if (visitor[key]) body[key] = String(visitor[key]).slice(0, 120);
-  if (visitor.custom && typeof visitor.custom === 'object') body.custom = visitor.custom;
-  for (const key of ['landing_page', 'referrer', 'title']) if (info[key]) body[key] = info[key];
+  for (const [key, max] of Object.entries(FIELD_LIMITS)) {
+    if (visitor[key]) body[key] = String(visitor[key]).trim().slice(0, max);
+  }
+  const custom = cleanCustom(visitor.custom);
+  if (Object.keys(custom).length) body.custom = custom;
+  for (const key of ['landing_page', 'referrer', 'title']) if (info[key]) body[key] = String(info[key]);
   if (!body.landing_page && window.parent === window) body.landing_page = location.href;
-  const session = await call('POST', '/widget/session', body);
+  let session;
+  try {
+    session = await call('POST', '/widget/session', body);
+  } catch (e) {
+    // What the embedding page passed was refused (say a malformed e-mail): chat without it
+    // rather than not at all.
+    if (e.status !== 422 && e.status !== 400) throw e;
+    for (const key of ['name', 'phone', 'email', 'custom']) delete body[key];
+    session = await call('POST', '/widget/session', body);
+  }
   state.token = session.token;
   store.set('token', session.token);
   const conversationChanged = state.conversation && state.conversation.conversation_id !== session.conversation.conversation_id;
@@ -448,7 +478,15 @@ async function start() {
 async function restart() {
   extra(null);
   document.querySelectorAll('.mq-rating').forEach((n) => n.closest('li').remove());
-  await start();
+  await startOnce();
+}
+
+// One session start at a time: an identify() arriving while the first start is still
+// waiting for its token would otherwise create a second visitor and a second socket.
+let starting = Promise.resolve();
+function startOnce() {
+  starting = starting.then(() => start()).catch((e) => banner(e.message));
+  return starting;
 }
 
 window.addEventListener('message', (event) => {
@@ -456,10 +494,10 @@ window.addEventListener('message', (event) => {
   const { meiqia: type, data } = event.data;
   if (type === 'init' && !state.initData) {
     state.initData = data || {};
-    start().catch((e) => banner(e.message));
+    startOnce();
   } else if (type === 'identify' && state.initData) {
     state.initData.visitor = data || {};
-    start().catch((e) => banner(e.message));
+    startOnce();
   } else if (type === 'visible') {
     state.visible = Boolean(data && data.visible);
     if (state.visible) { markRead(); input.focus(); }
@@ -469,7 +507,7 @@ window.addEventListener('message', (event) => {
 setupComposer();
 if (window.parent === window) {
   state.initData = {};
-  start().catch((e) => banner(e.message));
+  startOnce();
 } else {
   tellParent('ready', {});
 }

@@ -127,7 +127,19 @@
     close: close,
     identify: function (info) {
       info = info || {};
-      for (var key in info) if (Object.prototype.hasOwnProperty.call(info, key)) visitor[key] = info[key];
+      for (var key in info) {
+        if (!Object.prototype.hasOwnProperty.call(info, key)) continue;
+        // Custom information adds to what the page gave before (meiqiaSettings).
+        if (key === 'custom' && info.custom && typeof info.custom === 'object') {
+          var custom = {};
+          var k;
+          for (k in visitor.custom || {}) if (Object.prototype.hasOwnProperty.call(visitor.custom, k)) custom[k] = visitor.custom[k];
+          for (k in info.custom) if (Object.prototype.hasOwnProperty.call(info.custom, k)) custom[k] = info.custom[k];
+          visitor.custom = custom;
+        } else {
+          visitor[key] = info[key];
+        }
+      }
       post('identify', visitor);
     },
   };

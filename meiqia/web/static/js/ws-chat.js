@@ -95,8 +95,11 @@ export class Chat {
       return el('span', { text });
     }
     const node = el('span', { class: 'text', text: m.body });
-    if (m.payload && m.payload.bot) node.append(el('span', { class: 'tag', text: t(`bot.${m.payload.bot}`) }));
-    return node;
+    const p = m.payload || {};
+    if (p.bot) node.append(el('span', { class: 'tag', text: t(`bot.${p.bot}`) }));
+    if (!(p.candidates && p.candidates.length)) return node;
+    // "Did you mean": the agent sees the questions the visitor was offered.
+    return el('span', {}, node, el('ul', { class: 'candidates' }, p.candidates.map((c) => el('li', { text: c.question }))));
   }
 
   ticks(m) {
@@ -121,6 +124,12 @@ export class Chat {
     this.list.insertBefore(node, after || null);
     this.lastId = Math.max(this.lastId, m.id);
     this.list.scrollTop = this.list.scrollHeight;
+    // An image grows the list when it has loaded: stay at the bottom if we were there.
+    node.querySelectorAll('img').forEach((img) => img.addEventListener('load', () => {
+      if (this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < img.offsetHeight + 80) {
+        this.list.scrollTop = this.list.scrollHeight;
+      }
+    }, { once: true }));
   }
 
   onMessage(m) {
@@ -229,8 +238,11 @@ export class Chat {
       const text = this.input.value;
       let suggestion;
       if (this.suggestion) suggestion = { message_id: this.suggestion.message_id, entry_id: this.suggestion.entry_id, edited: text.trim() !== this.suggestion.text.trim() };
-      if (await this.send(text, this.mode(), suggestion)) this.input.value = '';
+      if (!text.trim()) return;
+      // Clear at once: what the agent types while this is sending is the next message.
+      this.input.value = '';
       this.closeComplete();
+      if (!(await this.send(text, this.mode(), suggestion)) && !this.input.value) this.input.value = text;
     });
     this.input.addEventListener('keydown', (e) => {
       const box = $('ws-complete');
@@ -265,26 +277,50 @@ export class Chat {
   }
 
   closeComplete() {
+    this.completeSeq = (this.completeSeq || 0) + 1;
     $('ws-complete').hidden = true;
   }
 
   async autocomplete() {
-    const before = this.input.value.slice(0, this.input.selectionStart);
-    const hash = /(^|\s)#([^\s#]{0,20})$/.exec(before);
-    const at = this.mode() === 'internal' ? /(^|\s)@([^\s@]{0,20})$/.exec(before) : null;
-    const box = $('ws-complete');
-    if (hash) {
-      const found = await api('GET', `/quick-replies/search?q=${encodeURIComponent(hash[2])}`).catch(() => []);
+    const seq = (this.completeSeq = (this.completeSeq || 0) + 1);
+    const hash = this.token('#');
+    const at = this.mode() === 'internal' ? this.token('@') : null;
+    if (hash !== null) {
+      const found = await api('GET', `/quick-replies/search?q=${encodeURIComponent(hash)}`).catch(() => []);
+      // Answers may come back out of order: only the latest keystroke's is shown.
+      if (seq !== this.completeSeq) return;
       this.showComplete(found.map((r) => ({ label: `#${r.keyword}`, detail: r.body,
-        apply: () => this.replaceTail(hash[2].length + 1, r.body) })));
-    } else if (at) {
-      const q = at[2].toLowerCase();
-      const found = this.agents.filter((a) => a.id !== me.id && a.name.toLowerCase().includes(q)).slice(0, 8);
+        apply: () => this.replaceToken('#', r.body) })));
+    } else if (at !== null) {
+      const q = at.toLowerCase();
+      const found = this.agents.filter((a) => a.id !== me.id && a.active !== false
+        && [a.name, a.nickname].some((n) => n && n.toLowerCase().includes(q))).slice(0, 8);
       this.showComplete(found.map((a) => ({ label: `@${a.name}`, detail: t(`status.${a.status}`),
-        apply: () => this.replaceTail(at[2].length + 1, `@${a.name} `) })));
+        apply: () => this.replaceToken('@', `@${a.name} `) })));
     } else {
-      box.hidden = true;
+      this.closeComplete();
     }
+  }
+
+  /** The #keyword or @name being typed before the caret (without its sign), or null. */
+  token(sign) {
+    const before = this.input.value.slice(0, this.input.selectionStart);
+    // Chinese puts no space before # or @ ("好的，@李客服"): any character but a Latin
+    // letter or digit may precede them (so "a@b.com" is not a mention).
+    const pattern = sign === '#' ? /(?:^|[^A-Za-z0-9_])#([^\s#]{0,20})$/ : /(?:^|[^A-Za-z0-9_])@([^\s@,，。:：;；!?！？]{0,20})$/;
+    const found = pattern.exec(before);
+    return found ? found[1] : null;
+  }
+
+  /** Replace the token being typed (sign included) by text, at the caret. */
+  replaceToken(sign, text) {
+    const typed = this.token(sign);
+    const end = this.input.selectionStart;
+    const start = typed === null ? end : end - typed.length - 1;
+    this.input.value = this.input.value.slice(0, start) + text + this.input.value.slice(end);
+    const caret = start + text.length;
+    this.input.setSelectionRange(caret, caret);
+    this.input.focus();
   }
 
   showComplete(items) {
@@ -295,19 +331,13 @@ export class Chat {
     box.hidden = !items.length;
   }
 
-  replaceTail(length, text) {
-    const end = this.input.selectionStart;
-    this.input.value = this.input.value.slice(0, end - length) + text + this.input.value.slice(end);
-    this.input.focus();
-  }
-
   upload(file, kind) {
     const form = new FormData();
-    form.append('file', file);
     form.append('kind', kind);
+    form.append('file', file);
     const xhr = new XMLHttpRequest();
     const progress = $('ws-progress');
-    xhr.open('POST', `/api/v1/conversations/${this.id}/uploads`);
+    xhr.open('POST', `/api/v1/conversations/${this.id}/uploads?kind=${kind}`);
     xhr.setRequestHeader('X-CSRF-Token', JSON.parse(document.getElementById('boot').textContent).csrf);
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) progress.textContent = `${file.name} ${Math.round((e.loaded / e.total) * 100)}%`; };
     xhr.onload = async () => {
