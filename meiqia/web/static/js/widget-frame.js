@@ -177,7 +177,7 @@ function renderState(conv) {
   const c = state.conversation;
   let text = '';
   if (c.status === 'bot') text = T('widget.state.bot');
-  else if (c.status === 'queued') text = c.queue_position ? T('widget.state.queued', { n: c.queue_position }) : T('widget.state.waiting');
+  else if (c.status === 'queued') text = c.queue_position ? T('widget.state.position', { n: c.queue_position }) : T('widget.state.waiting');
   else if (c.status === 'open') text = c.handler ? T('widget.state.open', { name: c.handler.name }) : '';
   else if (c.status === 'ended') text = T('widget.state.ended');
   $('mq-state').textContent = text;
@@ -185,7 +185,7 @@ function renderState(conv) {
   const banner = $('mq-banner');
   if (c.status === 'queued') {
     banner.hidden = false;
-    banner.replaceChildren(el('span', { text: c.queue_position ? T('widget.queue', { n: c.queue_position }) : T('widget.state.waiting') }),
+    banner.replaceChildren(el('span', { text: c.queue_position ? T('widget.queue.position', { n: c.queue_position }) : T('widget.state.waiting') }),
       el('button', { type: 'button', class: 'mq-link', text: T('widget.leave_instead'), onclick: showLeaveMessage }));
   } else {
     banner.hidden = true;
@@ -377,14 +377,21 @@ function setupComposer() {
       $('mq-composer').requestSubmit();
     }
   });
+  // At most one typing frame per 800 ms, and always one for the last keystroke, so the
+  // agent's preview ends with what the visitor really typed.
   let lastTyping = 0;
+  let typingLater = null;
+  const reportTyping = () => {
+    lastTyping = Date.now();
+    if (state.socket) state.socket.send('typing', { typing: input.value.length > 0, preview: input.value.slice(0, 200) });
+  };
   input.addEventListener('input', () => {
-    const now = Date.now();
-    if (state.socket && now - lastTyping > 800) {
-      lastTyping = now;
-      state.socket.send('typing', { typing: input.value.length > 0, preview: input.value.slice(0, 200) });
-    }
+    clearTimeout(typingLater);
+    const wait = 800 - (Date.now() - lastTyping);
+    if (wait <= 0) reportTyping();
+    else typingLater = setTimeout(reportTyping, wait);
   });
+  $('mq-composer').addEventListener('submit', () => clearTimeout(typingLater));
   $('mq-image').addEventListener('change', (e) => { if (e.target.files[0]) upload(e.target.files[0], 'image'); e.target.value = ''; });
   $('mq-file').addEventListener('change', (e) => { if (e.target.files[0]) upload(e.target.files[0], 'file'); e.target.value = ''; });
   $('mq-human').addEventListener('click', askHuman);
@@ -436,6 +443,15 @@ function cleanCustom(custom) {
 
 const FIELD_LIMITS = { name: 120, phone: 40, email: 254 };
 
+// "Reconnecting…" in the header once the connection has been gone for a moment.
+let connTimer = null;
+function connectionStatus(online) {
+  document.body.classList.toggle('mq-offline', !online);
+  clearTimeout(connTimer);
+  if (online) $('mq-conn').hidden = true;
+  else connTimer = setTimeout(() => { $('mq-conn').hidden = false; }, 1500);
+}
+
 async function start() {
   const info = state.initData || {};
   const visitor = info.visitor || {};
@@ -471,7 +487,7 @@ async function start() {
   if (state.socket) state.socket.close();
   state.socket = new ChatSocket(
     () => `/ws/visitor?token=${encodeURIComponent(state.token)}&after=${state.lastId}`,
-    { onFrame, onOpen: resendPending, onStatus: (online) => document.body.classList.toggle('mq-offline', !online) },
+    { onFrame, onOpen: resendPending, onStatus: connectionStatus },
   );
 }
 

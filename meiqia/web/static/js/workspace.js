@@ -117,6 +117,14 @@ const socket = new ChatSocket(() => '/ws/agent', {
       refreshLists();
     } else if (type === 'suggestions') chat.onSuggestions(data);
     else if (type === 'typing') chat.onTyping(data);
+    else if (type === 'presence') {
+      // A visitor came or went: his avatar turns coloured or grey.
+      for (const rows of [state.lists.mine, state.lists.colleagues, state.lists.at_me, state.lists.queue]) {
+        for (const row of rows) if (row.visitor.id === data.visitor_id) row.visitor.online = data.online;
+      }
+      renderList();
+      chat.onPresence(data);
+    }
     else if (type === 'read' || type === 'delivered') chat.onStatus(type, data);
     else if (type === 'mention') { toast(t('ws.mentioned', { by: data.by || '' })); refreshLists(); }
     else if (type === 'assigned') { toast(t('ws.assigned', { id: data.conversation_id })); refreshLists(); }

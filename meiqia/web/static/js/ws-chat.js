@@ -21,10 +21,16 @@ export class Chat {
     this.list = $('ws-messages');
     this.setupComposer();
     this.setupActions();
-    api('GET', '/agents').then((a) => { this.agents = a; }).catch(() => {});
+    api('GET', '/agents').then((a) => {
+      this.agents = a;
+      if (this.data) this.renderHead();
+    }).catch(() => {});
   }
 
   async open(id, readOnly = false) {
+    this.stopTyping();
+    clearTimeout(this.typingTimer);
+    $('ws-typing').hidden = true;
     this.id = id;
     this.shown.clear();
     this.lastId = 0;
@@ -54,7 +60,8 @@ export class Chat {
     const d = this.data;
     $('chat-title').textContent = d.customer.name || t('ws.visitor', { id: d.customer.id });
     const handler = this.agents.find((a) => a.id === d.handler_id);
-    $('chat-state').textContent = `${t(`cstatus.${d.status}`)}${handler ? ` · ${handler.name}` : ''}`;
+    const presence = d.status === 'ended' ? '' : ` · ${t(d.customer.online ? 'ws.online' : 'ws.offline')}`;
+    $('chat-state').textContent = `${t(`cstatus.${d.status}`)}${handler ? ` · ${handler.name}` : ''}${presence}`;
     const ended = d.status === 'ended';
     $('ws-composer').hidden = false;
     $('ws-composer').classList.toggle('ended', ended);
@@ -161,7 +168,16 @@ export class Chat {
     if (data.conversation_id !== this.id || data.who !== 'visitor') return;
     const node = $('ws-typing');
     node.hidden = !data.typing;
-    node.textContent = data.preview ? t('ws.typing_preview', { text: data.preview }) : t('widget.typing');
+    node.textContent = data.preview ? t('ws.typing_preview', { text: data.preview }) : t('ws.visitor_typing');
+    // A visitor who closes the page says nothing more: forget the preview after a while.
+    clearTimeout(this.typingTimer);
+    if (data.typing) this.typingTimer = setTimeout(() => { node.hidden = true; }, 8000);
+  }
+
+  onPresence(data) {
+    if (!this.data || this.data.customer.id !== data.visitor_id) return;
+    this.data.customer.online = data.online;
+    this.renderHead();
   }
 
   onConversation(data) {
@@ -241,6 +257,7 @@ export class Chat {
       if (!text.trim()) return;
       // Clear at once: what the agent types while this is sending is the next message.
       this.input.value = '';
+      this.stopTyping();
       this.closeComplete();
       if (!(await this.send(text, this.mode(), suggestion)) && !this.input.value) this.input.value = text;
     });
@@ -262,12 +279,31 @@ export class Chat {
       }
       return undefined;
     });
-    this.input.addEventListener('input', () => this.autocomplete());
+    this.input.addEventListener('input', () => {
+      this.autocomplete();
+      this.reportTyping();
+    });
     const emoji = $('ws-emoji');
     EMOJI.forEach((x) => emoji.append(el('button', { type: 'button', text: x, onclick: () => { this.insert(x); } })));
     $('ws-emoji-btn').addEventListener('click', () => { emoji.hidden = !emoji.hidden; });
     $('ws-image').addEventListener('change', (e) => { if (e.target.files[0]) this.upload(e.target.files[0], 'image'); e.target.value = ''; });
     $('ws-file').addEventListener('change', (e) => { if (e.target.files[0]) this.upload(e.target.files[0], 'file'); e.target.value = ''; });
+  }
+
+  /** Tell the visitor the agent is typing (never while writing an internal note). */
+  reportTyping() {
+    const typing = this.mode() !== 'internal' && this.input.value.trim().length > 0;
+    if (!this.socket || !this.id || (!typing && !this.typingSent)) return;
+    const now = Date.now();
+    if (typing && this.typingSent === this.id && now - this.typingAt < 3000) return;
+    this.socket.send('typing', { conversation_id: this.id, typing });
+    this.typingSent = typing ? this.id : null;
+    this.typingAt = now;
+  }
+
+  stopTyping() {
+    if (this.typingSent && this.socket) this.socket.send('typing', { conversation_id: this.typingSent, typing: false });
+    this.typingSent = null;
   }
 
   insert(text) {
