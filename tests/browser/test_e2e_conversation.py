@@ -123,6 +123,11 @@ def test_visitor_bot_human_agent_modes_mention_end_rate_history(server, admin, n
     colleague.locator("[data-list=at_me]").click()
     expect(colleague.locator("[data-unread=at_me]")).to_have_text("1")
     expect(colleague.locator("#ws-list .ws-item")).to_have_count(1)
+    # He reads it there, and it leaves his @me list.
+    colleague.locator("#ws-list .ws-item").click()
+    expect(colleague.locator("#ws-messages .ws-msg.internal")).to_contain_text("@李客服 看一下")
+    expect(colleague.locator("[data-unread=at_me]")).to_be_hidden()
+    expect(colleague.locator("#ws-list .ws-item")).to_have_count(0)
 
     # #keyword quick reply in reply mode.
     composer.locator(".ws-mode-reply").click()

@@ -30,9 +30,29 @@ def say(frame: Any, text: str) -> None:
     frame.locator("#mq-input").press("Enter")
 
 
+#: Records the desktop notifications the page shows (the browser's own, still shown).
+RECORD_NOTIFICATIONS = """
+(() => {
+  const Real = window.Notification;
+  if (!Real) return;
+  window.__notes = [];
+  function Recorded(title, options) {
+    window.__notes.push({ title, body: options && options.body });
+    return new Real(title, options);
+  }
+  Object.defineProperty(Recorded, 'permission', { get: () => Real.permission });
+  Recorded.requestPermission = (...args) => Real.requestPermission(...args);
+  window.Notification = Recorded;
+})();
+"""
+
+
 def test_unread_typing_presence_card_rating_ticket_transfer(server, admin, new_context):
     colleague_api = admin.new_agent(name="李客服", email="li@example.com")
-    agent = new_context(viewport={"width": 1360, "height": 820}).new_page()
+    agent_context = new_context(viewport={"width": 1360, "height": 820})
+    agent_context.grant_permissions(["notifications"], origin=server.url)
+    agent_context.add_init_script(RECORD_NOTIFICATIONS)
+    agent = agent_context.new_page()
     login(agent, server)
     go_online(agent)
 
@@ -48,6 +68,9 @@ def test_unread_typing_presence_card_rating_ticket_transfer(server, admin, new_c
     row_b = agent.locator("#ws-list .ws-item", has_text="我是访客乙")
     expect(row_b.locator(".badge")).to_have_text("1")
     expect(agent.locator("[data-unread=mine]")).to_have_text("1")
+    # ... and a desktop notification says so (with a sound).
+    agent.wait_for_function("() => window.__notes.length > 0")
+    assert agent.evaluate("() => window.__notes") == [{"title": "新消息", "body": "我是访客乙，有人吗"}]
 
     # Typing, both ways: the agent sees the visitor's words as they come.
     frame_a.locator("#mq-input").press_sequentially("我想问一下退")

@@ -53,6 +53,8 @@ export class Chat {
     messages.forEach((m) => this.add(m));
     this.markRead();
     this.sidebar.show(data);
+    // Opening a conversation I was @mentioned in takes it off my @me list.
+    api('POST', `/conversations/${id}/mentions/seen`).then((r) => { if (r.seen) this.onChanged(); }).catch(() => {});
     void readOnly;
   }
 
