@@ -65,11 +65,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(child) for child in text]
+    return found
+
+
 def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (gunicorn workers)."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+            total += int(line.split()[1]) / 1024
+    for child in _children(pid):
+        try:
+            total += rss_mb(child)
+        except FileNotFoundError:
+            pass
+    return total
 
 
 class Http:
@@ -93,9 +108,22 @@ class Http:
         return "; ".join(f"{c.name}={c.value}" for c in self.jar)
 
 
-def start_server(env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def server_command(server: str, workers: int, port: int) -> list[str]:
+    """``werkzeug`` is ``meiqia run``; ``gthread``/``gevent`` are gunicorn with
+    ``deploy/gunicorn.conf.py``, as docs/deploy.md runs it."""
+    if server == "werkzeug":
+        return [sys.executable, "-c", SERVER, str(port)]
+    return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+            "-k", server, "-w", str(workers), "-b", f"127.0.0.1:{port}",
+            "--access-logfile", "/dev/null", "meiqia.wsgi:app"]
+
+
+def start_server(env: dict, port: int, server: str = "werkzeug",
+                 workers: int = 1) -> subprocess.Popen:
+    log = open(Path(env.get("MEIQIA_INSTANCE_PATH", tempfile.gettempdir())) / "server.log", "ab")
+    proc = subprocess.Popen(server_command(server, workers, port), env=env, cwd=ROOT,
+                            stdout=log, stderr=log)
+    print(f"server log: {log.name}", file=sys.stderr)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -295,9 +323,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300)
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--reconnect", type=int, default=500)
+    parser.add_argument("--server", choices=["werkzeug", "gthread", "gevent"],
+                        default="werkzeug", help="werkzeug (meiqia run) or a gunicorn worker")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="gunicorn processes (more than one needs --production)")
+    parser.add_argument("--threads", type=int, default=2100,
+                        help="gthread: threads per process (one per open socket)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     args = parser.parse_args()
+    if args.workers > 1 and not args.production:
+        parser.error("several processes share events only through Redis: add --production")
     port = free_port()
     if args.reference:
         proc = subprocess.Popen([sys.executable, "-c", ECHO, str(port)])
@@ -317,7 +353,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
     env.update({"MEIQIA_INSTANCE_PATH": str(tmp), "MEIQIA_SECRET_KEY": "bench",
-                "MEIQIA_LOGIN_MAX_FAILURES": "1000"})
+                "MEIQIA_LOGIN_MAX_FAILURES": "1000", "MEIQIA_THREADS": str(args.threads)})
     db_name = None
     if args.production:
         import psycopg2
@@ -331,21 +367,29 @@ def main() -> None:
                     "MEIQIA_REDIS_PREFIX": f"bench-{db_name}"})
     subprocess.run([sys.executable, "-m", "meiqia.cli", "db", "upgrade"], env=env, cwd=ROOT,
                    check=True, capture_output=True)
-    proc = start_server(env, port)
+    proc = start_server(env, port, args.server, args.workers)
     try:
         fig = asyncio.run(run_load(args, port, proc.pid))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        # gunicorn waits graceful_timeout for open websockets on SIGTERM; SIGINT is quick.
+        proc.send_signal(signal.SIGTERM if args.server == "werkzeug" else signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         if db_name:
             conn.cursor().execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
     print(fig)
     mode = "PostgreSQL + Redis" if args.production else "embedded default (SQLite, in-process hub)"
     cmd = (".venv/bin/python benchmarks/ws_load.py" + (" --production" if args.production else "")
+           + f" --server {args.server} --workers {args.workers}"
            + f" --visitors {args.visitors} --agents {args.agents} --rate {args.rate:g}"
            f" --duration {args.duration:g} --reconnect {args.reconnect}")
+    server = ("Werkzeug threaded server, as `meiqia run`" if args.server == "werkzeug" else
+              f"gunicorn, {args.server} worker class, deploy/gunicorn.conf.py")
     body = "\n".join([
-        f"One meiqia process (Werkzeug threaded server, as `meiqia run`), {mode}; the client "
+        f"{args.workers} meiqia process(es) ({server}), {mode}; the client "
         "is one asyncio process on the same 2-core machine. Goals: 2,000 visitor + 50 agent "
         "sockets held; 300 msg/s sustained with delivery p95 < 50 ms and p99 < 200 ms, "
         "nothing lost or duplicated; 500 visitors reconnecting within 10 s all resume.",
@@ -360,8 +404,9 @@ def main() -> None:
         f"{'; '.join(fig['broken_why'])} |",
         f"| reconnect storm | {fig['storm_ok']} of {fig['storm']} resumed with exactly their missed message in {fig['storm_s']:.1f} s |",
     ])
-    name = "ws-load-production" if args.production else "ws-load-embedded"
-    write_section(name, f"Websocket load, {mode}", cmd, body)
+    name = ("ws-load-production" if args.production else "ws-load-embedded") + (
+        "" if args.server == "werkzeug" else f"-{args.server}-{args.workers}")
+    write_section(name, f"Websocket load, {mode}, {args.workers} × {args.server}", cmd, body)
 
 
 if __name__ == "__main__":

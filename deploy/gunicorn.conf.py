@@ -20,3 +20,14 @@ graceful_timeout = 30
 keepalive = 5
 forwarded_allow_ips = os.environ.get("MEIQIA_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
+
+
+def post_fork(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """Under gevent, make psycopg2 wait cooperatively (psycogreen).
+
+    Without it one slow PostgreSQL query blocks every websocket of the worker.
+    """
+    if "gevent" in server.cfg.worker_class_str:
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()

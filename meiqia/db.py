@@ -86,6 +86,13 @@ def init_app(app: Any) -> None:
 
     @app.before_request
     def _open() -> None:
+        from flask import request
+
+        # A websocket "request" lasts as long as the socket: holding a pooled
+        # connection for it would cap the sockets at the pool size. The socket
+        # handlers take one per unit of work with ``connection()`` instead.
+        if request.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+            return
         database.connect(reuse_if_open=True)
 
     @app.teardown_request
