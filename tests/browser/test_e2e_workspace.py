@@ -92,7 +92,9 @@ def test_unread_typing_presence_card_rating_ticket_transfer(server, admin, new_c
     card.locator("input[name=company]").fill("甲公司")
     card.locator("input[name=tags]").fill("老客户，VIP")
     card.locator("button[type=submit]").click()
-    expect(agent.locator(".toast").last).to_be_visible()
+    agent.locator(".toast", has_text="已保存").wait_for()
+    expect(agent.locator("#chat-title")).to_have_text("甲先生")
+    expect(agent.locator("#ws-list .ws-item.current .ws-item-name")).to_have_text("甲先生")
     customer = admin.get(f"/api/v1/conversations/{a_id}").get_json()["customer"]
     assert (customer["name"], customer["phone"], customer["company"]) == ("甲先生", "13700001111", "甲公司")
     assert sorted(customer["tags"]) == ["VIP", "老客户"]

@@ -138,6 +138,10 @@ const socket = new ChatSocket(() => '/ws/agent', {
 chat.socket = socket;
 
 document.addEventListener('meiqia:status', refreshLists);
+document.addEventListener('meiqia:card-saved', () => {
+  refreshLists();
+  chat.reloadHead();
+});
 const fromHash = /^#c(\d+)$/.exec(location.hash);
 if (fromHash) openConversation(Number(fromHash[1]));
 void me;

@@ -16,6 +16,7 @@ export class Chat {
     this.shown = new Map();
     this.lastId = 0;
     this.suggestion = null;
+    this.suggestionsFor = new Map();
     this.agents = [];
     this.input = $('ws-input');
     this.list = $('ws-messages');
@@ -35,7 +36,7 @@ export class Chat {
     this.shown.clear();
     this.lastId = 0;
     clear(this.list);
-    this.hideSuggestions();
+    this.hideSuggestions(false);
     let data;
     try {
       data = await api('GET', `/conversations/${id}`);
@@ -53,6 +54,8 @@ export class Chat {
     messages.forEach((m) => this.add(m));
     this.markRead();
     this.sidebar.show(data);
+    const kept = this.suggestionsFor.get(id);
+    if (kept && data.status !== 'ended') this.onSuggestions(kept);
     // Opening a conversation I was @mentioned in takes it off my @me list.
     api('POST', `/conversations/${id}/mentions/seen`).then((r) => { if (r.seen) this.onChanged(); }).catch(() => {});
     void readOnly;
@@ -195,7 +198,10 @@ export class Chat {
   }
 
   onSuggestions(data) {
-    if (data.conversation_id !== this.id || !data.suggestions.length) return;
+    if (!data.suggestions.length) return;
+    // Kept per conversation: they are still there when the agent switches back to it.
+    this.suggestionsFor.set(data.conversation_id, data);
+    if (data.conversation_id !== this.id) return;
     const box = $('ws-suggestions');
     box.hidden = false;
     box.replaceChildren(el('div', { class: 'muted small', text: t('ws.suggestions') }),
@@ -211,9 +217,10 @@ export class Chat {
           } })))));
   }
 
-  hideSuggestions() {
+  hideSuggestions(forget = true) {
     $('ws-suggestions').hidden = true;
     this.suggestion = null;
+    if (forget && this.id) this.suggestionsFor.delete(this.id);
   }
 
   markRead() {

@@ -27,6 +27,8 @@ export class Sidebar {
         await api('PATCH', `/visitors/${this.visitorId}`, body);
         formError(form, null);
         toast(t('ui.saved'));
+        // The new name shows in the list and the chat head at once.
+        document.dispatchEvent(new CustomEvent('meiqia:card-saved', { detail: { visitor_id: this.visitorId } }));
       } catch (err) { formError(form, err); }
     });
   }
