@@ -80,6 +80,7 @@ def test_visitor_bot_human_agent_modes_mention_end_rate_history(server, admin, n
     frame.locator("#mq-send").click()
     candidate = frame.locator(".mq-candidate", has_text="支持哪些付款方式？")
     candidate.wait_for()
+    assert bot.nth(1).inner_text().count("您是不是想问") == 1
     candidate.click()
     expect(frame.locator(".mq-msg.mine .mq-text").last).to_have_text("支持哪些付款方式？")
     expect(bot).to_have_count(3)

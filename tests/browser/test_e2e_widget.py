@@ -141,6 +141,7 @@ def test_widget_on_a_375px_phone(server, admin, new_context, tmp_path):
 
     open_chat(agent, "访客")
     expect(agent.locator("#visit-info")).to_contain_text("手机网页")
+    expect(agent.locator("#visit-info")).to_contain_text("手机 (iPhone)")
     agent.fill("#ws-input", "您好，手机上也能看到我吗？")
     agent.press("#ws-input", "Enter")
     reply = frame.locator(".mq-msg.from-agent")

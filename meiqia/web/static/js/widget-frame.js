@@ -102,7 +102,8 @@ function messageNode(message) {
     who ? el('div', { class: 'mq-who', text: who }) : null, bubble);
   const payload = message.payload || {};
   if (payload.candidates && payload.candidates.length) {
-    item.append(el('div', { class: 'mq-candidates' }, el('div', { class: 'mq-hint', text: T('widget.did_you_mean') }),
+    // The bot's message already asks "did you mean"; the hint is for an empty one.
+    item.append(el('div', { class: 'mq-candidates' }, message.body ? null : el('div', { class: 'mq-hint', text: T('widget.did_you_mean') }),
       payload.candidates.map((c) => el('button', { type: 'button', class: 'mq-candidate', text: c.question, onclick: () => sendText(c.question) }))));
   }
   if (payload.offer_human) {

@@ -12,6 +12,12 @@ function facts(node, pairs) {
   for (const [label, value] of shown) node.append(el('dt', { text: label }), el('dd', { text: String(value) }));
 }
 
+/** "mobile (iPhone)" as "手机 (iPhone)": the kind translated, the model as it is. */
+function deviceLabel(device) {
+  const found = /^(pc|mobile|tablet|bot|other)(.*)$/.exec(device || '');
+  return found ? t(`device.${found[1]}`) + found[2] : device;
+}
+
 export class Sidebar {
   constructor({ open }) {
     this.open = open;
@@ -62,7 +68,7 @@ export class Sidebar {
     form.elements.tags.value = (c.tags || []).join(', ');
     const v = c.visit || {};
     facts($('visit-info'), [
-      [t('visit.device'), v.device], [t('visit.os'), v.os], [t('visit.browser'), v.browser],
+      [t('visit.device'), deviceLabel(v.device)], [t('visit.os'), v.os], [t('visit.browser'), v.browser],
       [t('visit.platform'), v.platform ? t(`platform.${v.platform}`) : ''], [t('visit.region'), v.region], [t('visit.ip'), v.ip],
       [t('visit.source'), v.source ? t(`source.${v.source}`) + (v.search_engine ? ` · ${v.search_engine}` : '') : ''],
       [t('visit.keyword'), v.search_keyword], [t('visit.landing'), v.landing_page], [t('visit.referrer'), v.referrer],
