@@ -47,6 +47,11 @@ TOKEN_TTL = 600
 #: Customer card fields copied into the token.
 CARD_FIELDS = ("name", "phone", "email", "company", "address", "note", "tags", "attributes")
 MIN_HEIGHT, MAX_HEIGHT, DEFAULT_HEIGHT = 80, 2000, 300
+#: Card texts (note, address, attribute values) longer than this are cut in the token.
+TEXT_MAX = 300
+#: Tokens are kept this short (``fit``), so a panel URL stays well under the 8 KB
+#: request line common servers and proxies accept.
+TOKEN_MAX = 4000
 
 _PROPERTIES: dict[str, Any] = {
     "name": {"type": "string", "minLength": 1, "maxLength": 80},
@@ -198,15 +203,42 @@ def _default_secret() -> str:
     return f"{current_app.config['SECRET_KEY']}:sidebar-panels"
 
 
+def _cut(value: Any, limit: int = TEXT_MAX) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "…"
+    return value
+
+
 def token_payload(conversation: Conversation, actor: Agent, ttl: int) -> dict[str, Any]:
     """What a panel learns: team, conversation, visitor and card, agent, expiry."""
     visitor = conversation.visitor
-    card = {key: getattr(visitor, key) for key in CARD_FIELDS}
-    card["tags"] = card["tags"] or []
-    card["attributes"] = card["attributes"] or {}
+    card = {key: _cut(getattr(visitor, key)) for key in CARD_FIELDS}
+    card["tags"] = list(card["tags"] or [])[:20]
+    card["attributes"] = dict(list((card["attributes"] or {}).items())[:20])
+    card["attributes"] = {str(k)[:40]: _cut(v) for k, v in card["attributes"].items()}
     return {"team_id": conversation.team_id, "conversation_id": conversation.id,
             "visitor_id": visitor.id, "customer": card, "agent_id": actor.id,
             "exp": int(time.time()) + ttl}
+
+
+def fit(payload: dict[str, Any], limit: int = TOKEN_MAX) -> dict[str, Any]:
+    """The payload, made smaller until its token fits in ``limit`` characters:
+    custom attributes go first, then the long texts are cut shorter; ``truncated``
+    tells the panel to look the customer up by ``visitor_id`` for the rest."""
+    customer = payload["customer"]
+    steps = [
+        lambda: customer.update(attributes={}),
+        lambda: customer.update({k: _cut(customer[k], 60) for k in ("note", "address")}),
+        lambda: customer.update(tags=customer["tags"][:5]),
+        lambda: customer.update({k: _cut(customer[k], 60) for k in
+                                 ("name", "phone", "email", "company")}),
+    ]
+    for step in steps:
+        if len(sign_token(payload, "measure")) <= limit:
+            break
+        step()
+        payload["truncated"] = True
+    return payload
 
 
 def sign_token(payload: dict[str, Any], secret: str) -> str:
@@ -256,7 +288,7 @@ def sidebar_panels(actor: Agent, conversation_id: int, request: Any) -> list[dic
         "sidebar_panels", conversation=conversation, visitor=conversation.visitor,
         actor=actor, request=request)
     ttl = token_ttl()
-    payload = token_payload(conversation, actor, ttl)
+    payload = fit(token_payload(conversation, actor, ttl))
     ordered = []
     for index, panel in enumerate(results):
         try:

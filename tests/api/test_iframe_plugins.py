@@ -313,3 +313,29 @@ def test_the_verification_snippet_of_the_docs_works(api):
     assert answer.get_data(as_text=True) == "<p>张三 · 13800138000</p>"
     assert plugin_server.get("/panel", query_string={"token": "forged"}).status_code == 403
     assert plugin_server.get("/panel").status_code == 403
+
+
+def test_a_long_card_keeps_the_url_short(api):
+    from meiqia.models import Visitor
+
+    def text(n: int, seed: int) -> str:  # varied CJK text, which compresses badly
+        return "".join(chr(0x4E00 + (i * 7919 + seed) % 20000) for i in range(n))
+
+    add_panel(api)
+    conversation = open_conversation(api)
+    Visitor.update(note=text(5000, 1), address=text(250, 2),
+                   attributes={f"k{i}": text(1000, i) for i in range(50)}).where(
+        Visitor.id == conversation.visitor_id).execute()
+    url = api.get(f"/api/v1/conversations/{conversation.id}/sidebar-panels").get_json()[0]["url"]
+    assert len(url) < 4200
+    data = URLSafeTimedSerializer(IframePlugin.get().secret, salt=SALT).loads(token_of(url))
+    assert data["truncated"] is True
+    assert data["customer"]["note"].startswith(text(20, 1)) and data["customer"]["note"].endswith("…")
+    assert data["customer"]["attributes"] == {}
+    assert data["customer"]["name"] == "张三" and data["visitor_id"] == conversation.visitor_id
+    # An ordinary card is sent whole.
+    Visitor.update(note="老客户", address="南京", attributes={"会员等级": "金卡"}).where(
+        Visitor.id == conversation.visitor_id).execute()
+    url = api.get(f"/api/v1/conversations/{conversation.id}/sidebar-panels").get_json()[0]["url"]
+    data = URLSafeTimedSerializer(IframePlugin.get().secret, salt=SALT).loads(token_of(url))
+    assert "truncated" not in data and data["customer"]["attributes"] == {"会员等级": "金卡"}
