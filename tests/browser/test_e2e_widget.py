@@ -61,6 +61,9 @@ def test_leave_a_message_when_nobody_is_online_becomes_a_ticket(server, admin, n
     form.locator("button[type=submit]").click()
     expect(frame.locator(".mq-thanks")).to_contain_text("留言已提交")
     expect(frame.locator(".mq-leave")).to_have_count(0)
+    # The bot is still there for him; nobody asks him to rate anything.
+    expect(frame.locator("#mq-input")).to_be_enabled()
+    expect(frame.locator(".mq-rating")).to_have_count(0)
 
     tickets = admin.get("/api/v1/tickets").get_json()
     assert tickets["total"] == 1

@@ -182,6 +182,10 @@ def test_queue_position_then_assigned_or_leave_a_message(server, admin, new_cont
     form.locator("textarea[name=content]").fill("等不及了，请回邮件")
     form.locator("button[type=submit]").click()
     expect(frame_c.locator(".mq-thanks")).to_be_visible()
+    # He left the queue: his chat is over, with nothing to rate (no agent took it).
+    frame_c.locator(".mq-restart button").wait_for()
+    expect(frame_c.locator(".mq-rating")).to_have_count(0)
+    expect(agent.locator("#queue-count")).to_have_text("1")
 
     open_chat(agent, "访客")
     agent.once("dialog", lambda d: d.accept())

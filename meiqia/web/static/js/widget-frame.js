@@ -116,7 +116,9 @@ function messageNode(message) {
 function eventNode(message) {
   const payload = message.payload || {};
   if (payload.event === 'ended') {
-    setTimeout(() => { if (!(state.conversation && state.conversation.rating)) showRating(); showRestart(); }, 0);
+    // Rate only a chat an agent took (not one that ended in a left message or with the bot).
+    const rateable = state.conversation && state.conversation.handler && !state.conversation.rating;
+    setTimeout(() => { if (rateable) showRating(); showRestart(); }, 0);
     return el('li', { class: 'mq-system', text: T('widget.ended') });
   }
   if (payload.event === 'leave_message') {
