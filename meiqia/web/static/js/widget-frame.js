@@ -147,7 +147,8 @@ function addMessage(message) {
   }, { once: true }));
   if (message.sender_kind !== 'visitor') {
     if (state.visible) markRead();
-    else if (message.kind !== 'event') {
+    else if (message.kind !== 'event' && message.status !== 'read') {
+      // Only what he has not read yet: a reload replays the read ones too.
       state.unread += 1;
       tellParent('unread', { count: state.unread });
     }
