@@ -81,6 +81,8 @@ def test_visitor_bot_human_agent_modes_mention_end_rate_history(server, admin, n
     candidate = frame.locator(".mq-candidate", has_text="支持哪些付款方式？")
     candidate.wait_for()
     assert bot.nth(1).inner_text().count("您是不是想问") == 1
+    # The visitor read the bot's answers; nobody has read his messages yet.
+    expect(frame.locator(".mq-msg.mine .mq-status[data-status=sent]")).to_have_count(2)
     candidate.click()
     expect(frame.locator(".mq-msg.mine .mq-text").last).to_have_text("支持哪些付款方式？")
     expect(bot).to_have_count(3)

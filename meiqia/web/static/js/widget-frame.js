@@ -416,7 +416,9 @@ function onFrame(type, data, envelope) {
     clearTimeout(typingTimer);
     if (data.typing) typingTimer = setTimeout(() => { $('mq-typing').hidden = true; }, 6000);
   } else if (type === 'read') {
-    for (const [id] of state.shown) if (id <= data.up_to) setStatus(id, 'read');
+    // Only the agent's reads make the visitor's messages "read" (his own reads come back too).
+    if (data.reader === 'visitor') return;
+    for (const [id, node] of state.shown) if (id <= data.up_to && node.classList.contains('mine')) setStatus(id, 'read');
   } else if (type === 'error') {
     if (data.ref && state.pending.has(data.ref)) {
       state.pending.delete(data.ref);
