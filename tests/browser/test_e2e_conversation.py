@@ -178,6 +178,8 @@ def test_visitor_bot_human_agent_modes_mention_end_rate_history(server, admin, n
     agent.click("#act-end")
     frame.locator(".mq-rating").wait_for()
     expect(frame.locator("#mq-input")).to_be_disabled()
+    expect(frame.locator("#mq-image")).to_be_disabled()
+    expect(frame.locator("#mq-emoji-btn")).to_be_disabled()
     frame.locator(".mq-rate[data-rating=good]").click()
     frame.locator(".mq-rating textarea").fill("很满意，谢谢！")
     frame.locator(".mq-rating button[type=submit]").click()

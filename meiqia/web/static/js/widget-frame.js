@@ -194,8 +194,10 @@ function renderState(conv) {
   } else {
     banner.hidden = true;
   }
-  input.disabled = c.status === 'ended';
-  $('mq-send').disabled = c.status === 'ended';
+  const ended = c.status === 'ended';
+  for (const node of [input, $('mq-send'), $('mq-emoji-btn'), $('mq-image'), $('mq-file')]) node.disabled = ended;
+  document.body.classList.toggle('mq-ended', ended);
+  if (ended) $('mq-emoji').hidden = true;
 }
 
 function extra(node) {
