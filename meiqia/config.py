@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     #: Seconds a SQLite write waits for another writer's lock before the request
     #: answers 503 (PostgreSQL waits on row locks as long as they are held).
     "DATABASE_BUSY_TIMEOUT": 10.0,
+    #: PostgreSQL connections each process may hold. Processes × this must stay
+    #: under the server's max_connections (100 by default), workers included.
+    "DATABASE_POOL_SIZE": 20,
     #: Prefix for every Redis key and channel, so several deployments (or test runs)
     #: can share one Redis server.
     "REDIS_PREFIX": "meiqia",
@@ -67,6 +70,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _INT_KEYS = {
+    "DATABASE_POOL_SIZE",
     "TRUSTED_PROXIES",
     "MAX_IMAGE_BYTES",
     "MAX_FILE_BYTES",

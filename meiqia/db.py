@@ -45,7 +45,7 @@ class ImmediateSqliteDatabase(peewee.SqliteDatabase):
         super().begin(lock_type or "IMMEDIATE")
 
 
-def make_database(url: str, busy_timeout: float = 10.0) -> peewee.Database:
+def make_database(url: str, busy_timeout: float = 10.0, pool_size: int = 20) -> peewee.Database:
     """Build a peewee database for ``url`` (sqlite:///path or postgresql://…).
 
     ``busy_timeout``: seconds a SQLite writer waits for another's lock before the
@@ -66,7 +66,7 @@ def make_database(url: str, busy_timeout: float = 10.0) -> peewee.Database:
         password=unquote(parsed.password) if parsed.password else None,
         host=parsed.hostname or None,
         port=parsed.port or None,
-        max_connections=64,
+        max_connections=pool_size,
         stale_timeout=300,
         timeout=10,
         autorollback=True,
@@ -80,7 +80,8 @@ def is_postgres() -> bool:
 
 def init_app(app: Any) -> None:
     """Bind the proxy to the configured database and open/close per request."""
-    db = make_database(app.config["DATABASE_URL"], app.config["DATABASE_BUSY_TIMEOUT"])
+    db = make_database(app.config["DATABASE_URL"], app.config["DATABASE_BUSY_TIMEOUT"],
+                       app.config["DATABASE_POOL_SIZE"])
     database.initialize(db)
     app.extensions["meiqia.db"] = db
 
