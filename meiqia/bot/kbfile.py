@@ -271,13 +271,17 @@ def write_csv(entries: list[KBEntry], path: str | Path) -> None:
 
 
 def write_xlsx(entries: list[KBEntry], path: str | Path) -> None:
+    """Write the XLSX; control characters XML cannot hold are dropped from cells
+    (an entry typed with one must still export, not fail the download)."""
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("knowledge")
     sheet.append(HEADER)
     for row in _rows(entries):
-        sheet.append(row)
+        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v
+                      for v in row])
     workbook.save(path)
 
 

@@ -27,6 +27,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+#: The range of a database integer column (PostgreSQL ``integer``).
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
 def _type_ok(value: Any, name: str) -> bool:
     if name in {"integer", "number"} and isinstance(value, bool):
         return False
@@ -62,6 +66,11 @@ def check(value: Any, schema: dict[str, Any], path: str = "") -> Any:
             raise ValidationError(f"{label}: has the wrong format", field)
         if schema.get("format") == "email" and value and not EMAIL_RE.match(value):
             raise ValidationError(f"{label}: is not a valid email address", field)
+    if isinstance(value, int) and not isinstance(value, bool) and not (
+            INT_MIN <= value <= INT_MAX):
+        # Ids and counts are database integers: a bigger number is a 422 here,
+        # not an overflow inside the database driver (a 500).
+        raise ValidationError(f"{label}: must be between {INT_MIN} and {INT_MAX}", field)
     if isinstance(value, int | float) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
             raise ValidationError(f"{label}: must be at least {schema['minimum']}", field)
