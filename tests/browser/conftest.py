@@ -29,7 +29,7 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]
-INSTALL = "apt-get update && apt-get install -y chromium fonts-wqy-zenhei"
+INSTALL = "apt-get update && apt-get install -y chromium fonts-wqy-zenhei fonts-noto-color-emoji"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 #: Playwright's wait for a condition the page should reach (not a timing assertion).
 WAIT_MS = 15_000
