@@ -137,6 +137,7 @@ def update_rules(actor: Any, data: dict[str, Any]) -> tuple[ConversationRule, st
     require_admin(actor)
     check(data, RULES_SCHEMA)
     rule = rules_of(actor.team_id)
+    before = (list(rule.grades or []), rule.inactivity_minutes, rule.updated_at)
     job_id = None
     if "grades" in data:
         names = [g["grade"] for g in data["grades"]]
@@ -151,8 +152,16 @@ def update_rules(actor: Any, data: dict[str, Any]) -> tuple[ConversationRule, st
     with database.atomic():
         rule.save()
     if job_id:
-        job_id = current_app.extensions["meiqia.jobs"].enqueue(
-            recompute_team, actor.team_id, description="regrade history", owner=actor)
+        try:
+            job_id = current_app.extensions["meiqia.jobs"].enqueue(
+                recompute_team, actor.team_id, description="regrade history", owner=actor)
+        except Exception:
+            # The queue is down (Redis): put the old grades back, so the admin's
+            # retry changes them again and the regrade is not silently skipped.
+            ConversationRule.update(grades=before[0], inactivity_minutes=before[1],
+                                    updated_at=before[2]).where(
+                ConversationRule.id == rule.id).execute()
+            raise
     return rule, job_id
 
 

@@ -406,9 +406,17 @@ def comment(actor: Agent, ticket_id: int, data: dict[str, Any]) -> TicketComment
         if ticket.contact_email:
             from flask import current_app
 
-            current_app.extensions["meiqia.jobs"].enqueue(
-                reply_email_job, row.id, retry=REPLY_EMAIL_RETRY,
-                description=f"email the reply to ticket {ticket.id}")
+            try:
+                current_app.extensions["meiqia.jobs"].enqueue(
+                    reply_email_job, row.id, retry=REPLY_EMAIL_RETRY,
+                    description=f"email the reply to ticket {ticket.id}")
+            except Exception as exc:  # noqa: BLE001 - the reply is stored: no 503 now
+                # (a 503 would make the agent send the reply twice); the customer
+                # still reads it in the widget.
+                import logging
+
+                logging.getLogger(__name__).error(
+                    "ticket %s: could not queue the reply email: %s", ticket.id, exc)
         _changed(ticket, "updated", {"reply": ["", row.body]})
     else:  # agents see the note arrive; sinks and the customer never do
         _changed(ticket, "updated", {"note": ["", str(row.id)]}, public=False)

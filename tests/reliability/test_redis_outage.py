@@ -19,6 +19,7 @@ What the system does, as these tests pin it down:
 from __future__ import annotations
 
 import datetime
+import json
 
 from meiqia.models import ExportJob
 from tests.conftest import close_app
@@ -108,4 +109,41 @@ def test_redis_down_then_back_during_a_conversation(tmp_path, own_redis):
     finally:
         Socket.close_all()
         server.stop()
+        close_app(app)
+
+
+def test_writes_that_queue_a_job_while_redis_is_down(tmp_path, own_redis):
+    """A write whose follow-up job cannot be queued either answers 503 and keeps
+    nothing (so the retry does it all), or keeps the write and answers it (so
+    the retry does not duplicate it) — never "saved, but told it failed"."""
+    app = make_app(tmp_path, REDIS_URL=own_redis.url, REDIS_PREFIX="outage2",
+                   JOBS_INLINE=False, REDIS_TIMEOUT=0.2)
+    try:
+        with app.app_context():
+            api, visitor_http, token, cid = open_chat(app)
+            ticket = api.post("/api/v1/tickets", json={
+                "content": "发票开错了", "email": "kehu@example.com"}).get_json()
+            grades = [{"grade": "A", "min_messages": 10}]
+            original = api.get("/api/v1/conversation-rules").get_json()["grades"]
+            assert original != grades
+            own_redis.stop()
+
+            rules = api.put("/api/v1/conversation-rules", json={"grades": grades})
+            assert rules.status_code == 503, rules.get_json()
+            assert api.get("/api/v1/conversation-rules").get_json()["grades"] == original
+
+            reply = api.post(f"/api/v1/tickets/{ticket['id']}/comments",
+                             json={"body": "已重新开具", "visibility": "public"})
+            assert reply.status_code == 201, reply.get_json()
+            shown = api.get(f"/api/v1/tickets/{ticket['id']}").get_json()
+            assert json.dumps(shown, ensure_ascii=False).count("已重新开具") == 1
+
+            own_redis.start()
+            wait_until(lambda: app.test_client().get("/healthz").status_code == 200,
+                       what="health ok after Redis is back")
+            again = api.put("/api/v1/conversation-rules", json={"grades": grades})
+            assert again.status_code == 200, again.get_json()
+            assert again.get_json().get("job_id")  # the regrade is queued this time
+            assert api.get("/api/v1/conversation-rules").get_json()["grades"] == grades
+    finally:
         close_app(app)
