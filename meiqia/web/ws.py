@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+import peewee
 from flask import Flask
 from flask import current_app
 from flask import request
@@ -193,6 +194,19 @@ def _frames(ws: Any, channel: Channel) -> Any:
         yield frame
 
 
+#: The database busy (SQLite lock past the busy timeout) or unreachable.
+DATABASE_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
+
+
+def _unavailable(channel: Channel, frame: dict, exc: Exception) -> None:
+    """Answer the frame with ``unavailable`` and keep the socket: nothing of the
+    frame was stored, and the client may send it again (same client_msg_id)."""
+    log.warning("ws: database unavailable for a %s frame: %s", frame.get("type"), exc)
+    data = frame.get("data") or {}
+    channel.error("unavailable", "the database is busy or unreachable; send it again",
+                  data.get("client_msg_id") or frame.get("type"))
+
+
 def _after() -> int:
     try:
         return max(0, int(request.args.get("after", "0")))
@@ -237,11 +251,14 @@ def visitor_socket(ws: Any) -> None:
     last_touch = time.monotonic()
     try:
         for frame in _frames(ws, channel):
-            with connection():
-                if time.monotonic() - last_touch > PING_SECONDS / 2:
-                    presence.visitor_alive(visitor.id)
-                    last_touch = time.monotonic()
-                _visitor_frame(channel, visitor, conversation.id, frame)
+            try:
+                with connection():
+                    if time.monotonic() - last_touch > PING_SECONDS / 2:
+                        presence.visitor_alive(visitor.id)
+                        last_touch = time.monotonic()
+                    _visitor_frame(channel, visitor, conversation.id, frame)
+            except DATABASE_ERRORS as exc:
+                _unavailable(channel, frame, exc)
     finally:
         _stop_pump(channel, sub)
         with connection():
@@ -327,8 +344,11 @@ def agent_socket(ws: Any) -> None:
     pump.start()
     try:
         for frame in _frames(ws, channel):
-            with connection():
-                _agent_frame(channel, actor, frame)
+            try:
+                with connection():
+                    _agent_frame(channel, actor, frame)
+            except DATABASE_ERRORS as exc:
+                _unavailable(channel, frame, exc)
     finally:
         _stop_pump(channel, sub)
         with connection():

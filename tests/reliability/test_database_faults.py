@@ -111,6 +111,33 @@ def test_sqlite_lock_held_past_the_timeout_is_a_clear_503_and_loses_nothing(tmp_
         close_app(app)
 
 
+def test_a_socket_frame_during_a_lock_is_refused_and_the_socket_lives(tmp_path):
+    from tests.ws.conftest import LiveServer
+    from tests.ws.conftest import Socket
+
+    app = make_app(tmp_path, DATABASE_BUSY_TIMEOUT=0.3)
+    server = LiveServer(app)
+    try:
+        with app.app_context():
+            api, visitor, token, cid = open_chat(app)
+            socket = Socket(server.url(f"/ws/visitor?token={token}"))
+            socket.expect("hello")
+            holder = sqlite_lock(app)
+            socket.send("message", {"body": "锁住时", "client_msg_id": "s1"})
+            error = socket.expect("error", timeout=30)["data"]
+            assert error["code"] == "unavailable"
+            holder.execute("ROLLBACK")
+            holder.close()
+            socket.send("message", {"body": "锁住时", "client_msg_id": "s1"})  # the resend
+            ack = socket.expect("ack", timeout=30)["data"]
+            assert ack["client_msg_id"] == "s1" and not ack["duplicate"]
+            assert bodies(api, cid) == ["锁住时"]
+    finally:
+        Socket.close_all()
+        server.stop()
+        close_app(app)
+
+
 def test_postgres_backends_terminated_then_the_next_request_reconnects(pg_app):
     api, visitor, token, cid = open_chat(pg_app)
     assert say(visitor, token, cid, "断开以前", "p1").status_code == 201
