@@ -14,6 +14,7 @@ notes are never published.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -25,6 +26,7 @@ from flask import Flask
 from flask import current_app
 from flask import request
 from flask_sock import Sock
+from playhouse.pool import MaxConnectionsExceeded
 from simple_websocket import ConnectionClosed
 
 from meiqia.db import connection
@@ -195,7 +197,35 @@ def _frames(ws: Any, channel: Channel) -> Any:
 
 
 #: The database busy (SQLite lock past the busy timeout) or unreachable.
-DATABASE_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
+#: A pool with no free connection within its timeout is as unavailable as a
+#: database that refuses connections.
+DATABASE_ERRORS = (peewee.OperationalError, peewee.InterfaceError, MaxConnectionsExceeded)
+
+
+def _contained(handler: Any) -> Any:
+    """Never let an exception out of a socket handler.
+
+    flask-sock lets it reach Flask, which writes an HTTP 500 response into the
+    upgraded socket: the client reads those bytes as a websocket frame and drops
+    the connection with "reserved bits must be 0" (what the load benchmark saw
+    when the PostgreSQL pool ran dry). Closing with 1011 instead tells the client
+    to reconnect, and the replay (``after=``) gives it whatever it missed.
+    """
+
+    @functools.wraps(handler)
+    def run(ws: Any) -> None:
+        try:
+            handler(ws)
+        except ConnectionClosed:
+            pass
+        except Exception:  # noqa: BLE001 - contained on purpose, logged
+            log.exception("ws: %s handler failed; closing the socket", request.path)
+            try:
+                ws.close(reason=1011, message="server error, reconnect")
+            except Exception:  # noqa: BLE001 - the socket may be gone already
+                pass
+
+    return run
 
 
 def _unavailable(channel: Channel, frame: dict, exc: Exception) -> None:
@@ -215,6 +245,7 @@ def _after() -> int:
 
 
 @sock.route("/ws/visitor")
+@_contained
 def visitor_socket(ws: Any) -> None:
     app = current_app._get_current_object()
     channel = Channel(ws)
@@ -317,6 +348,7 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
 
 
 @sock.route("/ws/agent")
+@_contained
 def agent_socket(ws: Any) -> None:
     app = current_app._get_current_object()
     channel = Channel(ws)

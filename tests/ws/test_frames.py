@@ -95,3 +95,36 @@ def test_a_slow_reader_sending_pings_gets_whole_frames(api, live):
     assert pongs == pings
     assert {body.split(BODY)[0].rsplit('"', 1)[-1] for body in bodies} == {
         f"{n}:" for n in range(MESSAGES)}
+
+
+def test_a_handler_that_fails_closes_the_socket_with_1011(app):
+    """An exception after the upgrade must not become an HTTP 500 in the stream."""
+    import simple_websocket
+    from flask import Blueprint
+
+    from meiqia.web.ws import _contained
+    from meiqia.web.ws import sock
+    from tests.ws.conftest import LiveServer
+
+    bp = Blueprint("boom", __name__)
+
+    @sock.route("/ws/_boom", bp=bp)
+    @_contained
+    def boom(ws):
+        ws.send('{"type": "hello", "data": {}}')
+        raise RuntimeError("the database pool ran dry")
+
+    app.register_blueprint(bp)
+    server = LiveServer(app)
+    try:
+        client = simple_websocket.Client.connect(server.url("/ws/_boom"))
+        assert client.receive(timeout=10) == '{"type": "hello", "data": {}}'
+        try:
+            while client.receive(timeout=10) is not None:
+                pass
+        except simple_websocket.ConnectionClosed as closed:
+            assert closed.reason == 1011
+        else:  # pragma: no cover - the failure this test guards against
+            raise AssertionError("the socket was not closed")
+    finally:
+        server.stop()
