@@ -6,6 +6,7 @@ instantiate for a second or third agent.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 ADMIN_PASSWORD = "s3cret-pass"
@@ -85,3 +86,16 @@ class ApiClient:
 
     def delete(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> Any:
         return self.client.delete(url, headers=self._headers(headers), **kw)
+
+
+def wait_until(predicate: Any, timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy and return its value (a deadline, not a
+    timing claim: the test waits for a state, however long the machine takes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

@@ -22,6 +22,7 @@ from meiqia.models.tickets import SOURCES
 from meiqia.models.tickets import STATUSES
 from meiqia.services import permissions
 from meiqia.services.errors import ValidationError
+from meiqia.services.validation import parse_int
 
 #: The query parameters, documented in the OpenAPI document.
 LIST_QUERY = {"type": "object", "properties": {
@@ -47,16 +48,7 @@ def _enum(args: dict[str, str], name: str, allowed: tuple[str, ...]) -> str | No
 
 def _int(args: dict[str, str], name: str, default: int | None, low: int = 1,
          high: int = 10**9) -> int | None:
-    raw = args.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(f"{name}: expected a whole number", name) from None
-    if not low <= value <= high:
-        raise ValidationError(f"{name}: must be between {low} and {high}", name)
-    return value
+    return parse_int(args.get(name), name, default, low, high)
 
 
 def _bound(raw: str | None, name: str, tz: ZoneInfo, end: bool) -> datetime.datetime | None:

@@ -12,7 +12,6 @@ import io
 import os
 import socket
 import threading
-import time
 import tracemalloc
 import uuid
 
@@ -26,6 +25,7 @@ from meiqia.services import uploads
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.web.security import visitor_token
+from tests.helpers import wait_until
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x01" * 64
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x02" * 64
@@ -398,15 +398,6 @@ def live_world(world):
     thread.join(timeout=5)
 
 
-def wait_for(predicate, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
-
-
 def test_client_going_away_mid_upload_leaves_nothing(live_world):
     world = live_world
     head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
@@ -422,8 +413,8 @@ def test_client_going_away_mid_upload_leaves_nothing(live_world):
 
     with socket.create_connection(("127.0.0.1", world.port)) as sock:
         sock.sendall(request + head + b"\x05" * (512 * 1024))
-        wait_for(lambda: any(n.endswith(".part") for n in parts()), "the upload to start")
-    wait_for(lambda: parts() == [], "the partial file to be removed")
+        wait_until(lambda: any(n.endswith(".part") for n in parts()), 10, "the upload to start")
+    wait_until(lambda: parts() == [], 10, "the partial file to be removed")
     assert world.stored() == ([], 0)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,12 @@ class Server:
         return client
 
 
-@pytest.fixture
-def server(tmp_path: Any) -> Iterator[Server]:
+@contextmanager
+def serve(tmp_path: Any, **config: Any) -> Iterator[Server]:
+    """A fresh app (``config`` over the test defaults) on a free local port."""
     from werkzeug.serving import make_server
 
-    app = make_app(tmp_path)
+    app = make_app(tmp_path, **config)
     http = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
@@ -83,6 +85,12 @@ def server(tmp_path: Any) -> Iterator[Server]:
         http.shutdown()
         thread.join(timeout=5)
         close_app(app)
+
+
+@pytest.fixture
+def server(tmp_path: Any) -> Iterator[Server]:
+    with serve(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture

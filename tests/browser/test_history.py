@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import datetime
 import io
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,7 @@ from meiqia.models.base import utcnow
 from tests.browser.conftest import Server
 from tests.browser.conftest import login
 from tests.browser.conftest import screenshot
-from tests.conftest import close_app
-from tests.conftest import make_app
+from tests.browser.conftest import serve
 from tests.factories import make_conversation
 from tests.factories import make_visitor
 from tests.helpers import AGENT_PASSWORD
@@ -39,18 +37,8 @@ XSS_TEXT = '<b onmouseover="window.__xss=3">粗体</b><img src=x onerror="window
 @pytest.fixture
 def server(tmp_path: Any) -> Iterator[Server]:
     """Like the shared ``server``, with jobs on the embedded worker thread."""
-    from werkzeug.serving import make_server
-
-    app = make_app(tmp_path, JOBS_INLINE=False)
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Server(app, f"http://127.0.0.1:{http.server_port}")
-    finally:
-        http.shutdown()
-        thread.join(timeout=5)
-        close_app(app)
+    with serve(tmp_path, JOBS_INLINE=False) as running:
+        yield running
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.conftest import truncate_all
 from tests.helpers import ApiClient
+from tests.helpers import wait_until
 from tests.reliability.conftest import free_port
-from tests.reliability.conftest import wait_until
 
 
 def open_chat(app):

@@ -26,7 +26,7 @@ from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.factories import make_conversation
 from tests.factories import make_visitor
-from tests.reliability.conftest import wait_until
+from tests.helpers import wait_until
 from tests.reliability.test_database_faults import bodies
 from tests.reliability.test_database_faults import open_chat
 from tests.reliability.test_database_faults import say

@@ -22,10 +22,10 @@ from tests.conftest import truncate_all
 from tests.factories import make_conversation
 from tests.factories import make_visitor
 from tests.helpers import ApiClient
+from tests.helpers import wait_until
 from tests.reliability import job_funcs
 from tests.reliability.conftest import WorkerProcess
 from tests.reliability.conftest import meiqia_env
-from tests.reliability.conftest import wait_until
 
 HEARTBEAT = 0.2
 

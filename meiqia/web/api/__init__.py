@@ -27,8 +27,8 @@ from werkzeug.exceptions import HTTPException
 
 from meiqia.services.accounts import require_admin
 from meiqia.services.errors import ServiceError
-from meiqia.services.errors import ValidationError
 from meiqia.services.validation import check
+from meiqia.services.validation import parse_int
 from meiqia.web.security import current_actor
 from meiqia.web.security import current_visitor
 
@@ -158,16 +158,7 @@ def json_body() -> Any:
 
 def query_int(name: str, default: int, minimum: int = 0, maximum: int = 10**9) -> int:
     """An integer query parameter, or a clear 422."""
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(f"{name}: expected a whole number", name) from None
-    if not minimum <= value <= maximum:
-        raise ValidationError(f"{name}: must be between {minimum} and {maximum}", name)
-    return value
+    return parse_int(request.args.get(name), name, default, minimum, maximum)
 
 
 def error_response(exc: ServiceError) -> Any:

@@ -2,6 +2,7 @@
 // (show/hide, drag to reorder, saved per agent on the server) and the transcript panel.
 // The filter and the page live in the query string; the open transcript in the hash (#c12).
 import { api, clear, dialog, el, fmtDuration, fmtTime, formError, t, toast } from './lib.js';
+import { specialBody } from './message-body.js';
 import { FILTERS, choiceLabel, exportDialog, filtersFrom, queryOf } from './history-common.js';
 
 const $ = (id) => document.getElementById(id);
@@ -281,21 +282,7 @@ function senderName(m, customer) {
 }
 
 function messageBody(m) {
-  if (m.kind === 'image' || m.kind === 'file') {
-    const url = `/api/v1/attachments/${encodeURIComponent((m.payload || {}).attachment || '')}`;
-    return m.kind === 'image'
-      ? el('a', { href: url, target: '_blank', rel: 'noopener' }, el('img', { src: url, alt: m.body, class: 'ws-img' }))
-      : el('a', { href: url, class: 'ws-file', target: '_blank', rel: 'noopener', text: `📄 ${m.body}` });
-  }
-  if (m.kind === 'rating_invite') return el('em', { text: t('ws.rating_invited') });
-  if (m.kind === 'event') {
-    const p = m.payload || {};
-    const text = p.event === 'ended' ? t('ws.ev.ended', { by: p.by || '' })
-      : p.event === 'transferred' ? t('ws.ev.transferred', { by: p.by || '', to: p.to || '' })
-        : p.event === 'leave_message' ? t('ws.ev.leave_message') : (m.body || p.event || '');
-    return el('span', { text });
-  }
-  return el('span', { class: 'text', text: m.body });
+  return specialBody(m) || el('span', { class: 'text', text: m.body });
 }
 
 function messageItem(m, customer) {

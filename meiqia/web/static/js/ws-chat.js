@@ -1,6 +1,7 @@
 // The workspace's middle column: one conversation, the composer (reply / anonymous / internal),
 // #keyword quick replies, @colleague in internal notes, emoji, uploads, bot suggestions, actions.
 import { api, clear, dialog, el, fmtTime, formData, formError, me, t, toast } from './lib.js';
+import { specialBody } from './message-body.js';
 
 const $ = (id) => document.getElementById(id);
 const EMOJI = '😀 😂 😊 😍 🤔 😅 😭 👍 👎 🙏 👏 🎉 ❤️ 🔥 ✅ ❌ ❓ 📦 🚚 💰'.split(' ');
@@ -92,20 +93,8 @@ export class Chat {
   }
 
   body(m) {
-    if (m.kind === 'image' || m.kind === 'file') {
-      const url = `/api/v1/attachments/${encodeURIComponent(m.payload.attachment)}`;
-      return m.kind === 'image'
-        ? el('a', { href: url, target: '_blank', rel: 'noopener' }, el('img', { src: url, alt: m.body, class: 'ws-img' }))
-        : el('a', { href: url, class: 'ws-file', target: '_blank', rel: 'noopener', text: `📄 ${m.body}` });
-    }
-    if (m.kind === 'rating_invite') return el('em', { text: t('ws.rating_invited') });
-    if (m.kind === 'event') {
-      const p = m.payload || {};
-      const text = p.event === 'ended' ? t('ws.ev.ended', { by: p.by || '' })
-        : p.event === 'transferred' ? t('ws.ev.transferred', { by: p.by || '', to: p.to || '' })
-          : p.event === 'leave_message' ? t('ws.ev.leave_message') : (m.body || p.event || '');
-      return el('span', { text });
-    }
+    const special = specialBody(m);
+    if (special) return special;
     const node = el('span', { class: 'text', text: m.body });
     const p = m.payload || {};
     if (p.bot) node.append(el('span', { class: 'tag', text: t(`bot.${p.bot}`) }));

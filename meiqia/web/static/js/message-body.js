@@ -1,0 +1,23 @@
+// How a message's content is drawn, the same in the workspace chat and the history
+// transcript: images and files as links to the permission-checked attachment route,
+// events and rating invitations as translated notes, text as text (never as HTML).
+import { el, t } from './lib.js';
+
+/** The body of a non-text message, or null for a text message (the caller draws it). */
+export function specialBody(m) {
+  if (m.kind === 'image' || m.kind === 'file') {
+    const url = `/api/v1/attachments/${encodeURIComponent((m.payload || {}).attachment || '')}`;
+    return m.kind === 'image'
+      ? el('a', { href: url, target: '_blank', rel: 'noopener' }, el('img', { src: url, alt: m.body, class: 'ws-img' }))
+      : el('a', { href: url, class: 'ws-file', target: '_blank', rel: 'noopener', text: `📄 ${m.body}` });
+  }
+  if (m.kind === 'rating_invite') return el('em', { text: t('ws.rating_invited') });
+  if (m.kind === 'event') {
+    const p = m.payload || {};
+    const text = p.event === 'ended' ? t('ws.ev.ended', { by: p.by || '' })
+      : p.event === 'transferred' ? t('ws.ev.transferred', { by: p.by || '', to: p.to || '' })
+        : p.event === 'leave_message' ? t('ws.ev.leave_message') : (m.body || p.event || '');
+    return el('span', { text });
+  }
+  return null;
+}
