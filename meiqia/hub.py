@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from typing import Any
@@ -30,13 +31,24 @@ MAX_PENDING = 10_000
 
 
 class Subscription:
-    """A local queue of (topic, event) pairs for one client."""
+    """A local queue of (topic, event) pairs for one client.
 
-    def __init__(self, hub: BaseHub, topics: Iterable[str]) -> None:
+    ``accept(topic, event)``, when given, runs in the publishing thread (the
+    memory hub) or the Redis listener before an event is queued: an agent
+    socket hears its whole team topic but shows only what is in its scope, and
+    dropping the rest here spares one thread wake-up per event per socket (at
+    300 messages/s and 50 agent sockets, 15,000 wake-ups a second). It must be
+    cheap and must not query the database; when unsure it returns True and the
+    subscriber decides.
+    """
+
+    def __init__(self, hub: BaseHub, topics: Iterable[str],
+                 accept: Callable[[str, dict], bool] | None = None) -> None:
         self.hub = hub
         self.topics: set[str] = set()
         self.queue: queue.Queue[tuple[str, dict]] = queue.Queue(MAX_PENDING)
         self.closed = False
+        self.accept = accept
         for topic in topics:
             self.add(topic)
 
@@ -84,6 +96,12 @@ class Subscription:
         self.close()
 
     def _deliver(self, topic: str, event: dict) -> None:
+        if self.accept is not None:
+            try:
+                if not self.accept(topic, event):
+                    return
+            except Exception:  # noqa: BLE001 - a broken filter must not lose events
+                log.exception("hub: accept filter failed; event queued anyway")
         try:
             self.queue.put_nowait((topic, event))
         except queue.Full:
@@ -97,8 +115,9 @@ class BaseHub:
         self._lock = threading.Lock()
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
 
-    def subscribe(self, topics: Iterable[str]) -> Subscription:
-        return Subscription(self, topics)
+    def subscribe(self, topics: Iterable[str],
+                  accept: Callable[[str, dict], bool] | None = None) -> Subscription:
+        return Subscription(self, topics, accept)
 
     def _attach(self, topic: str, sub: Subscription) -> None:
         with self._lock:

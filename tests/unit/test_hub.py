@@ -58,3 +58,25 @@ def test_redis_hub_publish_survives_unreachable_redis():
         assert health["ok"] is False and "error" in health
     finally:
         hub.close()
+
+
+def test_an_accept_filter_drops_events_before_they_are_queued():
+    """An agent socket hears the team topic; what its scope rejects never wakes it."""
+    hub = MemoryHub()
+    mine = hub.subscribe(["team:1"], accept=lambda topic, event: event["data"]["handler_id"] == 7)
+    everyone = hub.subscribe(["team:1"])
+    for handler in (7, 8, 7):
+        hub.publish("team:1", {"type": "message", "data": {"handler_id": handler}})
+    assert [e["data"]["handler_id"] for _, e in mine.drain()] == [7, 7]
+    assert len(everyone.drain()) == 3
+
+
+def test_a_failing_accept_filter_queues_the_event_rather_than_lose_it():
+    hub = MemoryHub()
+
+    def broken(topic, event):
+        raise KeyError("handler_id")
+
+    sub = hub.subscribe(["team:1"], accept=broken)
+    hub.publish("team:1", {"type": "message", "data": {}})
+    assert sub.drain() == [("team:1", {"type": "message", "data": {}})]
