@@ -24,6 +24,10 @@ DEFAULTS: dict[str, Any] = {
     #: PostgreSQL connections each process may hold. Processes × this must stay
     #: under the server's max_connections (100 by default), workers included.
     "DATABASE_POOL_SIZE": 20,
+    #: Socket frames (and socket pumps) using the database at once per process;
+    #: the rest wait in line. 0: three quarters of DATABASE_POOL_SIZE, leaving
+    #: the remainder to HTTP requests (see ``meiqia.web.ws.socket_unit``).
+    "WS_DB_CONCURRENCY": 0,
     #: Prefix for every Redis key and channel, so several deployments (or test runs)
     #: can share one Redis server.
     "REDIS_PREFIX": "meiqia",
@@ -71,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
 
 _INT_KEYS = {
     "DATABASE_POOL_SIZE",
+    "WS_DB_CONCURRENCY",
     "TRUSTED_PROXIES",
     "MAX_IMAGE_BYTES",
     "MAX_FILE_BYTES",

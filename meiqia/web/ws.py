@@ -14,11 +14,13 @@ notes are never published.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import peewee
@@ -50,6 +52,8 @@ PING_SECONDS = 25
 
 
 def init_app(app: Flask) -> None:
+    size = app.config.get("WS_DB_CONCURRENCY") or max(2, app.config["DATABASE_POOL_SIZE"] * 3 // 4)
+    app.extensions["meiqia.ws_gate"] = threading.BoundedSemaphore(size)
     # No server-initiated pings: simple_websocket closes a socket (1008) when a pong
     # is late, which under load drops healthy clients. Clients send "ping" frames
     # every PING_SECONDS instead (the widget does), which also keeps NATs open.
@@ -62,6 +66,38 @@ def envelope(kind: str, data: dict | None = None, msg_id: int | None = None) -> 
     return json.dumps({"type": kind, "id": msg_id,
                        "ts": utcnow().isoformat(timespec="milliseconds") + "Z",
                        "data": data or {}}, ensure_ascii=False)
+
+
+_unit_depth = threading.local()
+
+
+@contextlib.contextmanager
+def socket_unit() -> Iterator[None]:
+    """A database connection for one unit of socket work, at most
+    ``WS_DB_CONCURRENCY`` at a time per process.
+
+    A process holds thousands of sockets and a pool of DATABASE_POOL_SIZE
+    connections. Without a bound, a burst of frames makes every socket thread
+    wait inside the pool, the pool times out, and frames fail (what the
+    2,000-socket benchmark saw). Behind this gate the burst waits in line,
+    first come first served (``threading.Semaphore`` wakes waiters in order),
+    and the pool keeps room for HTTP requests. Nested units share the outer
+    turn. Waiting longer than DATABASE_BUSY_TIMEOUT raises as an exhausted pool
+    does, which the socket answers with an ``unavailable`` error frame.
+    """
+    depth = getattr(_unit_depth, "value", 0)
+    gate = current_app.extensions.get("meiqia.ws_gate") if depth == 0 else None
+    if gate is not None and not gate.acquire(
+            timeout=current_app.config["DATABASE_BUSY_TIMEOUT"]):
+        raise MaxConnectionsExceeded("too many socket frames are waiting for the database")
+    _unit_depth.value = depth + 1
+    try:
+        with connection():
+            yield
+    finally:
+        _unit_depth.value = depth
+        if gate is not None:
+            gate.release()
 
 
 class _SerialSocket:
@@ -249,7 +285,7 @@ def _after() -> int:
 def visitor_socket(ws: Any) -> None:
     app = current_app._get_current_object()
     channel = Channel(ws)
-    with connection():
+    with socket_unit():
         try:
             visitor = security.visitor_from_token(request.args.get("token"))
         except ServiceError as exc:
@@ -273,7 +309,7 @@ def visitor_socket(ws: Any) -> None:
 
     def delivered(data: dict) -> None:
         if data.get("sender_kind") in {"agent", "bot"}:
-            with connection():
+            with socket_unit():
                 messages.mark_delivered(Conversation.get_by_id(conversation.id), [data["id"]])
 
     pump = threading.Thread(target=_pump, args=(app, channel, sub, lambda t, e: True,
@@ -283,7 +319,7 @@ def visitor_socket(ws: Any) -> None:
     try:
         for frame in _frames(ws, channel):
             try:
-                with connection():
+                with socket_unit():
                     if time.monotonic() - last_touch > PING_SECONDS / 2:
                         presence.visitor_alive(visitor.id)
                         last_touch = time.monotonic()
@@ -292,7 +328,7 @@ def visitor_socket(ws: Any) -> None:
                 _unavailable(channel, frame, exc)
     finally:
         _stop_pump(channel, sub)
-        with connection():
+        with socket_unit():
             presence.visitor_disconnected(visitor.id)
         pump.join(timeout=2)
 
@@ -352,7 +388,7 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
 def agent_socket(ws: Any) -> None:
     app = current_app._get_current_object()
     channel = Channel(ws)
-    with connection():
+    with socket_unit():
         actor = security.session_agent()
         if actor is None:
             from meiqia.services.accounts import agent_for_token
@@ -363,27 +399,27 @@ def agent_socket(ws: Any) -> None:
             channel.error("unauthorized", "log in first")
             return
         hub = app.extensions["meiqia.hub"]
+        scope = _Scope(actor)
         sub = hub.subscribe([messages.team_topic(actor.team_id),
-                             messages.agent_topic(actor.id)])
+                             messages.agent_topic(actor.id)], accept=scope.prefilter)
         channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
         after = _after()
         if after:
             for old in messages.agent_replay(actor, after):
                 channel.send("message", messages.agent_view(old), old.id)
         presence.agent_connected(actor)
-    allow = _scope_checker(actor)
-    pump = threading.Thread(target=_pump, args=(app, channel, sub, allow), daemon=True)
+    pump = threading.Thread(target=_pump, args=(app, channel, sub, scope.allow), daemon=True)
     pump.start()
     try:
         for frame in _frames(ws, channel):
             try:
-                with connection():
+                with socket_unit():
                     _agent_frame(channel, actor, frame)
             except DATABASE_ERRORS as exc:
                 _unavailable(channel, frame, exc)
     finally:
         _stop_pump(channel, sub)
-        with connection():
+        with socket_unit():
             presence.agent_disconnected(actor)
         pump.join(timeout=2)
 
@@ -393,7 +429,7 @@ SCOPE_CACHE_SECONDS = 30
 _MISSING = object()
 
 
-def _scope_checker(actor: Any) -> Any:
+class _Scope:
     """A cheap per-event filter for an agent socket.
 
     Every team event carries its conversation's handler (and group); the
@@ -403,56 +439,76 @@ def _scope_checker(actor: Any) -> Any:
     under load). A new mention reaches him on his own topic and widens the
     cached view at once. Only events without the handler ask the database, and
     that answer is cached per conversation.
+
+    ``prefilter`` runs in the hub's fan-out (see ``Subscription``): it answers
+    from the cache alone and says True when only a query could tell, so the
+    pump's ``allow`` has the last word and most out-of-scope events never wake
+    the pump at all.
     """
-    everything = permissions.sees_everything(actor)
-    state: dict[str, Any] = {"until": 0.0, "agents": set(), "groups": set(),
-                             "mentioned": set()}
-    per_conversation: dict[int, tuple[bool, float]] = {}
 
-    def refresh() -> None:
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+        self.everything = permissions.sees_everything(actor)
+        self.own_topic = messages.agent_topic(actor.id)
+        self.until = 0.0
+        self.agents: set[int] = set()
+        self.groups: set[int] = set()
+        self.mentioned: set[int] = set()
+        self.per_conversation: dict[int, tuple[bool, float]] = {}
+
+    def refresh(self) -> None:
         now = time.monotonic()
-        if now < state["until"]:
+        if now < self.until:
             return
-        with connection():
-            state["agents"] = permissions.visible_agent_ids(actor) or set()
-            state["groups"] = permissions.visible_group_ids(actor) or set()
-            state["mentioned"] = {m.conversation_id for m in Mention.select(
-                Mention.conversation).where(Mention.agent == actor.id)}
-        state["until"] = now + SCOPE_CACHE_SECONDS
+        with socket_unit():
+            agents = permissions.visible_agent_ids(self.actor) or set()
+            groups = permissions.visible_group_ids(self.actor) or set()
+            mentioned = {m.conversation_id for m in Mention.select(
+                Mention.conversation).where(Mention.agent == self.actor.id)}
+        self.agents, self.groups, self.mentioned = agents, groups, mentioned
+        self.until = now + SCOPE_CACHE_SECONDS
 
-    own_topic = messages.agent_topic(actor.id)
-
-    def allow(topic: str, event: dict) -> bool:
+    def _decide(self, topic: str, event: dict, may_query: bool) -> bool | None:
+        """True or False, or None when only the database could tell."""
         data = event.get("data") or {}
         conversation_id = data.get("conversation_id")
-        if topic == own_topic:
-            if event.get("type") == "mention" and conversation_id is not None:
-                state["mentioned"].add(conversation_id)
-                per_conversation.pop(conversation_id, None)
+        if topic == self.own_topic:
+            if may_query and event.get("type") == "mention" and conversation_id is not None:
+                self.mentioned.add(conversation_id)
+                self.per_conversation.pop(conversation_id, None)
             return True  # addressed to him (assigned, mention)
-        if conversation_id is None or everything:
+        if conversation_id is None or self.everything:
             return True
         handler = data.get("handler_id", _MISSING)
         if handler is _MISSING and isinstance(data.get("handler"), dict | type(None)) \
                 and "handler" in data:
             handler = (data["handler"] or {}).get("id")
-        refresh()
+        if may_query:
+            self.refresh()
+        elif time.monotonic() >= self.until:
+            return None
         if handler is not _MISSING:
-            if handler is not None and handler in state["agents"]:
+            if handler is not None and handler in self.agents:
                 return True
-            if handler is None and (data.get("group_id") in (None, *state["groups"])):
+            if handler is None and (data.get("group_id") in (None, *self.groups)):
                 return True
-            return conversation_id in state["mentioned"]
-        cached = per_conversation.get(conversation_id)
+            return conversation_id in self.mentioned
+        cached = self.per_conversation.get(conversation_id)
         if cached and cached[1] > time.monotonic():
             return cached[0]
-        with connection():
+        if not may_query:
+            return None
+        with socket_unit():
             conversation = Conversation.get_or_none(Conversation.id == conversation_id)
-            ok = bool(conversation) and permissions.can_see_conversation(actor, conversation)
-        per_conversation[conversation_id] = (ok, time.monotonic() + SCOPE_CACHE_SECONDS)
+            ok = bool(conversation) and permissions.can_see_conversation(self.actor, conversation)
+        self.per_conversation[conversation_id] = (ok, time.monotonic() + SCOPE_CACHE_SECONDS)
         return ok
 
-    return allow
+    def allow(self, topic: str, event: dict) -> bool:
+        return bool(self._decide(topic, event, may_query=True))
+
+    def prefilter(self, topic: str, event: dict) -> bool:
+        return self._decide(topic, event, may_query=False) is not False
 
 
 def _agent_frame(channel: Channel, actor: Any, frame: dict) -> None:
