@@ -139,11 +139,9 @@ def post_message(
         raise ValidationError("body: must not be empty", "body")
     if len(body) > MAX_BODY:
         raise ValidationError(f"body: at most {MAX_BODY} characters", "body")
-    if client_msg_id:
-        existing = Message.get_or_none(Message.conversation == conversation.id,
-                                       Message.client_msg_id == client_msg_id)
-        if existing is not None:
-            return existing, False
+    # A resend of a stored message is caught by the unique index on
+    # (conversation, client_msg_id) below, not by a look-up first: one query less
+    # on every message, and resends are rare.
     draft = {"sender_kind": sender_kind, "kind": kind, "body": body,
              "payload": payload or {}, "visibility": visibility}
     pm = current_app.extensions["meiqia.plugins"]
@@ -165,8 +163,11 @@ def post_message(
                 agent=agent, shown_agent=shown_agent or agent, client_msg_id=client_msg_id,
                 created_at=now,
             )
-            Conversation.update(last_message_id=message.id, last_message_at=now).where(
-                Conversation.id == conversation.id).execute()
+            # The handler and group as they are now (a transfer may have raced),
+            # for the agents' sockets to filter the event by.
+            owner = list(Conversation.update(last_message_id=message.id, last_message_at=now)
+                         .where(Conversation.id == conversation.id)
+                         .returning(Conversation.handler, Conversation.group).tuples().execute())
             mentioned = _store_mentions(conversation, message, agent) \
                 if visibility == "internal" and agent is not None else []
     except peewee.IntegrityError:
@@ -176,7 +177,7 @@ def post_message(
         if existing is None:
             raise
         return existing, False
-    publish_message(conversation, message)
+    publish_message(conversation, message, owner[0] if owner else None)
     for agent_id in mentioned:
         events.emit("mention", conversation.team_id, [agent_topic(agent_id)],
                     {"conversation_id": conversation.id, "message_id": message.id,
@@ -185,16 +186,20 @@ def post_message(
     return message, True
 
 
-def publish_message(conversation: Conversation, message: Message) -> None:
+def publish_message(conversation: Conversation, message: Message,
+                    owner: tuple[int | None, int | None] | None = None) -> None:
     """Agents hear every message on the team topic (with the handler and group, so
     their sockets filter by scope without a query); visitors hear public ones on
-    the conversation topic."""
+    the conversation topic. ``owner`` is the current (handler id, group id) when
+    the caller has just read it."""
     team = conversation.team_id
-    current = Conversation.select(Conversation.handler, Conversation.group).where(
-        Conversation.id == conversation.id).first()
+    if owner is None:
+        current = Conversation.select(Conversation.handler, Conversation.group).where(
+            Conversation.id == conversation.id).first()
+        owner = (current.handler_id, current.group_id) if current else (
+            conversation.handler_id, conversation.group_id)
     data = agent_view(message)
-    data["handler_id"] = current.handler_id if current else conversation.handler_id
-    data["group_id"] = current.group_id if current else conversation.group_id
+    data["handler_id"], data["group_id"] = owner
     events.emit("message", team, [team_topic(team)], data, track=False)
     if message.visibility == "public":
         events.emit("message", team, [conversation_topic(conversation.id)],
