@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import PooledSqliteDatabase
 
 database = peewee.DatabaseProxy()
 
@@ -32,8 +33,13 @@ SQLITE_PRAGMAS = {
 }
 
 
-class ImmediateSqliteDatabase(peewee.SqliteDatabase):
-    """SQLite whose transactions take the write lock when they begin.
+class ImmediateSqliteDatabase(PooledSqliteDatabase):
+    """SQLite whose transactions take the write lock when they begin, with
+    connections kept in a pool.
+
+    The pool: every websocket frame and job is a unit of work with its own
+    connection; opening a SQLite connection (pragmas) and closing it (the last
+    close of a WAL database checkpoints it) cost more than the frame's queries.
 
     A deferred transaction that reads and then writes can fail at once with
     "database is locked" when another writer got there first (SQLite does not
@@ -59,7 +65,11 @@ def make_database(url: str, busy_timeout: float = 10.0, pool_size: int = 20) -> 
         if directory:
             os.makedirs(directory, exist_ok=True)
         pragmas = {**SQLITE_PRAGMAS, "busy_timeout": int(busy_timeout * 1000)}
-        return ImmediateSqliteDatabase(path, pragmas=pragmas, timeout=busy_timeout)
+        # ``timeout`` is the pool's wait for a free connection; SQLite's own lock
+        # wait is the busy_timeout pragma. Pooled connections move between threads.
+        return ImmediateSqliteDatabase(path, pragmas=pragmas, max_connections=pool_size,
+                                       stale_timeout=300, timeout=busy_timeout,
+                                       check_same_thread=False)
     return PooledPostgresqlDatabase(
         parsed.path.lstrip("/"),
         user=unquote(parsed.username) if parsed.username else None,
