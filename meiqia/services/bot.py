@@ -18,6 +18,7 @@ from meiqia.bot.normalize import QuestionError
 from meiqia.bot.normalize import check_question
 from meiqia.bot.normalize import normalize
 from meiqia.bot.normalize import truncate_question
+from meiqia.db import get_by_id
 from meiqia.models import Conversation
 from meiqia.models import SuggestionLog
 from meiqia.models import Team
@@ -178,7 +179,7 @@ def suggestions_for_agent(conversation: Conversation, text: str, k: int = 3) -> 
     except QuestionError:
         return []
     question, _ = truncate_question(question)
-    settings = settings_of(conversation.team)
+    settings = settings_of(get_by_id(Team, conversation.team_id))
     return [c for c in candidates_for(question, conversation, k=k)
             if c["score"] >= settings["suggest_threshold"] * 0.6]
 

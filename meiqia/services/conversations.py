@@ -14,11 +14,13 @@ from typing import Any
 from flask import current_app
 
 from meiqia.db import database
+from meiqia.db import get_by_id
 from meiqia.models import Agent
 from meiqia.models import Conversation
 from meiqia.models import Group
 from meiqia.models import Mention
 from meiqia.models import Message
+from meiqia.models import Team
 from meiqia.models import Visit
 from meiqia.models import Visitor
 from meiqia.models.base import utcnow
@@ -127,13 +129,15 @@ def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
         raise NotFound("no such conversation")
     if conversation.status == "ended":
         raise Conflict("the conversation has ended: start a new one")
+    # ``refresh``: the status as it is now (routing may have run since the caller read it).
     message, created = messages.post_message(
-        conversation, "visitor", body, kind=kind, client_msg_id=client_msg_id, payload=payload)
+        conversation, "visitor", body, kind=kind, client_msg_id=client_msg_id, payload=payload,
+        refresh=True)
     if not created:
         return message, False
-    conversation = Conversation.get_by_id(conversation.id)
     if conversation.status == "bot" and kind == "text":
-        if wants_human(message.body) or not settings_of(conversation.team)["bot_enabled"]:
+        if wants_human(message.body) or \
+                not settings_of(get_by_id(Team, conversation.team_id))["bot_enabled"]:
             _ask_for_human(conversation)
         else:
             _bot_step(conversation, message)

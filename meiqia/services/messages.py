@@ -123,11 +123,15 @@ def post_message(
     shown_agent: Agent | None = None,
     client_msg_id: str | None = None,
     payload: dict[str, Any] | None = None,
+    refresh: bool = False,
 ) -> tuple[Message, bool]:
     """Store a message and publish it; return (message, created).
 
     ``created`` is False when the client message id was seen before: the
-    stored message is returned and nothing is published again.
+    stored message is returned and nothing is published again. With
+    ``refresh``, the conversation's status, handler and group are set to what
+    they are in the database now (read back by the same UPDATE), which spares
+    the caller a second look-up.
     """
     client_msg_id = check_client_id(client_msg_id)
     if kind not in KINDS:
@@ -165,9 +169,10 @@ def post_message(
             )
             # The handler and group as they are now (a transfer may have raced),
             # for the agents' sockets to filter the event by.
-            owner = list(Conversation.update(last_message_id=message.id, last_message_at=now)
-                         .where(Conversation.id == conversation.id)
-                         .returning(Conversation.handler, Conversation.group).tuples().execute())
+            now_row = list(Conversation.update(last_message_id=message.id, last_message_at=now)
+                           .where(Conversation.id == conversation.id)
+                           .returning(Conversation.handler, Conversation.group,
+                                      Conversation.status).tuples().execute())
             mentioned = _store_mentions(conversation, message, agent) \
                 if visibility == "internal" and agent is not None else []
     except peewee.IntegrityError:
@@ -177,7 +182,9 @@ def post_message(
         if existing is None:
             raise
         return existing, False
-    publish_message(conversation, message, owner[0] if owner else None)
+    if now_row and refresh:
+        conversation.handler_id, conversation.group_id, conversation.status = now_row[0]
+    publish_message(conversation, message, now_row[0][:2] if now_row else None)
     for agent_id in mentioned:
         events.emit("mention", conversation.team_id, [agent_topic(agent_id)],
                     {"conversation_id": conversation.id, "message_id": message.id,

@@ -32,6 +32,7 @@ from playhouse.pool import MaxConnectionsExceeded
 from simple_websocket import ConnectionClosed
 
 from meiqia.db import connection
+from meiqia.db import get_by_id
 from meiqia.models import Conversation
 from meiqia.models import Mention
 from meiqia.models.base import utcnow
@@ -149,6 +150,14 @@ class Channel:
         text = envelope(kind, data, msg_id)
         with self.lock:
             _send_all(self.ws, text)
+
+    def ack(self, sent: Any, view: dict, created: bool) -> None:
+        """Acknowledge a stored message. The ack carries the message, so this
+        socket does not get it again as a ``message`` frame (the sender's other
+        sockets, a second tab, still do): one frame less per message."""
+        self.send("ack", {"client_msg_id": sent.client_msg_id, "message": view,
+                          "duplicate": not created})
+        self.sent_ids.add(sent.id)
 
     def error(self, code: str, message: str, ref: Any = None) -> None:
         self.send("error", {"code": code, "message": message, "ref": ref})
@@ -310,7 +319,7 @@ def visitor_socket(ws: Any) -> None:
     def delivered(data: dict) -> None:
         if data.get("sender_kind") in {"agent", "bot"}:
             with socket_unit():
-                messages.mark_delivered(Conversation.get_by_id(conversation.id), [data["id"]])
+                messages.mark_delivered(get_by_id(Conversation, conversation.id), [data["id"]])
 
     pump = threading.Thread(target=_pump, args=(app, channel, sub, lambda t, e: True,
                                                  delivered), daemon=True)
@@ -353,7 +362,7 @@ def _run_frame(channel: Channel, frame: dict, handlers: dict[str, Any]) -> None:
 def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: dict) -> None:
     from meiqia.services import events
 
-    conversation = Conversation.get_by_id(conversation_id)
+    conversation = get_by_id(Conversation, conversation_id)
     named = frame.get("data", {}).get("conversation_id")
     if named is not None and named != conversation_id:
         # A visitor socket speaks for its own conversation only.
@@ -363,8 +372,7 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
     def message(data: dict) -> None:
         sent, created = conversations.visitor_message(
             visitor, conversation, data.get("body", ""), data.get("client_msg_id"))
-        channel.send("ack", {"client_msg_id": sent.client_msg_id,
-                             "message": messages.visitor_view(sent), "duplicate": not created})
+        channel.ack(sent, messages.visitor_view(sent), created)
 
     def typing(data: dict) -> None:
         events.emit("typing", conversation.team_id, [messages.team_topic(conversation.team_id)],
@@ -521,8 +529,7 @@ def _agent_frame(channel: Channel, actor: Any, frame: dict) -> None:
         body = {k: v for k, v in data.items() if k != "conversation_id"}
         sent, created = conversations.agent_send(actor, int(data.get("conversation_id", 0)),
                                                  body)
-        channel.send("ack", {"client_msg_id": sent.client_msg_id,
-                             "message": messages.agent_view(sent), "duplicate": not created})
+        channel.ack(sent, messages.agent_view(sent), created)
 
     def replay(data: dict) -> None:
         for old in messages.history(mine(data), after=int(data.get("after", 0)),
