@@ -292,7 +292,7 @@ def test_docs_deploy_md_step_by_step(stack: Stack, tmp_path: Path, redis_prefix:
                "gunicorn to answer /healthz")
     wait_until(lambda: web.output().count("Booting worker with pid") == 2, START_UP,
                "gunicorn's two worker processes")
-    assert "Using worker: gthread" in web.output()  # deploy/gunicorn.conf.py's worker class
+    assert "Using worker: gevent" in web.output()  # deploy/gunicorn.conf.py: gevent on PostgreSQL
 
     # --- §4 nginx: the doc's block, upstream and listen replaced, no TLS --------------------
     folder = tmp_path / "nginx"

@@ -1,13 +1,19 @@
-"""Production shape: two server processes on one PostgreSQL and one Redis.
+"""Production shape: two server processes and a worker on one PostgreSQL and one Redis.
 
-A visitor on one process and an agent on the other hold a conversation; the
-visitor's process is killed mid-conversation and the visitor resumes on the
-other process without losing or repeating a message.
+The servers are gunicorn with ``deploy/gunicorn.conf.py`` (gevent on
+PostgreSQL), as docs/deploy.md runs them. A visitor on one process and an agent
+on the other hold a conversation; the visitor's process is killed (SIGKILL,
+master and worker) mid-conversation and the visitor resumes on the other
+process without losing or repeating a message; the ended conversation is
+exported by the ``meiqia worker`` process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import http.cookiejar
+import io
 import json
 import os
 import signal
@@ -23,13 +29,17 @@ import pytest
 from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.conftest import truncate_all
+from tests.helpers import wait_until
 from tests.ws.conftest import Socket
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVER = (
-    "import os, sys; from meiqia import create_app; "
-    "create_app().run(host='127.0.0.1', port=int(sys.argv[1]), threaded=True)"
-)
+BIN = Path(sys.executable).parent
+
+
+def server_command(port: int) -> list[str]:
+    """One gunicorn process (one worker) with the production settings."""
+    return [str(BIN / "gunicorn"), "--config", str(ROOT / "deploy" / "gunicorn.conf.py"),
+            "--workers", "1", "--bind", f"127.0.0.1:{port}", "meiqia.wsgi:app"]
 
 
 def free_port() -> int:
@@ -42,8 +52,10 @@ class Server:
     def __init__(self, env: dict[str, str], tmp: Path, name: str) -> None:
         self.port = free_port()
         self.log = open(tmp / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(self.port)], env=env,
-                                     cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        # A session of its own: killing the group takes gunicorn's master and worker.
+        self.proc = subprocess.Popen(server_command(self.port), env=env, cwd=ROOT,
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         # A wait for start-up, not a timing assertion: importing scikit-learn on a
         # busy 2-core machine has taken more than 30 s.
         deadline = time.monotonic() + 120
@@ -64,9 +76,52 @@ class Server:
         return f"ws://127.0.0.1:{self.port}{path}"
 
     def stop(self, kill: bool = False) -> None:
+        """SIGKILL the whole process group (a crash), or SIGINT (gunicorn's quick
+        stop: SIGTERM would wait graceful_timeout for open websockets)."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            self.proc.wait(timeout=10)
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGINT)
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        if kill:
+            # The worker process may outlive a killed master for a moment.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+
+class Worker:
+    """``meiqia worker``: the rq worker process that runs exports."""
+
+    def __init__(self, env: dict[str, str], tmp: Path) -> None:
+        self.log = open(tmp / "worker.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([str(BIN / "meiqia"), "worker"], env=env, cwd=ROOT,
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def check_alive(self) -> None:
+        assert self.proc.poll() is None, Path(self.log.name).read_text()
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
         self.log.close()
 
 
@@ -100,13 +155,16 @@ def cluster(tmp_path, pg_database_url, redis_url, redis_prefix):
         "MEIQIA_INSTANCE_PATH": str(tmp_path / "instance"), "PYTHONUNBUFFERED": "1",
     })
     servers = [Server(env, tmp_path, "a"), Server(env, tmp_path, "b")]
-    yield servers
+    worker = Worker(env, tmp_path)
+    yield servers, worker
+    worker.stop()
     for server in servers:
         server.stop()
 
 
 def test_visitor_and_agent_on_two_processes_and_a_process_dies(cluster):
-    a, b = cluster
+    (a, b), worker = cluster
+    assert "Using worker: gevent" in a.output()  # the production worker class
     admin = Http()
     data = admin.call("POST", a.url("/api/v1/auth/register"), {
         "team_name": "双进程", "name": "管理员", "email": "admin@example.com",
@@ -153,3 +211,22 @@ def test_visitor_and_agent_on_two_processes_and_a_process_dies(cluster):
     assert bodies == ["我在 B 进程", "我在 A 进程", "断线时一", "断线时二"]
     for s in (agent, visitor, resumed):
         s.close()
+
+    # The ended conversation, exported with its messages by the worker process.
+    admin.call("POST", a.url(f"/api/v1/conversations/{cid}/end"), {})
+    export = admin.call("POST", a.url("/api/v1/history/exports"),
+                        {"format": "csv", "with_content": True})
+
+    def export_done() -> dict | None:
+        worker.check_alive()
+        state = admin.call("GET", a.url(f"/api/v1/history/exports/{export['id']}"))
+        assert state["status"] != "failed", state
+        return state if state["status"] == "done" else None
+
+    done = wait_until(export_done, 120, "the worker to finish the export")
+    with admin.opener.open(a.url(done["download"]), timeout=10) as response:
+        rows = list(csv.DictReader(io.StringIO(response.read().decode("utf-8-sig"))))
+    assert [row["id"] for row in rows] == [str(cid)]
+    content = json.dumps(rows[0], ensure_ascii=False)
+    assert all(text in content for text in ["我在 B 进程", "断线时一", "断线时二"])
+    assert "Job OK" in worker.output()
