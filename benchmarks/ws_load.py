@@ -1,9 +1,10 @@
 """Websocket load: many visitor and agent sockets, sustained messages, a reconnect storm.
 
-Starts one meiqia server process (Werkzeug's threaded server, as ``meiqia run``)
-on the embedded default (SQLite, in-process hub) or with ``--production`` on
-PostgreSQL + Redis, opens VISITORS visitor sockets and AGENTS agent sockets
-from one asyncio client process, then:
+Starts meiqia on the embedded default (SQLite, in-process hub, Werkzeug's
+threaded server as ``meiqia run``) or with ``--production`` on PostgreSQL +
+Redis (gunicorn with ``deploy/gunicorn.conf.py``: the gevent worker class,
+``--workers`` processes), opens VISITORS visitor sockets and AGENTS agent
+sockets from one asyncio client process, then:
 
 1. sends RATE visitor messages per second for DURATION seconds; each is stored,
    published and delivered to the handling agent's socket; the benchmark counts
@@ -11,13 +12,17 @@ from one asyncio client process, then:
 2. drops RECONNECT visitor sockets, has agents write to each of those
    conversations, and reconnects them all within 10 s with ``after=<last id>``:
    each must get exactly its missed message;
-3. reads the server's RSS before and after the sockets open (memory per socket).
+3. reads the server's RSS before and after the sockets open (memory per socket)
+   and its CPU time over the sustained phase (CPU per message);
+4. counts the visitor messages stored in the database: each sent message must
+   be stored exactly once;
+5. in the same run, measures a bare asyncio ``websockets`` echo server with the
+   same client (sockets held, memory per socket, echo throughput): our distance
+   from the limit (``--reference`` runs only that part).
 
-``--reference`` measures a bare asyncio ``websockets`` echo server the same way
-(sockets held, memory per socket, echo throughput): our distance from the limit.
-
-Run: ``.venv/bin/python benchmarks/ws_load.py [--production] [--duration 300]``
-and ``.venv/bin/python benchmarks/ws_load.py --reference``. Only 127.0.0.1.
+Run: ``.venv/bin/python benchmarks/ws_load.py [--production [--workers 2]]``
+(defaults: 2,000 visitors, 50 agents, 300 msg/s for 300 s, 500 reconnects).
+Only 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -85,6 +90,37 @@ def rss_mb(pid: int) -> float:
         except FileNotFoundError:
             pass
     return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its descendants, in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = (int(fields[11]) + int(fields[12])) / ticks
+    for child in _children(pid):
+        try:
+            total += cpu_seconds(child)
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def stored_count(env: dict) -> int:
+    """Visitor messages of the sustained phase in the database (client ids ``b…``)."""
+    sql = ("SELECT COUNT(*) FROM message WHERE sender_kind = 'visitor' "
+           "AND client_msg_id LIKE 'b%'")
+    url = env.get("MEIQIA_DATABASE_URL", "")
+    if url.startswith("postgres"):
+        import psycopg2
+
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchone()[0]
+    import sqlite3
+
+    path = Path(env["MEIQIA_INSTANCE_PATH"]) / "meiqia.sqlite3"
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql).fetchone()[0]
 
 
 class Http:
@@ -158,6 +194,7 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
     base_rss = rss_mb(pid)
 
     loop = asyncio.get_running_loop()
+    progress(f"{args.agents} agents ready; opening {args.visitors} visitor sessions")
     sessions = []
     for _ in range(args.visitors):
         s = await loop.run_in_executor(None, lambda: Http(base).call(
@@ -190,6 +227,8 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
         visitors.append(ws)
     await asyncio.sleep(2)
     held_rss = rss_mb(pid)
+    progress(f"{len(visitors) + len(agents)} sockets open; "
+             f"{args.rate:g} msg/s for {args.duration:g} s")
 
     async def drain(ws, index):
         try:
@@ -204,6 +243,7 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
     # Phase 1: sustained load. Sockets the server breaks are counted, not fatal.
     broken: dict[int, str] = {}
     interval = 1.0 / args.rate
+    cpu_before = cpu_seconds(pid)
     start = time.perf_counter()
     n = 0
     while time.perf_counter() - start < args.duration:
@@ -223,8 +263,11 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
         delay = target - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-    achieved = n / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    achieved = n / elapsed
     await asyncio.sleep(5)
+    cpu_used = cpu_seconds(pid) - cpu_before
+    progress(f"sustained phase done: {n} sent, {len(received)} delivered")
     lat = [(times[0] - sent_at[c]) * 1000 for c, times in received.items()]
     lost = len(sent_at) - len(received)
     dup = sum(len(t) - 1 for t in received.values())
@@ -286,7 +329,13 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
         "p99": float(np.percentile(arr, 99)), "kb_per_socket": (held_rss - base_rss) * 1024 / sockets,
         "rss": held_rss, "storm": len(storm), "storm_ok": ok, "storm_s": storm_s,
         "broken": len(broken), "broken_why": sorted(set(broken.values()))[:3],
+        "cpu_ms_per_msg": cpu_used * 1000 / max(n, 1),
+        "cpu_cores": cpu_used / (elapsed + 5),
     }
+
+
+def progress(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 async def run_reference(port: int, pid: int, sockets: int) -> dict:
@@ -313,43 +362,55 @@ async def run_reference(port: int, pid: int, sockets: int) -> dict:
             "echo_per_s": count / 10}
 
 
+def reference(sockets: int) -> dict:
+    """The bare asyncio ``websockets`` echo server, measured with the same client."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", ECHO, str(port)])
+    time.sleep(1.5)
+    try:
+        return asyncio.run(run_reference(port, proc.pid, sockets))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--production", action="store_true", help="PostgreSQL + Redis")
-    parser.add_argument("--reference", action="store_true", help="bare asyncio websockets")
+    parser.add_argument("--reference", action="store_true",
+                        help="only the bare asyncio websockets echo server")
     parser.add_argument("--visitors", type=int, default=2000)
     parser.add_argument("--agents", type=int, default=50)
-    parser.add_argument("--rate", type=float, default=300)
-    parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=300, help="visitor messages per second")
+    parser.add_argument("--duration", type=float, default=300, help="seconds of sustained load")
     parser.add_argument("--reconnect", type=int, default=500)
-    parser.add_argument("--server", choices=["werkzeug", "gthread", "gevent"],
-                        default="werkzeug", help="werkzeug (meiqia run) or a gunicorn worker")
+    parser.add_argument("--server", choices=["werkzeug", "gthread", "gevent"], default=None,
+                        help="werkzeug (meiqia run; the embedded default's server) or a "
+                             "gunicorn worker class (default with --production: gevent, "
+                             "as deploy/gunicorn.conf.py picks for PostgreSQL)")
     parser.add_argument("--workers", type=int, default=1,
                         help="gunicorn processes (more than one needs --production)")
     parser.add_argument("--threads", type=int, default=2100,
                         help="gthread: threads per process (one per open socket)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--no-write", action="store_true",
+                        help="print the figures, leave docs/benchmarks.md alone")
     args = parser.parse_args()
+    if args.server is None:
+        args.server = "gevent" if args.production else "werkzeug"
     if args.workers > 1 and not args.production:
         parser.error("several processes share events only through Redis: add --production")
-    port = free_port()
     if args.reference:
-        proc = subprocess.Popen([sys.executable, "-c", ECHO, str(port)])
-        time.sleep(1.5)
-        try:
-            fig = asyncio.run(run_reference(port, proc.pid, args.visitors))
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait()
-        print(fig)
-        body = (f"Bare asyncio `websockets` echo server, same machine and client: "
-                f"{fig['sockets']:,} sockets held at {fig['kb_per_socket']:.1f} KB each; "
-                f"{fig['echo_per_s']:,.0f} echo messages/s (200 clients in lock-step).")
-        write_section("ws-reference", "Websocket reference: bare asyncio echo server",
-                      ".venv/bin/python benchmarks/ws_load.py --reference", body)
+        ref = reference(args.visitors)
+        print(ref)
+        if not args.no_write:
+            write_section("ws-reference", "Websocket reference: bare asyncio echo server",
+                          ".venv/bin/python benchmarks/ws_load.py --reference",
+                          reference_text(ref))
         return
+    port = free_port()
     tmp = Path(tempfile.mkdtemp())
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
     env.update({"MEIQIA_INSTANCE_PATH": str(tmp), "MEIQIA_SECRET_KEY": "bench",
@@ -370,6 +431,7 @@ def main() -> None:
     proc = start_server(env, port, args.server, args.workers)
     try:
         fig = asyncio.run(run_load(args, port, proc.pid))
+        fig["stored"] = stored_count(env)
     finally:
         # gunicorn waits graceful_timeout for open websockets on SIGTERM; SIGINT is quick.
         proc.send_signal(signal.SIGTERM if args.server == "werkzeug" else signal.SIGINT)
@@ -380,7 +442,11 @@ def main() -> None:
             proc.wait()
         if db_name:
             conn.cursor().execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-    print(fig)
+    progress("the reference: bare asyncio websockets echo server")
+    ref = reference(args.visitors)
+    print({**fig, "reference": ref})
+    if args.no_write:
+        return
     mode = "PostgreSQL + Redis" if args.production else "embedded default (SQLite, in-process hub)"
     cmd = (".venv/bin/python benchmarks/ws_load.py" + (" --production" if args.production else "")
            + f" --server {args.server} --workers {args.workers}"
@@ -388,11 +454,16 @@ def main() -> None:
            f" --duration {args.duration:g} --reconnect {args.reconnect}")
     server = ("Werkzeug threaded server, as `meiqia run`" if args.server == "werkzeug" else
               f"gunicorn, {args.server} worker class, deploy/gunicorn.conf.py")
+    met = (fig["sockets"] >= 2050 and fig["rate"] >= 299 and fig["p95"] < 50
+           and fig["p99"] < 200 and fig["lost"] == 0 and fig["dup"] == 0
+           and fig["stored"] == fig["sent"] and fig["storm_ok"] == fig["storm"] >= 500
+           and fig["storm_s"] <= 10 and args.duration >= 300)
     body = "\n".join([
         f"{args.workers} meiqia process(es) ({server}), {mode}; the client "
         "is one asyncio process on the same 2-core machine. Goals: 2,000 visitor + 50 agent "
-        "sockets held; 300 msg/s sustained with delivery p95 < 50 ms and p99 < 200 ms, "
-        "nothing lost or duplicated; 500 visitors reconnecting within 10 s all resume.",
+        "sockets held; 300 msg/s sustained for 5 minutes with delivery p95 < 50 ms and "
+        "p99 < 200 ms, nothing lost or duplicated; 500 visitors reconnecting within 10 s "
+        f"all resume. **Goals {'met' if met else 'not met'} in this run.**",
         "",
         "| figure | value |", "|---|---|",
         f"| sockets held | {fig['sockets']:,} ({args.visitors:,} visitors, {args.agents} agents) |",
@@ -400,13 +471,24 @@ def main() -> None:
         f"| messages sent / rate achieved | {fig['sent']:,} in {args.duration:g} s / {fig['rate']:.0f} msg/s |",
         f"| visitor → agent delivery p50 / p95 / p99 | {fig['p50']:.1f} / {fig['p95']:.1f} / {fig['p99']:.1f} ms |",
         f"| lost (not at the agent within 5 s) / duplicated | {fig['lost']} / {fig['dup']} |",
+        f"| stored in the database (of {fig['sent']:,} sent) | {fig['stored']:,} |",
         f"| visitor sockets broken by the server during the run | {fig['broken']} "
         f"{'; '.join(fig['broken_why'])} |",
+        f"| server CPU | {fig['cpu_ms_per_msg']:.2f} ms per message ({fig['cpu_cores']:.2f} cores busy) |",
         f"| reconnect storm | {fig['storm_ok']} of {fig['storm']} resumed with exactly their missed message in {fig['storm_s']:.1f} s |",
+        f"| bare `websockets` echo server, same client (the limit) | {reference_text(ref, short=True)} |",
+        f"| meiqia / reference | {fig['kb_per_socket'] / ref['kb_per_socket']:.1f} × the memory per socket; "
+        f"{fig['rate'] / ref['echo_per_s'] * 100:.1f} % of its message rate (at the goal's rate, not our ceiling) |",
     ])
     name = ("ws-load-production" if args.production else "ws-load-embedded") + (
         "" if args.server == "werkzeug" else f"-{args.server}-{args.workers}")
     write_section(name, f"Websocket load, {mode}, {args.workers} × {args.server}", cmd, body)
+
+
+def reference_text(ref: dict, short: bool = False) -> str:
+    text = (f"{ref['sockets']:,} sockets held at {ref['kb_per_socket']:.1f} KB each; "
+            f"{ref['echo_per_s']:,.0f} echo messages/s (200 clients in lock-step)")
+    return text if short else f"Bare asyncio `websockets` echo server, same machine and client: {text}."
 
 
 if __name__ == "__main__":
