@@ -169,7 +169,10 @@ def test_visitor_asks_for_a_human_over_the_socket(api, live):
     visitor.send("message", {"body": "转人工", "client_msg_id": "h1"})
     visitor.expect("ack")
     is_open = lambda d: d["status"] == "open"  # noqa: E731
-    state = (visitor.saw("conversation", is_open) or visitor.expect("conversation", is_open))
+    # The state frame comes from the socket's pump, so it may come before or after
+    # the ack (``where=``: a positional second argument would be the timeout).
+    state = (visitor.saw("conversation", is_open)
+             or visitor.expect("conversation", where=is_open))
     state = state["data"]
     assert state["handler"]["id"] == li.agent["id"]
     visitor.close()
