@@ -7,6 +7,7 @@ unreachable, and skip elsewhere with a message that says how to start it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -91,9 +92,9 @@ def app(tmp_path: Any) -> Iterator[Any]:
 # --- PostgreSQL ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def pg_database_url() -> Iterator[str]:
-    """A database of this test session's own on the local PostgreSQL server."""
+@contextlib.contextmanager
+def own_pg_database() -> Iterator[str]:
+    """An empty database of our own on the local PostgreSQL server, dropped after."""
     from urllib.parse import urlparse
 
     import psycopg2
@@ -121,6 +122,13 @@ def pg_database_url() -> Iterator[str]:
             )
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A database of this test session's own on the local PostgreSQL server."""
+    with own_pg_database() as url:
+        yield url
 
 
 def truncate_all(url: str) -> None:
