@@ -259,7 +259,7 @@ def agent_send(actor: Agent, conversation_id: int, data: dict[str, Any]) -> tupl
     kind = data.get("kind", "text")
     payload: dict[str, Any] = {}
     if kind in {"image", "file"}:
-        payload["attachment"] = _attachment_key(actor, conversation, data.get("attachment"))
+        payload["attachment"] = attachment_key(conversation, data.get("attachment"), kind)
     shown = actor
     if mode == "anonymous":
         if conversation.handler_id is None:
@@ -279,16 +279,16 @@ def agent_send(actor: Agent, conversation_id: int, data: dict[str, Any]) -> tupl
     return message, created
 
 
-def _attachment_key(actor: Agent, conversation: Conversation, key: str | None) -> str:
-    from meiqia.models import Attachment
+def attachment_key(conversation: Conversation, key: str | None, kind: str) -> str:
+    """The upload key an image or file message of either side may carry.
 
-    if not key:
-        raise ValidationError("attachment: required for images and files", "attachment")
-    found = Attachment.get_or_none(Attachment.key == key,
-                                   Attachment.conversation == conversation.id)
-    if found is None:
-        raise ValidationError("attachment: no such upload in this conversation", "attachment")
-    return key
+    It must name an upload of this very conversation, and an image message must
+    point at an upload stored as an image (content-checked), or the chat would
+    show a file of any type inline.
+    """
+    from meiqia.services import uploads
+
+    return uploads.for_message(conversation, key, kind).key
 
 
 def end_conversation(actor: Agent, conversation_id: int) -> Conversation:

@@ -242,3 +242,43 @@ def test_a_channel_that_cannot_report_reads(guarded):
     Conversation.update(channel="web").where(Conversation.id == cid).execute()
     listed = li.get(f"/api/v1/conversations/{cid}/messages").get_json()["messages"]
     assert next(m for m in listed if m["id"] == mid)["status"] == "delivered"
+
+
+def test_an_image_message_must_point_at_an_image_upload(team):
+    """Agent and visitor paths: a file upload (any type, stored as a download) may not
+    be sent as an image (which the chat would show inline)."""
+    from tests.api.test_uploads import CONTENT_TYPE
+    from tests.api.test_uploads import PNG
+    from tests.api.test_uploads import multipart
+
+    li = online(team)
+    client, token, cid, _ = start(team.app, team.team["id"])
+    html = multipart(("file", "报价.html", b"<script>alert(1)</script>"))
+    png = multipart(("file", "截图.png", PNG))
+    as_agent = li.post(f"/api/v1/conversations/{cid}/uploads?kind=file", data=html,
+                       content_type=CONTENT_TYPE).get_json()["key"]
+    as_visitor = client.post(f"/api/v1/widget/conversations/{cid}/uploads?kind=file",
+                             data=html, content_type=CONTENT_TYPE,
+                             headers={"X-Visitor-Token": token}).get_json()["key"]
+    image = client.post(f"/api/v1/widget/conversations/{cid}/uploads?kind=image", data=png,
+                        content_type=CONTENT_TYPE,
+                        headers={"X-Visitor-Token": token}).get_json()["key"]
+
+    refused = li.post(f"/api/v1/conversations/{cid}/messages",
+                      json={"body": "报价.html", "kind": "image", "attachment": as_agent})
+    assert refused.status_code == 422
+    error = refused.get_json()["error"]
+    assert error["field"] == "attachment" and "not an image" in error["message"]
+    refused = vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
+                    json={"body": "报价.html", "kind": "image", "attachment": as_visitor})
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["field"] == "attachment"
+    assert Message.select().where(Message.kind == "image").count() == 0
+
+    # The same uploads go as files, and a real image as an image.
+    assert li.post(f"/api/v1/conversations/{cid}/messages", json={
+        "body": "报价.html", "kind": "file", "attachment": as_agent}).status_code == 201
+    assert vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages", json={
+        "body": "截图.png", "kind": "image", "attachment": image}).status_code == 201
+    assert li.post(f"/api/v1/conversations/{cid}/messages", json={
+        "body": "截图.png", "kind": "image", "attachment": image}).status_code == 201

@@ -91,9 +91,8 @@ def send(conversation_id: int, body: dict) -> Any:
     payload = None
     kind = body.get("kind", "text")
     if kind in {"image", "file"}:
-        from meiqia.services.conversations import _attachment_key
-
-        payload = {"attachment": _attachment_key(None, conversation, body.get("attachment"))}
+        payload = {"attachment": conversations.attachment_key(
+            conversation, body.get("attachment"), kind)}
     message, created = conversations.visitor_message(
         g.visitor, conversation, body["body"], body.get("client_msg_id"), kind=kind,
         payload=payload)
