@@ -29,7 +29,9 @@ from meiqia.services.errors import ValidationError
 
 MAX_BODY = 5000
 CLIENT_ID_RE = re.compile(r"^[\w.:\-]{1,64}$")
-MENTION_RE = re.compile(r"@([^\s@,，。:：;；!?！？]{1,40})")
+#: Characters that may not come right before a mention's ``@`` ("a@b.com" is an
+#: address) nor right after a name that ends in one ("@Li Weiming" is not "Li Wei").
+_WORD = re.compile(r"[A-Za-z0-9_]")
 
 
 def conversation_topic(conversation_id: int) -> str:
@@ -218,21 +220,44 @@ def publish_message(conversation: Conversation, message: Message,
     })
 
 
-def _store_mentions(conversation: Conversation, message: Message, by: Agent) -> list[int]:
-    names = {n for n in MENTION_RE.findall(message.body or "")}
-    if not names:
+def mentioned_agents(body: str, agents: list[tuple[int, str, str]]) -> list[int]:
+    """Ids of the agents ``body`` @-mentions, by name or nickname, in order.
+
+    Names are matched against the team's real names, not a token pattern: the
+    workspace inserts ``@{name} `` and names may hold spaces ("@Li Wei"), and
+    Chinese text runs on after a name with no space ("好的@李客服看一下"). At each
+    ``@`` the longest matching name wins ("@李客服2号" is 李客服2 when both exist);
+    case is ignored. An ``@`` after a letter or digit is an address, not a mention.
+    """
+    if "@" not in (body or ""):
         return []
-    found = Agent.select().where(
-        Agent.team == conversation.team_id, Agent.active == True,  # noqa: E712
-        (Agent.name.in_(names)) | (Agent.nickname.in_(names)),
-    )
-    ids = []
-    for target in found:
-        if target.id == by.id:
-            continue
-        Mention.create(conversation=conversation.id, message_id=message.id, agent=target,
+    names = sorted(((n.casefold(), agent_id) for agent_id, name, nick in agents
+                    for n in {name.strip(), nick.strip()} if n), key=lambda p: -len(p[0]))
+    folded = body.casefold()
+    found: list[int] = []
+    at = folded.find("@")
+    while at != -1:
+        if at == 0 or not _WORD.match(folded[at - 1]):
+            rest = folded[at + 1:]
+            for name, agent_id in names:
+                if rest.startswith(name) and not (
+                        _WORD.match(name[-1]) and _WORD.match(rest[len(name):len(name) + 1])):
+                    if agent_id not in found:
+                        found.append(agent_id)
+                    break
+        at = folded.find("@", at + 1)
+    return found
+
+
+def _store_mentions(conversation: Conversation, message: Message, by: Agent) -> list[int]:
+    if "@" not in (message.body or ""):
+        return []
+    team = list(Agent.select(Agent.id, Agent.name, Agent.nickname).where(
+        Agent.team == conversation.team_id, Agent.active == True).tuples())  # noqa: E712
+    ids = [a for a in mentioned_agents(message.body, team) if a != by.id]
+    for agent_id in ids:
+        Mention.create(conversation=conversation.id, message_id=message.id, agent=agent_id,
                        by_agent=by)
-        ids.append(target.id)
     return ids
 
 

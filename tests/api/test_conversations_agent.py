@@ -282,3 +282,30 @@ def test_an_image_message_must_point_at_an_image_upload(team):
         "body": "截图.png", "kind": "image", "attachment": image}).status_code == 201
     assert li.post(f"/api/v1/conversations/{cid}/messages", json={
         "body": "截图.png", "kind": "image", "attachment": image}).status_code == 201
+
+
+def test_mentions_match_real_names_with_spaces_and_text_right_after(team):
+    """The workspace inserts ``@{name} ``; names may hold spaces, and Chinese runs on
+    after a name with no space. Longest name first; addresses are not mentions."""
+    li = online(team, email="li@example.com", name="李客服")
+    li2 = team.new_agent(email="li2@example.com", name="李客服2")
+    wei = team.new_agent(email="wei@example.com", name="Li Wei")
+    weiming = team.new_agent(email="weiming@example.com", name="Li Weiming")
+    zhao = team.new_agent(email="zhao@example.com", name="赵敏", nickname="小赵")
+    _client, _token, cid, _ = start(team.app, team.team["id"])
+
+    def mentioned(body):
+        sent = team.post(f"/api/v1/conversations/{cid}/messages",
+                         json={"body": body, "mode": "internal"})
+        assert sent.status_code == 201, sent.get_json()
+        mid = sent.get_json()["message"]["id"]
+        return {m.agent_id for m in Mention.select().where(Mention.message_id == mid)}
+
+    assert mentioned("好的@李客服看一下") == {li.agent["id"]}
+    assert mentioned("@李客服2号单子") == {li2.agent["id"]}
+    assert mentioned("@Li Wei please check the refund") == {wei.agent["id"]}
+    assert mentioned("@li weiming, and @LI WEI.") == {weiming.agent["id"], wei.agent["id"]}
+    assert mentioned("请@小赵跟进，抄送 @赵敏") == {zhao.agent["id"]}
+    assert mentioned("@Li Weixin is nobody") == set()
+    assert mentioned("邮件发到 service@李客服.cn 了") == set()
+    assert mentioned("@王管理 自己提到自己不算") == set()
