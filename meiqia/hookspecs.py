@@ -1,9 +1,10 @@
-"""Every plugin hook of meiqia, documented here and nowhere else (DESIGN §7).
+"""Every plugin hook of meiqia (DESIGN §7): its docstring is its documentation.
 
 Hooks are called with keyword arguments only. A hook that raises at run time is
 logged with the plugin's name and skipped; it never breaks a conversation.
-``docs/plugins.md`` repeats each hook under a heading that is its exact
-signature, and ``tests/unit/test_docs.py`` checks that the two agree.
+``docs/plugins.md`` carries each docstring word for word under a heading that
+is the hook's exact signature (with examples around them), and
+``tests/unit/test_docs.py`` fails when the two differ, so change both together.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def sidebar_panels(
     ``token=<signed, short-lived token>`` describing the visitor and the
     conversation, so the plugin's server can trust it, and sandboxes the iframe.
     The built-in ``iframe_sidebar`` returns the team's enabled iframe plugins.
+    How a plugin's server verifies the token: "Sidebar iframe panels" in
+    docs/plugins.md.
     """
 
 
@@ -114,7 +117,8 @@ def register_ticket_sinks(app: Any) -> list[type] | None:
     payload ``{"event", "ticket": {...}, "changes"}`` (public side only: no
     internal notes). Raise to have the delivery retried. Admins configure
     instances; each delivery runs as a job with retries and backoff, and
-    failures are shown to admins. Webhook and email are built in.
+    failures are shown to admins. Webhook and email are built in. A sink in one
+    file: "Ticket sinks" in docs/plugins.md.
     """
 
 
