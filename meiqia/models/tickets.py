@@ -53,6 +53,9 @@ class Ticket(BaseModel):
     )
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
+    #: The newest public reply the visitor has seen in the widget (0: none); later
+    #: replies are flagged unread when he comes back.
+    visitor_seen_reply_id = peewee.IntegerField(default=0)
 
     class Meta:
         indexes = (

@@ -402,6 +402,8 @@ def comment(actor: Agent, ticket_id: int, data: dict[str, Any]) -> TicketComment
         TicketEvent.create(ticket=ticket, actor=actor, field=f"comment.{visibility}",
                            new_value=str(row.id))
         Ticket.update(updated_at=utcnow()).where(Ticket.id == ticket.id).execute()
+    #: What happens to the reply by email, for the agent who sent it (see reply_email).
+    row.email = reply_email(ticket) if visibility == "public" else None
     if visibility == "public":
         if ticket.contact_email:
             from flask import current_app
@@ -417,10 +419,46 @@ def comment(actor: Agent, ticket_id: int, data: dict[str, Any]) -> TicketComment
 
                 logging.getLogger(__name__).error(
                     "ticket %s: could not queue the reply email: %s", ticket.id, exc)
+                if row.email["will_email"]:
+                    row.email = {"will_email": False, "reason": "not_queued",
+                                 "message": "the customer will not be emailed: the email "
+                                            "could not be queued (the job queue is "
+                                            "unreachable); he reads the reply in the widget "
+                                            "next time he visits"}
         _changed(ticket, "updated", {"reply": ["", row.body]})
     else:  # agents see the note arrive; sinks and the customer never do
         _changed(ticket, "updated", {"note": ["", str(row.id)]}, public=False)
     return row
+
+
+def _email_sink(team_id: int) -> Any:
+    from meiqia.models import TicketSink
+
+    return TicketSink.select().where(TicketSink.team == team_id,
+                                     TicketSink.type == "email",
+                                     TicketSink.enabled == True).first()  # noqa: E712
+
+
+def reply_email(ticket: Ticket) -> dict[str, Any]:
+    """Whether a public reply to ``ticket`` is emailed to the customer, and if not why.
+
+    Replies go out with the SMTP settings of the team's email ticket sink, so
+    without an enabled one nobody is emailed even when the customer left an
+    address; the agent is told before and after replying rather than left to
+    believe the customer got an email. ``reason``: ``no_contact_email`` or
+    ``no_email_sink`` (empty when it will be emailed).
+    """
+    if not ticket.contact_email:
+        return {"will_email": False, "reason": "no_contact_email",
+                "message": "the customer will not be emailed: he left no email address; "
+                           "he reads the reply in the widget next time he visits"}
+    if _email_sink(ticket.team_id) is None:
+        return {"will_email": False, "reason": "no_email_sink",
+                "message": "the customer will not be emailed: no email ticket sink is "
+                           "configured (an admin adds one under Admin → Ticket sinks; its "
+                           "SMTP settings send the replies); he reads the reply in the "
+                           "widget next time he visits"}
+    return {"will_email": True, "reason": "", "message": f"emailed to {ticket.contact_email}"}
 
 
 def reply_email_job(comment_id: int) -> str:
@@ -428,16 +466,13 @@ def reply_email_job(comment_id: int) -> str:
 
     The customer also sees the reply in the widget next time he visits.
     """
-    from meiqia.models import TicketSink
     from meiqia.plugins.email_sink import send_plain
 
     row = TicketComment.get_or_none(TicketComment.id == comment_id)
     if row is None or row.visibility != "public":
         return "nothing to send"
     ticket = row.ticket
-    sink = TicketSink.select().where(TicketSink.team == ticket.team_id,
-                                     TicketSink.type == "email",
-                                     TicketSink.enabled == True).first()  # noqa: E712
+    sink = _email_sink(ticket.team_id)
     if sink is None:
         return "no email sink configured: the reply waits in the widget"
     send_plain(dict(sink.config), ticket.contact_email,
@@ -452,8 +487,11 @@ def _changed(ticket: Ticket, kind: str, changes: dict[str, Any], public: bool = 
     """After the commit: tell the team's agents, and (public changes) the sinks."""
     from meiqia.services import ticket_sinks
 
+    # Assignee and group (as they are now): agent sockets drop the event for agents
+    # whose scope does not cover the ticket (``permissions.ticket_filter``'s rule).
     events.emit("ticket." + kind, ticket.team_id, [f"team:{ticket.team_id}"],
-                {"ticket_id": ticket.id, "changes": changes})
+                {"ticket_id": ticket.id, "changes": changes,
+                 "assignee_id": ticket.assignee_id, "group_id": ticket.group_id})
     if public:
         ticket_sinks.dispatch(ticket, kind, changes)
 
@@ -494,18 +532,25 @@ def to_dict(ticket: Ticket, full: bool = False) -> dict[str, Any]:
             .order_by(TicketEvent.id)]
         data["transcript"] = transcript(ticket.conversation_id) \
             if ticket.conversation_id else []
+        data["reply_email"] = reply_email(ticket)
     return data
 
 
 def visitor_dict(ticket: Ticket) -> dict[str, Any]:
-    """What the customer sees: his message and the public replies only."""
+    """What the customer sees: his message and the public replies only.
+
+    Replies newer than the last one he saw in the widget are ``unread``, so the
+    widget can flag them when he comes back ("next time he visits").
+    """
+    replies = [{"id": c.id, "body": c.body, "created_at": iso(c.created_at),
+                "unread": c.id > ticket.visitor_seen_reply_id}
+               for c in TicketComment.select().where(
+                   TicketComment.ticket == ticket.id,
+                   TicketComment.visibility == "public").order_by(TicketComment.id)]
     return {
         "id": ticket.id, "status": ticket.status, "content": ticket.content,
         "created_at": iso(ticket.created_at), "updated_at": iso(ticket.updated_at),
-        "replies": [{"body": c.body, "created_at": iso(c.created_at)}
-                    for c in TicketComment.select().where(
-                        TicketComment.ticket == ticket.id,
-                        TicketComment.visibility == "public").order_by(TicketComment.id)],
+        "replies": replies, "unread": sum(r["unread"] for r in replies),
     }
 
 
@@ -521,6 +566,23 @@ def visitor_ticket(visitor: Visitor, ticket_id: int) -> dict[str, Any]:
     if ticket is None:
         raise NotFound("no such ticket")
     return visitor_dict(ticket)
+
+
+def mark_seen(visitor: Visitor, ticket_id: int, up_to: int) -> dict[str, Any]:
+    """The visitor has read the replies of his ticket up to the reply ``up_to``.
+
+    Only ever moves forward, and only to a public reply of this ticket, so a
+    reply that arrived after the widget drew the list stays unread.
+    """
+    ticket = Ticket.get_or_none(Ticket.id == ticket_id, Ticket.visitor == visitor.id)
+    if ticket is None:
+        raise NotFound("no such ticket")
+    newest = (TicketComment.select(TicketComment.id).where(
+        TicketComment.ticket == ticket.id, TicketComment.visibility == "public",
+        TicketComment.id <= up_to).order_by(TicketComment.id.desc()).scalar()) or 0
+    Ticket.update(visitor_seen_reply_id=newest).where(
+        Ticket.id == ticket.id, Ticket.visitor_seen_reply_id < newest).execute()
+    return visitor_dict(Ticket.get_by_id(ticket.id))
 
 
 def recent_for_customer(actor: Agent, visitor_id: int, limit: int = 10) -> list[dict[str, Any]]:

@@ -210,14 +210,17 @@ def check_declared_size(content_length: int | None, kind: str | None) -> None:
 
 def receive(stream: BinaryIO, content_type: str | None, content_length: int | None,
             conversation: Conversation, uploader_kind: str, uploader_id: int,
-            kind: str | None = None) -> Attachment:
+            kind: str | None = None, after_end: bool = False) -> Attachment:
     """Decode a ``multipart/form-data`` body as it arrives and store its ``file``.
 
     ``kind`` (``image`` or ``file``) comes from the query string or from a
     ``kind`` field before the file; given after the file it is still honoured
     (the file limit applies while streaming, the image limit at the end).
+    ``after_end``: also into an ended conversation (a ticket's attachment: the
+    leave-a-message form is offered after the chat ended).
     """
-    _check_open(conversation)
+    if not after_end:
+        _check_open(conversation)
     if kind is not None and kind not in KINDS:
         raise ValidationError("kind: image or file", "kind")
     mimetype, options = parse_options_header(content_type or "")

@@ -48,9 +48,11 @@ def update_ticket(ticket_id: int, body: dict) -> dict:
        summary="Internal note or public reply", body=tickets.COMMENT_SCHEMA, status=201,
        tags=["tickets"])
 def comment(ticket_id: int, body: dict) -> dict:
-    """A public reply reaches the customer in the widget and, if he left one, by email."""
+    """A public reply reaches the customer in the widget and, if he left an email and the
+    team has an email ticket sink (its SMTP settings send it), by email. `email` says
+    which (`will_email`, `reason`: `no_contact_email`, `no_email_sink`, `not_queued`)."""
     row = tickets.comment(g.actor, ticket_id, body)
-    return {"id": row.id, "visibility": row.visibility, "body": row.body}
+    return {"id": row.id, "visibility": row.visibility, "body": row.body, "email": row.email}
 
 
 @route("/visitors/<int:visitor_id>/tickets", summary="A customer's recent tickets (sidebar)",

@@ -8,9 +8,15 @@ decided by the server, never by the widget.
 from __future__ import annotations
 
 from flask import g
+from flask import request
 
 from meiqia.services import tickets
+from meiqia.services import uploads
 from meiqia.web.api import route
+from meiqia.web.api.uploads import ATTACHMENT
+from meiqia.web.api.uploads import KIND_QUERY
+from meiqia.web.api.uploads import UPLOAD_FORM
+from meiqia.web.api.widget import own_conversation
 
 TAGS = ["widget"]
 
@@ -40,3 +46,29 @@ def widget_list() -> list:
        auth="visitor", tags=TAGS)
 def widget_get(ticket_id: int) -> dict:
     return tickets.visitor_ticket(g.visitor, ticket_id)
+
+
+@route("/widget/tickets/<int:ticket_id>/read", ("POST",),
+       summary="Mark my ticket's public replies read up to a reply id", auth="visitor",
+       tags=TAGS, body={"type": "object", "required": ["up_to"], "additionalProperties": False,
+                        "properties": {"up_to": {"type": "integer", "minimum": 0}}})
+def widget_read(ticket_id: int, body: dict) -> dict:
+    """Replies after `up_to` stay `unread` (one may have arrived after the widget drew)."""
+    return tickets.mark_seen(g.visitor, ticket_id, body["up_to"])
+
+
+@route("/widget/conversations/<int:conversation_id>/ticket-uploads", ("POST",),
+       summary="Upload an attachment for the leave-a-message form", auth="visitor",
+       status=201, tags=TAGS + ["uploads"], form=UPLOAD_FORM, query=KIND_QUERY,
+       response=ATTACHMENT,
+       description="As the conversation upload, also after the conversation ended (the "
+       "form is offered then). Send the keys as `attachments` of `POST /widget/tickets`: at "
+       "most `max_attachments`, together at most `max_attachment_bytes` (413 otherwise).")
+def widget_ticket_upload(conversation_id: int) -> dict:
+    conversation = own_conversation(conversation_id)
+    kind = request.args.get("kind")
+    uploads.check_declared_size(request.content_length, kind)
+    attachment = uploads.receive(
+        request.stream, request.content_type, request.content_length, conversation,
+        "visitor", g.visitor.id, kind=kind, after_end=True)
+    return uploads.public_dict(attachment)
