@@ -440,8 +440,8 @@ _MISSING = object()
 class _Scope:
     """A cheap per-event filter for an agent socket.
 
-    Every team event carries its conversation's handler (and group); the
-    agent's visible agents and groups, and the conversations he was @mentioned
+    Every team event carries its conversation's handler (and group), ticket
+    events their ticket's assignee and group; the agent's visible agents and groups, and the conversations he was @mentioned
     in, are loaded once per SCOPE_CACHE_SECONDS, so events need no query (a
     query per event per agent socket is what exhausted the PostgreSQL pool
     under load). A new mention reaches him on his own topic and widens the
@@ -485,7 +485,11 @@ class _Scope:
                 self.mentioned.add(conversation_id)
                 self.per_conversation.pop(conversation_id, None)
             return True  # addressed to him (assigned, mention)
-        if conversation_id is None or self.everything:
+        if self.everything:
+            return True
+        if str(event.get("type", "")).startswith("ticket."):
+            return self._ticket(data, may_query)
+        if conversation_id is None:
             return True
         handler = data.get("handler_id", _MISSING)
         if handler is _MISSING and isinstance(data.get("handler"), dict | type(None)) \
@@ -511,6 +515,22 @@ class _Scope:
             ok = bool(conversation) and permissions.can_see_conversation(self.actor, conversation)
         self.per_conversation[conversation_id] = (ok, time.monotonic() + SCOPE_CACHE_SECONDS)
         return ok
+
+    def _ticket(self, data: dict, may_query: bool) -> bool | None:
+        """A ticket event, by the ticket rule (``permissions.ticket_filter``): its
+        assignee is in his scope, or it has none and no group he cannot see. No
+        @mention widening, and no assignee given means not for him: ticket events
+        carry old and new values and reply bodies."""
+        if "assignee_id" not in data:
+            return False
+        if may_query:
+            self.refresh()
+        elif time.monotonic() >= self.until:
+            return None
+        assignee = data["assignee_id"]
+        if assignee is not None:
+            return assignee in self.agents
+        return data.get("group_id") in (None, *self.groups)
 
     def allow(self, topic: str, event: dict) -> bool:
         return bool(self._decide(topic, event, may_query=True))

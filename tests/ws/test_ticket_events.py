@@ -1,0 +1,73 @@
+"""Ticket events reach only the agent sockets whose scope covers the ticket.
+
+They carry old and new values and public reply bodies, so they follow the
+ticket rule (``permissions.ticket_filter``): the assignee is in the agent's
+scope, or the ticket has no assignee and no group he cannot see.
+"""
+
+from __future__ import annotations
+
+from tests.ws.conftest import Socket
+from tests.ws.conftest import cookie_of
+
+
+def agent_socket(live, api):
+    socket = Socket(live.url("/ws/agent"), cookie_of(api))
+    socket.expect("hello")
+    return socket
+
+
+def test_ticket_events_follow_the_ticket_scope(api, live):
+    group = api.post("/api/v1/groups", json={"name": "售后组"}).get_json()
+    li = api.new_agent(email="li@example.com", name="李客服", scope="self")
+    zhao = api.new_agent(email="zhao@example.com", name="赵客服", scope="self")
+    qian = api.new_agent(email="qian@example.com", name="钱客服", scope="groups",
+                         groups=[group["id"]])
+    sockets = {name: agent_socket(live, who) for name, who in
+               (("admin", api), ("li", li), ("zhao", zhao), ("qian", qian))}
+
+    marks = {}
+
+    def mark():
+        """Frames from here on belong to the next action."""
+        marks.update({name: len(s.seen) for name, s in sockets.items()})
+
+    def expect(kind, ticket_id, names):
+        """Everyone in scope gets the event; nobody else does (checked after the
+        in-scope sockets had theirs: one hub delivers to all of them)."""
+        def match(d):
+            return d["ticket_id"] == ticket_id
+        for name in names:
+            sockets[name].expect(kind, where=match)
+        for name in set(sockets) - set(names):
+            assert sockets[name].quiet(kind, 0.5, where=match), name
+        heard = {name for name, s in sockets.items()
+                 if any(f["type"] == kind and match(f["data"]) for f in s.seen[marks[name]:])}
+        assert heard == set(names)
+        mark()
+
+    mark()
+    # Assigned to li: li and the admin hear it, zhao (self) and qian (groups) do not.
+    mine = api.post("/api/v1/tickets", json={
+        "content": "客户要求退款，订单 A1001", "assignee_id": li.agent["id"]}).get_json()
+    expect("ticket.created", mine["id"], {"admin", "li"})
+    reply = li.post(f"/api/v1/tickets/{mine['id']}/comments",
+                    json={"body": "已退款，请查收", "visibility": "public"})
+    assert reply.status_code == 201, reply.get_json()
+    expect("ticket.updated", mine["id"], {"admin", "li"})
+    assert not any("已退款" in str(f) for f in sockets["zhao"].seen + sockets["qian"].seen)
+    got = sockets["li"].saw("ticket.updated", lambda d: d["ticket_id"] == mine["id"])["data"]
+    assert got["assignee_id"] == li.agent["id"] and got["changes"]["reply"][1] == "已退款，请查收"
+
+    # Unassigned in the group: the pool of that group (qian), not of zhao or li.
+    pooled = api.post("/api/v1/tickets", json={
+        "content": "发票抬头写错了", "group_id": group["id"]}).get_json()
+    expect("ticket.created", pooled["id"], {"admin", "qian"})
+    # Unassigned, no group: the team's shared pool, every agent hears it.
+    shared = api.post("/api/v1/tickets", json={"content": "物流一直没更新"}).get_json()
+    expect("ticket.created", shared["id"], {"admin", "li", "zhao", "qian"})
+
+    # Moved to zhao: from now on zhao's (and no longer li's).
+    moved = api.patch(f"/api/v1/tickets/{mine['id']}", json={"assignee_id": zhao.agent["id"]})
+    assert moved.status_code == 200, moved.get_json()
+    expect("ticket.updated", mine["id"], {"admin", "zhao"})
