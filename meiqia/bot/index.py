@@ -24,9 +24,11 @@ swap one reference, so queries from many threads never see half an update.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from functools import lru_cache
@@ -35,7 +37,6 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from meiqia.bot.kbfile import KBEntry
@@ -75,6 +76,7 @@ WEIGHTS_PLAIN = {"bias": -4.536, "cos": 5.583, "clf": 0.0, "fuzz": 2.47,
                  "exact": 0.198, "m_cos": 10.088, "m_clf": 0.0}
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_TOKEN_RE = re.compile(r"(?u)\b\w+\b")
 _LATIN_RUN = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 
@@ -110,6 +112,12 @@ def _latin_grams(text: str) -> list[str]:
     for word in text.split():
         grams.extend(_word_grams(word))
     return grams
+
+
+def _word_ngrams(text: str) -> list[str]:
+    """Word 1- and 2-grams of the Latin text (sklearn's ``analyzer="word"``)."""
+    tokens = _TOKEN_RE.findall(text)
+    return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
 
 
 def ngrams(text: str) -> list[str]:
@@ -148,54 +156,126 @@ class Decision:
     candidates: list[Candidate]
 
 
-class _Features:
-    """The three vectorizers, fitted together, producing one l2-normalised row.
+def _unit_table(docs: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Number the distinct units (words, CJK runs) of ``docs``.
 
-    Fitting uses scikit-learn; a single query is vectorised by hand from the
-    fitted vocabularies and idf weights, because sklearn's per-call input
-    validation costs more than the arithmetic for one short question.
+    Returns the units, the unit id of every unit occurrence (document by
+    document) and the document of every occurrence. Units repeat far more than
+    documents, so everything after this works per distinct unit or in numpy.
+    Units are split at white space: a normalised text has nothing but word
+    characters and single spaces, so these are also its ``\\w+`` tokens.
+    """
+    split = list(map(str.split, docs))
+    lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(docs))
+    flat = list(itertools.chain.from_iterable(split))
+    ids = {unit: i for i, unit in enumerate(dict.fromkeys(flat))}
+    occurrences = np.fromiter(map(ids.__getitem__, flat), dtype=np.int64, count=len(flat))
+    owners = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
+    return list(ids), occurrences, owners
+
+
+def _gather(unit_cols: list[np.ndarray], occurrences: np.ndarray, owners: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of every n-gram occurrence, from each unit's column array."""
+    sizes = np.fromiter(map(len, unit_cols), dtype=np.int64, count=len(unit_cols))
+    if not len(sizes) or not len(occurrences):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.cumsum(sizes) - sizes
+    flat_cols = np.concatenate(unit_cols)
+    per = sizes[occurrences]
+    out_start = np.cumsum(per) - per
+    idx = np.arange(int(per.sum()), dtype=np.int64) - np.repeat(
+        out_start - starts[occurrences], per)
+    return np.repeat(owners, per), flat_cols[idx]
+
+
+class _Block:
+    """One TF-IDF block's vocabulary and idf over one part of the text.
+
+    The numbers are those of scikit-learn's ``TfidfVectorizer(sublinear_tf=
+    True)`` (smooth idf, each block's rows l2-normalised, vocabulary in sorted
+    order), but the n-grams are counted per distinct word or CJK run and then
+    in numpy: sklearn's fit looks every n-gram occurrence up in a Python loop,
+    three quarters of the build of a 100,000-question index.
+
+    ``kind``: ``cjk`` (character 1-3-grams of each CJK run), ``chars``
+    (character 2-4-grams of each Latin word, padded) or ``words`` (word 1- and
+    2-grams of the Latin text).
     """
 
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.vocabulary: dict[str, int] = {}
+        self.idf = np.zeros(0, dtype=np.float32)
+        self.analyze: Callable[[str], list[str]] = {
+            "cjk": _cjk_grams, "chars": _latin_grams, "words": _word_ngrams,
+        }[kind]
+
+    @property
+    def width(self) -> int:
+        return len(self.vocabulary)
+
+    def occurrences(self, table: tuple[list[str], np.ndarray, np.ndarray], fit: bool
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(row, column) of every n-gram occurrence; ``fit`` sets the vocabulary
+        (else n-grams outside it are dropped)."""
+        units, occurrences, owners = table
+        if self.kind != "words":
+            unit_grams = _run_grams if self.kind == "cjk" else _word_grams
+            grams = [unit_grams(u) for u in units]
+            if fit:
+                vocab = sorted(set(itertools.chain.from_iterable(grams)))
+                self.vocabulary = {g: i for i, g in enumerate(vocab)}
+            get = self.vocabulary.get
+            unit_cols = []
+            for unit in grams:
+                cols = np.fromiter(map(get, unit, itertools.repeat(-1)), dtype=np.int64,
+                                   count=len(unit))
+                unit_cols.append(cols if fit else cols[cols >= 0])
+            return _gather(unit_cols, occurrences, owners)
+        # Word 1- and 2-grams: a bigram is two consecutive units of one document.
+        width = max(len(units), 1)
+        same_doc = owners[1:] == owners[:-1]
+        first, second = occurrences[:-1][same_doc], occurrences[1:][same_doc]
+        keys, inverse = np.unique(first * width + second, return_inverse=True)
+        bigrams = [f"{units[k // width]} {units[k % width]}" for k in keys.tolist()]
+        if fit:
+            self.vocabulary = {g: i for i, g in enumerate(sorted({*units, *bigrams}))}
+        get = self.vocabulary.get
+        unit_col = np.fromiter(map(get, units, itertools.repeat(-1)), dtype=np.int64,
+                               count=len(units))
+        pair_col = np.fromiter(map(get, bigrams, itertools.repeat(-1)), dtype=np.int64,
+                               count=len(bigrams))
+        rows = np.concatenate([owners, owners[:-1][same_doc]])
+        cols = np.concatenate([unit_col[occurrences], pair_col[inverse.ravel()]])
+        known = cols >= 0
+        return rows[known], cols[known]
+
+
+class _Features:
+    """The three blocks, fitted together, producing one l2-normalised row.
+
+    The whole matrix is counted in one sparse build (all blocks at once, no
+    stacking); a single query is vectorised by hand from the fitted
+    vocabularies and idf weights (``transform_one``), because building arrays
+    for one short question costs more than the arithmetic.
+    """
+
+    KINDS = (("cjk", 0), ("chars", 1), ("words", 1))
+
     def __init__(self) -> None:
-        common = {"sublinear_tf": True, "lowercase": False, "dtype": np.float32}
-        self.cjk = TfidfVectorizer(analyzer=_cjk_grams, **common)
-        self.chars = TfidfVectorizer(analyzer=_latin_grams, **common)
-        self.words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2),
-                                     token_pattern=r"(?u)\b\w+\b", **common)
-        #: (analyzer, vocabulary, idf, column offset, which part of the text)
+        #: (block, column offset, which part of the text: 0 CJK, 1 Latin)
+        self.blocks: list[tuple[_Block, int, int]] = []
+        #: (analyzer, vocabulary, idf, column offset, which part) per block
         self.parts: list[tuple[Any, dict[str, int], np.ndarray, int, int]] = []
-        #: (fitted vectorizer, which part of the text), in column order
-        self.fitted: list[tuple[TfidfVectorizer, int]] = []
         self.width = 0
 
     def fit_transform(self, texts: list[str]) -> sparse.csr_matrix:
-        columns = ([cjk_part(t) for t in texts], [latin_part(t) for t in texts])
-        blocks = []
-        offset = 0
-        for vectorizer, which in ((self.cjk, 0), (self.chars, 1), (self.words, 1)):
-            if not any(columns[which]):
-                continue
-            try:
-                block = vectorizer.fit_transform(columns[which])
-            except ValueError:  # nothing but stop-words or empty strings
-                continue
-            blocks.append(block)
-            self.fitted.append((vectorizer, which))
-            self.parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_,
-                               vectorizer.idf_.astype(np.float32), offset, which))
-            offset += block.shape[1]
-        self.width = offset
-        if not blocks:
-            return sparse.csr_matrix((len(texts), 1), dtype=np.float32)
-        return _l2(sparse.hstack(blocks, format="csr", dtype=np.float32))
+        return self._matrix(texts, fit=True)
 
     def transform(self, texts: list[str]) -> sparse.csr_matrix:
         """Rows for new texts in the fitted columns (unseen n-grams are dropped)."""
-        columns = ([cjk_part(t) for t in texts], [latin_part(t) for t in texts])
-        blocks = [vectorizer.transform(columns[which]) for vectorizer, which in self.fitted]
-        if not blocks:
-            return sparse.csr_matrix((len(texts), max(self.width, 1)), dtype=np.float32)
-        return _l2(sparse.hstack(blocks, format="csr", dtype=np.float32))
+        return self._matrix(texts, fit=False)
 
     def transform_one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(column indices, l2-normalised weights) of one normalised text."""
@@ -211,7 +291,7 @@ class _Features:
                     counts[col] = counts.get(col, 0) + 1
             if not counts:
                 continue
-            # Each vectorizer's block is l2-normalised on its own, as in fit.
+            # Each block is l2-normalised on its own, as in fit.
             block = {c: (1.0 + math.log(n)) * float(idf[c]) for c, n in counts.items()}
             norm = math.sqrt(sum(v * v for v in block.values())) or 1.0
             for c, v in block.items():
@@ -221,6 +301,72 @@ class _Features:
         cols = np.fromiter(weights.keys(), dtype=np.int64, count=len(weights))
         vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
         return cols, vals / np.float32(np.linalg.norm(vals) or 1.0)
+
+    def _matrix(self, texts: list[str], fit: bool) -> sparse.csr_matrix:
+        columns = ([cjk_part(t) for t in texts], [latin_part(t) for t in texts])
+        tables = [_unit_table(column) if any(column) else None for column in columns]
+        if fit:
+            self.blocks = []
+            offset = 0
+            pending = [(_Block(kind), which) for kind, which in self.KINDS if tables[which]]
+        else:
+            pending = [(block, which) for block, _, which in self.blocks]
+        all_rows, all_cols = [], []
+        for block, which in pending:
+            table = tables[which]
+            if table is None:
+                continue
+            rows, cols = block.occurrences(table, fit)
+            if fit:
+                if block.width == 0:
+                    continue
+                self.blocks.append((block, offset, which))
+                start = offset
+                offset += block.width
+            else:
+                start = next(o for b, o, _ in self.blocks if b is block)
+            all_rows.append(rows)
+            all_cols.append(cols + start)
+        if fit:
+            self.width = offset
+        n = len(texts)
+        if not self.blocks:
+            return sparse.csr_matrix((n, max(self.width, 1)), dtype=np.float32)
+        rows = np.concatenate(all_rows) if all_rows else np.zeros(0, dtype=np.int64)
+        cols = np.concatenate(all_cols) if all_cols else np.zeros(0, dtype=np.int64)
+        matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                                   shape=(n, self.width), dtype=np.float32)
+        matrix.sum_duplicates()  # counts, indices sorted within each row
+        if fit:
+            df = np.bincount(matrix.indices, minlength=self.width)
+            idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+            for block, offset, _ in self.blocks:
+                block.idf = idf[offset:offset + block.width]
+            self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
+        else:
+            idf = np.concatenate([b.idf for b, _, _ in self.blocks])
+        matrix.data = (1.0 + np.log(matrix.data)) * idf[matrix.indices]
+        # Each block's part of a row to unit length (a row's columns are sorted,
+        # so a block is one run of them), then the whole row.
+        starts = np.asarray([o for _, o, _ in self.blocks], dtype=np.int64)
+        lengths = np.diff(matrix.indptr)
+        segment = np.repeat(np.arange(n, dtype=np.int64), lengths) * len(starts)
+        for start in starts[1:].tolist():
+            segment += matrix.indices >= start
+        _scale_runs(matrix.data, segment)
+        return _l2(matrix)
+
+
+def _scale_runs(data: np.ndarray, keys: np.ndarray) -> None:
+    """Divide each run of equal ``keys`` in ``data`` by its l2 norm, in place."""
+    if not len(data):
+        return
+    bounds = np.flatnonzero(np.diff(keys)) + 1
+    starts = np.concatenate([[0], bounds])
+    sums = np.add.reduceat(np.square(data, dtype=np.float64), starts)
+    norms = np.sqrt(sums)
+    norms[norms == 0] = 1.0
+    data /= np.repeat(norms, np.diff(np.concatenate([starts, [len(data)]]))).astype(data.dtype)
 
 
 def _variants(entries: list[KBEntry], first: int) -> tuple[list[str], list[int], list[str]]:
@@ -239,9 +385,10 @@ def _variants(entries: list[KBEntry], first: int) -> tuple[list[str], list[int],
 
 
 def _l2(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    return sparse.csr_matrix(sparse.diags(1.0 / norms) @ matrix, dtype=np.float32)
+    """Scale each row to unit length, in place (all-zero rows stay zero)."""
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    _scale_runs(matrix.data, rows)
+    return matrix
 
 
 class _State:

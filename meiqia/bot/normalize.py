@@ -42,9 +42,9 @@ _EN_LEADING_RE = re.compile(r"^(?:(?:" + "|".join(re.escape(w) for w in EN_LEADI
 _ZH_FILLER_RE = re.compile("|".join(re.escape(w) for w in ZH_FILLERS))
 _ZH_LEADING_RE = re.compile("^(?:(?:" + "|".join(ZH_LEADING) + ") ?)+")
 _FINAL_RE = re.compile(f"(?:\\s*[{ZH_FINAL_PARTICLES}])+$")
-_SPACE_RE = re.compile(r"\s+")
 _CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df"
 _HAS_CJK_RE = re.compile(f"[{_CJK_CLASS}]")
+_HAS_LATIN_RE = re.compile("[a-z]")
 #: Everything that is not a letter, a digit or a CJK character (and "_").
 _DROP_RE = re.compile(f"(?:[^\\w{_CJK_CLASS}]|_)+")
 
@@ -87,13 +87,23 @@ def normalize(text: str) -> str:
 
 
 def _strip_fillers(text: str) -> str:
-    text = _ZH_FILLER_RE.sub(" ", text)
-    text = _EN_FILLER_RE.sub(" ", text)
-    text = _SPACE_RE.sub(" ", text).strip()
-    text = _EN_LEADING_RE.sub("", text).strip() or text
-    text = _ZH_LEADING_RE.sub("", text).strip() or text
-    # "吗" alone, or "好吧", should not vanish entirely.
-    return _FINAL_RE.sub("", text).strip() or text
+    # The Chinese patterns need a CJK character and the English ones a Latin
+    # letter: skipping the ones that cannot match halves the cost of
+    # normalising a large KB (100,000 questions at every build).
+    cjk = _HAS_CJK_RE.search(text) is not None
+    latin = _HAS_LATIN_RE.search(text) is not None
+    if cjk:
+        text = _ZH_FILLER_RE.sub(" ", text)
+    if latin:
+        text = _EN_FILLER_RE.sub(" ", text)
+    text = " ".join(text.split())
+    if latin:
+        text = _EN_LEADING_RE.sub("", text).strip() or text
+    if cjk:
+        text = _ZH_LEADING_RE.sub("", text).strip() or text
+        # "吗" alone, or "好吧", should not vanish entirely.
+        text = _FINAL_RE.sub("", text).strip() or text
+    return text
 
 
 def truncate_question(text: str, limit: int = MAX_QUESTION_CHARS) -> tuple[str, bool]:

@@ -183,3 +183,43 @@ def test_evaluate_reports_the_design_metrics(tmp_path):
     from meiqia.bot.evaluate import format_report
 
     assert "in-scope accuracy" in format_report(result)
+
+
+def test_features_are_sklearns_tfidf_blocks():
+    """The hand-counted TF-IDF (fast to build) is exactly sklearn's, block by block.
+
+    The calibrated weights were fitted on sklearn's numbers, so the build may get
+    faster but must not change a single feature.
+    """
+    import numpy as np
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from meiqia.bot.normalize import normalize
+
+    texts = [normalize(q) for e in ZH + EN for q in e.questions]
+    texts += [normalize("VIP会员 paypal 退款 refund 退款"), normalize("iphone 15 pro 保修")]
+    features = bot_index._Features()
+    ours = features.fit_transform(texts)
+
+    def block(analyzer, column, **kwargs):
+        vectorizer = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, lowercase=False,
+                                     dtype=np.float32, **kwargs)
+        return vectorizer.fit_transform(column)
+
+    cjk = [bot_index.cjk_part(t) for t in texts]
+    latin = [bot_index.latin_part(t) for t in texts]
+    theirs = sparse.hstack([
+        block(bot_index._cjk_grams, cjk), block(bot_index._latin_grams, latin),
+        block("word", latin, ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b"),
+    ], format="csr")
+    norms = np.sqrt(np.asarray(theirs.multiply(theirs).sum(axis=1)).ravel())
+    theirs = sparse.diags(1 / np.where(norms == 0, 1, norms)) @ theirs
+    assert ours.shape == theirs.shape
+    assert abs(ours - theirs).max() < 1e-6
+    # New texts in the fitted columns, and one query by hand, agree with the matrix.
+    again = features.transform(texts[:5] + ["zz 未见过的字"])
+    assert abs(again[:5] - ours[:5]).max() < 1e-6
+    cols, vals = features.transform_one(texts[3])
+    row = ours[3].toarray().ravel()
+    assert np.allclose(row[cols], vals, atol=1e-6) and np.isclose(row.sum(), vals.sum(), atol=1e-5)
