@@ -20,11 +20,10 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-instance/meiqia.sqlite3: | $(STAMP)
+# `meiqia init` is safe to run every time: on an instance that has its team it only
+# brings the database up to date (what `meiqia db upgrade` does).
+run: $(STAMP)
 	$(BIN)/meiqia init
-
-run: $(STAMP) instance/meiqia.sqlite3
-	$(BIN)/meiqia db upgrade
 	$(BIN)/meiqia run
 
 test: $(STAMP)

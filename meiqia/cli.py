@@ -23,8 +23,10 @@ KB_DIR = Path(__file__).resolve().parent.parent / "knowledge_base"
 
 
 @contextlib.contextmanager
-def app_context(**config: Any) -> Iterator[Any]:
-    """Create the app (config errors become clean CLI errors) and enter it."""
+def app_context(connect: bool = True, **config: Any) -> Iterator[Any]:
+    """Create the app (config errors become clean CLI errors) and enter it, with a
+    database connection unless ``connect`` is False (opening one creates a SQLite
+    file)."""
     from meiqia import create_app
     from meiqia.config import ConfigError
     from meiqia.db import connection
@@ -35,8 +37,12 @@ def app_context(**config: Any) -> Iterator[Any]:
     except (ConfigError, PluginLoadError) as exc:
         raise click.ClickException(str(exc)) from exc
     app.config.update(config)
-    with app.app_context(), connection():
-        yield app
+    with app.app_context():
+        if not connect:
+            yield app
+            return
+        with connection():
+            yield app
 
 
 def _require_schema() -> None:
@@ -106,11 +112,33 @@ def init(team_name: str, email: str, name: str, password: str | None, demo_kb: b
 
     Safe to run again: an instance that already has a team is left as it is.
     """
+    from meiqia.services import accounts
+    from meiqia.services.errors import ServiceError
+
+    generated = password is None
+    password = password or _generated_password()
+    first_admin = {"team_name": team_name, "name": name, "email": email, "password": password}
+    with app_context(connect=False) as app:
+        # Refuse bad input before the database exists: a failed init must not leave
+        # an empty database behind that a later `make run` takes for a finished one.
+        try:
+            accounts.check(first_admin, accounts.REGISTER_SCHEMA)
+            accounts.check_password(password)
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from exc
+        _init_database(app, first_admin, generated, demo_kb)
+
+
+def _init_database(app: Any, first_admin: dict[str, str], generated: bool,
+                   demo_kb: bool) -> None:
     from meiqia import migrations
+    from meiqia.db import connection
     from meiqia.db import database
     from meiqia.models import Team
+    from meiqia.services import accounts
+    from meiqia.services.errors import ServiceError
 
-    with app_context() as app:
+    with connection():
         click.echo(f"instance folder: {app.instance_path}")
         applied = migrations.upgrade(database.obj, echo=lambda m: click.echo(f"database: {m}"))
         if not applied:
@@ -118,20 +146,15 @@ def init(team_name: str, email: str, name: str, password: str | None, demo_kb: b
         if Team.select().exists():
             click.echo("a team exists already: nothing else to do")
             return
-        from meiqia.services import accounts
-
-        generated = password is None
-        password = password or _generated_password()
         try:
-            agent = accounts.register_team(
-                {"team_name": team_name, "name": name, "email": email, "password": password}
-            )
-        except Exception as exc:  # noqa: BLE001 - shown as a CLI error
-            raise click.ClickException(str(exc)) from exc
+            agent = accounts.register_team(first_admin)
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from exc
         click.echo(f"team: {agent.team.name} (id {agent.team_id})")
         click.echo(f"admin: {agent.email}")
         if generated:
-            click.secho(f"password: {password}   (shown once: write it down)", fg="yellow")
+            click.secho(f"password: {first_admin['password']}   (shown once: write it down)",
+                        fg="yellow")
         if demo_kb:
             _import_demo_kb(agent)
 
@@ -156,8 +179,9 @@ def _import_demo_kb(agent: Any) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--dev", is_flag=True, help="Debug mode with the auto-reloader.")
 def run(host: str, port: int, dev: bool) -> None:
     """Serve meiqia (threaded server, websockets included).
@@ -407,18 +431,28 @@ def agent() -> None:
 
 
 @agent.command("create")
-@click.option("--email", required=True)
+@click.option("--email", required=True, help="Login email (unique).")
 @click.option("--name", required=True, help="Real name.")
 @click.option("--password", default=None, help="Default: generated and printed once.")
-@click.option("--role", type=click.Choice(["admin", "agent"]), default="agent", show_default=True)
+@click.option("--role", type=click.Choice(["admin", "agent"]), default="agent", show_default=True,
+              help="admin: manages the team; agent: handles conversations.")
 @click.option(
-    "--scope", type=click.Choice(["self", "groups", "all"]), default="self", show_default=True,
-    help="Whose conversations and figures the agent sees.",
+    "--scope", type=click.Choice(["self", "groups", "all", "custom"]), default="self",
+    show_default=True,
+    help="Whose conversations and figures the agent sees: his own, his groups', everyone's, "
+         "or the agents and groups given with --scope-agent/--scope-group.",
 )
+@click.option("--scope-agent", "scope_agents", type=int, multiple=True,
+              help="With --scope custom: an agent id he may see (repeat for more).")
+@click.option("--scope-group", "scope_groups", type=int, multiple=True,
+              help="With --scope custom: a group id he may see (repeat for more).")
+@click.option("--group", "groups", type=int, multiple=True,
+              help="A group id he belongs to (repeat for more).")
 @click.option("--max-concurrent", type=int, default=5, show_default=True, help="接待上限; 0 = no automatic assignment.")
 @click.option("--team", "team_id", type=int, default=None, help="Team id (default: the first team).")
 def agent_create(email: str, name: str, password: str | None, role: str, scope: str,
-                 max_concurrent: int, team_id: int | None) -> None:
+                 scope_agents: tuple[int, ...], scope_groups: tuple[int, ...],
+                 groups: tuple[int, ...], max_concurrent: int, team_id: int | None) -> None:
     """Create an agent (as the team's first admin)."""
     from meiqia.models import Agent
     from meiqia.models import Team
@@ -433,15 +467,24 @@ def agent_create(email: str, name: str, password: str | None, role: str, scope: 
         admin = Agent.select().where(Agent.team == team, Agent.role == "admin").order_by(Agent.id).first()
         generated = password is None
         password = password or _generated_password()
+        if (scope_agents or scope_groups) and scope != "custom":
+            raise click.UsageError("--scope-agent and --scope-group need --scope custom")
+        fields: dict[str, Any] = {"email": email, "name": name, "password": password,
+                                  "role": role, "scope": scope,
+                                  "max_concurrent": max_concurrent}
+        if scope == "custom":
+            fields.update(scope_agents=list(scope_agents), scope_groups=list(scope_groups))
+        if groups:
+            fields["groups"] = list(groups)
         try:
-            created = accounts.create_agent(
-                admin,
-                {"email": email, "name": name, "password": password, "role": role,
-                 "scope": scope, "max_concurrent": max_concurrent},
-            )
+            created = accounts.create_agent(admin, fields)
         except ServiceError as exc:
             raise click.ClickException(exc.message) from exc
         click.echo(f"agent {created.id}: {created.email} ({created.role}, scope {created.scope})")
+        if created.scope == "custom":
+            shown = accounts.agent_to_dict(created)
+            click.echo(f"  sees agents {shown.get('scope_agents') or '-'}, "
+                       f"groups {shown.get('scope_groups') or '-'}")
         if generated:
             click.secho(f"password: {password}   (shown once)", fg="yellow")
 

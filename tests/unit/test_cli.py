@@ -98,3 +98,27 @@ def test_commands_on_a_new_instance_say_to_init(tmp_path, command):
     result = meiqia(tmp_path, *command, check=False)
     assert result.returncode != 0
     assert "meiqia init" in result.stderr or "db upgrade" in result.stderr
+
+
+def test_a_failed_init_leaves_no_database_behind(tmp_path):
+    weak = meiqia(tmp_path, "init", "--password", "short", check=False)
+    assert weak.returncode != 0 and "password: at least 8 characters" in weak.stderr
+    assert not (tmp_path / "inst" / "meiqia.sqlite3").exists()
+    bad_email = meiqia(tmp_path, "init", "--email", "不是邮箱", check=False)
+    assert bad_email.returncode != 0 and "email" in bad_email.stderr
+    assert not (tmp_path / "inst" / "meiqia.sqlite3").exists()
+    assert "database: created" in meiqia(tmp_path, "init", "--no-demo-kb").stdout
+
+
+def test_agent_create_with_a_custom_scope(tmp_path):
+    meiqia(tmp_path, "init", "--no-demo-kb")
+    out = meiqia(tmp_path, "agent", "create", "--email", "zhao@example.com", "--name", "赵六",
+                 "--scope", "custom", "--scope-agent", "1").stdout
+    assert "scope custom" in out and "sees agents [1], groups -" in out
+    wrong = meiqia(tmp_path, "agent", "create", "--email", "qian@example.com", "--name", "钱七",
+                   "--scope-agent", "1", check=False)
+    assert wrong.returncode != 0 and "need --scope custom" in wrong.stderr
+    negative = meiqia(tmp_path, "agent", "create", "--email", "sun@example.com", "--name", "孙八",
+                      "--max-concurrent", "-1", check=False)
+    assert negative.returncode != 0 and "max_concurrent" in negative.stderr
+
