@@ -325,13 +325,19 @@ def _end(conversation: Conversation, reason: str, actor: Agent | None) -> Conver
     messages.post_message(conversation, "system", "", kind="event",
                           payload={"event": "ended", "by": actor.display_name if actor else ""})
     figures.compute_and_store(conversation)
+    was_queued = conversation.status == "queued"
     conversation = Conversation.get_by_id(conversation.id)
     routing.publish_state(conversation)
+    if was_queued:  # those behind it in its queue move up
+        routing.publish_queue(conversation.team_id, {conversation.group_id})
     events.emit("conversation.ended", conversation.team_id, [], {
         "conversation_id": conversation.id, "reason": reason,
         "ended_by": actor.id if actor else None})
     events.capacity_changed(conversation.team_id)
     return conversation
+
+
+_NOT_QUEUED = object()
 
 
 def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conversation:
@@ -344,6 +350,9 @@ def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conver
     if conversation.status == "ended":
         raise Conflict("the conversation has ended")
     old_handler = conversation.handler_id
+    # A queued conversation taken or moved by hand leaves its queue: those behind
+    # it move up (``assign_waiting`` only tells about the ones it assigns).
+    left_queue = conversation.group_id if conversation.status == "queued" else _NOT_QUEUED
     if "agent_id" in data:
         target = Agent.get_or_none(Agent.id == data["agent_id"], Agent.team == actor.team_id,
                                    Agent.active == True)  # noqa: E712
@@ -385,6 +394,8 @@ def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conver
                           payload={**note, "by": actor.display_name})
     conversation = Conversation.get_by_id(conversation.id)
     routing.publish_state(conversation)
+    if left_queue is not _NOT_QUEUED:
+        routing.publish_queue(actor.team_id, {left_queue})
     events.capacity_changed(actor.team_id)
     return Conversation.get_by_id(conversation.id)
 

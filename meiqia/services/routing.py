@@ -44,16 +44,46 @@ def team_transaction(team_id: int) -> Iterator[None]:
             yield
 
 
+def _same_queue(team_id: int, group_id: int | None) -> Any:
+    """Queued conversations of one queue: the team's general one (no group) or a
+    group's. Each is served first come first served by its own agents, so a
+    visitor's place counts only those ahead of him in his queue."""
+    group = Conversation.group.is_null() if group_id is None else Conversation.group == group_id
+    return (Conversation.team == team_id) & (Conversation.status == "queued") & group
+
+
 def queue_position(conversation: Conversation) -> int | None:
+    """1 for the head of the conversation's queue (see ``_same_queue``), None when
+    it is not queued."""
     if conversation.status != "queued" or conversation.queued_at is None:
         return None
     ahead = Conversation.select().where(
-        Conversation.team == conversation.team_id, Conversation.status == "queued",
+        _same_queue(conversation.team_id, conversation.group_id),
         (Conversation.queued_at < conversation.queued_at)
         | ((Conversation.queued_at == conversation.queued_at)
            & (Conversation.id < conversation.id)),
     ).count()
     return ahead + 1
+
+
+def publish_queue(team_id: int, group_ids: Any) -> None:
+    """Push the position of every conversation still waiting in these queues.
+
+    Called whenever a conversation leaves a queue (assigned, taken or
+    transferred by hand, ended, left for a ticket), so every visitor behind it
+    sees his new place. One query per queue: positions are counted in order,
+    not asked of ``queue_position`` one by one.
+    """
+    for group_id in set(group_ids):
+        waiting = (Conversation.select(Conversation.id)
+                   .where(_same_queue(team_id, group_id))
+                   .order_by(Conversation.queued_at, Conversation.id).tuples())
+        for position, (conversation_id,) in enumerate(waiting, 1):
+            events.emit("conversation", team_id,
+                        [conversation_topic(conversation_id), team_topic(team_id)],
+                        {"conversation_id": conversation_id, "status": "queued",
+                         "queue_position": position, "handler": None, "group_id": group_id},
+                        track=False)
 
 
 def _state_event(conversation: Conversation) -> dict[str, Any]:
@@ -152,22 +182,18 @@ def assign_waiting(team_id: int) -> list[Conversation]:
         publish_state(conversation)
         events.emit("assigned", team_id, [agent_topic(conversation.handler_id)],
                     {"conversation_id": conversation.id})
-    if assigned:
-        for waiting in Conversation.select().where(Conversation.team == team_id,
-                                                   Conversation.status == "queued"):
-            publish_state(waiting)
+    publish_queue(team_id, {c.group_id for c in assigned})
     return assigned
 
 
 def leave_queue(conversation: Conversation) -> None:
     """The visitor stops waiting (e.g. leaves a message instead): back to the bot."""
-    Conversation.update(status="bot", queued_at=None).where(
+    left = Conversation.update(status="bot", queued_at=None).where(
         Conversation.id == conversation.id, Conversation.status == "queued").execute()
     conversation = Conversation.get_by_id(conversation.id)
     publish_state(conversation)
-    for waiting in Conversation.select().where(Conversation.team == conversation.team_id,
-                                               Conversation.status == "queued"):
-        publish_state(waiting)
+    if left:
+        publish_queue(conversation.team_id, {conversation.group_id})
 
 
 # A freed place (end, transfer, limit raised, agent online) assigns the queue head.
