@@ -1,0 +1,265 @@
+"""Changed tickets reach the sinks, internal notes never do, and failed deliveries back
+off on the configured intervals: a real local HTTP receiver, a real local SMTP server
+(aiosmtpd), real rq on Redis.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import json
+
+import pytest
+
+from meiqia.models import JobRecord
+from meiqia.models import SinkDelivery
+from meiqia.services import ticket_sinks
+from meiqia.services import tickets
+from tests.api.test_conversations import start
+from tests.conftest import close_app
+from tests.conftest import make_app
+from tests.helpers import ApiClient
+from tests.integration.test_ticket_sinks import SECRET
+from tests.integration.test_ticket_sinks import Receiver
+from tests.integration.test_ticket_sinks import visitor_ticket
+from tests.integration.test_two_processes import free_port
+
+NOTE = "内部：这位客户上次退过款"
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on a free local port; ``smtp.received`` are the messages."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    class Collect(Message):
+        def __init__(self) -> None:
+            super().__init__()
+            self.received: list = []
+
+        def handle_message(self, message):
+            self.received.append(message)
+
+    handler = Collect()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    controller.received = handler.received
+    yield controller
+    controller.stop()
+
+
+def webhook(api, url):
+    response = api.post("/api/v1/ticket-sinks", json={"type": "webhook", "name": "CRM", "config": {
+        "url": url, "secret": SECRET, "allow_private_addresses": True}})
+    assert response.status_code == 201, response.get_json()
+
+
+def email_sink(api, port):
+    response = api.post("/api/v1/ticket-sinks", json={"type": "email", "name": "客服邮箱", "config": {
+        "host": "127.0.0.1", "port": port, "from": "bot@shop.example", "to": "team@shop.example"}})
+    assert response.status_code == 201, response.get_json()
+
+
+def text_of(message) -> str:
+    from email.header import decode_header
+    from email.header import make_header
+
+    subject = str(make_header(decode_header(message["Subject"])))
+    return subject + "\n" + message.get_payload(decode=True).decode()
+
+
+def test_status_change_and_public_reply_are_updated_deliveries_notes_are_not(db_api, receiver):
+    webhook(db_api, receiver.url)
+    ticket_id = visitor_ticket(db_api).get_json()["id"]
+    url = f"/api/v1/tickets/{ticket_id}"
+    assert db_api.patch(url, json={"status": "pending"}).status_code == 200
+    db_api.post(f"{url}/comments", json={"body": NOTE, "visibility": "internal"})
+    db_api.post(f"{url}/comments", json={"body": "已为您补发，请留意快递", "visibility": "public"})
+
+    events = [json.loads(r["body"]) for r in receiver.requests]
+    assert [(e["event"], sorted(e["changes"])) for e in events] == [
+        ("ticket.created", []), ("ticket.updated", ["status"]), ("ticket.updated", ["reply"])]
+    assert [r["headers"]["X-Meiqia-Event"] for r in receiver.requests] == [
+        "ticket.created", "ticket.updated", "ticket.updated"]
+    status, reply = events[1], events[2]
+    assert status["changes"]["status"] == ["open", "pending"]
+    assert status["ticket"]["status"] == "pending"
+    assert reply["changes"]["reply"] == ["", "已为您补发，请留意快递"]
+    assert reply["ticket"]["public_replies"] == ["已为您补发，请留意快递"]
+    # The note is in no delivery at all, not even in later ones about the same ticket.
+    assert all(NOTE.encode() not in r["body"] for r in receiver.requests)
+    assert SinkDelivery.select().count() == 3
+    assert {d.status for d in SinkDelivery.select()} == {"delivered"}
+
+
+def test_email_sink_mails_changes_and_the_customer_gets_the_reply_notes_stay_in(db_api, smtp):
+    email_sink(db_api, smtp.port)
+    client, token, cid, _ = start(db_api.app, db_api.team["id"])
+    created = client.post("/api/v1/widget/tickets", headers={"X-Visitor-Token": token},
+                          json={"content": "发票抬头开错了", "email": "kehu@example.com",
+                                "conversation_id": cid})
+    ticket_id = created.get_json()["id"]
+    url = f"/api/v1/tickets/{ticket_id}"
+    assert db_api.get(url).get_json()["reply_email"]["will_email"] is True
+    db_api.patch(url, json={"status": "pending"})
+    db_api.post(f"{url}/comments", json={"body": NOTE, "visibility": "internal"})
+    sent = db_api.post(f"{url}/comments", json={"body": "已重新开具", "visibility": "public"})
+    assert sent.get_json()["email"] == {"will_email": True, "reason": "",
+                                        "message": "emailed to kehu@example.com"}
+
+    to_team = [m for m in smtp.received if m["To"] == "team@shop.example"]
+    to_customer = [m for m in smtp.received if m["To"] == "kehu@example.com"]
+    assert len(to_team) == 3 and len(to_customer) == 1
+    created_mail, status_mail, reply_mail = (text_of(m) for m in to_team)
+    assert "新工单 new" in created_mail and "发票抬头开错了" in created_mail
+    assert "更新 updated" in status_mail and "status: open → pending" in status_mail
+    assert "更新 updated" in reply_mail and "已重新开具" in reply_mail
+    assert "已重新开具" in text_of(to_customer[0])
+    assert all(NOTE not in text_of(m) for m in smtp.received)
+    delivered_via = db_api.get(url).get_json()["comments"][-1]["delivered_via"]
+    assert delivered_via == "widget,email"
+
+
+# --- backoff ---------------------------------------------------------------------
+
+
+def _rq_app(tmp_path, redis_url, redis_prefix):
+    return make_app(tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix, JOBS_INLINE=False)
+
+
+def _utc_seconds() -> int:
+    return calendar.timegm(datetime.datetime.now(datetime.UTC).utctimetuple())
+
+
+def _attempt(queue, connection, job_ids):
+    """Run what is queued on one burst worker (no scheduler: nothing comes due by
+    itself); return the UTC seconds before and after, and when rq scheduled the next
+    attempt of each job (None: no next attempt)."""
+    from rq import SimpleWorker
+    from rq.exceptions import NoSuchJobError
+    from rq.registry import ScheduledJobRegistry
+
+    before = _utc_seconds()
+    SimpleWorker([queue.name], connection=connection).work(burst=True)
+    after = _utc_seconds()
+    registry = ScheduledJobRegistry(queue.name, connection=connection)
+    scheduled = {}
+    for job_id in job_ids:
+        try:
+            scheduled[job_id] = calendar.timegm(registry.get_scheduled_time(job_id).utctimetuple())
+        except NoSuchJobError:
+            scheduled[job_id] = None
+    return before, after, scheduled
+
+
+def follow_retries(queue, connection, job_id, on_each_failure=None):
+    """Attempt after attempt of one job, the waits rq scheduled between them.
+
+    rq stamps a failed attempt's retry at "now + interval" in whole seconds, so
+    the wait is read off the recorded schedule, bracketed by the clock before and
+    after the attempt: no test waits for a timer. Each retry is then brought
+    forward (requeued) instead of waited for.
+    """
+    from rq.registry import ScheduledJobRegistry
+
+    registry = ScheduledJobRegistry(queue.name, connection=connection)
+    waits = []
+    while True:
+        before, after, scheduled = _attempt(queue, connection, [job_id])
+        if on_each_failure is not None:
+            on_each_failure()
+        if scheduled[job_id] is None:
+            return waits
+        low, high = scheduled[job_id] - after, scheduled[job_id] - before
+        waits.append((low, high))
+        registry.requeue(job_id)
+
+
+def assert_waits(waits, intervals):
+    assert len(waits) == len(intervals), (waits, intervals)
+    for (low, high), interval in zip(waits, intervals, strict=True):
+        assert low <= interval <= high, (waits, intervals)
+
+
+def test_a_failing_webhook_is_retried_on_the_configured_intervals(tmp_path, redis_url,
+                                                                   redis_prefix):
+    import redis
+
+    receiver = Receiver(status=500)
+    app = _rq_app(tmp_path, redis_url, redis_prefix)
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            webhook(api, receiver.url)
+            visitor_ticket(api)
+            delivery = SinkDelivery.get()
+            queue = app.extensions["meiqia.jobs"]
+            connection = redis.Redis.from_url(redis_url)
+            job = queue.rq_queue.fetch_job(delivery.job_id)
+            assert job.retries_left == ticket_sinks.RETRY.max == 4
+            assert job.retry_intervals == [10, 60, 300, 1800]
+            seen = []
+
+            def still_pending():
+                record = SinkDelivery.get_by_id(delivery.id)
+                seen.append((record.status, record.attempts))
+
+            waits = follow_retries(queue, connection, delivery.job_id, still_pending)
+            assert_waits(waits, ticket_sinks.RETRY.intervals)  # 10 s, 1 min, 5 min, 30 min
+            assert seen == [("pending", 1), ("pending", 2), ("pending", 3), ("pending", 4),
+                            ("failed", 5)]
+            assert len(receiver.requests) == 5
+            assert "HTTP 500" in SinkDelivery.get_by_id(delivery.id).last_error
+            record = JobRecord.get_by_id(delivery.job_id)
+            assert (record.status, record.attempts, record.max_attempts) == ("failed", 5, 5)
+            failed = api.get("/api/v1/ticket-sinks/deliveries?status=failed").get_json()
+            assert [d["id"] for d in failed] == [delivery.id]
+    finally:
+        close_app(app)
+        receiver.close()
+
+
+def test_a_reply_email_that_fails_is_retried_on_its_own_intervals(tmp_path, redis_url,
+                                                                  redis_prefix):
+    import redis
+
+    app = _rq_app(tmp_path, redis_url, redis_prefix)
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            ticket = api.post("/api/v1/tickets", json={
+                "content": "发票开错了", "email": "kehu@example.com"}).get_json()
+            email_sink(api, free_port())  # nothing listens there: every attempt fails
+            api.post(f"/api/v1/tickets/{ticket['id']}/comments",
+                     json={"body": "已重新开具", "visibility": "public"})
+            queue = app.extensions["meiqia.jobs"]
+            connection = redis.Redis.from_url(redis_url)
+            reply_job = JobRecord.get(
+                JobRecord.name == f"email the reply to ticket {ticket['id']}").id
+            sink_job = SinkDelivery.get().job_id  # the "updated" delivery to the email sink
+
+            # One burst runs both; each is scheduled on its own first interval.
+            before, after, scheduled = _attempt(queue, connection, [reply_job, sink_job])
+            assert before + 30 <= scheduled[reply_job] <= after + 30
+            assert before + 10 <= scheduled[sink_job] <= after + 10
+            from rq.registry import ScheduledJobRegistry
+
+            ScheduledJobRegistry(queue.name, connection=connection).requeue(reply_job)
+            waits = follow_retries(queue, connection, reply_job)
+            assert_waits(waits, tickets.REPLY_EMAIL_RETRY.intervals[1:])  # 5 min, 30 min
+            record = JobRecord.get_by_id(reply_job)
+            assert (record.status, record.attempts) == ("failed", 4)
+            assert "refused" in record.error.lower()
+            # The sink's delivery was left waiting for its 10 s retry: tried once.
+            assert JobRecord.get_by_id(sink_job).attempts == 1
+            assert SinkDelivery.get().status == "pending"
+    finally:
+        close_app(app)
