@@ -32,6 +32,26 @@ def test_second_registration_is_closed(api):
     assert Team.select().count() == 1
 
 
+def test_register_with_a_taken_email_is_409_and_creates_nothing(tmp_path):
+    from tests.conftest import close_app
+    from tests.conftest import make_app
+
+    app = make_app(tmp_path, OPEN_REGISTRATION=True)
+    try:
+        with app.app_context():
+            first = {"team_name": "甲", "name": "甲管理", "email": "Boss@Example.com",
+                     "password": "good-pass-1"}
+            client = app.test_client()
+            assert client.post("/api/v1/auth/register", json=first).status_code == 201
+            again = app.test_client().post("/api/v1/auth/register", json={
+                **first, "team_name": "乙", "email": "boss@example.com"})
+            assert again.status_code == 409
+            assert again.get_json()["error"]["field"] == "email"
+            assert Team.select().count() == 1 and Agent.select().count() == 1
+    finally:
+        close_app(app)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [

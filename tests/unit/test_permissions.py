@@ -104,10 +104,26 @@ def test_mention_widens_conversations_but_not_figures(world):
     assert {c.id for c in figures} == {convs["pre2"].id}
 
 
-def test_figures_scope_counts_only_visible_handlers(world):
+#: Figures count the conversations of the agents one may see; whole-team scopes count
+#: the unassigned ones too. The pool is shared for reading, not credited to anyone.
+FIGURES_EXPECTED = {
+    "admin": {"pre1", "pre2", "post1", "admin", "pool", "post_pool"},
+    "all": {"pre1", "pre2", "post1", "admin", "pool", "post_pool"},
+    "pre1": {"pre1", "pre2"},
+    "pre2": {"pre2"},
+    "post1": {"post1"},
+    "custom": {"post1", "pre1", "pre2"},
+    "outsider": {"other"},
+}
+
+
+@pytest.mark.parametrize("who", sorted(FIGURES_EXPECTED))
+def test_figures_scope_counts_only_visible_handlers(world, who):
     people, convs = world
-    ids = {c.id for c in Conversation.select().where(permissions.figures_filter(people["pre1"]))}
-    assert ids == {convs["pre1"].id, convs["pre2"].id}
+    names = {v.id: k for k, v in convs.items()}
+    seen = {names[c.id] for c in
+            Conversation.select().where(permissions.figures_filter(people[who]))}
+    assert seen == FIGURES_EXPECTED[who]
 
 
 def test_tickets_follow_the_same_scopes(world):
