@@ -173,3 +173,38 @@ def test_team_settings_validated_as_a_whole(api):
     tz = api.patch("/api/v1/team", json={"timezone": "Mars/Base"})
     assert tz.status_code == 422 and tz.get_json()["error"]["field"] == "timezone"
     assert api.get("/api/v1/team").get_json()["settings"]["suggest_threshold"] == 0.5
+
+
+def test_a_custom_scope_set_through_the_api_decides_what_the_agent_sees(api):
+    """The chosen list of agents and groups, set by an admin over the API, is exactly
+    what the agent's lists, conversation reads and dashboard count."""
+    from meiqia.models import Group
+    from tests.factories import make_agent
+    from tests.factories import make_conversation
+    from tests.factories import make_visitor
+
+    team = api.team["id"]
+    zhao = api.new_agent(name="赵客服", email="zhao@example.com")
+    qian = make_agent(team, name="钱客服")
+    sun = make_agent(team, name="孙客服")
+    li = make_agent(team, name="李客服")
+    after_sales = Group.create(team=team, name="售后")
+    from meiqia.models import AgentGroup
+    AgentGroup.create(agent=li, group=after_sales)
+    convs = {who.name: make_conversation(team, make_visitor(team, name=f"{who.name}的客户"),
+                                         handler=who, status="open")
+             for who in (qian, sun, li)}
+    response = api.patch(f"/api/v1/agents/{zhao.agent['id']}", json={
+        "scope": "custom", "scope_agents": [qian.id], "scope_groups": [after_sales.id]})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["scope_agents"] == [qian.id]
+    assert response.get_json()["scope_groups"] == [after_sales.id]
+
+    lists = zhao.get("/api/v1/conversations").get_json()
+    assert {row["id"] for row in lists["colleagues"]} == {convs["钱客服"].id, convs["李客服"].id}
+    assert zhao.get(f"/api/v1/conversations/{convs['孙客服'].id}").status_code == 404
+    assert zhao.get(f"/api/v1/conversations/{convs['钱客服'].id}").status_code == 200
+
+    bad = api.patch(f"/api/v1/agents/{zhao.agent['id']}", json={
+        "scope": "custom", "scope_agents": [999999]})
+    assert bad.status_code == 422 and bad.get_json()["error"]["field"] == "scope_agents"
