@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import login
 from tests.browser.conftest import screenshot
+from tests.browser.test_history import read_download
 from tests.browser.test_widget import open_widget
 from tests.helpers import AGENT_PASSWORD
 
@@ -200,3 +201,27 @@ def test_visitor_bot_human_agent_modes_mention_end_rate_history(server, admin, n
     assert row["platform"] == "pc_web"
     # The agent's list no longer has it; the colleague's @me neither.
     expect(agent.locator("#ws-list .ws-item")).to_have_count(0)
+
+    # The history page shows it with those figures; exported, it carries the messages
+    # the visitor saw and not the internal note.
+    records = new_context(accept_downloads=True).new_page()
+    login(records, server)
+    records.goto(f"{server.url}/history")
+    listed = records.locator(f"#history-table tbody tr[data-id='{row['id']}']")
+    expect(listed.locator("td[data-col=agent]")).to_have_text("王管理")
+    expect(listed.locator("td[data-col=rating]")).to_have_text("满意")
+    expect(listed.locator("td[data-col=platform]")).to_have_text("电脑网页")
+    records.click("#start-export")
+    form = records.locator("dialog form.export-form")
+    form.locator("input[name=format][value=csv]").check()
+    form.locator("input[name=with_content]").check()
+    form.locator("button[type=submit]").click()
+    records.wait_for_url("**/history/exports#e*")
+    export = records.locator("#exports-table tbody tr[data-id]").first
+    expect(export.locator(".export-status")).to_have_text("已完成")
+    with records.expect_download() as info:
+        export.locator("a.download").click()
+    lines = read_download(info.value, "csv")
+    assert [r[0] for r in lines[1:]] == [str(row["id"])]
+    assert "退款多久到账" in lines[1][-1] and "这是一条匿名回复" in lines[1][-1]
+    assert "内部备注" not in lines[1][-1]
