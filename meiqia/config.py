@@ -54,6 +54,9 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_LOCKOUT_SECONDS": 900,
     #: Seconds a hook may run before it is abandoned and logged.
     "HOOK_TIMEOUT": 5.0,
+    #: Seconds between two sweeps of the inactivity rule in each web process
+    #: (``services/inactivity.py``); 0 turns the sweeper off.
+    "INACTIVITY_SWEEP_SECONDS": 60,
     #: Seconds between a running job's heartbeats. A started job silent for three
     #: of them lost its worker (killed, crashed): it is retried or marked failed.
     "JOB_HEARTBEAT": 10.0,
@@ -83,6 +86,7 @@ _INT_KEYS = {
     "PASSWORD_MIN_LENGTH",
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_SECONDS",
+    "INACTIVITY_SWEEP_SECONDS",
 }
 _FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_TIMEOUT"}
 _BOOL_KEYS = {

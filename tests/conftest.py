@@ -46,6 +46,8 @@ def base_config(tmp_path: Any, **extra: Any) -> dict[str, Any]:
         "REDIS_URL": "",
         "JOBS_INLINE": True,
         "PASSWORD_MIN_LENGTH": 8,
+        # Tests run the inactivity sweep themselves (no thread per test app).
+        "INACTIVITY_SWEEP_SECONDS": 0,
     }
     config.update(extra)
     return config

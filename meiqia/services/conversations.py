@@ -299,31 +299,55 @@ def end_conversation(actor: Agent, conversation_id: int) -> Conversation:
     return _end(conversation, "agent", actor)
 
 
-def system_end(conversation_id: int, reason: str) -> Conversation:
+def system_end(conversation_id: int, reason: str, only_if: Any = None,
+               note: dict[str, Any] | None = None) -> Conversation:
     """End a conversation without an agent (inactivity, left for a ticket…).
 
     Ending twice is harmless: an ended conversation is returned as it is.
+    ``only_if`` (a condition on Conversation) is re-checked by the ending UPDATE
+    itself, so a rule that decided from an earlier look-up (the inactivity
+    sweep) ends nothing that changed since: Conflict instead, also when it has
+    ended already (so a sweep counts only its own ends). ``note`` goes into the
+    ``ended`` event's payload.
     """
     conversation = Conversation.get_or_none(Conversation.id == conversation_id)
     if conversation is None:
         raise NotFound("no such conversation")
     if conversation.status == "ended":
+        if only_if is not None:
+            raise Conflict("the conversation has already ended")
         return conversation
-    return _end(conversation, reason, None)
+    return _end(conversation, reason, None, only_if, note)
 
 
-def _end(conversation: Conversation, reason: str, actor: Agent | None) -> Conversation:
+#: What the visitor reads when the inactivity rule ended his chat.
+INACTIVITY_TEXT = {
+    "zh-CN": "由于长时间没有新消息，本次对话已自动结束。如需帮助，请重新发起咨询。",
+    "en": "This chat ended automatically after a long time without messages. "
+          "Start a new one if you need help.",
+}
+
+
+def _end(conversation: Conversation, reason: str, actor: Agent | None,
+         only_if: Any = None, note: dict[str, Any] | None = None) -> Conversation:
     from meiqia.services import figures
 
     now = utcnow()
+    condition = (Conversation.id == conversation.id) & (Conversation.status != "ended")
+    if only_if is not None:
+        condition &= only_if
     with database.atomic():
         updated = Conversation.update(status="ended", ended_at=now, ended_by=actor,
-                                      end_reason=reason[:16]).where(
-            Conversation.id == conversation.id, Conversation.status != "ended").execute()
+                                      end_reason=reason[:16]).where(condition).execute()
     if not updated:
-        raise Conflict("the conversation has already ended")
-    messages.post_message(conversation, "system", "", kind="event",
-                          payload={"event": "ended", "by": actor.display_name if actor else ""})
+        raise Conflict("the conversation has already ended" if only_if is None else
+                       "the conversation changed: not ended")
+    body = ""
+    if reason == "inactivity":
+        body = INACTIVITY_TEXT["en" if conversation.team.language == "en" else "zh-CN"]
+    messages.post_message(conversation, "system", body, kind="event",
+                          payload={"event": "ended", "by": actor.display_name if actor else "",
+                                   "reason": reason, **(note or {})})
     figures.compute_and_store(conversation)
     was_queued = conversation.status == "queued"
     conversation = Conversation.get_by_id(conversation.id)

@@ -183,3 +183,30 @@ def test_visitor_asks_for_a_human_over_the_socket(api, live):
     reply = second.expect("conversation", where=lambda d: "outcome" in d)["data"]
     assert reply["outcome"] == "open" and Conversation.get_by_id(cid2).status == "open"
     second.close()
+
+
+def test_the_inactivity_rule_tells_the_visitor_and_the_agent(team, live):
+    import datetime
+
+    from meiqia.models.base import utcnow
+    from meiqia.services import inactivity
+
+    li = online(team)
+    _client, token, cid, _ = start(team.app, team.team["id"])
+    visitor, _ = visitor_socket(live, token)
+    agent = Socket(live.url("/ws/agent"), cookie_of(li))
+    agent.expect("hello")
+    assert team.put("/api/v1/conversation-rules",
+                    json={"inactivity_minutes": 20}).status_code == 200
+    then = utcnow() - datetime.timedelta(minutes=21)
+    Conversation.update(created_at=then, queued_at=then, assigned_at=then,
+                        last_message_at=then).where(
+        Conversation.id == cid).execute()
+    assert inactivity.sweep() == 1
+    told = visitor.expect("message", where=lambda d: d["kind"] == "event")["data"]
+    assert told["payload"]["reason"] == "inactivity" and "自动结束" in told["body"]
+    visitor.expect("conversation", where=lambda d: d["status"] == "ended")
+    agent.expect("conversation", where=lambda d: d["conversation_id"] == cid
+                 and d["status"] == "ended")
+    for s in (visitor, agent):
+        s.close()

@@ -14,7 +14,9 @@ export function specialBody(m) {
   if (m.kind === 'rating_invite') return el('em', { text: t('ws.rating_invited') });
   if (m.kind === 'event') {
     const p = m.payload || {};
-    const text = p.event === 'ended' ? t('ws.ev.ended', { by: p.by || '' })
+    const ended = p.reason === 'inactivity' ? t('ws.ev.ended_inactivity', { n: p.minutes || '' })
+      : t('ws.ev.ended', { by: p.by || '' });
+    const text = p.event === 'ended' ? ended
       : p.event === 'transferred' ? t('ws.ev.transferred', { by: p.by || '', to: p.to || '' })
         : p.event === 'leave_message' ? t('ws.ev.leave_message') : (m.body || p.event || '');
     return el('span', { text });

@@ -119,7 +119,8 @@ function eventNode(message) {
     // Rate only a chat an agent took (not one that ended in a left message or with the bot).
     const rateable = state.conversation && state.conversation.handler && !state.conversation.rating;
     setTimeout(() => { if (rateable) showRating(); showRestart(); }, 0);
-    return el('li', { class: 'mq-system', text: T('widget.ended') });
+    // The inactivity rule's end says why (in the team's language); others say "ended".
+    return el('li', { class: 'mq-system', text: message.body || T('widget.ended') });
   }
   if (payload.event === 'leave_message') {
     setTimeout(showLeaveMessage, 0);

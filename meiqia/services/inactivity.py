@@ -1,0 +1,145 @@
+"""The inactivity rule (DESIGN §4: "Only agents end conversations (or the
+inactivity rule)"): the system ends conversations that went quiet.
+
+A team's ``ConversationRule.inactivity_minutes`` (0: never) is how long a
+conversation may go without any message, assignment or queueing before it is
+ended with the reason ``inactivity``, like any other end: figures stored, the
+place freed (the queue head is assigned), the visitor told by an ``ended``
+event message and the ``conversation`` state.
+
+Which conversations:
+
+- ``open``: the rule's purpose (an agent forgot it, the visitor left).
+- ``bot``: nobody else ever ends them; a visitor who stopped talking to the
+  bot leaves the active lists.
+- ``queued``: only when the visitor has gone as well (no socket sign of life,
+  ``Visitor.online_until`` passed). A visitor still on the page is waiting for
+  *us*: silence in the queue is not his inactivity.
+
+Where it runs: every web process has one sweeper thread (a greenlet under
+gevent), started by its first request, that sweeps every
+``INACTIVITY_SWEEP_SECONDS`` (0: off). So the embedded default needs no extra
+server, and production needs nothing more than its web processes. Several
+processes may sweep at once: each end is one conditional UPDATE that re-checks
+the idleness, so exactly one process ends a conversation, and a message that
+arrived since the look-up keeps it open.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import threading
+from typing import Any
+
+import peewee
+from flask import Flask
+
+from meiqia.models import Conversation
+from meiqia.models import ConversationRule
+from meiqia.models import Visitor
+from meiqia.models.base import utcnow
+from meiqia.services.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+REASON = "inactivity"
+#: Conversations ended per team per sweep at most (the next sweep goes on).
+BATCH = 200
+
+
+def idle_condition(cutoff: datetime.datetime, now: datetime.datetime) -> peewee.Expression:
+    """Conversations quiet since before ``cutoff`` that the rule may end (see the
+    module docstring). Used for the look-up and again in the ending UPDATE."""
+    quiet = (
+        (Conversation.last_message_at.is_null() | (Conversation.last_message_at < cutoff))
+        & (Conversation.assigned_at.is_null() | (Conversation.assigned_at < cutoff))
+        & (Conversation.queued_at.is_null() | (Conversation.queued_at < cutoff))
+        & (Conversation.created_at < cutoff)
+    )
+    gone = Conversation.visitor.in_(Visitor.select(Visitor.id).where(
+        Visitor.online_until.is_null() | (Visitor.online_until < now)))
+    return quiet & (Conversation.status.in_(("open", "bot"))
+                    | ((Conversation.status == "queued") & gone))
+
+
+def sweep(now: datetime.datetime | None = None) -> int:
+    """End every conversation the teams' inactivity rules say is over; return how many.
+
+    Safe to run in several processes at once (see the module docstring).
+    """
+    from meiqia.services import conversations
+
+    now = now or utcnow()
+    ended = 0
+    rules = ConversationRule.select(ConversationRule.team, ConversationRule.inactivity_minutes
+                                    ).where(ConversationRule.inactivity_minutes > 0).tuples()
+    for team_id, minutes in list(rules):
+        cutoff = now - datetime.timedelta(minutes=minutes)
+        condition = idle_condition(cutoff, now)
+        ids = [cid for (cid,) in Conversation.select(Conversation.id).where(
+            Conversation.team == team_id, condition).order_by(Conversation.id)
+            .limit(BATCH).tuples()]
+        for conversation_id in ids:
+            try:
+                conversations.system_end(conversation_id, REASON, only_if=condition,
+                                         note={"minutes": minutes})
+                ended += 1
+            except Conflict:
+                pass  # another process ended it, or someone wrote meanwhile
+            except Exception:  # noqa: BLE001 - one conversation must not stop the sweep
+                log.exception("inactivity: could not end conversation %s", conversation_id)
+    return ended
+
+
+class Sweeper:
+    """One thread per process that runs ``sweep`` every ``interval`` seconds."""
+
+    def __init__(self, app: Flask, interval: float) -> None:
+        self.app = app
+        self.interval = interval
+        self.pid: int | None = None
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def ensure_running(self) -> None:
+        """Start the thread in this process if it is not running (a forked
+        gunicorn worker does not inherit the master's threads)."""
+        if self.pid == os.getpid() or self.stopped.is_set():
+            return
+        with self.lock:
+            if self.pid == os.getpid():
+                return
+            self.thread = threading.Thread(target=self._run, name="meiqia-inactivity",
+                                           daemon=True)
+            self.thread.start()
+            self.pid = os.getpid()
+
+    def _run(self) -> None:
+        from meiqia.db import connection
+
+        while not self.stopped.wait(self.interval):
+            try:
+                with self.app.app_context(), connection():
+                    count = sweep()
+                if count:
+                    log.info("inactivity: ended %d conversation(s)", count)
+            except Exception:  # noqa: BLE001 - a database hiccup: try again next time
+                log.exception("inactivity: the sweep failed")
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def init_app(app: Flask) -> Any:
+    """Arrange for this process's sweeper to start with its first request
+    (``INACTIVITY_SWEEP_SECONDS``; 0 leaves the rule to ``sweep`` callers)."""
+    interval = app.config.get("INACTIVITY_SWEEP_SECONDS", 0)
+    if not interval:
+        return None
+    sweeper = Sweeper(app, float(interval))
+    app.extensions["meiqia.inactivity"] = sweeper
+    app.before_request(sweeper.ensure_running)
+    return sweeper
