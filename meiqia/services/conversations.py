@@ -393,12 +393,15 @@ def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conver
             if load >= target.max_concurrent and not over_ok:
                 raise Conflict(f"{target.display_name} is at the limit "
                                f"({load}/{target.max_concurrent})", "agent_id")
+            # Compare and swap on the handler read above: of two agents taking one
+            # queued conversation at once, the second finds it taken (409), instead
+            # of silently replacing the first as its handler.
             moved = Conversation.update(
                 handler=target.id, status="open", assigned_at=utcnow(), group=None,
-            ).where(Conversation.id == conversation.id,
-                    Conversation.status != "ended").execute()
+            ).where(Conversation.id == conversation.id, Conversation.status != "ended",
+                    _handler_is(old_handler)).execute()
         if not moved:
-            raise Conflict("the conversation has ended")
+            raise _moved_meanwhile(conversation.id)
         note = {"event": "transferred", "to": target.display_name}
         events.emit("assigned", actor.team_id, [messages.agent_topic(target.id)],
                     {"conversation_id": conversation.id, "by": actor.display_name})
@@ -409,10 +412,10 @@ def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conver
         with routing.team_transaction(actor.team_id):
             moved = Conversation.update(
                 handler=None, status="queued", queued_at=utcnow(), group=group.id,
-            ).where(Conversation.id == conversation.id,
-                    Conversation.status != "ended").execute()
+            ).where(Conversation.id == conversation.id, Conversation.status != "ended",
+                    _handler_is(old_handler)).execute()
         if not moved:
-            raise Conflict("the conversation has ended")
+            raise _moved_meanwhile(conversation.id)
         note = {"event": "transferred", "to": group.name}
     messages.post_message(conversation, "system", "", kind="event", visibility="internal",
                           payload={**note, "by": actor.display_name})
@@ -422,6 +425,21 @@ def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conver
         routing.publish_queue(actor.team_id, {left_queue})
     events.capacity_changed(actor.team_id)
     return Conversation.get_by_id(conversation.id)
+
+
+def _handler_is(agent_id: int | None) -> Any:
+    return Conversation.handler.is_null() if agent_id is None \
+        else Conversation.handler == agent_id
+
+
+def _moved_meanwhile(conversation_id: int) -> Conflict:
+    """Why a transfer's conditional update changed nothing: ended, or taken by
+    someone else since the request read it."""
+    now = Conversation.get_by_id(conversation_id)
+    if now.status == "ended":
+        return Conflict("the conversation has ended")
+    who = now.handler.display_name if now.handler_id else "someone else"
+    return Conflict(f"{who} took this conversation a moment ago", "agent_id")
 
 
 def invite_rating(actor: Agent, conversation_id: int) -> Any:

@@ -154,3 +154,39 @@ def test_places_freeing_while_visitors_arrive(team):
     now_open = {c.id for c in Conversation.select().where(Conversation.status == "open")}
     assert now_open == set(waiting[:sum(agents.values())])
     assert all(len(h) == 1 for h in handlers_seen(sub).values())
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_two_agents_taking_one_queued_conversation(team, round_):
+    """Both press "take" (a transfer to themselves, over their limit) at the same
+    moment: one gets it; the other a 409 naming who did, or a 404 when the winner had
+    already committed and the conversation left his scope; never two handlers."""
+    api, agents, clients, sub = team
+    app = api.app
+    with app.app_context():
+        for _ in range(sum(LIMITS) + 1):
+            start(app, api.team["id"])
+    waiting = Conversation.get(Conversation.status == "queued")
+    sub.drain()
+    takers = clients[1:]
+    answers: dict[int, tuple[int, dict]] = {}
+
+    def take(agent_client):
+        client = ApiClient(app)  # a connection of its own per thread
+        assert client.login(agent_client.agent["email"], AGENT_PASSWORD).status_code == 200
+
+        def run():
+            response = client.post(f"/api/v1/conversations/{waiting.id}/transfer", json={
+                "agent_id": agent_client.agent["id"], "accept_over_limit": True})
+            answers[agent_client.agent["id"]] = (response.status_code, response.get_json())
+        return run
+
+    assert run_all([take(c) for c in takers]) == []
+    codes = sorted(code for code, _ in answers.values())
+    assert codes in ([200, 404], [200, 409]), answers
+    winner = next(agent for agent, (code, _) in answers.items() if code == 200)
+    loser = next(body for code, body in answers.values() if code != 200)
+    if codes == [200, 409]:
+        assert "took this conversation a moment ago" in loser["error"]["message"]
+    assert Conversation.get_by_id(waiting.id).handler_id == winner
+    assert handlers_seen(sub).get(waiting.id, {winner}) == {winner}
