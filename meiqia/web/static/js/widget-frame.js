@@ -2,6 +2,7 @@
 // bot "did you mean", human, queue, leave-a-message, emoji, uploads, status, typing, rating.
 // User text is only ever set with textContent.
 import { ChatSocket } from './socket.js';
+import { createTickets } from './widget-tickets.js';
 
 const boot = JSON.parse(document.getElementById('boot').textContent);
 const T = (key, values) => {
@@ -46,6 +47,12 @@ const state = {
 
 const list = $('mq-messages');
 const input = $('mq-input');
+// "My messages" (the visitor's tickets) and the leave-a-message form. The closed widget's
+// badge counts new ticket replies together with unread chat messages.
+const tickets = createTickets({
+  T, el, call, state, boot, list, scrollDown,
+  onUnread: () => { if (!state.visible) tellParent('unread', { count: state.unread + tickets.unread() }); },
+});
 
 async function call(method, path, body, isForm = false) {
   const headers = { Accept: 'application/json' };
@@ -58,6 +65,7 @@ async function call(method, path, body, isForm = false) {
   if (!response.ok) {
     const error = new Error((data.error && data.error.message) || response.statusText);
     error.field = data.error && data.error.field;
+    error.code = data.error && data.error.code;
     error.status = response.status;
     throw error;
   }
@@ -151,7 +159,7 @@ function addMessage(message) {
     else if (message.kind !== 'event' && message.status !== 'read') {
       // Only what he has not read yet: a reload replays the read ones too.
       state.unread += 1;
-      tellParent('unread', { count: state.unread });
+      tellParent('unread', { count: state.unread + tickets.unread() });
     }
   }
   scrollDown();
@@ -239,42 +247,15 @@ function showRating() {
 
 function showRestart() {
   if (document.querySelector('.mq-restart')) return;
-  extra(el('div', { class: 'mq-restart' }, el('button', { type: 'button', class: 'mq-primary', text: T('widget.restart'), onclick: restart })));
+  // Scenario 3: after the chat, the visitor may still leave a message (source after_end).
+  extra(el('div', { class: 'mq-restart' },
+    el('button', { type: 'button', class: 'mq-primary', text: T('widget.restart'), onclick: restart }),
+    el('button', { type: 'button', class: 'mq-link mq-leave-after', text: T('widget.leave_after_end'), onclick: showLeaveMessage })));
 }
 
-async function showLeaveMessage() {
-  if (document.querySelector('.mq-leave')) return;
-  const form = boot.team.ticket_form;
-  const field = (name, type, label) => el('label', {}, label, el('input', { name, type, maxlength: 254 }));
-  const error = el('p', { class: 'mq-error', hidden: true });
-  const node = el('form', { class: 'mq-card mq-leave', novalidate: true },
-    el('strong', { text: T('widget.leave.title') }),
-    el('p', { class: 'mq-hint', text: T('widget.leave.hint') }),
-    form.ask_name ? field('name', 'text', T('widget.leave.name')) : null,
-    form.ask_phone ? field('phone', 'tel', T('widget.leave.phone')) : null,
-    form.ask_email ? field('email', 'email', T('widget.leave.email')) : null,
-    el('label', {}, T('widget.leave.content'), el('textarea', { name: 'content', rows: 3, maxlength: 5000, required: true })),
-    error,
-    el('div', { class: 'mq-actions' },
-      el('button', { type: 'button', class: 'mq-link', text: T('widget.cancel'), onclick: () => node.remove() }),
-      el('button', { type: 'submit', class: 'mq-primary', text: T('widget.leave.submit') })));
-  node.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const body = { content: node.elements.content.value, conversation_id: state.conversation ? state.conversation.conversation_id : null };
-    for (const key of ['name', 'phone', 'email']) if (node.elements[key]) body[key] = node.elements[key].value;
-    node.querySelectorAll('[aria-invalid]').forEach((n) => n.removeAttribute('aria-invalid'));
-    try {
-      await call('POST', '/widget/tickets', body);
-      node.replaceWith(el('p', { class: 'mq-card mq-thanks', text: T('widget.leave.thanks') }));
-      scrollDown();
-    } catch (e) {
-      error.hidden = false;
-      error.textContent = e.message;
-      if (e.field && node.elements[e.field]) node.elements[e.field].setAttribute('aria-invalid', 'true');
-    }
-  });
-  list.append(el('li', { class: 'mq-extra-item' }, node));
-  scrollDown();
+/** The leave-a-message form (widget-tickets.js): contact, content, attachments. */
+function showLeaveMessage() {
+  tickets.showLeaveMessage();
 }
 
 function nextClientId() {
@@ -493,6 +474,7 @@ async function start() {
   }
   renderState(session.conversation);
   session.messages.forEach(addMessage);
+  tickets.load();
   if (state.socket) state.socket.close();
   state.socket = new ChatSocket(
     () => `/ws/visitor?token=${encodeURIComponent(state.token)}&after=${state.lastId}`,
