@@ -369,12 +369,28 @@ def _scale_runs(data: np.ndarray, keys: np.ndarray) -> None:
     data /= np.repeat(norms, np.diff(np.concatenate([starts, [len(data)]]))).astype(data.dtype)
 
 
-def _variants(entries: list[KBEntry], first: int) -> tuple[list[str], list[int], list[str]]:
-    """Normalised questions, their entry positions (from ``first``) and originals."""
+#: ``progress(fraction, message)``: how far a build is (0..1), for a job's progress bar.
+Progress = Callable[[float, str], None]
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    """The default: nobody is watching."""
+
+
+def _variants(entries: list[KBEntry], first: int, progress: Progress = _no_progress,
+              share: float = 0.0) -> tuple[list[str], list[int], list[str]]:
+    """Normalised questions, their entry positions (from ``first``) and originals.
+
+    Normalising is a third of a large build, so it reports ``progress`` up to
+    ``share`` every 200 entries.
+    """
     texts: list[str] = []
     owners: list[int] = []
     originals: list[str] = []
     for i, entry in enumerate(entries, start=first):
+        if share and (i - first) % 200 == 0:
+            progress(share * (i - first) / len(entries),
+                     f"normalising questions ({i - first:,} of {len(entries):,} entries)")
         for question in entry.questions:
             norm = normalize(question)
             if norm:
@@ -394,9 +410,10 @@ def _l2(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
 class _State:
     """Everything one build produces; never changed after construction."""
 
-    def __init__(self, entries: list[KBEntry], use_classifier: bool | None) -> None:
+    def __init__(self, entries: list[KBEntry], use_classifier: bool | None,
+                 progress: Progress = _no_progress) -> None:
         self.entries = [e for e in entries if e.enabled and e.questions]
-        texts, owners, originals = _variants(self.entries, 0)
+        texts, owners, originals = _variants(self.entries, 0, progress, 0.35)
         self.texts = texts
         self.originals = originals
         self.owners = np.asarray(owners, dtype=np.int32)
@@ -406,6 +423,7 @@ class _State:
         self.classes = np.zeros(0, dtype=np.int32)
         self.matrix: sparse.csr_matrix | None = None
         if texts:
+            progress(0.35, f"counting the n-grams of {len(texts):,} questions")
             self.matrix = self.features.fit_transform(texts)
             n_entries = len(self.entries)
             if use_classifier is None:
@@ -416,6 +434,7 @@ class _State:
                     and self.matrix.shape[1] * n_entries <= CLASSIFIER_MAX_WEIGHTS
                 )
             if use_classifier and n_entries >= 2:
+                progress(0.6, f"training the classifier over {n_entries:,} entries")
                 classifier = LinearSVC(C=SVM_C)
                 classifier.fit(self.matrix, self.owners)
                 coef = classifier.coef_
@@ -426,7 +445,9 @@ class _State:
                 self.coef = np.ascontiguousarray(coef.T, dtype=np.float32)  # features x entries
                 self.intercept = intercept.astype(np.float32)
                 self.classes = classifier.classes_.astype(np.int32)
+            progress(0.9, "building the lookups")
         self._finish()
+        progress(1.0, f"{len(self.entries):,} entries, {len(texts):,} questions indexed")
 
     def _finish(self) -> None:
         """Derived lookups: entry positions, variant rows per entry, exact texts."""
@@ -570,12 +591,16 @@ class KBIndex:
 
     def __init__(self, entries: list[KBEntry] | None = None,
                  use_classifier: bool | None = None,
-                 background_rebuild: bool = True) -> None:
+                 background_rebuild: bool = True,
+                 progress: Progress | None = None) -> None:
+        """Build the index; ``progress(fraction, message)`` hears how far it is
+        (a large build takes seconds: the reindex job shows it)."""
         self._use_classifier = use_classifier
         self._background = background_rebuild
         self._lock = threading.Lock()
         self._entries: dict[str, KBEntry] = {e.id: e for e in entries or []}
-        self._state = _State(list(self._entries.values()), use_classifier)
+        self._state = _State(list(self._entries.values()), use_classifier,
+                             progress or _no_progress)
         #: Bumped by every edit; a background rebuild only lands if it is unchanged.
         self._generation = 0
         self._rebuilder: threading.Thread | None = None
@@ -605,6 +630,15 @@ class KBIndex:
     def remove(self, entry_id: str) -> None:
         """Remove one entry (no error if it is not there); visible to the next query."""
         self._edit({entry_id: None})
+
+    def apply(self, changes: dict[str, KBEntry | None]) -> None:
+        """Several upserts (an entry) and removes (None) as one edit.
+
+        One refit (small KBs) or one patch (large ones) for the lot, which is
+        how a process catches up with the edits other processes made.
+        """
+        if changes:
+            self._edit(dict(changes))
 
     def _edit(self, changes: dict[str, KBEntry | None]) -> None:
         with self._lock:

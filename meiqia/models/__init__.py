@@ -12,6 +12,7 @@ from meiqia.models.conversations import Conversation
 from meiqia.models.conversations import Mention
 from meiqia.models.exports import ExportJob
 from meiqia.models.exports import JobRecord
+from meiqia.models.knowledge import KnowledgeChange
 from meiqia.models.knowledge import KnowledgeEntry
 from meiqia.models.knowledge import SuggestionLog
 from meiqia.models.knowledge import UnrecognisedQuestion
@@ -47,6 +48,7 @@ ALL_MODELS = [
     TicketSink,
     SinkDelivery,
     KnowledgeEntry,
+    KnowledgeChange,
     UnrecognisedQuestion,
     SuggestionLog,
     ConversationRule,

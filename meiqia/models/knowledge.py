@@ -29,6 +29,31 @@ class KnowledgeEntry(BaseModel):
         indexes = ((("team", "key"), True),)
 
 
+class KnowledgeChange(BaseModel):
+    """One change to a team's knowledge base: the log every process's index follows.
+
+    The id is the team's KB version. Writers take a per-team lock before adding
+    a row (``services.knowledge``), so within a team ids are in commit order and
+    a process that has applied everything up to id N can apply what came after
+    N, entry by entry, instead of rebuilding its index.
+    """
+
+    id = peewee.BigAutoField()
+    team = peewee.ForeignKeyField(Team, backref="+", on_delete="CASCADE")
+    #: The entry's key (the id of the KB files); empty: "rebuild everything".
+    entry_key = peewee.CharField(max_length=80, default="")
+    #: ``edit`` (an entry added, changed or removed), ``import`` (too many to
+    #: list) or ``reindex`` (a full rebuild was asked for).
+    kind = peewee.CharField(max_length=16, default="edit")
+    #: For ``reindex``: the version the rebuild read; an index built from that
+    #: version or later already is what the reindex asked for.
+    base = peewee.BigIntegerField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("team", "id"), False),)
+
+
 class UnrecognisedQuestion(BaseModel):
     team = peewee.ForeignKeyField(Team, backref="+", on_delete="CASCADE")
     conversation = peewee.ForeignKeyField(

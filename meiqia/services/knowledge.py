@@ -2,14 +2,17 @@
 
 Entries are rows of ``KnowledgeEntry``; the matcher (``meiqia.bot``) is a pure
 library that knows nothing of the database. This module turns rows into
-``KBEntry`` objects, keeps one index per team in memory, and notices edits made
-by any process: the index is checked against the team's KB version (entry count
-and last change) at most once per ``CHECK_SECONDS``, so an edit shows in answers
-within a second on every web process.
+``KBEntry`` objects and keeps one index per team in memory that follows the
+team's change log (``KnowledgeChange``): an edit is applied to the editing
+process's index before its request returns, and other processes (more web
+processes, rq workers) apply it within ``CHECK_SECONDS`` of their next question,
+entry by entry, or rebuild in the background while they keep answering. No
+question waits for a rebuild, except the very first of a process.
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 import threading
 import time
@@ -20,7 +23,9 @@ from typing import Any
 import peewee
 
 from meiqia.db import database
+from meiqia.db import is_postgres
 from meiqia.models import Agent
+from meiqia.models import KnowledgeChange
 from meiqia.models import KnowledgeEntry
 from meiqia.models import Team
 from meiqia.models.base import utcnow
@@ -31,9 +36,6 @@ from meiqia.services.errors import Conflict
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.services.validation import check
-
-#: Seconds between checks of a team's KB version (edits show within this time).
-CHECK_SECONDS = 0.5
 
 QUESTION = {"type": "string", "minLength": 1, "maxLength": 500}
 ENTRY_FIELDS = {
@@ -151,6 +153,8 @@ def create_entry(actor: Agent, data: dict[str, Any]) -> KnowledgeEntry:
             enabled=data.get("enabled", True),
         )
         audit(actor, "kb.create", "knowledge_entry", entry.id)
+        record_changes(actor.team_id, [key])
+    refresh(actor.team_id)
     return entry
 
 
@@ -169,6 +173,8 @@ def update_entry(actor: Agent, entry_id: int, data: dict[str, Any]) -> Knowledge
     with database.atomic():
         entry.save()
         audit(actor, "kb.update", "knowledge_entry", entry.id)
+        record_changes(actor.team_id, [entry.key])
+    refresh(actor.team_id)
     return entry
 
 
@@ -178,85 +184,284 @@ def delete_entry(actor: Agent, entry_id: int) -> None:
     with database.atomic():
         entry.delete_instance()
         audit(actor, "kb.delete", "knowledge_entry", entry_id)
+        record_changes(actor.team_id, [entry.key])
+    refresh(actor.team_id)
 
 
-def kb_version(team_id: int) -> tuple[int, str]:
-    """(entry count, last change): changes whenever an entry is added, edited or removed."""
-    count, last = (
-        KnowledgeEntry.select(
-            peewee.fn.COUNT(KnowledgeEntry.id), peewee.fn.MAX(KnowledgeEntry.updated_at)
-        )
-        .where(KnowledgeEntry.team == team_id)
-        .tuples()
-        .first()
-    )
-    return int(count or 0), str(last or "")
+# --- the KB version and the live index ---------------------------------------------
+#
+# Every change is a row of ``KnowledgeChange`` written in the same transaction as
+# the entry, after a per-team lock, so a team's change ids are in commit order:
+# the newest id is the KB version. Each process keeps one index per team with
+# the version it reflects; seeing a newer version, it applies the entries changed
+# since (milliseconds), or rebuilds in a background thread while it keeps
+# answering from the index it has. The process that made the edit applies it
+# before the edit's request returns, so the next question sees it.
+
+#: Seconds between checks of a team's KB version by a process (other processes'
+#: edits show within about this time).
+CHECK_SECONDS = 0.5
+#: More changed entries than this since a process's index: rebuild it (in the
+#: background) instead of applying them one by one.
+PATCH_MAX = 200
+#: Change rows are kept this long; a process that has not looked at a team's
+#: version for half of it rebuilds instead of catching up.
+KEEP_CHANGES = datetime.timedelta(days=7)
+#: First key of PostgreSQL's advisory lock serialising a team's KB writers.
+_PG_LOCK_CLASS = 0x6B62  # "kb"
+
+
+def _lock_changes(team_id: int) -> None:
+    """Serialise the team's KB writers until the transaction ends.
+
+    A change row's id is drawn from a sequence when it is inserted, not when it
+    commits; without the lock a reader could see id 11 committed while id 10
+    was still open, take 11 as its version and never apply 10. SQLite needs no
+    lock: its write transactions are serial (BEGIN IMMEDIATE).
+    """
+    if is_postgres():
+        database.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (_PG_LOCK_CLASS, team_id))
+
+
+def record_changes(team_id: int, keys: list[str] | None, kind: str = "edit",
+                   base: int | None = None) -> int:
+    """Log changed entries (``keys``; None: too many, rebuild) in the caller's
+    transaction and return the new KB version."""
+    _lock_changes(team_id)
+    if keys is None or len(keys) > PATCH_MAX:
+        rows = [{"team": team_id, "entry_key": "", "kind": kind if keys is None else "import",
+                 "base": base}]
+    else:
+        rows = [{"team": team_id, "entry_key": key, "kind": kind} for key in dict.fromkeys(keys)]
+    if not rows:
+        return kb_version(team_id)
+    KnowledgeChange.insert_many(rows).execute()
+    version = kb_version(team_id)
+    if version % 64 == 0:  # now and then: forget old changes, never the newest
+        KnowledgeChange.delete().where(
+            KnowledgeChange.team == team_id, KnowledgeChange.id < version,
+            KnowledgeChange.created_at < utcnow() - KEEP_CHANGES).execute()
+    return version
+
+
+def kb_version(team_id: int) -> int:
+    """The team's KB version: the id of its newest change (0 before any)."""
+    return int(KnowledgeChange.select(peewee.fn.MAX(KnowledgeChange.id))
+               .where(KnowledgeChange.team == team_id).scalar() or 0)
 
 
 class _TeamIndex:
-    __slots__ = ("checked_at", "index", "version")
+    """A process's index of one team and what it reflects."""
 
-    def __init__(self, version: tuple[int, str], index: Any) -> None:
-        self.version = version
+    __slots__ = ("applied", "built", "catching_up", "checked_at", "index", "rebuilding",
+                 "version")
+
+    def __init__(self, index: Any, version: int, built: int | None = None) -> None:
         self.index = index
+        #: Every change up to this version is in the index.
+        self.version = version
+        #: The version of the index's last full build from the database.
+        self.built = version if built is None else built
+        #: Per-entry changes up to here are patched in (ahead of ``version``
+        #: while a background rebuild is on its way).
+        self.applied = version
         self.checked_at = time.monotonic()
+        self.rebuilding = False
+        self.catching_up = False
 
 
-_locks_guard = threading.Lock()
+class _Store:
+    """One application's indexes (one app = one database) and their locks."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.indexes: dict[int, _TeamIndex] = {}
+        self.guard = threading.Lock()
+        self.locks: dict[int, threading.Lock] = {}
+
+    def lock(self, team_id: int) -> threading.Lock:
+        with self.guard:
+            return self.locks.setdefault(team_id, threading.Lock())
 
 
-def _cache() -> tuple[dict[int, _TeamIndex], dict[int, threading.Lock]]:
-    """This application's indexes and build locks (one app = one database)."""
+_stores_guard = threading.Lock()
+
+
+def _store() -> _Store | None:
+    """This application's index store; None outside an application (rq worker)."""
     from flask import current_app
+    from flask import has_app_context
 
-    with _locks_guard:
-        return current_app.extensions.setdefault("meiqia.kb_indexes", ({}, {}))
+    if not has_app_context():
+        return None
+    with _stores_guard:
+        store = current_app.extensions.get("meiqia.kb_indexes")
+        if not isinstance(store, _Store):
+            store = current_app.extensions["meiqia.kb_indexes"] = _Store(
+                current_app._get_current_object())
+        return store
 
 
-def _team_lock(team_id: int) -> threading.Lock:
-    locks = _cache()[1]
-    with _locks_guard:
-        return locks.setdefault(team_id, threading.Lock())
+def _kb_entry(row: KnowledgeEntry) -> Any:
+    from meiqia.bot.kbfile import KBEntry
+
+    return KBEntry(id=row.key, questions=list(row.questions), answer=row.answer,
+                   category=row.category, tags=list(row.tags or []), enabled=row.enabled)
 
 
 def _as_kb_entries(team_id: int) -> list[Any]:
-    from meiqia.bot.kbfile import KBEntry
-
     rows = KnowledgeEntry.select().where(
         KnowledgeEntry.team == team_id, KnowledgeEntry.enabled == True  # noqa: E712
     )
-    return [
-        KBEntry(id=row.key, questions=list(row.questions), answer=row.answer,
-                category=row.category, tags=list(row.tags or []))
-        for row in rows
-    ]
+    return [_kb_entry(row) for row in rows]
+
+
+def _build(team_id: int, progress: Any = None) -> _TeamIndex:
+    """A full build from the database, labelled with the version read first
+    (anything committed after it is applied again by the next catch-up)."""
+    from meiqia.bot.index import KBIndex
+
+    version = kb_version(team_id)
+    return _TeamIndex(KBIndex(_as_kb_entries(team_id), progress=progress), version)
 
 
 def index_for(team_id: int) -> Any:
-    """The team's current index, rebuilt if an edit happened since it was built."""
-    from meiqia.bot.index import KBIndex
+    """The team's current index, for a question (never waits for a rebuild).
 
-    indexes = _cache()[0]
-    cached = indexes.get(team_id)
-    now = time.monotonic()
-    if cached is not None and now - cached.checked_at < CHECK_SECONDS:
-        return cached.index
-    version = kb_version(team_id)
-    if cached is not None and cached.version == version:
-        cached.checked_at = now
-        return cached.index
-    with _team_lock(team_id):
-        cached = indexes.get(team_id)
-        if cached is not None and cached.version == version:
+    The first question of a process builds the index; later ones get it at
+    once, and at most every ``CHECK_SECONDS`` one of them also reads the KB
+    version: when it is newer, a background thread catches the index up while
+    the questions keep being answered from the index as it is.
+    """
+    store = _store()
+    if store is None:
+        return _build(team_id).index
+    cached = store.indexes.get(team_id)
+    if cached is None:
+        with store.lock(team_id):
+            cached = store.indexes.get(team_id)
+            if cached is None:
+                cached = store.indexes[team_id] = _build(team_id)
             return cached.index
-        index = KBIndex(_as_kb_entries(team_id))
-        indexes[team_id] = _TeamIndex(version, index)
-        return index
+    now = time.monotonic()
+    if now - cached.checked_at < CHECK_SECONDS:
+        return cached.index
+    stale = now - cached.checked_at > KEEP_CHANGES.total_seconds() / 2
+    cached.checked_at = now
+    if stale:
+        _rebuild_in_background(store, team_id, cached)
+    elif kb_version(team_id) > cached.version and not cached.catching_up:
+        cached.catching_up = True
+        _in_background(store, team_id, "catch-up", lambda: _catch_up(store, team_id))
+    return cached.index
+
+
+def refresh(team_id: int) -> None:
+    """Bring this process's index of the team up to the KB version now.
+
+    Called after every committed edit, so the editor's next question already
+    sees it; an edit inside an outer transaction is applied by the caller after
+    the commit (a rolled-back edit must never reach the index).
+    """
+    store = _store()
+    if store is None or database.in_transaction():
+        return
+    _catch_up(store, team_id)  # waits for a first build in progress, if any
+
+
+def _catch_up(store: _Store, team_id: int) -> None:
+    with store.lock(team_id):
+        cached = store.indexes.get(team_id)
+        if cached is None:
+            return
+        try:
+            _catch_up_locked(store, team_id, cached)
+        finally:
+            cached.catching_up = False
+
+
+def _catch_up_locked(store: _Store, team_id: int, cached: _TeamIndex) -> None:
+    """Apply the changes after ``cached.version`` (team lock held)."""
+    latest = kb_version(team_id)
+    if latest <= cached.version:
+        return
+    changes = list(KnowledgeChange.select(KnowledgeChange.id, KnowledgeChange.entry_key,
+                                          KnowledgeChange.kind, KnowledgeChange.base)
+                   .where(KnowledgeChange.team == team_id,
+                          KnowledgeChange.id > cached.version,
+                          KnowledgeChange.id <= latest)
+                   .order_by(KnowledgeChange.id))
+    full = any(not c.entry_key and cached.built < (c.base if c.kind == "reindex" and
+                                                  c.base is not None else c.id)
+               for c in changes)
+    keys = list(dict.fromkeys(c.entry_key for c in changes
+                              if c.entry_key and c.id > cached.applied))
+    if full or len(keys) > PATCH_MAX:
+        _rebuild_in_background(store, team_id, cached)
+    if len(keys) <= PATCH_MAX:
+        rows = {row.key: row for row in KnowledgeEntry.select().where(
+            KnowledgeEntry.team == team_id, KnowledgeEntry.key.in_(keys))} if keys else {}
+        cached.index.apply({key: _kb_entry(rows[key]) if key in rows else None
+                            for key in keys})
+        cached.applied = max(cached.applied, latest)
+        if not (full or cached.rebuilding):
+            cached.version = latest
+
+
+def _rebuild_in_background(store: _Store, team_id: int, cached: _TeamIndex) -> None:
+    """Start one full rebuild of the team's index; the old one answers meanwhile."""
+    if cached.rebuilding:
+        return
+    cached.rebuilding = True
+    _in_background(store, team_id, "rebuild", lambda: _install(store, team_id,
+                                                                _build(team_id), cached))
+
+
+def _install(store: _Store, team_id: int, fresh: _TeamIndex,
+             replaces: _TeamIndex | None = None) -> None:
+    """Swap a full build in (unless a fresher one is there) and catch it up.
+
+    ``replaces``: the index whose background rebuild this is (its flag is
+    cleared whether or not the build is swapped in).
+    """
+    with store.lock(team_id):
+        if replaces is not None:
+            replaces.rebuilding = False
+        cached = store.indexes.get(team_id)
+        if cached is None or fresh.built >= cached.built:
+            store.indexes[team_id] = cached = fresh
+        _catch_up_locked(store, team_id, cached)
+
+
+def _in_background(store: _Store, team_id: int, what: str, func: Any) -> None:
+    """Run ``func()`` in a daemon thread with the app and a database connection.
+
+    A failure is logged and the index keeps answering as it is; the next
+    question's version check tries again.
+    """
+    from meiqia.db import connection
+
+    def run() -> None:
+        try:
+            with store.app.app_context(), connection():
+                func()
+        except Exception:  # noqa: BLE001 - the old index keeps answering
+            store.app.logger.exception("knowledge base index of team %s: %s failed",
+                                       team_id, what)
+            cached = store.indexes.get(team_id)
+            if cached is not None:
+                cached.rebuilding = cached.catching_up = False
+                cached.checked_at = 0.0
+
+    threading.Thread(target=run, name=f"kb-{what}-{team_id}", daemon=True).start()
 
 
 def forget_indexes() -> None:
-    """Drop every cached index of this application (after a bulk import)."""
-    _cache()[0].clear()
+    """Drop every cached index of this application (the next question rebuilds)."""
+    store = _store()
+    if store is not None:
+        with store.guard:
+            store.indexes.clear()
 
 
 def import_file(team: Team, path: str | Path, actor: Agent | None = None,
@@ -270,6 +475,7 @@ def import_file(team: Team, path: str | Path, actor: Agent | None = None,
 
     entries = load_kb(path)  # raises KBFileError naming the lines; nothing written
     created = updated = removed = 0
+    changed: list[str] = []
     with database.atomic():
         existing = {
             e.key: e for e in KnowledgeEntry.select().where(KnowledgeEntry.team == team.id)
@@ -290,14 +496,19 @@ def import_file(team: Team, path: str | Path, actor: Agent | None = None,
             else:
                 KnowledgeEntry.update(**fields).where(KnowledgeEntry.id == row.id).execute()
                 updated += 1
+            changed.append(item.id)
         if replace:
             keep = {item.id for item in entries}
             stale = [e.id for key, e in existing.items() if key not in keep]
             if stale:
                 removed = KnowledgeEntry.delete().where(KnowledgeEntry.id.in_(stale)).execute()
+                changed.extend(key for key in existing if key not in keep)
+        # Many entries: one "rebuild" change instead of a row each (record_changes).
+        record_changes(team.id, changed)
         if actor is not None:
             audit(actor, "kb.import", "team", team.id,
                   {"created": created, "updated": updated, "removed": removed})
+    refresh(team.id)
     return {"created": created, "updated": updated, "removed": removed, "total": len(entries)}
 
 
@@ -314,29 +525,41 @@ def export_entries(team_id: int) -> list[Any]:
     ]
 
 
-def reindex_job(team_id: int) -> dict[str, Any]:
-    """Job: rebuild a team's index with progress (for large knowledge bases).
+def rebuild_index(team_id: int, progress: Any = None) -> dict[str, Any]:
+    """Rebuild the team's index from the database and make every process follow.
 
-    In the web process the fresh index replaces the cached one; on an rq worker
-    it proves the KB builds and reports its size, and web processes rebuild on
-    their next version check.
+    ``progress(fraction, message)`` hears how the build goes. The fresh index
+    replaces this process's own; a ``reindex`` change then bumps the KB
+    version, so every other process (web processes when this runs on an rq
+    worker or in ``meiqia kb reindex``) rebuilds in the background while it
+    keeps answering from the index it has. Returns the size and build time.
     """
-    from meiqia.bot.index import KBIndex
+    say = progress or (lambda fraction, message: None)
+    say(0.0, "reading the entries")
+    started = time.perf_counter()
+    fresh = _build(team_id, progress=lambda f, m: say(0.02 + 0.93 * f, m))
+    elapsed = time.perf_counter() - started
+    say(0.96, "publishing the new version")
+    with database.atomic():
+        version = record_changes(team_id, None, kind="reindex", base=fresh.version)
+    store = _store()
+    if store is not None:
+        _install(store, team_id, fresh)
+    say(1.0, f"{len(fresh.index)} entries indexed")
+    return {"entries": len(fresh.index), "variants": fresh.index.variant_count,
+            "build_s": round(elapsed, 3), "version": version}
+
+
+def reindex_job(team_id: int) -> dict[str, Any]:
+    """Job: ``rebuild_index`` with its progress on the job record (GET /jobs/<id>).
+
+    The same in both modes: on the embedded worker thread the fresh index is
+    this process's at once; on an rq worker the version bump makes the web
+    processes rebuild (they cannot be handed an index across processes).
+    """
     from meiqia.jobs import report_progress
 
-    report_progress(0.05, "reading entries")
-    entries = _as_kb_entries(team_id)
-    report_progress(0.2, f"building the index of {len(entries)} entries")
-    started = time.perf_counter()
-    index = KBIndex(entries)
-    elapsed = time.perf_counter() - started
-    report_progress(0.95, "swapping the index in")
-    try:
-        _cache()[0][team_id] = _TeamIndex(kb_version(team_id), index)
-    except RuntimeError:  # no application context: an rq worker
-        pass
-    return {"entries": len(index), "variants": index.variant_count,
-            "build_s": round(elapsed, 3)}
+    return rebuild_index(team_id, progress=report_progress)
 
 
 def start_reindex(actor: Agent) -> str:

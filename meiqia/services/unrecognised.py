@@ -123,6 +123,8 @@ def resolve_into_entry(actor: Agent, data: dict[str, Any]) -> dict[str, Any]:
         })
         UnrecognisedQuestion.update(resolved_entry=entry.id).where(
             UnrecognisedQuestion.id.in_([r.id for r in rows])).execute()
+    # create_entry ran inside this transaction: the index learns it after the commit.
+    knowledge.refresh(actor.team_id)
     return knowledge.entry_to_dict(entry)
 
 

@@ -223,3 +223,17 @@ def test_features_are_sklearns_tfidf_blocks():
     cols, vals = features.transform_one(texts[3])
     row = ours[3].toarray().ravel()
     assert np.allclose(row[cols], vals, atol=1e-6) and np.isclose(row.sum(), vals.sum(), atol=1e-5)
+
+
+def test_apply_takes_several_changes_as_one_edit_and_builds_report_progress():
+    heard: list[tuple[float, str]] = []
+    index = KBIndex(ZH, progress=lambda fraction, message: heard.append((fraction, message)))
+    fractions = [f for f, _ in heard]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert heard[-1][1] == f"{len(ZH)} entries, {index.variant_count} questions indexed"
+    assert any("classifier" in message for _, message in heard)
+    index.apply({"pay": None, "vip": None,
+                 "birthday": KBEntry("birthday", ["生日有什么福利"], "生日当月发券")})
+    assert len(index) == len(ZH) - 1
+    assert index.query("生日有什么福利", k=1)[0].entry_id == "birthday"
+    assert all(c.entry_id not in {"pay", "vip"} for c in index.query("可以用支付宝吗", k=5))
