@@ -15,6 +15,7 @@ from flask import current_app
 
 from meiqia.db import database
 from meiqia.db import get_by_id
+from meiqia.db import is_postgres
 from meiqia.models import Agent
 from meiqia.models import Conversation
 from meiqia.models import Group
@@ -98,6 +99,11 @@ def start_or_resume(visitor: Visitor, visit: Visit | None) -> tuple[Conversation
     otherwise it goes to routing at once.
     """
     with database.atomic():
+        if is_postgres():
+            # Tabs opening at once: the others wait here for the first one's
+            # conversation instead of each starting their own (on SQLite every
+            # transaction begins IMMEDIATE, which serialises them already).
+            Visitor.select(Visitor.id).where(Visitor.id == visitor.id).for_update().execute()
         current = active_for(visitor)
         if current is not None:
             return current, False

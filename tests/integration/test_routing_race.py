@@ -190,3 +190,28 @@ def test_two_agents_taking_one_queued_conversation(team, round_):
         assert "took this conversation a moment ago" in loser["error"]["message"]
     assert Conversation.get_by_id(waiting.id).handler_id == winner
     assert handlers_seen(sub).get(waiting.id, {winner}) == {winner}
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_one_visitor_opening_tabs_at_once_gets_one_conversation(db_api, round_):
+    """A returning visitor (token kept, last chat ended) opens several tabs at the same
+    moment: every tab resumes the one new conversation, none starts a second."""
+    from meiqia.services import conversations
+
+    app = db_api.app
+    with app.app_context():
+        _client, token, first, _ = start(app, db_api.team["id"])
+        conversations.system_end(first, "test")
+    opened: list[int] = []
+
+    def tab():
+        client = app.test_client()
+        response = client.post("/api/v1/widget/session", json={
+            "team_id": db_api.team["id"], "token": token})
+        assert response.status_code == 200, response.get_json()
+        opened.append(response.get_json()["conversation"]["conversation_id"])
+
+    assert run_all([tab] * 6) == []
+    assert len(set(opened)) == 1 and opened[0] != first
+    active = Conversation.select().where(Conversation.status != "ended")
+    assert [c.id for c in active] == [opened[0]]
