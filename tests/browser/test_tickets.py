@@ -220,3 +220,53 @@ def test_a_ticket_outside_the_scope_is_not_found(server, admin, new_context):
     expect(page.locator("#tk-table tbody tr.empty")).to_have_count(1)
     response = page.goto(f"{server.url}/tickets/{ticket['id']}")
     assert response.status == 404
+
+
+def test_the_ticket_page_says_when_a_reply_will_not_be_emailed(server, admin, new_context):
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    from tests.integration.test_two_processes import free_port
+
+    ticket = create(admin, content="发票抬头写错了", email="kehu@example.com")
+    page = new_context(viewport={"width": 1360, "height": 900}).new_page()
+    login(page, server, next=f"/tickets/{ticket['id']}")
+    hint = page.locator("#tk-public-hint")
+    expect(hint).to_be_hidden()  # an internal note is chosen
+    page.check("#tk-comment-form input[value=public]")
+    expect(hint).to_have_attribute("data-reason", "no_email_sink")
+    expect(hint).to_contain_text("不会收到邮件：尚未配置邮件推送")
+    page.fill("#tk-comment-form textarea[name=body]", "已为您重新开具")
+    page.click("#tk-comment-form button[type=submit]")
+    expect(page.locator("#toast")).to_contain_text("未发邮件：尚未配置邮件推送")
+    expect(page.locator("#tk-comments")).to_contain_text("已为您重新开具")
+
+    received = []
+
+    class Collect(Message):
+        def handle_message(self, message):
+            received.append(message)
+
+    controller = Controller(Collect(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        sink = admin.post("/api/v1/ticket-sinks", json={"type": "email", "name": "邮件", "config": {
+            "host": "127.0.0.1", "port": controller.port, "from": "bot@shop.example",
+            "to": "team@shop.example"}})
+        assert sink.status_code == 201, sink.get_json()
+        page.reload()
+        page.check("#tk-comment-form input[value=public]")
+        expect(hint).to_have_text("客户会在网页插件中看到，并收到发往 kehu@example.com 的邮件。")
+        page.fill("#tk-comment-form textarea[name=body]", "发票已寄出")
+        page.click("#tk-comment-form button[type=submit]")
+        expect(page.locator("#toast")).to_contain_text("并已发送邮件")
+    finally:
+        controller.stop()
+    to_customer = [m.get_payload(decode=True).decode() for m in received
+                   if m["To"] == "kehu@example.com"]
+    assert len(to_customer) == 1 and "发票已寄出" in to_customer[0]
+
+    other = create(admin, content="电话回访", phone="13800138000")
+    page.goto(f"{server.url}/tickets/{other['id']}")
+    page.check("#tk-comment-form input[value=public]")
+    expect(hint).to_contain_text("他没有留邮箱，不会收到邮件")

@@ -124,6 +124,19 @@ function renderTranscript() {
   }
 }
 
+/** Whether a public reply is emailed, and if not why (e.g. no email sink configured):
+ * the agent must not believe the customer got an email he never will. */
+function renderReplyHint() {
+  const hint = document.getElementById('tk-public-hint');
+  hint.hidden = commentForm.elements.visibility.value !== 'public';
+  const info = ticket.reply_email;
+  if (!info) return;
+  hint.textContent = info.will_email ? t('tk.public_hint_email', { email: ticket.contact.email })
+    : t(`tk.public_hint_${info.reason}`);
+  hint.dataset.reason = info.reason;
+  hint.classList.toggle('warn', !info.will_email);
+}
+
 function render() {
   renderHead();
   renderContent();
@@ -132,6 +145,7 @@ function render() {
   renderComments();
   renderHistory();
   renderTranscript();
+  renderReplyHint();
   page.setAttribute('aria-busy', 'false');
   page.dataset.status = ticket.status;
 }
@@ -178,7 +192,7 @@ document.getElementById('tk-edit-subject').addEventListener('click', () => {
 });
 
 commentForm.addEventListener('change', () => {
-  document.getElementById('tk-public-hint').hidden = commentForm.elements.visibility.value !== 'public';
+  if (ticket) renderReplyHint();
 });
 commentForm.addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -187,12 +201,14 @@ commentForm.addEventListener('submit', async (event) => {
   const button = commentForm.querySelector('button[type=submit]');
   button.disabled = true;
   try {
-    await api('POST', `/tickets/${ticket.id}/comments`, { body, visibility });
+    const sent = await api('POST', `/tickets/${ticket.id}/comments`, { body, visibility });
     formError(commentForm, null);
     commentForm.elements.body.value = '';
     ticket = await api('GET', `/tickets/${ticket.id}`);
     render();
-    toast(visibility === 'public' ? t('tk.reply_sent') : t('tk.note_added'));
+    if (visibility !== 'public') toast(t('tk.note_added'));
+    else if (sent.email && sent.email.will_email) toast(t('tk.reply_sent_email'));
+    else toast(t('tk.reply_not_emailed', { why: t(`tk.why.${sent.email ? sent.email.reason : 'not_queued'}`) }));
   } catch (error) {
     formError(commentForm, error);
   } finally {
