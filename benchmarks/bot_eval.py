@@ -86,7 +86,8 @@ def baselines(kb_path: Path, cases_path: Path) -> dict[str, dict[str, float]]:
 
 
 def row(name: str, acc: float, oos: str, p50: float, p99: float, build: float) -> str:
-    return f"| {name} | {acc * 100:.1f} % | {oos} | {p50:.2f} | {p99:.2f} | {build:.2f} |"
+    # Three decimals, as `meiqia bot eval` prints them: "90.0 %" hid whether 0.90 was met.
+    return f"| {name} | {acc:.3f} | {oos} | {p50:.2f} | {p99:.2f} | {build:.2f} |"
 
 
 def main() -> None:
@@ -106,14 +107,14 @@ def main() -> None:
                       "| method | in-scope accuracy | out-of-scope recall / precision | p50 ms "
                       "| p99 ms | build s |", "|---|---|---|---|---|---|"]
             oos = ("n/a" if ours["oos_recall"] is None
-                   else f"{ours['oos_recall'] * 100:.0f} % / {ours['oos_precision'] * 100:.0f} %")
+                   else f"{ours['oos_recall']:.3f} / {ours['oos_precision']:.3f}")
             lines.append(row("**meiqia** (defaults: answer 0.7, suggest 0.5)",
                              ours["in_scope_accuracy"], oos, ours["p50_ms"], ours["p99_ms"],
                              ours["build_s"]))
             for name, fig in baselines(kb, cases).items():
                 lines.append(row(name, fig["acc"], "none (always answers)", fig["p50"],
                                  fig["p99"], fig["build"]))
-            lines.append(f"\nsuggest rate (\"did you mean\"): {ours['suggest_rate'] * 100:.1f} %; "
+            lines.append(f"\nsuggest rate (\"did you mean\"): {ours['suggest_rate']:.3f}; "
                          f"{ours['entries']} entries, {ours['variants']} questions.\n")
     body = (
         "In-scope accuracy counts a case right when the top-1 entry is the expected one "

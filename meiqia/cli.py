@@ -273,7 +273,8 @@ def _team(team_id: int | None) -> Any:
         else Team.select().order_by(Team.id).first()
     )
     if team is None:
-        raise click.ClickException("no such team: run `meiqia init` first")
+        raise click.ClickException(
+            f"no team with id {team_id}" if team_id else "no team yet: run `meiqia init` first")
     return team
 
 
@@ -281,14 +282,211 @@ def _kb_error(exc: Exception) -> click.ClickException:
     return click.ClickException(f"{exc}\nnothing was imported")
 
 
+TEAM_HELP = "Team id (default: the first team)."
+
+
+def _team_admin(team_id: int | None) -> Any:
+    """The team's first admin: the CLI edits entries as him (the audit log says so)."""
+    from meiqia.models import Agent
+
+    team = _team(team_id)
+    admin = (Agent.select().where(Agent.team == team.id, Agent.role == "admin")
+             .order_by(Agent.id).first())
+    if admin is None:
+        raise click.ClickException(f"team {team.id} has no admin to act as")
+    return admin
+
+
+def _entry_by_key(admin: Any, key: str) -> Any:
+    from meiqia.models import KnowledgeEntry
+
+    entry = KnowledgeEntry.get_or_none(KnowledgeEntry.team == admin.team_id,
+                                       KnowledgeEntry.key == key)
+    if entry is None:
+        raise click.ClickException(
+            f"no entry with the key {key!r} in team {admin.team_id} "
+            "(`meiqia kb list` shows the keys)")
+    return entry
+
+
+def _answer_text(answer: str | None) -> str | None:
+    """``-`` reads the answer from standard input (long answers, links, images)."""
+    if answer == "-":
+        return click.get_text_stream("stdin").read().strip()
+    return answer
+
+
+@contextlib.contextmanager
+def _service_errors() -> Iterator[None]:
+    """A refused edit becomes a CLI error with the API's message (field: reason)."""
+    from meiqia.services.errors import ServiceError
+
+    try:
+        yield
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+def _show_entry(entry: Any, verb: str) -> None:
+    state = "" if entry.enabled else ", disabled"
+    click.echo(f"{verb} entry {entry.key} (id {entry.id}{state}): {entry.questions[0]}")
+    for question in entry.questions[1:]:
+        click.echo(f"  also: {question}")
+
+
 @cli.group()
 def kb() -> None:
-    """Knowledge base: import, export, reindex."""
+    """Knowledge base: entries one by one, import, export, reindex.
+
+    Entries are named by their key (the id in KB files, such as
+    return-shipping-fee). Edits go through the same checks as the API and
+    reach running servers within a second.
+    """
+
+
+@kb.command("list")
+@click.option("--search", "q", default="", help="Only entries whose questions or answer "
+              "contain this text, or whose key it is.")
+@click.option("--category", default="", help="Only entries of this category.")
+@click.option("--team", "team_id", type=int, default=None, help=TEAM_HELP)
+def kb_list(q: str, category: str, team_id: int | None) -> None:
+    """List the entries: key, state, category and standard question."""
+    from meiqia.services import knowledge
+
+    with app_context():
+        _require_schema()
+        admin = _team_admin(team_id)
+        page, shown = 1, 0
+        while True:
+            found = knowledge.list_entries(admin, q=q, category=category, page=page,
+                                           per_page=200)
+            for item in found["items"]:
+                state = "on " if item["enabled"] else "off"
+                click.echo(f"{item['key']}  {state}  [{item['category'] or '-'}]  "
+                           f"{item['standard_question']}")
+            shown += len(found["items"])
+            if shown >= found["total"] or not found["items"]:
+                break
+            page += 1
+    click.echo(f"{found['total']} entries")
+
+
+@kb.command("add")
+@click.option("--question", "questions", multiple=True, required=True,
+              help="A question; the first is the standard question, repeat the option for "
+              "similar questions.")
+@click.option("--answer", required=True, help="The answer (text, [links](https://…) and "
+              "![images](https://…)); - reads it from standard input.")
+@click.option("--key", default=None, help="The entry's key (letters, digits, . _ -; "
+              "default: made from the standard question).")
+@click.option("--category", default="", help="Category, such as 售后 or shipping.")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeat for more).")
+@click.option("--disabled", is_flag=True, help="Add it switched off (the bot ignores it).")
+@click.option("--team", "team_id", type=int, default=None, help=TEAM_HELP)
+def kb_add(questions: tuple[str, ...], answer: str, key: str | None, category: str,
+           tags: tuple[str, ...], disabled: bool, team_id: int | None) -> None:
+    """Add one entry."""
+    from meiqia.services import knowledge
+
+    data: dict[str, Any] = {"questions": list(questions), "answer": _answer_text(answer),
+                            "category": category, "tags": list(tags), "enabled": not disabled}
+    if key:
+        data["key"] = key
+    with app_context():
+        _require_schema()
+        admin = _team_admin(team_id)
+        with _service_errors():
+            entry = knowledge.create_entry(admin, data)
+        _show_entry(entry, "added")
+
+
+@kb.command("edit")
+@click.argument("key")
+@click.option("--question", "questions", multiple=True,
+              help="Replace the questions: the first is the standard question (repeat the "
+              "option for similar ones).")
+@click.option("--add-question", "added", multiple=True,
+              help="Add a similar question, keeping the others (repeat for more).")
+@click.option("--answer", default=None, help="The new answer; - reads it from standard input.")
+@click.option("--category", default=None, help="The new category (\"\" for none).")
+@click.option("--tag", "tags", multiple=True, help="Replace the tags (repeat for more).")
+@click.option("--team", "team_id", type=int, default=None, help=TEAM_HELP)
+def kb_edit(key: str, questions: tuple[str, ...], added: tuple[str, ...], answer: str | None,
+            category: str | None, tags: tuple[str, ...], team_id: int | None) -> None:
+    """Change the entry KEY: only what is given changes."""
+    from meiqia.services import knowledge
+
+    with app_context():
+        _require_schema()
+        admin = _team_admin(team_id)
+        entry = _entry_by_key(admin, key)
+        data: dict[str, Any] = {}
+        if questions or added:
+            data["questions"] = [*(questions or entry.questions), *added]
+        if answer is not None:
+            data["answer"] = _answer_text(answer)
+        if category is not None:
+            data["category"] = category
+        if tags:
+            data["tags"] = list(tags)
+        if not data:
+            raise click.UsageError("nothing to change: give --question, --add-question, "
+                                   "--answer, --category or --tag")
+        with _service_errors():
+            entry = knowledge.update_entry(admin, entry.id, data)
+        _show_entry(entry, "changed")
+
+
+def _switch(key: str, team_id: int | None, enabled: bool) -> None:
+    from meiqia.services import knowledge
+
+    with app_context():
+        _require_schema()
+        admin = _team_admin(team_id)
+        entry = _entry_by_key(admin, key)
+        with _service_errors():
+            entry = knowledge.update_entry(admin, entry.id, {"enabled": enabled})
+        _show_entry(entry, "enabled" if enabled else "disabled")
+
+
+@kb.command("enable")
+@click.argument("key")
+@click.option("--team", "team_id", type=int, default=None, help=TEAM_HELP)
+def kb_enable(key: str, team_id: int | None) -> None:
+    """Switch the entry KEY on: the bot answers with it again."""
+    _switch(key, team_id, True)
+
+
+@kb.command("disable")
+@click.argument("key")
+@click.option("--team", "team_id", type=int, default=None, help=TEAM_HELP)
+def kb_disable(key: str, team_id: int | None) -> None:
+    """Switch the entry KEY off: kept, but the bot no longer answers with it."""
+    _switch(key, team_id, False)
+
+
+@kb.command("delete")
+@click.argument("key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--team", "team_id", type=int, default=None, help=TEAM_HELP)
+def kb_delete(key: str, yes: bool, team_id: int | None) -> None:
+    """Delete the entry KEY (kb disable keeps it instead)."""
+    from meiqia.services import knowledge
+
+    with app_context():
+        _require_schema()
+        admin = _team_admin(team_id)
+        entry = _entry_by_key(admin, key)
+        if not yes:
+            click.confirm(f"delete {entry.key} ({entry.questions[0]})?", abort=True)
+        with _service_errors():
+            knowledge.delete_entry(admin, entry.id)
+    click.echo(f"deleted entry {key}")
 
 
 @kb.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--team", "team_id", type=int, default=None, help="Team id (default: the first team).")
+@click.option("--team", "team_id", type=int, default=None, help=TEAM_HELP)
 @click.option("--replace", is_flag=True, help="Remove entries that are not in the file.")
 def kb_import(path: str, team_id: int | None, replace: bool) -> None:
     """Import a KB file: YAML (knowledge_base/*.yaml), CSV or XLSX (id,question,answer).
@@ -313,7 +511,7 @@ def kb_import(path: str, team_id: int | None, replace: bool) -> None:
 
 @kb.command("export")
 @click.argument("path", type=click.Path(dir_okay=False, writable=True))
-@click.option("--team", "team_id", type=int, default=None)
+@click.option("--team", "team_id", type=int, default=None, help=TEAM_HELP)
 def kb_export(path: str, team_id: int | None) -> None:
     """Export the KB to PATH; the format follows the ending (.yaml, .csv, .xlsx)."""
     from meiqia.bot import kbfile
@@ -332,23 +530,32 @@ def kb_export(path: str, team_id: int | None) -> None:
 
 
 @kb.command("reindex")
-@click.option("--team", "team_id", type=int, default=None)
+@click.option("--team", "team_id", type=int, default=None, help=TEAM_HELP)
 def kb_reindex(team_id: int | None) -> None:
-    """Rebuild the team's bot index now and report its size and build time."""
-    import time
+    """Rebuild the team's bot index, showing its progress, and make servers follow.
 
+    Running servers rebuild theirs in the background when they see the new KB
+    version (they keep answering meanwhile).
+    """
     from meiqia.services import knowledge
 
+    steps = 1000
     with app_context():
         _require_schema()
         team = _team(team_id)
-        knowledge.forget_indexes()
-        started = time.perf_counter()
-        with click.progressbar(length=1, label="building index") as bar:
-            index = knowledge.index_for(team.id)
-            bar.update(1)
-        elapsed = time.perf_counter() - started
-    click.echo(f"{len(index)} entries indexed in {elapsed:.2f} s")
+        with click.progressbar(length=steps, label="building the index", show_percent=True,
+                               item_show_func=lambda message: message) as bar:
+            last: list[str] = []
+
+            def progress(fraction: float, message: str) -> None:
+                bar.update(max(0, round(fraction * steps) - bar.pos), message)
+                if not sys.stdout.isatty() and message not in last:
+                    last.append(message)  # no bar without a terminal: one line a step
+                    click.echo(f"{fraction:4.0%}  {message}")
+
+            result = knowledge.rebuild_index(team.id, progress=progress)
+    click.echo(f"{result['entries']} entries ({result['variants']} questions) indexed in "
+               f"{result['build_s']:.2f} s; KB version {result['version']}")
 
 
 @cli.group()
@@ -361,9 +568,12 @@ def bot() -> None:
               help="KB file (YAML, CSV or XLSX).")
 @click.option("--cases", "cases_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="CSV with query,expected_id (empty expected_id: out of scope).")
-@click.option("--answer-threshold", type=float, default=None)
-@click.option("--suggest-threshold", type=float, default=None)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--answer-threshold", type=float, default=None,
+              help="Score at or above which the bot answers (default: 0.7, as a new team).")
+@click.option("--suggest-threshold", type=float, default=None,
+              help="Score at or above which it offers \"did you mean\"; below, the question "
+              "is unrecognised (default: 0.5).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (exact values).")
 def bot_eval(kb_path: str, cases_path: str, answer_threshold: float | None,
              suggest_threshold: float | None, as_json: bool) -> None:
     """Answer every case with an index built from the KB and print the metrics.
@@ -371,17 +581,18 @@ def bot_eval(kb_path: str, cases_path: str, answer_threshold: float | None,
     n, in_scope_accuracy, oos_recall, oos_precision, suggest_rate, p50_ms,
     p99_ms, build_s (DESIGN §6).
     """
-    from meiqia.bot.evaluate import evaluate
+    from meiqia.bot.evaluate import METRICS
+    from meiqia.bot.evaluate import evaluate_details
     from meiqia.bot.evaluate import format_report
     from meiqia.bot.kbfile import KBFileError
 
     try:
-        result = evaluate(kb_path, cases_path, answer_threshold=answer_threshold,
-                          suggest_threshold=suggest_threshold)
+        result = evaluate_details(kb_path, cases_path, answer_threshold=answer_threshold,
+                                  suggest_threshold=suggest_threshold)
     except (KBFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
-        click.echo(json.dumps(result, ensure_ascii=False))
+        click.echo(json.dumps({key: result[key] for key in METRICS}, ensure_ascii=False))
     else:
         click.echo(format_report(result))
 
@@ -390,18 +601,36 @@ def bot_eval(kb_path: str, cases_path: str, answer_threshold: float | None,
 @click.argument("question")
 @click.option("--kb", "kb_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Ask a KB file instead of the team's knowledge base.")
-@click.option("--team", "team_id", type=int, default=None)
+@click.option("--team", "team_id", type=int, default=None, help=TEAM_HELP)
 @click.option("-k", "top", type=int, default=3, show_default=True, help="Candidates to show.")
 def bot_ask(question: str, kb_path: str | None, team_id: int | None, top: int) -> None:
-    """Ask the bot one question and show its decision and top candidates."""
-    from meiqia.bot.index import KBIndex
-    from meiqia.bot.kbfile import load_kb
+    """Ask the bot one question and show its decision and top candidates.
 
+    Questions the bot cannot read (empty, only emoji or punctuation, binary)
+    are refused with the reason, as the API refuses them; one over 2,000
+    characters is cut there, and the output says so.
+    """
+    from meiqia.bot.index import KBIndex
+    from meiqia.bot.kbfile import KBFileError
+    from meiqia.bot.kbfile import load_kb
+    from meiqia.bot.normalize import MAX_QUESTION_CHARS
+    from meiqia.bot.normalize import QuestionError
+    from meiqia.bot.normalize import check_question
+    from meiqia.bot.normalize import truncate_question
+
+    try:
+        question = check_question(question)
+    except QuestionError as exc:
+        raise click.ClickException(f"question: {exc}") from exc
+    question, truncated = truncate_question(question)
     if kb_path:
         from meiqia.bot.index import DEFAULT_ANSWER_THRESHOLD
         from meiqia.bot.index import DEFAULT_SUGGEST_THRESHOLD
 
-        index = KBIndex(load_kb(kb_path))
+        try:
+            index = KBIndex(load_kb(kb_path))
+        except KBFileError as exc:
+            raise click.ClickException(str(exc)) from exc
         answer_t, suggest_t = DEFAULT_ANSWER_THRESHOLD, DEFAULT_SUGGEST_THRESHOLD
     else:
         from meiqia.services import knowledge
@@ -413,6 +642,9 @@ def bot_ask(question: str, kb_path: str | None, team_id: int | None, top: int) -
             index = knowledge.index_for(team.id)
             settings = settings_of(team)
             answer_t, suggest_t = settings["answer_threshold"], settings["suggest_threshold"]
+    if truncated:
+        click.echo(f"note: the question is longer than {MAX_QUESTION_CHARS:,} characters; "
+                   f"only the first {MAX_QUESTION_CHARS:,} were read")
     candidates = index.query(question, k=top)
     decision = index.decide(candidates, answer_t, suggest_t)
     click.echo(f"decision: {decision.kind}")

@@ -58,7 +58,12 @@ def evaluate_details(
     suggest_threshold: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """``evaluate`` plus the KB size and the thresholds used, for the report."""
+    """``evaluate`` plus the KB size, the counts behind each ratio and the
+    thresholds used, for the report.
+
+    Ratios are exact (not rounded): whether a goal such as 0.90 is met must
+    not depend on how the number was printed.
+    """
     answer_t = DEFAULT_ANSWER_THRESHOLD if answer_threshold is None else answer_threshold
     suggest_t = DEFAULT_SUGGEST_THRESHOLD if suggest_threshold is None else suggest_threshold
     entries = load_kb(kb_path)
@@ -88,10 +93,10 @@ def evaluate_details(
     lat = np.asarray(latencies) if latencies else np.zeros(1)
     return {
         "n": len(cases),
-        "in_scope_accuracy": round(right / in_scope, 4) if in_scope else None,
-        "oos_recall": round(oos_caught / oos, 4) if oos else None,
-        "oos_precision": round(oos_caught / unrecognised, 4) if unrecognised else None,
-        "suggest_rate": round(suggested / len(cases), 4) if cases else 0.0,
+        "in_scope_accuracy": right / in_scope if in_scope else None,
+        "oos_recall": oos_caught / oos if oos else None,
+        "oos_precision": oos_caught / unrecognised if unrecognised else None,
+        "suggest_rate": suggested / len(cases) if cases else 0.0,
         "p50_ms": round(float(np.percentile(lat, 50)), 3),
         "p99_ms": round(float(np.percentile(lat, 99)), 3),
         "build_s": round(build_s, 3),
@@ -99,22 +104,37 @@ def evaluate_details(
         "variants": index.variant_count,
         "answer_threshold": answer_t,
         "suggest_threshold": suggest_t,
+        "counts": {"in_scope_accuracy": (right, in_scope), "oos_recall": (oos_caught, oos),
+                   "oos_precision": (oos_caught, unrecognised),
+                   "suggest_rate": (suggested, len(cases))},
     }
 
 
 def format_report(result: dict[str, Any]) -> str:
-    """The metrics as aligned lines for people (from evaluate or evaluate_details)."""
-    def pct(value: float | None) -> str:
-        return "n/a" if value is None else f"{value * 100:.1f} %"
+    """The metrics as aligned lines for people (from evaluate or evaluate_details).
+
+    Ratios get three decimals and, from ``evaluate_details``, the counts they
+    come from: "90.0 %" hid whether 0.90 was met (0.8997 printed as 90.0 %).
+    """
+    counts = result.get("counts", {})
+
+    def ratio(key: str) -> str:
+        value = result[key]
+        if value is None:
+            return "n/a"
+        if key in counts:
+            hits, total = counts[key]
+            return f"{value:.3f}  ({hits:,} of {total:,})"
+        return f"{value:.3f}"
 
     return "\n".join([
-        f"cases               {result['n']}",
-        *([f"knowledge base      {result['entries']} entries, {result['variants']} questions"]
+        f"cases               {result['n']:,}",
+        *([f"knowledge base      {result['entries']:,} entries, {result['variants']:,} questions"]
           if "entries" in result else []),
-        f"in-scope accuracy   {pct(result['in_scope_accuracy'])}",
-        f"out-of-scope recall {pct(result['oos_recall'])}",
-        f"out-of-scope prec.  {pct(result['oos_precision'])}",
-        f"suggest rate        {pct(result['suggest_rate'])}",
+        f"in-scope accuracy   {ratio('in_scope_accuracy')}",
+        f"out-of-scope recall {ratio('oos_recall')}",
+        f"out-of-scope prec.  {ratio('oos_precision')}",
+        f"suggest rate        {ratio('suggest_rate')}",
         f"latency p50 / p99   {result['p50_ms']:.2f} ms / {result['p99_ms']:.2f} ms",
         f"index build         {result['build_s']:.2f} s",
         f"thresholds          answer {result.get('answer_threshold', DEFAULT_ANSWER_THRESHOLD)}, "

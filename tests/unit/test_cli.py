@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,7 +61,12 @@ def test_init_imports_the_demo_kb_and_the_bot_answers(tmp_path):
     assert "59 entries written" in meiqia(tmp_path, "kb", "export", str(exported)).stdout
     again = meiqia(tmp_path, "kb", "import", str(exported)).stdout
     assert "59 created" not in again and "59 updated" in again
-    assert "entries indexed" in meiqia(tmp_path, "kb", "reindex").stdout
+    reindexed = meiqia(tmp_path, "kb", "reindex").stdout
+    # Without a terminal the bar is one line per step of the build.
+    for step in ("normalising questions", "counting the n-grams", "training the classifier",
+                 "publishing the new version"):
+        assert step in reindexed, reindexed
+    assert "59 entries (" in reindexed and "indexed in" in reindexed and "KB version" in reindexed
 
 
 def test_kb_import_errors_name_lines_and_land_nothing(tmp_path):
@@ -81,9 +87,89 @@ def test_bot_eval_prints_the_design_metrics_as_json(tmp_path):
     cases.write_text("query,expected_id\ndo you take paypal,pay-methods\nwrite me a poem,\n")
     out = meiqia(tmp_path, "bot", "eval", "--kb", str(kb), "--cases", str(cases), "--json").stdout
     result = json.loads(out)
+    assert list(result) == ["n", "in_scope_accuracy", "oos_recall", "oos_precision",
+                            "suggest_rate", "p50_ms", "p99_ms", "build_s"]
     assert result["n"] == 2 and result["in_scope_accuracy"] == 1.0
-    for key in ("oos_recall", "oos_precision", "suggest_rate", "p50_ms", "p99_ms", "build_s"):
-        assert key in result
+
+
+def test_bot_eval_prints_three_decimals_and_the_counts(tmp_path):
+    import json
+    from pathlib import Path
+
+    kb = Path(__file__).resolve().parents[2] / "knowledge_base" / "shop.en.yaml"
+    cases = tmp_path / "cases.csv"
+    # 2 of 3 in scope right: 0.6666..., which "66.7 %" used to round away.
+    cases.write_text("query,expected_id\ndo you take paypal,pay-methods\n"
+                     "do you take paypal,refund-time\nhow long does a refund take,refund-time\n")
+    args = ("bot", "eval", "--kb", str(kb), "--cases", str(cases))
+    text = meiqia(tmp_path, *args).stdout
+    assert "in-scope accuracy   0.667  (2 of 3)" in text, text
+    assert "out-of-scope recall n/a" in text
+    assert json.loads(meiqia(tmp_path, *args, "--json").stdout)["in_scope_accuracy"] == 2 / 3
+
+
+def test_kb_entries_one_by_one(tmp_path):
+    meiqia(tmp_path, "init", "--no-demo-kb")
+    added = meiqia(tmp_path, "kb", "add", "--key", "weekend-ship", "--question", "周末发货吗",
+                   "--question", "周六日发不发货", "--answer", "周末照常发货。",
+                   "--category", "物流").stdout
+    assert "added entry weekend-ship (id 1): 周末发货吗" in added and "also: 周六日发不发货" in added
+    meiqia(tmp_path, "kb", "add", "--question", "怎么开发票", "--answer", "在订单详情申请。")
+    asked = meiqia(tmp_path, "bot", "ask", "周六日发不发货").stdout
+    assert "decision: answer" in asked and "answer: 周末照常发货。" in asked
+
+    # The answer from standard input (long, with a link), one similar question more.
+    answer = "周末也发货，[查看物流](https://example.com/track)。"
+    edited = subprocess.run(
+        [sys.executable, "-m", "meiqia.cli", "kb", "edit", "weekend-ship", "--answer", "-",
+         "--add-question", "星期天发货吗"], input=answer, capture_output=True, text=True,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")},
+             "MEIQIA_INSTANCE_PATH": str(tmp_path / "inst")}, timeout=120)
+    assert edited.returncode == 0, edited.stderr
+    assert "changed entry weekend-ship" in edited.stdout and "also: 星期天发货吗" in edited.stdout
+    assert f"answer: {answer}" in meiqia(tmp_path, "bot", "ask", "星期天发货吗").stdout
+
+    assert "disabled entry weekend-ship (id 1, disabled)" in meiqia(
+        tmp_path, "kb", "disable", "weekend-ship").stdout
+    listed = meiqia(tmp_path, "kb", "list").stdout
+    assert "weekend-ship  off  [物流]  周末发货吗" in listed and "2 entries" in listed
+    assert "[weekend-ship]" not in meiqia(tmp_path, "bot", "ask", "周六日发不发货").stdout
+    meiqia(tmp_path, "kb", "enable", "weekend-ship")
+    assert "[weekend-ship]" in meiqia(tmp_path, "bot", "ask", "周六日发不发货").stdout
+    assert "1 entries" in meiqia(tmp_path, "kb", "list", "--search", "发票").stdout
+
+    def refused(*args: str) -> str:
+        result = meiqia(tmp_path, *args, check=False)
+        assert result.returncode != 0, result.stdout
+        return result.stderr
+
+    assert "no entry with the key 'nope'" in refused("kb", "edit", "nope", "--answer", "x")
+    assert "nothing to change" in refused("kb", "edit", "weekend-ship")
+    assert "key: an entry with this id exists" in refused(
+        "kb", "add", "--key", "weekend-ship", "--question", "q", "--answer", "a")
+    assert "questions: at least one non-empty question" in refused(
+        "kb", "add", "--question", "  ", "--answer", "a")
+    assert "key" in refused("kb", "add", "--key", "有 空格", "--question", "q", "--answer", "a")
+    assert "no team with id 99" in refused("kb", "list", "--team", "99")
+    assert "Aborted" in refused("kb", "delete", "weekend-ship")  # no --yes, no terminal
+    assert "deleted entry weekend-ship" in meiqia(
+        tmp_path, "kb", "delete", "weekend-ship", "--yes").stdout
+    assert "1 entries" in meiqia(tmp_path, "kb", "list").stdout
+
+
+def test_bot_ask_refuses_what_the_api_refuses(tmp_path):
+    kb = str(Path(__file__).resolve().parents[2] / "knowledge_base" / "shop.zh-CN.yaml")
+    for question, reason in [("", "question: the question is empty"),
+                             ("   ", "question: the question is empty"),
+                             ("😀😀", "question: the question has no words (only emoji or "
+                                     "punctuation)")]:
+        result = meiqia(tmp_path, "bot", "ask", "--kb", kb, question, check=False)
+        assert result.returncode == 1 and reason in result.stderr, result
+        assert "decision" not in result.stdout
+    long = meiqia(tmp_path, "bot", "ask", "--kb", kb, "退货运费谁出" + "。" * 2100).stdout
+    assert ("note: the question is longer than 2,000 characters; only the first 2,000 "
+            "were read") in long
+    assert "[return-shipping-fee]" in long
 
 
 def test_bad_config_is_a_clean_error(tmp_path):
