@@ -100,6 +100,7 @@ def test_another_visitors_ticket_is_not_found_and_not_marked(team):
     assert marked.status_code == 404
     assert Ticket.get_by_id(ticket_id).visitor_seen_reply_id == 0
     assert vget(other, other_token, "/api/v1/widget/tickets").get_json() == []
+    assert upload(other, other_token, cid, PNG, "a.png", kind="image").status_code == 404
     assert client.get("/api/v1/widget/tickets").status_code == 401  # no token, no tickets
 
 

@@ -151,11 +151,15 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/v1/widget/tickets"): ("visitor", "ok"),
     ("GET", "/api/v1/widget/tickets"): ("visitor", "ok"),
     ("GET", "/api/v1/widget/tickets/<int:ticket_id>"): ("visitor", "ok"),
+    ("POST", "/api/v1/widget/tickets/<int:ticket_id>/read"): ("visitor", "ok"),
+    ("POST", "/api/v1/widget/conversations/<int:conversation_id>/ticket-uploads"):
+        ("visitor", "ok"),
 }
 
 #: Valid bodies for the writes the out-of-scope agent tries, so that a 404 comes
 #: from the scope check, not from validation.
 BODIES: dict[tuple[str, str], dict] = {
+    ("POST", "/api/v1/widget/tickets/<int:ticket_id>/read"): {"up_to": 1},
     ("POST", "/api/v1/conversations/<int:conversation_id>/messages"): {"body": "越权"},
     ("POST", "/api/v1/conversations/<int:conversation_id>/transfer"): {"agent_id": "{li}"},
     ("PATCH", "/api/v1/conversations/<int:conversation_id>/summary"): {"summary": "越权"},
