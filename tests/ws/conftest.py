@@ -51,7 +51,12 @@ class Client(simple_websocket.Client):
 
     def handshake(self) -> None:
         super().handshake()
-        self.connected = self._handle_events()
+        if not self._handle_events():
+            # The server said all it had to say and closed, in that same read (an
+            # error frame, then the close: a refused token). Stay "connected" so
+            # the reader thread starts and sees the end of the stream; what came
+            # before the close stays readable.
+            self.connected = True
 
 
 class Socket:

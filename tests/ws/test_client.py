@@ -52,8 +52,8 @@ def test_the_plain_library_client_loses_it():
     try:
         assert client.receive(timeout=0.5) is None
     finally:
+        client.close()  # before the server closes: its reader thread would close first
         done.set()
-        client.close()
 
 
 def test_a_frame_bundled_with_the_101_response_is_received():
@@ -62,5 +62,33 @@ def test_a_frame_bundled_with_the_101_response_is_received():
     try:
         assert socket_.expect("hello", timeout=5)["data"] == {}
     finally:
+        socket_.close()
         done.set()
+
+
+def test_an_error_and_close_bundled_with_the_101_response_are_received():
+    """A refused token: the server answers the upgrade, an error frame and a close
+    at once. The error must be readable, and nothing may leak."""
+    from wsproto.events import CloseConnection
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        ws = WSConnection(ConnectionType.SERVER)
+        while not any(isinstance(e, Request) for e in ws.events()):
+            ws.receive_data(conn.recv(65536))
+        conn.sendall(ws.send(AcceptConnection())
+                     + ws.send(TextMessage(data='{"type": "error", "data": {"code": "x"}}'))
+                     + ws.send(CloseConnection(code=1000)))
+        conn.close()
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    socket_ = Socket(f"ws://127.0.0.1:{listener.getsockname()[1]}/")
+    try:
+        assert socket_.expect("error", timeout=5)["data"] == {"code": "x"}
+    finally:
         socket_.close()
