@@ -60,6 +60,27 @@ def reports_reads(conversation: Conversation) -> bool:
     return bool(getattr(channel, "reports_reads", True)) if channel is not None else True
 
 
+def readless_ids(conversation_ids: set[int]) -> set[int]:
+    """Which of these conversations are on a channel that cannot report reads.
+
+    No query at all when every installed channel reports reads (the web widget
+    does), else one for the lot: for replays, never per message.
+    """
+    channels = current_app.extensions.get("meiqia.channels", {})
+    readless = [slug for slug, c in channels.items() if not getattr(c, "reports_reads", True)]
+    if not readless or not conversation_ids:
+        return set()
+    return {cid for (cid,) in Conversation.select(Conversation.id).where(
+        Conversation.id.in_(list(conversation_ids)),
+        Conversation.channel.in_(readless)).tuples()}
+
+
+def agent_views(found: list[Message]) -> list[dict[str, Any]]:
+    """Agent views of replayed messages, each with its channel's status."""
+    readless = readless_ids({m.conversation_id for m in found})
+    return [agent_view(m, m.conversation_id not in readless) for m in found]
+
+
 def status_of(message: Message, can_read: bool = True) -> str:
     """``sent``, ``delivered``, ``read``; or ``delivered_read_unknown`` for a channel
     that cannot report reads (``can_read`` False)."""
@@ -207,12 +228,13 @@ def publish_message(conversation: Conversation, message: Message,
             Conversation.id == conversation.id).first()
         owner = (current.handler_id, current.group_id) if current else (
             conversation.handler_id, conversation.group_id)
-    data = agent_view(message)
+    can_read = reports_reads(conversation)  # the channel registry, no query
+    data = agent_view(message, can_read)
     data["handler_id"], data["group_id"] = owner
     events.emit("message", team, [team_topic(team)], data, track=False)
     if message.visibility == "public":
         events.emit("message", team, [conversation_topic(conversation.id)],
-                    visitor_view(message), track=False)
+                    visitor_view(message, can_read), track=False)
     events.plugins().call("track_event", timeout=events.plugins().hook_timeout, event={
         "name": "message.created", "team_id": team, "at": iso(message.created_at),
         "conversation_id": conversation.id, "message_id": message.id,
@@ -311,14 +333,17 @@ def mark_read(conversation: Conversation, reader: str, up_to: int) -> int:
 
 
 def mark_delivered(conversation: Conversation, message_ids: list[int]) -> None:
-    """Messages reached the visitor's socket: agents see the "delivered" tick."""
+    """Messages reached the visitor (his socket, live or replayed on reconnect, or
+    the channel's delivery): agents see the "delivered" tick, or "delivered, read
+    state unknown" (``status``) on a channel that cannot report reads."""
     if not message_ids:
         return
     count = Message.update(delivered_at=utcnow()).where(
         Message.conversation == conversation.id, Message.id.in_(message_ids),
         Message.delivered_at.is_null()).execute()
     if count:
+        status = "delivered" if reports_reads(conversation) else "delivered_read_unknown"
         events.emit("delivered", conversation.team_id, [team_topic(conversation.team_id)],
                     {"conversation_id": conversation.id, "message_ids": message_ids,
-                     **_owner(conversation)},
+                     "status": status, **_owner(conversation)},
                     track=False)

@@ -313,8 +313,14 @@ def visitor_socket(ws: Any) -> None:
         sub = hub.subscribe([messages.conversation_topic(conversation.id)])
         presence.visitor_connected(visitor.id)
         channel.send("hello", conversations.state(conversation))
-        for message in messages.history(conversation, after=_after()):
-            channel.send("message", messages.visitor_view(message), message.id)
+        can_read = messages.reports_reads(conversation)
+        replayed = messages.history(conversation, after=_after())
+        for message in replayed:
+            channel.send("message", messages.visitor_view(message, can_read), message.id)
+        # What the replay brought reached him as surely as a live frame: one UPDATE
+        # for the lot, and the agents see their ticks.
+        messages.mark_delivered(conversation, [
+            m.id for m in replayed if m.sender_kind in {"agent", "bot"} and not m.delivered_at])
 
     def delivered(data: dict) -> None:
         if data.get("sender_kind") in {"agent", "bot"}:
@@ -372,7 +378,8 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
     def message(data: dict) -> None:
         sent, created = conversations.visitor_message(
             visitor, conversation, data.get("body", ""), data.get("client_msg_id"))
-        channel.ack(sent, messages.visitor_view(sent), created)
+        channel.ack(sent, messages.visitor_view(sent, messages.reports_reads(conversation)),
+                    created)
 
     def typing(data: dict) -> None:
         events.emit("typing", conversation.team_id, [messages.team_topic(conversation.team_id)],
@@ -413,8 +420,9 @@ def agent_socket(ws: Any) -> None:
         channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
         after = _after()
         if after:
-            for old in messages.agent_replay(actor, after):
-                channel.send("message", messages.agent_view(old), old.id)
+            replayed = messages.agent_replay(actor, after)
+            for old, view in zip(replayed, messages.agent_views(replayed), strict=True):
+                channel.send("message", view, old.id)
         presence.agent_connected(actor)
     pump = threading.Thread(target=_pump, args=(app, channel, sub, scope.allow), daemon=True)
     pump.start()
@@ -549,12 +557,16 @@ def _agent_frame(channel: Channel, actor: Any, frame: dict) -> None:
         body = {k: v for k, v in data.items() if k != "conversation_id"}
         sent, created = conversations.agent_send(actor, int(data.get("conversation_id", 0)),
                                                  body)
-        channel.ack(sent, messages.agent_view(sent), created)
+        # A new message is "sent" on any channel; only a resend's may be further on.
+        view = messages.agent_view(sent) if created else messages.agent_views([sent])[0]
+        channel.ack(sent, view, created)
 
     def replay(data: dict) -> None:
-        for old in messages.history(mine(data), after=int(data.get("after", 0)),
+        conversation = mine(data)
+        can_read = messages.reports_reads(conversation)
+        for old in messages.history(conversation, after=int(data.get("after", 0)),
                                     for_visitor=False):
-            channel.send("message", messages.agent_view(old), old.id)
+            channel.send("message", messages.agent_view(old, can_read), old.id)
 
     def typing(data: dict) -> None:
         conversation = mine(data)

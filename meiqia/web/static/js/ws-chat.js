@@ -2,9 +2,12 @@
 // #keyword quick replies, @colleague in internal notes, emoji, uploads, bot suggestions, actions.
 import { api, clear, dialog, el, fmtTime, formData, formError, me, t, toast } from './lib.js';
 import { specialBody } from './message-body.js';
+import { richSpan, richText } from './rich-text.js';
 
 const $ = (id) => document.getElementById(id);
 const EMOJI = '😀 😂 😊 😍 🤔 😅 😭 👍 👎 🙏 👏 🎉 ❤️ 🔥 ✅ ❌ ❓ 📦 🚚 💰'.split(' ');
+// delivered_read_unknown: a channel that cannot report reads (e.g. SMS); the title says so.
+const MARKS = { sent: '✓', delivered: '✓✓', delivered_read_unknown: '✓✓', read: '✓✓' };
 let counter = 0;
 const clientId = () => `a-${me.id}-${Date.now().toString(36)}-${(counter += 1)}`;
 
@@ -95,7 +98,8 @@ export class Chat {
   body(m) {
     const special = specialBody(m);
     if (special) return special;
-    const node = el('span', { class: 'text', text: m.body });
+    // The bot's and agents' text may hold links and images (KB answers); a visitor's is text.
+    const node = m.sender_kind === 'visitor' ? el('span', { class: 'text', text: m.body }) : richSpan(m.body, 'text');
     const p = m.payload || {};
     if (p.bot) node.append(el('span', { class: 'tag', text: t(`bot.${p.bot}`) }));
     if (!(p.candidates && p.candidates.length)) return node;
@@ -106,7 +110,7 @@ export class Chat {
   ticks(m) {
     if (m.sender_kind !== 'agent' && m.sender_kind !== 'bot') return null;
     if (m.visibility === 'internal') return null;
-    const marks = { sent: '✓', delivered: '✓✓', read: '✓✓' }[m.status] || '';
+    const marks = MARKS[m.status] || '';
     return el('span', { class: `ticks ${m.status}`, title: t(`widget.status.${m.status}`), text: marks, dataset: { status: m.status } });
   }
 
@@ -147,13 +151,15 @@ export class Chat {
     if (data.conversation_id !== this.id) return;
     const ids = type === 'delivered' ? data.message_ids : [...this.shown.keys()].filter((id) => id <= data.up_to);
     if (type === 'read' && data.reader !== 'visitor') return;
+    // A "delivered" event says which delivered: plain, or read state unknown.
+    const status = type === 'delivered' ? (data.status || 'delivered') : 'read';
     for (const id of ids) {
       const tick = this.shown.get(id) && this.shown.get(id).querySelector('.ticks');
       if (tick && tick.dataset.status !== 'read') {
-        tick.dataset.status = type;
-        tick.className = `ticks ${type}`;
-        tick.textContent = '✓✓';
-        tick.title = t(`widget.status.${type}`);
+        tick.dataset.status = status;
+        tick.className = `ticks ${status}`;
+        tick.textContent = MARKS[status];
+        tick.title = t(`widget.status.${status}`);
       }
     }
   }
@@ -195,7 +201,7 @@ export class Chat {
     box.hidden = false;
     box.replaceChildren(el('div', { class: 'muted small', text: t('ws.suggestions') }),
       ...data.suggestions.map((s) => el('div', { class: 'suggestion' },
-        el('div', { class: 'q', text: s.question }), el('div', { class: 'a', text: s.answer }),
+        el('div', { class: 'q', text: s.question }), el('div', { class: 'a' }, richText(s.answer)),
         el('div', { class: 'row-actions' },
           el('button', { type: 'button', class: 'primary small', text: t('ws.send_suggestion'),
             onclick: () => this.send(s.answer, 'reply', { message_id: data.message_id, entry_id: s.entry_id, edited: false }) }),
@@ -228,13 +234,24 @@ export class Chat {
     $('ws-composer').dataset.mode = mode;
   }
 
+  /** One client_msg_id per composed message, kept across its retries: when a send
+   * stored the message but its response was lost, the retry is answered as a
+   * duplicate instead of being stored twice. Another text, mode or conversation
+   * is another message. */
+  draftId(body, mode) {
+    const key = JSON.stringify([this.id, mode, body]);
+    if (!this.draft || this.draft.key !== key) this.draft = { key, id: clientId() };
+    return this.draft.id;
+  }
+
   async send(body, mode, suggestion) {
     body = body.trim();
     if (!body || !this.id) return;
-    const payload = { body, mode, client_msg_id: clientId() };
+    const payload = { body, mode, client_msg_id: this.draftId(body, mode) };
     if (suggestion) payload.suggestion = suggestion;
     try {
       const { message } = await api('POST', `/conversations/${this.id}/messages`, payload);
+      this.draft = null;
       this.add(message);
       this.hideSuggestions();
       return true;
