@@ -121,7 +121,10 @@ def start_or_resume(visitor: Visitor, visit: Visit | None) -> tuple[Conversation
                 {"conversation_id": conversation.id, "visitor_id": visitor.id,
                  "handler_id": None, "group_id": None})
     if not with_bot:
-        _ask_for_human(conversation, announce_nobody=False)
+        # Nobody can take it (nobody online, or all busy with the queue off): the
+        # leave-a-message offer comes at once, not after a "human" button that
+        # could only bring the same answer.
+        _ask_for_human(conversation)
         conversation = Conversation.get_by_id(conversation.id)
     return conversation, True
 
@@ -216,9 +219,10 @@ def _bot_step(conversation: Conversation, message: Any) -> None:
         _ask_for_human(conversation)
 
 
-def _ask_for_human(conversation: Conversation, announce_nobody: bool = True) -> str:
+def _ask_for_human(conversation: Conversation) -> str:
+    """Route to a person; when nobody can take it, post the leave-a-message offer."""
     outcome = routing.request_human(conversation)
-    if outcome == "nobody" and announce_nobody:
+    if outcome == "nobody":
         situation = capacity.availability(conversation.team_id)
         lang = "en" if conversation.team.language == "en" else "zh-CN"
         text = {
@@ -456,7 +460,7 @@ def invite_rating(actor: Agent, conversation_id: int) -> Any:
 
 
 def rate(visitor: Visitor, conversation_id: int, data: dict[str, Any]) -> Conversation:
-    """The visitor rates: after the end, or when an agent invited him."""
+    """The visitor rates, once: after the end, or when an agent invited him."""
     check(data, RATING_SCHEMA)
     conversation = Conversation.get_or_none(Conversation.id == conversation_id,
                                             Conversation.visitor == visitor.id)
@@ -466,8 +470,14 @@ def rate(visitor: Visitor, conversation_id: int, data: dict[str, Any]) -> Conver
                                      Message.kind == "rating_invite").exists()
     if conversation.status != "ended" and not invited:
         raise Forbidden("rating opens when an agent invites you or the chat ends")
-    Conversation.update(rating=data["rating"], rating_comment=data.get("comment", "").strip()
-                        ).where(Conversation.id == conversation.id).execute()
+    # One rating per conversation: it is the visitor's verdict on the chat, and a
+    # second one would silently rewrite figures already seen (history, dashboard).
+    # The condition is in the UPDATE, so two tabs rating at once store one.
+    rated = Conversation.update(rating=data["rating"],
+                                rating_comment=data.get("comment", "").strip()).where(
+        Conversation.id == conversation.id, Conversation.rating.is_null()).execute()
+    if not rated:
+        raise Conflict("you have rated this conversation already", "rating")
     events.emit("rated", conversation.team_id, [messages.team_topic(conversation.team_id)],
                 {"conversation_id": conversation.id, "rating": data["rating"],
                  "handler_id": conversation.handler_id, "group_id": conversation.group_id})

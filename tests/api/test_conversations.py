@@ -204,3 +204,44 @@ def test_two_tabs_share_one_conversation(team):
     again = client.post("/api/v1/widget/session", json={"team_id": team.team["id"],
                                                         "token": token}).get_json()
     assert again["conversation"]["conversation_id"] == cid
+
+
+def test_bot_off_and_nobody_to_take_it_offers_leave_a_message_at_once(team):
+    """No "human" button to press first: the session itself brings the offer."""
+    client, token, cid, data = start(team.app, team.team["id"])
+    offers = [m for m in data["messages"] if m["kind"] == "event"
+              and m["payload"]["event"] == "leave_message"]
+    assert [m["payload"]["reason"] for m in offers] == ["nobody_online"]
+    assert data["conversation"]["availability"] == "nobody_online"
+    assert Conversation.get_by_id(cid).handler_id is None
+    # A second tab resumes the conversation and is not offered it twice.
+    again = client.post("/api/v1/widget/session", json={"team_id": team.team["id"],
+                                                        "token": token}).get_json()
+    assert [m["payload"].get("event") for m in again["messages"]].count("leave_message") == 1
+
+    # Someone online but busy, and the team does not queue: offered as well.
+    li = team.new_agent(max_concurrent=1)
+    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    team.patch("/api/v1/team", json={"settings": {"queue_enabled": False}})
+    taken = start(team.app, team.team["id"])[3]
+    assert taken["conversation"]["status"] == "open"
+    assert not [m for m in taken["messages"] if m["payload"].get("event") == "leave_message"]
+    busy = start(team.app, team.team["id"])[3]
+    assert [m["payload"]["reason"] for m in busy["messages"]
+            if m["payload"].get("event") == "leave_message"] == ["all_busy"]
+
+
+def test_a_visitor_rates_once(team):
+    li = team.new_agent(max_concurrent=1)
+    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    client, token, cid, _ = start(team.app, team.team["id"])
+    url = f"/api/v1/widget/conversations/{cid}/rating"
+    li.post(f"/api/v1/conversations/{cid}/rating-invite")
+    assert vpost(client, token, url, json={"rating": "bad", "comment": "太慢"}).status_code == 200
+    again = vpost(client, token, url, json={"rating": "good"})
+    assert again.status_code == 409 and "already" in again.get_json()["error"]["message"]
+    li.post(f"/api/v1/conversations/{cid}/end")
+    after_end = vpost(client, token, url, json={"rating": "good", "comment": "改好评"})
+    assert after_end.status_code == 409
+    conversation = Conversation.get_by_id(cid)
+    assert (conversation.rating, conversation.rating_comment) == ("bad", "太慢")
