@@ -169,23 +169,24 @@ def _unit_table(docs: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(docs))
     flat = list(itertools.chain.from_iterable(split))
     ids = {unit: i for i, unit in enumerate(dict.fromkeys(flat))}
-    occurrences = np.fromiter(map(ids.__getitem__, flat), dtype=np.int64, count=len(flat))
-    owners = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
+    occurrences = np.fromiter(map(ids.__getitem__, flat), dtype=np.int32, count=len(flat))
+    owners = np.repeat(np.arange(len(docs), dtype=np.int32), lengths)
     return list(ids), occurrences, owners
 
 
 def _gather(unit_cols: list[np.ndarray], occurrences: np.ndarray, owners: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
-    """(row, column) of every n-gram occurrence, from each unit's column array."""
+    """(row, column) of every n-gram occurrence, from each unit's column array,
+    in row order (int32: a 100,000-question build has over 10 million)."""
     sizes = np.fromiter(map(len, unit_cols), dtype=np.int64, count=len(unit_cols))
     if not len(sizes) or not len(occurrences):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
     starts = np.cumsum(sizes) - sizes
-    flat_cols = np.concatenate(unit_cols)
+    flat_cols = np.concatenate(unit_cols).astype(np.int32, copy=False)
     per = sizes[occurrences]
     out_start = np.cumsum(per) - per
-    idx = np.arange(int(per.sum()), dtype=np.int64) - np.repeat(
-        out_start - starts[occurrences], per)
+    idx = np.arange(int(per.sum()), dtype=np.int64)
+    idx -= np.repeat(out_start - starts[occurrences], per)
     return np.repeat(owners, per), flat_cols[idx]
 
 
@@ -249,7 +250,9 @@ class _Block:
         rows = np.concatenate([owners, owners[:-1][same_doc]])
         cols = np.concatenate([unit_col[occurrences], pair_col[inverse.ravel()]])
         known = cols >= 0
-        return rows[known], cols[known]
+        rows, cols = rows[known], cols[known].astype(np.int32)
+        order = np.argsort(rows, kind="stable")  # two sorted runs: a linear merge
+        return rows[order], cols[order]
 
 
 class _Features:
@@ -311,62 +314,86 @@ class _Features:
             pending = [(_Block(kind), which) for kind, which in self.KINDS if tables[which]]
         else:
             pending = [(block, which) for block, _, which in self.blocks]
-        all_rows, all_cols = [], []
+        n = len(texts)
+        pieces = []
         for block, which in pending:
             table = tables[which]
-            if table is None:
-                continue
-            rows, cols = block.occurrences(table, fit)
             if fit:
+                rows, cols = block.occurrences(table, fit)
                 if block.width == 0:
                     continue
                 self.blocks.append((block, offset, which))
-                start = offset
                 offset += block.width
+            elif table is None:
+                rows = cols = np.zeros(0, dtype=np.int32)
             else:
-                start = next(o for b, o, _ in self.blocks if b is block)
-            all_rows.append(rows)
-            all_cols.append(cols + start)
+                rows, cols = block.occurrences(table, fit)
+            pieces.append(_tfidf_block(block, rows, cols, n, fit))
         if fit:
             self.width = offset
-        n = len(texts)
+            self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
         if not self.blocks:
             return sparse.csr_matrix((n, max(self.width, 1)), dtype=np.float32)
-        rows = np.concatenate(all_rows) if all_rows else np.zeros(0, dtype=np.int64)
-        cols = np.concatenate(all_cols) if all_cols else np.zeros(0, dtype=np.int64)
-        matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
-                                   shape=(n, self.width), dtype=np.float32)
-        matrix.sum_duplicates()  # counts, indices sorted within each row
-        if fit:
-            df = np.bincount(matrix.indices, minlength=self.width)
-            idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
-            for block, offset, _ in self.blocks:
-                block.idf = idf[offset:offset + block.width]
-            self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
-        else:
-            idf = np.concatenate([b.idf for b, _, _ in self.blocks])
-        matrix.data = (1.0 + np.log(matrix.data)) * idf[matrix.indices]
-        # Each block's part of a row to unit length (a row's columns are sorted,
-        # so a block is one run of them), then the whole row.
-        starts = np.asarray([o for _, o, _ in self.blocks], dtype=np.int64)
-        lengths = np.diff(matrix.indptr)
-        segment = np.repeat(np.arange(n, dtype=np.int64), lengths) * len(starts)
-        for start in starts[1:].tolist():
-            segment += matrix.indices >= start
-        _scale_runs(matrix.data, segment)
-        return _l2(matrix)
+        matrix = _hstack_rows(pieces, [o for _, o, _ in self.blocks], n, self.width)
+        # Every block's part of a non-empty row has unit length: the row's length
+        # is the square root of how many blocks it has.
+        blocks_in_row = sum((np.diff(p.indptr) > 0).astype(np.float32) for p in pieces)
+        _scale_rows(matrix, np.sqrt(blocks_in_row))
+        return matrix
 
 
-def _scale_runs(data: np.ndarray, keys: np.ndarray) -> None:
-    """Divide each run of equal ``keys`` in ``data`` by its l2 norm, in place."""
-    if not len(data):
-        return
-    bounds = np.flatnonzero(np.diff(keys)) + 1
-    starts = np.concatenate([[0], bounds])
-    sums = np.add.reduceat(np.square(data, dtype=np.float64), starts)
-    norms = np.sqrt(sums)
-    norms[norms == 0] = 1.0
-    data /= np.repeat(norms, np.diff(np.concatenate([starts, [len(data)]]))).astype(data.dtype)
+def _tfidf_block(block: _Block, rows: np.ndarray, cols: np.ndarray, n: int,
+                 fit: bool) -> sparse.csr_matrix:
+    """One block's rows: counts of the (row-sorted) occurrences, sublinear tf
+    times idf (fitted here when ``fit``), each row l2-normalised."""
+    indptr = np.zeros(n + 1, dtype=_index_dtype(len(cols)))
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    counts = sparse.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, indptr),
+                               shape=(n, max(block.width, 1)))
+    del rows, cols
+    counts.sum_duplicates()  # sorts each row's columns and adds up repeats
+    if fit:
+        df = np.bincount(counts.indices, minlength=block.width)
+        block.idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+    counts.data = np.log(counts.data, out=counts.data)
+    counts.data += 1.0
+    counts.data *= block.idf[counts.indices]
+    _l2(counts)
+    return counts
+
+
+def _index_dtype(nnz: int) -> type:
+    """int32 indices while they fit (half the memory of scipy's int64 fallback)."""
+    return np.int32 if nnz < 2**31 - 1 else np.int64
+
+
+def _hstack_rows(pieces: list[sparse.csr_matrix], offsets: list[int], n: int,
+                 width: int) -> sparse.csr_matrix:
+    """The blocks side by side (columns shifted by ``offsets``), placed straight
+    into the result's arrays: scipy's hstack copied them twice over."""
+    if len(pieces) == 1:
+        return pieces[0]
+    lengths = [np.diff(p.indptr) for p in pieces]
+    nnz = sum(p.nnz for p in pieces)
+    indptr = np.zeros(n + 1, dtype=_index_dtype(nnz))
+    np.cumsum(sum(lengths), out=indptr[1:])
+    data = np.empty(nnz, dtype=np.float32)
+    indices = np.empty(nnz, dtype=np.int32)
+    before = np.zeros(n, dtype=np.int64)  # entries of earlier blocks in each row
+    for piece, length, offset in zip(pieces, lengths, offsets, strict=True):
+        # Position of each entry: its row's start, after the earlier blocks' entries.
+        at = np.repeat(indptr[:-1] + before - piece.indptr[:-1], length)
+        at += np.arange(piece.nnz, dtype=np.int64)
+        data[at] = piece.data
+        indices[at] = piece.indices + offset
+        before += length
+    return sparse.csr_matrix((data, indices, indptr), shape=(n, width))
+
+
+def _scale_rows(matrix: sparse.csr_matrix, norms: np.ndarray) -> None:
+    """Divide each row of ``matrix`` by its entry of ``norms``, in place (0: left)."""
+    norms = np.where(norms == 0, 1.0, norms).astype(np.float32)
+    matrix.data /= np.repeat(norms, np.diff(matrix.indptr))
 
 
 #: ``progress(fraction, message)``: how far a build is (0..1), for a job's progress bar.
@@ -402,8 +429,13 @@ def _variants(entries: list[KBEntry], first: int, progress: Progress = _no_progr
 
 def _l2(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
     """Scale each row to unit length, in place (all-zero rows stay zero)."""
-    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
-    _scale_runs(matrix.data, rows)
+    lengths = np.diff(matrix.indptr)
+    sums = np.zeros(matrix.shape[0], dtype=np.float64)
+    filled = lengths > 0
+    if filled.any():
+        sums[filled] = np.add.reduceat(np.square(matrix.data, dtype=np.float64),
+                                       matrix.indptr[:-1][filled])
+    _scale_rows(matrix, np.sqrt(sums))
     return matrix
 
 
