@@ -1,6 +1,8 @@
 // The widget panel (inside the iframe of /widget/frame): session, websocket, messages,
 // bot "did you mean", human, queue, leave-a-message, emoji, uploads, status, typing, rating.
-// User text is only ever set with textContent.
+// User text is only ever set with textContent; the bot's and agents' links and images
+// are built as nodes by rich-text.js.
+import { richSpan } from './rich-text.js';
 import { ChatSocket } from './socket.js';
 import { createTickets } from './widget-tickets.js';
 
@@ -104,8 +106,9 @@ function messageNode(message) {
   }
   const who = message.sender_kind === 'bot' ? T('widget.bot')
     : message.sender_kind === 'system' ? '' : (mine ? '' : message.sender_name);
-  const bubble = el('div', { class: 'mq-bubble' },
-    message.kind === 'text' ? el('span', { class: 'mq-text', text: message.body }) : attachmentNode(message));
+  // The bot's and agents' text may hold links and images (KB answers); a visitor's is text.
+  const text = () => (mine ? el('span', { class: 'mq-text', text: message.body }) : richSpan(message.body, 'mq-text'));
+  const bubble = el('div', { class: 'mq-bubble' }, message.kind === 'text' ? text() : attachmentNode(message));
   const item = el('li', { class: `mq-msg ${mine ? 'mine' : 'theirs'} from-${message.sender_kind}` },
     who ? el('div', { class: 'mq-who', text: who }) : null, bubble);
   const payload = message.payload || {};

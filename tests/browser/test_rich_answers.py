@@ -1,0 +1,109 @@
+"""Rich answers in Chromium: the bot's links and images in the widget and in the
+agent's suggestions, built as DOM nodes; anything but http(s) and site-relative
+addresses stays plain text that cannot be clicked or loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import login
+from tests.browser.test_e2e_conversation import go_online
+from tests.browser.test_e2e_conversation import image_loaded
+from tests.browser.test_e2e_conversation import import_shop_kb
+from tests.browser.test_widget import open_widget
+
+HOSTILE = ("别点[点我领红包](javascript:alert(document.domain))，也别看![图](data:image/svg+xml,x)"
+           "和[相对](evil.html)；<b>不是粗体</b><img src=x onerror=alert(1)>。"
+           "官网 https://example.com/help。")
+
+
+def _ask(frame: Any, question: str) -> Any:
+    bots = frame.locator(".mq-msg.from-bot")
+    before = bots.count()
+    frame.locator("#mq-input").fill(question)
+    frame.locator("#mq-send").click()
+    expect(bots).to_have_count(before + 1)
+    return bots.last
+
+
+def test_the_widget_shows_the_bots_link_and_image_and_no_javascript_link(server, admin,
+                                                                          new_context):
+    import_shop_kb(admin)
+    created = admin.post("/api/v1/knowledge", json={
+        "key": "hostile", "questions": ["有没有红包活动"], "answer": HOSTILE})
+    assert created.status_code == 201, created.get_json()
+    page = new_context(viewport={"width": 420, "height": 800}).new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    frame = open_widget(page, server, admin.team["id"])
+
+    answer = _ask(frame, "怎么申请退货？")
+    link = answer.locator("a.rich-link")
+    expect(link).to_have_text("退货指南")
+    expect(link).to_have_attribute("href", "https://example.com/help/returns")
+    expect(link).to_have_attribute("target", "_blank")
+    expect(link).to_have_attribute("rel", "noopener")
+    picture = answer.locator("img.rich-img")
+    expect(picture).to_have_attribute("src", "/static/demo/return-steps.png")
+    expect(picture).to_have_attribute("alt", "退货流程")
+    expect(picture).to_be_visible()
+    assert image_loaded(picture)  # the demo image is shipped, a real PNG
+    expect(answer).to_contain_text("详细步骤见退货指南。")
+    expect(answer).not_to_contain_text("](")
+
+    hostile = _ask(frame, "有没有红包活动")
+    text = hostile.locator(".mq-text")
+    # The unsafe ones are the text they were written as; only the https address is a link.
+    expect(text).to_contain_text("[点我领红包](javascript:alert(document.domain))")
+    expect(text).to_contain_text("![图](data:image/svg+xml,x)")
+    expect(text).to_contain_text("<b>不是粗体</b><img src=x onerror=alert(1)>")
+    links = hostile.locator("a")
+    expect(links).to_have_count(1)
+    expect(links).to_have_attribute("href", "https://example.com/help")  # the 。 left out
+    assert hostile.locator("img, b, [onerror]").count() == 0
+    assert frame.locator("a[href^='javascript' i], img[src^='data' i]").count() == 0
+    text.get_by_text("点我领红包", exact=False).click()  # plain text: nothing happens
+
+    # The visitor's own text is never rich: his markdown stays as he typed it.
+    mine = frame.locator(".mq-msg.mine .mq-text")
+    before = mine.count()
+    frame.locator("#mq-input").fill("[我的链接](https://example.com)")
+    frame.locator("#mq-send").click()
+    expect(mine).to_have_count(before + 1)
+    expect(mine.last).to_have_text("[我的链接](https://example.com)")
+    assert mine.last.locator("a").count() == 0
+    # After that round trip: the click above ran no script and left the frame in place.
+    assert dialogs == []
+    assert [f.url for f in page.frames if "/widget/frame" in f.url]
+
+
+def test_the_agents_suggestion_shows_the_link_and_image(server, admin, new_context):
+    import_shop_kb(admin)
+    agent = new_context(viewport={"width": 1360, "height": 820}).new_page()
+    login(agent, server)
+    go_online(agent)
+    visitor = new_context(viewport={"width": 1100, "height": 800}).new_page()
+    frame = open_widget(visitor, server, admin.team["id"])
+    frame.locator("#mq-human").click()
+    expect(frame.locator("#mq-state")).to_contain_text("王管理")
+    agent.locator("#ws-list .ws-item").first.click()
+
+    frame.locator("#mq-input").fill("怎么申请退货？")
+    frame.locator("#mq-send").click()
+    suggestion = agent.locator("#ws-suggestions .suggestion").first
+    suggestion.wait_for()
+    link = suggestion.locator(".a a.rich-link")
+    expect(link).to_have_text("退货指南")
+    expect(link).to_have_attribute("href", "https://example.com/help/returns")
+    expect(link).to_have_attribute("rel", "noopener")
+    picture = suggestion.locator(".a img.rich-img")
+    expect(picture).to_have_attribute("src", "/static/demo/return-steps.png")
+    assert image_loaded(picture)
+    # Sent in one click, the reply reaches the visitor with the same link and image.
+    suggestion.locator("button.primary").click()
+    reply = frame.locator(".mq-msg.from-agent").last
+    expect(reply.locator("a.rich-link")).to_have_attribute(
+        "href", "https://example.com/help/returns")
+    expect(reply.locator("img.rich-img")).to_have_attribute("src", "/static/demo/return-steps.png")
