@@ -46,8 +46,12 @@ from meiqia.web import security
 log = logging.getLogger(__name__)
 sock = Sock()
 
-#: Largest client frame accepted (bytes); bigger ones get an error frame.
+#: Largest client frame accepted (bytes of UTF-8); bigger ones get an error frame.
 MAX_FRAME = 64 * 1024
+#: Largest client message simple-websocket reads at all (it counts characters of a
+#: text message): past it, it closes the socket with 1009 before we see the frame,
+#: so a client cannot make the server buffer a message of any size.
+MAX_READ = MAX_FRAME * 4
 #: Seconds between pings (NAT and proxy idle timeouts).
 PING_SECONDS = 25
 
@@ -59,7 +63,7 @@ def init_app(app: Flask) -> None:
     # is late, which under load drops healthy clients. Clients send "ping" frames
     # every PING_SECONDS instead (the widget does), which also keeps NATs open.
     app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": None,
-                                                  "max_message_size": MAX_FRAME * 4})
+                                                  "max_message_size": MAX_READ})
     sock.init_app(app)
 
 
@@ -213,6 +217,14 @@ def _stop_pump(channel: Channel, sub: Any) -> None:
         pass
 
 
+def _too_big(text: str) -> bool:
+    """More than MAX_FRAME bytes of UTF-8. A character is at most 4 bytes, so only
+    text of over a quarter of the limit is encoded to be sure (never a chat frame)."""
+    if len(text) > MAX_FRAME:
+        return True
+    return len(text) * 4 > MAX_FRAME and len(text.encode("utf-8")) > MAX_FRAME
+
+
 def _frames(ws: Any, channel: Channel) -> Any:
     """Client frames as dicts; malformed ones answered with an error frame."""
     while not channel.closed.is_set():
@@ -224,7 +236,7 @@ def _frames(ws: Any, channel: Channel) -> Any:
             if not getattr(ws, "connected", True):
                 return
             continue
-        if isinstance(raw, bytes) or len(raw) > MAX_FRAME:
+        if isinstance(raw, bytes) or _too_big(raw):
             channel.error("bad_frame", f"frames must be JSON text of at most {MAX_FRAME} bytes")
             continue
         try:

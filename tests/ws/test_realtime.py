@@ -113,3 +113,31 @@ def test_agent_outside_scope_hears_nothing_of_the_conversation(setup):
     socket.send("message", {"conversation_id": cid, "body": "插一句"})
     assert socket.expect("error")["data"]["code"] == "not_found"
     socket.close()
+
+
+def test_frame_size_limits(setup):
+    """Over 64 KB of UTF-8 (not characters): an error frame, the socket stays. Over
+    262,144 characters the server does not read the message at all: it closes
+    the socket with 1009 (what protocol.md says)."""
+    import json
+
+    import simple_websocket
+
+    visitor = setup["visitor"]
+    chinese = json.dumps({"type": "message", "data": {"body": "你" * 22_000,
+                                                      "client_msg_id": "big-1"}},
+                         ensure_ascii=False)
+    assert len(chinese) < 64 * 1024 < len(chinese.encode())
+    visitor.ws.send(chinese)
+    error = visitor.expect("error")["data"]
+    assert error["code"] == "bad_frame" and "65536 bytes" in error["message"]
+    visitor.send("ping")
+    visitor.expect("pong")
+    assert Message.select().where(Message.client_msg_id == "big-1").count() == 0
+
+    visitor.ws.send("x" * (256 * 1024 + 1))
+    try:
+        while True:
+            assert visitor.ws.receive(timeout=10) is not None, "the socket stayed open"
+    except simple_websocket.ConnectionClosed as closed:
+        assert closed.reason == 1009
