@@ -461,10 +461,10 @@ class _Scope:
     """A cheap per-event filter for an agent socket.
 
     Every team event carries its conversation's handler (and group), ticket
-    events their ticket's assignee and group; the agent's visible agents and groups, and the conversations he was @mentioned
-    in, are loaded once per SCOPE_CACHE_SECONDS, so events need no query (a
-    query per event per agent socket is what exhausted the PostgreSQL pool
-    under load). A new mention reaches him on his own topic and widens the
+    events their ticket's assignee and group; the agent's visible agents and
+    groups, and the conversations he was @mentioned in, are loaded once per
+    SCOPE_CACHE_SECONDS, so events need no query (a query per event per agent
+    socket is what exhausted the PostgreSQL pool under load). A new mention reaches him on his own topic and widens the
     cached view at once. Only events without the handler ask the database, and
     that answer is cached per conversation.
 
