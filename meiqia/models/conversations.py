@@ -76,6 +76,13 @@ class Conversation(BaseModel):
             (("handler", "ended_at"), False),
             (("visitor", "created_at"), False),
             (("team", "created_at"), False),
+            # History and dashboard (migration m0007; docs/history.md says why): the
+            # (team, status, ended_at, id) order of the history pages, then the scope,
+            # the customer and visit links and every figure, so the dashboard
+            # aggregates and the history counts read this index alone, never the rows.
+            (("team", "status", "ended_at", "id", "handler", "group", "visitor", "visit",
+              "rating", "is_missed", "is_invalid", "is_lead", "bot_resolved",
+              "first_response_s", "duration_s", "grade"), False),
         )
 
 
