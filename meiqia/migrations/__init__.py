@@ -1,10 +1,11 @@
 """Schema migrations: ``meiqia db upgrade`` brings any older database up to date.
 
 A migration is a module ``mNNNN_name.py`` in this package with
-``up(migrator, db)``; it runs in a transaction and is recorded in
-``schema_migration``. A new database gets the current tables straight from the
-models plus the schema objects models cannot express (full-text tables,
-triggers, trigram indexes: the functions in ``SCHEMA_EXTRAS``), and every
+``up(migrator, db)`` (or ``up(migrator, db, echo)``, to report the progress of
+a long one); it runs in a transaction and is recorded in ``schema_migration``.
+A new database gets the current tables straight from the models plus the
+schema objects models cannot express (full-text tables, triggers, expression
+indexes: the functions in ``SCHEMA_EXTRAS``), and every
 migration is stamped as applied, because the models already are the result of
 all of them. So a migration is exactly the step from one release's models to
 the next, and must leave data in place.
@@ -13,6 +14,7 @@ the next, and must leave data in place.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from collections.abc import Callable
 from types import ModuleType
@@ -95,7 +97,10 @@ def upgrade(
             if name not in todo:
                 continue
             with db.atomic():
-                module.up(_migrator(db), db)
+                if "echo" in inspect.signature(module.up).parameters:
+                    module.up(_migrator(db), db, echo=say)  # a long one reports progress
+                else:
+                    module.up(_migrator(db), db)
                 SchemaMigration.create(name=name)
             say(f"applied {name}")
             applied.append(name)
