@@ -1,9 +1,14 @@
 """History exports: the current filter's result as CSV or XLSX, built by a job.
 
-At most ``MAX_ROWS`` conversations: more is refused before the job starts.
-Rows are read in batches by id and written as they come (CSV streamed,
-xlsxwriter in constant-memory mode), so memory stays flat however many rows.
-Cells a spreadsheet would run as a formula are neutralised.
+At most ``MAX_ROWS`` conversations: more is refused before the job starts, and
+the job exports exactly the result that was counted: conversations that ended
+before the request (its ``created_at``), at most ``total`` of them, so a
+conversation ending or a filter field edited meanwhile cannot make the file
+bigger than what was checked. Rows are read in batches by id and written as
+they come (CSV streamed, xlsxwriter in constant-memory mode), so memory stays
+flat however many rows. Cells a spreadsheet would run as a formula are
+neutralised. A CSV cell holds any length; an XLSX cell at most 32,767
+characters, so a longer one (a long transcript) is cut and says by how much.
 """
 
 from __future__ import annotations
@@ -32,9 +37,12 @@ from meiqia.services.validation import check
 MAX_ROWS = 20_000
 BATCH = 500
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: Excel's limit on the characters of one cell.
+XLSX_CELL_CHARS = 32_767
 HEADERS = ["id", "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
            "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
-           "lead", "search_keyword", "summary", "region", "source", "platform", "grade"]
+           "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
+           "grade"]
 START_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -53,6 +61,15 @@ def neutralise(value: Any) -> Any:
     return value
 
 
+def fit_xlsx_cell(value: Any) -> Any:
+    """A string cut to what an XLSX cell holds, ending with how much was cut
+    (xlsxwriter would otherwise cut it silently); other values as they are."""
+    if not isinstance(value, str) or len(value) <= XLSX_CELL_CHARS:
+        return value
+    keep = XLSX_CELL_CHARS - 60  # room for the note
+    return value[:keep] + f"…(truncated, {len(value) - keep:,} more characters)"
+
+
 def folder() -> str:
     path = os.path.join(current_app.instance_path, "exports")
     os.makedirs(path, exist_ok=True)
@@ -62,7 +79,9 @@ def folder() -> str:
 def start(actor: Agent, data: dict[str, Any]) -> ExportJob:
     check(data, START_SCHEMA)
     filters = data.get("filters") or {}
-    total = history.query(actor, filters).count()  # validates the filters too
+    # The export's snapshot: what ended before now; the job reads the same bound.
+    now = utcnow()
+    total = history.count(actor, filters, before=now)  # validates the filters too
     if total > MAX_ROWS:
         raise ValidationError(
             f"{total} conversations match: an export holds at most {MAX_ROWS:,}; narrow the "
@@ -73,7 +92,7 @@ def start(actor: Agent, data: dict[str, Any]) -> ExportJob:
     with database.atomic():
         export = ExportJob.create(team=actor.team_id, requested_by=actor.id, filters=filters,
                                   with_content=data.get("with_content", False), format=fmt,
-                                  total=total)
+                                  total=total, created_at=now)
     try:
         job_id = current_app.extensions["meiqia.jobs"].enqueue(
             export_job, export.id, description=f"history export {export.id}", owner=actor)
@@ -95,16 +114,37 @@ def _local(value: datetime.datetime | None, tz: ZoneInfo) -> str:
     return value.replace(tzinfo=datetime.UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _trail(trail: list[Any], tz: ZoneInfo) -> str:
+    """The visit trail, one page a line: local time, title, address."""
+    lines = []
+    for page in trail or []:
+        if not isinstance(page, dict):
+            continue
+        try:
+            when = datetime.datetime.fromisoformat(str(page.get("at") or ""))
+            at = _local(when.astimezone(datetime.UTC).replace(tzinfo=None)
+                        if when.tzinfo else when, tz)
+        except ValueError:
+            at = ""
+        lines.append(" ".join(p for p in (at, page.get("title") or "", page.get("url") or "")
+                              if p))
+    return "\n".join(lines)
+
+
 def _rows(export: ExportJob, actor: Agent):  # noqa: ANN202 - generator of row lists
-    """Rows of the export, read in batches of ``BATCH`` conversations by id."""
+    """Rows of the export, read in batches of ``BATCH`` conversations by id: the
+    conversations that ended before the export was requested, at most its total."""
     names = history.agent_names(actor.team_id)
     tz = ZoneInfo(actor.team.timezone)
-    base = history.query(actor, export.filters or {})
+    base = history.query(actor, export.filters or {}, before=export.created_at)
     last = 0
-    while True:
-        batch = list(base.where(Conversation.id > last).order_by(Conversation.id).limit(BATCH))
+    left = export.total
+    while left > 0:
+        batch = list(base.where(Conversation.id > last).order_by(Conversation.id)
+                     .limit(min(BATCH, left)))
         if not batch:
             return
+        left -= len(batch)
         transcripts: dict[int, str] = {}
         if export.with_content:
             ids = [c.id for c in batch]
@@ -121,11 +161,12 @@ def _rows(export: ExportJob, actor: Agent):  # noqa: ANN202 - generator of row l
         for conversation in batch:
             data = history.row(conversation, names)
             data["tags"] = ",".join(data["tags"])
+            data["visit_trail"] = _trail(data["visit_trail"], tz)
             data["started_at"] = _local(conversation.created_at, tz)
             data["ended_at"] = _local(conversation.ended_at, tz)
             values = [data[h] for h in HEADERS]
             if export.with_content:
-                values.append(transcripts.get(conversation.id, "")[:32000])
+                values.append(transcripts.get(conversation.id, ""))
             yield [neutralise(v) for v in values]
         last = batch[-1].id
 
@@ -161,7 +202,7 @@ def export_job(export_id: int) -> dict[str, Any]:
             sheet.write_row(0, 0, headers)
             for values in _rows(export, actor):
                 done += 1
-                sheet.write_row(done, 0, [v if not isinstance(v, list) else str(v)
+                sheet.write_row(done, 0, [fit_xlsx_cell(v if not isinstance(v, list) else str(v))
                                           for v in values])
                 if done % BATCH == 0:
                     _progress(export, done, report_progress)

@@ -23,13 +23,17 @@ from tests.helpers import ApiClient
 T0 = datetime.datetime(2026, 11, 20, 4, 0, 0)  # 12:00 in Asia/Shanghai
 HEADER = ["id", "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
           "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
-          "lead", "search_keyword", "summary", "region", "source", "platform", "grade"]
+          "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
+          "grade"]
+TRAIL = [{"url": "https://shop.example.com/p/1", "title": "商品页", "at": "2026-11-20T03:55:00Z"},
+         {"url": "https://shop.example.com/cart", "title": "购物车", "at": "2026-11-20T03:56:10Z"}]
 
 
 def seed(api: ApiClient, li_id: int | None = None) -> dict[str, Conversation]:
     team, admin = api.team["id"], api.agent["id"]
     evil = make_visitor(team, name="=HYPERLINK(\"http://evil.example\",\"点我\")",
-                        search_keyword="-2+3", source="search_engine", ip="1.2.3.4")
+                        search_keyword="-2+3", source="search_engine", ip="1.2.3.4",
+                        trail=TRAIL)
     a = make_conversation(team, evil, handler=admin, ended_at=T0, summary="+1+1 小结",
                           tags=["@SUM(A1)", "退款"], rating="good", messages=[
                               ("visitor", "退款还没到账，电话 131-2113-2323", 0),
@@ -76,6 +80,9 @@ def check_file(api: ApiClient, export: dict, convs: dict, fmt: str, content: boo
     assert (a["visitor_messages"], a["agent_messages"]) == ("1", "2")
     assert a["lead"] == "131-2113-2323" and a["rating"] == "good" and a["agent"] == "王管理"
     assert a["source"] == "search_engine" and a["ip"] == "1.2.3.4"
+    assert a["visit_trail"] == ("2026-11-20 11:55:00 商品页 https://shop.example.com/p/1\n"
+                                "2026-11-20 11:56:10 购物车 https://shop.example.com/cart")
+    assert by_id[str(convs["b"].id)]["visit_trail"] == ""
     if content:
         transcript = a["messages"]
         assert "[2026-11-20 11:57:30] 访客: 退款还没到账" in transcript
@@ -211,3 +218,91 @@ def test_more_than_20000_is_refused_before_the_job(api):
     narrowed = api.post("/api/v1/history/exports", json={
         "format": "csv", "filters": {"customer_name": "访客1999"}})
     assert narrowed.status_code == 202 and narrowed.get_json()["total"] == 11
+
+
+def test_a_long_transcript_is_whole_in_csv_and_says_it_was_cut_in_xlsx(db_api):
+    import re
+
+    from meiqia.services.exports import XLSX_CELL_CHARS
+
+    team = db_api.team["id"]
+    long = make_conversation(team, make_visitor(team, name="话多的客户"),
+                             handler=db_api.agent["id"], ended_at=T0,
+                             messages=[("visitor", f"第{n}段：" + "退款" * 2500, n)
+                                       for n in range(8)])  # 40,000+ characters
+    cells = {}
+    for fmt in ("csv", "xlsx"):
+        export = db_api.post("/api/v1/history/exports", json={
+            "format": fmt, "with_content": True}).get_json()
+        assert export["status"] == "done", export
+        rows = read_export(db_api, export["id"], fmt)
+        cells[fmt] = dict(zip(rows[0], rows[1], strict=True))
+        assert cells[fmt]["id"] == str(long.id)
+    whole, cut = cells["csv"]["messages"], cells["xlsx"]["messages"]
+    assert whole.count("访客: 第") == 8 and whole.endswith("退款\n")  # CSV: all of it
+    assert len(whole) > XLSX_CELL_CHARS >= len(cut)
+    note = re.search(r"…\(truncated, ([\d,]+) more characters\)$", cut)
+    assert note, cut[-80:]
+    kept = len(cut) - len(note.group(0))
+    assert cut[:kept] == whole[:kept] and kept > 32_000
+    assert int(note.group(1).replace(",", "")) == len(whole) - kept
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def queued_app(request, tmp_path, redis_url, redis_prefix):
+    """The app with exports queued on rq (Redis), run only when the test says so,
+    on SQLite and on PostgreSQL."""
+    from tests.conftest import truncate_all
+
+    extra = {}
+    if request.param == "postgres":
+        extra["DATABASE_URL"] = request.getfixturevalue("pg_database_url")
+    app = make_app(tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
+                   JOBS_INLINE=False, **extra)
+    if extra:
+        truncate_all(extra["DATABASE_URL"])
+    try:
+        with app.app_context():
+            yield app
+    finally:
+        close_app(app)
+
+
+def test_an_export_holds_what_was_counted_when_it_was_requested(queued_app, redis_url):
+    """Between the request and the job, a conversation of the filter ends and an
+    older one is edited into the filter: the file has exactly the counted rows."""
+    import redis
+    from rq import SimpleWorker
+
+    from meiqia.models.base import utcnow
+
+    api = ApiClient.registered(queued_app)
+    team, admin = api.team["id"], api.agent["id"]
+
+    def conv(summary, **fields):
+        return make_conversation(team, make_visitor(team, name=f"客户{summary}"),
+                                 handler=admin, summary=summary, messages=[
+                                     ("visitor", "退款", 0)], **fields)
+
+    still_open = conv("退款咨询", status="open")  # the lowest id: first in the file if let in
+    first = conv("退款", ended_at=T0 - datetime.timedelta(days=2))
+    second = conv("退款进度", ended_at=T0 - datetime.timedelta(days=1))
+    later_edited = conv("发票", ended_at=T0)
+    started = api.post("/api/v1/history/exports", json={
+        "format": "csv", "filters": {"summary": "退款"}}).get_json()
+    assert started["status"] == "queued" and started["total"] == 2
+
+    Conversation.update(status="ended", ended_at=utcnow()).where(
+        Conversation.id == still_open.id).execute()
+    Conversation.update(summary="发票，也问了退款").where(
+        Conversation.id == later_edited.id).execute()
+    assert api.get("/api/v1/history?summary=退款").get_json()["total"] == 4  # the list moved on
+
+    connection = redis.Redis.from_url(redis_url)
+    SimpleWorker([queued_app.extensions["meiqia.jobs"].name],
+                 connection=connection).work(burst=True)
+    connection.close()
+    export = api.get(f"/api/v1/history/exports/{started['id']}").get_json()
+    assert export["status"] == "done" and export["done"] == export["total"] == 2
+    rows = read_export(api, export["id"], "csv")
+    assert {row[0] for row in rows[1:]} == {str(first.id), str(second.id)}
