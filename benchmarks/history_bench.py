@@ -5,12 +5,16 @@ straight into a fresh database through the models' tables, then measures with
 the real services, each beside a naive query in the same run:
 
 - a filtered, paginated history page (agent + 30 days + rating), p95;
-- content search for Chinese substrings (2 and 4 characters), p95;
+- content search for Chinese substrings (1, 2 and 4 characters), p95, beside a
+  LIKE scan;
 - the 30-day dashboard from stored figures vs. recomputing from messages;
-- an export of 20,000 conversations with content (time and peak memory,
-  measured in a child process).
+- exports with content of exactly 5,000 and 20,000 conversations (the newest,
+  selected by an end-time bound), CSV and XLSX, each in a child process of its
+  own: time and peak memory, and the child's memory before the export, so that
+  "memory stays flat" is the two sizes side by side.
 
-Run: ``.venv/bin/python benchmarks/history_bench.py [--postgres] [--conversations N]``.
+Run: ``.venv/bin/python benchmarks/history_bench.py [--postgres] [--conversations N]
+[--no-write]`` (``--no-write``: print the figures, leave docs/benchmarks.md alone).
 """
 
 from __future__ import annotations
@@ -61,6 +65,9 @@ def generate(app, n_conv: int, per_conv: int) -> dict:
         t0 = time.perf_counter()
         msg_id = 0
         batch = 2000
+        # Distinct end times (whole seconds over 90 days), so "the newest N" is a
+        # time bound that selects exactly N conversations.
+        offsets = rnd.sample(range(90 * 24 * 3600), n_conv)
         for start in range(0, n_conv, batch):
             with database.atomic():
                 visitors = [{"team": team.id, "uid": uuid.uuid4().hex,
@@ -77,8 +84,8 @@ def generate(app, n_conv: int, per_conv: int) -> dict:
                 visit_ids = {v.visitor_id: v.id for v in Visit.select().where(
                     Visit.visitor.in_(vids))}
                 convs, msgs_by_conv = [], []
-                for v in vids:
-                    ended = now - datetime.timedelta(minutes=rnd.randrange(90 * 24 * 60))
+                for n, v in enumerate(vids):
+                    ended = now - datetime.timedelta(seconds=offsets[start + n])
                     started = ended - datetime.timedelta(minutes=20)
                     handler = rnd.choice(agents).id
                     msgs = []
@@ -143,7 +150,7 @@ def measure(app, ids: dict) -> dict:
             q.count()
             list(q.order_by(Conversation.ended_at.desc()).paginate(2, 20))
         out["page_naive"] = p95(naive_page)  # same query without joins, for scale
-        for term in ("退款", "地址填错"):
+        for term in ("退", "退款", "地址填错"):
             out[f"search_{term}"] = p95(lambda t=term: history.search(admin, {"content": t}), 10)
             out[f"search_{term}_naive"] = p95(lambda t=term: (
                 Conversation.select().where(Conversation.id.in_(
@@ -167,6 +174,7 @@ def measure(app, ids: dict) -> dict:
 EXPORT_CHILD = r'''
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
+import xlsxwriter  # noqa: F401 - loaded before the baseline, as in a worker
 from meiqia import create_app
 app = create_app({"SECRET_KEY": "b", "DATABASE_URL": sys.argv[2], "JOBS_INLINE": True},
                  instance_path=sys.argv[3])
@@ -174,14 +182,51 @@ with app.app_context():
     from meiqia.models import Agent
     from meiqia.services import exports
     admin = Agent.get_by_id(int(sys.argv[4]))
+    admin.team  # the app, the models and a connection loaded: the baseline
+
+    def status(key):  # kB -> MB, from /proc/self/status
+        for line in open("/proc/self/status"):
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+
+    baseline = status("VmRSS")
+    try:  # reset the peak to now (Linux 4.0+), so the peak below is the export's
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
     t = time.perf_counter()
-    export = exports.start(admin, {"filters": {"ended_from": sys.argv[5]}, "format": "csv",
+    export = exports.start(admin, {"filters": {"ended_from": sys.argv[5]}, "format": sys.argv[6],
                                    "with_content": True})
     took = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = status("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"rows": export.done, "seconds": took, "peak_mb": rss,
-                      "status": export.status, "size_mb": export.size / 1e6}))
+                      "baseline_mb": baseline, "status": export.status,
+                      "size_mb": export.size / 1e6}))
 '''
+#: Export sizes measured: the cap, and a quarter of it to show memory does not grow.
+EXPORT_SIZES = (5_000, 20_000)
+
+
+def newest_bound(app, n: int) -> str:
+    """The end time of the n-th newest conversation, as an ``ended_from`` filter
+    (end times are distinct, so exactly n conversations match)."""
+    from meiqia.models import Conversation
+
+    with app.app_context():
+        (ended,) = (Conversation.select(Conversation.ended_at)
+                    .order_by(Conversation.ended_at.desc()).offset(n - 1).limit(1).tuples()[0])
+    return ended.isoformat() + "+00:00"
+
+
+def run_export(url: str, tmp: Path, admin_id: int, bound: str, fmt: str) -> dict:
+    child = subprocess.run([sys.executable, "-c", EXPORT_CHILD, str(ROOT), url,
+                            str(tmp / "instance"), str(admin_id), bound, fmt],
+                           capture_output=True, text=True, timeout=1800)
+    if child.returncode != 0:
+        return {"error": child.stderr[-500:], "rows": 0, "seconds": 0, "peak_mb": 0,
+                "baseline_mb": 0, "size_mb": 0}
+    return json.loads(child.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -191,6 +236,8 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=100_000)
     parser.add_argument("--messages-per-conversation", type=int, default=10)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--no-write", action="store_true",
+                        help="print the figures only; leave docs/benchmarks.md as it is")
     args = parser.parse_args()
     from meiqia import create_app
     from meiqia import migrations
@@ -219,17 +266,16 @@ def main() -> None:
             with app.app_context():
                 database.execute_sql("ANALYZE")
         fig = measure(app, gen)
-        # A little under 20,000 conversations end in the last 17 days of the 90 generated.
-        child = subprocess.run([sys.executable, "-c", EXPORT_CHILD, str(ROOT), url,
-                                str(tmp / "instance"), str(gen["admin_id"]), "2026-11-07"],
-                               capture_output=True, text=True, timeout=1800)
-        export = json.loads(child.stdout.strip().splitlines()[-1]) if child.returncode == 0 \
-            else {"error": child.stderr[-500:]}
+        exports = {}
+        for size in EXPORT_SIZES:
+            bound = newest_bound(app, min(size, args.conversations))
+            for fmt in ("csv", "xlsx"):
+                exports[fmt, size] = run_export(url, tmp, gen["admin_id"], bound, fmt)
     finally:
         if db_name:
             app.extensions["meiqia.db"].close_all()
             admin_conn.cursor().execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-    print(fig, export)
+    print(fig, exports)
     backend = "PostgreSQL" if args.postgres else "SQLite"
     body = "\n".join([
         f"{args.conversations:,} ended conversations and {gen['messages']:,} messages "
@@ -239,16 +285,24 @@ def main() -> None:
         "| measure | meiqia | naive, same run |", "|---|---|---|",
         f"| history page (agent + 30 days + rating, page 2 with total), p95 | "
         f"{fig['page']:.1f} ms | {fig['page_naive']:.1f} ms (same filter, no joins) |",
+        f"| content search `退` (1 character), p95 | {fig['search_退']:.0f} ms | "
+        f"{fig['search_退_naive']:.0f} ms (LIKE scan) |",
         f"| content search `退款` (2 characters), p95 | {fig['search_退款']:.0f} ms | "
         f"{fig['search_退款_naive']:.0f} ms (LIKE scan) |",
         f"| content search `地址填错` (4 characters), p95 | {fig['search_地址填错']:.0f} ms | "
         f"{fig['search_地址填错_naive']:.0f} ms (LIKE scan) |",
         f"| dashboard, 30 days, p95 | {fig['dashboard']:.0f} ms | "
         f"{fig['dashboard_naive']:.0f} ms (first responses recomputed from messages) |",
-        f"| export with content | {export.get('rows', 0):,} rows in "
-        f"{export.get('seconds', 0):.1f} s, peak {export.get('peak_mb', 0):.0f} MB "
-        f"({export.get('size_mb', 0):.1f} MB CSV) | — |",
+        *(f"| export with content, {fmt.upper()}, {size:,} newest | "
+          f"{e['rows']:,} rows in {e['seconds']:.1f} s, peak {e['peak_mb']:.0f} MB "
+          f"(before the export {e['baseline_mb']:.0f} MB; {e['size_mb']:.1f} MB file) | — |"
+          for (fmt, size), e in sorted(exports.items())),
     ])
+    if any("error" in e for e in exports.values()):
+        print("export failed:", [e["error"] for e in exports.values() if "error" in e])
+    if args.no_write:
+        print(body)
+        return
     write_section(f"history-{backend.lower()}", f"History at scale on {backend}",
                   ".venv/bin/python benchmarks/history_bench.py"
                   + (" --postgres" if args.postgres else ""), body)

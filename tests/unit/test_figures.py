@@ -29,14 +29,20 @@ def msg(kind, seconds, body="x", visibility="public", mkind="text"):
     [("我的电话 13121132323", True),  # 11 digits
      ("订单号 12345", True),  # exactly five digits
      ("1234", False),  # four: a near miss
-     ("131-2113-2323", True),  # digits joined with -
+     ("131-2113-2323", True),  # digits joined with -: a mobile number in groups
      ("400-820-8820", True),  # ten digits in groups
+     ("0571-88888888", True),  # a landline with its area code (12 digits)
+     ("座机 0571-8888888", True),  # 11 digits in groups, and a run of seven on its own
+     ("010-1234567", True),  # ten digits: the shortest grouped number that counts
      ("１３８００１３８０００", True),  # full-width digits of a Chinese input method
      ("邮箱 a@b.cn", True), ("@", True), ("ａ＠ｂ．ｃｎ", True),
      ("订单 12345-6", True),  # the run of five counts on its own
      # near misses
      ("1312-113", False),  # seven digits in groups: not a phone number
      ("2026-11-24 到的货", False),  # a date
+     ("2026-12-03", False),  # a date: 8 digits in groups, no run of five
+     ("12-03 到 12-05", False),  # dates without the year
+     ("010-1234-56", False),  # nine digits in groups, no run of five: a near miss
      ("价格 99.5 元，第 1-2 件", False),  # a range
      ("131 2113 2323", False),  # joined by spaces, not "-"
      ("1234 5678", False), ("12 34 56", False), ("一二三四五六七", False), ("", False),
