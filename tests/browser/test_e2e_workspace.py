@@ -144,7 +144,7 @@ def test_recent_conversations_open_the_old_one(server, admin, new_context):
     expect(frame.locator(".mq-msg.from-agent .mq-text")).to_have_text("👍第一次的回答")
     agent.once("dialog", lambda d: d.accept())
     agent.click("#act-end")
-    frame.locator(".mq-restart button").click()
+    frame.locator(".mq-restart button.mq-primary").click()
     expect(frame.locator(".mq-msg")).to_have_count(0)
     frame.locator("#mq-human").click()
     say(frame, "第二次又来了")
@@ -186,7 +186,7 @@ def test_queue_position_then_assigned_or_leave_a_message(server, admin, new_cont
     form.locator("button[type=submit]").click()
     expect(frame_c.locator(".mq-thanks")).to_be_visible()
     # He left the queue: his chat is over, with nothing to rate (no agent took it).
-    frame_c.locator(".mq-restart button").wait_for()
+    frame_c.locator(".mq-restart button.mq-primary").wait_for()
     expect(frame_c.locator(".mq-rating")).to_have_count(0)
     expect(agent.locator("#queue-count")).to_have_text("1")
 
