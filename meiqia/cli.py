@@ -312,7 +312,7 @@ def _entry_by_key(admin: Any, key: str) -> Any:
 def _answer_text(answer: str | None) -> str | None:
     """``-`` reads the answer from standard input (long answers, links, images)."""
     if answer == "-":
-        return click.get_text_stream("stdin").read().strip()
+        return sys.stdin.read().strip()
     return answer
 
 

@@ -22,6 +22,22 @@ def meiqia(tmp_path, *args, env=None, check=True):
     return result
 
 
+def in_process(tmp_path, *args, input=None, check=True):
+    """``meiqia`` through click's runner in this process: for a test of many commands
+    (a subprocess each would import scikit-learn twenty times over)."""
+    from click.testing import CliRunner
+
+    from meiqia.cli import cli
+
+    env = {k: None for k in os.environ if k.startswith("MEIQIA_")}
+    env["MEIQIA_INSTANCE_PATH"] = str(tmp_path / "inst")
+    result = CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
+    if check:
+        assert result.exit_code == 0, result.output
+    result.returncode = result.exit_code  # the subprocess spelling the checks below use
+    return result
+
+
 def test_help_lists_every_command(tmp_path):
     out = meiqia(tmp_path, "--help").stdout
     for command in ("init", "run", "worker", "db", "kb", "bot", "plugins", "agent"):
@@ -109,6 +125,7 @@ def test_bot_eval_prints_three_decimals_and_the_counts(tmp_path):
 
 
 def test_kb_entries_one_by_one(tmp_path):
+    meiqia = in_process
     meiqia(tmp_path, "init", "--no-demo-kb")
     added = meiqia(tmp_path, "kb", "add", "--key", "weekend-ship", "--question", "周末发货吗",
                    "--question", "周六日发不发货", "--answer", "周末照常发货。",
@@ -120,12 +137,8 @@ def test_kb_entries_one_by_one(tmp_path):
 
     # The answer from standard input (long, with a link), one similar question more.
     answer = "周末也发货，[查看物流](https://example.com/track)。"
-    edited = subprocess.run(
-        [sys.executable, "-m", "meiqia.cli", "kb", "edit", "weekend-ship", "--answer", "-",
-         "--add-question", "星期天发货吗"], input=answer, capture_output=True, text=True,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")},
-             "MEIQIA_INSTANCE_PATH": str(tmp_path / "inst")}, timeout=120)
-    assert edited.returncode == 0, edited.stderr
+    edited = meiqia(tmp_path, "kb", "edit", "weekend-ship", "--answer", "-",
+                    "--add-question", "星期天发货吗", input=answer)
     assert "changed entry weekend-ship" in edited.stdout and "also: 星期天发货吗" in edited.stdout
     assert f"answer: {answer}" in meiqia(tmp_path, "bot", "ask", "星期天发货吗").stdout
 
@@ -187,6 +200,7 @@ def test_commands_on_a_new_instance_say_to_init(tmp_path, command):
 
 
 def test_a_failed_init_leaves_no_database_behind(tmp_path):
+    meiqia = in_process
     weak = meiqia(tmp_path, "init", "--password", "short", check=False)
     assert weak.returncode != 0 and "password: at least 8 characters" in weak.stderr
     assert not (tmp_path / "inst" / "meiqia.sqlite3").exists()
@@ -197,6 +211,7 @@ def test_a_failed_init_leaves_no_database_behind(tmp_path):
 
 
 def test_agent_create_with_a_custom_scope(tmp_path):
+    meiqia = in_process
     meiqia(tmp_path, "init", "--no-demo-kb")
     out = meiqia(tmp_path, "agent", "create", "--email", "zhao@example.com", "--name", "赵六",
                  "--scope", "custom", "--scope-agent", "1").stdout
