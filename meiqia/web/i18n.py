@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import peewee
 from flask import Flask
 from flask import current_app
 from flask import request
+from flask import session
 
 LANGUAGES = ("zh-CN", "en")
 
@@ -89,6 +91,54 @@ def language() -> str:
     if "meiqia.lang" not in request.environ:
         request.environ["meiqia.lang"] = pick_language()
     return request.environ["meiqia.lang"]
+
+
+#: The header (or ``lang`` query parameter, for websockets) our pages and the
+#: widget send with every API call: the language of the page that will show an error.
+LANG_HEADER = "X-Meiqia-Lang"
+
+
+def normalise(code: str | None) -> str | None:
+    """``zh``, ``zh-cn``, ``zh-Hans`` → ``zh-CN``; ``en-US`` → ``en``; else None."""
+    code = (code or "").strip().lower()
+    if code.startswith("zh"):
+        return "zh-CN"
+    if code.startswith("en"):
+        return "en"
+    return None
+
+
+def error_language(agent_preference: bool = True) -> str:
+    """The language of this request's error messages (API JSON, socket frames).
+
+    The page or widget that asked says it (``X-Meiqia-Lang`` or ``?lang=``); else
+    the ``lang`` cookie and the agent's preference of a browser session; else the
+    browser's Accept-Language. Not the team default, unlike pages: a script or
+    integration that says nothing gets English, as before, so code that reads
+    messages is unaffected. ``agent_preference=False`` skips the one step that
+    may read the database (for the answer that says the database is down).
+    """
+    for asked in (request.headers.get(LANG_HEADER), request.args.get("lang"),
+                  request.cookies.get("lang")):
+        lang = normalise(asked)
+        if lang:
+            return lang
+    if agent_preference and "agent_id" in session:
+        from meiqia.web.security import session_agent
+
+        try:
+            agent = session_agent()
+        except peewee.PeeweeException:  # the refusal still goes out, in English
+            agent = None
+        pref = (agent.preferences or {}).get("language") if agent is not None else None
+        if pref in LANGUAGES:
+            return pref
+    # Best first; a bare "*" (Node's fetch sends one) names no language: English.
+    for value, _quality in request.accept_languages:
+        lang = normalise(value)
+        if lang:
+            return lang
+    return "en"
 
 
 def t(key: str, **values: Any) -> str:

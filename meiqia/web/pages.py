@@ -12,6 +12,8 @@ from flask import url_for
 
 from meiqia.services import accounts
 from meiqia.services.errors import ServiceError
+from meiqia.web import error_text
+from meiqia.web import i18n
 from meiqia.web import security
 from meiqia.web.workspace import safe_next
 
@@ -38,7 +40,7 @@ def login() -> Any:
                 request.remote_addr or "",
             )
         except ServiceError as exc:
-            error = exc.message
+            error = error_text.translate(exc.message, i18n.language())
         else:
             security.login(agent)
             # Back to the page that asked for the login (render_page passes ?next=).
@@ -66,7 +68,7 @@ def register() -> Any:
             }
             agent = accounts.register_team(data)
         except ServiceError as exc:
-            error, field = exc.message, exc.field
+            error, field = error_text.translate(exc.message, i18n.language()), exc.field
         else:
             security.login(agent)
             return redirect(url_for("pages.index"))

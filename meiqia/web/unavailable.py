@@ -19,6 +19,8 @@ from flask import jsonify
 from flask import request
 
 from meiqia.db import database
+from meiqia.web import error_text
+from meiqia.web import i18n
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,10 @@ def _answer(what: str, exc: Exception) -> Any:
         return healthz()
     message = f"the {what} is busy or unreachable; try again in a moment"
     if request.path.startswith("/api/"):
-        response = jsonify({"error": {"code": "unavailable", "message": message,
-                                      "field": None}})
+        # In the asker's language, chosen without the database (it may be what is down).
+        error = error_text.localise({"code": "unavailable", "message": message, "field": None},
+                                    i18n.error_language(agent_preference=False))
+        response = jsonify({"error": error})
     else:
         response = Flask.response_class(message + "\n", mimetype="text/plain")
     response.status_code = 503

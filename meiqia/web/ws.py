@@ -41,6 +41,8 @@ from meiqia.services import messages
 from meiqia.services import permissions
 from meiqia.services import presence
 from meiqia.services.errors import ServiceError
+from meiqia.web import error_text
+from meiqia.web import i18n
 from meiqia.web import security
 
 log = logging.getLogger(__name__)
@@ -136,8 +138,11 @@ class _SerialSocket:
 class Channel:
     """One socket: thread-safe sends, and the ids already sent (no duplicates)."""
 
-    def __init__(self, ws: Any) -> None:
+    def __init__(self, ws: Any, lang: str = "en") -> None:
         self.ws = ws
+        #: The language of this socket's error frames (``?lang=`` of its URL, see
+        #: ``i18n.error_language``); other frames carry data, not prose.
+        self.lang = lang
         if not isinstance(ws.sock, _SerialSocket):
             ws.sock = _SerialSocket(ws.sock)
         #: Encoding a frame and writing it happen under the socket's own lock, so
@@ -164,7 +169,10 @@ class Channel:
         self.sent_ids.add(sent.id)
 
     def error(self, code: str, message: str, ref: Any = None) -> None:
-        self.send("error", {"code": code, "message": message, "ref": ref})
+        """An ``error`` frame, its message in the socket's language (English
+        original as ``message_en`` when translated), code and ref unchanged."""
+        self.send("error", error_text.localise(
+            {"code": code, "message": message, "ref": ref}, self.lang))
 
 
 def _send_all(ws: Any, text: str) -> None:
@@ -307,6 +315,7 @@ def visitor_socket(ws: Any) -> None:
     app = current_app._get_current_object()
     channel = Channel(ws)
     with socket_unit():
+        channel.lang = i18n.error_language()
         try:
             visitor = security.visitor_from_token(request.args.get("token"))
         except ServiceError as exc:
@@ -417,6 +426,7 @@ def agent_socket(ws: Any) -> None:
     channel = Channel(ws)
     with socket_unit():
         actor = security.session_agent()
+        channel.lang = i18n.error_language()
         if actor is None:
             from meiqia.services.accounts import agent_for_token
 

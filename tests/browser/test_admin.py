@@ -33,8 +33,9 @@ def test_admin_creates_an_agent_who_then_logs_in(server, admin, new_context):
     form.locator("input[name=email]").fill("li@example.com")
     form.locator("input[name=password]").fill("short")
     form.locator("button[type=submit]").click()
-    # The server refuses the weak password and says why, next to the field.
-    expect(form.locator(".form-error")).to_contain_text("password")
+    # The server refuses the weak password and says why (in the page's language), next to
+    # the field.
+    expect(form.locator(".form-error")).to_contain_text("密码：至少 8 个字符")
     assert form.locator("input[name=password]").get_attribute("aria-invalid") == "true"
     form.locator("input[name=password]").fill(AGENT_PASSWORD)
     form.locator("select[name=scope]").select_option("custom")
@@ -83,7 +84,7 @@ def test_team_settings_are_saved_and_refused_with_a_reason(server, admin, new_co
     form.locator("input[name='settings.suggest_threshold']").fill("0.9")
     form.locator("input[name='settings.answer_threshold']").fill("0.6")
     form.locator("button[type=submit]").click()
-    expect(form.locator(".form-error")).to_contain_text("suggest_threshold")
+    expect(form.locator(".form-error")).to_contain_text("“您是不是想问”阈值")
     form.locator("input[name='settings.suggest_threshold']").fill("0.4")
     form.locator("textarea[name='settings.welcome_message']").fill("您好，欢迎光临小美优选！")
     form.locator("input[name='settings.widget.color']").fill("#ff5a5f")
@@ -105,7 +106,7 @@ def test_groups_and_tokens(server, admin, new_context):
     page.locator("#groups-list li", has_text="售前组").wait_for()
     page.fill("#group-form input[name=name]", "售前组")
     page.click("#group-form button[type=submit]")
-    expect(page.locator("#group-form .form-error")).to_contain_text("exists")
+    expect(page.locator("#group-form .form-error")).to_contain_text("已有同名分组")
     page.goto(f"{server.url}/tokens")
     page.fill("#token-form input[name=name]", "ERP 集成")
     page.click("#token-form button[type=submit]")

@@ -121,7 +121,7 @@ def test_a_chinese_quick_reply_is_offered_in_the_composer(server, admin, new_con
     form.locator("textarea[name=body]").fill("请把商品寄回：上海市浦东新区世纪大道 100 号 售后部（收）")
     form.locator("button[type=submit]").click()
     # The server refuses a keyword with a space and says so next to the field.
-    expect(form.locator(".form-error")).to_contain_text("keyword")
+    expect(form.locator(".form-error")).to_contain_text("关键词：不能有空格")
     assert form.locator("input[name=keyword]").get_attribute("aria-invalid") == "true"
     form.locator("input[name=keyword]").fill("退货地址")
     form.locator("input[name=title]").fill("退货寄回地址")
@@ -184,7 +184,7 @@ def test_changing_a_grade_regrades_the_history(server, admin, new_context):
     page.click("#grade-add")
     page.locator("#grades-body tr").last.locator("input[name=grade]").fill("A")
     page.click("#rules-form button[type=submit]")
-    expect(page.locator("#rules-form .form-error")).to_contain_text("grade")
+    expect(page.locator("#rules-form .form-error")).to_contain_text("对话分级")
     page.locator("#grades-body tr").last.locator("button").click()
     page.click("#rules-form button[type=submit]")
     status = page.locator("#regrade-status[data-status=finished]")
@@ -267,7 +267,7 @@ def test_a_webhook_sink_is_configured_and_delivers(server, admin, new_context, p
     form.locator("input[name='config.url']").fill(f"{base}/hook")
     form.locator("input[name='config.secret']").fill("short")
     form.locator("button[type=submit]").click()
-    expect(form.locator(".form-error")).to_contain_text("secret")
+    expect(form.locator(".form-error")).to_contain_text("签名密钥")
     form.locator("input[name='config.secret']").fill(WEBHOOK_SECRET)
     form.locator("input[name='config.allow_private_addresses']").check()
     form.locator("button[type=submit]").click()

@@ -121,7 +121,7 @@ def test_dashboard_shows_the_figures_and_draws_the_charts(server, admin, new_con
     # A range the server refuses says why, on the form.
     form.locator("input[name=from]").fill("2026-11-21")
     form.locator("button[type=submit]").click()
-    expect(form.locator(".form-error")).to_contain_text("from")
+    expect(form.locator(".form-error")).to_contain_text("开始日期：不能晚于结束日期")
     # Presets count back from the team's today.
     page.locator("#dash-range [data-days='7']").click()
     expect(page.locator("#dash-range-stats [data-stat=ended] .stat-value")).to_have_text("1")

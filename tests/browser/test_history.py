@@ -138,7 +138,7 @@ def test_the_list_shows_the_figures_and_chinese_filters_narrow_it(server, world,
     page.click("#clear-filters")
     page.fill("#history-filters input[name=duration_min]", "-5")
     page.click("#history-filters button[type=submit]")
-    expect(page.locator("#history-filters .form-error")).to_contain_text("duration_min")
+    expect(page.locator("#history-filters .form-error")).to_contain_text("最短持续时长")
     expect(page.locator("#history-filters input[name=duration_min]")).to_have_attribute(
         "aria-invalid", "true")
     # A time range nothing ended in: an empty list that says so.

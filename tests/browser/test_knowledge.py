@@ -122,7 +122,8 @@ def test_admin_creates_tries_and_edits_an_entry(server, admin, new_context):
     form.locator("input[name=question]").fill("另一个问题")
     form.locator("textarea[name=answer]").fill("另一个答案")
     form.locator("button[type=submit]").click()
-    expect(form.locator("[data-error-for=key]")).to_contain_text("exists")
+    # The server's refusal, in the page's language (web/error_text.py).
+    expect(form.locator("[data-error-for=key]")).to_contain_text("已有这个 ID 的问答")
     page.locator("dialog .close").click()
     page.fill("#kb-search input[name=q]", "")
     expect(page.locator("#kb-page-info")).to_contain_text("共 60 条")
@@ -174,7 +175,7 @@ def test_import_shows_progress_to_the_end_then_the_new_entries(server, admin, ne
     form = page.locator("#kb-import-form")
     form.locator("input[name=file]").set_input_files(str(bad))
     form.locator("button[type=submit]").click()
-    expect(form.locator("[data-error-for=file]")).to_contain_text("line 3")
+    expect(form.locator("[data-error-for=file]")).to_contain_text("第 3 行")
 
     form.locator("input[name=file]").set_input_files(str(good))
     form.locator("button[type=submit]").click()

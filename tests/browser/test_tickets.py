@@ -156,7 +156,7 @@ def test_an_agent_writes_a_ticket_and_renames_it(server, admin, new_context):
     form.locator("select[name=group_id]").select_option(label="售后组")
     form.locator("button[type=submit]").click()
     # The server refuses the phone number and says why, next to the field.
-    expect(form.locator(".form-error")).to_contain_text("phone")
+    expect(form.locator(".form-error")).to_contain_text("电话号码不正确")
     assert form.locator("input[name=phone]").get_attribute("aria-invalid") == "true"
     form.locator("input[name=phone]").fill("021-12345678")
     form.locator("button[type=submit]").click()

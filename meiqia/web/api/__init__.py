@@ -3,7 +3,8 @@
 Every route is declared with ``route``, which registers it on the blueprint,
 checks who is asking, validates the body against its schema, and records the
 operation for the OpenAPI document, so documentation and behaviour come from
-one declaration. Errors are ``{"error": {"code", "message", "field"}}``.
+one declaration. Errors are ``{"error": {"code", "message", "field"}}``, the
+message in the language the request asks for (``error_response``).
 
 Each area is a module of this package that imports ``route``; every module of
 the package is imported at start-up, so a new area needs no registration.
@@ -29,6 +30,8 @@ from meiqia.services.accounts import require_admin
 from meiqia.services.errors import ServiceError
 from meiqia.services.validation import check
 from meiqia.services.validation import parse_int
+from meiqia.web import error_text
+from meiqia.web import i18n
 from meiqia.web.security import current_actor
 from meiqia.web.security import current_visitor
 
@@ -162,9 +165,17 @@ def query_int(name: str, default: int, minimum: int = 0, maximum: int = 10**9) -
 
 
 def error_response(exc: ServiceError) -> Any:
-    response = jsonify(exc.to_dict())
+    """The JSON of a refused request, its message in the asker's language
+    (``web.error_text``; English for clients that name none)."""
+    response = jsonify(_localised(exc.to_dict()))
     response.status_code = exc.status
     return response
+
+
+def _localised(body: dict) -> dict:
+    """``body`` with ``error.message`` translated (``message_en`` then keeps the
+    original). Only error responses come here: successes never pay for it."""
+    return {**body, "error": error_text.localise(body["error"], i18n.error_language())}
 
 
 def init_app(app: Flask) -> None:
@@ -178,15 +189,17 @@ def init_app(app: Flask) -> None:
             return error_response(exc)
         from flask import render_template
 
-        return render_template("error.html", error=exc), exc.status
+        # A page's error in the page's language, like the rest of the page.
+        message = error_text.translate(exc.message, i18n.language())
+        return render_template("error.html", error=exc, message=message), exc.status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         if not request.path.startswith("/api/"):
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
-        response = jsonify(
+        response = jsonify(_localised(
             {"error": {"code": code, "message": exc.description, "field": None}}
-        )
+        ))
         response.status_code = exc.code or 500
         return response

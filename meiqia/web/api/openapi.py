@@ -16,8 +16,12 @@ ERROR_SCHEMA = {
             "type": "object",
             "properties": {
                 "code": {"type": "string"},
-                "message": {"type": "string"},
+                "message": {"type": "string", "description":
+                            "In the language the request asks for (X-Meiqia-Lang "
+                            "header or ?lang=, else Accept-Language; English if none)."},
                 "field": {"type": ["string", "null"]},
+                "message_en": {"type": "string", "description":
+                               "The English original, only when `message` was translated."},
             },
         }
     },
@@ -99,7 +103,9 @@ def document() -> dict[str, Any]:
             "version": __version__,
             "description": "JSON API of meiqia. Agents authenticate with the session "
             "cookie plus X-CSRF-Token on writes, or Authorization: Bearer <token>; "
-            "visitors with X-Visitor-Token.",
+            "visitors with X-Visitor-Token. Error messages are English unless the "
+            "request asks for zh-CN (X-Meiqia-Lang: zh-CN, ?lang=zh-CN or "
+            "Accept-Language); code and field never change.",
         },
         "components": {
             "securitySchemes": {

@@ -1,0 +1,478 @@
+"""Error messages in the reader's language: English → zh-CN by template.
+
+Services raise English messages (``services.errors``) with the facts in them:
+numbers, names, what the visitor typed. Translating where they are raised would
+put the language of the request into every service; translating here, where an
+error becomes JSON (``web.api.error_response``) or a socket frame
+(``web.ws.Channel.error``), keeps the services language-free and the successful
+path untouched: only an error pays for one scan of the rules below.
+
+Each rule is an anchored regular expression over the whole English message and
+a zh-CN template naming its groups. A group is copied verbatim (``{n}``), so
+numbers, agents' names and user text come through exactly as they were; the
+template is ours, and values are put in by a function, never by ``str.format``
+or ``re`` replacement syntax, so a ``{`` or ``\\1`` in user text stays text. A
+placeholder may name a converter: ``{x:field}`` translates a field path
+("body" → "内容"), ``{x:types}`` a schema type list, ``{x:size}`` a size like
+"512 bytes", ``{x:kb}`` the problems of a knowledge-base file (each translated
+by ``KB_RULES``). The first rule that matches wins, so specific rules come
+before general ones. A message no rule matches stays English: the detail is
+never lost, only untranslated.
+
+To add a message: raise it in English as usual, then add a rule in the area's
+block below (a test builds samples from every ``raise ...Error(f"...")`` of the
+services and the web layer and fails on one no rule changes).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["FIELD_LABELS", "KB_RULES", "RULES", "field_label", "localise", "translate"]
+
+#: Field paths (and the first part of longer ones) as zh-CN readers know them.
+FIELD_LABELS: dict[str, str] = {
+    "accept_over_limit": "超出上限接入",
+    "active": "启用",
+    "address": "地址",
+    "agent_id": "客服",
+    "agent_name": "客服姓名",
+    "answer": "答案",
+    "assignee_id": "处理人",
+    "attachment": "附件",
+    "attachments": "附件",
+    "attributes": "其他信息",
+    "body": "内容",
+    "category": "分类",
+    "columns": "列",
+    "comment": "评价留言",
+    "company": "公司",
+    "config": "配置",
+    "config.allow_private_addresses": "允许内网地址",
+    "config.from": "发件人",
+    "config.host": "SMTP 服务器",
+    "config.password": "密码",
+    "config.port": "端口",
+    "config.secret": "签名密钥",
+    "config.to": "收件人",
+    "config.url": "网址",
+    "config.user": "用户名",
+    "content": "内容",
+    "conversation_id": "对话",
+    "custom": "自定义信息",
+    "customer_name": "客户名称",
+    "customer_tags": "客户标签",
+    "days": "天数",
+    "duration_max": "最长持续时长",
+    "duration_min": "最短持续时长",
+    "email": "邮箱",
+    "enabled": "启用",
+    "ended_from": "结束时间从",
+    "ended_to": "结束时间至",
+    "file": "文件",
+    "filters": "筛选条件",
+    "first_response_max": "最长首次响应",
+    "first_response_min": "最短首次响应",
+    "format": "格式",
+    "from": "开始日期",
+    "grade": "对话分级",
+    "grades": "对话分级",
+    "group_id": "分组",
+    "groups": "分组",
+    "height": "高度",
+    "inactivity_minutes": "无响应结束（分钟）",
+    "invalid": "无效对话",
+    "ip": "IP",
+    "key": "问答 ID",
+    "keyword": "关键词",
+    "kind": "类型",
+    "landing_page": "着陆页",
+    "language": "语言",
+    "lead": "线索",
+    "max_concurrent": "最大接待量",
+    "mine": "我的",
+    "missed": "遗漏对话",
+    "mode": "发送方式",
+    "name": "姓名",
+    "nickname": "昵称",
+    "note": "备注",
+    "page": "页码",
+    "password": "密码",
+    "per_page": "每页条数",
+    "phone": "电话",
+    "platform": "访问平台",
+    "position": "位置",
+    "priority": "优先级",
+    "q": "搜索词",
+    "question": "问题",
+    "question_ids": "问题",
+    "questions": "问题",
+    "rating": "评价",
+    "referrer": "来源页",
+    "region": "地区",
+    "role": "角色",
+    "scope": "数据权限",
+    "scope_agents": "可查看的客服",
+    "scope_groups": "可查看的分组",
+    "settings": "设置",
+    "settings.answer_threshold": "直接回答阈值",
+    "settings.bot_enabled": "机器人",
+    "settings.bot_failures_before_human": "转人工前机器人未答次数",
+    "settings.offline_message": "无人在线时的提示",
+    "settings.queue_enabled": "排队",
+    "settings.suggest_threshold": "“您是不是想问”阈值",
+    "settings.ticket_form": "留言表单",
+    "settings.welcome_message": "欢迎语",
+    "settings.widget": "网页插件",
+    "settings.widget.color": "网页插件颜色",
+    "settings.widget.position": "网页插件位置",
+    "since": "开始时间",
+    "source": "访问来源",
+    "status": "状态",
+    "subject": "标题",
+    "suggestion": "建议回复",
+    "summary": "对话小结",
+    "tags": "标签",
+    "team": "团队",
+    "team_id": "团队",
+    "team_name": "团队名称",
+    "timezone": "时区",
+    "title": "页面标题",
+    "to": "结束日期",
+    "token": "令牌",
+    "type": "类型",
+    "until": "截止时间",
+    "url": "网址",
+    "visibility": "可见范围",
+    "with_content": "包含聊天内容",
+}
+
+_TYPE_NAMES = {"object": "对象", "string": "文本", "integer": "整数", "number": "数字",
+               "boolean": "布尔值", "array": "列表", "null": "空值"}
+_TYPE = "(?:object|string|integer|number|boolean|array|null)"
+#: A number as the services write it: 5000, -2147483648, 0.5, 20,000.
+NUM = r"-?\d[\d,]*(?:\.\d+)?"
+#: A field path before ": " (the shortest one that lets the rest match).
+FIELD = r"(?P<f>.+?)"
+
+
+def field_label(path: str) -> str:
+    """``body`` → ``内容``; ``settings.widget.color`` → its label; for a path
+    not known as a whole, its longest known beginning is translated and the rest
+    (``[0]``, ``.vip``) kept: ``questions[2]`` → ``问题[2]``. Unknown: as is."""
+    if path in FIELD_LABELS:
+        return FIELD_LABELS[path]
+    for cut in range(len(path) - 1, 0, -1):
+        if path[cut] in ".[" and path[:cut] in FIELD_LABELS:
+            return FIELD_LABELS[path[:cut]] + path[cut:]
+    return path
+
+
+def _types(text: str) -> str:
+    return "或".join(_TYPE_NAMES.get(name, name) for name in text.split(" or "))
+
+
+def _size(text: str) -> str:
+    return text[:-len(" bytes")] + " 字节" if text.endswith(" bytes") else text
+
+
+#: Problems of a knowledge-base file (``bot.kbfile.KBFileError``), one at a time.
+_KB_PAIRS: list[tuple[str, str]] = [
+    (rf"line (?P<n>{NUM}): (?P<m:kbitem>.+)", "第 {n} 行：{m:kbitem}"),
+    (rf"… and (?P<n>{NUM}) more", "……另有 {n} 处问题"),
+    (r"the file is empty", "文件是空的"),
+    (r"the sheet is empty", "工作表是空的"),
+    (r"not a readable XLSX file \((?P<e>.*)\)", "不是可读取的 XLSX 文件（{e}）"),
+    (r"not valid YAML: (?P<e>.*)", "不是有效的 YAML：{e}"),
+    (r"expected a list of entries", "应为问答的列表"),
+    (r"an entry must be a mapping with id, questions, answer",
+     "每条问答须包含 id、questions、answer"),
+    (r"the id is empty", "id 为空"),
+    (rf"id (?P<k>.+) repeats the entry of line (?P<n>{NUM})", "id {k} 与第 {n} 行的问答重复"),
+    (r"id (?P<k>.+): no questions", "id {k}：没有问题"),
+    (r"id (?P<k>.+): no answer on any of its rows", "id {k}：所有行都没有答案"),
+    (r"id (?P<k>.+): no answer", "id {k}：没有答案"),
+    (r"id (?P<k>.+): the question is empty", "id {k}：问题为空"),
+    (rf"id (?P<k>.+): a different answer than on line (?P<n>{NUM})",
+     "id {k}：答案与第 {n} 行不同"),
+    (r"missing column (?P<c>.+) \(the header needs id,question,answer\)",
+     "缺少列 {c}（表头需要 id,question,answer）"),
+    (r"cannot read the text encoding: save the file as UTF-8 \(or GBK\)",
+     "无法识别文本编码：请将文件另存为 UTF-8（或 GBK）"),
+    (r"unknown format: use \.yaml, \.csv or \.xlsx", "未知格式：请使用 .yaml、.csv 或 .xlsx"),
+    (r"no entries in the file", "文件中没有问答"),
+    (r"invalid file", "文件无效"),
+]
+
+#: Every message, area by area; the first match wins.
+_PAIRS: list[tuple[str, str]] = [
+    # --- schema checks (services/validation.py), their specific cousins first ----
+    (r"body: expected text", "内容：应为文本"),
+    (r"keyword: must not be empty \(a # alone is no keyword\)", "关键词：不能为空（只有 # 不算关键词）"),
+    (rf"{FIELD}: expected (?P<t:types>{_TYPE}(?: or {_TYPE})*)", "{f:field}：应为{t:types}"),
+    (rf"{FIELD}: must be one of (?P<c>.*)", "{f:field}：必须是以下之一：{c}"),
+    (rf"{FIELD}: must not be empty", "{f:field}：不能为空"),
+    (rf"{FIELD}: at least (?P<n>{NUM}) characters", "{f:field}：至少 {n} 个字符"),
+    (rf"{FIELD}: at most (?P<n>{NUM}) characters", "{f:field}：最多 {n} 个字符"),
+    (rf"{FIELD}: has the wrong format", "{f:field}：格式不正确"),
+    (rf"{FIELD}: is not a valid email address", "{f:field}：不是有效的邮箱地址"),
+    (rf"{FIELD}: must be between (?P<a>{NUM}) and (?P<b>{NUM})", "{f:field}：必须在 {a} 到 {b} 之间"),
+    (rf"{FIELD}: must be at least (?P<n>{NUM})", "{f:field}：不能小于 {n}"),
+    (rf"{FIELD}: must be at most (?P<n>{NUM})", "{f:field}：不能大于 {n}"),
+    (rf"{FIELD}: at most (?P<n>{NUM}) items", "{f:field}：最多 {n} 项"),
+    (rf"{FIELD}: at least (?P<n>{NUM}) items", "{f:field}：至少 {n} 项"),
+    (rf"{FIELD}: is required", "{f:field}：必填"),
+    (rf"{FIELD}: unknown field", "{f:field}：未知字段"),
+    (rf"{FIELD}: expected a whole number", "{f:field}：应为整数"),
+    (r"send a JSON body with Content-Type: application/json",
+     "请发送 JSON 请求体（Content-Type: application/json）"),
+    (r"the body is not valid JSON", "请求体不是有效的 JSON"),
+    # --- signing in, accounts, permissions -----------------------------------------
+    (rf"{FIELD}: mix at least two of letters, digits and symbols", "{f:field}：至少包含字母、数字、符号中的两种"),
+    (rf"{FIELD}: this password is too common", "{f:field}：这个密码太常见了，请换一个"),
+    (r"email: an account with this email already exists", "邮箱：这个邮箱已经有账号了"),
+    (r"registration is closed: ask an admin to create your account", "注册已关闭：请联系管理员为你创建账号"),
+    (r"only admins may do this", "只有管理员可以这样做"),
+    (r"only admins may change this", "只有管理员可以修改这一项"),
+    (rf"{FIELD}: no such id in this team: (?P<i>.+)", "{f:field}：本团队没有这个 ID：{i}"),
+    (r"no such agent", "没有这个客服"),
+    (r"name: a group with this name exists", "名称：已有同名分组"),
+    (r"no such group", "没有这个分组"),
+    (r"role: the team needs at least one admin", "角色：团队至少需要一名管理员"),
+    (r"email and password are required", "请填写邮箱和密码"),
+    (r"too many failed logins: try again later", "登录失败次数太多，请稍后再试"),
+    (r"wrong email or password", "邮箱或密码错误"),
+    (r"no such token", "没有这个令牌"),
+    (r"CSRF token missing or wrong: reload the page", "安全令牌（CSRF）缺失或有误：请刷新页面"),
+    (r"log in or send an API token", "请先登录，或提供 API 令牌"),
+    (r"log in first", "请先登录"),
+    (r"visitor token required", "缺少访客令牌"),
+    (r"invalid visitor token", "访客令牌无效"),
+    (r"no such page", "没有这个页面"),
+    (r"no such language", "不支持这种语言"),
+    # --- conversations, messages, transfer, rating ---------------------------------
+    (r"no such conversation", "没有这个对话"),
+    (r"no conversation matches these filters", "没有符合这些筛选条件的对话"),
+    (r"the conversation has ended: start a new one", "对话已结束：请开始新的对话"),
+    (r"the conversation has ended: only internal notes can be added", "对话已结束：只能添加内部备注"),
+    (r"the conversation has ended; uploads are closed", "对话已结束，不能再上传文件"),
+    (r"the conversation has ended", "对话已结束"),
+    (r"the conversation has already ended", "对话已经结束了"),
+    (r"the conversation changed: not ended", "对话刚刚有了变化，没有结束"),
+    (r"give either agent_id or group_id", "请选择转给客服（agent_id）或分组（group_id），二选一"),
+    (r"agent_id: no such agent in this team", "客服：本团队没有这个客服"),
+    (r"group_id: no such group in this team", "分组：本团队没有这个分组"),
+    (r"someone else took this conversation a moment ago", "其他客服刚刚接入了这个对话"),
+    (r"(?P<who>.+) took this conversation a moment ago", "{who} 刚刚接入了这个对话"),
+    (r"(?P<who>.+) handles it already", "{who} 已经在接待这个对话了"),
+    (rf"(?P<who>.+) is at the limit \((?P<load>{NUM})/(?P<max>{NUM})\)",
+     "{who} 的接待量已达上限（{load}/{max}）"),
+    (r"mode: anonymous replies need a handler", "发送方式：对话有接待客服时才能匿名回复"),
+    (r"rating opens when an agent invites you or the chat ends", "客服邀请评价或对话结束后才可以评价"),
+    (r"you have rated this conversation already", "您已经评价过这个对话了"),
+    (r"client_msg_id: 1-64 letters, digits, '-', '_', '\.' or ':'",
+     "client_msg_id：须为 1-64 个字母、数字或 '-'、'_'、'.'、':'"),
+    (r"message refused: (?P<why>.*)", "消息被拒绝：{why}"),
+    # --- uploads and attachments (services/uploads.py) -----------------------------
+    (r"file: an image may be at most (?P<s:size>.+)", "文件：图片最大 {s:size}"),
+    (r"file: a file may be at most (?P<s:size>.+)", "文件：文件最大 {s:size}"),
+    (r"file: the file is empty", "文件：文件是空的"),
+    (r"file: (?P<name>.+) is not a PNG, JPEG, GIF or WebP image \(the content was checked, "
+     r"not the name; SVG is not accepted\)",
+     "文件：{name} 不是 PNG、JPEG、GIF 或 WebP 图片（按文件内容检查，不看文件名；不接受 SVG）"),
+    (r"kind: image or file", "类型：应为 image（图片）或 file（文件）"),
+    (r"send multipart/form-data with the file in the field 'file'",
+     "请以 multipart/form-data 发送，文件放在字段 'file' 中"),
+    (r"file: attach the file as the multipart field 'file'", "文件：请把文件放在 multipart 字段 'file' 中"),
+    (r"file: send one file, in the field 'file'", "文件：只能发送一个文件，放在字段 'file' 中"),
+    (r"the upload ended before the file was complete", "文件还没传完，上传就中断了"),
+    (r"the multipart body is malformed: (?P<e>.*)", "multipart 请求体格式有误：{e}"),
+    (rf"{FIELD}: too long", "{f:field}：太长了"),
+    (r"no such attachment", "没有这个附件"),
+    (r"attachment: required for images and files", "附件：图片和文件消息必须带附件"),
+    (r"attachment: no such upload in this conversation", "附件：这个对话中没有这个上传的文件"),
+    (r"attachment: this upload is a file, not an image", "附件：上传的是文件，不是图片"),
+    # --- the widget: session, leave-a-message form ---------------------------------
+    (r"no such team", "没有这个团队"),
+    (r"no such visitor", "没有这个访客"),
+    (r"custom: keys are 1-60 characters", "自定义信息：键须为 1-60 个字符"),
+    (r"custom\.(?P<k>.+): expected text or a number", "自定义信息 {k}：应为文本或数字"),
+    (r"phone: not a valid phone number \(a mobile like 13800138000, a landline with its area "
+     r"code like 021-12345678, or \+8613800138000\)",
+     "电话：电话号码不正确（手机号如 13800138000，固话带区号如 021-12345678，或 +8613800138000）"),
+    (r"email: not a valid email address, e\.g\. name@example\.com",
+     "邮箱：邮箱格式不正确，例如 name@example.com"),
+    (r"phone: leave a phone or an email so we can reply", "电话：请留下电话或邮箱，方便我们回复您"),
+    (r"phone: leave a phone so we can reply", "电话：请留下电话，方便我们回复您"),
+    (r"email: leave a email so we can reply", "邮箱：请留下邮箱，方便我们回复您"),
+    (r"name: tell us your name", "姓名：请填写您的称呼"),
+    (r"content: tell us what it is about", "内容：请填写留言内容"),
+    (r"attachments: this form takes no attachments", "附件：此表单不接受附件"),
+    (r"attachments: (?P<k>.+) is not an upload of yours", "附件：{k} 不是您上传的文件"),
+    (rf"attachments: at most (?P<n>{NUM}) MB together", "附件：合计最多 {n} MB"),
+    # --- tickets, ticket sinks ------------------------------------------------------
+    (r"no such ticket", "没有这个工单"),
+    (r"assignee_id: no such agent you may assign to", "处理人：没有这个你可以指派的客服"),
+    (r"status: cannot go from (?P<a>\S+) to (?P<b>\S+); allowed: none \(closed is final\)",
+     "状态：不能从 {a} 改为 {b}；已关闭是最终状态，不能再改"),
+    (r"status: cannot go from (?P<a>\S+) to (?P<b>\S+); allowed: (?P<c>.+)",
+     "状态：不能从 {a} 改为 {b}；可以改为：{c}"),
+    (r"until: must be after since", "截止时间：必须晚于开始时间"),
+    (rf"{FIELD}: expected a date like 2026-11-24 or a date-time like 2026-11-24T08:00:00Z",
+     "{f:field}：应为日期（如 2026-11-24）或日期时间（如 2026-11-24T08:00:00Z）"),
+    (r"type: unknown sink; one of (?P<c>.*)", "类型：未知的推送类型，可选：{c}"),
+    (r"type: cannot change; add a new sink instead", "类型：不能修改，请另外添加一个推送"),
+    (r"no such ticket sink", "没有这个工单推送"),
+    (r"no such delivery", "没有这条推送记录"),
+    (r"only failed deliveries can be retried; this one is (?P<s>.+)", "只有失败的推送可以重试；这条的状态是 {s}"),
+    (r"this delivery is already being retried", "这条推送正在重试"),
+    (r"config\.url: needs a host", "网址：缺少主机名"),
+    (r"config\.url: no user or password in the URL; sign with the secret instead",
+     "网址：网址中不能有用户名或密码，请改用密钥签名"),
+    (r"config\.url: (?P<e>.+)", "网址：{e}"),
+    (r"config: (?P<e>.+)", "配置：{e}"),
+    # --- quick replies --------------------------------------------------------------
+    (r"keyword: no spaces; it is typed after # in one go", "关键词：不能有空格（在 # 后一口气输入）"),
+    (r"keyword: contains control characters", "关键词：包含控制字符"),
+    (r"keyword: #(?P<k>.+) exists already for the team", "关键词：团队已有 #{k}"),
+    (r"keyword: #(?P<k>.+) exists already for you", "关键词：你已有 #{k}"),
+    (r"only admins manage team-wide quick replies", "只有管理员可以管理团队快捷回复"),
+    (r"no such quick reply", "没有这条快捷回复"),
+    # --- knowledge base, bot, unrecognised questions --------------------------------
+    (r"questions: at least one non-empty question", "问题：至少需要一个不为空的问题"),
+    (r"no such knowledge-base entry", "没有这条知识库问答"),
+    (r"key: an entry with this id exists", "问答 ID：已有这个 ID 的问答"),
+    (r"file: attach the KB file as multipart field 'file'", "文件：请把知识库文件放在 multipart 字段 'file' 中"),
+    (r"file: expected a \.yaml, \.csv or \.xlsx file", "文件：应为 .yaml、.csv 或 .xlsx 文件"),
+    (rf"file: larger than (?P<n>{NUM}) MB", "文件：超过 {n} MB"),
+    (r"file: (?P<name>[^:]+): (?P<p:kb>.+)", "文件：{name}：{p:kb}"),
+    (r"question: the question must be text", "问题：问题必须是文本"),
+    (r"question: the question is empty", "问题：问题是空的"),
+    (r"question: the question looks like binary data, not text", "问题：问题看起来是二进制数据，不是文本"),
+    (r"question: the question has no words \(only emoji or punctuation\)", "问题：问题里没有文字（只有表情或标点）"),
+    (r"question_ids: some questions are not in this team", "问题：有些问题不属于本团队"),
+    (r"no such job", "没有这个任务"),
+    # --- history, exports, dashboard ------------------------------------------------
+    (rf"(?P<t>{NUM}) conversations match: an export holds at most (?P<n>{NUM}); narrow the time range",
+     "符合条件的对话有 {t} 个，一次最多导出 {n} 个：请缩小时间范围"),
+    (r"no such export", "没有这个导出"),
+    (r"the export is not ready yet", "导出文件还没有生成好"),
+    (r"the export file is gone; export again", "导出文件已不存在：请重新导出"),
+    (rf"{FIELD}: expected true or false", "{f:field}：应为 true 或 false"),
+    (rf"{FIELD}: must not be negative", "{f:field}：不能为负数"),
+    (rf"{FIELD}: expected a whole number of seconds", "{f:field}：应为整数秒"),
+    (rf"{FIELD}: expected a date like 2026-11-24, got (?P<v>.*)", "{f:field}：应为日期，例如 2026-11-24，收到的是 {v}"),
+    (rf"{FIELD}: expected a date like 2026-11-24", "{f:field}：应为日期，例如 2026-11-24"),
+    (rf"{FIELD}: one of (?P<c>.*)", "{f:field}：应为以下之一：{c}"),
+    (r"columns: unknown column (?P<c>.+)", "列：未知的列 {c}"),
+    (r"columns: choose at least one column", "列：请至少选择一列"),
+    (r"from: must not be after to", "开始日期：不能晚于结束日期"),
+    (rf"from: a range of at most (?P<n>{NUM}) days", "开始日期：时间范围最多 {n} 天"),
+    (r"grades: each grade once", "对话分级：每个等级只能出现一次"),
+    # --- team settings, iframe plugins ----------------------------------------------
+    (r"settings\.suggest_threshold: must not exceed answer_threshold",
+     "“您是不是想问”阈值：不能高于直接回答阈值"),
+    (r"timezone: unknown time zone, e\.g\. Asia/Shanghai", "时区：未知的时区，例如 Asia/Shanghai"),
+    (rf"{FIELD}: must start with http:// or https://", "{f:field}：必须以 http:// 或 https:// 开头"),
+    (rf"{FIELD}: has no host name", "{f:field}：缺少主机名"),
+    (rf"{FIELD}: must not contain a user name or password", "{f:field}：不能包含用户名或密码"),
+    (rf"{FIELD}: must not contain spaces or control characters", "{f:field}：不能包含空格或控制字符"),
+    (r"no such iframe plugin", "没有这个 iframe 插件"),
+    # --- websocket frames (web/ws.py) -----------------------------------------------
+    (rf"frames must be JSON text of at most (?P<n>{NUM}) bytes", "帧必须是不超过 {n} 字节的 JSON 文本"),
+    (r"not valid JSON", "不是有效的 JSON"),
+    (r'expected \{"type": \.\.\., "data": \{\.\.\.\}\}', '应为 {"type": ..., "data": {...}}'),
+    (r"data must be an object", "data 必须是对象"),
+    (r"unknown message type (?P<k>.+)", "未知的消息类型 {k}"),
+    (r"start a session first \(POST /api/v1/widget/session\)", "请先开始会话（POST /api/v1/widget/session）"),
+    (r"the database is busy or unreachable; send it again", "数据库繁忙或无法连接：请重新发送"),
+    # --- a backing server down (web/unavailable.py, 503) -----------------------------
+    (r"the database is busy or unreachable; try again in a moment", "数据库繁忙或无法连接：请稍后再试"),
+    (r"the job queue \(Redis\) is busy or unreachable; try again in a moment",
+     "任务队列（Redis）繁忙或无法连接：请稍后再试"),
+    # --- werkzeug's own descriptions (unknown URL, wrong method, body too large) ----
+    (r"The requested URL was not found on the server\. If you entered the URL manually "
+     r"please check your spelling and try again\.", "服务器上没有这个地址。如果是手动输入的，请检查拼写后重试。"),
+    (r"The method is not allowed for the requested URL\.", "这个地址不支持这种请求方法。"),
+    (r"The data value transmitted exceeds the capacity limit\.", "发送的数据超过了大小上限。"),
+    (r"The browser \(or proxy\) sent a request that this server could not understand\.",
+     "服务器无法理解这个请求。"),
+    (r"The server does not support the media type transmitted in the request\.",
+     "服务器不支持请求中的数据类型。"),
+]
+
+#: A pattern's ``(?P<name:converter>`` (a group name cannot hold ":").
+_NAMED = re.compile(r"\(\?P<(\w+):\w+>")
+
+Rule = tuple[re.Pattern[str], str]
+
+
+def _compile(pairs: list[tuple[str, str]]) -> list[Rule]:
+    """Compile each pattern as a whole-message match; ``(?P<x:conv>`` becomes a plain
+    group ``x`` (the template says which converter its value goes through)."""
+    return [(re.compile(_NAMED.sub(r"(?P<\1>", pattern), re.DOTALL), zh) for pattern, zh in pairs]
+
+
+RULES: list[Rule] = _compile(_PAIRS)
+KB_RULES: list[Rule] = _compile(_KB_PAIRS)
+
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
+
+
+def _kb(text: str) -> str:
+    """The problems of a KB file, ``; ``-separated, each by ``KB_RULES``."""
+    parts = text.split("; ")
+    done = [_apply(KB_RULES, part) for part in parts]
+    if all(d is not None for d in done):
+        return "；".join(d for d in done if d is not None)
+    return "; ".join(d if d is not None else part for d, part in zip(done, parts, strict=True))
+
+
+def _kbitem(text: str) -> str:
+    return _apply(KB_RULES, text) or text
+
+
+_CONVERTERS: dict[str, Callable[[str], str]] = {
+    "field": field_label, "types": _types, "size": _size, "kb": _kb, "kbitem": _kbitem,
+}
+
+
+def _apply(rules: list[Rule], message: str) -> str | None:
+    for pattern, zh in rules:
+        match = pattern.fullmatch(message)
+        if match is None:
+            continue
+        values = match.groupdict()
+
+        def fill(placeholder: re.Match[str], values: dict[str, Any] = values) -> str:
+            name, converter = placeholder.group(1), placeholder.group(2)
+            value = values.get(name)
+            if value is None:  # not a group of ours: literal text of the template
+                return placeholder.group(0)
+            return _CONVERTERS[converter](value) if converter else value
+
+        return _PLACEHOLDER.sub(fill, zh)
+    return None
+
+
+def translate(message: str, lang: str) -> str:
+    """``message`` in ``lang``; English (and anything unknown) is returned as is."""
+    if lang != "zh-CN" or not message:
+        return message
+    return _apply(RULES, message) or message
+
+
+def localise(error: dict[str, Any], lang: str) -> dict[str, Any]:
+    """An error object (``{"code", "message", "field", ...}``) with its message in
+    ``lang``; when it was translated, the English original is kept as
+    ``message_en`` (for logs, support tickets and clients that match on text).
+    ``code`` and ``field`` never change."""
+    message = error.get("message")
+    if not isinstance(message, str):
+        return error
+    text = translate(message, lang)
+    if text == message:
+        return error
+    return {**error, "message": text, "message_en": message}

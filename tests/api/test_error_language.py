@@ -1,0 +1,155 @@
+"""API errors in the asker's language: zh-CN for pages and a widget that say so,
+English for clients that say nothing (integrations read the same text as before).
+
+Representative refusals through the real app: a schema check, an upload over
+the limit, a transfer to an agent at his limit, a message into an ended
+conversation; code and field never change, the English original rides along
+as ``message_en`` when the message was translated.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.test_conversations import start
+from tests.api.test_conversations import vpost
+from tests.api.test_uploads import CONTENT_TYPE
+from tests.api.test_uploads import PNG
+from tests.api.test_uploads import multipart
+from tests.conftest import close_app
+from tests.conftest import make_app
+from tests.helpers import ApiClient
+
+ZH = {"X-Meiqia-Lang": "zh-CN"}
+
+
+@pytest.fixture
+def team(api):
+    api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
+    return api
+
+
+def _error(response, status):
+    assert response.status_code == status, response.get_json()
+    return response.get_json()["error"]
+
+
+def test_a_schema_refusal_in_chinese_and_in_english(team):
+    client, token, cid, _ = start(team.app, team.team["id"])
+    url = f"/api/v1/widget/conversations/{cid}/messages"
+    body = {"body": "很" * 5001, "client_msg_id": "c1"}
+
+    zh = _error(client.post(url, json=body, headers={"X-Visitor-Token": token, **ZH}), 422)
+    assert zh == {"code": "invalid", "field": "body", "message": "内容：最多 5000 个字符",
+                  "message_en": "body: at most 5000 characters"}
+    en = _error(vpost(client, token, url, json=body), 422)
+    assert en == {"code": "invalid", "field": "body",
+                  "message": "body: at most 5000 characters"}
+    # The other ways to ask: ?lang= (what a link or socket URL can carry) and the browser's
+    # Accept-Language; an explicit English beats a Chinese browser.
+    by_query = client.post(f"{url}?lang=zh-CN", json=body, headers={"X-Visitor-Token": token})
+    assert _error(by_query, 422)["message"] == "内容：最多 5000 个字符"
+    browser = {"X-Visitor-Token": token, "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}
+    assert _error(client.post(url, json=body, headers=browser), 422)["message"] == \
+        "内容：最多 5000 个字符"
+    english = _error(client.post(url, json=body, headers={**browser, "X-Meiqia-Lang": "en"}),
+                     422)
+    assert english["message"] == "body: at most 5000 characters" and "message_en" not in english
+    # "Accept-Language: *" (what Node's fetch sends) names no language: English.
+    anything = client.post(url, json=body, headers={"X-Visitor-Token": token,
+                                                    "Accept-Language": "*"})
+    assert _error(anything, 422)["message"] == "body: at most 5000 characters"
+    # A required field, an unknown one, a wrong type: the field named in Chinese too.
+    missing = _error(client.post("/api/v1/widget/session", json={}, headers=ZH), 422)
+    assert missing == {"code": "invalid", "field": "team_id", "message": "团队：必填",
+                       "message_en": "team_id: is required"}
+
+
+def test_an_upload_over_the_limit(tmp_path):
+    app = make_app(tmp_path, MAX_IMAGE_BYTES=1024)
+    try:
+        with app.app_context():
+            admin = ApiClient.registered(app)
+            client, token, cid, _ = start(app, admin.team["id"])
+            url = f"/api/v1/widget/conversations/{cid}/uploads?kind=image"
+            data = multipart(("file", "大图.png", PNG + b"\x00" * 2048))
+            for headers, message in [
+                (ZH, "文件：图片最大 1 KB"),
+                ({}, "file: an image may be at most 1 KB"),
+            ]:
+                response = client.post(url, data=data, content_type=CONTENT_TYPE,
+                                       headers={"X-Visitor-Token": token, **headers})
+                error = _error(response, 413)
+                assert error["code"] == "too_large" and error["field"] == "file"
+                assert error["message"] == message
+    finally:
+        close_app(app)
+
+
+def test_a_transfer_to_an_agent_at_his_limit(team):
+    li = team.new_agent(max_concurrent=1, email="li@example.com", name="李客服")
+    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    start(team.app, team.team["id"])  # li takes it: 1 of 1
+    queued = start(team.app, team.team["id"])[2]
+    url = f"/api/v1/conversations/{queued}/transfer"
+    body = {"agent_id": li.agent["id"]}
+
+    # The agent pages send the page's language with every call (lib.js).
+    zh = _error(team.post(url, json=body, headers=ZH), 409)
+    assert zh == {"code": "conflict", "field": "agent_id",
+                  "message": "李客服 的接待量已达上限（1/1）",
+                  "message_en": "李客服 is at the limit (1/1)"}
+    # A session without a hint: the agent's own choice (the lang cookie of the language
+    # switch), else English, never the team default (zh-CN here).
+    assert _error(team.post(url, json=body), 409)["message"] == "李客服 is at the limit (1/1)"
+    team.client.set_cookie("lang", "zh-CN")
+    assert _error(team.post(url, json=body), 409)["message"] == "李客服 的接待量已达上限（1/1）"
+    team.client.delete_cookie("lang")
+
+    # An integration with a token: English, whatever the agent prefers.
+    token = team.post("/api/v1/tokens", json={"name": "CRM"}).get_json()["token"]
+    integration = team.app.test_client()
+    response = integration.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+    assert _error(response, 409) == {"code": "conflict", "field": "agent_id",
+                                     "message": "李客服 is at the limit (1/1)"}
+
+
+def test_a_message_into_an_ended_conversation(team):
+    li = team.new_agent(max_concurrent=2)
+    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    client, token, cid, _ = start(team.app, team.team["id"])
+    assert li.post(f"/api/v1/conversations/{cid}/end").status_code == 200
+    url = f"/api/v1/widget/conversations/{cid}/messages"
+
+    zh = client.post(url, json={"body": "还在吗"}, headers={"X-Visitor-Token": token, **ZH})
+    assert _error(zh, 409)["message"] == "对话已结束：请开始新的对话"
+    en = vpost(client, token, url, json={"body": "还在吗"})
+    assert _error(en, 409)["message"] == "the conversation has ended: start a new one"
+    # The agent's side of the same conversation.
+    again = _error(li.post(f"/api/v1/conversations/{cid}/end", headers=ZH), 409)
+    assert again["message"] == "对话已经结束了"
+
+
+def test_unknown_urls_tokens_and_pages(team):
+    client = team.app.test_client()
+    assert _error(client.get("/api/v1/nope", headers=ZH), 404)["message"].startswith("服务器上没有")
+    assert _error(client.get("/api/v1/widget/tickets", headers=ZH), 401)["message"] == "缺少访客令牌"
+    wrong = client.get("/api/v1/widget/tickets", headers={"X-Visitor-Token": "x", **ZH})
+    assert _error(wrong, 401) == {"code": "unauthorized", "field": None,
+                                  "message": "访客令牌无效", "message_en": "invalid visitor token"}
+    # Without the CSRF header a session write is refused, in the page's language.
+    refused = team.client.post("/api/v1/groups", json={"name": "售后"}, headers=ZH)
+    assert _error(refused, 403)["message"] == "安全令牌（CSRF）缺失或有误：请刷新页面"
+    # The login page shows its refusal in the page's language.
+    page = team.app.test_client()
+    page.get("/login?lang=zh-CN")
+    with page.session_transaction() as session:
+        csrf = session["csrf"]
+    html = page.post("/login?lang=zh-CN", data={"email": "admin@example.com",
+                                                "password": "wrong-pass-1",
+                                                "csrf_token": csrf}).get_data(as_text=True)
+    assert "邮箱或密码错误" in html
+    html = page.post("/login?lang=en", data={"email": "admin@example.com",
+                                             "password": "wrong-pass-1",
+                                             "csrf_token": csrf}).get_data(as_text=True)
+    assert "wrong email or password" in html
