@@ -1,6 +1,6 @@
 // Knowledge base: searchable, paged entries; create / edit / delete; import with upload
 // and reindex progress; export; "try the bot" with the score and the runner-up matches.
-import { api, boot, clear, el, t, toast } from './lib.js';
+import { LANG_HEADER, api, boot, clear, el, t, toast } from './lib.js';
 import { clearErrors, confirmDialog, openEditor, showError } from './kb-editor.js';
 
 const PER_PAGE = 20;
@@ -275,6 +275,7 @@ function upload(form) {
     xhr.open('POST', '/api/v1/knowledge/import');
     xhr.setRequestHeader('X-CSRF-Token', boot.csrf);
     xhr.setRequestHeader('Accept', 'application/json');
+    xhr.setRequestHeader(LANG_HEADER, boot.lang || 'en');
     xhr.responseType = 'json';
     xhr.upload.addEventListener('progress', (event) => {
       if (!event.lengthComputable) return;

@@ -24,9 +24,12 @@ export class ApiError extends Error {
   }
 }
 
+/** The header naming the page's language: the server's error messages come back in it. */
+export const LANG_HEADER = 'X-Meiqia-Lang';
+
 /** Call the JSON API (session cookie + CSRF header); throws ApiError with the server's message. */
 export async function api(method, path, body, options = {}) {
-  const headers = { 'X-CSRF-Token': boot.csrf, Accept: 'application/json' };
+  const headers = { 'X-CSRF-Token': boot.csrf, Accept: 'application/json', [LANG_HEADER]: boot.lang || 'en' };
   let payload;
   if (body instanceof FormData) {
     payload = body;

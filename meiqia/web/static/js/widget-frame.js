@@ -56,8 +56,12 @@ const tickets = createTickets({
   onUnread: () => { if (!state.visible) tellParent('unread', { count: state.unread + tickets.unread() }); },
 });
 
+// Every request says the widget's language, so the server's refusals come back in it
+// (web/error_text.py); the socket says it in its URL.
+const LANG_HEADER = 'X-Meiqia-Lang';
+
 async function call(method, path, body, isForm = false) {
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: 'application/json', [LANG_HEADER]: boot.lang };
   if (state.token) headers['X-Visitor-Token'] = state.token;
   if (body !== undefined && !isForm) headers['Content-Type'] = 'application/json';
   const response = await fetch(`/api/v1${path}`, {
@@ -321,6 +325,7 @@ function upload(file, kind) {
   const xhr = new XMLHttpRequest();
   xhr.open('POST', `/api/v1/widget/conversations/${conversationId}/uploads?kind=${kind}`);
   xhr.setRequestHeader('X-Visitor-Token', state.token);
+  xhr.setRequestHeader(LANG_HEADER, boot.lang);
   bar.hidden = false;
   bar.querySelector('span').textContent = file.name;
   xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.firstElementChild.style.width = `${Math.round((e.loaded / e.total) * 100)}%`; };
@@ -480,7 +485,7 @@ async function start() {
   tickets.load();
   if (state.socket) state.socket.close();
   state.socket = new ChatSocket(
-    () => `/ws/visitor?token=${encodeURIComponent(state.token)}&after=${state.lastId}`,
+    () => `/ws/visitor?token=${encodeURIComponent(state.token)}&after=${state.lastId}&lang=${encodeURIComponent(boot.lang)}`,
     { onFrame, onOpen: resendPending, onStatus: connectionStatus },
   );
 }

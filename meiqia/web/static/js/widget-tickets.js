@@ -174,6 +174,7 @@ export function createTickets({ T, el, call, state, boot, list, scrollDown, onUn
       xhr.open('POST', `/api/v1/widget/conversations/${conversationId}/ticket-uploads?kind=${item.kind}`);
       xhr.setRequestHeader('X-Visitor-Token', state.token);
       xhr.setRequestHeader('Accept', 'application/json');
+      xhr.setRequestHeader('X-Meiqia-Lang', boot.lang);
       xhr.upload.onprogress = (e) => {
         if (e.lengthComputable) item.progress.value = Math.round((e.loaded / e.total) * 100);
       };

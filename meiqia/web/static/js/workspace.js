@@ -1,6 +1,6 @@
 // The agent workspace: left lists (mine / colleagues' / @me / queue), the chat, the customer sidebar.
 // Live updates come from /ws/agent (docs/protocol.md); lists are re-read from the API when they change.
-import { api, clear, el, fmtTime, me, t, toast } from './lib.js';
+import { api, boot, clear, el, fmtTime, me, t, toast } from './lib.js';
 import { ChatSocket } from './socket.js';
 import { Chat } from './ws-chat.js';
 import { Sidebar } from './ws-side.js';
@@ -104,7 +104,8 @@ if ('Notification' in window && Notification.permission === 'default') {
   document.addEventListener('click', () => Notification.requestPermission().catch(() => {}), { once: true });
 }
 
-const socket = new ChatSocket(() => '/ws/agent', {
+// ?lang=: the socket's error frames in the page's language.
+const socket = new ChatSocket(() => `/ws/agent?lang=${encodeURIComponent(boot.lang || 'en')}`, {
   onFrame(type, data) {
     if (type === 'hello') {
       takeLists(data);

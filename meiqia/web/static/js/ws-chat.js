@@ -1,6 +1,6 @@
 // The workspace's middle column: one conversation, the composer (reply / anonymous / internal),
 // #keyword quick replies, @colleague in internal notes, emoji, uploads, bot suggestions, actions.
-import { api, clear, dialog, el, fmtTime, formData, formError, me, t, toast } from './lib.js';
+import { LANG_HEADER, api, boot, clear, dialog, el, fmtTime, formData, formError, me, t, toast } from './lib.js';
 import { specialBody } from './message-body.js';
 import { richSpan, richText } from './rich-text.js';
 
@@ -389,7 +389,8 @@ export class Chat {
     const xhr = new XMLHttpRequest();
     const progress = $('ws-progress');
     xhr.open('POST', `/api/v1/conversations/${this.id}/uploads?kind=${kind}`);
-    xhr.setRequestHeader('X-CSRF-Token', JSON.parse(document.getElementById('boot').textContent).csrf);
+    xhr.setRequestHeader('X-CSRF-Token', boot.csrf);
+    xhr.setRequestHeader(LANG_HEADER, boot.lang || 'en');
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) progress.textContent = `${file.name} ${Math.round((e.loaded / e.total) * 100)}%`; };
     xhr.onload = async () => {
       progress.textContent = '';
