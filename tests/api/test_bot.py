@@ -147,10 +147,11 @@ def test_import_with_errors_lands_nothing(db_api):
     bad = b"id,question,answer\na,\xe9\x80\x80\xe6\xac\xbe,\xe5\xa5\xbd\nb,,x\n"
     response = db_api.post(
         "/api/v1/knowledge/import",
-        data={"file": (io.BytesIO(bad), "kb.csv")}, content_type="multipart/form-data",
+        data={"file": (io.BytesIO(bad), "售后/问答.csv")}, content_type="multipart/form-data",
     )
     assert response.status_code == 422
-    assert "line 3" in response.get_json()["error"]["message"]
+    # Named as the admin's file (its last path part), not as a temporary file.
+    assert response.get_json()["error"]["message"].startswith("file: 问答.csv: line 3")
     assert KnowledgeEntry.select().count() == 0
 
 

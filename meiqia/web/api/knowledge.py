@@ -93,12 +93,15 @@ def import_entries() -> Any:
         raise ValidationError("file: expected a .yaml, .csv or .xlsx file", "file")
     if request.content_length and request.content_length > MAX_IMPORT_BYTES:
         raise ServiceError(f"file: larger than {MAX_IMPORT_BYTES // 1024 // 1024} MB", "file")
-    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-        upload.save(tmp)
-        tmp.flush()
+    # Saved under the uploaded file's own name (in a folder of its own), so the
+    # errors name the file the admin chose ("售后问答.csv: line 3: …"), not a temp name.
+    name = os.path.basename(upload.filename.replace("\\", "/")).replace("\0", "")[-120:]
+    with tempfile.TemporaryDirectory(prefix="kb-import-") as folder:
+        path = os.path.join(folder, name or f"upload{suffix}")
+        upload.save(path)
         try:
             report = knowledge.import_file(
-                g.actor.team, tmp.name, actor=g.actor,
+                g.actor.team, path, actor=g.actor,
                 replace=request.form.get("replace") == "true",
             )
         except KBFileError as exc:
