@@ -25,6 +25,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -277,6 +278,7 @@ def main() -> None:
         if db_name:
             app.extensions["meiqia.db"].close_all()
             admin_conn.cursor().execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        shutil.rmtree(tmp, ignore_errors=True)  # the SQLite file alone is 300 MB
     print(fig, exports)
     backend = "PostgreSQL" if args.postgres else "SQLite"
     body = "\n".join([
