@@ -247,18 +247,16 @@ def test_docs_deploy_md_step_by_step(stack: Stack, tmp_path: Path, redis_prefix:
     restored = stack.databases[1]
     db_url = pg_url(role, database)
 
-    # --- §1 PostgreSQL and Redis: the doc's three lines, as the superuser ------------
+    # --- §1 PostgreSQL and Redis: the doc's two lines, as the superuser --------------
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
     base_env["PATH"] = f"{BIN}{os.pathsep}{base_env.get('PATH', '')}"
     superuser_lines = [c for c in deploy_doc.commands(1) if c.startswith("sudo -u postgres")]
-    assert [argv(c)[3] for c in superuser_lines] == ["createuser", "createdb", "psql"]
-    assert argv(superuser_lines[2])[-2:] == ["-c", "CREATE EXTENSION IF NOT EXISTS pg_trgm"]
+    assert [argv(c)[3] for c in superuser_lines] == ["createuser", "createdb"]
     for line in superuser_lines:
         run(as_superuser(line, role, database), base_env)
     assert query(db_url, "SELECT pg_get_userbyid(datdba) FROM pg_database "
                  "WHERE datname = current_database()") == [(role,)]
     assert query(db_url, "SELECT rolsuper FROM pg_roles WHERE rolname = %s", role) == [(False,)]
-    assert query(db_url, "SELECT extname FROM pg_extension WHERE extname = 'pg_trgm'")
 
     # --- §2 Install and configure: the doc's exports, then its `meiqia init` -------------
     instance = tmp_path / "instance"
