@@ -91,6 +91,13 @@ def row(name: str, acc: float, oos: str, p50: float, p99: float, build: float) -
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-write", action="store_true",
+                        help="print the figures, leave docs/benchmarks.md alone")
+    args = parser.parse_args()
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         bank_kb, bank_cases = banking_files(Path(tmp))
@@ -123,6 +130,8 @@ def main() -> None:
         "SVM 0.88 / 0.18, BERT 0.96 / 0.52). The baselines never reject a question.\n\n"
         + "\n".join(lines)
     )
+    if args.no_write:
+        return
     write_section("bot-eval", "Bot accuracy (CLINC150, BANKING77)",
                   ".venv/bin/python benchmarks/bot_eval.py", body)
 

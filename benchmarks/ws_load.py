@@ -230,12 +230,27 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
     progress(f"{len(visitors) + len(agents)} sockets open; "
              f"{args.rate:g} msg/s for {args.duration:g} s")
 
+    bodies: dict[str, str] = {}
+    resent: list[str] = []
+
+    async def resend(ws, cid):
+        """What the widget does with an 'unavailable' refusal (docs/protocol.md): the
+        same message, same client id, a second later. Latency still counts from the
+        first send."""
+        await asyncio.sleep(1)
+        resent.append(cid)
+        await ws.send(json.dumps({"type": "message", "data": {
+            "body": bodies[cid], "client_msg_id": cid}}))
+
     async def drain(ws, index):
         try:
             async for raw in ws:
                 frame = json.loads(raw)
                 if frame["type"] == "message" and frame.get("id"):
                     last_id[index] = max(last_id.get(index, 0), frame["id"])
+                elif frame["type"] == "error" and frame["data"].get("code") == "unavailable" \
+                        and frame["data"].get("ref") in bodies:
+                    asyncio.create_task(resend(ws, frame["data"]["ref"]))
         except Exception:  # noqa: BLE001 - closed on purpose in phase 2
             return
 
@@ -258,6 +273,7 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
             broken[i] = repr(exc)[:200]
             continue
         sent_at[cid] = time.perf_counter()
+        bodies[cid] = f"压测消息 {n}"
         n += 1
         target = start + n * interval
         delay = target - time.perf_counter()
@@ -269,6 +285,15 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
     cpu_used = cpu_seconds(pid) - cpu_before
     progress(f"sustained phase done: {n} sent, {len(received)} delivered")
     lat = [(times[0] - sent_at[c]) * 1000 for c, times in received.items()]
+    # Delivery by minute of the run: whether latency holds or drifts as the run goes on.
+    by_minute: dict[int, list[float]] = {}
+    for c, times in received.items():
+        by_minute.setdefault(int((sent_at[c] - start) // 60), []).append(
+            (times[0] - sent_at[c]) * 1000)
+    minutes = [(m, float(np.percentile(v, 50)), float(np.percentile(v, 95)),
+                float(np.percentile(v, 99))) for m, v in sorted(by_minute.items())]
+    for m, p50, p95, p99 in minutes:
+        progress(f"minute {m + 1}: p50 {p50:.1f} / p95 {p95:.1f} / p99 {p99:.1f} ms")
     lost = len(sent_at) - len(received)
     dup = sum(len(t) - 1 for t in received.values())
 
@@ -329,6 +354,8 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
         "p99": float(np.percentile(arr, 99)), "kb_per_socket": (held_rss - base_rss) * 1024 / sockets,
         "rss": held_rss, "storm": len(storm), "storm_ok": ok, "storm_s": storm_s,
         "broken": len(broken), "broken_why": sorted(set(broken.values()))[:3],
+        "minutes": minutes,
+        "resent": len(resent), "resent_unique": len(set(resent)),
         "cpu_ms_per_msg": cpu_used * 1000 / max(n, 1),
         "cpu_cores": cpu_used / (elapsed + 5),
     }
@@ -472,6 +499,11 @@ def main() -> None:
         f"| visitor → agent delivery p50 / p95 / p99 | {fig['p50']:.1f} / {fig['p95']:.1f} / {fig['p99']:.1f} ms |",
         f"| lost (not at the agent within 5 s) / duplicated | {fig['lost']} / {fig['dup']} |",
         f"| stored in the database (of {fig['sent']:,} sent) | {fig['stored']:,} |",
+        f"| refused as `unavailable` and sent again by the client (as the widget does) | "
+        f"{fig['resent_unique']:,} messages, {fig['resent']:,} resends |",
+        "| delivery p50 / p95 / p99 by minute | " + "; ".join(
+            f"{m + 1}: {p50:.0f} / {p95:.0f} / {p99:.0f} ms" for m, p50, p95, p99 in fig["minutes"])
+        + " |",
         f"| visitor sockets broken by the server during the run | {fig['broken']} "
         f"{'; '.join(fig['broken_why'])} |",
         f"| server CPU | {fig['cpu_ms_per_msg']:.2f} ms per message ({fig['cpu_cores']:.2f} cores busy) |",

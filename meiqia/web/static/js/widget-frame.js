@@ -289,6 +289,20 @@ function sendText(body) {
   if (state.socket) state.socket.send('message', { client_msg_id: clientId, body });
 }
 
+// A message the server refused as 'unavailable' (its database busy or unreachable)
+// was not stored: it stays pending and goes again with the same client_msg_id, after
+// 1, 2, 4 … at most 30 seconds (docs/protocol.md), so a hiccup costs time, not text.
+const retries = new Map(); // client_msg_id -> attempts so far
+
+function retryLater(clientId) {
+  const attempt = (retries.get(clientId) || 0) + 1;
+  retries.set(clientId, attempt);
+  setTimeout(() => {
+    const item = state.pending.get(clientId);
+    if (item && state.socket) state.socket.send('message', { client_msg_id: clientId, body: item.body });
+  }, Math.min(30000, 1000 * 2 ** (attempt - 1)));
+}
+
 function resendPending() {
   for (const [clientId, item] of state.pending) {
     if (!list.querySelector(`[data-client="${CSS.escape(clientId)}"]`)) showPending(clientId, item.body);
@@ -412,7 +426,9 @@ function onFrame(type, data, envelope) {
     if (data.reader === 'visitor') return;
     for (const [id, node] of state.shown) if (id <= data.up_to && node.classList.contains('mine')) setStatus(id, 'read');
   } else if (type === 'error') {
-    if (data.ref && state.pending.has(data.ref)) {
+    if (data.ref && state.pending.has(data.ref) && data.code === 'unavailable') {
+      retryLater(data.ref);
+    } else if (data.ref && state.pending.has(data.ref)) {
       state.pending.delete(data.ref);
       savePending();
       const node = list.querySelector(`[data-client="${CSS.escape(data.ref)}"] .mq-status`);

@@ -1,0 +1,60 @@
+"""In Chromium: a visitor's message refused while the database is busy is not lost.
+
+The server answers ``unavailable`` when a frame waited longer than
+DATABASE_BUSY_TIMEOUT for the database (here: another connection holds SQLite's
+write lock). The widget keeps the message pending and sends it again, same
+client_msg_id, once the database answers: stored once, shown once, never
+"failed" (docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from playwright.sync_api import expect
+
+from meiqia.models import Message
+from tests.browser.conftest import serve
+from tests.browser.test_widget import open_widget
+from tests.helpers import ApiClient
+from tests.helpers import wait_until
+from tests.reliability.test_database_faults import sqlite_lock
+
+TEXT = "数据库忙的时候发的消息"
+
+
+def test_a_message_refused_while_the_database_is_busy_goes_again_by_itself(
+        tmp_path, new_context, caplog):
+    with serve(tmp_path, DATABASE_BUSY_TIMEOUT=0.5) as server:
+        with server.app.app_context():
+            admin = ApiClient.registered(server.app)
+        assert admin.patch("/api/v1/team", json={"settings": {"bot_enabled": False}}
+                           ).status_code == 200
+        assert admin.patch(f"/api/v1/agents/{admin.agent['id']}", json={
+            "status": "online", "max_concurrent": 5}).status_code == 200
+        page = new_context().new_page()
+        frame = open_widget(page, server, admin.team["id"])
+        expect(frame.locator("#mq-send")).to_be_enabled()
+
+        caplog.set_level(logging.WARNING, logger="meiqia.web.ws")
+        holder = sqlite_lock(server.app)
+        try:
+            frame.locator("#mq-input").fill(TEXT)
+            frame.locator("#mq-input").press("Enter")
+            wait_until(lambda: any("unavailable for a message frame" in r.getMessage()
+                                   for r in caplog.records),
+                       30, "the server to refuse the message as unavailable")
+            status = frame.locator(".mq-msg.mine .mq-status")
+            expect(status).to_have_attribute("data-status", "sending")  # kept, not failed
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+
+        expect(frame.locator(".mq-msg.mine .mq-status")).not_to_have_attribute(
+            "data-status", "sending", timeout=30_000)
+        expect(frame.locator(".mq-msg.mine .mq-status")).not_to_have_attribute(
+            "data-status", "failed")
+        expect(frame.locator(".mq-msg.mine")).to_have_count(1)
+        with server.app.app_context():
+            stored = [m.body for m in Message.select().where(Message.sender_kind == "visitor")]
+        assert stored == [TEXT]
