@@ -239,8 +239,11 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
         first send."""
         await asyncio.sleep(1)
         resent.append(cid)
-        await ws.send(json.dumps({"type": "message", "data": {
-            "body": bodies[cid], "client_msg_id": cid}}))
+        try:
+            await ws.send(json.dumps({"type": "message", "data": {
+                "body": bodies[cid], "client_msg_id": cid}}))
+        except Exception:  # noqa: BLE001 - the socket closed meanwhile: counted as lost
+            return
 
     async def drain(ws, index):
         try:
