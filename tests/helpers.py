@@ -66,6 +66,19 @@ class ApiClient:
         assert other.login(body["email"], AGENT_PASSWORD).status_code == 200
         return other
 
+    def online_agent(self, limit: int = 2, **fields: Any) -> ApiClient:
+        """A new agent who set himself online, taking up to ``limit`` conversations."""
+        agent = self.new_agent(max_concurrent=limit, **fields)
+        response = agent.patch(f"/api/v1/agents/{agent.agent['id']}", json={"status": "online"})
+        assert response.status_code == 200, response.get_json()
+        return agent
+
+    def without_bot(self) -> ApiClient:
+        """Turn the team's bot off, so visitors' messages go straight to routing."""
+        response = self.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
+        assert response.status_code == 200, response.get_json()
+        return self
+
     def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
         merged = dict(headers or {})
         if self.csrf:

@@ -30,8 +30,7 @@ def vpost(client, token, url, **kw):
 
 @pytest.fixture
 def team(db_api):
-    db_api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    return db_api
+    return db_api.without_bot()
 
 
 def test_visitor_and_agent_hold_a_conversation(team):

@@ -20,15 +20,12 @@ from tests.helpers import ApiClient
 
 
 def online(api, limit=2, **fields):
-    agent = api.new_agent(max_concurrent=limit, **fields)
-    agent.patch(f"/api/v1/agents/{agent.agent['id']}", json={"status": "online"})
-    return agent
+    return api.online_agent(limit, **fields)
 
 
 @pytest.fixture
 def team(api):
-    api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    return api
+    return api.without_bot()
 
 
 def test_scope_self_sees_only_his_own_and_the_pool(team):

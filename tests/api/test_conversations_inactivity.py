@@ -27,14 +27,11 @@ from tests.helpers import wait_until
 
 @pytest.fixture
 def team(db_api):
-    db_api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    return db_api
+    return db_api.without_bot()
 
 
 def online(api, limit=1, **fields):
-    agent = api.new_agent(max_concurrent=limit, **fields)
-    agent.patch(f"/api/v1/agents/{agent.agent['id']}", json={"status": "online"})
-    return agent
+    return api.online_agent(limit, **fields)
 
 
 def rule(api, minutes):

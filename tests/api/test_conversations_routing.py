@@ -16,8 +16,7 @@ from tests.ws.conftest import cookie_of
 
 @pytest.fixture
 def team(db_api):
-    db_api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    return db_api
+    return db_api.without_bot()
 
 
 def agent(api, name, limit, status="online", **fields):

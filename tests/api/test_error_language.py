@@ -25,8 +25,7 @@ ZH = {"X-Meiqia-Lang": "zh-CN"}
 
 @pytest.fixture
 def team(api):
-    api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    return api
+    return api.without_bot()
 
 
 def _error(response, status):

@@ -17,8 +17,7 @@ def leave(client, token, **body):
 
 @pytest.fixture
 def team(db_api):
-    db_api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    return db_api
+    return db_api.without_bot()
 
 
 def online(team, limit=1, email="li@example.com"):

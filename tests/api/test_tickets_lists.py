@@ -13,8 +13,7 @@ from tests.api.test_conversations import start
 
 @pytest.fixture
 def team(db_api):
-    db_api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    return db_api
+    return db_api.without_bot()
 
 
 def create(agent, **body):

@@ -25,14 +25,11 @@ def vget(client, token, url):
 
 @pytest.fixture
 def team(api):
-    api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    return api
+    return api.without_bot()
 
 
 def online_agent(api, limit=2, **fields):
-    agent = api.new_agent(max_concurrent=limit, **fields)
-    agent.patch(f"/api/v1/agents/{agent.agent['id']}", json={"status": "online"})
-    return agent
+    return api.online_agent(limit, **fields)
 
 
 def test_session_records_the_visit_and_custom_info(team):

@@ -24,8 +24,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x01" * 64
 
 @pytest.fixture
 def team(db_api):
-    db_api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    return db_api
+    return db_api.without_bot()
 
 
 def vget(client, token, url):

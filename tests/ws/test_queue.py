@@ -14,14 +14,11 @@ from tests.ws.conftest import Socket
 
 @pytest.fixture
 def team(api):
-    api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    return api
+    return api.without_bot()
 
 
 def online(api, limit=1, **fields):
-    agent = api.new_agent(max_concurrent=limit, **fields)
-    agent.patch(f"/api/v1/agents/{agent.agent['id']}", json={"status": "online"})
-    return agent
+    return api.online_agent(limit, **fields)
 
 
 def queued(api, live):
