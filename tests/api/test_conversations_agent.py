@@ -14,6 +14,7 @@ from meiqia.models import Message
 from meiqia.services import messages
 from tests.api.test_conversations import start
 from tests.api.test_conversations import vpost
+from tests.browser import sms_channel
 from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.helpers import ApiClient
@@ -185,32 +186,11 @@ class Guard:
         return None
 
 
-class Sms:
-    type = "sms"
-    name = "SMS"
-    reports_reads = False
-
-    @staticmethod
-    def configuration_schema() -> dict:
-        return {"type": "object", "properties": {}}
-
-    def deliver(self, conversation: Any, message: Any) -> bool:
-        return True
-
-
-class SmsPlugin:
-    @hookimpl
-    def register_channels(self, app: Any) -> list:
-        return [Sms]
-
-
 @pytest.fixture
 def guarded(tmp_path):
-    app = make_app(tmp_path, plugins=(Guard(), SmsPlugin()))
+    app = make_app(tmp_path, plugins=(Guard(), sms_channel))
     with app.app_context():
-        api = ApiClient.registered(app)
-        api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-        yield api
+        yield ApiClient.registered(app).without_bot()
     close_app(app)
 
 
