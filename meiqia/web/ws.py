@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
 
@@ -302,6 +303,25 @@ def _unavailable(channel: Channel, frame: dict, exc: Exception) -> None:
                   data.get("client_msg_id") or frame.get("type"))
 
 
+def _bookkeeping(what: str, write: Callable[..., Any], *args: Any) -> bool:
+    """A write that keeps presence or delivery ticks right: worth doing again later,
+    never worth the socket. Returns whether it was recorded.
+
+    With the database busy (SQLite's write lock held past the timeout, PostgreSQL's
+    pool dry) a failed presence update at connect closed the socket with 1011; the
+    widget reconnected into the same wait, again and again, and its message never
+    got the ``unavailable`` answer on which it is sent again. Reads still work then,
+    so the socket serves its replay, and the next frame tries presence again.
+    """
+    try:
+        with socket_unit():
+            write(*args)
+        return True
+    except DATABASE_ERRORS as exc:
+        log.warning("ws: %s not recorded, the database is unavailable: %s", what, exc)
+        return False
+
+
 def _after() -> int:
     try:
         return max(0, int(request.args.get("after", "0")))
@@ -332,7 +352,7 @@ def visitor_socket(ws: Any) -> None:
         # Subscribe before the replay: an event published in between is then
         # both replayed and heard, and the channel skips the second copy.
         sub = hub.subscribe([messages.conversation_topic(conversation.id)])
-        presence.visitor_connected(visitor.id)
+        present = _bookkeeping("presence", presence.visitor_connected, visitor.id)
         channel.send("hello", conversations.state(conversation))
         can_read = messages.reports_reads(conversation)
         replayed = messages.history(conversation, after=_after())
@@ -340,7 +360,7 @@ def visitor_socket(ws: Any) -> None:
             channel.send("message", messages.visitor_view(message, can_read), message.id)
         # What the replay brought reached him as surely as a live frame: one UPDATE
         # for the lot, and the agents see their ticks.
-        messages.mark_delivered(conversation, [
+        _bookkeeping("delivery of the replay", messages.mark_delivered, conversation, [
             m.id for m in replayed if m.sender_kind in {"agent", "bot"} and not m.delivered_at])
 
     def delivered(data: dict) -> None:
@@ -351,21 +371,21 @@ def visitor_socket(ws: Any) -> None:
     pump = threading.Thread(target=_pump, args=(app, channel, sub, lambda t, e: True,
                                                  delivered), daemon=True)
     pump.start()
-    last_touch = time.monotonic()
+    # Not recorded at connect: the first frame tries again.
+    last_touch = time.monotonic() if present else float("-inf")
     try:
         for frame in _frames(ws, channel):
+            if time.monotonic() - last_touch > PING_SECONDS / 2 and _bookkeeping(
+                    "presence", presence.visitor_alive, visitor.id):
+                last_touch = time.monotonic()
             try:
                 with socket_unit():
-                    if time.monotonic() - last_touch > PING_SECONDS / 2:
-                        presence.visitor_alive(visitor.id)
-                        last_touch = time.monotonic()
                     _visitor_frame(channel, visitor, conversation.id, frame)
             except DATABASE_ERRORS as exc:
                 _unavailable(channel, frame, exc)
     finally:
         _stop_pump(channel, sub)
-        with socket_unit():
-            presence.visitor_disconnected(visitor.id)
+        _bookkeeping("presence", presence.visitor_disconnected, visitor.id)
         pump.join(timeout=2)
 
 
@@ -445,7 +465,7 @@ def agent_socket(ws: Any) -> None:
             replayed = messages.agent_replay(actor, after)
             for old, view in zip(replayed, messages.agent_views(replayed), strict=True):
                 channel.send("message", view, old.id)
-        presence.agent_connected(actor)
+    _bookkeeping("presence", presence.agent_connected, actor)
     pump = threading.Thread(target=_pump, args=(app, channel, sub, scope.allow), daemon=True)
     pump.start()
     try:
@@ -457,8 +477,7 @@ def agent_socket(ws: Any) -> None:
                 _unavailable(channel, frame, exc)
     finally:
         _stop_pump(channel, sub)
-        with socket_unit():
-            presence.agent_disconnected(actor)
+        _bookkeeping("presence", presence.agent_disconnected, actor)
         pump.join(timeout=2)
 
 

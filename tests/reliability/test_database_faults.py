@@ -259,3 +259,38 @@ def test_postgres_unreachable_is_503_and_health_says_why_then_recovers(
     finally:
         path.cut()
         close_app(app)
+
+
+def test_a_socket_opened_during_a_lock_stays_open_and_records_presence_later(tmp_path):
+    """Connecting writes presence; with the lock held that write fails. The socket used
+    to close with 1011 then, the widget reconnected into the same wait, and its message
+    never got the ``unavailable`` answer it is resent on."""
+    from meiqia.models import Visitor
+    from tests.ws.conftest import LiveServer
+    from tests.ws.conftest import Socket
+    from tests.ws.conftest import cookie_of
+
+    app = make_app(tmp_path, DATABASE_BUSY_TIMEOUT=0.3)
+    server = LiveServer(app)
+    try:
+        with app.app_context():
+            api, visitor, token, cid = open_chat(app)
+            holder = sqlite_lock(app)
+            agent = Socket(server.url("/ws/agent"), cookie=cookie_of(api))
+            assert agent.expect("hello", timeout=30)["data"]["agent_id"] == api.agent["id"]
+            socket = Socket(server.url(f"/ws/visitor?token={token}"))
+            socket.expect("hello", timeout=30)
+            socket.send("message", {"body": "连上时锁着", "client_msg_id": "c1"})
+            assert socket.expect("error", timeout=30)["data"]["code"] == "unavailable"
+            assert Visitor.select().get().online_until is None
+            holder.execute("ROLLBACK")
+            holder.close()
+            socket.send("message", {"body": "连上时锁着", "client_msg_id": "c1"})  # the resend
+            ack = socket.expect("ack", timeout=30)["data"]
+            assert ack["client_msg_id"] == "c1" and not ack["duplicate"]
+            assert bodies(api, cid) == ["连上时锁着"]
+            assert Visitor.select().get().online_until is not None
+    finally:
+        Socket.close_all()
+        server.stop()
+        close_app(app)

@@ -10,7 +10,7 @@ from meiqia.models import Conversation
 from meiqia.models import Message
 from meiqia.services import messages
 from tests.api.test_conversations import start
-from tests.api.test_conversations_agent import SmsPlugin
+from tests.browser import sms_channel
 from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.helpers import ApiClient
@@ -21,7 +21,7 @@ from tests.ws.conftest import cookie_of
 
 @pytest.fixture
 def world(tmp_path):
-    app = make_app(tmp_path, plugins=(SmsPlugin(),))
+    app = make_app(tmp_path, plugins=(sms_channel,))
     server = None
     with app.app_context():
         admin = ApiClient.registered(app)
