@@ -107,3 +107,38 @@ def test_the_agents_suggestion_shows_the_link_and_image(server, admin, new_conte
     expect(reply.locator("a.rich-link")).to_have_attribute(
         "href", "https://example.com/help/returns")
     expect(reply.locator("img.rich-img")).to_have_attribute("src", "/static/demo/return-steps.png")
+
+
+def test_the_admins_try_the_bot_box_shows_the_answer_as_the_visitor_sees_it(server, admin,
+                                                                           new_context):
+    from tests.browser.test_knowledge import ask_until
+    from tests.browser.test_knowledge import open_page
+
+    import_shop_kb(admin)
+    created = admin.post("/api/v1/knowledge", json={
+        "key": "hostile", "questions": ["有没有红包活动"], "answer": HOSTILE})
+    assert created.status_code == 201, created.get_json()
+    errors: list[str] = []
+    page = open_page(server, new_context, errors)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{server.url}/admin/knowledge")
+
+    ask_until(page, "怎么申请退货？", "详细步骤见退货指南。")
+    answer = page.locator("#kb-try-result .kb-bot-answer-text")
+    link = answer.locator("a.rich-link")
+    expect(link).to_have_text("退货指南")
+    expect(link).to_have_attribute("href", "https://example.com/help/returns")
+    expect(link).to_have_attribute("rel", "noopener")
+    picture = answer.locator("img.rich-img")
+    expect(picture).to_have_attribute("src", "/static/demo/return-steps.png")
+    assert image_loaded(picture)
+    expect(answer).not_to_contain_text("](")
+
+    ask_until(page, "有没有红包活动", "别点")
+    expect(answer).to_contain_text("[点我领红包](javascript:alert(document.domain))")
+    expect(answer).to_contain_text("<img src=x onerror=alert(1)>")
+    expect(answer.locator("a.rich-link")).to_have_count(1)
+    expect(answer.locator("a.rich-link")).to_have_attribute("href", "https://example.com/help")
+    expect(answer.locator("img")).to_have_count(0)
+    assert dialogs == [] and errors == []

@@ -2,6 +2,7 @@
 // and reindex progress; export; "try the bot" with the score and the runner-up matches.
 import { LANG_HEADER, api, boot, clear, el, t, toast } from './lib.js';
 import { clearErrors, confirmDialog, openEditor, showError } from './kb-editor.js';
+import { richText } from './rich-text.js';
 
 const PER_PAGE = 20;
 const tbody = document.querySelector('#kb-table tbody');
@@ -221,7 +222,8 @@ function showAnswer(result) {
   if (top && decision === 'answer') {
     tryResult.append(el('div', { class: 'kb-bot-answer' },
       scoreBar(top.score),
-      el('div', { class: 'kb-bot-answer-text', text: top.answer }),
+      // As the visitor will see it: links and images built as nodes, the rest text.
+      el('div', { class: 'kb-bot-answer-text' }, richText(top.answer)),
       el('div', { class: 'muted small' }, t('kb.matched'), ' ',
         el('button', { type: 'button', class: 'link', text: top.question || top.entry_id, onclick: () => findEntry(top.entry_id) }))));
   }
