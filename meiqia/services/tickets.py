@@ -375,7 +375,8 @@ def update(actor: Agent, ticket_id: int, data: dict[str, Any]) -> Ticket:
                                old_value=_text(old), new_value=_text(new))
         ticket.updated_at = utcnow()
         ticket.save()
-    _changed(ticket, "updated", {k: [_text(o), _text(n)] for k, (o, n) in changes.items()})
+    _changed(ticket, "updated", {k: [_text(o), _text(n)] for k, (o, n) in changes.items()},
+             previous_assignee=changes["assignee"][0] if "assignee" in changes else None)
     return ticket
 
 
@@ -483,15 +484,22 @@ def reply_email_job(comment_id: int) -> str:
     return "emailed"
 
 
-def _changed(ticket: Ticket, kind: str, changes: dict[str, Any], public: bool = True) -> None:
-    """After the commit: tell the team's agents, and (public changes) the sinks."""
+def _changed(ticket: Ticket, kind: str, changes: dict[str, Any], public: bool = True,
+             previous_assignee: int | None = None) -> None:
+    """After the commit: tell the team's agents, and (public changes) the sinks.
+
+    ``previous_assignee``: the agent a reassignment took the ticket from. He hears
+    this one event (his list drops the ticket, he knows who has it now), nothing later.
+    """
     from meiqia.services import ticket_sinks
 
     # Assignee and group (as they are now): agent sockets drop the event for agents
     # whose scope does not cover the ticket (``permissions.ticket_filter``'s rule).
-    events.emit("ticket." + kind, ticket.team_id, [f"team:{ticket.team_id}"],
-                {"ticket_id": ticket.id, "changes": changes,
-                 "assignee_id": ticket.assignee_id, "group_id": ticket.group_id})
+    data = {"ticket_id": ticket.id, "changes": changes,
+            "assignee_id": ticket.assignee_id, "group_id": ticket.group_id}
+    if previous_assignee is not None:
+        data["previous_assignee_id"] = previous_assignee
+    events.emit("ticket." + kind, ticket.team_id, [f"team:{ticket.team_id}"], data)
     if public:
         ticket_sinks.dispatch(ticket, kind, changes)
 

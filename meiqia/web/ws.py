@@ -569,13 +569,16 @@ class _Scope:
         """A ticket event, by the ticket rule (``permissions.ticket_filter``): its
         assignee is in his scope, or it has none and no group he cannot see. No
         @mention widening, and no assignee given means not for him: ticket events
-        carry old and new values and reply bodies."""
+        carry old and new values and reply bodies. The one exception is the
+        reassignment itself, for whoever could see the ticket's previous assignee."""
         if "assignee_id" not in data:
             return False
         if may_query:
             self.refresh()
         elif time.monotonic() >= self.until:
             return None
+        if data.get("previous_assignee_id") in self.agents:
+            return True  # the reassignment that took it from someone he sees
         assignee = data["assignee_id"]
         if assignee is not None:
             return assignee in self.agents

@@ -67,7 +67,17 @@ def test_ticket_events_follow_the_ticket_scope(api, live):
     shared = api.post("/api/v1/tickets", json={"content": "物流一直没更新"}).get_json()
     expect("ticket.created", shared["id"], {"admin", "li", "zhao", "qian"})
 
-    # Moved to zhao: from now on zhao's (and no longer li's).
+    # Moved to zhao: li hears that it left him, and from then on it is zhao's alone.
     moved = api.patch(f"/api/v1/tickets/{mine['id']}", json={"assignee_id": zhao.agent["id"]})
     assert moved.status_code == 200, moved.get_json()
+    expect("ticket.updated", mine["id"], {"admin", "zhao", "li"})
+    told = sockets["li"].saw("ticket.updated", lambda d: d["ticket_id"] == mine["id"]
+                             and "assignee" in d["changes"])["data"]
+    assert told["previous_assignee_id"] == li.agent["id"]
+    assert told["assignee_id"] == zhao.agent["id"]
+    assert told["changes"] == {"assignee": [str(li.agent["id"]), str(zhao.agent["id"])]}
+    later = zhao.post(f"/api/v1/tickets/{mine['id']}/comments",
+                      json={"body": "已转交财务处理", "visibility": "public"})
+    assert later.status_code == 201, later.get_json()
     expect("ticket.updated", mine["id"], {"admin", "zhao"})
+    assert not any("已转交财务" in str(f) for f in sockets["li"].seen)
