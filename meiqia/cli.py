@@ -201,6 +201,10 @@ def run(host: str, port: int, dev: bool) -> None:
 
         with connection():
             _require_schema()
+    if app.config["BOT_WARM_UP"]:
+        from meiqia.services import knowledge
+
+        knowledge.warm_up(app)
     click.echo(f"meiqia {__version__} on http://{host}:{port}/  (Ctrl+C to stop)")
     app.run(host=host, port=port, debug=dev, use_reloader=dev, threaded=True)
 

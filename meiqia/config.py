@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     #: Seconds between two sweeps of the inactivity rule in each web process
     #: (``services/inactivity.py``); 0 turns the sweeper off.
     "INACTIVITY_SWEEP_SECONDS": 60,
+    #: Server processes (``meiqia run``, gunicorn) build the bot's indexes as they
+    #: start, so no visitor waits for the build (``services/knowledge.warm_up``).
+    "BOT_WARM_UP": True,
     #: Seconds between a running job's heartbeats. A started job silent for three
     #: of them lost its worker (killed, crashed): it is retried or marked failed.
     "JOB_HEARTBEAT": 10.0,
@@ -91,6 +94,7 @@ _INT_KEYS = {
 _FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_TIMEOUT"}
 _BOOL_KEYS = {
     "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
+    "BOT_WARM_UP",
 }
 _LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS"}
 

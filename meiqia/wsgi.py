@@ -7,3 +7,10 @@ as for ``meiqia run``.
 from meiqia import create_app
 
 app = create_app()
+
+if app.config["BOT_WARM_UP"]:
+    # Each gunicorn worker imports this module after the fork (no preload_app in
+    # deploy/gunicorn.conf.py), so each builds its own indexes before questions come.
+    from meiqia.services import knowledge
+
+    knowledge.warm_up(app)
