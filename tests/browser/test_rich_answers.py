@@ -28,30 +28,45 @@ def _ask(frame: Any, question: str) -> Any:
     return bots.last
 
 
-def test_the_widget_shows_the_bots_link_and_image_and_no_javascript_link(server, admin,
-                                                                          new_context):
+def _shop_kb_and_a_hostile_entry(admin: Any) -> None:
     import_shop_kb(admin)
     created = admin.post("/api/v1/knowledge", json={
         "key": "hostile", "questions": ["有没有红包活动"], "answer": HOSTILE})
     assert created.status_code == 201, created.get_json()
-    page = new_context(viewport={"width": 420, "height": 800}).new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    frame = open_widget(page, server, admin.team["id"])
 
-    answer = _ask(frame, "怎么申请退货？")
-    link = answer.locator("a.rich-link")
+
+def _dialogs(page: Any) -> list[str]:
+    """What ``alert`` and friends said on ``page`` (dismissed): a script that ran."""
+    said: list[str] = []
+    page.on("dialog", lambda dialog: (said.append(dialog.message), dialog.dismiss()))
+    return said
+
+
+def _expect_the_return_guide(node: Any) -> None:
+    """The demo KB's return answer, rendered: its link and its (loaded) image."""
+    link = node.locator("a.rich-link")
     expect(link).to_have_text("退货指南")
     expect(link).to_have_attribute("href", "https://example.com/help/returns")
     expect(link).to_have_attribute("target", "_blank")
     expect(link).to_have_attribute("rel", "noopener")
-    picture = answer.locator("img.rich-img")
+    picture = node.locator("img.rich-img")
     expect(picture).to_have_attribute("src", "/static/demo/return-steps.png")
     expect(picture).to_have_attribute("alt", "退货流程")
-    expect(picture).to_be_visible()
     assert image_loaded(picture)  # the demo image is shipped, a real PNG
+    expect(node).not_to_contain_text("](")
+
+
+def test_the_widget_shows_the_bots_link_and_image_and_no_javascript_link(server, admin,
+                                                                          new_context):
+    _shop_kb_and_a_hostile_entry(admin)
+    page = new_context(viewport={"width": 420, "height": 800}).new_page()
+    dialogs = _dialogs(page)
+    frame = open_widget(page, server, admin.team["id"])
+
+    answer = _ask(frame, "怎么申请退货？")
+    _expect_the_return_guide(answer)
+    expect(answer.locator("img.rich-img")).to_be_visible()
     expect(answer).to_contain_text("详细步骤见退货指南。")
-    expect(answer).not_to_contain_text("](")
 
     hostile = _ask(frame, "有没有红包活动")
     text = hostile.locator(".mq-text")
@@ -94,13 +109,7 @@ def test_the_agents_suggestion_shows_the_link_and_image(server, admin, new_conte
     frame.locator("#mq-send").click()
     suggestion = agent.locator("#ws-suggestions .suggestion").first
     suggestion.wait_for()
-    link = suggestion.locator(".a a.rich-link")
-    expect(link).to_have_text("退货指南")
-    expect(link).to_have_attribute("href", "https://example.com/help/returns")
-    expect(link).to_have_attribute("rel", "noopener")
-    picture = suggestion.locator(".a img.rich-img")
-    expect(picture).to_have_attribute("src", "/static/demo/return-steps.png")
-    assert image_loaded(picture)
+    _expect_the_return_guide(suggestion.locator(".a"))
     # Sent in one click, the reply reaches the visitor with the same link and image.
     suggestion.locator("button.primary").click()
     reply = frame.locator(".mq-msg.from-agent").last
@@ -114,26 +123,15 @@ def test_the_admins_try_the_bot_box_shows_the_answer_as_the_visitor_sees_it(serv
     from tests.browser.test_knowledge import ask_until
     from tests.browser.test_knowledge import open_page
 
-    import_shop_kb(admin)
-    created = admin.post("/api/v1/knowledge", json={
-        "key": "hostile", "questions": ["有没有红包活动"], "answer": HOSTILE})
-    assert created.status_code == 201, created.get_json()
+    _shop_kb_and_a_hostile_entry(admin)
     errors: list[str] = []
     page = open_page(server, new_context, errors)
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    dialogs = _dialogs(page)
     page.goto(f"{server.url}/admin/knowledge")
 
     ask_until(page, "怎么申请退货？", "详细步骤见退货指南。")
     answer = page.locator("#kb-try-result .kb-bot-answer-text")
-    link = answer.locator("a.rich-link")
-    expect(link).to_have_text("退货指南")
-    expect(link).to_have_attribute("href", "https://example.com/help/returns")
-    expect(link).to_have_attribute("rel", "noopener")
-    picture = answer.locator("img.rich-img")
-    expect(picture).to_have_attribute("src", "/static/demo/return-steps.png")
-    assert image_loaded(picture)
-    expect(answer).not_to_contain_text("](")
+    _expect_the_return_guide(answer)
 
     ask_until(page, "有没有红包活动", "别点")
     expect(answer).to_contain_text("[点我领红包](javascript:alert(document.domain))")

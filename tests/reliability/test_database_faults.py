@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sqlite3
 import threading
@@ -111,31 +112,45 @@ def test_sqlite_lock_held_past_the_timeout_is_a_clear_503_and_loses_nothing(tmp_
         close_app(app)
 
 
-def test_a_socket_frame_during_a_lock_is_refused_and_the_socket_lives(tmp_path):
+@contextlib.contextmanager
+def served(tmp_path, **config):
+    """An app behind a real threaded server (websockets), torn down whatever happens."""
     from tests.ws.conftest import LiveServer
     from tests.ws.conftest import Socket
 
-    app = make_app(tmp_path, DATABASE_BUSY_TIMEOUT=0.3)
+    app = make_app(tmp_path, **config)
     server = LiveServer(app)
     try:
         with app.app_context():
-            api, visitor, token, cid = open_chat(app)
-            socket = Socket(server.url(f"/ws/visitor?token={token}"))
-            socket.expect("hello")
-            holder = sqlite_lock(app)
-            socket.send("message", {"body": "锁住时", "client_msg_id": "s1"})
-            error = socket.expect("error", timeout=30)["data"]
-            assert error["code"] == "unavailable"
-            holder.execute("ROLLBACK")
-            holder.close()
-            socket.send("message", {"body": "锁住时", "client_msg_id": "s1"})  # the resend
-            ack = socket.expect("ack", timeout=30)["data"]
-            assert ack["client_msg_id"] == "s1" and not ack["duplicate"]
-            assert bodies(api, cid) == ["锁住时"]
+            yield app, server
     finally:
         Socket.close_all()
         server.stop()
         close_app(app)
+
+
+def unlock_then_resend(holder, socket, api, cid, body, client_msg_id):
+    """The lock goes; the client's resend (same id) is acknowledged and stored once."""
+    holder.execute("ROLLBACK")
+    holder.close()
+    socket.send("message", {"body": body, "client_msg_id": client_msg_id})
+    ack = socket.expect("ack", timeout=30)["data"]
+    assert ack["client_msg_id"] == client_msg_id and not ack["duplicate"]
+    assert bodies(api, cid) == [body]
+
+
+def test_a_socket_frame_during_a_lock_is_refused_and_the_socket_lives(tmp_path):
+    from tests.ws.conftest import Socket
+
+    with served(tmp_path, DATABASE_BUSY_TIMEOUT=0.3) as (app, server):
+        api, visitor, token, cid = open_chat(app)
+        socket = Socket(server.url(f"/ws/visitor?token={token}"))
+        socket.expect("hello")
+        holder = sqlite_lock(app)
+        socket.send("message", {"body": "锁住时", "client_msg_id": "s1"})
+        error = socket.expect("error", timeout=30)["data"]
+        assert error["code"] == "unavailable"
+        unlock_then_resend(holder, socket, api, cid, "锁住时", "s1")
 
 
 def test_postgres_backends_terminated_then_the_next_request_reconnects(pg_app):
@@ -266,31 +281,18 @@ def test_a_socket_opened_during_a_lock_stays_open_and_records_presence_later(tmp
     to close with 1011 then, the widget reconnected into the same wait, and its message
     never got the ``unavailable`` answer it is resent on."""
     from meiqia.models import Visitor
-    from tests.ws.conftest import LiveServer
     from tests.ws.conftest import Socket
     from tests.ws.conftest import cookie_of
 
-    app = make_app(tmp_path, DATABASE_BUSY_TIMEOUT=0.3)
-    server = LiveServer(app)
-    try:
-        with app.app_context():
-            api, visitor, token, cid = open_chat(app)
-            holder = sqlite_lock(app)
-            agent = Socket(server.url("/ws/agent"), cookie=cookie_of(api))
-            assert agent.expect("hello", timeout=30)["data"]["agent_id"] == api.agent["id"]
-            socket = Socket(server.url(f"/ws/visitor?token={token}"))
-            socket.expect("hello", timeout=30)
-            socket.send("message", {"body": "连上时锁着", "client_msg_id": "c1"})
-            assert socket.expect("error", timeout=30)["data"]["code"] == "unavailable"
-            assert Visitor.select().get().online_until is None
-            holder.execute("ROLLBACK")
-            holder.close()
-            socket.send("message", {"body": "连上时锁着", "client_msg_id": "c1"})  # the resend
-            ack = socket.expect("ack", timeout=30)["data"]
-            assert ack["client_msg_id"] == "c1" and not ack["duplicate"]
-            assert bodies(api, cid) == ["连上时锁着"]
-            assert Visitor.select().get().online_until is not None
-    finally:
-        Socket.close_all()
-        server.stop()
-        close_app(app)
+    with served(tmp_path, DATABASE_BUSY_TIMEOUT=0.3) as (app, server):
+        api, visitor, token, cid = open_chat(app)
+        holder = sqlite_lock(app)
+        agent = Socket(server.url("/ws/agent"), cookie=cookie_of(api))
+        assert agent.expect("hello", timeout=30)["data"]["agent_id"] == api.agent["id"]
+        socket = Socket(server.url(f"/ws/visitor?token={token}"))
+        socket.expect("hello", timeout=30)
+        socket.send("message", {"body": "连上时锁着", "client_msg_id": "c1"})
+        assert socket.expect("error", timeout=30)["data"]["code"] == "unavailable"
+        assert Visitor.select().get().online_until is None
+        unlock_then_resend(holder, socket, api, cid, "连上时锁着", "c1")
+        assert Visitor.select().get().online_until is not None
