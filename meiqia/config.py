@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FILE_BYTES": 50 * 1024 * 1024,
     #: Flask refuses request bodies above this many bytes.
     "MAX_CONTENT_LENGTH": 51 * 1024 * 1024,
+    #: Largest JSON request body in bytes (413 above it); uploads are multipart and
+    #: have their own limits. Checked before the body is read (docs/security.md §10).
+    "MAX_JSON_BYTES": 1024 * 1024,
     #: Minimum password length for agents.
     "PASSWORD_MIN_LENGTH": 8,
     #: Failed logins per email within LOGIN_LOCKOUT_SECONDS before it is locked.
@@ -86,6 +89,7 @@ _INT_KEYS = {
     "MAX_IMAGE_BYTES",
     "MAX_FILE_BYTES",
     "MAX_CONTENT_LENGTH",
+    "MAX_JSON_BYTES",
     "PASSWORD_MIN_LENGTH",
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_SECONDS",

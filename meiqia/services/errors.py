@@ -52,6 +52,13 @@ class TooLarge(ServiceError):
     code = "too_large"
 
 
+class TooDeep(ServiceError):
+    """JSON nested deeper than the server reads (``services.safe_json``)."""
+
+    status = 400
+    code = "too_deep"
+
+
 class RateLimited(ServiceError):
     status = 429
     code = "rate_limited"

@@ -124,7 +124,7 @@ def _trail(trail: list[Any], tz: ZoneInfo) -> str:
             when = datetime.datetime.fromisoformat(str(page.get("at") or ""))
             at = _local(when.astimezone(datetime.UTC).replace(tzinfo=None)
                         if when.tzinfo else when, tz)
-        except ValueError:
+        except (ValueError, OverflowError):  # a trail's time at the calendar's end
             at = ""
         lines.append(" ".join(p for p in (at, page.get("title") or "", page.get("url") or "")
                               if p))

@@ -21,6 +21,7 @@ from meiqia.models import Conversation
 from meiqia.models import Message
 from meiqia.models import Visit
 from meiqia.models import Visitor
+from meiqia.services import dates
 from meiqia.services import permissions
 from meiqia.services.accounts import iso
 from meiqia.services.errors import ValidationError
@@ -75,15 +76,7 @@ def _int(value: Any, name: str) -> int:
 
 def _day(value: str, name: str, tz: ZoneInfo, end: bool) -> datetime.datetime:
     """A date (or date-time) in the team's time zone → naive UTC bound."""
-    try:
-        parsed = datetime.datetime.fromisoformat(str(value))
-    except ValueError:
-        raise ValidationError(f"{name}: expected a date like 2026-11-24", name) from None
-    if len(str(value)) <= 10 and end:
-        parsed += datetime.timedelta(days=1)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+    return dates.utc_bound(str(value), name, tz, end, f"{name}: expected a date like 2026-11-24")
 
 
 def _json_contains(field: Any, value: str) -> Any:

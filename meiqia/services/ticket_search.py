@@ -20,6 +20,7 @@ from meiqia.models import Ticket
 from meiqia.models.tickets import PRIORITIES
 from meiqia.models.tickets import SOURCES
 from meiqia.models.tickets import STATUSES
+from meiqia.services import dates
 from meiqia.services import permissions
 from meiqia.services.errors import ValidationError
 from meiqia.services.validation import parse_int
@@ -54,16 +55,8 @@ def _int(args: dict[str, str], name: str, default: int | None, low: int = 1,
 def _bound(raw: str | None, name: str, tz: ZoneInfo, end: bool) -> datetime.datetime | None:
     if not raw:
         return None
-    try:
-        parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(f"{name}: expected a date like 2026-11-24 or a date-time "
-                              "like 2026-11-24T08:00:00Z", name) from None
-    if len(raw) <= 10 and end:
-        parsed += datetime.timedelta(days=1)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+    return dates.utc_bound(raw, name, tz, end, f"{name}: expected a date like 2026-11-24 or a "
+                           "date-time like 2026-11-24T08:00:00Z")
 
 
 def parse_filters(actor: Agent, args: dict[str, str]) -> dict[str, Any]:

@@ -229,6 +229,17 @@ _PAIRS: list[tuple[str, str]] = [
     (r"send a JSON body with Content-Type: application/json",
      "请发送 JSON 请求体（Content-Type: application/json）"),
     (r"the body is not valid JSON", "请求体不是有效的 JSON"),
+    # --- bad input anywhere (services/safe_json.py, web/bad_input.py) --------------
+    (rf"the JSON nests deeper than (?P<n>{NUM}) levels", "JSON 嵌套超过 {n} 层"),
+    (rf"the JSON body may be at most (?P<n>{NUM}) bytes", "JSON 请求体最多 {n} 字节"),
+    (r"the body is not valid UTF-8 text", "请求体不是有效的 UTF-8 文本"),
+    (rf"{FIELD}: contains a NUL character or a lone surrogate, which is not text",
+     "{f:field}：包含 NUL 字符或不成对的代理字符，不是有效的文本"),
+    (rf"{FIELD}: a key contains a NUL character or a lone surrogate, which is not text",
+     "{f:field}：有字段名包含 NUL 字符或不成对的代理字符，不是有效的文本"),
+    (r"a parameter name contains a NUL character or a lone surrogate, which is not text",
+     "有参数名包含 NUL 字符或不成对的代理字符，不是有效的文本"),
+    (rf"{FIELD}: must be a day between (?P<a>.+) and (?P<b>.+)", "{f:field}：日期须在 {a} 到 {b} 之间"),
     # --- signing in, accounts, permissions -----------------------------------------
     (rf"{FIELD}: mix at least two of letters, digits and symbols", "{f:field}：至少包含字母、数字、符号中的两种"),
     (rf"{FIELD}: this password is too common", "{f:field}：这个密码太常见了，请换一个"),
@@ -383,6 +394,7 @@ _PAIRS: list[tuple[str, str]] = [
     # --- websocket frames (web/ws.py) -----------------------------------------------
     (rf"frames must be JSON text of at most (?P<n>{NUM}) bytes", "帧必须是不超过 {n} 字节的 JSON 文本"),
     (r"not valid JSON", "不是有效的 JSON"),
+    (r"the server could not handle this frame", "服务器无法处理这一帧"),
     (r'expected \{"type": \.\.\., "data": \{\.\.\.\}\}', '应为 {"type": ..., "data": {...}}'),
     (r"data must be an object", "data 必须是对象"),
     (r"unknown message type (?P<k>.+)", "未知的消息类型 {k}"),

@@ -41,7 +41,9 @@ from meiqia.services import conversations
 from meiqia.services import messages
 from meiqia.services import permissions
 from meiqia.services import presence
+from meiqia.services import safe_json
 from meiqia.services.errors import ServiceError
+from meiqia.services.validation import check
 from meiqia.web import error_text
 from meiqia.web import i18n
 from meiqia.web import security
@@ -55,6 +57,8 @@ MAX_FRAME = 64 * 1024
 #: text message): past it, it closes the socket with 1009 before we see the frame,
 #: so a client cannot make the server buffer a message of any size.
 MAX_READ = MAX_FRAME * 4
+#: Deepest nesting of a client frame (the envelope counts as one level).
+MAX_DEPTH = safe_json.MAX_DEPTH
 #: Seconds between pings (NAT and proxy idle timeouts).
 PING_SECONDS = 25
 
@@ -235,7 +239,13 @@ def _too_big(text: str) -> bool:
 
 
 def _frames(ws: Any, channel: Channel) -> Any:
-    """Client frames as dicts; malformed ones answered with an error frame."""
+    """Client frames as dicts; malformed ones answered with an error frame.
+
+    Bounded before parsing (``services.safe_json``): size, then nesting depth,
+    then JSON, then shape; then no NUL or lone surrogate in any string, checked
+    before any string of the frame is used or echoed (an echoed surrogate
+    cannot be encoded, which closed the socket with 1011). The socket stays open.
+    """
     while not channel.closed.is_set():
         try:
             raw = ws.receive(timeout=PING_SECONDS * 2)
@@ -249,17 +259,35 @@ def _frames(ws: Any, channel: Channel) -> Any:
             channel.error("bad_frame", f"frames must be JSON text of at most {MAX_FRAME} bytes")
             continue
         try:
-            frame = json.loads(raw)
-        except ValueError:
-            channel.error("bad_frame", "not valid JSON")
+            frame = safe_json.loads(raw, MAX_DEPTH, text_check=False)
+        except ServiceError as exc:  # too deep, not JSON
+            channel.error("bad_frame", exc.message)
             continue
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             channel.error("bad_frame", 'expected {"type": ..., "data": {...}}')
             continue
+        if safe_json.suspect(raw):
+            try:  # the envelope's fields, then data's, named as the API names them
+                safe_json.check_text({k: v for k, v in frame.items() if k != "data"})
+                safe_json.check_text(frame.get("data"))
+            except ServiceError as exc:
+                channel.error(exc.code, exc.message, _ref(frame))
+                continue
         if not isinstance(frame.get("data", {}), dict):
             channel.error("bad_frame", "data must be an object", frame.get("type"))
             continue
         yield frame
+
+
+def _ref(frame: dict) -> Any:
+    """What an error frame names as ``ref``: the frame's ``client_msg_id``, else
+    its type; only when that is storable text (it is echoed to the client)."""
+    data = frame.get("data")
+    for ref in (data.get("client_msg_id") if isinstance(data, dict) else None,
+                frame.get("type")):
+        if ref and isinstance(ref, str) and not safe_json.not_text(ref):
+            return ref[:64]
+    return None
 
 
 #: The database busy (SQLite lock past the busy timeout) or unreachable.
@@ -389,21 +417,61 @@ def visitor_socket(ws: Any) -> None:
         pump.join(timeout=2)
 
 
-def _run_frame(channel: Channel, frame: dict, handlers: dict[str, Any]) -> None:
-    """Call the handler of the frame's type; errors become error frames."""
+def _run_frame(channel: Channel, frame: dict, handlers: dict[str, Any],
+               schemas: dict[str, dict] | None = None) -> None:
+    """Call the handler of the frame's type; errors become error frames.
+
+    ``schemas[type]`` checks the frame's ``data`` first (``validation.check``,
+    the API's own checker: types, and integers within a database column), so a
+    handler never meets a string where it expects an id. An exception no one
+    foresaw is logged and answered with ``server_error``: never its text, and
+    the socket stays open (database outages go on to ``_unavailable``).
+    """
     kind, data = frame["type"], frame.get("data") or {}
     handler = handlers.get(kind)
     try:
         if kind == "ping":
             channel.send("pong", {})
         elif handler is None:
-            channel.error("unknown_type", f"unknown message type {kind!r}", kind)
+            channel.error("unknown_type", f"unknown message type {kind[:40]!r}", _ref(frame))
         else:
+            schema = (schemas or {}).get(kind)
+            if schema is not None:
+                check(data, schema)
             handler(data)
     except ServiceError as exc:
-        channel.error(exc.code, exc.message, data.get("client_msg_id") or kind)
-    except (TypeError, ValueError) as exc:
-        channel.error("bad_frame", str(exc), kind)
+        channel.error(exc.code, exc.message, _ref(frame))
+    except DATABASE_ERRORS:
+        raise
+    except ConnectionClosed:
+        raise
+    except Exception:  # noqa: BLE001 - a bug must not end the socket or leak its text
+        log.exception("ws: a %s frame failed", kind[:40])
+        channel.error("server_error", "the server could not handle this frame", _ref(frame))
+
+
+#: An id in a frame: a whole number a database column holds (``check`` bounds it).
+_ID = {"type": "integer"}
+#: ``data`` of each client frame type (docs/protocol.md); fields not named here
+#: are the service's to check (a message's body, mode, attachment).
+VISITOR_FRAMES: dict[str, dict] = {
+    "message": {"type": "object", "properties": {"conversation_id": _ID}},
+    "typing": {"type": "object", "properties": {"typing": {"type": "boolean"},
+                                                "preview": {"type": "string"},
+                                                "conversation_id": _ID}},
+    "read": {"type": "object", "properties": {"up_to": {"type": "integer", "minimum": 0},
+                                              "conversation_id": _ID}},
+    "human": {"type": "object", "properties": {"conversation_id": _ID}},
+}
+AGENT_FRAMES: dict[str, dict] = {
+    "message": {"type": "object", "properties": {"conversation_id": _ID}},
+    "replay": {"type": "object", "properties": {"conversation_id": _ID,
+                                                "after": {"type": "integer", "minimum": 0}}},
+    "typing": {"type": "object", "properties": {"conversation_id": _ID,
+                                                "typing": {"type": "boolean"}}},
+    "read": {"type": "object", "properties": {"conversation_id": _ID,
+                                              "up_to": {"type": "integer", "minimum": 0}}},
+}
 
 
 def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: dict) -> None:
@@ -436,7 +504,7 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
                                                 int(data.get("up_to", 0))),
         "human": lambda data: channel.send(
             "conversation", conversations.ask_for_human(visitor, conversation)),
-    })
+    }, VISITOR_FRAMES)
 
 
 @sock.route("/ws/agent")
@@ -623,4 +691,4 @@ def _agent_frame(channel: Channel, actor: Any, frame: dict) -> None:
         "replay": replay,
         "typing": typing,
         "read": lambda data: messages.mark_read(mine(data), "agent", int(data.get("up_to", 0))),
-    })
+    }, AGENT_FRAMES)

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2] / "meiqia"
 SOURCES = sorted([*ROOT.glob("services/*.py"), *ROOT.glob("web/*.py"),
                   *ROOT.glob("web/api/*.py"), ROOT / "plugins" / "webhook_sink.py"])
 ERRORS = {"ServiceError", "ValidationError", "Unauthorized", "Forbidden", "NotFound",
-          "Conflict", "TooLarge", "RateLimited"}
+          "Conflict", "TooLarge", "TooDeep", "RateLimited"}
 #: Text a user could type (a name, a key, a file name): regex and format syntax and
 #: CJK, no ": " or spaces (the code's field names and statuses have none either).
 TEXT = "李客服{0}(.*)\\1$&%s"

@@ -21,13 +21,16 @@ from typing import Any
 
 from flask import Blueprint
 from flask import Flask
+from flask import current_app
 from flask import g
 from flask import jsonify
 from flask import request
 from werkzeug.exceptions import HTTPException
 
+from meiqia.services import safe_json
 from meiqia.services.accounts import require_admin
 from meiqia.services.errors import ServiceError
+from meiqia.services.errors import TooLarge
 from meiqia.services.validation import check
 from meiqia.services.validation import parse_int
 from meiqia.web import error_text
@@ -150,13 +153,25 @@ def _authenticate(auth: str) -> None:
 
 
 def json_body() -> Any:
-    """The request's JSON, or a 400 that says what is wrong with it."""
+    """The request's JSON, or a clear 4xx: the one reader of every API body.
+
+    Bounded before it is parsed (``services.safe_json``): a declared length over
+    ``MAX_JSON_BYTES`` is a 413 without reading a byte, a body without a length
+    (chunked) is read only one byte past the limit; then nesting depth, UTF-8,
+    JSON, and NUL or lone surrogates in any string (422 naming the field).
+    """
     if not request.is_json:
         raise ServiceError("send a JSON body with Content-Type: application/json")
-    data = request.get_json(silent=True)
-    if data is None:
+    limit = current_app.config["MAX_JSON_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"the JSON body may be at most {limit} bytes")
+    if request.content_length is None:
+        raw = request.stream.read(limit + 1)
+    else:
+        raw = request.get_data(cache=True)
+    if not raw:
         raise ServiceError("the body is not valid JSON")
-    return data
+    return safe_json.loads_body(raw, limit)
 
 
 def query_int(name: str, default: int, minimum: int = 0, maximum: int = 10**9) -> int:

@@ -10,6 +10,7 @@ from flask import g
 from flask import request
 
 from meiqia.services import dashboard
+from meiqia.services import dates
 from meiqia.services.errors import ValidationError
 from meiqia.web.api import route
 
@@ -20,11 +21,8 @@ def _date(name: str, default: datetime.date) -> datetime.date:
     value = request.args.get(name)
     if not value:
         return default
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(f"{name}: expected a date like 2026-11-24, got {value[:40]!r}",
-                              name) from None
+    return dates.parse_day(value, name, f"{name}: expected a date like 2026-11-24, got "
+                           f"{value[:40]!r}")
 
 
 def _range() -> tuple[datetime.date, datetime.date]:

@@ -1,0 +1,56 @@
+"""Dates and date-times a client typed (filters, ranges) → checked values.
+
+Python's dates end at 0001-01-01 and 9999-12-31: ``9999-12-31`` as an "until"
+day becomes 10000-01-01 when a day is added, and ``0001-01-01`` in the team's
+time zone (Asia/Shanghai, +08:00) is before the first UTC instant; both raised
+OverflowError inside a service (a 500). Every date a filter takes is read here,
+within ``EARLIEST``..``LATEST``, so that a day added and any time-zone shift
+stay inside the calendar; outside it is a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import datetime
+from zoneinfo import ZoneInfo
+
+from meiqia.services.errors import ValidationError
+
+#: The first and the last day a filter may name (inclusive).
+EARLIEST = datetime.date(1900, 1, 1)
+LATEST = datetime.date(9998, 12, 31)
+
+
+def _in_range(day: datetime.date, name: str) -> None:
+    if not EARLIEST <= day <= LATEST:
+        raise ValidationError(f"{name}: must be a day between {EARLIEST.isoformat()} and "
+                              f"{LATEST.isoformat()}", name)
+
+
+def parse_day(raw: str, name: str, expected: str) -> datetime.date:
+    """A calendar day ``2026-11-24``; ``expected`` is the 422 for text that is not one."""
+    try:
+        day = datetime.date.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError(expected, name) from None
+    _in_range(day, name)
+    return day
+
+
+def utc_bound(raw: str, name: str, tz: ZoneInfo, end: bool, expected: str) -> datetime.datetime:
+    """A date (or date-time) of a range filter → a naive UTC bound.
+
+    A bare date means the team's local midnight; as the ``end`` of a range, the
+    midnight after it (so "to 2026-11-24" includes that day). A date-time with
+    an offset (``Z``, ``+08:00``) is taken as written.
+    """
+    try:
+        parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00")
+                                                 if raw.endswith("Z") else raw)
+    except ValueError:
+        raise ValidationError(expected, name) from None
+    _in_range(parsed.date(), name)
+    if len(raw) <= 10 and end:
+        parsed += datetime.timedelta(days=1)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(datetime.UTC).replace(tzinfo=None)

@@ -1,0 +1,182 @@
+"""Every hostile value at every client frame type, on both sockets.
+
+Each frame is sent as raw text (a lone surrogate and ``NaN`` cannot be written
+by a careful encoder), then a ``ping``. What comes back before the ``pong``
+must be ordinary frames or ``error`` frames with a documented code and a
+message of ours (no exception text, class names or paths), and the ``pong``
+itself proves the socket still answers (issue 13 item 5, issue 15 item 10).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from meiqia.models import Message
+from tests.api.test_conversations import start
+from tests.ws.conftest import Socket
+from tests.ws.conftest import cookie_of
+
+#: The codes docs/protocol.md lists.
+CODES = {"bad_frame", "unknown_type", "invalid", "not_found", "conflict", "forbidden",
+         "unauthorized", "no_conversation", "unavailable", "too_large", "server_error"}
+#: What an exception's text looks like; none of it may reach a client.
+INTERNALS = re.compile(r"Traceback|Error\b|Exception|File \"|\.py\b|/work/|site-packages|"
+                       r"invalid literal|int\(\)|NoneType|object has no attribute|<class|"
+                       r"not supported between|unhashable|surrogates not allowed|codec")
+DEEP = "[" * 20_000 + "]" * 20_000
+
+#: Raw JSON spellings of values no field should ever accept, and the error each gets.
+REFUSED = {
+    "lone surrogate": ('"\\ud800"', "invalid", "not text"),
+    "low surrogate": ('"x\\udfffy"', "invalid", "not text"),
+    "NUL": ('"a\\u0000b"', "invalid", "not text"),
+    "deep nesting": (DEEP, "bad_frame", "nests deeper than 32 levels"),
+    "NaN": ("NaN", "bad_frame", "not valid JSON"),
+    "Infinity": ("-Infinity", "bad_frame", "not valid JSON"),
+    "1e400": ("1e400", "bad_frame", "not valid JSON"),
+}
+#: Values of the wrong kind or at an edge: refused or accepted, never a failure.
+ODD = {
+    "huge int": str(2**70), "negative huge": str(-2**63), "big float": "1e308",
+    "fraction": "0.5", "negative": "-1", "zero": "0", "text": '"abc"', "true": "true",
+    "null": "null", "list": '[1, "x"]', "object": '{"a": {"b": []}}',
+    "first day": '"0001-01-01"', "last day": '"9999-12-31T23:59:59-12:00"',
+    "emoji pair": '"\\ud83d\\ude00"', "control": '"\\u0007\\u001b"',
+    "long text": json.dumps("长" * 20_000, ensure_ascii=False),
+    "sql": '"1; DROP TABLE message; --"', "format": '"{0}%s\\\\1$&"',
+}
+
+
+def raw_frame(kind: str, data: dict, field: str | None = None, value: str | None = None) -> str:
+    """``{"type": kind, "data": {...}}`` as text, ``field`` set to raw JSON ``value``."""
+    parts = [f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
+             for k, v in data.items() if k != field]
+    if field is not None:
+        parts.append(f"{json.dumps(field)}: {value}")
+    return '{"type": ' + json.dumps(kind) + ', "data": {' + ", ".join(parts) + "}}"
+
+
+def answers(socket: Socket, raw: str) -> list[dict]:
+    """Send ``raw`` then a ping; the frames that came before the pong."""
+    before = len(socket.seen)
+    socket.ws.send(raw)
+    socket.send("ping")
+    socket.expect("pong", timeout=10)
+    return [f for f in socket.seen[before:-1]]
+
+
+def clean_errors(frames: list[dict], where: str) -> list[dict]:
+    errors = [f["data"] for f in frames if f["type"] == "error"]
+    for error in errors:
+        assert error["code"] in CODES, (where, error)
+        text = json.dumps(error, ensure_ascii=False)
+        assert not INTERNALS.search(text), (where, error)
+    return errors
+
+
+@pytest.fixture
+def sockets(api, live):
+    api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
+    li = api.new_agent(max_concurrent=3)
+    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    _, token, cid, _ = start(api.app, api.team["id"], name="访客甲")
+    visitor = Socket(live.url(f"/ws/visitor?token={token}"))
+    visitor.expect("hello")
+    agent = Socket(live.url("/ws/agent"), cookie_of(li))
+    agent.expect("hello")
+    # The agent takes the conversation, so his frames about it are in scope.
+    visitor.send("message", {"body": "你好", "client_msg_id": "start-1"})
+    visitor.expect("ack")
+    yield {"visitor": visitor, "agent": agent, "cid": cid, "live": live, "token": token}
+
+
+def frames_of(cid: int) -> dict[str, list[tuple[str, dict]]]:
+    """Each socket's frame types with a valid ``data`` (one field at a time is replaced)."""
+    return {
+        "visitor": [
+            ("message", {"body": "在吗", "client_msg_id": "v-h"}),
+            ("typing", {"typing": True, "preview": "我想问"}),
+            ("read", {"up_to": 1}),
+            ("human", {"conversation_id": cid}),
+            ("ping", {"x": 1}),
+            ("dance", {"x": 1}),
+        ],
+        "agent": [
+            ("message", {"conversation_id": cid, "body": "您好", "client_msg_id": "a-h",
+                         "mode": "reply"}),
+            ("replay", {"conversation_id": cid, "after": 0}),
+            ("typing", {"conversation_id": cid, "typing": True}),
+            ("read", {"conversation_id": cid, "up_to": 1}),
+            ("ping", {"x": 1}),
+            ("dance", {"x": 1}),
+        ],
+    }
+
+
+@pytest.mark.parametrize("who", ["visitor", "agent"])
+def test_values_no_field_accepts_get_their_error_and_the_socket_stays(sockets, who):
+    socket, cid = sockets[who], sockets["cid"]
+    before = Message.select().count()
+    tried = 0
+    for kind, data in frames_of(cid)[who]:
+        for field in [*data, "extra"]:
+            for name, (value, code, words) in REFUSED.items():
+                where = f"{who} {kind}.{field} = {name}"
+                errors = clean_errors(answers(socket, raw_frame(kind, data, field, value)), where)
+                assert [e["code"] for e in errors] == [code], (where, errors)
+                assert words in errors[0]["message"], (where, errors)
+                tried += 1
+    # The type itself, a key and the whole frame.
+    for raw, code in (('{"type": "\\ud800", "data": {}}', "invalid"),
+                      ('{"type": "message", "data": {"\\udc00": 1}}', "invalid"),
+                      ('{"type": "typing", "data": {"typing": true}, "\\u0000": 1}', "invalid"),
+                      (DEEP, "bad_frame"), ('{"type": "ping", "data": ' + DEEP + "}", "bad_frame"),
+                      ("\ud83d\ude00", "bad_frame"), ("", "bad_frame"), ("{", "bad_frame")):
+        try:
+            raw.encode()
+        except UnicodeEncodeError:
+            raw = "\U0001f600"  # what a client could send: a character, not half of one
+        errors = clean_errors(answers(socket, raw), raw[:30])
+        assert [e["code"] for e in errors] == [code], (raw[:30], errors)
+    assert tried >= 90  # every field of every frame type, and one unknown field
+    assert Message.select().count() == before  # nothing refused was stored
+
+
+@pytest.mark.parametrize("who", ["visitor", "agent"])
+def test_odd_values_in_every_field_never_break_the_socket(sockets, who):
+    """Refused (with a clean error) or accepted, field by field; never a server
+    error, never a closed socket."""
+    socket, cid = sockets[who], sockets["cid"]
+    n = 0
+    for kind, data in frames_of(cid)[who]:
+        for field in [*data, "extra"]:
+            for name, value in ODD.items():
+                n += 1
+                payload = {**data, "client_msg_id": f"{who[0]}-odd-{n}"} \
+                    if "client_msg_id" in data and field != "client_msg_id" else data
+                where = f"{who} {kind}.{field} = {name}"
+                errors = clean_errors(answers(socket, raw_frame(kind, payload, field, value)),
+                                      where)
+                assert all(e["code"] != "server_error" for e in errors), (where, errors)
+    assert n > 250
+
+
+def test_error_frames_are_translated_and_carry_no_ref_that_is_not_text(sockets):
+    live, token = sockets["live"], sockets["token"]
+    zh = Socket(live.url(f"/ws/visitor?token={token}&lang=zh-CN"))
+    zh.expect("hello")
+    error = clean_errors(answers(zh, raw_frame("message", {"client_msg_id": "z-1"}, "body",
+                                               '"\\ud800"')), "zh")[0]
+    assert error["code"] == "invalid" and error["ref"] == "z-1"
+    assert error["message"].startswith("内容：") and "不是有效的文本" in error["message"]
+    assert "not text" in error["message_en"]
+    error = clean_errors(answers(zh, raw_frame("message", {}, "client_msg_id", '"\\ud800"')),
+                         "ref")[0]
+    assert error["code"] == "invalid" and error["ref"] == "message"  # never the bad text
+    error = clean_errors(answers(zh, DEEP), "deep")[0]
+    assert error == {"code": "bad_frame", "message": "JSON 嵌套超过 32 层", "ref": None,
+                     "message_en": "the JSON nests deeper than 32 levels"}
+    zh.close()
