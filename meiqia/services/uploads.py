@@ -17,6 +17,7 @@ that conversation, or an agent whose scope (``services.permissions``) holds it.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import unicodedata
@@ -45,6 +46,8 @@ from meiqia.services.errors import NotFound
 from meiqia.services.errors import ServiceError
 from meiqia.services.errors import TooLarge
 from meiqia.services.errors import ValidationError
+
+log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 KINDS = ("image", "file")
@@ -274,7 +277,9 @@ def receive(stream: BinaryIO, content_type: str | None, content_length: int | No
     except ValueError as exc:  # the decoder's word for a malformed body
         if sink is not None:
             sink.discard()
-        raise ServiceError(f"the multipart body is malformed: {exc}") from None
+        # The decoder's own words name codecs and byte positions: logged, not sent.
+        log.info("upload: malformed multipart body: %s", exc)
+        raise ServiceError("the multipart body is malformed") from None
     except BaseException:
         if sink is not None:
             sink.discard()

@@ -299,7 +299,7 @@ _PAIRS: list[tuple[str, str]] = [
     (r"file: attach the file as the multipart field 'file'", "文件：请把文件放在 multipart 字段 'file' 中"),
     (r"file: send one file, in the field 'file'", "文件：只能发送一个文件，放在字段 'file' 中"),
     (r"the upload ended before the file was complete", "文件还没传完，上传就中断了"),
-    (r"the multipart body is malformed: (?P<e>.*)", "multipart 请求体格式有误：{e}"),
+    (r"the multipart body is malformed", "multipart 请求体格式有误"),
     (rf"{FIELD}: too long", "{f:field}：太长了"),
     (r"no such attachment", "没有这个附件"),
     (r"attachment: required for images and files", "附件：图片和文件消息必须带附件"),

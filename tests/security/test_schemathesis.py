@@ -1,18 +1,28 @@
-"""schemathesis against ``/api/v1/openapi.json``: no request the document allows
-may make the server answer 5xx.
+"""schemathesis against ``/api/v1/openapi.json``: no request the document
+allows, nor any it does not, may make the server answer 5xx.
 
-In-process (the WSGI app, no server), as an admin with an API token and a
-visitor with a visitor token, on a real SQLite file. A bounded number of
-examples per operation keeps it to well under a minute; ``derandomize`` makes a
-run repeatable, so CI and a developer see the same cases.
+In-process (the WSGI app, no server), on a real SQLite file. Every operation
+and method of the document is exercised with valid (positive) and invalid
+(negative) data, as each identity that may call it: an admin and an agent
+limited to his own conversations (``scope=self``) with API tokens, a visitor
+with a visitor token, and nobody for the open routes. Limited and refused
+identities must get a 4xx, never a 5xx. A bounded number of examples per
+operation keeps it to well under a minute; ``derandomize`` makes a run
+repeatable, so CI and a developer see the same cases. A longer run:
 
-Left out on purpose: the operations that would end the run's own credentials
-(log out, revoke a token, deactivate or demote the admin); every other
-operation is exercised with valid (positive) and invalid (negative) data.
+    MEIQIA_SCHEMATHESIS_EXAMPLES=50 .venv/bin/python -m pytest -q -p no:cacheprovider \\
+        tests/security/test_schemathesis.py
+
+Operations that could end the run's own credentials (revoke a token, deactivate
+or demote an account, log out) run too; the credentials are put back after
+each of their cases (``Identities.restore``), so later cases still authenticate.
+The values no generator thinks of (lone surrogates, NUL, 20,000-deep nesting,
+the calendar's ends) are thrown at every route by ``test_hostile_routes.py``.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import schemathesis
@@ -22,38 +32,94 @@ from hypothesis import given
 from hypothesis import settings
 from schemathesis.generation import GenerationMode
 
+from meiqia.web.api import OPERATIONS as API_OPERATIONS
 from tests.helpers import ApiClient
 
-EXAMPLES = 3
-SKIP = {
+EXAMPLES = int(os.environ.get("MEIQIA_SCHEMATHESIS_EXAMPLES", "4"))
+#: Who may be asked to call an operation of each ``auth`` kind.
+IDENTITIES = {
+    "none": ("nobody", "visitor"),
+    "agent": ("admin", "limited"),
+    "admin": ("admin", "limited"),
+    "visitor": ("visitor",),
+    "agent_or_visitor": ("admin", "limited", "visitor"),
+}
+#: Operations after whose cases the credentials are put back.
+RESTORE_AFTER = {
     ("POST", "/api/v1/auth/logout"),
     ("DELETE", "/api/v1/tokens/{token_id}"),
     ("PATCH", "/api/v1/agents/{agent_id}"),
 }
 
 
+class Identities:
+    """The run's credentials: headers per identity, and a way to restore them."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.app = api.app
+        admin_token = api.post("/api/v1/tokens", json={"name": "schemathesis"}).get_json()
+        limited = api.new_agent(email="limited@example.com", name="赵客服", scope="self")
+        limited_token = limited.post("/api/v1/tokens", json={"name": "st"}).get_json()
+        session = self.app.test_client().post("/api/v1/widget/session",
+                                              json={"team_id": api.team["id"]}).get_json()
+        self.agents = {api.agent["id"]: ("admin", "all"),
+                       limited.agent["id"]: ("agent", "self")}
+        self.token_ids = [admin_token["id"], limited_token["id"]]
+        self.headers: dict[str, dict[str, str]] = {
+            "nobody": {},
+            "admin": {"Authorization": f"Bearer {admin_token['token']}"},
+            "limited": {"Authorization": f"Bearer {limited_token['token']}"},
+            "visitor": {"X-Visitor-Token": session["token"]},
+        }
+
+    def restore(self) -> None:
+        """Accounts active with their role and scope, the run's tokens valid."""
+        from meiqia.models import Agent
+        from meiqia.models import ApiToken
+
+        with self.app.app_context():
+            for agent_id, (role, scope) in self.agents.items():
+                Agent.update(active=True, role=role, scope=scope).where(
+                    Agent.id == agent_id).execute()
+            ApiToken.update(revoked_at=None).where(ApiToken.id.in_(self.token_ids)).execute()
+
+
 def test_no_request_the_openapi_document_allows_gets_a_5xx(api: ApiClient):
     app = api.app
-    token = api.post("/api/v1/tokens", json={"name": "schemathesis"}).get_json()["token"]
-    session = app.test_client().post("/api/v1/widget/session",
-                                     json={"team_id": api.team["id"]}).get_json()
-    headers = {"Authorization": f"Bearer {token}", "X-Visitor-Token": session["token"]}
+    who = Identities(api)
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     client = ClosingClient(app, app.response_class)
     failures: list[str] = []
-    tried = 0
-    for result in schema.get_all_operations():
-        operation = result.ok()
+    tried: set[tuple[str, str, str]] = set()
+    operations = [result.ok() for result in schema.get_all_operations()]
+    for operation in operations:
         key = (operation.method.upper(), operation.path)
-        if key in SKIP:
-            continue
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            strategy = operation.as_strategy(generation_mode=mode)
-
-            run(strategy, key, headers, failures, client)
-            tried += 1
-    assert tried > 100  # every operation of the document, both modes
+        auth = _auth_of(app, key)
+        restore = who.restore if key in RESTORE_AFTER else None
+        for identity in IDENTITIES[auth]:
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                strategy = operation.as_strategy(generation_mode=mode)
+                run(strategy, (*key, identity), who.headers[identity], failures, client,
+                    restore)
+            tried.add((*key, identity))
     assert not failures, "\n".join(failures)
+    documented = {(op.method.upper(), op.path) for op in operations}
+    assert {(m, p) for m, p, _ in tried} == documented
+    # Every route and method of the document (schemathesis leaves out the document itself).
+    paths = api.get("/api/v1/openapi.json").get_json()["paths"]
+    assert documented | {("GET", "/api/v1/openapi.json")} == {
+        (m.upper(), p) for p, item in paths.items() for m in item}
+    assert len(documented) > 90
+    assert {i for _, _, i in tried} == {"nobody", "admin", "limited", "visitor"}
+
+
+def _auth_of(app: Any, key: tuple[str, str]) -> str:
+    from meiqia.web.api.openapi import _path
+
+    for op in API_OPERATIONS:
+        if (op.method.upper(), _path(op.rule)[0]) == key:
+            return op.auth
+    raise AssertionError(f"{key} is in the document but not declared")
 
 
 class ClosingClient(FlaskClient):
@@ -78,8 +144,8 @@ class ClosingClient(FlaskClient):
             self.opened.pop().close()
 
 
-def run(strategy, key: tuple[str, str], headers: dict, failures: list[str],  # noqa: ANN001
-        client: ClosingClient) -> None:
+def run(strategy, key: tuple[str, ...], headers: dict, failures: list[str],  # noqa: ANN001
+        client: ClosingClient, restore: Any = None) -> None:
     """Draw ``EXAMPLES`` cases of one operation and send each; collect the 5xx."""
 
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -94,6 +160,8 @@ def run(strategy, key: tuple[str, str], headers: dict, failures: list[str],  # n
             return
         finally:
             client.close_all()
+            if restore is not None:
+                restore()
         if response.status_code >= 500:
             failures.append(f"{key} -> {response.status_code}: {case.as_curl_command()}"
                             f"\n  {response.text[:300]}")

@@ -39,7 +39,7 @@ def server_types() -> set[str]:
 def client_types() -> set[str]:
     """The handler tables of the two sockets, plus ``ping`` (answered by ``_run_frame``)."""
     ws = CODE[ROOT / "meiqia" / "web" / "ws.py"]
-    tables = re.findall(r"_run_frame\(channel, frame, \{(.*?)\}\)", ws, re.S)
+    tables = re.findall(r"_run_frame\(channel, frame, \{(.*?)\}(?:, \w+)?\)", ws, re.S)
     assert len(tables) == 2, "expected the visitor's and the agent's handler tables"
     return {name for table in tables for name in re.findall(r'^\s*"(\w+)":', table, re.M)} \
         | {"ping"}

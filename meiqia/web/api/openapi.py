@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from meiqia import __version__
+from meiqia.services import safe_json
 from meiqia.web.api import OPERATIONS
 from meiqia.web.api import route
 
@@ -34,6 +35,11 @@ SECURITY = {
     "agent_or_visitor": [{"session": []}, {"token": []}, {"visitor": []}],
     "none": [],
 }
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": ERROR_SCHEMA}}}
 
 
 def _path(rule: str) -> tuple[str, list[dict]]:
@@ -77,12 +83,20 @@ def document() -> dict[str, Any]:
                         "application/json": {"schema": op.response or {"type": "object"}}
                     },
                 },
-                "4XX": {
-                    "description": "The request was refused; the message says why.",
-                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
-                },
+                "422": _error("A parameter or field is invalid (`invalid`, `field` names "
+                              "it): wrong type, out of range, a date outside 1900-01-01.."
+                              "9998-12-31, or text holding a NUL or a lone surrogate "
+                              "(in the query, the path or the body)."),
+                "4XX": _error("The request was refused; the message says why."),
             },
         }
+        if op.body is not None or op.form is not None:
+            item["responses"]["400"] = _error(
+                "The body could not be read: not JSON (`bad_request`), not UTF-8, or nested "
+                f"deeper than {safe_json.MAX_DEPTH} levels (`too_deep`).")
+            item["responses"]["413"] = _error(
+                "The body is too large (`too_large`): a JSON body over MAX_JSON_BYTES "
+                "(1 MiB by default), an upload over its limit.")
         if op.description:
             item["description"] = op.description
         if op.body is not None:
@@ -105,7 +119,12 @@ def document() -> dict[str, Any]:
             "cookie plus X-CSRF-Token on writes, or Authorization: Bearer <token>; "
             "visitors with X-Visitor-Token. Error messages are English unless the "
             "request asks for zh-CN (X-Meiqia-Lang: zh-CN, ?lang=zh-CN or "
-            "Accept-Language); code and field never change.",
+            "Accept-Language); code and field never change. Bad input is a 4xx, never a "
+            "5xx: a JSON body is at most MAX_JSON_BYTES (1 MiB by default; 413 "
+            "`too_large`) and 32 levels deep (400 `too_deep`); NaN and Infinity are not "
+            "JSON (400); a NUL or a lone surrogate in any string, key, query or path "
+            "parameter is a 422 `invalid` naming the field; dates in filters lie within "
+            "1900-01-01..9998-12-31 (422).",
         },
         "components": {
             "securitySchemes": {
