@@ -115,3 +115,35 @@ def parse_int(raw: str | None, name: str, default: Any, low: int, high: int) -> 
     if not low <= value <= high:
         raise ValidationError(f"{name}: must be between {low} and {high}", name)
     return value
+
+
+_BOOLEAN_WORDS = {"true", "false", "1", "0", "yes", "no"}
+
+
+def check_query(args: Any, schema: dict[str, Any]) -> None:
+    """Check the query parameters a route declares (``route(query=…)``) against
+    their schema, as the OpenAPI document shows them: whole numbers within
+    their bounds and a database integer, booleans, enums, text lengths, and
+    ``format: date`` days inside ``services.dates``' range. Empty values count
+    as absent (views default them); undeclared parameters are the view's.
+
+    One place, so a route cannot forget a bound it documents (a number too big
+    for a column, a day past the calendar) and every list answers the same 422.
+    """
+    from meiqia.services import dates
+
+    for name, sub in schema.get("properties", {}).items():
+        raw = args.get(name)
+        if raw in (None, ""):
+            continue
+        kind = sub.get("type")
+        if kind == "integer":
+            parse_int(raw, name, None, max(sub.get("minimum", INT_MIN), INT_MIN),
+                      min(sub.get("maximum", INT_MAX), INT_MAX))
+        elif kind == "boolean":
+            if raw.lower() not in _BOOLEAN_WORDS:
+                raise ValidationError(f"{name}: expected true or false", name)
+        elif kind == "string":
+            if sub.get("format") == "date":
+                dates.parse_day(raw, name, f"{name}: expected a date like 2026-11-24")
+            check(raw, {k: v for k, v in sub.items() if k != "format"}, name)

@@ -10,7 +10,7 @@ identities must get a 4xx, never a 5xx. A bounded number of examples per
 operation keeps it to well under a minute; ``derandomize`` makes a run
 repeatable, so CI and a developer see the same cases. A longer run:
 
-    MEIQIA_SCHEMATHESIS_EXAMPLES=50 .venv/bin/python -m pytest -q -p no:cacheprovider \\
+    MEIQIA_SCHEMATHESIS_EXAMPLES=50 .venv/bin/python -m pytest -q -p no:cacheprovider --timeout 3600 \\
         tests/security/test_schemathesis.py
 
 Operations that could end the run's own credentials (revoke a token, deactivate

@@ -32,6 +32,7 @@ from meiqia.services.accounts import require_admin
 from meiqia.services.errors import ServiceError
 from meiqia.services.errors import TooLarge
 from meiqia.services.validation import check
+from meiqia.services.validation import check_query
 from meiqia.services.validation import parse_int
 from meiqia.web import error_text
 from meiqia.web import i18n
@@ -99,6 +100,8 @@ def route(
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             _authenticate(auth)
+            if query is not None:
+                check_query(request.args, query)
             if body is not None:
                 kwargs["body"] = check(json_body(), body)
             result = view(*args, **kwargs)
