@@ -159,7 +159,9 @@ def _read_xlsx(path: str) -> list[KBEntry]:
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable workbook
-        raise KBFileError(path, [(None, f"not a readable XLSX file ({exc})")]) from exc
+        # Not the reader's own words: they name library internals and paths.
+        raise KBFileError(path, [(None, "not a readable XLSX file (save it again from "
+                                        "Excel or WPS as .xlsx)")]) from exc
     sheet = workbook.worksheets[0]
     values = sheet.iter_rows(values_only=True)
     try:

@@ -84,7 +84,8 @@ class Identities:
             ApiToken.update(revoked_at=None).where(ApiToken.id.in_(self.token_ids)).execute()
 
 
-def test_no_request_the_openapi_document_allows_gets_a_5xx(api: ApiClient):
+def test_no_request_the_openapi_document_allows_gets_a_5xx(db_api: ApiClient):
+    api = db_api
     app = api.app
     who = Identities(api)
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
