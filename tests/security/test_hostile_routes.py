@@ -39,8 +39,10 @@ EXTRA_QUERY = ["q", "page", "per_page", "from", "to", "after", "token", "lang", 
 
 
 @pytest.fixture
-def who(api: ApiClient) -> dict[str, Any]:
-    """Headers per identity, and a conversation with data to find."""
+def who(db_api: ApiClient) -> dict[str, Any]:
+    """Headers per identity, and a conversation with data to find: on SQLite and on
+    PostgreSQL, which refuses what SQLite stores (a NUL, a number past a column)."""
+    api = db_api
     api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
     token = api.post("/api/v1/tokens", json={"name": "hostile"}).get_json()["token"]
     _, visitor, cid, _ = start(api.app, api.team["id"], name="访客甲")
@@ -72,7 +74,8 @@ def send(client: Any, method: str, url: str, headers: dict, **kw: Any) -> Any:
     return response
 
 
-def test_hostile_json_bodies_at_every_operation(api, who):
+def test_hostile_json_bodies_at_every_operation(db_api, who):
+    api = db_api
     client = api.app.test_client()
     with_body = [op for op in OPERATIONS if op.body is not None]
     assert len(with_body) > 30
@@ -107,36 +110,45 @@ def test_hostile_json_bodies_at_every_operation(api, who):
             assert key.status_code == 422 and "a key" in key.get_json()["error"]["message"]
 
 
-def test_hostile_query_and_path_values_at_every_operation(api, who):
+def test_hostile_query_and_path_values_at_every_operation(db_api, who):
+    """Each declared query parameter alone with each value (a view checks them in
+    turn, so one at a time reaches every check); the names views commonly read
+    without declaring them all at once; text path parameters."""
+    api = db_api
     client = api.app.test_client()
     tried = 0
     for op in OPERATIONS:
         if op.form is not None:  # uploads: test_hostile_uploads below
             continue
         declared = list((op.query or {}).get("properties", {}))
-        for identity in identities(op.auth):
+        undeclared = [n for n in EXTRA_QUERY if n not in declared]
+        body = {} if op.body is not None else None
+        for n, identity in enumerate(identities(op.auth)):
             headers = who[identity]
-            for name in declared + [n for n in EXTRA_QUERY if n not in declared]:
-                for value in QUERY_VALUES:
-                    url = url_of(op.rule, who["cid"]) + f"?{name}={value}"
-                    where = f"{op.method.upper()} {url[:120]} as {identity}"
-                    body = {} if op.body is not None else None
-                    response = send(client, op.method.upper(), url, headers, json=body)
-                    assert_clean(response, where)
-                    if value == "%00":
-                        assert response.status_code == 422, where
-                        assert response.get_json()["error"]["field"] == name
-                    tried += 1
-            if "<" in op.rule and re.search(r"<(?!int:)", op.rule):
+            queries = [(name, f"{name}={value}") for name in declared for value in QUERY_VALUES]
+            if n == 0:
+                queries += [(undeclared[0], "&".join(f"{name}={value}" for name in undeclared))
+                            for value in QUERY_VALUES[:6]]
+            for name, query in queries:
+                url = url_of(op.rule, who["cid"]) + "?" + query
+                where = f"{op.method.upper()} {url[:120]} as {identity}"
+                response = send(client, op.method.upper(), url, headers, json=body)
+                assert_clean(response, where)
+                if query.startswith(f"{name}=%00"):
+                    assert response.status_code == 422, where
+                    assert response.get_json()["error"]["field"] == name, where
+                tried += 1
+            if re.search(r"<(?!int:)", op.rule):
                 for text in ("%00", "%ED%A0%80", "..%2F..%2Fetc%2Fpasswd", "x" * 5000):
                     url = url_of(op.rule, who["cid"], text)
                     assert_clean(send(client, op.method.upper(), url, headers), url[:80])
-    assert tried > 3000
+    assert tried > 1000
 
 
-def test_the_calendar_ends_in_every_date_filter_are_422(api, who):
+def test_the_calendar_ends_in_every_date_filter_are_422(db_api, who):
     """0001-01-01 and 9999-12-31 (with and without a time-zone shift) raised
     OverflowError in the history, export, ticket and dashboard filters."""
+    api = db_api
     headers = who["admin"]
     client = api.app.test_client()
     ends = ["0001-01-01", "9999-12-31", "9999-12-31T23:59:59-12:00",
@@ -164,7 +176,8 @@ def test_the_calendar_ends_in_every_date_filter_are_422(api, who):
                 headers).status_code == 200
 
 
-def test_a_json_body_over_the_limit_is_413_before_it_is_read(api, who):
+def test_a_json_body_over_the_limit_is_413_before_it_is_read(db_api, who):
+    api = db_api
     client = api.app.test_client()
     limit = api.app.config["MAX_JSON_BYTES"]
     big = json.dumps({"questions": ["退货"], "answer": "长" * (limit // 3 + 10)},
@@ -246,7 +259,8 @@ def test_login_and_register_forms_refuse_bad_text_with_a_4xx(app):
     assert page.status_code in {302, 303}  # the real one still signs in
 
 
-def test_hostile_uploads(api, who):
+def test_hostile_uploads(db_api, who):
+    api = db_api
     client = api.app.test_client()
     cid = who["cid"]
     names = ["a\x00.png", "\udc80.txt".encode("utf-8", "surrogateescape").decode("latin-1"),
