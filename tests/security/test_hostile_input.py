@@ -7,7 +7,10 @@ upload names, scriptable and lying images, oversized uploads
 (tests/ws/test_realtime.py), plain webhook URLs to private ranges
 (tests/integration/test_ticket_sinks.py), the per-account login lockout
 (tests/api/test_accounts.py), property tests of the bot normalisation and the
-figures (tests/bot/test_normalize.py, tests/unit/test_figures.py).
+figures (tests/bot/test_normalize.py, tests/unit/test_figures.py), and bad input at every
+route, page, form, upload and socket frame (lone surrogates, NUL, deep nesting, the
+calendar's ends: tests/security/test_hostile_routes.py, tests/ws/test_hostile_frames.py,
+tests/security/test_schemathesis.py; docs/security.md §10).
 """
 
 from __future__ import annotations
