@@ -21,6 +21,7 @@ from itsdangerous import URLSafeSerializer
 
 from meiqia.models import Agent
 from meiqia.models import Visitor
+from meiqia.services import sessions
 from meiqia.services.errors import Forbidden
 from meiqia.services.errors import Unauthorized
 
@@ -48,32 +49,64 @@ def check_csrf(value: str | None) -> None:
 
 
 def login(agent: Agent) -> None:
+    """Start a server-side session (``services.sessions``) and name it in the cookie.
+
+    The cookie holds the random session id and the CSRF token, nothing derived
+    from the password; a fresh id on every login (no session fixation).
+    """
+    end_session = session.get("sid")
     session.clear()
-    session["agent_id"] = agent.id
-    session["pw"] = agent.password_hash[-12:]
+    if end_session:
+        sessions.end(end_session)
+    session["sid"] = sessions.start(agent, client_ip(),
+                                    request.headers.get("User-Agent", ""))
     session.permanent = True
+    request.environ.pop("meiqia.session_agent", None)
     csrf_token()
 
 
+def rotate_session(agent: Agent) -> None:
+    """Give this browser a fresh session id after its password changed (every
+    old id, including a copy of this cookie, is already ended); the CSRF token
+    stays, so the open page keeps working."""
+    csrf = session.get("csrf")
+    login(agent)
+    if csrf:
+        session["csrf"] = csrf
+
+
 def logout() -> None:
+    """End this session on the server (the cookie stops working everywhere)."""
+    sessions.end(session.get("sid"))
     session.clear()
+    request.environ.pop("meiqia.session_agent", None)
+
+
+def session_key() -> str | None:
+    """The session id of this request's cookie (to keep it in ``end_all``)."""
+    value = session.get("sid")
+    return value if isinstance(value, str) else None
 
 
 def session_agent() -> Agent | None:
-    """The agent of the session cookie, if still active and password unchanged."""
+    """The agent of the session cookie, if its server-side session is live."""
     # Cached on the request, not on ``g``: an app context (and its ``g``) may
     # outlive one request, e.g. in tests or CLI code that makes requests.
     cached = request.environ.get("meiqia.session_agent", _MISSING)
     if cached is not _MISSING:
         return cached
-    agent = None
-    agent_id = session.get("agent_id")
-    if agent_id is not None:
-        agent = Agent.get_or_none(Agent.id == agent_id, Agent.active == True)  # noqa: E712
-        if agent is not None and agent.password_hash[-12:] != session.get("pw"):
-            agent = None
+    found = sessions.agent_of(session_key())
+    agent = found[0] if found else None
     request.environ["meiqia.session_agent"] = agent
     return agent
+
+
+def client_ip() -> str:
+    """The client's address, through TRUSTED_PROXIES reverse proxies."""
+    from meiqia.services.visit_info import client_ip as resolve
+
+    return resolve(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                   current_app.config["TRUSTED_PROXIES"]) or ""
 
 
 def current_actor(check_writes: bool = True) -> Agent:
@@ -91,7 +124,32 @@ def current_actor(check_writes: bool = True) -> Agent:
     agent = pm.call_first("actor_from_request", request=request)
     if agent is None:
         raise Unauthorized("log in or send an API token")
+    request.environ["meiqia.token_scope"] = token_scope_of(agent)
     return agent
+
+
+def token_scope_of(agent: Agent) -> str:
+    """The scope of the token an agent came with: the built-in token plugin sets
+    ``agent.api_token``; an actor from another ``actor_from_request`` plugin
+    without one has ``agent.token_scope`` if the plugin set it, else ``admin``
+    (everything the agent may do, still never token or password management)."""
+    row = getattr(agent, "api_token", None)
+    if row is not None:
+        return row.scope
+    return getattr(agent, "token_scope", "admin")
+
+
+def token_scope_of_request() -> str | None:
+    """The scope of this request's API token, or None if it came without one."""
+    return request.environ.get("meiqia.token_scope")
+
+
+def require_session_for_credentials() -> None:
+    """Refuse API-token requests (403): only a signed-in person, who knows the
+    password, may change a password or an email."""
+    if token_scope_of_request() is not None:
+        raise Forbidden("API tokens may not change passwords or emails: "
+                        "sign in with your password")
 
 
 def _visitor_serializer() -> URLSafeSerializer:

@@ -57,6 +57,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/v1/auth/login"): ("none", "ok"),
     ("POST", "/api/v1/auth/register"): ("none", "ok"),
     ("POST", "/api/v1/auth/logout"): ("agent", "ok"),
+    ("POST", "/api/v1/auth/sessions/end-all"): ("agent", "ok"),
     ("GET", "/api/v1/me"): ("agent", "ok"),
     ("GET", "/api/v1/agents"): ("agent", "ok"),
     ("POST", "/api/v1/agents"): ("admin", "403"),
