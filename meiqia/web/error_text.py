@@ -114,6 +114,7 @@ FIELD_LABELS: dict[str, str] = {
     "rating": "评价",
     "referrer": "来源页",
     "region": "地区",
+    "renew_key": "续期密钥",
     "revoke_tokens": "同时吊销 API 令牌",
     "role": "角色",
     "scope": "数据权限",

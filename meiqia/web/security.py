@@ -8,7 +8,10 @@ Visitors authenticate with their signed visitor token, in the
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import hmac
+import logging
 import secrets
 from typing import Any
 
@@ -17,14 +20,18 @@ from flask import current_app
 from flask import request
 from flask import session
 from itsdangerous import BadSignature
-from itsdangerous import URLSafeSerializer
+from itsdangerous import SignatureExpired
+from itsdangerous import URLSafeTimedSerializer
 
 from meiqia.models import Agent
 from meiqia.models import Visitor
+from meiqia.models.base import utcnow
 from meiqia.services import sessions
 from meiqia.services.errors import Forbidden
+from meiqia.services.errors import TokenExpired
 from meiqia.services.errors import Unauthorized
 
+log = logging.getLogger(__name__)
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _MISSING = object()
 
@@ -33,6 +40,59 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _inject() -> dict[str, Any]:
         return {"csrf_token": csrf_token, "current_agent": session_agent}
+
+    @app.before_request
+    def _websocket_origin() -> Any:
+        # Before flask-sock's handler: it answers the handshake (101) as it starts.
+        if request.path.startswith("/ws/") and request.path not in TOKEN_ONLY_SOCKETS:
+            refused = check_socket_origin()
+            if refused:
+                log.warning("ws: handshake to %s refused: %s", request.path, refused)
+                return "cross-origin websocket refused", 403
+        return None
+
+
+#: Sockets authenticated by a token the page must hold (the visitor token), never
+#: by a cookie: another site's page cannot borrow them, so any Origin may open them
+#: (the widget runs on the team's own sites). Every other socket is checked.
+TOKEN_ONLY_SOCKETS = {"/ws/visitor"}
+
+
+def own_host() -> str:
+    """This instance's host[:port] as the browser sees it: the Host header, or
+    X-Forwarded-Host when TRUST_FORWARDED_HOST says a proxy rewrites Host."""
+    if current_app.config["TRUST_FORWARDED_HOST"]:
+        forwarded = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+        if forwarded:
+            return forwarded.lower()
+    return (request.host or "").lower()
+
+
+def check_socket_origin() -> str | None:
+    """Why this websocket handshake is refused (cross-site websocket hijacking), or None.
+
+    A browser sends the session cookie with a websocket handshake from any page
+    of the same *site* (a sibling subdomain, SameSite=Lax does not stop it) and
+    the socket then speaks for the agent. Browsers always send Origin on a
+    websocket handshake, so a handshake carrying our session cookie must come
+    from our own origin (same host) or one of ALLOWED_ORIGINS. A handshake
+    without the cookie authenticates by API token, which a foreign page cannot
+    borrow: it is let through whatever its Origin. No Origin at all: not a
+    browser (a script, an integration), nothing to hijack.
+    """
+    if not request.cookies.get(current_app.config["SESSION_COOKIE_NAME"]):
+        return None
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    origin = origin.strip().lower().rstrip("/")
+    allowed = {o.strip().lower().rstrip("/") for o in current_app.config["ALLOWED_ORIGINS"]}
+    if origin in allowed:
+        return None
+    scheme, _, host = origin.partition("://")
+    if scheme in {"http", "https"} and host and host == own_host():
+        return None
+    return f"origin {origin!r} is not this instance's ({own_host()!r}) nor in ALLOWED_ORIGINS"
 
 
 def csrf_token() -> str:
@@ -152,29 +212,104 @@ def require_session_for_credentials() -> None:
                         "sign in with your password")
 
 
-def _visitor_serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="meiqia.visitor")
+#: A new salt since tokens carry their issue time (m0011's release): the untimed
+#: tokens of before are refused, as they may sit in access logs forever.
+VISITOR_TOKEN_SALT = "meiqia.visitor.v2"
+
+
+def _visitor_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=VISITOR_TOKEN_SALT)
+
+
+def visitor_token_lifetime() -> datetime.timedelta:
+    return datetime.timedelta(days=current_app.config["VISITOR_TOKEN_DAYS"])
 
 
 def visitor_token(visitor: Visitor) -> str:
-    """A signed token naming the visitor and his team (kept by the widget)."""
+    """A signed token naming the visitor and his team, with its issue time (kept by
+    the widget, valid VISITOR_TOKEN_DAYS)."""
     return _visitor_serializer().dumps({"v": visitor.uid, "t": visitor.team_id})
 
 
-def visitor_from_token(token: str | None) -> Visitor:
-    """The visitor a token names, or raise Unauthorized."""
-    if not token:
-        raise Unauthorized("visitor token required")
-    try:
-        data = _visitor_serializer().loads(token)
-    except BadSignature:
-        raise Unauthorized("invalid visitor token") from None
+def visitor_token_info(visitor: Visitor) -> dict[str, Any]:
+    """What the widget keeps: a fresh token, when it expires, and the renewal key."""
+    expires = utcnow() + visitor_token_lifetime()
+    return {"token": visitor_token(visitor),
+            "token_expires_at": expires.isoformat(timespec="seconds") + "Z",
+            "renew_key": visitor_renew_key(visitor)}
+
+
+def visitor_renew_key(visitor: Visitor) -> str:
+    """A second secret of the visitor that never travels in a URL (only in JSON
+    bodies), so it is in no access log: with it an expired token is renewed for
+    the same visitor, conversation and all; without it, an expired token is dead."""
+    message = f"meiqia.visitor.renew:{visitor.team_id}:{visitor.uid}".encode()
+    return hmac.new(current_app.config["SECRET_KEY"].encode(), message,
+                    hashlib.sha256).hexdigest()[:43]
+
+
+def _visitor_of(data: Any) -> Visitor:
+    if not isinstance(data, dict):
+        raise Unauthorized("invalid visitor token")
     visitor = Visitor.get_or_none(Visitor.uid == data.get("v"), Visitor.team == data.get("t"))
     if visitor is None:
         raise Unauthorized("invalid visitor token")
     return visitor
 
 
+def visitor_from_token(token: str | None) -> Visitor:
+    """The visitor a live token names, or raise Unauthorized (TokenExpired, code
+    ``token_expired``, for a genuine token past its lifetime)."""
+    if not token or not isinstance(token, str):
+        raise Unauthorized("visitor token required")
+    serializer = _visitor_serializer()
+    try:
+        data = serializer.loads(token, max_age=visitor_token_lifetime().total_seconds())
+    except SignatureExpired:
+        raise TokenExpired(
+            "the visitor token has expired: renew it or start a new session") from None
+    except BadSignature:
+        raise Unauthorized("invalid visitor token") from None
+    return _visitor_of(data)
+
+
+def visitor_for_renewal(token: Any, renew_key: Any) -> Visitor:
+    """The visitor of a genuine token, expired or not, whose renewal key matches."""
+    if not isinstance(token, str) or not token:
+        raise Unauthorized("visitor token required")
+    try:
+        data = _visitor_serializer().loads(token)
+    except BadSignature:
+        raise Unauthorized("invalid visitor token") from None
+    visitor = _visitor_of(data)
+    if not isinstance(renew_key, str) or not hmac.compare_digest(
+            visitor_renew_key(visitor), renew_key):
+        raise Unauthorized("renew_key: wrong renewal key", "renew_key")
+    return visitor
+
+
 def current_visitor() -> Visitor:
     token = request.headers.get("X-Visitor-Token") or request.args.get("token")
     return visitor_from_token(token)
+
+
+def socket_visitor_token() -> str | None:
+    """A visitor socket's token: X-Visitor-Token (clients that can set headers),
+    else ``?token=`` (browsers cannot; access logs redact it, ``log_redaction``)."""
+    return request.headers.get("X-Visitor-Token") or request.args.get("token")
+
+
+def socket_api_token() -> str | None:
+    """An agent socket's API token: ``Authorization: Bearer`` (kept out of URLs and
+    so out of access logs), else ``?api_token=`` (redacted in logs)."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.args.get("api_token")
+
+
+def token_may_use_agent_socket(agent: Agent) -> bool:
+    """An agent socket sends messages: a token needs scope ``conversations``."""
+    from meiqia.web.api import token_allows
+
+    return token_allows(token_scope_of(agent), "conversations")
