@@ -55,6 +55,8 @@ class Agent(BaseModel):
     active = peewee.BooleanField(default=True)
     #: Personal UI preferences (history columns, language, notification sound).
     preferences = JSONField(default=dict)
+    #: Unused since issue 15 (no per-account lockout: ``services/login_throttle``);
+    #: kept so older code reading them during a rolling upgrade does not fail.
     failed_logins = peewee.IntegerField(default=0)
     locked_until = peewee.DateTimeField(null=True)
     #: Round-robin tie-break for routing: when he last received a conversation.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 
 from flask import current_app
 from limits import RateLimitItemPerSecond
@@ -43,6 +44,11 @@ _KEY = "meiqia.login_throttle"
 class _Throttle:
     def __init__(self, redis_url: str, prefix: str, timeout: float) -> None:
         self.memory = MovingWindowRateLimiter(MemoryStorage())
+        # limits' MemoryStorage makes a key's lock on first use without a lock of its
+        # own: two threads hitting a new key at once can each get a different lock and
+        # both count past the limit (24 parallel guesses let 13 through in
+        # test_parallel_guesses_cannot_slip_past_the_limit). One lock around it here.
+        self.memory_lock = threading.Lock()
         self.shared = None
         if redis_url:
             storage = RedisStorage(redis_url, key_prefix=f"{prefix}:limits",
@@ -56,7 +62,8 @@ class _Throttle:
                 return getattr(self.shared, name)(*args)
             except Exception as exc:  # noqa: BLE001 - Redis down: this process counts alone
                 log.warning("login throttle: Redis unavailable, counting in memory: %s", exc)
-        return getattr(self.memory, name)(*args)
+        with self.memory_lock:
+            return getattr(self.memory, name)(*args)
 
     def hit(self, item: object, *keys: str) -> bool:
         return bool(self._call("hit", item, *keys))
@@ -65,13 +72,21 @@ class _Throttle:
         self._call("clear", item, *keys)
 
 
+_CREATE = threading.Lock()
+
+
 def _throttle() -> _Throttle:
+    """The app's counters, made once (under a lock: the first logins may come at once,
+    and two sets of memory counters would each allow the limit)."""
     app = current_app
     throttle = app.extensions.get(_KEY)
     if throttle is None:
-        throttle = _Throttle(app.config["REDIS_URL"], app.config["REDIS_PREFIX"],
-                             app.config["REDIS_TIMEOUT"])
-        app.extensions[_KEY] = throttle
+        with _CREATE:
+            throttle = app.extensions.get(_KEY)
+            if throttle is None:
+                throttle = _Throttle(app.config["REDIS_URL"], app.config["REDIS_PREFIX"],
+                                     app.config["REDIS_TIMEOUT"])
+                app.extensions[_KEY] = throttle
     return throttle
 
 

@@ -117,3 +117,56 @@ def test_a_malformed_rate_is_refused_at_start_up(tmp_path, value):
 
     with pytest.raises(ConfigError, match="LOGIN_RATE_PER_CLIENT"):
         make_app(tmp_path, LOGIN_RATE_PER_CLIENT=value)
+
+
+def _parallel_guesses(app: Any, count: int) -> list[int]:
+    """``count`` wrong guesses at once from one client, each on its own thread and
+    test client, released together by a barrier."""
+    import threading
+
+    barrier = threading.Barrier(count)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def guess(n: int) -> None:
+        client = app.test_client()
+        with app.app_context():
+            barrier.wait()
+            status = login(client, KNOWN, f"parallel-{n}", ATTACKER).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return statuses
+
+
+@pytest.mark.parametrize("storage", ["memory", "redis"])
+def test_parallel_guesses_cannot_slip_past_the_limit(tmp_path, storage, request):
+    """Counted before the password is checked, atomically: of 24 guesses sent at
+    once (3 trials), never more than LOGIN_MAX_FAILURES reach the password check."""
+    config: dict[str, Any] = {}
+    if storage == "redis":
+        config = {"REDIS_URL": request.getfixturevalue("redis_url"),
+                  "REDIS_PREFIX": request.getfixturevalue("redis_prefix")}
+    app = make_app(tmp_path, LOGIN_RATE_PER_CLIENT="1000/minute", **config)
+    try:
+        with app.app_context():
+            ApiClient.registered(app)
+        for trial in range(3):
+            with app.app_context():
+                statuses = _parallel_guesses(app, 24)
+                assert len(statuses) == 24
+                assert statuses.count(401) <= 5 and statuses.count(429) >= 19, statuses
+                if trial == 0:
+                    assert statuses.count(401) == 5
+                # The owner, meanwhile, from his own client.
+                assert login(app.test_client(), KNOWN, ADMIN_PASSWORD, OWNER).status_code == 200
+                app.extensions["meiqia.login_throttle"].memory.storage.reset()
+                if storage == "redis":
+                    app.extensions["meiqia.login_throttle"].shared.storage.reset()
+    finally:
+        close_app(app)
