@@ -52,6 +52,18 @@ forwarded_allow_ips = os.environ.get("MEIQIA_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 
 
+def _redact_access_log() -> None:
+    """Visitor and API tokens in URLs (``?token=``, ``?api_token=``) must not reach
+    the access log: ``meiqia.log_redaction`` rewrites every record as it is made,
+    in the master and (inherited through the fork) in every worker."""
+    from meiqia import log_redaction
+
+    log_redaction.install()
+
+
+_redact_access_log()
+
+
 def post_fork(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
     """Under gevent, make psycopg2 wait cooperatively (psycogreen).
 

@@ -57,6 +57,9 @@ def create_app(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from meiqia import log_redaction
+
+    log_redaction.install()  # tokens in URLs never reach a log (docs/security.md)
     if app.config["GEOIP_DATABASE"]:
         from meiqia.services import geoip
 

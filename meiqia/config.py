@@ -52,9 +52,24 @@ DEFAULTS: dict[str, Any] = {
     "MAX_JSON_BYTES": 1024 * 1024,
     #: Minimum password length for agents.
     "PASSWORD_MIN_LENGTH": 8,
-    #: Failed logins per email within LOGIN_LOCKOUT_SECONDS before it is locked.
+    #: Login attempts one client (IP) may make at one email within
+    #: LOGIN_LOCKOUT_SECONDS (a success clears them); past it that client gets 429
+    #: for that email. Nobody else is locked out (``services/login_throttle.py``).
+    #: 0 turns this limit off.
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_LOCKOUT_SECONDS": 900,
+    #: Login attempts one client (IP) may make at all, whatever the email
+    #: (``limits`` notation, several separated by ";").
+    "LOGIN_RATE_PER_CLIENT": "20/minute;100/hour",
+    #: Instance origins besides the request's own host allowed to open ``/ws/agent``
+    #: with a session cookie (e.g. ``https://cs.example.com``); see docs/security.md.
+    "ALLOWED_ORIGINS": [],
+    #: Behind a proxy that rewrites Host: trust X-Forwarded-Host as the instance's
+    #: own host for the websocket Origin check (and X-Forwarded-Proto as its scheme).
+    "TRUST_FORWARDED_HOST": False,
+    #: Days a visitor token stays valid; the widget renews it before then
+    #: (``POST /api/v1/widget/token``). An expired token gets ``token_expired``.
+    "VISITOR_TOKEN_DAYS": 30,
     #: Seconds a hook may run before it is abandoned and logged.
     "HOOK_TIMEOUT": 5.0,
     #: Seconds between two sweeps of the inactivity rule in each web process
@@ -93,14 +108,15 @@ _INT_KEYS = {
     "PASSWORD_MIN_LENGTH",
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_SECONDS",
+    "VISITOR_TOKEN_DAYS",
     "INACTIVITY_SWEEP_SECONDS",
 }
 _FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_TIMEOUT"}
 _BOOL_KEYS = {
     "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
-    "BOT_WARM_UP",
+    "BOT_WARM_UP", "TRUST_FORWARDED_HOST",
 }
-_LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS"}
+_LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS", "ALLOWED_ORIGINS"}
 
 
 class ConfigError(ValueError):
@@ -181,6 +197,16 @@ def check_redis_url(url: str) -> str:
     return url
 
 
+def _check_login_rate(value: Any) -> None:
+    from limits import parse_many
+
+    try:
+        parse_many(str(value))
+    except ValueError:
+        raise ConfigError("LOGIN_RATE_PER_CLIENT",
+                          f"expected e.g. 20/minute;100/hour, got {value!r}") from None
+
+
 def load(app: Any, test_config: dict[str, Any] | None = None) -> None:
     """Fill ``app.config`` in order: defaults, instance file, test config or env."""
     # Ours win over Flask's own defaults (e.g. MAX_CONTENT_LENGTH = None).
@@ -204,5 +230,8 @@ def load(app: Any, test_config: dict[str, Any] | None = None) -> None:
         )
     check_database_url(app.config["DATABASE_URL"])
     check_redis_url(app.config["REDIS_URL"])
+    _check_login_rate(app.config["LOGIN_RATE_PER_CLIENT"])
+    if app.config["VISITOR_TOKEN_DAYS"] < 1:
+        raise ConfigError("VISITOR_TOKEN_DAYS", "at least 1 day")
     if app.config["LANGUAGE"] not in {"zh-CN", "en"}:
         raise ConfigError("LANGUAGE", "expected zh-CN or en")

@@ -170,4 +170,8 @@ def actor_from_request(request: Any) -> Any | None:
 
     Use it for single sign-on or custom tokens. The built-in implementation
     reads ``Authorization: Bearer <api token>``. Stops at first non-None result.
+    Set ``agent.token_scope`` (``read``, ``conversations`` or ``admin``) on the
+    agent returned to limit what the request may do; without it the request may
+    do what the agent may (``admin``). Such requests never manage API tokens or
+    sessions, nor change a password or email (docs/security.md §8).
     """

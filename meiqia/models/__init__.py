@@ -2,6 +2,7 @@
 
 from meiqia.models.accounts import Agent
 from meiqia.models.accounts import AgentGroup
+from meiqia.models.accounts import AgentSession
 from meiqia.models.accounts import ApiToken
 from meiqia.models.accounts import Group
 from meiqia.models.accounts import ScopeGrant
@@ -36,6 +37,7 @@ ALL_MODELS = [
     AgentGroup,
     ScopeGrant,
     ApiToken,
+    AgentSession,
     Visitor,
     Visit,
     Conversation,

@@ -13,6 +13,11 @@ ROLES = ("admin", "agent")
 #: he belongs to, everyone's, or an explicit list of agents and groups (custom).
 SCOPES = ("self", "groups", "all", "custom")
 STATUSES = ("online", "invisible", "offline")
+#: What an API token may do (``meiqia.web.api.token_allows``): ``read`` only reads,
+#: ``conversations`` also does an agent's daily work (conversations, messages,
+#: tickets, visitors, uploads, quick replies, exports), ``admin`` everything the
+#: agent himself may do. No token manages tokens, sessions, passwords or emails.
+TOKEN_SCOPES = ("read", "conversations", "admin")
 
 
 class Team(BaseModel):
@@ -50,6 +55,8 @@ class Agent(BaseModel):
     active = peewee.BooleanField(default=True)
     #: Personal UI preferences (history columns, language, notification sound).
     preferences = JSONField(default=dict)
+    #: Unused since issue 15 (no per-account lockout: ``services/login_throttle``);
+    #: kept so older code reading them during a rolling upgrade does not fail.
     failed_logins = peewee.IntegerField(default=0)
     locked_until = peewee.DateTimeField(null=True)
     #: Round-robin tie-break for routing: when he last received a conversation.
@@ -100,3 +107,27 @@ class ApiToken(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
     last_used_at = peewee.DateTimeField(null=True)
     revoked_at = peewee.DateTimeField(null=True)
+    #: One of TOKEN_SCOPES (tokens made before m0011 keep their old power: admin).
+    scope = peewee.CharField(max_length=16, default="read")
+    #: After this (UTC) the token no longer authenticates; null: no expiry.
+    expires_at = peewee.DateTimeField(null=True)
+
+
+class AgentSession(BaseModel):
+    """A signed-in browser, named by a random id in the session cookie.
+
+    Only the SHA-256 of the id is stored. Every cookie request looks its row up,
+    so ending a session (log out, password change, deactivation, "sign out
+    everywhere") takes effect on the next request in every process.
+    """
+
+    agent = peewee.ForeignKeyField(Agent, backref="sessions", on_delete="CASCADE")
+    key_hash = peewee.CharField(max_length=64, unique=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    last_seen_at = peewee.DateTimeField(default=utcnow)
+    ended_at = peewee.DateTimeField(null=True)
+    ip = peewee.CharField(max_length=64, default="")
+    user_agent = peewee.CharField(max_length=255, default="")
+
+    class Meta:
+        indexes = ((("agent", "ended_at"), False),)

@@ -28,11 +28,11 @@ from meiqia.models import Team
 from meiqia.models.accounts import ROLES
 from meiqia.models.accounts import SCOPES
 from meiqia.models.accounts import STATUSES
+from meiqia.models.accounts import TOKEN_SCOPES
 from meiqia.models.base import utcnow
 from meiqia.services.errors import Conflict
 from meiqia.services.errors import Forbidden
 from meiqia.services.errors import NotFound
-from meiqia.services.errors import RateLimited
 from meiqia.services.errors import Unauthorized
 from meiqia.services.errors import ValidationError
 from meiqia.services.validation import check
@@ -85,7 +85,13 @@ AGENT_CREATE_SCHEMA = {
 AGENT_UPDATE_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
-    "properties": AGENT_FIELDS,
+    "properties": {
+        **AGENT_FIELDS,
+        #: Required to change one's own password or email.
+        "current_password": PASSWORD,
+        #: With a password change: revoke every API token of the agent too.
+        "revoke_tokens": {"type": "boolean"},
+    },
 }
 GROUP_SCHEMA = {
     "type": "object",
@@ -97,7 +103,13 @@ TOKEN_SCHEMA = {
     "type": "object",
     "required": ["name"],
     "additionalProperties": False,
-    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 80}},
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 80},
+        "scope": {"type": "string", "enum": list(TOKEN_SCOPES),
+                  "description": "read (default), conversations or admin: see docs/security.md"},
+        "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 3650,
+                            "description": "days until the token stops working; null: never"},
+    },
 }
 
 
@@ -235,12 +247,23 @@ def get_agent(actor: Agent, agent_id: int) -> Agent:
 
 
 def update_agent(actor: Agent, agent_id: int, data: dict[str, Any]) -> Agent:
-    """Admins change anything; an agent may change his own name, password, status."""
+    """Admins change anything; an agent may change his own name, password, status.
+
+    Changing one's own password or email needs ``current_password``. A new
+    password ends every session of the agent (the web layer gives the asking
+    browser a fresh one) and, with ``revoke_tokens``, his API tokens;
+    deactivation ends all his sessions and his tokens stop working.
+    """
     check(data, AGENT_UPDATE_SCHEMA)
     agent = get_agent(actor, agent_id)
+    data = dict(data)
+    current = data.pop("current_password", None)
+    revoke_tokens = data.pop("revoke_tokens", False)
     own = {"name", "nickname", "password", "status"}
     if not actor.is_admin and (agent.id != actor.id or set(data) - own):
         raise Forbidden("only admins may change this")
+    if agent.id == actor.id and ("password" in data or "email" in data):
+        verify_password(agent, current)
     if "password" in data:
         check_password(data["password"])
     if "email" in data:
@@ -266,13 +289,21 @@ def update_agent(actor: Agent, agent_id: int, data: dict[str, Any]) -> Agent:
         if "password" in data:
             agent.password_hash = generate_password_hash(data["password"])
         agent.save()
+        if "password" in data or data.get("active") is False:
+            from meiqia.services import sessions
+
+            sessions.end_all(agent.id)
+        if "password" in data and revoke_tokens:
+            revoke_all_tokens(agent)
         if group_ids is not None:
             AgentGroup.delete().where(AgentGroup.agent == agent).execute()
             for gid in group_ids:
                 AgentGroup.create(agent=agent, group=gid)
         _set_grants(actor, agent, data)
         audit(actor, "agent.update", "agent", agent.id,
-              {k: v for k, v in data.items() if k != "password"})
+              {**{k: v for k, v in data.items() if k != "password"},
+               **({"password": "changed", "revoke_tokens": revoke_tokens}
+                  if "password" in data else {})})
     if agent.max_concurrent > old_limit or (agent.status == "online" and old_status != "online"):
         _capacity_freed(agent)
     return agent
@@ -360,34 +391,47 @@ def iso(value: datetime.datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
+_DUMMY_HASH: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash to check unknown emails against, made like real ones (same cost)."""
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(generate_password_hash(secrets.token_urlsafe(16)))
+    return _DUMMY_HASH[0]
+
+
 def authenticate(email: str, password: str, ip: str = "") -> Agent:
-    """Check a login; lock the account for a while after repeated failures."""
+    """Check a login, answering alike for unknown and known emails.
+
+    Throttled by client and by email+client (``login_throttle``), never by
+    account alone, so nobody can lock another agent out. An unknown email or a
+    deactivated account checks the password against a dummy hash, so the answer
+    takes as long as for a known one, and says the same words.
+    """
+    from meiqia.services import login_throttle
+
     if not isinstance(email, str) or not isinstance(password, str):
         raise ValidationError("email and password are required")
-    agent = Agent.get_or_none(Agent.email == _normal_email(email))
-    now = utcnow()
-    if agent is not None and agent.locked_until and agent.locked_until > now:
-        raise RateLimited("too many failed logins: try again later")
-    if agent is None or not agent.active or not check_password_hash(
-        agent.password_hash, password
-    ):
-        if agent is not None:
-            failures = agent.failed_logins + 1
-            locked = None
-            if failures >= current_app.config["LOGIN_MAX_FAILURES"]:
-                locked = now + datetime.timedelta(
-                    seconds=current_app.config["LOGIN_LOCKOUT_SECONDS"]
-                )
-                failures = 0
-            Agent.update(failed_logins=failures, locked_until=locked).where(
-                Agent.id == agent.id
-            ).execute()
-            audit(agent, "login.failed", "agent", agent.id, ip=ip)
+    normal = _normal_email(email)
+    login_throttle.attempt(normal, ip)
+    agent = Agent.get_or_none(Agent.email == normal)
+    known = agent is not None and agent.active
+    right = check_password_hash(agent.password_hash if known else _dummy_hash(), password)
+    if not (known and right):
+        # Written for unknown emails too: the same work either way.
+        audit(agent if known else None, "login.failed", "agent", agent.id if known else "",
+              ip=ip)
         raise Unauthorized("wrong email or password")
-    Agent.update(failed_logins=0, locked_until=None, last_seen_at=now).where(
-        Agent.id == agent.id
-    ).execute()
+    login_throttle.succeeded(normal, ip)
+    Agent.update(last_seen_at=utcnow()).where(Agent.id == agent.id).execute()
     return agent
+
+
+def verify_password(agent: Agent, password: Any) -> None:
+    """Refuse (403) unless ``password`` is the agent's current password."""
+    if not isinstance(password, str) or not check_password_hash(agent.password_hash, password):
+        raise Forbidden("current_password: the current password is wrong", "current_password")
 
 
 def _hash_token(token: str) -> str:
@@ -397,12 +441,16 @@ def _hash_token(token: str) -> str:
 def create_token(actor: Agent, data: dict[str, Any]) -> tuple[ApiToken, str]:
     """Create an API token for the actor; the plain token is returned only now."""
     check(data, TOKEN_SCHEMA)
+    expires_at = None
+    if data.get("expires_in_days") is not None:
+        expires_at = utcnow() + datetime.timedelta(days=data["expires_in_days"])
     token = "mq_" + secrets.token_urlsafe(32)
     row = ApiToken.create(
         agent=actor, name=data["name"].strip(), token_hash=_hash_token(token),
-        prefix=token[:10],
+        prefix=token[:10], scope=data.get("scope", "read"), expires_at=expires_at,
     )
-    audit(actor, "token.create", "api_token", row.id)
+    audit(actor, "token.create", "api_token", row.id,
+          {"scope": row.scope, "expires_at": iso(expires_at)})
     return row, token
 
 
@@ -415,17 +463,33 @@ def revoke_token(actor: Agent, token_id: int) -> None:
     audit(actor, "token.revoke", "api_token", row.id)
 
 
+def revoke_all_tokens(agent: Agent) -> int:
+    """Revoke every live token of an agent; return how many."""
+    return ApiToken.update(revoked_at=utcnow()).where(
+        ApiToken.agent == agent, ApiToken.revoked_at.is_null()).execute()
+
+
 def agent_for_token(token: str) -> Agent | None:
+    """The active agent of a live (not revoked, not expired) token, or None.
+
+    The agent carries ``api_token`` (the row), so the route layer can check the
+    token's scope (``meiqia.web.api.token_allows``).
+    """
+    if not isinstance(token, str) or not token:
+        return None
     row = (
         ApiToken.select(ApiToken, Agent)
         .join(Agent)
         .where(ApiToken.token_hash == _hash_token(token), ApiToken.revoked_at.is_null())
         .first()
     )
-    if row is None or not row.agent.active:
+    now = utcnow()
+    if row is None or not row.agent.active or (row.expires_at and row.expires_at <= now):
         return None
-    ApiToken.update(last_used_at=utcnow()).where(ApiToken.id == row.id).execute()
-    return row.agent
+    ApiToken.update(last_used_at=now).where(ApiToken.id == row.id).execute()
+    agent = row.agent
+    agent.api_token = row
+    return agent
 
 
 def audit(

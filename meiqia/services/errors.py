@@ -30,6 +30,12 @@ class Unauthorized(ServiceError):
     code = "unauthorized"
 
 
+class TokenExpired(Unauthorized):
+    """A visitor token past its lifetime: the widget renews it (docs/protocol.md)."""
+
+    code = "token_expired"
+
+
 class Forbidden(ServiceError):
     status = 403
     code = "forbidden"

@@ -33,6 +33,8 @@ SESSION_SCHEMA = {
     "properties": {
         "team_id": {"type": "integer", "minimum": 1},
         "token": {"type": ["string", "null"], "maxLength": 500},
+        "renew_key": {"type": ["string", "null"], "maxLength": 100,
+                      "description": "with an expired token: resume the same visitor"},
         "name": _SHORT,
         "phone": {"type": "string", "maxLength": 40},
         "email": {"type": "string", "maxLength": 254},

@@ -37,7 +37,7 @@ def login() -> Any:
             agent = accounts.authenticate(
                 request.form.get("email", ""),
                 request.form.get("password", ""),
-                request.remote_addr or "",
+                security.client_ip(),
             )
         except ServiceError as exc:
             error = error_text.translate(exc.message, i18n.language())

@@ -64,6 +64,7 @@ def frame() -> Any:
         "lang": lang,
         "i18n": strings,
         "limits": {kind: current_app.config[key] for kind, key in LIMITS.items()},
+        "token_days": current_app.config["VISITOR_TOKEN_DAYS"],
     }
     response = make_response(render_template("widget_frame.html", boot=boot, config=config))
     # The frame is meant to be embedded anywhere; it reads nothing of its parent.

@@ -365,7 +365,7 @@ def visitor_socket(ws: Any) -> None:
     with socket_unit():
         channel.lang = i18n.error_language()
         try:
-            visitor = security.visitor_from_token(request.args.get("token"))
+            visitor = security.visitor_from_token(security.socket_visitor_token())
         except ServiceError as exc:
             channel.error(exc.code, exc.message)
             return
@@ -518,8 +518,12 @@ def agent_socket(ws: Any) -> None:
         if actor is None:
             from meiqia.services.accounts import agent_for_token
 
-            token = request.args.get("api_token")
+            token = security.socket_api_token()
             actor = agent_for_token(token) if token else None
+            if actor is not None and not security.token_may_use_agent_socket(actor):
+                channel.error("forbidden", "this API token's scope (read) does not allow "
+                              "this: it needs conversations")
+                return
         if actor is None:
             channel.error("unauthorized", "log in first")
             return

@@ -152,7 +152,7 @@ def test_login_logout_and_lockout(api):
 
 
 def test_api_token_authenticates_without_csrf_and_can_be_revoked(api):
-    created = api.post("/api/v1/tokens", json={"name": "CRM 集成"}).get_json()
+    created = api.post("/api/v1/tokens", json={"name": "CRM 集成", "scope": "admin"}).get_json()
     token = created["token"]
     client = api.app.test_client()
     headers = {"Authorization": f"Bearer {token}"}

@@ -106,7 +106,7 @@ def test_a_transfer_to_an_agent_at_his_limit(team):
     team.client.delete_cookie("lang")
 
     # An integration with a token: English, whatever the agent prefers.
-    token = team.post("/api/v1/tokens", json={"name": "CRM"}).get_json()["token"]
+    token = team.post("/api/v1/tokens", json={"name": "CRM", "scope": "conversations"}).get_json()["token"]
     integration = team.app.test_client()
     response = integration.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
     assert _error(response, 409) == {"code": "conflict", "field": "agent_id",

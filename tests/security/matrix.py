@@ -57,6 +57,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/v1/auth/login"): ("none", "ok"),
     ("POST", "/api/v1/auth/register"): ("none", "ok"),
     ("POST", "/api/v1/auth/logout"): ("agent", "ok"),
+    ("POST", "/api/v1/auth/sessions/end-all"): ("agent", "ok"),
     ("GET", "/api/v1/me"): ("agent", "ok"),
     ("GET", "/api/v1/agents"): ("agent", "ok"),
     ("POST", "/api/v1/agents"): ("admin", "403"),
@@ -141,6 +142,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/v1/iframe-plugins/<int:plugin_id>/rotate-secret"): ("admin", "403"),
     # --- the widget (visitor token) ------------------------------------------------------
     ("POST", "/api/v1/widget/session"): ("none", "ok"),
+    ("POST", "/api/v1/widget/token"): ("none", "ok"),
     ("GET", "/api/v1/widget/conversations/<int:conversation_id>/messages"): ("visitor", "ok"),
     ("POST", "/api/v1/widget/conversations/<int:conversation_id>/messages"): ("visitor", "ok"),
     ("POST", "/api/v1/widget/conversations/<int:conversation_id>/human"): ("visitor", "ok"),

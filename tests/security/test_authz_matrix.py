@@ -67,7 +67,7 @@ def world(api: ApiClient) -> dict[str, Any]:
                                         ("agent", NOTE, 20, "internal")])
     export = api.post("/api/v1/history/exports", json={"format": "csv"}).get_json()
     reply = api.post("/api/v1/quick-replies", json={"keyword": "私人", "body": "我的话术"})
-    tok = api.post("/api/v1/tokens", json={"name": "集成"}).get_json()
+    tok = api.post("/api/v1/tokens", json={"name": "集成", "scope": "admin"}).get_json()
     other_client, other_token, other_cid, _ = start(app, api.team["id"], name="访客乙")
     return {
         "api": api, "li": li, "visitor": client, "token": token, "cid": cid,

@@ -47,6 +47,7 @@ IDENTITIES = {
 #: Operations after whose cases the credentials are put back.
 RESTORE_AFTER = {
     ("POST", "/api/v1/auth/logout"),
+    ("POST", "/api/v1/auth/sessions/end-all"),
     ("DELETE", "/api/v1/tokens/{token_id}"),
     ("PATCH", "/api/v1/agents/{agent_id}"),
 }
@@ -57,9 +58,11 @@ class Identities:
 
     def __init__(self, api: ApiClient) -> None:
         self.app = api.app
-        admin_token = api.post("/api/v1/tokens", json={"name": "schemathesis"}).get_json()
+        admin_token = api.post("/api/v1/tokens", json={"name": "schemathesis",
+                                                   "scope": "admin"}).get_json()
         limited = api.new_agent(email="limited@example.com", name="赵客服", scope="self")
-        limited_token = limited.post("/api/v1/tokens", json={"name": "st"}).get_json()
+        limited_token = limited.post("/api/v1/tokens", json={"name": "st",
+                                                           "scope": "admin"}).get_json()
         session = self.app.test_client().post("/api/v1/widget/session",
                                               json={"team_id": api.team["id"]}).get_json()
         self.agents = {api.agent["id"]: ("admin", "all"),

@@ -64,9 +64,21 @@ class Operation:
     description: str = ""
     form: dict | None = None
     extra: dict = field(default_factory=dict)
+    #: The API-token scope this operation needs, or None: tokens refused.
+    token_scope: str | None = "read"
 
 
 OPERATIONS: list[Operation] = []
+
+#: Token scopes, each allowing what the ones before it allow (docs/security.md §8).
+TOKEN_SCOPE_ORDER = ("read", "conversations", "admin")
+#: Areas whose writes are an agent's daily work: a ``conversations`` token may do
+#: them. Writes elsewhere (team, agents, groups, knowledge base, bot, sinks,
+#: sidebar plugins) need ``admin``. Reads need ``read``.
+CONVERSATION_AREAS = {"conversations", "tickets", "uploads", "quick_replies", "exports",
+                      "history"}
+#: ``tokens=`` of ``route``: derive the scope from the method and area.
+AUTO = "auto"
 
 AUTH_KINDS = ("none", "agent", "admin", "visitor", "agent_or_visitor")
 
@@ -84,6 +96,7 @@ def route(
     tags: list[str] | None = None,
     description: str = "",
     form: dict | None = None,
+    tokens: str | None = AUTO,
 ) -> Callable:
     """Declare an API route.
 
@@ -92,14 +105,24 @@ def route(
     ``agent_or_visitor``. With ``body``, the JSON body is validated and passed
     as the ``body`` keyword argument. ``form`` documents a multipart/form-data
     body the view reads (and checks) itself, e.g. a streamed upload.
+
+    ``tokens``: the API-token scope the route needs (``read``,
+    ``conversations``, ``admin``), None to refuse tokens (managing tokens and
+    sessions), or ``auto``: ``read`` for GET, ``conversations`` for writes in
+    CONVERSATION_AREAS, ``admin`` for other writes. Checked here, for every
+    route, so no view can forget it.
     """
     if auth not in AUTH_KINDS:
         raise ValueError(f"unknown auth kind {auth!r}")
 
     def decorator(view: Callable) -> Callable:
+        area = view.__module__.rsplit(".", 1)[-1]
+        scopes = {m: _token_scope(tokens, m, area) for m in methods}
+
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             _authenticate(auth)
+            _check_token_scope(scopes.get(request.method, scopes.get("GET")))
             if query is not None:
                 check_query(request.args, query)
             if body is not None:
@@ -129,11 +152,44 @@ def route(
                     status=status,
                     description=description or (view.__doc__ or "").strip(),
                     form=form,
+                    token_scope=scopes[method],
                 )
             )
         return wrapper
 
     return decorator
+
+
+def _token_scope(tokens: str | None, method: str, area: str) -> str | None:
+    if tokens != AUTO:
+        if tokens is not None and tokens not in TOKEN_SCOPE_ORDER:
+            raise ValueError(f"unknown token scope {tokens!r}")
+        return tokens
+    if method.upper() in {"GET", "HEAD"}:
+        return "read"
+    return "conversations" if area in CONVERSATION_AREAS else "admin"
+
+
+def token_allows(token_scope: str, needed: str | None) -> bool:
+    """May a token of ``token_scope`` call an operation that needs ``needed``?"""
+    if needed is None or token_scope not in TOKEN_SCOPE_ORDER:
+        return False
+    return TOKEN_SCOPE_ORDER.index(token_scope) >= TOKEN_SCOPE_ORDER.index(needed)
+
+
+def _check_token_scope(needed: str | None) -> None:
+    """Refuse a token-authenticated request its token's scope does not cover."""
+    from meiqia.services.errors import Forbidden
+    from meiqia.web.security import token_scope_of_request
+
+    scope = token_scope_of_request()
+    if scope is None:
+        return  # a session, a visitor or nobody
+    if needed is None:
+        raise Forbidden("API tokens may not do this: sign in with your password")
+    if not token_allows(scope, needed):
+        raise Forbidden(f"this API token's scope ({scope}) does not allow this: "
+                        f"it needs {needed}")
 
 
 def _authenticate(auth: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g
-from flask import request
 
 from meiqia.models import Agent
 from meiqia.models import ApiToken
@@ -62,15 +61,31 @@ def register(body: dict) -> dict:
     auth="none", body=LOGIN_SCHEMA, tags=["auth"],
 )
 def login(body: dict) -> dict:
-    agent = accounts.authenticate(body["email"], body["password"], request.remote_addr or "")
+    agent = accounts.authenticate(body["email"], body["password"], security.client_ip())
     security.login(agent)
     return _session_payload(agent)
 
 
-@route("/auth/logout", ("POST",), summary="Log out", tags=["auth"])
+@route("/auth/logout", ("POST",), summary="Log out (ends this session on the server)",
+       tags=["auth"], tokens=None)
 def logout() -> dict:
     security.logout()
     return {"ok": True}
+
+
+@route("/auth/sessions/end-all", ("POST",), summary="Sign out everywhere",
+       tags=["auth"], tokens=None,
+       description="Ends every session of the agent, this one included: every browser "
+       "signed in as him is asked to log in again. API tokens are not affected "
+       "(revoke them under /tokens).")
+def end_all_sessions() -> dict:
+    from meiqia.services import sessions
+
+    ended = sessions.end_all(g.actor.id)
+    accounts.audit(g.actor, "sessions.end_all", "agent", g.actor.id, {"ended": ended},
+                   ip=security.client_ip())
+    security.logout()
+    return {"ok": True, "ended": ended}
 
 
 @route("/me", summary="The agent making the request, his team and CSRF token", tags=["auth"])
@@ -103,7 +118,15 @@ def get_agent(agent_id: int) -> dict:
     body=accounts.AGENT_UPDATE_SCHEMA, response=AGENT_OUT,
 )
 def update_agent(agent_id: int, body: dict) -> dict:
-    return accounts.agent_to_dict(accounts.update_agent(g.actor, agent_id, body))
+    """Changing one's own password or email needs ``current_password`` and a
+    signed-in session (API tokens are refused); a new password ends the agent's
+    other sessions, and ``revoke_tokens: true`` revokes his API tokens too."""
+    if {"password", "email", "current_password", "revoke_tokens"} & set(body):
+        security.require_session_for_credentials()
+    agent = accounts.update_agent(g.actor, agent_id, body)
+    if "password" in body and agent.id == g.actor.id:
+        security.rotate_session(agent)
+    return accounts.agent_to_dict(agent)
 
 
 GROUP_OUT = {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}}
@@ -148,24 +171,32 @@ def _token(row: ApiToken) -> dict:
         "created_at": accounts.iso(row.created_at),
         "last_used_at": accounts.iso(row.last_used_at),
         "revoked": row.revoked_at is not None,
+        "scope": row.scope,
+        "expires_at": accounts.iso(row.expires_at),
     }
 
 
-@route("/tokens", summary="My API tokens", tags=["auth"])
+@route("/tokens", summary="My API tokens", tags=["auth"], tokens=None)
 def list_tokens() -> list:
     return [_token(t) for t in ApiToken.select().where(ApiToken.agent == g.actor).order_by(ApiToken.id)]
 
 
 @route(
     "/tokens", ("POST",), summary="Create an API token (shown once)",
-    body=accounts.TOKEN_SCHEMA, status=201, tags=["auth"],
+    body=accounts.TOKEN_SCHEMA, status=201, tags=["auth"], tokens=None,
+    description="Only a signed-in agent may: a token cannot mint tokens. ``scope`` "
+    "(default read) limits what the token may do: read = GET routes only; "
+    "conversations = also writes to conversations, messages, tickets, uploads, quick "
+    "replies, history exports; admin = everything the agent may do. No token may "
+    "manage tokens or sessions, or change a password or email.",
 )
 def create_token(body: dict) -> dict:
     row, token = accounts.create_token(g.actor, body)
     return {**_token(row), "token": token}
 
 
-@route("/tokens/<int:token_id>", ("DELETE",), summary="Revoke an API token", tags=["auth"])
+@route("/tokens/<int:token_id>", ("DELETE",), summary="Revoke an API token", tags=["auth"],
+       tokens=None)
 def revoke_token(token_id: int) -> dict:
     accounts.revoke_token(g.actor, token_id)
     return {"ok": True}

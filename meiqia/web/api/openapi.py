@@ -76,6 +76,9 @@ def document() -> dict[str, Any]:
             "tags": op.tags,
             "parameters": params,
             "security": SECURITY[op.auth],
+            # The API-token scope needed (docs/security.md §8); null: tokens refused.
+            "x-token-scope": op.token_scope if op.auth in {"agent", "admin",
+                                                           "agent_or_visitor"} else None,
             "responses": {
                 str(op.status): {
                     "description": "OK",
@@ -117,6 +120,8 @@ def document() -> dict[str, Any]:
             "version": __version__,
             "description": "JSON API of meiqia. Agents authenticate with the session "
             "cookie plus X-CSRF-Token on writes, or Authorization: Bearer <token>; "
+            "a token's scope (read, conversations, admin) must cover the operation's "
+            "x-token-scope (null: only a signed-in session may call it); "
             "visitors with X-Visitor-Token. Error messages are English unless the "
             "request asks for zh-CN (X-Meiqia-Lang: zh-CN, ?lang=zh-CN or "
             "Accept-Language); code and field never change. Bad input is a 4xx, never a "

@@ -17,6 +17,7 @@ from meiqia.services import conversations
 from meiqia.services import messages
 from meiqia.services import visitors
 from meiqia.services.errors import NotFound
+from meiqia.services.errors import TokenExpired
 from meiqia.services.errors import Unauthorized
 from meiqia.services.visit_info import client_ip
 from meiqia.web import security
@@ -58,17 +59,54 @@ def session(body: dict) -> dict:
     if body.get("token"):
         try:
             existing = security.visitor_from_token(body["token"])
+        except TokenExpired:
+            # Expired: the same visitor only with his renewal key (never in a URL).
+            try:
+                existing = security.visitor_for_renewal(body["token"], body.get("renew_key"))
+            except Unauthorized:
+                existing = None
         except Unauthorized:
             existing = None  # an old or foreign token starts a new visitor
     visitor, visit = visitors.start_session(body, request_ip(),
                                             request.headers.get("User-Agent", ""), existing)
     conversation, _ = conversations.start_or_resume(visitor, visit)
     return {
-        "token": security.visitor_token(visitor),
+        **security.visitor_token_info(visitor),
         "visitor": {"name": visitor.name},
         "conversation": conversations.state(conversation),
         "messages": [messages.visitor_view(m) for m in messages.history(conversation)],
     }
+
+
+RENEW_SCHEMA = {
+    "type": "object",
+    "required": ["token", "renew_key"],
+    "additionalProperties": False,
+    "properties": {
+        "token": {"type": "string", "maxLength": 500},
+        "renew_key": {"type": "string", "maxLength": 100},
+    },
+}
+RENEW_OUT = {
+    "type": "object",
+    "properties": {
+        "token": {"type": "string"},
+        "token_expires_at": {"type": "string", "format": "date-time"},
+        "renew_key": {"type": "string"},
+    },
+}
+
+
+@route("/widget/token", ("POST",), summary="Renew a visitor token (before or after expiry)",
+       auth="none", body=RENEW_SCHEMA, response=RENEW_OUT, tags=["widget"],
+       description="The widget calls this when less than half of its token's lifetime "
+       "(VISITOR_TOKEN_DAYS) is left, or after a ``token_expired`` error. The token "
+       "(expired or not) must be genuine and ``renew_key`` the one the session route "
+       "gave: it never travels in a URL, so whoever read a token in a log cannot renew "
+       "it. Answers a fresh token for the same visitor.")
+def renew_token(body: dict) -> dict:
+    visitor = security.visitor_for_renewal(body["token"], body["renew_key"])
+    return security.visitor_token_info(visitor)
 
 
 @route("/widget/conversations/<int:conversation_id>/messages", summary="Messages after an id",

@@ -433,6 +433,11 @@ function onFrame(type, data, envelope) {
       savePending();
       const node = list.querySelector(`[data-client="${CSS.escape(data.ref)}"] .mq-status`);
       if (node) { node.dataset.status = 'failed'; node.textContent = `${statusText('failed')}: ${data.message}`; }
+    } else if (data.code === 'token_expired') {
+      // The token outlived VISITOR_TOKEN_DAYS: a new session with the renewal key
+      // resumes the same visitor and conversation (docs/protocol.md, "Visitor tokens").
+      if (state.socket) state.socket.close();
+      startOnce();
     } else if (data.code === 'unauthorized') {
       state.token = null;
       store.set('token', null);
@@ -469,7 +474,7 @@ function connectionStatus(online) {
 async function start() {
   const info = state.initData || {};
   const visitor = info.visitor || {};
-  const body = { team_id: teamId, token: state.token };
+  const body = { team_id: teamId, token: state.token, renew_key: store.get('renew_key') };
   for (const [key, max] of Object.entries(FIELD_LIMITS)) {
     if (visitor[key]) body[key] = String(visitor[key]).trim().slice(0, max);
   }
@@ -487,8 +492,7 @@ async function start() {
     for (const key of ['name', 'phone', 'email', 'custom']) delete body[key];
     session = await call('POST', '/widget/session', body);
   }
-  state.token = session.token;
-  store.set('token', session.token);
+  keepToken(session);
   const conversationChanged = state.conversation && state.conversation.conversation_id !== session.conversation.conversation_id;
   if (conversationChanged) {
     list.replaceChildren();
@@ -504,6 +508,47 @@ async function start() {
     () => `/ws/visitor?token=${encodeURIComponent(state.token)}&after=${state.lastId}&lang=${encodeURIComponent(boot.lang)}`,
     { onFrame, onOpen: resendPending, onStatus: connectionStatus },
   );
+}
+
+/** Keep a token answer (session or renewal): the token, its expiry, the renewal key. */
+function keepToken(answer) {
+  state.token = answer.token;
+  store.set('token', answer.token);
+  store.set('token_expires_at', answer.token_expires_at);
+  store.set('renew_key', answer.renew_key);
+  scheduleRenewal();
+}
+
+// Silent renewal: when less than half of the token's lifetime is left (checked at
+// start and every hour while the page is open), POST /widget/token swaps it for a
+// fresh one; the socket picks the new token up on its next reconnect.
+let renewTimer = null;
+function scheduleRenewal() {
+  clearTimeout(renewTimer);
+  renewTimer = setTimeout(renewIfDue, 0);
+}
+
+async function renewIfDue() {
+  clearTimeout(renewTimer);
+  renewTimer = setTimeout(renewIfDue, 3600 * 1000);
+  const expires = Date.parse(store.get('token_expires_at') || '');
+  const key = store.get('renew_key');
+  if (!state.token || !key || !expires) return;
+  const left = expires - Date.now();
+  const lifetime = (boot.token_days || 30) * 86400 * 1000;
+  if (left > lifetime / 2) return;
+  try {
+    keepTokenQuietly(await call('POST', '/widget/token', { token: state.token, renew_key: key }));
+  } catch (e) {
+    if (e.status === 401) startOnce();  // the server no longer knows it: start afresh
+  }
+}
+
+function keepTokenQuietly(answer) {
+  state.token = answer.token;
+  store.set('token', answer.token);
+  store.set('token_expires_at', answer.token_expires_at);
+  store.set('renew_key', answer.renew_key);
 }
 
 async function restart() {

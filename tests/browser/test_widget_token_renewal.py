@@ -1,0 +1,56 @@
+"""The widget keeps its visitor across token expiry (issue 15, item 11), in Chromium:
+a token past half its life is renewed silently; an expired one, with the renewal
+key the browser holds, resumes the same conversation."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser.test_widget import open_widget
+from tests.security.test_visitor_tokens import aged_token
+
+
+def stored(page: Any, team_id: int, key: str) -> Any:
+    return page.evaluate(
+        "([t, k]) => JSON.parse(localStorage.getItem(`meiqia.${t}.${k}`))", [team_id, key])
+
+
+def store(page: Any, team_id: int, key: str, value: Any) -> None:
+    page.evaluate("([t, k, v]) => localStorage.setItem(`meiqia.${t}.${k}`, JSON.stringify(v))",
+                  [team_id, key, value])
+
+
+def test_renewal_before_expiry_and_resume_after_it(server, admin, new_context):
+    team = admin.team["id"]
+    page = new_context().new_page()
+    frame = open_widget(page, server, team)
+    frame.locator("#mq-input").fill("我的订单还没到")
+    frame.locator("#mq-input").press("Enter")
+    expect(frame.locator(".mq-msg.mine .mq-status[data-status=sent], "
+                         ".mq-msg.mine .mq-status[data-status=read], "
+                         ".mq-msg.mine .mq-status[data-status=delivered]")).to_have_count(1)
+    first = stored(page, team, "token")
+    assert first and stored(page, team, "renew_key")
+
+    # 20 of 30 days gone: the widget swaps the token for a fresh one on its own.
+    soon = (datetime.datetime.utcnow() + datetime.timedelta(days=10)).isoformat() + "Z"
+    store(page, team, "token", aged_token(server.app, first, 20))
+    store(page, team, "token_expires_at", soon)
+    page.reload()
+    page.locator("#meiqia-widget .mq-button").click()
+    frame = page.frame_locator("#meiqia-widget iframe")
+    expect(frame.locator(".mq-msg.mine")).to_have_count(1)
+    page.wait_for_function(
+        "([t, s]) => JSON.parse(localStorage.getItem(`meiqia.${t}.token_expires_at`)) > s",
+        arg=[team, soon])
+
+    # 40 days gone: expired; the renewal key brings back the same conversation.
+    store(page, team, "token", aged_token(server.app, first, 40))
+    page.reload()
+    page.locator("#meiqia-widget .mq-button").click()
+    frame = page.frame_locator("#meiqia-widget iframe")
+    expect(frame.locator(".mq-msg.mine .mq-text")).to_have_text(["我的订单还没到"])
+    assert stored(page, team, "token") != aged_token(server.app, first, 40)

@@ -1,0 +1,220 @@
+"""Issue 15, item 11: visitor tokens expire, renew silently, and no token reaches a log.
+
+The attacks: read ``?token=`` (visitor) or ``?api_token=`` (agent) in an access
+log and use it; use a visitor token from a log months later.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from itsdangerous import TimestampSigner
+from itsdangerous import URLSafeSerializer
+from itsdangerous import URLSafeTimedSerializer
+
+from meiqia.models import Visitor
+from meiqia.web.security import VISITOR_TOKEN_SALT
+from tests.api.test_conversations import start
+from tests.conftest import close_app
+from tests.conftest import make_app
+from tests.helpers import ApiClient
+from tests.ws.conftest import Client
+from tests.ws.conftest import LiveServer
+from tests.ws.conftest import Socket
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def aged_token(app: Any, token: str, days: float) -> str:
+    """The same visitor's token as if issued ``days`` ago (a stand-in clock for
+    itsdangerous' signer only; our code reads the token as it would any)."""
+    data = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=VISITOR_TOKEN_SALT).loads(token)
+    issued = int(time.time() - days * 86400)
+
+    class Then(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return issued
+
+    return URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=VISITOR_TOKEN_SALT,
+                                  signer=Then).dumps(data)
+
+
+def test_a_session_says_when_its_token_expires(api):
+    _, _, _, session = start(api.app, api.team["id"])
+    expires = datetime.datetime.fromisoformat(session["token_expires_at"].rstrip("Z"))
+    left = expires - datetime.datetime.utcnow()
+    assert datetime.timedelta(days=29, hours=23) < left <= datetime.timedelta(days=30)
+    assert session["renew_key"] and session["renew_key"] not in session["token"]
+
+
+def test_an_expired_token_is_refused_with_its_own_code(api):
+    client, token, cid, _ = start(api.app, api.team["id"])
+    old = aged_token(api.app, token, days=31)
+    response = client.get(f"/api/v1/widget/conversations/{cid}/messages",
+                          headers={"X-Visitor-Token": old})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "token_expired"
+    zh = client.get(f"/api/v1/widget/conversations/{cid}/messages?lang=zh-CN",
+                    headers={"X-Visitor-Token": old})
+    assert zh.get_json()["error"]["message"] == "访客令牌已过期：请续期或重新开始会话"
+    # 29 days old: still good.
+    fine = aged_token(api.app, token, days=29)
+    assert client.get(f"/api/v1/widget/conversations/{cid}/messages",
+                      headers={"X-Visitor-Token": fine}).status_code == 200
+
+
+def test_renewal_needs_the_renewal_key_which_no_url_carries(api):
+    client, token, cid, session = start(api.app, api.team["id"])
+    old = aged_token(api.app, token, days=45)
+    # Whoever read the token in a log has no renewal key.
+    for key in (None, "", "0" * 43, session["renew_key"][:-1] + "x"):
+        body = {"token": old, "renew_key": key} if key is not None else {"token": old}
+        assert client.post("/api/v1/widget/token", json=body).status_code in {401, 422}
+    renewed = client.post("/api/v1/widget/token",
+                          json={"token": old, "renew_key": session["renew_key"]})
+    assert renewed.status_code == 200, renewed.get_json()
+    fresh = renewed.get_json()["token"]
+    mine = client.get(f"/api/v1/widget/conversations/{cid}/messages",
+                      headers={"X-Visitor-Token": fresh})
+    assert mine.status_code == 200
+    # A forged token is no token, renewal key or not.
+    assert client.post("/api/v1/widget/token", json={
+        "token": old[:-2] + "xx", "renew_key": session["renew_key"]}).status_code == 401
+
+
+def test_the_widget_resumes_its_conversation_with_an_expired_token_and_its_key(api):
+    app = api.app
+    client, token, cid, session = start(app, api.team["id"])
+    old = aged_token(app, token, days=60)
+    body = {"team_id": api.team["id"], "token": old, "renew_key": session["renew_key"]}
+    resumed = client.post("/api/v1/widget/session", json=body).get_json()
+    assert resumed["conversation"]["conversation_id"] == cid
+    # Without the key, the expired token is worth nothing: a new visitor.
+    stranger = client.post("/api/v1/widget/session",
+                           json={"team_id": api.team["id"], "token": old}).get_json()
+    assert stranger["conversation"]["conversation_id"] != cid
+    assert Visitor.select().count() == 2
+
+
+def test_untimed_tokens_of_before_the_upgrade_are_refused(api):
+    client, token, cid, _ = start(api.app, api.team["id"])
+    visitor = Visitor.get()
+    legacy = URLSafeSerializer(api.app.config["SECRET_KEY"], salt="meiqia.visitor").dumps(
+        {"v": visitor.uid, "t": visitor.team_id})
+    response = client.get(f"/api/v1/widget/conversations/{cid}/messages",
+                          headers={"X-Visitor-Token": legacy})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_the_socket_answers_an_expired_token_with_token_expired(app, tmp_path):
+    api = ApiClient.registered(app)
+    _, token, _, _ = start(app, api.team["id"])
+    server = LiveServer(app)
+    try:
+        ws = Socket(server.url(f"/ws/visitor?token={aged_token(app, token, 31)}"))
+        assert ws.expect("error")["data"]["code"] == "token_expired"
+        fresh = Socket(server.url(f"/ws/visitor?token={aged_token(app, token, 29)}"))
+        fresh.expect("hello")
+    finally:
+        Socket.close_all()
+        server.stop()
+
+
+def test_a_configured_lifetime_is_used(tmp_path):
+    app = make_app(tmp_path, VISITOR_TOKEN_DAYS=2)
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            client, token, cid, _ = start(app, api.team["id"])
+            url = f"/api/v1/widget/conversations/{cid}/messages"
+            for days, status in ((1.5, 200), (2.5, 401)):
+                response = client.get(url, headers={"X-Visitor-Token": aged_token(app, token, days)})
+                assert response.status_code == status, days
+    finally:
+        close_app(app)
+
+
+# --- secrets out of logs ------------------------------------------------------------------
+
+
+def test_no_token_reaches_the_werkzeug_access_log_or_our_own(app, caplog):
+    api = ApiClient.registered(app)
+    _, token, _, _ = start(app, api.team["id"])
+    created = api.post("/api/v1/tokens", json={"name": "坐席", "scope": "conversations"}).get_json()
+    api_token = created["token"]
+    server = LiveServer(app)
+    caplog.set_level(logging.INFO)
+    try:
+        for path in (f"/ws/visitor?token={token}&after=0", f"/ws/agent?api_token={api_token}"):
+            ws = Client.connect(server.url(path))
+            assert json.loads(ws.receive(timeout=5))["type"] == "hello"
+            ws.close()
+        http = f"http://127.0.0.1:{server.port}"
+        requests.get(f"{http}/api/v1/attachments/nope?token={token}", timeout=5)
+        requests.get(f"{http}/api/v1/me", headers={"Authorization": f"Bearer {api_token}"},
+                     timeout=5)
+        # Our own logging, e.g. a warning that quotes a URL.
+        logging.getLogger("meiqia.web.ws").warning("odd request to %s",
+                                                   f"/ws/agent?api_token={api_token}")
+    finally:
+        server.stop()
+    text = caplog.text
+    assert "/ws/visitor?token=[redacted]" in text and "api_token=[redacted]" in text
+    assert token not in text and api_token not in text and api_token[3:20] not in text
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_no_token_reaches_gunicorns_access_log(tmp_path):
+    """The production server with deploy/gunicorn.conf.py, its access log to a file."""
+    port = _free_port()
+    log_file = tmp_path / "access.log"
+    env = {**os.environ, "MEIQIA_SECRET_KEY": "gunicorn-test-secret",
+           "MEIQIA_DATABASE_URL": f"sqlite:///{tmp_path}/g.sqlite3", "MEIQIA_REDIS_URL": "",
+           "MEIQIA_BOT_WARM_UP": "false", "MEIQIA_BIND": f"127.0.0.1:{port}",
+           "MEIQIA_WORKERS": "1", "MEIQIA_WORKER_CLASS": "gthread", "MEIQIA_THREADS": "4",
+           "MEIQIA_INSTANCE_PATH": str(tmp_path / "instance")}
+    errors = tmp_path / "gunicorn.err"
+    with errors.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+             "--access-logfile", str(log_file), "meiqia.wsgi:app"],
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    secret = "mq_" + "S3cretToken" * 3
+    visitor = "eyJ2IjoiYWJjIn0.ZZZZZZ.visitorsecretsignature"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=10)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail(f"gunicorn did not start: {errors.read_text()[-2000:]}")
+                time.sleep(0.2)
+        base = f"http://127.0.0.1:{port}"
+        requests.get(f"{base}/api/v1/attachments/k1?token={visitor}", timeout=5)
+        requests.get(f"{base}/api/v1/me?api_token={secret}", timeout=5)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    logged = log_file.read_text()
+    assert secret not in errors.read_text() and visitor not in errors.read_text()
+    assert "/api/v1/attachments/k1?token=[redacted]" in logged, logged
+    assert secret not in logged and visitor not in logged and "S3cretToken" not in logged
