@@ -126,6 +126,7 @@ FIELD_LABELS: dict[str, str] = {
     "settings.ticket_form": "留言表单",
     "settings.welcome_message": "欢迎语",
     "settings.widget": "网页插件",
+    "settings.widget.allowed_origins": "允许嵌入网页插件的网站",
     "settings.widget.color": "网页插件颜色",
     "settings.widget.position": "网页插件位置",
     "since": "开始时间",
