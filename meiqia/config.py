@@ -77,6 +77,14 @@ DEFAULTS: dict[str, Any] = {
     #: Path to a MaxMind/GeoLite2 City ``.mmdb`` for visitor regions; empty: the
     #: bundled 2018 GeoLite2 database.
     "GEOIP_DATABASE": "",
+    #: Outbound connections (webhooks, the email sink's SMTP server, plugins' HTTP)
+    #: go to public addresses only (``services.outbound``, docs/security.md §6).
+    #: These networks are allowed even though private, e.g. ``["10.1.2.0/24"]`` for
+    #: the office mail relay; an operator's decision, never a team admin's.
+    "OUTBOUND_ALLOWED_NETWORKS": [],
+    #: Every private, loopback and link-local address allowed (a closed network, or
+    #: tests with local servers). Prefer OUTBOUND_ALLOWED_NETWORKS.
+    "OUTBOUND_ALLOW_PRIVATE": False,
 }
 
 _INT_KEYS = {
@@ -94,9 +102,9 @@ _INT_KEYS = {
 _FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_TIMEOUT"}
 _BOOL_KEYS = {
     "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
-    "BOT_WARM_UP",
+    "BOT_WARM_UP", "OUTBOUND_ALLOW_PRIVATE",
 }
-_LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS"}
+_LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS", "OUTBOUND_ALLOWED_NETWORKS"}
 
 
 class ConfigError(ValueError):
@@ -202,3 +210,18 @@ def load(app: Any, test_config: dict[str, Any] | None = None) -> None:
     check_redis_url(app.config["REDIS_URL"])
     if app.config["LANGUAGE"] not in {"zh-CN", "en"}:
         raise ConfigError("LANGUAGE", "expected zh-CN or en")
+    check_networks(app.config["OUTBOUND_ALLOWED_NETWORKS"])
+
+
+def check_networks(networks: list[Any]) -> list[Any]:
+    """Each entry of OUTBOUND_ALLOWED_NETWORKS must be a network (``10.1.2.0/24``,
+    ``fd00::/8``) or one address; else ConfigError naming it."""
+    import ipaddress
+
+    for network in networks:
+        try:
+            ipaddress.ip_network(str(network), strict=False)
+        except ValueError:
+            raise ConfigError("OUTBOUND_ALLOWED_NETWORKS",
+                              f"{network!r} is not a network like 10.1.2.0/24") from None
+    return networks

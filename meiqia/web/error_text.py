@@ -330,6 +330,17 @@ _PAIRS: list[tuple[str, str]] = [
     (r"only failed deliveries can be retried; this one is (?P<s>.+)", "只有失败的推送可以重试；这条的状态是 {s}"),
     (r"this delivery is already being retried", "这条推送正在重试"),
     (r"config\.url: needs a host", "网址：缺少主机名"),
+    # the SSRF gate (services/outbound.py), under the field of the setting it checks
+    (rf"{FIELD}: (?P<h>.+) resolves to (?P<a>\S+), a private address \((?P<r>[\w-]+)\): the "
+     r"server does not connect there \(the operator may allow private networks for the "
+     r"whole instance with OUTBOUND_ALLOWED_NETWORKS\)",
+     "{f:field}：{h} 解析为 {a}，是内网地址（{r}）：服务器不会连接到那里（运维人员可以用"
+     "实例配置 OUTBOUND_ALLOWED_NETWORKS 为整个实例放行内网）"),
+    (rf"{FIELD}: cannot resolve (?P<h>.+): no such host", "{f:field}：无法解析 {h}：没有这个主机"),
+    (rf"{FIELD}: (?P<h>.+) has no address", "{f:field}：{h} 没有地址"),
+    (rf"{FIELD}: only http and https URLs", "{f:field}：只支持 http 和 https 网址"),
+    (rf"{FIELD}: the URL needs a host", "{f:field}：网址缺少主机名"),
+    (rf"{FIELD}: not a valid URL: (?P<e>.+)", "{f:field}：不是有效的网址：{e}"),
     (r"config\.url: no user or password in the URL; sign with the secret instead",
      "网址：网址中不能有用户名或密码，请改用密钥签名"),
     (r"config\.url: (?P<e>.+)", "网址：{e}"),
