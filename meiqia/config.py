@@ -45,6 +45,13 @@ DEFAULTS: dict[str, Any] = {
     #: Upload limits in bytes (images are checked by content, not by name).
     "MAX_IMAGE_BYTES": 5 * 1024 * 1024,
     "MAX_FILE_BYTES": 50 * 1024 * 1024,
+    #: Hourly quotas on visitors' uploads (a visitor token is free to get): files and
+    #: bytes per visitor, and per team for all its visitors together; 0: no limit.
+    #: A refusal is a 429 with Retry-After (``services/upload_quota.py``).
+    "UPLOAD_QUOTA_VISITOR_COUNT": 30,
+    "UPLOAD_QUOTA_VISITOR_BYTES": 200 * 1024 * 1024,
+    "UPLOAD_QUOTA_TEAM_COUNT": 2000,
+    "UPLOAD_QUOTA_TEAM_BYTES": 5 * 1024 * 1024 * 1024,
     #: Flask refuses request bodies above this many bytes.
     "MAX_CONTENT_LENGTH": 51 * 1024 * 1024,
     #: Minimum password length for agents.
@@ -94,6 +101,10 @@ _INT_KEYS = {
     "MAX_IMAGE_BYTES",
     "MAX_FILE_BYTES",
     "MAX_CONTENT_LENGTH",
+    "UPLOAD_QUOTA_VISITOR_COUNT",
+    "UPLOAD_QUOTA_VISITOR_BYTES",
+    "UPLOAD_QUOTA_TEAM_COUNT",
+    "UPLOAD_QUOTA_TEAM_BYTES",
     "PASSWORD_MIN_LENGTH",
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_SECONDS",

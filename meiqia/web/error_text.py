@@ -279,6 +279,19 @@ _PAIRS: list[tuple[str, str]] = [
     # --- uploads and attachments (services/uploads.py) -----------------------------
     (r"file: an image may be at most (?P<s:size>.+)", "文件：图片最大 {s:size}"),
     (r"file: a file may be at most (?P<s:size>.+)", "文件：文件最大 {s:size}"),
+    # the hourly upload quotas (services/upload_quota.py)
+    (r"file: uploads are limited to (?P<s:size>.+) an hour; this file is larger",
+     "文件：每小时最多上传 {s:size}，这个文件超过了"),
+    (rf"upload quota: you may upload at most (?P<n>{NUM}) files an hour; try again in "
+     rf"(?P<m>{NUM}) minutes", "上传次数已达上限：每小时最多上传 {n} 个文件，请 {m} 分钟后再试"),
+    (rf"upload quota: you may upload at most (?P<s:size>.+) an hour; try again in "
+     rf"(?P<m>{NUM}) minutes", "上传量已达上限：每小时最多上传 {s:size}，请 {m} 分钟后再试"),
+    (rf"upload quota: this site takes at most (?P<n>{NUM}) files an hour from its visitors; "
+     rf"try again in (?P<m>{NUM}) minutes",
+     "本网站访客的上传次数已达上限：每小时最多 {n} 个文件，请 {m} 分钟后再试"),
+    (rf"upload quota: this site takes at most (?P<s:size>.+) an hour from its visitors; "
+     rf"try again in (?P<m>{NUM}) minutes",
+     "本网站访客的上传量已达上限：每小时最多 {s:size}，请 {m} 分钟后再试"),
     (r"file: the file is empty", "文件：文件是空的"),
     (r"file: (?P<name>.+) is not a PNG, JPEG, GIF or WebP image \(the content was checked, "
      r"not the name; SVG is not accepted\)",

@@ -1,4 +1,7 @@
-"""Webhook sinks lose their ``allow_private_addresses`` switch (issue 15 §6).
+"""Two steps of the security audit (issue 15): the webhook switch goes, the upload
+quotas get their indexes.
+
+Webhook sinks lose their ``allow_private_addresses`` switch (§6).
 
 Any team admin could switch it on and point a webhook at the server's own
 network. Whether outbound connections may reach private addresses is now the
@@ -7,6 +10,10 @@ operator's decision for the whole instance (``OUTBOUND_ALLOWED_NETWORKS``,
 stored sink configuration (the sink's schema no longer accepts it). A sink that
 had it on is named in the output, so the operator knows which network to allow;
 until then its deliveries fail and wait to be retried.
+
+The hourly upload quotas (§9, ``services/upload_quota.py``) count a visitor's
+and a team's uploads of the last hour: two indexes on ``attachment`` make that a
+range read.
 """
 
 from __future__ import annotations
@@ -18,6 +25,14 @@ KEY = "allow_private_addresses"
 
 
 def up(migrator, db, echo: Callable[[str], None]) -> None:  # noqa: ANN001 - peewee protocol
+    migrator.migrate(
+        migrator.add_index("attachment", ("uploader_kind", "uploader_id", "created_at"), False),
+        migrator.add_index("attachment", ("team_id", "uploader_kind", "created_at"), False),
+    )
+    _drop_private_switch(db, echo)
+
+
+def _drop_private_switch(db, echo: Callable[[str], None]) -> None:  # noqa: ANN001
     rows = db.execute_sql("SELECT id, team_id, config FROM ticket_sink").fetchall()
     for sink_id, team_id, raw in rows:
         try:
