@@ -12,6 +12,7 @@ gate (``services.outbound``), like every outbound connection.
 from __future__ import annotations
 
 import smtplib
+import ssl
 from email.message import EmailMessage
 from email.utils import formataddr
 from typing import Any
@@ -50,8 +51,8 @@ def _deliver(config: dict[str, Any], message: EmailMessage) -> None:
     reached fails with the same words however it failed (no port scanning)."""
     with outbound.smtp(config["host"], config["port"], timeout=TIMEOUT) as smtp:
         try:
-            if config.get("starttls"):
-                smtp.starttls()
+            if config.get("starttls"):  # with the server's certificate checked
+                smtp.starttls(context=ssl.create_default_context())
             if config.get("user"):
                 smtp.login(config["user"], config.get("password", ""))
         except smtplib.SMTPAuthenticationError:

@@ -198,3 +198,20 @@ def test_the_refusal_reads_in_the_admins_language(api):
     assert response.get_json()["error"]["message"] == (
         "SMTP 服务器：169.254.169.254 解析为 169.254.169.254，是内网地址（link-local）：服务器"
         "不会连接到那里（运维人员可以用实例配置 OUTBOUND_ALLOWED_NETWORKS 为整个实例放行内网）")
+
+
+def test_no_module_opens_a_connection_around_the_gate():
+    """A new sink, channel or client that used a socket or HTTP library of its own
+    would skip the address check; only ``services/outbound.py`` may."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "meiqia"
+    pattern = re.compile(r"smtplib\.SMTP(_SSL)?\(|http\.client\.HTTPS?Connection\(|urlopen\(|"
+                         r"socket\.create_connection\(|\.connect\(\(|import requests|"
+                         r"import httpx|import urllib3|import aiohttp")
+    offenders = [f"{path.relative_to(root)}: {line.strip()}"
+                 for path in sorted(root.rglob("*.py")) if path.name != "outbound.py"
+                 for line in path.read_text(encoding="utf-8").splitlines()
+                 if pattern.search(line)]
+    assert not offenders, offenders
