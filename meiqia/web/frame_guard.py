@@ -15,10 +15,13 @@ site, as the one-line embed promises.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Flask
 from flask import Response
+
+from meiqia.services.teams import ORIGIN_PATTERN
 
 DENY = "frame-ancestors 'none'"
 
@@ -28,7 +31,11 @@ def frame_ancestors_for(allowed_origins: list[str]) -> str:
     or any site when the team named none."""
     if not allowed_origins:
         return "frame-ancestors *"
-    return "frame-ancestors 'self' " + " ".join(allowed_origins)
+    # Only what the setting's pattern allows reaches the header (a stored value is
+    # checked again here: a header cannot carry a newline or a second directive).
+    sites = [o for o in allowed_origins
+             if isinstance(o, str) and re.fullmatch(ORIGIN_PATTERN[1:-1], o)]
+    return "frame-ancestors 'self' " + " ".join(sites)
 
 
 def guard(response: Response) -> Response:

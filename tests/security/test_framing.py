@@ -90,3 +90,15 @@ def test_the_widget_frame_may_be_framed_only_by_the_teams_sites(api):
     api.patch("/api/v1/team", json={"settings": {"widget": {"allowed_origins": []}}})
     frame = api.app.test_client().get(f"{WIDGET_FRAME}?team={team}")
     assert frame_policy(frame) == "frame-ancestors *"
+
+
+def test_a_newline_cannot_slip_into_the_frame_policy(api):
+    """Python's ``$`` matches before a final newline; a schema pattern must not."""
+    for bad in ("https://shop.example.com\n", "https://shop.example.com\r\n"):
+        refused = api.patch("/api/v1/team", json={"settings": {"widget": {
+            "allowed_origins": [bad]}}})
+        assert refused.status_code == 422, repr(bad)
+    colour = api.patch("/api/v1/team", json={"settings": {"widget": {"color": "#ff5a5f\n"}}})
+    assert colour.status_code == 422
+    frame = api.app.test_client().get(f"{WIDGET_FRAME}?team={api.team['id']}")
+    assert frame.status_code == 200 and frame_policy(frame) == "frame-ancestors *"
