@@ -45,6 +45,13 @@ DEFAULTS: dict[str, Any] = {
     #: Upload limits in bytes (images are checked by content, not by name).
     "MAX_IMAGE_BYTES": 5 * 1024 * 1024,
     "MAX_FILE_BYTES": 50 * 1024 * 1024,
+    #: Hourly quotas on visitors' uploads (a visitor token is free to get): files and
+    #: bytes per visitor, and per team for all its visitors together; 0: no limit.
+    #: A refusal is a 429 with Retry-After (``services/upload_quota.py``).
+    "UPLOAD_QUOTA_VISITOR_COUNT": 30,
+    "UPLOAD_QUOTA_VISITOR_BYTES": 200 * 1024 * 1024,
+    "UPLOAD_QUOTA_TEAM_COUNT": 2000,
+    "UPLOAD_QUOTA_TEAM_BYTES": 5 * 1024 * 1024 * 1024,
     #: Flask refuses request bodies above this many bytes.
     "MAX_CONTENT_LENGTH": 51 * 1024 * 1024,
     #: Largest JSON request body in bytes (413 above it); uploads are multipart and
@@ -95,6 +102,14 @@ DEFAULTS: dict[str, Any] = {
     #: Path to a MaxMind/GeoLite2 City ``.mmdb`` for visitor regions; empty: the
     #: bundled 2018 GeoLite2 database.
     "GEOIP_DATABASE": "",
+    #: Outbound connections (webhooks, the email sink's SMTP server, plugins' HTTP)
+    #: go to public addresses only (``services.outbound``, docs/security.md §6).
+    #: These networks are allowed even though private, e.g. ``["10.1.2.0/24"]`` for
+    #: the office mail relay; an operator's decision, never a team admin's.
+    "OUTBOUND_ALLOWED_NETWORKS": [],
+    #: Every private, loopback and link-local address allowed (a closed network, or
+    #: tests with local servers). Prefer OUTBOUND_ALLOWED_NETWORKS.
+    "OUTBOUND_ALLOW_PRIVATE": False,
 }
 
 _INT_KEYS = {
@@ -105,6 +120,10 @@ _INT_KEYS = {
     "MAX_FILE_BYTES",
     "MAX_CONTENT_LENGTH",
     "MAX_JSON_BYTES",
+    "UPLOAD_QUOTA_VISITOR_COUNT",
+    "UPLOAD_QUOTA_VISITOR_BYTES",
+    "UPLOAD_QUOTA_TEAM_COUNT",
+    "UPLOAD_QUOTA_TEAM_BYTES",
     "PASSWORD_MIN_LENGTH",
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_SECONDS",
@@ -114,9 +133,9 @@ _INT_KEYS = {
 _FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_TIMEOUT"}
 _BOOL_KEYS = {
     "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
-    "BOT_WARM_UP", "TRUST_FORWARDED_HOST",
+    "BOT_WARM_UP", "TRUST_FORWARDED_HOST", "OUTBOUND_ALLOW_PRIVATE",
 }
-_LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS", "ALLOWED_ORIGINS"}
+_LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS", "ALLOWED_ORIGINS", "OUTBOUND_ALLOWED_NETWORKS"}
 
 
 class ConfigError(ValueError):
@@ -235,3 +254,18 @@ def load(app: Any, test_config: dict[str, Any] | None = None) -> None:
         raise ConfigError("VISITOR_TOKEN_DAYS", "at least 1 day")
     if app.config["LANGUAGE"] not in {"zh-CN", "en"}:
         raise ConfigError("LANGUAGE", "expected zh-CN or en")
+    check_networks(app.config["OUTBOUND_ALLOWED_NETWORKS"])
+
+
+def check_networks(networks: list[Any]) -> list[Any]:
+    """Each entry of OUTBOUND_ALLOWED_NETWORKS must be a network (``10.1.2.0/24``,
+    ``fd00::/8``) or one address; else ConfigError naming it."""
+    import ipaddress
+
+    for network in networks:
+        try:
+            ipaddress.ip_network(str(network), strict=False)
+        except ValueError:
+            raise ConfigError("OUTBOUND_ALLOWED_NETWORKS",
+                              f"{network!r} is not a network like 10.1.2.0/24") from None
+    return networks

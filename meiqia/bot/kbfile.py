@@ -6,6 +6,8 @@ first question is the standard one). CSV and XLSX have the columns
 similar questions and the answer may be given once. Every problem is collected
 with its line number and reported at once, so a file imports whole or not at all.
 Spreadsheets saved by Excel in China are often GBK: the encoding is detected.
+Written cells that look like formulas are neutralised (``meiqia.spreadsheets``)
+and restored when read back, so a file round-trips.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
+
+from meiqia.spreadsheets import restore
 
 REQUIRED_COLUMNS = ("id", "question", "answer")
 MAX_ERRORS_SHOWN = 20
@@ -149,7 +153,7 @@ def _read_csv(path: str) -> list[KBEntry]:
         raise KBFileError(path, [(None, "the file is empty")]) from None
     rows = []
     for index, values in enumerate(reader, start=2):
-        rows.append((index, dict(zip(header, values, strict=False))))
+        rows.append((index, dict(zip(header, [restore(v) for v in values], strict=False))))
     return _from_rows(rows, path, header)
 
 
@@ -170,7 +174,7 @@ def _read_xlsx(path: str) -> list[KBEntry]:
         raise KBFileError(path, [(None, "the sheet is empty")]) from None
     rows = []
     for index, cells in enumerate(values, start=2):
-        rows.append((index, dict(zip(header, ["" if c is None else c for c in cells],
+        rows.append((index, dict(zip(header, ["" if c is None else restore(c) for c in cells],
                                      strict=False))))
     workbook.close()
     return _from_rows(rows, path, header)
@@ -265,25 +269,28 @@ HEADER = ["id", "question", "answer", "category", "tags"]
 
 
 def write_csv(entries: list[KBEntry], path: str | Path) -> None:
+    """CSV with formula-like cells neutralised (an entry may be a visitor's question)."""
+    from meiqia.spreadsheets import csv_writer
+
     # utf-8-sig so Excel opens Chinese text correctly.
     with open(path, "w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.writer(fh)
+        writer = csv_writer(fh)
         writer.writerow(HEADER)
         writer.writerows(_rows(entries))
 
 
 def write_xlsx(entries: list[KBEntry], path: str | Path) -> None:
-    """Write the XLSX; control characters XML cannot hold are dropped from cells
-    (an entry typed with one must still export, not fail the download)."""
+    """XLSX of string cells, formula-like ones neutralised; control characters XML
+    cannot hold are dropped (an entry typed with one must still export)."""
     from openpyxl import Workbook
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    from meiqia.spreadsheets import xlsx_cells
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("knowledge")
     sheet.append(HEADER)
     for row in _rows(entries):
-        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v
-                      for v in row])
+        sheet.append(xlsx_cells(sheet, row))
     workbook.save(path)
 
 

@@ -62,3 +62,11 @@ class Attachment(BaseModel):
     uploader_kind = peewee.CharField(max_length=8)
     uploader_id = peewee.IntegerField()
     created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        # The hourly upload quotas (services/upload_quota.py, migration m0014): a
+        # visitor's, and his team's visitors', uploads of the last hour.
+        indexes = (
+            (("uploader_kind", "uploader_id", "created_at"), False),
+            (("team", "uploader_kind", "created_at"), False),
+        )

@@ -5,17 +5,20 @@ replies and the public transcript of its conversation. Internal notes are never
 in it: the payload it is built from has none. Plain text, so nothing a
 customer typed can run or render as HTML in a mail client. The same SMTP
 settings email public replies to customers who left an email
-(``services.tickets.reply_email_job``).
+(``services.tickets.reply_email_job``). The SMTP connection goes through the SSRF
+gate (``services.outbound``), like every outbound connection.
 """
 
 from __future__ import annotations
 
 import smtplib
+import ssl
 from email.message import EmailMessage
 from email.utils import formataddr
 from typing import Any
 
 from meiqia.hookspecs import hookimpl
+from meiqia.services import outbound
 
 TIMEOUT = 15
 SOURCE_NAMES = {
@@ -43,11 +46,20 @@ def send_plain(config: dict[str, Any], to: str, subject: str, text: str) -> None
 
 
 def _deliver(config: dict[str, Any], message: EmailMessage) -> None:
-    with smtplib.SMTP(config["host"], config["port"], timeout=TIMEOUT) as smtp:
-        if config.get("starttls"):
-            smtp.starttls()
-        if config.get("user"):
-            smtp.login(config["user"], config.get("password", ""))
+    """Through the SSRF gate (``services.outbound``): the SMTP host must be a public
+    address unless the operator allows private networks; a server that cannot be
+    reached fails with the same words however it failed (no port scanning)."""
+    with outbound.smtp(config["host"], config["port"], timeout=TIMEOUT) as smtp:
+        try:
+            if config.get("starttls"):  # with the server's certificate checked
+                smtp.starttls(context=ssl.create_default_context())
+            if config.get("user"):
+                smtp.login(config["user"], config.get("password", ""))
+        except smtplib.SMTPAuthenticationError:
+            raise RuntimeError("the SMTP server refused the user name or password") from None
+        except (OSError, smtplib.SMTPException):
+            raise RuntimeError(f"the SMTP server at {config['host']}:{config['port']} broke "
+                               "off during STARTTLS or login") from None
         smtp.send_message(message)
 
 
@@ -106,6 +118,16 @@ class EmailSink:
             },
             "secret": ["password"],
         }
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        """The SMTP host must pass the SSRF gate (checked again on every send)."""
+        from meiqia.services.errors import ValidationError
+
+        try:
+            outbound.check_host(config["host"], config["port"])
+        except outbound.OutboundRefused as exc:
+            raise ValidationError(f"config.host: {exc}", "config.host") from exc
 
     def _send(self, payload: dict[str, Any], config: dict[str, Any], verb: str) -> None:
         subject, body = render(payload, verb)

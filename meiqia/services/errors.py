@@ -66,5 +66,12 @@ class TooDeep(ServiceError):
 
 
 class RateLimited(ServiceError):
+    """429; ``retry_after`` (seconds), when known, becomes the Retry-After header."""
+
     status = 429
     code = "rate_limited"
+
+    def __init__(self, message: str, field: str | None = None,
+                 retry_after: int | None = None) -> None:
+        super().__init__(message, field)
+        self.retry_after = retry_after

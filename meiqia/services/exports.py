@@ -7,13 +7,13 @@ conversation ending or a filter field edited meanwhile cannot make the file
 bigger than what was checked. Rows are read in batches by id and written as
 they come (CSV streamed, xlsxwriter in constant-memory mode), so memory stays
 flat however many rows. Cells a spreadsheet would run as a formula are
-neutralised. A CSV cell holds any length; an XLSX cell at most 32,767
+neutralised (``meiqia.spreadsheets``, shared by every export). A CSV cell
+holds any length; an XLSX cell at most 32,767
 characters, so a longer one (a long transcript) is cut and says by how much.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime
 import os
 import secrets
@@ -33,12 +33,12 @@ from meiqia.services.accounts import iso
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.services.validation import check
+from meiqia.spreadsheets import XLSX_CELL_CHARS  # noqa: F401 - re-exported for callers
+from meiqia.spreadsheets import csv_writer
+from meiqia.spreadsheets import xlsx_row
 
 MAX_ROWS = 20_000
 BATCH = 500
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-#: Excel's limit on the characters of one cell.
-XLSX_CELL_CHARS = 32_767
 HEADERS = ["id", "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
            "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
            "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
@@ -52,22 +52,6 @@ START_SCHEMA = {
         "with_content": {"type": "boolean"},
     },
 }
-
-
-def neutralise(value: Any) -> Any:
-    """Prefix cells that start like a formula, so spreadsheets show them as text."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-def fit_xlsx_cell(value: Any) -> Any:
-    """A string cut to what an XLSX cell holds, ending with how much was cut
-    (xlsxwriter would otherwise cut it silently); other values as they are."""
-    if not isinstance(value, str) or len(value) <= XLSX_CELL_CHARS:
-        return value
-    keep = XLSX_CELL_CHARS - 60  # room for the note
-    return value[:keep] + f"…(truncated, {len(value) - keep:,} more characters)"
 
 
 def folder() -> str:
@@ -167,7 +151,7 @@ def _rows(export: ExportJob, actor: Agent):  # noqa: ANN202 - generator of row l
             values = [data[h] for h in HEADERS]
             if export.with_content:
                 values.append(transcripts.get(conversation.id, ""))
-            yield [neutralise(v) for v in values]
+            yield values
         last = batch[-1].id
 
 
@@ -185,7 +169,7 @@ def export_job(export_id: int) -> dict[str, Any]:
     try:
         if export.format == "csv":
             with open(path, "w", encoding="utf-8-sig", newline="") as fh:
-                writer = csv.writer(fh)
+                writer = csv_writer(fh)
                 writer.writerow(headers)
                 for values in _rows(export, actor):
                     writer.writerow(values)
@@ -202,8 +186,7 @@ def export_job(export_id: int) -> dict[str, Any]:
             sheet.write_row(0, 0, headers)
             for values in _rows(export, actor):
                 done += 1
-                sheet.write_row(done, 0, [fit_xlsx_cell(v if not isinstance(v, list) else str(v))
-                                          for v in values])
+                sheet.write_row(done, 0, xlsx_row(values))
                 if done % BATCH == 0:
                     _progress(export, done, report_progress)
             workbook.close()

@@ -8,6 +8,9 @@ Conversations without a handler (with the bot, or queued) are the team's shared
 pool and visible to every agent of the team, unless routed to a group he
 cannot see. A conversation in which an agent was @mentioned is visible to him.
 
+Tickets are not a shared pool (they carry the customer's contact and the
+transcript): see ``ticket_filter``.
+
 Things outside the scope answer 404, not 403: their existence is not revealed.
 """
 
@@ -125,13 +128,72 @@ def get_conversation(actor: Agent, conversation_id: int) -> Conversation:
 
 
 def ticket_filter(actor: Agent, model: Any = Ticket) -> peewee.Expression:
-    """A WHERE clause limiting tickets to those the actor may see.
+    """A WHERE clause limiting tickets to those the actor may see (``ticket_visible``'s
+    rule, in SQL).
 
-    Unassigned tickets are the team's shared pool, like unassigned conversations.
+    A ticket carries a customer's contact and its conversation's transcript, so it
+    is no shared pool: an unassigned ticket belongs to its group, else to its
+    conversation's handler or group; one with none of these is for admins and
+    ``all`` agents to triage (docs/security.md §1).
     """
     in_team = model.team == actor.team_id
-    scoped = _scoped(actor, model, model.assignee)
-    return in_team if scoped is None else in_team & scoped
+    agents = visible_agent_ids(actor)
+    if agents is None:
+        return in_team
+    groups = visible_group_ids(actor) or set()
+    unassigned = model.assignee.is_null()
+    owned_conversations = Conversation.select(Conversation.id).where(
+        Conversation.team == actor.team_id,
+        Conversation.handler.in_(agents)
+        | (Conversation.handler.is_null()
+           & (Conversation.group.in_(groups) if groups else False)))
+    scoped = (
+        model.assignee.in_(agents)
+        | (unassigned & (model.group.in_(groups) if groups else False))
+        | (unassigned & model.group.is_null()
+           & model.conversation.in_(owned_conversations))
+    )
+    return in_team & scoped
+
+
+def ticket_scope_facts(ticket: Ticket) -> dict[str, int | None]:
+    """What ``ticket_visible`` needs of a ticket, as ticket events carry it to sockets."""
+    handler = group = None
+    if ticket.conversation_id is not None:
+        row = (Conversation.select(Conversation.handler, Conversation.group)
+               .where(Conversation.id == ticket.conversation_id).first())
+        if row is not None:
+            handler, group = row.handler_id, row.group_id
+    return {"assignee_id": ticket.assignee_id, "group_id": ticket.group_id,
+            "conversation_handler_id": handler, "conversation_group_id": group}
+
+
+def ticket_visible(agents: set[int] | None, groups: set[int] | None,
+                   facts: dict[str, Any]) -> bool:
+    """The ticket rule on a ticket's facts (``ticket_scope_facts``), for agent sockets.
+
+    ``agents``/``groups``: ``visible_agent_ids``/``visible_group_ids`` of the
+    viewer (None: the whole team). The assignee decides; an unassigned ticket
+    goes by its group, then by its conversation's handler, then by that
+    conversation's group; nothing of that: admins and ``all`` agents only.
+    ``ticket_filter`` says the same in SQL (a test holds them equal).
+    """
+    if agents is None:
+        return True
+    groups = groups or set()
+    if facts.get("assignee_id") is not None:
+        return facts["assignee_id"] in agents
+    if facts.get("group_id") is not None:
+        return facts["group_id"] in groups
+    if facts.get("conversation_handler_id") is not None:
+        return facts["conversation_handler_id"] in agents
+    group = facts.get("conversation_group_id")
+    return group is not None and group in groups
+
+
+def can_see_ticket(actor: Agent, ticket_id: int) -> bool:
+    return Ticket.select(Ticket.id).where(Ticket.id == ticket_id,
+                                          ticket_filter(actor)).exists()
 
 
 def get_ticket(actor: Agent, ticket_id: int) -> Ticket:

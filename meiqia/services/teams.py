@@ -41,9 +41,14 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
         "require_contact": True,
         "allow_attachments": True,
     },
-    "widget": {"color": "#1f6feb", "position": "right"},
+    #: ``allowed_origins``: the sites that may frame the widget (CSP frame-ancestors
+    #: of /widget/frame), e.g. ``https://shop.example.com``; empty: any site.
+    "widget": {"color": "#1f6feb", "position": "right", "allowed_origins": []},
 }
 
+#: A site as CSP names it: scheme and host (``*.`` for its subdomains), a port maybe.
+ORIGIN_PATTERN = (r"^https?://(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+                  r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]{1,5})?$")
 _THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
 SETTINGS_SCHEMA = {
     "type": "object",
@@ -73,6 +78,10 @@ SETTINGS_SCHEMA = {
             "properties": {
                 "color": {"type": "string", "pattern": r"^#[0-9a-fA-F]{6}$"},
                 "position": {"type": "string", "enum": ["left", "right"]},
+                "allowed_origins": {
+                    "type": "array", "maxItems": 50,
+                    "items": {"type": "string", "maxLength": 200,
+                              "pattern": ORIGIN_PATTERN}},
             },
         },
     },
@@ -146,6 +155,12 @@ def team_to_dict(team: Team, with_settings: bool = False) -> dict[str, Any]:
     if with_settings:
         data["settings"] = settings_of(team)
     return data
+
+
+def allowed_origins(team_id: int) -> list[str]:
+    """The sites that may frame the team's widget (empty: any site)."""
+    team = Team.get_or_none(Team.id == team_id)
+    return list(settings_of(team)["widget"].get("allowed_origins") or []) if team else []
 
 
 def widget_config(team_id: int) -> dict[str, Any] | None:

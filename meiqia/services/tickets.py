@@ -493,10 +493,11 @@ def _changed(ticket: Ticket, kind: str, changes: dict[str, Any], public: bool = 
     """
     from meiqia.services import ticket_sinks
 
-    # Assignee and group (as they are now): agent sockets drop the event for agents
-    # whose scope does not cover the ticket (``permissions.ticket_filter``'s rule).
+    # Assignee, group and the conversation's handler and group (as they are now):
+    # agent sockets drop the event for agents whose scope does not cover the ticket
+    # (``permissions.ticket_visible``, the rule of ``ticket_filter``).
     data = {"ticket_id": ticket.id, "changes": changes,
-            "assignee_id": ticket.assignee_id, "group_id": ticket.group_id}
+            **permissions.ticket_scope_facts(ticket)}
     if previous_assignee is not None:
         data["previous_assignee_id"] = previous_assignee
     events.emit("ticket." + kind, ticket.team_id, [f"team:{ticket.team_id}"], data)

@@ -11,6 +11,10 @@ transaction; on any failure (too large, wrong type, the client went away)
 nothing is left, neither the file nor the row. The name the user gave is kept
 only as data, without folders or control characters.
 
+Visitors' uploads are limited per hour, per visitor and per team
+(``services.upload_quota``): checked before the body is read and again, exactly,
+when the upload is recorded.
+
 Who may see an attachment is who may see its conversation: the visitor of
 that conversation, or an agent whose scope (``services.permissions``) holds it.
 """
@@ -41,6 +45,7 @@ from meiqia.models import Attachment
 from meiqia.models import Conversation
 from meiqia.models import Visitor
 from meiqia.services import permissions
+from meiqia.services import upload_quota
 from meiqia.services.accounts import iso
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ServiceError
@@ -167,6 +172,8 @@ def _record(sink: _Sink, kind: str, filename: str | None, conversation: Conversa
             f"file: {safe_name(filename)!r} is not a PNG, JPEG, GIF or WebP image (the "
             "content was checked, not the name; SVG is not accepted)", "file")
     with database.atomic():
+        if uploader_kind == "visitor":  # exact, and serialised with the team's others
+            upload_quota.check(conversation.team_id, uploader_id, sink.size, lock=True)
         attachment = Attachment.create(
             team=conversation.team_id, conversation=conversation.id, key=sink.key,
             original_name=safe_name(filename),
@@ -187,6 +194,8 @@ def store(stream: BinaryIO, filename: str | None, conversation: Conversation,
     """Store a file read from ``stream`` (in chunks); nothing is left on failure."""
     _check_open(conversation)
     kind = "image" if image else "file"
+    if uploader_kind == "visitor":
+        upload_quota.check(conversation.team_id, uploader_id, 0)
     sink = _Sink(limit_for(kind), kind)
     try:
         while chunk := stream.read(CHUNK):
@@ -231,6 +240,9 @@ def receive(stream: BinaryIO, content_type: str | None, content_length: int | No
     if mimetype != "multipart/form-data" or not boundary:
         raise ServiceError("send multipart/form-data with the file in the field 'file'")
     check_declared_size(content_length, kind)
+    if uploader_kind == "visitor":  # before reading the body: its least possible size
+        upload_quota.check(conversation.team_id, uploader_id,
+                           max(0, (content_length or 0) - ENVELOPE_BYTES))
 
     # The decoder's buffer holds one chunk plus what it has not yet parsed.
     decoder = MultipartDecoder(boundary.encode("latin-1"), 4 * CHUNK, max_parts=MAX_PARTS)

@@ -37,6 +37,16 @@ def _type_ok(value: Any, name: str) -> bool:
     return isinstance(value, _TYPES[name])
 
 
+def _ecma_end(pattern: str) -> str:
+    """A JSON-Schema pattern as ECMA-262 reads it: a final ``$`` is the end of the
+    text, where Python's ``$`` also matches before a final newline (``"#fff000\\n"``
+    would pass a colour pattern, and a newline in a value that becomes an HTTP
+    header, such as a widget's allowed site, is a 500)."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        return pattern[:-1] + r"\Z"
+    return pattern
+
+
 def check(value: Any, schema: dict[str, Any], path: str = "") -> Any:
     """Return ``value`` if it matches ``schema``; else raise ValidationError."""
     field = path or None
@@ -62,7 +72,7 @@ def check(value: Any, schema: dict[str, Any], path: str = "") -> Any:
             raise ValidationError(
                 f"{label}: at most {schema['maxLength']} characters", field
             )
-        if "pattern" in schema and not re.search(schema["pattern"], value):
+        if "pattern" in schema and not re.search(_ecma_end(schema["pattern"]), value):
             raise ValidationError(f"{label}: has the wrong format", field)
         if schema.get("format") == "email" and value and not EMAIL_RE.match(value):
             raise ValidationError(f"{label}: is not a valid email address", field)

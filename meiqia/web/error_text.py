@@ -130,6 +130,7 @@ FIELD_LABELS: dict[str, str] = {
     "settings.ticket_form": "留言表单",
     "settings.welcome_message": "欢迎语",
     "settings.widget": "网页插件",
+    "settings.widget.allowed_origins": "允许嵌入网页插件的网站",
     "settings.widget.color": "网页插件颜色",
     "settings.widget.position": "网页插件位置",
     "since": "开始时间",
@@ -303,6 +304,19 @@ _PAIRS: list[tuple[str, str]] = [
     # --- uploads and attachments (services/uploads.py) -----------------------------
     (r"file: an image may be at most (?P<s:size>.+)", "文件：图片最大 {s:size}"),
     (r"file: a file may be at most (?P<s:size>.+)", "文件：文件最大 {s:size}"),
+    # the hourly upload quotas (services/upload_quota.py)
+    (r"file: uploads are limited to (?P<s:size>.+) an hour; this file is larger",
+     "文件：每小时最多上传 {s:size}，这个文件超过了"),
+    (rf"upload quota: you may upload at most (?P<n>{NUM}) files an hour; try again in "
+     rf"(?P<m>{NUM}) minutes", "上传次数已达上限：每小时最多上传 {n} 个文件，请 {m} 分钟后再试"),
+    (rf"upload quota: you may upload at most (?P<s:size>.+) an hour; try again in "
+     rf"(?P<m>{NUM}) minutes", "上传量已达上限：每小时最多上传 {s:size}，请 {m} 分钟后再试"),
+    (rf"upload quota: this site takes at most (?P<n>{NUM}) files an hour from its visitors; "
+     rf"try again in (?P<m>{NUM}) minutes",
+     "本网站访客的上传次数已达上限：每小时最多 {n} 个文件，请 {m} 分钟后再试"),
+    (rf"upload quota: this site takes at most (?P<s:size>.+) an hour from its visitors; "
+     rf"try again in (?P<m>{NUM}) minutes",
+     "本网站访客的上传量已达上限：每小时最多 {s:size}，请 {m} 分钟后再试"),
     (r"file: the file is empty", "文件：文件是空的"),
     (r"file: (?P<name>.+) is not a PNG, JPEG, GIF or WebP image \(the content was checked, "
      r"not the name; SVG is not accepted\)",
@@ -354,6 +368,17 @@ _PAIRS: list[tuple[str, str]] = [
     (r"only failed deliveries can be retried; this one is (?P<s>.+)", "只有失败的推送可以重试；这条的状态是 {s}"),
     (r"this delivery is already being retried", "这条推送正在重试"),
     (r"config\.url: needs a host", "网址：缺少主机名"),
+    # the SSRF gate (services/outbound.py), under the field of the setting it checks
+    (rf"{FIELD}: (?P<h>.+) resolves to (?P<a>\S+), a private address \((?P<r>[\w-]+)\): the "
+     r"server does not connect there \(the operator may allow private networks for the "
+     r"whole instance with OUTBOUND_ALLOWED_NETWORKS\)",
+     "{f:field}：{h} 解析为 {a}，是内网地址（{r}）：服务器不会连接到那里（运维人员可以用"
+     "实例配置 OUTBOUND_ALLOWED_NETWORKS 为整个实例放行内网）"),
+    (rf"{FIELD}: cannot resolve (?P<h>.+): no such host", "{f:field}：无法解析 {h}：没有这个主机"),
+    (rf"{FIELD}: (?P<h>.+) has no address", "{f:field}：{h} 没有地址"),
+    (rf"{FIELD}: only http and https URLs", "{f:field}：只支持 http 和 https 网址"),
+    (rf"{FIELD}: the URL needs a host", "{f:field}：网址缺少主机名"),
+    (rf"{FIELD}: not a valid URL: (?P<e>.+)", "{f:field}：不是有效的网址：{e}"),
     (r"config\.url: no user or password in the URL; sign with the secret instead",
      "网址：网址中不能有用户名或密码，请改用密钥签名"),
     (r"config\.url: (?P<e>.+)", "网址：{e}"),

@@ -21,6 +21,7 @@ from flask import send_from_directory
 
 from meiqia.services import teams
 from meiqia.services.errors import NotFound
+from meiqia.web import frame_guard
 from meiqia.web import i18n
 from meiqia.web.workspace import WEB_DIR
 from meiqia.web.workspace import catalogue
@@ -67,8 +68,10 @@ def frame() -> Any:
         "token_days": current_app.config["VISITOR_TOKEN_DAYS"],
     }
     response = make_response(render_template("widget_frame.html", boot=boot, config=config))
-    # The frame is meant to be embedded anywhere; it reads nothing of its parent.
-    response.headers["Content-Security-Policy"] = "frame-ancestors *"
+    # The frame is meant to be embedded on the team's sites (any site when the team
+    # named none); it reads nothing of its parent. Every other page: never framed.
+    response.headers["Content-Security-Policy"] = frame_guard.frame_ancestors_for(
+        teams.allowed_origins(config["id"]))
     return response
 
 

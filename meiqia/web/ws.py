@@ -638,11 +638,12 @@ class _Scope:
         return ok
 
     def _ticket(self, data: dict, may_query: bool) -> bool | None:
-        """A ticket event, by the ticket rule (``permissions.ticket_filter``): its
-        assignee is in his scope, or it has none and no group he cannot see. No
-        @mention widening, and no assignee given means not for him: ticket events
-        carry old and new values and reply bodies. The one exception is the
-        reassignment itself, for whoever could see the ticket's previous assignee."""
+        """A ticket event, by the ticket rule (``permissions.ticket_visible`` on the
+        facts the event carries: assignee, group, the conversation's handler and
+        group). No @mention widening, and an event without the facts is not for
+        him: ticket events carry old and new values and reply bodies. The one
+        exception is the reassignment itself, for whoever could see the ticket's
+        previous assignee."""
         if "assignee_id" not in data:
             return False
         if may_query:
@@ -651,10 +652,7 @@ class _Scope:
             return None
         if data.get("previous_assignee_id") in self.agents:
             return True  # the reassignment that took it from someone he sees
-        assignee = data["assignee_id"]
-        if assignee is not None:
-            return assignee in self.agents
-        return data.get("group_id") in (None, *self.groups)
+        return permissions.ticket_visible(self.agents, self.groups, data)
 
     def allow(self, topic: str, event: dict) -> bool:
         return bool(self._decide(topic, event, may_query=True))

@@ -99,7 +99,12 @@ def test_scopes_apply_to_lists_details_and_changes(team):
     zhao = team.new_agent(email="zhao@example.com", name="赵", scope="self")
     lis = create(li, content="李的工单", assignee_id=li.agent["id"])
     pool = create(team, content="还没人接")
-    assert ids(zhao.get("/api/v1/tickets")) == [pool["id"]]  # unassigned: the team's pool
+    # Unassigned, no group, no conversation: no pool of every agent (docs/security.md §1).
+    assert ids(zhao.get("/api/v1/tickets")) == []
+    assert ids(zhao.get("/api/v1/tickets?assignee_id=none")) == []
+    assert team.patch(f"/api/v1/tickets/{pool['id']}", json={"assignee_id": zhao.agent["id"]}
+                      ).status_code == 200
+    assert ids(zhao.get("/api/v1/tickets")) == [pool["id"]]
     for call in (lambda: zhao.get(f"/api/v1/tickets/{lis['id']}"),
                  lambda: zhao.patch(f"/api/v1/tickets/{lis['id']}", json={"status": "closed"}),
                  lambda: zhao.post(f"/api/v1/tickets/{lis['id']}/comments",
@@ -113,7 +118,7 @@ def test_scopes_apply_to_lists_details_and_changes(team):
     refused = zhao.patch(f"/api/v1/tickets/{pool['id']}",
                          json={"assignee_id": li.agent["id"]})
     assert refused.status_code == 422 and refused.get_json()["error"]["field"] == "assignee_id"
-    assert Ticket.get_by_id(pool["id"]).assignee_id is None
+    assert Ticket.get_by_id(pool["id"]).assignee_id == zhao.agent["id"]
     assert team.get(f"/api/v1/tickets/{lis['id']}").status_code == 200  # admin sees all
 
 
@@ -155,5 +160,6 @@ def test_the_customer_sidebar_lists_his_recent_tickets_in_scope(team):
     assert [t["subject"] for t in recent] == ["第二次留言", "第一次留言"]
     li = team.new_agent(email="li@example.com", name="李", scope="self")
     team.patch(f"/api/v1/tickets/{recent[0]['id']}", json={"assignee_id": team.agent["id"]})
+    team.patch(f"/api/v1/tickets/{recent[1]['id']}", json={"assignee_id": li.agent["id"]})
     assert [t["subject"] for t in li.get(f"/api/v1/visitors/{visitor_id}/tickets")
             .get_json()] == ["第一次留言"]

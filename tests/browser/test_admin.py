@@ -88,6 +88,11 @@ def test_team_settings_are_saved_and_refused_with_a_reason(server, admin, new_co
     form.locator("input[name='settings.suggest_threshold']").fill("0.4")
     form.locator("textarea[name='settings.welcome_message']").fill("您好，欢迎光临小美优选！")
     form.locator("input[name='settings.widget.color']").fill("#ff5a5f")
+    origins = form.locator("textarea[name='settings.widget.allowed_origins']")
+    origins.fill("https://shop.example.com/path")  # a page, not a site: refused
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".form-error")).to_contain_text("允许嵌入网页插件的网站")
+    origins.fill("https://shop.example.com\n\n  https://*.example.cn  \n")
     form.locator("button[type=submit]").click()
     page.locator(".toast").first.wait_for()
     screenshot(page, "admin-settings")
@@ -95,6 +100,10 @@ def test_team_settings_are_saved_and_refused_with_a_reason(server, admin, new_co
     assert settings["answer_threshold"] == 0.6 and settings["suggest_threshold"] == 0.4
     assert settings["welcome_message"] == "您好，欢迎光临小美优选！"
     assert settings["widget"]["color"] == "#ff5a5f"
+    assert settings["widget"]["allowed_origins"] == ["https://shop.example.com",
+                                                     "https://*.example.cn"]
+    page.reload()  # shown one a line, as typed
+    expect(origins).to_have_value("https://shop.example.com\nhttps://*.example.cn")
 
 
 def test_groups_and_tokens(server, admin, new_context):

@@ -269,13 +269,16 @@ def test_a_webhook_sink_is_configured_and_delivers(server, admin, new_context, p
     form.locator("button[type=submit]").click()
     expect(form.locator(".form-error")).to_contain_text("签名密钥")
     form.locator("input[name='config.secret']").fill(WEBHOOK_SECRET)
-    form.locator("input[name='config.allow_private_addresses']").check()
+    # the local receiver's network: the operator's setting, not a switch in the form
+    assert form.locator("input[name='config.allow_private_addresses']").count() == 0
+    server.app.config["OUTBOUND_ALLOWED_NETWORKS"] = ["127.0.0.0/8"]
     form.locator("button[type=submit]").click()
     row = page.locator("#sinks-table tbody tr", has_text="CRM 工单")
     row.wait_for()
     assert f"{base}/hook" in row.inner_text()
     sink = admin.get("/api/v1/ticket-sinks").get_json()[0]
-    assert sink["config"]["secret"] == "********" and sink["config"]["allow_private_addresses"]
+    assert sink["config"]["secret"] == "********"
+    assert "allow_private_addresses" not in sink["config"]
 
     created = admin.post("/api/v1/tickets", json={"subject": "订单 A1001 没收到",
                                                   "content": "订单 A1001 没收到，请尽快处理"})
@@ -289,7 +292,7 @@ def test_a_webhook_sink_is_configured_and_delivers(server, admin, new_context, p
 
     # A sink whose receiver is down: every attempt fails, the admin sees why and retries.
     admin.post("/api/v1/ticket-sinks", json={"type": "webhook", "name": "坏掉的 CRM", "config": {
-        "url": f"{base}/broken", "secret": WEBHOOK_SECRET, "allow_private_addresses": True}})
+        "url": f"{base}/broken", "secret": WEBHOOK_SECRET}})
     admin.post("/api/v1/tickets", json={"subject": "第二张", "content": "第二张工单"})
     page.reload()
     failed = page.locator("#deliveries-table tbody tr[data-status=failed]")

@@ -56,13 +56,19 @@ def smtp():
     controller.stop()
 
 
+#: The local test servers' network, allowed as an operator would (instance setting).
+LOCAL = ["127.0.0.0/8"]
+
+
 def webhook(api, url):
+    api.app.config["OUTBOUND_ALLOWED_NETWORKS"] = LOCAL
     response = api.post("/api/v1/ticket-sinks", json={"type": "webhook", "name": "CRM", "config": {
-        "url": url, "secret": SECRET, "allow_private_addresses": True}})
+        "url": url, "secret": SECRET}})
     assert response.status_code == 201, response.get_json()
 
 
 def email_sink(api, port):
+    api.app.config["OUTBOUND_ALLOWED_NETWORKS"] = LOCAL
     response = api.post("/api/v1/ticket-sinks", json={"type": "email", "name": "客服邮箱", "config": {
         "host": "127.0.0.1", "port": port, "from": "bot@shop.example", "to": "team@shop.example"}})
     assert response.status_code == 201, response.get_json()
@@ -132,7 +138,8 @@ def test_email_sink_mails_changes_and_the_customer_gets_the_reply_notes_stay_in(
 
 
 def _rq_app(tmp_path, redis_url, redis_prefix):
-    return make_app(tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix, JOBS_INLINE=False)
+    return make_app(tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix, JOBS_INLINE=False,
+                    OUTBOUND_ALLOWED_NETWORKS=LOCAL)
 
 
 def _utc_seconds() -> int:

@@ -64,9 +64,14 @@ def visitor_ticket(api):
     return response
 
 
+#: The local test servers' network, allowed as an operator would (instance setting).
+LOCAL = ["127.0.0.0/8"]
+
+
 def test_webhook_delivers_a_signed_body_that_verifies(db_api, receiver):
+    db_api.app.config["OUTBOUND_ALLOWED_NETWORKS"] = LOCAL
     sink = db_api.post("/api/v1/ticket-sinks", json={"type": "webhook", "name": "CRM", "config": {
-        "url": receiver.url, "secret": SECRET, "allow_private_addresses": True}})
+        "url": receiver.url, "secret": SECRET}})
     assert sink.status_code == 201, sink.get_json()
     assert sink.get_json()["config"]["secret"] == "********"  # never shown again
     visitor_ticket(db_api)
@@ -88,6 +93,13 @@ def test_private_addresses_are_refused_unless_allowed(db_api, receiver):
                                                                    "secret": SECRET}})
     assert refused.status_code == 422
     assert "private address" in refused.get_json()["error"]["message"]
+    # a team admin cannot switch it on for his sink any more (the operator can)
+    switched = db_api.post("/api/v1/ticket-sinks", json={"type": "webhook", "name": "x",
+                                                         "config": {"url": receiver.url,
+                                                                    "secret": SECRET,
+                                                                    "allow_private_addresses": True}})
+    assert switched.status_code == 422
+    assert switched.get_json()["error"]["field"] == "config.allow_private_addresses"
     for url in ("http://10.0.0.5/x", "http://169.254.169.254/latest", "ftp://example.com/"):
         response = db_api.post("/api/v1/ticket-sinks", json={
             "type": "webhook", "name": "x", "config": {"url": url, "secret": SECRET}})
@@ -96,10 +108,11 @@ def test_private_addresses_are_refused_unless_allowed(db_api, receiver):
 
 
 def test_failures_and_redirects_are_retried_then_shown_and_retryable(db_api):
+    db_api.app.config["OUTBOUND_ALLOWED_NETWORKS"] = LOCAL
     receiver = Receiver(status=302)  # a redirect is not followed: a failure
     try:
         db_api.post("/api/v1/ticket-sinks", json={"type": "webhook", "name": "CRM", "config": {
-            "url": receiver.url, "secret": SECRET, "allow_private_addresses": True}})
+            "url": receiver.url, "secret": SECRET}})
         visitor_ticket(db_api)
         assert len(receiver.requests) == 5  # first try plus four retries (inline in tests)
         failed = db_api.get("/api/v1/ticket-sinks/deliveries?status=failed").get_json()
@@ -125,6 +138,7 @@ def test_email_sink_sends_through_a_real_smtp_server(db_api):
     from tests.integration.test_two_processes import free_port
 
     port = free_port()
+    db_api.app.config["OUTBOUND_ALLOWED_NETWORKS"] = LOCAL
     controller = Controller(Collect(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -165,12 +179,13 @@ def test_sink_delivery_runs_on_an_rq_worker(tmp_path, redis_url, redis_prefix, r
     import redis
     from rq import SimpleWorker
 
-    app = make_app(tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix, JOBS_INLINE=False)
+    app = make_app(tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix, JOBS_INLINE=False,
+                   OUTBOUND_ALLOWED_NETWORKS=LOCAL)
     try:
         with app.app_context():
             api = ApiClient.registered(app)
             api.post("/api/v1/ticket-sinks", json={"type": "webhook", "name": "CRM", "config": {
-                "url": receiver.url, "secret": SECRET, "allow_private_addresses": True}})
+                "url": receiver.url, "secret": SECRET}})
             visitor_ticket(api)
             assert SinkDelivery.get().status == "pending" and receiver.requests == []
             queue = app.extensions["meiqia.jobs"]

@@ -133,7 +133,48 @@ def test_tickets_follow_the_same_scopes(world):
     theirs = Ticket.create(team=team, source="agent_created", content="发票", assignee=people["post1"])
     pool = Ticket.create(team=team, source="no_agent_online", content="留言")
     seen = {t.id for t in Ticket.select().where(permissions.ticket_filter(people["pre2"]))}
-    assert seen == {mine.id, pool.id}
+    assert seen == {mine.id}  # no shared pool of tickets: the admin triages ``pool``
+    assert permissions.get_ticket(people["admin"], pool.id).id == pool.id
     with pytest.raises(NotFound):
         permissions.get_ticket(people["pre2"], theirs.id)
     assert permissions.get_ticket(people["pre1"], mine.id).id == mine.id
+
+
+def test_ticket_rule_in_sql_and_on_socket_facts_agree(world):
+    """Every shape of ticket (assigned to each agent or nobody, with each group or
+    none, from each conversation or none): ``ticket_filter`` (lists, pages, search)
+    and ``ticket_visible`` (socket events) decide the same for every agent."""
+    people, convs = world
+    team = people["admin"].team
+    pre, post = Group.get(Group.name == "售前"), Group.get(Group.name == "售后")
+    assignees = [None, people["pre1"], people["pre2"], people["post1"], people["admin"]]
+    conversations = [None, *(convs[k] for k in ("pre1", "post1", "pool", "post_pool"))]
+    made = [Ticket.create(team=team, source="agent_created", content="留言", assignee=a,
+                          group=g, conversation=c)
+            for a in assignees for g in (None, pre, post) for c in conversations]
+    for who in ("admin", "all", "pre1", "pre2", "post1", "custom"):
+        actor = people[who]
+        in_sql = {t.id for t in Ticket.select().where(permissions.ticket_filter(actor))}
+        agents = permissions.visible_agent_ids(actor)
+        groups = permissions.visible_group_ids(actor)
+        on_facts = {t.id for t in made if permissions.ticket_visible(
+            agents, groups, permissions.ticket_scope_facts(t))}
+        assert in_sql == on_facts, who
+        assert in_sql == {t.id for t in made if permissions.can_see_ticket(actor, t.id)}
+    # the rule's cases, for pre2 (self, in 售前) and pre1 (groups: 售前)
+    def seen(who, **kw):
+        ticket = Ticket.create(team=team, source="no_agent_online", content="x", **kw)
+        return permissions.can_see_ticket(people[who], ticket.id)
+
+    assert seen("pre2", assignee=people["pre2"])
+    assert not seen("pre2", assignee=people["post1"], conversation=convs["pre2"])
+    assert seen("pre2", conversation=convs["pre2"])          # his conversation's ticket
+    assert not seen("pre2", conversation=convs["post1"])     # someone else's conversation
+    assert not seen("pre2", conversation=convs["pool"])      # no shared pool of tickets
+    assert not seen("pre2")
+    assert seen("pre1", group=pre) and not seen("pre2", group=pre)
+    assert not seen("pre1", group=post, conversation=convs["pre1"])  # the group decides
+    assert seen("post1", conversation=convs["post1"])
+    assert not seen("post1", conversation=convs["post_pool"])  # self: not his group's pool
+    assert seen("all") and seen("admin")
+    assert not seen("outsider", assignee=None)

@@ -1,8 +1,9 @@
 """Ticket events reach only the agent sockets whose scope covers the ticket.
 
 They carry old and new values and public reply bodies, so they follow the
-ticket rule (``permissions.ticket_filter``): the assignee is in the agent's
-scope, or the ticket has no assignee and no group he cannot see.
+ticket rule (``permissions.ticket_visible``, the rule of ``ticket_filter``): the
+assignee is in the agent's scope; unassigned, its group, else its conversation's
+handler or group is; nothing of that: admins only.
 """
 
 from __future__ import annotations
@@ -63,9 +64,14 @@ def test_ticket_events_follow_the_ticket_scope(api, live):
     pooled = api.post("/api/v1/tickets", json={
         "content": "发票抬头写错了", "group_id": group["id"]}).get_json()
     expect("ticket.created", pooled["id"], {"admin", "qian"})
-    # Unassigned, no group: the team's shared pool, every agent hears it.
+    # Unassigned, no group, no conversation: no shared pool (a ticket carries the
+    # customer's contact); admins (and agents of scope all) triage it.
     shared = api.post("/api/v1/tickets", json={"content": "物流一直没更新"}).get_json()
-    expect("ticket.created", shared["id"], {"admin", "li", "zhao", "qian"})
+    expect("ticket.created", shared["id"], {"admin"})
+    # Assigned to li afterwards: from then on li hears it.
+    taken = api.patch(f"/api/v1/tickets/{shared['id']}", json={"assignee_id": li.agent["id"]})
+    assert taken.status_code == 200, taken.get_json()
+    expect("ticket.updated", shared["id"], {"admin", "li"})
 
     # Moved to zhao: li hears that it left him, and from then on it is zhao's alone.
     moved = api.patch(f"/api/v1/tickets/{mine['id']}", json={"assignee_id": zhao.agent["id"]})
@@ -81,3 +87,29 @@ def test_ticket_events_follow_the_ticket_scope(api, live):
     assert later.status_code == 201, later.get_json()
     expect("ticket.updated", mine["id"], {"admin", "zhao"})
     assert not any("已转交财务" in str(f) for f in sockets["li"].seen)
+
+
+def test_a_ticket_event_follows_its_conversation_when_unassigned(api, live):
+    """Issue 15 §1: the ticket of li's conversation reaches li; that of the admin's
+    conversation does not (it once reached every agent, with the customer's words)."""
+    from tests.factories import make_conversation
+    from tests.factories import make_visitor
+
+    li = api.new_agent(email="li@example.com", name="李客服", scope="self")
+    sockets = {"admin": agent_socket(live, api), "li": agent_socket(live, li)}
+    team = api.team["id"]
+    for handler, words, heard in ((li.agent["id"], "李的客户要退款", {"admin", "li"}),
+                                  (api.agent["id"], "管理员的客户要发票", {"admin"})):
+        conversation = make_conversation(team, make_visitor(team), handler=handler,
+                                         messages=[("visitor", words, 0)])
+        made = api.post("/api/v1/tickets", json={"conversation_id": conversation.id})
+        assert made.status_code == 201, made.get_json()
+        tid = made.get_json()["id"]
+
+        def match(d, tid=tid):
+            return d["ticket_id"] == tid
+        for name in heard:
+            got = sockets[name].expect("ticket.created", where=match)["data"]
+            assert got["conversation_handler_id"] == handler
+        for name in set(sockets) - heard:
+            assert sockets[name].quiet("ticket.created", 0.5, where=match), name

@@ -243,6 +243,9 @@ def error_response(exc: ServiceError) -> Any:
     (``web.error_text``; English for clients that name none)."""
     response = jsonify(_localised(exc.to_dict()))
     response.status_code = exc.status
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after:
+        response.headers["Retry-After"] = str(int(retry_after))
     return response
 
 

@@ -33,7 +33,9 @@ UPLOAD_FORM = {
 }
 UPLOAD_DOC = ("Multipart form with the field `file` and `kind` (`image` or `file`). "
               "Answers the attachment; send its key as `attachment` of a message of "
-              "that kind. Too large: 413 with the limit; not an image: 422.")
+              "that kind. Too large: 413 with the limit; not an image: 422. A visitor past "
+              "the hourly upload quota (his own, or his site's visitors' together): 429 "
+              "with `Retry-After` (seconds).")
 ATTACHMENT = {
     "type": "object",
     "properties": {

@@ -1,4 +1,5 @@
-// Team settings: bot thresholds, queue, leave-a-message form, widget colour (PATCH /team).
+// Team settings: bot thresholds, queue, leave-a-message form, widget colour and the
+// sites that may frame it (one a line: data-list fields are lists) (PATCH /team).
 import { api, formError, t, toast } from './lib.js';
 
 const form = document.getElementById('settings-form');
@@ -25,6 +26,7 @@ function fill(teamData) {
     const value = get(teamData, input.name);
     if (value === undefined) continue;
     if (input.type === 'checkbox') input.checked = Boolean(value);
+    else if ('list' in input.dataset) input.value = (value || []).join('\n');
     else input.value = value;
     if (input.type === 'range') showRange(input);
   }
@@ -42,6 +44,7 @@ form.addEventListener('submit', async (event) => {
     let value = input.value;
     if (input.type === 'checkbox') value = input.checked;
     else if (input.type === 'range' || input.type === 'number') value = Number(input.value);
+    else if ('list' in input.dataset) value = input.value.split('\n').map((v) => v.trim()).filter(Boolean);
     set(body, input.name, value);
   }
   try {

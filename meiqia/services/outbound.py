@@ -1,0 +1,218 @@
+"""The one gate for every connection the server opens to an address it was told
+(SSRF guard): webhooks, the email sink's SMTP server, and plugins' HTTP.
+
+Why: a team admin (or a plugin's settings) names a host; without this gate the
+server would connect wherever it is told: its own loopback services (Redis,
+PostgreSQL, the admin port of something), the cloud metadata address
+(169.254.169.254), the office network behind it. So the host is resolved once,
+every address it has is checked (no loopback, private, link-local, reserved,
+multicast, unspecified or otherwise non-public address), and the connection goes
+to exactly the checked address, so a second DNS answer (DNS rebinding) cannot
+send it elsewhere. HTTP redirects are not followed.
+
+Private addresses are an *instance* decision, never a team's: the operator sets
+``OUTBOUND_ALLOW_PRIVATE`` (any private address) or ``OUTBOUND_ALLOWED_NETWORKS``
+(only these networks, e.g. ``["10.1.2.0/24"]`` for the office mail relay) in
+``instance/config.py`` or ``MEIQIA_*`` variables (docs/security.md §6).
+
+Errors say what to fix without telling a port scanner anything: a refused
+address names the rule; a connection that fails in any way (refused, timed out,
+reset, not the expected protocol) is one and the same ``OutboundFailed``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import smtplib
+import socket
+from typing import Any
+from urllib.parse import urlparse
+
+#: Seconds for connecting and for each read, unless the caller says otherwise.
+TIMEOUT = 10.0
+#: An HTTP answer is read only this far.
+MAX_RESPONSE = 64 * 1024
+
+
+class OutboundRefused(ValueError):
+    """The destination is not one the server may connect to."""
+
+
+class OutboundFailed(RuntimeError):
+    """The connection failed; deliberately the same words however it failed."""
+
+
+def refused_reason(address: str) -> str | None:
+    """Why the server may not connect to ``address`` (None: a public address)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address) and ip.sixtofour is not None:
+        inner = refused_reason(str(ip.sixtofour))  # 6to4 wrapping a private IPv4
+        if inner:
+            return inner
+    for name in ("loopback", "link_local", "unspecified", "multicast", "reserved", "private"):
+        if getattr(ip, f"is_{name}"):
+            return name.replace("_", "-")
+    if not ip.is_global:  # shared address space (100.64/10), documentation ranges…
+        return "non-public"
+    return None
+
+
+def _allowance() -> tuple[bool, list[Any]]:
+    """The instance's setting: all private addresses, or these networks (none
+    outside a Flask app: the safe answer)."""
+    try:
+        from flask import current_app
+
+        config = current_app.config
+    except RuntimeError:
+        return False, []
+    networks = [ipaddress.ip_network(n, strict=False)
+                for n in config.get("OUTBOUND_ALLOWED_NETWORKS") or []]
+    return bool(config.get("OUTBOUND_ALLOW_PRIVATE")), networks
+
+
+def check_address(host: str, address: str) -> None:
+    """Raise OutboundRefused unless the server may connect to ``address``."""
+    reason = refused_reason(address)
+    if reason is None:
+        return
+    allow_all, networks = _allowance()
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if allow_all or any(ip.version == n.version and ip in n for n in networks):
+        return
+    raise OutboundRefused(
+        f"{host} resolves to {address}, a private address ({reason}): the server does "
+        "not connect there (the operator may allow private networks for the whole "
+        "instance with OUTBOUND_ALLOWED_NETWORKS)")
+
+
+def resolve(host: str, port: int) -> str:
+    """The one address to connect to, after checking every address ``host`` has."""
+    if not host:
+        raise OutboundRefused("no host given")
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, OSError, ValueError):
+        raise OutboundRefused(f"cannot resolve {host}: no such host") from None
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if not addresses:
+        raise OutboundRefused(f"{host} has no address")
+    for address in addresses:
+        check_address(host, address)
+    return addresses[0]
+
+
+def check_host(host: str, port: int) -> None:
+    """For a settings form: refuse a host that resolves to an address the server may
+    not reach. One that does not resolve now is let through (DNS may be down or
+    the name not yet published); ``connect`` checks again on every use."""
+    try:
+        resolve(host, port)
+    except OutboundRefused as exc:
+        if str(exc).startswith("cannot resolve"):
+            return
+        raise
+
+
+def _failed(host: str, port: int, what: str) -> OutboundFailed:
+    return OutboundFailed(f"could not reach {what} at {host}:{port} (nothing answered in "
+                          "time, the connection was refused or closed, or it is not "
+                          f"{what}): check the host and port")
+
+
+def connect(host: str, port: int, timeout: float = TIMEOUT, what: str = "the server"
+            ) -> socket.socket:
+    """A TCP connection to ``host``:``port`` through the gate (checked address)."""
+    address = resolve(host, port)
+    try:
+        return socket.create_connection((address, port), timeout)
+    except OSError:
+        raise _failed(host, port, what) from None
+
+
+# --- HTTP ------------------------------------------------------------------------------
+
+
+class _GatedHTTPConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        self.sock = connect(self.host, self.port, self.timeout or TIMEOUT, "an HTTP server")
+
+
+class _GatedHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        raw = connect(self.host, self.port, self.timeout or TIMEOUT, "an HTTPS server")
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+
+
+def check_url(url: str) -> tuple[str, str, int]:
+    """Scheme, host and port of an http(s) URL whose host passes the gate."""
+    try:
+        parsed = urlparse(url)
+        https = parsed.scheme == "https"
+        port = parsed.port or (443 if https else 80)
+    except ValueError as exc:
+        raise OutboundRefused(f"not a valid URL: {exc}") from None
+    if parsed.scheme not in {"http", "https"}:
+        raise OutboundRefused("only http and https URLs")
+    if not parsed.hostname:
+        raise OutboundRefused("the URL needs a host")
+    resolve(parsed.hostname, port)
+    return parsed.scheme, parsed.hostname, port
+
+
+def http_request(method: str, url: str, body: bytes | None = None,
+                 headers: dict[str, str] | None = None, timeout: float = TIMEOUT,
+                 max_response: int = MAX_RESPONSE) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP(S) request through the gate: ``(status, headers, first bytes of the
+    body)``. Redirects are returned, never followed (their target was not checked).
+    For webhooks, channels and plugins: none of them opens sockets of its own."""
+    scheme, host, port = check_url(url)
+    parsed = urlparse(url)
+    conn_class = _GatedHTTPSConnection if scheme == "https" else _GatedHTTPConnection
+    conn = conn_class(host, port, timeout=timeout)
+    path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+    try:
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            data = response.read(max_response)
+        except OutboundFailed:
+            raise
+        except (OSError, http.client.HTTPException):
+            raise _failed(host, port, "an HTTP server") from None
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+    finally:
+        conn.close()
+
+
+# --- SMTP ------------------------------------------------------------------------------
+
+
+class GatedSMTP(smtplib.SMTP):
+    """``smtplib.SMTP`` whose connection goes through the gate; every failure to
+    get an SMTP greeting is the same ``OutboundFailed``."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return connect(host, port, timeout, "an SMTP server")
+
+    def connect(self, host: str = "localhost", port: int = 0,
+                source_address: Any = None) -> tuple[int, bytes]:
+        try:
+            code, message = super().connect(host, port, source_address)
+        except (OutboundFailed, OutboundRefused):
+            raise
+        except (OSError, smtplib.SMTPException):
+            self.close()
+            raise _failed(host, port, "an SMTP server") from None
+        if code != 220:
+            self.close()
+            raise _failed(host, port, "an SMTP server")
+        return code, message
+
+
+def smtp(host: str, port: int, timeout: float = TIMEOUT) -> GatedSMTP:
+    """A connected SMTP client for ``host``:``port``, through the gate."""
+    return GatedSMTP(host, port, timeout=timeout)

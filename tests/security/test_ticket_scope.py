@@ -1,0 +1,124 @@
+"""Issue 15 §1: a ticket is no way around the conversation scope.
+
+The attack: an agent limited to his own conversations (scope ``self``) opens
+the ticket a visitor left from someone else's conversation, and reads its
+transcript and the visitor's contacts; unassigned tickets were the whole team's.
+Here he tries every ticket route, the ticket page, the list and its search,
+the customer sidebar, and is refused (404, empty lists) each time, while the
+agents whose scope covers the ticket still see it (so there was something to see).
+The socket side is in tests/ws/test_ticket_events.py, the rule's cases in
+tests/unit/test_permissions.py.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from meiqia.models import Conversation
+from tests.api.test_conversations import start
+from tests.factories import make_conversation
+from tests.factories import make_visitor
+
+SECRET = "机密订单Z9"
+PHONE = "13912345678"
+
+
+def text(response: Any) -> str:
+    return json.dumps(response.get_json(), ensure_ascii=False)
+
+
+@pytest.fixture
+def world(api):
+    """The admin holds a chat; its visitor leaves a message from it (unassigned,
+    no group). li (self) and qian (groups: 售后) hold none of it."""
+    api.without_bot()
+    group = api.post("/api/v1/groups", json={"name": "售后"}).get_json()
+    api.patch(f"/api/v1/agents/{api.agent['id']}", json={"status": "online",
+                                                         "max_concurrent": 5})
+    li = api.new_agent(email="li@example.com", name="李客服", scope="self")
+    qian = api.new_agent(email="qian@example.com", name="钱客服", scope="groups",
+                         groups=[group["id"]])
+    client, token, cid, _ = start(api.app, api.team["id"], name="访客甲")
+    headers = {"X-Visitor-Token": token}
+    assert Conversation.get_by_id(cid).handler_id == api.agent["id"]
+    sent = client.post(f"/api/v1/widget/conversations/{cid}/messages", headers=headers,
+                       json={"body": f"我的订单号是{SECRET}"})
+    assert sent.status_code == 201, sent.get_json()
+    left = client.post("/api/v1/widget/tickets", headers=headers, json={
+        "conversation_id": cid, "content": "请回电", "phone": PHONE})
+    assert left.status_code == 201, left.get_json()
+    return {"api": api, "li": li, "qian": qian, "group": group["id"], "cid": cid,
+            "ticket": left.get_json()["id"],
+            "visitor_id": Conversation.get_by_id(cid).visitor_id}
+
+
+def test_an_agent_cannot_open_a_ticket_of_someone_elses_conversation(world):
+    li, api, tid = world["li"], world["api"], world["ticket"]
+    seen = api.get(f"/api/v1/tickets/{tid}")
+    assert seen.status_code == 200 and SECRET in text(seen) and PHONE in text(seen)
+    attempts = [
+        li.get(f"/api/v1/tickets/{tid}"),
+        li.patch(f"/api/v1/tickets/{tid}", json={"assignee_id": li.agent["id"]}),
+        li.patch(f"/api/v1/tickets/{tid}", json={"status": "solved"}),
+        li.post(f"/api/v1/tickets/{tid}/comments", json={"body": "越权", "visibility": "public"}),
+        li.get(f"/tickets/{tid}"),  # the ticket page
+    ]
+    for response in attempts:
+        assert response.status_code == 404, (response.request.path, response.status_code)
+        assert SECRET not in response.get_data(as_text=True)
+        assert PHONE not in response.get_data(as_text=True)
+    assert api.get(f"/api/v1/tickets/{tid}").get_json()["status"] == "open"  # untouched
+
+
+def test_lists_search_and_sidebar_show_no_ticket_outside_the_scope(world):
+    li, api, tid = world["li"], world["api"], world["ticket"]
+    for query in ("", "?assignee_id=none", f"?q={PHONE}", "?q=请回电", "?status=open",
+                  "?source=after_end", "?source=all_busy", "?source=no_agent_online"):
+        found = li.get(f"/api/v1/tickets{query}")
+        assert found.status_code == 200, (query, found.get_json())
+        assert found.get_json()["total"] == 0 and found.get_json()["items"] == [], query
+        assert sum(found.get_json()["counts"].values()) == 0, query
+        assert PHONE not in text(found)
+    assert tid in [t["id"] for t in api.get(f"/api/v1/tickets?q={PHONE}").get_json()["items"]]
+    assert li.get(f"/api/v1/visitors/{world['visitor_id']}/tickets").get_json() == []
+    assert [t["id"] for t in api.get(f"/api/v1/visitors/{world['visitor_id']}/tickets")
+            .get_json()] == [tid]
+
+
+def test_a_group_sees_its_pool_and_an_agent_his_own_conversations_tickets(world):
+    li, qian, api, tid = world["li"], world["qian"], world["api"], world["ticket"]
+    assert qian.get(f"/api/v1/tickets/{tid}").status_code == 404
+    # put into 售后: qian's group pool now, still not li's
+    assert api.patch(f"/api/v1/tickets/{tid}", json={"group_id": world["group"]}
+                     ).status_code == 200
+    assert qian.get(f"/api/v1/tickets/{tid}").status_code == 200
+    assert li.get(f"/api/v1/tickets/{tid}").status_code == 404
+    # assigned to li: his, with the transcript he needs to answer
+    assert api.patch(f"/api/v1/tickets/{tid}", json={"assignee_id": li.agent["id"]}
+                     ).status_code == 200
+    mine = li.get(f"/api/v1/tickets/{tid}")
+    assert mine.status_code == 200 and SECRET in text(mine)
+    assert qian.get(f"/api/v1/tickets/{tid}").status_code == 404  # assigned: not the pool
+    # a ticket from li's own conversation, unassigned: his
+    team = api.team["id"]
+    own = make_conversation(team, make_visitor(team, name="老客户"), handler=li.agent["id"],
+                            messages=[("visitor", "我的快递丢了", 0)])
+    made = api.post("/api/v1/tickets", json={"conversation_id": own.id})
+    assert made.status_code == 201, made.get_json()
+    ticket = li.get(f"/api/v1/tickets/{made.get_json()['id']}")
+    assert ticket.status_code == 200 and "我的快递丢了" in text(ticket)
+    assert qian.get(f"/api/v1/tickets/{made.get_json()['id']}").status_code == 404
+
+
+def test_a_ticket_routed_with_its_conversation_to_a_group(world):
+    """Unassigned, no group of its own: its conversation's group decides."""
+    api, li, qian = world["api"], world["li"], world["qian"]
+    team = api.team["id"]
+    routed = make_conversation(team, make_visitor(team), group=world["group"],
+                               status="queued", messages=[("visitor", "退货地址？", 0)])
+    made = api.post("/api/v1/tickets", json={"conversation_id": routed.id}).get_json()
+    assert qian.get(f"/api/v1/tickets/{made['id']}").status_code == 200
+    assert li.get(f"/api/v1/tickets/{made['id']}").status_code == 404
