@@ -25,6 +25,7 @@ from meiqia.services import dates
 from meiqia.services import permissions
 from meiqia.services.accounts import iso
 from meiqia.services.errors import ValidationError
+from meiqia.services.validation import INT_MAX
 
 #: Columns of the result list, in the default order (agents may hide and reorder).
 COLUMNS = [
@@ -71,6 +72,8 @@ def _int(value: Any, name: str) -> int:
         raise ValidationError(f"{name}: expected a whole number of seconds", name) from None
     if number < 0:
         raise ValidationError(f"{name}: must not be negative", name)
+    if number > INT_MAX:  # a database integer column holds no more
+        raise ValidationError(f"{name}: must be at most {INT_MAX}", name)
     return number
 
 
