@@ -2,6 +2,7 @@
 
 from meiqia.models.accounts import Agent
 from meiqia.models.accounts import AgentGroup
+from meiqia.models.accounts import AgentSocket
 from meiqia.models.accounts import ApiToken
 from meiqia.models.accounts import Group
 from meiqia.models.accounts import ScopeGrant
@@ -34,6 +35,7 @@ ALL_MODELS = [
     Group,
     Agent,
     AgentGroup,
+    AgentSocket,
     ScopeGrant,
     ApiToken,
     Visitor,
