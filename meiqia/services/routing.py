@@ -239,22 +239,31 @@ def offer_ticket(conversation: Conversation, situation: str) -> None:
 
 
 def tell_if_nobody_left(team_id: int) -> int:
-    """When no agent is online and connected any more, offer every queued visitor
-    of the team to leave a message instead of waiting for nobody. They stay
-    queued (an agent who comes back serves them). Returns how many were told.
+    """Offer every queued visitor whom nobody is left to serve to leave a message
+    instead of waiting for nobody: all of the team's queue when no agent is
+    online and connected any more, and a group's queue (a chat transferred to a
+    group) when none of its members is. They stay queued (an agent who comes
+    back serves them). Returns how many were told.
 
     Called on every departure (an agent away, offline, invisible, deactivated),
     possibly by several processes at once: a conditional UPDATE of
     ``offered_at`` claims each visitor, so he is told once.
     """
-    if capacity.availability(team_id) != capacity.NOBODY_ONLINE:
-        return 0
-    now = utcnow()
-    cutoff = now - datetime.timedelta(seconds=OFFER_AGAIN_SECONDS)
-    told = 0
+    from meiqia.models import AgentGroup
+
+    present = {agent.id for agent in capacity.eligible_agents(team_id)}
     waiting = list(Conversation.select().where(
         Conversation.team == team_id, Conversation.status == "queued")
         .order_by(Conversation.queued_at, Conversation.id))
+    if present:
+        groups = {c.group_id for c in waiting if c.group_id is not None}
+        served = {group_id for (group_id,) in AgentGroup.select(AgentGroup.group).where(
+            AgentGroup.group.in_(groups), AgentGroup.agent.in_(present)).tuples()} \
+            if groups else set()
+        waiting = [c for c in waiting if c.group_id is not None and c.group_id not in served]
+    now = utcnow()
+    cutoff = now - datetime.timedelta(seconds=OFFER_AGAIN_SECONDS)
+    told = 0
     for conversation in waiting:
         claimed = Conversation.update(offered_at=now).where(
             Conversation.id == conversation.id, Conversation.status == "queued",

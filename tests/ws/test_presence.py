@@ -158,6 +158,28 @@ def test_going_offline_tells_the_queue_at_once(team, live):
     agent.close()
 
 
+def test_a_group_queue_hears_when_its_last_member_goes(team, live):
+    """Colleagues outside the group are still there, but a chat waiting for the
+    group waits for nobody once its last member left: offered too; the general
+    queue, which they serve, is not."""
+    group = team.post("/api/v1/groups", json={"name": "售后组"}).get_json()
+    li = team.online_agent(1, name="李客服", email="li@example.com", groups=[group["id"]])
+    team.online_agent(1, name="周客服", email="zhou@example.com")
+    start(team.app, team.team["id"])
+    start(team.app, team.team["id"])  # both busy now
+    _c, token_g, for_group, _ = start(team.app, team.team["id"])
+    moved = team.post(f"/api/v1/conversations/{for_group}/transfer",
+                      json={"group_id": group["id"]})
+    assert moved.status_code == 200, moved.get_json()
+    _c, token_q, general, _ = start(team.app, team.team["id"])
+    assert Conversation.get_by_id(general).status == "queued"
+    group_socket, general_socket = visitor(live, token_g), visitor(live, token_q)
+    assert li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "offline"}
+                    ).status_code == 200
+    offered(group_socket)
+    assert general_socket.quiet("conversation", 0.5, where=lambda d: "offer_ticket" in d)
+
+
 def test_keep_leaves_the_chats_with_the_away_agent(team, live, sweeper):
     team.app.config["AGENT_AWAY_OPEN_CHATS"] = "keep"
     li = team.online_agent(1, connected=False)
