@@ -303,3 +303,46 @@ def test_chats_routed_while_the_socket_drops_never_stay_with_him(db_api):
     finally:
         Socket.close_all()
         live.stop()
+
+
+def test_processes_telling_the_queue_at_once_tell_each_visitor_once(db_api):
+    """Several processes' sweepers see the last agent gone at the same moment (the
+    race on purpose, threads with their own connections): each queued visitor
+    gets one offer, not one per process."""
+    from meiqia.db import connection
+    from meiqia.services import routing
+
+    app = db_api.app
+    db_api.without_bot()
+    li = db_api.online_agent(1)
+    start(app, db_api.team["id"])
+    waiting = [start(app, db_api.team["id"])[2] for _ in range(4)]
+    for trial in range(5):
+        # His sockets expired (a killed process): time moved through the data.
+        AgentSocket.update(alive_until=utcnow() - datetime.timedelta(seconds=1)).where(
+            AgentSocket.agent == li.agent["id"]).execute()
+        Conversation.update(offered_at=None).where(Conversation.id.in_(waiting)).execute()
+        barrier = threading.Barrier(4)
+        told: list[int] = []
+        errors: list[BaseException] = []
+
+        def tell(barrier=barrier, told=told, errors=errors):
+            try:
+                with app.app_context(), connection():
+                    barrier.wait(5)
+                    told.append(routing.tell_if_nobody_left(db_api.team["id"]))
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=tell) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors, errors
+        assert sum(told) == len(waiting), (trial, told)
+        for cid in waiting:
+            offers = [m for m in Message.select().where(
+                Message.conversation == cid, Message.kind == "event")
+                if m.payload.get("event") == "leave_message"]
+            assert len(offers) == trial + 1, (trial, cid, len(offers))
