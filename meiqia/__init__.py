@@ -77,8 +77,10 @@ def create_app(
     app.extensions["meiqia.plugins"] = pm
     register_web(app)
     from meiqia.services import inactivity
+    from meiqia.services import presence
 
     inactivity.init_app(app)
+    presence.init_app(app)
     # Start-up hooks are called directly, not isolated: a plugin that cannot
     # start must stop the application with its own error.
     for result in pm.hook.register_blueprints(app=app):

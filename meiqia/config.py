@@ -82,6 +82,18 @@ DEFAULTS: dict[str, Any] = {
     #: Seconds between two sweeps of the inactivity rule in each web process
     #: (``services/inactivity.py``); 0 turns the sweeper off.
     "INACTIVITY_SWEEP_SECONDS": 60,
+    #: Agent presence (``services/presence.py``, docs/protocol.md "Agent presence"):
+    #: seconds a workspace socket counts as alive after its last frame (the
+    #: workspace pings every 25 s; a process killed -9 leaves its sockets to expire),
+    "AGENT_HEARTBEAT_SECONDS": 75,
+    #: seconds after an agent's last socket closed before he counts as away (no
+    #: new chats, shown as away; a reload within it changes nothing),
+    "AGENT_AWAY_GRACE_SECONDS": 60,
+    #: what happens to an away agent's open chats: ``requeue`` (back to the head of
+    #: the queue, for colleagues who are there) or ``keep`` (they wait for him),
+    "AGENT_AWAY_OPEN_CHATS": "requeue",
+    #: and seconds between two presence sweeps in each web process (0: off).
+    "PRESENCE_SWEEP_SECONDS": 1.0,
     #: Server processes (``meiqia run``, gunicorn) build the bot's indexes as they
     #: start, so no visitor waits for the build (``services/knowledge.warm_up``).
     "BOT_WARM_UP": True,
@@ -130,7 +142,11 @@ _INT_KEYS = {
     "VISITOR_TOKEN_DAYS",
     "INACTIVITY_SWEEP_SECONDS",
 }
-_FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_TIMEOUT"}
+_FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_TIMEOUT",
+               "AGENT_HEARTBEAT_SECONDS"}
+#: Numbers where 0 is meaningful (off, or at once).
+_NONNEGATIVE_FLOAT_KEYS = {"AGENT_AWAY_GRACE_SECONDS", "PRESENCE_SWEEP_SECONDS"}
+_CHOICE_KEYS = {"AGENT_AWAY_OPEN_CHATS": ("requeue", "keep")}
 _BOOL_KEYS = {
     "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
     "BOT_WARM_UP", "TRUST_FORWARDED_HOST", "OUTBOUND_ALLOW_PRIVATE",
@@ -163,6 +179,19 @@ def _coerce(key: str, value: Any) -> Any:
         if number <= 0:
             raise ConfigError(key, f"must be positive, got {number}")
         return number
+    if key in _NONNEGATIVE_FLOAT_KEYS:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"expected a number, got {value!r}") from None
+        if number < 0:
+            raise ConfigError(key, f"must not be negative, got {number}")
+        return number
+    if key in _CHOICE_KEYS:
+        if value not in _CHOICE_KEYS[key]:
+            raise ConfigError(key, f"expected one of {', '.join(_CHOICE_KEYS[key])}, "
+                                   f"got {value!r}")
+        return value
     if key in _BOOL_KEYS:
         if isinstance(value, bool):
             return value

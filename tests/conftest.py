@@ -49,6 +49,8 @@ def base_config(tmp_path: Any, **extra: Any) -> dict[str, Any]:
         "PASSWORD_MIN_LENGTH": 8,
         # Tests run the inactivity sweep themselves (no thread per test app).
         "INACTIVITY_SWEEP_SECONDS": 0,
+        # Likewise the presence sweep (tests/ws/test_presence.py turns it on).
+        "PRESENCE_SWEEP_SECONDS": 0,
     }
     config.update(extra)
     return config
@@ -74,6 +76,9 @@ def make_app(tmp_path: Any, plugins: tuple = (), **config: Any) -> Any:
 def close_app(app: Any) -> None:
     from meiqia.db import database
 
+    for sweeper in ("meiqia.presence", "meiqia.inactivity"):
+        if sweeper in app.extensions:  # a test that turned one on
+            app.extensions[sweeper].stop()
     app.extensions["meiqia.jobs"].close()
     app.extensions["meiqia.hub"].close()
     if not database.is_closed():

@@ -66,12 +66,47 @@ class ApiClient:
         assert other.login(body["email"], AGENT_PASSWORD).status_code == 200
         return other
 
-    def online_agent(self, limit: int = 2, **fields: Any) -> ApiClient:
-        """A new agent who set himself online, taking up to ``limit`` conversations."""
+    def online_agent(self, limit: int = 2, connected: bool = True,
+                     **fields: Any) -> ApiClient:
+        """A new agent who set himself online, taking up to ``limit`` conversations.
+
+        Routing serves only agents with a workspace open (docs/protocol.md, "Agent
+        presence"); ``connected`` opens one for him (``workspace_open``) unless the
+        test is about an agent who has none.
+        """
         agent = self.new_agent(max_concurrent=limit, **fields)
         response = agent.patch(f"/api/v1/agents/{agent.agent['id']}", json={"status": "online"})
         assert response.status_code == 200, response.get_json()
+        if connected:
+            agent.workspace_open()
         return agent
+
+    def go_online(self) -> ApiClient:
+        """This agent sets himself online with his workspace open."""
+        response = self.patch(f"/api/v1/agents/{self.agent['id']}", json={"status": "online"})
+        assert response.status_code == 200, response.get_json()
+        self.workspace_open()
+        return self
+
+    def workspace_open(self, hours: float = 24) -> int:
+        """Record a workspace socket of this agent, as ``/ws/agent`` does when it
+        opens (``presence.agent_connected``), alive for ``hours`` (a test client
+        sends no heartbeats; tests/ws/test_presence.py uses real sockets)."""
+        import datetime
+
+        from meiqia.models import Agent
+        from meiqia.models import AgentSocket
+        from meiqia.models.base import utcnow
+        from meiqia.services import presence
+
+        with self.app.app_context():
+            from meiqia.db import connection
+
+            with connection():
+                socket_id = presence.agent_connected(Agent.get_by_id(self.agent["id"]))
+                AgentSocket.update(alive_until=utcnow() + datetime.timedelta(hours=hours)).where(
+                    AgentSocket.id == socket_id).execute()
+        return socket_id
 
     def without_bot(self) -> ApiClient:
         """Turn the team's bot off, so visitors' messages go straight to routing."""

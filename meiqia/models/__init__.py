@@ -3,6 +3,7 @@
 from meiqia.models.accounts import Agent
 from meiqia.models.accounts import AgentGroup
 from meiqia.models.accounts import AgentSession
+from meiqia.models.accounts import AgentSocket
 from meiqia.models.accounts import ApiToken
 from meiqia.models.accounts import Group
 from meiqia.models.accounts import ScopeGrant
@@ -35,6 +36,7 @@ ALL_MODELS = [
     Group,
     Agent,
     AgentGroup,
+    AgentSocket,
     ScopeGrant,
     ApiToken,
     AgentSession,

@@ -62,6 +62,10 @@ class Agent(BaseModel):
     #: Round-robin tie-break for routing: when he last received a conversation.
     last_assigned_at = peewee.DateTimeField(null=True)
     last_seen_at = peewee.DateTimeField(null=True)
+    #: Whether presence last counted him as connected (a live workspace socket).
+    #: Only the transitions use it (each told once, across processes); routing
+    #: asks ``AgentSocket`` itself (``services/presence.py``).
+    connected = peewee.BooleanField(default=False)
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
@@ -74,6 +78,26 @@ class Agent(BaseModel):
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+class AgentSocket(BaseModel):
+    """One open workspace socket of an agent, wherever its process runs.
+
+    The socket's process refreshes ``alive_until`` with each sign of life; a
+    clean close leaves the grace period; a process killed -9 leaves its rows
+    to expire. Routing counts an agent as connected while one of his rows is
+    alive (``services/presence.py``).
+    """
+
+    id = peewee.BigAutoField()
+    agent = peewee.ForeignKeyField(Agent, backref="+", on_delete="CASCADE")
+    team = peewee.ForeignKeyField(Team, backref="+", on_delete="CASCADE")
+    alive_until = peewee.DateTimeField()
+    opened_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "agent_socket"
+        indexes = ((("agent", "alive_until"), False), (("team", "alive_until"), False))
 
 
 class AgentGroup(BaseModel):

@@ -44,6 +44,9 @@ class Conversation(BaseModel):
     #: 小结: written by agents, usually after the end.
     summary = peewee.TextField(default="")
     tags = JSONField(default=list)
+    #: When a queued visitor was last offered to leave a message because nobody
+    #: was left to take his chat (at most one offer per conversation at a time).
+    offered_at = peewee.DateTimeField(null=True)
     #: Unrecognised bot answers in a row (reset by a recognised one).
     bot_failures = peewee.IntegerField(default=0)
     last_message_id = peewee.BigIntegerField(default=0)

@@ -19,6 +19,10 @@ class ConversationRule(BaseModel):
     grades = JSONField(default=list)
     #: End open conversations after this many idle minutes; 0 = never.
     inactivity_minutes = peewee.IntegerField(default=0)
+    #: End conversations that only the bot has served (status ``bot``) after this
+    #: many idle minutes (or ``inactivity_minutes`` when shorter); 0 = follow
+    #: ``inactivity_minutes``.
+    bot_inactivity_minutes = peewee.IntegerField(default=30)
     updated_at = peewee.DateTimeField(default=utcnow)
 
 

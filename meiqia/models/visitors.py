@@ -26,6 +26,9 @@ class Visitor(BaseModel):
     attributes = JSONField(default=dict)
     #: Presence: the visitor has a socket open until this time (refreshed by pings).
     online_until = peewee.DateTimeField(null=True)
+    #: The language his widget speaks (``zh-CN``, ``en``; empty: the team's), for
+    #: the system lines he reads (handover, leave a message).
+    language = peewee.CharField(max_length=8, default="")
     created_at = peewee.DateTimeField(default=utcnow)
     last_seen_at = peewee.DateTimeField(default=utcnow)
 

@@ -30,6 +30,7 @@ from meiqia.models.accounts import SCOPES
 from meiqia.models.accounts import STATUSES
 from meiqia.models.accounts import TOKEN_SCOPES
 from meiqia.models.base import utcnow
+from meiqia.services import presence
 from meiqia.services.errors import Conflict
 from meiqia.services.errors import Forbidden
 from meiqia.services.errors import NotFound
@@ -306,6 +307,11 @@ def update_agent(actor: Agent, agent_id: int, data: dict[str, Any]) -> Agent:
                   if "password" in data else {})})
     if agent.max_concurrent > old_limit or (agent.status == "online" and old_status != "online"):
         _capacity_freed(agent)
+    if old_status == "online" and (agent.status != "online" or not agent.active):
+        # He may have been the last one: the queue must not wait for nobody.
+        from meiqia.services import routing
+
+        routing.tell_if_nobody_left(agent.team_id)
     return agent
 
 
@@ -369,6 +375,8 @@ def agent_to_dict(agent: Agent, full: bool = True) -> dict[str, Any]:
         "nickname": agent.nickname,
         "display_name": agent.display_name,
         "status": agent.status,
+        # What colleagues see (the transfer list): online only with a workspace open.
+        "presence": presence.agent_presence(agent),
         "role": agent.role,
     }
     if full:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import peewee
 
 from meiqia.models import Agent
+from meiqia.models import AgentSocket
 from meiqia.models import Conversation
 
 NOBODY_ONLINE = "nobody_online"
@@ -28,13 +29,23 @@ def open_counts(team_id: int) -> dict[int, int]:
     return {handler: n for handler, n in rows if handler is not None}
 
 
-def online_agents(team_id: int) -> list[Agent]:
-    """Agents who take conversations now (online; invisible and offline do not)."""
+def eligible_agents(team_id: int) -> list[Agent]:
+    """Agents who take conversations now: active, status ``online`` (invisible and
+    offline do not) AND connected, i.e. with a live workspace socket on any
+    process (``presence.live_sockets``). An agent set online who never opened
+    the workspace, or closed it longer than the grace period ago, gets nothing."""
+    from meiqia.services.presence import live_sockets
+
     return list(
         Agent.select()
-        .where(Agent.team == team_id, Agent.status == "online", Agent.active == True)  # noqa: E712
+        .where(Agent.team == team_id, Agent.status == "online", Agent.active == True,  # noqa: E712
+               Agent.id.in_(live_sockets().where(AgentSocket.team == team_id)))
         .order_by(Agent.id)
     )
+
+
+#: The name routing and the widget have used: online means "there to take chats".
+online_agents = eligible_agents
 
 
 def candidates(team_id: int) -> list[Agent]:
@@ -60,7 +71,8 @@ def candidates(team_id: int) -> list[Agent]:
 
 
 def availability(team_id: int) -> str:
-    """``available``, ``all_busy`` (someone online, nobody free) or ``nobody_online``."""
+    """``available``, ``all_busy`` (someone online, nobody free) or ``nobody_online``
+    (nobody online and connected: ``eligible_agents``)."""
     if candidates(team_id):
         return AVAILABLE
     return ALL_BUSY if online_agents(team_id) else NOBODY_ONLINE

@@ -129,6 +129,26 @@ def start_or_resume(visitor: Visitor, visit: Visit | None) -> tuple[Conversation
     return conversation, True
 
 
+#: Messages of his previous conversation a returning visitor sees at most.
+EARLIER_LIMIT = 100
+
+
+def earlier(visitor: Visitor, current: Conversation) -> dict[str, Any] | None:
+    """His conversation before ``current`` (ended), to show above it: a returning
+    visitor sees what was said last time. None when there is none."""
+    previous = (Conversation.select()
+                .where(Conversation.visitor == visitor.id, Conversation.id < current.id,
+                       Conversation.status == "ended")
+                .order_by(Conversation.id.desc()).first())
+    if previous is None:
+        return None
+    last = list(Message.select().where(Message.conversation == previous.id,
+                                       Message.visibility == "public")
+                .order_by(Message.id.desc()).limit(EARLIER_LIMIT))
+    return {"conversation_id": previous.id, "ended_at": iso(previous.ended_at),
+            "messages": [messages.visitor_view(m) for m in reversed(last)]}
+
+
 def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
                     client_msg_id: str | None, kind: str = "text",
                     payload: dict | None = None) -> tuple[Any, bool]:
@@ -221,18 +241,7 @@ def _bot_step(conversation: Conversation, message: Any) -> None:
 
 def _ask_for_human(conversation: Conversation) -> str:
     """Route to a person; when nobody can take it, post the leave-a-message offer."""
-    outcome = routing.request_human(conversation)
-    if outcome == "nobody":
-        situation = capacity.availability(conversation.team_id)
-        lang = "en" if conversation.team.language == "en" else "zh-CN"
-        text = {
-            "zh-CN": "现在没有客服可以接待，请留言，我们会尽快联系您。",
-            "en": "No agent can take your chat right now: leave a message and we'll "
-                  "get back to you.",
-        }[lang]
-        messages.post_message(conversation, "system", text, kind="event",
-                              payload={"event": "leave_message", "reason": situation})
-    return outcome
+    return routing.request_human(conversation)
 
 
 def ask_for_human(visitor: Visitor, conversation: Conversation) -> dict[str, Any]:
@@ -430,6 +439,8 @@ def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conver
     messages.post_message(conversation, "system", "", kind="event", visibility="internal",
                           payload={**note, "by": actor.display_name})
     conversation = Conversation.get_by_id(conversation.id)
+    if "agent_id" in data:
+        routing.announce_handover(conversation)
     routing.publish_state(conversation)
     if left_queue is not _NOT_QUEUED:
         routing.publish_queue(actor.team_id, {left_queue})

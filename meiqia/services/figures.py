@@ -8,8 +8,16 @@ Definitions (the product's; keep them exact):
   (1-2) and short groups (1312-113) are not leads. Text is NFKC-normalised first,
   so the full-width digits, ``－`` and ``＠`` of Chinese input methods count;
 - invalid: the visitor sent no message;
-- missed: the visitor sent a message and no agent sent a manual message before
-  the end;
+- asked for a person: the visitor asked for a human (button, 转人工, the bot
+  giving up, or the bot being off), or a person was given the chat: the
+  conversation was queued, assigned or transferred, or offered the
+  leave-a-message form (docs/history.md, "Missed and solved by the bot");
+- missed: the visitor sent a message, asked for a person, and no agent sent a
+  manual message before the end (a chat only the bot served, where nobody
+  asked for a person, is not missed: nobody was missing);
+- solved by the bot: the visitor sent a message, the bot answered, and he
+  never asked for a person, no agent sent a manual message, and he did not
+  leave a message (a ticket) from it;
 - duration: from the first manual message to the last manual message;
 - first response: from the visitor's first message to the first manual reply;
 - grade: by message count, thresholds from the conversation rules.
@@ -60,10 +68,21 @@ def grade_for(count: int, grades: list[dict[str, Any]]) -> str:
     return ""
 
 
-def compute_figures(messages: Iterable[Any], grades: list[dict[str, Any]]) -> dict[str, Any]:
+#: Event messages that show a person was asked for (see the module docstring).
+HUMAN_EVENTS = frozenset({"leave_message", "handover", "transferred", "requeued"})
+
+
+def compute_figures(messages: Iterable[Any], grades: list[dict[str, Any]], *,
+                    asked_human: bool | None = None,
+                    left_ticket: bool = False) -> dict[str, Any]:
     """Figures of one conversation from its messages (objects with sender_kind,
-    visibility, kind, body, created_at), in the order they were sent."""
+    visibility, kind, body, created_at, and payload for events), in the order
+    they were sent. ``asked_human`` None: read from the event messages alone
+    (``compute_and_store`` also knows the conversation's queueing and handler)."""
     messages = list(messages)
+    events = {(getattr(m, "payload", None) or {}).get("event") for m in messages
+              if m.kind == "event"}
+    asked = bool(events & HUMAN_EVENTS) if asked_human is None else asked_human
     visitor = [m for m in messages if m.sender_kind == "visitor"]
     manual = [m for m in messages if m.sender_kind == "agent" and m.visibility == "public"
               and m.kind != "event"]
@@ -84,8 +103,9 @@ def compute_figures(messages: Iterable[Any], grades: list[dict[str, Any]]) -> di
         "is_lead": bool(leads),
         "lead_details": ", ".join(dict.fromkeys(leads))[:1000],
         "is_invalid": not visitor,
-        "is_missed": bool(visitor) and not manual,
-        "bot_resolved": bool(visitor) and bool(bots) and not manual,
+        "is_missed": bool(visitor) and asked and not manual,
+        "bot_resolved": bool(visitor) and bool(bots) and not asked and not manual
+        and not left_ticket,
         "first_manual_at": first_manual,
         "last_manual_at": last_manual,
         "duration_s": int((last_manual - first_manual).total_seconds()) if manual else None,
@@ -100,7 +120,15 @@ def compute_and_store(conversation: Conversation) -> dict[str, Any]:
     messages = list(
         Message.select().where(Message.conversation == conversation.id).order_by(Message.id)
     )
-    figures = compute_figures(messages, rule.grades if rule else [])
+    from meiqia.models import Ticket
+
+    events = {(m.payload or {}).get("event") for m in messages if m.kind == "event"}
+    asked = bool(conversation.queued_at or conversation.assigned_at or conversation.handler_id
+                 or events & HUMAN_EVENTS)
+    left = conversation.end_reason == "left_ticket" or Ticket.select().where(
+        Ticket.conversation == conversation.id).exists()
+    figures = compute_figures(messages, rule.grades if rule else [], asked_human=asked,
+                              left_ticket=left)
     Conversation.update(**figures).where(Conversation.id == conversation.id).execute()
     return figures
 
@@ -116,6 +144,7 @@ RULES_SCHEMA = {
                            "min_messages": {"type": "integer", "minimum": 0,
                                             "maximum": 100000}}}},
         "inactivity_minutes": {"type": "integer", "minimum": 0, "maximum": 10080},
+        "bot_inactivity_minutes": {"type": "integer", "minimum": 0, "maximum": 10080},
     },
 }
 
@@ -137,7 +166,8 @@ def update_rules(actor: Any, data: dict[str, Any]) -> tuple[ConversationRule, st
     require_admin(actor)
     check(data, RULES_SCHEMA)
     rule = rules_of(actor.team_id)
-    before = (list(rule.grades or []), rule.inactivity_minutes, rule.updated_at)
+    before = (list(rule.grades or []), rule.inactivity_minutes, rule.updated_at,
+              rule.bot_inactivity_minutes)
     job_id = None
     if "grades" in data:
         names = [g["grade"] for g in data["grades"]]
@@ -148,6 +178,8 @@ def update_rules(actor: Any, data: dict[str, Any]) -> tuple[ConversationRule, st
             job_id = "pending"
     if "inactivity_minutes" in data:
         rule.inactivity_minutes = data["inactivity_minutes"]
+    if "bot_inactivity_minutes" in data:
+        rule.bot_inactivity_minutes = data["bot_inactivity_minutes"]
     rule.updated_at = utcnow()
     with database.atomic():
         rule.save()
@@ -159,6 +191,7 @@ def update_rules(actor: Any, data: dict[str, Any]) -> tuple[ConversationRule, st
             # The queue is down (Redis): put the old grades back, so the admin's
             # retry changes them again and the regrade is not silently skipped.
             ConversationRule.update(grades=before[0], inactivity_minutes=before[1],
+                                    bot_inactivity_minutes=before[3],
                                     updated_at=before[2]).where(
                 ConversationRule.id == rule.id).execute()
             raise

@@ -3,7 +3,11 @@ inactivity rule)"): the system ends conversations that went quiet.
 
 A team's ``ConversationRule.inactivity_minutes`` (0: never) is how long a
 conversation may go without any message, assignment or queueing before it is
-ended with the reason ``inactivity``, like any other end: figures stored, the
+ended with the reason ``inactivity``; ``bot_inactivity_minutes`` (default 30,
+also for teams that never stored rules; 0: follow ``inactivity_minutes``) does
+the same for chats only the bot has served (status ``bot``; the shorter of the
+two rules applies to them), so abandoned bot
+chats leave the dashboard's "ongoing" and the active lists. Ended either way, like any other end: figures stored, the
 place freed (the queue head is assigned), the visitor told by an ``ended``
 event message and the ``conversation`` state.
 
@@ -38,6 +42,7 @@ from flask import Flask
 
 from meiqia.models import Conversation
 from meiqia.models import ConversationRule
+from meiqia.models import Team
 from meiqia.models import Visitor
 from meiqia.models.base import utcnow
 from meiqia.services.errors import Conflict
@@ -49,19 +54,53 @@ REASON = "inactivity"
 BATCH = 200
 
 
-def idle_condition(cutoff: datetime.datetime, now: datetime.datetime) -> peewee.Expression:
-    """Conversations quiet since before ``cutoff`` that the rule may end (see the
-    module docstring). Used for the look-up and again in the ending UPDATE."""
-    quiet = (
+def _quiet(cutoff: datetime.datetime) -> peewee.Expression:
+    return (
         (Conversation.last_message_at.is_null() | (Conversation.last_message_at < cutoff))
         & (Conversation.assigned_at.is_null() | (Conversation.assigned_at < cutoff))
         & (Conversation.queued_at.is_null() | (Conversation.queued_at < cutoff))
         & (Conversation.created_at < cutoff)
     )
+
+
+def idle_condition(cutoff: datetime.datetime, now: datetime.datetime,
+                   with_bot: bool = True) -> peewee.Expression:
+    """Conversations quiet since before ``cutoff`` that the rule may end (see the
+    module docstring). Used for the look-up and again in the ending UPDATE.
+    ``with_bot`` False leaves bot-only chats to their own rule (``bot_condition``)."""
     gone = Conversation.visitor.in_(Visitor.select(Visitor.id).where(
         Visitor.online_until.is_null() | (Visitor.online_until < now)))
-    return quiet & (Conversation.status.in_(("open", "bot"))
-                    | ((Conversation.status == "queued") & gone))
+    return _quiet(cutoff) & (Conversation.status.in_(("open", "bot") if with_bot else ("open",))
+                             | ((Conversation.status == "queued") & gone))
+
+
+def bot_condition(cutoff: datetime.datetime) -> peewee.Expression:
+    """Bot-only chats (status ``bot``) quiet since before ``cutoff``."""
+    return _quiet(cutoff) & (Conversation.status == "bot")
+
+
+def plans(now: datetime.datetime) -> list[tuple[int, int, peewee.Expression]]:
+    """(team, minutes, condition) for every rule to apply now. A team without
+    stored rules has the defaults: bot-only chats end after
+    ``bot_inactivity_minutes`` (30), others never."""
+    default_bot = ConversationRule.bot_inactivity_minutes.default
+    rows = (Team.select(Team.id, ConversationRule.inactivity_minutes,
+                        ConversationRule.bot_inactivity_minutes)
+            .join(ConversationRule, peewee.JOIN.LEFT_OUTER,
+                  on=(ConversationRule.team == Team.id)).tuples())
+    out = []
+    for team_id, minutes, bot_minutes in rows:
+        minutes = minutes or 0
+        bot_minutes = default_bot if bot_minutes is None else bot_minutes
+        # Bot-only chats end after the shorter of the two rules that are on.
+        bot_own = bot_minutes > 0 and (minutes == 0 or bot_minutes < minutes)
+        if minutes > 0:
+            cutoff = now - datetime.timedelta(minutes=minutes)
+            out.append((team_id, minutes, idle_condition(cutoff, now, with_bot=not bot_own)))
+        if bot_own:
+            cutoff = now - datetime.timedelta(minutes=bot_minutes)
+            out.append((team_id, bot_minutes, bot_condition(cutoff)))
+    return out
 
 
 def sweep(now: datetime.datetime | None = None) -> int:
@@ -73,11 +112,7 @@ def sweep(now: datetime.datetime | None = None) -> int:
 
     now = now or utcnow()
     ended = 0
-    rules = ConversationRule.select(ConversationRule.team, ConversationRule.inactivity_minutes
-                                    ).where(ConversationRule.inactivity_minutes > 0).tuples()
-    for team_id, minutes in list(rules):
-        cutoff = now - datetime.timedelta(minutes=minutes)
-        condition = idle_condition(cutoff, now)
+    for team_id, minutes, condition in plans(now):
         ids = [cid for (cid,) in Conversation.select(Conversation.id).where(
             Conversation.team == team_id, condition).order_by(Conversation.id)
             .limit(BATCH).tuples()]

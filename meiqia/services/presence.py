@@ -9,24 +9,42 @@ mark him offline. Transitions (offline → online, online → offline) are told 
 the team with a ``presence`` event that carries the conversation's handler and
 group, so agent sockets filter it without a query.
 
-Agent presence is his chosen status (online, invisible, offline: routing uses
-it); his sockets only refresh ``Agent.last_seen_at`` and, when he connects while
-``online``, tell routing a place may be free.
+Agent presence is his chosen status (online, invisible, offline) AND whether
+a workspace of his is open: routing gives chats only to agents who are
+``online`` and connected. Each workspace socket is a row (``AgentSocket``)
+whose ``alive_until`` its process pushes forward with every sign of life
+(``AGENT_HEARTBEAT_SECONDS``), so a socket on another gunicorn worker counts,
+and a process killed -9 leaves rows that simply expire. A clean close leaves
+the row alive for ``AGENT_AWAY_GRACE_SECONDS`` (a reload or a reconnect to
+another process is not an absence). Each process runs a sweeper every
+``PRESENCE_SWEEP_SECONDS``: an agent with no live row left is marked away
+once (``Agent.connected``, a conditional UPDATE), the team is told
+(``agent.presence``), his open chats go back to the queue or stay with him
+(``AGENT_AWAY_OPEN_CHATS``), and when he was the last one, the queued visitors
+are offered to leave a message (``routing.tell_if_nobody_left``).
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
+import os
 import threading
+import time
 from collections import Counter
 from typing import Any
 
+from flask import Flask
+from flask import current_app
+
 from meiqia.models import Agent
+from meiqia.models import AgentSocket
 from meiqia.models import Conversation
 from meiqia.models import Visitor
 from meiqia.models.base import utcnow
 from meiqia.services import events
 
+log = logging.getLogger(__name__)
 #: A visitor stays online this long after his socket's last sign of life
 #: (clients ping every 25 s, so three pings may be lost).
 ONLINE_SECONDS = 75
@@ -97,23 +115,220 @@ def visitor_disconnected(visitor_id: int) -> None:
         _announce(visitor_id, False)
 
 
-def agent_connected(agent: Agent) -> None:
-    """An agent opened the workspace socket."""
+def _config(key: str, default: Any) -> Any:
+    try:
+        return current_app.config.get(key, default)
+    except RuntimeError:  # outside an application (a script): the defaults
+        return default
+
+
+def heartbeat_seconds() -> float:
+    return float(_config("AGENT_HEARTBEAT_SECONDS", 75))
+
+
+def grace_seconds() -> float:
+    return float(_config("AGENT_AWAY_GRACE_SECONDS", 60))
+
+
+def live_sockets(now: datetime.datetime | None = None) -> Any:
+    """Agent sockets alive at ``now`` (a query of AgentSocket)."""
+    return AgentSocket.select(AgentSocket.agent).where(AgentSocket.alive_until > (now or utcnow()))
+
+
+def is_connected(agent_id: int, now: datetime.datetime | None = None) -> bool:
+    """He has a workspace socket alive now, on any process (or in its grace period)."""
+    return live_sockets(now).where(AgentSocket.agent == agent_id).exists()
+
+
+def connected_ids(team_id: int, now: datetime.datetime | None = None) -> set[int]:
+    """The team's agents with a live workspace socket, on any process."""
+    return {agent_id for (agent_id,) in live_sockets(now).where(
+        AgentSocket.team == team_id).distinct().tuples()}
+
+
+def agent_presence(agent: Agent, connected: set[int] | None = None) -> str:
+    """What colleagues see: ``online`` (online and connected), ``away`` (online, but
+    no workspace open for longer than the grace period), ``invisible``, ``offline``."""
+    if agent.status != "online":
+        return agent.status
+    live = agent.id in connected if connected is not None else is_connected(agent.id)
+    return "online" if live else "away"
+
+
+def _announce_agent(agent_id: int) -> None:
+    agent = Agent.get_or_none(Agent.id == agent_id)
+    if agent is None:
+        return
+    events.emit("agent.presence", agent.team_id, [f"team:{agent.team_id}"], {
+        "agent_id": agent.id, "status": agent.status, "connected": agent.connected,
+        "presence": agent_presence(agent)}, track=False)
+
+
+def agent_connected(agent: Agent) -> int:
+    """An agent opened the workspace socket: record it (see ``AgentSocket``) and
+    return its id, which the socket's heartbeats and close name."""
+    now = utcnow()
+    row = AgentSocket.create(agent=agent.id, team=agent.team_id,
+                             alive_until=now + datetime.timedelta(seconds=heartbeat_seconds()))
     with _lock:
         _agent_sockets[agent.id] += 1
-    Agent.update(last_seen_at=utcnow()).where(Agent.id == agent.id).execute()
-    if agent.status == "online":
+    Agent.update(last_seen_at=now).where(Agent.id == agent.id).execute()
+    _came_back(agent)
+    return row.id
+
+
+def _came_back(agent: Agent) -> None:
+    came = Agent.update(connected=True).where(
+        Agent.id == agent.id, Agent.connected == False).execute()  # noqa: E712
+    if came:
+        _announce_agent(agent.id)
+    if came or Agent.get_by_id(agent.id).status == "online":
         # He may have been online with no socket (status kept across a restart):
         # the queue head need not wait for his next status change.
         events.capacity_changed(agent.team_id)
 
 
-def agent_disconnected(agent: Agent) -> None:
+def agent_alive(agent: Agent, socket_id: int) -> None:
+    """A sign of life on his socket: alive for AGENT_HEARTBEAT_SECONDS more.
+
+    A row deleted meanwhile (expired during a database outage and swept) is
+    written again, and an agent marked away meanwhile comes back.
+    """
+    now = utcnow()
+    until = now + datetime.timedelta(seconds=heartbeat_seconds())
+    refreshed = AgentSocket.update(alive_until=until).where(
+        AgentSocket.id == socket_id).execute()
+    if not refreshed:
+        AgentSocket.insert(id=socket_id, agent=agent.id, team=agent.team_id,
+                           alive_until=until, opened_at=now).on_conflict_ignore().execute()
+    Agent.update(last_seen_at=now).where(Agent.id == agent.id).execute()
+    if not Agent.select().where(Agent.id == agent.id, Agent.connected == True).exists():  # noqa: E712
+        _came_back(agent)
+
+
+def agent_disconnected(agent: Agent, socket_id: int | None = None) -> None:
+    """His socket closed: it stays alive for the grace period (a reload, a
+    switch of process), then the presence sweep marks him away unless another
+    socket of his lives."""
     with _lock:
         _agent_sockets[agent.id] -= 1
         if _agent_sockets[agent.id] <= 0:
             del _agent_sockets[agent.id]
-    Agent.update(last_seen_at=utcnow()).where(Agent.id == agent.id).execute()
+    now = utcnow()
+    Agent.update(last_seen_at=now).where(Agent.id == agent.id).execute()
+    if socket_id is not None:
+        AgentSocket.update(alive_until=now + datetime.timedelta(seconds=grace_seconds())).where(
+            AgentSocket.id == socket_id).execute()
+        if grace_seconds() <= 0:
+            settle(agent.id)
+
+
+def settle(agent_id: int, now: datetime.datetime | None = None) -> bool:
+    """Mark him away if no socket of his is alive; True when this call did.
+
+    One conditional UPDATE decides, so of several processes sweeping at once
+    exactly one tells the team and moves his chats.
+    """
+    now = now or utcnow()
+    went = Agent.update(connected=False).where(
+        Agent.id == agent_id, Agent.connected == True,  # noqa: E712
+        Agent.id.not_in(live_sockets(now))).execute()
+    if went:
+        _went_away(agent_id)
+    return bool(went)
+
+
+#: What happens to an away agent's open chats (``AGENT_AWAY_OPEN_CHATS``).
+OPEN_CHAT_POLICIES = ("requeue", "keep")
+
+
+def _went_away(agent_id: int) -> None:
+    from meiqia.services import routing
+
+    agent = Agent.get_or_none(Agent.id == agent_id)
+    if agent is None:
+        return
+    _announce_agent(agent_id)
+    if agent.status != "online":
+        return
+    if _config("AGENT_AWAY_OPEN_CHATS", "requeue") == "requeue":
+        routing.requeue_handled_by(agent)
+    routing.tell_if_nobody_left(agent.team_id)
+
+
+#: Seconds between two clean-ups of long-expired socket rows (per process).
+CLEANUP_SECONDS = 300
+_last_cleanup = float("-inf")
+
+
+def sweep(now: datetime.datetime | None = None) -> int:
+    """Mark away every agent whose sockets all expired; return how many.
+
+    Safe in several processes at once (``settle``). Also forgets sockets that
+    expired long ago.
+    """
+    now = now or utcnow()
+    gone = [agent_id for (agent_id,) in Agent.select(Agent.id).where(
+        Agent.connected == True, Agent.id.not_in(live_sockets(now))).tuples()]  # noqa: E712
+    count = 0
+    for agent_id in gone:
+        try:
+            count += settle(agent_id, now)
+        except Exception:  # noqa: BLE001 - one agent must not stop the sweep
+            log.exception("presence: could not settle agent %s", agent_id)
+    global _last_cleanup
+    if time.monotonic() - _last_cleanup > CLEANUP_SECONDS:
+        # Not every sweep: on SQLite even a DELETE of nothing takes the write lock.
+        _last_cleanup = time.monotonic()
+        AgentSocket.delete().where(
+            AgentSocket.alive_until < now - datetime.timedelta(minutes=10)).execute()
+    return count
+
+
+class Sweeper:
+    """One thread per process that runs ``sweep`` every ``interval`` seconds
+    (started by the process's first request, like the inactivity sweeper)."""
+
+    def __init__(self, app: Flask, interval: float) -> None:
+        self.app = app
+        self.interval = interval
+        self.pid: int | None = None
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+
+    def ensure_running(self) -> None:
+        if self.pid == os.getpid() or self.stopped.is_set():
+            return
+        with self.lock:
+            if self.pid == os.getpid():
+                return
+            threading.Thread(target=self._run, name="meiqia-presence", daemon=True).start()
+            self.pid = os.getpid()
+
+    def _run(self) -> None:
+        from meiqia.db import connection
+
+        while not self.stopped.wait(self.interval):
+            try:
+                with self.app.app_context(), connection():
+                    sweep()
+            except Exception:  # noqa: BLE001 - a database hiccup: try again next time
+                log.exception("presence: the sweep failed")
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def init_app(app: Flask) -> Sweeper | None:
+    """Arrange for this process's presence sweeper to start with its first
+    request (``PRESENCE_SWEEP_SECONDS``; 0 leaves it to ``sweep`` callers)."""
+    interval = app.config.get("PRESENCE_SWEEP_SECONDS", 0)
+    if not interval:
+        return None
+    sweeper = Sweeper(app, float(interval))
+    app.extensions["meiqia.presence"] = sweeper
+    app.before_request(sweeper.ensure_running)
+    return sweeper
 
 
 def local_sockets() -> dict[str, Any]:

@@ -1,9 +1,13 @@
 """Routing (DESIGN §4): who takes a conversation, and the queue.
 
-An online agent below his limit gets it (least-loaded first, ties round-robin,
+An online and connected agent (``capacity.eligible_agents``: a live workspace
+socket, see ``services/presence.py``) below his limit gets it (least-loaded first, ties round-robin,
 then the ``assign_agent`` hook decides); nobody free but someone online: the
 conversation queues, first come first served, with positions pushed live;
-nobody online: the visitor is offered the leave-a-message form.
+nobody online: the visitor is offered the leave-a-message form, and so are
+the visitors still queued when the last agent goes (``tell_if_nobody_left``).
+A person taking a conversation (routing or a transfer) is announced to the
+visitor with a stored ``handover`` line in his language.
 
 Assignment is atomic: each team's assignments are serialised (an IMMEDIATE
 transaction on SQLite, a transaction-scoped advisory lock on PostgreSQL), and
@@ -14,6 +18,7 @@ concurrency no agent exceeds his limit and no conversation gets two handlers.
 from __future__ import annotations
 
 import contextlib
+import datetime
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +33,7 @@ from meiqia.services import capacity
 from meiqia.services import events
 from meiqia.services.messages import agent_topic
 from meiqia.services.messages import conversation_topic
+from meiqia.services.messages import post_message
 from meiqia.services.messages import team_topic
 from meiqia.services.teams import settings_of
 
@@ -120,9 +126,7 @@ def request_human(conversation: Conversation) -> str:
     if situation == capacity.NOBODY_ONLINE or (
         situation == capacity.ALL_BUSY and not queue_ok
     ):
-        events.emit("conversation", team_id, [conversation_topic(conversation.id)],
-                    {"conversation_id": conversation.id, "status": conversation.status,
-                     "offer_ticket": situation}, track=False)
+        offer_ticket(conversation, situation)
         return "nobody"
     Conversation.update(status="queued", queued_at=utcnow()).where(
         Conversation.id == conversation.id, Conversation.status == "bot").execute()
@@ -179,11 +183,127 @@ def assign_waiting(team_id: int) -> list[Conversation]:
         if conversation is None:
             break
         assigned.append(conversation)
+        announce_handover(conversation)
         publish_state(conversation)
         events.emit("assigned", team_id, [agent_topic(conversation.handler_id)],
                     {"conversation_id": conversation.id})
     publish_queue(team_id, {c.group_id for c in assigned})
     return assigned
+
+
+#: The visitor's line when a person takes his chat (routing or transfer).
+HANDOVER_TEXT = {"zh-CN": "{name} 为您服务", "en": "{name} is now serving you"}
+#: The visitor's line when nobody can take his chat (leave a message instead).
+LEAVE_MESSAGE_TEXT = {
+    "zh-CN": "现在没有客服可以接待，请留言，我们会尽快联系您。",
+    "en": "No agent can take your chat right now: leave a message and we'll get back to you.",
+}
+#: A queued visitor is told "nobody is left" at most once in this many seconds.
+OFFER_AGAIN_SECONDS = 30
+
+
+def visitor_language(conversation: Conversation) -> str:
+    """The visitor's language (what his widget said), else the team's."""
+    from meiqia.models import Team
+    from meiqia.models import Visitor
+
+    visitor = Visitor.get_or_none(Visitor.id == conversation.visitor_id)
+    lang = visitor.language if visitor is not None else ""
+    if lang not in HANDOVER_TEXT:
+        team = Team.get_or_none(Team.id == conversation.team_id)
+        lang = "en" if team is not None and team.language == "en" else "zh-CN"
+    return lang
+
+
+def announce_handover(conversation: Conversation) -> None:
+    """Tell the visitor who serves him now: a stored public ``handover`` event line,
+    with the name visitors see (nickname, else name), so a resuming client gets it."""
+    handler = Agent.get_or_none(Agent.id == conversation.handler_id) \
+        if conversation.handler_id else None
+    if handler is None:
+        return
+    name = handler.display_name
+    post_message(conversation, "system",
+                 HANDOVER_TEXT[visitor_language(conversation)].format(name=name),
+                 kind="event", payload={"event": "handover", "agent": name})
+
+
+def offer_ticket(conversation: Conversation, situation: str) -> None:
+    """Nobody can take the chat: the ``offer_ticket`` state to the visitor and the
+    stored ``leave_message`` line (so a client that resumes later sees it too)."""
+    events.emit("conversation", conversation.team_id, [conversation_topic(conversation.id)],
+                {"conversation_id": conversation.id, "status": conversation.status,
+                 "offer_ticket": situation}, track=False)
+    post_message(conversation, "system", LEAVE_MESSAGE_TEXT[visitor_language(conversation)],
+                 kind="event", payload={"event": "leave_message", "reason": situation})
+
+
+def tell_if_nobody_left(team_id: int) -> int:
+    """Offer every queued visitor whom nobody is left to serve to leave a message
+    instead of waiting for nobody: all of the team's queue when no agent is
+    online and connected any more, and a group's queue (a chat transferred to a
+    group) when none of its members is. They stay queued (an agent who comes
+    back serves them). Returns how many were told.
+
+    Called on every departure (an agent away, offline, invisible, deactivated),
+    possibly by several processes at once: a conditional UPDATE of
+    ``offered_at`` claims each visitor, so he is told once.
+    """
+    from meiqia.models import AgentGroup
+
+    present = {agent.id for agent in capacity.eligible_agents(team_id)}
+    waiting = list(Conversation.select().where(
+        Conversation.team == team_id, Conversation.status == "queued")
+        .order_by(Conversation.queued_at, Conversation.id))
+    if present:
+        groups = {c.group_id for c in waiting if c.group_id is not None}
+        served = {group_id for (group_id,) in AgentGroup.select(AgentGroup.group).where(
+            AgentGroup.group.in_(groups), AgentGroup.agent.in_(present)).tuples()} \
+            if groups else set()
+        waiting = [c for c in waiting if c.group_id is not None and c.group_id not in served]
+    now = utcnow()
+    cutoff = now - datetime.timedelta(seconds=OFFER_AGAIN_SECONDS)
+    told = 0
+    for conversation in waiting:
+        claimed = Conversation.update(offered_at=now).where(
+            Conversation.id == conversation.id, Conversation.status == "queued",
+            Conversation.offered_at.is_null() | (Conversation.offered_at < cutoff)).execute()
+        if claimed:
+            offer_ticket(conversation, capacity.NOBODY_ONLINE)
+            told += 1
+    return told
+
+
+def requeue_handled_by(agent: Agent) -> list[int]:
+    """An away agent's open chats go back to the queue, ahead of later arrivals
+    (``AGENT_AWAY_OPEN_CHATS = "requeue"``), and are routed again at once.
+    Returns their ids.
+
+    The look-up happens under the team's routing lock: an assignment to him
+    that read his socket as alive just before it expired commits first, and is
+    found here, instead of staying with an agent who is gone.
+    """
+    moved = []
+    with team_transaction(agent.team_id):
+        for conversation in list(Conversation.select().where(
+                Conversation.handler == agent.id, Conversation.status == "open")):
+            if Conversation.update(
+                    handler=None, status="queued",
+                    queued_at=conversation.queued_at or conversation.created_at,
+            ).where(Conversation.id == conversation.id, Conversation.handler == agent.id,
+                    Conversation.status == "open").execute():
+                moved.append(conversation)
+    for conversation in moved:
+        post_message(conversation, "system", "", kind="event", visibility="internal",
+                     payload={"event": "requeued", "from": agent.display_name,
+                              "reason": "away"})
+        publish_state(Conversation.get_by_id(conversation.id))
+    if moved:
+        assign_waiting(agent.team_id)
+        still = Conversation.select(Conversation.group).where(
+            Conversation.id.in_([c.id for c in moved]), Conversation.status == "queued").tuples()
+        publish_queue(agent.team_id, {group_id for (group_id,) in still})
+    return [c.id for c in moved]
 
 
 def leave_queue(conversation: Conversation) -> None:

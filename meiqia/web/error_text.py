@@ -85,6 +85,7 @@ FIELD_LABELS: dict[str, str] = {
     "groups": "分组",
     "height": "高度",
     "inactivity_minutes": "无响应结束（分钟）",
+    "bot_inactivity_minutes": "机器人对话无响应结束（分钟）",
     "invalid": "无效对话",
     "ip": "IP",
     "key": "问答 ID",

@@ -531,17 +531,33 @@ def agent_socket(ws: Any) -> None:
         scope = _Scope(actor)
         sub = hub.subscribe([messages.team_topic(actor.team_id),
                              messages.agent_topic(actor.id)], accept=scope.prefilter)
+        # His socket's presence row (``services/presence.py``), written before
+        # ``hello``: a client that got ``hello`` counts as connected, and a chat
+        # routed to him now reaches him (subscribed above). Routing gives chats only
+        # to agents with a live row, on any process. Each frame (the workspace pings
+        # every PING_SECONDS) keeps it alive; a row not written now (database busy)
+        # is written with the next frame.
+        socket_row: list[int] = []
+        _bookkeeping("presence", lambda: socket_row.append(presence.agent_connected(actor)))
         channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
         after = _after()
         if after:
             replayed = messages.agent_replay(actor, after)
             for old, view in zip(replayed, messages.agent_views(replayed), strict=True):
                 channel.send("message", view, old.id)
-    _bookkeeping("presence", presence.agent_connected, actor)
+    last_touch = time.monotonic()
+    touch_every = min(PING_SECONDS / 2, presence.heartbeat_seconds() / 3)
     pump = threading.Thread(target=_pump, args=(app, channel, sub, scope.allow), daemon=True)
     pump.start()
     try:
         for frame in _frames(ws, channel):
+            if not socket_row:
+                _bookkeeping("presence",
+                             lambda: socket_row.append(presence.agent_connected(actor)))
+                last_touch = time.monotonic()
+            elif time.monotonic() - last_touch > touch_every and _bookkeeping(
+                    "presence", presence.agent_alive, actor, socket_row[0]):
+                last_touch = time.monotonic()
             try:
                 with socket_unit():
                     _agent_frame(channel, actor, frame)
@@ -549,7 +565,8 @@ def agent_socket(ws: Any) -> None:
                 _unavailable(channel, frame, exc)
     finally:
         _stop_pump(channel, sub)
-        _bookkeeping("presence", presence.agent_disconnected, actor)
+        _bookkeeping("presence", presence.agent_disconnected, actor,
+                     socket_row[0] if socket_row else None)
         pump.join(timeout=2)
 
 

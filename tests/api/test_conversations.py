@@ -36,7 +36,7 @@ def team(db_api):
 def test_visitor_and_agent_hold_a_conversation(team):
     app = team.app
     li = team.new_agent(max_concurrent=2)
-    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    li.go_online()
     client, token, cid, data = start(app, team.team["id"], name="张三",
                                      custom={"订单号": "A1001"})
     assert data["conversation"]["status"] == "open"  # bot off: straight to routing
@@ -99,7 +99,7 @@ def test_bot_answers_then_visitor_asks_for_a_human(db_api):
     db_api.post("/api/v1/knowledge/import", data={"file": (io.BytesIO(kb.read_bytes()),
                 "kb.yaml")}, content_type="multipart/form-data")
     li = db_api.new_agent(max_concurrent=1)
-    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    li.go_online()
     client, token, cid, data = start(app, db_api.team["id"])
     assert data["conversation"]["status"] == "bot"
     vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
@@ -138,7 +138,7 @@ def test_nobody_online_offers_leave_a_message(team):
 def test_queue_positions_and_assignment_when_a_place_frees(team):
     app = team.app
     li = team.new_agent(max_concurrent=1)
-    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    li.go_online()
     first = start(app, team.team["id"])
     second = start(app, team.team["id"])
     third = start(app, team.team["id"])
@@ -160,7 +160,7 @@ def test_transfer_respects_limits_and_team(team):
     li = team.new_agent(max_concurrent=1, email="li@example.com", name="李客服")
     wang = team.new_agent(max_concurrent=1, email="wang@example.com", name="王客服")
     for a in (li, wang):
-        a.patch(f"/api/v1/agents/{a.agent['id']}", json={"status": "online"})
+        a.go_online()
     a = start(app, team.team["id"])
     b = start(app, team.team["id"])
     handler_a = Conversation.get_by_id(a[2]).handler_id
@@ -220,7 +220,7 @@ def test_bot_off_and_nobody_to_take_it_offers_leave_a_message_at_once(team):
 
     # Someone online but busy, and the team does not queue: offered as well.
     li = team.new_agent(max_concurrent=1)
-    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    li.go_online()
     team.patch("/api/v1/team", json={"settings": {"queue_enabled": False}})
     taken = start(team.app, team.team["id"])[3]
     assert taken["conversation"]["status"] == "open"
@@ -232,7 +232,7 @@ def test_bot_off_and_nobody_to_take_it_offers_leave_a_message_at_once(team):
 
 def test_a_visitor_rates_once(team):
     li = team.new_agent(max_concurrent=1)
-    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    li.go_online()
     client, token, cid, _ = start(team.app, team.team["id"])
     url = f"/api/v1/widget/conversations/{cid}/rating"
     li.post(f"/api/v1/conversations/{cid}/rating-invite")

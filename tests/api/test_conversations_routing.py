@@ -24,6 +24,7 @@ def agent(api, name, limit, status="online", **fields):
                             **fields)
     if status != "offline":
         created.patch(f"/api/v1/agents/{created.agent['id']}", json={"status": status})
+        created.workspace_open()
     return created
 
 
@@ -84,7 +85,7 @@ def test_an_agent_coming_online_takes_the_head_of_the_queue(team):
     # Invisible is not online: nothing moves.
     wang.patch(f"/api/v1/agents/{wang.agent['id']}", json={"status": "invisible"})
     assert Conversation.get_by_id(head).status == "queued"
-    wang.patch(f"/api/v1/agents/{wang.agent['id']}", json={"status": "online"})
+    wang.go_online()
     assert Conversation.get_by_id(head).handler_id == wang.agent["id"]
     assert Conversation.get_by_id(behind).status == "queued"
 

@@ -44,7 +44,8 @@ def world(db_api):
                                                    ("agent", "内部：稍后回", 5, "internal")]),
         # 14:00 local on the 16th: the visitor never wrote (invalid).
         "c4": conv(admin, UTC(2026, 11, 16, 6, 0), [("agent", "您好", 0)], rating="neutral"),
-        # 16:00 local on the 17th: the bot answered, nobody took it (bot-resolved, missed).
+        # 16:00 local on the 17th: the bot answered and nobody asked for a person
+        # (solved by the bot, not missed: docs/history.md).
         "c5": conv(None, UTC(2026, 11, 17, 8, 0), [("visitor", "发票怎么开", 0),
                                                    ("bot", "在订单页申请", 1)]),
         # 00:30 local on the 14th (the 13th in UTC): first response 50 s, duration 200 s.
@@ -75,7 +76,7 @@ def test_range_figures_hand_checked(world):
     r = range_of(world["admin"])
     assert r["from"] == "2026-11-14" and r["to"] == "2026-11-20"
     assert r["ended"] == 6  # c1-c6; c7 ended on the 21st for the team
-    assert (r["missed"], r["invalid"], r["leads"]) == (2, 1, 1)
+    assert (r["missed"], r["invalid"], r["leads"]) == (1, 1, 1)
     assert r["bot_resolved_share"] == round(1 / 6, 4)
     assert r["first_response_s"] == {"avg": 30.0, "p90": 46.0}  # 10, 30, 50
     assert r["duration_s"] == {"avg": 65.0, "p90": 158.0}  # 0 (c4: one manual), 0, 60, 200
@@ -99,13 +100,13 @@ def test_range_figures_hand_checked(world):
 def test_scope_narrows_every_figure(world):
     # 李客服 sees his own (c1, c2, c6) and the team's unassigned pool (c5).
     r = range_of(world["li"])
-    assert (r["ended"], r["missed"], r["invalid"], r["leads"]) == (4, 1, 0, 1)
+    assert (r["ended"], r["missed"], r["invalid"], r["leads"]) == (4, 0, 0, 1)
     assert r["bot_resolved_share"] == 0.25
     assert r["ratings"] == {"good": 2, "neutral": 0, "bad": 1, "none": 1}
     assert [row["agent"] for row in r["per_agent"]] == ["李客服"]
     assert r["suggestions"]["shown"] == 3 and r["suggestions"]["acceptance"] == 0.6667
     z = range_of(world["zhao"])
-    assert (z["ended"], z["missed"]) == (2, 2)  # c3 and c5
+    assert (z["ended"], z["missed"]) == (2, 1)  # c3 and c5; only c3 (his) was missed
     assert z["first_response_s"] == {"avg": None, "p90": None}
     assert z["suggestions"] == {"shown": 1, "accepted": 0, "edited": 1, "acceptance": 1.0}
 

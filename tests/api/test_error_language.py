@@ -87,7 +87,7 @@ def test_an_upload_over_the_limit(tmp_path):
 
 def test_a_transfer_to_an_agent_at_his_limit(team):
     li = team.new_agent(max_concurrent=1, email="li@example.com", name="李客服")
-    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    li.go_online()
     start(team.app, team.team["id"])  # li takes it: 1 of 1
     queued = start(team.app, team.team["id"])[2]
     url = f"/api/v1/conversations/{queued}/transfer"
@@ -115,7 +115,7 @@ def test_a_transfer_to_an_agent_at_his_limit(team):
 
 def test_a_message_into_an_ended_conversation(team):
     li = team.new_agent(max_concurrent=2)
-    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    li.go_online()
     client, token, cid, _ = start(team.app, team.team["id"])
     assert li.post(f"/api/v1/conversations/{cid}/end").status_code == 200
     url = f"/api/v1/widget/conversations/{cid}/messages"

@@ -22,7 +22,7 @@ def team(db_api):
 
 def online(team, limit=1, email="li@example.com"):
     agent = team.new_agent(max_concurrent=limit, email=email, name=email.split("@")[0])
-    agent.patch(f"/api/v1/agents/{agent.agent['id']}", json={"status": "online"})
+    agent.go_online()
     return agent
 
 

@@ -17,7 +17,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 def chat(db_api):
     db_api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
     li = db_api.new_agent(max_concurrent=3)
-    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    li.go_online()
     client, token, cid, _ = start(db_api.app, db_api.team["id"])
     return db_api, li, client, token, cid
 

@@ -148,7 +148,10 @@ def test_recent_conversations_open_the_old_one(server, admin, new_context):
     agent.once("dialog", lambda d: d.accept())
     agent.click("#act-end")
     frame.locator(".mq-restart button.mq-primary").click()
-    expect(frame.locator(".mq-msg")).to_have_count(0)
+    # A new conversation, with the ended one kept above it (greyed) for him to read.
+    expect(frame.locator(".mq-msg:not(.mq-earlier)")).to_have_count(0)
+    expect(frame.locator(".mq-msg.mq-earlier .mq-text")).to_have_text(
+        ["第一次来问问", "👍第一次的回答"])
     frame.locator("#mq-human").click()
     say(frame, "第二次又来了")
     open_chat(agent, "第二次又来了")

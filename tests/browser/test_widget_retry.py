@@ -32,6 +32,7 @@ def test_a_message_refused_while_the_database_is_busy_goes_again_by_itself(
                            ).status_code == 200
         assert admin.patch(f"/api/v1/agents/{admin.agent['id']}", json={
             "status": "online", "max_concurrent": 5}).status_code == 200
+        admin.workspace_open()
         page = new_context().new_page()
         frame = open_widget(page, server, admin.team["id"])
         expect(frame.locator("#mq-send")).to_be_enabled()

@@ -97,7 +97,7 @@ def test_public_replies_wait_for_the_next_visit_and_new_ones_are_flagged(server,
 
 
 def test_the_page_after_a_chat_ended_offers_to_leave_a_message(server, admin, new_context):
-    admin.patch(f"/api/v1/agents/{admin.agent['id']}", json={"status": "online"})
+    admin.go_online()
     visitor = new_context(viewport={"width": 1100, "height": 800}).new_page()
     frame = open_widget(visitor, server, admin.team["id"])
     frame.locator("#mq-human").click()

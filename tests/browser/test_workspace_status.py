@@ -33,7 +33,7 @@ def test_a_channel_without_reads_shows_delivered_read_unknown(sms_server, new_co
     with sms_server.app.app_context():
         admin = ApiClient.registered(sms_server.app)
         admin.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-        admin.patch(f"/api/v1/agents/{admin.agent['id']}", json={"status": "online"})
+        admin.go_online()
         cid = start(sms_server.app, admin.team["id"])[2]
         Conversation.update(channel="sms").where(Conversation.id == cid).execute()
         page = new_context(viewport={"width": 1360, "height": 820}).new_page()
@@ -56,7 +56,7 @@ def test_a_channel_without_reads_shows_delivered_read_unknown(sms_server, new_co
 
 def test_a_retry_after_a_lost_response_is_stored_once(server, admin, new_context):
     admin.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    admin.patch(f"/api/v1/agents/{admin.agent['id']}", json={"status": "online"})
+    admin.go_online()
     cid = start(server.app, admin.team["id"])[2]
     page = new_context(viewport={"width": 1360, "height": 820}).new_page()
     open_chat(page, server)

@@ -72,7 +72,7 @@ def team(db_api):
     clients = []
     for n, limit in enumerate(LIMITS):
         a = db_api.new_agent(max_concurrent=limit, email=f"a{n}@example.com", name=f"客服{n}")
-        a.patch(f"/api/v1/agents/{a.agent['id']}", json={"status": "online"})
+        a.go_online()
         agents[a.agent["id"]] = limit
         clients.append(a)
     hub = db_api.app.extensions["meiqia.hub"]

@@ -143,8 +143,8 @@ class Http:
         return "; ".join(f"{c.name}={c.value}" for c in self.jar)
 
 
-@pytest.fixture
-def cluster(tmp_path, pg_database_url, redis_url, redis_prefix):
+def cluster_env(tmp_path, pg_database_url, redis_url, redis_prefix, **extra: str) -> dict:
+    """The servers' environment on a fresh schema (``extra``: more MEIQIA_ settings)."""
     app = make_app(tmp_path, DATABASE_URL=pg_database_url)  # creates the schema
     close_app(app)
     truncate_all(pg_database_url)
@@ -153,7 +153,14 @@ def cluster(tmp_path, pg_database_url, redis_url, redis_prefix):
         "MEIQIA_DATABASE_URL": pg_database_url, "MEIQIA_REDIS_URL": redis_url,
         "MEIQIA_REDIS_PREFIX": redis_prefix, "MEIQIA_SECRET_KEY": "two-process-secret",
         "MEIQIA_INSTANCE_PATH": str(tmp_path / "instance"), "PYTHONUNBUFFERED": "1",
+        **extra,
     })
+    return env
+
+
+@pytest.fixture
+def cluster(tmp_path, pg_database_url, redis_url, redis_prefix):
+    env = cluster_env(tmp_path, pg_database_url, redis_url, redis_prefix)
     servers = [Server(env, tmp_path, "a"), Server(env, tmp_path, "b")]
     worker = Worker(env, tmp_path)
     yield servers, worker
@@ -175,13 +182,14 @@ def test_visitor_and_agent_on_two_processes_and_a_process_dies(cluster):
     admin.call("PATCH", a.url(f"/api/v1/agents/{data['agent']['id']}"),
                {"status": "online", "max_concurrent": 3})
 
+    # Routing serves agents with a workspace open: his socket (on A) counts on B.
+    agent = Socket(a.ws("/ws/agent"), admin.cookie())
+    agent.expect("hello")
     visitor_http = Http()
     session = visitor_http.call("POST", b.url("/api/v1/widget/session"), {"team_id": team_id})
     token, cid = session["token"], session["conversation"]["conversation_id"]
     assert session["conversation"]["status"] == "open"
 
-    agent = Socket(a.ws("/ws/agent"), admin.cookie())
-    agent.expect("hello")
     visitor = Socket(b.ws(f"/ws/visitor?token={token}"))
     visitor.expect("hello")
 
@@ -230,3 +238,64 @@ def test_visitor_and_agent_on_two_processes_and_a_process_dies(cluster):
     content = json.dumps(rows[0], ensure_ascii=False)
     assert all(text in content for text in ["我在 B 进程", "断线时一", "断线时二"])
     assert "Job OK" in worker.output()
+
+
+HEARTBEAT = 3
+
+
+@pytest.fixture
+def short_heartbeat(tmp_path, pg_database_url, redis_url, redis_prefix):
+    env = cluster_env(tmp_path, pg_database_url, redis_url, redis_prefix,
+                      MEIQIA_AGENT_HEARTBEAT_SECONDS=str(HEARTBEAT),
+                      MEIQIA_PRESENCE_SWEEP_SECONDS="0.5")
+    servers = [Server(env, tmp_path, "a"), Server(env, tmp_path, "b")]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_an_agent_on_a_killed_process_goes_away_and_the_queue_hears_it(short_heartbeat):
+    """Issue 14: the agent's socket lives on A, routing runs on B; A is killed -9
+    (no close, no clean-up): his socket expires, B's sweeper marks him away, his
+    chat goes back to the queue and the queued visitors are offered to leave a
+    message. Prints the time from the kill to the offer."""
+    a, b = short_heartbeat
+    admin = Http()
+    data = admin.call("POST", b.url("/api/v1/auth/register"), {
+        "team_name": "双进程", "name": "管理员", "email": "admin@example.com",
+        "password": "two-proc-1"})
+    admin.csrf = data["csrf_token"]
+    team_id = data["team"]["id"]
+    admin.call("PATCH", b.url("/api/v1/team"), {"settings": {"bot_enabled": False}})
+    admin.call("PATCH", b.url(f"/api/v1/agents/{data['agent']['id']}"),
+               {"status": "online", "max_concurrent": 1})
+    agent = Socket(a.ws("/ws/agent"), admin.cookie())
+    agent.expect("hello")
+
+    first = Http().call("POST", b.url("/api/v1/widget/session"), {"team_id": team_id})
+    assert first["conversation"]["status"] == "open"  # his socket on A counts on B
+    second = Http().call("POST", b.url("/api/v1/widget/session"), {"team_id": team_id})
+    assert second["conversation"]["status"] == "queued"
+    waiting = Socket(b.ws(f"/ws/visitor?token={second['token']}"))
+    waiting.expect("hello")
+    served = Socket(b.ws(f"/ws/visitor?token={first['token']}"))
+    served.expect("hello")
+    # His pings keep him there for longer than the heartbeat.
+    for _ in range(HEARTBEAT * 2):
+        agent.send("ping")
+        agent.expect("pong")
+        time.sleep(0.5)
+    agents = admin.call("GET", b.url("/api/v1/agents"))
+    assert agents[0]["presence"] == "online"
+
+    a.stop(kill=True)
+    killed = time.monotonic()
+    waiting.expect("conversation", timeout=HEARTBEAT + 10,
+                   where=lambda d: d.get("offer_ticket") == "nobody_online")
+    print(f"\nprocess killed -> offer: {time.monotonic() - killed:.2f} s "
+          f"(heartbeat {HEARTBEAT} s, sweep 0.5 s)")
+    served.expect("conversation", where=lambda d: d["status"] == "queued")
+    served.expect("conversation", where=lambda d: d.get("offer_ticket") == "nobody_online")
+    assert admin.call("GET", b.url("/api/v1/agents"))[0]["presence"] == "away"
+    for s in (waiting, served):
+        s.close()

@@ -37,6 +37,7 @@ def open_chat(app):
                      ).status_code == 200
     assert api.patch(f"/api/v1/agents/{api.agent['id']}", json={
         "status": "online", "max_concurrent": 5}).status_code == 200
+    api.workspace_open()
     visitor = app.test_client()
     data = visitor.post("/api/v1/widget/session", json={"team_id": api.team["id"]}).get_json()
     return api, visitor, data["token"], data["conversation"]["conversation_id"]

@@ -84,6 +84,7 @@ def test_a_conversation_goes_on_through_raising_and_hanging_plugins(tmp_path, ca
             api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
             api.patch(f"/api/v1/agents/{api.agent['id']}",
                       json={"status": "online", "max_concurrent": 3})
+            api.workspace_open()
             visitor = app.test_client()
             data = visitor.post("/api/v1/widget/session",
                                 json={"team_id": api.team["id"]}).get_json()

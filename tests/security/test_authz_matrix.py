@@ -42,6 +42,7 @@ def world(api: ApiClient) -> dict[str, Any]:
     admin_id = api.agent["id"]
     api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
     api.patch(f"/api/v1/agents/{admin_id}", json={"status": "online", "max_concurrent": 5})
+    api.workspace_open()
     li = api.new_agent(email="li@example.com", scope="self")
     client, token, cid, _ = start(app, api.team["id"], name="访客甲")
     vheaders = {"X-Visitor-Token": token}

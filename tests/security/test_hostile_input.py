@@ -64,7 +64,7 @@ def test_knowledge_with_control_characters_still_exports_as_xlsx(api):
 
 def test_svg_uploaded_as_a_file_downloads_as_an_inert_attachment(api):
     api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    api.patch(f"/api/v1/agents/{api.agent['id']}", json={"status": "online"})
+    api.go_online()
     client, token, cid, _ = start(api.app, api.team["id"])
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>'
     up = client.post(f"/api/v1/widget/conversations/{cid}/uploads?kind=file",

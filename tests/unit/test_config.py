@@ -42,6 +42,10 @@ def test_instance_file_then_environment(tmp_path, monkeypatch):
         ("MEIQIA_DATABASE_URL", "postgresql://host/", "DATABASE_URL: postgresql URL needs"),
         ("MEIQIA_REDIS_URL", "http://x", "REDIS_URL: expected redis://"),
         ("MEIQIA_LANGUAGE", "fr", "LANGUAGE: expected zh-CN or en"),
+        ("MEIQIA_AGENT_AWAY_OPEN_CHATS", "drop", "AGENT_AWAY_OPEN_CHATS: expected one of "
+                                                 "requeue, keep"),
+        ("MEIQIA_AGENT_AWAY_GRACE_SECONDS", "-5", "AGENT_AWAY_GRACE_SECONDS: must not be"),
+        ("MEIQIA_AGENT_HEARTBEAT_SECONDS", "0", "AGENT_HEARTBEAT_SECONDS: must be positive"),
     ],
 )
 def test_malformed_values_name_the_key(tmp_path, monkeypatch, key, value, words):

@@ -108,10 +108,21 @@ def test_an_agent_who_spoke_only_before_the_visitor_leaves_no_first_response():
 
 def test_invalid_missed_and_bot_resolved():
     assert compute_figures([msg("agent", 0)], GRADES)["is_invalid"] is True
-    missed = compute_figures([msg("visitor", 0), msg("agent", 5, visibility="internal")], GRADES)
+    missed = compute_figures([msg("visitor", 0), msg("agent", 5, visibility="internal")], GRADES,
+                             asked_human=True)
     assert missed["is_missed"] and missed["first_response_s"] is None and missed["duration_s"] is None
+    # The bot answered and nobody asked for a person: solved by the bot, nobody missed him.
     bot = compute_figures([msg("visitor", 0), msg("bot", 1)], GRADES)
-    assert bot["bot_resolved"] and bot["is_missed"]  # nobody manual, the bot answered
+    assert bot["bot_resolved"] and not bot["is_missed"]
+    # He asked for a human (the offer to leave a message is the event that shows it) and
+    # nobody answered: missed, and not solved by the bot.
+    offer = SimpleNamespace(**vars(msg("system", 2, "", mkind="event")),
+                            payload={"event": "leave_message"})
+    asked = compute_figures([msg("visitor", 0), msg("bot", 1), offer], GRADES)
+    assert asked["is_missed"] and not asked["bot_resolved"]
+    # He left a message from a bot chat: not solved by the bot either.
+    ticket = compute_figures([msg("visitor", 0), msg("bot", 1)], GRADES, left_ticket=True)
+    assert not ticket["bot_resolved"]
 
 
 def test_grades_use_the_highest_threshold_reached():
@@ -122,14 +133,19 @@ def test_grades_use_the_highest_threshold_reached():
 @settings(deadline=None)  # no timing in unit tests
 @given(st.lists(st.tuples(st.sampled_from(["visitor", "agent", "bot", "system"]),
                           st.integers(0, 10_000), st.sampled_from(["public", "internal"])),
-                max_size=30))
-def test_figures_properties(items):
+                max_size=30), st.booleans(), st.booleans())
+def test_figures_properties(items, asked, left):
     items = sorted(items, key=lambda i: i[1])
-    f = compute_figures([msg(k, s, visibility=v) for k, s, v in items], GRADES)
+    f = compute_figures([msg(k, s, visibility=v) for k, s, v in items], GRADES,
+                        asked_human=asked, left_ticket=left)
     manual = [i for i in items if i[0] == "agent" and i[2] == "public"]
     visitor = [i for i in items if i[0] == "visitor"]
     assert f["is_invalid"] == (not visitor)
-    assert f["is_missed"] == (bool(visitor) and not manual)
+    assert f["is_missed"] == (bool(visitor) and asked and not manual)
+    bots = [i for i in items if i[0] == "bot"]
+    assert f["bot_resolved"] == (bool(visitor) and bool(bots) and not asked and not manual
+                                 and not left)
+    assert not (f["is_missed"] and f["bot_resolved"])
     assert (f["duration_s"] is None) == (not manual)
     if f["duration_s"] is not None:
         assert f["duration_s"] >= 0

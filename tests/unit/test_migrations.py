@@ -137,7 +137,8 @@ def test_first_release_database_is_upgraded_to_todays_schema(first_release_url, 
     columns and indexes of a new database, and the old rows are all there."""
     from meiqia import create_app
 
-    config = {"SECRET_KEY": "s", "DATABASE_URL": first_release_url, "JOBS_INLINE": True}
+    config = {"SECRET_KEY": "s", "DATABASE_URL": first_release_url, "JOBS_INLINE": True,
+              "PRESENCE_SWEEP_SECONDS": 0}  # its database goes away after the test
     app = create_app(config, instance_path=str(tmp_path / "instance"))
     try:
         with app.app_context():

@@ -48,7 +48,7 @@ def _connect(port: int, cookie: str) -> tuple[socket.socket, WSConnection]:
 def test_a_slow_reader_sending_pings_gets_whole_frames(api, live):
     api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
     li = api.new_agent(max_concurrent=3)
-    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    li.go_online()
     client, token, cid, _ = start(api.app, api.team["id"], name="慢读测试")
     sock, ws = _connect(live.port, cookie_of(li))
 

@@ -14,7 +14,7 @@ from tests.ws.conftest import cookie_of
 def setup(api, live):
     api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
     li = api.new_agent(max_concurrent=3)
-    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    li.go_online()
     client, token, cid, _ = start(api.app, api.team["id"], name="访客甲")
     visitor = Socket(live.url(f"/ws/visitor?token={token}"))
     visitor.expect("hello")

@@ -25,6 +25,10 @@ AGENT_OUT = {
         "scope": {"type": "string"},
         "max_concurrent": {"type": "integer"},
         "status": {"type": "string"},
+        "presence": {"type": "string", "enum": ["online", "away", "invisible", "offline"],
+                     "description": "online: status online with a workspace open (he gets "
+                     "chats); away: status online but no workspace for longer than the "
+                     "grace period (docs/protocol.md, Agent presence)"},
     },
 }
 LOGIN_SCHEMA = {

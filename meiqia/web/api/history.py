@@ -56,7 +56,8 @@ def customer_conversations(visitor_id: int) -> list:
        tags=["history"])
 def get_rules() -> dict:
     rule = figures.rules_of(g.actor.team_id)
-    return {"grades": rule.grades, "inactivity_minutes": rule.inactivity_minutes}
+    return {"grades": rule.grades, "inactivity_minutes": rule.inactivity_minutes,
+            "bot_inactivity_minutes": rule.bot_inactivity_minutes}
 
 
 @route("/conversation-rules", ("PUT",), summary="Change the rules (regrades history as a job)",
@@ -64,4 +65,4 @@ def get_rules() -> dict:
 def put_rules(body: dict) -> dict:
     rule, job_id = figures.update_rules(g.actor, body)
     return {"grades": rule.grades, "inactivity_minutes": rule.inactivity_minutes,
-            "job_id": job_id}
+            "bot_inactivity_minutes": rule.bot_inactivity_minutes, "job_id": job_id}

@@ -13,6 +13,7 @@ from flask import g
 from flask import request
 
 from meiqia.models import Conversation
+from meiqia.models import Visitor
 from meiqia.services import conversations
 from meiqia.services import messages
 from meiqia.services import visitors
@@ -20,6 +21,7 @@ from meiqia.services.errors import NotFound
 from meiqia.services.errors import TokenExpired
 from meiqia.services.errors import Unauthorized
 from meiqia.services.visit_info import client_ip
+from meiqia.web import i18n
 from meiqia.web import security
 from meiqia.web.api import query_int
 from meiqia.web.api import route
@@ -53,7 +55,9 @@ def own_conversation(conversation_id: int) -> Conversation:
 @route("/widget/session", ("POST",), summary="Start or resume a visitor session",
        auth="none", body=visitors.SESSION_SCHEMA, tags=["widget"],
        description="Returns the visitor token (keep it), the conversation and its "
-       "messages. Name, contact and custom info come from the embedding page.")
+       "messages, and `earlier`: his previous, ended conversation (its last 100 public "
+       "messages) to show above a new one, or null. Name, contact and custom info come "
+       "from the embedding page; X-Meiqia-Lang sets the language of his system lines.")
 def session(body: dict) -> dict:
     existing = None
     if body.get("token"):
@@ -69,12 +73,17 @@ def session(body: dict) -> dict:
             existing = None  # an old or foreign token starts a new visitor
     visitor, visit = visitors.start_session(body, request_ip(),
                                             request.headers.get("User-Agent", ""), existing)
+    lang = i18n.normalise(request.headers.get(i18n.LANG_HEADER))
+    if lang and lang != visitor.language:
+        # The system lines he reads (handover, leave a message) follow his widget.
+        Visitor.update(language=lang).where(Visitor.id == visitor.id).execute()
     conversation, _ = conversations.start_or_resume(visitor, visit)
     return {
         **security.visitor_token_info(visitor),
         "visitor": {"name": visitor.name},
         "conversation": conversations.state(conversation),
         "messages": [messages.visitor_view(m) for m in messages.history(conversation)],
+        "earlier": conversations.earlier(visitor, conversation),
     }
 
 

@@ -20,6 +20,7 @@ function gradeRow(grade = { grade: '', min_messages: 0 }) {
 function fill(rules) {
   clear(body).append(...(rules.grades || []).map(gradeRow));
   form.elements.inactivity_minutes.value = rules.inactivity_minutes ?? 0;
+  form.elements.bot_inactivity_minutes.value = rules.bot_inactivity_minutes ?? 30;
 }
 
 function collect() {
@@ -28,7 +29,8 @@ function collect() {
     min_messages: Number(row.querySelector('[name=min_messages]').value || 0),
   }));
   grades.sort((a, b) => b.min_messages - a.min_messages);
-  return { grades, inactivity_minutes: Number(form.elements.inactivity_minutes.value || 0) };
+  return { grades, inactivity_minutes: Number(form.elements.inactivity_minutes.value || 0),
+    bot_inactivity_minutes: Number(form.elements.bot_inactivity_minutes.value || 0) };
 }
 
 const wait = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });

@@ -57,7 +57,8 @@ function figureCards(r) {
 }
 
 function renderNow(now, agents) {
-  const online = agents.filter((a) => a.status === 'online');
+  // True presence: online with a workspace open (an agent only set online gets no chats).
+  const online = agents.filter((a) => (a.presence || a.status) === 'online');
   const box = clear(document.getElementById('dash-now'));
   box.append(
     stat('online', t('dash.online'), String(online.length),

@@ -18,7 +18,10 @@ export function specialBody(m) {
       : t('ws.ev.ended', { by: p.by || '' });
     const text = p.event === 'ended' ? ended
       : p.event === 'transferred' ? t('ws.ev.transferred', { by: p.by || '', to: p.to || '' })
-        : p.event === 'leave_message' ? t('ws.ev.leave_message') : (m.body || p.event || '');
+        : p.event === 'leave_message' ? t('ws.ev.leave_message')
+          : p.event === 'handover' ? t('ws.ev.handover', { name: p.agent || '' })
+            : p.event === 'requeued' ? t('ws.ev.requeued', { from: p.from || '' })
+              : (m.body || p.event || '');
     return el('span', { text });
   }
   return null;

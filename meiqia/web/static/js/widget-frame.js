@@ -122,7 +122,9 @@ function messageNode(message) {
       payload.candidates.map((c) => el('button', { type: 'button', class: 'mq-candidate', text: c.question, onclick: () => sendText(c.question) }))));
   }
   if (payload.offer_human) {
-    item.append(el('button', { type: 'button', class: 'mq-offer-human', text: T('widget.human'), onclick: askHuman }));
+    // Only while the bot serves him: after a handover nobody offers a human any more.
+    item.append(el('button', { type: 'button', class: 'mq-offer-human', text: T('widget.human'), onclick: askHuman,
+      hidden: Boolean(state.conversation && state.conversation.status !== 'bot') }));
   }
   if (mine) item.append(el('div', { class: 'mq-status', 'data-status': message.status, text: statusText(message.status) }));
   return item;
@@ -202,6 +204,7 @@ function renderState(conv) {
   else if (c.status === 'ended') text = T('widget.state.ended');
   $('mq-state').textContent = text;
   $('mq-human').hidden = c.status !== 'bot';
+  for (const node of list.querySelectorAll('.mq-offer-human')) node.hidden = c.status !== 'bot';
   const banner = $('mq-banner');
   if (c.status === 'queued') {
     banner.hidden = false;
@@ -501,6 +504,7 @@ async function start() {
     extra(null);
   }
   renderState(session.conversation);
+  if (!state.shown.size) showEarlier(session.earlier);
   session.messages.forEach(addMessage);
   tickets.load();
   if (state.socket) state.socket.close();
@@ -549,6 +553,19 @@ function keepTokenQuietly(answer) {
   store.set('token', answer.token);
   store.set('token_expires_at', answer.token_expires_at);
   store.set('renew_key', answer.renew_key);
+}
+
+// A returning visitor (same browser: the token is kept in localStorage) whose last
+// conversation ended sees it above the new one, greyed, behind a divider.
+function showEarlier(earlier) {
+  if (!earlier || !earlier.messages.length || list.querySelector('.mq-earlier')) return;
+  const items = earlier.messages.filter((m) => m.kind !== 'rating_invite').map((m) => {
+    const node = m.kind === 'event' ? el('li', { class: 'mq-system', text: m.body || '' }) : messageNode(m);
+    node.classList.add('mq-earlier');
+    node.querySelectorAll('button').forEach((b) => b.remove());
+    return node;
+  });
+  list.prepend(...items, el('li', { class: 'mq-system mq-earlier-end', text: T('widget.earlier_end') }));
 }
 
 async function restart() {

@@ -22,6 +22,8 @@ export class Chat {
     this.suggestion = null;
     this.suggestionsFor = new Map();
     this.agents = [];
+    // Conversations I transferred away: read-only for me at once (conversation id -> to whom).
+    this.handedOver = new Map();
     this.input = $('ws-input');
     this.list = $('ws-messages');
     this.setupComposer();
@@ -74,6 +76,15 @@ export class Chat {
     const ended = d.status === 'ended';
     $('ws-composer').hidden = false;
     $('ws-composer').classList.toggle('ended', ended);
+    // Transferred away by me and not mine again: nothing more to type here.
+    const away = this.handedOver.has(d.id) && d.handler_id !== me.id && !ended;
+    if (!away) this.handedOver.delete(d.id);
+    $('ws-composer').classList.toggle('read-only', away);
+    if (away !== Boolean(this.locked)) {
+      for (const node of $('ws-composer').querySelectorAll('textarea, button, input, select')) node.disabled = away;
+      this.locked = away;
+      this.input.placeholder = away ? t('ws.transferred_away', { to: this.handedOver.get(d.id) }) : t('ws.placeholder');
+    }
     $('act-take').hidden = d.handler_id === me.id || ended;
     for (const id of ['act-rating', 'act-transfer', 'act-end']) $(id).disabled = ended;
     if (ended) this.setMode('internal');
@@ -427,10 +438,13 @@ export class Chat {
   }
 
   async transferDialog() {
-    const groups = await api('GET', '/groups').catch(() => []);
+    // Fresh presence: who is there now (online with a workspace open, away, offline).
+    const [groups, agents] = await Promise.all([api('GET', '/groups').catch(() => []),
+      api('GET', '/agents').catch(() => this.agents)]);
+    this.agents = agents;
     const form = el('form', { novalidate: true },
       el('label', {}, t('ws.to_agent'), el('select', { name: 'agent_id' }, el('option', { value: '', text: '–' }),
-        this.agents.filter((a) => a.id !== this.data.handler_id).map((a) => el('option', { value: a.id, text: `${a.name} · ${t(`status.${a.status}`)}` })))),
+        this.agents.filter((a) => a.id !== this.data.handler_id).map((a) => el('option', { value: a.id, 'data-presence': a.presence || a.status, text: `${a.name} · ${t(`status.${a.presence || a.status}`)}` })))),
       el('label', {}, t('ws.to_group'), el('select', { name: 'group_id' }, el('option', { value: '', text: '–' }),
         groups.map((g) => el('option', { value: g.id, text: g.name })))),
       el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary', text: t('ws.transfer') })));
@@ -441,10 +455,18 @@ export class Chat {
       if (form.elements.agent_id.value) body.agent_id = Number(form.elements.agent_id.value);
       if (form.elements.group_id.value) body.group_id = Number(form.elements.group_id.value);
       try {
-        await api('POST', `/conversations/${this.id}/transfer`, body);
+        const id = this.id;
+        await api('POST', `/conversations/${id}/transfer`, body);
         box.close();
         toast(t('ws.transferred'));
-        await this.reloadHead();
+        // Read-only at once, before the reload (which may not even be allowed any more).
+        const target = body.agent_id ? this.agents.find((a) => a.id === body.agent_id) : groups.find((g) => g.id === body.group_id);
+        this.handedOver.set(id, target ? target.name : '');
+        if (this.id === id && this.data) {
+          this.data.handler_id = body.agent_id || null;
+          this.renderHead();
+        }
+        await this.reloadHead().catch(() => {});
         this.onChanged();
       } catch (err) { formError(form, err); }
     });

@@ -1,0 +1,348 @@
+"""Agent presence (issue 14): chats reach agents who are there, the queue hears
+when nobody is left, the visitor hears who serves him.
+
+Real sockets against a real server; the presence sweeper runs as in production
+(a thread, here every 0.1 s) with a short grace period. The time from the last
+agent gone to the visitor's leave-a-message offer is measured and printed
+(``-s`` shows it; docs/protocol.md quotes it).
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import threading
+import time
+
+import pytest
+
+from meiqia.models import Agent
+from meiqia.models import AgentSocket
+from meiqia.models import Conversation
+from meiqia.models import Message
+from meiqia.models.base import utcnow
+from meiqia.services import presence
+from tests.api.test_conversations import start
+from tests.api.test_conversations import vpost
+from tests.ws.conftest import LiveServer
+from tests.ws.conftest import Socket
+from tests.ws.conftest import cookie_of
+
+GRACE = 0.5
+
+
+@pytest.fixture
+def team(api):
+    api.app.config.update(AGENT_AWAY_GRACE_SECONDS=GRACE, AGENT_AWAY_OPEN_CHATS="requeue")
+    return api.without_bot()
+
+
+@pytest.fixture
+def sweeper(app):
+    running = presence.Sweeper(app, 0.1)
+    running.ensure_running()
+    yield running
+    running.stop()
+
+
+def workspace(live, who):
+    socket = Socket(live.url("/ws/agent"), cookie_of(who))
+    socket.expect("hello")
+    return socket
+
+
+def visitor(live, token):
+    socket = Socket(live.url(f"/ws/visitor?token={token}"))
+    socket.expect("hello")
+    return socket
+
+
+def offered(socket, timeout=5.0):
+    return socket.expect("conversation", timeout,
+                         where=lambda d: d.get("offer_ticket") == "nobody_online")
+
+
+def test_an_online_agent_without_a_workspace_gets_no_chat(team, live):
+    li = team.online_agent(2, connected=False, name="李客服")
+    client, token, cid, data = start(team.app, team.team["id"])
+    assert data["conversation"]["status"] == "bot"
+    assert data["conversation"]["availability"] == "nobody_online"
+    assert any(m["payload"].get("event") == "leave_message" for m in data["messages"])
+    socket = workspace(live, li)
+    assert presence.is_connected(li.agent["id"])
+    asked = vpost(client, token, f"/api/v1/widget/conversations/{cid}/human").get_json()
+    assert asked["outcome"] == "open"
+    assert Conversation.get_by_id(cid).handler_id == li.agent["id"]
+    # The transfer list shows true presence.
+    listed = {a["id"]: a for a in team.get("/api/v1/agents").get_json()}
+    assert listed[li.agent["id"]]["presence"] == "online"
+    assert listed[team.agent["id"]]["presence"] == "offline"
+    socket.close()
+
+
+def test_the_visitor_sees_who_takes_over_in_his_language(team, live):
+    li = team.online_agent(2, connected=False, name="李伟", nickname="李客服")
+    socket = workspace(live, li)
+    client, token, cid, data = start(team.app, team.team["id"])
+    line = [m for m in data["messages"] if m["payload"].get("event") == "handover"]
+    assert [m["body"] for m in line] == ["李客服 为您服务"]  # his nickname, not his name
+    assert line[0]["payload"] == {"event": "handover", "agent": "李客服"}
+    # An English widget: the transfer to the admin is announced in English.
+    team.go_online()
+    en = team.app.test_client()
+    session = en.post("/api/v1/widget/session", json={"team_id": team.team["id"]},
+                      headers={"X-Meiqia-Lang": "en"}).get_json()
+    en_cid = session["conversation"]["conversation_id"]
+    assert session["conversation"]["handler"]["name"] == "王管理"  # less loaded than li
+    watcher = visitor(live, session["token"])
+    moved = team.post(f"/api/v1/conversations/{en_cid}/transfer",
+                      json={"agent_id": li.agent["id"]})
+    assert moved.status_code == 200, moved.get_json()
+    told = watcher.expect("message", where=lambda d: d["payload"].get("event") == "handover"
+                          and d["payload"]["agent"] == "李客服")["data"]
+    assert told["body"] == "李客服 is now serving you" and told["sender_kind"] == "system"
+    assert "李伟" not in str(watcher.seen)
+    socket.close()
+
+
+def test_the_last_agent_gone_requeues_his_chats_and_offers_a_message(team, live, sweeper):
+    li = team.online_agent(1, connected=False)
+    agent = workspace(live, li)
+    _c1, token1, served, _ = start(team.app, team.team["id"])
+    _c2, token2, waiting, _ = start(team.app, team.team["id"])
+    assert Conversation.get_by_id(waiting).status == "queued"
+    first, second = visitor(live, token1), visitor(live, token2)
+
+    agent.close()
+    gone_at = time.monotonic()
+    time.sleep(GRACE / 3)
+    # Within the grace period (a reload) nothing changes.
+    assert Conversation.get_by_id(served).handler_id == li.agent["id"]
+    assert presence.is_connected(li.agent["id"])
+
+    first.expect("conversation", where=lambda d: d["status"] == "queued")
+    for socket in (first, second):
+        offered(socket)
+        elapsed = time.monotonic() - gone_at - GRACE
+        line = socket.expect("message", where=lambda d: d["payload"].get("event")
+                             == "leave_message")["data"]
+        assert line["payload"]["reason"] == "nobody_online" and "留言" in line["body"]
+    print(f"\nlast agent away -> offer: {elapsed:.2f} s after the grace period")
+    assert elapsed < 5
+    assert Agent.get_by_id(li.agent["id"]).connected is False
+    assert Conversation.get_by_id(served).status == "queued"
+    assert Conversation.get_by_id(served).handler_id is None
+    # Told once, though every sweep of every process looks again.
+    time.sleep(0.5)
+    assert [m.payload.get("event") for m in Message.select().where(
+        Message.conversation == waiting, Message.kind == "event")] == ["leave_message"]
+    # He comes back: the one he had is served first (it went back to the head).
+    again = workspace(live, li)
+    assert Conversation.get_by_id(served).handler_id == li.agent["id"]
+    assert Conversation.get_by_id(waiting).status == "queued"
+    again.close()
+
+
+def test_going_offline_tells_the_queue_at_once(team, live):
+    li = team.online_agent(1, connected=False)
+    agent = workspace(live, li)
+    start(team.app, team.team["id"])
+    _c, token, waiting, _ = start(team.app, team.team["id"])
+    socket = visitor(live, token)
+    began = time.monotonic()
+    assert li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "offline"}
+                    ).status_code == 200
+    offered(socket)
+    print(f"\nlast agent offline -> offer: {time.monotonic() - began:.3f} s")
+    assert Conversation.get_by_id(waiting).status == "queued"
+    agent.close()
+
+
+def test_a_group_queue_hears_when_its_last_member_goes(team, live):
+    """Colleagues outside the group are still there, but a chat waiting for the
+    group waits for nobody once its last member left: offered too; the general
+    queue, which they serve, is not."""
+    group = team.post("/api/v1/groups", json={"name": "售后组"}).get_json()
+    li = team.online_agent(1, name="李客服", email="li@example.com", groups=[group["id"]])
+    team.online_agent(1, name="周客服", email="zhou@example.com")
+    start(team.app, team.team["id"])
+    start(team.app, team.team["id"])  # both busy now
+    _c, token_g, for_group, _ = start(team.app, team.team["id"])
+    moved = team.post(f"/api/v1/conversations/{for_group}/transfer",
+                      json={"group_id": group["id"]})
+    assert moved.status_code == 200, moved.get_json()
+    _c, token_q, general, _ = start(team.app, team.team["id"])
+    assert Conversation.get_by_id(general).status == "queued"
+    group_socket, general_socket = visitor(live, token_g), visitor(live, token_q)
+    assert li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "offline"}
+                    ).status_code == 200
+    offered(group_socket)
+    assert general_socket.quiet("conversation", 0.5, where=lambda d: "offer_ticket" in d)
+
+
+def test_keep_leaves_the_chats_with_the_away_agent(team, live, sweeper):
+    team.app.config["AGENT_AWAY_OPEN_CHATS"] = "keep"
+    li = team.online_agent(1, connected=False)
+    colleague = team.online_agent(1, connected=False, email="zhou@example.com", name="周")
+    agents = workspace(live, li), workspace(live, colleague)
+    _c, _t, served, _ = start(team.app, team.team["id"])
+    owner = Conversation.get_by_id(served).handler_id
+    away = agents[0] if owner == li.agent["id"] else agents[1]
+    away.close()
+    deadline = time.monotonic() + 5
+    while Agent.get_by_id(owner).connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Agent.get_by_id(owner).connected
+    assert Conversation.get_by_id(served).handler_id == owner
+    # Away agents get no new chats.
+    _c, _t, later, _ = start(team.app, team.team["id"])
+    assert Conversation.get_by_id(later).handler_id not in (owner, None)
+
+
+def test_a_reload_within_the_grace_period_changes_nothing(team, live, sweeper):
+    li = team.online_agent(1, connected=False)
+    watcher = workspace(live, team)
+    agent = workspace(live, li)
+    _c, _t, served, _ = start(team.app, team.team["id"])
+    agent.close()
+    agent = workspace(live, li)  # the reload
+    time.sleep(GRACE * 3)
+    assert Agent.get_by_id(li.agent["id"]).connected
+    assert Conversation.get_by_id(served).handler_id == li.agent["id"]
+    assert watcher.quiet("agent.presence", 0.2, where=lambda d: d["presence"] == "away")
+    agent.close()
+
+
+def test_a_socket_of_a_killed_process_expires(team, live, sweeper):
+    """A process killed -9 closes nothing: its rows simply stop being refreshed."""
+    team.app.config["AGENT_HEARTBEAT_SECONDS"] = 0.5
+    li = team.online_agent(1, connected=False)
+    watcher = workspace(live, team)
+    presence.agent_connected(Agent.get_by_id(li.agent["id"]))  # then the process died
+    _c, token, served, _ = start(team.app, team.team["id"])
+    assert Conversation.get_by_id(served).handler_id == li.agent["id"]
+    socket = visitor(live, token)
+    watcher.expect("agent.presence", where=lambda d: d["agent_id"] == li.agent["id"]
+                   and d["presence"] == "away")
+    offered(socket)
+    assert not presence.is_connected(li.agent["id"])
+
+
+def test_the_agent_socket_keeps_its_row_alive(team, live, sweeper):
+    team.app.config["AGENT_HEARTBEAT_SECONDS"] = 0.6
+    li = team.online_agent(1, connected=False)
+    agent = workspace(live, li)
+    for _ in range(8):  # pings, as the workspace sends every 25 s
+        agent.send("ping")
+        agent.expect("pong")
+        time.sleep(0.15)
+    assert Agent.get_by_id(li.agent["id"]).connected
+    assert presence.is_connected(li.agent["id"])
+    agent.close()
+
+
+TRIALS = 12
+
+
+def test_chats_routed_while_the_socket_drops_never_stay_with_him(db_api):
+    """The race on purpose: visitors arrive while the agent's only socket closes
+    (no grace). Afterwards no open chat has a handler without a live socket,
+    and every visitor either has a connected agent or was offered a message."""
+    app = db_api.app
+    app.config.update(AGENT_AWAY_GRACE_SECONDS=0, AGENT_AWAY_OPEN_CHATS="requeue")
+    db_api.without_bot()
+    li = db_api.online_agent(3, connected=False)
+    zhou = db_api.online_agent(1, connected=False, email="zhou@example.com", name="周")
+    live = LiveServer(app)
+    rng = random.Random(14)
+    try:
+        for trial in range(TRIALS):
+            stay = workspace(live, zhou) if trial % 2 else None
+            drop = workspace(live, li)
+            errors: list[BaseException] = []
+            barrier = threading.Barrier(4)
+
+            def arrive(barrier=barrier, errors=errors):
+                try:
+                    barrier.wait(5)
+                    time.sleep(rng.random() * 0.02)
+                    start(app, db_api.team["id"])
+                except BaseException as exc:  # noqa: BLE001 - asserted below
+                    errors.append(exc)
+
+            def leave(barrier=barrier, drop=drop):
+                barrier.wait(5)
+                time.sleep(rng.random() * 0.02)
+                drop.close()
+
+            threads = [threading.Thread(target=arrive) for _ in range(3)]
+            threads.append(threading.Thread(target=leave))
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            assert not errors, errors
+            # The close's own settle may still be running on the server.
+            deadline = time.monotonic() + 5
+            while Agent.get_by_id(li.agent["id"]).connected and time.monotonic() < deadline:
+                time.sleep(0.02)
+            presence.sweep()
+            live_ids = {a for (a,) in AgentSocket.select(AgentSocket.agent).where(
+                AgentSocket.alive_until > utcnow()).tuples()}
+            for c in Conversation.select().where(Conversation.status == "open"):
+                assert c.handler_id in live_ids, (trial, c.id, c.handler_id)
+            for c in Conversation.select().where(
+                    Conversation.status.not_in(["open", "ended"])):
+                events = [m.payload.get("event") for m in Message.select().where(
+                    Message.conversation == c.id, Message.kind == "event")]
+                assert "leave_message" in events or c.status == "queued", (trial, c.id)
+            if stay is not None:
+                stay.close()
+                presence.sweep(utcnow() + datetime.timedelta(seconds=1))
+            Conversation.update(status="ended").where(Conversation.status != "ended").execute()
+    finally:
+        Socket.close_all()
+        live.stop()
+
+
+def test_processes_telling_the_queue_at_once_tell_each_visitor_once(db_api):
+    """Several processes' sweepers see the last agent gone at the same moment (the
+    race on purpose, threads with their own connections): each queued visitor
+    gets one offer, not one per process."""
+    from meiqia.db import connection
+    from meiqia.services import routing
+
+    app = db_api.app
+    db_api.without_bot()
+    li = db_api.online_agent(1)
+    start(app, db_api.team["id"])
+    waiting = [start(app, db_api.team["id"])[2] for _ in range(4)]
+    for trial in range(5):
+        # His sockets expired (a killed process): time moved through the data.
+        AgentSocket.update(alive_until=utcnow() - datetime.timedelta(seconds=1)).where(
+            AgentSocket.agent == li.agent["id"]).execute()
+        Conversation.update(offered_at=None).where(Conversation.id.in_(waiting)).execute()
+        barrier = threading.Barrier(4)
+        told: list[int] = []
+        errors: list[BaseException] = []
+
+        def tell(barrier=barrier, told=told, errors=errors):
+            try:
+                with app.app_context(), connection():
+                    barrier.wait(5)
+                    told.append(routing.tell_if_nobody_left(db_api.team["id"]))
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=tell) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors, errors
+        assert sum(told) == len(waiting), (trial, told)
+        for cid in waiting:
+            offers = [m for m in Message.select().where(
+                Message.conversation == cid, Message.kind == "event")
+                if m.payload.get("event") == "leave_message"]
+            assert len(offers) == trial + 1, (trial, cid, len(offers))
