@@ -361,9 +361,17 @@ def visitor_socket(ws: Any) -> None:
         # both replayed and heard, and the stream skips the second copy.
         sub = hub.subscribe([messages.conversation_topic(conversation.id)])
         present = _bookkeeping("presence", presence.visitor_connected, visitor.id)
-        channel.send("hello", visitor_privacy.event(conversations.state(conversation)))
-        channel.stream = _visitor_stream(channel, conversation)
-        channel.stream.resume(conversation.id, _visitor_position(conversation.id))
+        try:
+            channel.send("hello", visitor_privacy.event(conversations.state(conversation)))
+            channel.stream = _visitor_stream(channel, conversation)
+            channel.stream.resume(conversation.id, _visitor_position(conversation.id))
+        except BaseException:
+            # Dropped during the replay (or the database failed): no pump will ever
+            # drain this subscription, so it must not stay attached to the hub.
+            sub.close()
+            if present:
+                _bookkeeping("presence", presence.visitor_disconnected, visitor.id)
+            raise
 
     pump = threading.Thread(target=_pump, args=(app, channel, sub, lambda t, e: True,
                                                  visitor_privacy.event), daemon=True)
@@ -492,11 +500,15 @@ def agent_socket(ws: Any) -> None:
             channel.error("invalid", str(exc))
             sub.close()
             return
-        # The stream's snapshot before ``hello``: whatever is committed after it
-        # is heard live (subscribed above), so nothing falls between.
-        channel.stream = _agent_stream(channel, actor)
-        channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
-        _agent_resume(channel.stream, actor, named, _after())
+        try:
+            # The stream's snapshot before ``hello``: whatever is committed after it
+            # is heard live (subscribed above), so nothing falls between.
+            channel.stream = _agent_stream(channel, actor)
+            channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
+            _agent_resume(channel.stream, actor, named, _after())
+        except BaseException:
+            sub.close()  # no pump will drain it (see the visitor socket)
+            raise
     _bookkeeping("presence", presence.agent_connected, actor)
     pump = threading.Thread(target=_pump, args=(app, channel, sub, scope.allow), daemon=True)
     pump.start()
