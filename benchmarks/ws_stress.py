@@ -91,7 +91,14 @@ class Peer:
 
     # -- the socket ---------------------------------------------------------------
     def open(self) -> None:
-        self.ws = self.connect(self.url(self.position))
+        for attempt in range(50):
+            try:
+                self.ws = self.connect(self.url(self.position))
+                break
+            except Exception:  # noqa: BLE001 - refused under load: again, as the widget does
+                time.sleep(min(0.05 * 2 ** attempt, 1.0))
+        else:
+            raise RuntimeError(f"{self.name}: could not reconnect")
         self.sent_here = set()
         self.tally.add(resumes=1)
         for cmid, (cid, body, _at) in list(self.unacked.items()):
