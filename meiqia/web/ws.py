@@ -161,7 +161,12 @@ class Channel:
     def send(self, kind: str, data: dict | None = None, msg_id: int | None = None) -> None:
         text = envelope(kind, data, msg_id)
         with self.lock:
-            _send_all(self.ws, text)
+            try:
+                _send_all(self.ws, text)
+            except OSError as exc:
+                # The client went away mid-write (a broken pipe during a replay): the
+                # same as a closed socket, not a server error; it resumes by after_seq.
+                raise ConnectionClosed(1006, str(exc)) from exc
 
     def error(self, code: str, message: str, ref: Any = None) -> None:
         """An ``error`` frame, its message in the socket's language (English
