@@ -311,7 +311,8 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
         body = f"断线补发 {i}"
         missed_body[i] = body
         await loop.run_in_executor(None, lambda c=conv, b=body: admin.call(
-            "POST", f"/api/v1/conversations/{c}/messages", {"body": b, "mode": "reply"}))
+            "POST", f"/api/v1/conversations/{c}/messages", {"body": b, "mode": "reply",
+                                                          "client_msg_id": f"missed-{c}"}))
     _ = admin_ws_cookie
     ok = 0
     t0 = time.perf_counter()

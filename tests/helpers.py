@@ -6,11 +6,23 @@ instantiate for a second or third agent.
 
 from __future__ import annotations
 
+import itertools
 import time
+import uuid
 from typing import Any
 
 ADMIN_PASSWORD = "s3cret-pass"
 AGENT_PASSWORD = "agent-pass-1"
+
+
+_client_ids = itertools.count(1)
+_client_prefix = uuid.uuid4().hex[:8]
+
+
+def new_client_id() -> str:
+    """A fresh ``client_msg_id``, as every client must send with a message
+    (docs/protocol.md, guarantee 2): unique across the test run."""
+    return f"t-{_client_prefix}-{next(_client_ids)}"
 
 
 class ApiClient:

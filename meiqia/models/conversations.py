@@ -50,6 +50,9 @@ class Conversation(BaseModel):
     #: Unrecognised bot answers in a row (reset by a recognised one).
     bot_failures = peewee.IntegerField(default=0)
     last_message_id = peewee.BigIntegerField(default=0)
+    #: The ``seq`` of the conversation's newest message (0: none yet). Bumped by the
+    #: UPDATE that locks the row for the next message (meiqia/services/delivery.py).
+    last_seq = peewee.BigIntegerField(default=0)
     last_message_at = peewee.DateTimeField(null=True)
     #: Highest message id the handler has read (for unread counts).
     agent_read_id = peewee.BigIntegerField(default=0)

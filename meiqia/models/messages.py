@@ -35,6 +35,11 @@ class Message(BaseModel):
     payload = JSONField(default=dict)
     #: The sender's own id for the message: a resend is stored once.
     client_msg_id = peewee.CharField(max_length=64, null=True)
+    #: The message's position in its conversation: 1, 2, 3 … with no gap, assigned
+    #: under the conversation's row lock in the transaction that stores it, so seq
+    #: order is commit order (meiqia/services/delivery.py; docs/protocol.md). Null
+    #: only for rows written outside ``post_message`` (fixtures, imports).
+    seq = peewee.BigIntegerField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     delivered_at = peewee.DateTimeField(null=True)
     read_at = peewee.DateTimeField(null=True)
@@ -43,6 +48,7 @@ class Message(BaseModel):
         indexes = (
             (("conversation", "client_msg_id"), True),
             (("conversation", "id"), False),
+            (("conversation", "seq"), True),
         )
 
 

@@ -42,12 +42,15 @@ from meiqia.services.validation import check
 MODES = ("reply", "anonymous", "internal")
 SEND_SCHEMA = {
     "type": "object",
-    "required": ["body"],
+    "required": ["body", "client_msg_id"],
     "additionalProperties": False,
     "properties": {
         "body": {"type": "string", "maxLength": messages.MAX_BODY},
         "mode": {"type": "string", "enum": list(MODES)},
-        "client_msg_id": {"type": "string", "maxLength": 64},
+        "client_msg_id": {"type": "string", "maxLength": 64,
+                          "description": "The client's own id for the message (1-64 of "
+                          "A-Z a-z 0-9 - _ . :); required: a resend with the same id is "
+                          "stored once and answered with duplicate: true"},
         "kind": {"type": "string", "enum": ["text", "image", "file"]},
         "attachment": {"type": "string", "maxLength": 40},
         "suggestion": {"type": "object", "properties": {
@@ -540,6 +543,7 @@ def summary_row(conversation: Conversation, actor: Agent | None = None) -> dict[
         "group_id": conversation.group_id,
         "created_at": iso(conversation.created_at),
         "last_message_at": iso(conversation.last_message_at),
+        "last_seq": conversation.last_seq,
         "last_message": (last.body[:80] if last and last.visibility == "public" or
                          (last and actor is not None) else "") if last else "",
         "unread": unread,

@@ -23,8 +23,11 @@ from meiqia.models import Mention
 from meiqia.models import Message
 from meiqia.models.base import utcnow
 from meiqia.models.messages import KINDS
+from meiqia.services import delivery
 from meiqia.services import events
+from meiqia.services import visitor_privacy
 from meiqia.services.accounts import iso
+from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 
 MAX_BODY = 5000
@@ -94,9 +97,10 @@ def status_of(message: Message, can_read: bool = True) -> str:
 def visitor_view(message: Message, can_read: bool = True) -> dict[str, Any]:
     """A message as the visitor may see it (never called for internal notes)."""
     assert message.visibility == "public", "internal notes never reach visitors"
-    payload = dict(message.payload or {})
+    payload = visitor_privacy.payload(message.payload)
     return {
         "id": message.id,
+        "seq": message.seq,
         "conversation_id": message.conversation_id,
         "sender_kind": message.sender_kind,
         "sender_name": _sender_name(message),
@@ -112,11 +116,12 @@ def visitor_view(message: Message, can_read: bool = True) -> dict[str, Any]:
 def agent_view(message: Message, can_read: bool = True) -> dict[str, Any]:
     """A message as agents see it: who really sent it, and internal notes."""
     data = visitor_view(message, can_read) if message.visibility == "public" else {
-        "id": message.id, "conversation_id": message.conversation_id,
+        "id": message.id, "seq": message.seq, "conversation_id": message.conversation_id,
         "sender_kind": message.sender_kind, "sender_name": _sender_name(message),
         "kind": message.kind, "body": message.body, "payload": dict(message.payload or {}),
         "created_at": iso(message.created_at), "status": status_of(message, can_read),
     }
+    data["payload"] = dict(message.payload or {})
     data["client_msg_id"] = message.client_msg_id
     data["visibility"] = message.visibility
     data["agent_id"] = message.agent_id
@@ -126,8 +131,13 @@ def agent_view(message: Message, can_read: bool = True) -> dict[str, Any]:
     return data
 
 
-def check_client_id(client_msg_id: Any) -> str | None:
+def check_client_id(client_msg_id: Any, required: bool = False) -> str | None:
+    """A valid client message id, or None. ``required`` for messages from clients
+    (sockets and the REST message routes): without one a retry would store the
+    message twice, so it is refused (docs/protocol.md, guarantee 2)."""
     if client_msg_id is None:
+        if required:
+            raise ValidationError("client_msg_id: is required", "client_msg_id")
         return None
     if not isinstance(client_msg_id, str) or not CLIENT_ID_RE.match(client_msg_id):
         raise ValidationError("client_msg_id: 1-64 letters, digits, '-', '_', '.' or ':'",
@@ -181,21 +191,26 @@ def post_message(
         if change.get("reject"):
             raise ValidationError(f"message refused: {change['reject']}", "body")
         draft.update({k: v for k, v in change.items() if k in {"body", "payload"}})
-    now = utcnow()
     try:
         with database.atomic():
+            # The conversation's lock and the message's position first, then the
+            # INSERT: seq order is commit order (meiqia/services/delivery.py). The
+            # handler and group as they are now (a transfer may have raced), for
+            # the agents' sockets to filter the event by.
+            position = delivery.next_position(conversation.id)
+            if position is None:
+                raise NotFound("no such conversation")
+            seq, *current = position
+            now_row = [tuple(current)]
+            now = utcnow()
             message = Message.create(
                 conversation=conversation.id, sender_kind=sender_kind, kind=kind,
                 body=draft["body"], payload=draft["payload"], visibility=visibility,
                 agent=agent, shown_agent=shown_agent or agent, client_msg_id=client_msg_id,
-                created_at=now,
+                created_at=now, seq=seq,
             )
-            # The handler and group as they are now (a transfer may have raced),
-            # for the agents' sockets to filter the event by.
-            now_row = list(Conversation.update(last_message_id=message.id, last_message_at=now)
-                           .where(Conversation.id == conversation.id)
-                           .returning(Conversation.handler, Conversation.group,
-                                      Conversation.status).tuples().execute())
+            Conversation.update(last_message_id=message.id, last_message_at=now).where(
+                Conversation.id == conversation.id).execute()
             mentioned = _store_mentions(conversation, message, agent) \
                 if visibility == "internal" and agent is not None else []
     except peewee.IntegrityError:
@@ -284,13 +299,37 @@ def _store_mentions(conversation: Conversation, message: Message, by: Agent) -> 
 
 
 def history(conversation: Conversation, after: int = 0, for_visitor: bool = True,
-            limit: int = 500) -> list[Message]:
-    """Messages newer than ``after`` in order; visitors never get internal notes."""
-    query = Message.select().where(Message.conversation == conversation.id,
-                                   Message.id > after)
+            limit: int = 500, after_seq: int | None = None) -> list[Message]:
+    """Messages after id ``after`` (or after position ``after_seq``) in order;
+    visitors never get internal notes. Within a conversation id order is seq
+    order (both follow the conversation's lock), so either bound is exact."""
+    query = Message.select().where(Message.conversation == conversation.id)
+    query = query.where(Message.id > after) if after_seq is None else query.where(
+        Message.seq > after_seq)
     if for_visitor:
         query = query.where(Message.visibility == "public")
     return list(query.order_by(Message.id).limit(limit))
+
+
+def between(conversation_id: int, after: int, before: int | None, limit: int,
+            for_visitor: bool) -> list[Message]:
+    """Messages with ``after < seq < before`` in seq order: what a socket's gap or
+    resume needs (``delivery.Stream``). Rows without a seq are not positioned."""
+    query = Message.select().where(Message.conversation == conversation_id,
+                                   Message.seq > after)
+    if before is not None:
+        query = query.where(Message.seq < before)
+    if for_visitor:
+        query = query.where(Message.visibility == "public")
+    return list(query.order_by(Message.seq).limit(limit))
+
+
+def seq_of(conversation_id: int, message_id: int) -> int:
+    """The position of the newest message with an id up to ``message_id`` (0: none):
+    turns an old client's ``after=<id>`` into a position."""
+    found = Message.select(peewee.fn.MAX(Message.seq)).where(
+        Message.conversation == conversation_id, Message.id <= message_id).scalar()
+    return int(found or 0)
 
 
 def agent_replay(actor: Agent, after: int, limit: int = 2000) -> list[Message]:

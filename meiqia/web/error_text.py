@@ -35,6 +35,7 @@ __all__ = ["FIELD_LABELS", "KB_RULES", "RULES", "field_label", "localise", "tran
 #: Field paths (and the first part of longer ones) as zh-CN readers know them.
 FIELD_LABELS: dict[str, str] = {
     "accept_over_limit": "超出上限接入",
+    "after_seq": "续传位置",
     "active": "启用",
     "address": "地址",
     "agent_id": "客服",
@@ -299,6 +300,9 @@ _PAIRS: list[tuple[str, str]] = [
     (r"mode: anonymous replies need a handler", "发送方式：对话有接待客服时才能匿名回复"),
     (r"rating opens when an agent invites you or the chat ends", "客服邀请评价或对话结束后才可以评价"),
     (r"you have rated this conversation already", "您已经评价过这个对话了"),
+    (r"after_seq: conversation_id:seq pairs separated by commas",
+     "续传位置：须为以逗号分隔的“会话编号:序号”"),
+    (rf"after_seq: at most (?P<n>{NUM}) conversations", "续传位置：最多 {n} 个会话"),
     (r"client_msg_id: 1-64 letters, digits, '-', '_', '\.' or ':'",
      "client_msg_id：须为 1-64 个字母、数字或 '-'、'_'、'.'、':'"),
     (r"message refused: (?P<why>.*)", "消息被拒绝：{why}"),

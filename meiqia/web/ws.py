@@ -1,10 +1,12 @@
 """Websockets (DESIGN §5): ``/ws/visitor`` and ``/ws/agent``.
 
 Envelopes are ``{"type", "id", "ts", "data"}`` (docs/protocol.md). On connect a
-client names the last server message id it has (``?after=``); it first gets
-every newer message from the database, then live events from the hub, with
-duplicates of the replayed ids skipped, so nothing is lost or repeated across
-reconnects, restarts or a switch of process.
+client names the position it has (``?after_seq=``, the highest message ``seq`` it
+received); it first gets every later message from the database, then live
+events from the hub. Message frames go out through the socket's
+``delivery.Stream``, which keeps each conversation in seq order and sends
+nothing twice, so nothing is lost or repeated across reconnects, restarts or a
+switch of process.
 
 Each socket has two threads: this handler reads client frames, and a pump
 thread blocks on the hub subscription and writes events; writes share a lock.
@@ -38,10 +40,12 @@ from meiqia.models import Conversation
 from meiqia.models import Mention
 from meiqia.models.base import utcnow
 from meiqia.services import conversations
+from meiqia.services import delivery
 from meiqia.services import messages
 from meiqia.services import permissions
 from meiqia.services import presence
 from meiqia.services import safe_json
+from meiqia.services import visitor_privacy
 from meiqia.services.errors import ServiceError
 from meiqia.services.validation import check
 from meiqia.web import error_text
@@ -141,7 +145,7 @@ class _SerialSocket:
 
 
 class Channel:
-    """One socket: thread-safe sends, and the ids already sent (no duplicates)."""
+    """One socket: thread-safe sends; message frames go through ``stream``."""
 
     def __init__(self, ws: Any, lang: str = "en") -> None:
         self.ws = ws
@@ -153,25 +157,20 @@ class Channel:
         #: Encoding a frame and writing it happen under the socket's own lock, so
         #: the deflate context and the wire see frames in the same order.
         self.lock = ws.sock.lock
-        self.sent_ids: set[int] = set()
         self.closed = threading.Event()
+        #: The socket's message frames in order (set once the socket knows what it
+        #: may see); ``stream.resume`` / ``stream.catch_up_all`` resync it.
+        self.stream: delivery.Stream | None = None
 
     def send(self, kind: str, data: dict | None = None, msg_id: int | None = None) -> None:
-        if msg_id is not None:
-            if msg_id in self.sent_ids:
-                return
-            self.sent_ids.add(msg_id)
         text = envelope(kind, data, msg_id)
         with self.lock:
-            _send_all(self.ws, text)
-
-    def ack(self, sent: Any, view: dict, created: bool) -> None:
-        """Acknowledge a stored message. The ack carries the message, so this
-        socket does not get it again as a ``message`` frame (the sender's other
-        sockets, a second tab, still do): one frame less per message."""
-        self.send("ack", {"client_msg_id": sent.client_msg_id, "message": view,
-                          "duplicate": not created})
-        self.sent_ids.add(sent.id)
+            try:
+                _send_all(self.ws, text)
+            except OSError as exc:
+                # The client went away mid-write (a broken pipe during a replay): the
+                # same as a closed socket, not a server error; it resumes by after_seq.
+                raise ConnectionClosed(1006, str(exc)) from exc
 
     def error(self, code: str, message: str, ref: Any = None) -> None:
         """An ``error`` frame, its message in the socket's language (English
@@ -190,12 +189,10 @@ def _send_all(ws: Any, text: str) -> None:
 
 
 def _pump(app: Flask, channel: Channel, sub: Any, allow: Any,
-          delivered: Any = None) -> None:
-    """Forward hub events to the socket until it closes.
-
-    ``delivered(message_data)`` is called after a message reached the socket
-    (the visitor socket marks agent and bot messages delivered).
-    """
+          shape: Callable[[dict], dict] | None = None) -> None:
+    """Forward hub events to the socket until it closes: message events through
+    the channel's stream (order, once, ack), the others as they come. ``shape``
+    rewrites an event's data first (the visitor socket's privacy filter)."""
     with app.app_context():
         while not channel.closed.is_set():
             # Blocks until an event arrives; ``_stop_pump`` wakes it on close, so
@@ -208,10 +205,12 @@ def _pump(app: Flask, channel: Channel, sub: Any, allow: Any,
             try:
                 if not allow(topic, event):
                     continue
-                msg_id = data.get("id") if event.get("type") == "message" else None
-                channel.send(event["type"], data, msg_id)
-                if msg_id is not None and delivered is not None:
-                    delivered(data)
+                if shape is not None:
+                    data = shape(data)
+                if event.get("type") == "message" and channel.stream is not None:
+                    channel.stream.deliver(data)
+                else:
+                    channel.send(event["type"], data)
             except ConnectionClosed:
                 channel.closed.set()
             except Exception:  # noqa: BLE001 - one bad event must not kill the socket
@@ -351,10 +350,24 @@ def _bookkeeping(what: str, write: Callable[..., Any], *args: Any) -> bool:
 
 
 def _after() -> int:
+    """The legacy ``?after=<message id>`` (before positions)."""
     try:
         return max(0, int(request.args.get("after", "0")))
     except ValueError:
         return 0
+
+
+def _visitor_position(conversation_id: int) -> int:
+    """Where a visitor socket resumes: ``?after_seq=``, else the position of the
+    legacy ``?after=<message id>`` (exact: within a conversation ids follow seqs)."""
+    raw = request.args.get("after_seq")
+    if raw is not None:
+        try:
+            return max(0, int(raw))
+        except ValueError:
+            return 0
+    after = _after()
+    return messages.seq_of(conversation_id, after) if after else 0
 
 
 @sock.route("/ws/visitor")
@@ -378,26 +391,23 @@ def visitor_socket(ws: Any) -> None:
             return
         hub = app.extensions["meiqia.hub"]
         # Subscribe before the replay: an event published in between is then
-        # both replayed and heard, and the channel skips the second copy.
+        # both replayed and heard, and the stream skips the second copy.
         sub = hub.subscribe([messages.conversation_topic(conversation.id)])
         present = _bookkeeping("presence", presence.visitor_connected, visitor.id)
-        channel.send("hello", conversations.state(conversation))
-        can_read = messages.reports_reads(conversation)
-        replayed = messages.history(conversation, after=_after())
-        for message in replayed:
-            channel.send("message", messages.visitor_view(message, can_read), message.id)
-        # What the replay brought reached him as surely as a live frame: one UPDATE
-        # for the lot, and the agents see their ticks.
-        _bookkeeping("delivery of the replay", messages.mark_delivered, conversation, [
-            m.id for m in replayed if m.sender_kind in {"agent", "bot"} and not m.delivered_at])
-
-    def delivered(data: dict) -> None:
-        if data.get("sender_kind") in {"agent", "bot"}:
-            with socket_unit():
-                messages.mark_delivered(get_by_id(Conversation, conversation.id), [data["id"]])
+        try:
+            channel.send("hello", visitor_privacy.event(conversations.state(conversation)))
+            channel.stream = _visitor_stream(channel, conversation)
+            channel.stream.resume(conversation.id, _visitor_position(conversation.id))
+        except BaseException:
+            # Dropped during the replay (or the database failed): no pump will ever
+            # drain this subscription, so it must not stay attached to the hub.
+            sub.close()
+            if present:
+                _bookkeeping("presence", presence.visitor_disconnected, visitor.id)
+            raise
 
     pump = threading.Thread(target=_pump, args=(app, channel, sub, lambda t, e: True,
-                                                 delivered), daemon=True)
+                                                 visitor_privacy.event), daemon=True)
     pump.start()
     # Not recorded at connect: the first frame tries again.
     last_touch = time.monotonic() if present else float("-inf")
@@ -415,6 +425,28 @@ def visitor_socket(ws: Any) -> None:
         _stop_pump(channel, sub)
         _bookkeeping("presence", presence.visitor_disconnected, visitor.id)
         pump.join(timeout=2)
+
+
+def _visitor_stream(channel: Channel, conversation: Conversation) -> delivery.Stream:
+    """The visitor socket's stream: public messages of his conversation; what it
+    sends of the agents' and the bot's reached him (one UPDATE per batch, and the
+    agents see their ticks)."""
+    can_read = messages.reports_reads(conversation)
+    cid = conversation.id
+
+    def fill(conversation_id: int, after: int, before: int | None, limit: int) -> list[dict]:
+        with socket_unit():
+            return [messages.visitor_view(m, can_read) for m in
+                    messages.between(conversation_id, after, before, limit, for_visitor=True)]
+
+    def on_sent(views: list[dict]) -> None:
+        ids = [v["id"] for v in views
+               if v.get("sender_kind") in {"agent", "bot"} and v.get("status") == "sent"]
+        if ids:
+            _bookkeeping("delivery", lambda: messages.mark_delivered(
+                get_by_id(Conversation, cid), ids))
+
+    return delivery.Stream(channel.send, fill, on_sent=on_sent)
 
 
 def _run_frame(channel: Channel, frame: dict, handlers: dict[str, Any],
@@ -466,7 +498,9 @@ VISITOR_FRAMES: dict[str, dict] = {
 AGENT_FRAMES: dict[str, dict] = {
     "message": {"type": "object", "properties": {"conversation_id": _ID}},
     "replay": {"type": "object", "properties": {"conversation_id": _ID,
-                                                "after": {"type": "integer", "minimum": 0}}},
+                                                "after": {"type": "integer", "minimum": 0},
+                                                "after_seq": {"type": "integer",
+                                                              "minimum": 0}}},
     "typing": {"type": "object", "properties": {"conversation_id": _ID,
                                                 "typing": {"type": "boolean"}}},
     "read": {"type": "object", "properties": {"conversation_id": _ID,
@@ -485,10 +519,17 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
         return
 
     def message(data: dict) -> None:
-        sent, created = conversations.visitor_message(
-            visitor, conversation, data.get("body", ""), data.get("client_msg_id"))
-        channel.ack(sent, messages.visitor_view(sent, messages.reports_reads(conversation)),
-                    created)
+        client_id = messages.check_client_id(data.get("client_msg_id"), required=True)
+        stream = channel.stream
+        stream.expect_own(conversation.id, client_id)
+        try:
+            sent, created = conversations.visitor_message(
+                visitor, conversation, data.get("body", ""), client_id)
+        except BaseException:
+            stream.forget_own(conversation.id, client_id)
+            raise
+        stream.ack(messages.visitor_view(sent, messages.reports_reads(conversation)),
+                   duplicate=not created)
 
     def typing(data: dict) -> None:
         events.emit("typing", conversation.team_id, [messages.team_topic(conversation.team_id)],
@@ -503,7 +544,8 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
         "read": lambda data: messages.mark_read(conversation, "visitor",
                                                 int(data.get("up_to", 0))),
         "human": lambda data: channel.send(
-            "conversation", conversations.ask_for_human(visitor, conversation)),
+            "conversation",
+            visitor_privacy.event(conversations.ask_for_human(visitor, conversation))),
     }, VISITOR_FRAMES)
 
 
@@ -531,6 +573,12 @@ def agent_socket(ws: Any) -> None:
         scope = _Scope(actor)
         sub = hub.subscribe([messages.team_topic(actor.team_id),
                              messages.agent_topic(actor.id)], accept=scope.prefilter)
+        try:
+            named = delivery.parse_positions(request.args.get("after_seq"))
+        except ValueError as exc:
+            channel.error("invalid", str(exc))
+            sub.close()
+            return
         # His socket's presence row (``services/presence.py``), written before
         # ``hello``: a client that got ``hello`` counts as connected, and a chat
         # routed to him now reaches him (subscribed above). Routing gives chats only
@@ -539,12 +587,17 @@ def agent_socket(ws: Any) -> None:
         # is written with the next frame.
         socket_row: list[int] = []
         _bookkeeping("presence", lambda: socket_row.append(presence.agent_connected(actor)))
-        channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
-        after = _after()
-        if after:
-            replayed = messages.agent_replay(actor, after)
-            for old, view in zip(replayed, messages.agent_views(replayed), strict=True):
-                channel.send("message", view, old.id)
+        try:
+            # The stream's snapshot before ``hello``: whatever is committed after it
+            # is heard live (subscribed above), so nothing falls between.
+            channel.stream = _agent_stream(channel, actor)
+            channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
+            _agent_resume(channel.stream, actor, named, _after())
+        except BaseException:
+            sub.close()  # no pump will drain it (see the visitor socket)
+            _bookkeeping("presence", presence.agent_disconnected, actor,
+                         socket_row[0] if socket_row else None)
+            raise
     last_touch = time.monotonic()
     touch_every = min(PING_SECONDS / 2, presence.heartbeat_seconds() / 3)
     pump = threading.Thread(target=_pump, args=(app, channel, sub, scope.allow), daemon=True)
@@ -678,6 +731,48 @@ class _Scope:
         return self._decide(topic, event, may_query=False) is not False
 
 
+def _agent_stream(channel: Channel, actor: Any) -> delivery.Stream:
+    """The agent socket's stream: every conversation in his scope, internal notes
+    included. A conversation he did not name starts where it stood when he
+    connected (read here after the subscription and before ``hello``, whose lists
+    carry each ``last_seq``); one that began later starts at 0."""
+    snapshot = dict(Conversation.select(Conversation.id, Conversation.last_seq).where(
+        Conversation.team == actor.team_id, Conversation.status != "ended").tuples())
+
+    def fill(conversation_id: int, after: int, before: int | None, limit: int) -> list[dict]:
+        with socket_unit():
+            conversation = Conversation.get_or_none(Conversation.id == conversation_id)
+            if conversation is None or not permissions.can_see_conversation(
+                    actor, conversation):
+                return []
+            views = messages.agent_views(messages.between(
+                conversation_id, after, before, limit, for_visitor=False))
+        for view in views:
+            view["handler_id"], view["group_id"] = conversation.handler_id, conversation.group_id
+        return views
+
+    return delivery.Stream(channel.send, fill, start=lambda cid: snapshot.get(cid, 0))
+
+
+def _agent_resume(stream: delivery.Stream, actor: Any, named: dict[int, int],
+                  after: int) -> None:
+    """Replay what the agent named (``after_seq``), and for the legacy ``after=<id>``
+    every conversation with a newer message, each from its position."""
+    if after:
+        firsts: dict[int, int] = {}
+        for old in messages.agent_replay(actor, after):
+            if old.seq is not None:
+                firsts.setdefault(old.conversation_id, old.seq - 1)
+        for cid, seq in firsts.items():
+            named.setdefault(cid, seq)
+    if not named:
+        return
+    visible = {cid for (cid,) in Conversation.select(Conversation.id).where(
+        Conversation.id.in_(list(named)), permissions.conversation_filter(actor)).tuples()}
+    for cid in sorted(visible):
+        stream.resume(cid, named[cid])
+
+
 def _agent_frame(channel: Channel, actor: Any, frame: dict) -> None:
     from meiqia.services import events
 
@@ -686,18 +781,29 @@ def _agent_frame(channel: Channel, actor: Any, frame: dict) -> None:
 
     def message(data: dict) -> None:
         body = {k: v for k, v in data.items() if k != "conversation_id"}
-        sent, created = conversations.agent_send(actor, int(data.get("conversation_id", 0)),
-                                                 body)
+        client_id = messages.check_client_id(data.get("client_msg_id"), required=True)
+        cid = int(data.get("conversation_id", 0))
+        stream = channel.stream
+        stream.expect_own(cid, client_id)
+        try:
+            sent, created = conversations.agent_send(actor, cid, body)
+        except BaseException:
+            stream.forget_own(cid, client_id)
+            raise
         # A new message is "sent" on any channel; only a resend's may be further on.
         view = messages.agent_view(sent) if created else messages.agent_views([sent])[0]
-        channel.ack(sent, view, created)
+        stream.ack(view, duplicate=not created)
 
     def replay(data: dict) -> None:
+        # History, not the stream: one ``replay`` frame, whatever the socket's position.
         conversation = mine(data)
         can_read = messages.reports_reads(conversation)
-        for old in messages.history(conversation, after=int(data.get("after", 0)),
-                                    for_visitor=False):
-            channel.send("message", messages.agent_view(old, can_read), old.id)
+        after_seq = data.get("after_seq")
+        found = messages.history(conversation, after=int(data.get("after", 0)),
+                                 for_visitor=False,
+                                 after_seq=None if after_seq is None else int(after_seq))
+        channel.send("replay", {"conversation_id": conversation.id,
+                                "messages": [messages.agent_view(m, can_read) for m in found]})
 
     def typing(data: dict) -> None:
         conversation = mine(data)

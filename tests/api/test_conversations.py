@@ -8,6 +8,7 @@ from meiqia.models import Agent
 from meiqia.models import Conversation
 from meiqia.models import Message
 from meiqia.models import Team
+from tests.helpers import new_client_id
 
 
 def start(app, team_id, **extra):
@@ -52,11 +53,11 @@ def test_visitor_and_agent_hold_a_conversation(team):
 
     lists = li.get("/api/v1/conversations").get_json()
     assert [c["id"] for c in lists["mine"]] == [cid] and lists["mine"][0]["unread"] == 1
-    li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "马上为您查询", "mode": "reply"})
+    li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": "马上为您查询", "mode": "reply"})
     li.post(f"/api/v1/conversations/{cid}/messages",
-            json={"body": "内部：仓库缺货 @王管理", "mode": "internal"})
+            json={"client_msg_id": new_client_id(), "body": "内部：仓库缺货 @王管理", "mode": "internal"})
     team.post(f"/api/v1/conversations/{cid}/messages",
-              json={"body": "已为您加急", "mode": "anonymous"})
+              json={"client_msg_id": new_client_id(), "body": "已为您加急", "mode": "anonymous"})
 
     seen = client.get(f"/api/v1/widget/conversations/{cid}/messages",
                       headers={"X-Visitor-Token": token}).get_json()["messages"]
@@ -86,7 +87,7 @@ def test_visitor_and_agent_hold_a_conversation(team):
                   json={"rating": "good", "comment": "很快"})
     assert rated.get_json()["rating"] == "good"
     again = vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
-                  json={"body": "还在吗"})
+                  json={"client_msg_id": new_client_id(), "body": "还在吗"})
     assert again.status_code == 409
 
 
@@ -103,24 +104,24 @@ def test_bot_answers_then_visitor_asks_for_a_human(db_api):
     client, token, cid, data = start(app, db_api.team["id"])
     assert data["conversation"]["status"] == "bot"
     vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
-          json={"body": "退貨運費誰出？"})
+          json={"client_msg_id": new_client_id(), "body": "退貨運費誰出？"})
     msgs = client.get(f"/api/v1/widget/conversations/{cid}/messages",
                       headers={"X-Visitor-Token": token}).get_json()["messages"]
     assert msgs[-1]["sender_kind"] == "bot" and "运费" in msgs[-1]["body"]
-    vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages", json={"body": "转人工"})
+    vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": "转人工"})
     conversation = Conversation.get_by_id(cid)
     assert conversation.status == "open" and conversation.handler_id == li.agent["id"]
 
     # The agent gets suggestions for the next visitor question.
     vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
-          json={"body": "能开专票吗"})
+          json={"client_msg_id": new_client_id(), "body": "能开专票吗"})
     from meiqia.models import SuggestionLog
 
     shown = SuggestionLog.select().where(SuggestionLog.conversation == cid)
     assert shown.count() >= 1 and shown[0].entry_key == "invoice-vat"
     visitor_msg = Message.select().where(Message.conversation == cid).order_by(
         Message.id.desc()).where(Message.sender_kind == "visitor").first()
-    li.post(f"/api/v1/conversations/{cid}/messages", json={
+    li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(),
         "body": shown[0].entry_key, "suggestion": {"message_id": visitor_msg.id,
                                                    "entry_id": "invoice-vat"}})
     assert SuggestionLog.get(SuggestionLog.entry_key == "invoice-vat").outcome == "accepted"
@@ -186,14 +187,14 @@ def test_visitor_cannot_touch_another_conversation(team):
     app = team.app
     c1, t1, cid1, _ = start(app, team.team["id"])
     c2, t2, cid2, _ = start(app, team.team["id"])
-    response = vpost(c2, t2, f"/api/v1/widget/conversations/{cid1}/messages", json={"body": "x"})
+    response = vpost(c2, t2, f"/api/v1/widget/conversations/{cid1}/messages", json={"client_msg_id": new_client_id(), "body": "x"})
     assert response.status_code == 404
     assert c2.get(f"/api/v1/widget/conversations/{cid1}/messages",
                   headers={"X-Visitor-Token": t2}).status_code == 404
     assert c2.get(f"/api/v1/widget/conversations/{cid1}/messages",
                   headers={"X-Visitor-Token": "forged"}).status_code == 401
     bad = vpost(c1, t1, f"/api/v1/widget/conversations/{cid1}/messages",
-                json={"body": "x" * 5001})
+                json={"client_msg_id": new_client_id(), "body": "x" * 5001})
     assert bad.status_code == 422
     assert Message.select().where(Message.sender_kind == "visitor").count() == 0
 

@@ -18,6 +18,7 @@ from tests.browser import sms_channel
 from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.helpers import ApiClient
+from tests.helpers import new_client_id
 
 
 def online(api, limit=2, **fields):
@@ -35,7 +36,7 @@ def test_scope_self_sees_only_his_own_and_the_pool(team):
     zhao = team.new_agent(email="zhao@example.com", name="赵客服", scope="self")
     assert zhao.get(f"/api/v1/conversations/{cid}").status_code == 404
     assert zhao.get(f"/api/v1/conversations/{cid}/messages").status_code == 404
-    for url, body in [(f"/api/v1/conversations/{cid}/messages", {"body": "插话"}),
+    for url, body in [(f"/api/v1/conversations/{cid}/messages", {"body": "插话", "client_msg_id": "z-1"}),
                       (f"/api/v1/conversations/{cid}/end", None),
                       (f"/api/v1/conversations/{cid}/transfer", {"agent_id": zhao.agent["id"]})]:
         response = zhao.post(url, json=body)
@@ -58,7 +59,7 @@ def test_mentions_notify_list_under_at_me_until_seen(team):
     hub = team.app.extensions["meiqia.hub"]
     with hub.subscribe([f"agent:{zhao.agent['id']}"]) as sub:
         sent = li.post(f"/api/v1/conversations/{cid}/messages",
-                       json={"body": "@小赵 帮忙看下这个退款，@不存在的人", "mode": "internal"})
+                       json={"client_msg_id": new_client_id(), "body": "@小赵 帮忙看下这个退款，@不存在的人", "mode": "internal"})
         assert sent.status_code == 201
         told = [e for _t, e in sub.drain() if e["type"] == "mention"]
     assert told and told[0]["data"]["conversation_id"] == cid and told[0]["data"]["by"] == "李客服"
@@ -70,7 +71,7 @@ def test_mentions_notify_list_under_at_me_until_seen(team):
     assert seen.get_json() == {"seen": 1}
     assert zhao.get("/api/v1/conversations").get_json()["at_me"] == []
     # A public reply with @ mentions nobody.
-    li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "@小赵 公开"})
+    li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": "@小赵 公开"})
     assert Mention.select().count() == 1
 
 
@@ -78,7 +79,7 @@ def test_unread_counts_and_read_status(team):
     li = online(team)
     client, token, cid, _ = start(team.app, team.team["id"])
     ids = [vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
-                 json={"body": f"问题{n}"}).get_json()["message"]["id"] for n in range(3)]
+                 json={"client_msg_id": new_client_id(), "body": f"问题{n}"}).get_json()["message"]["id"] for n in range(3)]
     assert li.get("/api/v1/conversations").get_json()["mine"][0]["unread"] == 3
     read = li.post(f"/api/v1/conversations/{cid}/read", json={"up_to": ids[1]})
     assert read.get_json() == {"marked": 2}
@@ -86,7 +87,7 @@ def test_unread_counts_and_read_status(team):
     statuses = [m["status"] for m in li.get(f"/api/v1/conversations/{cid}/messages")
                 .get_json()["messages"] if m["sender_kind"] == "visitor"]
     assert statuses == ["read", "read", "sent"]
-    reply = li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "好的"}).get_json()
+    reply = li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": "好的"}).get_json()
     vpost(client, token, f"/api/v1/widget/conversations/{cid}/read",
           json={"up_to": reply["message"]["id"]})
     assert Message.get_by_id(reply["message"]["id"]).read_at is not None
@@ -156,20 +157,20 @@ def test_end_twice_summary_tags_and_the_customer_card(team):
     summary = li.patch(f"/api/v1/conversations/{cid}/summary",
                        json={"summary": "退款已处理", "tags": ["退款", " 退款 ", "售后"]})
     assert summary.get_json() == {"summary": "退款已处理", "tags": ["售后", "退款"]}
-    late = li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "补一句"})
+    late = li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": "补一句"})
     assert late.status_code == 409
     note = li.post(f"/api/v1/conversations/{cid}/messages",
-                   json={"body": "事后备注", "mode": "internal"})
+                   json={"client_msg_id": new_client_id(), "body": "事后备注", "mode": "internal"})
     assert note.status_code == 201
 
 
 def test_anonymous_reply_needs_a_handler_and_modes_are_checked(team):
     client, token, cid, _ = start(team.app, team.team["id"])  # nobody online: no handler
     anon = team.post(f"/api/v1/conversations/{cid}/messages",
-                     json={"body": "匿名", "mode": "anonymous"})
+                     json={"client_msg_id": new_client_id(), "body": "匿名", "mode": "anonymous"})
     assert anon.status_code == 422 and anon.get_json()["error"]["field"] == "mode"
     wrong = team.post(f"/api/v1/conversations/{cid}/messages",
-                      json={"body": "x", "mode": "whisper"})
+                      json={"client_msg_id": new_client_id(), "body": "x", "mode": "whisper"})
     assert wrong.status_code == 422 and wrong.get_json()["error"]["field"] == "mode"
     assert Message.select().where(Message.sender_kind == "agent").count() == 0
 
@@ -201,7 +202,7 @@ def test_before_message_saved_redacts_and_rejects(guarded):
                     json={"body": "这里有违禁词", "client_msg_id": "b1"})
     assert refused.status_code == 422 and "banned" in refused.get_json()["error"]["message"]
     assert Message.select().where(Message.sender_kind == "visitor").count() == 0
-    sent = li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "请拨 13800138000"})
+    sent = li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": "请拨 13800138000"})
     assert sent.get_json()["message"]["body"] == "请拨 138****8000"
     assert Message.get(Message.sender_kind == "agent").body == "请拨 138****8000"
 
@@ -210,7 +211,7 @@ def test_a_channel_that_cannot_report_reads(guarded):
     li = online(guarded)
     client, token, cid, _ = start(guarded.app, guarded.team["id"])
     Conversation.update(channel="sms").where(Conversation.id == cid).execute()
-    reply = li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "短信回复"})
+    reply = li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": "短信回复"})
     mid = reply.get_json()["message"]["id"]
     conversation = Conversation.get_by_id(cid)
     messages.mark_delivered(conversation, [mid])
@@ -242,22 +243,22 @@ def test_an_image_message_must_point_at_an_image_upload(team):
                         headers={"X-Visitor-Token": token}).get_json()["key"]
 
     refused = li.post(f"/api/v1/conversations/{cid}/messages",
-                      json={"body": "报价.html", "kind": "image", "attachment": as_agent})
+                      json={"client_msg_id": new_client_id(), "body": "报价.html", "kind": "image", "attachment": as_agent})
     assert refused.status_code == 422
     error = refused.get_json()["error"]
     assert error["field"] == "attachment" and "not an image" in error["message"]
     refused = vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
-                    json={"body": "报价.html", "kind": "image", "attachment": as_visitor})
+                    json={"client_msg_id": new_client_id(), "body": "报价.html", "kind": "image", "attachment": as_visitor})
     assert refused.status_code == 422
     assert refused.get_json()["error"]["field"] == "attachment"
     assert Message.select().where(Message.kind == "image").count() == 0
 
     # The same uploads go as files, and a real image as an image.
-    assert li.post(f"/api/v1/conversations/{cid}/messages", json={
+    assert li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(),
         "body": "报价.html", "kind": "file", "attachment": as_agent}).status_code == 201
-    assert vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages", json={
+    assert vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages", json={"client_msg_id": new_client_id(),
         "body": "截图.png", "kind": "image", "attachment": image}).status_code == 201
-    assert li.post(f"/api/v1/conversations/{cid}/messages", json={
+    assert li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(),
         "body": "截图.png", "kind": "image", "attachment": image}).status_code == 201
 
 
@@ -273,7 +274,7 @@ def test_mentions_match_real_names_with_spaces_and_text_right_after(team):
 
     def mentioned(body):
         sent = team.post(f"/api/v1/conversations/{cid}/messages",
-                         json={"body": body, "mode": "internal"})
+                         json={"client_msg_id": new_client_id(), "body": body, "mode": "internal"})
         assert sent.status_code == 201, sent.get_json()
         mid = sent.get_json()["message"]["id"]
         return {m.agent_id for m in Mention.select().where(Mention.message_id == mid)}

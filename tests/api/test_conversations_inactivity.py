@@ -22,6 +22,7 @@ from tests.api.test_conversations import vpost
 from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.helpers import ApiClient
+from tests.helpers import new_client_id
 from tests.helpers import wait_until
 
 
@@ -57,7 +58,7 @@ def test_quiet_open_conversations_end_and_free_the_place(team):
     li = online(team)
     client, token, cid, _ = start(team.app, team.team["id"], name="张三")
     vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
-          json={"body": "请问发货了吗"})
+          json={"client_msg_id": new_client_id(), "body": "请问发货了吗"})
     recent = start(team.app, team.team["id"])[2]  # queued behind: li is full
     quiet_for(cid, 31)
     assert inactivity.sweep() == 0  # the rule is off (0 minutes) until set
@@ -126,7 +127,7 @@ def test_a_message_after_the_look_up_keeps_the_conversation(team):
     now = utcnow()
     condition = inactivity.idle_condition(now - datetime.timedelta(minutes=30), now)
     assert Conversation.select().where(Conversation.id == cid, condition).exists()
-    vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages", json={"body": "还在吗"})
+    vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": "还在吗"})
     with pytest.raises(Conflict):
         conversations.system_end(cid, "inactivity", only_if=condition)
     assert Conversation.get_by_id(cid).status == "open"

@@ -120,9 +120,10 @@ def test_a_message_into_an_ended_conversation(team):
     assert li.post(f"/api/v1/conversations/{cid}/end").status_code == 200
     url = f"/api/v1/widget/conversations/{cid}/messages"
 
-    zh = client.post(url, json={"body": "还在吗"}, headers={"X-Visitor-Token": token, **ZH})
+    zh = client.post(url, json={"body": "还在吗", "client_msg_id": "e-1"},
+                     headers={"X-Visitor-Token": token, **ZH})
     assert _error(zh, 409)["message"] == "对话已结束：请开始新的对话"
-    en = vpost(client, token, url, json={"body": "还在吗"})
+    en = vpost(client, token, url, json={"body": "还在吗", "client_msg_id": "e-2"})
     assert _error(en, 409)["message"] == "the conversation has ended: start a new one"
     # The agent's side of the same conversation.
     again = _error(li.post(f"/api/v1/conversations/{cid}/end", headers=ZH), 409)

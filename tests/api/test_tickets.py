@@ -8,6 +8,7 @@ from meiqia.models import Conversation
 from meiqia.models import Ticket
 from meiqia.models import TicketEvent
 from tests.api.test_conversations import start
+from tests.helpers import new_client_id
 
 
 def leave(client, token, **body):
@@ -55,7 +56,7 @@ def test_4_bot_could_not_recognise_and_nobody_can_take_it(db_api):
     client, token, cid, data = start(db_api.app, db_api.team["id"])  # bot on, empty KB
     assert data["conversation"]["status"] == "bot"
     client.post(f"/api/v1/widget/conversations/{cid}/messages",
-                headers={"X-Visitor-Token": token}, json={"body": "你们卖汽车吗"})
+                headers={"X-Visitor-Token": token}, json={"client_msg_id": new_client_id(), "body": "你们卖汽车吗"})
     assert Conversation.get_by_id(cid).bot_failures == 1
     assert leave(client, token, conversation_id=cid).get_json()["source"] == "bot_unrecognised"
 
@@ -74,9 +75,9 @@ def test_6_agent_creates_one_from_the_chat_prefilled(team):
     agent = online(team, limit=2)
     client, token, cid, _ = start(team.app, team.team["id"], name="李四", phone="13912345678")
     client.post(f"/api/v1/widget/conversations/{cid}/messages",
-                headers={"X-Visitor-Token": token}, json={"body": "发票开错了"})
+                headers={"X-Visitor-Token": token}, json={"client_msg_id": new_client_id(), "body": "发票开错了"})
     agent.post(f"/api/v1/conversations/{cid}/messages",
-               json={"body": "内部：财务处理", "mode": "internal"})
+               json={"client_msg_id": new_client_id(), "body": "内部：财务处理", "mode": "internal"})
     created = agent.post("/api/v1/tickets", json={"conversation_id": cid, "priority": "high"})
     assert created.status_code == 201, created.get_json()
     data = created.get_json()

@@ -9,6 +9,7 @@ import pytest
 
 from meiqia.models import Attachment
 from tests.api.test_conversations import start
+from tests.helpers import new_client_id
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -51,7 +52,7 @@ def test_visitor_uploads_an_image_and_the_agent_sees_it(chat):
     assert data["name"] == "<img src=x onerror=alert(1)>.png"  # no folders; shown escaped
     assert data["key"] in uploads_dir(admin.app)
     sent = client.post(f"/api/v1/widget/conversations/{cid}/messages", headers=headers,
-                       json={"body": "截图", "kind": "image", "attachment": data["key"]})
+                       json={"client_msg_id": new_client_id(), "body": "截图", "kind": "image", "attachment": data["key"]})
     assert sent.status_code == 201
     got = fetch(li.client, data["url"])
     assert got.status_code == 200 and got.data == PNG
@@ -109,7 +110,7 @@ def test_message_cannot_point_at_someone_elses_upload(chat):
                 "image", {"X-Visitor-Token": other_token}).get_json()
     sent = client.post(f"/api/v1/widget/conversations/{cid}/messages",
                        headers={"X-Visitor-Token": token},
-                       json={"body": "x", "kind": "image", "attachment": up["key"]})
+                       json={"client_msg_id": new_client_id(), "body": "x", "kind": "image", "attachment": up["key"]})
     assert sent.status_code == 422 and sent.get_json()["error"]["field"] == "attachment"
 
 

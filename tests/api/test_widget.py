@@ -15,6 +15,7 @@ from meiqia.services import conversations
 from meiqia.services import routing
 from tests.api.test_conversations import start
 from tests.api.test_conversations import vpost
+from tests.helpers import new_client_id
 
 SESSION = "/api/v1/widget/session"
 
@@ -97,7 +98,7 @@ def test_words_that_ask_for_a_human(api, words):
     agent = online_agent(api)
     client, token, cid, data = start(api.app, api.team["id"])
     assert data["conversation"]["status"] == "bot"
-    vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages", json={"body": words})
+    vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": words})
     conversation = Conversation.get_by_id(cid)
     assert conversation.status == "open" and conversation.handler_id == agent.agent["id"]
 
@@ -108,7 +109,7 @@ def test_questions_that_mention_the_words_stay_with_the_bot(api):
     assert not conversations.wants_human("how do I become an agent of your brand")
     client, token, cid, _ = start(api.app, api.team["id"])
     vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
-          json={"body": "人工费多少钱"})
+          json={"client_msg_id": new_client_id(), "body": "人工费多少钱"})
     assert Conversation.get_by_id(cid).status == "bot"
     last = Message.select().where(Message.conversation == cid).order_by(Message.id.desc()).get()
     assert last.sender_kind == "bot"
@@ -123,7 +124,7 @@ def test_without_the_bot_module_a_question_is_unrecognised_and_routed(api, monke
     monkeypatch.setitem(sys.modules, "meiqia.services.bot", None)
     monkeypatch.delattr(meiqia.services, "bot", raising=False)
     vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
-          json={"body": "你们几点下班"})
+          json={"client_msg_id": new_client_id(), "body": "你们几点下班"})
     bot = Message.get(Message.conversation == cid, Message.sender_kind == "bot")
     assert bot.payload["bot"] == "unrecognised" and bot.payload["offer_human"]
     assert Conversation.get_by_id(cid).handler_id == agent.agent["id"]
@@ -162,7 +163,7 @@ def test_leaving_the_queue_then_a_system_end(team):
     assert state["conversation"]["status"] == "ended"
     assert state["messages"][-1]["payload"]["event"] == "ended"
     again = vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
-                  json={"body": "还有人吗"})
+                  json={"client_msg_id": new_client_id(), "body": "还有人吗"})
     assert again.status_code == 409
 
 
@@ -194,7 +195,7 @@ def test_visitor_api_never_shows_internal_notes(team):
     agent = online_agent(team)
     client, token, cid, _ = start(team.app, team.team["id"])
     agent.post(f"/api/v1/conversations/{cid}/messages",
-               json={"body": "内部：这位客户投诉过两次", "mode": "internal"})
+               json={"client_msg_id": new_client_id(), "body": "内部：这位客户投诉过两次", "mode": "internal"})
     agent.post(f"/api/v1/conversations/{cid}/transfer", json={"agent_id": team.agent["id"]})
     listed = vget(client, token, f"/api/v1/widget/conversations/{cid}/messages").get_json()
     resumed = client.post(SESSION, json={"team_id": team.team["id"], "token": token}).get_json()
@@ -212,7 +213,7 @@ def test_messages_after_an_id(team):
         sent = vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
                      json={"body": f"第{n}条", "client_msg_id": f"n{n}"})
         ids.append(sent.get_json()["message"]["id"])
-    agent.post(f"/api/v1/conversations/{cid}/messages", json={"body": "收到"})
+    agent.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": "收到"})
     after = vget(client, token,
                  f"/api/v1/widget/conversations/{cid}/messages?after={ids[0]}").get_json()
     assert [m["body"] for m in after["messages"]] == ["第1条", "第2条", "收到"]

@@ -12,6 +12,7 @@ from tests.browser.conftest import WAIT_MS
 from tests.browser.conftest import login
 from tests.browser.conftest import screenshot
 from tests.helpers import AGENT_PASSWORD
+from tests.helpers import new_client_id
 
 #: Assertions wait as long as page actions do (a loaded machine is slow, not wrong).
 expect = Expect()
@@ -54,7 +55,7 @@ def visitors_ask(server, admin, questions: list[str]) -> list[int]:
         assert data["conversation"]["status"] == "bot"
         cid = data["conversation"]["conversation_id"]
         sent = client.post(f"/api/v1/widget/conversations/{cid}/messages",
-                           json={"body": question}, headers={"X-Visitor-Token": data["token"]})
+                           json={"client_msg_id": new_client_id(), "body": question}, headers={"X-Visitor-Token": data["token"]})
         assert sent.status_code == 201, sent.get_json()
         conversations.append(cid)
     return conversations
@@ -203,7 +204,7 @@ def test_an_unrecognised_group_becomes_an_entry_and_another_is_dismissed(
     asked = visitors_ask(server, admin, ["你们卖汽车吗", "你们卖不卖汽车", "卖汽车吗", "帮我写一首诗"])
     # An agent answered one of them himself: the page offers his reply as the answer.
     reply = admin.post(f"/api/v1/conversations/{asked[0]}/messages",
-                       json={"body": "您好，我们目前只卖日用百货，没有汽车。"})
+                       json={"client_msg_id": new_client_id(), "body": "您好，我们目前只卖日用百货，没有汽车。"})
     assert reply.status_code == 201, reply.get_json()
     groups = admin.get("/api/v1/bot/unrecognised").get_json()["groups"]
     assert [g["count"] for g in groups] == [3, 1]

@@ -26,6 +26,7 @@ from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.conftest import truncate_all
 from tests.helpers import ApiClient
+from tests.helpers import new_client_id
 from tests.helpers import wait_until
 from tests.reliability.conftest import free_port
 
@@ -100,7 +101,7 @@ def test_sqlite_lock_held_past_the_timeout_is_a_clear_503_and_loses_nothing(tmp_
             assert error["code"] == "unavailable" and "database" in error["message"]
             # An agent's write and a form page are refused the same way.
             note = api.post(f"/api/v1/conversations/{cid}/messages",
-                            json={"body": "备注", "mode": "internal"})
+                            json={"client_msg_id": new_client_id(), "body": "备注", "mode": "internal"})
             assert note.status_code == 503
             holder.execute("ROLLBACK")
             holder.close()

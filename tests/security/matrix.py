@@ -162,7 +162,8 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
 #: from the scope check, not from validation.
 BODIES: dict[tuple[str, str], dict] = {
     ("POST", "/api/v1/widget/tickets/<int:ticket_id>/read"): {"up_to": 1},
-    ("POST", "/api/v1/conversations/<int:conversation_id>/messages"): {"body": "越权"},
+    ("POST", "/api/v1/conversations/<int:conversation_id>/messages"): {
+        "body": "越权", "client_msg_id": "authz-a"},
     ("POST", "/api/v1/conversations/<int:conversation_id>/transfer"): {"agent_id": "{li}"},
     ("PATCH", "/api/v1/conversations/<int:conversation_id>/summary"): {"summary": "越权"},
     ("POST", "/api/v1/conversations/<int:conversation_id>/read"): {"up_to": 1},
@@ -171,7 +172,8 @@ BODIES: dict[tuple[str, str], dict] = {
     ("PATCH", "/api/v1/tickets/<int:ticket_id>"): {"priority": "high"},
     ("POST", "/api/v1/tickets/<int:ticket_id>/comments"): {"body": "越权"},
     ("PATCH", "/api/v1/agents/<int:agent_id>"): {"max_concurrent": 50},
-    ("POST", "/api/v1/widget/conversations/<int:conversation_id>/messages"): {"body": "越权"},
+    ("POST", "/api/v1/widget/conversations/<int:conversation_id>/messages"): {
+        "body": "越权", "client_msg_id": "authz-v"},
     ("POST", "/api/v1/widget/conversations/<int:conversation_id>/read"): {"up_to": 1},
     ("POST", "/api/v1/widget/conversations/<int:conversation_id>/rating"): {"rating": "good"},
 }

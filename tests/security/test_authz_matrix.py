@@ -22,6 +22,7 @@ from tests.api.test_conversations import start
 from tests.factories import make_conversation
 from tests.factories import make_visitor
 from tests.helpers import ApiClient
+from tests.helpers import new_client_id
 from tests.security.matrix import BODIES
 from tests.security.matrix import ROUTES
 
@@ -47,9 +48,9 @@ def world(api: ApiClient) -> dict[str, Any]:
     client, token, cid, _ = start(app, api.team["id"], name="访客甲")
     vheaders = {"X-Visitor-Token": token}
     assert client.post(f"/api/v1/widget/conversations/{cid}/messages", headers=vheaders,
-                       json={"body": f"我的{SECRET}"}).status_code == 201
+                       json={"client_msg_id": new_client_id(), "body": f"我的{SECRET}"}).status_code == 201
     assert api.post(f"/api/v1/conversations/{cid}/messages",
-                    json={"body": NOTE, "mode": "internal"}).status_code == 201
+                    json={"client_msg_id": new_client_id(), "body": NOTE, "mode": "internal"}).status_code == 201
     upload = client.post(f"/api/v1/widget/conversations/{cid}/uploads?kind=file",
                          headers=vheaders, data={"file": (_file(b"hello"), "a.txt")},
                          content_type="multipart/form-data")

@@ -153,6 +153,11 @@ def test_first_release_database_is_upgraded_to_todays_schema(first_release_url, 
                 "team": db.execute_sql("SELECT name FROM team").fetchall(),
                 "message": db.execute_sql(
                     "SELECT body FROM message ORDER BY id").fetchall(),
+                # m0010: each conversation's messages numbered 1, 2, 3 … by id.
+                "seq": db.execute_sql(
+                    "SELECT conversation_id, seq FROM message ORDER BY id").fetchall(),
+                "last_seq": db.execute_sql(
+                    "SELECT id, last_seq FROM conversation ORDER BY id").fetchall(),
                 "ticket": db.execute_sql("SELECT content FROM ticket").fetchall(),
                 "quick_reply": db.execute_sql(
                     f"SELECT keyword FROM {QuickReply._meta.table_name}").fetchall(),
@@ -167,6 +172,11 @@ def test_first_release_database_is_upgraded_to_todays_schema(first_release_url, 
     assert rows["team"] == [("老版本团队",)]
     assert [r[0] for r in rows["message"]] == [
         "你好，我想退款", "好的，马上为您处理退款", "订单号 20261203001，电话 131-2113-2323"]
+    counted: dict[int, int] = {}
+    for conversation_id, seq in rows["seq"]:
+        counted[conversation_id] = counted.get(conversation_id, 0) + 1
+        assert seq == counted[conversation_id]
+    assert {cid: last for cid, last in rows["last_seq"] if last} == counted
     assert rows["ticket"] == [("周末能发货吗？",)]
     assert rows["quick_reply"] == [("退款",)]
 

@@ -16,8 +16,8 @@ CODE = {path: path.read_text(encoding="utf-8") for path in (ROOT / "meiqia").rgl
 
 #: ``events.emit("name", team, [topics...], ...)``: reaches sockets when topics are given.
 EMIT = re.compile(r'\bemit\(\s*"([\w.]+)"\s*,\s*[^,]+,\s*(\[[^\]]*\]|\(\))', re.S)
-#: ``channel.send("name", ...)`` and the Channel's own ``self.send("ack", ...)``.
-SEND = re.compile(r'\b(?:channel|self)\.send\(\s*"([\w.]+)"')
+#: ``channel.send("name", ...)``, and the delivery stream's ``self._send("ack", ...)``.
+SEND = re.compile(r'\b(?:channel|self)\._?send\(\s*"([\w.]+)"')
 
 
 def server_types() -> set[str]:
@@ -29,7 +29,7 @@ def server_types() -> set[str]:
         if "ticket." in text:  # events.emit("ticket." + kind, ...) from _changed(…, "kind")
             if re.search(r'emit\(\s*"ticket\."\s*\+\s*kind', text):
                 found |= {f"ticket.{k}" for k in re.findall(r'_changed\(\w+, "(\w+)"', text)}
-        if path.name == "ws.py":
+        if path.name in {"ws.py", "delivery.py"}:
             found |= set(SEND.findall(text))
             if "channel.error(" in text:
                 found.add("error")

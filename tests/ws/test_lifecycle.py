@@ -11,6 +11,7 @@ from meiqia.models import Message
 from meiqia.models import Visitor
 from tests.api.test_conversations import start
 from tests.api.test_conversations import vpost
+from tests.helpers import new_client_id
 from tests.ws.conftest import Socket
 from tests.ws.conftest import cookie_of
 
@@ -45,7 +46,7 @@ def test_reply_modes_as_the_visitor_socket_sees_them(team, live):
     admin.send("message", {"conversation_id": cid, "body": "内部：请 @李客服 跟进",
                            "mode": "internal", "client_msg_id": "x2"})
     admin.expect("ack")
-    li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "公开回复"})
+    li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": "公开回复"})
     visitor.expect("message", where=lambda d: d.get("body") == "公开回复")
     assert all("内部" not in str(frame) for frame in visitor.seen)
     # A reconnect with after=0 replays the conversation, still without the note.
@@ -120,7 +121,8 @@ def test_queue_positions_live_then_end_and_rate(team, live):
     assert next_up.expect("error")["data"]["code"] == "unknown_type"
     li.post(f"/api/v1/conversations/{second}/end")
     ended = next_up.expect("message", where=lambda d: d["kind"] == "event")["data"]
-    assert ended["payload"]["event"] == "ended" and ended["payload"]["by"] == "李客服"
+    # Who ended it is the team's business (docs/protocol.md, "What a visitor sees").
+    assert ended["payload"]["event"] == "ended" and "by" not in ended["payload"]
     next_up.expect("conversation", where=lambda d: d["status"] == "ended")
     rated = vpost(_c2, token2, f"/api/v1/widget/conversations/{second}/rating",
                   json={"rating": "bad", "comment": "等太久了"})
@@ -146,8 +148,8 @@ def test_mention_reaches_the_colleague_socket_and_an_agent_replays_after_an_id(t
     assert mention["conversation_id"] == cid and mention["by"] == "李客服"
     li_socket.close()  # li drops; meanwhile the visitor writes and the admin adds a note
     vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
-          json={"body": "有人吗？"})
-    team.post(f"/api/v1/conversations/{cid}/messages", json={"body": "内部：已知悉",
+          json={"client_msg_id": new_client_id(), "body": "有人吗？"})
+    team.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": "内部：已知悉",
                                                              "mode": "internal"})
     back = Socket(live.url(f"/ws/agent?after={last_seen}"), cookie_of(li))
     back.expect("hello")
@@ -173,7 +175,8 @@ def test_visitor_asks_for_a_human_over_the_socket(api, live):
     state = (visitor.saw("conversation", is_open)
              or visitor.expect("conversation", where=is_open))
     state = state["data"]
-    assert state["handler"]["id"] == li.agent["id"]
+    # His display name, never his account id (docs/protocol.md, "What a visitor sees").
+    assert state["handler"] == {"name": li.agent["name"]}
     visitor.close()
 
     _c2, token2, cid2, _ = start(api.app, api.team["id"])

@@ -110,7 +110,7 @@ def test_agent_outside_scope_hears_nothing_of_the_conversation(setup):
     setup["visitor"].send("message", {"body": "只给李客服看", "client_msg_id": "s1"})
     setup["agent"].expect("message", where=lambda d: d.get("body") == "只给李客服看")
     assert socket.quiet("message", 0.7)
-    socket.send("message", {"conversation_id": cid, "body": "插一句"})
+    socket.send("message", {"conversation_id": cid, "body": "插一句", "client_msg_id": "o-1"})
     assert socket.expect("error")["data"]["code"] == "not_found"
     socket.close()
 

@@ -14,6 +14,7 @@ from tests.browser import sms_channel
 from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.helpers import ApiClient
+from tests.helpers import new_client_id
 from tests.ws.conftest import LiveServer
 from tests.ws.conftest import Socket
 from tests.ws.conftest import cookie_of
@@ -45,7 +46,7 @@ def test_messages_replayed_on_reconnect_are_delivered(world):
     admin, li, server = world
     _client, token, cid, _ = start(admin.app, admin.team["id"])
     agent = agent_socket(server, li)
-    ids = [li.post(f"/api/v1/conversations/{cid}/messages", json={"body": text})
+    ids = [li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": text})
            .get_json()["message"]["id"] for text in ("您好", "订单已发货")]
     assert Message.select().where(Message.id.in_(ids), Message.delivered_at.is_null()).count() \
         == 2  # nobody had them yet: the visitor was away
@@ -69,7 +70,7 @@ def test_a_channel_without_reads_says_so_in_socket_frames(world):
     admin, li, server = world
     _client, _token, cid, _ = start(admin.app, admin.team["id"])
     Conversation.update(channel="sms").where(Conversation.id == cid).execute()
-    first = li.post(f"/api/v1/conversations/{cid}/messages", json={"body": "您好"})
+    first = li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(), "body": "您好"})
     first = first.get_json()["message"]["id"]  # (after=0 asks for no replay)
     agent = agent_socket(server, li)
     agent.send("message", {"conversation_id": cid, "body": "短信回复", "client_msg_id": "s-1"})
@@ -89,11 +90,12 @@ def test_a_channel_without_reads_says_so_in_socket_frames(world):
     assert replayed["status"] == "delivered_read_unknown"
     fresh = agent_socket(server, li)
     fresh.send("replay", {"conversation_id": cid, "after": 0})
-    frame = fresh.expect("message", where=lambda d: d["id"] == sent["id"])["data"]
+    history = fresh.expect("replay")["data"]["messages"]
+    frame = next(m for m in history if m["id"] == sent["id"])
     assert frame["status"] == "delivered_read_unknown"
     # On the web channel the same message is plainly "delivered".
     Conversation.update(channel="web").where(Conversation.id == cid).execute()
     web = agent_socket(server, li)
-    web.send("replay", {"conversation_id": cid, "after": 0})
-    assert web.expect("message", where=lambda d: d["id"] == sent["id"])["data"]["status"] \
-        == "delivered"
+    web.send("replay", {"conversation_id": cid, "after_seq": 0})
+    history = web.expect("replay")["data"]["messages"]
+    assert next(m for m in history if m["id"] == sent["id"])["status"] == "delivered"

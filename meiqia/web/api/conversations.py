@@ -7,6 +7,7 @@ anything outside the agent's scope answers 404.
 from __future__ import annotations
 
 from flask import g
+from flask import request
 
 from meiqia.services import conversations
 from meiqia.services import messages
@@ -32,12 +33,19 @@ def get_one(conversation_id: int) -> dict:
             "customer": visitors.card(conversation.visitor)}
 
 
-@route("/conversations/<int:conversation_id>/messages", summary="Messages after an id",
+@route("/conversations/<int:conversation_id>/messages", summary="Messages after an id or a position",
        tags=["conversations"],
-       query={"type": "object", "properties": {"after": {"type": "integer", "minimum": 0}}})
+       query={"type": "object", "properties": {
+           "after": {"type": "integer", "minimum": 0,
+                     "description": "a message id: messages with a higher id"},
+           "after_seq": {"type": "integer", "minimum": 0,
+                         "description": "a position: messages with a higher seq "
+                         "(docs/protocol.md, Positions and resume)"}}})
 def list_messages(conversation_id: int) -> dict:
     conversation = permissions.get_conversation(g.actor, conversation_id)
-    found = messages.history(conversation, after=query_int("after", 0), for_visitor=False)
+    after_seq = query_int("after_seq", 0) if "after_seq" in request.args else None
+    found = messages.history(conversation, after=query_int("after", 0), for_visitor=False,
+                             after_seq=after_seq)
     can_read = messages.reports_reads(conversation)
     return {"messages": [messages.agent_view(m, can_read) for m in found]}
 

@@ -28,11 +28,14 @@ from meiqia.web.api import route
 
 VISITOR_MESSAGE_SCHEMA = {
     "type": "object",
-    "required": ["body"],
+    "required": ["body", "client_msg_id"],
     "additionalProperties": False,
     "properties": {
         "body": {"type": "string", "maxLength": messages.MAX_BODY},
-        "client_msg_id": {"type": "string", "maxLength": 64},
+        "client_msg_id": {"type": "string", "maxLength": 64,
+                          "description": "The client's own id for the message (1-64 of "
+                          "A-Z a-z 0-9 - _ . :); required: a resend with the same id is "
+                          "stored once and answered with duplicate: true"},
         "kind": {"type": "string", "enum": ["text", "image", "file"]},
         "attachment": {"type": "string", "maxLength": 40},
     },
@@ -118,15 +121,21 @@ def renew_token(body: dict) -> dict:
     return security.visitor_token_info(visitor)
 
 
-@route("/widget/conversations/<int:conversation_id>/messages", summary="Messages after an id",
+@route("/widget/conversations/<int:conversation_id>/messages", summary="Messages after an id or a position",
        auth="visitor", tags=["widget"],
-       query={"type": "object", "properties": {"after": {"type": "integer", "minimum": 0}}})
+       query={"type": "object", "properties": {
+           "after": {"type": "integer", "minimum": 0,
+                     "description": "a message id: messages with a higher id"},
+           "after_seq": {"type": "integer", "minimum": 0,
+                         "description": "a position: messages with a higher seq "
+                         "(docs/protocol.md, Positions and resume)"}}})
 def list_messages(conversation_id: int) -> dict:
     conversation = own_conversation(conversation_id)
     after = query_int("after", 0)
+    after_seq = query_int("after_seq", 0) if "after_seq" in request.args else None
     can_read = messages.reports_reads(conversation)
-    return {"messages": [messages.visitor_view(m, can_read)
-                         for m in messages.history(conversation, after=after)],
+    return {"messages": [messages.visitor_view(m, can_read) for m in
+                         messages.history(conversation, after=after, after_seq=after_seq)],
             "conversation": conversations.state(conversation)}
 
 

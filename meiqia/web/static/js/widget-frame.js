@@ -38,6 +38,8 @@ const state = {
   token: store.get('token'),
   conversation: null,
   lastId: 0,
+  // The highest message position (seq) received: where the socket resumes (docs/protocol.md).
+  lastSeq: 0,
   shown: new Map(),        // server id -> element
   pending: new Map(store.get('pending') || []), // client_msg_id -> {body}
   visible: window.parent === window,
@@ -159,6 +161,7 @@ function addMessage(message) {
     savePending();
   }
   state.lastId = Math.max(state.lastId, message.id);
+  if (message.seq) state.lastSeq = Math.max(state.lastSeq, message.seq);
   // An image grows the list when it has loaded: stay at the bottom if we were there.
   node.querySelectorAll('img').forEach((img) => img.addEventListener('load', () => {
     if (list.scrollHeight - list.scrollTop - list.clientHeight < img.offsetHeight + 80) scrollDown();
@@ -501,6 +504,7 @@ async function start() {
     list.replaceChildren();
     state.shown.clear();
     state.lastId = 0;
+    state.lastSeq = 0;
     extra(null);
   }
   renderState(session.conversation);
@@ -509,7 +513,7 @@ async function start() {
   tickets.load();
   if (state.socket) state.socket.close();
   state.socket = new ChatSocket(
-    () => `/ws/visitor?token=${encodeURIComponent(state.token)}&after=${state.lastId}&lang=${encodeURIComponent(boot.lang)}`,
+    () => `/ws/visitor?token=${encodeURIComponent(state.token)}&after_seq=${state.lastSeq}&lang=${encodeURIComponent(boot.lang)}`,
     { onFrame, onOpen: resendPending, onStatus: connectionStatus },
   );
 }

@@ -104,8 +104,11 @@ if ('Notification' in window && Notification.permission === 'default') {
   document.addEventListener('click', () => Notification.requestPermission().catch(() => {}), { once: true });
 }
 
-// ?lang=: the socket's error frames in the page's language.
-const socket = new ChatSocket(() => `/ws/agent?lang=${encodeURIComponent(boot.lang || 'en')}`, {
+// ?lang=: the socket's error frames in the page's language. ?after_seq=: the open
+// conversation resumes from the last position shown, so a drop loses nothing of it
+// (docs/protocol.md, "Positions and resume"); the lists come fresh with hello.
+const socket = new ChatSocket(() => `/ws/agent?lang=${encodeURIComponent(boot.lang || 'en')}${
+  chat.id && chat.lastSeq ? `&after_seq=${chat.id}:${chat.lastSeq}` : ''}`, {
   onFrame(type, data) {
     if (type === 'hello') {
       takeLists(data);

@@ -19,6 +19,8 @@ export class Chat {
     this.data = null;
     this.shown = new Map();
     this.lastId = 0;
+    // The open conversation's highest position (seq) shown: what a resync asks after.
+    this.lastSeq = 0;
     this.suggestion = null;
     this.suggestionsFor = new Map();
     this.agents = [];
@@ -41,6 +43,7 @@ export class Chat {
     this.id = id;
     this.shown.clear();
     this.lastId = 0;
+    this.lastSeq = 0;
     clear(this.list);
     this.hideSuggestions(false);
     let data;
@@ -92,8 +95,8 @@ export class Chat {
   }
 
   resync() {
-    if (this.id && this.lastId) {
-      api('GET', `/conversations/${this.id}/messages?after=${this.lastId}`)
+    if (this.id && this.lastSeq) {
+      api('GET', `/conversations/${this.id}/messages?after_seq=${this.lastSeq}`)
         .then(({ messages }) => messages.forEach((m) => this.add(m))).catch(() => {});
     }
   }
@@ -139,6 +142,7 @@ export class Chat {
     const after = [...this.list.children].find((child) => Number(child.dataset.id) > m.id);
     this.list.insertBefore(node, after || null);
     this.lastId = Math.max(this.lastId, m.id);
+    if (m.seq) this.lastSeq = Math.max(this.lastSeq, m.seq);
     this.list.scrollTop = this.list.scrollHeight;
     // An image grows the list when it has loaded: stay at the bottom if we were there.
     node.querySelectorAll('img').forEach((img) => img.addEventListener('load', () => {

@@ -1,0 +1,196 @@
+"""Delivery: message positions, per-socket order and resume, in one place (issue 13).
+
+Every message gets ``seq``, its position in its conversation (1, 2, 3 … with no
+gap), in the transaction that stores it: ``next_position`` bumps
+``conversation.last_seq`` with an UPDATE, which takes the conversation's row lock
+(PostgreSQL) or the database's write lock (SQLite) until commit. So two senders
+of one conversation are serialised, ``seq`` order is commit order, and when seq
+``n`` is visible every seq below it is committed and visible too.
+
+The hub may still hand a socket seq 8 before seq 7 (two publishers race after
+their commits). ``Stream`` is each socket's writer: per conversation it sends
+message frames strictly in seq order, each once; a frame that arrives ahead of
+a gap first gets the gap filled from the database (complete, by the rule above),
+and a frame at or below the socket's position is dropped as already sent. So
+the position a client holds (the highest ``seq`` it received for a
+conversation) is a safe resume point by construction: ``resume`` sends
+everything after it, then live frames continue from there.
+
+The sending socket's own message goes out as its ``ack`` (in its place in the
+order), never also as a ``message``; the sender's other sockets get the
+``message``. docs/protocol.md ("Positions and resume") is the contract.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from meiqia.models import Conversation
+
+#: Messages read per database page when filling a gap or resuming.
+PAGE = 500
+#: Conversations an agent socket may name in ``after_seq`` (the URL stays short).
+MAX_NAMED = 200
+
+#: ``fill(conversation_id, after, before, limit)``: the views of the messages with
+#: ``after < seq < before`` (``before`` None: no upper bound) this socket may see, in
+#: seq order, at most ``limit``; each view has ``seq`` and ``conversation_id``.
+Fill = Callable[[int, int, "int | None", int], list[dict]]
+
+
+def next_position(conversation_id: int) -> tuple[int, int | None, int | None, str] | None:
+    """Take the conversation's lock and its next ``seq``; call inside the transaction
+    that stores the message, before the INSERT (so ids follow seqs as well).
+
+    Returns (seq, handler id, group id, status) as they are now, or None when the
+    conversation is gone.
+    """
+    rows = list(Conversation.update(last_seq=Conversation.last_seq + 1)
+                .where(Conversation.id == conversation_id)
+                .returning(Conversation.last_seq, Conversation.handler, Conversation.group,
+                           Conversation.status).tuples().execute())
+    return rows[0] if rows else None
+
+
+def parse_positions(text: str | None) -> dict[int, int]:
+    """``"17:40,18:3"`` (conversation id ``:`` seq, comma-separated) as {17: 40, 18: 3}.
+
+    Raises ValueError on anything else or on more than MAX_NAMED pairs.
+    """
+    if not text:
+        return {}
+    pairs: dict[int, int] = {}
+    for part in text.split(","):
+        cid, sep, seq = part.partition(":")
+        if not sep or not cid.isdigit() or not seq.isdigit():
+            raise ValueError("after_seq: conversation_id:seq pairs separated by commas")
+        pairs[int(cid)] = int(seq)
+    if len(pairs) > MAX_NAMED:
+        raise ValueError(f"after_seq: at most {MAX_NAMED} conversations")
+    return pairs
+
+
+class Stream:
+    """One socket's message frames: per conversation in seq order, each once.
+
+    ``send(kind, data, msg_id)`` writes a frame; ``fill`` reads what a gap or a
+    resume needs (see ``Fill``); ``start(conversation_id)`` is the position of a
+    conversation the socket has not been told about (what the client already has:
+    the agent socket's snapshot at connect, else 0); ``on_sent(views)`` runs after
+    frames went out (the visitor socket marks them delivered).
+    Thread-safe: the hub pump and the frame loop both write through it.
+    """
+
+    def __init__(self, send: Callable[[str, dict, int | None], None], fill: Fill,
+                 start: Callable[[int], int] | None = None,
+                 on_sent: Callable[[list[dict]], None] | None = None) -> None:
+        self._send = send
+        self._fill = fill
+        self._start = start or (lambda _cid: 0)
+        self._on_sent = on_sent
+        self.lock = threading.RLock()
+        self.positions: dict[int, int] = {}
+        #: (conversation id, client_msg_id) of messages this socket is sending now:
+        #: they go out as its ``ack``, not as a ``message``.
+        self._own: set[tuple[int, str]] = set()
+
+    def position(self, conversation_id: int) -> int:
+        with self.lock:
+            if conversation_id not in self.positions:
+                self.positions[conversation_id] = self._start(conversation_id)
+            return self.positions[conversation_id]
+
+    def resume(self, conversation_id: int, after_seq: int) -> int:
+        """Send every message of the conversation after ``after_seq``, oldest first,
+        and continue live from there. This is THE resume: on connect, and for a
+        hub that lost events (call it again with the socket's position: it sends
+        what is missing and nothing twice). Returns the messages sent."""
+        with self.lock:
+            self.positions[conversation_id] = max(0, after_seq)
+            return self._catch_up(conversation_id, None)
+
+    def catch_up_all(self) -> int:
+        """``resume`` every conversation this socket has a position for (a resync
+        after a hub outage: whatever the hub dropped comes from the database)."""
+        with self.lock:
+            return sum(self._catch_up(cid, None) for cid in list(self.positions))
+
+    def deliver(self, view: dict) -> None:
+        """A live message frame (from the hub): in its place, once."""
+        seq = view.get("seq")
+        if seq is None:  # written outside post_message: not positioned
+            self._send("message", view, view.get("id"))
+            return
+        with self.lock:
+            cid = view["conversation_id"]
+            position = self.position(cid)
+            if seq <= position:
+                return  # sent already (live, by a fill, or as our ack)
+            if seq > position + 1:
+                self._catch_up(cid, seq)
+            self._emit([view])
+            self.positions[cid] = seq
+
+    def expect_own(self, conversation_id: int, client_msg_id: str) -> None:
+        """This socket is about to store a message: when it comes by, it is the ack."""
+        with self.lock:
+            self._own.add((conversation_id, client_msg_id))
+
+    def forget_own(self, conversation_id: int, client_msg_id: str) -> None:
+        with self.lock:
+            self._own.discard((conversation_id, client_msg_id))
+
+    def ack(self, view: dict, duplicate: bool) -> None:
+        """Acknowledge a message this socket sent, in its place in the order.
+
+        A new message's ack may have gone out already (the hub was quicker than
+        the caller): then nothing more is sent. A duplicate at or below the
+        position is acknowledged at once (it moves nothing)."""
+        cid, seq = view["conversation_id"], view.get("seq")
+        with self.lock:
+            if seq is None or (duplicate and seq <= self.position(cid)):
+                self.forget_own(cid, view.get("client_msg_id") or "")
+                self._send("ack", {"client_msg_id": view.get("client_msg_id"),
+                                   "message": view, "duplicate": duplicate}, None)
+                return
+            self._own.add((cid, view.get("client_msg_id") or ""))
+            if seq <= self.position(cid):
+                self.forget_own(cid, view.get("client_msg_id") or "")
+                return
+            if seq > self.position(cid) + 1:
+                self._catch_up(cid, seq)
+            self._emit([view], duplicate)
+            self.positions[cid] = seq
+
+    # -- inside the lock ------------------------------------------------------------
+
+    def _catch_up(self, cid: int, before: int | None) -> int:
+        """Send what lies between the position and ``before`` (None: everything)."""
+        sent = 0
+        while True:
+            after = self.positions.get(cid, 0)
+            found = self._fill(cid, after, before, PAGE)
+            if found:
+                self._emit(found)
+                self.positions[cid] = found[-1]["seq"]
+                sent += len(found)
+            if len(found) < PAGE:
+                break
+        if before is not None:
+            # Seqs the socket may not see (internal notes on a visitor socket) are
+            # passed over: everything below ``before`` is committed and was read.
+            self.positions[cid] = max(self.positions.get(cid, 0), before - 1)
+        return sent
+
+    def _emit(self, views: list[dict], duplicate: bool = False) -> None:
+        for view in views:
+            key = (view["conversation_id"], view.get("client_msg_id") or "")
+            if view.get("client_msg_id") and key in self._own:
+                self._own.discard(key)
+                self._send("ack", {"client_msg_id": view["client_msg_id"], "message": view,
+                                   "duplicate": duplicate}, None)
+            else:
+                self._send("message", view, view.get("id"))
+        if self._on_sent is not None and views:
+            self._on_sent(views)
