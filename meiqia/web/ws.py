@@ -10,6 +10,11 @@ Each socket has two threads: this handler reads client frames, and a pump
 thread blocks on the hub subscription and writes events; writes share a lock.
 The visitor socket subscribes only to its conversation topic, where internal
 notes are never published.
+
+When the hub reports a gap (Redis down, a listener reconnected, a process
+killed between commit and publish, a queue overflow: meiqia/hub.py), the pump
+calls ``resync``: the socket replays from the database what it may have missed,
+with the same replay as ``after=`` at connect, and carries on live.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
@@ -34,8 +40,10 @@ from simple_websocket import ConnectionClosed
 
 from meiqia.db import connection
 from meiqia.db import get_by_id
+from meiqia.hub import RESYNC
 from meiqia.models import Conversation
 from meiqia.models import Mention
+from meiqia.models import Message
 from meiqia.models.base import utcnow
 from meiqia.services import conversations
 from meiqia.services import messages
@@ -150,6 +158,8 @@ class Channel:
         #: the deflate context and the wire see frames in the same order.
         self.lock = ws.sock.lock
         self.sent_ids: set[int] = set()
+        #: How far this socket got, and when (what a resync replays after).
+        self.positions = Positions()
         self.closed = threading.Event()
 
     def send(self, kind: str, data: dict | None = None, msg_id: int | None = None) -> None:
@@ -157,6 +167,7 @@ class Channel:
             if msg_id in self.sent_ids:
                 return
             self.sent_ids.add(msg_id)
+            self.positions.advance(msg_id)
         text = envelope(kind, data, msg_id)
         with self.lock:
             _send_all(self.ws, text)
@@ -168,6 +179,7 @@ class Channel:
         self.send("ack", {"client_msg_id": sent.client_msg_id, "message": view,
                           "duplicate": not created})
         self.sent_ids.add(sent.id)
+        self.positions.advance(sent.id)
 
     def error(self, code: str, message: str, ref: Any = None) -> None:
         """An ``error`` frame, its message in the socket's language (English
@@ -186,18 +198,26 @@ def _send_all(ws: Any, text: str) -> None:
 
 
 def _pump(app: Flask, channel: Channel, sub: Any, allow: Any,
-          delivered: Any = None) -> None:
+          delivered: Any = None, replay: Callable[[int], None] | None = None) -> None:
     """Forward hub events to the socket until it closes.
 
     ``delivered(message_data)`` is called after a message reached the socket
-    (the visitor socket marks agent and bot messages delivered).
+    (the visitor socket marks agent and bot messages delivered). ``replay(after)``
+    sends the stored messages after a position (``resync``); a pending resync is
+    served before the next event, so a live event never overtakes the replay.
     """
     with app.app_context():
         while not channel.closed.is_set():
             # Blocks until an event arrives; ``_stop_pump`` wakes it on close, so
             # idle sockets cost no wake-ups.
             item = sub.get(timeout=PING_SECONDS * 4)
-            if item is None or item is _STOP:
+            if replay is not None and sub.resync_since is not None:
+                try:
+                    resync(channel, sub, replay)
+                except ConnectionClosed:
+                    channel.closed.set()
+                    continue
+            if item is None or item is _STOP or item is RESYNC:
                 continue
             topic, event = item
             data = event.get("data") or {}
@@ -215,6 +235,135 @@ def _pump(app: Flask, channel: Channel, sub: Any, allow: Any,
 
 
 _STOP: Any = ("", {"type": "_stop"})
+
+#: Seconds before a gap's start from which a resync replays. A message id is taken
+#: when its row is inserted and its event sent after the commit, so a message can
+#: reach sockets after a newer one; replaying from where the socket stood a little
+#: before the gap catches such a straggler (what was already sent is skipped).
+RESYNC_MARGIN = 5.0
+#: Tries of a resync's database replay before the socket is closed (1012) instead,
+#: for the client to resume with ``after=`` (docs/protocol.md, "Outages").
+RESYNC_ATTEMPTS = 3
+
+
+class Positions:
+    """The highest message id a socket has sent, and since when.
+
+    A resync must replay from where the socket stood *before* a gap began,
+    not from the highest id now (an event of the gap may carry a lower id than
+    one sent after it). One sample per second of activity, ten minutes of them;
+    ``at`` never answers more than the socket had at that time.
+    """
+
+    SPACING = 1.0
+    KEEP = 600
+
+    def __init__(self) -> None:
+        self.start = 0
+        self.current = 0
+        self.samples: deque[tuple[float, int]] = deque()
+        self.lock = threading.Lock()
+
+    def begin(self, position: int) -> None:
+        """Where the socket starts: its ``after=``, or for an agent socket
+        without one, the newest message when it connected."""
+        with self.lock:
+            self.start = max(self.start, position)
+            self.current = max(self.current, position)
+
+    def advance(self, msg_id: int) -> None:
+        with self.lock:
+            if msg_id <= self.current:
+                return
+            self.current = msg_id
+            now = time.time()
+            if len(self.samples) >= 2 and now - self.samples[-2][0] < self.SPACING:
+                self.samples[-1] = (now, msg_id)  # the time moves later: never too high
+            else:
+                if len(self.samples) >= self.KEEP:
+                    self.samples.popleft()  # older gaps fall back to the start
+                self.samples.append((now, msg_id))
+
+    def at(self, when: float) -> int:
+        """The position reached by ``when`` (wall clock), or less."""
+        with self.lock:
+            if self.samples and len(self.samples) >= self.KEEP and when < self.samples[0][0]:
+                return self.start
+            position = self.start
+            for stamp, value in self.samples:
+                if stamp > when:
+                    break
+                position = value
+            return position
+
+
+def resync(channel: Channel, sub: Any, replay: Callable[[int], None]) -> None:
+    """Close a gap the hub found (meiqia/hub.py): replay from the database every
+    message after the position this socket had reached a little before the gap
+    began, with the socket's own ``after=`` replay; ids it already sent are
+    skipped, so the client sees each message once, then the live ones.
+
+    The one place where a resync chooses its position: the resume position of
+    the protocol (``after=``, today the message id) is what it passes on. If the
+    database cannot answer after RESYNC_ATTEMPTS, the socket is closed with 1012
+    and the client resumes by itself, as after any close.
+    """
+    since = sub.take_resync()
+    if since is None:
+        return
+    after = channel.positions.at(since - RESYNC_MARGIN)
+    for attempt in range(RESYNC_ATTEMPTS):
+        try:
+            with socket_unit():
+                replay(after)
+            return
+        except DATABASE_ERRORS as exc:
+            log.warning("ws: resync after %s failed (%s); trying again", after, exc)
+            if channel.closed.wait(0.5 * 2 ** attempt):
+                return
+    log.warning("ws: resync impossible, the database is unavailable; closing with 1012")
+    channel.closed.set()
+    try:
+        channel.ws.close(reason=1012, message="missed events: reconnect with after=")
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+
+
+def replay_visitor(channel: Channel, conversation: Conversation, after: int) -> list[Any]:
+    """Send the conversation's public messages after ``after``, oldest first, page
+    by page; the agent and bot messages among them count as delivered. At
+    connect (``after=``) and on a resync."""
+    can_read = messages.reports_reads(conversation)
+    replayed: list[Any] = []
+    while True:
+        page = messages.history(conversation, after=after)
+        for message in page:
+            channel.send("message", messages.visitor_view(message, can_read), message.id)
+        # What the replay brought reached him as surely as a live frame: one UPDATE
+        # for the lot, and the agents see their ticks.
+        _bookkeeping("delivery of the replay", messages.mark_delivered, conversation, [
+            m.id for m in page if m.sender_kind in {"agent", "bot"} and not m.delivered_at])
+        replayed += page
+        if len(page) < REPLAY_PAGE:
+            return replayed
+        after = page[-1].id
+
+
+def replay_agent(channel: Channel, actor: Any, after: int) -> None:
+    """Send every message after ``after`` of the conversations in the agent's
+    scope, internal notes included, oldest first, page by page. At connect
+    (``after=``) and on a resync."""
+    while True:
+        page = messages.agent_replay(actor, after, limit=REPLAY_PAGE)
+        for old, view in zip(page, messages.agent_views(page), strict=True):
+            channel.send("message", view, old.id)
+        if len(page) < REPLAY_PAGE:
+            return
+        after = page[-1].id
+
+
+#: Messages read per query of a replay (``messages.history``'s page size).
+REPLAY_PAGE = 500
 
 
 def _stop_pump(channel: Channel, sub: Any) -> None:
@@ -354,22 +503,24 @@ def visitor_socket(ws: Any) -> None:
         sub = hub.subscribe([messages.conversation_topic(conversation.id)])
         present = _bookkeeping("presence", presence.visitor_connected, visitor.id)
         channel.send("hello", conversations.state(conversation))
-        can_read = messages.reports_reads(conversation)
-        replayed = messages.history(conversation, after=_after())
-        for message in replayed:
-            channel.send("message", messages.visitor_view(message, can_read), message.id)
-        # What the replay brought reached him as surely as a live frame: one UPDATE
-        # for the lot, and the agents see their ticks.
-        _bookkeeping("delivery of the replay", messages.mark_delivered, conversation, [
-            m.id for m in replayed if m.sender_kind in {"agent", "bot"} and not m.delivered_at])
+        after = _after()
+        channel.positions.begin(after)
+        replay_visitor(channel, conversation, after)
 
     def delivered(data: dict) -> None:
         if data.get("sender_kind") in {"agent", "bot"}:
             with socket_unit():
                 messages.mark_delivered(get_by_id(Conversation, conversation.id), [data["id"]])
 
+    def catch_up(after: int) -> None:
+        """A resync: the missed messages, then the conversation's state now (a
+        ``conversation`` frame: it may have been assigned or ended meanwhile)."""
+        current = get_by_id(Conversation, conversation.id)
+        replay_visitor(channel, current, after)
+        channel.send("conversation", conversations.state(current))
+
     pump = threading.Thread(target=_pump, args=(app, channel, sub, lambda t, e: True,
-                                                 delivered), daemon=True)
+                                                 delivered, catch_up), daemon=True)
     pump.start()
     # Not recorded at connect: the first frame tries again.
     last_touch = time.monotonic() if present else float("-inf")
@@ -459,14 +610,18 @@ def agent_socket(ws: Any) -> None:
         scope = _Scope(actor)
         sub = hub.subscribe([messages.team_topic(actor.team_id),
                              messages.agent_topic(actor.id)], accept=scope.prefilter)
-        channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
         after = _after()
+        # Without after= the hello lists are his starting point: a resync starts
+        # from the newest message at connect.
+        channel.positions.begin(after or Message.select(
+            peewee.fn.MAX(Message.id)).scalar() or 0)
+        channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
         if after:
-            replayed = messages.agent_replay(actor, after)
-            for old, view in zip(replayed, messages.agent_views(replayed), strict=True):
-                channel.send("message", view, old.id)
+            replay_agent(channel, actor, after)
     _bookkeeping("presence", presence.agent_connected, actor)
-    pump = threading.Thread(target=_pump, args=(app, channel, sub, scope.allow), daemon=True)
+    pump = threading.Thread(target=_pump, args=(
+        app, channel, sub, scope.allow, None,
+        lambda position: replay_agent(channel, actor, position)), daemon=True)
     pump.start()
     try:
         for frame in _frames(ws, channel):
