@@ -161,3 +161,81 @@ def workers() -> Iterator[list[WorkerProcess]]:
     yield started
     for worker in started:
         worker.stop()
+
+
+class PostgresServer:
+    """A PostgreSQL server of the test's own (initdb in a tmp dir, a free port,
+    the system's binaries): restart() it as an operator would, without touching
+    the shared server other tests use. PostgreSQL refuses to run as root: as root
+    the server runs as the ``postgres`` user, in a directory of its own."""
+
+    def __init__(self) -> None:
+        import pwd
+        import tempfile
+
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        self.bin = found[-1].parent if found else None
+        self.port = free_port()
+        self.as_user: list[str] = []
+        self.dir = Path(tempfile.mkdtemp(prefix="meiqia-pg-"))
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.data = self.dir / "data"
+        self.log = self.dir / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/meiqia"
+
+    def _run(self, *args: str) -> None:
+        done = subprocess.run([*self.as_user, *args], capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{args[0]} failed: {done.stdout}{done.stderr}")
+
+    def init(self) -> None:
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
+                  "-A", "trust", "--no-sync", "-E", "UTF8")
+        self.start()
+        import psycopg2
+
+        conn = psycopg2.connect(self.url.rsplit("/", 1)[0] + "/postgres")
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE meiqia")
+        conn.close()
+
+    def _ctl(self, *args: str) -> None:
+        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+                  "-w", "-t", "60", "-o", options, *args)
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection is cut, the server is back
+        on the same port a moment later."""
+        self._ctl("-m", "fast", "restart")
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._ctl("-m", "immediate", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server this test may restart."""
+    server = PostgresServer()
+    if server.bin is None:
+        unavailable("a PostgreSQL server of the test's own", "apt-get install postgresql",
+                    FileNotFoundError("no /usr/lib/postgresql/*/bin/pg_ctl"))
+    try:
+        server.init()
+    except Exception:
+        server.stop()
+        raise
+    yield server
+    server.stop()

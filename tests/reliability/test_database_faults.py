@@ -296,3 +296,62 @@ def test_a_socket_opened_during_a_lock_stays_open_and_records_presence_later(tmp
         assert Visitor.select().get().online_until is None
         unlock_then_resend(holder, socket, api, cid, "连上时锁着", "c1")
         assert Visitor.select().get().online_until is not None
+
+
+def _until_acked(socket, body, client_msg_id, timeout=30.0):
+    """What docs/protocol.md asks of a client: send, and on ``unavailable`` send the
+    same message again (same client_msg_id) until it is acknowledged."""
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    socket.send("message", {"body": body, "client_msg_id": client_msg_id})
+    while time.monotonic() < deadline:
+        raw = socket.ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+        if raw is None:
+            continue
+        frame = json.loads(raw)
+        socket.seen.append(frame)
+        data = frame["data"]
+        if frame["type"] == "ack" and data["client_msg_id"] == client_msg_id:
+            return data["message"]["id"]
+        if frame["type"] == "error" and data.get("ref") == client_msg_id:
+            assert data["code"] == "unavailable", data
+            time.sleep(0.2)
+            socket.send("message", {"body": body, "client_msg_id": client_msg_id})
+    raise AssertionError(f"{client_msg_id} not acknowledged within {timeout} s")
+
+
+def test_postgres_restart_mid_conversation_loses_and_doubles_nothing(tmp_path, own_postgres):
+    """PostgreSQL restarts (``pg_ctl restart -m fast``, every connection cut) while a
+    visitor keeps writing over his socket and an agent listens: frames that hit the
+    restart are refused as ``unavailable`` and resent, both sockets stay open, and
+    the agent ends with every stored message once, in order; each is stored once."""
+    import threading
+
+    from tests.ws.conftest import Socket
+    from tests.ws.conftest import cookie_of
+
+    with served(tmp_path, DATABASE_URL=own_postgres.url) as (app, server):
+        api, _, token, cid = open_chat(app)
+        agent = Socket(server.url("/ws/agent"), cookie=cookie_of(api))
+        agent.expect("hello")
+        visitor = Socket(server.url(f"/ws/visitor?token={token}"))
+        visitor.expect("hello")
+        acked = [_until_acked(visitor, "重启前", "p0")]
+        restart = threading.Thread(target=own_postgres.restart)
+        restart.start()
+        n = 1
+        while restart.is_alive() or n < 10:
+            acked.append(_until_acked(visitor, f"重启中 {n}", f"p{n}"))
+            n += 1
+        restart.join()
+        acked.append(_until_acked(visitor, "重启后", "p-end"))
+        assert bodies(api, cid) == ["重启前", *(f"重启中 {i}" for i in range(1, n)), "重启后"]
+        assert len(set(acked)) == len(acked)
+        agent.expect("message", where=lambda d: d.get("id") == acked[-1], timeout=30)
+        assert [f["id"] for f in agent.seen if f["type"] == "message"] == acked
+        refused = [f for f in visitor.seen if f["type"] == "error"]
+        # The restart was felt (the pool's connections died with it), and only so.
+        assert refused and all(f["data"]["code"] == "unavailable" for f in refused)
+        assert app.test_client().get("/healthz").status_code == 200
