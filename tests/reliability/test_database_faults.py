@@ -27,7 +27,7 @@ from tests.conftest import make_app
 from tests.conftest import truncate_all
 from tests.helpers import ApiClient
 from tests.helpers import wait_until
-from tests.reliability.conftest import free_port
+from tests.servers import free_port
 
 
 def open_chat(app):
