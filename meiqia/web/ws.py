@@ -221,17 +221,25 @@ def _pump(app: Flask, channel: Channel, sub: Any, allow: Any,
                 continue
             topic, event = item
             data = event.get("data") or {}
+            msg_id = data.get("id") if event.get("type") == "message" else None
+            sent = False
             try:
                 if not allow(topic, event):
                     continue
-                msg_id = data.get("id") if event.get("type") == "message" else None
                 channel.send(event["type"], data, msg_id)
+                sent = True
                 if msg_id is not None and delivered is not None:
                     delivered(data)
             except ConnectionClosed:
                 channel.closed.set()
-            except Exception:  # noqa: BLE001 - one bad event must not kill the socket
-                log.exception("ws: could not forward %s", event.get("type"))
+            except Exception as exc:  # noqa: BLE001 - one bad event must not kill the socket
+                if msg_id is not None and not sent and replay is not None:
+                    # The scope check needed the database and it failed (a restart):
+                    # the message is not dropped, the database replay brings it.
+                    log.warning("ws: message %s not forwarded (%s); resyncing", msg_id, exc)
+                    sub.request_resync(time.time())
+                else:
+                    log.exception("ws: could not forward %s", event.get("type"))
 
 
 _STOP: Any = ("", {"type": "_stop"})
