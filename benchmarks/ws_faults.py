@@ -329,8 +329,8 @@ async def run(args: argparse.Namespace, env: dict, port: int, master: int,
             await asyncio.sleep(0.1)
         healthy_after = time.monotonic() - back
         await loader
-        return (f"/healthz during the outage: {dict(Counter(codes))}; 200 again "
-                f"{healthy_after:.1f} s after Redis was back")
+        return (f"`/healthz` 503 in {codes.count(503)} of {len(codes)} polls during the "
+                f"outage; 200 again {healthy_after:.1f} s after Redis was back")
 
     async def pg_restart() -> str:
         loader = asyncio.create_task(load(args.phase))

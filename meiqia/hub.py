@@ -426,9 +426,11 @@ class RedisHub(BaseHub):
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=3)
+        if not self._ready.is_set():
+            return  # Redis unreachable: the peers forget this process by its silence
         try:
             self.client.hdel(self.peers_key, self.id)
-        except Exception:  # noqa: BLE001 - Redis gone: the peers forget it by its silence
+        except Exception:  # noqa: BLE001 - the same, a moment later
             pass
 
 

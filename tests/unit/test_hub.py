@@ -80,3 +80,55 @@ def test_a_failing_accept_filter_queues_the_event_rather_than_lose_it():
     sub = hub.subscribe(["team:1"], accept=broken)
     hub.publish("team:1", {"type": "message", "data": {}})
     assert sub.drain() == [("team:1", {"type": "message", "data": {}})]
+
+
+def test_an_overflowing_queue_asks_for_a_resync_instead_of_losing_silently(monkeypatch):
+    import meiqia.hub
+
+    monkeypatch.setattr(meiqia.hub, "MAX_PENDING", 3)
+    hub = MemoryHub()
+    sub = hub.subscribe(["conversation:1"])
+    for n in range(5):
+        hub.publish("conversation:1", {"type": "message", "data": {"id": n}})
+    assert sub.resync_since is not None  # the pump replays from the database
+    assert len(sub.drain()) == 3
+    assert sub.take_resync() is not None and sub.take_resync() is None
+
+
+def test_a_resync_request_keeps_the_earliest_time_and_wakes_the_pump():
+    from meiqia.hub import RESYNC
+
+    hub = MemoryHub()
+    sub = hub.subscribe(["conversation:1"])
+    sub.request_resync(20.0)
+    sub.request_resync(10.0)
+    sub.request_resync(30.0)
+    assert sub.get(timeout=0.1) is RESYNC
+    assert sub.take_resync() == 10.0
+    assert hub._resync_all(5.0) == 1 and sub.resync_since == 5.0
+
+
+def test_a_socket_position_is_never_later_than_what_it_had_sent(monkeypatch):
+    """A resync replays after ``Positions.at(gap start)``: answering more than the
+    socket had sent by then would skip a message of the gap. Random ids (they may
+    arrive out of order), random clock steps, many trials."""
+    import random
+
+    from meiqia.web import ws
+
+    rng = random.Random(7)
+    for _ in range(200):
+        clock = [1000.0]
+        monkeypatch.setattr(ws.time, "time", lambda c=clock: c[0])
+        positions = ws.Positions()
+        positions.begin(rng.randrange(0, 5))
+        history = [(clock[0], positions.current)]
+        for _ in range(rng.randrange(1, 60)):
+            clock[0] += rng.choice([0.01, 0.1, 0.4, 1.0, 3.0])
+            positions.advance(rng.randrange(1, 80))
+            history.append((clock[0], positions.current))
+        for _ in range(30):
+            when = rng.uniform(999.0, clock[0] + 1)
+            truth = max([p for t, p in history if t <= when], default=history[0][1])
+            assert positions.at(when) <= truth
+        assert positions.at(clock[0]) == positions.current
