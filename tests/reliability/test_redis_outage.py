@@ -206,10 +206,13 @@ def test_a_publish_lost_while_listeners_stay_connected_is_announced(own_redis):
 
 
 def test_many_sockets_miss_nothing_across_redis_outages(tmp_path, own_redis):
-    """Several conversations, a visitor and the agent talking in each while Redis
-    goes down and comes back twice: every socket that stayed open ends with every
-    stored message of its scope, once, in order, without reconnecting."""
+    """Several conversations, visitors and the agent writing all the time while
+    Redis goes down and comes back three times at random moments: every socket that
+    stayed open ends with every stored message of its scope, once, in order,
+    without reconnecting."""
     import random
+    import threading
+    import time
 
     app = make_app(tmp_path, REDIS_URL=own_redis.url, REDIS_PREFIX="outage3",
                    REDIS_TIMEOUT=0.2)
@@ -229,28 +232,46 @@ def test_many_sockets_miss_nothing_across_redis_outages(tmp_path, own_redis):
             for token, _ in chats:
                 visitors.append(Socket(server.url(f"/ws/visitor?token={token}")))
                 visitors[-1].expect("hello")
-            rng = random.Random(13)
-            sent = 0
-            for round_ in range(3):
-                for _ in range(8):
+            # One writer (so message ids follow the order of commits) sends all the
+            # time, over the visitors' sockets and the agent's REST API, while Redis
+            # stops and starts at random moments: publishes land just before, during
+            # and just after each cut and each return.
+            stop, failures, sent = threading.Event(), [], []
+
+            def write() -> None:
+                rng = random.Random(13)
+                while not stop.is_set():
+                    n = len(sent) + 1
                     i = rng.randrange(len(chats))
-                    sent += 1
-                    if rng.random() < 0.5:
-                        visitors[i].send("message", {"body": f"访客{sent}",
-                                                     "client_msg_id": f"v{sent}"})
-                        visitors[i].expect("ack", timeout=30)
-                    else:
-                        reply = api.post(f"/api/v1/conversations/{chats[i][1]}/messages",
-                                         json={"body": f"客服{sent}", "client_msg_id": f"a{sent}"})
-                        assert reply.status_code == 201
-                if round_ == 0:
-                    own_redis.stop()
-                elif round_ == 1:
-                    own_redis.start()
-                    wait_until(lambda: app.test_client().get("/healthz").status_code == 200,
-                               what="health ok after Redis is back")
-                    own_redis.stop()
-            own_redis.start()
+                    try:
+                        if rng.random() < 0.5:
+                            visitors[i].send("message", {"body": f"访客{n}",
+                                                         "client_msg_id": f"v{n}"})
+                            visitors[i].expect("ack", timeout=30)
+                        else:
+                            reply = api.post(f"/api/v1/conversations/{chats[i][1]}/messages",
+                                             json={"body": f"客服{n}", "client_msg_id": f"a{n}"})
+                            assert reply.status_code == 201, reply.get_json()
+                    except Exception as exc:  # noqa: BLE001 - reported by the test thread
+                        failures.append(exc)
+                        return
+                    sent.append(n)
+                    time.sleep(rng.uniform(0, 0.03))
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            rng = random.Random(31)
+            for _ in range(3):
+                time.sleep(rng.uniform(0.2, 1.0))
+                own_redis.stop()
+                time.sleep(rng.uniform(0.1, 1.5))
+                own_redis.start()
+            time.sleep(rng.uniform(0, 0.5))
+            stop.set()
+            writer.join(timeout=60)
+            assert not failures, failures
+            assert len(sent) > 20
+            sent = len(sent)
             wait_until(lambda: app.test_client().get("/healthz").status_code == 200,
                        what="health ok after Redis is back")
             from meiqia.models import Message
