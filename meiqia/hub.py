@@ -228,7 +228,8 @@ class RedisHub(BaseHub):
     * a listener that lost its connection resyncs its own subscriptions from
       the moment it noticed, as soon as its new subscription is confirmed and
       before it hands on any event heard on it (so nothing newer overtakes
-      the replay);
+      the replay); also when redis-py's own retry reconnected and subscribed
+      again inside a read, which it does silently when Redis is still up;
     * every process keeps a heartbeat in the hash ``<prefix>:hub-peers``; the
       first process that finds a peer silent for PEER_TIMEOUT (killed, it may
       have committed messages it never published) removes it and broadcasts a
@@ -293,12 +294,22 @@ class RedisHub(BaseHub):
                 pubsub = self.client.pubsub()
                 pubsub.psubscribe(self.prefix + "*")
                 next_beat = 0.0
+                confirmed = False
                 while not self._stop.is_set():
+                    turn = time.time()
                     message = pubsub.get_message(timeout=0.2)
                     if message is not None:
-                        if message.get("type") == "psubscribe":
+                        if message.get("type") == "psubscribe" and not confirmed:
+                            confirmed = True
                             self._listening()
                             backoff = LISTEN_BACKOFF[0]
+                        elif message.get("type") == "psubscribe":
+                            # redis-py's retry reconnected and subscribed again inside
+                            # get_message (a dropped connection, Redis up): events of
+                            # that moment were lost all the same.
+                            log.warning("hub: listener reconnected by the client; resyncing")
+                            if self._resync_all(turn):
+                                self.resyncs += 1
                         elif message.get("type") == "pmessage":
                             self._heard(message)
                     if not self._ready.is_set():

@@ -301,3 +301,33 @@ def _message_ids(socket, last_id):
         socket.expect("message", where=lambda d: d.get("id") == last_id, timeout=30)
     socket.quiet("message", 0.3)
     return [f["id"] for f in socket.seen if f["type"] == "message"]
+
+
+def test_a_listener_connection_cut_while_redis_stays_up_resyncs(own_redis):
+    """The listener's connection is dropped (``CLIENT KILL TYPE pubsub``: a proxy or
+    a network blip) while Redis stays up; whether the client library reconnects
+    inside its read or the listener does, the local subscriptions resync."""
+    import redis
+
+    from meiqia.hub import RedisHub
+    from meiqia.hub import make_redis
+
+    hub = RedisHub(make_redis(own_redis.url, 0.2), "cut")
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        assert hub.wait_ready()
+        sub = hub.subscribe(["conversation:1"])
+        for _ in range(3):
+            assert sub.take_resync() is None
+            assert admin.client_kill_filter(_type="pubsub") >= 1
+            wait_until(lambda: sub.resync_since is not None, timeout=10,
+                       what="a resync after the cut")
+            wait_until(lambda: hub.health()["ok"], what="listening again")
+            sub.take_resync()
+            sub.drain()
+        hub.publish("conversation:1", {"type": "message", "data": {"id": 1}})
+        assert wait_until(lambda: sub.get(timeout=0.1), what="live again") == (
+            "conversation:1", {"type": "message", "data": {"id": 1}})
+    finally:
+        admin.close()
+        hub.close()
