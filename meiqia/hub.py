@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 MAX_PENDING = 10_000
 #: The marker a resync request puts in a subscription's queue, to wake its pump.
 RESYNC: tuple[str, dict] = ("", {"type": "_resync"})
+#: The type of a control event (``BaseHub.resync``): the subscriptions of its
+#: topic resync instead of receiving it.
+RESYNC_EVENT = "_resync"
 #: The Redis listener's first and longest wait before it reconnects (seconds).
 LISTEN_BACKOFF = (0.1, 2.0)
 #: A process's heartbeat in Redis (seconds); one silent for PEER_TIMEOUT is dead.
@@ -176,8 +179,21 @@ class BaseHub:
     def _fan_out(self, topic: str, event: dict) -> None:
         with self._lock:
             subs = list(self._subscribers.get(topic, ()))
+        if event.get("type") == RESYNC_EVENT:
+            since = event.get("since")
+            if isinstance(since, int | float):
+                for sub in subs:
+                    sub.request_resync(float(since))
+            return
         for sub in subs:
             sub._deliver(topic, event)
+
+    def resync(self, topics: Iterable[str], since: float) -> None:
+        """Make the subscriptions of ``topics``, in every process, resync from
+        ``since``: something stored then may never have been published (a
+        resent message whose first try failed after its COMMIT)."""
+        for topic in topics:
+            self.publish(topic, {"type": RESYNC_EVENT, "since": since})
 
     def _resync_all(self, since: float) -> int:
         """Ask every local subscription to resync from ``since``; how many."""

@@ -355,3 +355,41 @@ def test_postgres_restart_mid_conversation_loses_and_doubles_nothing(tmp_path, o
         # The restart was felt (the pool's connections died with it), and only so.
         assert refused and all(f["data"]["code"] == "unavailable" for f in refused)
         assert app.test_client().get("/healthz").status_code == 200
+
+
+def test_a_resend_of_a_message_stored_but_never_published_reaches_every_socket(tmp_path):
+    """The connection drops during COMMIT: PostgreSQL stored the message, the client
+    saw an error and resends it (same client_msg_id). The resend is acknowledged as a
+    duplicate, and the conversation's other sockets, which never heard of it, get it
+    from the database, once (a second tab of the sender too)."""
+    from meiqia.models import Message
+    from meiqia.models.base import utcnow
+    from tests.ws.conftest import Socket
+    from tests.ws.conftest import cookie_of
+
+    with served(tmp_path) as (app, server):
+        api, _, token, cid = open_chat(app)
+        agent = Socket(server.url("/ws/agent"), cookie=cookie_of(api))
+        agent.expect("hello")
+        sender = Socket(server.url(f"/ws/visitor?token={token}"))
+        sender.expect("hello")
+        tab = Socket(server.url(f"/ws/visitor?token={token}"))
+        tab.expect("hello")
+        # What the lost COMMIT left: the row, and no event.
+        stored = Message.create(conversation=cid, sender_kind="visitor", body="提交时断线",
+                                client_msg_id="lost-1", created_at=utcnow())
+        assert agent.quiet("message", 0.3)
+        sender.send("message", {"body": "提交时断线", "client_msg_id": "lost-1"})
+        ack = sender.expect("ack")["data"]
+        assert ack["duplicate"] and ack["message"]["id"] == stored.id
+        for socket in (agent, tab):
+            frame = socket.expect("message", where=lambda d: d.get("id") == stored.id)
+            assert frame["data"]["body"] == "提交时断线"
+        # Resent again: acknowledged again, and nobody gets it a second time.
+        sender.send("message", {"body": "提交时断线", "client_msg_id": "lost-1"})
+        assert sender.expect("ack")["data"]["duplicate"]
+        sender.send("message", {"body": "下一句", "client_msg_id": "next-1"})
+        sender.expect("ack")
+        for socket in (agent, tab):
+            socket.expect("message", where=lambda d: d.get("body") == "下一句")
+            assert [f["id"] for f in socket.seen if f["type"] == "message"].count(stored.id) == 1
