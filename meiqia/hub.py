@@ -311,9 +311,10 @@ class RedisHub(BaseHub):
                 pubsub.psubscribe(self.prefix + "*")
                 next_beat = 0.0
                 confirmed = False
+                last_read = time.time()  # the connection was sound up to here
                 while not self._stop.is_set():
-                    turn = time.time()
                     message = pubsub.get_message(timeout=0.2)
+                    sound_until, last_read = last_read, time.time()
                     if message is not None:
                         if message.get("type") == "psubscribe" and not confirmed:
                             confirmed = True
@@ -324,7 +325,7 @@ class RedisHub(BaseHub):
                             # get_message (a dropped connection, Redis up): events of
                             # that moment were lost all the same.
                             log.warning("hub: listener reconnected by the client; resyncing")
-                            if self._resync_all(turn):
+                            if self._resync_all(sound_until):
                                 self.resyncs += 1
                         elif message.get("type") == "pmessage":
                             self._heard(message)
