@@ -9,15 +9,26 @@ replays from the database on reconnect), never data.
 Two implementations, chosen once from the config: ``MemoryHub`` (one process,
 the embedded default) and ``RedisHub`` (pub/sub; one listener thread per process
 fans out to local queues, as CTFd's RedisEventManager does).
+
+Gaps. Redis pub/sub forgets what it could not deliver: a publish while Redis is
+down, events sent while a listener was disconnected, the events a process had
+committed but not yet published when it was killed (-9), or a subscriber queue
+that overflowed. The hub notices each of these and asks the subscriptions that
+may have missed something to *resync* (``Subscription.request_resync``): the
+socket pump then replays from the database everything after the position it
+had reached before the gap (meiqia/web/ws.py ``resync``), so a connected client
+loses nothing and needs to do nothing. See docs/protocol.md, "Outages".
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import queue
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -26,8 +37,19 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: Events a slow subscriber may have waiting before new ones are dropped for it.
+#: Events a slow subscriber may have waiting before new ones are dropped for it
+#: (a dropped event makes that subscription resync from the database).
 MAX_PENDING = 10_000
+#: The marker a resync request puts in a subscription's queue, to wake its pump.
+RESYNC: tuple[str, dict] = ("", {"type": "_resync"})
+#: The type of a control event (``BaseHub.resync``): the subscriptions of its
+#: topic resync instead of receiving it.
+RESYNC_EVENT = "_resync"
+#: The Redis listener's first and longest wait before it reconnects (seconds).
+LISTEN_BACKOFF = (0.1, 2.0)
+#: A process's heartbeat in Redis (seconds); one silent for PEER_TIMEOUT is dead.
+PEER_INTERVAL = 1.0
+PEER_TIMEOUT = 3.0
 
 
 class Subscription:
@@ -49,6 +71,10 @@ class Subscription:
         self.queue: queue.Queue[tuple[str, dict]] = queue.Queue(MAX_PENDING)
         self.closed = False
         self.accept = accept
+        #: Wall-clock time (``time.time()``) from which events may be missing
+        #: from this queue, or None: set by ``request_resync``, taken by the pump.
+        self.resync_since: float | None = None
+        self._resync_lock = threading.Lock()
         for topic in topics:
             self.add(topic)
 
@@ -89,6 +115,24 @@ class Subscription:
             self.remove(topic)
         self.closed = True
 
+    def request_resync(self, since: float) -> None:
+        """Events published from ``since`` (wall clock) on may not have reached
+        this queue. The earliest such time is kept until the pump takes it; the
+        marker wakes a pump that waits for events."""
+        with self._resync_lock:
+            if self.resync_since is None or since < self.resync_since:
+                self.resync_since = since
+        try:
+            self.queue.put_nowait(RESYNC)
+        except queue.Full:
+            pass  # a full queue has a busy pump, which checks the flag before each event
+
+    def take_resync(self) -> float | None:
+        """The pending resync's time, cleared; None when there is none."""
+        with self._resync_lock:
+            since, self.resync_since = self.resync_since, None
+        return since
+
     def __enter__(self) -> Subscription:
         return self
 
@@ -105,7 +149,8 @@ class Subscription:
         try:
             self.queue.put_nowait((topic, event))
         except queue.Full:
-            log.warning("hub: subscriber queue full, event on %s dropped", topic)
+            log.warning("hub: subscriber queue full, event on %s dropped; resyncing", topic)
+            self.request_resync(time.time())
 
 
 class BaseHub:
@@ -134,8 +179,29 @@ class BaseHub:
     def _fan_out(self, topic: str, event: dict) -> None:
         with self._lock:
             subs = list(self._subscribers.get(topic, ()))
+        if event.get("type") == RESYNC_EVENT:
+            since = event.get("since")
+            if isinstance(since, int | float):
+                for sub in subs:
+                    sub.request_resync(float(since))
+            return
         for sub in subs:
             sub._deliver(topic, event)
+
+    def resync(self, topics: Iterable[str], since: float) -> None:
+        """Make the subscriptions of ``topics``, in every process, resync from
+        ``since``: something stored then may never have been published (a
+        resent message whose first try failed after its COMMIT)."""
+        for topic in topics:
+            self.publish(topic, {"type": RESYNC_EVENT, "since": since})
+
+    def _resync_all(self, since: float) -> int:
+        """Ask every local subscription to resync from ``since``; how many."""
+        with self._lock:
+            subs = {sub for group in self._subscribers.values() for sub in group}
+        for sub in subs:
+            sub.request_resync(since)
+        return len(subs)
 
     def publish(self, topic: str, event: dict) -> None:
         raise NotImplementedError
@@ -169,17 +235,51 @@ class RedisHub(BaseHub):
     scale (a handful of web processes) that costs less than it saves.
 
     Publishing never raises: if Redis is down the event is dropped and logged,
-    and clients catch up from the database when they reconnect.
+    and the hub closes the gap three ways (module docstring):
+
+    * a failed publish is remembered; once Redis answers, the listener
+      broadcasts a resync (channel ``<prefix>:hub:_resync``) that every
+      process's listener, this one's included, turns into a resync of its local
+      subscriptions;
+    * a listener that lost its connection resyncs its own subscriptions from
+      the moment it noticed, as soon as its new subscription is confirmed and
+      before it hands on any event heard on it (so nothing newer overtakes
+      the replay); also when redis-py's own retry reconnected and subscribed
+      again inside a read, which it does silently when Redis is still up;
+    * every process keeps a heartbeat in the hash ``<prefix>:hub-peers``; the
+      first process that finds a peer silent for PEER_TIMEOUT (killed, it may
+      have committed messages it never published) removes it and broadcasts a
+      resync from its last heartbeat. A hub that closes cleanly leaves the
+      hash itself.
+
+    ``health()`` is not ok while the listener is disconnected or a failed
+    publish has not been announced yet: that is when delivery is behind.
     """
 
     kind = "redis"
+    #: The hub's own control topic (no real topic has this form).
+    RESYNC_TOPIC = "_resync"
 
     def __init__(self, client: Any, prefix: str) -> None:
         super().__init__()
         self.client = client
         self.prefix = prefix + ":hub:"
+        self.peers_key = prefix + ":hub-peers"
+        self.id = uuid.uuid4().hex
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self._state = threading.Lock()
+        #: When the listener lost Redis (its creation, at first): its
+        #: subscriptions resync from then once it listens again.
+        self._down_since: float | None = time.time()
+        self._listen_error: str | None = None
+        #: Publishes that failed and are not yet announced: a counter and the
+        #: earliest failure's time.
+        self._failures = 0
+        self._failed_since: float | None = None
+        self._publish_error: str | None = None
+        #: Resyncs this process's subscriptions were asked for (tests, health).
+        self.resyncs = 0
         self._thread = threading.Thread(
             target=self._listen, name="meiqia-hub-listener", daemon=True
         )
@@ -190,39 +290,62 @@ class RedisHub(BaseHub):
         try:
             self.client.publish(self.prefix + topic, data)
         except Exception as exc:  # noqa: BLE001 - Redis down must not break a write
-            log.warning("hub: publish to %s failed: %s", topic, exc)
+            with self._state:
+                self._failures += 1
+                if self._failed_since is None:
+                    self._failed_since = time.time()
+                self._publish_error = str(exc)
+            log.warning("hub: publish to %s failed (%s); a resync follows when Redis is back",
+                        topic, exc)
 
     def wait_ready(self, timeout: float = 5.0) -> bool:
         """Block until the listener is connected (tests and start-up)."""
         return self._ready.wait(timeout)
 
     def _listen(self) -> None:
-        backoff = 0.2
-        cut = len(self.prefix)
+        backoff = LISTEN_BACKOFF[0]
         while not self._stop.is_set():
             pubsub = None
             try:
-                pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                pubsub = self.client.pubsub()
                 pubsub.psubscribe(self.prefix + "*")
-                self._ready.set()
-                backoff = 0.2
+                next_beat = 0.0
+                confirmed = False
+                last_read = time.time()  # the connection was sound up to here
                 while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.5)
-                    if message is None or message.get("type") != "pmessage":
+                    message = pubsub.get_message(timeout=0.2)
+                    sound_until, last_read = last_read, time.time()
+                    if message is not None:
+                        if message.get("type") == "psubscribe" and not confirmed:
+                            confirmed = True
+                            self._listening()
+                            backoff = LISTEN_BACKOFF[0]
+                        elif message.get("type") == "psubscribe":
+                            # redis-py's retry reconnected and subscribed again inside
+                            # get_message (a dropped connection, Redis up): events of
+                            # that moment were lost all the same.
+                            log.warning("hub: listener reconnected by the client; resyncing")
+                            if self._resync_all(sound_until):
+                                self.resyncs += 1
+                        elif message.get("type") == "pmessage":
+                            self._heard(message)
+                    if not self._ready.is_set():
                         continue
-                    channel = message["channel"]
-                    if isinstance(channel, bytes):
-                        channel = channel.decode()
-                    try:
-                        event = json.loads(message["data"])
-                    except (TypeError, ValueError):
-                        continue
-                    self._fan_out(channel[cut:], event)
+                    if self._failed_since is not None:
+                        self._announce()
+                    if time.monotonic() >= next_beat:
+                        next_beat = time.monotonic() + PEER_INTERVAL
+                        self._heartbeat()
             except Exception as exc:  # noqa: BLE001 - keep listening through outages
-                self._ready.clear()
-                log.warning("hub: Redis listener lost connection (%s); retrying", exc)
+                with self._state:
+                    if self._ready.is_set() or self._down_since is None:
+                        self._down_since = time.time()
+                    self._ready.clear()
+                    self._listen_error = str(exc)
+                log.warning("hub: Redis listener lost connection (%s); retrying in %.1f s",
+                            exc, backoff)
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, LISTEN_BACKOFF[1])
             finally:
                 if pubsub is not None:
                     try:
@@ -230,16 +353,120 @@ class RedisHub(BaseHub):
                     except Exception:  # noqa: BLE001 - already broken
                         pass
 
+    def _listening(self) -> None:
+        """The pattern subscription is confirmed: from here on every event
+        reaches this process. What came before, while it was not listening,
+        the local subscriptions replay from the database."""
+        with self._state:
+            since, self._down_since = self._down_since, None
+            self._listen_error = None
+        self._ready.set()
+        if since is not None and self._resync_all(since):
+            self.resyncs += 1
+            log.warning("hub: listening again; local sockets resync from the database")
+
+    def _heard(self, message: dict) -> None:
+        channel = message["channel"]
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        try:
+            event = json.loads(message["data"])
+        except (TypeError, ValueError):
+            return
+        topic = channel[len(self.prefix):]
+        if topic == self.RESYNC_TOPIC:
+            since = event.get("since") if isinstance(event, dict) else None
+            if isinstance(since, int | float):
+                self._resync_all(float(since))
+                self.resyncs += 1
+            return
+        self._fan_out(topic, event)
+
+    def _broadcast_resync(self, since: float, **why: Any) -> None:
+        self.client.publish(self.prefix + self.RESYNC_TOPIC,
+                            json.dumps({"since": since, "by": self.id, **why}))
+
+    def _announce(self) -> None:
+        """Tell every process (this one too) to resync from the first failed publish."""
+        with self._state:
+            count, since = self._failures, self._failed_since
+        if since is None:
+            return
+        try:
+            self._broadcast_resync(since, reason="publish failed")
+        except Exception as exc:  # noqa: BLE001 - tried again on the next turn
+            log.warning("hub: resync broadcast failed (%s); trying again", exc)
+            return
+        with self._state:
+            if self._failures == count:  # no new failure while announcing
+                self._failed_since = None
+                self._publish_error = None
+        log.warning("hub: publishes had failed; every process resyncs its sockets")
+
+    def _heartbeat(self) -> None:
+        """Say this process is alive; find peers that went silent (killed)."""
+        now = time.time()
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(self.peers_key, self.id, repr(now))
+            pipe.hgetall(self.peers_key)
+            peers = pipe.execute()[1]
+            for peer, seen in peers.items():
+                peer = peer.decode() if isinstance(peer, bytes) else peer
+                try:
+                    last = float(seen)
+                except (TypeError, ValueError):
+                    last = 0.0
+                if peer == self.id or last >= now - PEER_TIMEOUT:
+                    continue
+                if self.client.hdel(self.peers_key, peer):  # one process announces it
+                    log.warning("hub: process %s went silent; every process resyncs", peer)
+                    self._broadcast_resync(min(last, now - PEER_TIMEOUT),
+                                           reason="process lost", peer=peer)
+        except Exception as exc:  # noqa: BLE001 - the next beat tries again
+            log.warning("hub: heartbeat failed (%s)", exc)
+
     def health(self) -> dict[str, Any]:
         try:
             self.client.ping()
         except Exception as exc:  # noqa: BLE001 - reported, not raised
-            return {"ok": False, "kind": self.kind, "error": str(exc)}
-        return {"ok": True, "kind": self.kind, "listening": self._ready.is_set()}
+            return {"ok": False, "kind": self.kind, "listening": False, "error": str(exc)}
+        if not self._ready.is_set() and not self._stop.is_set():
+            self._ready.wait(1.0)  # just started, or reconnecting right now
+        with self._state:
+            listening = self._ready.is_set()
+            pending = self._failed_since is not None
+            down_since, failed_since = self._down_since, self._failed_since
+            error = None
+            if not listening:
+                error = ("not listening to Redis since "
+                         f"{_iso(down_since)}: {self._listen_error or 'connecting'}")
+            elif pending:
+                error = (f"events could not be published since {_iso(failed_since)} "
+                         f"({self._publish_error}); sockets resync when it is announced")
+        health: dict[str, Any] = {"ok": error is None, "kind": self.kind,
+                                  "listening": listening, "resync_pending": pending,
+                                  "resyncs": self.resyncs}
+        if error:
+            health["error"] = error
+        return health
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=3)
+        if not self._ready.is_set():
+            return  # Redis unreachable: the peers forget this process by its silence
+        try:
+            self.client.hdel(self.peers_key, self.id)
+        except Exception:  # noqa: BLE001 - the same, a moment later
+            pass
+
+
+def _iso(stamp: float | None) -> str:
+    if stamp is None:
+        return "?"
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).isoformat(
+        timespec="seconds").replace("+00:00", "Z")
 
 
 def make_redis(url: str, timeout: float) -> Any:

@@ -10,7 +10,9 @@ socket by construction.
 
 from __future__ import annotations
 
+import datetime
 import re
+import time
 from typing import Any
 
 import peewee
@@ -219,6 +221,7 @@ def post_message(
                                        Message.client_msg_id == client_msg_id)
         if existing is None:
             raise
+        _resync_after_resend(conversation, existing)
         return existing, False
     if now_row and refresh:
         conversation.handler_id, conversation.group_id, conversation.status = now_row[0]
@@ -229,6 +232,21 @@ def post_message(
                      "by": agent.display_name if agent else "",
                      "body": message.body[:200]}, track=False)
     return message, True
+
+
+def _resync_after_resend(conversation: Conversation, message: Message) -> None:
+    """A resend of a stored message: its first try may have been stored and then
+    failed before publishing (the connection lost during COMMIT, so the client
+    saw an error; the process killed). The conversation's sockets, in every
+    process, catch up from the database (``hub.resync``); ids they already have
+    are skipped, so nobody gets it twice, and nothing is published again."""
+    created = message.created_at
+    since = created.replace(tzinfo=datetime.UTC).timestamp() \
+        if isinstance(created, datetime.datetime) else time.time() - 60
+    topics = [team_topic(conversation.team_id)]
+    if message.visibility == "public":
+        topics.append(conversation_topic(conversation.id))
+    events.hub().resync(topics, since)
 
 
 def publish_message(conversation: Conversation, message: Message,

@@ -12,11 +12,17 @@ Each socket has two threads: this handler reads client frames, and a pump
 thread blocks on the hub subscription and writes events; writes share a lock.
 The visitor socket subscribes only to its conversation topic, where internal
 notes are never published.
+
+When the hub reports a gap (Redis down, a listener reconnected, a process
+killed between commit and publish, a queue overflow: meiqia/hub.py), the pump
+calls ``resync``: the socket replays from the database what it may have missed,
+with the same replay as ``after=`` at connect, and carries on live.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import json
 import logging
@@ -36,8 +42,10 @@ from simple_websocket import ConnectionClosed
 
 from meiqia.db import connection
 from meiqia.db import get_by_id
+from meiqia.hub import RESYNC
 from meiqia.models import Conversation
 from meiqia.models import Mention
+from meiqia.models import Message
 from meiqia.models.base import utcnow
 from meiqia.services import conversations
 from meiqia.services import delivery
@@ -189,35 +197,91 @@ def _send_all(ws: Any, text: str) -> None:
 
 
 def _pump(app: Flask, channel: Channel, sub: Any, allow: Any,
-          shape: Callable[[dict], dict] | None = None) -> None:
+          shape: Callable[[dict], dict] | None = None,
+          catch_up: Callable[[float], None] | None = None) -> None:
     """Forward hub events to the socket until it closes: message events through
     the channel's stream (order, once, ack), the others as they come. ``shape``
-    rewrites an event's data first (the visitor socket's privacy filter)."""
+    rewrites an event's data first (the visitor socket's privacy filter).
+    ``catch_up(since)`` closes a gap the hub found (``resync``); a pending resync
+    is served before the next event, so a live event never overtakes it."""
     with app.app_context():
         while not channel.closed.is_set():
             # Blocks until an event arrives; ``_stop_pump`` wakes it on close, so
             # idle sockets cost no wake-ups.
             item = sub.get(timeout=PING_SECONDS * 4)
-            if item is None or item is _STOP:
+            if catch_up is not None and sub.resync_since is not None:
+                try:
+                    resync(channel, sub, catch_up)
+                except ConnectionClosed:
+                    channel.closed.set()
+                    continue
+            if item is None or item is _STOP or item is RESYNC:
                 continue
             topic, event = item
             data = event.get("data") or {}
+            msg_id = data.get("id") if event.get("type") == "message" else None
+            sent = False
             try:
                 if not allow(topic, event):
                     continue
                 if shape is not None:
                     data = shape(data)
-                if event.get("type") == "message" and channel.stream is not None:
+                if msg_id is not None and channel.stream is not None:
                     channel.stream.deliver(data)
                 else:
                     channel.send(event["type"], data)
+                sent = True
             except ConnectionClosed:
                 channel.closed.set()
-            except Exception:  # noqa: BLE001 - one bad event must not kill the socket
-                log.exception("ws: could not forward %s", event.get("type"))
+            except Exception as exc:  # noqa: BLE001 - one bad event must not kill the socket
+                if msg_id is not None and not sent and catch_up is not None:
+                    # The scope check (or the stream's gap fill) needed the database
+                    # and it failed (a restart): the message is not dropped, the
+                    # resync brings it from the database.
+                    log.warning("ws: message %s not forwarded (%s); resyncing", msg_id, exc)
+                    sub.request_resync(time.time())
+                else:
+                    log.exception("ws: could not forward %s", event.get("type"))
 
 
 _STOP: Any = ("", {"type": "_stop"})
+
+#: Seconds before a gap's start whose messages an agent socket's resync looks at:
+#: the conversations with a message since then are caught up, each from the
+#: stream's own position (a message is published after its commit, so one
+#: committed just before the gap may be among those the hub lost).
+RESYNC_MARGIN = 5.0
+#: Tries of a resync's database replay before the socket is closed (1012) instead,
+#: for the client to resume with ``after_seq=`` (docs/protocol.md, "Outages").
+RESYNC_ATTEMPTS = 3
+
+
+def resync(channel: Channel, sub: Any, catch_up: Callable[[float], None]) -> None:
+    """Close a gap the hub found (meiqia/hub.py): ``catch_up(since)`` sends from
+    the database what the socket's stream has not sent yet, per conversation from
+    its position (``delivery.Stream``: in seq order, nothing twice), then the
+    live events follow. If the database cannot answer after RESYNC_ATTEMPTS, the
+    socket is closed with 1012 and the client resumes by itself with
+    ``after_seq=``, as after any close.
+    """
+    since = sub.take_resync()
+    if since is None:
+        return
+    for attempt in range(RESYNC_ATTEMPTS):
+        try:
+            with socket_unit():
+                catch_up(since)
+            return
+        except DATABASE_ERRORS as exc:
+            log.warning("ws: resync failed (%s); trying again", exc)
+            if channel.closed.wait(0.5 * 2 ** attempt):
+                return
+    log.warning("ws: resync impossible, the database is unavailable; closing with 1012")
+    channel.closed.set()
+    try:
+        channel.ws.close(reason=1012, message="missed events: reconnect with after_seq=")
+    except Exception:  # noqa: BLE001 - already gone
+        pass
 
 
 def _stop_pump(channel: Channel, sub: Any) -> None:
@@ -406,8 +470,17 @@ def visitor_socket(ws: Any) -> None:
                 _bookkeeping("presence", presence.visitor_disconnected, visitor.id)
             raise
 
+    def catch_up(since: float) -> None:
+        """A resync: the missed messages from the stream's position, then the
+        conversation's state now (a ``conversation`` frame: it may have been
+        assigned or ended meanwhile)."""
+        channel.stream.resume(conversation.id, channel.stream.position(conversation.id))
+        current = get_by_id(Conversation, conversation.id)
+        channel.send("conversation", visitor_privacy.event(conversations.state(current)))
+
     pump = threading.Thread(target=_pump, args=(app, channel, sub, lambda t, e: True,
-                                                 visitor_privacy.event), daemon=True)
+                                                 visitor_privacy.event, catch_up),
+                              daemon=True)
     pump.start()
     # Not recorded at connect: the first frame tries again.
     last_touch = time.monotonic() if present else float("-inf")
@@ -600,7 +673,9 @@ def agent_socket(ws: Any) -> None:
             raise
     last_touch = time.monotonic()
     touch_every = min(PING_SECONDS / 2, presence.heartbeat_seconds() / 3)
-    pump = threading.Thread(target=_pump, args=(app, channel, sub, scope.allow), daemon=True)
+    pump = threading.Thread(target=_pump, args=(
+        app, channel, sub, scope.allow, None,
+        lambda since: _agent_catch_up(channel.stream, actor, since)), daemon=True)
     pump.start()
     try:
         for frame in _frames(ws, channel):
@@ -752,6 +827,18 @@ def _agent_stream(channel: Channel, actor: Any) -> delivery.Stream:
         return views
 
     return delivery.Stream(channel.send, fill, start=lambda cid: snapshot.get(cid, 0))
+
+
+def _agent_catch_up(stream: delivery.Stream, actor: Any, since: float) -> None:
+    """An agent socket's resync: every conversation of his team with a message
+    since a little before the gap (or that the stream has a position for) is
+    caught up from the stream's own position; ``fill`` keeps to his scope."""
+    cutoff = datetime.datetime.fromtimestamp(
+        since - RESYNC_MARGIN, datetime.UTC).replace(tzinfo=None)
+    recent = {cid for (cid,) in Message.select(Message.conversation).join(Conversation).where(
+        Conversation.team == actor.team_id, Message.created_at >= cutoff).distinct().tuples()}
+    for cid in sorted(recent | set(stream.positions)):
+        stream.resume(cid, stream.position(cid))
 
 
 def _agent_resume(stream: delivery.Stream, actor: Any, named: dict[int, int],

@@ -1,17 +1,16 @@
-"""Processes the fault tests start and stop themselves: a Redis server of the
-test's own (so it can be killed and restarted without touching anyone else's)
-and ``meiqia worker`` processes (so one can be SIGKILLed mid-job).
+"""Processes the fault tests start and stop themselves: a Redis server and a
+PostgreSQL server of the test's own (tests/servers.py: they can be killed and
+restarted without touching anyone else's) and ``meiqia worker`` processes (so
+one can be SIGKILLed mid-job).
 
-A test that needs ``redis-server`` fails in CI and skips elsewhere when the
-binary is missing, like the PostgreSQL and Redis fixtures of tests/conftest.py.
+A test that needs ``redis-server`` or PostgreSQL's binaries fails in CI and
+skips elsewhere when they are missing, like the fixtures of tests/conftest.py.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,56 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import unavailable
-from tests.helpers import wait_until
+from tests.servers import PostgresServer
+from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """``redis-server`` on a free port, no persistence; stop() and start() again
-    on the same port, as an operator restarting Redis would."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.binary = shutil.which("redis-server")
-        self.port = free_port()
-        self.tmp = tmp
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import redis
-
-        log = open(self.tmp / f"redis-{self.port}.log", "ab")  # noqa: SIM115 - the process keeps it
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.tmp)],
-            stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
-
-        def up() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.RedisError:
-                return False
-
-        wait_until(up, what=f"redis-server on port {self.port}")
-        client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
 
 
 @pytest.fixture
@@ -161,3 +114,19 @@ def workers() -> Iterator[list[WorkerProcess]]:
     yield started
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server this test may restart."""
+    server = PostgresServer()
+    if server.bin is None:
+        unavailable("a PostgreSQL server of the test's own", "apt-get install postgresql",
+                    FileNotFoundError("no /usr/lib/postgresql/*/bin/pg_ctl"))
+    try:
+        server.init()
+    except Exception:
+        server.stop()
+        raise
+    yield server
+    server.stop()

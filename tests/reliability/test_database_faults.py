@@ -28,7 +28,7 @@ from tests.conftest import truncate_all
 from tests.helpers import ApiClient
 from tests.helpers import new_client_id
 from tests.helpers import wait_until
-from tests.reliability.conftest import free_port
+from tests.servers import free_port
 
 
 def open_chat(app):
@@ -298,3 +298,100 @@ def test_a_socket_opened_during_a_lock_stays_open_and_records_presence_later(tmp
         assert Visitor.select().get().online_until is None
         unlock_then_resend(holder, socket, api, cid, "连上时锁着", "c1")
         assert Visitor.select().get().online_until is not None
+
+
+def _until_acked(socket, body, client_msg_id, timeout=30.0):
+    """What docs/protocol.md asks of a client: send, and on ``unavailable`` send the
+    same message again (same client_msg_id) until it is acknowledged."""
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    socket.send("message", {"body": body, "client_msg_id": client_msg_id})
+    while time.monotonic() < deadline:
+        raw = socket.ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+        if raw is None:
+            continue
+        frame = json.loads(raw)
+        socket.seen.append(frame)
+        data = frame["data"]
+        if frame["type"] == "ack" and data["client_msg_id"] == client_msg_id:
+            return data["message"]["id"]
+        if frame["type"] == "error" and data.get("ref") == client_msg_id:
+            assert data["code"] == "unavailable", data
+            time.sleep(0.2)
+            socket.send("message", {"body": body, "client_msg_id": client_msg_id})
+    raise AssertionError(f"{client_msg_id} not acknowledged within {timeout} s")
+
+
+def test_postgres_restart_mid_conversation_loses_and_doubles_nothing(tmp_path, own_postgres):
+    """PostgreSQL restarts (``pg_ctl restart -m fast``, every connection cut) while a
+    visitor keeps writing over his socket and an agent listens: frames that hit the
+    restart are refused as ``unavailable`` and resent, both sockets stay open, and
+    the agent ends with every stored message once, in order; each is stored once."""
+    import threading
+
+    from tests.ws.conftest import Socket
+    from tests.ws.conftest import cookie_of
+
+    with served(tmp_path, DATABASE_URL=own_postgres.url) as (app, server):
+        api, _, token, cid = open_chat(app)
+        agent = Socket(server.url("/ws/agent"), cookie=cookie_of(api))
+        agent.expect("hello")
+        visitor = Socket(server.url(f"/ws/visitor?token={token}"))
+        visitor.expect("hello")
+        acked = [_until_acked(visitor, "重启前", "p0")]
+        restart = threading.Thread(target=own_postgres.restart)
+        restart.start()
+        n = 1
+        while restart.is_alive() or n < 10:
+            acked.append(_until_acked(visitor, f"重启中 {n}", f"p{n}"))
+            n += 1
+        restart.join()
+        acked.append(_until_acked(visitor, "重启后", "p-end"))
+        assert bodies(api, cid) == ["重启前", *(f"重启中 {i}" for i in range(1, n)), "重启后"]
+        assert len(set(acked)) == len(acked)
+        agent.expect("message", where=lambda d: d.get("id") == acked[-1], timeout=30)
+        assert [f["id"] for f in agent.seen if f["type"] == "message"] == acked
+        refused = [f for f in visitor.seen if f["type"] == "error"]
+        # The restart was felt (the pool's connections died with it), and only so.
+        assert refused and all(f["data"]["code"] == "unavailable" for f in refused)
+        assert app.test_client().get("/healthz").status_code == 200
+
+
+def test_a_resend_of_a_message_stored_but_never_published_reaches_every_socket(tmp_path):
+    """The connection drops during COMMIT: PostgreSQL stored the message, the client
+    saw an error and resends it (same client_msg_id). The resend is acknowledged as a
+    duplicate, and the conversation's other sockets, which never heard of it, get it
+    from the database, once (a second tab of the sender too)."""
+    from meiqia.models import Message
+    from meiqia.models.base import utcnow
+    from tests.ws.conftest import Socket
+    from tests.ws.conftest import cookie_of
+
+    with served(tmp_path) as (app, server):
+        api, _, token, cid = open_chat(app)
+        agent = Socket(server.url("/ws/agent"), cookie=cookie_of(api))
+        agent.expect("hello")
+        sender = Socket(server.url(f"/ws/visitor?token={token}"))
+        sender.expect("hello")
+        tab = Socket(server.url(f"/ws/visitor?token={token}"))
+        tab.expect("hello")
+        # What the lost COMMIT left: the row, and no event.
+        stored = Message.create(conversation=cid, sender_kind="visitor", body="提交时断线",
+                                client_msg_id="lost-1", created_at=utcnow())
+        assert agent.quiet("message", 0.3)
+        sender.send("message", {"body": "提交时断线", "client_msg_id": "lost-1"})
+        ack = sender.expect("ack")["data"]
+        assert ack["duplicate"] and ack["message"]["id"] == stored.id
+        for socket in (agent, tab):
+            frame = socket.expect("message", where=lambda d: d.get("id") == stored.id)
+            assert frame["data"]["body"] == "提交时断线"
+        # Resent again: acknowledged again, and nobody gets it a second time.
+        sender.send("message", {"body": "提交时断线", "client_msg_id": "lost-1"})
+        assert sender.expect("ack")["data"]["duplicate"]
+        sender.send("message", {"body": "下一句", "client_msg_id": "next-1"})
+        sender.expect("ack")
+        for socket in (agent, tab):
+            socket.expect("message", where=lambda d: d.get("body") == "下一句")
+            assert [f["id"] for f in socket.seen if f["type"] == "message"].count(stored.id) == 1

@@ -158,3 +158,82 @@ def test_a_live_job_is_not_reaped(app):
     silent = JobRecord.get_by_id("silent")
     assert silent.status == "failed" and silent.error == ABANDONED
     assert jobs.reap() == []  # reaped once
+
+
+#: A web process that stores an agent's reply and is killed (-9) before it can
+#: publish it: what a worker lost between ``COMMIT`` and ``PUBLISH`` leaves behind.
+STORE_THEN_DIE = """
+import sys, time
+from meiqia import create_app
+from meiqia.db import connection
+from meiqia.models import Conversation, Message
+from meiqia.models.base import utcnow
+
+app = create_app()
+with app.app_context():
+    assert app.extensions["meiqia.hub"].wait_ready(10)
+    time.sleep(1.5)  # its heartbeat is in Redis: the other processes know it
+    cid, agent = int(sys.argv[1]), int(sys.argv[2])
+    with connection():
+        message = Message.create(conversation=cid, sender_kind="agent", agent=agent,
+                                 shown_agent=agent, body="提交了但没发布", created_at=utcnow())
+        Conversation.update(last_message_id=message.id).where(
+            Conversation.id == cid).execute()
+    print("stored", message.id, flush=True)
+    time.sleep(120)  # killed here, before publishing anything
+"""
+
+
+def test_a_process_killed_between_commit_and_publish_loses_no_delivery(
+        tmp_path, redis_url, redis_prefix):
+    """The other process notices the silence (hub heartbeat, 3 s) and every open
+    socket of the conversation gets the stored message from the database, once."""
+    import subprocess
+    import sys
+
+    from tests.reliability.test_database_faults import open_chat
+    from tests.ws.conftest import LiveServer
+    from tests.ws.conftest import Socket
+    from tests.ws.conftest import cookie_of
+
+    config = {"REDIS_URL": redis_url, "REDIS_PREFIX": redis_prefix}
+    app = make_app(tmp_path, **config)
+    server = LiveServer(app)
+    env = meiqia_env(tmp_path, DATABASE_URL=app.config["DATABASE_URL"], **config)
+    dying = None
+    try:
+        with app.app_context():
+            assert app.extensions["meiqia.hub"].wait_ready()
+            api, _, token, cid = open_chat(app)
+            agent = Socket(server.url("/ws/agent"), cookie_of(api))
+            agent.expect("hello")
+            visitor = Socket(server.url(f"/ws/visitor?token={token}"))
+            visitor.expect("hello")
+            dying = subprocess.Popen(
+                [sys.executable, "-c", STORE_THEN_DIE, str(cid), str(api.agent["id"])],
+                env=env, stdout=subprocess.PIPE, text=True)
+            line = dying.stdout.readline().split()
+            assert line[:1] == ["stored"], line
+            stored = int(line[1])
+            dying.kill()
+            dying.wait(timeout=10)
+            for socket in (visitor, agent):
+                frame = socket.expect("message", where=lambda d: d.get("id") == stored,
+                                      timeout=15)
+                assert frame["data"]["body"] == "提交了但没发布"
+            # Once: a second resync (another silent peer, an outage) skips it.
+            app.extensions["meiqia.hub"]._resync_all(0.0)
+            visitor.send("message", {"body": "还在吗", "client_msg_id": "k1"})
+            visitor.expect("ack")
+            agent.expect("message", where=lambda d: d.get("body") == "还在吗")
+            for socket in (visitor, agent):
+                assert [f["id"] for f in socket.seen if f["type"] == "message"].count(stored) == 1
+    finally:
+        if dying is not None:
+            if dying.poll() is None:
+                dying.kill()
+                dying.wait(timeout=10)
+            dying.stdout.close()
+        Socket.close_all()
+        server.stop()
+        close_app(app)

@@ -80,3 +80,29 @@ def test_a_failing_accept_filter_queues_the_event_rather_than_lose_it():
     sub = hub.subscribe(["team:1"], accept=broken)
     hub.publish("team:1", {"type": "message", "data": {}})
     assert sub.drain() == [("team:1", {"type": "message", "data": {}})]
+
+
+def test_an_overflowing_queue_asks_for_a_resync_instead_of_losing_silently(monkeypatch):
+    import meiqia.hub
+
+    monkeypatch.setattr(meiqia.hub, "MAX_PENDING", 3)
+    hub = MemoryHub()
+    sub = hub.subscribe(["conversation:1"])
+    for n in range(5):
+        hub.publish("conversation:1", {"type": "message", "data": {"id": n}})
+    assert sub.resync_since is not None  # the pump replays from the database
+    assert len(sub.drain()) == 3
+    assert sub.take_resync() is not None and sub.take_resync() is None
+
+
+def test_a_resync_request_keeps_the_earliest_time_and_wakes_the_pump():
+    from meiqia.hub import RESYNC
+
+    hub = MemoryHub()
+    sub = hub.subscribe(["conversation:1"])
+    sub.request_resync(20.0)
+    sub.request_resync(10.0)
+    sub.request_resync(30.0)
+    assert sub.get(timeout=0.1) is RESYNC
+    assert sub.take_resync() == 10.0
+    assert hub._resync_all(5.0) == 1 and sub.resync_since == 5.0
