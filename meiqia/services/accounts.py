@@ -305,6 +305,10 @@ def update_agent(actor: Agent, agent_id: int, data: dict[str, Any]) -> Agent:
               {**{k: v for k, v in data.items() if k != "password"},
                **({"password": "changed", "revoke_tokens": revoke_tokens}
                   if "password" in data else {})})
+    if "password" in data or data.get("active") is False or revoke_tokens:
+        from meiqia.services import sessions
+
+        sessions.credentials_changed(agent.id)  # committed: his sockets check now
     if agent.max_concurrent > old_limit or (agent.status == "online" and old_status != "online"):
         _capacity_freed(agent)
     if old_status == "online" and (agent.status != "online" or not agent.active):
@@ -469,6 +473,9 @@ def revoke_token(actor: Agent, token_id: int) -> None:
     row.revoked_at = utcnow()
     row.save()
     audit(actor, "token.revoke", "api_token", row.id)
+    from meiqia.services import sessions
+
+    sessions.credentials_changed(actor.id)
 
 
 def revoke_all_tokens(agent: Agent) -> int:

@@ -82,3 +82,25 @@ def live_count(agent_id: int) -> int:
     return AgentSession.select().where(
         AgentSession.agent == agent_id, AgentSession.ended_at.is_null(),
         AgentSession.created_at > since).count()
+
+
+def credentials_changed(agent_id: int) -> None:
+    """Tell the agent's open sockets, in every process, that a session or token of
+    his has ended (logout, "sign out everywhere", password change, deactivation,
+    token revoked): each checks what it was opened with and closes if that ended.
+    Call it after the change is committed, so the socket's check sees it."""
+    from meiqia.services.events import hub
+    from meiqia.services.messages import agent_topic
+
+    try:
+        hub().publish(agent_topic(agent_id), {"type": CREDENTIALS_CHANGED, "data": {}})
+    except Exception:  # noqa: BLE001 - the sockets' periodic check still ends them
+        import logging
+
+        logging.getLogger(__name__).warning("sessions: could not announce the change",
+                                            exc_info=True)
+
+
+#: The hub event of ``credentials_changed`` (internal: never sent to a client).
+CREDENTIALS_CHANGED = "credentials.changed"
+

@@ -276,6 +276,7 @@ _PAIRS: list[tuple[str, str]] = [
     (r"CSRF token missing or wrong: reload the page", "安全令牌（CSRF）缺失或有误：请刷新页面"),
     (r"log in or send an API token", "请先登录，或提供 API 令牌"),
     (r"log in first", "请先登录"),
+    (r"your session has ended: log in again", "您的登录已失效，请重新登录"),
     (r"visitor token required", "缺少访客令牌"),
     (r"invalid visitor token", "访客令牌无效"),
     (r"no such page", "没有这个页面"),

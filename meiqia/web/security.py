@@ -136,10 +136,14 @@ def rotate_session(agent: Agent) -> None:
 
 
 def logout() -> None:
-    """End this session on the server (the cookie stops working everywhere)."""
+    """End this session on the server (the cookie stops working everywhere, and
+    the agent sockets it opened close)."""
+    agent = session_agent()
     sessions.end(session.get("sid"))
     session.clear()
     request.environ.pop("meiqia.session_agent", None)
+    if agent is not None:
+        sessions.credentials_changed(agent.id)
 
 
 def session_key() -> str | None:

@@ -630,10 +630,12 @@ def agent_socket(ws: Any) -> None:
     with socket_unit():
         actor = security.session_agent()
         channel.lang = i18n.error_language()
+        credential = _Credential(session_key=security.session_key())
         if actor is None:
             from meiqia.services.accounts import agent_for_token
 
             token = security.socket_api_token()
+            credential = _Credential(token=token)
             actor = agent_for_token(token) if token else None
             if actor is not None and not security.token_may_use_agent_socket(actor):
                 channel.error("forbidden", "this API token's scope (read) does not allow "
@@ -674,11 +676,13 @@ def agent_socket(ws: Any) -> None:
     last_touch = time.monotonic()
     touch_every = min(PING_SECONDS / 2, presence.heartbeat_seconds() / 3)
     pump = threading.Thread(target=_pump, args=(
-        app, channel, sub, scope.allow, None,
+        app, channel, sub, credential.guard(channel, scope.allow), None,
         lambda since: _agent_catch_up(channel.stream, actor, since)), daemon=True)
     pump.start()
     try:
         for frame in _frames(ws, channel):
+            if not credential.still_live(channel):
+                break
             if not socket_row:
                 _bookkeeping("presence",
                              lambda: socket_row.append(presence.agent_connected(actor)))
@@ -696,6 +700,68 @@ def agent_socket(ws: Any) -> None:
         _bookkeeping("presence", presence.agent_disconnected, actor,
                      socket_row[0] if socket_row else None)
         pump.join(timeout=2)
+
+
+#: Seconds an agent socket trusts that the session or token it was opened with is
+#: still live; an ended one is also announced at once (``sessions.credentials_changed``).
+CREDENTIAL_CHECK_SECONDS = 15
+
+
+class _Credential:
+    """What opened an agent socket: a session id (cookie) or an API token.
+
+    Logging out, "sign out everywhere", a password change, deactivation and a
+    revoked token end it on the server; the socket then closes (an
+    ``unauthorized`` error frame, then close code 1008), at once when the change
+    is announced on his agent topic, else at his next frame after
+    CREDENTIAL_CHECK_SECONDS. A database that cannot answer keeps the socket open.
+    """
+
+    def __init__(self, session_key: str | None = None, token: str | None = None) -> None:
+        self.session_key = session_key
+        self.token = token
+        self.checked_at = time.monotonic()
+
+    def live(self) -> bool:
+        from meiqia.services import sessions
+        from meiqia.services.accounts import agent_for_token
+
+        self.checked_at = time.monotonic()
+        try:
+            with socket_unit():
+                if self.token:
+                    return agent_for_token(self.token) is not None
+                return sessions.agent_of(self.session_key) is not None
+        except DATABASE_ERRORS:
+            return True
+
+    def still_live(self, channel: Channel) -> bool:
+        """Checked before a frame, at most every CREDENTIAL_CHECK_SECONDS."""
+        if time.monotonic() - self.checked_at < CREDENTIAL_CHECK_SECONDS or self.live():
+            return True
+        self.end(channel)
+        return False
+
+    def guard(self, channel: Channel, allow: Callable[[str, dict], bool]
+              ) -> Callable[[str, dict], bool]:
+        """The pump's filter: a ``credentials.changed`` event is checked, never sent."""
+        from meiqia.services.sessions import CREDENTIALS_CHANGED
+
+        def check(topic: str, event: dict) -> bool:
+            if event.get("type") == CREDENTIALS_CHANGED:
+                if not self.live():
+                    self.end(channel)
+                return False
+            return allow(topic, event)
+
+        return check
+
+    def end(self, channel: Channel) -> None:
+        with contextlib.suppress(Exception):
+            channel.error("unauthorized", "your session has ended: log in again")
+        channel.closed.set()
+        with contextlib.suppress(Exception):
+            channel.ws.close(reason=1008, message="session ended")
 
 
 #: Seconds an agent socket trusts its cached view of his scope.

@@ -88,7 +88,7 @@ def end_all_sessions() -> dict:
     ended = sessions.end_all(g.actor.id)
     accounts.audit(g.actor, "sessions.end_all", "agent", g.actor.id, {"ended": ended},
                    ip=security.client_ip())
-    security.logout()
+    security.logout()  # announces the change to his open sockets
     return {"ok": True, "ended": ended}
 
 
