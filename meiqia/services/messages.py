@@ -23,6 +23,7 @@ from meiqia.models import Mention
 from meiqia.models import Message
 from meiqia.models.base import utcnow
 from meiqia.models.messages import KINDS
+from meiqia.plugin_runtime import privacy
 from meiqia.services import events
 from meiqia.services.accounts import iso
 from meiqia.services.errors import ValidationError
@@ -172,15 +173,19 @@ def post_message(
     draft = {"sender_kind": sender_kind, "kind": kind, "body": body,
              "payload": payload or {}, "visibility": visibility}
     pm = current_app.extensions["meiqia.plugins"]
-    # With the time limit: a hanging redactor must not hang the sender (it is
-    # skipped and logged, like one that raises).
-    for change in pm.call("before_message_saved", timeout=pm.hook_timeout,
-                          message=dict(draft), conversation=conversation):
+    # Each redactor within its budget; one that fails is never skipped silently:
+    # the message is masked or refused (fails closed, plugin_runtime.privacy).
+    checked = pm.call_detailed("before_message_saved", message=dict(draft),
+                               conversation=conversation)
+    for change in checked.results:
         if not isinstance(change, dict):
             continue
         if change.get("reject"):
             raise ValidationError(f"message refused: {change['reject']}", "body")
         draft.update({k: v for k, v in change.items() if k in {"body", "payload"}})
+    if sender_kind in privacy.PEOPLE:  # bot and system texts are ours: nothing to hide
+        draft = privacy.fail_closed(draft, checked.failures,
+                                    current_app.config["PRIVACY_FALLBACK"])
     now = utcnow()
     try:
         with database.atomic():
@@ -235,7 +240,7 @@ def publish_message(conversation: Conversation, message: Message,
     if message.visibility == "public":
         events.emit("message", team, [conversation_topic(conversation.id)],
                     visitor_view(message, can_read), track=False)
-    events.plugins().call("track_event", timeout=events.plugins().hook_timeout, event={
+    events.plugins().call("track_event", event={
         "name": "message.created", "team_id": team, "at": iso(message.created_at),
         "conversation_id": conversation.id, "message_id": message.id,
         "sender_kind": message.sender_kind, "visibility": message.visibility,
