@@ -14,7 +14,7 @@ MESSAGES messages each, all at once, each holding a mobile number; the
 benchmark times send → ``ack`` per message, counts ``error`` frames, and
 afterwards counts stored messages whose number was not masked. The chaos server
 goes through the phases below; between phases an admin presses Reset on the
-Plugins page (``POST /api/v1/plugins/chaos/reset``), so each phase starts with
+Plugins page (``POST /api/v1/plugins/instance:chaos/reset``), so each phase starts with
 the plugin active. In the ``hang:assign_agent`` phase, NEW new visitors are
 routed at the same time (assign_agent is asked for each). At the end the
 Plugins API and /healthz are read.
@@ -160,7 +160,7 @@ class Server:
         self.team_id = data["team"]["id"]
         self.admin.call("PATCH", "/api/v1/team", {"settings": {"bot_enabled": False}})
         self.admin.call("PATCH", f"/api/v1/agents/{data['agent']['id']}",
-                        {"status": "online", "max_concurrent": 10000})
+                        {"status": "online", "max_concurrent": 1000})
 
     def set_mode(self, mode: str) -> None:
         self.mode_file.write_text(mode)
@@ -283,7 +283,7 @@ def main() -> None:
             for index, phase in enumerate(phases):
                 progress(f"{name}: phase {phase}")
                 if chaos and index:
-                    server.admin.call("POST", "/api/v1/plugins/chaos/reset")
+                    server.admin.call("POST", "/api/v1/plugins/instance:chaos/reset")
                 result = run_phase(server, sessions, phase, args, index)
                 rows.append((name, phase, figures(result["latencies"]), len(result["errors"]),
                              result["routed"]))
@@ -296,7 +296,7 @@ def main() -> None:
                 listed = {p["name"]: p for p in server.admin.call("GET", "/api/v1/plugins")}
                 with urllib.request.urlopen(server.base + "/healthz") as r:
                     health = json.loads(r.read())
-                rows.append(("chaos", "page", listed["chaos"], health, None))
+                rows.append(("chaos", "page", listed["instance:chaos"], health, None))
                 server.set_mode("off")
     finally:
         for server in servers:

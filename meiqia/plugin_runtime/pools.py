@@ -1,4 +1,4 @@
-"""One small, bounded pool of threads per plugin.
+"""Small, bounded pools of threads per plugin (one for calls, one for notifications).
 
 All hooks used to share one pool of 8 threads: a plugin that hung in
 ``track_event`` filled it, and every other plugin's calls (the redactor's

@@ -149,7 +149,8 @@ class PluginRuntime:
         #: plugin name -> origin (``built-in`` runs inline, the rest on pools).
         self.origins: dict[str, str] = {}
         self.store: Any = None  # plugin_runtime.state.StateStore, once the app has a database
-        self._pools: dict[str, PluginPool] = {}
+        #: (plugin, lane) -> pool; lanes: ``call`` (answers awaited), ``notify``.
+        self._pools: dict[tuple[str, str], PluginPool] = {}
         self._figures: dict[tuple[str, str], HookFigures] = {}
         self._failures_in_row: dict[str, int] = {}
         self._recent: dict[str, deque] = {}
@@ -186,15 +187,18 @@ class PluginRuntime:
             return sorted(name for name, count in self._failures_in_row.items() if count)
 
     def busy_threads(self, plugin: str) -> int:
-        pool = self._pools.get(plugin)
-        return pool.running if pool else 0
+        return sum(pool.running for (name, _lane), pool in list(self._pools.items())
+                   if name == plugin)
 
-    def _pool(self, plugin: str) -> PluginPool:
-        pool = self._pools.get(plugin)
+    def _pool(self, plugin: str, lane: str = "call") -> PluginPool:
+        """The plugin's pool for calls whose answer is awaited (``call``) or for
+        notifications (``notify``): a plugin stuck in ``track_event`` does not
+        delay its own redaction, nor the other way round."""
+        pool = self._pools.get((plugin, lane))
         if pool is None:
             with self._lock:
-                pool = self._pools.setdefault(plugin, PluginPool(
-                    plugin, self.settings.threads, self.settings.backlog))
+                pool = self._pools.setdefault((plugin, lane), PluginPool(
+                    f"{plugin}-{lane}", self.settings.threads, self.settings.backlog))
         return pool
 
     def _fig(self, plugin: str, hook: str) -> HookFigures:
@@ -295,7 +299,7 @@ class PluginRuntime:
             else:
                 self._succeeded(plugin, hook, started)
 
-        pool = self._pool(plugin)
+        pool = self._pool(plugin, "notify")
         stuck = pool.stuck_for()
         if stuck > budget:  # dropped: it would only wait behind a hung call
             return self._failed(plugin, hook, "busy", self._full(stuck), started)
