@@ -76,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
     #: check: ``mask`` stores it with the safe fallback mask, ``refuse`` answers
     #: ``unavailable`` so the sender sends it again.
     "PRIVACY_FALLBACK": "mask",
+    #: Bearer token of ``GET /metrics`` (Prometheus); empty: the endpoint is off (404).
+    "METRICS_TOKEN": "",
     #: A plugin whose ``startup`` raises: ``disable`` it (logged by name) or
     #: ``refuse`` to start.
     "PLUGIN_STARTUP_FAILURE": "disable",

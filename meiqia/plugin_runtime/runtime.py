@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from meiqia import metrics
 from meiqia.models.base import utcnow
 from meiqia.plugin_runtime.budgets import budget_for
 from meiqia.plugin_runtime.pools import PluginPool
@@ -224,6 +225,7 @@ class PluginRuntime:
             return None, None
         reason = self.skip_reason(plugin, team_id)
         if reason is not None:
+            metrics.PLUGIN_CALLS.labels(plugin, hook, "suspended").inc()
             self._fig(plugin, hook).skipped += 1
             return None, Failure(plugin, hook, "suspended", reason)
         budget = self.budget(hook) if budget is None else budget
@@ -280,6 +282,7 @@ class PluginRuntime:
             return None
         reason = self.skip_reason(plugin, team_id)
         if reason is not None:
+            metrics.PLUGIN_CALLS.labels(plugin, hook, "suspended").inc()
             self._fig(plugin, hook).skipped += 1
             return Failure(plugin, hook, "suspended", reason)
         budget = self.budget(hook)
@@ -316,6 +319,8 @@ class PluginRuntime:
 
     def _succeeded(self, plugin: str, hook: str, started: float) -> None:
         elapsed = time.perf_counter() - started
+        metrics.PLUGIN_CALLS.labels(plugin, hook, "ok").inc()
+        metrics.PLUGIN_SECONDS.labels(plugin, hook).observe(elapsed)
         fig = self._fig(plugin, hook)
         with self._lock:
             fig.calls += 1
@@ -333,6 +338,8 @@ class PluginRuntime:
         else:
             failure = Failure(plugin, hook, kind, str(detail))
             log.error("%s", failure)
+        metrics.PLUGIN_CALLS.labels(plugin, hook, kind).inc()
+        metrics.PLUGIN_SECONDS.labels(plugin, hook).observe(elapsed)
         fig = self._fig(plugin, hook)
         entry = {"at": utcnow().isoformat(timespec="seconds") + "Z", "hook": hook,
                  "kind": kind, "error": failure.describe()[:300]}

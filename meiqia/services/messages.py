@@ -16,6 +16,7 @@ from typing import Any
 import peewee
 from flask import current_app
 
+from meiqia import metrics
 from meiqia.db import database
 from meiqia.models import Agent
 from meiqia.models import Conversation
@@ -210,6 +211,7 @@ def post_message(
         if existing is None:
             raise
         return existing, False
+    metrics.MESSAGES.labels(sender_kind, visibility).inc()
     if now_row and refresh:
         conversation.handler_id, conversation.group_id, conversation.status = now_row[0]
     publish_message(conversation, message, now_row[0][:2] if now_row else None)

@@ -32,6 +32,7 @@ from flask_sock import Sock
 from playhouse.pool import MaxConnectionsExceeded
 from simple_websocket import ConnectionClosed
 
+from meiqia import metrics
 from meiqia.db import connection
 from meiqia.db import get_by_id
 from meiqia.models import Conversation
@@ -151,6 +152,8 @@ class Channel:
         self.lock = ws.sock.lock
         self.sent_ids: set[int] = set()
         self.closed = threading.Event()
+        #: ``visitor`` or ``agent`` (the metrics' label).
+        self.kind = "visitor"
 
     def send(self, kind: str, data: dict | None = None, msg_id: int | None = None) -> None:
         if msg_id is not None:
@@ -280,6 +283,8 @@ def _contained(handler: Any) -> Any:
 
     @functools.wraps(handler)
     def run(ws: Any) -> None:
+        sockets = metrics.OPEN_SOCKETS.labels(request.path.rsplit("/", 1)[-1])
+        sockets.inc()
         try:
             handler(ws)
         except ConnectionClosed:
@@ -290,6 +295,8 @@ def _contained(handler: Any) -> Any:
                 ws.close(reason=1011, message="server error, reconnect")
             except Exception:  # noqa: BLE001 - the socket may be gone already
                 pass
+        finally:
+            sockets.dec()
 
     return run
 
@@ -398,6 +405,10 @@ def _run_frame(channel: Channel, frame: dict, handlers: dict[str, Any]) -> None:
             channel.send("pong", {})
         elif handler is None:
             channel.error("unknown_type", f"unknown message type {kind!r}", kind)
+        elif kind == "message":
+            started = time.perf_counter()
+            handler(data)  # stored and acknowledged
+            metrics.ACK_SECONDS.labels(channel.kind).observe(time.perf_counter() - started)
         else:
             handler(data)
     except ServiceError as exc:
@@ -444,6 +455,7 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
 def agent_socket(ws: Any) -> None:
     app = current_app._get_current_object()
     channel = Channel(ws)
+    channel.kind = "agent"
     with socket_unit():
         actor = security.session_agent()
         channel.lang = i18n.error_language()

@@ -30,6 +30,9 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/register"): ("form", "ok"),
     ("POST", "/logout"): ("form", "ok"),
     ("GET", "/healthz"): ("public", "ok"),
+    # Off (404) unless METRICS_TOKEN is set, then that bearer token only
+    # (tests/api/test_metrics.py).
+    ("GET", "/metrics"): ("public", "ok"),
     ("GET", "/widget.js"): ("public", "ok"),
     ("GET", "/widget/frame"): ("public", "ok"),
     ("GET", "/demo"): ("public", "ok"),
