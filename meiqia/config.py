@@ -59,8 +59,8 @@ DEFAULTS: dict[str, Any] = {
     #: in MEIQIA_HOOK_BUDGETS); kinds not named keep their defaults
     #: (``meiqia.plugin_runtime.budgets.DEFAULT_BUDGETS``).
     "HOOK_BUDGETS": {},
-    #: Threads of each plugin's own pool: at most this many of its calls run at
-    #: once; a call finding them all busy counts as a timeout.
+    #: Threads of each plugin's own pool for one hook: at most this many of its
+    #: calls of that hook run at once (see PLUGIN_BACKLOG).
     "PLUGIN_THREADS": 4,
     #: Calls that may wait for a plugin's threads; a plugin whose threads and
     #: backlog are full (it hangs) is refused at once: counted as a timeout.

@@ -5,8 +5,8 @@ runs, so no service (and no built-in plugin) ever calls a plugin on its own:
 
 * ``budgets``: which hooks are notifications (run off the request path), which
   are privacy hooks (fail closed), and each hook kind's time budget;
-* ``pools``: a small, bounded pool of threads per plugin, so a plugin that hangs
-  uses up its own threads and nobody else's;
+* ``pools``: a small, bounded pool of threads per plugin and hook, so a plugin
+  that hangs uses up its own threads and nobody else's;
 * ``runtime``: one call of one implementation: budget, errors that name the
   plugin and the hook, latency, the circuit breaker;
 * ``state``: the admins' switches and the breaker, kept in the database

@@ -1,9 +1,9 @@
-"""Small, bounded pools of threads per plugin (one for calls, one for notifications).
+"""Small, bounded pools of threads: one per plugin and hook.
 
 All hooks used to share one pool of 8 threads: a plugin that hung in
 ``track_event`` filled it, and every other plugin's calls (the redactor's
-among them) waited behind it and timed out. Here each plugin has its own
-``PLUGIN_THREADS`` threads and a backlog of at most ``PLUGIN_BACKLOG`` calls
+among them) waited behind it and timed out. Here each plugin has, for each of
+its hooks, its own ``PLUGIN_THREADS`` threads (started as needed) and a backlog of at most ``PLUGIN_BACKLOG`` calls
 waiting for them. A burst of calls to a healthy plugin waits a moment in its
 backlog; a plugin that hangs fills its own threads and backlog and nothing
 else: then a call is refused (``submit`` returns None), which the runtime
