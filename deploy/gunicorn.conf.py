@@ -73,3 +73,12 @@ def post_fork(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signatu
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+
+
+def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """Prometheus multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, docs/deploy.md):
+    a dead worker's open-socket gauge must stop counting."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

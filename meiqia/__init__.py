@@ -46,7 +46,11 @@ def create_app(
     from meiqia import db
     from meiqia import hub
     from meiqia import jobs
+    from meiqia.plugin_runtime import PluginRuntime
+    from meiqia.plugin_runtime.runtime import Settings
+    from meiqia.plugin_runtime.state import StateStore
     from meiqia.plugins import make_plugin_manager
+    from meiqia.plugins import start_plugins
     from meiqia.web import register_web
 
     instance_path = instance_path or os.environ.get("MEIQIA_INSTANCE_PATH") or None
@@ -67,27 +71,30 @@ def create_app(
     db.init_app(app)
     hub.init_app(app)
     jobs.init_app(app)
+    runtime = PluginRuntime(Settings.from_config(app.config))
+    runtime.store = StateStore(app.extensions["meiqia.db"], app.config["PLUGIN_STATE_REFRESH"])
     pm = make_plugin_manager(
         app.instance_path,
         extra=plugins,
         modules=app.config["PLUGINS"],
         disabled=app.config["DISABLED_PLUGINS"],
-        hook_timeout=app.config["HOOK_TIMEOUT"],
+        runtime=runtime,
     )
     app.extensions["meiqia.plugins"] = pm
+    app.extensions["meiqia.plugin_runtime"] = runtime
     register_web(app)
     from meiqia.services import inactivity
     from meiqia.services import presence
 
     inactivity.init_app(app)
     presence.init_app(app)
-    # Start-up hooks are called directly, not isolated: a plugin that cannot
-    # start must stop the application with its own error.
+    # Before the plugins add routes and channels: a plugin whose startup fails
+    # is unregistered (or stops start-up, PLUGIN_STARTUP_FAILURE) and adds nothing.
+    start_plugins(pm, app, app.config["PLUGIN_STARTUP_FAILURE"])
     for result in pm.hook.register_blueprints(app=app):
         for blueprint in result if isinstance(result, list | tuple) else [result]:
             app.register_blueprint(blueprint)
     app.extensions["meiqia.channels"] = {
         channel.type: channel for channel in pm.call_flat("register_channels", app=app)
     }
-    pm.hook.startup(app=app)
     return app

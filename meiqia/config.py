@@ -77,8 +77,35 @@ DEFAULTS: dict[str, Any] = {
     #: Days a visitor token stays valid; the widget renews it before then
     #: (``POST /api/v1/widget/token``). An expired token gets ``token_expired``.
     "VISITOR_TOKEN_DAYS": 30,
-    #: Seconds a hook may run before it is abandoned and logged.
+    #: The longest any plugin hook may run before it is abandoned and logged: the
+    #: ceiling of every budget in HOOK_BUDGETS (docs/plugins.md, "How plugins are run").
     "HOOK_TIMEOUT": 5.0,
+    #: Seconds per hook kind, e.g. ``{"before_message_saved": 0.5}`` (a JSON object
+    #: in MEIQIA_HOOK_BUDGETS); kinds not named keep their defaults
+    #: (``meiqia.plugin_runtime.budgets.DEFAULT_BUDGETS``).
+    "HOOK_BUDGETS": {},
+    #: Threads of each plugin's own pool for one hook: at most this many of its
+    #: calls of that hook run at once (see PLUGIN_BACKLOG).
+    "PLUGIN_THREADS": 4,
+    #: Calls that may wait for a plugin's threads; a plugin whose threads and
+    #: backlog are full (it hangs) is refused at once: counted as a timeout.
+    "PLUGIN_BACKLOG": 100,
+    #: Failures in a row (raised, timed out, busy) that suspend a plugin.
+    "PLUGIN_BREAKER_FAILURES": 5,
+    #: Seconds a plugin stays suspended by the circuit breaker.
+    "PLUGIN_SUSPEND_SECONDS": 300.0,
+    #: Seconds between two reads of the plugins' shared state (switches, breaker)
+    #: by each process.
+    "PLUGIN_STATE_REFRESH": 2.0,
+    #: What happens to a message a privacy hook (before_message_saved) could not
+    #: check: ``mask`` stores it with the safe fallback mask, ``refuse`` answers
+    #: ``unavailable`` so the sender sends it again.
+    "PRIVACY_FALLBACK": "mask",
+    #: Bearer token of ``GET /metrics`` (Prometheus); empty: the endpoint is off (404).
+    "METRICS_TOKEN": "",
+    #: A plugin whose ``startup`` raises: ``disable`` it (logged by name) or
+    #: ``refuse`` to start.
+    "PLUGIN_STARTUP_FAILURE": "disable",
     #: Seconds between two sweeps of the inactivity rule in each web process
     #: (``services/inactivity.py``); 0 turns the sweeper off.
     "INACTIVITY_SWEEP_SECONDS": 60,
@@ -100,10 +127,13 @@ DEFAULTS: dict[str, Any] = {
     #: Seconds between a running job's heartbeats. A started job silent for three
     #: of them lost its worker (killed, crashed): it is retried or marked failed.
     "JOB_HEARTBEAT": 10.0,
-    #: Extra plugin module paths (dotted names) to load, besides entry points and
-    #: ``instance/plugins/*.py``.
+    #: Extra plugin module paths (dotted names, e.g. ``"acme.meiqia_crm"``) to load,
+    #: besides entry points and ``instance/plugins/*.py``; MEIQIA_PLUGINS takes a
+    #: comma-separated list or a JSON list.
     "PLUGINS": [],
-    #: Built-in plugins not to load (by short name, e.g. ``"email_sink"``).
+    #: Plugins not to load, whatever their source, by the name ``meiqia plugins``
+    #: shows (a built-in's short name such as ``"email_sink"``, an entry point's
+    #: name, ``instance:<file>``, a module path).
     "DISABLED_PLUGINS": [],
     #: Jobs run inline (synchronously in the caller) instead of on the worker thread;
     #: only tests and the CLI use it.
@@ -141,12 +171,16 @@ _INT_KEYS = {
     "LOGIN_LOCKOUT_SECONDS",
     "VISITOR_TOKEN_DAYS",
     "INACTIVITY_SWEEP_SECONDS",
+    "PLUGIN_BREAKER_FAILURES",
+    "PLUGIN_BACKLOG",
 }
 _FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_TIMEOUT",
-               "AGENT_HEARTBEAT_SECONDS"}
+               "AGENT_HEARTBEAT_SECONDS", "PLUGIN_SUSPEND_SECONDS", "PLUGIN_STATE_REFRESH"}
 #: Numbers where 0 is meaningful (off, or at once).
 _NONNEGATIVE_FLOAT_KEYS = {"AGENT_AWAY_GRACE_SECONDS", "PRESENCE_SWEEP_SECONDS"}
-_CHOICE_KEYS = {"AGENT_AWAY_OPEN_CHATS": ("requeue", "keep")}
+_CHOICE_KEYS = {"AGENT_AWAY_OPEN_CHATS": ("requeue", "keep"),
+                "PRIVACY_FALLBACK": ("mask", "refuse"),
+                "PLUGIN_STARTUP_FAILURE": ("disable", "refuse")}
 _BOOL_KEYS = {
     "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
     "BOT_WARM_UP", "TRUST_FORWARDED_HOST", "OUTBOUND_ALLOW_PRIVATE",
@@ -163,6 +197,23 @@ class ConfigError(ValueError):
 
 
 def _coerce(key: str, value: Any) -> Any:
+    if key == "PLUGIN_THREADS":
+        number = _coerce("PLUGIN_BREAKER_FAILURES", value)
+        if number < 1:
+            raise ConfigError(key, f"must be at least 1, got {number}")
+        return number
+    if key == "HOOK_BUDGETS":
+        from meiqia.plugin_runtime.budgets import check_budgets
+
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ConfigError(key, "expected a JSON object") from None
+        try:
+            return check_budgets(value)
+        except ValueError as exc:
+            raise ConfigError(key, str(exc)) from None
     if key in _INT_KEYS:
         try:
             number = int(value)

@@ -1,7 +1,9 @@
 """Every plugin hook of meiqia (DESIGN §7): its docstring is its documentation.
 
-Hooks are called with keyword arguments only. A hook that raises at run time is
-logged with the plugin's name and skipped; it never breaks a conversation.
+Hooks are called with keyword arguments only. At run time each call goes through
+``meiqia.plugin_runtime``: within its time budget, on the plugin's own threads,
+failures logged with the plugin's and the hook's name and skipped (privacy
+hooks fail closed), so a plugin never breaks a conversation.
 ``docs/plugins.md`` carries each docstring word for word under a heading that
 is the hook's exact signature (with examples around them), and
 ``tests/unit/test_docs.py`` fails when the two differ, so change both together.
@@ -22,10 +24,14 @@ hookimpl = pluggy.HookimplMarker("meiqia")
 
 @hookspec
 def startup(app: Any) -> None:
-    """Called once at the end of ``create_app``, with the app fully configured.
+    """Called once by ``create_app``, with the app configured, before the plugins'
+    blueprints and channels are registered.
 
-    Use it to validate the plugin's own configuration (raise to stop start-up
-    with a clear message) or to warm caches. Returns nothing.
+    Use it to validate the plugin's own configuration or to warm caches. If it
+    raises, the plugin is disabled (not called again, logged with its name and
+    the error) and the application starts without it; with
+    ``PLUGIN_STARTUP_FAILURE = "refuse"`` start-up stops instead, naming the
+    plugin. Returns nothing.
     """
 
 
@@ -146,7 +152,9 @@ def before_message_saved(message: dict, conversation: Any) -> dict | None:
     ``message`` is a dict with ``sender_kind``, ``kind``, ``body``, ``payload``
     and ``visibility``. Return a dict of fields to change (e.g. a redacted
     ``body``), ``{"reject": "reason"}`` to refuse the message with that reason,
-    or None to leave it as it is.
+    or None to leave it as it is. A privacy hook: if it raises, runs past its
+    budget or is suspended, a visitor's or agent's message is masked or refused
+    (``PRIVACY_FALLBACK``), never stored unchecked.
     """
 
 
@@ -156,8 +164,9 @@ def track_event(event: dict) -> None:
     ticket changed, and so on.
 
     ``event`` has ``name`` (e.g. ``"message.created"``), ``team_id``, ``at`` (ISO
-    UTC) and event-specific ids. Returns nothing; must not block (enqueue a job
-    for slow work).
+    UTC) and event-specific ids. Returns nothing. A notification: it runs on the
+    plugin's own threads and nobody waits for it; a call running past its budget
+    counts as a timeout (enqueue a job for slow work).
     """
 
 

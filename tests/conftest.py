@@ -81,6 +81,7 @@ def close_app(app: Any) -> None:
             app.extensions[sweeper].stop()
     app.extensions["meiqia.jobs"].close()
     app.extensions["meiqia.hub"].close()
+    app.extensions["meiqia.plugin_runtime"].close()
     if not database.is_closed():
         database.close()
     db = app.extensions["meiqia.db"]

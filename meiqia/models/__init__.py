@@ -20,6 +20,7 @@ from meiqia.models.knowledge import SuggestionLog
 from meiqia.models.knowledge import UnrecognisedQuestion
 from meiqia.models.messages import Attachment
 from meiqia.models.messages import Message
+from meiqia.models.plugins import PluginState
 from meiqia.models.settings import ConversationRule
 from meiqia.models.settings import IframePlugin
 from meiqia.models.settings import QuickReply
@@ -61,6 +62,7 @@ ALL_MODELS = [
     JobRecord,
     ExportJob,
     AuditLog,
+    PluginState,
 ]
 
 __all__ = [model.__name__ for model in ALL_MODELS] + ["ALL_MODELS", "SchemaMigration"]

@@ -2,14 +2,15 @@
 
 Built-in plugins use the same hooks as everyone else (DESIGN §7); overridable
 defaults are ``@hookimpl(trylast=True)``. A plugin that fails to load stops
-start-up naming it; a hook that raises at run time is logged with the plugin's
-name and skipped (``call``), so one bad plugin never breaks a conversation.
+start-up naming it; one whose ``startup`` raises is disabled (``start_plugins``);
+a hook that fails at run time is logged with the plugin's name and skipped,
+under the rules of ``meiqia.plugin_runtime``, so one bad plugin never breaks a
+conversation. ``DISABLED_PLUGINS`` keeps any plugin from loading, whatever its
+source.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextvars
 import importlib
 import importlib.util
 import logging
@@ -21,6 +22,11 @@ from typing import Any
 import pluggy
 
 from meiqia import hookspecs
+from meiqia.plugin_runtime import HookCall
+from meiqia.plugin_runtime import PluginRuntime
+from meiqia.plugin_runtime.budgets import LIFECYCLE
+from meiqia.plugin_runtime.budgets import NOTIFICATIONS
+from meiqia.plugin_runtime.runtime import team_of
 
 log = logging.getLogger(__name__)
 
@@ -51,74 +57,103 @@ class PluginLoadError(RuntimeError):
         self.plugin_name = name
 
 
-_executor = concurrent.futures.ThreadPoolExecutor(
-    max_workers=8, thread_name_prefix="meiqia-hook"
-)
-
-
 class PluginManager(pluggy.PluginManager):
-    """pluggy's manager plus the isolation rules of DESIGN §7."""
+    """pluggy's manager whose run-time calls go through the plugin runtime.
 
-    hook_timeout: float = 5.0
+    ``call``, ``call_first`` and ``call_flat`` never raise what a plugin raised
+    and never wait past a hook's budget (``meiqia.plugin_runtime``);
+    notifications (``track_event``) return at once. Lifecycle hooks (start-up)
+    run on the calling thread, as pluggy calls them.
+    """
+
+    def __init__(self, project_name: str, runtime: PluginRuntime | None = None) -> None:
+        super().__init__(project_name)
+        self.runtime = runtime or PluginRuntime()
+        #: id of an object a plugin returned (answerer, sink class) -> its plugin.
+        self._owners: dict[int, str] = {}
+        #: plugin name -> why its ``startup`` failed (it was unregistered).
+        self.failed_at_startup: dict[str, dict[str, str]] = {}
+
+    @property
+    def hook_timeout(self) -> float:
+        """The ceiling of every hook's budget (``HOOK_TIMEOUT``)."""
+        return self.runtime.settings.ceiling
+
+    def plugin_name(self, plugin: Any) -> str:
+        return self.get_name(plugin) or repr(plugin)
+
+    def has_custom(self, hook_name: str) -> bool:
+        """Whether a plugin other than the built-ins implements ``hook_name``."""
+        return any(getattr(impl.plugin, "__meiqia_origin__", "plugin") != "built-in"
+                   for impl in getattr(self.hook, hook_name).get_hookimpls())
+
+    def owner_of(self, obj: Any) -> str | None:
+        """The plugin that returned ``obj`` from a ``register_*`` hook."""
+        return self._owners.get(id(obj))
 
     def call(self, hook_name: str, timeout: float | None = None, **kwargs: Any) -> list:
         """Call every implementation of ``hook_name``; return their non-None results.
 
-        An implementation that raises (or, with ``timeout``, runs longer) is
-        logged with its plugin's name and skipped.
+        A failing implementation (raised, past its budget, suspended, turned
+        off) is logged with its plugin's name and skipped. ``timeout`` overrides
+        the hook's budget. Notifications return ``[]`` at once.
         """
-        return self._call(hook_name, kwargs, timeout, first=False)
+        return self.call_detailed(hook_name, timeout=timeout, **kwargs).results
 
     def call_first(self, hook_name: str, timeout: float | None = None, **kwargs: Any) -> Any:
         """Like ``call`` for firstresult hooks: the first non-None result, or None."""
-        results = self._call(hook_name, kwargs, timeout, first=True)
+        results = self.call_detailed(hook_name, timeout=timeout, first=True, **kwargs).results
         return results[0] if results else None
 
     def call_flat(self, hook_name: str, **kwargs: Any) -> list:
         """``call`` for hooks returning lists: one flat list of all items."""
         items: list = []
-        for result in self.call(hook_name, **kwargs):
-            if isinstance(result, list | tuple):
-                items.extend(result)
-            else:
-                items.append(result)
+        for name, result in self._call(hook_name, kwargs, None, first=False).results:
+            for item in result if isinstance(result, list | tuple) else [result]:
+                self._owners[id(item)] = name
+                items.append(item)
         return items
 
-    def _call(
-        self, hook_name: str, kwargs: dict[str, Any], timeout: float | None, first: bool
-    ) -> list:
+    def call_detailed(self, hook_name: str, timeout: float | None = None,
+                      first: bool = False, **kwargs: Any) -> HookCall:
+        """Results and failures of one hook call (privacy hooks need both)."""
+        done = self._call(hook_name, kwargs, timeout, first)
+        return HookCall([result for _name, result in done.results], done.failures)
+
+    def _call(self, hook_name: str, kwargs: dict[str, Any], timeout: float | None,
+              first: bool) -> HookCall:
         caller = getattr(self.hook, hook_name)
-        results = []
+        done = HookCall()
+        runtime = self.runtime
+        team_id = team_of(kwargs)
         # pluggy calls the last registered first; keep that order.
         for impl in reversed(caller.get_hookimpls()):
             args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
-            name = self.get_name(impl.plugin) or repr(impl.plugin)
-            try:
-                if timeout:
-                    # The hook's thread sees the caller's app and request context
-                    # (Flask keeps them in context variables), as without a timeout.
-                    context = contextvars.copy_context()
-                    future = _executor.submit(context.run, impl.function, **args)
-                    result = future.result(timeout=timeout)
-                else:
-                    result = impl.function(**args)
-            except concurrent.futures.TimeoutError:
-                log.error("plugin %s: hook %s timed out after %ss", name, hook_name, timeout)
+            name = self.plugin_name(impl.plugin)
+            if hook_name in LIFECYCLE:
+                done.results.append((name, impl.function(**args)))
                 continue
-            except Exception:
-                log.exception("plugin %s: hook %s raised", name, hook_name)
+            if hook_name in NOTIFICATIONS:
+                failure = runtime.notify(name, hook_name, impl.function, args, team_id=team_id)
+                if failure is not None:
+                    done.failures.append(failure)
+                continue
+            result, failure = runtime.run(name, hook_name, impl.function, args,
+                                          team_id=team_id, budget=timeout)
+            if failure is not None:
+                done.failures.append(failure)
                 continue
             if result is not None:
-                results.append(result)
+                done.results.append((name, result))
                 if first:
                     break
-        return results
+        return done
 
     def describe(self) -> list[dict[str, Any]]:
-        """Every plugin with its origin and the hooks it implements (for the CLI)."""
+        """Every plugin with its origin, version and the hooks it implements."""
         rows = []
         for plugin in self.get_plugins():
-            name = self.get_name(plugin) or repr(plugin)
+            name = self.plugin_name(plugin)
             hooks = sorted(
                 caller.name for caller in self.get_hookcallers(plugin) or []
             )
@@ -126,24 +161,46 @@ class PluginManager(pluggy.PluginManager):
                 {
                     "name": name,
                     "origin": getattr(plugin, "__meiqia_origin__", "plugin"),
+                    "version": getattr(plugin, "__meiqia_version__", None)
+                    or _version_of(plugin),
                     "hooks": hooks,
                 }
             )
         return sorted(rows, key=lambda row: (row["origin"], row["name"]))
 
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        registered = super().register(plugin, name)
+        if registered is not None:
+            self.runtime.origins[registered] = getattr(plugin, "__meiqia_origin__", "plugin")
+        return registered
 
-def _tag(plugin: Any, origin: str) -> Any:
+
+def _version_of(plugin: Any) -> str:
+    if getattr(plugin, "__meiqia_origin__", None) == "built-in":
+        from meiqia import __version__
+
+        return __version__
+    version = getattr(plugin, "__version__", None)
+    return str(version) if version else ""
+
+
+def _tag(plugin: Any, origin: str, version: str | None = None) -> Any:
     try:
         plugin.__meiqia_origin__ = origin
+        if version:
+            plugin.__meiqia_version__ = version
     except (AttributeError, TypeError):
         pass
     return plugin
 
 
-def _load_instance_plugins(pm: PluginManager, folder: Path) -> None:
+def _load_instance_plugins(pm: PluginManager, folder: Path, disabled: set[str]) -> None:
     if not folder.is_dir():
         return
     for path in sorted(folder.glob("*.py")):
+        if {path.stem, f"instance:{path.stem}"} & disabled:
+            log.info("plugin instance:%s: not loaded (DISABLED_PLUGINS)", path.stem)
+            continue
         name = f"meiqia_instance_plugins.{path.stem}"
         try:
             spec = importlib.util.spec_from_file_location(name, path)
@@ -157,15 +214,20 @@ def _load_instance_plugins(pm: PluginManager, folder: Path) -> None:
             raise PluginLoadError(str(path), exc) from exc
 
 
-def _load_entry_points(pm: PluginManager) -> None:
+def _load_entry_points(pm: PluginManager, disabled: set[str]) -> None:
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
             continue
+        if ep.name in disabled:
+            # Not imported at all: a disabled plugin's import-time code never runs.
+            log.info("plugin %s: not loaded (DISABLED_PLUGINS)", ep.name)
+            continue
         try:
             plugin = ep.load()
-            pm.register(_tag(plugin, "entry point"), name=ep.name)
+            version = ep.dist.version if ep.dist is not None else None
+            pm.register(_tag(plugin, "entry point", version), name=ep.name)
         except Exception as exc:
             raise PluginLoadError(ep.name, exc) from exc
 
@@ -175,31 +237,41 @@ def make_plugin_manager(
     extra: Iterable[Any] = (),
     modules: Iterable[str] = (),
     disabled: Iterable[str] = (),
-    hook_timeout: float = 5.0,
+    hook_timeout: float | None = None,
+    runtime: PluginRuntime | None = None,
 ) -> PluginManager:
     """Build the manager: built-ins, entry points, instance folder, then ``extra``.
 
-    ``modules`` are dotted module names from the config; ``extra`` are plugin
-    objects (tests register throwaway plugins this way). Raises PluginLoadError
-    naming the plugin that failed, and pluggy's PluginValidationError for a
-    misspelt hook (``check_pending``).
+    ``modules`` are dotted module names from the config (``PLUGINS``); ``extra``
+    are plugin objects (tests register throwaway plugins this way).
+    ``disabled`` (``DISABLED_PLUGINS``) names plugins not to load, whatever
+    their source, by the name ``meiqia plugins`` shows: a built-in's short name,
+    an entry point's name, ``instance:<file stem>`` (or the stem), a module
+    path, an extra object's ``__name__``. Raises PluginLoadError naming the
+    plugin that failed, and pluggy's PluginValidationError for a misspelt hook
+    (``check_pending``).
     """
-    pm = PluginManager("meiqia")
-    pm.hook_timeout = hook_timeout
+    pm = PluginManager("meiqia", runtime)
+    if hook_timeout is not None:
+        pm.runtime.settings.ceiling = hook_timeout
     pm.add_hookspecs(hookspecs)
     disabled = set(disabled)
     for path in DEFAULT_PLUGINS:
         short = path.rsplit(".", 1)[-1]
-        if short in disabled:
+        if {short, path} & disabled:
+            log.info("plugin %s: not loaded (DISABLED_PLUGINS)", short)
             continue
         try:
             module = importlib.import_module(path)
         except Exception as exc:
             raise PluginLoadError(path, exc) from exc
         pm.register(_tag(module, "built-in"), name=short)
-    _load_entry_points(pm)
-    _load_instance_plugins(pm, Path(instance_path) / "plugins")
+    _load_entry_points(pm, disabled)
+    _load_instance_plugins(pm, Path(instance_path) / "plugins", disabled)
     for path in modules:
+        if path in disabled:
+            log.info("plugin %s: not loaded (DISABLED_PLUGINS)", path)
+            continue
         try:
             module = importlib.import_module(path)
             pm.register(_tag(module, "config"), name=path)
@@ -207,6 +279,41 @@ def make_plugin_manager(
             raise PluginLoadError(path, exc) from exc
     for index, plugin in enumerate(extra):
         name = getattr(plugin, "__name__", None) or f"extra-{index}"
+        if name in disabled:
+            log.info("plugin %s: not loaded (DISABLED_PLUGINS)", name)
+            continue
         pm.register(_tag(plugin, "extra"), name=name)
     pm.check_pending()
     return pm
+
+
+class PluginStartupError(RuntimeError):
+    """A plugin's ``startup`` raised and ``PLUGIN_STARTUP_FAILURE`` is ``refuse``."""
+
+
+def start_plugins(pm: PluginManager, app: Any, on_failure: str = "disable") -> list[str]:
+    """Call every plugin's ``startup(app)``; return the names of plugins it disabled.
+
+    A plugin whose ``startup`` raises is unregistered (its hooks are no longer
+    called) and logged by name, so one plugin with a bad setting does not keep
+    the service down; with ``on_failure="refuse"`` the application refuses to
+    start instead, naming the plugin (PluginStartupError).
+    """
+    failed = []
+    for impl in reversed(pm.hook.startup.get_hookimpls()):
+        name = pm.plugin_name(impl.plugin)
+        try:
+            impl.function(**{arg: app for arg in impl.argnames if arg == "app"})
+        except Exception as exc:
+            if on_failure == "refuse":
+                raise PluginStartupError(
+                    f"plugin {name!r}: startup failed: {type(exc).__name__}: {exc}") from exc
+            log.error("plugin %s: hook startup raised %s: %s; the plugin is disabled "
+                      "(PLUGIN_STARTUP_FAILURE=refuse stops start-up instead)",
+                      name, type(exc).__name__, exc, exc_info=exc)
+            pm.failed_at_startup[name] = {
+                "origin": getattr(impl.plugin, "__meiqia_origin__", "plugin"),
+                "error": f"{type(exc).__name__}: {exc}"[:300]}
+            pm.unregister(impl.plugin)
+            failed.append(name)
+    return failed

@@ -89,13 +89,17 @@ def answerers() -> list[Any]:
 def candidates_for(question: str, conversation: Any, k: int = 5) -> list[dict[str, Any]]:
     """Merge every answerer's candidates, best first; a failing answerer is skipped."""
     merged: dict[str, dict[str, Any]] = {}
+    pm = current_app.extensions["meiqia.plugins"]
     for answerer in answerers():
-        try:
-            found = answerer.answer(question=question, conversation=conversation) or []
-        except Exception:  # noqa: BLE001 - one answerer must not silence the bot
-            current_app.logger.exception("answerer %s raised",
-                                         getattr(answerer, "name", answerer))
+        # Within the ``answer`` budget, on the plugin's own threads (a built-in,
+        # the knowledge base, on this one); a failure is logged and skipped.
+        found, failure = pm.runtime.run(
+            pm.owner_of(answerer) or getattr(answerer, "name", "answerer"), "answer",
+            answerer.answer, {"question": question, "conversation": conversation},
+            team_id=getattr(conversation, "team_id", None))
+        if failure is not None:
             continue
+        found = found or []
         for cand in found:
             try:
                 score = min(1.0, max(0.0, float(cand["score"])))

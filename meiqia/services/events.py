@@ -35,10 +35,9 @@ def emit(
     for topic in topics:
         hub().publish(topic, envelope)
     if track:
-        pm = plugins()
-        pm.call(
+        # A notification: handed to each plugin's own threads, never waited for.
+        plugins().call(
             "track_event",
-            timeout=pm.hook_timeout,
             event={"name": name, "team_id": team_id, "at": envelope["ts"], **data},
         )
     return envelope

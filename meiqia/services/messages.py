@@ -18,6 +18,7 @@ from typing import Any
 import peewee
 from flask import current_app
 
+from meiqia import metrics
 from meiqia.db import database
 from meiqia.models import Agent
 from meiqia.models import Conversation
@@ -25,6 +26,7 @@ from meiqia.models import Mention
 from meiqia.models import Message
 from meiqia.models.base import utcnow
 from meiqia.models.messages import KINDS
+from meiqia.plugin_runtime import privacy
 from meiqia.services import delivery
 from meiqia.services import events
 from meiqia.services import visitor_privacy
@@ -184,15 +186,19 @@ def post_message(
     draft = {"sender_kind": sender_kind, "kind": kind, "body": body,
              "payload": payload or {}, "visibility": visibility}
     pm = current_app.extensions["meiqia.plugins"]
-    # With the time limit: a hanging redactor must not hang the sender (it is
-    # skipped and logged, like one that raises).
-    for change in pm.call("before_message_saved", timeout=pm.hook_timeout,
-                          message=dict(draft), conversation=conversation):
+    # Each redactor within its budget; one that fails is never skipped silently:
+    # the message is masked or refused (fails closed, plugin_runtime.privacy).
+    checked = pm.call_detailed("before_message_saved", message=dict(draft),
+                               conversation=conversation)
+    for change in checked.results:
         if not isinstance(change, dict):
             continue
         if change.get("reject"):
             raise ValidationError(f"message refused: {change['reject']}", "body")
         draft.update({k: v for k, v in change.items() if k in {"body", "payload"}})
+    if sender_kind in privacy.PEOPLE:  # bot and system texts are ours: nothing to hide
+        draft = privacy.fail_closed(draft, checked.failures,
+                                    current_app.config["PRIVACY_FALLBACK"])
     try:
         with database.atomic():
             # The conversation's lock and the message's position first, then the
@@ -223,6 +229,7 @@ def post_message(
             raise
         _resync_after_resend(conversation, existing)
         return existing, False
+    metrics.MESSAGES.labels(sender_kind, visibility).inc()
     if now_row and refresh:
         conversation.handler_id, conversation.group_id, conversation.status = now_row[0]
     publish_message(conversation, message, now_row[0][:2] if now_row else None)
@@ -268,7 +275,7 @@ def publish_message(conversation: Conversation, message: Message,
     if message.visibility == "public":
         events.emit("message", team, [conversation_topic(conversation.id)],
                     visitor_view(message, can_read), track=False)
-    events.plugins().call("track_event", timeout=events.plugins().hook_timeout, event={
+    events.plugins().call("track_event", event={
         "name": "message.created", "team_id": team, "at": iso(message.created_at),
         "conversation_id": conversation.id, "message_id": message.id,
         "sender_kind": message.sender_kind, "visibility": message.visibility,

@@ -13,6 +13,8 @@ Assignment is atomic: each team's assignments are serialised (an IMMEDIATE
 transaction on SQLite, a transaction-scoped advisory lock on PostgreSQL), and
 the conversation is updated only if it still has no handler, so under any
 concurrency no agent exceeds his limit and no conversation gets two handlers.
+No plugin runs while that lock is held: ``assign_agent`` is asked first, outside
+the transaction, and its choice is checked inside (``_plugin_choice``).
 """
 
 from __future__ import annotations
@@ -137,33 +139,63 @@ def request_human(conversation: Conversation) -> str:
     return conversation.status
 
 
-def _assign_one(team_id: int) -> Conversation | None:
-    """Give the longest-waiting assignable conversation a handler, atomically."""
-    pm = current_app.extensions["meiqia.plugins"]
-    with team_transaction(team_id):
-        free = capacity.candidates(team_id)
-        if not free:
-            return None
-        waiting = (
-            Conversation.select()
-            .where(Conversation.team == team_id, Conversation.status == "queued",
-                   Conversation.handler.is_null())
-            .order_by(Conversation.queued_at, Conversation.id)
-            .limit(50)
-        )
-        for conversation in waiting:
-            pool = free
-            if conversation.group_id:
-                from meiqia.models import AgentGroup
+def _waiting_with_pool(team_id: int) -> Iterator[tuple[Conversation, list[Agent]]]:
+    """Queued conversations of the team, oldest first, each with the free agents
+    who may take it (its group's members, or anyone for the general queue)."""
+    free = capacity.candidates(team_id)
+    if not free:
+        return
+    waiting = (
+        Conversation.select()
+        .where(Conversation.team == team_id, Conversation.status == "queued",
+               Conversation.handler.is_null())
+        .order_by(Conversation.queued_at, Conversation.id)
+        .limit(50)
+    )
+    for conversation in waiting:
+        pool = free
+        if conversation.group_id:
+            from meiqia.models import AgentGroup
 
-                members = {m.agent_id for m in AgentGroup.select().where(
-                    AgentGroup.group == conversation.group_id)}
-                pool = [a for a in free if a.id in members]
-            if not pool:
-                continue
-            chosen = pm.call_first("assign_agent", conversation=conversation, candidates=pool)
-            if chosen is None or chosen.id not in {a.id for a in pool}:
-                chosen = pool[0]
+            members = {m.agent_id for m in AgentGroup.select().where(
+                AgentGroup.group == conversation.group_id)}
+            pool = [a for a in free if a.id in members]
+        if pool:
+            yield conversation, pool
+
+
+def _plugin_choice(team_id: int) -> tuple[int, int] | None:
+    """Ask ``assign_agent`` plugins, outside any transaction: (conversation id,
+    agent id) for the conversation that is next in line, or None.
+
+    A plugin may hang or be slow (its budget bounds the wait); holding the
+    team's write lock meanwhile stalled every message of every conversation.
+    So the plugin only proposes, here, and ``_assign_one`` takes the proposal
+    inside the transaction if it still holds (the same conversation is next
+    and the agent is still free), else the default: least-loaded first.
+    Without a plugin of its own (only the built-in policy, which picks the
+    first), nothing is asked.
+    """
+    pm = current_app.extensions["meiqia.plugins"]
+    if not pm.has_custom("assign_agent"):
+        return None
+    for conversation, pool in _waiting_with_pool(team_id):
+        chosen = pm.call_first("assign_agent", conversation=conversation, candidates=pool)
+        chosen_id = getattr(chosen, "id", None)
+        return (conversation.id, chosen_id) if chosen_id is not None else None
+    return None
+
+
+def _assign_one(team_id: int) -> Conversation | None:
+    """Give the longest-waiting assignable conversation a handler, atomically.
+
+    No plugin is called in here (see ``_plugin_choice``)."""
+    proposal = _plugin_choice(team_id)
+    with team_transaction(team_id):
+        for conversation, pool in _waiting_with_pool(team_id):
+            chosen = pool[0]
+            if proposal is not None and proposal[0] == conversation.id:
+                chosen = next((a for a in pool if a.id == proposal[1]), chosen)
             now = utcnow()
             updated = Conversation.update(
                 handler=chosen.id, status="open", assigned_at=now,

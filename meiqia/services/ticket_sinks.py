@@ -200,6 +200,30 @@ def _enqueue(delivery_id: int, description: str) -> None:
     SinkDelivery.update(job_id=job_id).where(SinkDelivery.id == delivery_id).execute()
 
 
+class SinkFailed(Exception):
+    """The sink plugin raised, ran past its budget or is suspended: retried later."""
+
+
+def _call_sink(cls: type, event: str, data: dict[str, Any], config: dict[str, Any],
+               changes: dict[str, Any], team_id: int) -> None:
+    """``create_ticket``/``update_ticket`` through the plugin runtime: within the
+    budget, counted by the breaker, failures named after the plugin."""
+    pm = current_app.extensions["meiqia.plugins"]
+    sink = cls()
+    if event == "created":
+        hook, call = "create_ticket", lambda: sink.create_ticket(data, config)
+    else:
+        hook, call = "update_ticket", lambda: sink.update_ticket(data, config, changes)
+    plugin = pm.owner_of(cls) or getattr(cls, "type", "sink")
+    if pm.runtime.is_off(plugin, team_id):
+        raise SinkDisabled(f"the plugin {plugin} is turned off for this team (Plugins page)")
+    # No breaker: a sink fails when one team's receiver is down, and the job
+    # retries with backoff; suspending the plugin would stop every team's sink.
+    _result, failure = pm.runtime.run(plugin, hook, call, {}, team_id=team_id, breaker=False)
+    if failure is not None:
+        raise SinkFailed(failure.describe())
+
+
 def deliver_job(delivery_id: int) -> str:
     """Job: deliver one ticket event to one sink; raise to be retried.
 
@@ -217,10 +241,8 @@ def deliver_job(delivery_id: int) -> str:
         if cls is None:
             raise SinkDisabled(f"no plugin provides the sink type {sink.type!r} any more")
         data = payload_for(delivery.ticket, delivery.event, delivery.changes or {})
-        if delivery.event == "created":
-            cls().create_ticket(data, dict(sink.config))
-        else:
-            cls().update_ticket(data, dict(sink.config), delivery.changes or {})
+        _call_sink(cls, delivery.event, data, dict(sink.config), delivery.changes or {},
+                   sink.team_id)
     except Exception as exc:
         final = isinstance(exc, SinkDisabled) or attempts >= RETRY.max + 1
         SinkDelivery.update(attempts=attempts, last_error=f"{type(exc).__name__}: {exc}"[:2000],

@@ -1,10 +1,10 @@
-"""Admin pages for quick replies, conversation rules, sidebar iframe plugins and
-ticket sinks.
+"""Admin pages for quick replies, conversation rules, sidebar iframe plugins,
+ticket sinks and plugins.
 
 Thin views like ``web.workspace``: each renders the page shell and its ES module;
 the browser reads and writes through the JSON API (``/api/v1/quick-replies``,
 ``/api/v1/conversation-rules`` and ``/api/v1/jobs``, ``/api/v1/iframe-plugins``,
-``/api/v1/ticket-sinks``), so a page can do exactly what the API lets an admin
+``/api/v1/ticket-sinks``, ``/api/v1/plugins``), so a page can do exactly what the API lets an admin
 do. Agents get 404, like every admin page.
 """
 
@@ -27,6 +27,7 @@ TABS = (
     ("admin_extra_pages.conversation_rules", "rules.title", 60),
     ("admin_extra_pages.iframe_plugins_page", "ifp.title", 70),
     ("admin_extra_pages.ticket_sinks", "sinks.title", 80),
+    ("admin_extra_pages.plugins", "plg.title", 90),
 )
 
 
@@ -54,6 +55,12 @@ def iframe_plugins_page() -> Any:
 def ticket_sinks() -> Any:
     """Webhook and email sinks (forms from each type's schema), recent deliveries."""
     return render_page("admin/ticket_sinks.html", "sinks.title", "admin", admin=True)
+
+
+@bp.get("/admin/plugins")
+def plugins() -> Any:
+    """Every plugin: state, recent errors, latency; turn off/on for the team, reset."""
+    return render_page("admin/plugins.html", "plg.title", "admin", admin=True)
 
 
 def init_app(app: Flask) -> None:

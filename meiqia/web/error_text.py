@@ -307,6 +307,8 @@ _PAIRS: list[tuple[str, str]] = [
     (r"client_msg_id: 1-64 letters, digits, '-', '_', '\.' or ':'",
      "client_msg_id：须为 1-64 个字母、数字或 '-'、'_'、'.'、':'"),
     (r"message refused: (?P<why>.*)", "消息被拒绝：{why}"),
+    (r"the message was not sent: plugin (?P<p>.+) could not check it \((?P<h>\S+) (?P<k>\S+)\); "
+     r"send it again", "消息未发送：插件 {p} 未能检查这条消息（{h} {k}）：请重新发送"),
     # --- uploads and attachments (services/uploads.py) -----------------------------
     (r"file: an image may be at most (?P<s:size>.+)", "文件：图片最大 {s:size}"),
     (r"file: a file may be at most (?P<s:size>.+)", "文件：文件最大 {s:size}"),
@@ -436,6 +438,7 @@ _PAIRS: list[tuple[str, str]] = [
     (rf"{FIELD}: must not contain a user name or password", "{f:field}：不能包含用户名或密码"),
     (rf"{FIELD}: must not contain spaces or control characters", "{f:field}：不能包含空格或控制字符"),
     (r"no such iframe plugin", "没有这个 iframe 插件"),
+    (r"no such plugin", "没有这个插件"),
     # --- websocket frames (web/ws.py) -----------------------------------------------
     (rf"frames must be JSON text of at most (?P<n>{NUM}) bytes", "帧必须是不超过 {n} 字节的 JSON 文本"),
     (r"not valid JSON", "不是有效的 JSON"),

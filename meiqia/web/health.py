@@ -38,6 +38,12 @@ def healthz() -> Any:
         "queue": current_app.extensions["meiqia.jobs"].health(),
     }
     ok = all(check["ok"] for check in checks.values())
-    response = jsonify({"status": "ok" if ok else "unhealthy", **checks})
+    # A plugin that fails or is suspended degrades the service but does not make
+    # it unhealthy (still 200): the runtime keeps it off the chat's path.
+    from meiqia.services.plugin_admin import degraded
+
+    checks["plugins"] = degraded()
+    status = "unhealthy" if not ok else "degraded" if checks["plugins"]["degraded"] else "ok"
+    response = jsonify({"status": status, **checks})
     response.status_code = 200 if ok else 503
     return response

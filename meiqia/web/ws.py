@@ -40,6 +40,7 @@ from flask_sock import Sock
 from playhouse.pool import MaxConnectionsExceeded
 from simple_websocket import ConnectionClosed
 
+from meiqia import metrics
 from meiqia.db import connection
 from meiqia.db import get_by_id
 from meiqia.hub import RESYNC
@@ -169,6 +170,8 @@ class Channel:
         #: The socket's message frames in order (set once the socket knows what it
         #: may see); ``stream.resume`` / ``stream.catch_up_all`` resync it.
         self.stream: delivery.Stream | None = None
+        #: ``visitor`` or ``agent`` (the metrics' label).
+        self.kind = "visitor"
 
     def send(self, kind: str, data: dict | None = None, msg_id: int | None = None) -> None:
         text = envelope(kind, data, msg_id)
@@ -371,6 +374,8 @@ def _contained(handler: Any) -> Any:
 
     @functools.wraps(handler)
     def run(ws: Any) -> None:
+        sockets = metrics.OPEN_SOCKETS.labels(request.path.rsplit("/", 1)[-1])
+        sockets.inc()
         try:
             handler(ws)
         except ConnectionClosed:
@@ -381,6 +386,8 @@ def _contained(handler: Any) -> Any:
                 ws.close(reason=1011, message="server error, reconnect")
             except Exception:  # noqa: BLE001 - the socket may be gone already
                 pass
+        finally:
+            sockets.dec()
 
     return run
 
@@ -543,7 +550,10 @@ def _run_frame(channel: Channel, frame: dict, handlers: dict[str, Any],
             schema = (schemas or {}).get(kind)
             if schema is not None:
                 check(data, schema)
+            started = time.perf_counter()
             handler(data)
+            if kind == "message":  # stored and acknowledged
+                metrics.ACK_SECONDS.labels(channel.kind).observe(time.perf_counter() - started)
     except ServiceError as exc:
         channel.error(exc.code, exc.message, _ref(frame))
     except DATABASE_ERRORS:
@@ -627,6 +637,7 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
 def agent_socket(ws: Any) -> None:
     app = current_app._get_current_object()
     channel = Channel(ws)
+    channel.kind = "agent"
     with socket_unit():
         actor = security.session_agent()
         channel.lang = i18n.error_language()

@@ -71,11 +71,12 @@ class Server:
 
 
 @contextmanager
-def serve(tmp_path: Any, **config: Any) -> Iterator[Server]:
-    """A fresh app (``config`` over the test defaults) on a free local port."""
+def serve(tmp_path: Any, plugins: tuple = (), **config: Any) -> Iterator[Server]:
+    """A fresh app (``config`` over the test defaults, ``plugins`` registered) on a
+    free local port."""
     from werkzeug.serving import make_server
 
-    app = make_app(tmp_path, **config)
+    app = make_app(tmp_path, plugins=plugins, **config)
     http = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()

@@ -21,6 +21,7 @@ from meiqia.hookspecs import hookimpl
 from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.helpers import ApiClient
+from tests.helpers import wait_until
 from tests.reliability.test_database_faults import bodies
 from tests.reliability.test_database_faults import say
 
@@ -77,7 +78,10 @@ class Hanging:
 
 def test_a_conversation_goes_on_through_raising_and_hanging_plugins(tmp_path, caplog):
     hanging = Hanging()
-    app = make_app(tmp_path, plugins=(Broken(), hanging), HOOK_TIMEOUT=0.3)
+    # The breaker would suspend both plugins after five failures; here every
+    # hook must be reached (tests/reliability/test_plugin_chaos.py has the breaker).
+    app = make_app(tmp_path, plugins=(Broken(), hanging), HOOK_TIMEOUT=0.3,
+                   PLUGIN_BREAKER_FAILURES=1000)
     try:
         with app.app_context(), caplog.at_level(logging.ERROR):
             api = ApiClient.registered(app)
@@ -112,7 +116,8 @@ def test_a_conversation_goes_on_through_raising_and_hanging_plugins(tmp_path, ca
             assert ended.status_code == 200 and ended.get_json()["status"] == "ended"
         for hook in ("track_event", "before_message_saved", "assign_agent",
                      "sidebar_panels", "menu_links", "actor_from_request"):
-            assert f"plugin broken_plugin: hook {hook} raised" in caplog.text, hook
+            wait_until(lambda hook=hook: f"plugin broken_plugin: hook {hook} raised"
+                       in caplog.text, what=f"the log line of {hook}")
         assert "plugin hanging_plugin: hook before_message_saved timed out" in caplog.text
         assert "plugin hanging_plugin: hook track_event timed out" in caplog.text
         assert hanging.secret_seen and set(hanging.secret_seen) == {"test-secret-key"}

@@ -30,6 +30,9 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/register"): ("form", "ok"),
     ("POST", "/logout"): ("form", "ok"),
     ("GET", "/healthz"): ("public", "ok"),
+    # Off (404) unless METRICS_TOKEN is set, then that bearer token only
+    # (tests/api/test_metrics.py).
+    ("GET", "/metrics"): ("public", "ok"),
     ("GET", "/widget.js"): ("public", "ok"),
     ("GET", "/widget/frame"): ("public", "ok"),
     ("GET", "/demo"): ("public", "ok"),
@@ -50,6 +53,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/admin/knowledge"): ("admin-page", "404"),
     ("GET", "/admin/quick-replies"): ("admin-page", "404"),
     ("GET", "/admin/ticket-sinks"): ("admin-page", "404"),
+    ("GET", "/admin/plugins"): ("admin-page", "404"),
     ("GET", "/admin/unrecognised"): ("admin-page", "404"),
     ("GET", "/ws/agent"): ("ws", "ok"),
     ("GET", "/ws/visitor"): ("ws", "ok"),
@@ -134,6 +138,9 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("DELETE", "/api/v1/ticket-sinks/<int:sink_id>"): ("admin", "403"),
     ("GET", "/api/v1/ticket-sinks/deliveries"): ("admin", "403"),
     ("POST", "/api/v1/ticket-sinks/deliveries/<int:delivery_id>/retry"): ("admin", "403"),
+    ("GET", "/api/v1/plugins"): ("admin", "403"),
+    ("PATCH", "/api/v1/plugins/<name>"): ("admin", "403"),
+    ("POST", "/api/v1/plugins/<name>/reset"): ("admin", "403"),
     ("GET", "/api/v1/iframe-plugins"): ("admin", "403"),
     ("POST", "/api/v1/iframe-plugins"): ("admin", "403"),
     ("GET", "/api/v1/iframe-plugins/<int:plugin_id>"): ("admin", "403"),

@@ -15,8 +15,11 @@ import pytest
 from meiqia.hookspecs import hookimpl
 from meiqia.plugins import DEFAULT_PLUGINS
 from meiqia.plugins import PluginLoadError
+from meiqia.plugins import PluginStartupError
 from meiqia.plugins import make_plugin_manager
+from tests.conftest import close_app
 from tests.conftest import make_app
+from tests.helpers import wait_until
 
 
 def _plugin(name: str, **hooks) -> types.ModuleType:
@@ -84,8 +87,9 @@ def test_entry_point_plugin_is_loaded(tmp_path, monkeypatch):
         pm = make_plugin_manager(tmp_path / "inst")
         row = next(r for r in pm.describe() if r["name"] == "demo")
         assert row["origin"] == "entry point" and row["hooks"] == ["track_event"]
-        pm.call("track_event", event={"name": "x"})
-        assert sys.modules["meiqia_demo_plugin"].EVENTS == [{"name": "x"}]
+        assert pm.call("track_event", event={"name": "x"}) == []  # a notification
+        wait_until(lambda: sys.modules["meiqia_demo_plugin"].EVENTS == [{"name": "x"}],
+                   what="the event on the plugin's own thread")
     finally:
         sys.modules.pop("meiqia_demo_plugin", None)
 
@@ -117,26 +121,50 @@ def test_hook_raising_at_runtime_is_logged_and_isolated(tmp_path, caplog):
     pm = make_plugin_manager(tmp_path, extra=[bad, good])
     with caplog.at_level(logging.ERROR):
         pm.call("track_event", event={"name": "message.created"})
-    assert seen == ["message.created"]
-    assert "bad_tracker" in caplog.text and "track_event" in caplog.text
+        wait_until(lambda: seen == ["message.created"], what="the good tracker")
+        wait_until(lambda: "plugin bad_tracker: hook track_event raised" in caplog.text,
+                   what="the log line naming the plugin and the hook")
 
 
 def test_hook_hanging_is_abandoned_after_the_time_limit(tmp_path, caplog):
-    def slow(event):
+    def slow(actor, request):
         time.sleep(0.5)
+        return [{"href": "/late", "label": "迟到"}]
 
-    pm = make_plugin_manager(tmp_path, extra=[_plugin("slowpoke", track_event=slow)])
+    pm = make_plugin_manager(tmp_path, extra=[_plugin("slowpoke", menu_links=slow)])
     with caplog.at_level(logging.ERROR):
-        assert pm.call("track_event", timeout=0.05, event={"name": "x"}) == []
-    assert "slowpoke" in caplog.text and "timed out" in caplog.text
+        assert pm.call("menu_links", timeout=0.05, actor=None, request=None) == []
+    assert "plugin slowpoke: hook menu_links timed out after 0.05s" in caplog.text
 
 
-def test_hook_startup_raising_stops_create_app(tmp_path):
+def test_hook_startup_raising_disables_that_plugin_naming_it(tmp_path, caplog):
     def startup(app):
         raise ValueError("CRM_URL is not set")
 
-    with pytest.raises(ValueError, match="CRM_URL"):
-        make_app(tmp_path, plugins=(_plugin("needs_config", startup=startup),))
+    links = lambda actor, request: [{"href": "https://crm.example.com", "label": "CRM"}]  # noqa: E731
+    needs = _plugin("needs_config", startup=startup, menu_links=links)
+    fine = _plugin("fine", startup=lambda app: None)
+    with caplog.at_level(logging.ERROR):
+        app = make_app(tmp_path, plugins=(needs, fine))
+    try:
+        pm = app.extensions["meiqia.plugins"]
+        assert pm.get_plugin("needs_config") is None and pm.get_plugin("fine") is not None
+        assert pm.call_flat("menu_links", actor=None, request=None) == []
+        assert "plugin needs_config: hook startup raised ValueError: CRM_URL is not set; " \
+               "the plugin is disabled" in caplog.text
+        assert pm.failed_at_startup["needs_config"]["error"] == "ValueError: CRM_URL is not set"
+    finally:
+        close_app(app)
+
+
+def test_hook_startup_raising_stops_create_app_when_the_setting_says_so(tmp_path):
+    def startup(app):
+        raise ValueError("CRM_URL is not set")
+
+    with pytest.raises(PluginStartupError, match="plugin 'needs_config': startup failed: "
+                                                 "ValueError: CRM_URL is not set"):
+        make_app(tmp_path, plugins=(_plugin("needs_config", startup=startup),),
+                 PLUGIN_STARTUP_FAILURE="refuse")
 
 
 def test_hook_register_blueprints_adds_routes(tmp_path):
@@ -146,3 +174,82 @@ def test_hook_register_blueprints_adds_routes(tmp_path):
     bp.add_url_rule("/", "index", lambda: "你好")
     app = make_app(tmp_path, plugins=(_plugin("hello", register_blueprints=lambda app: [bp]),))
     assert app.test_client().get("/hello/").get_data(as_text=True) == "你好"
+
+
+def test_disabled_plugins_are_not_loaded_whatever_their_source(tmp_path, monkeypatch, caplog):
+    """DISABLED_PLUGINS used to be checked for built-ins only: an entry point named
+    there was loaded anyway. Now no source escapes it, and the entry point's package
+    is not even imported."""
+    site = tmp_path / "site"
+    pkg = site / "meiqia_unwanted_plugin"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise RuntimeError('imported although disabled')\n")
+    dist = site / "meiqia_unwanted_plugin-2.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: meiqia-unwanted-plugin\nVersion: 2.0\n")
+    (dist / "entry_points.txt").write_text("[meiqia]\nunwanted = meiqia_unwanted_plugin\n")
+    monkeypatch.syspath_prepend(str(site))
+    folder = tmp_path / "inst" / "plugins"
+    folder.mkdir(parents=True)
+    (folder / "crm.py").write_text("raise RuntimeError('imported although disabled')\n")
+    extra = _plugin("extra_links", menu_links=lambda actor, request: [{"href": "/x", "label": "x"}])
+    with caplog.at_level(logging.INFO):
+        pm = make_plugin_manager(tmp_path / "inst", extra=[extra], modules=["json"],
+                                 disabled=["unwanted", "instance:crm", "email_sink",
+                                           "extra_links", "json"])
+    names = {row["name"] for row in pm.describe()}
+    assert not names & {"unwanted", "instance:crm", "email_sink", "extra_links", "json"}
+    assert "webhook_sink" in names
+    assert "meiqia_unwanted_plugin" not in sys.modules
+    for name in ("unwanted", "instance:crm", "email_sink", "extra_links", "json"):
+        assert f"plugin {name}: not loaded (DISABLED_PLUGINS)" in caplog.text
+
+
+def test_an_entry_point_shows_its_package_version(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    pkg = site / "meiqia_versioned_plugin"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(textwrap.dedent('''
+        from meiqia.hookspecs import hookimpl
+
+        @hookimpl
+        def menu_links(actor, request):
+            return []
+    '''))
+    dist = site / "meiqia_versioned_plugin-1.4.2.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: meiqia-versioned-plugin\nVersion: 1.4.2\n")
+    (dist / "entry_points.txt").write_text("[meiqia]\nversioned = meiqia_versioned_plugin\n")
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        pm = make_plugin_manager(tmp_path / "inst")
+        row = next(r for r in pm.describe() if r["name"] == "versioned")
+        assert row["version"] == "1.4.2" and row["origin"] == "entry point"
+    finally:
+        sys.modules.pop("meiqia_versioned_plugin", None)
+
+
+def test_plugins_setting_takes_a_comma_separated_list_from_the_environment(tmp_path, monkeypatch):
+    from meiqia import config
+
+    monkeypatch.setenv("MEIQIA_PLUGINS", "acme.crm, acme.sms")
+    monkeypatch.setenv("MEIQIA_HOOK_BUDGETS", '{"assign_agent": 2}')
+
+    class App:
+        config: dict = {}
+        instance_path = str(tmp_path)
+
+        def __init__(self) -> None:
+            import flask
+
+            self.config = flask.Config(str(tmp_path))
+
+    app = App()
+    config.load(app)
+    assert app.config["PLUGINS"] == ["acme.crm", "acme.sms"]
+    assert app.config["HOOK_BUDGETS"] == {"assign_agent": 2.0}
+    monkeypatch.setenv("MEIQIA_HOOK_BUDGETS", '{"assign_agents": 2}')
+    with pytest.raises(config.ConfigError, match="HOOK_BUDGETS: unknown hook kind 'assign_agents'"):
+        config.load(App())

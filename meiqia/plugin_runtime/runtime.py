@@ -1,0 +1,385 @@
+"""One call of one plugin's hook: budget, isolation, figures and the breaker.
+
+``PluginRuntime.run`` is the only way meiqia calls a plugin at run time (the
+manager's ``call``/``call_first``/``call_flat`` go through it, and so do
+answerers and ticket sinks). For each call it
+
+1. skips a plugin an admin turned off (for the server or for the call's team:
+   as if it did not implement the hook) or one the breaker suspended
+   (``state``; reported as a failure of kind ``suspended``, so privacy hooks
+   fail closed);
+2. runs the implementation: a built-in on the caller's thread (it is meiqia's
+   own code), anything else on the plugin's own pool (``pools``), waiting at
+   most the hook's budget (``budgets``), a wait for a free thread included;
+3. logs a failure as ``plugin <name>: hook <hook> raised|timed out|…``, keeps
+   per-hook counts and latency (this process's), and opens the breaker after
+   ``PLUGIN_BREAKER_FAILURES`` failures in a row: the plugin is suspended for
+   ``PLUGIN_SUSPEND_SECONDS``, on every process (``state``). After that one call
+   is let through; its failure suspends the plugin again, its success closes
+   the breaker.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from collections.abc import Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from meiqia import metrics
+from meiqia.models.base import utcnow
+from meiqia.plugin_runtime.budgets import budget_for
+from meiqia.plugin_runtime.pools import PluginPool
+
+log = logging.getLogger("meiqia.plugins")
+
+#: Failures kept per plugin for the Plugins page.
+RECENT_ERRORS = 10
+#: Latencies kept per plugin and hook for the percentiles of the Plugins page.
+LATENCY_SAMPLES = 200
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A call that gave no usable answer: ``kind`` is ``raised``, ``timeout``,
+    ``busy`` (all the plugin's threads still running) or ``suspended``."""
+
+    plugin: str
+    hook: str
+    kind: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"plugin {self.plugin}: hook {self.hook} {self.describe()}"
+
+    def describe(self) -> str:
+        return {
+            "raised": f"raised {self.detail}",
+            "timeout": f"timed out after {self.detail}",
+            "busy": f"timed out: all its threads are still running ({self.detail})",
+            "suspended": f"skipped: the plugin is {self.detail}",
+        }.get(self.kind, self.detail)
+
+
+@dataclass
+class HookCall:
+    """Results of every implementation that answered, and who failed."""
+
+    results: list[Any] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass
+class HookFigures:
+    calls: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    samples: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+
+    def as_dict(self) -> dict[str, Any]:
+        ordered = sorted(self.samples)
+
+        def pct(p: float) -> float | None:
+            if not ordered:
+                return None
+            return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 2)
+
+        return {"calls": self.calls, "errors": self.errors, "timeouts": self.timeouts,
+                "skipped": self.skipped,
+                "mean_ms": round(self.seconds / self.calls * 1000, 2) if self.calls else None,
+                "p50_ms": pct(0.5), "p95_ms": pct(0.95)}
+
+
+@dataclass
+class Settings:
+    """The runtime's part of the configuration (see meiqia/config.py)."""
+
+    ceiling: float = 5.0
+    budgets: Mapping[str, float] = field(default_factory=dict)
+    threads: int = 4
+    backlog: int = 100
+    breaker_failures: int = 5
+    suspend_seconds: float = 300.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        return cls(ceiling=config["HOOK_TIMEOUT"], budgets=config["HOOK_BUDGETS"],
+                   threads=config["PLUGIN_THREADS"], backlog=config["PLUGIN_BACKLOG"],
+                   breaker_failures=config["PLUGIN_BREAKER_FAILURES"],
+                   suspend_seconds=config["PLUGIN_SUSPEND_SECONDS"])
+
+
+def team_of(kwargs: Mapping[str, Any]) -> int | None:
+    """The team a call is about (for per-team switches), when its arguments say."""
+    for key in ("conversation", "actor"):
+        team_id = getattr(kwargs.get(key), "team_id", None)
+        if isinstance(team_id, int):
+            return team_id
+    event = kwargs.get("event")
+    if isinstance(event, dict) and isinstance(event.get("team_id"), int):
+        return event["team_id"]
+    return None
+
+
+def _close_thread_connection() -> None:
+    """A plugin thread gives its database connection back after each call."""
+    try:
+        from meiqia.db import database
+
+        if database.obj is not None and not database.is_closed():
+            database.close()
+    except Exception:  # noqa: BLE001 - no database bound (unit tests), or gone
+        pass
+
+
+class PluginRuntime:
+    """Runs plugin code under the rules above; one per application."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        #: plugin name -> origin (``built-in`` runs inline, the rest on pools).
+        self.origins: dict[str, str] = {}
+        self.store: Any = None  # plugin_runtime.state.StateStore, once the app has a database
+        #: (plugin, hook) -> pool.
+        self._pools: dict[tuple[str, str], PluginPool] = {}
+        self._figures: dict[tuple[str, str], HookFigures] = {}
+        self._failures_in_row: dict[str, int] = {}
+        self._recent: dict[str, deque] = {}
+        self._lock = threading.Lock()
+
+    # --- state -------------------------------------------------------------------
+
+    def budget(self, hook: str) -> float:
+        return budget_for(hook, self.settings.budgets, self.settings.ceiling)
+
+    def is_off(self, plugin: str, team_id: int | None) -> bool:
+        """Turned off by an admin: not called, as if it did not implement the hook."""
+        return self.store is not None and self.store.is_off(plugin, team_id)
+
+    def skip_reason(self, plugin: str, team_id: int | None) -> str | None:
+        """Why the breaker keeps ``plugin`` from being called now, or None."""
+        if self.store is None:
+            return None
+        return self.store.skip_reason(plugin, team_id)
+
+    def figures(self, plugin: str) -> dict[str, dict[str, Any]]:
+        """This process's counts and latency of ``plugin``, by hook."""
+        with self._lock:
+            return {hook: fig.as_dict() for (name, hook), fig in sorted(self._figures.items())
+                    if name == plugin}
+
+    def recent_errors(self, plugin: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._recent.get(plugin, ()))
+
+    def failing(self) -> list[str]:
+        """Plugins whose last call in this process failed (for /healthz)."""
+        with self._lock:
+            return sorted(name for name, count in self._failures_in_row.items() if count)
+
+    def busy_threads(self, plugin: str) -> int:
+        return sum(pool.running for (name, _lane), pool in list(self._pools.items())
+                   if name == plugin)
+
+    def _pool(self, plugin: str, hook: str) -> PluginPool:
+        """The plugin's pool for one hook: a plugin stuck in ``track_event`` or
+        ``assign_agent`` does not delay its own redaction (the chaos benchmark
+        measured 1 s waits when one pool served all of a plugin's hooks)."""
+        pool = self._pools.get((plugin, hook))
+        if pool is None:
+            with self._lock:
+                pool = self._pools.setdefault((plugin, hook), PluginPool(
+                    f"{plugin}-{hook}", self.settings.threads, self.settings.backlog))
+        return pool
+
+    def _fig(self, plugin: str, hook: str) -> HookFigures:
+        key = (plugin, hook)
+        fig = self._figures.get(key)
+        if fig is None:
+            with self._lock:
+                fig = self._figures.setdefault(key, HookFigures())
+        return fig
+
+    # --- calling ----------------------------------------------------------------------
+
+    def run(self, plugin: str, hook: str, fn: Callable[..., Any], kwargs: dict[str, Any],
+            *, team_id: int | None = None, budget: float | None = None,
+            inline: bool | None = None, breaker: bool = True) -> tuple[Any, Failure | None]:
+        """Call ``fn(**kwargs)`` as ``plugin``'s ``hook``: ``(result, None)`` or
+        ``(None, failure)``. Never raises what the plugin raised. ``breaker=False``:
+        failures are recorded but never suspend the plugin (a ticket sink fails
+        when one team's receiver is down; its jobs retry with backoff). A plugin
+        an admin turned off gives ``(None, None)``: no answer, and no failure."""
+        if self.is_off(plugin, team_id):
+            self._fig(plugin, hook).skipped += 1
+            return None, None
+        reason = self.skip_reason(plugin, team_id)
+        if reason is not None:
+            metrics.PLUGIN_CALLS.labels(plugin, hook, "suspended").inc()
+            self._fig(plugin, hook).skipped += 1
+            return None, Failure(plugin, hook, "suspended", reason)
+        budget = self.budget(hook) if budget is None else budget
+        if inline is None:
+            inline = self.origins.get(plugin) == "built-in"
+        started = time.perf_counter()
+        if inline:
+            try:
+                result = fn(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - isolated, logged with the names
+                return None, self._failed(plugin, hook, "raised", exc, started, breaker)
+            self._succeeded(plugin, hook, started)
+            return result, None
+        context = contextvars.copy_context()  # Flask's app and request context
+
+        def call() -> Any:
+            try:
+                return context.run(fn, **kwargs)
+            finally:
+                _close_thread_connection()
+
+        # Wait for a thread within the budget (a burst queues a moment); a plugin
+        # whose threads all ran past the budget, or whose threads and backlog stay
+        # full, is timing out: nobody queues behind it.
+        pool = self._pool(plugin, hook)
+        stuck = pool.stuck_for()
+        if stuck > budget:
+            return None, self._failed(plugin, hook, "busy", self._full(stuck), started, breaker)
+        future = pool.submit(call, wait=budget)
+        if future is None:
+            return None, self._failed(plugin, hook, "busy", self._full(), started, breaker)
+        try:
+            result = future.result(timeout=max(0.0, budget - (time.perf_counter() - started)))
+        except FutureTimeout:
+            future.cancel()  # not started yet: dropped, its slot freed
+            return None, self._failed(plugin, hook, "timeout", f"{budget:g}s", started, breaker)
+        except Exception as exc:  # noqa: BLE001 - isolated, logged with the names
+            # Break exc -> traceback -> this frame -> future -> exc: left to the
+            # garbage collector, what the exception holds (an HTTP error's socket)
+            # would be freed at some later moment instead of now.
+            future = None
+            return None, self._failed(plugin, hook, "raised", exc, started, breaker)
+        self._succeeded(plugin, hook, started)
+        return result, None
+
+    def notify(self, plugin: str, hook: str, fn: Callable[..., Any], kwargs: dict[str, Any],
+               *, team_id: int | None = None) -> Failure | None:
+        """Run a notification on the plugin's pool and return at once. A full pool,
+        or one whose threads all ran past the budget, is a failure (``busy``) now
+        and the event is dropped for this plugin; raising or overrunning the
+        budget is recorded when the call ends."""
+        if self.is_off(plugin, team_id):
+            self._fig(plugin, hook).skipped += 1
+            return None
+        reason = self.skip_reason(plugin, team_id)
+        if reason is not None:
+            metrics.PLUGIN_CALLS.labels(plugin, hook, "suspended").inc()
+            self._fig(plugin, hook).skipped += 1
+            return Failure(plugin, hook, "suspended", reason)
+        budget = self.budget(hook)
+        context = contextvars.copy_context()
+        started = time.perf_counter()
+
+        def call() -> None:
+            try:
+                context.run(fn, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - isolated, logged with the names
+                self._failed(plugin, hook, "raised", exc, started)
+                return
+            finally:
+                _close_thread_connection()
+            if time.perf_counter() - started > budget:
+                self._failed(plugin, hook, "timeout", f"{budget:g}s", started)
+            else:
+                self._succeeded(plugin, hook, started)
+
+        pool = self._pool(plugin, hook)
+        stuck = pool.stuck_for()
+        if stuck > budget:  # dropped: it would only wait behind a hung call
+            return self._failed(plugin, hook, "busy", self._full(stuck), started)
+        if pool.submit(call) is None:
+            return self._failed(plugin, hook, "busy", self._full(), started)
+        return None
+
+    def _full(self, stuck: float = 0.0) -> str:
+        if stuck:
+            return f"all {self.settings.threads} busy for {stuck:.1f}s"
+        return f"{self.settings.threads} threads and {self.settings.backlog} waiting calls"
+
+    # --- outcomes ---------------------------------------------------------------------
+
+    def _succeeded(self, plugin: str, hook: str, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        metrics.PLUGIN_CALLS.labels(plugin, hook, "ok").inc()
+        metrics.PLUGIN_SECONDS.labels(plugin, hook).observe(elapsed)
+        fig = self._fig(plugin, hook)
+        with self._lock:
+            fig.calls += 1
+            fig.seconds += elapsed
+            fig.samples.append(elapsed)
+            self._failures_in_row[plugin] = 0
+
+    def _failed(self, plugin: str, hook: str, kind: str, detail: Any,
+                started: float, breaker: bool = True) -> Failure:
+        elapsed = time.perf_counter() - started
+        if isinstance(detail, BaseException):
+            text = f"{type(detail).__name__}: {detail}"[:300]
+            failure = Failure(plugin, hook, kind, text)
+            log.error("%s", failure, exc_info=detail)
+        else:
+            failure = Failure(plugin, hook, kind, str(detail))
+            log.error("%s", failure)
+        metrics.PLUGIN_CALLS.labels(plugin, hook, kind).inc()
+        metrics.PLUGIN_SECONDS.labels(plugin, hook).observe(elapsed)
+        fig = self._fig(plugin, hook)
+        entry = {"at": utcnow().isoformat(timespec="seconds") + "Z", "hook": hook,
+                 "kind": kind, "error": failure.describe()[:300]}
+        with self._lock:
+            fig.calls += 1
+            fig.seconds += elapsed
+            fig.samples.append(elapsed)
+            if kind == "raised":
+                fig.errors += 1
+            else:
+                fig.timeouts += 1
+            self._recent.setdefault(plugin, deque(maxlen=RECENT_ERRORS)).append(entry)
+            in_row = self._failures_in_row.get(plugin, 0) + (1 if breaker else 0)
+            self._failures_in_row[plugin] = in_row
+        if self.store is not None:
+            self.store.record_error(plugin, entry)
+        if breaker and in_row >= self.settings.breaker_failures:
+            self.trip(plugin, f"{in_row} failures in a row, the last: {failure.describe()}")
+        return failure
+
+    def trip(self, plugin: str, why: str) -> None:
+        """Open the breaker: suspend ``plugin`` for ``PLUGIN_SUSPEND_SECONDS``.
+
+        One failure after the suspension ends opens it again (half-open)."""
+        with self._lock:
+            self._failures_in_row[plugin] = max(0, self.settings.breaker_failures - 1)
+        until = utcnow() + datetime.timedelta(seconds=self.settings.suspend_seconds)
+        if self.store is not None and self.store.suspend(plugin, until):
+            log.error("plugin %s: suspended until %sZ by the circuit breaker (%s)",
+                      plugin, until.isoformat(timespec="seconds"), why)
+
+    def reset(self, plugin: str) -> None:
+        """Forget the failures of ``plugin`` in this process (the page's Reset)."""
+        with self._lock:
+            self._failures_in_row[plugin] = 0
+            self._recent.pop(plugin, None)
+
+    def close(self) -> None:
+        """Stop the pools' idle threads and the state thread (tests, shutdown)."""
+        for pool in list(self._pools.values()):
+            pool.close()
+        if self.store is not None:
+            self.store.close()

@@ -1,0 +1,147 @@
+"""The plugin runtime without an application: per-plugin pools, budgets, the
+breaker, notifications off the caller's path, the privacy fallback mask."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import types
+
+from meiqia.hookspecs import hookimpl
+from meiqia.plugin_runtime import PluginRuntime
+from meiqia.plugin_runtime.budgets import budget_for
+from meiqia.plugin_runtime.privacy import PluginUnavailable
+from meiqia.plugin_runtime.privacy import fail_closed
+from meiqia.plugin_runtime.privacy import mask
+from meiqia.plugin_runtime.runtime import Failure
+from meiqia.plugin_runtime.runtime import Settings
+from meiqia.plugins import make_plugin_manager
+from tests.helpers import wait_until
+
+
+def _plugin(name: str, **hooks) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for hook_name, fn in hooks.items():
+        fn.__name__ = hook_name
+        setattr(module, hook_name, hookimpl(fn))
+    return module
+
+
+def test_a_plugin_hanging_in_notifications_costs_only_its_own_threads(tmp_path, caplog):
+    """The failure of issue 18: a hanging track_event filled the one shared pool and
+    the redactor behind it timed out. Here the observer's 4 threads fill up, every
+    further event is refused at once (busy, named), and the redactor answers each
+    time, its pool untouched."""
+    release = threading.Event()
+    hung = []
+
+    def observe(event):
+        hung.append(event)
+        release.wait(30)
+
+    redactor = _plugin("redactor", before_message_saved=lambda message, conversation: {
+        "body": mask(message["body"])})
+    observer = _plugin("observer", track_event=observe)
+    pm = make_plugin_manager(tmp_path, extra=[observer, redactor],
+                             runtime=PluginRuntime(Settings(threads=4, backlog=0,
+                                                                breaker_failures=1000)))
+    try:
+        with caplog.at_level(logging.ERROR):
+            for n in range(40):
+                assert pm.call("track_event", event={"name": "message.created", "n": n}) == []
+                checked = pm.call_detailed("before_message_saved", conversation=None,
+                                           message={"body": f"电话 1380013{n:04d}"})
+                assert checked.failures == []
+                assert checked.results == [{"body": "电话 ***********"}]
+        wait_until(lambda: len(hung) == 4, what="the observer's four threads")
+        assert pm.runtime.busy_threads("observer") == 4
+        assert pm.runtime.busy_threads("redactor") == 0
+        assert caplog.text.count("plugin observer: hook track_event timed out: all its "
+                                 "threads are still running (4 threads and 0 waiting calls)") == 36
+        assert "redactor" not in caplog.text
+    finally:
+        release.set()
+
+
+def test_each_call_waits_at_most_its_budget_and_names_the_plugin(tmp_path, caplog):
+    gate = threading.Event()
+
+    def slow_links(actor, request):
+        gate.wait(30)
+        return [{"href": "/x", "label": "慢"}]
+
+    fast = _plugin("fast_links", menu_links=lambda actor, request: [{"href": "/y", "label": "快"}])
+    slow = _plugin("slow_links", menu_links=slow_links)
+    runtime = PluginRuntime(Settings(budgets={"menu_links": 0.1}))
+    pm = make_plugin_manager(tmp_path, extra=[slow, fast], runtime=runtime)
+    try:
+        with caplog.at_level(logging.ERROR):
+            done = pm.call_detailed("menu_links", actor=None, request=None)
+        assert done.results == [[{"href": "/y", "label": "快"}]]
+        assert done.failures == [Failure("slow_links", "menu_links", "timeout", "0.1s")]
+        assert "plugin slow_links: hook menu_links timed out after 0.1s" in caplog.text
+    finally:
+        gate.set()
+
+
+def test_budgets_default_configured_and_capped():
+    assert budget_for("before_message_saved", {}, 5.0) == 1.0
+    assert budget_for("before_message_saved", {}, 0.3) == 0.3  # HOOK_TIMEOUT caps
+    assert budget_for("assign_agent", {"assign_agent": 2.0}, 0.3) == 2.0  # named: as named
+    assert budget_for("create_ticket", {}, 5.0) == 30.0  # jobs: not capped
+
+
+def test_the_breaker_suspends_after_failures_in_a_row_and_lets_one_call_through_later(tmp_path):
+    from meiqia.plugin_runtime.state import StateStore
+
+    class MemoryStore(StateStore):
+        """The store without a database: its snapshot only (the thread is not started)."""
+
+        def _start(self) -> None:
+            pass
+
+    calls = []
+
+    def flaky(actor, request):
+        calls.append(1)
+        raise RuntimeError("坏了")
+
+    runtime = PluginRuntime(Settings(breaker_failures=3, suspend_seconds=0.5))
+    runtime.store = MemoryStore(db=None)  # type: ignore[arg-type]
+    pm = make_plugin_manager(tmp_path, extra=[_plugin("flaky", menu_links=flaky)], runtime=runtime)
+    for _ in range(10):
+        pm.call("menu_links", actor=None, request=None)
+    assert len(calls) == 3  # then suspended: not called, skipped fast
+    done = pm.call_detailed("menu_links", actor=None, request=None)
+    assert done.failures[0].kind == "suspended"
+    assert runtime.figures("flaky")["menu_links"]["skipped"] == 8
+    time.sleep(0.6)
+    pm.call("menu_links", actor=None, request=None)  # half-open: one call, it fails
+    pm.call("menu_links", actor=None, request=None)
+    assert len(calls) == 4
+    assert runtime.store.suspended_until("flaky") is not None
+
+
+def test_the_fallback_mask_covers_phones_ids_cards_and_emails_in_chinese_text():
+    text = ("我的手机13800138000，座机021-12345678，身份证 11010519491231002X，"
+            "卡号 6222 0212 3456 7890，邮箱 zhang.san@example.com，订单A1001明天到")
+    masked = mask(text)
+    for secret in ("13800138000", "12345678", "110105194912310", "7890", "zhang.san@example.com"):
+        assert secret not in masked, secret
+    assert "订单A1001明天到" in masked  # four digits: not personal, kept
+    assert masked.startswith("我的手机***********，座机")
+
+
+def test_fail_closed_masks_or_refuses():
+    draft = {"body": "电话 13800138000", "payload": {}, "kind": "text"}
+    failure = Failure("redactor", "before_message_saved", "timeout", "1s")
+    assert fail_closed(draft, [], "refuse") is draft
+    assert fail_closed(draft, [failure], "mask")["body"] == "电话 ***********"
+    try:
+        fail_closed(draft, [failure], "refuse")
+    except PluginUnavailable as exc:
+        assert exc.status == 503 and exc.code == "unavailable"
+        assert "plugin redactor could not check it (before_message_saved timeout)" in exc.message
+    else:
+        raise AssertionError("refuse must raise")
