@@ -39,7 +39,13 @@ from rapidfuzz import fuzz
 from scipy import sparse
 from sklearn.svm import LinearSVC
 
+from meiqia.bot.calibrate import DEFAULT as DEFAULT_CALIBRATION
+from meiqia.bot.calibrate import DEFAULT_TARGET
+from meiqia.bot.calibrate import Calibration
+from meiqia.bot.calibrate import calibrate as calibrate_kb
 from meiqia.bot.kbfile import KBEntry
+from meiqia.bot.lexicon import EMPTY
+from meiqia.bot.lexicon import Lexicon
 from meiqia.bot.normalize import normalize
 
 #: At or above: the bot answers (direct answers right 97 % of the time on the
@@ -67,13 +73,25 @@ TOP_VARIANTS = 50
 #: Entries re-scored with rapidfuzz.
 RESCORE = 8
 
-#: Logistic weights over the candidate features, fitted by benchmarks/bot_tune.py
-#: on CLINC150 training data with real out-of-scope questions (docs/bot.md).
-#: One set for indexes with the entry classifier, one for those without.
-WEIGHTS_CLF = {"bias": -1.186, "cos": 2.908, "clf": 2.767, "fuzz": 1.226,
-               "exact": 0.171, "m_cos": 0.523, "m_clf": 2.358}
-WEIGHTS_PLAIN = {"bias": -4.536, "cos": 5.583, "clf": 0.0, "fuzz": 2.47,
-                 "exact": 0.198, "m_cos": 10.088, "m_clf": 0.0}
+#: Logistic weights over the candidate features (``FEATURES``), fitted by
+#: benchmarks/bot_tune.py on development data only (docs/bot.md): with the
+#: entry classifier on CLINC150 training data with real out-of-scope questions;
+#: without it, for questions with Chinese characters on the zh_faq development
+#: cases (LCQMC dev), for the others on CLINC150 training data. Features not
+#: named weigh 0. The absolute scale no longer matters much: every index
+#: calibrates where its scores answer (meiqia.bot.calibrate).
+WEIGHTS_CLF = {"bias": -3.49, "cos": 0.05, "clf": 2.068, "fuzz": -0.99, "tset": 0.138, "exact":
+               0.154, "c_chr": 3.447, "c_wrd": -3.495, "cov_q": 2.36, "cov_c": 3.348, "m_cos":
+               -0.116, "m_clf": 2.69, "m_fuzz": 3.98, "m_tset": -1.157, "m_exact": 0.849,
+               "m_c_chr": -0.365, "m_c_wrd": 0.652, "m_cov_q": 0.781, "m_cov_c": -1.532}
+WEIGHTS_PLAIN = {"bias": -4.584, "cos": 0.143, "fuzz": -0.473, "tset": 0.922, "exact": 0.131,
+                 "c_chr": 3.494, "c_wrd": -3.252, "cov_q": 1.533, "cov_c": 3.499, "m_cos":
+                 2.849, "m_fuzz": 5.287, "m_tset": 1.771, "m_exact": 0.812, "m_c_chr": 2.994,
+                 "m_c_wrd": 2.554, "m_cov_q": 3.761, "m_cov_c": -1.021}
+WEIGHTS_PLAIN_ZH = {"bias": -4.37, "cos": -0.381, "fuzz": -0.719, "tset": -0.604, "exact":
+                    -1.135, "c_chr": 5.249, "c_wrd": -5.927, "cov_q": 3.053, "cov_c": 4.442,
+                    "m_cos": -0.178, "m_fuzz": 4.08, "m_tset": -2.762, "m_exact": 0.561,
+                    "m_c_chr": 4.004, "m_c_wrd": -3.565, "m_cov_q": 8.229, "m_cov_c": 1.563}
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _TOKEN_RE = re.compile(r"(?u)\b\w+\b")
@@ -118,6 +136,34 @@ def _word_ngrams(text: str) -> list[str]:
     """Word 1- and 2-grams of the Latin text (sklearn's ``analyzer="word"``)."""
     tokens = _TOKEN_RE.findall(text)
     return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+
+
+def _zh_word_grams(lexicon: Lexicon) -> Callable[[str], tuple[str, ...]]:
+    """Words and consecutive word pairs of one CJK run (word-level evidence:
+    退款 and 退钱 share no character bigram once folded, and 怎么 退款 is one
+    pair). Cached per run, like the character n-grams."""
+    cache: dict[str, tuple[str, ...]] = {}
+
+    def grams(run: str) -> tuple[str, ...]:
+        found = cache.get(run)
+        if found is None:
+            words = lexicon.segment(run)
+            found = words + tuple(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
+            if len(cache) < 200_000:
+                cache[run] = found
+        return found
+
+    return grams
+
+
+def _per_unit(unit_grams: Callable[[str], tuple[str, ...]]) -> Callable[[str], list[str]]:
+    def analyze(text: str) -> list[str]:
+        grams: list[str] = []
+        for unit in text.split():
+            grams.extend(unit_grams(unit))
+        return grams
+
+    return analyze
 
 
 def ngrams(text: str) -> list[str]:
@@ -199,17 +245,40 @@ class _Block:
     in numpy: sklearn's fit looks every n-gram occurrence up in a Python loop,
     three quarters of the build of a 100,000-question index.
 
-    ``kind``: ``cjk`` (character 1-3-grams of each CJK run), ``chars``
-    (character 2-4-grams of each Latin word, padded) or ``words`` (word 1- and
-    2-grams of the Latin text).
+    ``kind``: ``cjk`` (character 1-3-grams of each CJK run), ``zhwords``
+    (jieba words and word pairs of each CJK run, with the team's lexicon),
+    ``chars`` (character 2-4-grams of each Latin word, padded) or ``words``
+    (word 1- and 2-grams of the Latin text).
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, lexicon: Lexicon = EMPTY) -> None:
         self.kind = kind
+        self.lexicon = lexicon
         self.vocabulary: dict[str, int] = {}
         self.idf = np.zeros(0, dtype=np.float32)
+        self._analyzers()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (``meiqia bot ask`` caches indexes): the analyzers are
+        closures, rebuilt from ``kind`` and ``lexicon`` on load."""
+        state = dict(self.__dict__)
+        state.pop("unit_grams", None)
+        state.pop("analyze", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._analyzers()
+
+    def _analyzers(self) -> None:
+        kind, lexicon = self.kind, self.lexicon
+        self.unit_grams: Callable[[str], tuple[str, ...]] = {
+            "cjk": _run_grams, "chars": _word_grams, "words": _word_grams,
+            "zhwords": _zh_word_grams(lexicon),
+        }[kind]
         self.analyze: Callable[[str], list[str]] = {
             "cjk": _cjk_grams, "chars": _latin_grams, "words": _word_ngrams,
+            "zhwords": _per_unit(self.unit_grams),
         }[kind]
 
     @property
@@ -222,8 +291,7 @@ class _Block:
         (else n-grams outside it are dropped)."""
         units, occurrences, owners = table
         if self.kind != "words":
-            unit_grams = _run_grams if self.kind == "cjk" else _word_grams
-            grams = [unit_grams(u) for u in units]
+            grams = [self.unit_grams(u) for u in units]
             if fit:
                 vocab = sorted(set(itertools.chain.from_iterable(grams)))
                 self.vocabulary = {g: i for i, g in enumerate(vocab)}
@@ -264,14 +332,35 @@ class _Features:
     for one short question costs more than the arithmetic.
     """
 
-    KINDS = (("cjk", 0), ("chars", 1), ("words", 1))
+    KINDS = (("cjk", 0), ("zhwords", 0), ("chars", 1), ("words", 1))
 
-    def __init__(self) -> None:
+    def __init__(self, lexicon: Lexicon = EMPTY) -> None:
+        self.lexicon = lexicon
         #: (block, column offset, which part of the text: 0 CJK, 1 Latin)
         self.blocks: list[tuple[_Block, int, int]] = []
         #: (analyzer, vocabulary, idf, column offset, which part) per block
         self.parts: list[tuple[Any, dict[str, int], np.ndarray, int, int]] = []
         self.width = 0
+        self.is_word_col = np.zeros(1, dtype=bool)
+        self.word_blocks: list[_Block] = []
+        self.max_idf = 1.0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("parts", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
+
+    def word_idf(self, word: str) -> float:
+        """The idf of a word in the word blocks (unknown: the highest there is)."""
+        for block in self.word_blocks:
+            col = block.vocabulary.get(word)
+            if col is not None:
+                return float(block.idf[col])
+        return self.max_idf
 
     def fit_transform(self, texts: list[str]) -> sparse.csr_matrix:
         return self._matrix(texts, fit=True)
@@ -311,7 +400,8 @@ class _Features:
         if fit:
             self.blocks = []
             offset = 0
-            pending = [(_Block(kind), which) for kind, which in self.KINDS if tables[which]]
+            pending = [(_Block(kind, self.lexicon), which) for kind, which in self.KINDS
+                       if tables[which]]
         else:
             pending = [(block, which) for block, _, which in self.blocks]
         n = len(texts)
@@ -332,6 +422,14 @@ class _Features:
         if fit:
             self.width = offset
             self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
+            self.is_word_col = np.zeros(max(self.width, 1), dtype=bool)
+            self.word_blocks = []
+            for b, o, _ in self.blocks:
+                if b.kind in ("zhwords", "words"):
+                    self.is_word_col[o:o + b.width] = True
+                    self.word_blocks.append(b)
+            self.max_idf = float(max((float(b.idf.max()) for b in self.word_blocks
+                                      if b.width), default=1.0))
         if not self.blocks:
             return sparse.csr_matrix((n, max(self.width, 1)), dtype=np.float32)
         matrix = _hstack_rows(pieces, [o for _, o, _ in self.blocks], n, self.width)
@@ -405,7 +503,8 @@ def _no_progress(fraction: float, message: str) -> None:
 
 
 def _variants(entries: list[KBEntry], first: int, progress: Progress = _no_progress,
-              share: float = 0.0) -> tuple[list[str], list[int], list[str]]:
+              share: float = 0.0, lexicon: Lexicon = EMPTY
+              ) -> tuple[list[str], list[int], list[str]]:
     """Normalised questions, their entry positions (from ``first``) and originals.
 
     Normalising is a third of a large build, so it reports ``progress`` up to
@@ -419,7 +518,7 @@ def _variants(entries: list[KBEntry], first: int, progress: Progress = _no_progr
             progress(share * (i - first) / len(entries),
                      f"normalising questions ({i - first:,} of {len(entries):,} entries)")
         for question in entry.questions:
-            norm = normalize(question)
+            norm = lexicon.fold(normalize(question))
             if norm:
                 texts.append(norm)
                 owners.append(i)
@@ -443,13 +542,14 @@ class _State:
     """Everything one build produces; never changed after construction."""
 
     def __init__(self, entries: list[KBEntry], use_classifier: bool | None,
-                 progress: Progress = _no_progress) -> None:
+                 progress: Progress = _no_progress, lexicon: Lexicon = EMPTY) -> None:
         self.entries = [e for e in entries if e.enabled and e.questions]
-        texts, owners, originals = _variants(self.entries, 0, progress, 0.35)
+        self.lexicon = lexicon
+        texts, owners, originals = _variants(self.entries, 0, progress, 0.35, lexicon)
         self.texts = texts
         self.originals = originals
         self.owners = np.asarray(owners, dtype=np.int32)
-        self.features = _Features()
+        self.features = _Features(lexicon)
         self.coef: np.ndarray | None = None
         self.intercept = np.zeros(0, dtype=np.float32)
         self.classes = np.zeros(0, dtype=np.int32)
@@ -509,7 +609,8 @@ class _State:
         remap[keep] = np.arange(len(keep), dtype=np.int32)
         row_keep = remap[self.owners] >= 0
         kept_rows = np.flatnonzero(row_keep)
-        texts, owners, originals = _variants(added, len(keep))
+        new.lexicon = self.lexicon
+        texts, owners, originals = _variants(added, len(keep), lexicon=self.lexicon)
         new.texts = [self.texts[i] for i in kept_rows] + texts
         new.originals = [self.originals[i] for i in kept_rows] + originals
         new.owners = np.concatenate([remap[self.owners[kept_rows]],
@@ -538,8 +639,51 @@ class _State:
         new._finish()
         return new
 
+    def words_of(self, norm: str) -> str:
+        """The words of a normalised text, space-separated: jieba's (with the
+        lexicon) for the CJK runs, the Latin words as they are. rapidfuzz's
+        token_set_ratio over these is the word-overlap evidence."""
+        parts: list[str] = []
+        for run in norm.split():
+            if _CJK_RUN.fullmatch(run):
+                parts.extend(self.lexicon.segment(run))
+            else:
+                parts.extend(_CJK_RUN.sub(" ", run).split())
+                for cjk in _CJK_RUN.findall(run):
+                    parts.extend(self.lexicon.segment(cjk))
+        return " ".join(parts)
+
+    def _word_weights(self, words: str) -> dict[str, float]:
+        """idf of each word of a text (words the KB never had: the highest idf)."""
+        result = {}
+        for word in words.split():
+            idf = self.features.word_idf(word)
+            result[word] = idf
+        return result
+
+    def _block_cosines(self, cols: np.ndarray, vals: np.ndarray, v: int) -> tuple[float, float]:
+        """Cosine of the query and variant ``v`` over the character blocks and
+        over the word blocks separately (the combined cosine weighs them equally)."""
+        assert self.matrix is not None
+        start, end = self.matrix.indptr[v], self.matrix.indptr[v + 1]
+        r_cols = self.matrix.indices[start:end]
+        r_vals = self.matrix.data[start:end]
+        word_q = self.features.is_word_col[cols] if cols.size else np.zeros(0, bool)
+        word_r = self.features.is_word_col[r_cols]
+        out = []
+        for want in (False, True):
+            qc, qv = cols[word_q == want], vals[word_q == want]
+            rc, rv = r_cols[word_r == want], r_vals[word_r == want]
+            nq, nr = float(np.linalg.norm(qv)), float(np.linalg.norm(rv))
+            if not nq or not nr:
+                out.append(0.0)
+                continue
+            common, qi, ri = np.intersect1d(qc, rc, assume_unique=True, return_indices=True)
+            out.append(float(qv[qi] @ rv[ri]) / (nq * nr))
+        return out[0], out[1]
+
     def query(self, text: str, k: int) -> list[Candidate]:
-        norm = normalize(text)
+        norm = self.lexicon.fold(normalize(text))
         if not norm or self.matrix is None:
             return []
         cols, vals = self.features.transform_one(norm)
@@ -572,20 +716,29 @@ class _State:
         )[: max(RESCORE, k)]
         has_clf = self.coef is not None
         rows = []
+        query_words = self.words_of(norm)
+        q_weights = self._word_weights(query_words)
         for owner, (cos, v) in ranked:
+            c_chr, c_wrd = self._block_cosines(cols, vals, v)
+            c_weights = self._word_weights(self.words_of(self.texts[v]))
             rows.append((owner, v, {
                 "cos": cos,
+                "c_chr": c_chr,
+                "c_wrd": c_wrd,
+                "cov_q": _coverage(q_weights, c_weights),
+                "cov_c": _coverage(c_weights, q_weights),
                 "clf": clf_scores.get(owner, -1.5) if has_clf else 0.0,
                 "fuzz": fuzz.ratio(norm, self.texts[v]) / 100.0,
+                "tset": fuzz.token_set_ratio(query_words, self.words_of(self.texts[v])) / 100.0,
                 "exact": 1.0 if owner == exact_owner else 0.0,
             }))
         for j, (_, _, feats) in enumerate(rows):
             others = [r[2] for i, r in enumerate(rows) if i != j]
-            feats["m_cos"] = feats["cos"] - max((o["cos"] for o in others), default=0.0)
-            feats["m_clf"] = (
-                feats["clf"] - max((o["clf"] for o in others), default=-1.5) if has_clf else 0.0
-            )
-        weights = WEIGHTS_CLF if has_clf else WEIGHTS_PLAIN
+            for name in BASE_FEATURES:
+                floor = -1.5 if name == "clf" and has_clf else 0.0
+                feats["m_" + name] = feats[name] - max((o[name] for o in others), default=floor)
+        weights = (WEIGHTS_CLF if has_clf else
+                   WEIGHTS_PLAIN_ZH if _CJK_RUN.search(norm) else WEIGHTS_PLAIN)
         result = []
         for owner, v, feats in rows:
             entry = self.entries[owner]
@@ -595,11 +748,25 @@ class _State:
         return result[:k]
 
 
-FEATURES = ("cos", "clf", "fuzz", "exact", "m_cos", "m_clf")
+#: Per candidate: combined cosine, classifier decision, fuzz ratio, word
+#: token-set ratio, exact match, cosine over the character blocks and over the
+#: word blocks, idf-weighted share of the question's words the candidate has
+#: (cov_q) and of the candidate's words the question has (cov_c) ...
+BASE_FEATURES = ("cos", "clf", "fuzz", "tset", "exact", "c_chr", "c_wrd", "cov_q", "cov_c")
+#: ... and each one's margin to the best *other* candidate ("m_" + name): how
+#: much better this entry is than its nearest rival is what tells paraphrases
+#: from near-misses, and what a pointwise logistic model cannot see otherwise.
+FEATURES = BASE_FEATURES + tuple("m_" + name for name in BASE_FEATURES)
+
+
+def _coverage(a: dict[str, float], b: dict[str, float]) -> float:
+    """Share of ``a``'s word weight (idf) that ``b`` has too."""
+    total = sum(a.values())
+    return sum(w for word, w in a.items() if word in b) / total if total else 0.0
 
 
 def _score(feats: dict[str, float], weights: dict[str, float]) -> float:
-    z = weights["bias"] + sum(weights[name] * feats[name] for name in FEATURES)
+    z = weights["bias"] + sum(weights.get(name, 0.0) * feats[name] for name in FEATURES)
     return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
 
 
@@ -624,19 +791,43 @@ class KBIndex:
     def __init__(self, entries: list[KBEntry] | None = None,
                  use_classifier: bool | None = None,
                  background_rebuild: bool = True,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None,
+                 lexicon: Lexicon | None = None,
+                 calibration: Calibration | None = None) -> None:
         """Build the index; ``progress(fraction, message)`` hears how far it is
-        (a large build takes seconds: the reindex job shows it)."""
+        (a large build takes seconds: the reindex job shows it). ``lexicon``:
+        the team's synonyms and product words (``meiqia.bot.lexicon``)."""
         self._use_classifier = use_classifier
+        self.lexicon = lexicon or EMPTY
         self._background = background_rebuild
         self._lock = threading.Lock()
         self._entries: dict[str, KBEntry] = {e.id: e for e in entries or []}
         self._state = _State(list(self._entries.values()), use_classifier,
-                             progress or _no_progress)
+                             progress or _no_progress, self.lexicon)
+        #: Where this index answers and suggests (meiqia.bot.calibrate); the
+        #: default scale until ``calibrate`` has measured it.
+        self.calibration: Calibration = calibration or DEFAULT_CALIBRATION
+        #: True while a background calibration runs.
+        self.calibrating = False
+        self._calibrator: threading.Thread | None = None
         #: Bumped by every edit; a background rebuild only lands if it is unchanged.
         self._generation = 0
         self._rebuilder: threading.Thread | None = None
         self._stale = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable without its lock and threads (``meiqia.bot.cache``)."""
+        state = dict(self.__dict__)
+        for name in ("_lock", "_rebuilder", "_calibrator"):
+            state.pop(name, None)
+        state["calibrating"] = False
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._rebuilder = None
+        self._calibrator = None
 
     def __len__(self) -> int:
         return len(self._state.entries)
@@ -646,8 +837,65 @@ class KBIndex:
         return len(self._state.texts)
 
     def query(self, text: str, k: int = 5) -> list[Candidate]:
-        """The best ``k`` entries for ``text``, best first, each with its score."""
+        """The best ``k`` entries for ``text``, best first, each with its score
+        on the calibrated scale (answer at 0.7, suggest at 0.5 by default)."""
+        found = self._state.query(text, max(k, 2))
+        return self.calibration_of(found)[:k]
+
+    def raw_query(self, text: str, k: int = 5) -> list[Candidate]:
+        """``query`` with the raw scores of the logistic model (for calibration)."""
         return self._state.query(text, k)
+
+    def calibration_of(self, found: list[Candidate]) -> list[Candidate]:
+        """Rescale raw candidates (best first) with this index's calibration;
+        the raw score and the margin stay in ``features``."""
+        calibration = self.calibration
+        for i, cand in enumerate(found):
+            rival = found[1].score if i == 0 and len(found) > 1 else (
+                found[0].score if i else 0.0)
+            margin = cand.score - rival
+            cand.features["raw"] = cand.score
+            cand.features["margin"] = margin
+            cand.score = calibration.rescale(cand.score, margin)
+        return found
+
+    def calibrate(self, target: float = DEFAULT_TARGET,
+                  progress: Progress | None = None) -> Calibration:
+        """Measure this index on held-out questions of its own entries and
+        set its thresholds (meiqia.bot.calibrate); returns the result."""
+        entries = list(self._state.entries)
+        result = calibrate_kb(
+            entries, lambda kept: KBIndex(kept, self._use_classifier, background_rebuild=False,
+                                          lexicon=self.lexicon),
+            target=target, progress=progress)
+        self.calibration = result
+        return result
+
+    def calibrate_in_background(self, target: float = DEFAULT_TARGET,
+                                on_done: Callable[[Calibration], None] | None = None
+                                ) -> threading.Thread:
+        """``calibrate`` in a daemon thread; the index answers with the scale
+        it had (the previous index's, or the default) until it is done."""
+        def run() -> None:
+            try:
+                result = self.calibrate(target)
+                if on_done is not None:
+                    on_done(result)
+            finally:
+                self.calibrating = False
+
+        self.calibrating = True
+        thread = threading.Thread(target=run, name="kb-index-calibrate", daemon=True)
+        self._calibrator = thread
+        thread.start()
+        return thread
+
+    def wait_calibrated(self, timeout: float | None = None) -> bool:
+        """Wait for a background calibration; True when none is running."""
+        thread = self._calibrator
+        if thread is not None:
+            thread.join(timeout)
+        return not self.calibrating
 
     def decide(self, candidates: list[Candidate],
                answer_threshold: float = DEFAULT_ANSWER_THRESHOLD,
@@ -682,7 +930,8 @@ class KBIndex:
                     entries[key] = entry
             current = self._state
             if len(current.texts) <= INCREMENTAL_ABOVE_VARIANTS or current.matrix is None:
-                state = _State(list(entries.values()), self._use_classifier)
+                state = _State(list(entries.values()), self._use_classifier,
+                               lexicon=self.lexicon)
             else:
                 state = current.patched(changes)
                 self._stale = True
@@ -701,7 +950,8 @@ class KBIndex:
             with self._lock:
                 generation = self._generation
                 entries = list(self._entries.values())
-            state = _State(entries, self._use_classifier)  # slow part, lock not held
+            state = _State(entries, self._use_classifier,  # slow part, lock not held
+                           lexicon=self.lexicon)
             with self._lock:
                 if generation == self._generation:
                     self._state = state

@@ -104,7 +104,8 @@ def test_bot_eval_prints_the_design_metrics_as_json(tmp_path):
     out = meiqia(tmp_path, "bot", "eval", "--kb", str(kb), "--cases", str(cases), "--json").stdout
     result = json.loads(out)
     assert list(result) == ["n", "in_scope_accuracy", "oos_recall", "oos_precision",
-                            "suggest_rate", "p50_ms", "p99_ms", "build_s"]
+                            "suggest_rate", "p50_ms", "p99_ms", "build_s", "top1_accuracy",
+                            "answer_precision", "coverage", "suggest_precision", "thresholds"]
     assert result["n"] == 2 and result["in_scope_accuracy"] == 1.0
 
 
@@ -120,7 +121,8 @@ def test_bot_eval_prints_three_decimals_and_the_counts(tmp_path):
     args = ("bot", "eval", "--kb", str(kb), "--cases", str(cases))
     text = meiqia(tmp_path, *args).stdout
     assert "in-scope accuracy   0.667  (2 of 3)" in text, text
-    assert "out-of-scope recall n/a" in text
+    assert "out-of-scope recall null" in text
+    assert json.loads(meiqia(tmp_path, *args, "--json").stdout)["oos_recall"] is None
     assert json.loads(meiqia(tmp_path, *args, "--json").stdout)["in_scope_accuracy"] == 2 / 3
 
 
