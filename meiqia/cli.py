@@ -639,10 +639,9 @@ def bot_ask(question: str, kb_path: str | None, team_id: int | None, top: int) -
         raise click.ClickException(f"question: {exc}") from exc
     question, truncated = truncate_question(question)
     if kb_path:
+        from meiqia.bot.cache import cached_index
         from meiqia.bot.index import DEFAULT_ANSWER_THRESHOLD
         from meiqia.bot.index import DEFAULT_SUGGEST_THRESHOLD
-
-        from meiqia.bot.cache import cached_index
 
         try:
             index = cached_index(kb_path)

@@ -62,6 +62,10 @@ HOLD_ENTRY_EVERY = 6
 MAX_QUESTIONS = 3000
 #: Margins tried for the answer point (raw score of the best minus the second).
 MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+#: What a "did you mean" to an out-of-scope question costs against one that
+#: offers the right entry: less than a wrong answer (the visitor sees the
+#: choices and can say none fits), so the suggest point leans to offering.
+SUGGEST_OOS_COST = 0.5
 #: Competing pairs reported, at most.
 MAX_COMPETING = 50
 
@@ -144,7 +148,8 @@ def split(entries: list[KBEntry], seed: int = 0
     usable = [e for e in entries if e.enabled and e.questions]
     order = list(range(len(usable)))
     rng.shuffle(order)
-    whole = {usable[i].id for n, i in enumerate(order) if n % HOLD_ENTRY_EVERY == 1}
+    whole = {usable[i].id for n, i in enumerate(order)
+             if n % HOLD_ENTRY_EVERY == HOLD_ENTRY_EVERY - 1}
     if len(usable) - len(whole) < 2:
         whole = set()
     kept: list[KBEntry] = []
@@ -241,7 +246,7 @@ def choose(asked: list[_Asked], target: float) -> Calibration:
             break
         gain = (float(((raw_in >= s) & in_top3).sum())
                 - 0.5 * float(((raw_in >= s) & ~in_top3).sum())
-                - w_oos * float((raw_oos >= s).sum()))
+                - SUGGEST_OOS_COST * w_oos * float((raw_oos >= s).sum()))
         if gain > best_gain:
             best_s, best_gain = float(s), gain
     result = Calibration(answer_score=a_score, answer_margin=a_margin,
