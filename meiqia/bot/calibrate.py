@@ -50,8 +50,8 @@ SUGGEST_POINT = 0.5
 #: Default target: direct answers right this often (team setting bot_target_precision).
 DEFAULT_TARGET = 0.95
 #: Below these, a KB keeps the default scale (docs/bot.md, "small knowledge bases").
-MIN_IN_SCOPE = 30
-MIN_OUT_OF_SCOPE = 10
+MIN_IN_SCOPE = 100
+MIN_OUT_OF_SCOPE = 20
 #: Out-of-scope questions are weighted as this share of all questions.
 OOS_SHARE = 0.2
 #: One question in HOLD_EVERY of an entry is held out (at least one).

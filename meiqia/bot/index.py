@@ -344,6 +344,7 @@ class _Features:
         self.is_word_col = np.zeros(1, dtype=bool)
         self.word_blocks: list[_Block] = []
         self.max_idf = 1.0
+        self._idf_cache: dict[str, float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -354,13 +355,31 @@ class _Features:
         self.__dict__.update(state)
         self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
 
+    def word_norm2(self, matrix: sparse.csr_matrix) -> np.ndarray:
+        """Squared length of each row's part in the word blocks."""
+        data = np.square(matrix.data, dtype=np.float32)
+        data[~self.is_word_col[matrix.indices]] = 0.0
+        out = np.zeros(matrix.shape[0], dtype=np.float32)
+        lengths = np.diff(matrix.indptr)
+        filled = lengths > 0
+        if filled.any():
+            out[filled] = np.add.reduceat(data, matrix.indptr[:-1][filled])
+        return out
+
     def word_idf(self, word: str) -> float:
         """The idf of a word in the word blocks (unknown: the highest there is)."""
+        found = self._idf_cache.get(word)
+        if found is not None:
+            return found
+        found = self.max_idf
         for block in self.word_blocks:
             col = block.vocabulary.get(word)
             if col is not None:
-                return float(block.idf[col])
-        return self.max_idf
+                found = float(block.idf[col])
+                break
+        if len(self._idf_cache) < 100_000:
+            self._idf_cache[word] = found
+        return found
 
     def fit_transform(self, texts: list[str]) -> sparse.csr_matrix:
         return self._matrix(texts, fit=True)
@@ -430,6 +449,7 @@ class _Features:
                     self.word_blocks.append(b)
             self.max_idf = float(max((float(b.idf.max()) for b in self.word_blocks
                                       if b.width), default=1.0))
+            self._idf_cache = {}
         if not self.blocks:
             return sparse.csr_matrix((n, max(self.width, 1)), dtype=np.float32)
         matrix = _hstack_rows(pieces, [o for _, o, _ in self.blocks], n, self.width)
@@ -553,22 +573,27 @@ class _State:
         self.coef: np.ndarray | None = None
         self.intercept = np.zeros(0, dtype=np.float32)
         self.classes = np.zeros(0, dtype=np.int32)
-        self.matrix: sparse.csr_matrix | None = None
+        #: Feature-major (features x variants, CSR): a query touches only the rows
+        #: of its own n-grams. The only copy of the TF-IDF matrix an index keeps.
+        self.by_feature: sparse.csr_matrix | None = None
+        #: Squared length of each variant's word-block part (its character part
+        #: is the rest of 1): the two block cosines without the variant's row.
+        self.word_norm2 = np.zeros(0, dtype=np.float32)
         if texts:
             progress(0.35, f"counting the n-grams of {len(texts):,} questions")
-            self.matrix = self.features.fit_transform(texts)
+            matrix = self.features.fit_transform(texts)
             n_entries = len(self.entries)
             if use_classifier is None:
                 use_classifier = (
                     2 <= n_entries <= CLASSIFIER_MAX_ENTRIES
                     and len(texts) <= CLASSIFIER_MAX_VARIANTS
                     and len(texts) / n_entries >= CLASSIFIER_MIN_VARIANTS
-                    and self.matrix.shape[1] * n_entries <= CLASSIFIER_MAX_WEIGHTS
+                    and matrix.shape[1] * n_entries <= CLASSIFIER_MAX_WEIGHTS
                 )
             if use_classifier and n_entries >= 2:
                 progress(0.6, f"training the classifier over {n_entries:,} entries")
                 classifier = LinearSVC(C=SVM_C)
-                classifier.fit(self.matrix, self.owners)
+                classifier.fit(matrix, self.owners)
                 coef = classifier.coef_
                 intercept = classifier.intercept_
                 if coef.shape[0] == 1:  # two entries: one binary decision
@@ -577,7 +602,13 @@ class _State:
                 self.coef = np.ascontiguousarray(coef.T, dtype=np.float32)  # features x entries
                 self.intercept = intercept.astype(np.float32)
                 self.classes = classifier.classes_.astype(np.int32)
+                del classifier
             progress(0.9, "building the lookups")
+            self.word_norm2 = self.features.word_norm2(matrix)
+            # Row-major to feature-major; the row-major copy is dropped with
+            # ``matrix`` (keeping both doubled the index: issue 20).
+            self.by_feature = matrix.T.tocsr()
+            del matrix
         self._finish()
         progress(1.0, f"{len(self.entries):,} entries, {len(texts):,} questions indexed")
 
@@ -590,8 +621,6 @@ class _State:
         self.exact: dict[str, int] = {}
         for text, owner in zip(self.texts, self.owners.tolist(), strict=True):
             self.exact.setdefault(text, owner)
-        #: Feature-major copy: a query touches only the rows of its own n-grams.
-        self.by_feature = self.matrix.T.tocsr() if self.matrix is not None else None
 
     def patched(self, changes: dict[str, KBEntry | None]) -> _State:
         """A new state with ``changes`` applied (None removes), without refitting.
@@ -616,20 +645,26 @@ class _State:
         new.owners = np.concatenate([remap[self.owners[kept_rows]],
                                      np.asarray(owners, dtype=np.int32)])
         new.features = self.features
-        assert self.matrix is not None
-        blocks = [self.matrix[kept_rows]]
+        assert self.by_feature is not None
+        # Column selection of the feature-major matrix: no row-major copy.
+        kept = self.by_feature[:, kept_rows]
+        norms = [self.word_norm2[kept_rows]]
         if texts:
-            blocks.append(self.features.transform(texts))
-        new.matrix = sparse.vstack(blocks, format="csr", dtype=np.float32)
+            rows = self.features.transform(texts)
+            norms.append(self.features.word_norm2(rows))
+            kept = sparse.hstack([kept, rows.T], format="csr", dtype=np.float32)
+        new.by_feature = kept.astype(np.float32, copy=False)
+        new.word_norm2 = np.concatenate(norms).astype(np.float32)
         new.coef, new.intercept, new.classes = None, self.intercept, self.classes
         if self.coef is not None and len(new.entries) >= 2:
+            matrix = new.by_feature.T.tocsr()  # only KBs with a classifier (<= 30,000 rows)
             columns = np.flatnonzero(remap[self.classes] >= 0)
             coef = [self.coef[:, columns]]
             intercept = [self.intercept[columns]]
             classes = [remap[self.classes[columns]]]
             for owner in sorted(set(owners)):
                 target = (new.owners == owner).astype(np.int32)
-                binary = LinearSVC(C=SVM_C).fit(new.matrix, target)
+                binary = LinearSVC(C=SVM_C).fit(matrix, target)
                 coef.append(binary.coef_.T.astype(np.float32))
                 intercept.append(binary.intercept_.astype(np.float32))
                 classes.append(np.asarray([owner], dtype=np.int32))
@@ -643,6 +678,8 @@ class _State:
         """The words of a normalised text, space-separated: jieba's (with the
         lexicon) for the CJK runs, the Latin words as they are. rapidfuzz's
         token_set_ratio over these is the word-overlap evidence."""
+        if not _CJK_RUN.search(norm):
+            return norm  # normalised Latin text is its words, one space apart
         parts: list[str] = []
         for run in norm.split():
             if _CJK_RUN.fullmatch(run):
@@ -655,42 +692,25 @@ class _State:
 
     def _word_weights(self, words: str) -> dict[str, float]:
         """idf of each word of a text (words the KB never had: the highest idf)."""
-        result = {}
-        for word in words.split():
-            idf = self.features.word_idf(word)
-            result[word] = idf
-        return result
-
-    def _block_cosines(self, cols: np.ndarray, vals: np.ndarray, v: int) -> tuple[float, float]:
-        """Cosine of the query and variant ``v`` over the character blocks and
-        over the word blocks separately (the combined cosine weighs them equally)."""
-        assert self.matrix is not None
-        start, end = self.matrix.indptr[v], self.matrix.indptr[v + 1]
-        r_cols = self.matrix.indices[start:end]
-        r_vals = self.matrix.data[start:end]
-        word_q = self.features.is_word_col[cols] if cols.size else np.zeros(0, bool)
-        word_r = self.features.is_word_col[r_cols]
-        out = []
-        for want in (False, True):
-            qc, qv = cols[word_q == want], vals[word_q == want]
-            rc, rv = r_cols[word_r == want], r_vals[word_r == want]
-            nq, nr = float(np.linalg.norm(qv)), float(np.linalg.norm(rv))
-            if not nq or not nr:
-                out.append(0.0)
-                continue
-            common, qi, ri = np.intersect1d(qc, rc, assume_unique=True, return_indices=True)
-            out.append(float(qv[qi] @ rv[ri]) / (nq * nr))
-        return out[0], out[1]
+        idf = self.features.word_idf
+        return {word: idf(word) for word in words.split()}
 
     def query(self, text: str, k: int) -> list[Candidate]:
         norm = self.lexicon.fold(normalize(text))
-        if not norm or self.matrix is None:
+        if not norm or self.by_feature is None:
             return []
         cols, vals = self.features.transform_one(norm)
+        q_word = self.features.is_word_col[cols] if cols.size else np.zeros(0, dtype=bool)
+        q_word_norm = float(np.sqrt(np.square(vals[q_word]).sum())) if cols.size else 0.0
+        q_char_norm = float(np.sqrt(max(1.0 - q_word_norm ** 2, 0.0))) if cols.size else 0.0
         if cols.size == 0:
             sims = np.zeros(len(self.texts), dtype=np.float32)
+            word_sims = sims
         else:
-            sims = np.asarray(self.by_feature[cols].T @ vals).ravel()
+            # Both cosines in one product: all the query's n-grams, its words only.
+            both = self.by_feature[cols].T @ np.column_stack([vals, vals * q_word])
+            sims = np.ascontiguousarray(both[:, 0])
+            word_sims = both[:, 1]
         top = min(TOP_VARIANTS, sims.shape[0])
         idx = np.argpartition(-sims, top - 1)[:top]
         best: dict[int, tuple[float, int]] = {}
@@ -719,7 +739,12 @@ class _State:
         query_words = self.words_of(norm)
         q_weights = self._word_weights(query_words)
         for owner, (cos, v) in ranked:
-            c_chr, c_wrd = self._block_cosines(cols, vals, v)
+            w2 = float(self.word_norm2[v])
+            c_wrd = (float(word_sims[v]) / (q_word_norm * math.sqrt(w2))
+                     if q_word_norm and w2 > 0 else 0.0)
+            c2 = 1.0 - w2
+            c_chr = (float(sims[v] - word_sims[v]) / (q_char_norm * math.sqrt(c2))
+                     if q_char_norm and c2 > 1e-9 else 0.0)
             c_weights = self._word_weights(self.words_of(self.texts[v]))
             rows.append((owner, v, {
                 "cos": cos,
@@ -732,11 +757,14 @@ class _State:
                 "tset": fuzz.token_set_ratio(query_words, self.words_of(self.texts[v])) / 100.0,
                 "exact": 1.0 if owner == exact_owner else 0.0,
             }))
-        for j, (_, _, feats) in enumerate(rows):
-            others = [r[2] for i, r in enumerate(rows) if i != j]
-            for name in BASE_FEATURES:
-                floor = -1.5 if name == "clf" and has_clf else 0.0
-                feats["m_" + name] = feats[name] - max((o[name] for o in others), default=floor)
+        for name in BASE_FEATURES:
+            # Margin to the best other candidate: the best's rival is the second.
+            floor = -1.5 if name == "clf" and has_clf else 0.0
+            values = [r[2][name] for r in rows]
+            first = max(range(len(values)), key=values.__getitem__) if values else -1
+            second = max((v for i, v in enumerate(values) if i != first), default=floor)
+            for i, (_, _, feats) in enumerate(rows):
+                feats["m_" + name] = feats[name] - (second if i == first else values[first])
         weights = (WEIGHTS_CLF if has_clf else
                    WEIGHTS_PLAIN_ZH if _CJK_RUN.search(norm) else WEIGHTS_PLAIN)
         result = []
@@ -929,7 +957,7 @@ class KBIndex:
                 else:
                     entries[key] = entry
             current = self._state
-            if len(current.texts) <= INCREMENTAL_ABOVE_VARIANTS or current.matrix is None:
+            if len(current.texts) <= INCREMENTAL_ABOVE_VARIANTS or current.by_feature is None:
                 state = _State(list(entries.values()), self._use_classifier,
                                lexicon=self.lexicon)
             else:
