@@ -220,6 +220,12 @@ def _unit_table(docs: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     return list(ids), occurrences, owners
 
 
+#: Occurrences (words, CJK runs) expanded to n-grams per step in ``_gather``:
+#: its index arithmetic is int64, so expanding all 10 million n-grams of a
+#: 100,000-question build at once took 250 MB of temporaries.
+GATHER_CHUNK = 200_000
+
+
 def _gather(unit_cols: list[np.ndarray], occurrences: np.ndarray, owners: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
     """(row, column) of every n-gram occurrence, from each unit's column array,
@@ -230,10 +236,21 @@ def _gather(unit_cols: list[np.ndarray], occurrences: np.ndarray, owners: np.nda
     starts = np.cumsum(sizes) - sizes
     flat_cols = np.concatenate(unit_cols).astype(np.int32, copy=False)
     per = sizes[occurrences]
-    out_start = np.cumsum(per) - per
-    idx = np.arange(int(per.sum()), dtype=np.int64)
-    idx -= np.repeat(out_start - starts[occurrences], per)
-    return np.repeat(owners, per), flat_cols[idx]
+    total = int(per.sum())
+    rows = np.empty(total, dtype=np.int32)
+    cols = np.empty(total, dtype=np.int32)
+    at = 0
+    for first in range(0, len(occurrences), GATHER_CHUNK):
+        occ = occurrences[first:first + GATHER_CHUNK]
+        chunk_per = per[first:first + GATHER_CHUNK]
+        size = int(chunk_per.sum())
+        out_start = np.cumsum(chunk_per) - chunk_per
+        idx = np.arange(size, dtype=np.int64)
+        idx -= np.repeat(out_start - starts[occ], chunk_per)
+        rows[at:at + size] = np.repeat(owners[first:first + GATHER_CHUNK], chunk_per)
+        cols[at:at + size] = flat_cols[idx]
+        at += size
+    return rows, cols
 
 
 class _Block:
@@ -356,15 +373,11 @@ class _Features:
         self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
 
     def word_norm2(self, matrix: sparse.csr_matrix) -> np.ndarray:
-        """Squared length of each row's part in the word blocks."""
-        data = np.square(matrix.data, dtype=np.float32)
-        data[~self.is_word_col[matrix.indices]] = 0.0
-        out = np.zeros(matrix.shape[0], dtype=np.float32)
-        lengths = np.diff(matrix.indptr)
-        filled = lengths > 0
-        if filled.any():
-            out[filled] = np.add.reduceat(data, matrix.indptr[:-1][filled])
-        return out
+        """Squared length of each row's part in the word blocks (row-major rows)."""
+        masked = matrix.copy()
+        masked.data = np.where(self.is_word_col[matrix.indices], matrix.data, 0.0
+                               ).astype(np.float32)
+        return self._row_norm2(masked)
 
     def word_idf(self, word: str) -> float:
         """The idf of a word in the word blocks (unknown: the highest there is)."""
@@ -414,8 +427,68 @@ class _Features:
         return cols, vals / np.float32(np.linalg.norm(vals) or 1.0)
 
     def _matrix(self, texts: list[str], fit: bool) -> sparse.csr_matrix:
+        pieces = self._pieces(texts, fit)
+        n = len(texts)
+        if not self.blocks:
+            return sparse.csr_matrix((n, max(self.width, 1)), dtype=np.float32)
+        matrix = _hstack_rows(pieces, [o for _, o, _ in self.blocks], n, self.width)
+        # Every block's part of a non-empty row has unit length: the row's length
+        # is the square root of how many blocks it has.
+        blocks_in_row = sum((np.diff(p.indptr) > 0).astype(np.float32) for p in pieces)
+        _scale_rows(matrix, np.sqrt(blocks_in_row))
+        return matrix
+
+    def fit_by_feature(self, texts: list[str]) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """``fit_transform``'s matrix, but feature-major (features x texts), and
+        each row's squared length in the word blocks.
+
+        Built block by block straight into the feature-major arrays: the
+        row-major matrix side by side and its transpose were three copies at
+        once (the peak of a 100,000-question build: issue 20).
+        """
+        pieces = self._pieces(texts, fit=True)
+        n = len(texts)
+        if not self.blocks:
+            return (sparse.csr_matrix((max(self.width, 1), n), dtype=np.float32),
+                    np.zeros(n, dtype=np.float32))
+        blocks_in_row = sum((np.diff(p.indptr) > 0).astype(np.float32) for p in pieces)
+        nnz = sum(p.nnz for p in pieces)
+        data = np.empty(nnz, dtype=np.float32)
+        indices = np.empty(nnz, dtype=np.int32)
+        indptr = np.zeros(self.width + 1, dtype=_index_dtype(nnz))
+        word_norm2 = np.zeros(n, dtype=np.float32)
+        at = 0
+        for i, (block, offset, _) in enumerate(self.blocks):
+            piece = pieces[i]
+            _scale_rows(piece, np.sqrt(blocks_in_row))
+            if block.kind in ("zhwords", "words"):
+                word_norm2 += self._row_norm2(piece)
+            pieces[i] = None  # type: ignore[call-overload]
+            flipped = piece.T.tocsr()
+            del piece
+            size = flipped.nnz
+            data[at:at + size] = flipped.data
+            indices[at:at + size] = flipped.indices
+            indptr[offset + 1:offset + block.width + 1] = flipped.indptr[1:] + at
+            at += size
+            del flipped
+        return sparse.csr_matrix((data, indices, indptr), shape=(self.width, n)), word_norm2
+
+    @staticmethod
+    def _row_norm2(matrix: sparse.csr_matrix) -> np.ndarray:
+        out = np.zeros(matrix.shape[0], dtype=np.float32)
+        lengths = np.diff(matrix.indptr)
+        filled = lengths > 0
+        if filled.any():
+            out[filled] = np.add.reduceat(np.square(matrix.data, dtype=np.float32),
+                                          matrix.indptr[:-1][filled])
+        return out
+
+    def _pieces(self, texts: list[str], fit: bool) -> list[sparse.csr_matrix]:
+        """Each block's rows (l2-normalised per block), fitting the blocks when ``fit``."""
         columns = ([cjk_part(t) for t in texts], [latin_part(t) for t in texts])
         tables = [_unit_table(column) if any(column) else None for column in columns]
+        del columns
         if fit:
             self.blocks = []
             offset = 0
@@ -438,6 +511,7 @@ class _Features:
             else:
                 rows, cols = block.occurrences(table, fit)
             pieces.append(_tfidf_block(block, rows, cols, n, fit))
+            del rows, cols  # before the next block's occurrences
         if fit:
             self.width = offset
             self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
@@ -450,14 +524,7 @@ class _Features:
             self.max_idf = float(max((float(b.idf.max()) for b in self.word_blocks
                                       if b.width), default=1.0))
             self._idf_cache = {}
-        if not self.blocks:
-            return sparse.csr_matrix((n, max(self.width, 1)), dtype=np.float32)
-        matrix = _hstack_rows(pieces, [o for _, o, _ in self.blocks], n, self.width)
-        # Every block's part of a non-empty row has unit length: the row's length
-        # is the square root of how many blocks it has.
-        blocks_in_row = sum((np.diff(p.indptr) > 0).astype(np.float32) for p in pieces)
-        _scale_rows(matrix, np.sqrt(blocks_in_row))
-        return matrix
+        return pieces
 
 
 def _tfidf_block(block: _Block, rows: np.ndarray, cols: np.ndarray, n: int,
@@ -581,19 +648,21 @@ class _State:
         self.word_norm2 = np.zeros(0, dtype=np.float32)
         if texts:
             progress(0.35, f"counting the n-grams of {len(texts):,} questions")
-            matrix = self.features.fit_transform(texts)
+            by_feature, self.word_norm2 = self.features.fit_by_feature(texts)
             n_entries = len(self.entries)
             if use_classifier is None:
                 use_classifier = (
                     2 <= n_entries <= CLASSIFIER_MAX_ENTRIES
                     and len(texts) <= CLASSIFIER_MAX_VARIANTS
                     and len(texts) / n_entries >= CLASSIFIER_MIN_VARIANTS
-                    and matrix.shape[1] * n_entries <= CLASSIFIER_MAX_WEIGHTS
+                    and by_feature.shape[0] * n_entries <= CLASSIFIER_MAX_WEIGHTS
                 )
             if use_classifier and n_entries >= 2:
                 progress(0.6, f"training the classifier over {n_entries:,} entries")
                 classifier = LinearSVC(C=SVM_C)
+                matrix = by_feature.T.tocsr()  # row-major, for the training only
                 classifier.fit(matrix, self.owners)
+                del matrix
                 coef = classifier.coef_
                 intercept = classifier.intercept_
                 if coef.shape[0] == 1:  # two entries: one binary decision
@@ -604,11 +673,8 @@ class _State:
                 self.classes = classifier.classes_.astype(np.int32)
                 del classifier
             progress(0.9, "building the lookups")
-            self.word_norm2 = self.features.word_norm2(matrix)
-            # Row-major to feature-major; the row-major copy is dropped with
-            # ``matrix`` (keeping both doubled the index: issue 20).
-            self.by_feature = matrix.T.tocsr()
-            del matrix
+            # Only the feature-major copy is kept (both doubled the index: issue 20).
+            self.by_feature = by_feature
         self._finish()
         progress(1.0, f"{len(self.entries):,} entries, {len(texts):,} questions indexed")
 
