@@ -80,18 +80,26 @@ RESCORE = 8
 #: cases (LCQMC dev), for the others on CLINC150 training data. Features not
 #: named weigh 0. The absolute scale no longer matters much: every index
 #: calibrates where its scores answer (meiqia.bot.calibrate).
-WEIGHTS_CLF = {"bias": -3.49, "cos": 0.05, "clf": 2.068, "fuzz": -0.99, "tset": 0.138, "exact":
-               0.154, "c_chr": 3.447, "c_wrd": -3.495, "cov_q": 2.36, "cov_c": 3.348, "m_cos":
-               -0.116, "m_clf": 2.69, "m_fuzz": 3.98, "m_tset": -1.157, "m_exact": 0.849,
-               "m_c_chr": -0.365, "m_c_wrd": 0.652, "m_cov_q": 0.781, "m_cov_c": -1.532}
-WEIGHTS_PLAIN = {"bias": -4.584, "cos": 0.143, "fuzz": -0.473, "tset": 0.922, "exact": 0.131,
-                 "c_chr": 3.494, "c_wrd": -3.252, "cov_q": 1.533, "cov_c": 3.499, "m_cos":
-                 2.849, "m_fuzz": 5.287, "m_tset": 1.771, "m_exact": 0.812, "m_c_chr": 2.994,
-                 "m_c_wrd": 2.554, "m_cov_q": 3.761, "m_cov_c": -1.021}
-WEIGHTS_PLAIN_ZH = {"bias": -4.37, "cos": -0.381, "fuzz": -0.719, "tset": -0.604, "exact":
-                    -1.135, "c_chr": 5.249, "c_wrd": -5.927, "cov_q": 3.053, "cov_c": 4.442,
-                    "m_cos": -0.178, "m_fuzz": 4.08, "m_tset": -2.762, "m_exact": 0.561,
-                    "m_c_chr": 4.004, "m_c_wrd": -3.565, "m_cov_q": 8.229, "m_cov_c": 1.563}
+WEIGHTS_CLF = {"bias": -2.208, "cos": -0.118, "clf": 2.193, "fuzz": -1.649, "tset": 0.75,
+               "exact": 0.132, "c_chr": 3.425, "c_wrd": -3.857, "cov_q": 2.414, "cov_c": 3.554,
+               "len_r": 0.235, "jac": -1.208, "part": -0.001, "q_miss": 0.143, "c_miss":
+               -1.018, "m_cos": -0.292, "m_clf": 2.696, "m_fuzz": 3.318, "m_tset": -1.077,
+               "m_exact": 0.927, "m_c_chr": -0.91, "m_c_wrd": 0.784, "m_cov_q": 0.667,
+               "m_cov_c": -1.716, "m_len_r": 1.546, "m_jac": 0.652, "m_part": 2.008,
+               "m_q_miss": -0.743, "m_c_miss": 1.379}
+WEIGHTS_PLAIN = {"bias": -4.06, "cos": -0.09, "fuzz": -1.966, "tset": 1.532, "exact": 0.193,
+                 "c_chr": 3.538, "c_wrd": -3.903, "cov_q": 2.592, "cov_c": 3.397, "len_r":
+                 1.241, "jac": -0.943, "part": 0.084, "q_miss": 0.927, "c_miss": -1.934,
+                 "m_cos": 3.388, "m_fuzz": 4.609, "m_tset": 2.462, "m_exact": 1.145, "m_c_chr":
+                 2.53, "m_c_wrd": 3.037, "m_cov_q": 2.745, "m_cov_c": -1.464, "m_len_r": 0.979,
+                 "m_jac": 1.307, "m_part": 1.05, "m_q_miss": -0.166, "m_c_miss": 1.134}
+WEIGHTS_PLAIN_ZH = {"bias": -0.986, "cos": -0.197, "fuzz": -0.698, "tset": -0.378, "exact":
+                    -0.86, "c_chr": 3.454, "c_wrd": -3.748, "cov_q": 3.273, "cov_c": 1.826,
+                    "len_r": 1.782, "jac": -3.308, "part": -1.505, "q_miss": -0.237, "c_miss":
+                    -5.157, "m_cos": -0.09, "m_fuzz": 2.274, "m_tset": -3.728, "m_exact":
+                    0.275, "m_c_chr": 2.093, "m_c_wrd": -1.45, "m_cov_q": 5.878, "m_cov_c":
+                    -0.367, "m_len_r": 1.79, "m_jac": 5.74, "m_part": -0.477, "m_q_miss":
+                    -2.239, "m_c_miss": 0.069}
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _TOKEN_RE = re.compile(r"(?u)\b\w+\b")
@@ -804,6 +812,7 @@ class _State:
         rows = []
         query_words = self.words_of(norm)
         q_weights = self._word_weights(query_words)
+        q_chars = set(norm.replace(" ", ""))
         for owner, (cos, v) in ranked:
             w2 = float(self.word_norm2[v])
             c_wrd = (float(word_sims[v]) / (q_word_norm * math.sqrt(w2))
@@ -818,6 +827,7 @@ class _State:
                 "c_wrd": c_wrd,
                 "cov_q": _coverage(q_weights, c_weights),
                 "cov_c": _coverage(c_weights, q_weights),
+                **_char_overlap(norm, q_chars, self.texts[v]),
                 "clf": clf_scores.get(owner, -1.5) if has_clf else 0.0,
                 "fuzz": fuzz.ratio(norm, self.texts[v]) / 100.0,
                 "tset": fuzz.token_set_ratio(query_words, self.words_of(self.texts[v])) / 100.0,
@@ -845,12 +855,31 @@ class _State:
 #: Per candidate: combined cosine, classifier decision, fuzz ratio, word
 #: token-set ratio, exact match, cosine over the character blocks and over the
 #: word blocks, idf-weighted share of the question's words the candidate has
-#: (cov_q) and of the candidate's words the question has (cov_c) ...
-BASE_FEATURES = ("cos", "clf", "fuzz", "tset", "exact", "c_chr", "c_wrd", "cov_q", "cov_c")
+#: (cov_q) and of the candidate's words the question has (cov_c), and the
+#: character-set agreement of ``_char_overlap`` ...
+BASE_FEATURES = ("cos", "clf", "fuzz", "tset", "exact", "c_chr", "c_wrd", "cov_q", "cov_c",
+                 "len_r", "jac", "part", "q_miss", "c_miss")
 #: ... and each one's margin to the best *other* candidate ("m_" + name): how
 #: much better this entry is than its nearest rival is what tells paraphrases
 #: from near-misses, and what a pointwise logistic model cannot see otherwise.
 FEATURES = BASE_FEATURES + tuple("m_" + name for name in BASE_FEATURES)
+
+
+def _char_overlap(norm: str, q_chars: set[str], text: str) -> dict[str, float]:
+    """Character-level agreement of the question and a variant: length ratio,
+    Jaccard of their character sets, rapidfuzz partial ratio, and the share of
+    each one's characters the other lacks (one different character is often
+    the whole difference between a paraphrase and another question)."""
+    c_chars = set(text.replace(" ", ""))
+    common = len(q_chars & c_chars)
+    longest = max(len(norm), len(text), 1)
+    return {
+        "len_r": min(len(norm), len(text)) / longest,
+        "jac": common / max(len(q_chars | c_chars), 1),
+        "part": fuzz.partial_ratio(norm, text) / 100.0,
+        "q_miss": 1.0 - common / max(len(q_chars), 1),
+        "c_miss": 1.0 - common / max(len(c_chars), 1),
+    }
 
 
 def _coverage(a: dict[str, float], b: dict[str, float]) -> float:
