@@ -52,7 +52,7 @@ def test_calibration_reports_the_two_competing_entries_with_their_questions(monk
     monkeypatch.setattr(cal, "MIN_OUT_OF_SCOPE", 0)
     result = calibrate(ENTRIES, build, target=0.95)
     assert result.calibrated and result.reason == ""
-    assert 0.0 <= result.suggest_score <= result.answer_score <= 1.0
+    assert 0.0 <= result.suggest_score <= 1.0 and 0.0 <= result.answer_score <= 1.0
     assert result.in_scope >= 5 and result.out_of_scope == 0
     pairs = [tuple(p["entries"]) for p in result.competing]
     assert ("refund-card", "refund-wallet") in pairs, result.competing
