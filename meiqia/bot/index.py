@@ -930,8 +930,9 @@ class KBIndex:
         #: Where this index answers and suggests (meiqia.bot.calibrate); the
         #: default scale until ``calibrate`` has measured it.
         self.calibration: Calibration = calibration or DEFAULT_CALIBRATION
-        #: True while a background calibration runs.
+        #: True while a background calibration runs, and how far it is.
         self.calibrating = False
+        self.calibration_progress: tuple[float, str] = (0.0, "")
         self._calibrator: threading.Thread | None = None
         #: Bumped by every edit; a background rebuild only lands if it is unchanged.
         self._generation = 0
@@ -999,15 +1000,19 @@ class KBIndex:
                                 ) -> threading.Thread:
         """``calibrate`` in a daemon thread; the index answers with the scale
         it had (the previous index's, or the default) until it is done."""
+        def heard(fraction: float, message: str) -> None:
+            self.calibration_progress = (fraction, message)
+
         def run() -> None:
             try:
-                result = self.calibrate(target)
+                result = self.calibrate(target, progress=heard)
                 if on_done is not None:
                     on_done(result)
             finally:
                 self.calibrating = False
 
         self.calibrating = True
+        self.calibration_progress = (0.0, "starting")
         thread = threading.Thread(target=run, name="kb-index-calibrate", daemon=True)
         self._calibrator = thread
         thread.start()

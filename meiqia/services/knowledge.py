@@ -356,6 +356,9 @@ def calibration_report(actor: Agent) -> dict[str, Any]:
     _, target = bot_settings(actor.team_id)
     data = index.calibration.to_dict()
     data["running"] = bool(index.calibrating)
+    fraction, message = getattr(index, "calibration_progress", (0.0, ""))
+    data["progress"] = round(fraction, 3) if data["running"] else 1.0
+    data["progress_message"] = message if data["running"] else ""
     data["entries"] = len(index)
     data["variants"] = index.variant_count
     data["team_target"] = target

@@ -89,6 +89,7 @@ def test_background_calibration_answers_meanwhile_and_lands():
     thread.join(60)
     assert index.wait_calibrated(1) and not index.calibrating
     assert index.calibration.in_scope > 0
+    assert index.calibration_progress[0] > 0  # it told how far it was
 
 
 def test_synonyms_make_a_paraphrase_match_its_entry():

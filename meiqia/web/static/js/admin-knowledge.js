@@ -374,7 +374,10 @@ function ratio(value) {
 function showCalibration(report) {
   clear(figures);
   clear(competing);
-  if (report.running) figures.append(el('p', { class: 'hint', text: t('kb.calibrating') }));
+  if (report.running) {
+    figures.append(el('label', { class: 'hint' }, t('kb.calibrating'), ' ',
+      el('progress', { max: 1, value: report.progress })));
+  }
   if (report.calibrated) {
     figures.append(el('p', { class: 'kb-calibrated', text: t('kb.calibrated', {
       target: report.target, answer: report.answer_score.toFixed(3),
