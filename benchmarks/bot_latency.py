@@ -17,6 +17,7 @@ prints the figures without writing docs/benchmarks.md).
 from __future__ import annotations
 
 import csv
+import os
 import resource
 import subprocess
 import sys
@@ -223,6 +224,9 @@ def main() -> None:
         "until the edit is visible to queries; above 2,000 variants an edit is patched in "
         "(the changed entry's rows and classifier column only) and the full refit runs "
         "in a background thread (peak RSS includes that refit).\n\n"
+        + f"Load average when the run ended: {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores (timings of every method stretch alike when the machine "
+        "is shared; compare them within a run).\n\n"
         + "\n".join(lines)
     )
     if report:

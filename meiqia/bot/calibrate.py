@@ -125,6 +125,20 @@ class Calibration:
 
 DEFAULT = Calibration()
 
+#: Where each scoring model answers and suggests when a KB is too small to
+#: measure itself: the points its calibration found on the development sets
+#: (raw answer score, raw suggest score; benchmarks/bot_eval.py): with the
+#: classifier on CLINC150, plain on CLINC150 without the classifier, plain
+#: for Chinese questions on zh_faq dev. The raw scores of the three logistic
+#: models mean different things, so one fixed pair of thresholds cannot fit all.
+DEFAULT_POINTS = {"clf": (0.651, 0.255), "plain": (0.825, 0.295), "plain_zh": (0.850, 0.249)}
+MODELS = tuple(DEFAULT_POINTS)
+DEFAULT_BY_MODEL = {
+    model: Calibration(answer_score=a, suggest_score=s,
+                       reason="default scale of this scoring model (development sets)")
+    for model, (a, s) in DEFAULT_POINTS.items()
+}
+
 
 @dataclass
 class _Asked:

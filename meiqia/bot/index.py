@@ -40,7 +40,9 @@ from scipy import sparse
 from sklearn.svm import LinearSVC
 
 from meiqia.bot.calibrate import DEFAULT as DEFAULT_CALIBRATION
+from meiqia.bot.calibrate import DEFAULT_BY_MODEL
 from meiqia.bot.calibrate import DEFAULT_TARGET
+from meiqia.bot.calibrate import MODELS
 from meiqia.bot.calibrate import Calibration
 from meiqia.bot.calibrate import calibrate as calibrate_kb
 from meiqia.bot.kbfile import KBEntry
@@ -841,11 +843,12 @@ class _State:
             second = max((v for i, v in enumerate(values) if i != first), default=floor)
             for i, (_, _, feats) in enumerate(rows):
                 feats["m_" + name] = feats[name] - (second if i == first else values[first])
-        weights = (WEIGHTS_CLF if has_clf else
-                   WEIGHTS_PLAIN_ZH if _CJK_RUN.search(norm) else WEIGHTS_PLAIN)
+        model = 0 if has_clf else 2 if _CJK_RUN.search(norm) else 1
+        weights = (WEIGHTS_CLF, WEIGHTS_PLAIN, WEIGHTS_PLAIN_ZH)[model]
         result = []
         for owner, v, feats in rows:
             entry = self.entries[owner]
+            feats["model"] = float(model)  # which weights: index into calibrate.MODELS
             result.append(Candidate(entry.id, entry.questions[0], entry.answer,
                                     _score(feats, weights), self.originals[v], feats))
         result.sort(key=lambda c: -c.score)
@@ -974,6 +977,10 @@ class KBIndex:
         """Rescale raw candidates (best first) with this index's calibration;
         the raw score and the margin stay in ``features``."""
         calibration = self.calibration
+        if not calibration.calibrated and found:
+            # Not measured (yet, or too small a KB): the development sets' points
+            # of the model that scored this question.
+            calibration = DEFAULT_BY_MODEL[MODELS[int(found[0].features.get("model", 1))]]
         for i, cand in enumerate(found):
             rival = found[1].score if i == 0 and len(found) > 1 else (
                 found[0].score if i else 0.0)
