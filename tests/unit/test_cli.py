@@ -225,3 +225,24 @@ def test_agent_create_with_a_custom_scope(tmp_path):
                       "--max-concurrent", "-1", check=False)
     assert negative.returncode != 0 and "max_concurrent" in negative.stderr
 
+
+
+def test_bot_ask_kb_reuses_the_cached_index(tmp_path):
+    from pathlib import Path
+
+    kb = Path(__file__).resolve().parents[2] / "knowledge_base" / "shop.zh-CN.yaml"
+    cache = tmp_path / "cache"
+    env = {"MEIQIA_CACHE_DIR": str(cache)}
+    first = meiqia(tmp_path, "bot", "ask", "--kb", str(kb), "退货运费谁出", env=env).stdout
+    pickles = list(cache.glob("bot-index-*.pickle"))
+    assert len(pickles) == 1, first
+    built_at = pickles[0].stat().st_mtime_ns
+    second = meiqia(tmp_path, "bot", "ask", "--kb", str(kb), "退货运费谁出", env=env).stdout
+    assert second == first and "decision: answer" in first
+    assert pickles[0].stat().st_mtime_ns == built_at  # loaded, not rebuilt
+    # Another KB file (another content) gets its own index.
+    other = tmp_path / "kb.csv"
+    other.write_text("id,question,answer\na,怎么开发票,在订单页申请\n", encoding="utf-8")
+    assert "[a]" in meiqia(tmp_path, "bot", "ask", "--kb", str(other), "怎么开发票",
+                           env=env).stdout
+    assert len(list(cache.glob("bot-index-*.pickle"))) == 2
