@@ -12,7 +12,9 @@ import pytest
 
 def meiqia(tmp_path, *args, env=None, check=True):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
-    environ.update({"MEIQIA_INSTANCE_PATH": str(tmp_path / "inst"), **(env or {})})
+    environ.update({"MEIQIA_INSTANCE_PATH": str(tmp_path / "inst"),
+                    # `bot ask --kb` caches its index: here, not in the home directory.
+                    "MEIQIA_CACHE_DIR": str(tmp_path / "cache"), **(env or {})})
     result = subprocess.run(
         [sys.executable, "-m", "meiqia.cli", *args],
         capture_output=True, text=True, env=environ, timeout=120,
@@ -31,6 +33,7 @@ def in_process(tmp_path, *args, input=None, check=True):
 
     env = {k: None for k in os.environ if k.startswith("MEIQIA_")}
     env["MEIQIA_INSTANCE_PATH"] = str(tmp_path / "inst")
+    env["MEIQIA_CACHE_DIR"] = str(tmp_path / "cache")
     result = CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
     if check:
         assert result.exit_code == 0, result.output
