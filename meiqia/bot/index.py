@@ -669,7 +669,7 @@ class _State:
                 )
             if use_classifier and n_entries >= 2:
                 progress(0.6, f"training the classifier over {n_entries:,} entries")
-                classifier = LinearSVC(C=SVM_C)
+                classifier = LinearSVC(C=SVM_C, random_state=0)
                 matrix = by_feature.T.tocsr()  # row-major, for the training only
                 classifier.fit(matrix, self.owners)
                 del matrix
@@ -740,7 +740,7 @@ class _State:
             classes = [remap[self.classes[columns]]]
             for owner in sorted(set(owners)):
                 target = (new.owners == owner).astype(np.int32)
-                binary = LinearSVC(C=SVM_C).fit(matrix, target)
+                binary = LinearSVC(C=SVM_C, random_state=0).fit(matrix, target)
                 coef.append(binary.coef_.T.astype(np.float32))
                 intercept.append(binary.intercept_.astype(np.float32))
                 classes.append(np.asarray([owner], dtype=np.int32))

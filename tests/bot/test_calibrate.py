@@ -162,3 +162,44 @@ def test_eval_prints_null_ratios_and_writes_details(tmp_path):
     assert rows[0]["expected_id"] == "invoice" and rows[0]["top1_id"] == "invoice"
     assert rows[0]["decision"] in {"answer", "suggest", "unrecognised"}
     assert float(rows[0]["top1_score"]) >= float(rows[0]["top2_score"])
+
+
+def test_questions_from_many_threads_during_calibration_see_one_scale_each(monkeypatch):
+    """A calibration landing mid-query must not mix scales within one answer:
+    every candidate list is rescaled with the one calibration read at its start."""
+    import threading
+
+    import meiqia.bot.calibrate as cal
+
+    monkeypatch.setattr(cal, "MIN_IN_SCOPE", 5)
+    monkeypatch.setattr(cal, "MIN_OUT_OF_SCOPE", 0)
+    monkeypatch.setattr(cal, "HOLD_EVERY", 2)
+    index = KBIndex(ENTRIES, background_rebuild=False)
+    before = index.query("发票怎么开", k=3)
+    stop = threading.Event()
+    failures: list[str] = []
+    seen: list[list[float]] = []
+
+    def ask() -> None:
+        while not stop.is_set():
+            try:
+                found = index.query("发票怎么开", k=3)
+                assert found and found[0].entry_id == "invoice"
+                seen.append([c.score for c in found])
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                failures.append(repr(exc))
+                return
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for _ in range(3):  # several calibrations land while the questions go on
+        index.calibrate_in_background(0.95).join(60)
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert not failures, failures[:3]
+    after = index.query("发票怎么开", k=3)
+    assert index.calibration.calibrated
+    allowed = {tuple(round(c.score, 9) for c in before), tuple(round(c.score, 9) for c in after)}
+    assert seen and {tuple(round(s, 9) for s in scores) for scores in seen} <= allowed
