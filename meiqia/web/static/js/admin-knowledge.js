@@ -392,7 +392,7 @@ function showCalibration(report) {
   }
   if (!report.competing.length) return;
   competing.append(el('h3', { text: t('kb.competing') }),
-    el('ul', { class: 'kb-competing' }, report.competing.map((pair) => el('li', { dataset: { entries: pair.entries.join(' ') } },
+    el('ul', { class: 'kb-competing' }, report.competing.slice(0, 10).map((pair) => el('li', { dataset: { entries: pair.entries.join(' ') } },
       el('button', { type: 'button', class: 'link', text: pair.standard_questions[0] || pair.entries[0], onclick: () => findEntry(pair.entries[0]) }),
       ' ⇄ ',
       el('button', { type: 'button', class: 'link', text: pair.standard_questions[1] || pair.entries[1], onclick: () => findEntry(pair.entries[1]) }),
