@@ -1,25 +1,34 @@
-"""Bot accuracy on public data, beside plain baselines (issue: the KB bot).
+"""Bot accuracy on the development sets, beside plain baselines in the same run.
 
-CLINC150 (kb_train as KB, cases_val as cases, 100 real out-of-scope queries)
-and BANKING77 (train as KB, test as cases; no out-of-scope queries). For each:
-meiqia's index with its default thresholds, a plain TF-IDF nearest neighbour
-(top-1 only, no rejection), and a full rapidfuzz scan (top-1 only).
+CLINC150 (kb_train as KB, cases_val as cases: 3,000 in scope + 100 out of
+scope) and zh_faq (LCQMC dev: 3,136 entries, 3,647 in-scope + 729 out-of-scope
+paraphrase queries). For each: meiqia's index, calibrated on the KB itself as a
+team's index is (target precision 0.95; the cases are never used to choose
+anything), and three plain baselines that always answer with their top-1:
 
-Run: ``.venv/bin/python benchmarks/bot_eval.py`` (about two minutes).
+- TF-IDF nearest neighbour (character n-grams: 2-4 within words for English,
+  1-3 for Chinese);
+- TF-IDF + LinearSVC over entries (the same features);
+- rapidfuzz token_set_ratio over words (jieba's for Chinese), a full scan of
+  the first 1,000 cases.
+
+Answer precision is the share of direct answers that are right (a baseline
+answers every question, so out-of-scope ones count against it); coverage is
+the share of in-scope questions answered right directly; top-1 is the share of
+in-scope questions whose best candidate is right, whatever the decision.
+No test split is read (docs/bot.md).
+
+Run: ``nice -n 10 .venv/bin/python benchmarks/bot_eval.py`` (a few minutes;
+``--no-write`` leaves docs/benchmarks.md alone).
 """
 
 from __future__ import annotations
 
-import csv
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from rapidfuzz import fuzz
-from rapidfuzz import process
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,65 +38,83 @@ from meiqia.bot.evaluate import read_cases  # noqa: E402
 from meiqia.bot.kbfile import load_kb  # noqa: E402
 from meiqia.bot.normalize import normalize  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: ../shared/data beside the checkout (a worktree under wt/ looks one level up).
+DATA = next((p / "shared" / "data" for p in Path(__file__).resolve().parents[2:4]
+             if (p / "shared" / "data").is_dir()),
+            Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
-def banking_files(tmp: Path) -> tuple[Path, Path]:
-    """BANKING77 in the KB and cases formats (text,category -> id,question,answer)."""
-    kb, cases = tmp / "banking_kb.csv", tmp / "banking_cases.csv"
-    with open(DATA / "banking77" / "train.csv", encoding="utf-8") as fh, \
-            open(kb, "w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["id", "question", "answer"])
-        for row in csv.DictReader(fh):
-            writer.writerow([row["category"], row["text"], f"[answer for {row['category']}]"])
-    with open(DATA / "banking77" / "test.csv", encoding="utf-8") as fh, \
-            open(cases, "w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["query", "expected_id"])
-        for row in csv.DictReader(fh):
-            writer.writerow([row["text"], row["category"]])
-    return kb, cases
+def _words(text: str, chinese: bool) -> str:
+    if not chinese:
+        return text
+    from meiqia.bot.lexicon import EMPTY
+
+    return " ".join(w for run in text.split() for w in EMPTY.segment(run))
 
 
-def baselines(kb_path: Path, cases_path: Path) -> dict[str, dict[str, float]]:
+def baselines(kb_path: Path, cases_path: Path, chinese: bool) -> dict[str, dict[str, float]]:
+    """Top-1 of each plain baseline: accuracy, answer precision, latency, build."""
+    from rapidfuzz import fuzz
+    from rapidfuzz import process
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
     entries = load_kb(kb_path)
     texts, owners = [], []
     for entry in entries:
         for q in entry.questions:
-            texts.append(normalize(q))
-            owners.append(entry.id)
-    cases = [(normalize(q), e) for q, e in read_cases(cases_path) if e]
+            norm = normalize(q)
+            if norm:
+                texts.append(norm)
+                owners.append(entry.id)
+    cases = [(normalize(q), e) for q, e in read_cases(cases_path)]
+    n_in = sum(1 for _, e in cases if e)
+
+    def figures(predict, subset, build: float) -> dict[str, float]:
+        right = answered_right = 0
+        lat = []
+        for q, expected in subset:
+            t = time.perf_counter()
+            best = predict(q)
+            lat.append((time.perf_counter() - t) * 1000)
+            if expected:
+                right += best == expected
+            answered_right += bool(expected) and best == expected
+        ins = sum(1 for _, e in subset if e)
+        return {"top1": right / ins, "precision": answered_right / len(subset),
+                "coverage": right / ins, "p50": float(np.percentile(lat, 50)),
+                "p99": float(np.percentile(lat, 99)), "build": build, "n": len(subset)}
+
+    analyzer = ({"analyzer": "char", "ngram_range": (1, 3)} if chinese
+                else {"analyzer": "char_wb", "ngram_range": (2, 4)})
     result = {}
     t0 = time.perf_counter()
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
+    vec = TfidfVectorizer(sublinear_tf=True, **analyzer)
     matrix = vec.fit_transform(texts)
+    by_feature = matrix.T.tocsr()
     build = time.perf_counter() - t0
-    right, lat = 0, []
-    for q, expected in cases:
-        t = time.perf_counter()
-        sims = (matrix @ vec.transform([q]).T).toarray().ravel()
-        best = owners[int(np.argmax(sims))]
-        lat.append((time.perf_counter() - t) * 1000)
-        right += best == expected
-    result["plain TF-IDF nearest neighbour"] = {
-        "acc": right / len(cases), "p50": float(np.percentile(lat, 50)),
-        "p99": float(np.percentile(lat, 99)), "build": build}
-    right, lat = 0, []
-    for q, expected in cases[:1000]:
-        t = time.perf_counter()
-        match = process.extractOne(q, texts, scorer=fuzz.WRatio)
-        lat.append((time.perf_counter() - t) * 1000)
-        right += owners[match[2]] == expected
-    result["full rapidfuzz scan (first 1,000 cases)"] = {
-        "acc": right / min(len(cases), 1000), "p50": float(np.percentile(lat, 50)),
-        "p99": float(np.percentile(lat, 99)), "build": 0.0}
+
+    def nearest(q: str) -> str:
+        row = vec.transform([q])
+        sims = np.asarray(by_feature[row.indices].T @ row.data).ravel()
+        return owners[int(np.argmax(sims))] if sims.size else ""
+
+    result["plain TF-IDF nearest neighbour"] = figures(nearest, cases, build)
+    t0 = time.perf_counter()
+    svm = LinearSVC(C=0.5).fit(matrix, owners)
+    build = time.perf_counter() - t0
+    result["TF-IDF + LinearSVC over entries"] = figures(
+        lambda q: svm.predict(vec.transform([q]))[0], cases, build)
+    words = [_words(t, chinese) for t in texts]
+    subset = cases[:1000] if n_in else cases
+    result["rapidfuzz token_set (full scan, first 1,000 cases)"] = figures(
+        lambda q: owners[process.extractOne(_words(q, chinese), words,
+                                            scorer=fuzz.token_set_ratio)[2]], subset, 0.0)
     return result
 
 
-def row(name: str, acc: float, oos: str, p50: float, p99: float, build: float) -> str:
-    # Three decimals, as `meiqia bot eval` prints them: "90.0 %" hid whether 0.90 was met.
-    return f"| {name} | {acc:.3f} | {oos} | {p50:.2f} | {p99:.2f} | {build:.2f} |"
+def _f(value: float | None) -> str:
+    return "null" if value is None else f"{value:.3f}"
 
 
 def main() -> None:
@@ -98,42 +125,59 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true",
                         help="print the figures, leave docs/benchmarks.md alone")
     args = parser.parse_args()
+    sets = [
+        ("CLINC150 (validation: 3,000 in scope + 100 out of scope)",
+         DATA / "clinc150" / "kb_train.csv", DATA / "clinc150" / "cases_val.csv", False),
+        ("zh_faq (LCQMC dev: 3,647 in scope + 729 out of scope)",
+         DATA / "zh_faq" / "lcqmc_dev_kb.csv", DATA / "zh_faq" / "lcqmc_dev_cases.csv", True),
+    ]
     lines = []
-    with tempfile.TemporaryDirectory() as tmp:
-        bank_kb, bank_cases = banking_files(Path(tmp))
-        sets = [
-            ("CLINC150 (val, 3,000 in scope + 100 out of scope)",
-             DATA / "clinc150" / "kb_train.csv", DATA / "clinc150" / "cases_val.csv"),
-            ("BANKING77 (test, 3,080, all in scope)", bank_kb, bank_cases),
-        ]
-        for title, kb, cases in sets:
-            print("==", title, flush=True)
-            ours = evaluate_details(kb, cases)
-            print(ours, flush=True)
-            lines += [f"### {title}", "",
-                      "| method | in-scope accuracy | out-of-scope recall / precision | p50 ms "
-                      "| p99 ms | build s |", "|---|---|---|---|---|---|"]
-            oos = ("n/a" if ours["oos_recall"] is None
-                   else f"{ours['oos_recall']:.3f} / {ours['oos_precision']:.3f}")
-            lines.append(row("**meiqia** (defaults: answer 0.7, suggest 0.5)",
-                             ours["in_scope_accuracy"], oos, ours["p50_ms"], ours["p99_ms"],
-                             ours["build_s"]))
-            for name, fig in baselines(kb, cases).items():
-                lines.append(row(name, fig["acc"], "none (always answers)", fig["p50"],
-                                 fig["p99"], fig["build"]))
-            lines.append(f"\nsuggest rate (\"did you mean\"): {ours['suggest_rate']:.3f}; "
-                         f"{ours['entries']} entries, {ours['variants']} questions.\n")
+    for title, kb, cases, chinese in sets:
+        print("==", title, flush=True)
+        ours = evaluate_details(kb, cases)
+        cal = ours["calibration"]
+        print({k: v for k, v in ours.items() if k not in ("calibration",)}, flush=True)
+        lines += [f"### {title}", "",
+                  "| method | top-1 | in-scope acc. | answer precision | coverage | "
+                  "OOS recall | suggest precision | p50 ms | p99 ms | build s |",
+                  "|---|---|---|---|---|---|---|---|---|---|",
+                  f"| **meiqia** (calibrated on the KB, target 0.95) | "
+                  f"{_f(ours['top1_accuracy'])} | {_f(ours['in_scope_accuracy'])} | "
+                  f"{_f(ours['answer_precision'])} | {_f(ours['coverage'])} | "
+                  f"{_f(ours['oos_recall'])} | {_f(ours['suggest_precision'])} | "
+                  f"{ours['p50_ms']:.2f} | {ours['p99_ms']:.2f} | {ours['build_s']:.2f} |"]
+        for name, fig in baselines(kb, cases, chinese).items():
+            print(name, fig, flush=True)
+            lines.append(f"| {name} | {fig['top1']:.3f} | {fig['top1']:.3f} | "
+                         f"{fig['precision']:.3f} | {fig['coverage']:.3f} | 0.000 "
+                         f"(always answers) | — | {fig['p50']:.2f} | {fig['p99']:.2f} | "
+                         f"{fig['build']:.2f} |")
+        lines.append(
+            f"\nmeiqia's calibration on this KB ({cal['seconds']:.1f} s, "
+            f"{cal['in_scope']} held-out variants, {cal['out_of_scope']} questions of held-out "
+            f"entries): answers at raw score ≥ {cal['answer_score']} with margin ≥ "
+            f"{cal['answer_margin']}, suggests at ≥ {cal['suggest_score']}; measured there: "
+            f"precision {_f(cal['precision'])}, coverage {_f(cal['coverage'])}. "
+            f"Suggest rate {ours['suggest_rate']:.3f}; {ours['entries']:,} entries, "
+            f"{ours['variants']:,} questions.\n")
     body = (
+        "Development sets only (the held-out splits check what was tuned here). "
         "In-scope accuracy counts a case right when the top-1 entry is the expected one "
-        "and the bot did not declare it unrecognised (DESIGN §6). Goals on CLINC150: "
-        "in-scope accuracy ≥ 0.90 with out-of-scope recall ≥ 0.70 (the CLINC150 paper: "
-        "SVM 0.88 / 0.18, BERT 0.96 / 0.52). The baselines never reject a question.\n\n"
+        "and the bot did not declare it unrecognised (DESIGN §6); top-1 whatever the "
+        "decision; answer precision: direct answers that are right; coverage: in-scope "
+        "questions answered right directly. Goals (issue 20): CLINC150 in-scope ≥ 0.93 "
+        "with OOS recall ≥ 0.85 and answer precision ≥ 0.97; zh top-1 ≥ 0.88, answer "
+        "precision ≥ 0.95 with coverage ≥ 0.65. The baselines answer every question. "
+        "The zh weights of meiqia were fitted on these zh dev cases (benchmarks/bot_tune.py; "
+        "cross-fitted top-1 on the two halves: 0.883 / 0.897), the CLINC ones on "
+        "CLINC150 training data. Latencies on a shared 2-core machine.\n\n"
         + "\n".join(lines)
     )
     if args.no_write:
+        print(body)
         return
-    write_section("bot-eval", "Bot accuracy (CLINC150, BANKING77)",
-                  ".venv/bin/python benchmarks/bot_eval.py", body)
+    write_section("bot-eval", "Bot accuracy (CLINC150 validation, zh_faq dev)",
+                  "nice -n 10 .venv/bin/python benchmarks/bot_eval.py", body)
 
 
 if __name__ == "__main__":

@@ -577,13 +577,24 @@ def bot() -> None:
 @click.option("--suggest-threshold", type=float, default=None,
               help="Score at or above which it offers \"did you mean\"; below, the question "
               "is unrecognised (default: 0.5).")
+@click.option("--target-precision", type=float, default=0.95, show_default=True,
+              help="Precision of direct answers the index calibrates itself for.")
+@click.option("--no-calibration", is_flag=True,
+              help="Keep the default score scale (do not calibrate on the KB).")
+@click.option("--details", "details_path", type=click.Path(dir_okay=False), default=None,
+              help="Write one CSV row per case: query, expected, decision, top 3 with scores.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (exact values).")
 def bot_eval(kb_path: str, cases_path: str, answer_threshold: float | None,
-             suggest_threshold: float | None, as_json: bool) -> None:
-    """Answer every case with an index built from the KB and print the metrics.
+             suggest_threshold: float | None, target_precision: float, no_calibration: bool,
+             details_path: str | None, as_json: bool) -> None:
+    """Answer every case with an index built (and calibrated) from the KB and
+    print the metrics.
 
     n, in_scope_accuracy, oos_recall, oos_precision, suggest_rate, p50_ms,
-    p99_ms, build_s (DESIGN §6).
+    p99_ms, build_s (DESIGN §6), then top1_accuracy, answer_precision (share
+    of direct answers that are right), coverage (share of in-scope questions
+    answered right directly), suggest_precision and the thresholds. A ratio
+    without a denominator is null.
     """
     from meiqia.bot.evaluate import METRICS
     from meiqia.bot.evaluate import evaluate_details
@@ -592,7 +603,9 @@ def bot_eval(kb_path: str, cases_path: str, answer_threshold: float | None,
 
     try:
         result = evaluate_details(kb_path, cases_path, answer_threshold=answer_threshold,
-                                  suggest_threshold=suggest_threshold)
+                                  suggest_threshold=suggest_threshold,
+                                  target=target_precision, calibrate=not no_calibration,
+                                  details_path=details_path)
     except (KBFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -614,9 +627,7 @@ def bot_ask(question: str, kb_path: str | None, team_id: int | None, top: int) -
     are refused with the reason, as the API refuses them; one over 2,000
     characters is cut there, and the output says so.
     """
-    from meiqia.bot.index import KBIndex
     from meiqia.bot.kbfile import KBFileError
-    from meiqia.bot.kbfile import load_kb
     from meiqia.bot.normalize import MAX_QUESTION_CHARS
     from meiqia.bot.normalize import QuestionError
     from meiqia.bot.normalize import check_question
@@ -628,11 +639,12 @@ def bot_ask(question: str, kb_path: str | None, team_id: int | None, top: int) -
         raise click.ClickException(f"question: {exc}") from exc
     question, truncated = truncate_question(question)
     if kb_path:
+        from meiqia.bot.cache import cached_index
         from meiqia.bot.index import DEFAULT_ANSWER_THRESHOLD
         from meiqia.bot.index import DEFAULT_SUGGEST_THRESHOLD
 
         try:
-            index = KBIndex(load_kb(kb_path))
+            index = cached_index(kb_path)
         except KBFileError as exc:
             raise click.ClickException(str(exc)) from exc
         answer_t, suggest_t = DEFAULT_ANSWER_THRESHOLD, DEFAULT_SUGGEST_THRESHOLD

@@ -18,6 +18,7 @@ import numpy as np
 
 from meiqia.bot.index import DEFAULT_ANSWER_THRESHOLD
 from meiqia.bot.index import DEFAULT_SUGGEST_THRESHOLD
+from meiqia.bot.index import DEFAULT_TARGET
 from meiqia.bot.index import KBIndex
 from meiqia.bot.kbfile import decode
 from meiqia.bot.kbfile import load_kb
@@ -31,9 +32,12 @@ def read_cases(path: str | Path) -> list[tuple[str, str]]:
     return [((row["query"] or "").strip(), (row["expected_id"] or "").strip()) for row in reader]
 
 
-#: The keys of DESIGN §6, in order: ``evaluate`` returns exactly these.
+#: The keys of DESIGN §6, then those of the calibration (issue 20), in order:
+#: ``evaluate`` returns exactly these. Ratios without a denominator are None
+#: (JSON null), never 0.0.
 METRICS = ("n", "in_scope_accuracy", "oos_recall", "oos_precision", "suggest_rate",
-           "p50_ms", "p99_ms", "build_s")
+           "p50_ms", "p99_ms", "build_s", "top1_accuracy", "answer_precision", "coverage",
+           "suggest_precision", "thresholds")
 
 
 def evaluate(
@@ -42,13 +46,19 @@ def evaluate(
     answer_threshold: float | None = None,
     suggest_threshold: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    target: float = DEFAULT_TARGET,
+    calibrate: bool = True,
 ) -> dict[str, Any]:
-    """Build an index from ``kb_path``, answer every case, return the metrics of
-    DESIGN §6 (exactly ``METRICS``; ratios are None when they have no denominator).
+    """Build an index from ``kb_path``, calibrate it, answer every case, return
+    ``METRICS`` (ratios are None when they have no denominator).
     ``progress(done, total)`` is called every 500 cases."""
     details = evaluate_details(kb_path, cases_path, answer_threshold, suggest_threshold,
-                               progress)
+                               progress, target=target, calibrate=calibrate)
     return {key: details[key] for key in METRICS}
+
+
+def _ratio(hits: int, total: int | float) -> float | None:
+    return hits / total if total else None
 
 
 def evaluate_details(
@@ -57,9 +67,18 @@ def evaluate_details(
     answer_threshold: float | None = None,
     suggest_threshold: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    target: float = DEFAULT_TARGET,
+    calibrate: bool = True,
+    details_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """``evaluate`` plus the KB size, the counts behind each ratio and the
-    thresholds used, for the report.
+    """``evaluate`` plus the KB size, the counts behind each ratio, the
+    thresholds used and the calibration, for the report.
+
+    The index calibrates itself on its own KB first (as a team's index does
+    after a rebuild; ``calibrate=False`` keeps the default scale), so the
+    figures are those a team would see. The cases are never used to choose
+    anything. ``details_path``: one CSV row per case (query, expected,
+    decision, top 3 with scores) for reading the bot's mistakes.
 
     Ratios are exact (not rounded): whether a goal such as 0.90 is met must
     not depend on how the number was printed.
@@ -71,42 +90,81 @@ def evaluate_details(
     started = time.perf_counter()
     index = KBIndex(entries)
     build_s = time.perf_counter() - started
+    calibration = index.calibrate(target) if calibrate else index.calibration
     latencies = []
     in_scope = right = oos = oos_caught = unrecognised = suggested = 0
+    top1 = answered = answered_right = suggest_hit = 0
+    rows: list[list[str]] = []
     for n, (query, expected) in enumerate(cases, start=1):
         t0 = time.perf_counter()
-        decision = index.decide(index.query(query, k=3), answer_t, suggest_t)
+        found = index.query(query, k=3)
+        decision = index.decide(found, answer_t, suggest_t)
         latencies.append((time.perf_counter() - t0) * 1000)
         top = decision.candidates[0].entry_id if decision.candidates else None
+        best = found[0].entry_id if found else None
         if decision.kind == "unrecognised":
             unrecognised += 1
+        if decision.kind == "answer":
+            answered += 1
+            answered_right += int(bool(expected) and top == expected)
         if decision.kind == "suggest":
             suggested += 1
+            suggest_hit += int(bool(expected) and any(c.entry_id == expected
+                                                      for c in decision.candidates))
         if expected:
             in_scope += 1
             right += int(decision.kind != "unrecognised" and top == expected)
+            top1 += int(best == expected)
         else:
             oos += 1
             oos_caught += int(decision.kind == "unrecognised")
+        if details_path is not None:
+            cells = [query, expected, decision.kind]
+            for cand in found[:3]:
+                cells += [cand.entry_id, f"{cand.score:.4f}"]
+            rows.append(cells + [""] * (9 - len(cells)))
         if progress is not None and n % 500 == 0:
             progress(n, len(cases))
+    if details_path is not None:
+        with open(details_path, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["query", "expected_id", "decision", "top1_id", "top1_score",
+                             "top2_id", "top2_score", "top3_id", "top3_score"])
+            writer.writerows(rows)
     lat = np.asarray(latencies) if latencies else np.zeros(1)
     return {
         "n": len(cases),
-        "in_scope_accuracy": right / in_scope if in_scope else None,
-        "oos_recall": oos_caught / oos if oos else None,
-        "oos_precision": oos_caught / unrecognised if unrecognised else None,
-        "suggest_rate": suggested / len(cases) if cases else 0.0,
+        "in_scope_accuracy": _ratio(right, in_scope),
+        "oos_recall": _ratio(oos_caught, oos),
+        "oos_precision": _ratio(oos_caught, unrecognised),
+        "suggest_rate": _ratio(suggested, len(cases)),
         "p50_ms": round(float(np.percentile(lat, 50)), 3),
         "p99_ms": round(float(np.percentile(lat, 99)), 3),
         "build_s": round(build_s, 3),
+        "top1_accuracy": _ratio(top1, in_scope),
+        "answer_precision": _ratio(answered_right, answered),
+        "coverage": _ratio(answered_right, in_scope),
+        "suggest_precision": _ratio(suggest_hit, suggested),
+        "thresholds": {
+            "answer": answer_t, "suggest": suggest_t,
+            "calibrated": calibration.calibrated,
+            "raw_answer_score": round(calibration.answer_score, 4),
+            "raw_answer_margin": round(calibration.answer_margin, 4),
+            "raw_suggest_score": round(calibration.suggest_score, 4),
+            "target_precision": calibration.target,
+        },
+        "calibration": calibration.to_dict(),
         "entries": len(index),
         "variants": index.variant_count,
         "answer_threshold": answer_t,
         "suggest_threshold": suggest_t,
         "counts": {"in_scope_accuracy": (right, in_scope), "oos_recall": (oos_caught, oos),
                    "oos_precision": (oos_caught, unrecognised),
-                   "suggest_rate": (suggested, len(cases))},
+                   "suggest_rate": (suggested, len(cases)),
+                   "top1_accuracy": (top1, in_scope),
+                   "answer_precision": (answered_right, answered),
+                   "coverage": (answered_right, in_scope),
+                   "suggest_precision": (suggest_hit, suggested)},
     }
 
 
@@ -115,23 +173,37 @@ def format_report(result: dict[str, Any]) -> str:
 
     Ratios get three decimals and, from ``evaluate_details``, the counts they
     come from: "90.0 %" hid whether 0.90 was met (0.8997 printed as 90.0 %).
+    A ratio with no denominator prints "null" (it is JSON's null too).
     """
     counts = result.get("counts", {})
 
     def ratio(key: str) -> str:
-        value = result[key]
+        value = result.get(key)
         if value is None:
-            return "n/a"
+            return "null"
         if key in counts:
             hits, total = counts[key]
             return f"{value:.3f}  ({hits:,} of {total:,})"
         return f"{value:.3f}"
 
+    thresholds = result.get("thresholds") or {}
+    calibration = result.get("calibration") or {}
+    if thresholds.get("calibrated"):
+        calibrated = (f"calibrated on the KB for precision {thresholds['target_precision']}: "
+                      f"raw score >= {thresholds['raw_answer_score']} with margin >= "
+                      f"{thresholds['raw_answer_margin']} answers, >= "
+                      f"{thresholds['raw_suggest_score']} suggests")
+    else:
+        calibrated = f"default scale ({calibration.get('reason') or 'not calibrated'})"
     return "\n".join([
         f"cases               {result['n']:,}",
         *([f"knowledge base      {result['entries']:,} entries, {result['variants']:,} questions"]
           if "entries" in result else []),
         f"in-scope accuracy   {ratio('in_scope_accuracy')}",
+        f"top-1 accuracy      {ratio('top1_accuracy')}",
+        f"answer precision    {ratio('answer_precision')}",
+        f"coverage            {ratio('coverage')}",
+        f"suggest precision   {ratio('suggest_precision')}",
         f"out-of-scope recall {ratio('oos_recall')}",
         f"out-of-scope prec.  {ratio('oos_precision')}",
         f"suggest rate        {ratio('suggest_rate')}",
@@ -139,6 +211,7 @@ def format_report(result: dict[str, Any]) -> str:
         f"index build         {result['build_s']:.2f} s",
         f"thresholds          answer {result.get('answer_threshold', DEFAULT_ANSWER_THRESHOLD)}, "
         f"suggest {result.get('suggest_threshold', DEFAULT_SUGGEST_THRESHOLD)}",
+        f"calibration         {calibrated}",
     ])
 
 

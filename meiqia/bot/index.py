@@ -39,7 +39,15 @@ from rapidfuzz import fuzz
 from scipy import sparse
 from sklearn.svm import LinearSVC
 
+from meiqia.bot.calibrate import DEFAULT as DEFAULT_CALIBRATION
+from meiqia.bot.calibrate import DEFAULT_BY_MODEL
+from meiqia.bot.calibrate import DEFAULT_TARGET
+from meiqia.bot.calibrate import MODELS
+from meiqia.bot.calibrate import Calibration
+from meiqia.bot.calibrate import calibrate as calibrate_kb
 from meiqia.bot.kbfile import KBEntry
+from meiqia.bot.lexicon import EMPTY
+from meiqia.bot.lexicon import Lexicon
 from meiqia.bot.normalize import normalize
 
 #: At or above: the bot answers (direct answers right 97 % of the time on the
@@ -67,13 +75,33 @@ TOP_VARIANTS = 50
 #: Entries re-scored with rapidfuzz.
 RESCORE = 8
 
-#: Logistic weights over the candidate features, fitted by benchmarks/bot_tune.py
-#: on CLINC150 training data with real out-of-scope questions (docs/bot.md).
-#: One set for indexes with the entry classifier, one for those without.
-WEIGHTS_CLF = {"bias": -1.186, "cos": 2.908, "clf": 2.767, "fuzz": 1.226,
-               "exact": 0.171, "m_cos": 0.523, "m_clf": 2.358}
-WEIGHTS_PLAIN = {"bias": -4.536, "cos": 5.583, "clf": 0.0, "fuzz": 2.47,
-                 "exact": 0.198, "m_cos": 10.088, "m_clf": 0.0}
+#: Logistic weights over the candidate features (``FEATURES``), fitted by
+#: benchmarks/bot_tune.py on development data only (docs/bot.md): with the
+#: entry classifier on CLINC150 training data with real out-of-scope questions;
+#: without it, for questions with Chinese characters on the zh_faq development
+#: cases (LCQMC dev), for the others on CLINC150 training data. Features not
+#: named weigh 0. The absolute scale no longer matters much: every index
+#: calibrates where its scores answer (meiqia.bot.calibrate).
+WEIGHTS_CLF = {"bias": -2.208, "cos": -0.118, "clf": 2.193, "fuzz": -1.649, "tset": 0.75,
+               "exact": 0.132, "c_chr": 3.425, "c_wrd": -3.857, "cov_q": 2.414, "cov_c": 3.554,
+               "len_r": 0.235, "jac": -1.208, "part": -0.001, "q_miss": 0.143, "c_miss":
+               -1.018, "m_cos": -0.292, "m_clf": 2.696, "m_fuzz": 3.318, "m_tset": -1.077,
+               "m_exact": 0.927, "m_c_chr": -0.91, "m_c_wrd": 0.784, "m_cov_q": 0.667,
+               "m_cov_c": -1.716, "m_len_r": 1.546, "m_jac": 0.652, "m_part": 2.008,
+               "m_q_miss": -0.743, "m_c_miss": 1.379}
+WEIGHTS_PLAIN = {"bias": -4.06, "cos": -0.09, "fuzz": -1.966, "tset": 1.532, "exact": 0.193,
+                 "c_chr": 3.538, "c_wrd": -3.903, "cov_q": 2.592, "cov_c": 3.397, "len_r":
+                 1.241, "jac": -0.943, "part": 0.084, "q_miss": 0.927, "c_miss": -1.934,
+                 "m_cos": 3.388, "m_fuzz": 4.609, "m_tset": 2.462, "m_exact": 1.145, "m_c_chr":
+                 2.53, "m_c_wrd": 3.037, "m_cov_q": 2.745, "m_cov_c": -1.464, "m_len_r": 0.979,
+                 "m_jac": 1.307, "m_part": 1.05, "m_q_miss": -0.166, "m_c_miss": 1.134}
+WEIGHTS_PLAIN_ZH = {"bias": -0.986, "cos": -0.197, "fuzz": -0.698, "tset": -0.378, "exact":
+                    -0.86, "c_chr": 3.454, "c_wrd": -3.748, "cov_q": 3.273, "cov_c": 1.826,
+                    "len_r": 1.782, "jac": -3.308, "part": -1.505, "q_miss": -0.237, "c_miss":
+                    -5.157, "m_cos": -0.09, "m_fuzz": 2.274, "m_tset": -3.728, "m_exact":
+                    0.275, "m_c_chr": 2.093, "m_c_wrd": -1.45, "m_cov_q": 5.878, "m_cov_c":
+                    -0.367, "m_len_r": 1.79, "m_jac": 5.74, "m_part": -0.477, "m_q_miss":
+                    -2.239, "m_c_miss": 0.069}
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _TOKEN_RE = re.compile(r"(?u)\b\w+\b")
@@ -118,6 +146,34 @@ def _word_ngrams(text: str) -> list[str]:
     """Word 1- and 2-grams of the Latin text (sklearn's ``analyzer="word"``)."""
     tokens = _TOKEN_RE.findall(text)
     return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+
+
+def _zh_word_grams(lexicon: Lexicon) -> Callable[[str], tuple[str, ...]]:
+    """Words and consecutive word pairs of one CJK run (word-level evidence:
+    退款 and 退钱 share no character bigram once folded, and 怎么 退款 is one
+    pair). Cached per run, like the character n-grams."""
+    cache: dict[str, tuple[str, ...]] = {}
+
+    def grams(run: str) -> tuple[str, ...]:
+        found = cache.get(run)
+        if found is None:
+            words = lexicon.segment(run)
+            found = words + tuple(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
+            if len(cache) < 200_000:
+                cache[run] = found
+        return found
+
+    return grams
+
+
+def _per_unit(unit_grams: Callable[[str], tuple[str, ...]]) -> Callable[[str], list[str]]:
+    def analyze(text: str) -> list[str]:
+        grams: list[str] = []
+        for unit in text.split():
+            grams.extend(unit_grams(unit))
+        return grams
+
+    return analyze
 
 
 def ngrams(text: str) -> list[str]:
@@ -174,6 +230,12 @@ def _unit_table(docs: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     return list(ids), occurrences, owners
 
 
+#: Occurrences (words, CJK runs) expanded to n-grams per step in ``_gather``:
+#: its index arithmetic is int64, so expanding all 10 million n-grams of a
+#: 100,000-question build at once took 250 MB of temporaries.
+GATHER_CHUNK = 200_000
+
+
 def _gather(unit_cols: list[np.ndarray], occurrences: np.ndarray, owners: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
     """(row, column) of every n-gram occurrence, from each unit's column array,
@@ -184,10 +246,21 @@ def _gather(unit_cols: list[np.ndarray], occurrences: np.ndarray, owners: np.nda
     starts = np.cumsum(sizes) - sizes
     flat_cols = np.concatenate(unit_cols).astype(np.int32, copy=False)
     per = sizes[occurrences]
-    out_start = np.cumsum(per) - per
-    idx = np.arange(int(per.sum()), dtype=np.int64)
-    idx -= np.repeat(out_start - starts[occurrences], per)
-    return np.repeat(owners, per), flat_cols[idx]
+    total = int(per.sum())
+    rows = np.empty(total, dtype=np.int32)
+    cols = np.empty(total, dtype=np.int32)
+    at = 0
+    for first in range(0, len(occurrences), GATHER_CHUNK):
+        occ = occurrences[first:first + GATHER_CHUNK]
+        chunk_per = per[first:first + GATHER_CHUNK]
+        size = int(chunk_per.sum())
+        out_start = np.cumsum(chunk_per) - chunk_per
+        idx = np.arange(size, dtype=np.int64)
+        idx -= np.repeat(out_start - starts[occ], chunk_per)
+        rows[at:at + size] = np.repeat(owners[first:first + GATHER_CHUNK], chunk_per)
+        cols[at:at + size] = flat_cols[idx]
+        at += size
+    return rows, cols
 
 
 class _Block:
@@ -199,17 +272,40 @@ class _Block:
     in numpy: sklearn's fit looks every n-gram occurrence up in a Python loop,
     three quarters of the build of a 100,000-question index.
 
-    ``kind``: ``cjk`` (character 1-3-grams of each CJK run), ``chars``
-    (character 2-4-grams of each Latin word, padded) or ``words`` (word 1- and
-    2-grams of the Latin text).
+    ``kind``: ``cjk`` (character 1-3-grams of each CJK run), ``zhwords``
+    (jieba words and word pairs of each CJK run, with the team's lexicon),
+    ``chars`` (character 2-4-grams of each Latin word, padded) or ``words``
+    (word 1- and 2-grams of the Latin text).
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, lexicon: Lexicon = EMPTY) -> None:
         self.kind = kind
+        self.lexicon = lexicon
         self.vocabulary: dict[str, int] = {}
         self.idf = np.zeros(0, dtype=np.float32)
+        self._analyzers()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (``meiqia bot ask`` caches indexes): the analyzers are
+        closures, rebuilt from ``kind`` and ``lexicon`` on load."""
+        state = dict(self.__dict__)
+        state.pop("unit_grams", None)
+        state.pop("analyze", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._analyzers()
+
+    def _analyzers(self) -> None:
+        kind, lexicon = self.kind, self.lexicon
+        self.unit_grams: Callable[[str], tuple[str, ...]] = {
+            "cjk": _run_grams, "chars": _word_grams, "words": _word_grams,
+            "zhwords": _zh_word_grams(lexicon),
+        }[kind]
         self.analyze: Callable[[str], list[str]] = {
             "cjk": _cjk_grams, "chars": _latin_grams, "words": _word_ngrams,
+            "zhwords": _per_unit(self.unit_grams),
         }[kind]
 
     @property
@@ -222,8 +318,7 @@ class _Block:
         (else n-grams outside it are dropped)."""
         units, occurrences, owners = table
         if self.kind != "words":
-            unit_grams = _run_grams if self.kind == "cjk" else _word_grams
-            grams = [unit_grams(u) for u in units]
+            grams = [self.unit_grams(u) for u in units]
             if fit:
                 vocab = sorted(set(itertools.chain.from_iterable(grams)))
                 self.vocabulary = {g: i for i, g in enumerate(vocab)}
@@ -264,14 +359,50 @@ class _Features:
     for one short question costs more than the arithmetic.
     """
 
-    KINDS = (("cjk", 0), ("chars", 1), ("words", 1))
+    KINDS = (("cjk", 0), ("zhwords", 0), ("chars", 1), ("words", 1))
 
-    def __init__(self) -> None:
+    def __init__(self, lexicon: Lexicon = EMPTY) -> None:
+        self.lexicon = lexicon
         #: (block, column offset, which part of the text: 0 CJK, 1 Latin)
         self.blocks: list[tuple[_Block, int, int]] = []
         #: (analyzer, vocabulary, idf, column offset, which part) per block
         self.parts: list[tuple[Any, dict[str, int], np.ndarray, int, int]] = []
         self.width = 0
+        self.is_word_col = np.zeros(1, dtype=bool)
+        self.word_blocks: list[_Block] = []
+        self.max_idf = 1.0
+        self._idf_cache: dict[str, float] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("parts", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
+
+    def word_norm2(self, matrix: sparse.csr_matrix) -> np.ndarray:
+        """Squared length of each row's part in the word blocks (row-major rows)."""
+        masked = matrix.copy()
+        masked.data = np.where(self.is_word_col[matrix.indices], matrix.data, 0.0
+                               ).astype(np.float32)
+        return self._row_norm2(masked)
+
+    def word_idf(self, word: str) -> float:
+        """The idf of a word in the word blocks (unknown: the highest there is)."""
+        found = self._idf_cache.get(word)
+        if found is not None:
+            return found
+        found = self.max_idf
+        for block in self.word_blocks:
+            col = block.vocabulary.get(word)
+            if col is not None:
+                found = float(block.idf[col])
+                break
+        if len(self._idf_cache) < 100_000:
+            self._idf_cache[word] = found
+        return found
 
     def fit_transform(self, texts: list[str]) -> sparse.csr_matrix:
         return self._matrix(texts, fit=True)
@@ -306,12 +437,73 @@ class _Features:
         return cols, vals / np.float32(np.linalg.norm(vals) or 1.0)
 
     def _matrix(self, texts: list[str], fit: bool) -> sparse.csr_matrix:
+        pieces = self._pieces(texts, fit)
+        n = len(texts)
+        if not self.blocks:
+            return sparse.csr_matrix((n, max(self.width, 1)), dtype=np.float32)
+        matrix = _hstack_rows(pieces, [o for _, o, _ in self.blocks], n, self.width)
+        # Every block's part of a non-empty row has unit length: the row's length
+        # is the square root of how many blocks it has.
+        blocks_in_row = sum((np.diff(p.indptr) > 0).astype(np.float32) for p in pieces)
+        _scale_rows(matrix, np.sqrt(blocks_in_row))
+        return matrix
+
+    def fit_by_feature(self, texts: list[str]) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """``fit_transform``'s matrix, but feature-major (features x texts), and
+        each row's squared length in the word blocks.
+
+        Built block by block straight into the feature-major arrays: the
+        row-major matrix side by side and its transpose were three copies at
+        once (the peak of a 100,000-question build: issue 20).
+        """
+        pieces = self._pieces(texts, fit=True)
+        n = len(texts)
+        if not self.blocks:
+            return (sparse.csr_matrix((max(self.width, 1), n), dtype=np.float32),
+                    np.zeros(n, dtype=np.float32))
+        blocks_in_row = sum((np.diff(p.indptr) > 0).astype(np.float32) for p in pieces)
+        nnz = sum(p.nnz for p in pieces)
+        data = np.empty(nnz, dtype=np.float32)
+        indices = np.empty(nnz, dtype=np.int32)
+        indptr = np.zeros(self.width + 1, dtype=_index_dtype(nnz))
+        word_norm2 = np.zeros(n, dtype=np.float32)
+        at = 0
+        for i, (block, offset, _) in enumerate(self.blocks):
+            piece = pieces[i]
+            _scale_rows(piece, np.sqrt(blocks_in_row))
+            if block.kind in ("zhwords", "words"):
+                word_norm2 += self._row_norm2(piece)
+            pieces[i] = None  # type: ignore[call-overload]
+            flipped = piece.T.tocsr()
+            del piece
+            size = flipped.nnz
+            data[at:at + size] = flipped.data
+            indices[at:at + size] = flipped.indices
+            indptr[offset + 1:offset + block.width + 1] = flipped.indptr[1:] + at
+            at += size
+            del flipped
+        return sparse.csr_matrix((data, indices, indptr), shape=(self.width, n)), word_norm2
+
+    @staticmethod
+    def _row_norm2(matrix: sparse.csr_matrix) -> np.ndarray:
+        out = np.zeros(matrix.shape[0], dtype=np.float32)
+        lengths = np.diff(matrix.indptr)
+        filled = lengths > 0
+        if filled.any():
+            out[filled] = np.add.reduceat(np.square(matrix.data, dtype=np.float32),
+                                          matrix.indptr[:-1][filled])
+        return out
+
+    def _pieces(self, texts: list[str], fit: bool) -> list[sparse.csr_matrix]:
+        """Each block's rows (l2-normalised per block), fitting the blocks when ``fit``."""
         columns = ([cjk_part(t) for t in texts], [latin_part(t) for t in texts])
         tables = [_unit_table(column) if any(column) else None for column in columns]
+        del columns
         if fit:
             self.blocks = []
             offset = 0
-            pending = [(_Block(kind), which) for kind, which in self.KINDS if tables[which]]
+            pending = [(_Block(kind, self.lexicon), which) for kind, which in self.KINDS
+                       if tables[which]]
         else:
             pending = [(block, which) for block, _, which in self.blocks]
         n = len(texts)
@@ -329,17 +521,20 @@ class _Features:
             else:
                 rows, cols = block.occurrences(table, fit)
             pieces.append(_tfidf_block(block, rows, cols, n, fit))
+            del rows, cols  # before the next block's occurrences
         if fit:
             self.width = offset
             self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
-        if not self.blocks:
-            return sparse.csr_matrix((n, max(self.width, 1)), dtype=np.float32)
-        matrix = _hstack_rows(pieces, [o for _, o, _ in self.blocks], n, self.width)
-        # Every block's part of a non-empty row has unit length: the row's length
-        # is the square root of how many blocks it has.
-        blocks_in_row = sum((np.diff(p.indptr) > 0).astype(np.float32) for p in pieces)
-        _scale_rows(matrix, np.sqrt(blocks_in_row))
-        return matrix
+            self.is_word_col = np.zeros(max(self.width, 1), dtype=bool)
+            self.word_blocks = []
+            for b, o, _ in self.blocks:
+                if b.kind in ("zhwords", "words"):
+                    self.is_word_col[o:o + b.width] = True
+                    self.word_blocks.append(b)
+            self.max_idf = float(max((float(b.idf.max()) for b in self.word_blocks
+                                      if b.width), default=1.0))
+            self._idf_cache = {}
+        return pieces
 
 
 def _tfidf_block(block: _Block, rows: np.ndarray, cols: np.ndarray, n: int,
@@ -405,7 +600,8 @@ def _no_progress(fraction: float, message: str) -> None:
 
 
 def _variants(entries: list[KBEntry], first: int, progress: Progress = _no_progress,
-              share: float = 0.0) -> tuple[list[str], list[int], list[str]]:
+              share: float = 0.0, lexicon: Lexicon = EMPTY
+              ) -> tuple[list[str], list[int], list[str]]:
     """Normalised questions, their entry positions (from ``first``) and originals.
 
     Normalising is a third of a large build, so it reports ``progress`` up to
@@ -419,7 +615,7 @@ def _variants(entries: list[KBEntry], first: int, progress: Progress = _no_progr
             progress(share * (i - first) / len(entries),
                      f"normalising questions ({i - first:,} of {len(entries):,} entries)")
         for question in entry.questions:
-            norm = normalize(question)
+            norm = lexicon.fold(normalize(question))
             if norm:
                 texts.append(norm)
                 owners.append(i)
@@ -443,32 +639,40 @@ class _State:
     """Everything one build produces; never changed after construction."""
 
     def __init__(self, entries: list[KBEntry], use_classifier: bool | None,
-                 progress: Progress = _no_progress) -> None:
+                 progress: Progress = _no_progress, lexicon: Lexicon = EMPTY) -> None:
         self.entries = [e for e in entries if e.enabled and e.questions]
-        texts, owners, originals = _variants(self.entries, 0, progress, 0.35)
+        self.lexicon = lexicon
+        texts, owners, originals = _variants(self.entries, 0, progress, 0.35, lexicon)
         self.texts = texts
         self.originals = originals
         self.owners = np.asarray(owners, dtype=np.int32)
-        self.features = _Features()
+        self.features = _Features(lexicon)
         self.coef: np.ndarray | None = None
         self.intercept = np.zeros(0, dtype=np.float32)
         self.classes = np.zeros(0, dtype=np.int32)
-        self.matrix: sparse.csr_matrix | None = None
+        #: Feature-major (features x variants, CSR): a query touches only the rows
+        #: of its own n-grams. The only copy of the TF-IDF matrix an index keeps.
+        self.by_feature: sparse.csr_matrix | None = None
+        #: Squared length of each variant's word-block part (its character part
+        #: is the rest of 1): the two block cosines without the variant's row.
+        self.word_norm2 = np.zeros(0, dtype=np.float32)
         if texts:
             progress(0.35, f"counting the n-grams of {len(texts):,} questions")
-            self.matrix = self.features.fit_transform(texts)
+            by_feature, self.word_norm2 = self.features.fit_by_feature(texts)
             n_entries = len(self.entries)
             if use_classifier is None:
                 use_classifier = (
                     2 <= n_entries <= CLASSIFIER_MAX_ENTRIES
                     and len(texts) <= CLASSIFIER_MAX_VARIANTS
                     and len(texts) / n_entries >= CLASSIFIER_MIN_VARIANTS
-                    and self.matrix.shape[1] * n_entries <= CLASSIFIER_MAX_WEIGHTS
+                    and by_feature.shape[0] * n_entries <= CLASSIFIER_MAX_WEIGHTS
                 )
             if use_classifier and n_entries >= 2:
                 progress(0.6, f"training the classifier over {n_entries:,} entries")
-                classifier = LinearSVC(C=SVM_C)
-                classifier.fit(self.matrix, self.owners)
+                classifier = LinearSVC(C=SVM_C, random_state=0)
+                matrix = by_feature.T.tocsr()  # row-major, for the training only
+                classifier.fit(matrix, self.owners)
+                del matrix
                 coef = classifier.coef_
                 intercept = classifier.intercept_
                 if coef.shape[0] == 1:  # two entries: one binary decision
@@ -477,7 +681,10 @@ class _State:
                 self.coef = np.ascontiguousarray(coef.T, dtype=np.float32)  # features x entries
                 self.intercept = intercept.astype(np.float32)
                 self.classes = classifier.classes_.astype(np.int32)
+                del classifier
             progress(0.9, "building the lookups")
+            # Only the feature-major copy is kept (both doubled the index: issue 20).
+            self.by_feature = by_feature
         self._finish()
         progress(1.0, f"{len(self.entries):,} entries, {len(texts):,} questions indexed")
 
@@ -490,8 +697,6 @@ class _State:
         self.exact: dict[str, int] = {}
         for text, owner in zip(self.texts, self.owners.tolist(), strict=True):
             self.exact.setdefault(text, owner)
-        #: Feature-major copy: a query touches only the rows of its own n-grams.
-        self.by_feature = self.matrix.T.tocsr() if self.matrix is not None else None
 
     def patched(self, changes: dict[str, KBEntry | None]) -> _State:
         """A new state with ``changes`` applied (None removes), without refitting.
@@ -509,26 +714,33 @@ class _State:
         remap[keep] = np.arange(len(keep), dtype=np.int32)
         row_keep = remap[self.owners] >= 0
         kept_rows = np.flatnonzero(row_keep)
-        texts, owners, originals = _variants(added, len(keep))
+        new.lexicon = self.lexicon
+        texts, owners, originals = _variants(added, len(keep), lexicon=self.lexicon)
         new.texts = [self.texts[i] for i in kept_rows] + texts
         new.originals = [self.originals[i] for i in kept_rows] + originals
         new.owners = np.concatenate([remap[self.owners[kept_rows]],
                                      np.asarray(owners, dtype=np.int32)])
         new.features = self.features
-        assert self.matrix is not None
-        blocks = [self.matrix[kept_rows]]
+        assert self.by_feature is not None
+        # Column selection of the feature-major matrix: no row-major copy.
+        kept = self.by_feature[:, kept_rows]
+        norms = [self.word_norm2[kept_rows]]
         if texts:
-            blocks.append(self.features.transform(texts))
-        new.matrix = sparse.vstack(blocks, format="csr", dtype=np.float32)
+            rows = self.features.transform(texts)
+            norms.append(self.features.word_norm2(rows))
+            kept = sparse.hstack([kept, rows.T], format="csr", dtype=np.float32)
+        new.by_feature = kept.astype(np.float32, copy=False)
+        new.word_norm2 = np.concatenate(norms).astype(np.float32)
         new.coef, new.intercept, new.classes = None, self.intercept, self.classes
         if self.coef is not None and len(new.entries) >= 2:
+            matrix = new.by_feature.T.tocsr()  # only KBs with a classifier (<= 30,000 rows)
             columns = np.flatnonzero(remap[self.classes] >= 0)
             coef = [self.coef[:, columns]]
             intercept = [self.intercept[columns]]
             classes = [remap[self.classes[columns]]]
             for owner in sorted(set(owners)):
                 target = (new.owners == owner).astype(np.int32)
-                binary = LinearSVC(C=SVM_C).fit(new.matrix, target)
+                binary = LinearSVC(C=SVM_C, random_state=0).fit(matrix, target)
                 coef.append(binary.coef_.T.astype(np.float32))
                 intercept.append(binary.intercept_.astype(np.float32))
                 classes.append(np.asarray([owner], dtype=np.int32))
@@ -538,15 +750,43 @@ class _State:
         new._finish()
         return new
 
+    def words_of(self, norm: str) -> str:
+        """The words of a normalised text, space-separated: jieba's (with the
+        lexicon) for the CJK runs, the Latin words as they are. rapidfuzz's
+        token_set_ratio over these is the word-overlap evidence."""
+        if not _CJK_RUN.search(norm):
+            return norm  # normalised Latin text is its words, one space apart
+        parts: list[str] = []
+        for run in norm.split():
+            if _CJK_RUN.fullmatch(run):
+                parts.extend(self.lexicon.segment(run))
+            else:
+                parts.extend(_CJK_RUN.sub(" ", run).split())
+                for cjk in _CJK_RUN.findall(run):
+                    parts.extend(self.lexicon.segment(cjk))
+        return " ".join(parts)
+
+    def _word_weights(self, words: str) -> dict[str, float]:
+        """idf of each word of a text (words the KB never had: the highest idf)."""
+        idf = self.features.word_idf
+        return {word: idf(word) for word in words.split()}
+
     def query(self, text: str, k: int) -> list[Candidate]:
-        norm = normalize(text)
-        if not norm or self.matrix is None:
+        norm = self.lexicon.fold(normalize(text))
+        if not norm or self.by_feature is None:
             return []
         cols, vals = self.features.transform_one(norm)
+        q_word = self.features.is_word_col[cols] if cols.size else np.zeros(0, dtype=bool)
+        q_word_norm = float(np.sqrt(np.square(vals[q_word]).sum())) if cols.size else 0.0
+        q_char_norm = float(np.sqrt(max(1.0 - q_word_norm ** 2, 0.0))) if cols.size else 0.0
         if cols.size == 0:
             sims = np.zeros(len(self.texts), dtype=np.float32)
+            word_sims = sims
         else:
-            sims = np.asarray(self.by_feature[cols].T @ vals).ravel()
+            # Both cosines in one product: all the query's n-grams, its words only.
+            both = self.by_feature[cols].T @ np.column_stack([vals, vals * q_word])
+            sims = np.ascontiguousarray(both[:, 0])
+            word_sims = both[:, 1]
         top = min(TOP_VARIANTS, sims.shape[0])
         idx = np.argpartition(-sims, top - 1)[:top]
         best: dict[int, tuple[float, int]] = {}
@@ -572,34 +812,87 @@ class _State:
         )[: max(RESCORE, k)]
         has_clf = self.coef is not None
         rows = []
+        query_words = self.words_of(norm)
+        q_weights = self._word_weights(query_words)
+        q_chars = set(norm.replace(" ", ""))
         for owner, (cos, v) in ranked:
+            w2 = float(self.word_norm2[v])
+            c_wrd = (float(word_sims[v]) / (q_word_norm * math.sqrt(w2))
+                     if q_word_norm and w2 > 0 else 0.0)
+            c2 = 1.0 - w2
+            c_chr = (float(sims[v] - word_sims[v]) / (q_char_norm * math.sqrt(c2))
+                     if q_char_norm and c2 > 1e-9 else 0.0)
+            c_weights = self._word_weights(self.words_of(self.texts[v]))
             rows.append((owner, v, {
                 "cos": cos,
+                "c_chr": c_chr,
+                "c_wrd": c_wrd,
+                "cov_q": _coverage(q_weights, c_weights),
+                "cov_c": _coverage(c_weights, q_weights),
+                **_char_overlap(norm, q_chars, self.texts[v]),
                 "clf": clf_scores.get(owner, -1.5) if has_clf else 0.0,
                 "fuzz": fuzz.ratio(norm, self.texts[v]) / 100.0,
+                "tset": fuzz.token_set_ratio(query_words, self.words_of(self.texts[v])) / 100.0,
                 "exact": 1.0 if owner == exact_owner else 0.0,
             }))
-        for j, (_, _, feats) in enumerate(rows):
-            others = [r[2] for i, r in enumerate(rows) if i != j]
-            feats["m_cos"] = feats["cos"] - max((o["cos"] for o in others), default=0.0)
-            feats["m_clf"] = (
-                feats["clf"] - max((o["clf"] for o in others), default=-1.5) if has_clf else 0.0
-            )
-        weights = WEIGHTS_CLF if has_clf else WEIGHTS_PLAIN
+        for name in BASE_FEATURES:
+            # Margin to the best other candidate: the best's rival is the second.
+            floor = -1.5 if name == "clf" and has_clf else 0.0
+            values = [r[2][name] for r in rows]
+            first = max(range(len(values)), key=values.__getitem__) if values else -1
+            second = max((v for i, v in enumerate(values) if i != first), default=floor)
+            for i, (_, _, feats) in enumerate(rows):
+                feats["m_" + name] = feats[name] - (second if i == first else values[first])
+        model = 0 if has_clf else 2 if _CJK_RUN.search(norm) else 1
+        weights = (WEIGHTS_CLF, WEIGHTS_PLAIN, WEIGHTS_PLAIN_ZH)[model]
         result = []
         for owner, v, feats in rows:
             entry = self.entries[owner]
+            feats["model"] = float(model)  # which weights: index into calibrate.MODELS
             result.append(Candidate(entry.id, entry.questions[0], entry.answer,
                                     _score(feats, weights), self.originals[v], feats))
         result.sort(key=lambda c: -c.score)
         return result[:k]
 
 
-FEATURES = ("cos", "clf", "fuzz", "exact", "m_cos", "m_clf")
+#: Per candidate: combined cosine, classifier decision, fuzz ratio, word
+#: token-set ratio, exact match, cosine over the character blocks and over the
+#: word blocks, idf-weighted share of the question's words the candidate has
+#: (cov_q) and of the candidate's words the question has (cov_c), and the
+#: character-set agreement of ``_char_overlap`` ...
+BASE_FEATURES = ("cos", "clf", "fuzz", "tset", "exact", "c_chr", "c_wrd", "cov_q", "cov_c",
+                 "len_r", "jac", "part", "q_miss", "c_miss")
+#: ... and each one's margin to the best *other* candidate ("m_" + name): how
+#: much better this entry is than its nearest rival is what tells paraphrases
+#: from near-misses, and what a pointwise logistic model cannot see otherwise.
+FEATURES = BASE_FEATURES + tuple("m_" + name for name in BASE_FEATURES)
+
+
+def _char_overlap(norm: str, q_chars: set[str], text: str) -> dict[str, float]:
+    """Character-level agreement of the question and a variant: length ratio,
+    Jaccard of their character sets, rapidfuzz partial ratio, and the share of
+    each one's characters the other lacks (one different character is often
+    the whole difference between a paraphrase and another question)."""
+    c_chars = set(text.replace(" ", ""))
+    common = len(q_chars & c_chars)
+    longest = max(len(norm), len(text), 1)
+    return {
+        "len_r": min(len(norm), len(text)) / longest,
+        "jac": common / max(len(q_chars | c_chars), 1),
+        "part": fuzz.partial_ratio(norm, text) / 100.0,
+        "q_miss": 1.0 - common / max(len(q_chars), 1),
+        "c_miss": 1.0 - common / max(len(c_chars), 1),
+    }
+
+
+def _coverage(a: dict[str, float], b: dict[str, float]) -> float:
+    """Share of ``a``'s word weight (idf) that ``b`` has too."""
+    total = sum(a.values())
+    return sum(w for word, w in a.items() if word in b) / total if total else 0.0
 
 
 def _score(feats: dict[str, float], weights: dict[str, float]) -> float:
-    z = weights["bias"] + sum(weights[name] * feats[name] for name in FEATURES)
+    z = weights["bias"] + sum(weights.get(name, 0.0) * feats[name] for name in FEATURES)
     return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
 
 
@@ -624,19 +917,44 @@ class KBIndex:
     def __init__(self, entries: list[KBEntry] | None = None,
                  use_classifier: bool | None = None,
                  background_rebuild: bool = True,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None,
+                 lexicon: Lexicon | None = None,
+                 calibration: Calibration | None = None) -> None:
         """Build the index; ``progress(fraction, message)`` hears how far it is
-        (a large build takes seconds: the reindex job shows it)."""
+        (a large build takes seconds: the reindex job shows it). ``lexicon``:
+        the team's synonyms and product words (``meiqia.bot.lexicon``)."""
         self._use_classifier = use_classifier
+        self.lexicon = lexicon or EMPTY
         self._background = background_rebuild
         self._lock = threading.Lock()
         self._entries: dict[str, KBEntry] = {e.id: e for e in entries or []}
         self._state = _State(list(self._entries.values()), use_classifier,
-                             progress or _no_progress)
+                             progress or _no_progress, self.lexicon)
+        #: Where this index answers and suggests (meiqia.bot.calibrate); the
+        #: default scale until ``calibrate`` has measured it.
+        self.calibration: Calibration = calibration or DEFAULT_CALIBRATION
+        #: True while a background calibration runs, and how far it is.
+        self.calibrating = False
+        self.calibration_progress: tuple[float, str] = (0.0, "")
+        self._calibrator: threading.Thread | None = None
         #: Bumped by every edit; a background rebuild only lands if it is unchanged.
         self._generation = 0
         self._rebuilder: threading.Thread | None = None
         self._stale = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable without its lock and threads (``meiqia.bot.cache``)."""
+        state = dict(self.__dict__)
+        for name in ("_lock", "_rebuilder", "_calibrator"):
+            state.pop(name, None)
+        state["calibrating"] = False
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._rebuilder = None
+        self._calibrator = None
 
     def __len__(self) -> int:
         return len(self._state.entries)
@@ -646,8 +964,73 @@ class KBIndex:
         return len(self._state.texts)
 
     def query(self, text: str, k: int = 5) -> list[Candidate]:
-        """The best ``k`` entries for ``text``, best first, each with its score."""
+        """The best ``k`` entries for ``text``, best first, each with its score
+        on the calibrated scale (answer at 0.7, suggest at 0.5 by default)."""
+        found = self._state.query(text, max(k, 2))
+        return self.calibration_of(found)[:k]
+
+    def raw_query(self, text: str, k: int = 5) -> list[Candidate]:
+        """``query`` with the raw scores of the logistic model (for calibration)."""
         return self._state.query(text, k)
+
+    def calibration_of(self, found: list[Candidate]) -> list[Candidate]:
+        """Rescale raw candidates (best first) with this index's calibration;
+        the raw score and the margin stay in ``features``."""
+        calibration = self.calibration
+        if not calibration.calibrated and found:
+            # Not measured (yet, or too small a KB): the development sets' points
+            # of the model that scored this question.
+            calibration = DEFAULT_BY_MODEL[MODELS[int(found[0].features.get("model", 1))]]
+        for i, cand in enumerate(found):
+            rival = found[1].score if i == 0 and len(found) > 1 else (
+                found[0].score if i else 0.0)
+            margin = cand.score - rival
+            cand.features["raw"] = cand.score
+            cand.features["margin"] = margin
+            cand.score = calibration.rescale(cand.score, margin)
+        return found
+
+    def calibrate(self, target: float = DEFAULT_TARGET,
+                  progress: Progress | None = None) -> Calibration:
+        """Measure this index on held-out questions of its own entries and
+        set its thresholds (meiqia.bot.calibrate); returns the result."""
+        entries = list(self._state.entries)
+        result = calibrate_kb(
+            entries, lambda kept: KBIndex(kept, self._use_classifier, background_rebuild=False,
+                                          lexicon=self.lexicon),
+            target=target, progress=progress)
+        self.calibration = result
+        return result
+
+    def calibrate_in_background(self, target: float = DEFAULT_TARGET,
+                                on_done: Callable[[Calibration], None] | None = None
+                                ) -> threading.Thread:
+        """``calibrate`` in a daemon thread; the index answers with the scale
+        it had (the previous index's, or the default) until it is done."""
+        def heard(fraction: float, message: str) -> None:
+            self.calibration_progress = (fraction, message)
+
+        def run() -> None:
+            try:
+                result = self.calibrate(target, progress=heard)
+                if on_done is not None:
+                    on_done(result)
+            finally:
+                self.calibrating = False
+
+        self.calibrating = True
+        self.calibration_progress = (0.0, "starting")
+        thread = threading.Thread(target=run, name="kb-index-calibrate", daemon=True)
+        self._calibrator = thread
+        thread.start()
+        return thread
+
+    def wait_calibrated(self, timeout: float | None = None) -> bool:
+        """Wait for a background calibration; True when none is running."""
+        thread = self._calibrator
+        if thread is not None:
+            thread.join(timeout)
+        return not self.calibrating
 
     def decide(self, candidates: list[Candidate],
                answer_threshold: float = DEFAULT_ANSWER_THRESHOLD,
@@ -681,8 +1064,9 @@ class KBIndex:
                 else:
                     entries[key] = entry
             current = self._state
-            if len(current.texts) <= INCREMENTAL_ABOVE_VARIANTS or current.matrix is None:
-                state = _State(list(entries.values()), self._use_classifier)
+            if len(current.texts) <= INCREMENTAL_ABOVE_VARIANTS or current.by_feature is None:
+                state = _State(list(entries.values()), self._use_classifier,
+                               lexicon=self.lexicon)
             else:
                 state = current.patched(changes)
                 self._stale = True
@@ -701,7 +1085,8 @@ class KBIndex:
             with self._lock:
                 generation = self._generation
                 entries = list(self._entries.values())
-            state = _State(entries, self._use_classifier)  # slow part, lock not held
+            state = _State(entries, self._use_classifier,  # slow part, lock not held
+                           lexicon=self.lexicon)
             with self._lock:
                 if generation == self._generation:
                     self._state = state

@@ -316,13 +316,53 @@ def _as_kb_entries(team_id: int) -> list[Any]:
     return [_kb_entry(row) for row in rows]
 
 
-def _build(team_id: int, progress: Any = None) -> _TeamIndex:
+def bot_settings(team_id: int) -> tuple[Any, float]:
+    """The team's lexicon (synonyms, product words) and target precision."""
+    from meiqia.bot.lexicon import Lexicon
+    from meiqia.services.teams import settings_of
+
+    team = Team.get_or_none(Team.id == team_id)
+    settings = settings_of(team) if team is not None else settings_of(Team(settings={}))
+    return (Lexicon(settings["bot_synonyms"], settings["bot_user_words"]),
+            float(settings["bot_target_precision"]))
+
+
+def _build(team_id: int, progress: Any = None, previous: _TeamIndex | None = None
+           ) -> _TeamIndex:
     """A full build from the database, labelled with the version read first
-    (anything committed after it is applied again by the next catch-up)."""
+    (anything committed after it is applied again by the next catch-up).
+
+    The fresh index answers at once on the scale of ``previous`` (or the
+    default one) while it calibrates itself in a background thread
+    (``meiqia.bot.calibrate``); the knowledge-base page shows the result.
+    """
     from meiqia.bot.index import KBIndex
 
     version = kb_version(team_id)
-    return _TeamIndex(KBIndex(_as_kb_entries(team_id), progress=progress), version)
+    lexicon, target = bot_settings(team_id)
+    before = previous.index.calibration if previous is not None else None
+    if before is not None and before.target != target:
+        before = None
+    index = KBIndex(_as_kb_entries(team_id), progress=progress, lexicon=lexicon,
+                    calibration=before)
+    index.calibrate_in_background(target)
+    return _TeamIndex(index, version)
+
+
+def calibration_report(actor: Agent) -> dict[str, Any]:
+    """The calibration of the team's index in this process, for the KB page:
+    whether it is running, the thresholds it set and the competing entries."""
+    index = index_for(actor.team_id)
+    _, target = bot_settings(actor.team_id)
+    data = index.calibration.to_dict()
+    data["running"] = bool(index.calibrating)
+    fraction, message = getattr(index, "calibration_progress", (0.0, ""))
+    data["progress"] = round(fraction, 3) if data["running"] else 1.0
+    data["progress_message"] = message if data["running"] else ""
+    data["entries"] = len(index)
+    data["variants"] = index.variant_count
+    data["team_target"] = target
+    return data
 
 
 def index_for(team_id: int) -> Any:
@@ -414,8 +454,8 @@ def _rebuild_in_background(store: _Store, team_id: int, cached: _TeamIndex) -> N
     if cached.rebuilding:
         return
     cached.rebuilding = True
-    _in_background(store, team_id, "rebuild", lambda: _install(store, team_id,
-                                                                _build(team_id), cached))
+    _in_background(store, team_id, "rebuild", lambda: _install(
+        store, team_id, _build(team_id, previous=cached), cached))
 
 
 def _install(store: _Store, team_id: int, fresh: _TeamIndex,
@@ -574,12 +614,13 @@ def rebuild_index(team_id: int, progress: Any = None) -> dict[str, Any]:
     say = progress or (lambda fraction, message: None)
     say(0.0, "reading the entries")
     started = time.perf_counter()
-    fresh = _build(team_id, progress=lambda f, m: say(0.02 + 0.93 * f, m))
+    store = _store()
+    fresh = _build(team_id, progress=lambda f, m: say(0.02 + 0.93 * f, m),
+                   previous=store.indexes.get(team_id) if store is not None else None)
     elapsed = time.perf_counter() - started
     say(0.96, "publishing the new version")
     with database.atomic():
         version = record_changes(team_id, None, kind="reindex", base=fresh.version)
-    store = _store()
     if store is not None:
         _install(store, team_id, fresh)
     say(1.0, f"{len(fresh.index)} entries indexed")

@@ -27,6 +27,14 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     #: At or above: the bot answers. Between suggest and answer: "did you mean".
     "answer_threshold": 0.7,
     "suggest_threshold": 0.5,
+    #: The bot calibrates itself on the team's KB so that its direct answers are
+    #: right this often (meiqia.bot.calibrate; docs/bot.md).
+    "bot_target_precision": 0.95,
+    #: Groups of words the bot treats as one, the first being the canonical
+    #: one: [["退款", "退钱"], ["快递", "物流"]].
+    "bot_synonyms": [],
+    #: Product words the Chinese segmenter must never split ("美洽", "闪电退款").
+    "bot_user_words": [],
     #: Unrecognised questions in a row before the bot offers a human itself.
     "bot_failures_before_human": 2,
     #: Queue when every online agent is at his limit (else: leave a message).
@@ -58,6 +66,12 @@ SETTINGS_SCHEMA = {
         "answer_threshold": _THRESHOLD,
         "suggest_threshold": _THRESHOLD,
         "bot_failures_before_human": {"type": "integer", "minimum": 1, "maximum": 20},
+        "bot_target_precision": {"type": "number", "minimum": 0.5, "maximum": 0.999},
+        "bot_synonyms": {"type": "array", "maxItems": 500, "items": {
+            "type": "array", "minItems": 2, "maxItems": 20,
+            "items": {"type": "string", "minLength": 1, "maxLength": 40}}},
+        "bot_user_words": {"type": "array", "maxItems": 2000,
+                           "items": {"type": "string", "minLength": 1, "maxLength": 40}},
         "queue_enabled": {"type": "boolean"},
         "welcome_message": {"type": "string", "maxLength": 2000},
         "offline_message": {"type": "string", "maxLength": 2000},
@@ -138,9 +152,21 @@ def update_team(actor: Agent, data: dict[str, Any]) -> Team:
     for key in ("name", "timezone", "language"):
         if key in data:
             setattr(team, key, data[key].strip() if key == "name" else data[key])
+    bot_keys = {"bot_target_precision", "bot_synonyms", "bot_user_words"}
+    relearn = bot_keys & set(data.get("settings", {}))
     with database.atomic():
         team.save()
         audit(actor, "team.update", "team", team.id, data)
+        if relearn:
+            # The bot's words and target changed: every process rebuilds (and
+            # recalibrates) the team's index, as after a reindex.
+            from meiqia.services import knowledge
+
+            knowledge.record_changes(team.id, None, kind="settings")
+    if relearn:
+        from meiqia.services import knowledge
+
+        knowledge.refresh(team.id)
     return team
 
 

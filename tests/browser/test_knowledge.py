@@ -129,8 +129,9 @@ def test_admin_creates_tries_and_edits_an_entry(server, admin, new_context):
     page.fill("#kb-search input[name=q]", "")
     expect(page.locator("#kb-page-info")).to_contain_text("共 60 条")
 
-    # A paraphrase the entry does not contain word for word.
-    ask_until(page, "能不能拿旧的换新的", "旧机估价后抵扣新机货款")
+    # A paraphrase the entry does not contain word for word (reordered: the
+    # calibrated scale answers it; a far one, 能不能拿旧的换新的, it no longer does).
+    ask_until(page, "以旧换新支持吗", "旧机估价后抵扣新机货款")
     result = page.locator("#kb-try-result")
     expect(result.locator(".kb-decision")).to_have_attribute("data-decision", "answer")
     score = float(result.locator(".kb-bot-answer .kb-score-num").inner_text())
@@ -150,7 +151,7 @@ def test_admin_creates_tries_and_edits_an_entry(server, admin, new_context):
     form.locator("textarea[name=answer]").fill("支持以旧换新，最高抵扣 500 元。")
     form.locator("button[type=submit]").click()
     expect(row.locator(".kb-answer-text")).to_have_text("支持以旧换新，最高抵扣 500 元。")
-    ask_until(page, "能不能拿旧的换新的", "最高抵扣 500 元")
+    ask_until(page, "以旧换新支持吗", "最高抵扣 500 元")
 
     # Delete asks first.
     row.locator(".kb-delete").click()

@@ -12,7 +12,9 @@ import pytest
 
 def meiqia(tmp_path, *args, env=None, check=True):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
-    environ.update({"MEIQIA_INSTANCE_PATH": str(tmp_path / "inst"), **(env or {})})
+    environ.update({"MEIQIA_INSTANCE_PATH": str(tmp_path / "inst"),
+                    # `bot ask --kb` caches its index: here, not in the home directory.
+                    "MEIQIA_CACHE_DIR": str(tmp_path / "cache"), **(env or {})})
     result = subprocess.run(
         [sys.executable, "-m", "meiqia.cli", *args],
         capture_output=True, text=True, env=environ, timeout=120,
@@ -31,6 +33,7 @@ def in_process(tmp_path, *args, input=None, check=True):
 
     env = {k: None for k in os.environ if k.startswith("MEIQIA_")}
     env["MEIQIA_INSTANCE_PATH"] = str(tmp_path / "inst")
+    env["MEIQIA_CACHE_DIR"] = str(tmp_path / "cache")
     result = CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
     if check:
         assert result.exit_code == 0, result.output
@@ -104,7 +107,8 @@ def test_bot_eval_prints_the_design_metrics_as_json(tmp_path):
     out = meiqia(tmp_path, "bot", "eval", "--kb", str(kb), "--cases", str(cases), "--json").stdout
     result = json.loads(out)
     assert list(result) == ["n", "in_scope_accuracy", "oos_recall", "oos_precision",
-                            "suggest_rate", "p50_ms", "p99_ms", "build_s"]
+                            "suggest_rate", "p50_ms", "p99_ms", "build_s", "top1_accuracy",
+                            "answer_precision", "coverage", "suggest_precision", "thresholds"]
     assert result["n"] == 2 and result["in_scope_accuracy"] == 1.0
 
 
@@ -120,7 +124,8 @@ def test_bot_eval_prints_three_decimals_and_the_counts(tmp_path):
     args = ("bot", "eval", "--kb", str(kb), "--cases", str(cases))
     text = meiqia(tmp_path, *args).stdout
     assert "in-scope accuracy   0.667  (2 of 3)" in text, text
-    assert "out-of-scope recall n/a" in text
+    assert "out-of-scope recall null" in text
+    assert json.loads(meiqia(tmp_path, *args, "--json").stdout)["oos_recall"] is None
     assert json.loads(meiqia(tmp_path, *args, "--json").stdout)["in_scope_accuracy"] == 2 / 3
 
 
@@ -223,3 +228,24 @@ def test_agent_create_with_a_custom_scope(tmp_path):
                       "--max-concurrent", "-1", check=False)
     assert negative.returncode != 0 and "max_concurrent" in negative.stderr
 
+
+
+def test_bot_ask_kb_reuses_the_cached_index(tmp_path):
+    from pathlib import Path
+
+    kb = Path(__file__).resolve().parents[2] / "knowledge_base" / "shop.zh-CN.yaml"
+    cache = tmp_path / "cache"
+    env = {"MEIQIA_CACHE_DIR": str(cache)}
+    first = meiqia(tmp_path, "bot", "ask", "--kb", str(kb), "退货运费谁出", env=env).stdout
+    pickles = list(cache.glob("bot-index-*.pickle"))
+    assert len(pickles) == 1, first
+    built_at = pickles[0].stat().st_mtime_ns
+    second = meiqia(tmp_path, "bot", "ask", "--kb", str(kb), "退货运费谁出", env=env).stdout
+    assert second == first and "decision: answer" in first
+    assert pickles[0].stat().st_mtime_ns == built_at  # loaded, not rebuilt
+    # Another KB file (another content) gets its own index.
+    other = tmp_path / "kb.csv"
+    other.write_text("id,question,answer\na,怎么开发票,在订单页申请\n", encoding="utf-8")
+    assert "[a]" in meiqia(tmp_path, "bot", "ask", "--kb", str(other), "怎么开发票",
+                           env=env).stdout
+    assert len(list(cache.glob("bot-index-*.pickle"))) == 2

@@ -134,3 +134,14 @@ def export_entries() -> Any:
        description="Returns the job id; poll GET /api/v1/jobs/{job_id} for progress.")
 def reindex() -> dict:
     return {"job_id": knowledge.start_reindex(g.actor)}
+
+
+@route("/knowledge/calibration", summary="How the bot calibrated itself on the KB",
+       auth="admin", tags=["knowledge"],
+       description="The thresholds the bot set for itself on this knowledge base (raw "
+       "answer score and margin, suggest score), the target precision, what it measured on "
+       "held-out questions (precision, coverage, suggest precision, out-of-scope recall; "
+       "null without a denominator), whether a calibration is running, and the entries "
+       "that compete for the same questions, with the questions (docs/bot.md).")
+def calibration() -> dict:
+    return knowledge.calibration_report(g.actor)

@@ -361,8 +361,87 @@ exportFormat.addEventListener('change', () => {
 
 // ---------------------------------------------------------------- start
 
+// ---------------------------------------------------------------- calibration, words
+
+const figures = document.getElementById('kb-calibration-figures');
+const competing = document.getElementById('kb-competing');
+const wordsForm = document.getElementById('kb-words-form');
+
+function ratio(value) {
+  return value === null || value === undefined ? '–' : value.toFixed(3);
+}
+
+function showCalibration(report) {
+  clear(figures);
+  clear(competing);
+  if (report.running) {
+    figures.append(el('label', { class: 'hint' }, t('kb.calibrating'), ' ',
+      el('progress', { max: 1, value: report.progress })));
+  }
+  if (report.calibrated) {
+    figures.append(el('p', { class: 'kb-calibrated', text: t('kb.calibrated', {
+      target: report.target, answer: report.answer_score.toFixed(3),
+      margin: report.answer_margin.toFixed(3), suggest: report.suggest_score.toFixed(3) }) }),
+    el('p', { class: 'hint', text: t('kb.calibration_figures', {
+      precision: ratio(report.precision), coverage: ratio(report.coverage),
+      suggest: ratio(report.suggest_precision), oos: ratio(report.oos_recall),
+      in_scope: report.in_scope, out_of_scope: report.out_of_scope }) }));
+    if (!report.target_reached) figures.append(el('p', { class: 'error', text: t('kb.target_not_reached') }));
+  } else if (!report.running) {
+    figures.append(el('p', { class: 'hint', text: t('kb.not_calibrated', { in_scope: report.in_scope, out_of_scope: report.out_of_scope }) }));
+  }
+  if (!report.competing.length) return;
+  competing.append(el('h3', { text: t('kb.competing') }),
+    el('ul', { class: 'kb-competing' }, report.competing.slice(0, 10).map((pair) => el('li', { dataset: { entries: pair.entries.join(' ') } },
+      el('button', { type: 'button', class: 'link', text: pair.standard_questions[0] || pair.entries[0], onclick: () => findEntry(pair.entries[0]) }),
+      ' ⇄ ',
+      el('button', { type: 'button', class: 'link', text: pair.standard_questions[1] || pair.entries[1], onclick: () => findEntry(pair.entries[1]) }),
+      el('div', { class: 'muted small', text: `${t('kb.competing_questions')} ${pair.questions.join(' / ')}` })))));
+}
+
+async function loadCalibration() {
+  try {
+    const report = await api('GET', '/knowledge/calibration');
+    showCalibration(report);
+    if (report.running) setTimeout(loadCalibration, 2000);
+  } catch (error) {
+    clear(figures).append(el('p', { class: 'error', text: error.message }));
+  }
+}
+
+function fillWords(current) {
+  wordsForm.elements.bot_target_precision.value = current.bot_target_precision;
+  wordsForm.elements.bot_synonyms.value = (current.bot_synonyms || []).map((group) => group.join(' = ')).join('\n');
+  wordsForm.elements.bot_user_words.value = (current.bot_user_words || []).join(' ');
+}
+
+wordsForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  clearErrors(wordsForm);
+  const synonyms = wordsForm.elements.bot_synonyms.value.split('\n')
+    .map((line) => line.split(/[=,，、]/).map((word) => word.trim()).filter(Boolean))
+    .filter((group) => group.length);
+  const body = { settings: {
+    bot_target_precision: Number(wordsForm.elements.bot_target_precision.value),
+    bot_synonyms: synonyms,
+    bot_user_words: wordsForm.elements.bot_user_words.value.split(/[\s,，、]+/).filter(Boolean),
+  } };
+  try {
+    const team = await api('PATCH', '/team', body);
+    settings = team.settings;
+    fillWords(settings);
+    toast(t('ui.saved'));
+    setTimeout(loadCalibration, 500);
+  } catch (error) {
+    if (error.field) showError(wordsForm, error.field, error.message);
+    else toast(error.message, 'error');
+  }
+});
+
 api('GET', '/team').then((team) => {
   settings = team.settings;
   showThresholds();
+  fillWords(settings);
 }).catch(() => {});
+loadCalibration();
 reload();
