@@ -304,8 +304,15 @@ def stress_against(base: str, ws_base: str, conversations: int, messages: int,
         h.call("POST", "/api/v1/auth/login", {"email": f"a{n}@example.com",
                                               "password": "bench-pass-1"})
         cookies.append(h.cookie())
+    # Routing serves agents with a workspace open (docs/protocol.md, "Agent
+    # presence"): each agent's socket is open while the visitors arrive.
+    workspaces = [Client.connect(f"{ws_base}/ws/agent", headers={"Cookie": c}) for c in cookies]
+    for ws in workspaces:
+        ws.receive(timeout=10)  # hello: the presence row is written before it
     sessions = [Http(base).call("POST", "/api/v1/widget/session", {"team_id": team_id})
                 for _ in range(conversations)]
+    for ws in workspaces:
+        ws.close()
     by_handler: dict[int, list[int]] = {}
     for s in sessions:
         cid = s["conversation"]["conversation_id"]
