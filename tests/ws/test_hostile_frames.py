@@ -80,8 +80,9 @@ def clean_errors(frames: list[dict], where: str) -> list[dict]:
 @pytest.fixture
 def sockets(api, live):
     api.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    li = api.new_agent(max_concurrent=3)
-    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "online"})
+    # Online with his workspace open before the visitor comes: the chat (and its
+    # handover line) is his at once, not when his socket below connects.
+    li = api.online_agent(limit=3)
     _, token, cid, _ = start(api.app, api.team["id"], name="访客甲")
     visitor = Socket(live.url(f"/ws/visitor?token={token}"))
     visitor.expect("hello")
