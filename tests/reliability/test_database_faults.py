@@ -378,8 +378,15 @@ def test_a_resend_of_a_message_stored_but_never_published_reaches_every_socket(t
         tab = Socket(server.url(f"/ws/visitor?token={token}"))
         tab.expect("hello")
         # What the lost COMMIT left: the row, and no event.
-        stored = Message.create(conversation=cid, sender_kind="visitor", body="提交时断线",
-                                client_msg_id="lost-1", created_at=utcnow())
+        # (The row as post_message writes it: with its seq, taken in the same
+        # transaction, so the lost COMMIT leaves a positioned message.)
+        from meiqia.db import database
+        from meiqia.services import delivery
+
+        with database.atomic():
+            seq = delivery.next_position(cid)[0]
+            stored = Message.create(conversation=cid, sender_kind="visitor", body="提交时断线",
+                                    client_msg_id="lost-1", created_at=utcnow(), seq=seq)
         assert agent.quiet("message", 0.3)
         sender.send("message", {"body": "提交时断线", "client_msg_id": "lost-1"})
         ack = sender.expect("ack")["data"]
