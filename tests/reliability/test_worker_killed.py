@@ -165,8 +165,9 @@ def test_a_live_job_is_not_reaped(app):
 STORE_THEN_DIE = """
 import sys, time
 from meiqia import create_app
-from meiqia.db import connection
+from meiqia.db import connection, database
 from meiqia.models import Conversation, Message
+from meiqia.services import delivery
 from meiqia.models.base import utcnow
 
 app = create_app()
@@ -174,9 +175,11 @@ with app.app_context():
     assert app.extensions["meiqia.hub"].wait_ready(10)
     time.sleep(1.5)  # its heartbeat is in Redis: the other processes know it
     cid, agent = int(sys.argv[1]), int(sys.argv[2])
-    with connection():
+    with connection(), database.atomic():  # as post_message stores: with its seq
+        seq = delivery.next_position(cid)[0]
         message = Message.create(conversation=cid, sender_kind="agent", agent=agent,
-                                 shown_agent=agent, body="提交了但没发布", created_at=utcnow())
+                                 shown_agent=agent, body="提交了但没发布", created_at=utcnow(),
+                                 seq=seq)
         Conversation.update(last_message_id=message.id).where(
             Conversation.id == cid).execute()
     print("stored", message.id, flush=True)
