@@ -25,7 +25,7 @@ KB_FILE = Path(__file__).resolve().parents[2] / "knowledge_base" / "shop.zh-CN.y
 
 
 def import_shop_kb(admin: Any) -> None:
-    """The demo shop's knowledge base, and a suggest threshold that makes "支付" a "did you mean"."""
+    """The demo shop's knowledge base, and a suggest threshold that makes "支付方式" a "did you mean"."""
     with KB_FILE.open("rb") as handle:
         response = admin.post("/api/v1/knowledge/import", data={"file": (handle, KB_FILE.name)},
                               content_type="multipart/form-data")
@@ -77,7 +77,7 @@ def test_visitor_bot_human_agent_modes_mention_end_rate_history(server, admin, n
     frame.locator("#mq-input").press("Enter")
     bot = frame.locator(".mq-msg.from-bot")
     expect(bot.first).to_contain_text("到账")
-    frame.locator("#mq-input").fill("支付")
+    frame.locator("#mq-input").fill("支付方式")
     frame.locator("#mq-send").click()
     candidate = frame.locator(".mq-candidate", has_text="支持哪些付款方式？")
     candidate.wait_for()

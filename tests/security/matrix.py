@@ -90,6 +90,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/api/v1/knowledge/export"): ("admin", "403"),
     ("POST", "/api/v1/knowledge/import"): ("admin", "403"),
     ("POST", "/api/v1/knowledge/reindex"): ("admin", "403"),
+    ("GET", "/api/v1/knowledge/calibration"): ("admin", "403"),
     # --- conversations -------------------------------------------------------------------
     ("GET", "/api/v1/conversations"): ("agent", "ok"),
     ("GET", "/api/v1/conversations/<int:conversation_id>"): ("agent", "404"),
