@@ -39,10 +39,17 @@ def _connect(port: int, cookie: str) -> tuple[socket.socket, WSConnection]:
     ws = WSConnection(ConnectionType.CLIENT)
     sock.sendall(ws.send(Request(host="127.0.0.1", target="/ws/agent",
                                  extra_headers=[(b"cookie", cookie.encode())])))
+    accepted, hello = False, ""
     while True:
         ws.receive_data(sock.recv(65536))
-        if any(isinstance(e, AcceptConnection) for e in ws.events()):
-            return sock, ws
+        for event in ws.events():
+            accepted = accepted or isinstance(event, AcceptConnection)
+            if isinstance(event, TextMessage):
+                hello += event.data
+                # Live messages follow ``hello`` (its lists carry each last_seq, the
+                # socket's starting point: docs/protocol.md, "Positions and resume").
+                if event.message_finished and '"hello"' in hello:
+                    return sock, ws
 
 
 def test_a_slow_reader_sending_pings_gets_whole_frames(api, live):
