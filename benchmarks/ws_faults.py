@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import write_section  # noqa: E402
 from benchmarks.ws_load import Http  # noqa: E402
+from benchmarks.ws_load import bench_team  # noqa: E402
 from benchmarks.ws_load import free_port  # noqa: E402
 from benchmarks.ws_load import progress  # noqa: E402
 from benchmarks.ws_load import start_server  # noqa: E402
@@ -220,22 +221,8 @@ async def run(args: argparse.Namespace, env: dict, port: int, master: int,
               pg: PostgresServer, redis_server: RedisServer) -> list[dict]:
     base = f"http://127.0.0.1:{port}"
     loop = asyncio.get_running_loop()
-    admin = Http(base)
-    data = admin.call("POST", "/api/v1/auth/register", {
-        "team_name": "故障演练", "name": "管理员", "email": "admin@example.com",
-        "password": "bench-pass-1"})
-    admin.csrf = data["csrf_token"]
-    admin.call("PATCH", "/api/v1/team", {"settings": {"bot_enabled": False}})
-    per_agent = args.visitors // args.agents + 1
-    agents = {}
-    for n in range(args.agents):
-        a = admin.call("POST", "/api/v1/agents", {
-            "name": f"客服{n}", "email": f"a{n}@example.com", "password": "bench-pass-1",
-            "max_concurrent": per_agent, "status": "online"})
-        h = Http(base)
-        h.call("POST", "/api/v1/auth/login", {"email": f"a{n}@example.com",
-                                              "password": "bench-pass-1"})
-        agents[a["id"]] = h.cookie()
+    admin, data, agents = bench_team(base, "故障演练", args.agents,
+                                     args.visitors // args.agents + 1)
     admin.call("PATCH", f"/api/v1/agents/{data['agent']['id']}", {"status": "offline"})
     clients: dict[str, dict] = {}
     for agent_id, cookie in agents.items():

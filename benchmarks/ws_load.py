@@ -144,6 +144,30 @@ class Http:
         return "; ".join(f"{c.name}={c.value}" for c in self.jar)
 
 
+def bench_team(base: str, team_name: str, agents: int, per_agent: int
+               ) -> tuple[Http, dict, dict[int, str]]:
+    """Register a team on a running server, the bot off, and ``agents`` agents set
+    online taking up to ``per_agent`` chats each: (the admin's client, the
+    registration answer, {agent id: his session cookie}). The ws benchmarks share
+    it; routing serves an agent once his workspace socket is open."""
+    admin = Http(base)
+    data = admin.call("POST", "/api/v1/auth/register", {
+        "team_name": team_name, "name": "管理员", "email": "admin@example.com",
+        "password": "bench-pass-1"})
+    admin.csrf = data["csrf_token"]
+    admin.call("PATCH", "/api/v1/team", {"settings": {"bot_enabled": False}})
+    cookies: dict[int, str] = {}
+    for n in range(agents):
+        made = admin.call("POST", "/api/v1/agents", {
+            "name": f"客服{n}", "email": f"a{n}@example.com", "password": "bench-pass-1",
+            "max_concurrent": per_agent, "status": "online"})
+        h = Http(base)
+        h.call("POST", "/api/v1/auth/login", {"email": f"a{n}@example.com",
+                                              "password": "bench-pass-1"})
+        cookies[made["id"]] = h.cookie()
+    return admin, data, cookies
+
+
 def server_command(server: str, workers: int, port: int) -> list[str]:
     """``werkzeug`` is ``meiqia run``; ``gthread``/``gevent`` are gunicorn with
     ``deploy/gunicorn.conf.py``, as docs/deploy.md runs it."""
@@ -174,23 +198,9 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
     from websockets.asyncio.client import connect
 
     base = f"http://127.0.0.1:{port}"
-    admin = Http(base)
-    data = admin.call("POST", "/api/v1/auth/register", {
-        "team_name": "压测", "name": "管理员", "email": "admin@example.com",
-        "password": "bench-pass-1"})
-    admin.csrf = data["csrf_token"]
+    admin, data, agent_cookies = bench_team(base, "压测", args.agents,
+                                            args.visitors // args.agents + 1)
     team_id = data["team"]["id"]
-    admin.call("PATCH", "/api/v1/team", {"settings": {"bot_enabled": False}})
-    per_agent = args.visitors // args.agents + 1
-    agent_cookies = {}
-    for n in range(args.agents):
-        a = admin.call("POST", "/api/v1/agents", {
-            "name": f"客服{n}", "email": f"a{n}@example.com", "password": "bench-pass-1",
-            "max_concurrent": per_agent, "status": "online"})
-        h = Http(base)
-        h.call("POST", "/api/v1/auth/login", {"email": f"a{n}@example.com",
-                                              "password": "bench-pass-1"})
-        agent_cookies[a["id"]] = h.cookie()
     base_rss = rss_mb(pid)
 
     loop = asyncio.get_running_loop()

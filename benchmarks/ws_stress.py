@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +42,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from benchmarks.ws_load import Http  # noqa: E402
+from benchmarks.ws_load import bench_team  # noqa: E402
 
 
 @dataclass
@@ -260,50 +262,15 @@ def run(peers: list[Peer], last_seq: Callable[[int], int],
 
 # -- the benchmark: a server of its own ----------------------------------------------
 
-class Http:
-    def __init__(self, base: str) -> None:
-        import http.cookiejar
-
-        self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-        self.csrf = ""
-
-    def call(self, method: str, path: str, body: dict | None = None) -> Any:
-        req = urllib.request.Request(self.base + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json",
-                                              "X-CSRF-Token": self.csrf})
-        with self.opener.open(req, timeout=30) as r:
-            return json.loads(r.read())
-
-    def cookie(self) -> str:
-        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
-
-
 def stress_against(base: str, ws_base: str, conversations: int, messages: int,
                    drop: float, seed: int, agents: int = 2) -> tuple[Tally, float]:
     """Set up a team on a running server and run the stress; (tally, seconds)."""
     from tests.ws.conftest import Client
 
     rng = random.Random(seed)
-    admin = Http(base)
-    data = admin.call("POST", "/api/v1/auth/register", {
-        "team_name": "乱序压测", "name": "管理员", "email": "admin@example.com",
-        "password": "bench-pass-1"})
-    admin.csrf = data["csrf_token"]
+    admin, data, by_agent = bench_team(base, "乱序压测", agents, conversations)
     team_id = data["team"]["id"]
-    admin.call("PATCH", "/api/v1/team", {"settings": {"bot_enabled": False}})
-    cookies, agent_ids = [], []
-    for n in range(agents):
-        made = admin.call("POST", "/api/v1/agents", {
-            "name": f"客服{n}", "email": f"a{n}@example.com", "password": "bench-pass-1",
-            "max_concurrent": conversations, "status": "online"})
-        agent_ids.append(made["id"])
-        h = Http(base)
-        h.call("POST", "/api/v1/auth/login", {"email": f"a{n}@example.com",
-                                              "password": "bench-pass-1"})
-        cookies.append(h.cookie())
+    agent_ids, cookies = list(by_agent), list(by_agent.values())
     # Routing serves agents with a workspace open (docs/protocol.md, "Agent
     # presence"): each agent's socket is open while the visitors arrive.
     workspaces = [Client.connect(f"{ws_base}/ws/agent", headers={"Cookie": c}) for c in cookies]

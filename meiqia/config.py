@@ -196,6 +196,19 @@ class ConfigError(ValueError):
         self.key = key
 
 
+
+def _number(key: str, value: Any, kind: type, what: str, zero_ok: bool) -> Any:
+    """``value`` as ``kind`` (from a config file or an environment string), not
+    negative (nor zero unless ``zero_ok``); else ConfigError naming the key."""
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, f"expected {what}, got {value!r}") from None
+    if number < 0 or (number == 0 and not zero_ok):
+        raise ConfigError(key, f"must {'not be negative' if zero_ok else 'be positive'}, "
+                               f"got {number}")
+    return number
+
 def _coerce(key: str, value: Any) -> Any:
     if key == "PLUGIN_THREADS":
         number = _coerce("PLUGIN_BREAKER_FAILURES", value)
@@ -215,29 +228,11 @@ def _coerce(key: str, value: Any) -> Any:
         except ValueError as exc:
             raise ConfigError(key, str(exc)) from None
     if key in _INT_KEYS:
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(key, f"expected a whole number, got {value!r}") from None
-        if number < 0:
-            raise ConfigError(key, f"must not be negative, got {number}")
-        return number
+        return _number(key, value, int, "a whole number", zero_ok=True)
     if key in _FLOAT_KEYS:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(key, f"expected a number, got {value!r}") from None
-        if number <= 0:
-            raise ConfigError(key, f"must be positive, got {number}")
-        return number
+        return _number(key, value, float, "a number", zero_ok=False)
     if key in _NONNEGATIVE_FLOAT_KEYS:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(key, f"expected a number, got {value!r}") from None
-        if number < 0:
-            raise ConfigError(key, f"must not be negative, got {number}")
-        return number
+        return _number(key, value, float, "a number", zero_ok=True)
     if key in _CHOICE_KEYS:
         if value not in _CHOICE_KEYS[key]:
             raise ConfigError(key, f"expected one of {', '.join(_CHOICE_KEYS[key])}, "

@@ -70,6 +70,14 @@ class Operation:
 
 OPERATIONS: list[Operation] = []
 
+#: The query of both message lists (agents' and the widget's): where to resume.
+AFTER_QUERY = {"type": "object", "properties": {
+    "after": {"type": "integer", "minimum": 0,
+              "description": "a message id: messages with a higher id"},
+    "after_seq": {"type": "integer", "minimum": 0,
+                  "description": "a position: messages with a higher seq "
+                  "(docs/protocol.md, Positions and resume)"}}}
+
 #: Token scopes, each allowing what the ones before it allow (docs/security.md §8).
 TOKEN_SCOPE_ORDER = ("read", "conversations", "admin")
 #: Areas whose writes are an agent's daily work: a ``conversations`` token may do

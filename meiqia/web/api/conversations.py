@@ -13,6 +13,7 @@ from meiqia.services import conversations
 from meiqia.services import messages
 from meiqia.services import permissions
 from meiqia.services import visitors
+from meiqia.web.api import AFTER_QUERY
 from meiqia.web.api import query_int
 from meiqia.web.api import route
 
@@ -35,12 +36,7 @@ def get_one(conversation_id: int) -> dict:
 
 @route("/conversations/<int:conversation_id>/messages", summary="Messages after an id or a position",
        tags=["conversations"],
-       query={"type": "object", "properties": {
-           "after": {"type": "integer", "minimum": 0,
-                     "description": "a message id: messages with a higher id"},
-           "after_seq": {"type": "integer", "minimum": 0,
-                         "description": "a position: messages with a higher seq "
-                         "(docs/protocol.md, Positions and resume)"}}})
+       query=AFTER_QUERY)
 def list_messages(conversation_id: int) -> dict:
     conversation = permissions.get_conversation(g.actor, conversation_id)
     after_seq = query_int("after_seq", 0) if "after_seq" in request.args else None

@@ -23,6 +23,7 @@ from meiqia.services.errors import Unauthorized
 from meiqia.services.visit_info import client_ip
 from meiqia.web import i18n
 from meiqia.web import security
+from meiqia.web.api import AFTER_QUERY
 from meiqia.web.api import query_int
 from meiqia.web.api import route
 
@@ -123,12 +124,7 @@ def renew_token(body: dict) -> dict:
 
 @route("/widget/conversations/<int:conversation_id>/messages", summary="Messages after an id or a position",
        auth="visitor", tags=["widget"],
-       query={"type": "object", "properties": {
-           "after": {"type": "integer", "minimum": 0,
-                     "description": "a message id: messages with a higher id"},
-           "after_seq": {"type": "integer", "minimum": 0,
-                         "description": "a position: messages with a higher seq "
-                         "(docs/protocol.md, Positions and resume)"}}})
+       query=AFTER_QUERY)
 def list_messages(conversation_id: int) -> dict:
     conversation = own_conversation(conversation_id)
     after = query_int("after", 0)
