@@ -177,8 +177,13 @@ def dispatch(ticket: Ticket, kind: str, changes: dict[str, Any]) -> list[int]:
     job (Redis down) leaves the delivery failed, visible and retryable.
     """
     ids = []
-    for sink in TicketSink.select().where(TicketSink.team == ticket.team_id,
-                                          TicketSink.enabled == True):  # noqa: E712
+    # Read the sinks first: a SQLite cursor still being read holds its snapshot,
+    # and a write begun under it after another connection committed (the plugin
+    # runtime records a failed sink's error from its own thread) is refused at
+    # once with "database is locked", whatever busy_timeout says.
+    sinks = list(TicketSink.select().where(TicketSink.team == ticket.team_id,
+                                           TicketSink.enabled == True))  # noqa: E712
+    for sink in sinks:
         with database.atomic():
             delivery = SinkDelivery.create(sink=sink, ticket=ticket, event=kind,
                                            changes=changes)
