@@ -36,9 +36,15 @@ def eligible_agents(team_id: int) -> list[Agent]:
     the workspace, or closed it longer than the grace period ago, gets nothing."""
     from meiqia.services.presence import live_sockets
 
+    # ``connected`` too, not the socket rows alone: routing takes its ``now``
+    # before it waits for the team's lock, so a socket that expired meanwhile can
+    # still look alive to it. ``connected`` is cleared by the one UPDATE that
+    # marks him away (``presence.settle``), and a chat routed before that UPDATE
+    # is committed before the requeue that follows it reads his chats.
     return list(
         Agent.select()
         .where(Agent.team == team_id, Agent.status == "online", Agent.active == True,  # noqa: E712
+               Agent.connected == True,  # noqa: E712
                Agent.id.in_(live_sockets().where(AgentSocket.team == team_id)))
         .order_by(Agent.id)
     )

@@ -6,6 +6,7 @@ Time is moved through the data, never by sleeping."""
 from __future__ import annotations
 
 import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -94,7 +95,10 @@ def test_missed_and_solved_by_the_bot_follow_the_definitions(team):
     assert flags[asked] == (True, False)
     assert flags[left][1] is False
     assert flags[served] == (False, False)
-    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    # The dashboard's days are the team's (Asia/Shanghai): after 16:00 UTC its
+    # today is tomorrow in UTC.
+    zone = ZoneInfo(team.get("/api/v1/team").get_json()["timezone"])
+    today = datetime.datetime.now(zone).date().isoformat()
     figures = team.get(f"/api/v1/dashboard?from={today}&to={today}").get_json()["range"]
     assert figures["ended"] == 4
     assert figures["missed"] == sum(m for m, _ in flags.values())

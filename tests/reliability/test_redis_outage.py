@@ -285,7 +285,6 @@ def test_many_sockets_miss_nothing_across_redis_outages(tmp_path, own_redis):
 
             stored = {c: [m.id for m in Message.select().where(Message.conversation == c)
                           .order_by(Message.id)] for _, c in chats}
-            everything = sorted(i for ids in stored.values() for i in ids)
             # Every message written is stored once (besides them: each chat's
             # handover line, stored when it was assigned, before the writer began).
             written = Message.select().where(
