@@ -110,6 +110,15 @@ class Stream:
             self.positions[conversation_id] = max(0, after_seq)
             return self._catch_up(conversation_id, None)
 
+    def catch_up(self, conversation_id: int) -> int:
+        """Send what the conversation has beyond this socket's position (a resync
+        after a hub gap). Unlike ``resume`` it never moves the position back: read
+        and used under one lock, so an ``ack`` the frame loop sends meanwhile is
+        not sent again as a ``message``."""
+        with self.lock:
+            self.position(conversation_id)
+            return self._catch_up(conversation_id, None)
+
     def catch_up_all(self) -> int:
         """``resume`` every conversation this socket has a position for (a resync
         after a hub outage: whatever the hub dropped comes from the database)."""

@@ -481,7 +481,7 @@ def visitor_socket(ws: Any) -> None:
         """A resync: the missed messages from the stream's position, then the
         conversation's state now (a ``conversation`` frame: it may have been
         assigned or ended meanwhile)."""
-        channel.stream.resume(conversation.id, channel.stream.position(conversation.id))
+        channel.stream.catch_up(conversation.id)
         current = get_by_id(Conversation, conversation.id)
         channel.send("conversation", visitor_privacy.event(conversations.state(current)))
 
@@ -915,7 +915,7 @@ def _agent_catch_up(stream: delivery.Stream, actor: Any, since: float) -> None:
     recent = {cid for (cid,) in Message.select(Message.conversation).join(Conversation).where(
         Conversation.team == actor.team_id, Message.created_at >= cutoff).distinct().tuples()}
     for cid in sorted(recent | set(stream.positions)):
-        stream.resume(cid, stream.position(cid))
+        stream.catch_up(cid)
 
 
 def _agent_resume(stream: delivery.Stream, actor: Any, named: dict[int, int],

@@ -93,3 +93,26 @@ def test_concurrent_writers_get_distinct_seqs_in_commit_order(db_app, trial):
             Message.conversation == conversation.id).order_by(Message.id).tuples())
         assert [seq for _id, seq in rows] == list(range(1, 81))
         assert Conversation.get_by_id(conversation.id).last_seq == 80
+
+
+def test_a_resync_catch_up_never_sends_an_acked_message_again():
+    """A hub resync runs in the pump while the frame loop acks the socket's own
+    message: the catch-up reads and uses the position under one lock, so the
+    ack that moved it is not followed by the same message as a ``message``."""
+    sent: list[tuple[str, int]] = []
+    stored = {1: {"conversation_id": 7, "seq": 1, "id": 11},
+              2: {"conversation_id": 7, "seq": 2, "id": 12, "client_msg_id": "mine"}}
+
+    def fill(cid, after, before, limit):
+        return [stored[s] for s in sorted(stored) if after < s and (before is None or s < before)]
+
+    stream = delivery.Stream(lambda kind, data, _id: sent.append((kind, data["seq"] if kind
+                                                                 == "message" else
+                                                                 data["message"]["seq"])),
+                             fill, start=lambda cid: 1)
+    before = stream.position(7)  # what a resync that read the position first saw
+    stream.ack(stored[2], duplicate=False)  # the frame loop, meanwhile
+    stream.catch_up(7)
+    assert sent == [("ack", 2)] and stream.position(7) == 2
+    stream.resume(7, before)  # the old way: the position moved back, 2 went out again
+    assert sent == [("ack", 2), ("message", 2)]
