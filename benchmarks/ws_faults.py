@@ -9,7 +9,8 @@ visitor sockets and AGENTS agent sockets, written only from docs/protocol.md:
 
 * every message carries a ``client_msg_id`` and stays pending until its ``ack``; an
   ``unavailable`` error is answered by sending it again (same id) half a second later;
-* a closed socket reconnects (0.1 s, doubling to 2 s) with ``after=<highest id it has>``
+* a closed socket reconnects (0.1 s, doubling to 2 s) with ``after_seq=``: the
+  highest ``seq`` it has of its conversation (an agent: of each conversation it knows)
   and sends its pending messages again.
 
 Half of the conversations are written by their visitor, half by their agent (one writer
@@ -85,6 +86,18 @@ class Client:
         self.last_frame = time.monotonic()
         self.start_position = 0
         self.greeted = False  # got its first hello: an agent's starting point
+        #: The highest ``seq`` received per conversation: where it resumes from
+        #: (docs/protocol.md, "Positions and resume"; an agent's hello rows give
+        #: the starting position of every conversation it lists).
+        self.positions: dict[int, int] = {}
+
+    def resume_query(self) -> str:
+        """``after_seq=`` as the protocol asks: the visitor's one position, or the
+        agent's ``cid:seq`` list (nothing yet: start from hello)."""
+        if "/ws/visitor" in self.url:
+            return f"after_seq={max(self.positions.values(), default=0)}"
+        named = ",".join(f"{c}:{s}" for c, s in sorted(self.positions.items())[:200])
+        return f"after_seq={named}" if named else ""
 
     async def run(self, stop: asyncio.Event) -> None:
         from websockets.asyncio.client import connect
@@ -93,7 +106,8 @@ class Client:
         while not stop.is_set():
             sep = "&" if "?" in self.url else "?"
             try:
-                async with connect(f"{self.url}{sep}after={self.last}",
+                query = self.resume_query()
+                async with connect(f"{self.url}{sep}{query}" if query else self.url,
                                    additional_headers={"Cookie": self.cookie} if self.cookie
                                    else None, compression=None, ping_interval=None,
                                    open_timeout=15, max_size=2**24) as ws:
@@ -117,6 +131,15 @@ class Client:
         kind, data = frame["type"], frame["data"]
         if kind == "hello":
             self.greeted = True
+            for rows in data.values():
+                for row in rows if isinstance(rows, list) else []:
+                    if isinstance(row, dict) and row.get("last_seq") is not None \
+                            and row.get("id") is not None:
+                        self.positions.setdefault(row["id"], row["last_seq"])
+        message = data.get("message") if kind == "ack" else data if kind == "message" else None
+        if message and message.get("seq") is not None and message.get("conversation_id"):
+            cid = message["conversation_id"]
+            self.positions[cid] = max(self.positions.get(cid, 0), message["seq"])
         if kind == "message" and frame.get("id"):
             mid = frame["id"]
             if mid in self.own:
@@ -228,26 +251,37 @@ async def run(args: argparse.Namespace, env: dict, port: int, master: int,
     for agent_id, cookie in agents.items():
         clients[f"agent-{agent_id}"] = {"kind": "agent", "agent": agent_id, "client": Client(
             f"ws://127.0.0.1:{port}/ws/agent", cookie)}
+    stop = asyncio.Event()
+    start_max = max_message_id(pg.url)
+    tasks = []
+
+    async def open_all(which: list[dict]) -> None:
+        """Start these clients and wait for every hello (an agent socket without
+        after= starts from its hello: no load before it)."""
+        for info in which:
+            info["client"].start_position = start_max if info["kind"] == "agent" else 0
+            tasks.append(asyncio.create_task(info["client"].run(stop)))
+        until = time.monotonic() + 120
+        while not all(i["client"].greeted for i in which) and time.monotonic() < until:
+            await asyncio.sleep(0.2)
+
+    # Routing serves agents with a workspace open (docs/protocol.md, "Agent
+    # presence"): the agents' sockets are open before the visitors arrive.
+    await open_all(list(clients.values()))
+    await asyncio.sleep(1)
     writers = []
+    visitors = []
     for n in range(args.visitors):
         s = await loop.run_in_executor(None, lambda: Http(base).call(
             "POST", "/api/v1/widget/session", {"team_id": data["team"]["id"]}))
         conv = s["conversation"]["conversation_id"]
         client = Client(f"ws://127.0.0.1:{port}/ws/visitor?token={s['token']}")
         clients[f"visitor-{conv}"] = {"kind": "visitor", "conversation": conv, "client": client}
+        visitors.append(clients[f"visitor-{conv}"])
         writers.append((conv, n % 2 == 0))  # True: the visitor writes; False: the agent
-    handlers = conversation_handlers(pg.url)
-    stop = asyncio.Event()
-    start_max = max_message_id(pg.url)
-    for info in clients.values():
-        info["client"].start_position = start_max if info["kind"] == "agent" else 0
-    tasks = [asyncio.create_task(info["client"].run(stop)) for info in clients.values()]
-    # An agent socket without after= starts from its hello: no load before every hello.
-    deadline = time.monotonic() + 120
-    while not all(i["client"].greeted for i in clients.values()) \
-            and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
+    await open_all(visitors)
     await asyncio.sleep(1)
+    handlers = conversation_handlers(pg.url)
     progress(f"{len(clients)} sockets open, {len(worker_pids(master))} worker processes")
 
     counter = 0
