@@ -24,10 +24,13 @@ swap one reference, so queries from many threads never see half an update.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import math
 import re
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
@@ -907,6 +910,21 @@ def decide(candidates: list[Candidate],
     return Decision("suggest", [c for c in candidates if c.score >= suggest_threshold][:3])
 
 
+#: Calibration threads of this process. A daemon thread still inside NumPy or
+#: scikit-learn when the interpreter exits aborts the process ("terminate called
+#: without an active exception", exit -6: a `meiqia kb reindex` that had just
+#: built its index), so the process waits for them at exit, a bounded while.
+_CALIBRATORS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+CALIBRATION_EXIT_WAIT = 120.0
+
+
+@atexit.register
+def _wait_for_calibrations() -> None:
+    deadline = time.monotonic() + CALIBRATION_EXIT_WAIT
+    for thread in list(_CALIBRATORS):
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
 class KBIndex:
     """A thread-safe index over KB entries; see the module docstring.
 
@@ -1022,6 +1040,7 @@ class KBIndex:
         self.calibration_progress = (0.0, "starting")
         thread = threading.Thread(target=run, name="kb-index-calibrate", daemon=True)
         self._calibrator = thread
+        _CALIBRATORS.add(thread)
         thread.start()
         return thread
 
