@@ -263,7 +263,7 @@ def test_many_sockets_miss_nothing_across_redis_outages(tmp_path, own_redis):
                         failures.append(exc)
                         return
                     sent.append(n)
-                    time.sleep(rng.uniform(0, 0.03))
+                    stop.wait(rng.uniform(0, 0.03))
 
             writer = threading.Thread(target=write)
             writer.start()

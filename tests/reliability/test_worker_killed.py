@@ -163,7 +163,7 @@ def test_a_live_job_is_not_reaped(app):
 #: A web process that stores an agent's reply and is killed (-9) before it can
 #: publish it: what a worker lost between ``COMMIT`` and ``PUBLISH`` leaves behind.
 STORE_THEN_DIE = """
-import sys, time
+import sys, threading, time
 from meiqia import create_app
 from meiqia.db import connection, database
 from meiqia.models import Conversation, Message
@@ -173,7 +173,10 @@ from meiqia.models.base import utcnow
 app = create_app()
 with app.app_context():
     assert app.extensions["meiqia.hub"].wait_ready(10)
-    time.sleep(1.5)  # its heartbeat is in Redis: the other processes know it
+    hub = app.extensions["meiqia.hub"]
+    deadline = time.monotonic() + 30  # its heartbeat in Redis: the others know it
+    while not hub.client.hexists(hub.peers_key, hub.id) and time.monotonic() < deadline:
+        hub._stop.wait(0.05)
     cid, agent = int(sys.argv[1]), int(sys.argv[2])
     with connection(), database.atomic():  # as post_message stores: with its seq
         seq = delivery.next_position(cid)[0]
@@ -183,7 +186,7 @@ with app.app_context():
         Conversation.update(last_message_id=message.id).where(
             Conversation.id == cid).execute()
     print("stored", message.id, flush=True)
-    time.sleep(120)  # killed here, before publishing anything
+    threading.Event().wait(120)  # killed here, before publishing anything
 """
 
 

@@ -29,6 +29,7 @@ from tests.api.test_conversations import start
 from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.helpers import ApiClient
+from tests.helpers import wait_until
 from tests.ws.conftest import Client
 from tests.ws.conftest import LiveServer
 from tests.ws.conftest import Socket
@@ -199,15 +200,16 @@ def test_no_token_reaches_gunicorns_access_log(tmp_path):
     secret = "mq_" + "S3cretToken" * 3
     visitor = "eyJ2IjoiYWJjIn0.ZZZZZZ.visitorsecretsignature"
     try:
-        deadline = time.monotonic() + 60
-        while True:
+        def answers() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"gunicorn did not start: {errors.read_text()[-2000:]}")
             try:
                 requests.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=10)
-                break
+                return True
             except requests.RequestException:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail(f"gunicorn did not start: {errors.read_text()[-2000:]}")
-                time.sleep(0.2)
+                return False
+
+        wait_until(answers, 60, f"gunicorn to answer: {errors}")
         base = f"http://127.0.0.1:{port}"
         requests.get(f"{base}/api/v1/attachments/k1?token={visitor}", timeout=5)
         requests.get(f"{base}/api/v1/me?api_token={secret}", timeout=5)

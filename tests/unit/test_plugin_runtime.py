@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import types
 
 from meiqia.hookspecs import hookimpl
@@ -116,7 +115,7 @@ def test_the_breaker_suspends_after_failures_in_a_row_and_lets_one_call_through_
     done = pm.call_detailed("menu_links", actor=None, request=None)
     assert done.failures[0].kind == "suspended"
     assert runtime.figures("flaky")["menu_links"]["skipped"] == 8
-    time.sleep(0.6)
+    wait_until(lambda: runtime.store.suspended_until("flaky") is None, 5, "the suspension over")
     pm.call("menu_links", actor=None, request=None)  # half-open: one call, it fails
     pm.call("menu_links", actor=None, request=None)
     assert len(calls) == 4

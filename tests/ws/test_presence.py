@@ -24,6 +24,7 @@ from meiqia.models.base import utcnow
 from meiqia.services import presence
 from tests.api.test_conversations import start
 from tests.api.test_conversations import vpost
+from tests.helpers import wait_until
 from tests.ws.conftest import LiveServer
 from tests.ws.conftest import Socket
 from tests.ws.conftest import cookie_of
@@ -115,8 +116,8 @@ def test_the_last_agent_gone_requeues_his_chats_and_offers_a_message(team, live,
 
     agent.close()
     gone_at = time.monotonic()
-    time.sleep(GRACE / 3)
-    # Within the grace period (a reload) nothing changes.
+    # Within the grace period (a reload) nothing changes: no state frame for a third of it.
+    assert first.quiet("conversation", GRACE / 3)
     assert Conversation.get_by_id(served).handler_id == li.agent["id"]
     assert presence.is_connected(li.agent["id"])
 
@@ -133,7 +134,8 @@ def test_the_last_agent_gone_requeues_his_chats_and_offers_a_message(team, live,
     assert Conversation.get_by_id(served).status == "queued"
     assert Conversation.get_by_id(served).handler_id is None
     # Told once, though every sweep of every process looks again.
-    time.sleep(0.5)
+    assert second.quiet("message", 0.5, where=lambda d: d["payload"].get("event")
+                        == "leave_message")
     assert [m.payload.get("event") for m in Message.select().where(
         Message.conversation == waiting, Message.kind == "event")] == ["leave_message"]
     # He comes back: the one he had is served first (it went back to the head).
@@ -189,10 +191,7 @@ def test_keep_leaves_the_chats_with_the_away_agent(team, live, sweeper):
     owner = Conversation.get_by_id(served).handler_id
     away = agents[0] if owner == li.agent["id"] else agents[1]
     away.close()
-    deadline = time.monotonic() + 5
-    while Agent.get_by_id(owner).connected and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not Agent.get_by_id(owner).connected
+    wait_until(lambda: not Agent.get_by_id(owner).connected, 5, "the agent marked away")
     assert Conversation.get_by_id(served).handler_id == owner
     # Away agents get no new chats.
     _c, _t, later, _ = start(team.app, team.team["id"])
@@ -206,10 +205,10 @@ def test_a_reload_within_the_grace_period_changes_nothing(team, live, sweeper):
     _c, _t, served, _ = start(team.app, team.team["id"])
     agent.close()
     agent = workspace(live, li)  # the reload
-    time.sleep(GRACE * 3)
+    # Three grace periods with no "away" for him: the reload was no absence.
+    assert watcher.quiet("agent.presence", GRACE * 3, where=lambda d: d["presence"] == "away")
     assert Agent.get_by_id(li.agent["id"]).connected
     assert Conversation.get_by_id(served).handler_id == li.agent["id"]
-    assert watcher.quiet("agent.presence", 0.2, where=lambda d: d["presence"] == "away")
     agent.close()
 
 
@@ -235,7 +234,7 @@ def test_the_agent_socket_keeps_its_row_alive(team, live, sweeper):
     for _ in range(8):  # pings, as the workspace sends every 25 s
         agent.send("ping")
         agent.expect("pong")
-        time.sleep(0.15)
+        assert agent.quiet("error", 0.15)  # the next ping after a while
     assert Agent.get_by_id(li.agent["id"]).connected
     assert presence.is_connected(li.agent["id"])
     agent.close()
@@ -283,9 +282,8 @@ def test_chats_routed_while_the_socket_drops_never_stay_with_him(db_api):
                 t.join(30)
             assert not errors, errors
             # The close's own settle may still be running on the server.
-            deadline = time.monotonic() + 5
-            while Agent.get_by_id(li.agent["id"]).connected and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_until(lambda: not Agent.get_by_id(li.agent["id"]).connected, 5,
+                       "the close's settle")
             presence.sweep()
 
             def strays(trial=trial):
@@ -296,10 +294,7 @@ def test_chats_routed_while_the_socket_drops_never_stay_with_him(db_api):
                 return [(trial, c.id, c.handler_id) for c in Conversation.select().where(
                     Conversation.status == "open") if c.handler_id not in live_ids]
 
-            deadline = time.monotonic() + 5
-            while strays() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert strays() == []
+            wait_until(lambda: strays() == [], 5, f"no stray open chats: {strays()}")
             for c in Conversation.select().where(
                     Conversation.status.not_in(["open", "ended"])):
                 events = [m.payload.get("event") for m in Message.select().where(
