@@ -33,9 +33,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
-import threading
-from typing import Any
 
 import peewee
 from flask import Flask
@@ -46,6 +43,8 @@ from meiqia.models import Team
 from meiqia.models import Visitor
 from meiqia.models.base import utcnow
 from meiqia.services.errors import Conflict
+from meiqia.services.sweeper import Sweeper
+from meiqia.services.sweeper import install
 
 log = logging.getLogger(__name__)
 
@@ -128,53 +127,7 @@ def sweep(now: datetime.datetime | None = None) -> int:
     return ended
 
 
-class Sweeper:
-    """One thread per process that runs ``sweep`` every ``interval`` seconds."""
 
-    def __init__(self, app: Flask, interval: float) -> None:
-        self.app = app
-        self.interval = interval
-        self.pid: int | None = None
-        self.stopped = threading.Event()
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
-
-    def ensure_running(self) -> None:
-        """Start the thread in this process if it is not running (a forked
-        gunicorn worker does not inherit the master's threads)."""
-        if self.pid == os.getpid() or self.stopped.is_set():
-            return
-        with self.lock:
-            if self.pid == os.getpid():
-                return
-            self.thread = threading.Thread(target=self._run, name="meiqia-inactivity",
-                                           daemon=True)
-            self.thread.start()
-            self.pid = os.getpid()
-
-    def _run(self) -> None:
-        from meiqia.db import connection
-
-        while not self.stopped.wait(self.interval):
-            try:
-                with self.app.app_context(), connection():
-                    count = sweep()
-                if count:
-                    log.info("inactivity: ended %d conversation(s)", count)
-            except Exception:  # noqa: BLE001 - a database hiccup: try again next time
-                log.exception("inactivity: the sweep failed")
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-
-def init_app(app: Flask) -> Any:
-    """Arrange for this process's sweeper to start with its first request
-    (``INACTIVITY_SWEEP_SECONDS``; 0 leaves the rule to ``sweep`` callers)."""
-    interval = app.config.get("INACTIVITY_SWEEP_SECONDS", 0)
-    if not interval:
-        return None
-    sweeper = Sweeper(app, float(interval))
-    app.extensions["meiqia.inactivity"] = sweeper
-    app.before_request(sweeper.ensure_running)
-    return sweeper
+def init_app(app: Flask) -> Sweeper | None:
+    """This process sweeps every ``INACTIVITY_SWEEP_SECONDS`` seconds (``services/sweeper.py``)."""
+    return install(app, "INACTIVITY_SWEEP_SECONDS", "meiqia.inactivity", sweep, "inactivity")

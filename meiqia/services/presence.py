@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 import threading
 import time
 from collections import Counter
@@ -43,6 +42,8 @@ from meiqia.models import Conversation
 from meiqia.models import Visitor
 from meiqia.models.base import utcnow
 from meiqia.services import events
+from meiqia.services.sweeper import Sweeper
+from meiqia.services.sweeper import install
 
 log = logging.getLogger(__name__)
 #: A visitor stays online this long after his socket's last sign of life
@@ -285,50 +286,10 @@ def sweep(now: datetime.datetime | None = None) -> int:
     return count
 
 
-class Sweeper:
-    """One thread per process that runs ``sweep`` every ``interval`` seconds
-    (started by the process's first request, like the inactivity sweeper)."""
-
-    def __init__(self, app: Flask, interval: float) -> None:
-        self.app = app
-        self.interval = interval
-        self.pid: int | None = None
-        self.stopped = threading.Event()
-        self.lock = threading.Lock()
-
-    def ensure_running(self) -> None:
-        if self.pid == os.getpid() or self.stopped.is_set():
-            return
-        with self.lock:
-            if self.pid == os.getpid():
-                return
-            threading.Thread(target=self._run, name="meiqia-presence", daemon=True).start()
-            self.pid = os.getpid()
-
-    def _run(self) -> None:
-        from meiqia.db import connection
-
-        while not self.stopped.wait(self.interval):
-            try:
-                with self.app.app_context(), connection():
-                    sweep()
-            except Exception:  # noqa: BLE001 - a database hiccup: try again next time
-                log.exception("presence: the sweep failed")
-
-    def stop(self) -> None:
-        self.stopped.set()
-
 
 def init_app(app: Flask) -> Sweeper | None:
-    """Arrange for this process's presence sweeper to start with its first
-    request (``PRESENCE_SWEEP_SECONDS``; 0 leaves it to ``sweep`` callers)."""
-    interval = app.config.get("PRESENCE_SWEEP_SECONDS", 0)
-    if not interval:
-        return None
-    sweeper = Sweeper(app, float(interval))
-    app.extensions["meiqia.presence"] = sweeper
-    app.before_request(sweeper.ensure_running)
-    return sweeper
+    """This process sweeps every ``PRESENCE_SWEEP_SECONDS`` seconds (``services/sweeper.py``)."""
+    return install(app, "PRESENCE_SWEEP_SECONDS", "meiqia.presence", sweep, "presence")
 
 
 def local_sockets() -> dict[str, Any]:

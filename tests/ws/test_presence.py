@@ -40,7 +40,7 @@ def team(api):
 
 @pytest.fixture
 def sweeper(app):
-    running = presence.Sweeper(app, 0.1)
+    running = presence.Sweeper(app, 0.1, presence.sweep, "presence")
     running.ensure_running()
     yield running
     running.stop()
