@@ -51,8 +51,13 @@ log = logging.getLogger(__name__)
 ONLINE_SECONDS = 75
 
 _lock = threading.Lock()
-_visitor_sockets: Counter[int] = Counter()
-_agent_sockets: Counter[int] = Counter()
+def _counts(kind: str) -> Counter[int]:
+    """This app's open sockets per visitor or agent in this process. Kept on the
+    app, not the module: ids restart with each database, and a test process runs
+    many apps one after another (a count left by one app's socket made another
+    app's visitor look online forever)."""
+    counts = current_app.extensions.setdefault("meiqia.socket_counts", {})
+    return counts.setdefault(kind, Counter())
 
 
 def is_online(visitor: Visitor) -> bool:
@@ -93,7 +98,7 @@ def visitor_alive(visitor_id: int) -> bool:
 
 def visitor_connected(visitor_id: int) -> None:
     with _lock:
-        _visitor_sockets[visitor_id] += 1
+        _counts("visitors")[visitor_id] += 1
     visitor_alive(visitor_id)
 
 
@@ -103,10 +108,10 @@ def visitor_disconnected(visitor_id: int) -> None:
     (A tab open on another process brings him back online at its next ping.)
     """
     with _lock:
-        _visitor_sockets[visitor_id] -= 1
-        last = _visitor_sockets[visitor_id] <= 0
+        _counts("visitors")[visitor_id] -= 1
+        last = _counts("visitors")[visitor_id] <= 0
         if last:
-            del _visitor_sockets[visitor_id]
+            del _counts("visitors")[visitor_id]
     if not last:
         return
     now = utcnow()
@@ -172,7 +177,7 @@ def agent_connected(agent: Agent) -> int:
     row = AgentSocket.create(agent=agent.id, team=agent.team_id,
                              alive_until=now + datetime.timedelta(seconds=heartbeat_seconds()))
     with _lock:
-        _agent_sockets[agent.id] += 1
+        _counts("agents")[agent.id] += 1
     Agent.update(last_seen_at=now).where(Agent.id == agent.id).execute()
     _came_back(agent)
     return row.id
@@ -212,9 +217,9 @@ def agent_disconnected(agent: Agent, socket_id: int | None = None) -> None:
     switch of process), then the presence sweep marks him away unless another
     socket of his lives."""
     with _lock:
-        _agent_sockets[agent.id] -= 1
-        if _agent_sockets[agent.id] <= 0:
-            del _agent_sockets[agent.id]
+        _counts("agents")[agent.id] -= 1
+        if _counts("agents")[agent.id] <= 0:
+            del _counts("agents")[agent.id]
     now = utcnow()
     Agent.update(last_seen_at=now).where(Agent.id == agent.id).execute()
     if socket_id is not None:
@@ -295,5 +300,5 @@ def init_app(app: Flask) -> Sweeper | None:
 def local_sockets() -> dict[str, Any]:
     """Sockets open in this process (for health and benchmarks)."""
     with _lock:
-        return {"visitors": sum(_visitor_sockets.values()),
-                "agents": sum(_agent_sockets.values())}
+        return {"visitors": sum(_counts("visitors").values()),
+                "agents": sum(_counts("agents").values())}
