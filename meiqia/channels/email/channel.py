@@ -1,0 +1,251 @@
+"""The e-mail channel: a support mailbox read over IMAP, answered over SMTP.
+
+Built on nothing but the public channel API (``meiqia.channels``): each new
+mail of the mailbox is decoded (``parse.py``), auto-replies and bounces are
+dropped (``loops.py``), and the rest goes to ``receive()`` with its Message-ID
+as the external id (stored once) and its In-Reply-To/References as the thread
+it answers, so a reply continues its conversation. Each message the visitor
+should see comes back through ``deliver()``, which sends a threaded reply
+(``compose.py``) and returns its Message-ID for the next reply to thread on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from meiqia.channels import Attachment
+from meiqia.channels import Channel
+from meiqia.channels import ChannelConversation
+from meiqia.channels import ChannelMessage
+from meiqia.channels import DeliveryError
+from meiqia.channels import receive
+from meiqia.channels.email import compose
+from meiqia.channels.email import transport
+from meiqia.channels.email.parse import InboundMail
+from meiqia.channels.email.parse import parse
+from meiqia.channels.email.poller import Poller
+
+SECURITY_TITLES = "ssl: SSL/TLS（993/465）· starttls: STARTTLS（143/587）· none: 不加密 none"
+
+
+def _server_props(prefix: str, port: int) -> dict[str, Any]:
+    kind = prefix.upper()
+    return {
+        f"{prefix}_host": {"type": "string", "title": f"{kind} 服务器 {kind} host",
+                           "minLength": 1, "maxLength": 200},
+        f"{prefix}_port": {"type": "integer", "title": f"{kind} 端口 port", "default": port,
+                           "minimum": 1, "maximum": 65535},
+        f"{prefix}_security": {"type": "string", "title": f"{kind} 加密 security",
+                               "enum": list(transport.SECURITY), "default": "ssl",
+                               "description": SECURITY_TITLES},
+        f"{prefix}_user": {"type": "string", "title": f"{kind} 用户名 user", "maxLength": 254},
+        f"{prefix}_password": {"type": "string", "title": f"{kind} 密码/授权码 password",
+                               "maxLength": 500},
+    }
+
+
+class EmailChannel(Channel):
+    """A team's support mailbox (see the module docstring and docs/channels-email.md)."""
+
+    type = "email"
+    name = {"zh-CN": "邮件", "en": "E-mail"}
+    #: Mail carries files; it has no typing preview, read receipts or rating prompt.
+    capabilities = frozenset({"attachments"})
+
+    @staticmethod
+    def configuration_schema() -> dict[str, Any]:
+        properties: dict[str, Any] = {}
+        properties.update(_server_props("imap", 993))
+        properties["imap_folder"] = {"type": "string", "title": "收件文件夹 folder",
+                                     "default": "INBOX", "minLength": 1, "maxLength": 200}
+        properties.update(_server_props("smtp", 465))
+        properties["smtp_user"]["description"] = "空：同 IMAP 用户名 / empty: the IMAP user"
+        properties["smtp_password"]["description"] = "空：同 IMAP 密码 / empty: the IMAP password"
+        properties.update({
+            "from_address": {"type": "string", "format": "email", "maxLength": 254,
+                             "title": "发件地址 from address"},
+            "from_name": {"type": "string", "maxLength": 100, "default": "客服 Support",
+                          "title": "发件人名称 from name"},
+            "poll_interval": {"type": "integer", "minimum": 5, "maximum": 3600, "default": 60,
+                              "title": "检查新邮件间隔（秒）poll interval (s)",
+                              "description": "服务器支持 IDLE 时新邮件即时到达 / with IMAP "
+                                             "IDLE new mail arrives at once"},
+        })
+        return {
+            "type": "object",
+            "required": ["imap_host", "imap_user", "imap_password", "smtp_host",
+                         "from_address"],
+            "additionalProperties": False,
+            "properties": properties,
+            "secret": ["imap_password", "smtp_password"],
+        }
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        """Both hosts must pass the SSRF gate (checked again on every connection)."""
+        from meiqia.services import outbound
+        from meiqia.services.errors import ValidationError
+
+        for prefix, port in (("imap", 993), ("smtp", 465)):
+            host = config.get(f"{prefix}_host")
+            if host:
+                try:
+                    outbound.check_host(host, int(config.get(f"{prefix}_port") or port))
+                except outbound.OutboundRefused as exc:
+                    raise ValidationError(f"config.{prefix}_host: {exc}",
+                                          f"config.{prefix}_host") from exc
+
+    def __init__(self, config: dict[str, Any], host: Any) -> None:
+        super().__init__(config, host)
+        self.poller: Poller | None = None
+
+    # --- settings ----------------------------------------------------------------
+
+    def _get(self, name: str, default: Any = None) -> Any:
+        value = self.config.get(name)
+        return default if value in (None, "") else value
+
+    @property
+    def imap(self) -> transport.Server:
+        return transport.Server(
+            host=self._get("imap_host", ""), port=int(self._get("imap_port", 993)),
+            security=self._get("imap_security", "ssl"), user=self._get("imap_user", ""),
+            password=self._get("imap_password", ""))
+
+    @property
+    def smtp(self) -> transport.Server:
+        return transport.Server(
+            host=self._get("smtp_host", ""), port=int(self._get("smtp_port", 465)),
+            security=self._get("smtp_security", "ssl"),
+            user=self._get("smtp_user", self._get("imap_user", "")),
+            password=self._get("smtp_password", self._get("imap_password", "")))
+
+    @property
+    def from_address(self) -> str:
+        return str(self._get("from_address", self._get("imap_user", ""))).strip()
+
+    @property
+    def own_addresses(self) -> set[str]:
+        """Addresses whose mail is ours: never answered (no loops)."""
+        own = {self.from_address.lower()}
+        for user in (self._get("imap_user"), self._get("smtp_user")):
+            if user and "@" in str(user):
+                own.add(str(user).strip().lower())
+        return own
+
+    # --- inbound -----------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.poller is None:
+            self.poller = Poller(self.imap, self._get("imap_folder", "INBOX"),
+                                 float(self._get("poll_interval", 60)), self.handle_mail,
+                                 self.host.state, self._unit, self.host.log)
+        self.poller.start()
+
+    def stop(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
+            self.poller = None
+
+    @contextlib.contextmanager
+    def _unit(self) -> Iterator[None]:
+        """The app and a database connection, for the poller thread's work."""
+        from flask import has_app_context
+
+        from meiqia.db import connection
+
+        if has_app_context():
+            with connection():
+                yield
+            return
+        with self.host.app.app_context(), connection():
+            yield
+
+    def handle_mail(self, raw: bytes) -> Any:
+        """One raw mail from the mailbox: dropped when automatic or empty, else
+        received (the ``ReceiveResult``)."""
+        mail = parse(raw, self.own_addresses)
+        if mail.automatic:
+            self.host.log.info("e-mail: %s from %s not answered: %s", mail.message_id,
+                               mail.sender or "?", mail.automatic)
+            return None
+        if not mail.sender or "@" not in mail.sender:
+            self.host.log.info("e-mail: %s has no sender address; not answered",
+                               mail.message_id)
+            return None
+        if not mail.text.strip() and not mail.files:
+            self.host.log.info("e-mail: %s from %s is empty; not answered", mail.message_id,
+                               mail.sender)
+            return None
+        return self._receive(mail)
+
+    def _receive(self, mail: InboundMail) -> Any:
+        from meiqia.services.errors import ValidationError
+
+        files = [Attachment(filename=f.filename, content_type=f.content_type, data=f.data)
+                 for f in mail.files]
+        metadata = {"email": {"message_id": mail.message_id, "subject": mail.subject,
+                              "from": mail.sender, "references": mail.in_reply_to[:20]}}
+        kwargs: dict[str, Any] = dict(
+            metadata=metadata, external_message_id=mail.message_id,
+            in_reply_to=mail.in_reply_to, display_name=mail.display_name,
+            subject=mail.subject or None)
+        text = mail.text or ""
+        try:
+            return receive(self.host, mail.sender, text, files, **kwargs)
+        except ValidationError as exc:
+            if not files:
+                raise
+            # A file the upload checks refuse (type, size, quota) must not lose the
+            # text: the mail is taken without its files, and the refusal is said.
+            refused = ", ".join(f.filename for f in files)
+            note = f"[附件未接收 attachments not accepted: {refused}: {exc}]"
+            self.host.log.info("e-mail: attachments of %s refused: %s", mail.message_id, exc)
+            return receive(self.host, mail.sender, (text + "\n\n" + note).strip(), [],
+                           **kwargs)
+
+    # --- outbound ----------------------------------------------------------------
+
+    def deliver(self, conversation: ChannelConversation, message: ChannelMessage) -> str | None:
+        to = (conversation.visitor_external_id or "").strip()
+        if "@" not in to:
+            raise DeliveryError(f"not an e-mail address: {to!r}", retry=False)
+        meta = (conversation.metadata or {}).get("email") or {}
+        reply = compose.build_reply(
+            from_address=self.from_address, from_name=self._get("from_name", "客服 Support"),
+            to_address=to, to_name=conversation.visitor_name or None,
+            subject=conversation.subject or meta.get("subject"), body=message.body or "",
+            kind=message.kind, sender_name=message.sender_name or None,
+            in_reply_to=message.in_reply_to_external_id, thread=list(message.references),
+            created_at=message.created_at, files=list(message.attachments or []))
+        try:
+            transport.send(self.smtp, reply)
+        except transport.MailError as exc:
+            raise DeliveryError(exc.reason, retry=exc.retry) from None
+        return reply["Message-ID"]
+
+    def test_connection(self) -> str:
+        try:
+            client = transport.open_imap(self.imap)
+        except transport.MailError as exc:
+            raise DeliveryError(exc.reason) from None
+        folder = self._get("imap_folder", "INBOX")
+        try:
+            info = client.select_folder(folder, readonly=True)
+            count = int(info.get(b"EXISTS", 0))
+            idle = client.has_capability("IDLE")
+        except Exception as exc:  # noqa: BLE001 - the admin reads why
+            raise DeliveryError(f"IMAP: cannot open the folder {folder!r} "
+                                f"(无法打开文件夹): {exc}") from None
+        finally:
+            with contextlib.suppress(Exception):
+                client.logout()
+        try:
+            transport.check_smtp(self.smtp)
+        except transport.MailError as exc:
+            raise DeliveryError(exc.reason) from None
+        mode = "IDLE" if idle else f"每 {self._get('poll_interval', 60)} 秒 polling"
+        return (f"IMAP 已登录 logged in: {folder}（{count} 封 messages, {mode}）· "
+                f"SMTP 已登录 logged in: {self.smtp.host}:{self.smtp.port}")

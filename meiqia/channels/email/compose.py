@@ -1,0 +1,83 @@
+"""The outgoing e-mail for one message the visitor should see.
+
+Threading is what makes a reply land in the visitor's thread in every client:
+``In-Reply-To`` names the visitor's latest mail, ``References`` the thread
+(Gmail, Outlook and QQ Mail all group by these, Gmail also wants the subject
+kept), and the subject is the thread's with one ``Re: ``. Each reply gets a
+``Message-ID`` of our own, returned to the runtime and stored on the message, so
+a visitor answering *our* mail threads back into the same conversation.
+
+Bot answers and system lines are automatic mail: they carry RFC 3834
+``Auto-Submitted: auto-replied`` and Exchange's ``X-Auto-Response-Suppress``, so
+the visitor's vacation responder does not answer them (and if it does, its
+reply is recognised by ``loops.py``). An agent's answer is a person's mail and
+carries neither.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from email.utils import formataddr
+from email.utils import make_msgid
+from typing import Any
+
+#: Reply prefixes of English and Chinese clients (a subject keeps only one).
+_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|答复|回复|回覆)\s*[:：]\s*)+", re.I)
+#: References kept at most (the first and the latest), as clients do for long threads.
+MAX_REFERENCES = 20
+
+
+def reply_subject(subject: str | None) -> str:
+    """``Re: `` and the thread's subject, never ``Re: Re: ``."""
+    base = _REPLY_PREFIX.sub("", subject or "").strip()
+    return f"Re: {base}" if base else "Re: 在线客服 Support"
+
+
+def references(ids: list[str]) -> list[str]:
+    """The thread's ids for ``References``, oldest first, first and latest kept."""
+    unique = list(dict.fromkeys(i for i in ids if i))
+    if len(unique) > MAX_REFERENCES:
+        unique = unique[:1] + unique[-(MAX_REFERENCES - 1):]
+    return unique
+
+
+def build_reply(*, from_address: str, from_name: str, to_address: str, to_name: str | None,
+                subject: str | None, body: str, kind: str, sender_name: str | None,
+                in_reply_to: str | None, thread: list[str], created_at: datetime | None,
+                files: list[Any] = ()) -> EmailMessage:
+    """One reply; ``files`` are attachments with ``filename``, ``content_type`` and
+    ``data`` (or only a ``url``, then the link is written under the text)."""
+    message = EmailMessage()
+    domain = from_address.rsplit("@", 1)[-1] or None
+    message["Message-ID"] = make_msgid(domain=domain)
+    display = f"{sender_name} · {from_name}" if sender_name and kind == "agent" else from_name
+    message["From"] = formataddr((display, from_address))
+    message["To"] = formataddr((to_name or "", to_address))
+    message["Subject"] = reply_subject(subject)
+    when = created_at or datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    message["Date"] = format_datetime(when)
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+    chain = references(list(thread) + ([in_reply_to] if in_reply_to else []))
+    if chain:
+        message["References"] = " ".join(chain)
+    if kind != "agent":
+        message["Auto-Submitted"] = "auto-replied"
+        message["X-Auto-Response-Suppress"] = "All"
+    links = [f.url for f in files if not getattr(f, "data", None) and getattr(f, "url", None)]
+    text = body.rstrip() + ("\n\n" + "\n".join(links) if links else "") + "\n"
+    message.set_content(text)
+    for f in files:
+        data = getattr(f, "data", None)
+        if not data:
+            continue
+        maintype, _, subtype = (f.content_type or "application/octet-stream").partition("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream",
+                               filename=f.filename)
+    return message

@@ -1,0 +1,209 @@
+"""The thread that reads new mail of the support mailbox.
+
+Where the server has IMAP IDLE (RFC 2177: Dovecot, Gmail, QQ, 163, Exchange) the
+thread waits in IDLE and the server says "new mail" at once; it still leaves
+IDLE every ``poll_interval`` seconds (at most 25 minutes, under the 29 the RFC
+allows) to look for itself, as a pushed notice can be lost. Without IDLE it
+looks every ``poll_interval`` seconds.
+
+Which mail is new: the highest UID handled is kept in the channel's state with
+the folder's UIDVALIDITY; a later mail has a higher UID. The first time (or when
+the server renumbered the folder) only the *unread* mail is taken, so connecting
+a mailbox with years of old mail does not start years of conversations. A mail
+is read with ``BODY.PEEK`` and marked ``\\Seen`` once handled, so people looking
+at the mailbox see what the channel took. Handling is idempotent by Message-ID
+(the runtime stores an external id once), so two processes polling the same
+mailbox, or a crash between handling and saving the UID, never make a mail
+count twice. A mail whose handling fails is tried again next round, at most
+``MAX_ATTEMPTS`` times, then skipped with an error in the log (one broken mail
+must not stop the mailbox).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from imapclient.exceptions import IMAPClientError
+
+from meiqia.channels.email.transport import MailError
+from meiqia.channels.email.transport import Server
+from meiqia.channels.email.transport import open_imap
+
+MAX_ATTEMPTS = 3
+#: Mails fetched per FETCH command.
+BATCH = 20
+#: Longest wait in IDLE before looking again (RFC 2177: re-issue within 29 min).
+MAX_IDLE = 25 * 60
+#: Longest pause after failures (doubling from the poll interval).
+MAX_BACKOFF = 300
+
+
+class Poller:
+    """Reads ``folder`` of ``server`` on its own thread and hands each new mail's
+    raw bytes to ``handle`` (which runs in ``unit()``, a context with the app and
+    a database connection)."""
+
+    def __init__(self, server: Server, folder: str, interval: float,
+                 handle: Callable[[bytes], None], state: Any, unit: Callable[[], Any],
+                 log: logging.Logger, use_idle: bool = True) -> None:
+        self.server = server
+        self.folder = folder or "INBOX"
+        self.interval = max(float(interval), 1.0)
+        self.handle = handle
+        self.state = state
+        self.unit = unit
+        self.log = log
+        self.use_idle = use_idle
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.client: Any = None
+        self.attempts: dict[int, int] = {}
+        #: Rounds completed (a round: connect if needed, fetch what is new).
+        self.rounds = 0
+        self.idling = False
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        self.stopped.clear()
+        self.thread = threading.Thread(target=self._run, daemon=True,
+                                       name=f"meiqia-email-{self.server.user}")
+        self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopped.set()
+        thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self.thread = None
+
+    # --- the loop ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        failures = 0
+        while not self.stopped.is_set():
+            try:
+                self._session()
+                failures = 0
+            except (MailError, IMAPClientError, OSError) as exc:
+                failures += 1
+                reason = exc.reason if isinstance(exc, MailError) else f"{type(exc).__name__}"
+                self.log.warning("e-mail: reading %s failed (%s); trying again", self.folder,
+                                 reason)
+                self._record(error=reason)
+            except Exception:  # noqa: BLE001 - a database hiccup: try again next round
+                failures += 1
+                self.log.exception("e-mail: handling new mail failed; trying again")
+            if failures:
+                self.stopped.wait(min(self.interval * 2 ** (failures - 1), MAX_BACKOFF))
+
+    def _session(self) -> None:
+        client = open_imap(self.server)
+        self.client = client
+        try:
+            info = client.select_folder(self.folder)
+            validity = int(info.get(b"UIDVALIDITY", 0))
+            idle = self.use_idle and client.has_capability("IDLE")
+            self._record(error=None)
+            while not self.stopped.is_set():
+                self.fetch_new(client, validity)
+                self.rounds += 1
+                if idle:
+                    self._wait_idle(client)
+                else:
+                    self.stopped.wait(self.interval)
+        finally:
+            self.client = None
+            try:
+                client.logout()
+            except Exception:  # noqa: BLE001 - the connection may be gone already
+                try:
+                    client.shutdown()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def _wait_idle(self, client: Any) -> None:
+        """Wait in IDLE until the server reports a change, the interval passes or
+        the poller is stopped (checked every second)."""
+        client.idle()
+        self.idling = True
+        try:
+            deadline = time.monotonic() + min(self.interval, MAX_IDLE)
+            while not self.stopped.is_set() and time.monotonic() < deadline:
+                responses = client.idle_check(timeout=1)
+                if any(r[1] in (b"EXISTS", b"RECENT") for r in responses
+                       if isinstance(r, tuple) and len(r) > 1):
+                    break
+        finally:
+            self.idling = False
+            client.idle_done()
+
+    # --- which mail is new -------------------------------------------------------
+
+    def fetch_new(self, client: Any, validity: int) -> int:
+        """Hand every new mail of the selected folder to ``handle``; the count."""
+        with self.unit():
+            mark = self.state.get("imap") or {}
+        if mark.get("folder") != self.folder or mark.get("uidvalidity") != validity:
+            # First look (or the folder was renumbered): from the oldest unread mail.
+            unseen = client.search(["UNSEEN"])
+            everything = client.search(["ALL"])
+            last = min(unseen) - 1 if unseen else max(everything, default=0)
+            with self.unit():
+                self.state.set("imap", {"folder": self.folder, "uidvalidity": validity,
+                                        "last_uid": last})
+        else:
+            last = int(mark.get("last_uid", 0))
+        uids = [uid for uid in client.search(["UID", f"{last + 1}:*"]) if uid > last]
+        handled = 0
+        for start in range(0, len(uids), BATCH):
+            batch = sorted(uids)[start:start + BATCH]
+            fetched = client.fetch(batch, ["BODY.PEEK[]"])
+            for uid in batch:
+                raw = (fetched.get(uid) or {}).get(b"BODY[]")
+                if raw is not None and not self._handle_one(uid, raw):
+                    return handled  # failed: again next round, from this mail
+                last = max(last, uid)
+                with self.unit():
+                    self.state.set("imap", {"folder": self.folder, "uidvalidity": validity,
+                                            "last_uid": last})
+                if raw is not None:
+                    client.add_flags([uid], [b"\\Seen"], silent=True)
+                    handled += 1
+        return handled
+
+    def _handle_one(self, uid: int, raw: bytes) -> bool:
+        """True when the mail is done with (handled, or given up on)."""
+        try:
+            with self.unit():
+                self.handle(raw)
+            self.attempts.pop(uid, None)
+            return True
+        except Exception:  # noqa: BLE001 - decided below: again, or skip this one mail
+            attempts = self.attempts.get(uid, 0) + 1
+            self.attempts[uid] = attempts
+            if attempts >= MAX_ATTEMPTS:
+                self.log.exception("e-mail: mail UID %s of %s failed %d times; skipped",
+                                   uid, self.folder, attempts)
+                self.attempts.pop(uid, None)
+                return True
+            self.log.exception("e-mail: mail UID %s of %s failed; trying again", uid,
+                               self.folder)
+            return False
+
+    def _record(self, error: str | None) -> None:
+        """The mailbox's health in the channel state (shown to admins)."""
+        try:
+            with self.unit():
+                status = {"ok": error is None, "error": error,
+                          "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                if (self.state.get("imap_status") or {}).get("error") != error:
+                    self.state.set("imap_status", status)
+        except Exception:  # noqa: BLE001 - health is best effort; the log has it too
+            self.log.debug("e-mail: could not record the mailbox status", exc_info=True)
