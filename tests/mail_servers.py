@@ -178,7 +178,8 @@ class SmtpServer:
     """aiosmtpd on a free port: keeps every mail it accepts (``messages``: raw
     bytes, ``envelopes``), and delivers mail for a local Dovecot user into that
     user's INBOX when ``deliver_to`` maps the address to a ``DovecotServer``.
-    ``stop()`` and ``start()`` again on the same port, as an outage would."""
+    ``stop()`` and ``start()`` again on the same port, as an outage would;
+    ``refuse`` holds recipients it answers 550 (a mailbox that does not exist)."""
 
     def __init__(self, deliver_to: dict[str, tuple[DovecotServer, str]] | None = None) -> None:
         self.port = free_port()
@@ -186,6 +187,7 @@ class SmtpServer:
         self.messages: list[bytes] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.lock = threading.Lock()
+        self.refuse: set[str] = set()
         self.controller: Any = None
 
     def start(self) -> None:
@@ -194,6 +196,13 @@ class SmtpServer:
         server = self
 
         class Handler:
+            async def handle_RCPT(self, _server: Any, _session: Any, envelope: Any,
+                                  address: str, _options: list) -> str:
+                if address.lower() in server.refuse:
+                    return "550 5.1.1 mailbox unavailable"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
                 raw = envelope.original_content or envelope.content
                 with server.lock:

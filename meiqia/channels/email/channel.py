@@ -46,6 +46,11 @@ def _server_props(prefix: str, port: int) -> dict[str, Any]:
     }
 
 
+def _mail_id(external_id: str | None) -> str | None:
+    """The Message-ID of an external id (a mail's later parts are "<id> part-N")."""
+    return external_id.split(" ", 1)[0] if external_id else None
+
+
 class EmailChannel(Channel):
     """A team's support mailbox (see the module docstring and docs/channels-email.md)."""
 
@@ -60,6 +65,10 @@ class EmailChannel(Channel):
         properties.update(_server_props("imap", 993))
         properties["imap_folder"] = {"type": "string", "title": "收件文件夹 folder",
                                      "default": "INBOX", "minLength": 1, "maxLength": 200}
+        properties["imap_idle"] = {"type": "boolean", "default": True,
+                                   "title": "使用 IMAP IDLE（服务器支持时）use IDLE",
+                                   "description": "关闭：按间隔检查 / off: look every poll "
+                                                  "interval"}
         properties.update(_server_props("smtp", 465))
         properties["smtp_user"]["description"] = "空：同 IMAP 用户名 / empty: the IMAP user"
         properties["smtp_password"]["description"] = "空：同 IMAP 密码 / empty: the IMAP password"
@@ -141,7 +150,9 @@ class EmailChannel(Channel):
         if self.poller is None:
             self.poller = Poller(self.imap, self._get("imap_folder", "INBOX"),
                                  float(self._get("poll_interval", 60)), self.handle_mail,
-                                 self.host.state, self._unit, self.host.log)
+                                 self.host.state, self._unit, self.host.log,
+                                 use_idle=bool(self.config.get("imap_idle", True)),
+                                 app_context=self.host.app.app_context)
         self.poller.start()
 
     def stop(self) -> None:
@@ -182,29 +193,38 @@ class EmailChannel(Channel):
         return self._receive(mail)
 
     def _receive(self, mail: InboundMail) -> Any:
+        """The text, then each file, each its own ``receive`` with its own external
+        id (the Message-ID, then ``<Message-ID> part-N``): a file the upload checks
+        refuse (type, size, the team's quota) becomes a line saying so instead of
+        losing the mail, and a mail fetched twice stores every part once."""
         from meiqia.services.errors import ValidationError
 
-        files = [Attachment(filename=f.filename, content_type=f.content_type, data=f.data)
-                 for f in mail.files]
-        metadata = {"email": {"message_id": mail.message_id, "subject": mail.subject,
-                              "from": mail.sender, "references": mail.in_reply_to[:20]}}
-        kwargs: dict[str, Any] = dict(
-            metadata=metadata, external_message_id=mail.message_id,
-            in_reply_to=mail.in_reply_to, display_name=mail.display_name,
+        common: dict[str, Any] = dict(
+            metadata={"email": {"message_id": mail.message_id, "subject": mail.subject,
+                                "from": mail.sender}},
+            in_reply_to=mail.in_reply_to[:50], display_name=mail.display_name,
             subject=mail.subject or None)
-        text = mail.text or ""
-        try:
-            return receive(self.host, mail.sender, text, files, **kwargs)
-        except ValidationError as exc:
-            if not files:
-                raise
-            # A file the upload checks refuse (type, size, quota) must not lose the
-            # text: the mail is taken without its files, and the refusal is said.
-            refused = ", ".join(f.filename for f in files)
-            note = f"[附件未接收 attachments not accepted: {refused}: {exc}]"
-            self.host.log.info("e-mail: attachments of %s refused: %s", mail.message_id, exc)
-            return receive(self.host, mail.sender, (text + "\n\n" + note).strip(), [],
-                           **kwargs)
+        parts: list[tuple[str, list[Attachment]]] = []
+        if mail.text.strip():
+            parts.append((mail.text, []))
+        parts += [("", [Attachment(filename=f.filename, content_type=f.content_type,
+                                   data=f.data)]) for f in mail.files]
+        first = None
+        for index, (text, files) in enumerate(parts):
+            ext = mail.message_id if index == 0 else f"{mail.message_id} part-{index}"
+            try:
+                result = receive(self.host, mail.sender, text, files,
+                                 external_message_id=ext, **common)
+            except ValidationError as exc:
+                if not files:
+                    raise
+                self.host.log.info("e-mail: a file of %s was refused: %s", mail.message_id,
+                                   exc)
+                result = receive(self.host, mail.sender,
+                                 f"[附件未接收 attachment not accepted: {files[0].filename}: "
+                                 f"{exc}]", [], external_message_id=ext, **common)
+            first = first or result
+        return first
 
     # --- outbound ----------------------------------------------------------------
 
@@ -218,7 +238,8 @@ class EmailChannel(Channel):
             to_address=to, to_name=conversation.visitor_name or None,
             subject=conversation.subject or meta.get("subject"), body=message.body or "",
             kind=message.kind, sender_name=message.sender_name or None,
-            in_reply_to=message.in_reply_to_external_id, thread=list(message.references),
+            in_reply_to=_mail_id(message.in_reply_to_external_id),
+            thread=[_mail_id(ref) for ref in message.references],
             created_at=message.created_at, files=list(message.attachments or []))
         try:
             transport.send(self.smtp, reply)

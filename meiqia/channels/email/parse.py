@@ -35,6 +35,9 @@ _GB_LABELS = {"gb2312", "gbk", "x-gbk", "gb_2312-80", "euc-cn", "x-euc-cn", "cp9
               "ms936", "csgb2312", "chinese", "gb18030", "windows-936"}
 _UNLABELLED = {"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "8bit", "default"}
 _MSGID = re.compile(r"<[^<>\s]+>")
+#: Longest Message-ID kept as is (the runtime's external ids hold 500 characters,
+#: and a later part adds a suffix); a longer one is replaced by its hash.
+MAX_ID = 400
 
 
 @dataclass
@@ -220,7 +223,8 @@ def parse(raw: bytes, own_addresses: set[str] | None = None) -> InboundMail:
                                or [("", "")])[0]
     subject = header(message, "Subject")
     ids = message_ids(message.get("Message-ID"))
-    message_id = ids[0] if ids else f"<{hashlib.sha256(raw).hexdigest()}@meiqia.invalid>"
+    message_id = ids[0] if ids and len(ids[0]) <= MAX_ID else (
+        f"<{hashlib.sha256(ids[0].encode() if ids else raw).hexdigest()}@meiqia.invalid>")
     references = message_ids(message.get("References"))
     answers = list(dict.fromkeys(message_ids(message.get("In-Reply-To")) + references[::-1]))
     plain, html, files = _bodies_and_files(message)

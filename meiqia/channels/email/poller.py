@@ -21,6 +21,7 @@ must not stop the mailbox).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -45,11 +46,12 @@ MAX_BACKOFF = 300
 class Poller:
     """Reads ``folder`` of ``server`` on its own thread and hands each new mail's
     raw bytes to ``handle`` (which runs in ``unit()``, a context with the app and
-    a database connection)."""
+    a database connection) in ``app_context()``."""
 
     def __init__(self, server: Server, folder: str, interval: float,
                  handle: Callable[[bytes], None], state: Any, unit: Callable[[], Any],
-                 log: logging.Logger, use_idle: bool = True) -> None:
+                 log: logging.Logger, use_idle: bool = True,
+                 app_context: Callable[[], Any] | None = None) -> None:
         self.server = server
         self.folder = folder or "INBOX"
         self.interval = max(float(interval), 1.0)
@@ -58,6 +60,9 @@ class Poller:
         self.unit = unit
         self.log = log
         self.use_idle = use_idle
+        #: The thread runs in the app's context: the SSRF gate reads the instance's
+        #: OUTBOUND_* settings from it.
+        self.app_context = app_context or contextlib.nullcontext
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
         self.client: Any = None
@@ -86,6 +91,10 @@ class Poller:
     # --- the loop ----------------------------------------------------------------
 
     def _run(self) -> None:
+        with self.app_context():
+            self._loop()
+
+    def _loop(self) -> None:
         failures = 0
         while not self.stopped.is_set():
             try:

@@ -146,7 +146,10 @@ def _smtp(server: Server, timeout: float) -> outbound.GatedSMTP:
     try:
         if server.security == "starttls":
             smtp.starttls(context=context)
-        if server.user:
+        smtp.ehlo_or_helo_if_needed()
+        # A relay that offers no AUTH (an office relay that trusts the server's
+        # address) is used without logging in.
+        if server.user and smtp.has_extn("auth"):
             smtp.login(server.user, server.password)
     except smtplib.SMTPAuthenticationError:
         smtp.close()

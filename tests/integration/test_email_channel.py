@@ -1,0 +1,363 @@
+"""The e-mail channel end to end, on real servers started by the tests: Dovecot
+holds the support mailbox (and the visitor's), aiosmtpd is the SMTP server the
+channel sends through and delivers each mail into the recipient's Dovecot
+mailbox. The channel is configured through the admin API as a team would, its
+poller runs on its own thread (IMAP IDLE), deliveries run on the embedded job
+queue with retries. Required in CI, skipped elsewhere with how to install
+Dovecot (tests/mail_servers.py).
+
+The end-to-end test prints the flow as it ran (``pytest -s``); the issue's
+closing note quotes it.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import smtplib
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+
+import pytest
+
+from meiqia.models import ChannelExternalId
+from meiqia.models import Conversation
+from meiqia.models import Message
+from tests.conftest import close_app
+from tests.conftest import make_app
+from tests.conftest import unavailable
+from tests.helpers import ApiClient
+from tests.helpers import wait_until
+from tests.mail_servers import HOW_TO_INSTALL
+from tests.mail_servers import DovecotServer
+from tests.mail_servers import SmtpServer
+
+SUPPORT = "support@shop.test"
+VISITOR = "zhang@customer.test"
+USERS = {SUPPORT: "support-pw", VISITOR: "zhang-pw", "li@customer.test": "li-pw"}
+
+
+class Mail:
+    """The two servers and what the test does with them as the visitor."""
+
+    def __init__(self, dovecot: DovecotServer, smtp: SmtpServer) -> None:
+        self.dovecot = dovecot
+        self.smtp = smtp
+        self.sent_ids: set[str] = set()
+
+    def send(self, sender: str, subject: str, body: str, msgid: str | None = None,
+             **headers: str) -> str:
+        """The visitor's mail client sends a mail to the support address (through
+        the SMTP server, which delivers it into the support mailbox)."""
+        message = EmailMessage()
+        message["From"] = f"张三 <{sender}>"
+        message["To"] = SUPPORT
+        message["Subject"] = subject
+        message["Message-ID"] = msgid or make_msgid(domain="customer.test")
+        for name, value in headers.items():
+            message[name.replace("_", "-")] = value
+        message.set_content(body)
+        with smtplib.SMTP("127.0.0.1", self.smtp.port, timeout=10) as client:
+            client.send_message(message)
+        self.sent_ids.add(message["Message-ID"])
+        return message["Message-ID"]
+
+    def outgoing(self) -> list[tuple[str, list[str]]]:
+        """(sender, recipients) of every mail the channel sent (not the test's own)."""
+        with self.smtp.lock:
+            pairs = list(zip(self.smtp.messages, self.smtp.envelopes, strict=True))
+        return [envelope for raw, envelope in pairs
+                if email.message_from_bytes(raw)["Message-ID"] not in self.sent_ids]
+
+    def inbox(self, user: str) -> list[email.message.EmailMessage]:
+        return [email.message_from_bytes(raw, policy=email.policy.default)
+                for raw in self.dovecot.inbox(user)]
+
+
+@pytest.fixture
+def mail():
+    try:
+        dovecot = DovecotServer(USERS)
+        dovecot.start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        unavailable("Dovecot", HOW_TO_INSTALL, exc)
+    smtp = SmtpServer({user: (dovecot, user) for user in USERS})
+    smtp.start()
+    yield Mail(dovecot, smtp)
+    smtp.stop()
+    dovecot.stop()
+
+
+def channel_config(mail: Mail, **extra: Any) -> dict[str, Any]:
+    config = {"imap_host": "127.0.0.1", "imap_port": mail.dovecot.port, "imap_security": "none",
+              "imap_user": SUPPORT, "imap_password": USERS[SUPPORT],
+              "smtp_host": "127.0.0.1", "smtp_port": mail.smtp.port, "smtp_security": "none",
+              "smtp_user": "", "from_address": SUPPORT, "from_name": "小美客服",
+              "poll_interval": 5}
+    config.update(extra)
+    return config
+
+
+@pytest.fixture
+def email_app(tmp_path):
+    # The embedded job queue (a thread, as in a single-process install), with
+    # short waits between retries so the outage test sees one happen.
+    app = make_app(tmp_path, JOBS_INLINE=False, OUTBOUND_ALLOWED_NETWORKS=["127.0.0.0/8"],
+                   CHANNEL_DELIVERY_RETRY=(8, (1, 2, 2, 3, 5, 5, 10, 10)))
+    with app.app_context():
+        yield app
+    close_app(app)
+
+
+def enable(api: ApiClient, mail: Mail, **extra: Any) -> None:
+    response = api.put("/api/v1/channels/email",
+                       json={"enabled": True, "config": channel_config(mail, **extra)})
+    assert response.status_code == 200, response.get_json()
+
+
+def parsed_all(mail: Mail, user: str, count: int) -> list[Any]:
+    return wait_until(lambda: (got := mail.inbox(user)) and len(got) >= count and got,
+                      what=f"{count} mails in {user}'s inbox")
+
+
+def visitor_messages(cid: int) -> list[Message]:
+    return list(Message.select().where(Message.conversation == cid,
+                                       Message.sender_kind == "visitor").order_by(Message.seq))
+
+
+def test_mail_to_the_support_mailbox_is_answered_by_the_bot_then_an_agent_in_one_thread(
+        email_app, mail):
+    flow: list[str] = []
+
+    def log(line: str) -> None:
+        flow.append(line)
+        print(line)  # noqa: T201 - the flow as it ran, for the closing note (pytest -s)
+
+    api = ApiClient.registered(email_app)
+    created = api.post("/api/v1/knowledge", json={
+        "key": "service-hours", "questions": ["客服几点上班", "你们几点上班"],
+        "answer": "在线客服每天 9:00-21:00 在线，节假日照常。"})
+    assert created.status_code == 201, created.get_json()
+    agent = api.online_agent()
+    enable(api, mail)
+    tested = api.post("/api/v1/channels/email/test", json={}).get_json()
+    assert tested["ok"], tested
+    log(f"admin: test connection -> {tested['message']}")
+
+    # 1. A customer writes to the support address.
+    first_id = mail.send(VISITOR, "营业时间", "请问你们几点上班？\n\n-- \n张三\n某某贸易公司 采购部")
+    log(f"visitor {VISITOR}: sent {first_id} 'Subject: 营业时间'")
+    conversation = wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
+                              what="a conversation of the e-mail channel")
+    log(f"meiqia: conversation {conversation.id} (channel={conversation.channel}, "
+        f"status={conversation.status}) from the mailbox (IMAP IDLE)")
+    wait_until(lambda: visitor_messages(conversation.id), what="the customer's message")
+    assert visitor_messages(conversation.id)[0].body == "请问你们几点上班？"  # signature cut
+
+    # 2. The bot's answer arrives by e-mail, threaded on the customer's mail.
+    bot_mail = parsed_all(mail, VISITOR, 1)[0]
+    bot = Message.select().where(Message.conversation == conversation.id,
+                                 Message.sender_kind == "bot").first()
+    assert bot is not None and "9:00-21:00" in bot.body
+    assert bot.body.strip() in bot_mail.get_content()
+    assert bot_mail["In-Reply-To"] == first_id
+    assert str(bot_mail["Subject"]) == "Re: 营业时间"
+    assert bot_mail["Auto-Submitted"] == "auto-replied"
+    log(f"visitor inbox: bot answer {bot_mail['Message-ID']} In-Reply-To={bot_mail['In-Reply-To']}"
+        f" Subject={bot_mail['Subject']!s} Auto-Submitted={bot_mail['Auto-Submitted']}: "
+        f"{bot.body.strip()[:40]!r}")
+
+    # 3. He answers "人工" in the same thread, quoting our mail as Gmail does.
+    quote = "\n".join("> " + line for line in bot_mail.get_content().splitlines())
+    human_id = mail.send(
+        VISITOR, "Re: 营业时间",
+        f"人工\n\n在 2026年12月4日周五 10:00，小美客服 <{SUPPORT}> 写道：\n{quote}\n",
+        In_Reply_To=bot_mail["Message-ID"],
+        References=f"{first_id} {bot_mail['Message-ID']}")
+    log(f"visitor: replied {human_id} '人工' In-Reply-To={bot_mail['Message-ID']}")
+    wait_until(lambda: Conversation.get_by_id(conversation.id).handler_id == agent.agent["id"],
+               what="the conversation handed to the online agent")
+    assert [m.body for m in visitor_messages(conversation.id)][-1] == "人工"  # quote cut
+    assert Conversation.select().where(Conversation.channel == "email").count() == 1
+    log(f"meiqia: '人工' (quote cut) -> conversation {conversation.id} assigned to agent "
+        f"{agent.agent['name']} (status={Conversation.get_by_id(conversation.id).status})")
+
+    # 4. The agent answers in the workspace; the answer lands in the same thread.
+    before = len(mail.inbox(VISITOR))
+    answer = agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+                        json={"body": "您好，我是李客服：我们每天 9:00-21:00 上班。",
+                              "client_msg_id": "agent-1"})
+    assert answer.status_code == 201, answer.get_json()
+
+    def agent_mail() -> Any:
+        for got in mail.inbox(VISITOR)[before:]:
+            if "我是李客服" in got.get_content():
+                return got
+        return None
+
+    reply = wait_until(agent_mail, what="the agent's answer in the visitor's inbox")
+    assert reply["In-Reply-To"] == human_id
+    refs = reply["References"].split()
+    assert refs[0] == first_id and bot_mail["Message-ID"] in refs and human_id in refs
+    assert str(reply["Subject"]) == "Re: 营业时间" and reply["Auto-Submitted"] is None
+    assert "李客服" in str(reply["From"])
+    log(f"visitor inbox: agent answer {reply['Message-ID']} From={reply['From']!s} "
+        f"In-Reply-To={reply['In-Reply-To']} References={len(refs)} ids (first {refs[0]})")
+
+    # The customer answering the agent's mail continues the same conversation.
+    thanks_id = mail.send(VISITOR, "Re: 营业时间", "好的，谢谢！\n\n发自我的iPhone",
+                          In_Reply_To=reply["Message-ID"],
+                          References=" ".join(refs + [reply["Message-ID"]]))
+    wait_until(lambda: [m.body for m in visitor_messages(conversation.id)][-1] == "好的，谢谢！",
+               what="the customer's thanks in the conversation")
+    assert ChannelExternalId.get(ChannelExternalId.external_id == thanks_id
+                                 ).conversation_id == conversation.id
+    log(f"visitor: replied {thanks_id} to the agent's mail -> same conversation "
+        f"{conversation.id} ('发自我的iPhone' cut)")
+
+    # 5. The SMTP server goes down: the next answer is retried, shown, and not lost.
+    mail.smtp.stop()
+    log("SMTP server stopped")
+    down = agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+                      json={"body": "另外，周末也有人值班。", "client_msg_id": "agent-2"})
+    assert down.status_code == 201
+    message_id = down.get_json()["message"]["id"]
+
+    def delivery() -> dict[str, Any]:
+        states = agent.get(f"/api/v1/conversations/{conversation.id}/deliveries").get_json()
+        return next(d for d in states["deliveries"] if d["message_id"] == message_id)
+
+    retrying = wait_until(lambda: (d := delivery())["status"] == "retrying" and d,
+                          what="the delivery shown as retrying")
+    assert "SMTP" in retrying["reason"] and retrying["next_attempt_at"]
+    log(f"agent sees delivery {retrying['id']}: status={retrying['status']} "
+        f"attempts={retrying['attempts']} reason={retrying['reason'][:70]!r}... "
+        f"next attempt {retrying['next_attempt_at']}")
+    mail.smtp.start()
+    log("SMTP server started again")
+    sent = wait_until(lambda: (d := delivery())["status"] == "sent" and d,
+                      what="the delivery sent after the outage")
+    assert sent["external_id"]
+    late = wait_until(lambda: next((m for m in mail.inbox(VISITOR)
+                                    if m["Message-ID"] == sent["external_id"]), None),
+                      what="the delayed answer in the visitor's inbox")
+    assert "周末也有人值班" in late.get_content() and late["In-Reply-To"] == thanks_id
+    log(f"agent sees delivery {sent['id']}: status=sent after {sent['attempts']} attempts; "
+        f"visitor inbox: {late['Message-ID']} In-Reply-To={late['In-Reply-To']}")
+
+    # Nothing lost: every message the visitor should see went out exactly once.
+    states = agent.get(f"/api/v1/conversations/{conversation.id}/deliveries").get_json()
+    assert {d["status"] for d in states["deliveries"]} == {"sent"}
+    out_ids = [d["external_id"] for d in states["deliveries"]]
+    received = [m["Message-ID"] for m in mail.inbox(VISITOR)]
+    assert sorted(out_ids) == sorted(received)
+    log(f"deliveries: {len(out_ids)} sent, {len(received)} mails in the visitor's inbox")
+
+    # 6. Ended, the conversation is in history under the e-mail channel.
+    ended = agent.post(f"/api/v1/conversations/{conversation.id}/end", json={})
+    assert ended.status_code == 200, ended.get_json()
+    history = api.get("/api/v1/history").get_json()
+    row = next(item for item in history["items"] if item["id"] == conversation.id)
+    assert Conversation.get_by_id(conversation.id).channel == "email"
+    log(f"history: conversation {row['id']} channel={row.get('channel', 'email')} "
+        f"visitor={row.get('visitor')}")
+    print("\n".join(["", "E-MAIL FLOW", *flow]))  # noqa: T201
+
+
+def test_the_same_mail_fetched_twice_is_one_message_and_auto_replies_are_not_answered(
+        email_app, mail):
+    api = ApiClient.registered(email_app)
+    enable(api, mail)
+    first = mail.send(VISITOR, "发票", "请开发票")
+    conversation = wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
+                              what="the conversation")
+    wait_until(lambda: len(mail.outgoing()) >= 1, what="the bot's answer")
+    answered = len(mail.outgoing())
+
+    # The same mail again (a client that sent it twice, a redelivery), then an
+    # out-of-office reply, a bounce and our own mail coming back, then one
+    # ordinary mail: the poller takes the mailbox in order, so once the
+    # ordinary one is in, the others were read before it.
+    mail.send(VISITOR, "发票", "请开发票", msgid=first)
+    mail.send(VISITOR, "自动回复: Re: 发票", "我正在休假，12月10日回来。",
+              Auto_Submitted="auto-replied", X_Autoreply="yes")
+    mail.send("MAILER-DAEMON@mx.customer.test", "Undelivered Mail Returned to Sender",
+              "This is the mail system at host mx.customer.test.")
+    mail.send(VISITOR, "Re: 发票", "Precedence bulk newsletter", Precedence="bulk")
+    mail.send(SUPPORT, "Re: 发票", "our own mail, forwarded back")
+    last = mail.send("li@customer.test", "退货", "我要退货")
+    wait_until(lambda: ChannelExternalId.get_or_none(ChannelExternalId.external_id == last),
+               what="the ordinary mail after the automatic ones")
+
+    assert [m.body for m in visitor_messages(conversation.id)] == ["请开发票"]
+    assert ChannelExternalId.select().where(ChannelExternalId.external_id == first).count() == 1
+    assert Conversation.select().where(Conversation.channel == "email").count() == 2
+    wait_until(lambda: any("li@customer.test" in rcpts for _f, rcpts in mail.outgoing()),
+               what="the bot's answer to the ordinary mail")
+    to_zhang = [rcpts for _f, rcpts in mail.outgoing() if VISITOR in rcpts]
+    assert len(to_zhang) == answered  # nothing more went to the customer: no loop
+    assert {r for _f, rcpts in mail.outgoing() for r in rcpts} == {VISITOR, "li@customer.test"}
+
+    # The poller forgets where it was (a restored backup, a renumbered folder) and
+    # someone marks everything unread: it reads the whole mailbox again, and
+    # still every mail is stored once and answered once.
+    from imapclient import IMAPClient
+
+    from meiqia.channels import registry
+
+    messages_before = Message.select().count()
+    sent_before = len(mail.outgoing())
+    off = api.put("/api/v1/channels/email", json={"enabled": False})
+    assert off.status_code == 200, off.get_json()  # its poller is stopped
+    with IMAPClient("127.0.0.1", port=mail.dovecot.port, ssl=False) as client:
+        client.login(SUPPORT, USERS[SUPPORT])
+        client.select_folder("INBOX")
+        every = client.search(["ALL"])
+        client.remove_flags(every, [b"\\Seen"])
+        client.logout()
+    host = registry.make_host(api.team["id"], "email", app=email_app)
+    host.state.delete("imap")
+    enable(api, mail)
+    wait_until(lambda: (host.state.get("imap") or {}).get("last_uid") == max(every),
+               what="the poller through the whole mailbox again")
+    assert Message.select().count() == messages_before
+    assert len(mail.outgoing()) == sent_before
+
+
+def test_a_refused_recipient_fails_at_once_is_shown_and_retried_by_hand(email_app, mail):
+    api = ApiClient.registered(email_app)
+    enable(api, mail)
+    mail.smtp.refuse.add(VISITOR)  # the SMTP server answers 550 for him
+    mail.send(VISITOR, "咨询", "你们几点上班？")
+    conversation = wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
+                              what="the conversation")
+
+    def states() -> list[dict[str, Any]]:
+        return api.get(f"/api/v1/conversations/{conversation.id}/deliveries"
+                       ).get_json()["deliveries"]
+
+    failed = wait_until(lambda: (s := states()) and all(d["status"] == "failed" for d in s)
+                        and s, what="the deliveries failed")
+    assert all("550" in d["reason"] and d["attempts"] == 1 for d in failed)  # no retries
+    mail.smtp.refuse.clear()  # the admin fixed the address / the server
+    for d in failed:
+        retried = api.post(f"/api/v1/channel-deliveries/{d['id']}/retry")
+        assert retried.status_code == 200, retried.get_json()
+    wait_until(lambda: all(d["status"] == "sent" for d in states()), what="sent after retry")
+    assert len(mail.inbox(VISITOR)) == len(failed)
+
+
+def test_polling_without_idle_and_test_connection_failures(email_app, mail):
+    api = ApiClient.registered(email_app)
+    enable(api, mail, imap_idle=False)
+    mail.send(VISITOR, "你好", "你们几点上班？")
+    wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
+               what="the mail taken by polling")
+    wrong = api.post("/api/v1/channels/email/test", json={"config": channel_config(
+        mail, imap_password="wrong")}).get_json()
+    assert not wrong["ok"] and "IMAP" in wrong["message"] and "wrong" not in wrong["message"]
+    mail.smtp.stop()
+    down = api.post("/api/v1/channels/email/test", json={}).get_json()
+    assert not down["ok"] and "SMTP" in down["message"]
+    assert api.get("/api/v1/channels/email").get_json()["config"]["imap_password"] == "********"
