@@ -26,6 +26,7 @@ from meiqia.models import Conversation
 from meiqia.models import Message
 from tests.conftest import close_app
 from tests.conftest import make_app
+from tests.conftest import truncate_all
 from tests.conftest import unavailable
 from tests.helpers import ApiClient
 from tests.helpers import wait_until
@@ -100,14 +101,24 @@ def channel_config(mail: Mail, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def email_app(tmp_path):
-    # The embedded job queue (a thread, as in a single-process install), with
-    # short waits between retries so the outage test sees one happen.
-    app = make_app(tmp_path, JOBS_INLINE=False, OUTBOUND_ALLOWED_NETWORKS=["127.0.0.0/8"],
-                   CHANNEL_DELIVERY_RETRY=(8, (1, 2, 2, 3, 5, 5, 10, 10)))
+def email_app(request, tmp_path, mail):
+    """The app on SQLite (or PostgreSQL, for the tests parametrised so), set up
+    after the mail servers so its poller stops before they do. The embedded job
+    queue (a thread, as in a single-process install), with short waits between
+    retries so the outage test sees one happen."""
+    config: dict[str, Any] = dict(JOBS_INLINE=False, OUTBOUND_ALLOWED_NETWORKS=["127.0.0.0/8"],
+                                  CHANNEL_DELIVERY_RETRY=(8, (1, 2, 2, 3, 5, 5, 10, 10)))
+    if getattr(request, "param", "sqlite") == "postgres":
+        url = request.getfixturevalue("pg_database_url")
+        truncate_all(url)
+        config["DATABASE_URL"] = url
+    app = make_app(tmp_path, **config)
     with app.app_context():
         yield app
     close_app(app)
+
+
+BOTH_DATABASES = pytest.mark.parametrize("email_app", ["sqlite", "postgres"], indirect=True)
 
 
 def enable(api: ApiClient, mail: Mail, **extra: Any) -> None:
@@ -126,6 +137,7 @@ def visitor_messages(cid: int) -> list[Message]:
                                        Message.sender_kind == "visitor").order_by(Message.seq))
 
 
+@BOTH_DATABASES
 def test_mail_to_the_support_mailbox_is_answered_by_the_bot_then_an_agent_in_one_thread(
         email_app, mail):
     flow: list[str] = []
@@ -265,6 +277,7 @@ def test_mail_to_the_support_mailbox_is_answered_by_the_bot_then_an_agent_in_one
     print("\n".join(["", "E-MAIL FLOW", *flow]))  # noqa: T201
 
 
+@BOTH_DATABASES
 def test_the_same_mail_fetched_twice_is_one_message_and_auto_replies_are_not_answered(
         email_app, mail):
     api = ApiClient.registered(email_app)
@@ -346,6 +359,62 @@ def test_a_refused_recipient_fails_at_once_is_shown_and_retried_by_hand(email_ap
         assert retried.status_code == 200, retried.get_json()
     wait_until(lambda: all(d["status"] == "sent" for d in states()), what="sent after retry")
     assert len(mail.inbox(VISITOR)) == len(failed)
+
+
+def test_attachments_take_the_upload_checks_and_a_refused_one_is_said(email_app, mail):
+    import base64
+
+    email_app.config["MAX_FILE_BYTES"] = 1000
+    api = ApiClient.registered(email_app)
+    enable(api, mail)
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8B"
+                           "QDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    message = EmailMessage()
+    message["From"] = f"张三 <{VISITOR}>"
+    message["To"] = SUPPORT
+    message["Subject"] = "破损照片"
+    message["Message-ID"] = msgid = make_msgid(domain="customer.test")
+    message.set_content("收到的杯子碎了，照片和检测报告见附件。")
+    message.add_attachment(png, maintype="image", subtype="png", filename="破损照片.png")
+    message.add_attachment(b"%PDF-1.4 " + b"x" * 2000, maintype="application",
+                           subtype="pdf", filename="检测报告.pdf")
+    with smtplib.SMTP("127.0.0.1", mail.smtp.port, timeout=10) as client:
+        client.send_message(message)
+    conversation = wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
+                              what="the conversation")
+    wait_until(lambda: len(visitor_messages(conversation.id)) == 3, what="three parts")
+    text, image, refused = visitor_messages(conversation.id)
+    assert text.body == "收到的杯子碎了，照片和检测报告见附件。" and text.kind == "text"
+    assert image.kind == "image" and image.body == "破损照片.png"
+    assert refused.kind == "text" and "检测报告.pdf" in refused.body
+    assert "at most" in refused.body and "附件未接收" in refused.body
+    assert {e.external_id for e in ChannelExternalId.select().where(
+        ChannelExternalId.direction == "in")} == {msgid, f"{msgid} part-1", f"{msgid} part-2"}
+    # Replies thread on the mail itself, whichever of its parts came last.
+    answers = parsed_all(mail, VISITOR, 1)
+    assert all(a["In-Reply-To"] == msgid and a["References"] == msgid for a in answers)
+
+
+def test_settings_are_checked_and_secrets_never_come_back(email_app, mail):
+    api = ApiClient.registered(email_app)
+    email_app.config["OUTBOUND_ALLOWED_NETWORKS"] = []
+    refused = api.put("/api/v1/channels/email", headers={"X-Meiqia-Lang": "zh-CN"}, json={
+        "enabled": True, "config": channel_config(mail, imap_host="169.254.169.254")})
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["message"].startswith(
+        "IMAP 服务器：169.254.169.254 解析为 169.254.169.254，是内网地址（link-local）")
+    missing = api.put("/api/v1/channels/email", json={"enabled": True, "config": {
+        "imap_host": "imap.example.com"}})
+    assert missing.status_code == 422
+    bad_port = api.put("/api/v1/channels/email", headers={"X-Meiqia-Lang": "zh-CN"}, json={
+        "enabled": True, "config": channel_config(mail, smtp_port=70000)})
+    assert bad_port.get_json()["error"]["message"] == "SMTP 端口：不能大于 65535"
+    email_app.config["OUTBOUND_ALLOWED_NETWORKS"] = ["127.0.0.0/8"]
+    enable(api, mail)
+    shown = api.get("/api/v1/channels/email").get_json()
+    assert shown["config"]["imap_password"] == "********"
+    assert not shown["config"].get("smtp_password")  # not set: the IMAP password is used
+    assert USERS[SUPPORT] not in str(shown)
 
 
 def test_polling_without_idle_and_test_connection_failures(email_app, mail):

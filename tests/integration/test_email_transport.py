@@ -99,3 +99,33 @@ def test_the_ssrf_gate_refuses_a_private_mail_server_unless_the_operator_allows_
             transport.check_smtp(transport.Server("127.0.0.1", smtp.port, "none", "", ""))
     for refused in (imap_refused.value, smtp_refused.value):
         assert "private address (loopback)" in refused.reason and not refused.retry
+
+
+def test_a_mail_arriving_during_the_first_look_is_not_skipped(dovecot, allowed):
+    """The race of the poller's first look: the folder is selected, then a mail
+    arrives before the poller decides where "new" starts. Replayed step by step
+    on the real server: the mail lands between SELECT and the search."""
+    import contextlib
+    import logging
+
+    from meiqia.channels import registry
+    from meiqia.channels.email.poller import Poller
+    from tests.helpers import ApiClient
+
+    api = ApiClient.registered(allowed)
+    host = registry.make_host(api.team["id"], "email", config={}, app=allowed)
+    dovecot.append(SUPPORT, b"From: old@customer.test\r\nMessage-ID: <old@c>\r\n\r\nold\r\n")
+    client = transport.open_imap(imap_server(dovecot))
+    client.select_folder("INBOX")
+    client.add_flags(client.search(["ALL"]), [b"\\Seen"])  # read by someone already
+    handled: list[bytes] = []
+    poller = Poller(imap_server(dovecot), "INBOX", 5, handled.append, host.state,
+                    contextlib.nullcontext, logging.getLogger("test"))
+    info = client.select_folder("INBOX")
+    dovecot.append(SUPPORT, b"From: new@customer.test\r\nMessage-ID: <new@c>\r\n\r\nnew\r\n")
+    assert poller.fetch_new(client, int(info[b"UIDVALIDITY"]), int(info[b"UIDNEXT"])) == 1
+    assert [raw.split(b"\r\n")[1] for raw in handled] == [b"Message-ID: <new@c>"]
+    # The read mail of before was left alone; the next look finds nothing new.
+    assert poller.fetch_new(client, int(info[b"UIDVALIDITY"])) == 0
+    assert host.state.get("imap")["last_uid"] == 2
+    client.logout()

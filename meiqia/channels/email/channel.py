@@ -197,7 +197,7 @@ class EmailChannel(Channel):
         id (the Message-ID, then ``<Message-ID> part-N``): a file the upload checks
         refuse (type, size, the team's quota) becomes a line saying so instead of
         losing the mail, and a mail fetched twice stores every part once."""
-        from meiqia.services.errors import ValidationError
+        from meiqia.services.errors import ServiceError
 
         common: dict[str, Any] = dict(
             metadata={"email": {"message_id": mail.message_id, "subject": mail.subject,
@@ -215,7 +215,7 @@ class EmailChannel(Channel):
             try:
                 result = receive(self.host, mail.sender, text, files,
                                  external_message_id=ext, **common)
-            except ValidationError as exc:
+            except ServiceError as exc:  # refused (type, size, quota: 422, 413, 429)
                 if not files:
                     raise
                 self.host.log.info("e-mail: a file of %s was refused: %s", mail.message_id,
@@ -231,7 +231,8 @@ class EmailChannel(Channel):
     def deliver(self, conversation: ChannelConversation, message: ChannelMessage) -> str | None:
         to = (conversation.visitor_external_id or "").strip()
         if "@" not in to:
-            raise DeliveryError(f"not an e-mail address: {to!r}", retry=False)
+            raise DeliveryError(f"访客没有邮件地址 · not an e-mail address: {to!r}",
+                                retry=False)
         meta = (conversation.metadata or {}).get("email") or {}
         reply = compose.build_reply(
             from_address=self.from_address, from_name=self._get("from_name", "客服 Support"),
@@ -258,8 +259,8 @@ class EmailChannel(Channel):
             count = int(info.get(b"EXISTS", 0))
             idle = client.has_capability("IDLE")
         except Exception as exc:  # noqa: BLE001 - the admin reads why
-            raise DeliveryError(f"IMAP: cannot open the folder {folder!r} "
-                                f"(无法打开文件夹): {exc}") from None
+            raise DeliveryError(f"无法打开 IMAP 文件夹 {folder} · IMAP: cannot open the "
+                                f"folder {folder!r}: {exc}") from None
         finally:
             with contextlib.suppress(Exception):
                 client.logout()

@@ -118,10 +118,12 @@ class Poller:
         try:
             info = client.select_folder(self.folder)
             validity = int(info.get(b"UIDVALIDITY", 0))
+            uidnext = int(info.get(b"UIDNEXT", 0)) or None
             idle = self.use_idle and client.has_capability("IDLE")
             self._record(error=None)
             while not self.stopped.is_set():
-                self.fetch_new(client, validity)
+                self.fetch_new(client, validity, uidnext)
+                uidnext = None  # only the first look uses it
                 self.rounds += 1
                 if idle:
                     self._wait_idle(client)
@@ -155,15 +157,21 @@ class Poller:
 
     # --- which mail is new -------------------------------------------------------
 
-    def fetch_new(self, client: Any, validity: int) -> int:
-        """Hand every new mail of the selected folder to ``handle``; the count."""
+    def fetch_new(self, client: Any, validity: int, uidnext: int | None = None) -> int:
+        """Hand every new mail of the selected folder to ``handle``; the count.
+        ``uidnext``: the folder's UIDNEXT when it was selected (a mail arriving
+        after that has at least this UID, so the first look misses none)."""
         with self.unit():
             mark = self.state.get("imap") or {}
         if mark.get("folder") != self.folder or mark.get("uidvalidity") != validity:
             # First look (or the folder was renumbered): from the oldest unread mail.
             unseen = client.search(["UNSEEN"])
-            everything = client.search(["ALL"])
-            last = min(unseen) - 1 if unseen else max(everything, default=0)
+            if unseen:
+                last = min(unseen) - 1
+            elif uidnext:
+                last = uidnext - 1
+            else:
+                last = max(client.search(["ALL"]), default=0)
             with self.unit():
                 self.state.set("imap", {"folder": self.folder, "uidvalidity": validity,
                                         "last_uid": last})

@@ -31,9 +31,14 @@ SECURITY = ("ssl", "starttls", "none")
 
 class MailError(RuntimeError):
     """A mail server could not be used; ``retry`` says whether trying again later
-    may help (a server down) or not (a refused address, a wrong password)."""
+    may help (a server down) or not (a refused address, a wrong password).
 
-    def __init__(self, reason: str, retry: bool = True) -> None:
+    ``reason`` is what agents (beside an undelivered message) and admins (the
+    "test connection" button) read: a short Chinese lead and the English detail,
+    since it is stored once and read by people of either language."""
+
+    def __init__(self, zh: str, en: str, retry: bool = True) -> None:
+        reason = f"{zh} · {en}"
         super().__init__(reason)
         self.reason = reason
         self.retry = retry
@@ -78,27 +83,30 @@ def open_imap(server: Server, timeout: float = TIMEOUT) -> GatedIMAPClient:
         client = GatedIMAPClient(server.host, port=server.port, ssl=server.security == "ssl",
                                  ssl_context=context, timeout=timeout)
     except outbound.OutboundRefused as exc:
-        raise MailError(f"IMAP: {exc}", retry=False) from None
+        raise MailError("IMAP 服务器地址不允许连接", f"IMAP: {exc}", retry=False) from None
     except outbound.OutboundFailed as exc:
-        raise MailError(f"IMAP: {exc}") from None
+        raise MailError("无法连接 IMAP 服务器", f"IMAP: {exc}") from None
     except (OSError, ssl.SSLError, IMAPClient.Error) as exc:
-        raise MailError(f"IMAP {server.host}:{server.port}: {type(exc).__name__}: {exc}"
-                        ) from None
+        raise MailError("无法连接 IMAP 服务器", f"IMAP {server.host}:{server.port}: "
+                        f"{type(exc).__name__}: {exc}") from None
     try:
         if server.security == "starttls":
             client.starttls(context)
         _login(client, server)
     except LoginError:
         _close(client)
-        raise MailError("IMAP: the server refused the user name or password "
-                        "(IMAP 登录被拒绝：用户名或密码错误)", retry=False) from None
+        raise MailError("IMAP 登录被拒绝：用户名或密码（授权码）错误",
+                        "IMAP: the server refused the user name or password",
+                        retry=False) from None
     except IMAPClient.Error as exc:
         _close(client)
-        raise MailError(f"IMAP {server.host}:{server.port}: {exc}") from None
+        raise MailError("IMAP 服务器报错", f"IMAP {server.host}:{server.port}: {exc}"
+                        ) from None
     except (OSError, ssl.SSLError) as exc:
         _close(client)
-        raise MailError(f"IMAP {server.host}:{server.port} broke off during "
-                        f"STARTTLS or login: {type(exc).__name__}") from None
+        raise MailError("IMAP 加密握手或登录时连接中断",
+                        f"IMAP {server.host}:{server.port} broke off during STARTTLS or "
+                        f"login: {type(exc).__name__}") from None
     return client
 
 
@@ -138,11 +146,12 @@ def _smtp(server: Server, timeout: float) -> outbound.GatedSMTP:
         else:
             smtp = outbound.smtp(server.host, server.port, timeout=timeout)
     except outbound.OutboundRefused as exc:
-        raise MailError(f"SMTP: {exc}", retry=False) from None
+        raise MailError("SMTP 服务器地址不允许连接", f"SMTP: {exc}", retry=False) from None
     except outbound.OutboundFailed as exc:
-        raise MailError(f"SMTP: {exc}") from None
+        raise MailError("无法连接 SMTP 服务器", f"SMTP: {exc}") from None
     except (OSError, ssl.SSLError, smtplib.SMTPException) as exc:
-        raise MailError(f"SMTP {server.host}:{server.port}: {type(exc).__name__}") from None
+        raise MailError("无法连接 SMTP 服务器",
+                        f"SMTP {server.host}:{server.port}: {type(exc).__name__}") from None
     try:
         if server.security == "starttls":
             smtp.starttls(context=context)
@@ -153,11 +162,13 @@ def _smtp(server: Server, timeout: float) -> outbound.GatedSMTP:
             smtp.login(server.user, server.password)
     except smtplib.SMTPAuthenticationError:
         smtp.close()
-        raise MailError("SMTP: the server refused the user name or password "
-                        "(SMTP 登录被拒绝：用户名或密码错误)", retry=False) from None
+        raise MailError("SMTP 登录被拒绝：用户名或密码（授权码）错误",
+                        "SMTP: the server refused the user name or password",
+                        retry=False) from None
     except (OSError, smtplib.SMTPException) as exc:
         smtp.close()
-        raise MailError(f"SMTP {server.host}:{server.port} broke off during STARTTLS or "
+        raise MailError("SMTP 加密握手或登录时连接中断",
+                        f"SMTP {server.host}:{server.port} broke off during STARTTLS or "
                         f"login: {type(exc).__name__}") from None
     return smtp
 
@@ -179,15 +190,16 @@ def send(server: Server, message: EmailMessage, timeout: float = TIMEOUT) -> Non
         smtp.send_message(message)
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
-        raise MailError(f"SMTP refused the recipient ({codes[0] if codes else '?'}): "
+        raise MailError("SMTP 服务器拒绝了收件人",
+                        f"SMTP refused the recipient ({codes[0] if codes else '?'}): "
                         f"{', '.join(exc.recipients)}",
                         retry=all(400 <= c < 500 for c in codes)) from None
     except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-        raise MailError(f"SMTP refused the mail ({exc.smtp_code}): "
+        raise MailError("SMTP 服务器拒收这封邮件", f"SMTP refused the mail ({exc.smtp_code}): "
                         f"{_text(exc.smtp_error)}", retry=400 <= exc.smtp_code < 500) from None
     except (OSError, smtplib.SMTPException) as exc:
-        raise MailError(f"SMTP {server.host}:{server.port} broke off while sending: "
-                        f"{type(exc).__name__}") from None
+        raise MailError("发送时 SMTP 连接中断", f"SMTP {server.host}:{server.port} broke off "
+                        f"while sending: {type(exc).__name__}") from None
     finally:
         try:
             smtp.quit()
