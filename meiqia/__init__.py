@@ -97,4 +97,7 @@ def create_app(
     app.extensions["meiqia.channels"] = {
         channel.type: channel for channel in pm.call_flat("register_channels", app=app)
     }
+    from meiqia.channels import registry as channel_registry
+
+    channel_registry.install(app)  # each team's enabled channels start with a first request
     return app

@@ -152,6 +152,14 @@ DEFAULTS: dict[str, Any] = {
     #: Every private, loopback and link-local address allowed (a closed network, or
     #: tests with local servers). Prefer OUTBOUND_ALLOWED_NETWORKS.
     "OUTBOUND_ALLOW_PRIVATE": False,
+    #: Channels (meiqia/channels/): start each team's enabled channels (their
+    #: pollers) with the process's first request; off: ``registry.start_all`` by hand.
+    "CHANNELS_AUTOSTART": True,
+    #: Seconds one ``deliver()`` of a channel may run before the attempt counts as failed.
+    "CHANNEL_DELIVER_TIMEOUT": 30.0,
+    #: Channel deliveries' retries: (retries after the first, (waits in seconds…));
+    #: None: 5 retries after 10 s, 1 min, 5 min, 30 min, 1 h (channels/outbound.py).
+    "CHANNEL_DELIVERY_RETRY": None,
 }
 
 _INT_KEYS = {
@@ -175,7 +183,8 @@ _INT_KEYS = {
     "PLUGIN_BACKLOG",
 }
 _FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_TIMEOUT",
-               "AGENT_HEARTBEAT_SECONDS", "PLUGIN_SUSPEND_SECONDS", "PLUGIN_STATE_REFRESH"}
+               "AGENT_HEARTBEAT_SECONDS", "PLUGIN_SUSPEND_SECONDS", "PLUGIN_STATE_REFRESH",
+               "CHANNEL_DELIVER_TIMEOUT"}
 #: Numbers where 0 is meaningful (off, or at once).
 _NONNEGATIVE_FLOAT_KEYS = {"AGENT_AWAY_GRACE_SECONDS", "PRESENCE_SWEEP_SECONDS"}
 _CHOICE_KEYS = {"AGENT_AWAY_OPEN_CHATS": ("requeue", "keep"),
@@ -183,7 +192,7 @@ _CHOICE_KEYS = {"AGENT_AWAY_OPEN_CHATS": ("requeue", "keep"),
                 "PLUGIN_STARTUP_FAILURE": ("disable", "refuse")}
 _BOOL_KEYS = {
     "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
-    "BOT_WARM_UP", "TRUST_FORWARDED_HOST", "OUTBOUND_ALLOW_PRIVATE",
+    "BOT_WARM_UP", "TRUST_FORWARDED_HOST", "OUTBOUND_ALLOW_PRIVATE", "CHANNELS_AUTOSTART",
 }
 _LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS", "ALLOWED_ORIGINS", "OUTBOUND_ALLOWED_NETWORKS"}
 

@@ -79,6 +79,9 @@ def close_app(app: Any) -> None:
     for sweeper in ("meiqia.presence", "meiqia.inactivity"):
         if sweeper in app.extensions:  # a test that turned one on
             app.extensions[sweeper].stop()
+    from meiqia.channels import registry as channel_registry
+
+    channel_registry.stop_all(app)  # channels' pollers
     app.extensions["meiqia.jobs"].close()
     app.extensions["meiqia.hub"].close()
     app.extensions["meiqia.plugin_runtime"].close()

@@ -10,6 +10,12 @@ from meiqia.models.accounts import ScopeGrant
 from meiqia.models.accounts import Team
 from meiqia.models.audit import AuditLog
 from meiqia.models.base import SchemaMigration
+from meiqia.models.channels import ChannelConfig
+from meiqia.models.channels import ChannelDelivery
+from meiqia.models.channels import ChannelExternalId
+from meiqia.models.channels import ChannelState
+from meiqia.models.channels import ChannelThread
+from meiqia.models.channels import ChannelVisitor
 from meiqia.models.conversations import Conversation
 from meiqia.models.conversations import Mention
 from meiqia.models.exports import ExportJob
@@ -63,6 +69,12 @@ ALL_MODELS = [
     ExportJob,
     AuditLog,
     PluginState,
+    ChannelConfig,
+    ChannelState,
+    ChannelVisitor,
+    ChannelThread,
+    ChannelExternalId,
+    ChannelDelivery,
 ]
 
 __all__ = [model.__name__ for model in ALL_MODELS] + ["ALL_MODELS", "SchemaMigration"]

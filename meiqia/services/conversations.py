@@ -95,11 +95,14 @@ def active_for(visitor: Visitor) -> Conversation | None:
     )
 
 
-def start_or_resume(visitor: Visitor, visit: Visit | None) -> tuple[Conversation, bool]:
+def start_or_resume(visitor: Visitor, visit: Visit | None,
+                    channel: str = "web") -> tuple[Conversation, bool]:
     """The visitor's open conversation, or a new one (one per visitor: two tabs share it).
 
     A new conversation starts with the bot when the team's ``bot_enabled`` is on,
-    otherwise it goes to routing at once.
+    otherwise it goes to routing at once. ``channel``: the channel a new one is
+    on (``meiqia.channels.inbound`` passes its slug; a visitor of a channel is
+    that channel's own, so his open conversation is always on it).
     """
     with database.atomic():
         if is_postgres():
@@ -113,7 +116,7 @@ def start_or_resume(visitor: Visitor, visit: Visit | None) -> tuple[Conversation
         settings = settings_of(visitor.team)
         conversation = Conversation.create(
             team=visitor.team_id, visitor=visitor.id, visit=visit.id if visit else None,
-            status="bot",
+            status="bot", channel=channel,
         )
     with_bot = bool(settings["bot_enabled"])
     if settings["welcome_message"]:

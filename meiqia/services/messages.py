@@ -60,11 +60,19 @@ def _sender_name(message: Message) -> str:
     return {"bot": "bot", "system": "system", "visitor": ""}.get(message.sender_kind, "")
 
 
+def _reads(channel: Any) -> bool:
+    """A channel class reports reads when it declares ``read_receipts`` (or, a
+    class of before the channel API, does not say ``reports_reads = False``)."""
+    from meiqia.channels.registry import capabilities_of
+
+    return "read_receipts" in capabilities_of(channel)
+
+
 def reports_reads(conversation: Conversation) -> bool:
     """Whether the conversation's channel can tell when a message was read."""
     channels = current_app.extensions.get("meiqia.channels", {})
     channel = channels.get(conversation.channel)
-    return bool(getattr(channel, "reports_reads", True)) if channel is not None else True
+    return _reads(channel) if channel is not None else True
 
 
 def readless_ids(conversation_ids: set[int]) -> set[int]:
@@ -74,7 +82,7 @@ def readless_ids(conversation_ids: set[int]) -> set[int]:
     does), else one for the lot: for replays, never per message.
     """
     channels = current_app.extensions.get("meiqia.channels", {})
-    readless = [slug for slug, c in channels.items() if not getattr(c, "reports_reads", True)]
+    readless = [slug for slug, c in channels.items() if not _reads(c)]
     if not readless or not conversation_ids:
         return set()
     return {cid for (cid,) in Conversation.select(Conversation.id).where(
@@ -183,6 +191,8 @@ def post_message(
     # A resend of a stored message is caught by the unique index on
     # (conversation, client_msg_id) below, not by a look-up first: one query less
     # on every message, and resends are rare.
+    from meiqia.channels import outbound as channel_outbound
+
     draft = {"sender_kind": sender_kind, "kind": kind, "body": body,
              "payload": payload or {}, "visibility": visibility}
     pm = current_app.extensions["meiqia.plugins"]
@@ -219,6 +229,9 @@ def post_message(
             )
             Conversation.update(last_message_id=message.id, last_message_at=now).where(
                 Conversation.id == conversation.id).execute()
+            # A channel conversation's visitor-visible message and its delivery
+            # commit together: none is lost between the two (meiqia/channels/outbound.py).
+            delivery_id = channel_outbound.record(conversation, message)
             mentioned = _store_mentions(conversation, message, agent) \
                 if visibility == "internal" and agent is not None else []
     except peewee.IntegrityError:
@@ -233,6 +246,7 @@ def post_message(
     if now_row and refresh:
         conversation.handler_id, conversation.group_id, conversation.status = now_row[0]
     publish_message(conversation, message, now_row[0][:2] if now_row else None)
+    channel_outbound.queue(delivery_id)
     for agent_id in mentioned:
         events.emit("mention", conversation.team_id, [agent_topic(agent_id)],
                     {"conversation_id": conversation.id, "message_id": message.id,

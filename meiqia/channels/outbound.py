@@ -1,0 +1,388 @@
+"""Outbound: every message the visitor should see on a conversation of another
+channel than the widget goes out through that channel's ``deliver()``.
+
+``record`` runs inside the transaction that stores the message
+(``services/messages.post_message``): the message and its ``channel_delivery``
+row commit together, so no visitor-visible message of a channel conversation
+exists without a delivery whose state agents see. After the commit
+``queue`` hands it to a job (``deliver_job``) that calls ``deliver()`` through
+the plugin runtime (budget ``CHANNEL_DELIVER_TIMEOUT``), retries with
+exponential backoff (``CHANNEL_DELIVERY_RETRY``), and records each outcome:
+``pending`` → ``sent`` (with the far side's id, for threading), ``retrying``
+(reason, next attempt) or ``failed`` (reason). A failed delivery keeps its
+message; an agent retries it by hand (``retry``; the workspace's button and
+``POST /api/v1/channel-deliveries/<id>/retry``). Each change is pushed to the
+agents' sockets as a ``delivery`` frame (docs/protocol.md).
+
+While ``receive`` handles an inbound message, the deliveries its path creates
+(welcome, bot answer, handover, leave-a-message) are queued only at its end
+(``deferred``), so they go out after the inbound message's external id and
+thread are stored, in the order they were written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from flask import current_app
+
+from meiqia.channels import registry
+from meiqia.channels.base import Attachment
+from meiqia.channels.base import ChannelConversation
+from meiqia.channels.base import ChannelMessage
+from meiqia.channels.base import DeliveryError
+from meiqia.jobs import Retry
+from meiqia.models import Agent
+from meiqia.models import ChannelDelivery
+from meiqia.models import ChannelExternalId
+from meiqia.models import ChannelThread
+from meiqia.models import ChannelVisitor
+from meiqia.models import Conversation
+from meiqia.models import Message
+from meiqia.models.base import utcnow
+from meiqia.services.accounts import iso
+from meiqia.services.errors import Conflict
+from meiqia.services.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+#: Attempts after the first and the waits between them (seconds), unless the
+#: app sets ``CHANNEL_DELIVERY_RETRY`` = (retries, (waits...)).
+DEFAULT_RETRY = Retry(max=5, intervals=(10, 60, 300, 1800, 3600))
+#: The longest a ``deliver()`` may run (seconds), unless ``CHANNEL_DELIVER_TIMEOUT``.
+DEFAULT_TIMEOUT = 30.0
+
+_deferred: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "meiqia_channel_deferred", default=None)
+
+#: Message kinds that reach the visitor on a channel, by capability.
+_SENT_KINDS = {"text", "image", "file", "event"}
+
+
+def retry_policy() -> Retry:
+    setting = current_app.config.get("CHANNEL_DELIVERY_RETRY")
+    if setting:
+        count, waits = setting
+        return Retry(max=int(count), intervals=tuple(int(w) for w in waits))
+    return DEFAULT_RETRY
+
+
+# --- when a message is stored -------------------------------------------------------------
+
+
+def wants_delivery(conversation: Conversation, message: Message) -> bool:
+    """Whether the visitor should get this message through the channel."""
+    slug = getattr(conversation, "channel", registry.WEB) or registry.WEB
+    if slug == registry.WEB or message.visibility != "public" \
+            or message.sender_kind == "visitor":
+        return False
+    if message.kind == "rating_invite":
+        return "rating" in registry.capabilities(slug)
+    if message.kind not in _SENT_KINDS:
+        return False
+    if message.kind in {"image", "file"}:
+        return True
+    return bool((message.body or "").strip())
+
+
+def record(conversation: Conversation, message: Message) -> int | None:
+    """Create the message's delivery, in the caller's transaction; its id or None."""
+    if not wants_delivery(conversation, message):
+        return None
+    now = utcnow()
+    return ChannelDelivery.insert(
+        message=message.id, conversation=conversation.id, team=conversation.team_id,
+        channel=conversation.channel, status="pending", created_at=now, updated_at=now,
+    ).execute()
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[list[int]]:
+    """Collect the deliveries queued inside the block instead of queuing them."""
+    held: list[int] = []
+    token = _deferred.set(held)
+    try:
+        yield held
+    finally:
+        _deferred.reset(token)
+
+
+def queue(delivery_id: int | None) -> None:
+    """After the commit: a job delivers it (or, inside ``deferred``, later)."""
+    if delivery_id is None:
+        return
+    held = _deferred.get()
+    if held is not None:
+        held.append(delivery_id)
+        return
+    _enqueue(delivery_id)
+
+
+def enqueue_all(ids: list[int]) -> None:
+    for delivery_id in ids:
+        _enqueue(delivery_id)
+
+
+def _enqueue(delivery_id: int, description: str = "") -> None:
+    try:
+        job_id = current_app.extensions["meiqia.jobs"].enqueue(
+            deliver_job, delivery_id, retry=retry_policy(),
+            description=description or f"channel delivery {delivery_id}")
+    except Exception as exc:  # noqa: BLE001 - shown to agents, retryable by hand
+        log.error("cannot queue channel delivery %s: %s", delivery_id, exc)
+        _set(delivery_id, status="failed", last_error=f"could not queue: {exc}"[:2000])
+        return
+    ChannelDelivery.update(job_id=job_id).where(
+        ChannelDelivery.id == delivery_id, ChannelDelivery.job_id.is_null()).execute()
+
+
+# --- the job ------------------------------------------------------------------------------
+
+
+class DeliveryRetry(Exception):
+    """Raised by the job so the queue runs it again after the backoff."""
+
+
+def deliver_job(delivery_id: int) -> str:
+    """Job: one attempt at delivering one message; raise to be retried."""
+    delivery = ChannelDelivery.get_or_none(ChannelDelivery.id == delivery_id)
+    if delivery is None:
+        return "gone"
+    if delivery.status in ("sent", "failed"):
+        return delivery.status  # sent meanwhile, or given up (a retry by hand queues anew)
+    attempts = delivery.attempts + 1
+    policy = retry_policy()
+    try:
+        external_id = _attempt(delivery)
+    except DeliveryError as exc:
+        final = not exc.retry or attempts >= policy.max + 1
+        _failed_attempt(delivery, attempts, exc.reason, final, policy)
+        if final:
+            return f"failed: {exc.reason}"
+        raise DeliveryRetry(exc.reason) from None
+    _sent(delivery, attempts, external_id)
+    return "sent"
+
+
+def _attempt(delivery: ChannelDelivery) -> str | None:
+    """Call the channel's ``deliver``; its external id, or DeliveryError."""
+    slug, team_id = delivery.channel, delivery.team_id
+    cls = registry.channel_class(slug)
+    if cls is None:
+        raise DeliveryError(f"no plugin provides the channel {slug!r} any more", retry=False)
+    obj = registry.instance(team_id, slug)
+    if obj is None:
+        raise DeliveryError(f"the channel {slug} is not enabled for this team "
+                            "(Channels page); enable it and retry", retry=False)
+    conversation = conversation_view(delivery.conversation_id)
+    message = message_view(delivery.message_id)
+    if conversation is None or message is None:
+        raise DeliveryError("the conversation or message was deleted", retry=False)
+    pm = current_app.extensions["meiqia.plugins"]
+    plugin = pm.owner_of(cls) or slug
+
+    def call() -> tuple[str, Any]:
+        try:
+            return "ok", obj.deliver(conversation, message)
+        except DeliveryError as exc:
+            return "error", exc
+
+    budget = float(current_app.config.get("CHANNEL_DELIVER_TIMEOUT", DEFAULT_TIMEOUT))
+    result, failure = pm.runtime.run(plugin, "deliver", call, {}, team_id=team_id,
+                                     budget=budget, breaker=False)
+    if failure is not None:
+        raise DeliveryError(failure.describe())
+    if result is None:  # an admin turned the plugin off for this team
+        raise DeliveryError(f"the plugin {plugin} is turned off for this team (Plugins page)",
+                            retry=False)
+    outcome, value = result
+    if outcome == "error":
+        raise value
+    if value is None or isinstance(value, bool):  # a channel that keeps no ids
+        return None
+    return str(value)[:500]
+
+
+def _failed_attempt(delivery: ChannelDelivery, attempts: int, reason: str, final: bool,
+                    policy: Retry) -> None:
+    reason = (reason or "failed")[:2000]
+    next_at = None if final else utcnow() + datetime.timedelta(
+        seconds=policy.delay(attempts))
+    _set(delivery.id, status="failed" if final else "retrying", attempts=attempts,
+         last_error=reason, next_attempt_at=next_at)
+    log.warning("channel %s: delivery %s of message %s %s: %s", delivery.channel,
+                delivery.id, delivery.message_id,
+                "failed" if final else f"will be retried (attempt {attempts})", reason)
+
+
+def _sent(delivery: ChannelDelivery, attempts: int, external_id: str | None) -> None:
+    from meiqia.services import messages
+
+    _set(delivery.id, status="sent", attempts=attempts, last_error="",
+         next_attempt_at=None, external_id=external_id)
+    if external_id:
+        ChannelExternalId.insert(team=delivery.team_id, channel=delivery.channel,
+                                 external_id=external_id,
+                                 conversation=delivery.conversation_id,
+                                 message=delivery.message_id,
+                                 direction="out").on_conflict_ignore().execute()
+    conversation = Conversation.get_or_none(Conversation.id == delivery.conversation_id)
+    if conversation is not None:
+        messages.mark_delivered(conversation, [delivery.message_id])
+
+
+def _set(delivery_id: int, **changes: Any) -> None:
+    ChannelDelivery.update(updated_at=utcnow(), **changes).where(
+        ChannelDelivery.id == delivery_id).execute()
+    publish(delivery_id)
+
+
+def publish(delivery_id: int) -> None:
+    """Tell the agents' sockets the delivery's new state (``delivery`` frame)."""
+    from meiqia.services import events
+    from meiqia.services import messages
+
+    delivery = ChannelDelivery.get_or_none(ChannelDelivery.id == delivery_id)
+    if delivery is None:
+        return
+    owner = Conversation.select(Conversation.handler, Conversation.group).where(
+        Conversation.id == delivery.conversation_id).first()
+    data = to_dict(delivery)
+    data["handler_id"] = owner.handler_id if owner else None
+    data["group_id"] = owner.group_id if owner else None
+    events.emit("delivery", delivery.team_id, [messages.team_topic(delivery.team_id)], data,
+                track=False)
+
+
+# --- what the channel gets -------------------------------------------------------------------
+
+
+def conversation_view(conversation_id: int) -> ChannelConversation | None:
+    conversation = Conversation.get_or_none(Conversation.id == conversation_id)
+    if conversation is None:
+        return None
+    who = ChannelVisitor.get_or_none(ChannelVisitor.visitor == conversation.visitor_id,
+                                     ChannelVisitor.channel == conversation.channel)
+    thread = ChannelThread.get_or_none(ChannelThread.conversation == conversation_id)
+    from meiqia.models import Visitor
+
+    visitor = Visitor.get_or_none(Visitor.id == conversation.visitor_id)
+    return ChannelConversation(
+        id=conversation.id, team_id=conversation.team_id, channel=conversation.channel,
+        visitor_external_id=who.external_user_id if who else "",
+        visitor_name=visitor.name if visitor else "", status=conversation.status,
+        subject=thread.subject if thread else None,
+        metadata=dict(thread.metadata or {}) if thread else {},
+        last_inbound_at=thread.last_inbound_at if thread else None)
+
+
+_RATING_TEXT = {"zh-CN": "请您对本次服务进行评价。", "en": "Please rate this conversation."}
+
+
+def message_view(message_id: int) -> ChannelMessage | None:
+    from meiqia.services import messages
+    from meiqia.services import uploads
+
+    message = Message.get_or_none(Message.id == message_id)
+    if message is None:
+        return None
+    conversation = Conversation.get_by_id(message.conversation_id)
+    body = message.body or ""
+    if message.kind == "rating_invite" and not body:
+        from meiqia.services.routing import visitor_language
+
+        body = _RATING_TEXT[visitor_language(conversation)]
+    attachments = []
+    key = (message.payload or {}).get("attachment") if message.kind in {"image", "file"} \
+        else None
+    if key:
+        from meiqia.models import Attachment as Stored
+
+        stored = Stored.get_or_none(Stored.key == key)
+        if stored is not None:
+            with open(uploads.path_of(stored), "rb") as handle:
+                data = handle.read()
+            attachments.append(Attachment(filename=stored.original_name,
+                                          content_type=stored.content_type, data=data,
+                                          url=f"/api/v1/uploads/{stored.key}"))
+    ids = [(row.external_id, row.direction) for row in list(
+        ChannelExternalId.select(ChannelExternalId.external_id, ChannelExternalId.direction)
+        .where(ChannelExternalId.conversation == conversation.id,
+               ChannelExternalId.message.is_null(False))
+        .order_by(ChannelExternalId.id))]
+    inbound = [ext for ext, direction in ids if direction == "in"]
+    kind = {"agent": "agent", "bot": "bot"}.get(message.sender_kind, "system")
+    sender = messages._sender_name(message)
+    if kind == "agent" and message.shown_agent_id:
+        agent = Agent.get_or_none(Agent.id == message.shown_agent_id)
+        sender = agent.display_name if agent else sender
+    return ChannelMessage(
+        id=message.id, conversation_id=conversation.id, kind=kind, body=body,
+        sender_name=sender, created_at=message.created_at, attachments=attachments,
+        in_reply_to_external_id=inbound[-1] if inbound else None,
+        references=[ext for ext, _direction in ids])
+
+
+# --- what agents see and do ---------------------------------------------------------------
+
+
+def to_dict(delivery: ChannelDelivery) -> dict[str, Any]:
+    return {"id": delivery.id, "message_id": delivery.message_id,
+            "conversation_id": delivery.conversation_id, "channel": delivery.channel,
+            "status": delivery.status, "attempts": delivery.attempts,
+            "reason": delivery.last_error or None,
+            "next_attempt_at": iso(delivery.next_attempt_at),
+            "external_id": delivery.external_id,
+            "updated_at": iso(delivery.updated_at)}
+
+
+def for_conversation(actor: Agent, conversation_id: int) -> list[dict[str, Any]]:
+    """The deliveries of a conversation the agent may see, oldest first."""
+    from meiqia.services import permissions
+
+    conversation = permissions.get_conversation(actor, conversation_id)
+    return [to_dict(d) for d in ChannelDelivery.select().where(
+        ChannelDelivery.conversation == conversation.id).order_by(ChannelDelivery.id)]
+
+
+def retry(actor: Agent, delivery_id: int) -> dict[str, Any]:
+    """An agent retries a failed delivery now, with a fresh round of retries."""
+    from meiqia.services import permissions
+    from meiqia.services.accounts import audit
+
+    delivery = ChannelDelivery.get_or_none(ChannelDelivery.id == delivery_id,
+                                           ChannelDelivery.team == actor.team_id)
+    if delivery is None:
+        raise NotFound("no such delivery")
+    permissions.get_conversation(actor, delivery.conversation_id)  # 404 outside his scope
+    if delivery.status != "failed":
+        raise Conflict(f"only failed deliveries can be retried; this one is {delivery.status}")
+    claimed = ChannelDelivery.update(status="pending", attempts=0, next_attempt_at=None,
+                                     job_id=None, updated_at=utcnow()).where(
+        ChannelDelivery.id == delivery.id, ChannelDelivery.status == "failed").execute()
+    if not claimed:  # a colleague clicked first
+        raise Conflict("this delivery is already being retried")
+    audit(actor, "channel.delivery.retry", "channel_delivery", delivery.id, {})
+    publish(delivery.id)
+    _enqueue(delivery.id, f"retry channel delivery {delivery.id}")
+    return to_dict(ChannelDelivery.get_by_id(delivery.id))
+
+
+def resume_pending(team_id: int | None = None, older_than_s: int = 300) -> int:
+    """Queue again deliveries left ``pending`` with no live job (the process died
+    between the commit and the queue). Returns how many were queued."""
+    cutoff = utcnow() - datetime.timedelta(seconds=older_than_s)
+    query = ChannelDelivery.select(ChannelDelivery.id).where(
+        ChannelDelivery.status == "pending", ChannelDelivery.job_id.is_null(),
+        ChannelDelivery.created_at < cutoff)
+    if team_id is not None:
+        query = query.where(ChannelDelivery.team == team_id)
+    ids = [row.id for row in list(query)]
+    for delivery_id in ids:
+        _enqueue(delivery_id)
+    return len(ids)

@@ -1,0 +1,263 @@
+"""Which channels exist, how each team configured them, and their live instances.
+
+Channel classes come from every plugin's ``register_channels`` (kept in
+``app.extensions["meiqia.channels"]`` by ``create_app``). A team's
+configuration of a channel is one ``channel_config`` row (validated against
+the class's ``configuration_schema()``, secrets write-only). An enabled
+channel of a team has one instance per process, built with its config and a
+``ChannelHost``; it is rebuilt (``stop()`` then ``start()``) when its config
+changes, and started with the process's first request (``CHANNELS_AUTOSTART``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flask import current_app
+from flask import has_app_context
+
+from meiqia.channels.base import CAPABILITIES
+from meiqia.channels.host import ChannelHost
+from meiqia.models import ChannelConfig
+from meiqia.models import Team
+
+log = logging.getLogger(__name__)
+
+#: All capabilities: the widget carries every feature.
+WEB = "web"
+#: A masked secret in what the admin form gets back.
+MASK = "********"
+_INSTANCES = "meiqia.channel_instances"
+
+
+def _app(app: Any = None) -> Any:
+    if app is not None:
+        return app
+    return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def channel_classes(app: Any = None) -> dict[str, type]:
+    """Channel classes by slug (``register_channels``), the widget included."""
+    return dict(_app(app).extensions.get("meiqia.channels", {}))
+
+
+def channel_class(slug: str, app: Any = None) -> type | None:
+    return channel_classes(app).get(slug)
+
+
+def capabilities_of(cls: type | None) -> frozenset[str]:
+    """What a channel class declares it can carry. A class of before the channel
+    API (no ``capabilities``) keeps every feature but read receipts when it says
+    ``reports_reads = False``; an unknown channel is treated like the widget."""
+    if cls is None:
+        return CAPABILITIES
+    declared = getattr(cls, "capabilities", None)
+    if declared is not None:
+        return frozenset(declared) & CAPABILITIES
+    if getattr(cls, "type", None) == WEB:
+        return CAPABILITIES
+    found = set(CAPABILITIES)
+    if not getattr(cls, "reports_reads", True):
+        found.discard("read_receipts")
+    return frozenset(found)
+
+
+def capabilities(slug: str, app: Any = None) -> frozenset[str]:
+    if slug == WEB:
+        return CAPABILITIES
+    return capabilities_of(channel_class(slug, app))
+
+
+def display_name(cls: type, lang: str = "zh-CN") -> str:
+    name = getattr(cls, "name", "") or getattr(cls, "type", "")
+    if isinstance(name, dict):
+        return str(name.get(lang) or name.get("en") or name.get("zh-CN")
+                   or next(iter(name.values()), ""))
+    return str(name)
+
+
+def schema_of(cls: type) -> dict[str, Any]:
+    try:
+        schema = cls.configuration_schema()
+    except Exception as exc:  # noqa: BLE001 - third-party code
+        log.error("channel %s: configuration_schema() raised %s", getattr(cls, "type", cls),
+                  exc)
+        return {"type": "object", "properties": {}, "secret": []}
+    return schema if isinstance(schema, dict) else {"type": "object", "properties": {}}
+
+
+def secrets_of(cls: type) -> set[str]:
+    return set(schema_of(cls).get("secret", []) or [])
+
+
+def config_row(team_id: int, slug: str) -> ChannelConfig | None:
+    return ChannelConfig.get_or_none(ChannelConfig.team == team_id,
+                                     ChannelConfig.channel == slug)
+
+
+def is_enabled(team_id: int, slug: str) -> bool:
+    row = config_row(team_id, slug)
+    return bool(row and row.enabled)
+
+
+def masked(cls: type | None, config: dict[str, Any]) -> dict[str, Any]:
+    """The config as an admin's browser may see it: secrets masked (set) or empty."""
+    hidden = secrets_of(cls) if cls is not None else set(config)
+    return {k: (MASK if v else "") if k in hidden else v for k, v in (config or {}).items()}
+
+
+# --- instances ---------------------------------------------------------------------------
+
+
+def _instances(app: Any) -> dict[tuple[int, str], tuple[Any, Any]]:
+    return app.extensions.setdefault(_INSTANCES, {})
+
+
+def _lock(app: Any) -> threading.Lock:
+    return app.extensions.setdefault("meiqia.channel_instances_lock", threading.Lock())
+
+
+def make_host(team_id: int, slug: str, config: dict[str, Any] | None = None,
+              app: Any = None) -> ChannelHost:
+    app = _app(app)
+    if config is None:
+        row = config_row(team_id, slug)
+        config = dict(row.config or {}) if row else {}
+    return ChannelHost(app, team_id, slug, config)
+
+
+def build(cls: type, host: ChannelHost) -> Any:
+    """An instance of ``cls`` for ``host``; classes that take no (config, host)
+    (written before the channel API) are built without arguments."""
+    try:
+        return cls(host.config, host)
+    except TypeError:
+        if getattr(cls, "__init__", object.__init__) is object.__init__:
+            return cls()
+        raise
+
+
+def instance(team_id: int, slug: str, app: Any = None, start: bool = False) -> Any | None:
+    """This process's instance of the team's channel, rebuilt if its config
+    changed since (None: not enabled, or no such channel). ``start``: call
+    ``start()`` on a new instance (the autostart and a config change do)."""
+    app = _app(app)
+    cls = channel_class(slug, app)
+    if cls is None or slug == WEB:
+        return None
+    row = config_row(team_id, slug)
+    key = (team_id, slug)
+    with _lock(app):
+        held = _instances(app).get(key)
+        if row is None or not row.enabled:
+            if held is not None:
+                _instances(app).pop(key, None)
+                _stop(held[1])
+            return None
+        stamp = row.updated_at
+        if held is not None and held[0] == stamp:
+            return held[1]
+        if held is not None:
+            _instances(app).pop(key, None)
+            _stop(held[1])
+        obj = build(cls, ChannelHost(app, team_id, slug, dict(row.config or {})))
+        _instances(app)[key] = (stamp, obj)
+    if start or held is not None:
+        _start(obj)
+    return obj
+
+
+def _start(obj: Any) -> None:
+    start = getattr(obj, "start", None)
+    if start is None:
+        return
+    try:
+        start()
+    except Exception as exc:  # noqa: BLE001 - one channel must not stop the others
+        log.error("channel %s: start() raised %s: %s", getattr(obj, "type", obj),
+                  type(exc).__name__, exc)
+
+
+def _stop(obj: Any) -> None:
+    stop = getattr(obj, "stop", None)
+    if stop is None:
+        return
+    try:
+        stop()
+    except Exception as exc:  # noqa: BLE001
+        log.error("channel %s: stop() raised %s: %s", getattr(obj, "type", obj),
+                  type(exc).__name__, exc)
+
+
+def restart(team_id: int, slug: str, app: Any = None) -> Any | None:
+    """After a config change: stop the old instance, start the new (or none)."""
+    return instance(team_id, slug, app, start=True)
+
+
+def start_all(app: Any = None) -> int:
+    """Start every enabled channel of every team in this process; return how many."""
+    app = _app(app)
+    rows = list(ChannelConfig.select().where(ChannelConfig.enabled == True))  # noqa: E712
+    started = 0
+    for row in rows:
+        if row.channel in channel_classes(app) and row.channel != WEB:
+            if (row.team_id, row.channel) not in _instances(app):
+                instance(row.team_id, row.channel, app, start=True)
+                started += 1
+    return started
+
+
+def stop_all(app: Any = None) -> None:
+    app = _app(app)
+    with _lock(app):
+        held = list(_instances(app).values())
+        _instances(app).clear()
+    for _stamp, obj in held:
+        _stop(obj)
+
+
+def install(app: Any) -> None:
+    """Start the enabled channels with this process's first request (a forked
+    gunicorn worker does not inherit threads), unless ``CHANNELS_AUTOSTART`` is off."""
+    if not app.config.get("CHANNELS_AUTOSTART", True):
+        return
+    started = {"pid": None}
+
+    def ensure_started() -> None:
+        import os
+
+        if started["pid"] == os.getpid():
+            return
+        started["pid"] = os.getpid()
+        try:
+            start_all(app)
+        except Exception:  # noqa: BLE001 - e.g. tables not there yet
+            log.exception("channels: could not start")
+
+    app.before_request(ensure_started)
+
+
+def host_for(team_id_or_key: int | str, slug: str) -> ChannelHost | None:
+    """The ``ChannelHost`` of a team's enabled channel, for inbound endpoints
+    (``/channels/<slug>/...``): None when the team does not exist or has not
+    enabled the channel (answer 404 then). ``team_id_or_key``: the team's id (an
+    int or its digits)."""
+    if not has_app_context():
+        raise RuntimeError("host_for needs an app context (call it in a request or job)")
+    try:
+        team_id = int(team_id_or_key)
+    except (TypeError, ValueError):
+        return None
+    if team_id <= 0 or team_id > 2**31 - 1 or channel_class(slug) is None:
+        return None
+    if Team.get_or_none(Team.id == team_id) is None:
+        return None
+    obj = instance(team_id, slug)
+    if obj is None:
+        return None
+    host = getattr(obj, "host", None)
+    if isinstance(host, ChannelHost):
+        return host
+    return make_host(team_id, slug)

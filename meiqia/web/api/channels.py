@@ -1,0 +1,84 @@
+"""Channels API: admins configure channels; agents see and retry deliveries."""
+
+from __future__ import annotations
+
+from flask import g
+
+from meiqia.channels import outbound
+from meiqia.services import channels
+from meiqia.web import i18n
+from meiqia.web.api import route
+
+TAGS = ["channels"]
+DELIVERY = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"}, "message_id": {"type": "integer"},
+        "conversation_id": {"type": "integer"}, "channel": {"type": "string"},
+        "status": {"type": "string", "enum": ["pending", "sent", "retrying", "failed"]},
+        "attempts": {"type": "integer"},
+        "reason": {"type": ["string", "null"], "description": "why the last attempt failed"},
+        "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+        "external_id": {"type": ["string", "null"]},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+
+def _lang() -> str:
+    return "en" if i18n.error_language() == "en" else "zh-CN"
+
+
+@route("/channels", summary="Channels with the team's settings (secrets masked)",
+       auth="admin", tags=TAGS,
+       description="Every installed channel but the web widget: its form schema "
+       "(`configuration_schema()`), declared capabilities, whether the team enabled it, "
+       "its settings with secret fields as `********` (set) or empty, and how many of its "
+       "deliveries failed.")
+def list_channels() -> list:
+    return channels.list_channels(g.actor, _lang())
+
+
+@route("/channels/<slug>", summary="One channel with the team's settings (secrets masked)",
+       auth="admin", tags=TAGS)
+def get_channel(slug: str) -> dict:
+    return channels.get(g.actor, slug, _lang())
+
+
+@route("/channels/<slug>", ("PUT",), summary="Save a channel's settings / enable it",
+       auth="admin", body=channels.CONFIGURE_SCHEMA, tags=TAGS,
+       description="Validated against the channel's schema. Send a secret back as "
+       "`********` to keep the stored one. Restarts the team's channel.")
+def configure_channel(slug: str, body: dict) -> dict:
+    channels.configure(g.actor, slug, body)
+    return channels.get(g.actor, slug, _lang())
+
+
+@route("/channels/<slug>/test", ("POST",), summary="Test the channel's connection",
+       auth="admin", body=channels.TEST_SCHEMA, tags=TAGS,
+       response={"type": "object", "properties": {"ok": {"type": "boolean"},
+                                                  "message": {"type": "string"}}},
+       description="Calls the channel's `test_connection()` with the stored settings, or "
+       "with `config` (unsaved; masked secrets use the stored ones).")
+def test_channel(slug: str, body: dict) -> dict:
+    return channels.test_connection(g.actor, slug, body)
+
+
+@route("/conversations/<int:conversation_id>/deliveries",
+       summary="Delivery states of a channel conversation's messages", tags=TAGS,
+       tokens="read",
+       response={"type": "object", "properties": {
+           "deliveries": {"type": "array", "items": DELIVERY}}},
+       description="One per message the visitor should get through the conversation's "
+       "channel (none for the web widget): pending, sent, retrying (with the reason and "
+       "the next attempt) or failed (with the reason).")
+def conversation_deliveries(conversation_id: int) -> dict:
+    return {"deliveries": outbound.for_conversation(g.actor, conversation_id)}
+
+
+@route("/channel-deliveries/<int:delivery_id>/retry", ("POST",),
+       summary="Retry a failed channel delivery now", tags=TAGS, tokens="conversations",
+       response=DELIVERY, description="Only a failed delivery (409 otherwise); it gets a "
+       "fresh round of automatic retries.")
+def retry_delivery(delivery_id: int) -> dict:
+    return outbound.retry(g.actor, delivery_id)

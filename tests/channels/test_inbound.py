@@ -1,0 +1,212 @@
+"""The inbound service: a channel's message runs the widget's path, once."""
+
+from __future__ import annotations
+
+import threading
+
+from meiqia.channels import Attachment
+from meiqia.channels import receive
+from meiqia.channels import registry
+from meiqia.models import ChannelExternalId
+from meiqia.models import Conversation
+from meiqia.models import Message
+from meiqia.models import Visitor
+from tests.channels import standin
+
+
+def host(app, api):
+    return registry.make_host(api.team["id"], "standin", app=app)
+
+
+def public(cid):
+    return list(Message.select().where(Message.conversation == cid,
+                                       Message.visibility == "public").order_by(Message.seq))
+
+
+def test_text_starts_a_conversation_the_bot_answers_through_deliver(ch_app, ch_api):
+    result = receive(host(ch_app, ch_api), "alice@example.com", "你们几点上班？",
+                     external_message_id="<m1@example.com>", display_name="Alice",
+                     subject="Opening hours", metadata={"thread": "t1"})
+    assert not result.duplicate
+    conversation = Conversation.get_by_id(result.conversation_id)
+    assert conversation.channel == "standin"
+    assert Visitor.get_by_id(conversation.visitor_id).name == "Alice"
+    kinds = [m.sender_kind for m in public(conversation.id)]
+    assert "visitor" in kinds and "bot" in kinds  # bot first, as in the widget
+    sent = standin.outbox(ch_app)
+    assert sent, "the bot's answer went out through deliver()"
+    conv_view, message_view = sent[-1]
+    assert conv_view.visitor_external_id == "alice@example.com"
+    assert conv_view.subject == "Opening hours" and conv_view.metadata == {"thread": "t1"}
+    assert message_view.in_reply_to_external_id == "<m1@example.com>"
+    assert message_view.references[0] == "<m1@example.com>"
+    # Every visitor-visible message but his own went out, in order.
+    expected = [m.id for m in public(conversation.id) if m.sender_kind != "visitor"]
+    assert [m.id for _c, m in sent] == expected
+
+
+def test_human_handover_reaches_an_agent_whose_reply_is_delivered(ch_app, ch_api):
+    agent = ch_api.online_agent()
+    h = host(ch_app, ch_api)
+    first = receive(h, "bob@example.com", "你好", external_message_id="b1")
+    second = receive(h, "bob@example.com", "人工", external_message_id="b2")
+    assert second.conversation_id == first.conversation_id
+    conversation = Conversation.get_by_id(first.conversation_id)
+    assert conversation.status == "open" and conversation.handler_id == agent.agent["id"]
+    reply = agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+                       json={"body": "您好，我是李客服", "client_msg_id": "r-1"})
+    assert reply.status_code == 201, reply.get_json()
+    bodies = [m.body for _c, m in standin.outbox(ch_app)]
+    assert "您好，我是李客服" in bodies
+    handover = [m for _c, m in standin.outbox(ch_app) if m.kind == "system"]
+    assert handover, "the handover line is delivered too"
+    last = standin.outbox(ch_app)[-1][1]
+    assert last.kind == "agent" and last.sender_name
+    assert last.in_reply_to_external_id == "b2"
+
+
+def test_nobody_online_offers_to_leave_a_message_through_the_channel(ch_app, ch_api):
+    ch_api.without_bot()
+    receive(host(ch_app, ch_api), "carol@example.com", "有人吗")
+    texts = [m.body for _c, m in standin.outbox(ch_app)]
+    assert any("留言" in t or "message" in t for t in texts), texts
+
+
+def test_the_same_external_id_is_stored_once(ch_app, ch_api):
+    h = host(ch_app, ch_api)
+    one = receive(h, "dave@example.com", "第一条", external_message_id="dup-1")
+    two = receive(h, "dave@example.com", "第一条", external_message_id="dup-1")
+    assert two.duplicate and two.message_id == one.message_id
+    assert Message.select().where(Message.sender_kind == "visitor").count() == 1
+
+
+def test_concurrent_double_delivery_stores_one_message(ch_app, ch_api):
+    """Two deliveries of one external message at the same moment, from two
+    threads (two webhook retries, two pollers): one message, one bot answer."""
+    h = host(ch_app, ch_api)
+    receive(h, "erin@example.com", "先来一条", external_message_id="e0")  # visitor exists
+    for round_ in range(5):
+        ext = f"race-{round_}"
+        barrier = threading.Barrier(2)
+        results, errors = [], []
+
+        def deliver(ext=ext, barrier=barrier, results=results, errors=errors):
+            from meiqia.db import connection
+
+            with ch_app.app_context(), connection():
+                barrier.wait()
+                try:
+                    results.append(receive(h, "erin@example.com", f"消息 {ext}",
+                                           external_message_id=ext))
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=deliver) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert sorted(r.duplicate for r in results) == [False, True]
+        assert len({r.message_id for r in results}) == 1
+        stored = Message.select().where(Message.sender_kind == "visitor",
+                                        Message.body == f"消息 {ext}").count()
+        assert stored == 1
+        assert ChannelExternalId.select().where(
+            ChannelExternalId.external_id == ext).count() == 1
+
+
+def test_concurrent_first_contacts_make_one_visitor(ch_app, ch_api):
+    h = host(ch_app, ch_api)
+    barrier = threading.Barrier(3)
+    results, errors = [], []
+
+    def deliver(n):
+        from meiqia.db import connection
+
+        with ch_app.app_context(), connection():
+            barrier.wait()
+            try:
+                results.append(receive(h, "frank@example.com", f"hi {n}",
+                                       external_message_id=f"f{n}"))
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len({r.conversation_id for r in results}) == 1
+    assert Visitor.select().count() == 1
+
+
+def test_attachments_go_through_the_upload_checks(ch_app, ch_api):
+    png = (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    result = receive(host(ch_app, ch_api), "gina@example.com", "截图如下",
+                     attachments=[Attachment("shot.png", "image/png", png),
+                                  Attachment("notes.txt", "text/plain", b"hello")],
+                     external_message_id="g1")
+    kinds = [m.kind for m in public(result.conversation_id) if m.sender_kind == "visitor"]
+    assert kinds == ["text", "image", "file"]
+    import pytest
+
+    from meiqia.services.errors import ValidationError
+
+    with pytest.raises(ValidationError):
+        receive(host(ch_app, ch_api), "gina@example.com", "",
+                attachments=[Attachment("empty.bin", "application/octet-stream", b"")])
+
+
+def test_redaction_hooks_run_on_channel_messages(tmp_path):
+    from meiqia.hookspecs import hookimpl
+    from tests.channels.conftest import close_app
+    from tests.channels.conftest import enable
+    from tests.channels.conftest import make_app
+    from tests.helpers import ApiClient
+
+    class Redactor:
+        __name__ = "redactor"
+
+        @hookimpl
+        def before_message_saved(self, message, conversation):
+            if message["sender_kind"] == "visitor":
+                return {"body": message["body"].replace("13912345678", "139****5678")}
+            return None
+
+    app = make_app(tmp_path, plugins=(standin, Redactor()))
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            enable(app, api.team["id"])
+            result = receive(host(app, api), "hank@example.com", "我的电话 13912345678")
+            assert Message.get_by_id(result.message_id).body == "我的电话 139****5678"
+    finally:
+        close_app(app)
+
+
+def test_bad_input_is_refused_with_a_reason(ch_app, ch_api):
+    import pytest
+
+    from meiqia.services.errors import ValidationError
+
+    h = host(ch_app, ch_api)
+    for kwargs in ({"external_user_id": "", "text": "x"},
+                   {"external_user_id": "a", "text": "   "},
+                   {"external_user_id": "a", "text": "x", "metadata": {"x": object()}},
+                   {"external_user_id": "a", "text": "x", "event": "explode"}):
+        with pytest.raises(ValidationError):
+            receive(h, **kwargs)
+    assert Message.select().count() == 0
+
+
+def test_subscribe_and_unsubscribe_events(ch_app, ch_api):
+    h = host(ch_app, ch_api)
+    none = receive(h, "openid-1", event="unsubscribe")
+    assert none.conversation_id == 0 and none.message_id is None
+    sub = receive(h, "openid-1", event="subscribe", external_message_id="ev-1")
+    event = Message.get_by_id(sub.message_id)
+    assert event.visibility == "internal" and event.payload["channel_event"] == "subscribe"
+    again = receive(h, "openid-1", event="subscribe", external_message_id="ev-1")
+    assert again.duplicate
