@@ -1,0 +1,358 @@
+"""The WeChat Official Account channel end to end: callbacks built the way WeChat
+builds them (signed; AES-encrypted in safe mode) go to the real server URL of a
+real app, and replies reach a local stand-in of the API
+(``tests/wechat_standin.py``, the documented wire format), on SQLite and
+PostgreSQL.
+
+Issue 16, "Done when" (WeChat half): a user's message is answered by the bot,
+"人工" hands it to an agent, the agent's reply is posted to the API, the
+conversation is in history under channel wechat, a failed delivery is retried
+and shown and nothing is lost; plus the expired token, the 48-hour window and
+the unsubscribe state. ``FLOW`` prints the flow as it ran (``pytest -s``).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from meiqia.channels import registry
+from meiqia.models import ChannelDelivery
+from meiqia.models import ChannelThread
+from meiqia.models import Conversation
+from meiqia.models import Message
+from tests.conftest import close_app
+from tests.conftest import make_app
+from tests.conftest import truncate_all
+from tests.helpers import ApiClient
+from tests.wechat_standin import WeChatSide
+from tests.wechat_standin import WeChatStandIn
+
+TOKEN = "meiqiaToken2026"
+APP_ID = "wx1234567890abcdef"
+APP_SECRET = "0123456789abcdef0123456789abcdef"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+OPENID = "oAbCdEfGhIjKlMnOpQrStUvWxYz1"
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06"
+       b"\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01"
+       b"\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+@pytest.fixture
+def standin() -> Iterator[WeChatStandIn]:
+    server = WeChatStandIn(APP_ID, APP_SECRET)
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def wx_app(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    extra = {"OUTBOUND_ALLOW_PRIVATE": True,  # the stand-in listens on 127.0.0.1
+             "CHANNEL_DELIVERY_RETRY": (2, (1, 1))}
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_database_url")
+        app = make_app(tmp_path, DATABASE_URL=url, **extra)
+        truncate_all(url)
+    else:
+        app = make_app(tmp_path, **extra)
+    with app.app_context():
+        yield app
+    close_app(app)
+
+
+def configure(app: Any, team_id: int, standin: WeChatStandIn, mode: str = "safe",
+              **more: Any) -> None:
+    from meiqia.db import connection
+    from meiqia.models import Agent
+    from meiqia.services import channels as channel_admin
+
+    config = {"app_id": APP_ID, "app_secret": APP_SECRET, "token": TOKEN,
+              "encoding_aes_key": AES_KEY, "encryption_mode": mode,
+              "api_base_url": standin.base_url, **more}
+    with app.app_context(), connection():
+        admin = Agent.select().where(Agent.team == team_id, Agent.role == "admin").first()
+        channel_admin.configure(admin, "wechat", {"enabled": True, "config": config})
+
+
+@pytest.fixture
+def wx(wx_app: Any, standin: WeChatStandIn) -> ApiClient:
+    api = ApiClient.registered(wx_app)
+    configure(wx_app, api.team["id"], standin)
+    return api
+
+
+class WeChat:
+    """WeChat's servers: they POST signed (and encrypted) callbacks to the URL."""
+
+    def __init__(self, api: ApiClient, encrypted: bool = True) -> None:
+        self.api = api
+        self.side = WeChatSide(TOKEN, APP_ID, AES_KEY)
+        self.encrypted = encrypted
+        self.url = f"/channels/wechat/{api.team['id']}/"
+
+    def send(self, xml_text: str, openid: str = OPENID, **kw: Any) -> Any:
+        query, body = self.side.post(xml_text, self.encrypted, openid, **kw)
+        return self.api.client.post(f"{self.url}?{query}", data=body,
+                                    content_type="text/xml")
+
+    def text(self, content: str, openid: str = OPENID, msg_id: str | None = None) -> Any:
+        response = self.send(self.side.text(openid, content, msg_id), openid)
+        assert response.status_code == 200 and response.data == b"success", response.data
+        return response
+
+
+def conversation_of(openid: str = OPENID) -> Conversation:
+    from meiqia.models import ChannelVisitor
+
+    visitor = ChannelVisitor.get(ChannelVisitor.external_user_id == openid).visitor_id
+    return (Conversation.select().where(Conversation.visitor == visitor)
+            .order_by(Conversation.id.desc()).get())
+
+
+def deliveries(cid: int) -> list[ChannelDelivery]:
+    return list(ChannelDelivery.select().where(ChannelDelivery.conversation == cid)
+                .order_by(ChannelDelivery.id))
+
+
+def shift_last_inbound(cid: int, hours: int) -> None:
+    thread = ChannelThread.get(ChannelThread.conversation == cid)
+    ChannelThread.update(
+        last_inbound_at=thread.last_inbound_at + datetime.timedelta(hours=hours)).where(
+        ChannelThread.conversation == cid).execute()
+
+
+def flow(line: str) -> None:
+    print(f"FLOW {line}")
+
+
+# --- the server URL ----------------------------------------------------------------------
+
+
+def test_the_console_url_check_and_refusals(wx: ApiClient) -> None:
+    wechat = WeChat(wx)
+    good = wechat.side.signed(echostr="4937158276341")
+    from urllib.parse import urlencode
+
+    answer = wx.client.get(f"{wechat.url}?{urlencode(good)}")
+    assert answer.status_code == 200 and answer.data == b"4937158276341"
+    wrong = {**good, "signature": "f" * 40}
+    assert wx.client.get(f"{wechat.url}?{urlencode(wrong)}").status_code == 403
+    # Another team's id, a team that has not enabled it: 404, nothing said.
+    assert wx.client.get(f"/channels/wechat/999/?{urlencode(good)}").status_code == 404
+    assert wx.client.get(f"/channels/wechat/x/?{urlencode(good)}").status_code == 404
+    # Plaintext in safe mode; a bad body; an XXE inside a valid encrypted message.
+    wechat.encrypted = False
+    assert wechat.send(wechat.side.text(OPENID, "hi")).status_code == 403
+    wechat.encrypted = True
+    query, _ = wechat.side.post("<xml/>", True)
+    assert wx.client.post(f"{wechat.url}?{query}", data=b"<xml><a>",
+                          content_type="text/xml").status_code == 400
+    xxe = ('<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+           f"<xml><FromUserName>{OPENID}</FromUserName><MsgType>text</MsgType>"
+           "<Content>&x;</Content><MsgId>1</MsgId><CreateTime>1</CreateTime></xml>")
+    refused = wechat.send(xxe)
+    assert refused.status_code == 400 and b"DTD" in refused.data
+    assert Message.select().where(Message.sender_kind == "visitor").count() == 0
+
+
+def test_a_replayed_callback_is_stored_once(wx: ApiClient, standin: WeChatStandIn) -> None:
+    wechat = WeChat(wx)
+    xml_text = wechat.side.text(OPENID, "你好", msg_id="777")
+    query, body = wechat.side.post(xml_text, True, OPENID)
+    for _ in range(2):  # the very same request, twice (a replay / WeChat's resend)
+        answer = wx.client.post(f"{wechat.url}?{query}", data=body, content_type="text/xml")
+        assert answer.status_code == 200 and answer.data == b"success"
+    # The same message with a fresh nonce and signature (WeChat's own retry):
+    wechat.text("你好", msg_id="777")
+    visitor_lines = Message.select().where(Message.sender_kind == "visitor")
+    assert [m.body for m in visitor_lines] == ["你好"]
+    # Too old a timestamp: refused before anything is read.
+    import time
+
+    old = wechat.send(wechat.side.text(OPENID, "late"), timestamp=int(time.time()) - 3600)
+    assert old.status_code == 403
+
+
+# --- the issue's "Done when" -------------------------------------------------------------
+
+
+def test_bot_answers_human_takes_over_agent_reply_reaches_the_api(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    wechat = WeChat(wx)
+    welcome_line = "欢迎关注！我是智能客服，回复「人工」转人工客服。"
+    patched = wx.patch("/api/v1/team", json={"settings": {"welcome_message": welcome_line}})
+    assert patched.status_code == 200, patched.get_json()
+    assert wechat.send(wechat.side.event(OPENID, "subscribe")).data == b"success"
+    flow(f"WeChat → POST /channels/wechat/{wx.team['id']}/ subscribe (safe mode, AES) "
+         "→ success")
+    welcome = standin.texts_to(OPENID)
+    assert welcome == [welcome_line], "the welcome line went to custom/send"
+    flow(f"custom/send ← {welcome!r}")
+
+    wechat.text("你们几点上班？")
+    conversation = conversation_of()
+    assert conversation.channel == "wechat"
+    bot_lines = [m.body for m in Message.select().where(
+        Message.conversation == conversation.id, Message.sender_kind == "bot")]
+    assert bot_lines and bot_lines[-1] in standin.texts_to(OPENID)
+    flow(f"WeChat → text '你们几点上班？' → conversation {conversation.id} "
+         f"(channel={conversation.channel}, status={conversation.status})")
+    flow(f"bot → custom/send ← {bot_lines[-1]!r}")
+
+    agent = wx.online_agent()
+    wechat.text("人工")
+    conversation = Conversation.get_by_id(conversation.id)
+    assert conversation.status == "open" and conversation.handler_id == agent.agent["id"]
+    flow(f"WeChat → text '人工' → handed to agent {agent.agent['id']} "
+         f"(status={conversation.status})")
+    reply = agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+                       json={"body": "您好，我是客服，请问有什么可以帮您？",
+                             "client_msg_id": "wx-r1"})
+    assert reply.status_code == 201, reply.get_json()
+    last = standin.texts_to(OPENID)[-1]
+    assert last.endswith("：您好，我是客服，请问有什么可以帮您？"), last
+    assert last.startswith(agent.agent["display_name"])
+    flow(f"agent reply → custom/send ← {last!r}")
+    states = [d.status for d in deliveries(conversation.id)]
+    assert states and set(states) == {"sent"}, states
+    flow(f"deliveries: {states}")
+
+    # An image from the user: fetched by MediaId, stored through the upload checks.
+    standin.media["MEDIA_1"] = (PNG, "image/png", "MEDIA_1.png")
+    wechat.send(wechat.side.image(OPENID, "MEDIA_1"))
+    image = Message.select().where(Message.conversation == conversation.id,
+                                   Message.kind == "image").get()
+    assert image.sender_kind == "visitor"
+    flow(f"WeChat → image MEDIA_1 → media/get → message {image.id} kind=image")
+
+    # History: the conversation is listed under channel wechat.
+    agent.post(f"/api/v1/conversations/{conversation.id}/end", json={})
+    found = wx.get("/api/v1/history", query_string={"channel": "wechat"})
+    assert found.status_code == 200, found.get_json()
+    listed = found.get_json()
+    ids = [c["id"] for c in listed.get("conversations", listed.get("items", []))]
+    assert conversation.id in ids, listed
+    flow(f"history?channel=wechat → {ids}")
+
+
+def test_a_failed_call_is_retried_and_shown_and_nothing_is_lost(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    wechat = WeChat(wx)
+    agent = wx.online_agent()
+    wechat.text("人工")
+    conversation = conversation_of()
+    assert conversation.handler_id == agent.agent["id"]
+
+    standin.fail_next(-1)  # "system error" once: the job's retry sends it
+    agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+               json={"body": "第一条回复", "client_msg_id": "f1"})
+    first = deliveries(conversation.id)[-1]
+    assert (first.status, first.attempts) == ("sent", 2)
+    assert standin.texts_to(OPENID)[-1].endswith("第一条回复")
+    flow("custom/send errcode -1 once → retried → sent (attempts=2)")
+
+    standin.fail_next(None, status=500, times=3)  # every attempt: HTTP 500
+    agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+               json={"body": "第二条回复", "client_msg_id": "f2"})
+    failed = deliveries(conversation.id)[-1]
+    assert failed.status == "failed" and "HTTP 500" in failed.last_error
+    assert not any(t.endswith("第二条回复") for t in standin.texts_to(OPENID))
+    shown = agent.get(f"/api/v1/conversations/{conversation.id}/deliveries").get_json()
+    assert shown["deliveries"][-1]["status"] == "failed"
+    assert "HTTP 500" in shown["deliveries"][-1]["reason"]
+    flow(f"custom/send HTTP 500 ×3 → failed, shown: {shown['deliveries'][-1]['reason']!r}")
+    again = agent.post(f"/api/v1/channel-deliveries/{failed.id}/retry", json={})
+    assert again.status_code == 200, again.get_json()
+    assert ChannelDelivery.get_by_id(failed.id).status == "sent"
+    assert standin.texts_to(OPENID)[-1].endswith("第二条回复")
+    assert Message.select().where(Message.body == "第二条回复").count() == 1
+    flow("retry by hand → sent; the message was kept all along")
+
+
+def test_an_expired_token_is_fetched_again_once(wx: ApiClient,
+                                                standin: WeChatStandIn) -> None:
+    wechat = WeChat(wx)
+    wechat.text("你好")
+    fetched = standin.token_requests
+    assert fetched == 1, "one token for the welcome line and the bot's answer"
+    standin.expire_tokens()  # the next call answers 42001
+    agent = wx.online_agent()
+    wechat.text("人工")
+    conversation = conversation_of()
+    agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+               json={"body": "token 过期后的回复", "client_msg_id": "t1"})
+    assert standin.texts_to(OPENID)[-1].endswith("token 过期后的回复")
+    assert standin.token_requests == fetched + 1
+    assert any(outcome == "errcode 42001" for _p, outcome, _b in standin.calls)
+    assert {d.status for d in deliveries(conversation.id)} == {"sent"}
+    host = registry.make_host(wx.team["id"], "wechat")
+    assert host.state.get("access_token")["token"] in standin.tokens
+    flow("custom/send errcode 42001 → /cgi-bin/token again → resent → sent")
+
+
+def test_the_48_hour_window(wx: ApiClient, standin: WeChatStandIn) -> None:
+    wechat = WeChat(wx)
+    agent = wx.online_agent()
+    wechat.text("人工")
+    conversation = conversation_of()
+    # The user's last message was 49 hours ago.
+    shift_last_inbound(conversation.id, -49)
+    sent_before = len(standin.sent)
+    agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+               json={"body": "两天后的回复", "client_msg_id": "w1"})
+    late = deliveries(conversation.id)[-1]
+    assert late.status == "failed" and late.attempts == 1  # no retries: they cannot help
+    assert "超过48小时回复时限" in late.last_error
+    assert "the 48-hour reply window has passed" in late.last_error
+    assert len(standin.sent) == sent_before
+    flow(f"49 h after the last message → failed without calling the API: "
+         f"{late.last_error[:60]!r}…")
+    # WeChat's own verdict (errcode 45015), for a window we thought open.
+    shift_last_inbound(conversation.id, +49)
+    standin.fail_next(45015)
+    agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+               json={"body": "窗口已关", "client_msg_id": "w2"})
+    closed = deliveries(conversation.id)[-1]
+    assert closed.status == "failed" and closed.attempts == 1
+    assert "超过48小时回复时限" in closed.last_error
+    # The user writes again: the window is open, the agent retries by hand.
+    wechat.text("我回来了")
+    agent.post(f"/api/v1/channel-deliveries/{late.id}/retry", json={})
+    assert ChannelDelivery.get_by_id(late.id).status == "sent"
+    assert standin.texts_to(OPENID)[-1].endswith("两天后的回复")
+    flow("the user wrote again → retry by hand → sent")
+
+
+def test_unsubscribe_marks_the_user_and_subscribe_clears_it(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    wechat = WeChat(wx)
+    agent = wx.online_agent()
+    wechat.text("人工")
+    conversation = conversation_of()
+    assert wechat.send(wechat.side.event(OPENID, "unsubscribe")).data == b"success"
+    events = Message.select().where(Message.conversation == conversation.id,
+                                    Message.kind == "event")
+    assert any((m.payload or {}).get("channel_event") == "unsubscribe" for m in events)
+    agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+               json={"body": "还在吗", "client_msg_id": "u1"})
+    gone = deliveries(conversation.id)[-1]
+    assert gone.status == "failed" and "unsubscribed" in gone.last_error
+    assert wechat.send(wechat.side.event(OPENID, "subscribe")).data == b"success"
+    agent.post(f"/api/v1/channel-deliveries/{gone.id}/retry", json={})
+    assert ChannelDelivery.get_by_id(gone.id).status == "sent"
+
+
+def test_plain_mode_and_the_test_connection_button(wx: ApiClient,
+                                                   standin: WeChatStandIn) -> None:
+    configure(wx.app, wx.team["id"], standin, mode="plain")
+    wechat = WeChat(wx, encrypted=False)
+    wechat.text("明文模式")
+    assert Message.select().where(Message.body == "明文模式").count() == 1
+    ok = wx.post("/api/v1/channels/wechat/test", json={})
+    assert ok.status_code == 200, ok.get_json()
+    standin.app_secret = "changed-in-the-console"
+    bad = wx.post("/api/v1/channels/wechat/test", json={})
+    assert "40125" in str(bad.get_json()), bad.get_json()
