@@ -89,13 +89,14 @@ class WeChat:
 
     def __init__(self, api: ApiClient, encrypted: bool = True) -> None:
         self.api = api
+        self.client = api.app.test_client()  # no cookies: WeChat has no session
         self.side = WeChatSide(TOKEN, APP_ID, AES_KEY)
         self.encrypted = encrypted
         self.url = f"/channels/wechat/{api.team['id']}/"
 
     def send(self, xml_text: str, openid: str = OPENID, **kw: Any) -> Any:
         query, body = self.side.post(xml_text, self.encrypted, openid, **kw)
-        return self.api.client.post(f"{self.url}?{query}", data=body,
+        return self.client.post(f"{self.url}?{query}", data=body,
                                     content_type="text/xml")
 
     def text(self, content: str, openid: str = OPENID, msg_id: str | None = None) -> Any:
@@ -174,6 +175,59 @@ def test_a_replayed_callback_is_stored_once(wx: ApiClient, standin: WeChatStandI
 
     old = wechat.send(wechat.side.text(OPENID, "late"), timestamp=int(time.time()) - 3600)
     assert old.status_code == 403
+
+
+def test_plain_mode_a_captured_signature_cannot_carry_another_body(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    """In plain mode the signature covers token, timestamp and nonce, not the
+    body: whoever captured one request could replay its query with a body of his
+    own within the time window. The nonce book refuses the second use."""
+    configure(wx.app, wx.team["id"], standin, mode="plain")
+    wechat = WeChat(wx, encrypted=False)
+    query, body = wechat.side.post(wechat.side.text(OPENID, "真的消息"), False, OPENID)
+    first = wechat.client.post(f"{wechat.url}?{query}", data=body, content_type="text/xml")
+    assert first.data == b"success"
+    forged = wechat.side.text("oAttacker", "伪造的消息").encode()
+    second = wechat.client.post(f"{wechat.url}?{query}", data=forged,
+                                content_type="text/xml")
+    assert second.status_code == 200  # told nothing
+    bodies = [m.body for m in Message.select().where(Message.sender_kind == "visitor")]
+    assert bodies == ["真的消息"]
+
+
+def test_the_same_callback_twice_at_the_same_moment_is_stored_once(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    """WeChat resends a callback it got no answer to in 5 s; the resend may
+    arrive while the first is still being handled (another worker)."""
+    import threading
+
+    wechat = WeChat(wx)
+    wechat.text("先打个招呼")  # the visitor exists
+    for round_ in range(3):
+        msg_id = f"9{round_}00"
+        xml_text = wechat.side.text(OPENID, f"同时到达 {round_}", msg_id=msg_id)
+        requests = [wechat.side.post(xml_text, True, OPENID) for _ in range(2)]
+        barrier = threading.Barrier(2)
+        answers: list[Any] = []
+
+        def post(query: str, body: bytes) -> None:
+            client = wx.app.test_client()
+            barrier.wait()
+            answers.append(client.post(f"{wechat.url}?{query}", data=body,
+                                       content_type="text/xml"))
+
+        threads = [threading.Thread(target=post, args=r) for r in requests]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert [a.data for a in answers] == [b"success", b"success"]
+        stored = Message.select().where(Message.body == f"同时到达 {round_}").count()
+        assert stored == 1, f"round {round_}: stored {stored} times"
+    # One delivery per visible message, each sent once: nothing answered twice.
+    rows = list(ChannelDelivery.select())
+    assert len({d.message_id for d in rows}) == len(rows)
+    assert {d.status for d in rows} == {"sent"} and len(standin.sent) == len(rows)
 
 
 # --- the issue's "Done when" -------------------------------------------------------------
