@@ -3,7 +3,7 @@ server URL, for tests (api.weixin.qq.com cannot be reached from CI, and it would
 need a real account).
 
 ``WeChatStandIn`` is a threaded werkzeug server that follows the documented
-wire format of the three endpoints the channel uses
+wire format of the four endpoints the channel uses
 (developers.weixin.qq.com, "获取Access token", "客服消息", "获取临时素材"):
 
 * ``GET /cgi-bin/token?grant_type=client_credential&appid=&secret=`` →
@@ -12,6 +12,9 @@ wire format of the three endpoints the channel uses
 * ``POST /cgi-bin/message/custom/send?access_token=`` with a JSON body
   ``{"touser", "msgtype": "text", "text": {"content"}}`` → ``{"errcode": 0,
   "errmsg": "ok"}``; an unknown token → 40001, an expired one → 42001.
+* ``POST /cgi-bin/media/upload?access_token=&type=image`` (multipart, field
+  ``media``) → ``{"type": "image", "media_id", "created_at"}``; custom/send then
+  takes ``{"msgtype": "image", "image": {"media_id"}}``.
 * ``GET /cgi-bin/media/get?access_token=&media_id=`` → the file, with
   ``Content-Type`` and ``Content-disposition: attachment; filename="…"``;
   an unknown id → ``{"errcode": 40007, "errmsg": "invalid media_id"}``.
@@ -61,6 +64,7 @@ class WeChatStandIn:
         self.sent: list[dict[str, Any]] = []  # accepted custom/send bodies
         self.calls: list[tuple[str, str, Any]] = []  # (path, outcome, body)
         self.media: dict[str, tuple[bytes, str, str]] = {}
+        self.uploads: list[str] = []  # media ids uploaded by the channel
         self.faults: deque[tuple[int | None, int]] = deque()
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.base_url = f"http://127.0.0.1:{self.server.server_port}"
@@ -88,13 +92,23 @@ class WeChatStandIn:
 
     def texts_to(self, openid: str) -> list[str]:
         with self.lock:
-            return [m["text"]["content"] for m in self.sent if m["touser"] == openid]
+            return [m["text"]["content"] for m in self.sent
+                    if m["touser"] == openid and m["msgtype"] == "text"]
+
+    def images_to(self, openid: str) -> list[bytes]:
+        """The files of the image messages sent to ``openid``."""
+        with self.lock:
+            return [self.media[m["image"]["media_id"]][0] for m in self.sent
+                    if m["touser"] == openid and m["msgtype"] == "image"]
 
     # --- the API ------------------------------------------------------------------------
 
     def wsgi(self, environ: dict, start_response: Any) -> Any:
         request = Request(environ)
-        response = self.handle(request)
+        try:
+            response = self.handle(request)
+        finally:
+            request.close()  # the multipart upload's temporary file
         return response(environ, start_response)
 
     def _json(self, data: dict[str, Any], status: int = 200) -> Response:
@@ -143,16 +157,30 @@ class WeChatStandIn:
                 if errcode is None:
                     return Response("Internal Server Error", status=status)
                 return self._error(errcode)
-            if (not isinstance(body, dict) or not body.get("touser")
-                    or body.get("msgtype") != "text"
-                    or not isinstance(body.get("text"), dict)
-                    or not body["text"].get("content")):
+            if not _valid_send(body, self.media):
                 self.calls.append((path, "errcode 44002", body))
                 return self._error(44002)
             with self.lock:
                 self.sent.append(body)
             self.calls.append((path, "ok", body))
             return self._json({"errcode": 0, "errmsg": "ok"})
+        if path == "/cgi-bin/media/upload" and request.method == "POST":
+            code = self._token_state(request.args.get("access_token"))
+            if code:
+                return self._error(code)
+            upload = request.files.get("media")
+            if request.args.get("type") != "image" or upload is None:
+                return self._json({"errcode": 40004, "errmsg": "invalid media type"})
+            data = upload.read()
+            if not data:
+                return self._json({"errcode": 40005, "errmsg": "invalid file type"})
+            media_id = "UPLOADED_" + secrets.token_hex(6)
+            with self.lock:
+                self.media[media_id] = (data, upload.mimetype or "image/jpeg",
+                                        upload.filename or "image")
+                self.uploads.append(media_id)
+            return self._json({"type": "image", "media_id": media_id,
+                               "created_at": int(time.time())})
         if path == "/cgi-bin/media/get" and request.method == "GET":
             code = self._token_state(request.args.get("access_token"))
             if code:
@@ -164,6 +192,18 @@ class WeChatStandIn:
             return Response(data, content_type=ctype, headers={
                 "Content-disposition": f'attachment; filename="{filename}"'})
         return Response("not found", status=404)
+
+
+def _valid_send(body: Any, media: dict[str, Any]) -> bool:
+    """A custom/send body as documented: text with content, or an image with a
+    media_id the account has."""
+    if not isinstance(body, dict) or not body.get("touser"):
+        return False
+    if body.get("msgtype") == "text":
+        return isinstance(body.get("text"), dict) and bool(body["text"].get("content"))
+    if body.get("msgtype") == "image":
+        return isinstance(body.get("image"), dict) and body["image"].get("media_id") in media
+    return False
 
 
 class WeChatSide:

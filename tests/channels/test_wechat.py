@@ -210,7 +210,8 @@ def test_the_same_callback_twice_at_the_same_moment_is_stored_once(
         barrier = threading.Barrier(2)
         answers: list[Any] = []
 
-        def post(query: str, body: bytes) -> None:
+        def post(query: str, body: bytes, barrier: Any = barrier,
+                 answers: list[Any] = answers) -> None:
             client = wx.app.test_client()
             barrier.wait()
             answers.append(client.post(f"{wechat.url}?{query}", data=body,
@@ -410,3 +411,36 @@ def test_plain_mode_and_the_test_connection_button(wx: ApiClient,
     standin.app_secret = "changed-in-the-console"
     bad = wx.post("/api/v1/channels/wechat/test", json={})
     assert "40125" in str(bad.get_json()), bad.get_json()
+
+
+def test_an_agents_image_is_uploaded_and_sent_a_file_is_refused_clearly(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    import io
+
+    wechat = WeChat(wx)
+    agent = wx.online_agent()
+    wechat.text("人工")
+    conversation = conversation_of()
+    sent = agent.client.post(f"/api/v1/conversations/{conversation.id}/uploads?kind=image",
+                             headers={"X-CSRF-Token": agent.csrf},
+                             data={"file": (io.BytesIO(PNG), "截图.png")},
+                             content_type="multipart/form-data")
+    assert sent.status_code == 201, sent.get_json()
+    posted = agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+                        json={"kind": "image", "attachment": sent.get_json()["key"], "body": "截图.png",
+                              "client_msg_id": "img-1"})
+    assert posted.status_code == 201, posted.get_json()
+    assert standin.images_to(OPENID) == [PNG]  # media/upload, then custom/send image
+    flow("agent image → media/upload → custom/send msgtype=image")
+    doc = agent.client.post(f"/api/v1/conversations/{conversation.id}/uploads?kind=file",
+                            headers={"X-CSRF-Token": agent.csrf},
+                            data={"file": (io.BytesIO(b"hello"), "说明.txt")},
+                            content_type="multipart/form-data")
+    assert doc.status_code == 201, doc.get_json()
+    posted = agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+                        json={"kind": "file", "attachment": doc.get_json()["key"], "body": "说明.txt",
+                              "client_msg_id": "file-1"})
+    assert posted.status_code == 201, posted.get_json()
+    refused = deliveries(conversation.id)[-1]
+    assert refused.status == "failed" and "不能发送文件" in refused.last_error
+    assert "说明.txt" in refused.last_error

@@ -12,6 +12,9 @@
   after that).
 * ``GET /cgi-bin/media/get?access_token=…&media_id=…``: an image the user sent
   (the file itself, or a JSON error).
+* ``POST /cgi-bin/media/upload?access_token=…&type=image`` (multipart, field
+  ``media``) gives ``{"media_id"}`` for an agent's image, then sent with
+  ``{"msgtype": "image", "image": {"media_id"}}``.
 
 Every request goes through ``host.outbound_http`` (the SSRF guard). Errors are
 ``ApiError`` with WeChat's errcode, and ``retry`` saying whether trying again
@@ -21,6 +24,7 @@ later can help.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from typing import Any
 
@@ -125,6 +129,37 @@ class WeChatAPI:
         return self.call("POST", "/cgi-bin/message/custom/send", {
             "touser": openid, "msgtype": "text", "text": {"content": content}})
 
+    def send_image(self, openid: str, media_id: str) -> dict[str, Any]:
+        """One customer-service image message (an uploaded temporary image)."""
+        return self.call("POST", "/cgi-bin/message/custom/send", {
+            "touser": openid, "msgtype": "image", "image": {"media_id": media_id}})
+
+    def upload_image(self, data: bytes, filename: str, content_type: str) -> str:
+        """Upload a temporary image (``/cgi-bin/media/upload?type=image``, the
+        multipart field ``media``); its ``media_id`` (valid 3 days)."""
+        boundary = "meiqia" + secrets.token_hex(12)
+        safe_name = "".join(c for c in filename if c.isalnum() or c in "._-")[:100] or "image"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; "
+                f"filename=\"{safe_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+                ).encode() + data + f"\r\n--{boundary}--\r\n".encode("ascii")
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        for attempt in (1, 2):
+            token = self.access_token()
+            try:
+                answer = self._json("POST", "/cgi-bin/media/upload",
+                                    params={"access_token": token, "type": "image"},
+                                    body=body, headers=headers)
+            except ApiError as exc:
+                if exc.errcode in TOKEN_ERRORS and attempt == 1:
+                    self.drop_token(token)
+                    continue
+                raise
+            media_id = answer.get("media_id")
+            if not isinstance(media_id, str) or not media_id:
+                raise ApiError("media/upload gave no media_id", None, True)
+            return media_id
+        raise AssertionError("unreachable")
+
     def get_media(self, media_id: str) -> tuple[bytes, str, str]:
         """A temporary media file: ``(data, content_type, filename)``."""
         for attempt in (1, 2):
@@ -152,12 +187,16 @@ class WeChatAPI:
     # --- wire -----------------------------------------------------------------------
 
     def _request(self, method: str, path: str, params: dict[str, str] | None = None,
-                 payload: dict[str, Any] | None = None) -> Any:
+                 payload: dict[str, Any] | None = None, body: bytes | None = None,
+                 headers: dict[str, str] | None = None) -> Any:
         from meiqia.services.outbound import OutboundFailed
         from meiqia.services.outbound import OutboundRefused
 
         url = self.base_url + path
         try:
+            if body is not None:
+                return self.http.request(method, url, params=params, data=body,
+                                         headers=headers, timeout=self.timeout)
             if payload is None:
                 return self.http.request(method, url, params=params, timeout=self.timeout)
             return self.http.request(method, url, params=params, json=payload,
@@ -168,8 +207,9 @@ class WeChatAPI:
             raise ApiError(str(exc), None, True) from None
 
     def _json(self, method: str, path: str, params: dict[str, str] | None = None,
-              payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self._request(method, path, params, payload)
+              payload: dict[str, Any] | None = None, body: bytes | None = None,
+              headers: dict[str, str] | None = None) -> dict[str, Any]:
+        response = self._request(method, path, params, payload, body, headers)
         if response.status_code >= 400:
             raise ApiError(f"{path} answered HTTP {response.status_code}", None,
                            response.status_code >= 500 or response.status_code == 429)

@@ -25,6 +25,8 @@ WINDOW_REASON = ("超过48小时回复时限 (the 48-hour reply window has passe
                  "message from the user opens it again")
 UNSUBSCRIBED_REASON = ("用户已取消关注 (the user has unsubscribed from the Official "
                        "Account): WeChat delivers nothing to them until they follow again")
+FILE_REASON = ("微信客服消息不能发送文件 (WeChat customer-service messages carry no files "
+               "other than images): {name} was not sent; send an image or the text instead")
 #: host.state key marking an OpenID that unsubscribed (value: the time, epoch s).
 UNSUBSCRIBED_KEY = "unsubscribed:{openid}"
 
@@ -49,9 +51,10 @@ class WeChatChannel(Channel):
 
     type = SLUG
     name = {"zh-CN": "微信公众号", "en": "WeChat Official Account"}
-    #: No typing preview, read receipts or rating invitations reach a WeChat user;
-    #: agents' files go out as links in the text.
-    capabilities: frozenset[str] = frozenset()
+    #: No typing preview, read receipts or rating invitations reach a WeChat user.
+    #: Agents may send images (uploaded as temporary media); WeChat's
+    #: customer-service messages carry no other files.
+    capabilities: frozenset[str] = frozenset({"attachments"})
 
     @staticmethod
     def configuration_schema() -> dict[str, Any]:
@@ -95,6 +98,21 @@ class WeChatChannel(Channel):
             raise DeliveryError(UNSUBSCRIBED_REASON, retry=False)
         if window_closed(conversation.last_inbound_at):
             raise DeliveryError(WINDOW_REASON, retry=False)
+        images, others = [], []
+        for item in message.attachments or []:
+            is_image = (item.content_type or "").startswith("image/") and item.data
+            (images if is_image else others).append(item)
+        if others:
+            raise DeliveryError(FILE_REASON.format(name=others[0].filename), retry=False)
+        if images:
+            try:
+                for item in images:
+                    media_id = self.api.upload_image(item.data, item.filename,
+                                                     item.content_type)
+                    self.api.send_image(openid, media_id)
+            except wechat_api.ApiError as exc:
+                raise delivery_error(exc) from None
+            return None
         pieces = wechat_api.split_text(self._text(message))
         progress_key = f"sent_parts:{message.id}"
         done = int(self.host.state.get(progress_key, 0) or 0) if len(pieces) > 1 else 0
@@ -114,9 +132,6 @@ class WeChatChannel(Channel):
         if message.kind == "agent" and self.config.get("show_agent_name", True) \
                 and message.sender_name:
             body = f"{message.sender_name}：{body}" if body else message.sender_name
-        for item in message.attachments or []:
-            link = getattr(item, "url", None)
-            body += f"\n[{item.filename}] {link}" if link else f"\n[{item.filename}]"
         return body.strip() or "…"
 
     def test_connection(self) -> str:
