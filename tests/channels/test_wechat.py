@@ -247,12 +247,17 @@ def test_bot_answers_human_takes_over_agent_reply_reaches_the_api(
     assert welcome == [welcome_line], "the welcome line went to custom/send"
     flow(f"custom/send ← {welcome!r}")
 
+    entry = wx.post("/api/v1/knowledge", json={
+        "key": "office-hours", "questions": ["你们几点上班", "客服工作时间"],
+        "answer": "我们的客服时间是每天 9:00-21:00。"})
+    assert entry.status_code == 201, entry.get_json()
     wechat.text("你们几点上班？")
     conversation = conversation_of()
     assert conversation.channel == "wechat"
     bot_lines = [m.body for m in Message.select().where(
         Message.conversation == conversation.id, Message.sender_kind == "bot")]
-    assert bot_lines and bot_lines[-1] in standin.texts_to(OPENID)
+    assert bot_lines[-1] == "我们的客服时间是每天 9:00-21:00。"
+    assert standin.texts_to(OPENID)[-1] == bot_lines[-1]
     flow(f"WeChat → text '你们几点上班？' → conversation {conversation.id} "
          f"(channel={conversation.channel}, status={conversation.status})")
     flow(f"bot → custom/send ← {bot_lines[-1]!r}")
@@ -288,8 +293,10 @@ def test_bot_answers_human_takes_over_agent_reply_reaches_the_api(
     found = wx.get("/api/v1/history", query_string={"channel": "wechat"})
     assert found.status_code == 200, found.get_json()
     listed = found.get_json()
-    ids = [c["id"] for c in listed.get("conversations", listed.get("items", []))]
+    items = listed.get("conversations", listed.get("items", []))
+    ids = [c["id"] for c in items]
     assert conversation.id in ids, listed
+    assert all(c.get("channel", "wechat") == "wechat" for c in items), items
     flow(f"history?channel=wechat → {ids}")
 
 
