@@ -451,3 +451,24 @@ def test_an_agents_image_is_uploaded_and_sent_a_file_is_refused_clearly(
     refused = deliveries(conversation.id)[-1]
     assert refused.status == "failed" and "不能发送文件" in refused.last_error
     assert "说明.txt" in refused.last_error
+
+
+def test_what_cannot_be_stored_is_answered_without_a_resend_loop(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    wechat = WeChat(wx)
+    # An image whose MediaId WeChat no longer has (40007): agents get a line.
+    answer = wechat.send(wechat.side.image(OPENID, "EXPIRED_MEDIA"))
+    assert answer.status_code == 200 and answer.data == b"success"
+    line = Message.select().where(Message.sender_kind == "visitor").get()
+    assert line.body.startswith("[图片 image:") and "40007" in line.body
+    assert line.body.endswith("http://mmbiz.qpic.cn/EXPIRED_MEDIA")  # the PicUrl
+    # An empty text (nothing to store): success, so WeChat does not resend it.
+    assert wechat.send(wechat.side.text(OPENID, " ")).data == b"success"
+    assert Message.select().where(Message.sender_kind == "visitor").count() == 1
+    # A body over the limit: 413 before it is read.
+    query, _ = wechat.side.post("<xml/>", True, OPENID)
+    from meiqia.channels.wechat import xml as wechat_xml
+
+    big = b"<xml>" + b" " * wechat_xml.MAX_BODY + b"</xml>"
+    huge = wechat.client.post(f"{wechat.url}?{query}", data=big, content_type="text/xml")
+    assert huge.status_code == 413

@@ -39,6 +39,7 @@ WINDOW_CLOSED = 45015
 #: Errors where trying the same call again will not help.
 FINAL_ERRORS = frozenset({
     40003,  # invalid openid
+    40007,  # invalid media_id (expired: temporary media live 3 days)
     40013,  # invalid appid
     40125,  # invalid appsecret
     40164,  # our IP is not on the whitelist

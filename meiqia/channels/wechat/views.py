@@ -27,6 +27,8 @@ from meiqia.channels.wechat.api import ApiError
 from meiqia.channels.wechat.channel import SLUG
 from meiqia.channels.wechat.channel import UNSUBSCRIBED_KEY
 from meiqia.channels.wechat.channel import api_for
+from meiqia.services.errors import Conflict
+from meiqia.services.errors import ValidationError
 
 log = logging.getLogger("meiqia.channels.wechat")
 
@@ -59,13 +61,21 @@ def callback(team_key: str) -> Response:
             return _text(signing.verify_echo(str(host.config.get("token") or ""), args), 200)
         if (request.content_length or 0) > xml.MAX_BODY:
             return _text(f"body over {xml.MAX_BODY} bytes", 413)
-        body = request.get_data(cache=False)
+        body = request.stream.read(xml.MAX_BODY + 1)  # bounded, also when chunked
+        if len(body) > xml.MAX_BODY:
+            return _text(f"body over {xml.MAX_BODY} bytes", 413)
         inner = signing.open_body(host.config, args, body)
         book = signing.NonceBook(host.state)
         if book.seen(args.get("timestamp", ""), args.get("nonce", "")):
             return _text("success", 200)  # a replay (or WeChat's resend of a handled one)
-        handle(host, xml.message(inner))
+        try:
+            handle(host, xml.message(inner))
+        except ValidationError as exc:
+            # Nothing WeChat could send better by resending: keep it from retrying.
+            host.log.warning("wechat message not stored (team %s): %s", host.team_id, exc)
         book.remember(args.get("timestamp", ""), args.get("nonce", ""))
+    except Conflict:
+        return _text("busy, send again", 503)  # WeChat resends; stored once by MsgId
     except signing.Refused as exc:
         host.log.warning("wechat callback refused (team %s): %s", host.team_id, exc)
         return _text(str(exc), exc.status)
@@ -77,8 +87,6 @@ def callback(team_key: str) -> Response:
 
 def handle(host: Any, msg: Any) -> None:
     """Pass one parsed message or event to ``receive``."""
-    from meiqia.services.errors import ValidationError
-
     openid = str(getattr(msg, "source", "") or "")
     if not openid:
         raise xml.BadXML("FromUserName missing")
@@ -105,7 +113,7 @@ def handle(host: Any, msg: Any) -> None:
         receive(host, openid, str(msg.content or ""), metadata=meta,
                 external_message_id=ext)
     elif kind == "image":
-        receive_image(host, openid, msg, meta, ext, ValidationError)
+        receive_image(host, openid, msg, meta, ext)
     elif kind == "voice" and getattr(msg, "recognition", None):
         receive(host, openid, str(msg.recognition), metadata=meta, external_message_id=ext)
     else:
@@ -113,21 +121,24 @@ def handle(host: Any, msg: Any) -> None:
                 metadata=meta, external_message_id=ext)
 
 
-def receive_image(host: Any, openid: str, msg: Any, meta: dict[str, Any], ext: str,
-                  validation_error: type) -> None:
-    """Fetch the image by its MediaId and store it like a widget upload; when the
-    upload checks refuse it, agents get a line saying why instead."""
+def receive_image(host: Any, openid: str, msg: Any, meta: dict[str, Any], ext: str) -> None:
+    """Fetch the image by its MediaId and store it like a widget upload; when it
+    cannot be fetched or the upload checks refuse it, agents get a line saying
+    why instead (with the PicUrl WeChat sent, when it can be fetched)."""
     try:
         data, ctype, filename = api_for(host).get_media(str(msg.media_id or ""))
     except ApiError as exc:
-        if exc.retry:
-            raise  # a 500: WeChat sends the message again
+        # Stored as a line with WeChat's own link to the picture rather than
+        # answered with an error: WeChat resends three times within 15 s and then
+        # drops the message, so an API outage would lose it.
         host.log.warning("wechat image %s: %s", ext, exc)
-        receive(host, openid, f"[图片 image: {exc}]", metadata=meta, external_message_id=ext)
+        link = str(getattr(msg, "image", "") or "")[:1000]
+        line = f"[图片 image: {exc}]" + (f" {link}" if link.startswith("http") else "")
+        receive(host, openid, line, metadata=meta, external_message_id=ext)
         return
     try:
         receive(host, openid, attachments=[Attachment(filename, ctype, data)],
                 metadata=meta, external_message_id=ext)
-    except validation_error as exc:
+    except ValidationError as exc:
         receive(host, openid, f"[图片 image refused: {exc}]", metadata=meta,
                 external_message_id=ext)
