@@ -472,3 +472,26 @@ def test_what_cannot_be_stored_is_answered_without_a_resend_loop(
     big = b"<xml>" + b" " * wechat_xml.MAX_BODY + b"</xml>"
     huge = wechat.client.post(f"{wechat.url}?{query}", data=big, content_type="text/xml")
     assert huge.status_code == 413
+
+
+def test_the_admin_form_validates_and_never_shows_the_secrets(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    listed = wx.get("/api/v1/channels/wechat")
+    assert listed.status_code == 200, listed.get_json()
+    text = listed.get_data(as_text=True)
+    for secret in (APP_SECRET, TOKEN, AES_KEY):
+        assert secret not in text
+    bad = wx.put("/api/v1/channels/wechat", json={"config": {
+        "app_id": APP_ID, "app_secret": "********", "token": "has spaces",
+        "encryption_mode": "safe"}})
+    assert bad.status_code == 422 and bad.get_json()["error"]["field"].endswith("token")
+    mode = wx.put("/api/v1/channels/wechat", json={"config": {
+        "app_id": APP_ID, "app_secret": "********", "token": "********",
+        "encryption_mode": "sometimes"}})
+    assert mode.status_code == 422
+    # Safe mode without the AES key: "test connection" says what is missing.
+    no_key = wx.post("/api/v1/channels/wechat/test", json={"config": {
+        "app_id": APP_ID, "app_secret": "********", "token": "********",
+        "encoding_aes_key": "", "encryption_mode": "safe",
+        "api_base_url": standin.base_url}})
+    assert "EncodingAESKey" in str(no_key.get_json()), no_key.get_json()

@@ -29,6 +29,9 @@ import time
 from typing import Any
 
 DEFAULT_BASE_URL = "https://api.weixin.qq.com"
+#: Seconds for each request: a delivery makes up to four (token, a refused
+#: token, token again, send), and must stay within the runtime's 30 s budget.
+TIMEOUT = 6.0
 #: Fetch a new token this many seconds before the old one expires.
 MARGIN = 300
 TOKEN_KEY = "access_token"
@@ -67,7 +70,7 @@ class WeChatAPI:
     (requests-like, through the SSRF guard) and a state store (``get``/``set``)."""
 
     def __init__(self, base_url: str, app_id: str, app_secret: str, http: Any,
-                 state: Any, timeout: float = 10.0) -> None:
+                 state: Any, timeout: float = TIMEOUT) -> None:
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.app_id = app_id
         self.app_secret = app_secret

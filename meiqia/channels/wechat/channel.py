@@ -70,7 +70,7 @@ class WeChatChannel(Channel):
                           "pattern": "^[A-Za-z0-9]{3,32}$"},
                 "encoding_aes_key": {"type": "string",
                                      "title": "EncodingAESKey (消息加解密密钥)",
-                                     "pattern": "^[A-Za-z0-9]{43}$"},
+                                     "pattern": "^([A-Za-z0-9]{43})?$"},
                 "encryption_mode": {"type": "string",
                                     "title": "Encryption mode (消息加解密方式)",
                                     "enum": ["plain", "compatible", "safe"],
@@ -135,6 +135,11 @@ class WeChatChannel(Channel):
         return body.strip() or "…"
 
     def test_connection(self) -> str:
+        mode = self.config.get("encryption_mode") or "safe"
+        if mode != "plain" and len(str(self.config.get("encoding_aes_key") or "")) != 43:
+            raise DeliveryError(f"the {mode} mode needs the EncodingAESKey (43 characters, "
+                                "from the WeChat console) (安全/兼容模式需要填写 "
+                                "EncodingAESKey)", retry=False)
         try:
             self.api.access_token(fresh=True)
         except wechat_api.ApiError as exc:
