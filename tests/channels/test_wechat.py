@@ -495,3 +495,47 @@ def test_the_admin_form_validates_and_never_shows_the_secrets(
         "encoding_aes_key": "", "encryption_mode": "safe",
         "api_base_url": standin.base_url}})
     assert "EncodingAESKey" in str(no_key.get_json()), no_key.get_json()
+
+
+def test_agents_see_retrying_with_the_reason_until_the_api_is_back(
+        tmp_path: Any, standin: WeChatStandIn) -> None:
+    """With a real job queue (a worker thread, not inline): while the API keeps
+    failing the delivery is shown as retrying, with WeChat's reason and the next
+    attempt; once it answers again the message goes out, once."""
+    from tests.helpers import wait_until
+
+    app = make_app(tmp_path, OUTBOUND_ALLOW_PRIVATE=True, JOBS_INLINE=False,
+                   CHANNEL_DELIVERY_RETRY=(1000, (1,)))
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            configure(app, api.team["id"], standin)
+            agent = api.online_agent()
+            wechat = WeChat(api)
+            wechat.text("人工")
+            conversation = conversation_of()
+            wait_until(lambda: conversation.id and all(
+                d.status == "sent" for d in deliveries(conversation.id)),
+                what="the handover line sent")
+            standin.fail_next(-1, times=100000)  # "system error" until cleared
+            agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+                       json={"body": "系统繁忙时的回复", "client_msg_id": "busy-1"})
+            url = f"/api/v1/conversations/{conversation.id}/deliveries"
+
+            def retrying() -> dict | None:
+                last = agent.get(url).get_json()["deliveries"][-1]
+                return last if last["status"] == "retrying" else None
+
+            shown = wait_until(retrying, what="the delivery shown as retrying")
+            assert "WeChat error -1" in shown["reason"] and shown["next_attempt_at"]
+            flow(f"API down: agents see {shown['status']!r}, reason {shown['reason']!r}, "
+                 f"next attempt {shown['next_attempt_at']}")
+            with standin.lock:
+                standin.faults.clear()
+            wait_until(lambda: agent.get(url).get_json()["deliveries"][-1]["status"]
+                       == "sent", what="sent once the API answers")
+            assert standin.texts_to(OPENID).count(
+                f"{agent.agent['display_name']}：系统繁忙时的回复") == 1
+            flow("API back → sent, once")
+    finally:
+        close_app(app)
