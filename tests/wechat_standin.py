@@ -65,7 +65,7 @@ class WeChatStandIn:
         self.calls: list[tuple[str, str, Any]] = []  # (path, outcome, body)
         self.media: dict[str, tuple[bytes, str, str]] = {}
         self.uploads: list[str] = []  # media ids uploaded by the channel
-        self.faults: deque[tuple[int | None, int]] = deque()
+        self.faults: deque[tuple[int | None, int] | None] = deque()
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.base_url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -77,10 +77,13 @@ class WeChatStandIn:
         self.server.shutdown()
         self.server.server_close()
 
-    def fail_next(self, errcode: int | None = -1, times: int = 1, status: int = 200) -> None:
-        """The next ``times`` custom/send calls fail: with ``errcode`` (HTTP 200,
-        as WeChat answers errors), or with HTTP ``status`` when errcode is None."""
+    def fail_next(self, errcode: int | None = -1, times: int = 1, status: int = 200,
+                  after: int = 0) -> None:
+        """After ``after`` good ones, the next ``times`` custom/send calls fail: with
+        ``errcode`` (HTTP 200, as WeChat answers errors), or with HTTP ``status``
+        when errcode is None."""
         with self.lock:
+            self.faults.extend([None] * after)
             for _ in range(times):
                 self.faults.append((errcode, status))
 

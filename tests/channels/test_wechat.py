@@ -539,3 +539,29 @@ def test_agents_see_retrying_with_the_reason_until_the_api_is_back(
             flow("API back → sent, once")
     finally:
         close_app(app)
+
+
+def test_a_long_answer_goes_in_parts_and_a_retry_sends_only_the_rest(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    from meiqia.channels.wechat.api import MAX_TEXT_BYTES
+
+    wechat = WeChat(wx)
+    agent = wx.online_agent()
+    wechat.text("人工")
+    conversation = conversation_of()
+    body = "\n".join(f"第{n}条：" + "退款将在七个工作日内原路返回。" * 8 for n in range(30))
+    standin.fail_next(-1, times=10, after=2)  # parts 1-2 go out, then the API fails
+    agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+               json={"body": body, "client_msg_id": "long-1"})
+    failed = deliveries(conversation.id)[-1]
+    assert failed.status == "failed"
+    with standin.lock:
+        standin.faults.clear()
+    assert wx.post(f"/api/v1/channel-deliveries/{failed.id}/retry", json={}).status_code == 200
+    assert ChannelDelivery.get_by_id(failed.id).status == "sent"
+    texts = standin.texts_to(OPENID)
+    start = next(i for i, t in enumerate(texts) if "第0条" in t)
+    parts = texts[start:]
+    assert len(parts) > 3 and all(len(p.encode()) <= MAX_TEXT_BYTES for p in parts)
+    joined = "\n".join(parts)
+    assert joined == f"{agent.agent['display_name']}：{body}"  # each part once, in order
