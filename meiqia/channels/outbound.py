@@ -361,12 +361,13 @@ def retry(actor: Agent, delivery_id: int) -> dict[str, Any]:
         raise NotFound("no such delivery")
     permissions.get_conversation(actor, delivery.conversation_id)  # 404 outside his scope
     if delivery.status != "failed":
-        raise Conflict(f"only failed deliveries can be retried; this one is {delivery.status}")
+        raise Conflict("only a failed message delivery can be retried; this one is "
+                       f"{delivery.status}")
     claimed = ChannelDelivery.update(status="pending", attempts=0, next_attempt_at=None,
                                      job_id=None, updated_at=utcnow()).where(
         ChannelDelivery.id == delivery.id, ChannelDelivery.status == "failed").execute()
     if not claimed:  # a colleague clicked first
-        raise Conflict("this delivery is already being retried")
+        raise Conflict("this message is already being sent again")
     audit(actor, "channel.delivery.retry", "channel_delivery", delivery.id, {})
     publish(delivery.id)
     _enqueue(delivery.id, f"retry channel delivery {delivery.id}")

@@ -78,6 +78,19 @@ def display_name(cls: type, lang: str = "zh-CN") -> str:
     return str(name)
 
 
+WEB_NAMES = {"zh-CN": "网页", "en": "Web"}
+
+
+def names(slug: str, app: Any = None) -> dict[str, str]:
+    """A channel's name in both languages (the slug for a channel not installed)."""
+    if slug == WEB:
+        return dict(WEB_NAMES)
+    cls = channel_class(slug, app)
+    if cls is None:
+        return {"zh-CN": slug, "en": slug}
+    return {"zh-CN": display_name(cls, "zh-CN"), "en": display_name(cls, "en")}
+
+
 def schema_of(cls: type) -> dict[str, Any]:
     try:
         schema = cls.configuration_schema()

@@ -119,6 +119,7 @@ def describe(cls: type, row: ChannelConfig | None, lang: str = "zh-CN") -> dict[
     return {
         "type": cls.type,
         "name": registry.display_name(cls, lang),
+        "names": registry.names(cls.type),
         "capabilities": sorted(registry.capabilities_of(cls)),
         "schema": schema,
         "secret": sorted(registry.secrets_of(cls)),

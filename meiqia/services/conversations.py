@@ -470,7 +470,11 @@ def _moved_meanwhile(conversation_id: int) -> Conflict:
 
 
 def invite_rating(actor: Agent, conversation_id: int) -> Any:
+    from meiqia.channels import registry
+
     conversation = permissions.get_conversation(actor, conversation_id)
+    if "rating" not in registry.capabilities(conversation.channel):
+        raise Conflict("this conversation's channel cannot carry rating invitations")
     message, _ = messages.post_message(conversation, "agent", "", kind="rating_invite",
                                        agent=actor)
     return message
@@ -553,7 +557,18 @@ def summary_row(conversation: Conversation, actor: Agent | None = None) -> dict[
         "queue_position": routing.queue_position(conversation),
         "rating": conversation.rating,
         "tags": conversation.tags or [],
+        **channel_info(conversation.channel),
     }
+
+
+def channel_info(slug: str) -> dict[str, Any]:
+    """The conversation's channel for agents: its slug, its name in both
+    languages and what it can carry (``capabilities``: the workspace hides the
+    typing preview, read ticks and rating invitations a channel lacks)."""
+    from meiqia.channels import registry
+
+    return {"channel": slug, "channel_name": registry.names(slug),
+            "capabilities": sorted(registry.capabilities(slug))}
 
 
 def lists(actor: Agent) -> dict[str, Any]:

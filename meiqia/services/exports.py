@@ -42,7 +42,7 @@ BATCH = 500
 HEADERS = ["id", "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
            "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
            "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
-           "grade"]
+           "grade", "channel"]
 START_SCHEMA = {
     "type": "object",
     "additionalProperties": False,

@@ -32,7 +32,7 @@ COLUMNS = [
     "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
     "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
     "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
-    "grade",
+    "grade", "channel",
 ]
 TEXT_FILTERS = {
     # name: (model field, how)
@@ -198,6 +198,13 @@ def _conditions(actor: Agent, filters: dict[str, Any], content: str = "materiali
             if allowed and f[name] not in allowed:
                 raise ValidationError(f"{name}: one of {', '.join(allowed)}", name)
             add(field, field == f[name])
+    if "channel" in f:  # web, or a channel plugin's slug (meiqia/channels/)
+        from meiqia.channels.registry import channel_classes
+
+        slugs = sorted({"web", *channel_classes()})
+        if f["channel"] not in slugs:
+            raise ValidationError(f"channel: one of {', '.join(slugs)}", "channel")
+        where.append(Conversation.channel == f["channel"])
     if "rating" in f:
         if f["rating"] == "none":
             where.append(Conversation.rating.is_null())
@@ -279,6 +286,7 @@ def row(conversation: Conversation, agents: dict[int, str]) -> dict[str, Any]:
         "source": visit.source if visit else "",
         "platform": visit.platform if visit else "",
         "grade": conversation.grade,
+        "channel": conversation.channel,
         "invalid": conversation.is_invalid,
         "missed": conversation.is_missed,
     }

@@ -24,7 +24,7 @@ T0 = datetime.datetime(2026, 11, 20, 4, 0, 0)  # 12:00 in Asia/Shanghai
 HEADER = ["id", "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
           "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
           "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
-          "grade"]
+          "grade", "channel"]
 TRAIL = [{"url": "https://shop.example.com/p/1", "title": "商品页", "at": "2026-11-20T03:55:00Z"},
          {"url": "https://shop.example.com/cart", "title": "购物车", "at": "2026-11-20T03:56:10Z"}]
 

@@ -139,6 +139,14 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("DELETE", "/api/v1/ticket-sinks/<int:sink_id>"): ("admin", "403"),
     ("GET", "/api/v1/ticket-sinks/deliveries"): ("admin", "403"),
     ("POST", "/api/v1/ticket-sinks/deliveries/<int:delivery_id>/retry"): ("admin", "403"),
+    # Channels (issue 16): admins configure; agents see and retry their conversations'
+    # deliveries (the admin's conversation and delivery do not exist for him).
+    ("GET", "/api/v1/channels"): ("admin", "403"),
+    ("GET", "/api/v1/channels/<slug>"): ("admin", "403"),
+    ("PUT", "/api/v1/channels/<slug>"): ("admin", "403"),
+    ("POST", "/api/v1/channels/<slug>/test"): ("admin", "403"),
+    ("GET", "/api/v1/conversations/<int:conversation_id>/deliveries"): ("agent", "404"),
+    ("POST", "/api/v1/channel-deliveries/<int:delivery_id>/retry"): ("agent", "404"),
     ("GET", "/api/v1/plugins"): ("admin", "403"),
     ("PATCH", "/api/v1/plugins/<name>"): ("admin", "403"),
     ("POST", "/api/v1/plugins/<name>/reset"): ("admin", "403"),

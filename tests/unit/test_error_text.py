@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2] / "meiqia"
 #: webhook sink's settings check. Visitor-facing ones are all in here (widget
 #: session, messages, uploads, tickets form, ratings, human/queue, tokens, frames).
 SOURCES = sorted([*ROOT.glob("services/*.py"), *ROOT.glob("web/*.py"),
+                  *ROOT.glob("channels/*.py"),
                   *ROOT.glob("web/api/*.py"), ROOT / "plugins" / "webhook_sink.py"])
 ERRORS = {"ServiceError", "ValidationError", "Unauthorized", "Forbidden", "NotFound",
           "Conflict", "TooLarge", "TooDeep", "RateLimited"}

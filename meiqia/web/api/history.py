@@ -18,7 +18,7 @@ FILTER_NAMES = ["customer_name", "ended_from", "ended_to", "agent_id", "agent_na
                 "customer_tags", "region", "phone", "content", "note", "tags", "summary",
                 "source", "platform", "rating", "grade", "lead", "invalid", "missed",
                 "duration_min", "duration_max", "first_response_min", "first_response_max",
-                "landing_page", "keyword", "ip"]
+                "landing_page", "keyword", "ip", "channel"]
 FILTER_QUERY = {"type": "object", "properties": {
     **{name: {"type": "string"} for name in FILTER_NAMES},
     "page": {"type": "integer", "minimum": 1},

@@ -1,0 +1,198 @@
+"""Outbound: deliveries retried with backoff, shown to agents, never lost, and
+retried by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from meiqia.channels import receive
+from meiqia.channels import registry
+from meiqia.models import ChannelDelivery
+from meiqia.models import Message
+from meiqia.models.base import utcnow
+from tests.channels import standin
+from tests.channels.conftest import enable
+from tests.conftest import close_app
+from tests.conftest import make_app
+from tests.helpers import ApiClient
+from tests.helpers import new_client_id
+from tests.helpers import wait_until
+
+
+def _app(tmp_path, **config):
+    return make_app(tmp_path, plugins=(standin,), **config)
+
+
+@pytest.fixture
+def quick(tmp_path):
+    """Inline jobs whose retries wait 0 s: every attempt runs in the caller."""
+    app = _app(tmp_path, CHANNEL_DELIVERY_RETRY=(3, (0, 0, 0)))
+    with app.app_context():
+        yield app
+    close_app(app)
+
+
+def _team(app):
+    api = ApiClient.registered(app).without_bot()
+    enable(app, api.team["id"])
+    agent = api.online_agent()
+    return api, agent
+
+
+def _chat(app, api, agent, who="zoe@example.com"):
+    host = registry.make_host(api.team["id"], "standin", app=app)
+    result = receive(host, who, "人工", external_message_id=f"in-{who}")
+    return result.conversation_id
+
+
+def _reply(agent, cid, body):
+    response = agent.post(f"/api/v1/conversations/{cid}/messages",
+                          json={"body": body, "client_msg_id": new_client_id()})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["message"]["id"]
+
+
+def _delivery(message_id):
+    return ChannelDelivery.get(ChannelDelivery.message == message_id)
+
+
+def test_a_failing_delivery_is_retried_and_each_state_is_shown(quick):
+    api, agent = _team(quick)
+    cid = _chat(quick, api, agent)
+    hub = quick.extensions["meiqia.hub"]
+    standin.fail(quick, 2, reason="503 from the far side")
+    with hub.subscribe([f"team:{api.team['id']}"]) as sub:
+        message_id = _reply(agent, cid, "稍等，我查一下")
+        frames = [e["data"] for _t, e in sub.drain() if e["type"] == "delivery"]
+    states = [(f["status"], f["reason"]) for f in frames if f["message_id"] == message_id]
+    assert states == [("retrying", "503 from the far side"),
+                      ("retrying", "503 from the far side"), ("sent", None)]
+    assert frames[0]["next_attempt_at"] and frames[0]["handler_id"] == agent.agent["id"]
+    delivery = _delivery(message_id)
+    assert delivery.status == "sent" and delivery.attempts == 3
+    assert delivery.external_id == f"out-{message_id}@standin"
+    assert Message.get_by_id(message_id).delivered_at is not None
+    listed = agent.get(f"/api/v1/conversations/{cid}/deliveries").get_json()["deliveries"]
+    assert [d["status"] for d in listed if d["message_id"] == message_id] == ["sent"]
+
+
+def test_a_delivery_that_fails_every_attempt_is_kept_failed_then_retried_by_hand(quick):
+    api, agent = _team(quick)
+    cid = _chat(quick, api, agent)
+    standin.fail(quick, 4, reason="connection refused")  # 1 + 3 retries
+    message_id = _reply(agent, cid, "这条消息不能丢")
+    delivery = _delivery(message_id)
+    assert delivery.status == "failed" and delivery.attempts == 4
+    assert delivery.last_error == "connection refused"
+    assert Message.get_by_id(message_id).body == "这条消息不能丢"  # nothing lost
+    listed = agent.get(f"/api/v1/conversations/{cid}/deliveries").get_json()["deliveries"]
+    mine = [d for d in listed if d["message_id"] == message_id][0]
+    assert mine["status"] == "failed" and mine["reason"] == "connection refused"
+    assert not any(m.id == message_id for _c, m in standin.outbox(quick))
+
+    # Somebody outside his scope may not retry it (404), nor a sent one (409).
+    other = api.new_agent(email="other@example.com", name="赵客服", scope="self")
+    assert other.post(f"/api/v1/channel-deliveries/{mine['id']}/retry").status_code == 404
+    retried = agent.post(f"/api/v1/channel-deliveries/{mine['id']}/retry")
+    assert retried.status_code == 200, retried.get_json()
+    assert retried.get_json()["status"] == "sent"
+    assert [m.id for _c, m in standin.outbox(quick)][-1] == message_id
+    again = agent.post(f"/api/v1/channel-deliveries/{mine['id']}/retry")
+    assert again.status_code == 409
+
+
+def test_a_refusal_that_retrying_cannot_fix_fails_at_once(quick):
+    api, agent = _team(quick)
+    cid = _chat(quick, api, agent)
+    standin.fail(quick, 1, retry=False, reason="the 48-hour reply window has passed")
+    message_id = _reply(agent, cid, "还在吗？")
+    delivery = _delivery(message_id)
+    assert delivery.status == "failed" and delivery.attempts == 1
+    assert "48-hour" in delivery.last_error
+
+
+def test_a_disabled_channel_fails_with_the_reason_and_retries_once_enabled(quick):
+    api, agent = _team(quick)
+    cid = _chat(quick, api, agent)
+    off = api.put("/api/v1/channels/standin", json={"enabled": False})
+    assert off.status_code == 200, off.get_json()
+    message_id = _reply(agent, cid, "关了渠道也不能丢")
+    delivery = _delivery(message_id)
+    assert delivery.status == "failed" and "not enabled" in delivery.last_error
+    assert api.put("/api/v1/channels/standin", json={"enabled": True}).status_code == 200
+    assert agent.post(f"/api/v1/channel-deliveries/{delivery.id}/retry").get_json()[
+        "status"] == "sent"
+
+
+def test_backoff_waits_before_the_next_attempt(tmp_path):
+    """On the real worker thread: after a failure the delivery waits (retrying,
+    with the time of its next attempt) instead of hammering the far side."""
+    app = _app(tmp_path, JOBS_INLINE=False, CHANNEL_DELIVERY_RETRY=(2, (3600, 3600)))
+    try:
+        with app.app_context():
+            api, agent = _team(app)
+            cid = _chat(app, api, agent)
+            app.extensions["meiqia.jobs"].join()
+            standin.fail(app, 1, reason="timeout")
+            message_id = _reply(agent, cid, "慢一点也行")
+            delivery = wait_until(lambda: ChannelDelivery.get_or_none(
+                ChannelDelivery.message == message_id, ChannelDelivery.status == "retrying"),
+                what="the first attempt to fail")
+            assert delivery.next_attempt_at > utcnow() and delivery.attempts == 1
+            assert delivery.last_error == "timeout"
+    finally:
+        close_app(app)
+
+
+def test_a_channel_that_raises_or_hangs_is_retried_with_the_reason(tmp_path):
+    from meiqia.channels import Channel
+    from meiqia.hookspecs import hookimpl
+
+    class Broken(Channel):
+        type = "broken"
+        name = "Broken"
+
+        def deliver(self, conversation, message):
+            raise RuntimeError("boom")
+
+    class Plugin:
+        __name__ = "broken_channel"
+
+        @hookimpl
+        def register_channels(self, app):
+            return [Broken]
+
+    app = make_app(tmp_path, plugins=(Plugin(),), CHANNEL_DELIVERY_RETRY=(1, (0,)))
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            assert api.put("/api/v1/channels/broken",
+                           json={"enabled": True, "config": {}}).status_code == 200
+            host = registry.make_host(api.team["id"], "broken", app=app)
+            result = receive(host, "u1", "你好")
+            failed = list(ChannelDelivery.select().where(
+                ChannelDelivery.conversation == result.conversation_id))
+            assert failed and all(d.status == "failed" and "boom" in d.last_error
+                                  and d.attempts == 2 for d in failed)
+    finally:
+        close_app(app)
+
+
+def test_web_conversations_get_no_deliveries(quick):
+    api, agent = _team(quick)
+    from tests.api.test_conversations import start
+
+    _client, _token, cid, _data = start(quick, api.team["id"])
+    assert ChannelDelivery.select().count() == 0
+    assert agent.get(f"/api/v1/conversations/{cid}/deliveries").get_json() == {
+        "deliveries": []}
+
+
+def test_rating_invitations_are_refused_for_a_channel_without_rating(quick):
+    api, agent = _team(quick)
+    cid = _chat(quick, api, agent)
+    refused = agent.post(f"/api/v1/conversations/{cid}/rating-invite")
+    assert refused.status_code == 409
+    row = agent.get(f"/api/v1/conversations/{cid}").get_json()
+    assert row["channel"] == "standin" and row["channel_name"]["en"] == "Stand-in"
+    assert "rating" not in row["capabilities"] and "read_receipts" not in row["capabilities"]
