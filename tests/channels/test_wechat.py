@@ -288,15 +288,24 @@ def test_bot_answers_human_takes_over_agent_reply_reaches_the_api(
     assert image.sender_kind == "visitor"
     flow(f"WeChat → image MEDIA_1 → media/get → message {image.id} kind=image")
 
-    # History: the conversation is listed under channel wechat.
+    # History: the conversation is listed under channel wechat, a widget one is not.
+    from tests.api.test_conversations import start
+
+    _client, _token, web_cid, _ = start(wx.app, wx.team["id"])
     agent.post(f"/api/v1/conversations/{conversation.id}/end", json={})
+    ended = wx.post(f"/api/v1/conversations/{web_cid}/end", json={})
+    assert ended.status_code == 200, ended.get_json()
+    everything = wx.get("/api/v1/history").get_json()
+    everything = everything.get("conversations", everything.get("items", []))
+    by_id = {c["id"]: c["channel"] for c in everything}
+    assert by_id[conversation.id] == "wechat" and by_id[web_cid] == "web", by_id
     found = wx.get("/api/v1/history", query_string={"channel": "wechat"})
     assert found.status_code == 200, found.get_json()
     listed = found.get_json()
     items = listed.get("conversations", listed.get("items", []))
     ids = [c["id"] for c in items]
-    assert conversation.id in ids, listed
-    assert all(c.get("channel", "wechat") == "wechat" for c in items), items
+    assert conversation.id in ids and web_cid not in ids, listed
+    assert {c["channel"] for c in items} == {"wechat"}, items
     flow(f"history?channel=wechat → {ids}")
 
 
