@@ -172,6 +172,11 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/v1/widget/tickets/<int:ticket_id>/read"): ("visitor", "ok"),
     ("POST", "/api/v1/widget/conversations/<int:conversation_id>/ticket-uploads"):
         ("visitor", "ok"),
+    # --- channels' inbound endpoints (signed by the far side, no session) ---------------
+    # The WeChat server URL: WeChat's signature (token) decides, and a team that has
+    # not enabled the channel is a 404 (tests/channels/test_wechat.py).
+    ("GET", "/channels/wechat/<team_key>/"): ("public", "ok"),
+    ("POST", "/channels/wechat/<team_key>/"): ("public", "ok"),
 }
 
 #: Valid bodies for the writes the out-of-scope agent tries, so that a 404 comes

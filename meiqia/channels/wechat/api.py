@@ -1,0 +1,267 @@
+"""The WeChat Official Account API, as much of it as the channel needs.
+
+* ``GET /cgi-bin/token?grant_type=client_credential&appid=…&secret=…`` gives
+  ``{"access_token", "expires_in"}`` (7200 s). The token is kept in the
+  channel's state store (shared by every process; a new fetch invalidates the
+  old token after a grace period, so fetching once per expiry matters) and
+  fetched again ``MARGIN`` seconds before it expires, or at once when an
+  answer says it is invalid or expired (errcode 40001, 40014, 42001).
+* ``POST /cgi-bin/message/custom/send?access_token=…`` with
+  ``{"touser", "msgtype": "text", "text": {"content"}}``: the customer-service
+  message, allowed within 48 hours of the user's last message (errcode 45015
+  after that).
+* ``GET /cgi-bin/media/get?access_token=…&media_id=…``: an image the user sent
+  (the file itself, or a JSON error).
+* ``POST /cgi-bin/media/upload?access_token=…&type=image`` (multipart, field
+  ``media``) gives ``{"media_id"}`` for an agent's image, then sent with
+  ``{"msgtype": "image", "image": {"media_id"}}``.
+
+Every request goes through ``host.outbound_http`` (the SSRF guard). Errors are
+``ApiError`` with WeChat's errcode, and ``retry`` saying whether trying again
+later can help.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+DEFAULT_BASE_URL = "https://api.weixin.qq.com"
+#: Seconds for each request: a delivery makes up to four (token, a refused
+#: token, token again, send), and must stay within the runtime's 30 s budget.
+TIMEOUT = 6.0
+#: Fetch a new token this many seconds before the old one expires.
+MARGIN = 300
+TOKEN_KEY = "access_token"
+#: errcodes that mean "this access_token is not valid (any more)".
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+#: The 48-hour customer-service window has passed.
+WINDOW_CLOSED = 45015
+#: Errors where trying the same call again will not help.
+FINAL_ERRORS = frozenset({
+    40003,  # invalid openid
+    40007,  # invalid media_id (expired: temporary media live 3 days)
+    40013,  # invalid appid
+    40125,  # invalid appsecret
+    40164,  # our IP is not on the whitelist
+    43004,  # the user unsubscribed
+    45015,  # out of the reply window
+    45047,  # too many customer-service messages since the user's last message
+    48001,  # the account may not use this API
+})
+#: Longest text of one customer-service message (WeChat's limit is 2048 bytes
+#: of UTF-8 in practice; longer text is split by the channel).
+MAX_TEXT_BYTES = 2000
+
+
+class ApiError(Exception):
+    """The API answered with an error (``errcode``) or not at all (``errcode`` None)."""
+
+    def __init__(self, message: str, errcode: int | None = None, retry: bool = True) -> None:
+        super().__init__(message)
+        self.errcode = errcode
+        self.retry = retry
+
+
+class WeChatAPI:
+    """One team's API access: ``base_url``, AppID/AppSecret, an HTTP session
+    (requests-like, through the SSRF guard) and a state store (``get``/``set``)."""
+
+    def __init__(self, base_url: str, app_id: str, app_secret: str, http: Any,
+                 state: Any, timeout: float = TIMEOUT) -> None:
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.http = http
+        self.state = state
+        self.timeout = timeout
+
+    # --- access token ----------------------------------------------------------------
+
+    def access_token(self, fresh: bool = False, now: float | None = None) -> str:
+        """The cached token, or a new one when it is missing, near expiry or ``fresh``."""
+        now = time.time() if now is None else now
+        cached = self.state.get(TOKEN_KEY) or {}
+        if (not fresh and isinstance(cached, dict) and cached.get("token")
+                and cached.get("app_id") == self.app_id
+                and float(cached.get("expires_at", 0)) - MARGIN > now):
+            return str(cached["token"])
+        data = self._json("GET", "/cgi-bin/token", params={
+            "grant_type": "client_credential", "appid": self.app_id,
+            "secret": self.app_secret})
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise ApiError("the token endpoint gave no access_token", None, True)
+        try:
+            expires_in = int(data.get("expires_in") or 7200)
+        except (TypeError, ValueError):
+            expires_in = 7200
+        self.state.set(TOKEN_KEY, {"token": token, "app_id": self.app_id,
+                                   "expires_at": now + expires_in})
+        return token
+
+    def drop_token(self, token: str) -> None:
+        """Forget ``token`` if it is still the cached one (another process may
+        already have stored a newer one)."""
+        cached = self.state.get(TOKEN_KEY) or {}
+        if isinstance(cached, dict) and cached.get("token") == token:
+            self.state.set(TOKEN_KEY, None)
+
+    # --- calls ----------------------------------------------------------------------
+
+    def call(self, method: str, path: str, payload: dict[str, Any] | None = None,
+             params: dict[str, str] | None = None) -> dict[str, Any]:
+        """An API call with the access token; an invalid or expired token is
+        fetched again and the call made once more."""
+        for attempt in (1, 2):
+            token = self.access_token()
+            try:
+                return self._json(method, path, params={**(params or {}),
+                                                        "access_token": token},
+                                  payload=payload)
+            except ApiError as exc:
+                if exc.errcode in TOKEN_ERRORS and attempt == 1:
+                    self.drop_token(token)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def send_text(self, openid: str, content: str) -> dict[str, Any]:
+        """One customer-service text message to ``openid``."""
+        return self.call("POST", "/cgi-bin/message/custom/send", {
+            "touser": openid, "msgtype": "text", "text": {"content": content}})
+
+    def send_image(self, openid: str, media_id: str) -> dict[str, Any]:
+        """One customer-service image message (an uploaded temporary image)."""
+        return self.call("POST", "/cgi-bin/message/custom/send", {
+            "touser": openid, "msgtype": "image", "image": {"media_id": media_id}})
+
+    def upload_image(self, data: bytes, filename: str, content_type: str) -> str:
+        """Upload a temporary image (``/cgi-bin/media/upload?type=image``, the
+        multipart field ``media``); its ``media_id`` (valid 3 days)."""
+        boundary = "meiqia" + secrets.token_hex(12)
+        safe_name = "".join(c for c in filename if c.isalnum() or c in "._-")[:100] or "image"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; "
+                f"filename=\"{safe_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+                ).encode() + data + f"\r\n--{boundary}--\r\n".encode("ascii")
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        for attempt in (1, 2):
+            token = self.access_token()
+            try:
+                answer = self._json("POST", "/cgi-bin/media/upload",
+                                    params={"access_token": token, "type": "image"},
+                                    body=body, headers=headers)
+            except ApiError as exc:
+                if exc.errcode in TOKEN_ERRORS and attempt == 1:
+                    self.drop_token(token)
+                    continue
+                raise
+            media_id = answer.get("media_id")
+            if not isinstance(media_id, str) or not media_id:
+                raise ApiError("media/upload gave no media_id", None, True)
+            return media_id
+        raise AssertionError("unreachable")
+
+    def get_media(self, media_id: str) -> tuple[bytes, str, str]:
+        """A temporary media file: ``(data, content_type, filename)``."""
+        for attempt in (1, 2):
+            token = self.access_token()
+            response = self._request("GET", "/cgi-bin/media/get",
+                                     params={"access_token": token, "media_id": media_id})
+            ctype = (response.headers.get("content-type") or "").split(";")[0].strip()
+            if ctype in ("application/json", "text/plain") or response.content[:1] == b"{":
+                try:
+                    self._check(json.loads(response.content.decode("utf-8")))
+                except ApiError as exc:
+                    if exc.errcode in TOKEN_ERRORS and attempt == 1:
+                        self.drop_token(token)
+                        continue
+                    raise
+                except ValueError:
+                    pass
+            if response.status_code >= 400:
+                raise ApiError(f"media/get answered HTTP {response.status_code}", None,
+                               response.status_code >= 500)
+            return response.content, ctype or "application/octet-stream", _filename(
+                response.headers.get("content-disposition") or "", media_id)
+        raise AssertionError("unreachable")
+
+    # --- wire -----------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, params: dict[str, str] | None = None,
+                 payload: dict[str, Any] | None = None, body: bytes | None = None,
+                 headers: dict[str, str] | None = None) -> Any:
+        from meiqia.services.outbound import OutboundFailed
+        from meiqia.services.outbound import OutboundRefused
+
+        url = self.base_url + path
+        try:
+            if body is not None:
+                return self.http.request(method, url, params=params, data=body,
+                                         headers=headers, timeout=self.timeout)
+            if payload is None:
+                return self.http.request(method, url, params=params, timeout=self.timeout)
+            return self.http.request(method, url, params=params, json=payload,
+                                     timeout=self.timeout)
+        except OutboundRefused as exc:
+            raise ApiError(f"the API address is refused: {exc}", None, False) from None
+        except OutboundFailed as exc:
+            raise ApiError(str(exc), None, True) from None
+
+    def _json(self, method: str, path: str, params: dict[str, str] | None = None,
+              payload: dict[str, Any] | None = None, body: bytes | None = None,
+              headers: dict[str, str] | None = None) -> dict[str, Any]:
+        response = self._request(method, path, params, payload, body, headers)
+        if response.status_code >= 400:
+            raise ApiError(f"{path} answered HTTP {response.status_code}", None,
+                           response.status_code >= 500 or response.status_code == 429)
+        try:
+            data = json.loads(response.content.decode("utf-8"))
+        except ValueError:
+            raise ApiError(f"{path} answered something that is not JSON", None,
+                           True) from None
+        if not isinstance(data, dict):
+            raise ApiError(f"{path} answered something that is not a JSON object", None, True)
+        return self._check(data)
+
+    @staticmethod
+    def _check(data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            errcode = int(data.get("errcode") or 0)
+        except (TypeError, ValueError):
+            errcode = -1
+        if errcode == 0:
+            return data
+        errmsg = str(data.get("errmsg") or "")[:200]
+        raise ApiError(f"WeChat error {errcode}: {errmsg}", errcode,
+                       errcode not in FINAL_ERRORS)
+
+
+def _filename(disposition: str, media_id: str) -> str:
+    """The file name of a ``Content-Disposition`` answer, or one from the id."""
+    for part in disposition.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "filename" and value:
+            name = value.strip().strip('"').replace("/", "_").replace("\\", "_")
+            if name:
+                return name[:200]
+    return f"wechat-{media_id[:40]}.jpg"
+
+
+def split_text(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
+    """``text`` in pieces of at most ``limit`` UTF-8 bytes, cut at line ends
+    where possible (a long agent answer goes out as several messages)."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest.encode("utf-8")) > limit:
+        cut = len(rest.encode("utf-8")[:limit].decode("utf-8", "ignore"))
+        newline = rest.rfind("\n", 0, cut)
+        if newline > cut // 2:
+            cut = newline + 1
+        pieces.append(rest[:cut].rstrip("\n"))
+        rest = rest[cut:]
+    if rest or not pieces:
+        pieces.append(rest)
+    return pieces

@@ -1,0 +1,181 @@
+"""``WeChatChannel``: a WeChat Official Account (公众号) as a meiqia channel.
+
+Inbound, WeChat POSTs each user message and event to the team's server URL
+(``views.py``), which checks it (``signing.py``), answers ``success`` and hands it
+to ``meiqia.channels.receive``. Outbound, ``deliver`` sends every message the
+user should see through the customer-service message API (``api.py``): WeChat
+takes those only within 48 hours of the user's last message, so a delivery
+after that fails at once (no retry) with a reason agents can read.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from meiqia.channels import Channel
+from meiqia.channels import DeliveryError
+from meiqia.channels.wechat import api as wechat_api
+
+SLUG = "wechat"
+#: WeChat's customer-service window after the user's last message.
+REPLY_WINDOW = datetime.timedelta(hours=48)
+WINDOW_REASON = ("超过48小时回复时限 (the 48-hour reply window has passed): WeChat accepts "
+                 "replies only within 48 hours of the user's last message; the next "
+                 "message from the user opens it again")
+UNSUBSCRIBED_REASON = ("用户已取消关注 (the user has unsubscribed from the Official "
+                       "Account): WeChat delivers nothing to them until they follow again")
+FILE_REASON = ("微信客服消息不能发送文件 (WeChat customer-service messages carry no files "
+               "other than images): {name} was not sent; send an image or the text instead")
+#: host.state key marking an OpenID that unsubscribed (value: the time, epoch s).
+UNSUBSCRIBED_KEY = "unsubscribed:{openid}"
+
+
+def _naive_utc(value: datetime.datetime) -> datetime.datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+    return value
+
+
+def window_closed(last_inbound_at: datetime.datetime | None,
+                  now: datetime.datetime | None = None) -> bool:
+    """Whether the 48-hour window after ``last_inbound_at`` (UTC) has passed."""
+    if last_inbound_at is None:
+        return False  # nothing known: let WeChat decide (errcode 45015)
+    now = now or datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    return _naive_utc(now) - _naive_utc(last_inbound_at) > REPLY_WINDOW
+
+
+class WeChatChannel(Channel):
+    """The 公众号 channel: text and images in, text out (see the module docstring)."""
+
+    type = SLUG
+    name = {"zh-CN": "微信公众号", "en": "WeChat Official Account"}
+    #: No typing preview, read receipts or rating invitations reach a WeChat user.
+    #: Agents may send images (uploaded as temporary media); WeChat's
+    #: customer-service messages carry no other files.
+    capabilities: frozenset[str] = frozenset({"attachments"})
+
+    @staticmethod
+    def configuration_schema() -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {
+                "app_id": {"type": "string", "title": "AppID (开发者ID)",
+                           "minLength": 1, "maxLength": 64,
+                           "pattern": "^[A-Za-z0-9_-]+$"},
+                "app_secret": {"type": "string", "title": "AppSecret (开发者密码)",
+                               "minLength": 1, "maxLength": 128},
+                "token": {"type": "string", "title": "Token (令牌)",
+                          "pattern": "^[A-Za-z0-9]{3,32}$"},
+                "encoding_aes_key": {"type": "string",
+                                     "title": "EncodingAESKey (消息加解密密钥)",
+                                     "pattern": "^([A-Za-z0-9]{43})?$"},
+                "encryption_mode": {"type": "string",
+                                    "title": "Encryption mode (消息加解密方式)",
+                                    "enum": ["plain", "compatible", "safe"],
+                                    "default": "safe"},
+                "api_base_url": {"type": "string", "format": "uri",
+                                 "title": "API base URL (接口地址)",
+                                 "default": wechat_api.DEFAULT_BASE_URL,
+                                 "maxLength": 200},
+                "show_agent_name": {"type": "boolean",
+                                    "title": "Prefix agents' replies with their name "
+                                             "(回复前显示客服名)",
+                                    "default": True},
+            },
+            "required": ["app_id", "app_secret", "token"],
+            "secret": ["app_secret", "token", "encoding_aes_key"],
+        }
+
+    def __init__(self, config: dict[str, Any], host: Any) -> None:
+        super().__init__(config, host)
+        self.api = api_for(host)
+
+    def deliver(self, conversation: Any, message: Any) -> str | None:
+        openid = conversation.visitor_external_id
+        if self.host.state.get(UNSUBSCRIBED_KEY.format(openid=openid)):
+            raise DeliveryError(UNSUBSCRIBED_REASON, retry=False)
+        if window_closed(conversation.last_inbound_at):
+            raise DeliveryError(WINDOW_REASON, retry=False)
+        images, others = [], []
+        for item in message.attachments or []:
+            is_image = (item.content_type or "").startswith("image/") and item.data
+            (images if is_image else others).append(item)
+        if others:
+            raise DeliveryError(FILE_REASON.format(name=others[0].filename), retry=False)
+        if images:
+            try:
+                for item in images:
+                    media_id = self.api.upload_image(item.data, item.filename,
+                                                     item.content_type)
+                    self.api.send_image(openid, media_id)
+            except wechat_api.ApiError as exc:
+                raise delivery_error(exc) from None
+            return None
+        pieces = wechat_api.split_text(self._text(message))
+        progress_key = f"sent_parts:{message.id}"
+        done = int(self.host.state.get(progress_key, 0) or 0) if len(pieces) > 1 else 0
+        for index, piece in enumerate(pieces):
+            if index < done:
+                continue  # sent by an earlier attempt that failed on a later piece
+            try:
+                self.api.send_text(openid, piece)
+            except wechat_api.ApiError as exc:
+                raise delivery_error(exc) from None
+            if len(pieces) > 1:
+                self.host.state.set(progress_key, index + 1)
+        return None  # custom/send gives no message id
+
+    def _text(self, message: Any) -> str:
+        body = (message.body or "").strip()
+        if message.kind == "agent" and self.config.get("show_agent_name", True) \
+                and message.sender_name:
+            body = f"{message.sender_name}：{body}" if body else message.sender_name
+        return body.strip() or "…"
+
+    def test_connection(self) -> str:
+        mode = self.config.get("encryption_mode") or "safe"
+        if mode != "plain" and len(str(self.config.get("encoding_aes_key") or "")) != 43:
+            raise DeliveryError(f"the {mode} mode needs the EncodingAESKey (43 characters, "
+                                "from the WeChat console) (安全/兼容模式需要填写 "
+                                "EncodingAESKey)", retry=False)
+        try:
+            self.api.access_token(fresh=True)
+        except wechat_api.ApiError as exc:
+            raise DeliveryError(describe(exc), retry=False) from None
+        return f"access_token fetched for AppID {self.config.get('app_id')} (已获取 access_token)"
+
+
+def api_for(host: Any) -> wechat_api.WeChatAPI:
+    """The API client of ``host``'s team (its config, state store and gated HTTP)."""
+    config = host.config or {}
+    return wechat_api.WeChatAPI(
+        str(config.get("api_base_url") or wechat_api.DEFAULT_BASE_URL),
+        str(config.get("app_id") or ""), str(config.get("app_secret") or ""),
+        host.outbound_http, host.state)
+
+
+def describe(exc: wechat_api.ApiError) -> str:
+    """What an API error means, for agents and admins."""
+    hints = {
+        40001: "the access_token was refused even after fetching a new one (check AppSecret)",
+        40013: "AppID is not valid",
+        40125: "AppSecret is not valid",
+        40164: "this server's IP address is not on the Official Account's IP whitelist "
+               "(IP白名单)",
+        43004: "the user has not followed the Official Account",
+        45047: "too many replies since the user's last message (WeChat allows a few per "
+               "message)",
+        48001: "this Official Account may not use the customer-service message API",
+    }
+    hint = hints.get(exc.errcode or 0)
+    return f"{exc} ({hint})" if hint else str(exc)
+
+
+def delivery_error(exc: wechat_api.ApiError) -> DeliveryError:
+    if exc.errcode == wechat_api.WINDOW_CLOSED:
+        return DeliveryError(WINDOW_REASON, retry=False)
+    if exc.errcode == 43004:
+        return DeliveryError(UNSUBSCRIBED_REASON, retry=False)
+    return DeliveryError(describe(exc), retry=exc.retry)

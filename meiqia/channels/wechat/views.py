@@ -1,0 +1,144 @@
+"""The server URL WeChat calls: ``/channels/wechat/<team id>/``.
+
+``GET`` with ``echostr`` is the console's check of the URL; ``POST`` is a user's
+message or event. Each is checked (signature, timestamp window, the team's
+encryption mode, safe XML) and answered within WeChat's 5 seconds with the
+plain text ``success``: replies never go in the HTTP answer but through the
+customer-service API from a delivery job, so a slow bot or agent never makes
+WeChat retry. A refused request gets a short 4xx text (WeChat shows nothing
+of it; it is for the admin trying the URL).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint
+from flask import Response
+from flask import request
+
+from meiqia.channels import Attachment
+from meiqia.channels import host_for
+from meiqia.channels import receive
+from meiqia.channels.wechat import signing
+from meiqia.channels.wechat import xml
+from meiqia.channels.wechat.api import ApiError
+from meiqia.channels.wechat.channel import SLUG
+from meiqia.channels.wechat.channel import UNSUBSCRIBED_KEY
+from meiqia.channels.wechat.channel import api_for
+from meiqia.services.errors import Conflict
+from meiqia.services.errors import ValidationError
+
+log = logging.getLogger("meiqia.channels.wechat")
+
+bp = Blueprint("wechat_channel", __name__, url_prefix=f"/channels/{SLUG}")
+
+#: Events passed on to ``receive`` (WeChat's Event, lower-cased).
+EVENTS = {"subscribe", "unsubscribe", "scan", "click", "location", "view"}
+#: What a message type WeChat sends but meiqia does not carry shows as.
+PLACEHOLDERS = {
+    "voice": "[语音 voice message]",
+    "video": "[视频 video]",
+    "shortvideo": "[小视频 short video]",
+    "location": "[位置 location]",
+    "link": "[链接 link]",
+}
+
+
+def _text(body: str, status: int) -> Response:
+    return Response(body, status=status, mimetype="text/plain")
+
+
+@bp.route("/<team_key>/", methods=["GET", "POST"])
+def callback(team_key: str) -> Response:
+    host = host_for(team_key, SLUG)
+    if host is None:
+        return _text("no WeChat channel here", 404)
+    args = {k: v for k, v in request.args.items()}
+    try:
+        if request.method == "GET":
+            return _text(signing.verify_echo(str(host.config.get("token") or ""), args), 200)
+        if (request.content_length or 0) > xml.MAX_BODY:
+            return _text(f"body over {xml.MAX_BODY} bytes", 413)
+        body = request.stream.read(xml.MAX_BODY + 1)  # bounded, also when chunked
+        if len(body) > xml.MAX_BODY:
+            return _text(f"body over {xml.MAX_BODY} bytes", 413)
+        inner = signing.open_body(host.config, args, body)
+        book = signing.NonceBook(host.state)
+        if book.seen(args.get("timestamp", ""), args.get("nonce", "")):
+            return _text("success", 200)  # a replay (or WeChat's resend of a handled one)
+        try:
+            handle(host, xml.message(inner))
+        except ValidationError as exc:
+            # Nothing WeChat could send better by resending: keep it from retrying.
+            host.log.warning("wechat message not stored (team %s): %s", host.team_id, exc)
+        book.remember(args.get("timestamp", ""), args.get("nonce", ""))
+    except Conflict:
+        return _text("busy, send again", 503)  # WeChat resends; stored once by MsgId
+    except signing.Refused as exc:
+        host.log.warning("wechat callback refused (team %s): %s", host.team_id, exc)
+        return _text(str(exc), exc.status)
+    except xml.BadXML as exc:
+        host.log.warning("wechat callback refused (team %s): %s", host.team_id, exc)
+        return _text(f"bad XML: {exc}", 400)
+    return _text("success", 200)
+
+
+def handle(host: Any, msg: Any) -> None:
+    """Pass one parsed message or event to ``receive``."""
+    openid = str(getattr(msg, "source", "") or "")
+    if not openid:
+        raise xml.BadXML("FromUserName missing")
+    kind = str(getattr(msg, "type", "") or "")
+    created = str(getattr(msg, "_data", {}).get("CreateTime", ""))
+    meta: dict[str, Any] = {"wechat": {"msg_type": kind, "to": str(msg.target or "")}}
+    if kind == "event":
+        event = str(getattr(msg, "event", "") or "").lower()
+        if event.startswith("subscribe"):
+            event = "subscribe"
+        if event not in EVENTS:
+            return  # template-send reports, menu pops…: nothing for a person
+        unsubscribed = UNSUBSCRIBED_KEY.format(openid=openid)
+        if event == "subscribe" and host.state.get(unsubscribed):
+            host.state.set(unsubscribed, None)
+        elif event == "unsubscribe":
+            host.state.set(unsubscribed, created or True)
+        meta["wechat"]["event_key"] = str(getattr(msg, "key", "") or "")[:200] or None
+        receive(host, openid, event=event, metadata=meta,
+                external_message_id=f"{openid}:{created}:{event}")
+        return
+    ext = str(getattr(msg, "id", "") or "") or f"{openid}:{created}:{kind}"
+    if kind == "text":
+        receive(host, openid, str(msg.content or ""), metadata=meta,
+                external_message_id=ext)
+    elif kind == "image":
+        receive_image(host, openid, msg, meta, ext)
+    elif kind == "voice" and getattr(msg, "recognition", None):
+        receive(host, openid, str(msg.recognition), metadata=meta, external_message_id=ext)
+    else:
+        receive(host, openid, PLACEHOLDERS.get(kind, f"[{kind or 'message'}]"),
+                metadata=meta, external_message_id=ext)
+
+
+def receive_image(host: Any, openid: str, msg: Any, meta: dict[str, Any], ext: str) -> None:
+    """Fetch the image by its MediaId and store it like a widget upload; when it
+    cannot be fetched or the upload checks refuse it, agents get a line saying
+    why instead (with the PicUrl WeChat sent, when it can be fetched)."""
+    try:
+        data, ctype, filename = api_for(host).get_media(str(msg.media_id or ""))
+    except ApiError as exc:
+        # Stored as a line with WeChat's own link to the picture rather than
+        # answered with an error: WeChat resends three times within 15 s and then
+        # drops the message, so an API outage would lose it.
+        host.log.warning("wechat image %s: %s", ext, exc)
+        link = str(getattr(msg, "image", "") or "")[:1000]
+        line = f"[图片 image: {exc}]" + (f" {link}" if link.startswith("http") else "")
+        receive(host, openid, line, metadata=meta, external_message_id=ext)
+        return
+    try:
+        receive(host, openid, attachments=[Attachment(filename, ctype, data)],
+                metadata=meta, external_message_id=ext)
+    except ValidationError as exc:
+        receive(host, openid, f"[图片 image refused: {exc}]", metadata=meta,
+                external_message_id=ext)
