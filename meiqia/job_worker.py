@@ -104,7 +104,8 @@ def run(app: Any, burst: bool = False) -> None:
             log.error("worker: lost Redis (%s)", exc)
         finally:
             client.close()
-        if burst or worker._stop_requested:
+        # SIGTERM/SIGINT (rq's warm shutdown) stamps the request: stop for good.
+        if burst or worker._stop_requested or worker._shutdown_requested_date is not None:
             return
         # rq's loop gave up (it logged why): start again once Redis answers. Until
         # then SIGTERM and SIGINT stop the process at once (no job is running).

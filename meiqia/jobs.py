@@ -257,9 +257,14 @@ def reap(job_id: str | None = None, queue: BaseQueue | None = None) -> list[str]
 
 
 def _retry_left(record: JobRecord, starting: int = 0) -> Retry | None:
-    """The retries a recorded job has left after ``starting`` more attempts."""
+    """The retries a recorded job has left after ``starting`` more attempts, with
+    the waits that follow them (so a backend's own retry clock agrees with the
+    ``run_at`` that ``execute`` records)."""
     left = record.max_attempts - record.attempts - starting
     intervals = tuple((record.call or {}).get("intervals") or ())
+    done = max(0, record.attempts + starting - 1)
+    if intervals:
+        intervals = intervals[min(done, len(intervals) - 1):]
     return Retry(max=left, intervals=intervals) if left > 0 else None
 
 
@@ -361,6 +366,9 @@ class ThreadQueue(BaseQueue):
         self._heap: list[tuple[float, int, tuple]] = []
         self._seq = itertools.count()
         self._running = 0
+        #: Job ids this process holds (waiting in the heap or running): resume
+        #: leaves them to their copy here.
+        self._held: dict[str, int] = {}
         self._threads: list[threading.Thread] = []
         self._pid: int | None = None
         self._closed = False
@@ -375,6 +383,7 @@ class ThreadQueue(BaseQueue):
     def _push(self, item: tuple, delay: float) -> None:
         self.start()
         with self._cv:
+            self._held[item[0]] = self._held.get(item[0], 0) + 1
             heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay),
                                         next(self._seq), item))
             self._cv.notify()
@@ -388,6 +397,7 @@ class ThreadQueue(BaseQueue):
             if self._pid == os.getpid():
                 return
             self._pid = os.getpid()
+            self._held.clear()
             self._heap.clear()  # a forked child: the parent's copies are the parent's
             self._threads = [threading.Thread(target=self._work, name=f"meiqia-jobs-{n}",
                                               daemon=True) for n in range(self.size)]
@@ -420,7 +430,11 @@ class ThreadQueue(BaseQueue):
         now = utcnow()
         count = 0
         records = list(JobRecord.select().where(JobRecord.status == "queued"))
+        with self._cv:
+            held = set(self._held)
         for record in records:
+            if record.id in held:
+                continue
             call = record.call
             if not call:
                 JobRecord.update(status="failed", finished_at=now,
@@ -454,6 +468,11 @@ class ThreadQueue(BaseQueue):
             finally:
                 with self._cv:
                     self._running -= 1
+                    left = self._held.get(item[0], 1) - 1
+                    if left > 0:
+                        self._held[item[0]] = left
+                    else:
+                        self._held.pop(item[0], None)
                     self._cv.notify_all()
 
     def _run(self, item: tuple) -> None:
