@@ -219,3 +219,20 @@ def test_one_slow_embedded_job_does_not_hold_the_others(tmp_path):
                        what="the slow job")
     finally:
         close_app(app)
+
+
+def test_a_second_copy_of_a_job_does_not_run_it_again(app, tmp_path):
+    """A re-queue racing the original (Redis kept the job after all, two sweeps, rq's
+    own retry of an abandoned job): the copy that finds the record no longer queued
+    does nothing."""
+    from meiqia import jobs
+    from meiqia.models import JobRecord
+
+    effects = tmp_path / "effects"
+    job_id = app.extensions["meiqia.jobs"].enqueue(job_funcs.count_run, str(effects))
+    assert JobRecord.get_by_id(job_id).status == "finished"
+    path = jobs.func_path(job_funcs.count_run)
+    assert jobs.execute(job_id, path, [str(effects)], {}) is None
+    assert effects.read_text() == "ran\n"
+    record = JobRecord.get_by_id(job_id)
+    assert record.status == "finished" and record.attempts == 1
