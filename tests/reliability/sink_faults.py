@@ -105,21 +105,33 @@ def new_tickets(api: ApiClient, n: int, start: int = 0) -> list[int]:
     return ids
 
 
-def counts(db_path: str) -> dict[str, Counter]:
-    """Deliveries and jobs by status, read straight from the SQLite file (any process)."""
-    conn = sqlite3.connect(db_path, timeout=30)
+def counts(db: str) -> dict[str, Counter]:
+    """Deliveries and jobs by status, read straight from the database (any process):
+    ``db`` is a SQLite file path or a PostgreSQL URL."""
+    queries = {
+        "deliveries": "SELECT status, count(*) FROM sink_delivery GROUP BY status",
+        "jobs": "SELECT status, count(*) FROM job_record GROUP BY status",
+        "retrying": "SELECT 'waiting', count(*) FROM job_record"
+                    " WHERE status = 'queued' AND run_at IS NOT NULL",
+    }
+    if db.startswith("postgres"):
+        import psycopg2
+
+        conn = psycopg2.connect(db)
+    else:
+        conn = sqlite3.connect(db, timeout=30)
     try:
-        deliveries = Counter(dict(conn.execute(
-            "SELECT status, count(*) FROM sink_delivery GROUP BY status").fetchall()))
-        jobs = Counter(dict(conn.execute(
-            "SELECT status, count(*) FROM job_record GROUP BY status").fetchall()))
-        retrying = conn.execute(
-            "SELECT count(*) FROM job_record WHERE status = 'queued' AND run_at IS NOT NULL"
-        ).fetchone()[0]
+        found = {}
+        for name, sql in queries.items():
+            cur = conn.cursor()
+            cur.execute(sql)
+            found[name] = Counter(dict(cur.fetchall()))
+            cur.close()
     finally:
         conn.close()
-    return {"deliveries": deliveries, "jobs": jobs, "retrying": Counter(waiting=retrying)}
+    return found
 
 
 def sqlite_path(url: str) -> str:
+    """What ``counts`` takes: the file of a SQLite URL, a PostgreSQL URL as it is."""
     return url.removeprefix("sqlite:///")
