@@ -333,7 +333,7 @@ class BaseQueue:
     def forget(self, job_id: str) -> None:
         """Drop what the backend still holds of an abandoned attempt (see ``reap``)."""
 
-    def start(self) -> None:
+    def start(self, serve: bool = True) -> None:
         """Start the backend's threads in this process (embedded only)."""
 
     def requeue_lost(self) -> int:
@@ -371,6 +371,7 @@ class ThreadQueue(BaseQueue):
         self._held: dict[str, int] = {}
         self._threads: list[threading.Thread] = []
         self._pid: int | None = None
+        self._serving_pid: int | None = None
         self._closed = False
 
     def _submit(self, job_id, path, args, kwargs, retry) -> None:  # noqa: ANN001
@@ -381,29 +382,38 @@ class ThreadQueue(BaseQueue):
         self._push(item, 0.0)
 
     def _push(self, item: tuple, delay: float) -> None:
-        self.start()
+        self.start(serve=False)
         with self._cv:
             self._held[item[0]] = self._held.get(item[0], 0) + 1
             heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay),
                                         next(self._seq), item))
             self._cv.notify()
 
-    def start(self) -> None:
-        """Start this process's threads (once per process: a forked child starts
-        its own) and, in the first of them, resume the recorded jobs."""
-        if self.inline or self._closed or self._pid == os.getpid():
+    def start(self, serve: bool = True) -> None:
+        """Start this process's worker threads (once per process: a forked child
+        starts its own). ``serve``: this process is the server, so it also resumes
+        the recorded jobs and reaps abandoned ones (a CLI command that queues a job
+        starts the workers only: it must not take over the server's jobs)."""
+        if self.inline or self._closed:
             return
+        pid = os.getpid()
         with self._cv:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._held.clear()
-            self._heap.clear()  # a forked child: the parent's copies are the parent's
-            self._threads = [threading.Thread(target=self._work, name=f"meiqia-jobs-{n}",
-                                              daemon=True) for n in range(self.size)]
-            self._threads.append(threading.Thread(target=self._sweep, name="meiqia-jobs-sweep",
-                                                  daemon=True))
-        for thread in self._threads:
+            threads = []
+            if self._pid != pid:
+                self._pid = pid
+                self._held.clear()
+                self._heap.clear()  # a forked child: the parent's copies are the parent's
+                self._threads = [threading.Thread(target=self._work, daemon=True,
+                                                  name=f"meiqia-jobs-{n}")
+                                 for n in range(self.size)]
+                threads += self._threads
+            if serve and self._serving_pid != pid:
+                self._serving_pid = pid
+                sweep = threading.Thread(target=self._sweep, name="meiqia-jobs-sweep",
+                                         daemon=True)
+                self._threads.append(sweep)
+                threads.append(sweep)
+        for thread in threads:
             thread.start()
 
     def _sweep(self) -> None:
