@@ -236,3 +236,37 @@ def test_a_second_copy_of_a_job_does_not_run_it_again(app, tmp_path):
     assert effects.read_text() == "ran\n"
     record = JobRecord.get_by_id(job_id)
     assert record.status == "finished" and record.attempts == 1
+
+
+def test_two_sweeps_at_once_queue_a_lost_job_once(tmp_path, redis_url, redis_prefix):
+    """Two workers' recovery sweeps race over the same lost jobs: each job is queued
+    again by exactly one of them (the record is claimed by compare-and-set)."""
+    import threading
+
+    from meiqia.db import connection
+
+    app = make_app(tmp_path, JOBS_INLINE=False, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix)
+    try:
+        with app.app_context():
+            queue = app.extensions["meiqia.jobs"]
+            ids = {queue.enqueue(job_funcs.count_run, str(tmp_path / "x")) for _ in range(20)}
+            queue.rq_queue.empty()  # Redis lost them (jobs and their hashes)
+            assert queue.rq_queue.count == 0
+            barrier, done = threading.Barrier(2), []
+
+            def sweep() -> None:
+                with app.app_context(), connection():
+                    barrier.wait()
+                    done.append(queue.requeue_lost(grace=0))
+
+            threads = [threading.Thread(target=sweep) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+            assert sum(done) == len(ids)
+            assert sorted(queue.rq_queue.job_ids) == sorted(ids)
+            with connection():
+                assert queue.requeue_lost(grace=0) == 0  # in Redis again: nothing lost
+    finally:
+        close_app(app)
