@@ -183,8 +183,14 @@ def test_a_worker_killed_mid_delivery_is_reaped_and_the_repeat_dropped(
             new_tickets(api, 1)
             wait_until(lambda: receiver.requests, what="the delivery in flight")
             assert counts(db)["jobs"] == {"started": 1}
+            client = app.test_client()
+            assert client.get("/healthz").get_json()["queue"]["workers"] == 1
             workers[0].kill()  # mid-request: nothing of it records anything
             receiver.release()
+            # Its registration outlives it in Redis; its heartbeat does not.
+            health = wait_until(lambda: (h := client.get("/healthz").get_json())["status"]
+                                == "degraded" and h, what="/healthz noticing the dead worker")
+            assert health["queue"]["workers"] == 0 and health["queue"]["degraded"]
 
             workers.append(WorkerProcess(env, tmp_path))
             after = wait_until(lambda: (c := counts(db))["deliveries"]["delivered"] == 1
