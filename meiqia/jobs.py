@@ -294,7 +294,11 @@ class BaseQueue:
     ) -> str:
         """Queue ``func(*args, **kwargs)`` and return the job id.
 
-        ``owner`` (an agent) may read the job's progress through the API.
+        ``owner`` (an agent) may read the job's progress through the API. A
+        ``job_id`` already recorded is not recorded again, and a job that has
+        run (or is running) does not run again for it: a fixed id is an
+        idempotency key. If the backend refuses the job (Redis down), the
+        record is marked failed and the error raised: the caller decides.
         """
         path = func_path(func)
         job_id = job_id or uuid.uuid4().hex
@@ -307,14 +311,15 @@ class BaseQueue:
                 requested_by=getattr(owner, "id", None),
                 call=_stored_call(path, list(args), kwargs, retry),
             ).on_conflict_ignore().execute()
-            try:
-                self._submit(job_id, path, list(args), kwargs, retry)
-            except Exception as exc:
-                # The caller is told (Redis down: 503): nothing recovers it later.
+        try:
+            self._submit(job_id, path, list(args), kwargs, retry)
+        except Exception as exc:
+            # The caller is told (Redis down: 503), so nothing recovers it later.
+            with connection():
                 JobRecord.update(status="failed", error=f"could not queue: {exc}"[:2000],
                                  finished_at=utcnow()).where(
                     JobRecord.id == job_id, JobRecord.status == "queued").execute()
-                raise
+            raise
         return job_id
 
     def _submit(

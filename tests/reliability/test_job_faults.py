@@ -239,6 +239,9 @@ def test_a_second_copy_of_a_job_does_not_run_it_again(app, tmp_path):
     assert JobRecord.get_by_id(job_id).status == "finished"
     path = jobs.func_path(job_funcs.count_run)
     assert jobs.execute(job_id, path, [str(effects)], {}) is None
+    # The same id queued again (a fixed id is an idempotency key): not run again.
+    assert app.extensions["meiqia.jobs"].enqueue(job_funcs.count_run, str(effects),
+                                                 job_id=job_id) == job_id
     assert effects.read_text() == "ran\n"
     record = JobRecord.get_by_id(job_id)
     assert record.status == "finished" and record.attempts == 1
