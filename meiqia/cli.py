@@ -205,6 +205,7 @@ def run(host: str, port: int, dev: bool) -> None:
         from meiqia.services import knowledge
 
         knowledge.warm_up(app)
+    app.extensions["meiqia.jobs"].start()  # the embedded queue resumes its recorded jobs
     click.echo(f"meiqia {__version__} on http://{host}:{port}/  (Ctrl+C to stop)")
     app.run(host=host, port=port, debug=dev, use_reloader=dev, threaded=True)
 
@@ -215,6 +216,8 @@ def worker(burst: bool) -> None:
     """Run background jobs from Redis (needs MEIQIA_REDIS_URL).
 
     In the embedded default, jobs run in the web process and no worker is needed.
+    Survives Redis outages (waits and starts again) and, every JOB_RECOVER_SECONDS,
+    re-runs jobs whose worker died and re-queues jobs Redis lost (docs/deploy.md).
     """
     with app_context() as app:
         if not app.config["REDIS_URL"]:
@@ -222,17 +225,10 @@ def worker(burst: bool) -> None:
                 "no MEIQIA_REDIS_URL: the embedded default runs jobs in the web "
                 "process, so there is nothing for a worker to do"
             )
-        import redis
-        from rq import Worker
+        from meiqia import job_worker
 
-        from meiqia.db import database
-
-        # Blocking dequeues need a client without the web process's short timeouts.
-        client = redis.Redis.from_url(app.config["REDIS_URL"])
-        queue_name = app.extensions["meiqia.jobs"].name
-        database.close()
-        click.echo(f"worker listening on {queue_name}")
-        Worker([queue_name], connection=client).work(burst=burst, with_scheduler=True)
+        click.echo(f"worker listening on {app.extensions['meiqia.jobs'].name}")
+        job_worker.run(app, burst=burst)
 
 
 # --- db ---------------------------------------------------------------------------------

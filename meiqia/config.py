@@ -127,6 +127,16 @@ DEFAULTS: dict[str, Any] = {
     #: Seconds between a running job's heartbeats. A started job silent for three
     #: of them lost its worker (killed, crashed): it is retried or marked failed.
     "JOB_HEARTBEAT": 10.0,
+    #: Worker threads of the embedded queue (no Redis): one slow job holds one of
+    #: them, not all the others.
+    "JOB_THREADS": 4,
+    #: Seconds between recovery sweeps: recorded jobs whose worker died are reaped
+    #: and run again; with Redis, recorded jobs Redis lost are queued again (the
+    #: ``meiqia worker`` processes sweep; docs/deploy.md "Jobs").
+    "JOB_RECOVER_SECONDS": 15.0,
+    #: Waits (seconds) between a failed ticket-sink delivery's attempts; empty:
+    #: the default 10, 60, 300, 1800. MEIQIA_SINK_RETRY_SECONDS=5,30,120.
+    "SINK_RETRY_SECONDS": [],
     #: Extra plugin module paths (dotted names, e.g. ``"acme.meiqia_crm"``) to load,
     #: besides entry points and ``instance/plugins/*.py``; MEIQIA_PLUGINS takes a
     #: comma-separated list or a JSON list.
@@ -181,8 +191,10 @@ _INT_KEYS = {
     "INACTIVITY_SWEEP_SECONDS",
     "PLUGIN_BREAKER_FAILURES",
     "PLUGIN_BACKLOG",
+    "JOB_THREADS",
 }
 _FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_TIMEOUT",
+               "JOB_RECOVER_SECONDS",
                "AGENT_HEARTBEAT_SECONDS", "PLUGIN_SUSPEND_SECONDS", "PLUGIN_STATE_REFRESH",
                "CHANNEL_DELIVER_TIMEOUT"}
 #: Numbers where 0 is meaningful (off, or at once).
@@ -194,7 +206,8 @@ _BOOL_KEYS = {
     "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
     "BOT_WARM_UP", "TRUST_FORWARDED_HOST", "OUTBOUND_ALLOW_PRIVATE", "CHANNELS_AUTOSTART",
 }
-_LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS", "ALLOWED_ORIGINS", "OUTBOUND_ALLOWED_NETWORKS"}
+_LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS", "ALLOWED_ORIGINS", "OUTBOUND_ALLOWED_NETWORKS",
+              "SINK_RETRY_SECONDS"}
 
 
 class ConfigError(ValueError):
@@ -236,6 +249,15 @@ def _coerce(key: str, value: Any) -> Any:
             return check_budgets(value)
         except ValueError as exc:
             raise ConfigError(key, str(exc)) from None
+    if key == "SINK_RETRY_SECONDS":
+        waits = _coerce("PLUGINS", value)  # a list, from JSON or comma-separated text
+        try:
+            numbers = [int(w) for w in waits]
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"expected whole numbers of seconds, got {value!r}") from None
+        if any(n < 0 for n in numbers):
+            raise ConfigError(key, "waits cannot be negative")
+        return numbers
     if key in _INT_KEYS:
         return _number(key, value, int, "a whole number", zero_ok=True)
     if key in _FLOAT_KEYS:

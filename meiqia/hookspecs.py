@@ -120,8 +120,10 @@ def register_ticket_sinks(app: Any) -> list[type] | None:
     Schema that drives the admin form; secret fields listed under ``"secret"``),
     optional ``validate_config(config)``, ``create_ticket(ticket, config)`` and
     ``update_ticket(ticket, config, changes)``, where ``ticket`` is the JSON
-    payload ``{"event", "ticket": {...}, "changes"}`` (public side only: no
-    internal notes). Raise to have the delivery retried. Admins configure
+    payload ``{"event", "ticket": {...}, "changes", "delivery_id",
+    "idempotency_key"}`` (public side only: no internal notes). Raise to have the
+    delivery retried. A delivery may be sent more than once (at least once, never
+    lost): pass ``idempotency_key`` on so the receiver can drop a repeat. Admins configure
     instances; each delivery runs as a job with retries and backoff, and
     failures are shown to admins. Webhook and email are built in. A sink in one
     file: "Ticket sinks" in docs/plugins.md.

@@ -10,20 +10,34 @@ Inside a job, ``report_progress(fraction, message)`` updates that row.
 
 A running attempt writes a heartbeat every ``JOB_HEARTBEAT`` seconds. A worker
 killed mid-job (SIGKILL, out of memory, its host gone) cannot record anything,
-so ``reap()`` (called by the status APIs) treats a started job silent for three
-heartbeats as abandoned: it is run again from the call stored with its record
-while attempts remain, else marked failed with a message that says why.
+so ``reap()`` treats a started job silent for three heartbeats as abandoned: it
+is run again from the call stored with its record while attempts remain, else
+marked failed with a message that says why.
+
+The record is the source of truth, not the backend's memory. It stores the
+call and when the next attempt is due (``run_at``); an attempt starts only by
+claiming the record (queued → started), so a second copy of the same job (a
+re-queue racing the original) does nothing. Hence: the embedded queue resumes
+its recorded jobs and their retry times on start (``ThreadQueue.resume``), and
+``recover()`` — run on a schedule by ``meiqia worker`` and the embedded queue —
+reaps abandoned jobs and re-queues those Redis lost (``RqQueue.requeue_lost``).
+A job may therefore run more than once (at least once, never lost); jobs with
+an outside effect carry an idempotency key so the receiver can drop a repeat
+(ticket sinks: docs/plugins.md).
 """
 
 from __future__ import annotations
 
 import contextvars
 import datetime
+import heapq
 import importlib
+import itertools
 import json
 import logging
-import queue
+import os
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -131,13 +145,21 @@ class _Heartbeat:
 def execute(job_id: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     """Run one attempt of a job and record it; re-raise so the backend can retry.
 
-    Both backends call this, so a job's life is recorded the same way.
+    Both backends call this, so a job's life is recorded the same way. The
+    attempt claims the record (queued → started): a copy of a job that another
+    copy already ran or is running returns None without running it.
     """
     with connection():
-        JobRecord.update(
-            status="started", started_at=utcnow(), heartbeat_at=utcnow(),
+        claimed = JobRecord.update(
+            status="started", started_at=utcnow(), heartbeat_at=utcnow(), run_at=None,
             attempts=JobRecord.attempts + 1,
-        ).where(JobRecord.id == job_id).execute()
+        ).where(JobRecord.id == job_id, JobRecord.status == "queued").execute()
+        if not claimed:
+            record = JobRecord.get_or_none(JobRecord.id == job_id)
+            if record is not None:
+                log.info("job %s (%s) is %s already: this copy does not run it",
+                         job_id, path, record.status)
+                return None
         token = _current_job.set(job_id)
         beat = _Heartbeat(job_id, heartbeat_interval())
         try:
@@ -150,6 +172,8 @@ def execute(job_id: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> 
                 error=f"{type(exc).__name__}: {exc}",
                 message="" if final else "retrying",
                 finished_at=utcnow() if final else None,
+                run_at=None if final else utcnow() + datetime.timedelta(
+                    seconds=_retry_delay(record)),
             ).where(JobRecord.id == job_id).execute()
             log.error("job %s (%s) failed:\n%s", job_id, path, traceback.format_exc())
             raise
@@ -164,6 +188,12 @@ def execute(job_id: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> 
             error="",
         ).where(JobRecord.id == job_id).execute()
         return result
+
+
+def _retry_delay(record: JobRecord) -> int:
+    """Seconds until the retry after the record's last attempt (its stored intervals)."""
+    intervals = tuple((record.call or {}).get("intervals") or ())
+    return Retry(intervals=intervals).delay(record.attempts)
 
 
 def _jsonable(value: Any) -> bool:
@@ -182,11 +212,12 @@ def _stored_call(path: str, args: list[Any], kwargs: dict[str, Any],
     return call
 
 
-def reap(job_id: str | None = None) -> list[str]:
+def reap(job_id: str | None = None, queue: BaseQueue | None = None) -> list[str]:
     """Retry or fail started jobs whose heartbeat stopped; return their ids.
 
-    Called by the job and export status APIs (``job_id`` given: that job only),
-    so an abandoned job is resolved by the next look at it, in any process. The
+    Called on a schedule by ``recover()`` and by the job and export status APIs
+    (``job_id`` given: that job only), so an abandoned job is resolved by the
+    next sweep or the next look at it, in any process. The
     update is conditional on the heartbeat seen, so two processes reaping at once
     act once, and a job that beat again in between is left alone.
     """
@@ -200,7 +231,8 @@ def reap(job_id: str | None = None) -> list[str]:
     if job_id is not None:
         query = query.where(JobRecord.id == job_id)
     reaped = []
-    for record in query:
+    queue = queue or current_app.extensions["meiqia.jobs"]
+    for record in list(query):
         call = record.call
         again = bool(call) and record.attempts < record.max_attempts
         seen = (JobRecord.heartbeat_at.is_null() if record.heartbeat_at is None
@@ -216,15 +248,35 @@ def reap(job_id: str | None = None) -> list[str]:
             continue
         log.error("job %s (%s): %s; %s", record.id, record.name, ABANDONED,
                   "running it again" if again else "marked failed")
-        queue = current_app.extensions["meiqia.jobs"]
         queue.forget(record.id)
         if again:
-            left = record.max_attempts - record.attempts - 1
-            retry = Retry(max=left, intervals=tuple(call["intervals"])) if left > 0 else None
             queue._submit(record.id, call["path"], list(call["args"]),
-                          dict(call["kwargs"]), retry)
+                          dict(call["kwargs"]), _retry_left(record, 1))
         reaped.append(record.id)
     return reaped
+
+
+def _retry_left(record: JobRecord, starting: int = 0) -> Retry | None:
+    """The retries a recorded job has left after ``starting`` more attempts, with
+    the waits that follow them (so a backend's own retry clock agrees with the
+    ``run_at`` that ``execute`` records)."""
+    left = record.max_attempts - record.attempts - starting
+    intervals = tuple((record.call or {}).get("intervals") or ())
+    done = max(0, record.attempts + starting - 1)
+    if intervals:
+        intervals = intervals[min(done, len(intervals) - 1):]
+    return Retry(max=left, intervals=intervals) if left > 0 else None
+
+
+def recover(queue: BaseQueue | None = None) -> int:
+    """One recovery sweep: reap abandoned jobs, re-queue jobs the backend lost.
+
+    Run every ``JOB_RECOVER_SECONDS`` by each ``meiqia worker`` (rq) and by the
+    embedded queue; safe in several processes at once (every step is a
+    conditional update of the record). Returns how many jobs it acted on.
+    """
+    queue = queue or current_app.extensions["meiqia.jobs"]
+    return len(reap(queue=queue)) + queue.requeue_lost()
 
 
 class BaseQueue:
@@ -242,7 +294,11 @@ class BaseQueue:
     ) -> str:
         """Queue ``func(*args, **kwargs)`` and return the job id.
 
-        ``owner`` (an agent) may read the job's progress through the API.
+        ``owner`` (an agent) may read the job's progress through the API. A
+        ``job_id`` already recorded is not recorded again, and a job that has
+        run (or is running) does not run again for it: a fixed id is an
+        idempotency key. If the backend refuses the job (Redis down), the
+        record is marked failed and the error raised: the caller decides.
         """
         path = func_path(func)
         job_id = job_id or uuid.uuid4().hex
@@ -255,7 +311,15 @@ class BaseQueue:
                 requested_by=getattr(owner, "id", None),
                 call=_stored_call(path, list(args), kwargs, retry),
             ).on_conflict_ignore().execute()
-        self._submit(job_id, path, list(args), kwargs, retry)
+        try:
+            self._submit(job_id, path, list(args), kwargs, retry)
+        except Exception as exc:
+            # The caller is told (Redis down: 503), so nothing recovers it later.
+            with connection():
+                JobRecord.update(status="failed", error=f"could not queue: {exc}"[:2000],
+                                 finished_at=utcnow()).where(
+                    JobRecord.id == job_id, JobRecord.status == "queued").execute()
+            raise
         return job_id
 
     def _submit(
@@ -274,15 +338,26 @@ class BaseQueue:
     def forget(self, job_id: str) -> None:
         """Drop what the backend still holds of an abandoned attempt (see ``reap``)."""
 
+    def start(self, serve: bool = True) -> None:
+        """Start the backend's threads in this process (embedded only)."""
+
+    def requeue_lost(self) -> int:
+        """Queue again recorded jobs the backend lost; how many (see ``recover``)."""
+        return 0
+
     def close(self) -> None:
         """Stop the backend's threads (embedded) or connections."""
 
 
 class ThreadQueue(BaseQueue):
-    """Embedded default: one worker thread in the web process; no server needed.
+    """Embedded default: ``JOB_THREADS`` worker threads in the web process.
 
     With ``inline=True`` jobs run in the caller's thread (the CLI and tests that
-    want the result at once). Retries wait on a timer, not in the worker thread.
+    want the result at once). A retry waits in the queue's schedule (a heap by
+    due time), and its due time is also in the job's record: on start the queue
+    resumes every recorded queued job at its recorded time (``resume``), so a
+    restart — even ``kill -9`` — loses none. Several threads, so one slow job
+    holds one of them, not all the others.
     """
 
     kind = "thread"
@@ -290,34 +365,130 @@ class ThreadQueue(BaseQueue):
     def __init__(self, app: Any, inline: bool = False) -> None:
         self.app = app
         self.inline = inline
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._timers: set[threading.Timer] = set()
+        self.size = max(1, int(app.config.get("JOB_THREADS", 4)))
+        self.recover_every = float(app.config.get("JOB_RECOVER_SECONDS", 15.0))
+        self._cv = threading.Condition()
+        self._heap: list[tuple[float, int, tuple]] = []
+        self._seq = itertools.count()
+        self._running = 0
+        #: Job ids this process holds (waiting in the heap or running): resume
+        #: leaves them to their copy here.
+        self._held: dict[str, int] = {}
+        self._threads: list[threading.Thread] = []
+        self._pid: int | None = None
+        self._serving_pid: int | None = None
+        self._closed = False
 
     def _submit(self, job_id, path, args, kwargs, retry) -> None:  # noqa: ANN001
         item = (job_id, path, args, kwargs, retry, 1)
         if self.inline:
             self._run(item)
             return
-        self._ensure_thread()
-        self._queue.put(item)
+        self._push(item, 0.0)
 
-    def _ensure_thread(self) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._work, name="meiqia-jobs", daemon=True
-                )
-                self._thread.start()
+    def _push(self, item: tuple, delay: float) -> None:
+        self.start(serve=False)
+        with self._cv:
+            self._held[item[0]] = self._held.get(item[0], 0) + 1
+            heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay),
+                                        next(self._seq), item))
+            self._cv.notify()
+
+    def start(self, serve: bool = True) -> None:
+        """Start this process's worker threads (once per process: a forked child
+        starts its own). ``serve``: this process is the server, so it also resumes
+        the recorded jobs and reaps abandoned ones (a CLI command that queues a job
+        starts the workers only: it must not take over the server's jobs)."""
+        if self.inline or self._closed:
+            return
+        pid = os.getpid()
+        with self._cv:
+            threads = []
+            if self._pid != pid:
+                self._pid = pid
+                self._held.clear()
+                self._heap.clear()  # a forked child: the parent's copies are the parent's
+                self._threads = [threading.Thread(target=self._work, daemon=True,
+                                                  name=f"meiqia-jobs-{n}")
+                                 for n in range(self.size)]
+                threads += self._threads
+            if serve and self._serving_pid != pid:
+                self._serving_pid = pid
+                sweep = threading.Thread(target=self._sweep, name="meiqia-jobs-sweep",
+                                         daemon=True)
+                self._threads.append(sweep)
+                threads.append(sweep)
+        for thread in threads:
+            thread.start()
+
+    def _sweep(self) -> None:
+        """Resume the recorded jobs, then reap abandoned ones every few seconds."""
+        resumed = False
+        while not self._closed:
+            try:
+                with self.app.app_context(), connection():
+                    if not resumed:
+                        self.resume()
+                        resumed = True
+                    recover(self)
+            except Exception:  # noqa: BLE001 - a database hiccup (or not migrated yet)
+                log.exception("job queue: the recovery sweep failed; trying again")
+            with self._cv:
+                self._cv.wait(self.recover_every if resumed else 1.0)
+
+    def resume(self) -> int:
+        """Schedule every recorded queued job at its recorded time; return how many.
+
+        A job whose call could not be stored (not JSON) cannot run again: it is
+        marked failed with the reason.
+        """
+        now = utcnow()
+        count = 0
+        records = list(JobRecord.select().where(JobRecord.status == "queued"))
+        with self._cv:
+            held = set(self._held)
+        for record in records:
+            if record.id in held:
+                continue
+            call = record.call
+            if not call:
+                JobRecord.update(status="failed", finished_at=now,
+                                 error="the process stopped before this job ran, and its "
+                                       "call was not recorded").where(
+                    JobRecord.id == record.id, JobRecord.status == "queued").execute()
+                continue
+            delay = (record.run_at - now).total_seconds() if record.run_at else 0.0
+            item = (record.id, call["path"], list(call["args"]), dict(call["kwargs"]),
+                    _retry_left(record, 1), 1)
+            self._push(item, delay)
+            count += 1
+        if count:
+            log.info("job queue: resumed %d recorded job(s)", count)
+        return count
 
     def _work(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            self._run(item)
-            self._queue.task_done()
+            with self._cv:
+                while True:
+                    if self._closed:
+                        return
+                    now = time.monotonic()
+                    if self._heap and self._heap[0][0] <= now:
+                        item = heapq.heappop(self._heap)[2]
+                        self._running += 1
+                        break
+                    self._cv.wait(self._heap[0][0] - now if self._heap else None)
+            try:
+                self._run(item)
+            finally:
+                with self._cv:
+                    self._running -= 1
+                    left = self._held.get(item[0], 1) - 1
+                    if left > 0:
+                        self._held[item[0]] = left
+                    else:
+                        self._held.pop(item[0], None)
+                    self._cv.notify_all()
 
     def _run(self, item: tuple) -> None:
         job_id, path, args, kwargs, retry, attempt = item
@@ -325,41 +496,47 @@ class ThreadQueue(BaseQueue):
             try:
                 execute(job_id, path, args, kwargs)
             except Exception:  # noqa: BLE001 - recorded by execute()
-                if retry and attempt <= retry.max:
-                    again = (job_id, path, args, kwargs, retry, attempt + 1)
-                    if self.inline:
-                        self._run(again)
-                        return
-                    timer = threading.Timer(retry.delay(attempt), self._requeue, [again])
-                    timer.daemon = True
-                    self._timers.add(timer)
-                    timer.start()
+                if self.inline:
+                    if retry and attempt <= retry.max:
+                        self._run((job_id, path, args, kwargs, retry, attempt + 1))
+                    return
+                # The retry is due when the record says (execute() wrote it).
+                with connection():
+                    record = JobRecord.get_or_none(JobRecord.id == job_id)
+                if record is not None and record.status == "queued":
+                    delay = ((record.run_at - utcnow()).total_seconds()
+                             if record.run_at else 0.0)
+                    self._push((job_id, path, args, kwargs, retry, attempt + 1), delay)
 
-    def _requeue(self, item: tuple) -> None:
-        self._timers = {t for t in self._timers if t.is_alive()}
-        self._ensure_thread()
-        self._queue.put(item)
+    def _busy(self) -> bool:
+        now = time.monotonic()
+        return self._running > 0 or any(due <= now for due, _, _ in self._heap)
 
     def join(self, timeout: float = 30.0) -> bool:
-        """Wait until queued jobs are done (tests)."""
-        import time
-
+        """Wait until no job is running or due now (tests); later retries don't count."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
-                return True
-            time.sleep(0.01)
-        return False
+        with self._cv:
+            while self._busy():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(min(left, 0.05))
+        return True
 
     def health(self) -> dict[str, Any]:
-        return {"ok": True, "kind": self.kind, "waiting": self._queue.qsize()}
+        with self._cv:
+            waiting = len(self._heap)
+        alive = sum(t.is_alive() for t in self._threads if t.name != "meiqia-jobs-sweep")
+        return {"ok": True, "kind": self.kind, "waiting": waiting, "running": self._running,
+                "threads": alive if self._pid == os.getpid() else 0}
 
     def close(self) -> None:
-        for timer in list(self._timers):
-            timer.cancel()
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=3)
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=3)
 
 
 class RqQueue(BaseQueue):
@@ -367,10 +544,12 @@ class RqQueue(BaseQueue):
 
     kind = "rq"
 
-    def __init__(self, client: Any, prefix: str) -> None:
+    def __init__(self, client: Any, prefix: str, recover_every: float = 15.0) -> None:
         from rq import Queue
 
         self.client = client
+        #: What ``meiqia worker`` passes to rq: it beats at least this often.
+        self.worker_ttl = worker_ttl(recover_every)
         self.name = f"{prefix}-default"
         self.rq_queue = Queue(self.name, connection=client)
 
@@ -406,15 +585,88 @@ class RqQueue(BaseQueue):
         if dead:
             self.client.zrem(registry.key, *dead)
 
+    def requeue_lost(self, grace: float | None = None, limit: int = 500) -> int:
+        """Queue again the recorded queued jobs that Redis no longer holds.
+
+        A Redis restart without persistence (or a failover) drops the queue, the
+        scheduled retries and the job hashes; the records remain. A record queued
+        and due for longer than ``grace`` seconds whose rq job is gone (or ended)
+        is submitted again. The record is claimed first (``run_at`` compared and
+        set), so two sweeping workers submit it once; a job that runs twice all
+        the same is stopped by ``execute``'s claim.
+        """
+        from rq.job import Job
+        from rq.job import JobStatus
+
+        if grace is None:
+            grace = float(current_app.config.get("JOB_RECOVER_SECONDS", 15.0))
+        now = utcnow()
+        cutoff = now - datetime.timedelta(seconds=grace)
+        records = list(JobRecord.select().where(
+            JobRecord.status == "queued", JobRecord.call.is_null(False),
+            (JobRecord.run_at < cutoff)
+            | (JobRecord.run_at.is_null() & (JobRecord.created_at < cutoff)),
+        ).order_by(JobRecord.created_at).limit(limit))
+        if not records:
+            return 0
+        alive = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
+                 JobStatus.STARTED}
+        requeued = 0
+        for record in records:
+            job = Job.fetch_many([record.id], connection=self.client)[0]
+            if job is not None and job.get_status(refresh=False) in alive:
+                continue
+            seen = (JobRecord.run_at.is_null() if record.run_at is None
+                    else JobRecord.run_at == record.run_at)
+            claimed = JobRecord.update(run_at=now).where(
+                JobRecord.id == record.id, JobRecord.status == "queued", seen).execute()
+            if not claimed:
+                continue
+            call = record.call
+            log.warning("job %s (%s): Redis lost it; queued again", record.id, record.name)
+            self._submit(record.id, call["path"], list(call["args"]), dict(call["kwargs"]),
+                         _retry_left(record, 1))
+            requeued += 1
+        return requeued
+
+    def live_workers(self) -> int:
+        """rq workers of this queue with a recent heartbeat (a killed worker's
+        registration outlives it by up to its TTL: its heartbeat does not)."""
+        from rq import Worker
+
+        now = datetime.datetime.now(datetime.UTC)
+        live = 0
+        for worker in Worker.all(queue=self.rq_queue):
+            beat = worker.last_heartbeat
+            if beat is None:
+                continue
+            if beat.tzinfo is None:
+                beat = beat.replace(tzinfo=datetime.UTC)
+            if (now - beat).total_seconds() <= self.worker_ttl + 5:
+                live += 1
+        return live
+
     def health(self) -> dict[str, Any]:
         try:
             waiting = self.rq_queue.count
-            from rq import Worker
-
-            workers = len(Worker.all(queue=self.rq_queue))
+            workers = self.live_workers()
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             return {"ok": False, "kind": self.kind, "error": str(exc)}
-        return {"ok": True, "kind": self.kind, "waiting": waiting, "workers": workers}
+        health = {"ok": True, "kind": self.kind, "waiting": waiting, "workers": workers}
+        if not workers:
+            health["degraded"] = ("no live `meiqia worker`: jobs are recorded and queued "
+                                  "but nothing runs them")
+        return health
+
+
+def worker_ttl(recover_every: float) -> int:
+    """The rq worker TTL for a recovery sweep every ``recover_every`` seconds.
+
+    rq's idle loop blocks ``ttl - 15`` s between heartbeats and maintenance (our
+    sweep runs in its maintenance), and a busy worker beats every
+    ``job_monitoring_interval``, which ``meiqia worker`` sets to the TTL too.
+    """
+    return max(16, int(recover_every) + 15)
 
 
 def init_app(app: Any) -> BaseQueue:
@@ -423,8 +675,14 @@ def init_app(app: Any) -> BaseQueue:
         from meiqia.hub import make_redis
 
         client = make_redis(app.config["REDIS_URL"], app.config["REDIS_TIMEOUT"])
-        jobs: BaseQueue = RqQueue(client, app.config["REDIS_PREFIX"])
+        jobs: BaseQueue = RqQueue(client, app.config["REDIS_PREFIX"],
+                                  app.config["JOB_RECOVER_SECONDS"])
     else:
         jobs = ThreadQueue(app, inline=app.config["JOBS_INLINE"])
+        # The threads start with the first request of each process (a forked child
+        # starts its own); `meiqia run` and the WSGI module start them at once, so a
+        # restarted server resumes its recorded jobs without waiting for a visitor.
+        # CLI commands never start them: they must not run the server's jobs.
+        app.before_request(jobs.start)
     app.extensions["meiqia.jobs"] = jobs
     return jobs

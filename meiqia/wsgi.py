@@ -14,3 +14,6 @@ if app.config["BOT_WARM_UP"]:
     from meiqia.services import knowledge
 
     knowledge.warm_up(app)
+
+# The embedded queue (no Redis) resumes its recorded jobs now, not at the first request.
+app.extensions["meiqia.jobs"].start()

@@ -38,6 +38,9 @@ class JobRecord(BaseModel):
     heartbeat_at = peewee.DateTimeField(null=True)
     #: ``{"path", "args", "kwargs", "retry"}``: what to run again after a reap.
     call = JSONField(null=True)
+    #: When a queued job's next attempt is due (None: at once). Recorded so a
+    #: retry survives a restart or a Redis outage (``jobs.resume``, ``jobs.recover``).
+    run_at = peewee.DateTimeField(null=True)
 
     class Meta:
         indexes = ((("status", "created_at"), False),)

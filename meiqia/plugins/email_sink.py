@@ -35,12 +35,16 @@ PRIORITY_NAMES = {"low": "低 low", "normal": "普通 normal", "high": "高 high
                   "urgent": "紧急 urgent"}
 
 
-def send_plain(config: dict[str, Any], to: str, subject: str, text: str) -> None:
-    """Send one plain-text email with a sink's SMTP settings."""
+def send_plain(config: dict[str, Any], to: str, subject: str, text: str,
+               message_id: str | None = None) -> None:
+    """Send one plain-text email with a sink's SMTP settings (``message_id``: the
+    same on every attempt, so a mail system can drop a repeat)."""
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = formataddr(("客服 Support", config["from"]))
     message["To"] = to
+    if message_id:
+        message["Message-ID"] = message_id
     message.set_content(text)
     _deliver(config, message)
 
@@ -131,7 +135,10 @@ class EmailSink:
 
     def _send(self, payload: dict[str, Any], config: dict[str, Any], verb: str) -> None:
         subject, body = render(payload, verb)
-        send_plain(config, config["to"], subject, body)
+        key = payload.get("idempotency_key")
+        domain = config["from"].rpartition("@")[2] or "meiqia"
+        send_plain(config, config["to"], subject, body,
+                   message_id=f"<{key}@{domain}>" if key else None)
 
     def create_ticket(self, ticket: dict[str, Any], config: dict[str, Any]) -> None:
         self._send(ticket, config, "新工单 new")

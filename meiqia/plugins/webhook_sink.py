@@ -5,7 +5,8 @@ admin's secret: headers ``X-Meiqia-Timestamp`` and ``X-Meiqia-Signature:
 sha256=<hex>``. The request goes through ``services.outbound`` (the SSRF gate of
 every outbound connection): no private, loopback, link-local, reserved or
 multicast address unless the instance's operator allows private networks, the
-checked address is the one connected to, redirects are not followed.
+checked address is the one connected to, redirects are not followed. The
+delivery's idempotency key goes in the ``Idempotency-Key`` header.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ class WebhookSink:
             "X-Meiqia-Event": payload["event"],
             "X-Meiqia-Timestamp": timestamp,
             "X-Meiqia-Signature": sign(config["secret"], timestamp, body),
+            # The same on every attempt of one delivery: the receiver drops a repeat
+            # (a job runs at least once; docs/plugins.md "Ticket sinks").
+            **({"Idempotency-Key": payload["idempotency_key"]}
+               if payload.get("idempotency_key") else {}),
         }, timeout=TIMEOUT, max_response=MAX_RESPONSE)
         if 300 <= status < 400:
             raise RuntimeError(f"webhook answered HTTP {status} (a redirect to "

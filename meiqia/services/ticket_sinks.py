@@ -2,8 +2,14 @@
 
 Each new or changed ticket becomes one ``SinkDelivery`` per enabled sink and a
 job with retries and backoff. A delivery that fails every attempt is marked
-failed, shown to admins, and can be retried by hand. Secret fields (listed
-under ``"secret"`` in a sink's schema) are never returned to the UI.
+failed, shown to admins, and can be retried by hand — so can one still pending
+(waiting for its next try, or stuck). Secret fields (listed under ``"secret"``
+in a sink's schema) are never returned to the UI.
+
+A job runs at least once, not exactly once (meiqia/jobs.py: a job whose worker
+died mid-delivery runs again). Every delivery therefore carries an idempotency
+key, the same on every attempt, in the payload (``idempotency_key``) and, for
+the webhook, the ``Idempotency-Key`` header: the receiver drops a repeat.
 """
 
 from __future__ import annotations
@@ -192,10 +198,24 @@ def dispatch(ticket: Ticket, kind: str, changes: dict[str, Any]) -> list[int]:
     return ids
 
 
+def retry_policy() -> Retry:
+    """The deliveries' retries: ``SINK_RETRY_SECONDS`` if set, else ``RETRY``."""
+    waits = current_app.config.get("SINK_RETRY_SECONDS") or []
+    return Retry(max=len(waits), intervals=tuple(waits)) if waits else RETRY
+
+
+def idempotency_key(delivery: SinkDelivery) -> str:
+    """The key a receiver uses to drop a repeat of this delivery: the same on every
+    attempt and every manual retry; unique per delivery (its id, and its creation
+    time so a rebuilt database does not reuse an old key)."""
+    stamp = delivery.created_at.strftime("%Y%m%dT%H%M%S%f")
+    return f"meiqia-delivery-{delivery.id}-{stamp}"
+
+
 def _enqueue(delivery_id: int, description: str) -> None:
     try:
         job_id = current_app.extensions["meiqia.jobs"].enqueue(
-            deliver_job, delivery_id, retry=RETRY, description=description)
+            deliver_job, delivery_id, retry=retry_policy(), description=description)
     except Exception as exc:  # noqa: BLE001 - recorded for the admin, not raised
         log.error("cannot queue ticket-sink delivery %s: %s", delivery_id, exc)
         SinkDelivery.update(status="failed", last_error=f"could not queue: {exc}"[:2000],
@@ -232,11 +252,14 @@ def _call_sink(cls: type, event: str, data: dict[str, Any], config: dict[str, An
 def deliver_job(delivery_id: int) -> str:
     """Job: deliver one ticket event to one sink; raise to be retried.
 
-    The last attempt that fails marks the delivery failed (shown to admins).
+    The last attempt that fails marks the delivery failed (shown to admins). A
+    delivery already delivered (a repeat of the job) is not sent again.
     """
     delivery = SinkDelivery.get_or_none(SinkDelivery.id == delivery_id)
     if delivery is None:  # the sink or the ticket was deleted meanwhile
         return "gone"
+    if delivery.status == "delivered":
+        return "delivered already"
     sink = delivery.sink
     attempts = delivery.attempts + 1
     try:
@@ -246,10 +269,12 @@ def deliver_job(delivery_id: int) -> str:
         if cls is None:
             raise SinkDisabled(f"no plugin provides the sink type {sink.type!r} any more")
         data = payload_for(delivery.ticket, delivery.event, delivery.changes or {})
+        data["delivery_id"] = delivery.id
+        data["idempotency_key"] = idempotency_key(delivery)
         _call_sink(cls, delivery.event, data, dict(sink.config), delivery.changes or {},
                    sink.team_id)
     except Exception as exc:
-        final = isinstance(exc, SinkDisabled) or attempts >= RETRY.max + 1
+        final = isinstance(exc, SinkDisabled) or attempts >= retry_policy().max + 1
         SinkDelivery.update(attempts=attempts, last_error=f"{type(exc).__name__}: {exc}"[:2000],
                             status="failed" if final else "pending",
                             updated_at=utcnow()).where(SinkDelivery.id == delivery_id).execute()
@@ -280,18 +305,35 @@ def deliveries(actor: Agent, status: str | None = None,
 
 
 def retry(actor: Agent, delivery_id: int) -> int:
-    """An admin retries a failed delivery now (with a fresh round of retries)."""
+    """An admin retries an undelivered delivery now (with a fresh round of retries).
+
+    Failed or pending alike: a pending one may wait half an hour for its next
+    try, or be stuck. Its waiting job is cancelled first (it is not running: one
+    being sent right now is refused, to retry once it ended), so the delivery
+    has one job; the idempotency key stays, so a receiver that got it drops it.
+    """
     require_admin(actor)
     delivery = (SinkDelivery.select().join(TicketSink)
                 .where(SinkDelivery.id == delivery_id, TicketSink.team == actor.team_id).first())
     if delivery is None:
         raise NotFound("no such delivery")
-    if delivery.status != "failed":
-        raise Conflict(f"only failed deliveries can be retried; this one is {delivery.status}")
-    updated = SinkDelivery.update(status="pending", attempts=0, updated_at=utcnow()).where(
-        SinkDelivery.id == delivery.id, SinkDelivery.status == "failed").execute()
-    if not updated:  # another admin clicked first
-        raise Conflict("this delivery is already being retried")
+    if delivery.status == "delivered":
+        raise Conflict("this delivery was delivered; there is nothing to retry")
+    from meiqia.models import JobRecord
+
+    if delivery.job_id and JobRecord.select().where(
+            JobRecord.id == delivery.job_id, JobRecord.status == "started").exists():
+        raise Conflict("this delivery is being sent right now; retry once it ends")
+    updated = SinkDelivery.update(status="pending", attempts=0, last_error="",
+                                  updated_at=utcnow()).where(
+        SinkDelivery.id == delivery.id, SinkDelivery.status == delivery.status,
+        SinkDelivery.updated_at == delivery.updated_at).execute()
+    if not updated:  # another admin clicked first, or its job just ran
+        raise Conflict("this delivery changed meanwhile; look again before retrying")
+    if delivery.job_id:  # its waiting job is replaced by the new one
+        JobRecord.update(status="failed", error="replaced by a manual retry",
+                         finished_at=utcnow()).where(
+            JobRecord.id == delivery.job_id, JobRecord.status == "queued").execute()
     audit(actor, "sink.retry", "sink_delivery", delivery.id, {})
     _enqueue(delivery.id, f"retry delivery {delivery.id}")
     return delivery.id

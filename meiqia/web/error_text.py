@@ -417,8 +417,11 @@ _PAIRS: list[tuple[str, str]] = [
     (r"metadata: must be JSON \(text, numbers, lists, objects\)",
      "元数据：必须是 JSON（文本、数字、列表、对象）"),
     (r"no such delivery", "没有这条推送记录"),
-    (r"only failed deliveries can be retried; this one is (?P<s>.+)", "只有失败的推送可以重试；这条的状态是 {s}"),
-    (r"this delivery is already being retried", "这条推送正在重试"),
+    (r"this delivery was delivered; there is nothing to retry", "这条推送已送达，无需重试"),
+    (r"this delivery is being sent right now; retry once it ends",
+     "这条推送正在发送，请等它结束后再重试"),
+    (r"this delivery changed meanwhile; look again before retrying",
+     "这条推送刚刚有了变化，请刷新后再决定是否重试"),
     (r"config\.url: needs a host", "网址：缺少主机名"),
     # the SSRF gate (services/outbound.py), under the field of the setting it checks
     (rf"{FIELD}: (?P<h>.+) resolves to (?P<a>\S+), a private address \((?P<r>[\w-]+)\): the "

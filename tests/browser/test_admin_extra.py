@@ -320,6 +320,20 @@ def test_a_webhook_sink_is_configured_and_delivers(server, admin, new_context, p
     with server.app.app_context():
         assert TicketSink.get().config["secret"] == WEBHOOK_SECRET
 
+    # Any delivery not delivered can be retried, not only a failed one (issue 18): one
+    # left pending (waiting half an hour for its next try, or its job lost) too.
+    from meiqia.models import SinkDelivery
+
+    with server.app.app_context():
+        stuck = SinkDelivery.create(sink=sink["id"], ticket=created.get_json()["id"],
+                                    event="created", changes={})
+    page.select_option("#delivery-status", "pending")
+    pending = page.locator(f"#deliveries-table tbody tr[data-id='{stuck.id}']")
+    pending.locator("button", has_text="重试").click()
+    page.locator(".toast", has_text="重新排队").wait_for()
+    with server.app.app_context():
+        assert SinkDelivery.get_by_id(stuck.id).status == "delivered"
+
 
 XSS = '<img src=x onerror="window.__xss=1">李'
 

@@ -125,6 +125,46 @@ def test_failures_and_redirects_are_retried_then_shown_and_retryable(db_api):
         receiver.close()
 
 
+def test_a_pending_delivery_is_retried_by_hand_with_the_same_key(tmp_path):
+    """Not only failed ones: a delivery waiting (here 10 min) for its next try is
+    sent now; its waiting job is replaced, so it runs once more, not twice."""
+    from meiqia.models import JobRecord
+    from tests.conftest import close_app
+    from tests.conftest import make_app
+    from tests.helpers import ApiClient
+    from tests.helpers import wait_until
+
+    receiver = Receiver(status=503)
+    app = make_app(tmp_path, JOBS_INLINE=False, OUTBOUND_ALLOWED_NETWORKS=LOCAL,
+                   SINK_RETRY_SECONDS=[600])
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            api.post("/api/v1/ticket-sinks", json={"type": "webhook", "name": "CRM", "config": {
+                "url": receiver.url, "secret": SECRET}})
+            visitor_ticket(api)
+            first = wait_until(lambda: (j := JobRecord.get_or_none(JobRecord.run_at.is_null(False)))
+                               and j, what="the delivery waiting to retry")
+            delivery = SinkDelivery.get()
+            assert delivery.status == "pending" and delivery.job_id == first.id
+            receiver.status = 200
+            retried = api.post(f"/api/v1/ticket-sinks/deliveries/{delivery.id}/retry")
+            assert retried.status_code == 200, retried.get_json()
+            wait_until(lambda: SinkDelivery.get().status == "delivered", what="the retry")
+            replaced = JobRecord.get_by_id(first.id)
+            assert replaced.status == "failed" and replaced.error == "replaced by a manual retry"
+            keys = [r["headers"]["Idempotency-Key"] for r in receiver.requests]
+            assert len(keys) == 2 and len(set(keys)) == 1
+            assert keys[0].startswith(f"meiqia-delivery-{delivery.id}-")
+            assert json.loads(receiver.requests[1]["body"])["idempotency_key"] == keys[0]
+            again = api.post(f"/api/v1/ticket-sinks/deliveries/{delivery.id}/retry")
+            assert again.status_code == 409
+            assert "delivered" in again.get_json()["error"]["message"]
+    finally:
+        receiver.close()
+        close_app(app)
+
+
 def test_email_sink_sends_through_a_real_smtp_server(db_api):
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Message

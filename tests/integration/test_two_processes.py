@@ -62,7 +62,8 @@ class Server:
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 with urllib.request.urlopen(self.url("/healthz"), timeout=1) as r:
-                    if json.loads(r.read())["status"] == "ok":
+                    # "degraded": up, but no `meiqia worker` is running yet.
+                    if json.loads(r.read())["status"] in ("ok", "degraded"):
                         return
             except OSError:
                 time.sleep(0.2)

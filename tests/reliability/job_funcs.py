@@ -17,3 +17,10 @@ def block_until(path: str, limit: float = 60.0) -> str:
             raise TimeoutError(f"{path} never appeared")
         time.sleep(0.05)
     return "through"
+
+
+def count_run(path: str) -> str:
+    """A job with an effect to count: one line in ``path`` per run."""
+    with open(path, "a") as fh:
+        fh.write("ran\n")
+    return "counted"

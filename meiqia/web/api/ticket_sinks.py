@@ -58,6 +58,7 @@ def deliveries() -> list:
 
 
 @route("/ticket-sinks/deliveries/<int:delivery_id>/retry", ("POST",),
-       summary="Retry a failed delivery now", auth="admin", tags=TAGS)
+       summary="Retry an undelivered (pending or failed) delivery now", auth="admin",
+       tags=TAGS)
 def retry_delivery(delivery_id: int) -> dict:
     return {"retried": ticket_sinks.retry(g.actor, delivery_id)}

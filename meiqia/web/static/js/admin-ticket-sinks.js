@@ -132,7 +132,7 @@ async function loadDeliveries() {
       el('td', {}, el('span', { class: `ax-status ax-${d.status}`, text: t(`sinks.status.${d.status}`) })),
       el('td', { text: d.attempts }),
       el('td', { class: 'ax-error', text: d.last_error || '' }),
-      el('td', {}, d.status === 'failed'
+      el('td', {}, d.status !== 'delivered'
         ? el('button', { type: 'button', class: 'link', text: t('sinks.retry'), onclick: () => retry(d) }) : null)));
   }
 }

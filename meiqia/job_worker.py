@@ -1,0 +1,118 @@
+"""``meiqia worker``: an rq worker that outlives Redis outages and sweeps the job records.
+
+rq's own loop retries a lost connection only while it waits for a job; a Redis
+error anywhere else (maintenance, a job's bookkeeping, registering its death)
+makes ``Worker.work()`` return or raise, and the process used to exit with it.
+Here the worker is started again, with backoff, once Redis answers: a service
+manager sees one long-lived process, as it expects (docs/deploy.md "Jobs").
+
+The worker also runs ``jobs.recover()`` in rq's maintenance step, every
+``JOB_RECOVER_SECONDS``: abandoned jobs (their worker was killed) are reaped and
+run again, and recorded jobs that Redis lost are queued again. It runs in the
+worker's main process, between jobs, never in a forked work horse.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import Any
+
+import redis
+from rq import Worker
+
+log = logging.getLogger(__name__)
+
+#: Longest wait between two attempts to reach Redis again (seconds).
+MAX_BACKOFF = 30.0
+
+
+class RecoveringWorker(Worker):
+    """An rq worker whose maintenance also sweeps meiqia's job records."""
+
+    meiqia_app: Any = None
+
+    def run_maintenance_tasks(self) -> None:
+        try:
+            sweep(self.meiqia_app)
+        finally:
+            super().run_maintenance_tasks()
+
+
+def sweep(app: Any) -> int:
+    """One ``jobs.recover()`` pass; logged, never raised (a database or Redis
+    hiccup must not stop the worker: the next pass tries again)."""
+    from meiqia import jobs
+    from meiqia.db import connection
+    from meiqia.db import database
+
+    try:
+        with app.app_context(), connection():
+            count = jobs.recover(app.extensions["meiqia.jobs"])
+        if count:
+            log.info("job recovery: %d job(s) reaped or queued again", count)
+        return count
+    except Exception:  # noqa: BLE001 - tried again at the next maintenance
+        log.exception("job recovery failed; trying again at the next pass")
+        return 0
+    finally:
+        # No pooled connection may be inherited by the next forked work horse.
+        close_idle = getattr(database.obj, "close_idle", None)
+        if close_idle is not None:
+            close_idle()
+
+
+def wait_for_redis(url: str, backoff: float) -> None:
+    """Ping Redis until it answers, waiting longer each time (at most MAX_BACKOFF)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.RedisError as exc:
+                log.warning("worker: Redis unreachable (%s); trying again in %.0f s", exc,
+                            backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+    finally:
+        client.close()
+
+
+def run(app: Any, burst: bool = False) -> None:
+    """Work until stopped (SIGTERM/SIGINT) or, with ``burst``, until the queue is empty."""
+    from meiqia.db import database
+
+    queue = app.extensions["meiqia.jobs"]
+    url = app.config["REDIS_URL"]
+    recover_every = float(app.config["JOB_RECOVER_SECONDS"])
+    backoff = 1.0
+    while True:
+        # Blocking dequeues need a client without the web process's short timeouts.
+        client = redis.Redis.from_url(url, socket_connect_timeout=5)
+        worker = RecoveringWorker([queue.name], connection=client,
+                                  worker_ttl=queue.worker_ttl,
+                                  job_monitoring_interval=queue.worker_ttl,
+                                  maintenance_interval=max(1, int(recover_every)))
+        worker.meiqia_app = app
+        database.close()
+        started = time.monotonic()
+        try:
+            worker.work(burst=burst, with_scheduler=True)
+        except redis.RedisError as exc:
+            log.error("worker: lost Redis (%s)", exc)
+        finally:
+            client.close()
+        # SIGTERM/SIGINT (rq's warm shutdown) stamps the request: stop for good.
+        if burst or worker._stop_requested or worker._shutdown_requested_date is not None:
+            return
+        # rq's loop gave up (it logged why): start again once Redis answers. Until
+        # then SIGTERM and SIGINT stop the process at once (no job is running).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if time.monotonic() - started > 60:
+            backoff = 1.0  # it worked for a while: a new outage starts the count again
+        wait_for_redis(url, backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF)
+        log.info("worker: Redis answers again; starting the worker again")
