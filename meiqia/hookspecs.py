@@ -74,10 +74,15 @@ def register_channels(app: Any) -> list[type] | None:
 def register_answerers(app: Any) -> list[Any] | None:
     """Called once at start-up; return answerer objects.
 
-    An answerer has ``name`` and ``answer(question, conversation)`` returning a
-    list of candidates: dicts with ``entry_id``, ``question``, ``answer`` and
-    ``score`` (a confidence in [0, 1]). The bot merges every answerer's
-    candidates, best score first. The knowledge-base bot is one.
+    An answerer has ``name``, an optional ``priority`` (an int, default 0) and
+    ``answer(question, conversation)`` returning a list of candidates: dicts
+    with ``entry_id``, ``question``, ``answer`` and ``score`` (a confidence in
+    [0, 1]). The bot merges every answerer's candidates: one per ``entry_id``
+    (the best score), best score first, the higher ``priority`` first between
+    equal scores; the team's thresholds then apply to the first candidate,
+    whichever answerer gave it. The knowledge-base bot is one (priority 0). The
+    live bot, ``meiqia bot ask`` and ``meiqia bot eval`` ask the same answerers
+    alike: "How the bot merges answerers" in docs/plugins.md.
     """
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import pluggy
 
 from meiqia import hookspecs
+from meiqia.plugin_api import hook_arguments
 from meiqia.plugin_runtime import HookCall
 from meiqia.plugin_runtime import PluginRuntime
 from meiqia.plugin_runtime.budgets import LIFECYCLE
@@ -91,6 +92,11 @@ class PluginManager(pluggy.PluginManager):
         """The plugin that returned ``obj`` from a ``register_*`` hook."""
         return self._owners.get(id(obj))
 
+    def set_owner(self, obj: Any, plugin: str) -> None:
+        """Record that ``obj`` (an answerer, a sink class) belongs to ``plugin``,
+        for an object made in its stead (``services.bot.answerers_with_index``)."""
+        self._owners[id(obj)] = plugin
+
     def call(self, hook_name: str, timeout: float | None = None, **kwargs: Any) -> list:
         """Call every implementation of ``hook_name``; return their non-None results.
 
@@ -126,8 +132,12 @@ class PluginManager(pluggy.PluginManager):
         done = HookCall()
         runtime = self.runtime
         team_id = team_of(kwargs)
+        impls = caller.get_hookimpls()
+        if impls and hook_name not in LIFECYCLE:
+            # Plugins see documented, read-only views, never database rows.
+            kwargs = hook_arguments(kwargs)
         # pluggy calls the last registered first; keep that order.
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in reversed(impls):
             args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
             name = self.plugin_name(impl.plugin)
             if hook_name in LIFECYCLE:
