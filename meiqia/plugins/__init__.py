@@ -224,12 +224,16 @@ def _load_instance_plugins(pm: PluginManager, folder: Path, disabled: set[str]) 
             raise PluginLoadError(str(path), exc) from exc
 
 
-def _load_entry_points(pm: PluginManager, disabled: set[str]) -> None:
+def _load_entry_points(pm: PluginManager, disabled: set[str],
+                       only: Iterable[str] | None = None) -> None:
     from importlib.metadata import entry_points
 
+    wanted = None if only is None else set(only)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
             continue
+        if wanted is not None and ep.name not in wanted:
+            continue  # ENTRY_POINT_PLUGINS names others: not imported
         if ep.name in disabled:
             # Not imported at all: a disabled plugin's import-time code never runs.
             log.info("plugin %s: not loaded (DISABLED_PLUGINS)", ep.name)
@@ -249,6 +253,7 @@ def make_plugin_manager(
     disabled: Iterable[str] = (),
     hook_timeout: float | None = None,
     runtime: PluginRuntime | None = None,
+    entry_points: Iterable[str] | None = None,
 ) -> PluginManager:
     """Build the manager: built-ins, entry points, instance folder, then ``extra``.
 
@@ -259,7 +264,8 @@ def make_plugin_manager(
     an entry point's name, ``instance:<file stem>`` (or the stem), a module
     path, an extra object's ``__name__``. Raises PluginLoadError naming the
     plugin that failed, and pluggy's PluginValidationError for a misspelt hook
-    (``check_pending``).
+    (``check_pending``). ``entry_points`` (``ENTRY_POINT_PLUGINS``): None loads
+    every installed entry point, a list only those names.
     """
     pm = PluginManager("meiqia", runtime)
     if hook_timeout is not None:
@@ -276,7 +282,7 @@ def make_plugin_manager(
         except Exception as exc:
             raise PluginLoadError(path, exc) from exc
         pm.register(_tag(module, "built-in"), name=short)
-    _load_entry_points(pm, disabled)
+    _load_entry_points(pm, disabled, entry_points)
     _load_instance_plugins(pm, Path(instance_path) / "plugins", disabled)
     for path in modules:
         if path in disabled:
