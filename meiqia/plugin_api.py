@@ -19,6 +19,7 @@ arguments.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -116,6 +117,16 @@ class PluginConversation:
     assigned_at: datetime.datetime | None = None
     ended_at: datetime.datetime | None = None
     last_message_at: datetime.datetime | None = None
+
+    @functools.cached_property
+    def visitor(self) -> PluginVisitor | None:
+        """The conversation's visitor (read from the database on first use)."""
+        if self.visitor_id is None:
+            return None
+        from meiqia.models import Visitor
+
+        row = Visitor.get_or_none(Visitor.id == self.visitor_id)
+        return None if row is None else PluginVisitor.from_row(row)
 
     @classmethod
     def from_row(cls, row: Any) -> PluginConversation:
