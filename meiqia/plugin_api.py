@@ -74,7 +74,7 @@ class PluginAgent:
     email: str = ""
     #: ``admin`` or ``agent``.
     role: str = "agent"
-    #: ``online``, ``busy``, ``away`` or ``offline`` (what he set).
+    #: ``online``, ``invisible`` or ``offline`` (what he set).
     status: str = "offline"
     #: Conversations he may hold at once.
     max_concurrent: int = 0
