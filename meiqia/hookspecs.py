@@ -3,7 +3,10 @@
 Hooks are called with keyword arguments only. At run time each call goes through
 ``meiqia.plugin_runtime``: within its time budget, on the plugin's own threads,
 failures logged with the plugin's and the hook's name and skipped (privacy
-hooks fail closed), so a plugin never breaks a conversation.
+hooks fail closed), so a plugin never breaks a conversation. Conversations,
+messages, visitors and agents reach a plugin as the frozen views of
+``meiqia.plugin_api`` (``PluginConversation``, ``PluginMessage``,
+``PluginVisitor``, ``PluginAgent``), never as database rows.
 ``docs/plugins.md`` carries each docstring word for word under a heading that
 is the hook's exact signature (with examples around them), and
 ``tests/unit/test_docs.py`` fails when the two differ, so change both together.
