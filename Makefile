@@ -15,9 +15,14 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python setup.cfg pyproject.toml
+# The plugin packages of examples/ (every folder with a pyproject.toml), installed
+# as their authors install them; tests/examples/test_examples.py runs their tests.
+EXAMPLES := $(wildcard examples/*/pyproject.toml)
+
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml $(EXAMPLES)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(if $(EXAMPLES),$(BIN)/python -m pip install --quiet --no-deps $(foreach p,$(EXAMPLES),-e $(dir $(p))))
 	@touch $(STAMP)
 
 # `meiqia init` is safe to run every time: on an instance that has its team it only

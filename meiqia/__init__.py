@@ -79,6 +79,7 @@ def create_app(
         modules=app.config["PLUGINS"],
         disabled=app.config["DISABLED_PLUGINS"],
         runtime=runtime,
+        entry_points=app.config["ENTRY_POINT_PLUGINS"],
     )
     app.extensions["meiqia.plugins"] = pm
     app.extensions["meiqia.plugin_runtime"] = runtime

@@ -597,17 +597,34 @@ def bot_eval(kb_path: str, cases_path: str, answer_threshold: float | None,
     from meiqia.bot.evaluate import format_report
     from meiqia.bot.kbfile import KBFileError
 
-    try:
-        result = evaluate_details(kb_path, cases_path, answer_threshold=answer_threshold,
-                                  suggest_threshold=suggest_threshold,
-                                  target=target_precision, calibrate=not no_calibration,
-                                  details_path=details_path)
-    except (KBFileError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    # The bot as it answers visitors (services.bot.ask): every plugin's answerer
+    # too, within its budget, with the KB file's index in the team KB's place.
+    with app_context(connect=False):
+        try:
+            result = evaluate_details(kb_path, cases_path, answer_threshold=answer_threshold,
+                                      suggest_threshold=suggest_threshold,
+                                      target=target_precision, calibrate=not no_calibration,
+                                      details_path=details_path, ask=_live_bot)
+        except (KBFileError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps({key: result[key] for key in METRICS}, ensure_ascii=False))
     else:
         click.echo(format_report(result))
+
+
+def _live_bot(index: Any) -> Any:
+    """``bot eval``'s way to ask: ``services.bot.ask`` with the KB file's index."""
+    from meiqia.plugin_api import probe_conversation
+    from meiqia.services import bot as live
+
+    asked = live.answerers_with_index(index)
+    conversation = probe_conversation(None)
+
+    def ask(question: str, answer_t: float, suggest_t: float) -> Any:
+        return live.ask(question, conversation, answer_t, suggest_t, k=3, asked=asked)
+
+    return ask
 
 
 @bot.command("ask")
@@ -627,13 +644,16 @@ def bot_ask(question: str, kb_path: str | None, team_id: int | None, top: int) -
     from meiqia.bot.normalize import MAX_QUESTION_CHARS
     from meiqia.bot.normalize import QuestionError
     from meiqia.bot.normalize import check_question
-    from meiqia.bot.normalize import truncate_question
+    from meiqia.plugin_api import probe_conversation
+    from meiqia.services import bot as live
 
     try:
-        question = check_question(question)
+        check_question(question)
     except QuestionError as exc:
         raise click.ClickException(f"question: {exc}") from exc
-    question, truncated = truncate_question(question)
+    # The live bot's own function (services.bot.ask): the same answerers, plugins
+    # included, the same merge and thresholds; --kb puts the file's index in the
+    # place of the team's knowledge base.
     if kb_path:
         from meiqia.bot.cache import cached_index
         from meiqia.bot.index import DEFAULT_ANSWER_THRESHOLD
@@ -643,27 +663,28 @@ def bot_ask(question: str, kb_path: str | None, team_id: int | None, top: int) -
             index = cached_index(kb_path)
         except KBFileError as exc:
             raise click.ClickException(str(exc)) from exc
-        answer_t, suggest_t = DEFAULT_ANSWER_THRESHOLD, DEFAULT_SUGGEST_THRESHOLD
+        with app_context(connect=False):
+            asked = live.ask(question, probe_conversation(None), DEFAULT_ANSWER_THRESHOLD,
+                             DEFAULT_SUGGEST_THRESHOLD, k=top,
+                             asked=live.answerers_with_index(index))
     else:
-        from meiqia.services import knowledge
         from meiqia.services.teams import settings_of
 
         with app_context():
             _require_schema()
             team = _team(team_id)
-            index = knowledge.index_for(team.id)
             settings = settings_of(team)
-            answer_t, suggest_t = settings["answer_threshold"], settings["suggest_threshold"]
-    if truncated:
+            asked = live.ask(question, probe_conversation(team.id),
+                             settings["answer_threshold"], settings["suggest_threshold"], k=top)
+    if asked.truncated:
         click.echo(f"note: the question is longer than {MAX_QUESTION_CHARS:,} characters; "
                    f"only the first {MAX_QUESTION_CHARS:,} were read")
-    candidates = index.query(question, k=top)
-    decision = index.decide(candidates, answer_t, suggest_t)
-    click.echo(f"decision: {decision.kind}")
-    for c in candidates:
-        click.echo(f"  {c.score:.3f}  [{c.entry_id}] {c.matched_question}")
-    if decision.kind == "answer" and candidates:
-        click.echo(f"answer: {candidates[0].answer}")
+    click.echo(f"decision: {asked.kind}")
+    for c in asked.candidates:
+        click.echo(f"  {c['score']:.3f}  [{c['entry_id']}] {c['question']}"
+                   + (f"  ({c['source']})" if c["source"] != "knowledge_base" else ""))
+    if asked.kind == "answer":
+        click.echo(f"answer: {asked.shown[0]['answer']}")
 
 
 # --- agents and plugins -------------------------------------------------------------

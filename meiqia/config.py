@@ -145,6 +145,11 @@ DEFAULTS: dict[str, Any] = {
     #: shows (a built-in's short name such as ``"email_sink"``, an entry point's
     #: name, ``instance:<file>``, a module path).
     "DISABLED_PLUGINS": [],
+    #: Which installed entry points (group ``meiqia``) to load: None (``*`` in the
+    #: environment) loads every one; a list (MEIQIA_ENTRY_POINT_PLUGINS=a,b) only
+    #: those names. ``meiqia.testing`` sets ``[]``, so a test app has only the
+    #: plugins its test names, whatever else is installed in the environment.
+    "ENTRY_POINT_PLUGINS": None,
     #: Jobs run inline (synchronously in the caller) instead of on the worker thread;
     #: only tests and the CLI use it.
     "JOBS_INLINE": False,
@@ -232,6 +237,10 @@ def _number(key: str, value: Any, kind: type, what: str, zero_ok: bool) -> Any:
     return number
 
 def _coerce(key: str, value: Any) -> Any:
+    if key == "ENTRY_POINT_PLUGINS":
+        if value is None or (isinstance(value, str) and value.strip() in {"*", "all"}):
+            return None
+        return _coerce("PLUGINS", value)
     if key == "PLUGIN_THREADS":
         number = _coerce("PLUGIN_BREAKER_FAILURES", value)
         if number < 1:

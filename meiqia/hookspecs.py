@@ -3,7 +3,10 @@
 Hooks are called with keyword arguments only. At run time each call goes through
 ``meiqia.plugin_runtime``: within its time budget, on the plugin's own threads,
 failures logged with the plugin's and the hook's name and skipped (privacy
-hooks fail closed), so a plugin never breaks a conversation.
+hooks fail closed), so a plugin never breaks a conversation. Conversations,
+messages, visitors and agents reach a plugin as the frozen views of
+``meiqia.plugin_api`` (``PluginConversation``, ``PluginMessage``,
+``PluginVisitor``, ``PluginAgent``), never as database rows.
 ``docs/plugins.md`` carries each docstring word for word under a heading that
 is the hook's exact signature (with examples around them), and
 ``tests/unit/test_docs.py`` fails when the two differ, so change both together.
@@ -74,10 +77,15 @@ def register_channels(app: Any) -> list[type] | None:
 def register_answerers(app: Any) -> list[Any] | None:
     """Called once at start-up; return answerer objects.
 
-    An answerer has ``name`` and ``answer(question, conversation)`` returning a
-    list of candidates: dicts with ``entry_id``, ``question``, ``answer`` and
-    ``score`` (a confidence in [0, 1]). The bot merges every answerer's
-    candidates, best score first. The knowledge-base bot is one.
+    An answerer has ``name``, an optional ``priority`` (an int, default 0) and
+    ``answer(question, conversation)`` returning a list of candidates: dicts
+    with ``entry_id``, ``question``, ``answer`` and ``score`` (a confidence in
+    [0, 1]). The bot merges every answerer's candidates: one per ``entry_id``
+    (the best score), best score first, the higher ``priority`` first between
+    equal scores; the team's thresholds then apply to the first candidate,
+    whichever answerer gave it. The knowledge-base bot is one (priority 0). The
+    live bot, ``meiqia bot ask`` and ``meiqia bot eval`` ask the same answerers
+    alike: "How the bot merges answerers" in docs/plugins.md.
     """
 
 

@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import peewee
 import pytest
 
+from meiqia.testing.app import base_config  # noqa: F401 - tests import it from here
+from meiqia.testing.app import close_app
+from meiqia.testing.app import make_app
 from tests.helpers import ApiClient
 
 IN_CI = os.environ.get("CI") == "true"
@@ -38,64 +40,6 @@ def unavailable(what: str, how: str, error: Exception) -> None:
     if IN_CI:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
-
-
-def base_config(tmp_path: Any, **extra: Any) -> dict[str, Any]:
-    config = {
-        "SECRET_KEY": "test-secret-key",
-        "DATABASE_URL": f"sqlite:///{tmp_path}/meiqia.sqlite3",
-        "REDIS_URL": "",
-        "JOBS_INLINE": True,
-        "PASSWORD_MIN_LENGTH": 8,
-        # Tests run the inactivity sweep themselves (no thread per test app).
-        "INACTIVITY_SWEEP_SECONDS": 0,
-        # Likewise the presence sweep (tests/ws/test_presence.py turns it on).
-        "PRESENCE_SWEEP_SECONDS": 0,
-    }
-    config.update(extra)
-    return config
-
-
-def make_app(tmp_path: Any, plugins: tuple = (), **config: Any) -> Any:
-    from meiqia import create_app
-    from meiqia import migrations
-    from meiqia.db import database
-
-    app = create_app(
-        base_config(tmp_path, **config),
-        plugins=plugins,
-        instance_path=str(tmp_path / "instance"),
-    )
-    with app.app_context():
-        migrations.upgrade(database.obj)
-        if not database.is_closed():
-            database.close()
-    return app
-
-
-def close_app(app: Any) -> None:
-    from meiqia.db import database
-
-    for sweeper in ("meiqia.presence", "meiqia.inactivity"):
-        if sweeper in app.extensions:  # a test that turned one on
-            app.extensions[sweeper].stop()
-    from meiqia.channels import registry as channel_registry
-
-    channel_registry.stop_all(app)  # channels' pollers
-    app.extensions["meiqia.jobs"].close()
-    app.extensions["meiqia.hub"].close()
-    app.extensions["meiqia.plugin_runtime"].close()
-    if not database.is_closed():
-        database.close()
-    db = app.extensions["meiqia.db"]
-    if isinstance(db, peewee.SqliteDatabase):
-        # Only the idle ones: a server thread of the test may still be finishing a
-        # query (a websocket's last presence update), and closing a SQLite
-        # connection under a running statement crashed the process (a segfault in
-        # CI). Connections in use go back to the pool and are freed with it.
-        db.close_idle()
-    elif hasattr(db, "close_all"):
-        db.close_all()
 
 
 @pytest.fixture

@@ -11,12 +11,14 @@ import csv
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from meiqia import spreadsheets
+from meiqia.bot import answers
 from meiqia.bot.index import DEFAULT_ANSWER_THRESHOLD
 from meiqia.bot.index import DEFAULT_SUGGEST_THRESHOLD
 from meiqia.bot.index import DEFAULT_TARGET
@@ -58,6 +60,28 @@ def evaluate(
     return {key: details[key] for key in METRICS}
 
 
+#: Decisions of the live bot that give no answer from the knowledge base.
+NOT_ANSWERED = frozenset({"unrecognised", "human", "invalid"})
+
+
+@dataclass(frozen=True)
+class _Asked:
+    kind: str
+    candidates: list[dict[str, Any]]
+    shown: list[dict[str, Any]]
+
+
+def knowledge_base_only(index: KBIndex) -> Callable[[str, float, float], _Asked]:
+    """Ask ``index`` alone, merged and decided as the live bot does (no plugins)."""
+    def ask(question: str, answer_t: float, suggest_t: float) -> _Asked:
+        found = answers.merge([answers.Answered(
+            "knowledge_base", 0, [c.to_dict() for c in index.query(question, k=5)])], 3)
+        decision = answers.decide(found, answer_t, suggest_t)
+        return _Asked(decision.kind, found, decision.shown)
+
+    return ask
+
+
 def _ratio(hits: int, total: int | float) -> float | None:
     return hits / total if total else None
 
@@ -71,6 +95,7 @@ def evaluate_details(
     target: float = DEFAULT_TARGET,
     calibrate: bool = True,
     details_path: str | Path | None = None,
+    ask: Callable[[KBIndex], Callable[[str, float, float], Any]] | None = None,
 ) -> dict[str, Any]:
     """``evaluate`` plus the KB size, the counts behind each ratio, the
     thresholds used and the calibration, for the report.
@@ -83,6 +108,15 @@ def evaluate_details(
 
     Ratios are exact (not rounded): whether a goal such as 0.90 is met must
     not depend on how the number was printed.
+
+    ``ask(index)`` returns the function each case is asked with,
+    ``(question, answer_threshold, suggest_threshold) -> (kind, candidates,
+    shown)``-like (``services.bot.Asked``): ``meiqia bot eval`` passes the live
+    bot's, so plugin answerers are measured too. Without it, the index alone
+    answers (``knowledge_base_only``), merged and decided by the same rules
+    (``meiqia.bot.answers``). A case the live bot hands to a person (human
+    words) or cannot read counts as not answered from the knowledge base, like
+    an unrecognised one.
     """
     answer_t = DEFAULT_ANSWER_THRESHOLD if answer_threshold is None else answer_threshold
     suggest_t = DEFAULT_SUGGEST_THRESHOLD if suggest_threshold is None else suggest_threshold
@@ -96,33 +130,35 @@ def evaluate_details(
     in_scope = right = oos = oos_caught = unrecognised = suggested = 0
     top1 = answered = answered_right = suggest_hit = 0
     rows: list[list[str]] = []
+    asker = (ask or knowledge_base_only)(index)
     for n, (query, expected) in enumerate(cases, start=1):
         t0 = time.perf_counter()
-        found = index.query(query, k=3)
-        decision = index.decide(found, answer_t, suggest_t)
+        decision = asker(query, answer_t, suggest_t)
         latencies.append((time.perf_counter() - t0) * 1000)
-        top = decision.candidates[0].entry_id if decision.candidates else None
-        best = found[0].entry_id if found else None
-        if decision.kind == "unrecognised":
+        found = decision.candidates
+        kind = "unrecognised" if decision.kind in NOT_ANSWERED else decision.kind
+        top = decision.shown[0]["entry_id"] if decision.shown else None
+        best = found[0]["entry_id"] if found else None
+        if kind == "unrecognised":
             unrecognised += 1
-        if decision.kind == "answer":
+        if kind == "answer":
             answered += 1
             answered_right += int(bool(expected) and top == expected)
-        if decision.kind == "suggest":
+        if kind == "suggest":
             suggested += 1
-            suggest_hit += int(bool(expected) and any(c.entry_id == expected
-                                                      for c in decision.candidates))
+            suggest_hit += int(bool(expected) and any(c["entry_id"] == expected
+                                                      for c in decision.shown))
         if expected:
             in_scope += 1
-            right += int(decision.kind != "unrecognised" and top == expected)
+            right += int(kind != "unrecognised" and top == expected)
             top1 += int(best == expected)
         else:
             oos += 1
-            oos_caught += int(decision.kind == "unrecognised")
+            oos_caught += int(kind == "unrecognised")
         if details_path is not None:
             cells = [query, expected, decision.kind]
             for cand in found[:3]:
-                cells += [cand.entry_id, f"{cand.score:.4f}"]
+                cells += [cand["entry_id"], f"{cand['score']:.4f}"]
             rows.append(cells + [""] * (9 - len(cells)))
         if progress is not None and n % 500 == 0:
             progress(n, len(cases))

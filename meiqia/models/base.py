@@ -8,12 +8,14 @@ from typing import Any
 
 import peewee
 
+from meiqia import clock
 from meiqia.db import database
 
 
 def utcnow() -> datetime.datetime:
-    """Return the current UTC time as a naive datetime (how every time is stored)."""
-    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    """Return the current UTC time as a naive datetime (how every time is stored),
+    from ``meiqia.clock`` (which tests may move)."""
+    return clock.utcnow()
 
 
 class JSONField(peewee.TextField):

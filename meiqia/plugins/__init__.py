@@ -22,6 +22,7 @@ from typing import Any
 import pluggy
 
 from meiqia import hookspecs
+from meiqia.plugin_api import hook_arguments
 from meiqia.plugin_runtime import HookCall
 from meiqia.plugin_runtime import PluginRuntime
 from meiqia.plugin_runtime.budgets import LIFECYCLE
@@ -91,6 +92,11 @@ class PluginManager(pluggy.PluginManager):
         """The plugin that returned ``obj`` from a ``register_*`` hook."""
         return self._owners.get(id(obj))
 
+    def set_owner(self, obj: Any, plugin: str) -> None:
+        """Record that ``obj`` (an answerer, a sink class) belongs to ``plugin``,
+        for an object made in its stead (``services.bot.answerers_with_index``)."""
+        self._owners[id(obj)] = plugin
+
     def call(self, hook_name: str, timeout: float | None = None, **kwargs: Any) -> list:
         """Call every implementation of ``hook_name``; return their non-None results.
 
@@ -126,8 +132,12 @@ class PluginManager(pluggy.PluginManager):
         done = HookCall()
         runtime = self.runtime
         team_id = team_of(kwargs)
+        impls = caller.get_hookimpls()
+        if impls and hook_name not in LIFECYCLE:
+            # Plugins see documented, read-only views, never database rows.
+            kwargs = hook_arguments(kwargs)
         # pluggy calls the last registered first; keep that order.
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in reversed(impls):
             args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
             name = self.plugin_name(impl.plugin)
             if hook_name in LIFECYCLE:
@@ -214,12 +224,16 @@ def _load_instance_plugins(pm: PluginManager, folder: Path, disabled: set[str]) 
             raise PluginLoadError(str(path), exc) from exc
 
 
-def _load_entry_points(pm: PluginManager, disabled: set[str]) -> None:
+def _load_entry_points(pm: PluginManager, disabled: set[str],
+                       only: Iterable[str] | None = None) -> None:
     from importlib.metadata import entry_points
 
+    wanted = None if only is None else set(only)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
             continue
+        if wanted is not None and ep.name not in wanted:
+            continue  # ENTRY_POINT_PLUGINS names others: not imported
         if ep.name in disabled:
             # Not imported at all: a disabled plugin's import-time code never runs.
             log.info("plugin %s: not loaded (DISABLED_PLUGINS)", ep.name)
@@ -239,6 +253,7 @@ def make_plugin_manager(
     disabled: Iterable[str] = (),
     hook_timeout: float | None = None,
     runtime: PluginRuntime | None = None,
+    entry_points: Iterable[str] | None = None,
 ) -> PluginManager:
     """Build the manager: built-ins, entry points, instance folder, then ``extra``.
 
@@ -249,7 +264,8 @@ def make_plugin_manager(
     an entry point's name, ``instance:<file stem>`` (or the stem), a module
     path, an extra object's ``__name__``. Raises PluginLoadError naming the
     plugin that failed, and pluggy's PluginValidationError for a misspelt hook
-    (``check_pending``).
+    (``check_pending``). ``entry_points`` (``ENTRY_POINT_PLUGINS``): None loads
+    every installed entry point, a list only those names.
     """
     pm = PluginManager("meiqia", runtime)
     if hook_timeout is not None:
@@ -266,7 +282,7 @@ def make_plugin_manager(
         except Exception as exc:
             raise PluginLoadError(path, exc) from exc
         pm.register(_tag(module, "built-in"), name=short)
-    _load_entry_points(pm, disabled)
+    _load_entry_points(pm, disabled, entry_points)
     _load_instance_plugins(pm, Path(instance_path) / "plugins", disabled)
     for path in modules:
         if path in disabled:

@@ -8,14 +8,21 @@ from meiqia.hookspecs import hookimpl
 
 
 class KnowledgeBaseAnswerer:
-    """Answers from the team's enabled KB entries through its live index."""
+    """Answers from the team's enabled KB entries through its live index, or
+    from ``index`` when given (a KB file's: ``meiqia bot ask --kb``, ``bot eval``)."""
 
     name = "knowledge_base"
+    priority = 0
+
+    def __init__(self, index: Any = None) -> None:
+        self.index = index
 
     def answer(self, question: str, conversation: Any) -> list[dict]:
-        from meiqia.services import knowledge
+        index = self.index
+        if index is None:
+            from meiqia.services import knowledge
 
-        index = knowledge.index_for(conversation.team_id)
+            index = knowledge.index_for(conversation.team_id)
         return [c.to_dict() for c in index.query(question, k=5)]
 
 

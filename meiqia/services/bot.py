@@ -1,8 +1,11 @@
 """The bot as the conversation sees it: answers visitors, suggests to agents.
 
 Every answerer is a plugin behind ``register_answerers`` (the knowledge-base
-bot is one); their candidates are merged, best score first, and the team's two
-thresholds decide: answer, "did you mean" (suggest), or unrecognised. An
+bot is one); their candidates are merged (``meiqia.bot.answers``: one per
+entry, best score first, ``priority`` between equal scores), and the team's two
+thresholds decide: answer, "did you mean" (suggest), or unrecognised. ``ask``
+is the one function that does it, for the live bot, ``meiqia bot ask`` and
+``meiqia bot eval`` alike. An
 unrecognised question is logged for the admins' "unrecognised questions" page;
 after ``bot_failures_before_human`` of them in a row the bot offers a human.
 Words such as 转人工 / 人工 / human / agent always mean "give me a human".
@@ -10,10 +13,13 @@ Words such as 转人工 / 人工 / human / agent always mean "give me a human".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from flask import current_app
 
+from meiqia.bot import answers
 from meiqia.bot.normalize import QuestionError
 from meiqia.bot.normalize import check_question
 from meiqia.bot.normalize import normalize
@@ -23,6 +29,7 @@ from meiqia.models import Conversation
 from meiqia.models import SuggestionLog
 from meiqia.models import Team
 from meiqia.models import UnrecognisedQuestion
+from meiqia.plugin_api import to_plugin
 from meiqia.services.teams import settings_of
 
 #: Phrases that ask for a person wherever they stand in a short message.
@@ -86,47 +93,101 @@ def answerers() -> list[Any]:
     return cached
 
 
-def candidates_for(question: str, conversation: Any, k: int = 5) -> list[dict[str, Any]]:
-    """Merge every answerer's candidates, best first; a failing answerer is skipped."""
-    merged: dict[str, dict[str, Any]] = {}
+def answerers_with_index(index: Any) -> list[Any]:
+    """``answerers()`` with the knowledge base answering from ``index`` (a KB
+    file's, for ``meiqia bot ask --kb`` and ``meiqia bot eval``) instead of the
+    team's: every plugin's answerer is still asked, as the live bot asks it."""
+    from meiqia.plugins.kb_answerer import KnowledgeBaseAnswerer
+
     pm = current_app.extensions["meiqia.plugins"]
+    chosen = []
     for answerer in answerers():
-        # Within the ``answer`` budget, on the plugin's own threads (a built-in,
-        # the knowledge base, on this one); a failure is logged and skipped.
+        if isinstance(answerer, KnowledgeBaseAnswerer):
+            replacement = KnowledgeBaseAnswerer(index)
+            pm.set_owner(replacement, pm.owner_of(answerer) or "kb_answerer")
+            answerer = replacement
+        chosen.append(answerer)
+    return chosen
+
+
+def priority_of(answerer: Any) -> int:
+    """An answerer's ``priority`` attribute (0 when it has none or it is not an int)."""
+    value = getattr(answerer, "priority", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def candidates_for(question: str, conversation: Any, k: int = 5,
+                   asked: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Every answerer's candidates merged (``meiqia.bot.answers.merge``), best first.
+
+    ``asked``: the answerers to ask (default: every plugin's, ``answerers()``).
+    Each runs within the ``answer`` budget, on its plugin's own threads (the
+    built-in knowledge base on this one), and sees the conversation as a
+    ``PluginConversation``; one that fails is logged and left out."""
+    pm = current_app.extensions["meiqia.plugins"]
+    conversation = to_plugin(conversation)
+    team_id = getattr(conversation, "team_id", None)
+    results = []
+    for answerer in answerers() if asked is None else asked:
+        source = getattr(answerer, "name", None) or "answerer"
         found, failure = pm.runtime.run(
-            pm.owner_of(answerer) or getattr(answerer, "name", "answerer"), "answer",
-            answerer.answer, {"question": question, "conversation": conversation},
-            team_id=getattr(conversation, "team_id", None))
+            pm.owner_of(answerer) or source, "answer", answerer.answer,
+            {"question": question, "conversation": conversation}, team_id=team_id)
         if failure is not None:
             continue
-        found = found or []
-        for cand in found:
-            try:
-                score = min(1.0, max(0.0, float(cand["score"])))
-                key = f"{getattr(answerer, 'name', 'answerer')}:{cand['entry_id']}"
-                item = {
-                    "entry_id": str(cand["entry_id"]),
-                    "question": str(cand.get("question", "")),
-                    "answer": str(cand["answer"]),
-                    "score": score,
-                    "source": getattr(answerer, "name", "answerer"),
-                }
-            except (KeyError, TypeError, ValueError):
-                current_app.logger.warning("answerer %s returned a malformed candidate",
-                                           getattr(answerer, "name", answerer))
-                continue
-            if key not in merged or merged[key]["score"] < score:
-                merged[key] = item
-    return sorted(merged.values(), key=lambda c: -c["score"])[:k]
+        if found and not isinstance(found, list | tuple):
+            current_app.logger.warning("answerer %s returned %s, not a list of candidates",
+                                       source, type(found).__name__)
+            continue
+        results.append(answers.Answered(str(source), priority_of(answerer), list(found or [])))
+    malformed: list[tuple[str, str]] = []
+    merged = answers.merge(results, k, malformed)
+    for source, reason in malformed:
+        current_app.logger.warning("answerer %s returned a malformed candidate (%s)",
+                                   source, reason)
+    return merged
 
 
 def decide(team: Team, candidates: list[dict[str, Any]]) -> str:
     settings = settings_of(team)
-    if not candidates or candidates[0]["score"] < settings["suggest_threshold"]:
-        return "unrecognised"
-    if candidates[0]["score"] >= settings["answer_threshold"]:
-        return "answer"
-    return "suggest"
+    return answers.decide(candidates, settings["answer_threshold"],
+                          settings["suggest_threshold"]).kind
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What the bot made of one message (``ask``).
+
+    ``kind``: ``answer``, ``suggest``, ``unrecognised``, ``human`` (the visitor
+    asks for a person) or ``invalid`` (nothing readable: ``error`` says why).
+    ``candidates``: the merged candidates; ``shown``: those the visitor sees."""
+
+    kind: str
+    question: str = ""
+    truncated: bool = False
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    shown: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+
+
+def ask(text: str, conversation: Any, answer_threshold: float, suggest_threshold: float,
+        k: int = 3, asked: list[Any] | None = None) -> Asked:
+    """THE way the bot is asked: by the live bot (``answer_visitor``),
+    ``meiqia bot ask`` and ``meiqia bot eval``, so the three cannot differ.
+
+    Human words first, then the question check and the 2,000-character cut,
+    then every answerer (``candidates_for``) and the thresholds
+    (``meiqia.bot.answers.decide``). No side effects."""
+    if wants_human(text):
+        return Asked("human")
+    try:
+        question = check_question(text)
+    except QuestionError as exc:
+        return Asked("invalid", error=str(exc))
+    question, truncated = truncate_question(question)
+    found = candidates_for(question, conversation, k=k, asked=asked)
+    decision = answers.decide(found, answer_threshold, suggest_threshold)
+    return Asked(decision.kind, question, truncated, found, decision.shown)
 
 
 def answer_visitor(conversation: Conversation, message: Any) -> dict[str, Any]:
@@ -140,19 +201,16 @@ def answer_visitor(conversation: Conversation, message: Any) -> dict[str, Any]:
     team = conversation.team
     lang = "en" if team.language == "en" else "zh-CN"
     text = message.body if hasattr(message, "body") else str(message)
-    if wants_human(text):
+    settings = settings_of(team)
+    asked = ask(text, conversation, settings["answer_threshold"], settings["suggest_threshold"])
+    if asked.kind == "human":
         return {"kind": "human", "body": "", "candidates": [], "offer_human": False,
                 "entry_id": None}
-    try:
-        question = check_question(text)
-    except QuestionError:
+    if asked.kind == "invalid":
         return {"kind": "unrecognised", "body": MESSAGES[lang]["invalid"], "candidates": [],
                 "offer_human": False, "entry_id": None}
-    question, truncated = truncate_question(question)
-    found = candidates_for(question, conversation, k=3)
-    kind = decide(team, found)
-    settings = settings_of(team)
-    prefix = MESSAGES[lang]["truncated"] + "\n" if truncated else ""
+    kind, question = asked.kind, asked.question
+    prefix = MESSAGES[lang]["truncated"] + "\n" if asked.truncated else ""
     if kind == "unrecognised":
         failures = conversation.bot_failures + 1
         Conversation.update(bot_failures=failures).where(
@@ -168,12 +226,11 @@ def answer_visitor(conversation: Conversation, message: Any) -> dict[str, Any]:
         Conversation.update(bot_failures=0).where(Conversation.id == conversation.id).execute()
         conversation.bot_failures = 0
     if kind == "answer":
-        top = found[0]
-        return {"kind": kind, "body": prefix + top["answer"], "candidates": found[:1],
+        top = asked.shown[0]
+        return {"kind": kind, "body": prefix + top["answer"], "candidates": asked.shown,
                 "offer_human": False, "entry_id": top["entry_id"]}
-    suggestions = [c for c in found if c["score"] >= settings["suggest_threshold"]][:3]
     return {"kind": kind, "body": prefix + MESSAGES[lang]["suggest"],
-            "candidates": suggestions, "offer_human": False, "entry_id": None}
+            "candidates": asked.shown, "offer_human": False, "entry_id": None}
 
 
 def suggestions_for_agent(conversation: Conversation, text: str, k: int = 3) -> list[dict]:

@@ -26,6 +26,7 @@ from meiqia.models import Mention
 from meiqia.models import Message
 from meiqia.models.base import utcnow
 from meiqia.models.messages import KINDS
+from meiqia.plugin_api import PluginMessage
 from meiqia.plugin_runtime import privacy
 from meiqia.services import delivery
 from meiqia.services import events
@@ -198,7 +199,8 @@ def post_message(
     pm = current_app.extensions["meiqia.plugins"]
     # Each redactor within its budget; one that fails is never skipped silently:
     # the message is masked or refused (fails closed, plugin_runtime.privacy).
-    checked = pm.call_detailed("before_message_saved", message=dict(draft),
+    checked = pm.call_detailed("before_message_saved",
+                               message=PluginMessage.from_draft(draft, conversation.id),
                                conversation=conversation)
     for change in checked.results:
         if not isinstance(change, dict):

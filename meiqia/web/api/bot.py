@@ -7,6 +7,7 @@ from flask import g
 from meiqia.bot.normalize import QuestionError
 from meiqia.bot.normalize import check_question
 from meiqia.bot.normalize import truncate_question
+from meiqia.plugin_api import probe_conversation
 from meiqia.services import bot
 from meiqia.services import unrecognised
 from meiqia.services.errors import ValidationError
@@ -21,14 +22,6 @@ ASK_SCHEMA = {
 }
 
 
-class _Probe:
-    """Stands for a conversation when an agent asks the bot from the console."""
-
-    def __init__(self, team_id: int) -> None:
-        self.team_id = team_id
-        self.id = None
-
-
 @route("/bot/ask", ("POST",), summary="Ask the bot a question (test console)",
        body=ASK_SCHEMA, tags=["bot"])
 def ask(body: dict) -> dict:
@@ -37,7 +30,7 @@ def ask(body: dict) -> dict:
     except QuestionError as exc:
         raise ValidationError(f"question: {exc}", "question") from exc
     question, truncated = truncate_question(question)
-    candidates = bot.candidates_for(question, _Probe(g.actor.team_id), k=5)
+    candidates = bot.candidates_for(question, probe_conversation(g.actor.team_id), k=5)
     return {
         "decision": bot.decide(g.actor.team, candidates),
         "candidates": candidates,
