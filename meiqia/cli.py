@@ -179,9 +179,10 @@ def _import_demo_kb(agent: Any) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="MEIQIA_HOST",
+              help="Address to listen on (0.0.0.0: every interface); or MEIQIA_HOST.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535),
+              envvar="MEIQIA_PORT", help="Port to listen on; or MEIQIA_PORT.")
 @click.option("--dev", is_flag=True, help="Debug mode with the auto-reloader.")
 def run(host: str, port: int, dev: bool) -> None:
     """Serve meiqia (threaded server, websockets included).
@@ -735,6 +736,32 @@ def agent_create(email: str, name: str, password: str | None, role: str, scope: 
                        f"groups {shown.get('scope_groups') or '-'}")
         if generated:
             click.secho(f"password: {password}   (shown once)", fg="yellow")
+
+
+@agent.command("passwd")
+@click.argument("email")
+@click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+              help="The new password (default: asked twice, not echoed).")
+@click.option("--keep-sessions", is_flag=True,
+              help="Do not sign out the browsers signed in as him (default: they are).")
+def agent_passwd(email: str, password: str, keep_sessions: bool) -> None:
+    """Set an agent's password (for one who forgot his, or the first admin's).
+
+    Every browser signed in as him is signed out, as when he changes it himself;
+    his API tokens keep working. Written to the audit log (no actor: the console).
+    """
+    from meiqia.services import password_reset
+    from meiqia.services.errors import ServiceError
+
+    with app_context():
+        _require_schema()
+        try:
+            agent, ended = password_reset.set_from_console(email, password,
+                                                           end_sessions=not keep_sessions)
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from exc
+        click.echo(f"password of {agent.email} (agent {agent.id}) changed; "
+                   f"{ended} session(s) signed out")
 
 
 @cli.command()

@@ -49,7 +49,9 @@ def login() -> Any:
     return (
         render_template(
             "login.html", error=error, can_register=accounts.registration_open(),
-            email=request.form.get("email", ""),
+            email=request.form.get("email") or request.args.get("email", ""),
+            # Back from a password reset link (password_reset_pages): say it worked.
+            notice=i18n.t("reset.done") if request.args.get("reset") and not error else None,
         ),
         status,
     )

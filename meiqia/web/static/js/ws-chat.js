@@ -1,6 +1,6 @@
 // The workspace's middle column: one conversation, the composer (reply / anonymous / internal),
 // #keyword quick replies, @colleague in internal notes, emoji, uploads, bot suggestions, actions.
-import { LANG_HEADER, api, boot, clear, dialog, el, fmtTime, formData, formError, me, t, toast } from './lib.js';
+import { LANG_HEADER, api, boot, clear, dialog, el, fmtTime, formData, formError, me, t, toast, confirmDialog } from './lib.js';
 import { specialBody } from './message-body.js';
 import { richSpan, richText } from './rich-text.js';
 
@@ -424,7 +424,7 @@ export class Chat {
 
   setupActions() {
     $('act-end').addEventListener('click', async () => {
-      if (!window.confirm(t('ws.confirm_end'))) return;
+      if (!(await confirmDialog(t('ws.confirm_end')))) return;
       try { await api('POST', `/conversations/${this.id}/end`); await this.reloadHead(); this.onChanged(); } catch (e) { toast(e.message, 'error'); }
     });
     $('act-rating').addEventListener('click', async () => {
