@@ -206,8 +206,27 @@ def run(host: str, port: int, dev: bool) -> None:
         from meiqia.services import knowledge
 
         knowledge.warm_up(app)
-    click.echo(f"meiqia {__version__} on http://{host}:{port}/  (Ctrl+C to stop)")
-    app.run(host=host, port=port, debug=dev, use_reloader=dev, threaded=True)
+    click.echo(f"meiqia {__version__} on http://{host}:{port}/  (Ctrl+C to stop; "
+               "for production, gunicorn: docs/deploy.md)")
+    if dev:
+        app.run(host=host, port=port, debug=True, use_reloader=True, threaded=True)
+        return
+    # The same threaded werkzeug server app.run starts, without its four-line banner
+    # repeating the line above (issue 17: `make run` says what it does in a few lines).
+    from werkzeug.serving import make_server
+
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except OSError as exc:  # the port is taken, or the address is not ours
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port "
+            "with --port (or `make run PORT=8080`)") from exc
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @cli.command()

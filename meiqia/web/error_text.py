@@ -270,6 +270,7 @@ _PAIRS: list[tuple[str, str]] = [
     (r"this password reset link is invalid, used or expired: ask an admin for a new one",
      "这个重置密码链接无效、已用过或已过期：请找管理员重新生成"),
     (r"password2: the two passwords differ", "再次输入：两次输入的密码不一致"),
+    (r"the checklist can be hidden once every step is done", "所有步骤完成后才能隐藏此清单"),
     (r"password: required", "密码：必填"),
     (r"agent: the account is deactivated: activate it first", "客服：该账号已停用，请先启用"),
     (r"no agent with the email (?P<e>.+)", "没有邮箱为 {e} 的客服"),

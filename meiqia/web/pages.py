@@ -1,4 +1,5 @@
-"""Server-rendered pages: log in, register the team, log out, home (→ the dashboard)."""
+"""Server-rendered pages: log in, register the team, log out, home (admins → the
+dashboard, agents → the workspace)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ def index() -> Any:
     agent = security.session_agent()
     if agent is None:
         return redirect(url_for("pages.login"))
+    # Agents come to answer chats; admins to run the team (and its first-run checklist).
+    if not agent.is_admin:
+        return redirect(url_for("workspace.workspace"))
     return redirect(url_for("dashboard_pages.dashboard"))
 
 

@@ -74,6 +74,8 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("PATCH", "/api/v1/agents/<int:agent_id>"): ("agent", "403"),
     ("POST", "/api/v1/agents/<int:agent_id>/password-reset"): ("admin", "403"),
     ("POST", "/api/v1/auth/password-reset"): ("none", "ok"),
+    ("GET", "/api/v1/setup"): ("admin", "403"),
+    ("POST", "/api/v1/setup/dismiss"): ("admin", "403"),
     ("GET", "/api/v1/groups"): ("agent", "ok"),
     ("POST", "/api/v1/groups"): ("admin", "403"),
     ("PATCH", "/api/v1/groups/<int:group_id>"): ("admin", "403"),
