@@ -64,7 +64,8 @@ def reset(token: str) -> Any:
         except ServiceError as exc:
             error = error_text.translate(exc.message, i18n.language())
         else:
-            return redirect(url_for("pages.login", reset="1", email=agent.email))
+            return redirect(url_for("pages.login", reset="1", email=agent.email,
+                                    lang=i18n.language()))
     return _private(Response(render_template(
         "reset_password.html", dead=None, error=error, email=agent.email),
         status=422 if error else 200))

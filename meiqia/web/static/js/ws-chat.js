@@ -218,9 +218,9 @@ export class Chat {
       ...data.suggestions.map((s) => el('div', { class: 'suggestion' },
         el('div', { class: 'q', text: s.question }), el('div', { class: 'a' }, richText(s.answer)),
         el('div', { class: 'row-actions' },
-          el('button', { type: 'button', class: 'primary small', text: t('ws.send_suggestion'),
+          el('button', { type: 'button', class: 'primary small', text: t('ws.send_suggestion'), title: t('ws.send_suggestion_title'),
             onclick: () => this.send(s.answer, 'reply', { message_id: data.message_id, entry_id: s.entry_id, edited: false }) }),
-          el('button', { type: 'button', class: 'small', text: t('ui.edit'), onclick: () => {
+          el('button', { type: 'button', class: 'small fill-suggestion', text: t('ws.fill_suggestion'), title: t('ws.fill_suggestion_title'), onclick: () => {
             this.input.value = s.answer;
             this.suggestion = { message_id: data.message_id, entry_id: s.entry_id, text: s.answer };
             this.input.focus();
