@@ -179,9 +179,10 @@ def _import_demo_kb(agent: Any) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="MEIQIA_HOST",
+              help="Address to listen on (0.0.0.0: every interface); or MEIQIA_HOST.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535),
+              envvar="MEIQIA_PORT", help="Port to listen on; or MEIQIA_PORT.")
 @click.option("--dev", is_flag=True, help="Debug mode with the auto-reloader.")
 def run(host: str, port: int, dev: bool) -> None:
     """Serve meiqia (threaded server, websockets included).
@@ -206,8 +207,27 @@ def run(host: str, port: int, dev: bool) -> None:
 
         knowledge.warm_up(app)
     app.extensions["meiqia.jobs"].start()  # the embedded queue resumes its recorded jobs
-    click.echo(f"meiqia {__version__} on http://{host}:{port}/  (Ctrl+C to stop)")
-    app.run(host=host, port=port, debug=dev, use_reloader=dev, threaded=True)
+    click.echo(f"meiqia {__version__} on http://{host}:{port}/  (Ctrl+C to stop; "
+               "for production, gunicorn: docs/deploy.md)")
+    if dev:
+        app.run(host=host, port=port, debug=True, use_reloader=True, threaded=True)
+        return
+    # The same threaded werkzeug server app.run starts, without its four-line banner
+    # repeating the line above (issue 17: `make run` says what it does in a few lines).
+    from werkzeug.serving import make_server
+
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except OSError as exc:  # the port is taken, or the address is not ours
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port "
+            "with --port (or `make run PORT=8080`)") from exc
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @cli.command()
@@ -752,6 +772,32 @@ def agent_create(email: str, name: str, password: str | None, role: str, scope: 
                        f"groups {shown.get('scope_groups') or '-'}")
         if generated:
             click.secho(f"password: {password}   (shown once)", fg="yellow")
+
+
+@agent.command("passwd")
+@click.argument("email")
+@click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+              help="The new password (default: asked twice, not echoed).")
+@click.option("--keep-sessions", is_flag=True,
+              help="Do not sign out the browsers signed in as him (default: they are).")
+def agent_passwd(email: str, password: str, keep_sessions: bool) -> None:
+    """Set an agent's password (for one who forgot his, or the first admin's).
+
+    Every browser signed in as him is signed out, as when he changes it himself;
+    his API tokens keep working. Written to the audit log (no actor: the console).
+    """
+    from meiqia.services import password_reset
+    from meiqia.services.errors import ServiceError
+
+    with app_context():
+        _require_schema()
+        try:
+            agent, ended = password_reset.set_from_console(email, password,
+                                                           end_sessions=not keep_sessions)
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from exc
+        click.echo(f"password of {agent.email} (agent {agent.id}) changed; "
+                   f"{ended} session(s) signed out")
 
 
 @cli.command()

@@ -59,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_JSON_BYTES": 1024 * 1024,
     #: Minimum password length for agents.
     "PASSWORD_MIN_LENGTH": 8,
+    #: Hours an admin's one-time password reset link works (``services/password_reset.py``).
+    "PASSWORD_RESET_HOURS": 24,
     #: Login attempts one client (IP) may make at one email within
     #: LOGIN_LOCKOUT_SECONDS (a success clears them); past it that client gets 429
     #: for that email. Nobody else is locked out (``services/login_throttle.py``).
@@ -190,6 +192,7 @@ _INT_KEYS = {
     "UPLOAD_QUOTA_TEAM_COUNT",
     "UPLOAD_QUOTA_TEAM_BYTES",
     "PASSWORD_MIN_LENGTH",
+    "PASSWORD_RESET_HOURS",
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_SECONDS",
     "VISITOR_TOKEN_DAYS",

@@ -26,6 +26,7 @@ from meiqia.models.knowledge import SuggestionLog
 from meiqia.models.knowledge import UnrecognisedQuestion
 from meiqia.models.messages import Attachment
 from meiqia.models.messages import Message
+from meiqia.models.password_reset import PasswordReset
 from meiqia.models.plugins import PluginState
 from meiqia.models.settings import ConversationRule
 from meiqia.models.settings import IframePlugin
@@ -47,6 +48,7 @@ ALL_MODELS = [
     ScopeGrant,
     ApiToken,
     AgentSession,
+    PasswordReset,
     Visitor,
     Visit,
     Conversation,

@@ -78,7 +78,12 @@ def candidates(team_id: int) -> list[Agent]:
 
 def availability(team_id: int) -> str:
     """``available``, ``all_busy`` (someone online, nobody free) or ``nobody_online``
-    (nobody online and connected: ``eligible_agents``)."""
+    (nobody online and connected: ``eligible_agents``; or outside the team's
+    working hours, ``services/working_hours.py``)."""
+    from meiqia.services.working_hours import team_is_open
+
+    if not team_is_open(team_id):
+        return NOBODY_ONLINE
     if candidates(team_id):
         return AVAILABLE
     return ALL_BUSY if online_agents(team_id) else NOBODY_ONLINE

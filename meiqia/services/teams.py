@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfoNotFoundError
 from meiqia.db import database
 from meiqia.models import Agent
 from meiqia.models import Team
+from meiqia.services import working_hours
 from meiqia.services.accounts import audit
 from meiqia.services.accounts import iso
 from meiqia.services.accounts import require_admin
@@ -39,8 +40,11 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "bot_failures_before_human": 2,
     #: Queue when every online agent is at his limit (else: leave a message).
     "queue_enabled": True,
+    #: Empty: the built-in greeting, in the visitor's language (``welcome_text``).
     "welcome_message": "",
     "offline_message": "",
+    #: When people answer (``services/working_hours.py``); mode "": not chosen yet.
+    "working_hours": dict(working_hours.DEFAULT),
     "ticket_form": {
         "ask_name": True,
         "ask_phone": True,
@@ -75,6 +79,7 @@ SETTINGS_SCHEMA = {
         "queue_enabled": {"type": "boolean"},
         "welcome_message": {"type": "string", "maxLength": 2000},
         "offline_message": {"type": "string", "maxLength": 2000},
+        "working_hours": working_hours.SCHEMA,
         "ticket_form": {
             "type": "object",
             "additionalProperties": False,
@@ -197,3 +202,23 @@ def widget_config(team_id: int) -> dict[str, Any] | None:
     settings = settings_of(team)
     return {"id": team.id, "name": team.name, "language": team.language,
             "widget": settings["widget"], "ticket_form": settings["ticket_form"]}
+
+
+#: The greeting a team gets until it writes its own (issue 17): in the visitor's
+#: language, so an English visitor of a Chinese team is greeted in English.
+DEFAULT_WELCOME = {
+    "zh-CN": "您好，欢迎光临！我是智能助手，可以回答发货、退换货、支付等常见问题；"
+             "需要人工客服时，点“转人工”即可。",
+    "en": "Hello and welcome! I'm the assistant: ask me about shipping, returns or "
+          "payment. For a person, press \u201cTalk to a human\u201d at any time.",
+}
+
+
+def greeting(team: Team, language: str) -> str | None:
+    """The built-in greeting in ``language`` (``zh-CN`` or ``en``) while the team has
+    no welcome message of its own; None once it has (that one is stored as the
+    conversation's first message, as before). The widget shows the greeting at the
+    top of a conversation; it is not a message, so transcripts stay the people's."""
+    if (settings_of(team)["welcome_message"] or "").strip():
+        return None
+    return DEFAULT_WELCOME["en" if language == "en" else "zh-CN"]

@@ -1,4 +1,5 @@
-"""Server-rendered pages: log in, register the team, log out, home (→ the dashboard)."""
+"""Server-rendered pages: log in, register the team, log out, home (admins → the
+dashboard, agents → the workspace)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ def index() -> Any:
     agent = security.session_agent()
     if agent is None:
         return redirect(url_for("pages.login"))
+    # Agents come to answer chats; admins to run the team (and its first-run checklist).
+    if not agent.is_admin:
+        return redirect(url_for("workspace.workspace"))
     return redirect(url_for("dashboard_pages.dashboard"))
 
 
@@ -49,7 +53,9 @@ def login() -> Any:
     return (
         render_template(
             "login.html", error=error, can_register=accounts.registration_open(),
-            email=request.form.get("email", ""),
+            email=request.form.get("email") or request.args.get("email", ""),
+            # Back from a password reset link (password_reset_pages): say it worked.
+            notice=i18n.t("reset.done") if request.args.get("reset") and not error else None,
         ),
         status,
     )

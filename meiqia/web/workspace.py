@@ -131,7 +131,8 @@ def workspace() -> Any:
 @bp.get("/admin/settings")
 def admin_settings() -> Any:
     return render_page("admin/settings.html", "admin.settings", "admin", admin=True,
-                       embed_url=url_for("widget.script", _external=True))
+                       embed_url=url_for("widget.script", _external=True),
+                       default_welcome=teams.DEFAULT_WELCOME[i18n.language()])
 
 
 @bp.get("/admin/agents")

@@ -44,8 +44,8 @@ def test_password_change_and_sign_out_everywhere(server, admin, new_context):
     other.goto(f"{server.url}/tokens")
     other.wait_for_url(f"{server.url}/login**")
 
-    page.on("dialog", lambda dialog: dialog.accept())
     page.click("#end-all-sessions")
+    page.click(".confirm-dialog .confirm-ok")  # the in-app confirm
     page.wait_for_url(f"{server.url}/login**")
     page.goto(f"{server.url}/tokens")
     page.wait_for_url(f"{server.url}/login**")

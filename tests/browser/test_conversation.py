@@ -64,8 +64,8 @@ def test_visitor_asks_for_a_human_and_sees_only_what_he_should(server, admin, ne
     assert "内部备注" not in frame.locator("#mq-messages").inner_text()
 
     # The agent ends; the visitor rates.
-    agent.once("dialog", lambda d: d.accept())
     agent.click("#act-end")
+    agent.click(".confirm-dialog .confirm-ok")  # the in-app confirm
     frame.locator(".mq-rating").wait_for()
     frame.locator(".mq-rate[data-rating=good]").click()
     frame.locator(".mq-rating textarea").fill("很满意，谢谢！")

@@ -175,8 +175,8 @@ def test_visitor_bot_human_agent_modes_mention_end_rate_history(server, admin, n
     screenshot(agent, "workspace")
 
     # The agent ends; the visitor rates.
-    agent.once("dialog", lambda d: d.accept())
     agent.click("#act-end")
+    agent.click(".confirm-dialog .confirm-ok")  # the in-app confirm
     frame.locator(".mq-rating").wait_for()
     expect(frame.locator("#mq-input")).to_be_disabled()
     expect(frame.locator("#mq-image")).to_be_disabled()

@@ -145,8 +145,8 @@ def test_recent_conversations_open_the_old_one(server, admin, new_context):
     agent.locator("#ws-input").press_sequentially("第一次的回答")
     agent.press("#ws-input", "Enter")
     expect(frame.locator(".mq-msg.from-agent .mq-text")).to_have_text("👍第一次的回答")
-    agent.once("dialog", lambda d: d.accept())
     agent.click("#act-end")
+    agent.click(".confirm-dialog .confirm-ok")  # the in-app confirm
     frame.locator(".mq-restart button.mq-primary").click()
     # A new conversation, with the ended one kept above it (greyed) for him to read.
     expect(frame.locator(".mq-msg:not(.mq-earlier)")).to_have_count(0)
@@ -197,8 +197,8 @@ def test_queue_position_then_assigned_or_leave_a_message(server, admin, new_cont
     expect(agent.locator("#queue-count")).to_have_text("1")
 
     open_chat(agent, "访客")
-    agent.once("dialog", lambda d: d.accept())
     agent.click("#act-end")
+    agent.click(".confirm-dialog .confirm-ok")  # the in-app confirm
     frame_a.locator(".mq-rating").wait_for()
     expect(frame_b.locator("#mq-state")).to_contain_text("王管理")
     expect(frame_b.locator("#mq-banner")).to_be_hidden()

@@ -16,6 +16,7 @@ from meiqia.models import Conversation
 from meiqia.models import Visitor
 from meiqia.services import conversations
 from meiqia.services import messages
+from meiqia.services import teams
 from meiqia.services import visitors
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import TokenExpired
@@ -88,6 +89,8 @@ def session(body: dict) -> dict:
         "conversation": conversations.state(conversation),
         "messages": [messages.visitor_view(m) for m in messages.history(conversation)],
         "earlier": conversations.earlier(visitor, conversation),
+        # The built-in greeting in his language, until the team writes its own.
+        "greeting": teams.greeting(visitor.team, lang or visitor.language or visitor.team.language),
     }
 
 

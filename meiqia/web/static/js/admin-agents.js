@@ -1,5 +1,5 @@
 // Agents: list, create, edit role / scope (incl. custom lists) / limit / status / groups.
-import { api, dialog, el, formData, formError, me, t, toast, clear } from './lib.js';
+import { api, confirmDialog, dialog, el, formData, formError, me, t, team, toast, clear } from './lib.js';
 
 const tbody = document.querySelector('#agents-table tbody');
 let agents = [];
@@ -22,7 +22,11 @@ function render() {
       el('td', { text: groupNames(agent.groups || []) }),
       el('td', {}, el('span', { class: 'status-dot', dataset: { status: agent.status } }), ' ',
         agent.active ? t(`status.${agent.status}`) : t('agents.disabled')),
-      el('td', {}, el('button', { type: 'button', class: 'link', text: t('ui.edit'), onclick: () => edit(agent) }))));
+      el('td', { class: 'row-actions' },
+        el('button', { type: 'button', class: 'link', text: t('ui.edit'), onclick: () => edit(agent) }),
+        agent.active && agent.id !== me.id
+          ? el('button', { type: 'button', class: 'link reset-password', text: t('reset.make'), onclick: () => resetLink(agent) })
+          : null)));
   }
 }
 
@@ -83,6 +87,28 @@ function edit(existing) {
       formError(form, error);
     }
   });
+}
+
+// A one-time link for an agent who forgot his password: shown once, copied by the admin.
+async function resetLink(agent) {
+  if (!(await confirmDialog(t('reset.confirm', { name: agent.name }), { ok: t('reset.make'), danger: false }))) return;
+  let link;
+  try {
+    link = await api('POST', `/agents/${agent.id}/password-reset`);
+  } catch (error) {
+    toast(error.message, 'error');
+    return;
+  }
+  const field = el('input', { class: 'reset-url', readonly: true, value: link.url, onfocus: (e) => e.target.select() });
+  const copy = el('button', { type: 'button', class: 'primary', text: t('reset.copy'), onclick: async () => {
+    field.select();
+    try { await navigator.clipboard.writeText(link.url); } catch { document.execCommand('copy'); }
+    toast(t('reset.copied'));
+  } });
+  dialog(t('reset.link_title', { name: agent.name }),
+    el('p', { text: t('reset.link_hint', { time: new Date(link.expires_at).toLocaleString(document.documentElement.lang, { timeZone: team.timezone }) }) }),
+    el('div', { class: 'copy-row' }, field, copy),
+    el('p', { class: 'hint', text: t('reset.shown_once') }));
 }
 
 async function load() {

@@ -1,5 +1,5 @@
 // Groups: create, rename, delete.
-import { api, clear, el, formError, t, toast } from './lib.js';
+import { api, clear, el, formError, t, toast, confirmDialog } from './lib.js';
 
 const form = document.getElementById('group-form');
 const list = document.getElementById('groups-list');
@@ -24,7 +24,7 @@ function row(group) {
     input.focus();
   };
   const remove = async () => {
-    if (!window.confirm(t('groups.confirm_delete', { name: group.name }))) return;
+    if (!(await confirmDialog(t('groups.confirm_delete', { name: group.name })))) return;
     try {
       await api('DELETE', `/groups/${group.id}`);
       await load();

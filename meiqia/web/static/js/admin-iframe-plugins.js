@@ -1,6 +1,6 @@
 // Sidebar iframe plugins: add / edit / enable / delete panels; the secret that signs each
 // panel's token is shown once (after adding or rotating it), with an example of checking it.
-import { api, clear, dialog, el, formData, formError, t, toast } from './lib.js';
+import { api, clear, dialog, el, formData, formError, t, toast, confirmDialog } from './lib.js';
 
 const tbody = document.querySelector('#ifp-table tbody');
 const page = document.querySelector('main.page');
@@ -109,14 +109,14 @@ function edit(plugin) {
 }
 
 async function rotate(plugin) {
-  if (!window.confirm(t('ifp.confirm_rotate', { name: plugin.name }))) return;
+  if (!(await confirmDialog(t('ifp.confirm_rotate', { name: plugin.name })))) return;
   try {
     showSecret(await api('POST', `/iframe-plugins/${plugin.id}/rotate-secret`));
   } catch (error) { toast(error.message, 'error'); }
 }
 
 async function remove(plugin) {
-  if (!window.confirm(t('ifp.confirm_delete', { name: plugin.name }))) return;
+  if (!(await confirmDialog(t('ifp.confirm_delete', { name: plugin.name })))) return;
   try {
     await api('DELETE', `/iframe-plugins/${plugin.id}`);
     await load();

@@ -1,6 +1,6 @@
 // Quick replies (team-wide, admin-managed): keyword, title, content, category; filter by
 // keyword or category. Agents use them in the composer by typing #keyword.
-import { api, clear, dialog, el, formData, formError, t, toast } from './lib.js';
+import { api, clear, dialog, el, formData, formError, t, toast, confirmDialog } from './lib.js';
 
 const tbody = document.querySelector('#qr-table tbody');
 const filter = document.getElementById('qr-filter');
@@ -69,7 +69,7 @@ function edit(reply) {
 }
 
 async function remove(reply) {
-  if (!window.confirm(t('qra.confirm_delete', { keyword: reply.keyword }))) return;
+  if (!(await confirmDialog(t('qra.confirm_delete', { keyword: reply.keyword })))) return;
   try {
     await api('DELETE', `/quick-replies/${reply.id}`);
     await load();

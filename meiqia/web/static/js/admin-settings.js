@@ -25,7 +25,8 @@ function fill(teamData) {
     if (!input.name) continue;
     const value = get(teamData, input.name);
     if (value === undefined) continue;
-    if (input.type === 'checkbox') input.checked = Boolean(value);
+    if ('multi' in input.dataset) input.checked = (value || []).includes(Number(input.value));
+    else if (input.type === 'checkbox') input.checked = Boolean(value);
     else if ('list' in input.dataset) input.value = (value || []).join('\n');
     else input.value = value;
     if (input.type === 'range') showRange(input);
@@ -42,7 +43,10 @@ form.addEventListener('submit', async (event) => {
   for (const input of form.elements) {
     if (!input.name) continue;
     let value = input.value;
-    if (input.type === 'checkbox') value = input.checked;
+    if ('multi' in input.dataset) {
+      // Checkboxes sharing a name (the working days): the list of the checked values.
+      value = [...form.querySelectorAll(`[name="${CSS.escape(input.name)}"]:checked`)].map((n) => Number(n.value));
+    } else if (input.type === 'checkbox') value = input.checked;
     else if (input.type === 'range' || input.type === 'number') value = Number(input.value);
     else if ('list' in input.dataset) value = input.value.split('\n').map((v) => v.trim()).filter(Boolean);
     set(body, input.name, value);

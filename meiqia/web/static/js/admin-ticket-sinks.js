@@ -1,7 +1,7 @@
 // Ticket sinks: configure webhook / email (or any plugin's) sinks with a form generated from
 // the sink type's schema; secrets are never shown back (sent as ******** to keep them).
 // Below: recent deliveries, failures with their last error, and retry.
-import { api, clear, dialog, el, fmtTime, formError, t, toast } from './lib.js';
+import { api, clear, dialog, el, fmtTime, formError, t, toast, confirmDialog } from './lib.js';
 
 const MASK = '********';
 const sinksBody = document.querySelector('#sinks-table tbody');
@@ -103,7 +103,7 @@ function edit(type, sink) {
 }
 
 async function remove(sink) {
-  if (!window.confirm(t('sinks.confirm_delete', { name: sink.name }))) return;
+  if (!(await confirmDialog(t('sinks.confirm_delete', { name: sink.name })))) return;
   try {
     await api('DELETE', `/ticket-sinks/${sink.id}`);
     await load();

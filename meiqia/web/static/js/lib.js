@@ -81,9 +81,12 @@ export function toast(message, kind = 'info') {
   setTimeout(() => item.remove(), kind === 'error' ? 8000 : 4000);
 }
 
-/** Put an API error on a form: the message above it, the field marked. */
+/** Put an API error on a form: beside its field when the error names one (the
+ * field marked, scrolled to the middle of the screen, never under the sticky top
+ * bar), else above the form, scrolled into view too. */
 export function formError(form, error) {
   form.querySelectorAll('[aria-invalid]').forEach((n) => n.removeAttribute('aria-invalid'));
+  form.querySelectorAll('.field-error').forEach((n) => n.remove());
   let box = form.querySelector('.form-error');
   if (!box) {
     box = el('p', { class: 'form-error error', role: 'alert' });
@@ -93,16 +96,43 @@ export function formError(form, error) {
     box.hidden = true;
     return;
   }
-  box.hidden = false;
-  box.textContent = error.message;
+  let input = null;
   if (error.field) {
     const name = error.field.split('.').pop();
-    const input = form.querySelector(`[name="${CSS.escape(error.field)}"], [name="${CSS.escape(name)}"]`);
-    if (input) {
-      input.setAttribute('aria-invalid', 'true');
-      input.focus();
-    }
+    input = form.querySelector(`[name="${CSS.escape(error.field)}"], [name="${CSS.escape(name)}"]`);
   }
+  if (input) {
+    box.hidden = true;
+    const note = el('span', { class: 'field-error error', role: 'alert', text: error.message });
+    const id = `err-${Math.random().toString(36).slice(2)}`;
+    note.id = id;
+    input.setAttribute('aria-invalid', 'true');
+    input.setAttribute('aria-describedby', id);
+    (input.closest('label') || input).after(note);
+    input.focus({ preventScroll: true });
+    note.scrollIntoView({ block: 'center' });
+    return;
+  }
+  box.hidden = false;
+  box.textContent = error.message;
+  box.scrollIntoView({ block: 'center' });
+}
+
+/** An in-app yes/no question (instead of the browser's confirm()): resolves true
+ * on the confirming button, false on cancel, Escape or ×. */
+export function confirmDialog(message, { ok = t('ui.confirm'), danger = true } = {}) {
+  return new Promise((resolve) => {
+    let answer = false;
+    const yes = el('button', { type: 'button', class: danger ? 'primary danger confirm-ok' : 'primary confirm-ok', text: ok,
+      onclick: () => { answer = true; box.close(); } });
+    const box = dialog(t('ui.confirm_title'),
+      el('p', { class: 'confirm-message', text: message }),
+      el('div', { class: 'actions' },
+        el('button', { type: 'button', text: t('ui.cancel'), onclick: () => box.close() }), yes));
+    box.classList.add('confirm-dialog');
+    box.addEventListener('close', () => resolve(answer));
+    yes.focus();
+  });
 }
 
 /** A local time for an ISO string (the browser's zone). */

@@ -1,7 +1,7 @@
 // My account: API tokens (create with a scope and an expiry, shown once; list; revoke),
 // password change (current password required, optionally revoking the tokens) and
 // "sign out everywhere". Tokens cannot do any of this: only a signed-in session may.
-import { api, clear, el, fmtTime, formError, me, t, toast } from './lib.js';
+import { api, clear, el, fmtTime, formError, me, t, toast, confirmDialog } from './lib.js';
 
 const form = document.getElementById('token-form');
 const tbody = document.querySelector('#tokens-table tbody');
@@ -21,7 +21,7 @@ async function load() {
       el('td', {}, token.revoked ? t('tokens.revoked') : el('button', {
         type: 'button', class: 'link danger', text: t('tokens.revoke'),
         onclick: async () => {
-          if (!window.confirm(t('tokens.confirm_revoke', { name: token.name }))) return;
+          if (!(await confirmDialog(t('tokens.confirm_revoke', { name: token.name })))) return;
           try { await api('DELETE', `/tokens/${token.id}`); await load(); } catch (e) { toast(e.message, 'error'); }
         },
       }))));
@@ -64,7 +64,7 @@ passwordForm.addEventListener('submit', async (event) => {
 });
 
 document.getElementById('end-all-sessions').addEventListener('click', async () => {
-  if (!window.confirm(t('account.confirm_end_all'))) return;
+  if (!(await confirmDialog(t('account.confirm_end_all')))) return;
   try {
     await api('POST', '/auth/sessions/end-all');
     window.location.assign('/login');

@@ -509,6 +509,7 @@ async function start() {
   }
   renderState(session.conversation);
   if (!state.shown.size) showEarlier(session.earlier);
+  showGreeting(session.greeting);
   session.messages.forEach(addMessage);
   tickets.load();
   if (state.socket) state.socket.close();
@@ -570,6 +571,15 @@ function showEarlier(earlier) {
     return node;
   });
   list.prepend(...items, el('li', { class: 'mq-system mq-earlier-end', text: T('widget.earlier_end') }));
+}
+
+// The built-in welcome (in his language) while the team has none of its own: shown
+// first, like a bot line, but not a stored message (the team's own welcome is one).
+function showGreeting(text) {
+  if (!text || list.querySelector('.mq-greeting')) return;
+  const node = messageNode({ kind: 'text', sender_kind: 'bot', body: text, payload: {} });
+  node.classList.add('mq-greeting');
+  list.append(node);
 }
 
 async function restart() {

@@ -1,6 +1,6 @@
 // The workspace's middle column: one conversation, the composer (reply / anonymous / internal),
 // #keyword quick replies, @colleague in internal notes, emoji, uploads, bot suggestions, actions.
-import { LANG_HEADER, api, boot, clear, dialog, el, fmtTime, formData, formError, me, t, toast } from './lib.js';
+import { LANG_HEADER, api, boot, clear, dialog, el, fmtTime, formData, formError, me, t, toast, confirmDialog } from './lib.js';
 import { specialBody } from './message-body.js';
 import { richSpan, richText } from './rich-text.js';
 
@@ -218,9 +218,9 @@ export class Chat {
       ...data.suggestions.map((s) => el('div', { class: 'suggestion' },
         el('div', { class: 'q', text: s.question }), el('div', { class: 'a' }, richText(s.answer)),
         el('div', { class: 'row-actions' },
-          el('button', { type: 'button', class: 'primary small', text: t('ws.send_suggestion'),
+          el('button', { type: 'button', class: 'primary small', text: t('ws.send_suggestion'), title: t('ws.send_suggestion_title'),
             onclick: () => this.send(s.answer, 'reply', { message_id: data.message_id, entry_id: s.entry_id, edited: false }) }),
-          el('button', { type: 'button', class: 'small', text: t('ui.edit'), onclick: () => {
+          el('button', { type: 'button', class: 'small fill-suggestion', text: t('ws.fill_suggestion'), title: t('ws.fill_suggestion_title'), onclick: () => {
             this.input.value = s.answer;
             this.suggestion = { message_id: data.message_id, entry_id: s.entry_id, text: s.answer };
             this.input.focus();
@@ -424,7 +424,7 @@ export class Chat {
 
   setupActions() {
     $('act-end').addEventListener('click', async () => {
-      if (!window.confirm(t('ws.confirm_end'))) return;
+      if (!(await confirmDialog(t('ws.confirm_end')))) return;
       try { await api('POST', `/conversations/${this.id}/end`); await this.reloadHead(); this.onChanged(); } catch (e) { toast(e.message, 'error'); }
     });
     $('act-rating').addEventListener('click', async () => {
