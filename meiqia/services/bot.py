@@ -137,8 +137,10 @@ def answer_visitor(conversation: Conversation, message: Any) -> dict[str, Any]:
     bot message and starts routing when ``kind`` is ``human``. Updates the
     conversation's run of unrecognised questions and logs unrecognised ones.
     """
+    from meiqia.services.routing import visitor_language
+
     team = conversation.team
-    lang = "en" if team.language == "en" else "zh-CN"
+    lang = visitor_language(conversation)  # his widget's language, not the team's
     text = message.body if hasattr(message, "body") else str(message)
     if wants_human(text):
         return {"kind": "human", "body": "", "candidates": [], "offer_human": False,
