@@ -228,7 +228,7 @@ def export_job(export_id: int) -> dict[str, Any]:
             sheet.write_row(0, 0, headers)
             for values in _rows(export, actor):
                 done += 1
-                sheet.write_row(done, 0, xlsx_row(values))
+                sheet.write_row(done, 0, xlsx_row(values, labels.text("export.cut")))
                 if done % BATCH == 0:
                     _progress(export, done, report_progress)
             workbook.close()

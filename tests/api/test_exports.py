@@ -248,7 +248,7 @@ def test_a_long_transcript_is_whole_in_csv_and_says_it_was_cut_in_xlsx(db_api):
     whole, cut = cells["csv"]["messages"], cells["xlsx"]["messages"]
     assert whole.count("访客: 第") == 8 and whole.endswith("退款\n")  # CSV: all of it
     assert len(whole) > XLSX_CELL_CHARS >= len(cut)
-    note = re.search(r"…\(truncated, ([\d,]+) more characters\)$", cut)
+    note = re.search(r"…（已截断，还有 ([\d,]+) 个字符）$", cut)  # in the agent's language
     assert note, cut[-80:]
     kept = len(cut) - len(note.group(0))
     assert cut[:kept] == whole[:kept] and kept > 32_000
