@@ -53,16 +53,21 @@ def restore(value: Any) -> Any:
     return value
 
 
-def fit_xlsx_cell(value: Any) -> Any:
+#: The note ending a cut cell; ``{n}`` is how many characters were cut. A writer for a
+#: person passes it in his language (``xlsx_row(..., cut_note=...)``).
+CUT_NOTE = "…(truncated, {n} more characters)"
+
+
+def fit_xlsx_cell(value: Any, cut_note: str = CUT_NOTE) -> Any:
     """A string cut to what an XLSX cell holds, ending with how much was cut
     (the writer would otherwise cut it silently); other values as they are."""
     if not isinstance(value, str) or len(value) <= XLSX_CELL_CHARS:
         return value
     keep = XLSX_CELL_CHARS - 60  # room for the note
-    return value[:keep] + f"…(truncated, {len(value) - keep:,} more characters)"
+    return value[:keep] + cut_note.format(n=f"{len(value) - keep:,}")
 
 
-def xlsx_row(values: Iterable[Any]) -> list[Any]:
+def xlsx_row(values: Iterable[Any], cut_note: str = CUT_NOTE) -> list[Any]:
     """One row for an XLSX writer: neutralised, legal for XML, fitted to a cell.
 
     Lists become their text. Write the row with a writer that stores strings as
@@ -74,7 +79,7 @@ def xlsx_row(values: Iterable[Any]) -> list[Any]:
             value = str(value)
         if isinstance(value, str):
             value = _ILLEGAL.sub("", value)
-        out.append(fit_xlsx_cell(neutralise(value)))
+        out.append(fit_xlsx_cell(neutralise(value), cut_note))
     return out
 
 

@@ -67,6 +67,16 @@ def _deliver(config: dict[str, Any], message: EmailMessage) -> None:
         smtp.send_message(message)
 
 
+def _created(ticket: dict[str, Any]) -> str:
+    """The ticket's creation on the team's clock, naming the zone (the payload says UTC)."""
+    from meiqia.models import Team
+    from meiqia.services.dates import team_clock
+
+    team = Team.get_or_none(Team.id == ticket.get("team_id"))
+    zone = team.timezone if team is not None else "UTC"
+    return f"{team_clock(ticket['created_at'], zone)} ({zone})"
+
+
 def render(payload: dict[str, Any], verb: str) -> tuple[str, str]:
     """Subject and body of the email for one ticket event."""
     ticket = payload["ticket"]
@@ -81,7 +91,7 @@ def render(payload: dict[str, Any], verb: str) -> tuple[str, str]:
         f"联系人 Contact:  {contact['name'] or '-'}",
         f"电话 Phone:     {contact['phone'] or '-'}",
         f"邮箱 Email:     {contact['email'] or '-'}",
-        f"创建 Created:   {ticket['created_at']}",
+        f"创建 Created:   {_created(ticket)}",
     ]
     if ticket.get("tags"):
         lines.append(f"标签 Tags:     {', '.join(ticket['tags'])}")

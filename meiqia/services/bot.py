@@ -198,8 +198,10 @@ def answer_visitor(conversation: Conversation, message: Any) -> dict[str, Any]:
     bot message and starts routing when ``kind`` is ``human``. Updates the
     conversation's run of unrecognised questions and logs unrecognised ones.
     """
+    from meiqia.services.routing import visitor_language
+
     team = conversation.team
-    lang = "en" if team.language == "en" else "zh-CN"
+    lang = visitor_language(conversation)  # his widget's language, not the team's
     text = message.body if hasattr(message, "body") else str(message)
     settings = settings_of(team)
     asked = ask(text, conversation, settings["answer_threshold"], settings["suggest_threshold"])

@@ -223,7 +223,7 @@ def bot_reply(conversation: Conversation, message: Any) -> dict[str, Any]:
             return bot.answer_visitor(conversation=conversation, message=message)
         except Exception:  # noqa: BLE001 - a broken bot must not lose the visitor
             current_app.logger.exception("the bot failed on conversation %s", conversation.id)
-    lang = "en" if conversation.team.language == "en" else "zh-CN"
+    lang = routing.visitor_language(conversation)
     body = {"zh-CN": "抱歉，我暂时无法回答，正在为您转接人工客服。",
             "en": "Sorry, I can't answer that: let me get you a human agent."}[lang]
     return {"kind": "unrecognised", "body": body, "candidates": [], "offer_human": True,
@@ -369,7 +369,7 @@ def _end(conversation: Conversation, reason: str, actor: Agent | None,
                        "the conversation changed: not ended")
     body = ""
     if reason == "inactivity":
-        body = INACTIVITY_TEXT["en" if conversation.team.language == "en" else "zh-CN"]
+        body = INACTIVITY_TEXT[routing.visitor_language(conversation)]
     messages.post_message(conversation, "system", body, kind="event",
                           payload={"event": "ended", "by": actor.display_name if actor else "",
                                    "reason": reason, **(note or {})})

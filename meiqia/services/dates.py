@@ -54,3 +54,23 @@ def utc_bound(raw: str, name: str, tz: ZoneInfo, end: bool, expected: str) -> da
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+
+
+def team_clock(value: str | datetime.datetime | None, zone: str,
+               fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored time (naive UTC, or an ISO string with ``Z``) on the team's clock, for
+    text a person reads outside the pages (e-mails, transcripts). Empty for none."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    try:
+        tz = ZoneInfo(zone)
+    except (ValueError, KeyError):
+        tz = ZoneInfo("UTC")
+    return value.astimezone(tz).strftime(fmt)

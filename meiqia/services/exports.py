@@ -89,7 +89,45 @@ def start(actor: Agent, data: dict[str, Any]) -> ExportJob:
     return ExportJob.get_by_id(export.id)
 
 
-SENDERS = {"visitor": "访客", "bot": "机器人", "system": "系统"}
+#: Columns whose values are codes, shown as the UI shows them (choice → catalogue key).
+CODED = {"rating": "history.rating.{}", "source": "source.{}", "platform": "platform.{}"}
+#: Columns of a time (in the team's zone, which the header names).
+TIMES = ("started_at", "ended_at", "visit_trail")
+
+
+class Labels:
+    """The export in the words of the agent who asked (his language setting, else the
+    team's): headers, coded values, sender names. The job runs outside any request,
+    so the language comes from the agent, not from a header."""
+
+    def __init__(self, actor: Agent) -> None:
+        from meiqia.web import i18n  # the catalogue of the pages (loaded at start-up)
+
+        self._i18n = i18n
+        self.lang = i18n.agent_language(actor)
+        self.zone = actor.team.timezone
+
+    def text(self, key: str, **values: Any) -> str:
+        return self._i18n.text_in(self.lang, key, **values)
+
+    def header(self, column: str) -> str:
+        if column in ("id", "duration_s", "first_response_s", "messages"):
+            return self.text(f"export.col.{column}", zone=self.zone)
+        label = self.text(f"history.col.{column}")
+        return self.text("export.col.time", label=label, zone=self.zone) \
+            if column in TIMES else label
+
+    def value(self, column: str, value: Any) -> Any:
+        if column in CODED and value:
+            return self.text(CODED[column].format(value))
+        return value
+
+    def sender(self, kind: str) -> str:
+        return self.text(f"export.sender.{kind}")
+
+    def visitor(self, data: dict[str, Any]) -> str:
+        """His name, else "访客 12" / "Visitor 12" made now, in the reader's language."""
+        return data["visitor"] or self.text("ws.visitor", id=data["visitor_id"])
 
 
 def _local(value: datetime.datetime | None, tz: ZoneInfo) -> str:
@@ -120,6 +158,7 @@ def _rows(export: ExportJob, actor: Agent):  # noqa: ANN202 - generator of row l
     conversations that ended before the export was requested, at most its total."""
     names = history.agent_names(actor.team_id)
     tz = ZoneInfo(actor.team.timezone)
+    labels = Labels(actor)
     base = history.query(actor, export.filters or {}, before=export.created_at)
     last = 0
     left = export.total
@@ -137,8 +176,8 @@ def _rows(export: ExportJob, actor: Agent):  # noqa: ANN202 - generator of row l
                                      Message.body, Message.created_at)
                       .where(Message.conversation.in_(ids), Message.visibility == "public",
                              Message.kind == "text").order_by(Message.id)):
-                who = names.get(m.agent_id, "客服") if m.sender_kind == "agent" else (
-                    SENDERS.get(m.sender_kind, m.sender_kind))
+                who = names.get(m.agent_id) or labels.sender("agent") \
+                    if m.sender_kind == "agent" else labels.sender(m.sender_kind)
                 line = f"[{_local(m.created_at, tz)}] {who}: {m.body}"
                 transcripts[m.conversation_id] = (transcripts.get(m.conversation_id, "")
                                                   + line + "\n")
@@ -148,7 +187,8 @@ def _rows(export: ExportJob, actor: Agent):  # noqa: ANN202 - generator of row l
             data["visit_trail"] = _trail(data["visit_trail"], tz)
             data["started_at"] = _local(conversation.created_at, tz)
             data["ended_at"] = _local(conversation.ended_at, tz)
-            values = [data[h] for h in HEADERS]
+            data["visitor"] = labels.visitor(data)
+            values = [labels.value(h, data[h]) for h in HEADERS]
             if export.with_content:
                 values.append(transcripts.get(conversation.id, ""))
             yield values
@@ -164,7 +204,9 @@ def export_job(export_id: int) -> dict[str, Any]:
     ExportJob.update(status="running").where(ExportJob.id == export.id).execute()
     name = f"history-{export.id}-{secrets.token_hex(6)}.{export.format}"
     path = os.path.join(folder(), name)
-    headers = HEADERS + (["messages"] if export.with_content else [])
+    labels = Labels(actor)
+    headers = [labels.header(h) for h in HEADERS + (["messages"] if export.with_content
+                                                     else [])]
     done = 0
     try:
         if export.format == "csv":
@@ -186,7 +228,7 @@ def export_job(export_id: int) -> dict[str, Any]:
             sheet.write_row(0, 0, headers)
             for values in _rows(export, actor):
                 done += 1
-                sheet.write_row(done, 0, xlsx_row(values))
+                sheet.write_row(done, 0, xlsx_row(values, labels.text("export.cut")))
                 if done % BATCH == 0:
                     _progress(export, done, report_progress)
             workbook.close()

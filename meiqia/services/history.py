@@ -263,7 +263,9 @@ def row(conversation: Conversation, agents: dict[int, str]) -> dict[str, Any]:
     visit = getattr(conversation, "visit", None)
     return {
         "id": conversation.id,
-        "visitor": visitor.name or f"访客 {visitor.id}",
+        # Empty when he gave none: the reader's page (or export) says "访客 12" /
+        # "Visitor 12" in the reader's language.
+        "visitor": visitor.name or "",
         "visitor_id": visitor.id,
         "ip": visit.ip if visit else "",
         "device": " / ".join(p for p in ((visit.device, visit.os, visit.browser)

@@ -201,6 +201,7 @@ def widget_config(team_id: int) -> dict[str, Any] | None:
         return None
     settings = settings_of(team)
     return {"id": team.id, "name": team.name, "language": team.language,
+            "timezone": team.timezone,  # the widget shows times on the team's clock
             "widget": settings["widget"], "ticket_form": settings["ticket_form"]}
 
 

@@ -329,8 +329,11 @@ def transcript(conversation_id: int) -> list[dict[str, Any]]:
 
 def transcript_text(conversation: Conversation) -> str:
     """The public transcript as text, for prefilling, webhooks and emails."""
+    from meiqia.services.dates import team_clock
+
     who = {"visitor": "访客", "agent": "客服", "bot": "机器人"}
-    return "\n".join(f"[{m['at'][:16].replace('T', ' ')}] {who.get(m['sender'], '系统')}: "
+    zone = conversation.team.timezone  # the team's clock, as on every page (stored UTC)
+    return "\n".join(f"[{team_clock(m['at'], zone)}] {who.get(m['sender'], '系统')}: "
                      f"{m['body']}" for m in transcript(conversation.id))
 
 

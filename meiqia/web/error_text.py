@@ -431,6 +431,16 @@ _PAIRS: list[tuple[str, str]] = [
     (r"this delivery changed meanwhile; look again before retrying",
      "这条推送刚刚有了变化，请刷新后再决定是否重试"),
     (r"config\.url: needs a host", "网址：缺少主机名"),
+    # a delivery's last error (the built-in sinks' failures), shown on the sinks page
+    (r"webhook answered HTTP (?P<n>\d+) \(a redirect to (?P<u>.*)\); redirects are not "
+     r"followed: set the final URL", "Webhook 返回 HTTP {n}（重定向到 {u}）；不会跟随重定向：请填写最终地址"),
+    (r"webhook answered HTTP (?P<n>\d+)", "Webhook 返回 HTTP {n}"),
+    (r"the SMTP server refused the user name or password", "SMTP 服务器拒绝了用户名或密码"),
+    (r"the SMTP server at (?P<h>.+) broke off during STARTTLS or login",
+     "SMTP 服务器 {h} 在 STARTTLS 或登录时断开了连接"),
+    (r"the sink was disabled; enable it and retry", "该推送已停用；请启用后重试"),
+    (r"no plugin provides the sink type (?P<t>.+) any more", "已没有插件提供推送类型 {t}"),
+    (r"could not queue: (?P<e>.+)", "无法排队：{e}"),
     # the SSRF gate (services/outbound.py), under the field of the setting it checks
     (rf"{FIELD}: (?P<h>.+) resolves to (?P<a>\S+), a private address \((?P<r>[\w-]+)\): the "
      r"server does not connect there \(the operator may allow private networks for the "

@@ -141,10 +141,24 @@ def error_language(agent_preference: bool = True) -> str:
     return "en"
 
 
-def t(key: str, **values: Any) -> str:
-    lang = language()
+def text_in(lang: str, key: str, **values: Any) -> str:
+    """A string in a given language, outside a request (a job writing an export for
+    the agent who asked, an e-mail for the team): English fills a gap, then the key."""
     text = CATALOG.get(lang, {}).get(key) or CATALOG["en"].get(key) or key
     return text.format(**values) if values else text
+
+
+def agent_language(agent: Any) -> str:
+    """An agent's language when no request says it: his setting, else his team's."""
+    pref = (getattr(agent, "preferences", None) or {}).get("language")
+    if pref in LANGUAGES:
+        return pref
+    team = getattr(agent, "team", None)
+    return "en" if getattr(team, "language", "") == "en" else "zh-CN"
+
+
+def t(key: str, **values: Any) -> str:
+    return text_in(language(), key, **values)
 
 
 def init_app(app: Flask) -> None:

@@ -167,4 +167,11 @@ def switch_language(code: str) -> Any:
         raise NotFound("no such language")
     response = redirect(safe_next(request.args.get("next")))
     response.set_cookie("lang", code, max_age=365 * 86400, samesite="Lax", httponly=True)
+    agent = security.session_agent()
+    if agent is not None and (agent.preferences or {}).get("language") != code:
+        # His setting, also where no page asks: the exports a job writes for him.
+        from meiqia.models import Agent
+
+        prefs = {**(agent.preferences or {}), "language": code}
+        Agent.update(preferences=prefs).where(Agent.id == agent.id).execute()
     return response

@@ -21,10 +21,16 @@ from tests.factories import make_visitor
 from tests.helpers import ApiClient
 
 T0 = datetime.datetime(2026, 11, 20, 4, 0, 0)  # 12:00 in Asia/Shanghai
-HEADER = ["id", "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
-          "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
-          "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
-          "grade", "channel"]
+#: The columns, in order, and their headers as a zh-CN agent reads them (the team's zone
+#: named on every time column).
+KEYS = ["id", "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
+        "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
+        "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
+        "grade", "channel"]
+HEADER = ["编号", "客户", "IP", "设备", "开始时间 (Asia/Shanghai)", "结束时间 (Asia/Shanghai)",
+          "持续时长（秒）", "对话标签", "首次响应（秒）", "接待客服", "满意度", "客户消息数",
+          "客服消息数", "访问轨迹 (Asia/Shanghai)", "线索", "搜索关键词", "对话小结", "地区",
+          "访问来源", "访问平台", "对话分级", "渠道"]
 TRAIL = [{"url": "https://shop.example.com/p/1", "title": "商品页", "at": "2026-11-20T03:55:00Z"},
          {"url": "https://shop.example.com/cart", "title": "购物车", "at": "2026-11-20T03:56:10Z"}]
 
@@ -67,8 +73,9 @@ def read_export(api: ApiClient, export_id: int, fmt: str) -> list[list[str]]:
 
 def check_file(api: ApiClient, export: dict, convs: dict, fmt: str, content: bool) -> None:
     rows = read_export(api, export["id"], fmt)
-    assert rows[0] == HEADER + (["messages"] if content else [])
-    by_id = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    assert rows[0] == HEADER + (["聊天内容 (Asia/Shanghai)"] if content else [])
+    keys = KEYS + (["messages"] if content else [])
+    by_id = {row[0]: dict(zip(keys, row, strict=True)) for row in rows[1:]}
     assert set(by_id) == {str(convs["a"].id), str(convs["b"].id)}
     a = by_id[str(convs["a"].id)]
     assert a["visitor"] == "'=HYPERLINK(\"http://evil.example\",\"点我\")"
@@ -78,8 +85,8 @@ def check_file(api: ApiClient, export: dict, convs: dict, fmt: str, content: boo
     assert a["started_at"] == "2026-11-20 11:57:30"
     assert (a["duration_s"], a["first_response_s"]) == ("60", "30")  # the note at 40 s is not manual
     assert (a["visitor_messages"], a["agent_messages"]) == ("1", "2")
-    assert a["lead"] == "131-2113-2323" and a["rating"] == "good" and a["agent"] == "王管理"
-    assert a["source"] == "search_engine" and a["ip"] == "1.2.3.4"
+    assert a["lead"] == "131-2113-2323" and a["rating"] == "满意" and a["agent"] == "王管理"
+    assert a["source"] == "搜索引擎" and a["ip"] == "1.2.3.4"
     assert a["visit_trail"] == ("2026-11-20 11:55:00 商品页 https://shop.example.com/p/1\n"
                                 "2026-11-20 11:56:10 购物车 https://shop.example.com/cart")
     assert by_id[str(convs["b"].id)]["visit_trail"] == ""
@@ -236,12 +243,12 @@ def test_a_long_transcript_is_whole_in_csv_and_says_it_was_cut_in_xlsx(db_api):
             "format": fmt, "with_content": True}).get_json()
         assert export["status"] == "done", export
         rows = read_export(db_api, export["id"], fmt)
-        cells[fmt] = dict(zip(rows[0], rows[1], strict=True))
+        cells[fmt] = dict(zip(KEYS + ["messages"], rows[1], strict=True))
         assert cells[fmt]["id"] == str(long.id)
     whole, cut = cells["csv"]["messages"], cells["xlsx"]["messages"]
     assert whole.count("访客: 第") == 8 and whole.endswith("退款\n")  # CSV: all of it
     assert len(whole) > XLSX_CELL_CHARS >= len(cut)
-    note = re.search(r"…\(truncated, ([\d,]+) more characters\)$", cut)
+    note = re.search(r"…（已截断，还有 ([\d,]+) 个字符）$", cut)  # in the agent's language
     assert note, cut[-80:]
     kept = len(cut) - len(note.group(0))
     assert cut[:kept] == whole[:kept] and kept > 32_000
@@ -306,3 +313,35 @@ def test_an_export_holds_what_was_counted_when_it_was_requested(queued_app, redi
     assert export["status"] == "done" and export["done"] == export["total"] == 2
     rows = read_export(api, export["id"], "csv")
     assert {row[0] for row in rows[1:]} == {str(first.id), str(second.id)}
+
+
+def test_an_english_agent_reads_his_export_in_english_in_the_teams_zone(api):
+    """Headers, coded values, sender names and the unnamed visitor in the language of
+    the agent who asked (his setting), every time in the team's zone, named above it."""
+    team = api.team["id"]
+    assert api.patch("/api/v1/team", json={"timezone": "America/New_York"}).status_code == 200
+    assert api.get("/lang/en").status_code == 302  # his setting: English
+    nameless = make_visitor(team, name="", source="search_engine", platform="mobile_web",
+                            device="Desktop", region="Nanjing")
+    convo = make_conversation(team, nameless, handler=api.agent["id"], ended_at=T0,
+                              rating="bad", messages=[("visitor", "hello", 0),
+                                                      ("bot", "Did you mean:", 5),
+                                                      ("agent", "Hi there", 30)])
+    started = api.post("/api/v1/history/exports", json={"format": "xlsx",
+                                                        "with_content": True})
+    assert started.status_code == 202, started.get_json()
+    rows = read_export(api, started.get_json()["id"], "xlsx")
+    assert rows[0][:7] == ["ID", "Customer", "IP", "Device", "Started (America/New_York)",
+                           "Ended (America/New_York)", "Duration (s)"]
+    assert rows[0][-1] == "Messages (America/New_York)"
+    row = dict(zip(KEYS + ["messages"], rows[1], strict=True))
+    assert row["id"] == str(convo.id)
+    assert row["visitor"] == f"Visitor {nameless.id}"
+    assert (row["rating"], row["source"], row["platform"]) == ("Bad", "Search engine",
+                                                               "Mobile web")
+    assert row["ended_at"] == "2026-11-19 23:00:00"  # 04:00 UTC is 23:00 the day before
+    assert "[2026-11-19 22:58:35] Bot: Did you mean:" in row["messages"]
+    assert "] Visitor: hello" in row["messages"]
+    # No Chinese but what people typed (the agent's name, 王管理).
+    cells = rows[0] + [value.replace("王管理", "") for value in rows[1]]
+    assert not [c for c in cells if any("\u3400" <= ch <= "\u9fff" for ch in c)], cells

@@ -268,7 +268,7 @@ def test_an_export_runs_to_100_percent_and_downloads_the_rows(server, world, new
     with page.expect_download() as info:
         row.locator("a.download").click()
     lines = read_download(info.value, "csv")
-    assert lines[0][:2] == ["id", "visitor"] and lines[0][-1] == "messages"
+    assert lines[0][:2] == ["编号", "客户"] and lines[0][-1] == "聊天内容 (Asia/Shanghai)"
     assert [r[1] for r in lines[1:]] == ["张三"]
     assert "已退回原账户" in lines[1][-1] and "找财务" not in lines[1][-1]
 

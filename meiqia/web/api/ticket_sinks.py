@@ -54,7 +54,20 @@ def delete_sink(sink_id: int) -> dict:
        query={"type": "object", "properties": {
            "status": {"type": "string", "enum": list(ticket_sinks.DELIVERY_STATUSES)}}})
 def deliveries() -> list:
-    return ticket_sinks.deliveries(g.actor, request.args.get("status") or None)
+    from meiqia.web import error_text
+    from meiqia.web import i18n
+
+    lang = i18n.error_language()
+    rows = ticket_sinks.deliveries(g.actor, request.args.get("status") or None)
+    for row in rows:
+        # Stored in English as "ExceptionName: message"; read in the admin's language
+        # (the English original stays in last_error_en).
+        kind, sep, rest = (row.get("last_error") or "").partition(": ")
+        message = rest if sep and kind.isidentifier() else row.get("last_error") or ""
+        text = error_text.translate(message, lang)
+        if text != message:
+            row["last_error_en"], row["last_error"] = row["last_error"], text
+    return rows
 
 
 @route("/ticket-sinks/deliveries/<int:delivery_id>/retry", ("POST",),

@@ -47,10 +47,10 @@ function render(plugins) {
     }
     tbody.append(el('tr', { dataset: { name: plugin.name, state: plugin.state },
       class: plugin.state === 'active' ? '' : 'inactive' },
-      el('td', {}, el('strong', { class: 'plg-name', text: plugin.name })),
+      el('td', {}, el('strong', {}, el('code', { class: 'plg-name', text: plugin.name }))), // identifiers: the same in every language
       el('td', { text: plugin.version || '–' }),
       el('td', { text: t(`plg.origin.${plugin.origin}`) }),
-      el('td', { class: 'plg-hooks', text: plugin.hooks.join(', ') }),
+      el('td', { class: 'plg-hooks' }, el('code', { text: plugin.hooks.join(', ') })),
       el('td', { class: 'plg-state', text: stateText(plugin) }),
       el('td', { class: 'plg-latency', text: latency(plugin.figures) }),
       el('td', {}, plugin.recent_errors.length ? errors : el('span', { class: 'muted', text: t('plg.no_errors') })),

@@ -1,6 +1,6 @@
 // The home dashboard: now (live), today's key figures, and charts over a range of team days.
 // Figures come from GET /api/v1/dashboard (already narrowed to my scope by the server).
-import { api, clear, el, fmtDuration, formError, t, toast } from './lib.js';
+import { api, clear, el, fmtDuration, formError, t, toast, zoned } from './lib.js';
 import { barChart, donutChart, hbarChart, lineChart, PALETTE } from './charts.js';
 
 const REFRESH_MS = 30_000;
@@ -66,7 +66,7 @@ function renderNow(now, agents) {
     stat('active', t('dash.active'), String(now.active)),
     stat('queued', t('dash.queued'), String(now.queued)));
   document.getElementById('dash-updated').textContent = t('dash.updated', {
-    time: new Date().toLocaleTimeString(document.documentElement.lang || undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' }),
+    time: new Date().toLocaleTimeString(document.documentElement.lang || undefined, zoned({ hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' })),
   });
 }
 

@@ -33,7 +33,7 @@ function cell(name, row) {
   switch (name) {
     case 'visitor':
       return el('td', { class: 'c-visitor' }, el('a', {
-        href: `#c${row.id}`, class: 'visitor-link', text: row.visitor,
+        href: `#c${row.id}`, class: 'visitor-link', text: row.visitor || t('ws.visitor', { id: row.visitor_id }),
         onclick: (e) => { e.preventDefault(); e.stopPropagation(); openTranscript(row.id); },
       }));
     case 'started_at':

@@ -135,14 +135,30 @@ export function confirmDialog(message, { ok = t('ui.confirm'), danger = true } =
   });
 }
 
-/** A local time for an ISO string (the browser's zone). */
+/** The team's time zone (team setting, default Asia/Shanghai): every time on every page is
+ * shown in it, whatever the browser's own zone, so the pages, the exports and the dashboard
+ * agree (issue 17, "one clock"). */
+export const teamZone = (team && team.timezone) || 'Asia/Shanghai';
+
+/** Intl options with the team's zone; a zone this browser does not know falls back to UTC
+ * rather than to the browser's own (a wrong time that looks right is worse). */
+export function zoned(opts) {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: teamZone }); // eslint-disable-line no-new
+    return { ...opts, timeZone: teamZone };
+  } catch {
+    return { ...opts, timeZone: 'UTC', timeZoneName: 'short' };
+  }
+}
+
+/** A time of an ISO string (or Date) in the team's zone; ``withDate`` adds the date. */
 export function fmtTime(iso, withDate = false) {
   if (!iso) return '';
-  const d = new Date(iso);
+  const d = iso instanceof Date ? iso : new Date(iso);
   const opts = withDate
-    ? { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' }
-    : { hour: '2-digit', minute: '2-digit' };
-  return d.toLocaleString(boot.lang || undefined, opts);
+    ? { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }
+    : { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
+  return d.toLocaleString(boot.lang || undefined, zoned(opts));
 }
 
 export function fmtDuration(seconds) {

@@ -54,7 +54,8 @@ export function createTickets({ T, el, call, state, boot, list, scrollDown, onUn
 
   const when = (iso) => {
     try {
-      return new Date(iso).toLocaleString(boot.lang, { dateStyle: 'short', timeStyle: 'short' });
+      // The team's clock, as on the agents' pages (the ticket pages quote the same times).
+      return new Date(iso).toLocaleString(boot.lang, { dateStyle: 'short', timeStyle: 'short', hourCycle: 'h23', timeZone: boot.team.timezone || 'Asia/Shanghai' });
     } catch {
       return iso;
     }

@@ -1,0 +1,32 @@
+"""A ticket sink's failure is stored in English (for logs and support) and read on the
+sinks page in the admin's language, the English original beside it."""
+
+from __future__ import annotations
+
+from meiqia.models import SinkDelivery
+from meiqia.models import Ticket
+from meiqia.models import TicketSink
+
+
+def test_a_deliverys_last_error_is_read_in_the_pages_language(api):
+    sink = TicketSink.create(team=api.team["id"], type="webhook", name="CRM",
+                             config={"url": "https://crm.example.com/hook", "secret": "s" * 16})
+    ticket = Ticket.create(team=api.team["id"], source="agent_created", content="hello")
+    errors = ["RuntimeError: webhook answered HTTP 500",
+              "RuntimeError: the SMTP server refused the user name or password",
+              "ConnectionRefusedError: [Errno 111] Connection refused"]
+    for error in errors:
+        SinkDelivery.create(sink=sink, ticket=ticket, event="created", status="failed",
+                            attempts=4, last_error=error)
+
+    def read(lang: str) -> list[dict]:
+        response = api.get("/api/v1/ticket-sinks/deliveries", headers={"X-Meiqia-Lang": lang})
+        assert response.status_code == 200
+        return list(reversed(response.get_json()))  # oldest first, as created
+
+    zh = read("zh-CN")
+    assert [d["last_error"] for d in zh] == [
+        "Webhook 返回 HTTP 500", "SMTP 服务器拒绝了用户名或密码",
+        "ConnectionRefusedError: [Errno 111] Connection refused"]  # the system's own words
+    assert zh[0]["last_error_en"] == errors[0] and "last_error_en" not in zh[2]
+    assert [d["last_error"] for d in read("en")] == errors
