@@ -46,6 +46,7 @@ from meiqia.bot.calibrate import DEFAULT as DEFAULT_CALIBRATION
 from meiqia.bot.calibrate import DEFAULT_BY_MODEL
 from meiqia.bot.calibrate import DEFAULT_TARGET
 from meiqia.bot.calibrate import MODELS
+from meiqia.bot.calibrate import SUGGEST_POINT
 from meiqia.bot.calibrate import Calibration
 from meiqia.bot.calibrate import calibrate as calibrate_kb
 from meiqia.bot.kbfile import KBEntry
@@ -855,9 +856,51 @@ class _State:
             result.append(Candidate(entry.id, entry.questions[0], entry.answer,
                                     _score(feats, weights), self.originals[v], feats))
         result.sort(key=lambda c: -c.score)
-        return result[:k]
+        result = result[:k]
+        for cand, hit in zip(result, self.keyword_hits(query_words, result), strict=True):
+            cand.features["keyword"] = float(hit)
+        return result
+
+    def keyword_hits(self, query_words: str, found: list[Candidate]) -> list[bool]:
+        """Which candidates hold every content word of a short question.
+
+        Short: at most ``KEYWORD_MAX_WORDS`` words (jieba's for Chinese). Content
+        words: the question's words but the question words and function words
+        of ``FUNCTION_WORDS`` (怎么, 如何, how, can...); there must be one.
+        A candidate holds a word when any of its entry's questions has it, so
+        怎么支付 finds the entry whose questions say 可以微信支付吗 even if its
+        best-matching question is 怎么付款. A word no question has (天气 on a
+        shop's KB) is held by no entry: such questions stay unrecognised.
+        """
+        words = query_words.split()
+        content = {w for w in words if w not in FUNCTION_WORDS}
+        if not content or len(words) > KEYWORD_MAX_WORDS:
+            return [False] * len(found)
+        hits = []
+        for cand in found:
+            owner = self.by_id.get(cand.entry_id)
+            held: set[str] = set()
+            if owner is not None:
+                for v in self.rows_of[owner].tolist():
+                    held.update(self.words_of(self.texts[v]).split())
+                    if content <= held:
+                        break
+            hits.append(content <= held)
+        return hits
 
 
+#: A question of at most this many words is a topic ("退款", "怎么支付",
+#: "refund status"): entries holding all its content words are suggested at least.
+KEYWORD_MAX_WORDS = 3
+#: Words that ask rather than say what about (Chinese after jieba, English after
+#: ``normalize``), left out of a short question's content words.
+FUNCTION_WORDS = frozenset(
+    "怎么 怎样 怎么样 怎么办 怎么回事 如何 什么 为什么 为啥 哪 哪些 哪里 哪儿 哪个 在哪 在哪里 谁 几 "
+    "多久 多少 几天 "
+    "能 能不能 可以 可不可以 是否 有没有 有 是 不 没 我 我的 我们 你 你们 您 要 想 吗 呢 吧 了 的 "
+    "呀 啊 么 还 会 该 去 在 办 弄 一下 "
+    "how what why where when which who can could do does did is are was i my me we our "
+    "you your to the a an of for in on at it is be get".split())
 #: Per candidate: combined cosine, classifier decision, fuzz ratio, word
 #: token-set ratio, exact match, cosine over the character blocks and over the
 #: word blocks, idf-weighted share of the question's words the candidate has
@@ -993,7 +1036,13 @@ class KBIndex:
 
     def calibration_of(self, found: list[Candidate]) -> list[Candidate]:
         """Rescale raw candidates (best first) with this index's calibration;
-        the raw score and the margin stay in ``features``."""
+        the raw score and the margin stay in ``features``.
+
+        A candidate that holds every content word of a short question
+        (``features["keyword"]``, see ``_State.keyword_hits``) is put at least
+        at the suggest point: "怎么支付" or "退款" is a topic, not a
+        question, and the right reply is "did you mean" with the entries on
+        that topic, not "not recognised"."""
         calibration = self.calibration
         if not calibration.calibrated and found:
             # Not measured (yet, or too small a KB): the development sets' points
@@ -1006,6 +1055,9 @@ class KBIndex:
             cand.features["raw"] = cand.score
             cand.features["margin"] = margin
             cand.score = calibration.rescale(cand.score, margin)
+            if cand.features.get("keyword"):
+                cand.score = max(cand.score, SUGGEST_POINT)
+        found.sort(key=lambda c: -c.score)  # stable: lifted ones keep their order
         return found
 
     def calibrate(self, target: float = DEFAULT_TARGET,
