@@ -242,3 +242,55 @@ def test_apply_takes_several_changes_as_one_edit_and_builds_report_progress():
     assert len(index) == len(ZH) - 1
     assert index.query("生日有什么福利", k=1)[0].entry_id == "birthday"
     assert all(c.entry_id not in {"pay", "vip"} for c in index.query("可以用支付宝吗", k=5))
+
+
+def test_the_chunked_feature_major_build_is_the_transpose_of_the_matrix(monkeypatch):
+    """``fit_by_feature`` counts and fills a few texts at a time (memory: issue
+    20); the result must be exactly ``fit_transform``'s matrix, transposed,
+    with each row's word-block length, however the texts are chunked."""
+    import numpy as np
+
+    from meiqia.bot.normalize import normalize
+
+    texts = [normalize(q) for e in ZH + EN for q in e.questions]
+    texts += [normalize("VIP会员 paypal 退款 refund 退款"), normalize("iphone 15 pro 保修"),
+              normalize("只有中文的问题"), normalize("english only question")]
+    whole = bot_index._Features().fit_transform(texts)
+    for chunk in (1, 3, 7, 10_000):
+        monkeypatch.setattr(bot_index, "BUILD_CHUNK", chunk)
+        features = bot_index._Features()
+        by_feature, word_norm2 = features.fit_by_feature(texts)
+        assert by_feature.shape == (whole.shape[1], whole.shape[0])
+        assert abs(by_feature - whole.T.tocsr()).max() < 1e-6
+        assert np.allclose(word_norm2, features.word_norm2(whole), atol=1e-6)
+        # Each feature row lists its texts in order (the query relies on CSR rows).
+        for row in range(0, by_feature.shape[0], 11):
+            cols = by_feature.indices[by_feature.indptr[row]:by_feature.indptr[row + 1]]
+            assert (np.diff(cols) > 0).all()
+
+
+def test_patching_columns_in_place_equals_scipy_selection_and_stack(monkeypatch):
+    """An edit of a large index drops the removed questions' columns and adds the
+    new ones straight into new arrays (memory: issue 20); the result must be
+    scipy's column selection and hstack, whatever the step."""
+    import numpy as np
+    from scipy import sparse
+
+    from meiqia.bot.normalize import normalize
+
+    texts = [normalize(q) for e in ZH + EN for q in e.questions]
+    features = bot_index._Features()
+    by_feature, _ = features.fit_by_feature(texts)
+    keep = np.ones(len(texts), dtype=bool)
+    keep[[0, 3, 4, len(texts) - 1]] = False
+    added = features.transform([normalize("退款多久到账 refund"), normalize("新的问题怎么开发票")])
+    expected = sparse.hstack([by_feature[:, np.flatnonzero(keep)], added.T], format="csr")
+    for step in (1, 5, 4096):
+        monkeypatch.setattr(bot_index, "PATCH_STEP", step)
+        ours = bot_index._patch_columns(by_feature, keep, added.T.tocsr())
+        assert ours.shape == expected.shape and ours.dtype == np.float32
+        assert abs(ours - expected).max() == 0
+        assert all((np.diff(ours.indices[ours.indptr[r]:ours.indptr[r + 1]]) > 0).all()
+                   for r in range(ours.shape[0]))
+        removed_only = bot_index._patch_columns(by_feature, keep, None)
+        assert abs(removed_only - by_feature[:, np.flatnonzero(keep)]).max() == 0
