@@ -28,6 +28,7 @@ import atexit
 import itertools
 import math
 import re
+import sys
 import threading
 import time
 import weakref
@@ -496,6 +497,7 @@ class _Features:
         if not fitted:
             return (sparse.csr_matrix((max(self.width, 1), n), dtype=np.float32),
                     np.zeros(n, dtype=np.float32))
+        release_free_memory()  # the first pass's temporaries, before the result is allocated
         # Feature-major row lengths are the document frequencies: the layout is known.
         lengths = np.concatenate([g.df for _, _, g in fitted])
         nnz = int(lengths.sum())
@@ -586,7 +588,7 @@ class _Features:
 
 #: Texts per step of ``_Features.fit_by_feature``: its temporaries are one
 #: chunk's n-grams (about 1.2 million at 100,000 CLINC-like questions).
-BUILD_CHUNK = 10_000
+BUILD_CHUNK = 5_000
 
 
 class _Gatherer:
@@ -727,12 +729,38 @@ def _variants(entries: list[KBEntry], first: int, progress: Progress = _no_progr
             progress(share * (i - first) / len(entries),
                      f"normalising questions ({i - first:,} of {len(entries):,} entries)")
         for question in entry.questions:
-            norm = lexicon.fold(normalize(question))
+            # Interned: a rebuild beside the answering index shares its strings.
+            norm = sys.intern(lexicon.fold(normalize(question)))
             if norm:
                 texts.append(norm)
                 owners.append(i)
                 originals.append(question)
     return texts, owners, originals
+
+
+@lru_cache(maxsize=1)
+def _libc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (None elsewhere)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> None:
+    """Give the pages freed by a build back to the system.
+
+    A build's temporaries are tens of MB in many pieces; glibc keeps freed
+    memory in the arena of the thread that freed it, and a background refit
+    runs in another thread (another arena), so without this the memory of one
+    build was not reused by the next and stayed resident beside the index.
+    """
+    trim = _libc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _l2(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -813,6 +841,12 @@ class _State:
         #: Feature-major (features x variants, CSR): a query touches only the rows
         #: of its own n-grams. The only copy of the TF-IDF matrix an index keeps.
         self.by_feature: sparse.csr_matrix | None = None
+        #: Questions added by edits since the last full build, feature-major
+        #: (their columns follow ``by_feature``'s), and which questions are
+        #: gone (``owners`` -1): an edit of a large index shares the big matrix
+        #: with the state before it instead of copying it (``patched``).
+        self.extra: sparse.csr_matrix | None = None
+        self.dead: np.ndarray | None = None
         #: Squared length of each variant's word-block part (its character part
         #: is the rest of 1): the two block cosines without the variant's row.
         self.word_norm2 = np.zeros(0, dtype=np.float32)
@@ -846,17 +880,20 @@ class _State:
             # Only the feature-major copy is kept (both doubled the index: issue 20).
             self.by_feature = by_feature
         self._finish()
+        release_free_memory()
         progress(1.0, f"{len(self.entries):,} entries, {len(texts):,} questions indexed")
 
     def _finish(self) -> None:
         """Derived lookups: entry positions, variant rows per entry, exact texts."""
         self.by_id = {e.id: i for i, e in enumerate(self.entries)}
-        order = np.argsort(self.owners, kind="stable")
-        bounds = np.cumsum(np.bincount(self.owners, minlength=len(self.entries)))[:-1]
-        self.rows_of = np.split(order, bounds) if len(self.owners) else []
+        live = np.flatnonzero(self.owners >= 0)
+        order = live[np.argsort(self.owners[live], kind="stable")]
+        bounds = np.cumsum(np.bincount(self.owners[live], minlength=len(self.entries)))[:-1]
+        self.rows_of = np.split(order, bounds) if len(self.entries) else []
         self.exact: dict[str, int] = {}
         for text, owner in zip(self.texts, self.owners.tolist(), strict=True):
-            self.exact.setdefault(text, owner)
+            if owner >= 0:
+                self.exact.setdefault(text, owner)
 
     def patched(self, changes: dict[str, KBEntry | None]) -> _State:
         """A new state with ``changes`` applied (None removes), without refitting.
@@ -866,7 +903,10 @@ class _State:
         entries' rows are vectorised and only their one-vs-rest classifier
         columns are trained, so an edit costs milliseconds, not a rebuild.
         """
+        if self.coef is None:
+            return self._patched_shared(changes)
         new = object.__new__(_State)
+        new.extra = new.dead = None
         keep = [i for i, e in enumerate(self.entries) if e.id not in changes]
         added = [e for e in changes.values() if e is not None and e.enabled and e.questions]
         new.entries = [self.entries[i] for i in keep] + added
@@ -907,6 +947,40 @@ class _State:
             new.intercept = np.concatenate(intercept).astype(np.float32)
             new.classes = np.concatenate(classes).astype(np.int32)
         new._finish()
+        release_free_memory()
+        return new
+
+    def _patched_shared(self, changes: dict[str, KBEntry | None]) -> _State:
+        """``patched`` for an index without the classifier (the large ones):
+        the new state shares this one's matrix, marks the changed entries' old
+        questions dead and keeps the new ones in a small matrix of its own, so
+        an edit of a 100,000-question index costs the changed questions, not a
+        copy of the index (the old state answers until the swap)."""
+        new = object.__new__(_State)
+        keep = [i for i, e in enumerate(self.entries) if e.id not in changes]
+        added = [e for e in changes.values() if e is not None and e.enabled and e.questions]
+        new.entries = [self.entries[i] for i in keep] + added
+        remap = np.full(len(self.entries) + 1, -1, dtype=np.int32)  # [-1] stays -1: dead
+        remap[keep] = np.arange(len(keep), dtype=np.int32)
+        new.lexicon = self.lexicon
+        texts, owners, originals = _variants(added, len(keep), lexicon=self.lexicon)
+        new.texts = self.texts + texts
+        new.originals = self.originals + originals
+        new.owners = np.concatenate([remap[self.owners], np.asarray(owners, dtype=np.int32)])
+        new.features = self.features
+        new.by_feature = self.by_feature
+        norms = [self.word_norm2]
+        new.extra = self.extra
+        if texts:
+            rows = self.features.transform(texts)
+            norms.append(self.features.word_norm2(rows))
+            more = rows.T.tocsr().astype(np.float32)
+            new.extra = more if self.extra is None else sparse.hstack(
+                [self.extra, more], format="csr", dtype=np.float32)
+        new.word_norm2 = np.concatenate(norms).astype(np.float32)
+        new.dead = new.owners < 0
+        new.coef, new.intercept, new.classes = None, self.intercept, self.classes
+        new._finish()
         return new
 
     def words_of(self, norm: str) -> str:
@@ -943,15 +1017,20 @@ class _State:
             word_sims = sims
         else:
             # Both cosines in one product: all the query's n-grams, its words only.
-            both = self.by_feature[cols].T @ np.column_stack([vals, vals * q_word])
+            pair = np.column_stack([vals, vals * q_word])
+            both = self.by_feature[cols].T @ pair
+            if self.extra is not None:  # questions added by edits since the build
+                both = np.vstack([both, self.extra[cols].T @ pair])
             sims = np.ascontiguousarray(both[:, 0])
             word_sims = both[:, 1]
+            if self.dead is not None:
+                sims[self.dead] = -1.0  # questions removed by edits since the build
         top = min(TOP_VARIANTS, sims.shape[0])
         idx = np.argpartition(-sims, top - 1)[:top]
         best: dict[int, tuple[float, int]] = {}
         for v in idx[np.argsort(-sims[idx])]:
             owner = int(self.owners[v])
-            if owner not in best:
+            if owner >= 0 and owner not in best:
                 best[owner] = (float(sims[v]), int(v))
         clf_scores: dict[int, float] = {}
         if self.coef is not None:
@@ -1177,7 +1256,7 @@ class KBIndex:
 
     @property
     def variant_count(self) -> int:
-        return len(self._state.texts)
+        return int((self._state.owners >= 0).sum())
 
     def query(self, text: str, k: int = 5) -> list[Candidate]:
         """The best ``k`` entries for ``text``, best first, each with its score
@@ -1318,6 +1397,10 @@ class KBIndex:
                     self._state = state
                     self._stale = False
                     return
+            # An edit came in meanwhile: build again, but drop this one first
+            # (kept until the next build was assigned, it was a third index in
+            # memory beside the answering one and the next build).
+            del state
 
     def _rebuild_loop(self) -> None:
         self.rebuild()

@@ -124,6 +124,42 @@ def test_large_index_patches_edits_then_rebuilds_in_the_background(monkeypatch):
     assert len(index) == len(ZH)
 
 
+def test_edits_of_a_large_index_without_classifier_share_its_matrix(monkeypatch):
+    """Above the patch size, an index without the entry classifier (the large
+    ones) takes an edit without copying its matrix: removed questions are
+    marked dead, new ones go to a small matrix of their own (memory: issue 20).
+    Answers are those of a fresh build of the same entries."""
+    monkeypatch.setattr(bot_index, "INCREMENTAL_ABOVE_VARIANTS", 10)
+    index = KBIndex(ZH, use_classifier=False, background_rebuild=False)
+    before = index._state
+    index.upsert(KBEntry("birthday", ["会员生日礼怎么领", "生日有什么福利"], "生日当月发券"))
+    index.upsert(KBEntry("refund-time", ["退款多久到账", "钱什么时候退回来"], "1-3 个工作日"))
+    index.remove("pay")
+    state = index._state
+    assert state.by_feature is before.by_feature  # shared, not copied
+    assert state.extra is not None and state.extra.shape[1] == 4
+    assert int(state.dead.sum()) == len(next(e for e in ZH if e.id == "pay").questions) + len(
+        next(e for e in ZH if e.id == "refund-time").questions)
+    assert index.variant_count == sum(len(e.questions) for e in index._entries.values())
+    assert index.query("生日有什么福利", k=1)[0].entry_id == "birthday"
+    assert index.query("钱什么时候退回来", k=1)[0].matched_question == "钱什么时候退回来"
+    found = index.query("可以用支付宝吗", k=5)
+    assert found and all(c.entry_id != "pay" for c in found)
+    fresh = KBIndex(list(index._entries.values()), use_classifier=False)
+    for question in ("怎么查物流", "生日有什么福利", "发票怎么开", "忘记密码"):
+        assert (index.query(question, k=1)[0].entry_id
+                == fresh.query(question, k=1)[0].entry_id), question
+    # Everything removed but one entry: the dead questions never come back.
+    for entry in ZH:
+        if entry.id != "ship-track":
+            index.remove(entry.id)
+    index.remove("birthday")
+    assert {c.entry_id for c in index.query("退款多久到账", k=5)} <= {"ship-track"}
+    index.rebuild()
+    assert index._state.extra is None and index._state.dead is None
+    assert index.query("怎么查物流", k=1)[0].entry_id == "ship-track"
+
+
 def test_queries_while_another_thread_edits_never_fail():
     index = KBIndex(ZH[:4])
     errors: list[BaseException] = []
