@@ -70,7 +70,7 @@ CLASSIFIER_MAX_ENTRIES = 1000
 CLASSIFIER_MAX_VARIANTS = 30_000
 CLASSIFIER_MAX_WEIGHTS = 40_000_000
 #: Regularisation of the entry classifier (LinearSVC's C).
-SVM_C = 0.5
+SVM_C = 2.0
 #: Up to this many variants an edit rebuilds the whole index (a 60-entry KB takes
 #: well under a second); above, the edit is patched in and a full rebuild runs
 #: in a background thread to refresh the vocabulary and the other entries.
@@ -87,13 +87,13 @@ RESCORE = 8
 #: cases (LCQMC dev), for the others on CLINC150 training data. Features not
 #: named weigh 0. The absolute scale no longer matters much: every index
 #: calibrates where its scores answer (meiqia.bot.calibrate).
-WEIGHTS_CLF = {"bias": -2.208, "cos": -0.118, "clf": 2.193, "fuzz": -1.649, "tset": 0.75,
-               "exact": 0.132, "c_chr": 3.425, "c_wrd": -3.857, "cov_q": 2.414, "cov_c": 3.554,
-               "len_r": 0.235, "jac": -1.208, "part": -0.001, "q_miss": 0.143, "c_miss":
-               -1.018, "m_cos": -0.292, "m_clf": 2.696, "m_fuzz": 3.318, "m_tset": -1.077,
-               "m_exact": 0.927, "m_c_chr": -0.91, "m_c_wrd": 0.784, "m_cov_q": 0.667,
-               "m_cov_c": -1.716, "m_len_r": 1.546, "m_jac": 0.652, "m_part": 2.008,
-               "m_q_miss": -0.743, "m_c_miss": 1.379}
+WEIGHTS_CLF = {"bias": -2.411, "cos": -0.161, "clf": 2.183, "fuzz": -1.526, "tset": 0.941,
+               "exact": 0.081, "c_chr": 3.436, "c_wrd": -3.974, "cov_q": 2.244,
+               "cov_c": 3.662, "len_r": 0.123, "jac": -1.249, "part": -0.124,
+               "q_miss": 0.022, "c_miss": -0.891, "m_cos": -0.714, "m_clf": 2.273,
+               "m_fuzz": 3.441, "m_tset": -0.787, "m_exact": 0.481, "m_c_chr": -1.286,
+               "m_c_wrd": 0.628, "m_cov_q": 0.259, "m_cov_c": -1.644, "m_len_r": 1.537,
+               "m_jac": 0.484, "m_part": 1.454, "m_q_miss": -0.773, "m_c_miss": 1.333}
 WEIGHTS_PLAIN = {"bias": -4.06, "cos": -0.09, "fuzz": -1.966, "tset": 1.532, "exact": 0.193,
                  "c_chr": 3.538, "c_wrd": -3.903, "cov_q": 2.592, "cov_c": 3.397, "len_r":
                  1.241, "jac": -0.943, "part": 0.084, "q_miss": 0.927, "c_miss": -1.934,
