@@ -131,10 +131,13 @@ DEFAULT = Calibration()
 #: classifier on CLINC150, plain on CLINC150 without the classifier, plain
 #: for Chinese questions on zh_faq dev. The raw scores of the three logistic
 #: models mean different things, so one fixed pair of thresholds cannot fit all.
-DEFAULT_POINTS = {"clf": (0.651, 0.255), "plain": (0.825, 0.295), "plain_zh": (0.850, 0.249)}
+DEFAULT_POINTS = {"clf": (0.580, 0.270), "plain": (0.825, 0.295), "plain_zh": (0.850, 0.249)}
+#: ... and the margin to the next entry the answer point asks for there.
+DEFAULT_MARGINS = {"clf": 0.4}
 MODELS = tuple(DEFAULT_POINTS)
 DEFAULT_BY_MODEL = {
     model: Calibration(answer_score=a, suggest_score=s,
+                       answer_margin=DEFAULT_MARGINS.get(model, 0.0),
                        reason="default scale of this scoring model (development sets)")
     for model, (a, s) in DEFAULT_POINTS.items()
 }

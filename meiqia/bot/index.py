@@ -28,6 +28,7 @@ import atexit
 import itertools
 import math
 import re
+import sys
 import threading
 import time
 import weakref
@@ -46,6 +47,7 @@ from meiqia.bot.calibrate import DEFAULT as DEFAULT_CALIBRATION
 from meiqia.bot.calibrate import DEFAULT_BY_MODEL
 from meiqia.bot.calibrate import DEFAULT_TARGET
 from meiqia.bot.calibrate import MODELS
+from meiqia.bot.calibrate import SUGGEST_POINT
 from meiqia.bot.calibrate import Calibration
 from meiqia.bot.calibrate import calibrate as calibrate_kb
 from meiqia.bot.kbfile import KBEntry
@@ -68,7 +70,7 @@ CLASSIFIER_MAX_ENTRIES = 1000
 CLASSIFIER_MAX_VARIANTS = 30_000
 CLASSIFIER_MAX_WEIGHTS = 40_000_000
 #: Regularisation of the entry classifier (LinearSVC's C).
-SVM_C = 0.5
+SVM_C = 2.0
 #: Up to this many variants an edit rebuilds the whole index (a 60-entry KB takes
 #: well under a second); above, the edit is patched in and a full rebuild runs
 #: in a background thread to refresh the vocabulary and the other entries.
@@ -85,13 +87,13 @@ RESCORE = 8
 #: cases (LCQMC dev), for the others on CLINC150 training data. Features not
 #: named weigh 0. The absolute scale no longer matters much: every index
 #: calibrates where its scores answer (meiqia.bot.calibrate).
-WEIGHTS_CLF = {"bias": -2.208, "cos": -0.118, "clf": 2.193, "fuzz": -1.649, "tset": 0.75,
-               "exact": 0.132, "c_chr": 3.425, "c_wrd": -3.857, "cov_q": 2.414, "cov_c": 3.554,
-               "len_r": 0.235, "jac": -1.208, "part": -0.001, "q_miss": 0.143, "c_miss":
-               -1.018, "m_cos": -0.292, "m_clf": 2.696, "m_fuzz": 3.318, "m_tset": -1.077,
-               "m_exact": 0.927, "m_c_chr": -0.91, "m_c_wrd": 0.784, "m_cov_q": 0.667,
-               "m_cov_c": -1.716, "m_len_r": 1.546, "m_jac": 0.652, "m_part": 2.008,
-               "m_q_miss": -0.743, "m_c_miss": 1.379}
+WEIGHTS_CLF = {"bias": -2.411, "cos": -0.161, "clf": 2.183, "fuzz": -1.526, "tset": 0.941,
+               "exact": 0.081, "c_chr": 3.436, "c_wrd": -3.974, "cov_q": 2.244,
+               "cov_c": 3.662, "len_r": 0.123, "jac": -1.249, "part": -0.124,
+               "q_miss": 0.022, "c_miss": -0.891, "m_cos": -0.714, "m_clf": 2.273,
+               "m_fuzz": 3.441, "m_tset": -0.787, "m_exact": 0.481, "m_c_chr": -1.286,
+               "m_c_wrd": 0.628, "m_cov_q": 0.259, "m_cov_c": -1.644, "m_len_r": 1.537,
+               "m_jac": 0.484, "m_part": 1.454, "m_q_miss": -0.773, "m_c_miss": 1.333}
 WEIGHTS_PLAIN = {"bias": -4.06, "cos": -0.09, "fuzz": -1.966, "tset": 1.532, "exact": 0.193,
                  "c_chr": 3.538, "c_wrd": -3.903, "cov_q": 2.592, "cov_c": 3.397, "len_r":
                  1.241, "jac": -0.943, "part": 0.084, "q_miss": 0.927, "c_miss": -1.934,
@@ -455,36 +457,76 @@ class _Features:
         """``fit_transform``'s matrix, but feature-major (features x texts), and
         each row's squared length in the word blocks.
 
-        Built block by block straight into the feature-major arrays: the
-        row-major matrix side by side and its transpose were three copies at
-        once (the peak of a 100,000-question build: issue 20).
+        Built in two passes over ``BUILD_CHUNK`` texts at a time, straight into
+        the final arrays: the first counts each n-gram's documents (its idf,
+        and also its row's length in the feature-major matrix, so every value
+        has its place before any is computed), the second computes the values
+        of each chunk and puts them there. A build holds the result and one
+        chunk's temporaries, never a second copy of the matrix: the whole-matrix
+        counts, its row-major pieces and their transposes side by side took
+        twice the index at 100,000 questions (issue 20).
         """
-        pieces = self._pieces(texts, fit=True)
         n = len(texts)
-        if not self.blocks:
+        columns = ([cjk_part(t) for t in texts], [latin_part(t) for t in texts])
+        tables = [_unit_table(column) if any(column) else None for column in columns]
+        del columns
+        chunks = [(first, min(first + BUILD_CHUNK, n)) for first in range(0, n, BUILD_CHUNK)]
+        fitted: list[tuple[_Block, int, _Gatherer]] = []
+        self.blocks = []
+        offset = 0
+        in_row = np.zeros(n, dtype=np.float32)  # non-empty blocks of each row
+        for kind, which in self.KINDS:
+            table = tables[which]
+            if table is None:
+                continue
+            block = _Block(kind, self.lexicon)
+            gather = _Gatherer(block, table)
+            if block.width == 0:
+                continue
+            df = np.zeros(block.width, dtype=np.int64)
+            for first, last in chunks:
+                counts = gather.counts(first, last)
+                df += np.bincount(counts.indices, minlength=block.width)
+                in_row[first:last] += np.diff(counts.indptr) > 0
+            block.idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+            self.blocks.append((block, offset, which))
+            fitted.append((block, offset, gather))
+            gather.df = df
+            offset += block.width
+        self._fitted(offset)
+        if not fitted:
             return (sparse.csr_matrix((max(self.width, 1), n), dtype=np.float32),
                     np.zeros(n, dtype=np.float32))
-        blocks_in_row = sum((np.diff(p.indptr) > 0).astype(np.float32) for p in pieces)
-        nnz = sum(p.nnz for p in pieces)
+        release_free_memory()  # the first pass's temporaries, before the result is allocated
+        # Feature-major row lengths are the document frequencies: the layout is known.
+        lengths = np.concatenate([g.df for _, _, g in fitted])
+        nnz = int(lengths.sum())
+        indptr = np.zeros(self.width + 1, dtype=_index_dtype(nnz))
+        np.cumsum(lengths, out=indptr[1:])
+        del lengths
         data = np.empty(nnz, dtype=np.float32)
         indices = np.empty(nnz, dtype=np.int32)
-        indptr = np.zeros(self.width + 1, dtype=_index_dtype(nnz))
+        filled = indptr[:-1].astype(np.int64)  # next free place in each feature row
         word_norm2 = np.zeros(n, dtype=np.float32)
-        at = 0
-        for i, (block, offset, _) in enumerate(self.blocks):
-            piece = pieces[i]
-            _scale_rows(piece, np.sqrt(blocks_in_row))
-            if block.kind in ("zhwords", "words"):
-                word_norm2 += self._row_norm2(piece)
-            pieces[i] = None  # type: ignore[call-overload]
-            flipped = piece.T.tocsr()
-            del piece
-            size = flipped.nnz
-            data[at:at + size] = flipped.data
-            indices[at:at + size] = flipped.indices
-            indptr[offset + 1:offset + block.width + 1] = flipped.indptr[1:] + at
-            at += size
-            del flipped
+        row_scale = np.sqrt(in_row)
+        for block, offset, gather in fitted:
+            gather.df = None
+            for first, last in chunks:
+                piece = gather.counts(first, last)
+                _tfidf_values(piece, block.idf)
+                _scale_rows(piece, row_scale[first:last])
+                if block.kind in ("zhwords", "words"):
+                    word_norm2[first:last] += self._row_norm2(piece)
+                flipped = piece.T.tocsr()
+                del piece
+                per = np.diff(flipped.indptr)
+                where = filled[offset:offset + block.width]
+                at = np.repeat(where - flipped.indptr[:-1], per)
+                at += np.arange(flipped.nnz, dtype=np.int64)
+                data[at] = flipped.data
+                indices[at] = flipped.indices + first
+                where += per
+                del flipped, at, per
         return sparse.csr_matrix((data, indices, indptr), shape=(self.width, n)), word_norm2
 
     @staticmethod
@@ -526,18 +568,90 @@ class _Features:
             pieces.append(_tfidf_block(block, rows, cols, n, fit))
             del rows, cols  # before the next block's occurrences
         if fit:
-            self.width = offset
-            self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
-            self.is_word_col = np.zeros(max(self.width, 1), dtype=bool)
-            self.word_blocks = []
-            for b, o, _ in self.blocks:
-                if b.kind in ("zhwords", "words"):
-                    self.is_word_col[o:o + b.width] = True
-                    self.word_blocks.append(b)
-            self.max_idf = float(max((float(b.idf.max()) for b in self.word_blocks
-                                      if b.width), default=1.0))
-            self._idf_cache = {}
+            self._fitted(offset)
         return pieces
+
+    def _fitted(self, width: int) -> None:
+        """The lookups derived from the fitted blocks."""
+        self.width = width
+        self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
+        self.is_word_col = np.zeros(max(self.width, 1), dtype=bool)
+        self.word_blocks = []
+        for b, o, _ in self.blocks:
+            if b.kind in ("zhwords", "words"):
+                self.is_word_col[o:o + b.width] = True
+                self.word_blocks.append(b)
+        self.max_idf = float(max((float(b.idf.max()) for b in self.word_blocks
+                                  if b.width), default=1.0))
+        self._idf_cache = {}
+
+
+#: Texts per step of ``_Features.fit_by_feature``: its temporaries are one
+#: chunk's n-grams (about 1.2 million at 100,000 CLINC-like questions).
+BUILD_CHUNK = 5_000
+
+
+class _Gatherer:
+    """One fitted block's n-gram counts for any range of the documents.
+
+    Fits the block's vocabulary on the whole table at construction; each
+    unit's (word's, CJK run's) columns are looked up once, so a range costs
+    only the numpy expansion of its occurrences.
+    """
+
+    def __init__(self, block: _Block, table: tuple[list[str], np.ndarray, np.ndarray]) -> None:
+        self.block = block
+        units, self.occurrences, self.owners = table
+        self.df: np.ndarray | None = None
+        if block.kind != "words":
+            grams = [block.unit_grams(u) for u in units]
+            vocab = sorted(set(itertools.chain.from_iterable(grams)))
+            block.vocabulary = {g: i for i, g in enumerate(vocab)}
+            get = block.vocabulary.get
+            self.unit_cols = [np.fromiter(map(get, unit), dtype=np.int64, count=len(unit))
+                              for unit in grams]
+            return
+        # Word 1- and 2-grams: a bigram is two consecutive units of one document.
+        self.width_units = width = max(len(units), 1)
+        same = self.owners[1:] == self.owners[:-1]
+        self.pair_keys = np.unique(self.occurrences[:-1][same].astype(np.int64) * width
+                                   + self.occurrences[1:][same])
+        bigrams = [f"{units[k // width]} {units[k % width]}" for k in self.pair_keys.tolist()]
+        block.vocabulary = {g: i for i, g in enumerate(sorted({*units, *bigrams}))}
+        get = block.vocabulary.get
+        self.unit_col = np.fromiter(map(get, units), dtype=np.int32, count=len(units))
+        self.pair_col = np.fromiter(map(get, bigrams), dtype=np.int32, count=len(bigrams))
+
+    def counts(self, first: int, last: int) -> sparse.csr_matrix:
+        """Counts of documents ``first`` to ``last`` (rows), columns sorted."""
+        lo, hi = np.searchsorted(self.owners, (first, last))
+        occ = self.occurrences[lo:hi]
+        owners = self.owners[lo:hi] - first
+        if self.block.kind != "words":
+            rows, cols = _gather(self.unit_cols, occ, owners)
+        else:
+            same = owners[1:] == owners[:-1]
+            keys = occ[:-1][same].astype(np.int64) * self.width_units + occ[1:][same]
+            rows = np.concatenate([owners, owners[:-1][same]])
+            cols = np.concatenate([self.unit_col[occ],
+                                   self.pair_col[np.searchsorted(self.pair_keys, keys)]])
+            order = np.argsort(rows, kind="stable")  # two sorted runs: a linear merge
+            rows, cols = rows[order], cols[order]
+        n = last - first
+        indptr = np.zeros(n + 1, dtype=_index_dtype(len(cols)))
+        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+        counts = sparse.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, indptr),
+                                   shape=(n, max(self.block.width, 1)))
+        counts.sum_duplicates()
+        return counts
+
+
+def _tfidf_values(counts: sparse.csr_matrix, idf: np.ndarray) -> None:
+    """Counts to sublinear tf times idf, each row l2-normalised, in place."""
+    counts.data = np.log(counts.data, out=counts.data)
+    counts.data += 1.0
+    counts.data *= idf[counts.indices]
+    _l2(counts)
 
 
 def _tfidf_block(block: _Block, rows: np.ndarray, cols: np.ndarray, n: int,
@@ -553,10 +667,7 @@ def _tfidf_block(block: _Block, rows: np.ndarray, cols: np.ndarray, n: int,
     if fit:
         df = np.bincount(counts.indices, minlength=block.width)
         block.idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
-    counts.data = np.log(counts.data, out=counts.data)
-    counts.data += 1.0
-    counts.data *= block.idf[counts.indices]
-    _l2(counts)
+    _tfidf_values(counts, block.idf)
     return counts
 
 
@@ -618,12 +729,38 @@ def _variants(entries: list[KBEntry], first: int, progress: Progress = _no_progr
             progress(share * (i - first) / len(entries),
                      f"normalising questions ({i - first:,} of {len(entries):,} entries)")
         for question in entry.questions:
-            norm = lexicon.fold(normalize(question))
+            # Interned: a rebuild beside the answering index shares its strings.
+            norm = sys.intern(lexicon.fold(normalize(question)))
             if norm:
                 texts.append(norm)
                 owners.append(i)
                 originals.append(question)
     return texts, owners, originals
+
+
+@lru_cache(maxsize=1)
+def _libc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (None elsewhere)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> None:
+    """Give the pages freed by a build back to the system.
+
+    A build's temporaries are tens of MB in many pieces; glibc keeps freed
+    memory in the arena of the thread that freed it, and a background refit
+    runs in another thread (another arena), so without this the memory of one
+    build was not reused by the next and stayed resident beside the index.
+    """
+    trim = _libc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _l2(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -636,6 +773,54 @@ def _l2(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
                                        matrix.indptr[:-1][filled])
     _scale_rows(matrix, np.sqrt(sums))
     return matrix
+
+
+#: Feature rows per step of ``_patch_columns`` (bounds its temporaries).
+PATCH_STEP = 4096
+
+
+def _patch_columns(matrix: sparse.csr_matrix, keep: np.ndarray,
+                   added: sparse.csr_matrix | None) -> sparse.csr_matrix:
+    """The feature-major ``matrix`` with only the columns (variants) in ``keep``
+    and ``added``'s columns after them, written straight into the new arrays a
+    few feature rows at a time.
+
+    scipy's column selection and ``hstack`` went through COO copies with int64
+    indices: an edit of a 100,000-question index took 250 MB more than the
+    index while the old one still answered (issue 20).
+    """
+    n_features = matrix.shape[0]
+    new_col = (np.cumsum(keep, dtype=np.int64) - 1).astype(np.int32)
+    n_kept = int(keep.sum())
+    n_added = 0 if added is None else added.shape[1]
+    nnz = int(np.count_nonzero(keep[matrix.indices])) + (0 if added is None else added.nnz)
+    data = np.empty(nnz, dtype=np.float32)
+    indices = np.empty(nnz, dtype=np.int32)
+    indptr = np.zeros(n_features + 1, dtype=_index_dtype(nnz))
+    at = 0
+    for first in range(0, n_features, PATCH_STEP):
+        last = min(first + PATCH_STEP, n_features)
+        lo, hi = int(matrix.indptr[first]), int(matrix.indptr[last])
+        cols = matrix.indices[lo:hi]
+        kept = keep[cols]
+        rows = np.repeat(np.arange(last - first, dtype=np.int32),
+                         np.diff(matrix.indptr[first:last + 1]))[kept]
+        vals = matrix.data[lo:hi][kept]
+        cols = new_col[cols[kept]]
+        if added is not None:
+            a_lo, a_hi = int(added.indptr[first]), int(added.indptr[last])
+            rows = np.concatenate([rows, np.repeat(np.arange(last - first, dtype=np.int32),
+                                                   np.diff(added.indptr[first:last + 1]))])
+            vals = np.concatenate([vals, added.data[a_lo:a_hi].astype(np.float32)])
+            cols = np.concatenate([cols, added.indices[a_lo:a_hi].astype(np.int32) + n_kept])
+            order = np.argsort(rows, kind="stable")  # kept first in each row, then added
+            rows, vals, cols = rows[order], vals[order], cols[order]
+        size = len(rows)
+        data[at:at + size] = vals
+        indices[at:at + size] = cols
+        indptr[first + 1:last + 1] = at + np.cumsum(np.bincount(rows, minlength=last - first))
+        at += size
+    return sparse.csr_matrix((data, indices, indptr), shape=(n_features, n_kept + n_added))
 
 
 class _State:
@@ -656,6 +841,12 @@ class _State:
         #: Feature-major (features x variants, CSR): a query touches only the rows
         #: of its own n-grams. The only copy of the TF-IDF matrix an index keeps.
         self.by_feature: sparse.csr_matrix | None = None
+        #: Questions added by edits since the last full build, feature-major
+        #: (their columns follow ``by_feature``'s), and which questions are
+        #: gone (``owners`` -1): an edit of a large index shares the big matrix
+        #: with the state before it instead of copying it (``patched``).
+        self.extra: sparse.csr_matrix | None = None
+        self.dead: np.ndarray | None = None
         #: Squared length of each variant's word-block part (its character part
         #: is the rest of 1): the two block cosines without the variant's row.
         self.word_norm2 = np.zeros(0, dtype=np.float32)
@@ -689,17 +880,20 @@ class _State:
             # Only the feature-major copy is kept (both doubled the index: issue 20).
             self.by_feature = by_feature
         self._finish()
+        release_free_memory()
         progress(1.0, f"{len(self.entries):,} entries, {len(texts):,} questions indexed")
 
     def _finish(self) -> None:
         """Derived lookups: entry positions, variant rows per entry, exact texts."""
         self.by_id = {e.id: i for i, e in enumerate(self.entries)}
-        order = np.argsort(self.owners, kind="stable")
-        bounds = np.cumsum(np.bincount(self.owners, minlength=len(self.entries)))[:-1]
-        self.rows_of = np.split(order, bounds) if len(self.owners) else []
+        live = np.flatnonzero(self.owners >= 0)
+        order = live[np.argsort(self.owners[live], kind="stable")]
+        bounds = np.cumsum(np.bincount(self.owners[live], minlength=len(self.entries)))[:-1]
+        self.rows_of = np.split(order, bounds) if len(self.entries) else []
         self.exact: dict[str, int] = {}
         for text, owner in zip(self.texts, self.owners.tolist(), strict=True):
-            self.exact.setdefault(text, owner)
+            if owner >= 0:
+                self.exact.setdefault(text, owner)
 
     def patched(self, changes: dict[str, KBEntry | None]) -> _State:
         """A new state with ``changes`` applied (None removes), without refitting.
@@ -709,7 +903,10 @@ class _State:
         entries' rows are vectorised and only their one-vs-rest classifier
         columns are trained, so an edit costs milliseconds, not a rebuild.
         """
+        if self.coef is None:
+            return self._patched_shared(changes)
         new = object.__new__(_State)
+        new.extra = new.dead = None
         keep = [i for i, e in enumerate(self.entries) if e.id not in changes]
         added = [e for e in changes.values() if e is not None and e.enabled and e.questions]
         new.entries = [self.entries[i] for i in keep] + added
@@ -725,14 +922,13 @@ class _State:
                                      np.asarray(owners, dtype=np.int32)])
         new.features = self.features
         assert self.by_feature is not None
-        # Column selection of the feature-major matrix: no row-major copy.
-        kept = self.by_feature[:, kept_rows]
         norms = [self.word_norm2[kept_rows]]
+        added_by_feature = None
         if texts:
             rows = self.features.transform(texts)
             norms.append(self.features.word_norm2(rows))
-            kept = sparse.hstack([kept, rows.T], format="csr", dtype=np.float32)
-        new.by_feature = kept.astype(np.float32, copy=False)
+            added_by_feature = rows.T.tocsr()
+        new.by_feature = _patch_columns(self.by_feature, row_keep, added_by_feature)
         new.word_norm2 = np.concatenate(norms).astype(np.float32)
         new.coef, new.intercept, new.classes = None, self.intercept, self.classes
         if self.coef is not None and len(new.entries) >= 2:
@@ -750,6 +946,40 @@ class _State:
             new.coef = np.ascontiguousarray(np.hstack(coef), dtype=np.float32)
             new.intercept = np.concatenate(intercept).astype(np.float32)
             new.classes = np.concatenate(classes).astype(np.int32)
+        new._finish()
+        release_free_memory()
+        return new
+
+    def _patched_shared(self, changes: dict[str, KBEntry | None]) -> _State:
+        """``patched`` for an index without the classifier (the large ones):
+        the new state shares this one's matrix, marks the changed entries' old
+        questions dead and keeps the new ones in a small matrix of its own, so
+        an edit of a 100,000-question index costs the changed questions, not a
+        copy of the index (the old state answers until the swap)."""
+        new = object.__new__(_State)
+        keep = [i for i, e in enumerate(self.entries) if e.id not in changes]
+        added = [e for e in changes.values() if e is not None and e.enabled and e.questions]
+        new.entries = [self.entries[i] for i in keep] + added
+        remap = np.full(len(self.entries) + 1, -1, dtype=np.int32)  # [-1] stays -1: dead
+        remap[keep] = np.arange(len(keep), dtype=np.int32)
+        new.lexicon = self.lexicon
+        texts, owners, originals = _variants(added, len(keep), lexicon=self.lexicon)
+        new.texts = self.texts + texts
+        new.originals = self.originals + originals
+        new.owners = np.concatenate([remap[self.owners], np.asarray(owners, dtype=np.int32)])
+        new.features = self.features
+        new.by_feature = self.by_feature
+        norms = [self.word_norm2]
+        new.extra = self.extra
+        if texts:
+            rows = self.features.transform(texts)
+            norms.append(self.features.word_norm2(rows))
+            more = rows.T.tocsr().astype(np.float32)
+            new.extra = more if self.extra is None else sparse.hstack(
+                [self.extra, more], format="csr", dtype=np.float32)
+        new.word_norm2 = np.concatenate(norms).astype(np.float32)
+        new.dead = new.owners < 0
+        new.coef, new.intercept, new.classes = None, self.intercept, self.classes
         new._finish()
         return new
 
@@ -787,15 +1017,20 @@ class _State:
             word_sims = sims
         else:
             # Both cosines in one product: all the query's n-grams, its words only.
-            both = self.by_feature[cols].T @ np.column_stack([vals, vals * q_word])
+            pair = np.column_stack([vals, vals * q_word])
+            both = self.by_feature[cols].T @ pair
+            if self.extra is not None:  # questions added by edits since the build
+                both = np.vstack([both, self.extra[cols].T @ pair])
             sims = np.ascontiguousarray(both[:, 0])
             word_sims = both[:, 1]
+            if self.dead is not None:
+                sims[self.dead] = -1.0  # questions removed by edits since the build
         top = min(TOP_VARIANTS, sims.shape[0])
         idx = np.argpartition(-sims, top - 1)[:top]
         best: dict[int, tuple[float, int]] = {}
         for v in idx[np.argsort(-sims[idx])]:
             owner = int(self.owners[v])
-            if owner not in best:
+            if owner >= 0 and owner not in best:
                 best[owner] = (float(sims[v]), int(v))
         clf_scores: dict[int, float] = {}
         if self.coef is not None:
@@ -855,9 +1090,51 @@ class _State:
             result.append(Candidate(entry.id, entry.questions[0], entry.answer,
                                     _score(feats, weights), self.originals[v], feats))
         result.sort(key=lambda c: -c.score)
-        return result[:k]
+        result = result[:k]
+        for cand, hit in zip(result, self.keyword_hits(query_words, result), strict=True):
+            cand.features["keyword"] = float(hit)
+        return result
+
+    def keyword_hits(self, query_words: str, found: list[Candidate]) -> list[bool]:
+        """Which candidates hold every content word of a short question.
+
+        Short: at most ``KEYWORD_MAX_WORDS`` words (jieba's for Chinese). Content
+        words: the question's words but the question words and function words
+        of ``FUNCTION_WORDS`` (怎么, 如何, how, can...); there must be one.
+        A candidate holds a word when any of its entry's questions has it, so
+        怎么支付 finds the entry whose questions say 可以微信支付吗 even if its
+        best-matching question is 怎么付款. A word no question has (天气 on a
+        shop's KB) is held by no entry: such questions stay unrecognised.
+        """
+        words = query_words.split()
+        content = {w for w in words if w not in FUNCTION_WORDS}
+        if not content or len(words) > KEYWORD_MAX_WORDS:
+            return [False] * len(found)
+        hits = []
+        for cand in found:
+            owner = self.by_id.get(cand.entry_id)
+            held: set[str] = set()
+            if owner is not None:
+                for v in self.rows_of[owner].tolist():
+                    held.update(self.words_of(self.texts[v]).split())
+                    if content <= held:
+                        break
+            hits.append(content <= held)
+        return hits
 
 
+#: A question of at most this many words is a topic ("退款", "怎么支付",
+#: "refund status"): entries holding all its content words are suggested at least.
+KEYWORD_MAX_WORDS = 3
+#: Words that ask rather than say what about (Chinese after jieba, English after
+#: ``normalize``), left out of a short question's content words.
+FUNCTION_WORDS = frozenset(
+    "怎么 怎样 怎么样 怎么办 怎么回事 如何 什么 为什么 为啥 哪 哪些 哪里 哪儿 哪个 在哪 在哪里 谁 几 "
+    "多久 多少 几天 "
+    "能 能不能 可以 可不可以 是否 有没有 有 是 不 没 我 我的 我们 你 你们 您 要 想 吗 呢 吧 了 的 "
+    "呀 啊 么 还 会 该 去 在 办 弄 一下 "
+    "how what why where when which who can could do does did is are was i my me we our "
+    "you your to the a an of for in on at it is be get".split())
 #: Per candidate: combined cosine, classifier decision, fuzz ratio, word
 #: token-set ratio, exact match, cosine over the character blocks and over the
 #: word blocks, idf-weighted share of the question's words the candidate has
@@ -979,7 +1256,7 @@ class KBIndex:
 
     @property
     def variant_count(self) -> int:
-        return len(self._state.texts)
+        return int((self._state.owners >= 0).sum())
 
     def query(self, text: str, k: int = 5) -> list[Candidate]:
         """The best ``k`` entries for ``text``, best first, each with its score
@@ -993,7 +1270,13 @@ class KBIndex:
 
     def calibration_of(self, found: list[Candidate]) -> list[Candidate]:
         """Rescale raw candidates (best first) with this index's calibration;
-        the raw score and the margin stay in ``features``."""
+        the raw score and the margin stay in ``features``.
+
+        A candidate that holds every content word of a short question
+        (``features["keyword"]``, see ``_State.keyword_hits``) is put at least
+        at the suggest point: "怎么支付" or "退款" is a topic, not a
+        question, and the right reply is "did you mean" with the entries on
+        that topic, not "not recognised"."""
         calibration = self.calibration
         if not calibration.calibrated and found:
             # Not measured (yet, or too small a KB): the development sets' points
@@ -1006,6 +1289,9 @@ class KBIndex:
             cand.features["raw"] = cand.score
             cand.features["margin"] = margin
             cand.score = calibration.rescale(cand.score, margin)
+            if cand.features.get("keyword"):
+                cand.score = max(cand.score, SUGGEST_POINT)
+        found.sort(key=lambda c: -c.score)  # stable: lifted ones keep their order
         return found
 
     def calibrate(self, target: float = DEFAULT_TARGET,
@@ -1111,6 +1397,10 @@ class KBIndex:
                     self._state = state
                     self._stale = False
                     return
+            # An edit came in meanwhile: build again, but drop this one first
+            # (kept until the next build was assigned, it was a third index in
+            # memory beside the answering one and the next build).
+            del state
 
     def _rebuild_loop(self) -> None:
         self.rebuild()

@@ -124,6 +124,42 @@ def test_large_index_patches_edits_then_rebuilds_in_the_background(monkeypatch):
     assert len(index) == len(ZH)
 
 
+def test_edits_of_a_large_index_without_classifier_share_its_matrix(monkeypatch):
+    """Above the patch size, an index without the entry classifier (the large
+    ones) takes an edit without copying its matrix: removed questions are
+    marked dead, new ones go to a small matrix of their own (memory: issue 20).
+    Answers are those of a fresh build of the same entries."""
+    monkeypatch.setattr(bot_index, "INCREMENTAL_ABOVE_VARIANTS", 10)
+    index = KBIndex(ZH, use_classifier=False, background_rebuild=False)
+    before = index._state
+    index.upsert(KBEntry("birthday", ["会员生日礼怎么领", "生日有什么福利"], "生日当月发券"))
+    index.upsert(KBEntry("refund-time", ["退款多久到账", "钱什么时候退回来"], "1-3 个工作日"))
+    index.remove("pay")
+    state = index._state
+    assert state.by_feature is before.by_feature  # shared, not copied
+    assert state.extra is not None and state.extra.shape[1] == 4
+    assert int(state.dead.sum()) == len(next(e for e in ZH if e.id == "pay").questions) + len(
+        next(e for e in ZH if e.id == "refund-time").questions)
+    assert index.variant_count == sum(len(e.questions) for e in index._entries.values())
+    assert index.query("生日有什么福利", k=1)[0].entry_id == "birthday"
+    assert index.query("钱什么时候退回来", k=1)[0].matched_question == "钱什么时候退回来"
+    found = index.query("可以用支付宝吗", k=5)
+    assert found and all(c.entry_id != "pay" for c in found)
+    fresh = KBIndex(list(index._entries.values()), use_classifier=False)
+    for question in ("怎么查物流", "生日有什么福利", "发票怎么开", "忘记密码"):
+        assert (index.query(question, k=1)[0].entry_id
+                == fresh.query(question, k=1)[0].entry_id), question
+    # Everything removed but one entry: the dead questions never come back.
+    for entry in ZH:
+        if entry.id != "ship-track":
+            index.remove(entry.id)
+    index.remove("birthday")
+    assert {c.entry_id for c in index.query("退款多久到账", k=5)} <= {"ship-track"}
+    index.rebuild()
+    assert index._state.extra is None and index._state.dead is None
+    assert index.query("怎么查物流", k=1)[0].entry_id == "ship-track"
+
+
 def test_queries_while_another_thread_edits_never_fail():
     index = KBIndex(ZH[:4])
     errors: list[BaseException] = []
@@ -242,3 +278,55 @@ def test_apply_takes_several_changes_as_one_edit_and_builds_report_progress():
     assert len(index) == len(ZH) - 1
     assert index.query("生日有什么福利", k=1)[0].entry_id == "birthday"
     assert all(c.entry_id not in {"pay", "vip"} for c in index.query("可以用支付宝吗", k=5))
+
+
+def test_the_chunked_feature_major_build_is_the_transpose_of_the_matrix(monkeypatch):
+    """``fit_by_feature`` counts and fills a few texts at a time (memory: issue
+    20); the result must be exactly ``fit_transform``'s matrix, transposed,
+    with each row's word-block length, however the texts are chunked."""
+    import numpy as np
+
+    from meiqia.bot.normalize import normalize
+
+    texts = [normalize(q) for e in ZH + EN for q in e.questions]
+    texts += [normalize("VIP会员 paypal 退款 refund 退款"), normalize("iphone 15 pro 保修"),
+              normalize("只有中文的问题"), normalize("english only question")]
+    whole = bot_index._Features().fit_transform(texts)
+    for chunk in (1, 3, 7, 10_000):
+        monkeypatch.setattr(bot_index, "BUILD_CHUNK", chunk)
+        features = bot_index._Features()
+        by_feature, word_norm2 = features.fit_by_feature(texts)
+        assert by_feature.shape == (whole.shape[1], whole.shape[0])
+        assert abs(by_feature - whole.T.tocsr()).max() < 1e-6
+        assert np.allclose(word_norm2, features.word_norm2(whole), atol=1e-6)
+        # Each feature row lists its texts in order (the query relies on CSR rows).
+        for row in range(0, by_feature.shape[0], 11):
+            cols = by_feature.indices[by_feature.indptr[row]:by_feature.indptr[row + 1]]
+            assert (np.diff(cols) > 0).all()
+
+
+def test_patching_columns_in_place_equals_scipy_selection_and_stack(monkeypatch):
+    """An edit of a large index drops the removed questions' columns and adds the
+    new ones straight into new arrays (memory: issue 20); the result must be
+    scipy's column selection and hstack, whatever the step."""
+    import numpy as np
+    from scipy import sparse
+
+    from meiqia.bot.normalize import normalize
+
+    texts = [normalize(q) for e in ZH + EN for q in e.questions]
+    features = bot_index._Features()
+    by_feature, _ = features.fit_by_feature(texts)
+    keep = np.ones(len(texts), dtype=bool)
+    keep[[0, 3, 4, len(texts) - 1]] = False
+    added = features.transform([normalize("退款多久到账 refund"), normalize("新的问题怎么开发票")])
+    expected = sparse.hstack([by_feature[:, np.flatnonzero(keep)], added.T], format="csr")
+    for step in (1, 5, 4096):
+        monkeypatch.setattr(bot_index, "PATCH_STEP", step)
+        ours = bot_index._patch_columns(by_feature, keep, added.T.tocsr())
+        assert ours.shape == expected.shape and ours.dtype == np.float32
+        assert abs(ours - expected).max() == 0
+        assert all((np.diff(ours.indices[ours.indptr[r]:ours.indptr[r + 1]]) > 0).all()
+                   for r in range(ours.shape[0]))
+        removed_only = bot_index._patch_columns(by_feature, keep, None)
+        assert abs(removed_only - by_feature[:, np.flatnonzero(keep)]).max() == 0
