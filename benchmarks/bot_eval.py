@@ -24,6 +24,7 @@ Run: ``nice -n 10 .venv/bin/python benchmarks/bot_eval.py`` (a few minutes;
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -160,7 +161,11 @@ def main() -> None:
             f"precision {_f(cal['precision'])}, coverage {_f(cal['coverage'])}. "
             f"Suggest rate {ours['suggest_rate']:.3f}; {ours['entries']:,} entries, "
             f"{ours['variants']:,} questions.\n")
+    load = os.getloadavg()[0]
     body = (
+        f"Load average when the run ended: {load:.1f} on {os.cpu_count()} cores (latencies "
+        "and build times of every method stretch alike when the machine is shared; compare "
+        "them within a run).\n\n"
         "Development sets only (the held-out splits check what was tuned here). "
         "In-scope accuracy counts a case right when the top-1 entry is the expected one "
         "and the bot did not declare it unrecognised (DESIGN §6); top-1 whatever the "

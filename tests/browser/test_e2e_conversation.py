@@ -25,7 +25,8 @@ KB_FILE = Path(__file__).resolve().parents[2] / "knowledge_base" / "shop.zh-CN.y
 
 
 def import_shop_kb(admin: Any) -> None:
-    """The demo shop's knowledge base, and a suggest threshold that makes "支付方式" a "did you mean"."""
+    """The demo shop's knowledge base (a short topic question such as "怎么支付" gets a
+    "did you mean" with the entries on that topic), and a lower suggest threshold."""
     with KB_FILE.open("rb") as handle:
         response = admin.post("/api/v1/knowledge/import", data={"file": (handle, KB_FILE.name)},
                               content_type="multipart/form-data")
@@ -77,7 +78,7 @@ def test_visitor_bot_human_agent_modes_mention_end_rate_history(server, admin, n
     frame.locator("#mq-input").press("Enter")
     bot = frame.locator(".mq-msg.from-bot")
     expect(bot.first).to_contain_text("到账")
-    frame.locator("#mq-input").fill("支付方式")
+    frame.locator("#mq-input").fill("怎么支付")
     frame.locator("#mq-send").click()
     candidate = frame.locator(".mq-candidate", has_text="支持哪些付款方式？")
     candidate.wait_for()
@@ -193,7 +194,7 @@ def test_visitor_bot_human_agent_modes_mention_end_rate_history(server, admin, n
     row = history["items"][0]
     assert row["rating"] == "good"
     assert row["agent"] == "王管理"
-    assert row["visitor_messages"] == 4  # 退款多久到账, 支付, 支持哪些付款方式？, 快递丢了怎么办
+    assert row["visitor_messages"] == 4  # 退款多久到账, 怎么支付, 支持哪些付款方式？, 快递丢了怎么办
     assert row["agent_messages"] >= 5
     assert row["missed"] is False and row["invalid"] is False
     assert row["first_response_s"] is not None and row["first_response_s"] >= 0
