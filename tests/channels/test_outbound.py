@@ -196,3 +196,24 @@ def test_rating_invitations_are_refused_for_a_channel_without_rating(quick):
     row = agent.get(f"/api/v1/conversations/{cid}").get_json()
     assert row["channel"] == "standin" and row["channel_name"]["en"] == "Stand-in"
     assert "rating" not in row["capabilities"] and "read_receipts" not in row["capabilities"]
+
+
+def test_a_delivery_whose_job_was_never_queued_is_queued_again(quick):
+    """The process died between the message's commit and queuing its job: the
+    delivery is pending with no job; the next start queues it."""
+    import datetime
+
+    from meiqia.channels import outbound
+
+    api, agent = _team(quick)
+    cid = _chat(quick, api, agent)
+    message_id = _reply(agent, cid, "进程重启也要送到")
+    delivery = _delivery(message_id)
+    ChannelDelivery.update(status="pending", job_id=None, attempts=0,
+                           created_at=utcnow() - datetime.timedelta(minutes=10)).where(
+        ChannelDelivery.id == delivery.id).execute()
+    sent_before = len(standin.outbox(quick))
+    assert outbound.resume_pending() == 1
+    assert _delivery(message_id).status == "sent"
+    assert len(standin.outbox(quick)) == sent_before + 1
+    assert outbound.resume_pending() == 0
