@@ -14,6 +14,7 @@ from tests.channels import standin
 from tests.channels.conftest import enable
 from tests.conftest import close_app
 from tests.conftest import make_app
+from tests.conftest import truncate_all
 from tests.helpers import ApiClient
 from tests.helpers import new_client_id
 from tests.helpers import wait_until
@@ -23,10 +24,16 @@ def _app(tmp_path, **config):
     return make_app(tmp_path, plugins=(standin,), **config)
 
 
-@pytest.fixture
-def quick(tmp_path):
-    """Inline jobs whose retries wait 0 s: every attempt runs in the caller."""
-    app = _app(tmp_path, CHANNEL_DELIVERY_RETRY=(3, (0, 0, 0)))
+@pytest.fixture(params=["sqlite", "postgres"])
+def quick(request, tmp_path):
+    """Inline jobs whose retries wait 0 s: every attempt runs in the caller; on
+    SQLite, then PostgreSQL."""
+    extra = {}
+    if request.param == "postgres":
+        extra["DATABASE_URL"] = request.getfixturevalue("pg_database_url")
+    app = _app(tmp_path, CHANNEL_DELIVERY_RETRY=(3, (0, 0, 0)), **extra)
+    if extra:
+        truncate_all(extra["DATABASE_URL"])
     with app.app_context():
         yield app
     close_app(app)
