@@ -264,16 +264,21 @@ def test_mail_to_the_support_mailbox_is_answered_by_the_bot_then_an_agent_in_one
     out_ids = [d["external_id"] for d in states["deliveries"]]
     received = [m["Message-ID"] for m in mail.inbox(VISITOR)]
     assert sorted(out_ids) == sorted(received)
-    log(f"deliveries: {len(out_ids)} sent, {len(received)} mails in the visitor's inbox")
+    kinds = [f"{(m := Message.get_by_id(d['message_id'])).sender_kind}:{m.body[:12]}"
+             for d in states["deliveries"]]
+    log(f"deliveries: {len(out_ids)} sent ({' | '.join(kinds)}); {len(received)} mails in "
+        "the visitor's inbox, same Message-IDs")
 
     # 6. Ended, the conversation is in history under the e-mail channel.
     ended = agent.post(f"/api/v1/conversations/{conversation.id}/end", json={})
     assert ended.status_code == 200, ended.get_json()
-    history = api.get("/api/v1/history").get_json()
-    row = next(item for item in history["items"] if item["id"] == conversation.id)
-    assert Conversation.get_by_id(conversation.id).channel == "email"
-    log(f"history: conversation {row['id']} channel={row.get('channel', 'email')} "
-        f"visitor={row.get('visitor')}")
+    history = api.get("/api/v1/history?channel=email").get_json()
+    assert [(row["id"], row["channel"]) for row in history["items"]] == [
+        (conversation.id, "email")]
+    assert api.get("/api/v1/history?channel=web").get_json()["items"] == []
+    row = history["items"][0]
+    log(f"history ?channel=email: conversation {row['id']} channel={row['channel']} "
+        f"visitor={row['visitor']}")
     print("\n".join(["", "E-MAIL FLOW", *flow]))  # noqa: T201
 
 
@@ -388,11 +393,37 @@ def test_attachments_take_the_upload_checks_and_a_refused_one_is_said(email_app,
     assert image.kind == "image" and image.body == "破损照片.png"
     assert refused.kind == "text" and "检测报告.pdf" in refused.body
     assert "at most" in refused.body and "附件未接收" in refused.body
-    assert {e.external_id for e in ChannelExternalId.select().where(
-        ChannelExternalId.direction == "in")} == {msgid, f"{msgid} part-1", f"{msgid} part-2"}
+    parts = {msgid, f"{msgid} part-1", f"{msgid} part-2"}
+    wait_until(lambda: {e.external_id for e in ChannelExternalId.select().where(
+        ChannelExternalId.direction == "in")} == parts, what="each part's external id")
     # Replies thread on the mail itself, whichever of its parts came last.
     answers = parsed_all(mail, VISITOR, 1)
     assert all(a["In-Reply-To"] == msgid and a["References"] == msgid for a in answers)
+
+    # A file the agent sends goes out as an attachment of the answer.
+    boundary = "----meiqia-email-test"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nfile\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"退货单.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").encode() \
+        + b"%PDF-1.4 return form" + f"\r\n--{boundary}--\r\n".encode()
+    up = api.post(f"/api/v1/conversations/{conversation.id}/uploads", data=body,
+                  content_type=f"multipart/form-data; boundary={boundary}")
+    assert up.status_code == 201, up.get_json()
+    sent = api.post(f"/api/v1/conversations/{conversation.id}/messages", json={
+        "body": "退货单.pdf", "kind": "file", "attachment": up.get_json()["key"],
+        "client_msg_id": "file-1"})
+    assert sent.status_code == 201, sent.get_json()
+
+    def with_file() -> Any:
+        for got in mail.inbox(VISITOR):
+            files = list(got.iter_attachments())
+            if files:
+                return files
+        return None
+
+    files = wait_until(with_file, what="the agent's file in the visitor's inbox")
+    assert [(f.get_filename(), f.get_content()) for f in files] == [
+        ("退货单.pdf", b"%PDF-1.4 return form")]
 
 
 def test_settings_are_checked_and_secrets_never_come_back(email_app, mail):
