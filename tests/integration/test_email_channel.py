@@ -448,6 +448,20 @@ def test_settings_are_checked_and_secrets_never_come_back(email_app, mail):
     assert USERS[SUPPORT] not in str(shown)
 
 
+def test_the_reader_comes_back_after_the_imap_server_crashed(email_app, mail, caplog):
+    api = ApiClient.registered(email_app)
+    enable(api, mail)
+    mail.send(VISITOR, "第一封", "你们几点上班？")
+    wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
+               what="the first mail taken")
+    mail.dovecot.restart()  # the reader's IDLE session is cut
+    second = mail.send("li@customer.test", "第二封", "我要退货")
+    wait_until(lambda: ChannelExternalId.get_or_none(ChannelExternalId.external_id == second),
+               what="the mail that arrived after the crash")
+    assert Conversation.select().where(Conversation.channel == "email").count() == 2
+    assert any("reading INBOX failed" in r.getMessage() for r in caplog.records)  # was cut
+
+
 def test_polling_without_idle_and_test_connection_failures(email_app, mail):
     api = ApiClient.registered(email_app)
     enable(api, mail, imap_idle=False)
