@@ -475,3 +475,38 @@ def test_polling_without_idle_and_test_connection_failures(email_app, mail):
     down = api.post("/api/v1/channels/email/test", json={}).get_json()
     assert not down["ok"] and "SMTP" in down["message"]
     assert api.get("/api/v1/channels/email").get_json()["config"]["imap_password"] == "********"
+
+
+def test_two_processes_one_reader_and_the_other_takes_over(email_app, mail, tmp_path):
+    """Every web process runs the channel; one reads the mailbox. A second app on
+    the same database (another process, as gunicorn's workers are) waits while
+    the first holds the claim, and reads the mail once the first stops (which
+    gives the claim up at once)."""
+    from meiqia.channels import registry
+
+    api = ApiClient.registered(email_app)
+    enable(api, mail)
+    mail.send(VISITOR, "第一封", "你们几点上班？")
+    wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
+               what="the first mail, read by the first process")
+    second = make_app(tmp_path / "second", DATABASE_URL=email_app.config["DATABASE_URL"],
+                      JOBS_INLINE=False, OUTBOUND_ALLOWED_NETWORKS=["127.0.0.0/8"])
+    try:
+        with second.app_context():
+            assert registry.start_all(second) == 1
+            poller2 = registry.instance(api.team["id"], "email", second).poller
+        poller1 = registry.instance(api.team["id"], "email", email_app).poller
+        wait_until(lambda: poller2.thread is not None, what="the second reader started")
+        mail.send("li@customer.test", "第二封", "我要退货")
+        wait_until(lambda: Conversation.select().where(Conversation.channel == "email"
+                                                       ).count() == 2, what="the second mail")
+        assert poller1.rounds >= 1 and poller2.rounds == 0  # one IMAP session, not two
+        registry.stop_all(email_app)  # the first process stops (a worker restarted)
+        mail.send("wang@customer.test", "第三封", "发票怎么开？")
+        wait_until(lambda: Conversation.select().where(
+            Conversation.channel == "email").count() == 3,
+            what="the third mail, read by the second process")
+        wait_until(lambda: poller2.rounds >= 1, what="the second reader's round")
+        assert not poller1.thread
+    finally:
+        close_app(second)
