@@ -126,8 +126,10 @@ class DovecotServer:
             os.chown(path, self.uid, self.gid) if os.geteuid() == 0 else None
         os.chmod(self.dir, 0o755)
         with open(self.dir / "stderr.log", "wb") as stderr:
+            # Its own process group: restart() kills the master and every session.
             self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(config)],
-                                         stdout=subprocess.DEVNULL, stderr=stderr)
+                                         stdout=subprocess.DEVNULL, stderr=stderr,
+                                         start_new_session=True)
 
         def up() -> bool:
             if self.proc.poll() is not None:
@@ -162,13 +164,28 @@ class DovecotServer:
             client.logout()
         return [fetched[uid][b"BODY[]"] for uid in sorted(fetched)]
 
+    def restart(self) -> None:
+        """Kill the server (every session cut, as a crash would) and start it
+        again on the same port with the same mailboxes."""
+        import signal
+
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the master and its sessions
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+        self.start()
+
     def stop(self) -> None:
+        import signal
+
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)

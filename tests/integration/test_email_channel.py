@@ -264,16 +264,21 @@ def test_mail_to_the_support_mailbox_is_answered_by_the_bot_then_an_agent_in_one
     out_ids = [d["external_id"] for d in states["deliveries"]]
     received = [m["Message-ID"] for m in mail.inbox(VISITOR)]
     assert sorted(out_ids) == sorted(received)
-    log(f"deliveries: {len(out_ids)} sent, {len(received)} mails in the visitor's inbox")
+    kinds = [f"{(m := Message.get_by_id(d['message_id'])).sender_kind}:{m.body[:12]}"
+             for d in states["deliveries"]]
+    log(f"deliveries: {len(out_ids)} sent ({' | '.join(kinds)}); {len(received)} mails in "
+        "the visitor's inbox, same Message-IDs")
 
     # 6. Ended, the conversation is in history under the e-mail channel.
     ended = agent.post(f"/api/v1/conversations/{conversation.id}/end", json={})
     assert ended.status_code == 200, ended.get_json()
-    history = api.get("/api/v1/history").get_json()
-    row = next(item for item in history["items"] if item["id"] == conversation.id)
-    assert Conversation.get_by_id(conversation.id).channel == "email"
-    log(f"history: conversation {row['id']} channel={row.get('channel', 'email')} "
-        f"visitor={row.get('visitor')}")
+    history = api.get("/api/v1/history?channel=email").get_json()
+    assert [(row["id"], row["channel"]) for row in history["items"]] == [
+        (conversation.id, "email")]
+    assert api.get("/api/v1/history?channel=web").get_json()["items"] == []
+    row = history["items"][0]
+    log(f"history ?channel=email: conversation {row['id']} channel={row['channel']} "
+        f"visitor={row['visitor']}")
     print("\n".join(["", "E-MAIL FLOW", *flow]))  # noqa: T201
 
 
@@ -388,11 +393,37 @@ def test_attachments_take_the_upload_checks_and_a_refused_one_is_said(email_app,
     assert image.kind == "image" and image.body == "破损照片.png"
     assert refused.kind == "text" and "检测报告.pdf" in refused.body
     assert "at most" in refused.body and "附件未接收" in refused.body
-    assert {e.external_id for e in ChannelExternalId.select().where(
-        ChannelExternalId.direction == "in")} == {msgid, f"{msgid} part-1", f"{msgid} part-2"}
+    parts = {msgid, f"{msgid} part-1", f"{msgid} part-2"}
+    wait_until(lambda: {e.external_id for e in ChannelExternalId.select().where(
+        ChannelExternalId.direction == "in")} == parts, what="each part's external id")
     # Replies thread on the mail itself, whichever of its parts came last.
     answers = parsed_all(mail, VISITOR, 1)
     assert all(a["In-Reply-To"] == msgid and a["References"] == msgid for a in answers)
+
+    # A file the agent sends goes out as an attachment of the answer.
+    boundary = "----meiqia-email-test"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nfile\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"退货单.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").encode() \
+        + b"%PDF-1.4 return form" + f"\r\n--{boundary}--\r\n".encode()
+    up = api.post(f"/api/v1/conversations/{conversation.id}/uploads", data=body,
+                  content_type=f"multipart/form-data; boundary={boundary}")
+    assert up.status_code == 201, up.get_json()
+    sent = api.post(f"/api/v1/conversations/{conversation.id}/messages", json={
+        "body": "退货单.pdf", "kind": "file", "attachment": up.get_json()["key"],
+        "client_msg_id": "file-1"})
+    assert sent.status_code == 201, sent.get_json()
+
+    def with_file() -> Any:
+        for got in mail.inbox(VISITOR):
+            files = list(got.iter_attachments())
+            if files:
+                return files
+        return None
+
+    files = wait_until(with_file, what="the agent's file in the visitor's inbox")
+    assert [(f.get_filename(), f.get_content()) for f in files] == [
+        ("退货单.pdf", b"%PDF-1.4 return form")]
 
 
 def test_settings_are_checked_and_secrets_never_come_back(email_app, mail):
@@ -417,6 +448,20 @@ def test_settings_are_checked_and_secrets_never_come_back(email_app, mail):
     assert USERS[SUPPORT] not in str(shown)
 
 
+def test_the_reader_comes_back_after_the_imap_server_crashed(email_app, mail, caplog):
+    api = ApiClient.registered(email_app)
+    enable(api, mail)
+    mail.send(VISITOR, "第一封", "你们几点上班？")
+    wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
+               what="the first mail taken")
+    mail.dovecot.restart()  # the reader's IDLE session is cut
+    second = mail.send("li@customer.test", "第二封", "我要退货")
+    wait_until(lambda: ChannelExternalId.get_or_none(ChannelExternalId.external_id == second),
+               what="the mail that arrived after the crash")
+    assert Conversation.select().where(Conversation.channel == "email").count() == 2
+    assert any("reading INBOX failed" in r.getMessage() for r in caplog.records)  # was cut
+
+
 def test_polling_without_idle_and_test_connection_failures(email_app, mail):
     api = ApiClient.registered(email_app)
     enable(api, mail, imap_idle=False)
@@ -430,3 +475,38 @@ def test_polling_without_idle_and_test_connection_failures(email_app, mail):
     down = api.post("/api/v1/channels/email/test", json={}).get_json()
     assert not down["ok"] and "SMTP" in down["message"]
     assert api.get("/api/v1/channels/email").get_json()["config"]["imap_password"] == "********"
+
+
+def test_two_processes_one_reader_and_the_other_takes_over(email_app, mail, tmp_path):
+    """Every web process runs the channel; one reads the mailbox. A second app on
+    the same database (another process, as gunicorn's workers are) waits while
+    the first holds the claim, and reads the mail once the first stops (which
+    gives the claim up at once)."""
+    from meiqia.channels import registry
+
+    api = ApiClient.registered(email_app)
+    enable(api, mail)
+    mail.send(VISITOR, "第一封", "你们几点上班？")
+    wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
+               what="the first mail, read by the first process")
+    second = make_app(tmp_path / "second", DATABASE_URL=email_app.config["DATABASE_URL"],
+                      JOBS_INLINE=False, OUTBOUND_ALLOWED_NETWORKS=["127.0.0.0/8"])
+    try:
+        with second.app_context():
+            assert registry.start_all(second) == 1
+            poller2 = registry.instance(api.team["id"], "email", second).poller
+        poller1 = registry.instance(api.team["id"], "email", email_app).poller
+        wait_until(lambda: poller2.thread is not None, what="the second reader started")
+        mail.send("li@customer.test", "第二封", "我要退货")
+        wait_until(lambda: Conversation.select().where(Conversation.channel == "email"
+                                                       ).count() == 2, what="the second mail")
+        assert poller1.rounds >= 1 and poller2.rounds == 0  # one IMAP session, not two
+        registry.stop_all(email_app)  # the first process stops (a worker restarted)
+        mail.send("wang@customer.test", "第三封", "发票怎么开？")
+        wait_until(lambda: Conversation.select().where(
+            Conversation.channel == "email").count() == 3,
+            what="the third mail, read by the second process")
+        wait_until(lambda: poller2.rounds >= 1, what="the second reader's round")
+        assert not poller1.thread
+    finally:
+        close_app(second)

@@ -7,6 +7,14 @@ as the external id (stored once) and its In-Reply-To/References as the thread
 it answers, so a reply continues its conversation. Each message the visitor
 should see comes back through ``deliver()``, which sends a threaded reply
 (``compose.py``) and returns its Message-ID for the next reply to thread on.
+
+Beyond ``meiqia.channels`` it touches three modules, each on purpose: the SSRF
+gate ``services.outbound`` (IMAP and SMTP are sockets, not HTTP, so
+``host.outbound_http`` cannot carry them; the gate's ``connect`` is what every
+gated connection uses), ``services.errors`` (what the contract says ``receive``
+raises), and ``db.connection`` for the poller thread's units of work (the
+channel state store needs a database connection on a thread that has none, and
+it must go back to the pool after each unit).
 """
 
 from __future__ import annotations

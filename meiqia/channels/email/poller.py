@@ -8,8 +8,9 @@ looks every ``poll_interval`` seconds.
 
 Which mail is new: the highest UID handled is kept in the channel's state with
 the folder's UIDVALIDITY; a later mail has a higher UID. The first time (or when
-the server renumbered the folder) only the *unread* mail is taken, so connecting
-a mailbox with years of old mail does not start years of conversations. A mail
+the server renumbered the folder) it starts at the oldest *unread* mail (or at
+the folder's UIDNEXT when all is read), so connecting a mailbox with years of old
+mail does not start years of conversations. A mail
 is read with ``BODY.PEEK`` and marked ``\\Seen`` once handled, so people looking
 at the mailbox see what the channel took. Handling is idempotent by Message-ID
 (the runtime stores an external id once), so two processes polling the same
@@ -17,12 +18,17 @@ mailbox, or a crash between handling and saving the UID, never make a mail
 count twice. A mail whose handling fails is tried again next round, at most
 ``MAX_ATTEMPTS`` times, then skipped with an error in the log (one broken mail
 must not stop the mailbox).
+
+Every web process runs the team's channel, but only one reads the mailbox at a
+time: a claim in the channel's state, renewed each round and taken over by
+another process when it runs out (``_claim``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +47,8 @@ BATCH = 20
 MAX_IDLE = 25 * 60
 #: Longest pause after failures (doubling from the poll interval).
 MAX_BACKOFF = 300
+#: The state key of the claim that makes one process the mailbox's reader.
+LEASE_KEY = "imap_reader"
 
 
 class Poller:
@@ -70,6 +78,8 @@ class Poller:
         #: Rounds completed (a round: connect if needed, fetch what is new).
         self.rounds = 0
         self.idling = False
+        #: This reader's claim on the mailbox (see ``_claim``).
+        self.token = secrets.token_hex(8)
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -87,6 +97,38 @@ class Poller:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         self.thread = None
+        self._release()
+
+    # --- one reader per mailbox ------------------------------------------------------
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claim holds without renewal: two rounds and a margin."""
+        return 2 * min(self.interval, MAX_IDLE) + 30
+
+    def _claim(self) -> bool:
+        """Claim (or renew) the mailbox for this reader; False while another
+        process's reader holds it. Every web process runs the channel, but one
+        IMAP session per mailbox is enough, and providers limit them (Gmail allows
+        15 per account). A reader that dies loses its claim after
+        ``lease_seconds``; two that claim at the same moment read together for a
+        round at most, which the Message-ID idempotency makes harmless."""
+        with self.unit():
+            lease = self.state.get(LEASE_KEY) or {}
+            now = time.time()
+            if lease.get("token") not in (None, self.token) and lease.get("until", 0) > now:
+                return False
+            self.state.set(LEASE_KEY, {"token": self.token, "until": now + self.lease_seconds})
+        return True
+
+    def _release(self) -> None:
+        """Give the mailbox up at once (a restart after a settings change)."""
+        try:
+            with self.app_context(), self.unit():
+                if (self.state.get(LEASE_KEY) or {}).get("token") == self.token:
+                    self.state.set(LEASE_KEY, {"token": None, "until": 0})
+        except Exception:  # noqa: BLE001 - the claim runs out by itself
+            self.log.debug("e-mail: could not release the mailbox", exc_info=True)
 
     # --- the loop ----------------------------------------------------------------
 
@@ -98,6 +140,9 @@ class Poller:
         failures = 0
         while not self.stopped.is_set():
             try:
+                if not self._claim():  # another process reads the mailbox
+                    self.stopped.wait(min(self.interval, self.lease_seconds))
+                    continue
                 self._session()
                 failures = 0
             except (MailError, IMAPClientError, OSError) as exc:
@@ -125,6 +170,8 @@ class Poller:
                 self.fetch_new(client, validity, uidnext)
                 uidnext = None  # only the first look uses it
                 self.rounds += 1
+                if not self._claim():
+                    return  # our claim ran out and another reader took over
                 if idle:
                     self._wait_idle(client)
                 else:
