@@ -574,3 +574,26 @@ def test_a_long_answer_goes_in_parts_and_a_retry_sends_only_the_rest(
     assert len(parts) > 3 and all(len(p.encode()) <= MAX_TEXT_BYTES for p in parts)
     joined = "\n".join(parts)
     assert joined == f"{agent.agent['display_name']}：{body}"  # each part once, in order
+
+
+def test_no_secret_or_access_token_reaches_our_logs(
+        wx: ApiClient, standin: WeChatStandIn, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    wechat = WeChat(wx)
+    agent = wx.online_agent()
+    wechat.text("人工")
+    conversation = conversation_of()
+    standin.expire_tokens()
+    standin.fail_next(None, status=500, times=3)
+    agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+               json={"body": "日志检查", "client_msg_id": "log-1"})
+    wechat.encrypted = False
+    wechat.send(wechat.side.text(OPENID, "plaintext in safe mode"))  # refused, logged
+    wx.post("/api/v1/channels/wechat/test", json={})
+    ours = [r for r in caplog.records if r.name.startswith("meiqia")]
+    assert any("refused" in r.getMessage() for r in ours)  # the log was captured
+    logged = "\n".join(r.getMessage() for r in ours)
+    for secret in (APP_SECRET, TOKEN, AES_KEY, *standin.tokens):
+        assert secret not in logged
