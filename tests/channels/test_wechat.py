@@ -597,3 +597,29 @@ def test_no_secret_or_access_token_reaches_our_logs(
     logged = "\n".join(r.getMessage() for r in ours)
     for secret in (APP_SECRET, TOKEN, AES_KEY, *standin.tokens):
         assert secret not in logged
+
+
+def test_the_token_is_shared_cached_and_renewed_before_it_expires(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    import time
+
+    from meiqia.channels.wechat.api import MARGIN
+    from meiqia.channels.wechat.channel import api_for
+
+    now = time.time()
+    one = api_for(registry.make_host(wx.team["id"], "wechat"))
+    token = one.access_token(now=now)
+    # Another process (another host and client, same database) uses the same token.
+    other = api_for(registry.make_host(wx.team["id"], "wechat"))
+    assert other.access_token(now=now + 7200 - MARGIN - 1) == token
+    assert standin.token_requests == 1
+    renewed = other.access_token(now=now + 7200 - MARGIN + 1)
+    assert renewed != token and standin.token_requests == 2
+    assert one.access_token(now=now + 7200 - MARGIN + 2) == renewed
+    # A wrong AppSecret: WeChat's errcode, final (no retry can fix it).
+    standin.app_secret = "rotated"
+    from meiqia.channels.wechat.api import ApiError
+
+    with pytest.raises(ApiError) as caught:
+        one.access_token(fresh=True)
+    assert caught.value.errcode == 40125 and caught.value.retry is False
