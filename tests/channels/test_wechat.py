@@ -474,6 +474,12 @@ def test_what_cannot_be_stored_is_answered_without_a_resend_loop(
     # An empty text (nothing to store): success, so WeChat does not resend it.
     assert wechat.send(wechat.side.text(OPENID, " ")).data == b"success"
     assert Message.select().where(Message.sender_kind == "visitor").count() == 1
+    # Junk where WeChat puts numbers: stored (the raw MsgId is the id), never a 500.
+    junk = (f"<xml><ToUserName>gh</ToUserName><FromUserName>{OPENID}</FromUserName>"
+            "<CreateTime>soon</CreateTime><MsgType>text</MsgType>"
+            "<Content>奇怪的编号</Content><MsgId>not-a-number</MsgId></xml>")
+    assert wechat.send(junk).data == b"success"
+    assert Message.select().where(Message.body == "奇怪的编号").count() == 1
     # A body over the limit: 413 before it is read.
     query, _ = wechat.side.post("<xml/>", True, OPENID)
     from meiqia.channels.wechat import xml as wechat_xml
