@@ -58,12 +58,24 @@ def register_commands(cli: Any) -> None:
 def register_channels(app: Any) -> list[type] | None:
     """Called once at start-up; return channel classes.
 
-    A channel class has ``type`` (a slug such as ``"web"``), ``name``,
-    ``configuration_schema()`` (JSON Schema, secret fields listed under
-    ``"secret"``), optional inbound endpoints through ``register_blueprints``, and
-    ``deliver(conversation, message)`` which sends an agent's or the bot's public
-    message to the visitor and returns True when the channel confirmed delivery.
-    The web widget is one. Return a list of classes (or None).
+    A channel class (``meiqia.channels.Channel``; subclassing is optional) has
+    ``type`` (a unique slug such as ``"email"``), ``name`` (a string or
+    ``{"zh-CN": ..., "en": ...}``), ``capabilities`` (a subset of
+    ``typing_preview``, ``read_receipts``, ``rating``, ``attachments``: what it
+    lacks is hidden in its conversations) and ``configuration_schema()`` (JSON
+    Schema of the admin's form; write-only fields listed under ``"secret"``). Each
+    team that enables it gets an instance, ``cls(config, host)``, with its
+    validated settings and a ``ChannelHost``. Inbound, the channel calls
+    ``meiqia.channels.receive(host, external_user_id, text, ...)``, which runs
+    what the widget runs (bot, handover, routing, queue, tickets, hooks) and
+    stores an external message id once. Outbound, the host calls
+    ``deliver(conversation, message)`` from a job for every message the visitor
+    should see, retrying with backoff; it returns the far side's message id (or
+    None) and raises ``DeliveryError(reason, retry=True)`` on failure. Optional:
+    ``test_connection()`` (the admin's button), ``start()`` and ``stop()``
+    (background work such as a poller), inbound endpoints through
+    ``register_blueprints``. The web widget is one. Return a list of classes (or
+    None). How to write one: "Writing a channel" in docs/plugins.md.
     """
 
 

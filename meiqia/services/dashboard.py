@@ -179,7 +179,10 @@ def by_channel(where: tuple[Any, ...]) -> list[dict[str, Any]]:
     rows = C.select(C.channel, peewee.fn.COUNT(C.id), _flag(C.is_missed == True),  # noqa: E712
                     _flag(C.bot_resolved == True), _flag(C.is_lead == True),  # noqa: E712
                     ).where(*where).group_by(C.channel).tuples()
-    found = [{"channel": channel, "ended": int(n or 0), "missed": int(missed or 0),
+    from meiqia.channels.registry import names
+
+    found = [{"channel": channel, "names": names(channel), "ended": int(n or 0),
+              "missed": int(missed or 0),
               "bot_resolved": int(bot or 0), "leads": int(leads or 0)}
              for channel, n, missed, bot, leads in rows]
     return sorted(found, key=lambda r: (-r["ended"], r["channel"]))

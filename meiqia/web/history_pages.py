@@ -35,8 +35,14 @@ def init_app(app: Flask) -> None:
 def history_page() -> Any:
     """The list; every column the server knows is passed so the chooser can offer
     the ones the agent has hidden (the API returns only the chosen ones)."""
+    from meiqia.channels import registry
+    from meiqia.web import i18n
+
+    lang = "en" if i18n.language() == "en" else "zh-CN"
+    slugs = sorted({"web", *registry.channel_classes()})
     return render_page("history.html", "nav.history", "history",
-                       history_columns=list(history.COLUMNS))
+                       history_columns=list(history.COLUMNS),
+                       history_channels=[(s, registry.names(s)[lang]) for s in slugs])
 
 
 @bp.get("/history/exports", endpoint="exports")

@@ -53,6 +53,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/admin/knowledge"): ("admin-page", "404"),
     ("GET", "/admin/quick-replies"): ("admin-page", "404"),
     ("GET", "/admin/ticket-sinks"): ("admin-page", "404"),
+    ("GET", "/admin/channels"): ("admin-page", "404"),
     ("GET", "/admin/plugins"): ("admin-page", "404"),
     ("GET", "/admin/unrecognised"): ("admin-page", "404"),
     ("GET", "/ws/agent"): ("ws", "ok"),

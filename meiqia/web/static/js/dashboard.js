@@ -1,6 +1,6 @@
 // The home dashboard: now (live), today's key figures, and charts over a range of team days.
 // Figures come from GET /api/v1/dashboard (already narrowed to my scope by the server).
-import { api, clear, el, fmtDuration, formError, t, toast } from './lib.js';
+import { api, boot, clear, el, fmtDuration, formError, t, toast } from './lib.js';
 import { barChart, donutChart, hbarChart, lineChart, PALETTE } from './charts.js';
 
 const REFRESH_MS = 30_000;
@@ -118,6 +118,14 @@ function renderCharts(r) {
         { label: t('dash.duration_p90'), value: r.duration_s.p90, color: '#7fd19b' },
       ],
       format: secs, columns: [t('dash.measure'), t('dash.value')],
+    }),
+    hbarChart({
+      id: 'chart-channels', title: t('dash.chart.channels'),
+      summary: t('dash.chart.channels_desc'),
+      data: (r.by_channel || []).map((c, i) => ({
+        label: (c.names && (c.names[boot.lang] || c.names.en)) || c.channel, value: c.ended, color: PALETTE[i % PALETTE.length],
+      })),
+      columns: [t('dash.channel'), t('dash.ended')],
     }),
     hbarChart({
       id: 'chart-agents', title: t('dash.chart.agents'),

@@ -7,7 +7,7 @@ export const FILTERS = [
   'ended_from', 'ended_to', 'agent_id', 'customer_name', 'content', 'tags', 'rating', 'grade',
   'source', 'platform', 'lead', 'invalid', 'missed', 'duration_min', 'duration_max',
   'first_response_min', 'first_response_max', 'customer_tags', 'phone', 'note', 'summary',
-  'region', 'keyword', 'landing_page', 'ip', 'agent_name',
+  'region', 'keyword', 'landing_page', 'ip', 'agent_name', 'channel',
 ];
 /** Filters whose value is one of a few words: their labels are translated. */
 export const CHOICES = {
@@ -42,10 +42,17 @@ export function queryOf(filters) {
 export function choiceLabel(name, value) {
   if (name === 'source') return t(`source.${value}`);
   if (name === 'platform') return t(`platform.${value}`);
+  if (name === 'channel') return channelLabel(value);
   if (name === 'rating') return t(`history.rating.${value}`);
   if (value === 'true') return t('history.yes');
   if (value === 'false') return t('history.no');
   return value;
+}
+
+/** A channel's name: the history page's filter lists them (web, e-mail, WeChat…). */
+export function channelLabel(slug) {
+  const option = document.querySelector(`select[name="channel"] option[value="${CSS.escape(slug || '')}"]`);
+  return option ? option.textContent : (slug || '');
 }
 
 /** The filter as chips "label: value" (user values as text nodes). */
@@ -57,7 +64,7 @@ export function describe(filters, agents = []) {
     if (name === 'agent_id') {
       const agent = agents.find((a) => String(a.id) === String(value));
       value = agent ? agent.name : `#${value}`;
-    } else if (CHOICES[name]) {
+    } else if (CHOICES[name] || name === 'channel') {
       value = choiceLabel(name, value);
     }
     return el('span', { class: 'chip', dataset: { filter: name } },

@@ -3,7 +3,7 @@
 // The filter and the page live in the query string; the open transcript in the hash (#c12).
 import { api, clear, dialog, el, fmtDuration, fmtTime, formError, t, toast } from './lib.js';
 import { specialBody } from './message-body.js';
-import { FILTERS, choiceLabel, exportDialog, filtersFrom, queryOf } from './history-common.js';
+import { FILTERS, channelLabel, choiceLabel, exportDialog, filtersFrom, queryOf } from './history-common.js';
 
 const $ = (id) => document.getElementById(id);
 const form = $('history-filters');
@@ -50,6 +50,8 @@ function cell(name, row) {
       return el('td', { text: row.source ? t(`source.${row.source}`) : '' });
     case 'platform':
       return el('td', { text: row.platform ? t(`platform.${row.platform}`) : '' });
+    case 'channel':
+      return el('td', { dataset: { channel: row.channel }, text: channelLabel(row.channel) });
     case 'visit_trail': {
       const trail = row.visit_trail || [];
       return el('td', { title: trail.map((p) => p.title || p.url).join('\n'), text: trail.length ? t('history.pages_visited', { n: trail.length }) : '' });

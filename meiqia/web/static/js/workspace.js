@@ -20,6 +20,13 @@ function avatar(v) {
     text: [...name][0].toUpperCase() });
 }
 
+/** The conversation's channel (e-mail, WeChat…) as a small tag; none for the web widget. */
+function channelTag(row) {
+  if (!row.channel || row.channel === 'web') return null;
+  const name = (row.channel_name && (row.channel_name[boot.lang] || row.channel_name.en)) || row.channel;
+  return el('span', { class: `tag channel-tag channel-${row.channel}`, text: name, dataset: { channel: row.channel } });
+}
+
 function renderList() {
   clear(listNode);
   const rows = state.lists[state.tab] || [];
@@ -31,6 +38,7 @@ function renderList() {
     }, avatar(row.visitor),
     el('div', { class: 'ws-item-main' },
       el('div', { class: 'ws-item-top' }, el('span', { class: 'ws-item-name', text: visitorName(row.visitor) }),
+        channelTag(row),
         el('span', { class: 'muted small', text: fmtTime(row.last_message_at || row.created_at) })),
       el('div', { class: 'ws-item-last muted', text: row.status === 'queued' && row.queue_position
         ? t('ws.queued_at', { n: row.queue_position }) : (row.last_message || '') })),
@@ -130,6 +138,7 @@ const socket = new ChatSocket(() => `/ws/agent?lang=${encodeURIComponent(boot.la
       chat.onPresence(data);
     }
     else if (type === 'read' || type === 'delivered') chat.onStatus(type, data);
+    else if (type === 'delivery') chat.onDelivery(data);
     else if (type === 'mention') { toast(t('ws.mentioned', { by: data.by || '' })); refreshLists(); }
     else if (type === 'assigned') { toast(t('ws.assigned', { id: data.conversation_id })); refreshLists(); }
     else if (['conversation', 'conversation.started', 'rated', 'conversation.ended'].includes(type)) {

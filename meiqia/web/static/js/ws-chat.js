@@ -18,6 +18,8 @@ export class Chat {
     this.id = null;
     this.data = null;
     this.shown = new Map();
+    // Channel conversations: message id -> its delivery (meiqia/channels/outbound.py).
+    this.deliveries = new Map();
     this.lastId = 0;
     // The open conversation's highest position (seq) shown: what a resync asks after.
     this.lastSeq = 0;
@@ -59,6 +61,15 @@ export class Chat {
     document.querySelector('.ws-chat-head').hidden = false;
     this.list.hidden = false;
     this.renderHead();
+    // A conversation of another channel: each reply's delivery state (sent, retrying, failed).
+    this.deliveries = new Map();
+    if (data.channel && data.channel !== 'web') {
+      try {
+        const { deliveries } = await api('GET', `/conversations/${id}/deliveries`);
+        deliveries.forEach((d) => this.deliveries.set(d.message_id, d));
+      } catch (e) { /* shown as unknown; the socket's delivery frames fill them in */ }
+    }
+    if (this.id !== id) return;
     const { messages } = await api('GET', `/conversations/${id}/messages`);
     messages.forEach((m) => this.add(m));
     this.markRead();
@@ -74,7 +85,9 @@ export class Chat {
     const d = this.data;
     $('chat-title').textContent = d.customer.name || t('ws.visitor', { id: d.customer.id });
     const handler = this.agents.find((a) => a.id === d.handler_id);
-    const presence = d.status === 'ended' ? '' : ` · ${t(d.customer.online ? 'ws.online' : 'ws.offline')}`;
+    // Online/offline is the widget's socket: a channel's customer has none to show.
+    const presence = d.status === 'ended' || (d.channel && d.channel !== 'web') ? ''
+      : ` · ${t(d.customer.online ? 'ws.online' : 'ws.offline')}`;
     $('chat-state').textContent = `${t(`cstatus.${d.status}`)}${handler ? ` · ${handler.name}` : ''}${presence}`;
     const ended = d.status === 'ended';
     $('ws-composer').hidden = false;
@@ -88,6 +101,13 @@ export class Chat {
       this.locked = away;
       this.input.placeholder = away ? t('ws.transferred_away', { to: this.handedOver.get(d.id) }) : t('ws.placeholder');
     }
+    // The channel, and what it cannot carry (declared by the channel class): hidden.
+    const channel = $('chat-channel');
+    const viaChannel = d.channel && d.channel !== 'web';
+    channel.hidden = !viaChannel;
+    channel.textContent = viaChannel ? ((d.channel_name && (d.channel_name[boot.lang] || d.channel_name.en)) || d.channel) : '';
+    channel.dataset.channel = d.channel || 'web';
+    $('act-rating').hidden = !this.can('rating');
     $('act-take').hidden = d.handler_id === me.id || ended;
     for (const id of ['act-rating', 'act-transfer', 'act-end']) $(id).disabled = ended;
     if (ended) this.setMode('internal');
@@ -121,11 +141,50 @@ export class Chat {
     return el('span', {}, node, el('ul', { class: 'candidates' }, p.candidates.map((c) => el('li', { text: c.question }))));
   }
 
+  /** Whether the open conversation's channel carries a feature (all of them on the web). */
+  can(capability) {
+    const caps = this.data && this.data.capabilities;
+    return !caps || caps.includes(capability);
+  }
+
+  /** A channel message's delivery: sent, retrying (why, next try) or failed (why, retry). */
+  delivery(m) {
+    const d = this.deliveries && this.deliveries.get(m.id);
+    if (!d) return el('span', { class: 'delivery pending', dataset: { delivery: 'pending' }, text: t('dlv.pending') });
+    const why = d.reason ? ` · ${d.reason}` : '';
+    const title = d.status === 'retrying' && d.next_attempt_at
+      ? t('dlv.retrying_at', { time: fmtTime(d.next_attempt_at), reason: d.reason || '' }) : `${t(`dlv.${d.status}`)}${why}`;
+    return el('span', { class: `delivery ${d.status}`, title, dataset: { delivery: d.status } },
+      t(`dlv.${d.status}`), d.status !== 'sent' && d.reason ? el('span', { class: 'delivery-reason', text: why }) : null,
+      d.status === 'failed' ? el('button', { type: 'button', class: 'link delivery-retry', text: t('dlv.retry'),
+        onclick: () => this.retryDelivery(d) }) : null);
+  }
+
+  async retryDelivery(d) {
+    try {
+      this.onDelivery(await api('POST', `/channel-deliveries/${d.id}/retry`));
+    } catch (e) { toast(e.message, 'error'); }
+  }
+
+  onDelivery(d) {
+    if (d.conversation_id !== this.id || !this.deliveries) return;
+    this.deliveries.set(d.message_id, d);
+    const node = this.shown.get(d.message_id);
+    const old = node && node.querySelector('.delivery');
+    if (old) old.replaceWith(this.delivery({ id: d.message_id }));
+  }
+
   ticks(m) {
-    if (m.sender_kind !== 'agent' && m.sender_kind !== 'bot') return null;
+    if (m.sender_kind !== 'agent' && m.sender_kind !== 'bot' && m.sender_kind !== 'system') return null;
     if (m.visibility === 'internal') return null;
+    // On another channel than the widget: the delivery through the channel as well.
+    const viaChannel = this.data && this.data.channel && this.data.channel !== 'web';
+    const delivery = viaChannel && (this.deliveries.has(m.id) || (m.sender_kind !== 'system' && m.kind !== 'rating_invite')
+      || (m.kind === 'event' && m.body)) ? this.delivery(m) : null;
+    if (m.sender_kind === 'system') return delivery;
     const marks = MARKS[m.status] || '';
-    return el('span', { class: `ticks ${m.status}`, title: t(`widget.status.${m.status}`), text: marks, dataset: { status: m.status } });
+    const tick = el('span', { class: `ticks ${m.status}`, title: t(`widget.status.${m.status}`), text: marks, dataset: { status: m.status } });
+    return delivery ? [tick, delivery] : tick;
   }
 
   add(m) {
@@ -181,6 +240,7 @@ export class Chat {
 
   onTyping(data) {
     if (data.conversation_id !== this.id || data.who !== 'visitor') return;
+    if (data.preview && !this.can('typing_preview')) data = { ...data, preview: '' };
     const node = $('ws-typing');
     node.hidden = !data.typing;
     node.textContent = data.preview ? t('ws.typing_preview', { text: data.preview }) : t('ws.visitor_typing');
@@ -322,7 +382,8 @@ export class Chat {
 
   /** Tell the visitor the agent is typing (never while writing an internal note). */
   reportTyping() {
-    const typing = this.mode() !== 'internal' && this.input.value.trim().length > 0;
+    // A channel without a typing indicator (e-mail) is told nothing.
+    const typing = this.mode() !== 'internal' && this.input.value.trim().length > 0 && this.can('typing_preview');
     if (!this.socket || !this.id || (!typing && !this.typingSent)) return;
     const now = Date.now();
     if (typing && this.typingSent === this.id && now - this.typingAt < 3000) return;

@@ -1,0 +1,81 @@
+"""Channels in the browser: the admin's Channels page (a form from the channel's
+schema, secrets write-only, test connection) and, in the workspace, the
+channel's tag, each reply's delivery state, and sending a failed one again."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from meiqia.channels import receive
+from meiqia.channels import registry
+from meiqia.models import ChannelConfig
+from meiqia.models import ChannelDelivery
+from tests.browser.conftest import login
+from tests.browser.conftest import screenshot
+from tests.browser.conftest import serve
+from tests.channels import standin
+
+
+def test_an_admin_configures_a_channel_from_its_schema(tmp_path, new_context):
+    with serve(tmp_path, plugins=(standin,)) as server, server.app.app_context():
+        from tests.helpers import ApiClient
+
+        ApiClient.registered(server.app)
+        page = new_context(viewport={"width": 1360, "height": 820}).new_page()
+        login(page, server, next="/admin/channels")
+        row = page.locator('#channels-table tr[data-type="standin"]')
+        expect(row.locator(".channel-name")).to_have_text("测试渠道")
+        expect(row.locator(".channel-state")).to_have_text("未配置")
+        row.get_by_role("button", name="配置").click()
+        dialog = page.locator("dialog[open]")
+        dialog.locator('input[name="config.endpoint"]').fill("https://example.com/hook")
+        dialog.locator('input[name="config.api_key"]').fill("s3cret-key")
+        expect(dialog.locator('input[name="config.api_key"]')).to_have_attribute("type",
+                                                                               "password")
+        dialog.get_by_role("button", name="测试连接").click()
+        expect(dialog.locator(".channel-test")).to_have_text(
+            "连接正常：connected to https://example.com/hook")
+        dialog.locator('input[name="enabled"]').check()
+        dialog.get_by_role("button", name="保存").click()
+        expect(row.locator(".channel-state")).to_have_text("已开启")
+        stored = ChannelConfig.get(ChannelConfig.channel == "standin")
+        assert stored.enabled and stored.config["api_key"] == "s3cret-key"
+        # Opened again: the secret is not in the page, only that one is saved.
+        row.get_by_role("button", name="配置").click()
+        secret = page.locator('dialog[open] input[name="config.api_key"]')
+        expect(secret).to_have_value("********")
+        assert "s3cret-key" not in page.content()
+        screenshot(page, "admin-channels")
+
+
+def test_the_workspace_shows_the_channel_and_resends_a_failed_reply(tmp_path, new_context):
+    with serve(tmp_path, plugins=(standin,), CHANNEL_DELIVERY_RETRY=(1, (0,))) as server, \
+            server.app.app_context():
+        from tests.channels.conftest import enable
+        from tests.helpers import ApiClient
+
+        admin = ApiClient.registered(server.app)
+        admin.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
+        enable(server.app, admin.team["id"])
+        admin.go_online()
+        host = registry.make_host(admin.team["id"], "standin", app=server.app)
+        receive(host, "mia@example.com", "我的订单还没到", display_name="Mia")
+        page = new_context(viewport={"width": 1360, "height": 820}).new_page()
+        login(page, server)
+        item = page.locator("#ws-list .ws-item").first
+        expect(item.locator(".channel-tag")).to_have_text("测试渠道")
+        item.click()
+        expect(page.locator("#chat-channel")).to_have_text("测试渠道")
+        expect(page.locator("#act-rating")).to_be_hidden()  # the channel cannot carry it
+        standin.fail(server.app, 2, reason="对方服务器 503")
+        page.fill("#ws-input", "我帮您查一下物流")
+        page.press("#ws-input", "Enter")
+        state = page.locator("#ws-messages .ws-msg.from-agent .delivery").last
+        expect(state).to_have_attribute("data-delivery", "failed")
+        expect(state).to_contain_text("对方服务器 503")
+        screenshot(page, "workspace-channel-delivery")
+        state.get_by_role("button", name="重新发送").click()
+        expect(state.locator("xpath=..").locator(".delivery")).to_have_attribute(
+            "data-delivery", "sent")
+        assert ChannelDelivery.select().where(ChannelDelivery.status == "sent").count() >= 1
+        assert standin.outbox(server.app)[-1][1].body == "我帮您查一下物流"
