@@ -474,6 +474,12 @@ def test_what_cannot_be_stored_is_answered_without_a_resend_loop(
     # An empty text (nothing to store): success, so WeChat does not resend it.
     assert wechat.send(wechat.side.text(OPENID, " ")).data == b"success"
     assert Message.select().where(Message.sender_kind == "visitor").count() == 1
+    # Junk where WeChat puts numbers: stored (the raw MsgId is the id), never a 500.
+    junk = (f"<xml><ToUserName>gh</ToUserName><FromUserName>{OPENID}</FromUserName>"
+            "<CreateTime>soon</CreateTime><MsgType>text</MsgType>"
+            "<Content>奇怪的编号</Content><MsgId>not-a-number</MsgId></xml>")
+    assert wechat.send(junk).data == b"success"
+    assert Message.select().where(Message.body == "奇怪的编号").count() == 1
     # A body over the limit: 413 before it is read.
     query, _ = wechat.side.post("<xml/>", True, OPENID)
     from meiqia.channels.wechat import xml as wechat_xml
@@ -574,3 +580,52 @@ def test_a_long_answer_goes_in_parts_and_a_retry_sends_only_the_rest(
     assert len(parts) > 3 and all(len(p.encode()) <= MAX_TEXT_BYTES for p in parts)
     joined = "\n".join(parts)
     assert joined == f"{agent.agent['display_name']}：{body}"  # each part once, in order
+
+
+def test_no_secret_or_access_token_reaches_our_logs(
+        wx: ApiClient, standin: WeChatStandIn, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    wechat = WeChat(wx)
+    agent = wx.online_agent()
+    wechat.text("人工")
+    conversation = conversation_of()
+    standin.expire_tokens()
+    standin.fail_next(None, status=500, times=3)
+    agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+               json={"body": "日志检查", "client_msg_id": "log-1"})
+    wechat.encrypted = False
+    wechat.send(wechat.side.text(OPENID, "plaintext in safe mode"))  # refused, logged
+    wx.post("/api/v1/channels/wechat/test", json={})
+    ours = [r for r in caplog.records if r.name.startswith("meiqia")]
+    assert any("refused" in r.getMessage() for r in ours)  # the log was captured
+    logged = "\n".join(r.getMessage() for r in ours)
+    for secret in (APP_SECRET, TOKEN, AES_KEY, *standin.tokens):
+        assert secret not in logged
+
+
+def test_the_token_is_shared_cached_and_renewed_before_it_expires(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    import time
+
+    from meiqia.channels.wechat.api import MARGIN
+    from meiqia.channels.wechat.channel import api_for
+
+    now = time.time()
+    one = api_for(registry.make_host(wx.team["id"], "wechat"))
+    token = one.access_token(now=now)
+    # Another process (another host and client, same database) uses the same token.
+    other = api_for(registry.make_host(wx.team["id"], "wechat"))
+    assert other.access_token(now=now + 7200 - MARGIN - 1) == token
+    assert standin.token_requests == 1
+    renewed = other.access_token(now=now + 7200 - MARGIN + 1)
+    assert renewed != token and standin.token_requests == 2
+    assert one.access_token(now=now + 7200 - MARGIN + 2) == renewed
+    # A wrong AppSecret: WeChat's errcode, final (no retry can fix it).
+    standin.app_secret = "rotated"
+    from meiqia.channels.wechat.api import ApiError
+
+    with pytest.raises(ApiError) as caught:
+        one.access_token(fresh=True)
+    assert caught.value.errcode == 40125 and caught.value.retry is False

@@ -42,6 +42,9 @@ WINDOW_CLOSED = 45015
 #: Errors where trying the same call again will not help.
 FINAL_ERRORS = frozenset({
     40003,  # invalid openid
+    40004,  # invalid media type
+    40005,  # invalid file type (WeChat takes bmp, png, jpeg, jpg and gif images)
+    40006,  # invalid file size (images: at most 10 MB)
     40007,  # invalid media_id (expired: temporary media live 3 days)
     40013,  # invalid appid
     40125,  # invalid appsecret

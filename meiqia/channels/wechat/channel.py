@@ -160,6 +160,7 @@ def describe(exc: wechat_api.ApiError) -> str:
     """What an API error means, for agents and admins."""
     hints = {
         40001: "the access_token was refused even after fetching a new one (check AppSecret)",
+        40005: "WeChat takes PNG, JPEG, GIF and BMP images, not this type (WebP?)",
         40013: "AppID is not valid",
         40125: "AppSecret is not valid",
         40164: "this server's IP address is not on the Official Account's IP whitelist "

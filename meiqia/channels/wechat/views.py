@@ -91,7 +91,8 @@ def handle(host: Any, msg: Any) -> None:
     if not openid:
         raise xml.BadXML("FromUserName missing")
     kind = str(getattr(msg, "type", "") or "")
-    created = str(getattr(msg, "_data", {}).get("CreateTime", ""))
+    raw = getattr(msg, "_data", {}) or {}  # as sent: wechatpy's typed fields raise on junk
+    created = str(raw.get("CreateTime", ""))[:20]
     meta: dict[str, Any] = {"wechat": {"msg_type": kind, "to": str(msg.target or "")}}
     if kind == "event":
         event = str(getattr(msg, "event", "") or "").lower()
@@ -108,7 +109,7 @@ def handle(host: Any, msg: Any) -> None:
         receive(host, openid, event=event, metadata=meta,
                 external_message_id=f"{openid}:{created}:{event}")
         return
-    ext = str(getattr(msg, "id", "") or "") or f"{openid}:{created}:{kind}"
+    ext = str(raw.get("MsgId") or "")[:64] or f"{openid}:{created}:{kind}"
     if kind == "text":
         receive(host, openid, str(msg.content or ""), metadata=meta,
                 external_message_id=ext)

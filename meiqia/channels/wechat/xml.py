@@ -41,6 +41,8 @@ def parse(data: bytes | str) -> dict[str, str]:
         raise BadXML(f"refused: {type(exc).__name__} (no DTD or entities)") from None
     except SafeET.ParseError as exc:
         raise BadXML(f"not XML: {exc}") from None
+    except (ValueError, LookupError) as exc:  # "multi-byte encodings are not supported"
+        raise BadXML(f"not XML WeChat sends (UTF-8): {exc}") from None
     if root.tag != "xml":
         raise BadXML("the root element must be <xml>")
     fields: dict[str, str] = {}
@@ -50,21 +52,18 @@ def parse(data: bytes | str) -> dict[str, str]:
     return fields
 
 
-def checked_text(data: bytes | str) -> str:
-    """``data`` as text once ``parse`` accepted it (for wechatpy's own parser)."""
-    parse(data)
-    return data.decode("utf-8") if isinstance(data, bytes) else data
-
-
 def message(data: bytes | str) -> Any:
     """A wechatpy message or event object (``wechatpy.parse_message``) of a body
     that passed the safe parse."""
     from wechatpy import parse_message
 
-    text = checked_text(data)
+    fields = parse(data)
+    for required in ("MsgType", "FromUserName"):
+        if not fields.get(required):
+            raise BadXML(f"{required} missing")
     try:
-        parsed = parse_message(text)
-    except (KeyError, TypeError, ValueError) as exc:
+        parsed = parse_message(data.decode("utf-8") if isinstance(data, bytes) else data)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise BadXML(f"not a WeChat message: {type(exc).__name__}") from None
     if parsed is None:
         raise BadXML("empty message")
