@@ -119,7 +119,7 @@ export function formError(form, error) {
   box.scrollIntoView({ block: 'center' });
 }
 
-/** An in-app yes/no question (instead of the browser's confirm()): resolves true
+/** An in-app yes/no question (instead of the browser's native dialog): resolves true
  * on the confirming button, false on cancel, Escape or ×. */
 export function confirmDialog(message, { ok = t('ui.confirm'), danger = true } = {}) {
   return new Promise((resolve) => {
