@@ -214,14 +214,18 @@ def run(host: str, port: int, dev: bool) -> None:
         return
     # The same threaded werkzeug server app.run starts, without its four-line banner
     # repeating the line above (issue 17: `make run` says what it does in a few lines).
+    import socket
+
     from werkzeug.serving import make_server
 
+    # Werkzeug answers a taken port by exiting with its own words; ours name the way out.
     try:
-        server = make_server(host, port, app, threaded=True)
+        socket.create_server((host, port)).close()
     except OSError as exc:  # the port is taken, or the address is not ours
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port "
-            "with --port (or `make run PORT=8080`)") from exc
+            "with --port or MEIQIA_PORT (or `make run PORT=8080`)") from exc
+    server = make_server(host, port, app, threaded=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -234,3 +234,22 @@ def test_an_agent_gets_back_in_through_a_one_time_link(server, admin, new_contex
     agent.goto(link)
     expect(agent.locator("#reset-dead")).to_contain_text("invalid, used or expired")
     assert ApiClient(server.app).login("li@example.com", AGENT_PASSWORD).status_code == 401
+
+
+def test_the_widget_greets_each_visitor_in_his_language(server, admin, new_context):
+    from tests.browser.test_widget import open_widget
+
+    zh = open_widget(new_context(viewport=SIZE).new_page(), server, admin.team["id"])
+    expect(zh.locator(".mq-greeting .mq-text")).to_have_text(
+        "您好，欢迎光临！我是智能助手，可以回答发货、退换货、支付等常见问题；"
+        "需要人工客服时，点“转人工”即可。")
+    en = open_widget(new_context(viewport=SIZE, locale="en-US").new_page(), server,
+                     admin.team["id"], lang="en")
+    expect(en.locator(".mq-greeting .mq-text")).to_contain_text("Hello and welcome!")
+    expect(en.locator("#mq-human")).to_have_count(1)
+    # The team's own welcome replaces it, as a stored first message, for everyone.
+    admin.patch("/api/v1/team", json={"settings": {"welcome_message": "欢迎来到小美优选"}})
+    again = open_widget(new_context(viewport=SIZE, locale="en-US").new_page(), server,
+                        admin.team["id"], lang="en")
+    expect(again.locator(".mq-msg.from-bot .mq-text").first).to_have_text("欢迎来到小美优选")
+    expect(again.locator(".mq-greeting")).to_have_count(0)

@@ -82,43 +82,44 @@ export function toast(message, kind = 'info') {
 }
 
 /** Put an API error on a form: beside its field when the error names one (the
- * field marked, scrolled to the middle of the screen, never under the sticky top
- * bar), else above the form, scrolled into view too. */
+ * field marked, the message right under it), else at the top of the form; either
+ * way scrolled to the middle of the screen, never under the sticky top bar. There
+ * is one message box per form (``.form-error``), moved to where the error is. */
 export function formError(form, error) {
-  form.querySelectorAll('[aria-invalid]').forEach((n) => n.removeAttribute('aria-invalid'));
-  form.querySelectorAll('.field-error').forEach((n) => n.remove());
+  form.querySelectorAll('[aria-invalid]').forEach((n) => {
+    n.removeAttribute('aria-invalid');
+    n.removeAttribute('aria-describedby');
+  });
   let box = form.querySelector('.form-error');
   if (!box) {
     box = el('p', { class: 'form-error error', role: 'alert' });
+    box.id = `form-error-${Math.random().toString(36).slice(2)}`;
     form.prepend(box);
   }
   if (!error) {
     box.hidden = true;
     return;
   }
+  box.hidden = false;
+  box.textContent = error.message;
   let input = null;
   if (error.field) {
     const name = error.field.split('.').pop();
     input = form.querySelector(`[name="${CSS.escape(error.field)}"], [name="${CSS.escape(name)}"]`);
   }
+  box.classList.toggle('field-error', Boolean(input));
   if (input) {
-    box.hidden = true;
-    const note = el('span', { class: 'field-error error', role: 'alert', text: error.message });
-    const id = `err-${Math.random().toString(36).slice(2)}`;
-    note.id = id;
+    (input.closest('label') || input).after(box);
     input.setAttribute('aria-invalid', 'true');
-    input.setAttribute('aria-describedby', id);
-    (input.closest('label') || input).after(note);
+    if (box.id) input.setAttribute('aria-describedby', box.id);
     input.focus({ preventScroll: true });
-    note.scrollIntoView({ block: 'center' });
-    return;
+  } else if (form.firstElementChild !== box) {
+    form.prepend(box);
   }
-  box.hidden = false;
-  box.textContent = error.message;
   box.scrollIntoView({ block: 'center' });
 }
 
-/** An in-app yes/no question (instead of the browser's confirm()): resolves true
+/** An in-app yes/no question (instead of the browser's native dialog): resolves true
  * on the confirming button, false on cancel, Escape or ×. */
 export function confirmDialog(message, { ok = t('ui.confirm'), danger = true } = {}) {
   return new Promise((resolve) => {

@@ -577,9 +577,10 @@ function showEarlier(earlier) {
 // first, like a bot line, but not a stored message (the team's own welcome is one).
 function showGreeting(text) {
   if (!text || list.querySelector('.mq-greeting')) return;
-  const node = messageNode({ kind: 'text', sender_kind: 'bot', body: text, payload: {} });
-  node.classList.add('mq-greeting');
-  list.append(node);
+  // Its own class, not .mq-msg: it is no message (no id, no read state, not counted).
+  list.append(el('li', { class: 'mq-greeting' },
+    el('div', { class: 'mq-who', text: T('widget.bot') }),
+    el('div', { class: 'mq-bubble' }, el('span', { class: 'mq-text', text }))));
 }
 
 async function restart() {
