@@ -135,6 +135,13 @@ def seed(app: Any) -> dict[str, Any]:
     nameless = make_visitor(team, name="", **visit)  # shown as "访客 N" / "Visitor N"
     make_conversation(team, nameless, handler=me, ended_at=ENDED - datetime.timedelta(hours=1),
                       messages=[("visitor", "What colour is it", 0)])
+    # The last days' chats, so the dashboard's charts have something to draw.
+    for days, rating in ((1, "good"), (2, "good"), (2, "bad"), (3, "neutral"), (4, "good")):
+        when = utcnow() - datetime.timedelta(days=days, hours=2)
+        make_conversation(team, make_visitor(team, name="Tom Baker", **visit), handler=me,
+                          ended_at=when, rating=rating,
+                          messages=[("visitor", "Where is my order", 0),
+                                    ("agent", "On its way", 40)])
     ann = make_visitor(team, name="Ann Lee", **visit)
     open_chat = make_conversation(team, ann, handler=me, started_at=OPEN_AT,
                                   messages=[("visitor", "Where is my order", 0),
