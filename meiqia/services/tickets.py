@@ -331,10 +331,20 @@ def transcript_text(conversation: Conversation) -> str:
     """The public transcript as text, for prefilling, webhooks and emails."""
     from meiqia.services.dates import team_clock
 
-    who = {"visitor": "访客", "agent": "客服", "bot": "机器人"}
-    zone = conversation.team.timezone  # the team's clock, as on every page (stored UTC)
-    return "\n".join(f"[{team_clock(m['at'], zone)}] {who.get(m['sender'], '系统')}: "
-                     f"{m['body']}" for m in transcript(conversation.id))
+    team = conversation.team
+    # The team reads it (a ticket's prefill, the team's e-mail and webhook): its language
+    # and its clock (stored UTC).
+    who = TRANSCRIPT_SENDERS["en" if team.language == "en" else "zh-CN"]
+    return "\n".join(f"[{team_clock(m['at'], team.timezone)}] "
+                     f"{who.get(m['sender'], who['system'])}: {m['body']}"
+                     for m in transcript(conversation.id))
+
+
+#: Who said a transcript's line, in the team's language.
+TRANSCRIPT_SENDERS = {
+    "zh-CN": {"visitor": "访客", "agent": "客服", "bot": "机器人", "system": "系统"},
+    "en": {"visitor": "Visitor", "agent": "Agent", "bot": "Bot", "system": "System"},
+}
 
 
 # --- life ----------------------------------------------------------------------------
