@@ -475,6 +475,23 @@ def reply_email(ticket: Ticket) -> dict[str, Any]:
     return {"will_email": True, "reason": "", "message": f"emailed to {ticket.contact_email}"}
 
 
+#: The customer's e-mail with a public reply: subject and the line above his message.
+REPLY_EMAIL = {
+    "zh-CN": ("回复：您的留言 #{id}", "—— 您的留言："),
+    "en": ("Reply to your message #{id}", "— Your message:"),
+}
+
+
+def _customer_language(ticket: Ticket) -> str:
+    """The language the customer's widget spoke when he left it, else the team's."""
+    from meiqia.models import Visitor
+
+    visitor = Visitor.get_or_none(Visitor.id == ticket.visitor_id) if ticket.visitor_id else None
+    if visitor is not None and visitor.language in REPLY_EMAIL:
+        return visitor.language
+    return "en" if ticket.team.language == "en" else "zh-CN"
+
+
 def reply_email_job(comment_id: int) -> str:
     """Job: email a public reply to the customer, with the team's email sink settings.
 
@@ -489,9 +506,9 @@ def reply_email_job(comment_id: int) -> str:
     sink = _email_sink(ticket.team_id)
     if sink is None:
         return "no email sink configured: the reply waits in the widget"
-    send_plain(dict(sink.config), ticket.contact_email,
-               f"回复：您的留言 #{ticket.id} / Reply to your message #{ticket.id}",
-               f"{row.body}\n\n—— 您的留言 / Your message:\n{ticket.content}")
+    subject, quoted = REPLY_EMAIL[_customer_language(ticket)]
+    send_plain(dict(sink.config), ticket.contact_email, subject.format(id=ticket.id),
+               f"{row.body}\n\n{quoted}\n{ticket.content}")
     TicketComment.update(delivered_via="widget,email").where(
         TicketComment.id == row.id).execute()
     return "emailed"
