@@ -331,10 +331,20 @@ def transcript_text(conversation: Conversation) -> str:
     """The public transcript as text, for prefilling, webhooks and emails."""
     from meiqia.services.dates import team_clock
 
-    who = {"visitor": "访客", "agent": "客服", "bot": "机器人"}
-    zone = conversation.team.timezone  # the team's clock, as on every page (stored UTC)
-    return "\n".join(f"[{team_clock(m['at'], zone)}] {who.get(m['sender'], '系统')}: "
-                     f"{m['body']}" for m in transcript(conversation.id))
+    team = conversation.team
+    # The team reads it (a ticket's prefill, the team's e-mail and webhook): its language
+    # and its clock (stored UTC).
+    who = TRANSCRIPT_SENDERS["en" if team.language == "en" else "zh-CN"]
+    return "\n".join(f"[{team_clock(m['at'], team.timezone)}] "
+                     f"{who.get(m['sender'], who['system'])}: {m['body']}"
+                     for m in transcript(conversation.id))
+
+
+#: Who said a transcript's line, in the team's language.
+TRANSCRIPT_SENDERS = {
+    "zh-CN": {"visitor": "访客", "agent": "客服", "bot": "机器人", "system": "系统"},
+    "en": {"visitor": "Visitor", "agent": "Agent", "bot": "Bot", "system": "System"},
+}
 
 
 # --- life ----------------------------------------------------------------------------
@@ -465,6 +475,23 @@ def reply_email(ticket: Ticket) -> dict[str, Any]:
     return {"will_email": True, "reason": "", "message": f"emailed to {ticket.contact_email}"}
 
 
+#: The customer's e-mail with a public reply: subject and the line above his message.
+REPLY_EMAIL = {
+    "zh-CN": ("回复：您的留言 #{id}", "—— 您的留言："),
+    "en": ("Reply to your message #{id}", "— Your message:"),
+}
+
+
+def _customer_language(ticket: Ticket) -> str:
+    """The language the customer's widget spoke when he left it, else the team's."""
+    from meiqia.models import Visitor
+
+    visitor = Visitor.get_or_none(Visitor.id == ticket.visitor_id) if ticket.visitor_id else None
+    if visitor is not None and visitor.language in REPLY_EMAIL:
+        return visitor.language
+    return "en" if ticket.team.language == "en" else "zh-CN"
+
+
 def reply_email_job(comment_id: int) -> str:
     """Job: email a public reply to the customer, with the team's email sink settings.
 
@@ -479,9 +506,9 @@ def reply_email_job(comment_id: int) -> str:
     sink = _email_sink(ticket.team_id)
     if sink is None:
         return "no email sink configured: the reply waits in the widget"
-    send_plain(dict(sink.config), ticket.contact_email,
-               f"回复：您的留言 #{ticket.id} / Reply to your message #{ticket.id}",
-               f"{row.body}\n\n—— 您的留言 / Your message:\n{ticket.content}")
+    subject, quoted = REPLY_EMAIL[_customer_language(ticket)]
+    send_plain(dict(sink.config), ticket.contact_email, subject.format(id=ticket.id),
+               f"{row.body}\n\n{quoted}\n{ticket.content}")
     TicketComment.update(delivered_via="widget,email").where(
         TicketComment.id == row.id).execute()
     return "emailed"

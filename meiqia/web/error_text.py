@@ -441,6 +441,12 @@ _PAIRS: list[tuple[str, str]] = [
     (r"the sink was disabled; enable it and retry", "该推送已停用；请启用后重试"),
     (r"no plugin provides the sink type (?P<t>.+) any more", "已没有插件提供推送类型 {t}"),
     (r"could not queue: (?P<e>.+)", "无法排队：{e}"),
+    # how the plugin runtime describes a failed call (plugin_runtime.Failure.describe);
+    # before the field rules below, which would read "raised X" as a field
+    (r"raised (?P<e>.+)", "出错：{e:stored}"),
+    (r"timed out: all its threads are still running \((?P<d>.+)\)",
+     "超时：它的线程都还在运行（{d}）"),
+    (r"timed out after (?P<d>.+)", "超时（{d}）"),
     # the SSRF gate (services/outbound.py), under the field of the setting it checks
     (rf"{FIELD}: (?P<h>.+) resolves to (?P<a>\S+), a private address \((?P<r>[\w-]+)\): the "
      r"server does not connect there \(the operator may allow private networks for the "
@@ -452,6 +458,14 @@ _PAIRS: list[tuple[str, str]] = [
     (rf"{FIELD}: only http and https URLs", "{f:field}：只支持 http 和 https 网址"),
     (rf"{FIELD}: the URL needs a host", "{f:field}：网址缺少主机名"),
     (rf"{FIELD}: not a valid URL: (?P<e>.+)", "{f:field}：不是有效的网址：{e}"),
+    # the same refusals stored without a field (a delivery's or a plugin's last error)
+    (r"(?P<h>.+) resolves to (?P<a>\S+), a private address \((?P<r>[\w-]+)\): the "
+     r"server does not connect there \(the operator may allow private networks for the "
+     r"whole instance with OUTBOUND_ALLOWED_NETWORKS\)",
+     "{h} 解析为 {a}，是内网地址（{r}）：服务器不会连接到那里（运维人员可以用"
+     "实例配置 OUTBOUND_ALLOWED_NETWORKS 为整个实例放行内网）"),
+    (r"cannot resolve (?P<h>\S+): no such host", "无法解析 {h}：没有这个主机"),
+    (r"no host given", "没有给出主机"),
     (r"config\.url: no user or password in the URL; sign with the secret instead",
      "网址：网址中不能有用户名或密码，请改用密钥签名"),
     (r"config\.url: (?P<e>.+)", "网址：{e}"),
@@ -561,6 +575,7 @@ def _kbitem(text: str) -> str:
 
 _CONVERTERS: dict[str, Callable[[str], str]] = {
     "field": field_label, "types": _types, "size": _size, "kb": _kb, "kbitem": _kbitem,
+    "stored": lambda text: translate_stored(text, "zh-CN"),
 }
 
 
@@ -587,6 +602,16 @@ def translate(message: str, lang: str) -> str:
     if lang != "zh-CN" or not message:
         return message
     return _apply(RULES, message) or message
+
+
+def translate_stored(message: str, lang: str) -> str:
+    """A failure stored as ``ExceptionName: message`` (a sink delivery's or a plugin's
+    last error) in ``lang``: the message translated without its exception's name; a
+    message no rule knows (the system's own words, ``[Errno 111] …``) stays whole."""
+    kind, sep, rest = (message or "").partition(": ")
+    inner = rest if sep and kind.isidentifier() and kind[:1].isupper() else message
+    text = translate(inner, lang)
+    return text if text != inner else message
 
 
 def localise(error: dict[str, Any], lang: str) -> dict[str, Any]:

@@ -14,7 +14,8 @@ def test_a_deliverys_last_error_is_read_in_the_pages_language(api):
     ticket = Ticket.create(team=api.team["id"], source="agent_created", content="hello")
     errors = ["RuntimeError: webhook answered HTTP 500",
               "RuntimeError: the SMTP server refused the user name or password",
-              "ConnectionRefusedError: [Errno 111] Connection refused"]
+              "ConnectionRefusedError: [Errno 111] Connection refused",
+              "SinkFailed: raised OutboundRefused: cannot resolve crm.example.com: no such host"]
     for error in errors:
         SinkDelivery.create(sink=sink, ticket=ticket, event="created", status="failed",
                             attempts=4, last_error=error)
@@ -27,6 +28,7 @@ def test_a_deliverys_last_error_is_read_in_the_pages_language(api):
     zh = read("zh-CN")
     assert [d["last_error"] for d in zh] == [
         "Webhook 返回 HTTP 500", "SMTP 服务器拒绝了用户名或密码",
-        "ConnectionRefusedError: [Errno 111] Connection refused"]  # the system's own words
+        "ConnectionRefusedError: [Errno 111] Connection refused",  # the system's own words
+        "出错：无法解析 crm.example.com：没有这个主机"]  # through the plugin runtime
     assert zh[0]["last_error_en"] == errors[0] and "last_error_en" not in zh[2]
     assert [d["last_error"] for d in read("en")] == errors

@@ -36,3 +36,16 @@ def test_transcript_and_email_are_on_the_teams_clock(api):
     _subject, body = render(payload, "新工单 new")
     assert "2026-07-01 08:00 (America/New_York)" in body
     assert "20:00" not in body and "12:00" not in body
+
+
+def test_an_english_teams_transcript_names_senders_in_english(api):
+    assert api.patch("/api/v1/team", json={"language": "en"}).status_code == 200
+    team = api.team["id"]
+    convo = make_conversation(team, make_visitor(team), handler=api.agent["id"],
+                              started_at=T0, ended_at=T0 + datetime.timedelta(minutes=5),
+                              messages=[("visitor", "refund", 0), ("bot", "Did you mean:", 5)])
+    ticket = Ticket.create(team=team, conversation=convo.id, source="after_end",
+                           content="call me", created_at=T0)
+    transcript = payload_for(ticket, "created", {})["ticket"]["transcript"]
+    assert transcript == ("[2026-07-01 20:00] Visitor: refund\n"
+                          "[2026-07-01 20:00] Bot: Did you mean:")

@@ -30,7 +30,9 @@ import pytest
 from playwright.sync_api import expect
 
 from meiqia.models import Conversation
+from meiqia.models import SinkDelivery
 from meiqia.models import Ticket
+from meiqia.models import TicketSink
 from meiqia.models import UnrecognisedQuestion
 from meiqia.models.base import utcnow
 from tests.browser.conftest import SCREENSHOTS
@@ -49,11 +51,13 @@ BROWSER_ZONE = "Asia/Shanghai"
 #: Fixed past times of the seeded chats (naive UTC, as stored).
 ENDED = datetime.datetime(2026, 11, 20, 4, 17)     # New York 23:17 (19th), Shanghai 12:17
 OPEN_AT = datetime.datetime(2026, 11, 21, 6, 42)   # New York 01:42, Shanghai 14:42
+#: Around each of these the seed writes its messages and tickets.
+SEEDED = (ENDED, ENDED - datetime.timedelta(hours=1), OPEN_AT)
 #: Every text a person typed into the seed: ASCII, so CJK on an English page is ours.
 SEED_WORDS = """Acme Shop Wendy Admin Leo Chen Pre sales Tom Baker Ann Lee Desktop Nanjing
 Windows Chrome Where is my order On its way refund Broken headphones The left side is
 silent ship Shipping We within hours returns How do I return an item Within days CI script
-Please call me back What colour is it example com shop Mac macOS Safari""".split()
+Please call me back What colour is it example com shop Mac macOS Safari hook""".split()
 #: English words a zh-CN page may show: names of products, protocols and formats.
 ZH_ALLOWED = {
     "KB", "API", "Webhook", "webhook", "IP", "URL", "SMTP", "STARTTLS", "HMAC", "SHA", "CSV",
@@ -66,8 +70,9 @@ ZH_ALLOWED = {
 CJK = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]")
 WORD = re.compile(r"[A-Za-z][A-Za-z_]+")
 CLOCK = re.compile(r"\b([01]\d|2[0-3]):([0-5]\d)\b")
-#: E-mails, addresses, paths, markup and API tokens (mq_…, shown cut) are not words.
-STRIP = re.compile(r"\S+@\S+|https?://\S+|/[\w./?=&#-]+|<[^>]*>|\bmq_\S*")
+#: E-mails, addresses, paths, markup, API tokens (mq_…, shown cut), host names: not words.
+STRIP = re.compile(r"\S+@\S+|https?://\S+|/[\w./?=&#-]+|<[^>]*>|\bmq_\S*"
+                   r"|\b[\w-]+(?:\.[\w-]+)+\b")  # … and host names
 
 #: What a person reads on a page: its text, title, and the words of inputs and controls.
 READ = """() => {
@@ -130,6 +135,15 @@ def seed(app: Any) -> dict[str, Any]:
     nameless = make_visitor(team, name="", **visit)  # shown as "访客 N" / "Visitor N"
     make_conversation(team, nameless, handler=me, ended_at=ENDED - datetime.timedelta(hours=1),
                       messages=[("visitor", "What colour is it", 0)])
+    # The last days' chats, so the dashboard's charts have something to draw.
+    recent = []
+    for days, rating in ((1, "good"), (2, "good"), (2, "bad"), (3, "neutral"), (4, "good")):
+        when = utcnow() - datetime.timedelta(days=days, hours=2)
+        recent.append(when)
+        make_conversation(team, make_visitor(team, name="Tom Baker", **visit), handler=me,
+                          ended_at=when, rating=rating,
+                          messages=[("visitor", "Where is my order", 0),
+                                    ("agent", "On its way", 40)])
     ann = make_visitor(team, name="Ann Lee", **visit)
     open_chat = make_conversation(team, ann, handler=me, started_at=OPEN_AT,
                                   messages=[("visitor", "Where is my order", 0),
@@ -139,10 +153,14 @@ def seed(app: Any) -> dict[str, Any]:
         "content": "The left side is silent", "name": "Ann Lee"}).get_json()
     Ticket.update(created_at=ENDED, updated_at=ENDED).where(Ticket.id == ticket["id"]).execute()
     UnrecognisedQuestion.create(team=team, conversation=ended.id, question="What colour is it")
+    sink = TicketSink.create(team=team, type="webhook", name="CRM hook", config={
+        "url": "https://crm.example.com/hook", "secret": "s" * 16})
+    SinkDelivery.create(sink=sink, ticket=ticket["id"], event="created", status="failed",
+                        attempts=4, last_error="RuntimeError: webhook answered HTTP 500")
     started = api.post("/api/v1/history/exports", json={"format": "csv"})
     assert started.status_code == 202, started.get_json()
     return {"api": api, "team": team, "ended": ended.id, "open": open_chat.id,
-            "ticket": ticket["id"], "nameless": nameless.id}
+            "ticket": ticket["id"], "nameless": nameless.id, "recent": recent}
 
 
 @pytest.fixture(scope="module")
@@ -178,20 +196,27 @@ def agent_pages(seeded: dict[str, Any]) -> list[tuple[str, str, str]]:
 class Findings:
     """What the walk found: every problem at once, not only the first."""
 
-    def __init__(self, started: datetime.datetime) -> None:
+    def __init__(self, started: datetime.datetime, recent: list[datetime.datetime]) -> None:
         self.started = started
+        self.recent = recent  # the dashboard's chats: their New York times are right too
         self.problems: list[str] = []
 
     def forbidden_clocks(self) -> set[str]:
-        """Shanghai renderings of the seeded times and of every minute of the walk (but
-        the round hours and half hours settings may name)."""
-        times = {shanghai(ENDED), shanghai(OPEN_AT), shanghai(ENDED - datetime.timedelta(
-            hours=1))}
-        minute = self.started.replace(second=0, microsecond=0) - datetime.timedelta(minutes=1)
-        while minute <= utcnow() + datetime.timedelta(minutes=1):
-            times.add(shanghai(minute))
-            minute += datetime.timedelta(minutes=1)
-        allowed = {new_york(t) for t in (ENDED, OPEN_AT)}
+        """Shanghai renderings of the seeded times and of every minute of the walk, but
+        the round hours and half hours settings may name, and what the seed's New York
+        times read (the walk's Shanghai minute may fall on one)."""
+        def minutes(start: datetime.datetime, end: datetime.datetime) -> list[datetime.datetime]:
+            out, minute = [], start.replace(second=0, microsecond=0)
+            while minute <= end:
+                out.append(minute)
+                minute += datetime.timedelta(minutes=1)
+            return out
+
+        span = datetime.timedelta(minutes=3)
+        seeded = [m for t in SEEDED for m in minutes(t - span, t + span)]
+        times = {shanghai(m) for m in seeded + minutes(self.started - span, utcnow() + span)}
+        allowed = {new_york(m) for m in seeded + [m for t in self.recent
+                                                  for m in minutes(t - span, t + span)]}
         return {t for t in times if t[3:] not in ("00", "30")} - allowed
 
     def check(self, where: str, lang: str, text: str) -> None:
@@ -216,14 +241,41 @@ def shot(page: Any, lang: str, width: int, name: str) -> None:
     page.screenshot(path=str(folder / f"{name}.png"))
 
 
+def sink_dialog(page: Any, lang: str, width: int, findings: Findings) -> None:
+    """The new-sink dialog with the server's refusal: its words in the page's language."""
+    page.select_option("#sink-type", "email")
+    page.click("#sink-new")
+    form = page.locator("dialog form")
+    form.locator("input[name='config.host']").fill("smtp.example.com")
+    form.locator("input[name='config.port']").fill("70000")
+    form.locator("input[name='config.from']").fill("help@example.com")
+    form.locator("input[name='config.to']").fill("ops@example.com")
+    form.locator("button[type=submit]").click()
+    alert = page.locator("dialog").get_by_role("alert").filter(has_text="65535").first
+    expect(alert).to_be_visible()
+    findings.check(f"{lang}-{width} admin-ticket-sink-dialog", lang, reading(page))
+    shot(page, lang, width, "admin-ticket-sink-dialog")
+    page.keyboard.press("Escape")
+
+
 def walk_widget(site: Any, context: Any, lang: str, width: int, findings: Findings) -> None:
-    """The visitor: the chat (the bot), the leave-a-message form, 我的留言."""
+    """The visitor: on the demo shop, then the chat page itself (the same visitor): the
+    bot, the leave-a-message form, 我的留言."""
+    # The demo shop: the button and the open panel with a question to the bot (the
+    # shop's own text is the embedding site's, not ours: the panel is read below).
+    demo = context.new_page()
+    demo.goto(f"{site.url}/demo?team={site.seed['team']}&lang={lang}")
+    demo.locator("#meiqia-widget .mq-button").click()
+    frame = demo.frame_locator("#meiqia-widget iframe")
+    frame.locator("#mq-input").fill("How do I return an item")
+    frame.locator("#mq-input").press("Enter")
+    expect(frame.locator(".mq-msg.from-bot").last).to_contain_text("Within 7 days.")
+    shot(demo, lang, width, "widget-demo")
+    demo.close()
+
     page = context.new_page()
     page.goto(f"{site.url}/widget/frame?team={site.seed['team']}&lang={lang}")
-    page.locator("#mq-input").wait_for()
-    page.locator("#mq-input").fill("What colour is it")
-    page.locator("#mq-input").press("Enter")
-    expect(page.locator(".mq-msg.from-bot").last).to_be_visible()
+    expect(page.locator(".mq-msg.from-bot").last).to_be_visible()  # the same chat
     findings.check(f"{lang}-{width} widget", lang, reading(page))
     shot(page, lang, width, "widget")
     page.locator("#mq-human").click()
@@ -241,19 +293,10 @@ def walk_widget(site: Any, context: Any, lang: str, width: int, findings: Findin
     findings.check(f"{lang}-{width} widget-tickets", lang, reading(page))
     shot(page, lang, width, "widget-tickets")
     page.close()
-    # On the demo shop at desktop size: the button and the open panel (the shop's own
-    # text is the embedding site's, not ours: only the panel is read).
-    demo = context.new_page()
-    demo.goto(f"{site.url}/demo?team={site.seed['team']}&lang={lang}")
-    demo.locator("#meiqia-widget .mq-button").click()
-    frame = demo.frame_locator("#meiqia-widget iframe")
-    frame.locator("#mq-input").wait_for()
-    shot(demo, lang, width, "widget-demo")
-    demo.close()
 
 
 def test_every_page_in_both_languages_one_clock_with_screenshots(site, browser):
-    findings = Findings(utcnow())
+    findings = Findings(utcnow(), site.seed["recent"])
     seeded = site.seed
     for lang in LANGS:
         for width, height in SIZES:
@@ -286,6 +329,8 @@ def test_every_page_in_both_languages_one_clock_with_screenshots(site, browser):
                         expect(page.locator("#ws-chat")).to_contain_text(new_york(OPEN_AT))
                     if name == "ticket":
                         expect(page.locator("main")).to_contain_text(new_york(ENDED))
+                    if name == "admin-ticket-sinks":
+                        sink_dialog(page, lang, width, findings)
                 page.close()
                 walk_widget(site, context, lang, width, findings)
             finally:

@@ -134,6 +134,25 @@ def test_email_sink_mails_changes_and_the_customer_gets_the_reply_notes_stay_in(
     assert delivered_via == "widget,email"
 
 
+def test_the_customers_reply_email_is_in_his_widgets_language(db_api, smtp):
+    email_sink(db_api, smtp.port)
+    client = db_api.app.test_client()
+    session = client.post("/api/v1/widget/session", json={"team_id": db_api.team["id"]},
+                          headers={"X-Meiqia-Lang": "en"}).get_json()
+    created = client.post("/api/v1/widget/tickets", headers={
+        "X-Visitor-Token": session["token"], "X-Meiqia-Lang": "en"}, json={
+        "content": "Wrong invoice title", "email": "customer@example.com",
+        "conversation_id": session["conversation"]["conversation_id"]})
+    ticket_id = created.get_json()["id"]
+    db_api.post(f"/api/v1/tickets/{ticket_id}/comments",
+                json={"body": "Issued again", "visibility": "public"})
+    [mail] = [m for m in smtp.received if m["To"] == "customer@example.com"]
+    text = text_of(mail).replace("\r\n", "\n")
+    assert text.startswith(f"Reply to your message #{ticket_id}\nIssued again")
+    assert "— Your message:\nWrong invoice title" in text
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in text), text
+
+
 # --- backoff ---------------------------------------------------------------------
 
 

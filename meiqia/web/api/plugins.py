@@ -16,8 +16,19 @@ TAGS = ["plugins"]
 def list_plugins() -> list:
     """`state` is `active`, `off` (turned off for this team), `suspended` (by the
     circuit breaker, for every team, until `suspended_until`) or `failed` (its
-    `startup` raised: not loaded). `figures` are this process's, by hook."""
-    return plugin_admin.list_plugins(g.actor)
+    `startup` raised: not loaded). `figures` are this process's, by hook. A recent
+    error known to the error catalogue is in the caller's language."""
+    from meiqia.web import error_text
+    from meiqia.web import i18n
+
+    lang = i18n.error_language()
+    rows = plugin_admin.list_plugins(g.actor)
+    for row in rows:  # copies: the entries may be the runtime's own records
+        row["recent_errors"] = [
+            {**entry, "error": error_text.translate_stored(entry["error"], lang)}
+            if isinstance(entry.get("error"), str) else entry
+            for entry in row.get("recent_errors") or []]
+    return rows
 
 
 @route("/plugins/<name>", ("PATCH",), summary="Turn a plugin on or off for my team",

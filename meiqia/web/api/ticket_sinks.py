@@ -62,10 +62,8 @@ def deliveries() -> list:
     for row in rows:
         # Stored in English as "ExceptionName: message"; read in the admin's language
         # (the English original stays in last_error_en).
-        kind, sep, rest = (row.get("last_error") or "").partition(": ")
-        message = rest if sep and kind.isidentifier() else row.get("last_error") or ""
-        text = error_text.translate(message, lang)
-        if text != message:
+        text = error_text.translate_stored(row.get("last_error") or "", lang)
+        if text != row.get("last_error"):
             row["last_error_en"], row["last_error"] = row["last_error"], text
     return rows
 

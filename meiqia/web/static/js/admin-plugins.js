@@ -32,7 +32,7 @@ function render(plugins) {
   for (const plugin of plugins) {
     const path = `/plugins/${encodeURIComponent(plugin.name)}`;
     const errors = el('ul', { class: 'plg-errors' }, ...plugin.recent_errors.slice(-3).reverse().map(
-      (e) => el('li', { text: `${e.at ? fmtTime(e.at, true) : ''} ${e.hook}: ${e.error}` })));
+      (e) => el('li', {}, `${e.at ? fmtTime(e.at, true) : ''} `, el('code', { text: e.hook }), `: ${e.error}`)));
     const actions = el('span', { class: 'row-actions' });
     if (plugin.state !== 'failed') {
       actions.append(plugin.enabled_for_team

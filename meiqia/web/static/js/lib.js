@@ -143,13 +143,16 @@ export const teamZone = (team && team.timezone) || 'Asia/Shanghai';
 
 /** Intl options with the team's zone; a zone this browser does not know falls back to UTC
  * rather than to the browser's own (a wrong time that looks right is worse). */
-export function zoned(opts) {
+const zoneKnown = (() => {
   try {
-    new Intl.DateTimeFormat('en', { timeZone: teamZone }); // eslint-disable-line no-new
-    return { ...opts, timeZone: teamZone };
+    return Boolean(new Intl.DateTimeFormat('en', { timeZone: teamZone }));
   } catch {
-    return { ...opts, timeZone: 'UTC', timeZoneName: 'short' };
+    return false;
   }
+})();
+
+export function zoned(opts) {
+  return zoneKnown ? { ...opts, timeZone: teamZone } : { ...opts, timeZone: 'UTC', timeZoneName: 'short' };
 }
 
 /** A time of an ISO string (or Date) in the team's zone; ``withDate`` adds the date. */
