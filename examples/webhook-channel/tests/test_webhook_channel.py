@@ -12,10 +12,11 @@ from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 
 import pytest
-from meiqia.testing import wait_until
 from meiqia_example_webhook_channel import sign
 from meiqia_example_webhook_channel import signed_headers
 from meiqia_example_webhook_channel import verify
+
+from meiqia.testing import wait_until
 
 PLUGIN = "example_webhook_channel"  # the entry point: the package must be installed
 SECRET = "a-long-signing-secret-0123"
