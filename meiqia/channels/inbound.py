@@ -89,10 +89,14 @@ def receive(
         if seen is not None:
             return ReceiveResult(seen.conversation_id, seen.message_id, True)
     visitor = visitor_for(team_id, slug, user, display_name)
-    with outbound.deferred() as queued:
-        result = _handle(host, visitor, text, list(attachments), meta, ext, subject, event)
-    outbound.enqueue_all(queued)
-    return result
+    queued: list[int] = []
+    try:
+        with outbound.deferred() as queued:
+            return _handle(host, visitor, text, list(attachments), meta, ext, subject, event)
+    finally:
+        # Also when a later part failed (an attachment refused after the text was
+        # stored): what was stored and answered goes out.
+        outbound.enqueue_all(queued)
 
 
 def receive_for(app: Any, team_id: int, slug: str, external_user_id: str,

@@ -246,6 +246,10 @@ def install(app: Any) -> None:
         started["pid"] = os.getpid()
         try:
             start_all(app)
+            from meiqia.channels import outbound
+
+            # Deliveries committed by a process that died before queuing their job.
+            outbound.resume_pending()
         except Exception:  # noqa: BLE001 - e.g. tables not there yet
             log.exception("channels: could not start")
 

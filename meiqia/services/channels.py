@@ -122,6 +122,8 @@ def describe(cls: type, row: ChannelConfig | None, lang: str = "zh-CN") -> dict[
         "names": registry.names(cls.type),
         "capabilities": sorted(registry.capabilities_of(cls)),
         "schema": schema,
+        # The form's field order: JSON answers sort object keys, the schema's order is lost.
+        "fields": list((schema.get("properties") or {}).keys()),
         "secret": sorted(registry.secrets_of(cls)),
         "configured": row is not None,
         "enabled": bool(row and row.enabled),

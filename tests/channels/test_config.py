@@ -16,6 +16,7 @@ def test_secrets_are_never_returned_and_a_masked_secret_keeps_its_value(ch_app, 
     assert mine["enabled"] and mine["secret"] == ["api_key"]
     assert mine["schema"]["properties"]["endpoint"]["title"] == "Endpoint"
     assert mine["capabilities"] == ["attachments"]
+    assert mine["fields"] == ["endpoint", "api_key", "mode"]  # the schema's order
     assert mine["config"]["api_key"] == "********"
     assert mine["names"] == {"zh-CN": "测试渠道", "en": "Stand-in"}
     # Not in any answer, audit entry or list: the secret itself.

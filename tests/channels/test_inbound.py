@@ -210,3 +210,18 @@ def test_subscribe_and_unsubscribe_events(ch_app, ch_api):
     assert event.visibility == "internal" and event.payload["channel_event"] == "subscribe"
     again = receive(h, "openid-1", event="subscribe", external_message_id="ev-1")
     assert again.duplicate
+
+
+def test_answers_go_out_even_when_a_later_attachment_is_refused(ch_app, ch_api):
+    import pytest
+
+    from meiqia.models import ChannelDelivery
+    from meiqia.services.errors import ValidationError
+
+    ch_api.without_bot()  # the text alone brings the leave-a-message line
+    with pytest.raises(ValidationError):
+        receive(host(ch_app, ch_api), "jack@example.com", "看附件",
+                attachments=[Attachment("x.bin", "application/octet-stream", b"")])
+    pending = ChannelDelivery.select().where(ChannelDelivery.status != "sent").count()
+    assert ChannelDelivery.select().count() >= 1 and pending == 0
+    assert standin.outbox(ch_app)

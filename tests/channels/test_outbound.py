@@ -14,6 +14,7 @@ from tests.channels import standin
 from tests.channels.conftest import enable
 from tests.conftest import close_app
 from tests.conftest import make_app
+from tests.conftest import truncate_all
 from tests.helpers import ApiClient
 from tests.helpers import new_client_id
 from tests.helpers import wait_until
@@ -23,10 +24,16 @@ def _app(tmp_path, **config):
     return make_app(tmp_path, plugins=(standin,), **config)
 
 
-@pytest.fixture
-def quick(tmp_path):
-    """Inline jobs whose retries wait 0 s: every attempt runs in the caller."""
-    app = _app(tmp_path, CHANNEL_DELIVERY_RETRY=(3, (0, 0, 0)))
+@pytest.fixture(params=["sqlite", "postgres"])
+def quick(request, tmp_path):
+    """Inline jobs whose retries wait 0 s: every attempt runs in the caller; on
+    SQLite, then PostgreSQL."""
+    extra = {}
+    if request.param == "postgres":
+        extra["DATABASE_URL"] = request.getfixturevalue("pg_database_url")
+    app = _app(tmp_path, CHANNEL_DELIVERY_RETRY=(3, (0, 0, 0)), **extra)
+    if extra:
+        truncate_all(extra["DATABASE_URL"])
     with app.app_context():
         yield app
     close_app(app)
@@ -196,3 +203,24 @@ def test_rating_invitations_are_refused_for_a_channel_without_rating(quick):
     row = agent.get(f"/api/v1/conversations/{cid}").get_json()
     assert row["channel"] == "standin" and row["channel_name"]["en"] == "Stand-in"
     assert "rating" not in row["capabilities"] and "read_receipts" not in row["capabilities"]
+
+
+def test_a_delivery_whose_job_was_never_queued_is_queued_again(quick):
+    """The process died between the message's commit and queuing its job: the
+    delivery is pending with no job; the next start queues it."""
+    import datetime
+
+    from meiqia.channels import outbound
+
+    api, agent = _team(quick)
+    cid = _chat(quick, api, agent)
+    message_id = _reply(agent, cid, "进程重启也要送到")
+    delivery = _delivery(message_id)
+    ChannelDelivery.update(status="pending", job_id=None, attempts=0,
+                           created_at=utcnow() - datetime.timedelta(minutes=10)).where(
+        ChannelDelivery.id == delivery.id).execute()
+    sent_before = len(standin.outbox(quick))
+    assert outbound.resume_pending() == 1
+    assert _delivery(message_id).status == "sent"
+    assert len(standin.outbox(quick)) == sent_before + 1
+    assert outbound.resume_pending() == 0

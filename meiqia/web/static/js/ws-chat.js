@@ -85,7 +85,9 @@ export class Chat {
     const d = this.data;
     $('chat-title').textContent = d.customer.name || t('ws.visitor', { id: d.customer.id });
     const handler = this.agents.find((a) => a.id === d.handler_id);
-    const presence = d.status === 'ended' ? '' : ` · ${t(d.customer.online ? 'ws.online' : 'ws.offline')}`;
+    // Online/offline is the widget's socket: a channel's customer has none to show.
+    const presence = d.status === 'ended' || (d.channel && d.channel !== 'web') ? ''
+      : ` · ${t(d.customer.online ? 'ws.online' : 'ws.offline')}`;
     $('chat-state').textContent = `${t(`cstatus.${d.status}`)}${handler ? ` · ${handler.name}` : ''}${presence}`;
     const ended = d.status === 'ended';
     $('ws-composer').hidden = false;
