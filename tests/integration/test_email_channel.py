@@ -223,8 +223,9 @@ def test_mail_to_the_support_mailbox_is_answered_by_the_bot_then_an_agent_in_one
                           References=" ".join(refs + [reply["Message-ID"]]))
     wait_until(lambda: [m.body for m in visitor_messages(conversation.id)][-1] == "好的，谢谢！",
                what="the customer's thanks in the conversation")
-    assert ChannelExternalId.get(ChannelExternalId.external_id == thanks_id
-                                 ).conversation_id == conversation.id
+    thanks = wait_until(lambda: ChannelExternalId.get_or_none(  # recorded after the message
+        ChannelExternalId.external_id == thanks_id), what="the thanks' external id")
+    assert thanks.conversation_id == conversation.id
     log(f"visitor: replied {thanks_id} to the agent's mail -> same conversation "
         f"{conversation.id} ('发自我的iPhone' cut)")
 
