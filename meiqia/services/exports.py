@@ -118,6 +118,10 @@ class Labels:
             if column in TIMES else label
 
     def value(self, column: str, value: Any) -> Any:
+        if column == "channel" and value:  # the channel's own name, in the reader's words
+            from meiqia.channels import registry
+
+            return registry.names(value).get(self.lang) or value
         if column in CODED and value:
             return self.text(CODED[column].format(value))
         return value

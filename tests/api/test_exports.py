@@ -339,6 +339,7 @@ def test_an_english_agent_reads_his_export_in_english_in_the_teams_zone(api):
     assert row["visitor"] == f"Visitor {nameless.id}"
     assert (row["rating"], row["source"], row["platform"]) == ("Bad", "Search engine",
                                                                "Mobile web")
+    assert row["channel"] == "Web"  # the channel's name in his language, not its slug
     assert row["ended_at"] == "2026-11-19 23:00:00"  # 04:00 UTC is 23:00 the day before
     assert "[2026-11-19 22:58:35] Bot: Did you mean:" in row["messages"]
     assert "] Visitor: hello" in row["messages"]
