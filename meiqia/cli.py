@@ -181,8 +181,8 @@ def _import_demo_kb(agent: Any) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="MEIQIA_HOST",
               help="Address to listen on (0.0.0.0: every interface); or MEIQIA_HOST.")
-@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535),
-              envvar="MEIQIA_PORT", help="Port to listen on; or MEIQIA_PORT.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535),
+              envvar="MEIQIA_PORT", help="Port to listen on (0: any free one); or MEIQIA_PORT.")
 @click.option("--dev", is_flag=True, help="Debug mode with the auto-reloader.")
 def run(host: str, port: int, dev: bool) -> None:
     """Serve meiqia (threaded server, websockets included).
@@ -207,9 +207,10 @@ def run(host: str, port: int, dev: bool) -> None:
 
         knowledge.warm_up(app)
     app.extensions["meiqia.jobs"].start()  # the embedded queue resumes its recorded jobs
-    click.echo(f"meiqia {__version__} on http://{host}:{port}/  (Ctrl+C to stop; "
-               "for production, gunicorn: docs/deploy.md)")
+    banner = ("meiqia {version} on http://{host}:{port}/  (Ctrl+C to stop; "
+              "for production, gunicorn: docs/deploy.md)")
     if dev:
+        click.echo(banner.format(version=__version__, host=host, port=port))
         app.run(host=host, port=port, debug=True, use_reloader=True, threaded=True)
         return
     # The same threaded werkzeug server app.run starts, without its four-line banner
@@ -226,6 +227,8 @@ def run(host: str, port: int, dev: bool) -> None:
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port "
             "with --port or MEIQIA_PORT (or `make run PORT=8080`)") from exc
     server = make_server(host, port, app, threaded=True)
+    # The port it really took (--port 0 asks the system for a free one).
+    click.echo(banner.format(version=__version__, host=host, port=server.server_port))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

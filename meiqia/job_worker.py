@@ -36,8 +36,27 @@ class RecoveringWorker(Worker):
     def run_maintenance_tasks(self) -> None:
         try:
             sweep(self.meiqia_app)
+            self.register_again_if_forgotten()
         finally:
             super().run_maintenance_tasks()
+
+    def register_again_if_forgotten(self) -> bool:
+        """Register this worker again when Redis has forgotten it.
+
+        An outage met while rq waits for a job is waited out by rq's own loop, which
+        reconnects without registering again: after a Redis that restarted empty the
+        worker ran jobs but was in no registry, so /healthz reported "no live worker"
+        for good. Its heartbeat leaves a hash without ``birth``; that is the sign."""
+        try:
+            if self.connection.hexists(self.key, "birth"):
+                return False
+            self.connection.delete(self.key)
+            self.register_birth()
+        except Exception as exc:  # noqa: BLE001 - Redis still away: the next pass
+            log.warning("worker: could not register again with Redis: %s", exc)
+            return False
+        log.warning("worker: Redis had forgotten this worker; registered again")
+        return True
 
 
 def sweep(app: Any) -> int:

@@ -35,7 +35,7 @@ def test_a_failing_plugin_is_suspended_and_shown_with_its_errors(tmp_path, new_c
         row = page.locator("#plg-table tbody tr[data-name=broken_links]")
         expect(row).to_have_attribute("data-state", "suspended")
         expect(row.locator(".plg-state")).to_contain_text("已暂停（熔断）")
-        expect(row).to_contain_text("menu_links: raised RuntimeError: CRM 接口 500")
+        expect(row).to_contain_text("menu_links: 出错：RuntimeError: CRM 接口 500")
         expect(row).to_contain_text("代码注册")
         builtin = page.locator("#plg-table tbody tr[data-name=default_routing]")
         expect(builtin.locator(".plg-state")).to_have_text("运行中")

@@ -155,5 +155,6 @@ def test_the_channel_shows_in_lists_history_and_dashboard(ch_app, ch_api):
     assert job.status == "done", job.error
     with open(os.path.join(exports.folder(), job.file_name), encoding="utf-8-sig") as handle:
         header, first = handle.read().splitlines()[:2]
-    assert header.split(",")[-1] == "channel" and first.split(",")[-1] == "standin"
+    # In the words of the agent who asked (zh-CN): the column's and the channel's names.
+    assert header.split(",")[-1] == "渠道" and first.split(",")[-1] == "测试渠道"
     assert standin  # the plugin under test

@@ -400,8 +400,8 @@ def test_docs_deploy_md_step_by_step(stack: Stack, tmp_path: Path, redis_prefix:
     status, data = admin.raw("GET", done["download"])
     assert status == 200
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-    assert [row["id"] for row in rows] == [str(cid)]
-    assert rows[0]["ip"] == VISITOR_IP
+    assert [row["编号"] for row in rows] == [str(cid)]  # headers in the admin's words
+    assert rows[0]["IP"] == VISITOR_IP
     assert "好的，马上处理" in json.dumps(rows[0], ensure_ascii=False)
     assert "Job OK" in worker.output()
 

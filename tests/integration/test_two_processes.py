@@ -235,7 +235,7 @@ def test_visitor_and_agent_on_two_processes_and_a_process_dies(cluster):
     done = wait_until(export_done, 120, "the worker to finish the export")
     with admin.opener.open(a.url(done["download"]), timeout=10) as response:
         rows = list(csv.DictReader(io.StringIO(response.read().decode("utf-8-sig"))))
-    assert [row["id"] for row in rows] == [str(cid)]
+    assert [row["编号"] for row in rows] == [str(cid)]  # headers in the admin's words
     content = json.dumps(rows[0], ensure_ascii=False)
     assert all(text in content for text in ["我在 B 进程", "断线时一", "断线时二"])
     assert "Job OK" in worker.output()

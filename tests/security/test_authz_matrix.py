@@ -100,7 +100,8 @@ def fill(rule: str, world: dict[str, Any]) -> str:
               "visitor_id": world["visitor_id"], "token_id": world["token_id"],
               "reply_id": world["reply"], "agent_id": world["admin"], "group_id": 1,
               "entry_id": 1, "sink_id": 1, "delivery_id": 1, "plugin_id": 1, "code": "en",
-              "name": "default_routing", "slug": "web", "token": "no-such-link"}
+              "name": "default_routing", "slug": "web", "token": "no-such-link",
+              "team_key": world["api"].team["id"]}
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), rule)
 
 
