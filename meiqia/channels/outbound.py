@@ -297,6 +297,11 @@ def message_view(message_id: int) -> ChannelMessage | None:
         from meiqia.services.routing import visitor_language
 
         body = _RATING_TEXT[visitor_language(conversation)]
+    if message.sender_kind == "bot":
+        from meiqia.services.bot import reply_text
+        from meiqia.services.routing import visitor_language
+
+        body = reply_text(body, message.payload, visitor_language(conversation))
     attachments = []
     key = (message.payload or {}).get("attachment") if message.kind in {"image", "file"} \
         else None

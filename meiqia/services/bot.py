@@ -54,6 +54,9 @@ MESSAGES = {
         "offer_human": "我好像帮不上忙，需要为您转接人工客服吗？",
         "truncated": "（您的问题太长，我只读了前 2000 个字。）",
         "invalid": "抱歉，我没能读懂这条消息。",
+        # Channels without the widget's buttons (e-mail, WeChat): words to reply with.
+        "unrecognised_by_reply": "抱歉，我没有理解您的问题。您可以换个说法，或者回复“人工”联系客服。",
+        "suggest_by_reply": "回复上面任意一个问题，或者回复“人工”联系客服。",
     },
     "en": {
         "suggest": "Did you mean:",
@@ -62,8 +65,29 @@ MESSAGES = {
         "offer_human": "I can't seem to help with this. Shall I get you a human agent?",
         "truncated": "(Your question was long: I read the first 2,000 characters.)",
         "invalid": "Sorry, I could not read that message.",
+        "unrecognised_by_reply": "Sorry, I did not understand. Try other words, or reply "
+        "\"human\" to talk to an agent.",
+        "suggest_by_reply": "Reply with one of these questions, or \"human\" for an agent.",
     },
 }
+
+
+def reply_text(body: str, payload: dict | None, lang: str) -> str:
+    """A bot message as plain text for a channel without the widget's buttons.
+
+    The widget shows "did you mean" candidates as buttons and has a 转人工 button;
+    an e-mail or a WeChat user has neither, so the candidates are written out and
+    the way to a person is "reply 人工" (which ``wants_human`` understands)."""
+    words = MESSAGES["en" if lang == "en" else "zh-CN"]
+    payload = payload or {}
+    if payload.get("bot") == "unrecognised":
+        return body.replace(words["unrecognised"], words["unrecognised_by_reply"])
+    candidates = [c.get("question") for c in payload.get("candidates") or []
+                  if isinstance(c, dict) and c.get("question")]
+    if payload.get("bot") == "suggest" and candidates:
+        lines = [f"{n}. {question}" for n, question in enumerate(candidates, 1)]
+        return "\n".join([body, *lines, words["suggest_by_reply"]])
+    return body
 
 
 def wants_human(text: str) -> bool:

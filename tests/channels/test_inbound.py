@@ -225,3 +225,10 @@ def test_answers_go_out_even_when_a_later_attachment_is_refused(ch_app, ch_api):
     pending = ChannelDelivery.select().where(ChannelDelivery.status != "sent").count()
     assert ChannelDelivery.select().count() >= 1 and pending == 0
     assert standin.outbox(ch_app)
+
+
+def test_the_bot_tells_a_channel_customer_to_reply_human_not_to_press_a_button(ch_app, ch_api):
+    receive(host(ch_app, ch_api), "bob@example.com", "量子色动力学的渐近自由是什么意思",
+            external_message_id="<q1@example.com>")
+    bodies = [m.body for _c, m in standin.outbox(ch_app)]
+    assert bodies and "回复“人工”" in bodies[-1] and "点击" not in bodies[-1], bodies
