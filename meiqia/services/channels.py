@@ -28,6 +28,7 @@ from meiqia.services.accounts import require_admin
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.services.validation import check
+from meiqia.services.validation import plugin_config
 
 MASK = registry.MASK
 CONFIGURE_SCHEMA = {
@@ -97,14 +98,7 @@ def check_config(cls: type, config: dict[str, Any], old: dict[str, Any] | None) 
             merged[name] = sub["default"]
     check(merged, _validator(schema), "config")
     _check_uris(schema, merged)
-    validate = getattr(cls, "validate_config", None)
-    if validate is not None:
-        try:
-            validate(merged)
-        except ValidationError:
-            raise
-        except ValueError as exc:  # a third-party channel's own words
-            raise ValidationError(f"config: {exc}", "config") from exc
+    plugin_config(cls, merged)
     return merged
 
 

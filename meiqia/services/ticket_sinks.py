@@ -34,6 +34,7 @@ from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.services.ticket_payload import payload_for
 from meiqia.services.validation import check
+from meiqia.services.validation import plugin_config
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +113,7 @@ def _check_config(cls: type, config: dict[str, Any], old: dict[str, Any] | None)
             merged[key] = old.get(key, "")
     schema = {k: v for k, v in cls.configuration_schema().items() if k != "secret"}
     check(merged, schema, "config")
-    validate = getattr(cls, "validate_config", None)
-    if validate is not None:
-        try:
-            validate(merged)
-        except ValidationError:
-            raise
-        except ValueError as exc:  # a third-party sink's own words
-            raise ValidationError(f"config: {exc}", "config") from exc
+    plugin_config(cls, merged)
     return merged
 
 

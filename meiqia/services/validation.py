@@ -157,3 +157,18 @@ def check_query(args: Any, schema: dict[str, Any]) -> None:
             if sub.get("format") == "date":
                 dates.parse_day(raw, name, f"{name}: expected a date like 2026-11-24")
             check(raw, {k: v for k, v in sub.items() if k != "format"}, name)
+
+
+def plugin_config(cls: type, config: dict[str, Any]) -> None:
+    """Run a plugin class's own ``validate_config(config)``, if it has one (ticket
+    sinks and channels alike): its ``ValueError`` becomes a ValidationError on
+    ``config`` in the plugin's own words; our ValidationError passes as it is."""
+    validate = getattr(cls, "validate_config", None)
+    if validate is None:
+        return
+    try:
+        validate(config)
+    except ValidationError:
+        raise
+    except ValueError as exc:  # a third-party plugin's own words
+        raise ValidationError(f"config: {exc}", "config") from exc
