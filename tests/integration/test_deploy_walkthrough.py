@@ -403,7 +403,8 @@ def test_docs_deploy_md_step_by_step(stack: Stack, tmp_path: Path, redis_prefix:
     assert [row["编号"] for row in rows] == [str(cid)]  # headers in the admin's words
     assert rows[0]["IP"] == VISITOR_IP
     assert "好的，马上处理" in json.dumps(rows[0], ensure_ascii=False)
-    assert "Job OK" in worker.output()
+    # rq logs "Job OK" after the job returns, which is after our record says "done".
+    wait_until(lambda: "Job OK" in worker.output(), 30, "rq's 'Job OK' in the worker's log")
 
     # --- §6 Backups: the doc's pg_dump and tar lines, then its pg_restore --------------
     backups = tmp_path / "backups"
