@@ -265,8 +265,12 @@ def walk_widget(site: Any, context: Any, lang: str, width: int, findings: Findin
     # shop's own text is the embedding site's, not ours: the panel is read below).
     demo = context.new_page()
     demo.goto(f"{site.url}/demo?team={site.seed['team']}&lang={lang}")
+    # The widget has its session before the question is typed (the e2e tests' wait): on
+    # a busy machine a question typed earlier went nowhere.
+    demo.wait_for_function("() => window.MeiqiaWidget && window.MeiqiaWidget.loaded")
     demo.locator("#meiqia-widget .mq-button").click()
     frame = demo.frame_locator("#meiqia-widget iframe")
+    frame.locator("#mq-input").wait_for()
     frame.locator("#mq-input").fill("How do I return an item")
     frame.locator("#mq-input").press("Enter")
     # A deadline, not a timing claim: the first question after an edit of the knowledge
