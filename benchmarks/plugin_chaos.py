@@ -146,7 +146,8 @@ class Server:
             (plugins / "chaos.py").write_text(textwrap.dedent(CHAOS))
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
         self.env.update({"MEIQIA_INSTANCE_PATH": str(self.tmp), "MEIQIA_SECRET_KEY": "bench",
-                         "MEIQIA_LOGIN_MAX_FAILURES": "1000", "MEIQIA_BOT_WARM_UP": "0",
+                         "MEIQIA_LOGIN_MAX_FAILURES": "1000",
+                "MEIQIA_LOGIN_RATE_PER_CLIENT": "100000/minute", "MEIQIA_BOT_WARM_UP": "0",
                          "CHAOS_MODE_FILE": str(self.mode_file)})
         subprocess.run([sys.executable, "-m", "meiqia.cli", "db", "upgrade"], env=self.env,
                        cwd=ROOT, check=True, capture_output=True)

@@ -431,7 +431,8 @@ def main() -> None:
         redis_server.start()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
         env.update({"MEIQIA_INSTANCE_PATH": str(tmp), "MEIQIA_SECRET_KEY": "bench",
-                    "MEIQIA_LOGIN_MAX_FAILURES": "1000", "MEIQIA_DATABASE_URL": pg.url,
+                    "MEIQIA_LOGIN_MAX_FAILURES": "1000",
+                "MEIQIA_LOGIN_RATE_PER_CLIENT": "100000/minute", "MEIQIA_DATABASE_URL": pg.url,
                     "MEIQIA_REDIS_URL": redis_server.url, "MEIQIA_REDIS_PREFIX": "faults",
                     "MEIQIA_BOT_WARM_UP": "false"})
         subprocess.run([sys.executable, "-m", "meiqia.cli", "db", "upgrade"], env=env,

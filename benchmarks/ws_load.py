@@ -455,7 +455,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
     env.update({"MEIQIA_INSTANCE_PATH": str(tmp), "MEIQIA_SECRET_KEY": "bench",
-                "MEIQIA_LOGIN_MAX_FAILURES": "1000", "MEIQIA_THREADS": str(args.threads)})
+                "MEIQIA_LOGIN_MAX_FAILURES": "1000",
+                "MEIQIA_LOGIN_RATE_PER_CLIENT": "100000/minute", "MEIQIA_THREADS": str(args.threads)})
     db_name = None
     if args.production:
         import psycopg2
