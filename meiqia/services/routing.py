@@ -172,13 +172,14 @@ def _plugin_choice(team_id: int) -> tuple[int, int] | None:
     return (waiting[0].id, chosen_id) if chosen_id is not None else None
 
 
-def _waiting(team_id: int, limit: int) -> list[Conversation]:
-    """The team's queued conversations without a handler, oldest first."""
+def _waiting(team_id: int, limit: int, skip: int = 0) -> list[Conversation]:
+    """The team's queued conversations without a handler, oldest first (after
+    the first ``skip``)."""
     return list(Conversation.select()
                 .where(Conversation.team == team_id, Conversation.status == "queued",
                        Conversation.handler.is_null())
                 .order_by(Conversation.queued_at, Conversation.id)
-                .limit(limit))
+                .offset(skip).limit(limit))
 
 
 def _group_members(waiting: list[Conversation]) -> dict[int, set[int]]:
@@ -203,7 +204,7 @@ def _pool_for(conversation: Conversation, free: list[Agent],
     return [a for a in free if a.id in members[conversation.group_id]]
 
 
-def _assign_batch(team_id: int) -> list[Conversation]:
+def _assign_batch(team_id: int, skip: int = 0) -> tuple[list[Conversation], int]:
     """Give the longest-waiting assignable conversations handlers, atomically:
     up to BATCH in one transaction under the team's lock.
 
@@ -216,15 +217,19 @@ def _assign_batch(team_id: int) -> list[Conversation]:
     one: least-loaded first, ties round-robin (``capacity.candidates``), the
     group's members for a group's queue, nobody past his limit, and each
     conversation updated only if it still has no handler. No plugin is called
-    in here (see ``_plugin_choice``)."""
-    proposal = _plugin_choice(team_id)
+    in here (see ``_plugin_choice``).
+
+    Returns the conversations given and how many of the page looked at stay
+    waiting (None when no later page can be served: the page was the last, or
+    nobody is free any more), for the next page to skip."""
+    proposal = _plugin_choice(team_id) if not skip else None
     with team_transaction(team_id):
-        waiting = _waiting(team_id, BATCH)
+        waiting = _waiting(team_id, BATCH, skip)
         if not waiting:
-            return []
+            return [], None
         free, loads = capacity.candidates_and_loads(team_id)
         if not free:
-            return []
+            return [], None
         members = _group_members(waiting)
         now = utcnow()
         plan: list[tuple[int, int]] = []  # (conversation id, agent id), in queue order
@@ -247,7 +252,9 @@ def _assign_batch(team_id: int) -> list[Conversation]:
         if chosen_ids:
             Agent.update(last_assigned_at=now).where(Agent.id.in_(chosen_ids)).execute()
         rows = {c.id: c for c in Conversation.select().where(Conversation.id.in_(sorted(given)))}
-        return [rows[cid] for cid, _ in plan if cid in rows]
+        stay = len(waiting) - len(given)
+        more = len(waiting) == BATCH and bool(free)
+        return [rows[cid] for cid, _ in plan if cid in rows], (stay if more else None)
 
 
 def _give(plan: list[tuple[int, int]], now: Any) -> set[int]:
@@ -331,11 +338,15 @@ def assign_waiting(team_id: int) -> list[Conversation]:
 def _assign_all(team_id: int) -> list[Conversation]:
     """Passes until the queue is empty or nobody is free."""
     assigned: list[Conversation] = []
+    skip = 0
     while True:
-        batch = _assign_batch(team_id)
+        # A page whose conversations nobody free may take (a group's queue whose
+        # members are full) does not hide the pages behind it.
+        batch, stay = _assign_batch(team_id, skip)
         assigned += batch
-        if len(batch) < BATCH:
+        if stay is None:
             return assigned
+        skip += stay
 
 
 #: The visitor's line when a person takes his chat (routing or transfer).
