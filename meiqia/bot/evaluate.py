@@ -293,9 +293,9 @@ def format_report(result: dict[str, Any]) -> str:
         f"thresholds          answer {result.get('answer_threshold', DEFAULT_ANSWER_THRESHOLD)}, "
         f"suggest {result.get('suggest_threshold', DEFAULT_SUGGEST_THRESHOLD)}",
         f"calibration         {calibrated}",
-        *(["in scope vs OOS     " + ", ".join(
+        *(["in scope vs OOS     " + ", ".join(dict.fromkeys(  # a few cases: points repeat
             f"{p['in_scope_accuracy']:.3f} at recall {p['oos_recall']:.2f}"
-            for p in result["oos_curve"]) + "  (suggest threshold moved)"]
+            for p in result["oos_curve"])) + "  (suggest threshold moved)"]
           if result.get("oos_curve") else []),
     ])
 
