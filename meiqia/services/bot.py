@@ -24,12 +24,12 @@ from meiqia.bot.normalize import QuestionError
 from meiqia.bot.normalize import check_question
 from meiqia.bot.normalize import normalize
 from meiqia.bot.normalize import truncate_question
-from meiqia.db import get_by_id
 from meiqia.models import Conversation
 from meiqia.models import SuggestionLog
 from meiqia.models import Team
 from meiqia.models import UnrecognisedQuestion
 from meiqia.plugin_api import to_plugin
+from meiqia.services.teams import recent_settings
 from meiqia.services.teams import settings_of
 
 #: Phrases that ask for a person wherever they stand in a short message.
@@ -266,7 +266,7 @@ def suggestions_for_agent(conversation: Conversation, text: str, k: int = 3) -> 
     except QuestionError:
         return []
     question, _ = truncate_question(question)
-    settings = settings_of(get_by_id(Team, conversation.team_id))
+    settings = recent_settings(conversation.team_id)
     return [c for c in candidates_for(question, conversation, k=k)
             if c["score"] >= settings["suggest_threshold"] * 0.6]
 

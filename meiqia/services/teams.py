@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
+from flask import current_app
+
 from meiqia.db import database
+from meiqia.db import get_by_id
 from meiqia.models import Agent
 from meiqia.models import Team
 from meiqia.services import working_hours
@@ -134,6 +138,29 @@ def settings_of(team: Team) -> dict[str, Any]:
     return merged
 
 
+#: Seconds a process trusts its copy of a team's settings in ``recent_settings``.
+RECENT_SECONDS = 1.0
+
+
+def recent_settings(team_id: int) -> dict[str, Any]:
+    """The team's settings as this process read them at most RECENT_SECONDS ago,
+    for reading only (the dict is shared).
+
+    The agent's suggestions read the suggestion threshold on every visitor
+    message of a handled chat: a row and a merge each time. A change made in
+    this process is seen at once (``update_team`` forgets the copy); one made in
+    another process within a second.
+    """
+    cache = current_app.extensions.setdefault("meiqia.recent_settings", {})
+    now = time.monotonic()
+    hit = cache.get(team_id)
+    if hit is not None and now - hit[0] < RECENT_SECONDS:
+        return hit[1]
+    settings = settings_of(get_by_id(Team, team_id))
+    cache[team_id] = (now, settings)
+    return settings
+
+
 def update_team(actor: Agent, data: dict[str, Any]) -> Team:
     require_admin(actor)
     check(data, TEAM_UPDATE_SCHEMA)
@@ -174,6 +201,7 @@ def update_team(actor: Agent, data: dict[str, Any]) -> Team:
             from meiqia.services import knowledge
 
             knowledge.record_changes(team.id, None, kind="settings")
+    current_app.extensions.get("meiqia.recent_settings", {}).pop(team.id, None)
     if relearn:
         from meiqia.services import knowledge
 
