@@ -391,6 +391,7 @@ async def run_reference(port: int, pid: int, sockets: int) -> dict:
     held = rss_mb(pid)
     count = 0
     lat = []
+    cpu_before = cpu_seconds(pid)
     deadline = time.perf_counter() + 10
     while time.perf_counter() < deadline:
         batch = conns[:200]
@@ -399,10 +400,11 @@ async def run_reference(port: int, pid: int, sockets: int) -> dict:
         await asyncio.gather(*(c.recv() for c in batch))
         lat.append((time.perf_counter() - t) * 1000)
         count += len(batch)
+    cpu_used = cpu_seconds(pid) - cpu_before
     for c in conns:
         await c.close()
     return {"sockets": sockets, "kb_per_socket": (held - base) * 1024 / sockets,
-            "echo_per_s": count / 10}
+            "echo_per_s": count / 10, "cpu_ms_per_echo": cpu_used * 1000 / max(count, 1)}
 
 
 def reference(sockets: int) -> dict:
@@ -474,10 +476,13 @@ def main() -> None:
                     "MEIQIA_REDIS_PREFIX": f"bench-{db_name}"})
     subprocess.run([sys.executable, "-m", "meiqia.cli", "db", "upgrade"], env=env, cwd=ROOT,
                    check=True, capture_output=True)
+    load_start = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     proc = start_server(env, port, args.server, args.workers)
     try:
         fig = asyncio.run(run_load(args, port, proc.pid))
         fig["stored"] = stored_count(env)
+        fig["load_start"] = load_start
+        fig["load_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     finally:
         # gunicorn waits graceful_timeout for open websockets on SIGTERM; SIGINT is quick.
         proc.send_signal(signal.SIGTERM if args.server in ("embedded", "threads")
@@ -532,7 +537,10 @@ def main() -> None:
         f"| reconnect storm | {fig['storm_ok']} of {fig['storm']} resumed with exactly their missed message in {fig['storm_s']:.1f} s |",
         f"| bare `websockets` echo server, same client (the limit) | {reference_text(ref, short=True)} |",
         f"| meiqia / reference | {fig['kb_per_socket'] / ref['kb_per_socket']:.1f} × the memory per socket; "
-        f"{fig['rate'] / ref['echo_per_s'] * 100:.1f} % of its message rate (at the goal's rate, not our ceiling) |",
+        f"{fig['rate'] / ref['echo_per_s'] * 100:.1f} % of its message rate (at the goal's rate, not our ceiling); "
+        f"{fig['cpu_ms_per_msg'] / max(ref['cpu_ms_per_echo'], 1e-9):.0f} × its CPU per message |",
+        f"| load average at the start / end of the run (`uptime`, 2 cores, shared) | "
+        f"{fig['load_start']} / {fig['load_end']} |",
     ])
     name = ("ws-load-production" if args.production else "ws-load-embedded") + (
         "" if args.server == "embedded" else f"-{args.server}-{args.workers}")
@@ -541,7 +549,8 @@ def main() -> None:
 
 def reference_text(ref: dict, short: bool = False) -> str:
     text = (f"{ref['sockets']:,} sockets held at {ref['kb_per_socket']:.1f} KB each; "
-            f"{ref['echo_per_s']:,.0f} echo messages/s (200 clients in lock-step)")
+            f"{ref['echo_per_s']:,.0f} echo messages/s (200 clients in lock-step), "
+            f"{ref.get('cpu_ms_per_echo', 0):.3f} ms of server CPU per echoed message")
     return text if short else f"Bare asyncio `websockets` echo server, same machine and client: {text}."
 
 
