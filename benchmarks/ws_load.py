@@ -1,7 +1,7 @@
 """Websocket load: many visitor and agent sockets, sustained messages, a reconnect storm.
 
-Starts meiqia on the embedded default (SQLite, in-process hub, Werkzeug's
-threaded server as ``meiqia run``) or with ``--production`` on PostgreSQL +
+Starts meiqia on the embedded default (SQLite, in-process hub, ``meiqia run``
+itself: gevent's WSGI server) or with ``--production`` on PostgreSQL +
 Redis (gunicorn with ``deploy/gunicorn.conf.py``: the gevent worker class,
 ``--workers`` processes), opens VISITORS visitor sockets and AGENTS agent
 sockets from one asyncio client process, then:
@@ -49,8 +49,6 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import write_section  # noqa: E402
 
-SERVER = ("import sys; from meiqia import create_app; "
-          "create_app().run(host='127.0.0.1', port=int(sys.argv[1]), threaded=True)")
 ECHO = '''
 import asyncio, sys
 from websockets.asyncio.server import serve
@@ -181,18 +179,22 @@ def bench_team(base: str, team_name: str, agents: int, per_agent: int
 
 
 def server_command(server: str, workers: int, port: int) -> list[str]:
-    """``werkzeug`` is ``meiqia run``; ``gthread``/``gevent`` are gunicorn with
+    """``embedded`` is ``meiqia run``; ``gthread``/``gevent`` are gunicorn with
     ``deploy/gunicorn.conf.py``, as docs/deploy.md runs it."""
-    if server == "werkzeug":
-        return [sys.executable, "-c", SERVER, str(port)]
+    if server in ("embedded", "threads"):
+        # Exactly what `meiqia run` starts (gevent's server since issue 19);
+        # ``threads``: the same command on Werkzeug's threaded server, as before.
+        return [sys.executable, "-m", "meiqia.cli", "run", "--port", str(port)]
     return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
             "-k", server, "-w", str(workers), "-b", f"127.0.0.1:{port}",
             "--access-logfile", "/dev/null", "meiqia.wsgi:app"]
 
 
-def start_server(env: dict, port: int, server: str = "werkzeug",
+def start_server(env: dict, port: int, server: str = "embedded",
                  workers: int = 1) -> subprocess.Popen:
     log = open(Path(env.get("MEIQIA_INSTANCE_PATH", tempfile.gettempdir())) / "server.log", "ab")
+    if server == "threads":
+        env = {**env, "MEIQIA_EMBEDDED_SERVER": "threads"}
     proc = subprocess.Popen(server_command(server, workers, port), env=env, cwd=ROOT,
                             stdout=log, stderr=log)
     print(f"server log: {log.name}", file=sys.stderr)
@@ -436,6 +438,7 @@ async def run_reference(port: int, pid: int, sockets: int) -> dict:
     held = rss_mb(pid)
     count = 0
     lat = []
+    cpu_before = cpu_seconds(pid)
     deadline = time.perf_counter() + 10
     while time.perf_counter() < deadline:
         batch = conns[:200]
@@ -444,10 +447,11 @@ async def run_reference(port: int, pid: int, sockets: int) -> dict:
         await asyncio.gather(*(c.recv() for c in batch))
         lat.append((time.perf_counter() - t) * 1000)
         count += len(batch)
+    cpu_used = cpu_seconds(pid) - cpu_before
     for c in conns:
         await c.close()
     return {"sockets": sockets, "kb_per_socket": (held - base) * 1024 / sockets,
-            "echo_per_s": count / 10}
+            "echo_per_s": count / 10, "cpu_ms_per_echo": cpu_used * 1000 / max(count, 1)}
 
 
 def reference(sockets: int) -> dict:
@@ -473,8 +477,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300, help="visitor messages per second")
     parser.add_argument("--duration", type=float, default=300, help="seconds of sustained load")
     parser.add_argument("--reconnect", type=int, default=500)
-    parser.add_argument("--server", choices=["werkzeug", "gthread", "gevent"], default=None,
-                        help="werkzeug (meiqia run; the embedded default's server) or a "
+    parser.add_argument("--server", choices=["embedded", "threads", "gthread", "gevent"], default=None,
+                        help="embedded (`meiqia run`, the embedded default's server), "
+                             "threads (`meiqia run` on Werkzeug's threads, as before "
+                             "issue 19) or a "
                              "gunicorn worker class (default with --production: gevent, "
                              "as deploy/gunicorn.conf.py picks for PostgreSQL)")
     parser.add_argument("--workers", type=int, default=1,
@@ -487,7 +493,7 @@ def main() -> None:
                         help="print the figures, leave docs/benchmarks.md alone")
     args = parser.parse_args()
     if args.server is None:
-        args.server = "gevent" if args.production else "werkzeug"
+        args.server = "gevent" if args.production else "embedded"
     if args.workers > 1 and not args.production:
         parser.error("several processes share events only through Redis: add --production")
     if args.reference:
@@ -518,13 +524,17 @@ def main() -> None:
                     "MEIQIA_REDIS_PREFIX": f"bench-{db_name}"})
     subprocess.run([sys.executable, "-m", "meiqia.cli", "db", "upgrade"], env=env, cwd=ROOT,
                    check=True, capture_output=True)
+    load_start = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     proc = start_server(env, port, args.server, args.workers)
     try:
         fig = asyncio.run(run_load(args, port, proc.pid))
         fig["stored"] = stored_count(env)
+        fig["load_start"] = load_start
+        fig["load_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     finally:
         # gunicorn waits graceful_timeout for open websockets on SIGTERM; SIGINT is quick.
-        proc.send_signal(signal.SIGTERM if args.server == "werkzeug" else signal.SIGINT)
+        proc.send_signal(signal.SIGTERM if args.server in ("embedded", "threads")
+                         else signal.SIGINT)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -542,7 +552,9 @@ def main() -> None:
            + f" --server {args.server} --workers {args.workers}"
            + f" --visitors {args.visitors} --agents {args.agents} --rate {args.rate:g}"
            f" --duration {args.duration:g} --reconnect {args.reconnect}")
-    server = ("Werkzeug threaded server, as `meiqia run`" if args.server == "werkzeug" else
+    server = ("`meiqia run`: gevent's WSGI server, one process" if args.server == "embedded" else
+              "`meiqia run` on Werkzeug's threaded server (as before issue 19)"
+              if args.server == "threads" else
               f"gunicorn, {args.server} worker class, deploy/gunicorn.conf.py")
     met = (fig["sockets"] >= 2050 and fig["rate"] >= 299 and fig["p95"] < 50
            and fig["p99"] < 200 and fig["lost"] == 0 and fig["dup"] == 0
@@ -573,16 +585,20 @@ def main() -> None:
         f"| reconnect storm | {fig['storm_ok']} of {fig['storm']} resumed with exactly their missed message in {fig['storm_s']:.1f} s |",
         f"| bare `websockets` echo server, same client (the limit) | {reference_text(ref, short=True)} |",
         f"| meiqia / reference | {fig['kb_per_socket'] / ref['kb_per_socket']:.1f} × the memory per socket; "
-        f"{fig['rate'] / ref['echo_per_s'] * 100:.1f} % of its message rate (at the goal's rate, not our ceiling) |",
+        f"{fig['rate'] / ref['echo_per_s'] * 100:.1f} % of its message rate (at the goal's rate, not our ceiling); "
+        f"{fig['cpu_ms_per_msg'] / max(ref['cpu_ms_per_echo'], 1e-9):.0f} × its CPU per message |",
+        f"| load average at the start / end of the run (`uptime`, 2 cores, shared) | "
+        f"{fig['load_start']} / {fig['load_end']} |",
     ])
     name = ("ws-load-production" if args.production else "ws-load-embedded") + (
-        "" if args.server == "werkzeug" else f"-{args.server}-{args.workers}")
+        "" if args.server == "embedded" else f"-{args.server}-{args.workers}")
     write_section(name, f"Websocket load, {mode}, {args.workers} × {args.server}", cmd, body)
 
 
 def reference_text(ref: dict, short: bool = False) -> str:
     text = (f"{ref['sockets']:,} sockets held at {ref['kb_per_socket']:.1f} KB each; "
-            f"{ref['echo_per_s']:,.0f} echo messages/s (200 clients in lock-step)")
+            f"{ref['echo_per_s']:,.0f} echo messages/s (200 clients in lock-step), "
+            f"{ref.get('cpu_ms_per_echo', 0):.3f} ms of server CPU per echoed message")
     return text if short else f"Bare asyncio `websockets` echo server, same machine and client: {text}."
 
 

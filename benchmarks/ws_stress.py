@@ -12,7 +12,7 @@ conversation the benchmark counts the positions it never got (lost), got twice
 ``last_seq``. All three must be 0; a client that sees its own message as a
 ``message`` frame (not only the ack) counts as an echo, also 0.
 
-Two setups: the in-process hub (one process, Werkzeug threaded server as
+Two setups: the in-process hub (one process, gevent, as
 ``meiqia run``, SQLite) and ``--production`` (PostgreSQL + Redis, gunicorn
 gevent × 2: two web processes, so frames cross the Redis hub).
 
@@ -368,13 +368,13 @@ def main() -> None:
                     "MEIQIA_REDIS_URL": args.redis, "MEIQIA_REDIS_PREFIX": f"bench-{db_name}"})
     subprocess.run([sys.executable, "-m", "meiqia.cli", "db", "upgrade"], env=env, cwd=ROOT,
                    check=True, capture_output=True)
-    server, workers = ("gevent", 2) if args.production else ("werkzeug", 1)
+    server, workers = ("gevent", 2) if args.production else ("embedded", 1)
     proc = start_server(env, port, server, workers)
     try:
         tally, seconds = stress_against(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}",
                                         args.conversations, args.messages, args.drop, args.seed)
     finally:
-        proc.send_signal(signal.SIGTERM if server == "werkzeug" else signal.SIGINT)
+        proc.send_signal(signal.SIGTERM if server == "embedded" else signal.SIGINT)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -389,7 +389,7 @@ def main() -> None:
     if args.no_write:
         return
     mode = ("PostgreSQL + Redis hub, gunicorn gevent × 2 (two web processes)"
-            if args.production else "SQLite, in-process hub, Werkzeug threaded server "
+            if args.production else "SQLite, in-process hub, gevent "
             "(as `meiqia run`)")
     ok = tally.lost == tally.duplicated == tally.out_of_order == tally.echoes == 0 \
         and not tally.errors and tally.acked == tally.sent

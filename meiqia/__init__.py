@@ -6,13 +6,19 @@ database, event hub, job queue, plugins and blueprints, in that order.
 
 from __future__ import annotations
 
-import logging
-import os
-import secrets
-from collections.abc import Iterable
-from typing import Any
+# First of all: `meiqia run` serves with gevent, whose patches must precede every
+# import of threading, socket and ssl (Flask imports ssl). Other processes: no-op.
+from meiqia.embedded_server import patch_if_serving
 
-from flask import Flask
+patch_if_serving()
+
+import logging  # noqa: E402 - after the gevent patch, on purpose
+import os  # noqa: E402
+import secrets  # noqa: E402
+from collections.abc import Iterable  # noqa: E402
+from typing import Any  # noqa: E402
+
+from flask import Flask  # noqa: E402
 
 __version__ = "0.1.0"
 

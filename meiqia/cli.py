@@ -185,8 +185,10 @@ def _import_demo_kb(agent: Any) -> None:
               envvar="MEIQIA_PORT", help="Port to listen on (0: any free one); or MEIQIA_PORT.")
 @click.option("--dev", is_flag=True, help="Debug mode with the auto-reloader.")
 def run(host: str, port: int, dev: bool) -> None:
-    """Serve meiqia (threaded server, websockets included).
+    """Serve meiqia: one process with gevent's server, websockets included.
 
+    Thousands of sockets and a small team's messages on SQLite, with nothing else
+    to install; --dev serves with Werkzeug's threads and its reloader instead.
     For production use gunicorn as docs/deploy.md shows.
     """
     from meiqia import create_app
@@ -213,19 +215,28 @@ def run(host: str, port: int, dev: bool) -> None:
         click.echo(banner.format(version=__version__, host=host, port=port))
         app.run(host=host, port=port, debug=True, use_reloader=True, threaded=True)
         return
-    # The same threaded werkzeug server app.run starts, without its four-line banner
-    # repeating the line above (issue 17: `make run` says what it does in a few lines).
+    # Werkzeug and gevent answer a taken port with their own words; ours name the way out.
     import socket
 
-    from werkzeug.serving import make_server
-
-    # Werkzeug answers a taken port by exiting with its own words; ours name the way out.
     try:
         socket.create_server((host, port)).close()
     except OSError as exc:  # the port is taken, or the address is not ours
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port "
             "with --port or MEIQIA_PORT (or `make run PORT=8080`)") from exc
+    from meiqia import embedded_server
+
+    if embedded_server.is_patched():
+        # gevent's server: thousands of sockets on one thread (meiqia/embedded_server.py).
+        server = embedded_server.make_server(host, port, app)
+        click.echo(banner.format(version=__version__, host=host, port=server.server_port))
+        embedded_server.serve(server)
+        return
+    # Not patched (click's test runner calls this in a plain process): the same
+    # threaded werkzeug server app.run starts, without its four-line banner
+    # repeating the line above (issue 17: `make run` says what it does in a few lines).
+    from werkzeug.serving import make_server
+
     server = make_server(host, port, app, threaded=True)
     # The port it really took (--port 0 asks the system for a free one).
     click.echo(banner.format(version=__version__, host=host, port=server.server_port))

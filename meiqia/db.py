@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import threading
 import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -50,8 +52,105 @@ class ImmediateSqliteDatabase(PooledSqliteDatabase):
     queue on busy_timeout instead. SQLite has one writer at a time anyway.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Made here, not at import: under ``meiqia run`` gevent has patched
+        # ``threading`` by now, so this lock makes greenlets take turns.
+        self._writer = _WriterTurn(self._busy_seconds())
+
+    def _busy_seconds(self) -> float:
+        return float(self._pragmas_dict().get("busy_timeout", 10000)) / 1000
+
+    def _pragmas_dict(self) -> dict[str, Any]:
+        return dict(self._pragmas or ())
+
     def begin(self, lock_type: str | None = None) -> None:
-        super().begin(lock_type or "IMMEDIATE")
+        self._writer.take()
+        try:
+            super().begin(lock_type or "IMMEDIATE")
+        except BaseException:
+            self._writer.give_back()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._writer.give_back()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._writer.give_back()
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        """A write outside a transaction (autocommit) takes its turn too: in a
+        gevent process its SQLite lock wait would stop every socket, the holder of
+        the lock included."""
+        if self.in_transaction() or not _WRITES.match(sql):
+            return super().execute_sql(sql, params)
+        self._writer.take()
+        try:
+            return super().execute_sql(sql, params)
+        finally:
+            self._writer.give_back()
+
+    def close(self) -> bool:
+        closed = super().close()
+        # A connection closed with its transaction open (an error path that never
+        # reached commit or rollback) must not keep the turn from every writer.
+        self._writer.give_back(entirely=True)
+        return closed
+
+
+#: Statements that write (SELECT, and PRAGMA reads, do not take a turn).
+_WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|VACUUM)\b", re.I)
+
+
+class _WriterTurn:
+    """One SQLite writer at a time in this process, the others waiting their turn
+    in line, for at most the busy timeout.
+
+    SQLite lets one connection write at a time; the others wait in
+    ``busy_timeout``, a C loop of sleeps that gevent cannot switch out of. Under
+    ``meiqia run`` (one thread, thousands of greenlets) a greenlet waiting there
+    stops every socket, including the greenlet that holds the lock, so it waits
+    out the whole timeout. Taking the turn on this lock first (a gevent lock once
+    ``threading`` is patched, a thread lock otherwise) queues the writers
+    cooperatively, in order, while readers go on in WAL; SQLite's own wait is
+    left for another process (a ``meiqia`` command) writing the same file.
+
+    The turn belongs to the thread (greenlet) that took it; a second ``take`` by
+    the holder nests. A writer that cannot get its turn within the busy timeout
+    fails as SQLite would ("database is locked"), which the socket answers with
+    ``unavailable`` and an HTTP request with 503 (web/unavailable.py).
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._lock = threading.Lock()
+        self._timeout = timeout
+        self._owner: int | None = None
+        self._depth = 0
+
+    def take(self) -> None:
+        me = threading.get_ident()
+        if self._owner == me:
+            self._depth += 1
+            return
+        if not self._lock.acquire(timeout=self._timeout):
+            raise peewee.OperationalError(
+                "database is locked: no turn to write within the busy timeout")
+        self._owner = me
+        self._depth = 1
+
+    def give_back(self, entirely: bool = False) -> None:
+        if self._owner != threading.get_ident():
+            return
+        self._depth = 0 if entirely else self._depth - 1
+        if self._depth == 0:
+            self._owner = None
+            self._lock.release()
 
 
 def make_database(url: str, busy_timeout: float = 10.0, pool_size: int = 20) -> peewee.Database:

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from meiqia import embedded_server
+
 
 class PluginPool:
     """``threads`` daemon threads running one plugin's calls, ``backlog`` more waiting."""
@@ -32,7 +34,8 @@ class PluginPool:
         self.plugin = plugin
         self.threads = max(1, threads)
         self.capacity = self.threads + max(0, backlog)
-        self._slots = threading.BoundedSemaphore(self.capacity)
+        # gevent's own under gevent: many greenlets submit at once (embedded_server).
+        self._slots = embedded_server.bounded_semaphore(self.capacity)
         self._queue: queue.SimpleQueue[tuple[Future, Callable[[], Any]] | None] = \
             queue.SimpleQueue()
         self._workers: list[threading.Thread] = []

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from meiqia import embedded_server
 from meiqia import metrics
 from meiqia.models.base import utcnow
 from meiqia.plugin_runtime.budgets import budget_for
@@ -239,6 +240,8 @@ class PluginRuntime:
                 return None, self._failed(plugin, hook, "raised", exc, started, breaker)
             self._succeeded(plugin, hook, started)
             return result, None
+        if embedded_server.is_patched():
+            return self._run_in_greenlet(plugin, hook, fn, kwargs, budget, started, breaker)
         context = contextvars.copy_context()  # Flask's app and request context
 
         def call() -> Any:
@@ -268,6 +271,41 @@ class PluginRuntime:
             # would be freed at some later moment instead of now.
             future = None
             return None, self._failed(plugin, hook, "raised", exc, started, breaker)
+        self._succeeded(plugin, hook, started)
+        return result, None
+
+    def _run_in_greenlet(self, plugin: str, hook: str, fn: Callable[..., Any],
+                         kwargs: dict[str, Any], budget: float, started: float,
+                         breaker: bool) -> tuple[Any, Failure | None]:
+        """Under gevent (``meiqia run``, gunicorn's gevent worker): the call runs in
+        the caller's greenlet, its budget a ``gevent.Timeout``.
+
+        A pool "thread" there is a greenlet on the same OS thread, so it isolates
+        nothing a timeout does not, and each hand-off to it and back waits a whole
+        turn of the event loop behind every busy socket: at 300 messages/s on
+        ``meiqia run``, socket frames held their database turn through two such
+        waits for each agent suggestion (``candidates_for``), the frames behind
+        them timed out, and the process sat mostly idle (issue 19's profile). The
+        timeout interrupts a plugin where it waits (network, database, sleep);
+        one that computes past its budget without waiting is timed out when it
+        returns, as a pool call's late answer is dropped.
+        """
+        from gevent import Timeout
+
+        timer = Timeout(budget)
+        timer.start()
+        try:
+            result = fn(**kwargs)
+        except Timeout as exc:
+            if exc is not timer:
+                raise
+            return None, self._failed(plugin, hook, "timeout", f"{budget:g}s", started, breaker)
+        except Exception as exc:  # noqa: BLE001 - isolated, logged with the names
+            return None, self._failed(plugin, hook, "raised", exc, started, breaker)
+        finally:
+            timer.close()
+        if time.perf_counter() - started > budget:
+            return None, self._failed(plugin, hook, "timeout", f"{budget:g}s", started, breaker)
         self._succeeded(plugin, hook, started)
         return result, None
 

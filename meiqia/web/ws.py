@@ -40,6 +40,7 @@ from flask_sock import Sock
 from playhouse.pool import MaxConnectionsExceeded
 from simple_websocket import ConnectionClosed
 
+from meiqia import embedded_server
 from meiqia import metrics
 from meiqia.db import connection
 from meiqia.db import get_by_id
@@ -78,7 +79,8 @@ PING_SECONDS = 25
 
 def init_app(app: Flask) -> None:
     size = app.config.get("WS_DB_CONCURRENCY") or max(2, app.config["DATABASE_POOL_SIZE"] * 3 // 4)
-    app.extensions["meiqia.ws_gate"] = threading.BoundedSemaphore(size)
+    # gevent's own semaphore under gevent (meiqia/embedded_server.py says why).
+    app.extensions["meiqia.ws_gate"] = embedded_server.bounded_semaphore(size)
     # No server-initiated pings: simple_websocket closes a socket (1008) when a pong
     # is late, which under load drops healthy clients. Clients send "ping" frames
     # every PING_SECONDS instead (the widget does), which also keeps NATs open.
@@ -105,7 +107,7 @@ def socket_unit() -> Iterator[None]:
     connections. Without a bound, a burst of frames makes every socket thread
     wait inside the pool, the pool times out, and frames fail (what the
     2,000-socket benchmark saw). Behind this gate the burst waits in line,
-    first come first served (``threading.Semaphore`` wakes waiters in order),
+    first come first served (``threading.Semaphore`` and gevent's wake waiters in order),
     and the pool keeps room for HTTP requests. Nested units share the outer
     turn. Waiting longer than DATABASE_BUSY_TIMEOUT raises as an exhausted pool
     does, which the socket answers with an ``unavailable`` error frame.
