@@ -71,6 +71,9 @@ class Subscription:
         self.queue: queue.Queue[tuple[str, dict]] = queue.Queue(MAX_PENDING)
         self.closed = False
         self.accept = accept
+        #: Called (no arguments) after something was queued: the socket's pump
+        #: starts only then (meiqia/web/ws.py ``_Pump``). Cheap, never blocking.
+        self.notify: Callable[[], None] | None = None
         #: Wall-clock time (``time.time()``) from which events may be missing
         #: from this queue, or None: set by ``request_resync``, taken by the pump.
         self.resync_since: float | None = None
@@ -126,6 +129,7 @@ class Subscription:
             self.queue.put_nowait(RESYNC)
         except queue.Full:
             pass  # a full queue has a busy pump, which checks the flag before each event
+        self._notify()
 
     def take_resync(self) -> float | None:
         """The pending resync's time, cleared; None when there is none."""
@@ -151,6 +155,16 @@ class Subscription:
         except queue.Full:
             log.warning("hub: subscriber queue full, event on %s dropped; resyncing", topic)
             self.request_resync(time.time())
+            return
+        self._notify()
+
+    def _notify(self) -> None:
+        notify = self.notify
+        if notify is not None:
+            try:
+                notify()
+            except Exception:  # noqa: BLE001 - one socket must not stop the fan-out
+                log.exception("hub: a subscriber's wake-up failed")
 
 
 class BaseHub:
