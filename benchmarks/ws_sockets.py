@@ -168,7 +168,9 @@ class Conn:
         try:
             while True:
                 opcode, payload = await _read_frame(self.reader)
-                if opcode == 8:
+                if opcode == 9:  # the server's ping (the asyncio echo's keepalive)
+                    self.writer.write(_frame(10, payload))
+                elif opcode == 8:
                     if not self.stopping:
                         self.closed_by_server = (struct.unpack("!H", payload[:2])[0]
                                                  if len(payload) >= 2 else 1005)

@@ -52,6 +52,22 @@ PEER_INTERVAL = 1.0
 PEER_TIMEOUT = 3.0
 
 
+class SharedData(dict):
+    """An event's ``data`` as every local subscriber receives it: one object per
+    event and process, so a socket frame made of it is encoded once per fan-out
+    instead of once per socket (meiqia/web/ws.py ``Channel.send`` keeps the
+    encoded frames in ``frames``). At 300 messages/s and 50 agent sockets on the
+    team topic, that was 15,000 ``json.dumps`` of the same event a second.
+    Read-only for subscribers: a socket that shapes data (the visitor's privacy
+    filter) makes a new dict, which is encoded for that socket alone."""
+
+    __slots__ = ("frames",)
+
+    def __init__(self, data: dict) -> None:
+        super().__init__(data)
+        self.frames: dict[tuple[str, Any], str] = {}
+
+
 class Subscription:
     """A local queue of (topic, event) pairs for one client.
 
@@ -199,6 +215,12 @@ class BaseHub:
                 for sub in subs:
                     sub.request_resync(float(since))
             return
+        if not subs:
+            return
+        data = event.get("data")
+        if isinstance(data, dict) and not isinstance(data, SharedData):
+            # A new event dict: the publisher's own stays as it was.
+            event = {**event, "data": SharedData(data)}
         for sub in subs:
             sub._deliver(topic, event)
 

@@ -8,10 +8,17 @@ events from the hub. Message frames go out through the socket's
 nothing twice, so nothing is lost or repeated across reconnects, restarts or a
 switch of process.
 
-Each socket has two threads: this handler reads client frames, and a pump
-thread blocks on the hub subscription and writes events; writes share a lock.
-The visitor socket subscribes only to its conversation topic, where internal
-notes are never published.
+Each socket has one thread (a greenlet under gevent) for as long as it is open:
+the handler, which reads client frames from the socket itself (no
+simple-websocket reader thread, ``_receive``). A pump thread exists only while
+hub events wait for the socket (``_Pump``); writes share a lock. A hub event's
+frame is encoded once per process, however many sockets send it
+(``hub.SharedData``). The visitor socket subscribes only to its conversation
+topic, where internal notes are never published.
+
+Connecting takes a database turn (``socket_unit``); a socket that cannot get one
+(a connect storm, the database down) gets ``unavailable`` with
+``retry_after_ms`` and close 1013, never 1011 (docs/protocol.md, "Outages").
 
 When the hub reports a gap (Redis down, a listener reconnected, a process
 killed between commit and publish, a queue overflow: meiqia/hub.py), the pump
@@ -46,6 +53,7 @@ from meiqia import metrics
 from meiqia.db import connection
 from meiqia.db import get_by_id
 from meiqia.hub import RESYNC
+from meiqia.hub import SharedData
 from meiqia.models import Conversation
 from meiqia.models import Mention
 from meiqia.models import Message
@@ -219,9 +227,9 @@ def socket_unit() -> Iterator[None]:
 class _SerialSocket:
     """A websocket's TCP socket whose writes are whole and never interleave.
 
-    Three threads write to one socket: the hub pump, the frame loop (acks,
-    errors) and simple-websocket's reader thread, which answers pings and close
-    frames with a bare ``socket.send``. A blocked ``sendall`` of a large frame
+    Two threads write to one socket: the hub pump and the frame loop (acks,
+    errors, and the answers to pings and close frames, which simple-websocket
+    writes with a bare ``socket.send``). A blocked ``sendall`` of a large frame
     (slow reader) lets another thread's bytes land inside the frame, which the
     client sees as a corrupted frame ("reserved bits must be 0"). Every write
     goes through one lock here, and ``send`` writes everything, like ``sendall``.
@@ -265,7 +273,15 @@ class Channel:
         self.kind = "visitor"
 
     def send(self, kind: str, data: dict | None = None, msg_id: int | None = None) -> None:
-        text = envelope(kind, data, msg_id)
+        if type(data) is SharedData:
+            # The hub's event data, the same object for every socket of this process:
+            # encoded once per fan-out (its ``ts`` is the first socket's send time).
+            key = (kind, msg_id)
+            text = data.frames.get(key)
+            if text is None:
+                text = data.frames[key] = envelope(kind, data, msg_id)
+        else:
+            text = envelope(kind, data, msg_id)
         with self.lock:
             try:
                 _send_all(self.ws, text)
@@ -582,6 +598,20 @@ def _try_again_later(channel: Channel, exc: Exception) -> None:
         channel.ws.close(reason=TRY_AGAIN_LATER, message="busy, try again later")
 
 
+def _pong(channel: Channel, frame: dict) -> bool:
+    """Answer a ``ping`` without a database turn; whether it was one.
+
+    Every client pings every PING_SECONDS: at 10,000 sockets that is 400 frames a
+    second, which waited in line for the database with real frames (the frame
+    handlers load the conversation first) and, in a connect storm, were answered
+    ``unavailable`` (benchmarks/ws_sockets.py). The presence write a ping may
+    carry is done before, as for any frame."""
+    if frame["type"] != "ping":
+        return False
+    channel.send("pong", {})
+    return True
+
+
 def _bookkeeping(what: str, write: Callable[..., Any], *args: Any) -> bool:
     """A write that keeps presence or delivery ticks right: worth doing again later,
     never worth the socket. Returns whether it was recorded.
@@ -680,6 +710,8 @@ def visitor_socket(ws: Any) -> None:
             if time.monotonic() - last_touch > PING_SECONDS / 2 and _bookkeeping(
                     "presence", presence.visitor_alive, visitor.id):
                 last_touch = time.monotonic()
+            if _pong(channel, frame):
+                continue
             try:
                 with socket_unit():
                     _visitor_frame(channel, visitor, conversation.id, frame)
@@ -893,6 +925,8 @@ def agent_socket(ws: Any) -> None:
             elif time.monotonic() - last_touch > touch_every and _bookkeeping(
                     "presence", presence.agent_alive, actor, socket_row[0]):
                 last_touch = time.monotonic()
+            if _pong(channel, frame):
+                continue
             try:
                 with socket_unit():
                     _agent_frame(channel, actor, frame)
