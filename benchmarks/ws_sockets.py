@@ -459,7 +459,8 @@ def main() -> None:
         "|---|---|---|---|",
         f"| sockets open / asked | {fig.connected:,} / {args.sockets:,} | "
         f"{ref.connected:,} / {args.sockets:,} | {fsk.connected:,} / {args.sockets:,} |",
-        f"| first attempts spread over / every socket open after | {args.storm:g} s / "
+        f"| first attempts spread over / storm over after (every socket open, or 300 s "
+        f"and the rest given up) | {args.storm:g} s / "
         f"{fig.all_open_s:.0f} s | {args.storm:g} s / {ref.all_open_s:.0f} s | "
         f"{args.storm:g} s / {fsk.all_open_s:.0f} s |",
         f"| attempts (refused at connect, by close code or error) | {fig.attempts:,} ({refused}) | "
