@@ -220,6 +220,7 @@ async def storm(port: int, paths: list[str], storm_s: float, hold_s: float,
     if pid is not None:
         result.rss_base_mb = rss_mb(pid)
     conns: list[Conn | None] = [None] * len(paths)
+    holders: list[asyncio.Task] = []
     start = time.monotonic()
     give_up = start + give_up_s
 
@@ -229,7 +230,10 @@ async def storm(port: int, paths: list[str], storm_s: float, hold_s: float,
         while time.monotonic() < give_up:
             result.attempts += 1
             try:
-                conns[i] = await Conn.open(port, path, hello)
+                conns[i] = conn = await Conn.open(port, path, hello)
+                # Read from the start: a server's keepalive ping (the asyncio echo's)
+                # must be answered while the storm goes on.
+                holders.append(asyncio.create_task(conn.hold()))
                 result.connected += 1
                 result.most_retries = max(result.most_retries, tries)
                 return
@@ -249,7 +253,6 @@ async def storm(port: int, paths: list[str], storm_s: float, hold_s: float,
     await asyncio.gather(*(one(i, p) for i, p in enumerate(paths)))
     result.all_open_s = time.monotonic() - start
     opened = [c for c in conns if c is not None]
-    holders = [asyncio.create_task(c.hold()) for c in opened]
 
     async def heartbeat() -> None:
         # Each socket pings every PING_SECONDS, spread evenly over the period.

@@ -192,6 +192,11 @@ def envelope(kind: str, data: dict | None = None, msg_id: int | None = None) -> 
                        "data": data or {}}, ensure_ascii=False)
 
 
+class GateBusy(MaxConnectionsExceeded):
+    """No database turn within DATABASE_BUSY_TIMEOUT: the database is busy, not
+    down (handled as an exhausted pool everywhere, except by ``resync``)."""
+
+
 _unit_depth = threading.local()
 
 
@@ -213,7 +218,7 @@ def socket_unit() -> Iterator[None]:
     gate = current_app.extensions.get("meiqia.ws_gate") if depth == 0 else None
     if gate is not None and not gate.acquire(
             timeout=current_app.config["DATABASE_BUSY_TIMEOUT"]):
-        raise MaxConnectionsExceeded("too many socket frames are waiting for the database")
+        raise GateBusy("too many socket frames are waiting for the database")
     _unit_depth.value = depth + 1
     try:
         with connection():
@@ -428,7 +433,8 @@ _STOP: Any = ("", {"type": "_stop"})
 #: stream's own position (a message is published after its commit, so one
 #: committed just before the gap may be among those the hub lost).
 RESYNC_MARGIN = 5.0
-#: Tries of a resync's database replay before the socket is closed (1012) instead,
+#: Tries of a resync's database replay before the socket is closed (1012) instead
+#: (a turn the gate has not given yet is waited for, not counted: ``GateBusy``),
 #: for the client to resume with ``after_seq=`` (docs/protocol.md, "Outages").
 RESYNC_ATTEMPTS = 3
 
@@ -444,15 +450,25 @@ def resync(channel: Channel, sub: Any, catch_up: Callable[[float], None]) -> Non
     since = sub.take_resync()
     if since is None:
         return
-    for attempt in range(RESYNC_ATTEMPTS):
+    attempt = 0
+    while attempt < RESYNC_ATTEMPTS:
         try:
             with socket_unit():
                 catch_up(since)
             return
+        except GateBusy:
+            # Busy, not down: every socket of the process resyncing at once (a peer
+            # thought silent while its workers were busy) waits in line. Closing them
+            # with 1012 would turn the wait into a reconnect storm (8,309 sockets of
+            # 10,000 in benchmarks/ws_sockets.py before this).
+            if channel.closed.wait(random.uniform(0.5, 2.0)):
+                return
+            continue
         except DATABASE_ERRORS as exc:
             log.warning("ws: resync failed (%s); trying again", exc)
             if channel.closed.wait(0.5 * 2 ** attempt):
                 return
+        attempt += 1
     log.warning("ws: resync impossible, the database is unavailable; closing with 1012")
     channel.closed.set()
     try:
