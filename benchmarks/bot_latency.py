@@ -10,7 +10,7 @@ with PATCH /api/v1/knowledge/<id>, then the next POST /api/v1/bot/ask, in the
 editing process and in a second app on the same database (another process's
 view, which checks the KB version every ``CHECK_SECONDS``).
 
-Run: ``.venv/bin/python benchmarks/bot_latency.py`` (a few minutes; ``--no-report``
+Run: ``nice -n 15 .venv/bin/python benchmarks/bot_latency.py`` (a few minutes; ``--no-report``
 prints the figures without writing docs/benchmarks.md).
 """
 
@@ -81,9 +81,10 @@ else:
     queries = queries[:200]
 build = time.perf_counter() - t0
 resident_mb = (resident() - resident_before) / 2**20
-lat = []
+lat, cpu = [], []
 for q in queries:
-    t = time.perf_counter(); ask(q); lat.append((time.perf_counter() - t) * 1000)
+    t, c = time.perf_counter(), time.thread_time(); ask(q)
+    cpu.append((time.thread_time() - c) * 1000); lat.append((time.perf_counter() - t) * 1000)
 edit_ms = None
 if mode == "meiqia":
     e = entries[len(entries) // 2]
@@ -95,7 +96,9 @@ if mode == "meiqia":
     index.wait_rebuilt()
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"edit_ms": edit_ms, "variants": n, "entries": len(entries), "build_s": build, "p50": float(np.percentile(lat, 50)),
-                  "p99": float(np.percentile(lat, 99)), "rss_mb": rss / 1024,
+                  "p99": float(np.percentile(lat, 99)),
+                  "cpu_p50": float(np.percentile(cpu, 50)), "cpu_p99": float(np.percentile(cpu, 99)),
+                  "first_ms": lat[0], "max_ms": max(lat), "rss_mb": rss / 1024,
                   "index_mb": (rss - before) / 1024, "resident_mb": resident_mb,
                   "queries": len(queries)}))
 '''
@@ -186,16 +189,18 @@ def main() -> None:
     parser.add_argument("--no-report", action="store_true",
                         help="print the figures, leave docs/benchmarks.md alone")
     report = not parser.parse_args().no_report
-    lines = ["| variants | entries | method | build s | p50 ms | p99 ms | edit ms | peak RSS MB "
-             "| index MB (peak) | index MB (resident) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variants | entries | method | build s | p50 ms | p99 ms | CPU p50 ms | CPU p99 ms "
+             "| first query ms | edit ms | peak RSS MB | index MB (peak) | index MB (resident) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    load_start = os.getloadavg()[0]
     for target in (10_000, 100_000):
         for mode, name in (("meiqia", "**meiqia**"), ("tfidf", "plain TF-IDF NN"),
                            ("fuzz", "full rapidfuzz scan")):
             fig = run(target, mode)
             print(target, mode, fig, flush=True)
             lines.append(f"| {fig['variants']:,} | {fig['entries']:,} | {name} | {fig['build_s']:.2f} | "
-                         f"{fig['p50']:.2f} | {fig['p99']:.2f} | "
+                         f"{fig['p50']:.2f} | {fig['p99']:.2f} | {fig['cpu_p50']:.2f} | "
+                         f"{fig['cpu_p99']:.2f} | {fig['first_ms']:.2f} | "
                          f"{'—' if fig['edit_ms'] is None else format(fig['edit_ms'], '.0f')} | "
                          f"{fig['rss_mb']:.0f} | "
                          f"{fig['index_mb']:.0f} | {fig['resident_mb']:.0f} |")
@@ -211,8 +216,14 @@ def main() -> None:
         f"{edit['other_max_ms']:.0f} ms after the edit returned.",
     ]
     body = (
-        "Goals: p50 < 2 ms and p99 < 10 ms per question at 10,000 variants; p99 < 25 ms "
-        "and build < 10 s at 100,000. Each figure is a separate process; peak RSS "
+        "Goals: p50 < 2 ms and p99 < 5 ms per question at 10,000 variants (issue 20); "
+        "p99 < 25 ms and build < 10 s at 100,000. p50 / p99 ms are wall-clock times of "
+        "1,000 queries in a row; CPU p50 / p99 ms the same queries' CPU time (the "
+        "querying thread's, ``time.thread_time``): on a shared machine a query waits "
+        "for a core as long as the others' load makes it, and only the CPU time is "
+        "the bot's own (docs/bot.md, \"Where the latency tail comes from\"). First "
+        "query ms: the first question after the build (the index warms up at build). "
+        "Each figure is a separate process; peak RSS "
         "includes Python and the libraries; index MB (peak) is the growth of the peak "
         "over the whole run (build, queries, two edits and the background refit they start, "
         "while the old index keeps answering); index MB (resident) is what the built index "
@@ -224,14 +235,15 @@ def main() -> None:
         "until the edit is visible to queries; above 2,000 variants an edit is patched in "
         "(the changed entry's rows and classifier column only) and the full refit runs "
         "in a background thread (peak RSS includes that refit).\n\n"
-        + f"Load average when the run ended: {os.getloadavg()[0]:.1f} on "
+        + f"Load average when the run started: {load_start:.1f}, when it ended: "
+        f"{os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} cores (timings of every method stretch alike when the machine "
         "is shared; compare them within a run).\n\n"
         + "\n".join(lines)
     )
     if report:
         write_section("bot-latency", "Bot latency, build time and memory",
-                      ".venv/bin/python benchmarks/bot_latency.py", body)
+                      "nice -n 15 .venv/bin/python benchmarks/bot_latency.py", body)
     else:
         print(body)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import weakref
+from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
 from typing import TypeVar
@@ -111,6 +112,50 @@ def get_by_id(model: type[ModelT], pk: int) -> ModelT:
     if not rows:
         raise model.DoesNotExist(f"{model.__name__} {pk} does not exist")
     return rows[0]
+
+
+_STATEMENTS: weakref.WeakKeyDictionary[peewee.Database, dict[Any, str]] = \
+    weakref.WeakKeyDictionary()
+
+
+def statement(key: Any, build: Callable[[], str]) -> str:
+    """A statement's SQL built once per database (``build()`` the first time).
+
+    For the statements of every chat message (its position, its INSERT): the
+    in-process profile (benchmarks/message_path.py) found peewee's query
+    building at over a third of a message's CPU, for text that never changes.
+    """
+    db = database.obj
+    per_db = _STATEMENTS.get(db)
+    if per_db is None:
+        per_db = _STATEMENTS.setdefault(db, {})
+    sql = per_db.get(key)
+    if sql is None:
+        sql = per_db[key] = build()
+    return sql
+
+
+def insert_row(model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """``model.create(**values)`` with its INSERT built once per column set: the
+    row is written (``RETURNING`` its id, on SQLite and PostgreSQL alike) and
+    returned as a model instance, as ``create`` returns it. ``values`` names
+    every column the row gets (defaults are not filled in here)."""
+    meta = model._meta
+    fields = [meta.fields[name] for name in values]
+
+    def build() -> str:
+        mark = database.param
+        columns = ", ".join(f'"{f.column_name}"' for f in fields)
+        return (f'INSERT INTO "{meta.table_name}" ({columns}) VALUES '
+                f'({", ".join(mark for _ in fields)}) RETURNING "{meta.primary_key.column_name}"')
+
+    sql = statement(("insert", model, tuple(values)), build)
+    cursor = database.execute_sql(sql, [f.db_value(v) for f, v in zip(fields, values.values(),
+                                                                          strict=True)])
+    row = model(**values)
+    setattr(row, meta.primary_key.name, cursor.fetchone()[0])
+    row._dirty.clear()
+    return row
 
 
 def is_postgres() -> bool:

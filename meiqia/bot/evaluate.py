@@ -40,7 +40,7 @@ def read_cases(path: str | Path) -> list[tuple[str, str]]:
 #: (JSON null), never 0.0.
 METRICS = ("n", "in_scope_accuracy", "oos_recall", "oos_precision", "suggest_rate",
            "p50_ms", "p99_ms", "build_s", "top1_accuracy", "answer_precision", "coverage",
-           "suggest_precision", "thresholds")
+           "suggest_precision", "thresholds", "cpu_p50_ms", "cpu_p99_ms", "oos_curve")
 
 
 def evaluate(
@@ -127,13 +127,17 @@ def evaluate_details(
     build_s = time.perf_counter() - started
     calibration = index.calibrate(target) if calibrate else index.calibration
     latencies = []
+    cpu_times = []
+    #: (expected, top candidate right, its score) per case: the trade-off curve.
+    tops: list[tuple[bool, bool, float]] = []
     in_scope = right = oos = oos_caught = unrecognised = suggested = 0
     top1 = answered = answered_right = suggest_hit = 0
     rows: list[list[str]] = []
     asker = (ask or knowledge_base_only)(index)
     for n, (query, expected) in enumerate(cases, start=1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         decision = asker(query, answer_t, suggest_t)
+        cpu_times.append((time.thread_time() - c0) * 1000)
         latencies.append((time.perf_counter() - t0) * 1000)
         found = decision.candidates
         kind = "unrecognised" if decision.kind in NOT_ANSWERED else decision.kind
@@ -148,6 +152,8 @@ def evaluate_details(
             suggested += 1
             suggest_hit += int(bool(expected) and any(c["entry_id"] == expected
                                                       for c in decision.shown))
+        tops.append((bool(expected), best == expected,
+                     float(found[0]["score"]) if found else 0.0))
         if expected:
             in_scope += 1
             right += int(kind != "unrecognised" and top == expected)
@@ -169,6 +175,7 @@ def evaluate_details(
                              "top2_id", "top2_score", "top3_id", "top3_score"])
             writer.writerows(rows)
     lat = np.asarray(latencies) if latencies else np.zeros(1)
+    cpu = np.asarray(cpu_times) if cpu_times else np.zeros(1)
     return {
         "n": len(cases),
         "in_scope_accuracy": _ratio(right, in_scope),
@@ -177,6 +184,9 @@ def evaluate_details(
         "suggest_rate": _ratio(suggested, len(cases)),
         "p50_ms": round(float(np.percentile(lat, 50)), 3),
         "p99_ms": round(float(np.percentile(lat, 99)), 3),
+        "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 3),
+        "cpu_p99_ms": round(float(np.percentile(cpu, 99)), 3),
+        "oos_curve": oos_curve(tops),
         "build_s": round(build_s, 3),
         "top1_accuracy": _ratio(top1, in_scope),
         "answer_precision": _ratio(answered_right, answered),
@@ -203,6 +213,38 @@ def evaluate_details(
                    "coverage": (answered_right, in_scope),
                    "suggest_precision": (suggest_hit, suggested)},
     }
+
+
+#: Out-of-scope recalls the trade-off curve is read at.
+CURVE_RECALLS = (0.5, 0.7, 0.8, 0.85, 0.9, 0.95)
+
+
+def oos_curve(tops: list[tuple[bool, bool, float]]) -> list[dict[str, float]]:
+    """In-scope accuracy against out-of-scope recall as the suggest threshold
+    moves (the answer threshold left where it is): for each recall of
+    ``CURVE_RECALLS``, the best in-scope accuracy of a threshold that reaches
+    it. ``tops``: per case (in scope?, top candidate right?, its score).
+
+    Why: the two goals pull against each other, and one operating point hides
+    whether a miss is the threshold's (another point on the curve meets both)
+    or the score's (no point does: the signal itself must improve). Empty
+    without out-of-scope cases or without in-scope ones.
+    """
+    ins = np.asarray([s for is_in, _, s in tops if is_in])
+    ok = np.asarray([r for is_in, r, _ in tops if is_in], dtype=bool)
+    oos = np.sort(np.asarray([s for is_in, _, s in tops if not is_in]))
+    if not ins.size or not oos.size:
+        return []
+    points = []
+    for recall in CURVE_RECALLS:
+        # The lowest threshold that declares this share of them unrecognised:
+        # a question below it is unrecognised (``decide``).
+        k = int(np.ceil(recall * oos.size - 1e-9))
+        threshold = float(oos[k - 1]) + 1e-9 if k > 0 else 0.0
+        points.append({"oos_recall": float((oos < threshold).mean()),
+                       "in_scope_accuracy": float((ok & (ins >= threshold)).mean()),
+                       "suggest_threshold": threshold})
+    return points
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -245,10 +287,16 @@ def format_report(result: dict[str, Any]) -> str:
         f"out-of-scope prec.  {ratio('oos_precision')}",
         f"suggest rate        {ratio('suggest_rate')}",
         f"latency p50 / p99   {result['p50_ms']:.2f} ms / {result['p99_ms']:.2f} ms",
+        *([f"CPU p50 / p99       {result['cpu_p50_ms']:.2f} ms / {result['cpu_p99_ms']:.2f} ms"
+           " per question"] if "cpu_p50_ms" in result else []),
         f"index build         {result['build_s']:.2f} s",
         f"thresholds          answer {result.get('answer_threshold', DEFAULT_ANSWER_THRESHOLD)}, "
         f"suggest {result.get('suggest_threshold', DEFAULT_SUGGEST_THRESHOLD)}",
         f"calibration         {calibrated}",
+        *(["in scope vs OOS     " + ", ".join(dict.fromkeys(  # a few cases: points repeat
+            f"{p['in_scope_accuracy']:.3f} at recall {p['oos_recall']:.2f}"
+            for p in result["oos_curve"])) + "  (suggest threshold moved)"]
+          if result.get("oos_curve") else []),
     ])
 
 

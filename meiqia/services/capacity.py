@@ -60,13 +60,23 @@ def candidates(team_id: int) -> list[Agent]:
     Round-robin means the agent who got a conversation longest ago (or never)
     comes first among equals.
     """
+    return candidates_and_loads(team_id)[0]
+
+
+def candidates_and_loads(team_id: int) -> tuple[list[Agent], dict[int, int]]:
+    """``candidates`` and the open conversations per handler they were ranked by."""
     loads = open_counts(team_id)
     free = [
         a for a in online_agents(team_id)
         if a.max_concurrent > 0 and loads.get(a.id, 0) < a.max_concurrent
     ]
+    return order_candidates(free, loads), loads
+
+
+def order_candidates(agents: list[Agent], loads: dict[int, int]) -> list[Agent]:
+    """Least-loaded first, then the one given a conversation longest ago (or never)."""
     return sorted(
-        free,
+        agents,
         key=lambda a: (
             loads.get(a.id, 0),
             a.last_assigned_at is not None,

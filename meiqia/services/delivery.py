@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
-from meiqia.models import Conversation
+from meiqia.db import database
+from meiqia.db import is_postgres
+from meiqia.db import statement
 
 #: Messages read per database page when filling a gap or resuming.
 PAGE = 500
@@ -39,18 +42,35 @@ MAX_NAMED = 200
 Fill = Callable[[int, int, "int | None", int], list[dict]]
 
 
-def next_position(conversation_id: int) -> tuple[int, int | None, int | None, str] | None:
+def next_position(conversation_id: int, message_at: Any = None
+                  ) -> tuple[int, int | None, int | None, str, int | None] | None:
     """Take the conversation's lock and its next ``seq``; call inside the transaction
     that stores the message, before the INSERT (so ids follow seqs as well).
 
-    Returns (seq, handler id, group id, status) as they are now, or None when the
-    conversation is gone.
+    Returns (seq, handler id, group id, status, message id) as they are now, or
+    None when the conversation is gone. With ``message_at`` on PostgreSQL the same
+    UPDATE also takes the new message's id from its sequence and records it as
+    the conversation's last message (at ``message_at``): the caller INSERTs
+    with that id, and the store is one round trip shorter (a statement of its
+    own for ``last_message_id`` after the INSERT was one more wait per message,
+    with the conversation's row locked). Elsewhere the id is None.
     """
-    rows = list(Conversation.update(last_seq=Conversation.last_seq + 1)
-                .where(Conversation.id == conversation_id)
-                .returning(Conversation.last_seq, Conversation.handler, Conversation.group,
-                           Conversation.status).tuples().execute())
-    return rows[0] if rows else None
+    reserve = message_at is not None and is_postgres()
+
+    def build() -> str:
+        taken = (', "last_message_id" = nextval(pg_get_serial_sequence(\'message\', \'id\')), '
+                 f'"last_message_at" = {database.param}') if reserve else ""
+        return (f'UPDATE "conversation" SET "last_seq" = "last_seq" + 1{taken} '
+                f'WHERE "id" = {database.param} RETURNING "last_seq", "handler_id", '
+                '"group_id", "status", "last_message_id"')
+
+    sql = statement(("next_position", reserve), build)
+    params = [message_at, conversation_id] if reserve else [conversation_id]
+    row = database.execute_sql(sql, params).fetchone()
+    if row is None:
+        return None
+    seq, handler, group, status, last_id = row
+    return seq, handler, group, status, (last_id if reserve else None)
 
 
 def parse_positions(text: str | None) -> dict[int, int]:

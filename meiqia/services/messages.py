@@ -20,6 +20,7 @@ from flask import current_app
 
 from meiqia import metrics
 from meiqia.db import database
+from meiqia.db import insert_row
 from meiqia.models import Agent
 from meiqia.models import Conversation
 from meiqia.models import Mention
@@ -217,20 +218,22 @@ def post_message(
             # INSERT: seq order is commit order (meiqia/services/delivery.py). The
             # handler and group as they are now (a transfer may have raced), for
             # the agents' sockets to filter the event by.
-            position = delivery.next_position(conversation.id)
+            now = utcnow()
+            position = delivery.next_position(conversation.id, message_at=now)
             if position is None:
                 raise NotFound("no such conversation")
-            seq, *current = position
-            now_row = [tuple(current)]
-            now = utcnow()
-            message = Message.create(
-                conversation=conversation.id, sender_kind=sender_kind, kind=kind,
-                body=draft["body"], payload=draft["payload"], visibility=visibility,
-                agent=agent, shown_agent=shown_agent or agent, client_msg_id=client_msg_id,
-                created_at=now, seq=seq,
-            )
-            Conversation.update(last_message_id=message.id, last_message_at=now).where(
-                Conversation.id == conversation.id).execute()
+            seq, handler_id, group_id, status, message_id = position
+            now_row = [(handler_id, group_id, status)]
+            fields = {} if message_id is None else {"id": message_id}
+            message = insert_row(Message, {
+                **fields, "conversation": conversation.id, "sender_kind": sender_kind,
+                "kind": kind, "body": draft["body"], "payload": draft["payload"],
+                "visibility": visibility, "agent": agent, "shown_agent": shown_agent or agent,
+                "client_msg_id": client_msg_id, "created_at": now, "seq": seq,
+                "delivered_at": None, "read_at": None})
+            if message_id is None:  # not taken with the position (SQLite)
+                Conversation.update(last_message_id=message.id, last_message_at=now).where(
+                    Conversation.id == conversation.id).execute()
             # A channel conversation's visitor-visible message and its delivery
             # commit together: none is lost between the two (meiqia/channels/outbound.py).
             delivery_id = channel_outbound.record(conversation, message)

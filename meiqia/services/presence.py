@@ -83,17 +83,31 @@ def visitor_alive(visitor_id: int) -> bool:
 
     Returns True (and tells the team) when he was offline until now.
     """
+    return bool(_visitors_alive([visitor_id]))
+
+
+def _visitors_alive(visitor_ids: list[int]) -> list[int]:
+    """``visitor_alive`` for many at once: one UPDATE for those already online;
+    those who were offline are each brought back by a conditional UPDATE, so of
+    several processes exactly one tells the team. Returns those brought back."""
     now = utcnow()
     until = now + datetime.timedelta(seconds=ONLINE_SECONDS)
-    came = Visitor.update(online_until=until, last_seen_at=now).where(
-        Visitor.id == visitor_id,
-        Visitor.online_until.is_null() | (Visitor.online_until <= now)).execute()
-    if came:
-        _announce(visitor_id, True)
-        return True
-    Visitor.update(online_until=until, last_seen_at=now).where(
-        Visitor.id == visitor_id).execute()
-    return False
+    offline = [vid for (vid,) in Visitor.select(Visitor.id).where(
+        Visitor.id.in_(visitor_ids),
+        Visitor.online_until.is_null() | (Visitor.online_until <= now)).tuples()]
+    came = []
+    for vid in offline:
+        if Visitor.update(online_until=until, last_seen_at=now).where(
+                Visitor.id == vid,
+                Visitor.online_until.is_null() | (Visitor.online_until <= now)).execute():
+            came.append(vid)
+    rest = [vid for vid in visitor_ids if vid not in came]
+    if rest:
+        Visitor.update(online_until=until, last_seen_at=now).where(
+            Visitor.id.in_(rest)).execute()
+    for vid in came:
+        _announce(vid, True)
+    return came
 
 
 def visitor_connected(visitor_id: int) -> None:
@@ -200,16 +214,96 @@ def agent_alive(agent: Agent, socket_id: int) -> None:
     A row deleted meanwhile (expired during a database outage and swept) is
     written again, and an agent marked away meanwhile comes back.
     """
+    _agents_alive({socket_id: (agent.id, agent.team_id)})
+
+
+def _agents_alive(sockets: dict[int, tuple[int, int]]) -> None:
+    """``agent_alive`` for many sockets ({socket id: (agent id, team id)}): one
+    UPDATE of the socket rows, one of the agents; rows and agents that need more
+    (a row swept meanwhile, an agent marked away) are found by one SELECT each."""
     now = utcnow()
     until = now + datetime.timedelta(seconds=heartbeat_seconds())
-    refreshed = AgentSocket.update(alive_until=until).where(
-        AgentSocket.id == socket_id).execute()
-    if not refreshed:
-        AgentSocket.insert(id=socket_id, agent=agent.id, team=agent.team_id,
-                           alive_until=until, opened_at=now).on_conflict_ignore().execute()
-    Agent.update(last_seen_at=now).where(Agent.id == agent.id).execute()
-    if not Agent.select().where(Agent.id == agent.id, Agent.connected == True).exists():  # noqa: E712
+    ids = list(sockets)
+    AgentSocket.update(alive_until=until).where(AgentSocket.id.in_(ids)).execute()
+    present = {sid for (sid,) in AgentSocket.select(AgentSocket.id).where(
+        AgentSocket.id.in_(ids)).tuples()}
+    for sid in ids:
+        if sid not in present:
+            agent_id, team_id = sockets[sid]
+            AgentSocket.insert(id=sid, agent=agent_id, team=team_id, alive_until=until,
+                               opened_at=now).on_conflict_ignore().execute()
+    agent_ids = sorted({agent_id for agent_id, _ in sockets.values()})
+    Agent.update(last_seen_at=now).where(Agent.id.in_(agent_ids)).execute()
+    for agent in Agent.select().where(Agent.id.in_(agent_ids),
+                                      Agent.connected == False):  # noqa: E712
         _came_back(agent)
+
+
+class Touches:
+    """Signs of life of this process's sockets, written in batches.
+
+    A socket shows a sign of life with every frame (clients ping every 25 s);
+    written one by one, that was two to four statements per ping: at 10,000
+    sockets 400 pings a second, each waiting for the database in line with
+    chat messages. Here a ping only notes the socket; the presence sweeper of
+    the process writes every noted socket with one statement per table each
+    PRESENCE_SWEEP_SECONDS, far inside the 75 s a sign of life lasts. Without
+    a sweeper (PRESENCE_SWEEP_SECONDS 0: tests, the CLI) a note is written at
+    once. A batch that fails (the database away) is kept for the next sweep.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.visitors: set[int] = set()
+        self.agents: dict[int, tuple[int, int]] = {}
+
+    def visitor(self, visitor_id: int) -> None:
+        if not batched():
+            visitor_alive(visitor_id)
+            return
+        with self.lock:
+            self.visitors.add(visitor_id)
+
+    def agent(self, agent: Agent, socket_id: int) -> None:
+        if not batched():
+            agent_alive(agent, socket_id)
+            return
+        with self.lock:
+            self.agents[socket_id] = (agent.id, agent.team_id)
+
+    def forget_agent_socket(self, socket_id: int) -> None:
+        """His socket closed: its grace period, not a late note, decides now."""
+        with self.lock:
+            self.agents.pop(socket_id, None)
+
+    def flush(self) -> int:
+        """Write what was noted; the number of sockets written."""
+        with self.lock:
+            visitors, self.visitors = self.visitors, set()
+            agents, self.agents = self.agents, {}
+        with _lock:  # a socket closed since its note is not brought back to life
+            visitors = {vid for vid in visitors if _counts("visitors").get(vid, 0) > 0}
+        try:
+            if visitors:
+                _visitors_alive(sorted(visitors))
+            if agents:
+                _agents_alive(agents)
+        except Exception:
+            with self.lock:  # the next sweep tries again; newer notes win
+                self.visitors |= visitors
+                self.agents = {**agents, **self.agents}
+            raise
+        return 0  # not "handled" work for the sweep's log line
+
+
+def touches() -> Touches:
+    """This app's notes (kept on the app, as the socket counts are)."""
+    return current_app.extensions.setdefault("meiqia.touches", Touches())
+
+
+def batched() -> bool:
+    """Whether this process has a presence sweeper to write the notes."""
+    return bool(_config("PRESENCE_SWEEP_SECONDS", 0))
 
 
 def agent_disconnected(agent: Agent, socket_id: int | None = None) -> None:
@@ -223,6 +317,7 @@ def agent_disconnected(agent: Agent, socket_id: int | None = None) -> None:
     now = utcnow()
     Agent.update(last_seen_at=now).where(Agent.id == agent.id).execute()
     if socket_id is not None:
+        touches().forget_agent_socket(socket_id)
         AgentSocket.update(alive_until=now + datetime.timedelta(seconds=grace_seconds())).where(
             AgentSocket.id == socket_id).execute()
         if grace_seconds() <= 0:
@@ -273,6 +368,10 @@ def sweep(now: datetime.datetime | None = None) -> int:
     Safe in several processes at once (``settle``). Also forgets sockets that
     expired long ago.
     """
+    try:
+        touches().flush()
+    except Exception:  # noqa: BLE001 - kept for the next sweep; marking away goes on
+        log.exception("presence: could not write the sockets' signs of life")
     now = now or utcnow()
     gone = [agent_id for (agent_id,) in Agent.select(Agent.id).where(
         Agent.connected == True, Agent.id.not_in(live_sockets(now))).tuples()]  # noqa: E712

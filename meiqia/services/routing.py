@@ -13,6 +13,8 @@ Assignment is atomic: each team's assignments are serialised (an IMMEDIATE
 transaction on SQLite, a transaction-scoped advisory lock on PostgreSQL), and
 the conversation is updated only if it still has no handler, so under any
 concurrency no agent exceeds his limit and no conversation gets two handlers.
+A pass assigns the whole queue in batches, and calls that arrive while one
+runs in the process wait for it instead of making their own (``_Router``).
 No plugin runs while that lock is held: ``assign_agent`` is asked first, outside
 the transaction, and its choice is checked inside (``_plugin_choice``).
 """
@@ -139,29 +141,8 @@ def request_human(conversation: Conversation) -> str:
     return conversation.status
 
 
-def _waiting_with_pool(team_id: int) -> Iterator[tuple[Conversation, list[Agent]]]:
-    """Queued conversations of the team, oldest first, each with the free agents
-    who may take it (its group's members, or anyone for the general queue)."""
-    free = capacity.candidates(team_id)
-    if not free:
-        return
-    waiting = (
-        Conversation.select()
-        .where(Conversation.team == team_id, Conversation.status == "queued",
-               Conversation.handler.is_null())
-        .order_by(Conversation.queued_at, Conversation.id)
-        .limit(50)
-    )
-    for conversation in waiting:
-        pool = free
-        if conversation.group_id:
-            from meiqia.models import AgentGroup
-
-            members = {m.agent_id for m in AgentGroup.select().where(
-                AgentGroup.group == conversation.group_id)}
-            pool = [a for a in free if a.id in members]
-        if pool:
-            yield conversation, pool
+#: Queued conversations one routing pass assigns at most (then it goes again).
+BATCH = 50
 
 
 def _plugin_choice(team_id: int) -> tuple[int, int] | None:
@@ -170,7 +151,7 @@ def _plugin_choice(team_id: int) -> tuple[int, int] | None:
 
     A plugin may hang or be slow (its budget bounds the wait); holding the
     team's write lock meanwhile stalled every message of every conversation.
-    So the plugin only proposes, here, and ``_assign_one`` takes the proposal
+    So the plugin only proposes, here, and ``_assign_batch`` takes the proposal
     inside the transaction if it still holds (the same conversation is next
     and the agent is still free), else the default: least-loaded first.
     Without a plugin of its own (only the built-in policy, which picks the
@@ -179,48 +160,193 @@ def _plugin_choice(team_id: int) -> tuple[int, int] | None:
     pm = current_app.extensions["meiqia.plugins"]
     if not pm.has_custom("assign_agent"):
         return None
-    for conversation, pool in _waiting_with_pool(team_id):
-        chosen = pm.call_first("assign_agent", conversation=conversation, candidates=pool)
-        chosen_id = getattr(chosen, "id", None)
-        return (conversation.id, chosen_id) if chosen_id is not None else None
-    return None
+    waiting = _waiting(team_id, 1)
+    if not waiting:
+        return None
+    free, _loads = capacity.candidates_and_loads(team_id)
+    pool = _pool_for(waiting[0], free, _group_members(waiting))
+    if not pool:
+        return None
+    chosen = pm.call_first("assign_agent", conversation=waiting[0], candidates=pool)
+    chosen_id = getattr(chosen, "id", None)
+    return (waiting[0].id, chosen_id) if chosen_id is not None else None
 
 
-def _assign_one(team_id: int) -> Conversation | None:
-    """Give the longest-waiting assignable conversation a handler, atomically.
+def _waiting(team_id: int, limit: int, skip: int = 0) -> list[Conversation]:
+    """The team's queued conversations without a handler, oldest first (after
+    the first ``skip``)."""
+    return list(Conversation.select()
+                .where(Conversation.team == team_id, Conversation.status == "queued",
+                       Conversation.handler.is_null())
+                .order_by(Conversation.queued_at, Conversation.id)
+                .offset(skip).limit(limit))
 
-    No plugin is called in here (see ``_plugin_choice``)."""
-    proposal = _plugin_choice(team_id)
+
+def _group_members(waiting: list[Conversation]) -> dict[int, set[int]]:
+    """The members of each group the waiting conversations are queued for."""
+    from meiqia.models import AgentGroup
+
+    groups = {c.group_id for c in waiting if c.group_id}
+    members: dict[int, set[int]] = {g: set() for g in groups}
+    if groups:
+        for agent_id, group_id in AgentGroup.select(AgentGroup.agent, AgentGroup.group).where(
+                AgentGroup.group.in_(sorted(groups))).tuples():
+            members[group_id].add(agent_id)
+    return members
+
+
+def _pool_for(conversation: Conversation, free: list[Agent],
+              members: dict[int, set[int]]) -> list[Agent]:
+    """The free agents who may take it: its group's members, or anyone for the
+    general queue; in the order ``free`` is in (least-loaded first)."""
+    if not conversation.group_id:
+        return free
+    return [a for a in free if a.id in members[conversation.group_id]]
+
+
+def _assign_batch(team_id: int, skip: int = 0) -> tuple[list[Conversation], int]:
+    """Give the longest-waiting assignable conversations handlers, atomically:
+    up to BATCH in one transaction under the team's lock.
+
+    The candidates and their loads are read once and kept up to date here as
+    each conversation is given, so a burst of first messages (a campaign: a
+    thousand visitors asking for a person in the same seconds) is routed in a
+    few passes, each a handful of statements, instead of one locked pass of a
+    dozen statements per conversation, which is what held every socket's
+    database turn in line behind the team's lock. The same rules as one by
+    one: least-loaded first, ties round-robin (``capacity.candidates``), the
+    group's members for a group's queue, nobody past his limit, and each
+    conversation updated only if it still has no handler. No plugin is called
+    in here (see ``_plugin_choice``).
+
+    Returns the conversations given and how many of the page looked at stay
+    waiting (None when no later page can be served: the page was the last, or
+    nobody is free any more), for the next page to skip."""
+    proposal = _plugin_choice(team_id) if not skip else None
     with team_transaction(team_id):
-        for conversation, pool in _waiting_with_pool(team_id):
+        waiting = _waiting(team_id, BATCH, skip)
+        if not waiting:
+            return [], None
+        free, loads = capacity.candidates_and_loads(team_id)
+        if not free:
+            return [], None
+        members = _group_members(waiting)
+        now = utcnow()
+        plan: list[tuple[int, int]] = []  # (conversation id, agent id), in queue order
+        for conversation in waiting:
+            pool = _pool_for(conversation, free, members)
+            if not pool:
+                continue
             chosen = pool[0]
             if proposal is not None and proposal[0] == conversation.id:
                 chosen = next((a for a in pool if a.id == proposal[1]), chosen)
-            now = utcnow()
-            updated = Conversation.update(
-                handler=chosen.id, status="open", assigned_at=now,
-            ).where(Conversation.id == conversation.id, Conversation.handler.is_null(),
-                    Conversation.status == "queued").execute()
-            if updated:
-                Agent.update(last_assigned_at=now).where(Agent.id == chosen.id).execute()
-                return Conversation.get_by_id(conversation.id)
-        return None
+            plan.append((conversation.id, chosen.id))
+            loads[chosen.id] = loads.get(chosen.id, 0) + 1
+            chosen.last_assigned_at = now
+            free = capacity.order_candidates(
+                [a for a in free if loads.get(a.id, 0) < a.max_concurrent], loads)
+            if not free:
+                break
+        given = _give(plan, now)
+        chosen_ids = sorted({agent_id for cid, agent_id in plan if cid in given})
+        if chosen_ids:
+            Agent.update(last_assigned_at=now).where(Agent.id.in_(chosen_ids)).execute()
+        rows = {c.id: c for c in Conversation.select().where(Conversation.id.in_(sorted(given)))}
+        stay = len(waiting) - len(given)
+        more = len(waiting) == BATCH and bool(free)
+        return [rows[cid] for cid, _ in plan if cid in rows], (stay if more else None)
+
+
+def _give(plan: list[tuple[int, int]], now: Any) -> set[int]:
+    """Set each planned conversation's handler in one statement (a round trip per
+    conversation is a wait per conversation with the team's lock held), only
+    where it is still queued with no handler; the ids that were given."""
+    if not plan:
+        return set()
+    table = Conversation._meta.table_name
+    mark = database.param
+    values = ", ".join(f"({mark}, {mark})" for _ in plan)
+    cursor = database.execute_sql(
+        f'UPDATE "{table}" SET "handler_id" = v.column2, "status" = {mark}, '
+        f'"assigned_at" = {mark} FROM (VALUES {values}) AS v '
+        f'WHERE "{table}"."id" = v.column1 AND "{table}"."handler_id" IS NULL '
+        f'AND "{table}"."status" = {mark} RETURNING "{table}"."id"',
+        ["open", now, *[x for pair in plan for x in pair], "queued"])
+    return {row[0] for row in cursor.fetchall()}
+
+
+class _Router:
+    """One team's routing passes in this process, coalesced.
+
+    Every message that asks for a person, every freed place, calls
+    ``assign_waiting``. Passes run one at a time per team anyway (the team's
+    lock), and a pass assigns everything assignable, so a caller whose request
+    was registered before a pass started needs no pass of its own: it waits for
+    that pass to end and returns. ``requested``/``done`` count requests: a pass
+    that starts when ``requested`` is n serves every request up to n (their
+    conversations were committed before they registered).
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.count_lock = threading.Lock()
+        self.requested = 0
+        self.done = 0
+
+
+def _router(team_id: int) -> _Router:
+    routers = current_app.extensions.setdefault("meiqia.routers", {})
+    router = routers.get(team_id)
+    if router is None:
+        router = routers.setdefault(team_id, _Router())
+    return router
 
 
 def assign_waiting(team_id: int) -> list[Conversation]:
-    """Assign queued conversations while someone is free; push new queue positions."""
-    assigned = []
-    while True:
-        conversation = _assign_one(team_id)
-        if conversation is None:
-            break
-        assigned.append(conversation)
+    """Assign queued conversations while someone is free; push new queue positions.
+
+    Returns the conversations this call assigned (a call served by another
+    caller's pass returns none: that caller announces them). The
+    announcements (the visitor's handover line, the new states) are made after
+    the pass, outside its lock: the next pass need not wait for them."""
+    if database.in_transaction():
+        # The caller's own changes are not committed: nobody else's pass sees them.
+        assigned = _assign_all(team_id)
+    else:
+        router = _router(team_id)
+        with router.count_lock:
+            router.requested += 1
+            mine = router.requested
+        with router.lock:
+            if router.done >= mine:
+                return []
+            with router.count_lock:
+                start = router.requested
+            assigned = _assign_all(team_id)
+            router.done = max(router.done, start)
+    for conversation in assigned:
         announce_handover(conversation)
         publish_state(conversation)
         events.emit("assigned", team_id, [agent_topic(conversation.handler_id)],
                     {"conversation_id": conversation.id})
     publish_queue(team_id, {c.group_id for c in assigned})
     return assigned
+
+
+def _assign_all(team_id: int) -> list[Conversation]:
+    """Passes until the queue is empty or nobody is free."""
+    assigned: list[Conversation] = []
+    skip = 0
+    while True:
+        # A page whose conversations nobody free may take (a group's queue whose
+        # members are full) does not hide the pages behind it.
+        batch, stay = _assign_batch(team_id, skip)
+        assigned += batch
+        if stay is None:
+            return assigned
+        skip += stay
 
 
 #: The visitor's line when a person takes his chat (routing or transfer).

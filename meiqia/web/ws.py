@@ -647,6 +647,16 @@ def _bookkeeping(what: str, write: Callable[..., Any], *args: Any) -> bool:
         return False
 
 
+def _touch(note: Callable[..., Any], *args: Any) -> bool:
+    """A socket's sign of life (``presence.Touches``): noted for the process's
+    next presence sweep, no database turn; written at once, as bookkeeping,
+    where the process has no sweeper."""
+    if presence.batched():
+        note(*args)
+        return True
+    return _bookkeeping("presence", note, *args)
+
+
 def _after() -> int:
     """The legacy ``?after=<message id>`` (before positions)."""
     try:
@@ -723,8 +733,8 @@ def visitor_socket(ws: Any) -> None:
     last_touch = time.monotonic() if present else float("-inf")
     try:
         for frame in _frames(ws, channel):
-            if time.monotonic() - last_touch > PING_SECONDS / 2 and _bookkeeping(
-                    "presence", presence.visitor_alive, visitor.id):
+            if time.monotonic() - last_touch > PING_SECONDS / 2 and _touch(
+                    presence.touches().visitor, visitor.id):
                 last_touch = time.monotonic()
             if _pong(channel, frame):
                 continue
@@ -938,8 +948,8 @@ def agent_socket(ws: Any) -> None:
                 _bookkeeping("presence",
                              lambda: socket_row.append(presence.agent_connected(actor)))
                 last_touch = time.monotonic()
-            elif time.monotonic() - last_touch > touch_every and _bookkeeping(
-                    "presence", presence.agent_alive, actor, socket_row[0]):
+            elif time.monotonic() - last_touch > touch_every and _touch(
+                    presence.touches().agent, actor, socket_row[0]):
                 last_touch = time.monotonic()
             if _pong(channel, frame):
                 continue

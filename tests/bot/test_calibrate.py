@@ -203,3 +203,99 @@ def test_questions_from_many_threads_during_calibration_see_one_scale_each(monke
     assert index.calibration.calibrated
     allowed = {tuple(round(c.score, 9) for c in before), tuple(round(c.score, 9) for c in after)}
     assert seen and {tuple(round(s, 9) for s in scores) for scores in seen} <= allowed
+
+
+def test_oos_curve_reads_in_scope_accuracy_at_each_recall():
+    from meiqia.bot.evaluate import oos_curve
+
+    # Ten in-scope cases (eight with the right top candidate), four out of scope.
+    tops = [(True, True, s) for s in (0.9, 0.8, 0.7, 0.6, 0.55, 0.45, 0.35, 0.3)]
+    tops += [(True, False, 0.65), (True, False, 0.2)]
+    tops += [(False, False, s) for s in (0.1, 0.25, 0.4, 0.5)]
+    curve = {p["oos_recall"]: p for p in oos_curve(tops)}
+    # Recall 0.5: below 0.25 + ε, all eight right ones stay; 0.75: below 0.4 + ε, two drop.
+    assert curve[0.5]["in_scope_accuracy"] == 0.8
+    assert curve[0.75]["in_scope_accuracy"] == 0.6
+    # Every out-of-scope question caught: only those above 0.5 stay (five right).
+    assert curve[1.0]["in_scope_accuracy"] == 0.5
+    for point in curve.values():  # the threshold reproduces the point, as decide() cuts
+        below = [s for i, _, s in tops if not i and s < point["suggest_threshold"]]
+        assert len(below) / 4 == point["oos_recall"]
+    assert oos_curve([(True, True, 0.9)]) == [] and oos_curve([(False, False, 0.1)]) == []
+
+
+def test_eval_report_prints_the_curve_and_cpu_time(tmp_path):
+    from meiqia.bot.evaluate import evaluate_details
+    from meiqia.bot.evaluate import format_report
+    from meiqia.bot.kbfile import write_yaml
+
+    kb = tmp_path / "kb.yaml"
+    write_yaml(ENTRIES, kb)
+    cases = tmp_path / "cases.csv"
+    cases.write_text("query,expected_id\n" + "".join(
+        f"{e.questions[0]},{e.id}\n" for e in ENTRIES[:5]) + "write me a poem,\nbook a flight,\n",
+        encoding="utf-8")
+    result = evaluate_details(kb, cases, calibrate=False)
+    assert result["cpu_p50_ms"] > 0 and result["cpu_p99_ms"] >= result["cpu_p50_ms"]
+    from meiqia.bot.evaluate import CURVE_RECALLS
+
+    assert len(result["oos_curve"]) == len(CURVE_RECALLS)
+    assert all(p["oos_recall"] >= r for p, r in zip(result["oos_curve"], CURVE_RECALLS,
+                                                    strict=True))
+    text = format_report(result)
+    assert "CPU p50 / p99" in text and "in scope vs OOS" in text
+
+
+def test_unknown_words_lower_only_the_cut_to_unrecognised():
+    cal = Calibration(answer_score=0.8, answer_margin=0.0, suggest_score=0.3, calibrated=True,
+                      oov_weight=2.0)
+    # The same for every candidate of a question: the order of candidates stays.
+    scores = [0.05, 0.2, 0.4, 0.6, 0.79]
+    adjusted = [cal.adjusted(s, 0.5) for s in scores]
+    assert adjusted == sorted(adjusted) and all(a < s for a, s in zip(adjusted, scores,
+                                                                        strict=True))
+    assert cal.adjusted(0.4, 0.0) == 0.4 and Calibration().adjusted(0.4, 1.0) == 0.4
+    # A sure answer stays an answer whatever words it has; below the answer
+    # point, a question of unknown words drops from "did you mean" to unrecognised.
+    assert cal.rescale(0.9, 0.3, oov=1.0) == cal.rescale(0.9, 0.3, oov=0.0) >= ANSWER_POINT
+    assert cal.rescale(0.35, 0.1, oov=0.0) >= 0.5 > cal.rescale(0.35, 0.1, oov=1.0)
+
+
+def test_the_unknown_word_weight_is_learned_from_the_self_test():
+    import random
+
+    from meiqia.bot.calibrate import MAX_OOV_WEIGHT
+    from meiqia.bot.calibrate import _Asked
+    from meiqia.bot.calibrate import fit_oov_weight
+
+    rng = random.Random(1)
+
+    def asked(expected, raw, oov):
+        return _Asked(expected, "q", [(expected or "x", raw), ("y", raw / 2)], oov)
+
+    # Out-of-scope questions score a little lower and are made of unknown words.
+    telling = ([asked("a", rng.uniform(0.3, 0.9), rng.uniform(0.0, 0.2)) for _ in range(300)]
+               + [asked("", rng.uniform(0.1, 0.6), rng.uniform(0.3, 0.9)) for _ in range(60)])
+    weight = fit_oov_weight(telling)
+    assert 0.5 < weight <= MAX_OOV_WEIGHT
+    # The same unknown share in and out of scope: it says nothing, weighs (almost) nothing.
+    mute = ([asked("a", rng.uniform(0.3, 0.9), rng.uniform(0.0, 0.5)) for _ in range(300)]
+            + [asked("", rng.uniform(0.1, 0.6), rng.uniform(0.0, 0.5)) for _ in range(60)])
+    assert fit_oov_weight(mute) < weight / 3
+    # No out-of-scope questions, or no unknown words at all: nothing to learn.
+    assert fit_oov_weight([a for a in telling if a.expected]) == 0.0
+    assert fit_oov_weight([asked(a.expected, a.raw, 0.0) for a in telling]) == 0.0
+    # The suggest point is chosen on the adjusted scores: more of them caught.
+    from meiqia.bot.calibrate import choose
+
+    plain, learned = choose(telling, 0.95), choose(telling, 0.95, weight)
+    assert learned.oov_weight == weight and plain.oov_weight == 0.0
+    assert learned.oos_recall >= plain.oos_recall
+
+
+def test_a_question_of_words_the_kb_lacks_has_a_high_unknown_share():
+    index = build(ENTRIES)
+    known = index.raw_query("退款多久到账", k=1)[0].features["oov"]
+    strange = index.raw_query("天气预报明天下雨吗", k=1)
+    assert known < 0.2
+    assert not strange or strange[0].features["oov"] > 0.8

@@ -213,7 +213,8 @@ def test_evaluate_reports_the_design_metrics(tmp_path):
     result = evaluate(kb, cases)
     assert {"n", "in_scope_accuracy", "oos_recall", "oos_precision", "suggest_rate",
             "p50_ms", "p99_ms", "build_s", "top1_accuracy", "answer_precision", "coverage",
-            "suggest_precision", "thresholds"} == set(result)
+            "suggest_precision", "thresholds", "cpu_p50_ms", "cpu_p99_ms",
+            "oos_curve"} == set(result)
     assert result["n"] == 4
     assert result["in_scope_accuracy"] == 1.0
     assert result["oos_recall"] == 1.0 and result["oos_precision"] == 1.0

@@ -215,3 +215,111 @@ def test_one_visitor_opening_tabs_at_once_gets_one_conversation(db_api, round_):
     assert len(set(opened)) == 1 and opened[0] != first
     active = Conversation.select().where(Conversation.status != "ended")
     assert [c.id for c in active] == [opened[0]]
+
+
+def _queue_for_batches(agent_limits: list[int], waiting: int, group_members: int = 0):
+    """A team, agents online with live workspaces and the given limits, and
+    ``waiting`` queued conversations (the last ``group_members`` of the agents
+    form a group; every third conversation waits in that group's queue)."""
+    import datetime
+
+    from meiqia.models import Agent
+    from meiqia.models import AgentGroup
+    from meiqia.models.base import utcnow
+    from meiqia.services import presence
+    from tests.factories import make_agent
+    from tests.factories import make_conversation
+    from tests.factories import make_group
+    from tests.factories import make_team
+    from tests.factories import make_visitor
+
+    team = make_team()
+    agents = []
+    for n, limit in enumerate(agent_limits):
+        agent = make_agent(team, f"客服{n}", max_concurrent=limit)
+        Agent.update(status="online").where(Agent.id == agent.id).execute()
+        presence.agent_connected(Agent.get_by_id(agent.id))
+        agents.append(Agent.get_by_id(agent.id))
+    group = make_group(team) if group_members else None
+    for agent in agents[len(agents) - group_members:] if group_members else []:
+        AgentGroup.create(agent=agent.id, group=group.id)
+    start = utcnow() - datetime.timedelta(minutes=10)
+    conversations = []
+    for n in range(waiting):
+        in_group = group is not None and n % 3 == 2
+        conversations.append(make_conversation(
+            team, make_visitor(team, f"访客{n}"), status="queued",
+            queued_at=start + datetime.timedelta(seconds=n),
+            group=group.id if in_group else None))
+    return team, agents, group, conversations
+
+
+def test_one_pass_assigns_past_a_batch_by_the_same_rules(db_app):
+    """More waiting than one batch: every assignable conversation is given in
+    queue order, least-loaded first, nobody past his limit, a group's queue
+    only to its members, each announced once to its visitor."""
+    from meiqia.models import Message
+    from meiqia.services import routing
+
+    limits = [40, 30, 5]
+    team, agents, group, waiting = _queue_for_batches(limits, 120, group_members=1)
+    assigned = routing.assign_waiting(team.id)
+
+    rows = {c.id: c for c in Conversation.select()}
+    loads = defaultdict(int)
+    for c in rows.values():
+        if c.status == "open":
+            loads[c.handler_id] += 1
+    assert sum(loads.values()) == len(assigned) > routing.BATCH
+    limit_of = {a.id: limit for a, limit in zip(agents, limits, strict=True)}
+    for agent_id, load in loads.items():
+        assert load <= limit_of[agent_id]
+    member = agents[-1].id
+    full = {a for a, limit in limit_of.items() if loads[a] >= limit}
+    for c in waiting:
+        row = rows[c.id]
+        if row.status == "open" and row.group_id == group.id:
+            assert row.handler_id == member
+        if row.status == "queued":  # left only when nobody who may take it is free
+            assert (member in full) if row.group_id else (set(limit_of) <= full)
+    # Queue order: a general conversation left waiting is younger than every
+    # general one given.
+    general_given = [c.id for c in waiting if not c.group_id and rows[c.id].status == "open"]
+    general_left = [c.id for c in waiting if not c.group_id and rows[c.id].status == "queued"]
+    assert not general_left or max(general_given) < min(general_left)
+    per_conversation = defaultdict(int)
+    for m in Message.select().where(Message.kind == "event"):
+        if (m.payload or {}).get("event") == "handover":
+            per_conversation[m.conversation_id] += 1
+    assert set(per_conversation) == {c.id for c in assigned}
+    assert set(per_conversation.values()) == {1}
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_callers_at_once_share_passes_and_give_each_conversation_once(db_app, round_):
+    """Twenty threads ask for assignment at the same instant (as twenty first
+    messages do); their passes coalesce, and still each conversation gets one
+    handler and one handover line, and no agent passes his limit."""
+    from meiqia.db import connection
+    from meiqia.models import Message
+    from meiqia.services import routing
+
+    limits = [7, 7, 6]
+    team, agents, _, waiting = _queue_for_batches(limits, 25)
+    results: list[list] = []
+
+    def ask():
+        with db_app.app_context(), connection():
+            results.append(routing.assign_waiting(team.id))
+
+    errors = run_all([ask] * 20)
+    assert not errors, errors
+    given = [c.id for batch in results for c in batch]
+    assert len(given) == len(set(given)) == 20
+    check_invariants(dict(zip([a.id for a in agents], limits, strict=True)))
+    handovers = defaultdict(int)
+    for m in Message.select().where(Message.kind == "event"):
+        if (m.payload or {}).get("event") == "handover":
+            handovers[m.conversation_id] += 1
+    assert set(handovers) == set(given)
+    assert set(handovers.values()) == {1}

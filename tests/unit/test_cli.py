@@ -108,7 +108,8 @@ def test_bot_eval_prints_the_design_metrics_as_json(tmp_path):
     result = json.loads(out)
     assert list(result) == ["n", "in_scope_accuracy", "oos_recall", "oos_precision",
                             "suggest_rate", "p50_ms", "p99_ms", "build_s", "top1_accuracy",
-                            "answer_precision", "coverage", "suggest_precision", "thresholds"]
+                            "answer_precision", "coverage", "suggest_precision", "thresholds",
+                            "cpu_p50_ms", "cpu_p99_ms", "oos_curve"]
     assert result["n"] == 2 and result["in_scope_accuracy"] == 1.0
 
 

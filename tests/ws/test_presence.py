@@ -20,6 +20,7 @@ from meiqia.models import Agent
 from meiqia.models import AgentSocket
 from meiqia.models import Conversation
 from meiqia.models import Message
+from meiqia.models import Visitor
 from meiqia.models.base import utcnow
 from meiqia.services import presence
 from tests.api.test_conversations import start
@@ -350,3 +351,54 @@ def test_processes_telling_the_queue_at_once_tell_each_visitor_once(db_api):
                 Message.conversation == cid, Message.kind == "event")
                 if m.payload.get("event") == "leave_message"]
             assert len(offers) == trial + 1, (trial, cid, len(offers))
+
+
+def test_signs_of_life_wait_for_the_sweep_and_never_revive_a_closed_socket(app):
+    """With a presence sweeper, a ping only notes the socket; the sweep writes
+    every note at once. A visitor whose socket closed after its note, and an
+    agent socket closed after its note, are not brought back by it."""
+    from tests.factories import make_agent
+    from tests.factories import make_team
+    from tests.factories import make_visitor
+
+    app.config["PRESENCE_SWEEP_SECONDS"] = 1  # batched; the test sweeps by hand
+    team = make_team()
+    stays, leaves = make_visitor(team, "留下"), make_visitor(team, "离开")
+    past = utcnow() - datetime.timedelta(seconds=1)
+    for v in (stays, leaves):
+        presence.visitor_connected(v.id)
+    Visitor.update(online_until=past).where(Visitor.id == stays.id).execute()
+    presence.touches().visitor(stays.id)
+    presence.visitor_disconnected(leaves.id)
+    presence.touches().visitor(leaves.id)  # a note that lost the race with the close
+    assert Visitor.get_by_id(stays.id).online_until == past  # noted, not written
+    agent = make_agent(team, "王客服")
+    Agent.update(status="online").where(Agent.id == agent.id).execute()
+    socket_id = presence.agent_connected(agent)
+    AgentSocket.update(alive_until=past).where(AgentSocket.id == socket_id).execute()
+    presence.touches().agent(agent, socket_id)
+    closed_id = presence.agent_connected(agent)
+    presence.touches().agent(agent, closed_id)
+    presence.agent_disconnected(agent, closed_id)
+    grace_end = AgentSocket.get_by_id(closed_id).alive_until
+
+    presence.sweep()
+
+    assert presence.is_online(Visitor.get_by_id(stays.id))
+    assert not presence.is_online(Visitor.get_by_id(leaves.id))
+    assert AgentSocket.get_by_id(socket_id).alive_until > utcnow()
+    assert AgentSocket.get_by_id(closed_id).alive_until == grace_end
+    assert presence.is_connected(agent.id)
+
+
+def test_pings_keep_the_workspace_alive_through_the_batched_sweep(team, live, sweeper):
+    team.app.config.update(AGENT_HEARTBEAT_SECONDS=0.6, PRESENCE_SWEEP_SECONDS=0.1)
+    li = team.online_agent(1, connected=False)
+    agent = workspace(live, li)
+    for _ in range(8):
+        agent.send("ping")
+        agent.expect("pong")
+        assert agent.quiet("error", 0.15)
+    assert Agent.get_by_id(li.agent["id"]).connected
+    assert presence.is_connected(li.agent["id"])
+    agent.close()

@@ -139,7 +139,8 @@ def reindex() -> dict:
 @route("/knowledge/calibration", summary="How the bot calibrated itself on the KB",
        auth="admin", tags=["knowledge"],
        description="The thresholds the bot set for itself on this knowledge base (raw "
-       "answer score and margin, suggest score), the target precision, what it measured on "
+       "answer score and margin, suggest score, how much a question's unknown words lower "
+       "its score: oov_weight), the target precision, what it measured on "
        "held-out questions (precision, coverage, suggest precision, out-of-scope recall; "
        "null without a denominator), whether a calibration is running, and the entries "
        "that compete for the same questions, with the questions (docs/bot.md).")

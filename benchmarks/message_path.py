@@ -1,0 +1,214 @@
+"""What one chat message costs the server, counted in-process: statements, Redis
+commands, CPU time, and a profile of where that CPU goes.
+
+``benchmarks/ws_load.py`` measures the whole server from outside (sockets,
+fan-out, a real client), but on a shared machine its figures move with the
+load. This script runs the same service path a visitor's ``message`` frame runs
+(``ws._visitor_frame``'s body: ``conversations.visitor_message`` and the ack's
+view and envelope) in one process, on PostgreSQL and Redis as in production,
+with meiqia's own plugins, for conversations already handled by agents (the
+steady state of a busy team), and counts:
+
+* statements sent to the database per message (peewee logs each one), and
+  transactions;
+* Redis commands per message (a counting wrapper on the hub's client);
+* CPU time per message (``time.process_time``: the process's own CPU, which a
+  busy machine stretches far less than wall time);
+* the top functions of a cProfile run over the same loop (``--profile``).
+
+Run: ``.venv/bin/python benchmarks/message_path.py [--messages 2000] [--profile]``
+(PostgreSQL at ``--pg``, Redis at ``--redis``; a database of its own is created
+and dropped). ``--sqlite`` runs the embedded default instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import logging
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._report import write_section  # noqa: E402
+from benchmarks.ws_load import built_in_plugins  # noqa: E402
+
+
+class Counter(logging.Handler):
+    """Counts the statements peewee sends (it logs each at DEBUG)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+        self.kinds: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        sql = record.msg[0] if isinstance(record.msg, tuple) else str(record.getMessage())
+        word = str(sql).split(None, 1)[0].strip("('\"").upper() if sql else "?"
+        self.kinds[word] = self.kinds.get(word, 0) + 1
+
+
+def setup(app, visitors: int, agents: int) -> tuple[list, list]:
+    """A team registered as the ws benchmark does (bot off, agents online with a
+    live workspace), and ``visitors`` conversations handed to agents by their
+    first message."""
+    from meiqia.db import connection
+    from meiqia.models import Agent
+    from meiqia.models import Conversation
+    from meiqia.services import accounts
+    from meiqia.services import conversations
+    from meiqia.services import presence
+    from meiqia.services import teams
+    from meiqia.services import visitors as visitor_service
+
+    with app.app_context(), connection():
+        admin = accounts.register_team({"team_name": "压测", "name": "管理员",
+                                        "email": "admin@example.com",
+                                        "password": "bench-pass-1"})
+        team = admin.team
+        teams.update_team(admin, {"settings": {"bot_enabled": False}})
+        per = visitors // agents + 1
+        for n in range(agents):
+            agent = Agent.create(team=team, email=f"a{n}@example.com", name=f"客服{n}",
+                                 password_hash="!", role="agent", scope="self",
+                                 max_concurrent=per, status="online")
+            presence.agent_connected(agent)
+        pairs = []
+        for n in range(visitors):
+            visitor, visit = visitor_service.start_session({"team_id": team.id},
+                                                           "127.0.0.1", "bench", None)
+            conversation, _new = conversations.start_or_resume(visitor, visit)
+            conversations.visitor_message(visitor, conversation, "人工", f"first-{n}")
+            pairs.append((visitor, Conversation.get_by_id(conversation.id)))
+        handled = sum(1 for _, c in pairs if c.status == "open")
+    return pairs, [handled]
+
+
+def run(args: argparse.Namespace) -> dict:
+    from meiqia.db import connection
+    from meiqia.services import conversations
+    from meiqia.services import messages
+    from meiqia.testing.app import close_app
+    from meiqia.testing.app import make_app
+    from meiqia.web.ws import envelope
+
+    tmp = Path(tempfile.mkdtemp())
+    config = {"ENTRY_POINT_PLUGINS": built_in_plugins(), "JOBS_INLINE": False,
+              "BOT_WARM_UP": True}
+    db_name = None
+    if not args.sqlite:
+        import psycopg2
+
+        db_name = f"meiqia_path_{uuid.uuid4().hex[:6]}"
+        admin = psycopg2.connect(args.pg)
+        admin.autocommit = True
+        admin.cursor().execute(f'CREATE DATABASE "{db_name}"')
+        config.update(DATABASE_URL=args.pg.rsplit("/", 1)[0] + "/" + db_name,
+                      REDIS_URL=args.redis, REDIS_PREFIX=f"path-{db_name}")
+    app = make_app(tmp, **config)
+    try:
+        pairs, (handled,) = setup(app, args.visitors, args.agents)
+        hub = app.extensions["meiqia.hub"]
+        redis_calls = [0]
+        client = getattr(hub, "client", None)
+        if client is not None:
+            original = client.execute_command
+
+            def counted(*a, **k):
+                redis_calls[0] += 1
+                return original(*a, **k)
+
+            client.execute_command = counted
+        counter = Counter()
+        peewee_log = logging.getLogger("peewee")
+
+        def one(n: int) -> None:
+            visitor, conversation = pairs[n % len(pairs)]
+            with connection():
+                sent, created = conversations.visitor_message(
+                    visitor, conversation, f"压测消息 {n}", f"m{n}")
+                envelope("message", messages.visitor_view(sent, messages.reports_reads(
+                    conversation)), sent.id)
+
+        with app.app_context():
+            for n in range(50):  # warm: the bot's index, the plugin threads, caches
+                one(-n - 1)
+            redis_calls[0] = 0
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            for n in range(args.messages):
+                one(n)
+            cpu = time.process_time() - cpu0
+            wall = time.perf_counter() - wall0
+            redis_n = redis_calls[0]
+            # Counted apart: the counting handler costs CPU of its own.
+            peewee_log.addHandler(counter)
+            peewee_log.setLevel(logging.DEBUG)
+            peewee_log.propagate = False
+            for n in range(200):
+                one(args.messages + n)
+            peewee_log.removeHandler(counter)
+            peewee_log.setLevel(logging.WARNING)
+            statements = counter.count * args.messages / 200
+            kinds = {k: v * args.messages / 200 for k, v in counter.kinds.items()}
+            top = ""
+            if args.profile:
+                profile = cProfile.Profile(time.process_time)
+                profile.enable()
+                for n in range(args.messages):
+                    one(2 * args.messages + n)
+                profile.disable()
+                import io
+
+                out = io.StringIO()
+                pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(40)
+                top = out.getvalue()
+        return {"messages": args.messages, "handled": handled,
+                "cpu_ms": cpu * 1000 / args.messages, "wall_ms": wall * 1000 / args.messages,
+                "statements": statements / args.messages,
+                "kinds": {k: v / args.messages for k, v in sorted(kinds.items())},
+                "redis": redis_n / args.messages, "profile": top}
+    finally:
+        close_app(app)
+        if db_name:
+            admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--visitors", type=int, default=200)
+    parser.add_argument("--agents", type=int, default=10)
+    parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
+    parser.add_argument("--sqlite", action="store_true", help="the embedded default")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    fig = run(args)
+    if fig["profile"]:
+        print(fig["profile"])
+    line = (f"{fig['messages']:,} messages in {fig['handled']} handled conversations: "
+            f"{fig['cpu_ms']:.2f} ms CPU and {fig['wall_ms']:.2f} ms wall per message; "
+            f"{fig['statements']:.1f} statements "
+            f"({', '.join(f'{k} {v:.1f}' for k, v in fig['kinds'].items())}); "
+            f"{fig['redis']:.1f} Redis commands")
+    print(line)
+    if args.no_write:
+        return
+    name = "message-path-sqlite" if args.sqlite else "message-path"
+    write_section(name, "Cost of one visitor message, in-process"
+                  + (" (SQLite)" if args.sqlite else " (PostgreSQL + Redis)"),
+                  ".venv/bin/python benchmarks/message_path.py"
+                  + (" --sqlite" if args.sqlite else ""), line)
+
+
+if __name__ == "__main__":
+    main()
