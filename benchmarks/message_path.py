@@ -116,16 +116,23 @@ def run(args: argparse.Namespace) -> dict:
     try:
         pairs, (handled,) = setup(app, args.visitors, args.agents)
         hub = app.extensions["meiqia.hub"]
-        redis_calls = [0]
+        redis_calls = [0]  # round trips: single commands and pipelines
         client = getattr(hub, "client", None)
         if client is not None:
-            original = client.execute_command
+            import redis.client
+
+            original, original_pipe = client.execute_command, redis.client.Pipeline.execute
 
             def counted(*a, **k):
                 redis_calls[0] += 1
                 return original(*a, **k)
 
+            def counted_pipe(self, *a, **k):
+                redis_calls[0] += 1
+                return original_pipe(self, *a, **k)
+
             client.execute_command = counted
+            redis.client.Pipeline.execute = counted_pipe
         counter = Counter()
         peewee_log = logging.getLogger("peewee")
 
@@ -199,7 +206,7 @@ def main() -> None:
             f"{fig['cpu_ms']:.2f} ms CPU and {fig['wall_ms']:.2f} ms wall per message; "
             f"{fig['statements']:.1f} statements "
             f"({', '.join(f'{k} {v:.1f}' for k, v in fig['kinds'].items())}); "
-            f"{fig['redis']:.1f} Redis commands")
+            f"{fig['redis']:.1f} Redis round trips")
     print(line)
     if args.no_write:
         return

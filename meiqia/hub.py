@@ -242,6 +242,11 @@ class BaseHub:
     def publish(self, topic: str, event: dict) -> None:
         raise NotImplementedError
 
+    def publish_many(self, items: list[tuple[str, dict]]) -> None:
+        """Publish several (topic, event) pairs, in order (one round trip on Redis)."""
+        for topic, event in items:
+            self.publish(topic, event)
+
     def health(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -322,9 +327,21 @@ class RedisHub(BaseHub):
         self._thread.start()
 
     def publish(self, topic: str, event: dict) -> None:
-        data = json.dumps(event, ensure_ascii=False)
+        self.publish_many([(topic, event)])
+
+    def publish_many(self, items: list[tuple[str, dict]]) -> None:
+        """Every pair in one pipeline: a chat message is published to the team's
+        and the conversation's topic, and a round trip each was a wait each."""
+        topic = ", ".join(t for t, _ in items)
         try:
-            self.client.publish(self.prefix + topic, data)
+            if len(items) == 1:
+                self.client.publish(self.prefix + items[0][0],
+                                    json.dumps(items[0][1], ensure_ascii=False))
+            else:
+                pipe = self.client.pipeline(transaction=False)
+                for name, event in items:
+                    pipe.publish(self.prefix + name, json.dumps(event, ensure_ascii=False))
+                pipe.execute()
         except Exception as exc:  # noqa: BLE001 - Redis down must not break a write
             with self._state:
                 self._failures += 1

@@ -43,6 +43,15 @@ def emit(
     return envelope
 
 
+def emit_many(name: str, team_id: int,
+              items: list[tuple[list[str] | tuple[str, ...], dict[str, Any]]]) -> None:
+    """Several events of one name, each to its topics, published together (one
+    round trip on Redis); no ``track_event`` (the caller tracks once)."""
+    ts = utcnow().isoformat(timespec="milliseconds") + "Z"
+    hub().publish_many([(topic, {"type": name, "ts": ts, "data": data})
+                        for topics, data in items for topic in topics])
+
+
 #: Called when an agent may have room for more conversations (limit raised,
 #: came online, ended or transferred a conversation). Routing registers itself
 #: here so this module stays below the services that use it.

@@ -290,10 +290,10 @@ def publish_message(conversation: Conversation, message: Message,
     can_read = reports_reads(conversation)  # the channel registry, no query
     data = agent_view(message, can_read)
     data["handler_id"], data["group_id"] = owner
-    events.emit("message", team, [team_topic(team)], data, track=False)
+    published = [([team_topic(team)], data)]
     if message.visibility == "public":
-        events.emit("message", team, [conversation_topic(conversation.id)],
-                    visitor_view(message, can_read), track=False)
+        published.append(([conversation_topic(conversation.id)], visitor_view(message, can_read)))
+    events.emit_many("message", team, published)
     events.plugins().call("track_event", event={
         "name": "message.created", "team_id": team, "at": iso(message.created_at),
         "conversation_id": conversation.id, "message_id": message.id,
