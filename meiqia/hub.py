@@ -52,6 +52,22 @@ PEER_INTERVAL = 1.0
 PEER_TIMEOUT = 3.0
 
 
+class SharedData(dict):
+    """An event's ``data`` as every local subscriber receives it: one object per
+    event and process, so a socket frame made of it is encoded once per fan-out
+    instead of once per socket (meiqia/web/ws.py ``Channel.send`` keeps the
+    encoded frames in ``frames``). At 300 messages/s and 50 agent sockets on the
+    team topic, that was 15,000 ``json.dumps`` of the same event a second.
+    Read-only for subscribers: a socket that shapes data (the visitor's privacy
+    filter) makes a new dict, which is encoded for that socket alone."""
+
+    __slots__ = ("frames",)
+
+    def __init__(self, data: dict) -> None:
+        super().__init__(data)
+        self.frames: dict[tuple[str, Any], str] = {}
+
+
 class Subscription:
     """A local queue of (topic, event) pairs for one client.
 
@@ -71,6 +87,9 @@ class Subscription:
         self.queue: queue.Queue[tuple[str, dict]] = queue.Queue(MAX_PENDING)
         self.closed = False
         self.accept = accept
+        #: Called (no arguments) after something was queued: the socket's pump
+        #: starts only then (meiqia/web/ws.py ``_Pump``). Cheap, never blocking.
+        self.notify: Callable[[], None] | None = None
         #: Wall-clock time (``time.time()``) from which events may be missing
         #: from this queue, or None: set by ``request_resync``, taken by the pump.
         self.resync_since: float | None = None
@@ -126,6 +145,7 @@ class Subscription:
             self.queue.put_nowait(RESYNC)
         except queue.Full:
             pass  # a full queue has a busy pump, which checks the flag before each event
+        self._notify()
 
     def take_resync(self) -> float | None:
         """The pending resync's time, cleared; None when there is none."""
@@ -151,6 +171,16 @@ class Subscription:
         except queue.Full:
             log.warning("hub: subscriber queue full, event on %s dropped; resyncing", topic)
             self.request_resync(time.time())
+            return
+        self._notify()
+
+    def _notify(self) -> None:
+        notify = self.notify
+        if notify is not None:
+            try:
+                notify()
+            except Exception:  # noqa: BLE001 - one socket must not stop the fan-out
+                log.exception("hub: a subscriber's wake-up failed")
 
 
 class BaseHub:
@@ -185,6 +215,12 @@ class BaseHub:
                 for sub in subs:
                     sub.request_resync(float(since))
             return
+        if not subs:
+            return
+        data = event.get("data")
+        if isinstance(data, dict) and not isinstance(data, SharedData):
+            # A new event dict: the publisher's own stays as it was.
+            event = {**event, "data": SharedData(data)}
         for sub in subs:
             sub._deliver(topic, event)
 

@@ -527,6 +527,7 @@ _PAIRS: list[tuple[str, str]] = [
     (r"unknown message type (?P<k>.+)", "未知的消息类型 {k}"),
     (r"start a session first \(POST /api/v1/widget/session\)", "请先开始会话（POST /api/v1/widget/session）"),
     (r"the database is busy or unreachable; send it again", "数据库繁忙或无法连接：请重新发送"),
+    (r"the server is busy; reconnect after retry_after_ms", "服务器繁忙：请在 retry_after_ms 毫秒后重新连接"),
     # --- a backing server down (web/unavailable.py, 503) -----------------------------
     (r"the database is busy or unreachable; try again in a moment", "数据库繁忙或无法连接：请稍后再试"),
     (r"the job queue \(Redis\) is busy or unreachable; try again in a moment",

@@ -8,10 +8,17 @@ events from the hub. Message frames go out through the socket's
 nothing twice, so nothing is lost or repeated across reconnects, restarts or a
 switch of process.
 
-Each socket has two threads: this handler reads client frames, and a pump
-thread blocks on the hub subscription and writes events; writes share a lock.
-The visitor socket subscribes only to its conversation topic, where internal
-notes are never published.
+Each socket has one thread (a greenlet under gevent) for as long as it is open:
+the handler, which reads client frames from the socket itself (no
+simple-websocket reader thread, ``_receive``). A pump thread exists only while
+hub events wait for the socket (``_Pump``); writes share a lock. A hub event's
+frame is encoded once per process, however many sockets send it
+(``hub.SharedData``). The visitor socket subscribes only to its conversation
+topic, where internal notes are never published.
+
+Connecting takes a database turn (``socket_unit``); a socket that cannot get one
+(a connect storm, the database down) gets ``unavailable`` with
+``retry_after_ms`` and close 1013, never 1011 (docs/protocol.md, "Outages").
 
 When the hub reports a gap (Redis down, a listener reconnected, a process
 killed between commit and publish, a queue overflow: meiqia/hub.py), the pump
@@ -26,6 +33,8 @@ import datetime
 import functools
 import json
 import logging
+import queue
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +54,7 @@ from meiqia import metrics
 from meiqia.db import connection
 from meiqia.db import get_by_id
 from meiqia.hub import RESYNC
+from meiqia.hub import SharedData
 from meiqia.models import Conversation
 from meiqia.models import Mention
 from meiqia.models import Message
@@ -84,15 +94,109 @@ def init_app(app: Flask) -> None:
     # No server-initiated pings: simple_websocket closes a socket (1008) when a pong
     # is late, which under load drops healthy clients. Clients send "ping" frames
     # every PING_SECONDS instead (the widget does), which also keeps NATs open.
+    # No reader thread either: the handler reads its socket itself (``_receive``).
     app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": None,
-                                                  "max_message_size": MAX_READ})
+                                                  "max_message_size": MAX_READ,
+                                                  "thread_class": _NoReaderThread})
     sock.init_app(app)
+
+
+class _NoReaderThread:
+    """simple-websocket's ``thread_class`` that starts no thread.
+
+    ``simple_websocket.Base`` always starts a reader thread that reads the socket
+    into a buffer the handler then waits on: one more greenlet (and its stack)
+    per socket, idle almost always. Our handler does nothing but wait for client
+    frames, so it reads the socket itself (``_receive``) and the thread is not
+    needed. Pongs and close replies are still answered as they are read.
+    """
+
+    name = "simple_websocket.Base._thread (not started)"
+
+    def __init__(self, target: Any = None, **_kw: Any) -> None:
+        self.target = target
+
+    def start(self) -> None:
+        pass
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+    def is_alive(self) -> bool:
+        return False
+
+
+def _receive(ws: Any, timeout: float | None) -> str | bytes | None:
+    """The next client message, read in the calling (handler) thread; None after
+    ``timeout`` seconds without one. Raises ConnectionClosed when the client
+    closed or the connection broke.
+
+    What ``simple_websocket.Base._thread`` does, inline: read, feed wsproto, let
+    ``_handle_events`` answer pings and close frames (through ``_SerialSocket``,
+    so never inside another frame) and buffer complete messages. The socket's
+    timeout also bounds a write blocked on a client that stopped reading: after
+    ``timeout`` seconds that write fails and the socket closes as broken.
+    """
+    from wsproto.utilities import LocalProtocolError
+
+    while True:
+        if ws.input_buffer:
+            return ws.input_buffer.pop(0)
+        if not ws.connected:
+            raise ConnectionClosed(ws.close_reason, ws.close_message)
+        try:
+            ws.sock.settimeout(timeout)
+            data = ws.sock.recv(ws.receive_bytes)
+        except TimeoutError:
+            return None
+        except OSError as exc:
+            ws.connected = False
+            raise ConnectionClosed(1006, str(exc)) from exc
+        if not data:
+            ws.connected = False
+            raise ConnectionClosed(1006, "connection lost")
+        try:
+            ws.ws.receive_data(data)
+            ws.connected = ws._handle_events()
+        except (OSError, LocalProtocolError) as exc:
+            ws.connected = False
+            raise ConnectionClosed(1006, str(exc)) from exc
+
+
+def _finish(ws: Any, timeout: float = 2.0) -> None:
+    """Close the websocket and its TCP socket at the end of a handler, as
+    simple-websocket's reader thread did: the close frame (if not sent yet), then,
+    unless the client closed first, its answer awaited for at most ``timeout``
+    seconds, then the socket. Closing the TCP socket at once could reset the
+    connection with the client's last bytes unread, and a reset may lose our close
+    frame (its code, e.g. 1013) on the client's side."""
+    with contextlib.suppress(Exception):
+        if ws.connected:
+            ws.close()
+    if ws.close_reason == _NO_STATUS_RCVD:  # the client has not closed: wait for it
+        ws.connected = True
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(Exception):
+            while time.monotonic() < deadline:
+                _receive(ws, max(0.01, deadline - time.monotonic()))
+    ws.connected = False
+    with contextlib.suppress(Exception):
+        ws.sock.close()
+
+
+#: simple-websocket's ``close_reason`` until the client's close frame is read.
+_NO_STATUS_RCVD = 1005
 
 
 def envelope(kind: str, data: dict | None = None, msg_id: int | None = None) -> str:
     return json.dumps({"type": kind, "id": msg_id,
                        "ts": utcnow().isoformat(timespec="milliseconds") + "Z",
                        "data": data or {}}, ensure_ascii=False)
+
+
+class GateBusy(MaxConnectionsExceeded):
+    """No database turn within DATABASE_BUSY_TIMEOUT: the database is busy, not
+    down (handled as an exhausted pool everywhere, except by ``resync``)."""
 
 
 _unit_depth = threading.local()
@@ -116,7 +220,7 @@ def socket_unit() -> Iterator[None]:
     gate = current_app.extensions.get("meiqia.ws_gate") if depth == 0 else None
     if gate is not None and not gate.acquire(
             timeout=current_app.config["DATABASE_BUSY_TIMEOUT"]):
-        raise MaxConnectionsExceeded("too many socket frames are waiting for the database")
+        raise GateBusy("too many socket frames are waiting for the database")
     _unit_depth.value = depth + 1
     try:
         with connection():
@@ -130,9 +234,9 @@ def socket_unit() -> Iterator[None]:
 class _SerialSocket:
     """A websocket's TCP socket whose writes are whole and never interleave.
 
-    Three threads write to one socket: the hub pump, the frame loop (acks,
-    errors) and simple-websocket's reader thread, which answers pings and close
-    frames with a bare ``socket.send``. A blocked ``sendall`` of a large frame
+    Two threads write to one socket: the hub pump and the frame loop (acks,
+    errors, and the answers to pings and close frames, which simple-websocket
+    writes with a bare ``socket.send``). A blocked ``sendall`` of a large frame
     (slow reader) lets another thread's bytes land inside the frame, which the
     client sees as a corrupted frame ("reserved bits must be 0"). Every write
     goes through one lock here, and ``send`` writes everything, like ``sendall``.
@@ -176,7 +280,15 @@ class Channel:
         self.kind = "visitor"
 
     def send(self, kind: str, data: dict | None = None, msg_id: int | None = None) -> None:
-        text = envelope(kind, data, msg_id)
+        if type(data) is SharedData:
+            # The hub's event data, the same object for every socket of this process:
+            # encoded once per fan-out (its ``ts`` is the first socket's send time).
+            key = (kind, msg_id)
+            text = data.frames.get(key)
+            if text is None:
+                text = data.frames[key] = envelope(kind, data, msg_id)
+        else:
+            text = envelope(kind, data, msg_id)
         with self.lock:
             try:
                 _send_all(self.ws, text)
@@ -201,52 +313,119 @@ def _send_all(ws: Any, text: str) -> None:
     ws.sock.sendall(ws.ws.send(TextMessage(data=text)))
 
 
-def _pump(app: Flask, channel: Channel, sub: Any, allow: Any,
-          shape: Callable[[dict], dict] | None = None,
-          catch_up: Callable[[float], None] | None = None) -> None:
-    """Forward hub events to the socket until it closes: message events through
-    the channel's stream (order, once, ack), the others as they come. ``shape``
-    rewrites an event's data first (the visitor socket's privacy filter).
-    ``catch_up(since)`` closes a gap the hub found (``resync``); a pending resync
-    is served before the next event, so a live event never overtakes it."""
-    with app.app_context():
-        while not channel.closed.is_set():
-            # Blocks until an event arrives; ``_stop_pump`` wakes it on close, so
-            # idle sockets cost no wake-ups.
-            item = sub.get(timeout=PING_SECONDS * 4)
-            if catch_up is not None and sub.resync_since is not None:
+class _Pump:
+    """Forwards a socket's hub events, in a thread that exists only while events wait.
+
+    An idle socket has no pump thread: the subscription calls ``wake`` when it
+    queues an event (or a resync), which starts one; it drains the queue and ends.
+    One blocked pump greenlet per socket, most of them idle, was a third of a
+    socket's memory under gevent (issue 19). Events that arrive while the socket
+    is still connecting (its replay) wait for ``arm``, so a live frame never
+    overtakes ``hello`` or the replay.
+
+    Message events go through the channel's stream (order, once, ack), the others
+    as they come. ``shape`` rewrites an event's data first (the visitor socket's
+    privacy filter). ``catch_up(since)`` closes a gap the hub found (``resync``); a
+    pending resync is served before the next event, so a live event never
+    overtakes it.
+    """
+
+    __slots__ = ("app", "channel", "sub", "allow", "shape", "catch_up", "lock",
+                 "armed", "running", "thread")
+
+    def __init__(self, app: Flask, channel: Channel, sub: Any,
+                 allow: Callable[[str, dict], bool],
+                 shape: Callable[[dict], dict] | None = None,
+                 catch_up: Callable[[float], None] | None = None) -> None:
+        self.app, self.channel, self.sub = app, channel, sub
+        self.allow, self.shape, self.catch_up = allow, shape, catch_up
+        self.lock = threading.Lock()
+        self.armed = self.running = False
+        self.thread: threading.Thread | None = None
+        sub.notify = self.wake
+
+    def arm(self) -> None:
+        """The socket is connected (``hello`` and the replay sent): live events may go."""
+        with self.lock:
+            self.armed = True
+        self.wake()
+
+    def wake(self) -> None:
+        """Something was queued: make sure a pump thread is draining (cheap when one is)."""
+        with self.lock:
+            if self.running or not self.armed or self.channel.closed.is_set():
+                return
+            if self.sub.queue.empty() and self.sub.resync_since is None:
+                return
+            self.running = True
+            # Started under the lock, so ``stop`` never joins a thread not yet started.
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Detach from the hub and let a running drain end (``_stop_pump``)."""
+        self.channel.closed.set()
+        self.sub.close()
+        with self.lock:
+            thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        sub, channel = self.sub, self.channel
+        with self.app.app_context():
+            while True:
+                if channel.closed.is_set():
+                    with self.lock:
+                        self.running = False
+                    return
+                if self.catch_up is not None and sub.resync_since is not None:
+                    try:
+                        resync(channel, sub, self.catch_up)
+                    except ConnectionClosed:
+                        channel.closed.set()
+                    continue
                 try:
-                    resync(channel, sub, catch_up)
-                except ConnectionClosed:
-                    channel.closed.set()
+                    item = sub.queue.get_nowait()
+                except queue.Empty:
+                    with self.lock:
+                        # ``wake`` queues before it looks at ``running``: anything put
+                        # before this check is seen here, anything after starts a new one.
+                        if sub.queue.empty() and (self.catch_up is None
+                                                  or sub.resync_since is None):
+                            self.running = False
+                            return
                     continue
-            if item is None or item is _STOP or item is RESYNC:
-                continue
-            topic, event = item
-            data = event.get("data") or {}
-            msg_id = data.get("id") if event.get("type") == "message" else None
-            sent = False
-            try:
-                if not allow(topic, event):
+                if item is _STOP or item is RESYNC:
                     continue
-                if shape is not None:
-                    data = shape(data)
-                if msg_id is not None and channel.stream is not None:
-                    channel.stream.deliver(data)
-                else:
-                    channel.send(event["type"], data)
-                sent = True
-            except ConnectionClosed:
-                channel.closed.set()
-            except Exception as exc:  # noqa: BLE001 - one bad event must not kill the socket
-                if msg_id is not None and not sent and catch_up is not None:
-                    # The scope check (or the stream's gap fill) needed the database
-                    # and it failed (a restart): the message is not dropped, the
-                    # resync brings it from the database.
-                    log.warning("ws: message %s not forwarded (%s); resyncing", msg_id, exc)
-                    sub.request_resync(time.time())
-                else:
-                    log.exception("ws: could not forward %s", event.get("type"))
+                self._forward(*item)
+
+    def _forward(self, topic: str, event: dict) -> None:
+        channel = self.channel
+        data = event.get("data") or {}
+        msg_id = data.get("id") if event.get("type") == "message" else None
+        sent = False
+        try:
+            if not self.allow(topic, event):
+                return
+            if self.shape is not None:
+                data = self.shape(data)
+            if msg_id is not None and channel.stream is not None:
+                channel.stream.deliver(data)
+            else:
+                channel.send(event["type"], data)
+            sent = True
+        except ConnectionClosed:
+            channel.closed.set()
+        except Exception as exc:  # noqa: BLE001 - one bad event must not kill the socket
+            if msg_id is not None and not sent and self.catch_up is not None:
+                # The scope check (or the stream's gap fill) needed the database
+                # and it failed (a restart): the message is not dropped, the
+                # resync brings it from the database.
+                log.warning("ws: message %s not forwarded (%s); resyncing", msg_id, exc)
+                self.sub.request_resync(time.time())
+            else:
+                log.exception("ws: could not forward %s", event.get("type"))
 
 
 _STOP: Any = ("", {"type": "_stop"})
@@ -256,7 +435,8 @@ _STOP: Any = ("", {"type": "_stop"})
 #: stream's own position (a message is published after its commit, so one
 #: committed just before the gap may be among those the hub lost).
 RESYNC_MARGIN = 5.0
-#: Tries of a resync's database replay before the socket is closed (1012) instead,
+#: Tries of a resync's database replay before the socket is closed (1012) instead
+#: (a turn the gate has not given yet is waited for, not counted: ``GateBusy``),
 #: for the client to resume with ``after_seq=`` (docs/protocol.md, "Outages").
 RESYNC_ATTEMPTS = 3
 
@@ -272,15 +452,25 @@ def resync(channel: Channel, sub: Any, catch_up: Callable[[float], None]) -> Non
     since = sub.take_resync()
     if since is None:
         return
-    for attempt in range(RESYNC_ATTEMPTS):
+    attempt = 0
+    while attempt < RESYNC_ATTEMPTS:
         try:
             with socket_unit():
                 catch_up(since)
             return
+        except GateBusy:
+            # Busy, not down: every socket of the process resyncing at once (a peer
+            # thought silent while its workers were busy) waits in line. Closing them
+            # with 1012 would turn the wait into a reconnect storm (8,309 sockets of
+            # 10,000 in benchmarks/ws_sockets.py before this).
+            if channel.closed.wait(random.uniform(0.5, 2.0)):
+                return
+            continue
         except DATABASE_ERRORS as exc:
             log.warning("ws: resync failed (%s); trying again", exc)
             if channel.closed.wait(0.5 * 2 ** attempt):
                 return
+        attempt += 1
     log.warning("ws: resync impossible, the database is unavailable; closing with 1012")
     channel.closed.set()
     try:
@@ -289,13 +479,8 @@ def resync(channel: Channel, sub: Any, catch_up: Callable[[float], None]) -> Non
         pass
 
 
-def _stop_pump(channel: Channel, sub: Any) -> None:
-    channel.closed.set()
-    sub.close()
-    try:
-        sub.queue.put_nowait(_STOP)
-    except Exception:  # noqa: BLE001 - a full queue means the pump is awake anyway
-        pass
+def _stop_pump(pump: _Pump) -> None:
+    pump.stop()
 
 
 def _too_big(text: str) -> bool:
@@ -316,12 +501,10 @@ def _frames(ws: Any, channel: Channel) -> Any:
     """
     while not channel.closed.is_set():
         try:
-            raw = ws.receive(timeout=PING_SECONDS * 2)
+            raw = _receive(ws, PING_SECONDS * 2)
         except ConnectionClosed:
             return
         if raw is None:
-            if not getattr(ws, "connected", True):
-                return
             continue
         if isinstance(raw, bytes) or _too_big(raw):
             channel.error("bad_frame", f"frames must be JSON text of at most {MAX_FRAME} bytes")
@@ -390,6 +573,7 @@ def _contained(handler: Any) -> Any:
                 pass
         finally:
             sockets.dec()
+            _finish(ws)
 
     return run
 
@@ -401,6 +585,49 @@ def _unavailable(channel: Channel, frame: dict, exc: Exception) -> None:
     data = frame.get("data") or {}
     channel.error("unavailable", "the database is busy or unreachable; send it again",
                   data.get("client_msg_id") or frame.get("type"))
+
+
+#: Close code of a socket refused at connect because the database could not give
+#: it a turn (RFC 6455 1013, "Try Again Later"); the client reconnects after
+#: ``retry_after_ms`` (docs/protocol.md, "Outages").
+TRY_AGAIN_LATER = 1013
+#: The retry hint of a refused connect (milliseconds): at least the first, plus up
+#: to the second at random, so a storm of refused clients does not come back as
+#: one storm.
+RETRY_AFTER_MS = (1000, 4000)
+
+
+def _try_again_later(channel: Channel, exc: Exception) -> None:
+    """Refuse a socket at connect, politely: the database had no turn for it (the
+    gate's wait passed DATABASE_BUSY_TIMEOUT, the pool ran dry, the database is
+    down). An ``unavailable`` error frame with ``retry_after_ms`` (jittered), then
+    close 1013. Before this, the connect storm of 1,000 sockets saw hundreds closed
+    with 1011 ("server error"), which clients treat as a fault, not as back-pressure.
+    Nothing was subscribed or recorded yet, so there is nothing to undo."""
+    log.warning("ws: connect refused, the database is unavailable (%s); close 1013", exc)
+    retry = random.randint(*RETRY_AFTER_MS)
+    with contextlib.suppress(Exception):
+        channel.send("error", {**error_text.localise(
+            {"code": "unavailable",
+             "message": "the server is busy; reconnect after retry_after_ms",
+             "ref": "connect"}, channel.lang), "retry_after_ms": retry})
+    channel.closed.set()
+    with contextlib.suppress(Exception):
+        channel.ws.close(reason=TRY_AGAIN_LATER, message="busy, try again later")
+
+
+def _pong(channel: Channel, frame: dict) -> bool:
+    """Answer a ``ping`` without a database turn; whether it was one.
+
+    Every client pings every PING_SECONDS: at 10,000 sockets that is 400 frames a
+    second, which waited in line for the database with real frames (the frame
+    handlers load the conversation first) and, in a connect storm, were answered
+    ``unavailable`` (benchmarks/ws_sockets.py). The presence write a ping may
+    carry is done before, as for any frame."""
+    if frame["type"] != "ping":
+        return False
+    channel.send("pong", {})
+    return True
 
 
 def _bookkeeping(what: str, write: Callable[..., Any], *args: Any) -> bool:
@@ -458,36 +685,41 @@ def _visitor_position(conversation_id: int) -> int:
 def visitor_socket(ws: Any) -> None:
     app = current_app._get_current_object()
     channel = Channel(ws)
-    with socket_unit():
-        channel.lang = i18n.error_language()
-        try:
-            visitor = security.visitor_from_token(security.socket_visitor_token())
-        except ServiceError as exc:
-            channel.error(exc.code, exc.message)
-            return
-        conversation = conversations.active_for(visitor)
-        if conversation is None:
-            conversation = Conversation.select().where(
-                Conversation.visitor == visitor.id).order_by(Conversation.id.desc()).first()
-        if conversation is None:
-            channel.error("no_conversation", "start a session first (POST /api/v1/widget/session)")
-            return
-        hub = app.extensions["meiqia.hub"]
-        # Subscribe before the replay: an event published in between is then
-        # both replayed and heard, and the stream skips the second copy.
-        sub = hub.subscribe([messages.conversation_topic(conversation.id)])
-        present = _bookkeeping("presence", presence.visitor_connected, visitor.id)
-        try:
-            channel.send("hello", visitor_privacy.event(conversations.state(conversation)))
-            channel.stream = _visitor_stream(channel, conversation)
-            channel.stream.resume(conversation.id, _visitor_position(conversation.id))
-        except BaseException:
-            # Dropped during the replay (or the database failed): no pump will ever
-            # drain this subscription, so it must not stay attached to the hub.
-            sub.close()
-            if present:
-                _bookkeeping("presence", presence.visitor_disconnected, visitor.id)
-            raise
+    # Before the database turn: a refused connect is answered in his language too.
+    channel.lang = i18n.error_language(agent_preference=False)
+    try:
+        with socket_unit():
+            try:
+                visitor = security.visitor_from_token(security.socket_visitor_token())
+            except ServiceError as exc:
+                channel.error(exc.code, exc.message)
+                return
+            conversation = conversations.active_for(visitor)
+            if conversation is None:
+                conversation = Conversation.select().where(
+                    Conversation.visitor == visitor.id).order_by(Conversation.id.desc()).first()
+            if conversation is None:
+                channel.error("no_conversation", "start a session first (POST /api/v1/widget/session)")
+                return
+            hub = app.extensions["meiqia.hub"]
+            # Subscribe before the replay: an event published in between is then
+            # both replayed and heard, and the stream skips the second copy.
+            sub = hub.subscribe([messages.conversation_topic(conversation.id)])
+            present = _bookkeeping("presence", presence.visitor_connected, visitor.id)
+            try:
+                channel.send("hello", visitor_privacy.event(conversations.state(conversation)))
+                channel.stream = _visitor_stream(channel, conversation)
+                channel.stream.resume(conversation.id, _visitor_position(conversation.id))
+            except BaseException:
+                # Dropped during the replay (or the database failed): no pump will ever
+                # drain this subscription, so it must not stay attached to the hub.
+                sub.close()
+                if present:
+                    _bookkeeping("presence", presence.visitor_disconnected, visitor.id)
+                raise
+    except DATABASE_ERRORS as exc:
+        _try_again_later(channel, exc)
+        return
 
     def catch_up(since: float) -> None:
         """A resync: the missed messages from the stream's position, then the
@@ -497,10 +729,8 @@ def visitor_socket(ws: Any) -> None:
         current = get_by_id(Conversation, conversation.id)
         channel.send("conversation", visitor_privacy.event(conversations.state(current)))
 
-    pump = threading.Thread(target=_pump, args=(app, channel, sub, lambda t, e: True,
-                                                 visitor_privacy.event, catch_up),
-                              daemon=True)
-    pump.start()
+    pump = _Pump(app, channel, sub, _everything, visitor_privacy.event, catch_up)
+    pump.arm()
     # Not recorded at connect: the first frame tries again.
     last_touch = time.monotonic() if present else float("-inf")
     try:
@@ -508,8 +738,7 @@ def visitor_socket(ws: Any) -> None:
             if time.monotonic() - last_touch > PING_SECONDS / 2 and _touch(
                     presence.touches().visitor, visitor.id):
                 last_touch = time.monotonic()
-            if frame["type"] == "ping":  # the heartbeat needs no database turn
-                channel.send("pong", {})
+            if _pong(channel, frame):
                 continue
             try:
                 with socket_unit():
@@ -517,9 +746,13 @@ def visitor_socket(ws: Any) -> None:
             except DATABASE_ERRORS as exc:
                 _unavailable(channel, frame, exc)
     finally:
-        _stop_pump(channel, sub)
+        _stop_pump(pump)
         _bookkeeping("presence", presence.visitor_disconnected, visitor.id)
-        pump.join(timeout=2)
+
+
+def _everything(topic: str, event: dict) -> bool:
+    """The visitor socket's filter: its one topic carries only what he may see."""
+    return True
 
 
 def _visitor_stream(channel: Channel, conversation: Conversation) -> delivery.Stream:
@@ -653,58 +886,62 @@ def agent_socket(ws: Any) -> None:
     app = current_app._get_current_object()
     channel = Channel(ws)
     channel.kind = "agent"
-    with socket_unit():
-        actor = security.session_agent()
-        channel.lang = i18n.error_language()
-        credential = _Credential(session_key=security.session_key())
-        if actor is None:
-            from meiqia.services.accounts import agent_for_token
+    channel.lang = i18n.error_language(agent_preference=False)
+    try:
+        with socket_unit():
+            actor = security.session_agent()
+            channel.lang = i18n.error_language()
+            credential = _Credential(session_key=security.session_key())
+            if actor is None:
+                from meiqia.services.accounts import agent_for_token
 
-            token = security.socket_api_token()
-            credential = _Credential(token=token)
-            actor = agent_for_token(token) if token else None
-            if actor is not None and not security.token_may_use_agent_socket(actor):
-                channel.error("forbidden", "this API token's scope (read) does not allow "
-                              "this: it needs conversations")
+                token = security.socket_api_token()
+                credential = _Credential(token=token)
+                actor = agent_for_token(token) if token else None
+                if actor is not None and not security.token_may_use_agent_socket(actor):
+                    channel.error("forbidden", "this API token's scope (read) does not allow "
+                                  "this: it needs conversations")
+                    return
+            if actor is None:
+                channel.error("unauthorized", "log in first")
                 return
-        if actor is None:
-            channel.error("unauthorized", "log in first")
-            return
-        hub = app.extensions["meiqia.hub"]
-        scope = _Scope(actor)
-        sub = hub.subscribe([messages.team_topic(actor.team_id),
-                             messages.agent_topic(actor.id)], accept=scope.prefilter)
-        try:
-            named = delivery.parse_positions(request.args.get("after_seq"))
-        except ValueError as exc:
-            channel.error("invalid", str(exc))
-            sub.close()
-            return
-        # His socket's presence row (``services/presence.py``), written before
-        # ``hello``: a client that got ``hello`` counts as connected, and a chat
-        # routed to him now reaches him (subscribed above). Routing gives chats only
-        # to agents with a live row, on any process. Each frame (the workspace pings
-        # every PING_SECONDS) keeps it alive; a row not written now (database busy)
-        # is written with the next frame.
-        socket_row: list[int] = []
-        _bookkeeping("presence", lambda: socket_row.append(presence.agent_connected(actor)))
-        try:
-            # The stream's snapshot before ``hello``: whatever is committed after it
-            # is heard live (subscribed above), so nothing falls between.
-            channel.stream = _agent_stream(channel, actor)
-            channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
-            _agent_resume(channel.stream, actor, named, _after())
-        except BaseException:
-            sub.close()  # no pump will drain it (see the visitor socket)
-            _bookkeeping("presence", presence.agent_disconnected, actor,
-                         socket_row[0] if socket_row else None)
-            raise
+            hub = app.extensions["meiqia.hub"]
+            scope = _Scope(actor)
+            sub = hub.subscribe([messages.team_topic(actor.team_id),
+                                 messages.agent_topic(actor.id)], accept=scope.prefilter)
+            try:
+                named = delivery.parse_positions(request.args.get("after_seq"))
+            except ValueError as exc:
+                channel.error("invalid", str(exc))
+                sub.close()
+                return
+            # His socket's presence row (``services/presence.py``), written before
+            # ``hello``: a client that got ``hello`` counts as connected, and a chat
+            # routed to him now reaches him (subscribed above). Routing gives chats only
+            # to agents with a live row, on any process. Each frame (the workspace pings
+            # every PING_SECONDS) keeps it alive; a row not written now (database busy)
+            # is written with the next frame.
+            socket_row: list[int] = []
+            _bookkeeping("presence", lambda: socket_row.append(presence.agent_connected(actor)))
+            try:
+                # The stream's snapshot before ``hello``: whatever is committed after it
+                # is heard live (subscribed above), so nothing falls between.
+                channel.stream = _agent_stream(channel, actor)
+                channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
+                _agent_resume(channel.stream, actor, named, _after())
+            except BaseException:
+                sub.close()  # no pump will drain it (see the visitor socket)
+                _bookkeeping("presence", presence.agent_disconnected, actor,
+                             socket_row[0] if socket_row else None)
+                raise
+    except DATABASE_ERRORS as exc:
+        _try_again_later(channel, exc)
+        return
     last_touch = time.monotonic()
     touch_every = min(PING_SECONDS / 2, presence.heartbeat_seconds() / 3)
-    pump = threading.Thread(target=_pump, args=(
-        app, channel, sub, credential.guard(channel, scope.allow), None,
-        lambda since: _agent_catch_up(channel.stream, actor, since)), daemon=True)
-    pump.start()
+    pump = _Pump(app, channel, sub, credential.guard(channel, scope.allow), None,
+                 lambda since: _agent_catch_up(channel.stream, actor, since))
+    pump.arm()
     try:
         for frame in _frames(ws, channel):
             if not credential.still_live(channel):
@@ -716,8 +953,7 @@ def agent_socket(ws: Any) -> None:
             elif time.monotonic() - last_touch > touch_every and _touch(
                     presence.touches().agent, actor, socket_row[0]):
                 last_touch = time.monotonic()
-            if frame["type"] == "ping":
-                channel.send("pong", {})
+            if _pong(channel, frame):
                 continue
             try:
                 with socket_unit():
@@ -725,10 +961,9 @@ def agent_socket(ws: Any) -> None:
             except DATABASE_ERRORS as exc:
                 _unavailable(channel, frame, exc)
     finally:
-        _stop_pump(channel, sub)
+        _stop_pump(pump)
         _bookkeeping("presence", presence.agent_disconnected, actor,
                      socket_row[0] if socket_row else None)
-        pump.join(timeout=2)
 
 
 #: Seconds an agent socket trusts that the session or token it was opened with is

@@ -59,3 +59,39 @@ def test_a_message_refused_while_the_database_is_busy_goes_again_by_itself(
         with server.app.app_context():
             stored = [m.body for m in Message.select().where(Message.sender_kind == "visitor")]
         assert stored == [TEXT]
+
+
+def test_a_widget_refused_at_connect_comes_back_by_itself(tmp_path, new_context, caplog):
+    """A widget whose socket is refused at connect (no database turn: ``unavailable``
+    with ``retry_after_ms``, close 1013) reconnects by itself once there is one, and
+    shows no error (static/js/socket.js, docs/protocol.md "Outages")."""
+    import threading
+
+    with serve(tmp_path, DATABASE_BUSY_TIMEOUT=0.3) as server:
+        with server.app.app_context():
+            admin = ApiClient.registered(server.app)
+        assert admin.patch("/api/v1/team", json={"settings": {"bot_enabled": False}}
+                           ).status_code == 200
+        gate = server.app.extensions["meiqia.ws_gate"] = threading.BoundedSemaphore(1)
+        context = new_context()
+        page = context.new_page()
+        frame = open_widget(page, server, admin.team["id"])
+        expect(frame.locator("#mq-send")).to_be_enabled()
+
+        caplog.set_level(logging.WARNING, logger="meiqia.web.ws")
+        assert gate.acquire(timeout=10)  # the database has no turn for a socket
+        try:
+            context.set_offline(True)  # the socket drops; back online it reconnects
+            context.set_offline(False)
+            wait_until(lambda: sum("connect refused" in r.getMessage()
+                                   for r in caplog.records) >= 2,
+                       60, "the server to refuse the widget's reconnects (1013)")
+        finally:
+            gate.release()
+        frame.locator("#mq-input").fill(TEXT)
+        frame.locator("#mq-input").press("Enter")
+        expect(frame.locator(".mq-msg.mine .mq-status")).not_to_have_attribute(
+            "data-status", "sending", timeout=30_000)
+        expect(frame.locator(".mq-msg.mine .mq-status")).not_to_have_attribute(
+            "data-status", "failed")
+        assert not any("handler failed" in r.getMessage() for r in caplog.records)

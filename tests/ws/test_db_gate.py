@@ -17,6 +17,7 @@ from meiqia.web.ws import socket_unit
 from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.helpers import wait_until
+from tests.ws.conftest import Socket
 
 
 @pytest.fixture
@@ -89,3 +90,53 @@ def _gate_full(app) -> bool:
         gate.release()
         return False
     return True
+
+
+@pytest.fixture
+def one_turn(api, live):
+    """The live server's sockets share one database turn, waited for 0.3 s; the
+    test takes that turn itself to make every socket meet a busy database."""
+    from tests.api.test_conversations import start
+
+    api.app.extensions["meiqia.ws_gate"] = threading.BoundedSemaphore(1)
+    api.app.config["DATABASE_BUSY_TIMEOUT"] = 0.3
+    _client, token, _cid, _ = start(api.app, api.team["id"], name="访客甲")
+    yield api.app.extensions["meiqia.ws_gate"], live.url(f"/ws/visitor?token={token}")
+    Socket.close_all()
+
+
+def test_a_connect_without_a_database_turn_is_told_to_come_back_with_1013(one_turn):
+    import simple_websocket
+
+    gate, url = one_turn
+    assert gate.acquire(timeout=10)  # the database is "busy"
+    try:
+        for _ in range(3):  # each refusal's hint is its own (jittered)
+            refused = Socket(url)
+            frame = refused.expect("error", 10)["data"]
+            assert frame["code"] == "unavailable" and frame["ref"] == "connect", frame
+            assert 1000 <= frame["retry_after_ms"] <= 5000, frame
+            with pytest.raises(simple_websocket.ConnectionClosed) as closed:
+                while True:
+                    refused.ws.receive(timeout=10)
+            assert closed.value.reason == 1013
+    finally:
+        gate.release()
+    again = Socket(url)  # the turn is back: the same client gets in
+    again.expect("hello", 10)
+    again.close()
+
+
+def test_a_ping_needs_no_database_turn(one_turn):
+    gate, url = one_turn
+    visitor = Socket(url)
+    visitor.expect("hello", 10)
+    assert gate.acquire(timeout=10)
+    try:
+        for _ in range(3):
+            visitor.send("ping")
+            visitor.expect("pong", 10)
+        assert not any(f["type"] == "error" for f in visitor.seen), visitor.seen
+    finally:
+        gate.release()
+    visitor.close()

@@ -3,9 +3,20 @@
 // A lost connection is noticed three ways: the socket closes; the browser says it went
 // offline (a websocket may otherwise stay "open" on a dead network for minutes); or
 // nothing, not even a pong, arrived for two ping periods.
+// Reconnects back off (0.5 s doubling to 15 s) with jitter, so that thousands of clients
+// dropped together do not come back together. A server too busy to take the socket
+// (its database had no turn for it) says so: an `unavailable` error frame with
+// `retry_after_ms`, then close 1013; the client waits at least that long (docs/protocol.md,
+// "Outages"). The back-off is reset only by `hello`, the server's acceptance.
 
 const PING_MS = 25000;
 const SILENT_MS = 2 * PING_MS + 5000;
+const TRY_AGAIN_LATER = 1013;
+
+/** `ms` spread over [ms/2, 3ms/2): clients that lost the server together retry apart. */
+function jitter(ms) {
+  return Math.round(ms / 2 + Math.random() * ms);
+}
 
 export class ChatSocket {
   constructor(url, { onFrame, onOpen, onStatus } = {}) {
@@ -36,7 +47,6 @@ export class ChatSocket {
     this.ws = ws;
     ws.onopen = () => {
       if (ws !== this.ws) return;
-      this.delay = 500;
       this.heard = Date.now();
       this.onStatus(true);
       this.ping = setInterval(() => {
@@ -52,10 +62,17 @@ export class ChatSocket {
       this.heard = Date.now();
       let frame;
       try { frame = JSON.parse(event.data); } catch { return; }
+      const data = frame.data || {};
+      if (frame.type === 'error' && data.code === 'unavailable' && data.ref === 'connect') {
+        // Refused at connect (close 1013 follows): not an error to show, a time to wait.
+        this.retryAfter = Number(data.retry_after_ms) || 0;
+        return;
+      }
+      if (frame.type === 'hello') this.delay = 500;
       if (frame.type !== 'pong') this.onFrame(frame.type, frame.data || {}, frame);
     };
-    ws.onclose = () => {
-      if (ws === this.ws) this.lost();
+    ws.onclose = (event) => {
+      if (ws === this.ws) this.lost(event.code);
     };
   }
 
@@ -70,12 +87,16 @@ export class ChatSocket {
     this.lost();
   }
 
-  lost() {
+  lost(code) {
     this.ws = null;
     clearInterval(this.ping);
     this.onStatus(false);
     if (this.closed) return;
-    this.reconnect(navigator.onLine === false ? 15000 : this.delay);
+    let wait = jitter(this.delay);
+    if (code === TRY_AGAIN_LATER) wait = Math.max(wait, this.retryAfter || jitter(2000));
+    if (navigator.onLine === false) wait = 15000;
+    this.retryAfter = 0;
+    this.reconnect(wait);
     this.delay = Math.min(this.delay * 2, 15000);
   }
 
