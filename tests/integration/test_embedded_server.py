@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_coroutine
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,7 +227,7 @@ def test_visitors_and_an_agent_write_at_once_nothing_lost_or_repeated(embedded):
             task.cancel()
         return agent_seen, visitor_seen
 
-    agent_seen, visitor_seen = asyncio.run(scenario())
+    agent_seen, visitor_seen = run_coroutine(scenario)
     at_agent = [f["data"]["client_msg_id"] for f in agent_seen
                 if f["type"] == "message" and f["data"].get("sender_kind") == "visitor"]
     assert sorted(at_agent) == sorted(f"v-{i}-{r}" for i in range(VISITORS)
@@ -283,7 +284,7 @@ def test_a_frame_that_cannot_get_the_write_lock_is_answered_unavailable(embedded
         reader.cancel()
         return seen, ack["data"]["client_msg_id"]
 
-    _seen, acked = asyncio.run(scenario())
+    _seen, acked = run_coroutine(scenario)
     assert acked == "locked-1"
     assert stored(server.database, "locked-") == {"locked-1": 1}
     assert server.stop() == 0

@@ -12,11 +12,11 @@ is checked, only what was closed and with which code.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.request
 
 from benchmarks.ws_sockets import storm
+from tests.helpers import run_coroutine
 from tests.integration.test_two_processes import Server
 from tests.integration.test_two_processes import cluster_env
 
@@ -42,8 +42,9 @@ def test_a_connect_storm_is_refused_with_1013_and_every_socket_gets_in(
         tokens = [_post(server.url("/api/v1/widget/session"), {"team_id": team})["token"]
                   for _ in range(SOCKETS)]
         # Every first attempt at once; a generous limit to get in, not a threshold.
-        result = asyncio.run(storm(server.port, [f"/ws/visitor?token={t}" for t in tokens],
-                                   storm_s=0, hold_s=3, give_up_s=600))
+        result = run_coroutine(lambda: storm(
+            server.port, [f"/ws/visitor?token={t}" for t in tokens],
+            storm_s=0, hold_s=3, give_up_s=600))
         log = server.output()
     finally:
         server.stop()

@@ -102,7 +102,9 @@ class WorkerProcess:
         if self.proc.poll() is None:
             try:
                 self.proc.terminate()  # rq: warm shutdown, the horse finishes or is killed
-                self.proc.wait(timeout=10)
+                # Generous: near the end of a loaded full run the interpreter's own
+                # exit (scikit-learn and friends unloading) took over 10 s.
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
 
