@@ -140,3 +140,38 @@ def test_a_ping_needs_no_database_turn(one_turn):
     finally:
         gate.release()
     visitor.close()
+
+
+def test_an_agent_scope_serves_a_little_longer_while_the_database_is_busy(gated):
+    """An agent socket's cached scope that is due for a refresh while every
+    database turn is taken keeps answering (its pump must not stall while its
+    queue fills); once it is older than SCOPE_STALE_SECONDS it decides nothing
+    without the database."""
+    from meiqia.web import ws
+    from tests.factories import make_agent
+    from tests.factories import make_team
+
+    with gated.app_context():
+        team = make_team()
+        me, other = make_agent(team, "我"), make_agent(team, "别人")
+        scope = ws._Scope(me)
+        mine = {"type": "message", "data": {"conversation_id": 1, "handler_id": me.id}}
+        theirs = {"type": "message", "data": {"conversation_id": 2, "handler_id": other.id}}
+        topic = f"team:{team.id}"
+        assert scope.prefilter(topic, mine)  # never loaded: the pump decides
+        assert scope.allow(topic, mine) and not scope.allow(topic, theirs)
+        scope.until = 0.0  # due for a refresh
+        gate = gated.extensions["meiqia.ws_gate"]
+        assert gate.acquire(timeout=1) and gate.acquire(timeout=1)
+        try:
+            assert scope.allow(topic, mine) and not scope.allow(topic, theirs)
+            assert not scope.prefilter(topic, theirs)
+            scope.loaded_at -= ws.SCOPE_STALE_SECONDS  # too old now
+            scope.until = 0.0  # and the retry a second later is due
+            assert scope.prefilter(topic, theirs)  # undecided without the database
+            with pytest.raises(ws.DATABASE_ERRORS):
+                scope.allow(topic, theirs)
+        finally:
+            gate.release()
+            gate.release()
+        assert scope.allow(topic, mine) and not scope.allow(topic, theirs)
