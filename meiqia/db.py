@@ -185,34 +185,6 @@ def make_database(url: str, busy_timeout: float = 10.0, pool_size: int = 20) -> 
     )
 
 
-_BY_ID_SQL: weakref.WeakKeyDictionary[peewee.Database, dict[type, str]] = \
-    weakref.WeakKeyDictionary()
-ModelT = TypeVar("ModelT", bound=peewee.Model)
-
-
-def get_by_id(model: type[ModelT], pk: int) -> ModelT:
-    """``model.get_by_id(pk)`` with its SQL built once per database.
-
-    peewee builds a query's SQL anew on every execution, which for a model of
-    forty columns costs more than the query: profiled under websocket load,
-    the two conversation look-ups of a visitor message were over half of its
-    CPU. The text never changes, so the hot paths (socket frames) fetch rows by
-    id through this cache. Raises ``model.DoesNotExist`` like ``get_by_id``.
-    """
-    db = database.obj
-    per_db = _BY_ID_SQL.get(db)
-    if per_db is None:
-        per_db = _BY_ID_SQL.setdefault(db, {})
-    sql = per_db.get(model)
-    if sql is None:
-        sql = model.select().where(model._meta.primary_key == 0).sql()[0]
-        per_db[model] = sql
-    rows = list(model.raw(sql, pk))
-    if not rows:
-        raise model.DoesNotExist(f"{model.__name__} {pk} does not exist")
-    return rows[0]
-
-
 _STATEMENTS: weakref.WeakKeyDictionary[peewee.Database, dict[Any, str]] = \
     weakref.WeakKeyDictionary()
 
@@ -232,6 +204,26 @@ def statement(key: Any, build: Callable[[], str]) -> str:
     if sql is None:
         sql = per_db[key] = build()
     return sql
+
+
+ModelT = TypeVar("ModelT", bound=peewee.Model)
+
+
+def get_by_id(model: type[ModelT], pk: int) -> ModelT:
+    """``model.get_by_id(pk)`` with its SQL built once per database.
+
+    peewee builds a query's SQL anew on every execution, which for a model of
+    forty columns costs more than the query: profiled under websocket load,
+    the two conversation look-ups of a visitor message were over half of its
+    CPU. The text never changes, so the hot paths (socket frames) fetch rows by
+    id through this cache. Raises ``model.DoesNotExist`` like ``get_by_id``.
+    """
+    sql = statement(("by_id", model),
+                    lambda: model.select().where(model._meta.primary_key == 0).sql()[0])
+    rows = list(model.raw(sql, pk))
+    if not rows:
+        raise model.DoesNotExist(f"{model.__name__} {pk} does not exist")
+    return rows[0]
 
 
 def insert_row(model: type[ModelT], values: dict[str, Any]) -> ModelT:
