@@ -267,6 +267,20 @@ def worker(burst: bool) -> None:
 
         click.echo(f"worker listening on {app.extensions['meiqia.jobs'].name}")
         job_worker.run(app, burst=burst)
+    if not burst:
+        # Stopped (SIGTERM/SIGINT, rq's warm shutdown: no job is running now). Exit
+        # at once: the interpreter would otherwise wait for this process's
+        # background threads (a knowledge base's index build and calibration, the
+        # plugins' notification pools), and under load a service manager's
+        # timeout killed the worker (-9) after a clean stop. Jobs are durable;
+        # an index is built again by whoever needs it.
+        import logging
+        import os
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 # --- db ---------------------------------------------------------------------------------
