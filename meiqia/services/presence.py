@@ -276,8 +276,8 @@ class Touches:
         with self.lock:
             self.agents.pop(socket_id, None)
 
-    def flush(self) -> int:
-        """Write what was noted; the number of sockets written."""
+    def flush(self) -> None:
+        """Write what was noted (a failed batch is kept for the next flush)."""
         with self.lock:
             visitors, self.visitors = self.visitors, set()
             agents, self.agents = self.agents, {}
@@ -293,7 +293,6 @@ class Touches:
                 self.visitors |= visitors
                 self.agents = {**agents, **self.agents}
             raise
-        return 0  # not "handled" work for the sweep's log line
 
 
 def touches() -> Touches:
