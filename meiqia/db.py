@@ -21,7 +21,6 @@ from urllib.parse import unquote
 from urllib.parse import urlparse
 
 import peewee
-from playhouse.pool import PooledPostgresqlDatabase
 from playhouse.pool import PooledSqliteDatabase
 
 database = peewee.DatabaseProxy()
@@ -172,7 +171,9 @@ def make_database(url: str, busy_timeout: float = 10.0, pool_size: int = 20) -> 
         return ImmediateSqliteDatabase(path, pragmas=pragmas, max_connections=pool_size,
                                        stale_timeout=300, timeout=busy_timeout,
                                        check_same_thread=False)
-    return PooledPostgresqlDatabase(
+    from meiqia.db_pool import PostgresPool
+
+    return PostgresPool(
         parsed.path.lstrip("/"),
         user=unquote(parsed.username) if parsed.username else None,
         password=unquote(parsed.password) if parsed.password else None,
