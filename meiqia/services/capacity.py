@@ -7,11 +7,16 @@ here once.
 
 from __future__ import annotations
 
+from typing import Any
+
 import peewee
 
+from meiqia.db import database
+from meiqia.db import statement
 from meiqia.models import Agent
 from meiqia.models import AgentSocket
 from meiqia.models import Conversation
+from meiqia.models.base import utcnow
 
 NOBODY_ONLINE = "nobody_online"
 ALL_BUSY = "all_busy"
@@ -33,29 +38,71 @@ def eligible_agents(team_id: int) -> list[Agent]:
     """Agents who take conversations now: active, status ``online`` (invisible and
     offline do not) AND connected, i.e. with a live workspace socket on any
     process (``presence.live_sockets``). An agent set online who never opened
-    the workspace, or closed it longer than the grace period ago, gets nothing."""
-    from meiqia.services.presence import live_sockets
-
-    # ``connected`` too, not the socket rows alone: routing takes its ``now``
-    # before it waits for the team's lock, so a socket that expired meanwhile can
-    # still look alive to it. ``connected`` is cleared by the one UPDATE that
-    # marks him away (``presence.settle``), and a chat routed before that UPDATE
-    # is committed before the requeue that follows it reads his chats.
-    return list(
-        Agent.select()
-        .where(Agent.team == team_id, Agent.status == "online", Agent.active == True,  # noqa: E712
-               Agent.connected == True,  # noqa: E712
-               Agent.id.in_(live_sockets().where(AgentSocket.team == team_id)))
-        .order_by(Agent.id)
-    )
+    the workspace, or closed it longer than the grace period ago, gets nothing.
+    Whole rows, for a plugin; routing itself reads ``seats``, which states the
+    rule (one statement)."""
+    ids = [seat.id for seat in seats(team_id)]
+    return list(Agent.select().where(Agent.id.in_(ids)).order_by(Agent.id)) if ids else []
 
 
 #: The name routing and the widget have used: online means "there to take chats".
 online_agents = eligible_agents
 
 
-def candidates(team_id: int) -> list[Agent]:
-    """Online agents below their limit: least-loaded first, ties round-robin.
+class Seat:
+    """What routing needs to know of an eligible agent: who, his limit, his load,
+    and when he last got a conversation (for round-robin). Routing used to read
+    the whole ``Agent`` row of every eligible agent, twice per conversation that
+    asked for a person: at 50 agents that was most of the CPU of a burst of
+    first messages (docs/benchmarks.md, "Production at 300 msg/s")."""
+
+    __slots__ = ("id", "max_concurrent", "last_assigned_at", "created_at", "load")
+
+    def __init__(self, id: int, max_concurrent: int, last_assigned_at: Any,
+                 created_at: Any, load: int) -> None:
+        self.id = id
+        self.max_concurrent = max_concurrent
+        self.last_assigned_at = last_assigned_at
+        self.created_at = created_at
+        self.load = load
+
+    @property
+    def free(self) -> bool:
+        return self.max_concurrent > 0 and self.load < self.max_concurrent
+
+
+def _seats_sql() -> str:
+    agent, sock, conv = Agent._meta, AgentSocket._meta, Conversation._meta
+    mark = database.param
+    return (
+        f'SELECT a."id", a."max_concurrent", a."last_assigned_at", a."created_at", '
+        f'(SELECT COUNT(*) FROM "{conv.table_name}" c WHERE c."handler_id" = a."id" '
+        f'AND c."status" = {mark}) '
+        f'FROM "{agent.table_name}" a WHERE a."team_id" = {mark} AND a."status" = {mark} '
+        f'AND a."active" = {mark} AND a."connected" = {mark} AND a."id" IN '
+        f'(SELECT s."agent_id" FROM "{sock.table_name}" s WHERE s."team_id" = {mark} '
+        f'AND s."alive_until" > {mark}) ORDER BY a."id"')
+
+
+def seats(team_id: int) -> list[Seat]:
+    """The eligible agents (``eligible_agents``: online, active, connected, with a
+    live workspace socket) with their open conversations, in one statement.
+
+    ``connected`` too, not the socket rows alone: routing takes its ``now``
+    before it waits for the team's lock, so a socket that expired meanwhile can
+    still look alive to it. ``connected`` is cleared by the one UPDATE that
+    marks him away (``presence.settle``), and a chat routed before that UPDATE
+    is committed before the requeue that follows it reads his chats."""
+    sql = statement("capacity.seats", _seats_sql)
+    now = AgentSocket.alive_until.db_value(utcnow())
+    cursor = database.execute_sql(sql, ["open", team_id, "online", True, True, team_id, now])
+    as_time = Agent.created_at.python_value
+    return [Seat(agent_id, limit, as_time(last), as_time(created), int(load or 0))
+            for agent_id, limit, last, created, load in cursor.fetchall()]
+
+
+def candidates(team_id: int) -> list[Seat]:
+    """Eligible agents below their limit: least-loaded first, ties round-robin.
 
     Round-robin means the agent who got a conversation longest ago (or never)
     comes first among equals.
@@ -63,18 +110,17 @@ def candidates(team_id: int) -> list[Agent]:
     return candidates_and_loads(team_id)[0]
 
 
-def candidates_and_loads(team_id: int) -> tuple[list[Agent], dict[int, int]]:
-    """``candidates`` and the open conversations per handler they were ranked by."""
-    loads = open_counts(team_id)
-    free = [
-        a for a in online_agents(team_id)
-        if a.max_concurrent > 0 and loads.get(a.id, 0) < a.max_concurrent
-    ]
-    return order_candidates(free, loads), loads
+def candidates_and_loads(team_id: int) -> tuple[list[Seat], dict[int, int]]:
+    """``candidates`` and the open conversations of each eligible agent, by id."""
+    everyone = seats(team_id)
+    loads = {seat.id: seat.load for seat in everyone}
+    return order_candidates([seat for seat in everyone if seat.free], loads), loads
 
 
-def order_candidates(agents: list[Agent], loads: dict[int, int]) -> list[Agent]:
-    """Least-loaded first, then the one given a conversation longest ago (or never)."""
+def order_candidates(agents: list[Any], loads: dict[int, int]) -> list[Any]:
+    """Least-loaded first, then the one given a conversation longest ago (or never).
+    ``agents``: seats or agents (anything with ``id``, ``last_assigned_at`` and
+    ``created_at``)."""
     return sorted(
         agents,
         key=lambda a: (
@@ -94,6 +140,7 @@ def availability(team_id: int) -> str:
 
     if not team_is_open(team_id):
         return NOBODY_ONLINE
-    if candidates(team_id):
+    everyone = seats(team_id)
+    if any(seat.free for seat in everyone):
         return AVAILABLE
-    return ALL_BUSY if online_agents(team_id) else NOBODY_ONLINE
+    return ALL_BUSY if everyone else NOBODY_ONLINE

@@ -167,6 +167,8 @@ def _plugin_choice(team_id: int) -> tuple[int, int] | None:
     pool = _pool_for(waiting[0], free, _group_members(waiting))
     if not pool:
         return None
+    rows = {a.id: a for a in Agent.select().where(Agent.id.in_([seat.id for seat in pool]))}
+    pool = [rows[seat.id] for seat in pool if seat.id in rows]  # a plugin gets whole agents
     chosen = pm.call_first("assign_agent", conversation=waiting[0], candidates=pool)
     chosen_id = getattr(chosen, "id", None)
     return (waiting[0].id, chosen_id) if chosen_id is not None else None
@@ -195,8 +197,8 @@ def _group_members(waiting: list[Conversation]) -> dict[int, set[int]]:
     return members
 
 
-def _pool_for(conversation: Conversation, free: list[Agent],
-              members: dict[int, set[int]]) -> list[Agent]:
+def _pool_for(conversation: Conversation, free: list[capacity.Seat],
+              members: dict[int, set[int]]) -> list[capacity.Seat]:
     """The free agents who may take it: its group's members, or anyone for the
     general queue; in the order ``free`` is in (least-loaded first)."""
     if not conversation.group_id:
@@ -409,7 +411,7 @@ def tell_if_nobody_left(team_id: int) -> int:
     """
     from meiqia.models import AgentGroup
 
-    present = {agent.id for agent in capacity.eligible_agents(team_id)}
+    present = {seat.id for seat in capacity.seats(team_id)}
     waiting = list(Conversation.select().where(
         Conversation.team == team_id, Conversation.status == "queued")
         .order_by(Conversation.queued_at, Conversation.id))
