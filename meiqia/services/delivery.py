@@ -35,6 +35,8 @@ from meiqia.db import statement
 PAGE = 500
 #: Conversations an agent socket may name in ``after_seq`` (the URL stays short).
 MAX_NAMED = 200
+#: Messages a socket may have sent and not yet seen acknowledged (``Stream.expect_own``).
+MAX_OWN = 1000
 
 #: ``fill(conversation_id, after, before, limit)``: the views of the messages with
 #: ``after < seq < before`` (``before`` None: no upper bound) this socket may see, in
@@ -113,7 +115,7 @@ class Stream:
         self.positions: dict[int, int] = {}
         #: (conversation id, client_msg_id) of messages this socket is sending now:
         #: they go out as its ``ack``, not as a ``message``.
-        self._own: set[tuple[int, str]] = set()
+        self._own: dict[tuple[int, str], None] = {}  # insertion order: oldest first
 
     def position(self, conversation_id: int) -> int:
         with self.lock:
@@ -162,13 +164,17 @@ class Stream:
             self.positions[cid] = seq
 
     def expect_own(self, conversation_id: int, client_msg_id: str) -> None:
-        """This socket is about to store a message: when it comes by, it is the ack."""
+        """This socket is about to store a message: when it comes by, it is the ack.
+        The oldest are forgotten past MAX_OWN (a client sending frame after frame
+        that fail on the database)."""
         with self.lock:
-            self._own.add((conversation_id, client_msg_id))
+            self._own[(conversation_id, client_msg_id)] = None
+            if len(self._own) > MAX_OWN:
+                del self._own[next(iter(self._own))]
 
     def forget_own(self, conversation_id: int, client_msg_id: str) -> None:
         with self.lock:
-            self._own.discard((conversation_id, client_msg_id))
+            self._own.pop((conversation_id, client_msg_id), None)
 
     def ack(self, view: dict, duplicate: bool) -> None:
         """Acknowledge a message this socket sent, in its place in the order.
@@ -183,7 +189,7 @@ class Stream:
                 self._send("ack", {"client_msg_id": view.get("client_msg_id"),
                                    "message": view, "duplicate": duplicate}, None)
                 return
-            self._own.add((cid, view.get("client_msg_id") or ""))
+            self._own[(cid, view.get("client_msg_id") or "")] = None
             if seq <= self.position(cid):
                 self.forget_own(cid, view.get("client_msg_id") or "")
                 return
@@ -216,7 +222,7 @@ class Stream:
         for view in views:
             key = (view["conversation_id"], view.get("client_msg_id") or "")
             if view.get("client_msg_id") and key in self._own:
-                self._own.discard(key)
+                self._own.pop(key, None)
                 self._send("ack", {"client_msg_id": view["client_msg_id"], "message": view,
                                    "duplicate": duplicate}, None)
             else:

@@ -479,6 +479,26 @@ def resync(channel: Channel, sub: Any, catch_up: Callable[[float], None]) -> Non
         pass
 
 
+@contextlib.contextmanager
+def _sending(stream: delivery.Stream, conversation_id: int, client_id: str) -> Iterator[None]:
+    """This socket stores a message: when it comes by on the stream, it is the
+    socket's ``ack``, not a ``message`` (docs/protocol.md, rule 4).
+
+    A frame that failed on the database (``unavailable``) may have been stored
+    all the same (the connection lost after its COMMIT). The client sends it
+    again; meanwhile it may come by first, filling the gap before a later
+    message, or published again by a resend: it stays this socket's own, so it
+    still goes out as the ``ack``. Any other failure stored nothing."""
+    stream.expect_own(conversation_id, client_id)
+    try:
+        yield
+    except DATABASE_ERRORS:
+        raise
+    except BaseException:
+        stream.forget_own(conversation_id, client_id)
+        raise
+
+
 def _stop_pump(pump: _Pump) -> None:
     pump.stop()
 
@@ -852,13 +872,9 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
     def message(data: dict) -> None:
         client_id = messages.check_client_id(data.get("client_msg_id"), required=True)
         stream = channel.stream
-        stream.expect_own(conversation.id, client_id)
-        try:
+        with _sending(stream, conversation.id, client_id):
             sent, created = conversations.visitor_message(
                 visitor, conversation, data.get("body", ""), client_id)
-        except BaseException:
-            stream.forget_own(conversation.id, client_id)
-            raise
         stream.ack(messages.visitor_view(sent, messages.reports_reads(conversation)),
                    duplicate=not created)
 
@@ -1217,12 +1233,8 @@ def _agent_frame(channel: Channel, actor: Any, frame: dict) -> None:
         client_id = messages.check_client_id(data.get("client_msg_id"), required=True)
         cid = int(data.get("conversation_id", 0))
         stream = channel.stream
-        stream.expect_own(cid, client_id)
-        try:
+        with _sending(stream, cid, client_id):
             sent, created = conversations.agent_send(actor, cid, body)
-        except BaseException:
-            stream.forget_own(cid, client_id)
-            raise
         # A new message is "sent" on any channel; only a resend's may be further on.
         view = messages.agent_view(sent) if created else messages.agent_views([sent])[0]
         stream.ack(view, duplicate=not created)
