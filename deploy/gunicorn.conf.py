@@ -45,6 +45,13 @@ threads = int(os.environ.get("MEIQIA_THREADS", "200"))
 worker_connections = int(os.environ.get("MEIQIA_WORKER_CONNECTIONS", "10000"))
 # The worker's heartbeat comes from its main loop (gthread, gevent), not from
 # requests, so long-lived websockets do not trip this; a hung worker still does.
+# Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel
+# spreads new connections over them evenly. With the one shared socket, the
+# worker that accepted last is the one woken next: in the 2 x gevent benchmark
+# one worker held 1,700 of 2,050 websockets (1,335 frames queued for its
+# database turns) while the other held 340 and idled, for as long as the
+# sockets stayed open (docs/benchmarks.md). ``MEIQIA_REUSE_PORT=0`` turns it off.
+reuse_port = os.environ.get("MEIQIA_REUSE_PORT", "1") not in {"0", "false", "no"}
 timeout = 60
 graceful_timeout = 30
 keepalive = 5

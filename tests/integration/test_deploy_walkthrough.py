@@ -16,6 +16,7 @@ run by the worker; §6 the backup commands, restored into another database; §7
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import http.client
@@ -214,6 +215,44 @@ def healthz(base: str, process: Process | None = None) -> dict | None:
     return data if data["status"] == "ok" else None
 
 
+def connections_per_worker(output: str, port: int, count: int) -> dict[int, int]:
+    """Open ``count`` connections to gunicorn at once and say how many each worker
+    process took (accepted and held). deploy/gunicorn.conf.py's ``reuse_port``
+    gives every worker a listening socket of its own; with one shared socket one
+    worker took most of them (docs/benchmarks.md, "Production at 300 msg/s")."""
+    import socket as socket_module
+
+    pids = [int(p) for p in re.findall(r"Booting worker with pid: (\d+)", output)]
+
+    def sockets_of(pid: int) -> int:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        n = 0
+        for fd in fd_dir.iterdir():
+            with contextlib.suppress(OSError):
+                n += os.readlink(fd).startswith("socket:")
+        return n
+
+    before = {pid: sockets_of(pid) for pid in pids}
+    held = []
+    try:
+        for _ in range(count):
+            conn = socket_module.create_connection(("127.0.0.1", port), timeout=10)
+            held.append(conn)
+        # The most each held at once: gunicorn closes a connection idle for its
+        # keep-alive (5 s), maybe before a worker still warming up accepts its share.
+        after = {pid: 0 for pid in pids}
+
+        def all_accepted() -> bool:
+            after.update({pid: max(after[pid], sockets_of(pid) - before[pid]) for pid in pids})
+            return sum(after.values()) >= 0.95 * count  # give or take the app's own sockets
+
+        wait_until(all_accepted, 30, "gunicorn to accept the connections")
+        return after
+    finally:
+        for conn in held:
+            conn.close()
+
+
 def nginx_conf(folder: Path, server: str) -> str:
     """The doc's server block inside the minimum nginx needs to run from ``folder``
     without root: events, http, temp paths of its own, no access log."""
@@ -291,6 +330,8 @@ def test_docs_deploy_md_step_by_step(stack: Stack, tmp_path: Path, redis_prefix:
     wait_until(lambda: web.output().count("Booting worker with pid") == 2, START_UP,
                "gunicorn's two worker processes")
     assert "Using worker: gevent" in web.output()  # deploy/gunicorn.conf.py: gevent on PostgreSQL
+    spread = connections_per_worker(web.output(), web_port, 200)
+    assert min(spread.values()) >= 50, f"connections not spread over the workers: {spread}"
 
     # --- §4 nginx: the doc's block, upstream and listen replaced, no TLS --------------------
     folder = tmp_path / "nginx"
