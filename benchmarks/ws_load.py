@@ -489,6 +489,8 @@ def main() -> None:
                         help="gthread: threads per process (one per open socket)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a server setting for this run (MEIQIA_KEY), e.g. DATABASE_POOL_SIZE=40")
     parser.add_argument("--no-write", action="store_true",
                         help="print the figures, leave docs/benchmarks.md alone")
     args = parser.parse_args()
@@ -511,6 +513,7 @@ def main() -> None:
                 "MEIQIA_INSTANCE_PATH": str(tmp), "MEIQIA_SECRET_KEY": "bench",
                 "MEIQIA_LOGIN_MAX_FAILURES": "1000",
                 "MEIQIA_LOGIN_RATE_PER_CLIENT": "100000/minute", "MEIQIA_THREADS": str(args.threads)})
+    env.update({f"MEIQIA_{key}": value for key, value in (s.split("=", 1) for s in args.set)})
     db_name = None
     if args.production:
         import psycopg2

@@ -39,7 +39,8 @@ from meiqia.services.messages import agent_topic
 from meiqia.services.messages import conversation_topic
 from meiqia.services.messages import post_message
 from meiqia.services.messages import team_topic
-from meiqia.services.teams import settings_of
+from meiqia.services.teams import recent
+from meiqia.services.teams import recent_settings
 
 
 @contextlib.contextmanager
@@ -126,7 +127,7 @@ def request_human(conversation: Conversation) -> str:
         return "nobody"
     team_id = conversation.team_id
     situation = capacity.availability(team_id)
-    queue_ok = settings_of(conversation.team)["queue_enabled"]
+    queue_ok = recent_settings(team_id)["queue_enabled"]
     if situation == capacity.NOBODY_ONLINE or (
         situation == capacity.ALL_BUSY and not queue_ok
     ):
@@ -364,13 +365,12 @@ OFFER_AGAIN_SECONDS = 30
 
 def visitor_language(conversation: Conversation) -> str:
     """The visitor's language (what his widget said), else the team's."""
-    from meiqia.models import Team
     from meiqia.models import Visitor
 
     visitor = Visitor.get_or_none(Visitor.id == conversation.visitor_id)
     lang = visitor.language if visitor is not None else ""
     if lang not in HANDOVER_TEXT:
-        team = Team.get_or_none(Team.id == conversation.team_id)
+        team = recent(conversation.team_id)
         lang = "en" if team is not None and team.language == "en" else "zh-CN"
     return lang
 

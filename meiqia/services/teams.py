@@ -142,23 +142,51 @@ def settings_of(team: Team) -> dict[str, Any]:
 RECENT_SECONDS = 1.0
 
 
-def recent_settings(team_id: int) -> dict[str, Any]:
-    """The team's settings as this process read them at most RECENT_SECONDS ago,
-    for reading only (the dict is shared).
+class RecentTeam:
+    """What hot paths read of a team, as this process read it at most
+    RECENT_SECONDS ago: its merged settings, time zone and language. Shared: for
+    reading only."""
+
+    __slots__ = ("id", "settings", "timezone", "language")
+
+    def __init__(self, team: Team) -> None:
+        self.id = team.id
+        self.settings = settings_of(team)
+        self.timezone = team.timezone
+        self.language = team.language
+
+
+def recent(team_id: int) -> RecentTeam | None:
+    """The team as this process read it at most RECENT_SECONDS ago (None: no such
+    team).
 
     The agent's suggestions read the suggestion threshold on every visitor
-    message of a handled chat: a row and a merge each time. A change made in
-    this process is seen at once (``update_team`` forgets the copy); one made in
-    another process within a second.
+    message of a handled chat, and routing reads the queue setting, the working
+    hours and the team's language for every conversation asking for a person: a
+    row and a merge each time, four times over in a burst of first messages. A
+    change made in this process is seen at once (``update_team`` forgets the
+    copy); one made in another process within a second.
     """
-    cache = current_app.extensions.setdefault("meiqia.recent_settings", {})
+    cache = current_app.extensions.setdefault("meiqia.recent_teams", {})
     now = time.monotonic()
     hit = cache.get(team_id)
     if hit is not None and now - hit[0] < RECENT_SECONDS:
         return hit[1]
-    settings = settings_of(get_by_id(Team, team_id))
-    cache[team_id] = (now, settings)
-    return settings
+    try:
+        snapshot: RecentTeam | None = RecentTeam(get_by_id(Team, team_id))
+    except Team.DoesNotExist:
+        snapshot = None
+    cache[team_id] = (now, snapshot)
+    return snapshot
+
+
+def recent_settings(team_id: int) -> dict[str, Any]:
+    """``recent(team_id).settings``: the team's merged settings, at most
+    RECENT_SECONDS old, for reading only (the dict is shared)."""
+    team = recent(team_id)
+    if team is None:
+        raise Team.DoesNotExist(f"Team {team_id} does not exist")
+    return team.settings
 
 
 def update_team(actor: Agent, data: dict[str, Any]) -> Team:
@@ -201,7 +229,7 @@ def update_team(actor: Agent, data: dict[str, Any]) -> Team:
             from meiqia.services import knowledge
 
             knowledge.record_changes(team.id, None, kind="settings")
-    current_app.extensions.get("meiqia.recent_settings", {}).pop(team.id, None)
+    current_app.extensions.get("meiqia.recent_teams", {}).pop(team.id, None)
     if relearn:
         from meiqia.services import knowledge
 
