@@ -172,7 +172,12 @@ class Subscription:
         try:
             self.queue.put_nowait((topic, event))
         except queue.Full:
-            log.warning("hub: subscriber queue full, event on %s dropped; resyncing", topic)
+            if self.resync_since is None:
+                # Once per episode: the drops that follow until the pump has
+                # resynced are covered by the same resync (logging each one cost
+                # more CPU than the drops in the collapse at 300 msg/s).
+                log.warning("hub: subscriber queue full, event on %s dropped; resyncing "
+                            "(further drops before the resync are not logged)", topic)
             self.request_resync(time.time())
             return
         self._notify()

@@ -57,7 +57,6 @@ from meiqia.hub import RESYNC
 from meiqia.hub import SharedData
 from meiqia.models import Conversation
 from meiqia.models import Mention
-from meiqia.models import Message
 from meiqia.models.base import utcnow
 from meiqia.services import conversations
 from meiqia.services import delivery
@@ -1192,15 +1191,26 @@ def _agent_stream(channel: Channel, actor: Any) -> delivery.Stream:
 
 
 def _agent_catch_up(stream: delivery.Stream, actor: Any, since: float) -> None:
-    """An agent socket's resync: every conversation of his team with a message
-    since a little before the gap (or that the stream has a position for) is
-    caught up from the stream's own position; ``fill`` keeps to his scope."""
+    """An agent socket's resync: the conversations in his scope whose last message
+    is beyond the stream's position are caught up, each from that position.
+
+    One statement finds them: his scope's conversations still open, or with a
+    message since a little before the gap (``RESYNC_MARGIN``), with their last
+    ``seq``. It used to be a fill per conversation with a message in the window
+    or a position on the stream, found or not behind: a busy team's agent socket
+    knows thousands of conversations, and a resync that costs thousands of
+    statements per socket, for every agent socket of a process at once, takes
+    the database turns that chat messages wait for, until the next resync (the
+    2 x gevent run at 300 msg/s; docs/benchmarks.md)."""
     cutoff = datetime.datetime.fromtimestamp(
         since - RESYNC_MARGIN, datetime.UTC).replace(tzinfo=None)
-    recent = {cid for (cid,) in Message.select(Message.conversation).join(Conversation).where(
-        Conversation.team == actor.team_id, Message.created_at >= cutoff).distinct().tuples()}
-    for cid in sorted(recent | set(stream.positions)):
-        stream.catch_up(cid)
+    latest = (Conversation.select(Conversation.id, Conversation.last_seq)
+              .where(permissions.conversation_filter(actor),
+                     (Conversation.status != "ended") | (Conversation.last_message_at >= cutoff))
+              .tuples())
+    for cid, last_seq in latest:
+        if last_seq and last_seq > stream.position(cid):
+            stream.catch_up(cid)
 
 
 def _agent_resume(stream: delivery.Stream, actor: Any, named: dict[int, int],
