@@ -14,12 +14,14 @@ from typing import Any
 from flask import current_app
 
 from meiqia.db import database
+from meiqia.db import get_by_id
 from meiqia.db import is_postgres
 from meiqia.models import Agent
 from meiqia.models import Conversation
 from meiqia.models import Group
 from meiqia.models import Mention
 from meiqia.models import Message
+from meiqia.models import Team
 from meiqia.models import Visit
 from meiqia.models import Visitor
 from meiqia.models.base import utcnow
@@ -34,7 +36,6 @@ from meiqia.services.errors import Conflict
 from meiqia.services.errors import Forbidden
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
-from meiqia.services.teams import recent_settings
 from meiqia.services.teams import settings_of
 from meiqia.services.validation import check
 
@@ -171,7 +172,7 @@ def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
         return message, False
     if conversation.status == "bot" and kind == "text":
         if wants_human(message.body) or \
-                not recent_settings(conversation.team_id)["bot_enabled"]:
+                not settings_of(get_by_id(Team, conversation.team_id))["bot_enabled"]:
             _ask_for_human(conversation)
         else:
             _bot_step(conversation, message)
