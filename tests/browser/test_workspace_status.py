@@ -85,3 +85,75 @@ def test_a_retry_after_a_lost_response_is_stored_once(server, admin, new_context
     page.press("#ws-input", "Enter")
     expect(page.locator("#ws-messages .ws-msg.from-agent")).to_have_count(2)
     assert Message.select().where(Message.body == "请稍等，我查一下").count() == 2
+
+
+def test_the_same_words_sent_again_while_the_first_is_on_its_way_are_two_messages(
+        server, admin, new_context):
+    """The composer clears at once, so an agent can send the same words again before the
+    first send has its answer; the second is a new message, not a retry of the first."""
+    admin.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
+    admin.go_online()
+    cid = start(server.app, admin.team["id"])[2]
+    page = new_context(viewport={"width": 1360, "height": 820}).new_page()
+    open_chat(page, server)
+    held = []
+
+    def hold_the_first(route):
+        if route.request.method == "POST" and not held:
+            held.append(route)  # answered below, after the second send
+        else:
+            route.continue_()
+
+    page.route(f"**/api/v1/conversations/{cid}/messages", hold_the_first)
+    for _ in range(2):
+        page.fill("#ws-input", "好的")
+        page.press("#ws-input", "Enter")
+        expect(page.locator("#ws-input")).to_have_value("")
+    expect(page.locator("#ws-messages .ws-msg.from-agent")).to_have_count(1)  # the second
+    held[0].continue_()
+    expect(page.locator("#ws-messages .ws-msg.from-agent")).to_have_count(2)
+    stored = Message.select().where(Message.body == "好的")
+    assert stored.count() == 2
+    assert len({m.client_msg_id for m in stored}) == 2
+
+
+def test_a_suggestion_that_arrives_while_a_reply_is_on_its_way_stays(server, admin, new_context):
+    """A reply answers the suggestions shown when it was sent; the ones for the visitor's
+    next question, arriving before that reply's response, stay on screen."""
+    from tests.browser.test_e2e_conversation import go_online
+    from tests.browser.test_e2e_conversation import import_shop_kb
+    from tests.browser.test_widget import open_widget
+
+    import_shop_kb(admin)
+    agent = new_context(viewport={"width": 1360, "height": 820}).new_page()
+    login(agent, server)
+    go_online(agent)
+    visitor = new_context(viewport={"width": 1100, "height": 800}).new_page()
+    frame = open_widget(visitor, server, admin.team["id"])
+    frame.locator("#mq-human").click()
+    expect(frame.locator("#mq-state")).to_contain_text("王管理")
+    agent.locator("#ws-list .ws-item").first.click()
+    expect(agent.locator("#ws-composer")).to_be_visible()
+    held = []
+
+    def hold_the_reply(route):
+        if route.request.method == "POST" and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    agent.route("**/api/v1/conversations/*/messages", hold_the_reply)
+    agent.fill("#ws-input", "您好，请问有什么可以帮您？")
+    agent.press("#ws-input", "Enter")
+    expect(agent.locator("#ws-input")).to_have_value("")
+    frame.locator("#mq-input").fill("快递丢了怎么办")
+    frame.locator("#mq-send").click()
+    suggestion = agent.locator("#ws-suggestions .suggestion").first
+    suggestion.wait_for()
+    held[0].continue_()
+    expect(agent.locator("#ws-messages .ws-msg.from-agent")).to_have_count(1)
+    expect(suggestion).to_be_visible()
+    # Answering it with the suggestion takes it away.
+    suggestion.locator("button.primary").click()
+    expect(agent.locator("#ws-suggestions")).to_be_hidden()
+    expect(agent.locator("#ws-messages .ws-msg.from-agent")).to_have_count(2)

@@ -312,25 +312,36 @@ export class Chat {
   /** One client_msg_id per composed message, kept across its retries: when a send
    * stored the message but its response was lost, the retry is answered as a
    * duplicate instead of being stored twice. Another text, mode or conversation
-   * is another message. */
-  draftId(body, mode) {
+   * is another message, and so is the same text sent again while the first send is
+   * still on its way (the composer is cleared at once, so the agent may well). */
+  draftFor(body, mode) {
     const key = JSON.stringify([this.id, mode, body]);
-    if (!this.draft || this.draft.key !== key) this.draft = { key, id: clientId() };
-    return this.draft.id;
+    if (!this.draft || this.draft.key !== key || this.draft.sending) this.draft = { key, id: clientId(), sending: false };
+    return this.draft;
   }
 
   async send(body, mode, suggestion) {
     body = body.trim();
     if (!body || !this.id) return;
-    const payload = { body, mode, client_msg_id: this.draftId(body, mode) };
+    const id = this.id;
+    const draft = this.draftFor(body, mode);
+    draft.sending = true;
+    // The suggestions this reply answers: those showing now. Ones that arrive while it is
+    // on its way are for a newer question and stay.
+    const answering = this.suggestionsFor.get(id);
+    const payload = { body, mode, client_msg_id: draft.id };
     if (suggestion) payload.suggestion = suggestion;
     try {
-      const { message } = await api('POST', `/conversations/${this.id}/messages`, payload);
-      this.draft = null;
+      const { message } = await api('POST', `/conversations/${id}/messages`, payload);
+      if (this.draft === draft) this.draft = null;
       this.add(message);
-      this.hideSuggestions();
+      if (this.suggestionsFor.get(id) === answering) {
+        this.suggestionsFor.delete(id);
+        if (this.id === id) this.hideSuggestions();
+      }
       return true;
     } catch (e) {
+      draft.sending = false;  // kept for the retry, under the same id
       toast(e.message, 'error');
       return false;
     }
