@@ -65,6 +65,47 @@ def is_patched() -> bool:
     return monkey.is_module_patched("socket") and monkey.is_module_patched("threading")
 
 
+def start_worker(target: Any, name: str | None = None) -> Any:
+    """Run ``target`` in the background and return at once, with a handle that has
+    ``join(timeout)``: a greenlet when gevent patched this process, else a daemon
+    thread.
+
+    A patched ``Thread.start`` waits until the new thread has run, which under
+    gevent is a trip through every greenlet ready to run. A socket's pump is
+    started by whoever publishes the event (the in-process hub fans out in the
+    publisher's greenlet, the Redis hub in its listener): the first message of a
+    chat woke 50 agents' pumps, its publisher queued 50 times behind the other
+    2,000 sockets while it held a database turn, and the embedded server's turns
+    all went to waiting (issue 19, the greenlet dump of the embedded run).
+    ``gevent.spawn`` only schedules the greenlet.
+    """
+    if is_patched():
+        import gevent
+
+        worker = gevent.spawn(target)
+        if name:
+            worker.name = name
+        return worker
+    import threading
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def is_current(worker: Any) -> bool:
+    """Whether ``worker`` (from ``start_worker``) is the one running this code."""
+    import threading
+
+    if worker is threading.current_thread():
+        return True
+    if "gevent" in sys.modules:
+        import gevent
+
+        return worker is gevent.getcurrent()
+    return False
+
+
 def bounded_semaphore(value: int) -> Any:
     """A bounded semaphore that waits well in this process: gevent's own when
     ``threading`` is patched (``meiqia run``, gunicorn's gevent worker), else

@@ -340,7 +340,7 @@ class _Pump:
         self.allow, self.shape, self.catch_up = allow, shape, catch_up
         self.lock = threading.Lock()
         self.armed = self.running = False
-        self.thread: threading.Thread | None = None
+        self.thread: Any = None  # a thread, or a greenlet under gevent
         sub.notify = self.wake
 
     def arm(self) -> None:
@@ -358,8 +358,7 @@ class _Pump:
                 return
             self.running = True
             # Started under the lock, so ``stop`` never joins a thread not yet started.
-            self.thread = threading.Thread(target=self._run, daemon=True)
-            self.thread.start()
+            self.thread = embedded_server.start_worker(self._run)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Detach from the hub and let a running drain end (``_stop_pump``)."""
@@ -367,7 +366,7 @@ class _Pump:
         self.sub.close()
         with self.lock:
             thread = self.thread
-        if thread is not None and thread is not threading.current_thread():
+        if thread is not None and not embedded_server.is_current(thread):
             thread.join(timeout)
 
     def _run(self) -> None:
@@ -959,14 +958,18 @@ def agent_socket(ws: Any) -> None:
     pump.arm()
     try:
         for frame in _frames(ws, channel):
+            # The sign of life first: it is only a note (the sweeper writes it), while
+            # the credential check below may wait its turn for the database with every
+            # chat frame of a busy process, and an agent whose pings wait there past
+            # AGENT_HEARTBEAT_SECONDS is taken for gone (issue 19's embedded run).
+            if socket_row and time.monotonic() - last_touch > touch_every and _touch(
+                    presence.touches().agent, actor, socket_row[0]):
+                last_touch = time.monotonic()
             if not credential.still_live(channel):
                 break
             if not socket_row:
                 _bookkeeping("presence",
                              lambda: socket_row.append(presence.agent_connected(actor)))
-                last_touch = time.monotonic()
-            elif time.monotonic() - last_touch > touch_every and _touch(
-                    presence.touches().agent, actor, socket_row[0]):
                 last_touch = time.monotonic()
             if _pong(channel, frame):
                 continue
