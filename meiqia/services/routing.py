@@ -97,6 +97,34 @@ def publish_queue(team_id: int, group_ids: Any) -> None:
                         track=False)
 
 
+def _offer_once(conversation: Conversation, situation: str) -> None:
+    """``offer_ticket`` for a visitor who asked for a person nobody can be: the stored
+    ``leave_message`` line at most once per OFFER_AGAIN_SECONDS (``offered_at`` claims
+    it, across processes), the ``offer_ticket`` frame every time.
+
+    With the bot off, every message of a visitor nobody can serve asks for a person.
+    A line per message repeated the same sentence under each of his messages, and
+    under load it doubled the stored messages and their fan-out to every agent
+    (issue 19's embedded run: 9,730 lines for 21,090 visitor messages)."""
+    now = utcnow()
+    claimed = Conversation.update(offered_at=now).where(
+        Conversation.id == conversation.id,
+        Conversation.offered_at.is_null()
+        | (Conversation.offered_at < now - datetime.timedelta(seconds=OFFER_AGAIN_SECONDS)),
+    ).execute()
+    if claimed:
+        offer_ticket(conversation, situation)
+    else:
+        _offer_frame(conversation, situation)
+
+
+def _offer_frame(conversation: Conversation, situation: str) -> None:
+    """The visitor's ``conversation`` frame with ``offer_ticket``: show the form."""
+    events.emit("conversation", conversation.team_id, [conversation_topic(conversation.id)],
+                {"conversation_id": conversation.id, "status": conversation.status,
+                 "offer_ticket": situation}, track=False)
+
+
 def _state_event(conversation: Conversation) -> dict[str, Any]:
     handler = Agent.get_or_none(Agent.id == conversation.handler_id) \
         if conversation.handler_id else None
@@ -131,7 +159,7 @@ def request_human(conversation: Conversation) -> str:
     if situation == capacity.NOBODY_ONLINE or (
         situation == capacity.ALL_BUSY and not queue_ok
     ):
-        offer_ticket(conversation, situation)
+        _offer_once(conversation, situation)
         return "nobody"
     Conversation.update(status="queued", queued_at=utcnow()).where(
         Conversation.id == conversation.id, Conversation.status == "bot").execute()
@@ -391,9 +419,7 @@ def announce_handover(conversation: Conversation) -> None:
 def offer_ticket(conversation: Conversation, situation: str) -> None:
     """Nobody can take the chat: the ``offer_ticket`` state to the visitor and the
     stored ``leave_message`` line (so a client that resumes later sees it too)."""
-    events.emit("conversation", conversation.team_id, [conversation_topic(conversation.id)],
-                {"conversation_id": conversation.id, "status": conversation.status,
-                 "offer_ticket": situation}, track=False)
+    _offer_frame(conversation, situation)
     post_message(conversation, "system", LEAVE_MESSAGE_TEXT[visitor_language(conversation)],
                  kind="event", payload={"event": "leave_message", "reason": situation})
 

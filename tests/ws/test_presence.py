@@ -241,6 +241,32 @@ def test_the_agent_socket_keeps_its_row_alive(team, live, sweeper):
     agent.close()
 
 
+def test_a_ping_is_a_sign_of_life_while_the_database_is_busy(team, live, monkeypatch):
+    """The sign of life is noted before the socket's credential check, which waits its
+    turn for the database with every chat frame of a busy process: a ping that waited
+    there past AGENT_HEARTBEAT_SECONDS took the agent for gone (issue 19)."""
+    from meiqia import embedded_server
+    from meiqia.web import ws
+
+    team.app.config.update(PRESENCE_SWEEP_SECONDS=1, AGENT_HEARTBEAT_SECONDS=0.3)
+    li = team.online_agent(1, connected=False)
+    agent = workspace(live, li)
+    monkeypatch.setattr(ws, "CREDENTIAL_CHECK_SECONDS", 0)  # every frame checks it
+    gate = team.app.extensions["meiqia.ws_gate"] = embedded_server.bounded_semaphore(1)
+    with team.app.app_context():
+        notes = presence.touches()
+    notes.flush()
+    time.sleep(0.2)  # past the interval between two notes
+    assert gate.acquire(timeout=5)  # every database turn of the process taken
+    try:
+        agent.send("ping")
+        wait_until(lambda: notes.agents, 5, "the ping noted while the database is busy")
+    finally:
+        gate.release()
+    agent.expect("pong")
+    agent.close()
+
+
 TRIALS = 12
 
 
@@ -402,3 +428,42 @@ def test_pings_keep_the_workspace_alive_through_the_batched_sweep(team, live, sw
     assert Agent.get_by_id(li.agent["id"]).connected
     assert presence.is_connected(li.agent["id"])
     agent.close()
+
+
+def test_a_visitor_nobody_can_serve_is_shown_the_form_each_time_but_told_once(team, live):
+    """With the bot off every message asks for a person. Each gets the form (the
+    ``offer_ticket`` frame); the stored line comes once per 30 s, also when his
+    messages arrive at once from two tabs (the race on purpose, five trials)."""
+    from meiqia.services import routing
+
+    for trial in range(5):
+        client, token, cid, data = start(team.app, team.team["id"])
+        lines = Message.select().where(Message.conversation == cid, Message.kind == "event")
+        assert lines.count() == 1  # the session's own offer
+        Conversation.update(offered_at=None).where(Conversation.id == cid).execute()
+        tabs = [visitor(live, token) for _ in range(2)]
+        go, answers = threading.Barrier(8), []
+
+        def send(n, client=client, token=token, cid=cid, trial=trial, go=go, answers=answers):
+            go.wait(5)
+            answers.append(vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
+                                 json={"client_msg_id": f"t{trial}-{n}", "body": f"在吗？{n}"}
+                                 ).status_code)
+
+        senders = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+        for t in senders:
+            t.start()
+        for t in senders:
+            t.join(10)
+        assert sorted(answers) == [201] * 8, answers
+        for tab in tabs:  # the form, once for each message
+            for _ in range(8):
+                offered(tab)
+            tab.close()
+        assert lines.count() == 2  # one more line for the eight, not eight
+        # Past OFFER_AGAIN_SECONDS he is told again.
+        Conversation.update(offered_at=utcnow() - datetime.timedelta(
+            seconds=routing.OFFER_AGAIN_SECONDS + 1)).where(Conversation.id == cid).execute()
+        vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
+              json={"client_msg_id": f"t{trial}-late", "body": "还有人吗"})
+        assert lines.count() == 3

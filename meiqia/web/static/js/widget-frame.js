@@ -422,8 +422,12 @@ function onFrame(type, data, envelope) {
   else if (type === 'ack') {
     addMessage(data.message);
     setStatus(data.message.id, data.message.status);
-  } else if (type === 'conversation') renderState(data);
-  else if (type === 'typing') {
+  } else if (type === 'conversation') {
+    renderState(data);
+    // Nobody can take the chat: the form (the stored line that says so comes at most
+    // once per 30 s; this frame with every request).
+    if (data.offer_ticket) showLeaveMessage();
+  } else if (type === 'typing') {
     $('mq-typing').hidden = !data.typing;
     clearTimeout(typingTimer);
     if (data.typing) typingTimer = setTimeout(() => { $('mq-typing').hidden = true; }, 6000);
