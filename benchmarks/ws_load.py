@@ -413,15 +413,21 @@ async def heartbeats(agents: list, visitors: list) -> None:
     gone, routes no chat to him, and the benchmark measured the unassigned pool
     (every message to every agent) instead of chats."""
     ping = json.dumps({"type": "ping", "data": {}})
+    loop = asyncio.get_running_loop()
     while True:
         sockets = list(agents) + list(visitors)
         gap = PING_SECONDS / max(len(sockets), 1)
-        for ws in sockets:
+        # On the clock, not a sleep after each send: a client busy reading frames
+        # sleeps longer than asked, and 2,050 late sleeps stretched a round past the
+        # 75 s an agent's sign of life lasts (the server then rightly took every
+        # agent for gone). Each browser keeps its own 25 s; so does each socket here.
+        round_start = loop.time()
+        for n, ws in enumerate(sockets):
             try:
                 await ws.send(ping)
             except Exception:  # noqa: BLE001 - a closed socket: the run counts it
                 pass
-            await asyncio.sleep(gap)
+            await asyncio.sleep(max(0.0, round_start + (n + 1) * gap - loop.time()))
 
 
 def progress(text: str) -> None:
