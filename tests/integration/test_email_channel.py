@@ -479,35 +479,70 @@ def test_polling_without_idle_and_test_connection_failures(email_app, mail):
 
 
 def test_two_processes_one_reader_and_the_other_takes_over(email_app, mail, tmp_path):
-    """Every web process runs the channel; one reads the mailbox. A second app on
-    the same database (another process, as gunicorn's workers are) waits while
-    the first holds the claim, and reads the mail once the first stops (which
-    gives the claim up at once)."""
+    """Every web process runs the channel; one reads the mailbox. A second process on
+    the same database (``meiqia run``, as gunicorn's workers are processes) waits
+    while the first holds the claim, and reads the mail once the first stops (which
+    gives the claim up at once).
+
+    A real process, not a second app in this one: the models' database proxy is one
+    per process, and a second app re-bound it under the first app's reader, which
+    left a write transaction open on a connection nobody used again (the test's
+    "database is locked" failures)."""
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
     from meiqia.channels import registry
+    from meiqia.channels.email.poller import LEASE_KEY
+    from meiqia.models import ChannelState
+    from tests.integration.test_two_processes import free_port
 
     api = ApiClient.registered(email_app)
     enable(api, mail)
     mail.send(VISITOR, "第一封", "你们几点上班？")
     wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
                what="the first mail, read by the first process")
-    second = make_app(tmp_path / "second", DATABASE_URL=email_app.config["DATABASE_URL"],
-                      JOBS_INLINE=False, OUTBOUND_ALLOWED_NETWORKS=["127.0.0.0/8"])
+    poller1 = registry.instance(api.team["id"], "email", email_app).poller
+
+    def reader() -> Any:
+        row = ChannelState.get_or_none(ChannelState.team == api.team["id"],
+                                       ChannelState.channel == "email",
+                                       ChannelState.key == LEASE_KEY)
+        return (row.value or {}).get("token") if row is not None else None
+
+    port = free_port()
+    env = {**os.environ, "MEIQIA_DATABASE_URL": email_app.config["DATABASE_URL"],
+           "MEIQIA_SECRET_KEY": email_app.config["SECRET_KEY"],
+           "MEIQIA_INSTANCE_PATH": str(tmp_path / "second"), "MEIQIA_REDIS_URL": "",
+           "MEIQIA_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8"}
+    log = open(tmp_path / "second.log", "wb")
+    second = subprocess.Popen([sys.executable, "-m", "meiqia.cli", "run", "--port", str(port)],
+                              env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def up() -> bool:  # its first request starts its channels
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+                return True
+        except OSError:
+            return False
+
     try:
-        with second.app_context():
-            assert registry.start_all(second) == 1
-            poller2 = registry.instance(api.team["id"], "email", second).poller
-        poller1 = registry.instance(api.team["id"], "email", email_app).poller
-        wait_until(lambda: poller2.thread is not None, what="the second reader started")
+        wait_until(up, what="the second process serving")
         mail.send("li@customer.test", "第二封", "我要退货")
         wait_until(lambda: Conversation.select().where(Conversation.channel == "email"
                                                        ).count() == 2, what="the second mail")
-        assert poller1.rounds >= 1 and poller2.rounds == 0  # one IMAP session, not two
+        assert poller1.rounds >= 1 and reader() == poller1.token  # one IMAP reader, not two
         registry.stop_all(email_app)  # the first process stops (a worker restarted)
         mail.send("wang@customer.test", "第三封", "发票怎么开？")
         wait_until(lambda: Conversation.select().where(
             Conversation.channel == "email").count() == 3,
             what="the third mail, read by the second process")
-        wait_until(lambda: poller2.rounds >= 1, what="the second reader's round")
-        assert not poller1.thread
+        assert reader() not in (None, poller1.token) and not poller1.thread
     finally:
-        close_app(second)
+        second.terminate()
+        try:
+            second.wait(30)
+        except subprocess.TimeoutExpired:
+            second.kill()
+        log.close()
