@@ -78,27 +78,37 @@ def _seats_sql() -> str:
         f'SELECT a."id", a."max_concurrent", a."last_assigned_at", a."created_at", '
         f'(SELECT COUNT(*) FROM "{conv.table_name}" c WHERE c."handler_id" = a."id" '
         f'AND c."status" = {mark}) '
+        f', a."id" IN (SELECT s."agent_id" FROM "{sock.table_name}" s '
+        f'WHERE s."team_id" = {mark} AND s."alive_until" > {mark}) '
         f'FROM "{agent.table_name}" a WHERE a."team_id" = {mark} AND a."status" = {mark} '
-        f'AND a."active" = {mark} AND a."connected" = {mark} AND a."id" IN '
-        f'(SELECT s."agent_id" FROM "{sock.table_name}" s WHERE s."team_id" = {mark} '
-        f'AND s."alive_until" > {mark}) ORDER BY a."id"')
+        f'AND a."active" = {mark} AND a."connected" = {mark} ORDER BY a."id"')
 
 
 def seats(team_id: int) -> list[Seat]:
     """The eligible agents (``eligible_agents``: online, active, connected, with a
     live workspace socket) with their open conversations, in one statement.
 
+    A socket is live when its row says so (any process), or when this process
+    heard from it within the heartbeat and the sweep has not written that yet
+    (``presence.heard_here``: a process behind on its timers must not take its own
+    agents for gone).
+
     ``connected`` too, not the socket rows alone: routing takes its ``now``
     before it waits for the team's lock, so a socket that expired meanwhile can
     still look alive to it. ``connected`` is cleared by the one UPDATE that
     marks him away (``presence.settle``), and a chat routed before that UPDATE
     is committed before the requeue that follows it reads his chats."""
+    from meiqia.services.presence import heard_here
+
     sql = statement("capacity.seats", _seats_sql)
     now = AgentSocket.alive_until.db_value(utcnow())
-    cursor = database.execute_sql(sql, ["open", team_id, "online", True, True, team_id, now])
+    cursor = database.execute_sql(sql, ["open", team_id, now, team_id, "online", True, True])
+    rows = cursor.fetchall()
+    here = heard_here(team_id) if rows else set()
     as_time = Agent.created_at.python_value
     return [Seat(agent_id, limit, as_time(last), as_time(created), int(load or 0))
-            for agent_id, limit, last, created, load in cursor.fetchall()]
+            for agent_id, limit, last, created, load, alive in rows
+            if alive or agent_id in here]
 
 
 def candidates(team_id: int) -> list[Seat]:

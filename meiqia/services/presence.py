@@ -156,8 +156,10 @@ def live_sockets(now: datetime.datetime | None = None) -> Any:
 
 
 def is_connected(agent_id: int, now: datetime.datetime | None = None) -> bool:
-    """He has a workspace socket alive now, on any process (or in its grace period)."""
-    return live_sockets(now).where(AgentSocket.agent == agent_id).exists()
+    """He has a workspace socket alive now, on any process (or in its grace period),
+    or one this process heard from (``heard_here``)."""
+    return agent_id in touches().heard_recently() or \
+        live_sockets(now).where(AgentSocket.agent == agent_id).exists()
 
 
 def connected_ids(team_id: int, now: datetime.datetime | None = None) -> set[int]:
@@ -195,6 +197,19 @@ def agent_connected(agent: Agent) -> int:
     Agent.update(last_seen_at=now).where(Agent.id == agent.id).execute()
     _came_back(agent)
     return row.id
+
+
+def heard_here(team_id: int) -> set[int]:
+    """The team's agents whose workspace socket in *this* process showed a sign of life
+    within AGENT_HEARTBEAT_SECONDS.
+
+    The database says the same once the presence sweep has written the notes, but
+    the sweep runs on a timer, and a process that has fallen behind runs its timers
+    late: at 300 msg/s on one core a one-second wait returned after 50 s, every
+    agent's row expired although his pings kept coming, and routing found nobody
+    (issue 19, docs/benchmarks.md). What this process heard itself needs no timer.
+    Other processes still go by the rows."""
+    return touches().heard_recently(team_id)
 
 
 def _came_back(agent: Agent) -> None:
@@ -256,6 +271,21 @@ class Touches:
         self.lock = threading.Lock()
         self.visitors: set[int] = set()
         self.agents: dict[int, tuple[int, int]] = {}
+        #: Agent sockets of this process: socket id -> (agent id, team id, when last
+        #: heard, ``time.monotonic``), whether or not the sweep has written it yet.
+        self.heard: dict[int, tuple[int, int, float]] = {}
+
+    def heard_from(self, agent: Agent, socket_id: int) -> None:
+        with self.lock:
+            self.heard[socket_id] = (agent.id, agent.team_id, time.monotonic())
+
+    def heard_recently(self, team_id: int | None = None) -> set[int]:
+        """The agents (of a team) whose socket in this process showed a sign of life
+        within AGENT_HEARTBEAT_SECONDS (``heard_here``)."""
+        cutoff = time.monotonic() - heartbeat_seconds()
+        with self.lock:
+            return {agent_id for agent_id, team, at in self.heard.values()
+                    if at > cutoff and team_id in (None, team)}
 
     def visitor(self, visitor_id: int) -> None:
         if not batched():
@@ -265,6 +295,7 @@ class Touches:
             self.visitors.add(visitor_id)
 
     def agent(self, agent: Agent, socket_id: int) -> None:
+        self.heard_from(agent, socket_id)
         if not batched():
             agent_alive(agent, socket_id)
             return
@@ -275,6 +306,7 @@ class Touches:
         """His socket closed: its grace period, not a late note, decides now."""
         with self.lock:
             self.agents.pop(socket_id, None)
+            self.heard.pop(socket_id, None)
 
     def flush(self) -> None:
         """Write what was noted (a failed batch is kept for the next flush)."""

@@ -467,3 +467,25 @@ def test_a_visitor_nobody_can_serve_is_shown_the_form_each_time_but_told_once(te
         vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
               json={"client_msg_id": f"t{trial}-late", "body": "还有人吗"})
         assert lines.count() == 3
+
+
+def test_a_process_behind_on_its_sweep_still_routes_to_the_agents_it_hears(team, live):
+    """The sweep that writes the signs of life runs on a timer, which an overloaded
+    process runs late (50 s at 300 msg/s on one core). Here no sweep runs at all: the
+    agent's row expires while he keeps pinging, and this process still routes to him;
+    once he is silent past the heartbeat, it does not."""
+    team.app.config.update(PRESENCE_SWEEP_SECONDS=1, AGENT_HEARTBEAT_SECONDS=1)
+    li = team.online_agent(2, connected=False)
+    agent = workspace(live, li)
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:  # pings, as the workspace sends them
+        agent.send("ping")
+        agent.expect("pong")
+        time.sleep(0.2)
+    assert not presence.live_sockets().where(AgentSocket.agent == li.agent["id"]).exists()  # his row expired, nothing wrote it
+    served = start(team.app, team.team["id"])[2]
+    assert Conversation.get_by_id(served).handler_id == li.agent["id"]
+    time.sleep(1.3)  # silent past the heartbeat, socket still open
+    waiting = start(team.app, team.team["id"])[2]
+    assert Conversation.get_by_id(waiting).handler_id is None
+    agent.close()
