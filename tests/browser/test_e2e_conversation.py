@@ -40,6 +40,21 @@ def go_online(page: Any) -> None:
     expect(page.locator("#my-status")).to_have_attribute("data-current", "online")
 
 
+def agent_serving_a_visitor(server: Any, admin: Any, new_context: Any) -> tuple[Any, Any, Any]:
+    """The admin (王管理) online in his workspace, and a visitor's widget that asked for
+    a person and got him: (the agent's page, the visitor's page, the widget's frame)."""
+    from tests.browser.test_widget import open_widget
+
+    agent = new_context(viewport={"width": 1360, "height": 820}).new_page()
+    login(agent, server)
+    go_online(agent)
+    visitor = new_context(viewport={"width": 1100, "height": 800}).new_page()
+    frame = open_widget(visitor, server, admin.team["id"])
+    frame.locator("#mq-human").click()
+    expect(frame.locator("#mq-state")).to_contain_text("王管理")
+    return agent, visitor, frame
+
+
 def png(path: Path, width: int = 240, height: int = 150) -> Path:
     """A valid PNG file: orange and white stripes."""
     def chunk(kind: bytes, data: bytes) -> bytes:

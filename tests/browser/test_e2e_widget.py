@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import login
 from tests.browser.conftest import screenshot
+from tests.browser.test_e2e_conversation import agent_serving_a_visitor
 from tests.browser.test_e2e_conversation import go_online
 from tests.browser.test_widget import open_widget
 
@@ -177,14 +178,7 @@ def test_widget_speaks_the_browser_language_or_the_page_choice(server, admin, ne
 
 
 def test_reload_mid_conversation_shows_every_message_once(server, admin, new_context):
-    agent = new_context(viewport={"width": 1360, "height": 820}).new_page()
-    login(agent, server)
-    go_online(agent)
-
-    visitor = new_context(viewport={"width": 1100, "height": 800}).new_page()
-    frame = open_widget(visitor, server, admin.team["id"])
-    frame.locator("#mq-human").click()
-    expect(frame.locator("#mq-state")).to_contain_text("王管理")
+    agent, visitor, frame = agent_serving_a_visitor(server, admin, new_context)
     for text in ("第一条", "第二条"):
         frame.locator("#mq-input").fill(text)
         frame.locator("#mq-input").press("Enter")

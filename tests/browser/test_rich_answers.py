@@ -8,8 +8,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import login
-from tests.browser.test_e2e_conversation import go_online
+from tests.browser.test_e2e_conversation import agent_serving_a_visitor
 from tests.browser.test_e2e_conversation import image_loaded
 from tests.browser.test_e2e_conversation import import_shop_kb
 from tests.browser.test_widget import open_widget
@@ -96,13 +95,7 @@ def test_the_widget_shows_the_bots_link_and_image_and_no_javascript_link(server,
 
 def test_the_agents_suggestion_shows_the_link_and_image(server, admin, new_context):
     import_shop_kb(admin)
-    agent = new_context(viewport={"width": 1360, "height": 820}).new_page()
-    login(agent, server)
-    go_online(agent)
-    visitor = new_context(viewport={"width": 1100, "height": 800}).new_page()
-    frame = open_widget(visitor, server, admin.team["id"])
-    frame.locator("#mq-human").click()
-    expect(frame.locator("#mq-state")).to_contain_text("王管理")
+    agent, _visitor, frame = agent_serving_a_visitor(server, admin, new_context)
     agent.locator("#ws-list .ws-item").first.click()
 
     frame.locator("#mq-input").fill("怎么申请退货？")

@@ -27,6 +27,32 @@ def open_chat(page, server):
     expect(page.locator("#ws-composer")).to_be_visible()
 
 
+def one_chat_open(server, admin, new_context):
+    """The bot off, the admin online, one visitor's chat open in his workspace:
+    (its conversation id, the agent's page)."""
+    admin.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
+    admin.go_online()
+    cid = start(server.app, admin.team["id"])[2]
+    page = new_context(viewport={"width": 1360, "height": 820}).new_page()
+    open_chat(page, server)
+    return cid, page
+
+
+def hold_the_first_send(page, url):
+    """Hold the first POST to ``url`` unanswered (the test answers it with
+    ``continue_()`` when it chooses); every other request goes through."""
+    held = []
+
+    def hold(route):
+        if route.request.method == "POST" and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(url, hold)
+    return held
+
+
 def test_a_channel_without_reads_shows_delivered_read_unknown(sms_server, new_context):
     from tests.helpers import ApiClient
 
@@ -55,11 +81,7 @@ def test_a_channel_without_reads_shows_delivered_read_unknown(sms_server, new_co
 
 
 def test_a_retry_after_a_lost_response_is_stored_once(server, admin, new_context):
-    admin.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    admin.go_online()
-    cid = start(server.app, admin.team["id"])[2]
-    page = new_context(viewport={"width": 1360, "height": 820}).new_page()
-    open_chat(page, server)
+    cid, page = one_chat_open(server, admin, new_context)
     lost = []
 
     def lose_the_first_response(route):
@@ -91,20 +113,8 @@ def test_the_same_words_sent_again_while_the_first_is_on_its_way_are_two_message
         server, admin, new_context):
     """The composer clears at once, so an agent can send the same words again before the
     first send has its answer; the second is a new message, not a retry of the first."""
-    admin.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
-    admin.go_online()
-    cid = start(server.app, admin.team["id"])[2]
-    page = new_context(viewport={"width": 1360, "height": 820}).new_page()
-    open_chat(page, server)
-    held = []
-
-    def hold_the_first(route):
-        if route.request.method == "POST" and not held:
-            held.append(route)  # answered below, after the second send
-        else:
-            route.continue_()
-
-    page.route(f"**/api/v1/conversations/{cid}/messages", hold_the_first)
+    cid, page = one_chat_open(server, admin, new_context)
+    held = hold_the_first_send(page, f"**/api/v1/conversations/{cid}/messages")
     for _ in range(2):
         page.fill("#ws-input", "好的")
         page.press("#ws-input", "Enter")
@@ -120,29 +130,14 @@ def test_the_same_words_sent_again_while_the_first_is_on_its_way_are_two_message
 def test_a_suggestion_that_arrives_while_a_reply_is_on_its_way_stays(server, admin, new_context):
     """A reply answers the suggestions shown when it was sent; the ones for the visitor's
     next question, arriving before that reply's response, stay on screen."""
-    from tests.browser.test_e2e_conversation import go_online
+    from tests.browser.test_e2e_conversation import agent_serving_a_visitor
     from tests.browser.test_e2e_conversation import import_shop_kb
-    from tests.browser.test_widget import open_widget
 
     import_shop_kb(admin)
-    agent = new_context(viewport={"width": 1360, "height": 820}).new_page()
-    login(agent, server)
-    go_online(agent)
-    visitor = new_context(viewport={"width": 1100, "height": 800}).new_page()
-    frame = open_widget(visitor, server, admin.team["id"])
-    frame.locator("#mq-human").click()
-    expect(frame.locator("#mq-state")).to_contain_text("王管理")
+    agent, _visitor, frame = agent_serving_a_visitor(server, admin, new_context)
     agent.locator("#ws-list .ws-item").first.click()
     expect(agent.locator("#ws-composer")).to_be_visible()
-    held = []
-
-    def hold_the_reply(route):
-        if route.request.method == "POST" and not held:
-            held.append(route)
-        else:
-            route.continue_()
-
-    agent.route("**/api/v1/conversations/*/messages", hold_the_reply)
+    held = hold_the_first_send(agent, "**/api/v1/conversations/*/messages")
     agent.fill("#ws-input", "您好，请问有什么可以帮您？")
     agent.press("#ws-input", "Enter")
     expect(agent.locator("#ws-input")).to_have_value("")
