@@ -65,7 +65,7 @@ def is_patched() -> bool:
     return monkey.is_module_patched("socket") and monkey.is_module_patched("threading")
 
 
-def start_worker(target: Any, name: str | None = None) -> Any:
+def start_worker(target: Any) -> Any:
     """Run ``target`` in the background and return at once, with a handle that has
     ``join(timeout)``: a greenlet when gevent patched this process, else a daemon
     thread.
@@ -82,13 +82,10 @@ def start_worker(target: Any, name: str | None = None) -> Any:
     if is_patched():
         import gevent
 
-        worker = gevent.spawn(target)
-        if name:
-            worker.name = name
-        return worker
+        return gevent.spawn(target)
     import threading
 
-    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread
 

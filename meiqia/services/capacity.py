@@ -34,21 +34,6 @@ def open_counts(team_id: int) -> dict[int, int]:
     return {handler: n for handler, n in rows if handler is not None}
 
 
-def eligible_agents(team_id: int) -> list[Agent]:
-    """Agents who take conversations now: active, status ``online`` (invisible and
-    offline do not) AND connected, i.e. with a live workspace socket on any
-    process (``presence.live_sockets``). An agent set online who never opened
-    the workspace, or closed it longer than the grace period ago, gets nothing.
-    Whole rows, for a plugin; routing itself reads ``seats``, which states the
-    rule (one statement)."""
-    ids = [seat.id for seat in seats(team_id)]
-    return list(Agent.select().where(Agent.id.in_(ids)).order_by(Agent.id)) if ids else []
-
-
-#: The name routing and the widget have used: online means "there to take chats".
-online_agents = eligible_agents
-
-
 class Seat:
     """What routing needs to know of an eligible agent: who, his limit, his load,
     and when he last got a conversation (for round-robin). Routing used to read
@@ -85,8 +70,8 @@ def _seats_sql() -> str:
 
 
 def seats(team_id: int) -> list[Seat]:
-    """The eligible agents (``eligible_agents``: online, active, connected, with a
-    live workspace socket) with their open conversations, in one statement.
+    """The eligible agents (online, active, connected, with a live workspace
+    socket) with their open conversations, in one statement.
 
     A socket is live when its row says so (any process), or when this process
     heard from it within the heartbeat and the sweep has not written that yet
@@ -144,7 +129,7 @@ def order_candidates(agents: list[Any], loads: dict[int, int]) -> list[Any]:
 
 def availability(team_id: int) -> str:
     """``available``, ``all_busy`` (someone online, nobody free) or ``nobody_online``
-    (nobody online and connected: ``eligible_agents``; or outside the team's
+    (nobody online and connected: ``seats``; or outside the team's
     working hours, ``services/working_hours.py``)."""
     from meiqia.services.working_hours import team_is_open
 

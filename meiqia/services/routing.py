@@ -1,6 +1,6 @@
 """Routing (DESIGN §4): who takes a conversation, and the queue.
 
-An online and connected agent (``capacity.eligible_agents``: a live workspace
+An online and connected agent (``capacity.seats``: a live workspace
 socket, see ``services/presence.py``) below his limit gets it (least-loaded first, ties round-robin,
 then the ``assign_agent`` hook decides); nobody free but someone online: the
 conversation queues, first come first served, with positions pushed live;
