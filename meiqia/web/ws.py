@@ -725,6 +725,11 @@ def visitor_socket(ws: Any) -> None:
             sub = hub.subscribe([messages.conversation_topic(conversation.id)])
             present = _bookkeeping("presence", presence.visitor_connected, visitor.id)
             try:
+                # The state as it is now that the socket listens: a change made
+                # between the read above and the subscribe (a request for a person
+                # from the page, routing) was published to nobody here, and a hello
+                # from the first read would show the old state for good.
+                conversation = get_by_id(Conversation, conversation.id)
                 channel.send("hello", visitor_privacy.event(conversations.state(conversation)))
                 channel.stream = _visitor_stream(channel, conversation)
                 channel.stream.resume(conversation.id, _visitor_position(conversation.id))
