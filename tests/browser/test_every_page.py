@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -267,12 +268,28 @@ def sink_dialog(page: Any, lang: str, width: int, findings: Findings) -> None:
     page.keyboard.press("Escape")
 
 
+def socket_log(page: Any) -> list[str]:
+    """Every websocket frame of the page and its frames, with the time it passed."""
+    log: list[str] = []
+
+    def opened(ws: Any) -> None:
+        log.append(f"{time.monotonic():.2f} open {ws.url.split('?')[0]}")
+        ws.on("framesent", lambda data: log.append(f"{time.monotonic():.2f} > {data[:300]}"))
+        ws.on("framereceived",
+              lambda data: log.append(f"{time.monotonic():.2f} < {data[:300]}"))
+        ws.on("close", lambda _ws: log.append(f"{time.monotonic():.2f} closed"))
+
+    page.on("websocket", opened)
+    return log
+
+
 def walk_widget(site: Any, context: Any, lang: str, width: int, findings: Findings) -> None:
     """The visitor: on the demo shop, then the chat page itself (the same visitor): the
     bot, the leave-a-message form, 我的留言."""
     # The demo shop: the button and the open panel with a question to the bot (the
     # shop's own text is the embedding site's, not ours: the panel is read below).
     demo = context.new_page()
+    frames = socket_log(demo)
     demo.goto(f"{site.url}/demo?team={site.seed['team']}&lang={lang}")
     # The widget has its session before the question is typed (the e2e tests' wait): on
     # a busy machine a question typed earlier went nowhere.
@@ -284,8 +301,14 @@ def walk_widget(site: Any, context: Any, lang: str, width: int, findings: Findin
     frame.locator("#mq-input").press("Enter")
     # A deadline, not a timing claim: the first question after an edit of the knowledge
     # base waits for its index, which takes longer than expect()'s 5 s on a busy machine.
-    expect(frame.locator(".mq-msg.from-bot").last).to_contain_text("Within 7 days.",
-                                                                   timeout=30_000)
+    try:
+        expect(frame.locator(".mq-msg.from-bot").last).to_contain_text("Within 7 days.",
+                                                                       timeout=30_000)
+    except AssertionError as exc:
+        # Tell a socket that never opened from a message that was never answered.
+        panel = demo.frames[-1].evaluate("() => document.body.innerText")
+        raise AssertionError(f"{exc}\nsocket frames:\n" + "\n".join(frames)
+                             + f"\nthe panel reads:\n{panel}") from None
     shot(demo, lang, width, "widget-demo")
     demo.close()
 

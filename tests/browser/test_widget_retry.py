@@ -95,3 +95,39 @@ def test_a_widget_refused_at_connect_comes_back_by_itself(tmp_path, new_context,
         expect(frame.locator(".mq-msg.mine .mq-status")).not_to_have_attribute(
             "data-status", "failed")
         assert not any("handler failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_widget_whose_session_is_refused_while_the_database_is_busy_starts_by_itself(
+        tmp_path, new_context, caplog):
+    """The session itself answered 503 (SQLite's write lock held past the busy
+    timeout): the widget says "reconnecting", not an error, tries again after
+    Retry-After, and the question typed meanwhile reaches the bot once it can."""
+    with serve(tmp_path, DATABASE_BUSY_TIMEOUT=0.5) as server:
+        with server.app.app_context():
+            admin = ApiClient.registered(server.app)
+        admin.post("/api/v1/knowledge", json={"key": "refund", "questions": ["怎么申请退款"],
+                                               "answer": "七天内可以无理由退款。"})
+        caplog.set_level(logging.WARNING, logger="meiqia.web.unavailable")
+        holder = sqlite_lock(server.app)
+        try:
+            page = new_context().new_page()
+            frame = open_widget(page, server, admin.team["id"])
+            wait_until(lambda: any("/widget/session" in r.getMessage()
+                                   for r in caplog.records),
+                       30, "the server to refuse the widget's session as unavailable")
+            frame.locator("#mq-input").fill("怎么申请退款")
+            frame.locator("#mq-input").press("Enter")
+            expect(frame.locator("#mq-conn")).to_be_visible()  # "Reconnecting…"
+            expect(frame.locator(".mq-msg.mine .mq-status")).to_have_attribute(
+                "data-status", "sending")
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        expect(frame.locator(".mq-msg.from-bot").last).to_contain_text(
+            "七天内可以无理由退款", timeout=30_000)
+        expect(frame.locator("#mq-conn")).to_be_hidden()
+        expect(frame.locator("#mq-banner")).to_be_hidden()
+        expect(frame.locator(".mq-msg.mine")).to_have_count(1)
+        with server.app.app_context():
+            stored = [m.body for m in Message.select().where(Message.sender_kind == "visitor")]
+        assert stored == ["怎么申请退款"]

@@ -66,15 +66,22 @@ async function call(method, path, body, isForm = false) {
   const headers = { Accept: 'application/json', [LANG_HEADER]: boot.lang };
   if (state.token) headers['X-Visitor-Token'] = state.token;
   if (body !== undefined && !isForm) headers['Content-Type'] = 'application/json';
-  const response = await fetch(`/api/v1${path}`, {
-    method, headers, body: isForm ? body : (body === undefined ? undefined : JSON.stringify(body)),
-  });
+  let response;
+  try {
+    response = await fetch(`/api/v1${path}`, {
+      method, headers, body: isForm ? body : (body === undefined ? undefined : JSON.stringify(body)),
+    });
+  } catch (e) {
+    e.network = true;  // no answer at all: offline, or the server not reachable
+    throw e;
+  }
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = new Error((data.error && data.error.message) || response.statusText);
     error.field = data.error && data.error.field;
     error.code = data.error && data.error.code;
     error.status = response.status;
+    error.retryAfter = Number(response.headers.get('Retry-After')) || 0;
     throw error;
   }
   return data;
@@ -595,9 +602,34 @@ async function restart() {
 
 // One session start at a time: an identify() arriving while the first start is still
 // waiting for its token would otherwise create a second visitor and a second socket.
+// A start the server could not serve now (503 with Retry-After: its database busy or
+// restarting; 429; the network down) is tried again by itself, after Retry-After and
+// at least 1, 2, 4 … at most 30 s (with jitter), the header saying "Reconnecting…"
+// meanwhile: what the visitor typed stays pending and goes once the socket opens
+// (docs/protocol.md, "Outages"). Any other refusal is shown.
 let starting = Promise.resolve();
+let startRetry = { timer: null, attempts: 0 };
+
+function retryable(error) {
+  return Boolean(error.network) || error.status === 429 || error.status >= 502;
+}
+
 function startOnce() {
-  starting = starting.then(() => start()).catch((e) => banner(e.message));
+  clearTimeout(startRetry.timer);
+  startRetry.timer = null;
+  starting = starting.then(() => start()).then(() => {
+    startRetry.attempts = 0;
+  }).catch((e) => {
+    if (!retryable(e)) {
+      banner(e.message);
+      return;
+    }
+    connectionStatus(false);
+    const backoff = Math.min(30000, 1000 * 2 ** startRetry.attempts);
+    startRetry.attempts += 1;
+    const wait = Math.max(1000 * (e.retryAfter || 0), Math.round(backoff / 2 + Math.random() * backoff));
+    startRetry.timer = setTimeout(startOnce, wait);
+  });
   return starting;
 }
 
