@@ -19,6 +19,11 @@ steady state of a busy team), and counts:
 Run: ``.venv/bin/python benchmarks/message_path.py [--messages 2000] [--profile]``
 (PostgreSQL at ``--pg``, Redis at ``--redis``; a database of its own is created
 and dropped). ``--sqlite`` runs the embedded default instead.
+
+``--routing`` measures a new visitor's first message asking for a person instead
+(the team's bot off): routing to the least-loaded agent, the handover line, the
+states pushed. With ``--seats 2`` the agents fill up and the rest queue, so each
+request also counts a queue (``--visitors 50 --agents 50 --seats 2``).
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ class Counter(logging.Handler):
         self.kinds[word] = self.kinds.get(word, 0) + 1
 
 
-def setup(app, visitors: int, agents: int) -> tuple[list, list]:
+def setup(app, visitors: int, agents: int, seats: int = 0) -> tuple[list, list]:
     """A team registered as the ws benchmark does (bot off, agents online with a
     live workspace), and ``visitors`` conversations handed to agents by their
     first message."""
@@ -74,7 +79,7 @@ def setup(app, visitors: int, agents: int) -> tuple[list, list]:
                                         "password": "bench-pass-1"})
         team = admin.team
         teams.update_team(admin, {"settings": {"bot_enabled": False}})
-        per = visitors // agents + 1
+        per = seats or visitors // agents + 1
         for n in range(agents):
             agent = Agent.create(team=team, email=f"a{n}@example.com", name=f"客服{n}",
                                  password_hash="!", role="agent", scope="self",
@@ -89,6 +94,35 @@ def setup(app, visitors: int, agents: int) -> tuple[list, list]:
             pairs.append((visitor, Conversation.get_by_id(conversation.id)))
         handled = sum(1 for _, c in pairs if c.status == "open")
     return pairs, [handled]
+
+
+def new_chats(app, args: argparse.Namespace) -> dict[int, tuple]:
+    """``--routing``: a visitor session and its conversation (still with the bot) for
+    every message the run will send, made before the clock starts."""
+    from meiqia.db import connection
+    from meiqia.models import Agent
+    from meiqia.models import Team
+    from meiqia.services import conversations
+    from meiqia.services import teams
+    from meiqia.services import visitors as visitor_service
+
+    chats = {}
+    with app.app_context(), connection():
+        team = Team.select().first()
+        admin = Agent.get(Agent.team == team.id, Agent.role == "admin")
+        # The chats start with the bot (so the session does not route them), as when
+        # the visitors came before the agents; their "人工" then routes each one.
+        teams.update_team(admin, {"settings": {"bot_enabled": True}})
+        keys = list(range(-50, 0)) + list(range(args.messages + 200))
+        if args.profile:
+            keys += list(range(2 * args.messages, 3 * args.messages))
+        for n in keys:
+            visitor, visit = visitor_service.start_session({"team_id": team.id},
+                                                           "127.0.0.1", "bench", None)
+            conversation, _new = conversations.start_or_resume(visitor, visit)
+            chats[n] = (visitor, conversation)
+        teams.update_team(admin, {"settings": {"bot_enabled": False}})
+    return chats
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -114,7 +148,10 @@ def run(args: argparse.Namespace) -> dict:
                       REDIS_URL=args.redis, REDIS_PREFIX=f"path-{db_name}")
     app = make_app(tmp, **config)
     try:
-        pairs, (handled,) = setup(app, args.visitors, args.agents)
+        seats = args.seats
+        if args.routing and not seats:  # a seat for every chat the run will start
+            seats = (args.visitors + 3 * args.messages + 250) // args.agents + 1
+        pairs, (handled,) = setup(app, args.visitors, args.agents, seats)
         hub = app.extensions["meiqia.hub"]
         redis_calls = [0]  # round trips: single commands and pipelines
         client = getattr(hub, "client", None)
@@ -136,11 +173,20 @@ def run(args: argparse.Namespace) -> dict:
         counter = Counter()
         peewee_log = logging.getLogger("peewee")
 
+        fresh = new_chats(app, args) if args.routing else []
+
         def one(n: int) -> None:
-            visitor, conversation = pairs[n % len(pairs)]
+            if args.routing:
+                # A new visitor whose chat asks for a person (the team's bot is
+                # off): his first message routes the chat to an agent.
+                visitor, conversation = fresh[n]
+                body, client_id = "人工", f"r{n}"
+            else:
+                visitor, conversation = pairs[n % len(pairs)]
+                body, client_id = f"压测消息 {n}", f"m{n}"
             with connection():
                 sent, created = conversations.visitor_message(
-                    visitor, conversation, f"压测消息 {n}", f"m{n}")
+                    visitor, conversation, body, client_id)
                 envelope("message", messages.visitor_view(sent, messages.reports_reads(
                     conversation)), sent.id)
 
@@ -193,8 +239,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--visitors", type=int, default=200)
     parser.add_argument("--agents", type=int, default=10)
+    parser.add_argument("--seats", type=int, default=0,
+                        help="each agent's limit (default: a seat for every chat; "
+                             "with --routing, a small limit makes the rest queue)")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     parser.add_argument("--sqlite", action="store_true", help="the embedded default")
+    parser.add_argument("--routing", action="store_true",
+                        help="each message is a new visitor's first, asking for a person "
+                             "(routing to an agent), instead of a chat already handled")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--no-write", action="store_true")
@@ -202,7 +254,9 @@ def main() -> None:
     fig = run(args)
     if fig["profile"]:
         print(fig["profile"])
-    line = (f"{fig['messages']:,} messages in {fig['handled']} handled conversations: "
+    what = ("new visitors' first messages asking for a person, each routed"
+            if args.routing else f"messages in {fig['handled']} handled conversations")
+    line = (f"{fig['messages']:,} {what}: "
             f"{fig['cpu_ms']:.2f} ms CPU and {fig['wall_ms']:.2f} ms wall per message; "
             f"{fig['statements']:.1f} statements "
             f"({', '.join(f'{k} {v:.1f}' for k, v in fig['kinds'].items())}); "
@@ -210,10 +264,13 @@ def main() -> None:
     print(line)
     if args.no_write:
         return
-    name = "message-path-sqlite" if args.sqlite else "message-path"
-    write_section(name, "Cost of one visitor message, in-process"
+    name = "message-path" + ("-routing" if args.routing else "") + (
+        "-sqlite" if args.sqlite else "")
+    title = "Cost of one " + ("routed first message" if args.routing else "visitor message")
+    write_section(name, title + ", in-process"
                   + (" (SQLite)" if args.sqlite else " (PostgreSQL + Redis)"),
                   ".venv/bin/python benchmarks/message_path.py"
+                  + (" --routing" if args.routing else "")
                   + (" --sqlite" if args.sqlite else ""), line)
 
 

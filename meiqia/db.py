@@ -227,6 +227,17 @@ def get_by_id(model: type[ModelT], pk: int) -> ModelT:
     return rows[0]
 
 
+def find_by_id(model: type[ModelT], pk: int | None) -> ModelT | None:
+    """``model.get_or_none(model.id == pk)`` through ``get_by_id``'s built-once SQL:
+    the row, or None (also for a None ``pk``)."""
+    if pk is None:
+        return None
+    try:
+        return get_by_id(model, pk)
+    except model.DoesNotExist:
+        return None
+
+
 def insert_row(model: type[ModelT], values: dict[str, Any]) -> ModelT:
     """``model.create(**values)`` with its INSERT built once per column set: the
     row is written (``RETURNING`` its id, on SQLite and PostgreSQL alike) and

@@ -18,6 +18,7 @@ from flask import current_app
 
 from meiqia import metrics
 from meiqia.db import database
+from meiqia.db import find_by_id
 from meiqia.db import insert_row
 from meiqia.models import Agent
 from meiqia.models import Conversation
@@ -55,7 +56,7 @@ def agent_topic(agent_id: int) -> str:
 
 def _sender_name(message: Message) -> str:
     if message.sender_kind == "agent" and message.shown_agent_id:
-        agent = Agent.get_or_none(Agent.id == message.shown_agent_id)
+        agent = find_by_id(Agent, message.shown_agent_id)
         return agent.display_name if agent else ""
     return {"bot": "bot", "system": "system", "visitor": ""}.get(message.sender_kind, "")
 

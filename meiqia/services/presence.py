@@ -36,6 +36,7 @@ from typing import Any
 from flask import Flask
 from flask import current_app
 
+from meiqia.db import find_by_id
 from meiqia.models import Agent
 from meiqia.models import AgentSocket
 from meiqia.models import Conversation
@@ -65,7 +66,7 @@ def is_online(visitor: Visitor) -> bool:
 
 
 def _announce(visitor_id: int, online: bool) -> None:
-    visitor = Visitor.get_or_none(Visitor.id == visitor_id)
+    visitor = find_by_id(Visitor, visitor_id)
     if visitor is None:
         return
     conversation = (Conversation.select().where(Conversation.visitor == visitor_id)
@@ -178,7 +179,7 @@ def agent_presence(agent: Agent, connected: set[int] | None = None) -> str:
 
 
 def _announce_agent(agent_id: int) -> None:
-    agent = Agent.get_or_none(Agent.id == agent_id)
+    agent = find_by_id(Agent, agent_id)
     if agent is None:
         return
     events.emit("agent.presence", agent.team_id, [f"team:{agent.team_id}"], {
@@ -377,7 +378,7 @@ OPEN_CHAT_POLICIES = ("requeue", "keep")
 def _went_away(agent_id: int) -> None:
     from meiqia.services import routing
 
-    agent = Agent.get_or_none(Agent.id == agent_id)
+    agent = find_by_id(Agent, agent_id)
     if agent is None:
         return
     _announce_agent(agent_id)

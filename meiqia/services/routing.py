@@ -26,10 +26,14 @@ import datetime
 from collections.abc import Iterator
 from typing import Any
 
+import peewee
 from flask import current_app
 
 from meiqia.db import database
+from meiqia.db import find_by_id
+from meiqia.db import get_by_id
 from meiqia.db import is_postgres
+from meiqia.db import statement
 from meiqia.models import Agent
 from meiqia.models import Conversation
 from meiqia.models.base import utcnow
@@ -65,15 +69,27 @@ def _same_queue(team_id: int, group_id: int | None) -> Any:
 
 def queue_position(conversation: Conversation) -> int | None:
     """1 for the head of the conversation's queue (see ``_same_queue``), None when
-    it is not queued."""
+    it is not queued. Its SQL is built once (``db.statement``): every queued
+    visitor's state asks it, and peewee building a COUNT each time cost more CPU
+    than the count (``benchmarks/message_path.py --routing``)."""
     if conversation.status != "queued" or conversation.queued_at is None:
         return None
-    ahead = Conversation.select().where(
-        _same_queue(conversation.team_id, conversation.group_id),
-        (Conversation.queued_at < conversation.queued_at)
-        | ((Conversation.queued_at == conversation.queued_at)
-           & (Conversation.id < conversation.id)),
-    ).count()
+    general = conversation.group_id is None
+
+    def build() -> str:
+        group = (Conversation.group.is_null() if general else Conversation.group == 0)
+        return Conversation.select(peewee.fn.COUNT(Conversation.id)).where(
+            (Conversation.team == 0) & (Conversation.status == "queued") & group,
+            (Conversation.queued_at < datetime.datetime(2000, 1, 1))
+            | ((Conversation.queued_at == datetime.datetime(2000, 1, 1))
+               & (Conversation.id < 0)),
+        ).sql()[0]
+
+    sql = statement(("routing.queue_position", general), build)
+    queued_at = Conversation.queued_at.db_value(conversation.queued_at)
+    params = [conversation.team_id, "queued"] + ([] if general else [conversation.group_id])
+    params += [queued_at, queued_at, conversation.id]
+    ahead = database.execute_sql(sql, params).fetchone()[0]
     return ahead + 1
 
 
@@ -86,9 +102,13 @@ def publish_queue(team_id: int, group_ids: Any) -> None:
     not asked of ``queue_position`` one by one.
     """
     for group_id in set(group_ids):
-        waiting = (Conversation.select(Conversation.id)
-                   .where(_same_queue(team_id, group_id))
-                   .order_by(Conversation.queued_at, Conversation.id).tuples())
+        general = group_id is None
+        sql = statement(("routing.queue", general), lambda general=general: (
+            Conversation.select(Conversation.id)
+            .where(_same_queue(0, None if general else 0))
+            .order_by(Conversation.queued_at, Conversation.id).sql()[0]))
+        params = [team_id, "queued"] + ([] if general else [group_id])
+        waiting = database.execute_sql(sql, params).fetchall()
         for position, (conversation_id,) in enumerate(waiting, 1):
             events.emit("conversation", team_id,
                         [conversation_topic(conversation_id), team_topic(team_id)],
@@ -126,8 +146,7 @@ def _offer_frame(conversation: Conversation, situation: str) -> None:
 
 
 def _state_event(conversation: Conversation) -> dict[str, Any]:
-    handler = Agent.get_or_none(Agent.id == conversation.handler_id) \
-        if conversation.handler_id else None
+    handler = find_by_id(Agent, conversation.handler_id)
     return {
         "conversation_id": conversation.id,
         "status": conversation.status,
@@ -148,7 +167,7 @@ def publish_state(conversation: Conversation) -> None:
 def request_human(conversation: Conversation) -> str:
     """Route a conversation to a person. Returns ``open``, ``queued`` or
     ``nobody`` (nobody can take it: the widget offers the leave-a-message form)."""
-    conversation = Conversation.get_by_id(conversation.id)
+    conversation = get_by_id(Conversation, conversation.id)
     if conversation.status in {"open", "queued"}:
         return conversation.status
     if conversation.status == "ended":
@@ -164,7 +183,7 @@ def request_human(conversation: Conversation) -> str:
     Conversation.update(status="queued", queued_at=utcnow()).where(
         Conversation.id == conversation.id, Conversation.status == "bot").execute()
     assign_waiting(team_id)
-    conversation = Conversation.get_by_id(conversation.id)
+    conversation = get_by_id(Conversation, conversation.id)
     if conversation.status == "queued":
         publish_state(conversation)
     return conversation.status
@@ -198,22 +217,40 @@ def _plugin_choice(team_id: int) -> tuple[int, int] | None:
         return None
     rows = {a.id: a for a in Agent.select().where(Agent.id.in_([seat.id for seat in pool]))}
     pool = [rows[seat.id] for seat in pool if seat.id in rows]  # a plugin gets whole agents
-    chosen = pm.call_first("assign_agent", conversation=waiting[0], candidates=pool)
+    try:  # a plugin gets the whole conversation
+        conversation = get_by_id(Conversation, waiting[0].id)
+    except Conversation.DoesNotExist:
+        return None
+    chosen = pm.call_first("assign_agent", conversation=conversation, candidates=pool)
     chosen_id = getattr(chosen, "id", None)
     return (waiting[0].id, chosen_id) if chosen_id is not None else None
 
 
-def _waiting(team_id: int, limit: int, skip: int = 0) -> list[Conversation]:
+class Waiting:
+    """What routing reads of a queued conversation: its id and its queue."""
+
+    __slots__ = ("id", "group_id")
+
+    def __init__(self, id: int, group_id: int | None) -> None:
+        self.id = id
+        self.group_id = group_id
+
+
+def _waiting(team_id: int, limit: int, skip: int = 0) -> list[Waiting]:
     """The team's queued conversations without a handler, oldest first (after
-    the first ``skip``)."""
-    return list(Conversation.select()
-                .where(Conversation.team == team_id, Conversation.status == "queued",
-                       Conversation.handler.is_null())
-                .order_by(Conversation.queued_at, Conversation.id)
-                .offset(skip).limit(limit))
+    the first ``skip``): ids and groups only, in a statement built once. Whole
+    rows (forty columns each, fifty a pass) were most of a pass's CPU while the
+    queue was long (``benchmarks/message_path.py --routing``)."""
+    sql = statement("routing.waiting", lambda: Conversation.select(
+        Conversation.id, Conversation.group).where(
+        Conversation.team == 0, Conversation.status == "queued",
+        Conversation.handler.is_null()).order_by(
+        Conversation.queued_at, Conversation.id).limit(1).offset(0).sql()[0])
+    rows = database.execute_sql(sql, [team_id, "queued", limit, skip]).fetchall()
+    return [Waiting(cid, group_id) for cid, group_id in rows]
 
 
-def _group_members(waiting: list[Conversation]) -> dict[int, set[int]]:
+def _group_members(waiting: list[Waiting]) -> dict[int, set[int]]:
     """The members of each group the waiting conversations are queued for."""
     from meiqia.models import AgentGroup
 
@@ -226,7 +263,7 @@ def _group_members(waiting: list[Conversation]) -> dict[int, set[int]]:
     return members
 
 
-def _pool_for(conversation: Conversation, free: list[capacity.Seat],
+def _pool_for(conversation: Waiting, free: list[capacity.Seat],
               members: dict[int, set[int]]) -> list[capacity.Seat]:
     """The free agents who may take it: its group's members, or anyone for the
     general queue; in the order ``free`` is in (least-loaded first)."""
@@ -255,11 +292,13 @@ def _assign_batch(team_id: int, skip: int = 0) -> tuple[list[Conversation], int]
     nobody is free any more), for the next page to skip."""
     proposal = _plugin_choice(team_id) if not skip else None
     with team_transaction(team_id):
-        waiting = _waiting(team_id, BATCH, skip)
-        if not waiting:
-            return [], None
+        # Who is free first: with every agent full (a long queue), a pass is this
+        # one statement, not also a page of the queue.
         free, loads = capacity.candidates_and_loads(team_id)
         if not free:
+            return [], None
+        waiting = _waiting(team_id, BATCH, skip)
+        if not waiting:
             return [], None
         members = _group_members(waiting)
         now = utcnow()
@@ -282,7 +321,11 @@ def _assign_batch(team_id: int, skip: int = 0) -> tuple[list[Conversation], int]
         chosen_ids = sorted({agent_id for cid, agent_id in plan if cid in given})
         if chosen_ids:
             Agent.update(last_assigned_at=now).where(Agent.id.in_(chosen_ids)).execute()
-        rows = {c.id: c for c in Conversation.select().where(Conversation.id.in_(sorted(given)))}
+        if len(given) == 1:  # the usual pass: one visitor asked, one is given
+            rows = {cid: get_by_id(Conversation, cid) for cid in given}
+        else:
+            rows = {c.id: c for c in Conversation.select().where(
+                Conversation.id.in_(sorted(given)))}
         stay = len(waiting) - len(given)
         more = len(waiting) == BATCH and bool(free)
         return [rows[cid] for cid, _ in plan if cid in rows], (stay if more else None)
@@ -395,7 +438,7 @@ def visitor_language(conversation: Conversation) -> str:
     """The visitor's language (what his widget said), else the team's."""
     from meiqia.models import Visitor
 
-    visitor = Visitor.get_or_none(Visitor.id == conversation.visitor_id)
+    visitor = find_by_id(Visitor, conversation.visitor_id)
     lang = visitor.language if visitor is not None else ""
     if lang not in HANDOVER_TEXT:
         team = recent(conversation.team_id)
@@ -406,8 +449,7 @@ def visitor_language(conversation: Conversation) -> str:
 def announce_handover(conversation: Conversation) -> None:
     """Tell the visitor who serves him now: a stored public ``handover`` event line,
     with the name visitors see (nickname, else name), so a resuming client gets it."""
-    handler = Agent.get_or_none(Agent.id == conversation.handler_id) \
-        if conversation.handler_id else None
+    handler = find_by_id(Agent, conversation.handler_id)
     if handler is None:
         return
     name = handler.display_name
