@@ -291,16 +291,14 @@ def walk_widget(site: Any, context: Any, lang: str, width: int, findings: Findin
     demo = context.new_page()
     frames = socket_log(demo)
     demo.goto(f"{site.url}/demo?team={site.seed['team']}&lang={lang}")
-    # The widget has its session before the question is typed (the e2e tests' wait): on
-    # a busy machine a question typed earlier went nowhere.
     demo.wait_for_function("() => window.MeiqiaWidget && window.MeiqiaWidget.loaded")
     demo.locator("#meiqia-widget .mq-button").click()
     frame = demo.frame_locator("#meiqia-widget iframe")
     frame.locator("#mq-input").wait_for()
     frame.locator("#mq-input").fill("How do I return an item")
     frame.locator("#mq-input").press("Enter")
-    # A deadline, not a timing claim: the first question after an edit of the knowledge
-    # base waits for its index, which takes longer than expect()'s 5 s on a busy machine.
+    # A deadline, not a timing claim: on a busy machine the panel's script, its session
+    # and the bot's first answer take longer than expect()'s 5 s.
     try:
         expect(frame.locator(".mq-msg.from-bot").last).to_contain_text("Within 7 days.",
                                                                        timeout=30_000)

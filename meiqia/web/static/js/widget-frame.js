@@ -418,6 +418,11 @@ function setupComposer() {
   $('mq-image').addEventListener('change', (e) => { if (e.target.files[0]) upload(e.target.files[0], 'image'); e.target.value = ''; });
   $('mq-file').addEventListener('change', (e) => { if (e.target.files[0]) upload(e.target.files[0], 'file'); e.target.value = ''; });
   $('mq-human').addEventListener('click', askHuman);
+  // The page comes with the composer disabled: typed into before this script had run,
+  // Enter only added a new line, and the question was never sent. From here a question
+  // is kept (pending) and goes once the session's socket opens.
+  input.disabled = false;
+  $('mq-emoji-btn').disabled = false;
   $('mq-close').addEventListener('click', () => tellParent('close', {}));
   $('mq-close').hidden = window.parent === window;
 }
