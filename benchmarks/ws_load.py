@@ -217,13 +217,6 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
     team_id = data["team"]["id"]
     base_rss = rss_mb(pid)
 
-    loop = asyncio.get_running_loop()
-    progress(f"{args.agents} agents ready; opening {args.visitors} visitor sessions")
-    sessions = []
-    for _ in range(args.visitors):
-        s = await loop.run_in_executor(None, lambda: Http(base).call(
-            "POST", "/api/v1/widget/session", {"team_id": team_id}))
-        sessions.append(s)
     received: dict[str, list[float]] = {}
     sent_at: dict[str, float] = {}
 
@@ -246,6 +239,21 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
                     seen_at_agent.add((id(ws), cid))
                     received.setdefault(cid, []).append(time.perf_counter())
 
+    loop = asyncio.get_running_loop()
+
+    async def open_sessions() -> list[dict]:
+        progress(f"opening {args.visitors} visitor sessions")
+        opened = []
+        for _ in range(args.visitors):
+            opened.append(await loop.run_in_executor(None, lambda: Http(base).call(
+                "POST", "/api/v1/widget/session", {"team_id": team_id})))
+        return opened
+
+    # The agents' workspaces open first, as in a team's day: each visitor's chat is
+    # then routed as his session starts (the bot is off), and the sustained phase
+    # below measures the chat itself. ``--sessions-first``: the other way round, and
+    # the first 2,000 messages of the load each route a chat.
+    sessions = await open_sessions() if args.sessions_first else []
     agents = []
     for cookie in agent_cookies.values():
         ws = await connect(f"ws://127.0.0.1:{port}/ws/agent", additional_headers={"Cookie": cookie},
@@ -256,6 +264,9 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
     visitors: list = []
     # Pings from now on, visitors' as they open (the list grows under the task).
     heartbeat = asyncio.create_task(heartbeats([ws for ws, _ in agents], visitors))
+    progress(f"{args.agents} agents connected")
+    if not args.sessions_first:
+        sessions = await open_sessions()
     last_id: dict[int, int] = {}
     for s in sessions:
         ws = await connect(f"ws://127.0.0.1:{port}/ws/visitor?token={s['token']}",
@@ -483,6 +494,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300, help="visitor messages per second")
     parser.add_argument("--duration", type=float, default=300, help="seconds of sustained load")
     parser.add_argument("--reconnect", type=int, default=500)
+    parser.add_argument("--sessions-first", action="store_true",
+                        help="open the visitors' sessions before the agents' sockets (a "
+                             "campaign before the shift): every chat starts with nobody "
+                             "online, and each visitor's first message routes it")
     parser.add_argument("--server", choices=["embedded", "threads", "gthread", "gevent"], default=None,
                         help="embedded (`meiqia run`, the embedded default's server), "
                              "threads (`meiqia run` on Werkzeug's threads, as before "
@@ -560,7 +575,12 @@ def main() -> None:
     cmd = (".venv/bin/python benchmarks/ws_load.py" + (" --production" if args.production else "")
            + f" --server {args.server} --workers {args.workers}"
            + f" --visitors {args.visitors} --agents {args.agents} --rate {args.rate:g}"
-           f" --duration {args.duration:g} --reconnect {args.reconnect}")
+           f" --duration {args.duration:g} --reconnect {args.reconnect}"
+           + (" --sessions-first" if args.sessions_first else ""))
+    order = ("the visitors' sessions opened before the agents' sockets (each first message "
+             "routes its chat)" if args.sessions_first else
+             "the agents' sockets open before the visitors' sessions (each chat routed as "
+             "its session starts)")
     server = ("`meiqia run`: gevent's WSGI server, one process" if args.server == "embedded" else
               "`meiqia run` on Werkzeug's threaded server (as before issue 19)"
               if args.server == "threads" else
@@ -570,7 +590,7 @@ def main() -> None:
            and fig["stored"] == fig["sent"] and fig["storm_ok"] == fig["storm"] >= 500
            and fig["storm_s"] <= 10 and args.duration >= 300)
     body = "\n".join([
-        f"{args.workers} meiqia process(es) ({server}), {mode}; the client "
+        f"{args.workers} meiqia process(es) ({server}), {mode}; {order}; the client "
         "is one asyncio process on the same 2-core machine. Goals: 2,000 visitor + 50 agent "
         "sockets held; 300 msg/s sustained for 5 minutes with delivery p95 < 50 ms and "
         "p99 < 200 ms, nothing lost or duplicated; 500 visitors reconnecting within 10 s "
