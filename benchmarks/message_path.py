@@ -20,7 +20,9 @@ Run: ``.venv/bin/python benchmarks/message_path.py [--messages 2000] [--profile]
 (PostgreSQL at ``--pg``, Redis at ``--redis``; a database of its own is created
 and dropped). ``--sqlite`` runs the embedded default instead.
 
-``--routing`` measures a new visitor's first message asking for a person instead
+``--sessions`` measures a new visitor's ``POST /api/v1/widget/session`` through the
+Flask route instead (the bot off, so his chat is routed as it starts: what each
+visitor of a connect storm or a campaign costs). ``--routing`` measures a new visitor's first message asking for a person instead
 (the team's bot off): routing to the least-loaded agent, the handover line, the
 states pushed. With ``--seats 2`` the agents fill up and the rest queue, so each
 request also counts a queue (``--visitors 50 --agents 50 --seats 2``).
@@ -149,7 +151,7 @@ def run(args: argparse.Namespace) -> dict:
     app = make_app(tmp, **config)
     try:
         seats = args.seats
-        if args.routing and not seats:  # a seat for every chat the run will start
+        if (args.routing or args.sessions) and not seats:  # a seat for every new chat
             seats = (args.visitors + 3 * args.messages + 250) // args.agents + 1
         pairs, (handled,) = setup(app, args.visitors, args.agents, seats)
         hub = app.extensions["meiqia.hub"]
@@ -174,8 +176,21 @@ def run(args: argparse.Namespace) -> dict:
         peewee_log = logging.getLogger("peewee")
 
         fresh = new_chats(app, args) if args.routing else []
+        web = app.test_client()
+        team_id = pairs[0][0].team_id if pairs else None
+        if args.sessions:
+            from meiqia.models import Team
+
+            with app.app_context(), connection():
+                team_id = Team.select().first().id
 
         def one(n: int) -> None:
+            if args.sessions:
+                # A new visitor's widget session, through the route (the bot off,
+                # so it routes his chat to an agent as it starts).
+                answer = web.post("/api/v1/widget/session", json={"team_id": team_id})
+                assert answer.status_code == 200, answer.get_json()
+                return
             if args.routing:
                 # A new visitor whose chat asks for a person (the team's bot is
                 # off): his first message routes the chat to an agent.
@@ -239,6 +254,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--visitors", type=int, default=200)
     parser.add_argument("--agents", type=int, default=10)
+    parser.add_argument("--sessions", action="store_true",
+                        help="each unit is a new visitor's widget session through the route "
+                             "(the bot off: his chat is routed as it starts)")
     parser.add_argument("--seats", type=int, default=0,
                         help="each agent's limit (default: a seat for every chat; "
                              "with --routing, a small limit makes the rest queue)")
@@ -254,23 +272,28 @@ def main() -> None:
     fig = run(args)
     if fig["profile"]:
         print(fig["profile"])
-    what = ("new visitors' first messages asking for a person, each routed"
+    what = ("new visitors' widget sessions (POST /api/v1/widget/session), each chat routed"
+            if args.sessions else
+            "new visitors' first messages asking for a person, each routed"
             if args.routing else f"messages in {fig['handled']} handled conversations")
     line = (f"{fig['messages']:,} {what}: "
-            f"{fig['cpu_ms']:.2f} ms CPU and {fig['wall_ms']:.2f} ms wall per message; "
+            f"{fig['cpu_ms']:.2f} ms CPU and {fig['wall_ms']:.2f} ms wall per {'session' if args.sessions else 'message'}; "
             f"{fig['statements']:.1f} statements "
             f"({', '.join(f'{k} {v:.1f}' for k, v in fig['kinds'].items())}); "
             f"{fig['redis']:.1f} Redis round trips")
     print(line)
     if args.no_write:
         return
-    name = "message-path" + ("-routing" if args.routing else "") + (
+    name = "message-path" + ("-sessions" if args.sessions else "") + (
+        "-routing" if args.routing else "") + (
         "-sqlite" if args.sqlite else "")
-    title = "Cost of one " + ("routed first message" if args.routing else "visitor message")
+    title = "Cost of one " + ("widget session" if args.sessions else "routed first message"
+                              if args.routing else "visitor message")
     write_section(name, title + ", in-process"
                   + (" (SQLite)" if args.sqlite else " (PostgreSQL + Redis)"),
                   ".venv/bin/python benchmarks/message_path.py"
                   + (" --routing" if args.routing else "")
+                  + (" --sessions" if args.sessions else "")
                   + (" --sqlite" if args.sqlite else ""), line)
 
 

@@ -14,8 +14,10 @@ from typing import Any
 from flask import current_app
 
 from meiqia.db import database
+from meiqia.db import find_by_id
 from meiqia.db import get_by_id
 from meiqia.db import is_postgres
+from meiqia.db import statement
 from meiqia.models import Agent
 from meiqia.models import Conversation
 from meiqia.models import Group
@@ -87,12 +89,14 @@ SUMMARY_SCHEMA = {
 
 
 def active_for(visitor: Visitor) -> Conversation | None:
-    return (
-        Conversation.select()
-        .where(Conversation.visitor == visitor.id, Conversation.status != "ended")
-        .order_by(Conversation.id.desc())
-        .first()
-    )
+    """The visitor's conversation that has not ended, if any. Every widget session and
+    every visitor socket's connect asks it, so its SQL is built once (``db.statement``):
+    in a reconnect storm peewee building it cost more than the query."""
+    sql = statement("conversations.active_for", lambda: Conversation.select().where(
+        Conversation.visitor == 0, Conversation.status != "ended").order_by(
+        Conversation.id.desc()).limit(1).sql()[0])
+    rows = list(Conversation.raw(sql, visitor.id, "ended", 1))
+    return rows[0] if rows else None
 
 
 def start_or_resume(visitor: Visitor, visit: Visit | None,
@@ -131,7 +135,7 @@ def start_or_resume(visitor: Visitor, visit: Visit | None,
         # leave-a-message offer comes at once, not after a "human" button that
         # could only bring the same answer.
         _ask_for_human(conversation)
-        conversation = Conversation.get_by_id(conversation.id)
+        conversation = get_by_id(Conversation, conversation.id)
     return conversation, True
 
 
@@ -142,10 +146,11 @@ EARLIER_LIMIT = 100
 def earlier(visitor: Visitor, current: Conversation) -> dict[str, Any] | None:
     """His conversation before ``current`` (ended), to show above it: a returning
     visitor sees what was said last time. None when there is none."""
-    previous = (Conversation.select()
-                .where(Conversation.visitor == visitor.id, Conversation.id < current.id,
-                       Conversation.status == "ended")
-                .order_by(Conversation.id.desc()).first())
+    sql = statement("conversations.earlier", lambda: Conversation.select().where(
+        Conversation.visitor == 0, Conversation.id < 0,
+        Conversation.status == "ended").order_by(Conversation.id.desc()).limit(1).sql()[0])
+    found = list(Conversation.raw(sql, visitor.id, current.id, "ended", 1))
+    previous = found[0] if found else None
     if previous is None:
         return None
     last = list(Message.select().where(Message.conversation == previous.id,
@@ -520,8 +525,7 @@ def set_summary(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Con
 
 def state(conversation: Conversation) -> dict[str, Any]:
     """What the widget needs to draw the conversation."""
-    handler = Agent.get_or_none(Agent.id == conversation.handler_id) \
-        if conversation.handler_id else None
+    handler = find_by_id(Agent, conversation.handler_id)
     return {
         "conversation_id": conversation.id,
         "status": conversation.status,

@@ -12,6 +12,7 @@ import secrets
 from typing import Any
 
 from meiqia.db import database
+from meiqia.db import find_by_id
 from meiqia.models import Agent
 from meiqia.models import Team
 from meiqia.models import Visit
@@ -77,7 +78,7 @@ def start_session(data: dict[str, Any], ip: str, user_agent: str,
                   existing: Visitor | None) -> tuple[Visitor, Visit]:
     """Resume the visitor of a valid token or create one; record this visit."""
     check(data, SESSION_SCHEMA)
-    team = Team.get_or_none(Team.id == data["team_id"])
+    team = find_by_id(Team, data["team_id"])
     if team is None:
         raise NotFound("no such team")
     if existing is not None and existing.team_id != team.id:
