@@ -234,3 +234,37 @@ def test_visitor_sends_an_image_and_a_file_within_the_limits(server, admin, new_
     expect(frame.locator("#mq-banner")).to_contain_text("太大了.png 太大了：最大 5 MB")
     assert uploads == []
     expect(frame.locator(".mq-msg.mine")).to_have_count(2)
+
+
+def test_a_late_answer_to_ask_for_a_person_does_not_undo_a_newer_state(
+        server, admin, new_context):
+    """The widget asked for a person and was queued; its HTTP answer ("queued") was
+    held up on the way while an agent took the chat, whose "open" frame came over the
+    socket first. The late answer must not put "queued" back on screen."""
+    assert admin.patch(f"/api/v1/agents/{admin.agent['id']}",
+                       json={"max_concurrent": 1}).status_code == 200
+    admin.go_online()
+    _, frame_a = visitor_with_agent(new_context, server, admin.team["id"])
+    page_b = new_context().new_page()
+    held = []
+
+    def hold_the_answer(route):
+        if route.request.method == "POST" and not held:
+            held.append((route, route.fetch()))  # the server answered; not passed on yet
+        else:
+            route.continue_()
+
+    page_b.route("**/api/v1/widget/conversations/*/human", hold_the_answer)
+    frame_b = open_widget(page_b, server, admin.team["id"])
+    frame_b.locator("#mq-human").click()
+    expect(frame_b.locator("#mq-state")).to_have_text("排队中：第 1 位")  # over the socket
+    assert held and held[0][1].json()["status"] == "queued"
+
+    mine = admin.get("/api/v1/conversations").get_json()["mine"]
+    assert admin.post(f"/api/v1/conversations/{mine[0]['id']}/end").status_code == 200
+    expect(frame_b.locator("#mq-state")).to_contain_text("王管理")  # assigned: "open"
+    route, answer = held[0]
+    route.fulfill(response=answer)  # the old "queued" arrives now
+    page_b.wait_for_timeout(500)  # its handler runs; on the old page it showed "queued"
+    expect(frame_b.locator("#mq-state")).to_contain_text("王管理")
+    expect(frame_b.locator("#mq-banner")).to_be_hidden()

@@ -323,10 +323,18 @@ function resendPending() {
   }
 }
 
+// State frames (hello, conversation) the socket has delivered so far. An HTTP answer
+// carries the state when the server answered; a frame that arrived after the request
+// was sent is as new or newer (every change is published after it is stored, and the
+// socket delivers in order), so it wins: a "queued" answer held up on a slow network
+// must not undo the "open" frame of the assignment that came meanwhile.
+let stateFrames = 0;
+
 async function askHuman() {
+  const seen = stateFrames;
   try {
     const result = await call('POST', `/widget/conversations/${state.conversation.conversation_id}/human`);
-    renderState(result);
+    if (stateFrames === seen) renderState(result);
   } catch (e) {
     banner(e.message);
   }
@@ -429,6 +437,7 @@ function setupComposer() {
 
 let typingTimer = null;
 function onFrame(type, data, envelope) {
+  if (type === 'hello' || type === 'conversation') stateFrames += 1;
   if (type === 'hello') renderState(data);
   else if (type === 'message') addMessage(data);
   else if (type === 'ack') {
