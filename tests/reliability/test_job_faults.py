@@ -286,3 +286,30 @@ def test_two_sweeps_at_once_queue_a_lost_job_once(tmp_path, redis_url, redis_pre
                 assert queue.requeue_lost(grace=0) == 0  # in Redis again: nothing lost
     finally:
         close_app(app)
+
+
+def test_a_worker_stopped_while_redis_hangs_still_exits(tmp_path, own_redis, workers):
+    """SIGTERM while Redis is frozen (SIGSTOP: it holds its connections and answers
+    nothing, as a host that hangs does). rq's teardown then waits on Redis for good
+    (registering the worker's death has no socket timeout), and a service manager
+    would have to kill the worker. It now exits by itself, with 0, once its teardown
+    has taken ``TEARDOWN_SECONDS`` (nothing is running then)."""
+    from meiqia import job_worker
+
+    app = make_app(tmp_path, JOBS_INLINE=False, REDIS_URL=own_redis.url,
+                   REDIS_PREFIX="jobhang")
+    env = meiqia_env(tmp_path, DATABASE_URL=app.config["DATABASE_URL"],
+                     REDIS_URL=own_redis.url, REDIS_PREFIX="jobhang")
+    try:
+        workers.append(WorkerProcess(env, tmp_path))
+        wait_until(lambda: "Listening on" in workers[0].log(), what="the worker listening")
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)
+        try:
+            workers[0].proc.terminate()
+            code = workers[0].proc.wait(timeout=job_worker.TEARDOWN_SECONDS + 20)
+        finally:
+            os.kill(own_redis.proc.pid, signal.SIGCONT)
+        assert code == 0, workers[0].log()
+        assert "teardown still not done" in workers[0].log(), workers[0].log()
+    finally:
+        close_app(app)
