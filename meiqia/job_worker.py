@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 from rq import Worker
+from rq.worker import WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +45,26 @@ class RecoveringWorker(Worker):
         finally:
             super().run_maintenance_tasks()
 
-    def teardown(self) -> None:
-        """rq's teardown, bounded when the worker is stopping for good.
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        """rq's warm shutdown (SIGTERM, SIGINT), bounded once no job runs.
 
-        Twice in loaded test runs a worker asked to stop (SIGTERM, after a Redis
-        restart) hung after rq's "unsubscribing from channel": its last step closes
-        the Redis connections its pub/sub reader thread may still be using, and
-        the service manager had to kill it. By then no job runs and the worker's
-        death is registered, so nothing is lost by leaving: past
-        ``TEARDOWN_SECONDS`` the process exits with 0, as a clean stop does."""
-        if self._stop_requested or self._shutdown_requested_date is not None:
+        Twice in loaded test runs a worker asked to stop (after a Redis restart)
+        hung after rq's "unsubscribing from channel": its teardown closes the Redis
+        connections its pub/sub reader thread may still be using, and the service
+        manager had to kill it. With Redis hanging (no answer, no error), any step
+        on the way out waits for good: a maintenance pass's Redis call, registering
+        the worker's death (rq's connections have no read timeout). Idle, nothing
+        is lost by leaving: past ``TEARDOWN_SECONDS`` the process exits with 0, as a
+        clean stop does. Busy, the job finishes first and ``teardown`` sets the
+        bound then."""
+        if self.get_state() != WorkerStatus.BUSY:
+            _exit_unless_done_within(TEARDOWN_SECONDS)
+        super().request_stop(signum, frame)
+
+    def teardown(self) -> None:
+        """rq's teardown, bounded when the worker is stopping for good after a job
+        (see ``request_stop``)."""
+        if self._stop_requested:
             _exit_unless_done_within(TEARDOWN_SECONDS)
         super().teardown()
 

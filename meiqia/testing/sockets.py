@@ -13,6 +13,7 @@ from typing import Any
 
 import simple_websocket
 from werkzeug.serving import make_server
+from wsproto.utilities import LocalProtocolError
 
 
 class LiveServer:
@@ -107,9 +108,11 @@ class Socket:
     def close(self) -> None:
         try:
             self.ws.close()
-        except (simple_websocket.ConnectionClosed, OSError):
+        except (simple_websocket.ConnectionClosed, OSError, LocalProtocolError):
             # The server closed first and the client's reader thread already
-            # closed the socket: simple-websocket's close() then races it.
+            # closed the socket: simple-websocket's close() then races it (and
+            # wsproto refuses a second close frame: "cannot be sent in state
+            # LOCAL_CLOSING").
             pass
 
 
