@@ -77,9 +77,8 @@ def queue_position(conversation: Conversation) -> int | None:
     general = conversation.group_id is None
 
     def build() -> str:
-        group = (Conversation.group.is_null() if general else Conversation.group == 0)
         return Conversation.select(peewee.fn.COUNT(Conversation.id)).where(
-            (Conversation.team == 0) & (Conversation.status == "queued") & group,
+            _same_queue(0, None if general else 0),
             (Conversation.queued_at < datetime.datetime(2000, 1, 1))
             | ((Conversation.queued_at == datetime.datetime(2000, 1, 1))
                & (Conversation.id < 0)),
