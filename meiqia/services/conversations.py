@@ -244,7 +244,14 @@ def _bot_step(conversation: Conversation, message: Any) -> None:
         {"entry_id": c["entry_id"], "question": c["question"]} for c in reply["candidates"]
     ] if reply["kind"] == "suggest" else [], "offer_human": reply["offer_human"],
         "entry_id": reply.get("entry_id")}
-    messages.post_message(conversation, "bot", reply["body"], payload=payload)
+    try:
+        # Under the conversation's lock: a person may have taken the chat while the
+        # bot was thinking (the visitor pressed "human" and typed at once), and
+        # then the person speaks from now on, not the bot.
+        messages.post_message(conversation, "bot", reply["body"], payload=payload,
+                              while_status="bot")
+    except messages.StatusChanged:
+        return
     if reply["kind"] == "unrecognised" and reply["offer_human"]:
         # DESIGN §4: the bot failing N times in a row goes to routing.
         _ask_for_human(conversation)

@@ -158,6 +158,10 @@ def check_client_id(client_msg_id: Any, required: bool = False) -> str | None:
     return client_msg_id
 
 
+class StatusChanged(Exception):
+    """``post_message(while_status=...)`` found the conversation in another status."""
+
+
 def post_message(
     conversation: Conversation,
     sender_kind: str,
@@ -170,6 +174,7 @@ def post_message(
     client_msg_id: str | None = None,
     payload: dict[str, Any] | None = None,
     refresh: bool = False,
+    while_status: str | None = None,
 ) -> tuple[Message, bool]:
     """Store a message and publish it; return (message, created).
 
@@ -177,7 +182,10 @@ def post_message(
     stored message is returned and nothing is published again. With
     ``refresh``, the conversation's status, handler and group are set to what
     they are in the database now (read back by the same UPDATE), which spares
-    the caller a second look-up.
+    the caller a second look-up. With ``while_status``, the message is stored only
+    if the conversation still has that status under its lock, else nothing is
+    stored and ``StatusChanged`` is raised: the bot's reply to a question asked just
+    before a person took the chat must not arrive after the person.
     """
     client_msg_id = check_client_id(client_msg_id)
     if kind not in KINDS:
@@ -222,6 +230,8 @@ def post_message(
             if position is None:
                 raise NotFound("no such conversation")
             seq, handler_id, group_id, status, message_id = position
+            if while_status is not None and status != while_status:
+                raise StatusChanged(status)  # rolls the position back
             now_row = [(handler_id, group_id, status)]
             fields = {} if message_id is None else {"id": message_id}
             message = insert_row(Message, {

@@ -153,6 +153,9 @@ def test_recent_conversations_open_the_old_one(server, admin, new_context):
     expect(frame.locator(".mq-msg.mq-earlier .mq-text")).to_have_text(
         ["第一次来问问", "👍第一次的回答"])
     frame.locator("#mq-human").click()
+    # Taken before he types: typed at once, his words may be stored before the
+    # handover line, and the list then shows that line as the chat's last.
+    expect(frame.locator("#mq-state")).to_contain_text("王管理")
     say(frame, "第二次又来了")
     open_chat(agent, "第二次又来了")
 
