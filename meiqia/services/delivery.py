@@ -75,6 +75,55 @@ def next_position(conversation_id: int, message_at: Any = None
     return seq, handler, group, status, (last_id if reserve else None)
 
 
+#: PostgreSQL types of the message columns the one-statement store casts its
+#: parameters to (``INSERT ... SELECT`` does not coerce untyped literals the way
+#: ``VALUES`` does).
+_PG_TYPES = {"BIGAUTO": "BIGINT", "BIGINT": "BIGINT", "INT": "INTEGER", "AUTO": "INTEGER",
+             "VARCHAR": "VARCHAR", "TEXT": "TEXT", "DATETIME": "TIMESTAMP",
+             "BOOL": "BOOLEAN"}
+
+
+def store_at_next_position(model: Any, conversation_id: int, message_at: Any,
+                           values: dict[str, Any], while_status: str | None = None
+                           ) -> tuple[int, int, int | None, int | None, str] | None:
+    """PostgreSQL: ``next_position`` and the message's INSERT as one statement.
+
+    Outside a transaction a single statement commits by itself, so the four
+    round trips of the two-statement store (BEGIN, the position UPDATE, the
+    INSERT, COMMIT) become one; the guarantees are the same: the UPDATE takes the
+    conversation's row lock, the INSERT runs under it and the lock is released at
+    the statement's commit, so seq order is still commit order; a unique
+    violation (a resent ``client_msg_id``) undoes the position with the row.
+    ``values`` are the message's columns without ``id`` and ``seq`` (taken from
+    the UPDATE). With ``while_status`` the UPDATE only matches the conversation
+    in that status. Returns (message id, seq, handler id, group id, status), or
+    None when no conversation matched (gone, or in another status).
+    """
+    meta = model._meta
+    fields = [meta.fields[name] for name in values]
+
+    def build() -> str:
+        mark = database.param
+        columns = ", ".join(f'"{f.column_name}"' for f in fields)
+        casts = ", ".join(f"CAST({mark} AS {_PG_TYPES[f.field_type]})" for f in fields)
+        only = f' AND "status" = {mark}' if while_status is not None else ""
+        return (
+            'WITH "pos" AS (UPDATE "conversation" SET "last_seq" = "last_seq" + 1, '
+            f'"last_message_id" = nextval(pg_get_serial_sequence(\'{meta.table_name}\', \'id\')), '
+            f'"last_message_at" = {mark} WHERE "id" = {mark}{only} RETURNING "last_seq", '
+            '"handler_id", "group_id", "status", "last_message_id") '
+            f'INSERT INTO "{meta.table_name}" ("id", "seq", {columns}) '
+            f'SELECT "pos"."last_message_id", "pos"."last_seq", {casts} FROM "pos" '
+            'RETURNING "id", "seq", (SELECT "handler_id" FROM "pos"), '
+            '(SELECT "group_id" FROM "pos"), (SELECT "status" FROM "pos")')
+
+    sql = statement(("store_at_next_position", model, tuple(values), while_status is not None),
+                    build)
+    params = [message_at, conversation_id] + ([while_status] if while_status is not None else [])
+    params += [f.db_value(v) for f, v in zip(fields, values.values(), strict=True)]
+    return database.execute_sql(sql, params).fetchone()
+
+
 def parse_positions(text: str | None) -> dict[int, int]:
     """``"17:40,18:3"`` (conversation id ``:`` seq, comma-separated) as {17: 40, 18: 3}.
 

@@ -20,6 +20,7 @@ from meiqia import metrics
 from meiqia.db import database
 from meiqia.db import find_by_id
 from meiqia.db import insert_row
+from meiqia.db import is_postgres
 from meiqia.models import Agent
 from meiqia.models import Conversation
 from meiqia.models import Mention
@@ -219,35 +220,39 @@ def post_message(
     if sender_kind in privacy.PEOPLE:  # bot and system texts are ours: nothing to hide
         draft = privacy.fail_closed(draft, checked.failures,
                                     current_app.config["PRIVACY_FALLBACK"])
+    now = utcnow()
+    values = {"conversation": conversation.id, "sender_kind": sender_kind, "kind": kind,
+              "body": draft["body"], "payload": draft["payload"], "visibility": visibility,
+              "agent": agent, "shown_agent": shown_agent or agent,
+              "client_msg_id": client_msg_id, "created_at": now,
+              "delivered_at": None, "read_at": None}
     try:
-        with database.atomic():
-            # The conversation's lock and the message's position first, then the
-            # INSERT: seq order is commit order (meiqia/services/delivery.py). The
-            # handler and group as they are now (a transfer may have raced), for
-            # the agents' sockets to filter the event by.
-            now = utcnow()
-            position = delivery.next_position(conversation.id, message_at=now)
-            if position is None:
-                raise NotFound("no such conversation")
-            seq, handler_id, group_id, status, message_id = position
-            if while_status is not None and status != while_status:
-                raise StatusChanged(status)  # rolls the position back
-            now_row = [(handler_id, group_id, status)]
-            fields = {} if message_id is None else {"id": message_id}
-            message = insert_row(Message, {
-                **fields, "conversation": conversation.id, "sender_kind": sender_kind,
-                "kind": kind, "body": draft["body"], "payload": draft["payload"],
-                "visibility": visibility, "agent": agent, "shown_agent": shown_agent or agent,
-                "client_msg_id": client_msg_id, "created_at": now, "seq": seq,
-                "delivered_at": None, "read_at": None})
-            if message_id is None:  # not taken with the position (SQLite)
-                Conversation.update(last_message_id=message.id, last_message_at=now).where(
-                    Conversation.id == conversation.id).execute()
-            # A channel conversation's visitor-visible message and its delivery
-            # commit together: none is lost between the two (meiqia/channels/outbound.py).
-            delivery_id = channel_outbound.record(conversation, message)
-            mentioned = _store_mentions(conversation, message, agent) \
-                if visibility == "internal" and agent is not None else []
+        if _one_statement(conversation, values):
+            message, now_row = _store_in_one_statement(conversation, values, while_status)
+            delivery_id, mentioned = None, []
+        else:
+            with database.atomic():
+                # The conversation's lock and the message's position first, then the
+                # INSERT: seq order is commit order (meiqia/services/delivery.py). The
+                # handler and group as they are now (a transfer may have raced), for
+                # the agents' sockets to filter the event by.
+                position = delivery.next_position(conversation.id, message_at=now)
+                if position is None:
+                    raise NotFound("no such conversation")
+                seq, handler_id, group_id, status, message_id = position
+                if while_status is not None and status != while_status:
+                    raise StatusChanged(status)  # rolls the position back
+                now_row = [(handler_id, group_id, status)]
+                fields = {} if message_id is None else {"id": message_id}
+                message = insert_row(Message, {**fields, **values, "seq": seq})
+                if message_id is None:  # not taken with the position (SQLite)
+                    Conversation.update(last_message_id=message.id, last_message_at=now).where(
+                        Conversation.id == conversation.id).execute()
+                # A channel conversation's visitor-visible message and its delivery
+                # commit together: none is lost between the two (meiqia/channels/outbound.py).
+                delivery_id = channel_outbound.record(conversation, message)
+                mentioned = _store_mentions(conversation, message, agent) \
+                    if visibility == "internal" and agent is not None else []
     except peewee.IntegrityError:
         # Two resends raced: the other one stored it first.
         existing = Message.get_or_none(Message.conversation == conversation.id,
@@ -267,6 +272,40 @@ def post_message(
                      "by": agent.display_name if agent else "",
                      "body": message.body[:200]}, track=False)
     return message, True
+
+
+def _one_statement(conversation: Conversation, values: dict[str, Any]) -> bool:
+    """Whether the message can be stored with its position in one statement
+    (``delivery.store_at_next_position``): on PostgreSQL, outside a transaction
+    (inside one a failed statement would abort the caller's), and when nothing
+    else commits with it (a channel delivery, mentions)."""
+    from meiqia.channels import outbound as channel_outbound
+
+    if not is_postgres() or database.in_transaction():
+        return False
+    if values["visibility"] == "internal" and values["agent"] is not None \
+            and "@" in (values["body"] or ""):
+        return False
+    return not channel_outbound.wants_delivery(conversation, Message(**values))
+
+
+def _store_in_one_statement(conversation: Conversation, values: dict[str, Any],
+                            while_status: str | None
+                            ) -> tuple[Message, list[tuple[Any, Any, str]]]:
+    """The message stored at its position by one statement: (row, [(handler id,
+    group id, status)] as they are now)."""
+    stored = delivery.store_at_next_position(Message, conversation.id, values["created_at"],
+                                             values, while_status)
+    if stored is None:  # no row matched: gone, or (while_status) in another status
+        now = Conversation.select(Conversation.status).where(
+            Conversation.id == conversation.id).tuples().first()
+        if now is None:
+            raise NotFound("no such conversation")
+        raise StatusChanged(now[0])
+    message_id, seq, handler_id, group_id, status = stored
+    message = Message(**values, id=message_id, seq=seq)
+    message._dirty.clear()
+    return message, [(handler_id, group_id, status)]
 
 
 def _resync_after_resend(conversation: Conversation, message: Message) -> None:
