@@ -54,3 +54,22 @@ def test_a_question_typed_while_the_widget_script_is_still_on_its_way_is_sent(
                                                                 timeout=30_000)
     expect(frame.locator(".mq-msg.from-bot").first).to_be_visible(timeout=30_000)
     expect(frame.locator("#mq-input")).to_have_value("")
+
+
+def test_the_browser_offers_compression_and_the_socket_declines_it(server, admin, new_context):
+    """Chromium offers permessage-deflate on every websocket; the server declines
+    it (about 100 KB a socket for the compressor and decompressor it keeps:
+    tests/ws/test_compression.py), and the widget chats in plain frames."""
+    page = new_context().new_page()
+    frame = open_widget(page, server, admin.team["id"])
+    extensions = page.evaluate("""() => new Promise((done) => {
+        const url = location.origin.replace(/^http/, 'ws') + '/ws/visitor?token=none';
+        const socket = new WebSocket(url);
+        socket.onopen = () => { done(socket.extensions); socket.close(); };
+        socket.onerror = () => done('no connection');
+    })""")
+    assert extensions == ""
+    frame.locator("#mq-input").fill("不压缩也能聊")
+    frame.locator("#mq-input").press("Enter")
+    expect(frame.locator(".mq-msg.mine .mq-text")).to_have_text("不压缩也能聊")
+    expect(frame.locator(".mq-msg.from-bot").first).to_be_visible()
