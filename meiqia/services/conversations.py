@@ -170,9 +170,12 @@ def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
     if conversation.status == "ended":
         raise Conflict("the conversation has ended: start a new one")
     # ``refresh``: the status as it is now (routing may have run since the caller read it).
-    message, created = messages.post_message(
-        conversation, "visitor", body, kind=kind, client_msg_id=client_msg_id, payload=payload,
-        refresh=True)
+    try:
+        message, created = messages.post_message(
+            conversation, "visitor", body, kind=kind, client_msg_id=client_msg_id,
+            payload=payload, refresh=True, refuse_ended=True)
+    except messages.StatusChanged:  # it ended after the check above
+        raise Conflict("the conversation has ended: start a new one") from None
     if not created:
         return message, False
     if conversation.status == "bot" and kind == "text":
@@ -302,11 +305,14 @@ def agent_send(actor: Agent, conversation_id: int, data: dict[str, Any]) -> tupl
         if conversation.handler_id is None:
             raise ValidationError("mode: anonymous replies need a handler", "mode")
         shown = Agent.get_by_id(conversation.handler_id)
-    message, created = messages.post_message(
-        conversation, "agent", data["body"], kind=kind,
-        visibility="internal" if mode == "internal" else "public",
-        agent=actor, shown_agent=shown, client_msg_id=data.get("client_msg_id"),
-        payload=payload)
+    try:
+        message, created = messages.post_message(
+            conversation, "agent", data["body"], kind=kind,
+            visibility="internal" if mode == "internal" else "public",
+            agent=actor, shown_agent=shown, client_msg_id=data.get("client_msg_id"),
+            payload=payload, refuse_ended=mode != "internal")
+    except messages.StatusChanged:  # it ended after the check above
+        raise Conflict("the conversation has ended: only internal notes can be added") from None
     suggestion = data.get("suggestion")
     if created and suggestion and suggestion.get("entry_id") and suggestion.get("message_id"):
         from meiqia.services import bot

@@ -84,7 +84,8 @@ _PG_TYPES = {"BIGAUTO": "BIGINT", "BIGINT": "BIGINT", "INT": "INTEGER", "AUTO": 
 
 
 def store_at_next_position(model: Any, conversation_id: int, message_at: Any,
-                           values: dict[str, Any], while_status: str | None = None
+                           values: dict[str, Any], while_status: str | None = None,
+                           refuse_ended: bool = False
                            ) -> tuple[int, int, int | None, int | None, str] | None:
     """PostgreSQL: ``next_position`` and the message's INSERT as one statement.
 
@@ -96,7 +97,7 @@ def store_at_next_position(model: Any, conversation_id: int, message_at: Any,
     violation (a resent ``client_msg_id``) undoes the position with the row.
     ``values`` are the message's columns without ``id`` and ``seq`` (taken from
     the UPDATE). With ``while_status`` the UPDATE only matches the conversation
-    in that status. Returns (message id, seq, handler id, group id, status), or
+    in that status, with ``refuse_ended`` only one that has not ended. Returns (message id, seq, handler id, group id, status), or
     None when no conversation matched (gone, or in another status).
     """
     meta = model._meta
@@ -107,6 +108,7 @@ def store_at_next_position(model: Any, conversation_id: int, message_at: Any,
         columns = ", ".join(f'"{f.column_name}"' for f in fields)
         casts = ", ".join(f"CAST({mark} AS {_PG_TYPES[f.field_type]})" for f in fields)
         only = f' AND "status" = {mark}' if while_status is not None else ""
+        only += " AND \"status\" <> 'ended'" if refuse_ended else ""
         return (
             'WITH "pos" AS (UPDATE "conversation" SET "last_seq" = "last_seq" + 1, '
             f'"last_message_id" = nextval(pg_get_serial_sequence(\'{meta.table_name}\', \'id\')), '
@@ -117,8 +119,8 @@ def store_at_next_position(model: Any, conversation_id: int, message_at: Any,
             'RETURNING "id", "seq", (SELECT "handler_id" FROM "pos"), '
             '(SELECT "group_id" FROM "pos"), (SELECT "status" FROM "pos")')
 
-    sql = statement(("store_at_next_position", model, tuple(values), while_status is not None),
-                    build)
+    sql = statement(("store_at_next_position", model, tuple(values), while_status is not None,
+                     refuse_ended), build)
     params = [message_at, conversation_id] + ([while_status] if while_status is not None else [])
     params += [f.db_value(v) for f, v in zip(fields, values.values(), strict=True)]
     return database.execute_sql(sql, params).fetchone()

@@ -176,6 +176,7 @@ def post_message(
     payload: dict[str, Any] | None = None,
     refresh: bool = False,
     while_status: str | None = None,
+    refuse_ended: bool = False,
 ) -> tuple[Message, bool]:
     """Store a message and publish it; return (message, created).
 
@@ -186,7 +187,10 @@ def post_message(
     the caller a second look-up. With ``while_status``, the message is stored only
     if the conversation still has that status under its lock, else nothing is
     stored and ``StatusChanged`` is raised: the bot's reply to a question asked just
-    before a person took the chat must not arrive after the person.
+    before a person took the chat must not arrive after the person. With
+    ``refuse_ended``, likewise when the conversation has ended: a check of the
+    status before the call can be overtaken by an end (a slow redaction plugin
+    runs in between), this one cannot.
     """
     client_msg_id = check_client_id(client_msg_id)
     if kind not in KINDS:
@@ -228,7 +232,8 @@ def post_message(
               "delivered_at": None, "read_at": None}
     try:
         if _one_statement(conversation, values):
-            message, now_row = _store_in_one_statement(conversation, values, while_status)
+            message, now_row = _store_in_one_statement(conversation, values, while_status,
+                                                       refuse_ended)
             delivery_id, mentioned = None, []
         else:
             with database.atomic():
@@ -240,7 +245,8 @@ def post_message(
                 if position is None:
                     raise NotFound("no such conversation")
                 seq, handler_id, group_id, status, message_id = position
-                if while_status is not None and status != while_status:
+                if (while_status is not None and status != while_status) or \
+                        (refuse_ended and status == "ended"):
                     raise StatusChanged(status)  # rolls the position back
                 now_row = [(handler_id, group_id, status)]
                 fields = {} if message_id is None else {"id": message_id}
@@ -290,13 +296,13 @@ def _one_statement(conversation: Conversation, values: dict[str, Any]) -> bool:
 
 
 def _store_in_one_statement(conversation: Conversation, values: dict[str, Any],
-                            while_status: str | None
+                            while_status: str | None, refuse_ended: bool = False
                             ) -> tuple[Message, list[tuple[Any, Any, str]]]:
     """The message stored at its position by one statement: (row, [(handler id,
     group id, status)] as they are now)."""
     stored = delivery.store_at_next_position(Message, conversation.id, values["created_at"],
-                                             values, while_status)
-    if stored is None:  # no row matched: gone, or (while_status) in another status
+                                             values, while_status, refuse_ended)
+    if stored is None:  # no row matched: gone, or in a status refused
         now = Conversation.select(Conversation.status).where(
             Conversation.id == conversation.id).tuples().first()
         if now is None:

@@ -20,12 +20,15 @@ import threading
 import time
 import types
 
+import pytest
+
 from meiqia.hookspecs import hookimpl
 from meiqia.testing.clients import AgentClient
 from meiqia.testing.clients import VisitorClient
 from meiqia.testing.sockets import LiveServer
 from tests.conftest import close_app
 from tests.conftest import make_app
+from tests.conftest import truncate_all
 from tests.ws.conftest import Socket
 
 SLOW = "这个问题要想一想"
@@ -50,11 +53,15 @@ class HandoffWhileThinking:
                  "score": 0.99}]
 
 
-def test_the_bot_does_not_answer_after_a_person_took_the_chat(tmp_path):
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_the_bot_does_not_answer_after_a_person_took_the_chat(request, tmp_path, db):
     answerer = HandoffWhileThinking()
     plugin = types.ModuleType("handoff_while_thinking")
     plugin.register_answerers = hookimpl(lambda app: [answerer])
-    app = make_app(tmp_path, plugins=(plugin,))
+    extra = {} if db == "sqlite" else {"DATABASE_URL": request.getfixturevalue("pg_database_url")}
+    app = make_app(tmp_path, plugins=(plugin,), **extra)
+    if db == "postgres":  # one statement: the status is checked in its WHERE
+        truncate_all(extra["DATABASE_URL"])
     live = LiveServer(app)
     try:
         with app.app_context():
