@@ -317,7 +317,11 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
     cpu_before = cpu_seconds(pid)
     start = time.perf_counter()
     n = 0
+    # The server's RSS at the end of each minute: whether memory holds or grows.
+    rss_minutes: list[float] = []
     while time.perf_counter() - start < args.duration:
+        if time.perf_counter() - start >= 60 * (len(rss_minutes) + 1):
+            rss_minutes.append(rss_mb(pid))
         i = random.randrange(len(visitors))
         if i in broken:
             continue
@@ -349,7 +353,8 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
     minutes = [(m, float(np.percentile(v, 50)), float(np.percentile(v, 95)),
                 float(np.percentile(v, 99))) for m, v in sorted(by_minute.items())]
     for m, p50, p95, p99 in minutes:
-        progress(f"minute {m + 1}: p50 {p50:.1f} / p95 {p95:.1f} / p99 {p99:.1f} ms")
+        rss_then = f", RSS {rss_minutes[m]:.0f} MB" if m < len(rss_minutes) else ""
+        progress(f"minute {m + 1}: p50 {p50:.1f} / p95 {p95:.1f} / p99 {p99:.1f} ms{rss_then}")
     lost = len(sent_at) - len(received)
     dup = duplicates
 
@@ -412,7 +417,7 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
         "p99": float(np.percentile(arr, 99)), "kb_per_socket": (held_rss - base_rss) * 1024 / sockets,
         "rss": held_rss, "storm": len(storm), "storm_ok": ok, "storm_s": storm_s,
         "broken": len(broken), "broken_why": sorted(set(broken.values()))[:3],
-        "minutes": minutes,
+        "minutes": minutes, "rss_minutes": rss_minutes,
         "resent": len(resent), "resent_unique": len(set(resent)),
         "cpu_ms_per_msg": cpu_used * 1000 / max(n, 1),
         "cpu_cores": cpu_used / (elapsed + 5),
