@@ -11,6 +11,7 @@ socket by construction.
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import Any
 
 import peewee
@@ -292,7 +293,8 @@ def _one_statement(conversation: Conversation, values: dict[str, Any]) -> bool:
     if values["visibility"] == "internal" and values["agent"] is not None \
             and "@" in (values["body"] or ""):
         return False
-    return not channel_outbound.wants_delivery(conversation, Message(**values))
+    # ``wants_delivery`` reads four plain fields: no model instance needed to ask.
+    return not channel_outbound.wants_delivery(conversation, SimpleNamespace(**values))
 
 
 def _store_in_one_statement(conversation: Conversation, values: dict[str, Any],
