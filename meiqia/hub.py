@@ -22,6 +22,7 @@ loses nothing and needs to do nothing. See docs/protocol.md, "Outages".
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import json
 import logging
@@ -29,6 +30,7 @@ import queue
 import threading
 import time
 import uuid
+import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -333,6 +335,12 @@ class RedisHub(BaseHub):
             target=self._listen, name="meiqia-hub-listener", daemon=True
         )
         self._thread.start()
+        # A process that exits normally leaves the peers itself: only a killed one
+        # may have lost publishes, and only its silence should make every socket
+        # resync. Without this, every short-lived process with the app (``meiqia db
+        # upgrade`` before each deploy, any CLI command) was found "silent" 8 s
+        # after it ended, and every socket of every process resynced.
+        atexit.register(_leave_at_exit, weakref.ref(self))
 
     def publish(self, topic: str, event: dict) -> None:
         self.publish_many([(topic, event)])
@@ -515,12 +523,30 @@ class RedisHub(BaseHub):
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=3)
+        self._leave()
+
+    def _leave(self) -> None:
+        """Leave the peers' hash, unless a failed publish is still unannounced
+        (then this process's silence makes the others resync: nothing it
+        failed to publish is lost) or Redis is unreachable (the same)."""
         if not self._ready.is_set():
             return  # Redis unreachable: the peers forget this process by its silence
+        self._announce()
+        with self._state:
+            if self._failed_since is not None:
+                return
         try:
             self.client.hdel(self.peers_key, self.id)
         except Exception:  # noqa: BLE001 - the same, a moment later
             pass
+
+
+def _leave_at_exit(ref: weakref.ref[RedisHub]) -> None:
+    """At a normal exit: a hub still open leaves the peers (``RedisHub._leave``)."""
+    hub = ref()
+    if hub is not None and not hub._stop.is_set():
+        hub._stop.set()
+        hub._leave()
 
 
 def _iso(stamp: float | None) -> str:

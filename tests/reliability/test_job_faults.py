@@ -288,6 +288,15 @@ def test_two_sweeps_at_once_queue_a_lost_job_once(tmp_path, redis_url, redis_pre
         close_app(app)
 
 
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (``SigCgt`` in /proc)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
 def test_a_worker_stopped_while_redis_hangs_still_exits(tmp_path, own_redis, workers):
     """SIGTERM while Redis is frozen (SIGSTOP: it holds its connections and answers
     nothing, as a host that hangs does). rq's teardown then waits on Redis for good
@@ -303,6 +312,11 @@ def test_a_worker_stopped_while_redis_hangs_still_exits(tmp_path, own_redis, wor
     try:
         workers.append(WorkerProcess(env, tmp_path))
         wait_until(lambda: "Listening on" in workers[0].log(), what="the worker listening")
+        # rq logs "Listening on" before it starts its scheduler (Redis calls) and only
+        # then takes SIGTERM; frozen before that, the worker dies of the signal's
+        # default action (-15), which is not the case this test is about.
+        wait_until(lambda: _catches(workers[0].proc.pid, signal.SIGTERM),
+                   what="the worker handling SIGTERM")
         os.kill(own_redis.proc.pid, signal.SIGSTOP)
         try:
             workers[0].proc.terminate()

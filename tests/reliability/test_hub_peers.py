@@ -1,0 +1,50 @@
+"""A process that ends normally leaves the hub's peers; only a killed one is "lost".
+
+Every process with the app keeps a heartbeat in ``<prefix>:hub-peers``; a peer
+silent for 8 s is taken for killed (it may have stored messages it never published)
+and every socket of every process resyncs from the database. Seen in every
+production benchmark's server log: "process … went silent; every process resyncs",
+8 s after the start. It was ``meiqia db upgrade``, run just before, which had
+joined the peers and ended without leaving, as any CLI command or a deploy's
+upgrade step does: a resync of every socket after every deploy, just when the
+widgets reconnect. The killed case stays as it was (tests/reliability/
+test_worker_killed.py: a process killed between commit and publish).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import redis
+
+from tests.reliability.conftest import meiqia_env
+
+#: A short-lived process with the app, like a CLI command: joins, then ends.
+JOIN_THEN_EXIT = """
+import time
+from meiqia import create_app
+
+app = create_app()
+hub = app.extensions["meiqia.hub"]
+assert hub.wait_ready(10)
+deadline = time.monotonic() + 30
+while not hub.client.hexists(hub.peers_key, hub.id) and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(hub.id, flush=True)
+"""
+
+
+def test_a_process_that_ends_normally_is_not_taken_for_killed(tmp_path, redis_url,
+                                                                redis_prefix):
+    env = meiqia_env(tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
+                     DATABASE_URL=f"sqlite:///{tmp_path}/meiqia.sqlite3")
+    done = subprocess.run([sys.executable, "-c", JOIN_THEN_EXIT], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    peer = done.stdout.strip()
+    assert len(peer) == 32, done.stdout
+    client = redis.Redis.from_url(redis_url)
+    # It was a peer while it ran, and it left as it ended: no one will find it silent.
+    assert not client.hexists(f"{redis_prefix}:hub-peers", peer)
+    assert client.hlen(f"{redis_prefix}:hub-peers") == 0
