@@ -300,8 +300,9 @@ class RedisHub(BaseHub):
     * every process keeps a heartbeat in the hash ``<prefix>:hub-peers``; the
       first process that finds a peer silent for PEER_TIMEOUT (killed, it may
       have committed messages it never published) removes it and broadcasts a
-      resync from its last heartbeat. A hub that closes cleanly leaves the
-      hash itself.
+      resync from its last heartbeat. A hub that closes cleanly, or whose
+      process exits normally (``atexit``), leaves the hash itself, unless a
+      failed publish of it is still unannounced.
 
     ``health()`` is not ok while the listener is disconnected or a failed
     publish has not been announced yet: that is when delivery is behind.

@@ -75,14 +75,6 @@ def next_position(conversation_id: int, message_at: Any = None
     return seq, handler, group, status, (last_id if reserve else None)
 
 
-#: PostgreSQL types of the message columns the one-statement store casts its
-#: parameters to (``INSERT ... SELECT`` does not coerce untyped literals the way
-#: ``VALUES`` does).
-_PG_TYPES = {"BIGAUTO": "BIGINT", "BIGINT": "BIGINT", "INT": "INTEGER", "AUTO": "INTEGER",
-             "VARCHAR": "VARCHAR", "TEXT": "TEXT", "DATETIME": "TIMESTAMP",
-             "BOOL": "BOOLEAN"}
-
-
 def store_at_next_position(model: Any, conversation_id: int, message_at: Any,
                            values: dict[str, Any], while_status: str | None = None,
                            refuse_ended: bool = False
@@ -97,16 +89,20 @@ def store_at_next_position(model: Any, conversation_id: int, message_at: Any,
     violation (a resent ``client_msg_id``) undoes the position with the row.
     ``values`` are the message's columns without ``id`` and ``seq`` (taken from
     the UPDATE). With ``while_status`` the UPDATE only matches the conversation
-    in that status, with ``refuse_ended`` only one that has not ended. Returns (message id, seq, handler id, group id, status), or
-    None when no conversation matched (gone, or in another status).
+    in that status, with ``refuse_ended`` only one that has not ended. Returns
+    (message id, seq, handler id, group id, status), or None when no conversation
+    matched (gone, or in a status refused). The parameters are cast to their
+    columns' types (peewee's own names for them): ``INSERT ... SELECT`` does not
+    coerce untyped literals the way ``VALUES`` does.
     """
     meta = model._meta
     fields = [meta.fields[name] for name in values]
 
     def build() -> str:
         mark = database.param
+        types = database.get_context_options()["field_types"]
         columns = ", ".join(f'"{f.column_name}"' for f in fields)
-        casts = ", ".join(f"CAST({mark} AS {_PG_TYPES[f.field_type]})" for f in fields)
+        casts = ", ".join(f"CAST({mark} AS {types[f.field_type]})" for f in fields)
         only = f' AND "status" = {mark}' if while_status is not None else ""
         only += " AND \"status\" <> 'ended'" if refuse_ended else ""
         return (

@@ -259,7 +259,7 @@ def post_message(
                 # commit together: none is lost between the two (meiqia/channels/outbound.py).
                 delivery_id = channel_outbound.record(conversation, message)
                 mentioned = _store_mentions(conversation, message, agent) \
-                    if visibility == "internal" and agent is not None else []
+                    if _may_mention(values) else []
     except peewee.IntegrityError:
         # Two resends raced: the other one stored it first.
         existing = Message.get_or_none(Message.conversation == conversation.id,
@@ -290,11 +290,16 @@ def _one_statement(conversation: Conversation, values: dict[str, Any]) -> bool:
 
     if not is_postgres() or database.in_transaction():
         return False
-    if values["visibility"] == "internal" and values["agent"] is not None \
-            and "@" in (values["body"] or ""):
+    if _may_mention(values):
         return False
     # ``wants_delivery`` reads four plain fields: no model instance needed to ask.
     return not channel_outbound.wants_delivery(conversation, SimpleNamespace(**values))
+
+
+def _may_mention(values: dict[str, Any]) -> bool:
+    """Whether the message may @-mention agents: an agent's internal note with an @."""
+    return values["visibility"] == "internal" and values["agent"] is not None \
+        and "@" in (values["body"] or "")
 
 
 def _store_in_one_statement(conversation: Conversation, values: dict[str, Any],
@@ -395,8 +400,7 @@ def mentioned_agents(body: str, agents: list[tuple[int, str, str]]) -> list[int]
 
 
 def _store_mentions(conversation: Conversation, message: Message, by: Agent) -> list[int]:
-    if "@" not in (message.body or ""):
-        return []
+    """The agents an internal note @-mentions (``_may_mention`` said it may), stored."""
     team = list(Agent.select(Agent.id, Agent.name, Agent.nickname).where(
         Agent.team == conversation.team_id, Agent.active == True).tuples())  # noqa: E712
     ids = [a for a in mentioned_agents(message.body, team) if a != by.id]

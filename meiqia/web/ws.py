@@ -302,7 +302,7 @@ class Channel:
             ws.sock = _SerialSocket(ws.sock)
         _shed_handshake(ws)
         #: Encoding a frame and writing it happen under the socket's own lock, so
-        #: the deflate context and the wire see frames in the same order.
+        #: wsproto's frame state and the wire see frames in the same order.
         self.lock = ws.sock.lock
         self.closed = threading.Event()
         #: The socket's message frames in order (set once the socket knows what it

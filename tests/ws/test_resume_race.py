@@ -30,6 +30,34 @@ def test_racing_senders_and_random_drops_lose_repeat_and_reorder_nothing(app, li
     assert (tally.lost, tally.duplicated, tally.out_of_order, tally.echoes) == (0, 0, 0, 0)
 
 
+def test_racing_senders_and_random_drops_on_postgres(pg_app):
+    """The same race on PostgreSQL, where each message is stored with its position
+    by one statement (``delivery.store_at_next_position``): a resend after a drop
+    meets the unique index inside that statement, which must undo its position."""
+    from meiqia.testing.sockets import LiveServer
+
+    live = LiveServer(pg_app)
+    try:
+        tally, _seconds = stress_against(f"http://127.0.0.1:{live.port}",
+                                         f"ws://127.0.0.1:{live.port}", conversations=6,
+                                         messages=600, drop=0.15,
+                                         seed=random.randrange(10**6))
+    finally:
+        live.stop()
+    assert tally.errors == []
+    assert tally.sent >= 590 and tally.acked == tally.sent
+    assert tally.drops_at_ack > 10 and tally.resumes > 20  # the race really ran
+    assert (tally.lost, tally.duplicated, tally.out_of_order, tally.echoes) == (0, 0, 0, 0)
+    from meiqia.db import connection
+    from meiqia.models import Message
+
+    with pg_app.app_context(), connection():  # no gap, no repeat left by a resend
+        for conversation in Conversation.select():
+            seqs = [seq for (seq,) in Message.select(Message.seq).where(
+                Message.conversation == conversation.id).order_by(Message.seq).tuples()]
+            assert seqs == list(range(1, conversation.last_seq + 1)), conversation.id
+
+
 def test_stream_fills_a_gap_and_never_sends_twice():
     """The hub hands seq 3 before seq 2 (two publishers raced): 2 comes from the
     database first, then 3; the late 2 and a repeated 3 are dropped."""
