@@ -136,11 +136,16 @@ def make_server(host: str, port: int, app: Any) -> Any:
     from gevent.pywsgi import WSGIServer
 
     class Handler(WSGIHandler):
-        """After a websocket, the connection is the socket's: no HTTP follows.
+        """After a websocket handshake, the connection is the socket's: no HTTP
+        follows, and this handler never reads it again.
 
-        flask-sock serves the socket on a duplicate of the connection and
-        returns an empty response; without this, the handler would read what
-        the client still sends on the closed socket as a next request."""
+        simple-websocket serves the socket on a duplicate of the connection,
+        after the request has returned (``meiqia/web/detached_sockets.py``).
+        gevent's handler would then read what the client sends as a next
+        request, and before closing its socket it reads it once more "to
+        prevent a reset": either eats the client's first frames (a ping sent
+        right after ``hello`` was lost). Its socket is closed here, unread; the
+        duplicate keeps the connection open."""
 
         def run_application(self) -> None:
             try:
@@ -148,6 +153,9 @@ def make_server(host: str, port: int, app: Any) -> Any:
             finally:
                 if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
                     self.close_connection = True
+                    sock, self.socket = self.socket, None
+                    if sock is not None:
+                        sock.close()
 
     access = logging.getLogger("meiqia.access")
     if not access.handlers:
@@ -178,6 +186,10 @@ def serve(server: Any) -> None:
     try:
         stop.wait()
     finally:
-        # Open websockets are not waited for: their clients reconnect with
-        # ``after=`` and miss nothing (docs/protocol.md).
+        # Open websockets are not waited for: they close with 1001 ("going
+        # away") and their clients reconnect with ``after=`` and miss nothing
+        # (docs/protocol.md).
         server.stop(timeout=1)
+        from meiqia.web import detached_sockets
+
+        detached_sockets.close_all(timeout=5)

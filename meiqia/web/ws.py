@@ -67,6 +67,7 @@ from meiqia.services import safe_json
 from meiqia.services import visitor_privacy
 from meiqia.services.errors import ServiceError
 from meiqia.services.validation import check
+from meiqia.web import detached_sockets
 from meiqia.web import error_text
 from meiqia.web import i18n
 from meiqia.web import security
@@ -189,7 +190,10 @@ def _finish(ws: Any, timeout: float = 2.0) -> None:
     frame (its code, e.g. 1013) on the client's side."""
     with contextlib.suppress(Exception):
         if ws.connected:
-            ws.close()
+            if detached_sockets.stopping():
+                ws.close(reason=detached_sockets.GOING_AWAY, message="server restarting")
+            else:
+                ws.close()
     if ws.close_reason == _NO_STATUS_RCVD:  # the client has not closed: wait for it
         ws.connected = True
         deadline = time.monotonic() + timeout
@@ -598,35 +602,69 @@ def _ref(frame: dict) -> Any:
 DATABASE_ERRORS = (peewee.OperationalError, peewee.InterfaceError, MaxConnectionsExceeded)
 
 
-def _contained(handler: Any) -> Any:
-    """Never let an exception out of a socket handler.
+def _contained(handler: Callable[[Any], Callable[[], None] | None]) -> Any:
+    """A socket route from a handler in two parts, neither letting an exception out.
 
-    flask-sock lets it reach Flask, which writes an HTTP 500 response into the
-    upgraded socket: the client reads those bytes as a websocket frame and drops
-    the connection with "reserved bits must be 0" (what the load benchmark saw
-    when the PostgreSQL pool ran dry). Closing with 1011 instead tells the client
-    to reconnect, and the replay (``after=``) gives it whatever it missed.
+    ``handler(ws)`` connects the socket in its request (authentication,
+    subscription, ``hello``, the replay) and returns what serves it from then on
+    (the frame loop), or None when the socket ended at connect. Under gevent
+    what serves it runs after the request has returned, in a greenlet of its
+    own (``detached_sockets``: a third of the memory); elsewhere in the request.
+
+    flask-sock lets an exception reach Flask, which writes an HTTP 500 response
+    into the upgraded socket: the client reads those bytes as a websocket frame
+    and drops the connection with "reserved bits must be 0" (what the load
+    benchmark saw when the PostgreSQL pool ran dry). Closing with 1011 instead
+    tells the client to reconnect, and the replay (``after=``) gives it whatever
+    it missed.
     """
 
     @functools.wraps(handler)
     def run(ws: Any) -> None:
-        sockets = metrics.OPEN_SOCKETS.labels(request.path.rsplit("/", 1)[-1])
+        path = request.path
+        app = current_app._get_current_object()
+        detachable = detached_sockets.prepare(ws)
+        sockets = metrics.OPEN_SOCKETS.labels(path.rsplit("/", 1)[-1])
         sockets.inc()
+        handed_over = False
         try:
-            handler(ws)
-        except ConnectionClosed:
-            pass
-        except Exception:  # noqa: BLE001 - contained on purpose, logged
-            log.exception("ws: %s handler failed; closing the socket", request.path)
-            try:
-                ws.close(reason=1011, message="server error, reconnect")
-            except Exception:  # noqa: BLE001 - the socket may be gone already
-                pass
+            serve = _guarded(path, ws, handler, ws)
+            if serve is None:
+                return
+            if detachable:
+                def serve_detached() -> None:
+                    try:
+                        _guarded(path, ws, serve)
+                    finally:
+                        sockets.dec()
+                        _finish(ws)
+
+                detached_sockets.start(app, ws, serve_detached)
+                handed_over = True
+                return
+            _guarded(path, ws, serve)
         finally:
-            sockets.dec()
-            _finish(ws)
+            if not handed_over:
+                sockets.dec()
+                _finish(ws)
 
     return run
+
+
+def _guarded(path: str, ws: Any, step: Callable[..., Any], *args: Any) -> Any:
+    """``step(*args)``; a closed socket or an error no one foresaw gives None
+    (the latter logged, and the socket closed with 1011)."""
+    try:
+        return step(*args)
+    except ConnectionClosed:
+        return None
+    except Exception:  # noqa: BLE001 - contained on purpose, logged
+        log.exception("ws: %s handler failed; closing the socket", path)
+        try:
+            ws.close(reason=1011, message="server error, reconnect")
+        except Exception:  # noqa: BLE001 - the socket may be gone already
+            pass
+        return None
 
 
 def _unavailable(channel: Channel, frame: dict, exc: Exception) -> None:
@@ -733,7 +771,7 @@ def _visitor_position(conversation_id: int) -> int:
 
 @sock.route("/ws/visitor")
 @_contained
-def visitor_socket(ws: Any) -> None:
+def visitor_socket(ws: Any) -> Callable[[], None] | None:
     app = current_app._get_current_object()
     channel = Channel(ws)
     # Before the database turn: a refused connect is answered in his language too.
@@ -787,23 +825,28 @@ def visitor_socket(ws: Any) -> None:
 
     pump = _Pump(app, channel, sub, _everything, visitor_privacy.event, catch_up)
     pump.arm()
-    # Not recorded at connect: the first frame tries again.
-    last_touch = time.monotonic() if present else float("-inf")
-    try:
-        for frame in _frames(ws, channel):
-            if time.monotonic() - last_touch > PING_SECONDS / 2 and _touch(
-                    presence.touches().visitor, visitor.id):
-                last_touch = time.monotonic()
-            if _pong(channel, frame):
-                continue
-            try:
-                with socket_unit():
-                    _visitor_frame(channel, visitor, conversation.id, frame)
-            except DATABASE_ERRORS as exc:
-                _unavailable(channel, frame, exc)
-    finally:
-        _stop_pump(pump)
-        _bookkeeping("presence", presence.visitor_disconnected, visitor.id)
+
+    def serve() -> None:
+        """The socket from its ``hello`` on: client frames until it closes."""
+        # Not recorded at connect: the first frame tries again.
+        last_touch = time.monotonic() if present else float("-inf")
+        try:
+            for frame in _frames(ws, channel):
+                if time.monotonic() - last_touch > PING_SECONDS / 2 and _touch(
+                        presence.touches().visitor, visitor.id):
+                    last_touch = time.monotonic()
+                if _pong(channel, frame):
+                    continue
+                try:
+                    with socket_unit():
+                        _visitor_frame(channel, visitor, conversation.id, frame)
+                except DATABASE_ERRORS as exc:
+                    _unavailable(channel, frame, exc)
+        finally:
+            _stop_pump(pump)
+            _bookkeeping("presence", presence.visitor_disconnected, visitor.id)
+
+    return serve
 
 
 def _everything(topic: str, event: dict) -> bool:
@@ -934,7 +977,7 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
 
 @sock.route("/ws/agent")
 @_contained
-def agent_socket(ws: Any) -> None:
+def agent_socket(ws: Any) -> Callable[[], None] | None:
     app = current_app._get_current_object()
     channel = Channel(ws)
     channel.kind = "agent"
@@ -989,37 +1032,42 @@ def agent_socket(ws: Any) -> None:
     except DATABASE_ERRORS as exc:
         _try_again_later(channel, exc)
         return
-    last_touch = time.monotonic()
-    touch_every = min(PING_SECONDS / 2, presence.heartbeat_seconds() / 3)
     pump = _Pump(app, channel, sub, credential.guard(channel, scope.allow), None,
                  lambda since: _agent_catch_up(channel.stream, actor, since))
     pump.arm()
-    try:
-        for frame in _frames(ws, channel):
-            # The sign of life first: it is only a note (the sweeper writes it), while
-            # the credential check below may wait its turn for the database with every
-            # chat frame of a busy process, and an agent whose pings wait there past
-            # AGENT_HEARTBEAT_SECONDS is taken for gone (issue 19's embedded run).
-            if socket_row and time.monotonic() - last_touch > touch_every and _touch(
-                    presence.touches().agent, actor, socket_row[0]):
-                last_touch = time.monotonic()
-            if not credential.still_live(channel):
-                break
-            if not socket_row:
-                _bookkeeping("presence",
-                             lambda: socket_row.append(presence.agent_connected(actor)))
-                last_touch = time.monotonic()
-            if _pong(channel, frame):
-                continue
-            try:
-                with socket_unit():
-                    _agent_frame(channel, actor, frame)
-            except DATABASE_ERRORS as exc:
-                _unavailable(channel, frame, exc)
-    finally:
-        _stop_pump(pump)
-        _bookkeeping("presence", presence.agent_disconnected, actor,
-                     socket_row[0] if socket_row else None)
+
+    def serve() -> None:
+        """The socket from its ``hello`` on: client frames until it closes."""
+        last_touch = time.monotonic()
+        touch_every = min(PING_SECONDS / 2, presence.heartbeat_seconds() / 3)
+        try:
+            for frame in _frames(ws, channel):
+                # The sign of life first: it is only a note (the sweeper writes it), while
+                # the credential check below may wait its turn for the database with every
+                # chat frame of a busy process, and an agent whose pings wait there past
+                # AGENT_HEARTBEAT_SECONDS is taken for gone (issue 19's embedded run).
+                if socket_row and time.monotonic() - last_touch > touch_every and _touch(
+                        presence.touches().agent, actor, socket_row[0]):
+                    last_touch = time.monotonic()
+                if not credential.still_live(channel):
+                    break
+                if not socket_row:
+                    _bookkeeping("presence",
+                                 lambda: socket_row.append(presence.agent_connected(actor)))
+                    last_touch = time.monotonic()
+                if _pong(channel, frame):
+                    continue
+                try:
+                    with socket_unit():
+                        _agent_frame(channel, actor, frame)
+                except DATABASE_ERRORS as exc:
+                    _unavailable(channel, frame, exc)
+        finally:
+            _stop_pump(pump)
+            _bookkeeping("presence", presence.agent_disconnected, actor,
+                         socket_row[0] if socket_row else None)
+
+    return serve
 
 
 #: Seconds an agent socket trusts that the session or token it was opened with is

@@ -78,7 +78,7 @@ class Server:
 
     def stop(self, kill: bool = False) -> None:
         """SIGKILL the whole process group (a crash), or SIGINT (gunicorn's quick
-        stop: SIGTERM would wait graceful_timeout for open websockets)."""
+        stop)."""
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGINT)
