@@ -139,13 +139,13 @@ def make_server(host: str, port: int, app: Any) -> Any:
         """After a websocket handshake, the connection is the socket's: no HTTP
         follows, and this handler never reads it again.
 
-        simple-websocket serves the socket on a duplicate of the connection,
-        after the request has returned (``meiqia/web/detached_sockets.py``).
-        gevent's handler would then read what the client sends as a next
-        request, and before closing its socket it reads it once more "to
-        prevent a reset": either eats the client's first frames (a ping sent
-        right after ``hello`` was lost). Its socket is closed here, unread; the
-        duplicate keeps the connection open."""
+        The socket is served after the request has returned, on the
+        connection's descriptor taken out of this handler's socket object
+        (``meiqia/web/detached_sockets.py``). gevent's handler would then read
+        what the client sends as a next request, and before closing its socket
+        it reads it once more "to prevent a reset": either eats the client's
+        first frames (a ping sent right after ``hello`` was lost). Its socket is
+        let go here, unread (closing a detached socket object closes nothing)."""
 
         def run_application(self) -> None:
             try:

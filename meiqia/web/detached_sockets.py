@@ -16,11 +16,11 @@ frame loop) runs in a new greenlet with only the application context, and the
 request returns. The new greenlet starts shallow, so its saved stack is small,
 and nothing of the request stays referenced.
 
-- **gunicorn** closes the connection's socket when the request returns, so the
-  socket is served on a duplicate of it (``prepare``), taken before anything
-  writes to it; closing one of two descriptors of a connection does not end
-  it. gevent's WSGI server (``meiqia run``) already gives simple-websocket a
-  duplicate.
+- **gunicorn** and gevent's WSGI server (``meiqia run``) close the
+  connection's socket when the request returns, so the socket is served on
+  the connection's descriptor taken out of the server's socket object
+  (``prepare``, ``socket.detach``), before anything writes to it: the server's
+  close is then a no-op.
 - **flask-sock** closes the websocket when the route function returns. The
   first ``close`` of a detached socket is therefore skipped (``start``): it is
   flask-sock's, made before the new greenlet can run (``gevent.spawn`` only
@@ -72,12 +72,38 @@ def prepare(ws: Any) -> bool:
     reads and writes a duplicate of the connection's socket, which outlives the
     one gunicorn closes when the request returns. The WSGI environ the socket
     kept is dropped either way (the request is over once the handshake is)."""
-    ws.environ = None
+    environ, ws.environ = ws.environ, None
     if not possible(ws):
         return False
-    if ws.mode == "gunicorn":
-        ws.sock = ws.sock.dup()
+    server_socket = _server_socket(ws, environ)
+    if server_socket is None:
+        return False
+    if server_socket is not ws.sock:
+        ws.sock.close()  # gevent's mode: simple-websocket's duplicate, not needed now
+    ws.sock = type(server_socket)(server_socket.family, server_socket.type,
+                                  server_socket.proto, fileno=server_socket.detach())
     return True
+
+
+def _server_socket(ws: Any, environ: dict | None) -> Any:
+    """The server's own socket object of the connection (gunicorn's, or the one
+    gevent's WSGI handler read the request from), or None if it is not found.
+
+    The socket is served on the connection's descriptor taken from that object
+    (``detach``): the server's close at the request's end is then a no-op, and
+    the descriptor stays the one the event loop knows. Serving on a duplicate
+    instead (what simple-websocket does under gevent's server, and this
+    module's first version under gunicorn) cost 10-25 % more CPU per message at
+    300 msg/s in four of five paired runs of ``benchmarks/ws_load.py``
+    (docs/benchmarks.md); the likely cause, not proven: the closed original's
+    descriptor stays in the event loop's epoll set for as long as the duplicate
+    keeps the connection open."""
+    if ws.mode == "gunicorn":
+        return ws.sock
+    wsgi_input = (environ or {}).get("wsgi.input")
+    if not hasattr(wsgi_input, "raw") and hasattr(wsgi_input, "rfile"):
+        wsgi_input = wsgi_input.rfile
+    return getattr(getattr(wsgi_input, "raw", None), "_sock", None)
 
 
 def stopping() -> bool:

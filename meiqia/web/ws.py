@@ -8,10 +8,12 @@ events from the hub. Message frames go out through the socket's
 nothing twice, so nothing is lost or repeated across reconnects, restarts or a
 switch of process.
 
-Each socket has one thread (a greenlet under gevent) for as long as it is open:
-the handler, which reads client frames from the socket itself (no
-simple-websocket reader thread, ``_receive``). A pump thread exists only while
-hub events wait for the socket (``_Pump``); writes share a lock. A hub event's
+Each socket has one thread (a greenlet under gevent) for as long as it is open,
+which reads client frames from the socket itself (no simple-websocket reader
+thread, ``_receive``): the request's own, or under gevent a small greenlet of
+the socket's that takes over once ``hello`` and the replay are sent, after which
+the request returns (``_contained``, ``detached_sockets``). A pump thread exists
+only while hub events wait for the socket (``_Pump``); writes share a lock. A hub event's
 frame is encoded once per process, however many sockets send it
 (``hub.SharedData``). The visitor socket subscribes only to its conversation
 topic, where internal notes are never published.

@@ -124,6 +124,25 @@ def scenario(ws_base: str, admin: Http, team_id: int, stop) -> dict:
     return result
 
 
+def check_after_stop(query, result: dict, stopped_at: datetime.datetime) -> None:
+    """What the database says after the stop (``query(sql, args)`` → rows, in
+    PostgreSQL's placeholders): every acknowledged message stored once, nothing
+    twice; the open sockets' visitors offline and the agent's socket row ended
+    (no grace in these tests) at the stop, not at their heartbeat's end."""
+    stored = dict(query("SELECT client_msg_id, COUNT(*) FROM message "
+                        "WHERE client_msg_id LIKE 'r%%' GROUP BY client_msg_id", ()))
+    assert all(stored.get(cid) == 1 for cid in result["acked"]), stored
+    assert set(stored.values()) == {1}
+    limit = stopped_at + datetime.timedelta(seconds=5)
+    ends = [until for conversation_id, _ in result["open_visitors"]
+            for (until,) in query(VISITOR_ONLINE_UNTIL, (conversation_id,))]
+    ends += [alive for (alive,) in query("SELECT MAX(alive_until) FROM agent_socket", ())]
+    assert len(ends) == VISITORS + 1
+    for end in ends:
+        assert end is not None
+        assert datetime.datetime.fromisoformat(str(end)) <= limit, (end, stopped_at)
+
+
 def admin_less_session(ws_base: str, team_id: int) -> dict:
     return Http(ws_base.replace("ws://", "http://")).call(
         "POST", "/api/v1/widget/session", {"team_id": team_id})
@@ -145,22 +164,9 @@ def test_embedded_server_sends_at_once_drops_and_a_stop(tmp_path):
         output = server.output()
         assert "Traceback" not in output, output
         with sqlite3.connect(server.database) as conn:
-            stored = dict(conn.execute(
-                "SELECT client_msg_id, COUNT(*) FROM message WHERE client_msg_id LIKE 'r%' "
-                "GROUP BY client_msg_id").fetchall())
-            assert all(stored.get(cid) == 1 for cid in result["acked"]), stored
-            assert set(stored.values()) == {1}
-            for conversation_id, _ in result["open_visitors"]:
-                (until,) = conn.execute(VISITOR_ONLINE_UNTIL.replace("%s", "?"),
-                                        (conversation_id,)).fetchone()
-                assert until is not None
-                assert datetime.datetime.fromisoformat(str(until)) <= stopped_at[0] + \
-                    datetime.timedelta(seconds=5), (conversation_id, until)
-            # The agent's socket row ended with his socket (no grace here), not at
-            # its heartbeat's end (AGENT_HEARTBEAT_SECONDS after his last sign).
-            (alive,) = conn.execute("SELECT MAX(alive_until) FROM agent_socket").fetchone()
-            assert datetime.datetime.fromisoformat(str(alive)) <= stopped_at[0] + \
-                datetime.timedelta(seconds=5), alive
+            check_after_stop(lambda sql, args: conn.execute(
+                sql.replace("%s", "?").replace("%%", "%"), args).fetchall(),
+                result, stopped_at[0])
     finally:
         server.stop()
 
@@ -194,16 +200,8 @@ def test_gunicorn_gevent_sends_at_once_drops_and_a_graceful_stop(
 
         db = db_connect(pg_database_url)
         try:
-            stored = dict(db.execute_sql(
-                "SELECT client_msg_id, COUNT(*) FROM message WHERE client_msg_id LIKE 'r%%' "
-                "GROUP BY client_msg_id").fetchall())
-            assert all(stored.get(cid) == 1 for cid in result["acked"]), stored
-            assert set(stored.values()) == {1}
-            for conversation_id, _ in result["open_visitors"]:
-                (until,) = db.execute_sql(VISITOR_ONLINE_UNTIL, (conversation_id,)).fetchone()
-                assert until <= stopped_at[0] + datetime.timedelta(seconds=5), until
-            (alive,) = db.execute_sql("SELECT MAX(alive_until) FROM agent_socket").fetchone()
-            assert alive <= stopped_at[0] + datetime.timedelta(seconds=5), alive
+            check_after_stop(lambda sql, args: db.execute_sql(sql, args).fetchall(),
+                             result, stopped_at[0])
         finally:
             db.close()
     finally:
