@@ -126,6 +126,11 @@ DEFAULTS: dict[str, Any] = {
     #: Server processes (``meiqia run``, gunicorn) build the bot's indexes as they
     #: start, so no visitor waits for the build (``services/knowledge.warm_up``).
     "BOT_WARM_UP": True,
+    #: Under gevent, serve each websocket after its HTTP request has returned, in a
+    #: greenlet of its own (``web/detached_sockets.py``: 41 → 27 KB per socket). Off
+    #: by default: with it on, ``benchmarks/ws_faults.py`` found an agent socket that
+    #: stopped getting messages after a Redis outage (3 runs of 3; 0 of 1 with it off).
+    "WS_SERVE_AFTER_REQUEST": False,
     #: Seconds between a running job's heartbeats. A started job silent for three
     #: of them lost its worker (killed, crashed): it is retried or marked failed.
     "JOB_HEARTBEAT": 10.0,
@@ -213,6 +218,7 @@ _CHOICE_KEYS = {"AGENT_AWAY_OPEN_CHATS": ("requeue", "keep"),
 _BOOL_KEYS = {
     "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
     "BOT_WARM_UP", "TRUST_FORWARDED_HOST", "OUTBOUND_ALLOW_PRIVATE", "CHANNELS_AUTOSTART",
+    "WS_SERVE_AFTER_REQUEST",
 }
 _LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS", "ALLOWED_ORIGINS", "OUTBOUND_ALLOWED_NETWORKS",
               "SINK_RETRY_SECONDS"}

@@ -34,6 +34,11 @@ and nothing of the request stays referenced.
 - Without gevent (Werkzeug's threaded server: ``meiqia run --dev``, the test
   servers, gunicorn's gthread worker on SQLite) a socket holds its thread
   anyway, so it is served in the request as before.
+- **Off by default** (``WS_SERVE_AFTER_REQUEST``): with it on,
+  ``benchmarks/ws_faults.py`` found, in 3 runs of 3, one agent socket that no
+  longer received live messages after the 10-s Redis outage (its last messages
+  "undelivered"); with it off, 0 in the same runs. The cause is not found yet;
+  docs/benchmarks.md says what was measured.
 """
 
 from __future__ import annotations
@@ -61,17 +66,22 @@ GOING_AWAY = 1001
 
 
 def possible(ws: Any) -> bool:
-    """Whether this socket can be served after its request returns."""
-    return getattr(ws, "mode", None) in _MODES and embedded_server.is_patched()
+    """Whether this socket can and may be served after its request returns
+    (``WS_SERVE_AFTER_REQUEST``, off by default: see meiqia/config.py)."""
+    from flask import current_app
+
+    return (bool(current_app.config.get("WS_SERVE_AFTER_REQUEST"))
+            and getattr(ws, "mode", None) in _MODES and embedded_server.is_patched())
 
 
 def prepare(ws: Any) -> bool:
     """Make ``ws`` servable after its request; whether it is.
 
-    Called before anything uses the socket: under gunicorn the websocket then
-    reads and writes a duplicate of the connection's socket, which outlives the
-    one gunicorn closes when the request returns. The WSGI environ the socket
-    kept is dropped either way (the request is over once the handshake is)."""
+    Called before anything reads or writes the socket after the handshake: the
+    websocket then uses a socket object of its own on the connection's
+    descriptor, which the server's close at the request's end does not touch
+    (``_server_socket``). The WSGI environ the socket kept is dropped either
+    way (the request is over once the handshake is)."""
     environ, ws.environ = ws.environ, None
     if not possible(ws):
         return False
@@ -132,11 +142,6 @@ def start(app: Flask, ws: Any, serve: Callable[[], None]) -> None:
 
     worker = embedded_server.start_worker(run)
     _live.add(worker)
-
-
-def count() -> int:
-    """Detached sockets open in this process."""
-    return len(_live)
 
 
 def close_all(timeout: float = 5.0) -> int:

@@ -5,6 +5,7 @@ transfers, recent conversations, the queue, uploads from the visitor.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from playwright.sync_api import expect
@@ -261,6 +262,12 @@ def test_a_late_answer_to_ask_for_a_person_does_not_undo_a_newer_state(
     frame_b = open_widget(page_b, server, admin.team["id"])
     frame_b.locator("#mq-human").click()
     expect(frame_b.locator("#mq-state")).to_have_text("排队中：第 1 位")  # over the socket
+    # The socket's frame can come before the held request's own answer reaches the route
+    # handler, which is still in route.fetch() (a loaded CI run saw it): the handler runs
+    # while Playwright is called, so call it until the handler has the answer.
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        page_b.wait_for_timeout(20)
     assert held and held[0][1].json()["status"] == "queued"
 
     mine = admin.get("/api/v1/conversations").get_json()["mine"]

@@ -149,7 +149,7 @@ def admin_less_session(ws_base: str, team_id: int) -> dict:
 
 
 def test_embedded_server_sends_at_once_drops_and_a_stop(tmp_path):
-    server = Embedded(tmp_path, AGENT_AWAY_GRACE_SECONDS="0")
+    server = Embedded(tmp_path, AGENT_AWAY_GRACE_SECONDS="0", WS_SERVE_AFTER_REQUEST="true")
     try:
         admin, team_id, _agent = team(server, max_concurrent=ROUNDS * VISITORS + 5)
         stopped_at: list[datetime.datetime] = []
@@ -175,7 +175,8 @@ def test_embedded_server_sends_at_once_drops_and_a_stop(tmp_path):
 def test_gunicorn_gevent_sends_at_once_drops_and_a_graceful_stop(
         tmp_path, pg_database_url, redis_url, redis_prefix):
     env = cluster_env(tmp_path, pg_database_url, redis_url, redis_prefix,
-                      MEIQIA_AGENT_AWAY_GRACE_SECONDS="0")
+                      MEIQIA_AGENT_AWAY_GRACE_SECONDS="0",
+                      MEIQIA_WS_SERVE_AFTER_REQUEST="true")
     server = Server(env, tmp_path, "a")
     try:
         class Base:
