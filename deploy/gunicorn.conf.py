@@ -41,9 +41,9 @@ worker_class = os.environ.get("MEIQIA_WORKER_CLASS", "gevent" if _POSTGRES else 
 workers = int(os.environ.get("MEIQIA_WORKERS", "2"))
 # gthread: one thread per open websocket, so threads bound the sockets a worker holds.
 threads = int(os.environ.get("MEIQIA_THREADS", "200"))
-# The most connections one worker serves at once: under gthread, requests and open
-# websockets; under gevent, requests and socket handshakes (an open websocket is
-# served after its request returned: meiqia/web/detached_sockets.py).
+# The most connections one worker serves at once: requests and open websockets
+# (with WS_SERVE_AFTER_REQUEST under gevent, only requests and socket handshakes:
+# an open websocket is then served after its request returned).
 worker_connections = int(os.environ.get("MEIQIA_WORKER_CONNECTIONS", "10000"))
 # The worker's heartbeat comes from its main loop (gthread, gevent), not from
 # requests, so long-lived websockets do not trip this; a hung worker still does.
@@ -94,13 +94,13 @@ def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signat
 
 
 def worker_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
-    """Close the worker's websockets before it exits (a deploy, a restart).
+    """Close the worker's detached websockets before it exits (a deploy, a restart).
 
-    Under gevent a socket is served after its request has returned
-    (``meiqia/web/detached_sockets.py``), so the worker's graceful stop does not
-    wait for it: each is closed here with 1001 after its presence and
-    subscription are undone, and its client reconnects to another worker with
-    its position, missing nothing."""
+    With ``WS_SERVE_AFTER_REQUEST`` under gevent a socket is served after its
+    request has returned (``meiqia/web/detached_sockets.py``), so the worker's
+    graceful stop does not wait for it: each is closed here with 1001 after its
+    presence and subscription are undone, and its client reconnects to another
+    worker with its position, missing nothing. Nothing to do otherwise."""
     import sys
 
     if "meiqia.web.detached_sockets" in sys.modules:

@@ -139,8 +139,9 @@ def make_server(host: str, port: int, app: Any) -> Any:
         """After a websocket handshake, the connection is the socket's: no HTTP
         follows, and this handler never reads it again.
 
-        The socket is served after the request has returned, on the
-        connection's descriptor taken out of this handler's socket object
+        The socket is served on a duplicate of the connection (simple-websocket),
+        or, with ``WS_SERVE_AFTER_REQUEST``, after the request has returned on
+        the connection's descriptor taken out of this handler's socket object
         (``meiqia/web/detached_sockets.py``). gevent's handler would then read
         what the client sends as a next request, and before closing its socket
         it reads it once more "to prevent a reset": either eats the client's
@@ -186,8 +187,9 @@ def serve(server: Any) -> None:
     try:
         stop.wait()
     finally:
-        # Open websockets are not waited for: they close with 1001 ("going
-        # away") and their clients reconnect with ``after=`` and miss nothing
+        # Open websockets are not waited for: the server's stop ends those served
+        # in their request, ``close_all`` those served after it (1001, "going
+        # away"); their clients reconnect with ``after=`` and miss nothing
         # (docs/protocol.md).
         server.stop(timeout=1)
         from meiqia.web import detached_sockets

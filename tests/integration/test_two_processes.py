@@ -78,7 +78,7 @@ class Server:
 
     def stop(self, kill: bool = False) -> None:
         """SIGKILL the whole process group (a crash), or SIGINT (gunicorn's quick
-        stop)."""
+        stop: SIGTERM would wait graceful_timeout for sockets served in their request)."""
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGINT)
