@@ -11,7 +11,13 @@ visitor sockets and AGENTS agent sockets, written only from docs/protocol.md:
   ``unavailable`` error is answered by sending it again (same id) half a second later;
 * a closed socket reconnects (0.1 s, doubling to 2 s) with ``after_seq=``: the
   highest ``seq`` it has of its conversation (an agent: of each conversation it knows)
-  and sends its pending messages again.
+  and sends its pending messages again;
+* every socket sends a ``ping`` frame every PING seconds (25, as the protocol asks).
+  An agent whose client does not is gone for routing once AGENT_HEARTBEAT_SECONDS
+  (75) pass without a frame: the presence sweep marks him away and his open chats go
+  back to the queue, to the other agents. A run of this script without pings found
+  exactly that and took it for a delivery fault (an agent that wrote nothing "missed"
+  the messages of his requeued chats).
 
 Half of the conversations are written by their visitor, half by their agent (one writer
 per conversation), RATE messages per second in all, while these phases run one after
@@ -30,7 +36,9 @@ id twice as a ``message`` frame on one client), **undelivered** (a stored messag
 client's conversations that never reached it: its visitor socket (public messages),
 and its agent's socket (the messages after it connected), through a ``message`` frame,
 the replay, or its own ``ack``), **out of order** (a message id lower than one the
-client already had in the same conversation). Counts are cumulative: each must stay 0.
+client already had in the same conversation), **agents away** (agents the presence
+sweep marked away although their socket stayed open: it must stay 0 as well, since it
+moves their chats). Counts are cumulative: each must stay 0.
 
 Run: ``.venv/bin/python benchmarks/ws_faults.py`` (about 2 minutes; ``--no-write``
 prints the figures and leaves docs/benchmarks.md alone).
@@ -64,6 +72,9 @@ from benchmarks.ws_load import progress  # noqa: E402
 from benchmarks.ws_load import start_server  # noqa: E402
 from tests.servers import PostgresServer  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
+
+#: Seconds between a client's ``ping`` frames (docs/protocol.md: every 25 s).
+PING = 25.0
 
 
 class Client:
@@ -114,10 +125,14 @@ class Client:
                     self.ws = ws
                     self.connects += 1
                     backoff = 0.1
-                    for data in list(self.pending.values()):
-                        await ws.send(json.dumps({"type": "message", "data": data}))
-                    async for raw in ws:
-                        self.on_frame(json.loads(raw))
+                    pinger = asyncio.create_task(self.ping(ws))
+                    try:
+                        for data in list(self.pending.values()):
+                            await ws.send(json.dumps({"type": "message", "data": data}))
+                        async for raw in ws:
+                            self.on_frame(json.loads(raw))
+                    finally:
+                        pinger.cancel()
             except Exception:  # noqa: BLE001, S110 - any close: reconnect, as the protocol says
                 pass
             self.ws = None
@@ -125,6 +140,13 @@ class Client:
                 return
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
+
+    @staticmethod
+    async def ping(ws) -> None:  # noqa: ANN001 - a websockets connection
+        """A ``ping`` frame every PING seconds while this connection lasts."""
+        while True:
+            await asyncio.sleep(PING)
+            await ws.send(json.dumps({"type": "ping", "data": {}}))
 
     def on_frame(self, frame: dict) -> None:
         self.last_frame = time.monotonic()
@@ -327,6 +349,8 @@ async def run(args: argparse.Namespace, env: dict, port: int, master: int,
             note = await fault()
         await settle()
         fig = check(clients, stored_rows(pg.url), handlers)
+        fig.update(agents_away=agents_away(pg.url, [i["agent"] for i in clients.values()
+                                                     if i["kind"] == "agent"]))
         fig.update(phase=name, phase_sent=counter - before, note=note,
                    reconnects=sum(i["client"].connects - 1 for i in clients.values()),
                    refused=sum(i["client"].refused for i in clients.values()),
@@ -398,6 +422,14 @@ def stored_rows(url: str) -> list[tuple]:
                        "ORDER BY id")
 
 
+def agents_away(url: str, agent_ids: list[int]) -> int:
+    """How many of these agents (each with a socket open all along) the presence
+    sweep has marked away."""
+    ids = ",".join(str(int(a)) for a in agent_ids) or "0"
+    return _query(url, f"SELECT count(*) FROM agent WHERE id IN ({ids}) "
+                       "AND connected = false")[0][0]
+
+
 def conversation_handlers(url: str) -> dict[int, int]:
     return dict(_query(url, "SELECT id, handler_id FROM conversation"))
 
@@ -459,23 +491,26 @@ def main() -> None:
     if args.no_write:
         return
     clean = all(r[k] == 0 for r in results
-                for k in ("lost", "duplicated", "undelivered", "out_of_order"))
+                for k in ("lost", "duplicated", "undelivered", "out_of_order", "agents_away"))
     rows = [f"| {r['phase']} | {r['phase_sent']:,} | {r['stored']:,} | {r['lost']} | "
             f"{r['duplicated']} | {r['undelivered']} | {r['out_of_order']} | "
+            f"{r['agents_away']} | "
             f"{r['reconnects']} | {r['refused']} | {r['note']} |" for r in results]
     body = "\n".join([
         f"{args.workers} gunicorn gevent processes (`deploy/gunicorn.conf.py`) on a PostgreSQL "
         "and a Redis server of the run's own, loopback only; one asyncio client process holds "
         f"{args.visitors} visitor and {args.agents} agent sockets that follow docs/protocol.md "
         "(pending until `ack`, resend on `unavailable`, reconnect with `after=` and resend on "
-        f"any close) and sends {args.rate:g} messages/s, one writer per conversation (half the "
-        "visitors, half the agents). The phases run one after the other, each followed by a "
+        f"any close, a `ping` every {PING:g} s) and sends {args.rate:g} messages/s, one "
+        "writer per conversation (half the visitors, half the agents); sockets are served "
+        "after their request (`WS_SERVE_AFTER_REQUEST`, the default). The phases run one after the other, each followed by a "
         "settle; the figures are cumulative from the start of the run, so each fault must "
-        f"leave them at 0. **{'0 lost, 0 duplicated, 0 undelivered, 0 out of order after every fault' if clean else 'Faults left messages behind in this run'}.**",
+        f"leave them at 0. **{'0 lost, 0 duplicated, 0 undelivered, 0 out of order, no agent marked away after every fault' if clean else 'Faults left messages behind in this run'}.**",
         "",
         "| phase | sent in the phase | stored (all) | lost | duplicated | undelivered | "
-        "out of order | reconnects (all) | `unavailable`, resent (all) | what happened |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "out of order | agents away | reconnects (all) | `unavailable`, resent (all) | "
+        "what happened |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         f"Own messages also sent to their sender as a `message` frame, besides the `ack` "

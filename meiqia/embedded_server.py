@@ -140,7 +140,7 @@ def make_server(host: str, port: int, app: Any) -> Any:
         follows, and this handler never reads it again.
 
         The socket is served on a duplicate of the connection (simple-websocket),
-        or, with ``WS_SERVE_AFTER_REQUEST``, after the request has returned on
+        or, by default (``WS_SERVE_AFTER_REQUEST``), after the request has returned on
         the connection's descriptor taken out of this handler's socket object
         (``meiqia/web/detached_sockets.py``). gevent's handler would then read
         what the client sends as a next request, and before closing its socket

@@ -188,3 +188,17 @@ def api(app: Any) -> ApiClient:
 @pytest.fixture
 def db_api(db_app: Any) -> ApiClient:
     return ApiClient.registered(db_app)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Any) -> Iterator[Any]:
+    """A Redis server this test may kill and restart (``tests/servers.py``)."""
+    from tests.servers import RedisServer
+
+    server = RedisServer(tmp_path)
+    if server.binary is None:
+        unavailable("redis-server", "apt-get install redis-server",
+                    FileNotFoundError("redis-server not on PATH"))
+    server.start()
+    yield server
+    server.stop()

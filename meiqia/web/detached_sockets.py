@@ -34,11 +34,14 @@ and nothing of the request stays referenced.
 - Without gevent (Werkzeug's threaded server: ``meiqia run --dev``, the test
   servers, gunicorn's gthread worker on SQLite) a socket holds its thread
   anyway, so it is served in the request as before.
-- **Off by default** (``WS_SERVE_AFTER_REQUEST``): with it on,
-  ``benchmarks/ws_faults.py`` found, in 3 runs of 3, one agent socket that no
-  longer received live messages after the 10-s Redis outage (its last messages
-  "undelivered"); with it off, 0 in the same runs. The cause is not found yet;
-  docs/benchmarks.md says what was measured.
+- **On by default** (``WS_SERVE_AFTER_REQUEST``; False serves in the request).
+  It was off for one stop: ``benchmarks/ws_faults.py`` reported an agent socket
+  that stopped receiving messages after its Redis outage, in 3 runs of 3 with
+  it on. The cause was the benchmark's client, not this module: it sent no
+  ``ping``, so an agent who wrote nothing showed no sign of life for 75 s, the
+  presence sweep marked him away and his chats went back to the queue (to other
+  agents). With the client pinging as docs/protocol.md asks: 0 undelivered and
+  no agent away in every phase, with it on (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ GOING_AWAY = 1001
 
 def possible(ws: Any) -> bool:
     """Whether this socket can and may be served after its request returns
-    (``WS_SERVE_AFTER_REQUEST``, off by default: see meiqia/config.py)."""
+    (``WS_SERVE_AFTER_REQUEST``, on by default: see meiqia/config.py)."""
     from flask import current_app
 
     return (bool(current_app.config.get("WS_SERVE_AFTER_REQUEST"))

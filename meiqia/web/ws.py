@@ -10,10 +10,10 @@ switch of process.
 
 Each socket has one thread (a greenlet under gevent) for as long as it is open,
 which reads client frames from the socket itself (no simple-websocket reader
-thread, ``_receive``): the request's own, or, with ``WS_SERVE_AFTER_REQUEST``
-under gevent, a small greenlet of the socket's that takes over once ``hello``
-and the replay are sent, after which the request returns (``_contained``,
-``detached_sockets``). A pump thread exists
+thread, ``_receive``): under gevent a small greenlet of the socket's own that
+takes over once ``hello`` and the replay are sent, after which the request
+returns (``_contained``, ``detached_sockets``); without gevent, or with
+``WS_SERVE_AFTER_REQUEST`` false, the request's own. A pump thread exists
 only while hub events wait for the socket (``_Pump``); writes share a lock. A hub event's
 frame is encoded once per process, however many sockets send it
 (``hub.SharedData``). The visitor socket subscribes only to its conversation
@@ -610,8 +610,8 @@ def _contained(handler: Callable[[Any], Callable[[], None] | None]) -> Any:
 
     ``handler(ws)`` connects the socket in its request (authentication,
     subscription, ``hello``, the replay) and returns what serves it from then on
-    (the frame loop), or None when the socket ended at connect. With
-    ``WS_SERVE_AFTER_REQUEST`` under gevent what serves it runs after the
+    (the frame loop), or None when the socket ended at connect. Under gevent
+    (``WS_SERVE_AFTER_REQUEST``, on by default) what serves it runs after the
     request has returned, in a greenlet of its own (``detached_sockets``: a
     third of the memory); otherwise in the request.
 

@@ -15,7 +15,12 @@ processes, real sockets:
 - stopping the server (Ctrl+C for ``meiqia run``, SIGTERM, gunicorn's graceful
   stop): every open socket is closed with 1001 ("going away") at once, not
   after gunicorn's graceful timeout, and its handler's end ran (the visitors
-  are offline in the database, the agent's socket row is ended).
+  are offline in the database, the agent's socket row is ended);
+- a Redis outage longer than an agent's heartbeat, on two gunicorn servers,
+  with sockets dropped and resumed in the middle: nothing acknowledged is
+  missed, and the agent whose socket stayed open (pinging) keeps his chats.
+
+All run on the default (``WS_SERVE_AFTER_REQUEST``, on).
 """
 
 from __future__ import annotations
@@ -149,7 +154,7 @@ def admin_less_session(ws_base: str, team_id: int) -> dict:
 
 
 def test_embedded_server_sends_at_once_drops_and_a_stop(tmp_path):
-    server = Embedded(tmp_path, AGENT_AWAY_GRACE_SECONDS="0", WS_SERVE_AFTER_REQUEST="true")
+    server = Embedded(tmp_path, AGENT_AWAY_GRACE_SECONDS="0")  # the default serves after
     try:
         admin, team_id, _agent = team(server, max_concurrent=ROUNDS * VISITORS + 5)
         stopped_at: list[datetime.datetime] = []
@@ -175,8 +180,7 @@ def test_embedded_server_sends_at_once_drops_and_a_stop(tmp_path):
 def test_gunicorn_gevent_sends_at_once_drops_and_a_graceful_stop(
         tmp_path, pg_database_url, redis_url, redis_prefix):
     env = cluster_env(tmp_path, pg_database_url, redis_url, redis_prefix,
-                      MEIQIA_AGENT_AWAY_GRACE_SECONDS="0",
-                      MEIQIA_WS_SERVE_AFTER_REQUEST="true")
+                      MEIQIA_AGENT_AWAY_GRACE_SECONDS="0")
     server = Server(env, tmp_path, "a")
     try:
         class Base:
@@ -207,3 +211,192 @@ def test_gunicorn_gevent_sends_at_once_drops_and_a_graceful_stop(
             db.close()
     finally:
         server.stop()
+
+
+#: Seconds of the Redis outage, and the agents' heartbeat in that test: the outage
+#: outlasts a heartbeat, so an agent whose pings were lost would be swept away.
+OUTAGE = 7.0
+HEARTBEAT = 4
+
+
+@pytest.mark.usefixtures("pg_database_url")
+def test_a_redis_outage_with_sockets_served_after_their_request(tmp_path, pg_database_url,
+                                                                 own_redis):
+    """The short version of ``benchmarks/ws_faults.py``'s Redis phase, on the default
+    (no setting: gevent serves sockets after their request): two gunicorn gevent
+    servers on one PostgreSQL, Redis killed for longer than an agent's heartbeat
+    while visitors on both servers and their agent write, some visitors dropped and
+    reconnecting with ``after_seq`` in the middle of it. Every client pings as the
+    protocol asks. Once Redis is back: every acknowledged message reached the other
+    side once and in order, and the agent, whose socket stayed open, was never taken
+    for gone (still connected, still handling every chat)."""
+    env = cluster_env(tmp_path, pg_database_url, own_redis.url, "outage",
+                      MEIQIA_AGENT_AWAY_GRACE_SECONDS="0",
+                      MEIQIA_AGENT_HEARTBEAT_SECONDS=str(HEARTBEAT),
+                      MEIQIA_REDIS_TIMEOUT="0.3")
+    servers = [Server(env, tmp_path, "a"), Server(env, tmp_path, "b")]
+    try:
+        class Base:
+            base = servers[0].url("")
+
+        admin, team_id, agent_id = team(Base, max_concurrent=VISITORS + 5)
+        result = run_coroutine(lambda: _outage(servers, admin, team_id, own_redis))
+        from playhouse.db_url import connect as db_connect
+
+        db = db_connect(pg_database_url)
+        try:
+            connected = db.execute_sql("SELECT connected FROM agent WHERE id = %s",
+                                       (agent_id,)).fetchone()[0]
+            handlers = {h for (h,) in db.execute_sql(
+                "SELECT DISTINCT handler_id FROM conversation").fetchall()}
+            stored = dict(db.execute_sql(
+                "SELECT client_msg_id, COUNT(*) FROM message WHERE client_msg_id IS NOT NULL "
+                "GROUP BY client_msg_id").fetchall())
+        finally:
+            db.close()
+        assert connected is True
+        assert handlers == {agent_id}
+        assert result["acked"] and all(stored.get(c) == 1 for c in result["acked"]), stored
+        for server in servers:
+            assert "Traceback" not in server.output(), server.output()
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def _pinging(ws) -> None:
+    """A ``ping`` frame every second (the heartbeat is HEARTBEAT s in this test)."""
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        while True:
+            await asyncio.sleep(1)
+            await ws.send(json.dumps({"type": "ping", "data": {}}))
+    except ConnectionClosed:
+        return
+
+
+class _Visitor:
+    """A visitor socket that reconnects with ``after_seq`` when told to drop, and
+    sends again what was not acknowledged (docs/protocol.md)."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base, self.token = base, token
+        self.seen: list[dict] = []
+        self.sent: dict[str, dict] = {}
+        self.ws = None
+        self.reader: asyncio.Task | None = None
+        self.tasks: list[asyncio.Task] = []
+
+    def position(self) -> int:
+        seqs = [f["data"].get("seq") or 0 for f in self.seen if f["type"] == "message"]
+        seqs += [f["data"]["message"].get("seq") or 0 for f in self.seen if f["type"] == "ack"]
+        return max(seqs, default=0)
+
+    async def connect(self) -> None:
+        from websockets.asyncio.client import connect
+
+        self.ws = await connect(f"{self.base}/ws/visitor?token={self.token}&after_seq="
+                                f"{self.position()}", compression=None, ping_interval=None)
+        self.reader = asyncio.create_task(_read(self.ws, self.seen, {}))
+        self.tasks += [self.reader, asyncio.create_task(_pinging(self.ws))]
+        acked = {f["data"].get("client_msg_id") for f in self.seen if f["type"] == "ack"}
+        for ref, data in self.sent.items():
+            if ref not in acked:
+                await self.ws.send(json.dumps({"type": "message", "data": data},
+                                              ensure_ascii=False))
+
+    async def send(self, data: dict) -> None:
+        self.sent[data["client_msg_id"]] = data
+        await self.ws.send(json.dumps({"type": "message", "data": data}, ensure_ascii=False))
+
+    async def drop_and_return(self) -> None:
+        """Close, read what the old socket still had, reconnect from there."""
+        await self.ws.close()
+        await self.reader
+        await self.connect()
+
+
+def _agent_body(ref: str) -> str:
+    return f"客服回复 {ref}"
+
+
+async def _outage(servers: list, admin: Http, team_id: int, redis) -> dict:
+    from websockets.asyncio.client import connect
+
+    rng = random.Random(23)
+    loop = asyncio.get_running_loop()
+    agent = await connect(servers[0].ws("/ws/agent"), additional_headers={
+        "Cookie": admin.cookie()}, compression=None, ping_interval=None)
+    agent_seen: list[dict] = []
+    tasks = [asyncio.create_task(_read(agent, agent_seen, {})),
+             asyncio.create_task(_pinging(agent))]
+    await _until(lambda: any(f["type"] == "hello" for f in agent_seen))
+    visitors: dict[int, _Visitor] = {}
+    for i in range(VISITORS):
+        server = servers[i % 2]
+        session = await loop.run_in_executor(None, admin_less_session, server.ws(""), team_id)
+        visitor = _Visitor(server.ws(""), session["token"])
+        await visitor.connect()
+        visitors[session["conversation"]["conversation_id"]] = visitor
+    acked: set[str] = set()
+    from_visitors: dict[int, list[str]] = {cid: [] for cid in visitors}
+    from_agent: dict[int, list[str]] = {cid: [] for cid in visitors}
+
+    async def write(n: int, agent_answers: bool = True) -> None:
+        """Each conversation: the visitor writes, then the agent answers."""
+        for cid, visitor in visitors.items():
+            mine = f"v{n}-{cid}"
+            await visitor.send({"body": f"访客 {n}", "client_msg_id": mine})
+            from_visitors[cid].append(mine)
+            if not agent_answers:
+                continue
+            theirs = f"a{n}-{cid}"
+            await agent.send(json.dumps({"type": "message", "data": {
+                "conversation_id": cid, "body": _agent_body(theirs), "client_msg_id": theirs}},
+                ensure_ascii=False))
+            from_agent[cid].append(theirs)
+
+    def ack_of(seen: list[dict], ref: str) -> bool:
+        return any(f["type"] == "ack" and f["data"].get("client_msg_id") == ref for f in seen)
+
+    await write(0)
+    redis.stop()
+    began = time.monotonic()
+    n = 1
+    while time.monotonic() - began < OUTAGE:
+        # The agent answers at the outage's start only: for the rest of it (longer
+        # than his heartbeat) his pings are his only sign of life.
+        await write(n, agent_answers=n == 1)
+        n += 1
+        for visitor in rng.sample(list(visitors.values()), 2):
+            await visitor.drop_and_return()
+        await asyncio.sleep(0.5)
+    await loop.run_in_executor(None, redis.start)
+    await write(n)
+    # Everything acknowledged (the database is the truth, Redis or not)...
+    for cid, visitor in visitors.items():
+        for ref in from_visitors[cid]:
+            await _until(lambda v=visitor, ref=ref: ack_of(v.seen, ref))
+            acked.add(ref)
+        for ref in from_agent[cid]:
+            await _until(lambda ref=ref: ack_of(agent_seen, ref))
+            acked.add(ref)
+
+    def messages(seen: list[dict], cid: int) -> list[dict]:
+        return [f["data"] for f in seen if f["type"] == "message"
+                and f["data"].get("conversation_id") == cid]
+
+    # ... then delivered to the other side: once each, in seq order.
+    for cid, visitor in visitors.items():
+        await _until(lambda cid=cid: {m.get("client_msg_id") for m in messages(
+            agent_seen, cid)} >= set(from_visitors[cid]))
+        # A visitor is not shown the agent's client_msg_id: his answers by their text.
+        await _until(lambda v=visitor, cid=cid: {m.get("body") for m in messages(
+            v.seen, cid)} >= {_agent_body(ref) for ref in from_agent[cid]})
+        for seen in (agent_seen, visitor.seen):
+            seqs = [m["seq"] for m in messages(seen, cid)]
+            assert seqs == sorted(set(seqs)), (cid, seqs)
+    for task in tasks + [t for v in visitors.values() for t in v.tasks]:
+        task.cancel()
+    return {"acked": acked}

@@ -1,6 +1,7 @@
-"""Processes the fault tests start and stop themselves: a Redis server and a
-PostgreSQL server of the test's own (tests/servers.py: they can be killed and
-restarted without touching anyone else's) and ``meiqia worker`` processes (so
+"""Processes the fault tests start and stop themselves: a PostgreSQL server of
+the test's own (tests/servers.py: it can be killed and restarted without
+touching anyone else's; ``own_redis``, its Redis twin, is in tests/conftest.py
+since tests outside this folder use it too) and ``meiqia worker`` processes (so
 one can be SIGKILLed mid-job).
 
 A test that needs ``redis-server`` or PostgreSQL's binaries fails in CI and
@@ -20,21 +21,8 @@ import pytest
 
 from tests.conftest import unavailable
 from tests.servers import PostgresServer
-from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis server this test may kill and restart."""
-    server = RedisServer(tmp_path)
-    if server.binary is None:
-        unavailable("redis-server", "apt-get install redis-server",
-                    FileNotFoundError("redis-server not on PATH"))
-    server.start()
-    yield server
-    server.stop()
 
 
 def meiqia_env(tmp_path: Path, **config: str) -> dict[str, str]:
