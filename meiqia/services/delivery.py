@@ -122,10 +122,15 @@ def store_at_next_position(model: Any, conversation_id: int, message_at: Any,
     return database.execute_sql(sql, params).fetchone()
 
 
+#: The largest id or position a client may name: a database integer.
+MAX_POSITION = 2**31 - 1
+
+
 def parse_positions(text: str | None) -> dict[int, int]:
     """``"17:40,18:3"`` (conversation id ``:`` seq, comma-separated) as {17: 40, 18: 3}.
 
-    Raises ValueError on anything else or on more than MAX_NAMED pairs.
+    Raises ValueError on anything else, on a number past MAX_POSITION, or on more
+    than MAX_NAMED pairs.
     """
     if not text:
         return {}
@@ -134,10 +139,22 @@ def parse_positions(text: str | None) -> dict[int, int]:
         cid, sep, seq = part.partition(":")
         if not sep or not cid.isdigit() or not seq.isdigit():
             raise ValueError("after_seq: conversation_id:seq pairs separated by commas")
+        if int(cid) > MAX_POSITION or int(seq) > MAX_POSITION:
+            raise ValueError("after_seq: ids and positions are whole numbers up to 2147483647")
         pairs[int(cid)] = int(seq)
     if len(pairs) > MAX_NAMED:
         raise ValueError(f"after_seq: at most {MAX_NAMED} conversations")
     return pairs
+
+
+def parse_position(text: str) -> int:
+    """A visitor socket's ``after_seq``: one position, 0 to MAX_POSITION.
+
+    Raises ValueError on anything else (it was ignored once, and a typo then
+    replayed the whole conversation without a word)."""
+    if not text.isdigit() or int(text) > MAX_POSITION:
+        raise ValueError("after_seq: a whole number from 0 to 2147483647")
+    return int(text)
 
 
 class Stream:
@@ -170,11 +187,19 @@ class Stream:
                 self.positions[conversation_id] = self._start(conversation_id)
             return self.positions[conversation_id]
 
-    def resume(self, conversation_id: int, after_seq: int) -> int:
+    def resume(self, conversation_id: int, after_seq: int, last_seq: int | None = None) -> int:
         """Send every message of the conversation after ``after_seq``, oldest first,
         and continue live from there. This is THE resume: on connect, and for a
         hub that lost events (call it again with the socket's position: it sends
-        what is missing and nothing twice). Returns the messages sent."""
+        what is missing and nothing twice). Returns the messages sent.
+
+        ``last_seq`` is the conversation's last position, read after the socket
+        subscribed: a client's position beyond it (a position of another
+        conversation, a stale or a made-up one) is taken as it. Kept as it was,
+        every later message at or below it was dropped as "sent already": no
+        ``ack`` for the client's own messages, no live message, no error."""
+        if last_seq is not None:
+            after_seq = min(after_seq, last_seq)
         with self.lock:
             self.positions[conversation_id] = max(0, after_seq)
             return self._catch_up(conversation_id, None)

@@ -154,7 +154,7 @@ def check_client_id(client_msg_id: Any, required: bool = False) -> str | None:
         if required:
             raise ValidationError("client_msg_id: is required", "client_msg_id")
         return None
-    if not isinstance(client_msg_id, str) or not CLIENT_ID_RE.match(client_msg_id):
+    if not isinstance(client_msg_id, str) or not CLIENT_ID_RE.fullmatch(client_msg_id):
         raise ValidationError("client_msg_id: 1-64 letters, digits, '-', '_', '.' or ':'",
                               "client_msg_id")
     return client_msg_id

@@ -589,14 +589,23 @@ def _frames(ws: Any, channel: Channel) -> Any:
 
 
 def _ref(frame: dict) -> Any:
-    """What an error frame names as ``ref``: the frame's ``client_msg_id``, else
-    its type; only when that is storable text (it is echoed to the client)."""
+    """What an error frame names as ``ref``: the frame's ``client_msg_id`` when it
+    is a valid one (``messages.CLIENT_ID_RE``: an invalid id is what the error is
+    about, and is never echoed back), else its type when that is storable text,
+    else None."""
     data = frame.get("data")
-    for ref in (data.get("client_msg_id") if isinstance(data, dict) else None,
-                frame.get("type")):
-        if ref and isinstance(ref, str) and not safe_json.not_text(ref):
-            return ref[:64]
+    client_id = data.get("client_msg_id") if isinstance(data, dict) else None
+    if isinstance(client_id, str) and messages.CLIENT_ID_RE.fullmatch(client_id):
+        return client_id
+    kind = frame.get("type")
+    if kind and isinstance(kind, str) and not safe_json.not_text(kind):
+        return kind[:64]
     return None
+
+
+#: The ``ref`` of an error frame that refuses a socket at connect (before or
+#: instead of ``hello``); the server closes the socket after it.
+CONNECT = "connect"
 
 
 #: The database busy (SQLite lock past the busy timeout) or unreachable.
@@ -703,7 +712,7 @@ def _try_again_later(channel: Channel, exc: Exception) -> None:
         channel.send("error", {**error_text.localise(
             {"code": "unavailable",
              "message": "the server is busy; reconnect after retry_after_ms",
-             "ref": "connect"}, channel.lang), "retry_after_ms": retry})
+             "ref": CONNECT}, channel.lang), "retry_after_ms": retry})
     channel.closed.set()
     with contextlib.suppress(Exception):
         channel.ws.close(reason=TRY_AGAIN_LATER, message="busy, try again later")
@@ -762,13 +771,11 @@ def _after() -> int:
 
 def _visitor_position(conversation_id: int) -> int:
     """Where a visitor socket resumes: ``?after_seq=``, else the position of the
-    legacy ``?after=<message id>`` (exact: within a conversation ids follow seqs)."""
+    legacy ``?after=<message id>`` (exact: within a conversation ids follow seqs).
+    Raises ValueError on an ``after_seq`` that is no position."""
     raw = request.args.get("after_seq")
     if raw is not None:
-        try:
-            return max(0, int(raw))
-        except ValueError:
-            return 0
+        return delivery.parse_position(raw)
     after = _after()
     return messages.seq_of(conversation_id, after) if after else 0
 
@@ -785,14 +792,20 @@ def visitor_socket(ws: Any) -> Callable[[], None] | None:
             try:
                 visitor = security.visitor_from_token(security.socket_visitor_token())
             except ServiceError as exc:
-                channel.error(exc.code, exc.message)
+                channel.error(exc.code, exc.message, CONNECT)
                 return
             conversation = conversations.active_for(visitor)
             if conversation is None:
                 conversation = Conversation.select().where(
                     Conversation.visitor == visitor.id).order_by(Conversation.id.desc()).first()
             if conversation is None:
-                channel.error("no_conversation", "start a session first (POST /api/v1/widget/session)")
+                channel.error("no_conversation",
+                              "start a session first (POST /api/v1/widget/session)", CONNECT)
+                return
+            try:
+                position = _visitor_position(conversation.id)
+            except ValueError as exc:
+                channel.error("invalid", str(exc), CONNECT)
                 return
             hub = app.extensions["meiqia.hub"]
             # Subscribe before the replay: an event published in between is then
@@ -807,7 +820,7 @@ def visitor_socket(ws: Any) -> Callable[[], None] | None:
                 conversation = get_by_id(Conversation, conversation.id)
                 channel.send("hello", visitor_privacy.event(conversations.state(conversation)))
                 channel.stream = _visitor_stream(channel, conversation)
-                channel.stream.resume(conversation.id, _visitor_position(conversation.id))
+                channel.stream.resume(conversation.id, position, conversation.last_seq)
             except BaseException:
                 # Dropped during the replay (or the database failed): no pump will ever
                 # drain this subscription, so it must not stay attached to the hub.
@@ -929,16 +942,20 @@ VISITOR_FRAMES: dict[str, dict] = {
                                               "conversation_id": _ID}},
     "human": {"type": "object", "properties": {"conversation_id": _ID}},
 }
+#: An agent socket sees many conversations: each of its frames names one.
 AGENT_FRAMES: dict[str, dict] = {
-    "message": {"type": "object", "properties": {"conversation_id": _ID}},
-    "replay": {"type": "object", "properties": {"conversation_id": _ID,
-                                                "after": {"type": "integer", "minimum": 0},
-                                                "after_seq": {"type": "integer",
-                                                              "minimum": 0}}},
-    "typing": {"type": "object", "properties": {"conversation_id": _ID,
-                                                "typing": {"type": "boolean"}}},
-    "read": {"type": "object", "properties": {"conversation_id": _ID,
-                                              "up_to": {"type": "integer", "minimum": 0}}},
+    "message": {"type": "object", "required": ["conversation_id"],
+                "properties": {"conversation_id": _ID}},
+    "replay": {"type": "object", "required": ["conversation_id"],
+               "properties": {"conversation_id": _ID,
+                              "after": {"type": "integer", "minimum": 0},
+                              "after_seq": {"type": "integer", "minimum": 0}}},
+    "typing": {"type": "object", "required": ["conversation_id"],
+               "properties": {"conversation_id": _ID, "typing": {"type": "boolean"},
+                              "preview": {"type": "string"}}},
+    "read": {"type": "object", "required": ["conversation_id"],
+             "properties": {"conversation_id": _ID,
+                            "up_to": {"type": "integer", "minimum": 0}}},
 }
 
 
@@ -949,7 +966,7 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
     named = frame.get("data", {}).get("conversation_id")
     if named is not None and named != conversation_id:
         # A visitor socket speaks for its own conversation only.
-        channel.error("not_found", "no such conversation", frame["type"])
+        channel.error("not_found", "no such conversation", _ref(frame))
         return
 
     def message(data: dict) -> None:
@@ -999,10 +1016,10 @@ def agent_socket(ws: Any) -> Callable[[], None] | None:
                 actor = agent_for_token(token) if token else None
                 if actor is not None and not security.token_may_use_agent_socket(actor):
                     channel.error("forbidden", "this API token's scope (read) does not allow "
-                                  "this: it needs conversations")
+                                  "this: it needs conversations", CONNECT)
                     return
             if actor is None:
-                channel.error("unauthorized", "log in first")
+                channel.error("unauthorized", "log in first", CONNECT)
                 return
             hub = app.extensions["meiqia.hub"]
             scope = _Scope(actor)
@@ -1011,7 +1028,7 @@ def agent_socket(ws: Any) -> Callable[[], None] | None:
             try:
                 named = delivery.parse_positions(request.args.get("after_seq"))
             except ValueError as exc:
-                channel.error("invalid", str(exc))
+                channel.error("invalid", str(exc), CONNECT)
                 sub.close()
                 return
             # His socket's presence row (``services/presence.py``), written before
@@ -1319,10 +1336,10 @@ def _agent_resume(stream: delivery.Stream, actor: Any, named: dict[int, int],
             named.setdefault(cid, seq)
     if not named:
         return
-    visible = {cid for (cid,) in Conversation.select(Conversation.id).where(
-        Conversation.id.in_(list(named)), permissions.conversation_filter(actor)).tuples()}
+    visible = dict(Conversation.select(Conversation.id, Conversation.last_seq).where(
+        Conversation.id.in_(list(named)), permissions.conversation_filter(actor)).tuples())
     for cid in sorted(visible):
-        stream.resume(cid, named[cid])
+        stream.resume(cid, named[cid], visible[cid])
 
 
 def _agent_frame(channel: Channel, actor: Any, frame: dict) -> None:

@@ -240,23 +240,28 @@ def test_a_redis_outage_with_sockets_served_after_their_request(tmp_path, pg_dat
             base = servers[0].url("")
 
         admin, team_id, agent_id = team(Base, max_concurrent=VISITORS + 5)
-        result = run_coroutine(lambda: _outage(servers, admin, team_id, own_redis))
-        from playhouse.db_url import connect as db_connect
 
-        db = db_connect(pg_database_url)
-        try:
-            connected = db.execute_sql("SELECT connected FROM agent WHERE id = %s",
-                                       (agent_id,)).fetchone()[0]
-            handlers = {h for (h,) in db.execute_sql(
-                "SELECT DISTINCT handler_id FROM conversation").fetchall()}
-            stored = dict(db.execute_sql(
-                "SELECT client_msg_id, COUNT(*) FROM message WHERE client_msg_id IS NOT NULL "
-                "GROUP BY client_msg_id").fetchall())
-        finally:
-            db.close()
-        assert connected is True
-        assert handlers == {agent_id}
-        assert result["acked"] and all(stored.get(c) == 1 for c in result["acked"]), stored
+        def check(acked: set[str]) -> None:
+            """The database while every socket is still open (closing the agent's
+            would end his presence: no grace in this test)."""
+            from playhouse.db_url import connect as db_connect
+
+            db = db_connect(pg_database_url)
+            try:
+                connected = db.execute_sql("SELECT connected FROM agent WHERE id = %s",
+                                           (agent_id,)).fetchone()[0]
+                handlers = {h for (h,) in db.execute_sql(
+                    "SELECT DISTINCT handler_id FROM conversation").fetchall()}
+                stored = dict(db.execute_sql(
+                    "SELECT client_msg_id, COUNT(*) FROM message "
+                    "WHERE client_msg_id IS NOT NULL GROUP BY client_msg_id").fetchall())
+            finally:
+                db.close()
+            assert connected is True
+            assert handlers == {agent_id}
+            assert acked and all(stored.get(c) == 1 for c in acked), stored
+
+        run_coroutine(lambda: _outage(servers, admin, team_id, own_redis, check))
         for server in servers:
             assert "Traceback" not in server.output(), server.output()
     finally:
@@ -321,7 +326,7 @@ def _agent_body(ref: str) -> str:
     return f"客服回复 {ref}"
 
 
-async def _outage(servers: list, admin: Http, team_id: int, redis) -> dict:
+async def _outage(servers: list, admin: Http, team_id: int, redis, check) -> None:
     from websockets.asyncio.client import connect
 
     rng = random.Random(23)
@@ -397,6 +402,10 @@ async def _outage(servers: list, admin: Http, team_id: int, redis) -> dict:
         for seen in (agent_seen, visitor.seen):
             seqs = [m["seq"] for m in messages(seen, cid)]
             assert seqs == sorted(set(seqs)), (cid, seqs)
+    await loop.run_in_executor(None, check, acked)
+    for ws in [agent, *(v.ws for v in visitors.values())]:
+        await ws.close()
     for task in tasks + [t for v in visitors.values() for t in v.tasks]:
         task.cancel()
-    return {"acked": acked}
+    await asyncio.gather(*tasks, *(t for v in visitors.values() for t in v.tasks),
+                         return_exceptions=True)

@@ -36,7 +36,7 @@ def test_visitor_error_frames_in_chinese_and_in_english(api, live):
 def test_refused_tokens_and_agent_sockets(api, live):
     refused = Socket(live.url("/ws/visitor?token=forged&lang=zh-CN"))
     assert refused.expect("error")["data"] == {
-        "code": "unauthorized", "ref": None, "message": "访客令牌无效",
+        "code": "unauthorized", "ref": "connect", "message": "访客令牌无效",
         "message_en": "invalid visitor token"}
 
     agent = Socket(live.url("/ws/agent?lang=zh-CN"), cookie=cookie_of(api))
