@@ -57,7 +57,7 @@ def _where(actor: Agent, lo: datetime.datetime, hi: datetime.datetime) -> tuple[
     if not permissions.sees_everything(actor):
         # His agents' figures, plus the team's unassigned pool (bot-only conversations).
         where += (permissions.figures_filter(actor)
-                  | (C.handler.is_null() & permissions.conversation_filter(actor)),)
+                  | permissions.unassigned_pool(actor, C),)
     return where
 
 

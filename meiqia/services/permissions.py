@@ -73,29 +73,43 @@ def visible_agent_ids(actor: Agent) -> set[int] | None:
     return ids
 
 
-def _scoped(actor: Agent, model: Any, owner: Any) -> peewee.Expression | None:
-    """Rows of the team whose ``owner`` the actor sees, or that nobody owns yet and
-    are not routed to a group he cannot see; None when he sees the whole team."""
-    agents = visible_agent_ids(actor)
-    if agents is None:
-        return None
-    groups = visible_group_ids(actor) or set()
-    unassigned = owner.is_null() & (
-        model.group.is_null() | (model.group.in_(groups) if groups else False)
-    )
-    return owner.in_(agents) | unassigned
+def _unassigned(actor: Agent, model: Any, groups: set[int]) -> peewee.Expression:
+    """Conversations nobody handles that are not routed to a group he cannot see."""
+    return model.handler.is_null() & (
+        model.group.is_null() | (model.group.in_(groups) if groups else False))
+
+
+def unassigned_pool(actor: Agent, model: Any = Conversation) -> peewee.Expression:
+    """The team's conversations nobody handles, within ``actor``'s groups, ended or
+    not: what a scoped agent's dashboard figures count beside his agents' (numbers,
+    not transcripts). Everything when he sees the whole team."""
+    if visible_agent_ids(actor) is None:
+        return model.handler.is_null()
+    return _unassigned(actor, model, visible_group_ids(actor) or set())
 
 
 def conversation_filter(actor: Agent, model: Any = Conversation) -> peewee.Expression:
-    """A WHERE clause limiting ``Conversation`` rows to what ``actor`` may see."""
+    """A WHERE clause limiting ``Conversation`` rows to what ``actor`` may see.
+
+    A scoped agent sees his agents' conversations, those he was @mentioned in, and
+    the **shared pool**: conversations nobody handles yet, not routed to a group he
+    cannot see, while they are not ended (a waiting visitor must be seen by
+    someone). An ended conversation nobody handled, in no group (a chat with the
+    bot only, a message left while nobody was online) holds a transcript and often
+    the customer's contacts, and waits for no one: like its ticket, it is for admins
+    and ``all`` agents (docs/security.md §1). One routed to a group stays its
+    group's, as its ticket does."""
     in_team = model.team == actor.team_id
-    scoped = _scoped(actor, model, model.handler)
-    if scoped is None:
+    agents = visible_agent_ids(actor)
+    if agents is None:
         return in_team
+    groups = visible_group_ids(actor) or set()
+    pool = _unassigned(actor, model, groups) & (
+        (model.status != "ended") | model.group.is_null(False))
     mentioned = model.id.in_(
         Mention.select(Mention.conversation).where(Mention.agent == actor.id)
     )
-    return in_team & (scoped | mentioned)
+    return in_team & (model.handler.in_(agents) | pool | mentioned)
 
 
 def figures_filter(actor: Agent, model: Any = Conversation) -> peewee.Expression:

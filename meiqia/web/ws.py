@@ -1236,13 +1236,19 @@ class _Scope:
             self.refresh()
         elif time.monotonic() >= self.loaded_at + SCOPE_STALE_SECONDS:
             return None  # never loaded, or too old: the pump decides
-        if handler is not _MISSING:
+        # An internal note on a conversation nobody handles may be on an ended one,
+        # which is no shared pool (``permissions.conversation_filter``): the event
+        # does not say, so the database decides, every time (notes there are rare,
+        # and the conversation may have ended since a cached answer).
+        pool_note = handler is None and event.get("type") == "message" \
+            and data.get("visibility") == "internal"
+        if handler is not _MISSING and not pool_note:
             if handler is not None and handler in self.agents:
                 return True
             if handler is None and (data.get("group_id") in (None, *self.groups)):
                 return True
             return conversation_id in self.mentioned
-        cached = self.per_conversation.get(conversation_id)
+        cached = None if pool_note else self.per_conversation.get(conversation_id)
         if cached and cached[1] > time.monotonic():
             return cached[0]
         if not may_query:
@@ -1250,7 +1256,8 @@ class _Scope:
         with socket_unit():
             conversation = Conversation.get_or_none(Conversation.id == conversation_id)
             ok = bool(conversation) and permissions.can_see_conversation(self.actor, conversation)
-        self.per_conversation[conversation_id] = (ok, time.monotonic() + SCOPE_CACHE_SECONDS)
+        if not pool_note:
+            self.per_conversation[conversation_id] = (ok, time.monotonic() + SCOPE_CACHE_SECONDS)
         return ok
 
     def _ticket(self, data: dict, may_query: bool) -> bool | None:

@@ -125,3 +125,48 @@ def test_a_ticket_routed_with_its_conversation_to_a_group(world):
     made = api.post("/api/v1/tickets", json={"conversation_id": routed.id}).get_json()
     assert qian.get(f"/api/v1/tickets/{made['id']}").status_code == 200
     assert li.get(f"/api/v1/tickets/{made['id']}").status_code == 404
+
+
+def test_an_ended_chat_nobody_handled_is_no_shared_pool(api):
+    """Found by a client written from the docs alone: the ticket a visitor left
+    while nobody was online was refused to scoped agents, but the conversation it
+    came from, ended and never handled, was still in their shared pool: its
+    transcript and the customer card (phone, e-mail) through the conversation
+    routes, the history list and the sidebar. Now such a conversation is for admins
+    and ``all`` agents, like its ticket; one routed to a group stays its group's,
+    and a conversation still waiting stays in the pool."""
+    import datetime
+
+    api.without_bot()
+    group = api.post("/api/v1/groups", json={"name": "售后"}).get_json()
+    li = api.new_agent(email="li@example.com", name="李客服", scope="self")
+    qian = api.new_agent(email="qian@example.com", name="钱客服", scope="groups",
+                         groups=[group["id"]])
+    team = api.team["id"]
+    ended_at = datetime.datetime(2026, 12, 5, 9, 0)
+    stranger = make_visitor(team, "王五", phone=PHONE, email="wangwu@example.com")
+    ended = make_conversation(team, stranger, ended_at=ended_at,
+                              messages=[("visitor", f"我的订单号是{SECRET}", 0)])
+    grouped = make_conversation(team, make_visitor(team, "孙七", phone="13700000000"),
+                                ended_at=ended_at, group=group["id"],
+                                messages=[("visitor", "售后的问题", 0)])
+    waiting = make_conversation(team, make_visitor(team, "赵六"),
+                                messages=[("visitor", "在吗", 0)])
+    assert Conversation.get_by_id(waiting.id).status != "ended"
+    refused = [f"/api/v1/conversations/{ended.id}",
+               f"/api/v1/conversations/{ended.id}/messages",
+               f"/api/v1/visitors/{stranger.id}/conversations"]
+    for agent in (li, qian):
+        for path in refused:
+            response = agent.get(path)
+            body = response.get_data(as_text=True)
+            assert SECRET not in body and PHONE not in body, (path, body)
+            assert response.status_code == 404 or response.get_json() == [], path
+        history = agent.get("/api/v1/history").get_json()["items"]
+        assert ended.id not in {row["id"] for row in history}
+        assert agent.get(f"/api/v1/conversations/{waiting.id}").status_code == 200
+    assert qian.get(f"/api/v1/conversations/{grouped.id}").status_code == 200
+    assert li.get(f"/api/v1/conversations/{grouped.id}").status_code == 404
+    seen = api.get(f"/api/v1/conversations/{ended.id}/messages")
+    assert seen.status_code == 200 and SECRET in text(seen)
+    assert PHONE in text(api.get(f"/api/v1/conversations/{ended.id}"))

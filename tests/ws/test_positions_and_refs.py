@@ -121,3 +121,32 @@ def test_agent_frames_say_that_conversation_id_is_missing(api, live):
     assert (error["code"], error["message"]) == ("invalid", "preview: expected string")
     agent.send("ping", {})
     agent.expect("pong")
+
+
+def test_a_note_on_an_ended_chat_nobody_handled_stays_out_of_a_scoped_socket(api, live):
+    """An ended conversation nobody handled, in no group, is no shared pool
+    (docs/security.md §1): an admin's internal note on it must not reach an agent
+    of scope ``self`` over his socket, while a note on a chat still waiting (the
+    pool) does."""
+    import datetime
+
+    from tests.factories import make_conversation
+    from tests.factories import make_visitor
+
+    api.without_bot()
+    li = api.new_agent(email="li@example.com", name="李客服", scope="self")
+    team = api.team["id"]
+    ended = make_conversation(team, make_visitor(team, "王五"),
+                              ended_at=datetime.datetime(2026, 12, 5, 9, 0),
+                              messages=[("visitor", "旧问题", 0)])
+    waiting = make_conversation(team, make_visitor(team, "赵六"),
+                                messages=[("visitor", "在吗", 0)])
+    socket = Socket(live.url("/ws/agent"), cookie_of(li))
+    socket.expect("hello")
+    for cid, body in ((ended.id, "已结束对话的备注"), (waiting.id, "等待中对话的备注")):
+        sent = api.post(f"/api/v1/conversations/{cid}/messages", json={
+            "body": body, "mode": "internal", "client_msg_id": f"n-{cid}"})
+        assert sent.status_code == 201, sent.get_json()
+    socket.expect("message", where=lambda d: d["body"] == "等待中对话的备注")
+    socket.quiet("message", 0.5)
+    assert socket.saw("message", where=lambda d: d["body"] == "已结束对话的备注") is None
