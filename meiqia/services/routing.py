@@ -533,16 +533,6 @@ def requeue_handled_by(agent: Agent) -> list[int]:
     return [c.id for c in moved]
 
 
-def leave_queue(conversation: Conversation) -> None:
-    """The visitor stops waiting (e.g. leaves a message instead): back to the bot."""
-    left = Conversation.update(status="bot", queued_at=None).where(
-        Conversation.id == conversation.id, Conversation.status == "queued").execute()
-    conversation = Conversation.get_by_id(conversation.id)
-    publish_state(conversation)
-    if left:
-        publish_queue(conversation.team_id, {conversation.group_id})
-
-
 # A freed place (end, transfer, limit raised, agent online) assigns the queue head.
 if assign_waiting not in events.capacity_listeners:
     events.capacity_listeners.append(assign_waiting)

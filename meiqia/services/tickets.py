@@ -265,18 +265,20 @@ def create_from_widget(visitor: Visitor, data: dict[str, Any]) -> Ticket:
 
 
 def _leave_queue(conversation: Conversation) -> None:
-    """The queued visitor stops waiting: out of the queue, and the chat ends."""
-    from meiqia.services import conversations
-    from meiqia.services import routing
+    """The queued visitor stops waiting: the chat ends (``left_ticket``), in one
+    conditional UPDATE, and those behind him move up (``conversations._end``).
 
-    routing.leave_queue(conversation)
-    # Only end it if it really left the queue: if routing assigned an agent in
-    # the meantime, the visitor keeps the conversation (and has the ticket too).
-    if Conversation.get_by_id(conversation.id).status == "bot":
-        try:
-            conversations.system_end(conversation.id, "left_ticket")
-        except Conflict:  # ended meanwhile by someone else: nothing left to do
-            pass
+    Only while it is still queued: if routing assigned an agent in the meantime,
+    the visitor keeps the conversation (and has the ticket too). It used to go
+    back to the bot first and end after, and the visitor's socket showed a
+    ``bot`` state between ``queued`` and ``ended``."""
+    from meiqia.services import conversations
+
+    try:
+        conversations.system_end(conversation.id, "left_ticket",
+                                 only_if=Conversation.status == "queued")
+    except Conflict:  # assigned or ended meanwhile: nothing to end here
+        pass
 
 
 def _prefill(visitor: Visitor | None) -> dict[str, str]:

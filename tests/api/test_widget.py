@@ -12,7 +12,6 @@ from meiqia.models import Message
 from meiqia.models import Visit
 from meiqia.models import Visitor
 from meiqia.services import conversations
-from meiqia.services import routing
 from tests.api.test_conversations import start
 from tests.api.test_conversations import vpost
 from tests.helpers import new_client_id
@@ -143,22 +142,30 @@ def test_human_button_when_everybody_is_busy_and_the_queue_is_off(team):
     assert event.payload == {"event": "leave_message", "reason": "all_busy"}
 
 
-def test_leaving_the_queue_then_a_system_end(team):
-    """What the ticket flow does when a queued visitor leaves a message instead."""
+def test_leaving_the_queue_ends_the_chat_without_a_bot_state_between(team):
+    """What the ticket flow does when a queued visitor leaves a message instead: the
+    chat goes from queued to ended in one step (a client written from the docs saw
+    a ``bot`` state between the two), and the one behind him moves up, live."""
+    from meiqia.services import tickets
+
     online_agent(team, limit=1)
     start(team.app, team.team["id"])
     client, token, cid, data = start(team.app, team.team["id"])
     third = start(team.app, team.team["id"])
     assert data["conversation"]["queue_position"] == 1
     hub = team.app.extensions["meiqia.hub"]
-    with hub.subscribe([f"conversation:{third[2]}"]) as sub:
-        routing.leave_queue(Conversation.get_by_id(cid))
-        moved = [e["data"] for _t, e in sub.drain() if e["type"] == "conversation"]
-    assert moved and moved[-1]["queue_position"] == 1  # the one behind moved up, live
-    ended = conversations.system_end(cid, "left_ticket")
+    with hub.subscribe([f"conversation:{third[2]}"]) as behind, \
+            hub.subscribe([f"conversation:{cid}"]) as own:
+        tickets._leave_queue(Conversation.get_by_id(cid))
+        moved = [e["data"] for _t, e in behind.drain() if e["type"] == "conversation"]
+        states = [e["data"]["status"] for _t, e in own.drain() if e["type"] == "conversation"]
+    assert moved and moved[-1]["queue_position"] == 1
+    assert states == ["ended"], states
+    ended = Conversation.get_by_id(cid)
     assert ended.status == "ended" and ended.end_reason == "left_ticket"
     assert ended.ended_by_id is None
     assert conversations.system_end(cid, "left_ticket").status == "ended"  # twice: harmless
+    tickets._leave_queue(Conversation.get_by_id(cid))  # and leaving again: nothing
     state = vget(client, token, f"/api/v1/widget/conversations/{cid}/messages").get_json()
     assert state["conversation"]["status"] == "ended"
     assert state["messages"][-1]["payload"]["event"] == "ended"
