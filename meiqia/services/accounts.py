@@ -144,6 +144,29 @@ def _check_email_free(email: str, except_id: int | None = None) -> None:
         raise Conflict("email: an account with this email already exists", "email")
 
 
+def _check_names_free(team_id: int, names: dict[str, str], except_id: int | None = None
+                      ) -> None:
+    """Refuse a name or nickname another active agent of the team already goes by
+    (either of his two, case ignored).
+
+    @mentions find agents by these names (``messages.mentioned_agents``): an agent
+    who renamed himself to a colleague's name received that colleague's mentions,
+    and with them conversations outside his scope (a docs-only attacker found it).
+    ``names``: field → the new value, as stored."""
+    wanted = {field: value.casefold() for field, value in names.items() if value}
+    if not wanted:
+        return
+    query = Agent.select(Agent.name, Agent.nickname).where(
+        Agent.team == team_id, Agent.active == True)  # noqa: E712 - peewee expression
+    if except_id is not None:
+        query = query.where(Agent.id != except_id)
+    taken = {n.strip().casefold() for row in query.tuples() for n in row if n and n.strip()}
+    for field, value in wanted.items():
+        if value in taken:
+            raise Conflict(f"{field}: another agent of the team already goes by this name",
+                           field)
+
+
 def registration_open() -> bool:
     """The first account may always register; later teams only if configured."""
     return not Team.select().exists() or bool(
@@ -208,6 +231,8 @@ def create_agent(actor: Agent, data: dict[str, Any]) -> Agent:
     email = _normal_email(data["email"])
     check_password(data["password"])
     _check_email_free(email)
+    _check_names_free(actor.team_id, {"name": data["name"].strip(),
+                                      "nickname": data.get("nickname", "").strip()})
     group_ids = _team_ids(Group, actor.team, data.get("groups", []), "groups")
     with database.atomic():
         agent = Agent.create(
@@ -270,6 +295,8 @@ def update_agent(actor: Agent, agent_id: int, data: dict[str, Any]) -> Agent:
     if "email" in data:
         data["email"] = _normal_email(data["email"])
         _check_email_free(data["email"], except_id=agent.id)
+    _check_names_free(agent.team_id, {k: data[k].strip() for k in ("name", "nickname")
+                                      if isinstance(data.get(k), str)}, except_id=agent.id)
     if agent.id == actor.id and data.get("role") == "agent" and actor.is_admin:
         others = Agent.select().where(
             Agent.team == actor.team, Agent.role == "admin", Agent.id != actor.id,

@@ -378,11 +378,19 @@ def mentioned_agents(body: str, agents: list[tuple[int, str, str]]) -> list[int]
     Chinese text runs on after a name with no space ("好的@李客服看一下"). At each
     ``@`` the longest matching name wins ("@李客服2号" is 李客服2 when both exist);
     case is ignored. An ``@`` after a letter or digit is an address, not a mention.
+    A name two agents go by (names are unique since ``accounts._check_names_free``;
+    older teams may have such pairs) mentions neither: a guess could hand one of
+    them the other's conversation.
     """
     if "@" not in (body or ""):
         return []
-    names = sorted(((n.casefold(), agent_id) for agent_id, name, nick in agents
-                    for n in {name.strip(), nick.strip()} if n), key=lambda p: -len(p[0]))
+    owners: dict[str, set[int]] = {}
+    for agent_id, name, nick in agents:
+        for n in {name.strip(), nick.strip()}:
+            if n:
+                owners.setdefault(n.casefold(), set()).add(agent_id)
+    names = sorted(((n, next(iter(ids)) if len(ids) == 1 else None)
+                    for n, ids in owners.items()), key=lambda p: -len(p[0]))
     folded = body.casefold()
     found: list[int] = []
     at = folded.find("@")
@@ -392,7 +400,7 @@ def mentioned_agents(body: str, agents: list[tuple[int, str, str]]) -> list[int]
             for name, agent_id in names:
                 if rest.startswith(name) and not (
                         _WORD.match(name[-1]) and _WORD.match(rest[len(name):len(name) + 1])):
-                    if agent_id not in found:
+                    if agent_id is not None and agent_id not in found:
                         found.append(agent_id)
                     break
         at = folded.find("@", at + 1)

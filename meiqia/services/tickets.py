@@ -321,12 +321,15 @@ def create_by_agent(actor: Agent, data: dict[str, Any]) -> Ticket:
     return ticket
 
 
-def transcript(conversation_id: int) -> list[dict[str, Any]]:
-    """The public messages of a conversation (never internal notes)."""
+def transcript(conversation_id: int, until: Any = None) -> list[dict[str, Any]]:
+    """The public messages of a conversation (never internal notes); with ``until``
+    (a UTC time), only those written by then."""
+    where = [Message.conversation == conversation_id, Message.visibility == "public",
+             Message.kind == "text"]
+    if until is not None:
+        where.append(Message.created_at <= until)
     return [{"sender": m.sender_kind, "body": m.body, "at": iso(m.created_at)}
-            for m in Message.select().where(
-                Message.conversation == conversation_id, Message.visibility == "public",
-                Message.kind == "text").order_by(Message.id)]
+            for m in Message.select().where(*where).order_by(Message.id)]
 
 
 def transcript_text(conversation: Conversation) -> str:
@@ -540,8 +543,15 @@ def _changed(ticket: Ticket, kind: str, changes: dict[str, Any], public: bool = 
 # --- reading -------------------------------------------------------------------------
 
 
-def to_dict(ticket: Ticket, full: bool = False) -> dict[str, Any]:
-    """The agents' view of a ticket; ``full`` adds content, comments, history, transcript."""
+def to_dict(ticket: Ticket, full: bool = False, viewer: Agent | None = None
+            ) -> dict[str, Any]:
+    """The agents' view of a ticket; ``full`` adds content, comments, history, transcript.
+
+    The transcript is the conversation's, read now. A ``viewer`` who cannot see that
+    conversation now (it moved out of his scope: transferred, routed to another
+    group) reads it as it was when the ticket was made: a ticket opened on a chat of
+    the shared pool must not become a window on that chat for good (docs/security.md
+    §1)."""
     data = {
         "id": ticket.id, "source": ticket.source, "status": ticket.status,
         "priority": ticket.priority, "subject": ticket.subject,
@@ -571,10 +581,19 @@ def to_dict(ticket: Ticket, full: bool = False) -> dict[str, Any]:
              "old": e.old_value, "new": e.new_value, "at": iso(e.created_at)}
             for e in TicketEvent.select().where(TicketEvent.ticket == ticket.id)
             .order_by(TicketEvent.id)]
-        data["transcript"] = transcript(ticket.conversation_id) \
-            if ticket.conversation_id else []
+        data["transcript"] = transcript(ticket.conversation_id, _transcript_until(
+            ticket, viewer)) if ticket.conversation_id else []
         data["reply_email"] = reply_email(ticket)
     return data
+
+
+def _transcript_until(ticket: Ticket, viewer: Agent | None) -> Any:
+    """Up to when ``viewer`` reads the ticket's transcript: all of it (None) while he
+    may see the conversation, else up to the ticket's creation."""
+    if viewer is None or permissions.can_see_conversation(
+            viewer, Conversation(id=ticket.conversation_id)):
+        return None
+    return ticket.created_at
 
 
 def visitor_dict(ticket: Ticket) -> dict[str, Any]:

@@ -67,14 +67,20 @@ class ApiClient:
         return response
 
     def new_agent(self, **fields: Any) -> ApiClient:
-        """Create an agent through the API (as this admin) and log him in."""
-        body = {
-            "name": fields.pop("name", "李客服"),
-            "email": fields.pop("email", "agent@example.com"),
-            "password": AGENT_PASSWORD,
-            **fields,
-        }
+        """Create an agent through the API (as this admin) and log him in.
+
+        Without a ``name``, the first free one of 李客服, 李客服2, 李客服3 …
+        (names are unique in a team)."""
+        named = "name" in fields
+        name = fields.pop("name", "李客服")
+        body = {"name": name, "email": fields.pop("email", "agent@example.com"),
+                "password": AGENT_PASSWORD, **fields}
         response = self.post("/api/v1/agents", json=body)
+        for n in range(2, 100):
+            if named or not _name_taken(response):
+                break
+            body["name"] = f"{name}{n}"
+            response = self.post("/api/v1/agents", json=body)
         assert response.status_code == 201, response.get_json()
         other = ApiClient(self.app)
         assert other.login(body["email"], AGENT_PASSWORD).status_code == 200
@@ -161,3 +167,9 @@ def wait_until(predicate: Any, timeout: float = 60.0, what: str = "condition") -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def _name_taken(response: Any) -> bool:
+    """Whether an agent creation was refused because the name is taken."""
+    return response.status_code == 409 and \
+        (response.get_json() or {}).get("error", {}).get("field") == "name"

@@ -118,12 +118,20 @@ class AgentClient(HttpClient):
             "team_name": team_name, "name": name, "email": email, "password": password}), 201))
         return self
 
-    def new_agent(self, name: str = "李客服", email: str | None = None,
+    def new_agent(self, name: str | None = None, email: str | None = None,
                   **fields: Any) -> AgentClient:
-        """Create an agent of this admin's team and return him logged in."""
+        """Create an agent of this admin's team and return him logged in.
+
+        Without a ``name``, the first free one of 李客服, 李客服2 … (names are unique
+        in a team)."""
         email = email or f"agent-{uuid.uuid4().hex[:8]}@example.com"
-        _ok(self.post("/api/v1/agents", json={"name": name, "email": email,
-                                              "password": AGENT_PASSWORD, **fields}), 201)
+        for n in range(1, 100):
+            chosen = name or ("李客服" if n == 1 else f"李客服{n}")
+            response = self.post("/api/v1/agents", json={"name": chosen, "email": email,
+                                                         "password": AGENT_PASSWORD, **fields})
+            if name or response.status != 409:
+                break
+        _ok(response, 201)
         return AgentClient(self.server).login(email, AGENT_PASSWORD)
 
     def set_team_settings(self, **settings: Any) -> dict[str, Any]:

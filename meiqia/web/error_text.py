@@ -277,6 +277,8 @@ _PAIRS: list[tuple[str, str]] = [
     (rf"{FIELD}: mix at least two of letters, digits and symbols", "{f:field}：至少包含字母、数字、符号中的两种"),
     (rf"{FIELD}: this password is too common", "{f:field}：这个密码太常见了，请换一个"),
     (r"email: an account with this email already exists", "邮箱：这个邮箱已经有账号了"),
+    (rf"{FIELD}: another agent of the team already goes by this name",
+     "{f:field}：团队里已有客服使用这个名字"),
     (r"registration is closed: ask an admin to create your account", "注册已关闭：请联系管理员为你创建账号"),
     (r"only admins may do this", "只有管理员可以这样做"),
     (r"only admins may change this", "只有管理员可以修改这一项"),

@@ -170,3 +170,66 @@ def test_an_ended_chat_nobody_handled_is_no_shared_pool(api):
     seen = api.get(f"/api/v1/conversations/{ended.id}/messages")
     assert seen.status_code == 200 and SECRET in text(seen)
     assert PHONE in text(api.get(f"/api/v1/conversations/{ended.id}"))
+
+
+def test_a_ticket_is_no_window_on_a_chat_that_left_the_scope(api):
+    """Found by a docs-only attacker: an agent of scope ``self`` opened a ticket on a
+    chat of the shared pool, assigned to himself; the chat went to a colleague
+    outside his scope, and the ticket went on showing its new messages (the
+    transcript is read live). Now a viewer who cannot see the conversation reads
+    the transcript as it was when the ticket was made."""
+    api.without_bot()
+    li = api.new_agent(email="li@example.com", name="李客服", scope="self")
+    zhao = api.new_agent(email="zhao@example.com", name="赵客服", scope="all")
+    client, token, cid, _ = start(api.app, api.team["id"], name="访客乙")
+    headers = {"X-Visitor-Token": token}
+
+    def visitor_says(body: str) -> None:
+        sent = client.post(f"/api/v1/widget/conversations/{cid}/messages", headers=headers,
+                           json={"body": body, "client_msg_id": new_client_id()})
+        assert sent.status_code == 201, sent.get_json()
+
+    visitor_says("我想退货")
+    assert Conversation.get_by_id(cid).handler_id is None  # the shared pool
+    made = li.post("/api/v1/tickets", json={"subject": "退货", "content": "回访",
+                                             "conversation_id": cid,
+                                             "assignee_id": li.agent["id"]})
+    assert made.status_code == 201, made.get_json()
+    tid = made.get_json()["id"]
+    moved = api.post(f"/api/v1/conversations/{cid}/transfer", json={"agent_id": zhao.agent["id"]})
+    assert moved.status_code == 200, moved.get_json()
+    assert li.get(f"/api/v1/conversations/{cid}").status_code == 404
+    visitor_says(f"我的身份证是{SECRET}")
+    zhao.post(f"/api/v1/conversations/{cid}/messages", json={
+        "body": "机密回复", "client_msg_id": new_client_id()})
+    mine = li.get(f"/api/v1/tickets/{tid}")
+    assert mine.status_code == 200
+    bodies = [line["body"] for line in mine.get_json()["transcript"]]
+    assert "我想退货" in bodies
+    assert SECRET not in text(mine) and "机密回复" not in text(mine)
+    full = api.get(f"/api/v1/tickets/{tid}").get_json()["transcript"]
+    assert {f"我的身份证是{SECRET}", "机密回复"} <= {line["body"] for line in full}
+
+
+def test_no_agent_can_take_a_colleagues_name_and_with_it_his_mentions(api):
+    """Found by a docs-only attacker: an agent of scope ``self`` renamed himself to
+    a colleague's name, got the colleague's @mentions, and through them his
+    conversations. Names and nicknames are now unique in a team (case ignored),
+    and a name two older accounts share mentions neither."""
+    from meiqia.services.messages import mentioned_agents
+
+    li = api.new_agent(email="li@example.com", name="李客服", scope="self")
+    api.new_agent(email="ding@example.com", name="Ding", nickname="小丁", scope="self")
+    for field, value in (("nickname", "ding"), ("name", "小丁"), ("nickname", api.agent["name"])):
+        refused = li.patch(f"/api/v1/agents/{li.agent['id']}", json={field: value})
+        assert refused.status_code == 409, (field, value, refused.get_json())
+        assert refused.get_json()["error"]["field"] == field
+    assert li.patch(f"/api/v1/agents/{li.agent['id']}",
+                    json={"name": "李客服", "nickname": "小李"}).status_code == 200
+    created = api.post("/api/v1/agents", json={
+        "email": "copy@example.com", "name": "DING", "password": "copy-pass-123"})
+    assert created.status_code == 409 and created.get_json()["error"]["field"] == "name"
+    # Two older accounts with one name: a mention of it goes to neither.
+    assert mentioned_agents("@王伟 看一下", [(1, "王伟", ""), (2, "王伟", "")]) == []
+    assert mentioned_agents("@王伟 看一下 @小丁", [(1, "王伟", ""), (2, "王伟", ""),
+                                            (3, "Ding", "小丁")]) == [3]

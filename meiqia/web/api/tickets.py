@@ -27,13 +27,14 @@ def list_tickets() -> dict:
        body=tickets.AGENT_CREATE_SCHEMA, status=201, tags=["tickets"])
 def create_ticket(body: dict) -> dict:
     """With `conversation_id`, the customer's contact and the transcript prefill it."""
-    return tickets.to_dict(tickets.create_by_agent(g.actor, body), full=True)
+    return tickets.to_dict(tickets.create_by_agent(g.actor, body), full=True, viewer=g.actor)
 
 
 @route("/tickets/<int:ticket_id>", summary="One ticket with comments, history, transcript",
        tags=["tickets"])
 def get_ticket(ticket_id: int) -> dict:
-    return tickets.to_dict(permissions.get_ticket(g.actor, ticket_id), full=True)
+    return tickets.to_dict(permissions.get_ticket(g.actor, ticket_id), full=True,
+                           viewer=g.actor)
 
 
 @route("/tickets/<int:ticket_id>", ("PATCH",),
@@ -41,7 +42,8 @@ def get_ticket(ticket_id: int) -> dict:
        body=tickets.UPDATE_SCHEMA, tags=["tickets"])
 def update_ticket(ticket_id: int, body: dict) -> dict:
     """Status moves open → pending → solved → closed; solved may reopen; closed is final."""
-    return tickets.to_dict(tickets.update(g.actor, ticket_id, body), full=True)
+    return tickets.to_dict(tickets.update(g.actor, ticket_id, body), full=True,
+                           viewer=g.actor)
 
 
 @route("/tickets/<int:ticket_id>/comments", ("POST",),
