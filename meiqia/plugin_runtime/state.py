@@ -57,6 +57,7 @@ class StateStore:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loaded = False
 
     # --- reading (no database) -------------------------------------------------------------
 
@@ -89,6 +90,18 @@ class StateStore:
 
     def row(self, plugin: str, team_id: int = SERVER) -> dict[str, Any] | None:
         return self.rows.get((plugin, team_id))
+
+    def ensure_loaded(self) -> None:
+        """Read the rows now if this process never has (its state thread starts
+        with the first hook call): ``/healthz`` right after a restart named no
+        suspended plugin until something called one (a docs-only plugin author
+        found it), although the suspension survives the restart."""
+        self._start()
+        if not self._loaded:
+            try:
+                self.reload()
+            except Exception as exc:  # noqa: BLE001 - the state thread tries again
+                log.debug("plugin state not read: %s", exc)
 
     # --- recording (written by the state thread) ----------------------------------------------
 
@@ -163,6 +176,7 @@ class StateStore:
             } for r in PluginState.select().execute(self.db)}
         with self._lock:
             self.rows = rows
+            self._loaded = True
             for plugin, (until, decided) in list(self._local.items()):
                 server = rows.get((plugin, SERVER))
                 lifted = server is not None and server["updated_at"] >= decided and (

@@ -133,6 +133,7 @@ def degraded() -> dict[str, Any]:
     """For /healthz: plugins suspended now, and those whose last call failed."""
     pm = _pm()
     runtime = pm.runtime
+    runtime.store.ensure_loaded()
     suspended = sorted(row["name"] for row in pm.describe()
                        if runtime.store.suspended_until(row["name"]))
     failing = sorted(name for name in runtime.failing() if name not in suspended)

@@ -162,6 +162,7 @@ def test_refuse_mode_stores_nothing_and_says_so_in_the_senders_language(tmp_path
                                    headers={"X-Visitor-Token": token, "X-Meiqia-Lang": "zh-CN"},
                                    json={"body": "电话13800138000", "client_msg_id": "r1"})
             assert refused.status_code == 503
+            assert refused.headers["Retry-After"] == "2"  # every 503 says when (protocol.md)
             error = refused.get_json()["error"]
             assert error["code"] == "unavailable"
             assert error["message"] == ("消息未发送：插件 chaos 未能检查这条消息"
@@ -211,6 +212,35 @@ def test_a_hanging_assign_agent_holds_no_lock_and_falls_back_to_default_routing(
     finally:
         chaos.release.set()
         close_app(app)
+
+
+def test_healthz_names_a_suspended_plugin_right_after_a_restart(tmp_path):
+    """A docs-only plugin author found /healthz saying "ok" after a restart while a
+    plugin was still suspended (the suspension survives it), until some hook was
+    called: the process read its plugin state only then."""
+    settings = {"PLUGIN_STATE_REFRESH": 0.2, "PLUGIN_BREAKER_FAILURES": 2}
+    first = make_app(tmp_path, plugins=(Redactor(), Chaos(hang=set())), **settings)
+    try:
+        with first.app_context():
+            api = ApiClient.registered(first)
+            api.without_bot()
+            for n in range(2):  # chaos raises in before_message_saved: the breaker opens
+                visitor, token, cid = _session(first, api.team["id"])
+                assert say(visitor, token, cid, f"第{n}条", f"x{n}").status_code == 201
+            store = first.extensions["meiqia.plugin_runtime"].store
+            assert store.suspended_until("chaos")
+            wait_until(lambda: (store.row("chaos") or {}).get("suspended_until") is not None,
+                       what="the suspension written to the database")
+    finally:
+        close_app(first)
+    restarted = make_app(tmp_path, plugins=(Redactor(), Chaos(hang=set())), **settings)
+    try:
+        with restarted.app_context():
+            health = restarted.test_client().get("/healthz").get_json()
+            assert health["plugins"]["suspended"] == ["chaos"], health
+            assert health["status"] == "degraded"
+    finally:
+        close_app(restarted)
 
 
 def test_switches_and_the_breaker_hold_across_processes(tmp_path):

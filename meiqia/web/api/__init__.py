@@ -254,6 +254,12 @@ def error_response(exc: ServiceError) -> Any:
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:
         response.headers["Retry-After"] = str(int(retry_after))
+    elif exc.status == 503:
+        # Every 503 says when to try again (docs/protocol.md, "Outages"): a privacy
+        # hook that could not check a message had none (a docs-only plugin author).
+        from meiqia.web.unavailable import RETRY_AFTER
+
+        response.headers["Retry-After"] = RETRY_AFTER
     return response
 
 
