@@ -106,6 +106,8 @@ def list_agents() -> list:
 @route(
     "/agents", ("POST",), summary="Create an agent", auth="admin",
     body=accounts.AGENT_CREATE_SCHEMA, response=AGENT_OUT, status=201,
+    description="A name or nickname is unique in the team (either of an active agent's "
+    "two, case ignored: @mentions find agents by them): 409 otherwise.",
 )
 def create_agent(body: dict) -> dict:
     return accounts.agent_to_dict(accounts.create_agent(g.actor, body))
@@ -124,7 +126,8 @@ def get_agent(agent_id: int) -> dict:
 def update_agent(agent_id: int, body: dict) -> dict:
     """Changing one's own password or email needs ``current_password`` and a
     signed-in session (API tokens are refused); a new password ends the agent's
-    other sessions, and ``revoke_tokens: true`` revokes his API tokens too."""
+    other sessions, and ``revoke_tokens: true`` revokes his API tokens too. A name
+    or nickname another active agent of the team goes by is refused (409)."""
     if {"password", "email", "current_password", "revoke_tokens"} & set(body):
         security.require_session_for_credentials()
     agent = accounts.update_agent(g.actor, agent_id, body)
