@@ -835,15 +835,20 @@ def agent_passwd(email: str, password: str, keep_sessions: bool) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins(as_json: bool) -> None:
-    """List every plugin (built-in, entry point, instance/plugins) and its hooks."""
+    """List every plugin (built-in, entry point, instance/plugins) and its hooks;
+    one whose ``startup`` failed is listed with ``failed: <error>`` instead."""
     with app_context() as app:
-        rows = app.extensions["meiqia.plugins"].describe()
+        pm = app.extensions["meiqia.plugins"]
+        rows = pm.describe()
+        rows += [{"name": name, "origin": failed["origin"], "version": None, "hooks": [],
+                  "failed": failed["error"]} for name, failed in sorted(pm.failed_at_startup.items())]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     width = max(len(row["name"]) for row in rows) if rows else 10
     for row in rows:
-        click.echo(f"{row['name']:<{width}}  {row['origin']:<11}  {', '.join(row['hooks'])}")
+        hooks = f"failed: {row['failed']}" if row.get("failed") else ", ".join(row["hooks"])
+        click.echo(f"{row['name']:<{width}}  {row['origin']:<11}  {hooks}")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ source.
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import importlib.util
 import logging
@@ -160,7 +161,8 @@ class PluginManager(pluggy.PluginManager):
         return done
 
     def describe(self) -> list[dict[str, Any]]:
-        """Every plugin with its origin, version and the hooks it implements."""
+        """Every plugin with its origin, version and the hooks it implements (not
+        those whose ``startup`` failed: ``failed_at_startup``)."""
         rows = []
         for plugin in self.get_plugins():
             name = self.plugin_name(plugin)
@@ -299,7 +301,12 @@ def make_plugin_manager(
             log.info("plugin %s: not loaded (DISABLED_PLUGINS)", name)
             continue
         pm.register(_tag(plugin, "extra"), name=name)
-    pm.check_pending()
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        # A misspelt hook: named like any plugin that fails to load (a one-line
+        # error from the CLI), not pluggy's traceback.
+        raise PluginLoadError(pm.get_name(exc.plugin) or str(exc.plugin), exc) from exc
     return pm
 
 
@@ -329,7 +336,8 @@ def start_plugins(pm: PluginManager, app: Any, on_failure: str = "disable") -> l
                       name, type(exc).__name__, exc, exc_info=exc)
             pm.failed_at_startup[name] = {
                 "origin": getattr(impl.plugin, "__meiqia_origin__", "plugin"),
-                "error": f"{type(exc).__name__}: {exc}"[:300]}
+                "error": f"{type(exc).__name__}: {exc}"[:300],
+                "at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
             pm.unregister(impl.plugin)
             failed.append(name)
     return failed

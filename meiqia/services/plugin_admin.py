@@ -92,8 +92,8 @@ def list_plugins(actor: Agent) -> list[dict[str, Any]]:
         rows.append({"name": name, "version": "", "origin": failed["origin"], "hooks": [],
                      "state": "failed", "enabled_for_team": False, "suspended_until": None,
                      "trips": 0, "busy_threads": 0, "figures": {},
-                     "recent_errors": [{"at": "", "hook": "startup", "kind": "raised",
-                                        "error": failed["error"]}]})
+                     "recent_errors": [{"at": failed.get("at", ""), "hook": "startup",
+                                        "kind": "raised", "error": failed["error"]}]})
     return rows
 
 

@@ -104,11 +104,15 @@ def test_broken_instance_plugin_stops_startup_naming_it(tmp_path):
     assert "not_a_module_anywhere" in str(info.value)
 
 
-def test_misspelt_hook_is_a_startup_error(tmp_path):
+def test_misspelt_hook_is_a_startup_error_naming_the_plugin(tmp_path):
+    """A load error like any other (the CLI prints it on one line), not pluggy's
+    own exception and traceback (a docs-only plugin author met that)."""
     typo = _plugin("typo", asign_agent=lambda conversation, candidates: None)
-    with pytest.raises(pluggy.PluginValidationError) as info:
+    with pytest.raises(PluginLoadError) as info:
         make_app(tmp_path, plugins=(typo,))
+    assert "'typo' failed to load" in str(info.value)
     assert "asign_agent" in str(info.value)
+    assert isinstance(info.value.__cause__, pluggy.PluginValidationError)
 
 
 def test_hook_raising_at_runtime_is_logged_and_isolated(tmp_path, caplog):
@@ -153,8 +157,24 @@ def test_hook_startup_raising_disables_that_plugin_naming_it(tmp_path, caplog):
         assert "plugin needs_config: hook startup raised ValueError: CRM_URL is not set; " \
                "the plugin is disabled" in caplog.text
         assert pm.failed_at_startup["needs_config"]["error"] == "ValueError: CRM_URL is not set"
+        # When, for the Plugins page (it showed "at": "").
+        assert pm.failed_at_startup["needs_config"]["at"].endswith("Z")
     finally:
         close_app(app)
+
+
+def test_meiqia_plugins_lists_one_whose_startup_failed(tmp_path):
+    """`meiqia plugins` "lists every plugin": it left out one whose startup failed."""
+    from tests.unit.test_cli import in_process
+
+    folder = tmp_path / "inst" / "plugins"
+    folder.mkdir(parents=True)
+    (folder / "needs_config.py").write_text(
+        "from meiqia.hookspecs import hookimpl\n\n\n"
+        "@hookimpl\ndef startup(app):\n    raise ValueError('CRM_URL is not set')\n")
+    listed = in_process(tmp_path, "plugins").output
+    line = next(row for row in listed.splitlines() if "needs_config" in row)
+    assert "failed: ValueError: CRM_URL is not set" in line
 
 
 def test_hook_startup_raising_stops_create_app_when_the_setting_says_so(tmp_path):
