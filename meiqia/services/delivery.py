@@ -30,6 +30,7 @@ from typing import Any
 from meiqia.db import database
 from meiqia.db import is_postgres
 from meiqia.db import statement
+from meiqia.services.validation import INT_MAX
 
 #: Messages read per database page when filling a gap or resuming.
 PAGE = 500
@@ -123,7 +124,7 @@ def store_at_next_position(model: Any, conversation_id: int, message_at: Any,
 
 
 #: The largest id or position a client may name: a database integer.
-MAX_POSITION = 2**31 - 1
+MAX_POSITION = INT_MAX
 
 
 def parse_positions(text: str | None) -> dict[int, int]:

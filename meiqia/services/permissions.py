@@ -73,7 +73,7 @@ def visible_agent_ids(actor: Agent) -> set[int] | None:
     return ids
 
 
-def _unassigned(actor: Agent, model: Any, groups: set[int]) -> peewee.Expression:
+def _unassigned(model: Any, groups: set[int]) -> peewee.Expression:
     """Conversations nobody handles that are not routed to a group he cannot see."""
     return model.handler.is_null() & (
         model.group.is_null() | (model.group.in_(groups) if groups else False))
@@ -85,7 +85,7 @@ def unassigned_pool(actor: Agent, model: Any = Conversation) -> peewee.Expressio
     not transcripts). Everything when he sees the whole team."""
     if visible_agent_ids(actor) is None:
         return model.handler.is_null()
-    return _unassigned(actor, model, visible_group_ids(actor) or set())
+    return _unassigned(model, visible_group_ids(actor) or set())
 
 
 def conversation_filter(actor: Agent, model: Any = Conversation) -> peewee.Expression:
@@ -104,7 +104,7 @@ def conversation_filter(actor: Agent, model: Any = Conversation) -> peewee.Expre
     if agents is None:
         return in_team
     groups = visible_group_ids(actor) or set()
-    pool = _unassigned(actor, model, groups) & (
+    pool = _unassigned(model, groups) & (
         (model.status != "ended") | model.group.is_null(False))
     mentioned = model.id.in_(
         Mention.select(Mention.conversation).where(Mention.agent == actor.id)

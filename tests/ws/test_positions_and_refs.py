@@ -150,3 +150,33 @@ def test_a_note_on_an_ended_chat_nobody_handled_stays_out_of_a_scoped_socket(api
     socket.expect("message", where=lambda d: d["body"] == "等待中对话的备注")
     socket.quiet("message", 0.5)
     assert socket.saw("message", where=lambda d: d["body"] == "已结束对话的备注") is None
+
+
+def test_random_resume_positions_lose_nothing_and_repeat_nothing(api, live):
+    """Many reconnects from random positions, below, at and beyond the last ``seq``,
+    while the agent writes: each socket gets exactly the messages after
+    min(position, last seq), once, in order, then its own ack and the next reply."""
+    import random
+
+    rng = random.Random(29)
+    li, token, cid = _chat(api)
+    agent = Socket(live.url("/ws/agent"), cookie_of(li))
+    agent.expect("hello")
+    last = 0
+    for trial in range(15):
+        agent.send("message", {"conversation_id": cid, "body": f"回复{trial}",
+                               "client_msg_id": f"r{trial}"})
+        last = agent.expect("ack", where=lambda d, t=trial: d["client_msg_id"] == f"r{t}")[
+            "data"]["message"]["seq"]
+        position = rng.choice([rng.randint(0, last), last, last + rng.randint(1, 100)])
+        visitor = Socket(live.url(f"/ws/visitor?token={token}&after_seq={position}"))
+        visitor.expect("hello")
+        replayed = [visitor.expect("message")["data"]["seq"]
+                    for _ in range(max(0, last - min(position, last)))]
+        assert replayed == list(range(min(position, last) + 1, last + 1)), (position, last)
+        visitor.send("message", {"body": f"问{trial}", "client_msg_id": f"q{trial}"})
+        mine = visitor.expect("ack")["data"]["message"]["seq"]
+        assert mine == last + 1
+        assert visitor.quiet("message", 0.1)
+        last = mine
+        visitor.close()
