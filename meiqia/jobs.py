@@ -142,6 +142,12 @@ class _Heartbeat:
         self._thread.join(timeout=self.interval + 5)
 
 
+class RetryLater(Exception):
+    """Raised by a job whose attempt failed for a reason it expects (the far
+    side did not answer): retried like any failure, logged as one warning line
+    instead of an error with a traceback."""
+
+
 def execute(job_id: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     """Run one attempt of a job and record it; re-raise so the backend can retry.
 
@@ -175,7 +181,12 @@ def execute(job_id: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> 
                 run_at=None if final else utcnow() + datetime.timedelta(
                     seconds=_retry_delay(record)),
             ).where(JobRecord.id == job_id).execute()
-            log.error("job %s (%s) failed:\n%s", job_id, path, traceback.format_exc())
+            if isinstance(exc, RetryLater):
+                # Expected (a far side down): one line, no traceback.
+                log.warning("job %s (%s) %s: %s", job_id, path,
+                            "failed for good" if final else "will be retried", exc)
+            else:
+                log.error("job %s (%s) failed:\n%s", job_id, path, traceback.format_exc())
             raise
         finally:
             beat.stop()

@@ -15,6 +15,7 @@ wire format of the four endpoints the channel uses
 * ``POST /cgi-bin/media/upload?access_token=&type=image`` (multipart, field
   ``media``) → ``{"type": "image", "media_id", "created_at"}``; custom/send then
   takes ``{"msgtype": "image", "image": {"media_id"}}``.
+* ``GET /cgi-bin/get_api_domain_ip?access_token=`` → ``{"ip_list": [...]}``.
 * ``GET /cgi-bin/media/get?access_token=&media_id=`` → the file, with
   ``Content-Type`` and ``Content-disposition: attachment; filename="…"``;
   an unknown id → ``{"errcode": 40007, "errmsg": "invalid media_id"}``.
@@ -66,6 +67,7 @@ class WeChatStandIn:
         self.media: dict[str, tuple[bytes, str, str]] = {}
         self.uploads: list[str] = []  # media ids uploaded by the channel
         self.faults: deque[tuple[int | None, int] | None] = deque()
+        self.media_faults = 0  # media/get calls still to answer errcode -1
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.base_url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -86,6 +88,11 @@ class WeChatStandIn:
             self.faults.extend([None] * after)
             for _ in range(times):
                 self.faults.append((errcode, status))
+
+    def fail_media(self, times: int) -> None:
+        """The next ``times`` media/get calls answer errcode -1 (system busy)."""
+        with self.lock:
+            self.media_faults += times
 
     def expire_tokens(self) -> None:
         """Every token issued so far expires (the next use gets 42001)."""
@@ -184,10 +191,20 @@ class WeChatStandIn:
                 self.uploads.append(media_id)
             return self._json({"type": "image", "media_id": media_id,
                                "created_at": int(time.time())})
+        if path == "/cgi-bin/get_api_domain_ip" and request.method == "GET":
+            code = self._token_state(request.args.get("access_token"))
+            if code:
+                return self._error(code)
+            return self._json({"ip_list": ["101.226.103.0/25", "101.226.233.128/25"]})
         if path == "/cgi-bin/media/get" and request.method == "GET":
             code = self._token_state(request.args.get("access_token"))
             if code:
                 return self._error(code)
+            with self.lock:
+                busy = self.media_faults > 0
+                self.media_faults -= 1 if busy else 0
+            if busy:
+                return self._error(-1)
             found = self.media.get(request.args.get("media_id", ""))
             if found is None:
                 return self._error(40007)

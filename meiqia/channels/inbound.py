@@ -44,6 +44,10 @@ from meiqia.services import messages
 from meiqia.services.errors import Conflict
 from meiqia.services.errors import ValidationError
 
+#: What a message longer than ``messages.MAX_BODY`` ends with; the whole text is
+#: stored beside it as a file of this name.
+TOO_LONG_NOTE = "\n…（内容过长，完整内容见附件 · too long, the whole text is attached）"
+FULL_TEXT_NAME = "full-text.txt"
 #: Events a channel may report instead of text.
 EVENTS = ("subscribe", "unsubscribe", "scan", "click", "location", "view")
 MAX_EXTERNAL_ID = 500
@@ -62,6 +66,7 @@ def receive(
     display_name: str | None = None,
     subject: str | None = None,
     event: str | None = None,
+    placeholder: bool = False,
 ) -> ReceiveResult:
     """Store what ``external_user_id`` sent on ``host``'s channel and run the
     widget's path on it; see the module's docstring and docs/plugins.md.
@@ -74,7 +79,8 @@ def receive(
 
         with host.app.app_context(), connection():
             return receive(host, external_user_id, text, attachments, metadata,
-                           external_message_id, in_reply_to, display_name, subject, event)
+                           external_message_id, in_reply_to, display_name, subject, event,
+                           placeholder)
     team_id, slug = host.team_id, host.channel
     user = _check_user(external_user_id)
     text = text if isinstance(text, str) else ""
@@ -92,7 +98,8 @@ def receive(
     queued: list[int] = []
     try:
         with outbound.deferred() as queued:
-            return _handle(host, visitor, text, list(attachments), meta, ext, subject, event)
+            return _handle(host, visitor, text, list(attachments), meta, ext, subject, event,
+                           placeholder)
     finally:
         # Also when a later part failed (an attachment refused after the text was
         # stored): what was stored and answered goes out.
@@ -109,7 +116,7 @@ def receive_for(app: Any, team_id: int, slug: str, external_user_id: str,
 
 def _handle(host: ChannelHost, visitor: Visitor, text: str, attachments: list[Attachment],
             meta: dict[str, Any], ext: str | None, subject: str | None,
-            event: str | None) -> ReceiveResult:
+            event: str | None, placeholder: bool = False) -> ReceiveResult:
     slug = host.channel
     base_id = _client_id(ext)
     if event == "unsubscribe" or (event is not None and event != "subscribe"):
@@ -128,7 +135,7 @@ def _handle(host: ChannelHost, visitor: Visitor, text: str, attachments: list[At
                 first = message
             else:
                 first, created = _post_all(visitor, conversation, text, attachments, meta,
-                                           ext, base_id)
+                                           ext, base_id, placeholder)
         except Conflict:
             continue  # it ended between the two steps: a new one
         _record(host, conversation, first.id if created else None, ext)
@@ -138,14 +145,24 @@ def _handle(host: ChannelHost, visitor: Visitor, text: str, attachments: list[At
 
 def _post_all(visitor: Visitor, conversation: Conversation, text: str,
               attachments: list[Attachment], meta: dict[str, Any], ext: str | None,
-              base_id: str | None) -> tuple[Any, bool]:
+              base_id: str | None, placeholder: bool = False) -> tuple[Any, bool]:
     """The text, then one message per attachment (each like a widget upload)."""
     payload = {"channel": {"external_id": ext, "metadata": meta}} if ext or meta else None
     first = None
     first_created = False
+    if len(text) > messages.MAX_BODY:
+        # A message longer than a chat message may be: the start, a note, and the
+        # whole text as a file beside it (it was cut without a word).
+        attachments = [Attachment(FULL_TEXT_NAME, "text/plain; charset=utf-8",
+                                  text.encode("utf-8")), *attachments]
+        text = text[:messages.MAX_BODY - len(TOO_LONG_NOTE)] + TOO_LONG_NOTE
     if text.strip():
+        text_payload = payload
+        if placeholder:
+            text_payload = {"channel": {"external_id": ext, "metadata": meta,
+                                        "placeholder": True}}
         first, first_created = conversations.visitor_message(
-            visitor, conversation, text[:messages.MAX_BODY], base_id, payload=payload)
+            visitor, conversation, text, base_id, payload=text_payload)
     for index, item in enumerate(attachments):
         client_id = f"{base_id}.{index}" if base_id else None
         message, created = _post_attachment(visitor, conversation, item, client_id, payload)

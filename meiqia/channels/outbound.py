@@ -17,7 +17,19 @@ agents' sockets as a ``delivery`` frame (docs/protocol.md).
 While ``receive`` handles an inbound message, the deliveries its path creates
 (welcome, bot answer, handover, leave-a-message) are queued only at its end
 (``deferred``), so they go out after the inbound message's external id and
-thread are stored, in the order they were written.
+thread are stored.
+
+**One at a time, in order.** A conversation's deliveries go out in the order
+their messages were written: a delivery whose conversation has an earlier one
+still ``pending`` or ``retrying`` waits (its job ends, "waiting"), and the
+earlier one, once sent or failed for good, queues a job for the next
+(``_next_in_line``). Jobs run side by side on several workers, so without this
+a welcome line, the bot's answer and its "did you mean" list reached a WeChat
+follower in whatever order their jobs happened to finish, and a retried one
+after the messages written after it. A failed delivery does not hold the
+others back (it waits for an agent's retry). The attempt itself is claimed
+(``claimed_until``, ``_claim``): the job queued by the predecessor and the
+delivery's own may both run, and only one sends.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from meiqia.channels.base import ChannelConversation
 from meiqia.channels.base import ChannelMessage
 from meiqia.channels.base import DeliveryError
 from meiqia.jobs import Retry
+from meiqia.jobs import RetryLater
 from meiqia.models import Agent
 from meiqia.models import ChannelDelivery
 from meiqia.models import ChannelExternalId
@@ -137,24 +150,38 @@ def _enqueue(delivery_id: int, description: str = "") -> None:
         log.error("cannot queue channel delivery %s: %s", delivery_id, exc)
         _set(delivery_id, status="failed", last_error=f"could not queue: {exc}"[:2000])
         return
-    ChannelDelivery.update(job_id=job_id).where(
-        ChannelDelivery.id == delivery_id, ChannelDelivery.job_id.is_null()).execute()
+    # The delivery's latest job (one queued by its predecessor replaces its own).
+    ChannelDelivery.update(job_id=job_id).where(ChannelDelivery.id == delivery_id).execute()
 
 
 # --- the job ------------------------------------------------------------------------------
 
 
-class DeliveryRetry(Exception):
+class DeliveryRetry(RetryLater):
     """Raised by the job so the queue runs it again after the backoff."""
 
 
+#: Delivery states that are still on their way (the others: sent, failed).
+_UNFINISHED = ("pending", "retrying")
+#: Seconds a claim outlives the attempt's budget (a job killed mid-attempt
+#: leaves its claim to lapse; the job's retry then sends).
+CLAIM_MARGIN = 30
+
+
 def deliver_job(delivery_id: int) -> str:
-    """Job: one attempt at delivering one message; raise to be retried."""
+    """Job: one attempt at delivering one message, after every earlier one of
+    its conversation (module docstring); raise to be retried."""
     delivery = ChannelDelivery.get_or_none(ChannelDelivery.id == delivery_id)
     if delivery is None:
         return "gone"
-    if delivery.status in ("sent", "failed"):
+    if delivery.status not in _UNFINISHED:
         return delivery.status  # sent meanwhile, or given up (a retry by hand queues anew)
+    ahead = _ahead_of(delivery)
+    if ahead is not None:
+        # The one ahead queues this one's job when it is done (``_next_in_line``).
+        return f"waiting behind delivery {ahead}"
+    if not _claim(delivery):
+        return "another attempt is running"
     attempts = delivery.attempts + 1
     policy = retry_policy()
     try:
@@ -163,10 +190,43 @@ def deliver_job(delivery_id: int) -> str:
         final = not exc.retry or attempts >= policy.max + 1
         _failed_attempt(delivery, attempts, exc.reason, final, policy)
         if final:
+            _next_in_line(delivery.conversation_id)
             return f"failed: {exc.reason}"
         raise DeliveryRetry(exc.reason) from None
     _sent(delivery, attempts, external_id)
+    _next_in_line(delivery.conversation_id)
     return "sent"
+
+
+def _ahead_of(delivery: ChannelDelivery) -> int | None:
+    """The id of an earlier delivery of the same conversation still on its way."""
+    row = ChannelDelivery.select(ChannelDelivery.id).where(
+        ChannelDelivery.conversation == delivery.conversation_id,
+        ChannelDelivery.id < delivery.id,
+        ChannelDelivery.status.in_(_UNFINISHED)).order_by(ChannelDelivery.id).first()
+    return row.id if row is not None else None
+
+
+def _claim(delivery: ChannelDelivery) -> bool:
+    """Take the delivery's next attempt: True for exactly one of the jobs that
+    try at once, until the attempt ends or its claim lapses."""
+    now = utcnow()
+    budget = float(current_app.config.get("CHANNEL_DELIVER_TIMEOUT", DEFAULT_TIMEOUT))
+    until = now + datetime.timedelta(seconds=budget + CLAIM_MARGIN)
+    return bool(ChannelDelivery.update(claimed_until=until).where(
+        ChannelDelivery.id == delivery.id, ChannelDelivery.status.in_(_UNFINISHED),
+        ChannelDelivery.claimed_until.is_null() | (ChannelDelivery.claimed_until < now),
+    ).execute())
+
+
+def _next_in_line(conversation_id: int) -> None:
+    """Queue a job for the conversation's oldest delivery still on its way (it
+    may have one already: the claim lets one of them send)."""
+    row = ChannelDelivery.select(ChannelDelivery.id).where(
+        ChannelDelivery.conversation == conversation_id,
+        ChannelDelivery.status.in_(_UNFINISHED)).order_by(ChannelDelivery.id).first()
+    if row is not None:
+        _enqueue(row.id, f"channel delivery {row.id} (next in its conversation)")
 
 
 def _attempt(delivery: ChannelDelivery) -> str | None:
@@ -214,7 +274,7 @@ def _failed_attempt(delivery: ChannelDelivery, attempts: int, reason: str, final
     next_at = None if final else utcnow() + datetime.timedelta(
         seconds=policy.delay(attempts))
     _set(delivery.id, status="failed" if final else "retrying", attempts=attempts,
-         last_error=reason, next_attempt_at=next_at)
+         last_error=reason, next_attempt_at=next_at, claimed_until=None)
     log.warning("channel %s: delivery %s of message %s %s: %s", delivery.channel,
                 delivery.id, delivery.message_id,
                 "failed" if final else f"will be retried (attempt {attempts})", reason)
@@ -224,7 +284,7 @@ def _sent(delivery: ChannelDelivery, attempts: int, external_id: str | None) -> 
     from meiqia.services import messages
 
     _set(delivery.id, status="sent", attempts=attempts, last_error="",
-         next_attempt_at=None, external_id=external_id)
+         next_attempt_at=None, external_id=external_id, claimed_until=None)
     if external_id:
         ChannelExternalId.insert(team=delivery.team_id, channel=delivery.channel,
                                  external_id=external_id,
@@ -302,6 +362,12 @@ def message_view(message_id: int) -> ChannelMessage | None:
         from meiqia.services.routing import visitor_language
 
         body = reply_text(body, message.payload, visitor_language(conversation))
+    if message.sender_kind in {"bot", "agent"} and message.kind == "text":
+        from meiqia.services.rich_text import plain_text
+        from meiqia.services.routing import visitor_language
+
+        # The widget's links and images, written out: a channel gets plain text.
+        body = plain_text(body, visitor_language(conversation))
     attachments = []
     key = (message.payload or {}).get("attachment") if message.kind in {"image", "file"} \
         else None
@@ -369,7 +435,8 @@ def retry(actor: Agent, delivery_id: int) -> dict[str, Any]:
         raise Conflict("only a failed message delivery can be retried; this one is "
                        f"{delivery.status}")
     claimed = ChannelDelivery.update(status="pending", attempts=0, next_attempt_at=None,
-                                     job_id=None, updated_at=utcnow()).where(
+                                     job_id=None, claimed_until=None,
+                                     updated_at=utcnow()).where(
         ChannelDelivery.id == delivery.id, ChannelDelivery.status == "failed").execute()
     if not claimed:  # a colleague clicked first
         raise Conflict("this message is already being sent again")

@@ -4,6 +4,7 @@ or UIDVALIDITY, and a restart keeps them."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from meiqia.db import database
@@ -11,6 +12,8 @@ from meiqia.models import ChannelState
 from meiqia.models.base import utcnow
 
 MAX_KEY = 200
+#: ``updated_at`` of a claim that is free (never taken, or released).
+_FREE = datetime.datetime(1970, 1, 1)
 
 
 class StateStore:
@@ -50,3 +53,25 @@ class StateStore:
     def items(self) -> dict[str, Any]:
         return {row.key: row.value for row in list(ChannelState.select().where(
             ChannelState.team == self.team_id, ChannelState.channel == self.channel))}
+
+    def claim(self, key: str, seconds: float) -> bool:
+        """Take the lease ``key`` for ``seconds``: True for exactly one caller
+        among every process at a time, until ``release`` or the time is up (a
+        process that died holding it). For work only one process should do at
+        once, such as fetching a new access token, which invalidates the old
+        one. The lease is the row's ``updated_at``, taken by a conditional
+        UPDATE (its row count says who won)."""
+        key = self._check(f"lease:{key}")
+        ChannelState.insert(team=self.team_id, channel=self.channel, key=key, value=None,
+                            updated_at=_FREE).on_conflict_ignore().execute()
+        now = utcnow()
+        return bool(ChannelState.update(updated_at=now).where(
+            ChannelState.team == self.team_id, ChannelState.channel == self.channel,
+            ChannelState.key == key,
+            ChannelState.updated_at <= now - datetime.timedelta(seconds=seconds)).execute())
+
+    def release(self, key: str) -> None:
+        """Give the lease ``key`` back (a no-op when it is not held)."""
+        ChannelState.update(updated_at=_FREE).where(
+            ChannelState.team == self.team_id, ChannelState.channel == self.channel,
+            ChannelState.key == self._check(f"lease:{key}")).execute()

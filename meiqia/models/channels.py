@@ -113,6 +113,9 @@ class ChannelDelivery(BaseModel):
     next_attempt_at = peewee.DateTimeField(null=True)
     external_id = peewee.CharField(max_length=500, null=True)
     job_id = peewee.CharField(max_length=64, null=True)
+    #: Set while an attempt is in flight, to when its claim lapses (a job that
+    #: died mid-attempt): no second job sends the delivery meanwhile.
+    claimed_until = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 

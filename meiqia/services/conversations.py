@@ -7,6 +7,7 @@ figures and frees a place, which assigns the next queued conversation.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from typing import Any
@@ -178,6 +179,12 @@ def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
         raise Conflict("the conversation has ended: start a new one") from None
     if not created:
         return message, False
+    if placeholder(message.payload):
+        # A line a channel wrote for what it cannot pass on (a voice message
+        # without text): for agents to see, not a question for the bot.
+        if conversation.status == "bot":
+            _cannot_read(conversation)
+        return message, True
     if conversation.status == "bot" and kind == "text":
         if wants_human(message.body) or \
                 not settings_of(get_by_id(Team, conversation.team_id))["bot_enabled"]:
@@ -236,6 +243,30 @@ def bot_reply(conversation: Conversation, message: Any) -> dict[str, Any]:
             "en": "Sorry, I can't answer that: let me get you a human agent."}[lang]
     return {"kind": "unrecognised", "body": body, "candidates": [], "offer_human": True,
             "entry_id": None}
+
+
+def placeholder(payload: dict | None) -> bool:
+    """Whether a visitor message is a channel's placeholder line (``receive``'s
+    ``placeholder=True``)."""
+    channel = (payload or {}).get("channel")
+    return isinstance(channel, dict) and channel.get("placeholder") is True
+
+
+#: The bot's line for a message it cannot read (a channel's placeholder).
+CANNOT_READ = {
+    "zh-CN": "抱歉，我目前只能看懂文字和图片消息，请用文字描述您的问题；需要人工服务请回复“人工”。",
+    "en": "Sorry, I can only read text and pictures: please write your question in words, "
+          "or reply \"human\" for a person.",
+}
+
+
+def _cannot_read(conversation: Conversation) -> None:
+    """Tell the customer the bot cannot read what he sent (not counted as a
+    question the bot failed: he did not ask one)."""
+    body = CANNOT_READ[routing.visitor_language(conversation)]
+    with contextlib.suppress(messages.StatusChanged):  # a person took the chat meanwhile
+        messages.post_message(conversation, "bot", body, payload={"bot": "cannot_read"},
+                              while_status="bot")
 
 
 def _bot_step(conversation: Conversation, message: Any) -> None:

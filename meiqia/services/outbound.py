@@ -117,7 +117,8 @@ def check_host(host: str, port: int) -> None:
         raise
 
 
-def _failed(host: str, port: int, what: str) -> OutboundFailed:
+def failed(host: str, port: int, what: str) -> OutboundFailed:
+    """The one failure of a connection, however it failed (module docstring)."""
     return OutboundFailed(f"could not reach {what} at {host}:{port} (nothing answered in "
                           "time, the connection was refused or closed, or it is not "
                           f"{what}): check the host and port")
@@ -130,7 +131,7 @@ def connect(host: str, port: int, timeout: float = TIMEOUT, what: str = "the ser
     try:
         return socket.create_connection((address, port), timeout)
     except OSError:
-        raise _failed(host, port, what) from None
+        raise failed(host, port, what) from None
 
 
 # --- HTTP ------------------------------------------------------------------------------
@@ -182,7 +183,7 @@ def http_request(method: str, url: str, body: bytes | None = None,
         except OutboundFailed:
             raise
         except (OSError, http.client.HTTPException):
-            raise _failed(host, port, "an HTTP server") from None
+            raise failed(host, port, "an HTTP server") from None
         return response.status, {k.lower(): v for k, v in response.getheaders()}, data
     finally:
         conn.close()
@@ -206,10 +207,10 @@ class GatedSMTP(smtplib.SMTP):
             raise
         except (OSError, smtplib.SMTPException):
             self.close()
-            raise _failed(host, port, "an SMTP server") from None
+            raise failed(host, port, "an SMTP server") from None
         if code != 220:
             self.close()
-            raise _failed(host, port, "an SMTP server")
+            raise failed(host, port, "an SMTP server")
         return code, message
 
 

@@ -137,6 +137,27 @@ def _offer_once(conversation: Conversation, situation: str) -> None:
         _offer_frame(conversation, situation)
 
 
+def waits_on_its_channel(conversation: Conversation) -> bool:
+    """Whether a conversation nobody can take now waits in the queue instead of
+    being offered the leave-a-message form: one of a channel (e-mail, WeChat…),
+    whose customer can be answered later where he wrote, and has no form."""
+    return (getattr(conversation, "channel", "web") or "web") != "web"
+
+
+def _tell_once(conversation: Conversation, texts: dict[str, str]) -> None:
+    """Post ``texts`` (in the visitor's language) as a public event line, at most
+    once per OFFER_AGAIN_SECONDS (``offered_at`` claims it, as ``_offer_once``)."""
+    now = utcnow()
+    claimed = Conversation.update(offered_at=now).where(
+        Conversation.id == conversation.id,
+        Conversation.offered_at.is_null()
+        | (Conversation.offered_at < now - datetime.timedelta(seconds=OFFER_AGAIN_SECONDS)),
+    ).execute()
+    if claimed:
+        post_message(conversation, "system", texts[visitor_language(conversation)],
+                     kind="event", payload={"event": "waiting_for_agent"})
+
+
 def _offer_frame(conversation: Conversation, situation: str) -> None:
     """The visitor's ``conversation`` frame with ``offer_ticket``: show the form."""
     events.emit("conversation", conversation.team_id, [conversation_topic(conversation.id)],
@@ -177,8 +198,12 @@ def request_human(conversation: Conversation) -> str:
     if situation == capacity.NOBODY_ONLINE or (
         situation == capacity.ALL_BUSY and not queue_ok
     ):
-        _offer_once(conversation, situation)
-        return "nobody"
+        if not waits_on_its_channel(conversation):
+            _offer_once(conversation, situation)
+            return "nobody"
+        # A customer of e-mail or WeChat has no leave-a-message form and is still
+        # there tomorrow: his chat waits in the queue for the first agent back.
+        _tell_once(conversation, CHANNEL_WAIT_TEXT)
     Conversation.update(status="queued", queued_at=utcnow()).where(
         Conversation.id == conversation.id, Conversation.status == "bot").execute()
     assign_waiting(team_id)
@@ -429,6 +454,12 @@ LEAVE_MESSAGE_TEXT = {
     "zh-CN": "现在没有客服可以接待，请留言，我们会尽快联系您。",
     "en": "No agent can take your chat right now: leave a message and we'll get back to you.",
 }
+#: A channel customer's line when nobody can take his chat now: it waits for an agent.
+CHANNEL_WAIT_TEXT = {
+    "zh-CN": "现在没有客服在线，您的消息已收到。客服上线后会尽快在这里回复您。",
+    "en": "No agent is available right now; your message is kept and an agent will "
+          "answer you here as soon as one is back.",
+}
 #: A queued visitor is told "nobody is left" at most once in this many seconds.
 OFFER_AGAIN_SECONDS = 30
 
@@ -479,8 +510,10 @@ def tell_if_nobody_left(team_id: int) -> int:
     from meiqia.models import AgentGroup
 
     present = {seat.id for seat in capacity.seats(team_id)}
+    # A channel's customers are not offered the form: they wait (``waits_on_its_channel``).
     waiting = list(Conversation.select().where(
-        Conversation.team == team_id, Conversation.status == "queued")
+        Conversation.team == team_id, Conversation.status == "queued",
+        Conversation.channel == "web")
         .order_by(Conversation.queued_at, Conversation.id))
     if present:
         groups = {c.group_id for c in waiting if c.group_id is not None}

@@ -436,6 +436,10 @@ _PAIRS: list[tuple[str, str]] = [
     (r"this delivery changed meanwhile; look again before retrying",
      "这条推送刚刚有了变化，请刷新后再决定是否重试"),
     (r"config\.url: needs a host", "网址：缺少主机名"),
+    (r"config\.encoding_aes_key: the (?P<m>safe|compatible) mode needs the EncodingAESKey "
+     r"\(43 letters and digits, from the WeChat console\), or choose the plain mode",
+     "EncodingAESKey：{m} 模式（安全/兼容模式）需要填写 EncodingAESKey（43 位字母和数字，"
+     "在微信公众平台获取），或改用明文模式"),
     # a delivery's last error (the built-in sinks' failures), shown on the sinks page
     (r"webhook answered HTTP (?P<n>\d+) \(a redirect to (?P<u>.*)\); redirects are not "
      r"followed: set the final URL", "Webhook 返回 HTTP {n}（重定向到 {u}）；不会跟随重定向：请填写最终地址"),

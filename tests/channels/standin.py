@@ -3,12 +3,15 @@ channel API (``meiqia.channels``), like any channel package would.
 
 What it "sends" goes to an outbox on the app (``outbox(app)``), never to a
 module global: tests run many apps per process. ``fail(app, n, retry=True)``
-makes the next ``n`` deliveries raise ``DeliveryError``.
+makes the next ``n`` deliveries raise ``DeliveryError``; ``chaos(app, ...)``
+makes every delivery take a random time and fail (retryably) at random.
 """
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from typing import Any
 
 from meiqia.channels import Channel
@@ -30,6 +33,12 @@ def outbox(app: Any) -> list[tuple[ChannelConversation, ChannelMessage]]:
 
 def fail(app: Any, times: int, retry: bool = True, reason: str = "far side down") -> None:
     _box(app)["fail"].extend([(retry, reason)] * times)
+
+
+def chaos(app: Any, seed: int, most_seconds: float, fail_share: float) -> None:
+    """Every delivery from now on takes up to ``most_seconds`` and fails with
+    ``DeliveryError`` (retryable) ``fail_share`` of the time."""
+    _box(app)["chaos"] = (random.Random(seed), most_seconds, fail_share)
 
 
 class StandIn(Channel):
@@ -55,8 +64,16 @@ class StandIn(Channel):
         box = _box(self.host.app)
         with box["lock"]:
             failure = box["fail"].pop(0) if box["fail"] else None
+            chaos = box.get("chaos")
+            if chaos is not None:
+                dice, most, share = chaos
+                pause, fails = dice.uniform(0, most), dice.random() < share
         if failure is not None:
             raise DeliveryError(failure[1], retry=failure[0])
+        if chaos is not None:
+            time.sleep(pause)
+            if fails:
+                raise DeliveryError("the far side timed out")
         box["outbox"].append((conversation, message))
         return f"out-{message.id}@standin"
 

@@ -65,11 +65,15 @@ def test_human_handover_reaches_an_agent_whose_reply_is_delivered(ch_app, ch_api
     assert last.in_reply_to_external_id == "b2"
 
 
-def test_nobody_online_offers_to_leave_a_message_through_the_channel(ch_app, ch_api):
+def test_with_the_bot_off_and_nobody_online_the_customer_is_told_his_chat_waits(
+        ch_app, ch_api):
+    from meiqia.services.routing import CHANNEL_WAIT_TEXT
+
     ch_api.without_bot()
-    receive(host(ch_app, ch_api), "carol@example.com", "有人吗")
+    result = receive(host(ch_app, ch_api), "carol@example.com", "有人吗")
     texts = [m.body for _c, m in standin.outbox(ch_app)]
-    assert any("留言" in t or "message" in t for t in texts), texts
+    assert CHANNEL_WAIT_TEXT["zh-CN"] in texts, texts
+    assert Conversation.get_by_id(result.conversation_id).status == "queued"
 
 
 def test_the_same_external_id_is_stored_once(ch_app, ch_api):
@@ -232,3 +236,51 @@ def test_the_bot_tells_a_channel_customer_to_reply_human_not_to_press_a_button(c
             external_message_id="<q1@example.com>")
     bodies = [m.body for _c, m in standin.outbox(ch_app)]
     assert bodies and "回复“人工”" in bodies[-1] and "点击" not in bodies[-1], bodies
+
+
+def test_nobody_online_a_channel_customer_waits_in_the_queue_for_the_first_agent_back(
+        ch_app, ch_api):
+    """Off hours: a WeChat or e-mail customer has no leave-a-message form and can be
+    answered later where he wrote. His "人工" queues the chat (even with the team's
+    queue off), he is told once that it waits, what he writes meanwhile lands in
+    it, going away and coming back does not offer him a form, and the first agent
+    who comes online gets the chat and answers him through the channel. A widget
+    visitor at the same moment is offered the form as before."""
+    from meiqia.services.routing import CHANNEL_WAIT_TEXT
+    from meiqia.services.routing import LEAVE_MESSAGE_TEXT
+    from tests.api.test_conversations import start
+
+    assert ch_api.patch("/api/v1/team", json={"settings": {"queue_enabled": False}}
+                        ).status_code == 200
+    h = host(ch_app, ch_api)
+    first = receive(h, "night@example.com", "人工", external_message_id="n1")
+    conversation = Conversation.get_by_id(first.conversation_id)
+    assert conversation.status == "queued"
+    receive(h, "night@example.com", "我要找人工客服", external_message_id="n2")
+    receive(h, "night@example.com", "订单 MQ123 一直没发货", external_message_id="n3")
+    assert Conversation.get_by_id(conversation.id).status == "queued"
+    told = [m.body for _c, m in standin.outbox(ch_app)]
+    assert told.count(CHANNEL_WAIT_TEXT["zh-CN"]) == 1, told
+    assert LEAVE_MESSAGE_TEXT["zh-CN"] not in told
+    # A widget visitor asking at the same moment gets the leave-a-message offer.
+    client, token, web_cid, _ = start(ch_app, ch_api.team["id"])
+    asked = client.post(f"/api/v1/widget/conversations/{web_cid}/human",
+                        headers={"X-Visitor-Token": token})
+    assert asked.status_code == 200 and asked.get_json()["outcome"] == "nobody"
+    # The presence sweep's "nobody left" offer skips it (it is for widget visitors).
+    from meiqia.services import routing
+
+    routing.tell_if_nobody_left(ch_api.team["id"])
+    assert Conversation.get_by_id(conversation.id).status == "queued"
+    # The first agent back takes it and answers through the channel.
+    agent = ch_api.online_agent()
+    taken = Conversation.get_by_id(conversation.id)
+    assert taken.status == "open" and taken.handler_id == agent.agent["id"]
+    reply = agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+                       json={"body": "您好，MQ123 今天发出", "client_msg_id": "night-1"})
+    assert reply.status_code == 201, reply.get_json()
+    bodies = [m.body for _c, m in standin.outbox(ch_app)]
+    assert bodies[-1] == "您好，MQ123 今天发出"
+    assert LEAVE_MESSAGE_TEXT["zh-CN"] not in bodies
+    visitor_lines = [m.body for m in public(conversation.id) if m.sender_kind == "visitor"]
+    assert visitor_lines == ["人工", "我要找人工客服", "订单 MQ123 一直没发货"]

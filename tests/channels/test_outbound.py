@@ -185,6 +185,39 @@ def test_a_channel_that_raises_or_hangs_is_retried_with_the_reason(tmp_path):
         close_app(app)
 
 
+@pytest.mark.parametrize("trial", range(3))
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_a_conversations_deliveries_go_out_in_order_through_random_delays_and_failures(
+        tmp_path, request, db, trial):
+    """Four job threads, a far side that takes up to 20 ms and fails a third of
+    the attempts: the agent's 20 lines still reach it once each, in the order
+    he wrote them (each waits behind the one before; a retried one too)."""
+    extra = {}
+    if db == "postgres":
+        extra["DATABASE_URL"] = request.getfixturevalue("pg_database_url")
+        truncate_all(extra["DATABASE_URL"])
+    app = _app(tmp_path, JOBS_INLINE=False, JOB_THREADS=4,
+               CHANNEL_DELIVERY_RETRY=(12, (0,) * 12), **extra)
+    try:
+        with app.app_context():
+            api, agent = _team(app)
+            cid = _chat(app, api, agent)
+            app.extensions["meiqia.jobs"].join()
+            standin.chaos(app, seed=trial, most_seconds=0.02, fail_share=0.33)
+            written = [_reply(agent, cid, f"第{n}条：请稍等") for n in range(20)]
+            wait_until(lambda: ChannelDelivery.select().where(
+                ChannelDelivery.message.in_(written),
+                ChannelDelivery.status.in_(("sent", "failed"))).count() == len(written),
+                timeout=60, what="every delivery to finish")
+            states = {d.message_id: d.status for d in ChannelDelivery.select().where(
+                ChannelDelivery.message.in_(written))}
+            assert set(states.values()) == {"sent"}, states
+            got = [message.id for _c, message in standin.outbox(app) if message.id in written]
+            assert got == written
+    finally:
+        close_app(app)
+
+
 def test_web_conversations_get_no_deliveries(quick):
     api, agent = _team(quick)
     from tests.api.test_conversations import start
@@ -224,3 +257,14 @@ def test_a_delivery_whose_job_was_never_queued_is_queued_again(quick):
     assert _delivery(message_id).status == "sent"
     assert len(standin.outbox(quick)) == sent_before + 1
     assert outbound.resume_pending() == 0
+
+
+def test_links_and_images_go_out_as_plain_text(quick):
+    """deliver() gets plain text: an agent's rich-text link and image (the widget
+    draws them) arrive written out, in the customer's language."""
+    api, agent = _team(quick)
+    cid = _chat(quick, api, agent)
+    _reply(agent, cid, "详细步骤见[退货指南](https://example.com/help/returns)。"
+                       "![退货流程](/static/demo/return-steps.png)")
+    body = standin.outbox(quick)[-1][1].body
+    assert body == "详细步骤见退货指南（https://example.com/help/returns）。[图片：退货流程]", body

@@ -423,8 +423,15 @@ def test_plain_mode_and_the_test_connection_button(wx: ApiClient,
     wechat.text("明文模式")
     assert Message.select().where(Message.body == "明文模式").count() == 1
     ok = wx.post("/api/v1/channels/wechat/test", json={})
-    assert ok.status_code == 200, ok.get_json()
+    assert ok.status_code == 200 and ok.get_json()["ok"] is True, ok.get_json()
+    # Settings typed into the form, not saved yet: tested with their own token.
+    bad = wx.post("/api/v1/channels/wechat/test", json={"config": {
+        "app_id": APP_ID, "app_secret": "not-the-secret", "token": TOKEN,
+        "encryption_mode": "plain", "api_base_url": standin.base_url}})
+    assert bad.get_json()["ok"] is False and "40125" in bad.get_json()["message"]
+    # WeChat stops taking the token (the secret was reset in its console).
     standin.app_secret = "changed-in-the-console"
+    standin.expire_tokens()
     bad = wx.post("/api/v1/channels/wechat/test", json={})
     assert "40125" in str(bad.get_json()), bad.get_json()
 
@@ -468,8 +475,10 @@ def test_what_cannot_be_stored_is_answered_without_a_resend_loop(
     # An image whose MediaId WeChat no longer has (40007): agents get a line.
     answer = wechat.send(wechat.side.image(OPENID, "EXPIRED_MEDIA"))
     assert answer.status_code == 200 and answer.data == b"success"
+    from meiqia.channels.wechat.views import IMAGE_GONE
+
     line = Message.select().where(Message.sender_kind == "visitor").get()
-    assert line.body.startswith("[图片 image:") and "40007" in line.body
+    assert line.body.startswith(IMAGE_GONE)
     assert line.body.endswith("http://mmbiz.qpic.cn/EXPIRED_MEDIA")  # the PicUrl
     # An empty text (nothing to store): success, so WeChat does not resend it.
     assert wechat.send(wechat.side.text(OPENID, " ")).data == b"success"
@@ -504,7 +513,15 @@ def test_the_admin_form_validates_and_never_shows_the_secrets(
         "app_id": APP_ID, "app_secret": "********", "token": "********",
         "encryption_mode": "sometimes"}})
     assert mode.status_code == 422
-    # Safe mode without the AES key: "test connection" says what is missing.
+    # Safe mode without the AES key cannot be saved: every message would be refused.
+    for mode in ("safe", "compatible"):
+        unsafe = wx.put("/api/v1/channels/wechat", json={"config": {
+            "app_id": APP_ID, "app_secret": "********", "token": "********",
+            "encoding_aes_key": "", "encryption_mode": mode,
+            "api_base_url": standin.base_url}})
+        assert unsafe.status_code == 422, unsafe.get_json()
+        assert unsafe.get_json()["error"]["field"] == "config.encoding_aes_key"
+    # Nor tested: "test connection" says what is missing.
     no_key = wx.post("/api/v1/channels/wechat/test", json={"config": {
         "app_id": APP_ID, "app_secret": "********", "token": "********",
         "encoding_aes_key": "", "encryption_mode": "safe",
@@ -626,6 +643,105 @@ def test_the_token_is_shared_cached_and_renewed_before_it_expires(
     standin.app_secret = "rotated"
     from meiqia.channels.wechat.api import ApiError
 
+    one.drop_token(renewed)
     with pytest.raises(ApiError) as caught:
-        one.access_token(fresh=True)
+        one.access_token()
     assert caught.value.errcode == 40125 and caught.value.retry is False
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_processes_that_need_a_token_at_once_fetch_one(
+        wx: ApiClient, standin: WeChatStandIn, trial: int) -> None:
+    """Every fetch invalidates the token before it: eight callers (as many
+    processes would: each its own host and client) that find no token at the
+    same moment make one fetch between them and all use its token. Then the
+    admin's "Test connection" uses that token instead of fetching another."""
+    import threading
+
+    from meiqia.channels.wechat.channel import api_for
+    from meiqia.db import connection
+
+    app = wx.app
+    clients = [api_for(registry.make_host(wx.team["id"], "wechat")) for _ in range(8)]
+    start = threading.Barrier(len(clients))
+    got: list[str] = []
+
+    def fetch(client: Any) -> None:
+        with app.app_context(), connection():
+            start.wait()
+            got.append(client.access_token())
+
+    threads = [threading.Thread(target=fetch, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(got) == len(clients) and len(set(got)) == 1
+    assert standin.token_requests == 1
+    answer = wx.post("/api/v1/channels/wechat/test", json={})
+    assert answer.get_json()["ok"] is True, answer.get_json()
+    assert standin.token_requests == 1
+    clients[0].drop_token(got[0])  # as a refused token does; the next caller fetches
+    assert clients[1].access_token() != got[0] and standin.token_requests == 2
+
+
+def test_an_image_the_api_did_not_give_is_fetched_later_and_placeholders_are_not_questions(
+        tmp_path: Any, standin: WeChatStandIn) -> None:
+    """With a real job queue: WeChat's API is busy when a picture arrives, so
+    agents see a line that it is on its way and a job fetches it again (WeChat
+    drops a callback after three tries; the MediaId lives three days). A voice
+    message without text and bytes that are no image are lines for agents: the
+    bot says what it can read instead of "I did not understand", and nothing is
+    counted as a failed question (no handover)."""
+    from meiqia.channels.wechat.views import IMAGE_PENDING
+    from meiqia.services.conversations import CANNOT_READ
+    from tests.helpers import wait_until
+
+    app = make_app(tmp_path, OUTBOUND_ALLOW_PRIVATE=True, JOBS_INLINE=False,
+                   CHANNEL_DELIVERY_RETRY=(3, (0, 0, 0)), WECHAT_MEDIA_RETRY=(4, (0, 1, 1, 1)))
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            configure(app, api.team["id"], standin)
+            wechat = WeChat(api)
+            standin.media["MEDIA_LATER"] = (PNG, "image/png", "later.png")
+            standin.fail_media(3)  # the first try and two of the job's
+            answer = wechat.send(wechat.side.image(OPENID, "MEDIA_LATER", msg_id="7001"))
+            assert answer.status_code == 200 and answer.data == b"success"
+            conversation = conversation_of()
+            line = Message.get(Message.conversation == conversation.id,
+                               Message.sender_kind == "visitor")
+            assert line.body == IMAGE_PENDING
+            image = wait_until(lambda: Message.get_or_none(
+                Message.conversation == conversation.id, Message.kind == "image"),
+                timeout=30, what="the image fetched by the job")
+            assert image.sender_kind == "visitor"
+            # WeChat's resend of the same callback stores nothing more.
+            wechat.send(wechat.side.image(OPENID, "MEDIA_LATER", msg_id="7001"))
+            app.extensions["meiqia.jobs"].join()
+            assert Message.select().where(Message.conversation == conversation.id,
+                                          Message.sender_kind == "visitor").count() == 2
+
+            voice = ("<xml><ToUserName>gh</ToUserName>"
+                     f"<FromUserName>{OPENID}</FromUserName><CreateTime>1760000000"
+                     "</CreateTime><MsgType>voice</MsgType><MediaId>V1</MediaId>"
+                     "<Format>amr</Format><MsgId>7002</MsgId></xml>")
+            assert wechat.send(voice).data == b"success"
+            standin.media["NOT_AN_IMAGE"] = (b"not an image at all", "image/png", "x.png")
+            wechat.send(wechat.side.image(OPENID, "NOT_AN_IMAGE", msg_id="7003"))
+            app.extensions["meiqia.jobs"].join()
+            lines = [m.body for m in Message.select().where(
+                Message.conversation == conversation.id, Message.sender_kind == "visitor")
+                .order_by(Message.id)]
+            assert lines[2] == "[语音 voice message]"
+            assert lines[3].startswith("[图片 image: 未收下")
+            assert Message.select().where(Message.conversation == conversation.id,
+                                          Message.kind == "file").count() == 0
+            said = [m.body for m in Message.select().where(
+                Message.conversation == conversation.id, Message.sender_kind == "bot")]
+            assert said.count(CANNOT_READ["zh-CN"]) == 3, said  # pending, voice, refused
+            assert Conversation.get_by_id(conversation.id).status == "bot"
+            wait_until(lambda: CANNOT_READ["zh-CN"] in standin.texts_to(OPENID),
+                       what="the bot's line to reach the follower")
+    finally:
+        close_app(app)

@@ -482,7 +482,7 @@ def test_two_processes_one_reader_and_the_other_takes_over(email_app, mail, tmp_
     """Every web process runs the channel; one reads the mailbox. A second process on
     the same database (``meiqia run``, as gunicorn's workers are processes) waits
     while the first holds the claim, and reads the mail once the first stops (which
-    gives the claim up at once).
+    gives the claim up at once), and gives it up itself when SIGTERM stops it.
 
     A real process, not a second app in this one: the models' database proxy is one
     per process, and a second app re-bound it under the first app's reader, which
@@ -539,6 +539,11 @@ def test_two_processes_one_reader_and_the_other_takes_over(email_app, mail, tmp_
             Conversation.channel == "email").count() == 3,
             what="the third mail, read by the second process")
         assert reader() not in (None, poller1.token) and not poller1.thread
+        # The second process stopped by SIGTERM gives the mailbox back as it exits,
+        # so the next one reads new mail at once, not when the claim runs out.
+        second.terminate()
+        second.wait(30)
+        assert reader() is None
     finally:
         second.terminate()
         try:

@@ -83,12 +83,15 @@ def open_imap(server: Server, timeout: float = TIMEOUT) -> GatedIMAPClient:
         client = GatedIMAPClient(server.host, port=server.port, ssl=server.security == "ssl",
                                  ssl_context=context, timeout=timeout)
     except outbound.OutboundRefused as exc:
-        raise MailError("IMAP 服务器地址不允许连接", f"IMAP: {exc}", retry=False) from None
+        raise MailError(_refused_lead("IMAP", exc), f"IMAP: {exc}", retry=False) from None
     except outbound.OutboundFailed as exc:
         raise MailError("无法连接 IMAP 服务器", f"IMAP: {exc}") from None
-    except (OSError, ssl.SSLError, IMAPClient.Error) as exc:
-        raise MailError("无法连接 IMAP 服务器", f"IMAP {server.host}:{server.port}: "
-                        f"{type(exc).__name__}: {exc}") from None
+    except (OSError, ssl.SSLError, IMAPClient.Error):
+        # No IMAP greeting (a timeout, a TLS handshake with something else, another
+        # protocol's banner): the gate's one text, as for SMTP, so the answer tells a
+        # port scan nothing about what listens there.
+        failed = outbound.failed(server.host, server.port, "an IMAP server")
+        raise MailError("无法连接 IMAP 服务器", f"IMAP: {failed}") from None
     try:
         if server.security == "starttls":
             client.starttls(context)
@@ -109,6 +112,14 @@ def open_imap(server: Server, timeout: float = TIMEOUT) -> GatedIMAPClient:
                         f"IMAP {server.host}:{server.port} broke off during STARTTLS or "
                         f"login: {type(exc).__name__}") from None
     return client
+
+
+def _refused_lead(protocol: str, exc: Exception) -> str:
+    """The Chinese lead of a refusal by the SSRF gate: a name that does not
+    resolve is not an address "not allowed"."""
+    if str(exc).startswith("cannot resolve"):
+        return f"无法解析 {protocol} 服务器地址"
+    return f"{protocol} 服务器地址不允许连接"
 
 
 def _login(client: IMAPClient, server: Server) -> None:
@@ -157,7 +168,7 @@ def _smtp(server: Server, timeout: float) -> outbound.GatedSMTP:
         else:
             smtp = outbound.smtp(server.host, server.port, timeout=timeout)
     except outbound.OutboundRefused as exc:
-        raise MailError("SMTP 服务器地址不允许连接", f"SMTP: {exc}", retry=False) from None
+        raise MailError(_refused_lead("SMTP", exc), f"SMTP: {exc}", retry=False) from None
     except outbound.OutboundFailed as exc:
         raise MailError("无法连接 SMTP 服务器", f"SMTP: {exc}") from None
     except (OSError, ssl.SSLError, smtplib.SMTPException) as exc:

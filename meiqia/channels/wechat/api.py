@@ -10,6 +10,8 @@
   ``{"touser", "msgtype": "text", "text": {"content"}}``: the customer-service
   message, allowed within 48 hours of the user's last message (errcode 45015
   after that).
+* ``GET /cgi-bin/get_api_domain_ip?access_token=…`` gives ``{"ip_list"}``: the
+  admin's "Test connection" (credentials, network path, IP whitelist).
 * ``GET /cgi-bin/media/get?access_token=…&media_id=…``: an image the user sent
   (the file itself, or a JSON error).
 * ``POST /cgi-bin/media/upload?access_token=…&type=image`` (multipart, field
@@ -23,6 +25,7 @@ later can help.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -35,6 +38,11 @@ TIMEOUT = 6.0
 #: Fetch a new token this many seconds before the old one expires.
 MARGIN = 300
 TOKEN_KEY = "access_token"
+#: The lease (``state.claim``) of the one process fetching a new token, and how
+#: long it holds at most; the others wait up to ``TOKEN_WAIT`` for its token.
+TOKEN_LEASE = "access_token_fetch"
+TOKEN_LEASE_SECONDS = 3 * TIMEOUT
+TOKEN_WAIT = 2 * TIMEOUT
 #: errcodes that mean "this access_token is not valid (any more)".
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 #: The 48-hour customer-service window has passed.
@@ -83,14 +91,47 @@ class WeChatAPI:
 
     # --- access token ----------------------------------------------------------------
 
-    def access_token(self, fresh: bool = False, now: float | None = None) -> str:
-        """The cached token, or a new one when it is missing, near expiry or ``fresh``."""
-        now = time.time() if now is None else now
+    @property
+    def _credentials(self) -> str:
+        """Which AppID and AppSecret a cached token was fetched with (a digest,
+        never the secret): a token of other credentials is not reused."""
+        return hashlib.sha256(f"{self.app_id}\0{self.app_secret}".encode()).hexdigest()[:16]
+
+    def _cached(self, now: float) -> str | None:
         cached = self.state.get(TOKEN_KEY) or {}
-        if (not fresh and isinstance(cached, dict) and cached.get("token")
+        if (isinstance(cached, dict) and cached.get("token")
                 and cached.get("app_id") == self.app_id
+                and cached.get("credentials") == self._credentials
                 and float(cached.get("expires_at", 0)) - MARGIN > now):
             return str(cached["token"])
+        return None
+
+    def access_token(self, now: float | None = None) -> str:
+        """The cached token, or a new one when it is missing or near expiry.
+
+        One process fetches at a time (every fetch invalidates the token before
+        it, and fetches count against a daily quota): the others wait for its
+        token (``TOKEN_LEASE``), and fetch themselves only if none came in
+        ``TOKEN_WAIT`` seconds (its holder died or WeChat did not answer)."""
+        token = self._cached(time.time() if now is None else now)
+        if token is not None:
+            return token
+        deadline = time.monotonic() + TOKEN_WAIT
+        while not self.state.claim(TOKEN_LEASE, TOKEN_LEASE_SECONDS):
+            if time.monotonic() >= deadline:
+                return self._fetch(now)
+            time.sleep(0.1)
+            token = self._cached(time.time() if now is None else now)
+            if token is not None:
+                return token
+        try:
+            # Another process may have stored one between our look and the claim.
+            token = self._cached(time.time() if now is None else now)
+            return token if token is not None else self._fetch(now)
+        finally:
+            self.state.release(TOKEN_LEASE)
+
+    def _fetch(self, now: float | None) -> str:
         data = self._json("GET", "/cgi-bin/token", params={
             "grant_type": "client_credential", "appid": self.app_id,
             "secret": self.app_secret})
@@ -101,7 +142,9 @@ class WeChatAPI:
             expires_in = int(data.get("expires_in") or 7200)
         except (TypeError, ValueError):
             expires_in = 7200
+        now = time.time() if now is None else now
         self.state.set(TOKEN_KEY, {"token": token, "app_id": self.app_id,
+                                   "credentials": self._credentials,
                                    "expires_at": now + expires_in})
         return token
 
@@ -130,6 +173,17 @@ class WeChatAPI:
                     continue
                 raise
         raise AssertionError("unreachable")
+
+    def check(self) -> int:
+        """Prove the credentials and the path to the API: the token (the cached
+        one when it was fetched with these credentials, else a new one) and
+        ``GET /cgi-bin/get_api_domain_ip`` with it, which also fails when this
+        server's address is not on the account's IP whitelist. Returns how many
+        API addresses WeChat listed. Fetching a new token on every "Test
+        connection" invalidated the one the deliveries were using."""
+        data = self.call("GET", "/cgi-bin/get_api_domain_ip")
+        ips = data.get("ip_list")
+        return len(ips) if isinstance(ips, list) else 0
 
     def send_text(self, openid: str, content: str) -> dict[str, Any]:
         """One customer-service text message to ``openid``."""

@@ -88,6 +88,19 @@ class WeChatChannel(Channel):
             "secret": ["app_secret", "token", "encoding_aes_key"],
         }
 
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        """Safe and compatible mode need the EncodingAESKey: saved without it, the
+        URL check passed and then every message was refused (403)."""
+        from meiqia.services.errors import ValidationError
+
+        mode = config.get("encryption_mode") or "safe"
+        if mode != "plain" and len(str(config.get("encoding_aes_key") or "")) != 43:
+            raise ValidationError(
+                f"config.encoding_aes_key: the {mode} mode needs the EncodingAESKey "
+                "(43 letters and digits, from the WeChat console), or choose the plain mode",
+                "config.encoding_aes_key")
+
     def __init__(self, config: dict[str, Any], host: Any) -> None:
         super().__init__(config, host)
         self.api = api_for(host)
@@ -125,6 +138,8 @@ class WeChatChannel(Channel):
                 raise delivery_error(exc) from None
             if len(pieces) > 1:
                 self.host.state.set(progress_key, index + 1)
+        if len(pieces) > 1:
+            self.host.state.delete(progress_key)  # every piece is out: nothing to resume
         return None  # custom/send gives no message id
 
     def _text(self, message: Any) -> str:
@@ -141,10 +156,11 @@ class WeChatChannel(Channel):
                                 "from the WeChat console) (安全/兼容模式需要填写 "
                                 "EncodingAESKey)", retry=False)
         try:
-            self.api.access_token(fresh=True)
+            self.api.check()
         except wechat_api.ApiError as exc:
             raise DeliveryError(describe(exc), retry=False) from None
-        return f"access_token fetched for AppID {self.config.get('app_id')} (已获取 access_token)"
+        return (f"connected to the WeChat API as AppID {self.config.get('app_id')} "
+                "(已连接微信接口)")
 
 
 def api_for(host: Any) -> wechat_api.WeChatAPI:

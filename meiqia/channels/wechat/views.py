@@ -119,27 +119,85 @@ def handle(host: Any, msg: Any) -> None:
         receive(host, openid, str(msg.recognition), metadata=meta, external_message_id=ext)
     else:
         receive(host, openid, PLACEHOLDERS.get(kind, f"[{kind or 'message'}]"),
-                metadata=meta, external_message_id=ext)
+                metadata=meta, external_message_id=ext, placeholder=True)
+
+
+#: What agents see while an image is being fetched from WeChat, or when it cannot be.
+IMAGE_PENDING = "[图片 image: 正在从微信获取，稍后显示 · being fetched from WeChat]"
+IMAGE_GONE = "[图片 image: 微信已不再提供这张图片 · WeChat no longer has it]"
+IMAGE_REFUSED = "[图片 image: 未收下 · refused: {reason}]"
+#: Attempts of the background fetch after the first and the waits between them
+#: (MediaId lives 3 days at WeChat), unless the app sets ``WECHAT_MEDIA_RETRY``.
+FETCH_RETRY = (6, (10, 60, 300, 1800, 3600, 3 * 3600))
 
 
 def receive_image(host: Any, openid: str, msg: Any, meta: dict[str, Any], ext: str) -> None:
-    """Fetch the image by its MediaId and store it like a widget upload; when it
-    cannot be fetched or the upload checks refuse it, agents get a line saying
-    why instead (with the PicUrl WeChat sent, when it can be fetched)."""
+    """Fetch the image by its MediaId and store it like a widget upload.
+
+    WeChat resends a callback three times within 15 s and then drops it, so an
+    API that does not answer now must not lose the picture: agents get a line
+    saying it is on its way, and a job fetches it again with backoff (the
+    MediaId stays valid for three days) and adds it to the chat. An image WeChat
+    no longer has, or bytes that are not an image, get a line saying so
+    (placeholders: the bot does not answer them)."""
+    media_id = str(msg.media_id or "")
     try:
-        data, ctype, filename = api_for(host).get_media(str(msg.media_id or ""))
+        data, ctype, filename = api_for(host).get_media(media_id)
     except ApiError as exc:
-        # Stored as a line with WeChat's own link to the picture rather than
-        # answered with an error: WeChat resends three times within 15 s and then
-        # drops the message, so an API outage would lose it.
         host.log.warning("wechat image %s: %s", ext, exc)
-        link = str(getattr(msg, "image", "") or "")[:1000]
-        line = f"[图片 image: {exc}]" + (f" {link}" if link.startswith("http") else "")
-        receive(host, openid, line, metadata=meta, external_message_id=ext)
+        if not exc.retry:
+            link = str(getattr(msg, "image", "") or "")[:1000]
+            line = IMAGE_GONE + (f" {link}" if link.startswith("http") else "")
+            receive(host, openid, line, metadata=meta, external_message_id=ext,
+                    placeholder=True)
+            return
+        receive(host, openid, IMAGE_PENDING, metadata=meta, external_message_id=ext,
+                placeholder=True)
+        from flask import current_app
+
+        from meiqia.jobs import Retry
+
+        count, waits = current_app.config.get("WECHAT_MEDIA_RETRY") or FETCH_RETRY
+        current_app.extensions["meiqia.jobs"].enqueue(
+            fetch_image_job, host.team_id, openid, media_id, meta, ext,
+            retry=Retry(max=count, intervals=waits),
+            description=f"fetch WeChat image {ext}")
+        return
+    _store_image(host, openid, data, ctype, filename, meta, ext)
+
+
+def _store_image(host: Any, openid: str, data: bytes, ctype: str, filename: str,
+                 meta: dict[str, Any], ext: str) -> None:
+    from meiqia.services import uploads
+
+    if uploads.sniff_image(data[:uploads.HEAD_BYTES]) is None:
+        receive(host, openid, IMAGE_REFUSED.format(reason="not an image 不是图片"),
+                metadata=meta, external_message_id=ext, placeholder=True)
         return
     try:
         receive(host, openid, attachments=[Attachment(filename, ctype, data)],
                 metadata=meta, external_message_id=ext)
     except ValidationError as exc:
-        receive(host, openid, f"[图片 image refused: {exc}]", metadata=meta,
-                external_message_id=ext)
+        receive(host, openid, IMAGE_REFUSED.format(reason=exc), metadata=meta,
+                external_message_id=ext, placeholder=True)
+
+
+def fetch_image_job(team_id: int, openid: str, media_id: str, meta: dict[str, Any],
+                    ext: str) -> str:
+    """Job: fetch an image WeChat's API did not give when it arrived; raise to
+    be retried. Stored under its own external id (``<MsgId>:image``), once."""
+    host = host_for(team_id, SLUG)
+    if host is None:
+        return "the channel is off"
+    try:
+        data, ctype, filename = api_for(host).get_media(media_id)
+    except ApiError as exc:
+        if exc.retry:
+            from meiqia.jobs import RetryLater
+
+            raise RetryLater(str(exc)) from None
+        receive(host, openid, IMAGE_GONE, metadata=meta, external_message_id=f"{ext}:image",
+                placeholder=True)
+        return f"gone: {exc}"
+    _store_image(host, openid, data, ctype, filename, meta, f"{ext}:image")
+    return "stored"
