@@ -71,6 +71,14 @@ class _Throttle:
     def clear(self, item: object, *keys: str) -> None:
         self._call("clear", item, *keys)
 
+    def seconds_left(self, item: object, *keys: str) -> int:
+        """Seconds until ``item`` lets one more attempt through (at least 1)."""
+        import time
+
+        stats = self._call("get_window_stats", item, *keys)
+        reset = stats.reset_time if stats is not None else time.time() + 1
+        return max(1, int(reset - time.time() + 0.999))
+
 
 _CREATE = threading.Lock()
 
@@ -107,13 +115,17 @@ def attempt(email: str, ip: str) -> None:
     past the limit between check and count.
     """
     throttle = _throttle()
-    limited = False
+    waits = []
     for item in parse_many(current_app.config["LOGIN_RATE_PER_CLIENT"]):
-        limited |= not throttle.hit(item, "client", ip)
+        if not throttle.hit(item, "client", ip):
+            waits.append(throttle.seconds_left(item, "client", ip))
     if current_app.config["LOGIN_MAX_FAILURES"]:
-        limited |= not throttle.hit(_account_item(), "account", _email_key(email), ip)
-    if limited:
-        raise RateLimited("too many login attempts: try again later")
+        keys = ("account", _email_key(email), ip)
+        if not throttle.hit(_account_item(), *keys):
+            waits.append(throttle.seconds_left(_account_item(), *keys))
+    if waits:
+        # Retry-After: when the fullest window lets the next attempt through.
+        raise RateLimited("too many login attempts: try again later", retry_after=max(waits))
 
 
 def succeeded(email: str, ip: str) -> None:

@@ -551,3 +551,39 @@ def test_two_processes_one_reader_and_the_other_takes_over(email_app, mail, tmp_
         except subprocess.TimeoutExpired:
             second.kill()
         log.close()
+
+
+def test_a_subject_only_mail_a_long_mail_and_a_port_that_is_no_imap_server(email_app, mail):
+    """What an e-mail team met: a mail with only a subject was dropped, one longer
+    than a chat message was cut without a word, and "test connection" against a
+    port where something else listens quoted that server's greeting."""
+    from meiqia.channels.inbound import FULL_TEXT_NAME
+    from meiqia.channels.inbound import TOO_LONG_NOTE
+    from meiqia.models import Attachment
+
+    api = ApiClient.registered(email_app)
+    enable(api, mail)
+    mail.send(VISITOR, "回复：只有主题：发货快吗", "")
+    first = wait_until(lambda: Message.get_or_none(Message.sender_kind == "visitor"),
+                       what="the subject-only mail")
+    assert first.body == "只有主题：发货快吗"
+    long_text = "请帮我查一下订单。" * 1000 + "结尾标记END"
+    mail.send("li@customer.test", "很长的邮件", long_text)
+    text = wait_until(lambda: Message.get_or_none(Message.sender_kind == "visitor",
+                                                  Message.body.endswith(TOO_LONG_NOTE)),
+                      what="the long mail")
+    whole = wait_until(lambda: Message.get_or_none(
+        Message.conversation == text.conversation_id, Message.kind == "file"),
+        what="its whole text beside it")
+    stored = Attachment.get(Attachment.key == whole.payload["attachment"])
+    assert stored.original_name == FULL_TEXT_NAME
+    from meiqia.services import uploads
+
+    with open(uploads.path_of(stored), encoding="utf-8") as handle:
+        assert handle.read().strip() == long_text
+    # IMAP settings pointing at the SMTP server: the gate's one text, not its banner.
+    probe = api.post("/api/v1/channels/email/test", json={"config": channel_config(
+        mail, imap_port=mail.smtp.port)}).get_json()
+    assert not probe["ok"], probe
+    assert "could not reach an IMAP server" in probe["message"], probe
+    assert "220" not in probe["message"] and "SMTP" not in probe["message"], probe

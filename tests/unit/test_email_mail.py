@@ -175,6 +175,15 @@ def test_unlabelled_gbk_text_is_guessed_and_utf8_is_utf8():
     assert parse(mail("发票抬头 ✓", charset="utf-8")).text == "发票抬头 ✓"
 
 
+def test_a_few_bad_bytes_in_a_labelled_mail_garble_those_characters_only():
+    """Dovecot hands out a NUL as 0x80: one bad byte in a mail that says utf-8 is
+    one replacement character, not the whole mail guessed as another script."""
+    body = "你好".encode() + b"\x80" + "发货快吗？订单 MQ123".encode()
+    assert parse(mail(body, charset="utf-8")).text == "你好\ufffd发货快吗？订单 MQ123"
+    # A mail labelled utf-8 that is really GBK is still read as GB18030.
+    assert parse(mail("我的快递还没到".encode("gbk"), charset="utf-8")).text == "我的快递还没到"
+
+
 def test_encoded_and_raw_8bit_headers_are_decoded():
     import base64
 
@@ -186,6 +195,15 @@ def test_encoded_and_raw_8bit_headers_are_decoded():
                               b"Subject: " + "退货 查询".encode("gbk"))
     assert parse(raw8).subject == "退货 查询"
     assert decode_header_text("=?utf-8?q?Re=3A_=E4=BD=A0=E5=A5=BD?=") == "Re: 你好"
+
+
+def test_an_outlook_html_reply_drops_the_quoted_mail_after_its_header():
+    """Outlook puts the quote's From/Sent/Subject lines in divRplyFwdMsg and the
+    quoted text in the elements after it, not inside it."""
+    html = ('<div>可以开发票吗？</div><hr style="display:inline-block;width:98%">'
+            '<div id="divRplyFwdMsg" dir="ltr"><b>From:</b> 小美客服<br><b>Subject:</b> '
+            'Re: 发票</div><div>QUOTED-OUTLOOK 以前的内容</div>')
+    assert html_to_text(html) == "可以开发票吗？"
 
 
 def test_html_only_mail_drops_the_quote_containers():

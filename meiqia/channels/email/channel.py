@@ -20,6 +20,7 @@ it must go back to the pool after each unit).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -195,9 +196,12 @@ class EmailChannel(Channel):
                                mail.message_id)
             return None
         if not mail.text.strip() and not mail.files:
-            self.host.log.info("e-mail: %s from %s is empty; not answered", mail.message_id,
-                               mail.sender)
-            return None
+            if not mail.subject.strip():
+                self.host.log.info("e-mail: %s from %s is empty; not answered",
+                                   mail.message_id, mail.sender)
+                return None
+            # Everything in the subject line ("发货快吗？" and no body): that is the message.
+            mail = dataclasses.replace(mail, text=compose.strip_reply_prefix(mail.subject))
         return self._receive(mail)
 
     def _receive(self, mail: InboundMail) -> Any:

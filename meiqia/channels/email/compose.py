@@ -31,9 +31,14 @@ _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|答复|回复|回覆)\s*[:：]\s*)+"
 MAX_REFERENCES = 20
 
 
+def strip_reply_prefix(subject: str | None) -> str:
+    """The subject without its ``Re:`` / ``回复：`` prefixes."""
+    return _REPLY_PREFIX.sub("", subject or "").strip()
+
+
 def reply_subject(subject: str | None) -> str:
     """``Re: `` and the thread's subject, never ``Re: Re: ``."""
-    base = _REPLY_PREFIX.sub("", subject or "").strip()
+    base = strip_reply_prefix(subject)
     return f"Re: {base}" if base else "Re: 在线客服 Support"
 
 

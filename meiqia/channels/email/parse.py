@@ -76,8 +76,15 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
         try:
             codecs.lookup(label)
             return data.decode(label)
-        except (LookupError, UnicodeDecodeError):
+        except LookupError:
             pass
+        except UnicodeDecodeError:
+            # A few bad bytes in a mail that says its charset (Dovecot hands out a NUL
+            # as 0x80): those characters become U+FFFD, the rest stays. A guess here
+            # turned the whole mail into another script.
+            text = data.decode(label, errors="replace")
+            if text.count("\ufffd") <= max(3, len(text) // 100):
+                return text
     for guess in ("utf-8", "gb18030"):  # Chinese first: GB18030 before a statistical guess
         try:
             return data.decode(guess)
@@ -137,13 +144,19 @@ class _HtmlText(HTMLParser):
     _QUOTE_MARKS = ("gmail_quote", "yahoo_quoted", "divrplyfwdmsg", "moz-cite-prefix",
                     "mail_quote", "qqmail_quote", "reference", "ntes-mailmaster-quote")
 
+    #: Marks after which everything is the quoted mail: Outlook puts the quote's
+    #: header in ``divRplyFwdMsg`` and the quoted text in the elements after it,
+    #: not inside it.
+    _CUT_MARKS = ("divrplyfwdmsg",)
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self.stack: list[tuple[str, bool]] = []
+        self.cut = False
 
     def _skipping(self) -> bool:
-        return any(skip for _, skip in self.stack)
+        return self.cut or any(skip for _, skip in self.stack)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._BLOCK and not self._skipping():
@@ -151,6 +164,8 @@ class _HtmlText(HTMLParser):
         if tag in self._VOID:
             return
         marks = " ".join((v or "") for k, v in attrs if k in ("class", "id")).lower()
+        if any(m in marks for m in self._CUT_MARKS):
+            self.cut = True
         skip = tag in self._SKIP or any(m in marks for m in self._QUOTE_MARKS)
         self.stack.append((tag, skip))
 
