@@ -179,7 +179,8 @@ def deliver_job(delivery_id: int) -> str:
     ahead = _ahead_of(delivery)
     if ahead is not None:
         # The one ahead queues this one's job when it is done (``_next_in_line``).
-        return f"waiting behind delivery {ahead}"
+        _nudge(ahead)
+        return f"waiting behind delivery {ahead.id}"
     if not _claim(delivery):
         return "another attempt is running"
     attempts = delivery.attempts + 1
@@ -198,13 +199,29 @@ def deliver_job(delivery_id: int) -> str:
     return "sent"
 
 
-def _ahead_of(delivery: ChannelDelivery) -> int | None:
-    """The id of an earlier delivery of the same conversation still on its way."""
-    row = ChannelDelivery.select(ChannelDelivery.id).where(
+def _ahead_of(delivery: ChannelDelivery) -> ChannelDelivery | None:
+    """The earliest delivery of the same conversation still on its way before this one."""
+    return ChannelDelivery.select().where(
         ChannelDelivery.conversation == delivery.conversation_id,
         ChannelDelivery.id < delivery.id,
         ChannelDelivery.status.in_(_UNFINISHED)).order_by(ChannelDelivery.id).first()
-    return row.id if row is not None else None
+
+
+#: Seconds after which a pending delivery nobody is sending is given a job again.
+STRANDED_SECONDS = 60
+
+
+def _nudge(ahead: ChannelDelivery) -> None:
+    """The delivery everything waits behind: when it has been pending a while with
+    no attempt in flight (its process died between the commit and queuing its job),
+    queue a job for it, instead of holding the conversation until ``resume_pending``
+    at the next start. A second job is harmless (``_claim``)."""
+    if ahead.status != "pending" or (ahead.claimed_until is not None
+                                     and ahead.claimed_until > utcnow()):
+        return
+    if ahead.created_at > utcnow() - datetime.timedelta(seconds=STRANDED_SECONDS):
+        return
+    _enqueue(ahead.id, f"channel delivery {ahead.id} (stranded, nudged)")
 
 
 def _claim(delivery: ChannelDelivery) -> bool:

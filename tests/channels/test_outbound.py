@@ -259,6 +259,27 @@ def test_a_delivery_whose_job_was_never_queued_is_queued_again(quick):
     assert outbound.resume_pending() == 0
 
 
+def test_a_delivery_whose_job_was_lost_does_not_hold_its_conversation_back(quick):
+    """The process died between storing a message and queuing its delivery: the
+    next message of that conversation waits behind it, so its job queues the lost
+    one again (after STRANDED_SECONDS) and both go out, in order."""
+    import datetime
+
+    from meiqia.channels import outbound
+
+    api, agent = _team(quick)
+    cid = _chat(quick, api, agent)
+    with outbound.deferred():  # what was stored, never queued (the process "died")
+        lost = _reply(agent, cid, "第一条：被遗漏的")
+    ChannelDelivery.update(created_at=utcnow() - datetime.timedelta(minutes=2)).where(
+        ChannelDelivery.message == lost).execute()
+    assert _delivery(lost).status == "pending"
+    later = _reply(agent, cid, "第二条")
+    assert _delivery(lost).status == "sent" and _delivery(later).status == "sent"
+    got = [m.id for _c, m in standin.outbox(quick) if m.id in (lost, later)]
+    assert got == [lost, later]
+
+
 def test_links_and_images_go_out_as_plain_text(quick):
     """deliver() gets plain text: an agent's rich-text link and image (the widget
     draws them) arrive written out, in the customer's language."""
