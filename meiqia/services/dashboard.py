@@ -43,8 +43,13 @@ def _utc_bounds(start: datetime.date, end: datetime.date,
 
 @lru_cache(maxsize=20000)
 def _local_hour(utc_key: str, zone: str) -> tuple[str, int]:
-    """'2026-11-19 17' (a UTC hour) → ('2026-11-20', 1) in the team's zone."""
-    local = datetime.datetime.strptime(utc_key, "%Y-%m-%d %H").replace(
+    """'2026-11-19 17:15' (a UTC quarter hour) → ('2026-11-20', 1) in the team's zone.
+
+    Quarter hours, not hours: every zone's offset is a whole number of quarter
+    hours (India +5:30, Nepal +5:45, Chatham +12:45), so each quarter falls in one
+    local hour; a UTC hour moved whole put a Kolkata team's 00:00-00:30 on the
+    day before."""
+    local = datetime.datetime.strptime(utc_key, "%Y-%m-%d %H:%M").replace(
         tzinfo=datetime.UTC).astimezone(ZoneInfo(zone))
     return local.date().isoformat(), local.hour
 
@@ -135,11 +140,16 @@ def figures(actor: Agent, start: datetime.date, end: datetime.date) -> dict[str,
                            "avg_duration_s": _avg(h_dur_sum, h_dur_n)})
     agents.sort(key=lambda a: (-a["ended"], a["agent"]))
 
-    # Ended per UTC hour, moved into the team's zone here (a handful of rows).
+    # Ended per UTC quarter hour, moved into the team's zone here (a few rows a day).
     if is_postgres():
-        hour_key = peewee.fn.to_char(C.ended_at, "YYYY-MM-DD HH24").coerce(False)
+        hour_key = peewee.fn.to_char(C.ended_at, "YYYY-MM-DD HH24:").concat(
+            peewee.fn.lpad(peewee.Cast(peewee.fn.floor(
+                peewee.fn.date_part("minute", C.ended_at) / 15) * 15, "text"), 2, "0"),
+        ).coerce(False)
     else:
-        hour_key = peewee.fn.substr(C.ended_at, 1, 13).coerce(False)
+        hour_key = peewee.fn.substr(C.ended_at, 1, 14).concat(peewee.fn.printf(
+            "%02d", peewee.Cast(peewee.fn.substr(C.ended_at, 15, 2), "integer") / 15 * 15)
+        ).coerce(False)
     by_day: dict[str, int] = {}
     by_hour = [0] * 24
     for key, count in C.select(hour_key, peewee.fn.COUNT(C.id)).where(*where).group_by(

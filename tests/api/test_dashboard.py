@@ -174,3 +174,32 @@ def test_p90_is_the_interpolated_value_over_many_conversations(db_api):
     assert r["first_response_s"]["p90"] == _p90(firsts)
     assert r["duration_s"]["p90"] == _p90(durations)
     assert r["first_response_s"]["avg"] == round(sum(firsts) / 37, 1)
+
+
+@pytest.mark.parametrize(("zone", "offset"), [("Asia/Kolkata", (5, 30)),
+                                              ("Asia/Kathmandu", (5, 45)),
+                                              ("America/St_Johns", (-3, -30))])
+def test_days_and_hours_in_zones_a_whole_hour_does_not_fit(db_api, zone, offset):
+    """Kolkata is UTC+5:30, Kathmandu +5:45, St. John's -3:30 (in November): a
+    conversation that ends a minute after the team's midnight counts on the new
+    day in hour 0, one a minute before it on the old day in hour 23, and one in the
+    second half of a local hour in that hour. Counting per UTC hour and moving the
+    hour whole put the first on the day before, in hour 23."""
+    team, admin = db_api.team["id"], db_api.agent["id"]
+    assert db_api.patch("/api/v1/team", json={"timezone": zone}).status_code == 200
+    shift = datetime.timedelta(hours=offset[0], minutes=offset[1])
+
+    def ended_at(local: UTC) -> UTC:
+        return local - shift
+
+    for n, local in enumerate((UTC(2026, 11, 18, 0, 1), UTC(2026, 11, 17, 23, 59),
+                               UTC(2026, 11, 16, 14, 50), UTC(2026, 11, 16, 14, 5))):
+        make_conversation(team, make_visitor(team, name=f"访客{n}"), handler=admin,
+                          ended_at=ended_at(local),
+                          messages=[("visitor", "在吗", 0), ("agent", "您好", 5)])
+    r = range_of(db_api)
+    days = {d["day"]: d["ended"] for d in r["by_day"]}
+    assert days["2026-11-18"] == 1 and days["2026-11-17"] == 1 and days["2026-11-16"] == 2
+    hours = {h["hour"]: h["ended"] for h in r["by_hour"]}
+    assert hours[0] == 1 and hours[23] == 1 and hours[14] == 2, hours
+    assert sum(hours.values()) == 4
