@@ -11,6 +11,7 @@ stay inside the calendar; outside it is a 422 naming the field.
 from __future__ import annotations
 
 import datetime
+import re
 from zoneinfo import ZoneInfo
 
 from meiqia.services.errors import ValidationError
@@ -36,6 +37,12 @@ def parse_day(raw: str, name: str, expected: str) -> datetime.date:
     return day
 
 
+#: A date (2026-11-24), or a date and time with an optional offset
+#: (2026-11-24T08:00, 2026-11-24 08:00:00+08:00, 2026-11-24T00:00Z).
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}"
+                  r"([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?")
+
+
 def utc_bound(raw: str, name: str, tz: ZoneInfo, end: bool, expected: str) -> datetime.datetime:
     """A date (or date-time) of a range filter → a naive UTC bound.
 
@@ -43,6 +50,9 @@ def utc_bound(raw: str, name: str, tz: ZoneInfo, end: bool, expected: str) -> da
     midnight after it (so "to 2026-11-24" includes that day). A date-time with
     an offset (``Z``, ``+08:00``) is taken as written.
     """
+    if not _ISO.fullmatch(raw):
+        # Python's parser also takes 20261206 and 2026-W49-6: not what the doc says.
+        raise ValidationError(expected, name)
     try:
         parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00")
                                                  if raw.endswith("Z") else raw)

@@ -32,6 +32,7 @@ from meiqia.services import history
 from meiqia.services.accounts import iso
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
+from meiqia.services.geoip import LAN_LABEL
 from meiqia.services.validation import check
 from meiqia.spreadsheets import XLSX_CELL_CHARS  # noqa: F401 - re-exported for callers
 from meiqia.spreadsheets import csv_writer
@@ -124,6 +125,8 @@ class Labels:
             return registry.names(value).get(self.lang) or value
         if column in CODED and value:
             return self.text(CODED[column].format(value))
+        if column == "region" and value == LAN_LABEL:  # stored in Chinese by the GeoIP step
+            return self.text("export.region.lan")
         return value
 
     def sender(self, kind: str) -> str:

@@ -65,11 +65,13 @@ def _bool(value: Any, name: str) -> bool:
     raise ValidationError(f"{name}: expected true or false", name)
 
 
-def _int(value: Any, name: str) -> int:
+def _int(value: Any, name: str, unit: str = "") -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ValidationError(f"{name}: expected a whole number of seconds", name) from None
+        if unit == "seconds":
+            raise ValidationError(f"{name}: expected a whole number of seconds", name) from None
+        raise ValidationError(f"{name}: expected a whole number", name) from None
     if number < 0:
         raise ValidationError(f"{name}: must not be negative", name)
     if number > INT_MAX:  # a database integer column holds no more
@@ -179,10 +181,15 @@ def _conditions(actor: Agent, filters: dict[str, Any], content: str = "materiali
     f = {k: v for k, v in filters.items() if v not in (None, "", [])}
     if before is not None:
         where.append(Conversation.ended_at < before)
-    if "ended_from" in f:
-        where.append(Conversation.ended_at >= _day(f["ended_from"], "ended_from", tz, False))
-    if "ended_to" in f:
-        where.append(Conversation.ended_at < _day(f["ended_to"], "ended_to", tz, True))
+    lo = _day(f["ended_from"], "ended_from", tz, False) if "ended_from" in f else None
+    hi = _day(f["ended_to"], "ended_to", tz, True) if "ended_to" in f else None
+    if lo is not None and hi is not None and lo >= hi:
+        # As the dashboard answers: an empty range is a mistake, not a question.
+        raise ValidationError("ended_from: must not be after ended_to", "ended_from")
+    if lo is not None:
+        where.append(Conversation.ended_at >= lo)
+    if hi is not None:
+        where.append(Conversation.ended_at < hi)
     if "agent_id" in f:
         where.append(Conversation.handler == _int(f["agent_id"], "agent_id"))
     if "agent_name" in f:
@@ -217,9 +224,9 @@ def _conditions(actor: Agent, filters: dict[str, Any], content: str = "materiali
             where.append(field == _bool(f[name], name))
     for name, field in RANGES.items():
         if f"{name}_min" in f:
-            where.append(field >= _int(f[f"{name}_min"], f"{name}_min"))
+            where.append(field >= _int(f[f"{name}_min"], f"{name}_min", "seconds"))
         if f"{name}_max" in f:
-            where.append(field <= _int(f[f"{name}_max"], f"{name}_max"))
+            where.append(field <= _int(f[f"{name}_max"], f"{name}_max", "seconds"))
     if "tags" in f:
         where.append(_json_contains(Conversation.tags, str(f["tags"])))
     if "customer_tags" in f:

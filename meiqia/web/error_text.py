@@ -515,6 +515,7 @@ _PAIRS: list[tuple[str, str]] = [
     (r"columns: unknown column (?P<c>.+)", "列：未知的列 {c}"),
     (r"columns: choose at least one column", "列：请至少选择一列"),
     (r"from: must not be after to", "开始日期：不能晚于结束日期"),
+    (r"ended_from: must not be after ended_to", "结束时间从：不能晚于结束时间至"),
     (rf"from: a range of at most (?P<n>{NUM}) days", "开始日期：时间范围最多 {n} 天"),
     (r"grades: each grade once", "对话分级：每个等级只能出现一次"),
     # --- team settings, iframe plugins ----------------------------------------------

@@ -112,33 +112,43 @@ def error_language(agent_preference: bool = True) -> str:
     """The language of this request's error messages (API JSON, socket frames).
 
     The page or widget that asked says it (``X-Meiqia-Lang`` or ``?lang=``); else
-    the ``lang`` cookie and the agent's preference of a browser session; else the
-    browser's Accept-Language. Not the team default, unlike pages: a script or
-    integration that says nothing gets English, as before, so code that reads
-    messages is unaffected. ``agent_preference=False`` skips the one step that
-    may read the database (for the answer that says the database is down).
+    the ``lang`` cookie; else the setting of the agent making the request (his
+    browser session, or the API token he came with); else the browser's
+    Accept-Language. Not the team default, unlike pages: a script or integration
+    that says nothing gets English, so code that reads messages is unaffected. ``agent_preference=False`` skips the
+    steps that may read the database (for the answer that says it is down).
     """
     for asked in (request.headers.get(LANG_HEADER), request.args.get("lang"),
                   request.cookies.get("lang")):
         lang = normalise(asked)
         if lang:
             return lang
-    if agent_preference and "agent_id" in session:
-        from meiqia.web.security import session_agent
-
-        try:
-            agent = session_agent()
-        except peewee.PeeweeException:  # the refusal still goes out, in English
-            agent = None
-        pref = (agent.preferences or {}).get("language") if agent is not None else None
-        if pref in LANGUAGES:
-            return pref
-    # Best first; a bare "*" (Node's fetch sends one) names no language: English.
+    agent = _requesting_agent() if agent_preference else None
+    pref = (agent.preferences or {}).get("language") if agent is not None else None
+    if pref in LANGUAGES:
+        return pref
+    # Best first; a bare "*" (Node's fetch sends one) names no language.
     for value, _quality in request.accept_languages:
         lang = normalise(value)
         if lang:
             return lang
     return "en"
+
+
+def _requesting_agent() -> Any:
+    """The agent this request came from, if the request already said who (an API
+    token resolved by ``current_actor``) or carries a browser session."""
+    agent = request.environ.get("meiqia.token_agent")
+    if agent is not None:
+        return agent
+    if not session.get("sid"):
+        return None
+    from meiqia.web.security import session_agent
+
+    try:
+        return session_agent()
+    except peewee.PeeweeException:  # the refusal still goes out, in English
+        return None
 
 
 def text_in(lang: str, key: str, **values: Any) -> str:

@@ -189,6 +189,7 @@ def current_actor(check_writes: bool = True) -> Agent:
     if agent is None:
         raise Unauthorized("log in or send an API token")
     request.environ["meiqia.token_scope"] = token_scope_of(agent)
+    request.environ["meiqia.token_agent"] = agent  # his language for error messages
     return agent
 
 

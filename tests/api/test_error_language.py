@@ -153,3 +153,28 @@ def test_unknown_urls_tokens_and_pages(team):
                                              "password": "wrong-pass-1",
                                              "csrf_token": csrf}).get_data(as_text=True)
     assert "wrong email or password" in html
+
+
+def test_an_agents_saved_language_holds_in_a_new_session_and_with_his_token(team):
+    """He chose Chinese once (``/lang/zh-CN`` remembers it on his account): a new
+    browser session without the cookie, and a script with his API token, get his
+    errors in Chinese too. (The check looked for a session key that does not
+    exist, so the setting was never read.) Someone who chose nothing, and a
+    request from nobody known, still get English."""
+    agent = team.new_agent(email="li@example.com", name="李客服")
+    assert agent.client.get("/lang/zh-CN").status_code == 302
+    from meiqia.testing.api import AGENT_PASSWORD
+
+    fresh = ApiClient(team.app)
+    assert fresh.login("li@example.com", AGENT_PASSWORD).status_code == 200
+    error = _error(fresh.get("/api/v1/history?page=0"), 422)
+    assert error["message"] != error["message_en"], error
+    assert error["message_en"].startswith("page:"), error
+    created = agent.post("/api/v1/tokens", json={"name": "脚本", "scope": "read"})
+    assert created.status_code == 201, created.get_json()
+    script = team.app.test_client()
+    answer = script.get("/api/v1/history?page=0", headers={
+        "Authorization": f"Bearer {created.get_json()['token']}"})
+    assert "message_en" in _error(answer, 422)
+    # The admin chose nothing: English, as for any client that says nothing.
+    assert _error(team.get("/api/v1/history?page=0"), 422)["message"].startswith("page:")

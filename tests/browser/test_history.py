@@ -141,10 +141,15 @@ def test_the_list_shows_the_figures_and_chinese_filters_narrow_it(server, world,
     expect(page.locator("#history-filters .form-error")).to_contain_text("最短持续时长")
     expect(page.locator("#history-filters input[name=duration_min]")).to_have_attribute(
         "aria-invalid", "true")
-    # A time range nothing ended in: an empty list that says so.
+    # A range that ends before it starts is a mistake the form names.
     page.fill("#history-filters input[name=duration_min]", "")
     page.fill("#history-filters input[name=ended_from]", "2026-11-30")
     page.fill("#history-filters input[name=ended_to]", "2026-11-01")
+    page.click("#history-filters button[type=submit]")
+    expect(page.locator("#history-filters .form-error")).to_contain_text("不能晚于")
+    # A time range nothing ended in: an empty list that says so.
+    page.fill("#history-filters input[name=ended_from]", "2026-11-01")
+    page.fill("#history-filters input[name=ended_to]", "2026-11-02")
     page.click("#history-filters button[type=submit]")
     expect(page.locator("#history-total")).to_have_text("共 0 条对话")
     expect(page.locator("#history-table tbody tr.empty")).to_have_text("没有符合条件的历史对话")
