@@ -142,6 +142,10 @@ class _Heartbeat:
         self._thread.join(timeout=self.interval + 5)
 
 
+#: How long past a sweep's window its claim of a lost job holds (``requeue_lost``).
+REQUEUE_CLAIM_SECONDS = 30
+
+
 class RetryLater(Exception):
     """Raised by a job whose attempt failed for a reason it expects (the far
     side did not answer): retried like any failure, logged as one warning line
@@ -629,8 +633,13 @@ class RqQueue(BaseQueue):
                 continue
             seen = (JobRecord.run_at.is_null() if record.run_at is None
                     else JobRecord.run_at == record.run_at)
-            claimed = JobRecord.update(run_at=now).where(
-                JobRecord.id == record.id, JobRecord.status == "queued", seen).execute()
+            # The claim moves the record's due time past this sweep's window: a
+            # sweep that reads it between this claim and the submit below (when Redis
+            # does not hold the job yet) finds it not due, instead of claiming it
+            # again (two sweeps with a grace of 0 queued one job twice).
+            claimed = JobRecord.update(
+                run_at=now + datetime.timedelta(seconds=max(grace, 1.0) + REQUEUE_CLAIM_SECONDS),
+            ).where(JobRecord.id == record.id, JobRecord.status == "queued", seen).execute()
             if not claimed:
                 continue
             call = record.call

@@ -84,6 +84,9 @@ def receive(
     team_id, slug = host.team_id, host.channel
     user = _check_user(external_user_id)
     text = text if isinstance(text, str) else ""
+    # The widget refuses a NUL; a channel cannot ask its customer again, and no
+    # person types one: dropped (docs/plugins.md, "Inbound").
+    text = text.replace("\x00", "")
     if event is not None and event not in EVENTS:
         raise ValidationError(f"event: one of {', '.join(EVENTS)}", "event")
     if event is None and not text.strip() and not attachments:
@@ -297,10 +300,19 @@ def _check_user(value: Any) -> str:
 def _check_external_id(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > MAX_EXTERNAL_ID:
+    if not isinstance(value, str):
+        # A gateway's numeric id: pass str(id); a number here is the plugin's slip.
+        raise ValidationError("external_message_id: expected text, not a "
+                              f"{_json_type(value)}", "external_message_id")
+    if len(value) > MAX_EXTERNAL_ID:
         raise ValidationError(f"external_message_id: text of at most {MAX_EXTERNAL_ID} "
                               "characters", "external_message_id")
     return value
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "boolean", int: "number", float: "number", list: "list",
+            dict: "object"}.get(type(value), type(value).__name__)
 
 
 def _check_metadata(value: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ or UIDVALIDITY, and a restart keeps them."""
 from __future__ import annotations
 
 import datetime
+import secrets
 from typing import Any
 
 from meiqia.db import database
@@ -23,6 +24,8 @@ class StateStore:
     def __init__(self, team_id: int, channel: str) -> None:
         self.team_id = team_id
         self.channel = channel
+        #: The leases this store holds: key → the end it set (``claim``).
+        self._leases: dict[str, datetime.datetime] = {}
 
     def _check(self, key: str) -> str:
         if not isinstance(key, str) or not key or len(key) > MAX_KEY:
@@ -56,22 +59,35 @@ class StateStore:
 
     def claim(self, key: str, seconds: float) -> bool:
         """Take the lease ``key`` for ``seconds``: True for exactly one caller
-        among every process at a time, until ``release`` or the time is up (a
-        process that died holding it). For work only one process should do at
-        once, such as fetching a new access token, which invalidates the old
-        one. The lease is the row's ``updated_at``, taken by a conditional
-        UPDATE (its row count says who won)."""
-        key = self._check(f"lease:{key}")
-        ChannelState.insert(team=self.team_id, channel=self.channel, key=key, value=None,
+        among every process at a time, until that caller's ``release`` or its
+        ``seconds`` are up (a process that died holding it). For work only one
+        process should do at once, such as fetching a new access token, which
+        invalidates the old one.
+
+        The row's ``updated_at`` is the lease's end, set by the holder; a
+        conditional UPDATE takes it only once it has passed (its row count says
+        who won). The end carries up to a millisecond at random and this store
+        keeps it, so ``release`` frees only the lease this store took."""
+        full = self._check(f"lease:{key}")
+        ChannelState.insert(team=self.team_id, channel=self.channel, key=full, value=None,
                             updated_at=_FREE).on_conflict_ignore().execute()
         now = utcnow()
-        return bool(ChannelState.update(updated_at=now).where(
+        until = now + datetime.timedelta(seconds=max(0.001, float(seconds)),
+                                         microseconds=secrets.randbelow(1000))
+        taken = ChannelState.update(updated_at=until).where(
             ChannelState.team == self.team_id, ChannelState.channel == self.channel,
-            ChannelState.key == key,
-            ChannelState.updated_at <= now - datetime.timedelta(seconds=seconds)).execute())
+            ChannelState.key == full, ChannelState.updated_at <= now).execute()
+        if taken:
+            self._leases[full] = until
+        return bool(taken)
 
     def release(self, key: str) -> None:
-        """Give the lease ``key`` back (a no-op when it is not held)."""
+        """Give back the lease ``key`` if this store holds it (a no-op otherwise:
+        another holder's lease, or one that ran out and was taken since)."""
+        full = self._check(f"lease:{key}")
+        until = self._leases.pop(full, None)
+        if until is None:
+            return
         ChannelState.update(updated_at=_FREE).where(
             ChannelState.team == self.team_id, ChannelState.channel == self.channel,
-            ChannelState.key == self._check(f"lease:{key}")).execute()
+            ChannelState.key == full, ChannelState.updated_at == until).execute()

@@ -57,6 +57,7 @@ MESSAGES = {
         # Channels without the widget's buttons (e-mail, WeChat): words to reply with.
         "unrecognised_by_reply": "抱歉，我没有理解您的问题。您可以换个说法，或者回复“人工”联系客服。",
         "suggest_by_reply": "回复上面任意一个问题，或者回复“人工”联系客服。",
+        "offer_human_by_reply": "我好像帮不上忙，回复“人工”为您转接人工客服。",
     },
     "en": {
         "suggest": "Did you mean:",
@@ -68,6 +69,8 @@ MESSAGES = {
         "unrecognised_by_reply": "Sorry, I did not understand. Try other words, or reply "
         "\"human\" to talk to an agent.",
         "suggest_by_reply": "Reply with one of these questions, or \"human\" for an agent.",
+        "offer_human_by_reply": "I can't seem to help with this. Reply \"human\" for an "
+        "agent.",
     },
 }
 
@@ -81,7 +84,8 @@ def reply_text(body: str, payload: dict | None, lang: str) -> str:
     words = MESSAGES["en" if lang == "en" else "zh-CN"]
     payload = payload or {}
     if payload.get("bot") == "unrecognised":
-        return body.replace(words["unrecognised"], words["unrecognised_by_reply"])
+        return body.replace(words["unrecognised"], words["unrecognised_by_reply"]).replace(
+            words["offer_human"], words["offer_human_by_reply"])
     candidates = [c.get("question") for c in payload.get("candidates") or []
                   if isinstance(c, dict) and c.get("question")]
     if payload.get("bot") == "suggest" and candidates:

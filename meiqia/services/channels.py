@@ -44,8 +44,8 @@ TEST_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "properties": {"config": {"type": "object", "description": "Unsaved settings to test "
-                              "(secrets as ******** use the stored ones); omit to test "
-                              "the stored settings"}},
+                              "(secrets as ******** use the stored ones); leave it out "
+                              "(send {}) to test the stored settings"}},
 }
 #: JSON-Schema keys the validator understands; the rest (title, default,
 #: description, format uri…) only shape the form.

@@ -26,3 +26,13 @@ def test_an_answer_is_left_as_it_is():
         == "每天 9:00-21:00。"
     assert reply_text("您是不是想问：", {"bot": "suggest", "candidates": []}, "en") \
         == "您是不是想问："
+
+
+def test_the_offer_of_a_person_says_what_to_reply():
+    """After the bot failed several times it offers a person; by SMS, mail or WeChat
+    the customer has no button to say yes with, so the line says what to reply."""
+    for lang in ("zh-CN", "en"):
+        text = reply_text(MESSAGES[lang]["offer_human"], {"bot": "unrecognised",
+                                                          "offer_human": True}, lang)
+        assert text == MESSAGES[lang]["offer_human_by_reply"]
+    assert "回复“人工”" in MESSAGES["zh-CN"]["offer_human_by_reply"]

@@ -269,6 +269,12 @@ def _localised(body: dict) -> dict:
     return {**body, "error": error_text.localise(body["error"], i18n.error_language())}
 
 
+#: Where the caller is a program, not a person with a page: errors are JSON in the
+#: caller's language (English unless it names one). ``/channels/`` holds channel
+#: plugins' callback URLs (a gateway's webhook got an HTML page in Chinese).
+MACHINE_PATHS = ("/api/", "/channels/")
+
+
 def init_app(app: Flask) -> None:
     for area in areas():
         importlib.import_module(f"{__name__}.{area}")
@@ -276,7 +282,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> Any:
-        if request.path.startswith("/api/"):
+        if request.path.startswith(MACHINE_PATHS):
             return error_response(exc)
         from flask import render_template
 
@@ -286,7 +292,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
-        if not request.path.startswith("/api/"):
+        if not request.path.startswith(MACHINE_PATHS):
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         response = jsonify(_localised(
