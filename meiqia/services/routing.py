@@ -125,16 +125,21 @@ def _offer_once(conversation: Conversation, situation: str) -> None:
     A line per message repeated the same sentence under each of his messages, and
     under load it doubled the stored messages and their fan-out to every agent
     (issue 19's embedded run: 9,730 lines for 21,090 visitor messages)."""
-    now = utcnow()
-    claimed = Conversation.update(offered_at=now).where(
-        Conversation.id == conversation.id,
-        Conversation.offered_at.is_null()
-        | (Conversation.offered_at < now - datetime.timedelta(seconds=OFFER_AGAIN_SECONDS)),
-    ).execute()
-    if claimed:
+    if _claim_telling(conversation):
         offer_ticket(conversation, situation)
     else:
         _offer_frame(conversation, situation)
+
+
+def _claim_telling(conversation: Conversation) -> bool:
+    """Whether this caller tells the visitor now: ``offered_at`` claimed by one
+    conditional UPDATE, across processes, at most once per OFFER_AGAIN_SECONDS."""
+    now = utcnow()
+    return bool(Conversation.update(offered_at=now).where(
+        Conversation.id == conversation.id,
+        Conversation.offered_at.is_null()
+        | (Conversation.offered_at < now - datetime.timedelta(seconds=OFFER_AGAIN_SECONDS)),
+    ).execute())
 
 
 def waits_on_its_channel(conversation: Conversation) -> bool:
@@ -146,14 +151,8 @@ def waits_on_its_channel(conversation: Conversation) -> bool:
 
 def _tell_once(conversation: Conversation, texts: dict[str, str]) -> None:
     """Post ``texts`` (in the visitor's language) as a public event line, at most
-    once per OFFER_AGAIN_SECONDS (``offered_at`` claims it, as ``_offer_once``)."""
-    now = utcnow()
-    claimed = Conversation.update(offered_at=now).where(
-        Conversation.id == conversation.id,
-        Conversation.offered_at.is_null()
-        | (Conversation.offered_at < now - datetime.timedelta(seconds=OFFER_AGAIN_SECONDS)),
-    ).execute()
-    if claimed:
+    once per OFFER_AGAIN_SECONDS (``_claim_telling``)."""
+    if _claim_telling(conversation):
         post_message(conversation, "system", texts[visitor_language(conversation)],
                      kind="event", payload={"event": "waiting_for_agent"})
 

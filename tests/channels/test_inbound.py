@@ -18,6 +18,14 @@ def host(app, api):
     return registry.make_host(api.team["id"], "standin", app=app)
 
 
+def agent_replies(app, agent, cid, body):
+    """The agent answers; the bodies the channel has delivered so far."""
+    reply = agent.post(f"/api/v1/conversations/{cid}/messages",
+                       json={"body": body, "client_msg_id": f"r-{len(body)}-{cid}"})
+    assert reply.status_code == 201, reply.get_json()
+    return [m.body for _c, m in standin.outbox(app)]
+
+
 def public(cid):
     return list(Message.select().where(Message.conversation == cid,
                                        Message.visibility == "public").order_by(Message.seq))
@@ -53,10 +61,7 @@ def test_human_handover_reaches_an_agent_whose_reply_is_delivered(ch_app, ch_api
     assert second.conversation_id == first.conversation_id
     conversation = Conversation.get_by_id(first.conversation_id)
     assert conversation.status == "open" and conversation.handler_id == agent.agent["id"]
-    reply = agent.post(f"/api/v1/conversations/{conversation.id}/messages",
-                       json={"body": "您好，我是李客服", "client_msg_id": "r-1"})
-    assert reply.status_code == 201, reply.get_json()
-    bodies = [m.body for _c, m in standin.outbox(ch_app)]
+    bodies = agent_replies(ch_app, agent, conversation.id, "您好，我是李客服")
     assert "您好，我是李客服" in bodies
     handover = [m for _c, m in standin.outbox(ch_app) if m.kind == "system"]
     assert handover, "the handover line is delivered too"
@@ -276,10 +281,7 @@ def test_nobody_online_a_channel_customer_waits_in_the_queue_for_the_first_agent
     agent = ch_api.online_agent()
     taken = Conversation.get_by_id(conversation.id)
     assert taken.status == "open" and taken.handler_id == agent.agent["id"]
-    reply = agent.post(f"/api/v1/conversations/{conversation.id}/messages",
-                       json={"body": "您好，MQ123 今天发出", "client_msg_id": "night-1"})
-    assert reply.status_code == 201, reply.get_json()
-    bodies = [m.body for _c, m in standin.outbox(ch_app)]
+    bodies = agent_replies(ch_app, agent, conversation.id, "您好，MQ123 今天发出")
     assert bodies[-1] == "您好，MQ123 今天发出"
     assert LEAVE_MESSAGE_TEXT["zh-CN"] not in bodies
     visitor_lines = [m.body for m in public(conversation.id) if m.sender_kind == "visitor"]
