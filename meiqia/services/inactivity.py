@@ -18,7 +18,9 @@ Which conversations:
   bot leaves the active lists.
 - ``queued``: only when the visitor has gone as well (no socket sign of life,
   ``Visitor.online_until`` passed). A visitor still on the page is waiting for
-  *us*: silence in the queue is not his inactivity.
+  *us*: silence in the queue is not his inactivity. Never a channel's (e-mail,
+  WeChat): its customer has no socket, and his chat, queued when nobody was
+  online, waits for the first agent back.
 
 Where it runs: every web process has one sweeper thread (a greenlet under
 gevent), started by its first request, that sweeps every
@@ -69,8 +71,11 @@ def idle_condition(cutoff: datetime.datetime, now: datetime.datetime,
     ``with_bot`` False leaves bot-only chats to their own rule (``bot_condition``)."""
     gone = Conversation.visitor.in_(Visitor.select(Visitor.id).where(
         Visitor.online_until.is_null() | (Visitor.online_until < now)))
+    # A channel's customer (e-mail, WeChat) has no socket to be "gone" from: his
+    # queued chat waits for the first agent back (routing.waits_on_its_channel).
+    waiting_web = (Conversation.status == "queued") & gone & (Conversation.channel == "web")
     return _quiet(cutoff) & (Conversation.status.in_(("open", "bot") if with_bot else ("open",))
-                             | ((Conversation.status == "queued") & gone))
+                             | waiting_web)
 
 
 def bot_condition(cutoff: datetime.datetime) -> peewee.Expression:

@@ -286,3 +286,25 @@ def test_nobody_online_a_channel_customer_waits_in_the_queue_for_the_first_agent
     assert LEAVE_MESSAGE_TEXT["zh-CN"] not in bodies
     visitor_lines = [m.body for m in public(conversation.id) if m.sender_kind == "visitor"]
     assert visitor_lines == ["人工", "我要找人工客服", "订单 MQ123 一直没发货"]
+
+
+def test_a_channel_chat_waiting_overnight_is_not_ended_for_inactivity(ch_app, ch_api):
+    """The inactivity rule ends a queued widget chat whose visitor has gone; a
+    channel's customer has no socket to be gone from, and his chat, queued when
+    nobody was online, must still be there for the first agent in the morning."""
+    import datetime
+
+    from meiqia.models.base import utcnow
+    from meiqia.services import inactivity
+
+    assert ch_api.put("/api/v1/conversation-rules",
+                      json={"inactivity_minutes": 30}).status_code == 200
+    result = receive(host(ch_app, ch_api), "night@example.com", "人工",
+                     external_message_id="late-1")
+    then = utcnow() - datetime.timedelta(hours=9)
+    Conversation.update(created_at=then, last_message_at=then, queued_at=then).where(
+        Conversation.id == result.conversation_id).execute()
+    inactivity.sweep()
+    assert Conversation.get_by_id(result.conversation_id).status == "queued"
+    agent = ch_api.online_agent()
+    assert Conversation.get_by_id(result.conversation_id).handler_id == agent.agent["id"]
