@@ -13,6 +13,8 @@ Words such as 转人工 / 人工 / human / agent always mean "give me a human".
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -56,8 +58,8 @@ MESSAGES = {
         "invalid": "抱歉，我没能读懂这条消息。",
         # Channels without the widget's buttons (e-mail, WeChat): words to reply with.
         "unrecognised_by_reply": "抱歉，我没有理解您的问题。您可以换个说法，或者回复“人工”联系客服。",
-        "suggest_by_reply": "回复上面任意一个问题，或者回复“人工”联系客服。",
-        "offer_human_by_reply": "我好像帮不上忙，回复“人工”为您转接人工客服。",
+        "suggest_by_reply": "回复序号或上面任意一个问题，或者回复“人工”联系客服。",
+        "offer_human_by_reply": "我好像帮不上忙，正在为您转接人工客服。",
     },
     "en": {
         "suggest": "Did you mean:",
@@ -68,8 +70,9 @@ MESSAGES = {
         "invalid": "Sorry, I could not read that message.",
         "unrecognised_by_reply": "Sorry, I did not understand. Try other words, or reply "
         "\"human\" to talk to an agent.",
-        "suggest_by_reply": "Reply with one of these questions, or \"human\" for an agent.",
-        "offer_human_by_reply": "I can't seem to help with this. Reply \"human\" for an "
+        "suggest_by_reply": "Reply with a number or one of these questions, or \"human\" "
+        "for an agent.",
+        "offer_human_by_reply": "I can't seem to help with this: I'm getting you a human "
         "agent.",
     },
 }
@@ -231,6 +234,7 @@ def answer_visitor(conversation: Conversation, message: Any) -> dict[str, Any]:
     team = conversation.team
     lang = visitor_language(conversation)  # his widget's language, not the team's
     text = message.body if hasattr(message, "body") else str(message)
+    text = chosen_question(conversation, text) or text
     settings = settings_of(team)
     asked = ask(text, conversation, settings["answer_threshold"], settings["suggest_threshold"])
     if asked.kind == "human":
@@ -261,6 +265,34 @@ def answer_visitor(conversation: Conversation, message: Any) -> dict[str, Any]:
                 "offer_human": False, "entry_id": top["entry_id"]}
     return {"kind": kind, "body": prefix + MESSAGES[lang]["suggest"],
             "candidates": asked.shown, "offer_human": False, "entry_id": None}
+
+
+#: A reply that picks a numbered "did you mean" line: 2, ２, "2.", "第2个"…
+_CHOICE = re.compile(r"第?\s*(\d{1,2})\s*[个條条项.、。)）]?")
+
+
+def chosen_question(conversation: Conversation, text: str) -> str | None:
+    """On a channel (e-mail, WeChat), where "did you mean" is written out as
+    numbered lines, a reply that is only a number picks that line: the question
+    it names, or None. The widget shows buttons instead, so there a number is
+    just a number."""
+    if (getattr(conversation, "channel", "web") or "web") == "web":
+        return None
+    match = _CHOICE.fullmatch(unicodedata.normalize("NFKC", text or "").strip())
+    if match is None:
+        return None
+    from meiqia.models import Message
+
+    last = (Message.select(Message.payload)
+            .where(Message.conversation == conversation.id, Message.sender_kind == "bot")
+            .order_by(Message.id.desc()).first())
+    payload = (last.payload or {}) if last is not None else {}
+    candidates = [c.get("question") for c in payload.get("candidates") or []
+                  if isinstance(c, dict) and c.get("question")]
+    number = int(match.group(1))
+    if payload.get("bot") != "suggest" or not 1 <= number <= len(candidates):
+        return None
+    return candidates[number - 1]
 
 
 def suggestions_for_agent(conversation: Conversation, text: str, k: int = 3) -> list[dict]:

@@ -193,6 +193,8 @@ def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
             _bot_step(conversation, message)
     elif conversation.status == "open" and kind == "text":
         _suggest_to_agent(conversation, message)
+    elif conversation.status == "queued" and kind == "text" and wants_human(message.body):
+        _ask_for_human(conversation)  # asks again while he waits: told where he stands
     return message, True
 
 
@@ -254,8 +256,8 @@ def placeholder(payload: dict | None) -> bool:
 
 #: The bot's line for a message it cannot read (a channel's placeholder).
 CANNOT_READ = {
-    "zh-CN": "抱歉，我目前只能看懂文字和图片消息，请用文字描述您的问题；需要人工服务请回复“人工”。",
-    "en": "Sorry, I can only read text and pictures: please write your question in words, "
+    "zh-CN": "抱歉，这条消息我看不了，请用文字描述您的问题；需要人工服务请回复“人工”。",
+    "en": "Sorry, I cannot read this message: please write your question in words, "
           "or reply \"human\" for a person.",
 }
 

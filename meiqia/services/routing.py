@@ -187,6 +187,11 @@ def request_human(conversation: Conversation) -> str:
     """Route a conversation to a person. Returns ``open``, ``queued`` or
     ``nobody`` (nobody can take it: the widget offers the leave-a-message form)."""
     conversation = get_by_id(Conversation, conversation.id)
+    if conversation.status == "queued" and waits_on_its_channel(conversation) and \
+            capacity.availability(conversation.team_id) == capacity.NOBODY_ONLINE:
+        # He asks again while his chat waits for the first agent back: say so again
+        # (at most once per OFFER_AGAIN_SECONDS), rather than nothing at all.
+        _tell_once(conversation, CHANNEL_WAIT_TEXT)
     if conversation.status in {"open", "queued"}:
         return conversation.status
     if conversation.status == "ended":
@@ -500,7 +505,8 @@ def tell_if_nobody_left(team_id: int) -> int:
     instead of waiting for nobody: all of the team's queue when no agent is
     online and connected any more, and a group's queue (a chat transferred to a
     group) when none of its members is. They stay queued (an agent who comes
-    back serves them). Returns how many were told.
+    back serves them). A channel's customer (e-mail, WeChat) has no form: he gets
+    the ``waiting_for_agent`` line instead. Returns how many were told.
 
     Called on every departure (an agent away, offline, invisible, deactivated),
     possibly by several processes at once: a conditional UPDATE of
@@ -509,10 +515,8 @@ def tell_if_nobody_left(team_id: int) -> int:
     from meiqia.models import AgentGroup
 
     present = {seat.id for seat in capacity.seats(team_id)}
-    # A channel's customers are not offered the form: they wait (``waits_on_its_channel``).
     waiting = list(Conversation.select().where(
-        Conversation.team == team_id, Conversation.status == "queued",
-        Conversation.channel == "web")
+        Conversation.team == team_id, Conversation.status == "queued")
         .order_by(Conversation.queued_at, Conversation.id))
     if present:
         groups = {c.group_id for c in waiting if c.group_id is not None}
@@ -527,9 +531,16 @@ def tell_if_nobody_left(team_id: int) -> int:
         claimed = Conversation.update(offered_at=now).where(
             Conversation.id == conversation.id, Conversation.status == "queued",
             Conversation.offered_at.is_null() | (Conversation.offered_at < cutoff)).execute()
-        if claimed:
+        if not claimed:
+            continue
+        if waits_on_its_channel(conversation):
+            # No form on a channel: he keeps waiting, and is told so.
+            post_message(conversation, "system",
+                         CHANNEL_WAIT_TEXT[visitor_language(conversation)],
+                         kind="event", payload={"event": "waiting_for_agent"})
+        else:
             offer_ticket(conversation, capacity.NOBODY_ONLINE)
-            told += 1
+        told += 1
     return told
 
 

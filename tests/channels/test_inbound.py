@@ -308,3 +308,50 @@ def test_a_channel_chat_waiting_overnight_is_not_ended_for_inactivity(ch_app, ch
     assert Conversation.get_by_id(result.conversation_id).status == "queued"
     agent = ch_api.online_agent()
     assert Conversation.get_by_id(result.conversation_id).handler_id == agent.agent["id"]
+
+
+def test_a_number_picks_a_line_of_did_you_mean_and_asking_again_while_waiting_is_answered(
+        ch_app, ch_api):
+    """On a channel "did you mean" is numbered lines: 「2」 picks the second. A
+    customer whose chat waits for the first agent back and asks for a person again
+    is told again (after 30 s), and when the last agent goes he gets the waiting
+    line, not the widget's form."""
+    import datetime
+
+    from meiqia.models.base import utcnow
+    from meiqia.services import messages
+    from meiqia.services import routing
+    from meiqia.services.routing import CHANNEL_WAIT_TEXT
+
+    for key, question, answer in (("hours", "你们几点上班", "每天 9:00-21:00。"),
+                                  ("invoice", "怎么开发票", "在订单页申请电子发票。")):
+        made = ch_api.post("/api/v1/knowledge", json={"key": key, "questions": [question],
+                                                     "answer": answer})
+        assert made.status_code == 201, made.get_json()
+    h = host(ch_app, ch_api)
+    first = receive(h, "pick@example.com", "你好", external_message_id="p1")
+    conversation = Conversation.get_by_id(first.conversation_id)
+    messages.post_message(conversation, "bot", "您是不是想问：", payload={
+        "bot": "suggest", "candidates": [{"entry_id": 1, "question": "你们几点上班"},
+                                         {"entry_id": 2, "question": "怎么开发票"}]})
+    receive(h, "pick@example.com", "２", external_message_id="p2")  # full width too
+    assert standin.outbox(ch_app)[-1][1].body == "在订单页申请电子发票。"
+    # A number with no list before it is a question like any other.
+    receive(h, "pick@example.com", "2", external_message_id="p3")
+    assert standin.outbox(ch_app)[-1][1].body != "在订单页申请电子发票。"
+
+    receive(h, "pick@example.com", "人工", external_message_id="p4")
+    assert Conversation.get_by_id(conversation.id).status == "queued"
+    told = [m.body for _c, m in standin.outbox(ch_app)].count(CHANNEL_WAIT_TEXT["zh-CN"])
+    assert told == 1
+    receive(h, "pick@example.com", "转人工", external_message_id="p5")  # within 30 s: once
+    assert [m.body for _c, m in standin.outbox(ch_app)].count(CHANNEL_WAIT_TEXT["zh-CN"]) == 1
+    Conversation.update(offered_at=utcnow() - datetime.timedelta(seconds=31)).where(
+        Conversation.id == conversation.id).execute()
+    receive(h, "pick@example.com", "人工", external_message_id="p6")
+    assert [m.body for _c, m in standin.outbox(ch_app)].count(CHANNEL_WAIT_TEXT["zh-CN"]) == 2
+    Conversation.update(offered_at=utcnow() - datetime.timedelta(seconds=31)).where(
+        Conversation.id == conversation.id).execute()
+    assert routing.tell_if_nobody_left(ch_api.team["id"]) == 1
+    bodies = [m.body for _c, m in standin.outbox(ch_app)]
+    assert bodies.count(CHANNEL_WAIT_TEXT["zh-CN"]) == 3 and "请留言" not in bodies[-1]

@@ -745,3 +745,22 @@ def test_an_image_the_api_did_not_give_is_fetched_later_and_placeholders_are_not
                        what="the bot's line to reach the follower")
     finally:
         close_app(app)
+
+
+def test_a_location_and_a_link_keep_what_they_say_for_agents(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    wechat = WeChat(wx)
+    where = (f"<xml><ToUserName>gh</ToUserName><FromUserName>{OPENID}</FromUserName>"
+             "<CreateTime>1760000100</CreateTime><MsgType>location</MsgType>"
+             "<Location_X>23.134521</Location_X><Location_Y>113.358803</Location_Y>"
+             "<Scale>20</Scale><Label><![CDATA[广州市天河区体育西路]]></Label>"
+             "<MsgId>8001</MsgId></xml>")
+    link = (f"<xml><ToUserName>gh</ToUserName><FromUserName>{OPENID}</FromUserName>"
+            "<CreateTime>1760000101</CreateTime><MsgType>link</MsgType>"
+            "<Title><![CDATA[订单截图说明]]></Title><Description><![CDATA[]]></Description>"
+            "<Url><![CDATA[https://shop.example.com/o/MQ123]]></Url><MsgId>8002</MsgId></xml>")
+    assert wechat.send(where).data == b"success" and wechat.send(link).data == b"success"
+    lines = [m.body for m in Message.select().where(Message.sender_kind == "visitor")
+             .order_by(Message.id)]
+    assert lines == ["[位置 location] 广州市天河区体育西路 (23.134521, 113.358803)",
+                     "[链接 link] 订单截图说明 https://shop.example.com/o/MQ123"]

@@ -10,7 +10,7 @@ def test_did_you_mean_lists_its_questions_and_says_how_to_answer():
         {"entry_id": 2, "question": "怎么申请退款？"}]}
     text = reply_text("您是不是想问：", payload, "zh-CN")
     assert text.splitlines() == ["您是不是想问：", "1. 支持哪些付款方式？", "2. 怎么申请退款？",
-                                 "回复上面任意一个问题，或者回复“人工”联系客服。"]
+                                 "回复序号或上面任意一个问题，或者回复“人工”联系客服。"]
 
 
 def test_unrecognised_says_reply_human_not_press_a_button():
@@ -28,11 +28,13 @@ def test_an_answer_is_left_as_it_is():
         == "您是不是想问："
 
 
-def test_the_offer_of_a_person_says_what_to_reply():
-    """After the bot failed several times it offers a person; by SMS, mail or WeChat
-    the customer has no button to say yes with, so the line says what to reply."""
+def test_the_offer_of_a_person_says_one_is_coming():
+    """After the bot failed several times it hands the chat to a person at once;
+    the widget's line asks "shall I?" beside a button, which a channel has not:
+    there the line says a person is being fetched (asking him to reply 人工 while
+    his chat was already queued contradicted the waiting line after it)."""
     for lang in ("zh-CN", "en"):
         text = reply_text(MESSAGES[lang]["offer_human"], {"bot": "unrecognised",
                                                           "offer_human": True}, lang)
         assert text == MESSAGES[lang]["offer_human_by_reply"]
-    assert "回复“人工”" in MESSAGES["zh-CN"]["offer_human_by_reply"]
+    assert "正在为您转接" in MESSAGES["zh-CN"]["offer_human_by_reply"]

@@ -232,9 +232,11 @@ class EmailChannel(Channel):
                     raise
                 self.host.log.info("e-mail: a file of %s was refused: %s", mail.message_id,
                                    exc)
+                # A line for agents, not a question for the bot.
                 result = receive(self.host, mail.sender,
                                  f"[附件未接收 attachment not accepted: {files[0].filename}: "
-                                 f"{exc}]", [], external_message_id=ext, **common)
+                                 f"{exc}]", [], external_message_id=ext, placeholder=True,
+                                 **common)
             first = first or result
         return first
 

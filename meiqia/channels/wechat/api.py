@@ -242,7 +242,7 @@ class WeChatAPI:
                 raise ApiError(f"media/get answered HTTP {response.status_code}", None,
                                response.status_code >= 500)
             return response.content, ctype or "application/octet-stream", _filename(
-                response.headers.get("content-disposition") or "", media_id)
+                response.headers.get("content-disposition") or "", media_id, ctype)
         raise AssertionError("unreachable")
 
     # --- wire -----------------------------------------------------------------------
@@ -296,15 +296,21 @@ class WeChatAPI:
                        errcode not in FINAL_ERRORS)
 
 
-def _filename(disposition: str, media_id: str) -> str:
-    """The file name of a ``Content-Disposition`` answer, or one from the id."""
+#: The extension of a file named from its id, by the answer's Content-Type.
+_EXTENSIONS = {"image/png": ".png", "image/gif": ".gif", "image/bmp": ".bmp",
+               "image/webp": ".webp", "audio/amr": ".amr", "video/mp4": ".mp4"}
+
+
+def _filename(disposition: str, media_id: str, ctype: str = "") -> str:
+    """The file name of a ``Content-Disposition`` answer, or one from the id with
+    the extension its Content-Type says (``.jpg`` when it says nothing known)."""
     for part in disposition.split(";"):
         key, _, value = part.strip().partition("=")
         if key.lower() == "filename" and value:
             name = value.strip().strip('"').replace("/", "_").replace("\\", "_")
             if name:
                 return name[:200]
-    return f"wechat-{media_id[:40]}.jpg"
+    return f"wechat-{media_id[:40]}{_EXTENSIONS.get(ctype.lower(), '.jpg')}"
 
 
 def split_text(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:

@@ -118,8 +118,30 @@ def handle(host: Any, msg: Any) -> None:
     elif kind == "voice" and getattr(msg, "recognition", None):
         receive(host, openid, str(msg.recognition), metadata=meta, external_message_id=ext)
     else:
-        receive(host, openid, PLACEHOLDERS.get(kind, f"[{kind or 'message'}]"),
-                metadata=meta, external_message_id=ext, placeholder=True)
+        line = PLACEHOLDERS.get(kind, f"[{kind or 'message'}]")
+        details = _details(kind, raw)
+        if details:
+            meta["wechat"]["details"] = details
+            line = f"{line} " + " ".join(str(v) for v in details.values())
+        receive(host, openid, line, metadata=meta, external_message_id=ext,
+                placeholder=True)
+
+
+def _details(kind: str, raw: dict[str, Any]) -> dict[str, str]:
+    """What a location or link message says, for agents (the placeholder alone lost
+    the place's name, its coordinates and the link)."""
+    def text(name: str, most: int = 500) -> str:
+        return str(raw.get(name) or "").strip()[:most]
+
+    if kind == "location":
+        found = {"label": text("Label"),
+                 "coordinates": f"({text('Location_X', 20)}, {text('Location_Y', 20)})"
+                 if raw.get("Location_X") and raw.get("Location_Y") else ""}
+    elif kind == "link":
+        found = {"title": text("Title"), "url": text("Url", 1000)}
+    else:
+        return {}
+    return {k: v for k, v in found.items() if v}
 
 
 #: What agents see while an image is being fetched from WeChat, or when it cannot be.
