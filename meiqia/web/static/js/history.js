@@ -1,7 +1,7 @@
 // History (历史对话): the filter form, the result table with pagination, the column chooser
 // (show/hide, drag to reorder, saved per agent on the server) and the transcript panel.
 // The filter and the page live in the query string; the open transcript in the hash (#c12).
-import { api, clear, dialog, el, fmtDuration, fmtTime, formError, t, toast } from './lib.js';
+import { api, clear, dialog, el, fmtDuration, fmtTime, formError, regionText, t, toast } from './lib.js';
 import { specialBody } from './message-body.js';
 import { FILTERS, channelLabel, choiceLabel, exportDialog, filtersFrom, queryOf } from './history-common.js';
 
@@ -359,7 +359,7 @@ async function openTranscript(id) {
   facts($('transcript-visit'), [
     [t('visit.device'), r.device || [v.device, v.os, v.browser].filter(Boolean).join(' / ')],
     [t('visit.platform'), (r.platform || v.platform) ? t(`platform.${r.platform || v.platform}`) : ''],
-    [t('visit.region'), r.region || v.region], [t('visit.ip'), r.ip || v.ip],
+    [t('visit.region'), regionText(r.region || v.region)], [t('visit.ip'), r.ip || v.ip],
     [t('visit.source'), (r.source || v.source) ? t(`source.${r.source || v.source}`) : ''],
     [t('visit.keyword'), r.search_keyword || v.search_keyword], [t('visit.landing'), v.landing_page], [t('visit.referrer'), v.referrer],
     [t('history.col.visit_trail'), (r.visit_trail || []).length ? el('ol', { class: 'trail' },

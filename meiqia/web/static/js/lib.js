@@ -15,6 +15,11 @@ export function t(key, values) {
   return text;
 }
 
+/** A visit's region as this page says it: private addresses are stored as "内网". */
+export function regionText(region) {
+  return region === '内网' ? t('visit.region_lan') : region || '';
+}
+
 export class ApiError extends Error {
   constructor(status, error) {
     super(error.message || `HTTP ${status}`);

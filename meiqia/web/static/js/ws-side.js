@@ -1,7 +1,7 @@
 // The workspace's right column: the customer card (editable), visit information, custom
 // information, recent conversations and tickets, quick replies, and the plugins' iframe
 // panels (sandboxed; their URLs carry a signed token, see docs/plugins.md).
-import { api, clear, el, fmtTime, formError, t, toast } from './lib.js';
+import { api, clear, el, fmtTime, formError, regionText, t, toast } from './lib.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -69,7 +69,7 @@ export class Sidebar {
     const v = c.visit || {};
     facts($('visit-info'), [
       [t('visit.device'), deviceLabel(v.device)], [t('visit.os'), v.os], [t('visit.browser'), v.browser],
-      [t('visit.platform'), v.platform ? t(`platform.${v.platform}`) : ''], [t('visit.region'), v.region], [t('visit.ip'), v.ip],
+      [t('visit.platform'), v.platform ? t(`platform.${v.platform}`) : ''], [t('visit.region'), regionText(v.region)], [t('visit.ip'), v.ip],
       [t('visit.source'), v.source ? t(`source.${v.source}`) + (v.search_engine ? ` · ${v.search_engine}` : '') : ''],
       [t('visit.keyword'), v.search_keyword], [t('visit.landing'), v.landing_page], [t('visit.referrer'), v.referrer],
     ]);
