@@ -130,6 +130,11 @@ def _instances(app: Any) -> dict[tuple[int, str], tuple[Any, Any]]:
     return app.extensions.setdefault(_INSTANCES, {})
 
 
+def _started(app: Any) -> set[tuple[int, str]]:
+    """The (team, channel) instances of this process whose ``start()`` was called."""
+    return app.extensions.setdefault("meiqia.channel_instances_started", set())
+
+
 def _lock(app: Any) -> threading.Lock:
     return app.extensions.setdefault("meiqia.channel_instances_lock", threading.Lock())
 
@@ -169,18 +174,30 @@ def instance(team_id: int, slug: str, app: Any = None, start: bool = False) -> A
         if row is None or not row.enabled:
             if held is not None:
                 _instances(app).pop(key, None)
+                _started(app).discard(key)
                 _stop(held[1])
             return None
         stamp = row.updated_at
         if held is not None and held[0] == stamp:
-            return held[1]
-        if held is not None:
-            _instances(app).pop(key, None)
-            _stop(held[1])
-        obj = build(cls, ChannelHost(app, team_id, slug, dict(row.config or {})))
-        _instances(app)[key] = (stamp, obj)
-    if start or held is not None:
-        _start(obj)
+            # Built unstarted by a job (a delivery resumed before the first
+            # request), then asked to start: start it now. Skipping it because it
+            # existed left a mailbox unread after a restart.
+            if not start or key in _started(app):
+                return held[1]
+            _started(app).add(key)
+            obj = held[1]
+        else:
+            was_started = key in _started(app)
+            if held is not None:
+                _instances(app).pop(key, None)
+                _started(app).discard(key)
+                _stop(held[1])
+            obj = build(cls, ChannelHost(app, team_id, slug, dict(row.config or {})))
+            _instances(app)[key] = (stamp, obj)
+            if not (start or was_started):
+                return obj
+            _started(app).add(key)
+    _start(obj)
     return obj
 
 
@@ -218,7 +235,7 @@ def start_all(app: Any = None) -> int:
     started = 0
     for row in rows:
         if row.channel in channel_classes(app) and row.channel != WEB:
-            if (row.team_id, row.channel) not in _instances(app):
+            if (row.team_id, row.channel) not in _started(app):
                 instance(row.team_id, row.channel, app, start=True)
                 started += 1
     return started
@@ -229,6 +246,7 @@ def stop_all(app: Any = None) -> None:
     with _lock(app):
         held = list(_instances(app).values())
         _instances(app).clear()
+        _started(app).clear()
     for _stamp, obj in held:
         _stop(obj)
 

@@ -158,3 +158,22 @@ def test_the_channel_shows_in_lists_history_and_dashboard(ch_app, ch_api):
     # In the words of the agent who asked (zh-CN): the column's and the channel's names.
     assert header.split(",")[-1] == "渠道" and first.split(",")[-1] == "测试渠道"
     assert standin  # the plugin under test
+
+
+def test_an_instance_a_job_built_first_is_still_started_with_the_process(ch_app, ch_api):
+    """After a restart a resumed delivery job may build the channel's instance
+    (unstarted: jobs send, they do not read mailboxes) before the first request
+    starts the channels. That instance must be started then: it was skipped as
+    "already there", and the mailbox stayed unread until the settings were saved."""
+    from meiqia.channels import registry
+    from tests.channels import standin
+
+    registry.stop_all(ch_app)
+    box = standin._box(ch_app)
+    before = box["started"]
+    built = registry.instance(ch_api.team["id"], "standin", ch_app)  # as a job does
+    assert built is not None and box["started"] == before
+    assert registry.start_all(ch_app) == 1
+    assert box["started"] == before + 1
+    assert registry.instance(ch_api.team["id"], "standin", ch_app) is built
+    assert registry.start_all(ch_app) == 0 and box["started"] == before + 1

@@ -317,3 +317,21 @@ def test_long_threads_keep_the_first_and_latest_references():
     sent = reply("agent", thread=thread, in_reply_to="<m39@customer.test>")
     ids = sent["References"].split()
     assert len(ids) == 20 and ids[0] == "<m0@customer.test>" and ids[-1] == "<m39@customer.test>"
+
+
+def test_long_message_ids_stay_message_ids_on_the_wire():
+    """Outlook's Message-IDs are ~90 characters: longer than a header line. They were
+    written as RFC 2047 encoded-words, which no client decodes in In-Reply-To or
+    References (RFC 2047 forbids them there), so the answer left the customer's
+    thread. Read raw (compat32 decodes nothing), the ids are as they were."""
+    outlook = ("<TYZPR06MB6543A1B2C3D4E5F60718293A4B5C6D7E8F9A0@"
+               "TYZPR06MB6543.apcprd06.prod.outlook.com>")
+    ours = "<d77ce2a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e@meiqia.invalid>"
+    raw = reply("bot", in_reply_to=outlook, thread=[ours, outlook] * 10).as_bytes()
+    head = raw.split(b"\n\n", 1)[0].decode()
+    assert "=?" not in "".join(line for line in head.splitlines()
+                               if not line.startswith(("From:", "To:", "Subject:")))
+    sent = email.message_from_bytes(raw, policy=email.policy.compat32)
+    assert sent["In-Reply-To"].strip() == outlook
+    assert sent["References"].split() == [ours, outlook]
+    assert max(len(line) for line in head.splitlines()) <= 998

@@ -16,9 +16,12 @@ carries neither.
 
 from __future__ import annotations
 
+import email.policy
 import re
 from datetime import UTC
 from datetime import datetime
+from email.headerregistry import HeaderRegistry
+from email.headerregistry import UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import format_datetime
 from email.utils import formataddr
@@ -50,13 +53,46 @@ def references(ids: list[str]) -> list[str]:
     return unique
 
 
+class _MessageIds(UnstructuredHeader):
+    """In-Reply-To and References: msg-ids, folded between ids and never encoded.
+
+    The default policy takes them for unstructured text and writes an id longer
+    than a line (Outlook's are ~90 characters, ours for a mail without a
+    Message-ID too) as RFC 2047 encoded-words, which RFC 2047 forbids in a msg-id
+    and no client decodes there: the answer fell out of the customer's thread."""
+
+    max_count = 1
+
+    def fold(self, *, policy: Any) -> str:
+        head = f"{self.name}:"
+        lines, line = [], head
+        for msgid in str(self).split():
+            if line != head and len(line) + 1 + len(msgid) > policy.max_line_length:
+                lines.append(line)
+                line = ""
+            line += " " + msgid
+        lines.append(line)
+        return policy.linesep.join(lines) + policy.linesep
+
+
+def _policy() -> Any:
+    registry = HeaderRegistry()
+    registry.map_to_type("in-reply-to", _MessageIds)
+    registry.map_to_type("references", _MessageIds)
+    return email.policy.default.clone(header_factory=registry)
+
+
+#: The replies' policy: the default one, with msg-id lists that stay msg-ids.
+POLICY = _policy()
+
+
 def build_reply(*, from_address: str, from_name: str, to_address: str, to_name: str | None,
                 subject: str | None, body: str, kind: str, sender_name: str | None,
                 in_reply_to: str | None, thread: list[str], created_at: datetime | None,
                 files: list[Any] = ()) -> EmailMessage:
     """One reply; ``files`` are attachments with ``filename``, ``content_type`` and
     ``data`` (or only a ``url``, then the link is written under the text)."""
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     domain = from_address.rsplit("@", 1)[-1] or None
     message["Message-ID"] = make_msgid(domain=domain)
     display = f"{sender_name} · {from_name}" if sender_name and kind == "agent" else from_name
