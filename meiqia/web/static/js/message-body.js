@@ -21,6 +21,7 @@ export function specialBody(m) {
         : p.event === 'leave_message' ? t('ws.ev.leave_message')
           : p.event === 'handover' ? t('ws.ev.handover', { name: p.agent || '' })
             : p.event === 'requeued' ? t('ws.ev.requeued', { from: p.from || '' })
+              : p.event === 'waiting_for_agent' ? t('ws.ev.waiting_for_agent')
               : (m.body || p.event || '');
     return el('span', { text });
   }
