@@ -149,12 +149,18 @@ def waits_on_its_channel(conversation: Conversation) -> bool:
     return (getattr(conversation, "channel", "web") or "web") != "web"
 
 
-def _tell_once(conversation: Conversation, texts: dict[str, str]) -> None:
-    """Post ``texts`` (in the visitor's language) as a public event line, at most
-    once per OFFER_AGAIN_SECONDS (``_claim_telling``)."""
+def _tell_once(conversation: Conversation) -> None:
+    """The ``waiting_for_agent`` line, at most once per OFFER_AGAIN_SECONDS
+    (``_claim_telling``)."""
     if _claim_telling(conversation):
-        post_message(conversation, "system", texts[visitor_language(conversation)],
-                     kind="event", payload={"event": "waiting_for_agent"})
+        _tell_waiting(conversation)
+
+
+def _tell_waiting(conversation: Conversation) -> None:
+    """A channel's customer is told his chat waits for an agent (public event line,
+    in his language)."""
+    post_message(conversation, "system", CHANNEL_WAIT_TEXT[visitor_language(conversation)],
+                 kind="event", payload={"event": "waiting_for_agent"})
 
 
 def _offer_frame(conversation: Conversation, situation: str) -> None:
@@ -191,7 +197,7 @@ def request_human(conversation: Conversation) -> str:
             capacity.availability(conversation.team_id) == capacity.NOBODY_ONLINE:
         # He asks again while his chat waits for the first agent back: say so again
         # (at most once per OFFER_AGAIN_SECONDS), rather than nothing at all.
-        _tell_once(conversation, CHANNEL_WAIT_TEXT)
+        _tell_once(conversation)
     if conversation.status in {"open", "queued"}:
         return conversation.status
     if conversation.status == "ended":
@@ -207,7 +213,7 @@ def request_human(conversation: Conversation) -> str:
             return "nobody"
         # A customer of e-mail or WeChat has no leave-a-message form and is still
         # there tomorrow: his chat waits in the queue for the first agent back.
-        _tell_once(conversation, CHANNEL_WAIT_TEXT)
+        _tell_once(conversation)
     Conversation.update(status="queued", queued_at=utcnow()).where(
         Conversation.id == conversation.id, Conversation.status == "bot").execute()
     assign_waiting(team_id)
@@ -460,9 +466,9 @@ LEAVE_MESSAGE_TEXT = {
 }
 #: A channel customer's line when nobody can take his chat now: it waits for an agent.
 CHANNEL_WAIT_TEXT = {
-    "zh-CN": "现在没有客服在线，您的消息已收到。客服上线后会尽快在这里回复您。",
-    "en": "No agent is available right now; your message is kept and an agent will "
-          "answer you here as soon as one is back.",
+    "zh-CN": "现在没有客服可以接待，您的消息已收到。客服有空后会尽快在这里回复您。",
+    "en": "No agent can take your chat right now; your message is kept and an agent will "
+          "answer you here as soon as one is free.",
 }
 #: A queued visitor is told "nobody is left" at most once in this many seconds.
 OFFER_AGAIN_SECONDS = 30
@@ -534,10 +540,7 @@ def tell_if_nobody_left(team_id: int) -> int:
         if not claimed:
             continue
         if waits_on_its_channel(conversation):
-            # No form on a channel: he keeps waiting, and is told so.
-            post_message(conversation, "system",
-                         CHANNEL_WAIT_TEXT[visitor_language(conversation)],
-                         kind="event", payload={"event": "waiting_for_agent"})
+            _tell_waiting(conversation)  # no form on a channel: he keeps waiting
         else:
             offer_ticket(conversation, capacity.NOBODY_ONLINE)
         told += 1
