@@ -43,6 +43,7 @@ from meiqia.services import conversations
 from meiqia.services import messages
 from meiqia.services.errors import Conflict
 from meiqia.services.errors import ValidationError
+from meiqia.services.validation import check
 
 #: What a message longer than ``messages.MAX_BODY`` ends with; the whole text is
 #: stored beside it as a file of this name.
@@ -298,21 +299,12 @@ def _check_user(value: Any) -> str:
 
 
 def _check_external_id(value: Any) -> str | None:
+    """Text of at most MAX_EXTERNAL_ID characters (a gateway's numeric id: pass
+    ``str(id)``), with the schema check's own words (``expected string``)."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        # A gateway's numeric id: pass str(id); a number here is the plugin's slip.
-        raise ValidationError("external_message_id: expected text, not a "
-                              f"{_json_type(value)}", "external_message_id")
-    if len(value) > MAX_EXTERNAL_ID:
-        raise ValidationError(f"external_message_id: text of at most {MAX_EXTERNAL_ID} "
-                              "characters", "external_message_id")
-    return value
-
-
-def _json_type(value: Any) -> str:
-    return {bool: "boolean", int: "number", float: "number", list: "list",
-            dict: "object"}.get(type(value), type(value).__name__)
+    return check(value, {"type": "string", "maxLength": MAX_EXTERNAL_ID},
+                 "external_message_id")
 
 
 def _check_metadata(value: Any) -> dict[str, Any]:

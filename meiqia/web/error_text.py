@@ -182,7 +182,7 @@ FIELD_LABELS: dict[str, str] = {
 }
 
 _TYPE_NAMES = {"object": "对象", "string": "文本", "integer": "整数", "number": "数字",
-               "boolean": "布尔值", "array": "列表", "list": "列表", "null": "空值"}
+               "boolean": "布尔值", "array": "列表", "null": "空值"}
 _TYPE = "(?:object|string|integer|number|boolean|array|null)"
 #: A number as the services write it: 5000, -2147483648, 0.5, 20,000.
 NUM = r"-?\d[\d,]*(?:\.\d+)?"
@@ -423,10 +423,6 @@ _PAIRS: list[tuple[str, str]] = [
     (r"the conversation kept ending while the message arrived; send it again",
      "消息到达时对话刚好结束，请重新发送"),
     (r"attachments: Attachment objects with data", "附件：应为带有文件内容的 Attachment 对象"),
-    (rf"external_message_id: text of at most (?P<n>{NUM}) characters",
-     "外部消息 ID：最多 {n} 个字符的文本"),
-    (r"external_message_id: expected text, not a (?P<t>.+)",
-     "外部消息 ID：应为文本，而不是 {t:types}"),
     (r"metadata: expected an object", "元数据：应为对象"),
     (rf"metadata: at most (?P<n>{NUM}) bytes as JSON", "元数据：JSON 最多 {n} 字节"),
     (r"metadata: must be JSON \(text, numbers, lists, objects\)",

@@ -207,7 +207,17 @@ def test_bad_input_is_refused_with_a_reason(ch_app, ch_api):
                    {"external_user_id": "a", "text": "x", "event": "explode"}):
         with pytest.raises(ValidationError):
             receive(h, **kwargs)
+    # A gateway's numeric id is named as what it is, not as too long.
+    with pytest.raises(ValidationError) as numeric:
+        receive(h, "a", "x", external_message_id=12345)
+    assert numeric.value.message == "external_message_id: expected string"
+    with pytest.raises(ValidationError) as long_id:
+        receive(h, "a", "x", external_message_id="m" * 501)
+    assert long_id.value.message == "external_message_id: at most 500 characters"
     assert Message.select().count() == 0
+    # NUL characters are dropped, not stored (the widget refuses them).
+    stored = receive(h, "nul@example.com", "发货\x00快吗", external_message_id="nul-1")
+    assert Message.get_by_id(stored.message_id).body == "发货快吗"
 
 
 def test_subscribe_and_unsubscribe_events(ch_app, ch_api):

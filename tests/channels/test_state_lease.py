@@ -5,21 +5,26 @@ share the database)."""
 from __future__ import annotations
 
 import threading
-import time
 
 from meiqia.channels.state import StateStore
 
 
-def test_the_holders_time_counts_not_the_askers(ch_app, ch_api):
+def test_the_holders_time_counts_not_the_askers(ch_app, ch_api, meiqia_clock):
+    """The clock meiqia reads is moved (no sleeping): the lease's end is the
+    holder's, whatever time a later caller asks for."""
     team = ch_api.team["id"]
     long_holder, short_asker = StateStore(team, "standin"), StateStore(team, "standin")
     assert long_holder.claim("token", 600)
-    time.sleep(1.2)
+    meiqia_clock.advance(seconds=2)
     # Asking with a short time does not cut the holder's lease short.
     assert not short_asker.claim("token", 1)
+    meiqia_clock.advance(seconds=590)
+    assert not short_asker.claim("token", 1)  # 592 s of his 600
     long_holder.release("token")
-    assert short_asker.claim("token", 0.3)
-    time.sleep(0.5)
+    assert short_asker.claim("token", 5)
+    meiqia_clock.advance(seconds=4)
+    assert not long_holder.claim("token", 600)  # 4 s of the 5 asked
+    meiqia_clock.advance(seconds=2)
     # A short lease is not held longer than asked: it ran out, the next caller takes it.
     assert long_holder.claim("token", 600)
 

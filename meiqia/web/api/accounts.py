@@ -63,6 +63,10 @@ def register(body: dict) -> dict:
 @route(
     "/auth/login", ("POST",), summary="Log in with email and password",
     auth="none", body=LOGIN_SCHEMA, tags=["auth"],
+    description="401 for a wrong email or password (the same answer for an unknown "
+    "email). Past the attempts allowed from this client (per minute and per hour), or "
+    "at one email from this client, 429 `rate_limited` with `Retry-After`: the seconds "
+    "until the next attempt is let through (docs/security.md).",
 )
 def login(body: dict) -> dict:
     agent = accounts.authenticate(body["email"], body["password"], security.client_ip())
