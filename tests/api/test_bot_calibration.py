@@ -31,7 +31,9 @@ def test_calibration_report_shows_thresholds_and_competing_entries(api):
     assert not report["calibrated"] and "too few questions" in report["reason"]
     assert report["precision"] is None  # no denominator: null, not 0.0
     pairs = [set(p["entries"]) for p in report["competing"]]
-    assert {"pay-double", "pay-failed"} in pairs
+    # Two entries about the same thing, told apart by a word or two (issue 20):
+    # "Correct my invoice" belongs to both.
+    assert {"invoice-change", "invoice-how"} in pairs
     agent = api.new_agent()
     assert agent.get("/api/v1/knowledge/calibration").status_code == 403
 

