@@ -711,11 +711,11 @@ def bot_ask(question: str, kb_path: str | None, team_id: int | None, top: int) -
         from meiqia.bot.index import DEFAULT_ANSWER_THRESHOLD
         from meiqia.bot.index import DEFAULT_SUGGEST_THRESHOLD
 
-        try:
-            index = cached_index(kb_path)
-        except KBFileError as exc:
-            raise click.ClickException(str(exc)) from exc
-        with app_context(connect=False):
+        with app_context(connect=False):  # the config (BOT_EMBEDDINGS) applies
+            try:
+                index = cached_index(kb_path)
+            except KBFileError as exc:
+                raise click.ClickException(str(exc)) from exc
             asked = live.ask(question, probe_conversation(None), DEFAULT_ANSWER_THRESHOLD,
                              DEFAULT_SUGGEST_THRESHOLD, k=top,
                              asked=live.answerers_with_index(index))

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-_CODE = ("index.py", "calibrate.py", "lexicon.py", "normalize.py", "kbfile.py")
+_CODE = ("index.py", "calibrate.py", "lexicon.py", "normalize.py", "kbfile.py", "semantic.py")
 
 
 def cache_dir() -> Path:
@@ -30,11 +30,16 @@ def cache_dir() -> Path:
 
 
 def cache_key(kb_path: str | Path) -> str:
-    """Hash of the KB file's bytes and of the bot's source files."""
+    """Hash of the KB file's bytes, of the bot's source files and of whether
+    sentence embeddings are on (``BOT_EMBEDDINGS``: an index built with them
+    answers differently)."""
+    from meiqia.bot import semantic
+
     digest = hashlib.sha256(Path(kb_path).read_bytes())
     here = Path(__file__).resolve().parent
     for name in _CODE:
         digest.update((here / name).read_bytes())
+    digest.update(repr(semantic.settings()).encode())
     return digest.hexdigest()[:32]
 
 

@@ -154,6 +154,11 @@ def configure(enabled: bool, model_path: str = "") -> None:
             _encoder, _failed = None, False
 
 
+def settings() -> tuple[bool, str]:
+    """What ``configure`` set: (on, model path or "" for the package's)."""
+    return _enabled, _configured_path
+
+
 def _model_path() -> Path | None:
     if _configured_path:
         return Path(_configured_path)

@@ -134,3 +134,44 @@ def test_a_pickled_index_keeps_its_embedding_weights(embeddings):
     assert np.array_equal(copy._state.coef_emb, index._state.coef_emb)
     for question, expected in PARAPHRASES.items():
         assert _best(copy, question) == expected
+
+
+def test_the_config_turns_the_model_off_and_on(embeddings, tmp_path):
+    from meiqia.testing.app import close_app
+    from meiqia.testing.app import make_app
+
+    app = make_app(tmp_path / "off", BOT_EMBEDDINGS="0")  # as MEIQIA_BOT_EMBEDDINGS=0 reads
+    try:
+        assert app.config["BOT_EMBEDDINGS"] is False
+        assert semantic.encoder() is None
+        assert KBIndex(EN, background_rebuild=False)._state.coef_emb is None
+    finally:
+        close_app(app)
+    app = make_app(tmp_path / "on")
+    try:
+        assert app.config["BOT_EMBEDDINGS"] is True and semantic.encoder() is not None
+    finally:
+        close_app(app)
+
+
+def test_bot_ask_kb_follows_the_config_and_caches_each_setting_apart(tmp_path):
+    import csv
+
+    from tests.unit.test_cli import meiqia
+
+    kb = tmp_path / "en.csv"
+    with open(kb, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["id", "question", "answer"])
+        for entry in EN:
+            for i, question in enumerate(entry.questions):
+                out.writerow([entry.id, question, entry.answer if i == 0 else ""])
+    question = "my login stopped working, I can't remember the secret"
+    shown = {}
+    for flag in ("1", "0", "1"):
+        result = meiqia(tmp_path, "bot", "ask", "--kb", str(kb), question,
+                        env={"MEIQIA_BOT_EMBEDDINGS": flag}).stdout
+        first = result.splitlines()[1]  # the best candidate, under "decision: ..."
+        assert shown.setdefault(flag, first) == first  # the cached index answers alike
+    assert "[password]" in shown["1"] and "[password]" not in shown["0"], shown
+    assert len(list((tmp_path / "cache").glob("bot-index-*.pickle"))) == 2
