@@ -764,12 +764,6 @@ def _training_matrix(by_feature: sparse.csr_matrix, emb: np.ndarray | None
                          format="csr", dtype=np.float32)
 
 
-def _split_coef(coef: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The classifier's weights (entries x columns) over the n-grams, and over
-    the embedding dimensions that follow them (empty without embeddings)."""
-    return coef[:, :width], coef[:, width:]
-
-
 @lru_cache(maxsize=1)
 def _libc_trim() -> Callable[[int], int] | None:
     """glibc's ``malloc_trim`` (None elsewhere)."""
@@ -912,10 +906,10 @@ class _State:
                 if coef.shape[0] == 1:  # two entries: one binary decision
                     coef = np.vstack([-coef[0], coef[0]])
                     intercept = np.array([-intercept[0], intercept[0]])
-                coef, coef_emb = _split_coef(coef, by_feature.shape[0])
-                self.coef = np.ascontiguousarray(coef.T, dtype=np.float32)  # features x entries
+                width = by_feature.shape[0]  # the embedding's weights follow the n-grams'
+                self.coef = np.ascontiguousarray(coef[:, :width].T, dtype=np.float32)
                 if self.emb is not None:
-                    self.coef_emb = np.ascontiguousarray(coef_emb.T, dtype=np.float32)
+                    self.coef_emb = np.ascontiguousarray(coef[:, width:].T, dtype=np.float32)
                 self.intercept = intercept.astype(np.float32)
                 self.classes = classifier.classes_.astype(np.int32)
                 del classifier

@@ -60,6 +60,11 @@ def _t2s():  # noqa: ANN202 - OpenCC converter
     return OpenCC("t2s")
 
 
+def has_cjk(text: str) -> bool:
+    """Whether ``text`` has a Chinese character anywhere."""
+    return _HAS_CJK_RE.search(text) is not None
+
+
 def is_cjk(char: str) -> bool:
     code = ord(char)
     return (

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from meiqia.bot.normalize import has_cjk
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +46,13 @@ TOKENIZER = Path(__file__).parent / "data" / "all-MiniLM-L6-v2.tokenizer.json"
 MAX_TOKENS = 128
 #: Texts per forward pass at build time, sorted by length so a batch pads little.
 BATCH = 32
-#: Vectors kept by text (about 1.5 KB each): a knowledge base that uses the
-#: model has at most 30,000 variants (index.CLASSIFIER_MAX_VARIANTS).
+#: Vectors kept by text (float16, 768 bytes each, as the index keeps them; 31 MB
+#: full): a knowledge base that uses the model has at most 30,000 variants
+#: (index.CLASSIFIER_MAX_VARIANTS).
 CACHE_SIZE = 40_000
 #: A knowledge base uses the model when at least this share of its questions
 #: has no Chinese character.
 LATIN_SHARE = 0.9
-
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
 
 class Encoder:
     """One loaded model: ``encode`` turns texts into unit vectors (float32)."""
@@ -110,7 +109,7 @@ class Encoder:
                 for i, vector in zip(batch, vectors, strict=True):
                     out[missing[todo[i]]] = vector
                     if cache:
-                        self._cache[todo[i]] = vector
+                        self._cache[todo[i]] = vector.astype(np.float16)
                         self._cache.move_to_end(todo[i])
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
@@ -197,5 +196,5 @@ def wanted(texts: list[str]) -> bool:
     reads English (and other Latin-script text), not Chinese."""
     if not texts:
         return False
-    latin = sum(1 for t in texts if not _CJK.search(t))
+    latin = sum(1 for t in texts if not has_cjk(t))
     return latin >= LATIN_SHARE * len(texts)
