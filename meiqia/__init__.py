@@ -76,7 +76,8 @@ def create_app(
         geoip.configure(app.config)  # a wrong path stops start-up, not a visit
     from meiqia.bot import semantic
 
-    semantic.configure(app.config["BOT_EMBEDDINGS"], app.config["BOT_EMBEDDING_MODEL"])
+    semantic.configure(app.config["BOT_EMBEDDINGS"], app.config["BOT_EMBEDDING_MODEL"],
+                       app.config["BOT_EMBEDDING_INT8"])
     db.init_app(app)
     hub.init_app(app)
     jobs.init_app(app)

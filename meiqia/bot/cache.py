@@ -14,8 +14,10 @@ import hashlib
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from typing import BinaryIO
 
 _CODE = ("index.py", "calibrate.py", "lexicon.py", "normalize.py", "kbfile.py", "semantic.py")
 
@@ -57,10 +59,22 @@ def cached_index(kb_path: str | Path, target: float = 0.95) -> Any:
     index = KBIndex(load_kb(kb_path), background_rebuild=False)
     index.calibrate(target)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
-            pickle.dump(index, tmp, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp.name, path)  # never a half-written cache for a parallel call
+        write_atomic(path, lambda fh: pickle.dump(index, fh, protocol=pickle.HIGHEST_PROTOCOL))
     except OSError:
         pass
     return index
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Make ``path`` (and its folder) with what ``write`` writes into the open
+    file, so that a parallel reader sees the old file or the whole new one,
+    never half of it; a failed write leaves no stray file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+        try:
+            write(tmp)
+        except BaseException:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise
+    os.replace(tmp.name, path)

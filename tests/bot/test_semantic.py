@@ -7,8 +7,10 @@ one. That is what the embeddings are for, so it is what these tests hold.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -175,3 +177,75 @@ def test_bot_ask_kb_follows_the_config_and_caches_each_setting_apart(tmp_path):
         assert shown.setdefault(flag, first) == first  # the cached index answers alike
     assert "[password]" in shown["1"] and "[password]" not in shown["0"], shown
     assert len(list((tmp_path / "cache").glob("bot-index-*.pickle"))) == 2
+
+
+SENTENCES = ["I forgot my password", "can I get my money back for a broken kettle",
+             "how long until the parcel leaves the warehouse",
+             "what's the french word for hello"]
+
+
+def _fresh_encoder(int8: bool) -> semantic.Encoder:
+    """The encoder loaded anew (configure drops the loaded one when a setting changes)."""
+    semantic.configure(False)
+    semantic.configure(True, "", int8)
+    loaded = semantic.encoder()
+    assert loaded is not None
+    return loaded
+
+
+def test_the_int8_graph_is_made_once_kept_and_agrees_with_the_shipped_one(
+        embeddings, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEIQIA_CACHE_DIR", str(tmp_path))
+    shipped = _fresh_encoder(int8=False)
+    assert shipped.graph == "shipped" and not list(tmp_path.iterdir())
+    reference = shipped.encode(SENTENCES, cache=False)
+    made = _fresh_encoder(int8=True)
+    assert made.graph == "int8"
+    [kept] = tmp_path.glob("minilm-*-int8-*.onnx")
+    sidecar = kept.with_name(kept.name + ".sha256")
+    assert sidecar.read_text() == hashlib.sha256(kept.read_bytes()).hexdigest()
+    vectors = made.encode(SENTENCES, cache=False)
+    # Per-channel int8 weights and activations quantised per question: the
+    # vectors move a little (0.99 measured), the meaning does not.
+    assert np.all(np.sum(vectors * reference, axis=1) > 0.97)
+    stamp = kept.stat().st_mtime_ns
+    again = _fresh_encoder(int8=True)  # a later process: loaded from the folder, not made
+    assert kept.stat().st_mtime_ns == stamp
+    assert np.array_equal(again.encode(SENTENCES, cache=False), vectors)
+
+
+def test_a_damaged_kept_graph_is_made_again_not_run(embeddings, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEIQIA_CACHE_DIR", str(tmp_path))
+    vectors = _fresh_encoder(int8=True).encode(SENTENCES, cache=False)
+    [kept] = tmp_path.glob("minilm-*-int8-*.onnx")
+    good = kept.read_bytes()
+    kept.write_bytes(good[: len(good) // 2])  # a crash cut the file short
+    loaded = _fresh_encoder(int8=True)
+    assert loaded.graph == "int8" and kept.read_bytes() == good
+    assert np.array_equal(loaded.encode(SENTENCES, cache=False), vectors)
+
+
+def test_a_cache_folder_that_cannot_be_written_still_gets_the_int8_graph(
+        embeddings, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("MEIQIA_CACHE_DIR", str(blocker))
+    loaded = _fresh_encoder(int8=True)
+    assert loaded.graph == "int8"
+    assert blocker.read_text() == "a file where the cache folder should be"
+    index = KBIndex(EN, background_rebuild=False)
+    for question, expected in PARAPHRASES.items():
+        assert _best(index, question) == expected, question
+
+
+def test_without_the_quantisation_tool_the_shipped_graph_runs(
+        embeddings, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MEIQIA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if the package were not installed
+    with caplog.at_level(logging.WARNING, logger="meiqia.bot.semantic"):
+        loaded = _fresh_encoder(int8=True)
+    assert loaded.graph == "shipped" and "running the model as shipped" in caplog.text
+    assert not list(tmp_path.iterdir())
+    index = KBIndex(EN, background_rebuild=False)
+    for question, expected in PARAPHRASES.items():
+        assert _best(index, question) == expected, question
