@@ -35,6 +35,28 @@ REDIS_HOW = (
 )
 
 
+_OWN_CACHE: list[str] = []
+
+
+def pytest_configure(config: Any) -> None:
+    """A cache folder of the run's own (``MEIQIA_CACHE_DIR``, unless one is set):
+    the bot keeps its int8 model graph and its questions' vectors there, and a
+    run must not find the vectors of an earlier one (tests count what the model
+    embeds)."""
+    import tempfile
+
+    if "MEIQIA_CACHE_DIR" not in os.environ:
+        _OWN_CACHE.append(tempfile.mkdtemp(prefix="meiqia-test-cache-"))
+        os.environ["MEIQIA_CACHE_DIR"] = _OWN_CACHE[0]
+
+
+def pytest_unconfigure(config: Any) -> None:
+    import shutil
+
+    for folder in _OWN_CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def unavailable(what: str, how: str, error: Exception) -> None:
     message = f"{what} unreachable ({error}); {how}"
     if IN_CI:

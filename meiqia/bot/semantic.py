@@ -23,16 +23,17 @@ with vectors within cosine 0.99 of the shipped graph's and the same accuracy
 (docs/bot.md, "Sentence embeddings"). The rewritten graph is kept in the
 cache directory (``cache.cache_dir``), named after the model's sha256 and the
 tools' versions, so each later process loads it in a moment; where it cannot
-be made (``onnx`` missing, a read-only disk and a failure), the shipped graph
-runs, as before.
+be made (``onnx`` missing, or any failure), the shipped graph runs, as before.
 
 The model was trained on English. A knowledge base mostly in Chinese does not
 use it (``wanted``); the n-grams, jieba words and the lexicon serve there.
 
-Cost: one question of about ten words takes 8-10 ms of CPU on one core (the
-int8 kernels of this machine), a build about 7 ms per question variant, batched.
-Vectors are cached by text, so a rebuild or a calibration (which builds the
-index again on parts of the knowledge base) embeds each question once.
+Cost: one question of about ten words takes 1.5-2 ms of CPU on one core with
+the int8 graph (on a CPU with AVX-512 VNNI; twice that without, 6-10 ms with
+the float graph). The knowledge base's questions' vectors are cached by text
+in the process and kept on disk for every process (``vector_store``), so a
+rebuild, a calibration (which builds the index again on parts of the
+knowledge base) or a worker that starts embeds each question once.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
+from meiqia.bot.cache import cache_dir
 from meiqia.bot.normalize import has_cjk
+from meiqia.bot.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +91,11 @@ class Encoder:
         graph: bytes | str = str(model_path)
         #: Which graph runs: "int8" (the rewritten one) or "shipped".
         self.graph = "shipped"
+        graph_sha = digest
         if int8:
             try:
                 graph, self.graph = _int8_graph(model_path, digest), "int8"
+                graph_sha = hashlib.sha256(graph).hexdigest()
             except Exception as exc:  # noqa: BLE001 - any failure: the shipped graph runs
                 log.warning("bot: the int8 graph of the embedding model could not be made "
                             "(%s); running the model as shipped (about twice the CPU)", exc)
@@ -107,15 +112,22 @@ class Encoder:
         self._tokenizer.no_padding()
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        # Vectors on disk, shared by the processes: one file per graph, tokenizer
+        # and cut, since each changes the vectors (vector_store.py).
+        recipe = hashlib.sha256(f"{graph_sha} {MAX_TOKENS} ".encode()
+                                + TOKENIZER.read_bytes()).hexdigest()
+        self._store = VectorStore(cache_dir() / f"vectors-{recipe[:16]}.sqlite3", DIMENSIONS)
 
     def encode(self, texts: list[str],
                progress: Callable[[int], None] | None = None,
                cache: bool = True) -> np.ndarray:
         """Unit vectors of ``texts`` (len(texts) x DIMENSIONS, float32), in order.
 
-        ``progress`` hears how many of the texts not cached are done. A
-        visitor's question is encoded with ``cache=False``: it is rarely asked
-        twice, and it would push the knowledge base's questions out.
+        ``progress`` hears how many of the texts not cached are done. With
+        ``cache`` (the knowledge base's questions) vectors come from and go to
+        the process's cache and the vector store on disk. A visitor's question
+        is encoded with ``cache=False``: it is rarely asked twice, it would push
+        the knowledge base's questions out, and it is kept nowhere.
         """
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         missing: dict[str, list[int]] = {}
@@ -127,9 +139,19 @@ class Encoder:
                 else:
                     self._cache.move_to_end(text)
                     out[i] = vector
+        if cache and missing:
+            kept = self._store.get(list(missing))
+            with self._lock:
+                for text, vector in kept.items():
+                    out[missing.pop(text)] = vector
+                    self._cache[text] = vector
+                    self._cache.move_to_end(text)
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
         if not missing:
             return out
         todo = list(missing)
+        made: dict[str, np.ndarray] = {}
         encodings = self._tokenizer.encode_batch(todo)
         order = sorted(range(len(todo)), key=lambda i: len(encodings[i].ids))
         done = 0
@@ -140,13 +162,14 @@ class Encoder:
                 for i, vector in zip(batch, vectors, strict=True):
                     out[missing[todo[i]]] = vector
                     if cache:
-                        self._cache[todo[i]] = vector.astype(np.float16)
+                        made[todo[i]] = self._cache[todo[i]] = vector.astype(np.float16)
                         self._cache.move_to_end(todo[i])
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
             done += len(batch)
             if progress is not None:
                 progress(done)
+        self._store.put(made)
         return out
 
     def _forward(self, pieces: list[list[int]]) -> np.ndarray:
@@ -193,7 +216,6 @@ def _int8_graph(model_path: Path, digest: str) -> bytes:
 
     import onnxruntime
 
-    from meiqia.bot.cache import cache_dir
     from meiqia.bot.cache import write_atomic
 
     # The versions from the installed metadata: importing onnx costs 30-40 MB,
