@@ -641,7 +641,9 @@ def bot_eval(kb_path: str, cases_path: str, answer_threshold: float | None,
     n, in_scope_accuracy, oos_recall, oos_precision, suggest_rate, p50_ms,
     p99_ms, build_s (DESIGN §6), then top1_accuracy, answer_precision (share
     of direct answers that are right), coverage (share of in-scope questions
-    answered right directly), suggest_precision and the thresholds. A ratio
+    answered right directly), suggest_precision and the thresholds, the CPU
+    time per question (cpu_p50_ms, cpu_p99_ms) and oos_curve (in-scope accuracy
+    at each out-of-scope recall the suggest threshold can reach). A ratio
     without a denominator is null.
     """
     from meiqia.bot.evaluate import METRICS

@@ -241,9 +241,11 @@ def oos_curve(tops: list[tuple[bool, bool, float]]) -> list[dict[str, float]]:
         # a question below it is unrecognised (``decide``).
         k = int(np.ceil(recall * oos.size - 1e-9))
         threshold = float(oos[k - 1]) + 1e-9 if k > 0 else 0.0
-        points.append({"oos_recall": float((oos < threshold).mean()),
-                       "in_scope_accuracy": float((ok & (ins >= threshold)).mean()),
-                       "suggest_threshold": threshold})
+        point = {"oos_recall": float((oos < threshold).mean()),
+                 "in_scope_accuracy": float((ok & (ins >= threshold)).mean()),
+                 "suggest_threshold": threshold}
+        if not points or point["oos_recall"] != points[-1]["oos_recall"]:
+            points.append(point)  # few OOS cases: two recalls may need the same cut
     return points
 
 

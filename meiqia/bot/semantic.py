@@ -251,7 +251,8 @@ def _int8_graph(model_path: Path, digest: str) -> bytes:
         write_atomic(path, lambda fh: fh.write(data))
         write_atomic(check, lambda fh: fh.write(hashlib.sha256(data).hexdigest().encode()))
     except OSError as exc:
-        log.info("bot: the int8 graph is not cached (%s); it is made again per process", exc)
+        log.warning("bot: the int8 graph is not kept in the cache folder (%s); each process "
+                    "makes it again (3-4 s of CPU)", exc)
     return data
 
 

@@ -17,7 +17,8 @@ opens the file, so questions edited away do not pile up.
 Any failure (a folder that cannot be written, a damaged file, a disk full)
 costs only the speed: the store turns itself off for the process with one
 warning and the model embeds as before. A file that is not a database is
-replaced once.
+replaced once, and so is a damaged one; a kept vector of the wrong size is
+embedded again and overwritten.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ class VectorStore:
             db = None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Made 0600 before SQLite opens it: its -wal and -shm files take
+                # the database file's mode, and the umask would make all three
+                # readable by every user (docs/security.md).
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
                 db = sqlite3.connect(self.path, timeout=10, isolation_level=None,
                                      check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
@@ -84,7 +89,8 @@ class VectorStore:
             except (sqlite3.Error, OSError) as exc:
                 if db is not None:
                     db.close()
-                if attempt == 1 and "not a database" in str(exc):
+                if attempt == 1 and isinstance(exc, sqlite3.DatabaseError) and (
+                        "not a database" in str(exc) or "malformed" in str(exc)):
                     log.warning("bot: %s is not a vector store; making it anew", self.path)
                     for suffix in ("", "-wal", "-shm"):
                         Path(f"{self.path}{suffix}").unlink(missing_ok=True)
@@ -127,7 +133,7 @@ class VectorStore:
         return found
 
     def put(self, vectors: dict[str, np.ndarray]) -> None:
-        """Keep ``vectors`` (text → vector); texts already kept stay as they are."""
+        """Keep ``vectors`` (text → vector), over what was kept for those texts."""
         with self._lock:
             db = self._open()
             if db is None or not vectors:
@@ -137,7 +143,10 @@ class VectorStore:
                     for t, v in vectors.items()]
             try:
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany("INSERT OR IGNORE INTO vector (key, vec, used) VALUES (?, ?, ?)",
+                # REPLACE: a text reaches ``put`` only when no good vector was
+                # kept for it, so a row there has the wrong size (or came from
+                # another process a moment ago, the same vector).
+                db.executemany("INSERT OR REPLACE INTO vector (key, vec, used) VALUES (?, ?, ?)",
                                rows)
                 db.execute("COMMIT")
             except sqlite3.Error as exc:

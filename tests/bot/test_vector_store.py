@@ -188,3 +188,42 @@ def test_a_forked_process_opens_its_own_connection(tmp_path):
     assert store._db is inherited  # the parent's connection is untouched
     assert set(store.get(["before fork", "from the child"])) == {"before fork",
                                                                  "from the child"}
+
+
+def test_the_store_files_are_private_whatever_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        store = VectorStore(tmp_path / "vectors.sqlite3", 4)
+        store.put({"a question": np.ones(4)})
+        assert store.get(["a question"])
+    finally:
+        os.umask(old)
+    made = [p for p in tmp_path.iterdir() if p.name.startswith("vectors.sqlite3")]
+    assert {p.name for p in made} >= {"vectors.sqlite3", "vectors.sqlite3-wal"}
+    for path in made:
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def test_a_damaged_store_and_a_wrong_sized_vector_are_mended(tmp_path, caplog):
+    path = tmp_path / "vectors.sqlite3"
+    store = VectorStore(path, 4)
+    store.put({f"question {i}": np.full(4, float(i)) for i in range(300)})
+    store._db.close()
+    data = bytearray(path.read_bytes())
+    for name in ("vectors.sqlite3-wal", "vectors.sqlite3-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page overwritten
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="meiqia.bot.vector_store"):
+        mended = VectorStore(path, 4)
+        assert mended.get(["question 1"]) == {}
+    assert "making it anew" in caplog.text and "off for this process" not in caplog.text
+    mended.put({"question 1": np.ones(4)})
+    assert set(mended.get(["question 1"])) == {"question 1"}
+    # A vector of another size (a store written by another build): embedded again, overwritten.
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE vector SET vec = ? WHERE key = ?",
+                   (np.ones(3, np.float16).tobytes(), vector_store._key("question 1")))
+    assert mended.get(["question 1"]) == {}
+    mended.put({"question 1": np.full(4, 5.0)})
+    assert np.array_equal(mended.get(["question 1"])["question 1"], np.full(4, 5.0, np.float16))
