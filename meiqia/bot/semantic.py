@@ -94,8 +94,8 @@ class Encoder:
         graph_sha = digest
         if int8:
             try:
-                graph, self.graph = _int8_graph(model_path, digest), "int8"
-                graph_sha = hashlib.sha256(graph).hexdigest()
+                graph, graph_sha = _int8_graph(model_path, digest)
+                self.graph = "int8"
             except Exception as exc:  # noqa: BLE001 - any failure: the shipped graph runs
                 log.warning("bot: the int8 graph of the embedding model could not be made "
                             "(%s); running the model as shipped (about twice the CPU)", exc)
@@ -200,9 +200,10 @@ class _QuietQuantiser(logging.Filter):
             "Please consider to run pre-processing")
 
 
-def _int8_graph(model_path: Path, digest: str) -> bytes:
-    """The model as integer matrix products (see the module's docstring): from
-    the cache when a valid copy is there, else made (3-4 s of CPU) and kept.
+def _int8_graph(model_path: Path, digest: str) -> tuple[bytes, str]:
+    """The model as integer matrix products (see the module's docstring), and
+    its sha256: from the cache when a valid copy is there, else made (3-4 s of
+    CPU) and kept.
 
     Made in two steps of onnxruntime's own tools: the session folds the
     shipped graph's int8-to-float constants into float weights (the basic,
@@ -225,8 +226,9 @@ def _int8_graph(model_path: Path, digest: str) -> bytes:
     check = path.with_name(path.name + ".sha256")
     try:
         data = path.read_bytes()
-        if check.read_text().strip() == hashlib.sha256(data).hexdigest():
-            return data
+        sha = hashlib.sha256(data).hexdigest()
+        if check.read_text().strip() == sha:
+            return data, sha
     except OSError:
         pass
     import onnx  # noqa: F401 - the quantiser needs it; an ImportError here says so
@@ -247,13 +249,14 @@ def _int8_graph(model_path: Path, digest: str) -> bytes:
         finally:
             logging.getLogger().removeFilter(quiet)
         data = quantised.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
     try:  # the graph first, then its sum: a reader never trusts a half-made pair
         write_atomic(path, lambda fh: fh.write(data))
-        write_atomic(check, lambda fh: fh.write(hashlib.sha256(data).hexdigest().encode()))
+        write_atomic(check, lambda fh: fh.write(sha.encode()))
     except OSError as exc:
         log.warning("bot: the int8 graph is not kept in the cache folder (%s); each process "
                     "makes it again (3-4 s of CPU)", exc)
-    return data
+    return data, sha
 
 
 _encoder: Encoder | None = None

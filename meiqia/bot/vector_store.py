@@ -65,39 +65,45 @@ class VectorStore:
 
         A process forked after the parent opened it (an rq work horse) opens
         its own: an SQLite connection must not cross a fork, so the inherited
-        one is dropped unused."""
+        one is dropped unused. A file that is not a database, or a damaged
+        one, is replaced once."""
         if self._db is not None and self._pid != os.getpid():
             self._db = None
         if self._db is not None or self._off:
             return self._db
-        for attempt in (1, 2):
-            db = None
+        try:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                # Made 0600 before SQLite opens it: its -wal and -shm files take
-                # the database file's mode, and the umask would make all three
-                # readable by every user (docs/security.md).
-                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-                db = sqlite3.connect(self.path, timeout=10, isolation_level=None,
-                                     check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("CREATE TABLE IF NOT EXISTS vector (key BLOB PRIMARY KEY, "
-                           "vec BLOB NOT NULL, used INTEGER NOT NULL) WITHOUT ROWID")
-                db.execute("DELETE FROM vector WHERE used < ?", (_today() - KEEP_DAYS,))
-                self._db, self._pid = db, os.getpid()
-                return db
-            except (sqlite3.Error, OSError) as exc:
-                if db is not None:
-                    db.close()
-                if attempt == 1 and isinstance(exc, sqlite3.DatabaseError) and (
-                        "not a database" in str(exc) or "malformed" in str(exc)):
-                    log.warning("bot: %s is not a vector store; making it anew", self.path)
-                    for suffix in ("", "-wal", "-shm"):
-                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-                    continue
-                self._fail(exc)
-                return None
-        return None
+                self._db = self._connect()
+            except sqlite3.DatabaseError as exc:
+                if "not a database" not in str(exc) and "malformed" not in str(exc):
+                    raise
+                log.warning("bot: %s is not a vector store; making it anew", self.path)
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                self._db = self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            self._fail(exc)
+        self._pid = os.getpid()
+        return self._db
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection to the file, made 0600, in WAL, with the table, pruned."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Made 0600 before SQLite opens it: its -wal and -shm files take the
+        # database file's mode, and the umask would make all three readable by
+        # every user (docs/security.md).
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS vector (key BLOB PRIMARY KEY, "
+                       "vec BLOB NOT NULL, used INTEGER NOT NULL) WITHOUT ROWID")
+            db.execute("DELETE FROM vector WHERE used < ?", (_today() - KEEP_DAYS,))
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
 
     def _fail(self, exc: Exception) -> None:
         self._off = True

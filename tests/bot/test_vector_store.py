@@ -227,3 +227,51 @@ def test_a_damaged_store_and_a_wrong_sized_vector_are_mended(tmp_path, caplog):
     assert mended.get(["question 1"]) == {}
     mended.put({"question 1": np.full(4, 5.0)})
     assert np.array_equal(mended.get(["question 1"])["question 1"], np.full(4, 5.0, np.float16))
+
+
+WRITER = r"""
+import sys, numpy as np
+sys.path.insert(0, sys.argv[1])
+from meiqia.bot.vector_store import VectorStore
+store = VectorStore(__import__("pathlib").Path(sys.argv[2]), 4)
+print("ready", flush=True)
+n = 0
+while True:  # batches of 50 until killed
+    store.put({f"q{i}": np.full(4, float(i % 1000)) for i in range(n, n + 50)})
+    n += 50
+    print("put", n, flush=True)
+"""
+
+
+def test_a_writer_killed_at_random_moments_leaves_a_whole_store(tmp_path):
+    """The crash a deploy makes: a worker killed (SIGKILL) in the middle of a
+    build's write, 15 times at random moments. After each, a process that
+    starts opens the store (not replaced, not off), and every vector it gives
+    back is whole and right; what a killed batch did not commit is simply
+    embedded again."""
+    import random
+
+    path = tmp_path / "vectors.sqlite3"
+    rng = random.Random(20261206)
+    kept_before = 0
+    for _trial in range(15):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(ROOT), str(path)],
+                                  stdout=subprocess.PIPE, text=True)
+        assert writer.stdout.readline().strip() == "ready"
+        for _ in range(rng.randint(0, 30)):  # the kill lands while it writes on
+            writer.stdout.readline()
+        writer.kill()
+        writer.wait(30)
+        writer.stdout.close()
+        store = VectorStore(path, 4)
+        texts = [f"q{i}" for i in range(20_000)]
+        kept = store.get(texts)
+        assert store._db is not None and not store._off
+        for text, vector in kept.items():
+            assert np.array_equal(vector, np.full(4, float(int(text[1:]) % 1000), np.float16))
+        # Batches commit whole: what is kept is a run of whole batches from q0.
+        assert len(kept) % 50 == 0 and set(kept) == {f"q{i}" for i in range(len(kept))}
+        assert len(kept) >= kept_before  # nothing committed is lost by a later crash
+        kept_before = len(kept)
+        store._db.close()
+    assert kept_before > 0
