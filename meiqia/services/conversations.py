@@ -8,8 +8,10 @@ figures and frees a place, which assigns the next queued conversation.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app
@@ -163,9 +165,17 @@ def earlier(visitor: Visitor, current: Conversation) -> dict[str, Any] | None:
 
 def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
                     client_msg_id: str | None, kind: str = "text",
-                    payload: dict | None = None) -> tuple[Any, bool]:
+                    payload: dict | None = None,
+                    after: list[Callable[[], None]] | None = None) -> tuple[Any, bool]:
     """A visitor's message: stored, then the bot answers, routing starts, or the
-    agent gets suggestions."""
+    agent gets suggestions.
+
+    ``after``: where a caller that answers the visitor first (a socket's ``ack``)
+    takes the agent's suggestions, to run them once it has answered. They are
+    for the agent only, and ranking the question costs more than storing it
+    (the sentence model on an English knowledge base), so the visitor's ack does
+    not wait for them. Without it they run before this returns.
+    """
     if conversation.visitor_id != visitor.id:
         raise NotFound("no such conversation")
     if conversation.status == "ended":
@@ -192,7 +202,10 @@ def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
         else:
             _bot_step(conversation, message)
     elif conversation.status == "open" and kind == "text":
-        _suggest_to_agent(conversation, message)
+        if after is None:
+            _suggest_to_agent(conversation, message)
+        else:
+            after.append(functools.partial(_suggest_to_agent, conversation, message))
     elif conversation.status == "queued" and kind == "text" and wants_human(message.body):
         _ask_for_human(conversation)  # asks again while he waits: told where he stands
     return message, True

@@ -901,7 +901,9 @@ def _run_frame(channel: Channel, frame: dict, handlers: dict[str, Any],
     the API's own checker: types, and integers within a database column), so a
     handler never meets a string where it expects an id. An exception no one
     foresaw is logged and answered with ``server_error``: never its text, and
-    the socket stays open (database outages go on to ``_unavailable``).
+    the socket stays open (database outages go on to ``_unavailable``). A
+    handler that returns a list leaves those steps for after its answer
+    (``_after_answer``).
     """
     kind, data = frame["type"], frame.get("data") or {}
     handler = handlers.get(kind)
@@ -915,9 +917,11 @@ def _run_frame(channel: Channel, frame: dict, handlers: dict[str, Any],
             if schema is not None:
                 check(data, schema)
             started = time.perf_counter()
-            handler(data)
+            later = handler(data)
             if kind == "message":  # stored and acknowledged
                 metrics.ACK_SECONDS.labels(channel.kind).observe(time.perf_counter() - started)
+            if isinstance(later, list):  # steps left for after the answer
+                _after_answer(later, kind)
     except ServiceError as exc:
         channel.error(exc.code, exc.message, _ref(frame))
     except DATABASE_ERRORS:
@@ -927,6 +931,20 @@ def _run_frame(channel: Channel, frame: dict, handlers: dict[str, Any],
     except Exception:  # noqa: BLE001 - a bug must not end the socket or leak its text
         log.exception("ws: a %s frame failed", kind[:40])
         channel.error("server_error", "the server could not handle this frame", _ref(frame))
+
+
+def _after_answer(steps: list[Callable[[], None]], kind: str) -> None:
+    """Run what a frame's handler left for after its answer (the agent's
+    suggestions after the visitor's ``ack``). The sender has had his answer, so
+    a failure here is logged, never sent to him as an error of his frame."""
+    for step in steps:
+        try:
+            step()
+        except DATABASE_ERRORS as exc:
+            log.warning("ws: after a %s frame: the database failed (%s)", kind[:40],
+                        type(exc).__name__)
+        except Exception:  # noqa: BLE001 - the frame was answered: nothing to tell
+            log.exception("ws: after a %s frame: a step failed", kind[:40])
 
 
 #: An id in a frame: a whole number a database column holds (``check`` bounds it).
@@ -969,14 +987,16 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
         channel.error("not_found", "no such conversation", _ref(frame))
         return
 
-    def message(data: dict) -> None:
+    def message(data: dict) -> list[Callable[[], None]]:
         client_id = messages.check_client_id(data.get("client_msg_id"), required=True)
         stream = channel.stream
+        later: list[Callable[[], None]] = []
         with _sending(stream, conversation.id, client_id):
             sent, created = conversations.visitor_message(
-                visitor, conversation, data.get("body", ""), client_id)
+                visitor, conversation, data.get("body", ""), client_id, after=later)
         stream.ack(messages.visitor_view(sent, messages.reports_reads(conversation)),
                    duplicate=not created)
+        return later  # the agent's suggestions, once the visitor has his ack
 
     def typing(data: dict) -> None:
         events.emit("typing", conversation.team_id, [messages.team_topic(conversation.team_id)],
