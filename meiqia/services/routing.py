@@ -486,13 +486,39 @@ def visitor_language(conversation: Conversation) -> str:
     return lang
 
 
+def _latest_public(conversation: Conversation, limit: int = 5,
+                   system_events: bool = False) -> list[Any]:
+    """The conversation's last ``limit`` messages the visitor sees (only the system's
+    event lines with ``system_events``), newest first."""
+    from meiqia.models import Message
+
+    where = [Message.conversation == conversation.id, Message.visibility == "public"]
+    if system_events:
+        where += [Message.sender_kind == "system", Message.kind == "event"]
+    return list(Message.select(Message.sender_kind, Message.kind, Message.payload)
+                .where(*where).order_by(Message.id.desc()).limit(limit))
+
+
+def _system_event(message: Any) -> str | None:
+    return (message.payload or {}).get("event") \
+        if message.sender_kind == "system" and message.kind == "event" else None
+
+
 def announce_handover(conversation: Conversation) -> None:
     """Tell the visitor who serves him now: a stored public ``handover`` event line,
-    with the name visitors see (nickname, else name), so a resuming client gets it."""
+    with the name visitors see (nickname, else name), so a resuming client gets it.
+
+    Not when the last such line he has already says so: his agent's tab closed and
+    the chat came back to him, and nothing was said between (an e-mail customer got
+    "小王 为您服务" again by mail each time)."""
     handler = find_by_id(Agent, conversation.handler_id)
     if handler is None:
         return
     name = handler.display_name
+    last = _latest_public(conversation, 1, system_events=True)
+    if last and _system_event(last[0]) == "handover" \
+            and (last[0].payload or {}).get("agent") == name:
+        return
     post_message(conversation, "system",
                  HANDOVER_TEXT[visitor_language(conversation)].format(name=name),
                  kind="event", payload={"event": "handover", "agent": name})
@@ -534,17 +560,34 @@ def tell_if_nobody_left(team_id: int) -> int:
     cutoff = now - datetime.timedelta(seconds=OFFER_AGAIN_SECONDS)
     told = 0
     for conversation in waiting:
+        on_channel = waits_on_its_channel(conversation)
+        if on_channel and not _awaits_an_answer(conversation):
+            continue  # checked before the claim: his next message must still be told
         claimed = Conversation.update(offered_at=now).where(
             Conversation.id == conversation.id, Conversation.status == "queued",
             Conversation.offered_at.is_null() | (Conversation.offered_at < cutoff)).execute()
         if not claimed:
             continue
-        if waits_on_its_channel(conversation):
+        if on_channel:
             _tell_waiting(conversation)  # no form on a channel: he keeps waiting
         else:
             offer_ticket(conversation, capacity.NOBODY_ONLINE)
         told += 1
     return told
+
+
+def _awaits_an_answer(conversation: Conversation) -> bool:
+    """Whether a channel's customer is waiting for an answer nobody gave yet: what
+    he sees last is his own message (a handover line after it counts for nothing).
+    Only then is he told, on an agent's departure, that his chat waits. A customer
+    who had the last word from us, or was told already, is not written to: on
+    e-mail each line is a mail, and an agent whose tab closes and opens is no news
+    to him."""
+    for message in _latest_public(conversation):
+        if _system_event(message) == "handover":
+            continue
+        return message.sender_kind == "visitor"
+    return False
 
 
 def requeue_handled_by(agent: Agent) -> list[int]:

@@ -324,8 +324,8 @@ def test_a_number_picks_a_line_of_did_you_mean_and_asking_again_while_waiting_is
         ch_app, ch_api):
     """On a channel "did you mean" is numbered lines: 「2」 picks the second. A
     customer whose chat waits for the first agent back and asks for a person again
-    is told again (after 30 s), and when the last agent goes he gets the waiting
-    line, not the widget's form."""
+    is told again (after 30 s), and when the last agent goes while his last message
+    has no answer he gets the waiting line, not the widget's form."""
     import datetime
 
     from meiqia.models.base import utcnow
@@ -362,6 +362,64 @@ def test_a_number_picks_a_line_of_did_you_mean_and_asking_again_while_waiting_is
     assert [m.body for _c, m in standin.outbox(ch_app)].count(CHANNEL_WAIT_TEXT["zh-CN"]) == 2
     Conversation.update(offered_at=utcnow() - datetime.timedelta(seconds=31)).where(
         Conversation.id == conversation.id).execute()
+    # The last agent goes: the last thing he has is that line already, so nothing.
+    assert routing.tell_if_nobody_left(ch_api.team["id"]) == 0
+    assert [m.body for _c, m in standin.outbox(ch_app)].count(CHANNEL_WAIT_TEXT["zh-CN"]) == 2
+    # He writes again, and nobody has answered when the last agent goes: told.
+    receive(h, "pick@example.com", "订单 MQ9 还没发货", external_message_id="p7")
     assert routing.tell_if_nobody_left(ch_api.team["id"]) == 1
     bodies = [m.body for _c, m in standin.outbox(ch_app)]
     assert bodies.count(CHANNEL_WAIT_TEXT["zh-CN"]) == 3 and "请留言" not in bodies[-1]
+
+
+def test_an_agent_whose_tab_closes_and_opens_sends_the_customer_no_mail(ch_app, ch_api):
+    """Seen on e-mail: each time the agent's workspace closed and opened again, the
+    customer got "现在没有客服可以接待…" and then "李客服 为您服务" once more, by mail,
+    about a chat that had not changed for him. Now a departure writes to him only
+    when he waits for an answer nobody gave, and a handover line is not repeated
+    when the last one he has names the same person."""
+    import datetime
+
+    from meiqia.models import AgentSocket
+    from meiqia.models.base import utcnow
+    from meiqia.services import presence
+    from meiqia.services.routing import CHANNEL_WAIT_TEXT
+
+    ch_api.without_bot()
+    agent = ch_api.online_agent(name="李伟", nickname="李客服")
+    h = host(ch_app, ch_api)
+
+    def tab_closes_and_opens() -> str:
+        AgentSocket.update(alive_until=utcnow() - datetime.timedelta(seconds=1)).where(
+            AgentSocket.agent == agent.agent["id"]).execute()
+        presence.sweep()  # his chat goes back to the queue; nobody else is there
+        status = Conversation.get_by_id(cid).status
+        agent.workspace_open()  # he is back: the chat comes back to him
+        return status
+
+    cid = receive(h, "dave@example.com", "我的订单还没到", external_message_id="d1").conversation_id
+    assert Conversation.get_by_id(cid).handler_id == agent.agent["id"]
+    agent_replies(ch_app, agent, cid, "您好，我查一下")
+    sent = [m.body for _c, m in standin.outbox(ch_app)]
+    assert sent == ["李客服 为您服务", "您好，我查一下"]
+
+    # The last word was ours: the tab closing and opening writes nothing to him.
+    for _ in range(3):
+        assert tab_closes_and_opens() == "queued"
+        taken = Conversation.get_by_id(cid)
+        assert taken.status == "open" and taken.handler_id == agent.agent["id"]
+    assert [m.body for _c, m in standin.outbox(ch_app)] == sent
+
+    # He writes and nobody has answered yet: now he is told his chat waits, once,
+    # and who serves him when the agent is back.
+    receive(h, "dave@example.com", "还有发票的问题", external_message_id="d2")
+    assert tab_closes_and_opens() == "queued"
+    new = [m.body for _c, m in standin.outbox(ch_app)][len(sent):]
+    assert new == [CHANNEL_WAIT_TEXT["zh-CN"], "李客服 为您服务"]
+    # Told once: the next departure and return say nothing (he has both lines).
+    assert tab_closes_and_opens() == "queued"
+    assert [m.body for _c, m in standin.outbox(ch_app)][len(sent):] == new
+    # The chat's own record keeps every move for the agents (internal lines).
+    moves = [m.payload.get("event") for m in Message.select().where(
+        Message.conversation == cid, Message.visibility == "internal")]
+    assert moves.count("requeued") == 5
