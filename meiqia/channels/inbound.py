@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import secrets
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
@@ -154,6 +155,7 @@ def _post_all(visitor: Visitor, conversation: Conversation, text: str,
     payload = {"channel": {"external_id": ext, "metadata": meta}} if ext or meta else None
     first = None
     first_created = False
+    answer: list[Callable[[], None]] = []
     if len(text) > messages.MAX_BODY:
         # A message longer than a chat message may be: the start, a note, and the
         # whole text as a file beside it (it was cut without a word).
@@ -166,12 +168,19 @@ def _post_all(visitor: Visitor, conversation: Conversation, text: str,
             text_payload = {"channel": {"external_id": ext, "metadata": meta,
                                         "placeholder": True}}
         first, first_created = conversations.visitor_message(
-            visitor, conversation, text, base_id, payload=text_payload)
-    for index, item in enumerate(attachments):
-        client_id = f"{base_id}.{index}" if base_id else None
-        message, created = _post_attachment(visitor, conversation, item, client_id, payload)
-        if first is None:
-            first, first_created = message, created
+            visitor, conversation, text, base_id, payload=text_payload, after=answer)
+    try:
+        for index, item in enumerate(attachments):
+            client_id = f"{base_id}.{index}" if base_id else None
+            message, created = _post_attachment(visitor, conversation, item, client_id,
+                                                payload)
+            if first is None:
+                first, first_created = message, created
+    finally:
+        # The bot's answer (or routing) after the whole of what he sent, an e-mail's
+        # attachments included; also when a later attachment was refused.
+        for step in answer:
+            step()
     assert first is not None
     return first, first_created
 

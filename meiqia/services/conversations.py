@@ -170,11 +170,13 @@ def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
     """A visitor's message: stored, then the bot answers, routing starts, or the
     agent gets suggestions.
 
-    ``after``: where a caller that answers the visitor first (a socket's ``ack``)
-    takes the agent's suggestions, to run them once it has answered. They are
-    for the agent only, and ranking the question costs more than storing it
-    (the sentence model on an English knowledge base), so the visitor's ack does
-    not wait for them. Without it they run before this returns.
+    ``after``: where a caller that has more to do first takes that answering
+    step, to run it once it is done: a socket acknowledges the message first
+    (ranking the question costs more than storing it, the sentence model on an
+    English knowledge base, and the visitor's ack need not wait for the bot or
+    for suggestions meant for the agent); a channel stores the rest of what the
+    customer sent (an e-mail's attachments) first, so the answer comes after the
+    whole of it. Without it the step runs before this returns.
     """
     if conversation.visitor_id != visitor.id:
         raise NotFound("no such conversation")
@@ -189,26 +191,37 @@ def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
         raise Conflict("the conversation has ended: start a new one") from None
     if not created:
         return message, False
+    step = _answering_step(conversation, message, kind)
+    if step is not None:
+        if after is None:
+            step()
+        else:
+            after.append(step)
+    return message, True
+
+
+def _answering_step(conversation: Conversation, message: Any,
+                    kind: str) -> Callable[[], None] | None:
+    """What answers a stored visitor message, by the conversation's status when it
+    was stored: the bot, routing, or the agent's suggestions (None: nothing)."""
     if placeholder(message.payload):
         # A line a channel wrote for what it cannot pass on (a voice message
         # without text): for agents to see, not a question for the bot.
-        if conversation.status == "bot":
-            _cannot_read(conversation)
-        return message, True
-    if conversation.status == "bot" and kind == "text":
+        return functools.partial(_cannot_read, conversation) \
+            if conversation.status == "bot" else None
+    if kind != "text":
+        return None
+    if conversation.status == "bot":
         if wants_human(message.body) or \
                 not settings_of(get_by_id(Team, conversation.team_id))["bot_enabled"]:
-            _ask_for_human(conversation)
-        else:
-            _bot_step(conversation, message)
-    elif conversation.status == "open" and kind == "text":
-        if after is None:
-            _suggest_to_agent(conversation, message)
-        else:
-            after.append(functools.partial(_suggest_to_agent, conversation, message))
-    elif conversation.status == "queued" and kind == "text" and wants_human(message.body):
-        _ask_for_human(conversation)  # asks again while he waits: told where he stands
-    return message, True
+            return functools.partial(_ask_for_human, conversation)
+        return functools.partial(_bot_step, conversation, message)
+    if conversation.status == "open":
+        return functools.partial(_suggest_to_agent, conversation, message)
+    if conversation.status == "queued" and wants_human(message.body):
+        # He asks again while he waits: told where he stands.
+        return functools.partial(_ask_for_human, conversation)
+    return None
 
 
 #: Whole messages that ask for a person (compared after normalisation).

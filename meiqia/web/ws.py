@@ -934,9 +934,11 @@ def _run_frame(channel: Channel, frame: dict, handlers: dict[str, Any],
 
 
 def _after_answer(steps: list[Callable[[], None]], kind: str) -> None:
-    """Run what a frame's handler left for after its answer (the agent's
-    suggestions after the visitor's ``ack``). The sender has had his answer, so
-    a failure here is logged, never sent to him as an error of his frame."""
+    """Run what a frame's handler left for after its answer (the bot's answer,
+    routing or the agent's suggestions after the visitor's ``ack``). The sender
+    has had his ack, so a failure here is logged, never sent to him as an error
+    of a frame that was answered (a bot that fails answers "unrecognised" and
+    offers a person itself, ``conversations.bot_reply``)."""
     for step in steps:
         try:
             step()
@@ -996,7 +998,7 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
                 visitor, conversation, data.get("body", ""), client_id, after=later)
         stream.ack(messages.visitor_view(sent, messages.reports_reads(conversation)),
                    duplicate=not created)
-        return later  # the agent's suggestions, once the visitor has his ack
+        return later  # the bot, routing or the agent's suggestions, after his ack
 
     def typing(data: dict) -> None:
         events.emit("typing", conversation.team_id, [messages.team_topic(conversation.team_id)],

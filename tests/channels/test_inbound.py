@@ -168,6 +168,55 @@ def test_attachments_go_through_the_upload_checks(ch_app, ch_api):
                 attachments=[Attachment("empty.bin", "application/octet-stream", b"")])
 
 
+def test_the_answer_comes_after_the_whole_of_what_the_customer_sent(ch_app, ch_api):
+    """An e-mail with a screenshot (or a long mail with its whole text as a file):
+    the bot answered the text before the file was stored, so the agent read text,
+    answer, file. Now the answer, or the handover, comes after all of it."""
+    from meiqia.channels.inbound import FULL_TEXT_NAME
+    from meiqia.services import messages
+
+    made = ch_api.post("/api/v1/knowledge", json={
+        "key": "refund", "questions": ["怎么申请退款"], "answer": "在订单页点“申请退款”。"})
+    assert made.status_code == 201, made.get_json()
+    png = (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+
+    def after_text(result):
+        lines = [(m.sender_kind, m.kind, m.body) for m in public(result.conversation_id)]
+        last_visitor = max(i for i, line in enumerate(lines) if line[0] == "visitor")
+        return lines, last_visitor
+
+    # The bot's answer after the screenshot.
+    result = receive(host(ch_app, ch_api), "hana@example.com", "怎么申请退款",
+                     attachments=[Attachment("shot.png", "image/png", png)],
+                     external_message_id="h1")
+    lines, last_visitor = after_text(result)
+    assert lines[last_visitor][:2] == ("visitor", "image"), lines
+    assert ("bot", "text", "在订单页点“申请退款”。") in lines[last_visitor + 1:], lines
+
+    # A mail longer than a chat message: its whole text as a file, then the bot.
+    long_mail = receive(host(ch_app, ch_api), "hana@example.com",
+                        "怎么申请退款？" + "订单明细如下。" * (messages.MAX_BODY // 7),
+                        external_message_id="h2")
+    lines, last_visitor = after_text(long_mail)
+    assert lines[last_visitor][:2] == ("visitor", "file"), lines
+    assert any(line[0] == "bot" for line in lines[last_visitor + 1:]), lines
+    whole = public(long_mail.conversation_id)[last_visitor]
+    from meiqia.models import Attachment as Stored
+
+    assert Stored.get(Stored.key == whole.payload["attachment"]).original_name \
+        == FULL_TEXT_NAME
+
+    # "人工" with a file: the handover after the file.
+    ch_api.online_agent(name="李伟", nickname="李客服")
+    asked = receive(host(ch_app, ch_api), "hana@example.com", "人工",
+                    attachments=[Attachment("order.txt", "text/plain", b"MQ123")],
+                    external_message_id="h3")
+    lines, last_visitor = after_text(asked)
+    assert lines[last_visitor][:2] == ("visitor", "file"), lines
+    assert lines[last_visitor - 1] == ("visitor", "text", "人工"), lines
+    assert ("system", "event", "李客服 为您服务") in lines[last_visitor + 1:], lines
+
+
 def test_redaction_hooks_run_on_channel_messages(tmp_path):
     from meiqia.hookspecs import hookimpl
     from tests.channels.conftest import close_app

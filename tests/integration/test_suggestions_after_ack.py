@@ -1,5 +1,5 @@
 """On ``meiqia run`` (gevent), the visitor's ``ack`` does not wait for the
-agent's suggestions.
+agent's suggestions, nor for the bot.
 
 In a chat an agent handles, the bot ranks every visitor message for the agent
 (the ``suggestions`` frame, docs/protocol.md). Under gevent a socket's frame runs
@@ -7,7 +7,8 @@ in one greenlet: the ranking computes without yielding, so the hub could not
 send the ``ack`` until it was done, and the visitor waited for suggestions meant
 for the agent (the sentence model on an English knowledge base: several ms).
 The socket now acknowledges first and ranks after
-(``conversations.visitor_message(after=...)``, ``ws._after_answer``).
+(``conversations.visitor_message(after=...)``, ``ws._after_answer``); the same
+holds for the bot's own answer in a chat still with the bot.
 
 The proof holds the ranking on purpose in a real ``meiqia run``: an answerer
 plugin from ``instance/plugins/`` computes (never yields) on a marked question
@@ -63,7 +64,7 @@ def register_answerers(app):
 '''
 
 
-def test_the_ack_goes_out_before_the_ranking_for_the_agent(embedded, tmp_path):  # noqa: F811
+def test_the_ack_goes_out_before_the_ranking_for_the_agent_and_the_bot(embedded, tmp_path):  # noqa: F811
     from websockets.asyncio.client import connect
 
     plugins = tmp_path / "instance" / "plugins"
@@ -119,3 +120,33 @@ def test_the_ack_goes_out_before_the_ranking_for_the_agent(embedded, tmp_path): 
         assert data["handler_id"] == agent_id
         assert [(s["entry_id"], s["answer"]) for s in data["suggestions"]] == \
             [("held", "等到了")], data
+
+    # With the bot on, the bot's own answer comes after the ack the same way.
+    admin.call("PATCH", "/api/v1/team", {"settings": {"bot_enabled": True}})
+
+    async def with_the_bot() -> dict:
+        session = Http(server.base).call("POST", "/api/v1/widget/session",
+                                         {"team_id": team_id})
+        visitor = await connect(f"{ws_base}/ws/visitor?token={session['token']}",
+                                compression=None, ping_interval=None)
+        seen: list[dict] = []
+        reader = asyncio.create_task(frames(visitor, seen))
+        await visitor.send(json.dumps({"type": "message", "data": {
+            "body": f"{HELD} bot", "client_msg_id": "held-bot"}}, ensure_ascii=False))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+                f["type"] == "ack" and f["data"]["client_msg_id"] == "held-bot" for f in seen):
+            await asyncio.sleep(0.005)
+        (plugins / "release-bot").touch()
+        answer = None
+        while answer is None and time.monotonic() < deadline:
+            answer = next((f["data"] for f in seen if f["type"] == "message"
+                           and f["data"]["sender_kind"] == "bot"
+                           and f["data"]["payload"].get("bot") == "answer"), None)
+            await asyncio.sleep(0.01)
+        await visitor.close()
+        reader.cancel()
+        return answer
+
+    answer = run_coroutine(with_the_bot)
+    assert answer is not None and answer["body"] == "等到了", answer
