@@ -55,9 +55,11 @@ from simple_websocket import ConnectionClosed
 from meiqia import embedded_server
 from meiqia import metrics
 from meiqia.db import connection
+from meiqia.db import find_by_id
 from meiqia.db import get_by_id
 from meiqia.hub import RESYNC
 from meiqia.hub import SharedData
+from meiqia.models import Agent
 from meiqia.models import Conversation
 from meiqia.models import Mention
 from meiqia.models.base import utcnow
@@ -1064,7 +1066,7 @@ def agent_socket(ws: Any) -> Callable[[], None] | None:
             try:
                 # The stream's snapshot before ``hello``: whatever is committed after it
                 # is heard live (subscribed above), so nothing falls between.
-                channel.stream = _agent_stream(channel, actor)
+                channel.stream = _agent_stream(channel, scope)
                 channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
                 _agent_resume(channel.stream, actor, named, _after())
             except BaseException:
@@ -1076,7 +1078,7 @@ def agent_socket(ws: Any) -> Callable[[], None] | None:
         _try_again_later(channel, exc)
         return
     pump = _Pump(app, channel, sub, credential.guard(channel, scope.allow), None,
-                 lambda since: _agent_catch_up(channel.stream, actor, since))
+                 lambda since: _agent_catch_up(channel.stream, scope.actor, since))
     pump.arm()
 
     def serve() -> None:
@@ -1102,7 +1104,14 @@ def agent_socket(ws: Any) -> Callable[[], None] | None:
                     continue
                 try:
                     with socket_unit():
-                        _agent_frame(channel, actor, frame)
+                        # As he is now: a role, scope or group changed since the
+                        # socket opened applies to this frame (docs/security.md §1).
+                        current = _still_active(actor.id)
+                        if current is None:
+                            credential.end(channel)
+                            break
+                        scope.update(current)
+                        _agent_frame(channel, current, frame)
                 except DATABASE_ERRORS as exc:
                     _unavailable(channel, frame, exc)
         finally:
@@ -1111,6 +1120,12 @@ def agent_socket(ws: Any) -> Callable[[], None] | None:
                          socket_row[0] if socket_row else None)
 
     return serve
+
+
+def _still_active(agent_id: int) -> Any:
+    """The agent's row as it is now, or None when he was deleted or deactivated."""
+    current = find_by_id(Agent, agent_id)
+    return current if current is not None and current.active else None
 
 
 #: Seconds an agent socket trusts that the session or token it was opened with is
@@ -1124,8 +1139,9 @@ class _Credential:
     Logging out, "sign out everywhere", a password change, deactivation and a
     revoked token end it on the server; the socket then closes (an
     ``unauthorized`` error frame, then close code 1008), at once when the change
-    is announced on his agent topic, else at his next frame after
-    CREDENTIAL_CHECK_SECONDS. A database that cannot answer keeps the socket open.
+    is announced on his agent topic, else at his next frame or before the next
+    event sent to him, once CREDENTIAL_CHECK_SECONDS have passed since the last
+    check. A database that cannot answer keeps the socket open.
     """
 
     def __init__(self, session_key: str | None = None, token: str | None = None) -> None:
@@ -1155,13 +1171,22 @@ class _Credential:
 
     def guard(self, channel: Channel, allow: Callable[[str, dict], bool]
               ) -> Callable[[str, dict], bool]:
-        """The pump's filter: a ``credentials.changed`` event is checked, never sent."""
+        """The pump's filter: a ``credentials.changed`` event is checked, never sent;
+        before any other event goes out, a credential not checked for
+        CREDENTIAL_CHECK_SECONDS is checked again. A socket that only listens
+        sends no frame to be checked before: a session ended where no process
+        announced it (``meiqia agent passwd`` on the console of the embedded
+        server, a token or session that expired) must still stop its events."""
         from meiqia.services.sessions import CREDENTIALS_CHANGED
 
         def check(topic: str, event: dict) -> bool:
             if event.get("type") == CREDENTIALS_CHANGED:
                 if not self.live():
                     self.end(channel)
+                return False
+            if time.monotonic() - self.checked_at >= CREDENTIAL_CHECK_SECONDS \
+                    and not self.live():
+                self.end(channel)
                 return False
             return allow(topic, event)
 
@@ -1212,12 +1237,28 @@ class _Scope:
         self.mentioned: set[int] = set()
         self.per_conversation: dict[int, tuple[bool, float]] = {}
 
+    def update(self, actor: Any) -> None:
+        """The agent as the database has him now (read for each of his frames and
+        each reload): a changed role, scope or group list is his view at once."""
+        before = (self.actor.role, self.actor.scope, self.everything)
+        self.actor = actor
+        self.everything = permissions.sees_everything(actor)
+        if (actor.role, actor.scope, self.everything) != before:
+            self.until = 0.0  # the cached view was his old scope's
+            self.per_conversation.clear()
+
     def refresh(self) -> None:
         now = time.monotonic()
         if now < self.until:
             return
         try:
             with socket_unit():
+                # His row again, not the one read when the socket opened: a scope
+                # narrowed by an admin reaches the socket within SCOPE_CACHE_SECONDS
+                # (docs/security.md §1), "all" to "self" included.
+                current = find_by_id(Agent, self.actor.id)
+                if current is not None:
+                    self.update(current)
                 agents = permissions.visible_agent_ids(self.actor) or set()
                 groups = permissions.visible_group_ids(self.actor) or set()
                 mentioned = {m.conversation_id for m in Mention.select(
@@ -1244,6 +1285,8 @@ class _Scope:
                 self.mentioned.add(conversation_id)
                 self.per_conversation.pop(conversation_id, None)
             return True  # addressed to him (assigned, mention)
+        if may_query:
+            self.refresh()  # his row too: "everything" may have ended
         if self.everything:
             return True
         if str(event.get("type", "")).startswith("ticket."):
@@ -1306,19 +1349,20 @@ class _Scope:
         return self._decide(topic, event, may_query=False) is not False
 
 
-def _agent_stream(channel: Channel, actor: Any) -> delivery.Stream:
-    """The agent socket's stream: every conversation in his scope, internal notes
-    included. A conversation he did not name starts where it stood when he
-    connected (read here after the subscription and before ``hello``, whose lists
-    carry each ``last_seq``); one that began later starts at 0."""
+def _agent_stream(channel: Channel, scope: _Scope) -> delivery.Stream:
+    """The agent socket's stream: every conversation in his scope (as it is now:
+    ``scope.actor``), internal notes included. A conversation he did not name
+    starts where it stood when he connected (read here after the subscription and
+    before ``hello``, whose lists carry each ``last_seq``); one that began later
+    starts at 0."""
     snapshot = dict(Conversation.select(Conversation.id, Conversation.last_seq).where(
-        Conversation.team == actor.team_id, Conversation.status != "ended").tuples())
+        Conversation.team == scope.actor.team_id, Conversation.status != "ended").tuples())
 
     def fill(conversation_id: int, after: int, before: int | None, limit: int) -> list[dict]:
         with socket_unit():
             conversation = Conversation.get_or_none(Conversation.id == conversation_id)
             if conversation is None or not permissions.can_see_conversation(
-                    actor, conversation):
+                    scope.actor, conversation):
                 return []
             views = messages.agent_views(messages.between(
                 conversation_id, after, before, limit, for_visitor=False))

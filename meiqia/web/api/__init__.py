@@ -125,7 +125,7 @@ def route(
 
     def decorator(view: Callable) -> Callable:
         area = view.__module__.rsplit(".", 1)[-1]
-        scopes = {m: _token_scope(tokens, m, area) for m in methods}
+        scopes = {m: _token_scope(tokens, m, area, auth) for m in methods}
 
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -168,13 +168,19 @@ def route(
     return decorator
 
 
-def _token_scope(tokens: str | None, method: str, area: str) -> str | None:
+def _token_scope(tokens: str | None, method: str, area: str, auth: str = "agent") -> str | None:
+    """``auto``: GET needs ``read``; a write needs ``admin`` when only admins may make
+    it (``auth="admin"``: team settings, whatever area it sits in, such as the
+    grading rules among the history routes), else ``conversations`` in
+    CONVERSATION_AREAS and ``admin`` elsewhere."""
     if tokens != AUTO:
         if tokens is not None and tokens not in TOKEN_SCOPE_ORDER:
             raise ValueError(f"unknown token scope {tokens!r}")
         return tokens
     if method.upper() in {"GET", "HEAD"}:
         return "read"
+    if auth == "admin":
+        return "admin"
     return "conversations" if area in CONVERSATION_AREAS else "admin"
 
 

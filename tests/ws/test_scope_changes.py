@@ -1,0 +1,120 @@
+"""An open agent socket follows his account as it is now, not as it was at connect.
+
+Found by an outside security check (docs/security.md §1, §3): the agent row read
+when the workspace socket opened served every later frame and the event filter,
+so an admin demoted to an agent who sees only his own chats, or an agent narrowed
+from "all" to "self", kept replaying, writing into and hearing chats REST already
+refused him; and a socket that only listens sent no frame before which its
+session was checked, so a session ended where no process announced it (the
+console's ``meiqia agent passwd`` beside the embedded server, an expired token or
+session) kept receiving chats.
+
+Now each agent frame reads his row (``ws._still_active``), the event filter reads
+it with its view every SCOPE_CACHE_SECONDS (``_Scope.refresh``), and a credential
+not checked for CREDENTIAL_CHECK_SECONDS is checked before the next event goes
+out (``_Credential.guard``). Real sockets against a real server.
+"""
+
+from __future__ import annotations
+
+import pytest
+from simple_websocket import ConnectionClosed
+
+from meiqia.models import AgentSession
+from meiqia.models.base import utcnow
+from meiqia.web import ws
+from tests.api.test_conversations import start
+from tests.api.test_conversations import vpost
+from tests.ws.conftest import Socket
+from tests.ws.conftest import cookie_of
+
+
+@pytest.fixture
+def world(api, live):
+    """李 handles a chat; 周, an agent who sees everything, watches the team."""
+    api.without_bot()
+    li = api.online_agent(2, name="李客服", email="li@example.com")
+    client, token, cid, _ = start(api.app, api.team["id"], name="访客甲")
+    zhou = api.new_agent(name="周客服", email="zhou@example.com", scope="all",
+                         max_concurrent=0)
+    socket = Socket(live.url("/ws/agent"), cookie_of(zhou))
+    socket.expect("hello")
+    yield {"api": api, "li": li, "zhou": zhou, "cid": cid, "client": client,
+           "token": token, "socket": socket, "live": live}
+    socket.close()
+
+
+def visitor_says(world, body, n):
+    response = vpost(world["client"], world["token"],
+                     f"/api/v1/widget/conversations/{world['cid']}/messages",
+                     json={"body": body, "client_msg_id": f"v-{n}"})
+    assert response.status_code == 201, response.get_json()
+
+
+def narrow(world, **fields):
+    zhou = world["zhou"]
+    changed = world["api"].patch(f"/api/v1/agents/{zhou.agent['id']}", json=fields)
+    assert changed.status_code == 200, changed.get_json()
+    # REST refuses him at once (404 out of scope; 401 deactivated).
+    assert zhou.get(f"/api/v1/conversations/{world['cid']}").status_code in (401, 404)
+
+
+def test_frames_use_the_scope_as_it_is_now(world):
+    socket, cid = world["socket"], world["cid"]
+    visitor_says(world, "我的卡号 6222 0000 1111", 1)
+    socket.expect("message", where=lambda d: d.get("body", "").startswith("我的卡号"))
+    narrow(world, scope="self")
+
+    socket.send("replay", {"conversation_id": cid, "after_seq": 0})
+    refused = socket.expect("error")["data"]
+    assert refused["code"] == "not_found", refused
+    socket.send("message", {"conversation_id": cid, "body": "我来回答",
+                            "client_msg_id": "z-1"})
+    assert socket.expect("error")["data"]["code"] == "not_found"
+    assert "我来回答" not in str(world["api"].get(
+        f"/api/v1/conversations/{cid}/messages").get_json())
+    # Nor does he hear the chat any more: the frame above brought his view up to date.
+    visitor_says(world, "第二条 卡号 6222", 2)
+    assert socket.quiet("message", 0.7, where=lambda d: "第二条" in d.get("body", ""))
+    assert "卡号 6222\"" not in str(socket.seen[-3:])
+
+
+@pytest.mark.parametrize("change", [{"scope": "self"}, {"active": False}])
+def test_a_socket_that_only_listens_follows_the_change(world, monkeypatch, change):
+    """No frame from him at all: the event filter reloads his row with its view."""
+    monkeypatch.setattr(ws, "SCOPE_CACHE_SECONDS", 0.3)
+    monkeypatch.setattr(ws, "SCOPE_STALE_SECONDS", 0.6)
+    monkeypatch.setattr(ws, "CREDENTIAL_CHECK_SECONDS", 0.3)
+    socket = world["socket"]
+    visitor_says(world, "换范围之前", 1)
+    socket.expect("message", where=lambda d: d.get("body") == "换范围之前")
+    narrow(world, **change)
+    after = lambda d: "换范围之后" in d.get("body", "")  # noqa: E731
+    if change == {"active": False}:  # deactivated: his session ended with it, at once
+        with pytest.raises(ConnectionClosed):
+            socket.quiet("pong", 5.0)
+        visitor_says(world, "换范围之后 地址：北京市朝阳区", 2)
+        assert socket.saw("error", where=lambda d: d["code"] == "unauthorized")
+        assert not socket.saw("message", where=after)
+        return
+    # Past the cache's age: the next event is decided on his row as it is now.
+    socket.quiet("pong", 0.5)
+    visitor_says(world, "换范围之后 地址：北京市朝阳区", 2)
+    assert socket.quiet("message", 1.0, where=after)
+
+
+def test_a_session_ended_where_nobody_announced_it_stops_the_events(world, monkeypatch):
+    """The console's password change on another process, a session past its
+    lifetime: nothing is published, the session row alone says it has ended."""
+    monkeypatch.setattr(ws, "CREDENTIAL_CHECK_SECONDS", 0.3)
+    socket, zhou = world["socket"], world["zhou"]
+    visitor_says(world, "结束之前", 1)
+    socket.expect("message", where=lambda d: d.get("body") == "结束之前")
+    ended = AgentSession.update(ended_at=utcnow()).where(
+        AgentSession.agent == zhou.agent["id"], AgentSession.ended_at.is_null()).execute()
+    assert ended >= 1
+    socket.quiet("pong", 0.5)  # past the check's age, and no frame from him
+    visitor_says(world, "结束之后 手机 13800138000", 2)
+    error = socket.expect("error", where=lambda d: d["code"] == "unauthorized")
+    assert error["data"]["message"]
+    assert not any("结束之后" in str(frame) for frame in socket.seen)
