@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,35 @@ def test_no_token_reaches_the_werkzeug_access_log_or_our_own(app, caplog):
     assert token not in text and api_token not in text and api_token[3:20] not in text
 
 
+def test_a_secret_in_a_spelling_the_server_accepts_is_redacted_too(app, caplog):
+    """Found from outside: ``/ws/visitor?%74oken=…`` opens the socket (the server
+    decodes the name) but the log kept the token; and a password reset link's
+    secret, in its path, was logged whole: a log reader could spend it."""
+    api = ApiClient.registered(app)
+    _, token, _, _ = start(app, api.team["id"])
+    li = api.new_agent(name="李客服", email="li@example.com")
+    made = api.post(f"/api/v1/agents/{li.agent['id']}/password-reset")
+    assert made.status_code == 201, made.get_json()
+    secret = made.get_json()["url"].rsplit("/", 1)[1]
+    server = LiveServer(app)
+    caplog.set_level(logging.INFO)
+    try:
+        for spelling in ("%74oken", "to%6Ben"):
+            # Sent as written (a websocket or requests client would normalise it).
+            raw = HTTPConnection("127.0.0.1", server.port, timeout=5)
+            raw.request("GET", f"/api/v1/attachments/nope?{spelling}={token}")
+            assert raw.getresponse().status == 404  # the token was taken: no such file
+            raw.close()
+        page = requests.get(f"http://127.0.0.1:{server.port}/reset-password/{secret}",
+                            timeout=5)
+        assert page.status_code == 200
+    finally:
+        server.stop()
+    text = caplog.text  # werkzeug logs the path decoded; gunicorn's test has it raw
+    assert "/reset-password/[redacted]" in text
+    assert token not in text and secret not in text
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -213,10 +243,20 @@ def test_no_token_reaches_gunicorns_access_log(tmp_path):
         base = f"http://127.0.0.1:{port}"
         requests.get(f"{base}/api/v1/attachments/k1?token={visitor}", timeout=5)
         requests.get(f"{base}/api/v1/me?api_token={secret}", timeout=5)
+        # The name percent-encoded, as written (the server decodes it and takes it),
+        # and a password reset link, whose secret is in its path.
+        raw = HTTPConnection("127.0.0.1", port, timeout=5)
+        raw.request("GET", f"/api/v1/attachments/k1?%74oken={visitor}")
+        raw.getresponse().read()
+        raw.request("GET", f"/reset-password/{secret}")
+        raw.getresponse().read()
+        raw.close()
     finally:
         process.terminate()
         process.wait(timeout=30)
     logged = log_file.read_text()
     assert secret not in errors.read_text() and visitor not in errors.read_text()
     assert "/api/v1/attachments/k1?token=[redacted]" in logged, logged
+    assert "/api/v1/attachments/k1?%74oken=[redacted]" in logged, logged
+    assert "/reset-password/[redacted]" in logged, logged
     assert secret not in logged and visitor not in logged and "S3cretToken" not in logged
