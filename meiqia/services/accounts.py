@@ -10,6 +10,7 @@ import datetime
 import hashlib
 import re
 import secrets
+import unicodedata
 from typing import Any
 
 from flask import current_app
@@ -162,9 +163,30 @@ def _check_names_free(team_id: int, names: dict[str, str], except_id: int | None
         query = query.where(Agent.id != except_id)
     taken = {n.strip().casefold() for row in query.tuples() for n in row if n and n.strip()}
     for field, value in wanted.items():
+        if any(unicodedata.category(c) in _INVISIBLE for c in value):
+            raise ValidationError(f"{field}: must not contain invisible characters", field)
         if value in taken:
             raise Conflict(f"{field}: another agent of the team already goes by this name",
                            field)
+        if any(_extends(value, other) for other in taken):
+            raise Conflict(f"{field}: this name begins with another agent's name, so an "
+                           "@mention could not tell the two apart", field)
+
+
+#: Unicode categories of characters that show nothing (zero-width space, joiners,
+#: direction marks): a name with one looks like a colleague's and is another.
+_INVISIBLE = frozenset({"Cf", "Cc", "Co", "Cn"})
+
+
+def _extends(name: str, other: str) -> bool:
+    """Whether ``name`` is ``other`` run on by a space, a sign or a letter of a
+    script without word breaks (``x2 please`` after ``x2``, ``李客服看一下`` after
+    ``李客服``): an @mention of ``other`` followed by those words would go to
+    ``name``, the longer match (a docs-only attacker took a colleague's mentions
+    so). A Latin letter or a digit does not count: ``@Lis`` never meant ``Li``, and
+    ``李客服2`` beside ``李客服`` is a numbered colleague (docs/protocol.md)."""
+    return len(name) > len(other) and name.startswith(other) \
+        and not re.match(r"[a-z0-9_]", name[len(other)])
 
 
 def registration_open() -> bool:

@@ -279,6 +279,9 @@ _PAIRS: list[tuple[str, str]] = [
     (r"email: an account with this email already exists", "邮箱：这个邮箱已经有账号了"),
     (rf"{FIELD}: another agent of the team already goes by this name",
      "{f:field}：团队里已有客服使用这个名字"),
+    (rf"{FIELD}: this name begins with another agent's name, so an @mention could not "
+     r"tell the two apart", "{f:field}：这个名字以另一位客服的名字开头，@提及时无法区分两人"),
+    (rf"{FIELD}: must not contain invisible characters", "{f:field}：不能包含看不见的字符"),
     (r"registration is closed: ask an admin to create your account", "注册已关闭：请联系管理员为你创建账号"),
     (r"only admins may do this", "只有管理员可以这样做"),
     (r"only admins may change this", "只有管理员可以修改这一项"),

@@ -233,3 +233,32 @@ def test_no_agent_can_take_a_colleagues_name_and_with_it_his_mentions(api):
     assert mentioned_agents("@王伟 看一下", [(1, "王伟", ""), (2, "王伟", "")]) == []
     assert mentioned_agents("@王伟 看一下 @小丁", [(1, "王伟", ""), (2, "王伟", ""),
                                             (3, "Ding", "小丁")]) == [3]
+
+
+def test_no_agent_can_take_a_colleagues_mentions_with_a_name_that_runs_on_from_his(api):
+    """Found from outside: an agent nicknamed himself "<colleague's name> please" (or
+    the colleague's name and a zero-width space); "@x2 please check" then went to
+    him, the longer match, and with it a chat outside his scope. A name that is a
+    colleague's run on by a space, a sign or a Chinese character is refused, and so
+    is one with invisible characters; a numbered colleague (李客服2) is not."""
+    from meiqia.services.messages import mentioned_agents
+
+    api.new_agent(email="x2@example.com", name="x2", scope="self")
+    api.new_agent(email="li@example.com", name="李客服", scope="self")
+    x1 = api.new_agent(email="x1@example.com", name="x1", scope="self")
+    for field, value, status in (("nickname", "x2 please", 409), ("nickname", "X2-check", 409),
+                                 ("name", "李客服看一下", 409), ("nickname", "李客服（主管）", 409),
+                                 ("nickname", "x2\u200b", 422), ("name", "\u200b李客服", 422)):
+        refused = x1.patch(f"/api/v1/agents/{x1.agent['id']}", json={field: value})
+        assert refused.status_code == status, (field, value, refused.get_json())
+        assert refused.get_json()["error"]["field"] == field
+    zh = x1.patch(f"/api/v1/agents/{x1.agent['id']}", json={"nickname": "李客服看一下"},
+                  headers={"Accept-Language": "zh-CN"}).get_json()["error"]["message"]
+    assert "@提及时无法区分" in zh, zh
+    # A numbered colleague and a name that only shares letters are fine.
+    for value in ("李客服2", "x22", "x2a"):
+        assert x1.patch(f"/api/v1/agents/{x1.agent['id']}", json={"nickname": value}
+                        ).status_code == 200, value
+    team = [(1, "x2", ""), (2, "李客服", ""), (3, "x1", "x22")]
+    assert mentioned_agents("@x2 please check", team) == [1]
+    assert mentioned_agents("好的@李客服看一下这个单", team) == [2]
