@@ -61,6 +61,10 @@ def _pm() -> Any:
 def _row(pm: Any, team_id: int, row: dict[str, Any]) -> dict[str, Any]:
     runtime = pm.runtime
     store = runtime.store
+    # The rows as the database has them, even as a new process's first request:
+    # the state thread starts with the first hook call, and a plugin suspended
+    # before a restart showed as "active" until then.
+    store.ensure_loaded()
     name = row["name"]
     server = store.row(name) or {}
     team = store.row(name, team_id) or {}

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 from meiqia.hookspecs import hookimpl
 from tests.conftest import close_app
 from tests.conftest import make_app
+from tests.helpers import ADMIN_PASSWORD
 from tests.helpers import ApiClient
 from tests.helpers import wait_until
 from tests.reliability.test_database_faults import bodies
@@ -241,6 +242,18 @@ def test_healthz_names_a_suspended_plugin_right_after_a_restart(tmp_path):
             assert health["status"] == "degraded"
     finally:
         close_app(restarted)
+    # The Plugins page as the first request of a new process: "suspended", not
+    # "active" (found from outside: only /healthz read the state first).
+    again = make_app(tmp_path, plugins=(Redactor(), Chaos(hang=set())), **settings)
+    try:
+        with again.app_context():
+            admin = ApiClient(again)
+            assert admin.login("admin@example.com", ADMIN_PASSWORD).status_code == 200
+            listed = {row["name"]: row for row in admin.get("/api/v1/plugins").get_json()}
+            assert listed["chaos"]["state"] == "suspended", listed["chaos"]
+            assert listed["chaos"]["suspended_until"]
+    finally:
+        close_app(again)
 
 
 def test_switches_and_the_breaker_hold_across_processes(tmp_path):
