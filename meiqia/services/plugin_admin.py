@@ -13,6 +13,7 @@ every team, since it only lets the plugin be tried again.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from flask import current_app
@@ -70,10 +71,7 @@ def _row(pm: Any, team_id: int, row: dict[str, Any]) -> dict[str, Any]:
     team = store.row(name, team_id) or {}
     until = store.suspended_until(name)
     enabled = not team.get("disabled") and not server.get("disabled")
-    errors = {(e["at"], e["hook"], e["error"]): e for e in server.get("recent_errors") or []}
-    for entry in runtime.recent_errors(name):
-        errors.setdefault((entry["at"], entry["hook"], entry["error"]), entry)
-    recent = sorted(errors.values(), key=lambda e: e["at"])[-10:]
+    recent = _merged_errors(server.get("recent_errors") or [], runtime.recent_errors(name))
     return {
         **row,
         "version": row.get("version") or "",
@@ -85,6 +83,33 @@ def _row(pm: Any, team_id: int, row: dict[str, Any]) -> dict[str, Any]:
         "recent_errors": recent,
         "figures": runtime.figures(name),
     }
+
+
+def _merged_errors(stored: list[dict[str, Any]], here: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    """The last 10 failures: those every process wrote, and this process's own not
+    written yet. The same failure is in both lists once written, so each is taken
+    as many times as the list that has it most often holds it: five identical
+    failures within one second are five, not one (found from outside)."""
+    def key(entry: dict[str, Any]) -> tuple:
+        return entry["at"], entry["hook"], entry["error"]
+
+    counts = Counter(key(e) for e in stored)
+    merged = list(stored)
+    for entry, seen in zip(here, _running_counts(here, key), strict=True):
+        if seen > counts[key(entry)]:
+            merged.append(entry)
+    return sorted(merged, key=lambda e: e["at"])[-10:]
+
+
+def _running_counts(entries: list[dict[str, Any]], key: Any) -> list[int]:
+    """For each entry, how many entries with its key came up to it (1, 2, …)."""
+    running: Counter = Counter()
+    out = []
+    for entry in entries:
+        running[key(entry)] += 1
+        out.append(running[key(entry)])
+    return out
 
 
 def list_plugins(actor: Agent) -> list[dict[str, Any]]:

@@ -256,6 +256,34 @@ def test_healthz_names_a_suspended_plugin_right_after_a_restart(tmp_path):
         close_app(again)
 
 
+def test_the_plugins_page_counts_every_failure_even_several_in_one_second(tmp_path):
+    """Found from outside: five identical failures within a second showed as one
+    recent error (the page merged this process's list with the stored one by
+    time, hook and text, so equal entries collapsed)."""
+    app = make_app(tmp_path, plugins=(Chaos(hang=set()),), PLUGIN_BREAKER_FAILURES=100,
+                   PLUGIN_STATE_REFRESH=0.2)
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            api.without_bot()
+            visitor, token, cid = _session(app, api.team["id"])
+            for n in range(5):  # chaos raises in before_message_saved each time
+                assert say(visitor, token, cid, f"第{n}条", f"e{n}").status_code == 201
+
+            def chaos_errors() -> list:
+                rows = {row["name"]: row for row in api.get("/api/v1/plugins").get_json()}
+                return [e for e in rows["chaos"]["recent_errors"]
+                        if e["hook"] == "before_message_saved"]
+
+            assert len(chaos_errors()) == 5, chaos_errors()
+            store = app.extensions["meiqia.plugin_runtime"].store
+            wait_until(lambda: len((store.row("chaos") or {}).get("recent_errors") or []) >= 5,
+                       what="the failures written to the database")
+            assert len(chaos_errors()) == 5, chaos_errors()  # written: still five, not ten
+    finally:
+        close_app(app)
+
+
 def test_switches_and_the_breaker_hold_across_processes(tmp_path):
     """Two applications on one database (two processes would be the same): what one
     decides, the other follows within PLUGIN_STATE_REFRESH. Turned off means not
