@@ -138,8 +138,10 @@ def register_ticket_sinks(app: Any) -> list[type] | None:
 
     A sink class has ``type`` (slug), ``name``, ``configuration_schema()`` (JSON
     Schema that drives the admin form; secret fields listed under ``"secret"``),
-    optional ``validate_config(config)``, ``create_ticket(ticket, config)`` and
-    ``update_ticket(ticket, config, changes)``, where ``ticket`` is the JSON
+    optional ``validate_config(config)`` (a method like the others, or a
+    staticmethod or classmethod; raise ``ValueError("why")`` for a 422 in your
+    words, anything else it raises is a 422 naming it), ``create_ticket(ticket,
+    config)`` and ``update_ticket(ticket, config, changes)``, where ``ticket`` is the JSON
     payload ``{"event", "ticket": {...}, "changes", "delivery_id",
     "idempotency_key"}`` (public side only: no internal notes). Raise to have the
     delivery retried. A delivery may be sent more than once (at least once, never
@@ -172,11 +174,21 @@ def before_message_saved(message: dict, conversation: Any) -> dict | None:
     """Called before a message is stored; may redact or reject it.
 
     ``message`` is a dict with ``sender_kind``, ``kind``, ``body``, ``payload``
-    and ``visibility``. Return a dict of fields to change (e.g. a redacted
-    ``body``), ``{"reject": "reason"}`` to refuse the message with that reason,
-    or None to leave it as it is. A privacy hook: if it raises, runs past its
-    budget or is suspended, a visitor's or agent's message is masked or refused
-    (``PRIVACY_FALLBACK``), never stored unchecked.
+    and ``visibility``. Return a dict of fields to change, ``body`` (text) and
+    ``payload`` (a dict) (e.g. a redacted ``body``; the other fields may come
+    back only unchanged, so ``{**message, "body": ...}`` is fine),
+    ``{"reject": "reason"}`` to refuse the message with that reason, or None to
+    leave it as it is. Implementations run one after the other, each given the
+    message as the ones before changed it, so every plugin's changes are kept:
+    ``tryfirst`` ones first, ``trylast`` ones last, the others in the order of
+    their plugins' names (as ``meiqia plugins`` lists them); a rejection stops
+    there. A privacy hook: if it raises, runs past its budget, is suspended or
+    returns anything else (not a dict, a ``body`` that is not text, a changed
+    ``visibility`` or ``sender_kind``, an unknown key such as a misspelt
+    ``"bdy"``: a failure of the plugin, counted and logged), a visitor's or
+    agent's message is masked or refused (``PRIVACY_FALLBACK``), never stored
+    unchecked. While one is on for a team, a visitor's typing preview reaches
+    its agents without the text.
     """
 
 

@@ -20,14 +20,22 @@ redactor would have removed for other reasons (names, addresses) is not
 recognised: choose ``refuse`` when that matters more than the chat going on.
 An admin who turns the plugin off (Plugins page) decides that its messages go
 unchecked: a plugin that is off is not called and not replaced.
+
+Redactors run one after the other (``check_message``), each given the message as
+the ones before changed it, so every redactor's changes are kept; an answer that
+is not a valid change (``malformed``) is a failure of its plugin like raising.
+What is never stored is not shown either: while a redactor is on for a team, a
+visitor's typing preview carries no text (``typing_preview``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from meiqia.services.errors import ServiceError
+from meiqia.services.errors import ValidationError
 
 FALLBACKS = ("mask", "refuse")
 
@@ -40,6 +48,12 @@ _DIGITS = re.compile(r"(?:[+＋])?[0-9０-９](?:[ \-.－—]?[0-9０-９]){4,}"
 #: Bot answers and system notices are meiqia's own text and are stored even when
 #: a privacy hook fails (logged like any failure).
 PEOPLE = frozenset({"visitor", "agent"})
+
+HOOK = "before_message_saved"
+#: What a redactor may change, and what it may only hand back unchanged (``{**message,
+#: "body": …}``): the rest of the message's fields.
+CHANGEABLE = ("body", "payload")
+FIXED = ("sender_kind", "kind", "visibility")
 
 
 class PluginUnavailable(ServiceError):
@@ -67,3 +81,82 @@ def fail_closed(draft: dict[str, Any], failures: list[Any], mode: str) -> dict[s
             f"({first.hook} {first.kind}); send it again")
     body = draft["body"]
     return {**draft, "body": mask(body) if isinstance(body, str) else body}
+
+
+def malformed(change: Any, message: Mapping[str, Any] | None = None) -> str | None:
+    """Why a ``before_message_saved`` answer is not a valid change of ``message``, or
+    None. Valid: None; a dict of ``body`` (text) and/or ``payload`` (a mapping),
+    the other fields of the message only unchanged; ``{"reject": "reason"}``.
+    Everything else, an unknown key included (``{"bdy": …}`` would store the text
+    unredacted), is unusable: a failure of the plugin, and the message fails
+    closed. Says what is wrong, never the values (they may be what is hidden)."""
+    if change is None:
+        return None
+    if not isinstance(change, Mapping):
+        return f"expected a dict or None, got {type(change).__name__}"
+    if change.get("reject"):
+        return None if isinstance(change["reject"], str) else \
+            f"reject: expected text, got {type(change['reject']).__name__}"
+    unknown = sorted(str(k) for k in change if k not in (*CHANGEABLE, *FIXED, "reject"))
+    if unknown:
+        return f"unknown key {', '.join(unknown)}; a change may hold body and payload"
+    if "body" in change and not isinstance(change["body"], str):
+        return f"body: expected text, got {type(change['body']).__name__}"
+    if "payload" in change and not isinstance(change["payload"], Mapping):
+        return f"payload: expected a dict, got {type(change['payload']).__name__}"
+    for key in FIXED:
+        if key in change and (message is None or change[key] != message[key]):
+            return f"{key}: may not be changed (only body and payload may)"
+    return None
+
+
+def check_message(pm: Any, draft: dict[str, Any], conversation: Any,
+                  fallback: str) -> dict[str, Any]:
+    """``draft`` as every redactor left it, each run in turn on what the ones before
+    made of it (``pm.call_in_turn``): what may be stored. Raises ValidationError
+    for a ``reject``, ``PluginUnavailable`` when one failed and ``fallback`` is
+    ``refuse``; masks (``mask``) a person's message when one failed."""
+    from meiqia.plugin_api import PluginMessage
+
+    draft = dict(draft)
+    conversation_id = getattr(conversation, "id", None)
+    rejected: list[str] = []
+
+    def fold(plugin: str, change: Mapping[str, Any], kwargs: dict[str, Any]
+             ) -> dict[str, Any] | None:
+        if change.get("reject"):
+            rejected.append(change["reject"])
+            return None  # refused: the redactors after it need not look
+        for key in CHANGEABLE:
+            if key in change:
+                draft[key] = change[key] if key == "body" else dict(change[key])
+        return {**kwargs, "message": PluginMessage.from_draft(draft, conversation_id)}
+
+    def check(change: Any) -> str | None:
+        return malformed(change, draft)
+
+    checked = pm.call_in_turn(HOOK, fold, check=check,
+                              message=PluginMessage.from_draft(draft, conversation_id),
+                              conversation=conversation)
+    if rejected:
+        raise ValidationError(f"message refused: {rejected[0]}", "body")
+    if draft["sender_kind"] in PEOPLE:  # bot and system texts are ours: nothing to hide
+        draft = fail_closed(draft, checked.failures, fallback)
+    return draft
+
+
+def typing_preview(team_id: int | None, preview: Any) -> str:
+    """The text a visitor's typing preview may show his team's agents: none (``""``)
+    while a ``before_message_saved`` of a plugin other than the built-ins is on for
+    the team, since that text has passed no redactor (fails closed; running them
+    on every keystroke would cost a redaction a key); else its first 200
+    characters. The agents still see that he is typing."""
+    from flask import current_app
+
+    pm = current_app.extensions["meiqia.plugins"]
+    for impl in pm.hook.before_message_saved.get_hookimpls():
+        if getattr(impl.plugin, "__meiqia_origin__", "plugin") == "built-in":
+            continue
+        if not pm.runtime.is_off(pm.plugin_name(impl.plugin), team_id):
+            return ""
+    return str(preview)[:200]

@@ -51,7 +51,8 @@ LATENCY_SAMPLES = 200
 @dataclass(frozen=True)
 class Failure:
     """A call that gave no usable answer: ``kind`` is ``raised``, ``timeout``,
-    ``busy`` (all the plugin's threads still running) or ``suspended``."""
+    ``busy`` (all the plugin's threads still running), ``suspended`` or
+    ``malformed`` (it answered something the hook cannot use: ``run``'s ``check``)."""
 
     plugin: str
     hook: str
@@ -67,6 +68,7 @@ class Failure:
             "timeout": f"timed out after {self.detail}",
             "busy": f"timed out: all its threads are still running ({self.detail})",
             "suspended": f"skipped: the plugin is {self.detail}",
+            "malformed": f"returned an unusable result: {self.detail}",
         }.get(self.kind, self.detail)
 
 
@@ -215,9 +217,13 @@ class PluginRuntime:
 
     def run(self, plugin: str, hook: str, fn: Callable[..., Any], kwargs: dict[str, Any],
             *, team_id: int | None = None, budget: float | None = None,
-            inline: bool | None = None, breaker: bool = True) -> tuple[Any, Failure | None]:
+            inline: bool | None = None, breaker: bool = True,
+            check: Callable[[Any], str | None] | None = None) -> tuple[Any, Failure | None]:
         """Call ``fn(**kwargs)`` as ``plugin``'s ``hook``: ``(result, None)`` or
-        ``(None, failure)``. Never raises what the plugin raised. ``breaker=False``:
+        ``(None, failure)``. Never raises what the plugin raised. ``check(result)``
+        says why an answer cannot be used (without its values: they may be private),
+        or None: such an answer is a failure of kind ``malformed``, counted, logged
+        and held against the breaker like raising. ``breaker=False``:
         failures are recorded but never suspend the plugin (a ticket sink fails
         when one team's receiver is down; its jobs retry with backoff). A plugin
         an admin turned off gives ``(None, None)``: no answer, and no failure."""
@@ -238,10 +244,10 @@ class PluginRuntime:
                 result = fn(**kwargs)
             except Exception as exc:  # noqa: BLE001 - isolated, logged with the names
                 return None, self._failed(plugin, hook, "raised", exc, started, breaker)
-            self._succeeded(plugin, hook, started)
-            return result, None
+            return self._answered(plugin, hook, result, started, breaker, check)
         if embedded_server.is_patched():
-            return self._run_in_greenlet(plugin, hook, fn, kwargs, budget, started, breaker)
+            return self._run_in_greenlet(plugin, hook, fn, kwargs, budget, started, breaker,
+                                         check)
         context = contextvars.copy_context()  # Flask's app and request context
 
         def call() -> Any:
@@ -271,12 +277,12 @@ class PluginRuntime:
             # would be freed at some later moment instead of now.
             future = None
             return None, self._failed(plugin, hook, "raised", exc, started, breaker)
-        self._succeeded(plugin, hook, started)
-        return result, None
+        return self._answered(plugin, hook, result, started, breaker, check)
 
     def _run_in_greenlet(self, plugin: str, hook: str, fn: Callable[..., Any],
                          kwargs: dict[str, Any], budget: float, started: float,
-                         breaker: bool) -> tuple[Any, Failure | None]:
+                         breaker: bool, check: Callable[[Any], str | None] | None = None
+                         ) -> tuple[Any, Failure | None]:
         """Under gevent (``meiqia run``, gunicorn's gevent worker): the call runs in
         the caller's greenlet, its budget a ``gevent.Timeout``.
 
@@ -306,8 +312,7 @@ class PluginRuntime:
             timer.close()
         if time.perf_counter() - started > budget:
             return None, self._failed(plugin, hook, "timeout", f"{budget:g}s", started, breaker)
-        self._succeeded(plugin, hook, started)
-        return result, None
+        return self._answered(plugin, hook, result, started, breaker, check)
 
     def notify(self, plugin: str, hook: str, fn: Callable[..., Any], kwargs: dict[str, Any],
                *, team_id: int | None = None) -> Failure | None:
@@ -355,6 +360,15 @@ class PluginRuntime:
 
     # --- outcomes ---------------------------------------------------------------------
 
+    def _answered(self, plugin: str, hook: str, result: Any, started: float, breaker: bool,
+                  check: Callable[[Any], str | None] | None) -> tuple[Any, Failure | None]:
+        """A call that returned: a success, unless ``check`` finds its answer unusable."""
+        problem = check(result) if check is not None else None
+        if problem:
+            return None, self._failed(plugin, hook, "malformed", problem, started, breaker)
+        self._succeeded(plugin, hook, started)
+        return result, None
+
     def _succeeded(self, plugin: str, hook: str, started: float) -> None:
         elapsed = time.perf_counter() - started
         metrics.PLUGIN_CALLS.labels(plugin, hook, "ok").inc()
@@ -385,7 +399,7 @@ class PluginRuntime:
             fig.calls += 1
             fig.seconds += elapsed
             fig.samples.append(elapsed)
-            if kind == "raised":
+            if kind in ("raised", "malformed"):
                 fig.errors += 1
             else:
                 fig.timeouts += 1

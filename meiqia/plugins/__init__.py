@@ -16,6 +16,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+from collections.abc import Callable
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,52 @@ class PluginManager(pluggy.PluginManager):
         """Results and failures of one hook call (privacy hooks need both)."""
         done = self._call(hook_name, kwargs, timeout, first)
         return HookCall([result for _name, result in done.results], done.failures)
+
+    def in_turn_order(self, hook_name: str) -> list[Any]:
+        """The implementations of ``hook_name`` in the order ``call_in_turn`` runs
+        them: ``tryfirst`` ones, then the others, then ``trylast`` ones, each group by
+        plugin name (as ``meiqia plugins`` lists them). Unlike pluggy's order (the
+        last registered first), it does not depend on the order entry points and
+        plugin files happen to be loaded in."""
+        def key(impl: Any) -> tuple[int, str]:
+            rank = 0 if impl.tryfirst else 2 if impl.trylast else 1
+            return rank, self.plugin_name(impl.plugin)
+
+        return sorted(getattr(self.hook, hook_name).get_hookimpls(), key=key)
+
+    def call_in_turn(self, hook_name: str, fold: Callable[[str, Any, dict[str, Any]],
+                                                          dict[str, Any] | None],
+                     check: Callable[[Any], str | None] | None = None,
+                     **kwargs: Any) -> HookCall:
+        """Call the implementations of ``hook_name`` one after the other
+        (``in_turn_order``), each within its budget, each seeing what the ones before
+        it made of the arguments: after an answer that is not None,
+        ``fold(plugin, answer, kwargs)`` returns the keyword arguments of the next
+        implementation, or None to stop there. ``check`` is the runtime's (an
+        unusable answer is a failure of its plugin). A failure does not stop the
+        turn: the next implementation gets the arguments as they were. Results are
+        the answers, in order."""
+        done = HookCall()
+        team_id = team_of(kwargs)
+        impls = self.in_turn_order(hook_name)
+        if impls:
+            kwargs = hook_arguments(kwargs)
+        for impl in impls:
+            args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+            name = self.plugin_name(impl.plugin)
+            result, failure = self.runtime.run(name, hook_name, impl.function, args,
+                                               team_id=team_id, check=check)
+            if failure is not None:
+                done.failures.append(failure)
+                continue
+            if result is None:
+                continue
+            done.results.append(result)
+            following = fold(name, result, kwargs)
+            if following is None:
+                break
+            kwargs = hook_arguments(following)
+        return done
 
     def _call(self, hook_name: str, kwargs: dict[str, Any], timeout: float | None,
               first: bool) -> HookCall:

@@ -28,7 +28,6 @@ from meiqia.models import Mention
 from meiqia.models import Message
 from meiqia.models.base import utcnow
 from meiqia.models.messages import KINDS
-from meiqia.plugin_api import PluginMessage
 from meiqia.plugin_runtime import privacy
 from meiqia.services import delivery
 from meiqia.services import events
@@ -210,21 +209,12 @@ def post_message(
 
     draft = {"sender_kind": sender_kind, "kind": kind, "body": body,
              "payload": payload or {}, "visibility": visibility}
-    pm = current_app.extensions["meiqia.plugins"]
-    # Each redactor within its budget; one that fails is never skipped silently:
-    # the message is masked or refused (fails closed, plugin_runtime.privacy).
-    checked = pm.call_detailed("before_message_saved",
-                               message=PluginMessage.from_draft(draft, conversation.id),
-                               conversation=conversation)
-    for change in checked.results:
-        if not isinstance(change, dict):
-            continue
-        if change.get("reject"):
-            raise ValidationError(f"message refused: {change['reject']}", "body")
-        draft.update({k: v for k, v in change.items() if k in {"body", "payload"}})
-    if sender_kind in privacy.PEOPLE:  # bot and system texts are ours: nothing to hide
-        draft = privacy.fail_closed(draft, checked.failures,
-                                    current_app.config["PRIVACY_FALLBACK"])
+    # The redactors one after the other, each within its budget and given the
+    # message as the ones before changed it; one that fails or answers something
+    # unusable is never skipped silently: the message is masked or refused (fails
+    # closed, plugin_runtime.privacy).
+    draft = privacy.check_message(current_app.extensions["meiqia.plugins"], draft,
+                                  conversation, current_app.config["PRIVACY_FALLBACK"])
     now = utcnow()
     values = {"conversation": conversation.id, "sender_kind": sender_kind, "kind": kind,
               "body": draft["body"], "payload": draft["payload"], "visibility": visibility,

@@ -10,8 +10,12 @@ pattern, format (email), minimum, maximum, items, maxItems, minItems.
 
 from __future__ import annotations
 
+import inspect
+import logging
 import re
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from meiqia.services.errors import ValidationError
 
@@ -111,6 +115,57 @@ def check(value: Any, schema: dict[str, Any], path: str = "") -> Any:
     return value
 
 
+#: One label of a host name as IDNA encodes it (letters, digits, hyphens inside;
+#: underscores, which some internal names have).
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def _host_ok(host: str, bracketed: bool) -> bool:
+    """A host name (also an IDN like 例子.中国) or an IPv4 address; an IPv6 address
+    between brackets (``urlsplit`` has parsed it as one already)."""
+    if bracketed:
+        return True
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+        ascii_host.encode("ascii").decode("idna")  # an xn-- label that is no punycode
+    except UnicodeError:
+        return False
+    labels = ascii_host.lower().removesuffix(".").split(".")
+    return len(ascii_host) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+def http_url(raw: str, field: str) -> str:
+    """An absolute http(s) URL a client typed (an iframe panel, a webhook, a
+    channel's API address), checked as a whole, or a 422 naming ``field`` that
+    says what to fix. The one URL check: ``urlsplit`` raises ValueError for some
+    URLs (an open ``[``, a port that is no number) and takes others it should not
+    (port 99999, a host ``%zz``); both were stored, or answered 500, or showed
+    urllib's English words. Returns the URL without surrounding spaces."""
+    url = raw.strip()
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValidationError(f"{field}: must not contain spaces or control characters", field)
+    if not url.lower().startswith(("http://", "https://")):
+        raise ValidationError(f"{field}: must start with http:// or https://", field)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL", "'中文' does not appear to be an IPv4 or IPv6…"
+        raise ValidationError(f"{field}: the host name or IP address is not valid",
+                              field) from None
+    if not parts.hostname:
+        raise ValidationError(f"{field}: has no host name", field)
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError(f"{field}: must not contain a user name or password", field)
+    host_port = parts.netloc.rpartition("@")[2]
+    bracketed = host_port.startswith("[")
+    port = host_port.rpartition("]")[2] if bracketed else host_port
+    port = port.partition(":")[2]
+    if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValidationError(f"{field}: the port must be a number from 1 to 65535", field)
+    if not _host_ok(parts.hostname, bracketed):
+        raise ValidationError(f"{field}: the host name or IP address is not valid", field)
+    return url
+
+
 def parse_int(raw: str | None, name: str, default: Any, low: int, high: int) -> Any:
     """A whole number from query text within [low, high]; ``default`` when absent.
 
@@ -159,16 +214,43 @@ def check_query(args: Any, schema: dict[str, Any]) -> None:
             check(raw, {k: v for k, v in sub.items() if k != "format"}, name)
 
 
-def plugin_config(cls: type, config: dict[str, Any]) -> None:
+def plugin_config(cls: type, config: dict[str, Any],
+                  make: Callable[[], Any] | None = None) -> None:
     """Run a plugin class's own ``validate_config(config)``, if it has one (ticket
     sinks and channels alike): its ``ValueError`` becomes a ValidationError on
-    ``config`` in the plugin's own words; our ValidationError passes as it is."""
-    validate = getattr(cls, "validate_config", None)
-    if validate is None:
+    ``config`` in the plugin's own words; our ValidationError passes as it is;
+    anything else it raises is a ValidationError too, naming the exception (and
+    logged with its traceback), never a server error.
+
+    It may be a staticmethod or a classmethod, or a method of an instance
+    (``def validate_config(self, config)``, like the class's other methods): then
+    it is called on ``make()`` (a sink: ``cls()``, as its deliveries are)."""
+    if getattr(cls, "validate_config", None) is None:
         return
     try:
-        validate(config)
+        target = make() if make is not None and _takes_self(cls) else cls
+        target.validate_config(config)
     except ValidationError:
         raise
     except ValueError as exc:  # a third-party plugin's own words
         raise ValidationError(f"config: {exc}", "config") from exc
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug: the admin hears it, not a 500
+        logging.getLogger("meiqia.plugins").error(
+            "%s.validate_config raised %s: %s", getattr(cls, "__qualname__", cls),
+            type(exc).__name__, exc, exc_info=exc)
+        raise ValidationError(
+            f"config: the plugin's validate_config raised {type(exc).__name__}: {exc}",
+            "config") from exc
+
+
+def _takes_self(cls: type) -> bool:
+    """Whether ``cls.validate_config`` is a method of instances: a plain function
+    of two or more parameters (``self, config``). A staticmethod, a classmethod and
+    a plain ``def validate_config(config)`` are called on the class."""
+    raw = inspect.getattr_static(cls, "validate_config", None)
+    if isinstance(raw, staticmethod | classmethod) or not inspect.isfunction(raw):
+        return False
+    try:
+        return len(inspect.signature(raw).parameters) >= 2
+    except (TypeError, ValueError):
+        return True

@@ -15,8 +15,9 @@ or ``re`` replacement syntax, so a ``{`` or ``\\1`` in user text stays text. A
 placeholder may name a converter: ``{x:field}`` translates a field path
 ("body" → "内容"), ``{x:types}`` a schema type list, ``{x:size}`` a size like
 "512 bytes", ``{x:kb}`` the problems of a knowledge-base file (each translated
-by ``KB_RULES``). The first rule that matches wins, so specific rules come
-before general ones. A message no rule matches stays English: the detail is
+by ``KB_RULES``, or by the rules of the API when it is the API's own message),
+``{x:api}`` another message of ours (by these rules). The first rule that
+matches wins, so specific rules come before general ones. A message no rule matches stays English: the detail is
 never lost, only untranslated.
 
 To add a message: raise it in English as usual, then add a rule in the area's
@@ -57,6 +58,7 @@ FIELD_LABELS: dict[str, str] = {
     "company": "公司",
     "config": "配置",
     "config.allow_private_addresses": "允许内网地址",
+    "config.api_base_url": "接口地址",
     "config.from": "发件人",
     "config.host": "SMTP 服务器",
     "config.password": "密码",
@@ -186,8 +188,9 @@ _TYPE_NAMES = {"object": "对象", "string": "文本", "integer": "整数", "num
 _TYPE = "(?:object|string|integer|number|boolean|array|null)"
 #: A number as the services write it: 5000, -2147483648, 0.5, 20,000.
 NUM = r"-?\d[\d,]*(?:\.\d+)?"
-#: A field path before ": " (the shortest one that lets the rest match).
-FIELD = r"(?P<f>.+?)"
+#: A field path before ": " (the shortest one that lets the rest match; a path has
+#: no ": ", so a message that wraps others, "file: a.csv: line 2: …", is no field's).
+FIELD = r"(?P<f>(?:(?!: ).)+?)"
 
 
 def field_label(path: str) -> str:
@@ -218,7 +221,10 @@ _KB_PAIRS: list[tuple[str, str]] = [
     (r"the sheet is empty", "工作表是空的"),
     (r"not a readable XLSX file \(save it again from Excel or WPS as \.xlsx\)",
      "不是可读取的 XLSX 文件（请用 Excel 或 WPS 重新另存为 .xlsx）"),
-    (r"not valid YAML: (?P<e>.*)", "不是有效的 YAML：{e}"),
+    (r"not valid YAML: check the indentation, quotes and colons",
+     "不是有效的 YAML：请检查缩进、引号和冒号"),
+    (r"not valid YAML: a tag \(!!…\) that is not plain text, numbers or lists",
+     "不是有效的 YAML：含有不是普通文本、数字或列表的标签（!!…）"),
     (r"expected a list of entries", "应为问答的列表"),
     (r"an entry must be a mapping with id, questions, answer",
      "每条问答须包含 id、questions、answer"),
@@ -237,6 +243,9 @@ _KB_PAIRS: list[tuple[str, str]] = [
     (r"unknown format: use \.yaml, \.csv or \.xlsx", "未知格式：请使用 .yaml、.csv 或 .xlsx"),
     (r"no entries in the file", "文件中没有问答"),
     (r"invalid file", "文件无效"),
+    # an entry the API's checks refuse (services.knowledge.check_entry): its id, then
+    # the API's own message; a bad id alone is the API's message on its own
+    (r"id (?P<k>[^\s:]+): (?P<e:api>.+)", "id {k}：{e:api}"),
 ]
 
 #: Every message, area by area; the first match wins.
@@ -266,6 +275,9 @@ _PAIRS: list[tuple[str, str]] = [
     (rf"the JSON nests deeper than (?P<n>{NUM}) levels", "JSON 嵌套超过 {n} 层"),
     (rf"the JSON body may be at most (?P<n>{NUM}) bytes", "JSON 请求体最多 {n} 字节"),
     (r"the body is not valid UTF-8 text", "请求体不是有效的 UTF-8 文本"),
+    # Werkzeug's 413 as ours (web/api._too_large_body)
+    (r"the request body may be at most (?P<s:size>.+)", "请求体最大 {s:size}"),
+    (r"the request is too large", "请求太大了"),
     (rf"{FIELD}: contains a NUL character or a lone surrogate, which is not text",
      "{f:field}：包含 NUL 字符或不成对的代理字符，不是有效的文本"),
     (rf"{FIELD}: a key contains a NUL character or a lone surrogate, which is not text",
@@ -273,6 +285,15 @@ _PAIRS: list[tuple[str, str]] = [
     (r"a parameter name contains a NUL character or a lone surrogate, which is not text",
      "有参数名包含 NUL 字符或不成对的代理字符，不是有效的文本"),
     (rf"{FIELD}: must be a day between (?P<a>.+) and (?P<b>.+)", "{f:field}：日期须在 {a} 到 {b} 之间"),
+    # --- URLs (services/validation.http_url: iframe panels, sinks, channels) ---------
+    # before the channels' "config.url: …" catch-all below, which would keep them English
+    (rf"{FIELD}: must start with http:// or https://", "{f:field}：必须以 http:// 或 https:// 开头"),
+    (rf"{FIELD}: has no host name", "{f:field}：缺少主机名"),
+    (rf"{FIELD}: must not contain a user name or password", "{f:field}：不能包含用户名或密码"),
+    (rf"{FIELD}: must not contain spaces or control characters", "{f:field}：不能包含空格或控制字符"),
+    (rf"{FIELD}: the port must be a number from 1 to 65535",
+     "{f:field}：端口必须是 1 到 65535 之间的数字"),
+    (rf"{FIELD}: the host name or IP address is not valid", "{f:field}：主机名或 IP 地址无效"),
     # --- signing in, accounts, permissions -----------------------------------------
     (rf"{FIELD}: mix at least two of letters, digits and symbols", "{f:field}：至少包含字母、数字、符号中的两种"),
     (rf"{FIELD}: this password is too common", "{f:field}：这个密码太常见了，请换一个"),
@@ -289,7 +310,7 @@ _PAIRS: list[tuple[str, str]] = [
     (r"no such agent", "没有这个客服"),
     (r"name: a group with this name exists", "名称：已有同名分组"),
     (r"no such group", "没有这个分组"),
-    (r"role: the team needs at least one admin", "角色：团队至少需要一名管理员"),
+    (rf"{FIELD}: the team needs at least one admin", "{f:field}：团队至少需要一名管理员"),
     (r"email and password are required", "请填写邮箱和密码"),
     (r"too many login attempts: try again later", "登录尝试次数太多，请稍后再试"),
     (r"current_password: the current password is wrong", "当前密码：当前密码不正确"),
@@ -412,6 +433,20 @@ _PAIRS: list[tuple[str, str]] = [
     (r"type: unknown sink; one of (?P<c>.*)", "类型：未知的推送类型，可选：{c}"),
     (r"type: cannot change; add a new sink instead", "类型：不能修改，请另外添加一个推送"),
     (r"no such ticket sink", "没有这个工单推送"),
+    # what an agent is told about emailing a public reply (services/tickets.reply_email)
+    (r"the customer will not be emailed: he left no email address; he reads the reply in "
+     r"the widget next time he visits",
+     "不会给客户发邮件：客户没有留下邮箱；客户下次访问时会在网页插件中看到回复"),
+    (r"the customer will not be emailed: no email ticket sink is configured \(an admin adds "
+     r"one under Admin → Ticket sinks; its SMTP settings send the replies\); he reads the "
+     r"reply in the widget next time he visits",
+     "不会给客户发邮件：尚未配置邮件工单推送（管理员可在“管理 → 工单推送”中添加，回复通过它的 "
+     "SMTP 设置发送）；客户下次访问时会在网页插件中看到回复"),
+    (r"the customer will not be emailed: the email could not be queued \(the job queue is "
+     r"unreachable\); he reads the reply in the widget next time he visits",
+     "不会给客户发邮件：邮件未能加入发送队列（任务队列无法连接）；客户下次访问时会在网页插件中"
+     "看到回复"),
+    (r"emailed to (?P<e>\S+)", "已通过邮件发送至 {e}"),
     # --- channels (meiqia/channels/, services/channels.py) ---------------------------------
     (r"no such channel", "没有这个渠道"),
     (r"config: save the settings first, or send them to test",
@@ -450,6 +485,9 @@ _PAIRS: list[tuple[str, str]] = [
      "SMTP 服务器 {h} 在 STARTTLS 或登录时断开了连接"),
     (r"the sink was disabled; enable it and retry", "该推送已停用；请启用后重试"),
     (r"no plugin provides the sink type (?P<t>.+) any more", "已没有插件提供推送类型 {t}"),
+    # a plugin's validate_config that raised something other than ValueError
+    (r"config: the plugin's validate_config raised (?P<e>.+)",
+     "配置：插件的配置检查（validate_config）出错：{e}"),
     (r"could not queue: (?P<e>.+)", "无法排队：{e}"),
     # how the plugin runtime describes a failed call (plugin_runtime.Failure.describe);
     # before the field rules below, which would read "raised X" as a field
@@ -457,6 +495,7 @@ _PAIRS: list[tuple[str, str]] = [
     (r"timed out: all its threads are still running \((?P<d>.+)\)",
      "超时：它的线程都还在运行（{d}）"),
     (r"timed out after (?P<d>.+)", "超时（{d}）"),
+    (r"returned an unusable result: (?P<d>.+)", "返回的结果无法使用：{d}"),
     # the SSRF gate (services/outbound.py), under the field of the setting it checks
     (rf"{FIELD}: (?P<h>.+) resolves to (?P<a>\S+), a private address \((?P<r>[\w-]+)\): the "
      r"server does not connect there \(the operator may allow private networks for the "
@@ -501,6 +540,14 @@ _PAIRS: list[tuple[str, str]] = [
     (r"question: the question has no words \(only emoji or punctuation\)", "问题：问题里没有文字（只有表情或标点）"),
     (r"question_ids: some questions are not in this team", "问题：有些问题不属于本团队"),
     (r"no such job", "没有这个任务"),
+    # why the bot keeps its default scale (bot/calibrate.py, GET /knowledge/calibration)
+    (r"not measured yet", "尚未测量"),
+    (r"default scale of this scoring model \(development sets\)",
+     "此评分模型的默认刻度（来自开发集）"),
+    (rf"too few questions to measure \((?P<n>{NUM}) held-out variants, (?P<m>{NUM}) held-out "
+     rf"entries' questions; at least (?P<a>{NUM}) and (?P<b>{NUM}) needed\): default thresholds",
+     "可用于测量的问题太少（留出的问法 {n} 个，留出问答的问题 {m} 个；分别至少需要 {a} 个和 {b} 个）："
+     "使用默认阈值"),
     # --- history, exports, dashboard ------------------------------------------------
     (rf"(?P<t>{NUM}) conversations match: an export holds at most (?P<n>{NUM}); narrow the time range",
      "符合条件的对话有 {t} 个，一次最多导出 {n} 个：请缩小时间范围"),
@@ -523,10 +570,6 @@ _PAIRS: list[tuple[str, str]] = [
     (r"settings\.suggest_threshold: must not exceed answer_threshold",
      "“您是不是想问”阈值：不能高于直接回答阈值"),
     (r"timezone: unknown time zone, e\.g\. Asia/Shanghai", "时区：未知的时区，例如 Asia/Shanghai"),
-    (rf"{FIELD}: must start with http:// or https://", "{f:field}：必须以 http:// 或 https:// 开头"),
-    (rf"{FIELD}: has no host name", "{f:field}：缺少主机名"),
-    (rf"{FIELD}: must not contain a user name or password", "{f:field}：不能包含用户名或密码"),
-    (rf"{FIELD}: must not contain spaces or control characters", "{f:field}：不能包含空格或控制字符"),
     (r"no such iframe plugin", "没有这个 iframe 插件"),
     (r"no such plugin", "没有这个插件"),
     # --- websocket frames (web/ws.py) -----------------------------------------------
@@ -575,19 +618,20 @@ _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 def _kb(text: str) -> str:
     """The problems of a KB file, ``; ``-separated, each by ``KB_RULES``."""
     parts = text.split("; ")
-    done = [_apply(KB_RULES, part) for part in parts]
+    done = [_apply(KB_RULES, part) or _apply(RULES, part) for part in parts]
     if all(d is not None for d in done):
         return "；".join(d for d in done if d is not None)
     return "; ".join(d if d is not None else part for d, part in zip(done, parts, strict=True))
 
 
 def _kbitem(text: str) -> str:
-    return _apply(KB_RULES, text) or text
+    return _apply(KB_RULES, text) or _apply(RULES, text) or text
 
 
 _CONVERTERS: dict[str, Callable[[str], str]] = {
     "field": field_label, "types": _types, "size": _size, "kb": _kb, "kbitem": _kbitem,
     "stored": lambda text: translate_stored(text, "zh-CN"),
+    "api": lambda text: translate(text, "zh-CN"),
 }
 
 

@@ -63,6 +63,7 @@ from meiqia.models import Agent
 from meiqia.models import Conversation
 from meiqia.models import Mention
 from meiqia.models.base import utcnow
+from meiqia.plugin_runtime import privacy
 from meiqia.services import conversations
 from meiqia.services import delivery
 from meiqia.services import messages
@@ -1007,7 +1008,7 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
                     {"conversation_id": conversation.id, "who": "visitor",
                      "handler_id": conversation.handler_id, "group_id": conversation.group_id,
                      "typing": bool(data.get("typing", True)),
-                     "preview": str(data.get("preview", ""))[:200]}, track=False)
+                     "preview": privacy.typing_preview(conversation.team_id, data.get("preview", ""))}, track=False)
 
     _run_frame(channel, frame, {
         "message": message,
