@@ -32,6 +32,7 @@ from meiqia.models.accounts import STATUSES
 from meiqia.models.accounts import TOKEN_SCOPES
 from meiqia.models.base import utcnow
 from meiqia.services import presence
+from meiqia.services.dates import check_timezone
 from meiqia.services.errors import Conflict
 from meiqia.services.errors import Forbidden
 from meiqia.services.errors import NotFound
@@ -203,6 +204,8 @@ def register_team(data: dict[str, Any]) -> Agent:
         raise Forbidden("registration is closed: ask an admin to create your account")
     email = _normal_email(data["email"])
     check_password(data["password"])
+    if data.get("timezone"):
+        check_timezone(data["timezone"])
     _check_email_free(email)
     with database.atomic():
         team = Team.create(
@@ -294,6 +297,24 @@ def get_agent(actor: Agent, agent_id: int) -> Agent:
     return agent
 
 
+def _keep_an_admin(agent: Agent, data: dict[str, Any]) -> None:
+    """The team's last active admin stays one: neither demoted (``role``) nor
+    deactivated (``active``), by himself or anyone; without him nobody could
+    administer the team."""
+    if agent.role != "admin" or not agent.active:
+        return
+    for field, losing in (("role", "role" in data and data["role"] != "admin"),
+                          ("active", data.get("active") is False)):
+        if not losing:
+            continue
+        others = Agent.select().where(
+            Agent.team == agent.team_id, Agent.role == "admin", Agent.id != agent.id,
+            Agent.active == True,  # noqa: E712 - peewee expression
+        )
+        if not others.exists():
+            raise ValidationError(f"{field}: the team needs at least one admin", field)
+
+
 def update_agent(actor: Agent, agent_id: int, data: dict[str, Any]) -> Agent:
     """Admins change anything; an agent may change his own name, password, status.
 
@@ -319,13 +340,7 @@ def update_agent(actor: Agent, agent_id: int, data: dict[str, Any]) -> Agent:
         _check_email_free(data["email"], except_id=agent.id)
     _check_names_free(agent.team_id, {k: data[k].strip() for k in ("name", "nickname")
                                       if isinstance(data.get(k), str)}, except_id=agent.id)
-    if agent.id == actor.id and data.get("role") == "agent" and actor.is_admin:
-        others = Agent.select().where(
-            Agent.team == actor.team, Agent.role == "admin", Agent.id != actor.id,
-            Agent.active == True,  # noqa: E712 - peewee expression
-        )
-        if not others.exists():
-            raise ValidationError("role: the team needs at least one admin", "role")
+    _keep_an_admin(agent, data)
     group_ids = (
         _team_ids(Group, actor.team, data["groups"], "groups") if "groups" in data else None
     )

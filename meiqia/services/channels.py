@@ -28,6 +28,7 @@ from meiqia.services.accounts import require_admin
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.services.validation import check
+from meiqia.services.validation import http_url
 from meiqia.services.validation import plugin_config
 
 MASK = registry.MASK
@@ -74,12 +75,15 @@ def _validator(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_uris(schema: dict[str, Any], config: dict[str, Any]) -> None:
+    """Each ``format: uri`` setting is an http(s) URL by the one URL check
+    (``validation.http_url``, as iframe panels and the webhook sink have it)."""
     for name, sub in (schema.get("properties") or {}).items():
         value = config.get(name)
         if isinstance(sub, dict) and sub.get("format") == "uri" and value:
-            if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            if not isinstance(value, str):
                 raise ValidationError(f"config.{name}: must be an http:// or https:// URL",
                                       f"config.{name}")
+            config[name] = http_url(value, f"config.{name}")
 
 
 def check_config(cls: type, config: dict[str, Any], old: dict[str, Any] | None) -> dict:

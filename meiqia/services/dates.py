@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import re
 from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfoNotFoundError
 
 from meiqia.services.errors import ValidationError
 
@@ -25,6 +26,20 @@ def _in_range(day: datetime.date, name: str) -> None:
     if not EARLIEST <= day <= LATEST:
         raise ValidationError(f"{name}: must be a day between {EARLIEST.isoformat()} and "
                               f"{LATEST.isoformat()}", name)
+
+
+def check_timezone(zone: str) -> str:
+    """A team's time zone as a client typed it (``Asia/Shanghai``), checked: every
+    report, filter and export of the team reads its days in it, so a name
+    ``ZoneInfo`` does not know is a 422 here, not a 500 there. Registration and
+    ``PATCH /team`` both check with this."""
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a folder of the zone database ("Asia") is no zone either.
+        raise ValidationError("timezone: unknown time zone, e.g. Asia/Shanghai",
+                              "timezone") from None
+    return zone
 
 
 def parse_day(raw: str, name: str, expected: str) -> datetime.date:

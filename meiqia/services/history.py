@@ -23,6 +23,7 @@ from meiqia.models import Visit
 from meiqia.models import Visitor
 from meiqia.services import dates
 from meiqia.services import permissions
+from meiqia.services import visitors
 from meiqia.services.accounts import iso
 from meiqia.services.errors import ValidationError
 from meiqia.services.validation import INT_MAX
@@ -350,7 +351,9 @@ def set_columns(actor: Agent, columns: list[str]) -> list[str]:
 
 
 def customer_recent(actor: Agent, visitor_id: int, days: int = 30) -> list[dict[str, Any]]:
-    """The customer's conversations of the last month (sidebar), in scope."""
+    """The customer's conversations of the last month (sidebar), in scope; a
+    visitor the actor may not see is a 404 (``visitors.visible_visitor``)."""
+    visitors.visible_visitor(actor, visitor_id)
     since = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(
         days=days)
     rows = (Conversation.select().where(permissions.conversation_filter(actor),

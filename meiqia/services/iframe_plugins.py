@@ -37,6 +37,7 @@ from meiqia.services.accounts import require_admin
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.services.validation import check
+from meiqia.services.validation import http_url
 
 log = logging.getLogger(__name__)
 
@@ -82,22 +83,6 @@ def new_secret() -> str:
     return _secrets.token_urlsafe(32)
 
 
-def check_url(raw: str, field: str = "url") -> str:
-    """An absolute http(s) URL with a host, or a ValidationError saying why not."""
-    url = raw.strip()
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in {"http", "https"}:
-        raise ValidationError(f"{field}: must start with http:// or https://", field)
-    if not parts.hostname:
-        raise ValidationError(f"{field}: has no host name", field)
-    if parts.username or parts.password:
-        raise ValidationError(f"{field}: must not contain a user name or password", field)
-    if any(c.isspace() or ord(c) < 32 for c in url):
-        raise ValidationError(f"{field}: must not contain spaces or control characters",
-                              field)
-    return url
-
-
 def _name(raw: str) -> str:
     name = raw.strip()
     if not name:
@@ -134,7 +119,7 @@ def create(actor: Agent, data: dict[str, Any]) -> tuple[IframePlugin, str]:
     """Add a panel; returns it with its new secret (shown to the admin once)."""
     require_admin(actor)
     check(data, SCHEMA)
-    name, url = _name(data["name"]), check_url(data["url"])
+    name, url = _name(data["name"]), http_url(data["url"], "url")
     secret = new_secret()
     with database.atomic():
         plugin = IframePlugin.create(
@@ -151,7 +136,7 @@ def update(actor: Agent, plugin_id: int, data: dict[str, Any]) -> IframePlugin:
     if "name" in data:
         plugin.name = _name(data["name"])
     if "url" in data:
-        plugin.url = check_url(data["url"])
+        plugin.url = http_url(data["url"], "url")
     for key in ("height", "position", "enabled"):
         if key in data:
             setattr(plugin, key, data[key])
@@ -297,7 +282,7 @@ def sidebar_panels(actor: Agent, conversation_id: int, request: Any) -> list[dic
             name = str(panel.get("name") or "").strip()[:80]
             if not name:
                 raise ValueError("a panel without a name")
-            url = check_url(str(panel.get("url") or ""))
+            url = http_url(str(panel.get("url") or ""), "url")
         except (ValueError, ValidationError) as exc:
             log.error("sidebar panel skipped: %s", exc)
             continue

@@ -149,19 +149,21 @@ class _GatedHTTPSConnection(http.client.HTTPSConnection):
 
 
 def check_url(url: str) -> tuple[str, str, int]:
-    """Scheme, host and port of an http(s) URL whose host passes the gate."""
+    """Scheme, host and port of an http(s) URL whose host passes the gate.
+
+    The URL itself is checked by the one URL check (``validation.http_url``: a bad
+    port, host or bracket is refused in our words, never urllib's)."""
+    from meiqia.services.errors import ValidationError
+    from meiqia.services.validation import http_url
+
     try:
-        parsed = urlparse(url)
-        https = parsed.scheme == "https"
-        port = parsed.port or (443 if https else 80)
-    except ValueError as exc:
-        raise OutboundRefused(f"not a valid URL: {exc}") from None
-    if parsed.scheme not in {"http", "https"}:
-        raise OutboundRefused("only http and https URLs")
-    if not parsed.hostname:
-        raise OutboundRefused("the URL needs a host")
+        parsed = urlparse(http_url(url, "url"))
+    except ValidationError as exc:
+        raise OutboundRefused(exc.message) from None
+    scheme = parsed.scheme.lower()
+    port = parsed.port or (443 if scheme == "https" else 80)
     resolve(parsed.hostname, port)
-    return parsed.scheme, parsed.hostname, port
+    return scheme, parsed.hostname, port
 
 
 def http_request(method: str, url: str, body: bytes | None = None,

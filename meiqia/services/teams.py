@@ -11,8 +11,6 @@ import copy
 import json
 import time
 from typing import Any
-from zoneinfo import ZoneInfo
-from zoneinfo import ZoneInfoNotFoundError
 
 from flask import current_app
 
@@ -24,6 +22,7 @@ from meiqia.services import working_hours
 from meiqia.services.accounts import audit
 from meiqia.services.accounts import iso
 from meiqia.services.accounts import require_admin
+from meiqia.services.dates import check_timezone
 from meiqia.services.errors import ValidationError
 from meiqia.services.validation import check
 
@@ -194,12 +193,7 @@ def update_team(actor: Agent, data: dict[str, Any]) -> Team:
     check(data, TEAM_UPDATE_SCHEMA)
     team = Team.get_by_id(actor.team_id)
     if "timezone" in data:
-        try:
-            ZoneInfo(data["timezone"])
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError(
-                "timezone: unknown time zone, e.g. Asia/Shanghai", "timezone"
-            ) from None
+        check_timezone(data["timezone"])
     if "settings" in data:
         stored = copy.deepcopy(team.settings or {})
         for key, value in data["settings"].items():

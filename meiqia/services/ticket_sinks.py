@@ -113,7 +113,7 @@ def _check_config(cls: type, config: dict[str, Any], old: dict[str, Any] | None)
             merged[key] = old.get(key, "")
     schema = {k: v for k, v in cls.configuration_schema().items() if k != "secret"}
     check(merged, schema, "config")
-    plugin_config(cls, merged)
+    plugin_config(cls, merged, make=cls)  # a sink is made as its deliveries make it
     return merged
 
 

@@ -37,6 +37,7 @@ from meiqia.models.tickets import STATUSES
 from meiqia.services import capacity
 from meiqia.services import events
 from meiqia.services import permissions
+from meiqia.services import visitors
 from meiqia.services.accounts import iso
 from meiqia.services.errors import Conflict
 from meiqia.services.errors import NotFound
@@ -646,7 +647,9 @@ def mark_seen(visitor: Visitor, ticket_id: int, up_to: int) -> dict[str, Any]:
 
 
 def recent_for_customer(actor: Agent, visitor_id: int, limit: int = 10) -> list[dict[str, Any]]:
-    """The customer sidebar: the customer's recent tickets the actor may see."""
+    """The customer sidebar: the customer's recent tickets the actor may see; a
+    visitor the actor may not see is a 404 (``visitors.visible_visitor``)."""
+    visitors.visible_visitor(actor, visitor_id)
     rows = (Ticket.select().where(permissions.ticket_filter(actor), Ticket.visitor == visitor_id)
             .order_by(Ticket.id.desc()).limit(limit))
     return [to_dict(t) for t in rows]

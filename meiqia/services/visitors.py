@@ -132,12 +132,21 @@ def card(visitor: Visitor) -> dict[str, Any]:
     }
 
 
-def update_card(actor: Agent, visitor_id: int, data: dict[str, Any]) -> Visitor:
-    """An agent edits the customer card of a visitor he may see."""
-    check(data, CARD_SCHEMA)
+def visible_visitor(actor: Agent, visitor_id: int) -> Visitor:
+    """A visitor of the actor's team with a conversation the actor may see, else
+    NotFound ("no such visitor"): one rule for his card (``PATCH /visitors/{id}``)
+    and his sidebar lists (``/visitors/{id}/conversations``, ``/tickets``), so a
+    wrong id, another team's visitor or one out of scope reads the same everywhere."""
     visitor = Visitor.get_or_none(Visitor.id == visitor_id, Visitor.team == actor.team_id)
     if visitor is None or not _sees_visitor(actor, visitor):
         raise NotFound("no such visitor")
+    return visitor
+
+
+def update_card(actor: Agent, visitor_id: int, data: dict[str, Any]) -> Visitor:
+    """An agent edits the customer card of a visitor he may see."""
+    check(data, CARD_SCHEMA)
+    visitor = visible_visitor(actor, visitor_id)
     for key, value in data.items():
         setattr(visitor, key, value.strip() if isinstance(value, str) else value)
     if "tags" in data:

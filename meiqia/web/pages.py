@@ -12,6 +12,7 @@ from flask import request
 from flask import url_for
 
 from meiqia.services import accounts
+from meiqia.services.errors import RateLimited
 from meiqia.services.errors import ServiceError
 from meiqia.web import error_text
 from meiqia.web import i18n
@@ -35,6 +36,7 @@ def index() -> Any:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     error = None
+    status, headers = 200, {}
     if request.method == "POST":
         try:
             security.check_csrf(request.form.get("csrf_token"))
@@ -45,11 +47,15 @@ def login() -> Any:
             )
         except ServiceError as exc:
             error = error_text.translate(exc.message, i18n.language())
+            # Throttled: 429 and when to try again, as the API's login answers
+            # (docs/security.md §4); any other refusal: 401.
+            status = 429 if isinstance(exc, RateLimited) else 401
+            if isinstance(exc, RateLimited) and exc.retry_after:
+                headers["Retry-After"] = str(int(exc.retry_after))
         else:
             security.login(agent)
             # Back to the page that asked for the login (render_page passes ?next=).
             return redirect(safe_next(request.args.get("next")))
-    status = 401 if error else 200
     return (
         render_template(
             "login.html", error=error, can_register=accounts.registration_open(),
@@ -58,6 +64,7 @@ def login() -> Any:
             notice=i18n.t("reset.done") if request.args.get("reset") and not error else None,
         ),
         status,
+        headers,
     )
 
 

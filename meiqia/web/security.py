@@ -102,9 +102,18 @@ def csrf_token() -> str:
     return session["csrf"]
 
 
+def same_secret(expected: str, given: str) -> bool:
+    """Whether ``given`` is the secret ``expected``, in constant time. Compared as
+    UTF-8 bytes: ``hmac.compare_digest`` refuses ``str`` with non-ASCII characters
+    (a TypeError, so a 500), and what a client sends may hold any."""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"),
+                               given.encode("utf-8", "surrogatepass"))
+
+
 def check_csrf(value: str | None) -> None:
     expected = session.get("csrf")
-    if not expected or not value or not hmac.compare_digest(expected, value):
+    if not expected or not isinstance(value, str) or not value \
+            or not same_secret(expected, value):
         raise Forbidden("CSRF token missing or wrong: reload the page")
 
 
@@ -287,8 +296,7 @@ def visitor_for_renewal(token: Any, renew_key: Any) -> Visitor:
     except BadSignature:
         raise Unauthorized("invalid visitor token") from None
     visitor = _visitor_of(data)
-    if not isinstance(renew_key, str) or not hmac.compare_digest(
-            visitor_renew_key(visitor), renew_key):
+    if not isinstance(renew_key, str) or not same_secret(visitor_renew_key(visitor), renew_key):
         raise Unauthorized("renew_key: wrong renewal key", "renew_key")
     return visitor
 

@@ -9,6 +9,7 @@ from meiqia.models import AuditLog
 from meiqia.models import Group
 from meiqia.models import Team
 from tests.helpers import ADMIN_PASSWORD
+from tests.helpers import AGENT_PASSWORD
 from tests.helpers import ApiClient
 
 
@@ -61,6 +62,10 @@ def test_register_with_a_taken_email_is_409_and_creates_nothing(tmp_path):
         ({"email": "not-an-email"}, 422, "email"),
         ({"team_name": ""}, 422, "team_name"),
         ({"role": "admin"}, 422, "role"),
+        # a zone the team's reports could not read its days in (they answered 500)
+        ({"timezone": "Mars/Olympus"}, 422, "timezone"),
+        ({"timezone": "火星/标准时间"}, 422, "timezone"),
+        ({"timezone": "Asia"}, 422, "timezone"),
     ],
 )
 def test_register_bad_input_names_the_field_and_creates_nothing(app, body, status, field):
@@ -70,6 +75,26 @@ def test_register_bad_input_names_the_field_and_creates_nothing(app, body, statu
     assert response.status_code == status
     assert response.get_json()["error"]["field"] == field
     assert Team.select().count() == 0 and Agent.select().count() == 0
+
+
+def test_register_checks_the_time_zone_as_team_settings_do(app):
+    """One check for both: the same 422 and message at registration as from
+    PATCH /team; a known zone is kept."""
+    data = {"team_name": "T", "name": "N", "email": "n@example.com", "password": "good-pass-1"}
+    api = ApiClient(app)
+    client = api.client
+    refused = client.post("/api/v1/auth/register?lang=zh-CN",
+                          json={**data, "timezone": "火星/标准时间"})
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["message"] == "时区：未知的时区，例如 Asia/Shanghai"
+    made = client.post("/api/v1/auth/register", json={**data, "timezone": "Asia/Urumqi"})
+    assert made.status_code == 201 and made.get_json()["team"]["timezone"] == "Asia/Urumqi"
+    api._take(made.get_json())
+    for zone in ("Mars/Olympus", "Asia"):  # a folder of the zone database was a 500
+        again = api.patch("/api/v1/team?lang=zh-CN", json={"timezone": zone})
+        assert again.status_code == 422
+        assert again.get_json()["error"]["message"] == refused.get_json()["error"]["message"]
+    assert api.get("/api/v1/dashboard").status_code == 200
 
 
 def test_register_needs_json(app):
@@ -121,6 +146,34 @@ def test_last_admin_cannot_demote_himself(api):
     assert Agent.get_by_id(api.agent["id"]).role == "admin"
 
 
+def test_the_last_active_admin_cannot_be_deactivated(api):
+    """Deactivated, he was locked out and nobody could administer the team: the
+    same rule as demotion, whoever asks."""
+    me = f"/api/v1/agents/{api.agent['id']}"
+    response = api.patch(f"{me}?lang=zh-CN", json={"active": False})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["field"] == "active"
+    assert response.get_json()["error"]["message"] == "启用：团队至少需要一名管理员"
+    assert Agent.get_by_id(api.agent["id"]).active is True
+    assert api.get("/api/v1/me").status_code == 200  # his session was not ended
+    # A second admin: now either may go, but not both.
+    wang = api.new_agent(name="王二", email="wang@example.com", role="admin")
+    assert api.patch(f"/api/v1/agents/{wang.agent['id']}",
+                     json={"active": False}).status_code == 200
+    response = api.patch(me, json={"active": False, "name": "王管理"})
+    assert response.status_code == 422 and response.get_json()["error"]["field"] == "active"
+    assert api.patch(f"/api/v1/agents/{wang.agent['id']}", json={"active": True}).status_code \
+        == 200
+    assert wang.login("wang@example.com", AGENT_PASSWORD).status_code == 200
+    assert wang.patch(me, json={"active": False}).status_code == 200
+    assert Agent.get_by_id(api.agent["id"]).active is False
+    response = wang.patch(f"/api/v1/agents/{wang.agent['id']}", json={"active": False})
+    assert response.status_code == 422
+    response = wang.patch(f"/api/v1/agents/{wang.agent['id']}", json={"role": "agent"})
+    assert response.status_code == 422 and response.get_json()["error"]["field"] == "role"
+    assert Agent.get_by_id(wang.agent["id"]).active is True
+
+
 def test_non_admin_cannot_create_agents_or_groups(api):
     li = api.new_agent()
     assert li.post("/api/v1/groups", json={"name": "x"}).status_code == 403
@@ -135,6 +188,22 @@ def test_session_writes_need_csrf(api):
     assert response.status_code == 403
     assert "CSRF" in response.get_json()["error"]["message"]
     assert Group.select().count() == 0
+
+
+def test_a_non_ascii_csrf_token_is_a_wrong_one_not_a_crash(api):
+    """hmac.compare_digest refuses str with non-ASCII (TypeError, a 500): a header
+    holding é or 令牌 is a wrong token, 403 like any."""
+    for wrong in ("é", "令牌", api.csrf[:-1] + "é"):
+        response = api.client.post("/api/v1/groups", json={"name": "无令牌"},
+                                   headers={"X-CSRF-Token": wrong})
+        assert response.status_code == 403, (wrong, response.get_json())
+        assert "CSRF" in response.get_json()["error"]["message"]
+        response = api.client.post("/api/v1/auth/logout?lang=zh-CN",
+                                   headers={"X-CSRF-Token": wrong})
+        assert response.status_code == 403
+        assert response.get_json()["error"]["message"] == "安全令牌（CSRF）缺失或有误：请刷新页面"
+    assert Group.select().count() == 0
+    assert api.get("/api/v1/me").status_code == 200  # still logged in
 
 
 def test_login_logout_and_lockout(api):

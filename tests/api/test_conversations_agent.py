@@ -132,6 +132,37 @@ def test_transfer_to_a_group_and_to_an_agent_with_limit_zero(team):
     assert Conversation.get_by_id(third).handler_id == supervisor.agent["id"]
 
 
+def test_a_visitor_out_of_reach_is_a_404_on_each_of_his_routes(team):
+    """His card (PATCH) answered 404 while his sidebar lists answered 200 []: for an
+    id that does not exist, 0, another team's visitor, one outside the scope."""
+    from meiqia.models import Team
+    from meiqia.models import Visitor
+
+    online(team)  # his: taken by 李客服, so outside 赵客服's scope
+    client, token, cid, _ = start(team.app, team.team["id"], name="刘先生")
+    visitor_id = Conversation.get_by_id(cid).visitor_id
+    elsewhere = Team.create(name="别的团队")
+    foreign = Visitor.create(team=elsewhere, uid="foreign-visitor", name="外人")
+    Conversation.create(team=elsewhere, visitor=foreign, status="ended")
+    outsider = team.new_agent(email="zhao@example.com", name="赵客服", scope="self")
+    for who, vid in ((team, 999999), (team, 0), (team, foreign.id), (outsider, visitor_id)):
+        for method, path, body in (("patch", "", {"note": "改掉"}),
+                                   ("get", "/conversations", None),
+                                   ("get", "/tickets", None)):
+            call = getattr(who, method)
+            url = f"/api/v1/visitors/{vid}{path}?lang=zh-CN"
+            response = call(url, json=body) if body else call(url)
+            assert response.status_code == 404, (vid, path, response.get_json())
+            assert response.get_json()["error"] == {
+                "code": "not_found", "field": None, "message": "没有这个访客",
+                "message_en": "no such visitor"}
+    # In reach: his lists, as before.
+    assert [c["id"] for c in team.get(f"/api/v1/visitors/{visitor_id}/conversations")
+            .get_json()] == [cid]
+    assert team.get(f"/api/v1/visitors/{visitor_id}/tickets").get_json() == []
+    assert Visitor.get_by_id(visitor_id).note in (None, "")
+
+
 def test_end_twice_summary_tags_and_the_customer_card(team):
     li = online(team)
     client, token, cid, _ = start(team.app, team.team["id"], name="刘先生")

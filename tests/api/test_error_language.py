@@ -85,6 +85,37 @@ def test_an_upload_over_the_limit(tmp_path):
         close_app(app)
 
 
+def test_a_body_over_max_content_length_is_our_too_large(tmp_path):
+    """Werkzeug's 413 was ``request_entity_too_large`` in its English; the OpenAPI
+    document says ``too_large``: our error, in the asker's language."""
+    app = make_app(tmp_path, MAX_CONTENT_LENGTH=256 * 1024)
+    try:
+        with app.app_context():
+            admin = ApiClient.registered(app)
+            cid = start(app, admin.team["id"])[2]
+            data = multipart(("file", "知识库.csv", b"id,question,answer\n" * 20000))
+            for headers, message in [
+                ({}, "the request body may be at most 256 KB"),
+                (ZH, "请求体最大 256 KB"),
+            ]:
+                for url in ("/api/v1/knowledge/import",
+                            f"/api/v1/conversations/{cid}/uploads?kind=file"):
+                    response = admin.post(url, data=data, content_type=CONTENT_TYPE,
+                                          headers=headers)
+                    error = _error(response, 413)
+                    assert error["code"] == "too_large" and error["field"] is None, url
+                    assert error["message"] == message, url
+            # Flask's own form limits (more parts than MAX_FORM_PARTS) say so too.
+            response = admin.post("/api/v1/knowledge/import", data=multipart(
+                *[(f"f{n}", None, b"x") for n in range(app.config["MAX_FORM_PARTS"] + 10)]),
+                content_type=CONTENT_TYPE, headers=ZH)
+            error = _error(response, 413)
+            assert error == {"code": "too_large", "field": None, "message": "请求太大了",
+                             "message_en": "the request is too large"}
+    finally:
+        close_app(app)
+
+
 def test_a_transfer_to_an_agent_at_his_limit(team):
     li = team.new_agent(max_concurrent=1, email="li@example.com", name="李客服")
     li.go_online()

@@ -183,7 +183,9 @@ def test_customer_recent_conversations_for_the_sidebar(world):
     only = li.get(f"/api/v1/visitors/{customer.id}/conversations").get_json()[0]
     assert only["status"] == "ended" and only["agent"] == "李客服"
     other = world["b"].visitor_id  # 李四, admin's: none of it is li's
-    assert li.get(f"/api/v1/visitors/{other}/conversations").get_json() == []
+    # not his to see: a 404, as PATCH /visitors/{id} answers (not an empty list)
+    hidden = li.get(f"/api/v1/visitors/{other}/conversations")
+    assert hidden.status_code == 404 and hidden.get_json()["error"]["code"] == "not_found"
     _ = Agent
 
 

@@ -99,6 +99,39 @@ def test_invalid_changes_are_refused_and_change_nothing(api):
     assert IframePlugin.get_by_id(created["id"]).url == "https://crm.example.com/panel?lang=zh"
 
 
+#: URLs urllib cannot read (a ValueError: 500) or reads wrongly (stored): each is a
+#: 422 from the one URL check (services/validation.http_url), in our words.
+MALFORMED_URLS = {
+    "http://[::1": "url: the host name or IP address is not valid",
+    "http://[中文]/": "url: the host name or IP address is not valid",
+    "//[": "url: must start with http:// or https://",
+    "http://a.cn:99999/": "url: the port must be a number from 1 to 65535",
+    "https://shop.example.cn:端口/": "url: the port must be a number from 1 to 65535",
+    "http://%zz/": "url: the host name or IP address is not valid",
+    "http://xn--/": "url: the host name or IP address is not valid",
+}
+ZH = {"url: the host name or IP address is not valid": "网址：主机名或 IP 地址无效",
+      "url: must start with http:// or https://": "网址：必须以 http:// 或 https:// 开头",
+      "url: the port must be a number from 1 to 65535": "网址：端口必须是 1 到 65535 之间的数字"}
+
+
+def test_malformed_urls_are_refused_in_our_words_on_create_and_change(api):
+    created = add_panel(api)
+    for url, message in MALFORMED_URLS.items():
+        made = api.post(URL, json={"name": "x", "url": url})
+        assert made.status_code == 422, (url, made.get_json())
+        assert made.get_json()["error"] == {"code": "invalid", "field": "url",
+                                            "message": message}
+        changed = api.patch(f"{URL}/{created['id']}?lang=zh-CN", json={"url": url})
+        assert changed.status_code == 422, (url, changed.get_json())
+        assert changed.get_json()["error"]["message"] == ZH[message]
+    assert IframePlugin.select().count() == 1
+    assert IframePlugin.get_by_id(created["id"]).url == "https://crm.example.com/panel?lang=zh"
+    # Still taken: an IDN host, an IPv6 address, a port.
+    for url in ("https://例子.中国/面板", "http://[2001:db8::1]:8080/p", "https://a.cn:8443/"):
+        assert api.post(URL, json={"name": "y", "url": url}).status_code == 201, url
+
+
 def test_agents_may_not_manage_panels(api):
     created = add_panel(api)
     li = api.new_agent(email="li@example.com")

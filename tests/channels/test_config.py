@@ -59,6 +59,33 @@ def test_bad_settings_are_refused_with_the_field_named(ch_app, ch_api):
     assert ch_api.put("/api/v1/channels/web", json={"enabled": True}).status_code == 404
 
 
+def test_a_uri_setting_takes_the_one_url_check(ch_app, ch_api):
+    """A ``format: uri`` setting (the stand-in's endpoint, WeChat's api_base_url, the
+    example webhook channel's outbound_url) was checked by its first characters
+    only: ``http://[::1`` and port 99999 were saved. Now the URL check of iframe
+    panels and ticket sinks (services/validation.http_url) refuses them."""
+    before = ChannelConfig.get(ChannelConfig.channel == "standin").config
+    wechat = {"app_id": "wx1234", "app_secret": "app-secret-1", "token": "tok123",
+              "encryption_mode": "plain"}
+    for url, message in (("http://[::1", "主机名或 IP 地址无效"),
+                         ("http://a.cn:99999/", "端口必须是 1 到 65535 之间的数字"),
+                         ("http://%zz/", "主机名或 IP 地址无效")):
+        refused = ch_api.put("/api/v1/channels/standin?lang=zh-CN",
+                             json={"config": {"endpoint": url, "api_key": "abcd"}})
+        assert refused.status_code == 422, (url, refused.get_json())
+        assert refused.get_json()["error"]["field"] == "config.endpoint"
+        assert refused.get_json()["error"]["message"].endswith(message)
+        refused = ch_api.put("/api/v1/channels/wechat?lang=zh-CN",
+                             json={"config": {**wechat, "api_base_url": url}})
+        assert refused.status_code == 422, (url, refused.get_json())
+        assert refused.get_json()["error"] == {
+            "code": "invalid", "field": "config.api_base_url",
+            "message": f"接口地址：{message}",
+            "message_en": refused.get_json()["error"]["message_en"]}
+    assert ChannelConfig.get(ChannelConfig.channel == "standin").config == before
+    assert not ChannelConfig.select().where(ChannelConfig.channel == "wechat").exists()
+
+
 def test_a_masked_secret_without_a_stored_one_is_refused(ch_app):
     from tests.helpers import ApiClient
 

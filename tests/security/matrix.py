@@ -116,8 +116,9 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/v1/conversations/<int:conversation_id>/uploads"): ("agent", "404"),
     ("GET", "/api/v1/attachments/<key>"): ("agent_or_visitor", "404"),
     ("PATCH", "/api/v1/visitors/<int:visitor_id>"): ("agent", "404"),
-    ("GET", "/api/v1/visitors/<int:visitor_id>/conversations"): ("agent", "filtered"),
-    ("GET", "/api/v1/visitors/<int:visitor_id>/tickets"): ("agent", "filtered"),
+    # a visitor outside the scope is no visitor, as for his card (PATCH above)
+    ("GET", "/api/v1/visitors/<int:visitor_id>/conversations"): ("agent", "404"),
+    ("GET", "/api/v1/visitors/<int:visitor_id>/tickets"): ("agent", "404"),
     ("GET", "/api/v1/quick-replies"): ("agent", "ok"),
     ("POST", "/api/v1/quick-replies"): ("agent", "ok"),
     ("GET", "/api/v1/quick-replies/search"): ("agent", "ok"),

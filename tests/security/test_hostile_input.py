@@ -116,7 +116,8 @@ def test_lockout_holds_across_the_api_the_form_and_email_spellings(api):
         csrf = session["csrf"]
     page = form.post("/login", data={"email": "admin@example.com",
                                      "password": ADMIN_PASSWORD, "csrf_token": csrf})
-    assert page.status_code == 401 and "/workspace" not in page.headers.get("Location", "")
+    assert page.status_code == 429 and "/workspace" not in page.headers.get("Location", "")
+    assert int(page.headers["Retry-After"]) > 0
     assert form.get("/api/v1/me").status_code == 401
     # the session already open is not thrown out by someone else's guessing
     assert api.get("/api/v1/me").status_code == 200

@@ -68,6 +68,34 @@ def test_one_client_is_limited_across_emails(api):
     assert login(api.app.test_client(), KNOWN, ADMIN_PASSWORD, OWNER).status_code == 200
 
 
+def test_the_login_form_answers_a_throttled_client_429_with_retry_after(api):
+    """docs/security.md §4: past the limit, 429 with Retry-After, through the API
+    and the HTML form alike (the form answered 401 without a header)."""
+    form = api.app.test_client()
+    form.get("/login")
+    with form.session_transaction() as session:
+        csrf = session["csrf"]
+
+    def attempt(password: str) -> Any:
+        return form.post("/login", data={"email": KNOWN, "password": password,
+                                         "csrf_token": csrf},
+                         headers={"Accept-Language": "zh-CN"},
+                         environ_base={"REMOTE_ADDR": ATTACKER})
+
+    for n in range(api.app.config["LOGIN_MAX_FAILURES"]):
+        wrong = attempt(f"guess-{n}")
+        assert wrong.status_code == 401 and "Retry-After" not in wrong.headers
+    page = attempt(ADMIN_PASSWORD)
+    assert page.status_code == 429
+    wait = int(page.headers["Retry-After"])
+    assert 0 < wait <= api.app.config["LOGIN_LOCKOUT_SECONDS"]
+    assert "登录尝试次数太多" in page.get_data(as_text=True)
+    assert "Location" not in page.headers
+    # The API says the same to the same client.
+    refused = login(api.app.test_client(), KNOWN, ADMIN_PASSWORD, ATTACKER)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+
+
 def test_unknown_and_known_emails_get_the_same_answers(api):
     client = api.app.test_client()
     for ip in ("192.0.2.1", "192.0.2.2"):

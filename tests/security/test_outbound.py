@@ -200,6 +200,37 @@ def test_the_refusal_reads_in_the_admins_language(api):
         "不会连接到那里（运维人员可以用实例配置 OUTBOUND_ALLOWED_NETWORKS 为整个实例放行内网）")
 
 
+def test_a_malformed_sink_url_is_refused_in_our_words_not_urllibs(api):
+    """The webhook sink checked its URL with urllib and showed its exception
+    ("网址：Invalid IPv6 URL", "Port out of range 0-65535"); it uses the one URL
+    check now (services/validation.http_url), and so does the gate for plugins."""
+    cases = {
+        "http://[::1": ("config.url: the host name or IP address is not valid",
+                        "网址：主机名或 IP 地址无效"),
+        "http://[中文]/": ("config.url: the host name or IP address is not valid",
+                         "网址：主机名或 IP 地址无效"),
+        "http://a.cn:99999/": ("config.url: the port must be a number from 1 to 65535",
+                               "网址：端口必须是 1 到 65535 之间的数字"),
+        "https://shop.example.cn:端口/": (
+            "config.url: the port must be a number from 1 to 65535",
+            "网址：端口必须是 1 到 65535 之间的数字"),
+        "http://%zz/": ("config.url: the host name or IP address is not valid",
+                        "网址：主机名或 IP 地址无效"),
+    }
+    for url, (english, chinese) in cases.items():
+        body = {"type": "webhook", "name": "x", "config": {"url": url, "secret": "s" * 16}}
+        response = api.post("/api/v1/ticket-sinks", json=body)
+        assert response.status_code == 422, (url, response.get_json())
+        assert response.get_json()["error"] == {
+            "code": "invalid", "field": "config.url", "message": english}
+        zh = api.post("/api/v1/ticket-sinks?lang=zh-CN", json=body).get_json()["error"]
+        assert zh["message"] == chinese
+        with pytest.raises(outbound.OutboundRefused) as refused:
+            outbound.check_url(url)
+        assert str(refused.value) == english.replace("config.url", "url")
+    assert api.get("/api/v1/ticket-sinks").get_json() == []
+
+
 def test_no_module_opens_a_connection_around_the_gate():
     """A new sink, channel or client that used a socket or HTTP library of its own
     would skip the address check; only ``services/outbound.py`` may."""

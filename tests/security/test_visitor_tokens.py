@@ -95,6 +95,27 @@ def test_renewal_needs_the_renewal_key_which_no_url_carries(api):
         "token": old[:-2] + "xx", "renew_key": session["renew_key"]}).status_code == 401
 
 
+def test_a_non_ascii_renewal_key_or_token_is_refused_not_a_crash(api):
+    """hmac.compare_digest refuses str with non-ASCII (TypeError, a 500): a renewal
+    key or token holding Chinese is a wrong one, 401 as docs/protocol.md says."""
+    client, token, cid, session = start(api.app, api.team["id"])
+    for body in ({"token": token, "renew_key": "错误"},
+                 {"token": aged_token(api.app, token, days=45), "renew_key": "é" * 43},
+                 {"token": "令牌", "renew_key": "错误"}):
+        response = client.post("/api/v1/widget/token", json=body)
+        assert response.status_code == 401, (body, response.get_json())
+        assert response.get_json()["error"]["code"] == "unauthorized"
+    wrong = client.post("/api/v1/widget/token?lang=zh-CN",
+                        json={"token": token, "renew_key": "错误"}).get_json()["error"]
+    assert wrong["field"] == "renew_key" and wrong["message"] == "续期密钥：续期密钥不正确"
+    # The session's resume path takes the same check.
+    resumed = client.post("/api/v1/widget/session", json={
+        "team_id": api.team["id"], "token": aged_token(api.app, token, days=45),
+        "renew_key": "错误"})
+    assert resumed.status_code == 200
+    assert resumed.get_json()["conversation"]["conversation_id"] != cid
+
+
 def test_the_widget_resumes_its_conversation_with_an_expired_token_and_its_key(api):
     app = api.app
     client, token, cid, session = start(app, api.team["id"])

@@ -26,6 +26,7 @@ from flask import g
 from flask import jsonify
 from flask import request
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from meiqia.services import safe_json
 from meiqia.services.accounts import require_admin
@@ -63,6 +64,9 @@ class Operation:
     status: int = 200
     description: str = ""
     form: dict | None = None
+    #: A successful answer that is not JSON (a file): its media types, each with
+    #: its schema; None: JSON of ``response``.
+    content: dict | None = None
     extra: dict = field(default_factory=dict)
     #: The API-token scope this operation needs, or None: tokens refused.
     token_scope: str | None = "read"
@@ -90,6 +94,31 @@ AUTO = "auto"
 
 AUTH_KINDS = ("none", "agent", "admin", "visitor", "agent_or_visitor")
 
+#: What a view's return annotation says its JSON body is.
+_RETURNS = {"list": "array", "dict": "object"}
+#: A file's body, whatever its media type.
+FILE = {"type": "string", "format": "binary"}
+#: The media types of the spreadsheets we write.
+CSV = "text/csv"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _response_schema(view: Callable, rule: str, response: dict | None) -> dict | None:
+    """The schema of the view's JSON body: ``response`` as declared, checked against
+    the view's return annotation (a view that returns a ``list`` may not be
+    documented as an object, nor a ``dict`` as an array); undeclared, an array of
+    objects for a ``list`` view (None: the document's default, an object)."""
+    returns = getattr(view, "__annotations__", {}).get("return")
+    name = returns if isinstance(returns, str) else getattr(returns, "__name__", "")
+    kind = _RETURNS.get(str(name).split("[", 1)[0].strip())
+    if response is None:
+        return {"type": "array", "items": {"type": "object"}} if kind == "array" else None
+    declared = response.get("type")
+    if kind is not None and declared is not None and declared != kind:
+        raise ValueError(f"{rule}: {view.__name__} returns {name} but its response is "
+                         f"declared as {declared}")
+    return response
+
 
 def route(
     rule: str,
@@ -104,6 +133,7 @@ def route(
     tags: list[str] | None = None,
     description: str = "",
     form: dict | None = None,
+    content: dict | None = None,
     tokens: str | None = AUTO,
 ) -> Callable:
     """Declare an API route.
@@ -113,6 +143,11 @@ def route(
     ``agent_or_visitor``. With ``body``, the JSON body is validated and passed
     as the ``body`` keyword argument. ``form`` documents a multipart/form-data
     body the view reads (and checks) itself, e.g. a streamed upload.
+
+    ``response``: the schema of the JSON body; a view annotated ``-> list`` is an
+    array (of objects unless ``response`` says more) and may not be declared as an
+    object (``_response_schema``). ``content``: for a view that answers a file,
+    its media types and their schemas (``{CSV: FILE, XLSX: FILE}``).
 
     ``tokens``: the API-token scope the route needs (``read``,
     ``conversations``, ``admin``), None to refuse tokens (managing tokens and
@@ -125,6 +160,7 @@ def route(
 
     def decorator(view: Callable) -> Callable:
         area = view.__module__.rsplit(".", 1)[-1]
+        documented = _response_schema(view, rule, response)
         scopes = {m: _token_scope(tokens, m, area, auth) for m in methods}
 
         @functools.wraps(view)
@@ -156,10 +192,11 @@ def route(
                     tags=tags or [view.__module__.rsplit(".", 1)[-1]],
                     body=body,
                     query=query,
-                    response=response,
+                    response=documented,
                     status=status,
                     description=description or (view.__doc__ or "").strip(),
                     form=form,
+                    content=content,
                     token_scope=scopes[method],
                 )
             )
@@ -269,6 +306,19 @@ def error_response(exc: ServiceError) -> Any:
     return response
 
 
+def _too_large_body() -> TooLarge:
+    """Werkzeug's 413 (a body over MAX_CONTENT_LENGTH, a form over Flask's form
+    limits) as our refusal: code ``too_large`` as the OpenAPI document says, in
+    our words and the asker's language, not ``request_entity_too_large`` in
+    Werkzeug's English."""
+    from meiqia.services.uploads import human_size
+
+    limit = request.max_content_length
+    if limit and (request.content_length is None or request.content_length > limit):
+        return TooLarge(f"the request body may be at most {human_size(limit)}")
+    return TooLarge("the request is too large")
+
+
 def _localised(body: dict) -> dict:
     """``body`` with ``error.message`` translated (``message_en`` then keeps the
     original). Only error responses come here: successes never pay for it."""
@@ -300,6 +350,8 @@ def init_app(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Any:
         if not request.path.startswith(MACHINE_PATHS):
             return exc
+        if isinstance(exc, RequestEntityTooLarge):
+            return error_response(_too_large_body())
         code = (exc.name or "error").lower().replace(" ", "_")
         response = jsonify(_localised(
             {"error": {"code": code, "message": exc.description, "field": None}}
