@@ -33,6 +33,9 @@ class KBEntry:
     category: str = ""
     tags: list[str] = field(default_factory=list)
     enabled: bool = True
+    #: Where the entry starts in its file (None: not from a file, or unknown), for
+    #: the problems the importer finds in it (``services.knowledge.import_file``).
+    line: int | None = field(default=None, compare=False, repr=False)
 
 
 class KBFileError(ValueError):
@@ -87,11 +90,26 @@ def decode(raw: bytes, path: str) -> str:
     )
 
 
-def _split_tags(value: Any) -> list[str]:
+def _text(value: Any) -> Any:
+    """A YAML value that stands for text, as text: a string trimmed, a number
+    spelled out (``id: 12306``). Anything else (null, true, a list, a mapping) is
+    left as it is, so the entry's checks refuse it as the API would
+    (``questions[0]: expected string``) instead of storing ``"None"`` or a
+    Python repr."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _split_tags(value: Any) -> list[Any]:
     if isinstance(value, list):
-        return [str(v).strip() for v in value if str(v).strip()]
+        return [_text(v) for v in value if not isinstance(v, str) or v.strip()]
     if not value:
         return []
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        return value  # not text: the entry's checks refuse it
     text = str(value).replace("，", ",").replace("；", ",").replace(";", ",")
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -121,7 +139,7 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: str,
             continue
         entry = entries.get(key)
         if entry is None:
-            entry = entries[key] = KBEntry(id=key, questions=[], answer="")
+            entry = entries[key] = KBEntry(id=key, questions=[], answer="", line=line)
         if question not in entry.questions:
             entry.questions.append(question)
         if answer:
@@ -187,9 +205,16 @@ def _read_yaml(path: str) -> list[KBEntry]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise KBFileError(path, [(line + 1 if line is not None else None,
-                                  f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from exc
+        # Our words, never the parser's ("expected the node content, but found
+        # '<stream end>'", "could not determine a constructor for the tag …").
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = getattr(mark, "line", None)
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            message = "not valid YAML: a tag (!!…) that is not plain text, numbers or lists"
+        else:
+            message = "not valid YAML: check the indentation, quotes and colons"
+        raise KBFileError(path, [(line + 1 if isinstance(line, int) else None,
+                                  message)]) from None
     if not isinstance(data, list):
         raise KBFileError(path, [(1, "expected a list of entries")])
     lines = _yaml_item_lines(text)
@@ -201,34 +226,52 @@ def _read_yaml(path: str) -> list[KBEntry]:
         if not isinstance(item, dict):
             errors.append((line, "an entry must be a mapping with id, questions, answer"))
             continue
-        key = str(item.get("id") or "").strip()
+        key = _text(item.get("id"))
         questions = item.get("questions")
-        if isinstance(questions, str):
-            questions = [questions]
-        answer = str(item.get("answer") or "").strip()
-        if not key:
+        if not isinstance(questions, list):
+            questions = [] if questions is None else [questions]
+        answer = _text(item.get("answer"))
+        if key is None or key == "":
             errors.append((line, "the id is empty"))
             continue
-        if key in seen:
-            errors.append((line, f"id {key} repeats the entry of line {seen[key]}"))
-            continue
-        seen[key] = line or 0
-        clean = [" ".join(str(q).split()) for q in questions or [] if str(q).strip()]
+        if isinstance(key, str):
+            if key in seen:
+                errors.append((line, f"id {key} repeats the entry of line {seen[key]}"))
+                continue
+            seen[key] = line or 0
+        # Text is tidied (spaces collapsed, repeats dropped); anything else is kept
+        # for the entry's checks to refuse.
+        clean = [" ".join(q.split()) if isinstance(q, str) else _text(q) for q in questions
+                 if not isinstance(q, str) or q.strip()]
         if not clean:
             errors.append((line, f"id {key}: no questions"))
             continue
-        if not answer:
+        if answer is None or answer == "":
             errors.append((line, f"id {key}: no answer"))
             continue
+        category = _text(item.get("category"))
         entries.append(KBEntry(
-            id=key, questions=list(dict.fromkeys(clean)), answer=answer,
-            category=str(item.get("category") or "").strip(),
+            id=key, questions=_unique(clean), answer=answer,
+            category="" if category is None else category,
             tags=_split_tags(item.get("tags")),
-            enabled=bool(item.get("enabled", True)),
+            enabled=item.get("enabled", True), line=line,
         ))
     if errors:
         raise KBFileError(path, errors)
     return entries
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    """``values`` without repeats, first kept (unhashable ones kept as they are)."""
+    seen: set[Any] = set()
+    out = []
+    for value in values:
+        if isinstance(value, str):
+            if value in seen:
+                continue
+            seen.add(value)
+        out.append(value)
+    return out
 
 
 def _yaml_item_lines(text: str) -> list[int]:

@@ -35,6 +35,7 @@ from meiqia.services.accounts import require_admin
 from meiqia.services.errors import Conflict
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
+from meiqia.services.safe_json import check_text
 from meiqia.services.validation import check
 
 QUESTION = {"type": "string", "minLength": 1, "maxLength": 500}
@@ -71,6 +72,16 @@ def _clean_questions(questions: list[str]) -> list[str]:
     if not result:
         raise ValidationError("questions: at least one non-empty question", "questions")
     return result
+
+
+def check_entry(data: dict[str, Any], schema: dict[str, Any] = ENTRY_CREATE_SCHEMA) -> None:
+    """The checks every entry passes, typed in (API, CLI) or imported from a file:
+    storable text (no NUL or lone surrogate), ``schema`` (types, lengths, counts,
+    the id's format) and at least one question that is not blank."""
+    check_text(data)
+    check(data, schema)
+    if "questions" in data:
+        _clean_questions(data["questions"])
 
 
 def _new_key(questions: list[str]) -> str:
@@ -135,7 +146,7 @@ def list_entries(
 
 def create_entry(actor: Agent, data: dict[str, Any]) -> KnowledgeEntry:
     require_admin(actor)
-    check(data, ENTRY_CREATE_SCHEMA)
+    check_entry(data, ENTRY_CREATE_SCHEMA)
     questions = _clean_questions(data["questions"])
     key = data.get("key") or _new_key(questions)
     if KnowledgeEntry.select().where(
@@ -160,7 +171,7 @@ def create_entry(actor: Agent, data: dict[str, Any]) -> KnowledgeEntry:
 
 def update_entry(actor: Agent, entry_id: int, data: dict[str, Any]) -> KnowledgeEntry:
     require_admin(actor)
-    check(data, ENTRY_UPDATE_SCHEMA)
+    check_entry(data, ENTRY_UPDATE_SCHEMA)
     entry = get_entry(actor, entry_id)
     if "questions" in data:
         entry.questions = _clean_questions(data["questions"])
@@ -546,11 +557,14 @@ def import_file(team: Team, path: str | Path, actor: Agent | None = None,
     """Import a KB file (YAML, CSV, XLSX) whole or not at all.
 
     Entries are matched by id: existing ones are updated, new ones created; with
-    ``replace`` the entries not in the file are removed.
+    ``replace`` the entries not in the file are removed. Every entry passes the
+    checks of ``POST /api/v1/knowledge`` (``check_entry``); the problems of the
+    file and of its entries are reported together, by line, as a ``KBFileError``.
     """
     from meiqia.bot.kbfile import load_kb
 
     entries = load_kb(path)  # raises KBFileError naming the lines; nothing written
+    _check_entries(entries, str(path))
     created = updated = removed = 0
     changed: list[str] = []
     with database.atomic():
@@ -587,6 +601,30 @@ def import_file(team: Team, path: str | Path, actor: Agent | None = None,
                   {"created": created, "updated": updated, "removed": removed})
     refresh(team.id)
     return {"created": created, "updated": updated, "removed": removed, "total": len(entries)}
+
+
+def _check_entries(entries: list[Any], path: str) -> None:
+    """Refuse a file with an entry the API would refuse: every such entry's first
+    problem, at the entry's line (``line 4: id refund: answer: at most 10000
+    characters``; a bad id is named by its problem alone)."""
+    from meiqia.bot.kbfile import KBFileError
+
+    errors: list[tuple[int | None, str]] = []
+    for item in entries:
+        body = {"key": item.id, "questions": item.questions, "answer": item.answer,
+                "category": item.category, "tags": item.tags, "enabled": item.enabled}
+        try:  # the id first: the others' problems are named by it
+            check_text(item.id, "key")
+            check(item.id, ENTRY_FIELDS["key"], "key")
+        except ValidationError as exc:
+            errors.append((item.line, exc.message))
+            continue
+        try:
+            check_entry(body)
+        except ValidationError as exc:
+            errors.append((item.line, f"id {item.id}: {exc.message}"))
+    if errors:
+        raise KBFileError(path, errors)
 
 
 def export_entries(team_id: int) -> list[Any]:

@@ -16,6 +16,19 @@ def _import(api, path=KB):
     return api.post("/api/v1/knowledge/import", data=data, content_type="multipart/form-data")
 
 
+def test_calibration_reason_in_the_request_language(api):
+    _import(api)
+    wait_until(lambda: not api.get("/api/v1/knowledge/calibration").get_json()["running"],
+               timeout=60)
+    zh = api.get("/api/v1/knowledge/calibration",
+                 headers={"Accept-Language": "zh-CN"}).get_json()
+    assert zh["reason"].startswith("可用于测量的问题太少（"), zh["reason"]
+    assert zh["reason"].endswith("使用默认阈值")
+    assert zh["reason_en"].startswith("too few questions to measure")
+    en = api.get("/api/v1/knowledge/calibration").get_json()
+    assert en["reason"] == zh["reason_en"] and "reason_en" not in en
+
+
 def test_calibration_report_shows_thresholds_and_competing_entries(api):
     _import(api)
     report = api.get("/api/v1/knowledge/calibration").get_json()

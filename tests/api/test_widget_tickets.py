@@ -231,3 +231,25 @@ def test_the_agent_is_told_whether_a_reply_is_emailed(team):
     assert "no email ticket sink is configured" in sent["email"]["message"]
     assert reply(team, phone_only, "已处理")["email"]["reason"] == "no_contact_email"
     assert reply(team, phone_only, "内部", "internal")["email"] is None
+
+
+def test_the_agent_is_told_in_his_language(team):
+    client, token, cid, _ = start(team.app, team.team["id"])
+    with_email = leave(client, token, conversation_id=cid, phone="",
+                       email="kehu@example.com").get_json()["id"]
+    phone_only = leave(client, token, conversation_id=cid).get_json()["id"]
+    zh = {"Accept-Language": "zh-CN"}
+    shown = team.get(f"/api/v1/tickets/{with_email}", headers=zh).get_json()["reply_email"]
+    assert shown["reason"] == "no_email_sink"  # the code never changes
+    assert shown["message"].startswith("不会给客户发邮件：尚未配置邮件工单推送")
+    assert shown["message_en"].startswith("the customer will not be emailed: no email ticket")
+    sent = team.post(f"/api/v1/tickets/{phone_only}/comments", headers=zh,
+                     json={"body": "已处理", "visibility": "public"}).get_json()["email"]
+    assert sent["message"] == ("不会给客户发邮件：客户没有留下邮箱；客户下次访问时会在网页插件中"
+                               "看到回复")
+    changed = team.patch(f"/api/v1/tickets/{with_email}", headers=zh,
+                         json={"priority": "high"}).get_json()["reply_email"]
+    assert changed["message"] == shown["message"]
+    english = team.get(f"/api/v1/tickets/{with_email}").get_json()["reply_email"]
+    assert english["message"].startswith("the customer will not be emailed")
+    assert "message_en" not in english

@@ -8,6 +8,9 @@ from flask import g
 from flask import send_file
 
 from meiqia.services import exports
+from meiqia.web.api import CSV
+from meiqia.web.api import FILE
+from meiqia.web.api import XLSX
 from meiqia.web.api import route
 
 
@@ -32,7 +35,7 @@ def get_export(export_id: int) -> dict:
 
 
 @route("/history/exports/<int:export_id>/file", summary="Download a finished export",
-       tags=["exports"])
+       tags=["exports"], content={CSV: FILE, XLSX: FILE})
 def download_export(export_id: int):  # noqa: ANN201 - a Flask response
     path, name = exports.file_path(g.actor, export_id)
     return send_file(path, as_attachment=True, download_name=name, max_age=0)

@@ -13,6 +13,9 @@ from flask import send_file
 from meiqia.services import knowledge
 from meiqia.services.errors import ServiceError
 from meiqia.services.errors import ValidationError
+from meiqia.web.api import CSV
+from meiqia.web.api import FILE
+from meiqia.web.api import XLSX
 from meiqia.web.api import query_int
 from meiqia.web.api import route
 
@@ -37,6 +40,9 @@ LIST_QUERY = {
     },
 }
 IMPORT_FORMATS = {".yaml", ".yml", ".csv", ".xlsx"}
+#: The media type of each export format (not guessed from the name: the system's
+#: table may not know .yaml).
+EXPORT_TYPES = {"yaml": "application/yaml", "csv": CSV, "xlsx": XLSX}
 #: An import file larger than this is refused before it is read.
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
@@ -110,7 +116,7 @@ def import_entries() -> Any:
 
 
 @route("/knowledge/export", summary="Download the KB (format=yaml|csv|xlsx)", tags=["knowledge"],
-       auth="admin",
+       auth="admin", content={media: FILE for media in EXPORT_TYPES.values()},
        query={"type": "object", "properties": {"format": {"type": "string",
               "enum": ["yaml", "csv", "xlsx"]}}})
 def export_entries() -> Any:
@@ -124,7 +130,8 @@ def export_entries() -> Any:
     tmp = tempfile.NamedTemporaryFile(suffix="." + fmt, delete=False)
     tmp.close()
     writers[fmt](entries, tmp.name)
-    response = send_file(tmp.name, as_attachment=True, download_name=f"knowledge.{fmt}")
+    response = send_file(tmp.name, mimetype=EXPORT_TYPES[fmt], as_attachment=True,
+                         download_name=f"knowledge.{fmt}")
     response.call_on_close(lambda: os.unlink(tmp.name))
     return response
 
@@ -143,6 +150,16 @@ def reindex() -> dict:
        "its score: oov_weight), the target precision, what it measured on "
        "held-out questions (precision, coverage, suggest precision, out-of-scope recall; "
        "null without a denominator), whether a calibration is running, and the entries "
-       "that compete for the same questions, with the questions (docs/bot.md).")
+       "that compete for the same questions, with the questions (docs/bot.md). `reason` "
+       "(why the default scale is used) is in the request's language, `reason_en` the "
+       "English when translated.")
 def calibration() -> dict:
-    return knowledge.calibration_report(g.actor)
+    from meiqia.web import error_text
+    from meiqia.web import i18n
+
+    report = knowledge.calibration_report(g.actor)
+    reason = report.get("reason") or ""
+    text = error_text.translate(reason, i18n.error_language())
+    if text != reason:
+        report["reason_en"], report["reason"] = reason, text
+    return report

@@ -82,9 +82,10 @@ def document() -> dict[str, Any]:
             "responses": {
                 str(op.status): {
                     "description": "OK",
-                    "content": {
-                        "application/json": {"schema": op.response or {"type": "object"}}
-                    },
+                    "content": ({media: {"schema": schema} for media, schema in
+                                 op.content.items()} if op.content else
+                                {"application/json": {"schema": op.response or
+                                                      {"type": "object"}}}),
                 },
                 "422": _error("A parameter or field is invalid (`invalid`, `field` names "
                               "it): wrong type, out of range, a date outside 1900-01-01.."

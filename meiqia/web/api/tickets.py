@@ -12,7 +12,23 @@ from flask import request
 from meiqia.services import permissions
 from meiqia.services import ticket_search
 from meiqia.services import tickets
+from meiqia.web import error_text
+from meiqia.web import i18n
 from meiqia.web.api import route
+
+
+def _told(note: dict | None) -> dict | None:
+    """What the agent is told about emailing a reply (``tickets.reply_email``), in
+    the request's language; the English original stays as ``message_en``."""
+    return error_text.localise(note, i18n.error_language()) if note else note
+
+
+def _full(data: dict) -> dict:
+    """A ticket as ``tickets.to_dict(full=True)`` gives it, its notes in the
+    request's language."""
+    if "reply_email" in data:
+        data["reply_email"] = _told(data["reply_email"])
+    return data
 
 
 @route("/tickets", summary="Tickets in my scope, filtered, with counts per status",
@@ -27,14 +43,15 @@ def list_tickets() -> dict:
        body=tickets.AGENT_CREATE_SCHEMA, status=201, tags=["tickets"])
 def create_ticket(body: dict) -> dict:
     """With `conversation_id`, the customer's contact and the transcript prefill it."""
-    return tickets.to_dict(tickets.create_by_agent(g.actor, body), full=True, viewer=g.actor)
+    return _full(tickets.to_dict(tickets.create_by_agent(g.actor, body), full=True,
+                                 viewer=g.actor))
 
 
 @route("/tickets/<int:ticket_id>", summary="One ticket with comments, history, transcript",
        tags=["tickets"])
 def get_ticket(ticket_id: int) -> dict:
-    return tickets.to_dict(permissions.get_ticket(g.actor, ticket_id), full=True,
-                           viewer=g.actor)
+    return _full(tickets.to_dict(permissions.get_ticket(g.actor, ticket_id), full=True,
+                                 viewer=g.actor))
 
 
 @route("/tickets/<int:ticket_id>", ("PATCH",),
@@ -42,8 +59,8 @@ def get_ticket(ticket_id: int) -> dict:
        body=tickets.UPDATE_SCHEMA, tags=["tickets"])
 def update_ticket(ticket_id: int, body: dict) -> dict:
     """Status moves open → pending → solved → closed; solved may reopen; closed is final."""
-    return tickets.to_dict(tickets.update(g.actor, ticket_id, body), full=True,
-                           viewer=g.actor)
+    return _full(tickets.to_dict(tickets.update(g.actor, ticket_id, body), full=True,
+                                 viewer=g.actor))
 
 
 @route("/tickets/<int:ticket_id>/comments", ("POST",),
@@ -52,9 +69,11 @@ def update_ticket(ticket_id: int, body: dict) -> dict:
 def comment(ticket_id: int, body: dict) -> dict:
     """A public reply reaches the customer in the widget and, if he left an email and the
     team has an email ticket sink (its SMTP settings send it), by email. `email` says
-    which (`will_email`, `reason`: `no_contact_email`, `no_email_sink`, `not_queued`)."""
+    which (`will_email`, `reason`: `no_contact_email`, `no_email_sink`, `not_queued`;
+    `message` in the request's language, `message_en` the English when translated)."""
     row = tickets.comment(g.actor, ticket_id, body)
-    return {"id": row.id, "visibility": row.visibility, "body": row.body, "email": row.email}
+    return {"id": row.id, "visibility": row.visibility, "body": row.body,
+            "email": _told(row.email)}
 
 
 @route("/visitors/<int:visitor_id>/tickets", summary="A customer's recent tickets (sidebar)",

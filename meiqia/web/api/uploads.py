@@ -17,8 +17,12 @@ from meiqia.models import Conversation
 from meiqia.services import permissions
 from meiqia.services import uploads
 from meiqia.services.errors import NotFound
+from meiqia.web.api import FILE
 from meiqia.web.api import route
 
+#: What a download is: an image of a type ``uploads.sniff_image`` proved, or a file.
+DOWNLOAD_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp",
+                  "application/octet-stream")
 UPLOAD_FORM = {
     "type": "object",
     "required": ["file"],
@@ -82,6 +86,7 @@ def agent_upload(conversation_id: int) -> dict:
 
 @route("/attachments/<key>", summary="Download an attachment (only for those who may "
        "see its conversation)", auth="agent_or_visitor", tags=["uploads"],
+       content={media: FILE for media in DOWNLOAD_TYPES},
        description="Images inline with their checked type, everything else as a "
                    "download; always `nosniff` and `default-src 'none'`. Visitors may "
                    "pass their token as `?token=` for `<img src>`.")
