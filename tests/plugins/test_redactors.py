@@ -30,8 +30,8 @@ from tests.api.test_conversations import start
 from tests.api.test_conversations import vpost
 from tests.conftest import close_app
 from tests.conftest import make_app
-from tests.conftest import truncate_all
 from tests.ws.conftest import Socket
+from tests.ws.conftest import served_team
 
 SAID = "我的 SECRET 卡号 13800138000，请回电"
 STORED = "我的 [已隐藏] 卡号 [号码]，请回电"
@@ -70,39 +70,27 @@ def test_two_redactors_both_changes_are_stored_and_shown(request, tmp_path, db, 
     plugins = [hide_secret(first_seen), hide_numbers(second_seen)]
     if registered == "ba":  # the order of plugin names decides, not the loading order
         plugins.reverse()
-    extra = {} if db == "sqlite" else {"DATABASE_URL": request.getfixturevalue("pg_database_url")}
-    app = make_app(tmp_path, plugins=plugins, **extra)
-    if db == "postgres":
-        truncate_all(extra["DATABASE_URL"])
-    live = LiveServer(app)
-    try:
-        with app.app_context():
-            admin = AgentClient(live).register()
-            admin.set_team_settings(bot_enabled=False)
-            admin.go_online()
-            visitor = VisitorClient(live, admin.team["id"]).start()
-            acked = visitor.send(SAID)
-            assert acked["body"] == STORED  # the visitor's own view (ack)
-            # Each redactor saw the message as the one before left it.
-            assert first_seen[-1] == SAID
-            assert second_seen[-1] == "我的 [已隐藏] 卡号 13800138000，请回电"
-            heard = admin.expect("message", where=lambda d: d["id"] == acked["id"])
-            assert heard["data"]["body"] == STORED  # the agent's view, live
-            assert Message.get_by_id(acked["id"]).body == STORED
-            cid = visitor.conversation_id
-            listed = admin.get(f"/api/v1/conversations/{cid}/messages").json()["messages"]
-            assert [m["body"] for m in listed if m["id"] == acked["id"]] == [STORED]
-            assert [m["body"] for m in visitor.messages() if m["id"] == acked["id"]] == [STORED]
-            # An agent's reply goes through both as well.
-            reply = admin.send(cid, "您的 SECRET 单号 6222021234567890 已处理")
-            assert reply["body"] == "您的 [已隐藏] 单号 [号码] 已处理"
-            assert Message.get_by_id(reply["id"]).body == reply["body"]
-            shown = visitor.expect("message", where=lambda d: d["id"] == reply["id"])
-            assert shown["data"]["body"] == reply["body"]
-    finally:
-        Socket.close_all()
-        live.stop()
-        close_app(app)
+    url = None if db == "sqlite" else request.getfixturevalue("pg_database_url")
+    with served_team(tmp_path, tuple(plugins), url) as (_app, live, admin):
+        visitor = VisitorClient(live, admin.team["id"]).start()
+        acked = visitor.send(SAID)
+        assert acked["body"] == STORED  # the visitor's own view (ack)
+        # Each redactor saw the message as the one before left it.
+        assert first_seen[-1] == SAID
+        assert second_seen[-1] == "我的 [已隐藏] 卡号 13800138000，请回电"
+        heard = admin.expect("message", where=lambda d: d["id"] == acked["id"])
+        assert heard["data"]["body"] == STORED  # the agent's view, live
+        assert Message.get_by_id(acked["id"]).body == STORED
+        cid = visitor.conversation_id
+        listed = admin.get(f"/api/v1/conversations/{cid}/messages").json()["messages"]
+        assert [m["body"] for m in listed if m["id"] == acked["id"]] == [STORED]
+        assert [m["body"] for m in visitor.messages() if m["id"] == acked["id"]] == [STORED]
+        # An agent's reply goes through both as well.
+        reply = admin.send(cid, "您的 SECRET 单号 6222021234567890 已处理")
+        assert reply["body"] == "您的 [已隐藏] 单号 [号码] 已处理"
+        assert Message.get_by_id(reply["id"]).body == reply["body"]
+        shown = visitor.expect("message", where=lambda d: d["id"] == reply["id"])
+        assert shown["data"]["body"] == reply["body"]
 
 
 def test_a_redactor_that_fails_still_fails_closed_after_the_others(tmp_path):
@@ -212,42 +200,22 @@ def test_a_malformed_answer_over_the_socket_is_no_server_error(tmp_path):
 
 
 def test_the_typing_preview_carries_no_text_while_a_redactor_is_on(tmp_path):
-    app = make_app(tmp_path, plugins=(hide_secret([]),))
-    live = LiveServer(app)
-    try:
-        with app.app_context():
-            admin = AgentClient(live).register()
-            admin.set_team_settings(bot_enabled=False)
-            admin.go_online()
-            visitor = VisitorClient(live, admin.team["id"]).start()
-            visitor.socket().send("typing", {"typing": True,
-                                             "preview": "my SECRET card 6222021234567890"})
-            typing = admin.expect("typing")["data"]
-            assert typing["typing"] is True and typing["who"] == "visitor"
-            assert typing["preview"] == ""
-            # Turned off for the team by an admin: the preview is shown again.
-            off = admin.patch("/api/v1/plugins/a_hide_secret", json={"enabled": False})
-            assert off.status == 200, off.json()
-            visitor.socket().send("typing", {"typing": True, "preview": "我想问一下"})
-            assert admin.expect("typing")["data"]["preview"] == "我想问一下"
-    finally:
-        Socket.close_all()
-        live.stop()
-        close_app(app)
+    with served_team(tmp_path, (hide_secret([]),)) as (_app, live, admin):
+        visitor = VisitorClient(live, admin.team["id"]).start()
+        visitor.socket().send("typing", {"typing": True,
+                                         "preview": "my SECRET card 6222021234567890"})
+        typing = admin.expect("typing")["data"]
+        assert typing["typing"] is True and typing["who"] == "visitor"
+        assert typing["preview"] == ""
+        # Turned off for the team by an admin: the preview is shown again.
+        off = admin.patch("/api/v1/plugins/a_hide_secret", json={"enabled": False})
+        assert off.status == 200, off.json()
+        visitor.socket().send("typing", {"typing": True, "preview": "我想问一下"})
+        assert admin.expect("typing")["data"]["preview"] == "我想问一下"
 
 
 def test_the_typing_preview_is_shown_without_a_redactor(tmp_path):
-    app = make_app(tmp_path)
-    live = LiveServer(app)
-    try:
-        with app.app_context():
-            admin = AgentClient(live).register()
-            admin.set_team_settings(bot_enabled=False)
-            admin.go_online()
-            visitor = VisitorClient(live, admin.team["id"]).start()
-            visitor.socket().send("typing", {"typing": True, "preview": "我想问一下"})
-            assert admin.expect("typing")["data"]["preview"] == "我想问一下"
-    finally:
-        Socket.close_all()
-        live.stop()
-        close_app(app)
+    with served_team(tmp_path, ()) as (_app, live, admin):
+        visitor = VisitorClient(live, admin.team["id"]).start()
+        visitor.socket().send("typing", {"typing": True, "preview": "我想问一下"})
+        assert admin.expect("typing")["data"]["preview"] == "我想问一下"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from meiqia.testing.sockets import Client  # noqa: F401 - tests import it from here
@@ -16,3 +20,33 @@ def live(app):
     yield server
     Socket.close_all()  # a failed test must not leave client threads running
     server.stop()
+
+
+@contextlib.contextmanager
+def served_team(tmp_path: Any, plugins: tuple = (), database_url: str | None = None,
+                bot: bool = False, **settings: Any) -> Iterator[tuple[Any, LiveServer, Any]]:
+    """A real server of an app with ``plugins`` (SQLite, or the PostgreSQL at
+    ``database_url``, emptied first) and its registered admin, online with his
+    workspace open and the bot off unless ``bot``: ``(app, live, admin)``, inside the
+    app's context; everything is stopped after."""
+    from meiqia.testing.clients import AgentClient
+    from tests.conftest import close_app
+    from tests.conftest import make_app
+    from tests.conftest import truncate_all
+
+    extra = {"DATABASE_URL": database_url} if database_url else {}
+    app = make_app(tmp_path, plugins=plugins, **extra, **settings)
+    if database_url:
+        truncate_all(database_url)
+    live = LiveServer(app)
+    try:
+        with app.app_context():
+            admin = AgentClient(live).register()
+            if not bot:
+                admin.set_team_settings(bot_enabled=False)
+            admin.go_online()
+            yield app, live, admin
+    finally:
+        Socket.close_all()
+        live.stop()
+        close_app(app)

@@ -20,14 +20,9 @@ import pytest
 
 from meiqia.hookspecs import hookimpl
 from meiqia.models import SuggestionLog
-from meiqia.testing.clients import AgentClient
 from meiqia.testing.clients import VisitorClient
-from meiqia.testing.sockets import LiveServer
 from meiqia.web import ws
-from tests.conftest import close_app
-from tests.conftest import make_app
-from tests.conftest import truncate_all
-from tests.ws.conftest import Socket
+from tests.ws.conftest import served_team
 
 HELD = "这个问题请慢慢想"
 
@@ -57,47 +52,35 @@ def test_the_visitor_is_acknowledged_before_the_agent_gets_suggestions(request, 
     answerer = HeldAnswerer()
     plugin = types.ModuleType("held_answerer")
     plugin.register_answerers = hookimpl(lambda app: [answerer])
-    extra = {} if db == "sqlite" else {"DATABASE_URL": request.getfixturevalue("pg_database_url")}
-    app = make_app(tmp_path, plugins=(plugin,), **extra)
-    if db == "postgres":
-        truncate_all(extra["DATABASE_URL"])
-    live = LiveServer(app)
-    try:
-        with app.app_context():
-            admin = AgentClient(live).register()
-            admin.set_team_settings(bot_enabled=False)  # straight to the agent
-            admin.go_online()
-            for trial in range(3):
-                answerer.released.clear()
-                answerer.answered.clear()
-                visitor = VisitorClient(live, admin.team["id"]).start()
-                cid = visitor.conversation_id
-                assert admin.get(f"/api/v1/conversations/{cid}").get_json()["status"] == "open"
+    url = None if db == "sqlite" else request.getfixturevalue("pg_database_url")
+    with served_team(tmp_path, (plugin,), url) as (_app, live, admin):
+        for trial in range(3):
+            answerer.released.clear()
+            answerer.answered.clear()
+            visitor = VisitorClient(live, admin.team["id"]).start()
+            cid = visitor.conversation_id
+            assert admin.get(f"/api/v1/conversations/{cid}").get_json()["status"] == "open"
 
-                sent = visitor.send(f"{HELD} {trial}")  # waits for the ack
-                # The ack came while the answerer was still holding the ranking.
-                assert not answerer.answered.is_set(), trial
-                answerer.released.set()
-                frame = admin.expect("suggestions", where=lambda d, m=sent["id"]:
-                                     d["message_id"] == m)["data"]
-                assert frame["conversation_id"] == cid
-                assert frame["handler_id"] == admin.agent["id"]
-                assert [s["entry_id"] for s in frame["suggestions"]] == ["held"]
-                assert frame["suggestions"][0]["answer"] == "想好的回答"
-                assert answerer.was_released[-1] is True, trial
-                shown = SuggestionLog.select().where(SuggestionLog.message_id == sent["id"])
-                assert [(s.entry_key, s.outcome) for s in shown] == [("held", "ignored")]
+            sent = visitor.send(f"{HELD} {trial}")  # waits for the ack
+            # The ack came while the answerer was still holding the ranking.
+            assert not answerer.answered.is_set(), trial
+            answerer.released.set()
+            frame = admin.expect("suggestions", where=lambda d, m=sent["id"]:
+                                 d["message_id"] == m)["data"]
+            assert frame["conversation_id"] == cid
+            assert frame["handler_id"] == admin.agent["id"]
+            assert [s["entry_id"] for s in frame["suggestions"]] == ["held"]
+            assert frame["suggestions"][0]["answer"] == "想好的回答"
+            assert answerer.was_released[-1] is True, trial
+            shown = SuggestionLog.select().where(SuggestionLog.message_id == sent["id"])
+            assert [(s.entry_key, s.outcome) for s in shown] == [("held", "ignored")]
 
-                # An ordinary message: its suggestions too, after its ack.
-                plain = visitor.send("普通的问题")
-                again = admin.expect("suggestions", where=lambda d, m=plain["id"]:
-                                     d["message_id"] == m)["data"]
-                assert [s["entry_id"] for s in again["suggestions"]] == ["held"]
-                visitor.close()
-    finally:
-        Socket.close_all()
-        live.stop()
-        close_app(app)
+            # An ordinary message: its suggestions too, after its ack.
+            plain = visitor.send("普通的问题")
+            again = admin.expect("suggestions", where=lambda d, m=plain["id"]:
+                                 d["message_id"] == m)["data"]
+            assert [s["entry_id"] for s in again["suggestions"]] == ["held"]
+            visitor.close()
 
 
 def test_a_step_after_the_answer_that_fails_is_logged_and_the_next_still_runs(caplog):
