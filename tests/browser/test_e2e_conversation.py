@@ -36,8 +36,18 @@ def import_shop_kb(admin: Any) -> None:
 
 
 def go_online(page: Any) -> None:
+    """He sets himself online, and the server counts his workspace as open: routing
+    serves only agents whose workspace socket is connected, and on a loaded machine
+    the socket may open after the status shows (a full run once routed the visitor
+    to nobody)."""
     page.select_option("#my-status", "online")
     expect(page.locator("#my-status")).to_have_attribute("data-current", "online")
+    page.wait_for_function("""async () => {
+        const me = await (await fetch('/api/v1/me')).json();
+        const agents = await (await fetch('/api/v1/agents')).json();
+        const row = agents.find((a) => a.id === me.agent.id);
+        return Boolean(row && row.presence === 'online');
+    }""", polling=200, timeout=15000)
 
 
 def agent_serving_a_visitor(server: Any, admin: Any, new_context: Any) -> tuple[Any, Any, Any]:
