@@ -158,6 +158,8 @@ class PluginRuntime:
         self._figures: dict[tuple[str, str], HookFigures] = {}
         self._failures_in_row: dict[str, int] = {}
         self._recent: dict[str, deque] = {}
+        #: plugin -> ``time.perf_counter()`` of the admin's last Reset here.
+        self._reset_at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     # --- state -------------------------------------------------------------------
@@ -404,6 +406,10 @@ class PluginRuntime:
             else:
                 fig.timeouts += 1
             self._recent.setdefault(plugin, deque(maxlen=RECENT_ERRORS)).append(entry)
+            # A call that began before the admin's Reset and fails after it (a hung
+            # call timing out, a late answer) is counted in the figures, not by the
+            # breaker: it would suspend again a plugin the admin has just fixed.
+            breaker = breaker and started >= self._reset_at.get(plugin, float("-inf"))
             in_row = self._failures_in_row.get(plugin, 0) + (1 if breaker else 0)
             self._failures_in_row[plugin] = in_row
         if self.store is not None:
@@ -424,10 +430,12 @@ class PluginRuntime:
                       plugin, until.isoformat(timespec="seconds"), why)
 
     def reset(self, plugin: str) -> None:
-        """Forget the failures of ``plugin`` in this process (the page's Reset)."""
+        """Forget the failures of ``plugin`` in this process (the page's Reset);
+        calls already running then no longer count against the breaker (``_failed``)."""
         with self._lock:
             self._failures_in_row[plugin] = 0
             self._recent.pop(plugin, None)
+            self._reset_at[plugin] = time.perf_counter()
 
     def close(self) -> None:
         """Stop the pools' idle threads and the state thread (tests, shutdown)."""

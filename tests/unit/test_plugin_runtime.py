@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import types
 
 from meiqia.hookspecs import hookimpl
@@ -120,6 +121,61 @@ def test_the_breaker_suspends_after_failures_in_a_row_and_lets_one_call_through_
     pm.call("menu_links", actor=None, request=None)
     assert len(calls) == 4
     assert runtime.store.suspended_until("flaky") is not None
+
+
+def test_calls_started_before_a_reset_do_not_suspend_the_plugin_again(tmp_path):
+    """Found from outside: track_event hung, the breaker opened, the admin fixed the
+    plugin and pressed Reset; seconds later the hung calls ended, counted as
+    timeouts, and suspended the plugin again for 300 s with no new failure."""
+    from meiqia.plugin_runtime.state import StateStore
+
+    class MemoryStore(StateStore):
+        """The store without a database: its snapshot only (the thread is not started)."""
+
+        def _start(self) -> None:
+            pass
+
+        def reset(self, plugin: str) -> None:
+            with self._lock:
+                self._local.pop(plugin, None)
+
+    release = threading.Event()
+    hung = []
+
+    def observe(event):
+        hung.append(event)
+        release.wait(30)
+
+    runtime = PluginRuntime(Settings(budgets={"track_event": 0.1}, threads=2, backlog=0,
+                                     breaker_failures=2, suspend_seconds=300))
+    runtime.store = MemoryStore(db=None)  # type: ignore[arg-type]
+    pm = make_plugin_manager(tmp_path, extra=[_plugin("observer", track_event=observe)],
+                             runtime=runtime)
+    try:
+        for n in range(4):  # two hang, two more are refused as busy: the breaker opens
+            pm.call("track_event", event={"name": "message.created", "n": n})
+        wait_until(lambda: len(hung) == 2, what="the observer's two threads")
+        assert runtime.store.suspended_until("observer") is not None
+        runtime.reset("observer")  # the admin's Reset (plugin_admin.reset does both)
+        runtime.store.reset("observer")
+        began = time.monotonic()
+        wait_until(lambda: time.monotonic() - began > 0.2, what="the budget (0.1 s) past")
+        release.set()  # the old calls end now, past their budget: two timeouts
+        wait_until(lambda: runtime.busy_threads("observer") == 0, what="the old calls over")
+        assert runtime.figures("observer")["track_event"]["timeouts"] == 4  # still counted
+        assert runtime.store.suspended_until("observer") is None
+        # A new failure after the Reset counts as before.
+        hung.clear()
+        release.clear()
+        pm.call("track_event", event={"name": "message.created", "n": 9})
+        wait_until(lambda: len(hung) == 1, what="a new hung call")
+        began = time.monotonic()
+        wait_until(lambda: time.monotonic() - began > 0.2, what="its budget past")
+        release.set()
+        wait_until(lambda: runtime.busy_threads("observer") == 0, what="it ended late")
+        assert runtime.store.suspended_until("observer") is None  # one failure of two
+    finally:
+        release.set()
 
 
 def test_the_fallback_mask_covers_phones_ids_cards_and_emails_in_chinese_text():
