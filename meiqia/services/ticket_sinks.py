@@ -14,7 +14,11 @@ the webhook, the ``Idempotency-Key`` header: the receiver drops a repeat.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from flask import current_app
@@ -238,9 +242,54 @@ def _call_sink(cls: type, event: str, data: dict[str, Any], config: dict[str, An
         raise SinkDisabled(f"the plugin {plugin} is turned off for this team (Plugins page)")
     # No breaker: a sink fails when one team's receiver is down, and the job
     # retries with backoff; suspending the plugin would stop every team's sink.
-    _result, failure = pm.runtime.run(plugin, hook, call, {}, team_id=team_id, breaker=False)
+    with _one_job_inside(plugin, str(getattr(cls, "type", "") or plugin)):
+        _result, failure = pm.runtime.run(plugin, hook, call, {}, team_id=team_id,
+                                          breaker=False)
     if failure is not None:
         raise SinkFailed(failure.describe())
+
+
+class _Inside:
+    """One sink's gate in this process: a lock, and since when its holder has been
+    inside (None: nobody)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.since: float | None = None
+
+
+_INSIDE: dict[tuple[str, str], _Inside] = {}
+_INSIDE_GUARD = threading.Lock()
+#: Seconds a delivery waits for another delivery to the same sink to end.
+INSIDE_WAIT = 2.0
+
+
+@contextlib.contextmanager
+def _one_job_inside(plugin: str, sink_type: str) -> Iterator[None]:
+    """At most one job thread of this process inside one sink (a plugin's sink
+    class) at a time.
+
+    The job threads are shared (channel deliveries, exports, other sinks). A sink
+    that hangs held one thread per delivery for its 30 s budget, and four such
+    deliveries held them all: a channel customer's bot answer went out 29 s late (a
+    docs-only plugin author found it). A delivery that finds another one to the
+    same sink under way waits INSIDE_WAIT s for it, not at all once that one has
+    been inside longer, and is then retried with backoff like any failed attempt.
+    Per process: under rq each worker process runs one job at a time anyway.
+    """
+    with _INSIDE_GUARD:
+        inside = _INSIDE.setdefault((plugin, sink_type), _Inside())
+    since = inside.since
+    slow = since is not None and time.monotonic() - since > INSIDE_WAIT
+    if not inside.lock.acquire(timeout=0 if slow else INSIDE_WAIT):
+        raise SinkFailed(f"the sink {sink_type} is still busy with another delivery "
+                         "(one at a time); retried later")
+    inside.since = time.monotonic()
+    try:
+        yield
+    finally:
+        inside.since = None
+        inside.lock.release()
 
 
 def deliver_job(delivery_id: int) -> str:

@@ -495,6 +495,8 @@ _PAIRS: list[tuple[str, str]] = [
     (r"timed out: all its threads are still running \((?P<d>.+)\)",
      "超时：它的线程都还在运行（{d}）"),
     (r"timed out after (?P<d>.+)", "超时（{d}）"),
+    (r"the sink (?P<p>\S+) is still busy with another delivery \(one at a time\); "
+     r"retried later", "对接 {p} 还在处理另一次投递（一次一个），稍后重试"),
     (r"returned an unusable result: (?P<d>.+)", "返回的结果无法使用：{d}"),
     # the SSRF gate (services/outbound.py), under the field of the setting it checks
     (rf"{FIELD}: (?P<h>.+) resolves to (?P<a>\S+), a private address \((?P<r>[\w-]+)\): the "
