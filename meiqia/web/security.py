@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from typing import Any
 
@@ -271,11 +272,24 @@ def _visitor_of(data: Any) -> Visitor:
     return visitor
 
 
+#: What a visitor token is made of (itsdangerous: URL-safe base64 parts and dots).
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-.]+")
+
+
+def _exact(token: str) -> None:
+    """Refuse a token with any other character: itsdangerous drops non-ASCII
+    characters before it decodes a signature, so a genuine token with "令牌"
+    appended was taken (found from outside). A token is exact or refused."""
+    if not _TOKEN_SHAPE.fullmatch(token):
+        raise Unauthorized("invalid visitor token")
+
+
 def visitor_from_token(token: str | None) -> Visitor:
     """The visitor a live token names, or raise Unauthorized (TokenExpired, code
     ``token_expired``, for a genuine token past its lifetime)."""
     if not token or not isinstance(token, str):
         raise Unauthorized("visitor token required")
+    _exact(token)
     serializer = _visitor_serializer()
     try:
         data = serializer.loads(token, max_age=visitor_token_lifetime().total_seconds())
@@ -291,6 +305,7 @@ def visitor_for_renewal(token: Any, renew_key: Any) -> Visitor:
     """The visitor of a genuine token, expired or not, whose renewal key matches."""
     if not isinstance(token, str) or not token:
         raise Unauthorized("visitor token required")
+    _exact(token)
     try:
         data = _visitor_serializer().loads(token)
     except BadSignature:

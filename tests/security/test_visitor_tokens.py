@@ -116,6 +116,22 @@ def test_a_non_ascii_renewal_key_or_token_is_refused_not_a_crash(api):
     assert resumed.get_json()["conversation"]["conversation_id"] != cid
 
 
+def test_a_token_is_exact_or_refused(api):
+    """Found from outside: itsdangerous drops non-ASCII characters before it decodes a
+    signature, so a genuine token with "令牌" appended was taken (200)."""
+    client, token, cid, session = start(api.app, api.team["id"])
+    path = f"/api/v1/widget/conversations/{cid}/messages"
+    assert client.get(path, headers={"X-Visitor-Token": token}).status_code == 200
+    for spoiled in (token + "令牌", "令" + token, token.replace(".", "。", 1), token + " "):
+        response = client.get(path, headers={"X-Visitor-Token": spoiled})
+        assert response.status_code == 401, (spoiled, response.get_json())
+        renewed = client.post("/api/v1/widget/token", json={
+            "token": spoiled, "renew_key": session["renew_key"]})
+        assert renewed.status_code == 401, (spoiled, renewed.get_json())
+    assert client.post("/api/v1/widget/token", json={
+        "token": token, "renew_key": session["renew_key"]}).status_code == 200
+
+
 def test_the_widget_resumes_its_conversation_with_an_expired_token_and_its_key(api):
     app = api.app
     client, token, cid, session = start(app, api.team["id"])
