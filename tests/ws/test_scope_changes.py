@@ -44,11 +44,44 @@ def world(api, live):
     socket.close()
 
 
+def workspace(world):
+    """Another workspace socket of 周客服, opened now."""
+    socket = Socket(world["live"].url("/ws/agent"), cookie_of(world["zhou"]))
+    socket.expect("hello")
+    return socket
+
+
 def visitor_says(world, body, n):
     response = vpost(world["client"], world["token"],
                      f"/api/v1/widget/conversations/{world['cid']}/messages",
                      json={"body": body, "client_msg_id": f"v-{n}"})
     assert response.status_code == 201, response.get_json()
+
+
+def answered(socket, kind, data, tries=10):
+    """Send a frame and return its error frame's ``data``; a frame answered
+    ``unavailable`` (the database busy: a loaded machine) is sent again, as
+    docs/protocol.md tells clients to."""
+    for _ in range(tries):
+        socket.send(kind, data)
+        error = socket.expect("error")["data"]
+        if error["code"] != "unavailable":
+            return error
+    raise AssertionError(f"{kind}: unavailable {tries} times")
+
+
+def stops_hearing(world, socket, prefix, tries=8):
+    """The visitor writes until a message of his no longer reaches the agent's socket
+    within a second: True if one did not within ``tries``. While the database is too
+    busy to read his view again, the old one may serve a little longer
+    (``SCOPE_STALE_SECONDS``, ``_Scope.refresh``): a bound, not an instant."""
+    for n in range(tries):
+        body = f"{prefix} {n} 地址：北京市朝阳区"
+        visitor_says(world, body, 10 + n)
+        if socket.quiet("message", 1.0, where=lambda d, b=body: d.get("body") == b):
+            return True
+        socket.quiet("never", 0.5)  # it came: let the view's age run past its limit
+    return False
 
 
 def narrow(world, **fields):
@@ -65,18 +98,15 @@ def test_frames_use_the_scope_as_it_is_now(world):
     socket.expect("message", where=lambda d: d.get("body", "").startswith("我的卡号"))
     narrow(world, scope="self")
 
-    socket.send("replay", {"conversation_id": cid, "after_seq": 0})
-    refused = socket.expect("error")["data"]
+    refused = answered(socket, "replay", {"conversation_id": cid, "after_seq": 0})
     assert refused["code"] == "not_found", refused
-    socket.send("message", {"conversation_id": cid, "body": "我来回答",
-                            "client_msg_id": "z-1"})
-    assert socket.expect("error")["data"]["code"] == "not_found"
+    refused = answered(socket, "message", {"conversation_id": cid, "body": "我来回答",
+                                           "client_msg_id": "z-1"})
+    assert refused["code"] == "not_found", refused
     assert "我来回答" not in str(world["api"].get(
         f"/api/v1/conversations/{cid}/messages").get_json())
-    # Nor does he hear the chat any more: the frame above brought his view up to date.
-    visitor_says(world, "第二条 卡号 6222", 2)
-    assert socket.quiet("message", 0.7, where=lambda d: "第二条" in d.get("body", ""))
-    assert "卡号 6222\"" not in str(socket.seen[-3:])
+    # Nor does he hear the chat any more: the frames above brought his view up to date.
+    assert stops_hearing(world, socket, "第二条")
 
 
 @pytest.mark.parametrize("change", [{"scope": "self"}, {"active": False}])
@@ -85,7 +115,8 @@ def test_a_socket_that_only_listens_follows_the_change(world, monkeypatch, chang
     monkeypatch.setattr(ws, "SCOPE_CACHE_SECONDS", 0.3)
     monkeypatch.setattr(ws, "SCOPE_STALE_SECONDS", 0.6)
     monkeypatch.setattr(ws, "CREDENTIAL_CHECK_SECONDS", 0.3)
-    socket = world["socket"]
+    # A socket opened now: the fixture's read its view (for 30 s) before the patch.
+    socket = workspace(world)
     visitor_says(world, "换范围之前", 1)
     socket.expect("message", where=lambda d: d.get("body") == "换范围之前")
     narrow(world, **change)
@@ -97,24 +128,29 @@ def test_a_socket_that_only_listens_follows_the_change(world, monkeypatch, chang
         assert socket.saw("error", where=lambda d: d["code"] == "unauthorized")
         assert not socket.saw("message", where=after)
         return
-    # Past the cache's age: the next event is decided on his row as it is now.
-    socket.quiet("pong", 0.5)
-    visitor_says(world, "换范围之后 地址：北京市朝阳区", 2)
-    assert socket.quiet("message", 1.0, where=after)
+    # Past the cache's age, events are decided on his row as it is now.
+    assert stops_hearing(world, socket, "换范围之后")
 
 
 def test_a_session_ended_where_nobody_announced_it_stops_the_events(world, monkeypatch):
     """The console's password change on another process, a session past its
     lifetime: nothing is published, the session row alone says it has ended."""
     monkeypatch.setattr(ws, "CREDENTIAL_CHECK_SECONDS", 0.3)
-    socket, zhou = world["socket"], world["zhou"]
+    socket, zhou = workspace(world), world["zhou"]
     visitor_says(world, "结束之前", 1)
     socket.expect("message", where=lambda d: d.get("body") == "结束之前")
     ended = AgentSession.update(ended_at=utcnow()).where(
         AgentSession.agent == zhou.agent["id"], AgentSession.ended_at.is_null()).execute()
     assert ended >= 1
-    socket.quiet("pong", 0.5)  # past the check's age, and no frame from him
-    visitor_says(world, "结束之后 手机 13800138000", 2)
-    error = socket.expect("error", where=lambda d: d["code"] == "unauthorized")
-    assert error["data"]["message"]
-    assert not any("结束之后" in str(frame) for frame in socket.seen)
+    # No frame from him: before an event goes out, past the check's age, his session
+    # is read again and the socket ends (a busy database keeps it open a moment more).
+    for n in range(8):
+        visitor_says(world, f"结束之后 {n} 手机 13800138000", 2 + n)
+        try:
+            if socket.quiet("message", 1.0, where=lambda d, n=n: d.get("body", "")
+                            .startswith(f"结束之后 {n} ")):
+                break
+            socket.quiet("never", 0.5)  # it came: let the check's age run past its limit
+        except ConnectionClosed:
+            break
+    assert socket.saw("error", where=lambda d: d["code"] == "unauthorized")
