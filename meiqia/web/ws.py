@@ -1240,7 +1240,9 @@ class _Scope:
 
     def update(self, actor: Any) -> None:
         """The agent as the database has him now (read for each of his frames and
-        each reload): a changed role, scope or group list is his view at once."""
+        each reload): a changed role or scope drops the cached view at once; a
+        changed group list is read with the next reload (SCOPE_CACHE_SECONDS). His
+        frames themselves are always checked against the database."""
         before = (self.actor.role, self.actor.scope, self.everything)
         self.actor = actor
         self.everything = permissions.sees_everything(actor)
