@@ -22,20 +22,30 @@ from meiqia import __version__
 KB_DIR = Path(__file__).resolve().parent.parent / "knowledge_base"
 
 
+def _create_app() -> Any:
+    """The app, or one line saying why it cannot start: a bad setting, a plugin
+    that does not load, or one whose ``startup`` failed under
+    ``PLUGIN_STARTUP_FAILURE = "refuse"`` (no traceback: the line names the
+    plugin and its error)."""
+    from meiqia import create_app
+    from meiqia.config import ConfigError
+    from meiqia.plugins import PluginLoadError
+    from meiqia.plugins import PluginStartupError
+
+    try:
+        return create_app()
+    except (ConfigError, PluginLoadError, PluginStartupError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @contextlib.contextmanager
 def app_context(connect: bool = True, **config: Any) -> Iterator[Any]:
     """Create the app (config errors become clean CLI errors) and enter it, with a
     database connection unless ``connect`` is False (opening one creates a SQLite
     file)."""
-    from meiqia import create_app
-    from meiqia.config import ConfigError
     from meiqia.db import connection
-    from meiqia.plugins import PluginLoadError
 
-    try:
-        app = create_app()
-    except (ConfigError, PluginLoadError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    app = _create_app()
     app.config.update(config)
     with app.app_context():
         if not connect:
@@ -191,14 +201,7 @@ def run(host: str, port: int, dev: bool) -> None:
     to install; --dev serves with Werkzeug's threads and its reloader instead.
     For production use gunicorn as docs/deploy.md shows.
     """
-    from meiqia import create_app
-    from meiqia.config import ConfigError
-    from meiqia.plugins import PluginLoadError
-
-    try:
-        app = create_app()
-    except (ConfigError, PluginLoadError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    app = _create_app()
     with app.app_context():
         from meiqia.db import connection
 

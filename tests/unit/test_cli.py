@@ -198,6 +198,33 @@ def test_bad_config_is_a_clean_error(tmp_path):
     assert "DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
 
 
+STARTUP_FAILS = """
+from meiqia.hookspecs import hookimpl
+
+
+@hookimpl
+def startup(app):
+    raise ValueError("缺少 API 密钥 (API key missing)")
+"""
+
+
+def test_a_refused_plugin_startup_is_one_line_not_a_traceback(tmp_path):
+    """PLUGIN_STARTUP_FAILURE=refuse stops `meiqia run` and every other command with
+    one line naming the plugin and its error."""
+    meiqia(tmp_path, "db", "upgrade")
+    plugins = tmp_path / "inst" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "needs_a_key.py").write_text(STARTUP_FAILS, encoding="utf-8")
+    env = {"MEIQIA_PLUGIN_STARTUP_FAILURE": "refuse"}
+    for command in (["run", "--port", "0"], ["plugins"]):
+        result = meiqia(tmp_path, *command, env=env, check=False)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "needs_a_key" in errors[0], result.stderr
+        assert "ValueError: 缺少 API 密钥 (API key missing)" in errors[0], errors
+
+
 @pytest.mark.parametrize("command", [["agent", "create", "--email", "a@b.cn", "--name", "x"]])
 def test_commands_on_a_new_instance_say_to_init(tmp_path, command):
     result = meiqia(tmp_path, *command, check=False)
