@@ -305,6 +305,7 @@ class BaseQueue:
         job_id: str | None = None,
         description: str = "",
         owner: Any = None,
+        keep_if_refused: bool = False,
         **kwargs: Any,
     ) -> str:
         """Queue ``func(*args, **kwargs)`` and return the job id.
@@ -314,6 +315,13 @@ class BaseQueue:
         run (or is running) does not run again for it: a fixed id is an
         idempotency key. If the backend refuses the job (Redis down), the
         record is marked failed and the error raised: the caller decides.
+
+        With ``keep_if_refused`` (work nobody waits for at the screen: a
+        delivery, a reply e-mail, a fetch) a refused job stays ``queued`` in
+        its record instead, and the id is returned: the workers' recovery sweep
+        (``requeue_lost``) queues it once Redis answers again, as it does for a
+        job Redis lost. Not for a job a person asked for and is told about (an
+        export answers 503, and his retry would make a second one).
         """
         path = func_path(func)
         job_id = job_id or uuid.uuid4().hex
@@ -329,6 +337,11 @@ class BaseQueue:
         try:
             self._submit(job_id, path, list(args), kwargs, retry)
         except Exception as exc:
+            if keep_if_refused:
+                log.warning("job %s (%s): not queued (%s); the recovery sweep queues it "
+                            "when the queue answers again", job_id, description or path,
+                            type(exc).__name__)
+                return job_id
             # The caller is told (Redis down: 503), so nothing recovers it later.
             with connection():
                 JobRecord.update(status="failed", error=f"could not queue: {exc}"[:2000],

@@ -145,7 +145,8 @@ def _enqueue(delivery_id: int, description: str = "") -> None:
     try:
         job_id = current_app.extensions["meiqia.jobs"].enqueue(
             deliver_job, delivery_id, retry=retry_policy(),
-            description=description or f"channel delivery {delivery_id}")
+            description=description or f"channel delivery {delivery_id}",
+            keep_if_refused=True)  # Redis down: the workers' sweep queues it later
     except Exception as exc:  # noqa: BLE001 - shown to agents, retryable by hand
         log.error("cannot queue channel delivery %s: %s", delivery_id, exc)
         _set(delivery_id, status="failed", last_error=f"could not queue: {exc}"[:2000])

@@ -213,7 +213,8 @@ def idempotency_key(delivery: SinkDelivery) -> str:
 def _enqueue(delivery_id: int, description: str) -> None:
     try:
         job_id = current_app.extensions["meiqia.jobs"].enqueue(
-            deliver_job, delivery_id, retry=retry_policy(), description=description)
+            deliver_job, delivery_id, retry=retry_policy(), description=description,
+            keep_if_refused=True)  # Redis down: the workers' sweep queues it later
     except Exception as exc:  # noqa: BLE001 - recorded for the admin, not raised
         log.error("cannot queue ticket-sink delivery %s: %s", delivery_id, exc)
         SinkDelivery.update(status="failed", last_error=f"could not queue: {exc}"[:2000],

@@ -431,7 +431,8 @@ def comment(actor: Agent, ticket_id: int, data: dict[str, Any]) -> TicketComment
             try:
                 current_app.extensions["meiqia.jobs"].enqueue(
                     reply_email_job, row.id, retry=REPLY_EMAIL_RETRY,
-                    description=f"email the reply to ticket {ticket.id}")
+                    description=f"email the reply to ticket {ticket.id}",
+                    keep_if_refused=True)  # Redis down: queued by the workers' sweep
             except Exception as exc:  # noqa: BLE001 - the reply is stored: no 503 now
                 # (a 503 would make the agent send the reply twice); the customer
                 # still reads it in the widget.

@@ -173,6 +173,45 @@ def test_worker_survives_a_redis_outage_and_requeues_what_redis_lost(
     assert "starting the worker again" in log or "registered again" in log, log
 
 
+def test_deliveries_made_while_redis_is_down_go_out_when_it_is_back(
+        tmp_path, own_redis, workers):
+    """Tickets written during a Redis outage: their deliveries cannot be queued.
+    Each stays ``pending`` with its job recorded as queued (not ``failed``, which
+    only a person's retry would send), and the worker's recovery sweep queues
+    them once Redis answers: every one delivered once, nobody clicking retry."""
+    receiver = KeyedReceiver(status=200)
+    config = {"REDIS_URL": own_redis.url, "REDIS_PREFIX": "jobrefused",
+              "OUTBOUND_ALLOW_PRIVATE": True, "SINK_RETRY_SECONDS": [2, 2, 2],
+              "JOB_RECOVER_SECONDS": 1, "REDIS_TIMEOUT": 0.2}
+    app = make_app(tmp_path, JOBS_INLINE=False, **config)
+    db = sqlite_path(app.config["DATABASE_URL"])
+    env = meiqia_env(tmp_path, DATABASE_URL=app.config["DATABASE_URL"],
+                     **{k: (",".join(map(str, v)) if isinstance(v, list) else v)
+                        for k, v in config.items()})
+    client = app.test_client()
+    try:
+        with app.app_context():
+            workers.append(WorkerProcess(env, tmp_path))
+            wait_until(lambda: client.get("/healthz").get_json()["status"] == "ok",
+                       what="the worker seen by /healthz")
+            api, _ = team_with_sink(app, receiver.url)
+            own_redis.stop()
+            new_tickets(api, N)  # each answered 201: the tickets are stored
+            during = counts(db)
+            assert during["deliveries"] == {"pending": N}, during
+            assert during["jobs"] == {"queued": N}, during
+            own_redis.start()  # empty: it never held these jobs
+            after = wait_until(lambda: (c := counts(db))["deliveries"]["delivered"] == N
+                               and c["jobs"]["finished"] == N and c, timeout=120,
+                               what=f"{N} deliveries queued by the sweep after the outage")
+            assert after["deliveries"] == {"delivered": N}, after
+            assert receiver.taken() == N and not receiver.twice()
+            assert "queued again" in workers[0].log()
+    finally:
+        receiver.close()
+        close_app(app)
+
+
 def test_a_worker_killed_mid_delivery_is_reaped_and_the_repeat_dropped(
         tmp_path, redis_url, redis_prefix, workers):
     receiver = KeyedReceiver(status=200)

@@ -183,7 +183,8 @@ def receive_image(host: Any, openid: str, msg: Any, meta: dict[str, Any], ext: s
         current_app.extensions["meiqia.jobs"].enqueue(
             fetch_image_job, host.team_id, openid, media_id, meta, ext,
             retry=Retry(max=count, intervals=waits),
-            description=f"fetch WeChat image {ext}")
+            description=f"fetch WeChat image {ext}",
+            keep_if_refused=True)  # Redis down: queued by the workers' sweep
         return
     _store_image(host, openid, data, ctype, filename, meta, ext)
 
