@@ -29,6 +29,7 @@ from meiqia.models import ExportJob
 from meiqia.models import Message
 from meiqia.models.base import utcnow
 from meiqia.services import history
+from meiqia.services import messages
 from meiqia.services.accounts import iso
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
@@ -180,12 +181,13 @@ def _rows(export: ExportJob, actor: Agent):  # noqa: ANN202 - generator of row l
             ids = [c.id for c in batch]
             # Public text only: internal notes and events stay out of the file.
             for m in (Message.select(Message.conversation, Message.sender_kind, Message.agent,
-                                     Message.body, Message.created_at)
+                                     Message.body, Message.payload, Message.created_at)
                       .where(Message.conversation.in_(ids), Message.visibility == "public",
                              Message.kind == "text").order_by(Message.id)):
                 who = names.get(m.agent_id) or labels.sender("agent") \
                     if m.sender_kind == "agent" else labels.sender(m.sender_kind)
-                line = f"[{_local(m.created_at, tz)}] {who}: {m.body}"
+                line = (f"[{_local(m.created_at, tz)}] {who}: "
+                        f"{messages.transcript_body(m.body, m.payload)}")
                 transcripts[m.conversation_id] = (transcripts.get(m.conversation_id, "")
                                                   + line + "\n")
         for conversation in batch:

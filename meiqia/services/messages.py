@@ -55,6 +55,15 @@ def agent_topic(agent_id: int) -> str:
     return f"agent:{agent_id}"
 
 
+def transcript_body(body: str, payload: dict[str, Any] | None) -> str:
+    """A message's words as a transcript in text shows them (a ticket's, an
+    export's): a bot's "did you mean" keeps the questions it offered in its
+    payload, not in its body, so they follow it, one per line."""
+    offered = [c.get("question") for c in (payload or {}).get("candidates") or []
+               if isinstance(c, dict) and c.get("question")]
+    return "\n".join([body, *(f"· {q}" for q in offered)]) if offered else body
+
+
 def _sender_name(message: Message) -> str:
     if message.sender_kind == "agent" and message.shown_agent_id:
         agent = find_by_id(Agent, message.shown_agent_id)

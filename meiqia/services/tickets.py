@@ -36,6 +36,7 @@ from meiqia.models.tickets import SOURCES
 from meiqia.models.tickets import STATUSES
 from meiqia.services import capacity
 from meiqia.services import events
+from meiqia.services import messages
 from meiqia.services import permissions
 from meiqia.services import visitors
 from meiqia.services.accounts import iso
@@ -329,7 +330,8 @@ def transcript(conversation_id: int, until: Any = None) -> list[dict[str, Any]]:
              Message.kind == "text"]
     if until is not None:
         where.append(Message.created_at <= until)
-    return [{"sender": m.sender_kind, "body": m.body, "at": iso(m.created_at)}
+    return [{"sender": m.sender_kind, "body": messages.transcript_body(m.body, m.payload),
+             "at": iso(m.created_at)}
             for m in Message.select().where(*where).order_by(Message.id)]
 
 

@@ -255,6 +255,36 @@ def test_a_long_transcript_is_whole_in_csv_and_says_it_was_cut_in_xlsx(db_api):
     assert int(note.group(1).replace(",", "")) == len(whole) - kept
 
 
+def test_a_did_you_mean_keeps_its_questions_in_the_export_and_the_tickets_transcript(api):
+    """The bot's "did you mean" holds the questions it offered in its payload; an
+    export and a ticket's transcript read by someone who was not there show them."""
+    from meiqia.models import Message
+    from meiqia.models import Ticket
+
+    team = api.team["id"]
+    chat = make_conversation(team, make_visitor(team, name="问问题的客户"),
+                             handler=api.agent["id"], ended_at=T0,
+                             messages=[("visitor", "我要投诉，快递丢件了", 0),
+                                       ("bot", "您是不是想问：", 2)])
+    Message.update(payload={"bot": "suggest", "candidates": [
+        {"entry_id": "complain", "question": "我要投诉"},
+        {"entry_id": "lost", "question": "快递丢了怎么办？"}]}).where(
+        Message.conversation == chat.id, Message.sender_kind == "bot").execute()
+    offered = "机器人: 您是不是想问：\n· 我要投诉\n· 快递丢了怎么办？"
+
+    export = api.post("/api/v1/history/exports", json={
+        "format": "csv", "with_content": True}).get_json()
+    assert export["status"] == "done", export
+    rows = read_export(api, export["id"], "csv")
+    assert offered in dict(zip(KEYS + ["messages"], rows[1], strict=True))["messages"]
+
+    ticket = Ticket.create(team=team, conversation=chat.id, source="after_end",
+                           content="请回电", created_at=T0)
+    shown = api.get(f"/api/v1/tickets/{ticket.id}").get_json()
+    assert [m["body"] for m in shown["transcript"]] == [
+        "我要投诉，快递丢件了", "您是不是想问：\n· 我要投诉\n· 快递丢了怎么办？"]
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def queued_app(request, tmp_path, redis_url, redis_prefix):
     """The app with exports queued on rq (Redis), run only when the test says so,

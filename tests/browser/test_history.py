@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from meiqia.models import Message
 from meiqia.models.base import utcnow
 from tests.browser.conftest import Server
 from tests.browser.conftest import login
@@ -58,9 +59,16 @@ def world(server: Server, admin: ApiClient) -> dict[str, Any]:
                                   ("agent", "马上为您查询", 30),
                                   ("agent", "内部：找财务核实", 40, "internal"),
                                   ("agent", "已退回原账户", 120)])
-        b = make_conversation(team, make_visitor(team, name="李四"), handler=li.agent["id"],
+        lisi = make_visitor(team, name="李四", region="内网", trail=[
+            {"url": "https://shop.example.com/fapiao", "title": "发票说明"}])
+        b = make_conversation(team, lisi, handler=li.agent["id"],
                               ended_at=now - datetime.timedelta(hours=2), messages=[
-                                  ("visitor", "发票怎么开？", 0), ("agent", "在订单页申请", 60)])
+                                  ("visitor", "发票怎么开？", 0), ("bot", "您是不是想问：", 2),
+                                  ("agent", "在订单页申请", 60)])
+        Message.update(payload={"bot": "suggest", "candidates": [
+            {"entry_id": "invoice", "question": "怎么开发票？"},
+            {"entry_id": "vat", "question": "可以开专票吗？"}]}).where(
+            Message.conversation == b.id, Message.sender_kind == "bot").execute()
         c = make_conversation(team, make_visitor(team, name=XSS_NAME), handler=me,
                               ended_at=now - datetime.timedelta(hours=3),
                               messages=[("visitor", XSS_TEXT, 0)])
@@ -229,6 +237,17 @@ def test_a_transcript_opens_with_internal_notes_marked(server, world, new_contex
     expect(drawer).to_be_hidden()
 
 
+def test_a_did_you_mean_shows_the_questions_the_visitor_was_offered(server, world, new_context):
+    page = new_context().new_page()
+    login(page, server)
+    open_history(page, server)
+    cell(page, world["b"], "visitor").locator("a.visitor-link").click()
+    expect(page.locator("#transcript-title")).to_have_text("李四")
+    offered = page.locator("#transcript-messages li.ws-msg").nth(1)
+    expect(offered).to_contain_text("您是不是想问：")
+    expect(offered.locator("ul.candidates li")).to_have_text(["怎么开发票？", "可以开专票吗？"])
+
+
 def test_a_name_and_a_message_made_of_html_render_as_text(server, world, new_context):
     page = new_context().new_page()
     login(page, server)
@@ -315,6 +334,9 @@ def test_the_pages_speak_english_too(server, world, new_context):
     expect(page.locator("#history-total")).to_have_text("Matching conversations: 3")
     expect(page.locator("#history-table thead th").first).to_have_text("Customer")
     expect(cell(page, world["a"], "rating")).to_have_text("Good")
+    # A private address's region and one page visited, in English words.
+    expect(cell(page, world["b"], "region")).to_have_text("Private network")
+    expect(cell(page, world["b"], "visit_trail")).to_have_text("1 page")
     page.goto(f"{server.url}/history/exports?lang=en&rating=good")
     expect(page.locator("#export-filters")).to_contain_text("Rating: Good")
     expect(page.locator("#export-count")).to_have_text("Conversations to export: 1")

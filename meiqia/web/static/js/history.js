@@ -2,7 +2,7 @@
 // (show/hide, drag to reorder, saved per agent on the server) and the transcript panel.
 // The filter and the page live in the query string; the open transcript in the hash (#c12).
 import { api, clear, dialog, el, fmtDuration, fmtTime, formError, regionText, t, toast } from './lib.js';
-import { specialBody } from './message-body.js';
+import { offeredQuestions, specialBody } from './message-body.js';
 import { FILTERS, channelLabel, choiceLabel, exportDialog, filtersFrom, queryOf } from './history-common.js';
 
 const $ = (id) => document.getElementById(id);
@@ -50,6 +50,8 @@ function cell(name, row) {
       return el('td', { text: row.source ? t(`source.${row.source}`) : '' });
     case 'platform':
       return el('td', { text: row.platform ? t(`platform.${row.platform}`) : '' });
+    case 'region':
+      return el('td', { text: regionText(row.region) });
     case 'channel':
       return el('td', { dataset: { channel: row.channel }, text: channelLabel(row.channel) });
     case 'visit_trail': {
@@ -284,7 +286,11 @@ function senderName(m, customer) {
 }
 
 function messageBody(m) {
-  return specialBody(m) || el('span', { class: 'text', text: m.body });
+  const special = specialBody(m);
+  if (special) return special;
+  const text = el('span', { class: 'text', text: m.body });
+  const offered = offeredQuestions(m);  // a "did you mean": what the visitor was offered
+  return offered ? el('span', {}, text, offered) : text;
 }
 
 function messageItem(m, customer) {

@@ -8,7 +8,9 @@ export const team = boot.team;
 
 /** A UI string in the page's language, with {name} placeholders filled. */
 export function t(key, values) {
-  let text = boot.i18n[key] ?? key;
+  // English has a singular: "{n} pages" has "….one" for n = 1 ("1 page").
+  const one = values && Number(values.n) === 1 ? boot.i18n[`${key}.one`] : undefined;
+  let text = one ?? boot.i18n[key] ?? key;
   if (values) {
     text = text.replace(/\{(\w+)\}/g, (all, name) => (name in values ? String(values[name]) : all));
   }

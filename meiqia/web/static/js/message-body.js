@@ -27,3 +27,10 @@ export function specialBody(m) {
   }
   return null;
 }
+
+/** The questions a bot's "did you mean" offered the visitor (they are in its payload,
+ * not its body), as a list; null for any other message. */
+export function offeredQuestions(m) {
+  const candidates = (m.payload || {}).candidates || [];
+  return candidates.length ? el('ul', { class: 'candidates' }, candidates.map((c) => el('li', { text: c.question }))) : null;
+}

@@ -1,7 +1,7 @@
 // The workspace's middle column: one conversation, the composer (reply / anonymous / internal),
 // #keyword quick replies, @colleague in internal notes, emoji, uploads, bot suggestions, actions.
 import { LANG_HEADER, api, boot, clear, dialog, el, fmtTime, formData, formError, me, t, toast, confirmDialog } from './lib.js';
-import { specialBody } from './message-body.js';
+import { offeredQuestions, specialBody } from './message-body.js';
 import { richSpan, richText } from './rich-text.js';
 
 const $ = (id) => document.getElementById(id);
@@ -136,9 +136,9 @@ export class Chat {
     const node = m.sender_kind === 'visitor' ? el('span', { class: 'text', text: m.body }) : richSpan(m.body, 'text');
     const p = m.payload || {};
     if (p.bot) node.append(el('span', { class: 'tag', text: t(`bot.${p.bot}`) }));
-    if (!(p.candidates && p.candidates.length)) return node;
     // "Did you mean": the agent sees the questions the visitor was offered.
-    return el('span', {}, node, el('ul', { class: 'candidates' }, p.candidates.map((c) => el('li', { text: c.question }))));
+    const offered = offeredQuestions(m);
+    return offered ? el('span', {}, node, offered) : node;
   }
 
   /** Whether the open conversation's channel carries a feature (all of them on the web). */
