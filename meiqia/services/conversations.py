@@ -524,7 +524,7 @@ def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conver
     conversation = Conversation.get_by_id(conversation.id)
     if "agent_id" in data:
         routing.announce_handover(conversation)
-    routing.publish_state(conversation)
+    routing.publish_state(conversation, previous_handler_id=old_handler)
     if left_queue is not _NOT_QUEUED:
         routing.publish_queue(actor.team_id, {left_queue})
     events.capacity_changed(actor.team_id)

@@ -181,9 +181,15 @@ def _state_event(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def publish_state(conversation: Conversation) -> None:
-    """Tell the visitor and the team what state the conversation is in now."""
+def publish_state(conversation: Conversation, previous_handler_id: int | None = None) -> None:
+    """Tell the visitor and the team what state the conversation is in now.
+
+    ``previous_handler_id`` (a transfer): the agent it was taken from, so that
+    the sockets that saw it through him hear that it moved, even where the new
+    handler or group is outside their scope (their workspace closes it)."""
     data = _state_event(conversation)
+    if previous_handler_id is not None:
+        data["previous_handler_id"] = previous_handler_id
     events.emit("conversation", conversation.team_id,
                 [conversation_topic(conversation.id), team_topic(conversation.team_id)], data,
                 track=False)

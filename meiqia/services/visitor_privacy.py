@@ -16,6 +16,7 @@ from typing import Any
 ACCOUNT_KEYS = frozenset({
     "agent_id", "shown_agent_id", "handler_id", "by", "by_id", "to", "to_id",
     "email", "username", "account", "previous_assignee_id", "assignee_id", "visibility",
+    "previous_handler_id",
     "anonymous", "preview",
 })
 

@@ -1313,6 +1313,10 @@ class _Scope:
         if handler is not _MISSING and not pool_note:
             if handler is not None and handler in self.agents:
                 return True
+            if event.get("type") == "conversation":
+                self.per_conversation.pop(conversation_id, None)  # its handler moved
+            if data.get("previous_handler_id") in self.agents:
+                return True  # the transfer that took it from someone he sees
             if handler is None and (data.get("group_id") in (None, *self.groups)):
                 return True
             return conversation_id in self.mentioned

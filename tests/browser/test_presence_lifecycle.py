@@ -91,3 +91,32 @@ def test_the_pane_turns_read_only_after_a_transfer(server, admin, new_context):
     expect(page.locator("#ws-composer")).to_have_class(re.compile("read-only"))
     expect(page.locator("#ws-input")).to_have_attribute("placeholder", "已转接给 周客服，您不能再回复此会话")
     assert Conversation.select().first().handler_id == zhou.agent["id"]
+
+
+def test_a_chat_transferred_out_of_his_view_closes_in_his_workspace(server, admin, new_context):
+    """An agent who sees only his own chats transfers one to a colleague: it leaves
+    his view, so his pane closes instead of keeping the transcript, the customer's
+    card and buttons that can only answer 404 (found in an outside check)."""
+    from meiqia.testing.api import AGENT_PASSWORD
+
+    admin.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
+    li = admin.new_agent(email="li@example.com", name="李客服", scope="self", max_concurrent=3)
+    zhou = admin.online_agent(0, email="zhou@example.com", name="周客服")
+    _client, _token, cid, _ = start(server.app, admin.team["id"], name="张三")
+    assert admin.post(f"/api/v1/conversations/{cid}/transfer",
+                      json={"agent_id": li.agent["id"]}).status_code == 200
+    page = new_context(viewport={"width": 1360, "height": 820}).new_page()
+    login(page, server, email="li@example.com", password=AGENT_PASSWORD)
+    open_chat(page, "张三")
+    expect(page.locator("#ws-right")).to_be_visible()
+
+    page.click("#act-transfer")
+    page.select_option("select[name=agent_id]", str(zhou.agent["id"]))
+    page.locator("dialog.dialog button[type=submit]").click()
+
+    expect(page.locator(".toast", has_text="已转给 周客服，这个对话已不在您的可见范围内")).to_be_visible()
+    expect(page.locator("#ws-empty")).to_be_visible()
+    expect(page.locator(".ws-chat-head")).to_be_hidden()
+    expect(page.locator("#ws-right")).to_be_hidden()
+    expect(page.locator("#ws-list .ws-item", has_text="张三")).to_have_count(0)
+    assert Conversation.get_by_id(cid).handler_id == zhou.agent["id"]

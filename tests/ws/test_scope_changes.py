@@ -154,3 +154,37 @@ def test_a_session_ended_where_nobody_announced_it_stops_the_events(world, monke
         except ConnectionClosed:
             break
     assert socket.saw("error", where=lambda d: d["code"] == "unauthorized")
+
+
+def test_a_transfer_out_of_his_view_is_the_last_he_hears_of_it(world):
+    """王 sees only his own chats. His chat transferred to 李 reaches his socket as
+    a ``conversation`` frame naming him as ``previous_handler_id`` (his workspace
+    closes it: it would otherwise stay on screen with its buttons), and nothing of
+    it after that. Found by an outside check in Chromium."""
+    api, li, cid = world["api"], world["li"], world["cid"]
+    wang = api.new_agent(name="王客服", email="wang@example.com", scope="self",
+                         max_concurrent=3)
+    moved = api.post(f"/api/v1/conversations/{cid}/transfer",
+                     json={"agent_id": wang.agent["id"]})
+    assert moved.status_code == 200, moved.get_json()
+    socket = Socket(world["live"].url("/ws/agent"), cookie_of(wang))
+    try:
+        socket.expect("hello")
+        visitor_says(world, "王客服在吗", 1)
+        socket.expect("message", where=lambda d: d.get("body") == "王客服在吗")
+
+        back = api.post(f"/api/v1/conversations/{cid}/transfer",
+                        json={"agent_id": li.agent["id"]})
+        assert back.status_code == 200, back.get_json()
+        state = socket.expect("conversation", where=lambda d: d.get("conversation_id") == cid
+                              and (d.get("handler") or {}).get("id") == li.agent["id"])
+        assert state["data"]["previous_handler_id"] == wang.agent["id"]
+        assert wang.get(f"/api/v1/conversations/{cid}").status_code == 404
+        visitor_says(world, "地址：北京市朝阳区", 2)
+        assert socket.quiet("message", 1.5, where=lambda d: d.get("conversation_id") == cid)
+    finally:
+        socket.close()
+    # The visitor's own socket never learns who had it before (ids are the team's).
+    from meiqia.services import visitor_privacy
+
+    assert "previous_handler_id" not in visitor_privacy.event(state["data"])

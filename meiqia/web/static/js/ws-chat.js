@@ -261,10 +261,37 @@ export class Chat {
 
   async reloadHead() {
     if (!this.id) return;
+    const id = this.id;
     try {
-      this.data = await api('GET', `/conversations/${this.id}`);
+      this.data = await api('GET', `/conversations/${id}`);
       this.renderHead();
-    } catch { /* gone from my scope */ }
+    } catch (e) {
+      if (e.status === 404 && this.id === id) this.gone();
+    }
+  }
+
+  /** The open conversation left my view (transferred to someone outside my scope, or
+   *  my scope was narrowed): close it, so nothing of it stays on screen to act on. */
+  gone() {
+    const to = this.handedOver.get(this.id);
+    this.stopTyping();
+    this.hideSuggestions();
+    this.suggestionsFor.delete(this.id);
+    this.handedOver.delete(this.id);
+    this.id = null;
+    this.data = null;
+    this.lastSeq = 0;
+    this.shown.clear();
+    clear(this.list);
+    this.list.hidden = true;
+    $('ws-typing').hidden = true;
+    $('ws-composer').hidden = true;
+    document.querySelector('.ws-chat-head').hidden = true;
+    $('ws-right').hidden = true;
+    $('ws-empty').hidden = false;
+    history.replaceState(null, '', location.pathname + location.search);
+    toast(to ? t('ws.gone_transferred', { to }) : t('ws.gone'));
+    this.onChanged();
   }
 
   onSuggestions(data) {
