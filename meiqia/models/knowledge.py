@@ -81,6 +81,10 @@ class SuggestionLog(BaseModel):
     message_id = peewee.BigIntegerField()
     entry_key = peewee.CharField(max_length=80)
     score = peewee.FloatField()
+    #: The words the agent was shown (a plugin's suggestion is in no table): a
+    #: workspace opened later shows them again (``bot.last_suggestions``).
+    question = peewee.TextField(default="")
+    answer = peewee.TextField(default="")
     agent = peewee.ForeignKeyField(Agent, null=True, backref="+", on_delete="SET NULL")
     outcome = peewee.CharField(max_length=16, default="ignored")
     created_at = peewee.DateTimeField(default=utcnow)

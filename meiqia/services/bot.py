@@ -27,6 +27,7 @@ from meiqia.bot.normalize import check_question
 from meiqia.bot.normalize import normalize
 from meiqia.bot.normalize import truncate_question
 from meiqia.models import Conversation
+from meiqia.models import Message
 from meiqia.models import SuggestionLog
 from meiqia.models import Team
 from meiqia.models import UnrecognisedQuestion
@@ -315,8 +316,34 @@ def record_suggestions(conversation: Conversation, message_id: int,
     # One statement for the three: this runs on every visitor message an agent handles.
     SuggestionLog.insert_many([
         {"team": conversation.team_id, "conversation": conversation.id, "message_id": message_id,
-         "entry_key": cand["entry_id"], "score": cand["score"], "outcome": "ignored"}
+         "entry_key": cand["entry_id"], "score": cand["score"], "outcome": "ignored",
+         "question": cand["question"], "answer": cand["answer"]}
         for cand in suggestions]).execute()
+
+
+def last_suggestions(conversation: Conversation) -> dict[str, Any]:
+    """The ``suggestions`` frame's data for the visitor's last message, for a
+    workspace opened after the frame went out (a reload, a second tab): while
+    nobody has answered that message and the conversation is open; otherwise
+    ``suggestions`` is empty. Read from the log, in the order they were shown."""
+    found: dict[str, Any] = {"conversation_id": conversation.id, "message_id": None,
+                             "handler_id": conversation.handler_id, "suggestions": []}
+    if conversation.status == "ended":
+        return found
+    last = (Message.select(Message.id, Message.sender_kind)
+            .where(Message.conversation == conversation.id, Message.visibility == "public",
+                   Message.sender_kind.in_(("visitor", "agent")))
+            .order_by(Message.id.desc()).first())
+    if last is None or last.sender_kind != "visitor":
+        return found
+    rows = list(SuggestionLog.select().where(
+        SuggestionLog.conversation == conversation.id, SuggestionLog.message_id == last.id,
+        SuggestionLog.question != "").order_by(SuggestionLog.id))
+    if rows:
+        found["message_id"] = last.id
+        found["suggestions"] = [{"entry_id": r.entry_key, "question": r.question,
+                                 "answer": r.answer, "score": r.score} for r in rows]
+    return found
 
 
 def record_outcome(conversation: Conversation, message_id: int, entry_key: str,

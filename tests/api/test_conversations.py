@@ -121,10 +121,19 @@ def test_bot_answers_then_visitor_asks_for_a_human(db_api):
     assert shown.count() >= 1 and shown[0].entry_key == "invoice-vat"
     visitor_msg = Message.select().where(Message.conversation == cid).order_by(
         Message.id.desc()).where(Message.sender_kind == "visitor").first()
+    # A workspace opened after the frame (a reload) asks for them again: the same words.
+    again = li.get(f"/api/v1/conversations/{cid}/suggestions").get_json()
+    assert again["message_id"] == visitor_msg.id and again["handler_id"] == li.agent["id"]
+    assert [s["entry_id"] for s in again["suggestions"]] == [r.entry_key for r in shown]
+    assert "专票" in again["suggestions"][0]["question"] + again["suggestions"][0]["answer"]
+    outsider = db_api.new_agent(name="外组客服", email="outsider@example.com", scope="self")
+    assert outsider.get(f"/api/v1/conversations/{cid}/suggestions").status_code == 404
     li.post(f"/api/v1/conversations/{cid}/messages", json={"client_msg_id": new_client_id(),
         "body": shown[0].entry_key, "suggestion": {"message_id": visitor_msg.id,
                                                    "entry_id": "invoice-vat"}})
     assert SuggestionLog.get(SuggestionLog.entry_key == "invoice-vat").outcome == "accepted"
+    # Answered: nothing left to suggest for it.
+    assert li.get(f"/api/v1/conversations/{cid}/suggestions").get_json()["suggestions"] == []
 
 
 def test_nobody_online_offers_leave_a_message(team):

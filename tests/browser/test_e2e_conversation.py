@@ -174,6 +174,11 @@ def test_visitor_bot_human_agent_modes_mention_end_rate_history(server, admin, n
     suggestion = agent.locator("#ws-suggestions .suggestion").first
     suggestion.wait_for()
     answer = suggestion.locator(".a").inner_text()
+    # A reload before sending it: the suggestion is still there for the question.
+    agent.reload()
+    agent.locator("#ws-list .ws-item").first.click()
+    agent.locator("#ws-composer").wait_for()
+    expect(suggestion.locator(".a")).to_have_text(answer)
     suggestion.locator("button.primary").click()
     expect(agent.locator("#ws-suggestions")).to_be_hidden()
 

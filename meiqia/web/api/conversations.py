@@ -81,6 +81,15 @@ def summary(conversation_id: int, body: dict) -> dict:
     return {"summary": conversation.summary, "tags": conversation.tags}
 
 
+@route("/conversations/<int:conversation_id>/suggestions",
+       summary="The bot's suggestions for the visitor's last message, while it is unanswered",
+       tags=["conversations"])
+def last_suggestions(conversation_id: int) -> dict:
+    from meiqia.services import bot
+
+    return bot.last_suggestions(permissions.get_conversation(g.actor, conversation_id))
+
+
 @route("/conversations/<int:conversation_id>/read", ("POST",),
        summary="Mark visitor messages read up to an id", tags=["conversations"],
        body={"type": "object", "required": ["up_to"], "additionalProperties": False,

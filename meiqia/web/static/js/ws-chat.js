@@ -76,6 +76,12 @@ export class Chat {
     this.sidebar.show(data);
     const kept = this.suggestionsFor.get(id);
     if (kept && data.status !== 'ended') this.onSuggestions(kept);
+    else if (data.status !== 'ended') {
+      // Opened after the frame went out (a reload, another tab): ask for them.
+      api('GET', `/conversations/${id}/suggestions`)
+        .then((found) => { if (this.id === id && !this.suggestionsFor.has(id)) this.onSuggestions(found); })
+        .catch(() => {});
+    }
     // Opening a conversation I was @mentioned in takes it off my @me list.
     api('POST', `/conversations/${id}/mentions/seen`).then((r) => { if (r.seen) this.onChanged(); }).catch(() => {});
     void readOnly;
