@@ -123,6 +123,14 @@ def test_dashboard_shows_the_figures_and_draws_the_charts(server, admin, new_con
     form.locator("input[name=from]").fill("2026-11-21")
     form.locator("button[type=submit]").click()
     expect(form.locator(".form-error")).to_contain_text("开始日期：不能晚于结束日期")
+    # The same range in the address: the refused dates stay beside the error, and
+    # "right now" and "today" show all the same (they do not depend on the range).
+    page.goto(f"{server.url}/dashboard?from=2026-11-21&to=2026-11-20")
+    expect(form.locator(".form-error")).to_contain_text("开始日期：不能晚于结束日期")
+    expect(form.locator("input[name=from]")).to_have_value("2026-11-21")
+    expect(form.locator("input[name=to]")).to_have_value("2026-11-20")
+    expect(page.locator("#dash-now .stat").first).to_be_visible()
+    expect(page.locator("#dash-today .stat").first).to_be_visible()
     # Presets count back from the team's today.
     page.locator("#dash-range [data-days='7']").click()
     expect(page.locator("#dash-range-stats [data-stat=ended] .stat-value")).to_have_text("1")

@@ -194,19 +194,28 @@ async function load() {
   } catch (error) {
     if (error.name === 'AbortError') return;
     page.setAttribute('aria-busy', 'false');
-    if (error.field) formError(form, error);
-    else toast(error.message, 'error');
+    if (error.field) {
+      // A refused range: keep what was typed beside the error, and show now and
+      // today all the same (they do not depend on the range).
+      form.elements.from.value = state.from || '';
+      form.elements.to.value = state.to || '';
+      formError(form, error);
+      await refreshNow(true);
+    } else toast(error.message, 'error');
   } finally {
     if (state.loading === controller) state.loading = null;
   }
 }
 
 /** The live part only (now and today), on a timer while the page is visible. */
-async function refreshNow() {
-  if (document.hidden || state.loading || !state.today) return;
+async function refreshNow(first = false) {
+  if (!first && (document.hidden || state.loading || !state.today)) return;
   try {
     const [data, agents] = await Promise.all([
-      api('GET', `/dashboard${query(state.today, state.today)}`), api('GET', '/agents')]);
+      api('GET', `/dashboard${state.today ? query(state.today, state.today) : ''}`), api('GET', '/agents')]);
+    state.today = data.today.from;
+    form.elements.from.max = state.today;
+    form.elements.to.max = state.today;
     renderNow(data.now, agents);
     renderToday(data.today);
   } catch (error) {
