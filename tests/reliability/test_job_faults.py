@@ -114,17 +114,23 @@ def test_embedded_kill_9_while_deliveries_wait_to_retry_loses_none(tmp_path):
         close_app(app)
 
 
-def test_worker_survives_a_redis_outage_and_requeues_what_redis_lost(
-        tmp_path, own_redis, workers):
-    receiver = KeyedReceiver(status=503)
-    config = {"REDIS_URL": own_redis.url, "REDIS_PREFIX": "jobfaults",
-              "OUTBOUND_ALLOW_PRIVATE": True, "SINK_RETRY_SECONDS": [2, 2, 2, 2, 2, 2],
+def on_redis(tmp_path, own_redis, prefix: str, retry_seconds: list[int]):
+    """An app on the test's own Redis (rq queue, a sweep every second) and the
+    environment of a ``meiqia worker`` beside it: (app, database path, env)."""
+    config = {"REDIS_URL": own_redis.url, "REDIS_PREFIX": prefix,
+              "OUTBOUND_ALLOW_PRIVATE": True, "SINK_RETRY_SECONDS": retry_seconds,
               "JOB_RECOVER_SECONDS": 1, "REDIS_TIMEOUT": 0.2}
     app = make_app(tmp_path, JOBS_INLINE=False, **config)
-    db = sqlite_path(app.config["DATABASE_URL"])
     env = meiqia_env(tmp_path, DATABASE_URL=app.config["DATABASE_URL"],
                      **{k: (",".join(map(str, v)) if isinstance(v, list) else v)
                         for k, v in config.items()})
+    return app, sqlite_path(app.config["DATABASE_URL"]), env
+
+
+def test_worker_survives_a_redis_outage_and_requeues_what_redis_lost(
+        tmp_path, own_redis, workers):
+    receiver = KeyedReceiver(status=503)
+    app, db, env = on_redis(tmp_path, own_redis, "jobfaults", [2, 2, 2, 2, 2, 2])
     client = app.test_client()
     try:
         with app.app_context():
@@ -180,14 +186,7 @@ def test_deliveries_made_while_redis_is_down_go_out_when_it_is_back(
     only a person's retry would send), and the worker's recovery sweep queues
     them once Redis answers: every one delivered once, nobody clicking retry."""
     receiver = KeyedReceiver(status=200)
-    config = {"REDIS_URL": own_redis.url, "REDIS_PREFIX": "jobrefused",
-              "OUTBOUND_ALLOW_PRIVATE": True, "SINK_RETRY_SECONDS": [2, 2, 2],
-              "JOB_RECOVER_SECONDS": 1, "REDIS_TIMEOUT": 0.2}
-    app = make_app(tmp_path, JOBS_INLINE=False, **config)
-    db = sqlite_path(app.config["DATABASE_URL"])
-    env = meiqia_env(tmp_path, DATABASE_URL=app.config["DATABASE_URL"],
-                     **{k: (",".join(map(str, v)) if isinstance(v, list) else v)
-                        for k, v in config.items()})
+    app, db, env = on_redis(tmp_path, own_redis, "jobrefused", [2, 2, 2])
     client = app.test_client()
     try:
         with app.app_context():
