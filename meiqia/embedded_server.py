@@ -26,6 +26,7 @@ in a plain process) serves with Werkzeug's threaded server as before.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -126,6 +127,18 @@ def bounded_semaphore(value: int) -> Any:
     return threading.BoundedSemaphore(value)
 
 
+#: gevent's reply to a request line over its 8 KB limit, with a body that says so.
+_URI_TOO_LONG_BODY = json.dumps({"error": {
+    "code": "uri_too_long", "field": None,
+    "message": "网址太长：请求行最多 8,192 个字节",
+    "message_en": "the URL is too long: a request line holds at most 8,192 bytes"}},
+    ensure_ascii=False).encode()
+_URI_TOO_LONG = (b"HTTP/1.1 414 Request-URI Too Long\r\nConnection: close\r\n"
+                 b"Content-Type: application/json; charset=utf-8\r\n"
+                 b"Content-Length: " + str(len(_URI_TOO_LONG_BODY)).encode() + b"\r\n\r\n"
+                 + _URI_TOO_LONG_BODY)
+
+
 def make_server(host: str, port: int, app: Any) -> Any:
     """gevent's WSGI server for ``app``, bound (not yet serving): ``server_port``
     is the port it took. Requests are logged through the ``meiqia.access``
@@ -147,6 +160,15 @@ def make_server(host: str, port: int, app: Any) -> Any:
         it reads it once more "to prevent a reset": either eats the client's
         first frames (a ping sent right after ``hello`` was lost). Its socket is
         let go here, unread (closing a detached socket object closes nothing)."""
+
+        def handle_one_request(self) -> Any:
+            # gevent answers a request line over 8 KB with an empty 414 before any
+            # header is read; ours says what is wrong, in both languages (no
+            # Accept-Language has been read), in the API's error shape.
+            result = super().handle_one_request()
+            if isinstance(result, tuple) and result[0] == "414":
+                return "414", _URI_TOO_LONG
+            return result
 
         def run_application(self) -> None:
             try:

@@ -186,6 +186,22 @@ def test_unknown_urls_tokens_and_pages(team):
     assert "wrong email or password" in html
 
 
+def test_a_page_that_does_not_exist_says_so_in_the_readers_language(team):
+    """Not Werkzeug's English page: ours, in his language, with the status kept
+    (405 keeps its Allow header); a missing trailing slash still redirects."""
+    client = team.app.test_client()
+    zh = client.get("/no-such-page", headers=ZH)
+    assert zh.status_code == 404 and zh.mimetype == "text/html"
+    assert '<html lang="zh-CN">' in zh.get_data(as_text=True)
+    assert "服务器上没有这个地址" in zh.get_data(as_text=True)
+    en = client.get("/no-such-page?lang=en")
+    assert en.status_code == 404 and "was not found on the server" in en.get_data(as_text=True)
+    wrong = client.delete("/login", headers=ZH)
+    assert wrong.status_code == 405 and "GET" in wrong.headers["Allow"]
+    assert "这个地址不支持这种请求方法" in wrong.get_data(as_text=True)
+    assert client.get("/admin").status_code == 308
+
+
 def test_an_agents_saved_language_holds_in_a_new_session_and_with_his_token(team):
     """He chose Chinese once (``/lang/zh-CN`` remembers it on his account): a new
     browser session without the cookie, and a script with his API token, get his

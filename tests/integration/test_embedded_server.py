@@ -23,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -288,3 +289,18 @@ def test_a_frame_that_cannot_get_the_write_lock_is_answered_unavailable(embedded
     assert acked == "locked-1"
     assert stored(server.database, "locked-") == {"locked-1": 1}
     assert server.stop() == 0
+
+
+def test_a_url_over_the_servers_limit_is_told_why(embedded):
+    """gevent refuses a request line over 8 KB before reading any header; its
+    empty 414 now carries our error, in both languages (none was asked for yet)."""
+    server = embedded()
+    try:
+        urllib.request.urlopen(server.base + "/api/v1/team?q=" + urllib.parse.quote("长" * 1000), timeout=10)
+        raise AssertionError("a 9 KB request line was taken")
+    except urllib.error.HTTPError as refused:
+        assert refused.code == 414
+        assert refused.headers["Content-Type"] == "application/json; charset=utf-8"
+        error = json.loads(refused.read())["error"]
+    assert error["code"] == "uri_too_long"
+    assert error["message"].startswith("网址太长") and "8,192 bytes" in error["message_en"]

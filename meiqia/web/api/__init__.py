@@ -349,7 +349,16 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         if not request.path.startswith(MACHINE_PATHS):
-            return exc
+            if (exc.code or 500) < 400:
+                return exc  # a redirect (a missing trailing slash), not an error
+            from flask import render_template
+
+            # A person reads it: our page in his language, not Werkzeug's English one.
+            message = error_text.translate(exc.description or "", i18n.language())
+            response = exc.get_response()
+            response.set_data(render_template("error.html", error=exc, message=message))
+            response.mimetype = "text/html"
+            return response
         if isinstance(exc, RequestEntityTooLarge):
             return error_response(_too_large_body())
         code = (exc.name or "error").lower().replace(" ", "_")
