@@ -55,6 +55,7 @@ from meiqia.bot.kbfile import KBEntry
 from meiqia.bot.lexicon import EMPTY
 from meiqia.bot.lexicon import Lexicon
 from meiqia.bot.normalize import normalize
+from meiqia.bot.normalize import normalize_asked
 
 #: At or above: the bot answers (direct answers right 97 % of the time on the
 #: CLINC150 tuning set). Fitted by benchmarks/bot_tune.py (docs/bot.md).
@@ -1066,7 +1067,7 @@ class _State:
         return {word: idf(word) for word in words.split()}
 
     def query(self, text: str, k: int) -> list[Candidate]:
-        norm = self.lexicon.fold(normalize(text))
+        norm = self.lexicon.fold(normalize_asked(text))
         if not norm or self.by_feature is None:
             return []
         cols, vals = self.features.transform_one(norm)

@@ -91,6 +91,15 @@ def normalize(text: str) -> str:
         text = stripped
 
 
+@lru_cache(maxsize=512)
+def normalize_asked(text: str) -> str:
+    """``normalize`` for a question being asked: the same text is normalised
+    two or three times on its way (``check_question``, the human-words check,
+    the index), and OpenCC is pure Python, so the last few hundred are kept.
+    A knowledge base's build uses ``normalize``, not this: it would only churn."""
+    return normalize(text)
+
+
 def _strip_fillers(text: str) -> str:
     # The Chinese patterns need a CJK character and the English ones a Latin
     # letter: skipping the ones that cannot match halves the cost of
@@ -134,6 +143,6 @@ def check_question(text: str) -> str:
     )
     if controls and controls * 10 >= len(stripped):
         raise QuestionError("the question looks like binary data, not text")
-    if not normalize(stripped):
+    if not normalize_asked(stripped):
         raise QuestionError("the question has no words (only emoji or punctuation)")
     return stripped

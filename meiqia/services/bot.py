@@ -25,6 +25,7 @@ from meiqia.bot import answers
 from meiqia.bot.normalize import QuestionError
 from meiqia.bot.normalize import check_question
 from meiqia.bot.normalize import normalize
+from meiqia.bot.normalize import normalize_asked
 from meiqia.bot.normalize import truncate_question
 from meiqia.models import Conversation
 from meiqia.models import Message
@@ -100,7 +101,7 @@ def reply_text(body: str, payload: dict | None, lang: str) -> str:
 
 def wants_human(text: str) -> bool:
     """True when the visitor asks for a person (转人工, 我要人工客服, human, agent…)."""
-    norm = normalize(text or "")
+    norm = normalize_asked(text or "")
     if not norm or len(norm) > HUMAN_MAX_CHARS:
         return False
     if any(word in norm for word in _STRONG):
