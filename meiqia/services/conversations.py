@@ -181,15 +181,21 @@ def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
     if conversation.visitor_id != visitor.id:
         raise NotFound("no such conversation")
     if conversation.status == "ended":
-        raise Conflict("the conversation has ended: start a new one")
+        return _resent_into_ended(conversation, client_msg_id)
     # ``refresh``: the status as it is now (routing may have run since the caller read it).
     try:
         message, created = messages.post_message(
             conversation, "visitor", body, kind=kind, client_msg_id=client_msg_id,
             payload=payload, refresh=True, refuse_ended=True)
     except messages.StatusChanged:  # it ended after the check above
-        raise Conflict("the conversation has ended: start a new one") from None
+        return _resent_into_ended(conversation, client_msg_id)
     if not created:
+        step = _lost_answer(conversation, message, kind)
+        if step is not None:
+            if after is None:
+                step()
+            else:
+                after.append(step)
         return message, False
     step = _answering_step(conversation, message, kind)
     if step is not None:
@@ -200,6 +206,44 @@ def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
     return message, True
 
 
+def _resent_into_ended(conversation: Conversation, client_msg_id: str | None) -> tuple[Any, bool]:
+    """A message into an ended conversation: a resend of one stored before it
+    ended (its ``ack`` was lost, then the agent ended the chat) is acknowledged
+    as the duplicate it is; anything new is refused (409: start a new one)."""
+    kept = None if not client_msg_id else Message.get_or_none(
+        Message.conversation == conversation.id, Message.client_msg_id == client_msg_id,
+        Message.sender_kind == "visitor")
+    if kept is None:
+        raise Conflict("the conversation has ended: start a new one")
+    return kept, False
+
+
+def _lost_answer(conversation: Conversation, message: Any,
+                 kind: str) -> Callable[[], None] | None:
+    """The answering step of a resent visitor message whose answer never came:
+    the process that stored it died before its step ran, or the step was lost
+    with the socket. Only while the conversation is with the bot and the message
+    is still its last public one (anything after it is an answer). The bot's
+    answer is stored under a key made from the message (``_answer_key``), so a
+    resend that arrives while the first step still runs adds no second answer."""
+    if message.sender_kind != "visitor":
+        return None
+    current = Conversation.get_by_id(conversation.id)
+    if current.status != "bot":
+        return None
+    last = (Message.select(Message.id)
+            .where(Message.conversation == conversation.id, Message.visibility == "public")
+            .order_by(Message.id.desc()).first())
+    if last is None or last.id != message.id:
+        return None
+    return _answering_step(current, message, kind)
+
+
+def _answer_key(message: Any) -> str:
+    """The bot's answer to a visitor message is stored once (``_lost_answer``)."""
+    return f"answer-{message.id}"
+
+
 def _answering_step(conversation: Conversation, message: Any,
                     kind: str) -> Callable[[], None] | None:
     """What answers a stored visitor message, by the conversation's status when it
@@ -207,7 +251,7 @@ def _answering_step(conversation: Conversation, message: Any,
     if placeholder(message.payload):
         # A line a channel wrote for what it cannot pass on (a voice message
         # without text): for agents to see, not a question for the bot.
-        return functools.partial(_cannot_read, conversation) \
+        return functools.partial(_cannot_read, conversation, message) \
             if conversation.status == "bot" else None
     if kind != "text":
         return None
@@ -288,13 +332,13 @@ CANNOT_READ = {
 }
 
 
-def _cannot_read(conversation: Conversation) -> None:
+def _cannot_read(conversation: Conversation, message: Any) -> None:
     """Tell the customer the bot cannot read what he sent (not counted as a
     question the bot failed: he did not ask one)."""
     body = CANNOT_READ[routing.visitor_language(conversation)]
     with contextlib.suppress(messages.StatusChanged):  # a person took the chat meanwhile
         messages.post_message(conversation, "bot", body, payload={"bot": "cannot_read"},
-                              while_status="bot")
+                              while_status="bot", client_msg_id=_answer_key(message))
 
 
 def _bot_step(conversation: Conversation, message: Any) -> None:
@@ -310,10 +354,13 @@ def _bot_step(conversation: Conversation, message: Any) -> None:
         # Under the conversation's lock: a person may have taken the chat while the
         # bot was thinking (the visitor pressed "human" and typed at once), and
         # then the person speaks from now on, not the bot.
-        messages.post_message(conversation, "bot", reply["body"], payload=payload,
-                              while_status="bot")
+        _, created = messages.post_message(conversation, "bot", reply["body"],
+                                           payload=payload, while_status="bot",
+                                           client_msg_id=_answer_key(message))
     except messages.StatusChanged:
         return
+    if not created:
+        return  # a resend's step ran beside the first one: that one answered
     if reply["kind"] == "unrecognised" and reply["offer_human"]:
         # DESIGN §4: the bot failing N times in a row goes to routing.
         _ask_for_human(conversation)

@@ -999,8 +999,14 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
         with _sending(stream, conversation.id, client_id):
             sent, created = conversations.visitor_message(
                 visitor, conversation, data.get("body", ""), client_id, after=later)
-        stream.ack(messages.visitor_view(sent, messages.reports_reads(conversation)),
-                   duplicate=not created)
+        try:
+            stream.ack(messages.visitor_view(sent, messages.reports_reads(conversation)),
+                       duplicate=not created)
+        except BaseException:
+            # The socket dropped at his ack: his message is stored all the same and
+            # is answered; his resend, a duplicate, will find the answer in the replay.
+            _after_answer(later, "message")
+            raise
         return later  # the bot, routing or the agent's suggestions, after his ack
 
     def typing(data: dict) -> None:

@@ -136,6 +136,27 @@ def test_bot_answers_then_visitor_asks_for_a_human(db_api):
     assert li.get(f"/api/v1/conversations/{cid}/suggestions").get_json()["suggestions"] == []
 
 
+def test_a_resend_after_the_chat_ended_is_a_duplicate_not_a_refusal(team):
+    """His message was stored but its ack lost; the agent ended the chat before he
+    sent it again: the resend is acknowledged as the duplicate it is (docs/protocol.md,
+    guarantee 2), not refused as new; a new message is still refused."""
+    li = team.new_agent(max_concurrent=1)
+    li.go_online()
+    client, token, cid, _ = start(team.app, team.team["id"])
+    path = f"/api/v1/widget/conversations/{cid}/messages"
+    first = vpost(client, token, path, json={"client_msg_id": "lost-ack-1", "body": "发票抬头写错了"})
+    assert first.status_code == 201 and first.get_json()["duplicate"] is False
+    assert li.post(f"/api/v1/conversations/{cid}/end").status_code == 200
+    again = vpost(client, token, path, json={"client_msg_id": "lost-ack-1", "body": "发票抬头写错了"})
+    assert again.status_code == 201, again.get_json()
+    assert again.get_json()["duplicate"] is True
+    assert again.get_json()["message"]["id"] == first.get_json()["message"]["id"]
+    new = vpost(client, token, path, json={"client_msg_id": "after-end-2", "body": "还在吗"})
+    assert new.status_code == 409
+    assert Message.select().where(Message.conversation == cid,
+                                  Message.sender_kind == "visitor").count() == 1
+
+
 def test_nobody_online_offers_leave_a_message(team):
     client, token, cid, data = start(team.app, team.team["id"])
     assert data["conversation"]["availability"] == "nobody_online"
