@@ -24,8 +24,10 @@ class Visitor(BaseModel):
     tags = JSONField(default=list)
     #: Custom attributes set by agents or passed by the embedding page.
     attributes = JSONField(default=dict)
-    #: Presence: the visitor has a socket open until this time (refreshed by pings).
-    online_until = peewee.DateTimeField(null=True)
+    #: Presence: the visitor has a socket open until this time (refreshed by pings);
+    #: NULL once he is known to be offline (his socket closed, or the sweep saw
+    #: this time pass and told the agents).
+    online_until = peewee.DateTimeField(null=True, index=True)
     #: The language his widget speaks (``zh-CN``, ``en``; empty: the team's), for
     #: the system lines he reads (handover, leave a message).
     language = peewee.CharField(max_length=8, default="")

@@ -130,10 +130,30 @@ def visitor_disconnected(visitor_id: int) -> None:
     if not last:
         return
     now = utcnow()
-    gone = Visitor.update(online_until=now, last_seen_at=now).where(
+    gone = Visitor.update(online_until=None, last_seen_at=now).where(
         Visitor.id == visitor_id, Visitor.online_until > now).execute()
     if gone:
         _announce(visitor_id, False)
+
+
+#: Visitors whose silence one sweep announces at most (the rest: the next sweep).
+SILENT_PER_SWEEP = 500
+
+
+def _silent_visitors(now: datetime.datetime) -> int:
+    """Tell the team about visitors whose socket went silent: no sign of life for
+    ONLINE_SECONDS (a tab asleep, a network gone without a close). Each is set
+    offline (NULL) by a conditional UPDATE, so of several sweeping processes
+    exactly one tells the team; returns how many were told."""
+    told = 0
+    for (vid,) in Visitor.select(Visitor.id).where(
+            Visitor.online_until.is_null(False), Visitor.online_until <= now,
+    ).limit(SILENT_PER_SWEEP).tuples():
+        if Visitor.update(online_until=None).where(
+                Visitor.id == vid, Visitor.online_until <= now).execute():
+            _announce(vid, False)
+            told += 1
+    return told
 
 
 def _config(key: str, default: Any) -> Any:
@@ -397,8 +417,9 @@ _last_cleanup = float("-inf")
 def sweep(now: datetime.datetime | None = None) -> int:
     """Mark away every agent whose sockets all expired; return how many.
 
-    Safe in several processes at once (``settle``). Also forgets sockets that
-    expired long ago.
+    Safe in several processes at once (``settle``). Also tells the team about
+    visitors whose socket went silent (``_silent_visitors``) and forgets
+    sockets that expired long ago.
     """
     try:
         touches().flush()
@@ -413,6 +434,10 @@ def sweep(now: datetime.datetime | None = None) -> int:
             count += settle(agent_id, now)
         except Exception:  # noqa: BLE001 - one agent must not stop the sweep
             log.exception("presence: could not settle agent %s", agent_id)
+    try:
+        _silent_visitors(now)
+    except Exception:  # noqa: BLE001 - the next sweep tries again
+        log.exception("presence: could not settle silent visitors")
     global _last_cleanup
     if time.monotonic() - _last_cleanup > CLEANUP_SECONDS:
         # Not every sweep: on SQLite even a DELETE of nothing takes the write lock.

@@ -489,3 +489,23 @@ def test_a_process_behind_on_its_sweep_still_routes_to_the_agents_it_hears(team,
     waiting = start(team.app, team.team["id"])[2]
     assert Conversation.get_by_id(waiting).handler_id is None
     agent.close()
+
+
+def test_a_visitor_whose_socket_goes_silent_is_announced_offline(team, live, sweeper,
+                                                                 monkeypatch):
+    """His socket stays open but sends nothing (a tab asleep, a network gone with no
+    close): after ONLINE_SECONDS without a sign of life the agents' sockets hear
+    ``presence`` online false, once, as REST already said (found from outside:
+    REST turned offline at 75 s and no frame ever came)."""
+    monkeypatch.setattr(presence, "ONLINE_SECONDS", 1)
+    watcher = workspace(live, team)
+    _c, token, cid, _ = start(team.app, team.team["id"])
+    silent = visitor(live, token)  # connects, then never pings
+    watcher.expect("presence", where=lambda d: d["conversation_id"] == cid and d["online"])
+    gone = watcher.expect("presence", timeout=10,
+                          where=lambda d: d["conversation_id"] == cid and not d["online"])
+    assert gone["data"]["visitor_id"] == Conversation.get_by_id(cid).visitor_id
+    assert team.get(f"/api/v1/conversations/{cid}").get_json()["customer"]["online"] is False
+    # Told once, though every sweep looks again.
+    assert watcher.quiet("presence", 1.0, where=lambda d: d["conversation_id"] == cid)
+    silent.close()
