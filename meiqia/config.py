@@ -118,6 +118,8 @@ DEFAULTS: dict[str, Any] = {
     #: seconds after an agent's last socket closed before he counts as away (no
     #: new chats, shown as away; a reload within it changes nothing),
     "AGENT_AWAY_GRACE_SECONDS": 60,
+    # New chats go to a workspace that closed cleanly only this long (a reload).
+    "AGENT_ROUTING_GRACE_SECONDS": 10,
     #: what happens to an away agent's open chats: ``requeue`` (back to the head of
     #: the queue, for colleagues who are there) or ``keep`` (they wait for him),
     "AGENT_AWAY_OPEN_CHATS": "requeue",
@@ -222,7 +224,8 @@ _FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_
                "AGENT_HEARTBEAT_SECONDS", "PLUGIN_SUSPEND_SECONDS", "PLUGIN_STATE_REFRESH",
                "CHANNEL_DELIVER_TIMEOUT"}
 #: Numbers where 0 is meaningful (off, or at once).
-_NONNEGATIVE_FLOAT_KEYS = {"AGENT_AWAY_GRACE_SECONDS", "PRESENCE_SWEEP_SECONDS"}
+_NONNEGATIVE_FLOAT_KEYS = {"AGENT_AWAY_GRACE_SECONDS", "AGENT_ROUTING_GRACE_SECONDS",
+                           "PRESENCE_SWEEP_SECONDS"}
 _CHOICE_KEYS = {"AGENT_AWAY_OPEN_CHATS": ("requeue", "keep"),
                 "PRIVACY_FALLBACK": ("mask", "refuse"),
                 "PLUGIN_STARTUP_FAILURE": ("disable", "refuse")}

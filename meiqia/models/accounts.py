@@ -94,6 +94,9 @@ class AgentSocket(BaseModel):
     team = peewee.ForeignKeyField(Team, backref="+", on_delete="CASCADE")
     alive_until = peewee.DateTimeField()
     opened_at = peewee.DateTimeField(default=utcnow)
+    #: Set by a clean close: new chats reach the row only for
+    #: ``AGENT_ROUTING_GRACE_SECONDS`` after it (``capacity.seats``).
+    closed_at = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "agent_socket"

@@ -7,6 +7,7 @@ here once.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import peewee
@@ -64,7 +65,8 @@ def _seats_sql() -> str:
         f'(SELECT COUNT(*) FROM "{conv.table_name}" c WHERE c."handler_id" = a."id" '
         f'AND c."status" = {mark}) '
         f', a."id" IN (SELECT s."agent_id" FROM "{sock.table_name}" s '
-        f'WHERE s."team_id" = {mark} AND s."alive_until" > {mark}) '
+        f'WHERE s."team_id" = {mark} AND s."alive_until" > {mark} '
+        f'AND (s."closed_at" IS NULL OR s."closed_at" > {mark})) '
         f'FROM "{agent.table_name}" a WHERE a."team_id" = {mark} AND a."status" = {mark} '
         f'AND a."active" = {mark} AND a."connected" = {mark} ORDER BY a."id"')
 
@@ -84,10 +86,17 @@ def seats(team_id: int) -> list[Seat]:
     marks him away (``presence.settle``), and a chat routed before that UPDATE
     is committed before the requeue that follows it reads his chats."""
     from meiqia.services.presence import heard_here
+    from meiqia.services.presence import routing_grace_seconds
 
     sql = statement("capacity.seats", _seats_sql)
-    now = AgentSocket.alive_until.db_value(utcnow())
-    cursor = database.execute_sql(sql, ["open", team_id, now, team_id, "online", True, True])
+    moment = utcnow()
+    now = AgentSocket.alive_until.db_value(moment)
+    # A workspace closed cleanly takes new chats only a moment (a reload), though
+    # its row keeps him from being marked away for the longer away grace.
+    closed_after = AgentSocket.closed_at.db_value(
+        moment - datetime.timedelta(seconds=routing_grace_seconds()))
+    cursor = database.execute_sql(sql, ["open", team_id, now, closed_after, team_id, "online",
+                                        True, True])
     rows = cursor.fetchall()
     here = heard_here(team_id) if rows else set()
     as_time = Agent.created_at.python_value

@@ -171,6 +171,12 @@ def grace_seconds() -> float:
     return float(_config("AGENT_AWAY_GRACE_SECONDS", 60))
 
 
+def routing_grace_seconds() -> float:
+    """How long after a workspace closed new chats still go to it (a reload):
+    at most the away grace."""
+    return min(float(_config("AGENT_ROUTING_GRACE_SECONDS", 10)), grace_seconds())
+
+
 def live_sockets(now: datetime.datetime | None = None) -> Any:
     """Agent sockets alive at ``now`` (a query of AgentSocket)."""
     return AgentSocket.select(AgentSocket.agent).where(AgentSocket.alive_until > (now or utcnow()))
@@ -370,8 +376,8 @@ def agent_disconnected(agent: Agent, socket_id: int | None = None) -> None:
     Agent.update(last_seen_at=now).where(Agent.id == agent.id).execute()
     if socket_id is not None:
         touches().forget_agent_socket(socket_id)
-        AgentSocket.update(alive_until=now + datetime.timedelta(seconds=grace_seconds())).where(
-            AgentSocket.id == socket_id).execute()
+        AgentSocket.update(alive_until=now + datetime.timedelta(seconds=grace_seconds()),
+                           closed_at=now).where(AgentSocket.id == socket_id).execute()
         if grace_seconds() <= 0:
             settle(agent.id)
 

@@ -509,3 +509,28 @@ def test_a_visitor_whose_socket_goes_silent_is_announced_offline(team, live, swe
     # Told once, though every sweep looks again.
     assert watcher.quiet("presence", 1.0, where=lambda d: d["conversation_id"] == cid)
     silent.close()
+
+
+def test_a_closed_workspace_takes_new_chats_only_for_a_reload(team, live, sweeper):
+    """Found from outside: for the whole away grace (60 s) after an agent's
+    workspace closed, new chats went to him and each visitor read "客服1 为您服务"
+    from nobody. A closed workspace now takes new chats for
+    AGENT_ROUTING_GRACE_SECONDS only (a reload), while the longer away grace still
+    keeps his status and his chats."""
+    team.app.config.update(AGENT_AWAY_GRACE_SECONDS=30, AGENT_ROUTING_GRACE_SECONDS=0.4)
+    li = team.online_agent(20, connected=False, name="李客服")
+    agent = workspace(live, li)
+    agent.close()
+    # A reload's moment: the chat is his.
+    _c, _t, first, data = start(team.app, team.team["id"])
+    assert Conversation.get_by_id(first).handler_id == li.agent["id"], data["conversation"]
+    # Past the routing grace, within the away grace: nobody takes new chats.
+    wait_until(lambda: start(team.app, team.team["id"])[3]["conversation"]["availability"]
+               == "nobody_online", timeout=10, what="no chat for a closed workspace")
+    assert Agent.get_by_id(li.agent["id"]).connected  # not marked away yet
+    assert Conversation.get_by_id(first).handler_id == li.agent["id"]  # his chat stays
+    # He reloads: new chats reach him again at once.
+    agent = workspace(live, li)
+    _c, _t, later, _ = start(team.app, team.team["id"])
+    assert Conversation.get_by_id(later).handler_id == li.agent["id"]
+    agent.close()
