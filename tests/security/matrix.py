@@ -112,6 +112,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("PATCH", "/api/v1/conversations/<int:conversation_id>/summary"): ("agent", "404"),
     ("POST", "/api/v1/conversations/<int:conversation_id>/read"): ("agent", "404"),
     ("POST", "/api/v1/conversations/<int:conversation_id>/mentions/seen"): ("agent", "404"),
+    ("GET", "/api/v1/conversations/<int:conversation_id>/suggestions"): ("agent", "404"),
     ("GET", "/api/v1/conversations/<int:conversation_id>/sidebar-panels"): ("agent", "404"),
     ("POST", "/api/v1/conversations/<int:conversation_id>/uploads"): ("agent", "404"),
     ("GET", "/api/v1/attachments/<key>"): ("agent_or_visitor", "404"),
