@@ -957,7 +957,12 @@ _ID = {"type": "integer"}
 #: ``data`` of each client frame type (docs/protocol.md); fields not named here
 #: are the service's to check (a message's body, mode, attachment).
 VISITOR_FRAMES: dict[str, dict] = {
-    "message": {"type": "object", "properties": {"conversation_id": _ID}},
+    # The REST route's fields (widget.VISITOR_MESSAGE_SCHEMA) that a socket carries:
+    # text only (files go by the upload route); anything else is refused, not dropped.
+    "message": {"type": "object", "additionalProperties": False,
+                "properties": {"conversation_id": _ID, "client_msg_id": {"type": "string"},
+                               "body": {"type": "string"},
+                               "kind": {"type": "string", "enum": ["text"]}}},
     "typing": {"type": "object", "properties": {"typing": {"type": "boolean"},
                                                 "preview": {"type": "string"},
                                                 "conversation_id": _ID}},

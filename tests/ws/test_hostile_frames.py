@@ -181,3 +181,19 @@ def test_error_frames_are_translated_and_carry_no_ref_that_is_not_text(sockets):
     assert error == {"code": "bad_frame", "message": "JSON 嵌套超过 32 层", "ref": None,
                      "message_en": "the JSON nests deeper than 32 levels"}
     zh.close()
+
+
+@pytest.mark.parametrize("who", ["visitor", "agent"])
+def test_an_unknown_field_in_a_message_is_refused_on_both_sockets(sockets, who):
+    """Found from outside: the visitor socket stored a message with a field no doc
+    names, where the agent socket and the REST route refuse it; both sockets now
+    answer ``invalid`` naming the field, in the same words, and store nothing."""
+    socket, cid = sockets[who], sockets["cid"]
+    data = {"body": "在吗", "client_msg_id": f"{who}-bogus", "bogus": 1}
+    if who == "agent":
+        data["conversation_id"] = cid
+    before = Message.select().count()
+    errors = clean_errors(answers(socket, raw_frame("message", data)), who)
+    assert [e["code"] for e in errors] == ["invalid"], errors
+    assert errors[0]["message"].startswith("bogus"), errors
+    assert Message.select().count() == before
