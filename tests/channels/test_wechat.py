@@ -424,11 +424,15 @@ def test_plain_mode_and_the_test_connection_button(wx: ApiClient,
     assert Message.select().where(Message.body == "明文模式").count() == 1
     ok = wx.post("/api/v1/channels/wechat/test", json={})
     assert ok.status_code == 200 and ok.get_json()["ok"] is True, ok.get_json()
+    assert ok.get_json()["message"].startswith(f"已连接微信接口（AppID {APP_ID}）"), ok.get_json()
     # Settings typed into the form, not saved yet: tested with their own token.
     bad = wx.post("/api/v1/channels/wechat/test", json={"config": {
         "app_id": APP_ID, "app_secret": "not-the-secret", "token": TOKEN,
         "encryption_mode": "plain", "api_base_url": standin.base_url}})
     assert bad.get_json()["ok"] is False and "40125" in bad.get_json()["message"]
+    # In Chinese first, as the e-mail channel's reasons (an admin of a zh-CN team).
+    assert bad.get_json()["message"].startswith("微信接口错误 40125：AppSecret 无效 · "), \
+        bad.get_json()
     # WeChat stops taking the token (the secret was reset in its console).
     standin.app_secret = "changed-in-the-console"
     standin.expire_tokens()

@@ -61,27 +61,28 @@ class WeChatChannel(Channel):
         return {
             "type": "object",
             "properties": {
-                "app_id": {"type": "string", "title": "AppID (开发者ID)",
+                "app_id": {"type": "string", "title": "开发者ID AppID",
                            "minLength": 1, "maxLength": 64,
                            "pattern": "^[A-Za-z0-9_-]+$"},
-                "app_secret": {"type": "string", "title": "AppSecret (开发者密码)",
+                "app_secret": {"type": "string", "title": "开发者密码 AppSecret",
                                "minLength": 1, "maxLength": 128},
-                "token": {"type": "string", "title": "Token (令牌)",
+                "token": {"type": "string", "title": "令牌 Token",
                           "pattern": "^[A-Za-z0-9]{3,32}$"},
                 "encoding_aes_key": {"type": "string",
-                                     "title": "EncodingAESKey (消息加解密密钥)",
+                                     "title": "消息加解密密钥 EncodingAESKey",
                                      "pattern": "^([A-Za-z0-9]{43})?$"},
                 "encryption_mode": {"type": "string",
-                                    "title": "Encryption mode (消息加解密方式)",
+                                    "title": "消息加解密方式 Encryption mode：plain 明文 / "
+                                             "compatible 兼容 / safe 安全",
                                     "enum": ["plain", "compatible", "safe"],
                                     "default": "safe"},
                 "api_base_url": {"type": "string", "format": "uri",
-                                 "title": "API base URL (接口地址)",
+                                 "title": "接口地址 API base URL",
                                  "default": wechat_api.DEFAULT_BASE_URL,
                                  "maxLength": 200},
                 "show_agent_name": {"type": "boolean",
-                                    "title": "Prefix agents' replies with their name "
-                                             "(回复前显示客服名)",
+                                    "title": "回复前显示客服名 Prefix agents' replies "
+                                             "with their name",
                                     "default": True},
             },
             "required": ["app_id", "app_secret", "token"],
@@ -159,8 +160,8 @@ class WeChatChannel(Channel):
             self.api.check()
         except wechat_api.ApiError as exc:
             raise DeliveryError(describe(exc), retry=False) from None
-        return (f"connected to the WeChat API as AppID {self.config.get('app_id')} "
-                "(已连接微信接口)")
+        app_id = self.config.get("app_id")
+        return f"已连接微信接口（AppID {app_id}）· connected to the WeChat API as AppID {app_id}"
 
 
 def api_for(host: Any) -> wechat_api.WeChatAPI:
@@ -172,8 +173,25 @@ def api_for(host: Any) -> wechat_api.WeChatAPI:
         host.outbound_http, host.state)
 
 
+#: A WeChat error code in Chinese, the lead of the reason agents and admins read
+#: (the e-mail channel's reasons lead in Chinese the same way).
+_ZH_HINTS = {
+    -1: "微信系统繁忙，稍后重试",
+    40001: "access_token 已重新获取仍被拒绝，请检查 AppSecret",
+    40005: "微信只接受 PNG、JPEG、GIF、BMP 图片",
+    40013: "AppID 无效",
+    40125: "AppSecret 无效",
+    40164: "本服务器的 IP 地址不在公众号的 IP 白名单中",
+    43004: "用户没有关注公众号",
+    45047: "用户上一条消息之后回复次数过多",
+    48001: "此公众号没有客服消息接口的权限",
+}
+
+
 def describe(exc: wechat_api.ApiError) -> str:
-    """What an API error means, for agents and admins."""
+    """What an API error means, for agents and admins: a Chinese lead, then
+    WeChat's own code and words with the English hint (``微信接口错误 40125：
+    AppSecret 无效 · WeChat error 40125: invalid appsecret (AppSecret is not valid)``)."""
     hints = {
         40001: "the access_token was refused even after fetching a new one (check AppSecret)",
         40005: "WeChat takes PNG, JPEG, GIF and BMP images, not this type (WebP?)",
@@ -187,7 +205,9 @@ def describe(exc: wechat_api.ApiError) -> str:
         48001: "this Official Account may not use the customer-service message API",
     }
     hint = hints.get(exc.errcode or 0)
-    return f"{exc} ({hint})" if hint else str(exc)
+    lead = f"微信接口错误 {exc.errcode}"
+    zh = _ZH_HINTS.get(exc.errcode or 0)
+    return (f"{lead}：{zh} · " if zh else f"{lead} · ") + (f"{exc} ({hint})" if hint else str(exc))
 
 
 def delivery_error(exc: wechat_api.ApiError) -> DeliveryError:
