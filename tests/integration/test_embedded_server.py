@@ -304,3 +304,67 @@ def test_a_url_over_the_servers_limit_is_told_why(embedded):
         error = json.loads(refused.read())["error"]
     assert error["code"] == "uri_too_long"
     assert error["message"].startswith("网址太长") and "8,192 bytes" in error["message_en"]
+
+
+SEED_ENDED = """
+import sys
+from meiqia import create_app
+from meiqia.db import connection
+from meiqia.models import Conversation
+from tests.factories import make_conversation, make_visitor
+import datetime
+
+app = create_app()
+with app.app_context(), connection():
+    team, handler, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    ended = datetime.datetime.utcnow() - datetime.timedelta(hours=1)
+    first = make_conversation(team, make_visitor(team, name="导出客户"), handler=handler,
+                              ended_at=ended, messages=[("visitor", "发票怎么开", 0)])
+    row = Conversation.select().where(Conversation.id == first.id).dicts().get()
+    row.pop("id")
+    Conversation.insert_many([row] * (n - 1)).execute()
+print("seeded", n)
+"""
+
+
+def test_an_export_does_not_hold_the_chats_of_the_embedded_server(embedded):
+    """Found from outside: on ``meiqia run`` an export of 3,000 conversations held
+    every visitor's ``ack`` (and /healthz) until the file was written: the job's
+    rows are CPU work on the server's one thread. The job now yields between rows,
+    so a visitor writing while it runs is acknowledged while it is still running
+    (an order, read from the database, not a time)."""
+    from websockets.asyncio.client import connect
+
+    server = embedded()
+    admin, team_id, agent_id = team(server, max_concurrent=2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
+    env.update({"MEIQIA_INSTANCE_PATH": str(server.instance), "MEIQIA_SECRET_KEY": "embedded"})
+    seeded = subprocess.run([sys.executable, "-c", SEED_ENDED, str(team_id), str(agent_id),
+                             "4000"], env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert seeded.returncode == 0, seeded.stderr
+    session = Http(server.base).call("POST", "/api/v1/widget/session", {"team_id": team_id})
+
+    def export_status(export_id: int) -> str:
+        with sqlite3.connect(server.database, timeout=30) as db:
+            return db.execute("SELECT status FROM export_job WHERE id = ?",
+                              (export_id,)).fetchone()[0]
+
+    async def scenario() -> tuple[str, str]:
+        seen: list[dict] = []
+        async with connect(f"ws://127.0.0.1:{server.port}/ws/visitor?token={session['token']}",
+                           compression=None, ping_interval=None) as ws:
+            reader = asyncio.create_task(frames(ws, seen))
+            export = admin.call("POST", "/api/v1/history/exports",
+                                {"format": "xlsx", "with_content": True})
+            wait_until(lambda: export_status(export["id"]) in ("running", "done"), 30,
+                       "the export job started")
+            await send_until_acked(ws, seen, {"body": "导出的时候我还在", "client_msg_id": "during"},
+                                   "during")
+            during = export_status(export["id"])
+            wait_until(lambda: export_status(export["id"]) == "done", 120, "the export done")
+            reader.cancel()
+            return during, export_status(export["id"])
+
+    during, after = run_coroutine(scenario)
+    assert (during, after) == ("running", "done")
