@@ -365,6 +365,7 @@ _PAIRS: list[tuple[str, str]] = [
     (r"after_seq: ids and positions are whole numbers up to 2147483647",
      "续传位置：会话编号和序号须为不超过 2147483647 的整数"),
     (r"after_seq: a whole number from 0 to 2147483647", "续传位置：须为 0 到 2147483647 之间的整数"),
+    (r"after: a whole number from 0 to 2147483647", "续传的消息编号：须为 0 到 2147483647 之间的整数"),
     (r"client_msg_id: 1-64 letters, digits, '-', '_', '\.' or ':'",
      "client_msg_id：须为 1-64 个字母、数字或 '-'、'_'、'.'、':'"),
     (r"message refused: (?P<why>.*)", "消息被拒绝：{why}"),

@@ -765,11 +765,16 @@ def _touch(note: Callable[..., Any], *args: Any) -> bool:
 
 
 def _after() -> int:
-    """The legacy ``?after=<message id>`` (before positions)."""
-    try:
-        return max(0, int(request.args.get("after", "0")))
-    except ValueError:
+    """The legacy ``?after=<message id>`` (before positions). Raises ValueError on
+    anything but a whole number, as ``after_seq`` does (a typo such as ``-5`` or
+    ``abc`` replayed the whole conversation without a word)."""
+    raw = request.args.get("after")
+    if raw is None:
         return 0
+    try:
+        return delivery.parse_position(raw)
+    except ValueError:
+        raise ValueError("after: a whole number from 0 to 2147483647") from None
 
 
 def _visitor_position(conversation_id: int) -> int:
@@ -1063,6 +1068,7 @@ def agent_socket(ws: Any) -> Callable[[], None] | None:
                                  messages.agent_topic(actor.id)], accept=scope.prefilter)
             try:
                 named = delivery.parse_positions(request.args.get("after_seq"))
+                after = _after()
             except ValueError as exc:
                 channel.error("invalid", str(exc), CONNECT)
                 sub.close()
@@ -1080,7 +1086,7 @@ def agent_socket(ws: Any) -> Callable[[], None] | None:
                 # is heard live (subscribed above), so nothing falls between.
                 channel.stream = _agent_stream(channel, scope)
                 channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
-                _agent_resume(channel.stream, actor, named, _after())
+                _agent_resume(channel.stream, actor, named, after)
             except BaseException:
                 sub.close()  # no pump will drain it (see the visitor socket)
                 _bookkeeping("presence", presence.agent_disconnected, actor,

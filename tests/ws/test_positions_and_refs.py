@@ -81,6 +81,19 @@ def test_positions_that_are_no_positions_are_refused_at_connect(api, live):
         error = agent.expect("error")["data"]
         assert error["code"] == "invalid" and error["ref"] == "connect", (query, error)
         assert agent.saw("hello") is None
+    # The legacy ?after=<message id> too (found from outside: -5 and abc replayed
+    # the whole conversation without a word), on both sockets.
+    for query in ("abc", "-5", "1.5", "2147483648"):
+        visitor = Socket(live.url(f"/ws/visitor?token={token}&after={query}&lang=zh-CN"))
+        error = visitor.expect("error")["data"]
+        assert error["code"] == "invalid" and error["ref"] == "connect", (query, error)
+        assert error["message"] == "续传的消息编号：须为 0 到 2147483647 之间的整数"
+        assert visitor.saw("hello") is None
+        agent = Socket(live.url(f"/ws/agent?after={query}"), cookie_of(li))
+        error = agent.expect("error")["data"]
+        assert error["code"] == "invalid" and error["ref"] == "connect", (query, error)
+        assert error["message"] == "after: a whole number from 0 to 2147483647"
+        assert agent.saw("hello") is None
 
 
 def test_connect_refusals_name_connect_as_their_ref(api, live):
