@@ -50,10 +50,13 @@ def clean(candidate: Any, source: str) -> dict[str, Any]:
         score = float(candidate["score"])
         if score != score:  # NaN
             raise ValueError("score is NaN")
+        answer = str(candidate["answer"]).strip()
+        if not answer:  # nothing to say: never the bot's reply (an empty message)
+            raise ValueError(f"entry {candidate['entry_id']}: the answer is blank")
         return {
             "entry_id": str(candidate["entry_id"]),
             "question": str(candidate.get("question", "") or ""),
-            "answer": str(candidate["answer"]),
+            "answer": answer,
             "score": min(1.0, max(0.0, score)),
             "source": source,
         }

@@ -99,8 +99,9 @@ class Calibration:
     coverage: float | None = None
     suggest_precision: float | None = None
     oos_recall: float | None = None
-    #: False when no answer point reaches the target (the bot then only suggests).
-    target_reached: bool = True
+    #: False when no answer point reaches the target (the bot then only suggests);
+    #: None when nothing was measured (the default scale: ``calibrated`` is False).
+    target_reached: bool | None = None
     competing: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     #: How much the question's share of words the KB lacks (``features["oov"]``)

@@ -60,8 +60,9 @@ def evaluate(
     return {key: details[key] for key in METRICS}
 
 
-#: Decisions of the live bot that give no answer from the knowledge base.
-NOT_ANSWERED = frozenset({"unrecognised", "human", "invalid"})
+#: Decisions of the live bot that give no answer from the knowledge base
+#: (``small_talk``: a greeting or thanks, answered with the bot's own line).
+NOT_ANSWERED = frozenset({"unrecognised", "human", "invalid", "small_talk"})
 
 
 @dataclass(frozen=True)

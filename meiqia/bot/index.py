@@ -44,6 +44,7 @@ from scipy import sparse
 from sklearn.svm import LinearSVC
 
 from meiqia.bot import semantic
+from meiqia.bot.calibrate import ANSWER_POINT
 from meiqia.bot.calibrate import DEFAULT as DEFAULT_CALIBRATION
 from meiqia.bot.calibrate import DEFAULT_BY_MODEL
 from meiqia.bot.calibrate import DEFAULT_TARGET
@@ -711,6 +712,11 @@ def _scale_rows(matrix: sparse.csr_matrix, norms: np.ndarray) -> None:
 Progress = Callable[[float, str], None]
 
 
+def count(n: int, one: str, many: str) -> str:
+    """``n`` and its noun for a person to read: "1 entry", "2,000 entries"."""
+    return f"{n:,} {one if n == 1 else many}"
+
+
 def _no_progress(fraction: float, message: str) -> None:
     """The default: nobody is watching."""
 
@@ -729,7 +735,8 @@ def _variants(entries: list[KBEntry], first: int, progress: Progress = _no_progr
     for i, entry in enumerate(entries, start=first):
         if share and (i - first) % 200 == 0:
             progress(share * (i - first) / len(entries),
-                     f"normalising questions ({i - first:,} of {len(entries):,} entries)")
+                     f"normalising questions ({i - first:,} of "
+                     f"{count(len(entries), 'entry', 'entries')})")
         for question in entry.questions:
             # Interned: a rebuild beside the answering index shares its strings.
             norm = sys.intern(lexicon.fold(normalize(question)))
@@ -900,7 +907,7 @@ class _State:
                 encoder = semantic.encoder() if semantic.wanted(originals) else None
                 if encoder is not None:
                     self.emb = _embed(encoder, originals, progress)
-                progress(0.6, f"training the classifier over {n_entries:,} entries")
+                progress(0.6, f"training the classifier over {count(n_entries, 'entry', 'entries')}")
                 classifier = LinearSVC(C=SVM_C, random_state=0)
                 matrix = _training_matrix(by_feature, self.emb)
                 classifier.fit(matrix, self.owners)
@@ -922,7 +929,8 @@ class _State:
             self.by_feature = by_feature
         self._finish()
         release_free_memory()
-        progress(1.0, f"{len(self.entries):,} entries, {len(texts):,} questions indexed")
+        progress(1.0, f"{count(len(self.entries), 'entry', 'entries')}, "
+                      f"{count(len(texts), 'question', 'questions')} indexed")
 
     def _finish(self) -> None:
         """Derived lookups: entry positions, variant rows per entry, exact texts."""
@@ -1283,6 +1291,11 @@ def _wait_for_calibrations() -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
 
 
+#: A rival candidate this close in n-grams holds the same words as the question too:
+#: an exact question is then no one entry's (``KBIndex.calibration_of``).
+EXACT_COS = 0.9999
+
+
 class KBIndex:
     """A thread-safe index over KB entries; see the module docstring.
 
@@ -1375,6 +1388,14 @@ class KBIndex:
             cand.score = calibration.rescale(cand.score, margin, cand.features.get("oov", 0.0))
             if cand.features.get("keyword"):
                 cand.score = max(cand.score, SUGGEST_POINT)
+        if found and found[0].features.get("exact") and not any(
+                c.features.get("cos", 0.0) >= EXACT_COS for c in found[1:]):
+            # The visitor typed one of the entry's own questions (as normalised), and
+            # no other entry holds the same words: that is the team's answer to it,
+            # whatever the calibration of the KB could promise for paraphrases (an
+            # outside check saw exact questions only "suggested" on a KB whose
+            # calibration could not reach its target).
+            found[0].score = max(found[0].score, ANSWER_POINT)
         found.sort(key=lambda c: -c.score)  # stable: lifted ones keep their order
         return found
 

@@ -49,6 +49,77 @@ def _jieba_words(run: str) -> tuple[str, ...]:
     return tuple(w for w in _tokenizer().cut(run, HMM=False) if w.strip())
 
 
+def merge_groups(groups: Iterable[Iterable[str]]) -> list[tuple[str, ...]]:
+    """Synonym groups that share a word are one group: [退款, 退钱] and [退钱, 还钱]
+    make [退款, 退钱, 还钱] (a word is the synonym of its synonyms' synonyms). The
+    merged group keeps its words in the order first seen, so its canonical word
+    is the first word of the first of the groups it was made of; groups of fewer
+    than two words are dropped."""
+    merged: list[list[str] | None] = []
+    owner: dict[str, int] = {}  # word -> its group's index in ``merged``
+    for group in groups:
+        words = list(dict.fromkeys(group))
+        joined = sorted({owner[w] for w in words if w in owner})
+        if joined:  # fold every group it touches into the earliest one
+            target = merged[joined[0]]
+            assert target is not None
+            for other in joined[1:]:
+                for word in merged[other] or []:
+                    if word not in target:
+                        target.append(word)
+                    owner[word] = joined[0]
+                merged[other] = None
+        else:
+            target = []
+            merged.append(target)
+            joined = [len(merged) - 1]
+        for word in words:
+            if word not in target:
+                target.append(word)
+            owner[word] = joined[0]
+    return [tuple(g) for g in merged if g is not None and len(g) >= 2]
+
+
+def check_words(synonyms: list[list[str]], words: list[str]) -> tuple[str, str] | None:
+    """The first problem of a team's synonym groups and product words, as
+    ``(field, message)``, or None. Refused: a blank word, a word the bot
+    cannot read (emoji or punctuation only, or only filler words such as 谢谢:
+    normalisation removes it), a word twice in one group (or two words that
+    are one to the bot, 退款 and 退款！), and a product word with a space (the
+    segmenter keeps a product word whole: two words are two product words).
+    A group is named by its line (1-based, as the KB page shows one group a
+    line) and its words."""
+    for n, group in enumerate(synonyms, 1):
+        shown = " = ".join(group)
+        seen: dict[str, str] = {}
+        for word in group:
+            where = f"settings.bot_synonyms: line {n} ({shown})"
+            if not word.strip():
+                return "settings.bot_synonyms", f"{where}: a word is blank"
+            norm = normalize(word)
+            if not norm:
+                return "settings.bot_synonyms", (
+                    f"{where}: \"{word}\" has no word the bot reads "
+                    "(only emoji, punctuation or filler words)")
+            if norm in seen:
+                return "settings.bot_synonyms", (
+                    f"{where}: \"{seen[norm]}\" and \"{word}\" are the same word"
+                    if seen[norm] != word else f"{where}: \"{word}\" is there twice")
+            seen[norm] = word
+    for word in words:
+        if not word.strip():
+            return "settings.bot_user_words", "settings.bot_user_words: a word is blank"
+        if any(c.isspace() for c in word.strip()):
+            return "settings.bot_user_words", (
+                f"settings.bot_user_words: \"{word}\" has a space "
+                "(a product word is one word; separate words are separate product words)")
+        if not normalize(word):
+            return "settings.bot_user_words", (
+                f"settings.bot_user_words: \"{word}\" has no word the bot reads "
+                "(only emoji, punctuation or filler words)")
+    return None
+
+
 class Lexicon:
     """Synonym groups and user words of one team, in normalised form.
 
@@ -59,14 +130,12 @@ class Lexicon:
     def __init__(self, synonyms: Iterable[Iterable[str]] = (),
                  words: Iterable[str] = ()) -> None:
         folds: dict[str, str] = {}
-        groups: list[tuple[str, ...]] = []
-        for group in synonyms:
-            members = [m for m in dict.fromkeys(normalize(str(w)) for w in group) if m]
-            if len(members) < 2:
-                continue
-            groups.append(tuple(members))
+        groups = merge_groups(
+            [m for m in dict.fromkeys(normalize(str(w)) for w in group) if m]
+            for group in synonyms)
+        for members in groups:
             for member in members[1:]:
-                folds.setdefault(member, members[0])
+                folds[member] = members[0]
         self.groups = tuple(groups)
         self.folds = folds
         self.words = tuple(sorted({w for w in (normalize(str(w)) for w in words) if w},

@@ -49,6 +49,24 @@ _HAS_LATIN_RE = re.compile("[a-z]")
 _DROP_RE = re.compile(f"(?:[^\\w{_CJK_CLASS}]|_)+")
 
 
+#: Words of thanks among the fillers: a message of fillers only that has one of
+#: these is thanks ("谢谢", "thank you"), any other is a greeting ("你好", "在吗",
+#: "hi", "请问"); see ``small_talk``.
+THANKS_WORDS = ("谢谢", "多谢", "感谢", "thanks", "thank you", "thx")
+#: Words that may stand beside greetings and thanks without making a question
+#: ("谢谢你", "好的，谢谢", "thank you very much", "hi there"): only ever removed
+#: from a message that is small talk otherwise, never from a question.
+SMALL_TALK_EXTRA = ("你们", "你", "您", "大家", "好的", "好", "了", "啦", "非常", "十分",
+                    "ok", "okay", "you", "there", "very much", "so much", "a lot", "all",
+                    "again")
+_THANKS_RE = re.compile("|".join(re.escape(w) for w in THANKS_WORDS))
+_FILLER_ANY_RE = re.compile("|".join(re.escape(w) for w in sorted(
+    (*ZH_FILLERS, *EN_FILLERS, *THANKS_WORDS), key=lambda w: (-len(w), w))))
+_SMALL_TALK_REST_RE = re.compile(
+    "(?:" + "|".join(re.escape(w) for w in sorted(SMALL_TALK_EXTRA, key=lambda w: (-len(w), w)))
+    + f"|[{ZH_FINAL_PARTICLES}]|\\s)*")
+
+
 class QuestionError(ValueError):
     """The question cannot be answered at all (empty, only emoji, binary)."""
 
@@ -127,6 +145,30 @@ def truncate_question(text: str, limit: int = MAX_QUESTION_CHARS) -> tuple[str, 
     return text[:limit], True
 
 
+def small_talk(text: str) -> str | None:
+    """``"thanks"`` or ``"greeting"`` when a message has words but every one of
+    them is a filler ("你好", "在吗", "谢谢", "hello", "hi", "thanks", "请问"…), so
+    that nothing is left to look up; else None.
+
+    Such a message is no question the knowledge base could answer, and no
+    failure of the bot either: the bot greets back or says "不客气" instead of
+    looking it up (``services.bot.ask``). A message of emoji or punctuation only
+    is not small talk (``check_question`` refuses it), nor is one with a word
+    that is not a filler ("你好，退款多久到账" is a question).
+    """
+    if not isinstance(text, str) or not text.strip():
+        return None
+    if normalize_asked(text) and not _SMALL_TALK_REST_RE.fullmatch(normalize_asked(text)):
+        return None
+    folded = unicodedata.normalize("NFKC", text)
+    if _HAS_CJK_RE.search(folded):
+        folded = _t2s().convert(folded)
+    folded = " ".join(_DROP_RE.sub(" ", folded.casefold()).split())
+    if not _FILLER_ANY_RE.search(folded):
+        return None  # "吗", "你": not a greeting, an (odd) question
+    return "thanks" if _THANKS_RE.search(folded) else "greeting"
+
+
 def check_question(text: str) -> str:
     """Refuse questions the bot cannot read at all, with a reason to show.
 
@@ -143,6 +185,8 @@ def check_question(text: str) -> str:
     )
     if controls and controls * 10 >= len(stripped):
         raise QuestionError("the question looks like binary data, not text")
-    if not normalize_asked(stripped):
+    # Fillers alone ("你好", "thanks") normalise to nothing too, but they are words:
+    # small talk, which the bot answers as such (``small_talk``).
+    if not normalize_asked(stripped) and small_talk(stripped) is None:
         raise QuestionError("the question has no words (only emoji or punctuation)")
     return stripped

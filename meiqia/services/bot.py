@@ -26,6 +26,7 @@ from meiqia.bot.normalize import QuestionError
 from meiqia.bot.normalize import check_question
 from meiqia.bot.normalize import normalize
 from meiqia.bot.normalize import normalize_asked
+from meiqia.bot.normalize import small_talk
 from meiqia.bot.normalize import truncate_question
 from meiqia.models import Conversation
 from meiqia.models import Message
@@ -33,6 +34,7 @@ from meiqia.models import SuggestionLog
 from meiqia.models import Team
 from meiqia.models import UnrecognisedQuestion
 from meiqia.plugin_api import to_plugin
+from meiqia.services.messages import MAX_BODY
 from meiqia.services.teams import recent_settings
 from meiqia.services.teams import settings_of
 
@@ -58,6 +60,9 @@ MESSAGES = {
         "offer_human": "我好像帮不上忙，需要为您转接人工客服吗？",
         "truncated": "（您的问题太长，我只读了前 2000 个字。）",
         "invalid": "抱歉，我没能读懂这条消息。",
+        # Small talk (``normalize.small_talk``): fillers only, nothing to look up.
+        "greeting": "您好，请问有什么可以帮您？",
+        "thanks": "不客气！还有什么可以帮您的吗？",
         # Channels without the widget's buttons (e-mail, WeChat): words to reply with.
         "unrecognised_by_reply": "抱歉，我没有理解您的问题。您可以换个说法，或者回复“人工”联系客服。",
         "suggest_by_reply": "回复序号或上面任意一个问题，或者回复“人工”联系客服。",
@@ -66,10 +71,12 @@ MESSAGES = {
     "en": {
         "suggest": "Did you mean:",
         "unrecognised": "Sorry, I did not understand. Try other words, or tap "
-        "\"Human\" to talk to an agent.",
+        "\"Talk to a human\".",
         "offer_human": "I can't seem to help with this. Shall I get you a human agent?",
         "truncated": "(Your question was long: I read the first 2,000 characters.)",
         "invalid": "Sorry, I could not read that message.",
+        "greeting": "Hello! How can I help you?",
+        "thanks": "You're welcome! Anything else I can help with?",
         "unrecognised_by_reply": "Sorry, I did not understand. Try other words, or reply "
         "\"human\" to talk to an agent.",
         "suggest_by_reply": "Reply with a number or one of these questions, or \"human\" "
@@ -192,7 +199,8 @@ class Asked:
     """What the bot made of one message (``ask``).
 
     ``kind``: ``answer``, ``suggest``, ``unrecognised``, ``human`` (the visitor
-    asks for a person) or ``invalid`` (nothing readable: ``error`` says why).
+    asks for a person), ``small_talk`` (a greeting or thanks: ``talk`` says which)
+    or ``invalid`` (nothing readable: ``error`` says why).
     ``candidates``: the merged candidates; ``shown``: those the visitor sees."""
 
     kind: str
@@ -201,6 +209,7 @@ class Asked:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     shown: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
+    talk: str = ""
 
 
 def ask(text: str, conversation: Any, answer_threshold: float, suggest_threshold: float,
@@ -208,11 +217,15 @@ def ask(text: str, conversation: Any, answer_threshold: float, suggest_threshold
     """THE way the bot is asked: by the live bot (``answer_visitor``),
     ``meiqia bot ask`` and ``meiqia bot eval``, so the three cannot differ.
 
-    Human words first, then the question check and the 2,000-character cut,
-    then every answerer (``candidates_for``) and the thresholds
+    Human words first, then small talk (greetings and thanks, nothing to look
+    up), then the question check and the 2,000-character cut, then every
+    answerer (``candidates_for``) and the thresholds
     (``meiqia.bot.answers.decide``). No side effects."""
     if wants_human(text):
         return Asked("human")
+    talk = small_talk(text)
+    if talk is not None:
+        return Asked("small_talk", text.strip(), talk=talk)
     try:
         question = check_question(text)
     except QuestionError as exc:
@@ -226,10 +239,16 @@ def ask(text: str, conversation: Any, answer_threshold: float, suggest_threshold
 def answer_visitor(conversation: Conversation, message: Any) -> dict[str, Any]:
     """The bot's reply to one visitor message of a conversation with the bot.
 
-    Returns ``{"kind": "answer"|"suggest"|"unrecognised"|"human", "body",
-    "candidates", "offer_human", "entry_id"}``. The caller stores the reply as a
-    bot message and starts routing when ``kind`` is ``human``. Updates the
-    conversation's run of unrecognised questions and logs unrecognised ones.
+    Returns ``{"kind": "answer"|"suggest"|"unrecognised"|"small_talk"|"human",
+    "body", "candidates", "offer_human", "entry_id"}``. The caller stores the reply
+    as a bot message and starts routing when ``kind`` is ``human``. Updates the
+    conversation's run of unrecognised questions and logs unrecognised ones (a
+    greeting or thanks is neither: the bot greets back or says "不客气").
+
+    ``body`` is always a message the conversation can store (not blank, at
+    most ``messages.MAX_BODY`` characters): an answer that is not is logged and
+    the question treated as unrecognised, so that what the bot makes of a
+    visitor's message never becomes an error of the request that sent it.
     """
     from meiqia.services.routing import visitor_language
 
@@ -245,8 +264,18 @@ def answer_visitor(conversation: Conversation, message: Any) -> dict[str, Any]:
     if asked.kind == "invalid":
         return {"kind": "unrecognised", "body": MESSAGES[lang]["invalid"], "candidates": [],
                 "offer_human": False, "entry_id": None}
+    if asked.kind == "small_talk":
+        return {"kind": "small_talk", "body": MESSAGES[lang][asked.talk], "candidates": [],
+                "offer_human": False, "entry_id": None}
     kind, question = asked.kind, asked.question
     prefix = MESSAGES[lang]["truncated"] + "\n" if asked.truncated else ""
+    if kind == "answer" and not _sayable(prefix + asked.shown[0]["answer"]):
+        top = asked.shown[0]
+        current_app.logger.warning(
+            "bot: the answer of entry %s (%s) cannot be sent (%d characters, at most %d):"
+            " the question is treated as unrecognised", top["entry_id"], top["source"],
+            len(top["answer"]), MAX_BODY)
+        kind = "unrecognised"
     if kind == "unrecognised":
         failures = conversation.bot_failures + 1
         Conversation.update(bot_failures=failures).where(
@@ -267,6 +296,12 @@ def answer_visitor(conversation: Conversation, message: Any) -> dict[str, Any]:
                 "offer_human": False, "entry_id": top["entry_id"]}
     return {"kind": kind, "body": prefix + MESSAGES[lang]["suggest"],
             "candidates": asked.shown, "offer_human": False, "entry_id": None}
+
+
+def _sayable(body: str) -> bool:
+    """Whether ``body`` can be stored as the bot's message (``post_message``
+    refuses a blank one and one over ``MAX_BODY`` characters)."""
+    return bool(body.strip()) and len(body.strip()) <= MAX_BODY
 
 
 #: A reply that picks a numbered "did you mean" line: 2, ２, "2.", "第2个"…

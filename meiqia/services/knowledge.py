@@ -77,11 +77,15 @@ def _clean_questions(questions: list[str]) -> list[str]:
 def check_entry(data: dict[str, Any], schema: dict[str, Any] = ENTRY_CREATE_SCHEMA) -> None:
     """The checks every entry passes, typed in (API, CLI) or imported from a file:
     storable text (no NUL or lone surrogate), ``schema`` (types, lengths, counts,
-    the id's format) and at least one question that is not blank."""
+    the id's format), at least one question that is not blank and an answer that
+    is not blank: the answer is stored stripped, and an empty one is nothing the
+    bot could say (the schema's ``minLength`` counts white space)."""
     check_text(data)
     check(data, schema)
     if "questions" in data:
         _clean_questions(data["questions"])
+    if "answer" in data and not data["answer"].strip():
+        raise ValidationError("answer: must not be empty", "answer")
 
 
 def _new_key(questions: list[str]) -> str:
@@ -362,12 +366,23 @@ def _build(team_id: int, progress: Any = None, previous: _TeamIndex | None = Non
 
 def calibration_report(actor: Agent) -> dict[str, Any]:
     """The calibration of the team's index in this process, for the KB page:
-    whether it is running, the thresholds it set and the competing entries."""
+    whether it is running, the thresholds it set and the competing entries.
+
+    ``running`` is also true while a rebuild is on its way (after an import, a
+    reindex elsewhere, a change of the team's words): the figures shown are
+    then the old index's, and the new index calibrates itself once built
+    (``progress_message`` "rebuilding the index")."""
     index = index_for(actor.team_id)
+    store = _store()
+    cached = store.indexes.get(actor.team_id) if store is not None else None
+    rebuilding = bool(cached is not None and cached.index is index and
+                      (cached.rebuilding or cached.version < kb_version(actor.team_id)))
     _, target = bot_settings(actor.team_id)
     data = index.calibration.to_dict()
-    data["running"] = bool(index.calibrating)
+    data["running"] = bool(index.calibrating) or rebuilding
     fraction, message = getattr(index, "calibration_progress", (0.0, ""))
+    if rebuilding and not index.calibrating:
+        fraction, message = 0.0, "rebuilding the index"
     data["progress"] = round(fraction, 3) if data["running"] else 1.0
     data["progress_message"] = message if data["running"] else ""
     data["entries"] = len(index)
@@ -471,8 +486,12 @@ def _rebuild_in_background(store: _Store, team_id: int, cached: _TeamIndex) -> N
 
 def _install(store: _Store, team_id: int, fresh: _TeamIndex,
              replaces: _TeamIndex | None = None) -> None:
-    """Swap a full build in (unless a fresher one is there) and catch it up.
+    """Catch a full build up and swap it in (unless a fresher one is there).
 
+    Caught up *before* the swap: the build read the entries as they were when
+    it started, and an edit made since (patched into the index it replaces, so
+    its editor's next question saw it) must not vanish while the fresh index
+    applies it: questions read the swapped-in index without the lock.
     ``replaces``: the index whose background rebuild this is (its flag is
     cleared whether or not the build is swapped in).
     """
@@ -481,8 +500,10 @@ def _install(store: _Store, team_id: int, fresh: _TeamIndex,
             replaces.rebuilding = False
         cached = store.indexes.get(team_id)
         if cached is None or fresh.built >= cached.built:
-            store.indexes[team_id] = cached = fresh
-        _catch_up_locked(store, team_id, cached)
+            _catch_up_locked(store, team_id, fresh)
+            store.indexes[team_id] = fresh
+        else:
+            _catch_up_locked(store, team_id, cached)
 
 
 def _in_background(store: _Store, team_id: int, what: str, func: Any) -> None:
@@ -594,8 +615,14 @@ def import_file(team: Team, path: str | Path, actor: Agent | None = None,
             if stale:
                 removed = KnowledgeEntry.delete().where(KnowledgeEntry.id.in_(stale)).execute()
                 changed.extend(key for key in existing if key not in keep)
-        # Many entries: one "rebuild" change instead of a row each (record_changes).
-        record_changes(team.id, changed)
+        # Up to PATCH_MAX entries: a row each, which the importing process patches
+        # into its index before this returns (its next question sees them); then,
+        # whatever the size, one "import" row, which makes every process rebuild
+        # its index in the background, and so recalibrate it on the new entries
+        # (a patched index keeps the calibration of the old KB).
+        if len(changed) <= PATCH_MAX:
+            record_changes(team.id, changed)
+        record_changes(team.id, None, kind="import")
         if actor is not None:
             audit(actor, "kb.import", "team", team.id,
                   {"created": created, "updated": updated, "removed": removed})
@@ -661,7 +688,7 @@ def rebuild_index(team_id: int, progress: Any = None) -> dict[str, Any]:
         version = record_changes(team_id, None, kind="reindex", base=fresh.version)
     if store is not None:
         _install(store, team_id, fresh)
-    say(1.0, f"{len(fresh.index)} entries indexed")
+    say(1.0, f"{len(fresh.index)} {'entry' if len(fresh.index) == 1 else 'entries'} indexed")
     return {"entries": len(fresh.index), "variants": fresh.index.variant_count,
             "build_s": round(elapsed, 3), "version": version}
 

@@ -191,6 +191,13 @@ def recent_settings(team_id: int) -> dict[str, Any]:
 def update_team(actor: Agent, data: dict[str, Any]) -> Team:
     require_admin(actor)
     check(data, TEAM_UPDATE_SCHEMA)
+    words = data.get("settings", {})
+    if "bot_synonyms" in words or "bot_user_words" in words:
+        from meiqia.bot.lexicon import check_words
+
+        problem = check_words(words.get("bot_synonyms", []), words.get("bot_user_words", []))
+        if problem is not None:
+            raise ValidationError(problem[1], problem[0])
     team = Team.get_by_id(actor.team_id)
     if "timezone" in data:
         check_timezone(data["timezone"])

@@ -92,8 +92,12 @@ def check(value: Any, schema: dict[str, Any], path: str = "") -> Any:
             raise ValidationError(f"{label}: must be at most {schema['maximum']}", field)
     if isinstance(value, list):
         if "maxItems" in schema and len(value) > schema["maxItems"]:
+            if schema["maxItems"] == 1:
+                raise ValidationError(f"{label}: at most 1 item", field)
             raise ValidationError(f"{label}: at most {schema['maxItems']} items", field)
         if "minItems" in schema and len(value) < schema["minItems"]:
+            if schema["minItems"] == 1:
+                raise ValidationError(f"{label}: at least 1 item", field)
             raise ValidationError(f"{label}: at least {schema['minItems']} items", field)
         if "items" in schema:
             for index, item in enumerate(value):

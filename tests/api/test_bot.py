@@ -258,6 +258,35 @@ def test_reindex_runs_as_a_job_with_progress(api):
     assert job["result"]["entries"] >= 50 and job["result"]["variants"] > job["result"]["entries"]
     assert job["message"] == f"{job['result']['entries']} entries indexed"
     assert job["result"]["version"] == knowledge.kb_version(api.team["id"])
+    assert job["name"] == "knowledge base reindex" and "name_en" not in job
+    # In the reader's language, as errors are; the English beside it.
+    zh = api.get(f"/api/v1/jobs/{job['id']}", headers={"X-Meiqia-Lang": "zh-CN"}).get_json()
+    assert (zh["name"], zh["name_en"]) == ("知识库重建索引", "knowledge base reindex")
+    assert zh["message"] == f"已索引 {job['result']['entries']} 条问答"
+    assert zh["message_en"] == job["message"]
     agent = api.new_agent()
     assert agent.get(f"/api/v1/jobs/{job['id']}").status_code == 404
     assert agent.post("/api/v1/knowledge/reindex").status_code == 403
+
+
+def test_an_edit_right_after_an_import_is_seen_while_the_index_rebuilds(api):
+    """An import makes every process rebuild (and recalibrate) in the background;
+    an edit made meanwhile is patched into the answering index, and the fresh
+    index must have it too before it answers (it was swapped in first and caught
+    up after: for a moment the editor's own process answered the old text)."""
+    _import(api)
+    team_id = api.team["id"]
+    old = knowledge.index_for(team_id)  # built from the whole KB (the first question)
+    _import(api)  # the same file again: every entry updated, the index rebuilt
+    entry = KnowledgeEntry.get(KnowledgeEntry.key == "return-shipping-fee")
+    api.patch(f"/api/v1/knowledge/{entry.id}", json={"answer": "运费由我们承担。"})
+    seen = []
+
+    def answered_by_the_fresh_index() -> bool:
+        index = knowledge.index_for(team_id)
+        seen.append(index.query("退货运费谁出", k=1)[0].answer)
+        return index is not old
+
+    wait_until(answered_by_the_fresh_index, timeout=60, what="the rebuilt index")
+    seen.append(knowledge.index_for(team_id).query("退货运费谁出", k=1)[0].answer)
+    assert set(seen) == {"运费由我们承担。"}, seen

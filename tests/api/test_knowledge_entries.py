@@ -38,6 +38,8 @@ def test_bad_entries_are_refused_and_nothing_is_written(db_api):
         response = db_api.post("/api/v1/knowledge", json=body)
         assert response.status_code == 422, body
         assert response.get_json()["error"]["field"] == field
+    empty = db_api.post("/api/v1/knowledge", json={"questions": [], "answer": "x"})
+    assert empty.get_json()["error"]["message"] == "questions: at least 1 item"
     db_api.post("/api/v1/knowledge", json={"key": "k1", "questions": ["q"], "answer": "a"})
     dup = db_api.post("/api/v1/knowledge", json={"key": "k1", "questions": ["q2"], "answer": "b"})
     assert dup.status_code == 409

@@ -331,3 +331,26 @@ def test_patching_columns_in_place_equals_scipy_selection_and_stack(monkeypatch)
                    for r in range(ours.shape[0]))
         removed_only = bot_index._patch_columns(by_feature, keep, None)
         assert abs(removed_only - by_feature[:, np.flatnonzero(keep)]).max() == 0
+
+
+def test_an_exact_question_is_answered_where_the_calibration_only_suggests():
+    """A KB whose calibration could not reach its target only suggests (its answer
+    point above every raw score). A question typed exactly as one entry has it is
+    still answered: it is the team's own question. Found from outside: on such a KB
+    even "退款多久到账", word for word, was only offered as "did you mean". A question
+    two entries both hold is no one entry's: it stays a suggestion."""
+    from meiqia.bot.calibrate import Calibration
+
+    entries = [*ZH, KBEntry("refund-where", ["退款到哪个账户", "钱什么时候退回来"],
+                            "原路退回到付款账户。", "售后")]
+    index = KBIndex(entries)
+    index.calibration = Calibration(answer_score=1.0, calibrated=True, reason="",
+                                    target_reached=False)
+    exact = index.query("退款多久到账？", k=3)
+    assert exact[0].entry_id == "refund-time"
+    assert index.decide(exact).kind == "answer"
+    # A paraphrase is only suggested on this KB, as its calibration says.
+    assert index.decide(index.query("退款大概要等几天才能到", k=3)).kind != "answer"
+    # The same words in two entries: nobody's exact question.
+    shared = index.query("钱什么时候退回来", k=3)
+    assert index.decide(shared).kind != "answer"

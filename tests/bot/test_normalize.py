@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from meiqia.bot.normalize import QuestionError
 from meiqia.bot.normalize import check_question
 from meiqia.bot.normalize import normalize
+from meiqia.bot.normalize import small_talk
 from meiqia.bot.normalize import truncate_question
 
 
@@ -80,3 +81,24 @@ def test_long_questions_are_truncated_and_say_so():
     text, cut = truncate_question("退" * 2500)
     assert cut and len(text) == 2000
     assert truncate_question("退款") == ("退款", False)
+
+
+@pytest.mark.parametrize(
+    ("text", "talk"),
+    [("你好", "greeting"), ("在吗", "greeting"), ("您好！", "greeting"), ("你好，在吗？", "greeting"),
+     ("在不在", "greeting"), ("hello", "greeting"), ("Hi!", "greeting"), ("hi there", "greeting"),
+     ("謝謝", "thanks"), ("谢谢你", "thanks"), ("好的，谢谢", "thanks"), ("thanks", "thanks"),
+     ("Thank you very much!", "thanks"),
+     # a word that is no filler makes a question; emoji and bare particles are no greeting
+     ("你好，退款多久到账", None), ("hi, where is my order", None), ("😀", None), ("吗", None),
+     ("你", None), ("", None)],
+)
+def test_greetings_and_thanks_are_small_talk(text, talk):
+    assert small_talk(text) == talk
+
+
+@pytest.mark.parametrize("text", ["你好", "在吗", "谢谢", "hello", "thanks", "请问"])
+def test_fillers_alone_are_not_refused_as_having_no_words(text):
+    """docs/bot.md: only empty, emoji-only and binary questions are refused; a
+    greeting normalises to nothing but has words (issue: "你好" got "cannot read")."""
+    assert check_question(f" {text} ") == text

@@ -6,6 +6,7 @@ from flask import g
 
 from meiqia.bot.normalize import QuestionError
 from meiqia.bot.normalize import check_question
+from meiqia.bot.normalize import small_talk
 from meiqia.bot.normalize import truncate_question
 from meiqia.plugin_api import probe_conversation
 from meiqia.services import bot
@@ -23,12 +24,24 @@ ASK_SCHEMA = {
 
 
 @route("/bot/ask", ("POST",), summary="Ask the bot a question (test console)",
-       body=ASK_SCHEMA, tags=["bot"])
+       body=ASK_SCHEMA, tags=["bot"],
+       description="`decision`: answer, suggest or unrecognised on the team's thresholds; "
+       "`small_talk` for a greeting or thanks (fillers only: 你好, 在吗, 谢谢, hello, "
+       "thanks), which the bot answers with `reply` (in the request's language) instead "
+       "of looking it up, with `small_talk` `greeting` or `thanks` and no candidates. "
+       "An empty, emoji-only or binary question is refused (422).")
 def ask(body: dict) -> dict:
+    from meiqia.web import i18n
+
     try:
         question = check_question(body["question"])
     except QuestionError as exc:
         raise ValidationError(f"question: {exc}", "question") from exc
+    talk = small_talk(question)
+    if talk is not None and not bot.wants_human(question):
+        return {"decision": "small_talk", "small_talk": talk, "candidates": [],
+                "reply": bot.MESSAGES[i18n.error_language()][talk], "truncated": False,
+                "wants_human": False}
     question, truncated = truncate_question(question)
     candidates = bot.candidates_for(question, probe_conversation(g.actor.team_id), k=5)
     return {

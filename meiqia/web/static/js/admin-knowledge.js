@@ -85,7 +85,8 @@ function render(items) {
   const pages = Math.max(1, Math.ceil(state.total / PER_PAGE));
   empty.hidden = items.length > 0;
   empty.textContent = items.length ? '' : state.q || state.category ? t('kb.no_match') : t('kb.empty');
-  pageInfo.textContent = t('kb.page_info', { page: state.page, pages, total: state.total });
+  // "1 entry", not "1 entries" (the catalog has no plural rules: a key of its own).
+  pageInfo.textContent = t(state.total === 1 ? 'kb.page_info_one' : 'kb.page_info', { page: state.page, pages, total: state.total });
   prev.disabled = state.page <= 1;
   next.disabled = state.page >= pages;
 }
@@ -219,6 +220,11 @@ function showAnswer(result) {
   const top = result.candidates[0];
   tryResult.append(el('p', { class: 'kb-decision', dataset: { decision } }, t(`kb.decision.${decision}`)));
   if (result.truncated) tryResult.append(el('p', { class: 'hint', text: t('kb.truncated') }));
+  if (decision === 'small_talk') {
+    // A greeting or thanks: the bot's own line, nothing looked up.
+    tryResult.append(el('div', { class: 'kb-bot-answer' }, el('div', { class: 'kb-bot-answer-text', text: result.reply })));
+    return;
+  }
   if (top && decision === 'answer') {
     tryResult.append(el('div', { class: 'kb-bot-answer' },
       scoreBar(top.score),
@@ -338,7 +344,8 @@ importForm.addEventListener('submit', async (event) => {
     const { job_id: jobId } = await api('POST', '/knowledge/reindex');
     const job = await follow(jobId);
     progressBox.dataset.state = 'done';
-    reindexText.textContent = `${percent(1)} · ${t('kb.reindex_done', job.result || { entries: '?', variants: '?' })}`;
+    const done = job.result || { entries: '?', variants: '?' };
+    reindexText.textContent = `${percent(1)} · ${t(done.entries === 1 ? 'kb.reindex_done_one' : 'kb.reindex_done', done)}`;
     importForm.reset();
     toast(t('kb.import_done'));
     state.page = 1;
