@@ -188,8 +188,12 @@ DEFAULTS: dict[str, Any] = {
     #: tests with local servers). Prefer OUTBOUND_ALLOWED_NETWORKS.
     "OUTBOUND_ALLOW_PRIVATE": False,
     #: Channels (meiqia/channels/): start each team's enabled channels (their
-    #: pollers) with the process's first request; off: ``registry.start_all`` by hand.
+    #: pollers) as a web process starts; off: ``registry.start_all`` by hand.
     "CHANNELS_AUTOSTART": True,
+    #: Seconds between two looks of a process at the teams' channel settings, so a
+    #: channel enabled, changed or switched off through another process follows here
+    #: (0: no watch; a process then follows only the settings it saved itself).
+    "CHANNELS_SYNC_SECONDS": 10.0,
     #: Seconds one ``deliver()`` of a channel may run before the attempt counts as failed.
     "CHANNEL_DELIVER_TIMEOUT": 30.0,
     #: Channel deliveries' retries: (retries after the first, (waits in seconds…));
@@ -225,7 +229,7 @@ _FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_
                "CHANNEL_DELIVER_TIMEOUT"}
 #: Numbers where 0 is meaningful (off, or at once).
 _NONNEGATIVE_FLOAT_KEYS = {"AGENT_AWAY_GRACE_SECONDS", "AGENT_ROUTING_GRACE_SECONDS",
-                           "PRESENCE_SWEEP_SECONDS"}
+                           "PRESENCE_SWEEP_SECONDS", "CHANNELS_SYNC_SECONDS"}
 _CHOICE_KEYS = {"AGENT_AWAY_OPEN_CHATS": ("requeue", "keep"),
                 "PRIVACY_FALLBACK": ("mask", "refuse"),
                 "PLUGIN_STARTUP_FAILURE": ("disable", "refuse")}

@@ -17,3 +17,8 @@ if app.config["BOT_WARM_UP"]:
 
 # The embedded queue (no Redis) resumes its recorded jobs now, not at the first request.
 app.extensions["meiqia.jobs"].start()
+# Each team's enabled channels (a mailbox reader) run now, not from the first
+# request, and follow the settings other processes save (channels/registry.py).
+from meiqia.channels import registry as channel_registry  # noqa: E402
+
+channel_registry.autostart(app)

@@ -43,7 +43,9 @@ from meiqia.models.base import utcnow
 from meiqia.services import conversations
 from meiqia.services import messages
 from meiqia.services.errors import Conflict
+from meiqia.services.errors import ServiceError
 from meiqia.services.errors import ValidationError
+from meiqia.services.validation import EMAIL_RE
 from meiqia.services.validation import check
 
 #: What a message longer than ``messages.MAX_BODY`` ends with; the whole text is
@@ -55,6 +57,8 @@ EVENTS = ("subscribe", "unsubscribe", "scan", "click", "location", "view")
 MAX_EXTERNAL_ID = 500
 MAX_USER_ID = 255
 MAX_METADATA = 16 * 1024
+#: The line that takes a refused attachment's place (``receive(note_refused=True)``).
+REFUSED_NOTE = "[附件未接收 attachment not accepted: {name}: {reason}]"
 
 
 def receive(
@@ -69,20 +73,27 @@ def receive(
     subject: str | None = None,
     event: str | None = None,
     placeholder: bool = False,
+    note_refused: bool = False,
+    email: str | None = None,
 ) -> ReceiveResult:
     """Store what ``external_user_id`` sent on ``host``'s channel and run the
     widget's path on it; see the module's docstring and docs/plugins.md.
 
     Raises ``ValidationError`` (bad input: empty text, an attachment the upload
-    checks refuse, metadata that is not JSON). Callable with or without an app
-    context (a poller thread has none: the host's app is used)."""
+    checks refuse, metadata that is not JSON). ``note_refused``: an attachment
+    the upload checks refuse becomes a line saying so (``REFUSED_NOTE``) in its
+    place and the rest is stored, instead of the error (a mail cannot be sent
+    again the way a chat upload can). ``email``: the customer's address, put on
+    his customer card when the card has none (one an agent typed stays).
+    Callable with or without an app context (a poller thread has none: the
+    host's app is used)."""
     if not has_app_context():
         from meiqia.db import connection
 
         with host.app.app_context(), connection():
             return receive(host, external_user_id, text, attachments, metadata,
                            external_message_id, in_reply_to, display_name, subject, event,
-                           placeholder)
+                           placeholder, note_refused, email)
     team_id, slug = host.team_id, host.channel
     user = _check_user(external_user_id)
     text = text if isinstance(text, str) else ""
@@ -99,12 +110,12 @@ def receive(
         seen = _known(team_id, slug, ext)
         if seen is not None:
             return ReceiveResult(seen.conversation_id, seen.message_id, True)
-    visitor = visitor_for(team_id, slug, user, display_name)
+    visitor = visitor_for(team_id, slug, user, display_name, email)
     queued: list[int] = []
     try:
         with outbound.deferred() as queued:
             return _handle(host, visitor, text, list(attachments), meta, ext, subject, event,
-                           placeholder)
+                           placeholder, note_refused)
     finally:
         # Also when a later part failed (an attachment refused after the text was
         # stored): what was stored and answered goes out.
@@ -121,7 +132,8 @@ def receive_for(app: Any, team_id: int, slug: str, external_user_id: str,
 
 def _handle(host: ChannelHost, visitor: Visitor, text: str, attachments: list[Attachment],
             meta: dict[str, Any], ext: str | None, subject: str | None,
-            event: str | None, placeholder: bool = False) -> ReceiveResult:
+            event: str | None, placeholder: bool = False,
+            note_refused: bool = False) -> ReceiveResult:
     slug = host.channel
     base_id = _client_id(ext)
     if event == "unsubscribe" or (event is not None and event != "subscribe"):
@@ -132,7 +144,8 @@ def _handle(host: ChannelHost, visitor: Visitor, text: str, attachments: list[At
         _record(host, conversation, message.id if created else None, ext)
         return ReceiveResult(conversation.id, message.id, not created)
     for _attempt in range(3):
-        conversation, new = conversations.start_or_resume(visitor, None, channel=slug)
+        conversation, new = conversations.start_or_resume(
+            visitor, None, channel=slug, welcome=_welcome_line(host))
         _thread(conversation, new, slug, subject, meta)
         try:
             if event == "subscribe":
@@ -140,7 +153,7 @@ def _handle(host: ChannelHost, visitor: Visitor, text: str, attachments: list[At
                 first = message
             else:
                 first, created = _post_all(visitor, conversation, text, attachments, meta,
-                                           ext, base_id, placeholder)
+                                           ext, base_id, placeholder, note_refused)
         except Conflict:
             continue  # it ended between the two steps: a new one
         _record(host, conversation, first.id if created else None, ext)
@@ -148,10 +161,21 @@ def _handle(host: ChannelHost, visitor: Visitor, text: str, attachments: list[At
     raise Conflict("the conversation kept ending while the message arrived; send it again")
 
 
+def _welcome_line(host: ChannelHost) -> bool:
+    """Whether a new conversation of the channel opens with the team's welcome
+    line: unless its class says ``welcome_line = False`` (the e-mail channel: a
+    mail is answered by one mail, not a greeting first and the answer after)."""
+    from meiqia.channels import registry
+
+    return bool(getattr(registry.channel_class(host.channel, host.app), "welcome_line", True))
+
+
 def _post_all(visitor: Visitor, conversation: Conversation, text: str,
               attachments: list[Attachment], meta: dict[str, Any], ext: str | None,
-              base_id: str | None, placeholder: bool = False) -> tuple[Any, bool]:
-    """The text, then one message per attachment (each like a widget upload)."""
+              base_id: str | None, placeholder: bool = False,
+              note_refused: bool = False) -> tuple[Any, bool]:
+    """The text, then one message per attachment (each like a widget upload; a
+    refused one, with ``note_refused``, a line saying so), then the answer."""
     payload = {"channel": {"external_id": ext, "metadata": meta}} if ext or meta else None
     first = None
     first_created = False
@@ -169,11 +193,27 @@ def _post_all(visitor: Visitor, conversation: Conversation, text: str,
                                         "placeholder": True}}
         first, first_created = conversations.visitor_message(
             visitor, conversation, text, base_id, payload=text_payload, after=answer)
+    # The bot's line that it cannot read a refused file: once, and only for a
+    # mail without text (the text's answer is what he gets).
+    say_cannot_read = first is None
     try:
         for index, item in enumerate(attachments):
             client_id = f"{base_id}.{index}" if base_id else None
-            message, created = _post_attachment(visitor, conversation, item, client_id,
-                                                payload)
+            try:
+                message, created = _post_attachment(visitor, conversation, item, client_id,
+                                                    payload)
+            except ServiceError as exc:
+                if not note_refused or isinstance(exc, Conflict) \
+                        or not isinstance(item, Attachment):
+                    raise
+                # A line for agents in the file's place (a placeholder: no question).
+                note = REFUSED_NOTE.format(name=item.filename, reason=exc)
+                line = {"channel": {"external_id": ext, "metadata": meta,
+                                    "placeholder": True}}
+                message, created = conversations.visitor_message(
+                    visitor, conversation, note, client_id, payload=line,
+                    after=answer if say_cannot_read else [])
+                say_cannot_read = False
             if first is None:
                 first, first_created = message, created
     finally:
@@ -221,18 +261,23 @@ def _post_event(conversation: Conversation, event: str, meta: dict[str, Any],
 
 
 def visitor_for(team_id: int, slug: str, external_user_id: str,
-                display_name: str | None = None) -> Visitor:
+                display_name: str | None = None, email: str | None = None) -> Visitor:
     """The visitor behind an external user id, created on first contact (two
-    first contacts at once make one: the unique index decides)."""
+    first contacts at once make one: the unique index decides). ``email`` fills
+    his card's e-mail when it is empty, so a ticket made from his conversation
+    can be answered by mail; an address an agent typed is never replaced."""
     row = ChannelVisitor.get_or_none(ChannelVisitor.team == team_id,
                                      ChannelVisitor.channel == slug,
                                      ChannelVisitor.external_user_id == external_user_id)
     name = (display_name or "").strip()[:120]
+    address = email.strip() if isinstance(email, str) else ""
+    if not (len(address) <= 254 and EMAIL_RE.match(address)):
+        address = ""  # not an address: the message still counts, the card stays empty
     if row is None:
         try:
             with database.atomic():
                 visitor = Visitor.create(team=team_id, uid=secrets.token_urlsafe(18),
-                                         name=name or external_user_id[:120])
+                                         name=name or external_user_id[:120], email=address)
                 ChannelVisitor.create(team=team_id, channel=slug,
                                       external_user_id=external_user_id, visitor=visitor)
             return visitor
@@ -245,6 +290,11 @@ def visitor_for(team_id: int, slug: str, external_user_id: str,
     if name and visitor.name in ("", external_user_id[:120]) and name != visitor.name:
         changes[Visitor.name] = visitor.name = name
     Visitor.update(changes).where(Visitor.id == visitor.id).execute()
+    if address and not visitor.email:
+        # Only while the card is still empty, also against an agent saving it now.
+        if Visitor.update(email=address).where(Visitor.id == visitor.id,
+                                               Visitor.email == "").execute():
+            visitor.email = address
     return visitor
 
 

@@ -6,7 +6,16 @@ configuration of a channel is one ``channel_config`` row (validated against
 the class's ``configuration_schema()``, secrets write-only). An enabled
 channel of a team has one instance per process, built with its config and a
 ``ChannelHost``; it is rebuilt (``stop()`` then ``start()``) when its config
-changes, and started with the process's first request (``CHANNELS_AUTOSTART``).
+changes, and started when the process starts serving (``autostart``: the WSGI
+module and ``meiqia run`` call it; a process's first request does too, for
+servers that do not: ``CHANNELS_AUTOSTART``).
+
+Every process keeps its instances in step with the table (``sync``, every
+``CHANNELS_SYNC_SECONDS`` on a thread of its own): a channel a team enables, or
+whose settings change, through *another* process starts (or is rebuilt) here
+too, and one switched off stops. Without it a process knew only of the channels
+enabled when it started, and the first enable reached the one process that
+saved it: once that one stopped, nobody read the mailbox.
 """
 
 from __future__ import annotations
@@ -242,7 +251,12 @@ def start_all(app: Any = None) -> int:
 
 
 def stop_all(app: Any = None) -> None:
+    """This process stops its channels, and the watcher that would start them
+    again (``autostart``): the process is stopping."""
     app = _app(app)
+    watcher = app.extensions.get("meiqia.channels_watcher")
+    if watcher is not None:
+        watcher.stop()
     with _lock(app):
         held = list(_instances(app).values())
         _instances(app).clear()
@@ -265,31 +279,96 @@ def _stop_at_exit(app_ref: Any, pid: int) -> None:
         log.debug("channels: could not stop at exit", exc_info=True)
 
 
+def sync(app: Any = None) -> int:
+    """Bring this process's instances in step with the ``channel_config`` table:
+    start every enabled channel not running here, rebuild one whose settings
+    changed (``instance`` compares ``updated_at``), stop one switched off or
+    removed. Returns how many enabled channels there are. Run by the watcher
+    thread (``autostart``), so a change saved by another process reaches this one."""
+    app = _app(app)
+    classes = channel_classes(app)
+    rows = list(ChannelConfig.select(ChannelConfig.team, ChannelConfig.channel,
+                                     ChannelConfig.updated_at).where(
+        ChannelConfig.enabled == True))  # noqa: E712
+    stamps = {(row.team_id, row.channel): row.updated_at for row in rows
+              if row.channel in classes and row.channel != WEB}
+    wanted = set(stamps)
+    for key in sorted(wanted):
+        held = _instances(app).get(key)
+        if held is not None and held[0] == stamps[key] and key in _started(app):
+            continue  # running here with these settings: one query for all of them
+        instance(key[0], key[1], app, start=True)
+    for team_id, slug in sorted(set(_started(app)) - wanted):
+        instance(team_id, slug, app)  # its row is off or gone: stopped
+    return len(wanted)
+
+
+#: Seconds between two ``sync`` of a process, unless ``CHANNELS_SYNC_SECONDS``.
+SYNC_SECONDS = 10.0
+
+
+def autostart(app: Any) -> bool:
+    """Start this process's channels and the thread that keeps them in step with
+    the table (``sync``); once per process (a forked gunicorn worker does not
+    inherit threads: it starts its own). False when ``CHANNELS_AUTOSTART`` is off
+    or this process started them already. Called as the process starts serving
+    (``meiqia.wsgi``, ``meiqia run``) and by each request (``install``)."""
+    import os
+
+    if not app.config.get("CHANNELS_AUTOSTART", True):
+        return False
+    lock = app.extensions.setdefault("meiqia.channels_autostart_lock", threading.Lock())
+    with lock:
+        if app.extensions.get("meiqia.channels_autostart_pid") == os.getpid():
+            return False
+        app.extensions["meiqia.channels_autostart_pid"] = os.getpid()
+    # A process that stops cleanly (Ctrl+C, SIGTERM) stops its channels, so a
+    # mailbox reader gives its claim back: the next process read new mail at
+    # once instead of after the claim ran out (45 s by default).
+    atexit.register(_stop_at_exit, weakref.ref(app), os.getpid())
+    from flask import has_request_context
+
+    from meiqia.db import connection
+
+    try:
+        if has_request_context():  # the request's connection is there already
+            _start_here(app)
+        else:
+            with app.app_context(), connection():
+                _start_here(app)
+    except Exception:  # noqa: BLE001 - e.g. tables not there yet: the watcher tries again
+        log.exception("channels: could not start")
+    from meiqia.services.sweeper import Sweeper
+
+    interval = float(app.config.get("CHANNELS_SYNC_SECONDS", SYNC_SECONDS))
+    if interval <= 0:  # no watch (the tests call ``sync`` themselves)
+        return True
+    watcher = Sweeper(app, interval, lambda: (sync(app), 0)[1], "channels")
+    app.extensions["meiqia.channels_watcher"] = watcher
+    watcher.ensure_running()
+    return True
+
+
+def _start_here(app: Any) -> None:
+    start_all(app)
+    from meiqia.channels import outbound
+
+    # Deliveries committed by a process that died before queuing their job.
+    outbound.resume_pending()
+
+
 def install(app: Any) -> None:
-    """Start the enabled channels with this process's first request (a forked
-    gunicorn worker does not inherit threads), unless ``CHANNELS_AUTOSTART`` is off."""
+    """Each request makes sure this process's channels run (``autostart``): the
+    servers we ship start them before the first request, but an app served
+    otherwise (``flask run``, another WSGI server) starts them with its first."""
     if not app.config.get("CHANNELS_AUTOSTART", True):
         return
-    started = {"pid": None}
 
     def ensure_started() -> None:
         import os
 
-        if started["pid"] == os.getpid():
-            return
-        started["pid"] = os.getpid()
-        # A process that stops cleanly (Ctrl+C, SIGTERM) stops its channels, so a
-        # mailbox reader gives its claim back: the next process read new mail at
-        # once instead of after the claim ran out (45 s by default).
-        atexit.register(_stop_at_exit, weakref.ref(app), os.getpid())
-        try:
-            start_all(app)
-            from meiqia.channels import outbound
-
-            # Deliveries committed by a process that died before queuing their job.
-            outbound.resume_pending()
-        except Exception:  # noqa: BLE001 - e.g. tables not there yet
-            log.exception("channels: could not start")
+        if app.extensions.get("meiqia.channels_autostart_pid") != os.getpid():
+            autostart(app)
 
     app.before_request(ensure_started)
 

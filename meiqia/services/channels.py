@@ -18,6 +18,7 @@ from flask import current_app
 
 from meiqia.channels import registry
 from meiqia.channels.base import DeliveryError
+from meiqia.channels.state import StateStore
 from meiqia.db import database
 from meiqia.models import Agent
 from meiqia.models import ChannelConfig
@@ -128,7 +129,23 @@ def describe(cls: type, row: ChannelConfig | None, lang: str = "zh-CN") -> dict[
         "config": registry.masked(cls, dict(row.config or {})) if row else {},
         "updated_at": row.updated_at.isoformat() + "Z" if row else None,
         "failed_deliveries": team_failed,
+        "reader": reader(cls, row, lang),
     }
+
+
+def reader(cls: type, row: ChannelConfig | None, lang: str = "zh-CN") -> dict | None:
+    """How an enabled channel's background reader is doing (its class's optional
+    ``reader_status(config, state, lang)``, e.g. the e-mail channel's mailbox
+    reader): None for a channel without one, or off."""
+    method = getattr(cls, "reader_status", None)
+    if method is None or row is None or not row.enabled:
+        return None
+    try:
+        found = method(dict(row.config or {}), StateStore(row.team_id, cls.type), lang)
+    except Exception:  # noqa: BLE001 - third-party code: the page still shows the rest
+        current_app.logger.exception("channel %s: reader_status() raised", cls.type)
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def list_channels(actor: Agent, lang: str = "zh-CN") -> list[dict[str, Any]]:

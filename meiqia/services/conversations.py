@@ -103,13 +103,14 @@ def active_for(visitor: Visitor) -> Conversation | None:
 
 
 def start_or_resume(visitor: Visitor, visit: Visit | None,
-                    channel: str = "web") -> tuple[Conversation, bool]:
+                    channel: str = "web", welcome: bool = True) -> tuple[Conversation, bool]:
     """The visitor's open conversation, or a new one (one per visitor: two tabs share it).
 
     A new conversation starts with the bot when the team's ``bot_enabled`` is on,
     otherwise it goes to routing at once. ``channel``: the channel a new one is
     on (``meiqia.channels.inbound`` passes its slug; a visitor of a channel is
-    that channel's own, so his open conversation is always on it).
+    that channel's own, so his open conversation is always on it). ``welcome``
+    False: no welcome line (a channel whose class says ``welcome_line = False``).
     """
     with database.atomic():
         if is_postgres():
@@ -126,7 +127,7 @@ def start_or_resume(visitor: Visitor, visit: Visit | None,
             status="bot", channel=channel,
         )
     with_bot = bool(settings["bot_enabled"])
-    if settings["welcome_message"]:
+    if settings["welcome_message"] and welcome:
         messages.post_message(conversation, "bot" if with_bot else "system",
                               settings["welcome_message"])
     events.emit("conversation.started", visitor.team_id,

@@ -28,6 +28,8 @@ def base_config(tmp_path: Any, **extra: Any) -> dict[str, Any]:
         "INACTIVITY_SWEEP_SECONDS": 0,
         # Likewise the presence sweep (tests/ws/test_presence.py turns it on).
         "PRESENCE_SWEEP_SECONDS": 0,
+        # And the channels' settings watch (tests call ``registry.sync``).
+        "CHANNELS_SYNC_SECONDS": 0,
         "ENTRY_POINT_PLUGINS": [],
     }
     config.update(extra)

@@ -79,3 +79,31 @@ def test_the_workspace_shows_the_channel_and_resends_a_failed_reply(tmp_path, ne
             "data-delivery", "sent")
         assert ChannelDelivery.select().where(ChannelDelivery.status == "sent").count() >= 1
         assert standin.outbox(server.app)[-1][1].body == "我帮您查一下物流"
+
+
+def test_the_channels_page_says_when_the_mailbox_cannot_be_read(tmp_path, new_context):
+    """The e-mail channel's reader failing (its IMAP server does not answer): the
+    page said only "已开启" while nothing was read."""
+    from tests.helpers import ApiClient
+    from tests.helpers import wait_until
+    from tests.integration.test_two_processes import free_port
+
+    with serve(tmp_path, OUTBOUND_ALLOWED_NETWORKS=["127.0.0.0/8"]) as server, \
+            server.app.app_context():
+        admin = ApiClient.registered(server.app)
+        closed = free_port()  # nothing listens there
+        saved = admin.put("/api/v1/channels/email", json={"enabled": True, "config": {
+            "imap_host": "127.0.0.1", "imap_port": closed, "imap_security": "none",
+            "imap_user": "support@shop.test", "imap_password": "pw",
+            "smtp_host": "127.0.0.1", "smtp_port": closed, "smtp_security": "none",
+            "from_address": "support@shop.test", "poll_interval": 5}})
+        assert saved.status_code == 200, saved.get_json()
+        wait_until(lambda: admin.get("/api/v1/channels/email").get_json()["reader"]["state"]
+                   == "failing", what="the reader's first failure")
+        page = new_context(viewport={"width": 1360, "height": 820}).new_page()
+        login(page, server, next="/admin/channels")
+        state = page.locator('#channels-table tr[data-type="email"] .channel-reader')
+        expect(state).to_have_attribute("data-reader", "failing")
+        expect(state).to_contain_text("读取邮箱失败（连续 ")
+        expect(state).to_contain_text("无法连接 IMAP 服务器")
+        expect(state).to_contain_text("失败于 ")

@@ -204,3 +204,37 @@ def test_an_instance_a_job_built_first_is_still_started_with_the_process(ch_app,
     assert box["started"] == before + 1
     assert registry.instance(ch_api.team["id"], "standin", ch_app) is built
     assert registry.start_all(ch_app) == 0 and box["started"] == before + 1
+
+
+def test_sync_follows_settings_saved_by_another_process(ch_app, ch_api):
+    """What ``sync`` (each process's watcher) does with rows another process wrote:
+    a channel switched off stops here, switched on again starts, a changed setting
+    rebuilds it; running with the same settings, nothing happens."""
+    import datetime
+
+    from meiqia.channels import registry
+    from meiqia.models import ChannelConfig
+    from tests.channels import standin
+
+    box = standin._box(ch_app)
+    team = ch_api.team["id"]
+    assert registry.sync(ch_app) == 1
+    started, stopped = box["started"], box["stopped"]
+    assert registry.sync(ch_app) == 1 and (box["started"], box["stopped"]) == (started, stopped)
+
+    def saved_elsewhere(**changes) -> None:  # an UPDATE as the other process's save makes
+        row = ChannelConfig.get(ChannelConfig.team == team, ChannelConfig.channel == "standin")
+        ChannelConfig.update(updated_at=row.updated_at + datetime.timedelta(seconds=1),
+                             **changes).where(ChannelConfig.id == row.id).execute()
+
+    saved_elsewhere(enabled=False)
+    assert registry.sync(ch_app) == 0
+    assert box["stopped"] == stopped + 1 and (team, "standin") not in registry._started(ch_app)
+    saved_elsewhere(enabled=True)
+    registry.sync(ch_app)
+    assert box["started"] == started + 1
+    saved_elsewhere(config={"endpoint": "https://example.com/other", "api_key": "k2"})
+    registry.sync(ch_app)
+    assert box["started"] == started + 2 and box["stopped"] == stopped + 2
+    assert registry.instance(team, "standin", ch_app).config["endpoint"] \
+        == "https://example.com/other"

@@ -295,6 +295,32 @@ def test_answers_go_out_even_when_a_later_attachment_is_refused(ch_app, ch_api):
     assert standin.outbox(ch_app)
 
 
+def test_note_refused_keeps_the_rest_and_says_cannot_read_once(ch_app, ch_api):
+    """``note_refused``: each refused file is a line in its place, the files after
+    it are kept, and a message without text gets the bot's "cannot read" line
+    once (with text, the text's answer is what the customer gets)."""
+    from meiqia.services.conversations import CANNOT_READ
+
+    ch_app.config["MAX_FILE_BYTES"] = 10
+    files = [Attachment("a.bin", "application/octet-stream", b"x" * 50),
+             Attachment("b.txt", "text/plain", b"ok"),
+             Attachment("c.bin", "application/octet-stream", b"y" * 50)]
+    only_files = receive(host(ch_app, ch_api), "kim@example.com", "", attachments=files,
+                         external_message_id="k1", note_refused=True, email="kim@example.com")
+    lines = [(m.sender_kind, m.kind, m.body) for m in public(only_files.conversation_id)]
+    visitor = [line for line in lines if line[0] == "visitor"]
+    assert [v[1] for v in visitor] == ["text", "file", "text"], lines
+    assert visitor[0][2].startswith("[附件未接收 attachment not accepted: a.bin: ")
+    assert visitor[1][2] == "b.txt" and "c.bin" in visitor[2][2]
+    assert [line[2] for line in lines if line[0] == "bot"] == [CANNOT_READ["zh-CN"]]
+    conversation = Conversation.get_by_id(only_files.conversation_id)
+    assert Visitor.get_by_id(conversation.visitor_id).email == "kim@example.com"
+    with_text = receive(host(ch_app, ch_api), "lee@example.com", "你们几点上班？",
+                        attachments=files[:1], external_message_id="l1", note_refused=True)
+    bots = [m.body for m in public(with_text.conversation_id) if m.sender_kind == "bot"]
+    assert CANNOT_READ["zh-CN"] not in bots and bots, bots
+
+
 def test_the_bot_tells_a_channel_customer_to_reply_human_not_to_press_a_button(ch_app, ch_api):
     receive(host(ch_app, ch_api), "bob@example.com", "量子色动力学的渐近自由是什么意思",
             external_message_id="<q1@example.com>")

@@ -384,19 +384,30 @@ def test_attachments_take_the_upload_checks_and_a_refused_one_is_said(email_app,
     message.add_attachment(png, maintype="image", subtype="png", filename="破损照片.png")
     message.add_attachment(b"%PDF-1.4 " + b"x" * 2000, maintype="application",
                            subtype="pdf", filename="检测报告.pdf")
+    message.add_attachment(b"order MQ123", maintype="text", subtype="plain",
+                           filename="订单号.txt")
     with smtplib.SMTP("127.0.0.1", mail.smtp.port, timeout=10) as client:
         client.send_message(message)
     conversation = wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
                               what="the conversation")
-    wait_until(lambda: len(visitor_messages(conversation.id)) == 3, what="three parts")
-    text, image, refused = visitor_messages(conversation.id)
+    wait_until(lambda: len(visitor_messages(conversation.id)) == 4, what="four parts")
+    text, image, refused, kept = visitor_messages(conversation.id)
     assert text.body == "收到的杯子碎了，照片和检测报告见附件。" and text.kind == "text"
     assert image.kind == "image" and image.body == "破损照片.png"
     assert refused.kind == "text" and "检测报告.pdf" in refused.body
     assert "at most" in refused.body and "附件未接收" in refused.body
-    parts = {msgid, f"{msgid} part-1", f"{msgid} part-2"}
+    assert kept.kind == "file" and kept.body == "订单号.txt"  # the rest of the mail kept
     wait_until(lambda: {e.external_id for e in ChannelExternalId.select().where(
-        ChannelExternalId.direction == "in")} == parts, what="each part's external id")
+        ChannelExternalId.direction == "in")} == {msgid}, what="the mail's external id")
+    # The bot's answer after the whole mail, as the mail reader stores it (each
+    # part used to be a receive of its own: text, answer, image, file, file).
+    lines = wait_until(lambda: (got := [(m.sender_kind, m.kind) for m in Message.select().where(
+        Message.conversation == conversation.id, Message.visibility == "public",
+        Message.id >= text.id).order_by(Message.id)]) and got[-1][0] == "bot" and got,
+        what="the bot's answer")
+    assert lines[:4] == [("visitor", "text"), ("visitor", "image"), ("visitor", "text"),
+                         ("visitor", "file")], lines
+    assert {kind for kind, _ in lines[4:]} == {"bot"}, lines  # one answer, no "cannot read"
     # Replies thread on the mail itself, whichever of its parts came last.
     # (An answer sent after another also references that one: they go out in order.)
     answers = parsed_all(mail, VISITOR, 1)
@@ -589,3 +600,86 @@ def test_a_subject_only_mail_a_long_mail_and_a_port_that_is_no_imap_server(email
     assert not probe["ok"], probe
     assert "could not reach an IMAP server" in probe["message"], probe
     assert "220" not in probe["message"] and "SMTP" not in probe["message"], probe
+
+
+def test_the_customer_card_gets_the_sender_address_and_keeps_one_an_agent_typed(email_app, mail):
+    """An e-mail customer's card had no e-mail, so a ticket an agent made from his
+    conversation said he left no address and was never mailed."""
+    api = ApiClient.registered(email_app)
+    enable(api, mail)
+    mail.send(VISITOR, "发票", "请开发票")
+    conversation = wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
+                              what="the conversation")
+    card = api.get(f"/api/v1/conversations/{conversation.id}").get_json()["customer"]
+    assert card["email"] == VISITOR and card["name"] == "张三"
+    ticket = api.post("/api/v1/tickets", json={"conversation_id": conversation.id,
+                                               "subject": "开发票"})
+    assert ticket.status_code == 201, ticket.get_json()
+    assert ticket.get_json()["contact"]["email"] == VISITOR  # it can be answered by mail
+
+    # An address an agent typed on the card stays when he writes again.
+    typed = api.patch(f"/api/v1/visitors/{card['id']}", json={"email": "zhang.work@corp.test"})
+    assert typed.status_code == 200, typed.get_json()
+    again = mail.send(VISITOR, "Re: 发票", "抬头写公司名")
+    wait_until(lambda: ChannelExternalId.get_or_none(ChannelExternalId.external_id == again),
+               what="his second mail")
+    card = api.get(f"/api/v1/conversations/{conversation.id}").get_json()["customer"]
+    assert card["email"] == "zhang.work@corp.test"
+
+
+def test_an_e_mail_customer_gets_the_answer_without_a_welcome_mail_first(email_app, mail):
+    """The team's welcome line (for the widget and WeChat) went to every new e-mail
+    customer as a mail of its own before the answer."""
+    api = ApiClient.registered(email_app)
+    welcome = "您好，欢迎光临小美商城！"
+    patched = api.patch("/api/v1/team", json={"settings": {"welcome_message": welcome}})
+    assert patched.status_code == 200, patched.get_json()
+    enable(api, mail)
+    asked = mail.send(VISITOR, "营业时间", "你们几点上班？")
+    conversation = wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
+                              what="the conversation")
+
+    def deliveries() -> list[dict[str, Any]]:
+        return api.get(f"/api/v1/conversations/{conversation.id}/deliveries"
+                       ).get_json()["deliveries"]
+
+    sent = wait_until(lambda: (d := deliveries()) and all(x["status"] == "sent" for x in d)
+                      and d, what="the answer sent")
+    got = parsed_all(mail, VISITOR, len(sent))
+    assert len(got) == len(sent) and all(welcome not in m.get_content() for m in got)
+    assert got[0]["In-Reply-To"] == asked
+    public = Message.select().where(Message.conversation == conversation.id,
+                                    Message.visibility == "public").order_by(Message.id)
+    assert public[0].sender_kind == "visitor"  # nothing before his mail
+    assert welcome not in [m.body for m in public]
+
+
+def test_the_channels_api_says_when_the_mailbox_cannot_be_read(email_app, mail):
+    """The mail server down: the page and API said "on", 0 failures, while the
+    reader failed every few seconds. A reader pointed at a closed port."""
+    from tests.integration.test_two_processes import free_port
+
+    api = ApiClient.registered(email_app)
+    enable(api, mail, imap_port=free_port())  # nothing listens there
+
+    def reader(lang: str) -> dict[str, Any]:
+        shown = api.get("/api/v1/channels/email", headers={"X-Meiqia-Lang": lang}).get_json()
+        return shown["reader"]
+
+    failing = wait_until(lambda: (r := reader("zh-CN"))["state"] == "failing" and r,
+                         what="the reader's failure in the channel API")
+    assert failing["message"].startswith("读取邮箱失败（连续 ")
+    assert "无法连接 IMAP 服务器" in failing["message"] and "could not" not in failing["message"]
+    assert failing["error_at"] and failing["read_at"] is None and failing["failures"] >= 1
+    english = reader("en")
+    assert english["message"].startswith("Reading the mailbox failed (")
+    assert "could not reach an IMAP server" in english["error"]
+    listed = api.get("/api/v1/channels", headers={"X-Meiqia-Lang": "zh-CN"}).get_json()
+    assert next(c for c in listed if c["type"] == "email")["reader"]["state"] == "failing"
+
+    enable(api, mail)  # the admin corrects the port
+    ok = wait_until(lambda: (r := reader("zh-CN"))["state"] == "ok" and r,
+                    what="the reader reading again")
+    assert ok["read_at"] and ok["failures"] == 0 and ok["message"] == "正在读取邮箱"
+    off = api.put("/api/v1/channels/email", json={"enabled": False})
+    assert off.get_json()["reader"] is None  # off: no reader to speak of

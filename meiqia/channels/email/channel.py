@@ -56,7 +56,8 @@ def _server_props(prefix: str, port: int) -> dict[str, Any]:
 
 
 def _mail_id(external_id: str | None) -> str | None:
-    """The Message-ID of an external id (a mail's later parts are "<id> part-N")."""
+    """The Message-ID of an external id (a mail's later parts were once stored
+    as "<id> part-N")."""
     return external_id.split(" ", 1)[0] if external_id else None
 
 
@@ -67,6 +68,9 @@ class EmailChannel(Channel):
     name = {"zh-CN": "邮件", "en": "E-mail"}
     #: Mail carries files; it has no typing preview, read receipts or rating prompt.
     capabilities = frozenset({"attachments"})
+    #: No welcome line: the team's greeting is for a chat window. A customer who
+    #: writes a mail gets one mail back, the answer, not a greeting mail before it.
+    welcome_line = False
 
     @staticmethod
     def configuration_schema() -> dict[str, Any]:
@@ -205,40 +209,77 @@ class EmailChannel(Channel):
         return self._receive(mail)
 
     def _receive(self, mail: InboundMail) -> Any:
-        """The text, then each file, each its own ``receive`` with its own external
-        id (the Message-ID, then ``<Message-ID> part-N``): a file the upload checks
-        refuse (type, size, the team's quota) becomes a line saying so instead of
-        losing the mail, and a mail fetched twice stores every part once."""
-        from meiqia.services.errors import ServiceError
+        """The whole mail in one ``receive``: the text, then each file as a message
+        of its own, then the bot's answer (or the handover) after all of them. A
+        file the upload checks refuse (type, size, the team's quota) becomes a line
+        saying so in its place (``note_refused``) instead of losing the mail. The
+        Message-ID is the external id (a mail fetched twice is stored once; one
+        whose handling broke off half way stores each part once when read again).
 
-        common: dict[str, Any] = dict(
+        Each part used to be a ``receive`` of its own: the text's answer was
+        stored, and mailed, before the files came in after it."""
+        return receive(
+            self.host, mail.sender, mail.text if mail.text.strip() else "",
+            [Attachment(filename=f.filename, content_type=f.content_type, data=f.data)
+             for f in mail.files],
             metadata={"email": {"message_id": mail.message_id, "subject": mail.subject,
                                 "from": mail.sender}},
-            in_reply_to=mail.in_reply_to[:50], display_name=mail.display_name,
-            subject=mail.subject or None)
-        parts: list[tuple[str, list[Attachment]]] = []
-        if mail.text.strip():
-            parts.append((mail.text, []))
-        parts += [("", [Attachment(filename=f.filename, content_type=f.content_type,
-                                   data=f.data)]) for f in mail.files]
-        first = None
-        for index, (text, files) in enumerate(parts):
-            ext = mail.message_id if index == 0 else f"{mail.message_id} part-{index}"
-            try:
-                result = receive(self.host, mail.sender, text, files,
-                                 external_message_id=ext, **common)
-            except ServiceError as exc:  # refused (type, size, quota: 422, 413, 429)
-                if not files:
-                    raise
-                self.host.log.info("e-mail: a file of %s was refused: %s", mail.message_id,
-                                   exc)
-                # A line for agents, not a question for the bot.
-                result = receive(self.host, mail.sender,
-                                 f"[附件未接收 attachment not accepted: {files[0].filename}: "
-                                 f"{exc}]", [], external_message_id=ext, placeholder=True,
-                                 **common)
-            first = first or result
-        return first
+            external_message_id=mail.message_id, in_reply_to=mail.in_reply_to[:50],
+            display_name=mail.display_name, subject=mail.subject or None,
+            note_refused=True, email=mail.sender)
+
+    # --- how reading goes (the Channels page) --------------------------------------
+
+    @staticmethod
+    def reader_status(config: dict[str, Any], state: Any, lang: str = "zh-CN"
+                      ) -> dict[str, Any]:
+        """How the team's mailbox reader is doing, for the admin (``GET
+        /api/v1/channels/email`` ``reader``, the Channels page): ``state`` ok,
+        failing (its last round failed), stale (no round for longer than a
+        reader's claim lasts: no process is reading) or waiting (not read yet);
+        ``read_at`` the last round that read the mailbox, ``error`` the last
+        failure in ``lang`` with ``error_at`` and ``failures`` in a row; and
+        ``message``, one line in ``lang``. A mail server that was down showed
+        nowhere: the page said "on" while the reader failed every few seconds."""
+        import calendar
+        import time
+
+        from meiqia.channels.email.poller import MAX_IDLE
+        from meiqia.channels.email.poller import STATUS_KEY
+
+        en = lang != "zh-CN"
+        status = state.get(STATUS_KEY) or {}
+        error = status.get("error") or None
+        words = (error.get("en") if en else error.get("zh")) if isinstance(error, dict) \
+            else None
+        failures = int(status.get("failures") or 0)
+        read_at = status.get("read_at")
+        interval = float(config.get("poll_interval") or 60)
+        # Longer than a claim (two rounds and 30 s) and a round more: nobody reads.
+        stale_after = 3 * min(interval, MAX_IDLE) + 30
+        last = max(filter(None, [read_at, status.get("error_at")]), default=None)
+        age = None
+        if last:  # written by the poller as time.gmtime()
+            age = time.time() - calendar.timegm(time.strptime(last, "%Y-%m-%dT%H:%M:%SZ"))
+        if failures and words:
+            state_name = "failing"
+            message = (f"Reading the mailbox failed ({failures} in a row): {words}" if en
+                       else f"读取邮箱失败（连续 {failures} 次）：{words}")
+        elif last is None:
+            state_name = "waiting"
+            message = "The mailbox has not been read yet" if en else "尚未读取邮箱"
+        elif age is not None and age > stale_after:
+            state_name = "stale"
+            minutes = max(1, int(age // 60))
+            message = (f"The mailbox has not been read for {minutes} min: no web process "
+                       "is reading it" if en else
+                       f"已 {minutes} 分钟未读取邮箱：没有进程在读取")
+        else:
+            state_name = "ok"
+            message = "Reading the mailbox" if en else "正在读取邮箱"
+        return {"state": state_name, "message": message, "read_at": read_at,
+                "error": words, "error_at": status.get("error_at") if words else None,
+                "failures": failures}
 
     # --- outbound ----------------------------------------------------------------
 

@@ -49,6 +49,8 @@ MAX_IDLE = 25 * 60
 MAX_BACKOFF = 300
 #: The state key of the claim that makes one process the mailbox's reader.
 LEASE_KEY = "imap_reader"
+#: The state key of how reading goes (``EmailChannel.reader_status`` shows it).
+STATUS_KEY = "reader_status"
 
 
 class Poller:
@@ -150,10 +152,18 @@ class Poller:
                 reason = exc.reason if isinstance(exc, MailError) else f"{type(exc).__name__}"
                 self.log.warning("e-mail: reading %s failed (%s); trying again", self.folder,
                                  reason)
-                self._record(error=reason)
-            except Exception:  # noqa: BLE001 - a database hiccup: try again next round
+                if isinstance(exc, MailError):
+                    self._record(error={"zh": exc.zh, "en": exc.en}, failures=failures)
+                else:  # the session broke off: its type only, never the server's words
+                    self._record(error={"zh": "IMAP 会话中断",
+                                        "en": f"IMAP: the session broke off ({reason})"},
+                                 failures=failures)
+            except Exception as exc:  # noqa: BLE001 - a database hiccup: try again next round
                 failures += 1
                 self.log.exception("e-mail: handling new mail failed; trying again")
+                self._record(error={"zh": "处理新邮件出错（见服务器日志）",
+                                    "en": f"handling new mail failed ({type(exc).__name__}; "
+                                          "see the server log)"}, failures=failures)
             if failures:
                 self.stopped.wait(min(self.interval * 2 ** (failures - 1), MAX_BACKOFF))
 
@@ -165,11 +175,11 @@ class Poller:
             validity = int(info.get(b"UIDVALIDITY", 0))
             uidnext = int(info.get(b"UIDNEXT", 0)) or None
             idle = self.use_idle and client.has_capability("IDLE")
-            self._record(error=None)
             while not self.stopped.is_set():
                 self.fetch_new(client, validity, uidnext)
                 uidnext = None  # only the first look uses it
                 self.rounds += 1
+                self._record(error=None)
                 if not self._claim():
                     return  # our claim ran out and another reader took over
                 if idle:
@@ -261,13 +271,20 @@ class Poller:
                                self.folder)
             return False
 
-    def _record(self, error: str | None) -> None:
-        """The mailbox's health in the channel state (shown to admins)."""
+    def _record(self, error: dict[str, str] | None, failures: int = 0) -> None:
+        """How reading goes, in the channel state, for the admin's Channels page
+        (``EmailChannel.reader_status``): the time of the last round that read
+        the mailbox, and the last failure (each language's words, its time, how
+        many in a row). Written by the one reader, once a round."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         try:
             with self.unit():
-                status = {"ok": error is None, "error": error,
-                          "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-                if (self.state.get("imap_status") or {}).get("error") != error:
-                    self.state.set("imap_status", status)
+                status = dict(self.state.get(STATUS_KEY) or {})
+                if error is None:
+                    status.update(read_at=now, failures=0)
+                else:
+                    status.update(error=error, error_at=now, failures=failures)
+                status["folder"] = self.folder
+                self.state.set(STATUS_KEY, status)
         except Exception:  # noqa: BLE001 - health is best effort; the log has it too
             self.log.debug("e-mail: could not record the mailbox status", exc_info=True)

@@ -42,6 +42,9 @@ class MailError(RuntimeError):
         super().__init__(reason)
         self.reason = reason
         self.retry = retry
+        #: Each language's words alone (the Channels page shows the reader's).
+        self.zh = zh
+        self.en = en
 
 
 @dataclass

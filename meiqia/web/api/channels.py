@@ -33,14 +33,19 @@ def _lang() -> str:
        auth="admin", tags=TAGS,
        description="Every installed channel but the web widget: its form schema "
        "(`configuration_schema()`), declared capabilities, whether the team enabled it, "
-       "its settings with secret fields as `********` (set) or empty, and how many of its "
-       "deliveries failed.")
+       "its settings with secret fields as `********` (set) or empty, how many of its "
+       "deliveries failed, and `reader`: for an enabled channel with a background reader "
+       "(the e-mail channel's mailbox), how it is doing (`state` ok, failing, stale or "
+       "waiting; `read_at`, the last round that read; `error`, `error_at`, `failures` in a "
+       "row; `message`), in the caller's language; null otherwise.")
 def list_channels() -> list:
     return channels.list_channels(g.actor, _lang())
 
 
 @route("/channels/<slug>", summary="One channel with the team's settings (secrets masked)",
-       auth="admin", tags=TAGS)
+       auth="admin", tags=TAGS,
+       description="As one item of `GET /channels`, `reader` (how its mailbox reader is "
+       "doing) included.")
 def get_channel(slug: str) -> dict:
     return channels.get(g.actor, slug, _lang())
 

@@ -2,7 +2,7 @@
 // is generated from the channel's configuration_schema(). Secrets are never shown back:
 // they come as ******** and are sent back so to keep them. "Test connection" calls the
 // channel with the form's settings (unsaved ones too).
-import { api, boot, clear, dialog, el, formError, t, toast } from './lib.js';
+import { api, boot, clear, dialog, el, fmtTime, formError, t, toast } from './lib.js';
 
 const MASK = '********';
 const body = document.querySelector('#channels-table tbody');
@@ -18,11 +18,22 @@ function render() {
     body.append(el('tr', { dataset: { type: c.type }, class: c.enabled ? '' : 'inactive' },
       el('td', {}, el('strong', { class: 'channel-name', text: nameOf(c) }), ' ', el('code', { text: c.type })),
       el('td', { text: c.capabilities.length ? c.capabilities.map(capability).join('、') : t('chn.cap.none') }),
-      el('td', { class: 'channel-state', text: c.enabled ? t('chn.on') : (c.configured ? t('chn.off') : t('chn.not_configured')) }),
+      el('td', { class: 'channel-state' }, c.enabled ? t('chn.on') : (c.configured ? t('chn.off') : t('chn.not_configured')), reader(c.reader)),
       el('td', {}, c.failed_deliveries ? el('span', { class: 'badge', text: c.failed_deliveries }) : '0'),
       el('td', {}, el('span', { class: 'row-actions' },
         el('button', { type: 'button', class: 'link', text: t('chn.configure'), onclick: () => edit(c) })))));
   }
+}
+
+/** How the channel's background reader is doing (the e-mail channel's mailbox): the
+ * server's line in the reader's language, and when it last read / last failed. */
+function reader(r) {
+  if (!r) return null;
+  const times = [r.read_at ? t('chn.reader.read_at', { time: fmtTime(r.read_at, true) }) : '',
+    r.state === 'failing' && r.error_at ? t('chn.reader.error_at', { time: fmtTime(r.error_at, true) }) : ''].filter(Boolean);
+  return el('div', { class: `channel-reader ${r.state}`, dataset: { reader: r.state } },
+    el('span', { class: r.state === 'ok' ? 'hint' : 'error', text: r.message }),
+    times.length ? el('span', { class: 'hint', text: ` · ${times.join(' · ')}` }) : null);
 }
 
 /** One input per property of the schema; names are config.<key>. */
