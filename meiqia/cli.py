@@ -185,7 +185,7 @@ def _import_demo_kb(agent: Any) -> None:
         click.echo(f"knowledge base: {path} not found, skipped")
         return
     report = knowledge.import_file(agent.team, path)
-    click.echo(f"knowledge base: {report['created']} entries imported from {path.name}")
+    click.echo(f"knowledge base: {_entries(report['created'])} imported from {path.name}")
 
 
 @cli.command()
@@ -227,6 +227,9 @@ def run(host: str, port: int, dev: bool) -> None:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port "
             "with --port or MEIQIA_PORT (or `make run PORT=8080`)") from exc
+    from meiqia.channels import registry as channel_registry
+
+    channel_registry.autostart(app)  # mailbox readers run now, not from the first request
     from meiqia import embedded_server
 
     if embedded_server.is_patched():
@@ -364,6 +367,11 @@ def _entry_by_key(admin: Any, key: str) -> Any:
     return entry
 
 
+def _entries(n: int) -> str:
+    """"1 entry", "42 entries"."""
+    return f"{n} {'entry' if n == 1 else 'entries'}"
+
+
 def _answer_text(answer: str | None) -> str | None:
     """``-`` reads the answer from standard input (long answers, links, images)."""
     if answer == "-":
@@ -423,7 +431,7 @@ def kb_list(q: str, category: str, team_id: int | None) -> None:
             if shown >= found["total"] or not found["items"]:
                 break
             page += 1
-    click.echo(f"{found['total']} entries")
+    click.echo(_entries(found['total']))
 
 
 @kb.command("add")
@@ -559,7 +567,7 @@ def kb_import(path: str, team_id: int | None, replace: bool) -> None:
         except KBFileError as exc:
             raise _kb_error(exc) from exc
     click.echo(
-        f"{report['total']} entries read: {report['created']} created, "
+        f"{_entries(report['total'])} read: {report['created']} created, "
         f"{report['updated']} updated, {report['removed']} removed"
     )
 
@@ -581,7 +589,7 @@ def kb_export(path: str, team_id: int | None) -> None:
         _require_schema()
         entries = knowledge.export_entries(_team(team_id).id)
     writer(entries, path)
-    click.echo(f"{len(entries)} entries written to {path}")
+    click.echo(f"{_entries(len(entries))} written to {path}")
 
 
 @kb.command("reindex")
@@ -609,7 +617,7 @@ def kb_reindex(team_id: int | None) -> None:
                     click.echo(f"{fraction:4.0%}  {message}")
 
             result = knowledge.rebuild_index(team.id, progress=progress)
-    click.echo(f"{result['entries']} entries ({result['variants']} questions) indexed in "
+    click.echo(f"{_entries(result['entries'])} ({result['variants']} questions) indexed in "
                f"{result['build_s']:.2f} s; KB version {result['version']}")
 
 
@@ -736,7 +744,7 @@ def bot_ask(question: str, kb_path: str | None, team_id: int | None, top: int) -
     if asked.truncated:
         click.echo(f"note: the question is longer than {MAX_QUESTION_CHARS:,} characters; "
                    f"only the first {MAX_QUESTION_CHARS:,} were read")
-    click.echo(f"decision: {asked.kind}")
+    click.echo(f"decision: {asked.kind}" + (f" ({asked.talk})" if asked.talk else ""))
     for c in asked.candidates:
         click.echo(f"  {c['score']:.3f}  [{c['entry_id']}] {c['question']}"
                    + (f"  ({c['source']})" if c["source"] != "knowledge_base" else ""))

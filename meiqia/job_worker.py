@@ -59,13 +59,16 @@ class RecoveringWorker(Worker):
         bound then."""
         if self.get_state() != WorkerStatus.BUSY:
             _exit_unless_done_within(TEARDOWN_SECONDS)
+            leave_hub(self.meiqia_app)
         super().request_stop(signum, frame)
 
     def teardown(self) -> None:
         """rq's teardown, bounded when the worker is stopping for good after a job
-        (see ``request_stop``)."""
+        (see ``request_stop``). The hub's peers are left first: the bound may end
+        the process before rq's teardown returns."""
         if self._stop_requested:
             _exit_unless_done_within(TEARDOWN_SECONDS)
+            leave_hub(self.meiqia_app)
         super().teardown()
 
     def register_again_if_forgotten(self) -> bool:
@@ -127,6 +130,25 @@ def wait_for_redis(url: str, backoff: float) -> None:
         client.close()
 
 
+def leave_hub(app: Any) -> None:
+    """Leave the hub's peers (``<prefix>:hub-peers``) on a clean stop.
+
+    ``meiqia worker`` ends with ``os._exit`` (cli.py says why), so the hub's own
+    ``atexit`` never ran: the worker's id stayed in the hash, and 8 s later every
+    web process took it for a killed process and resynced every socket
+    (docs/deploy.md §5). ``close()`` leaves unless a failed publish is still
+    unannounced or Redis is away, the two cases where the silence must speak.
+    Called as the stop begins (idle, or once the running job is done), before rq's
+    teardown, which may hang and be cut short by ``_exit_unless_done_within``."""
+    hub = app.extensions.get("meiqia.hub") if app is not None else None
+    if hub is None:
+        return
+    try:
+        hub.close()
+    except Exception as exc:  # noqa: BLE001 - stopping anyway: the silence tells
+        log.warning("worker: could not leave the hub's peers: %s", exc)
+
+
 def _exit_unless_done_within(seconds: float) -> threading.Thread:
     """A daemon timer that ends the process with 0 unless it has exited first (it is
     never disarmed: the caller is on its way out)."""
@@ -152,10 +174,21 @@ def run(app: Any, burst: bool = False) -> None:
     while True:
         # Blocking dequeues need a client without the web process's short timeouts.
         client = redis.Redis.from_url(url, socket_connect_timeout=5)
-        worker = RecoveringWorker([queue.name], connection=client,
-                                  worker_ttl=queue.worker_ttl,
-                                  job_monitoring_interval=queue.worker_ttl,
-                                  maintenance_interval=max(1, int(recover_every)))
+        try:
+            # rq's constructor already talks to Redis: unreachable at start-up (or
+            # when starting again), wait for it as after an outage instead of exiting.
+            worker = RecoveringWorker([queue.name], connection=client,
+                                      worker_ttl=queue.worker_ttl,
+                                      job_monitoring_interval=queue.worker_ttl,
+                                      maintenance_interval=max(1, int(recover_every)))
+        except redis.RedisError as exc:
+            client.close()
+            log.warning("worker: Redis unreachable (%s); trying again in %.0f s", exc, backoff)
+            time.sleep(backoff)
+            wait_for_redis(url, min(backoff * 2, MAX_BACKOFF))
+            backoff = min(backoff * 2, MAX_BACKOFF)
+            log.info("worker: Redis answers; starting the worker")
+            continue
         worker.meiqia_app = app
         database.close()
         started = time.monotonic()
@@ -167,6 +200,7 @@ def run(app: Any, burst: bool = False) -> None:
             client.close()
         # SIGTERM/SIGINT (rq's warm shutdown) stamps the request: stop for good.
         if burst or worker._stop_requested or worker._shutdown_requested_date is not None:
+            leave_hub(app)
             return
         # rq's loop gave up (it logged why): start again once Redis answers. Until
         # then SIGTERM and SIGINT stop the process at once (no job is running).

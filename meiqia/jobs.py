@@ -175,16 +175,7 @@ def execute(job_id: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> 
         try:
             result = resolve(path)(*args, **kwargs)
         except Exception as exc:
-            record = JobRecord.get_or_none(JobRecord.id == job_id)
-            final = record is None or record.attempts >= record.max_attempts
-            JobRecord.update(
-                status="failed" if final else "queued",
-                error=f"{type(exc).__name__}: {exc}",
-                message="" if final else "retrying",
-                finished_at=utcnow() if final else None,
-                run_at=None if final else utcnow() + datetime.timedelta(
-                    seconds=_retry_delay(record)),
-            ).where(JobRecord.id == job_id).execute()
+            final = _record_failure(job_id, exc)
             if isinstance(exc, RetryLater):
                 # Expected (a far side down): one line, no traceback.
                 log.warning("job %s (%s) %s: %s", job_id, path,
@@ -203,6 +194,80 @@ def execute(job_id: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> 
             error="",
         ).where(JobRecord.id == job_id).execute()
         return result
+
+
+#: Tries to record a failed attempt, a new connection each, before leaving it to ``reap``.
+RECORD_TRIES = 3
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a failed attempt's record says. A database error is named as one: the
+    driver's text alone ("terminating connection due to administrator command",
+    "server closed the connection unexpectedly") does not say what broke."""
+    if is_database_error(exc):
+        detail = next((line.strip() for line in str(exc).splitlines() if line.strip()),
+                      type(exc).__name__)
+        return f"the database failed during the job: {detail}"[:2000]
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def is_database_error(exc: BaseException) -> bool:
+    import peewee
+
+    try:
+        import psycopg2
+        driver: tuple[type[BaseException], ...] = (psycopg2.OperationalError,
+                                                   psycopg2.InterfaceError)
+    except ImportError:  # SQLite only
+        driver = ()
+    return isinstance(exc, (peewee.OperationalError, peewee.InterfaceError, *driver))
+
+
+def fresh_connection() -> None:
+    """Give this thread a working database connection again.
+
+    A job holds one connection for its whole run; when the database cut it (a
+    terminated backend, a restart, a failover) every later statement on it fails,
+    so the job could not record its own failure and sat "started" until ``reap``
+    took it for a dead worker. The broken connection is dropped (a rolled-back
+    or dead one is never handed out again: the pool pings at check-out)."""
+    from meiqia.db import database
+
+    try:
+        database.close()
+    except Exception:  # noqa: BLE001 - already broken: forget it
+        database._state.reset()
+    database.connect(reuse_if_open=True)
+
+
+def _record_failure(job_id: str, exc: BaseException) -> bool:
+    """Record a failed attempt (queued again while attempts remain, else failed);
+    return whether it was the last. A database error may have broken this thread's
+    connection: each try after the first takes a new one. If the database stays
+    away, the record stays "started" and ``reap`` retries it once its heartbeat is
+    stale (the heartbeat stopped with this attempt)."""
+    for tries in range(1, RECORD_TRIES + 1):
+        try:
+            if tries > 1 or is_database_error(exc):
+                fresh_connection()
+            record = JobRecord.get_or_none(JobRecord.id == job_id)
+            final = record is None or record.attempts >= record.max_attempts
+            JobRecord.update(
+                status="failed" if final else "queued",
+                error=failure_reason(exc),
+                message="" if final else "retrying",
+                finished_at=utcnow() if final else None,
+                run_at=None if final else utcnow() + datetime.timedelta(
+                    seconds=_retry_delay(record)),
+            ).where(JobRecord.id == job_id, JobRecord.status == "started").execute()
+            return final
+        except Exception as again:  # noqa: BLE001 - the database is still away
+            log.warning("job %s: could not record its failure (%s)%s", job_id, again,
+                        "; trying again" if tries < RECORD_TRIES else
+                        "; the recovery sweep retries it")
+            if tries < RECORD_TRIES:
+                time.sleep(tries)
+    return False
 
 
 def _retry_delay(record: JobRecord) -> int:

@@ -15,6 +15,7 @@ characters, so a longer one (a long transcript) is cut and says by how much.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import secrets
 import time
@@ -24,6 +25,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 
 from meiqia.db import database
+from meiqia.jobs import Retry
 from meiqia.models import Agent
 from meiqia.models import Conversation
 from meiqia.models import ExportJob
@@ -40,8 +42,13 @@ from meiqia.spreadsheets import XLSX_CELL_CHARS  # noqa: F401 - re-exported for 
 from meiqia.spreadsheets import csv_writer
 from meiqia.spreadsheets import xlsx_row
 
+log = logging.getLogger(__name__)
+
 MAX_ROWS = 20_000
 BATCH = 500
+#: An export is run again after a failed attempt (a database connection cut, its
+#: worker killed: docs/deploy.md, "Jobs"); each attempt writes the file from the start.
+RETRY = Retry(max=2, intervals=(3, 15))
 HEADERS = ["id", "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
            "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
            "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
@@ -82,7 +89,8 @@ def start(actor: Agent, data: dict[str, Any]) -> ExportJob:
                                   total=total, created_at=now)
     try:
         job_id = current_app.extensions["meiqia.jobs"].enqueue(
-            export_job, export.id, description=f"history export {export.id}", owner=actor)
+            export_job, export.id, description=f"history export {export.id}", owner=actor,
+            retry=RETRY)
     except Exception:
         # The queue refused it (Redis down): no export row that would never run.
         ExportJob.delete().where(ExportJob.id == export.id, ExportJob.status == "queued"
@@ -215,12 +223,18 @@ def _rows(export: ExportJob, actor: Agent):  # noqa: ANN202 - generator of row l
 
 
 def export_job(export_id: int) -> dict[str, Any]:
-    """Job: write the export file with progress."""
+    """Job: write the export file with progress.
+
+    Each attempt starts over: what an earlier attempt left (a worker killed
+    mid-file) is removed first, and the count starts at 0, so a retried export
+    ends with one file and one ``done`` row."""
     from meiqia.jobs import report_progress
 
     export = ExportJob.get_by_id(export_id)
     actor = Agent.get_by_id(export.requested_by_id)
-    ExportJob.update(status="running").where(ExportJob.id == export.id).execute()
+    _remove_leftovers(export.id)
+    ExportJob.update(status="running", done=0, error="").where(
+        ExportJob.id == export.id).execute()
     name = f"history-{export.id}-{secrets.token_hex(6)}.{export.format}"
     path = os.path.join(folder(), name)
     labels = Labels(actor)
@@ -254,12 +268,46 @@ def export_job(export_id: int) -> dict[str, Any]:
     except Exception as exc:
         if os.path.exists(path):
             os.remove(path)
-        ExportJob.update(status="failed", error=str(exc)[:2000], finished_at=utcnow()).where(
-            ExportJob.id == export.id).execute()
+        _record_failure(export.id, exc)
         raise
     ExportJob.update(status="done", done=done, file_name=name, size=os.path.getsize(path),
                      finished_at=utcnow()).where(ExportJob.id == export.id).execute()
     return {"rows": done, "file": name}
+
+
+def _remove_leftovers(export_id: int) -> None:
+    """Files of this export's earlier attempts (one killed mid-file leaves its part)."""
+    import glob
+
+    for path in glob.glob(os.path.join(folder(), f"history-{export_id}-*")):
+        try:
+            os.remove(path)
+        except FileNotFoundError:  # removed meanwhile
+            pass
+
+
+def _record_failure(export_id: int, exc: BaseException) -> None:
+    """The export's side of a failed attempt: ``failed`` with the reason when it was
+    the job's last attempt, else ``queued`` again (its job's record says which).
+    Never raises: the job's own failure (``jobs.execute``) is what the caller must
+    see, and a database error may have broken this connection (a new one is taken,
+    as ``execute`` does; if that fails too, ``follow`` brings the export in line
+    with its job later)."""
+    from meiqia import jobs
+    from meiqia.models import JobRecord
+
+    reason = jobs.failure_reason(exc)
+    try:
+        if jobs.is_database_error(exc):
+            jobs.fresh_connection()
+        job_id = jobs.current_job_id()
+        record = JobRecord.get_or_none(JobRecord.id == job_id) if job_id else None
+        final = record is None or record.attempts >= record.max_attempts
+        changes = ({"status": "failed", "finished_at": utcnow()} if final
+                   else {"status": "queued", "done": 0})
+        ExportJob.update(error=reason, **changes).where(ExportJob.id == export_id).execute()
+    except Exception as again:  # noqa: BLE001 - see above
+        log.warning("export %s: could not record its failure (%s)", export_id, again)
 
 
 def _progress(export: ExportJob, done: int, report: Any) -> None:

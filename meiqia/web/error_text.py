@@ -263,8 +263,8 @@ _PAIRS: list[tuple[str, str]] = [
     (rf"{FIELD}: must be between (?P<a>{NUM}) and (?P<b>{NUM})", "{f:field}：必须在 {a} 到 {b} 之间"),
     (rf"{FIELD}: must be at least (?P<n>{NUM})", "{f:field}：不能小于 {n}"),
     (rf"{FIELD}: must be at most (?P<n>{NUM})", "{f:field}：不能大于 {n}"),
-    (rf"{FIELD}: at most (?P<n>{NUM}) items", "{f:field}：最多 {n} 项"),
-    (rf"{FIELD}: at least (?P<n>{NUM}) items", "{f:field}：至少 {n} 项"),
+    (rf"{FIELD}: at most (?P<n>{NUM}) items?", "{f:field}：最多 {n} 项"),
+    (rf"{FIELD}: at least (?P<n>{NUM}) items?", "{f:field}：至少 {n} 项"),
     (rf"{FIELD}: is required", "{f:field}：必填"),
     (rf"{FIELD}: unknown field", "{f:field}：未知字段"),
     (rf"{FIELD}: expected a whole number", "{f:field}：应为整数"),
@@ -542,7 +542,41 @@ _PAIRS: list[tuple[str, str]] = [
     (r"question: the question looks like binary data, not text", "问题：问题看起来是二进制数据，不是文本"),
     (r"question: the question has no words \(only emoji or punctuation\)", "问题：问题里没有文字（只有表情或标点）"),
     (r"question_ids: some questions are not in this team", "问题：有些问题不属于本团队"),
+    # the team's bot words (bot/lexicon.check_words, PATCH /team): a group by its line
+    (r"settings\.bot_synonyms: line (?P<n>\d+) \((?P<g>.*)\): a word is blank",
+     "同义词第 {n} 行（{g}）：有一个词是空的"),
+    (r"settings\.bot_synonyms: line (?P<n>\d+) \((?P<g>.*)\): \"(?P<w>.*)\" has no word the bot "
+     r"reads \(only emoji, punctuation or filler words\)",
+     "同义词第 {n} 行（{g}）：“{w}”中没有机器人能读的词（只有表情、标点或语气词）"),
+    (r"settings\.bot_synonyms: line (?P<n>\d+) \((?P<g>.*)\): \"(?P<a>.*)\" and \"(?P<b>.*)\" are "
+     r"the same word", "同义词第 {n} 行（{g}）：“{a}”和“{b}”对机器人是同一个词"),
+    (r"settings\.bot_synonyms: line (?P<n>\d+) \((?P<g>.*)\): \"(?P<w>.*)\" is there twice",
+     "同义词第 {n} 行（{g}）：“{w}”出现了两次"),
+    (r"settings\.bot_user_words: a word is blank", "自定义词典：有一个词是空的"),
+    (r"settings\.bot_user_words: \"(?P<w>.*)\" has a space \(a product word is one word; "
+     r"separate words are separate product words\)",
+     "自定义词典：“{w}”含有空格（一个产品词就是一个词；不同的词请分开写）"),
+    (r"settings\.bot_user_words: \"(?P<w>.*)\" has no word the bot reads \(only emoji, "
+     r"punctuation or filler words\)", "自定义词典：“{w}”中没有机器人能读的词（只有表情、标点或语气词）"),
     (r"no such job", "没有这个任务"),
+    # a reindex job's name and progress (GET /jobs/<id>; services/knowledge, bot/index)
+    (r"knowledge base reindex", "知识库重建索引"),
+    (r"reading the entries", "正在读取问答"),
+    (rf"normalising questions \((?P<i>{NUM}) of (?P<n>{NUM}) entr(?:y|ies)\)",
+     "正在规范化问题（第 {i} 条，共 {n} 条问答）"),
+    (rf"reading the meaning of (?P<n>{NUM}) questions? \((?P<d>{NUM}) done\)",
+     "正在理解 {n} 个问题的语义（已完成 {d} 个）"),
+    (rf"counting the n-grams of (?P<n>{NUM}) questions?", "正在统计 {n} 个问题的 n-gram"),
+    (rf"training the classifier over (?P<n>{NUM}) entr(?:y|ies)", "正在用 {n} 条问答训练分类器"),
+    (r"building the lookups", "正在建立查找表"),
+    (rf"(?P<n>{NUM}) entr(?:y|ies), (?P<m>{NUM}) questions? indexed", "已索引 {n} 条问答、{m} 个问题"),
+    (r"publishing the new version", "正在发布新版本"),
+    (rf"(?P<n>{NUM}) entr(?:y|ies) indexed", "已索引 {n} 条问答"),
+    # a job's failure as its record stores it (meiqia/jobs.py; the exports page shows it)
+    (r"the worker stopped while running this job \(killed or crashed\)",
+     "运行这个任务的进程中途停止了（被终止或崩溃）"),
+    (r"the database failed during the job: (?P<e>.+)", "任务运行时数据库出错：{e}"),
+    (r"the export job failed", "导出任务失败"),
     # why the bot keeps its default scale (bot/calibrate.py, GET /knowledge/calibration)
     (r"not measured yet", "尚未测量"),
     (r"default scale of this scoring model \(development sets\)",

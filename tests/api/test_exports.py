@@ -345,6 +345,38 @@ def test_an_export_holds_what_was_counted_when_it_was_requested(queued_app, redi
     assert {row[0] for row in rows[1:]} == {str(first.id), str(second.id)}
 
 
+def test_a_failed_exports_reason_is_shown_in_the_readers_language(queued_app):
+    """A worker killed during the export's last attempt leaves its job "started" and
+    silent (what tests/reliability/test_export_faults.py makes for real): the next
+    look reaps it, and the reason reads in the page's language, English kept."""
+    from meiqia.jobs import ABANDONED
+    from meiqia.models.base import utcnow
+
+    api = ApiClient.registered(queued_app)
+    team, admin = api.team["id"], api.agent["id"]
+    make_conversation(team, make_visitor(team), handler=admin, ended_at=T0,
+                      messages=[("visitor", "退款", 0)])
+    started = api.post("/api/v1/history/exports", json={"format": "csv"}).get_json()
+    job_id = ExportJob.get_by_id(started["id"]).job_id
+    record = JobRecord.get_by_id(job_id)
+    assert record.max_attempts == 3  # exports are retried (exports.RETRY)
+    long_ago = utcnow() - datetime.timedelta(minutes=5)
+    JobRecord.update(status="started", attempts=record.max_attempts, started_at=long_ago,
+                     heartbeat_at=long_ago).where(JobRecord.id == job_id).execute()
+    ExportJob.update(status="running").where(ExportJob.id == started["id"]).execute()
+
+    zh = api.get(f"/api/v1/history/exports/{started['id']}",
+                 headers={"X-Meiqia-Lang": "zh-CN"}).get_json()
+    assert zh["status"] == "failed"
+    assert zh["error"] == "运行这个任务的进程中途停止了（被终止或崩溃）"
+    assert zh["error_en"] == ABANDONED
+    listed = api.get("/api/v1/history/exports", headers={"X-Meiqia-Lang": "zh-CN"}).get_json()
+    assert listed[0]["error"] == zh["error"]
+    en = api.get(f"/api/v1/history/exports/{started['id']}",
+                 headers={"X-Meiqia-Lang": "en"}).get_json()
+    assert en["error"] == ABANDONED and "error_en" not in en
+
+
 def test_an_english_agent_reads_his_export_in_english_in_the_teams_zone(api):
     """Headers, coded values, sender names and the unnamed visitor in the language of
     the agent who asked (his setting), every time in the team's zone, named above it."""

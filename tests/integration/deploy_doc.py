@@ -94,18 +94,34 @@ def parse_procfile(text: str) -> dict[str, str]:
     return entries
 
 
-def nginx_server(upstream: str, listen: str) -> str:
-    """§4's nginx block with the upstream servers and the ``listen`` line replaced.
+def nginx_server(upstream: str, listen: str, access_log: str | None = None,
+                 certificate: tuple[str, str] | None = None) -> str:
+    """§4's nginx block with the upstream servers, the ``listen`` line and (given)
+    the access log's file replaced; the TLS certificate's two lines replaced by
+    ``certificate`` (its files), or removed without it (``listen`` without TLS).
 
     Each replacement must match exactly once, so the document cannot drift away
     from what is tested.
     """
     text = blocks(4, "nginx")[0]
+    for i, directive in enumerate(("ssl_certificate", "ssl_certificate_key")):
+        line = rf"\g<1>{directive} {certificate[i]};" if certificate else ""
+        text, n = re.subn(rf"^(\s*){directive} \S+;\n", line + ("\n" if line else ""),
+                          text, flags=re.MULTILINE)
+        assert n == 1, f"docs/deploy.md §4: expected one `{directive} <file>;` line"
+    if access_log is not None:
+        text, n = re.subn(r"^(\s*access_log )\S+( meiqia_noquery;)$", rf"\g<1>{access_log}\2",
+                          text, flags=re.MULTILINE)
+        assert n == 1, "docs/deploy.md §4: expected one `access_log <file> meiqia_noquery;`"
     text, n = re.subn(r"^(upstream \w+ \{).*?(\})", rf"\1 server {upstream}; \2", text,
                       flags=re.MULTILINE)
     assert n == 1, "docs/deploy.md §4: expected one `upstream … { … }` line"
-    text, n = re.subn(r"^(\s*)listen 443 ssl http2;", rf"\1listen {listen};", text,
-                      flags=re.MULTILINE)
+    if certificate is None:
+        text, n = re.subn(r"^(\s*)listen 443 ssl http2;", rf"\1listen {listen};", text,
+                          flags=re.MULTILINE)
+    else:
+        text, n = re.subn(r"^(\s*)listen 443 ssl", rf"\1listen {listen} ssl", text,
+                          flags=re.MULTILINE)
     assert n == 1, "docs/deploy.md §4: expected one `listen 443 ssl http2;` line"
     return text
 

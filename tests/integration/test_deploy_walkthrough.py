@@ -337,8 +337,10 @@ def test_docs_deploy_md_step_by_step(stack: Stack, tmp_path: Path, redis_prefix:
     folder = tmp_path / "nginx"
     folder.mkdir()
     conf = folder / "nginx.conf"
+    access_log = folder / "meiqia.access.log"
     conf.write_text(nginx_conf(folder, deploy_doc.nginx_server(
-        upstream=f"127.0.0.1:{web_port}", listen=f"127.0.0.1:{nginx_port}")))
+        upstream=f"127.0.0.1:{web_port}", listen=f"127.0.0.1:{nginx_port}",
+        access_log=str(access_log))))
     nginx_args = [str(NGINX), "-p", str(folder), "-c", str(conf), "-e", "stderr",
                   "-g", f"daemon off; pid {folder / 'nginx.pid'}; error_log stderr;"]
     run([*nginx_args, "-t"], base_env)
@@ -426,6 +428,13 @@ def test_docs_deploy_md_step_by_step(stack: Stack, tmp_path: Path, redis_prefix:
 
     admin.api("POST", f"/api/v1/conversations/{cid}/end", {})
     visitor.expect("conversation", timeout=30, where=lambda d: d.get("status") == "ended")
+    # The doc's access log: the visitor socket's path, never its ?token= (nginx writes
+    # a websocket's line when it closes).
+    visitor.close()
+    logged = wait_until(lambda: (text := access_log.read_text())
+                        and "GET /ws/visitor HTTP/1.1" in text and text, 30,
+                        "the visitor socket in nginx's access log")
+    assert token not in logged, logged[-2000:]
 
     # A history export: a job that only the `meiqia worker` process can run.
     export = admin.api("POST", "/api/v1/history/exports", {"format": "csv",
@@ -494,3 +503,127 @@ def test_docs_deploy_md_step_by_step(stack: Stack, tmp_path: Path, redis_prefix:
     assert "up to date" in run(resolve(deploy_doc.the_command(7, "meiqia db upgrade")), env)
     assert snapshot() == before
     assert healthz(site, nginx)
+
+
+class HostEcho:
+    """An upstream that answers every request with the Host header nginx passed."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler
+        from http.server import ThreadingHTTPServer
+
+        class Echo(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                body = (self.headers.get("Host") or "").encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def self_signed(folder: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as files (PEM)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "support.example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+#: Secrets that travel in addresses (docs/security.md §11), as a browser or a script
+#: would send them: none may reach the access log of the doc's nginx block.
+SECRETS = {"/ws/visitor?token=VisitorTok3n.abc&lang=zh-CN": "VisitorTok3n",
+           "/api/v1/attachments/k1?token=AttachTok3n": "AttachTok3n",
+           "/ws/agent?api_token=mq_ApiTok3nSecret": "ApiTok3nSecret",
+           "/api/v1/widget/session?renew_key=RenewK3ySecret": "RenewK3ySecret",
+           "/reset-password/ResetS3cretPath": "ResetS3cretPath"}
+
+
+def test_docs_nginx_block_as_printed_passes_nginx_t_keeps_the_port_and_logs_no_secret(
+        tmp_path: Path) -> None:
+    """§4's block as printed (only its upstream, listen port, certificate and log files
+    are this machine's): ``nginx -t`` accepts it, with TLS; the Host it passes keeps a
+    port other than 443 (the agent socket's Origin check and reset links need it); its
+    access log has each path but no token, key or reset secret."""
+    import ssl
+
+    if NGINX is None:
+        missing("nginx", "apt-get install nginx")
+    folder = tmp_path / "nginx"
+    folder.mkdir()
+    os.chmod(tmp_path, 0o755)  # nginx's workers read the certificate's folder
+    echo = HostEcho()
+    port = free_port()
+    access_log = folder / "meiqia.access.log"
+    conf = folder / "nginx.conf"
+    conf.write_text(nginx_conf(folder, deploy_doc.nginx_server(
+        upstream=f"127.0.0.1:{echo.port}", listen=f"127.0.0.1:{port}",
+        access_log=str(access_log), certificate=self_signed(folder))))
+    nginx_args = [str(NGINX), "-p", str(folder), "-c", str(conf), "-e", "stderr",
+                  "-g", f"daemon off; pid {folder / 'nginx.pid'}; error_log stderr;"]
+    env = dict(os.environ)
+    checked = run([*nginx_args, "-t"], env)
+    assert "test is successful" in checked, checked
+    nginx = Process("nginx", nginx_args, env, ROOT, tmp_path)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+
+    def get(path: str) -> str:
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}{path}", timeout=10,
+                                    context=context) as response:
+            return response.read().decode()
+
+    try:
+        wait_until(lambda: nginx.check_alive() or _answers(get), 30, "nginx to answer")
+        for path in SECRETS:
+            assert get(path) == f"127.0.0.1:{port}", path  # the port kept in Host
+    finally:
+        nginx.stop()
+        echo.close()
+    logged = access_log.read_text()
+    for secret in SECRETS.values():
+        assert secret not in logged, (secret, logged)
+    assert '"GET /ws/visitor HTTP/1.1" 200' in logged, logged
+    assert '"GET /reset-password/[redacted] HTTP/1.1" 200' in logged, logged
+    assert logged.count("?") == 0, logged  # no query string at all
+
+
+def _answers(get: Any) -> bool:
+    try:
+        get("/healthz")
+    except OSError:
+        return False
+    return True

@@ -13,6 +13,7 @@ test_worker_killed.py: a process killed between commit and publish).
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -48,3 +49,29 @@ def test_a_process_that_ends_normally_is_not_taken_for_killed(tmp_path, redis_ur
     # It was a peer while it ran, and it left as it ended: no one will find it silent.
     assert not client.hexists(f"{redis_prefix}:hub-peers", peer)
     assert client.hlen(f"{redis_prefix}:hub-peers") == 0
+
+
+def test_a_worker_stopped_with_sigterm_leaves_the_peers(tmp_path, redis_url, redis_prefix,
+                                                         workers):
+    """``meiqia worker`` ends with ``os._exit`` after rq's warm shutdown (no ``atexit``):
+    its stop must leave the hash itself, or every web process resyncs every socket
+    8 s after each worker restart."""
+    from tests.helpers import wait_until
+    from tests.reliability.conftest import WorkerProcess
+    from tests.reliability.test_job_faults import _catches
+
+    env = meiqia_env(tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
+                     DATABASE_URL=f"sqlite:///{tmp_path}/meiqia.sqlite3")
+    subprocess.run([sys.executable, "-m", "meiqia.cli", "db", "upgrade"], env=env,
+                   cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    client = redis.Redis.from_url(redis_url)
+    peers = f"{redis_prefix}:hub-peers"
+    workers.append(WorkerProcess(env, tmp_path))
+    wait_until(lambda: client.hlen(peers) == 1, what="the worker among the peers")
+    # rq's warm shutdown answers SIGTERM once its handler is in place (before that,
+    # the signal's default action kills it: not a clean stop).
+    wait_until(lambda: _catches(workers[0].proc.pid, signal.SIGTERM),
+               what="the worker handling SIGTERM")
+    workers[0].proc.terminate()  # systemctl stop: SIGTERM
+    assert workers[0].proc.wait(timeout=30) == 0, workers[0].log()
+    assert client.hlen(peers) == 0, workers[0].log()

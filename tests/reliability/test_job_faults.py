@@ -179,6 +179,36 @@ def test_worker_survives_a_redis_outage_and_requeues_what_redis_lost(
     assert "starting the worker again" in log or "registered again" in log, log
 
 
+def test_a_worker_started_while_redis_is_down_waits_for_it(tmp_path, own_redis, workers):
+    """``meiqia worker`` started before Redis (a boot, Redis restarting) waits with the
+    log line docs/deploy.md promises, then works: it used to exit with 1 and a
+    traceback (rq's worker talks to Redis as it is built)."""
+    app, db, env = on_redis(tmp_path, own_redis, "jobfaults", [2])
+    close_app(app)
+    own_redis.stop()  # nothing listens on the worker's Redis port now
+    workers.append(WorkerProcess(env, tmp_path))
+    wait_until(lambda: workers[0].log().count("worker: Redis unreachable") >= 2,
+               what="the worker waiting for Redis")
+    log = workers[0].log()
+    assert workers[0].proc.poll() is None, log
+    assert "trying again in 1 s" in log and "trying again in 2 s" in log, log
+    assert "Traceback" not in log, log
+
+    own_redis.start()
+    wait_until(lambda: "Listening on" in workers[0].log(), what="the worker started")
+    app = make_app(tmp_path, JOBS_INLINE=False, **{k: v for k, v in app.config.items()
+                                                   if k in ("REDIS_URL", "REDIS_PREFIX")})
+    try:
+        with app.app_context():
+            marker = tmp_path / "ran"
+            app.extensions["meiqia.jobs"].enqueue(job_funcs.count_run, str(marker))
+            wait_until(marker.exists, what="a job run by the worker")
+    finally:
+        close_app(app)
+    workers[0].stop()
+    assert workers[0].proc.returncode == 0, workers[0].log()
+
+
 def test_deliveries_made_while_redis_is_down_go_out_when_it_is_back(
         tmp_path, own_redis, workers):
     """Tickets written during a Redis outage: their deliveries cannot be queued.

@@ -155,7 +155,7 @@ def test_kb_entries_one_by_one(tmp_path):
     assert "[weekend-ship]" not in meiqia(tmp_path, "bot", "ask", "周六日发不发货").stdout
     meiqia(tmp_path, "kb", "enable", "weekend-ship")
     assert "[weekend-ship]" in meiqia(tmp_path, "bot", "ask", "周六日发不发货").stdout
-    assert "1 entries" in meiqia(tmp_path, "kb", "list", "--search", "发票").stdout
+    assert "1 entry" in meiqia(tmp_path, "kb", "list", "--search", "发票").stdout
 
     def refused(*args: str) -> str:
         result = meiqia(tmp_path, *args, check=False)
@@ -169,11 +169,15 @@ def test_kb_entries_one_by_one(tmp_path):
     assert "questions: at least one non-empty question" in refused(
         "kb", "add", "--question", "  ", "--answer", "a")
     assert "key" in refused("kb", "add", "--key", "有 空格", "--question", "q", "--answer", "a")
+    # An answer of white space only is no answer (the API refuses it too).
+    assert "answer: must not be empty" in refused(
+        "kb", "add", "--question", "会员日是哪天", "--answer", " \n\t ")
+    assert "answer: must not be empty" in refused("kb", "edit", "weekend-ship", "--answer", "  ")
     assert "no team with id 99" in refused("kb", "list", "--team", "99")
     assert "Aborted" in refused("kb", "delete", "weekend-ship")  # no --yes, no terminal
     assert "deleted entry weekend-ship" in meiqia(
         tmp_path, "kb", "delete", "weekend-ship", "--yes").stdout
-    assert "1 entries" in meiqia(tmp_path, "kb", "list").stdout
+    assert "1 entry" in meiqia(tmp_path, "kb", "list").stdout
 
 
 def test_bot_ask_refuses_what_the_api_refuses(tmp_path):

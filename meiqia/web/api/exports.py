@@ -19,19 +19,32 @@ from meiqia.web.api import route
        description="Refused (422) before the job starts when more than 20,000 "
                    "conversations match.")
 def start_export(body: dict) -> dict:
-    return exports.to_dict(exports.start(g.actor, body))
+    return _shown(exports.to_dict(exports.start(g.actor, body)))
 
 
 @route("/history/exports", summary="My exports (admins: the team's), newest first",
        tags=["exports"])
 def list_exports() -> list:
-    return [exports.to_dict(e) for e in exports.listing(g.actor)]
+    return [_shown(exports.to_dict(e)) for e in exports.listing(g.actor)]
 
 
 @route("/history/exports/<int:export_id>", summary="One export and its progress",
        tags=["exports"])
 def get_export(export_id: int) -> dict:
-    return exports.to_dict(exports.get(g.actor, export_id))
+    return _shown(exports.to_dict(exports.get(g.actor, export_id)))
+
+
+def _shown(export: dict) -> dict:
+    """A failed export's reason in the reader's language (stored in English, as the
+    job recorded it; the English original stays in ``error_en``)."""
+    from meiqia.web import error_text
+    from meiqia.web import i18n
+
+    if export.get("error"):
+        text = error_text.translate_stored(export["error"], i18n.error_language())
+        if text != export["error"]:
+            export["error_en"], export["error"] = export["error"], text
+    return export
 
 
 @route("/history/exports/<int:export_id>/file", summary="Download a finished export",
