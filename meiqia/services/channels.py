@@ -107,8 +107,13 @@ def check_config(cls: type, config: dict[str, Any], old: dict[str, Any] | None) 
     return merged
 
 
-def describe(cls: type, row: ChannelConfig | None, lang: str = "zh-CN") -> dict[str, Any]:
-    """One channel as the admin page draws it; the config with secrets masked."""
+def describe(cls: type, row: ChannelConfig | None, lang: str = "zh-CN",
+             team_id: int | None = None, base_url: str = "") -> dict[str, Any]:
+    """One channel as the admin page draws it; the config with secrets masked.
+
+    ``callback_url``: for a channel the provider calls (its class's
+    ``callback_path``, e.g. WeChat's server URL), the address to enter in the
+    provider's console, on ``base_url`` (this server as the admin reached it)."""
     team_failed = 0
     if row is not None:
         team_failed = ChannelDelivery.select().where(
@@ -130,6 +135,9 @@ def describe(cls: type, row: ChannelConfig | None, lang: str = "zh-CN") -> dict[
         "updated_at": row.updated_at.isoformat() + "Z" if row else None,
         "failed_deliveries": team_failed,
         "reader": reader(cls, row, lang),
+        "callback_url": (base_url.rstrip("/") + cls.callback_path.format(team_id=team_id)
+                         if getattr(cls, "callback_path", None) and team_id is not None
+                         else None),
     }
 
 
@@ -148,20 +156,21 @@ def reader(cls: type, row: ChannelConfig | None, lang: str = "zh-CN") -> dict | 
     return found if isinstance(found, dict) else None
 
 
-def list_channels(actor: Agent, lang: str = "zh-CN") -> list[dict[str, Any]]:
+def list_channels(actor: Agent, lang: str = "zh-CN", base_url: str = "") -> list[dict[str, Any]]:
     """Every channel class but the widget, with the team's settings."""
     require_admin(actor)
     rows = {row.channel: row for row in list(ChannelConfig.select().where(
         ChannelConfig.team == actor.team_id))}
-    return [describe(cls, rows.get(slug), lang)
+    return [describe(cls, rows.get(slug), lang, actor.team_id, base_url)
             for slug, cls in sorted(registry.channel_classes().items())
             if slug != registry.WEB]
 
 
-def get(actor: Agent, slug: str, lang: str = "zh-CN") -> dict[str, Any]:
+def get(actor: Agent, slug: str, lang: str = "zh-CN", base_url: str = "") -> dict[str, Any]:
     require_admin(actor)
     cls = _class(slug)
-    return describe(cls, registry.config_row(actor.team_id, slug), lang)
+    return describe(cls, registry.config_row(actor.team_id, slug), lang, actor.team_id,
+                    base_url)
 
 
 def configure(actor: Agent, slug: str, data: dict[str, Any]) -> ChannelConfig:

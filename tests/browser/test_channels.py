@@ -20,7 +20,7 @@ def test_an_admin_configures_a_channel_from_its_schema(tmp_path, new_context):
     with serve(tmp_path, plugins=(standin,)) as server, server.app.app_context():
         from tests.helpers import ApiClient
 
-        ApiClient.registered(server.app)
+        api = ApiClient.registered(server.app)
         page = new_context(viewport={"width": 1360, "height": 820}).new_page()
         login(page, server, next="/admin/channels")
         row = page.locator('#channels-table tr[data-type="standin"]')
@@ -46,6 +46,16 @@ def test_an_admin_configures_a_channel_from_its_schema(tmp_path, new_context):
         expect(secret).to_have_value("********")
         assert "s3cret-key" not in page.content()
         screenshot(page, "admin-channels")
+        page.keyboard.press("Escape")
+        # WeChat's dialog says which server URL to enter in the WeChat console (the
+        # doc says the page shows it; an outside check found it nowhere).
+        wechat = page.locator('#channels-table tr[data-type="wechat"]')
+        wechat.get_by_role("button", name="配置").click()
+        team_id = ChannelConfig.get(ChannelConfig.channel == "standin").team_id
+        expect(page.locator("dialog[open] .channel-callback code")).to_have_text(
+            f"{server.url}/channels/wechat/{team_id}/")
+        # A channel nobody calls (it reads a mailbox) has none.
+        assert api.get("/api/v1/channels/email").get_json()["callback_url"] is None
 
 
 def test_the_workspace_shows_the_channel_and_resends_a_failed_reply(tmp_path, new_context):

@@ -55,6 +55,9 @@ class WeChatChannel(Channel):
     #: Agents may send images (uploaded as temporary media); WeChat's
     #: customer-service messages carry no other files.
     capabilities: frozenset[str] = frozenset({"attachments"})
+    #: The server URL to enter in the WeChat console (服务器地址), shown on the
+    #: Channels page with this server's address (``services.channels.describe``).
+    callback_path = "/channels/wechat/{team_id}/"
 
     @staticmethod
     def configuration_schema() -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import g
+from flask import request
 
 from meiqia.channels import outbound
 from meiqia.services import channels
@@ -37,9 +38,11 @@ def _lang() -> str:
        "deliveries failed, and `reader`: for an enabled channel with a background reader "
        "(the e-mail channel's mailbox), how it is doing (`state` ok, failing, stale or "
        "waiting; `read_at`, the last round that read; `error`, `error_at`, `failures` in a "
-       "row; `message`), in the caller's language; null otherwise.")
+       "row; `message`), in the caller's language; null otherwise. `callback_url`: for a "
+       "channel the provider calls (WeChat), the server URL to enter in its console, on the "
+       "address this request reached; null for the others.")
 def list_channels() -> list:
-    return channels.list_channels(g.actor, _lang())
+    return channels.list_channels(g.actor, _lang(), request.host_url)
 
 
 @route("/channels/<slug>", summary="One channel with the team's settings (secrets masked)",
@@ -47,7 +50,7 @@ def list_channels() -> list:
        description="As one item of `GET /channels`, `reader` (how its mailbox reader is "
        "doing) included.")
 def get_channel(slug: str) -> dict:
-    return channels.get(g.actor, slug, _lang())
+    return channels.get(g.actor, slug, _lang(), request.host_url)
 
 
 @route("/channels/<slug>", ("PUT",), summary="Save a channel's settings / enable it",
@@ -56,7 +59,7 @@ def get_channel(slug: str) -> dict:
        "`********` to keep the stored one. Restarts the team's channel.")
 def configure_channel(slug: str, body: dict) -> dict:
     channels.configure(g.actor, slug, body)
-    return channels.get(g.actor, slug, _lang())
+    return channels.get(g.actor, slug, _lang(), request.host_url)
 
 
 @route("/channels/<slug>/test", ("POST",), summary="Test the channel's connection",

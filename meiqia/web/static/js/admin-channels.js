@@ -82,6 +82,9 @@ function edit(channel) {
   const result = el('p', { class: 'channel-test hint', role: 'status' });
   const form = el('form', { class: 'form-grid', novalidate: true },
     el('p', { class: 'hint', text: t('chn.capabilities_hint', { list: channel.capabilities.map(capability).join('、') || t('chn.cap.none') }) }),
+    // A channel the provider calls (WeChat): the address to enter in its console.
+    channel.callback_url ? el('p', { class: 'channel-callback' }, t('chn.callback_url'), ' ',
+      el('code', { text: channel.callback_url })) : null,
     (channel.fields || Object.keys(schema.properties || {})).filter((key) => (schema.properties || {})[key])
       .map((key) => field(key, schema.properties[key], required.has(key), secrets.has(key), channel.config[key])),
     el('label', { class: 'check' }, el('input', { type: 'checkbox', name: 'enabled', checked: channel.enabled }), t('chn.enabled_long')),
