@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import secrets
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from typing import Any
 import peewee
 from flask import has_app_context
 
+from meiqia.bot.normalize import has_cjk
 from meiqia.channels import outbound
 from meiqia.channels.base import Attachment
 from meiqia.channels.base import ReceiveResult
@@ -111,6 +113,7 @@ def receive(
         if seen is not None:
             return ReceiveResult(seen.conversation_id, seen.message_id, True)
     visitor = visitor_for(team_id, slug, user, display_name, email)
+    _note_language(visitor, text)
     queued: list[int] = []
     try:
         with outbound.deferred() as queued:
@@ -296,6 +299,23 @@ def visitor_for(team_id: int, slug: str, external_user_id: str,
                                                Visitor.email == "").execute():
             visitor.email = address
     return visitor
+
+
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def _note_language(visitor: Visitor, text: str) -> None:
+    """A channel's customer has no widget to say his language: his first words do.
+    Text with a Chinese character is zh-CN; text with at least three Latin letters
+    and no Chinese is English; anything else (a number, an emoji) says nothing yet.
+    Set once, while empty, so the system lines (the bot's, the handover) are in his
+    language (an outside check: "Where is my parcel?" got 抱歉，我没有理解…)."""
+    if visitor.language or not text:
+        return
+    lang = "zh-CN" if has_cjk(text) else "en" if len(_LATIN.findall(text)) >= 3 else ""
+    if lang and Visitor.update(language=lang).where(
+            Visitor.id == visitor.id, Visitor.language == "").execute():
+        visitor.language = lang
 
 
 def _thread(conversation: Conversation, new: bool, slug: str, subject: str | None,

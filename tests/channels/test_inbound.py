@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from meiqia.bot.normalize import has_cjk
 from meiqia.channels import Attachment
 from meiqia.channels import receive
 from meiqia.channels import registry
@@ -498,3 +499,21 @@ def test_an_agent_whose_tab_closes_and_opens_sends_the_customer_no_mail(ch_app, 
     moves = [m.payload.get("event") for m in Message.select().where(
         Message.conversation == cid, Message.visibility == "internal")]
     assert moves.count("requeued") == 5
+
+
+def test_a_customer_who_writes_english_is_answered_in_english(ch_app, ch_api):
+    """A channel's customer has no widget to say his language: his first words do
+    (found from outside: "Where is my parcel?" by e-mail got 抱歉，我没有理解… and
+    李客服 为您服务 on a Chinese team). A Chinese writer keeps Chinese."""
+    english = receive(host(ch_app, ch_api), "sam@example.com",
+                      "What does asymptotic freedom in quantum chromodynamics mean?",
+                      external_message_id="<en1@example.com>")
+    chinese = receive(host(ch_app, ch_api), "li@example.com", "量子色动力学的渐近自由是什么意思",
+                      external_message_id="<zh1@example.com>")
+    answers = {c.id: [m.body for m in public(c.id) if m.sender_kind == "bot"]
+               for c in Conversation.select()}
+    assert Visitor.get_by_id(Conversation.get_by_id(english.conversation_id).visitor_id
+                             ).language == "en"
+    assert answers[english.conversation_id] and all(
+        not has_cjk(body) for body in answers[english.conversation_id]), answers
+    assert answers[chinese.conversation_id] and has_cjk(answers[chinese.conversation_id][-1])
