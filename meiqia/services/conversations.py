@@ -190,21 +190,15 @@ def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
             payload=payload, refresh=True, refuse_ended=True)
     except messages.StatusChanged:  # it ended after the check above
         return _resent_into_ended(conversation, client_msg_id)
-    if not created:
-        step = _lost_answer(conversation, message, kind)
-        if step is not None:
-            if after is None:
-                step()
-            else:
-                after.append(step)
-        return message, False
-    step = _answering_step(conversation, message, kind)
+    # A resend (not created) is answered only if its answer was lost (_lost_answer).
+    step = _answering_step(conversation, message, kind) if created else \
+        _lost_answer(conversation, message, kind)
     if step is not None:
         if after is None:
             step()
         else:
             after.append(step)
-    return message, True
+    return message, created
 
 
 def _resent_into_ended(conversation: Conversation, client_msg_id: str | None) -> tuple[Any, bool]:

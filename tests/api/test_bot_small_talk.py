@@ -11,23 +11,10 @@ from meiqia.models import Conversation
 from meiqia.models import Message
 from meiqia.models import UnrecognisedQuestion
 from meiqia.services.bot import MESSAGES
-from tests.helpers import new_client_id
+from tests.api.test_visitor_language import _say
+from tests.api.test_visitor_language import _start
 
 KB = Path(__file__).resolve().parents[2] / "knowledge_base" / "shop.zh-CN.yaml"
-SESSION = "/api/v1/widget/session"
-
-
-def _start(app, team_id, lang):
-    client = app.test_client()
-    data = client.post(SESSION, json={"team_id": team_id},
-                       headers={"X-Meiqia-Lang": lang}).get_json()
-    return client, data["token"], data["conversation"]["conversation_id"]
-
-
-def _say(client, token, cid, body):
-    return client.post(f"/api/v1/widget/conversations/{cid}/messages",
-                       headers={"X-Visitor-Token": token},
-                       json={"client_msg_id": new_client_id(), "body": body})
 
 
 def _bot_lines(cid):

@@ -38,6 +38,7 @@ from tests.reliability.conftest import ROOT
 from tests.reliability.conftest import WorkerProcess
 from tests.reliability.conftest import meiqia_env
 from tests.reliability.test_job_faults import kill_group
+from tests.reliability.test_job_faults import run_again
 from tests.reliability.test_worker_killed import job_status
 
 HEARTBEAT = 0.2
@@ -186,12 +187,7 @@ def test_an_export_of_an_embedded_server_killed_mid_file_ends_done_after_a_resta
         kill_group(procs[0])
         assert len(partial) == 1 and export_row()[0] == "running"
 
-        log = open(tmp_path / "second.log", "wb")  # noqa: SIM115 - the process keeps it
-        meiqia = os.path.join(os.path.dirname(sys.executable), "meiqia")
-        procs.append(subprocess.Popen([meiqia, "run", "--port", "0"], env=env, cwd=ROOT,
-                                      stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
-        log.close()
+        procs.append(run_again(env, tmp_path))
         row = wait_until(lambda: (r := export_row())[0] in {"done", "failed"} and r,
                          timeout=120, what="the export after the restart")
         second = (tmp_path / "second.log").read_text(errors="replace")

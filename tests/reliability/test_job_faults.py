@@ -58,6 +58,17 @@ threading.Event().wait(300)
 """
 
 
+def run_again(env: dict, tmp_path) -> subprocess.Popen:
+    """``meiqia run`` started again on the same instance (after a kill -9), its
+    output in ``second.log``."""
+    log = open(tmp_path / "second.log", "wb")  # noqa: SIM115 - the process keeps it
+    meiqia = os.path.join(os.path.dirname(sys.executable), "meiqia")
+    proc = subprocess.Popen([meiqia, "run", "--port", "0"], env=env, cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    return proc
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -94,12 +105,7 @@ def test_embedded_kill_9_while_deliveries_wait_to_retry_loses_none(tmp_path):
         assert receiver.taken() == 0 and len(receiver.requests) >= N
 
         receiver.status = 200
-        log = open(tmp_path / "second.log", "wb")  # noqa: SIM115 - the process keeps it
-        meiqia = os.path.join(os.path.dirname(sys.executable), "meiqia")
-        procs.append(subprocess.Popen([meiqia, "run", "--port", "0"], env=env, cwd=ROOT,
-                                      stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
-        log.close()
+        procs.append(run_again(env, tmp_path))
         after = wait_until(lambda: (c := counts(db))["deliveries"]["delivered"] == N
                            and c["jobs"]["finished"] == N and c,
                            timeout=120, what=f"{N} deliveries after the restart")
