@@ -232,16 +232,17 @@ def export_job(export_id: int) -> dict[str, Any]:
 
     export = ExportJob.get_by_id(export_id)
     actor = Agent.get_by_id(export.requested_by_id)
-    _remove_leftovers(export.id)
-    ExportJob.update(status="running", done=0, error="").where(
-        ExportJob.id == export.id).execute()
     name = f"history-{export.id}-{secrets.token_hex(6)}.{export.format}"
-    path = os.path.join(folder(), name)
+    path = ""
     labels = Labels(actor)
     headers = [labels.header(h) for h in HEADERS + (["messages"] if export.with_content
                                                      else [])]
     done = 0
-    try:
+    try:  # from the folder on: a folder that cannot be made fails the attempt, with its reason
+        _remove_leftovers(export.id)
+        ExportJob.update(status="running", done=0, error="").where(
+            ExportJob.id == export.id).execute()
+        path = os.path.join(folder(), name)
         if export.format == "csv":
             with open(path, "w", encoding="utf-8-sig", newline="") as fh:
                 writer = csv_writer(fh)
@@ -266,7 +267,7 @@ def export_job(export_id: int) -> dict[str, Any]:
                     _progress(export, done, report_progress)
             workbook.close()
     except Exception as exc:
-        if os.path.exists(path):
+        if path and os.path.exists(path):
             os.remove(path)
         _record_failure(export.id, exc)
         raise

@@ -376,7 +376,12 @@ def test_pages_of_results_and_an_agent_sees_only_his_scope(server, admin, world,
     expect(cell(other, world["b"], "visitor")).to_have_text("李四")
 
 
-def test_a_failed_export_says_why(server, world, new_context):
+def test_a_failed_export_says_why(server, world, new_context, monkeypatch):
+    # Exports are retried: one retry, 2 s on, so the last attempt fails within the test.
+    from meiqia.jobs import Retry
+    from meiqia.services import exports
+
+    monkeypatch.setattr(exports, "RETRY", Retry(max=1, intervals=(2,)))
     # A file where the exports folder should be: the job cannot write and fails for real.
     blocker = Path(server.app.instance_path) / "exports"
     blocker.parent.mkdir(parents=True, exist_ok=True)
@@ -387,6 +392,8 @@ def test_a_failed_export_says_why(server, world, new_context):
     expect(page.locator("#export-count")).to_have_text("将导出 1 条对话")
     page.click("#export-start")
     row = page.locator("#exports-table tbody tr[data-id]").first
-    expect(row.locator(".export-status")).to_have_text("失败")
+    # The first attempt failed: queued again, and the page says it will retry, and why.
+    expect(row.locator(".export-retry")).to_contain_text("上次失败，稍后自动重试：")
+    expect(row.locator(".export-status")).to_have_text("失败", timeout=20000)
     expect(row.locator("[role=alert]")).to_contain_text("失败原因：")
     expect(row.locator("a.download")).to_have_count(0)

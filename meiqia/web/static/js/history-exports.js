@@ -34,7 +34,9 @@ function progressCell(exp) {
 function statusCell(exp) {
   return el('td', { class: 'status-cell' },
     el('span', { class: `export-status ${exp.status}`, dataset: { status: exp.status }, text: t(`export.status.${exp.status}`) }),
-    exp.status === 'failed' && exp.error ? el('div', { class: 'error small', role: 'alert', text: t('export.failed_reason', { reason: exp.error }) }) : null);
+    exp.status === 'failed' && exp.error ? el('div', { class: 'error small', role: 'alert', text: t('export.failed_reason', { reason: exp.error }) }) : null,
+    // An attempt failed and another is due (exports are retried): say so, and why.
+    exp.status === 'queued' && exp.error ? el('div', { class: 'hint small export-retry', role: 'status', text: t('export.retrying', { reason: exp.error }) }) : null);
 }
 
 function actionsCell(exp) {
