@@ -40,8 +40,11 @@ from meiqia.services.teams import settings_of
 
 #: Phrases that ask for a person wherever they stand in a short message.
 STRONG_HUMAN_WORDS = ("转人工", "人工客服", "人工服务", "真人客服", "找人工", "接人工",
+                      "真人说话", "人工说话", "真人聊", "找真人", "人工坐席",
                       "talk to a human", "speak to a human", "real person", "human agent",
-                      "live agent", "talk to an agent", "speak to an agent")
+                      "live agent", "talk to an agent", "speak to an agent",
+                      "talk to a person", "speak to a person", "talk with a human",
+                      "speak with a human", "real human")
 #: Words that ask for a person when they are (nearly) the whole message.
 HUMAN_WORDS = ("人工", "客服", "真人", "human", "agent", "customer service", "operator")
 #: Request openings removed before comparing with HUMAN_WORDS.
@@ -51,6 +54,8 @@ _STRONG = tuple(normalize(w) for w in STRONG_HUMAN_WORDS)
 _WEAK = {normalize(w) for w in HUMAN_WORDS}
 #: Longer messages are questions that merely mention these words.
 HUMAN_MAX_CHARS = 16
+#: The same for a message holding one of STRONG_HUMAN_WORDS (English takes more letters).
+HUMAN_MAX_CHARS_STRONG = 40
 
 
 MESSAGES = {
@@ -109,10 +114,12 @@ def reply_text(body: str, payload: dict | None, lang: str) -> str:
 def wants_human(text: str) -> bool:
     """True when the visitor asks for a person (转人工, 我要人工客服, human, agent…)."""
     norm = normalize_asked(text or "")
-    if not norm or len(norm) > HUMAN_MAX_CHARS:
+    if not norm or len(norm) > HUMAN_MAX_CHARS_STRONG:
         return False
     if any(word in norm for word in _STRONG):
-        return True
+        return True  # "I want to speak with a human" is longer than a word or two
+    if len(norm) > HUMAN_MAX_CHARS:
+        return False
     changed = True
     while changed:
         changed = False

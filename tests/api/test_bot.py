@@ -171,6 +171,10 @@ def test_answer_visitor_answers_suggests_and_offers_a_human(api):
 
     assert bot.answer_visitor(conv, types.SimpleNamespace(id=2, body="转人工"))["kind"] == "human"
     assert bot.wants_human("我要人工客服") and bot.wants_human("HUMAN please")
+    # Found from outside: 我要和真人说话 was not a request for a person.
+    for asked in ("我要和真人说话", "能跟真人聊聊吗", "找真人", "转人工坐席",
+                  "Can I talk to a person?", "I want to speak with a human"):
+        assert bot.wants_human(asked), asked
     assert not bot.wants_human("人工费怎么算才合理呢我想了解")
 
     first = bot.answer_visitor(conv, types.SimpleNamespace(id=3, body="帮我写一首诗"))
