@@ -16,7 +16,7 @@ from meiqia.models import UnrecognisedQuestion
 from meiqia.services import knowledge
 from meiqia.services.bot import MESSAGES
 from meiqia.services.messages import MAX_BODY
-from tests.helpers import new_client_id
+from tests.api.test_visitor_language import _say
 
 QUESTIONS = ["会员日是哪天", "会员日什么时候", "哪天是会员日"]
 
@@ -68,9 +68,7 @@ def test_an_answer_the_bot_cannot_say_is_unrecognised_not_an_error(api, caplog):
 
     client, token, cid = _start(api.app, team_id)
     with caplog.at_level(logging.WARNING):
-        sent = client.post(f"/api/v1/widget/conversations/{cid}/messages",
-                           headers={"X-Visitor-Token": token},
-                           json={"client_msg_id": new_client_id(), "body": "会员日是哪天"})
+        sent = _say(client, token, cid, "会员日是哪天")
     assert sent.status_code == 201, sent.get_json()
     bot = Message.get(Message.conversation == cid, Message.sender_kind == "bot")
     assert bot.body == MESSAGES["zh-CN"]["unrecognised"] and bot.payload["bot"] == "unrecognised"
@@ -89,9 +87,7 @@ def test_an_answer_the_bot_cannot_say_is_unrecognised_not_an_error(api, caplog):
     assert asked["decision"] == "answer"  # what the console says it would do
     client, token, cid = _start(api.app, team_id)
     with caplog.at_level(logging.WARNING):
-        sent = client.post(f"/api/v1/widget/conversations/{cid}/messages",
-                           headers={"X-Visitor-Token": token},
-                           json={"client_msg_id": new_client_id(), "body": "退货运费谁出"})
+        sent = _say(client, token, cid, "退货运费谁出")
     assert sent.status_code == 201, sent.get_json()
     bot = Message.get(Message.conversation == cid, Message.sender_kind == "bot")
     assert bot.payload["bot"] == "unrecognised", (bot.payload, len(bot.body), bot.body[:40])

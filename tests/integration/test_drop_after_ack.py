@@ -72,6 +72,16 @@ def with_the_bot(start, tmp_path, name: str, source: str):  # noqa: ANN001, ANN2
     return server, team_id
 
 
+def _stored_bodies(server, conversation_id: int, token: str) -> list[str]:  # noqa: ANN001
+    """The bodies of a conversation as the database holds them (the widget's list)."""
+    request = urllib.request.Request(
+        f"{server.base}/api/v1/widget/conversations/{conversation_id}/messages",
+        headers={"X-Visitor-Token": token})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        stored = json.loads(response.read())
+    return [m["body"] for m in (stored if isinstance(stored, list) else stored["messages"])]
+
+
 def _bot_answers(seen: list[dict], tag: str) -> list[dict]:
     return [f["data"] for f in seen if f["type"] == "message"
             and f["data"]["sender_kind"] == "bot" and f["data"]["body"] == f"睡醒了 {tag}"]
@@ -139,13 +149,7 @@ def test_a_drop_between_the_ack_and_the_bots_answer_loses_nothing(embedded, tmp_
         assert all(seq > position for seq in replayed), (tag, position, replayed)
         assert replayed == sorted(set(replayed)), (tag, replayed)
         # Stored once.
-        request = urllib.request.Request(
-            f"{server.base}/api/v1/widget/conversations/{conversation_id}/messages",
-            headers={"X-Visitor-Token": session["token"]})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            stored = json.loads(response.read())
-        rows = stored if isinstance(stored, list) else stored["messages"]
-        bodies = [m["body"] for m in rows]
+        bodies = _stored_bodies(server, conversation_id, session["token"])
         assert bodies.count(f"睡醒了 {tag}") == 1, (tag, bodies)
         assert bodies.count(f"{ASK} {tag} {doze_ms}") == 1, (tag, bodies)
         outcomes.append((tag, how, 1 if early else 2))
@@ -182,8 +186,12 @@ def test_a_drop_before_the_ack_still_gets_the_message_answered(embedded, tmp_pat
         first = await connect(url, compression=None, ping_interval=None)
         seen: list[dict] = []
         reader = asyncio.create_task(frames(first, seen))
+        # Every other question dozes 80 ms: the resend then comes while the first
+        # answering step still runs, and both run it; one answer must be stored.
+        doze_ms = 80 if number % 4 >= 2 else 0
         frame = json.dumps({"type": "message", "data": {
-            "body": f"{ASK} {tag} 0", "client_msg_id": f"drop-{number}"}}, ensure_ascii=False)
+            "body": f"{ASK} {tag} {doze_ms}", "client_msg_id": f"drop-{number}"}},
+            ensure_ascii=False)
         await first.send(frame)
         await asyncio.sleep(rng.uniform(0, 0.002))
         if number % 2:
@@ -208,12 +216,19 @@ def test_a_drop_before_the_ack_still_gets_the_message_answered(embedded, tmp_pat
             f"{tag}: stored ({ack['duplicate']=}, acked before the drop: {acked}) "
             "but never answered", seen, later)
         assert len(_bot_answers(later, tag)) == 1, (tag, later)
+        chats.append((tag, ack["message"]["conversation_id"], session["token"]))
         return ack["duplicate"] and not acked
+
+    chats: list[tuple[str, int, str]] = []
 
     async def scenario() -> int:
         return sum([await trial(number) for number in range(20)])
 
     stored_before_drop = run_coroutine(scenario)
+    # Stored once each, read after every trial: a second answering step (the
+    # resend's, beside the first one still dozing) has long ended by now.
+    for tag, conversation_id, token in chats:
+        assert _stored_bodies(server, conversation_id, token).count(f"睡醒了 {tag}") == 1, tag
     # The race was there: some questions were stored with their ack lost.
     assert stored_before_drop >= 1
 
