@@ -258,7 +258,7 @@ def export_job(export_id: int) -> dict[str, Any]:
             workbook = xlsxwriter.Workbook(path, {"constant_memory": True,
                                                   "strings_to_formulas": False,
                                                   "strings_to_urls": False})
-            sheet = workbook.add_worksheet("history")
+            sheet = workbook.add_worksheet(labels.text("export.sheet"))
             sheet.write_row(0, 0, headers)
             for values in _rows(export, actor):
                 done += 1
@@ -382,11 +382,15 @@ def delete(actor: Agent, export_id: int) -> None:
             os.remove(path)
 
 
-def file_path(actor: Agent, export_id: int) -> tuple[str, str]:
+def file_path(actor: Agent, export_id: int, lang: str = "en") -> tuple[str, str]:
+    """The finished file and the name to download it by, in ``lang`` (the reader's:
+    "历史记录-12.xlsx" / "history-12.xlsx")."""
     export = get(actor, export_id)
     if export.status != "done":
         raise NotFound("the export is not ready yet")
     path = os.path.join(folder(), export.file_name)
     if not os.path.exists(path):
         raise NotFound("the export file is gone; export again")
-    return path, f"history-{export.id}.{export.format}"
+    from meiqia.web import i18n
+
+    return path, f"{i18n.text_in(lang, 'export.file', id=export.id)}.{export.format}"

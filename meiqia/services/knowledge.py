@@ -35,14 +35,18 @@ from meiqia.services.accounts import require_admin
 from meiqia.services.errors import Conflict
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
+from meiqia.services.messages import MAX_BODY
 from meiqia.services.safe_json import check_text
 from meiqia.services.validation import check
 
 QUESTION = {"type": "string", "minLength": 1, "maxLength": 500}
+#: An answer is sent as one chat message, so it holds at most what a message may.
+ANSWER = {"type": "string", "minLength": 1, "maxLength": MAX_BODY,
+          "x-max-reason": "the longest chat message"}
 ENTRY_FIELDS = {
     "key": {"type": "string", "minLength": 1, "maxLength": 80, "pattern": r"^[\w.\-]+$"},
     "questions": {"type": "array", "items": QUESTION, "minItems": 1, "maxItems": 100},
-    "answer": {"type": "string", "minLength": 1, "maxLength": 10000},
+    "answer": ANSWER,
     "category": {"type": "string", "maxLength": 80},
     "tags": {"type": "array", "items": {"type": "string", "maxLength": 40}, "maxItems": 20},
     "enabled": {"type": "boolean"},
@@ -632,8 +636,8 @@ def import_file(team: Team, path: str | Path, actor: Agent | None = None,
 
 def _check_entries(entries: list[Any], path: str) -> None:
     """Refuse a file with an entry the API would refuse: every such entry's first
-    problem, at the entry's line (``line 4: id refund: answer: at most 10000
-    characters``; a bad id is named by its problem alone)."""
+    problem, at the entry's line (``line 4: id refund: answer: at most 5000
+    characters (the longest chat message)``; a bad id is named by its problem alone)."""
     from meiqia.bot.kbfile import KBFileError
 
     errors: list[tuple[int | None, str]] = []

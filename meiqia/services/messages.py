@@ -469,10 +469,17 @@ def _owner(conversation: Conversation) -> dict[str, Any]:
 
 
 def mark_read(conversation: Conversation, reader: str, up_to: int) -> int:
-    """The visitor or the agent read everything up to ``up_to``: set read times."""
+    """The visitor or the agent read everything up to ``up_to``: set read times.
+
+    ``up_to`` past the conversation's last message is taken as that message (a
+    client cannot mark read what does not exist yet); the event carries the id
+    stored. Returns how many messages became read."""
     others = ["agent", "bot", "system"] if reader == "visitor" else ["visitor"]
     now = utcnow()
     with database.atomic():
+        last = Conversation.select(Conversation.last_message_id).where(
+            Conversation.id == conversation.id).scalar()
+        up_to = min(up_to, int(last or 0))
         count = Message.update(read_at=now, delivered_at=peewee.fn.COALESCE(
             Message.delivered_at, now)).where(
             Message.conversation == conversation.id, Message.id <= up_to,

@@ -92,14 +92,18 @@ def queue_position(conversation: Conversation) -> int | None:
     return ahead + 1
 
 
-def publish_queue(team_id: int, group_ids: Any) -> None:
+def publish_queue(team_id: int, group_ids: Any,
+                  told: dict[int, int | None] | None = None) -> None:
     """Push the position of every conversation still waiting in these queues.
 
     Called whenever a conversation leaves a queue (assigned, taken or
     transferred by hand, ended, left for a ticket), so every visitor behind it
     sees his new place. One query per queue: positions are counted in order,
-    not asked of ``queue_position`` one by one.
+    not asked of ``queue_position`` one by one. ``told``: conversation id to the
+    position the caller just published for it (``publish_state``); a conversation
+    still at that position gets no second, identical frame.
     """
+    told = told or {}
     for group_id in set(group_ids):
         general = group_id is None
         sql = statement(("routing.queue", general), lambda general=general: (
@@ -109,6 +113,8 @@ def publish_queue(team_id: int, group_ids: Any) -> None:
         params = [team_id, "queued"] + ([] if general else [group_id])
         waiting = database.execute_sql(sql, params).fetchall()
         for position, (conversation_id,) in enumerate(waiting, 1):
+            if conversation_id in told and told[conversation_id] == position:
+                continue
             events.emit("conversation", team_id,
                         [conversation_topic(conversation_id), team_topic(team_id)],
                         {"conversation_id": conversation_id, "status": "queued",
@@ -181,8 +187,10 @@ def _state_event(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def publish_state(conversation: Conversation, previous_handler_id: int | None = None) -> None:
-    """Tell the visitor and the team what state the conversation is in now.
+def publish_state(conversation: Conversation,
+                  previous_handler_id: int | None = None) -> dict[str, Any]:
+    """Tell the visitor and the team what state the conversation is in now;
+    returns the event's data.
 
     ``previous_handler_id`` (a transfer): the agent it was taken from, so that
     the sockets that saw it through him hear that it moved, even where the new
@@ -193,6 +201,7 @@ def publish_state(conversation: Conversation, previous_handler_id: int | None = 
     events.emit("conversation", conversation.team_id,
                 [conversation_topic(conversation.id), team_topic(conversation.team_id)], data,
                 track=False)
+    return data
 
 
 def request_human(conversation: Conversation) -> str:
@@ -615,16 +624,23 @@ def requeue_handled_by(agent: Agent) -> list[int]:
             ).where(Conversation.id == conversation.id, Conversation.handler == agent.id,
                     Conversation.status == "open").execute():
                 moved.append(conversation)
+    # Each change is told once (one event reaches every socket, in every process):
+    # each moved chat's state, then what routing changed (assign_waiting tells
+    # the chats it assigned and the new places in their queues), then the new
+    # places of the chats the moved ones went ahead of, in the queues routing
+    # did not tell, leaving out a moved chat still where its own state said.
+    told: dict[int, int | None] = {}
     for conversation in moved:
         post_message(conversation, "system", "", kind="event", visibility="internal",
                      payload={"event": "requeued", "from": agent.display_name,
                               "reason": "away"})
-        publish_state(Conversation.get_by_id(conversation.id))
+        told[conversation.id] = publish_state(
+            Conversation.get_by_id(conversation.id))["queue_position"]
     if moved:
-        assign_waiting(agent.team_id)
+        routed = {c.group_id for c in assign_waiting(agent.team_id)}
         still = Conversation.select(Conversation.group).where(
             Conversation.id.in_([c.id for c in moved]), Conversation.status == "queued").tuples()
-        publish_queue(agent.team_id, {group_id for (group_id,) in still})
+        publish_queue(agent.team_id, {group_id for (group_id,) in still} - routed, told)
     return [c.id for c in moved]
 
 

@@ -34,7 +34,7 @@ RESOLVE_SCHEMA = {
         "question_ids": {"type": "array", "items": {"type": "integer"}, "minItems": 1,
                          "maxItems": 500},
         "questions": {"type": "array", "items": knowledge.QUESTION, "maxItems": 100},
-        "answer": {"type": "string", "minLength": 1, "maxLength": 10000},
+        "answer": knowledge.ANSWER,
         "category": {"type": "string", "maxLength": 80},
         "key": knowledge.ENTRY_FIELDS["key"],
     },

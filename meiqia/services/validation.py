@@ -5,7 +5,9 @@ names the field, and the OpenAPI document shows the same schema, so the docs
 cannot drift from what the API accepts. Supported: type (object, string,
 integer, number, boolean, array, null, or a list of them), properties,
 required, additionalProperties (false only), enum, minLength, maxLength,
-pattern, format (email), minimum, maximum, items, maxItems, minItems.
+pattern, format (email), minimum, maximum, items, maxItems, minItems; and
+``x-max-reason``, why a string's ``maxLength`` is what it is, said after the
+limit (``answer: at most 5000 characters (the longest chat message)``).
 """
 
 from __future__ import annotations
@@ -73,8 +75,9 @@ def check(value: Any, schema: dict[str, Any], path: str = "") -> Any:
                 f"{label}: at least {schema['minLength']} characters", field
             )
         if "maxLength" in schema and len(value) > schema["maxLength"]:
+            why_max = f" ({schema['x-max-reason']})" if schema.get("x-max-reason") else ""
             raise ValidationError(
-                f"{label}: at most {schema['maxLength']} characters", field
+                f"{label}: at most {schema['maxLength']} characters{why_max}", field
             )
         if "pattern" in schema and not re.search(_ecma_end(schema["pattern"]), value):
             raise ValidationError(f"{label}: has the wrong format", field)

@@ -258,6 +258,8 @@ _PAIRS: list[tuple[str, str]] = [
     (rf"{FIELD}: must not be empty", "{f:field}：不能为空"),
     (rf"{FIELD}: at least (?P<n>{NUM}) characters", "{f:field}：至少 {n} 个字符"),
     (rf"{FIELD}: at most (?P<n>{NUM}) characters", "{f:field}：最多 {n} 个字符"),
+    (rf"{FIELD}: at most (?P<n>{NUM}) characters \(the longest chat message\)",
+     "{f:field}：最多 {n} 个字符（一条聊天消息的上限）"),
     (rf"{FIELD}: has the wrong format", "{f:field}：格式不正确"),
     (rf"{FIELD}: is not a valid email address", "{f:field}：不是有效的邮箱地址"),
     (rf"{FIELD}: must be between (?P<a>{NUM}) and (?P<b>{NUM})", "{f:field}：必须在 {a} 到 {b} 之间"),
@@ -577,6 +579,8 @@ _PAIRS: list[tuple[str, str]] = [
      "运行这个任务的进程中途停止了（被终止或崩溃）"),
     (r"the database failed during the job: (?P<e>.+)", "任务运行时数据库出错：{e}"),
     (r"the export job failed", "导出任务失败"),
+    # an export job's name (GET /jobs/<id>; services/exports.start)
+    (rf"history export (?P<n>{NUM})", "历史记录导出 {n}"),
     # why the bot keeps its default scale (bot/calibrate.py, GET /knowledge/calibration)
     (r"not measured yet", "尚未测量"),
     (r"default scale of this scoring model \(development sets\)",

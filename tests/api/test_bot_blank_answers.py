@@ -75,14 +75,24 @@ def test_an_answer_the_bot_cannot_say_is_unrecognised_not_an_error(api, caplog):
     assert "entry blank-answer: the answer is blank" in caplog.text
     assert UnrecognisedQuestion.select().count() == 1
 
-    # Longer than a message may be (the entry's own limit is higher): the same.
+    # Longer than a message may be: refused now (the entry's limit is a message's),
+    # but an entry stored before that limit is the same: it never breaks the chat.
     kb = Path(__file__).resolve().parents[2] / "knowledge_base" / "shop.zh-CN.yaml"
     api.post("/api/v1/knowledge/import", data={"file": (io.BytesIO(kb.read_bytes()), kb.name)},
              content_type="multipart/form-data")
     entry = KnowledgeEntry.get(KnowledgeEntry.key == "return-shipping-fee")
-    long = api.patch(f"/api/v1/knowledge/{entry.id}",
-                     json={"answer": "运费由我们承担。" * (MAX_BODY // 7)})
-    assert long.status_code == 200, long.get_json()  # the entry's own limit is higher
+    too_long = "运费由我们承担。" * (MAX_BODY // 7)
+    long = api.patch(f"/api/v1/knowledge/{entry.id}", json={"answer": too_long})
+    assert long.status_code == 422, long.get_json()
+    assert long.get_json()["error"]["message"] == \
+        f"answer: at most {MAX_BODY} characters (the longest chat message)"
+    with database.atomic():
+        KnowledgeEntry.update(answer=too_long).where(KnowledgeEntry.id == entry.id).execute()
+        knowledge.record_changes(team_id, [entry.key])
+    knowledge.refresh(team_id)
+    # Such an entry stays editable where its answer is left alone.
+    kept = api.patch(f"/api/v1/knowledge/{entry.id}", json={"category": "售后"})
+    assert kept.status_code == 200 and kept.get_json()["answer"] == too_long
     asked = api.post("/api/v1/bot/ask", json={"question": "退货运费谁出"}).get_json()
     assert asked["decision"] == "answer"  # what the console says it would do
     client, token, cid = _start(api.app, team_id)

@@ -91,6 +91,32 @@ def test_visitor_and_agent_hold_a_conversation(team):
     assert again.status_code == 409
 
 
+def test_a_read_past_the_last_message_stops_at_the_last_message(team):
+    """``up_to`` beyond the conversation's last message is clamped to it: messages
+    that come later are unread, for the agent and for the visitor alike."""
+    li = team.new_agent(max_concurrent=2)
+    li.go_online()
+    client, token, cid, _ = start(team.app, team.team["id"])
+    first = vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
+                  json={"client_msg_id": new_client_id(), "body": "第一条"}).get_json()
+    last = Conversation.get_by_id(cid).last_message_id
+    assert last == first["message"]["id"]
+    read = li.post(f"/api/v1/conversations/{cid}/read", json={"up_to": last + 1000})
+    assert read.status_code == 200 and read.get_json() == {"marked": 1}
+    assert Conversation.get_by_id(cid).agent_read_id == last
+    later = vpost(client, token, f"/api/v1/widget/conversations/{cid}/messages",
+                  json={"client_msg_id": new_client_id(), "body": "第二条"}).get_json()
+    assert later["message"]["id"] <= last + 1000  # the old up_to would have covered it
+    assert li.get("/api/v1/conversations").get_json()["mine"][0]["unread"] == 1
+    reply = li.post(f"/api/v1/conversations/{cid}/messages",
+                    json={"client_msg_id": new_client_id(), "body": "好的"}).get_json()
+    vpost(client, token, f"/api/v1/widget/conversations/{cid}/read", json={"up_to": 2**31 - 1})
+    assert Conversation.get_by_id(cid).visitor_read_id == reply["message"]["id"]
+    # A read never moves back.
+    li.post(f"/api/v1/conversations/{cid}/read", json={"up_to": 0})
+    assert Conversation.get_by_id(cid).agent_read_id == last
+
+
 def test_bot_answers_then_visitor_asks_for_a_human(db_api):
     app = db_api.app
     import io

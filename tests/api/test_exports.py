@@ -408,3 +408,40 @@ def test_an_english_agent_reads_his_export_in_english_in_the_teams_zone(api):
     # No Chinese but what people typed (the agent's name, 王管理).
     cells = rows[0] + [value.replace("王管理", "") for value in rows[1]]
     assert not [c for c in cells if any("\u3400" <= ch <= "\u9fff" for ch in c)], cells
+
+
+def test_an_exports_names_are_in_the_readers_language(api):
+    """What a person reads of an export besides its cells: the job's name (GET
+    /jobs/<id>, as the reindex job's), the file's name when downloaded (the
+    reader's language) and the XLSX sheet's (the language of the file, the asker's)."""
+    from urllib.parse import unquote
+
+    team = api.team["id"]
+    make_conversation(team, make_visitor(team), handler=api.agent["id"], ended_at=T0,
+                      messages=[("visitor", "退款", 0)])
+    started = api.post("/api/v1/history/exports", json={"format": "xlsx"}).get_json()
+    number = started["id"]
+    job_id = ExportJob.get_by_id(number).job_id
+    zh = api.get(f"/api/v1/jobs/{job_id}", headers={"X-Meiqia-Lang": "zh-CN"}).get_json()
+    assert (zh["name"], zh["name_en"]) == (f"历史记录导出 {number}", f"history export {number}")
+    en = api.get(f"/api/v1/jobs/{job_id}", headers={"X-Meiqia-Lang": "en"}).get_json()
+    assert en["name"] == f"history export {number}" and "name_en" not in en
+
+    url = f"/api/v1/history/exports/{number}/file"
+    for lang, name in (("zh-CN", f"历史记录-{number}.xlsx"), ("en", f"history-{number}.xlsx")):
+        response = api.get(url, headers={"X-Meiqia-Lang": lang})
+        disposition = response.headers["Content-Disposition"]
+        data = response.get_data()
+        response.close()
+        said = disposition.split("filename*=UTF-8''")[-1] if "filename*=" in disposition \
+            else disposition.split("filename=")[-1]
+        assert unquote(said.strip('"')) == name, disposition
+    from openpyxl import load_workbook
+
+    assert load_workbook(io.BytesIO(data), read_only=True).sheetnames == ["历史记录"]
+    assert api.get("/lang/en").status_code == 302  # his setting: English
+    again = api.post("/api/v1/history/exports", json={"format": "xlsx"}).get_json()
+    response = api.get(f"/api/v1/history/exports/{again['id']}/file")
+    data = response.get_data()
+    response.close()
+    assert load_workbook(io.BytesIO(data), read_only=True).sheetnames == ["History"]

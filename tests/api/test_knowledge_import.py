@@ -66,12 +66,12 @@ def test_the_example_entry_of_the_report_is_refused(api):
 
 @pytest.mark.parametrize(("row", "problem"), [
     ("long-q,{q},答", "id long-q: questions[0]: at most 500 characters"),
-    ("long-a,问,{a}", "id long-a: answer: at most 10000 characters"),
+    ("long-a,问,{a}", "id long-a: answer: at most 5000 characters (the longest chat message)"),
     ("long-c,问,答,{c}", "id long-c: category: at most 80 characters"),
     ("中文 id,问,答", "key: has the wrong format"),
 ])
 def test_csv_limits_are_the_apis(api, row, problem):
-    row = row.format(q="问" * 501, a="答" * 10001, c="类" * 81)
+    row = row.format(q="问" * 501, a="答" * 5001, c="类" * 81)
     text = "id,question,answer,category\nfine,好的,好\n" + row + "\n"
     error = _refused(_import(api, text, "kb.csv"))
     assert error["message"] == f"file: kb.csv: line 3: {problem}"
@@ -96,17 +96,20 @@ def test_xlsx_rows_pass_the_same_checks(api, tmp_path):
     sheet = workbook.active
     sheet.append(["id", "question", "answer"])
     sheet.append(["fine", "好的", "好"])
-    sheet.append(["long-a", "问", "答" * 10001])
+    sheet.append(["long-a", "问", "答" * 5001])
     path = tmp_path / "kb.xlsx"
     workbook.save(path)
     error = _refused(_import(api, path.read_bytes(), "kb.xlsx"))
-    assert error["message"] == "file: kb.xlsx: line 3: id long-a: answer: at most 10000 characters"
+    assert error["message"] == ("file: kb.xlsx: line 3: id long-a: answer: at most 5000 "
+                                "characters (the longest chat message)")
+    zh = _refused(_import(api, path.read_bytes(), "kb.xlsx", ZH))["message"]
+    assert zh == "文件：kb.xlsx：第 3 行：id long-a：答案：最多 5000 个字符（一条聊天消息的上限）"
     assert KnowledgeEntry.select().count() == 0
 
 
 def test_limits_the_api_accepts_import(api):
     text = ("id,question,answer,category\n"
-            f"edge,{'问' * 500},{'答' * 10000},{'类' * 80}\n"
+            f"edge,{'问' * 500},{'答' * 5000},{'类' * 80}\n"
             "edge,问题二,,\n"
             "year,12306,答,\n")
     response = _import(api, text, "kb.csv")

@@ -43,6 +43,8 @@ WORDS: dict[str, list[str]] = {
     "' or '.join(names)": ["string", "integer or null", "object or array or null"],
     "human_size(limit_for(kind))": ["5 MB", "50 MB", "1.5 MB", "512 KB", "100 bytes"],
     "allowed": ["none (closed is final)", "open, pending"],
+    # services/validation.py: a schema's x-max-reason (knowledge.ANSWER's), or none
+    "why_max": ["", " (the longest chat message)"],
 }
 #: Whole messages whose parts vary together.
 SAMPLES: dict[str, list[str]] = {

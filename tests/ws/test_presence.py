@@ -146,6 +146,66 @@ def test_the_last_agent_gone_requeues_his_chats_and_offers_a_message(team, live,
     again.close()
 
 
+def _told(socket, conversation_id):
+    """The ``conversation`` frames a socket got about one chat (offers aside)."""
+    return [f["data"] for f in socket.seen if f["type"] == "conversation"
+            and f["data"].get("conversation_id") == conversation_id
+            and "offer_ticket" not in f["data"]]
+
+
+def _no_repeats(frames):
+    return all(a != b for a, b in zip(frames, frames[1:], strict=False))
+
+
+def test_a_requeue_tells_each_change_once_to_each_socket(team, live, sweeper):
+    """The chats of an agent who went away go back to the queue: the team's
+    sockets and the visitors hear each chat's new state once, and the chat
+    already waiting behind them hears its new place once."""
+    li = team.online_agent(1, connected=False)
+    agent = workspace(live, li)
+    boss = workspace(live, team)  # the admin sees the team; offline, so never routed to
+    _c, token_a, served, _ = start(team.app, team.team["id"])
+    _c, token_b, waiting, _ = start(team.app, team.team["id"])
+    assert Conversation.get_by_id(waiting).status == "queued"
+    first, second = visitor(live, token_a), visitor(live, token_b)
+    agent.close()
+    first.expect("conversation", where=lambda d: d["status"] == "queued")
+    second.expect("conversation", where=lambda d: d.get("queue_position") == 2)
+    for socket in (boss, first, second):
+        socket.quiet("nothing", 1.0)  # reads every frame that comes meanwhile
+    assert [d["queue_position"] for d in _told(boss, served) if d["status"] == "queued"] == [1]
+    assert [d["queue_position"] for d in _told(first, served)] == [1]
+    assert [d["queue_position"] for d in _told(boss, waiting)] == [1, 2]
+    assert [d["queue_position"] for d in _told(second, waiting)] == [2]
+
+
+def test_a_requeue_routed_at_once_tells_each_change_once(team, live, sweeper):
+    """Of two requeued chats a colleague with room takes the first: the second
+    hears its new place once (not once from the assignment and again from the
+    requeue)."""
+    li = team.online_agent(2, connected=False)
+    agent = workspace(live, li)
+    boss = workspace(live, team)
+    _c, token_a, one, _ = start(team.app, team.team["id"])
+    _c, token_b, two, _ = start(team.app, team.team["id"])
+    zhou = team.online_agent(1, connected=False, email="zhou@example.com", name="周")
+    colleague = workspace(live, zhou)
+    first, second = visitor(live, token_a), visitor(live, token_b)
+    agent.close()
+    wait_until(lambda: Conversation.get_by_id(one).handler_id == zhou.agent["id"], 5,
+               "the first requeued chat routed to 周")
+    for socket in (boss, colleague, first, second):
+        socket.quiet("nothing", 1.0)  # reads every frame that comes meanwhile
+    assert Conversation.get_by_id(two).status == "queued"
+    for socket in (boss, colleague, first, second):
+        for conversation_id in (one, two):
+            frames = _told(socket, conversation_id)
+            assert _no_repeats(frames), (conversation_id, frames)
+    assert [d["queue_position"] for d in _told(boss, two)][-1:] == [1]
+    assert [d["queue_position"] for d in _told(second, two)] == [2, 1]
+    assert [d["status"] for d in _told(first, one)] == ["queued", "open"]
+
+
 def test_going_offline_tells_the_queue_at_once(team, live):
     li = team.online_agent(1, connected=False)
     agent = workspace(live, li)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from meiqia.models import Conversation
 from meiqia.models import Message
 from tests.api.test_conversations import start
 from tests.ws.conftest import Socket
@@ -54,6 +55,22 @@ def test_whole_conversation_over_sockets(setup):
     visitor.send("read", {"up_to": reply["id"]})
     agent.expect("read", where=lambda d: d["reader"] == "visitor")
     assert Message.get_by_id(reply["id"]).read_at is not None
+
+
+def test_a_read_frame_past_the_last_message_is_clamped_to_it(setup):
+    visitor, agent, cid = setup["visitor"], setup["agent"], setup["cid"]
+    visitor.send("message", {"body": "在吗", "client_msg_id": "v-1"})
+    asked = visitor.expect("ack")["data"]["message"]["id"]
+    agent.send("read", {"conversation_id": cid, "up_to": asked + 500})
+    told = visitor.expect("read", where=lambda d: d["reader"] == "agent")
+    assert told["data"]["up_to"] == asked
+    assert Conversation.get_by_id(cid).agent_read_id == asked
+    agent.send("message", {"conversation_id": cid, "body": "在的", "client_msg_id": "a-1"})
+    answered = agent.expect("ack")["data"]["message"]["id"]
+    visitor.send("read", {"up_to": 2**31 - 1})
+    told = agent.expect("read", where=lambda d: d["reader"] == "visitor")
+    assert told["data"]["up_to"] == answered
+    assert Conversation.get_by_id(cid).visitor_read_id == answered
 
 
 def test_resend_and_reconnect_lose_and_repeat_nothing(setup):

@@ -95,6 +95,8 @@ def last_suggestions(conversation_id: int) -> dict:
        body={"type": "object", "required": ["up_to"], "additionalProperties": False,
              "properties": {"up_to": {"type": "integer", "minimum": 0}}})
 def read(conversation_id: int, body: dict) -> dict:
+    """`up_to` past the conversation's last message counts as its last message, so
+    messages that come later stay unread; `marked`: how many became read."""
     conversation = permissions.get_conversation(g.actor, conversation_id)
     conversations.mentions_seen(g.actor, conversation_id)
     return {"marked": messages.mark_read(conversation, "agent", body["up_to"])}

@@ -48,9 +48,13 @@ def _shown(export: dict) -> dict:
 
 
 @route("/history/exports/<int:export_id>/file", summary="Download a finished export",
-       tags=["exports"], content={CSV: FILE, XLSX: FILE})
+       tags=["exports"], content={CSV: FILE, XLSX: FILE},
+       description="The file is named in the reader's language, as error messages are "
+                   "(`历史记录-12.xlsx`, `history-12.xlsx`).")
 def download_export(export_id: int):  # noqa: ANN201 - a Flask response
-    path, name = exports.file_path(g.actor, export_id)
+    from meiqia.web import i18n
+
+    path, name = exports.file_path(g.actor, export_id, i18n.error_language())
     return send_file(path, as_attachment=True, download_name=name, max_age=0)
 
 

@@ -165,6 +165,8 @@ def human(conversation_id: int) -> dict:
        body={"type": "object", "required": ["up_to"], "additionalProperties": False,
              "properties": {"up_to": {"type": "integer", "minimum": 0}}})
 def read(conversation_id: int, body: dict) -> dict:
+    """`up_to` past the conversation's last message counts as its last message, so
+    messages that come later stay unread; `marked`: how many became read."""
     count = messages.mark_read(own_conversation(conversation_id), "visitor", body["up_to"])
     return {"marked": count}
 

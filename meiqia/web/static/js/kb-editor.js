@@ -3,7 +3,8 @@
 import { dialog, el, t } from './lib.js';
 
 export const MAX_QUESTION = 500;
-export const MAX_ANSWER = 10000;
+// An answer is sent as one chat message: at most what a message may hold (messages.MAX_BODY).
+export const MAX_ANSWER = 5000;
 const KEY_RE = /^[\w.-]+$/u;
 
 /** The lines of a textarea, trimmed, blanks dropped. */
@@ -63,7 +64,7 @@ function localCheck(form, withKey) {
   if (similar.length + 1 > 100) return ['similar', t('kb.err.too_many', { max: 99 })];
   const answer = form.elements.answer.value.trim();
   if (!answer) return ['answer', t('kb.err.answer_required')];
-  if (answer.length > MAX_ANSWER) return ['answer', t('kb.err.too_long', { max: MAX_ANSWER })];
+  if (answer.length > MAX_ANSWER) return ['answer', t('kb.err.answer_too_long', { max: MAX_ANSWER })];
   return null;
 }
 
@@ -77,7 +78,8 @@ export function openEditor({ entry = {}, isNew = true, withEnabled = true, categ
   entry = entry || {};
   const questions = entry.questions || [];
   const listId = `kb-categories-${Date.now()}`;
-  const answer = area({ name: 'answer', rows: 5, maxlength: MAX_ANSWER, required: true }, entry.answer);
+  // No maxlength: a browser would cut a longer paste without a word; the check above says why.
+  const answer = area({ name: 'answer', rows: 5, required: true }, entry.answer);
   const form = el('form', { class: 'kb-editor', novalidate: true },
     errorBox('_form'),
     isNew ? el('label', {}, t('kb.key'), el('input', { name: 'key', maxlength: 80, value: entry.key || '', placeholder: 'return-shipping-fee' })) : null,
