@@ -11,7 +11,8 @@ wire format of the four endpoints the channel uses
   ``{"errcode": 40013|40125, "errmsg"}``.
 * ``POST /cgi-bin/message/custom/send?access_token=`` with a JSON body
   ``{"touser", "msgtype": "text", "text": {"content"}}`` → ``{"errcode": 0,
-  "errmsg": "ok"}``; an unknown token → 40001, an expired one → 42001.
+  "errmsg": "ok"}``; an unknown token → 40001, an expired one → 42001; a
+  ``content`` over ``MAX_CONTENT_BYTES`` (2048 bytes of UTF-8) → 45002.
 * ``POST /cgi-bin/media/upload?access_token=&type=image`` (multipart, field
   ``media``) → ``{"type": "image", "media_id", "created_at"}``; custom/send then
   takes ``{"msgtype": "image", "image": {"media_id"}}``.
@@ -167,6 +168,9 @@ class WeChatStandIn:
                 if errcode is None:
                     return Response("Internal Server Error", status=status)
                 return self._error(errcode)
+            if _too_long(body):
+                self.calls.append((path, "errcode 45002", body))
+                return self._json({"errcode": 45002, "errmsg": "content size out of limit"})
             if not _valid_send(body, self.media):
                 self.calls.append((path, "errcode 44002", body))
                 return self._error(44002)
@@ -212,6 +216,16 @@ class WeChatStandIn:
             return Response(data, content_type=ctype, headers={
                 "Content-disposition": f'attachment; filename="{filename}"'})
         return Response("not found", status=404)
+
+
+#: The longest text content WeChat takes in one message (bytes of UTF-8).
+MAX_CONTENT_BYTES = 2048
+
+
+def _too_long(body: Any) -> bool:
+    text = body.get("text") if isinstance(body, dict) else None
+    content = text.get("content") if isinstance(text, dict) else None
+    return isinstance(content, str) and len(content.encode("utf-8")) > MAX_CONTENT_BYTES
 
 
 def _valid_send(body: Any, media: dict[str, Any]) -> bool:

@@ -60,6 +60,8 @@ class ChannelConversation:
     subject: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     last_inbound_at: datetime.datetime | None = None
+    #: The customer's language (from his first words), else the team's: zh-CN or en.
+    language: str = "zh-CN"
 
 
 @dataclass

@@ -348,6 +348,7 @@ def conversation_view(conversation_id: int) -> ChannelConversation | None:
                                      ChannelVisitor.channel == conversation.channel)
     thread = ChannelThread.get_or_none(ChannelThread.conversation == conversation_id)
     from meiqia.models import Visitor
+    from meiqia.services.routing import visitor_language
 
     visitor = Visitor.get_or_none(Visitor.id == conversation.visitor_id)
     return ChannelConversation(
@@ -356,7 +357,8 @@ def conversation_view(conversation_id: int) -> ChannelConversation | None:
         visitor_name=visitor.name if visitor else "", status=conversation.status,
         subject=thread.subject if thread else None,
         metadata=dict(thread.metadata or {}) if thread else {},
-        last_inbound_at=thread.last_inbound_at if thread else None)
+        last_inbound_at=thread.last_inbound_at if thread else None,
+        language=visitor_language(conversation))
 
 
 _RATING_TEXT = {"zh-CN": "请您对本次服务进行评价。", "en": "Please rate this conversation."}

@@ -603,6 +603,41 @@ def test_a_long_answer_goes_in_parts_and_a_retry_sends_only_the_rest(
     assert joined == f"{agent.agent['display_name']}：{body}"  # each part once, in order
 
 
+def test_a_long_reply_is_split_between_sentences_never_inside_a_word_or_number(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    """An outside check: a long reply was cut at the byte limit wherever it fell,
+    an English word or an order number in two (Chinese has no spaces, no line
+    ends here). Now each part ends a sentence, fits WeChat's 2048 bytes (the
+    stand-in answers 45002 above them) and the parts are the reply, in order."""
+    import re
+
+    from tests.wechat_standin import MAX_CONTENT_BYTES
+
+    wechat = WeChat(wx)
+    agent = wx.online_agent()
+    wechat.text("人工")
+    conversation = conversation_of()
+    name = agent.agent["display_name"]
+    chinese = "".join(f"您的第{n}个包裹（运单号SF{1357924680 + n}）已由顺丰发出，预计明天送达"
+                      + "，请保持电话畅通" * (n % 4) + "。！？"[n % 3] for n in range(60))
+    english = " ".join(f"Parcel {n} (tracking number SF{1357924680 + n}) was shipped today "
+                       "and should arrive tomorrow, please keep your phone on."
+                       for n in range(40))
+    for body, key, glue in ((chinese, "zh", ""), (english, "en", " ")):
+        before = len(standin.texts_to(OPENID))
+        agent.post(f"/api/v1/conversations/{conversation.id}/messages",
+                   json={"body": body, "client_msg_id": f"split-{key}"})
+        assert deliveries(conversation.id)[-1].status == "sent"
+        parts = standin.texts_to(OPENID)[before:]
+        assert len(parts) >= 3, parts
+        assert all(len(p.encode("utf-8")) <= MAX_CONTENT_BYTES for p in parts)
+        assert all(p.endswith(("。", "！", "？", ".")) for p in parts), [p[-8:] for p in parts]
+        assert glue.join(parts) == f"{name}：{body}"
+        numbers = re.findall(r"SF\d+", body)
+        assert sum(len(re.findall(r"SF\d+", p)) for p in parts) == len(numbers)
+        assert all(any(number in p for p in parts) for number in numbers)
+
+
 def test_no_secret_or_access_token_reaches_our_logs(
         wx: ApiClient, standin: WeChatStandIn, caplog: pytest.LogCaptureFixture) -> None:
     import logging

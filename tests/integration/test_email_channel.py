@@ -683,3 +683,64 @@ def test_the_channels_api_says_when_the_mailbox_cannot_be_read(email_app, mail):
     assert ok["read_at"] and ok["failures"] == 0 and ok["message"] == "正在读取邮箱"
     off = api.put("/api/v1/channels/email", json={"enabled": False})
     assert off.get_json()["reader"] is None  # off: no reader to speak of
+
+
+def _raw_mail(sender: str, body: str, **headers: str) -> EmailMessage:
+    """A mail as some clients and scripts send it: no Subject, no Message-ID
+    (smtplib and aiosmtpd add none)."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = SUPPORT
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    return message
+
+
+def test_a_mail_without_subject_or_message_id_is_answered_in_one_language_and_honest_ids(
+        email_app, mail):
+    """An outside check: the answer to a mail without a Subject went out as
+    "Re: 在线客服 Support" (two languages in one line), and the answer to a mail
+    without a Message-ID said In-Reply-To/References <…@meiqia.invalid>, an id we
+    made up and no client knows. Now: the subject in the customer's language (else
+    the team's), no In-Reply-To when his mail had no id, and his next mail (a reply
+    to ours, with ids) threads as usual on real ids only."""
+    api = ApiClient.registered(email_app)
+    enable(api, mail)
+    sent_raw: list[str] = []
+
+    def send(message: EmailMessage) -> None:
+        with smtplib.SMTP("127.0.0.1", mail.smtp.port, timeout=10) as client:
+            client.send_message(message)
+        sent_raw.append(message.as_string())
+
+    def answers(user: str, count: int) -> list[Any]:
+        got = parsed_all(mail, user, count)
+        return [m for m in got if m["From"] and SUPPORT in str(m["From"])]
+
+    send(_raw_mail(f"Tom <{VISITOR}>", "Where is my parcel? It has not arrived yet."))
+    send(_raw_mail("李四 <li@customer.test>", "我的包裹到哪里了？还没有收到。"))
+    english = answers(VISITOR, 1)
+    chinese = answers("li@customer.test", 1)
+    for got in english + chinese:
+        head = "".join(f"{k}: {v}\n" for k, v in got.items())
+        assert "meiqia.invalid" not in head, head
+        assert got["In-Reply-To"] is None and got["References"] is None, head
+    assert {str(m["Subject"]) for m in english} == {"Re: Customer support"}
+    assert {str(m["Subject"]) for m in chinese} == {"Re: 在线客服"}
+    assert all(m.get_content().startswith("Sorry") for m in english)
+
+    # He answers our mail (his client writes ids, and keeps our subject).
+    ours = english[-1]["Message-ID"]
+    again = _raw_mail(f"Tom <{VISITOR}>", "I ordered it last week, order 1234.",
+                      Subject="Re: Customer support", Message_ID="<tom-2@customer.test>",
+                      In_Reply_To=ours, References=ours)
+    send(again)
+    later = wait_until(lambda: (got := answers(VISITOR, len(english) + 1))
+                       and len(got) > len(english) and got, what="the answer to his reply")
+    reply = later[-1]
+    assert reply["In-Reply-To"] == "<tom-2@customer.test>"
+    refs = reply["References"].split()
+    assert ours in refs and refs[-1] == "<tom-2@customer.test>"
+    assert not any("meiqia.invalid" in r for r in refs), refs
+    assert str(reply["Subject"]) == "Re: Customer support"

@@ -136,3 +136,66 @@ def test_a_process_running_before_the_first_enable_reads_the_mailbox_when_the_ot
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_failing_reader_killed_outright_is_shown_stale_not_failing_for_ever(
+        tmp_path, pg_database_url, mail):  # noqa: F811 - the fixture
+    """An outside check: the process reading the mailbox died (kill -9) while its
+    state said "failing"; the Channels page and API kept saying "failing (N in a
+    row)" for ever, as if someone were still trying, instead of "stale": nobody
+    reads. Process A reads (a closed IMAP port: it fails), process B only serves
+    the API (``MEIQIA_CHANNELS_AUTOSTART`` off); A is killed with SIGKILL."""
+    from meiqia.channels.email.transport import TIMEOUT
+
+    app = make_app(tmp_path, DATABASE_URL=pg_database_url)  # the schema
+    close_app(app)
+    truncate_all(pg_database_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
+    env.update({
+        "MEIQIA_DATABASE_URL": pg_database_url, "MEIQIA_REDIS_URL": "",
+        "MEIQIA_SECRET_KEY": "email-stale-secret", "PYTHONUNBUFFERED": "1",
+        "MEIQIA_INSTANCE_PATH": str(tmp_path / "instance"),
+        "MEIQIA_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "MEIQIA_CHANNELS_SYNC_SECONDS": "1", "MEIQIA_BOT_WARM_UP": "false",
+    })
+    a = Gunicorn(env, tmp_path, "a")
+    b = Gunicorn({**env, "MEIQIA_CHANNELS_AUTOSTART": "false"}, tmp_path, "b")
+    try:
+        wait_until(a.listening, 120, "process A listening")
+        wait_until(b.listening, 120, "process B listening")
+        admin = Http()
+        data = admin.call("POST", a.url("/api/v1/auth/register"), {
+            "team_name": "邮件读取", "name": "管理员", "email": "admin@example.com",
+            "password": "stale-reader-1"})
+        admin.csrf = data["csrf_token"]
+        admin.call("PUT", a.url("/api/v1/channels/email"), {
+            "enabled": True, "config": channel_config(mail, poll_interval=5,
+                                                      imap_port=free_port())})
+
+        def reader(lang: str = "en") -> dict:
+            return admin.call("GET", b.url("/api/v1/channels/email"),
+                              headers={"X-Meiqia-Lang": lang})["reader"]
+
+        failing = wait_until(lambda: (r := reader())["state"] == "failing" and r, 60,
+                             "the reader failing, seen from process B")
+        a.stop(signal.SIGKILL)  # the reader's process dies outright: no release, no word
+        killed = time.monotonic()
+        assert a.proc.returncode == -signal.SIGKILL
+        last = reader()  # what it wrote last, before it died (a round may have ended)
+        assert last["state"] == "failing", last
+        # Due again after its pause (5 s doubling) and an attempt; then stale.
+        pause = min(5 * 2 ** (last["failures"] - 1), 300)
+        stale = wait_until(lambda: (r := reader())["state"] == "stale" and r,
+                           pause + TIMEOUT + 30 + 60, "the dead reader shown as stale")
+        waited = time.monotonic() - killed
+        print(f"\nreader killed while failing ({last['failures']} in a row) -> "  # noqa: T201
+              f"stale after {waited:.0f} s: {stale['message']}")
+        assert stale["message"].startswith("The mailbox has not been read for ")
+        assert "no web process is reading it" in stale["message"]
+        assert stale["failures"] == last["failures"] >= failing["failures"]
+        assert reader("zh-CN")["message"].endswith("没有进程在读取")
+        listed = admin.call("GET", b.url("/api/v1/channels"))
+        assert next(c for c in listed if c["type"] == "email")["reader"]["state"] == "stale"
+    finally:
+        a.stop()
+        b.stop()

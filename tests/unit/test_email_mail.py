@@ -266,7 +266,11 @@ def test_reply_subject_keeps_one_prefix():
     assert reply_subject("退货") == "Re: 退货"
     assert reply_subject("Re: RE: 退货") == "Re: 退货"
     assert reply_subject("回复：退货") == "Re: 退货"
-    assert reply_subject("") == "Re: 在线客服 Support"
+    # No subject: one in the customer's language, never "在线客服 Support".
+    assert reply_subject("") == "Re: 在线客服"
+    assert reply_subject(None, "zh-CN") == "Re: 在线客服"
+    assert reply_subject("  回复： ", "en") == "Re: Customer support"
+    assert reply_subject("Re: 退货", "en") == "Re: 退货"  # his subject stays his
 
 
 def reply(kind: str, **kw):
@@ -290,6 +294,23 @@ def test_a_reply_threads_on_the_visitors_mail():
     assert sent["To"].addresses[0].addr_spec == "zhang@customer.test"
     assert "李客服" in str(sent["From"]) and sent["Auto-Submitted"] is None
     assert sent.get_content().strip() == "您好，已为您处理"
+
+
+def test_ids_we_made_up_are_never_referred_to():
+    """A mail without a Message-ID is stored under <hash@meiqia.invalid>; the answer
+    said In-Reply-To/References with it (RFC 5322 §3.6.4: none when the parent has
+    no Message-ID). Real ids of the thread stay, in order."""
+    ours = "<d77ce2a1b3c4d5e6f708192a3b4c5d6e@meiqia.invalid>"
+    alone = reply("bot", in_reply_to=ours, thread=[ours])
+    assert alone["In-Reply-To"] is None and alone["References"] is None
+    later = reply("bot", in_reply_to=ours,
+                  thread=["<m1@customer.test>", "<r1@shop.test>", ours])
+    assert later["In-Reply-To"] is None
+    assert later["References"].split() == ["<m1@customer.test>", "<r1@shop.test>"]
+    kept = reply("agent", in_reply_to="<m3@customer.test>",
+                 thread=[ours, "<r1@shop.test>", "<m3@customer.test>"])
+    assert kept["In-Reply-To"] == "<m3@customer.test>"
+    assert kept["References"].split() == ["<r1@shop.test>", "<m3@customer.test>"]
 
 
 def test_bot_and_system_replies_are_marked_automatic():
@@ -326,12 +347,13 @@ def test_long_message_ids_stay_message_ids_on_the_wire():
     thread. Read raw (compat32 decodes nothing), the ids are as they were."""
     outlook = ("<TYZPR06MB6543A1B2C3D4E5F60718293A4B5C6D7E8F9A0@"
                "TYZPR06MB6543.apcprd06.prod.outlook.com>")
-    ours = "<d77ce2a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e@meiqia.invalid>"
-    raw = reply("bot", in_reply_to=outlook, thread=[ours, outlook] * 10).as_bytes()
+    gmail = ("<CAKx7Rz1q2W3e4R5t6Y7u8I9o0P-aSdFgHjKlZxCvBnM1q2W3e4R5t6Y7u8I9o0P"
+             "@mail.gmail.com>")
+    raw = reply("bot", in_reply_to=outlook, thread=[gmail, outlook] * 10).as_bytes()
     head = raw.split(b"\n\n", 1)[0].decode()
     assert "=?" not in "".join(line for line in head.splitlines()
                                if not line.startswith(("From:", "To:", "Subject:")))
     sent = email.message_from_bytes(raw, policy=email.policy.compat32)
     assert sent["In-Reply-To"].strip() == outlook
-    assert sent["References"].split() == [ours, outlook]
+    assert sent["References"].split() == [gmail, outlook]
     assert max(len(line) for line in head.splitlines()) <= 998

@@ -240,10 +240,18 @@ class EmailChannel(Channel):
         ``read_at`` the last round that read the mailbox, ``error`` the last
         failure in ``lang`` with ``error_at`` and ``failures`` in a row; and
         ``message``, one line in ``lang``. A mail server that was down showed
-        nowhere: the page said "on" while the reader failed every few seconds."""
+        nowhere: the page said "on" while the reader failed every few seconds.
+
+        Stale wins over what the reader last said: a reader killed while failing
+        left "failing" on the page for ever. It is due again after a round (the
+        poll interval, or IDLE's wait), or after a failure after its pause
+        (doubling from the interval, ``MAX_BACKOFF`` at most) and an attempt
+        (the connection timeout); nothing written for longer than that and its
+        slack is no reader."""
         import calendar
         import time
 
+        from meiqia.channels.email.poller import MAX_BACKOFF
         from meiqia.channels.email.poller import MAX_IDLE
         from meiqia.channels.email.poller import STATUS_KEY
 
@@ -254,18 +262,21 @@ class EmailChannel(Channel):
             else None
         failures = int(status.get("failures") or 0)
         read_at = status.get("read_at")
-        interval = float(config.get("poll_interval") or 60)
-        # Longer than a claim (two rounds and 30 s) and a round more: nobody reads.
-        stale_after = 3 * min(interval, MAX_IDLE) + 30
+        interval = max(float(config.get("poll_interval") or 60), 1.0)
+        failing = bool(failures and words)
+        if failing:
+            # Its pause after this failure, an attempt (the connection's timeout)
+            # and 30 s: a reader that failed writes again within that, or died.
+            pause = min(interval * 2 ** min(failures - 1, 30), MAX_BACKOFF)
+            stale_after = pause + transport.TIMEOUT + 30
+        else:
+            # Longer than a claim (two rounds and 30 s) and a round more: nobody reads.
+            stale_after = 3 * min(interval, MAX_IDLE) + 30
         last = max(filter(None, [read_at, status.get("error_at")]), default=None)
         age = None
         if last:  # written by the poller as time.gmtime()
             age = time.time() - calendar.timegm(time.strptime(last, "%Y-%m-%dT%H:%M:%SZ"))
-        if failures and words:
-            state_name = "failing"
-            message = (f"Reading the mailbox failed ({failures} in a row): {words}" if en
-                       else f"读取邮箱失败（连续 {failures} 次）：{words}")
-        elif last is None:
+        if last is None:
             state_name = "waiting"
             message = "The mailbox has not been read yet" if en else "尚未读取邮箱"
         elif age is not None and age > stale_after:
@@ -274,6 +285,10 @@ class EmailChannel(Channel):
             message = (f"The mailbox has not been read for {minutes} min: no web process "
                        "is reading it" if en else
                        f"已 {minutes} 分钟未读取邮箱：没有进程在读取")
+        elif failing:
+            state_name = "failing"
+            message = (f"Reading the mailbox failed ({failures} in a row): {words}" if en
+                       else f"读取邮箱失败（连续 {failures} 次）：{words}")
         else:
             state_name = "ok"
             message = "Reading the mailbox" if en else "正在读取邮箱"
@@ -296,7 +311,8 @@ class EmailChannel(Channel):
             kind=message.kind, sender_name=message.sender_name or None,
             in_reply_to=_mail_id(message.in_reply_to_external_id),
             thread=[_mail_id(ref) for ref in message.references],
-            created_at=message.created_at, files=list(message.attachments or []))
+            created_at=message.created_at, files=list(message.attachments or []),
+            language=conversation.language)
         try:
             transport.send(self.smtp, reply)
         except transport.MailError as exc:

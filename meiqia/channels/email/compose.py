@@ -3,9 +3,13 @@
 Threading is what makes a reply land in the visitor's thread in every client:
 ``In-Reply-To`` names the visitor's latest mail, ``References`` the thread
 (Gmail, Outlook and QQ Mail all group by these, Gmail also wants the subject
-kept), and the subject is the thread's with one ``Re: ``. Each reply gets a
-``Message-ID`` of our own, returned to the runtime and stored on the message, so
-a visitor answering *our* mail threads back into the same conversation.
+kept), and the subject is the thread's with one ``Re: ``. A thread without a
+subject gets one in the customer's language (else the team's), never both. Ids
+``parse`` made up for a mail that had no Message-ID are known to no client and
+are left out (RFC 5322 §3.6.4: no ``In-Reply-To`` when the parent has no
+Message-ID). Each reply gets a ``Message-ID`` of our own, returned to the runtime
+and stored on the message, so a visitor answering *our* mail threads back into
+the same conversation.
 
 Bot answers and system lines are automatic mail: they carry RFC 3834
 ``Auto-Submitted: auto-replied`` and Exchange's ``X-Auto-Response-Suppress``, so
@@ -28,10 +32,15 @@ from email.utils import formataddr
 from email.utils import make_msgid
 from typing import Any
 
+from meiqia.channels.email.parse import made_up
+
 #: Reply prefixes of English and Chinese clients (a subject keeps only one).
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|答复|回复|回覆)\s*[:：]\s*)+", re.I)
 #: References kept at most (the first and the latest), as clients do for long threads.
 MAX_REFERENCES = 20
+#: The subject of a reply in a thread that has none, in one language (``Re: `` is the
+#: RFC 5322 reply mark every client writes and threads on, whatever its language).
+NO_SUBJECT = {"zh-CN": "在线客服", "en": "Customer support"}
 
 
 def strip_reply_prefix(subject: str | None) -> str:
@@ -39,15 +48,17 @@ def strip_reply_prefix(subject: str | None) -> str:
     return _REPLY_PREFIX.sub("", subject or "").strip()
 
 
-def reply_subject(subject: str | None) -> str:
-    """``Re: `` and the thread's subject, never ``Re: Re: ``."""
+def reply_subject(subject: str | None, language: str = "zh-CN") -> str:
+    """``Re: `` and the thread's subject, never ``Re: Re: ``; a thread without one
+    gets ``NO_SUBJECT`` in ``language`` (the customer's, else the team's)."""
     base = strip_reply_prefix(subject)
-    return f"Re: {base}" if base else "Re: 在线客服 Support"
+    return f"Re: {base or NO_SUBJECT.get(language, NO_SUBJECT['zh-CN'])}"
 
 
 def references(ids: list[str]) -> list[str]:
-    """The thread's ids for ``References``, oldest first, first and latest kept."""
-    unique = list(dict.fromkeys(i for i in ids if i))
+    """The thread's ids for ``References``, oldest first, first and latest kept,
+    without the ids we made up (no client knows them)."""
+    unique = list(dict.fromkeys(i for i in ids if i and not made_up(i)))
     if len(unique) > MAX_REFERENCES:
         unique = unique[:1] + unique[-(MAX_REFERENCES - 1):]
     return unique
@@ -89,16 +100,21 @@ POLICY = _policy()
 def build_reply(*, from_address: str, from_name: str, to_address: str, to_name: str | None,
                 subject: str | None, body: str, kind: str, sender_name: str | None,
                 in_reply_to: str | None, thread: list[str], created_at: datetime | None,
-                files: list[Any] = ()) -> EmailMessage:
+                files: list[Any] = (), language: str = "zh-CN") -> EmailMessage:
     """One reply; ``files`` are attachments with ``filename``, ``content_type`` and
-    ``data`` (or only a ``url``, then the link is written under the text)."""
+    ``data`` (or only a ``url``, then the link is written under the text);
+    ``language`` the customer's (else the team's), for a thread without a subject.
+    ``In-Reply-To`` is left out when the customer's mail had no Message-ID of its
+    own, ``References`` when no mail of the thread had one."""
+    if made_up(in_reply_to):
+        in_reply_to = None
     message = EmailMessage(policy=POLICY)
     domain = from_address.rsplit("@", 1)[-1] or None
     message["Message-ID"] = make_msgid(domain=domain)
     display = f"{sender_name} · {from_name}" if sender_name and kind == "agent" else from_name
     message["From"] = formataddr((display, from_address))
     message["To"] = formataddr((to_name or "", to_address))
-    message["Subject"] = reply_subject(subject)
+    message["Subject"] = reply_subject(subject, language)
     when = created_at or datetime.now(UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

@@ -38,6 +38,9 @@ _MSGID = re.compile(r"<[^<>\s]+>")
 #: Longest Message-ID kept as is (the runtime's external ids hold 500 characters,
 #: and a later part adds a suffix); a longer one is replaced by its hash.
 MAX_ID = 400
+#: The domain of the Message-IDs we make up for a mail that had none (or one longer
+#: than ``MAX_ID``): an id only we know, never written into a reply's headers.
+MADE_UP_DOMAIN = "meiqia.invalid"
 
 
 @dataclass
@@ -126,6 +129,12 @@ def header(message: Message, name: str) -> str:
         if key.lower() == wanted:
             return decode_header_text(value)
     return ""
+
+
+def made_up(msgid: str | None) -> bool:
+    """Whether ``msgid`` is one ``parse`` made up (the mail's own was missing or too
+    long): no client knows it, so a reply cannot refer to it."""
+    return bool(msgid) and str(msgid).rstrip(">").lower().endswith("@" + MADE_UP_DOMAIN)
 
 
 def message_ids(value: Any) -> list[str]:
@@ -239,7 +248,7 @@ def parse(raw: bytes, own_addresses: set[str] | None = None) -> InboundMail:
     subject = header(message, "Subject")
     ids = message_ids(message.get("Message-ID"))
     message_id = ids[0] if ids and len(ids[0]) <= MAX_ID else (
-        f"<{hashlib.sha256(ids[0].encode() if ids else raw).hexdigest()}@meiqia.invalid>")
+        f"<{hashlib.sha256(ids[0].encode() if ids else raw).hexdigest()}@{MADE_UP_DOMAIN}>")
     references = message_ids(message.get("References"))
     answers = list(dict.fromkeys(message_ids(message.get("In-Reply-To")) + references[::-1]))
     plain, html, files = _bodies_and_files(message)

@@ -63,7 +63,7 @@ FINAL_ERRORS = frozenset({
     48001,  # the account may not use this API
 })
 #: Longest text of one customer-service message (WeChat's limit is 2048 bytes
-#: of UTF-8 in practice; longer text is split by the channel).
+#: of UTF-8; longer text is split by the channel, ``split.py``).
 MAX_TEXT_BYTES = 2000
 
 
@@ -311,20 +311,3 @@ def _filename(disposition: str, media_id: str, ctype: str = "") -> str:
             if name:
                 return name[:200]
     return f"wechat-{media_id[:40]}{_EXTENSIONS.get(ctype.lower(), '.jpg')}"
-
-
-def split_text(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
-    """``text`` in pieces of at most ``limit`` UTF-8 bytes, cut at line ends
-    where possible (a long agent answer goes out as several messages)."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest.encode("utf-8")) > limit:
-        cut = len(rest.encode("utf-8")[:limit].decode("utf-8", "ignore"))
-        newline = rest.rfind("\n", 0, cut)
-        if newline > cut // 2:
-            cut = newline + 1
-        pieces.append(rest[:cut].rstrip("\n"))
-        rest = rest[cut:]
-    if rest or not pieces:
-        pieces.append(rest)
-    return pieces

@@ -16,6 +16,7 @@ from typing import Any
 from meiqia.channels import Channel
 from meiqia.channels import DeliveryError
 from meiqia.channels.wechat import api as wechat_api
+from meiqia.channels.wechat.split import split_text
 
 SLUG = "wechat"
 #: WeChat's customer-service window after the user's last message.
@@ -130,7 +131,7 @@ class WeChatChannel(Channel):
             except wechat_api.ApiError as exc:
                 raise delivery_error(exc) from None
             return None
-        pieces = wechat_api.split_text(self._text(message))
+        pieces = split_text(self._text(message), wechat_api.MAX_TEXT_BYTES)
         progress_key = f"sent_parts:{message.id}"
         done = int(self.host.state.get(progress_key, 0) or 0) if len(pieces) > 1 else 0
         for index, piece in enumerate(pieces):

@@ -36,8 +36,9 @@ def _lang() -> str:
        "(`configuration_schema()`), declared capabilities, whether the team enabled it, "
        "its settings with secret fields as `********` (set) or empty, how many of its "
        "deliveries failed, and `reader`: for an enabled channel with a background reader "
-       "(the e-mail channel's mailbox), how it is doing (`state` ok, failing, stale or "
-       "waiting; `read_at`, the last round that read; `error`, `error_at`, `failures` in a "
+       "(the e-mail channel's mailbox), how it is doing (`state` ok, failing, stale (no "
+       "round written for longer than the reader's period and slack, whatever it said "
+       "last: no process reads) or waiting; `read_at`, the last round that read; `error`, `error_at`, `failures` in a "
        "row; `message`), in the caller's language; null otherwise. `callback_url`: for a "
        "channel the provider calls (WeChat), the server URL to enter in its console, on the "
        "address this request reached; null for the others.")
