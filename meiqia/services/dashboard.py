@@ -215,10 +215,18 @@ def suggestions(actor: Agent, lo: datetime.datetime, hi: datetime.datetime) -> d
 
 
 def now(actor: Agent) -> dict[str, int]:
-    """Conversations going on now, in scope: active (with the bot or an agent), queued."""
-    counts = dict(C.select(C.status, peewee.fn.COUNT(C.id)).where(
-        permissions.conversation_filter(actor), C.status.in_(["bot", "open", "queued"]))
-        .group_by(C.status).tuples())
+    """Conversations going on now, in scope: active (with the bot or an agent), queued.
+
+    Counted as the figures are (``_where``): a scoped agent's agents' conversations
+    plus the unassigned pool of his groups, chats with the bot included. Numbers,
+    not transcripts: he may not open a chat with the bot in no group
+    (``permissions.conversation_filter``), but his dashboard counts it."""
+    where: tuple[Any, ...] = (C.team == actor.team_id, C.status.in_(["bot", "open", "queued"]))
+    if not permissions.sees_everything(actor):
+        where += (permissions.figures_filter(actor)
+                  | permissions.unassigned_pool(actor, C),)
+    counts = dict(C.select(C.status, peewee.fn.COUNT(C.id)).where(*where)
+                  .group_by(C.status).tuples())
     return {"active": counts.get("bot", 0) + counts.get("open", 0),
             "queued": counts.get("queued", 0)}
 

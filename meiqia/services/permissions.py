@@ -92,20 +92,22 @@ def conversation_filter(actor: Agent, model: Any = Conversation) -> peewee.Expre
     """A WHERE clause limiting ``Conversation`` rows to what ``actor`` may see.
 
     A scoped agent sees his agents' conversations, those he was @mentioned in, and
-    the **shared pool**: conversations nobody handles yet, not routed to a group he
-    cannot see, while they are not ended (a waiting visitor must be seen by
-    someone). An ended conversation nobody handled, in no group (a chat with the
-    bot only, a message left while nobody was online) holds a transcript and often
-    the customer's contacts, and waits for no one: like its ticket, it is for admins
-    and ``all`` agents (docs/security.md §1). One routed to a group stays its
-    group's, as its ticket does."""
+    the **shared pool**: conversations nobody handles, routed to one of his groups,
+    or in no group while they wait for a person (``queued``: a waiting visitor must
+    be seen by someone). One nobody handles in no group that is still with the bot
+    or ended (a chat with the bot only, a message left while nobody was online)
+    holds a transcript and often the customer's contacts, and waits for no agent:
+    like its ticket, it is for admins and ``all`` agents (docs/security.md §1). A
+    message left from a chat still with the bot does not end the chat, so "not
+    ended" was not enough: a scoped agent read the contact of a ticket he was
+    refused through the conversation API (found by an outside check)."""
     in_team = model.team == actor.team_id
     agents = visible_agent_ids(actor)
     if agents is None:
         return in_team
     groups = visible_group_ids(actor) or set()
     pool = _unassigned(model, groups) & (
-        (model.status != "ended") | model.group.is_null(False))
+        (model.status == "queued") | model.group.is_null(False))
     mentioned = model.id.in_(
         Mention.select(Mention.conversation).where(Mention.agent == actor.id)
     )

@@ -1327,14 +1327,24 @@ class _Scope:
         # and the conversation may have ended since a cached answer).
         pool_note = handler is None and event.get("type") == "message" \
             and data.get("visibility") == "internal"
-        if handler is not _MISSING and not pool_note:
+        # A conversation nobody handles and in no group is his only while it waits
+        # for a person (``queued``): with the bot or ended, it is for admins and
+        # ``all`` agents (``permissions.conversation_filter``). An event that does
+        # not say the status (a message, a typing) leaves it to the database.
+        pool_status = data.get("status") if handler is None \
+            and data.get("group_id") is None else None
+        if event.get("type") == "conversation" and handler is not _MISSING:
+            self.per_conversation.pop(conversation_id, None)  # its handler or status moved
+        if handler is not _MISSING and not pool_note and (
+                handler is not None or data.get("group_id") is not None
+                or pool_status is not None):
             if handler is not None and handler in self.agents:
                 return True
-            if event.get("type") == "conversation":
-                self.per_conversation.pop(conversation_id, None)  # its handler moved
             if data.get("previous_handler_id") in self.agents:
                 return True  # the transfer that took it from someone he sees
-            if handler is None and (data.get("group_id") in (None, *self.groups)):
+            if handler is None and data.get("group_id") in self.groups:
+                return True
+            if pool_status == "queued":
                 return True
             return conversation_id in self.mentioned
         cached = None if pool_note else self.per_conversation.get(conversation_id)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from meiqia.models import Conversation
+from meiqia.models.base import utcnow
 from tests.api.test_conversations import start
 from tests.factories import make_conversation
 from tests.factories import make_visitor
@@ -151,12 +152,19 @@ def test_an_ended_chat_nobody_handled_is_no_shared_pool(api):
     grouped = make_conversation(team, make_visitor(team, "孙七", phone="13700000000"),
                                 ended_at=ended_at, group=group["id"],
                                 messages=[("visitor", "售后的问题", 0)])
-    waiting = make_conversation(team, make_visitor(team, "赵六"),
+    waiting = make_conversation(team, make_visitor(team, "赵六"), status="queued",
                                 messages=[("visitor", "在吗", 0)])
-    assert Conversation.get_by_id(waiting.id).status != "ended"
+    # Still with the bot, with the customer's contact: the same (a message left
+    # while nobody was online does not end the chat).
+    talker = make_visitor(team, "周八", phone=PHONE, email="zhouba@example.com")
+    with_bot = make_conversation(team, talker, messages=[("visitor", f"订单{SECRET}", 0)])
+    assert Conversation.get_by_id(with_bot.id).status == "bot"
     refused = [f"/api/v1/conversations/{ended.id}",
                f"/api/v1/conversations/{ended.id}/messages",
-               f"/api/v1/visitors/{stranger.id}/conversations"]
+               f"/api/v1/visitors/{stranger.id}/conversations",
+               f"/api/v1/conversations/{with_bot.id}",
+               f"/api/v1/conversations/{with_bot.id}/messages",
+               f"/api/v1/visitors/{talker.id}/conversations"]
     for agent in (li, qian):
         for path in refused:
             response = agent.get(path)
@@ -191,7 +199,10 @@ def test_a_ticket_is_no_window_on_a_chat_that_left_the_scope(api):
         assert sent.status_code == 201, sent.get_json()
 
     visitor_says("我想退货")
-    assert Conversation.get_by_id(cid).handler_id is None  # the shared pool
+    # Waiting in the queue (every agent busy): the shared pool.
+    Conversation.update(status="queued", queued_at=utcnow()).where(
+        Conversation.id == cid).execute()
+    assert Conversation.get_by_id(cid).handler_id is None
     made = li.post("/api/v1/tickets", json={"subject": "退货", "content": "回访",
                                              "conversation_id": cid,
                                              "assignee_id": li.agent["id"]})
@@ -263,3 +274,41 @@ def test_no_agent_can_take_a_colleagues_mentions_with_a_name_that_runs_on_from_h
     team = [(1, "x2", ""), (2, "李客服", ""), (3, "x1", "x22")]
     assert mentioned_agents("@x2 please check", team) == [1]
     assert mentioned_agents("好的@李客服看一下这个单", team) == [2]
+
+
+def test_a_message_left_from_a_chat_with_the_bot_shows_no_scoped_agent_its_contact(api):
+    """Found by a docs-only attacker (4 of 4): a visitor still with the bot asked for
+    a person while nobody was online and left a message with his name, phone and
+    e-mail. The ticket was refused to agents of scope ``self`` and ``groups``, but
+    the conversation, which a message left from a chat with the bot does not end,
+    was still in their shared pool: the customer card with the contact and the
+    whole transcript through the conversation routes, and a transfer to himself
+    that made him its handler. A chat nobody handles in no group is in the pool
+    only while it waits in the queue."""
+    li = api.new_agent(email="li@example.com", name="李客服", scope="self")
+    group = api.post("/api/v1/groups", json={"name": "售后"}).get_json()
+    qian = api.new_agent(email="qian@example.com", name="钱客服", scope="groups",
+                         groups=[group["id"]])
+    client, token, cid, _ = start(api.app, api.team["id"], name="访客甲")
+    headers = {"X-Visitor-Token": token}
+    said = client.post(f"/api/v1/widget/conversations/{cid}/messages", headers=headers,
+                       json={"body": f"我的订单号{SECRET}，收货地址北京市朝阳区",
+                             "client_msg_id": new_client_id()})
+    assert said.status_code == 201, said.get_json()
+    human = client.post(f"/api/v1/widget/conversations/{cid}/human", headers=headers)
+    assert human.get_json()["availability"] == "nobody_online", human.get_json()
+    left = client.post("/api/v1/widget/tickets", headers=headers, json={
+        "conversation_id": cid, "content": "请回电", "name": "王秘密",
+        "phone": PHONE, "email": "secret@example.com"})
+    assert left.status_code == 201, left.get_json()
+    assert Conversation.get_by_id(cid).status == "bot"  # the chat goes on with the bot
+    for agent in (li, qian):
+        assert agent.get(f"/api/v1/tickets/{left.get_json()['id']}").status_code == 404
+        for path in (f"/api/v1/conversations/{cid}", f"/api/v1/conversations/{cid}/messages"):
+            response = agent.get(path)
+            assert response.status_code == 404, (path, response.get_json())
+            assert PHONE not in text(response) and SECRET not in text(response)
+        taken = agent.post(f"/api/v1/conversations/{cid}/transfer",
+                           json={"agent_id": agent.agent["id"]})
+        assert taken.status_code == 404, taken.get_json()
+    assert PHONE in text(api.get(f"/api/v1/conversations/{cid}"))

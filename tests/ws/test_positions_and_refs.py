@@ -138,9 +138,9 @@ def test_agent_frames_say_that_conversation_id_is_missing(api, live):
 
 def test_a_note_on_an_ended_chat_nobody_handled_stays_out_of_a_scoped_socket(api, live):
     """An ended conversation nobody handled, in no group, is no shared pool
-    (docs/security.md §1): an admin's internal note on it must not reach an agent
-    of scope ``self`` over his socket, while a note on a chat still waiting (the
-    pool) does."""
+    (docs/security.md §1), nor is one still with the bot: an admin's internal note
+    on either must not reach an agent of scope ``self`` over his socket, while a
+    note on a chat waiting in the queue (the pool) does."""
     import datetime
 
     from tests.factories import make_conversation
@@ -152,17 +152,21 @@ def test_a_note_on_an_ended_chat_nobody_handled_stays_out_of_a_scoped_socket(api
     ended = make_conversation(team, make_visitor(team, "王五"),
                               ended_at=datetime.datetime(2026, 12, 5, 9, 0),
                               messages=[("visitor", "旧问题", 0)])
-    waiting = make_conversation(team, make_visitor(team, "赵六"),
+    with_bot = make_conversation(team, make_visitor(team, "孙七"),
+                                 messages=[("visitor", "我的手机号13900001111", 0)])
+    waiting = make_conversation(team, make_visitor(team, "赵六"), status="queued",
                                 messages=[("visitor", "在吗", 0)])
     socket = Socket(live.url("/ws/agent"), cookie_of(li))
     socket.expect("hello")
-    for cid, body in ((ended.id, "已结束对话的备注"), (waiting.id, "等待中对话的备注")):
+    for cid, body in ((ended.id, "已结束对话的备注"), (with_bot.id, "机器人对话的备注"),
+                      (waiting.id, "等待中对话的备注")):
         sent = api.post(f"/api/v1/conversations/{cid}/messages", json={
             "body": body, "mode": "internal", "client_msg_id": f"n-{cid}"})
         assert sent.status_code == 201, sent.get_json()
     socket.expect("message", where=lambda d: d["body"] == "等待中对话的备注")
     socket.quiet("message", 0.5)
-    assert socket.saw("message", where=lambda d: d["body"] == "已结束对话的备注") is None
+    for body in ("已结束对话的备注", "机器人对话的备注"):
+        assert socket.saw("message", where=lambda d, b=body: d["body"] == b) is None
 
 
 def test_random_resume_positions_lose_nothing_and_repeat_nothing(api, live):
@@ -193,3 +197,27 @@ def test_random_resume_positions_lose_nothing_and_repeat_nothing(api, live):
         assert visitor.quiet("message", 0.1)
         last = mine
         visitor.close()
+
+
+def test_a_chat_with_the_bot_in_no_group_reaches_no_scoped_socket(api, live):
+    """Found by a docs-only attacker: every agent socket got the ``conversation.started``
+    and ``message`` frames of chats still with the bot (and with them the ids that
+    opened the conversation API on their transcript and contact). A chat nobody
+    handles in no group is a scoped agent's only while it waits in the queue; an
+    agent of scope ``all`` still sees it all."""
+    li = api.new_agent(email="li@example.com", name="李客服", scope="self")
+    zhao = api.new_agent(email="zhao@example.com", name="赵客服", scope="all")
+    scoped = Socket(live.url("/ws/agent"), cookie_of(li))
+    scoped.expect("hello")
+    everyone = Socket(live.url("/ws/agent"), cookie_of(zhao))
+    everyone.expect("hello")
+    _client, token, cid, _ = start(api.app, api.team["id"])
+    visitor = Socket(live.url(f"/ws/visitor?token={token}"))
+    visitor.expect("hello")
+    visitor.send("message", {"body": "我的手机号是13900001111", "client_msg_id": "b-1"})
+    visitor.expect("ack")
+    everyone.expect("message", where=lambda d: d["conversation_id"] == cid
+                    and d["body"] == "我的手机号是13900001111")
+    assert scoped.quiet("message", 1.0)
+    for kind in ("conversation.started", "message", "conversation"):
+        assert scoped.saw(kind, where=lambda d: d.get("conversation_id") == cid) is None, kind
