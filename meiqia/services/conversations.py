@@ -133,7 +133,8 @@ def start_or_resume(visitor: Visitor, visit: Visit | None,
     events.emit("conversation.started", visitor.team_id,
                 [messages.team_topic(visitor.team_id)],
                 {"conversation_id": conversation.id, "visitor_id": visitor.id,
-                 "handler_id": None, "group_id": None})
+                 "handler_id": None, "group_id": None,
+                 "conversation_status": conversation.status})
     if not with_bot:
         # Nobody can take it (nobody online, or all busy with the queue off): the
         # leave-a-message offer comes at once, not after a "human" button that

@@ -270,7 +270,7 @@ def post_message(
     metrics.MESSAGES.labels(sender_kind, visibility).inc()
     if now_row and refresh:
         conversation.handler_id, conversation.group_id, conversation.status = now_row[0]
-    publish_message(conversation, message, now_row[0][:2] if now_row else None)
+    publish_message(conversation, message, now_row[0] if now_row else None)
     channel_outbound.queue(delivery_id)
     for agent_id in mentioned:
         events.emit("mention", conversation.team_id, [agent_topic(agent_id)],
@@ -337,11 +337,11 @@ def _resync_after_resend(conversation: Conversation, message: Message) -> None:
 
 
 def publish_message(conversation: Conversation, message: Message,
-                    owner: tuple[int | None, int | None] | None = None) -> None:
-    """Agents hear every message on the team topic (with the handler and group, so
-    their sockets filter by scope without a query); visitors hear public ones on
-    the conversation topic. ``owner`` is the current (handler id, group id) when
-    the caller has just read it."""
+                    owner: tuple[int | None, int | None, str] | None = None) -> None:
+    """Agents hear every message on the team topic (with the handler, group and
+    status, so their sockets filter by scope without a query); visitors hear public
+    ones on the conversation topic. ``owner`` is the current (handler id, group id,
+    status) when the caller has just read it."""
     _emit_message(conversation, message, owner)
     events.plugins().call("track_event", event={
         "name": "message.created", "team_id": conversation.team_id,
@@ -352,17 +352,18 @@ def publish_message(conversation: Conversation, message: Message,
 
 
 def _emit_message(conversation: Conversation, message: Message,
-                  owner: tuple[int | None, int | None] | None) -> None:
+                  owner: tuple[int | None, int | None, str] | None) -> None:
     """The hub events of a stored message (``publish_message`` without the plugins)."""
     team = conversation.team_id
     if owner is None:
-        current = Conversation.select(Conversation.handler, Conversation.group).where(
+        current = Conversation.select(Conversation.handler, Conversation.group,
+                                      Conversation.status).where(
             Conversation.id == conversation.id).first()
-        owner = (current.handler_id, current.group_id) if current else (
-            conversation.handler_id, conversation.group_id)
+        owner = (current.handler_id, current.group_id, current.status) if current else (
+            conversation.handler_id, conversation.group_id, conversation.status)
     can_read = reports_reads(conversation)  # the channel registry, no query
     data = agent_view(message, can_read)
-    data["handler_id"], data["group_id"] = owner
+    data["handler_id"], data["group_id"], data["conversation_status"] = owner
     published = [([team_topic(team)], data)]
     if message.visibility == "public":
         published.append(([conversation_topic(conversation.id)], visitor_view(message, can_read)))
@@ -463,9 +464,12 @@ def agent_replay(actor: Agent, after: int, limit: int = 2000) -> list[Message]:
     )
 
 
-def _owner(conversation: Conversation) -> dict[str, Any]:
-    """Handler and group: what agent sockets filter team events by, without a query."""
-    return {"handler_id": conversation.handler_id, "group_id": conversation.group_id}
+def owner_of(conversation: Conversation) -> dict[str, Any]:
+    """Handler, group and status: what agent sockets filter team events by, without
+    a query (a chat nobody handles in no group is a scoped agent's only while it is
+    queued: permissions.conversation_filter)."""
+    return {"handler_id": conversation.handler_id, "group_id": conversation.group_id,
+            "conversation_status": conversation.status}
 
 
 def mark_read(conversation: Conversation, reader: str, up_to: int) -> int:
@@ -490,7 +494,7 @@ def mark_read(conversation: Conversation, reader: str, up_to: int) -> int:
             Conversation.id == conversation.id, field < up_to).execute()
     if count:
         event = {"conversation_id": conversation.id, "reader": reader, "up_to": up_to,
-                 **_owner(conversation)}
+                 **owner_of(conversation)}
         events.emit("read", conversation.team_id,
                     [team_topic(conversation.team_id), conversation_topic(conversation.id)],
                     event, track=False)
@@ -510,5 +514,5 @@ def mark_delivered(conversation: Conversation, message_ids: list[int]) -> None:
         status = "delivered" if reports_reads(conversation) else "delivered_read_unknown"
         events.emit("delivered", conversation.team_id, [team_topic(conversation.team_id)],
                     {"conversation_id": conversation.id, "message_ids": message_ids,
-                     "status": status, **_owner(conversation)},
+                     "status": status, **owner_of(conversation)},
                     track=False)

@@ -76,6 +76,7 @@ def _announce(visitor_id: int, online: bool) -> None:
         "conversation_id": conversation.id if conversation else None,
         "handler_id": conversation.handler_id if conversation else None,
         "group_id": conversation.group_id if conversation else None,
+        "conversation_status": conversation.status if conversation else None,
     }, track=False)
 
 

@@ -1022,7 +1022,7 @@ def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: 
     def typing(data: dict) -> None:
         events.emit("typing", conversation.team_id, [messages.team_topic(conversation.team_id)],
                     {"conversation_id": conversation.id, "who": "visitor",
-                     "handler_id": conversation.handler_id, "group_id": conversation.group_id,
+                     **messages.owner_of(conversation),
                      "typing": bool(data.get("typing", True)),
                      "preview": privacy.typing_preview(conversation.team_id, data.get("preview", ""))}, track=False)
 
@@ -1331,8 +1331,10 @@ class _Scope:
         # for a person (``queued``): with the bot or ended, it is for admins and
         # ``all`` agents (``permissions.conversation_filter``). An event that does
         # not say the status (a message, a typing) leaves it to the database.
-        pool_status = data.get("status") if handler is None \
-            and data.get("group_id") is None else None
+        pool_status = None
+        if handler is None and data.get("group_id") is None:
+            pool_status = data.get("conversation_status") or (
+                data.get("status") if event.get("type") == "conversation" else None)
         if event.get("type") == "conversation" and handler is not _MISSING:
             self.per_conversation.pop(conversation_id, None)  # its handler or status moved
         if handler is not _MISSING and not pool_note and (

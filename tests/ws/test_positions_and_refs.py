@@ -221,3 +221,12 @@ def test_a_chat_with_the_bot_in_no_group_reaches_no_scoped_socket(api, live):
     assert scoped.quiet("message", 1.0)
     for kind in ("conversation.started", "message", "conversation"):
         assert scoped.saw(kind, where=lambda d: d.get("conversation_id") == cid) is None, kind
+    # Waiting in the queue (every agent busy): the shared pool, his too.
+    from meiqia.models import Conversation
+    from meiqia.models.base import utcnow
+
+    Conversation.update(status="queued", queued_at=utcnow()).where(
+        Conversation.id == cid).execute()
+    visitor.send("message", {"body": "还在吗", "client_msg_id": "b-2"})
+    got = scoped.expect("message", where=lambda d: d["body"] == "还在吗")
+    assert got["data"]["conversation_status"] == "queued"
