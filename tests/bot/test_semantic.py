@@ -52,6 +52,23 @@ def test_vectors_are_unit_length_and_close_for_paraphrases(embeddings):
     assert same > other + 0.2, (same, other)
 
 
+def test_the_model_reads_the_first_max_tokens_word_pieces_only(embeddings):
+    """A paragraph-long question costs the model per word piece; it reads the first
+    ``MAX_TOKENS`` (docs/bot.md, "The model reads the first 32 word pieces"): two
+    texts alike in those and different after them get one vector, two that differ
+    within them do not."""
+    head = ("hi, I am a student abroad and yesterday I tried to pay for my rent with "
+            "the card you sent me last month at the shop near my school but")
+    pieces = embeddings._tokenizer.encode(head).ids
+    assert len(pieces) >= semantic.MAX_TOKENS  # the head alone fills the cut
+    tails = [" the payment was declined twice", " I was charged two fees for it"]
+    cut = embeddings.encode([head + tail for tail in tails], cache=False)
+    assert np.allclose(cut[0], cut[1], atol=1e-6)
+    short = embeddings.encode(["the payment was declined", "I was charged two fees"],
+                              cache=False)
+    assert float(short[0] @ short[1]) < 0.9
+
+
 def test_a_batch_equals_one_by_one_and_repeats_come_from_the_cache(embeddings):
     texts = ["short", "a much longer question about the refund of my order", "short"]
     together = embeddings.encode(texts, cache=False)
