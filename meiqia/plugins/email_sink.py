@@ -6,18 +6,21 @@ in it: the payload it is built from has none. Plain text, so nothing a
 customer typed can run or render as HTML in a mail client. The same SMTP
 settings email public replies to customers who left an email
 (``services.tickets.reply_email_job``). The SMTP connection goes through the SSRF
-gate (``services.outbound``), like every outbound connection.
+gate (``services.outbound``), like every outbound connection. Both kinds of mail
+are put together by ``services.mail`` (Date, Message-ID on the sending domain, the
+team's name as the sender).
 """
 
 from __future__ import annotations
 
 import smtplib
 import ssl
+from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formataddr
 from typing import Any
 
 from meiqia.hookspecs import hookimpl
+from meiqia.services import mail
 from meiqia.services import outbound
 
 TIMEOUT = 15
@@ -35,18 +38,17 @@ PRIORITY_NAMES = {"low": "低 low", "normal": "普通 normal", "high": "高 high
                   "urgent": "紧急 urgent"}
 
 
-def send_plain(config: dict[str, Any], to: str, subject: str, text: str,
-               message_id: str | None = None) -> None:
-    """Send one plain-text email with a sink's SMTP settings (``message_id``: the
-    same on every attempt, so a mail system can drop a repeat)."""
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = formataddr(("客服 Support", config["from"]))
-    message["To"] = to
-    if message_id:
-        message["Message-ID"] = message_id
-    message.set_content(text)
+def send_plain(config: dict[str, Any], to: str, subject: str, text: str, *,
+               from_name: str, key: str | None = None, when: datetime | None = None,
+               in_reply_to: str | None = None, references: list[str] | None = None) -> str:
+    """Send one plain-text email with a sink's SMTP settings, from ``from_name`` (the
+    team's name); ``key``: a stable Message-ID ``<key@from-domain>``, the same on every
+    attempt so a mail system can drop a repeat. Returns the Message-ID."""
+    message = mail.compose(from_address=config["from"], from_name=from_name, to_address=to,
+                           subject=subject, text=text, when=when, key=key,
+                           in_reply_to=in_reply_to, references=references or ())
     _deliver(config, message)
+    return str(message["Message-ID"])
 
 
 def _deliver(config: dict[str, Any], message: EmailMessage) -> None:
@@ -75,6 +77,15 @@ def _created(ticket: dict[str, Any]) -> str:
     team = Team.get_or_none(Team.id == ticket.get("team_id"))
     zone = team.timezone if team is not None else "UTC"
     return f"{team_clock(ticket['created_at'], zone)} ({zone})"
+
+
+def _team_name(payload: dict[str, Any]) -> str:
+    """The sender of the team's notifications: its name (else a label in its language)."""
+    from meiqia.models import Team
+
+    team = Team.get_or_none(Team.id == payload["ticket"].get("team_id"))
+    language = "en" if team is not None and team.language == "en" else "zh-CN"
+    return mail.sender_name(team.name if team is not None else None, language)
 
 
 def render(payload: dict[str, Any], verb: str) -> tuple[str, str]:
@@ -145,10 +156,8 @@ class EmailSink:
 
     def _send(self, payload: dict[str, Any], config: dict[str, Any], verb: str) -> None:
         subject, body = render(payload, verb)
-        key = payload.get("idempotency_key")
-        domain = config["from"].rpartition("@")[2] or "meiqia"
-        send_plain(config, config["to"], subject, body,
-                   message_id=f"<{key}@{domain}>" if key else None)
+        send_plain(config, config["to"], subject, body, from_name=_team_name(payload),
+                   key=payload.get("idempotency_key"))
 
     def create_ticket(self, ticket: dict[str, Any], config: dict[str, Any]) -> None:
         self._send(ticket, config, "新工单 new")

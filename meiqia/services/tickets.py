@@ -501,12 +501,24 @@ def _customer_language(ticket: Ticket) -> str:
     return "en" if ticket.team.language == "en" else "zh-CN"
 
 
+def _reply_mail_key(comment: TicketComment) -> str:
+    """The left part of the Message-ID of the mail with a public reply: the same on
+    every attempt (a mail system drops a repeat), unique per reply (its id, and its
+    creation time so a rebuilt database does not reuse an old id)."""
+    stamp = comment.created_at.strftime("%Y%m%dT%H%M%S%f")
+    return f"meiqia-ticket-{comment.ticket_id}-reply-{comment.id}-{stamp}"
+
+
 def reply_email_job(comment_id: int) -> str:
     """Job: email a public reply to the customer, with the team's email sink settings.
 
-    The customer also sees the reply in the widget next time he visits.
+    The customer also sees the reply in the widget next time he visits. The mail is
+    from the team's name (``services.mail``), dated when the reply was written, and
+    answers the earlier replies he was mailed about this ticket (``In-Reply-To`` the
+    latest, ``References`` them all), so his client shows one thread.
     """
     from meiqia.plugins.email_sink import send_plain
+    from meiqia.services import mail
 
     row = TicketComment.get_or_none(TicketComment.id == comment_id)
     if row is None or row.visibility != "public":
@@ -515,9 +527,22 @@ def reply_email_job(comment_id: int) -> str:
     sink = _email_sink(ticket.team_id)
     if sink is None:
         return "no email sink configured: the reply waits in the widget"
-    subject, quoted = REPLY_EMAIL[_customer_language(ticket)]
-    send_plain(dict(sink.config), ticket.contact_email, subject.format(id=ticket.id),
-               f"{row.body}\n\n{quoted}\n{ticket.content}")
+    config = dict(sink.config)
+    language = _customer_language(ticket)
+    subject, quoted = REPLY_EMAIL[language]
+    earlier = (TicketComment.select()
+               .where(TicketComment.ticket == ticket.id, TicketComment.visibility == "public",
+                      TicketComment.id < row.id,
+                      TicketComment.delivered_via.contains("email"))
+               .order_by(TicketComment.id))
+    thread = [mail.message_id(config["from"], _reply_mail_key(c)) for c in earlier]
+    if len(thread) > 20:  # the first and the latest, as mail clients keep them
+        thread = thread[:1] + thread[-19:]
+    send_plain(config, ticket.contact_email, subject.format(id=ticket.id),
+               f"{row.body}\n\n{quoted}\n{ticket.content}",
+               from_name=mail.team_sender_name(ticket.team_id, language),
+               key=_reply_mail_key(row), when=row.created_at,
+               in_reply_to=thread[-1] if thread else None, references=thread)
     TicketComment.update(delivered_via="widget,email").where(
         TicketComment.id == row.id).execute()
     return "emailed"

@@ -88,8 +88,9 @@ class EmailChannel(Channel):
         properties.update({
             "from_address": {"type": "string", "format": "email", "maxLength": 254,
                              "title": "发件地址 from address"},
-            "from_name": {"type": "string", "maxLength": 100, "default": "客服 Support",
-                          "title": "发件人名称 from name"},
+            "from_name": {"type": "string", "maxLength": 100,
+                          "title": "发件人名称 from name",
+                          "description": "空：团队名称 / empty: the team's name"},
             "poll_interval": {"type": "integer", "minimum": 5, "maximum": 3600, "default": 60,
                               "title": "检查新邮件间隔（秒）poll interval (s)",
                               "description": "服务器支持 IDLE 时新邮件即时到达 / with IMAP "
@@ -298,6 +299,17 @@ class EmailChannel(Channel):
 
     # --- outbound ----------------------------------------------------------------
 
+    def from_name(self, conversation: ChannelConversation) -> str:
+        """The sender's name: ``from_name`` as the admin set it, else the team's name
+        (``services.mail``). The old default "客服 Support", two languages in one, is
+        taken as unset."""
+        from meiqia.services import mail
+
+        name = " ".join(str(self._get("from_name", "")).split())
+        if name and name != mail.OLD_DEFAULT_NAME:
+            return name
+        return mail.team_sender_name(conversation.team_id, conversation.language)
+
     def deliver(self, conversation: ChannelConversation, message: ChannelMessage) -> str | None:
         to = (conversation.visitor_external_id or "").strip()
         if "@" not in to:
@@ -305,7 +317,7 @@ class EmailChannel(Channel):
                                 retry=False)
         meta = (conversation.metadata or {}).get("email") or {}
         reply = compose.build_reply(
-            from_address=self.from_address, from_name=self._get("from_name", "客服 Support"),
+            from_address=self.from_address, from_name=self.from_name(conversation),
             to_address=to, to_name=conversation.visitor_name or None,
             subject=conversation.subject or meta.get("subject"), body=message.body or "",
             kind=message.kind, sender_name=message.sender_name or None,

@@ -7,9 +7,10 @@ kept), and the subject is the thread's with one ``Re: ``. A thread without a
 subject gets one in the customer's language (else the team's), never both. Ids
 ``parse`` made up for a mail that had no Message-ID are known to no client and
 are left out (RFC 5322 §3.6.4: no ``In-Reply-To`` when the parent has no
-Message-ID). Each reply gets a ``Message-ID`` of our own, returned to the runtime
-and stored on the message, so a visitor answering *our* mail threads back into
-the same conversation.
+Message-ID). Each reply gets a ``Message-ID`` of our own on the sending domain,
+returned to the runtime and stored on the message, so a visitor answering *our*
+mail threads back into the same conversation; its ``Date`` is the answer's time
+and its sender the team's name (``services.mail``, which composes every mail).
 
 Bot answers and system lines are automatic mail: they carry RFC 3834
 ``Auto-Submitted: auto-replied`` and Exchange's ``X-Auto-Response-Suppress``, so
@@ -22,17 +23,14 @@ from __future__ import annotations
 
 import email.policy
 import re
-from datetime import UTC
 from datetime import datetime
 from email.headerregistry import HeaderRegistry
 from email.headerregistry import UnstructuredHeader
 from email.message import EmailMessage
-from email.utils import format_datetime
-from email.utils import formataddr
-from email.utils import make_msgid
 from typing import Any
 
 from meiqia.channels.email.parse import made_up
+from meiqia.services import mail
 
 #: Reply prefixes of English and Chinese clients (a subject keeps only one).
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|答复|回复|回覆)\s*[:：]\s*)+", re.I)
@@ -108,28 +106,18 @@ def build_reply(*, from_address: str, from_name: str, to_address: str, to_name: 
     own, ``References`` when no mail of the thread had one."""
     if made_up(in_reply_to):
         in_reply_to = None
-    message = EmailMessage(policy=POLICY)
-    domain = from_address.rsplit("@", 1)[-1] or None
-    message["Message-ID"] = make_msgid(domain=domain)
     display = f"{sender_name} · {from_name}" if sender_name and kind == "agent" else from_name
-    message["From"] = formataddr((display, from_address))
-    message["To"] = formataddr((to_name or "", to_address))
-    message["Subject"] = reply_subject(subject, language)
-    when = created_at or datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    message["Date"] = format_datetime(when)
-    if in_reply_to:
-        message["In-Reply-To"] = in_reply_to
-    chain = references(list(thread) + ([in_reply_to] if in_reply_to else []))
-    if chain:
-        message["References"] = " ".join(chain)
+    links = [f.url for f in files if not getattr(f, "data", None) and getattr(f, "url", None)]
+    text = body.rstrip() + ("\n\n" + "\n".join(links) if links else "") + "\n"
+    message = mail.compose(
+        from_address=from_address, from_name=display, to_address=to_address, to_name=to_name,
+        subject=reply_subject(subject, language), text=text, when=created_at,
+        in_reply_to=in_reply_to,
+        references=references(list(thread) + ([in_reply_to] if in_reply_to else [])),
+        policy=POLICY)
     if kind != "agent":
         message["Auto-Submitted"] = "auto-replied"
         message["X-Auto-Response-Suppress"] = "All"
-    links = [f.url for f in files if not getattr(f, "data", None) and getattr(f, "url", None)]
-    text = body.rstrip() + ("\n\n" + "\n".join(links) if links else "") + "\n"
-    message.set_content(text)
     for f in files:
         data = getattr(f, "data", None)
         if not data:
