@@ -108,6 +108,9 @@ def create_app(
     app.extensions["meiqia.channels"] = {
         channel.type: channel for channel in pm.call_flat("register_channels", app=app)
     }
+    # Once, at start-up, with the application itself (docs/plugins.md): not on the
+    # first question, where an answerer's plugin got a proxy of it.
+    app.extensions["meiqia.answerers"] = pm.call_flat("register_answerers", app=app)
     from meiqia.channels import registry as channel_registry
 
     channel_registry.install(app)  # each team's enabled channels start with a first request

@@ -92,7 +92,8 @@ DEFAULTS: dict[str, Any] = {
     #: Calls that may wait for a plugin's threads; a plugin whose threads and
     #: backlog are full (it hangs) is refused at once: counted as a timeout.
     "PLUGIN_BACKLOG": 100,
-    #: Failures in a row (raised, timed out, busy) that suspend a plugin.
+    #: Failures in a row of one hook (raised, timed out, busy, unusable answer)
+    #: that suspend its plugin (docs/plugins.md, "The circuit breaker").
     "PLUGIN_BREAKER_FAILURES": 5,
     #: Seconds a plugin stays suspended by the circuit breaker.
     "PLUGIN_SUSPEND_SECONDS": 300.0,

@@ -89,15 +89,21 @@ def register_channels(app: Any) -> list[type] | None:
 def register_answerers(app: Any) -> list[Any] | None:
     """Called once at start-up; return answerer objects.
 
-    An answerer has ``name``, an optional ``priority`` (an int, default 0) and
+    Each process calls it once as it makes the application, with the Flask
+    application itself (as ``register_channels``), before any question. An
+    answerer has ``name``, an optional ``priority`` (an int, default 0) and
     ``answer(question, conversation)`` returning a list of candidates: dicts
-    with ``entry_id``, ``question``, ``answer`` and ``score`` (a confidence in
-    [0, 1]). The bot merges every answerer's candidates: one per ``entry_id``
-    (the best score), best score first, the higher ``priority`` first between
-    equal scores; the team's thresholds then apply to the first candidate,
-    whichever answerer gave it. The knowledge-base bot is one (priority 0). The
-    live bot, ``meiqia bot ask`` and ``meiqia bot eval`` ask the same answerers
-    alike: "How the bot merges answerers" in docs/plugins.md.
+    with ``entry_id`` (text), ``answer`` (text, not blank), ``score`` (a
+    number, a confidence in [0, 1]) and optionally ``question`` (text). A
+    candidate of any other shape (``{"text": ...}`` or ``404`` for an answer)
+    is dropped, and the answer counts as a failure of the plugin (logged, on
+    the Plugins page, held against the breaker). The bot merges every
+    answerer's candidates: one per ``entry_id`` (the best score), best score
+    first, the higher ``priority`` first between equal scores; the team's
+    thresholds then apply to the first candidate, whichever answerer gave it.
+    The knowledge-base bot is one (priority 0). The live bot, ``meiqia bot
+    ask`` and ``meiqia bot eval`` ask the same answerers alike: "How the bot
+    merges answerers" in docs/plugins.md.
     """
 
 
@@ -161,8 +167,11 @@ def assign_agent(conversation: Any, candidates: list[Any]) -> Any | None:
 
     ``candidates`` are the team's online agents below their limit, already
     ordered least-loaded first with round-robin ties. Return one of them, or
-    None to let the next implementation decide. The built-in policy returns the
-    first. Stops at first non-None result.
+    None to let the next implementation decide. Anything else (a name, an agent
+    who is not one of ``candidates``) is a failure of the plugin, counted,
+    logged and held against the breaker like raising, and the next
+    implementation decides (in the end the built-in policy). The built-in
+    policy returns the first. Stops at first non-None result.
     """
 
 

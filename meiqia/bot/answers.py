@@ -5,9 +5,10 @@ live bot, the bot console, ``meiqia bot ask`` and ``meiqia bot eval``, so all
 four decide alike. The rules are the contract of docs/plugins.md ("How the bot
 merges answerers"):
 
-* a candidate is a dict with ``entry_id``, ``answer``, ``score`` and
-  optionally ``question``; a malformed one is dropped (and reported to the
-  caller, which logs it with the answerer's name); scores are clamped to [0, 1];
+* a candidate is a dict with ``entry_id`` and ``answer`` (text, not blank),
+  ``score`` (a finite number) and optionally ``question`` (text); a malformed one
+  is dropped (and reported to the caller, which counts it as a failure of the
+  answerer's plugin); scores are clamped to [0, 1];
 * candidates naming the same ``entry_id`` are one entry: the best score is
   kept; on equal scores, the candidate of the answerer with the higher
   ``priority``;
@@ -23,7 +24,10 @@ merges answerers"):
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,27 +45,56 @@ class Answered:
 
 
 class Malformed(ValueError):
-    """A candidate that is not a dict with entry_id, answer and a numeric score."""
+    """A candidate the bot cannot use: what is wrong with it, never its values (they
+    may be private)."""
+
+
+def _type_name(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def problem_of(candidate: Any) -> str | None:
+    """Why ``candidate`` is unusable (docs/plugins.md, "How the bot merges
+    answerers"), or None: a dict whose ``entry_id`` is text (not blank), ``answer``
+    text that is not blank (the bot never replies with nothing, nor with a
+    dict or a number made into text), ``score`` a finite number and ``question``,
+    when there, text or None."""
+    if not isinstance(candidate, Mapping):
+        return f"expected a dict, got {_type_name(candidate)}"
+    for key in ("entry_id", "answer", "score"):
+        if key not in candidate:
+            return f"{key}: missing"
+    entry_id, answer, score = candidate["entry_id"], candidate["answer"], candidate["score"]
+    if not isinstance(entry_id, str):
+        return f"entry_id: expected text, got {_type_name(entry_id)}"
+    if not entry_id.strip():
+        return "entry_id: blank"
+    if not isinstance(answer, str):
+        return f"answer: expected text, got {_type_name(answer)}"
+    if not answer.strip():
+        return "answer: blank"
+    if isinstance(score, bool) or not isinstance(score, numbers.Real):
+        return f"score: expected a number, got {_type_name(score)}"
+    if not math.isfinite(float(score)):
+        return "score: not a finite number"
+    question = candidate.get("question")
+    if question is not None and not isinstance(question, str):
+        return f"question: expected text, got {_type_name(question)}"
+    return None
 
 
 def clean(candidate: Any, source: str) -> dict[str, Any]:
-    """One candidate as the bot uses it, or Malformed."""
-    try:
-        score = float(candidate["score"])
-        if score != score:  # NaN
-            raise ValueError("score is NaN")
-        answer = str(candidate["answer"]).strip()
-        if not answer:  # nothing to say: never the bot's reply (an empty message)
-            raise ValueError(f"entry {candidate['entry_id']}: the answer is blank")
-        return {
-            "entry_id": str(candidate["entry_id"]),
-            "question": str(candidate.get("question", "") or ""),
-            "answer": answer,
-            "score": min(1.0, max(0.0, score)),
-            "source": source,
-        }
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise Malformed(f"{type(exc).__name__}: {exc}") from None
+    """One candidate as the bot uses it, or Malformed (``problem_of``)."""
+    problem = problem_of(candidate)
+    if problem is not None:
+        raise Malformed(problem)
+    return {
+        "entry_id": candidate["entry_id"],
+        "question": candidate.get("question") or "",
+        "answer": candidate["answer"].strip(),
+        "score": min(1.0, max(0.0, float(candidate["score"]))),
+        "source": source,
+    }
 
 
 def merge(answered: Iterable[Answered], k: int,

@@ -12,11 +12,14 @@ answerers and ticket sinks). For each call it
    own code), anything else on the plugin's own pool (``pools``), waiting at
    most the hook's budget (``budgets``), a wait for a free thread included;
 3. logs a failure as ``plugin <name>: hook <hook> raised|timed out|…``, keeps
-   per-hook counts and latency (this process's), and opens the breaker after
-   ``PLUGIN_BREAKER_FAILURES`` failures in a row: the plugin is suspended for
-   ``PLUGIN_SUSPEND_SECONDS``, on every process (``state``). After that one call
-   is let through; its failure suspends the plugin again, its success closes
-   the breaker.
+   per-hook counts and latency (this process's), and opens the breaker when one
+   of the plugin's hooks has failed ``PLUGIN_BREAKER_FAILURES`` times in a row:
+   the plugin is suspended for ``PLUGIN_SUSPEND_SECONDS``, on every process
+   (``state``). The failures in a row are counted per hook, and a success resets
+   only its own hook's count: a redactor that hangs on every message is not
+   kept going by the same plugin's ``track_event`` succeeding in between. When
+   the suspension ends, calls are let through; the first failure of a hook that
+   has not succeeded since suspends the plugin again, a success resets its hook.
 """
 
 from __future__ import annotations
@@ -156,7 +159,13 @@ class PluginRuntime:
         #: (plugin, hook) -> pool.
         self._pools: dict[tuple[str, str], PluginPool] = {}
         self._figures: dict[tuple[str, str], HookFigures] = {}
-        self._failures_in_row: dict[str, int] = {}
+        #: (plugin, hook) -> failures of that hook in a row (the breaker's count).
+        self._failures_in_row: dict[tuple[str, str], int] = {}
+        #: Plugins the breaker has suspended since the last Reset: a hook that has not
+        #: succeeded since counts as one failure short of the limit (half-open).
+        self._tripped: set[str] = set()
+        #: (plugin, hook) whose last call in this process failed (for /healthz).
+        self._last_failed: set[tuple[str, str]] = set()
         self._recent: dict[str, deque] = {}
         #: plugin -> ``time.perf_counter()`` of the admin's last Reset here.
         self._reset_at: dict[str, float] = {}
@@ -188,9 +197,10 @@ class PluginRuntime:
             return list(self._recent.get(plugin, ()))
 
     def failing(self) -> list[str]:
-        """Plugins whose last call in this process failed (for /healthz)."""
+        """Plugins with a hook whose last call in this process failed (for /healthz),
+        whatever their other hooks did since."""
         with self._lock:
-            return sorted(name for name, count in self._failures_in_row.items() if count)
+            return sorted({name for name, _hook in self._last_failed})
 
     def busy_threads(self, plugin: str) -> int:
         return sum(pool.running for (name, _lane), pool in list(self._pools.items())
@@ -380,7 +390,8 @@ class PluginRuntime:
             fig.calls += 1
             fig.seconds += elapsed
             fig.samples.append(elapsed)
-            self._failures_in_row[plugin] = 0
+            self._failures_in_row[(plugin, hook)] = 0
+            self._last_failed.discard((plugin, hook))
 
     def _failed(self, plugin: str, hook: str, kind: str, detail: Any,
                 started: float, breaker: bool = True) -> Failure:
@@ -409,21 +420,35 @@ class PluginRuntime:
             # A call that began before the admin's Reset and fails after it (a hung
             # call timing out, a late answer) is counted in the figures, not by the
             # breaker: it would suspend again a plugin the admin has just fixed.
-            breaker = breaker and started >= self._reset_at.get(plugin, float("-inf"))
-            in_row = self._failures_in_row.get(plugin, 0) + (1 if breaker else 0)
-            self._failures_in_row[plugin] = in_row
+            current = started >= self._reset_at.get(plugin, float("-inf"))
+            if current:
+                self._last_failed.add((plugin, hook))
+            breaker = breaker and current
+            in_row = self._in_row(plugin, hook) + (1 if breaker else 0)
+            self._failures_in_row[(plugin, hook)] = in_row
         if self.store is not None:
             self.store.record_error(plugin, entry)
         if breaker and in_row >= self.settings.breaker_failures:
-            self.trip(plugin, f"{in_row} failures in a row, the last: {failure.describe()}")
+            self.trip(plugin, f"{in_row} failures in a row of hook {hook}, the last: "
+                              f"{failure.describe()}")
         return failure
+
+    def _in_row(self, plugin: str, hook: str) -> int:
+        """Failures in a row of ``plugin``'s ``hook`` (under the lock): after a trip,
+        one short of the limit until the hook succeeds."""
+        if (plugin, hook) in self._failures_in_row:
+            return self._failures_in_row[(plugin, hook)]
+        return max(0, self.settings.breaker_failures - 1) if plugin in self._tripped else 0
 
     def trip(self, plugin: str, why: str) -> None:
         """Open the breaker: suspend ``plugin`` for ``PLUGIN_SUSPEND_SECONDS``.
 
-        One failure after the suspension ends opens it again (half-open)."""
+        After the suspension ends, one failure of any hook that has not succeeded
+        since opens it again (half-open); a success resets its own hook."""
         with self._lock:
-            self._failures_in_row[plugin] = max(0, self.settings.breaker_failures - 1)
+            for key in [key for key in self._failures_in_row if key[0] == plugin]:
+                del self._failures_in_row[key]
+            self._tripped.add(plugin)
         until = utcnow() + datetime.timedelta(seconds=self.settings.suspend_seconds)
         if self.store is not None and self.store.suspend(plugin, until):
             log.error("plugin %s: suspended until %sZ by the circuit breaker (%s)",
@@ -433,7 +458,10 @@ class PluginRuntime:
         """Forget the failures of ``plugin`` in this process (the page's Reset);
         calls already running then no longer count against the breaker (``_failed``)."""
         with self._lock:
-            self._failures_in_row[plugin] = 0
+            for key in [key for key in self._failures_in_row if key[0] == plugin]:
+                del self._failures_in_row[key]
+            self._last_failed -= {key for key in self._last_failed if key[0] == plugin}
+            self._tripped.discard(plugin)
             self._recent.pop(plugin, None)
             self._reset_at[plugin] = time.perf_counter()
 

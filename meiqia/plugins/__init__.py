@@ -108,10 +108,14 @@ class PluginManager(pluggy.PluginManager):
         """
         return self.call_detailed(hook_name, timeout=timeout, **kwargs).results
 
-    def call_first(self, hook_name: str, timeout: float | None = None, **kwargs: Any) -> Any:
-        """Like ``call`` for firstresult hooks: the first non-None result, or None."""
-        results = self.call_detailed(hook_name, timeout=timeout, first=True, **kwargs).results
-        return results[0] if results else None
+    def call_first(self, hook_name: str, timeout: float | None = None,
+                   check: Callable[[Any], str | None] | None = None, **kwargs: Any) -> Any:
+        """Like ``call`` for firstresult hooks: the first non-None result, or None.
+        ``check`` is the runtime's: an answer it finds unusable is a failure of its
+        plugin (counted, logged, held against the breaker) and the next
+        implementation is asked."""
+        done = self._call(hook_name, kwargs, timeout, first=True, check=check)
+        return done.results[0][1] if done.results else None
 
     def call_flat(self, hook_name: str, **kwargs: Any) -> list:
         """``call`` for hooks returning lists: one flat list of all items."""
@@ -175,7 +179,7 @@ class PluginManager(pluggy.PluginManager):
         return done
 
     def _call(self, hook_name: str, kwargs: dict[str, Any], timeout: float | None,
-              first: bool) -> HookCall:
+              first: bool, check: Callable[[Any], str | None] | None = None) -> HookCall:
         caller = getattr(self.hook, hook_name)
         done = HookCall()
         runtime = self.runtime
@@ -197,7 +201,7 @@ class PluginManager(pluggy.PluginManager):
                     done.failures.append(failure)
                 continue
             result, failure = runtime.run(name, hook_name, impl.function, args,
-                                          team_id=team_id, budget=timeout)
+                                          team_id=team_id, budget=timeout, check=check)
             if failure is not None:
                 done.failures.append(failure)
                 continue

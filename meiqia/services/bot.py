@@ -131,12 +131,13 @@ def wants_human(text: str) -> bool:
 
 
 def answerers() -> list[Any]:
-    """Answerer objects of every plugin (built once per application)."""
+    """Answerer objects of every plugin (``register_answerers``, called once by
+    ``create_app`` at start-up)."""
     cached = current_app.extensions.get("meiqia.answerers")
-    if cached is None:
-        pm = current_app.extensions["meiqia.plugins"]
-        cached = pm.call_flat("register_answerers", app=current_app)
-        current_app.extensions["meiqia.answerers"] = cached
+    if cached is None:  # an application not made by create_app
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        cached = app.extensions["meiqia.plugins"].call_flat("register_answerers", app=app)
+        app.extensions["meiqia.answerers"] = cached
     return cached
 
 
@@ -177,22 +178,40 @@ def candidates_for(question: str, conversation: Any, k: int = 5,
     results = []
     for answerer in answerers() if asked is None else asked:
         source = getattr(answerer, "name", None) or "answerer"
+        usable: list[Any] = []
         found, failure = pm.runtime.run(
             pm.owner_of(answerer) or source, "answer", answerer.answer,
-            {"question": question, "conversation": conversation}, team_id=team_id)
-        if failure is not None:
+            {"question": question, "conversation": conversation}, team_id=team_id,
+            check=lambda found, usable=usable: sift_candidates(found, usable))
+        if failure is not None and failure.kind != "malformed":
             continue
-        if found and not isinstance(found, list | tuple):
-            current_app.logger.warning("answerer %s returned %s, not a list of candidates",
-                                       source, type(found).__name__)
-            continue
-        results.append(answers.Answered(str(source), priority_of(answerer), list(found or [])))
-    malformed: list[tuple[str, str]] = []
-    merged = answers.merge(results, k, malformed)
-    for source, reason in malformed:
-        current_app.logger.warning("answerer %s returned a malformed candidate (%s)",
-                                   source, reason)
-    return merged
+        # A malformed answer is a failure of the plugin (counted, logged, held
+        # against the breaker); its usable candidates, if any, still count.
+        candidates = usable if failure is not None else list(found or [])
+        results.append(answers.Answered(str(source), priority_of(answerer), candidates))
+    return answers.merge(results, k)
+
+
+def sift_candidates(found: Any, usable: list[Any]) -> str | None:
+    """The runtime's ``check`` of an answerer's answer: appends its usable candidates
+    to ``usable``; says what is wrong (``answers.problem_of``, never the values) when
+    the answer is not a list or any candidate is malformed, which makes the call a
+    failure of the plugin."""
+    if found is None:
+        return None
+    if not isinstance(found, list | tuple):
+        return f"expected a list of candidates, got {type(found).__name__}"
+    problems = []
+    for number, candidate in enumerate(found, 1):
+        problem = answers.problem_of(candidate)
+        if problem is None:
+            usable.append(candidate)
+        else:
+            problems.append(f"candidate {number}: {problem}")
+    if not problems:
+        return None
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return f"{len(problems)} of {len(found)} candidates dropped: " + "; ".join(problems[:3]) + more
 
 
 def decide(team: Team, candidates: list[dict[str, Any]]) -> str:

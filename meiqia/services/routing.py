@@ -270,9 +270,27 @@ def _plugin_choice(team_id: int) -> tuple[int, int] | None:
         conversation = get_by_id(Conversation, waiting[0].id)
     except Conversation.DoesNotExist:
         return None
-    chosen = pm.call_first("assign_agent", conversation=conversation, candidates=pool)
+    ids = {agent.id for agent in pool}
+    chosen = pm.call_first("assign_agent", conversation=conversation, candidates=pool,
+                           check=lambda answer: not_a_candidate(answer, ids))
     chosen_id = getattr(chosen, "id", None)
     return (waiting[0].id, chosen_id) if chosen_id is not None else None
+
+
+def not_a_candidate(answer: Any, ids: set[int]) -> str | None:
+    """The runtime's ``check`` of an ``assign_agent`` answer: None, or one of the
+    candidates (an agent whose ``id`` is one of theirs). Anything else (a name, an
+    agent who is offline, full or of another team) is a failure of the plugin:
+    counted, logged and held against the breaker; the next implementation, in the
+    end the default routing, decides instead (docs/plugins.md, "Routing")."""
+    if answer is None:
+        return None
+    agent_id = getattr(answer, "id", None)
+    if not isinstance(agent_id, int) or isinstance(agent_id, bool):
+        return f"expected one of the candidates, got {type(answer).__name__}"
+    if agent_id not in ids:
+        return "the agent returned is not one of the candidates (offline, full or elsewhere)"
+    return None
 
 
 class Waiting:

@@ -35,6 +35,16 @@ def test_there_is_an_example_per_hook_family():
     assert {"answerer", "sidebar-iframe", "ticket-sink", "routing", "event-observer"} <= names
 
 
+def test_every_example_is_listed_in_examples_readme_and_in_the_plugins_docs():
+    """Found from outside: examples/README.md listed five examples and left out
+    webhook-channel, which docs/plugins.md lists."""
+    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    docs = (EXAMPLES.parent / "docs" / "plugins.md").read_text(encoding="utf-8")
+    for project in PROJECTS:
+        assert f"| [{project.name}]({project.name}/) |" in readme, project.name
+        assert f"| `examples/{project.name}` |" in docs, project.name
+
+
 @pytest.mark.parametrize("project", PROJECTS, ids=[path.name for path in PROJECTS])
 def test_the_example_passes_its_own_tests(project: Path):
     declared = _entry_point_names(project)

@@ -123,6 +123,67 @@ def test_the_breaker_suspends_after_failures_in_a_row_and_lets_one_call_through_
     assert runtime.store.suspended_until("flaky") is not None
 
 
+def test_a_hook_that_keeps_failing_trips_the_plugin_while_its_other_hooks_succeed(tmp_path):
+    """Found from outside: a redactor that hung on every message was never suspended
+    because the same plugin's track_event succeeded in between, and each success
+    reset the plugin's count; /healthz said it was not failing. The count is per
+    hook now: a success resets only its own hook's."""
+    from meiqia.plugin_runtime.state import StateStore
+
+    class MemoryStore(StateStore):
+        """The store without a database: its snapshot only (the thread is not started)."""
+
+        def _start(self) -> None:
+            pass
+
+    redactions = []
+    broken = {"redactor": True}
+
+    def redact(message, conversation):
+        redactions.append(message["body"])
+        if broken["redactor"]:
+            raise RuntimeError("坏了")
+        return None
+
+    plugin = _plugin("watcher", before_message_saved=redact,
+                     menu_links=lambda actor, request: [{"href": "/w", "label": "看"}])
+    runtime = PluginRuntime(Settings(breaker_failures=3, suspend_seconds=0.5))
+    runtime.store = MemoryStore(db=None)  # type: ignore[arg-type]
+    pm = make_plugin_manager(tmp_path, extra=[plugin], runtime=runtime)
+
+    def message(n: int) -> list:
+        return pm.call_detailed("before_message_saved", conversation=None,
+                                message={"body": f"第{n}条"}).failures
+
+    def links() -> None:
+        assert pm.call_detailed("menu_links", actor=None, request=None).failures == []
+
+    # A success of the failing hook itself still resets its count.
+    message(0)
+    message(1)
+    broken["redactor"] = False
+    assert message(2) == []
+    assert runtime.failing() == []
+    broken["redactor"] = True
+    message(3)
+    assert runtime.failing() == ["watcher"]
+    links()  # another hook's success: the redactor's last call still failed
+    assert runtime.failing() == ["watcher"]
+    message(4)
+    links()
+    assert runtime.store.suspended_until("watcher") is None  # 2 in a row
+    message(5)  # the third in a row, with menu_links succeeding between each
+    assert runtime.store.suspended_until("watcher") is not None
+    assert message(6)[0].kind == "suspended"
+    assert len(redactions) == 6
+    wait_until(lambda: runtime.store.suspended_until("watcher") is None, 5, "the suspension over")
+    links()  # half-open: menu_links succeeds, which does not vouch for the redactor
+    message(7)  # the redactor's first failure suspends the plugin again at once
+    assert runtime.store.suspended_until("watcher") is not None
+    runtime.reset("watcher")
+    assert runtime.failing() == []
+
+
 def test_calls_started_before_a_reset_do_not_suspend_the_plugin_again(tmp_path):
     """Found from outside: track_event hung, the breaker opened, the admin fixed the
     plugin and pressed Reset; seconds later the hung calls ended, counted as
