@@ -11,11 +11,13 @@ Outbound: every message the customer should see (bot answers, agents' replies,
 handover and leave-a-message lines) is POSTed to the configured URL as
 ``{"type": "message", "user_id", "conversation_id", "message_id", "kind",
 "sender", "text", "in_reply_to", "created_at"}``, signed the same way, through
-meiqia's SSRF guard (``host.outbound_http``). A 2xx answer is "sent" (its JSON
-``id``, if any, is kept as the external id); 4xx is a refusal retrying will
-not fix; anything else is retried with backoff by meiqia.
+meiqia's SSRF guard (``host.outbound_http``; the URL is checked by it when
+saved too). A 2xx answer is "sent" (its JSON ``id``, if any, is kept as the
+external id); 4xx, and a URL the guard refuses, are refusals retrying will not
+fix; anything else is retried with backoff by meiqia.
 
-Uses nothing but the public channel API (``meiqia.channels``).
+Uses the public channel API (``meiqia.channels``) and the SSRF gate's check for
+settings (``meiqia.services.outbound.check_url``, docs/plugins.md).
 """
 
 from __future__ import annotations
@@ -84,6 +86,19 @@ class WebhookChannel(Channel):
             },
             "secret": ["secret"],
         }
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        """The reply URL must pass the SSRF guard when the admin saves it (a 422 on
+        the field), not only at the first reply; it is checked again on every one."""
+        from meiqia.services import outbound
+        from meiqia.services.errors import ValidationError
+
+        try:
+            outbound.check_url(config["outbound_url"])
+        except outbound.OutboundRefused as exc:
+            raise ValidationError(f"config.outbound_url: {exc}",
+                                  "config.outbound_url") from exc
 
     def _post(self, payload: dict[str, Any]) -> Any:
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")

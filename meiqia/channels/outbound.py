@@ -58,6 +58,7 @@ from meiqia.models import ChannelVisitor
 from meiqia.models import Conversation
 from meiqia.models import Message
 from meiqia.models.base import utcnow
+from meiqia.services import outbound as gate
 from meiqia.services.accounts import iso
 from meiqia.services.errors import Conflict
 from meiqia.services.errors import NotFound
@@ -268,7 +269,12 @@ def _attempt(delivery: ChannelDelivery) -> str | None:
         try:
             return "ok", obj.deliver(conversation, message)
         except DeliveryError as exc:
-            return "error", exc
+            return "error", _refusal_is_final(exc)
+        except Exception as exc:
+            refusal = gate.refusal_in(exc)
+            if refusal is None:
+                raise
+            return "error", _refusal_is_final(DeliveryError(str(refusal)))
 
     budget = float(current_app.config.get("CHANNEL_DELIVER_TIMEOUT", DEFAULT_TIMEOUT))
     result, failure = pm.runtime.run(plugin, "deliver", call, {}, team_id=team_id,
@@ -284,6 +290,17 @@ def _attempt(delivery: ChannelDelivery) -> str | None:
     if value is None or isinstance(value, bool):  # a channel that keeps no ids
         return None
     return str(value)[:500]
+
+
+def _refusal_is_final(exc: DeliveryError) -> DeliveryError:
+    """A delivery the SSRF gate refused (a private address), raised by the channel or
+    wrapped in its DeliveryError (whose reason is kept), fails at once: the same URL
+    is refused on every attempt (docs/security.md §6). A name that does not resolve
+    is retried, unless the channel said otherwise."""
+    refusal = gate.refusal_in(exc)
+    if refusal is not None and gate.is_permanent(refusal) and exc.retry:
+        return DeliveryError(exc.reason, retry=False)
+    return exc
 
 
 def _failed_attempt(delivery: ChannelDelivery, attempts: int, reason: str, final: bool,

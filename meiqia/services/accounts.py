@@ -38,6 +38,9 @@ from meiqia.services.errors import Forbidden
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import Unauthorized
 from meiqia.services.errors import ValidationError
+from meiqia.services.names import INVISIBLE
+from meiqia.services.names import extends
+from meiqia.services.names import name_key
 from meiqia.services.validation import check
 
 #: Passwords people pick first; refused whatever their length.
@@ -149,45 +152,32 @@ def _check_email_free(email: str, except_id: int | None = None) -> None:
 def _check_names_free(team_id: int, names: dict[str, str], except_id: int | None = None
                       ) -> None:
     """Refuse a name or nickname another active agent of the team already goes by
-    (either of his two, case ignored).
+    (either of his two), as ``names.name_key`` folds them: case, full-width forms
+    and spaces ignored (``ＡｇｅｎｔＴｗｏ``, ``Agent Two`` and ``agenttwo`` are one name).
 
-    @mentions find agents by these names (``messages.mentioned_agents``): an agent
-    who renamed himself to a colleague's name received that colleague's mentions,
-    and with them conversations outside his scope (a docs-only attacker found it).
+    @mentions find agents by these names, with the same fold
+    (``messages.mentioned_agents``): an agent who renamed himself to a colleague's
+    name, or its full-width form, received that colleague's mentions, and with them
+    conversations outside his scope (docs-only attackers found both).
     ``names``: field → the new value, as stored."""
-    wanted = {field: value.casefold() for field, value in names.items() if value}
+    wanted = {field: value for field, value in names.items() if value}
     if not wanted:
         return
     query = Agent.select(Agent.name, Agent.nickname).where(
         Agent.team == team_id, Agent.active == True)  # noqa: E712 - peewee expression
     if except_id is not None:
         query = query.where(Agent.id != except_id)
-    taken = {n.strip().casefold() for row in query.tuples() for n in row if n and n.strip()}
+    taken = [n for row in query.tuples() for n in row if n and n.strip()]
+    taken_keys = {name_key(n) for n in taken}
     for field, value in wanted.items():
-        if any(unicodedata.category(c) in _INVISIBLE for c in value):
+        if any(unicodedata.category(c) in INVISIBLE for c in value):
             raise ValidationError(f"{field}: must not contain invisible characters", field)
-        if value in taken:
+        if name_key(value) in taken_keys:
             raise Conflict(f"{field}: another agent of the team already goes by this name",
                            field)
-        if any(_extends(value, other) for other in taken):
+        if any(extends(value, other) for other in taken):
             raise Conflict(f"{field}: this name begins with another agent's name, so an "
                            "@mention could not tell the two apart", field)
-
-
-#: Unicode categories of characters that show nothing (zero-width space, joiners,
-#: direction marks): a name with one looks like a colleague's and is another.
-_INVISIBLE = frozenset({"Cf", "Cc", "Co", "Cn"})
-
-
-def _extends(name: str, other: str) -> bool:
-    """Whether ``name`` is ``other`` run on by a space, a sign or a letter of a
-    script without word breaks (``x2 please`` after ``x2``, ``李客服看一下`` after
-    ``李客服``): an @mention of ``other`` followed by those words would go to
-    ``name``, the longer match (a docs-only attacker took a colleague's mentions
-    so). A Latin letter or a digit does not count: ``@Lis`` never meant ``Li``, and
-    ``李客服2`` beside ``李客服`` is a numbered colleague (docs/protocol.md)."""
-    return len(name) > len(other) and name.startswith(other) \
-        and not re.match(r"[a-z0-9_]", name[len(other)])
 
 
 def registration_open() -> bool:

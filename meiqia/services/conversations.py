@@ -510,8 +510,10 @@ _NOT_QUEUED = object()
 
 
 def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conversation:
-    """Hand a conversation to a colleague (within his limit, unless he himself
-    accepts more) or to a group (queued for that group's agents)."""
+    """Hand a conversation to a colleague who is there (online or invisible, with a
+    workspace open: 409 otherwise) within his limit, unless he himself accepts more,
+    or to a group (queued for that group's agents; when none of them is online the
+    next presence sweep offers the visitor to leave a message)."""
     check(data, TRANSFER_SCHEMA)
     if ("agent_id" in data) == ("group_id" in data):
         raise ValidationError("give either agent_id or group_id", "agent_id")
@@ -529,6 +531,11 @@ def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conver
             raise ValidationError("agent_id: no such agent in this team", "agent_id")
         if target.id == old_handler:
             raise Conflict(f"{target.display_name} handles it already")
+        if target.id != actor.id and not _can_take_transfers(target):
+            # A live chat handed to nobody: the visitor told "Bob 为您服务" waits for
+            # an agent who is not there (the transfer list shows him greyed out).
+            raise Conflict(f"{target.display_name} is not online: a chat can only be "
+                           "transferred to an agent with the workspace open", "agent_id")
         # Only the receiver himself may take more than his limit; a limit of 0
         # means "no automatic assignment", and transfers to him stay allowed.
         over_ok = (data.get("accept_over_limit") and target.id == actor.id) \
@@ -572,6 +579,16 @@ def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conver
         routing.publish_queue(actor.team_id, {left_queue})
     events.capacity_changed(actor.team_id)
     return Conversation.get_by_id(conversation.id)
+
+
+def _can_take_transfers(agent: Agent) -> bool:
+    """Whether a colleague can be handed a live chat: he is at work (status online,
+    or invisible: hidden from routing, not from his colleagues) with a workspace
+    open (``presence.is_connected``); not offline, and not away (online with no
+    workspace). Taking a chat oneself needs neither: the actor is there."""
+    from meiqia.services import presence
+
+    return agent.status in {"online", "invisible"} and presence.is_connected(agent.id)
 
 
 def _handler_is(agent_id: int | None) -> Any:
@@ -651,7 +668,61 @@ def state(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def summary_row(conversation: Conversation, actor: Agent | None = None) -> dict[str, Any]:
+#: A system event's line in the agents' pages: the key under ``ws.ev.`` and the payload
+#: fields it names (static/js/message-body.js's ``eventText`` draws the same).
+_EVENT_LINES: dict[str, tuple[str, dict[str, str]]] = {
+    "transferred": ("transferred", {"by": "by", "to": "to"}),
+    "leave_message": ("leave_message", {}),
+    "handover": ("handover", {"name": "agent"}),
+    "requeued": ("requeued", {"from": "from"}),
+    "waiting_for_agent": ("waiting_for_agent", {}),
+}
+
+
+def preview_text(message: Message, lang: str) -> str:
+    """A message as one line of the workspace's conversation list, in the reader's
+    language ``lang``. An event's body is the line the visitor was sent, in his
+    language ("Bob 为您服务"); an agent reads the event in his own, as the chat shows
+    it (message-body.js): "Bob took over" / "Bob 开始接待"."""
+    from meiqia.web import i18n
+
+    p = message.payload or {}
+    if message.kind == "rating_invite":
+        return i18n.text_in(lang, "ws.rating_invited")
+    if message.kind != "event":
+        return message.body
+    event = str(p.get("event") or "")
+    if event == "ended":
+        if p.get("reason") == "inactivity":
+            n = p.get("minutes") or ""
+            key = "ws.ev.ended_inactivity.one" if str(n) == "1" else "ws.ev.ended_inactivity"
+            return i18n.text_in(lang, key, n=n)
+        return i18n.text_in(lang, "ws.ev.ended", by=p.get("by") or "")
+    if event in _EVENT_LINES:
+        key, fields = _EVENT_LINES[event]
+        return i18n.text_in(lang, f"ws.ev.{key}",
+                            **{name: p.get(field) or "" for name, field in fields.items()})
+    return message.body or event
+
+
+def reader_language(actor: Agent | None) -> str:
+    """The language the agent reads the answer in: inside a request the one its
+    messages are in (``i18n.error_language``: the page's, else his setting...), else
+    his setting."""
+    from flask import has_request_context
+
+    from meiqia.web import i18n
+
+    if has_request_context():
+        return i18n.error_language()
+    return i18n.agent_language(actor) if actor is not None else "zh-CN"
+
+
+def summary_row(conversation: Conversation, actor: Agent | None = None,
+                lang: str | None = None) -> dict[str, Any]:
+    """A conversation as a row of the workspace's lists. ``last_message`` is its last
+    message's first 80 characters in the reader's language ``lang`` (``preview_text``:
+    a system event in his words, not the visitor's)."""
     visitor = conversation.visitor
     unread = 0
     if actor is not None and conversation.handler_id == actor.id:
@@ -670,8 +741,9 @@ def summary_row(conversation: Conversation, actor: Agent | None = None) -> dict[
         "created_at": iso(conversation.created_at),
         "last_message_at": iso(conversation.last_message_at),
         "last_seq": conversation.last_seq,
-        "last_message": (last.body[:80] if last and last.visibility == "public" or
-                         (last and actor is not None) else "") if last else "",
+        "last_message": (preview_text(last, lang or reader_language(actor))[:80]
+                         if last.visibility == "public" or actor is not None else "")
+                        if last else "",
         "unread": unread,
         "queue_position": routing.queue_position(conversation),
         "rating": conversation.rating,
@@ -702,12 +774,13 @@ def lists(actor: Agent) -> dict[str, Any]:
     at_me = Conversation.select().where(Conversation.id.in_(mentioned_ids))
     queued = base.where(Conversation.status == "queued")
     order = (Conversation.last_message_at.desc(nulls="LAST"), Conversation.id.desc())
+    lang = reader_language(actor)  # the previews' language, decided once
     return {
-        "mine": [summary_row(c, actor) for c in mine.order_by(*order).limit(200)],
-        "colleagues": [summary_row(c, actor) for c in colleagues.order_by(*order).limit(200)],
-        "at_me": [summary_row(c, actor) for c in at_me.order_by(*order).limit(200)],
+        "mine": [summary_row(c, actor, lang) for c in mine.order_by(*order).limit(200)],
+        "colleagues": [summary_row(c, actor, lang) for c in colleagues.order_by(*order).limit(200)],
+        "at_me": [summary_row(c, actor, lang) for c in at_me.order_by(*order).limit(200)],
         "queue_count": queued.count(),
-        "queue": [summary_row(c, actor) for c in
+        "queue": [summary_row(c, actor, lang) for c in
                   queued.order_by(Conversation.queued_at, Conversation.id).limit(100)],
     }
 

@@ -37,6 +37,7 @@ from meiqia.services.accounts import iso
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.services.geoip import LAN_LABEL
+from meiqia.services.rich_text import plain_text
 from meiqia.services.validation import check
 from meiqia.spreadsheets import XLSX_CELL_CHARS  # noqa: F401 - re-exported for callers
 from meiqia.spreadsheets import csv_writer
@@ -203,8 +204,11 @@ def _rows(export: ExportJob, actor: Agent):  # noqa: ANN202 - generator of row l
                              Message.kind == "text").order_by(Message.id)):
                 who = names.get(m.agent_id) or labels.sender("agent") \
                     if m.sender_kind == "agent" else labels.sender(m.sender_kind)
-                line = (f"[{_local(m.created_at, tz)}] {who}: "
-                        f"{messages.transcript_body(m.body, m.payload)}")
+                body = messages.transcript_body(m.body, m.payload)
+                if m.sender_kind != "visitor":
+                    # The bot's and agents' links and images, written out: no markdown.
+                    body = plain_text(body, labels.lang, paths=True)
+                line = f"[{_local(m.created_at, tz)}] {who}: {body}"
                 transcripts[m.conversation_id] = (transcripts.get(m.conversation_id, "")
                                                   + line + "\n")
         for conversation in batch:

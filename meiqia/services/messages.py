@@ -31,6 +31,7 @@ from meiqia.models.messages import KINDS
 from meiqia.plugin_runtime import privacy
 from meiqia.services import delivery
 from meiqia.services import events
+from meiqia.services import names
 from meiqia.services import visitor_privacy
 from meiqia.services.accounts import iso
 from meiqia.services.errors import NotFound
@@ -38,9 +39,6 @@ from meiqia.services.errors import ValidationError
 
 MAX_BODY = 5000
 CLIENT_ID_RE = re.compile(r"^[\w.:\-]{1,64}$")
-#: Characters that may not come right before a mention's ``@`` ("a@b.com" is an
-#: address) nor right after a name that ends in one ("@Li Weiming" is not "Li Wei").
-_WORD = re.compile(r"[A-Za-z0-9_]")
 
 
 def conversation_topic(conversation_id: int) -> str:
@@ -375,36 +373,17 @@ def mentioned_agents(body: str, agents: list[tuple[int, str, str]]) -> list[int]
 
     Names are matched against the team's real names, not a token pattern: the
     workspace inserts ``@{name} `` and names may hold spaces ("@Li Wei"), and
-    Chinese text runs on after a name with no space ("好的@李客服看一下"). At each
-    ``@`` the longest matching name wins ("@李客服2号" is 李客服2 when both exist);
-    case is ignored. An ``@`` after a letter or digit is an address, not a mention.
-    A name two agents go by (names are unique since ``accounts._check_names_free``;
-    older teams may have such pairs) mentions neither: a guess could hand one of
-    them the other's conversation.
+    Chinese text runs on after a name with no space ("好的@李客服看一下"). Both sides
+    are folded as the uniqueness check folds names (``names.name_key``: NFKC, so
+    full-width ``＠ＡｇｅｎｔＴｗｏ`` is ``@AgentTwo``; case ignored). At each ``@`` the
+    longest name written as its agent writes it wins ("@李客服2号" is 李客服2 when
+    both exist; "@李客服 2号桌" is 李客服); failing that, the one name it is with other
+    spaces ("@Agent Two" for AgentTwo), if only one fits. An ``@`` after a letter or
+    digit is an address, not a mention. A name whose key two agents share (names are
+    unique since ``accounts._check_names_free``; older teams may have such pairs)
+    mentions neither: a guess could hand one of them the other's conversation.
     """
-    if "@" not in (body or ""):
-        return []
-    owners: dict[str, set[int]] = {}
-    for agent_id, name, nick in agents:
-        for n in {name.strip(), nick.strip()}:
-            if n:
-                owners.setdefault(n.casefold(), set()).add(agent_id)
-    names = sorted(((n, next(iter(ids)) if len(ids) == 1 else None)
-                    for n, ids in owners.items()), key=lambda p: -len(p[0]))
-    folded = body.casefold()
-    found: list[int] = []
-    at = folded.find("@")
-    while at != -1:
-        if at == 0 or not _WORD.match(folded[at - 1]):
-            rest = folded[at + 1:]
-            for name, agent_id in names:
-                if rest.startswith(name) and not (
-                        _WORD.match(name[-1]) and _WORD.match(rest[len(name):len(name) + 1])):
-                    if agent_id is not None and agent_id not in found:
-                        found.append(agent_id)
-                    break
-        at = folded.find("@", at + 1)
-    return found
+    return names.mentioned(body, agents)
 
 
 def _store_mentions(conversation: Conversation, message: Message, by: Agent) -> list[int]:

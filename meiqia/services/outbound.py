@@ -39,6 +39,29 @@ class OutboundRefused(ValueError):
     """The destination is not one the server may connect to."""
 
 
+class OutboundUnresolved(OutboundRefused):
+    """The host has no address now (no such name, or DNS did not answer): unlike a
+    refused address, this may change, so settings are saved and deliveries retried."""
+
+
+def refusal_in(exc: BaseException | None) -> OutboundRefused | None:
+    """The gate's refusal that ``exc`` is, or was raised while handling (a plugin
+    that wraps it in its own exception), else None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OutboundRefused):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def is_permanent(refusal: OutboundRefused) -> bool:
+    """A refusal that trying again cannot change: every one but a name that does not
+    resolve now (the operator's setting aside, which a retry by hand picks up)."""
+    return not isinstance(refusal, OutboundUnresolved)
+
+
 class OutboundFailed(RuntimeError):
     """The connection failed; deliberately the same words however it failed."""
 
@@ -89,32 +112,54 @@ def check_address(host: str, address: str) -> None:
         "instance with OUTBOUND_ALLOWED_NETWORKS)")
 
 
+def literal(host: str) -> str:
+    """``host`` as the resolver takes it: an IPv6 address in brackets (``[::1]``, as
+    URLs and SMTP write it) without them. Brackets around anything but an IP address
+    are refused: no resolver reads them, so no check could pass them either."""
+    if host.startswith("[") and host.endswith("]"):
+        inner = host[1:-1]
+        try:
+            ipaddress.ip_address(inner.split("%", 1)[0])
+        except ValueError:
+            raise OutboundRefused("the host name or IP address is not valid") from None
+        return inner
+    return host
+
+
 def resolve(host: str, port: int) -> str:
     """The one address to connect to, after checking every address ``host`` has."""
     if not host:
         raise OutboundRefused("no host given")
+    name = literal(host)
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        address: str | None = str(ipaddress.ip_address(name.split("%", 1)[0]))
+    except ValueError:
+        address = None  # a name
+    if address is not None:  # an address never "resolves later": checked as it is
+        check_address(host, address)
+    try:
+        infos = socket.getaddrinfo(name, port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError, OSError, ValueError):
-        raise OutboundRefused(f"cannot resolve {host}: no such host") from None
+        if address is not None:  # e.g. a link-local address on no such interface
+            raise OutboundRefused("the host name or IP address is not valid") from None
+        raise OutboundUnresolved(f"cannot resolve {host}: no such host") from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not addresses:
-        raise OutboundRefused(f"{host} has no address")
+        raise OutboundUnresolved(f"{host} has no address")
     for address in addresses:
         check_address(host, address)
     return addresses[0]
 
 
 def check_host(host: str, port: int) -> None:
-    """For a settings form: refuse a host that resolves to an address the server may
-    not reach. One that does not resolve now is let through (DNS may be down or
-    the name not yet published); ``connect`` checks again on every use."""
+    """For a settings form: refuse a host that is, or resolves to, an address the
+    server may not reach (an IPv6 literal in brackets too). A name that does not
+    resolve now is let through (DNS may be down or the name not yet published):
+    ``connect`` checks again on every use, and a delivery it refuses then fails."""
     try:
         resolve(host, port)
-    except OutboundRefused as exc:
-        if str(exc).startswith("cannot resolve"):
-            return
-        raise
+    except OutboundUnresolved:
+        return
 
 
 def failed(host: str, port: int, what: str) -> OutboundFailed:
@@ -149,10 +194,18 @@ class _GatedHTTPSConnection(http.client.HTTPSConnection):
 
 
 def check_url(url: str) -> tuple[str, str, int]:
-    """Scheme, host and port of an http(s) URL whose host passes the gate.
+    """Scheme, host and port of an http(s) URL whose host passes the gate, for a
+    settings form: as ``check_host``, a name that does not resolve now is let
+    through (``http_request`` resolves and checks again on every use).
 
     The URL itself is checked by the one URL check (``validation.http_url``: a bad
     port, host or bracket is refused in our words, never urllib's)."""
+    scheme, host, port = _url_parts(url)
+    check_host(host, port)
+    return scheme, host, port
+
+
+def _url_parts(url: str) -> tuple[str, str, int]:
     from meiqia.services.errors import ValidationError
     from meiqia.services.validation import http_url
 
@@ -162,7 +215,6 @@ def check_url(url: str) -> tuple[str, str, int]:
         raise OutboundRefused(exc.message) from None
     scheme = parsed.scheme.lower()
     port = parsed.port or (443 if scheme == "https" else 80)
-    resolve(parsed.hostname, port)
     return scheme, parsed.hostname, port
 
 
@@ -172,7 +224,8 @@ def http_request(method: str, url: str, body: bytes | None = None,
     """One HTTP(S) request through the gate: ``(status, headers, first bytes of the
     body)``. Redirects are returned, never followed (their target was not checked).
     For webhooks, channels and plugins: none of them opens sockets of its own."""
-    scheme, host, port = check_url(url)
+    scheme, host, port = _url_parts(url)
+    resolve(host, port)
     parsed = urlparse(url)
     conn_class = _GatedHTTPSConnection if scheme == "https" else _GatedHTTPConnection
     conn = conn_class(host, port, timeout=timeout)

@@ -21,7 +21,9 @@ another process is not an absence). Each process runs a sweeper every
 once (``Agent.connected``, a conditional UPDATE), the team is told
 (``agent.presence``), his open chats go back to the queue or stay with him
 (``AGENT_AWAY_OPEN_CHATS``), and when he was the last one, the queued visitors
-are offered to leave a message (``routing.tell_if_nobody_left``).
+are offered to leave a message (``routing.tell_if_nobody_left``); a chat
+transferred to a group none of whose members is there is offered it by the next
+sweep (``routing.tell_transferred_to_nobody``).
 """
 
 from __future__ import annotations
@@ -425,8 +427,9 @@ def sweep(now: datetime.datetime | None = None) -> int:
     """Mark away every agent whose sockets all expired; return how many.
 
     Safe in several processes at once (``settle``). Also tells the team about
-    visitors whose socket went silent (``_silent_visitors``) and forgets
-    sockets that expired long ago.
+    visitors whose socket went silent (``_silent_visitors``), offers a message to
+    chats just transferred to a group with nobody online
+    (``routing.tell_transferred_to_nobody``) and forgets sockets that expired long ago.
     """
     try:
         touches().flush()
@@ -445,6 +448,12 @@ def sweep(now: datetime.datetime | None = None) -> int:
         _silent_visitors(now)
     except Exception:  # noqa: BLE001 - the next sweep tries again
         log.exception("presence: could not settle silent visitors")
+    try:
+        from meiqia.services import routing
+
+        routing.tell_transferred_to_nobody(now)
+    except Exception:  # noqa: BLE001 - the next sweep tries again
+        log.exception("presence: could not tell chats transferred to a group nobody serves")
     global _last_cleanup
     if time.monotonic() - _last_cleanup > CLEANUP_SECONDS:
         # Not every sweep: on SQLite even a DELETE of nothing takes the write lock.

@@ -9,7 +9,9 @@ becomes its label and its address, an image its description and its address;
 an address the widget would not follow (``javascript:``…) stays the text it was
 written as, exactly as the widget leaves it. A site-relative address
 (``/static/…``) means nothing outside the site, so only the label or the
-description is kept.
+description is kept; for the team's own readers (an export, a ticket's
+transcript in its e-mail or webhook: ``paths=True``) the path stays, as they
+can open it on their site.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _safe(url: str) -> str | None:
     return None
 
 
-def _written_out(match: re.Match[str], lang: str) -> str:
+def _written_out(match: re.Match[str], lang: str, paths: bool) -> str:
     whole, bang, label, target = match.group(0), match.group(1), match.group(2), match.group(3)
     if target is None:
         return whole  # a bare address is plain text already
@@ -43,7 +45,7 @@ def _written_out(match: re.Match[str], lang: str) -> str:
     if url is None:
         return whole  # the widget shows it as written; so do we
     label = label.strip()
-    absolute = not url.startswith("/")
+    absolute = paths or not url.startswith("/")
     if bang:
         word = "image" if lang == "en" else "图片"
         if label:
@@ -58,8 +60,9 @@ def _written_out(match: re.Match[str], lang: str) -> str:
     return f"{label}（{url}）" if lang != "en" else f"{label} ({url})"
 
 
-def plain_text(text: str, lang: str = "zh-CN") -> str:
-    """``text`` with its links and images written out (module docstring)."""
+def plain_text(text: str, lang: str = "zh-CN", paths: bool = False) -> str:
+    """``text`` with its links and images written out (module docstring); with
+    ``paths``, site-relative addresses are written out too."""
     if "[" not in text:
         return text
-    return _TOKEN.sub(lambda m: _written_out(m, lang), text)
+    return _TOKEN.sub(lambda m: _written_out(m, lang, paths), text)

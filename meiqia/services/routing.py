@@ -164,8 +164,8 @@ def _tell_once(conversation: Conversation) -> None:
 
 def _tell_waiting(conversation: Conversation) -> None:
     """A channel's customer is told his chat waits for an agent (public event line,
-    in his language)."""
-    post_message(conversation, "system", CHANNEL_WAIT_TEXT[visitor_language(conversation)],
+    in his language; the team's own "nobody online" message when it has one)."""
+    post_message(conversation, "system", nobody_text(conversation, CHANNEL_WAIT_TEXT),
                  kind="event", payload={"event": "waiting_for_agent"})
 
 
@@ -507,6 +507,16 @@ CHANNEL_WAIT_TEXT = {
 OFFER_AGAIN_SECONDS = 30
 
 
+def nobody_text(conversation: Conversation, built_in: dict[str, str]) -> str:
+    """The line a visitor gets when nobody can take his chat: the team's own
+    "nobody online" message (``settings.offline_message``, Admin → 团队设置) when it
+    has one, as written, whatever the visitor's language (the team chose it);
+    else ``built_in`` (``LEAVE_MESSAGE_TEXT`` or, on a channel, ``CHANNEL_WAIT_TEXT``)
+    in the visitor's language."""
+    own = (recent_settings(conversation.team_id).get("offline_message") or "").strip()
+    return own or built_in[visitor_language(conversation)]
+
+
 def visitor_language(conversation: Conversation) -> str:
     """The visitor's language (what his widget said), else the team's."""
     from meiqia.models import Visitor
@@ -561,7 +571,7 @@ def offer_ticket(conversation: Conversation, situation: str) -> None:
     """Nobody can take the chat: the ``offer_ticket`` state to the visitor and the
     stored ``leave_message`` line (so a client that resumes later sees it too)."""
     _offer_frame(conversation, situation)
-    post_message(conversation, "system", LEAVE_MESSAGE_TEXT[visitor_language(conversation)],
+    post_message(conversation, "system", nobody_text(conversation, LEAVE_MESSAGE_TEXT),
                  kind="event", payload={"event": "leave_message", "reason": situation})
 
 
@@ -577,20 +587,61 @@ def tell_if_nobody_left(team_id: int) -> int:
     possibly by several processes at once: a conditional UPDATE of
     ``offered_at`` claims each visitor, so he is told once.
     """
-    from meiqia.models import AgentGroup
-
-    present = {seat.id for seat in capacity.seats(team_id)}
     waiting = list(Conversation.select().where(
         Conversation.team == team_id, Conversation.status == "queued")
         .order_by(Conversation.queued_at, Conversation.id))
-    if present:
+    now = utcnow()
+    cutoff = now - datetime.timedelta(seconds=OFFER_AGAIN_SECONDS)
+    return _tell_unserved(team_id, waiting, now,
+                          Conversation.offered_at.is_null() | (Conversation.offered_at < cutoff))
+
+
+#: How far back (seconds) each presence sweep looks for chats moved to a group's queue
+#: (``tell_transferred_to_nobody``): far more than a sweep's interval, so a sweep that
+#: runs late still sees them, and few enough rows to read every second.
+TRANSFERRED_LOOKBACK_SECONDS = 15
+
+
+def tell_transferred_to_nobody(now: datetime.datetime | None = None) -> int:
+    """The presence sweep's look at chats that came into a group's queue lately (a
+    transfer to a group) and were not told since: those of a group none of whose
+    members is online and connected get the "nobody left" offer (``tell_if_nobody_left``
+    tells a group's queue only when its last member goes, and a chat transferred to a
+    group that had nobody already saw nobody go). Each such chat is told once for
+    its time in that queue (``offered_at`` before ``queued_at``), by one process.
+    Returns how many were told."""
+    from meiqia.models import Team
+
+    now = now or utcnow()
+    since = now - datetime.timedelta(seconds=TRANSFERRED_LOOKBACK_SECONDS)
+    untold = Conversation.offered_at.is_null() | (Conversation.offered_at < Conversation.queued_at)
+    told = 0
+    for (team_id,) in Team.select(Team.id).tuples():
+        # The (team, status, queued_at) index: a few rows, only right after a transfer.
+        fresh = list(Conversation.select().where(
+            Conversation.team == team_id, Conversation.status == "queued",
+            Conversation.queued_at > since, Conversation.group.is_null(False), untold)
+            .order_by(Conversation.queued_at, Conversation.id))
+        if fresh:
+            told += _tell_unserved(team_id, fresh, now, untold, groups_only=True)
+    return told
+
+
+def _tell_unserved(team_id: int, waiting: list[Conversation], now: datetime.datetime,
+                   untold: Any, groups_only: bool = False) -> int:
+    """Tell those of ``waiting`` (queued, oldest first) whom nobody present can serve
+    (see ``tell_if_nobody_left``), each claimed by a conditional UPDATE of
+    ``offered_at`` where ``untold`` still holds. ``groups_only``: the general
+    queue's chats are left alone even when nobody at all is present."""
+    from meiqia.models import AgentGroup
+
+    present = {seat.id for seat in capacity.seats(team_id)}
+    if present or groups_only:
         groups = {c.group_id for c in waiting if c.group_id is not None}
         served = {group_id for (group_id,) in AgentGroup.select(AgentGroup.group).where(
             AgentGroup.group.in_(groups), AgentGroup.agent.in_(present)).tuples()} \
-            if groups else set()
+            if groups and present else set()
         waiting = [c for c in waiting if c.group_id is not None and c.group_id not in served]
-    now = utcnow()
-    cutoff = now - datetime.timedelta(seconds=OFFER_AGAIN_SECONDS)
     told = 0
     for conversation in waiting:
         on_channel = waits_on_its_channel(conversation)
@@ -598,7 +649,7 @@ def tell_if_nobody_left(team_id: int) -> int:
             continue  # checked before the claim: his next message must still be told
         claimed = Conversation.update(offered_at=now).where(
             Conversation.id == conversation.id, Conversation.status == "queued",
-            Conversation.offered_at.is_null() | (Conversation.offered_at < cutoff)).execute()
+            untold).execute()
         if not claimed:
             continue
         if on_channel:

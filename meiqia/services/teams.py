@@ -46,6 +46,8 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "queue_enabled": True,
     #: Empty: the built-in greeting, in the visitor's language (``welcome_text``).
     "welcome_message": "",
+    #: Empty: the built-in "nobody can take your chat" line, in the visitor's language
+    #: (``routing.nobody_text``); else this, as written, to every visitor.
     "offline_message": "",
     #: When people answer (``services/working_hours.py``); mode "": not chosen yet.
     "working_hours": dict(working_hours.DEFAULT),
@@ -82,7 +84,14 @@ SETTINGS_SCHEMA = {
                            "items": {"type": "string", "minLength": 1, "maxLength": 40}},
         "queue_enabled": {"type": "boolean"},
         "welcome_message": {"type": "string", "maxLength": 2000},
-        "offline_message": {"type": "string", "maxLength": 2000},
+        "offline_message": {
+            "type": "string", "maxLength": 2000,
+            "description": "The line a visitor gets when nobody can take his chat (nobody "
+                           "online and connected, outside working hours, a chat transferred "
+                           "to a group with nobody online; on a channel the 'waiting for an "
+                           "agent' line): the stored leave_message / waiting_for_agent event's "
+                           "body, as written, whatever the visitor's language. Empty or blank: "
+                           "the built-in line in the visitor's language (docs/protocol.md)."},
         "working_hours": working_hours.SCHEMA,
         "ticket_form": {
             "type": "object",

@@ -30,6 +30,7 @@ from meiqia.models import SinkDelivery
 from meiqia.models import Ticket
 from meiqia.models import TicketSink
 from meiqia.models.base import utcnow
+from meiqia.services import outbound
 from meiqia.services.accounts import audit
 from meiqia.services.accounts import iso
 from meiqia.services.accounts import require_admin
@@ -228,6 +229,12 @@ class SinkFailed(Exception):
     """The sink plugin raised, ran past its budget or is suspended: retried later."""
 
 
+class SinkRefused(SinkDisabled):
+    """The SSRF gate refused the sink's destination (a private address): the same
+    destination is refused on every attempt, so the delivery fails at once, with
+    the gate's reason (docs/security.md §6)."""
+
+
 def _call_sink(cls: type, event: str, data: dict[str, Any], config: dict[str, Any],
                changes: dict[str, Any], team_id: int) -> None:
     """``create_ticket``/``update_ticket`` through the plugin runtime: within the
@@ -239,14 +246,27 @@ def _call_sink(cls: type, event: str, data: dict[str, Any], config: dict[str, An
     else:
         hook, call = "update_ticket", lambda: sink.update_ticket(data, config, changes)
     plugin = pm.owner_of(cls) or getattr(cls, "type", "sink")
+    refused: list[outbound.OutboundRefused] = []
+
+    def gated() -> Any:
+        try:
+            return call()
+        except Exception as exc:
+            refusal = outbound.refusal_in(exc)  # raised by the gate, maybe wrapped
+            if refusal is not None:
+                refused.append(refusal)
+            raise
+
     if pm.runtime.is_off(plugin, team_id):
         raise SinkDisabled(f"the plugin {plugin} is turned off for this team (Plugins page)")
     # No breaker: a sink fails when one team's receiver is down, and the job
     # retries with backoff; suspending the plugin would stop every team's sink.
     with _one_job_inside(plugin, str(getattr(cls, "type", "") or plugin)):
-        _result, failure = pm.runtime.run(plugin, hook, call, {}, team_id=team_id,
+        _result, failure = pm.runtime.run(plugin, hook, gated, {}, team_id=team_id,
                                           breaker=False)
     if failure is not None:
+        if refused and outbound.is_permanent(refused[0]):
+            raise SinkRefused(str(refused[0]))
         raise SinkFailed(failure.describe())
 
 

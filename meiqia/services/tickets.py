@@ -44,6 +44,7 @@ from meiqia.services.errors import Conflict
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import TooLarge
 from meiqia.services.errors import ValidationError
+from meiqia.services.rich_text import plain_text
 from meiqia.services.teams import settings_of
 from meiqia.services.validation import EMAIL_RE
 from meiqia.services.validation import check
@@ -342,9 +343,12 @@ def transcript_text(conversation: Conversation) -> str:
     team = conversation.team
     # The team reads it (a ticket's prefill, the team's e-mail and webhook): its language
     # and its clock (stored UTC).
-    who = TRANSCRIPT_SENDERS["en" if team.language == "en" else "zh-CN"]
+    lang = "en" if team.language == "en" else "zh-CN"
+    who = TRANSCRIPT_SENDERS[lang]
+    # The bot's and agents' links and images written out (the page draws them).
     return "\n".join(f"[{team_clock(m['at'], team.timezone)}] "
-                     f"{who.get(m['sender'], who['system'])}: {m['body']}"
+                     f"{who.get(m['sender'], who['system'])}: "
+                     f"{m['body'] if m['sender'] == 'visitor' else plain_text(m['body'], lang, paths=True)}"
                      for m in transcript(conversation.id))
 
 
@@ -638,6 +642,9 @@ def visitor_dict(ticket: Ticket) -> dict[str, Any]:
                    TicketComment.visibility == "public").order_by(TicketComment.id)]
     return {
         "id": ticket.id, "status": ticket.status, "content": ticket.content,
+        # Who wrote the content: an agent's (``agent_created``, often the chat's
+        # transcript) may hold the bot's links and images, which the widget draws.
+        "source": ticket.source,
         "created_at": iso(ticket.created_at), "updated_at": iso(ticket.updated_at),
         "replies": replies, "unread": sum(r["unread"] for r in replies),
     }
@@ -676,10 +683,15 @@ def mark_seen(visitor: Visitor, ticket_id: int, up_to: int) -> dict[str, Any]:
 
 def recent_for_customer(actor: Agent, visitor_id: int, limit: int = 10) -> list[dict[str, Any]]:
     """The customer sidebar: the customer's recent tickets the actor may see; a
-    visitor the actor may not see is a 404 (``visitors.visible_visitor``)."""
-    visitors.visible_visitor(actor, visitor_id)
-    rows = (Ticket.select().where(permissions.ticket_filter(actor), Ticket.visitor == visitor_id)
-            .order_by(Ticket.id.desc()).limit(limit))
+    visitor the actor may not see (``visitors.visible_visitor``) and none of whose
+    tickets he may see is a 404. A ticket assigned to him is enough: the chat it
+    came from may be out of his scope (still with the bot, in no group:
+    docs/security.md §1) while its ticket is his."""
+    rows = list(Ticket.select().where(permissions.ticket_filter(actor),
+                                      Ticket.visitor == visitor_id)
+                .order_by(Ticket.id.desc()).limit(limit))
+    if not rows:
+        visitors.visible_visitor(actor, visitor_id)
     return [to_dict(t) for t in rows]
 
 

@@ -68,18 +68,35 @@ IMAGE_SIGNATURES = (
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
 )
-HEAD_BYTES = 16
+#: Enough of a file for the header of any of them (a PNG's IHDR ends at byte 29).
+HEAD_BYTES = 32
 KEY_CHARS = 32  # secrets.token_urlsafe(24)
 
 
 def sniff_image(head: bytes) -> str | None:
-    """The image type the first bytes prove (PNG, JPEG, GIF, WebP), else None."""
+    """The image type (PNG, JPEG, GIF, WebP) the first ``HEAD_BYTES`` prove, else
+    None: the signature and, after it, the header a viewer needs (a PNG's IHDR with
+    its size, a GIF's screen size, a JPEG's first segment, a WebP's image chunk), so
+    a file that only starts like an image (the 8 bytes of a PNG signature) is none.
+    The one check of what an image is: chat messages, tickets' attachments and the
+    channels' inbound media all go through it."""
     for signature, content_type in IMAGE_SIGNATURES:
-        if head.startswith(signature):
+        if head.startswith(signature) and _header_ok(content_type, head):
             return content_type
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and head[12:16] in (
+            b"VP8 ", b"VP8L", b"VP8X"):
         return "image/webp"
     return None
+
+
+def _header_ok(content_type: str, head: bytes) -> bool:
+    if content_type == "image/png":  # IHDR first, 13 bytes, a size that is not 0
+        return head[8:16] == b"\x00\x00\x00\rIHDR" and len(head) >= 29 \
+            and int.from_bytes(head[16:20], "big") > 0 and int.from_bytes(head[20:24], "big") > 0
+    if content_type == "image/gif":  # the logical screen: width and height
+        return len(head) >= 13 and head[6:8] != b"\x00\x00" and head[8:10] != b"\x00\x00"
+    # JPEG: SOI, then a marker segment (APPn, DQT, SOF …) with a length of its own
+    return len(head) >= 6 and 0xC0 <= head[3] <= 0xFE and int.from_bytes(head[4:6], "big") >= 2
 
 
 def safe_name(name: str | None) -> str:

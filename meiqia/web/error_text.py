@@ -31,7 +31,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FIELD_LABELS", "KB_RULES", "RULES", "field_label", "localise", "translate"]
+__all__ = ["FIELD_LABELS", "KB_RULES", "RULES", "SUBJECT_LABELS", "field_label", "localise",
+           "subject_of", "translate"]
 
 #: Field paths (and the first part of longer ones) as zh-CN readers know them.
 FIELD_LABELS: dict[str, str] = {
@@ -59,6 +60,7 @@ FIELD_LABELS: dict[str, str] = {
     "config": "配置",
     "config.allow_private_addresses": "允许内网地址",
     "config.api_base_url": "接口地址",
+    "config.outbound_url": "回复网址",
     "config.from": "发件人",
     "config.host": "SMTP 服务器",
     "config.password": "密码",
@@ -105,6 +107,8 @@ FIELD_LABELS: dict[str, str] = {
     "from": "开始日期",
     "grade": "对话分级",
     "grades": "对话分级",
+    "grades.grade": "对话分级·级别",
+    "grades.min_messages": "对话分级·最少消息数",
     "group_id": "分组",
     "groups": "分组",
     "height": "高度",
@@ -122,7 +126,8 @@ FIELD_LABELS: dict[str, str] = {
     "mine": "我的",
     "missed": "遗漏对话",
     "mode": "发送方式",
-    "name": "姓名",
+    # a thing's name (group, token, sink, sidebar plugin); a person's: SUBJECT_LABELS
+    "name": "名称",
     "nickname": "昵称",
     "note": "备注",
     "page": "页码",
@@ -158,6 +163,16 @@ FIELD_LABELS: dict[str, str] = {
     "settings.suggest_threshold": "“您是不是想问”阈值",
     "settings.ticket_form": "留言表单",
     "settings.welcome_message": "欢迎语",
+    "settings.ticket_form.allow_attachments": "留言表单·允许附件",
+    "settings.ticket_form.ask_email": "留言表单·询问邮箱",
+    "settings.ticket_form.ask_name": "留言表单·询问姓名",
+    "settings.ticket_form.ask_phone": "留言表单·询问电话",
+    "settings.ticket_form.require_contact": "留言表单·必须留联系方式",
+    "settings.working_hours": "工作时间",
+    "settings.working_hours.days": "工作时间·星期",
+    "settings.working_hours.end": "工作时间·结束时刻",
+    "settings.working_hours.mode": "工作时间·模式",
+    "settings.working_hours.start": "工作时间·开始时刻",
     "settings.widget": "网页插件",
     "settings.widget.allowed_origins": "允许嵌入网页插件的网站",
     "settings.widget.color": "网页插件颜色",
@@ -167,6 +182,9 @@ FIELD_LABELS: dict[str, str] = {
     "status": "状态",
     "subject": "标题",
     "suggestion": "建议回复",
+    "suggestion.edited": "建议回复·是否修改",
+    "suggestion.entry_id": "建议回复·问答",
+    "suggestion.message_id": "建议回复·消息",
     "summary": "对话小结",
     "tags": "标签",
     "team": "团队",
@@ -183,6 +201,30 @@ FIELD_LABELS: dict[str, str] = {
     "with_content": "包含聊天内容",
 }
 
+#: What a field is depends on what the request is about: ``name`` is a group's,
+#: a token's, a sink's name (名称) by default, a person's (姓名) on an agent, a
+#: visitor, a ticket's contact, the registering admin, the team's own (团队名称) on
+#: the team. Keyed by the request's subject (``subject_of``: the first segment of
+#: its path after ``/api/v1/``, or of a page's); a label here replaces the one of
+#: ``FIELD_LABELS`` for the same path (and the same beginning of a longer one).
+SUBJECT_LABELS: dict[str, dict[str, str]] = {
+    "agents": {"name": "姓名"},
+    "auth": {"name": "姓名"},  # POST /auth/register: the admin's own name
+    "register": {"name": "姓名"},  # the register page
+    "visitors": {"name": "姓名"},
+    "tickets": {"name": "姓名"},  # the contact of a ticket
+    "widget": {"name": "姓名"},  # the visitor, from the widget (session, ticket form)
+    "team": {"name": "团队名称"},
+}
+
+
+def subject_of(path: str) -> str | None:
+    """The subject of a request for ``SUBJECT_LABELS``: ``/api/v1/groups/3`` →
+    ``groups``, ``/register`` → ``register``; None for ``/``."""
+    rest = path[len("/api/v1/"):] if path.startswith("/api/v1/") else path.lstrip("/")
+    return rest.split("/", 1)[0] or None
+
+
 _TYPE_NAMES = {"object": "对象", "string": "文本", "integer": "整数", "number": "数字",
                "boolean": "布尔值", "array": "列表", "null": "空值"}
 _TYPE = "(?:object|string|integer|number|boolean|array|null)"
@@ -193,16 +235,32 @@ NUM = r"-?\d[\d,]*(?:\.\d+)?"
 FIELD = r"(?P<f>(?:(?!: ).)+?)"
 
 
-def field_label(path: str) -> str:
-    """``body`` → ``内容``; ``settings.widget.color`` → its label; for a path
-    not known as a whole, its longest known beginning is translated and the rest
-    (``[0]``, ``.vip``) kept: ``questions[2]`` → ``问题[2]``. Unknown: as is."""
-    if path in FIELD_LABELS:
-        return FIELD_LABELS[path]
-    for cut in range(len(path) - 1, 0, -1):
-        if path[cut] in ".[" and path[:cut] in FIELD_LABELS:
-            return FIELD_LABELS[path[:cut]] + path[cut:]
-    return path
+#: An item of a list in a field path: ``tags[1]``.
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def field_label(path: str, subject: str | None = None) -> str:
+    """A field path as a reader knows it, never the machine path (the error's
+    ``field`` keeps that): ``body`` → ``内容``; ``settings.widget.color`` → its
+    label (a nested field's label names its parents: ``工作时间·星期``). A list's
+    item says which, counted from 1: ``tags[1]`` → ``标签（第 2 项）``,
+    ``settings.working_hours.days[0]`` → ``工作时间·星期（第 1 项）``. A path not
+    known as a whole (a key the client made up) reads as the field it is in:
+    ``settings.timezone`` → ``设置中的 timezone``. Unknown entirely: as is.
+    ``subject`` (``subject_of``) picks the label of what the request is about:
+    ``name`` on ``agents`` is 姓名, on ``groups`` 名称."""
+    labels = {**FIELD_LABELS, **SUBJECT_LABELS.get(subject or "", {})}
+    key = _INDEX.sub("", path)
+    if key in labels:
+        label = labels[key]
+    else:
+        cuts = [cut for cut in range(len(key) - 1, 0, -1)
+                if key[cut] == "." and key[:cut] in labels]
+        if not cuts:
+            return path
+        label = f"{labels[key[:cuts[0]]]}中的 {key[cuts[0] + 1:]}"
+    items = [f"第 {int(n) + 1} 项" for n in _INDEX.findall(path)]
+    return f"{label}（{'的'.join(items)}）" if items else label
 
 
 def _types(text: str) -> str:
@@ -356,6 +414,8 @@ _PAIRS: list[tuple[str, str]] = [
     (r"someone else took this conversation a moment ago", "其他客服刚刚接入了这个对话"),
     (r"(?P<who>.+) took this conversation a moment ago", "{who} 刚刚接入了这个对话"),
     (r"(?P<who>.+) handles it already", "{who} 已经在接待这个对话了"),
+    (r"(?P<who>.+) is not online: a chat can only be transferred to an agent with the "
+     r"workspace open", "{who} 不在线：对话只能转给在线（已打开工作台）的客服"),
     (rf"(?P<who>.+) is at the limit \((?P<load>{NUM})/(?P<max>{NUM})\)",
      "{who} 的接待量已达上限（{load}/{max}）"),
     (r"mode: anonymous replies need a handler", "发送方式：对话有接待客服时才能匿名回复"),
@@ -520,6 +580,8 @@ _PAIRS: list[tuple[str, str]] = [
      "实例配置 OUTBOUND_ALLOWED_NETWORKS 为整个实例放行内网）"),
     (r"cannot resolve (?P<h>\S+): no such host", "无法解析 {h}：没有这个主机"),
     (r"no host given", "没有给出主机"),
+    (r"the host name or IP address is not valid", "主机名或 IP 地址无效"),
+    (r"(?P<h>\S+) has no address", "{h} 没有地址"),
     (r"config\.url: no user or password in the URL; sign with the secret instead",
      "网址：网址中不能有用户名或密码，请改用密钥签名"),
     (r"config\.url: (?P<e>.+)", "网址：{e}"),
@@ -676,7 +738,7 @@ _CONVERTERS: dict[str, Callable[[str], str]] = {
 }
 
 
-def _apply(rules: list[Rule], message: str) -> str | None:
+def _apply(rules: list[Rule], message: str, subject: str | None = None) -> str | None:
     for pattern, zh in rules:
         match = pattern.fullmatch(message)
         if match is None:
@@ -688,17 +750,20 @@ def _apply(rules: list[Rule], message: str) -> str | None:
             value = values.get(name)
             if value is None:  # not a group of ours: literal text of the template
                 return placeholder.group(0)
+            if converter == "field":  # what the request is about names the field
+                return field_label(value, subject)
             return _CONVERTERS[converter](value) if converter else value
 
         return _PLACEHOLDER.sub(fill, zh)
     return None
 
 
-def translate(message: str, lang: str) -> str:
-    """``message`` in ``lang``; English (and anything unknown) is returned as is."""
+def translate(message: str, lang: str, subject: str | None = None) -> str:
+    """``message`` in ``lang``; English (and anything unknown) is returned as is.
+    ``subject``: what the request is about (``subject_of``), for its fields' labels."""
     if lang != "zh-CN" or not message:
         return message
-    return _apply(RULES, message) or message
+    return _apply(RULES, message, subject) or message
 
 
 def translate_stored(message: str, lang: str) -> str:
@@ -711,15 +776,43 @@ def translate_stored(message: str, lang: str) -> str:
     return text if text != inner else message
 
 
-def localise(error: dict[str, Any], lang: str) -> dict[str, Any]:
+#: ``SinkFailed: `` / ``raised OutboundRefused: ``: how a stored failure names the
+#: exceptions it went through (a Python class name: capitalised, a small letter in it,
+#: no spaces; a dotted path too). ``IMAP: `` or ``SMTP: `` is no class.
+_EXCEPTION_PREFIX = re.compile(
+    r"(?:raised )?(?:[A-Za-z_]\w*\.)*[A-Z]\w*[a-z]\w*: ", re.ASCII)
+
+
+def stored_reason(message: str) -> str:
+    """A stored failure (``SinkFailed: raised OutboundRefused: cannot resolve x``)
+    without the names of the exceptions it went through: the reason an admin reads
+    (``cannot resolve x``), in English. docs/security.md §10: no class names in an
+    error field; the stored text keeps them for the server's log and support."""
+    text = message or ""
+    while True:
+        found = _EXCEPTION_PREFIX.match(text)
+        if found is None or not text[found.end():].strip():
+            return text
+        text = text[found.end():]
+
+
+def read_stored(message: str, lang: str) -> tuple[str, str | None]:
+    """A stored failure as a reader gets it: ``(reason in lang, English reason)``,
+    the second None when the two are the same (nothing to translate)."""
+    reason = stored_reason(message)
+    text = translate(reason, lang)
+    return text, (reason if text != reason else None)
+
+
+def localise(error: dict[str, Any], lang: str, subject: str | None = None) -> dict[str, Any]:
     """An error object (``{"code", "message", "field", ...}``) with its message in
     ``lang``; when it was translated, the English original is kept as
     ``message_en`` (for logs, support tickets and clients that match on text).
-    ``code`` and ``field`` never change."""
+    ``code`` and ``field`` never change. ``subject``: as for ``translate``."""
     message = error.get("message")
     if not isinstance(message, str):
         return error
-    text = translate(message, lang)
+    text = translate(message, lang, subject)
     if text == message:
         return error
     return {**error, "message": text, "message_en": message}

@@ -81,7 +81,8 @@ def register() -> Any:
             }
             agent = accounts.register_team(data)
         except ServiceError as exc:
-            error, field = error_text.translate(exc.message, i18n.language()), exc.field
+            error = error_text.translate(exc.message, i18n.language(), "register")
+            field = exc.field
         else:
             security.login(agent)
             return redirect(url_for("pages.index"))

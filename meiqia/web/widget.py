@@ -19,6 +19,7 @@ from flask import render_template
 from flask import request
 from flask import send_from_directory
 
+from meiqia.services import messages
 from meiqia.services import teams
 from meiqia.services.errors import NotFound
 from meiqia.web import frame_guard
@@ -65,6 +66,7 @@ def frame() -> Any:
         "lang": lang,
         "i18n": strings,
         "limits": {kind: current_app.config[key] for kind, key in LIMITS.items()},
+        "max_body": messages.MAX_BODY,
         "token_days": current_app.config["VISITOR_TOKEN_DAYS"],
     }
     response = make_response(render_template("widget_frame.html", boot=boot, config=config))

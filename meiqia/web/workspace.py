@@ -33,6 +33,7 @@ from flask import request
 from flask import url_for
 
 from meiqia.services import accounts
+from meiqia.services import routing
 from meiqia.services import teams
 from meiqia.services.errors import NotFound
 from meiqia.web import i18n
@@ -132,7 +133,8 @@ def workspace() -> Any:
 def admin_settings() -> Any:
     return render_page("admin/settings.html", "admin.settings", "admin", admin=True,
                        embed_url=url_for("widget.script", _external=True),
-                       default_welcome=teams.DEFAULT_WELCOME[i18n.language()])
+                       default_welcome=teams.DEFAULT_WELCOME[i18n.language()],
+                       default_offline=routing.LEAVE_MESSAGE_TEXT[i18n.language()])
 
 
 @bp.get("/admin/agents")

@@ -1055,6 +1055,9 @@ def agent_socket(ws: Any) -> Callable[[], None] | None:
                 token = security.socket_api_token()
                 credential = _Credential(token=token)
                 actor = agent_for_token(token) if token else None
+                if actor is not None:  # his language (i18n.error_language), as on REST
+                    request.environ["meiqia.token_agent"] = actor
+                    channel.lang = i18n.error_language()
                 if actor is not None and not security.token_may_use_agent_socket(actor):
                     channel.error("forbidden", "this API token's scope (read) does not allow "
                                   "this: it needs conversations", CONNECT)

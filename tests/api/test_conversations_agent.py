@@ -102,6 +102,7 @@ def test_transfer_to_a_group_and_to_an_agent_with_limit_zero(team):
                   groups=[group["id"]])
     supervisor = team.new_agent(email="sup@example.com", name="主管", max_concurrent=0,
                                 scope="all")
+    supervisor.go_online()  # a transfer goes to someone who is there
     first = start(team.app, team.team["id"])[2]
     second = start(team.app, team.team["id"])[2]
     handlers = {Conversation.get_by_id(c).handler_id for c in (first, second)}
@@ -130,6 +131,51 @@ def test_transfer_to_a_group_and_to_an_agent_with_limit_zero(team):
         response = supervisor.post(f"/api/v1/conversations/{third}/transfer", json=body)
         assert response.status_code == 422 and response.get_json()["error"]["field"] == field
     assert Conversation.get_by_id(third).handler_id == supervisor.agent["id"]
+
+
+def test_a_live_chat_is_never_handed_to_an_agent_who_is_not_there(team):
+    """The hteam's D7: the transfer list said "Bob · 离线", the transfer went through,
+    and the visitor was told "Bob 为您服务" by nobody. A colleague who is offline, or
+    online with no workspace open (away), is refused with a 409 naming why, and
+    nothing changes; one who is there (online, or invisible, with a workspace) gets
+    it; taking a chat oneself needs no workspace (the actor is there)."""
+    li = online(team, limit=2, email="li@example.com", name="李客服")
+    bob = team.new_agent(email="bob@example.com", name="Bob", max_concurrent=2)  # offline
+    away = team.new_agent(email="zhou@example.com", name="周客服", max_concurrent=2)
+    assert away.patch(f"/api/v1/agents/{away.agent['id']}",
+                      json={"status": "online"}).status_code == 200  # no workspace open
+    client, token, cid, _ = start(team.app, team.team["id"])
+    assert Conversation.get_by_id(cid).handler_id == li.agent["id"]
+    lines_before = Message.select().where(Message.conversation == cid).count()
+    url = f"/api/v1/conversations/{cid}/transfer"
+    for target in (bob, away):
+        refused = li.post(url, json={"agent_id": target.agent["id"]},
+                          headers={"X-Meiqia-Lang": "zh-CN"})
+        assert refused.status_code == 409, refused.get_json()
+        error = refused.get_json()["error"]
+        name = target.agent["name"]
+        assert error["field"] == "agent_id"
+        assert error["message"] == f"{name} 不在线：对话只能转给在线（已打开工作台）的客服"
+        assert error["message_en"] == (f"{name} is not online: a chat can only be transferred "
+                                       "to an agent with the workspace open")
+        assert Conversation.get_by_id(cid).handler_id == li.agent["id"]
+    # Nothing was said to the visitor, nothing stored.
+    assert Message.select().where(Message.conversation == cid).count() == lines_before
+    # Invisible with a workspace open: hidden from routing, not from colleagues.
+    away.workspace_open()
+    assert away.patch(f"/api/v1/agents/{away.agent['id']}",
+                      json={"status": "invisible"}).status_code == 200
+    moved = li.post(url, json={"agent_id": away.agent["id"]})
+    assert moved.status_code == 200, moved.get_json()
+    assert Conversation.get_by_id(cid).handler_id == away.agent["id"]
+    # Bob (scope all) takes it himself, offline and with no workspace: allowed.
+    team.patch(f"/api/v1/agents/{bob.agent['id']}", json={"scope": "all"})
+    taken = bob.post(url, json={"agent_id": bob.agent["id"]})
+    assert taken.status_code == 200, taken.get_json()
+    assert Conversation.get_by_id(cid).handler_id == bob.agent["id"]
+    handovers = [m.body for m in Message.select().where(
+        Message.conversation == cid, Message.kind == "event") if m.payload.get("event") == "handover"]
+    assert handovers[-2:] == ["周客服 为您服务", "Bob 为您服务"]
 
 
 def test_a_visitor_out_of_reach_is_a_404_on_each_of_his_routes(team):

@@ -48,8 +48,8 @@ def test_yaml_values_the_api_refuses_are_refused_by_line(api):
                   "line 9: id maybe: enabled: expected boolean")
     zh = _refused(_import(api, yaml_text, "kb.yaml", ZH))
     assert zh["message"] == ("文件：kb.yaml：第 4 行：问答 ID：格式不正确；"
-                             "第 5 行：id nul：问题[1]：包含 NUL 字符或不成对的代理字符，不是有效的文本；"
-                             "第 6 行：id none-q：问题[0]：应为文本；"
+                             "第 5 行：id nul：问题（第 2 项）：包含 NUL 字符或不成对的代理字符，不是有效的文本；"
+                             "第 6 行：id none-q：问题（第 1 项）：应为文本；"
                              "第 7 行：id list-answer：答案：应为文本；"
                              "第 8 行：id dict-cat：分类：应为文本；"
                              "第 9 行：id maybe：启用：应为布尔值")

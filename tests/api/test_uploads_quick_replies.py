@@ -11,7 +11,7 @@ from meiqia.models import Attachment
 from tests.api.test_conversations import start
 from tests.helpers import new_client_id
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x01" * 64  # signature, IHDR
 
 
 @pytest.fixture

@@ -203,7 +203,9 @@ def test_visitor_api_never_shows_internal_notes(team):
     client, token, cid, _ = start(team.app, team.team["id"])
     agent.post(f"/api/v1/conversations/{cid}/messages",
                json={"client_msg_id": new_client_id(), "body": "内部：这位客户投诉过两次", "mode": "internal"})
-    agent.post(f"/api/v1/conversations/{cid}/transfer", json={"agent_id": team.agent["id"]})
+    team.go_online()  # a transfer goes to someone who is there
+    moved = agent.post(f"/api/v1/conversations/{cid}/transfer", json={"agent_id": team.agent["id"]})
+    assert moved.status_code == 200, moved.get_json()
     listed = vget(client, token, f"/api/v1/widget/conversations/{cid}/messages").get_json()
     resumed = client.post(SESSION, json={"team_id": team.team["id"], "token": token}).get_json()
     for payload in (listed, resumed):

@@ -119,6 +119,28 @@ def test_a_valid_attachment_goes_with_the_ticket_and_agents_can_open_it(team):
     download.close()
 
 
+def test_a_file_that_only_starts_like_a_png_is_no_image_on_a_ticket_nor_in_the_chat(team):
+    """hteam t37: the 8 bytes of a PNG signature were accepted as an image for the
+    leave-a-message form, so the ticket showed a broken picture. The one check of
+    an image (``uploads.sniff_image``, the same for chat and ticket uploads) wants
+    the header after the signature; the same bytes go as a file."""
+    client, token, cid, _ = start(team.app, team.team["id"])
+    fake = b"\x89PNG\r\n\x1a\n"
+    for url in (f"/api/v1/widget/conversations/{cid}/ticket-uploads?kind=image",
+                f"/api/v1/widget/conversations/{cid}/uploads?kind=image"):
+        refused = vpost(client, token, url, data=multipart(("file", "fake.png", fake)),
+                        content_type=CONTENT_TYPE)
+        assert refused.status_code == 422, (url, refused.get_json())
+        assert refused.get_json()["error"]["field"] == "file"
+    as_file = upload(client, token, cid, fake, "fake.png")
+    assert as_file.status_code == 201 and as_file.get_json()["is_image"] is False
+    created = leave(client, token, conversation_id=cid, attachments=[as_file.get_json()["key"]])
+    assert created.status_code == 201, created.get_json()
+    ticket = team.get(f"/api/v1/tickets/{created.get_json()['id']}").get_json()
+    assert [(a["name"], a["is_image"]) for a in ticket["attachments"]] == [("fake.png", False)]
+    assert Attachment.select().where(Attachment.is_image).count() == 0
+
+
 def test_attachments_can_be_uploaded_after_the_conversation_ended(team):
     agent = online(team)
     client, token, cid, _ = start(team.app, team.team["id"])

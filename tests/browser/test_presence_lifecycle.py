@@ -83,6 +83,12 @@ def test_the_pane_turns_read_only_after_a_transfer(server, admin, new_context):
     options = page.locator("select[name=agent_id] option")
     expect(options.filter(has_text="李客服")).to_have_text("李客服 · 离开")  # online, not there
     expect(options.filter(has_text="周客服")).to_have_text("周客服 · 在线")
+    # A live chat goes only to someone who is there (the hteam's D7): 李客服 is
+    # listed, greyed out and not choosable; the dialog says why.
+    expect(options.filter(has_text="李客服")).to_be_disabled()
+    expect(options.filter(has_text="周客服")).to_be_enabled()
+    expect(page.locator("dialog.dialog .hint")).to_have_text(
+        "对话只能转给在线（已打开工作台）的客服：离线、离开的客服不可选。")
     page.select_option("select[name=agent_id]", str(zhou.agent["id"]))
     page.locator("dialog.dialog button[type=submit]").click()
 
@@ -103,8 +109,11 @@ def test_a_chat_transferred_out_of_his_view_closes_in_his_workspace(server, admi
     li = admin.new_agent(email="li@example.com", name="李客服", scope="self", max_concurrent=3)
     zhou = admin.online_agent(0, email="zhou@example.com", name="周客服")
     _client, _token, cid, _ = start(server.app, admin.team["id"], name="张三")
-    assert admin.post(f"/api/v1/conversations/{cid}/transfer",
-                      json={"agent_id": li.agent["id"]}).status_code == 200
+    # A transfer goes to someone who is there; invisible, routing gives him nothing.
+    li.patch(f"/api/v1/agents/{li.agent['id']}", json={"status": "invisible"})
+    li.workspace_open()
+    moved = admin.post(f"/api/v1/conversations/{cid}/transfer", json={"agent_id": li.agent["id"]})
+    assert moved.status_code == 200, moved.get_json()
     page = new_context(viewport={"width": 1360, "height": 820}).new_page()
     login(page, server, email="li@example.com", password=AGENT_PASSWORD)
     open_chat(page, "张三")

@@ -11,11 +11,24 @@ from tests.browser.test_widget import open_widget
 TOO_LONG = "很" * 5001
 
 
+def _older_widget(page: Any) -> None:
+    """The frame as an older widget (or a script) would send: it does not stop a
+    message over 5,000 characters itself (its boot is read with a larger limit), so
+    the server's refusal is what the visitor reads. (Not by rewriting the response: a
+    fulfilled frame loses Chromium's local-network permission and its socket.)"""
+    page.add_init_script("""(() => {
+      const parse = JSON.parse;
+      JSON.parse = function (text, ...rest) {
+        const value = parse.call(this, text, ...rest);
+        if (value && typeof value === 'object' && 'max_body' in value) value.max_body = 99999;
+        return value;
+      };
+    })();""")
+
+
 def _send_too_long(frame: Any) -> str:
-    """Send a message over the 5,000-character limit (the textarea's maxlength is
-    removed, as a paste through an older widget or a script could); the server's
-    error frame marks it failed, with its reason."""
-    frame.locator("#mq-input").evaluate("(node) => node.removeAttribute('maxlength')")
+    """Send a message over the 5,000-character limit (through ``_older_widget``); the
+    server's error frame marks it failed, with its reason."""
     frame.locator("#mq-input").fill(TOO_LONG)
     frame.locator("#mq-send").click()
     status = frame.locator(".mq-msg.mine .mq-status[data-status=failed]")
@@ -27,6 +40,7 @@ def test_a_zh_cn_widget_shows_chinese_refusals(server, admin, new_context):
     # An English browser on a page that embeds the widget in Chinese (data-lang): the
     # widget's choice wins over the browser's Accept-Language.
     page = new_context(locale="en-US").new_page()
+    _older_widget(page)
     frame = open_widget(page, server, admin.team["id"], lang="zh-CN")
     assert "内容：最多 5000 个字符" in _send_too_long(frame)
 
@@ -40,6 +54,7 @@ def test_a_zh_cn_widget_shows_chinese_refusals(server, admin, new_context):
 
 def test_an_english_widget_shows_english_refusals(server, admin, new_context):
     page = new_context(locale="zh-CN").new_page()  # and the other way round
+    _older_widget(page)
     frame = open_widget(page, server, admin.team["id"], lang="en")
     assert "body: at most 5000 characters" in _send_too_long(frame)
 

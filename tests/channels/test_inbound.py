@@ -82,6 +82,22 @@ def test_with_the_bot_off_and_nobody_online_the_customer_is_told_his_chat_waits(
     assert Conversation.get_by_id(result.conversation_id).status == "queued"
 
 
+def test_the_teams_offline_message_is_the_line_a_waiting_customer_gets(ch_app, ch_api):
+    """The team's "无人在线时的提示" (``settings.offline_message``) replaces the
+    built-in "nobody can take your chat" line on a channel too (the hteam's D1)."""
+    from meiqia.services.routing import CHANNEL_WAIT_TEXT
+
+    own = "客服下班啦！您的消息已收到，我们明早 9 点后在这里回复您。"
+    ch_api.without_bot()
+    assert ch_api.patch("/api/v1/team", json={"settings": {"offline_message": own}}
+                        ).status_code == 200
+    result = receive(host(ch_app, ch_api), "erin@example.com", "有人吗")
+    texts = [m.body for _c, m in standin.outbox(ch_app)]
+    assert own in texts and CHANNEL_WAIT_TEXT["zh-CN"] not in texts, texts
+    told = [m for m in public(result.conversation_id) if m.kind == "event"]
+    assert [(m.body, m.payload["event"]) for m in told] == [(own, "waiting_for_agent")]
+
+
 def test_the_same_external_id_is_stored_once(ch_app, ch_api):
     h = host(ch_app, ch_api)
     one = receive(h, "dave@example.com", "第一条", external_message_id="dup-1")
@@ -153,7 +169,7 @@ def test_concurrent_first_contacts_make_one_visitor(ch_app, ch_api):
 
 
 def test_attachments_go_through_the_upload_checks(ch_app, ch_api):
-    png = (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x01" * 64  # signature, IHDR
     result = receive(host(ch_app, ch_api), "gina@example.com", "截图如下",
                      attachments=[Attachment("shot.png", "image/png", png),
                                   Attachment("notes.txt", "text/plain", b"hello")],
@@ -179,7 +195,7 @@ def test_the_answer_comes_after_the_whole_of_what_the_customer_sent(ch_app, ch_a
     made = ch_api.post("/api/v1/knowledge", json={
         "key": "refund", "questions": ["怎么申请退款"], "answer": "在订单页点“申请退款”。"})
     assert made.status_code == 201, made.get_json()
-    png = (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x01" * 64  # signature, IHDR
 
     def after_text(result):
         lines = [(m.sender_kind, m.kind, m.body) for m in public(result.conversation_id)]

@@ -208,6 +208,10 @@ def test_a_ticket_is_no_window_on_a_chat_that_left_the_scope(api):
                                              "assignee_id": li.agent["id"]})
     assert made.status_code == 201, made.get_json()
     tid = made.get_json()["id"]
+    # A transfer goes to someone who is there; invisible: routing gives him nothing.
+    assert zhao.patch(f"/api/v1/agents/{zhao.agent['id']}",
+                      json={"status": "invisible"}).status_code == 200
+    zhao.workspace_open()
     moved = api.post(f"/api/v1/conversations/{cid}/transfer", json={"agent_id": zhao.agent["id"]})
     assert moved.status_code == 200, moved.get_json()
     assert li.get(f"/api/v1/conversations/{cid}").status_code == 404

@@ -204,7 +204,7 @@ def test_examples_read_as_intended():
     assert translate("李客服 is at the limit (3/3)", "zh-CN") == "李客服 的接待量已达上限（3/3）"
     assert translate("email: must not be empty", "zh-CN") == "邮箱：不能为空"
     assert translate("password: at least 8 characters", "zh-CN") == "密码：至少 8 个字符"
-    assert translate("questions[2]: must not be empty", "zh-CN") == "问题[2]：不能为空"
+    assert translate("questions[2]: must not be empty", "zh-CN") == "问题（第 3 项）：不能为空"
     assert translate("page: expected integer or null", "zh-CN") == "页码：应为整数或空值"
     assert translate("file: a file may be at most 512 bytes", "zh-CN") == "文件：文件最大 512 字节"
     assert translate("25,001 conversations match: an export holds at most 20,000; narrow the "
@@ -264,10 +264,45 @@ def test_every_field_of_the_api_schemas_has_a_label():
     for operation in api.OPERATIONS:
         walk(operation.body)
         walk(operation.query)
+    # Each path whole: a nested field's label is its own, not "设置中的 working_hours".
     unlabelled = sorted(p for p in paths
-                        if error_text.field_label(p) == p and p not in NO_LABEL)
+                        if p not in error_text.FIELD_LABELS and p not in NO_LABEL)
     assert not unlabelled, f"add zh-CN labels to error_text.FIELD_LABELS: {unlabelled}"
 
 
 #: Shown as they are: ids and cursors a program sends, not fields a person fills in.
 NO_LABEL = {"client_msg_id", "up_to", "after"}
+
+
+def test_a_name_is_labelled_by_what_the_request_is_about():
+    """hteam: an empty group name said "姓名：不能为空" (a person's name). A group's,
+    a token's, a sink's name is 名称; an agent's, a visitor's, a ticket contact's,
+    the registering admin's is 姓名; the team's is 团队名称. The subject is the
+    request's path (``subject_of``), the same for every rule that names a field."""
+    empty = "name: must not be empty"
+    assert error_text.subject_of("/api/v1/groups/3") == "groups"
+    assert error_text.subject_of("/register") == "register"
+    for subject in ("groups", "tokens", "ticket-sinks", "iframe-plugins", None):
+        assert translate(empty, "zh-CN", subject) == "名称：不能为空", subject
+    for subject in ("agents", "visitors", "tickets", "widget", "auth", "register"):
+        assert translate(empty, "zh-CN", subject) == "姓名：不能为空", subject
+    assert translate(empty, "zh-CN", "team") == "团队名称：不能为空"
+    assert translate("name: at most 80 characters", "zh-CN", "agents") == "姓名：最多 80 个字符"
+    error = {"code": "invalid", "message": empty, "field": "name"}
+    assert error_text.localise(error, "zh-CN", "groups")["message"] == "名称：不能为空"
+
+
+def test_field_paths_read_as_words_and_the_field_stays_the_path():
+    """hteam: "设置.working_hours.days[0]：不能大于 7", "标签[1]：…", "设置.timezone：未知字段"
+    showed machine paths. A list's item is counted from 1, a nested field has its
+    own label, a key the client made up reads as the field it is in."""
+    assert translate("settings.working_hours.days[0]: must be at most 7", "zh-CN") == \
+        "工作时间·星期（第 1 项）：不能大于 7"
+    assert translate("tags[1]: at most 40 characters", "zh-CN") == "标签（第 2 项）：最多 40 个字符"
+    assert translate("settings.timezone: unknown field", "zh-CN") == "设置中的 timezone：未知字段"
+    assert translate("settings.widget.color: has the wrong format", "zh-CN") == \
+        "网页插件颜色：格式不正确"
+    assert translate("custom.vip: expected string", "zh-CN") == "自定义信息中的 vip：应为文本"
+    assert translate("frobnicate: unknown field", "zh-CN") == "frobnicate：未知字段"
+    error = {"code": "invalid", "message": "tags[1]: at most 40 characters", "field": "tags[1]"}
+    assert error_text.localise(error, "zh-CN")["field"] == "tags[1]"

@@ -101,9 +101,12 @@ def test_the_bot_does_not_answer_after_a_person_took_the_chat(request, tmp_path,
                         and f["data"]["sender_kind"] == "bot"
                         and f["data"]["id"] > asked["id"]]
                 assert late == [], (trial, late)
-                # The agent's list shows the handover as the chat's last line.
-                row = admin.get(f"/api/v1/conversations/{visitor.conversation_id}").get_json()
-                assert row["last_message"] == after[0]["body"], row
+                # The agent's list shows the handover as the chat's last line, in the
+                # agent's words as his chat shows it (not the visitor's "为您服务").
+                row = admin.get(f"/api/v1/conversations/{visitor.conversation_id}",
+                                headers={"X-Meiqia-Lang": "zh-CN"}).get_json()
+                assert row["last_message"] == \
+                    f"{after[0]['payload']['agent']} 开始接待", row
                 visitor.close()
     finally:
         Socket.close_all()

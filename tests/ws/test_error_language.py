@@ -47,3 +47,24 @@ def test_refused_tokens_and_agent_sockets(api, live):
     plain.expect("hello")
     plain.send("read", {"conversation_id": 999999, "up_to": 1})
     assert plain.expect("error")["data"]["message"] == "no such conversation"
+
+
+def test_a_token_socket_speaks_its_agents_chosen_language(api, live):
+    """An agent who chose Chinese (``/lang/zh-CN`` remembers it on his account) and
+    opens the agent socket with his API token, no hint: Chinese, as over REST. The
+    socket's language was fixed before the token's agent was known, so it was
+    English (found by an outside check)."""
+    created = api.post("/api/v1/tokens", json={"name": "脚本", "scope": "conversations"})
+    assert created.status_code == 201, created.get_json()
+    token = created.get_json()["token"]
+    plain = Socket(live.url(f"/ws/agent?api_token={token}"))
+    plain.expect("hello")
+    plain.send("read", {"conversation_id": 999999, "up_to": 1})
+    assert plain.expect("error")["data"]["message"] == "no such conversation"
+    assert api.client.get("/lang/zh-CN").status_code == 302
+    chosen = Socket(live.url(f"/ws/agent?api_token={token}"))
+    chosen.expect("hello")
+    chosen.send("read", {"conversation_id": 999999, "up_to": 1})
+    assert chosen.expect("error")["data"] == {
+        "code": "not_found", "ref": "read", "message": "没有这个对话",
+        "message_en": "no such conversation"}

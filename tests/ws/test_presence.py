@@ -64,6 +64,17 @@ def offered(socket, timeout=5.0):
                          where=lambda d: d.get("offer_ticket") == "nobody_online")
 
 
+def leave_line(socket):
+    """The stored ``leave_message`` line as the socket got it (before or after the
+    ``offer_ticket`` frame)."""
+    def wanted(d):
+        return d["payload"].get("event") == "leave_message"
+    for frame in socket.seen:
+        if frame["type"] == "message" and wanted(frame["data"]):
+            return frame["data"]
+    return socket.expect("message", where=wanted)["data"]
+
+
 def test_an_online_agent_without_a_workspace_gets_no_chat(team, live):
     li = team.online_agent(2, connected=False, name="李客服")
     client, token, cid, data = start(team.app, team.team["id"])
@@ -241,6 +252,59 @@ def test_a_group_queue_hears_when_its_last_member_goes(team, live):
                     ).status_code == 200
     offered(group_socket)
     assert general_socket.quiet("conversation", 0.5, where=lambda d: "offer_ticket" in d)
+
+
+def test_a_chat_transferred_to_a_group_with_nobody_online_is_told_by_the_sweep(
+        team, live, sweeper):
+    """The hteam's D8: transferred to 售后组, whose only member is offline, the
+    visitor still read "排队中：第 1 位" a minute later. Nobody went (so no departure
+    told the group's queue); the presence sweep now looks at chats just moved to a
+    group and offers those nobody of the group can serve, once. A chat transferred
+    to a group whose member is there but busy just waits."""
+    after_sales = team.post("/api/v1/groups", json={"name": "售后组"}).get_json()
+    presale = team.post("/api/v1/groups", json={"name": "售前组"}).get_json()
+    bob = team.new_agent(email="bob@example.com", name="Bob", groups=[after_sales["id"]])
+    zhang = team.online_agent(1, connected=False, name="张三", email="zs@example.com",
+                              groups=[presale["id"]])
+    zhang_socket = workspace(live, zhang)
+    li = team.online_agent(2, connected=False, name="李客服", email="li@example.com")
+    li_socket = workspace(live, li)
+    start(team.app, team.team["id"])  # 张三 is full now (limit 1)
+    _c, token, cid, _ = start(team.app, team.team["id"])
+    _c, busy_token, busy_cid, _ = start(team.app, team.team["id"])
+    assert {Conversation.get_by_id(c).handler_id for c in (cid, busy_cid)} == {li.agent["id"]}
+    socket, busy_socket = visitor(live, token), visitor(live, busy_token)
+
+    moved = li.post(f"/api/v1/conversations/{cid}/transfer", json={"group_id": after_sales["id"]})
+    assert moved.status_code == 200 and moved.get_json()["status"] == "queued"
+    began = time.monotonic()
+    offered(socket)
+    print(f"\ntransfer to a group nobody serves -> offer: {time.monotonic() - began:.2f} s")
+    assert time.monotonic() - began < 5
+    line = leave_line(socket)
+    assert line["payload"]["reason"] == "nobody_online" and "留言" in line["body"]
+    # Told once, though every sweep looks again while the chat is recent.
+    assert socket.quiet("message", 1.5, where=lambda d: d["payload"].get("event")
+                        == "leave_message")
+    assert [m.payload.get("event") for m in Message.select().where(
+        Message.conversation == cid, Message.kind == "event",
+        Message.visibility == "public")].count("leave_message") == 1
+    assert Conversation.get_by_id(cid).status == "queued"
+
+    # A group whose member is there but full: waiting, not offered.
+    moved = li.post(f"/api/v1/conversations/{busy_cid}/transfer",
+                    json={"group_id": presale["id"]})
+    assert moved.status_code == 200 and moved.get_json()["status"] == "queued"
+    assert busy_socket.quiet("conversation", 1.5, where=lambda d: "offer_ticket" in d)
+
+    # Bob comes: he serves the chat that waited for his group.
+    assert bob.patch(f"/api/v1/agents/{bob.agent['id']}", json={"status": "online"}
+                     ).status_code == 200
+    bob_socket = workspace(live, bob)
+    wait_until(lambda: Conversation.get_by_id(cid).handler_id == bob.agent["id"], 5,
+               "Bob takes the chat that waited for 售后组")
+    for s in (bob_socket, zhang_socket, li_socket):
+        s.close()
 
 
 def test_keep_leaves_the_chats_with_the_away_agent(team, live, sweeper):

@@ -39,6 +39,7 @@ def test_positions_move_up_when_a_queued_conversation_is_taken_ended_or_transfer
     online(team, email="li@example.com", name="李客服")
     supervisor = team.new_agent(email="sup@example.com", name="主管", max_concurrent=0,
                                 scope="all")
+    supervisor.go_online()  # limit 0: routing gives him nothing; a transfer needs him there
     start(team.app, team.team["id"])  # li's one place
     a, b, c, d = (queued(team, live) for _ in range(4))
 

@@ -164,6 +164,7 @@ def test_a_transfer_out_of_his_view_is_the_last_he_hears_of_it(world):
     api, li, cid = world["api"], world["li"], world["cid"]
     wang = api.new_agent(name="王客服", email="wang@example.com", scope="self",
                          max_concurrent=3)
+    wang.go_online()  # a transfer goes to someone who is there
     moved = api.post(f"/api/v1/conversations/{cid}/transfer",
                      json={"agent_id": wang.agent["id"]})
     assert moved.status_code == 200, moved.get_json()

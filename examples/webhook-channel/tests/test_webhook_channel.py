@@ -163,3 +163,37 @@ def test_the_secret_is_write_only_and_the_connection_can_be_tested(meiqia_admin,
     short = meiqia_admin.request("PUT", "/api/v1/channels/webhook", json_body={
         "config": {"outbound_url": receiver["url"], "secret": "short"}})
     assert short.status == 422 and short.json()["error"]["field"] == "config.secret"
+
+
+@pytest.mark.meiqia(plugins=[PLUGIN], config={"CHANNEL_DELIVERY_RETRY": (3, (30, 30, 30))})
+def test_a_private_reply_url_is_refused_when_saved_and_when_sending(
+        meiqia_app, meiqia_server, meiqia_admin, meiqia_agent, receiver):
+    """The reply URL goes through the SSRF guard when saved (the receiver here is on
+    127.0.0.1, a private address: 422 on the field) and on every reply: one refused
+    there fails at once (retrying the same URL cannot help), with the guard's reason."""
+    refused = meiqia_admin.request("PUT", "/api/v1/channels/webhook?lang=zh-CN", json_body={
+        "enabled": True, "config": {"outbound_url": receiver["url"], "secret": SECRET}})
+    assert refused.status == 422, refused
+    error = refused.json()["error"]
+    assert error["field"] == "config.outbound_url"
+    assert error["message"].startswith("回复网址：127.0.0.1 解析为 127.0.0.1，是内网地址"), error
+    # Saved while the operator allowed private addresses; then he no longer does.
+    meiqia_app.config["OUTBOUND_ALLOW_PRIVATE"] = True
+    enable(meiqia_admin, receiver)
+    _, result = send_in(meiqia_server, meiqia_admin.team["id"],
+                        {"user_id": "crm-5", "text": "人工", "message_id": "p-1"})
+    cid = result["conversation_id"]
+    meiqia_agent.expect("assigned", where=lambda d: d["conversation_id"] == cid)
+    meiqia_app.config["OUTBOUND_ALLOW_PRIVATE"] = False
+    sent = meiqia_agent.send(cid, "这条不会发出")
+
+    def settled():
+        found = meiqia_agent.get(f"/api/v1/conversations/{cid}/deliveries").json()
+        return [d for d in found["deliveries"]
+                if d["message_id"] == sent["id"] and d["status"] in ("retrying", "failed")]
+
+    delivery = wait_until(settled, 10, "the refused delivery")[0]
+    assert delivery["status"] == "failed" and delivery["attempts"] == 1, delivery
+    assert delivery["reason"].startswith("127.0.0.1 resolves to 127.0.0.1, a private "
+                                         "address (loopback)"), delivery
+    assert [m for m in receiver["received"] if m.get("text") == "这条不会发出"] == []

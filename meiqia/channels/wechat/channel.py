@@ -96,7 +96,8 @@ class WeChatChannel(Channel):
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
         """Safe and compatible mode need the EncodingAESKey: saved without it, the
-        URL check passed and then every message was refused (403)."""
+        URL check passed and then every message was refused (403). The API address
+        must pass the SSRF gate (docs/security.md §6)."""
         from meiqia.services.errors import ValidationError
 
         mode = config.get("encryption_mode") or "safe"
@@ -105,6 +106,14 @@ class WeChatChannel(Channel):
                 f"config.encoding_aes_key: the {mode} mode needs the EncodingAESKey "
                 "(43 letters and digits, from the WeChat console), or choose the plain mode",
                 "config.encoding_aes_key")
+        if config.get("api_base_url"):  # through the SSRF gate when saved, as on every call
+            from meiqia.services import outbound
+
+            try:
+                outbound.check_url(str(config["api_base_url"]))
+            except outbound.OutboundRefused as exc:
+                raise ValidationError(f"config.api_base_url: {exc}",
+                                      "config.api_base_url") from exc
 
     def __init__(self, config: dict[str, Any], host: Any) -> None:
         super().__init__(config, host)

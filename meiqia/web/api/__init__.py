@@ -322,7 +322,8 @@ def _too_large_body() -> TooLarge:
 def _localised(body: dict) -> dict:
     """``body`` with ``error.message`` translated (``message_en`` then keeps the
     original). Only error responses come here: successes never pay for it."""
-    return {**body, "error": error_text.localise(body["error"], i18n.error_language())}
+    return {**body, "error": error_text.localise(body["error"], i18n.error_language(),
+                                                 error_text.subject_of(request.path))}
 
 
 #: Where the caller is a program, not a person with a page: errors are JSON in the

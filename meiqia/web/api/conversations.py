@@ -17,15 +17,23 @@ from meiqia.web.api import AFTER_QUERY
 from meiqia.web.api import query_int
 from meiqia.web.api import route
 
+#: What a list row's ``last_message`` holds (conversations.summary_row).
+LAST_MESSAGE_DOC = ("``last_message`` is the start (80 characters) of the last message as the "
+                   "workspace chat shows it, in the reader's language (``X-Meiqia-Lang``, else "
+                   "his setting): a system event (handover, transfer, end, leave-a-message...) "
+                   "is written for the agent, not as the visitor was told it "
+                   "(\"Bob took over\" / \"Bob 开始接待\", not \"Bob 为您服务\"); a rating "
+                   "invitation says it was sent; text, images and files are their text or name.")
+
 
 @route("/conversations", summary="Mine, colleagues' (in scope), @me and the queue",
-       tags=["conversations"])
+       tags=["conversations"], description=LAST_MESSAGE_DOC)
 def lists() -> dict:
     return conversations.lists(g.actor)
 
 
 @route("/conversations/<int:conversation_id>", summary="One conversation with the customer card",
-       tags=["conversations"])
+       tags=["conversations"], description=LAST_MESSAGE_DOC)
 def get_one(conversation_id: int) -> dict:
     conversation = permissions.get_conversation(g.actor, conversation_id)
     return {**conversations.summary_row(conversation, g.actor),
@@ -64,6 +72,13 @@ def end(conversation_id: int) -> dict:
        summary="Transfer to a colleague or a group", body=conversations.TRANSFER_SCHEMA,
        tags=["conversations"])
 def transfer(conversation_id: int, body: dict) -> dict:
+    """`agent_id`: a colleague who is there (status `online` or `invisible`, with a
+    workspace open: `presence` `online` or `invisible` in `GET /api/v1/agents`), else 409
+    (field `agent_id`, "… is not online: …"): a live chat is never handed to an agent
+    who is offline or away. Taking a chat oneself (`agent_id` the caller's own) needs
+    neither. `group_id`: queued for the group's agents; when none of them is online the
+    visitor is offered to leave a message by the next presence sweep (docs/protocol.md,
+    "Nobody left")."""
     return conversations.state(conversations.transfer(g.actor, conversation_id, body))
 
 

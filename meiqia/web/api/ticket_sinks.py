@@ -60,11 +60,13 @@ def deliveries() -> list:
     lang = i18n.error_language()
     rows = ticket_sinks.deliveries(g.actor, request.args.get("status") or None)
     for row in rows:
-        # Stored in English as "ExceptionName: message"; read in the admin's language
-        # (the English original stays in last_error_en).
-        text = error_text.translate_stored(row.get("last_error") or "", lang)
-        if text != row.get("last_error"):
-            row["last_error_en"], row["last_error"] = row["last_error"], text
+        # Stored in English as "ExceptionName: message"; read as the reason alone, in
+        # the admin's language (the English reason in last_error_en when translated):
+        # no class names in an error field (docs/security.md §10).
+        text, english = error_text.read_stored(row.get("last_error") or "", lang)
+        row["last_error"] = text
+        if english is not None:
+            row["last_error_en"] = english
     return rows
 
 

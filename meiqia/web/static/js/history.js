@@ -2,7 +2,7 @@
 // (show/hide, drag to reorder, saved per agent on the server) and the transcript panel.
 // The filter and the page live in the query string; the open transcript in the hash (#c12).
 import { api, clear, dialog, el, fmtDuration, fmtTime, formError, regionText, t, toast } from './lib.js';
-import { offeredQuestions, specialBody } from './message-body.js';
+import { offeredQuestions, specialBody, textBody } from './message-body.js';
 import { FILTERS, channelLabel, choiceLabel, exportDialog, filtersFrom, queryOf } from './history-common.js';
 
 const $ = (id) => document.getElementById(id);
@@ -288,7 +288,7 @@ function senderName(m, customer) {
 function messageBody(m) {
   const special = specialBody(m);
   if (special) return special;
-  const text = el('span', { class: 'text', text: m.body });
+  const text = textBody(m); // a bot's or agent's links and images drawn as in the chat
   const offered = offeredQuestions(m);  // a "did you mean": what the visitor was offered
   return offered ? el('span', {}, text, offered) : text;
 }

@@ -2,6 +2,9 @@
 // comments (internal notes and public replies), the change history and the transcript.
 import { api, clear, dialog, el, fmtTime, formError, t, toast } from './lib.js';
 import { LIST_KEY, agentName, groupName, loadPeople } from './tickets-common.js';
+import { MAX_BODY, lengthLimit } from './length-limit.js';
+import { textBody } from './message-body.js';
+import { richText } from './rich-text.js';
 
 const config = JSON.parse(document.getElementById('tk-config').textContent);
 const page = document.getElementById('ticket');
@@ -52,7 +55,10 @@ function renderHead() {
 }
 
 function renderContent() {
-  document.getElementById('tk-content').textContent = ticket.content;
+  // An agent's ticket (often a chat's transcript) may hold the bot's links and images,
+  // drawn as in the chat; what a visitor wrote stays text.
+  const content = clear(document.getElementById('tk-content'));
+  content.append(ticket.source === 'agent_created' ? richText(ticket.content) : ticket.content);
   const list = clear(document.getElementById('tk-attachments'));
   list.hidden = !ticket.attachments.length;
   for (const file of ticket.attachments) {
@@ -120,7 +126,7 @@ function renderTranscript() {
     list.append(el('li', { class: `tk-line from-${m.sender}` },
       el('div', { class: 'meta' }, el('strong', { text: t(`tk.sender.${m.sender}`) }),
         el('time', { datetime: m.at, class: 'muted', text: fmtTime(m.at, true) })),
-      el('div', { class: 'body', text: m.body })));
+      el('div', { class: 'body' }, textBody({ sender_kind: m.sender, body: m.body }))));
   }
 }
 
@@ -194,8 +200,15 @@ document.getElementById('tk-edit-subject').addEventListener('click', () => {
 commentForm.addEventListener('change', () => {
   if (ticket) renderReplyHint();
 });
+// A reply holds what a ticket's content may (tickets.MAX_CONTENT, as a chat message):
+// over it, said under the box and not sent; the text stays to be shortened.
+const commentLimit = lengthLimit(commentForm.elements.body, document.getElementById('tk-comment-count'), MAX_BODY, t, 'ui.len');
 commentForm.addEventListener('submit', async (event) => {
   event.preventDefault();
+  if (!commentLimit.fits()) {
+    commentForm.elements.body.focus();
+    return;
+  }
   const body = commentForm.elements.body.value;
   const visibility = commentForm.elements.visibility.value;
   const button = commentForm.querySelector('button[type=submit]');
@@ -204,6 +217,7 @@ commentForm.addEventListener('submit', async (event) => {
     const sent = await api('POST', `/tickets/${ticket.id}/comments`, { body, visibility });
     formError(commentForm, null);
     commentForm.elements.body.value = '';
+    commentLimit.reset();
     ticket = await api('GET', `/tickets/${ticket.id}`);
     render();
     if (visibility !== 'public') toast(t('tk.note_added'));

@@ -2,6 +2,7 @@
 // bot "did you mean", human, queue, leave-a-message, emoji, uploads, status, typing, rating.
 // User text is only ever set with textContent; the bot's and agents' links and images
 // are built as nodes by rich-text.js.
+import { lengthLimit } from './length-limit.js';
 import { richSpan } from './rich-text.js';
 import { ChatSocket } from './socket.js';
 import { createTickets } from './widget-tickets.js';
@@ -392,13 +393,22 @@ function setupComposer() {
   EMOJI.forEach((e) => emoji.append(el('button', { type: 'button', text: e, onclick: () => {
     const at = input.selectionStart ?? input.value.length;
     input.value = input.value.slice(0, at) + e + input.value.slice(input.selectionEnd ?? at);
+    limit.reset();
     input.focus();
   } })));
   $('mq-emoji-btn').addEventListener('click', () => { emoji.hidden = !emoji.hidden; });
+  // Over what a message may hold: said, not sent, and the text stays to be shortened.
+  const limit = lengthLimit(input, $('mq-count'), boot.max_body || 5000, T, 'widget.len');
   $('mq-composer').addEventListener('submit', (event) => {
     event.preventDefault();
+    if (!limit.fits()) {
+      event.stopImmediatePropagation(); // the typing preview goes on: he is still writing
+      input.focus();
+      return;
+    }
     sendText(input.value);
     input.value = '';
+    limit.reset();
     emoji.hidden = true;
     if (state.socket) state.socket.send('typing', { typing: false });
   });

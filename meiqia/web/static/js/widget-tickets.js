@@ -4,7 +4,10 @@
 //   shown in the page's language (error code + field -> a string, the server's text if none);
 // - "my messages": his tickets with their status and public replies, replies that came
 //   since his last visit flagged as new on load (GET /widget/tickets), marked read once shown.
-// Everything the visitor or an agent typed is only ever set with textContent.
+// Everything the visitor or an agent typed is only ever set with textContent (an agent's
+// ticket's links and images are built as nodes by rich-text.js).
+import { lengthLimit } from './length-limit.js';
+import { richText } from './rich-text.js';
 
 const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 const MB = 1024 * 1024;
@@ -103,7 +106,10 @@ export function createTickets({ T, el, call, state, boot, list, scrollDown, onUn
         el('span', { class: `mq-ticket-status s-${ticket.status}`, text: T(`widget.tickets.status.${ticket.status}`) }),
         el('span', { text: T('widget.tickets.number', { id: ticket.id }) }),
         el('time', { datetime: ticket.created_at, text: when(ticket.created_at) })),
-      el('p', { class: 'mq-ticket-content', text: ticket.content }),
+      // An agent's ticket (a chat's transcript) may hold the bot's links and images: drawn
+      // as the chat draws them (rich-text.js, never HTML); what the visitor wrote stays text.
+      ticket.source === 'agent_created' ? el('p', { class: 'mq-ticket-content' }, richText(ticket.content))
+        : el('p', { class: 'mq-ticket-content', text: ticket.content }),
       ticket.replies.length ? el('ol', { class: 'mq-replies' }, ticket.replies.map(replyNode))
         : el('p', { class: 'mq-hint', text: T('widget.tickets.no_reply') }));
   }
@@ -264,13 +270,18 @@ export function createTickets({ T, el, call, state, boot, list, scrollDown, onUn
     const field = (name, type, label, max) => el('label', {}, label, el('input', { name, type, maxlength: max }));
     const error = el('p', { class: 'mq-error', role: 'alert', hidden: true });
     const files = limits.allow_attachments && limits.max_attachments > 0 ? attachments(limits, error) : null;
+    // No maxlength on the content: a longer paste would be cut without a word. The note
+    // counts near the limit and, over it, says so; nothing is sent and the text stays.
+    const content = el('textarea', { name: 'content', rows: 3, required: true });
+    const count = el('div', { class: 'mq-count', hidden: true });
+    const limit = lengthLimit(content, count, limits.max_content, T, 'widget.len');
     const node = el('form', { class: 'mq-card mq-leave', novalidate: true },
       el('strong', { text: T('widget.leave.title') }),
       el('p', { class: 'mq-hint', text: T('widget.leave.hint') }),
       limits.ask_name ? field('name', 'text', T('widget.leave.name'), 120) : null,
       limits.ask_phone ? field('phone', 'tel', T('widget.leave.phone'), 40) : null,
       limits.ask_email ? field('email', 'email', T('widget.leave.email'), 254) : null,
-      el('label', {}, T('widget.leave.content'), el('textarea', { name: 'content', rows: 3, maxlength: limits.max_content, required: true })),
+      el('label', {}, T('widget.leave.content'), content), count,
       files ? files.node : null,
       error,
       el('div', { class: 'mq-actions' },
@@ -282,6 +293,10 @@ export function createTickets({ T, el, call, state, boot, list, scrollDown, onUn
       if (files && files.busy()) {
         error.hidden = false;
         error.textContent = T('widget.leave.wait_uploads');
+        return;
+      }
+      if (!limit.fits()) {
+        content.focus();
         return;
       }
       const body = { content: node.elements.content.value, conversation_id: state.conversation ? state.conversation.conversation_id : null };

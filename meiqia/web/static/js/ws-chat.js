@@ -1,8 +1,9 @@
 // The workspace's middle column: one conversation, the composer (reply / anonymous / internal),
 // #keyword quick replies, @colleague in internal notes, emoji, uploads, bot suggestions, actions.
 import { LANG_HEADER, api, boot, clear, dialog, el, fmtTime, formData, formError, me, t, toast, confirmDialog } from './lib.js';
-import { offeredQuestions, specialBody } from './message-body.js';
-import { richSpan, richText } from './rich-text.js';
+import { offeredQuestions, specialBody, textBody } from './message-body.js';
+import { MAX_BODY, lengthLimit } from './length-limit.js';
+import { richText } from './rich-text.js';
 
 const $ = (id) => document.getElementById(id);
 const EMOJI = '😀 😂 😊 😍 🤔 😅 😭 👍 👎 🙏 👏 🎉 ❤️ 🔥 ✅ ❌ ❓ 📦 🚚 💰'.split(' ');
@@ -139,7 +140,7 @@ export class Chat {
     const special = specialBody(m);
     if (special) return special;
     // The bot's and agents' text may hold links and images (KB answers); a visitor's is text.
-    const node = m.sender_kind === 'visitor' ? el('span', { class: 'text', text: m.body }) : richSpan(m.body, 'text');
+    const node = textBody(m);
     const p = m.payload || {};
     if (p.bot) node.append(el('span', { class: 'tag', text: t(`bot.${p.bot}`) }));
     // "Did you mean": the agent sees the questions the visitor was offered.
@@ -315,6 +316,7 @@ export class Chat {
             onclick: () => this.send(s.answer, 'reply', { message_id: data.message_id, entry_id: s.entry_id, edited: false }) }),
           el('button', { type: 'button', class: 'small fill-suggestion', text: t('ws.fill_suggestion'), title: t('ws.fill_suggestion_title'), onclick: () => {
             this.input.value = s.answer;
+            this.limit.reset();
             this.suggestion = { message_id: data.message_id, entry_id: s.entry_id, text: s.answer };
             this.input.focus();
           } })))));
@@ -383,17 +385,28 @@ export class Chat {
   setupComposer() {
     const form = $('ws-composer');
     form.addEventListener('change', (e) => { if (e.target.name === 'mode') form.dataset.mode = e.target.value; });
+    // Over what a message may hold (messages.MAX_BODY): said under the box, not sent, and
+    // the text stays to be shortened (a maxlength cut a paste without a word).
+    this.limit = lengthLimit(this.input, $('ws-count'), MAX_BODY, t, 'ui.len');
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       const text = this.input.value;
       let suggestion;
       if (this.suggestion) suggestion = { message_id: this.suggestion.message_id, entry_id: this.suggestion.entry_id, edited: text.trim() !== this.suggestion.text.trim() };
       if (!text.trim()) return;
+      if (!this.limit.fits()) {
+        this.input.focus();
+        return;
+      }
       // Clear at once: what the agent types while this is sending is the next message.
       this.input.value = '';
+      this.limit.reset();
       this.stopTyping();
       this.closeComplete();
-      if (!(await this.send(text, this.mode(), suggestion)) && !this.input.value) this.input.value = text;
+      if (!(await this.send(text, this.mode(), suggestion)) && !this.input.value) {
+        this.input.value = text;
+        this.limit.reset();
+      }
     });
     this.input.addEventListener('keydown', (e) => {
       const box = $('ws-complete');
@@ -444,6 +457,7 @@ export class Chat {
   insert(text) {
     const at = this.input.selectionStart ?? this.input.value.length;
     this.input.value = this.input.value.slice(0, at) + text + this.input.value.slice(this.input.selectionEnd ?? at);
+    this.limit.reset();
     this.input.focus();
   }
 
@@ -489,6 +503,7 @@ export class Chat {
     const end = this.input.selectionStart;
     const start = typed === null ? end : end - typed.length - 1;
     this.input.value = this.input.value.slice(0, start) + text + this.input.value.slice(end);
+    this.limit.reset();
     const caret = start + text.length;
     this.input.setSelectionRange(caret, caret);
     this.input.focus();
@@ -551,9 +566,13 @@ export class Chat {
     const [groups, agents] = await Promise.all([api('GET', '/groups').catch(() => []),
       api('GET', '/agents').catch(() => this.agents)]);
     this.agents = agents;
+    // A live chat goes only to a colleague who is there (the server says 409 otherwise):
+    // offline and away agents are listed, greyed out, so the list still says who is who.
+    const there = (a) => a.id === me.id || ['online', 'invisible'].includes(a.presence || a.status);
     const form = el('form', { novalidate: true },
       el('label', {}, t('ws.to_agent'), el('select', { name: 'agent_id' }, el('option', { value: '', text: '–' }),
-        this.agents.filter((a) => a.id !== this.data.handler_id).map((a) => el('option', { value: a.id, 'data-presence': a.presence || a.status, text: `${a.name} · ${t(`status.${a.presence || a.status}`)}` })))),
+        this.agents.filter((a) => a.id !== this.data.handler_id).map((a) => el('option', { value: a.id, 'data-presence': a.presence || a.status, disabled: !there(a), text: `${a.name} · ${t(`status.${a.presence || a.status}`)}` })))),
+      el('p', { class: 'hint', text: t('ws.transfer_hint') }),
       el('label', {}, t('ws.to_group'), el('select', { name: 'group_id' }, el('option', { value: '', text: '–' }),
         groups.map((g) => el('option', { value: g.id, text: g.name })))),
       el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary', text: t('ws.transfer') })));
