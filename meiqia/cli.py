@@ -75,6 +75,10 @@ class MeiqiaGroup(click.Group):
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name == "worker":
+            # Plugins' commands are not loaded for it: `meiqia worker` only starts and
+            # watches its worker loops, and must stay light (each loop loads them).
+            return super().get_command(ctx, name)
         self._load_plugin_commands()
         return super().get_command(ctx, name)
 
@@ -254,25 +258,79 @@ def run(host: str, port: int, dev: bool) -> None:
         server.server_close()
 
 
+def _config_only() -> Any:
+    """The configuration as ``create_app`` reads and checks it (defaults, the
+    instance's config.py, ``MEIQIA_*``) with logging set up as there, and nothing
+    else: no database, hub, job queue or plugins."""
+    import logging
+
+    from flask import Flask
+
+    from meiqia import config as config_module
+    from meiqia import log_redaction
+    from meiqia.config import ConfigError
+
+    instance_path = os.environ.get("MEIQIA_INSTANCE_PATH") or None
+    app = Flask("meiqia", instance_relative_config=True, instance_path=instance_path)
+    try:
+        config_module.load(app)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    log_redaction.install()
+    return app.config
+
+
+def _require_redis_url(config: Any) -> None:
+    if not config["REDIS_URL"]:
+        raise click.ClickException(
+            "no MEIQIA_REDIS_URL: the embedded default runs jobs in the web "
+            "process, so there is nothing for a worker to do"
+        )
+
+
 @cli.command()
 @click.option("--burst", is_flag=True, help="Run the jobs waiting now, then exit.")
-def worker(burst: bool) -> None:
+@click.option("--queue", "kind", type=click.Choice(["urgent", "default"]), default=None,
+              help="Run one worker loop on this queue class only, in this process.")
+def worker(burst: bool, kind: str | None) -> None:
     """Run background jobs from Redis (needs MEIQIA_REDIS_URL).
 
     In the embedded default, jobs run in the web process and no worker is needed.
-    Survives Redis outages (waits and starts again) and, every JOB_RECOVER_SECONDS,
-    re-runs jobs whose worker died and re-queues jobs Redis lost (docs/deploy.md).
+    Runs JOB_URGENT_WORKERS (1) worker loops on the urgent queue (customers'
+    channel replies, reply e-mails) and one on the default queue, each in a process
+    of its own, and starts again one that dies. Survives Redis outages (waits and
+    starts again) and, every JOB_RECOVER_SECONDS, re-runs jobs whose worker died and
+    re-queues jobs Redis lost (docs/deploy.md).
     """
-    with app_context() as app:
-        if not app.config["REDIS_URL"]:
-            raise click.ClickException(
-                "no MEIQIA_REDIS_URL: the embedded default runs jobs in the web "
-                "process, so there is nothing for a worker to do"
-            )
-        from meiqia import job_worker
+    if kind is None and not burst:
+        # This process only starts and watches the loops: the configuration, and
+        # no app, database, hub or rq (each loop holds ~190 MB; this one ~47 MB).
+        from meiqia import job_supervisor
 
-        click.echo(f"worker listening on {app.extensions['meiqia.jobs'].name}")
-        job_worker.run(app, burst=burst)
+        config = _config_only()
+        _require_redis_url(config)
+        plan = job_supervisor.loop_plan(config)
+        click.echo("worker: " + ", ".join(
+            f"{plan.count(k)} loop(s) on {config['REDIS_PREFIX']}-{k}"
+            for k in dict.fromkeys(plan)))
+        code = job_supervisor.supervise(config)
+        if code:
+            sys.exit(code)
+        return
+    from meiqia import job_supervisor
+    from meiqia import job_worker
+
+    if kind is not None:
+        job_supervisor.die_with_parent()
+    with app_context() as app:
+        _require_redis_url(app.config)
+        queue = app.extensions["meiqia.jobs"]
+        names = [queue.queues[kind].name] if kind is not None else queue.names
+        click.echo(f"worker listening on {', '.join(names)}")
+        job_worker.run(app, burst=burst, kind=kind)
     if not burst:
         # Stopped (SIGTERM/SIGINT, rq's warm shutdown: no job is running now). Exit
         # at once: the interpreter would otherwise wait for this process's

@@ -151,6 +151,10 @@ DEFAULTS: dict[str, Any] = {
     #: Worker threads of the embedded queue (no Redis): one slow job holds one of
     #: them, not all the others.
     "JOB_THREADS": 4,
+    #: Worker loops (processes) each ``meiqia worker`` runs on the urgent queue (what
+    #: a customer waits for: channel replies, reply e-mails, WeChat image fetches),
+    #: beside its one loop on the default queue (ticket sinks, exports, reindexes).
+    "JOB_URGENT_WORKERS": 1,
     #: Seconds between recovery sweeps: recorded jobs whose worker died are reaped
     #: and run again; with Redis, recorded jobs Redis lost are queued again (the
     #: ``meiqia worker`` processes sweep; docs/deploy.md "Jobs").
@@ -223,6 +227,7 @@ _INT_KEYS = {
     "PLUGIN_BREAKER_FAILURES",
     "PLUGIN_BACKLOG",
     "JOB_THREADS",
+    "JOB_URGENT_WORKERS",
 }
 _FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_TIMEOUT",
                "JOB_RECOVER_SECONDS",

@@ -1,4 +1,16 @@
-"""``meiqia worker``: an rq worker that outlives Redis outages and sweeps the job records.
+"""``meiqia worker``: rq workers that outlive Redis outages and sweep the job records.
+
+One ``meiqia worker`` runs one worker loop per queue class, each in a process of
+its own: ``JOB_URGENT_WORKERS`` (1) loops on the urgent queue (what a customer
+waits for: channel replies, reply e-mails, WeChat image fetches;
+``jobs.URGENT_JOBS``) and one on the default queue (ticket-sink deliveries,
+exports, reindexes). rq runs one job at a time per loop, so a sink delivery that
+hangs for its whole budget, or an hour-long export, holds the default loop and
+never a customer's reply (it did: with one worker, three hanging sink deliveries
+sent a channel customer's bot answer 90 s late). The command itself only starts
+and watches the loops (``meiqia.job_supervisor``, which loads none of this);
+``meiqia worker --queue urgent`` (or ``default``) is one loop, this module, in the
+process itself: what the command starts, and a way to add loops of one class.
 
 rq's own loop retries a lost connection only while it waits for a job; a Redis
 error anywhere else (maintenance, a job's bookkeeping, registering its death)
@@ -23,6 +35,7 @@ from typing import Any
 
 import redis
 from rq import Worker
+from rq.exceptions import StopRequested
 from rq.worker import WorkerStatus
 
 log = logging.getLogger(__name__)
@@ -58,7 +71,7 @@ class RecoveringWorker(Worker):
         clean stop does. Busy, the job finishes first and ``teardown`` sets the
         bound then."""
         if self.get_state() != WorkerStatus.BUSY:
-            _exit_unless_done_within(TEARDOWN_SECONDS)
+            _exit_unless_done_within(TEARDOWN_SECONDS, self)
             leave_hub(self.meiqia_app)
         super().request_stop(signum, frame)
 
@@ -67,7 +80,7 @@ class RecoveringWorker(Worker):
         (see ``request_stop``). The hub's peers are left first: the bound may end
         the process before rq's teardown returns."""
         if self._stop_requested:
-            _exit_unless_done_within(TEARDOWN_SECONDS)
+            _exit_unless_done_within(TEARDOWN_SECONDS, self)
             leave_hub(self.meiqia_app)
         super().teardown()
 
@@ -83,6 +96,8 @@ class RecoveringWorker(Worker):
                 return False
             self.connection.delete(self.key)
             self.register_birth()
+        except StopRequested:  # SIGTERM meanwhile: rq's loop must see it (see sweep)
+            raise
         except Exception as exc:  # noqa: BLE001 - Redis still away: the next pass
             log.warning("worker: could not register again with Redis: %s", exc)
             return False
@@ -103,6 +118,11 @@ def sweep(app: Any) -> int:
         if count:
             log.info("job recovery: %d job(s) reaped or queued again", count)
         return count
+    except StopRequested:
+        # rq's SIGTERM handler raises it wherever the idle worker is: swallowed here
+        # (a stop as a loop starts, in its first maintenance), the loop listened on
+        # until the teardown bound ended it 10 s later, and its scheduler with it.
+        raise
     except Exception:  # noqa: BLE001 - tried again at the next maintenance
         log.exception("job recovery failed; trying again at the next pass")
         return 0
@@ -149,12 +169,20 @@ def leave_hub(app: Any) -> None:
         log.warning("worker: could not leave the hub's peers: %s", exc)
 
 
-def _exit_unless_done_within(seconds: float) -> threading.Thread:
+def _exit_unless_done_within(seconds: float, worker: Any = None) -> threading.Thread:
     """A daemon timer that ends the process with 0 unless it has exited first (it is
-    never disarmed: the caller is on its way out)."""
+    never disarmed: the caller is on its way out). The worker's rq scheduler, a
+    process forked from it, is killed first: it outlived the worker (a loop started
+    and stopped by ``meiqia worker`` left one running for good)."""
     def leave() -> None:
         time.sleep(seconds)
         log.warning("worker: teardown still not done after %.0f s; exiting", seconds)
+        scheduler = getattr(getattr(worker, "scheduler", None), "_process", None)
+        try:
+            if scheduler is not None and scheduler.is_alive():
+                os.kill(scheduler.pid, signal.SIGKILL)
+        except (OSError, ValueError, AssertionError):
+            pass
         logging.shutdown()
         os._exit(0)
 
@@ -163,8 +191,19 @@ def _exit_unless_done_within(seconds: float) -> threading.Thread:
     return timer
 
 
-def run(app: Any, burst: bool = False) -> None:
-    """Work until stopped (SIGTERM/SIGINT) or, with ``burst``, until the queue is empty."""
+def run(app: Any, burst: bool = False, kind: str | None = None) -> None:
+    """One worker loop in this process, until stopped (SIGTERM/SIGINT) or, with
+    ``burst``, until its queues are empty: on the queue of class ``kind``, or on
+    both (urgent first) without one. ``meiqia worker`` without ``--queue`` runs
+    none itself: its loops are child processes (``meiqia.job_supervisor``)."""
+    queue = app.extensions["meiqia.jobs"]
+    work(app, [queue.queues[kind].name] if kind is not None else queue.names, burst=burst)
+
+
+def work(app: Any, names: list[str], burst: bool = False) -> None:
+    """One worker loop on the rq queues ``names``, in this process: rq's worker,
+    started again when Redis comes back, until stopped or, with ``burst``, until
+    the queues are empty."""
     from meiqia.db import database
 
     queue = app.extensions["meiqia.jobs"]
@@ -177,7 +216,7 @@ def run(app: Any, burst: bool = False) -> None:
         try:
             # rq's constructor already talks to Redis: unreachable at start-up (or
             # when starting again), wait for it as after an outage instead of exiting.
-            worker = RecoveringWorker([queue.name], connection=client,
+            worker = RecoveringWorker(names, connection=client,
                                       worker_ttl=queue.worker_ttl,
                                       job_monitoring_interval=queue.worker_ttl,
                                       maintenance_interval=max(1, int(recover_every)))

@@ -81,6 +81,25 @@ def func_path(func: Callable[..., Any] | str) -> str:
     return f"{func.__module__}.{func.__qualname__}"
 
 
+#: Jobs a customer is waiting for: his channel's replies (a bot answer, an agent's
+#: reply), the e-mail of a ticket reply, a WeChat image he sent. Under rq they have
+#: a queue of their own (``RqQueue``), run by worker loops of their own
+#: (``meiqia worker``), so they never wait behind third-party sink deliveries or
+#: long jobs (exports, reindexes, regrades), which share the default queue.
+URGENT_JOBS = frozenset({
+    "meiqia.channels.outbound.deliver_job",
+    "meiqia.services.tickets.reply_email_job",
+    "meiqia.channels.wechat.views.fetch_image_job",
+})
+#: The queue classes, in the order a worker that serves both takes them.
+QUEUE_CLASSES = ("urgent", "default")
+
+
+def queue_class(path: str) -> str:
+    """Which queue a job of function ``path`` goes to: ``urgent`` or ``default``."""
+    return "urgent" if path in URGENT_JOBS else "default"
+
+
 def resolve(path: str) -> Callable[..., Any]:
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -633,7 +652,14 @@ class ThreadQueue(BaseQueue):
 
 
 class RqQueue(BaseQueue):
-    """Production: rq on Redis; ``meiqia worker`` processes run the jobs."""
+    """Production: rq on Redis; ``meiqia worker`` processes run the jobs.
+
+    Two rq queues, one per queue class (``queue_class``): ``<prefix>-urgent`` for
+    the work a customer waits for, ``<prefix>-default`` for the rest. Each
+    ``meiqia worker`` runs worker loops on each in processes of their own, so a
+    sink delivery that hangs (or an hour-long export) holds a default loop, never
+    the loops that send the customers' replies.
+    """
 
     kind = "rq"
 
@@ -645,11 +671,17 @@ class RqQueue(BaseQueue):
         self.worker_ttl = worker_ttl(recover_every)
         self.name = f"{prefix}-default"
         self.rq_queue = Queue(self.name, connection=client)
+        self.urgent_name = f"{prefix}-urgent"
+        self.urgent_queue = Queue(self.urgent_name, connection=client)
+        #: The rq queue of each queue class.
+        self.queues = {"urgent": self.urgent_queue, "default": self.rq_queue}
+        #: Every queue's name, urgent first (a burst worker that serves both).
+        self.names = [self.queues[kind].name for kind in QUEUE_CLASSES]
 
     def _submit(self, job_id, path, args, kwargs, retry) -> None:  # noqa: ANN001
         from rq import Retry as RqRetry
 
-        self.rq_queue.enqueue_call(
+        self.queues[queue_class(path)].enqueue_call(
             execute,
             args=(job_id, path, args, kwargs),
             job_id=job_id,
@@ -670,13 +702,14 @@ class RqQueue(BaseQueue):
         """
         from rq.registry import StartedJobRegistry
 
-        registry = StartedJobRegistry(queue=self.rq_queue)
-        # Entries are "<job id>:<execution id>"; the execution's own key may have
-        # expired already, so match on the job id rather than ask the job.
-        dead = [entry for entry in self.client.zrange(registry.key, 0, -1)
-                if registry.parse_job_id(entry) == job_id]
-        if dead:
-            self.client.zrem(registry.key, *dead)
+        for rq_queue in self.queues.values():
+            registry = StartedJobRegistry(queue=rq_queue)
+            # Entries are "<job id>:<execution id>"; the execution's own key may have
+            # expired already, so match on the job id rather than ask the job.
+            dead = [entry for entry in self.client.zrange(registry.key, 0, -1)
+                    if registry.parse_job_id(entry) == job_id]
+            if dead:
+                self.client.zrem(registry.key, *dead)
 
     def requeue_lost(self, grace: float | None = None, limit: int = 500) -> int:
         """Queue again the recorded queued jobs that Redis no longer holds.
@@ -727,14 +760,14 @@ class RqQueue(BaseQueue):
             requeued += 1
         return requeued
 
-    def live_workers(self) -> int:
-        """rq workers of this queue with a recent heartbeat (a killed worker's
+    def live_workers(self, kind: str = "default") -> int:
+        """rq workers of one queue class with a recent heartbeat (a killed worker's
         registration outlives it by up to its TTL: its heartbeat does not)."""
         from rq import Worker
 
         now = datetime.datetime.now(datetime.UTC)
         live = 0
-        for worker in Worker.all(queue=self.rq_queue):
+        for worker in Worker.all(queue=self.queues[kind]):
             beat = worker.last_heartbeat
             if beat is None:
                 continue
@@ -747,13 +780,20 @@ class RqQueue(BaseQueue):
     def health(self) -> dict[str, Any]:
         try:
             waiting = self.rq_queue.count
+            urgent_waiting = self.urgent_queue.count
             workers = self.live_workers()
+            urgent_workers = self.live_workers("urgent")
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             return {"ok": False, "kind": self.kind, "error": str(exc)}
-        health = {"ok": True, "kind": self.kind, "waiting": waiting, "workers": workers}
+        health = {"ok": True, "kind": self.kind, "waiting": waiting + urgent_waiting,
+                  "workers": workers, "urgent_workers": urgent_workers}
         if not workers:
             health["degraded"] = ("no live `meiqia worker`: jobs are recorded and queued "
                                   "but nothing runs them")
+        elif not urgent_workers:
+            health["degraded"] = ("no live worker on the urgent queue: customers' channel "
+                                  "replies and reply e-mails are recorded and queued but "
+                                  "nothing sends them")
         return health
 
 

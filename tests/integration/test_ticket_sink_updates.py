@@ -174,16 +174,30 @@ def _attempt(queue, connection, job_ids):
     from rq.registry import ScheduledJobRegistry
 
     before = _utc_seconds()
-    SimpleWorker([queue.name], connection=connection).work(burst=True)
+    SimpleWorker(queue.names, connection=connection).work(burst=True)  # urgent, default
     after = _utc_seconds()
-    registry = ScheduledJobRegistry(queue.name, connection=connection)
     scheduled = {}
     for job_id in job_ids:
-        try:
-            scheduled[job_id] = calendar.timegm(registry.get_scheduled_time(job_id).utctimetuple())
-        except NoSuchJobError:
-            scheduled[job_id] = None
+        scheduled[job_id] = None
+        for name in queue.names:
+            registry = ScheduledJobRegistry(name, connection=connection)
+            try:
+                scheduled[job_id] = calendar.timegm(
+                    registry.get_scheduled_time(job_id).utctimetuple())
+            except NoSuchJobError:
+                continue
     return before, after, scheduled
+
+
+def _scheduled_on(queue, connection, job_id):
+    """The scheduled-jobs registry of the rq queue holding ``job_id``'s retry."""
+    from rq.registry import ScheduledJobRegistry
+
+    for name in queue.names:
+        registry = ScheduledJobRegistry(name, connection=connection)
+        if job_id in registry.get_job_ids():
+            return registry
+    raise LookupError(job_id)
 
 
 def follow_retries(queue, connection, job_id, on_each_failure=None):
@@ -194,9 +208,6 @@ def follow_retries(queue, connection, job_id, on_each_failure=None):
     after the attempt: no test waits for a timer. Each retry is then brought
     forward (requeued) instead of waited for.
     """
-    from rq.registry import ScheduledJobRegistry
-
-    registry = ScheduledJobRegistry(queue.name, connection=connection)
     waits = []
     while True:
         before, after, scheduled = _attempt(queue, connection, [job_id])
@@ -206,7 +217,7 @@ def follow_retries(queue, connection, job_id, on_each_failure=None):
             return waits
         low, high = scheduled[job_id] - after, scheduled[job_id] - before
         waits.append((low, high))
-        registry.requeue(job_id)
+        _scheduled_on(queue, connection, job_id).requeue(job_id)
 
 
 def assert_waits(waits, intervals):
@@ -276,9 +287,9 @@ def test_a_reply_email_that_fails_is_retried_on_its_own_intervals(tmp_path, redi
             before, after, scheduled = _attempt(queue, connection, [reply_job, sink_job])
             assert before + 30 <= scheduled[reply_job] <= after + 30
             assert before + 10 <= scheduled[sink_job] <= after + 10
-            from rq.registry import ScheduledJobRegistry
-
-            ScheduledJobRegistry(queue.name, connection=connection).requeue(reply_job)
+            # The reply's e-mail is on the urgent queue, the sink's on the default one.
+            assert queue.urgent_queue.fetch_job(reply_job).origin == queue.urgent_name
+            _scheduled_on(queue, connection, reply_job).requeue(reply_job)
             waits = follow_retries(queue, connection, reply_job)
             assert_waits(waits, tickets.REPLY_EMAIL_RETRY.intervals[1:])  # 5 min, 30 min
             record = JobRecord.get_by_id(reply_job)

@@ -193,7 +193,9 @@ def test_a_worker_started_while_redis_is_down_waits_for_it(tmp_path, own_redis, 
     close_app(app)
     own_redis.stop()  # nothing listens on the worker's Redis port now
     workers.append(WorkerProcess(env, tmp_path))
-    wait_until(lambda: workers[0].log().count("worker: Redis unreachable") >= 2,
+    # Each worker loop (a process per queue class) logs its own waits: wait for one
+    # loop's second, longer one (two lines may be one each of two loops).
+    wait_until(lambda: "trying again in 2 s" in workers[0].log(),
                what="the worker waiting for Redis")
     log = workers[0].log()
     assert workers[0].proc.poll() is None, log
@@ -268,10 +270,14 @@ def test_a_worker_killed_mid_delivery_is_reaped_and_the_repeat_dropped(
             assert client.get("/healthz").get_json()["queue"]["workers"] == 1
             workers[0].kill()  # mid-request: nothing of it records anything
             receiver.release()
-            # Its registration outlives it in Redis; its heartbeat does not.
+            # Its registration outlives it in Redis; its heartbeat does not. Its loops
+            # (one per queue class) stop counting each at its own last beat, and the
+            # first to go already degrades /healthz: wait for both.
             health = wait_until(lambda: (h := client.get("/healthz").get_json())["status"]
-                                == "degraded" and h, what="/healthz noticing the dead worker")
-            assert health["queue"]["workers"] == 0 and health["queue"]["degraded"]
+                                == "degraded" and h["queue"]["workers"] == 0
+                                and h["queue"]["urgent_workers"] == 0 and h,
+                                what="/healthz noticing the dead worker")
+            assert health["queue"]["degraded"]
 
             workers.append(WorkerProcess(env, tmp_path))
             after = wait_until(lambda: (c := counts(db))["deliveries"]["delivered"] == 1
@@ -371,14 +377,31 @@ def _catches(pid: int, signum: int) -> bool:
     return False
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
 def test_a_worker_stopped_while_redis_hangs_still_exits(tmp_path, own_redis, workers):
     """SIGTERM while Redis is frozen (SIGSTOP: it holds its connections and answers
     nothing, as a host that hangs does). rq's teardown then waits on Redis for good
     (registering the worker's death has no socket timeout), and a service manager
     would have to kill the worker. It now exits by itself, with 0, once its teardown
     has taken ``TEARDOWN_SECONDS`` (nothing is running then)."""
+    from meiqia import job_supervisor
     from meiqia import job_worker
+    from meiqia.config import DEFAULTS
 
+    plan = len(job_supervisor.loop_plan(DEFAULTS))  # 2: one urgent, one default loop
     app = make_app(tmp_path, JOBS_INLINE=False, REDIS_URL=own_redis.url,
                    REDIS_PREFIX="jobhang")
     env = meiqia_env(tmp_path, DATABASE_URL=app.config["DATABASE_URL"],
@@ -387,10 +410,13 @@ def test_a_worker_stopped_while_redis_hangs_still_exits(tmp_path, own_redis, wor
         workers.append(WorkerProcess(env, tmp_path))
         wait_until(lambda: "Listening on" in workers[0].log(), what="the worker listening")
         # rq logs "Listening on" before it starts its scheduler (Redis calls) and only
-        # then takes SIGTERM; frozen before that, the worker dies of the signal's
-        # default action (-15), which is not the case this test is about.
-        wait_until(lambda: _catches(workers[0].proc.pid, signal.SIGTERM),
-                   what="the worker handling SIGTERM")
+        # then takes SIGTERM; frozen before that, a worker loop dies of the signal's
+        # default action (-15), which is not the case this test is about. Each loop
+        # (job_supervisor.loop_plan) is a child of the command.
+        wait_until(lambda: _catches(workers[0].proc.pid, signal.SIGTERM)
+                   and len(loops := _children(workers[0].proc.pid)) == plan
+                   and all(_catches(pid, signal.SIGTERM) for pid in loops),
+                   what="every worker loop handling SIGTERM")
         os.kill(own_redis.proc.pid, signal.SIGSTOP)
         try:
             workers[0].proc.terminate()
@@ -398,6 +424,7 @@ def test_a_worker_stopped_while_redis_hangs_still_exits(tmp_path, own_redis, wor
         finally:
             os.kill(own_redis.proc.pid, signal.SIGCONT)
         assert code == 0, workers[0].log()
-        assert "teardown still not done" in workers[0].log(), workers[0].log()
+        # Every loop stopped so, the command after them.
+        assert workers[0].log().count("teardown still not done") == plan, workers[0].log()
     finally:
         close_app(app)

@@ -84,3 +84,13 @@ def test_rq_queue_runs_jobs_on_a_worker_with_the_same_records(tmp_path, redis_ur
 def test_progress_outside_a_job_is_a_no_op(app):
     jobs.report_progress(0.5, "nothing")  # must not raise or write
     assert JobRecord.select().count() == 0
+
+
+def test_the_urgent_jobs_are_the_functions_that_exist():
+    """Each job kind a customer waits for names a real job function (a rename would
+    quietly send it back to the default queue, behind ticket sinks and exports)."""
+    for path in jobs.URGENT_JOBS:
+        assert callable(jobs.resolve(path)), path
+        assert jobs.queue_class(path) == "urgent"
+    assert jobs.queue_class("meiqia.services.ticket_sinks.deliver_job") == "default"
+    assert jobs.queue_class("meiqia.services.exports.export_job") == "default"
