@@ -21,8 +21,11 @@ import socket
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.helpers import wait_until
 from tests.servers import free_port
@@ -240,3 +243,12 @@ class SmtpServer:
         if self.controller is not None:
             self.controller.stop()
             self.controller = None
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) for one test; import it where a test needs it."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()

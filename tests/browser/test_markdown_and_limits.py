@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from meiqia.models import Conversation
 from meiqia.models.base import utcnow
 from tests.browser.conftest import login
 from tests.browser.test_e2e_conversation import agent_serving_a_visitor
 from tests.browser.test_widget import open_widget
+from tests.browser.test_widget_tickets import chatting_with_admin
 from tests.factories import make_conversation
 from tests.factories import make_visitor
 
@@ -73,13 +73,7 @@ def test_history_and_ticket_pages_draw_the_bots_links_and_images(server, admin, 
 
 def test_a_visitors_ticket_from_the_chat_shows_the_links_in_my_messages(server, admin,
                                                                          new_context):
-    admin.go_online()
-    visitor = new_context(viewport={"width": 1100, "height": 800}).new_page()
-    frame = open_widget(visitor, server, admin.team["id"])
-    frame.locator("#mq-human").click()
-    expect(frame.locator("#mq-state")).to_contain_text("王管理")
-    with server.app.app_context():
-        cid = Conversation.get(Conversation.status == "open").id
+    visitor, frame, cid = chatting_with_admin(server, admin, new_context)
     made = admin.post("/api/v1/tickets", json={"conversation_id": cid, "content": RETURNS})
     assert made.status_code == 201, made.get_json()
 

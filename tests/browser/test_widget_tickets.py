@@ -96,7 +96,9 @@ def test_public_replies_wait_for_the_next_visit_and_new_ones_are_flagged(server,
     expect(frame.locator("#mq-ticket-notice")).to_be_hidden()
 
 
-def test_the_page_after_a_chat_ended_offers_to_leave_a_message(server, admin, new_context):
+def chatting_with_admin(server, admin, new_context):
+    """A visitor who asked for a person and is served by the admin (online): his
+    page, the widget's frame and the conversation's id."""
     admin.go_online()
     visitor = new_context(viewport={"width": 1100, "height": 800}).new_page()
     frame = open_widget(visitor, server, admin.team["id"])
@@ -104,6 +106,11 @@ def test_the_page_after_a_chat_ended_offers_to_leave_a_message(server, admin, ne
     expect(frame.locator("#mq-state")).to_contain_text("王管理")
     with server.app.app_context():
         cid = Conversation.get(Conversation.status == "open").id
+    return visitor, frame, cid
+
+
+def test_the_page_after_a_chat_ended_offers_to_leave_a_message(server, admin, new_context):
+    visitor, frame, cid = chatting_with_admin(server, admin, new_context)
     assert admin.post(f"/api/v1/conversations/{cid}/end").status_code == 200
 
     expect(frame.locator("#mq-state")).to_have_text("对话已结束")

@@ -73,19 +73,26 @@ class Gunicorn:
         self.log.close()
 
 
-def test_a_process_running_before_the_first_enable_reads_the_mailbox_when_the_other_stops(
-        tmp_path, pg_database_url, mail):  # noqa: F811 - the fixture
+def _fresh_database_and_env(tmp_path: Path, pg_database_url: str, secret: str) -> dict[str, str]:
+    """The schema on an empty database, and the environment of the gunicorn
+    processes of a test (no Redis: the processes share only PostgreSQL)."""
     app = make_app(tmp_path, DATABASE_URL=pg_database_url)  # the schema
     close_app(app)
     truncate_all(pg_database_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
     env.update({
         "MEIQIA_DATABASE_URL": pg_database_url, "MEIQIA_REDIS_URL": "",
-        "MEIQIA_SECRET_KEY": "email-processes-secret", "PYTHONUNBUFFERED": "1",
+        "MEIQIA_SECRET_KEY": secret, "PYTHONUNBUFFERED": "1",
         "MEIQIA_INSTANCE_PATH": str(tmp_path / "instance"),
         "MEIQIA_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",
         "MEIQIA_CHANNELS_SYNC_SECONDS": "1", "MEIQIA_BOT_WARM_UP": "false",
     })
+    return env
+
+
+def test_a_process_running_before_the_first_enable_reads_the_mailbox_when_the_other_stops(
+        tmp_path, pg_database_url, mail):  # noqa: F811 - the fixture
+    env = _fresh_database_and_env(tmp_path, pg_database_url, "email-processes-secret")
     a, b = Gunicorn(env, tmp_path, "a"), Gunicorn(env, tmp_path, "b")
     try:
         # Both up before the channel exists; B never gets an HTTP request.
@@ -147,17 +154,7 @@ def test_a_failing_reader_killed_outright_is_shown_stale_not_failing_for_ever(
     the API (``MEIQIA_CHANNELS_AUTOSTART`` off); A is killed with SIGKILL."""
     from meiqia.channels.email.transport import TIMEOUT
 
-    app = make_app(tmp_path, DATABASE_URL=pg_database_url)  # the schema
-    close_app(app)
-    truncate_all(pg_database_url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
-    env.update({
-        "MEIQIA_DATABASE_URL": pg_database_url, "MEIQIA_REDIS_URL": "",
-        "MEIQIA_SECRET_KEY": "email-stale-secret", "PYTHONUNBUFFERED": "1",
-        "MEIQIA_INSTANCE_PATH": str(tmp_path / "instance"),
-        "MEIQIA_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",
-        "MEIQIA_CHANNELS_SYNC_SECONDS": "1", "MEIQIA_BOT_WARM_UP": "false",
-    })
+    env = _fresh_database_and_env(tmp_path, pg_database_url, "email-stale-secret")
     a = Gunicorn(env, tmp_path, "a")
     b = Gunicorn({**env, "MEIQIA_CHANNELS_AUTOSTART": "false"}, tmp_path, "b")
     try:

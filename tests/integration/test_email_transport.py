@@ -12,10 +12,12 @@ import pytest
 
 from meiqia.channels.email import transport
 from meiqia.channels.email.compose import build_reply
+from tests import mail_servers
 from tests.conftest import unavailable
 from tests.mail_servers import HOW_TO_INSTALL
 from tests.mail_servers import DovecotServer
-from tests.mail_servers import SmtpServer
+
+smtp = mail_servers.smtp  # a real SMTP server per test (tests/mail_servers.py)
 
 SUPPORT = "support@shop.test"
 PASSWORD = "邮箱授权码-1"  # QQ/163 hand out "authorisation codes" instead of passwords
@@ -28,14 +30,6 @@ def dovecot():
         server.start()
     except (FileNotFoundError, RuntimeError) as exc:
         unavailable("Dovecot", HOW_TO_INSTALL, exc)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer()
-    server.start()
     yield server
     server.stop()
 

@@ -25,22 +25,17 @@ from meiqia.channels import registry
 from meiqia.channels.base import ChannelConversation
 from meiqia.channels.base import ChannelMessage
 from meiqia.channels.email.channel import EmailChannel
+from tests import mail_servers
 from tests.api.test_conversations import start
-from tests.mail_servers import SmtpServer
+from tests.integration.test_ticket_sink_updates import english_ticket_answered
+
+smtp = mail_servers.smtp  # a real SMTP server per test (tests/mail_servers.py)
 
 TEAM = "小美商城"
 LOCAL = ["127.0.0.0/8"]
 
 
-@pytest.fixture
-def smtp():
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-def mails(server: SmtpServer) -> list[tuple[bytes, Any]]:
+def mails(server: mail_servers.SmtpServer) -> list[tuple[bytes, Any]]:
     with server.lock:
         raws = list(server.messages)
     return [(raw, email.message_from_bytes(raw, policy=email.policy.default)) for raw in raws]
@@ -123,15 +118,7 @@ def test_ticket_mails_have_date_message_id_the_teams_name_and_replies_thread(db_
 def test_an_english_customer_gets_the_teams_name_not_two_languages(db_api, smtp):
     named_team(db_api)
     email_sink(db_api, smtp.port)
-    client = db_api.app.test_client()
-    session = client.post("/api/v1/widget/session", json={"team_id": db_api.team["id"]},
-                          headers={"X-Meiqia-Lang": "en"}).get_json()
-    created = client.post("/api/v1/widget/tickets", headers={
-        "X-Visitor-Token": session["token"], "X-Meiqia-Lang": "en"}, json={
-        "content": "Wrong invoice title", "email": "customer@example.com",
-        "conversation_id": session["conversation"]["conversation_id"]})
-    db_api.post(f"/api/v1/tickets/{created.get_json()['id']}/comments",
-                json={"body": "Issued again", "visibility": "public"})
+    english_ticket_answered(db_api)
     [raw] = [raw for raw, m in mails(smtp) if m["To"] == "customer@example.com"]
     assert_well_formed(raw, "shop.example")
     assert sender(raw) == (TEAM, "bot@shop.example")

@@ -134,8 +134,9 @@ def test_email_sink_mails_changes_and_the_customer_gets_the_reply_notes_stay_in(
     assert delivered_via == "widget,email"
 
 
-def test_the_customers_reply_email_is_in_his_widgets_language(db_api, smtp):
-    email_sink(db_api, smtp.port)
+def english_ticket_answered(db_api) -> int:
+    """A visitor whose widget is in English leaves a message with his e-mail, and an
+    agent answers it in public (a reply mail is due): the ticket's id."""
     client = db_api.app.test_client()
     session = client.post("/api/v1/widget/session", json={"team_id": db_api.team["id"]},
                           headers={"X-Meiqia-Lang": "en"}).get_json()
@@ -146,6 +147,12 @@ def test_the_customers_reply_email_is_in_his_widgets_language(db_api, smtp):
     ticket_id = created.get_json()["id"]
     db_api.post(f"/api/v1/tickets/{ticket_id}/comments",
                 json={"body": "Issued again", "visibility": "public"})
+    return ticket_id
+
+
+def test_the_customers_reply_email_is_in_his_widgets_language(db_api, smtp):
+    email_sink(db_api, smtp.port)
+    ticket_id = english_ticket_answered(db_api)
     [mail] = [m for m in smtp.received if m["To"] == "customer@example.com"]
     text = text_of(mail).replace("\r\n", "\n")
     assert text.startswith(f"Reply to your message #{ticket_id}\nIssued again")

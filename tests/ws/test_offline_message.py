@@ -8,33 +8,22 @@ the presence sweeper running as in production (see tests/ws/test_presence.py).
 
 from __future__ import annotations
 
-import pytest
-
 from meiqia.models import Conversation
 from meiqia.models import Message
-from meiqia.services import presence
 from meiqia.services.routing import LEAVE_MESSAGE_TEXT
 from tests.api.test_conversations import start
 from tests.api.test_conversations import vpost
+from tests.ws import test_presence
 from tests.ws.test_presence import GRACE
 from tests.ws.test_presence import leave_line
 from tests.ws.test_presence import offered
 from tests.ws.test_presence import visitor
 from tests.ws.test_presence import workspace
 
-
-@pytest.fixture
-def team(api):
-    api.app.config.update(AGENT_AWAY_GRACE_SECONDS=GRACE, AGENT_AWAY_OPEN_CHATS="requeue")
-    return api.without_bot()
-
-
-@pytest.fixture
-def sweeper(app):
-    running = presence.Sweeper(app, 0.1, presence.sweep, "presence")
-    running.ensure_running()
-    yield running
-    running.stop()
+#: The same team (bot off, short grace) and running presence sweeper as
+#: tests/ws/test_presence.py.
+team = test_presence.team
+sweeper = test_presence.sweeper
 
 
 OWN = "客服下班啦！请留下您的电话和问题，我们明早 9 点前联系您。"
