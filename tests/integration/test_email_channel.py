@@ -15,6 +15,7 @@ from __future__ import annotations
 import email
 import email.policy
 import smtplib
+import time
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
@@ -744,3 +745,34 @@ def test_a_mail_without_subject_or_message_id_is_answered_in_one_language_and_ho
     assert ours in refs and refs[-1] == "<tom-2@customer.test>"
     assert not any("meiqia.invalid" in r for r in refs), refs
     assert str(reply["Subject"]) == "Re: Customer support"
+
+
+def test_a_mail_the_server_cannot_take_now_waits_and_is_never_skipped(tmp_path, mail):
+    """A privacy hook that cannot check a mail under ``PRIVACY_FALLBACK = "refuse"``
+    makes the channel's ``receive`` answer ``unavailable`` (docs/plugins.md). The
+    poller counted that as the mail's failure and, after ``MAX_ATTEMPTS`` rounds,
+    marked it read and skipped it: the customer's mail was lost (found while fixing
+    the plugin runtime). Now it waits, and is stored once the hook works again."""
+    from meiqia.channels.email import poller
+    from tests.channels.test_receive_refused import Redactor
+
+    redactor = Redactor()
+    app = make_app(tmp_path, plugins=(redactor,), JOBS_INLINE=False,
+                   OUTBOUND_ALLOWED_NETWORKS=["127.0.0.0/8"], PRIVACY_FALLBACK="refuse",
+                   PLUGIN_BREAKER_FAILURES=1000)
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            api.without_bot()
+            enable(api, mail, poll_interval=5)
+            mail.send(VISITOR, "发票", "请开发票，我的电话13800138000")
+            rounds = poller.MAX_ATTEMPTS + 1
+            time.sleep(5 * rounds + 2)  # more rounds than a broken mail is given
+            assert Message.select().where(Message.sender_kind == "visitor").count() == 0
+            redactor.broken = False
+            stored = wait_until(
+                lambda: list(Message.select().where(Message.sender_kind == "visitor")),
+                timeout=30, what="the mail, taken once the redactor works again")
+            assert [m.body for m in stored] == ["请开发票，我的电话13800138000"]
+    finally:
+        close_app(app)

@@ -17,7 +17,9 @@ at the mailbox see what the channel took. Handling is idempotent by Message-ID
 mailbox, or a crash between handling and saving the UID, never make a mail
 count twice. A mail whose handling fails is tried again next round, at most
 ``MAX_ATTEMPTS`` times, then skipped with an error in the log (one broken mail
-must not stop the mailbox).
+must not stop the mailbox). A mail the server cannot take *now* (``unavailable``:
+a privacy hook could not check it under ``PRIVACY_FALLBACK = "refuse"``, or the
+database is down) is not counted: it waits, and the mail after it with it.
 
 Every web process runs the team's channel, but only one reads the mailbox at a
 time: a claim in the channel's state, renewed each round and taken over by
@@ -259,7 +261,15 @@ class Poller:
                 self.handle(raw)
             self.attempts.pop(uid, None)
             return True
-        except Exception:  # noqa: BLE001 - decided below: again, or skip this one mail
+        except Exception as exc:  # noqa: BLE001 - decided below: again, or skip this one mail
+            if _for_now(exc):
+                # Nothing wrong with the mail: the server cannot take it now (a privacy
+                # hook could not check it and PRIVACY_FALLBACK is "refuse", the
+                # database is busy). Skipping it after MAX_ATTEMPTS rounds marked it
+                # read and lost the customer's mail; it waits, from this mail on.
+                self.log.warning("e-mail: mail UID %s of %s cannot be taken now (%s); "
+                                 "trying again next round", uid, self.folder, exc)
+                return False
             attempts = self.attempts.get(uid, 0) + 1
             self.attempts[uid] = attempts
             if attempts >= MAX_ATTEMPTS:
@@ -288,3 +298,14 @@ class Poller:
                 self.state.set(STATUS_KEY, status)
         except Exception:  # noqa: BLE001 - health is best effort; the log has it too
             self.log.debug("e-mail: could not record the mailbox status", exc_info=True)
+
+
+def _for_now(exc: BaseException) -> bool:
+    """A refusal that says "not now" rather than "not this mail": the service's
+    ``unavailable`` (HTTP 503; docs/plugins.md, "Inbound: receive") or the database
+    unreachable. Such a mail is never given up on."""
+    import peewee
+    from playhouse.pool import MaxConnectionsExceeded
+
+    return getattr(exc, "code", None) == "unavailable" or isinstance(
+        exc, peewee.OperationalError | peewee.InterfaceError | MaxConnectionsExceeded)
