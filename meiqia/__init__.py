@@ -111,6 +111,8 @@ def create_app(
     # Once, at start-up, with the application itself (docs/plugins.md): not on the
     # first question, where an answerer's plugin got a proxy of it.
     app.extensions["meiqia.answerers"] = pm.call_flat("register_answerers", app=app)
+    app.extensions["meiqia.ticket_sinks"] = {
+        cls.type: cls for cls in pm.call_flat("register_ticket_sinks", app=app)}
     from meiqia.channels import registry as channel_registry
 
     channel_registry.install(app)  # each team's enabled channels start with a first request

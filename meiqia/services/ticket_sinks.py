@@ -68,7 +68,9 @@ SINK_UPDATE_SCHEMA = {**SINK_SCHEMA, "required": []}
 
 
 def sink_classes() -> dict[str, type]:
-    """Sink classes by type, from every plugin's ``register_ticket_sinks`` (cached)."""
+    """Sink classes by type, from every plugin's ``register_ticket_sinks``: asked once
+    by ``create_app`` at start-up with the application itself (docs/plugins.md), here
+    only for an app made another way."""
     cached = current_app.extensions.get("meiqia.ticket_sinks")
     if cached is None:
         pm = current_app.extensions["meiqia.plugins"]

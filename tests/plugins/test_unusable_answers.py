@@ -73,6 +73,36 @@ def test_register_answerers_is_called_once_at_start_up_with_the_application(tmp_
         close_app(app)
 
 
+class SinkRegistrar:
+    """Records the app ``register_ticket_sinks`` is given (no sink of its own)."""
+
+    __name__ = "sink_registrar"
+
+    def __init__(self) -> None:
+        self.given: list[Any] = []
+
+    @hookimpl
+    def register_ticket_sinks(self, app: Any) -> list:
+        self.given.append(app)
+        return []
+
+
+def test_register_ticket_sinks_is_called_once_at_start_up_with_the_application(tmp_path):
+    """docs/plugins.md says so; it was asked on the first use of a sink, with a proxy
+    of the app (found by a plugin author)."""
+    plugin = SinkRegistrar()
+    app = make_app(tmp_path, plugins=(plugin,))
+    try:
+        assert len(plugin.given) == 1 and plugin.given[0] is app  # before any request
+        with app.app_context():
+            api = ApiClient.registered(app)
+            assert api.get("/api/v1/ticket-sinks/types").status_code == 200
+            api.get("/api/v1/ticket-sinks")
+        assert len(plugin.given) == 1 and plugin.given[0] is app
+    finally:
+        close_app(app)
+
+
 def _plugin(api: ApiClient, name: str) -> dict:
     return next(row for row in api.get("/api/v1/plugins").get_json() if row["name"] == name)
 
