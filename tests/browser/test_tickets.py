@@ -149,6 +149,14 @@ def test_an_agent_writes_a_ticket_and_renames_it(server, admin, new_context):
     expect(page.locator("#tk-table tbody tr.empty")).to_have_count(1)
     page.click("#tk-new")
     form = page.locator("#tk-new-dialog form")
+    # Over the limit: nothing cut (the box had maxlength=5000 and lost the end of a
+    # paste without a word); the server's refusal is shown and the text stays.
+    long = "客户来电" * 1250 + "，订单号A123"
+    form.locator("textarea[name=content]").fill(long)
+    form.locator("input[name=phone]").fill("021-12345678")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".form-error")).to_contain_text("5000")
+    assert form.locator("textarea[name=content]").input_value() == long
     form.locator("textarea[name=content]").fill("客户来电：要开增值税专用发票")
     form.locator("input[name=name]").fill("孙七")
     form.locator("input[name=phone]").fill("12345")

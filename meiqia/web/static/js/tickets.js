@@ -118,7 +118,7 @@ function newTicket() {
     items.map(([value, text]) => el('option', { value, text, selected: value === 'normal' })));
   const form = el('form', { class: 'form-grid', novalidate: true },
     el('label', {}, t('tickets.subject'), el('input', { name: 'subject', maxlength: 200 })),
-    el('label', {}, t('tickets.content'), el('textarea', { name: 'content', rows: 5, maxlength: 5000, required: true })),
+    el('label', {}, t('tickets.content'), el('textarea', { name: 'content', rows: 5, required: true })),
     el('fieldset', {}, el('legend', { text: t('tk.contact') }),
       el('label', {}, t('card.name'), el('input', { name: 'name', maxlength: 120 })),
       el('label', {}, t('card.phone'), el('input', { name: 'phone', maxlength: 40, inputmode: 'tel' })),

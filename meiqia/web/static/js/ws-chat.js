@@ -604,7 +604,7 @@ export class Chat {
     const c = this.data.customer;
     const form = el('form', { novalidate: true },
       el('label', {}, t('tickets.subject'), el('input', { name: 'subject', maxlength: 200 })),
-      el('label', {}, t('tickets.content'), el('textarea', { name: 'content', rows: 4, maxlength: 5000 })),
+      el('label', {}, t('tickets.content'), el('textarea', { name: 'content', rows: 4 })),
       el('label', {}, t('tickets.priority'), el('select', { name: 'priority' },
         ['low', 'normal', 'high', 'urgent'].map((p) => el('option', { value: p, selected: p === 'normal', text: t(`priority.${p}`) })))),
       el('label', {}, t('card.name'), el('input', { name: 'name', value: c.name || '' })),
