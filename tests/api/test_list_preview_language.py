@@ -51,9 +51,13 @@ def test_an_english_visitors_handover_reads_in_chinese_for_a_chinese_agent(api):
     cid = _visitor_served(team, "en")
     assert Message.get_by_id(Conversation.get_by_id(cid).last_message_id).body \
         == "张三 is now serving you"
-    # No header: his setting, else the team's language (zh-CN here).
-    assert _preview(zhang, cid, None) == "张三 开始接待"
+    # What the workspace sends (its page's language), and a script that says nothing:
+    # his setting, else English, as error messages.
     assert _preview(zhang, cid, "zh-CN") == "张三 开始接待"
+    assert _preview(zhang, cid, None) == "张三 took over"
+    assert zhang.client.get("/lang/zh-CN").status_code == 302  # he chose Chinese once
+    zhang.client.delete_cookie("lang")
+    assert _preview(zhang, cid, None) == "张三 开始接待"
 
 
 def test_a_transfer_and_an_end_are_written_for_the_reader(api):

@@ -56,9 +56,12 @@ def test_a_worker_stopped_with_sigterm_leaves_the_peers(tmp_path, redis_url, red
     """``meiqia worker`` ends with ``os._exit`` after rq's warm shutdown (no ``atexit``):
     its stop must leave the hash itself, or every web process resyncs every socket
     8 s after each worker restart."""
+    from meiqia import job_supervisor
+    from meiqia.config import DEFAULTS
     from tests.helpers import wait_until
     from tests.reliability.conftest import WorkerProcess
     from tests.reliability.test_job_faults import _catches
+    from tests.reliability.test_job_faults import _children
 
     env = meiqia_env(tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
                      DATABASE_URL=f"sqlite:///{tmp_path}/meiqia.sqlite3")
@@ -67,11 +70,16 @@ def test_a_worker_stopped_with_sigterm_leaves_the_peers(tmp_path, redis_url, red
     client = redis.Redis.from_url(redis_url)
     peers = f"{redis_prefix}:hub-peers"
     workers.append(WorkerProcess(env, tmp_path))
-    wait_until(lambda: client.hlen(peers) == 1, what="the worker among the peers")
+    # Each worker loop (job_supervisor.loop_plan: one urgent, one default) is a
+    # process with the app, and a peer; the command that watches them is not.
+    plan = len(job_supervisor.loop_plan(DEFAULTS))
+    wait_until(lambda: client.hlen(peers) == plan, what="the worker loops among the peers")
     # rq's warm shutdown answers SIGTERM once its handler is in place (before that,
     # the signal's default action kills it: not a clean stop).
-    wait_until(lambda: _catches(workers[0].proc.pid, signal.SIGTERM),
-               what="the worker handling SIGTERM")
+    wait_until(lambda: _catches(workers[0].proc.pid, signal.SIGTERM)
+               and len(loops := _children(workers[0].proc.pid)) == plan
+               and all(_catches(pid, signal.SIGTERM) for pid in loops),
+               what="every worker loop handling SIGTERM")
     workers[0].proc.terminate()  # systemctl stop: SIGTERM
     assert workers[0].proc.wait(timeout=30) == 0, workers[0].log()
     assert client.hlen(peers) == 0, workers[0].log()

@@ -85,7 +85,7 @@ def test_the_widget_frame_may_be_framed_only_by_the_teams_sites(api):
         assert refused.status_code == 422, bad
         error = refused.get_json()["error"]
         assert error["field"] == "settings.widget.allowed_origins[0]", error
-        assert error["message"] == "允许嵌入网页插件的网站[0]：格式不正确", error
+        assert error["message"] == "允许嵌入网页插件的网站（第 1 项）：格式不正确", error
     # emptied: any site again (the one-line embed works anywhere)
     api.patch("/api/v1/team", json={"settings": {"widget": {"allowed_origins": []}}})
     frame = api.app.test_client().get(f"{WIDGET_FRAME}?team={team}")

@@ -20,7 +20,8 @@ from meiqia.web.api import route
 #: What a list row's ``last_message`` holds (conversations.summary_row).
 LAST_MESSAGE_DOC = ("``last_message`` is the start (80 characters) of the last message as the "
                    "workspace chat shows it, in the reader's language (``X-Meiqia-Lang``, else "
-                   "his setting): a system event (handover, transfer, end, leave-a-message...) "
+                   "his setting, else Accept-Language, else English: the rule of error "
+                   "messages): a system event (handover, transfer, end, leave-a-message...) "
                    "is written for the agent, not as the visitor was told it "
                    "(\"Bob took over\" / \"Bob 开始接待\", not \"Bob 为您服务\"); a rating "
                    "invitation says it was sent; text, images and files are their text or name.")

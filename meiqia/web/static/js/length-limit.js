@@ -7,6 +7,10 @@
 /** What one chat message may hold (messages.MAX_BODY; the widget gets it in its boot). */
 export const MAX_BODY = 5000;
 
+/** The keys of the note in the widget and in the agents' pages. */
+export const WIDGET_KEYS = { count: 'widget.len.count', over: 'widget.len.over' };
+export const UI_KEYS = { count: 'ui.len.count', over: 'ui.len.over' };
+
 /** Characters as the server counts them (Python's len of the trimmed text: code points). */
 export function charCount(text) {
   return [...String(text ?? '').trim()].length;
@@ -14,16 +18,17 @@ export function charCount(text) {
 
 /**
  * Watch ``input`` and write the count into ``note`` (hidden below 90 % of ``max``).
- * ``say(key, values)`` is the page's translator; ``prefix`` its keys' start
- * (``widget.len`` in the widget, ``ui.len`` in the agents' pages).
+ * ``say(key, values)`` is the page's translator; ``keys`` its two keys,
+ * ``{count, over}`` (``WIDGET_KEYS`` in the widget, ``UI_KEYS`` in the agents'
+ * pages), written out whole so the pages' key checks see them.
  * Returns ``fits()``: true when the text may be sent; false shows the refusal.
  */
-export function lengthLimit(input, note, max, say, prefix) {
+export function lengthLimit(input, note, max, say, keys) {
   const show = () => {
     const n = charCount(input.value);
     const over = n > max;
     note.hidden = n < max * 0.9;
-    note.textContent = over ? say(`${prefix}.over`, { n, max, extra: n - max }) : say(`${prefix}.count`, { n, max });
+    note.textContent = over ? say(keys.over, { n, max, extra: n - max }) : say(keys.count, { n, max });
     note.classList.toggle('over', over);
     if (over) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');

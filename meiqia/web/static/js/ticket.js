@@ -2,7 +2,7 @@
 // comments (internal notes and public replies), the change history and the transcript.
 import { api, clear, dialog, el, fmtTime, formError, t, toast } from './lib.js';
 import { LIST_KEY, agentName, groupName, loadPeople } from './tickets-common.js';
-import { MAX_BODY, lengthLimit } from './length-limit.js';
+import { MAX_BODY, UI_KEYS, lengthLimit } from './length-limit.js';
 import { textBody } from './message-body.js';
 import { richText } from './rich-text.js';
 
@@ -202,7 +202,7 @@ commentForm.addEventListener('change', () => {
 });
 // A reply holds what a ticket's content may (tickets.MAX_CONTENT, as a chat message):
 // over it, said under the box and not sent; the text stays to be shortened.
-const commentLimit = lengthLimit(commentForm.elements.body, document.getElementById('tk-comment-count'), MAX_BODY, t, 'ui.len');
+const commentLimit = lengthLimit(commentForm.elements.body, document.getElementById('tk-comment-count'), MAX_BODY, t, UI_KEYS);
 commentForm.addEventListener('submit', async (event) => {
   event.preventDefault();
   if (!commentLimit.fits()) {

@@ -2,7 +2,7 @@
 // bot "did you mean", human, queue, leave-a-message, emoji, uploads, status, typing, rating.
 // User text is only ever set with textContent; the bot's and agents' links and images
 // are built as nodes by rich-text.js.
-import { lengthLimit } from './length-limit.js';
+import { WIDGET_KEYS, lengthLimit } from './length-limit.js';
 import { richSpan } from './rich-text.js';
 import { ChatSocket } from './socket.js';
 import { createTickets } from './widget-tickets.js';
@@ -398,7 +398,7 @@ function setupComposer() {
   } })));
   $('mq-emoji-btn').addEventListener('click', () => { emoji.hidden = !emoji.hidden; });
   // Over what a message may hold: said, not sent, and the text stays to be shortened.
-  const limit = lengthLimit(input, $('mq-count'), boot.max_body || 5000, T, 'widget.len');
+  const limit = lengthLimit(input, $('mq-count'), boot.max_body || 5000, T, WIDGET_KEYS);
   $('mq-composer').addEventListener('submit', (event) => {
     event.preventDefault();
     if (!limit.fits()) {

@@ -6,7 +6,7 @@
 //   since his last visit flagged as new on load (GET /widget/tickets), marked read once shown.
 // Everything the visitor or an agent typed is only ever set with textContent (an agent's
 // ticket's links and images are built as nodes by rich-text.js).
-import { lengthLimit } from './length-limit.js';
+import { WIDGET_KEYS, lengthLimit } from './length-limit.js';
 import { richText } from './rich-text.js';
 
 const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
@@ -274,7 +274,7 @@ export function createTickets({ T, el, call, state, boot, list, scrollDown, onUn
     // counts near the limit and, over it, says so; nothing is sent and the text stays.
     const content = el('textarea', { name: 'content', rows: 3, required: true });
     const count = el('div', { class: 'mq-count', hidden: true });
-    const limit = lengthLimit(content, count, limits.max_content, T, 'widget.len');
+    const limit = lengthLimit(content, count, limits.max_content, T, WIDGET_KEYS);
     const node = el('form', { class: 'mq-card mq-leave', novalidate: true },
       el('strong', { text: T('widget.leave.title') }),
       el('p', { class: 'mq-hint', text: T('widget.leave.hint') }),

@@ -2,7 +2,7 @@
 // #keyword quick replies, @colleague in internal notes, emoji, uploads, bot suggestions, actions.
 import { LANG_HEADER, api, boot, clear, dialog, el, fmtTime, formData, formError, me, t, toast, confirmDialog } from './lib.js';
 import { offeredQuestions, specialBody, textBody } from './message-body.js';
-import { MAX_BODY, lengthLimit } from './length-limit.js';
+import { MAX_BODY, UI_KEYS, lengthLimit } from './length-limit.js';
 import { richText } from './rich-text.js';
 
 const $ = (id) => document.getElementById(id);
@@ -387,7 +387,7 @@ export class Chat {
     form.addEventListener('change', (e) => { if (e.target.name === 'mode') form.dataset.mode = e.target.value; });
     // Over what a message may hold (messages.MAX_BODY): said under the box, not sent, and
     // the text stays to be shortened (a maxlength cut a paste without a word).
-    this.limit = lengthLimit(this.input, $('ws-count'), MAX_BODY, t, 'ui.len');
+    this.limit = lengthLimit(this.input, $('ws-count'), MAX_BODY, t, UI_KEYS);
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       const text = this.input.value;
