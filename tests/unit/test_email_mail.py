@@ -284,6 +284,17 @@ def reply(kind: str, **kw):
     return build_reply(**defaults)
 
 
+def test_the_mail_answered_is_last_in_references_even_with_later_mails_of_ours():
+    """A second line of the bot to the same mail: the thread holds our first answer
+    after his mail, and References listed it last (a full run of the e-mail test)."""
+    sent = email.message_from_bytes(reply("bot", thread=[
+        "<m1@customer.test>", "<r1@shop.test>", "<m2@customer.test>", "<r2@shop.test>"]
+    ).as_bytes(), policy=email.policy.default)
+    assert sent["In-Reply-To"] == "<m2@customer.test>"
+    assert sent["References"].split() == ["<m1@customer.test>", "<r1@shop.test>",
+                                          "<r2@shop.test>", "<m2@customer.test>"]
+
+
 def test_a_reply_threads_on_the_visitors_mail():
     sent = email.message_from_bytes(reply("agent").as_bytes(), policy=email.policy.default)
     assert sent["In-Reply-To"] == "<m2@customer.test>"

@@ -113,7 +113,11 @@ def build_reply(*, from_address: str, from_name: str, to_address: str, to_name: 
         from_address=from_address, from_name=display, to_address=to_address, to_name=to_name,
         subject=reply_subject(subject, language), text=text, when=created_at,
         in_reply_to=in_reply_to,
-        references=references(list(thread) + ([in_reply_to] if in_reply_to else [])),
+        # The mail answered comes last (RFC 5322 §3.6.4: the parent's References, then
+        # the parent), also when the thread holds later mails of ours: a second line
+        # the bot sent to the same mail listed our first answer after it.
+        references=references([i for i in thread if i != in_reply_to]
+                              + ([in_reply_to] if in_reply_to else [])),
         policy=POLICY)
     if kind != "agent":
         message["Auto-Submitted"] = "auto-replied"
