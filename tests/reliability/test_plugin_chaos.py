@@ -256,11 +256,27 @@ def test_healthz_names_a_suspended_plugin_right_after_a_restart(tmp_path):
         close_app(again)
 
 
+class RedactorChaos(Chaos):
+    """Raises in ``before_message_saved`` for the test's own five messages only: the
+    list of recent errors holds the last ten of all hooks, and the ``track_event``
+    failures (and the system lines' redactions) pushed the first of the five out of
+    it (1 run in 4 of the full suite)."""
+
+    @hookimpl
+    def track_event(self, event: dict) -> None:
+        return None
+
+    @hookimpl
+    def before_message_saved(self, message: dict, conversation: Any) -> None:
+        if str(message.get("body", "")).startswith("第"):
+            self._misbehave("before_message_saved")
+
+
 def test_the_plugins_page_counts_every_failure_even_several_in_one_second(tmp_path):
     """Found from outside: five identical failures within a second showed as one
     recent error (the page merged this process's list with the stored one by
     time, hook and text, so equal entries collapsed)."""
-    app = make_app(tmp_path, plugins=(Chaos(hang=set()),), PLUGIN_BREAKER_FAILURES=100,
+    app = make_app(tmp_path, plugins=(RedactorChaos(hang=set()),), PLUGIN_BREAKER_FAILURES=100,
                    PLUGIN_STATE_REFRESH=0.2)
     try:
         with app.app_context():
