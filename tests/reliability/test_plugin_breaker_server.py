@@ -19,14 +19,14 @@ from tests.integration.test_embedded_server import Embedded
 from tests.integration.test_embedded_server import team
 
 WATCHER = '''
-import time
+import threading
 
 from meiqia.hookspecs import hookimpl
 
 
 @hookimpl
 def before_message_saved(message, conversation):
-    time.sleep(60)  # hangs: the budget (0.4 s) ends it
+    threading.Event().wait(60)  # hangs: the budget (0.4 s) ends it
 
 
 @hookimpl

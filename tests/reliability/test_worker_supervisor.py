@@ -132,7 +132,10 @@ def test_a_stop_during_a_recovery_sweep_is_not_lost(tmp_path, pg_database_url, r
         finally:
             watch.close()
         workers[0].proc.terminate()
-        time.sleep(1)  # each loop's SIGTERM is pending in its sweep's query
+        # The command passes SIGTERM on to its loops as it logs this; theirs then
+        # waits in the sweep's query for the lock to go.
+        wait_until(lambda: "stopping the worker loops" in workers[0].log(),
+                   what="the command passing the stop on")
         lock.commit()
         began = time.monotonic()
         code = workers[0].proc.wait(timeout=job_worker.TEARDOWN_SECONDS + 20)
