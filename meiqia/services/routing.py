@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -610,20 +611,18 @@ def tell_transferred_to_nobody(now: datetime.datetime | None = None) -> int:
     group that had nobody already saw nobody go). Each such chat is told once for
     its time in that queue (``offered_at`` before ``queued_at``), by one process.
     Returns how many were told."""
-    from meiqia.models import Team
-
     now = now or utcnow()
     since = now - datetime.timedelta(seconds=TRANSFERRED_LOOKBACK_SECONDS)
     untold = Conversation.offered_at.is_null() | (Conversation.offered_at < Conversation.queued_at)
+    # One statement for every team each second (not one per team): queued rows of the
+    # last seconds, usually none.
+    fresh = list(Conversation.select().where(
+        Conversation.status == "queued", Conversation.queued_at > since,
+        Conversation.group.is_null(False), untold)
+        .order_by(Conversation.team, Conversation.queued_at, Conversation.id))
     told = 0
-    for (team_id,) in Team.select(Team.id).tuples():
-        # The (team, status, queued_at) index: a few rows, only right after a transfer.
-        fresh = list(Conversation.select().where(
-            Conversation.team == team_id, Conversation.status == "queued",
-            Conversation.queued_at > since, Conversation.group.is_null(False), untold)
-            .order_by(Conversation.queued_at, Conversation.id))
-        if fresh:
-            told += _tell_unserved(team_id, fresh, now, untold, groups_only=True)
+    for team_id, rows in itertools.groupby(fresh, key=lambda c: c.team_id):
+        told += _tell_unserved(team_id, list(rows), now, untold, groups_only=True)
     return told
 
 
