@@ -40,6 +40,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -136,6 +137,60 @@ def stored_count(env: dict) -> int:
         return conn.execute(sql).fetchone()[0]
 
 
+class MinuteWatch(threading.Thread):
+    """What else happened in each minute of the sustained phase, to explain a
+    minute whose tail is slow: the server's CPU (cores busy), the machine's load
+    average at the minute's end and, on PostgreSQL, the seconds in which an
+    autovacuum worker ran on the run's database and on which tables (sampled
+    once a second from ``pg_stat_activity``)."""
+
+    def __init__(self, env: dict, pid: int, start: float) -> None:
+        super().__init__(daemon=True)
+        self.url = env.get("MEIQIA_DATABASE_URL", "")
+        self.pid, self.t0 = pid, start
+        self.stop = threading.Event()
+        #: minute -> {"cores": float, "load": float, "vacuum_s": int, "tables": set}
+        self.minutes: dict[int, dict] = {}
+
+    def _minute(self, m: int) -> dict:
+        return self.minutes.setdefault(m, {"cores": 0.0, "load": 0.0, "vacuum_s": 0,
+                                            "tables": set()})
+
+    def run(self) -> None:
+        cur = None
+        if self.url.startswith("postgres"):
+            import psycopg2
+
+            conn = psycopg2.connect(self.url)
+            conn.autocommit = True
+            cur = conn.cursor()
+        cpu_then, minute_then = cpu_seconds(self.pid), 0
+        while not self.stop.wait(1.0):
+            m = int((time.perf_counter() - self.t0) // 60)
+            if m != minute_then:
+                cpu_now = cpu_seconds(self.pid)
+                row = self._minute(minute_then)
+                row["cores"] = (cpu_now - cpu_then) / 60
+                row["load"] = os.getloadavg()[0]
+                cpu_then, minute_then = cpu_now, m
+            if cur is not None:
+                cur.execute("SELECT query FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND backend_type = 'autovacuum worker'")
+                found = [q for (q,) in cur.fetchall()]
+                if found:
+                    row = self._minute(m)
+                    row["vacuum_s"] += 1
+                    row["tables"].update(q.split(" ")[-1] for q in found if q)
+
+    def text(self, m: int) -> str:
+        row = self.minutes.get(m)
+        if row is None:
+            return ""
+        vacuum = (f", autovacuum {row['vacuum_s']} s ({', '.join(sorted(row['tables']))})"
+                  if row["vacuum_s"] else "")
+        return f", server {row['cores']:.2f} cores, load {row['load']:.1f}{vacuum}"
+
+
 class Http:
     def __init__(self, base: str) -> None:
         import http.cookiejar
@@ -211,7 +266,7 @@ def start_server(env: dict, port: int, server: str = "embedded",
     raise SystemExit("server did not start")
 
 
-async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
+async def run_load(args: argparse.Namespace, port: int, pid: int, env: dict) -> dict:
     from websockets.asyncio.client import connect
 
     base = f"http://127.0.0.1:{port}"
@@ -319,6 +374,8 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
     n = 0
     # The server's RSS at the end of each minute: whether memory holds or grows.
     rss_minutes: list[float] = []
+    watch = MinuteWatch(env, pid, start)
+    watch.start()
     while time.perf_counter() - start < args.duration:
         if time.perf_counter() - start >= 60 * (len(rss_minutes) + 1):
             rss_minutes.append(rss_mb(pid))
@@ -343,6 +400,7 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
     achieved = n / elapsed
     await asyncio.sleep(5)
     cpu_used = cpu_seconds(pid) - cpu_before
+    watch.stop.set()
     progress(f"sustained phase done: {n} sent, {len(received)} delivered")
     lat = [(times[0] - sent_at[c]) * 1000 for c, times in received.items()]
     # Delivery by minute of the run: whether latency holds or drifts as the run goes on.
@@ -354,7 +412,7 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
                 float(np.percentile(v, 99))) for m, v in sorted(by_minute.items())]
     for m, p50, p95, p99 in minutes:
         rss_then = f", RSS {rss_minutes[m]:.0f} MB" if m < len(rss_minutes) else ""
-        progress(f"minute {m + 1}: p50 {p50:.1f} / p95 {p95:.1f} / p99 {p99:.1f} ms{rss_then}")
+        progress(f"minute {m + 1}: p50 {p50:.1f} / p95 {p95:.1f} / p99 {p99:.1f} ms{rss_then}{watch.text(m)}")
     lost = len(sent_at) - len(received)
     dup = duplicates
 
@@ -418,6 +476,8 @@ async def run_load(args: argparse.Namespace, port: int, pid: int) -> dict:
         "rss": held_rss, "storm": len(storm), "storm_ok": ok, "storm_s": storm_s,
         "broken": len(broken), "broken_why": sorted(set(broken.values()))[:3],
         "minutes": minutes, "rss_minutes": rss_minutes,
+        "watch": {m: {**row, "tables": sorted(row["tables"])}
+                  for m, row in sorted(watch.minutes.items())},
         "resent": len(resent), "resent_unique": len(set(resent)),
         "cpu_ms_per_msg": cpu_used * 1000 / max(n, 1),
         "cpu_cores": cpu_used / (elapsed + 5),
@@ -563,7 +623,7 @@ def main() -> None:
     load_start = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     proc = start_server(env, port, args.server, args.workers)
     try:
-        fig = asyncio.run(run_load(args, port, proc.pid))
+        fig = asyncio.run(run_load(args, port, proc.pid, env))
         fig["stored"] = stored_count(env)
         fig["load_start"] = load_start
         fig["load_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
