@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 
 from meiqia.bot import index as bot_index
@@ -354,3 +355,35 @@ def test_an_exact_question_is_answered_where_the_calibration_only_suggests():
     # The same words in two entries: nobody's exact question.
     shared = index.query("钱什么时候退回来", k=3)
     assert index.decide(shared).kind != "answer"
+
+
+def test_a_pasted_page_is_read_up_to_its_first_characters(en_index, zh_index):
+    """A visitor who pastes a page (an error log, an order list) is answered
+    from the first ``QUESTION_CHARS`` characters, as if he had sent only those:
+    the rest cost 20 ms of CPU and no FAQ question is that long."""
+    cut = bot_index.QUESTION_CHARS
+    for index, head in ((en_index, "How do I reset my password? I tried the link "),
+                        (zh_index, "怎么退货？我上周在你们店里买的衣服不合适，")):
+        page = head + "".join(f"订单 {n} 状态 pending log line {n}; " for n in range(400))
+        assert len(page) > 10 * cut
+        asked, head_only = index.query(page), index.query(page[:cut])
+        assert asked and [(c.entry_id, c.score) for c in asked] == [
+            (c.entry_id, c.score) for c in head_only]
+
+
+def test_a_long_question_keeps_only_its_heaviest_n_grams(en_index):
+    """Retrieval reads at most ``QUERY_GRAMS`` of a question's n-gram columns,
+    those of the highest weight, renormalised; a short question keeps all."""
+    features = en_index._state.features
+    long = " ".join(en_index._state.texts)  # every n-gram the index knows
+    cols, vals = features.transform_one(long)
+    assert cols.size > bot_index.QUERY_GRAMS
+    top_cols, top_vals = features.transform_one(long, bot_index.QUERY_GRAMS)
+    assert top_cols.size == bot_index.QUERY_GRAMS
+    heaviest = set(cols[np.argsort(-vals)[:bot_index.QUERY_GRAMS]].tolist())
+    assert set(top_cols.tolist()) == heaviest
+    assert abs(float(np.linalg.norm(top_vals)) - 1.0) < 1e-5
+    short_cols, short_vals = features.transform_one("reset my password")
+    again_cols, again_vals = features.transform_one("reset my password", bot_index.QUERY_GRAMS)
+    assert short_cols.tolist() == again_cols.tolist()
+    assert np.allclose(short_vals, again_vals)
