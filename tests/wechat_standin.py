@@ -69,6 +69,8 @@ class WeChatStandIn:
         self.uploads: list[str] = []  # media ids uploaded by the channel
         self.faults: deque[tuple[int | None, int] | None] = deque()
         self.media_faults = 0  # media/get calls still to answer errcode -1
+        self.hangs: dict[str, float] = {}  # path -> seconds it answers nothing
+        self.released = threading.Event()
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.base_url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -94,6 +96,19 @@ class WeChatStandIn:
         """The next ``times`` media/get calls answer errcode -1 (system busy)."""
         with self.lock:
             self.media_faults += times
+
+    def hang(self, path: str, seconds: float = 30.0) -> None:
+        """Calls of ``path`` (``/cgi-bin/media/get``…) get no answer for ``seconds``
+        (an API that does not answer), until ``release()``."""
+        with self.lock:
+            self.released.clear()
+            self.hangs[path] = seconds
+
+    def release(self) -> None:
+        """Hanging calls answer now, and the next ones at once."""
+        with self.lock:
+            self.hangs.clear()
+        self.released.set()
 
     def expire_tokens(self) -> None:
         """Every token issued so far expires (the next use gets 42001)."""
@@ -139,6 +154,10 @@ class WeChatStandIn:
 
     def handle(self, request: Request) -> Response:
         path = request.path
+        with self.lock:
+            hang = self.hangs.get(path, 0.0)
+        if hang:
+            self.released.wait(hang)
         if path == "/cgi-bin/token" and request.method == "GET":
             args = request.args
             with self.lock:

@@ -394,11 +394,8 @@ def message_view(message_id: int) -> ChannelMessage | None:
         from meiqia.services.routing import visitor_language
 
         body = _RATING_TEXT[visitor_language(conversation)]
-    if message.sender_kind == "bot":
-        from meiqia.services.bot import reply_text
-        from meiqia.services.routing import visitor_language
-
-        body = reply_text(body, message.payload, visitor_language(conversation))
+    # A bot line is stored in the channel's words already
+    # (``services.conversations.channel_wording``): sent as stored.
     if message.sender_kind in {"bot", "agent"} and message.kind == "text":
         from meiqia.services.rich_text import plain_text
         from meiqia.services.routing import visitor_language

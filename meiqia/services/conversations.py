@@ -337,6 +337,26 @@ def _cannot_read(conversation: Conversation, message: Any) -> None:
                               while_status="bot", client_msg_id=_answer_key(message))
 
 
+def channel_wording(conversation: Conversation, body: str, payload: dict[str, Any]) -> str:
+    """The bot's line as the customer of this conversation's channel gets it: the
+    one place that words it per channel, before it is stored, so what agents,
+    history and exports show is what was sent. The widget's words as they are; a
+    channel has none of its buttons (no 转人工, no "did you mean" buttons), so
+    there the line says to reply 人工 and lists the questions as numbered lines
+    (``services.bot.reply_text``; ``payload["written_out"]`` then says the body
+    holds them, so transcripts do not list them twice)."""
+    if (getattr(conversation, "channel", "web") or "web") == "web":
+        return body
+    try:
+        from meiqia.services.bot import reply_text
+    except ImportError:  # no bot installed: its lines (bot_reply's) need no rewording
+        return body
+    worded = reply_text(body, payload, routing.visitor_language(conversation))
+    if payload.get("candidates") and worded != body:
+        payload["written_out"] = True
+    return worded
+
+
 def _bot_step(conversation: Conversation, message: Any) -> None:
     reply = bot_reply(conversation, message)
     if reply["kind"] == "human":
@@ -346,11 +366,12 @@ def _bot_step(conversation: Conversation, message: Any) -> None:
         {"entry_id": c["entry_id"], "question": c["question"]} for c in reply["candidates"]
     ] if reply["kind"] == "suggest" else [], "offer_human": reply["offer_human"],
         "entry_id": reply.get("entry_id")}
+    body = channel_wording(conversation, reply["body"], payload)
     try:
         # Under the conversation's lock: a person may have taken the chat while the
         # bot was thinking (the visitor pressed "human" and typed at once), and
         # then the person speaks from now on, not the bot.
-        _, created = messages.post_message(conversation, "bot", reply["body"],
+        _, created = messages.post_message(conversation, "bot", body,
                                            payload=payload, while_status="bot",
                                            client_msg_id=_answer_key(message))
     except messages.StatusChanged:

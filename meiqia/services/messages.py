@@ -56,7 +56,10 @@ def agent_topic(agent_id: int) -> str:
 def transcript_body(body: str, payload: dict[str, Any] | None) -> str:
     """A message's words as a transcript in text shows them (a ticket's, an
     export's): a bot's "did you mean" keeps the questions it offered in its
-    payload, not in its body, so they follow it, one per line."""
+    payload, not in its body, so they follow it, one per line (unless a channel's
+    line has them written out already: ``written_out``)."""
+    if (payload or {}).get("written_out"):
+        return body
     offered = [c.get("question") for c in (payload or {}).get("candidates") or []
                if isinstance(c, dict) and c.get("question")]
     return "\n".join([body, *(f"· {q}" for q in offered)]) if offered else body

@@ -476,17 +476,19 @@ def test_an_agents_image_is_uploaded_and_sent_a_file_is_refused_clearly(
 def test_what_cannot_be_stored_is_answered_without_a_resend_loop(
         wx: ApiClient, standin: WeChatStandIn) -> None:
     wechat = WeChat(wx)
-    # An image whose MediaId WeChat no longer has (40007): agents get a line.
+    # An image whose MediaId WeChat no longer has (40007): agents get a line (after
+    # the one saying it is being fetched; the fetch job runs inline here).
     answer = wechat.send(wechat.side.image(OPENID, "EXPIRED_MEDIA"))
     assert answer.status_code == 200 and answer.data == b"success"
     from meiqia.channels.wechat.views import IMAGE_GONE
 
-    line = Message.select().where(Message.sender_kind == "visitor").get()
+    line = Message.select().where(Message.sender_kind == "visitor").order_by(
+        Message.id.desc()).first()
     assert line.body.startswith(IMAGE_GONE)
     assert line.body.endswith("http://mmbiz.qpic.cn/EXPIRED_MEDIA")  # the PicUrl
     # An empty text (nothing to store): success, so WeChat does not resend it.
     assert wechat.send(wechat.side.text(OPENID, " ")).data == b"success"
-    assert Message.select().where(Message.sender_kind == "visitor").count() == 1
+    assert Message.select().where(Message.sender_kind == "visitor").count() == 2
     # Junk where WeChat puts numbers: stored (the raw MsgId is the id), never a 500.
     junk = (f"<xml><ToUserName>gh</ToUserName><FromUserName>{OPENID}</FromUserName>"
             "<CreateTime>soon</CreateTime><MsgType>text</MsgType>"
@@ -744,7 +746,7 @@ def test_an_image_the_api_did_not_give_is_fetched_later_and_placeholders_are_not
             configure(app, api.team["id"], standin)
             wechat = WeChat(api)
             standin.media["MEDIA_LATER"] = (PNG, "image/png", "later.png")
-            standin.fail_media(3)  # the first try and two of the job's
+            standin.fail_media(3)  # the job's first three tries
             answer = wechat.send(wechat.side.image(OPENID, "MEDIA_LATER", msg_id="7001"))
             assert answer.status_code == 200 and answer.data == b"success"
             conversation = conversation_of()
@@ -772,13 +774,17 @@ def test_an_image_the_api_did_not_give_is_fetched_later_and_placeholders_are_not
             lines = [m.body for m in Message.select().where(
                 Message.conversation == conversation.id, Message.sender_kind == "visitor")
                 .order_by(Message.id)]
+            # Every picture is a line at once (the callback never waits on the API),
+            # then the job's image, or what it could not take.
             assert lines[2] == "[语音 voice message]"
-            assert lines[3].startswith("[图片 image: 未收下")
+            assert lines[3] == IMAGE_PENDING
+            assert lines[4].startswith("[图片 image: 未收下")
             assert Message.select().where(Message.conversation == conversation.id,
                                           Message.kind == "file").count() == 0
             said = [m.body for m in Message.select().where(
                 Message.conversation == conversation.id, Message.sender_kind == "bot")]
-            assert said.count(CANNOT_READ["zh-CN"]) == 3, said  # pending, voice, refused
+            # pending, voice, pending, refused: none a question the bot failed
+            assert said.count(CANNOT_READ["zh-CN"]) == 4, said
             assert Conversation.get_by_id(conversation.id).status == "bot"
             wait_until(lambda: CANNOT_READ["zh-CN"] in standin.texts_to(OPENID),
                        what="the bot's line to reach the follower")

@@ -791,3 +791,38 @@ def test_a_mail_the_server_cannot_take_now_waits_and_is_never_skipped(tmp_path, 
             assert [m.body for m in stored] == ["请开发票，我的电话13800138000"]
     finally:
         close_app(app)
+
+
+def test_the_bot_lines_stored_are_the_mails_the_customer_got(email_app, mail):
+    """The conversation (what agents, history and exports show) held the widget's
+    lines (「…或者点击“转人工”联系客服。」, 「…需要为您转接人工客服吗？」) while the
+    customer's mails said 「…或者回复“人工”联系客服。」 and 「…正在为您转接人工客服。」."""
+    from meiqia.services.bot import MESSAGES
+
+    words = MESSAGES["zh-CN"]
+    api = ApiClient.registered(email_app)
+    enable(api, mail)
+    mail.send(VISITOR, "汽车", "你们卖汽车吗？")
+    conversation = wait_until(lambda: Conversation.get_or_none(Conversation.channel == "email"),
+                              what="the conversation")
+    parsed_all(mail, VISITOR, 1)
+    mail.send(VISITOR, "飞机", "你们卖飞机吗？")  # the second failure: handed to a person
+
+    def bot_lines() -> list[str]:
+        return [m.body for m in Message.select().where(
+            Message.conversation == conversation.id, Message.sender_kind == "bot")
+            .order_by(Message.id)]
+
+    wait_until(lambda: len(bot_lines()) >= 2, what="the bot's two lines")
+    def deliveries() -> list[dict[str, Any]]:
+        return api.get(f"/api/v1/conversations/{conversation.id}/deliveries"
+                       ).get_json()["deliveries"]
+
+    sent = wait_until(lambda: (d := deliveries()) and all(x["status"] == "sent" for x in d)
+                      and d, what="every line sent")
+    got = [m.get_content().strip() for m in parsed_all(mail, VISITOR, len(sent))]
+    stored = bot_lines()
+    assert stored[0] == words["unrecognised_by_reply"], stored
+    assert words["offer_human_by_reply"] in stored, stored
+    for line in stored:
+        assert line in got, f"stored {line!r}, the customer's mails said {got!r}"

@@ -68,12 +68,18 @@ MAX_TEXT_BYTES = 2000
 
 
 class ApiError(Exception):
-    """The API answered with an error (``errcode``) or not at all (``errcode`` None)."""
+    """The API answered with an error (``errcode``) or not at all (``errcode`` None).
 
-    def __init__(self, message: str, errcode: int | None = None, retry: bool = True) -> None:
+    ``zh``: the Chinese lead of what went wrong when WeChat gave no code (could not
+    connect, an HTTP error, an answer that is no API answer), as the e-mail
+    channel's ``无法连接 SMTP 服务器``; the message is its English detail."""
+
+    def __init__(self, message: str, errcode: int | None = None, retry: bool = True,
+                 zh: str = "") -> None:
         super().__init__(message)
         self.errcode = errcode
         self.retry = retry
+        self.zh = zh
 
 
 class WeChatAPI:
@@ -137,7 +143,8 @@ class WeChatAPI:
             "secret": self.app_secret})
         token = data.get("access_token")
         if not isinstance(token, str) or not token:
-            raise ApiError("the token endpoint gave no access_token", None, True)
+            raise ApiError("the token endpoint gave no access_token", None, True,
+                           "微信接口没有给出 access_token")
         try:
             expires_in = int(data.get("expires_in") or 7200)
         except (TypeError, ValueError):
@@ -217,7 +224,8 @@ class WeChatAPI:
                 raise
             media_id = answer.get("media_id")
             if not isinstance(media_id, str) or not media_id:
-                raise ApiError("media/upload gave no media_id", None, True)
+                raise ApiError("media/upload gave no media_id", None, True,
+                               "微信接口没有给出 media_id")
             return media_id
         raise AssertionError("unreachable")
 
@@ -240,7 +248,8 @@ class WeChatAPI:
                     pass
             if response.status_code >= 400:
                 raise ApiError(f"media/get answered HTTP {response.status_code}", None,
-                               response.status_code >= 500)
+                               response.status_code >= 500,
+                               f"微信接口答复 HTTP {response.status_code}")
             return response.content, ctype or "application/octet-stream", _filename(
                 response.headers.get("content-disposition") or "", media_id, ctype)
         raise AssertionError("unreachable")
@@ -263,9 +272,12 @@ class WeChatAPI:
             return self.http.request(method, url, params=params, json=payload,
                                      timeout=self.timeout)
         except OutboundRefused as exc:
-            raise ApiError(f"the API address is refused: {exc}", None, False) from None
+            lead = ("无法解析微信接口地址" if str(exc).startswith("cannot resolve")
+                    else "微信接口地址不允许连接")
+            raise ApiError(f"the API address is refused: {exc}", None, False, lead) from None
         except OutboundFailed as exc:
-            raise ApiError(str(exc), None, True) from None
+            raise ApiError(f"cannot connect to the WeChat API: {exc}", None, True,
+                           "无法连接微信接口") from None
 
     def _json(self, method: str, path: str, params: dict[str, str] | None = None,
               payload: dict[str, Any] | None = None, body: bytes | None = None,
@@ -273,14 +285,16 @@ class WeChatAPI:
         response = self._request(method, path, params, payload, body, headers)
         if response.status_code >= 400:
             raise ApiError(f"{path} answered HTTP {response.status_code}", None,
-                           response.status_code >= 500 or response.status_code == 429)
+                           response.status_code >= 500 or response.status_code == 429,
+                           f"微信接口答复 HTTP {response.status_code}")
         try:
             data = json.loads(response.content.decode("utf-8"))
         except ValueError:
             raise ApiError(f"{path} answered something that is not JSON", None,
-                           True) from None
+                           True, "微信接口的答复不是 JSON") from None
         if not isinstance(data, dict):
-            raise ApiError(f"{path} answered something that is not a JSON object", None, True)
+            raise ApiError(f"{path} answered something that is not a JSON object", None, True,
+                           "微信接口的答复不是 JSON 对象")
         return self._check(data)
 
     @staticmethod

@@ -204,7 +204,9 @@ _ZH_HINTS = {
 def describe(exc: wechat_api.ApiError) -> str:
     """What an API error means, for agents and admins: a Chinese lead, then
     WeChat's own code and words with the English hint (``微信接口错误 40125：
-    AppSecret 无效 · WeChat error 40125: invalid appsecret (AppSecret is not valid)``)."""
+    AppSecret 无效 · WeChat error 40125: invalid appsecret (AppSecret is not valid)``);
+    without a code, what happened (``无法连接微信接口 · cannot connect to the WeChat
+    API: …``)."""
     hints = {
         40001: "the access_token was refused even after fetching a new one (check AppSecret)",
         40005: "WeChat takes PNG, JPEG, GIF and BMP images, not this type (WebP?)",
@@ -217,6 +219,10 @@ def describe(exc: wechat_api.ApiError) -> str:
                "message)",
         48001: "this Official Account may not use the customer-service message API",
     }
+    if exc.errcode is None:
+        # No answer from WeChat, or none it made: no code to show (``无法连接微信接口 ·
+        # cannot connect to the WeChat API: …``, as the e-mail channel's reasons).
+        return f"{exc.zh or '微信接口没有正常答复'} · {exc}"
     hint = hints.get(exc.errcode or 0)
     lead = f"微信接口错误 {exc.errcode}"
     zh = _ZH_HINTS.get(exc.errcode or 0)

@@ -11,6 +11,7 @@ of it; it is for the admin trying the URL).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -154,39 +155,35 @@ FETCH_RETRY = (6, (10, 60, 300, 1800, 3600, 3 * 3600))
 
 
 def receive_image(host: Any, openid: str, msg: Any, meta: dict[str, Any], ext: str) -> None:
-    """Fetch the image by its MediaId and store it like a widget upload.
+    """Store a line saying the image is on its way, and queue the job that
+    fetches it by its MediaId and adds it to the chat like a widget upload.
 
-    WeChat resends a callback three times within 15 s and then drops it, so an
-    API that does not answer now must not lose the picture: agents get a line
-    saying it is on its way, and a job fetches it again with backoff (the
-    MediaId stays valid for three days) and adds it to the chat. An image WeChat
-    no longer has, or bytes that are not an image, get a line saying so
-    (placeholders: the bot does not answer them)."""
+    Never fetched here: WeChat waits 5 s for the answer to a callback and then
+    resends it, three times in all, and its API may take longer than that (a
+    fetch inline answered only after its 6 s timeout, so every try missed the
+    wait, and up to 12 s more when the token had to be fetched too). The job
+    retries with backoff (the MediaId stays valid for three days); an image
+    WeChat no longer has, or bytes that are not an image, get a line saying so
+    (placeholders: the bot does not answer them as questions)."""
     media_id = str(msg.media_id or "")
-    try:
-        data, ctype, filename = api_for(host).get_media(media_id)
-    except ApiError as exc:
-        host.log.warning("wechat image %s: %s", ext, exc)
-        if not exc.retry:
-            link = str(getattr(msg, "image", "") or "")[:1000]
-            line = IMAGE_GONE + (f" {link}" if link.startswith("http") else "")
-            receive(host, openid, line, metadata=meta, external_message_id=ext,
-                    placeholder=True)
-            return
-        receive(host, openid, IMAGE_PENDING, metadata=meta, external_message_id=ext,
-                placeholder=True)
-        from flask import current_app
+    receive(host, openid, IMAGE_PENDING, metadata=meta, external_message_id=ext,
+            placeholder=True)
+    from flask import current_app
 
-        from meiqia.jobs import Retry
+    from meiqia.jobs import Retry
 
-        count, waits = current_app.config.get("WECHAT_MEDIA_RETRY") or FETCH_RETRY
-        current_app.extensions["meiqia.jobs"].enqueue(
-            fetch_image_job, host.team_id, openid, media_id, meta, ext,
-            retry=Retry(max=count, intervals=waits),
-            description=f"fetch WeChat image {ext}",
-            keep_if_refused=True)  # Redis down: queued by the workers' sweep
-        return
-    _store_image(host, openid, data, ctype, filename, meta, ext)
+    link = str(getattr(msg, "image", "") or "")[:1000]
+    count, waits = current_app.config.get("WECHAT_MEDIA_RETRY") or FETCH_RETRY
+    # One job per message, also when WeChat resends the callback (a fixed job id
+    # is recorded and run once), and queued again on a resend of a callback whose
+    # first answer was lost before its job was recorded.
+    current_app.extensions["meiqia.jobs"].enqueue(
+        fetch_image_job, host.team_id, openid, media_id, meta, ext,
+        link if link.startswith("http") else "",
+        retry=Retry(max=count, intervals=waits),
+        job_id=f"wechat-image-{host.team_id}-{hashlib.sha256(ext.encode()).hexdigest()[:32]}",
+        description=f"fetch WeChat image {ext}",
+        keep_if_refused=True)  # Redis down: queued by the workers' sweep
 
 
 def _store_image(host: Any, openid: str, data: bytes, ctype: str, filename: str,
@@ -206,9 +203,10 @@ def _store_image(host: Any, openid: str, data: bytes, ctype: str, filename: str,
 
 
 def fetch_image_job(team_id: int, openid: str, media_id: str, meta: dict[str, Any],
-                    ext: str) -> str:
-    """Job: fetch an image WeChat's API did not give when it arrived; raise to
-    be retried. Stored under its own external id (``<MsgId>:image``), once."""
+                    ext: str, link: str = "") -> str:
+    """Job: fetch an image a user sent (``receive_image``); raise to be retried.
+    Stored under its own external id (``<MsgId>:image``), once; ``link``, WeChat's
+    PicUrl, goes with the line saying WeChat no longer has it."""
     host = host_for(team_id, SLUG)
     if host is None:
         return "the channel is off"
@@ -219,8 +217,8 @@ def fetch_image_job(team_id: int, openid: str, media_id: str, meta: dict[str, An
             from meiqia.jobs import RetryLater
 
             raise RetryLater(str(exc)) from None
-        receive(host, openid, IMAGE_GONE, metadata=meta, external_message_id=f"{ext}:image",
-                placeholder=True)
+        receive(host, openid, IMAGE_GONE + (f" {link}" if link else ""), metadata=meta,
+                external_message_id=f"{ext}:image", placeholder=True)
         return f"gone: {exc}"
     _store_image(host, openid, data, ctype, filename, meta, f"{ext}:image")
     return "stored"

@@ -46,8 +46,10 @@ export function specialBody(m) {
 }
 
 /** The questions a bot's "did you mean" offered the visitor (they are in its payload,
- * not its body), as a list; null for any other message. */
+ * not its body), as a list; null for any other message, and for a channel's line that
+ * has them written out in its body already (payload.written_out). */
 export function offeredQuestions(m) {
+  if ((m.payload || {}).written_out) return null;
   const candidates = (m.payload || {}).candidates || [];
   return candidates.length ? el('ul', { class: 'candidates' }, candidates.map((c) => el('li', { text: c.question }))) : null;
 }
