@@ -357,13 +357,29 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending migrations (keeps all data)."""
+    """Apply pending migrations (keeps all data).
+
+    Safe to run on several hosts at once: the others wait for the first, then
+    find the database up to date. A failure is one line (a migration that fails
+    leaves nothing of itself behind), exit status 1.
+    """
     from meiqia import migrations
     from meiqia.db import database
 
-    with app_context():
-        applied = migrations.upgrade(database.obj, echo=click.echo)
-        click.echo("up to date" if not applied else f"{len(applied)} migration(s) done")
+    try:
+        with app_context():
+            applied = migrations.upgrade(database.obj, echo=click.echo)
+    except click.ClickException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an operator's command: a reason, no traceback
+        raise click.ClickException(f"database upgrade failed: {_one_line(exc)}") from exc
+    click.echo("up to date" if not applied else f"{len(applied)} migration(s) done")
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (a driver's error spans several lines)."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @db.command("status")

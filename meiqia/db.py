@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -314,6 +315,66 @@ def init_app(app: Any) -> None:
     def _close(_exc: BaseException | None) -> None:
         if not database.is_closed():
             database.close()
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """The database failed (unreachable, cut, locked), not the code asking it."""
+    try:
+        import psycopg2
+        driver: tuple[type[BaseException], ...] = (psycopg2.OperationalError,
+                                                   psycopg2.InterfaceError)
+    except ImportError:  # SQLite only
+        driver = ()
+    return isinstance(exc, (peewee.OperationalError, peewee.InterfaceError, *driver))
+
+
+class Outage:
+    """What a background loop (a sweep, a recovery pass) logs while the database
+    fails: one short warning when the failures start, then nothing while they go
+    on, and one line when the database answers again; its waits back off from
+    ``first`` to ``most`` seconds meanwhile. An error that is not the database's
+    is a bug: the caller logs it with its traceback (``failed`` returns None).
+
+    A PostgreSQL cut of 20 s made a sweep of every process log a full traceback
+    each second (thousands of lines); Redis outages were already logged this way.
+    """
+
+    def __init__(self, logger: Any, what: str, first: float = 1.0,
+                 most: float = 30.0) -> None:
+        self.log = logger
+        self.what = what
+        self.first = first
+        self.most = most
+        self.wait: float | None = None  # the next back-off while failing
+        self.since: float | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self.wait is not None
+
+    def failed(self, exc: BaseException) -> float | None:
+        """A failure: the seconds to wait before trying again if the database
+        failed (warned once per outage), else None."""
+        if not is_database_error(exc):
+            return None
+        if self.wait is None:
+            self.since = time.monotonic()
+            self.wait = self.first
+            reason = next((line.strip() for line in str(exc).splitlines() if line.strip()),
+                          type(exc).__name__)
+            self.log.warning("%s: the database is unreachable (%s); trying again in %.0f s, "
+                             "backing off to %.0f s", self.what, reason, self.first, self.most)
+            return self.wait
+        self.wait = min(self.wait * 2, self.most)
+        return self.wait
+
+    def recovered(self) -> None:
+        """A pass went through: one line if it ends an outage."""
+        if self.wait is None:
+            return
+        self.log.info("%s: the database answers again (after %.0f s)", self.what,
+                         time.monotonic() - (self.since or time.monotonic()))
+        self.wait = self.since = None
 
 
 @contextlib.contextmanager

@@ -78,6 +78,40 @@ def _redact_access_log() -> None:
 _redact_access_log()
 
 
+def _where(address) -> str:  # noqa: ANN001 - gunicorn's parsed bind: (host, port), path or fd
+    """One bound address as gunicorn writes its listeners (``http://host:port``)."""
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    if isinstance(address, int):
+        return f"fd://{address}"
+    return f"unix:{address}"
+
+
+class _ListeningAt:
+    """Fills in gunicorn's ``Listening at: %s (pid)`` line when the master holds no
+    socket: with ``reuse_port`` each worker binds its own after the fork, so the
+    master would log an empty address (``Listening at:  (15648)``)."""
+
+    def __init__(self, addresses: list) -> None:
+        self.where = ",".join(_where(a) for a in addresses)
+
+    def filter(self, record):  # noqa: ANN001, ANN201 - logging's filter protocol
+        if (record.msg == "Listening at: %s (%s)" and isinstance(record.args, tuple)
+                and len(record.args) == 2 and not record.args[0]):
+            record.msg = "Listening at: %s (%s; a socket per worker, SO_REUSEPORT)"
+            record.args = (self.where, record.args[1])
+        return True
+
+
+def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """Make the start-up line name the address with ``reuse_port`` too (see
+    ``_ListeningAt``)."""
+    import logging
+
+    logging.getLogger("gunicorn.error").addFilter(_ListeningAt(server.cfg.address))
+
+
 def post_fork(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
     """Under gevent, make psycopg2 wait cooperatively (psycogreen).
 

@@ -38,6 +38,8 @@ from rq import Worker
 from rq.exceptions import StopRequested
 from rq.worker import WorkerStatus
 
+from meiqia.db import Outage
+
 log = logging.getLogger(__name__)
 
 #: Longest wait between two attempts to reach Redis again (seconds).
@@ -105,6 +107,10 @@ class RecoveringWorker(Worker):
         return True
 
 
+#: The database failing under this process's recovery passes (``db.Outage``).
+_OUTAGE = Outage(log, "job recovery")
+
+
 def sweep(app: Any) -> int:
     """One ``jobs.recover()`` pass; logged, never raised (a database or Redis
     hiccup must not stop the worker: the next pass tries again)."""
@@ -115,6 +121,7 @@ def sweep(app: Any) -> int:
     try:
         with app.app_context(), connection():
             count = jobs.recover(app.extensions["meiqia.jobs"])
+        _OUTAGE.recovered()
         if count:
             log.info("job recovery: %d job(s) reaped or queued again", count)
         return count
@@ -123,8 +130,9 @@ def sweep(app: Any) -> int:
         # (a stop as a loop starts, in its first maintenance), the loop listened on
         # until the teardown bound ended it 10 s later, and its scheduler with it.
         raise
-    except Exception:  # noqa: BLE001 - tried again at the next maintenance
-        log.exception("job recovery failed; trying again at the next pass")
+    except Exception as exc:  # noqa: BLE001 - tried again at the next maintenance
+        if _OUTAGE.failed(exc) is None:  # the database down: one warning, not each pass
+            log.exception("job recovery failed; trying again at the next pass")
         return 0
     finally:
         # No pooled connection may be inherited by the next forked work horse.

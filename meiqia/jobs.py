@@ -231,15 +231,9 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def is_database_error(exc: BaseException) -> bool:
-    import peewee
+    from meiqia.db import is_database_error as database_failed
 
-    try:
-        import psycopg2
-        driver: tuple[type[BaseException], ...] = (psycopg2.OperationalError,
-                                                   psycopg2.InterfaceError)
-    except ImportError:  # SQLite only
-        driver = ()
-    return isinstance(exc, (peewee.OperationalError, peewee.InterfaceError, *driver))
+    return database_failed(exc)
 
 
 def fresh_connection() -> None:
@@ -398,7 +392,10 @@ class BaseQueue:
         ``job_id`` already recorded is not recorded again, and a job that has
         run (or is running) does not run again for it: a fixed id is an
         idempotency key. If the backend refuses the job (Redis down), the
-        record is marked failed and the error raised: the caller decides.
+        error is raised and the record this call made is taken back: the
+        caller answers 503 and keeps nothing, so no job that never ran counts as
+        failed (``meiqia_jobs``); a record made before (a fixed id) is left as
+        it was.
 
         With ``keep_if_refused`` (work nobody waits for at the screen: a
         delivery, a reply e-mail, a fetch) a refused job stays ``queued`` in
@@ -410,14 +407,14 @@ class BaseQueue:
         path = func_path(func)
         job_id = job_id or uuid.uuid4().hex
         with connection():
-            JobRecord.insert(
+            recorded = JobRecord.insert(
                 id=job_id,
                 name=description or path,
                 max_attempts=1 + (retry.max if retry else 0),
                 team_id=getattr(owner, "team_id", None),
                 requested_by=getattr(owner, "id", None),
                 call=_stored_call(path, list(args), kwargs, retry),
-            ).on_conflict_ignore().execute()
+            ).on_conflict_ignore().as_rowcount().execute()
         try:
             self._submit(job_id, path, list(args), kwargs, retry)
         except Exception as exc:
@@ -426,11 +423,12 @@ class BaseQueue:
                             "when the queue answers again", job_id, description or path,
                             type(exc).__name__)
                 return job_id
-            # The caller is told (Redis down: 503), so nothing recovers it later.
-            with connection():
-                JobRecord.update(status="failed", error=f"could not queue: {exc}"[:2000],
-                                 finished_at=utcnow()).where(
-                    JobRecord.id == job_id, JobRecord.status == "queued").execute()
+            # The caller is told (Redis down: 503) and keeps nothing: neither does
+            # the record, or a job that never ran would count as failed.
+            if recorded:
+                with connection():
+                    JobRecord.delete().where(JobRecord.id == job_id,
+                                             JobRecord.status == "queued").execute()
             raise
         return job_id
 
@@ -535,7 +533,10 @@ class ThreadQueue(BaseQueue):
 
     def _sweep(self) -> None:
         """Resume the recorded jobs, then reap abandoned ones every few seconds."""
+        from meiqia.db import Outage
+
         resumed = False
+        outage = Outage(log, "job queue: the recovery sweep")
         while not self._closed:
             try:
                 with self.app.app_context(), connection():
@@ -543,10 +544,12 @@ class ThreadQueue(BaseQueue):
                         self.resume()
                         resumed = True
                     recover(self)
-            except Exception:  # noqa: BLE001 - a database hiccup (or not migrated yet)
-                log.exception("job queue: the recovery sweep failed; trying again")
+                outage.recovered()
+            except Exception as exc:  # noqa: BLE001 - a database hiccup (or not migrated yet)
+                if outage.failed(exc) is None:
+                    log.exception("job queue: the recovery sweep failed; trying again")
             with self._cv:
-                self._cv.wait(self.recover_every if resumed else 1.0)
+                self._cv.wait(outage.wait or (self.recover_every if resumed else 1.0))
 
     def resume(self) -> int:
         """Schedule every recorded queued job at its recorded time; return how many.

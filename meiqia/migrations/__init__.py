@@ -13,10 +13,14 @@ the next, and must leave data in place.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import pkgutil
+import sys
+import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from types import ModuleType
 
 import peewee
@@ -67,36 +71,90 @@ def pending(db: peewee.Database, migrations: list[ModuleType] | None = None) -> 
     return [_short(m) for m in migrations if _short(m) not in done]
 
 
+#: The key of PostgreSQL's advisory lock that upgrades take (any fixed number:
+#: "meiq" in ASCII), so that two at once run one after the other.
+LOCK_KEY = 0x6D656971
+
+#: How long an upgrade waits for another one (a long migration) to finish.
+LOCK_WAIT_SECONDS = 3600.0
+
+
+@contextlib.contextmanager
+def _locked(db: peewee.Database, say: Callable[[str], None]) -> Iterator[None]:
+    """A transaction holding the upgrade lock: another upgrade (another host's
+    ``meiqia db upgrade`` at the same moment) waits here until this one commits.
+
+    PostgreSQL: a transaction-level advisory lock (let go at commit or rollback).
+    SQLite: the transaction begins IMMEDIATE, which takes the write lock; a long
+    migration can hold it past the busy timeout, so the wait starts again.
+    """
+    if isinstance(db, peewee.PostgresqlDatabase):
+        with db.atomic():
+            db.execute_sql("SET LOCAL lock_timeout = 0")
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            yield
+        return
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    told = False
+    while True:
+        transaction = db.atomic("IMMEDIATE")
+        try:
+            transaction.__enter__()
+        except peewee.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            if not told:
+                say("waiting for another upgrade to finish")
+                told = True
+            continue
+        break
+    try:
+        yield
+    except BaseException:
+        if not transaction.__exit__(*sys.exc_info()):
+            raise
+    else:
+        transaction.__exit__(None, None, None)
+
+
 def upgrade(
     db: peewee.Database,
     migrations: list[ModuleType] | None = None,
     echo: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Apply what is pending and return the names applied (or stamped)."""
+    """Apply what is pending and return the names applied (or stamped).
+
+    Safe to run twice at once: each step holds the upgrade lock and reads what is
+    pending after taking it, so the second upgrade waits for the first and then
+    finds the work done.
+    """
     # Load the modules that register schema extras before a fresh create.
     from meiqia import schema_extras  # noqa: F401
 
     migrations = discover() if migrations is None else migrations
     say = echo or (lambda _msg: None)
     with db.bind_ctx([SchemaMigration, *ALL_MODELS]):
-        fresh = not db.table_exists(Team._meta.table_name)
-        if fresh:
-            with db.atomic():
+        with _locked(db, say):
+            fresh = not db.table_exists(Team._meta.table_name)
+            if fresh:
                 db.create_tables([SchemaMigration, *ALL_MODELS])
                 for extra in SCHEMA_EXTRAS:
                     extra(db)
                 for module in migrations:
                     SchemaMigration.create(name=_short(module))
+            else:
+                db.create_tables([SchemaMigration])
+        if fresh:
             say(f"created {len(ALL_MODELS)} tables")
             return [_short(m) for m in migrations]
-        db.create_tables([SchemaMigration])
         applied = []
-        todo = set(pending(db, migrations))
         for module in migrations:
             name = _short(module)
-            if name not in todo:
-                continue
-            with db.atomic():
+            if name not in pending(db, migrations):
+                continue  # done, or being done: _locked tells
+            with _locked(db, say):
+                if name not in pending(db, [module]):
+                    continue  # another upgrade applied it while this one waited
                 if "echo" in inspect.signature(module.up).parameters:
                     module.up(_migrator(db), db, echo=say)  # a long one reports progress
                 else:
@@ -105,4 +163,3 @@ def upgrade(
             say(f"applied {name}")
             applied.append(name)
         return applied
-

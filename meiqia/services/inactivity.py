@@ -39,6 +39,7 @@ import logging
 import peewee
 from flask import Flask
 
+from meiqia.db import is_database_error
 from meiqia.models import Conversation
 from meiqia.models import ConversationRule
 from meiqia.models import Team
@@ -127,7 +128,9 @@ def sweep(now: datetime.datetime | None = None) -> int:
                 ended += 1
             except Conflict:
                 pass  # another process ended it, or someone wrote meanwhile
-            except Exception:  # noqa: BLE001 - one conversation must not stop the sweep
+            except Exception as exc:  # noqa: BLE001 - one conversation must not stop the sweep
+                if is_database_error(exc):
+                    raise  # the database is down: the sweeper warns once (db.Outage)
                 log.exception("inactivity: could not end conversation %s", conversation_id)
     return ended
 

@@ -39,6 +39,7 @@ from flask import Flask
 from flask import current_app
 
 from meiqia.db import find_by_id
+from meiqia.db import is_database_error
 from meiqia.models import Agent
 from meiqia.models import AgentSocket
 from meiqia.models import Conversation
@@ -433,7 +434,9 @@ def sweep(now: datetime.datetime | None = None) -> int:
     """
     try:
         touches().flush()
-    except Exception:  # noqa: BLE001 - kept for the next sweep; marking away goes on
+    except Exception as exc:  # noqa: BLE001 - kept for the next sweep; marking away goes on
+        if is_database_error(exc):
+            raise  # the database is down: the sweeper warns once (db.Outage)
         log.exception("presence: could not write the sockets' signs of life")
     now = now or utcnow()
     gone = [agent_id for (agent_id,) in Agent.select(Agent.id).where(
@@ -442,17 +445,23 @@ def sweep(now: datetime.datetime | None = None) -> int:
     for agent_id in gone:
         try:
             count += settle(agent_id, now)
-        except Exception:  # noqa: BLE001 - one agent must not stop the sweep
+        except Exception as exc:  # noqa: BLE001 - one agent must not stop the sweep
+            if is_database_error(exc):
+                raise
             log.exception("presence: could not settle agent %s", agent_id)
     try:
         _silent_visitors(now)
-    except Exception:  # noqa: BLE001 - the next sweep tries again
+    except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+        if is_database_error(exc):
+            raise
         log.exception("presence: could not settle silent visitors")
     try:
         from meiqia.services import routing
 
         routing.tell_transferred_to_nobody(now)
-    except Exception:  # noqa: BLE001 - the next sweep tries again
+    except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+        if is_database_error(exc):
+            raise
         log.exception("presence: could not tell chats transferred to a group nobody serves")
     global _last_cleanup
     if time.monotonic() - _last_cleanup > CLEANUP_SECONDS:

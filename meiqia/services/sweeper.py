@@ -3,8 +3,10 @@
 The inactivity rule (``services/inactivity.py``) and agent presence
 (``services/presence.py``) each sweep the database on a timer in every web
 process. The thread starts with the process's first request, because a forked
-gunicorn worker does not inherit the master's threads; a failed sweep (a
-database hiccup) is logged and tried again at the next tick.
+gunicorn worker does not inherit the master's threads. A sweep that fails
+because the database does (unreachable, cut) logs one warning, backs off and
+logs one line when the database answers again (``db.Outage``); any other
+failure is logged with its traceback and tried again at the next tick.
 """
 
 from __future__ import annotations
@@ -47,16 +49,27 @@ class Sweeper:
             self.pid = os.getpid()
 
     def _run(self) -> None:
+        from meiqia.db import Outage
         from meiqia.db import connection
 
-        while not self.stopped.wait(self.interval):
+        # Back-off to 10 s at most: presence must catch up soon after the database.
+        outage = Outage(log, self.name, first=max(1.0, self.interval),
+                        most=max(10.0, self.interval))
+        wait = self.interval
+        while not self.stopped.wait(wait):
+            wait = self.interval
             try:
                 with self.app.app_context(), connection():
                     count = self.sweep()
+                outage.recovered()
                 if count:
                     log.info("%s: the sweep handled %d", self.name, count)
-            except Exception:  # noqa: BLE001 - a database hiccup: try again next time
-                log.exception("%s: the sweep failed", self.name)
+            except Exception as exc:  # noqa: BLE001 - try again next time
+                backoff = outage.failed(exc)
+                if backoff is None:  # not the database's failure: a bug
+                    log.exception("%s: the sweep failed", self.name)
+                else:  # the database is down: warned once, waits longer
+                    wait = backoff
 
     def stop(self) -> None:
         self.stopped.set()
