@@ -184,6 +184,7 @@ def make_database(url: str, busy_timeout: float = 10.0, pool_size: int = 20) -> 
         stale_timeout=300,
         timeout=10,
         autorollback=True,
+        lock_seconds=busy_timeout,
     )
 
 
@@ -291,6 +292,27 @@ def insert_row(model: type[ModelT], values: dict[str, Any]) -> ModelT:
 def is_postgres() -> bool:
     """Tell whether the bound database is PostgreSQL (for dialect-specific SQL)."""
     return isinstance(database.obj, peewee.PostgresqlDatabase)
+
+
+def lock_bound() -> str:
+    """PostgreSQL: ``SET LOCAL lock_timeout`` to DATABASE_BUSY_TIMEOUT, to put in
+    front of a statement (sent with it, no round trip of its own); "" elsewhere.
+
+    A SQLite writer waits for the write lock at most DATABASE_BUSY_TIMEOUT, then
+    fails ("database is locked"), which a socket answers ``unavailable`` and a
+    request 503. A PostgreSQL statement waited for a row lock as long as another
+    transaction held it: a message whose conversation's row was locked for 20 s
+    got no answer for 20 s, and its socket answered nothing else meanwhile. With
+    this in front, the wait ends with ``LockNotAvailable`` (an OperationalError:
+    the same answers). ``LOCAL``: for the statement's own transaction only (the
+    implicit one of a single statement, or the caller's), never the pooled
+    connection's later work: put it only where that transaction is the caller's
+    own (``messages.post_message`` stores a message in one).
+    """
+    seconds = getattr(database.obj, "lock_seconds", None)
+    if seconds is None or not is_postgres():
+        return ""
+    return f"SET LOCAL lock_timeout = {max(1, round(seconds * 1000))}; "
 
 
 def init_app(app: Any) -> None:

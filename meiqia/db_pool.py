@@ -43,10 +43,13 @@ class PostgresPool(PooledPostgresqlDatabase):
     """``PooledPostgresqlDatabase`` whose check-out waits for the network
     outside its locks (see the module's docstring)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, lock_seconds: float = 10.0, **kwargs: Any) -> None:
         #: Slots taken by connections being opened outside the lock: they count
         #: against ``max_connections`` before they exist.
         self._opening = 0
+        #: How long a message's store waits for a row lock (``db.lock_bound``):
+        #: DATABASE_BUSY_TIMEOUT, as SQLite's writers wait for the write lock.
+        self.lock_seconds = lock_seconds
         super().__init__(*args, **kwargs)
 
     def connect(self, reuse_if_open: bool = False) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 
 from meiqia.db import database
 from meiqia.db import is_postgres
+from meiqia.db import lock_bound
 from meiqia.db import statement
 from meiqia.services.validation import INT_MAX
 
@@ -45,7 +46,7 @@ MAX_OWN = 1000
 Fill = Callable[[int, int, "int | None", int], list[dict]]
 
 
-def next_position(conversation_id: int, message_at: Any = None
+def next_position(conversation_id: int, message_at: Any = None, bounded: bool = False
                   ) -> tuple[int, int | None, int | None, str, int | None] | None:
     """Take the conversation's lock and its next ``seq``; call inside the transaction
     that stores the message, before the INSERT (so ids follow seqs as well).
@@ -57,17 +58,20 @@ def next_position(conversation_id: int, message_at: Any = None
     with that id, and the store is one round trip shorter (a statement of its
     own for ``last_message_id`` after the INSERT was one more wait per message,
     with the conversation's row locked). Elsewhere the id is None.
+    ``bounded``: the caller's transaction is the store's own, and its lock waits
+    end after DATABASE_BUSY_TIMEOUT (``db.lock_bound``, PostgreSQL).
     """
     reserve = message_at is not None and is_postgres()
 
     def build() -> str:
         taken = (', "last_message_id" = nextval(pg_get_serial_sequence(\'message\', \'id\')), '
                  f'"last_message_at" = {database.param}') if reserve else ""
-        return (f'UPDATE "conversation" SET "last_seq" = "last_seq" + 1{taken} '
+        return ((lock_bound() if bounded else "")
+                + f'UPDATE "conversation" SET "last_seq" = "last_seq" + 1{taken} '
                 f'WHERE "id" = {database.param} RETURNING "last_seq", "handler_id", '
                 '"group_id", "status", "last_message_id"')
 
-    sql = statement(("next_position", reserve), build)
+    sql = statement(("next_position", reserve, bounded), build)
     params = [message_at, conversation_id] if reserve else [conversation_id]
     row = database.execute_sql(sql, params).fetchone()
     if row is None:
@@ -94,7 +98,9 @@ def store_at_next_position(model: Any, conversation_id: int, message_at: Any,
     (message id, seq, handler id, group id, status), or None when no conversation
     matched (gone, or in a status refused). The parameters are cast to their
     columns' types (peewee's own names for them): ``INSERT ... SELECT`` does not
-    coerce untyped literals the way ``VALUES`` does.
+    coerce untyped literals the way ``VALUES`` does. The statement waits for the
+    row lock at most DATABASE_BUSY_TIMEOUT (``db.lock_bound``: sent with it, in
+    its implicit transaction), then raises as a busy SQLite does.
     """
     meta = model._meta
     fields = [meta.fields[name] for name in values]
@@ -107,7 +113,8 @@ def store_at_next_position(model: Any, conversation_id: int, message_at: Any,
         only = f' AND "status" = {mark}' if while_status is not None else ""
         only += " AND \"status\" <> 'ended'" if refuse_ended else ""
         return (
-            'WITH "pos" AS (UPDATE "conversation" SET "last_seq" = "last_seq" + 1, '
+            lock_bound()
+            + 'WITH "pos" AS (UPDATE "conversation" SET "last_seq" = "last_seq" + 1, '
             f'"last_message_id" = nextval(pg_get_serial_sequence(\'{meta.table_name}\', \'id\')), '
             f'"last_message_at" = {mark} WHERE "id" = {mark}{only} RETURNING "last_seq", '
             '"handler_id", "group_id", "status", "last_message_id") '

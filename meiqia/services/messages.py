@@ -237,12 +237,16 @@ def post_message(
                                                        refuse_ended)
             delivery_id, mentioned = None, []
         else:
+            # Its lock waits bounded (DATABASE_BUSY_TIMEOUT) when the transaction is
+            # the store's own; a caller's transaction keeps its own waits.
+            bounded = not database.in_transaction()
             with database.atomic():
                 # The conversation's lock and the message's position first, then the
                 # INSERT: seq order is commit order (meiqia/services/delivery.py). The
                 # handler and group as they are now (a transfer may have raced), for
                 # the agents' sockets to filter the event by.
-                position = delivery.next_position(conversation.id, message_at=now)
+                position = delivery.next_position(conversation.id, message_at=now,
+                                                  bounded=bounded)
                 if position is None:
                     raise NotFound("no such conversation")
                 seq, handler_id, group_id, status, message_id = position

@@ -82,27 +82,27 @@ def not_text(value: str) -> bool:
     return False
 
 
-def _label(path: str) -> str:
-    return path or "body"
-
-
-def check_text(value: Any, path: str = "") -> None:
+def check_text(value: Any, path: str = "", root: str = "body") -> None:
     """Refuse a NUL or lone surrogate anywhere in ``value`` (keys included),
-    naming the field (``questions[2]``, ``custom.vip``)."""
+    naming the field that holds it (``questions[2]``, ``custom.vip``); a bad key
+    is named by the object it is a key of. ``root`` names ``value`` itself: the
+    request's ``body``, a socket frame's ``data`` or the ``frame`` (its envelope);
+    fields below it are named without it, as the API names them."""
+    label = path or root
     if isinstance(value, str):
         if not_text(value):
-            raise ValidationError(f"{_label(path)}: contains a NUL character or a lone "
+            raise ValidationError(f"{label}: contains a NUL character or a lone "
                                   "surrogate, which is not text", path or None)
     elif isinstance(value, dict):
         for key, item in value.items():
             sub = f"{path}.{key}" if path else str(key)
             if not_text(key):
-                raise ValidationError(f"{_label(path)}: a key contains a NUL character or "
+                raise ValidationError(f"{label}: a key contains a NUL character or "
                                       "a lone surrogate, which is not text", path or None)
-            check_text(item, sub)
+            check_text(item, sub, root)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            check_text(item, f"{path}[{index}]")
+            check_text(item, f"{path}[{index}]", root)
 
 
 def suspect(text: str) -> bool:

@@ -300,6 +300,11 @@ def _shed_handshake(ws: Any) -> None:
         handshake._initiating_request = None
 
 
+#: What a socket's errors are about, for their fields' labels (``error_text.SUBJECT_LABELS``;
+#: ``subject_of("/ws/visitor")``).
+SUBJECT = "ws"
+
+
 class Channel:
     """One socket: thread-safe sends; message frames go through ``stream``."""
 
@@ -343,7 +348,7 @@ class Channel:
         """An ``error`` frame, its message in the socket's language (English
         original as ``message_en`` when translated), code and ref unchanged."""
         self.send("error", error_text.localise(
-            {"code": code, "message": message, "ref": ref}, self.lang))
+            {"code": code, "message": message, "ref": ref}, self.lang, SUBJECT))
 
 
 def _send_all(ws: Any, text: str) -> None:
@@ -579,9 +584,11 @@ def _frames(ws: Any, channel: Channel) -> Any:
             channel.error("bad_frame", 'expected {"type": ..., "data": {...}}')
             continue
         if safe_json.suspect(raw):
-            try:  # the envelope's fields, then data's, named as the API names them
-                safe_json.check_text({k: v for k, v in frame.items() if k != "data"})
-                safe_json.check_text(frame.get("data"))
+            try:  # the envelope's fields, then data's, named as the API names them;
+                # a bad key by where it is: "frame", "data", or the field that holds it
+                safe_json.check_text({k: v for k, v in frame.items() if k != "data"},
+                                     root="frame")
+                safe_json.check_text(frame.get("data"), root="data")
             except ServiceError as exc:
                 channel.error(exc.code, exc.message, _ref(frame))
                 continue

@@ -51,7 +51,9 @@ def test_a_message_is_one_statement_on_postgres(db_app, caplog):
     assert created and message.seq == 1 and message.id
     writes = [s for s in sent if not s.lstrip().upper().startswith("SELECT")]
     if is_postgres():
-        assert len(writes) == 1 and writes[0].startswith('WITH "pos" AS (UPDATE'), writes
+        # one round trip: the store's lock-wait bound goes with it (db.lock_bound)
+        assert len(writes) == 1 and writes[0].startswith(
+            'SET LOCAL lock_timeout = 10000; WITH "pos" AS (UPDATE'), writes
     else:
         assert len(writes) == 3, writes  # position, INSERT, last message
     stored = Conversation.get_by_id(conversation.id)

@@ -91,7 +91,8 @@ def sockets(api, live):
     # The agent takes the conversation, so his frames about it are in scope.
     visitor.send("message", {"body": "你好", "client_msg_id": "start-1"})
     visitor.expect("ack")
-    yield {"visitor": visitor, "agent": agent, "cid": cid, "live": live, "token": token}
+    yield {"visitor": visitor, "agent": agent, "cid": cid, "live": live, "token": token,
+           "cookie": cookie_of(li)}
 
 
 def frames_of(cid: int) -> dict[str, list[tuple[str, dict]]]:
@@ -197,3 +198,47 @@ def test_an_unknown_field_in_a_message_is_refused_on_both_sockets(sockets, who):
     assert [e["code"] for e in errors] == ["invalid"], errors
     assert errors[0]["message"].startswith("bogus"), errors
     assert Message.select().count() == before
+
+
+@pytest.mark.parametrize("who", ["visitor", "agent"])
+def test_a_bad_key_is_named_by_where_it_is_not_called_body(sockets, who):
+    """Found from outside (hproto R1): a NUL or a lone surrogate in a key of ``data``
+    was reported as ``body: a key contains …`` (zh-CN ``内容：…``) on frames that have
+    no body (``ping``, ``typing``, ``read``). The message names where the key is:
+    ``data`` for a key of ``data``, ``frame`` for a key of the envelope, the field
+    for a key inside a field (docs/protocol.md, "Limits and bad input")."""
+    live, cid = sockets["live"], sockets["cid"]
+    extra = f', "conversation_id": {cid}' if who == "agent" else ""
+    cases = [
+        ('{"type": "ping", "data": {"a\\u0000": 1}}', "data: a key contains",
+         "data：有字段名包含"),
+        ('{"type": "typing", "data": {"typing": true, "x\\u0000": 1' + extra + '}}',
+         "data: a key contains", "data：有字段名包含"),
+        ('{"type": "read", "data": {"up_to": 1, "\\ud800": 1' + extra + '}}',
+         "data: a key contains", "data：有字段名包含"),
+        ('{"type": "read", "data": {"up_to": 1, "x": {"\\udc00": 1}' + extra + '}}',
+         "x: a key contains", "x：有字段名包含"),
+        ('{"type": "ping", "x\\u0000": "ping", "data": {}}', "frame: a key contains",
+         "帧：有字段名包含"),
+        ('{"type": "ping", "data": {}, "\\ud800": 1}', "frame: a key contains",
+         "帧：有字段名包含"),
+        ('{"type": "ping", "data": "a\\u0000"}', "data: contains a NUL", "data：包含 NUL"),
+        ('{"type": "typing", "data": {"typing": true, "preview": "a\\u0000"' + extra + '}}',
+         "preview: contains a NUL", "preview：包含 NUL"),
+    ]
+    if who == "visitor":
+        url = f"/ws/visitor?token={sockets['token']}&lang=zh-CN"
+        zh = Socket(live.url(url))
+    else:
+        zh = Socket(live.url("/ws/agent?lang=zh-CN"), sockets["cookie"])
+    zh.expect("hello")
+    for socket, lang in ((sockets[who], "en"), (zh, "zh-CN")):
+        for raw, english, chinese in cases:
+            errors = clean_errors(answers(socket, raw), f"{who} {lang} {raw}")
+            assert [e["code"] for e in errors] == ["invalid"], (raw, errors)
+            message = errors[0]["message"]
+            assert message.startswith(english if lang == "en" else chinese), (raw, message)
+            assert "body" not in message and "内容" not in message, (raw, message)
+            if lang == "zh-CN":
+                assert errors[0]["message_en"].startswith(english), (raw, errors)
+    zh.close()
