@@ -56,6 +56,11 @@ def parse_day(raw: str, name: str, expected: str) -> datetime.date:
 #: (2026-11-24T08:00, 2026-11-24 08:00:00+08:00, 2026-11-24T00:00Z).
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}"
                   r"([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?")
+#: A range filter's bound as ``utc_bound`` takes it, for a schema (OpenAPI, ``check``).
+DATE_OR_TIME = {"type": "string", "pattern": f"^{_ISO.pattern}$",
+                "description": "a day (2026-11-24, in the team's time zone) or a date-time "
+                "(2026-11-24T08:00, with an optional offset: Z, +08:00), "
+                "1900-01-01..9998-12-31"}
 
 
 def utc_bound(raw: str, name: str, tz: ZoneInfo, end: bool, expected: str) -> datetime.datetime:

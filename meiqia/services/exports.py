@@ -58,7 +58,7 @@ START_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "filters": {"type": "object"},
+        "filters": history.FILTERS_BODY,
         "format": {"type": "string", "enum": ["csv", "xlsx"]},
         "with_content": {"type": "boolean"},
     },

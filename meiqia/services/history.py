@@ -54,6 +54,58 @@ CHOICES = {
 FLAGS = {"lead": Conversation.is_lead, "invalid": Conversation.is_invalid,
          "missed": Conversation.is_missed}
 RANGES = {"duration": Conversation.duration_s, "first_response": Conversation.first_response_s}
+#: ``rating``: a visitor's rating, or ``none`` (not rated).
+RATINGS = ("good", "neutral", "bad", "none")
+_COUNT = {"type": "integer", "minimum": 0, "maximum": INT_MAX}
+
+#: Every filter of the history, in the order of the filter form, with the schema
+#: ``_conditions`` enforces: built from the tables above (TEXT_FILTERS, CHOICES,
+#: FLAGS, RANGES, RATINGS), so the OpenAPI document (``GET /history``'s query) says
+#: what the checks below refuse.
+FILTERS: dict[str, dict[str, Any]] = {
+    "customer_name": {"type": "string", "description": "contained in the customer's name"},
+    "ended_from": {**dates.DATE_OR_TIME, "description": "ended at or after: "
+                   + dates.DATE_OR_TIME["description"]},
+    "ended_to": {**dates.DATE_OR_TIME, "description": "ended up to (a day: that whole day): "
+                 + dates.DATE_OR_TIME["description"]},
+    "agent_id": {**_COUNT, "description": "the agent who handled it"},
+    "agent_name": {"type": "string", "description": "contained in the handler's name"},
+    "customer_tags": {"type": "string", "description": "a tag of the customer"},
+    **{name: {"type": "string", "description": "starts with (first 200 characters)"
+              if how == "prefix" else "contained (first 200 characters)"}
+       for name, (_field, how) in TEXT_FILTERS.items()},
+    "content": {"type": "string", "description": "text of a message, internal notes "
+                "included (first 100 characters)"},
+    "tags": {"type": "string", "description": "a tag of the conversation"},
+    **{name: {"type": "string", **({"enum": list(allowed)} if allowed else {})}
+       for name, (_field, allowed) in CHOICES.items()},
+    "rating": {"type": "string", "enum": list(RATINGS)},
+    **{name: {"type": "boolean"} for name in FLAGS},
+    **{f"{name}_{end}": {**_COUNT, "description": "seconds"}
+       for name in RANGES for end in ("min", "max")},
+    "channel": {"type": "string", "description": "`web` or an installed channel's slug "
+                "(`type` in `GET /api/v1/channels`)"},
+}
+
+
+
+def _as_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """A filter's schema in a JSON body: also the text a query carries (the history
+    page exports the filter of its URL: ``"lead": "true"``, ``"agent_id": "3"``),
+    or null (not filtered)."""
+    kind = schema["type"]
+    return {**schema, "type": [kind, "null"] if kind == "string" else [kind, "string", "null"]}
+
+
+#: ``filters`` of an export (``POST /history/exports``): the list's filters and no
+#: other name; a misspelt one is a 422 listing the accepted names, never an export
+#: of the whole history (``validation.check``, ``x-names``).
+FILTERS_BODY: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "x-names": "filter",
+    "description": "the filters of `GET /api/v1/history`, by the same names; any other "
+    "name is a 422 that lists them",
+    "properties": {name: _as_body(schema) for name, schema in FILTERS.items()},
+}
 
 
 def _bool(value: Any, name: str) -> bool:
@@ -214,12 +266,12 @@ def _conditions(actor: Agent, filters: dict[str, Any], content: str = "materiali
             raise ValidationError(f"channel: one of {', '.join(slugs)}", "channel")
         where.append(Conversation.channel == f["channel"])
     if "rating" in f:
+        if f["rating"] not in RATINGS:
+            raise ValidationError(f"rating: one of {', '.join(RATINGS)}", "rating")
         if f["rating"] == "none":
             where.append(Conversation.rating.is_null())
-        elif f["rating"] in ("good", "neutral", "bad"):
-            where.append(Conversation.rating == f["rating"])
         else:
-            raise ValidationError("rating: one of good, neutral, bad, none", "rating")
+            where.append(Conversation.rating == f["rating"])
     for name, field in FLAGS.items():
         if name in f:
             where.append(field == _bool(f[name], name))

@@ -23,10 +23,12 @@ from meiqia.models.tickets import STATUSES
 from meiqia.services import dates
 from meiqia.services import permissions
 from meiqia.services.errors import ValidationError
+from meiqia.services.validation import INT_MAX
+from meiqia.services.validation import PAGE
 from meiqia.services.validation import parse_int
 
 #: The query parameters, documented in the OpenAPI document.
-LIST_QUERY = {"type": "object", "properties": {
+LIST_QUERY = {"type": "object", "additionalProperties": False, "properties": {
     "status": {"type": "string", "enum": list(STATUSES)},
     "source": {"type": "string", "enum": list(SOURCES)},
     "priority": {"type": "string", "enum": list(PRIORITIES)},
@@ -36,7 +38,7 @@ LIST_QUERY = {"type": "object", "properties": {
     "until": {"type": "string", "description": "created up to (a date: that whole day)"},
     "q": {"type": "string", "description": "text in subject, content or contact"},
     "mine": {"type": "boolean", "description": "assigned to me"},
-    "page": {"type": "integer", "minimum": 1},
+    "page": PAGE,
     "per_page": {"type": "integer", "minimum": 1, "maximum": 200}}}
 
 
@@ -48,7 +50,7 @@ def _enum(args: dict[str, str], name: str, allowed: tuple[str, ...]) -> str | No
 
 
 def _int(args: dict[str, str], name: str, default: int | None, low: int = 1,
-         high: int = 10**9) -> int | None:
+         high: int = INT_MAX) -> int | None:
     return parse_int(args.get(name), name, default, low, high)
 
 

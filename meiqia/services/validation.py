@@ -4,8 +4,9 @@ One schema serves two purposes: ``check`` refuses bad input with a message that
 names the field, and the OpenAPI document shows the same schema, so the docs
 cannot drift from what the API accepts. Supported: type (object, string,
 integer, number, boolean, array, null, or a list of them), properties,
-required, additionalProperties (false only), enum, minLength, maxLength,
-pattern, format (email), minimum, maximum, items, maxItems, minItems; and
+required, additionalProperties (false only; with ``"x-names": "filter"`` the
+422 lists the accepted names), enum, minLength, maxLength,
+pattern, format (email), minimum, maximum, items, maxItems, minItems, maxProperties; and
 ``x-max-reason``, why a string's ``maxLength`` is what it is, said after the
 limit (``answer: at most 5000 characters (the longest chat message)``).
 """
@@ -35,6 +36,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 #: The range of a database integer column (PostgreSQL ``integer``).
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+#: A list's ``page`` query parameter, as every list declares it: the same bound in
+#: the OpenAPI document, ``check_query`` and ``parse_int`` (a page past the last is
+#: an empty page, not an error).
+PAGE = {"type": "integer", "minimum": 1, "maximum": INT_MAX}
 
 
 def _type_ok(value: Any, name: str) -> bool:
@@ -106,16 +111,23 @@ def check(value: Any, schema: dict[str, Any], path: str = "") -> Any:
             for index, item in enumerate(value):
                 check(item, schema["items"], f"{path}[{index}]" if path else f"[{index}]")
     if isinstance(value, dict):
+        if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+            raise ValidationError(f"{label}: at most {schema['maxProperties']} keys", field)
         props = schema.get("properties", {})
         for name in schema.get("required", []):
             if name not in value:
                 sub = f"{path}.{name}" if path else name
                 raise ValidationError(f"{sub}: is required", sub)
         if schema.get("additionalProperties") is False:
-            for name in value:
-                if name not in props:
-                    sub = f"{path}.{name}" if path else name
-                    raise ValidationError(f"{sub}: unknown field", sub)
+            unknown = [name for name in value if name not in props]
+            if unknown and schema.get("x-names") == "filter":
+                # Filters a caller picks from (an export's): a typo must not pass for
+                # "no filter", so say which names are accepted.
+                raise unknown_names(label, unknown, list(props),
+                                    f"{path}.{unknown[0]}" if path else unknown[0])
+            for name in unknown:
+                sub = f"{path}.{name}" if path else name
+                raise ValidationError(f"{sub}: unknown field", sub)
         for name, sub_schema in props.items():
             if name in value:
                 check(value[name], sub_schema, f"{path}.{name}" if path else name)
@@ -189,7 +201,25 @@ def parse_int(raw: str | None, name: str, default: Any, low: int, high: int) -> 
     return value
 
 
+def unknown_names(label: str | None, unknown: list[str], accepted: list[str],
+                  field: str) -> ValidationError:
+    """The 422 for names nobody accepts, naming them and the accepted ones: filters
+    of a body's ``label`` (``filters: unknown filter ended_form (accepted: …)``), or
+    query parameters (``label`` None)."""
+    names, ok = ", ".join(unknown), ", ".join(accepted)
+    if label is None:
+        if len(unknown) == 1:
+            return ValidationError(f"unknown parameter {names} (accepted: {ok})", field)
+        return ValidationError(f"unknown parameters {names} (accepted: {ok})", field)
+    if len(unknown) == 1:
+        return ValidationError(f"{label}: unknown filter {names} (accepted: {ok})", field)
+    return ValidationError(f"{label}: unknown filters {names} (accepted: {ok})", field)
+
+
 _BOOLEAN_WORDS = {"true", "false", "1", "0", "yes", "no"}
+#: Query parameters any request may carry (the language of its errors), never
+#: refused as unknown.
+EVERY_REQUEST_QUERY = ("lang",)
 
 
 def check_query(args: Any, schema: dict[str, Any]) -> None:
@@ -197,14 +227,23 @@ def check_query(args: Any, schema: dict[str, Any]) -> None:
     their schema, as the OpenAPI document shows them: whole numbers within
     their bounds and a database integer, booleans, enums, text lengths, and
     ``format: date`` days inside ``services.dates``' range. Empty values count
-    as absent (views default them); undeclared parameters are the view's.
+    as absent (views default them); undeclared parameters are the view's, unless
+    the schema says ``additionalProperties: false`` (a list's filters: a misspelt
+    one must not read as "no filter"): then a non-empty one is a 422 naming it
+    and the accepted ones (``EVERY_REQUEST_QUERY`` aside).
 
     One place, so a route cannot forget a bound it documents (a number too big
     for a column, a day past the calendar) and every list answers the same 422.
     """
     from meiqia.services import dates
 
-    for name, sub in schema.get("properties", {}).items():
+    declared = schema.get("properties", {})
+    if schema.get("additionalProperties") is False:
+        unknown = [name for name in dict.fromkeys(args.keys()) if args.get(name)
+                   and name not in declared and name not in EVERY_REQUEST_QUERY]
+        if unknown:
+            raise unknown_names(None, unknown, list(declared), unknown[0])
+    for name, sub in declared.items():
         raw = args.get(name)
         if raw in (None, ""):
             continue

@@ -27,6 +27,8 @@ from meiqia.services.validation import check
 from meiqia.services.visit_info import build_visit_info
 
 _SHORT = {"type": "string", "maxLength": 120}
+#: ``custom`` of a widget session: how many keys, how long a value is kept.
+CUSTOM_KEYS, CUSTOM_VALUE_CHARS = 30, 500
 SESSION_SCHEMA = {
     "type": "object",
     "required": ["team_id"],
@@ -39,7 +41,12 @@ SESSION_SCHEMA = {
         "name": _SHORT,
         "phone": {"type": "string", "maxLength": 40},
         "email": {"type": "string", "maxLength": 254},
-        "custom": {"type": "object", "maxProperties": 30},
+        "custom": {"type": "object", "maxProperties": CUSTOM_KEYS,
+                   "propertyNames": {"minLength": 1, "maxLength": 60},
+                   "additionalProperties": {"type": ["string", "number", "boolean"]},
+                   "description": f"shown to agents as custom information: at most "
+                   f"{CUSTOM_KEYS} keys of 1-60 characters (more: 422), text, number or "
+                   f"boolean values, kept as text cut at {CUSTOM_VALUE_CHARS} characters"},
         "landing_page": {"type": "string", "maxLength": 2000},
         "referrer": {"type": "string", "maxLength": 2000},
         "title": {"type": "string", "maxLength": 300},
@@ -65,12 +72,12 @@ CARD_SCHEMA = {
 def _clean_custom(custom: dict[str, Any]) -> dict[str, str]:
     """Custom info from the embedding page: short string keys and values only."""
     cleaned = {}
-    for key, value in list(custom.items())[:30]:
+    for key, value in custom.items():  # at most CUSTOM_KEYS (SESSION_SCHEMA)
         if not isinstance(key, str) or not key.strip() or len(key) > 60:
             raise ValidationError("custom: keys are 1-60 characters", "custom")
-        if isinstance(value, dict | list):
+        if value is None or isinstance(value, dict | list):
             raise ValidationError(f"custom.{key}: expected text or a number", f"custom.{key}")
-        cleaned[key.strip()] = str(value)[:500]
+        cleaned[key.strip()] = str(value)[:CUSTOM_VALUE_CHARS]
     return cleaned
 
 
@@ -135,8 +142,10 @@ def card(visitor: Visitor) -> dict[str, Any]:
 def visible_visitor(actor: Agent, visitor_id: int) -> Visitor:
     """A visitor of the actor's team with a conversation the actor may see, else
     NotFound ("no such visitor"): one rule for his card (``PATCH /visitors/{id}``)
-    and his sidebar lists (``/visitors/{id}/conversations``, ``/tickets``), so a
-    wrong id, another team's visitor or one out of scope reads the same everywhere."""
+    and his sidebar lists (``/visitors/{id}/conversations``; ``/tickets`` when he
+    sees none of the visitor's tickets either: ``tickets.recent_for_customer``), so a
+    wrong id, another team's visitor or one out of scope reads the same everywhere
+    (docs/security.md §1)."""
     visitor = Visitor.get_or_none(Visitor.id == visitor_id, Visitor.team == actor.team_id)
     if visitor is None or not _sees_visitor(actor, visitor):
         raise NotFound("no such visitor")

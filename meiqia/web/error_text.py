@@ -16,7 +16,9 @@ placeholder may name a converter: ``{x:field}`` translates a field path
 ("body" → "内容"), ``{x:types}`` a schema type list, ``{x:size}`` a size like
 "512 bytes", ``{x:kb}`` the problems of a knowledge-base file (each translated
 by ``KB_RULES``, or by the rules of the API when it is the API's own message),
-``{x:api}`` another message of ours (by these rules). The first rule that
+``{x:api}`` another message of ours (by these rules), ``{x:list}`` a list
+("a, b" → "a、b"); a path parameter is labelled by its route (``PATH_LABELS``).
+The first rule that
 matches wins, so specific rules come before general ones. A message no rule matches stays English: the detail is
 never lost, only untranslated.
 
@@ -200,6 +202,14 @@ FIELD_LABELS: dict[str, str] = {
     "visibility": "可见范围",
     "with_content": "包含聊天内容",
 }
+#: The filters of an export's body (``filters.rating``), as the history filters they are.
+_HISTORY_FILTERS = ("customer_name", "ended_from", "ended_to", "agent_id", "agent_name",
+                    "customer_tags", "region", "phone", "content", "note", "tags", "summary",
+                    "source", "platform", "rating", "grade", "lead", "invalid", "missed",
+                    "duration_min", "duration_max", "first_response_min",
+                    "first_response_max", "landing_page", "keyword", "ip", "channel")
+FIELD_LABELS.update({f"filters.{name}": f"筛选条件·{FIELD_LABELS[name]}"
+                     for name in _HISTORY_FILTERS})
 
 #: What a field is depends on what the request is about: ``name`` is a group's,
 #: a token's, a sink's name (名称) by default, a person's (姓名) on an agent, a
@@ -215,6 +225,9 @@ SUBJECT_LABELS: dict[str, dict[str, str]] = {
     "tickets": {"name": "姓名"},  # the contact of a ticket
     "widget": {"name": "姓名"},  # the visitor, from the widget (session, ticket form)
     "team": {"name": "团队名称"},
+    # socket frames (web/ws.py, subject of /ws/…): a bad key of the envelope is the
+    # frame's; ``data`` and the frame's fields keep the names the protocol gives them
+    "ws": {"frame": "帧"},
 }
 
 
@@ -223,6 +236,30 @@ def subject_of(path: str) -> str | None:
     ``groups``, ``/register`` → ``register``; None for ``/``."""
     rest = path[len("/api/v1/"):] if path.startswith("/api/v1/") else path.lstrip("/")
     return rest.split("/", 1)[0] or None
+
+
+#: The text path parameters of each route (its rule, as Flask writes it), as zh-CN
+#: readers know them: a path parameter is named by its own route, never by a body
+#: field of the same name elsewhere (``/attachments/<key>``'s key is an attachment's,
+#: not the knowledge base's 问答 ID). A test sends every route's parameters a NUL
+#: and fails on one missing here (tests/api/test_path_labels.py). Ids (``<int:…>``)
+#: are digits only: a bad one is a 404, not a message naming it.
+PATH_LABELS: dict[str, dict[str, str]] = {
+    "/api/v1/attachments/<key>": {"key": "附件标识"},
+    "/api/v1/channels/<slug>": {"slug": "渠道类型"},
+    "/api/v1/channels/<slug>/test": {"slug": "渠道类型"},
+    "/api/v1/jobs/<job_id>": {"job_id": "任务 ID"},
+    "/api/v1/plugins/<name>": {"name": "插件名称"},
+    "/api/v1/plugins/<name>/reset": {"name": "插件名称"},
+    "/channels/wechat/<team_key>/": {"team_key": "回调地址中的团队标识"},
+    "/lang/<code>": {"code": "语言"},
+    "/reset-password/<token>": {"token": "重置密码链接"},
+}
+
+
+def path_labels(rule: str | None) -> dict[str, str]:
+    """The labels of ``rule``'s path parameters (``PATH_LABELS``); none for no rule."""
+    return PATH_LABELS.get(rule or "", {})
 
 
 _TYPE_NAMES = {"object": "对象", "string": "文本", "integer": "整数", "number": "数字",
@@ -239,7 +276,8 @@ FIELD = r"(?P<f>(?:(?!: ).)+?)"
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
-def field_label(path: str, subject: str | None = None) -> str:
+def field_label(path: str, subject: str | None = None,
+                params: dict[str, str] | None = None) -> str:
     """A field path as a reader knows it, never the machine path (the error's
     ``field`` keeps that): ``body`` → ``内容``; ``settings.widget.color`` → its
     label (a nested field's label names its parents: ``工作时间·星期``). A list's
@@ -248,8 +286,9 @@ def field_label(path: str, subject: str | None = None) -> str:
     known as a whole (a key the client made up) reads as the field it is in:
     ``settings.timezone`` → ``设置中的 timezone``. Unknown entirely: as is.
     ``subject`` (``subject_of``) picks the label of what the request is about:
-    ``name`` on ``agents`` is 姓名, on ``groups`` 名称."""
-    labels = {**FIELD_LABELS, **SUBJECT_LABELS.get(subject or "", {})}
+    ``name`` on ``agents`` is 姓名, on ``groups`` 名称. ``params``: the labels of the
+    route's path parameters (``path_labels``), which name them first."""
+    labels = {**FIELD_LABELS, **SUBJECT_LABELS.get(subject or "", {}), **(params or {})}
     key = _INDEX.sub("", path)
     if key in labels:
         label = labels[key]
@@ -324,6 +363,7 @@ _PAIRS: list[tuple[str, str]] = [
     (rf"{FIELD}: must be at least (?P<n>{NUM})", "{f:field}：不能小于 {n}"),
     (rf"{FIELD}: must be at most (?P<n>{NUM})", "{f:field}：不能大于 {n}"),
     (rf"{FIELD}: at most (?P<n>{NUM}) items?", "{f:field}：最多 {n} 项"),
+    (rf"{FIELD}: at most (?P<n>{NUM}) keys", "{f:field}：最多 {n} 个键"),
     (rf"{FIELD}: at least (?P<n>{NUM}) items?", "{f:field}：至少 {n} 项"),
     (rf"{FIELD}: is required", "{f:field}：必填"),
     (rf"{FIELD}: unknown field", "{f:field}：未知字段"),
@@ -664,6 +704,11 @@ _PAIRS: list[tuple[str, str]] = [
     (rf"{FIELD}: expected a date like 2026-11-24", "{f:field}：应为日期，例如 2026-11-24"),
     (rf"{FIELD}: one of (?P<c>.*)", "{f:field}：应为以下之一：{c}"),
     (r"columns: unknown column (?P<c>.+)", "列：未知的列 {c}"),
+    # unknown filter names (services/history.check_filter_names, validation.check_query)
+    (rf"{FIELD}: unknown filters? (?P<k:list>.+) \(accepted: (?P<a:list>.+)\)",
+     "{f:field}：未知的筛选条件 {k:list}（可用的筛选条件：{a:list}）"),
+    (r"unknown parameters? (?P<k:list>.+) \(accepted: (?P<a:list>.+)\)",
+     "未知的参数 {k:list}（可用的参数：{a:list}）"),
     (r"columns: choose at least one column", "列：请至少选择一列"),
     (r"from: must not be after to", "开始日期：不能晚于结束日期"),
     (r"ended_from: must not be after ended_to", "结束时间从：不能晚于结束时间至"),
@@ -734,11 +779,13 @@ def _kbitem(text: str) -> str:
 _CONVERTERS: dict[str, Callable[[str], str]] = {
     "field": field_label, "types": _types, "size": _size, "kb": _kb, "kbitem": _kbitem,
     "stored": lambda text: translate_stored(text, "zh-CN"),
+    "list": lambda text: text.replace(", ", "、"),
     "api": lambda text: translate(text, "zh-CN"),
 }
 
 
-def _apply(rules: list[Rule], message: str, subject: str | None = None) -> str | None:
+def _apply(rules: list[Rule], message: str, subject: str | None = None,
+           params: dict[str, str] | None = None) -> str | None:
     for pattern, zh in rules:
         match = pattern.fullmatch(message)
         if match is None:
@@ -751,19 +798,21 @@ def _apply(rules: list[Rule], message: str, subject: str | None = None) -> str |
             if value is None:  # not a group of ours: literal text of the template
                 return placeholder.group(0)
             if converter == "field":  # what the request is about names the field
-                return field_label(value, subject)
+                return field_label(value, subject, params)
             return _CONVERTERS[converter](value) if converter else value
 
         return _PLACEHOLDER.sub(fill, zh)
     return None
 
 
-def translate(message: str, lang: str, subject: str | None = None) -> str:
+def translate(message: str, lang: str, subject: str | None = None,
+              params: dict[str, str] | None = None) -> str:
     """``message`` in ``lang``; English (and anything unknown) is returned as is.
-    ``subject``: what the request is about (``subject_of``), for its fields' labels."""
+    ``subject``: what the request is about (``subject_of``), for its fields' labels;
+    ``params``: the labels of its route's path parameters (``path_labels``)."""
     if lang != "zh-CN" or not message:
         return message
-    return _apply(RULES, message, subject) or message
+    return _apply(RULES, message, subject, params) or message
 
 
 def translate_stored(message: str, lang: str) -> str:
@@ -804,15 +853,16 @@ def read_stored(message: str, lang: str) -> tuple[str, str | None]:
     return text, (reason if text != reason else None)
 
 
-def localise(error: dict[str, Any], lang: str, subject: str | None = None) -> dict[str, Any]:
+def localise(error: dict[str, Any], lang: str, subject: str | None = None,
+             params: dict[str, str] | None = None) -> dict[str, Any]:
     """An error object (``{"code", "message", "field", ...}``) with its message in
     ``lang``; when it was translated, the English original is kept as
     ``message_en`` (for logs, support tickets and clients that match on text).
-    ``code`` and ``field`` never change. ``subject``: as for ``translate``."""
+    ``code`` and ``field`` never change. ``subject``, ``params``: as for ``translate``."""
     message = error.get("message")
     if not isinstance(message, str):
         return error
-    text = translate(message, lang, subject)
+    text = translate(message, lang, subject, params)
     if text == message:
         return error
     return {**error, "message": text, "message_en": message}

@@ -189,7 +189,7 @@ def test_delete_removes_the_file(api):
 
 @pytest.mark.parametrize(("body", "field", "words"), [
     ({"format": "pdf"}, "format", "csv"),
-    ({"filters": {"rating": "great"}}, "rating", "good"),
+    ({"filters": {"rating": "great"}}, "filters.rating", "good"),  # its JSON path
     ({"filters": {"customer_name": "没有这个人"}}, "filters", "no conversation"),
     ({"with_content": "yes"}, "with_content", "boolean"),
 ])

@@ -32,11 +32,13 @@ from meiqia.services import safe_json
 from meiqia.services.accounts import require_admin
 from meiqia.services.errors import ServiceError
 from meiqia.services.errors import TooLarge
+from meiqia.services.validation import INT_MAX
 from meiqia.services.validation import check
 from meiqia.services.validation import check_query
 from meiqia.services.validation import parse_int
 from meiqia.web import error_text
 from meiqia.web import i18n
+from meiqia.web.api._responses import RESPONSES
 from meiqia.web.security import current_actor
 from meiqia.web.security import current_visitor
 
@@ -144,7 +146,8 @@ def route(
     as the ``body`` keyword argument. ``form`` documents a multipart/form-data
     body the view reads (and checks) itself, e.g. a streamed upload.
 
-    ``response``: the schema of the JSON body; a view annotated ``-> list`` is an
+    ``response``: the schema of the JSON body (else ``_responses.RESPONSES`` of the
+    operation id, ``<area>_<view name>``); a view annotated ``-> list`` is an
     array (of objects unless ``response`` says more) and may not be declared as an
     object (``_response_schema``). ``content``: for a view that answers a file,
     its media types and their schemas (``{CSV: FILE, XLSX: FILE}``).
@@ -160,7 +163,9 @@ def route(
 
     def decorator(view: Callable) -> Callable:
         area = view.__module__.rsplit(".", 1)[-1]
-        documented = _response_schema(view, rule, response)
+        # Module-qualified, so two areas may both have e.g. ``send``.
+        endpoint = f"{area}_{view.__name__}"
+        documented = _response_schema(view, rule, response or RESPONSES.get(endpoint))
         scopes = {m: _token_scope(tokens, m, area, auth) for m in methods}
 
         @functools.wraps(view)
@@ -178,8 +183,6 @@ def route(
                 return response_obj
             return result
 
-        # Module-qualified, so two areas may both have e.g. ``send``.
-        endpoint = f"{view.__module__.rsplit('.', 1)[-1]}_{view.__name__}"
         bp.add_url_rule(rule, endpoint, wrapper, methods=list(methods))
         for method in methods:
             OPERATIONS.append(
@@ -284,8 +287,9 @@ def json_body() -> Any:
     return safe_json.loads_body(raw, limit)
 
 
-def query_int(name: str, default: int, minimum: int = 0, maximum: int = 10**9) -> int:
-    """An integer query parameter, or a clear 422."""
+def query_int(name: str, default: int, minimum: int = 0, maximum: int = INT_MAX) -> int:
+    """An integer query parameter, or a clear 422 (by default a database integer,
+    the bound ``check_query`` and the document give an undeclared maximum)."""
     return parse_int(request.args.get(name), name, default, minimum, maximum)
 
 
@@ -323,7 +327,14 @@ def _localised(body: dict) -> dict:
     """``body`` with ``error.message`` translated (``message_en`` then keeps the
     original). Only error responses come here: successes never pay for it."""
     return {**body, "error": error_text.localise(body["error"], i18n.error_language(),
-                                                 error_text.subject_of(request.path))}
+                                                 error_text.subject_of(request.path),
+                                                 _path_labels())}
+
+
+def _path_labels() -> dict[str, str]:
+    """The labels of the matched route's path parameters (``error_text.PATH_LABELS``)."""
+    rule = request.url_rule
+    return error_text.path_labels(rule.rule if rule is not None else None)
 
 
 #: Where the caller is a program, not a person with a page: errors are JSON in the
@@ -344,7 +355,7 @@ def init_app(app: Flask) -> None:
         from flask import render_template
 
         # A page's error in the page's language, like the rest of the page.
-        message = error_text.translate(exc.message, i18n.language())
+        message = error_text.translate(exc.message, i18n.language(), None, _path_labels())
         return render_template("error.html", error=exc, message=message), exc.status
 
     @app.errorhandler(HTTPException)
@@ -367,4 +378,7 @@ def init_app(app: Flask) -> None:
             {"error": {"code": code, "message": exc.description, "field": None}}
         ))
         response.status_code = exc.code or 500
+        for name, value in exc.get_headers():  # a 405's Allow (RFC 9110 §15.5.6)
+            if name.lower() != "content-type":
+                response.headers[name] = value
         return response

@@ -5,19 +5,20 @@ for anyone else it does not exist (404)."""
 from __future__ import annotations
 
 from flask import g
-from flask import send_file
 
 from meiqia.services import exports
 from meiqia.web.api import CSV
 from meiqia.web.api import FILE
 from meiqia.web.api import XLSX
 from meiqia.web.api import route
+from meiqia.web.downloads import send_download
 
 
 @route("/history/exports", ("POST",), summary="Export the filter's result (job)",
        body=exports.START_SCHEMA, status=202, tags=["exports"],
        description="Refused (422) before the job starts when more than 20,000 "
-                   "conversations match.")
+                   "conversations match, when none does, and when `filters` holds a name "
+                   "that is no filter (a misspelt one: the 422 lists the accepted names).")
 def start_export(body: dict) -> dict:
     return _shown(exports.to_dict(exports.start(g.actor, body)))
 
@@ -50,12 +51,15 @@ def _shown(export: dict) -> dict:
 @route("/history/exports/<int:export_id>/file", summary="Download a finished export",
        tags=["exports"], content={CSV: FILE, XLSX: FILE},
        description="The file is named in the reader's language, as error messages are "
-                   "(`历史记录-12.xlsx`, `history-12.xlsx`).")
+                   "(`历史记录-12.xlsx`, `history-12.xlsx`): `filename*` holds it, the plain "
+                   "`filename=` the English one (`history-12.xlsx`).")
 def download_export(export_id: int):  # noqa: ANN201 - a Flask response
     from meiqia.web import i18n
 
     path, name = exports.file_path(g.actor, export_id, i18n.error_language())
-    return send_file(path, as_attachment=True, download_name=name, max_age=0)
+    # curl -OJ and other readers of the plain filename= get the English name
+    return send_download(path, name, i18n.text_in("en", "export.file", id=export_id),
+                         max_age=0)
 
 
 @route("/history/exports/<int:export_id>", ("DELETE",), summary="Delete an export and its file",

@@ -11,18 +11,20 @@ from flask import request
 
 from meiqia.services import figures
 from meiqia.services import history
+from meiqia.services.validation import PAGE
 from meiqia.web.api import query_int
 from meiqia.web.api import route
 
-FILTER_NAMES = ["customer_name", "ended_from", "ended_to", "agent_id", "agent_name",
-                "customer_tags", "region", "phone", "content", "note", "tags", "summary",
-                "source", "platform", "rating", "grade", "lead", "invalid", "missed",
-                "duration_min", "duration_max", "first_response_min", "first_response_max",
-                "landing_page", "keyword", "ip", "channel"]
-FILTER_QUERY = {"type": "object", "properties": {
-    **{name: {"type": "string"} for name in FILTER_NAMES},
-    "page": {"type": "integer", "minimum": 1},
+FILTER_NAMES = list(history.FILTERS)
+#: The filters as ``services.history`` checks them (``FILTERS``), and the page; no
+#: other name (``check_query``: a misspelt filter is a 422, not the whole history).
+FILTER_QUERY = {"type": "object", "additionalProperties": False, "properties": {
+    **history.FILTERS, "page": PAGE,
     "per_page": {"type": "integer", "minimum": 1, "maximum": 100}}}
+#: What the list and the ticket list say of names they do not take.
+UNKNOWN_QUERY = ("A query parameter this operation does not take (a misspelt filter) is a "
+                 "422 `invalid` naming it and listing the accepted ones (`lang` aside), "
+                 "never ignored.")
 
 
 def _filters() -> dict:
@@ -30,7 +32,7 @@ def _filters() -> dict:
 
 
 @route("/history", summary="Ended conversations, filtered, in my scope", query=FILTER_QUERY,
-       tags=["history"])
+       tags=["history"], description=UNKNOWN_QUERY)
 def search() -> dict:
     return history.search(g.actor, _filters(), page=query_int("page", 1, 1),
                           per_page=query_int("per_page", 20, 1, 100))

@@ -8,34 +8,26 @@ from typing import Any
 
 from flask import g
 from flask import request
-from flask import send_file
 
 from meiqia.services import knowledge
 from meiqia.services.errors import ServiceError
 from meiqia.services.errors import ValidationError
+from meiqia.services.validation import PAGE
 from meiqia.web.api import CSV
 from meiqia.web.api import FILE
 from meiqia.web.api import XLSX
 from meiqia.web.api import query_int
 from meiqia.web.api import route
+from meiqia.web.downloads import send_download
 
-ENTRY_OUT = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "integer"},
-        "key": {"type": "string"},
-        "questions": {"type": "array", "items": {"type": "string"}},
-        "answer": {"type": "string"},
-        "category": {"type": "string"},
-        "enabled": {"type": "boolean"},
-    },
-}
+#: An entry as ``knowledge.entry_to_dict`` gives it (``_responses.COMPONENTS``).
+ENTRY_OUT = {"$ref": "#/components/schemas/KnowledgeEntry"}
 LIST_QUERY = {
     "type": "object",
     "properties": {
         "q": {"type": "string"},
         "category": {"type": "string"},
-        "page": {"type": "integer", "minimum": 1},
+        "page": PAGE,
         "per_page": {"type": "integer", "minimum": 1, "maximum": 200},
     },
 }
@@ -130,8 +122,8 @@ def export_entries() -> Any:
     tmp = tempfile.NamedTemporaryFile(suffix="." + fmt, delete=False)
     tmp.close()
     writers[fmt](entries, tmp.name)
-    response = send_file(tmp.name, mimetype=EXPORT_TYPES[fmt], as_attachment=True,
-                         download_name=f"knowledge.{fmt}")
+    response = send_download(tmp.name, f"knowledge.{fmt}", "knowledge",
+                             mimetype=EXPORT_TYPES[fmt])
     response.call_on_close(lambda: os.unlink(tmp.name))
     return response
 

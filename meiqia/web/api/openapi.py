@@ -9,6 +9,7 @@ from meiqia import __version__
 from meiqia.services import safe_json
 from meiqia.web.api import OPERATIONS
 from meiqia.web.api import route
+from meiqia.web.api._responses import COMPONENTS
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -67,6 +68,8 @@ def document() -> dict[str, Any]:
                         "name": name,
                         "in": "query",
                         "required": name in op.query.get("required", []),
+                        # Empty is absent (``check_query``): ``?to=`` is the default.
+                        "allowEmptyValue": True,
                         "schema": schema,
                     }
                 )
@@ -130,9 +133,11 @@ def document() -> dict[str, Any]:
             "`too_large`) and 32 levels deep (400 `too_deep`); NaN and Infinity are not "
             "JSON (400); a NUL or a lone surrogate in any string, key, query or path "
             "parameter is a 422 `invalid` naming the field; dates in filters lie within "
-            "1900-01-01..9998-12-31 (422).",
+            "1900-01-01..9998-12-31 (422). An empty query parameter (`?to=`) is the same "
+            "as one left out: the operation's default applies.",
         },
         "components": {
+            "schemas": COMPONENTS,
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "session"},
                 "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
@@ -144,6 +149,15 @@ def document() -> dict[str, Any]:
     }
 
 
-@route("/openapi.json", summary="This OpenAPI document", auth="none", tags=["meta"])
+@route("/openapi.json", summary="This OpenAPI document", auth="none", tags=["meta"],
+       response={"type": "object", "required": ["openapi", "info", "paths", "components"],
+                 "properties": {"openapi": {"type": "string"}, "info": {"type": "object",
+                                "properties": {"title": {"type": "string"},
+                                               "version": {"type": "string"}}},
+                                "paths": {"type": "object", "additionalProperties": {
+                                    "type": "object"}},
+                                "components": {"type": "object", "properties": {
+                                    "schemas": {"type": "object"},
+                                    "securitySchemes": {"type": "object"}}}}})
 def openapi_json() -> dict[str, Any]:
     return document()

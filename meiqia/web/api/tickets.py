@@ -34,7 +34,9 @@ def _full(data: dict) -> dict:
 @route("/tickets", summary="Tickets in my scope, filtered, with counts per status",
        query=ticket_search.LIST_QUERY, tags=["tickets"])
 def list_tickets() -> dict:
-    """`mine=true` is "my tickets"; `assignee_id=none` the unassigned ones."""
+    """`mine=true` is "my tickets"; `assignee_id=none` the unassigned ones. A query
+    parameter this operation does not take (a misspelt filter) is a 422 `invalid`
+    naming it and listing the accepted ones (`lang` aside), never ignored."""
     filters = ticket_search.parse_filters(g.actor, request.args.to_dict())
     return ticket_search.search(g.actor, filters)
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import g
 from flask import request
-from flask import send_file
 
 from meiqia.models import Conversation
 from meiqia.services import permissions
@@ -19,6 +18,7 @@ from meiqia.services import uploads
 from meiqia.services.errors import NotFound
 from meiqia.web.api import FILE
 from meiqia.web.api import route
+from meiqia.web.downloads import send_download
 
 #: What a download is: an image of a type ``uploads.sniff_image`` proved, or a file.
 DOWNLOAD_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp",
@@ -92,10 +92,10 @@ def agent_upload(conversation_id: int) -> dict:
                    "pass their token as `?token=` for `<img src>`.")
 def download(key: str) -> Any:
     attachment = uploads.attachment_for(g.visitor if g.visitor is not None else g.actor, key)
-    response = send_file(uploads.path_of(attachment), mimetype=attachment.content_type,
-                         as_attachment=not attachment.is_image,
-                         download_name=attachment.original_name, max_age=0,
-                         conditional=True, etag=attachment.key)
+    response = send_download(uploads.path_of(attachment), attachment.original_name,
+                             "image" if attachment.is_image else "attachment",
+                             inline=attachment.is_image, mimetype=attachment.content_type,
+                             max_age=0, conditional=True, etag=attachment.key)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Cache-Control"] = "private, max-age=0"
