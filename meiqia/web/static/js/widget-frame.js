@@ -168,6 +168,7 @@ function addMessage(message) {
     state.pending.delete(message.client_msg_id);
     savePending();
   }
+  if (message.client_msg_id && retries.delete(message.client_msg_id)) busyOver();
   state.lastId = Math.max(state.lastId, message.id);
   if (message.seq) state.lastSeq = Math.max(state.lastSeq, message.seq);
   // An image grows the list when it has loaded: stay at the bottom if we were there.
@@ -218,10 +219,12 @@ function renderState(conv) {
   for (const node of list.querySelectorAll('.mq-offer-human')) node.hidden = c.status !== 'bot';
   const banner = $('mq-banner');
   if (c.status === 'queued') {
+    delete banner.dataset.busy;
     banner.hidden = false;
     banner.replaceChildren(el('span', { text: c.queue_position ? T('widget.queue.position', { n: c.queue_position }) : T('widget.state.waiting') }),
       el('button', { type: 'button', class: 'mq-link', text: T('widget.leave_instead'), onclick: showLeaveMessage }));
-  } else {
+  } else if (!(banner.dataset.busy && resending())) {
+    delete banner.dataset.busy;
     banner.hidden = true;
   }
   const ended = c.status === 'ended';
@@ -259,7 +262,7 @@ function showRating() {
       form.replaceWith(el('p', { class: 'mq-card mq-thanks', text: T('widget.rating.thanks') }));
     } catch (e) {
       error.hidden = false;
-      error.textContent = e.message;
+      error.textContent = refusal(e);
     }
   });
   list.append(el('li', { class: 'mq-extra-item' }, form));
@@ -306,7 +309,43 @@ function sendText(body) {
 // A message the server refused as 'unavailable' (its database busy or unreachable)
 // was not stored: it stays pending and goes again with the same client_msg_id, after
 // 1, 2, 4 … at most 30 seconds (docs/protocol.md), so a hiccup costs time, not text.
-const retries = new Map(); // client_msg_id -> attempts so far
+// Meanwhile the banner says so in the visitor's words (widget.busy.resending), never
+// the server's (which names its database and asks to send again: the widget does),
+// and it goes as soon as no message waits for a resend any more (docs/ui.md).
+const retries = new Map(); // client_msg_id -> attempts so far, until it is acknowledged
+
+/** Whether a message refused as 'unavailable' still waits for its resend. */
+function resending() {
+  return [...retries.keys()].some((id) => state.pending.has(id));
+}
+
+/** The banner of an outage: ``text``, and gone by itself when it is over (busyOver). */
+function busyBanner(text) {
+  banner(text);
+  $('mq-banner').dataset.busy = '1';
+}
+
+/** The outage is over for the visitor (a message of his went through): its banner goes,
+ * unless another message of his still waits for its resend. */
+function busyOver() {
+  const node = $('mq-banner');
+  if (!node.dataset.busy || resending()) return;
+  delete node.dataset.busy;
+  node.hidden = true;
+  node.replaceChildren();
+}
+
+/** What the visitor reads of a refused call: an 'unavailable' one (503, the server's
+ * database or queue busy) in the widget's words, not the server's; others as said. */
+function refusal(error) {
+  return error.code === 'unavailable' ? T('widget.busy.later') : error.message;
+}
+
+/** Show a refused call's reason in the banner (an outage's goes by itself). */
+function bannerFor(error) {
+  if (error.code === 'unavailable') busyBanner(refusal(error));
+  else banner(error.message);
+}
 
 function retryLater(clientId) {
   const attempt = (retries.get(clientId) || 0) + 1;
@@ -337,12 +376,13 @@ async function askHuman() {
     const result = await call('POST', `/widget/conversations/${state.conversation.conversation_id}/human`);
     if (stateFrames === seen) renderState(result);
   } catch (e) {
-    banner(e.message);
+    bannerFor(e);
   }
 }
 
 function banner(text) {
   const node = $('mq-banner');
+  delete node.dataset.busy;
   node.hidden = false;
   node.replaceChildren(el('span', { text }));
 }
@@ -371,7 +411,8 @@ function upload(file, kind) {
     let data = {};
     try { data = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
     if (xhr.status !== 201) {
-      banner((data.error && data.error.message) || T('widget.upload_failed'));
+      if (data.error && data.error.code === 'unavailable') busyBanner(T('widget.busy.later'));
+      else banner((data.error && data.error.message) || T('widget.upload_failed'));
       return;
     }
     try {
@@ -379,7 +420,7 @@ function upload(file, kind) {
         body: data.name, kind, attachment: data.key, client_msg_id: nextClientId() });
       addMessage(sent.message);
     } catch (e) {
-      banner(e.message);
+      bannerFor(e);
     }
   };
   xhr.onerror = () => { bar.hidden = true; banner(T('widget.upload_failed')); };
@@ -469,9 +510,15 @@ function onFrame(type, data, envelope) {
   } else if (type === 'error') {
     if (data.ref && state.pending.has(data.ref) && data.code === 'unavailable') {
       retryLater(data.ref);
+      busyBanner(T('widget.busy.resending'));
+    } else if (data.code === 'unavailable') {
+      // A typing or read frame refused (or a resend of what is acknowledged by now):
+      // nothing of his waits (a typing preview is of the moment, his next read covers
+      // this one), so nothing to tell him, and no banner that would outlive the outage.
     } else if (data.ref && state.pending.has(data.ref)) {
       state.pending.delete(data.ref);
       savePending();
+      if (retries.delete(data.ref)) busyOver();
       const node = list.querySelector(`[data-client="${CSS.escape(data.ref)}"] .mq-status`);
       if (node) { node.dataset.status = 'failed'; node.textContent = `${statusText('failed')}: ${data.message}`; }
     } else if (data.code === 'token_expired') {

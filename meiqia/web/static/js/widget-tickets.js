@@ -24,6 +24,9 @@ const FORM_ERRORS = {
   'too_large:attachments': () => 'widget.err.attachments_too_large',
   'not_found:': () => 'widget.err.conversation_gone',
   'rate_limited:': () => 'widget.err.rate_limited',
+  // 503: the database busy or unreachable. The server's text names it; the visitor is told
+  // what the chat tells him (the form and what he typed stay, to be sent again).
+  'unavailable:': () => 'widget.busy.later',
 };
 
 /**

@@ -144,7 +144,13 @@ const socket = new ChatSocket(() => `/ws/agent?lang=${encodeURIComponent(boot.la
     else if (['conversation', 'conversation.started', 'rated', 'conversation.ended'].includes(type)) {
       chat.onConversation(data);
       refreshLists();
-    } else if (type === 'error') toast(data.message, 'error');
+    } else if (type === 'error') {
+      // A typing or read frame refused while the database is busy or unreachable: nothing
+      // of his is to send again (his replies go by REST, whose refusal says so itself),
+      // so no "send it again" for each keystroke's frame (docs/ui.md).
+      if (data.code === 'unavailable' && ['typing', 'read'].includes(data.ref)) return;
+      toast(data.message, 'error');
+    }
   },
   onStatus: (online) => document.body.classList.toggle('ws-disconnected', !online),
 });
