@@ -34,6 +34,26 @@ def names(response) -> tuple[str, dict[str, str]]:
     return kind, options
 
 
+def upload_chinese_file(api) -> str:
+    """An agent uploads ``身份证.txt`` (``110101``) into an open conversation: its URL."""
+    team = api.team["id"]
+    conversation = make_conversation(team, make_visitor(team, name="张三"),
+                                     handler=api.agent["id"], status="open")
+    up = api.post(f"/api/v1/conversations/{conversation.id}/uploads",
+                  data=multipart(("kind", None, b"file"), ("file", "身份证.txt", b"110101")),
+                  content_type=CONTENT_TYPE)
+    assert up.status_code == 201, up.get_json()
+    return up.get_json()["url"]
+
+
+def end_a_conversation(api) -> None:
+    """An ended conversation, for an export to hold."""
+    team = api.team["id"]
+    make_conversation(team, make_visitor(team, name="李四"), handler=api.agent["id"],
+                      ended_at=datetime.datetime(2026, 11, 20, 4, 0),
+                      messages=[("visitor", "发票怎么开？", 0)])
+
+
 @pytest.mark.parametrize(("real", "fallback", "plain"), [
     ("身份证.txt", "attachment", "attachment.txt"),
     ("历史记录-13.xlsx", "history-13", "history-13.xlsx"),
@@ -55,14 +75,7 @@ def test_the_ascii_name_is_never_empty_hidden_or_an_option(real, fallback, plain
 
 
 def test_a_visitors_chinese_file_downloads_under_a_usable_name(api, tmp_path):
-    team = api.team["id"]
-    conversation = make_conversation(team, make_visitor(team, name="张三"),
-                                     handler=api.agent["id"], status="open")
-    up = api.post(f"/api/v1/conversations/{conversation.id}/uploads",
-                  data=multipart(("kind", None, b"file"), ("file", "身份证.txt", b"110101")),
-                  content_type=CONTENT_TYPE)
-    assert up.status_code == 201, up.get_json()
-    got = api.get(up.get_json()["url"])
+    got = api.get(upload_chinese_file(api))
     got.get_data()
     got.close()
     kind, options = names(got)
@@ -75,10 +88,7 @@ def test_a_visitors_chinese_file_downloads_under_a_usable_name(api, tmp_path):
 
 
 def test_exports_and_the_knowledge_base_download_under_usable_names(api):
-    team = api.team["id"]
-    make_conversation(team, make_visitor(team, name="李四"), handler=api.agent["id"],
-                      ended_at=datetime.datetime(2026, 11, 20, 4, 0),
-                      messages=[("visitor", "发票怎么开？", 0)])
+    end_a_conversation(api)
     started = api.post("/api/v1/history/exports", json={"format": "xlsx"})
     assert started.status_code == 202, started.get_json()
     export_id = started.get_json()["id"]
@@ -98,23 +108,15 @@ def test_exports_and_the_knowledge_base_download_under_usable_names(api):
 
 
 def test_curl_saves_the_files_under_usable_names(api, tmp_path):
-    saved = tmp_path / "saved"
-    saved.mkdir()
     """``curl -OJ`` (which reads ``filename=`` only) against the app on a real socket."""
     import threading
 
     from werkzeug.serving import make_server
 
-    team = api.team["id"]
-    conversation = make_conversation(team, make_visitor(team, name="张三"),
-                                     handler=api.agent["id"], status="open")
-    up = api.post(f"/api/v1/conversations/{conversation.id}/uploads",
-                  data=multipart(("kind", None, b"file"), ("file", "身份证.txt", b"110101")),
-                  content_type=CONTENT_TYPE)
-    assert up.status_code == 201, up.get_json()
-    make_conversation(team, make_visitor(team, name="李四"), handler=api.agent["id"],
-                      ended_at=datetime.datetime(2026, 11, 20, 4, 0),
-                      messages=[("visitor", "发票怎么开？", 0)])
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    upload_url = upload_chinese_file(api)
+    end_a_conversation(api)
     export_id = api.post("/api/v1/history/exports", json={"format": "csv"}).get_json()["id"]
     token = api.post("/api/v1/tokens", json={"name": "下载", "scope": "read"}).get_json()["token"]
     server = make_server("127.0.0.1", 0, api.app, threaded=True)
@@ -122,7 +124,7 @@ def test_curl_saves_the_files_under_usable_names(api, tmp_path):
     thread.start()
     try:
         base = f"http://127.0.0.1:{server.server_port}"
-        for path in (up.get_json()["url"], f"/api/v1/history/exports/{export_id}/file"):
+        for path in (upload_url, f"/api/v1/history/exports/{export_id}/file"):
             subprocess.run(["curl", "-s", "-f", "-OJ", "-H", f"Authorization: Bearer {token}",
                             "-H", "Accept-Language: zh-CN", base + path],
                            cwd=saved, check=True, timeout=60)
