@@ -55,6 +55,7 @@ from meiqia.bot.calibrate import calibrate as calibrate_kb
 from meiqia.bot.kbfile import KBEntry
 from meiqia.bot.lexicon import EMPTY
 from meiqia.bot.lexicon import Lexicon
+from meiqia.bot.normalize import MAX_QUESTION_CHARS
 from meiqia.bot.normalize import normalize
 from meiqia.bot.normalize import normalize_asked
 
@@ -82,13 +83,10 @@ INCREMENTAL_ABOVE_VARIANTS = 2000
 TOP_VARIANTS = 50
 #: Entries re-scored with rapidfuzz.
 RESCORE = 8
-#: Characters of a question the bot reads (the first ones). A visitor who
-#: pastes a page (an error log, an order list: up to 5,000 characters) cost
-#: 20 ms of CPU in n-grams, rapidfuzz and word weights, in the worker that
-#: serves his chat; no FAQ question is that long. Every question of the
-#: development sets fits (the longest: BANKING77 433, CLINC150 136, zh_faq 36),
-#: so their figures do not move. docs/bot.md, "Long questions".
-QUESTION_CHARS = 500
+#: Characters of a question the index reads (the first ones): the bot's one
+#: limit (``normalize.MAX_QUESTION_CHARS``), also for callers that ask the index
+#: directly (calibration, evaluation, plugins' tests).
+QUESTION_CHARS = MAX_QUESTION_CHARS
 #: N-gram columns of a question used for retrieval and the classifier: those
 #: of the highest weight. A long question's common n-grams (" th", "the ") each
 #: sum a long row of the feature-major matrix for little weight; 200 bounds

@@ -14,7 +14,12 @@ import unicodedata
 from functools import lru_cache
 
 #: Longest question the bot reads; longer ones are cut and the visitor is told.
-MAX_QUESTION_CHARS = 2000
+#: A pasted page (an error log, an order list) cost 20 ms of CPU in n-grams,
+#: rapidfuzz and word weights in the worker serving the chat, and no FAQ
+#: question is that long: the longest of the development sets has 433
+#: characters (BANKING77; CLINC150 136, zh_faq 36), so their figures do not move
+#: (docs/bot.md, "Long questions"). The index cuts there too (``index.query``).
+MAX_QUESTION_CHARS = 500
 
 #: Fillers that carry no meaning wherever they stand (longest first).
 ZH_FILLERS = (

@@ -22,6 +22,7 @@ from typing import Any
 from flask import current_app
 
 from meiqia.bot import answers
+from meiqia.bot.normalize import MAX_QUESTION_CHARS
 from meiqia.bot.normalize import QuestionError
 from meiqia.bot.normalize import check_question
 from meiqia.bot.normalize import normalize
@@ -63,7 +64,7 @@ MESSAGES = {
         "suggest": "您是不是想问：",
         "unrecognised": "抱歉，我没有理解您的问题。您可以换个说法，或者点击“转人工”联系客服。",
         "offer_human": "我好像帮不上忙，需要为您转接人工客服吗？",
-        "truncated": "（您的问题太长，我只读了前 2000 个字。）",
+        "truncated": f"（您的问题太长，我只读了前 {MAX_QUESTION_CHARS} 个字。）",
         "invalid": "抱歉，我没能读懂这条消息。",
         # Small talk (``normalize.small_talk``): fillers only, nothing to look up.
         "greeting": "您好，请问有什么可以帮您？",
@@ -78,7 +79,7 @@ MESSAGES = {
         "unrecognised": "Sorry, I did not understand. Try other words, or tap "
         "\"Talk to a human\".",
         "offer_human": "I can't seem to help with this. Shall I get you a human agent?",
-        "truncated": "(Your question was long: I read the first 2,000 characters.)",
+        "truncated": f"(Your question was long: I read the first {MAX_QUESTION_CHARS:,} characters.)",
         "invalid": "Sorry, I could not read that message.",
         "greeting": "Hello! How can I help you?",
         "thanks": "You're welcome! Anything else I can help with?",

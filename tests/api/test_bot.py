@@ -294,3 +294,17 @@ def test_an_edit_right_after_an_import_is_seen_while_the_index_rebuilds(api):
     wait_until(answered_by_the_fresh_index, timeout=60, what="the rebuilt index")
     seen.append(knowledge.index_for(team_id).query("退货运费谁出", k=1)[0].answer)
     assert set(seen) == {"运费由我们承担。"}, seen
+
+
+def test_the_bot_reads_the_first_500_characters_and_says_so(api):
+    """One limit for the service, the CLI and the index (normalize.MAX_QUESTION_CHARS,
+    docs/bot.md "Long questions"): a question of 500 characters is read whole, one
+    of 501 is cut, and the cut is what the visitor is told."""
+    from meiqia.services.bot import MESSAGES
+
+    head = "退款多久到账？"
+    whole = api.post("/api/v1/bot/ask", json={"question": head + "钱" * (500 - len(head))})
+    assert whole.get_json()["truncated"] is False
+    cut = api.post("/api/v1/bot/ask", json={"question": head + "钱" * (501 - len(head))})
+    assert cut.get_json()["truncated"] is True
+    assert "500" in MESSAGES["zh-CN"]["truncated"] and "500" in MESSAGES["en"]["truncated"]

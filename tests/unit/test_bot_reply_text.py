@@ -14,7 +14,7 @@ def test_did_you_mean_lists_its_questions_and_says_how_to_answer():
 
 
 def test_unrecognised_says_reply_human_not_press_a_button():
-    body = "（您的问题太长，我只读了前 2000 个字。）\n" + MESSAGES["zh-CN"]["unrecognised"]
+    body = "（您的问题太长，我只读了前 500 个字。）\n" + MESSAGES["zh-CN"]["unrecognised"]
     text = reply_text(body, {"bot": "unrecognised"}, "zh-CN")
     assert "点击" not in text and "回复“人工”" in text and text.startswith("（您的问题太长")
     english = reply_text(MESSAGES["en"]["unrecognised"], {"bot": "unrecognised"}, "en")

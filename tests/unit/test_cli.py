@@ -190,7 +190,7 @@ def test_bot_ask_refuses_what_the_api_refuses(tmp_path):
         assert result.returncode == 1 and reason in result.stderr, result
         assert "decision" not in result.stdout
     long = meiqia(tmp_path, "bot", "ask", "--kb", kb, "退货运费谁出" + "。" * 2100).stdout
-    assert ("note: the question is longer than 2,000 characters; only the first 2,000 "
+    assert ("note: the question is longer than 500 characters; only the first 500 "
             "were read") in long
     assert "[return-shipping-fee]" in long
 
