@@ -287,3 +287,78 @@ def test_agents_get_404_on_the_knowledge_pages(server, admin, new_context):
     admin_page.goto(f"{server.url}/lang/en?next=/admin/knowledge")
     expect(admin_page.locator(".tabs a")).to_contain_text(["Knowledge base", "Unrecognised questions"])
     expect(admin_page.locator("h1")).to_have_text("Knowledge base")
+
+
+def settled_calibration(admin) -> dict:
+    """The calibration report once no rebuild or self-test is running."""
+    deadline = time.monotonic() + 4 * WAIT_MS / 1000
+    while True:
+        report = admin.get("/api/v1/knowledge/calibration").get_json()
+        if not report["running"]:
+            return report
+        assert time.monotonic() < deadline, "the calibration never finished"
+        time.sleep(0.2)
+
+
+#: Records whether the card ever showed a progress bar (the rebuild and self-test are quick).
+WATCH_PROGRESS = """() => {
+  window.__cardProgress = false;
+  const figures = document.getElementById('kb-calibration-figures');
+  new MutationObserver(() => {
+    if (figures.querySelector('progress')) window.__cardProgress = true;
+  }).observe(figures, { childList: true, subtree: true });
+}"""
+
+
+def expect_card_shows(page, report: dict) -> None:
+    """The card shows the figures and competing pairs of ``report``, and no progress."""
+    figures = page.locator("#kb-calibration-figures")
+    expect(figures.locator("progress")).to_have_count(0)
+    expect(figures).to_contain_text(f"{report['in_scope']} 个问法，{report['out_of_scope']} 个留出问题")
+    expect(page.locator("#kb-competing li")).to_have_count(min(10, len(report["competing"])))
+    shown = page.locator("#kb-competing li").evaluate_all("items => items.map((li) => li.dataset.entries)")
+    assert shown == [" ".join(pair["entries"]) for pair in report["competing"][:10]]
+
+
+def test_the_calibration_card_follows_an_import_and_a_words_save(server, admin, new_context,
+                                                                  tmp_path):
+    """An outside check: after an import made on the page (removing entries), the card kept
+    the old KB's figures and competing entries, deleted ones included, until a reload."""
+    import yaml
+
+    import_demo_kb(admin)
+    before = settled_calibration(admin)
+    assert before["competing"]
+    # The new file: the demo KB without the entries of its first competing pairs.
+    removed = {key for pair in before["competing"][:6] for key in pair["entries"]}
+    entries = [e for e in yaml.safe_load(KB.read_text(encoding="utf-8")) if e["id"] not in removed]
+    smaller = tmp_path / "小知识库.yaml"
+    smaller.write_text(yaml.safe_dump(entries, allow_unicode=True), encoding="utf-8")
+
+    errors: list[str] = []
+    page = open_page(server, new_context, errors)
+    page.goto(f"{server.url}/admin/knowledge")
+    expect_card_shows(page, before)
+
+    page.evaluate(WATCH_PROGRESS)
+    form = page.locator("#kb-import-form")
+    form.locator("input[name=file]").set_input_files(str(smaller))
+    form.locator("input[name=replace]").check()
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#kb-import-progress")).to_have_attribute("data-state", "done")
+    expect(page.locator("#kb-import-report")).to_contain_text(f"删除 {len(removed)} 条")
+    after = settled_calibration(admin)
+    assert after["entries"] == len(entries) and after["in_scope"] < before["in_scope"]
+    expect_card_shows(page, after)  # no reload
+    assert not {key for pair in after["competing"] for key in pair["entries"]} & removed
+    assert page.evaluate("window.__cardProgress"), "the card never showed the rebuild"
+
+    # Saving the team's words rebuilds and recalibrates the index: the card follows too.
+    page.evaluate(WATCH_PROGRESS)
+    words = page.locator("#kb-words-form")
+    words.locator("textarea[name=bot_synonyms]").fill("退款 = 退钱\n发票 = 票据")
+    words.locator("button[type=submit]").click()
+    expect(page.locator("#toast .toast")).to_contain_text(["已保存"])
+    expect_card_shows(page, settled_calibration(admin))
+    assert page.evaluate("window.__cardProgress"), "the card never showed the rebuild"
+    assert errors == []

@@ -163,6 +163,7 @@ function edit(entry) {
         searchForm.elements.q.value = saved.key;
       }
       await reload();
+      loadCalibration();
     },
   });
 }
@@ -174,6 +175,7 @@ async function remove(entry) {
     await api('DELETE', `/knowledge/${entry.id}`);
     toast(t('kb.deleted'));
     await reload();
+    loadCalibration();
   } catch (error) {
     toast(error.message, 'error');
   }
@@ -335,12 +337,15 @@ importForm.addEventListener('submit', async (event) => {
   uploadText.textContent = '0%';
   reindexText.textContent = '';
   reportText.textContent = '';
+  let held = false;
   try {
     const report = await upload(importForm);
     uploadBar.value = 1;
     uploadText.textContent = percent(1);
     reportText.textContent = t('kb.import_report', report);
     progressBox.dataset.state = 'reindexing';
+    // The import rebuilds (and recalibrates) the index: the card follows it.
+    held = holdCalibration();
     const { job_id: jobId } = await api('POST', '/knowledge/reindex');
     const job = await follow(jobId);
     progressBox.dataset.state = 'done';
@@ -355,6 +360,7 @@ importForm.addEventListener('submit', async (event) => {
     showError(importForm, 'file', error.message);
   } finally {
     button.disabled = false;
+    if (held) releaseCalibration();
   }
 });
 
@@ -378,12 +384,18 @@ function ratio(value) {
   return value === null || value === undefined ? '–' : value.toFixed(3);
 }
 
-function showCalibration(report) {
+/** ``waiting``: a change made on this page (an import, the words) is still on its way
+ * to the server's index, so the report may not say ``running`` yet. */
+function showCalibration(report, waiting = false) {
   clear(figures);
   clear(competing);
-  if (report.running) {
-    figures.append(el('label', { class: 'hint' }, t('kb.calibrating'), ' ',
-      el('progress', { max: 1, value: report.progress })));
+  const running = report.running || waiting;
+  figures.dataset.running = String(running);
+  if (running) {
+    // Rebuilding: how far is unknown (the bar moves without a value); then the self-test.
+    const rebuilding = !report.running || report.progress_message === 'rebuilding the index';
+    figures.append(el('label', { class: 'hint' }, t(rebuilding ? 'kb.rebuilding' : 'kb.calibrating'), ' ',
+      el('progress', { max: 1, value: rebuilding ? undefined : report.progress })));
   }
   if (report.calibrated) {
     figures.append(el('p', { class: 'kb-calibrated', text: t('kb.calibrated', {
@@ -397,7 +409,8 @@ function showCalibration(report) {
   } else if (!report.running) {
     figures.append(el('p', { class: 'hint', text: t('kb.not_calibrated', { in_scope: report.in_scope, out_of_scope: report.out_of_scope }) }));
   }
-  if (!report.competing.length) return;
+  // While running, the pairs are the old index's (maybe of entries just deleted).
+  if (running || !report.competing.length) return;
   competing.append(el('h3', { text: t('kb.competing') }),
     el('ul', { class: 'kb-competing' }, report.competing.slice(0, 10).map((pair) => el('li', { dataset: { entries: pair.entries.join(' ') } },
       el('button', { type: 'button', class: 'link', text: pair.standard_questions[0] || pair.entries[0], onclick: () => findEntry(pair.entries[0]) }),
@@ -406,14 +419,38 @@ function showCalibration(report) {
       el('div', { class: 'muted small', text: `${t('kb.competing_questions')} ${pair.questions.join(' / ')}` })))));
 }
 
+let calibrationTimer = null;
+let calibrationAsked = 0; // numbers the requests: an older answer never replaces a newer one
+let calibrationHolds = 0; // changes made on this page still on their way to the index
+
+/** Show the calibration, and again every 2 s while it runs or a change is on its way. */
 async function loadCalibration() {
+  clearTimeout(calibrationTimer);
+  calibrationTimer = null;
+  const asked = ++calibrationAsked;
   try {
     const report = await api('GET', '/knowledge/calibration');
-    showCalibration(report);
-    if (report.running) setTimeout(loadCalibration, 2000);
+    if (asked !== calibrationAsked) return;
+    const waiting = calibrationHolds > 0;
+    showCalibration(report, waiting);
+    if (report.running || waiting) calibrationTimer = setTimeout(loadCalibration, waiting ? 1000 : 2000);
   } catch (error) {
+    if (asked !== calibrationAsked) return;
     clear(figures).append(el('p', { class: 'error', text: error.message }));
   }
+}
+
+/** A change that rebuilds the index has started: the card shows progress until it is
+ * released, then follows the server's report until the new figures are in. */
+function holdCalibration() {
+  calibrationHolds += 1;
+  loadCalibration();
+  return true;
+}
+
+function releaseCalibration() {
+  calibrationHolds = Math.max(0, calibrationHolds - 1);
+  loadCalibration();
 }
 
 function fillWords(current) {
@@ -433,15 +470,18 @@ wordsForm.addEventListener('submit', async (event) => {
     bot_synonyms: synonyms,
     bot_user_words: wordsForm.elements.bot_user_words.value.split(/[\s,，、]+/).filter(Boolean),
   } };
+  // Saving the words or the target rebuilds and recalibrates the index.
+  holdCalibration();
   try {
     const team = await api('PATCH', '/team', body);
     settings = team.settings;
     fillWords(settings);
     toast(t('ui.saved'));
-    setTimeout(loadCalibration, 500);
   } catch (error) {
     if (error.field) showError(wordsForm, error.field, error.message);
     else toast(error.message, 'error');
+  } finally {
+    releaseCalibration();
   }
 });
 
