@@ -36,6 +36,7 @@ from typing import Any
 import redis
 from rq import Worker
 from rq.exceptions import StopRequested
+from rq.job_lifecycle import call_exception_handlers
 from rq.worker import WorkerStatus
 
 from meiqia.db import Outage
@@ -59,6 +60,19 @@ class RecoveringWorker(Worker):
             self.register_again_if_forgotten()
         finally:
             super().run_maintenance_tasks()
+
+    def handle_exception(self, job: Any, *exc_info: Any) -> None:
+        """rq's record of a failed attempt, but without its ERROR and traceback
+        for an expected failure (``jobs.RetryLater``: a far side down, such as
+        WeChat's media API failing for a while): ``jobs.execute`` already logged
+        it as one WARNING line with the reason. Any other exception (a bug)
+        keeps rq's traceback."""
+        from meiqia.jobs import RetryLater
+
+        if len(exc_info) > 1 and isinstance(exc_info[1], RetryLater):
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """rq's warm shutdown (SIGTERM, SIGINT), bounded once no job runs.

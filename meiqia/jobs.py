@@ -391,7 +391,9 @@ class BaseQueue:
         ``owner`` (an agent) may read the job's progress through the API. A
         ``job_id`` already recorded is not recorded again, and a job that has
         run (or is running) does not run again for it: a fixed id is an
-        idempotency key. If the backend refuses the job (Redis down), the
+        idempotency key. Nor is it submitted again while it waits (queued, or
+        scheduled for a retry) or runs (``_leave_alone``): a copy queued again
+        would run at once, ahead of its retry's due time. If the backend refuses the job (Redis down), the
         error is raised and the record this call made is taken back: the
         caller answers 503 and keeps nothing, so no job that never ran counts as
         failed (``meiqia_jobs``); a record made before (a fixed id) is left as
@@ -416,6 +418,8 @@ class BaseQueue:
                 call=_stored_call(path, list(args), kwargs, retry),
             ).on_conflict_ignore().as_rowcount().execute()
         try:
+            if not recorded and self._leave_alone(job_id):
+                return job_id
             self._submit(job_id, path, list(args), kwargs, retry)
         except Exception as exc:
             if keep_if_refused:
@@ -431,6 +435,33 @@ class BaseQueue:
                                              JobRecord.status == "queued").execute()
             raise
         return job_id
+
+    def _leave_alone(self, job_id: str) -> bool:
+        """Whether ``enqueue`` of an id already recorded must not submit it again.
+
+        A job that ran, runs or failed for good needs nothing. A queued one whose
+        retry is not due yet is held by the backend's schedule (rq's scheduled
+        registry, the embedded queue's heap), or, if the backend lost it, queued
+        again when due by the recovery sweep (``requeue_lost``) or ``resume``: a
+        copy submitted now would run at once, ahead of its due time (WeChat's
+        three tries of one image callback ran its fetch's retries 6 s apart where
+        the schedule said 10 s, then 60 s). A queued one that is due is
+        submitted again unless the backend holds it (``holds``): a job whose
+        submission was refused (``keep_if_refused``) or lost goes now.
+        """
+        with connection():
+            record = JobRecord.get_or_none(JobRecord.id == job_id)
+        if record is None:
+            return False
+        if record.status != "queued":
+            return True
+        if record.run_at is not None and record.run_at > utcnow():
+            return True
+        return self.holds(job_id)
+
+    def holds(self, job_id: str) -> bool:
+        """Whether the backend holds the job: waiting, scheduled or running."""
+        return False
 
     def _submit(
         self,
@@ -488,6 +519,10 @@ class ThreadQueue(BaseQueue):
         self._pid: int | None = None
         self._serving_pid: int | None = None
         self._closed = False
+
+    def holds(self, job_id: str) -> bool:
+        with self._cv:
+            return job_id in self._held
 
     def _submit(self, job_id, path, args, kwargs, retry) -> None:  # noqa: ANN001
         item = (job_id, path, args, kwargs, retry, 1)
@@ -681,6 +716,14 @@ class RqQueue(BaseQueue):
         #: Every queue's name, urgent first (a burst worker that serves both).
         self.names = [self.queues[kind].name for kind in QUEUE_CLASSES]
 
+    def holds(self, job_id: str) -> bool:
+        from rq.job import Job
+        from rq.job import JobStatus
+
+        job = Job.fetch_many([job_id], connection=self.client)[0]
+        return job is not None and job.get_status(refresh=False) in {
+            JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}
+
     def _submit(self, job_id, path, args, kwargs, retry) -> None:  # noqa: ANN001
         from rq import Retry as RqRetry
 
@@ -724,9 +767,6 @@ class RqQueue(BaseQueue):
         set), so two sweeping workers submit it once; a job that runs twice all
         the same is stopped by ``execute``'s claim.
         """
-        from rq.job import Job
-        from rq.job import JobStatus
-
         if grace is None:
             grace = float(current_app.config.get("JOB_RECOVER_SECONDS", 15.0))
         now = utcnow()
@@ -738,12 +778,9 @@ class RqQueue(BaseQueue):
         ).order_by(JobRecord.created_at).limit(limit))
         if not records:
             return 0
-        alive = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
-                 JobStatus.STARTED}
         requeued = 0
         for record in records:
-            job = Job.fetch_many([record.id], connection=self.client)[0]
-            if job is not None and job.get_status(refresh=False) in alive:
+            if self.holds(record.id):
                 continue
             seen = (JobRecord.run_at.is_null() if record.run_at is None
                     else JobRecord.run_at == record.run_at)

@@ -69,6 +69,7 @@ class WeChatStandIn:
         self.uploads: list[str] = []  # media ids uploaded by the channel
         self.faults: deque[tuple[int | None, int] | None] = deque()
         self.media_faults = 0  # media/get calls still to answer errcode -1
+        self.media_gets: list[float] = []  # when each media/get call came (epoch)
         self.hangs: dict[str, float] = {}  # path -> seconds it answers nothing
         self.released = threading.Event()
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
@@ -220,6 +221,8 @@ class WeChatStandIn:
                 return self._error(code)
             return self._json({"ip_list": ["101.226.103.0/25", "101.226.233.128/25"]})
         if path == "/cgi-bin/media/get" and request.method == "GET":
+            with self.lock:
+                self.media_gets.append(time.time())
             code = self._token_state(request.args.get("access_token"))
             if code:
                 return self._error(code)

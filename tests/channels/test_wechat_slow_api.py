@@ -11,6 +11,7 @@ and a real app with a real job queue (a worker thread).
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from collections.abc import Iterator
@@ -169,3 +170,63 @@ def test_an_api_out_of_reach_is_said_in_words_not_none(
     assert "None" not in shown["reason"], shown
     assert shown["reason"].startswith("无法连接微信接口 · cannot connect to the WeChat API"), \
         shown
+
+
+#: The image fetch's schedule in the retry tests: two retries, 4 s after each failure.
+RESENDS_RETRY = (2, (4, 4))
+
+
+def fetch_times_follow(schedule: tuple[int, tuple[int, ...]], times: list[float]) -> list[float]:
+    """The gaps between the fetch attempts, checked against ``schedule``: one attempt
+    and ``count`` retries, each after its wait (late by at most a few seconds of a
+    busy machine, never early)."""
+    count, waits = schedule
+    gaps = [round(later - earlier, 2) for earlier, later in itertools.pairwise(times)]
+    assert len(times) == 1 + count, f"{len(times)} fetch attempts, gaps {gaps} s"
+    for n, gap in enumerate(gaps):
+        assert waits[n] - 0.5 <= gap <= waits[n] + 4, \
+            f"retry {n + 1} came {gap} s after the attempt before it, scheduled {waits[n]} s"
+    return gaps
+
+
+def test_resent_image_callbacks_leave_the_fetch_and_its_retries_alone(
+        tmp_path: Any, standin: WeChatStandIn, caplog: pytest.LogCaptureFixture) -> None:
+    """WeChat resends a callback it got no quick answer to (same MsgId, three tries):
+    each resend queued the fetch job again under its fixed id, which ran it at once,
+    ahead of its retry's due time (three attempts in 18 s where the schedule said
+    10 s, then 60 s). With media/get failing (-1, system busy) and the three tries
+    1.5 s apart, the attempts follow the schedule; each failure is one WARNING line
+    with WeChat's reason, no traceback."""
+    import logging
+
+    from meiqia.models import JobRecord
+
+    caplog.set_level(logging.INFO, logger="meiqia")
+    app = make_app(tmp_path, OUTBOUND_ALLOW_PRIVATE=True, JOBS_INLINE=False,
+                   WECHAT_MEDIA_RETRY=RESENDS_RETRY)
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            configure(app, api.team["id"], standin)
+            wechat = WeChat(api)
+            standin.media["MEDIA_BUSY"] = (PNG, "image/png", "busy.png")
+            standin.fail_media(100)  # system busy, for the whole test
+            for _try in range(3):  # WeChat's three tries of one message
+                answer = wechat.send(wechat.side.image(OPENID, "MEDIA_BUSY", msg_id="9301"))
+                assert answer.data == b"success", answer.data
+                time.sleep(1.5)
+            wait_until(lambda: JobRecord.get_or_none(JobRecord.status == "failed"),
+                       timeout=40, what="the fetch failed for good")
+            time.sleep(2)  # no attempt after the last one
+            fetch_times_follow(RESENDS_RETRY, list(standin.media_gets))
+            record = JobRecord.get(JobRecord.name.startswith("fetch WeChat image"))
+            assert record.attempts == 3 and "system error" in record.error, \
+                (record.attempts, record.error)
+    finally:
+        close_app(app)
+    lines = [r for r in caplog.records if r.name == "meiqia.jobs"
+             and "fetch_image_job" in r.getMessage()]
+    said = [(r.levelname, r.getMessage()) for r in lines]
+    assert [level for level, _ in said] == ["WARNING"] * 3, said
+    assert all("\n" not in text and "system error" in text for _, text in said), said
+    assert not any(r.exc_info or "Traceback" in r.getMessage() for r in caplog.records), said

@@ -24,3 +24,8 @@ def count_run(path: str) -> str:
     with open(path, "a") as fh:
         fh.write("ran\n")
     return "counted"
+
+
+def broken(what: str) -> None:
+    """A job with a bug: its failure is no expected one (not ``jobs.RetryLater``)."""
+    raise KeyError(what)

@@ -174,9 +174,11 @@ def receive_image(host: Any, openid: str, msg: Any, meta: dict[str, Any], ext: s
 
     link = str(getattr(msg, "image", "") or "")[:1000]
     count, waits = current_app.config.get("WECHAT_MEDIA_RETRY") or FETCH_RETRY
-    # One job per message, also when WeChat resends the callback (a fixed job id
-    # is recorded and run once), and queued again on a resend of a callback whose
-    # first answer was lost before its job was recorded.
+    # One job per message, also when WeChat resends the callback: a fixed job id,
+    # recorded once, and a resend leaves the job alone while it waits, is scheduled
+    # for a retry or runs (queued again at once, it ran its retries ahead of their
+    # schedule); it is queued again only if its queueing was refused or lost and
+    # it is due (``BaseQueue._leave_alone``).
     current_app.extensions["meiqia.jobs"].enqueue(
         fetch_image_job, host.team_id, openid, media_id, meta, ext,
         link if link.startswith("http") else "",
