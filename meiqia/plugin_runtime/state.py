@@ -187,12 +187,17 @@ class StateStore:
     # --- the thread -----------------------------------------------------------------------------------
 
     def _start(self) -> None:
+        """Start the thread once, on first use. Published only once started and
+        under the lock ``close`` takes: a close racing a first use (an app torn
+        down while a request still runs) joined a thread not started yet
+        ("cannot join thread before it is started"), and none starts after it."""
         if self._thread is None and not self._stop.is_set():
             with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._loop, daemon=True,
-                                                    name="meiqia-plugin-state")
-                    self._thread.start()
+                if self._thread is None and not self._stop.is_set():
+                    thread = threading.Thread(target=self._loop, daemon=True,
+                                              name="meiqia-plugin-state")
+                    thread.start()
+                    self._thread = thread
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -207,5 +212,7 @@ class StateStore:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        with self._lock:  # a first use starting the thread now finishes first
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=5)

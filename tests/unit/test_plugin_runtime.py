@@ -261,3 +261,31 @@ def test_fail_closed_masks_or_refuses():
         assert "plugin redactor could not check it (before_message_saved timeout)" in exc.message
     else:
         raise AssertionError("refuse must raise")
+
+
+def test_closing_the_state_store_while_its_first_use_starts_the_thread(monkeypatch):
+    """An app torn down while a request still ran its first plugin check: close()
+    joined the store's thread between its creation and its start ("cannot join
+    thread before it is started", seen once in a full run). The thread's start is
+    slowed here (the standard library's, not ours) so that close() lands in that
+    window on every trial."""
+    import peewee
+
+    from meiqia.plugin_runtime.state import StateStore
+
+    real_start = threading.Thread.start
+
+    def slow_start(self):  # noqa: ANN001, ANN202
+        if self.name == "meiqia-plugin-state":
+            time.sleep(0.02)
+        return real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", slow_start)
+    for _ in range(20):
+        store = StateStore(peewee.SqliteDatabase(":memory:"), refresh=0.01)
+        user = threading.Thread(target=store.is_off, args=("p", None))
+        user.start()
+        time.sleep(0.005)  # the user is inside _start, its thread not started yet
+        store.close()  # raised RuntimeError before
+        user.join(5)
+        assert store._thread is None or not store._thread.is_alive()
