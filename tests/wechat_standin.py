@@ -31,11 +31,13 @@ made with wechatpy's crypto.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -242,6 +244,19 @@ class WeChatStandIn:
 
 #: The longest text content WeChat takes in one message (bytes of UTF-8).
 MAX_CONTENT_BYTES = 2048
+
+
+@contextlib.contextmanager
+def running_standin() -> Iterator[WeChatStandIn]:
+    """A stand-in with the test account's AppID and secret, released (a hung
+    request let go) and closed after use: the fixture of the tests that make
+    WeChat's API hang."""
+    server = WeChatStandIn("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
+    try:
+        yield server
+    finally:
+        server.release()
+        server.close()
 
 
 def _too_long(body: Any) -> bool:

@@ -32,6 +32,7 @@ from tests.conftest import make_app
 from tests.helpers import ApiClient
 from tests.helpers import wait_until
 from tests.wechat_standin import WeChatStandIn
+from tests.wechat_standin import running_standin
 
 #: Well within WeChat's 5 s (the checker's bound: 1-2 s), on a busy 2-core machine.
 QUICK = 2.0
@@ -39,10 +40,8 @@ QUICK = 2.0
 
 @pytest.fixture
 def standin() -> Iterator[WeChatStandIn]:
-    server = WeChatStandIn("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
-    yield server
-    server.release()
-    server.close()
+    with running_standin() as server:
+        yield server
 
 
 @pytest.fixture

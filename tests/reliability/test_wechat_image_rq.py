@@ -37,14 +37,13 @@ from tests.reliability import job_funcs
 from tests.reliability.conftest import WorkerProcess
 from tests.reliability.conftest import meiqia_env
 from tests.wechat_standin import WeChatStandIn
+from tests.wechat_standin import running_standin
 
 
 @pytest.fixture
 def standin() -> Iterator[WeChatStandIn]:
-    server = WeChatStandIn("wx1234567890abcdef", "0123456789abcdef0123456789abcdef")
-    yield server
-    server.release()
-    server.close()
+    with running_standin() as server:
+        yield server
 
 
 def test_resent_image_callbacks_leave_the_rq_fetch_and_its_retries_alone(
