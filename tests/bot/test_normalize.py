@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from meiqia.bot.normalize import MAX_QUESTION_CHARS
 from meiqia.bot.normalize import QuestionError
 from meiqia.bot.normalize import check_question
 from meiqia.bot.normalize import normalize
@@ -79,7 +80,8 @@ def test_unreadable_questions_are_refused_with_a_reason(text, reason):
 
 def test_long_questions_are_truncated_and_say_so():
     text, cut = truncate_question("退" * 2500)
-    assert cut and len(text) == 2000
+    assert cut and len(text) == MAX_QUESTION_CHARS == 500
+    assert truncate_question("退" * 500) == ("退" * 500, False)
     assert truncate_question("退款") == ("退款", False)
 
 
