@@ -274,18 +274,23 @@ def test_closing_the_state_store_while_its_first_use_starts_the_thread(monkeypat
     from meiqia.plugin_runtime.state import StateStore
 
     real_start = threading.Thread.start
+    inside, closing = threading.Event(), threading.Event()
 
     def slow_start(self):  # noqa: ANN001, ANN202
         if self.name == "meiqia-plugin-state":
-            time.sleep(0.02)
+            inside.set()  # created and published before, not started yet
+            closing.wait(5)  # start only once close() has been called
         return real_start(self)
 
     monkeypatch.setattr(threading.Thread, "start", slow_start)
     for _ in range(20):
+        inside.clear()
+        closing.clear()
         store = StateStore(peewee.SqliteDatabase(":memory:"), refresh=0.01)
         user = threading.Thread(target=store.is_off, args=("p", None))
         user.start()
-        time.sleep(0.005)  # the user is inside _start, its thread not started yet
+        assert inside.wait(5)  # the user is inside _start, its thread not started yet
+        closing.set()
         store.close()  # raised RuntimeError before
         user.join(5)
         assert store._thread is None or not store._thread.is_alive()
