@@ -38,6 +38,7 @@ from typing import Any
 from flask import Flask
 from flask import current_app
 
+from meiqia.db import database
 from meiqia.db import find_by_id
 from meiqia.db import is_database_error
 from meiqia.models import Agent
@@ -204,7 +205,10 @@ def agent_presence(agent: Agent, connected: set[int] | None = None) -> str:
     no workspace open for longer than the grace period), ``invisible``, ``offline``."""
     if agent.status != "online":
         return agent.status
-    live = agent.id in connected if connected is not None else is_connected(agent.id)
+    # ``connected`` as routing requires it (``capacity.seats``): ``online`` means
+    # a chat would reach him now.
+    live = agent.connected and (
+        agent.id in connected if connected is not None else is_connected(agent.id))
     return "online" if live else "away"
 
 
@@ -221,12 +225,21 @@ def agent_connected(agent: Agent) -> int:
     """An agent opened the workspace socket: record it (see ``AgentSocket``) and
     return its id, which the socket's heartbeats and close name."""
     now = utcnow()
-    row = AgentSocket.create(agent=agent.id, team=agent.team_id,
-                             alive_until=now + datetime.timedelta(seconds=heartbeat_seconds()))
+    # The row and ``connected`` in one transaction: routing needs both
+    # (``capacity.seats``), and colleagues (and a client's own check) are shown
+    # ``online`` from the same two. Written one after the other, a reader between
+    # them saw him online while routing found nobody: a full run's browser test
+    # routed its visitor to nobody after the workspace had shown him online.
+    with database.atomic():
+        row = AgentSocket.create(agent=agent.id, team=agent.team_id,
+                                 alive_until=now + datetime.timedelta(seconds=heartbeat_seconds()))
+        came = Agent.update(connected=True, last_seen_at=now).where(
+            Agent.id == agent.id, Agent.connected == False).execute()  # noqa: E712
+        if not came:
+            Agent.update(last_seen_at=now).where(Agent.id == agent.id).execute()
     with _lock:
         _counts("agents")[agent.id] += 1
-    Agent.update(last_seen_at=now).where(Agent.id == agent.id).execute()
-    _came_back(agent)
+    _told_back(agent, bool(came))
     return row.id
 
 
@@ -246,6 +259,11 @@ def heard_here(team_id: int) -> set[int]:
 def _came_back(agent: Agent) -> None:
     came = Agent.update(connected=True).where(
         Agent.id == agent.id, Agent.connected == False).execute()  # noqa: E712
+    _told_back(agent, bool(came))
+
+
+def _told_back(agent: Agent, came: bool) -> None:
+    """After he was marked connected (``came``: by this call, from away)."""
     if came:
         _announce_agent(agent.id)
     if came or Agent.get_by_id(agent.id).status == "online":
