@@ -120,6 +120,17 @@ def current_job_id() -> str | None:
     return _current_job.get()
 
 
+def last_attempt() -> bool:
+    """Whether the running job's attempt is its last (no retry follows a failure):
+    a job that waits for a far side can then say it gave up, instead of leaving
+    the "on its way" it said before. True outside a job (nothing retries it)."""
+    job_id = _current_job.get()
+    if job_id is None:
+        return True
+    record = JobRecord.get_or_none(JobRecord.id == job_id)
+    return record is None or record.attempts >= record.max_attempts
+
+
 #: Heartbeats a started job may miss before it counts as abandoned.
 STALE_BEATS = 3
 ABANDONED = "the worker stopped while running this job (killed or crashed)"

@@ -792,6 +792,48 @@ def test_an_image_the_api_did_not_give_is_fetched_later_and_placeholders_are_not
         close_app(app)
 
 
+def test_an_image_wechat_never_gives_is_a_line_after_the_last_retry(
+        tmp_path: Any, standin: WeChatStandIn) -> None:
+    """WeChat's media API is busy through every retry of the fetch: agents were left
+    with 「正在从微信获取，稍后显示」 for good. The last attempt now stores a line
+    saying it could not be fetched (with WeChat's PicUrl), and the job ends."""
+    from meiqia.channels.wechat.views import IMAGE_PENDING
+    from meiqia.models import JobRecord
+    from tests.helpers import wait_until
+
+    app = make_app(tmp_path, OUTBOUND_ALLOW_PRIVATE=True, JOBS_INLINE=False,
+                   WECHAT_MEDIA_RETRY=(2, (0, 1)))
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            configure(app, api.team["id"], standin)
+            wechat = WeChat(api)
+            standin.media["MEDIA_NEVER"] = (PNG, "image/png", "never.png")
+            standin.fail_media(100)
+            answer = wechat.send(wechat.side.image(OPENID, "MEDIA_NEVER", msg_id="7101"))
+            assert answer.status_code == 200 and answer.data == b"success"
+            conversation = conversation_of()
+
+            def visitor_lines() -> list[str]:
+                return [m.body for m in Message.select().where(
+                    Message.conversation == conversation.id,
+                    Message.sender_kind == "visitor").order_by(Message.id)]
+
+            wait_until(lambda: len(visitor_lines()) >= 2, timeout=30,
+                       what="the line after the last retry")
+            lines = visitor_lines()
+            assert lines[0] == IMAGE_PENDING
+            assert lines[1].startswith("[图片 image: 多次尝试仍无法从微信获取"), lines
+            assert lines[1].endswith("http://mmbiz.qpic.cn/MEDIA_NEVER")
+            app.extensions["meiqia.jobs"].join()
+            record = JobRecord.get(JobRecord.name.startswith("fetch WeChat image"))
+            assert record.status == "finished" and record.attempts == 3
+            assert standin.media_faults == 100 - 3
+            assert len(visitor_lines()) == 2
+    finally:
+        close_app(app)
+
+
 def test_a_location_and_a_link_keep_what_they_say_for_agents(
         wx: ApiClient, standin: WeChatStandIn) -> None:
     wechat = WeChat(wx)

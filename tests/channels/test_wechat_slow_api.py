@@ -214,18 +214,24 @@ def test_resent_image_callbacks_leave_the_fetch_and_its_retries_alone(
                 answer = wechat.send(wechat.side.image(OPENID, "MEDIA_BUSY", msg_id="9301"))
                 assert answer.data == b"success", answer.data
                 time.sleep(1.5)
-            wait_until(lambda: JobRecord.get_or_none(JobRecord.status == "failed"),
-                       timeout=40, what="the fetch failed for good")
+            wait_until(lambda: JobRecord.get_or_none(
+                    JobRecord.name.startswith("fetch WeChat image"),
+                    JobRecord.status == "finished"),
+                       timeout=40, what="the fetch given up after its last try")
             time.sleep(2)  # no attempt after the last one
             fetch_times_follow(RESENDS_RETRY, list(standin.media_gets))
             record = JobRecord.get(JobRecord.name.startswith("fetch WeChat image"))
-            assert record.attempts == 3 and "system error" in record.error, \
-                (record.attempts, record.error)
+            assert record.attempts == 3 and "system error" in record.result, \
+                (record.attempts, record.result)
+            assert Message.select().where(
+                Message.body.startswith("[图片 image: 多次尝试仍无法从微信获取")).count() == 1
     finally:
         close_app(app)
     lines = [r for r in caplog.records if r.name == "meiqia.jobs"
-             and "fetch_image_job" in r.getMessage()]
+             and "fetch_image_job" in r.getMessage()
+             or r.name == "meiqia.channels.wechat" and "given up" in r.getMessage()]
     said = [(r.levelname, r.getMessage()) for r in lines]
+    # Two retries, then the last try gives up (agents get a line): three warnings.
     assert [level for level, _ in said] == ["WARNING"] * 3, said
     assert all("\n" not in text and "system error" in text for _, text in said), said
     assert not any(r.exc_info or "Traceback" in r.getMessage() for r in caplog.records), said

@@ -149,6 +149,8 @@ def _details(kind: str, raw: dict[str, Any]) -> dict[str, str]:
 IMAGE_PENDING = "[图片 image: 正在从微信获取，稍后显示 · being fetched from WeChat]"
 IMAGE_GONE = "[图片 image: 微信已不再提供这张图片 · WeChat no longer has it]"
 IMAGE_REFUSED = "[图片 image: 未收下 · refused: {reason}]"
+IMAGE_UNREACHABLE = ("[图片 image: 多次尝试仍无法从微信获取 · "
+                     "could not be fetched from WeChat: {reason}]")
 #: Attempts of the background fetch after the first and the waits between them
 #: (MediaId lives 3 days at WeChat), unless the app sets ``WECHAT_MEDIA_RETRY``.
 FETCH_RETRY = (6, (10, 60, 300, 1800, 3600, 3 * 3600))
@@ -215,12 +217,20 @@ def fetch_image_job(team_id: int, openid: str, media_id: str, meta: dict[str, An
     try:
         data, ctype, filename = api_for(host).get_media(media_id)
     except ApiError as exc:
-        if exc.retry:
+        from meiqia.jobs import last_attempt
+
+        if exc.retry and not last_attempt():
             from meiqia.jobs import RetryLater
 
             raise RetryLater(str(exc)) from None
-        receive(host, openid, IMAGE_GONE + (f" {link}" if link else ""), metadata=meta,
+        # Gone at WeChat, or WeChat did not answer through every retry: a line in
+        # place of the "being fetched" one, so agents are not left waiting for it.
+        said = IMAGE_UNREACHABLE.format(reason=exc) if exc.retry else IMAGE_GONE
+        if exc.retry:
+            log.warning("WeChat image %s given up after its last try (agents are told): %s",
+                        ext, exc)
+        receive(host, openid, said + (f" {link}" if link else ""), metadata=meta,
                 external_message_id=f"{ext}:image", placeholder=True)
-        return f"gone: {exc}"
+        return f"{'gave up' if exc.retry else 'gone'}: {exc}"
     _store_image(host, openid, data, ctype, filename, meta, f"{ext}:image")
     return "stored"
