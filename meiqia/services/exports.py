@@ -31,6 +31,9 @@ from meiqia.models import Conversation
 from meiqia.models import ExportJob
 from meiqia.models import Message
 from meiqia.models.base import utcnow
+from meiqia.private_files import make_private
+from meiqia.private_files import private_folder
+from meiqia.private_files import private_opener
 from meiqia.services import history
 from meiqia.services import messages
 from meiqia.services.accounts import iso
@@ -66,9 +69,7 @@ START_SCHEMA = {
 
 
 def folder() -> str:
-    path = os.path.join(current_app.instance_path, "exports")
-    os.makedirs(path, exist_ok=True)
-    return path
+    return private_folder(os.path.join(current_app.instance_path, "exports"))
 
 
 def start(actor: Agent, data: dict[str, Any]) -> ExportJob:
@@ -248,7 +249,8 @@ def export_job(export_id: int) -> dict[str, Any]:
             ExportJob.id == export.id).execute()
         path = os.path.join(folder(), name)
         if export.format == "csv":
-            with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+            with open(path, "w", encoding="utf-8-sig", newline="",
+                      opener=private_opener) as fh:
                 writer = csv_writer(fh)
                 writer.writerow(headers)
                 for values in _rows(export, actor):
@@ -270,6 +272,7 @@ def export_job(export_id: int) -> dict[str, Any]:
                 if done % BATCH == 0:
                     _progress(export, done, report_progress)
             workbook.close()
+            make_private(path)  # xlsxwriter wrote it with the umask (in a 0700 folder)
     except Exception as exc:
         if path and os.path.exists(path):
             os.remove(path)

@@ -44,6 +44,8 @@ from meiqia.models import Agent
 from meiqia.models import Attachment
 from meiqia.models import Conversation
 from meiqia.models import Visitor
+from meiqia.private_files import private_folder
+from meiqia.private_files import private_opener
 from meiqia.services import permissions
 from meiqia.services import upload_quota
 from meiqia.services.accounts import iso
@@ -132,9 +134,7 @@ def _too_large(kind: str) -> TooLarge:
 
 
 def folder() -> str:
-    path = os.path.join(current_app.instance_path, "uploads")
-    os.makedirs(path, exist_ok=True)
-    return path
+    return private_folder(os.path.join(current_app.instance_path, "uploads"))
 
 
 def path_of(attachment: Attachment) -> str:
@@ -152,7 +152,7 @@ class _Sink:
         self.kind = kind
         self.size = 0
         self.head = b""
-        self.out: BinaryIO | None = open(self.part, "wb")  # noqa: SIM115 - closed in finish/discard
+        self.out: BinaryIO | None = open(self.part, "wb", opener=private_opener)  # noqa: SIM115 - closed in finish/discard
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
