@@ -29,15 +29,36 @@ INVISIBLE = frozenset({"Cf", "Cc", "Co", "Cn"})
 _WORD = re.compile(r"[a-z0-9_]")
 
 
+#: Characters NFKC keeps apart that read as another in a name: kana and CJK strokes
+#: drawn like a Chinese character (客服ー and 客服ニ beside 客服一 and 客服二 were
+#: accepted: an outside check), and Cyrillic and Greek letters drawn like Latin ones
+#: (AgеntTwo with a Cyrillic е). Each maps to the character it is taken for; the
+#: uppercase forms are covered by the case fold that comes first.
+LOOKALIKES = str.maketrans({
+    # katakana, CJK strokes and Hangzhou numerals → the Chinese character they look like
+    "ー": "一", "㇐": "一", "─": "一", "━": "一", "〡": "丨", "㇑": "丨",
+    "ニ": "二", "ロ": "口", "エ": "工", "カ": "力", "タ": "夕", "ト": "卜", "ハ": "八",
+    "〇": "○", "ヒ": "匕", "ム": "厶", "メ": "乂", "ネ": "礻", "チ": "千",
+    # Cyrillic → Latin
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o",
+    "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s",
+    "ԁ": "d", "ԛ": "q", "ԝ": "w", "ү": "y", "һ": "h",
+    # Greek → Latin
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
+    "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ζ": "z",
+})
+
+
 def _fold_char(char: str) -> str:
-    """One character folded: NFKC, case folded (NFKC again: folding can undo it);
-    any white space is one space; an invisible character is nothing."""
+    """One character folded: NFKC, case folded (NFKC again: folding can undo it),
+    a look-alike taken for what it looks like (``LOOKALIKES``); any white space is
+    one space; an invisible character is nothing."""
     if char.isspace():
         return " "
     if unicodedata.category(char) in INVISIBLE:
         return ""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", char).casefold())
-    return "".join(" " if c.isspace() else c for c in folded)
+    return "".join(" " if c.isspace() else c for c in folded.translate(LOOKALIKES))
 
 
 def _folded(text: str, spaces: bool) -> tuple[str, list[int]]:

@@ -92,3 +92,27 @@ def test_a_run_on_across_another_spacing_is_refused(api):
     assert refused.status_code == 409, refused.get_json()
     assert "@mention" in refused.get_json()["error"]["message"]
     assert other.patch(me, json={"nickname": "AgentTwo2"}).status_code == 200
+
+
+def test_kana_strokes_and_foreign_letters_drawn_alike_are_the_same_name(api):
+    """An outside check: 客服ー (katakana ー) and 客服〡 were accepted as nicknames
+    beside 客服一, and a new agent 客服ニ (katakana ニ) beside 客服二; NFKC keeps
+    them apart. So would a Cyrillic е in AgentTwo. Each is now the name it looks like."""
+    api.new_agent(email="one@example.com", name="客服一")
+    api.new_agent(email="two@example.com", name="客服二")
+    api.new_agent(email="shu@example.com", name="客服丨")
+    api.new_agent(email="at@example.com", name="AgentTwo")
+    one = api.new_agent(email="zhang@example.com", name="张三")
+    me = f"/api/v1/agents/{one.agent['id']}"
+    for value in ("客服ー", "客服〡", "客服㇐", "AgеntTwo", "ΑgentΤwo", "客服ニ"):
+        refused = one.patch(me, json={"nickname": value})
+        assert refused.status_code == 409, (value, refused.get_json())
+    created = api.post("/api/v1/agents", json={
+        "email": "three@example.com", "name": "客服ニ", "password": "copy-pass-123"})
+    assert created.status_code == 409 and created.get_json()["error"]["field"] == "name"
+    assert name_key("客服ロ") == name_key("客服口") and name_key("ルーシー") != name_key("客服一")
+    # A name of its own, in kana or Cyrillic, is still taken.
+    assert one.patch(me, json={"nickname": "ルーシー"}).status_code == 200
+    assert one.patch(me, json={"nickname": "Дмитрий"}).status_code == 200
+    # And a mention of the look-alike goes to the agent it looks like.
+    assert mentioned_agents("@客服ー 看一下", [(1, "客服一", ""), (2, "客服二", "")]) == [1]
