@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     #: Login attempts one client (IP) may make at all, whatever the email
     #: (``limits`` notation, several separated by ";").
     "LOGIN_RATE_PER_CLIENT": "20/minute;100/hour",
+    #: Team registrations (open registration) one client may attempt, accepted or
+    #: refused: each refusal of a taken email tells that it has an account.
+    "REGISTER_RATE_PER_CLIENT": "5/hour;20/day",
     #: Instance origins besides the request's own host allowed to open ``/ws/agent``
     #: with a session cookie (e.g. ``https://cs.example.com``); see docs/security.md.
     "ALLOWED_ORIGINS": [],
@@ -365,14 +368,13 @@ def check_redis_url(url: str) -> str:
     return url
 
 
-def _check_login_rate(value: Any) -> None:
+def _check_rate(key: str, value: Any) -> None:
     from limits import parse_many
 
     try:
         parse_many(str(value))
     except ValueError:
-        raise ConfigError("LOGIN_RATE_PER_CLIENT",
-                          f"expected e.g. 20/minute;100/hour, got {value!r}") from None
+        raise ConfigError(key, f"expected e.g. 20/minute;100/hour, got {value!r}") from None
 
 
 def load(app: Any, test_config: dict[str, Any] | None = None) -> None:
@@ -398,7 +400,8 @@ def load(app: Any, test_config: dict[str, Any] | None = None) -> None:
         )
     check_database_url(app.config["DATABASE_URL"])
     check_redis_url(app.config["REDIS_URL"])
-    _check_login_rate(app.config["LOGIN_RATE_PER_CLIENT"])
+    _check_rate("LOGIN_RATE_PER_CLIENT", app.config["LOGIN_RATE_PER_CLIENT"])
+    _check_rate("REGISTER_RATE_PER_CLIENT", app.config["REGISTER_RATE_PER_CLIENT"])
     if app.config["VISITOR_TOKEN_DAYS"] < 1:
         raise ConfigError("VISITOR_TOKEN_DAYS", "at least 1 day")
     if app.config["LANGUAGE"] not in {"zh-CN", "en"}:

@@ -187,11 +187,17 @@ def registration_open() -> bool:
     )
 
 
-def register_team(data: dict[str, Any]) -> Agent:
-    """Create a team and its first admin in one transaction."""
+def register_team(data: dict[str, Any], ip: str | None = None) -> Agent:
+    """Create a team and its first admin in one transaction. ``ip``: the client
+    of a web registration, throttled (``login_throttle.registration``); the CLI
+    passes none."""
     check(data, REGISTER_SCHEMA)
     if not registration_open():
         raise Forbidden("registration is closed: ask an admin to create your account")
+    if ip is not None:
+        from meiqia.services import login_throttle
+
+        login_throttle.registration(ip)
     email = _normal_email(data["email"])
     check_password(data["password"])
     if data.get("timezone"):

@@ -128,6 +128,20 @@ def attempt(email: str, ip: str) -> None:
         raise RateLimited("too many login attempts: try again later", retry_after=max(waits))
 
 
+def registration(ip: str) -> None:
+    """Count one team registration from a client (accepted or refused); raise
+    RateLimited past REGISTER_RATE_PER_CLIENT. A registration refused because
+    the email has an account tells that it has one: an outside check probed 30
+    emails in a row, each answered in 6 ms. Throttled like logins, by client."""
+    throttle = _throttle()
+    waits = [throttle.seconds_left(item, "register", ip)
+             for item in parse_many(current_app.config["REGISTER_RATE_PER_CLIENT"])
+             if not throttle.hit(item, "register", ip)]
+    if waits:
+        raise RateLimited("too many registrations from this address: try again later",
+                          retry_after=max(waits))
+
+
 def succeeded(email: str, ip: str) -> None:
     """A right password clears the account+client count (not the client's)."""
     if current_app.config["LOGIN_MAX_FAILURES"]:

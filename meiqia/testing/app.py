@@ -31,6 +31,8 @@ def base_config(tmp_path: Any, **extra: Any) -> dict[str, Any]:
         # And the channels' settings watch (tests call ``registry.sync``).
         "CHANNELS_SYNC_SECONDS": 0,
         "ENTRY_POINT_PLUGINS": [],
+        # Tests register many teams from 127.0.0.1 (test_login_throttle sets it low).
+        "REGISTER_RATE_PER_CLIENT": "10000/minute",
     }
     config.update(extra)
     return config

@@ -413,6 +413,8 @@ _PAIRS: list[tuple[str, str]] = [
     (rf"{FIELD}: the team needs at least one admin", "{f:field}：团队至少需要一名管理员"),
     (r"email and password are required", "请填写邮箱和密码"),
     (r"too many login attempts: try again later", "登录尝试次数太多，请稍后再试"),
+    (r"too many registrations from this address: try again later",
+     "从这个地址注册的次数太多，请稍后再试"),
     (r"current_password: the current password is wrong", "当前密码：当前密码不正确"),
     (r"this password reset link is invalid, used or expired: ask an admin for a new one",
      "这个重置密码链接无效、已用过或已过期：请找管理员重新生成"),

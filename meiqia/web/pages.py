@@ -79,7 +79,7 @@ def register() -> Any:
                 key: request.form.get(key, "")
                 for key in ("team_name", "name", "email", "password")
             }
-            agent = accounts.register_team(data)
+            agent = accounts.register_team(data, security.client_ip())
         except ServiceError as exc:
             error = error_text.translate(exc.message, i18n.language(), "register")
             field = exc.field

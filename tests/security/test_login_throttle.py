@@ -208,3 +208,44 @@ def test_parallel_guesses_cannot_slip_past_the_limit(tmp_path, storage, request)
                     app.extensions["meiqia.login_throttle"].shared.storage.reset()
     finally:
         close_app(app)
+
+
+def test_open_registration_is_throttled_by_client(tmp_path):
+    """An outside check probed 30 emails in a row through open registration: a taken
+    one answers 409 (it has an account), a free one 201, no 429 ever. Registrations,
+    accepted or refused, now count against REGISTER_RATE_PER_CLIENT per client; the
+    answer past it is 429 in the client's language, with Retry-After, and creates
+    nothing. Another client is not affected."""
+    from meiqia.models import Team
+
+    app = make_app(tmp_path, OPEN_REGISTRATION=True, REGISTER_RATE_PER_CLIENT="3/hour",
+                   TRUSTED_PROXIES=1)
+    try:
+        with app.app_context():
+            ApiClient.registered(app)  # admin@example.com, from 127.0.0.1
+            client = app.test_client()
+
+            def register(email: str, ip: str) -> Any:
+                return client.post("/api/v1/auth/register", json={
+                    "team_name": "探测", "name": "探测者", "email": email,
+                    "password": "probe-pass-123"},
+                    headers={"X-Forwarded-For": ip, "X-Meiqia-Lang": "zh-CN"})
+
+            answers = [register(email, "203.0.113.9").status_code
+                       for email in ("admin@example.com", "free1@example.com",
+                                     "admin@example.com", "free2@example.com")]
+            assert answers == [409, 201, 409, 429], answers
+            refused = register("free3@example.com", "203.0.113.9")
+            assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+            assert refused.get_json()["error"]["message"] == "从这个地址注册的次数太多，请稍后再试"
+            assert Team.select().count() == 2  # the owner's and free1's
+            assert register("free4@example.com", "198.51.100.7").status_code == 201
+    finally:
+        close_app(app)
+
+
+def test_a_malformed_registration_rate_is_refused_at_start_up(tmp_path):
+    from meiqia.config import ConfigError
+
+    with pytest.raises(ConfigError, match="REGISTER_RATE_PER_CLIENT"):
+        make_app(tmp_path, REGISTER_RATE_PER_CLIENT="lots")

@@ -53,9 +53,12 @@ def _session_payload(agent: Agent) -> dict[str, Any]:
 @route(
     "/auth/register", ("POST",), summary="Register a team and its first admin",
     auth="none", body=accounts.REGISTER_SCHEMA, status=201, tags=["auth"],
+    description="403 when registration is closed; 409 when the email has an account. "
+    "Past the registrations allowed from this client (REGISTER_RATE_PER_CLIENT, accepted "
+    "or refused alike), 429 `rate_limited` with `Retry-After` (docs/security.md §4).",
 )
 def register(body: dict) -> dict:
-    agent = accounts.register_team(body)
+    agent = accounts.register_team(body, security.client_ip())
     security.login(agent)
     return _session_payload(agent)
 
