@@ -534,11 +534,21 @@ def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conver
     """Hand a conversation to a colleague who is there (online or invisible, with a
     workspace open: 409 otherwise) within his limit, unless he himself accepts more,
     or to a group (queued for that group's agents; when none of them is online the
-    next presence sweep offers the visitor to leave a message)."""
+    next presence sweep offers the visitor to leave a message).
+
+    Only a transfer to a group changes the conversation's group. A transfer to an
+    agent (taking it oneself included), inside the group or outside it, keeps it:
+    the chat stays its group's, so when it goes back to a queue (its handler goes
+    away) it waits in its group's queue, seen by its group only, not in the team's
+    general one, every scoped agent's pool (docs/security.md §1). An agent who sees
+    the chat only because he was @mentioned in it may not transfer it (403)."""
     check(data, TRANSFER_SCHEMA)
     if ("agent_id" in data) == ("group_id" in data):
         raise ValidationError("give either agent_id or group_id", "agent_id")
     conversation = permissions.get_conversation(actor, conversation_id)
+    if not permissions.within_own_scope(actor, conversation):
+        raise Forbidden("you were @mentioned in this conversation: you may read it and "
+                        "write in it, not take it over or transfer it")
     if conversation.status == "ended":
         raise Conflict("the conversation has ended")
     old_handler = conversation.handler_id
@@ -570,7 +580,7 @@ def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conver
             # queued conversation at once, the second finds it taken (409), instead
             # of silently replacing the first as its handler.
             moved = Conversation.update(
-                handler=target.id, status="open", assigned_at=utcnow(), group=None,
+                handler=target.id, status="open", assigned_at=utcnow(),
             ).where(Conversation.id == conversation.id, Conversation.status != "ended",
                     _handler_is(old_handler)).execute()
         if not moved:

@@ -6,7 +6,8 @@ conversations routed to his groups), ``all`` (the whole team) or ``custom`` (an
 explicit list of agents and groups). Admins always see the whole team.
 Conversations without a handler (with the bot, or queued) are the team's shared
 pool and visible to every agent of the team, unless routed to a group he
-cannot see. A conversation in which an agent was @mentioned is visible to him.
+cannot see. A conversation in which an agent was @mentioned is visible to him
+(to read and write in, not to take over or transfer: ``within_own_scope``).
 
 Tickets are not a shared pool (they carry the customer's contact and the
 transcript): see ``ticket_filter``.
@@ -88,7 +89,8 @@ def unassigned_pool(actor: Agent, model: Any = Conversation) -> peewee.Expressio
     return _unassigned(model, visible_group_ids(actor) or set())
 
 
-def conversation_filter(actor: Agent, model: Any = Conversation) -> peewee.Expression:
+def conversation_filter(actor: Agent, model: Any = Conversation,
+                        mentions: bool = True) -> peewee.Expression:
     """A WHERE clause limiting ``Conversation`` rows to what ``actor`` may see.
 
     A scoped agent sees his agents' conversations, those he was @mentioned in, and
@@ -100,7 +102,11 @@ def conversation_filter(actor: Agent, model: Any = Conversation) -> peewee.Expre
     like its ticket, it is for admins and ``all`` agents (docs/security.md §1). A
     message left from a chat still with the bot does not end the chat, so "not
     ended" was not enough: a scoped agent read the contact of a ticket he was
-    refused through the conversation API (found by an outside check)."""
+    refused through the conversation API (found by an outside check).
+
+    ``mentions=False``: his scope without the @mention widening, what acting on a
+    chat needs (``within_own_scope``): a mention lets him read a conversation, not
+    take it over."""
     in_team = model.team == actor.team_id
     agents = visible_agent_ids(actor)
     if agents is None:
@@ -108,10 +114,25 @@ def conversation_filter(actor: Agent, model: Any = Conversation) -> peewee.Expre
     groups = visible_group_ids(actor) or set()
     pool = _unassigned(model, groups) & (
         (model.status == "queued") | model.group.is_null(False))
+    if not mentions:
+        return in_team & (model.handler.in_(agents) | pool)
     mentioned = model.id.in_(
         Mention.select(Mention.conversation).where(Mention.agent == actor.id)
     )
     return in_team & (model.handler.in_(agents) | pool | mentioned)
+
+
+def within_own_scope(actor: Agent, conversation: Conversation) -> bool:
+    """Whether ``actor`` sees ``conversation`` by his scope alone, not only because
+    he was @mentioned in it. Taking a chat over or transferring it needs this: a
+    mentioned agent who took the chat made it his for good (his handler's scope, his
+    figures), a scope no admin gave him (docs/security.md §1)."""
+    return (
+        Conversation.select(Conversation.id)
+        .where(Conversation.id == conversation.id,
+               conversation_filter(actor, mentions=False))
+        .exists()
+    )
 
 
 def figures_filter(actor: Agent, model: Any = Conversation) -> peewee.Expression:

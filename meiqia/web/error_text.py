@@ -450,6 +450,8 @@ _PAIRS: list[tuple[str, str]] = [
     (r"the conversation has ended", "对话已结束"),
     (r"the conversation has already ended", "对话已经结束了"),
     (r"the conversation changed: not ended", "对话刚刚有了变化，没有结束"),
+    (r"you were @mentioned in this conversation: you may read it and write in it, not "
+     r"take it over or transfer it", "您是被 @ 提及才看到这个对话的：可以查看和回复，不能接入或转接"),
     (r"give either agent_id or group_id", "请选择转给客服（agent_id）或分组（group_id），二选一"),
     (r"agent_id: no such agent in this team", "客服：本团队没有这个客服"),
     (r"group_id: no such group in this team", "分组：本团队没有这个分组"),
