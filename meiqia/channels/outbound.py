@@ -58,6 +58,7 @@ from meiqia.models import ChannelVisitor
 from meiqia.models import Conversation
 from meiqia.models import Message
 from meiqia.models.base import utcnow
+from meiqia.plugin_runtime import job_gate
 from meiqia.services import outbound as gate
 from meiqia.services.accounts import iso
 from meiqia.services.errors import Conflict
@@ -277,8 +278,20 @@ def _attempt(delivery: ChannelDelivery) -> str | None:
             return "error", _refusal_is_final(DeliveryError(str(refusal)))
 
     budget = float(current_app.config.get("CHANNEL_DELIVER_TIMEOUT", DEFAULT_TIMEOUT))
-    result, failure = pm.runtime.run(plugin, "deliver", call, {}, team_id=team_id,
-                                     budget=budget, breaker=False)
+    # One delivery at a time inside one team's channel, in all processes
+    # (job_gate): a channel whose deliver() hangs holds one shared job thread or
+    # urgent loop, and after a timeout none for one more budget; its other
+    # deliveries fail at once and are retried on their schedule, and other
+    # channels' go out meanwhile. Per team: one team's mail server that hangs must
+    # not hold every other team's e-mail, nor one team's burst theirs.
+    try:
+        with job_gate.one_call_inside(plugin, f"{slug}:team-{team_id}", budget) as inside:
+            result, failure = pm.runtime.run(plugin, "deliver", call, {}, team_id=team_id,
+                                             budget=budget, breaker=False)
+            if failure is not None and failure.kind == "timeout":
+                inside.keep()
+    except job_gate.Busy as exc:
+        raise DeliveryError(str(exc)) from None
     if failure is not None:
         raise DeliveryError(failure.describe())
     if result is None:  # an admin turned the plugin off for this team

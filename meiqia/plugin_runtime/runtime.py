@@ -89,6 +89,8 @@ class HookFigures:
     errors: int = 0
     timeouts: int = 0
     skipped: int = 0
+    #: Notifications dropped because the plugin's threads and backlog were full.
+    dropped: int = 0
     seconds: float = 0.0
     samples: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
 
@@ -101,7 +103,7 @@ class HookFigures:
             return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 2)
 
         return {"calls": self.calls, "errors": self.errors, "timeouts": self.timeouts,
-                "skipped": self.skipped,
+                "skipped": self.skipped, "dropped": self.dropped,
                 "mean_ms": round(self.seconds / self.calls * 1000, 2) if self.calls else None,
                 "p50_ms": pct(0.5), "p95_ms": pct(0.95)}
 
@@ -328,10 +330,11 @@ class PluginRuntime:
 
     def notify(self, plugin: str, hook: str, fn: Callable[..., Any], kwargs: dict[str, Any],
                *, team_id: int | None = None) -> Failure | None:
-        """Run a notification on the plugin's pool and return at once. A full pool,
-        or one whose threads all ran past the budget, is a failure (``busy``) now
-        and the event is dropped for this plugin; raising or overrunning the
-        budget is recorded when the call ends."""
+        """Run a notification on the plugin's pool and return at once. A pool whose
+        threads all ran past the budget (a hang) is a failure (``busy``) now; a full
+        pool whose threads are within it drops the event for this plugin, counted
+        as ``dropped``, no failure. The budget is the call's own run (not its wait
+        in the backlog); raising or overrunning it is recorded when the call ends."""
         if self.is_off(plugin, team_id):
             self._fig(plugin, hook).skipped += 1
             return None
@@ -342,9 +345,13 @@ class PluginRuntime:
             return Failure(plugin, hook, "suspended", reason)
         budget = self.budget(hook)
         context = contextvars.copy_context()
-        started = time.perf_counter()
 
         def call() -> None:
+            # The budget is the call's own run, from when one of the plugin's threads
+            # starts it: a 3 s call that waited 4 s in the backlog behind the plugin's
+            # earlier calls ran within its 5 s, and counting the wait made a merely
+            # slow plugin "time out" and be suspended (a plugin author found it).
+            started = time.perf_counter()
             try:
                 context.run(fn, **kwargs)
             except Exception as exc:  # noqa: BLE001 - isolated, logged with the names
@@ -360,9 +367,17 @@ class PluginRuntime:
         pool = self._pool(plugin, hook)
         stuck = pool.stuck_for()
         if stuck > budget:  # dropped: it would only wait behind a hung call
-            return self._failed(plugin, hook, "busy", self._full(stuck), started)
+            return self._failed(plugin, hook, "busy", self._full(stuck), time.perf_counter())
         if pool.submit(call) is None:
-            return self._failed(plugin, hook, "busy", self._full(), started)
+            # Threads busy within their budget and the backlog full: the plugin is
+            # slower than the events come, not failing. The event is dropped for it
+            # and counted; the breaker is not told (a hang is: ``stuck`` above).
+            metrics.PLUGIN_CALLS.labels(plugin, hook, "dropped").inc()
+            fig = self._fig(plugin, hook)
+            with self._lock:
+                fig.dropped += 1
+            log.warning("plugin %s: hook %s dropped an event: its backlog is full (%s)",
+                        plugin, hook, self._full())
         return None
 
     def _full(self, stuck: float = 0.0) -> str:
@@ -455,14 +470,19 @@ class PluginRuntime:
                       plugin, until.isoformat(timespec="seconds"), why)
 
     def reset(self, plugin: str) -> None:
-        """Forget the failures of ``plugin`` in this process (the page's Reset);
-        calls already running then no longer count against the breaker (``_failed``)."""
+        """Forget the failures and figures of ``plugin`` in this process (the page's
+        Reset); calls already running then no longer count against the breaker
+        (``_failed``)."""
         with self._lock:
             for key in [key for key in self._failures_in_row if key[0] == plugin]:
                 del self._failures_in_row[key]
             self._last_failed -= {key for key in self._last_failed if key[0] == plugin}
             self._tripped.discard(plugin)
             self._recent.pop(plugin, None)
+            # The figures start again too: after a Reset an admin reads what the
+            # plugin did since (they kept adding up across resets).
+            for key in [key for key in self._figures if key[0] == plugin]:
+                del self._figures[key]
             self._reset_at[plugin] = time.perf_counter()
 
     def close(self) -> None:

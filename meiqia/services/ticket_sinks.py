@@ -14,11 +14,7 @@ the webhook, the ``Idempotency-Key`` header: the receiver drops a repeat.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 from flask import current_app
@@ -30,6 +26,7 @@ from meiqia.models import SinkDelivery
 from meiqia.models import Ticket
 from meiqia.models import TicketSink
 from meiqia.models.base import utcnow
+from meiqia.plugin_runtime import job_gate
 from meiqia.services import outbound
 from meiqia.services.accounts import audit
 from meiqia.services.accounts import iso
@@ -263,155 +260,24 @@ def _call_sink(cls: type, event: str, data: dict[str, Any], config: dict[str, An
         raise SinkDisabled(f"the plugin {plugin} is turned off for this team (Plugins page)")
     # No breaker: a sink fails when one team's receiver is down, and the job
     # retries with backoff; suspending the plugin would stop every team's sink.
-    with _one_job_inside(plugin, str(getattr(cls, "type", "") or plugin)):
-        _result, failure = pm.runtime.run(plugin, hook, gated, {}, team_id=team_id,
-                                          breaker=False)
+    # One delivery at a time inside one sink (plugin_runtime.job_gate): a sink
+    # that hangs holds one shared job thread or worker loop, and after a timeout
+    # none for one more budget.
+    budget = pm.runtime.budget(hook)
+    try:
+        with job_gate.one_call_inside(plugin, str(getattr(cls, "type", "") or plugin),
+                                      budget) as inside:
+            _result, failure = pm.runtime.run(plugin, hook, gated, {}, team_id=team_id,
+                                              breaker=False)
+            if failure is not None and failure.kind == "timeout":
+                inside.keep()
+    except job_gate.Busy:
+        raise SinkFailed(f"the sink {getattr(cls, 'type', plugin)} is still busy with "
+                         "another delivery (one at a time); retried later") from None
     if failure is not None:
         if refused and outbound.is_permanent(refused[0]):
             raise SinkRefused(str(refused[0]))
         raise SinkFailed(failure.describe())
-
-
-class _Inside:
-    """One sink's gate in this process: a lock, and since when its holder has been
-    inside (None: nobody)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.since: float | None = None
-
-
-_INSIDE: dict[tuple[str, str], _Inside] = {}
-_INSIDE_GUARD = threading.Lock()
-#: Seconds a delivery waits for another delivery to the same sink to end.
-INSIDE_WAIT = 2.0
-
-
-def _busy(sink_type: str) -> SinkFailed:
-    return SinkFailed(f"the sink {sink_type} is still busy with another delivery "
-                      "(one at a time); retried later")
-
-
-@contextlib.contextmanager
-def _one_job_inside(plugin: str, sink_type: str) -> Iterator[None]:
-    """At most one job inside one sink (a plugin's sink class) at a time: in this
-    process (the embedded queue's threads), or, under rq, in every worker process.
-
-    The job threads are shared (channel deliveries, exports, other sinks). A sink
-    that hangs held one thread per delivery for its 30 s budget, and four such
-    deliveries held them all: a channel customer's bot answer went out 29 s late (a
-    docs-only plugin author found it). A delivery that finds another one to the
-    same sink under way waits INSIDE_WAIT s for it, not at all once that one has
-    been inside longer, and is then retried with backoff like any failed attempt.
-
-    Under rq each job runs in a work horse of its own (a new process per job), so a
-    lock in memory never met the other delivery: N hanging deliveries held N worker
-    loops for their whole budget, one after the other on one loop. There the gate is
-    a Redis key (``_one_job_in_redis``).
-    """
-    client = _gate_client()
-    if client is not None:
-        import redis
-
-        try:
-            key, token = _take_in_redis(client, plugin, sink_type)
-        except redis.RedisError as exc:
-            log.warning("sink %s: the one-at-a-time gate in Redis is unreachable (%s); "
-                        "this process's gate only", sink_type, exc)
-        else:
-            try:
-                yield
-            finally:
-                _give_back_in_redis(client, key, token, sink_type)
-            return
-    with _one_thread_inside(plugin, sink_type):
-        yield
-
-
-def _gate_client() -> Any:
-    """The Redis client of the rq queue (production), else None (embedded)."""
-    queue = current_app.extensions.get("meiqia.jobs")
-    return queue.client if getattr(queue, "kind", "") == "rq" else None
-
-
-#: Deletes the gate's key only while it is still this delivery's (not one that
-#: expired and was taken by the next delivery meanwhile).
-_RELEASE = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
-            "return redis.call('del', KEYS[1]) end return 0")
-#: Takes the gate's key over from an earlier attempt of the same job (ARGV[1]: its
-#: token, ARGV[2]: this attempt's, ARGV[3]: the key's life in ms).
-_TAKE_OVER = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
-              "return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) end return nil")
-#: Seconds the gate's key outlives the sink call's budget.
-GATE_MARGIN = 1.0
-
-
-def _take_in_redis(client: Any, plugin: str, sink_type: str) -> tuple[str, str]:
-    """Take the gate across processes: ``SET key token NX PX``, the key living for
-    the sink call's budget (a worker killed inside the sink holds it no longer than
-    its call could have run). Held by another delivery: polled for INSIDE_WAIT s,
-    not at all once the other has been inside longer (the key's age), then
-    ``SinkFailed``. Returns the key and this delivery's token.
-
-    Held by an earlier attempt of this very job (the token starts with the job's
-    id), the key is taken over: that attempt is over, its worker killed inside the
-    sink (the recovery sweep reaped the job and runs it again; a job that failed
-    gave the key back). Its key outlived it by up to the whole budget, and the
-    attempt run again was refused as busy by its own dead self, then waited for
-    its next retry (a minute and more) with nobody inside the sink."""
-    import uuid
-
-    from meiqia import jobs
-
-    runtime = current_app.extensions["meiqia.plugins"].runtime
-    budget = max(runtime.budget("create_ticket"), runtime.budget("update_ticket"))
-    life = int((budget + GATE_MARGIN) * 1000)
-    key = f"{current_app.config['REDIS_PREFIX']}:sink-inside:{plugin}:{sink_type}"
-    job_id = jobs.current_job_id()
-    token = f"{job_id or '-'}:{uuid.uuid4().hex}"
-    deadline = time.monotonic() + INSIDE_WAIT
-    while not client.set(key, token, nx=True, px=life):
-        holder = client.get(key)
-        if isinstance(holder, bytes):
-            holder = holder.decode("utf-8", "replace")
-        if (job_id and holder and holder.startswith(f"{job_id}:")
-                and client.eval(_TAKE_OVER, 1, key, holder, token, life)):
-            log.warning("sink %s: an earlier attempt of job %s died inside the sink; "
-                        "its gate is taken over", sink_type, job_id)
-            break
-        left = client.pttl(key)  # -2: gone meanwhile (try again); -1: no expiry
-        inside = (life - left) / 1000 if left >= 0 else 0.0
-        if left == -1 or inside > INSIDE_WAIT or time.monotonic() >= deadline:
-            raise _busy(sink_type)
-        time.sleep(0.05)
-    return key, token
-
-
-def _give_back_in_redis(client: Any, key: str, token: str, sink_type: str) -> None:
-    import redis
-
-    try:
-        client.eval(_RELEASE, 1, key, token)
-    except redis.RedisError as exc:  # the key expires by itself
-        log.warning("sink %s: could not open the gate in Redis again (%s); it expires "
-                    "by itself", sink_type, exc)
-
-
-@contextlib.contextmanager
-def _one_thread_inside(plugin: str, sink_type: str) -> Iterator[None]:
-    """The gate in this process: a lock per sink (see ``_one_job_inside``)."""
-    with _INSIDE_GUARD:
-        inside = _INSIDE.setdefault((plugin, sink_type), _Inside())
-    since = inside.since
-    slow = since is not None and time.monotonic() - since > INSIDE_WAIT
-    if not inside.lock.acquire(timeout=0 if slow else INSIDE_WAIT):
-        raise _busy(sink_type)
-    inside.since = time.monotonic()
-    try:
-        yield
-    finally:
-        inside.since = None
-        inside.lock.release()
 
 
 def deliver_job(delivery_id: int) -> str:

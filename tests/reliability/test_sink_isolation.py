@@ -4,7 +4,7 @@ Found by a plugin author working from docs/plugins.md alone: each delivery to a
 hanging sink held a shared job thread for its whole budget (30 s), so a few of
 them held every thread, and another sink's deliveries (and a channel customer's
 bot answer) waited half a minute. Now at most one job thread of a process is
-inside one sink plugin at a time (``ticket_sinks._one_job_inside``); the others
+inside one sink plugin at a time (``plugin_runtime.job_gate``); the others
 are retried later and the threads go on with the rest of the queue.
 
 Real job threads (``JOBS_INLINE`` off), real SQLite, two sink plugins.
