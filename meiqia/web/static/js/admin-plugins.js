@@ -7,9 +7,9 @@ const tbody = document.querySelector('#plg-table tbody');
 function latency(figures) {
   const parts = [];
   for (const [hook, f] of Object.entries(figures || {})) {
-    if (!f.calls && !f.skipped) continue;
+    if (!f.calls && !f.skipped && !f.dropped) continue;
     parts.push(t('plg.figure', { hook, calls: f.calls, p95: f.p95_ms ?? '–', errors: f.errors,
-      timeouts: f.timeouts, skipped: f.skipped }));
+      timeouts: f.timeouts, skipped: f.skipped, dropped: f.dropped ?? 0 }));
   }
   return parts.length ? parts.join('\n') : t('plg.no_calls');
 }
