@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import secrets
 import time
 from typing import Any
@@ -54,9 +55,9 @@ BATCH = 500
 #: worker killed: docs/deploy.md, "Jobs"); each attempt writes the file from the start.
 RETRY = Retry(max=2, intervals=(3, 15))
 HEADERS = ["id", "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
-           "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
-           "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
-           "grade", "channel"]
+           "first_response_s", "agent", "rating", "rating_comment", "visitor_messages",
+           "agent_messages", "visit_trail", "lead", "search_keyword", "summary", "region",
+           "source", "platform", "grade", "channel"]
 START_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -104,6 +105,9 @@ def start(actor: Agent, data: dict[str, Any]) -> ExportJob:
 
 #: Columns whose values are codes, shown as the UI shows them (choice → catalogue key).
 CODED = {"rating": "history.rating.{}", "source": "source.{}", "platform": "platform.{}"}
+#: The device kind a stored device starts with (``visit_info``: "pc", "mobile (iPhone)"),
+#: shown with the workspace sidebar's labels (``device.<kind>``: 电脑, 手机 …).
+DEVICE_KIND = re.compile(r"(pc|mobile|tablet|bot|other)\b")
 #: Columns of a time (in the team's zone, which the header names).
 TIMES = ("started_at", "ended_at", "visit_trail")
 
@@ -137,6 +141,10 @@ class Labels:
             return registry.names(value).get(self.lang) or value
         if column in CODED and value:
             return self.text(CODED[column].format(value))
+        if column == "device" and value:  # "pc / Linux / …" as the workspace says it: 电脑
+            found = DEVICE_KIND.match(value)
+            if found:
+                return self.text(f"device.{found.group(1)}") + value[found.end():]
         if column == "region" and value == LAN_LABEL:  # stored in Chinese by the GeoIP step
             return self.text("export.region.lan")
         return value

@@ -31,9 +31,9 @@ from meiqia.services.validation import INT_MAX
 #: Columns of the result list, in the default order (agents may hide and reorder).
 COLUMNS = [
     "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
-    "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
-    "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
-    "grade", "channel",
+    "first_response_s", "agent", "rating", "rating_comment", "visitor_messages",
+    "agent_messages", "visit_trail", "lead", "search_keyword", "summary", "region", "source",
+    "platform", "grade", "channel",
 ]
 TEXT_FILTERS = {
     # name: (model field, how)
@@ -41,6 +41,8 @@ TEXT_FILTERS = {
     "phone": (Visitor.phone, "contains"),
     "note": (Visitor.note, "contains"),
     "summary": (Conversation.summary, "contains"),
+    # What the visitor wrote with his rating (服务很好…), as the summary is searched.
+    "rating_comment": (Conversation.rating_comment, "contains"),
     "region": (Visit.region, "contains"),
     "landing_page": (Visit.landing_page, "contains"),
     "keyword": (Visit.search_keyword, "contains"),
@@ -338,6 +340,8 @@ def row(conversation: Conversation, agents: dict[int, str]) -> dict[str, Any]:
         "agent": agents.get(conversation.handler_id, ""),
         "agent_id": conversation.handler_id,
         "rating": conversation.rating or "none",
+        # What he wrote with the rating; "" when none (or not rated).
+        "rating_comment": conversation.rating_comment or "",
         "visitor_messages": conversation.visitor_message_count,
         "agent_messages": conversation.agent_message_count,
         "visit_trail": (visit.trail or []) if visit else [],
@@ -415,4 +419,5 @@ def customer_recent(actor: Agent, visitor_id: int, days: int = 30) -> list[dict[
     names = agent_names(actor.team_id)
     return [{"id": c.id, "status": c.status, "started_at": iso(c.created_at),
              "ended_at": iso(c.ended_at), "agent": names.get(c.handler_id, ""),
-             "summary": c.summary, "rating": c.rating} for c in rows]
+             "summary": c.summary, "rating": c.rating,
+             "rating_comment": c.rating_comment or ""} for c in rows]

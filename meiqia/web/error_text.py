@@ -145,6 +145,7 @@ FIELD_LABELS: dict[str, str] = {
     "question_ids": "问题",
     "questions": "问题",
     "rating": "评价",
+    "rating_comment": "评价内容",
     "referrer": "来源页",
     "region": "地区",
     "renew_key": "续期密钥",
@@ -205,8 +206,8 @@ FIELD_LABELS: dict[str, str] = {
 #: The filters of an export's body (``filters.rating``), as the history filters they are.
 _HISTORY_FILTERS = ("customer_name", "ended_from", "ended_to", "agent_id", "agent_name",
                     "customer_tags", "region", "phone", "content", "note", "tags", "summary",
-                    "source", "platform", "rating", "grade", "lead", "invalid", "missed",
-                    "duration_min", "duration_max", "first_response_min",
+                    "rating_comment", "source", "platform", "rating", "grade", "lead",
+                    "invalid", "missed", "duration_min", "duration_max", "first_response_min",
                     "first_response_max", "landing_page", "keyword", "ip", "channel")
 FIELD_LABELS.update({f"filters.{name}": f"筛选条件·{FIELD_LABELS[name]}"
                      for name in _HISTORY_FILTERS})

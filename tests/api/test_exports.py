@@ -24,11 +24,11 @@ T0 = datetime.datetime(2026, 11, 20, 4, 0, 0)  # 12:00 in Asia/Shanghai
 #: The columns, in order, and their headers as a zh-CN agent reads them (the team's zone
 #: named on every time column).
 KEYS = ["id", "visitor", "ip", "device", "started_at", "ended_at", "duration_s", "tags",
-        "first_response_s", "agent", "rating", "visitor_messages", "agent_messages",
-        "visit_trail", "lead", "search_keyword", "summary", "region", "source", "platform",
-        "grade", "channel"]
+        "first_response_s", "agent", "rating", "rating_comment", "visitor_messages",
+        "agent_messages", "visit_trail", "lead", "search_keyword", "summary", "region",
+        "source", "platform", "grade", "channel"]
 HEADER = ["编号", "客户", "IP", "设备", "开始时间 (Asia/Shanghai)", "结束时间 (Asia/Shanghai)",
-          "持续时长（秒）", "对话标签", "首次响应（秒）", "接待客服", "满意度", "客户消息数",
+          "持续时长（秒）", "对话标签", "首次响应（秒）", "接待客服", "满意度", "评价内容", "客户消息数",
           "客服消息数", "访问轨迹 (Asia/Shanghai)", "线索", "搜索关键词", "对话小结", "地区",
           "访问来源", "访问平台", "对话分级", "渠道"]
 TRAIL = [{"url": "https://shop.example.com/p/1", "title": "商品页", "at": "2026-11-20T03:55:00Z"},
@@ -41,7 +41,8 @@ def seed(api: ApiClient, li_id: int | None = None) -> dict[str, Conversation]:
                         search_keyword="-2+3", source="search_engine", ip="1.2.3.4",
                         trail=TRAIL)
     a = make_conversation(team, evil, handler=admin, ended_at=T0, summary="+1+1 小结",
-                          tags=["@SUM(A1)", "退款"], rating="good", messages=[
+                          tags=["@SUM(A1)", "退款"], rating="good",
+                          rating_comment="=1+1 服务很好", messages=[
                               ("visitor", "退款还没到账，电话 131-2113-2323", 0),
                               ("agent", "马上为您查询", 30),
                               ("agent", "内部：找财务", 40, "internal"),
@@ -86,6 +87,7 @@ def check_file(api: ApiClient, export: dict, convs: dict, fmt: str, content: boo
     assert (a["duration_s"], a["first_response_s"]) == ("60", "30")  # the note at 40 s is not manual
     assert (a["visitor_messages"], a["agent_messages"]) == ("1", "2")
     assert a["lead"] == "131-2113-2323" and a["rating"] == "满意" and a["agent"] == "王管理"
+    assert a["rating_comment"] == "'=1+1 服务很好"  # what he wrote, never a formula
     assert a["source"] == "搜索引擎" and a["ip"] == "1.2.3.4"
     assert a["visit_trail"] == ("2026-11-20 11:55:00 商品页 https://shop.example.com/p/1\n"
                                 "2026-11-20 11:56:10 购物车 https://shop.example.com/cart")

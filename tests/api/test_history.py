@@ -53,7 +53,8 @@ def world(db_api):
     # c: li's, invalid, 40 days old; d: admin's, a slow first response.
     a = make_conversation(db_api, li_id, "张三", [("visitor", "退款还没到账，电话 13800138000"),
                                                   ("agent", "马上查"), ("agent", "已退回")],
-                          NOW, rating="good", summary="退款咨询", tags=["退款"],
+                          NOW, rating="good", rating_comment="服务很好，谢谢", summary="退款咨询",
+                          tags=["退款"],
                           source="search_engine", keyword="退款", platform="mobile_web",
                           phone="13800138000", region="浙江 杭州")
     b = make_conversation(db_api, admin_id, "李四", [("visitor", "发票怎么开？")],
@@ -98,6 +99,7 @@ def test_each_filter_with_hand_checked_results(world):
         "content=请讲": {d},
         "tags=退款": {a},
         "summary=咨询": {a},
+        "rating_comment=谢谢": {a},
         "source=search_engine": {a}, "source=link": {b}, "source=direct": {c, d},
         "platform=mobile_web": {a}, "platform=pc_web": {b, c, d},
         "keyword=退款": {a},

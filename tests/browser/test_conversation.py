@@ -76,4 +76,9 @@ def test_visitor_asks_for_a_human_and_sees_only_what_he_should(server, admin, ne
     frame.locator(".mq-thanks").wait_for()
     history = admin.get("/api/v1/history").get_json()
     row = history["items"][0] if "items" in history else history["rows"][0]
-    assert row["rating"] == "good"
+    assert row["rating"] == "good" and row["rating_comment"] == "很满意，谢谢！"
+    # The agent, who still has the chat open, sees the rating and the comment arrive in
+    # the customer's recent conversations (the `rated` frame), without a reload.
+    recent = agent.locator(f"#recent-conversations li[data-id='{row['id']}']")
+    expect(recent.locator(".recent-rating")).to_have_text(" · 满意")
+    expect(recent.locator(".recent-comment")).to_have_text("评价内容：很满意，谢谢！")

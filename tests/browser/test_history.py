@@ -33,6 +33,8 @@ from tests.helpers import ApiClient
 
 XSS_NAME = '<img src=x onerror="window.__xss=1">王五<script>window.__xss=2</script>'
 XSS_TEXT = '<b onmouseover="window.__xss=3">粗体</b><img src=x onerror="window.__xss=4">'
+#: What 张三 wrote with his rating (满意).
+COMMENT = "服务很好，谢谢小明"
 
 
 @pytest.fixture
@@ -52,9 +54,11 @@ def world(server: Server, admin: ApiClient) -> dict[str, Any]:
         team, me = admin.team["id"], admin.agent["id"]
         li = admin.new_agent(name="李客服", email="li@example.com", scope="self")
         zhang = make_visitor(team, name="张三", phone="13800138000", source="search_engine",
-                             search_keyword="退款怎么办", platform="mobile_web", region="上海")
+                             search_keyword="退款怎么办", platform="mobile_web", region="上海",
+                             device="mobile (iPhone)", os="iOS 17.2", browser="WeChat 8.0")
         a = make_conversation(team, zhang, handler=me, ended_at=now - datetime.timedelta(hours=1),
-                              rating="good", tags=["退款"], summary="退款咨询", messages=[
+                              rating="good", rating_comment=COMMENT, tags=["退款"],
+                              summary="退款咨询", messages=[
                                   ("visitor", "退款还没到账，电话 13800138000", 0),
                                   ("agent", "马上为您查询", 30),
                                   ("agent", "内部：找财务核实", 40, "internal"),
@@ -235,6 +239,39 @@ def test_a_transcript_opens_with_internal_notes_marked(server, world, new_contex
     expect(page.locator("#transcript-title")).to_have_text("张三")
     page.keyboard.press("Escape")
     expect(drawer).to_be_hidden()
+
+
+def test_the_rating_comment_and_the_device_in_the_readers_words(server, world, new_context):
+    """The visitor's words with his rating next to it (the list's 评价内容 column, the
+    transcript's figures), and his device's kind as the workspace sidebar says it (电脑,
+    手机), never the stored code (outside tester: `mobile` shown to Chinese readers)."""
+    a = world["a"]
+    page = new_context().new_page()
+    login(page, server)
+    open_history(page, server)
+    expect(page.locator("#history-table thead th[data-col=rating_comment]")).to_have_text(
+        "评价内容")
+    expect(cell(page, a, "rating")).to_have_text("满意")
+    expect(cell(page, a, "rating_comment")).to_have_text(COMMENT)
+    expect(cell(page, world["b"], "rating_comment")).to_have_text("")
+    expect(cell(page, a, "device")).to_have_text("手机 (iPhone) / iOS 17.2 / WeChat 8.0")
+    row_of(page, a).locator("td[data-col=ended_at]").click()
+    drawer = page.locator("#transcript")
+    expect(drawer.locator("dd[data-fact=rating]")).to_have_text("满意")
+    expect(drawer.locator("dd[data-fact=rating_comment]")).to_have_text(COMMENT)
+    expect(drawer.locator("#transcript-visit")).to_contain_text("手机 (iPhone) / iOS 17.2")
+    # Found by a part of it, from the form's "more filters".
+    page.keyboard.press("Escape")
+    page.locator("#more-filters summary").click()
+    page.fill("#history-filters input[name=rating_comment]", "谢谢")
+    page.click("#history-filters button[type=submit]")
+    expect(page.locator("#history-total")).to_have_text("共 1 条对话")
+    expect(row_of(page, a)).to_be_visible()
+
+    page.goto(f"{server.url}/history?lang=en")
+    expect(cell(page, a, "device")).to_have_text("Phone (iPhone) / iOS 17.2 / WeChat 8.0")
+    expect(page.locator("#history-table thead th[data-col=rating_comment]")).to_have_text(
+        "Rating comment")
 
 
 def test_a_did_you_mean_shows_the_questions_the_visitor_was_offered(server, world, new_context):

@@ -310,8 +310,8 @@ COMPONENTS: dict[str, Schema] = {
         agent=STR, agent_id=nullable(INT), agent_messages=INT, channel=STR, device=STR,
         duration_s=nullable(INT), ended_at=nullable(DATETIME),
         first_response_s=nullable(INT), grade=STR, id=INT, invalid=BOOL, ip=STR,
-        lead=STR, missed=BOOL, platform=STR, rating=nullable(STR), region=STR,
-        search_keyword=STR, source=STR, started_at=nullable(DATETIME), summary=STR,
+        lead=STR, missed=BOOL, platform=STR, rating=nullable(STR), rating_comment=STR,
+        region=STR, search_keyword=STR, source=STR, started_at=nullable(DATETIME), summary=STR,
         tags=STRINGS, visit_trail=arr(obj(at=STR, title=STR, url=STR)), visitor=STR,
         visitor_id=nullable(INT), visitor_messages=INT,
     ),
@@ -371,7 +371,8 @@ RESPONSES: dict[str, Schema] = {
     # conversations
     "conversations_end": ref("ConversationState"),
     "conversations_get_one": obj(_CONVERSATION_ROW, customer=ref("Customer"),
-                                 state=ref("ConversationState"), summary=STR),
+                                 rating_comment=STR, state=ref("ConversationState"),
+                                 summary=STR),
     "conversations_last_suggestions": obj(
         conversation_id=nullable(INT), handler_id=nullable(INT),
         message_id=nullable(INT), suggestions=ARRAY,
@@ -397,7 +398,7 @@ RESPONSES: dict[str, Schema] = {
     "exports_start_export": ref("Export"),
     "history_customer_conversations": arr(obj(
         agent=STR, ended_at=nullable(DATETIME), id=INT, rating=nullable(STR),
-        started_at=nullable(DATETIME), status=STR, summary=STR,
+        rating_comment=STR, started_at=nullable(DATETIME), status=STR, summary=STR,
     )),
     "history_get_rules": CONVERSATION_RULES,
     "history_put_rules": extend(CONVERSATION_RULES, job_id=nullable(INT)),

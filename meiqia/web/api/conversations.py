@@ -40,6 +40,9 @@ def get_one(conversation_id: int) -> dict:
     return {**conversations.summary_row(conversation, g.actor),
             "state": conversations.state(conversation),
             "summary": conversation.summary,
+            # The visitor's words with his rating (agents only: the lists and the
+            # widget's state carry the rating alone).
+            "rating_comment": conversation.rating_comment or "",
             "customer": visitors.card(conversation.visitor)}
 
 

@@ -7,7 +7,7 @@ export const FILTERS = [
   'ended_from', 'ended_to', 'agent_id', 'customer_name', 'content', 'tags', 'rating', 'grade',
   'source', 'platform', 'lead', 'invalid', 'missed', 'duration_min', 'duration_max',
   'first_response_min', 'first_response_max', 'customer_tags', 'phone', 'note', 'summary',
-  'region', 'keyword', 'landing_page', 'ip', 'agent_name', 'channel',
+  'rating_comment', 'region', 'keyword', 'landing_page', 'ip', 'agent_name', 'channel',
 ];
 /** Filters whose value is one of a few words: their labels are translated. */
 export const CHOICES = {

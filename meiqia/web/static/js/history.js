@@ -1,7 +1,7 @@
 // History (历史对话): the filter form, the result table with pagination, the column chooser
 // (show/hide, drag to reorder, saved per agent on the server) and the transcript panel.
 // The filter and the page live in the query string; the open transcript in the hash (#c12).
-import { api, clear, dialog, el, fmtDuration, fmtTime, formError, regionText, t, toast } from './lib.js';
+import { api, clear, deviceLabel, dialog, el, fmtDuration, fmtTime, formError, regionText, t, toast } from './lib.js';
 import { offeredQuestions, specialBody, textBody } from './message-body.js';
 import { FILTERS, channelLabel, choiceLabel, exportDialog, filtersFrom, queryOf } from './history-common.js';
 
@@ -46,6 +46,10 @@ function cell(name, row) {
       return el('td', {}, chips(row.tags));
     case 'rating':
       return el('td', { dataset: { rating: row.rating }, text: choiceLabel('rating', row.rating) });
+    case 'rating_comment':
+      return el('td', { class: 'c-comment', title: row.rating_comment || '', text: row.rating_comment || '' });
+    case 'device':
+      return el('td', { text: deviceLabel(row.device) });
     case 'source':
       return el('td', { text: row.source ? t(`source.${row.source}`) : '' });
     case 'platform':
@@ -354,6 +358,7 @@ async function openTranscript(id) {
     [t('history.col.visitor_messages'), r.visitor_messages, 'visitor_messages'],
     [t('history.col.agent_messages'), r.agent_messages, 'agent_messages'],
     [t('history.col.rating'), choiceLabel('rating', conversation.rating || 'none'), 'rating'],
+    [t('history.col.rating_comment'), conversation.rating_comment, 'rating_comment'],
     [t('history.col.grade'), r.grade, 'grade'],
     [t('history.col.lead'), r.lead, 'lead'],
     [t('history.f.invalid'), row ? yes(r.invalid) : '', 'invalid'],
@@ -363,7 +368,7 @@ async function openTranscript(id) {
   ]);
   const v = customer.visit || {};
   facts($('transcript-visit'), [
-    [t('visit.device'), r.device || [v.device, v.os, v.browser].filter(Boolean).join(' / ')],
+    [t('visit.device'), deviceLabel(r.device || [v.device, v.os, v.browser].filter(Boolean).join(' / '))],
     [t('visit.platform'), (r.platform || v.platform) ? t(`platform.${r.platform || v.platform}`) : ''],
     [t('visit.region'), regionText(r.region || v.region)], [t('visit.ip'), r.ip || v.ip],
     [t('visit.source'), (r.source || v.source) ? t(`source.${r.source || v.source}`) : ''],

@@ -22,6 +22,14 @@ export function regionText(region) {
   return region === '内网' ? t('visit.region_lan') : region || '';
 }
 
+/** A stored device as this page says it: "mobile (iPhone)" as "手机 (iPhone)", "pc / Linux /
+ *  Chrome 120" (a history row) as "电脑 / Linux / Chrome 120": the kind translated
+ *  (device.*, one table for the sidebar, the history and its exports), the rest as it is. */
+export function deviceLabel(device) {
+  const found = /^(pc|mobile|tablet|bot|other)\b(.*)$/s.exec(device || '');
+  return found ? t(`device.${found[1]}`) + found[2] : (device || '');
+}
+
 export class ApiError extends Error {
   constructor(status, error) {
     super(error.message || `HTTP ${status}`);

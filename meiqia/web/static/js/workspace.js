@@ -143,6 +143,7 @@ const socket = new ChatSocket(() => `/ws/agent?lang=${encodeURIComponent(boot.la
     else if (type === 'assigned') { toast(t('ws.assigned', { id: data.conversation_id })); refreshLists(); }
     else if (['conversation', 'conversation.started', 'rated', 'conversation.ended'].includes(type)) {
       chat.onConversation(data);
+      if (type === 'rated') sidebar.onRated(data);
       refreshLists();
     } else if (type === 'error') {
       // A typing or read frame refused while the database is busy or unreachable: nothing

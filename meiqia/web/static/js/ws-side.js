@@ -1,7 +1,7 @@
 // The workspace's right column: the customer card (editable), visit information, custom
 // information, recent conversations and tickets, quick replies, and the plugins' iframe
 // panels (sandboxed; their URLs carry a signed token, see docs/plugins.md).
-import { api, clear, el, fmtTime, formError, regionText, t, toast } from './lib.js';
+import { api, clear, deviceLabel, el, fmtTime, formError, regionText, t, toast } from './lib.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -10,12 +10,6 @@ function facts(node, pairs) {
   const shown = pairs.filter(([, value]) => value !== null && value !== undefined && value !== '');
   if (!shown.length) node.append(el('dd', { class: 'muted', text: t('ui.none') }));
   for (const [label, value] of shown) node.append(el('dt', { text: label }), el('dd', { text: String(value) }));
-}
-
-/** "mobile (iPhone)" as "手机 (iPhone)": the kind translated, the model as it is. */
-function deviceLabel(device) {
-  const found = /^(pc|mobile|tablet|bot|other)(.*)$/.exec(device || '');
-  return found ? t(`device.${found[1]}`) + found[2] : device;
 }
 
 export class Sidebar {
@@ -58,6 +52,31 @@ export class Sidebar {
     }
   }
 
+  /** The customer's recent conversations: when, state, agent, his rating and what he wrote
+   *  with it (满意 · 评价内容：服务很好), and the summary. */
+  renderRecent(recent) {
+    this.recentIds = new Set(recent.map((r) => r.id));
+    const recentNode = clear($('recent-conversations'));
+    if (!recent.length) recentNode.append(el('li', { class: 'muted', text: t('ui.none') }));
+    for (const r of recent) {
+      recentNode.append(el('li', { dataset: { id: r.id } },
+        el('a', { href: `#c${r.id}`, onclick: (e) => { e.preventDefault(); this.open(r.id); } },
+          `${fmtTime(r.started_at, true)} · ${t(`cstatus.${r.status}`)}${r.agent ? ` · ${r.agent}` : ''}`),
+        r.rating ? el('span', { class: 'recent-rating', dataset: { rating: r.rating }, text: ` · ${t(`history.rating.${r.rating}`)}` }) : null,
+        r.rating_comment ? el('div', { class: 'small recent-comment', text: t('ws.rating_comment', { text: r.rating_comment }) }) : null,
+        r.summary ? el('div', { class: 'muted small', text: r.summary }) : null));
+    }
+  }
+
+  /** A ``rated`` frame: the visitor rated one of the conversations listed, so the list is
+   *  read again and shows his rating and comment as they arrive. */
+  async onRated(data) {
+    if (!this.visitorId || !(this.recentIds && this.recentIds.has(data.conversation_id))) return;
+    const visitorId = this.visitorId;
+    const recent = await api('GET', `/visitors/${visitorId}/conversations`).catch(() => null);
+    if (recent && this.visitorId === visitorId) this.renderRecent(recent);
+  }
+
   async show(conversation) {
     $('ws-right').hidden = false;
     this.panels(conversation.id);
@@ -80,13 +99,7 @@ export class Sidebar {
       api('GET', '/quick-replies').catch(() => []),
     ]);
     if (this.visitorId !== c.id) return;
-    const recentNode = clear($('recent-conversations'));
-    if (!recent.length) recentNode.append(el('li', { class: 'muted', text: t('ui.none') }));
-    for (const r of recent) {
-      recentNode.append(el('li', {}, el('a', { href: `#c${r.id}`, onclick: (e) => { e.preventDefault(); this.open(r.id); } },
-        `${fmtTime(r.started_at, true)} · ${t(`cstatus.${r.status}`)}${r.agent ? ` · ${r.agent}` : ''}`),
-      r.summary ? el('div', { class: 'muted small', text: r.summary }) : null));
-    }
+    this.renderRecent(recent);
     const ticketNode = clear($('recent-tickets'));
     if (!tickets.length) ticketNode.append(el('li', { class: 'muted', text: t('ui.none') }));
     for (const tk of tickets) {
