@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from meiqia.services.accounts import iso
 from meiqia.services.accounts import require_admin
 from meiqia.services.dates import check_timezone
 from meiqia.services.errors import ValidationError
+from meiqia.services.validation import PATTERN_CHECKS
 from meiqia.services.validation import check
 
 SETTINGS_DEFAULTS: dict[str, Any] = {
@@ -64,9 +66,25 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "widget": {"color": "#1f6feb", "position": "right", "allowed_origins": []},
 }
 
-#: A site as CSP names it: scheme and host (``*.`` for its subdomains), a port maybe.
+#: A site as CSP names it: scheme and host (``*.`` for its subdomains), a port maybe
+#: (1-65535: a browser ignores a frame-ancestors source with any other).
 ORIGIN_PATTERN = (r"^https?://(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
-                  r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]{1,5})?$")
+                  r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+                  r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}"
+                  r"|655[0-2][0-9]|6553[0-5]))?$")
+#: A site whose port is written in digits, whatever their number.
+_SITE_PORT = re.compile(r"https?://[^/\s:]{1,200}:([0-9]{1,200})")
+
+
+def _site_port(value: str, label: str, field: str | None) -> None:
+    """Why a site fails ORIGIN_PATTERN when its port is no port (``http://a.cn:99999``):
+    said with the entry, rather than "has the wrong format"."""
+    found = _SITE_PORT.fullmatch(value)
+    if found and not 1 <= int(found[1]) <= 65535:
+        raise ValidationError(f"{label}: {value}: the port must be 1-65535", field)
+
+
+PATTERN_CHECKS[ORIGIN_PATTERN] = _site_port
 _THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
 SETTINGS_SCHEMA = {
     "type": "object",

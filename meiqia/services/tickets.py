@@ -16,7 +16,6 @@ and emails only ever see the public side.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from meiqia.db import database
@@ -47,12 +46,11 @@ from meiqia.services.errors import ValidationError
 from meiqia.services.rich_text import plain_text
 from meiqia.services.teams import settings_of
 from meiqia.services.validation import EMAIL_RE
+from meiqia.services.validation import PHONE_RE
 from meiqia.services.validation import check
+from meiqia.services.validation import check_phone
+from meiqia.services.validation import normalise_phone
 
-#: Chinese mobile (13800138000), landline with area code (021-12345678, an
-#: extension after a dash), or an international number (+8613800138000).
-PHONE_RE = re.compile(
-    r"^(?:1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(?:-\d{1,6})?|\+[1-9]\d{6,14})$")
 MAX_CONTENT = 5000
 MAX_ATTACHMENTS = 5
 #: All attachments of one ticket together (they may be emailed on).
@@ -128,21 +126,13 @@ _AGENT_FORM = {"ask_name": True, "ask_phone": True, "ask_email": True,
 # --- validation ----------------------------------------------------------------------
 
 
-def normalise_phone(raw: str) -> str:
-    """Spaces and brackets go; dashes stay in landlines, go in +international."""
-    phone = re.sub(r"[\s()（）]", "", raw or "")
-    return phone.replace("-", "") if phone.startswith("+") else phone
-
-
 def _contact(data: dict[str, Any], form: dict[str, Any]) -> dict[str, str]:
     """The contact fields the form asks for, validated; others are ignored."""
     name = (data.get("name") or "").strip() if form.get("ask_name") else ""
     phone = normalise_phone(data.get("phone") or "") if form.get("ask_phone") else ""
     email = (data.get("email") or "").strip() if form.get("ask_email") else ""
-    if phone and not PHONE_RE.match(phone):
-        raise ValidationError("phone: not a valid phone number (a mobile like 13800138000, "
-                              "a landline with its area code like 021-12345678, or "
-                              "+8613800138000)", "phone")
+    if phone:
+        phone = check_phone(phone)
     if email and not EMAIL_RE.match(email):
         raise ValidationError("email: not a valid email address, e.g. name@example.com",
                               "email")

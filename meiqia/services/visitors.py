@@ -24,6 +24,7 @@ from meiqia.services.accounts import iso
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.services.validation import check
+from meiqia.services.validation import check_phone
 from meiqia.services.visit_info import build_visit_info
 
 _SHORT = {"type": "string", "maxLength": 120}
@@ -37,9 +38,14 @@ SESSION_SCHEMA = {
         "team_id": {"type": "integer", "minimum": 1},
         "token": {"type": ["string", "null"], "maxLength": 500},
         "renew_key": {"type": ["string", "null"], "maxLength": 100,
-                      "description": "with an expired token: resume the same visitor"},
+                      "description": "the key a session gave with the token: an expired "
+                      "token resumes the same visitor only with it, and only with it "
+                      "does a live one get a fresh token and the key back"},
         "name": _SHORT,
-        "phone": {"type": "string", "maxLength": 40},
+        "phone": {"type": "string", "maxLength": 40,
+                  "description": "a phone number as the leave-a-message form takes it "
+                  "(13800138000, 021-12345678, +8613800138000); any other is not stored "
+                  "and is named in the answer's warnings"},
         "email": {"type": "string", "maxLength": 254},
         "custom": {"type": "object", "maxProperties": CUSTOM_KEYS,
                    "propertyNames": {"minLength": 1, "maxLength": 60},
@@ -82,9 +88,23 @@ def _clean_custom(custom: dict[str, Any]) -> dict[str, str]:
 
 
 def start_session(data: dict[str, Any], ip: str, user_agent: str,
-                  existing: Visitor | None) -> tuple[Visitor, Visit]:
-    """Resume the visitor of a valid token or create one; record this visit."""
+                  existing: Visitor | None,
+                  warnings: list[ValidationError] | None = None) -> tuple[Visitor, Visit]:
+    """Resume the visitor of a valid token or create one; record this visit.
+
+    A phone that is no phone number (``validation.check_phone``, the rule of the
+    leave-a-message form) is not stored, and its refusal is added to ``warnings``
+    instead of refusing the session: the widget sits on the customer's page, which
+    passed the value, and a visitor must be able to chat whatever that page did."""
     check(data, SESSION_SCHEMA)
+    contact = {key: (data.get(key) or "").strip() for key in ("name", "phone", "email")}
+    if contact["phone"]:
+        try:
+            contact["phone"] = check_phone(contact["phone"])
+        except ValidationError as refused:
+            contact["phone"] = ""
+            if warnings is not None:
+                warnings.append(refused)
     team = find_by_id(Team, data["team_id"])
     if team is None:
         raise NotFound("no such team")
@@ -95,8 +115,7 @@ def start_session(data: dict[str, Any], ip: str, user_agent: str,
     now = utcnow()
     with database.atomic():
         visitor = existing or Visitor.create(team=team, uid=secrets.token_urlsafe(18))
-        for key in ("name", "phone", "email"):
-            value = (data.get(key) or "").strip()
+        for key, value in contact.items():
             if value and not getattr(visitor, key):
                 setattr(visitor, key, value)
         if custom:

@@ -722,6 +722,7 @@ _PAIRS: list[tuple[str, str]] = [
     # --- team settings, iframe plugins ----------------------------------------------
     (r"settings\.suggest_threshold: must not exceed answer_threshold",
      "“您是不是想问”阈值：不能高于直接回答阈值"),
+    (rf"{FIELD}: (?P<s>.+): the port must be 1-65535", "{f:field}：{s} 的端口必须在 1 到 65535 之间"),
     (r"timezone: unknown time zone, e\.g\. Asia/Shanghai", "时区：未知的时区，例如 Asia/Shanghai"),
     (r"no such iframe plugin", "没有这个 iframe 插件"),
     (r"no such plugin", "没有这个插件"),

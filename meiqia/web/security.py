@@ -247,20 +247,46 @@ def visitor_token(visitor: Visitor) -> str:
 
 
 def visitor_token_info(visitor: Visitor) -> dict[str, Any]:
-    """What the widget keeps: a fresh token, when it expires, and the renewal key."""
+    """What the widget keeps: a fresh token, when it expires, and the renewal key.
+    Only for a caller who holds the key already or a new visitor: the key makes a
+    token renewable for ever, so a token alone never gets it (``kept_token_info``)."""
     expires = utcnow() + visitor_token_lifetime()
     return {"token": visitor_token(visitor),
             "token_expires_at": expires.isoformat(timespec="seconds") + "Z",
             "renew_key": visitor_renew_key(visitor)}
 
 
+def kept_token_info(token: str) -> dict[str, Any]:
+    """The answer to a session resumed with a live token and no (right) renewal
+    key: the same token, its own expiry, no key. Whoever read a token in a log
+    gets no more than he came with (docs/security.md §11); the widget keeps the
+    key it stored."""
+    _, issued = _visitor_serializer().loads(token, return_timestamp=True)
+    expires = issued.replace(tzinfo=None) + visitor_token_lifetime()
+    return {"token": token, "token_expires_at": expires.isoformat(timespec="seconds") + "Z",
+            "renew_key": None}
+
+
+#: Part of what the renewal key is an HMAC of. v2 since a session resumed with a
+#: token alone stopped answering the key: every key given out before (to anyone
+#: who had read a token in a log, too) is void, as a fixed HMAC cannot be revoked
+#: one by one.
+RENEW_KEY_VERSION = "v2"
+
+
 def visitor_renew_key(visitor: Visitor) -> str:
     """A second secret of the visitor that never travels in a URL (only in JSON
     bodies), so it is in no access log: with it an expired token is renewed for
     the same visitor, conversation and all; without it, an expired token is dead."""
-    message = f"meiqia.visitor.renew:{visitor.team_id}:{visitor.uid}".encode()
+    message = (f"meiqia.visitor.renew.{RENEW_KEY_VERSION}:"
+               f"{visitor.team_id}:{visitor.uid}").encode()
     return hmac.new(current_app.config["SECRET_KEY"].encode(), message,
                     hashlib.sha256).hexdigest()[:43]
+
+
+def renew_key_matches(visitor: Visitor, renew_key: Any) -> bool:
+    """Whether ``renew_key`` is the visitor's (compared in constant time)."""
+    return isinstance(renew_key, str) and same_secret(visitor_renew_key(visitor), renew_key)
 
 
 def _visitor_of(data: Any) -> Visitor:
@@ -311,7 +337,7 @@ def visitor_for_renewal(token: Any, renew_key: Any) -> Visitor:
     except BadSignature:
         raise Unauthorized("invalid visitor token") from None
     visitor = _visitor_of(data)
-    if not isinstance(renew_key, str) or not same_secret(visitor_renew_key(visitor), renew_key):
+    if not renew_key_matches(visitor, renew_key):
         raise Unauthorized("renew_key: wrong renewal key", "renew_key")
     return visitor
 

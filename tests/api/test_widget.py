@@ -77,6 +77,42 @@ def test_session_bad_input_changes_nothing(team):
     assert Visitor.select().count() == 0 and Conversation.select().count() == 0
 
 
+def test_a_phone_that_is_no_phone_is_dropped_with_a_warning_not_stored(team):
+    """Found from outside: the session stored any text as the customer's phone
+    (``138<img src=x onerror=alert(1)>``) while the leave-a-message form refuses it.
+    The same rule now; the chat still starts, the phone is not kept, and the answer
+    says why in the caller's language."""
+    from tests.api.test_tickets import leave
+
+    client = team.app.test_client()
+    bad = "138<img src=x onerror=alert(1)>"
+    answer = client.post(SESSION, json={"team_id": team.team["id"], "name": "王先生",
+                                        "phone": bad, "email": "wang@example.com"},
+                         headers={"X-Meiqia-Lang": "zh-CN"})
+    assert answer.status_code == 200, answer.get_json()
+    data = answer.get_json()
+    visitor = Visitor.get()
+    assert visitor.phone == "" and visitor.name == "王先生"
+    assert visitor.email == "wang@example.com"
+    # Said as the leave-a-message form says it (one validator), in his language.
+    refused = leave(client, data["token"], phone=bad)
+    assert refused.status_code == 422
+    [warning] = data["warnings"]
+    assert warning == {**refused.get_json()["error"], "message": warning["message"],
+                       "message_en": warning["message_en"]}
+    assert warning["field"] == "phone" and warning["code"] == "invalid"
+    assert warning["message"].startswith("电话：电话号码不正确")
+    assert warning["message_en"] == refused.get_json()["error"]["message"]
+    english = client.post(SESSION, json={"team_id": team.team["id"], "phone": "12345"},
+                          headers={"X-Meiqia-Lang": "en"}).get_json()["warnings"]
+    assert [w["message"] for w in english] == [refused.get_json()["error"]["message"]]
+    # A real number is kept, as the form keeps it (spaces gone); no warnings.
+    kept = client.post(SESSION, json={"team_id": team.team["id"], "token": data["token"],
+                                      "phone": " 138 0013 8000 "}).get_json()
+    assert kept["warnings"] == []
+    assert Visitor.get_by_id(visitor.id).phone == "13800138000"
+
+
 def test_foreign_or_forged_tokens_start_a_new_visitor(team):
     from meiqia.models import Team
 

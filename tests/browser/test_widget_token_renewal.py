@@ -55,3 +55,32 @@ def test_renewal_before_expiry_and_resume_after_it(server, admin, new_context):
     frame = page.frame_locator("#meiqia-widget iframe")
     expect(frame.locator(".mq-msg.mine .mq-text")).to_have_text(["我的订单还没到"])
     assert stored(page, team, "token") != aged_token(server.app, first, 40)
+
+
+def test_a_void_renewal_key_is_dropped_and_the_visitor_chats_on(server, admin, new_context):
+    """A key the server no longer takes (one of before the v2 keys, docs/security.md
+    §11): the session resumes his live token but answers no key, the renewal is
+    refused, and the widget forgets the key (not retried every hour) and chats on."""
+    team = admin.team["id"]
+    page = new_context().new_page()
+    frame = open_widget(page, server, team)
+    frame.locator("#mq-input").fill("发票怎么开")
+    frame.locator("#mq-input").press("Enter")
+    expect(frame.locator(".mq-msg.mine .mq-text")).to_have_text(["发票怎么开"], timeout=15000)
+    first = stored(page, team, "token")
+    soon = (datetime.datetime.utcnow() + datetime.timedelta(days=10)).isoformat() + "Z"
+    half_gone = aged_token(server.app, first, 20)
+    store(page, team, "token", half_gone)
+    store(page, team, "token_expires_at", soon)
+    store(page, team, "renew_key", "0" * 43)
+    page.reload()
+    page.locator("#meiqia-widget .mq-button").click()
+    frame = page.frame_locator("#meiqia-widget iframe")
+    page.wait_for_function(
+        "(t) => localStorage.getItem(`meiqia.${t}.renew_key`) === 'null'", arg=team)
+    expect(frame.locator(".mq-msg.mine .mq-text")).to_have_text(["发票怎么开"])
+    # The same token, no longer than it was: nothing renewed it.
+    assert stored(page, team, "token") == half_gone
+    frame.locator("#mq-input").fill("还在吗")
+    frame.locator("#mq-input").press("Enter")
+    expect(frame.locator(".mq-msg.mine .mq-text")).to_have_text(["发票怎么开", "还在吗"])

@@ -102,3 +102,36 @@ def test_a_newline_cannot_slip_into_the_frame_policy(api):
     assert colour.status_code == 422
     frame = api.app.test_client().get(f"{WIDGET_FRAME}?team={api.team['id']}")
     assert frame.status_code == 200 and frame_policy(frame) == "frame-ancestors *"
+
+
+def test_a_site_port_outside_1_to_65535_is_refused_and_never_framed(api):
+    """Found from outside: ``http://a.cn:99999`` was saved (200) and sent as a
+    frame-ancestors source, though §7 says sites are checked for scheme, host, port."""
+    from meiqia.models import Team
+
+    for bad in ("http://a.cn:99999", "https://shop.example.com:0", "http://a.cn:65536",
+                "http://localhost:100000000000000000000"):
+        sites = ["https://shop.example.com", bad]
+        refused = api.patch("/api/v1/team", json={"settings": {"widget": {
+            "allowed_origins": sites}}}, headers={"Accept-Language": "zh-CN"})
+        assert refused.status_code == 422, (bad, refused.get_json())
+        error = refused.get_json()["error"]
+        assert error["field"] == "settings.widget.allowed_origins[1]", error
+        assert error["message"] == (
+            f"允许嵌入网页插件的网站（第 2 项）：{bad} 的端口必须在 1 到 65535 之间"), error
+        english = api.patch("/api/v1/team", json={"settings": {"widget": {
+            "allowed_origins": sites}}}, headers={"Accept-Language": "en"}).get_json()
+        assert english["error"]["message"] == (
+            f"settings.widget.allowed_origins[1]: {bad}: the port must be 1-65535")
+    for good in ("http://a.cn:1", "http://a.cn:65535", "https://*.example.cn:8443"):
+        saved = api.patch("/api/v1/team", json={"settings": {"widget": {
+            "allowed_origins": [good]}}})
+        assert saved.status_code == 200, (good, saved.get_json())
+    # A site stored before the check (written straight to the row) never reaches the header.
+    team = Team.get_by_id(api.team["id"])
+    team.settings = {"widget": {"allowed_origins": ["https://shop.example.com",
+                                                    "http://a.cn:99999"]}}
+    team.save()
+    api.app.extensions.get("meiqia.recent_teams", {}).clear()
+    frame = api.app.test_client().get(f"{WIDGET_FRAME}?team={api.team['id']}")
+    assert frame_policy(frame) == "frame-ancestors 'self' https://shop.example.com"

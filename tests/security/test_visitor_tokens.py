@@ -146,6 +146,79 @@ def test_the_widget_resumes_its_conversation_with_an_expired_token_and_its_key(a
     assert Visitor.select().count() == 2
 
 
+def issued_at(app: Any, token: str) -> datetime.datetime:
+    """When the token was signed (UTC, naive)."""
+    _, when = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=VISITOR_TOKEN_SALT).loads(
+        token, return_timestamp=True)
+    return when.replace(tzinfo=None)
+
+
+def test_a_token_alone_gets_neither_the_renewal_key_nor_a_longer_life(api):
+    """Found from outside: the session route, given a live token and nothing else
+    (what an access log shows), answered the visitor's renew_key and a fresh 30-day
+    token, so a token read from a log could be renewed for ever."""
+    app = api.app
+    client, token, cid, session = start(app, api.team["id"])
+    leaked = aged_token(app, token, days=10)
+    for key in (None, "", "0" * 43):
+        body = {"team_id": api.team["id"], "token": leaked}
+        if key is not None:
+            body["renew_key"] = key
+        answer = client.post("/api/v1/widget/session", json=body)
+        assert answer.status_code == 200, answer.get_json()
+        data = answer.get_json()
+        # The same visitor and conversation: a token is worth its remaining lifetime...
+        assert data["conversation"]["conversation_id"] == cid
+        # ...and no more: no key, the same token, its own expiry (20 days left).
+        assert data["renew_key"] is None, key
+        assert data["token"] == leaked
+        expires = datetime.datetime.fromisoformat(data["token_expires_at"].rstrip("Z"))
+        assert abs(expires - (issued_at(app, leaked) + datetime.timedelta(days=30))) \
+            <= datetime.timedelta(seconds=1)
+        assert session["renew_key"] not in answer.get_data(as_text=True)
+    # Nothing he got renews the token.
+    assert client.post("/api/v1/widget/token", json={
+        "token": leaked, "renew_key": ""}).status_code in {401, 422}
+    assert Visitor.select().count() == 1
+
+    # The widget, which sends the key it stored, gets a fresh token and the key back.
+    reload = client.post("/api/v1/widget/session", json={
+        "team_id": api.team["id"], "token": leaked, "renew_key": session["renew_key"]})
+    data = reload.get_json()
+    assert data["renew_key"] == session["renew_key"]
+    assert data["conversation"]["conversation_id"] == cid
+    assert issued_at(app, data["token"]) > issued_at(app, leaked) + datetime.timedelta(days=9)
+    left = datetime.datetime.fromisoformat(data["token_expires_at"].rstrip("Z")) \
+        - datetime.datetime.utcnow()
+    assert left > datetime.timedelta(days=29, hours=23)
+
+
+def test_renewal_keys_given_out_before_v2_are_void(api):
+    """The key is an HMAC of the visitor: those the session route handed to a token
+    alone could not be revoked one by one, so the version in it voided them all."""
+    import hashlib
+    import hmac
+
+    app = api.app
+    client, token, cid, session = start(app, api.team["id"])
+    visitor = Visitor.get()
+    before = hmac.new(app.config["SECRET_KEY"].encode(),
+                      f"meiqia.visitor.renew:{visitor.team_id}:{visitor.uid}".encode(),
+                      hashlib.sha256).hexdigest()[:43]
+    assert before != session["renew_key"]
+    old = aged_token(app, token, days=40)
+    refused = client.post("/api/v1/widget/token", json={"token": old, "renew_key": before})
+    assert refused.status_code == 401
+    assert refused.get_json()["error"]["field"] == "renew_key"
+    # Live token, old key: the visitor goes on, but gets no key; expired: a new visitor.
+    live = client.post("/api/v1/widget/session", json={
+        "team_id": api.team["id"], "token": token, "renew_key": before}).get_json()
+    assert live["conversation"]["conversation_id"] == cid and live["renew_key"] is None
+    dead = client.post("/api/v1/widget/session", json={
+        "team_id": api.team["id"], "token": old, "renew_key": before}).get_json()
+    assert dead["conversation"]["conversation_id"] != cid
+
+
 def test_untimed_tokens_of_before_the_upgrade_are_refused(api):
     client, token, cid, _ = start(api.app, api.team["id"])
     visitor = Visitor.get()

@@ -454,8 +454,12 @@ RESPONSES: dict[str, Schema] = {
     "widget_send": obj(duplicate=BOOL, message=ref("Message")),
     "widget_session": obj(
         conversation=ref("ConversationState"), earlier=ANY, greeting=STR, messages=ARRAY,
-        renew_key=STR, token=STR, token_expires_at=nullable(DATETIME),
+        renew_key=nullable(STR), token=STR, token_expires_at=nullable(DATETIME),
         visitor=obj(name=STR),
+        # What the embedding page passed and was not kept (a malformed phone), each as
+        # its 422 would say it; message_en when the message was translated.
+        warnings=arr(obj(code=STR, field=STR, message=STR, message_en=STR,
+                         required=["code", "field", "message"])),
     ),
     "widget_tickets_ticket_form": obj(_TICKET_FORM, max_attachment_bytes=INT,
                                       max_attachments=INT, max_content=INT),

@@ -21,7 +21,9 @@ from meiqia.services import visitors
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import TokenExpired
 from meiqia.services.errors import Unauthorized
+from meiqia.services.errors import ValidationError
 from meiqia.services.visit_info import client_ip
+from meiqia.web import error_text
 from meiqia.web import i18n
 from meiqia.web import security
 from meiqia.web.api import AFTER_QUERY
@@ -61,36 +63,57 @@ def own_conversation(conversation_id: int) -> Conversation:
        auth="none", body=visitors.SESSION_SCHEMA, tags=["widget"],
        description="Returns the visitor token (keep it), the conversation and its "
        "messages, and `earlier`: his previous, ended conversation (its last 100 public "
-       "messages) to show above a new one, or null. Name, contact and custom info come "
-       "from the embedding page; X-Meiqia-Lang sets the language of his system lines.")
+       "messages) to show above a new one, or null. A new visitor, or a token with its "
+       "`renew_key`, gets a fresh token and the key; a live token alone resumes its "
+       "visitor but gets the same token, its own expiry and `renew_key: null` (keep the "
+       "key you have). Name, contact and custom info come from the embedding page: a "
+       "phone that is no phone number is not stored and is named in `warnings`. "
+       "X-Meiqia-Lang sets the language of his system lines.")
 def session(body: dict) -> dict:
     existing = None
+    has_key = False  # the caller showed the visitor's renewal key
     if body.get("token"):
         try:
             existing = security.visitor_from_token(body["token"])
+            has_key = security.renew_key_matches(existing, body.get("renew_key"))
         except TokenExpired:
             # Expired: the same visitor only with his renewal key (never in a URL).
             try:
                 existing = security.visitor_for_renewal(body["token"], body.get("renew_key"))
+                has_key = True
             except Unauthorized:
                 existing = None
         except Unauthorized:
             existing = None  # an old or foreign token starts a new visitor
+    warnings: list[ValidationError] = []
     visitor, visit = visitors.start_session(body, request_ip(),
-                                            request.headers.get("User-Agent", ""), existing)
+                                            request.headers.get("User-Agent", ""), existing,
+                                            warnings)
+    if existing is not None and visitor.id == existing.id and not has_key:
+        # A live token alone (read from a log, say) resumes its visitor for what is
+        # left of its lifetime, never longer and never with the key that would
+        # renew it (docs/security.md §11).
+        token_info = security.kept_token_info(body["token"])
+    else:
+        token_info = security.visitor_token_info(visitor)
     lang = i18n.normalise(request.headers.get(i18n.LANG_HEADER))
     if lang and lang != visitor.language:
         # The system lines he reads (handover, leave a message) follow his widget.
         Visitor.update(language=lang).where(Visitor.id == visitor.id).execute()
     conversation, _ = conversations.start_or_resume(visitor, visit)
     return {
-        **security.visitor_token_info(visitor),
+        **token_info,
         "visitor": {"name": visitor.name},
         "conversation": conversations.state(conversation),
         "messages": [messages.visitor_view(m) for m in messages.history(conversation)],
         "earlier": conversations.earlier(visitor, conversation),
         # The built-in greeting in his language, until the team writes its own.
         "greeting": teams.greeting(visitor.team, lang or visitor.language or visitor.team.language),
+        # What the embedding page passed that was not kept, each said as its 422
+        # would say it, in the caller's language: the chat goes on without it.
+        "warnings": [error_text.localise(w.to_dict()["error"], i18n.error_language(),
+                                         error_text.subject_of(request.path))
+                     for w in warnings],
     }
 
 

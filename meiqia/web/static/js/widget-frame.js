@@ -581,6 +581,9 @@ async function start() {
     session = await call('POST', '/widget/session', body);
   }
   keepToken(session);
+  // What the embedding page passed and the server did not keep (a malformed phone):
+  // for its developer, in the console; the visitor chats on.
+  for (const w of session.warnings || []) console.warn(`meiqia: ${w.message}`);
   const conversationChanged = state.conversation && state.conversation.conversation_id !== session.conversation.conversation_id;
   if (conversationChanged) {
     list.replaceChildren();
@@ -601,12 +604,11 @@ async function start() {
   );
 }
 
-/** Keep a token answer (session or renewal): the token, its expiry, the renewal key. */
+/** Keep a token answer (session or renewal): the token, its expiry, the renewal key.
+ * A session resumed without the right key answers renew_key null (the server never
+ * hands the key to a token alone): the key stored, if any, stays. */
 function keepToken(answer) {
-  state.token = answer.token;
-  store.set('token', answer.token);
-  store.set('token_expires_at', answer.token_expires_at);
-  store.set('renew_key', answer.renew_key);
+  keepTokenQuietly(answer);
   scheduleRenewal();
 }
 
@@ -631,7 +633,13 @@ async function renewIfDue() {
   try {
     keepTokenQuietly(await call('POST', '/widget/token', { token: state.token, renew_key: key }));
   } catch (e) {
-    if (e.status === 401) startOnce();  // the server no longer knows it: start afresh
+    if (e.status === 401) {
+      // The server no longer knows the token or the key (a key of before the v2 keys,
+      // docs/security.md §11): forget the key, so this is not tried again every hour,
+      // and start afresh.
+      store.set('renew_key', null);
+      startOnce();
+    }
   }
 }
 
@@ -639,7 +647,7 @@ function keepTokenQuietly(answer) {
   state.token = answer.token;
   store.set('token', answer.token);
   store.set('token_expires_at', answer.token_expires_at);
-  store.set('renew_key', answer.renew_key);
+  if (answer.renew_key) store.set('renew_key', answer.renew_key);
 }
 
 // A returning visitor (same browser: the token is kept in localStorage) whose last
