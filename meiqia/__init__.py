@@ -112,10 +112,27 @@ def create_app(
     }
     # Once, at start-up, with the application itself (docs/plugins.md): not on the
     # first question, where an answerer's plugin got a proxy of it.
-    app.extensions["meiqia.answerers"] = pm.call_flat("register_answerers", app=app)
+    app.extensions["meiqia.answerers"] = _usable_answerers(
+        pm, pm.call_flat("register_answerers", app=app))
     app.extensions["meiqia.ticket_sinks"] = {
         cls.type: cls for cls in pm.call_flat("register_ticket_sinks", app=app)}
     from meiqia.channels import registry as channel_registry
 
     channel_registry.install(app)  # each team's enabled channels start with a first request
     return app
+
+
+def _usable_answerers(pm: Any, found: list[Any]) -> list[Any]:
+    """The answerers ``register_answerers`` returned that have an ``answer`` method;
+    the others are left out at start-up and logged with their plugin's name, as an
+    unusable result is: asked, one would fail every question with a 500."""
+    usable = []
+    for answerer in found:
+        if callable(getattr(answerer, "answer", None)):
+            usable.append(answerer)
+            continue
+        logging.getLogger("meiqia.plugins").error(
+            "plugin %s: hook register_answerers returned an unusable result: a %s has no "
+            "answer() method; it is left out", pm.owner_of(answerer) or "?",
+            type(answerer).__name__)
+    return usable

@@ -97,9 +97,33 @@ class MeiqiaGroup(click.Group):
                 Path(__file__).resolve().parent.parent / "instance"
             )
             pm = make_plugin_manager(instance)
+            ours = set(self.commands)
             pm.hook.register_commands(cli=self)
         except Exception as exc:  # noqa: BLE001 - `meiqia --help` must still work
             click.echo(f"warning: plugin commands not loaded: {exc}", err=True)
+            return
+        for name, command in self.commands.items():
+            if name not in ours:
+                _run_in_app_context(command)
+
+
+def _run_in_app_context(command: click.Command) -> None:
+    """Run a plugin's command (and a group's subcommands) inside the application's
+    context with a database connection, as meiqia's own commands run (``app_context``):
+    ``current_app``, ``meiqia.channels.host_for`` and the models work in it, and so does
+    Flask's ``with_appcontext``, which finds the app already there. The app is made
+    when the command runs, not for ``--help``."""
+    invoke = command.invoke
+
+    def invoke_in_app(ctx: click.Context) -> Any:
+        from flask import has_app_context
+
+        if has_app_context():  # a nested invoke: the context is there already
+            return invoke(ctx)
+        with app_context():
+            return invoke(ctx)
+
+    command.invoke = invoke_in_app  # type: ignore[method-assign]
 
 
 @click.group(cls=MeiqiaGroup, context_settings={"help_option_names": ["-h", "--help"]})

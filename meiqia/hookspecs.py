@@ -51,6 +51,12 @@ def register_commands(cli: Any) -> None:
     """Called when the ``meiqia`` command is built; add click commands to ``cli``.
 
     Returns nothing: call ``cli.add_command(...)`` or use ``@cli.command()``.
+    A command added here (a group with its subcommands too) runs as meiqia's
+    own commands do: inside the application's context, made from
+    ``instance/config.py`` and ``MEIQIA_*`` like the server's, with a database
+    connection, so ``current_app``, the models and ``meiqia.channels.host_for``
+    work in it, and Flask's ``with_appcontext`` finds the app there. The app
+    is made when the command runs, not for ``--help``.
     """
 
 
@@ -123,15 +129,27 @@ def sidebar_panels(
     conversation, so the plugin's server can trust it, and sandboxes the iframe.
     The built-in ``iframe_sidebar`` returns the team's enabled iframe plugins.
     How a plugin's server verifies the token: "Sidebar iframe panels" in
-    docs/plugins.md.
+    docs/plugins.md. An answer that is not a list, or a panel without a name
+    or whose ``url`` is not http(s) (``javascript:``, missing), is a failure of
+    the plugin (logged, on the Plugins page, held against the breaker), naming
+    each panel dropped and why; its other panels are still shown.
     """
 
 
 @hookspec
 def menu_links(actor: Any, request: Any) -> list[dict] | None:
-    """Called when the workspace menu is drawn; return ``{"href", "label"}`` dicts.
+    """Called when the top bar of a signed-in page is drawn; return ``{"href",
+    "label"}`` dicts.
 
-    Return only links ``actor`` may use (or None).
+    The links are shown in the top bar of every page that has one: the
+    workspace (``/workspace``), the dashboard, history, tickets, API tokens
+    and every admin page (``/admin``, ``/admin/plugins`` …), after meiqia's own
+    entries; at most 8, external ones opening in a new tab. Return only links
+    ``actor`` may use (or None). ``href`` is an http(s) URL or a path of this
+    site, ``label`` text (shown as text, never HTML). An answer that is not a
+    list, or a link that is not such a dict (a ``javascript:`` href), is a
+    failure of the plugin (logged, on the Plugins page, held against the
+    breaker), naming each link dropped and why; its other links are still shown.
     """
 
 
@@ -225,5 +243,9 @@ def actor_from_request(request: Any) -> Any | None:
     Set ``agent.token_scope`` (``read``, ``conversations`` or ``admin``) on the
     agent returned to limit what the request may do; without it the request may
     do what the agent may (``admin``). Such requests never manage API tokens or
-    sessions, nor change a password or email (docs/security.md §8).
+    sessions, nor change a password or email (docs/security.md §8). Anything
+    but None or an active agent row with such a scope (an email, a
+    ``PluginAgent``, a deactivated agent) is a failure of the plugin (logged,
+    on the Plugins page, held against the breaker) and the next implementation
+    (in the end the API tokens) decides.
     """

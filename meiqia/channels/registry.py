@@ -379,7 +379,8 @@ def host_for(team_id_or_key: int | str, slug: str) -> ChannelHost | None:
     enabled the channel (answer 404 then). ``team_id_or_key``: the team's id (an
     int or its digits)."""
     if not has_app_context():
-        raise RuntimeError("host_for needs an app context (call it in a request or job)")
+        raise RuntimeError("host_for needs an app context (call it in a request, a job or "
+                           "a plugin's meiqia command)")
     try:
         team_id = int(team_id_or_key)
     except (TypeError, ValueError):

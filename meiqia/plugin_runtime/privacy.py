@@ -69,6 +69,12 @@ def mask(text: str) -> str:
     return _DIGITS.sub(lambda m: "*" * len(m.group(0)), text)
 
 
+#: How a refusal names a failure's kind (``Failure.kind``).
+REFUSAL_WORDS = {"raised": "raised an error", "timeout": "timed out",
+                 "busy": "timed out: all its threads are busy", "suspended": "is suspended",
+                 "malformed": "returned an unusable result"}
+
+
 def fail_closed(draft: dict[str, Any], failures: list[Any], mode: str) -> dict[str, Any]:
     """The draft as it may be stored after ``failures`` of privacy hooks, or raise
     ``PluginUnavailable`` (``refuse``)."""
@@ -76,9 +82,10 @@ def fail_closed(draft: dict[str, Any], failures: list[Any], mode: str) -> dict[s
         return draft
     first = failures[0]
     if mode == "refuse":
+        # What went wrong in words (not the exception's text: the sender is told).
         raise PluginUnavailable(
             f"the message was not sent: plugin {first.plugin} could not check it "
-            f"({first.hook} {first.kind}); send it again")
+            f"({first.hook} {REFUSAL_WORDS.get(first.kind, first.kind)}); send it again")
     body = draft["body"]
     return {**draft, "body": mask(body) if isinstance(body, str) else body}
 

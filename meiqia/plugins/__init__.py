@@ -114,13 +114,32 @@ class PluginManager(pluggy.PluginManager):
         ``check`` is the runtime's: an answer it finds unusable is a failure of its
         plugin (counted, logged, held against the breaker) and the next
         implementation is asked."""
-        done = self._call(hook_name, kwargs, timeout, first=True, check=check)
-        return done.results[0][1] if done.results else None
+        return self.call_first_named(hook_name, timeout, check, **kwargs)[1]
 
-    def call_flat(self, hook_name: str, **kwargs: Any) -> list:
-        """``call`` for hooks returning lists: one flat list of all items."""
+    def call_first_named(self, hook_name: str, timeout: float | None = None,
+                         check: Callable[[Any], str | None] | None = None,
+                         **kwargs: Any) -> tuple[str | None, Any]:
+        """``call_first`` with the name of the plugin that answered: ``(name,
+        result)``, or ``(None, None)`` (a request's actor says who vouched for it)."""
+        done = self._call(hook_name, kwargs, timeout, first=True, check=check)
+        return done.results[0] if done.results else (None, None)
+
+    def call_flat(self, hook_name: str,
+                  sift: Callable[[Any, list[Any]], str | None] | None = None,
+                  **kwargs: Any) -> list:
+        """``call`` for hooks returning lists: one flat list of all items.
+
+        ``sift(result, usable)`` (run-time hooks whose items are checked, such as
+        ``sidebar_panels`` and ``menu_links``) appends an implementation's usable
+        items to ``usable`` and says what is wrong with the rest (not a list, item
+        2 without a URL), or None. Such an answer is a failure of its plugin for
+        the runtime (kind ``malformed``: logged, counted, on the Plugins page and
+        ``/healthz``, held against the breaker) and only its usable items are kept."""
         items: list = []
-        for name, result in self._call(hook_name, kwargs, None, first=False).results:
+        for name, result in self._call(hook_name, kwargs, None, first=False,
+                                       sift=sift).results:
+            if result is None:  # "a list (or None)": a lifecycle hook's None is nothing
+                continue
             for item in result if isinstance(result, list | tuple) else [result]:
                 self._owners[id(item)] = name
                 items.append(item)
@@ -179,7 +198,8 @@ class PluginManager(pluggy.PluginManager):
         return done
 
     def _call(self, hook_name: str, kwargs: dict[str, Any], timeout: float | None,
-              first: bool, check: Callable[[Any], str | None] | None = None) -> HookCall:
+              first: bool, check: Callable[[Any], str | None] | None = None,
+              sift: Callable[[Any, list[Any]], str | None] | None = None) -> HookCall:
         caller = getattr(self.hook, hook_name)
         done = HookCall()
         runtime = self.runtime
@@ -200,11 +220,16 @@ class PluginManager(pluggy.PluginManager):
                 if failure is not None:
                     done.failures.append(failure)
                 continue
+            usable: list[Any] = []
             result, failure = runtime.run(name, hook_name, impl.function, args,
-                                          team_id=team_id, budget=timeout, check=check)
+                                          team_id=team_id, budget=timeout,
+                                          check=check if sift is None else _sifting(sift, usable))
             if failure is not None:
                 done.failures.append(failure)
-                continue
+                if sift is None or failure.kind != "malformed":
+                    continue
+            if sift is not None:  # what is usable of the answer, even of one that failed
+                result = usable or None
             if result is not None:
                 done.results.append((name, result))
                 if first:
@@ -236,6 +261,42 @@ class PluginManager(pluggy.PluginManager):
         if registered is not None:
             self.runtime.origins[registered] = getattr(plugin, "__meiqia_origin__", "plugin")
         return registered
+
+
+def list_sifter(noun: str, problem_of: Callable[[Any], str | None]
+                ) -> Callable[[Any, list[Any]], str | None]:
+    """A ``sift`` for ``call_flat`` (docs/plugins.md, "How plugins are run"): the
+    answer is None or a list; each item ``problem_of`` finds nothing wrong with is
+    kept, the others are dropped and named by their place and what is wrong
+    (``1 of 2 panels dropped: panel 2: url: not an http(s) URL``), never their
+    values. ``noun`` is the singular of the items (``panel``, ``link``)."""
+    def sift(result: Any, usable: list[Any]) -> str | None:
+        if result is None:
+            return None
+        if not isinstance(result, list | tuple):
+            return f"expected a list of {noun}s, got {type(result).__name__}"
+        problems = []
+        for number, item in enumerate(result, 1):
+            problem = problem_of(item)
+            if problem is None:
+                usable.append(item)
+            else:
+                problems.append(f"{noun} {number}: {problem}")
+        if not problems:
+            return None
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        return (f"{len(problems)} of {len(result)} {noun}s dropped: "
+                + "; ".join(problems[:3]) + more)
+    return sift
+
+
+def _sifting(sift: Callable[[Any, list[Any]], str | None],
+             usable: list[Any]) -> Callable[[Any], str | None]:
+    """The runtime's ``check`` for one implementation's answer, keeping its usable
+    items in ``usable`` (``PluginManager.call_flat``)."""
+    def check(result: Any) -> str | None:
+        return sift(result, usable)
+    return check
 
 
 def _version_of(plugin: Any) -> str:

@@ -15,7 +15,6 @@ Secrets never leave this module in an agent's answer.
 
 from __future__ import annotations
 
-import logging
 import secrets as _secrets
 import time
 from typing import Any
@@ -38,8 +37,6 @@ from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.services.validation import check
 from meiqia.services.validation import http_url
-
-log = logging.getLogger(__name__)
 
 #: The salt of every panel token; plugin servers pass the same to itsdangerous.
 TOKEN_SALT = "meiqia.sidebar-panel"
@@ -256,36 +253,56 @@ def _height(value: Any) -> int:
     return max(MIN_HEIGHT, min(MAX_HEIGHT, int(value)))
 
 
+def panel_problem(panel: Any) -> str | None:
+    """Why a plugin's panel cannot be shown (said without its values), or None: a
+    dict with a ``name`` (text, not blank) and a ``url`` that is an http(s) URL."""
+    if not isinstance(panel, dict):
+        return f"expected a dict, got {type(panel).__name__}"
+    name = panel.get("name")
+    if name is None or name == "":
+        return "name: missing"
+    if not isinstance(name, str):
+        return f"name: expected text, got {type(name).__name__}"
+    if not name.strip():
+        return "name: blank"
+    url = panel.get("url")
+    if url is None or url == "":
+        return "url: missing"
+    if not isinstance(url, str):
+        return f"url: expected text, got {type(url).__name__}"
+    try:
+        http_url(url, "url")
+    except ValidationError as exc:
+        return str(exc)
+    return None
+
+
 def sidebar_panels(actor: Agent, conversation_id: int, request: Any) -> list[dict[str, Any]]:
     """The panels of a conversation the actor may see (404 otherwise), ready to render.
 
     Every plugin's ``sidebar_panels`` is asked (the built-in ``iframe_sidebar``
-    answers with the team's enabled rows); each panel is checked, its URL gets a
-    token signed with the panel's secret, and the secret is dropped. A panel that
-    is not a dict with a name and an http(s) URL is logged and skipped, so one
-    broken plugin never hides the others.
+    answers with the team's enabled rows); each panel is checked
+    (``panel_problem``), its URL gets a token signed with the panel's secret, and
+    the secret is dropped. An answer that is not a list, or has a panel that is not
+    a dict with a name and an http(s) URL, is a failure of its plugin (logged with
+    its name, on the Plugins page and ``/healthz``, held against the breaker) and
+    only its good panels are shown, so one broken plugin never hides the others.
     """
+    from meiqia.plugins import list_sifter
     from meiqia.services import events
     from meiqia.services import permissions
 
     conversation = permissions.get_conversation(actor, conversation_id)
     results = events.plugins().call_flat(
-        "sidebar_panels", conversation=conversation, visitor=conversation.visitor,
-        actor=actor, request=request)
+        "sidebar_panels", sift=list_sifter("panel", panel_problem),
+        conversation=conversation, visitor=conversation.visitor, actor=actor,
+        request=request)
     ttl = token_ttl()
     payload = fit(token_payload(conversation, actor, ttl))
     ordered = []
     for index, panel in enumerate(results):
-        try:
-            if not isinstance(panel, dict):
-                raise ValueError(f"not a dict: {panel!r:.80}")
-            name = str(panel.get("name") or "").strip()[:80]
-            if not name:
-                raise ValueError("a panel without a name")
-            url = http_url(str(panel.get("url") or ""), "url")
-        except (ValueError, ValidationError) as exc:
-            log.error("sidebar panel skipped: %s", exc)
-            continue
+        name = panel["name"].strip()[:80]
+        url = http_url(panel["url"], "url")
         token = sign_token(payload, str(panel.get("secret") or _default_secret()))
         position = panel.get("position", 0)
         order = position if isinstance(position, int) and not isinstance(position, bool) else 0

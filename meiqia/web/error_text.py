@@ -311,6 +311,57 @@ def _size(text: str) -> str:
     return text[:-len(" bytes")] + " 字节" if text.endswith(" bytes") else text
 
 
+#: What the plugin runtime says of a call that gave no usable answer, inside its
+#: ``Failure.describe`` (``returned an unusable result: …``, a busy pool) and a
+#: privacy refusal (``plugin_runtime.privacy.REFUSAL_WORDS``); keys, types and
+#: numbers stay as they are (the technical detail), the words around them are read.
+_HOOK_PAIRS: list[tuple[str, str]] = [
+    # a busy pool (runtime.PluginRuntime._full)
+    (rf"all (?P<n>{NUM}) busy for (?P<s>[\d.]+)s", "{n} 个线程都已忙了 {s} 秒"),
+    (rf"(?P<n>{NUM}) threads and (?P<b>{NUM}) waiting calls",
+     "{n} 个线程和 {b} 个等待中的调用都已占满"),
+    # a privacy refusal's kind of failure
+    (r"raised an error", "出错"),
+    (r"timed out", "超时"),
+    (r"timed out: all its threads are busy", "超时：它的线程都在忙"),
+    (r"is suspended", "已被熔断器暂停"),
+    (r"returned an unusable result", "返回的结果无法使用"),
+    # lists whose items are checked (answer, sidebar_panels, menu_links)
+    (rf"(?P<n>{NUM}) of (?P<m>{NUM}) (?P<w:noun>candidate|panel|link)s dropped: "
+     r"(?P<p:dropped>.+)", "{m} 个{w:noun}中有 {n} 个被丢弃：{p:dropped}"),
+    (r"expected a list of (?P<w:noun>candidate|panel|link)s, got (?P<t:type>\w+)",
+     "应为{w:noun}的列表，收到的是 {t:type}"),
+    (rf"(?P<w:noun>candidate|panel|link) (?P<i>{NUM}): (?P<q:hook>.+)",
+     "第 {i} 个{w:noun}：{q:hook}"),
+    (rf"\(and (?P<n>{NUM}) more\)", "（另有 {n} 个）"),
+    # before_message_saved (plugin_runtime.privacy.malformed)
+    (r"expected a dict or None, got (?P<t:type>\w+)", "应为字典或 None，收到的是 {t:type}"),
+    (r"unknown key (?P<k>.+); a change may hold body and payload",
+     "未知的键 {k}；修改只能包含 body 和 payload"),
+    (r"(?P<k>\w+): may not be changed \(only body and payload may\)",
+     "{k}：不能修改（只能修改 body 和 payload）"),
+    # assign_agent (services.routing.not_a_candidate)
+    (r"expected one of the candidates, got (?P<t:type>\w+)", "应为候选客服之一，收到的是 {t:type}"),
+    (r"the agent returned is not one of the candidates \(offline, full or elsewhere\)",
+     "返回的客服不是候选客服之一（离线、已满或不在此处）"),
+    # actor_from_request (web.security.not_an_actor)
+    (r"expected an agent \(meiqia\.models\.Agent\) or None, got (?P<t:type>\w+)",
+     "应为客服（meiqia.models.Agent）或 None，收到的是 {t:type}"),
+    (r"the agent returned is deactivated", "返回的客服已停用"),
+    (r"token_scope: expected read, conversations or admin",
+     "token_scope：应为 read、conversations 或 admin"),
+    # menu_links (web.plugin_ui.link_problem)
+    (r"href: not an http\(s\) URL or a path of this site", "href：不是 http(s) 网址，也不是本站的路径"),
+    # an item's or a key's problem (bot.answers.problem_of, the panels' and links')
+    (r"expected a dict, got (?P<t:type>\w+)", "应为字典，收到的是 {t:type}"),
+    (r"(?P<k>\w+): expected text, got (?P<t:type>\w+)", "{k}：应为文本，收到的是 {t:type}"),
+    (r"(?P<k>\w+): expected a dict, got (?P<t:type>\w+)", "{k}：应为字典，收到的是 {t:type}"),
+    (r"(?P<k>\w+): expected a number, got (?P<t:type>\w+)", "{k}：应为数字，收到的是 {t:type}"),
+    (r"(?P<k>\w+): not a finite number", "{k}：不是有限的数字"),
+    (r"(?P<k>\w+): missing", "{k}：缺少"),
+    (r"(?P<k>\w+): blank", "{k}：为空"),
+]
+
 #: Problems of a knowledge-base file (``bot.kbfile.KBFileError``), one at a time.
 _KB_PAIRS: list[tuple[str, str]] = [
     (rf"line (?P<n>{NUM}): (?P<m:kbitem>.+)", "第 {n} 行：{m:kbitem}"),
@@ -429,6 +480,13 @@ _PAIRS: list[tuple[str, str]] = [
      "API 令牌不能修改密码或邮箱：请用密码登录"),
     (r"this API token's scope \((?P<s>.+)\) does not allow this: it needs (?P<n>.+)",
      "此 API 令牌的权限范围（{s}）不允许此操作：需要 {n}"),
+    # a request an actor_from_request plugin (single sign-on) signed in, not a token
+    (r"the scope plugin (?P<p>\S+) gave this request \((?P<s>.+)\) does not allow this: "
+     r"it needs (?P<n>.+)", "插件 {p} 给此请求的权限范围（{s}）不允许此操作：需要 {n}"),
+    (r"a request signed in by plugin (?P<p>\S+) may not do this: sign in with your password",
+     "由插件 {p} 登录的请求不能执行此操作：请用密码登录"),
+    (r"a request signed in by plugin (?P<p>\S+) may not change passwords or emails: sign in "
+     r"with your password", "由插件 {p} 登录的请求不能修改密码或邮箱：请用密码登录"),
     (r"the visitor token has expired: renew it or start a new session",
      "访客令牌已过期：请续期或重新开始会话"),
     (r"renew_key: wrong renewal key", "续期密钥：续期密钥不正确"),
@@ -476,8 +534,9 @@ _PAIRS: list[tuple[str, str]] = [
     (r"client_msg_id: 1-64 letters, digits, '-', '_', '\.' or ':'",
      "client_msg_id：须为 1-64 个字母、数字或 '-'、'_'、'.'、':'"),
     (r"message refused: (?P<why>.*)", "消息被拒绝：{why}"),
-    (r"the message was not sent: plugin (?P<p>.+) could not check it \((?P<h>\S+) (?P<k>\S+)\); "
-     r"send it again", "消息未发送：插件 {p} 未能检查这条消息（{h} {k}）：请重新发送"),
+    (r"the message was not sent: plugin (?P<p>.+) could not check it \((?P<h>\S+) "
+     r"(?P<k:hook>.+)\); send it again",
+     "消息未发送：插件 {p} 未能检查这条消息（{h} {k:hook}）：请重新发送"),
     # --- uploads and attachments (services/uploads.py) -----------------------------
     (r"file: an image may be at most (?P<s:size>.+)", "文件：图片最大 {s:size}"),
     (r"file: a file may be at most (?P<s:size>.+)", "文件：文件最大 {s:size}"),
@@ -600,12 +659,15 @@ _PAIRS: list[tuple[str, str]] = [
     # how the plugin runtime describes a failed call (plugin_runtime.Failure.describe);
     # before the field rules below, which would read "raised X" as a field
     (r"raised (?P<e>.+)", "出错：{e:stored}"),
-    (r"timed out: all its threads are still running \((?P<d>.+)\)",
-     "超时：它的线程都还在运行（{d}）"),
+    (r"timed out: all its threads are still running \((?P<d:hook>.+)\)",
+     "超时：它的线程都还在运行（{d:hook}）"),
+    (r"timed out after (?P<s>[\d.]+)s", "超时（超过 {s} 秒）"),
     (r"timed out after (?P<d>.+)", "超时（{d}）"),
+    (r"skipped: the plugin is suspended by the circuit breaker until (?P<t>\S+)",
+     "已跳过：插件已被熔断器暂停，直到 {t}"),
     (r"the sink (?P<p>\S+) is still busy with another delivery \(one at a time\); "
      r"retried later", "对接 {p} 还在处理另一次投递（一次一个），稍后重试"),
-    (r"returned an unusable result: (?P<d>.+)", "返回的结果无法使用：{d}"),
+    (r"returned an unusable result: (?P<d:hook>.+)", "返回的结果无法使用：{d:hook}"),
     # the SSRF gate (services/outbound.py), under the field of the setting it checks
     (rf"{FIELD}: (?P<h>.+) resolves to (?P<a>\S+), a private address \((?P<r>[\w-]+)\): the "
      r"server does not connect there \(the operator may allow private networks for the "
@@ -765,6 +827,7 @@ def _compile(pairs: list[tuple[str, str]]) -> list[Rule]:
 
 RULES: list[Rule] = _compile(_PAIRS)
 KB_RULES: list[Rule] = _compile(_KB_PAIRS)
+HOOK_RULES: list[Rule] = _compile(_HOOK_PAIRS)
 
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 
@@ -782,11 +845,34 @@ def _kbitem(text: str) -> str:
     return _apply(KB_RULES, text) or _apply(RULES, text) or text
 
 
+def _hook(text: str) -> str:
+    """A detail of a plugin's failed call (``HOOK_RULES``, else the API's rules: a
+    panel's URL is refused in the words of the URL check); unknown: as is."""
+    return _apply(HOOK_RULES, text) or _apply(RULES, text) or text
+
+
+def _dropped(text: str) -> str:
+    """``candidate 1: …; candidate 3: … (and 2 more)``: each item by ``_hook``."""
+    more = re.search(r" (\(and \d+ more\))$", text)
+    if more is not None:
+        text = text[:more.start()]
+    done = "；".join(_hook(part) for part in text.split("; "))
+    return done + (_hook(more.group(1)) if more is not None else "")
+
+
+#: The items of a plugin's list answer, and Python's names of what it returned.
+_NOUNS = {"candidate": "候选答案", "panel": "面板", "link": "链接"}
+_PY_TYPES = {"nothing": "空值（None）"}
+
+
 _CONVERTERS: dict[str, Callable[[str], str]] = {
     "field": field_label, "types": _types, "size": _size, "kb": _kb, "kbitem": _kbitem,
     "stored": lambda text: translate_stored(text, "zh-CN"),
     "list": lambda text: text.replace(", ", "、"),
     "api": lambda text: translate(text, "zh-CN"),
+    "hook": _hook, "dropped": _dropped,
+    "noun": lambda text: _NOUNS.get(text, text),
+    "type": lambda text: _PY_TYPES.get(text, text),
 }
 
 

@@ -8,7 +8,6 @@ http(s) URL or a path of this site, and a label, always shown as text.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,8 +15,6 @@ from flask import Flask
 from flask import request
 
 from meiqia.services import events
-
-log = logging.getLogger(__name__)
 
 #: Links beyond this many are not drawn (a top bar has little room).
 MAX_LINKS = 8
@@ -38,19 +35,45 @@ def safe_href(href: Any) -> str | None:
     return None
 
 
+def link_problem(link: Any) -> str | None:
+    """Why a plugin's menu link cannot be drawn (said without its values), or None:
+    a dict with an ``href`` that is an http(s) URL or a path of this site and a
+    ``label`` (text, not blank)."""
+    if not isinstance(link, dict):
+        return f"expected a dict, got {type(link).__name__}"
+    href = link.get("href")
+    if href is None or href == "":
+        return "href: missing"
+    if not isinstance(href, str):
+        return f"href: expected text, got {type(href).__name__}"
+    if safe_href(href) is None:
+        return "href: not an http(s) URL or a path of this site"
+    label = link.get("label")
+    if label is None or label == "":
+        return "label: missing"
+    if not isinstance(label, str):
+        return f"label: expected text, got {type(label).__name__}"
+    if not label.strip():
+        return "label: blank"
+    return None
+
+
 def menu_links(actor: Any) -> list[dict[str, Any]]:
-    """The plugins' links for ``actor``: ``{"href", "label", "external"}`` dicts."""
+    """The plugins' links for ``actor``: ``{"href", "label", "external"}`` dicts.
+
+    An answer that is not a list, or has a link ``link_problem`` refuses, is a
+    failure of its plugin (logged with its name, on the Plugins page and
+    ``/healthz``, held against the breaker); its good links are still drawn."""
+    from meiqia.plugins import list_sifter
+
     if actor is None:
         return []
     links = []
-    for link in events.plugins().call_flat("menu_links", actor=actor, request=request):
-        href = safe_href(link.get("href")) if isinstance(link, dict) else None
-        label = str(link.get("label") or "").strip()[:40] if isinstance(link, dict) else ""
-        if href is None or not label:
-            log.error("menu link skipped (needs an http(s) or local href and a label): %.120r",
-                      link)
-            continue
-        links.append({"href": href, "label": label, "external": not href.startswith("/")})
+    for link in events.plugins().call_flat("menu_links", sift=list_sifter("link", link_problem),
+                                           actor=actor, request=request):
+        href = safe_href(link["href"])
+        links.append({"href": href, "label": link["label"].strip()[:40],
+                      "external": not href.startswith("/")})
     return links[:MAX_LINKS]
 
 

@@ -195,12 +195,46 @@ def current_actor(check_writes: bool = True) -> Agent:
             check_csrf(request.headers.get("X-CSRF-Token"))
         return agent
     pm = current_app.extensions["meiqia.plugins"]
-    agent = pm.call_first("actor_from_request", request=request)
+    plugin, agent = pm.call_first_named("actor_from_request", request=request,
+                                        check=not_an_actor)
     if agent is None:
         raise Unauthorized("log in or send an API token")
     request.environ["meiqia.token_scope"] = token_scope_of(agent)
     request.environ["meiqia.token_agent"] = agent  # his language for error messages
+    # What vouched for him, for the refusals of his scope: an API token, or a plugin.
+    request.environ["meiqia.credential"] = (
+        "token" if getattr(agent, "api_token", None) is not None else f"plugin {plugin}")
     return agent
+
+
+def not_an_actor(answer: Any) -> str | None:
+    """The runtime's ``check`` of an ``actor_from_request`` answer: None, or an active
+    agent row (``meiqia.models.Agent``) whose ``token_scope``, if set, is one of
+    ``read``, ``conversations``, ``admin``. Anything else (an email, a
+    ``PluginAgent``, a deactivated agent) is a failure of the plugin, counted, logged
+    and held against the breaker like raising, and the next implementation (the
+    built-in API tokens) decides: it would otherwise become the request's actor and
+    fail every request with a 500 (docs/plugins.md, "Authentication")."""
+    from meiqia.web.api import TOKEN_SCOPE_ORDER
+
+    if answer is None:
+        return None
+    if not isinstance(answer, Agent) or not isinstance(answer.id, int):
+        return f"expected an agent (meiqia.models.Agent) or None, got {type(answer).__name__}"
+    if not answer.active:
+        return "the agent returned is deactivated"
+    scope = getattr(answer, "token_scope", "admin")
+    if scope not in TOKEN_SCOPE_ORDER:
+        return "token_scope: expected read, conversations or admin"
+    return None
+
+
+def plugin_of_request() -> str | None:
+    """The ``actor_from_request`` plugin that signed this request in (single sign-on,
+    say), or None: an API token, a session, a visitor, nobody. Refusals of the
+    request's scope name what authenticated it, not an API token it never sent."""
+    credential = request.environ.get("meiqia.credential") or ""
+    return credential.removeprefix("plugin ") if credential.startswith("plugin ") else None
 
 
 def token_scope_of(agent: Agent) -> str:
@@ -223,6 +257,10 @@ def require_session_for_credentials() -> None:
     """Refuse API-token requests (403): only a signed-in person, who knows the
     password, may change a password or an email."""
     if token_scope_of_request() is not None:
+        plugin = plugin_of_request()
+        if plugin is not None:
+            raise Forbidden(f"a request signed in by plugin {plugin} may not change "
+                            "passwords or emails: sign in with your password")
         raise Forbidden("API tokens may not change passwords or emails: "
                         "sign in with your password")
 

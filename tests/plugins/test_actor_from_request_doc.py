@@ -73,7 +73,20 @@ def test_the_guides_sso_example_returns_the_teams_active_agent(app):
     admin_only = client.patch("/api/v1/team", headers=headers("admin@example.com"),
                               json={"settings": {"bot_enabled": False}})
     assert admin_only.status_code == 403, admin_only.get_json()
-    assert "scope (conversations)" in admin_only.get_json()["error"]["message"]
+    # Worded for what signed the request in: no API token was sent (found by a
+    # plugin author: it said "this API token's scope (conversations)…").
+    assert admin_only.get_json()["error"]["message"] == (
+        "the scope plugin instance:sso_header gave this request (conversations) does not "
+        "allow this: it needs admin")
+    in_chinese = client.patch("/api/v1/team", json={"settings": {"bot_enabled": False}},
+                              headers={**headers("admin@example.com"), "X-Meiqia-Lang": "zh-CN"})
+    assert in_chinese.get_json()["error"]["message"] == (
+        "插件 instance:sso_header 给此请求的权限范围（conversations）不允许此操作：需要 admin")
+    tokens = client.get("/api/v1/tokens", headers=headers("li@example.com"))
+    assert tokens.status_code == 403, tokens.get_json()
+    assert tokens.get_json()["error"]["message"] == (
+        "a request signed in by plugin instance:sso_header may not do this: sign in with "
+        "your password")
 
     refused = {
         "another team's agent": headers("zhao@example.com"),

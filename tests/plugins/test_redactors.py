@@ -175,8 +175,8 @@ def test_a_malformed_answer_refuses_the_message_under_refuse(tmp_path):
             assert sent.status_code == 503, sent.get_json()
             error = sent.get_json()["error"]
             assert error["code"] == "unavailable"
-            assert "plugin bad_redactor could not check it (before_message_saved malformed)" \
-                in error["message"]
+            assert ("plugin bad_redactor could not check it (before_message_saved returned an "
+                    "unusable result)") in error["message"]
             assert Message.select().where(Message.sender_kind == "visitor").count() == 0
     finally:
         close_app(app)

@@ -167,7 +167,7 @@ def test_refuse_mode_stores_nothing_and_says_so_in_the_senders_language(tmp_path
             error = refused.get_json()["error"]
             assert error["code"] == "unavailable"
             assert error["message"] == ("消息未发送：插件 chaos 未能检查这条消息"
-                                        "（before_message_saved raised）：请重新发送")
+                                        "（before_message_saved 出错）：请重新发送")
             assert bodies(api, cid) == []
     finally:
         close_app(app)

@@ -281,3 +281,54 @@ def test_bot_ask_kb_reuses_the_cached_index(tmp_path):
     assert "[a]" in meiqia(tmp_path, "bot", "ask", "--kb", str(other), "怎么开发票",
                            env=env).stdout
     assert len(list(cache.glob("bot-index-*.pickle"))) == 2
+
+
+PLUGIN_COMMANDS = """
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from meiqia.channels import host_for
+from meiqia.hookspecs import hookimpl
+from meiqia.models import Team
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("crm-sync")
+    def crm_sync():
+        team = Team.select().first()
+        host_for(team.id, "web")  # raised "host_for needs an app context"
+        click.echo(f"team={team.name} crm={current_app.config['CRM_URL']}")
+
+    @cli.command("crm-flask")
+    @with_appcontext
+    def crm_flask():
+        click.echo(f"flask crm={current_app.config['CRM_URL']}")
+
+    @cli.group("crm")
+    def crm():
+        "CRM tools."
+
+    @crm.command("teams")
+    def teams():
+        click.echo(f"teams={Team.select().count()}")
+"""
+
+
+def test_a_plugins_commands_run_in_the_application_context(tmp_path):
+    """docs/plugins.md's ``register_commands``: a plugin's command runs as meiqia's own
+    do, inside the app's context with a database connection. Found by a plugin
+    author: ``host_for`` raised "host_for needs an app context", and Flask's
+    ``with_appcontext`` "Could not locate a Flask application"."""
+    meiqia(tmp_path, "init", "--no-demo-kb")
+    plugins = tmp_path / "inst" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "crm_tools.py").write_text(PLUGIN_COMMANDS, encoding="utf-8")
+    env = {"MEIQIA_CRM_URL": "https://crm.example.com"}
+    assert meiqia(tmp_path, "crm-sync", env=env).stdout.strip() == \
+        "team=演示团队 crm=https://crm.example.com"
+    assert meiqia(tmp_path, "crm-flask", env=env).stdout.strip() == \
+        "flask crm=https://crm.example.com"
+    assert meiqia(tmp_path, "crm", "teams", env=env).stdout.strip() == "teams=1"
+    assert "CRM tools." in meiqia(tmp_path, "--help").stdout

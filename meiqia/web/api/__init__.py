@@ -234,14 +234,22 @@ def token_allows(token_scope: str, needed: str | None) -> bool:
 def _check_token_scope(needed: str | None) -> None:
     """Refuse a token-authenticated request its token's scope does not cover."""
     from meiqia.services.errors import Forbidden
+    from meiqia.web.security import plugin_of_request
     from meiqia.web.security import token_scope_of_request
 
     scope = token_scope_of_request()
     if scope is None:
         return  # a session, a visitor or nobody
+    plugin = plugin_of_request()  # signed in by a plugin (single sign-on), not a token
     if needed is None:
+        if plugin is not None:
+            raise Forbidden(f"a request signed in by plugin {plugin} may not do this: "
+                            "sign in with your password")
         raise Forbidden("API tokens may not do this: sign in with your password")
     if not token_allows(scope, needed):
+        if plugin is not None:
+            raise Forbidden(f"the scope plugin {plugin} gave this request ({scope}) does "
+                            f"not allow this: it needs {needed}")
         raise Forbidden(f"this API token's scope ({scope}) does not allow this: "
                         f"it needs {needed}")
 
