@@ -160,7 +160,8 @@ def menu_links(actor: Any, request: Any) -> list[dict] | None:
 def register_ticket_sinks(app: Any) -> list[type] | None:
     """Called once at start-up; return ticket sink classes.
 
-    A sink class has ``type`` (slug), ``name``, ``configuration_schema()`` (JSON
+    A sink class has ``type`` (slug), ``name`` (a string or ``{"zh-CN": ..., "en":
+    ...}``, as a channel's: each admin reads his language's), ``configuration_schema()`` (JSON
     Schema that drives the admin form; secret fields listed under ``"secret"``),
     optional ``validate_config(config)`` (a method like the others, or a
     staticmethod or classmethod; raise ``ValueError("why")`` for a 422 in your

@@ -21,7 +21,8 @@ __version__ = "1.0.0"
 
 class WeComRobotSink:
     type = "wecom_robot"
-    name = "企业微信群机器人 / WeCom group robot"
+    # One name per language: an admin reads his own (docs/plugins.md, "Tickets").
+    name = {"zh-CN": "企业微信群机器人", "en": "WeCom group robot"}
 
     @staticmethod
     def configuration_schema() -> dict:

@@ -23,18 +23,51 @@ if TYPE_CHECKING:  # pragma: no cover
 CAPABILITIES = frozenset({"typing_preview", "read_receipts", "rating", "attachments"})
 
 
+#: The languages a channel may word its texts in (its ``name``, a reason).
+LANGUAGES = ("zh-CN", "en")
+
+
+def in_language(text: Any, lang: str) -> str:
+    """A channel's text for a reader of ``lang``: a string as it is, or the entry of
+    ``{"zh-CN": ..., "en": ...}`` for ``lang`` (else the other one). The admin who
+    tests a connection reads one language, not "无法解析微信接口地址 · the API
+    address is refused: …" (an outside security tester)."""
+    if isinstance(text, dict):
+        found = text.get(lang) or next((text[k] for k in LANGUAGES if text.get(k)), "")
+        return str(found or next(iter(text.values()), ""))
+    return str(text)
+
+
+def both_languages(text: Any) -> str:
+    """One string for every reader (a delivery's stored reason, the server's log):
+    ``中文 · English`` of a ``{"zh-CN", "en"}`` text, a string as it is."""
+    if isinstance(text, dict):
+        parts = [str(text[k]) for k in LANGUAGES if text.get(k)]
+        return " · ".join(dict.fromkeys(parts)) or in_language(text, "en")
+    return str(text)
+
+
 class DeliveryError(Exception):
     """``deliver`` or ``test_connection`` failed; ``reason`` is shown to people.
+
+    ``reason`` is a string, or ``{"zh-CN": ..., "en": ...}``: then ``reason`` is
+    both (``中文 · English``: a delivery's reason agents of either language read),
+    and the admin who tested the connection reads his own (``in_language``).
 
     ``retry=False`` says trying again will not help (an address refused, the
     reply window closed): the delivery is marked failed at once, and agents may
     still retry it by hand.
     """
 
-    def __init__(self, reason: str, retry: bool = True) -> None:
-        super().__init__(reason)
-        self.reason = str(reason)
+    def __init__(self, reason: str | dict[str, str], retry: bool = True) -> None:
+        self.reasons = dict(reason) if isinstance(reason, dict) else None
+        self.reason = both_languages(reason)
+        super().__init__(self.reason)
         self.retry = bool(retry)
+
+    def in_language(self, lang: str) -> str:
+        """The reason for a reader of ``lang``."""
+        return in_language(self.reasons, lang) if self.reasons else self.reason
 
 
 @dataclass

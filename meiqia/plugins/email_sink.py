@@ -120,7 +120,7 @@ def render(payload: dict[str, Any], verb: str) -> tuple[str, str]:
 
 class EmailSink:
     type = "email"
-    name = "邮件 Email (SMTP)"
+    name = {"zh-CN": "邮件（SMTP）", "en": "Email (SMTP)"}
 
     @staticmethod
     def configuration_schema() -> dict[str, Any]:

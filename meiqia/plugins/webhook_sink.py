@@ -32,7 +32,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 class WebhookSink:
     type = "webhook"
-    name = "Webhook (JSON, HMAC-SHA256 signed)"
+    name = {"zh-CN": "Webhook（JSON，HMAC-SHA256 签名）", "en": "Webhook (JSON, HMAC-SHA256 signed)"}
 
     @staticmethod
     def configuration_schema() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from flask import current_app
 
 from meiqia.channels import registry
 from meiqia.channels.base import DeliveryError
+from meiqia.channels.base import in_language
 from meiqia.channels.state import StateStore
 from meiqia.db import database
 from meiqia.models import Agent
@@ -204,9 +205,11 @@ def configure(actor: Agent, slug: str, data: dict[str, Any]) -> ChannelConfig:
     return ChannelConfig.get_by_id(row.id)
 
 
-def test_connection(actor: Agent, slug: str, data: dict[str, Any]) -> dict[str, Any]:
+def test_connection(actor: Agent, slug: str, data: dict[str, Any],
+                    lang: str = "zh-CN") -> dict[str, Any]:
     """Call the channel's ``test_connection()``: ``{"ok", "message"}`` (the
-    channel's own success text, or why it failed)."""
+    channel's own success text, or why it failed), in ``lang`` when the channel
+    words it per language (a ``{"zh-CN", "en"}`` answer or ``DeliveryError``)."""
     require_admin(actor)
     check(data, TEST_SCHEMA)
     cls = _class(slug)
@@ -229,9 +232,9 @@ def test_connection(actor: Agent, slug: str, data: dict[str, Any]) -> dict[str, 
             method = getattr(obj, "test_connection", None)
             if method is None:
                 return True, "ok"
-            return True, str(method() or "ok")[:500]
+            return True, in_language(method() or "ok", lang)[:500]
         except DeliveryError as exc:
-            return False, exc.reason[:500]
+            return False, exc.in_language(lang)[:500]
 
     budget = float(current_app.config.get("CHANNEL_DELIVER_TIMEOUT", 30.0))
     result, failure = pm.runtime.run(plugin, "test_connection", call, {},

@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import current_app
 
+from meiqia.channels import registry
 from meiqia.db import database
 from meiqia.jobs import Retry
 from meiqia.models import Agent
@@ -104,9 +105,13 @@ def list_sinks(actor: Agent) -> list[dict[str, Any]]:
             TicketSink.select().where(TicketSink.team == actor.team_id).order_by(TicketSink.id)]
 
 
-def types() -> list[dict[str, Any]]:
-    """Every sink class with the schema that drives its admin form."""
-    return [{"type": t, "name": c.name, "schema": c.configuration_schema()}
+def types(lang: str = "zh-CN") -> list[dict[str, Any]]:
+    """Every sink class with the schema that drives its admin form; its ``name`` in
+    ``lang`` only. A class names itself as a channel does, a string or
+    ``{"zh-CN": ..., "en": ...}`` (docs/plugins.md): an admin reads his own language's
+    name, not both (a Chinese admin read "企业微信群机器人 / WeCom group robot")."""
+    return [{"type": t, "name": registry.display_name(c, lang),
+             "schema": c.configuration_schema()}
             for t, c in sorted(sink_classes().items())]
 
 

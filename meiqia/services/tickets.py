@@ -230,8 +230,10 @@ def create_from_widget(visitor: Visitor, data: dict[str, Any]) -> Ticket:
     """The leave-a-message form, validated against the team's form settings."""
     check(data, WIDGET_SCHEMA)
     form = settings_of(visitor.team)["ticket_form"]
-    contact = _contact(data, form)
+    # The message first: an empty form is told it lacks the message before the contact
+    # (the widget names every missing thing at once; an API client gets the first).
     content = _content(data.get("content"))
+    contact = _contact(data, form)
     conversation = None
     if data.get("conversation_id") is not None:
         conversation = Conversation.get_or_none(Conversation.id == data["conversation_id"],
@@ -363,7 +365,8 @@ def update(actor: Agent, ticket_id: int, data: dict[str, Any]) -> Ticket:
     changes: dict[str, tuple[Any, Any]] = {}
     if "status" in data and data["status"] != ticket.status:
         if data["status"] not in TRANSITIONS[ticket.status]:
-            allowed = ", ".join(sorted(TRANSITIONS[ticket.status])) or "none (closed is final)"
+            allowed = ", ".join(s for s in STATUSES if s in TRANSITIONS[ticket.status]) \
+                or "none (closed is final)"  # in the ticket's life, as the menus list them
             raise ValidationError(f"status: cannot go from {ticket.status} to "
                                   f"{data['status']}; allowed: {allowed}", "status")
         changes["status"] = (ticket.status, data["status"])

@@ -37,3 +37,16 @@ def test_a_deliverys_last_error_is_read_in_the_pages_language(api):
     assert zh[0]["last_error_en"] == reasons[0] and "last_error_en" not in zh[2]
     assert zh[3]["last_error_en"] == reasons[3]
     assert [d["last_error"] for d in read("en")] == reasons
+
+
+def test_the_sink_types_are_named_in_the_readers_language_only(api):
+    """A sink class names itself per language (docs/plugins.md, "Tickets"); the admin
+    reads his own (the WeCom example showed "企业微信群机器人 / WeCom group robot" to a
+    Chinese admin; the built-in e-mail sink said "邮件 Email (SMTP)" to everyone)."""
+    def names(lang: str) -> dict[str, str]:
+        response = api.get("/api/v1/ticket-sinks/types", headers={"X-Meiqia-Lang": lang})
+        assert response.status_code == 200, response.get_json()
+        return {t["type"]: t["name"] for t in response.get_json()}
+
+    assert names("zh-CN") == {"email": "邮件（SMTP）", "webhook": "Webhook（JSON，HMAC-SHA256 签名）"}
+    assert names("en") == {"email": "Email (SMTP)", "webhook": "Webhook (JSON, HMAC-SHA256 signed)"}

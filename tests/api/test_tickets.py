@@ -115,6 +115,8 @@ def test_lifecycle_transitions_history_and_comments(team):
      ({"phone": "12345"}, "phone"),
      ({"email": "not-mail", "phone": ""}, "email"),
      ({"content": ""}, "content"),
+     # an empty form: the message is named first, not the contact (the widget names both)
+     ({"content": "", "phone": "", "email": ""}, "content"),
      ({"content": "长" * 5001}, "content"),
      ({"attachments": ["nope"]}, "attachments")],
 )

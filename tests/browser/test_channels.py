@@ -25,6 +25,11 @@ def test_an_admin_configures_a_channel_from_its_schema(tmp_path, new_context):
         login(page, server, next="/admin/channels")
         row = page.locator('#channels-table tr[data-type="standin"]')
         expect(row.locator(".channel-name")).to_have_text("测试渠道")
+        # Each channel by its name in the reader's language, not with the internal slug
+        # beside it ("邮件 email", "微信公众号 wechat" on a Chinese page: an outside tester).
+        for slug in ("standin", "email", "wechat"):
+            name = page.locator(f'#channels-table tr[data-type="{slug}"] td').first
+            expect(name).to_have_text(registry.names(slug)["zh-CN"])
         expect(row.locator(".channel-state")).to_have_text("未配置")
         row.get_by_role("button", name="配置").click()
         dialog = page.locator("dialog[open]")

@@ -59,6 +59,8 @@ def test_a_ticket_is_filtered_opened_commented_and_changed(server, admin, new_co
     expect(tabs.locator("[data-status=''] .badge")).to_have_text("3")
     expect(tabs.locator("[data-status=open] .badge")).to_have_text("2")
     expect(tabs.locator("[data-status=pending] .badge")).to_have_text("1")
+    assert [a.get_attribute("data-status") for a in tabs.locator("a").all()] == [
+        "", "open", "pending", "solved", "closed"]  # in the ticket's life, as every menu
     screenshot(page, "tickets")
 
     # Filters: a status tab, the group, the priority, then text.
@@ -104,6 +106,11 @@ def test_a_ticket_is_filtered_opened_commented_and_changed(server, admin, new_co
     expect(page.locator("#tk-comments li.public")).to_contain_text("您好，退款已处理")
     expect(page.locator("#tk-comment-form textarea[name=body]")).to_have_value("")
 
+    # Statuses are listed in the ticket's life, never by their stored names (the menu
+    # said 待处理, 已关闭, 处理中, 已解决: a Chinese support lead).
+    life = ["待处理", "处理中", "已解决", "已关闭"]
+    options = page.locator("#tk-props select[name=status] option")
+    expect(options).to_have_text(life)
     # Status, assignee and group: each saved at once and recorded in the history.
     page.select_option("#tk-props select[name=status]", "pending")
     expect(page.locator("#tk-status-badge")).to_have_text("处理中")
@@ -115,8 +122,7 @@ def test_a_ticket_is_filtered_opened_commented_and_changed(server, admin, new_co
     expect(page.locator("#tk-history")).to_contain_text("添加了内部备注")
     expect(page.locator("#tk-history")).to_contain_text("回复了客户")
     # Only the moves the service allows are offered (closed is final).
-    options = page.locator("#tk-props select[name=status] option")
-    assert sorted(options.all_inner_texts()) == sorted(["处理中", "待处理", "已解决", "已关闭"])
+    expect(options).to_have_text(life)
     page.mouse.move(0, 0)
     # The "saved" notes have gone (a wait for a condition, not a timing check).
     expect(page.locator("#toast .toast")).to_have_count(0, timeout=WAIT_MS)
@@ -166,6 +172,10 @@ def test_an_agent_writes_a_ticket_and_renames_it(server, admin, new_context):
     # The server refuses the phone number and says why, next to the field.
     expect(form.locator(".form-error")).to_contain_text("电话号码不正确")
     assert form.locator("input[name=phone]").get_attribute("aria-invalid") == "true"
+    # It names the field as the form labels it (the form said 手机, the error 电话：…).
+    label = form.locator("label:has(input[name=phone])").inner_text().strip()
+    assert form.locator(".form-error").inner_text().startswith(f"{label}："), \
+        (label, form.locator(".form-error").inner_text())
     form.locator("input[name=phone]").fill("021-12345678")
     form.locator("button[type=submit]").click()
     page.wait_for_url("**/tickets/1")

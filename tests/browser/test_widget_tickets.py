@@ -5,12 +5,14 @@ attachments uploaded with the server's limits, and the form's errors in his lang
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from playwright.sync_api import expect
 
 from meiqia.models import Conversation
 from meiqia.models import Ticket
+from meiqia.models import TicketComment
 from meiqia.web.workspace import load_strings
 from tests.browser.conftest import serve
 from tests.browser.test_e2e_conversation import png
@@ -96,6 +98,28 @@ def test_public_replies_wait_for_the_next_visit_and_new_ones_are_flagged(server,
     expect(frame.locator("#mq-ticket-notice")).to_be_hidden()
 
 
+def test_my_messages_quote_times_as_every_other_page_does(server, admin, new_context):
+    """我的留言 said "2026/3/5 23:51" where every other page says "2026/03/05 23:51": one
+    format everywhere, on the team's clock (the visitor's own is New York's here)."""
+    visitor = new_context(viewport={"width": 1100, "height": 800},
+                          timezone_id="America/New_York").new_page()
+    frame = open_widget(visitor, server, admin.team["id"])
+    leave(leave_form(frame), "发票抬头写错了", phone="13912345678")
+    expect(frame.locator(".mq-thanks")).to_be_visible()
+    ticket_id = admin.get("/api/v1/tickets").get_json()["items"][0]["id"]
+    reply = admin.post(f"/api/v1/tickets/{ticket_id}/comments",
+                       json={"body": "已重开", "visibility": "public"}).get_json()
+    with server.app.app_context():  # single-digit months and days; Shanghai is UTC+8
+        Ticket.update(created_at=datetime.datetime(2026, 3, 5, 15, 51)).where(
+            Ticket.id == ticket_id).execute()
+        TicketComment.update(created_at=datetime.datetime(2026, 3, 6, 1, 2)).where(
+            TicketComment.id == reply["id"]).execute()
+    frame.locator("#mq-tickets-btn").click()
+    ticket = frame.locator(f".mq-ticket[data-id='{ticket_id}']")
+    expect(ticket.locator(".mq-ticket-meta time")).to_have_text("2026/03/05 23:51")
+    expect(ticket.locator(".mq-reply-meta time")).to_have_text("2026/03/06 09:02")
+
+
 def chatting_with_admin(server, admin, new_context):
     """A visitor who asked for a person and is served by the admin (online): his
     page, the widget's frame and the conversation's id."""
@@ -164,8 +188,18 @@ def test_form_errors_are_shown_in_the_visitors_language(server, admin, new_conte
     frame = open_widget(chinese, server, admin.team["id"])
     form = leave_form(frame)
     error = form.locator(".mq-error")
+    # Sent empty: every missing required thing, one line each, the message first (it said
+    # only "leave a phone or email": a Chinese support lead).
+    form.locator("button[type=submit]").click()
+    expect(error).to_have_text(ZH["widget.err.content_required"] + ZH["widget.err.contact_required"])
+    assert error.evaluate("e => e.innerText.split('\\n')") == [
+        ZH["widget.err.content_required"], ZH["widget.err.contact_required"]]
+    for name in ("content", "phone"):
+        expect(form.locator(f"[name={name}]")).to_have_attribute("aria-invalid", "true")
+    expect(form.locator("textarea[name=content]")).to_be_focused()
     leave(form, "", phone="13912345678")
     expect(error).to_have_text(ZH["widget.err.content_required"])
+    expect(form.locator("input[name=phone]")).not_to_have_attribute("aria-invalid", "true")
     leave(form, "请回电", phone="12345")
     expect(error).to_have_text(ZH["widget.err.phone_invalid"])
     expect(form.locator("input[name=phone]")).to_have_attribute("aria-invalid", "true")
@@ -178,6 +212,8 @@ def test_form_errors_are_shown_in_the_visitors_language(server, admin, new_conte
     frame = open_widget(english, server, admin.team["id"])
     form = leave_form(frame)
     error = form.locator(".mq-error")
+    form.locator("button[type=submit]").click()
+    expect(error).to_have_text(EN["widget.err.content_required"] + EN["widget.err.contact_required"])
     leave(form, "Call me back", phone="12345")
     expect(error).to_have_text(EN["widget.err.phone_invalid"])
     leave(form, "Call me back", phone="", email="x@")

@@ -422,17 +422,17 @@ def test_plain_mode_and_the_test_connection_button(wx: ApiClient,
     wechat = WeChat(wx, encrypted=False)
     wechat.text("明文模式")
     assert Message.select().where(Message.body == "明文模式").count() == 1
-    ok = wx.post("/api/v1/channels/wechat/test", json={})
+    zh = {"X-Meiqia-Lang": "zh-CN"}  # the Channels page of a Chinese admin
+    ok = wx.post("/api/v1/channels/wechat/test", json={}, headers=zh)
     assert ok.status_code == 200 and ok.get_json()["ok"] is True, ok.get_json()
-    assert ok.get_json()["message"].startswith(f"已连接微信接口（AppID {APP_ID}）"), ok.get_json()
+    assert ok.get_json()["message"] == f"已连接微信接口（AppID {APP_ID}）", ok.get_json()
     # Settings typed into the form, not saved yet: tested with their own token.
     bad = wx.post("/api/v1/channels/wechat/test", json={"config": {
         "app_id": APP_ID, "app_secret": "not-the-secret", "token": TOKEN,
-        "encryption_mode": "plain", "api_base_url": standin.base_url}})
+        "encryption_mode": "plain", "api_base_url": standin.base_url}}, headers=zh)
     assert bad.get_json()["ok"] is False and "40125" in bad.get_json()["message"]
-    # In Chinese first, as the e-mail channel's reasons (an admin of a zh-CN team).
-    assert bad.get_json()["message"].startswith("微信接口错误 40125：AppSecret 无效 · "), \
-        bad.get_json()
+    # In the admin's language only (test_the_test_connection_answer_is_in_the_admins_...).
+    assert bad.get_json()["message"] == "微信接口错误 40125：AppSecret 无效", bad.get_json()
     # WeChat stops taking the token (the secret was reset in its console).
     standin.app_secret = "changed-in-the-console"
     standin.expire_tokens()
@@ -851,3 +851,32 @@ def test_a_location_and_a_link_keep_what_they_say_for_agents(
              .order_by(Message.id)]
     assert lines == ["[位置 location] 广州市天河区体育西路 (23.134521, 113.358803)",
                      "[链接 link] 订单截图说明 https://shop.example.com/o/MQ123"]
+
+
+def test_the_test_connection_answer_is_in_the_admins_language_only(
+        wx: ApiClient, standin: WeChatStandIn) -> None:
+    """A Chinese admin read "无法解析微信接口地址 · the API address is refused: cannot
+    resolve api.weixin.qq.com: no such host" (an outside security tester): the answer of
+    the Channels dialog's button is in the admin's language, technical detail kept."""
+    config = {"app_id": APP_ID, "app_secret": APP_SECRET, "token": TOKEN,
+              "encryption_mode": "plain", "api_base_url": standin.base_url}
+
+    def said(lang: str, **more: str) -> dict:
+        answer = wx.post("/api/v1/channels/wechat/test", json={"config": {**config, **more}},
+                         headers={"X-Meiqia-Lang": lang})
+        assert answer.status_code == 200, answer.get_json()
+        return answer.get_json()
+
+    assert said("zh-CN") == {"ok": True, "message": f"已连接微信接口（AppID {APP_ID}）"}
+    assert said("en") == {"ok": True, "message": f"connected to the WeChat API as AppID {APP_ID}"}
+    assert said("zh-CN", app_secret="not-the-secret") == {
+        "ok": False, "message": "微信接口错误 40125：AppSecret 无效"}
+    english = said("en", app_secret="not-the-secret")["message"]
+    assert english.startswith("WeChat error 40125: "), english
+    assert english.endswith("(AppSecret is not valid)"), english
+    nowhere = "https://no-such-host.invalid"
+    assert said("zh-CN", api_base_url=nowhere) == {
+        "ok": False, "message": "无法解析微信接口地址（no-such-host.invalid）"}
+    assert said("en", api_base_url=nowhere) == {
+        "ok": False, "message": "the API address is refused: cannot resolve "
+                                "no-such-host.invalid: no such host"}

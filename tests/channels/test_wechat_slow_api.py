@@ -145,8 +145,13 @@ def test_an_api_out_of_reach_is_said_in_words_not_none(
     said = tested.get_json()
     assert said["ok"] is False, said
     assert "None" not in said["message"], said
-    assert said["message"].startswith("无法连接微信接口 · "), said
-    assert "cannot connect to the WeChat API" in said["message"], said
+    # In the admin's language only, with the address it could not reach.
+    if lang == "zh-CN":
+        assert said["message"] == f"无法连接微信接口（{nowhere[len('http://'):]}）", said
+    else:
+        assert said["message"].startswith("cannot connect to the WeChat API: could not "
+                                          "reach "), said
+        assert nowhere[len("http://"):] in said["message"], said
 
     # The reason agents read beside a reply that keeps failing.
     agent = api.online_agent()

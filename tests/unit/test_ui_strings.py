@@ -26,3 +26,17 @@ def test_templates_use_only_known_keys():
         used |= set(re.findall(r"\bt\('([a-z0-9_.]+)'\)", path.read_text(encoding="utf-8")))
     assert used, "the templates use t('…')"
     assert not sorted(used - known), f"unknown keys: {sorted(used - known)}"
+
+
+def test_contact_fields_are_named_in_errors_as_the_forms_label_them():
+    """The agent's new-ticket form and the customer card labelled the phone 手机 while
+    the server's error for it said 电话：… (a Chinese support lead): a form's label and
+    the error's name of its field are one word."""
+    from meiqia.web import error_text
+
+    zh = workspace.load_strings()["zh-CN"]
+    for field in ("name", "phone", "email"):
+        for subject in ("tickets", "visitors"):  # POST /tickets, PATCH /visitors/<id>
+            assert zh[f"card.{field}"] == error_text.field_label(field, subject), (field, subject)
+    # The widget's form words its own errors; its phone is the same field.
+    assert zh["widget.leave.phone"] == zh["card.phone"]

@@ -86,3 +86,13 @@ def test_a_private_address_is_refused_when_the_server_does_not_allow_it(meiqia_a
     refused = meiqia_admin.post("/api/v1/ticket-sinks", json={
         "type": "wecom_robot", "name": "售后群", "config": {"url": robot["url"]}})
     assert refused.status == 422, refused
+
+
+@pytest.mark.meiqia(plugins=[PLUGIN])
+def test_the_admin_reads_the_sink_type_in_his_own_language(meiqia_admin):
+    """The class gives one name per language; the admin's page shows only his (a
+    Chinese admin read "企业微信群机器人 / WeCom group robot")."""
+    for lang, name in (("zh-CN", "企业微信群机器人"), ("en", "WeCom group robot")):
+        types = meiqia_admin.get("/api/v1/ticket-sinks/types", headers={"X-Meiqia-Lang": lang})
+        assert types.status == 200, types
+        assert {t["type"]: t["name"] for t in types.json()}["wecom_robot"] == name, types.json()

@@ -331,26 +331,31 @@ class EmailChannel(Channel):
             raise DeliveryError(exc.reason, retry=exc.retry) from None
         return reply["Message-ID"]
 
-    def test_connection(self) -> str:
+    def test_connection(self) -> dict[str, str]:
+        """Each language's words alone: the admin who pressed the button reads his."""
         try:
             client = transport.open_imap(self.imap)
         except transport.MailError as exc:
-            raise DeliveryError(exc.reason) from None
+            raise DeliveryError({"zh-CN": exc.zh, "en": exc.en}) from None
         folder = self._get("imap_folder", "INBOX")
         try:
             info = client.select_folder(folder, readonly=True)
             count = int(info.get(b"EXISTS", 0))
             idle = client.has_capability("IDLE")
         except Exception as exc:  # noqa: BLE001 - the admin reads why
-            raise DeliveryError(f"无法打开 IMAP 文件夹 {folder} · IMAP: cannot open the "
-                                f"folder {folder!r}: {exc}") from None
+            raise DeliveryError({"zh-CN": f"无法打开 IMAP 文件夹 {folder}（{exc}）",
+                                 "en": f"IMAP: cannot open the folder {folder!r}: {exc}"}
+                                ) from None
         finally:
             with contextlib.suppress(Exception):
                 client.logout()
         try:
             transport.check_smtp(self.smtp)
         except transport.MailError as exc:
-            raise DeliveryError(exc.reason) from None
-        mode = "IDLE" if idle else f"每 {self._get('poll_interval', 60)} 秒 polling"
-        return (f"IMAP 已登录 logged in: {folder}（{count} 封 messages, {mode}）· "
-                f"SMTP 已登录 logged in: {self.smtp.host}:{self.smtp.port}")
+            raise DeliveryError({"zh-CN": exc.zh, "en": exc.en}) from None
+        every = self._get("poll_interval", 60)
+        smtp = f"{self.smtp.host}:{self.smtp.port}"
+        return {"zh-CN": f"IMAP 已登录：{folder}（{count} 封邮件，"
+                         f"{'IDLE' if idle else f'每 {every} 秒读取一次'}）· SMTP 已登录：{smtp}",
+                "en": f"IMAP logged in: {folder} ({count} messages, "
+                      f"{'IDLE' if idle else f'read every {every} s'}) · SMTP logged in: {smtp}"}

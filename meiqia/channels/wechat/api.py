@@ -29,6 +29,7 @@ import hashlib
 import json
 import secrets
 import time
+import urllib.parse
 from typing import Any
 
 DEFAULT_BASE_URL = "https://api.weixin.qq.com"
@@ -72,14 +73,17 @@ class ApiError(Exception):
 
     ``zh``: the Chinese lead of what went wrong when WeChat gave no code (could not
     connect, an HTTP error, an answer that is no API answer), as the e-mail
-    channel's ``无法连接 SMTP 服务器``; the message is its English detail."""
+    channel's ``无法连接 SMTP 服务器``; the message is its English detail. ``where``:
+    the API's address (host, and a port it names) when it could not be reached, the
+    technical detail a Chinese-only text keeps (``channel.reasons``)."""
 
     def __init__(self, message: str, errcode: int | None = None, retry: bool = True,
-                 zh: str = "") -> None:
+                 zh: str = "", where: str = "") -> None:
         super().__init__(message)
         self.errcode = errcode
         self.retry = retry
         self.zh = zh
+        self.where = where
 
 
 class WeChatAPI:
@@ -263,6 +267,7 @@ class WeChatAPI:
         from meiqia.services.outbound import OutboundRefused
 
         url = self.base_url + path
+        where = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
         try:
             if body is not None:
                 return self.http.request(method, url, params=params, data=body,
@@ -274,10 +279,11 @@ class WeChatAPI:
         except OutboundRefused as exc:
             lead = ("无法解析微信接口地址" if str(exc).startswith("cannot resolve")
                     else "微信接口地址不允许连接")
-            raise ApiError(f"the API address is refused: {exc}", None, False, lead) from None
+            raise ApiError(f"the API address is refused: {exc}", None, False, lead,
+                           where) from None
         except OutboundFailed as exc:
             raise ApiError(f"cannot connect to the WeChat API: {exc}", None, True,
-                           "无法连接微信接口") from None
+                           "无法连接微信接口", where) from None
 
     def _json(self, method: str, path: str, params: dict[str, str] | None = None,
               payload: dict[str, Any] | None = None, body: bytes | None = None,

@@ -166,15 +166,19 @@ class WeChatChannel(Channel):
     def test_connection(self) -> str:
         mode = self.config.get("encryption_mode") or "safe"
         if mode != "plain" and len(str(self.config.get("encoding_aes_key") or "")) != 43:
-            raise DeliveryError(f"the {mode} mode needs the EncodingAESKey (43 characters, "
-                                "from the WeChat console) (安全/兼容模式需要填写 "
-                                "EncodingAESKey)", retry=False)
+            raise DeliveryError({
+                "zh-CN": f"{_MODES_ZH.get(mode, mode)}需要填写 EncodingAESKey（43 个字符，"
+                         "在微信公众平台获取）",
+                "en": f"the {mode} mode needs the EncodingAESKey (43 characters, from the "
+                      "WeChat console)"}, retry=False)
         try:
             self.api.check()
         except wechat_api.ApiError as exc:
-            raise DeliveryError(describe(exc), retry=False) from None
+            raise DeliveryError(reasons(exc), retry=False) from None
         app_id = self.config.get("app_id")
-        return f"已连接微信接口（AppID {app_id}）· connected to the WeChat API as AppID {app_id}"
+        # The admin who pressed the button reads his own language (channels.test_connection).
+        return {"zh-CN": f"已连接微信接口（AppID {app_id}）",
+                "en": f"connected to the WeChat API as AppID {app_id}"}
 
 
 def api_for(host: Any) -> wechat_api.WeChatAPI:
@@ -201,12 +205,42 @@ _ZH_HINTS = {
 }
 
 
+#: The encryption modes in Chinese (the schema's enum: plain, compatible, safe).
+_MODES_ZH = {"compatible": "兼容模式", "safe": "安全模式"}
+#: An error without a code and without a lead of its own.
+_NO_ANSWER = "微信接口没有正常答复"
+
+
 def describe(exc: wechat_api.ApiError) -> str:
-    """What an API error means, for agents and admins: a Chinese lead, then
-    WeChat's own code and words with the English hint (``微信接口错误 40125：
-    AppSecret 无效 · WeChat error 40125: invalid appsecret (AppSecret is not valid)``);
-    without a code, what happened (``无法连接微信接口 · cannot connect to the WeChat
-    API: …``)."""
+    """What an API error means, for agents and admins of either language (a
+    delivery's stored reason): a Chinese lead, then WeChat's own code and words with
+    the English hint (``微信接口错误 40125：AppSecret 无效 · WeChat error 40125: invalid
+    appsecret (AppSecret is not valid)``); without a code, what happened (``无法连接微信
+    接口 · cannot connect to the WeChat API: …``)."""
+    if exc.errcode is None:
+        # No answer from WeChat, or none it made: no code to show (``无法连接微信接口 ·
+        # cannot connect to the WeChat API: …``, as the e-mail channel's reasons).
+        return f"{exc.zh or _NO_ANSWER} · {exc}"
+    zh = _ZH_HINTS.get(exc.errcode or 0)
+    lead = f"微信接口错误 {exc.errcode}"
+    return (f"{lead}：{zh} · " if zh else f"{lead} · ") + _english(exc)
+
+
+def reasons(exc: wechat_api.ApiError) -> dict[str, str]:
+    """The same in one language each (``{"zh-CN", "en"}``), for the admin who tests
+    the connection: the Chinese keeps only technical detail (the code, WeChat's own
+    words when there is no hint, the address it could not reach)."""
+    if exc.errcode is None:
+        zh = exc.zh or _NO_ANSWER
+        return {"zh-CN": f"{zh}（{exc.where}）" if exc.where else zh, "en": str(exc)}
+    hint = _ZH_HINTS.get(exc.errcode or 0)
+    words = str(exc).partition(": ")[2]  # "WeChat error 40003: invalid openid"
+    zh = f"微信接口错误 {exc.errcode}：{hint or words}".rstrip("：")
+    return {"zh-CN": zh, "en": _english(exc)}
+
+
+def _english(exc: wechat_api.ApiError) -> str:
+    """WeChat's code and words with the English hint of what to do."""
     hints = {
         40001: "the access_token was refused even after fetching a new one (check AppSecret)",
         40005: "WeChat takes PNG, JPEG, GIF and BMP images, not this type (WebP?)",
@@ -219,14 +253,8 @@ def describe(exc: wechat_api.ApiError) -> str:
                "message)",
         48001: "this Official Account may not use the customer-service message API",
     }
-    if exc.errcode is None:
-        # No answer from WeChat, or none it made: no code to show (``无法连接微信接口 ·
-        # cannot connect to the WeChat API: …``, as the e-mail channel's reasons).
-        return f"{exc.zh or '微信接口没有正常答复'} · {exc}"
     hint = hints.get(exc.errcode or 0)
-    lead = f"微信接口错误 {exc.errcode}"
-    zh = _ZH_HINTS.get(exc.errcode or 0)
-    return (f"{lead}：{zh} · " if zh else f"{lead} · ") + (f"{exc} ({hint})" if hint else str(exc))
+    return f"{exc} ({hint})" if hint else str(exc)
 
 
 def delivery_error(exc: wechat_api.ApiError) -> DeliveryError:

@@ -68,9 +68,10 @@ def configure_channel(slug: str, body: dict) -> dict:
        response={"type": "object", "properties": {"ok": {"type": "boolean"},
                                                   "message": {"type": "string"}}},
        description="Calls the channel's `test_connection()` with the stored settings, or "
-       "with `config` (unsaved; masked secrets use the stored ones).")
+       "with `config` (unsaved; masked secrets use the stored ones). `message`: in the "
+       "caller's language when the channel words it per language (the built-in ones do).")
 def test_channel(slug: str, body: dict) -> dict:
-    return channels.test_connection(g.actor, slug, body)
+    return channels.test_connection(g.actor, slug, body, _lang())
 
 
 @route("/conversations/<int:conversation_id>/deliveries",

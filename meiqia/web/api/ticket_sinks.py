@@ -6,15 +6,18 @@ from flask import g
 from flask import request
 
 from meiqia.services import ticket_sinks
+from meiqia.web import i18n
 from meiqia.web.api import route
 
 TAGS = ["ticket sinks"]
 
 
 @route("/ticket-sinks/types", summary="Sink types and the schemas of their settings forms",
-       auth="admin", tags=TAGS)
+       auth="admin", tags=TAGS,
+       description="`name`: the type's name in the caller's language (`X-Meiqia-Lang`, "
+       "else Accept-Language; English when it says none).")
 def sink_types() -> list:
-    return ticket_sinks.types()
+    return ticket_sinks.types("en" if i18n.error_language() == "en" else "zh-CN")
 
 
 @route("/ticket-sinks", summary="Configured ticket sinks (secrets masked)", auth="admin",

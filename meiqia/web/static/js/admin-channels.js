@@ -16,7 +16,8 @@ function render() {
   if (!channels.length) body.append(el('tr', {}, el('td', { colspan: 5, class: 'muted', text: t('chn.none') })));
   for (const c of channels) {
     body.append(el('tr', { dataset: { type: c.type }, class: c.enabled ? '' : 'inactive' },
-      el('td', {}, el('strong', { class: 'channel-name', text: nameOf(c) }), ' ', el('code', { text: c.type })),
+      // The name in the reader's language only: the slug (email, wechat) is the API's, not his.
+      el('td', {}, el('strong', { class: 'channel-name', text: nameOf(c) })),
       el('td', { text: c.capabilities.length ? c.capabilities.map(capability).join('、') : t('chn.cap.none') }),
       el('td', { class: 'channel-state' }, c.enabled ? t('chn.on') : (c.configured ? t('chn.off') : t('chn.not_configured')), reader(c.reader)),
       el('td', {}, c.failed_deliveries ? el('span', { class: 'badge', text: c.failed_deliveries }) : '0'),

@@ -69,7 +69,9 @@ function renderContent() {
 function renderProps() {
   const status = props.elements.status;
   clear(status);
-  const allowed = [ticket.status, ...(config.transitions[ticket.status] || [])];
+  // In the ticket's life (config.statuses: open, pending, solved, closed), the current one in its place.
+  const next = config.transitions[ticket.status] || [];
+  const allowed = config.statuses.filter((s) => s === ticket.status || next.includes(s));
   for (const s of allowed) status.append(el('option', { value: s, text: t(`tstatus.${s}`), selected: s === ticket.status }));
   status.disabled = allowed.length === 1;
   props.elements.priority.value = ticket.priority;

@@ -14,8 +14,10 @@ const MB = 1024 * 1024;
 
 /** Which string says what went wrong with the form, from the server's error and what was sent. */
 const FORM_ERRORS = {
-  'invalid:phone': (sent) => (sent.phone || '').trim() ? 'widget.err.phone_invalid' : 'widget.err.contact_required',
-  'invalid:email': (sent) => (sent.email || '').trim() ? 'widget.err.email_invalid' : 'widget.err.contact_required',
+  'invalid:phone': (sent, limits) => (sent.phone || '').trim() ? 'widget.err.phone_invalid'
+    : (limits.ask_email ? 'widget.err.contact_required' : 'widget.err.phone_required'),
+  'invalid:email': (sent, limits) => (sent.email || '').trim() ? 'widget.err.email_invalid'
+    : (limits.ask_phone ? 'widget.err.contact_required' : 'widget.err.email_required'),
   'invalid:name': (sent) => (sent.name || '').trim() ? 'widget.err.name_too_long' : 'widget.err.name_required',
   'invalid:content': (sent) => (sent.content || '').trim() ? 'widget.err.content_too_long' : 'widget.err.content_required',
   'invalid:attachments': (sent, limits) => (!limits.allow_attachments ? 'widget.err.attachments_off'
@@ -45,6 +47,31 @@ export function formErrorText(error, sent, limits, T, strings) {
   return T(key, { max: limits.max_content, n: limits.max_attachments, mb: Math.round(limits.max_attachment_bytes / MB) });
 }
 
+/**
+ * Every required thing the visitor left empty, the message first, as the server asks for
+ * them (services/tickets.py): the message; with require_contact, a phone or an email (those
+ * the form asks for), or the name when it asks for neither. An empty form said only "leave
+ * a phone or email", not that the message was missing too (a Chinese support lead).
+ * @param {object} sent the body about to be sent
+ * @param {object} limits the form's settings (GET /widget/ticket-form)
+ * @returns {{field: string, key: string}[]}
+ */
+export function missingFields(sent, limits) {
+  const blank = (name) => !(sent[name] || '').trim();
+  const missing = [];
+  if (blank('content')) missing.push({ field: 'content', key: 'widget.err.content_required' });
+  if (!limits.require_contact) return missing;
+  const asked = ['phone', 'email'].filter((name) => limits[`ask_${name}`]);
+  if (asked.length && asked.every(blank)) {
+    const key = asked.length > 1 ? 'widget.err.contact_required'
+      : { phone: 'widget.err.phone_required', email: 'widget.err.email_required' }[asked[0]];
+    missing.push({ field: asked[0], key });
+  } else if (!asked.length && limits.ask_name && blank('name')) {
+    missing.push({ field: 'name', key: 'widget.err.name_required' });
+  }
+  return missing;
+}
+
 export function createTickets({ T, el, call, state, boot, list, scrollDown, onUnread }) {
   let tickets = [];
   let unread = 0;
@@ -60,8 +87,9 @@ export function createTickets({ T, el, call, state, boot, list, scrollDown, onUn
 
   const when = (iso) => {
     try {
-      // The team's clock, as on the agents' pages (the ticket pages quote the same times).
-      return new Date(iso).toLocaleString(boot.lang, { dateStyle: 'short', timeStyle: 'short', hourCycle: 'h23', timeZone: boot.team.timezone || 'Asia/Shanghai' });
+      // The team's clock and the agents' pages' format (lib.js fmtTime with the date:
+      // 2026/12/06 23:51, never 2026/12/6), so the ticket pages quote the same times.
+      return new Date(iso).toLocaleString(boot.lang, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone: boot.team.timezone || 'Asia/Shanghai' });
     } catch {
       return iso;
     }
@@ -305,6 +333,15 @@ export function createTickets({ T, el, call, state, boot, list, scrollDown, onUn
       const body = { content: node.elements.content.value, conversation_id: state.conversation ? state.conversation.conversation_id : null };
       for (const key of ['name', 'phone', 'email']) if (node.elements[key]) body[key] = node.elements[key].value;
       if (files && files.keys().length) body.attachments = files.keys();
+      // Everything missing at once, one line each (the server would name only the first).
+      const missing = missingFields(body, limits);
+      if (missing.length) {
+        error.hidden = false;
+        error.replaceChildren(...missing.flatMap((m, i) => (i ? [el('br'), T(m.key)] : [T(m.key)])));
+        for (const m of missing) if (node.elements[m.field]) node.elements[m.field].setAttribute('aria-invalid', 'true');
+        node.elements[missing[0].field]?.focus();
+        return;
+      }
       const submit = node.querySelector('button[type=submit]');
       submit.disabled = true;
       try {
