@@ -253,23 +253,28 @@ def _height(value: Any) -> int:
     return max(MIN_HEIGHT, min(MAX_HEIGHT, int(value)))
 
 
+def text_problem(item: dict, key: str, blank_ok: bool = False) -> str | None:
+    """Why ``item[key]`` is not text a plugin's panel or link may carry (said without
+    the value), or None: missing, not a string, or (unless ``blank_ok``) blank."""
+    value = item.get(key)
+    if value is None or value == "":
+        return f"{key}: missing"
+    if not isinstance(value, str):
+        return f"{key}: expected text, got {type(value).__name__}"
+    if not blank_ok and not value.strip():
+        return f"{key}: blank"
+    return None
+
+
 def panel_problem(panel: Any) -> str | None:
     """Why a plugin's panel cannot be shown (said without its values), or None: a
     dict with a ``name`` (text, not blank) and a ``url`` that is an http(s) URL."""
     if not isinstance(panel, dict):
         return f"expected a dict, got {type(panel).__name__}"
-    name = panel.get("name")
-    if name is None or name == "":
-        return "name: missing"
-    if not isinstance(name, str):
-        return f"name: expected text, got {type(name).__name__}"
-    if not name.strip():
-        return "name: blank"
-    url = panel.get("url")
-    if url is None or url == "":
-        return "url: missing"
-    if not isinstance(url, str):
-        return f"url: expected text, got {type(url).__name__}"
+    problem = text_problem(panel, "name") or text_problem(panel, "url", blank_ok=True)
+    if problem:
+        return problem
+    url = panel["url"]
     try:
         http_url(url, "url")
     except ValidationError as exc:

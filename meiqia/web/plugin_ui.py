@@ -15,6 +15,7 @@ from flask import Flask
 from flask import request
 
 from meiqia.services import events
+from meiqia.services.iframe_plugins import text_problem
 
 #: Links beyond this many are not drawn (a top bar has little room).
 MAX_LINKS = 8
@@ -41,21 +42,12 @@ def link_problem(link: Any) -> str | None:
     ``label`` (text, not blank)."""
     if not isinstance(link, dict):
         return f"expected a dict, got {type(link).__name__}"
-    href = link.get("href")
-    if href is None or href == "":
-        return "href: missing"
-    if not isinstance(href, str):
-        return f"href: expected text, got {type(href).__name__}"
-    if safe_href(href) is None:
+    problem = text_problem(link, "href", blank_ok=True)
+    if problem:
+        return problem
+    if safe_href(link["href"]) is None:
         return "href: not an http(s) URL or a path of this site"
-    label = link.get("label")
-    if label is None or label == "":
-        return "label: missing"
-    if not isinstance(label, str):
-        return f"label: expected text, got {type(label).__name__}"
-    if not label.strip():
-        return "label: blank"
-    return None
+    return text_problem(link, "label")
 
 
 def menu_links(actor: Any) -> list[dict[str, Any]]:

@@ -111,45 +111,23 @@ def test_a_hanging_channel_holds_no_other_channels_reply(tmp_path):
         close_app(app)
 
 
-class HangingDesk:
-    type = "hanging_desk"
-    name = "卡住的工单系统"
-
-    @staticmethod
-    def configuration_schema():
-        return {"type": "object", "properties": {"url": {"type": "string"}}}
-
-    def create_ticket(self, ticket, config):
-        HUNG.append(ticket["ticket"]["id"])
-        RELEASE.wait(30)  # hangs past its budget
-
-    def update_ticket(self, ticket, config, changes):
-        pass
-
-
-class GoodDesk(HangingDesk):
-    type = "good_desk"
-    name = "正常的工单系统"
-
-    def create_ticket(self, ticket, config):
-        SENT.append(ticket["ticket"]["id"])
-
-
 def test_a_sink_that_timed_out_is_not_waited_for_again_by_each_delivery(tmp_path):
     """One job thread, as one default loop of `meiqia worker`: after the first
     delivery to the hanging sink timed out, the next ones fail at once (busy, retried
     later) instead of each waiting its budget in turn before the other sink's."""
-    HUNG.clear()
-    SENT.clear()
-    RELEASE.clear()
+    from tests.reliability import test_sink_isolation as sinks
+
+    sinks.HUNG.clear()
+    sinks.DELIVERED.clear()
+    sinks.RELEASE.clear()
     plugin = types.ModuleType("two_desks")
-    plugin.register_ticket_sinks = hookimpl(lambda app: [HangingDesk, GoodDesk])
+    plugin.register_ticket_sinks = hookimpl(lambda app: [sinks.HangingSink, sinks.GoodSink])
     app = make_app(tmp_path, plugins=(plugin,), JOBS_INLINE=False, JOB_THREADS=1,
                    HOOK_BUDGETS={"create_ticket": 5.0}, SINK_RETRY_SECONDS=[300])
     try:
         with app.app_context():
             api = ApiClient.registered(app)
-            for kind in ("hanging_desk", "good_desk"):
+            for kind in ("hanging_crm", "good_crm"):  # it hangs 20 s, past its budget
                 made = api.post("/api/v1/ticket-sinks", json={
                     "type": kind, "name": kind, "config": {"url": "https://desk.example.cn"}})
                 assert made.status_code == 201, made.get_json()
@@ -159,13 +137,13 @@ def test_a_sink_that_timed_out_is_not_waited_for_again_by_each_delivery(tmp_path
                 assert created.status_code == 201, created.get_json()
                 tickets.append(created.get_json()["id"])
             # Before: 4 x 5 s in the hanging sink, one after the other, first.
-            wait_until(lambda: sorted(SENT) == sorted(tickets), 15,
+            wait_until(lambda: sorted(sinks.DELIVERED) == sorted(tickets), 15,
                        "the other sink's deliveries after one timeout")
-            assert len(HUNG) == 1, HUNG
+            assert len(sinks.HUNG) == 1, sinks.HUNG
             busy = [d for d in SinkDelivery.select() if "still busy" in d.last_error]
             assert len(busy) == 3 and all(d.status == "pending" for d in busy)
     finally:
-        RELEASE.set()
+        sinks.RELEASE.set()
         close_app(app)
 
 
