@@ -41,5 +41,5 @@ def private_opener(path: str, flags: int) -> int:
 
 
 def make_private(path: str) -> None:
-    """Narrow a file another library wrote (xlsxwriter) to 0600."""
+    """Narrow a file another library wrote (an XLSX export) to 0600."""
     os.chmod(path, FILE_MODE)

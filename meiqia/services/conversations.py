@@ -546,7 +546,8 @@ def transfer(actor: Agent, conversation_id: int, data: dict[str, Any]) -> Conver
     if ("agent_id" in data) == ("group_id" in data):
         raise ValidationError("give either agent_id or group_id", "agent_id")
     conversation = permissions.get_conversation(actor, conversation_id)
-    if not permissions.within_own_scope(actor, conversation):
+    if permissions.mentioned_in(actor, conversation) and \
+            not permissions.within_own_scope(actor, conversation):
         raise Forbidden("you were @mentioned in this conversation: you may read it and "
                         "write in it, not take it over or transfer it")
     if conversation.status == "ended":

@@ -122,6 +122,15 @@ def conversation_filter(actor: Agent, model: Any = Conversation,
     return in_team & (model.handler.in_(agents) | pool | mentioned)
 
 
+def mentioned_in(actor: Agent, conversation: Conversation) -> bool:
+    """Whether ``actor`` was @mentioned in ``conversation``. Asked before
+    ``within_own_scope``: a chat a colleague took a moment ago is no longer in an
+    agent's scope either, and his transfer must then lose the race (409), not be told
+    he was mentioned."""
+    return Mention.select(Mention.id).where(
+        Mention.agent == actor.id, Mention.conversation == conversation.id).exists()
+
+
 def within_own_scope(actor: Agent, conversation: Conversation) -> bool:
     """Whether ``actor`` sees ``conversation`` by his scope alone, not only because
     he was @mentioned in it. Taking a chat over or transferring it needs this: a
