@@ -13,6 +13,7 @@ the unsubscribe state. ``FLOW`` prints the flow as it ran (``pytest -s``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Iterator
 from typing import Any
@@ -82,6 +83,22 @@ def wx(wx_app: Any, standin: WeChatStandIn) -> ApiClient:
     api = ApiClient.registered(wx_app)
     configure(wx_app, api.team["id"], standin)
     return api
+
+
+@contextlib.contextmanager
+def wechat_on_a_job_queue(tmp_path: Any, standin: WeChatStandIn,
+                          **config: Any) -> Iterator[tuple[Any, ApiClient, WeChat]]:
+    """An app whose jobs run on the embedded queue (not inline), its team's WeChat
+    channel pointed at ``standin``: ``(app, admin, wechat)`` inside the app's
+    context; the app is closed after."""
+    app = make_app(tmp_path, OUTBOUND_ALLOW_PRIVATE=True, JOBS_INLINE=False, **config)
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            configure(app, api.team["id"], standin)
+            yield app, api, WeChat(api)
+    finally:
+        close_app(app)
 
 
 class WeChat:
@@ -738,58 +755,51 @@ def test_an_image_the_api_did_not_give_is_fetched_later_and_placeholders_are_not
     from meiqia.services.conversations import CANNOT_READ
     from tests.helpers import wait_until
 
-    app = make_app(tmp_path, OUTBOUND_ALLOW_PRIVATE=True, JOBS_INLINE=False,
-                   CHANNEL_DELIVERY_RETRY=(3, (0, 0, 0)), WECHAT_MEDIA_RETRY=(4, (0, 1, 1, 1)))
-    try:
-        with app.app_context():
-            api = ApiClient.registered(app)
-            configure(app, api.team["id"], standin)
-            wechat = WeChat(api)
-            standin.media["MEDIA_LATER"] = (PNG, "image/png", "later.png")
-            standin.fail_media(3)  # the job's first three tries
-            answer = wechat.send(wechat.side.image(OPENID, "MEDIA_LATER", msg_id="7001"))
-            assert answer.status_code == 200 and answer.data == b"success"
-            conversation = conversation_of()
-            line = Message.get(Message.conversation == conversation.id,
-                               Message.sender_kind == "visitor")
-            assert line.body == IMAGE_PENDING
-            image = wait_until(lambda: Message.get_or_none(
-                Message.conversation == conversation.id, Message.kind == "image"),
-                timeout=30, what="the image fetched by the job")
-            assert image.sender_kind == "visitor"
-            # WeChat's resend of the same callback stores nothing more.
-            wechat.send(wechat.side.image(OPENID, "MEDIA_LATER", msg_id="7001"))
-            app.extensions["meiqia.jobs"].join()
-            assert Message.select().where(Message.conversation == conversation.id,
-                                          Message.sender_kind == "visitor").count() == 2
+    with wechat_on_a_job_queue(tmp_path, standin, CHANNEL_DELIVERY_RETRY=(3, (0, 0, 0)),
+                               WECHAT_MEDIA_RETRY=(4, (0, 1, 1, 1))) as (app, api, wechat):
+        standin.media["MEDIA_LATER"] = (PNG, "image/png", "later.png")
+        standin.fail_media(3)  # the job's first three tries
+        answer = wechat.send(wechat.side.image(OPENID, "MEDIA_LATER", msg_id="7001"))
+        assert answer.status_code == 200 and answer.data == b"success"
+        conversation = conversation_of()
+        line = Message.get(Message.conversation == conversation.id,
+                           Message.sender_kind == "visitor")
+        assert line.body == IMAGE_PENDING
+        image = wait_until(lambda: Message.get_or_none(
+            Message.conversation == conversation.id, Message.kind == "image"),
+            timeout=30, what="the image fetched by the job")
+        assert image.sender_kind == "visitor"
+        # WeChat's resend of the same callback stores nothing more.
+        wechat.send(wechat.side.image(OPENID, "MEDIA_LATER", msg_id="7001"))
+        app.extensions["meiqia.jobs"].join()
+        assert Message.select().where(Message.conversation == conversation.id,
+                                      Message.sender_kind == "visitor").count() == 2
 
-            voice = ("<xml><ToUserName>gh</ToUserName>"
-                     f"<FromUserName>{OPENID}</FromUserName><CreateTime>1760000000"
-                     "</CreateTime><MsgType>voice</MsgType><MediaId>V1</MediaId>"
-                     "<Format>amr</Format><MsgId>7002</MsgId></xml>")
-            assert wechat.send(voice).data == b"success"
-            standin.media["NOT_AN_IMAGE"] = (b"not an image at all", "image/png", "x.png")
-            wechat.send(wechat.side.image(OPENID, "NOT_AN_IMAGE", msg_id="7003"))
-            app.extensions["meiqia.jobs"].join()
-            lines = [m.body for m in Message.select().where(
-                Message.conversation == conversation.id, Message.sender_kind == "visitor")
-                .order_by(Message.id)]
-            # Every picture is a line at once (the callback never waits on the API),
-            # then the job's image, or what it could not take.
-            assert lines[2] == "[语音 voice message]"
-            assert lines[3] == IMAGE_PENDING
-            assert lines[4].startswith("[图片 image: 未收下")
-            assert Message.select().where(Message.conversation == conversation.id,
-                                          Message.kind == "file").count() == 0
-            said = [m.body for m in Message.select().where(
-                Message.conversation == conversation.id, Message.sender_kind == "bot")]
-            # pending, voice, pending, refused: none a question the bot failed
-            assert said.count(CANNOT_READ["zh-CN"]) == 4, said
-            assert Conversation.get_by_id(conversation.id).status == "bot"
-            wait_until(lambda: CANNOT_READ["zh-CN"] in standin.texts_to(OPENID),
-                       what="the bot's line to reach the follower")
-    finally:
-        close_app(app)
+        voice = ("<xml><ToUserName>gh</ToUserName>"
+                 f"<FromUserName>{OPENID}</FromUserName><CreateTime>1760000000"
+                 "</CreateTime><MsgType>voice</MsgType><MediaId>V1</MediaId>"
+                 "<Format>amr</Format><MsgId>7002</MsgId></xml>")
+        assert wechat.send(voice).data == b"success"
+        standin.media["NOT_AN_IMAGE"] = (b"not an image at all", "image/png", "x.png")
+        wechat.send(wechat.side.image(OPENID, "NOT_AN_IMAGE", msg_id="7003"))
+        app.extensions["meiqia.jobs"].join()
+        lines = [m.body for m in Message.select().where(
+            Message.conversation == conversation.id, Message.sender_kind == "visitor")
+            .order_by(Message.id)]
+        # Every picture is a line at once (the callback never waits on the API),
+        # then the job's image, or what it could not take.
+        assert lines[2] == "[语音 voice message]"
+        assert lines[3] == IMAGE_PENDING
+        assert lines[4].startswith("[图片 image: 未收下")
+        assert Message.select().where(Message.conversation == conversation.id,
+                                      Message.kind == "file").count() == 0
+        said = [m.body for m in Message.select().where(
+            Message.conversation == conversation.id, Message.sender_kind == "bot")]
+        # pending, voice, pending, refused: none a question the bot failed
+        assert said.count(CANNOT_READ["zh-CN"]) == 4, said
+        assert Conversation.get_by_id(conversation.id).status == "bot"
+        wait_until(lambda: CANNOT_READ["zh-CN"] in standin.texts_to(OPENID),
+                   what="the bot's line to reach the follower")
 
 
 def test_an_image_wechat_never_gives_is_a_line_after_the_last_retry(
@@ -801,37 +811,30 @@ def test_an_image_wechat_never_gives_is_a_line_after_the_last_retry(
     from meiqia.models import JobRecord
     from tests.helpers import wait_until
 
-    app = make_app(tmp_path, OUTBOUND_ALLOW_PRIVATE=True, JOBS_INLINE=False,
-                   WECHAT_MEDIA_RETRY=(2, (0, 1)))
-    try:
-        with app.app_context():
-            api = ApiClient.registered(app)
-            configure(app, api.team["id"], standin)
-            wechat = WeChat(api)
-            standin.media["MEDIA_NEVER"] = (PNG, "image/png", "never.png")
-            standin.fail_media(100)
-            answer = wechat.send(wechat.side.image(OPENID, "MEDIA_NEVER", msg_id="7101"))
-            assert answer.status_code == 200 and answer.data == b"success"
-            conversation = conversation_of()
+    with wechat_on_a_job_queue(tmp_path, standin,
+                               WECHAT_MEDIA_RETRY=(2, (0, 1))) as (app, api, wechat):
+        standin.media["MEDIA_NEVER"] = (PNG, "image/png", "never.png")
+        standin.fail_media(100)
+        answer = wechat.send(wechat.side.image(OPENID, "MEDIA_NEVER", msg_id="7101"))
+        assert answer.status_code == 200 and answer.data == b"success"
+        conversation = conversation_of()
 
-            def visitor_lines() -> list[str]:
-                return [m.body for m in Message.select().where(
-                    Message.conversation == conversation.id,
-                    Message.sender_kind == "visitor").order_by(Message.id)]
+        def visitor_lines() -> list[str]:
+            return [m.body for m in Message.select().where(
+                Message.conversation == conversation.id,
+                Message.sender_kind == "visitor").order_by(Message.id)]
 
-            wait_until(lambda: len(visitor_lines()) >= 2, timeout=30,
-                       what="the line after the last retry")
-            lines = visitor_lines()
-            assert lines[0] == IMAGE_PENDING
-            assert lines[1].startswith("[图片 image: 多次尝试仍无法从微信获取"), lines
-            assert lines[1].endswith("http://mmbiz.qpic.cn/MEDIA_NEVER")
-            app.extensions["meiqia.jobs"].join()
-            record = JobRecord.get(JobRecord.name.startswith("fetch WeChat image"))
-            assert record.status == "finished" and record.attempts == 3
-            assert standin.media_faults == 100 - 3
-            assert len(visitor_lines()) == 2
-    finally:
-        close_app(app)
+        wait_until(lambda: len(visitor_lines()) >= 2, timeout=30,
+                   what="the line after the last retry")
+        lines = visitor_lines()
+        assert lines[0] == IMAGE_PENDING
+        assert lines[1].startswith("[图片 image: 多次尝试仍无法从微信获取"), lines
+        assert lines[1].endswith("http://mmbiz.qpic.cn/MEDIA_NEVER")
+        app.extensions["meiqia.jobs"].join()
+        record = JobRecord.get(JobRecord.name.startswith("fetch WeChat image"))
+        assert record.status == "finished" and record.attempts == 3
+        assert standin.media_faults == 100 - 3
+        assert len(visitor_lines()) == 2
 
 
 def test_a_location_and_a_link_keep_what_they_say_for_agents(

@@ -27,6 +27,7 @@ from tests.channels.test_wechat import WeChat
 from tests.channels.test_wechat import configure
 from tests.channels.test_wechat import conversation_of
 from tests.channels.test_wechat import deliveries
+from tests.channels.test_wechat import wechat_on_a_job_queue
 from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.helpers import ApiClient
@@ -206,32 +207,25 @@ def test_resent_image_callbacks_leave_the_fetch_and_its_retries_alone(
     from meiqia.models import JobRecord
 
     caplog.set_level(logging.INFO, logger="meiqia")
-    app = make_app(tmp_path, OUTBOUND_ALLOW_PRIVATE=True, JOBS_INLINE=False,
-                   WECHAT_MEDIA_RETRY=RESENDS_RETRY)
-    try:
-        with app.app_context():
-            api = ApiClient.registered(app)
-            configure(app, api.team["id"], standin)
-            wechat = WeChat(api)
-            standin.media["MEDIA_BUSY"] = (PNG, "image/png", "busy.png")
-            standin.fail_media(100)  # system busy, for the whole test
-            for _try in range(3):  # WeChat's three tries of one message
-                answer = wechat.send(wechat.side.image(OPENID, "MEDIA_BUSY", msg_id="9301"))
-                assert answer.data == b"success", answer.data
-                time.sleep(1.5)
-            wait_until(lambda: JobRecord.get_or_none(
-                    JobRecord.name.startswith("fetch WeChat image"),
-                    JobRecord.status == "finished"),
-                       timeout=40, what="the fetch given up after its last try")
-            time.sleep(2)  # no attempt after the last one
-            fetch_times_follow(RESENDS_RETRY, list(standin.media_gets))
-            record = JobRecord.get(JobRecord.name.startswith("fetch WeChat image"))
-            assert record.attempts == 3 and "system error" in record.result, \
-                (record.attempts, record.result)
-            assert Message.select().where(
-                Message.body.startswith("[图片 image: 多次尝试仍无法从微信获取")).count() == 1
-    finally:
-        close_app(app)
+    with wechat_on_a_job_queue(tmp_path, standin,
+                               WECHAT_MEDIA_RETRY=RESENDS_RETRY) as (app, api, wechat):
+        standin.media["MEDIA_BUSY"] = (PNG, "image/png", "busy.png")
+        standin.fail_media(100)  # system busy, for the whole test
+        for _try in range(3):  # WeChat's three tries of one message
+            answer = wechat.send(wechat.side.image(OPENID, "MEDIA_BUSY", msg_id="9301"))
+            assert answer.data == b"success", answer.data
+            time.sleep(1.5)
+        wait_until(lambda: JobRecord.get_or_none(
+                JobRecord.name.startswith("fetch WeChat image"),
+                JobRecord.status == "finished"),
+                   timeout=40, what="the fetch given up after its last try")
+        time.sleep(2)  # no attempt after the last one
+        fetch_times_follow(RESENDS_RETRY, list(standin.media_gets))
+        record = JobRecord.get(JobRecord.name.startswith("fetch WeChat image"))
+        assert record.attempts == 3 and "system error" in record.result, \
+            (record.attempts, record.result)
+        assert Message.select().where(
+            Message.body.startswith("[图片 image: 多次尝试仍无法从微信获取")).count() == 1
     lines = [r for r in caplog.records if r.name == "meiqia.jobs"
              and "fetch_image_job" in r.getMessage()
              or r.name == "meiqia.channels.wechat" and "given up" in r.getMessage()]
