@@ -82,7 +82,9 @@ def transfer(conversation_id: int, body: dict) -> dict:
     who is offline or away. Taking a chat oneself (`agent_id` the caller's own) needs
     neither. `group_id`: queued for the group's agents; when none of them is online the
     visitor is offered to leave a message by the next presence sweep (docs/protocol.md,
-    "Nobody left")."""
+    "Nobody left"). Only `group_id` changes the chat's group: a transfer to an agent,
+    inside the group or not, keeps it. An agent who sees the chat only because he was
+    @mentioned in it gets 403 `forbidden` (docs/security.md §1)."""
     return conversations.state(conversations.transfer(g.actor, conversation_id, body))
 
 
