@@ -18,6 +18,14 @@ def stored(page: Any, team_id: int, key: str) -> Any:
         "([t, k]) => JSON.parse(localStorage.getItem(`meiqia.${t}.${k}`))", [team_id, key])
 
 
+def stored_once_set(page: Any, team_id: int, key: str) -> Any:
+    """``stored`` once the widget has written it: a message typed at once shows before
+    the session's answer is stored (a full run read the token as null there)."""
+    page.wait_for_function("([t, k]) => localStorage.getItem(`meiqia.${t}.${k}`) !== null",
+                           arg=[team_id, key])
+    return stored(page, team_id, key)
+
+
 def store(page: Any, team_id: int, key: str, value: Any) -> None:
     page.evaluate("([t, k, v]) => localStorage.setItem(`meiqia.${t}.${k}`, JSON.stringify(v))",
                   [team_id, key, value])
@@ -33,7 +41,7 @@ def test_renewal_before_expiry_and_resume_after_it(server, admin, new_context):
                          ".mq-msg.mine .mq-status[data-status=read], "
                          ".mq-msg.mine .mq-status[data-status=delivered]")).to_have_count(
         1, timeout=15000)  # the first question builds the bot's index: slow on a busy machine
-    first = stored(page, team, "token")
+    first = stored_once_set(page, team, "token")
     assert first and stored(page, team, "renew_key")
 
     # 20 of 30 days gone: the widget swaps the token for a fresh one on its own.
@@ -67,7 +75,7 @@ def test_a_void_renewal_key_is_dropped_and_the_visitor_chats_on(server, admin, n
     frame.locator("#mq-input").fill("发票怎么开")
     frame.locator("#mq-input").press("Enter")
     expect(frame.locator(".mq-msg.mine .mq-text")).to_have_text(["发票怎么开"], timeout=15000)
-    first = stored(page, team, "token")
+    first = stored_once_set(page, team, "token")
     soon = (datetime.datetime.utcnow() + datetime.timedelta(days=10)).isoformat() + "Z"
     half_gone = aged_token(server.app, first, 20)
     store(page, team, "token", half_gone)
