@@ -187,16 +187,33 @@ def live_sockets(now: datetime.datetime | None = None) -> Any:
     return AgentSocket.select(AgentSocket.agent).where(AgentSocket.alive_until > (now or utcnow()))
 
 
+def serving_sockets(now: datetime.datetime | None = None) -> Any:
+    """Agent sockets new chats may go to at ``now``: alive, and open or closed
+    within AGENT_ROUTING_GRACE_SECONDS (a query of AgentSocket).
+
+    ``live_sockets`` also counts a workspace closed within the longer away grace,
+    which keeps his chats his over a reload; routing (``capacity.seats``, the same
+    condition in its one statement) stops giving him new chats sooner. The agent
+    list and the transfer check go by this one, so whoever is shown ``online`` is
+    one routing serves, also between the two graces."""
+    now = now or utcnow()
+    closed_after = now - datetime.timedelta(seconds=routing_grace_seconds())
+    return AgentSocket.select(AgentSocket.agent).where(
+        AgentSocket.alive_until > now,
+        AgentSocket.closed_at.is_null() | (AgentSocket.closed_at > closed_after))
+
+
 def is_connected(agent_id: int, now: datetime.datetime | None = None) -> bool:
-    """He has a workspace socket alive now, on any process (or in its grace period),
-    or one this process heard from (``heard_here``)."""
+    """He has a workspace socket new chats may go to now, on any process
+    (``serving_sockets``), or one this process heard from (``heard_here``)."""
     return agent_id in touches().heard_recently() or \
-        live_sockets(now).where(AgentSocket.agent == agent_id).exists()
+        serving_sockets(now).where(AgentSocket.agent == agent_id).exists()
 
 
 def connected_ids(team_id: int, now: datetime.datetime | None = None) -> set[int]:
-    """The team's agents with a live workspace socket, on any process."""
-    return {agent_id for (agent_id,) in live_sockets(now).where(
+    """The team's agents with a workspace socket new chats may go to, on any process
+    (``serving_sockets``), or one this process heard from (``heard_here``)."""
+    return heard_here(team_id) | {agent_id for (agent_id,) in serving_sockets(now).where(
         AgentSocket.team == team_id).distinct().tuples()}
 
 

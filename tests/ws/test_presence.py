@@ -653,8 +653,23 @@ def test_a_closed_workspace_takes_new_chats_only_for_a_reload(team, live, sweepe
                == "nobody_online", timeout=10, what="no chat for a closed workspace")
     assert Agent.get_by_id(li.agent["id"]).connected  # not marked away yet
     assert Conversation.get_by_id(first).handler_id == li.agent["id"]  # his chat stays
+    # What routing does, the list and a transfer say: he is not shown online and no
+    # colleague can hand him a chat (the list once said ``online`` for the whole away
+    # grace, so whoever waited for ``online`` sent a visitor to nobody).
+    listed = {a["id"]: a for a in team.get("/api/v1/agents").get_json()}
+    assert listed[li.agent["id"]]["presence"] == "away"
+    team.go_online()
+    _c, _t, mine, _ = start(team.app, team.team["id"])
+    assert Conversation.get_by_id(mine).handler_id == team.agent["id"]
+    moved = team.post(f"/api/v1/conversations/{mine}/transfer", json={"agent_id": li.agent["id"]})
+    assert moved.status_code == 409, moved.get_json()
+    assert Conversation.get_by_id(mine).handler_id == team.agent["id"]
+    assert team.patch(f"/api/v1/agents/{team.agent['id']}",
+                      json={"status": "offline"}).status_code == 200
     # He reloads: new chats reach him again at once.
     agent = workspace(live, li)
+    listed = {a["id"]: a for a in team.get("/api/v1/agents").get_json()}
+    assert listed[li.agent["id"]]["presence"] == "online"
     _c, _t, later, _ = start(team.app, team.team["id"])
     assert Conversation.get_by_id(later).handler_id == li.agent["id"]
     agent.close()

@@ -27,8 +27,9 @@ AGENT_OUT = {
         "status": {"type": "string"},
         "presence": {"type": "string", "enum": ["online", "away", "invisible", "offline"],
                      "description": "online: status online with a workspace open (he gets "
-                     "chats); away: status online but no workspace for longer than the "
-                     "grace period (docs/protocol.md, Agent presence)"},
+                     "chats); away: status online but no workspace open, or closed for longer "
+                     "than AGENT_ROUTING_GRACE_SECONDS, so routing gives him no chat "
+                     "(docs/protocol.md, Agent presence)"},
     },
 }
 LOGIN_SCHEMA = {
