@@ -8,6 +8,7 @@ here once.
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any
 
 import peewee
@@ -18,6 +19,8 @@ from meiqia.models import Agent
 from meiqia.models import AgentSocket
 from meiqia.models import Conversation
 from meiqia.models.base import utcnow
+
+log = logging.getLogger(__name__)
 
 NOBODY_ONLINE = "nobody_online"
 ALL_BUSY = "all_busy"
@@ -148,3 +151,34 @@ def availability(team_id: int) -> str:
     if any(seat.free for seat in everyone):
         return AVAILABLE
     return ALL_BUSY if everyone else NOBODY_ONLINE
+
+
+def note_if_shown_online(team_id: int) -> None:
+    """Log what presence says when routing found nobody but an agent of the team is
+    marked online and connected (what the agent list shows as ``online``).
+
+    The two are meant to agree (docs/protocol.md, "Agent presence"); a browser test
+    once routed a visitor to nobody a second after the list had shown its agent
+    online, and the cause was not found from the log of that run. This line names
+    what each side read: his sockets' rows, this process's notes and the clock.
+    Only on the path that found nobody, so it costs nothing on a served chat."""
+    from meiqia.services.presence import heard_here
+    from meiqia.services.presence import routing_grace_seconds
+    from meiqia.services.working_hours import team_is_open
+
+    if not team_is_open(team_id):
+        return  # closed hours: nobody is the answer, whoever is online
+    shown = [agent_id for (agent_id,) in Agent.select(Agent.id).where(
+        Agent.team == team_id, Agent.status == "online", Agent.active == True,  # noqa: E712
+        Agent.connected == True).tuples()]  # noqa: E712
+    if not shown:
+        return
+    sockets = list(AgentSocket.select(AgentSocket.agent, AgentSocket.alive_until,
+                                      AgentSocket.closed_at)
+                   .where(AgentSocket.agent.in_(shown)).tuples())
+    log.warning(
+        "routing: nobody to serve in team %s, yet agents %s are online and connected; "
+        "sockets (agent, alive until, closed at): %s; heard here: %s; routing grace %s s; "
+        "now %s; loads %s", team_id, shown, sockets, sorted(heard_here(team_id)),
+        routing_grace_seconds(), utcnow(), {s.id: (s.load, s.max_concurrent)
+                                            for s in seats(team_id)})

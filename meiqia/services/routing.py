@@ -224,6 +224,8 @@ def request_human(conversation: Conversation) -> str:
     if situation == capacity.NOBODY_ONLINE or (
         situation == capacity.ALL_BUSY and not queue_ok
     ):
+        if situation == capacity.NOBODY_ONLINE:
+            capacity.note_if_shown_online(team_id)
         if not waits_on_its_channel(conversation):
             _offer_once(conversation, situation)
             return "nobody"

@@ -673,3 +673,18 @@ def test_a_closed_workspace_takes_new_chats_only_for_a_reload(team, live, sweepe
     _c, _t, later, _ = start(team.app, team.team["id"])
     assert Conversation.get_by_id(later).handler_id == li.agent["id"]
     agent.close()
+
+
+def test_nobody_while_an_agent_is_marked_connected_is_logged(team, caplog):
+    """When routing finds nobody but an agent is marked online and connected (the two
+    should agree), the log names what each side read, for the next such mystery."""
+    import logging
+
+    li = team.online_agent(2, connected=False, name="李客服")
+    Agent.update(connected=True).where(Agent.id == li.agent["id"]).execute()  # no socket
+    with caplog.at_level(logging.WARNING, logger="meiqia.services.capacity"):
+        _c, _t, _cid, data = start(team.app, team.team["id"])
+    assert data["conversation"]["availability"] == "nobody_online"
+    lines = [r.getMessage() for r in caplog.records if r.name == "meiqia.services.capacity"]
+    assert len(lines) == 1 and f"yet agents [{li.agent['id']}] are online" in lines[0], lines
+    assert "sockets (agent, alive until, closed at): []" in lines[0]
