@@ -158,6 +158,14 @@ def typing_preview(team_id: int | None, preview: Any) -> str:
     the team, since that text has passed no redactor (fails closed; running them
     on every keystroke would cost a redaction a key); else its first 200
     characters. The agents still see that he is typing."""
+    return "" if redactors_on(team_id) else str(preview)[:200]
+
+
+def redactors_on(team_id: int | None) -> bool:
+    """Whether a ``before_message_saved`` of a plugin other than the built-ins is on
+    for the team (none of the built-ins redacts). Without one, a message's store
+    reads nothing of its conversation's row beyond what never changes and what the
+    store's own statement reads back (``ws._visitor_frame``)."""
     from flask import current_app
 
     pm = current_app.extensions["meiqia.plugins"]
@@ -165,5 +173,5 @@ def typing_preview(team_id: int | None, preview: Any) -> str:
         if getattr(impl.plugin, "__meiqia_origin__", "plugin") == "built-in":
             continue
         if not pm.runtime.is_off(pm.plugin_name(impl.plugin), team_id):
-            return ""
-    return str(preview)[:200]
+            return True
+    return False

@@ -857,6 +857,7 @@ def visitor_socket(ws: Any) -> Callable[[], None] | None:
 
     pump = _Pump(app, channel, sub, _everything, visitor_privacy.event, catch_up)
     pump.arm()
+    known = {"row": conversation}  # the row a message frame stores with (_visitor_frame)
 
     def serve() -> None:
         """The socket from its ``hello`` on: client frames until it closes."""
@@ -871,7 +872,7 @@ def visitor_socket(ws: Any) -> Callable[[], None] | None:
                     continue
                 try:
                     with socket_unit():
-                        _visitor_frame(channel, visitor, conversation.id, frame)
+                        _visitor_frame(channel, visitor, known, frame)
                 except DATABASE_ERRORS as exc:
                     _unavailable(channel, frame, exc)
         finally:
@@ -999,10 +1000,31 @@ AGENT_FRAMES: dict[str, dict] = {
 }
 
 
-def _visitor_frame(channel: Channel, visitor: Any, conversation_id: int, frame: dict) -> None:
+def _visitor_frame(channel: Channel, visitor: Any, known: dict[str, Conversation],
+                   frame: dict) -> None:
+    """One client frame of a visitor socket. ``known["row"]``: the socket's
+    conversation as last read (at ``hello``, or for a message), kept up to date by
+    each message's store.
+
+    A ``message`` frame in a chat an agent handles (as of the last store) stores with
+    ``known`` when no redactor is on for the team: the store's one statement reads
+    back the status, handler and group (and refuses an ended chat), and the rest of
+    what that path reads (the visitor, the team, the channel) never changes, so the
+    row read for it on every message was a database round trip in nine of a
+    worker's samples (issue 19, docs/benchmarks.md). A redactor gets the row as it
+    is now (its tags and fields may have changed), the bot's turn reads it (its
+    answer may go by more of it), and so does every other frame, as before."""
     from meiqia.services import events
 
-    conversation = get_by_id(Conversation, conversation_id)
+    row = known["row"]
+    conversation_id = row.id
+    if frame.get("type") == "message" and row.status == "open" \
+            and not privacy.redactors_on(row.team_id):
+        conversation = row
+    else:
+        conversation = get_by_id(Conversation, conversation_id)
+        if frame.get("type") == "message":
+            known["row"] = conversation  # the store below brings it up to date
     named = frame.get("data", {}).get("conversation_id")
     if named is not None and named != conversation_id:
         # A visitor socket speaks for its own conversation only.
