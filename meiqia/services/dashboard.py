@@ -22,6 +22,7 @@ from meiqia.db import is_postgres
 from meiqia.models import Agent
 from meiqia.models import Conversation
 from meiqia.models import SuggestionLog
+from meiqia.services import dates
 from meiqia.services import permissions
 
 C = Conversation
@@ -35,10 +36,9 @@ def _flag(condition: Any) -> Any:
 
 def _utc_bounds(start: datetime.date, end: datetime.date,
                 tz: ZoneInfo) -> tuple[datetime.datetime, datetime.datetime]:
-    lo = datetime.datetime.combine(start, datetime.time(), tz).astimezone(datetime.UTC)
-    hi = datetime.datetime.combine(end + datetime.timedelta(days=1), datetime.time(),
-                                   tz).astimezone(datetime.UTC)
-    return lo.replace(tzinfo=None), hi.replace(tzinfo=None)
+    """The UTC instants the team days ``start``..``end`` cover (the end exclusive),
+    with 25- and 23-hour days and a midnight the clock skips (``dates.day_start``)."""
+    return dates.day_start(start, tz), dates.day_start(end + datetime.timedelta(days=1), tz)
 
 
 @lru_cache(maxsize=20000)

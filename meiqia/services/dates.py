@@ -63,12 +63,62 @@ DATE_OR_TIME = {"type": "string", "pattern": f"^{_ISO.pattern}$",
                 "1900-01-01..9998-12-31"}
 
 
+def instant(wall: datetime.datetime, tz: ZoneInfo, latest: bool = False) -> datetime.datetime:
+    """A time on the team's clock (naive) → the naive UTC instant a range bound means.
+
+    The clock does not name one instant for every time. When daylight saving
+    ends, an hour is shown twice (New York: 01:00-01:59 EST after 01:00-01:59
+    EDT): a range's start takes the earliest of the two (``latest=False``) and
+    its end the latest (``latest=True``), so a range that names that hour holds
+    both; taking the first one alone (``fold=0``) lost the second hour from
+    every "to". When it begins, an hour is never shown (New York, 2026-03-08:
+    02:00 EST is followed by 03:00 EDT): a time in the gap (02:30) means the
+    instant of the jump, the first one whose clock shows that time or later, as
+    a start and as an end alike.
+    """
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(datetime.UTC)
+    second = wall.replace(tzinfo=tz, fold=1).astimezone(datetime.UTC)
+    if first == second:  # the clock shows this time once
+        return first.replace(tzinfo=None)
+    if first.astimezone(tz).replace(tzinfo=None) == wall:  # shown twice
+        return (max if latest else min)(first, second).replace(tzinfo=None)
+    return _jump(min(first, second), max(first, second), tz).replace(tzinfo=None)
+
+
+def _jump(before: datetime.datetime, after: datetime.datetime,
+          tz: ZoneInfo) -> datetime.datetime:
+    """The instant the offset of ``tz`` changes, between two UTC instants on
+    either side of it (a gap is at most a day wide: ~17 halvings of seconds;
+    the zone database's transitions fall on whole seconds)."""
+    new = after.astimezone(tz).utcoffset()
+    low = int(before.timestamp() // 1)  # old offset here
+    high = -int(-after.timestamp() // 1)  # new offset here
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.datetime.fromtimestamp(middle, tz).utcoffset() == new:
+            high = middle
+        else:
+            low = middle
+    return datetime.datetime.fromtimestamp(high, datetime.UTC)
+
+
+def day_start(day: datetime.date, tz: ZoneInfo) -> datetime.datetime:
+    """The first instant (naive UTC) of a day of the team: its local midnight,
+    the first one if the clock shows it twice, the jump if it skips it. A day
+    ``[day_start(d), day_start(d + 1 day))`` is then exactly as long as the
+    team's day: 25 hours when daylight saving ends, 23 when it begins."""
+    return instant(datetime.datetime.combine(day, datetime.time()), tz)
+
+
 def utc_bound(raw: str, name: str, tz: ZoneInfo, end: bool, expected: str) -> datetime.datetime:
     """A date (or date-time) of a range filter → a naive UTC bound.
 
-    A bare date means the team's local midnight; as the ``end`` of a range, the
-    midnight after it (so "to 2026-11-24" includes that day). A date-time with
-    an offset (``Z``, ``+08:00``) is taken as written.
+    A bare date means the start of that team day (``day_start``); as the ``end``
+    of a range, the start of the day after it (so "to 2026-11-24" includes that
+    day, whatever its length). A date-time without an offset is on the team's
+    clock (``instant``: a repeated hour counts whole for a start and an end, a
+    skipped time is the jump); with an offset (``Z``, ``+08:00``) it is taken as
+    written.
     """
     if not _ISO.fullmatch(raw):
         # Python's parser also takes 20261206 and 2026-W49-6: not what the doc says.
@@ -79,10 +129,10 @@ def utc_bound(raw: str, name: str, tz: ZoneInfo, end: bool, expected: str) -> da
     except ValueError:
         raise ValidationError(expected, name) from None
     _in_range(parsed.date(), name)
-    if len(raw) <= 10 and end:
-        parsed += datetime.timedelta(days=1)
+    if len(raw) <= 10:
+        return day_start(parsed.date() + datetime.timedelta(days=1 if end else 0), tz)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
+        return instant(parsed, tz, latest=end)
     return parsed.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
