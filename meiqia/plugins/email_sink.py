@@ -1,7 +1,10 @@
 """Built-in ticket sink: email over SMTP.
 
-A readable plain-text message in Chinese and English with the ticket, its public
-replies and the public transcript of its conversation. Internal notes are never
+A readable plain-text message with the ticket, its public replies and the public
+transcript of its conversation, in the team's language only (``Team.language``:
+an English team read "工单 Ticket #1 — 新工单 new", 9 mails of 9). Its words are the
+ticket pages' (``static/i18n``: the statuses, sources, priorities and labels the
+team reads there), its times on the team's clock. Internal notes are never
 in it: the payload it is built from has none. Plain text, so nothing a
 customer typed can run or render as HTML in a mail client. The same SMTP
 settings email public replies to customers who left an email
@@ -24,19 +27,6 @@ from meiqia.services import mail
 from meiqia.services import outbound
 
 TIMEOUT = 15
-SOURCE_NAMES = {
-    "no_agent_online": "无客服在线 / no agent online",
-    "all_busy": "客服忙 / all agents busy",
-    "after_end": "对话结束后 / after the chat",
-    "bot_unrecognised": "机器人未识别 / the bot did not understand",
-    "queue_leave": "排队时留言 / left the queue",
-    "agent_created": "客服创建 / created by an agent",
-}
-STATUS_NAMES = {"open": "待处理 open", "pending": "处理中 pending", "solved": "已解决 solved",
-                "closed": "已关闭 closed"}
-PRIORITY_NAMES = {"low": "低 low", "normal": "普通 normal", "high": "高 high",
-                  "urgent": "紧急 urgent"}
-
 
 def send_plain(config: dict[str, Any], to: str, subject: str, text: str, *,
                from_name: str, key: str | None = None, when: datetime | None = None,
@@ -69,52 +59,79 @@ def _deliver(config: dict[str, Any], message: EmailMessage) -> None:
         smtp.send_message(message)
 
 
-def _created(ticket: dict[str, Any]) -> str:
-    """The ticket's creation on the team's clock, naming the zone (the payload says UTC)."""
+def _team(payload: dict[str, Any]) -> Any:
+    """The ticket's team (None once it is gone: the mail still goes, in Chinese)."""
     from meiqia.models import Team
-    from meiqia.services.dates import team_clock
 
-    team = Team.get_or_none(Team.id == ticket.get("team_id"))
-    zone = team.timezone if team is not None else "UTC"
-    return f"{team_clock(ticket['created_at'], zone)} ({zone})"
+    return Team.get_or_none(Team.id == payload["ticket"].get("team_id"))
+
+
+def _language(team: Any) -> str:
+    """The language the team reads its notifications in (zh-CN unless it chose en)."""
+    return "en" if team is not None and team.language == "en" else "zh-CN"
 
 
 def _team_name(payload: dict[str, Any]) -> str:
     """The sender of the team's notifications: its name (else a label in its language)."""
-    from meiqia.models import Team
-
-    team = Team.get_or_none(Team.id == payload["ticket"].get("team_id"))
-    language = "en" if team is not None and team.language == "en" else "zh-CN"
-    return mail.sender_name(team.name if team is not None else None, language)
+    team = _team(payload)
+    return mail.sender_name(team.name if team is not None else None, _language(team))
 
 
-def render(payload: dict[str, Any], verb: str) -> tuple[str, str]:
-    """Subject and body of the email for one ticket event."""
+def render(payload: dict[str, Any], event: str) -> tuple[str, str]:
+    """Subject and body of the team's email for one ticket event (``created`` or
+    ``updated``), in the team's language only: labels, status, source, priority and
+    changes as the ticket pages name them; what people wrote stays as written."""
+    from meiqia.services.dates import team_clock
+    from meiqia.web import i18n
+
     ticket = payload["ticket"]
     contact = ticket["contact"]
-    subject = f"[工单 #{ticket['id']}] {verb}: {ticket['subject']}"
+    team = _team(payload)
+    lang = _language(team)
+    zone = team.timezone if team is not None else "UTC"
+
+    def t(key: str, **values: Any) -> str:
+        return i18n.text_in(lang, key, **values)
+
+    def coded(prefix: str, code: Any) -> str:
+        """A code (status, source, field…) in the pages' words; unknown: the code."""
+        key = f"{prefix}.{code}"
+        text = t(key)
+        return str(code or "-") if text == key else text
+
+    def line(label_key: str, value: Any) -> str:
+        return t("tk.mail.line", label=t(label_key), value=value or "-")
+
+    verb = t(f"tk.mail.{event}")
+    subject = t("tk.mail.subject", id=ticket["id"], event=verb, subject=ticket["subject"])
     lines = [
-        f"工单 Ticket #{ticket['id']} — {verb}",
+        t("tk.mail.heading", id=ticket["id"], event=verb),
         "",
-        f"来源 Source:    {SOURCE_NAMES.get(ticket['source'], ticket['source'])}",
-        f"状态 Status:    {STATUS_NAMES.get(ticket['status'], ticket['status'])}",
-        f"优先级 Priority: {PRIORITY_NAMES.get(ticket['priority'], ticket['priority'])}",
-        f"联系人 Contact:  {contact['name'] or '-'}",
-        f"电话 Phone:     {contact['phone'] or '-'}",
-        f"邮箱 Email:     {contact['email'] or '-'}",
-        f"创建 Created:   {_created(ticket)}",
+        line("tk.source", coded("tk.source", ticket["source"])),
+        line("tk.status", coded("tstatus", ticket["status"])),
+        line("tickets.priority", coded("priority", ticket["priority"])),
+        line("card.name", contact["name"]),
+        line("card.phone", contact["phone"]),
+        line("card.email", contact["email"]),
+        line("tk.created", f"{team_clock(ticket['created_at'], zone)} ({zone})"),
     ]
     if ticket.get("tags"):
-        lines.append(f"标签 Tags:     {', '.join(ticket['tags'])}")
+        lines.append(line("tk.tags", ", ".join(ticket["tags"])))
     changes = {k: v for k, v in (payload.get("changes") or {}).items() if k != "reply"}
     if changes:
-        lines += ["", "变更 Changes:"] + [f"  {k}: {old or '-'} → {new or '-'}"
-                                          for k, (old, new) in changes.items()]
-    lines += ["", "留言内容 Message:", ticket["content"]]
+        codes = {"status": "tstatus", "priority": "priority"}
+        lines += ["", t("tk.mail.section", label=t("tk.mail.changes"))]
+        for field, (old, new) in changes.items():
+            if field in codes:
+                old, new = coded(codes[field], old), coded(codes[field], new)
+            lines.append("  " + t("tk.ev.changed", field=coded("tk.field", field),
+                                  old=old or "-", new=new or "-"))
+    lines += ["", t("tk.mail.section", label=t("tickets.content")), ticket["content"]]
     if ticket["public_replies"]:
-        lines += ["", "回复 Replies:"] + [f"- {r}" for r in ticket["public_replies"]]
+        lines += ["", t("tk.mail.section", label=t("tk.mail.replies"))]
+        lines += [f"- {r}" for r in ticket["public_replies"]]
     if ticket["transcript"]:
-        lines += ["", "对话记录 Transcript:", ticket["transcript"]]
+        lines += ["", t("tk.mail.section", label=t("tk.transcript")), ticket["transcript"]]
     return subject, "\n".join(lines) + "\n"
 
 
@@ -154,17 +171,17 @@ class EmailSink:
         except outbound.OutboundRefused as exc:
             raise ValidationError(f"config.host: {exc}", "config.host") from exc
 
-    def _send(self, payload: dict[str, Any], config: dict[str, Any], verb: str) -> None:
-        subject, body = render(payload, verb)
+    def _send(self, payload: dict[str, Any], config: dict[str, Any], event: str) -> None:
+        subject, body = render(payload, event)
         send_plain(config, config["to"], subject, body, from_name=_team_name(payload),
                    key=payload.get("idempotency_key"))
 
     def create_ticket(self, ticket: dict[str, Any], config: dict[str, Any]) -> None:
-        self._send(ticket, config, "新工单 new")
+        self._send(ticket, config, "created")
 
     def update_ticket(self, ticket: dict[str, Any], config: dict[str, Any],
                       changes: dict[str, Any]) -> None:
-        self._send(ticket, config, "更新 updated")
+        self._send(ticket, config, "updated")
 
 
 @hookimpl

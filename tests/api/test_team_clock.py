@@ -33,7 +33,7 @@ def test_transcript_and_email_are_on_the_teams_clock(api):
     assert payload["ticket"]["created_at"] == "2026-07-01T12:00:00Z"  # the wire stays UTC
     assert "[2026-07-01 08:00] 访客: 退款" in payload["ticket"]["transcript"]
     assert "[2026-07-01 08:01] 客服: 好的" in payload["ticket"]["transcript"]
-    _subject, body = render(payload, "新工单 new")
+    _subject, body = render(payload, "created")
     assert "2026-07-01 08:00 (America/New_York)" in body
     assert "20:00" not in body and "12:00" not in body
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import calendar
 import datetime
 import json
+import re
 
 import pytest
 
@@ -125,9 +126,9 @@ def test_email_sink_mails_changes_and_the_customer_gets_the_reply_notes_stay_in(
     to_customer = [m for m in smtp.received if m["To"] == "kehu@example.com"]
     assert len(to_team) == 3 and len(to_customer) == 1
     created_mail, status_mail, reply_mail = (text_of(m) for m in to_team)
-    assert "新工单 new" in created_mail and "发票抬头开错了" in created_mail
-    assert "更新 updated" in status_mail and "status: open → pending" in status_mail
-    assert "更新 updated" in reply_mail and "已重新开具" in reply_mail
+    assert "新工单" in created_mail and "发票抬头开错了" in created_mail
+    assert "工单已更新" in status_mail and "修改了状态：待处理 → 处理中" in status_mail
+    assert "工单已更新" in reply_mail and "已重新开具" in reply_mail
     assert "已重新开具" in text_of(to_customer[0])
     assert all(NOTE not in text_of(m) for m in smtp.received)
     delivered_via = db_api.get(url).get_json()["comments"][-1]["delivered_via"]
@@ -158,6 +159,66 @@ def test_the_customers_reply_email_is_in_his_widgets_language(db_api, smtp):
     assert text.startswith(f"Reply to your message #{ticket_id}\nIssued again")
     assert "— Your message:\nWrong invoice title" in text
     assert not any("\u4e00" <= ch <= "\u9fff" for ch in text), text
+
+
+#: What each team's customer writes and its agents type (its own language): the only
+#: words of the other language a mail may hold are in it (addresses, the zone's name).
+TEAM_TEXT = {
+    "en": {"content": "I need a refund for order A1001", "reply": "Refunded today",
+           "tag": "refund", "said": "Where is my refund?"},
+    "zh-CN": {"content": "我要退订单 A1001 的款", "reply": "今天已退款", "tag": "退款",
+              "said": "我的退款呢？"},
+}
+#: Every word of a team mail in each language (subject, labels, verbs, codes).
+MAIL_WORDS = {
+    "en": ["[Ticket #", "New ticket", "Ticket updated", "Source: ", "Status: Pending",
+           "Priority: Urgent", "Name: -", "Email: customer@example.com", "Created: ",
+           "Tags: ", "Changes:", "changed status: Open → Pending",
+           "changed priority: Normal → Urgent", "Content:", "Replies to the customer:",
+           "Conversation transcript:", "Visitor: "],
+    "zh-CN": ["[工单 #", "新工单", "工单已更新", "来源：", "状态：处理中", "优先级：紧急",
+              "姓名：-", "邮箱：customer@example.com", "创建时间：", "标签：", "变更：",
+              "修改了状态：待处理 → 处理中", "修改了优先级：普通 → 紧急", "内容：",
+              "给客户的回复：", "对话记录：", "访客: "],
+}
+
+
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_the_teams_mails_are_in_the_teams_language_only(db_api, smtp, language):
+    """An English team got "[工单 #1] 新工单 new: …", "来源 Source: 机器人未识别 / the bot
+    did not understand", "状态 Status: 待处理 open", 9 mails of 9: each team reads its
+    mails (subject, labels, source, status, priority, changes) in its language only."""
+    assert db_api.patch("/api/v1/team", json={"language": language}).status_code == 200
+    email_sink(db_api, smtp.port)
+    words = TEAM_TEXT[language]
+    client, token, cid, _ = start(db_api.app, db_api.team["id"])
+    said = client.post(f"/api/v1/widget/conversations/{cid}/messages",
+                       headers={"X-Visitor-Token": token}, json={"body": words["said"], "client_msg_id": "m1"})
+    assert said.status_code in (200, 201), said.get_json()
+    created = client.post("/api/v1/widget/tickets", headers={"X-Visitor-Token": token},
+                          json={"content": words["content"], "email": "customer@example.com",
+                                "conversation_id": cid})
+    assert created.status_code == 201, created.get_json()
+    url = f"/api/v1/tickets/{created.get_json()['id']}"
+    changed = db_api.patch(url, json={"status": "pending", "priority": "urgent",
+                                      "tags": [words["tag"]]})
+    assert changed.status_code == 200, changed.get_json()
+    db_api.post(f"{url}/comments", json={"body": words["reply"], "visibility": "public"})
+
+    mails = [text_of(m).replace("\r\n", "\n") for m in smtp.received
+             if m["To"] == "team@shop.example"]
+    assert len(mails) == 3, mails
+    everything = "\n".join(mails)
+    for word in MAIL_WORDS[language]:
+        assert word in everything, (word, everything)
+    for mail in mails:
+        if language == "en":  # not one Chinese character: the customer wrote English
+            assert not re.search(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]", mail), mail
+        else:  # not one English word beyond the addresses and the zone's name
+            rest = re.sub(r"[\w.]+@[\w.]+|\(Asia/Shanghai\)", "", mail)
+            assert not re.search(r"[A-Za-z]{2,}", rest), mail
+        for other in MAIL_WORDS["zh-CN" if language == "en" else "en"]:
+            assert other not in mail, (other, mail)
 
 
 # --- backoff ---------------------------------------------------------------------
