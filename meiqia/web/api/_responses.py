@@ -97,12 +97,19 @@ OK = obj(ok=BOOL)
 I18N_NAME = obj({"en": STR, "zh-CN": STR})
 #: An average and the 90th percentile, in seconds (null: nothing to measure).
 PERCENTILES = obj(avg=nullable(NUM), p90=nullable(NUM))
-#: Whether a reply is e-mailed too, and why (not).
-EMAIL_OUTCOME = obj(message=STR, reason=STR, will_email=BOOL)
+#: Whether a reply is e-mailed too, and why (not); ``message_en`` when ``message`` was
+#: translated.
+EMAIL_OUTCOME = obj(message=STR, message_en=STR, reason=STR, will_email=BOOL,
+                    required=["message", "reason", "will_email"])
 GROUP = obj(id=INT, name=STR)
 QUICK_REPLY = obj(body=STR, category=STR, id=INT, keyword=STR, team=BOOL, title=STR)
-TICKET_SINK = obj(config=dict_of(STR), enabled=BOOL, failed_deliveries=INT, id=INT,
-                  name=STR, type=STR)
+#: A sink's ``config`` holds what its type's settings form (``schema`` of
+#: ``GET /ticket-sinks/types``) allows: the e-mail sink's ``port`` is a number and its
+#: ``starttls`` a boolean, so its values are not all strings (docs/plugins.md).
+TICKET_SINK = obj(config=described(dict_of(True), "the settings, each of the type its "
+                                   "type's schema gives it; a secret that is set reads "
+                                   "********"),
+                  enabled=BOOL, failed_deliveries=INT, id=INT, name=STR, type=STR)
 #: An answer of sign-in (``accounts_login``, ``_me``, ``_register``).
 SESSION = obj(agent=ref("Agent"), csrf_token=STR, team=ref("TeamSummary"))
 CONVERSATION_RULES = obj(bot_inactivity_minutes=INT,
@@ -137,6 +144,20 @@ _TEAM_SUMMARY = {"created_at": DATETIME, "id": INT, "language": STR, "name": STR
 _TOKEN = {"created_at": DATETIME, "expires_at": nullable(DATETIME), "id": INT,
           "last_used_at": nullable(DATETIME), "name": STR, "prefix": STR,
           "revoked": BOOL, "scope": STR}
+#: An agent as admins and he himself see him (``Agent``); his colleagues see only the
+#: fields of ``_AGENT_SEEN`` (``AgentSeen``: the transfer list, @mentions).
+_AGENT = {
+    "active": BOOL, "created_at": DATETIME, "display_name": STR, "email": STR,
+    "groups": ARRAY, "id": INT, "max_concurrent": INT, "name": STR, "nickname": STR,
+    "presence": described(
+        {"type": "string", "enum": ["online", "away", "invisible", "offline"]},
+        "online: status online with a workspace open (he gets chats); away: status "
+        "online but no workspace open, or closed for longer than "
+        "AGENT_ROUTING_GRACE_SECONDS, so routing gives him no chat (docs/protocol.md, "
+        "Agent presence)"),
+    "role": STR, "scope": STR, "scope_agents": ARRAY, "scope_groups": ARRAY, "status": STR,
+}
+_AGENT_SEEN = ["display_name", "id", "name", "nickname", "presence", "role", "status"]
 _TICKET = {
     "assignee_id": nullable(INT), "contact": obj(email=STR, name=STR, phone=STR),
     "conversation_id": nullable(INT), "created_at": DATETIME, "created_by": nullable(INT),
@@ -167,38 +188,22 @@ DASHBOARD_FIGURES = obj({
 })
 
 # --- Plugin settings forms -------------------------------------------------------------
-# A channel or ticket-sink type publishes the JSON Schema of its settings; each field
-# is itself described by the JSON Schema keywords it carries.
+# A channel or ticket-sink type publishes the JSON Schema of its settings, written by
+# its plugin (``configuration_schema()``, docs/plugins.md): which fields it has and
+# which keywords each carries are the plugin's (the example WeCom sink's ``url`` has a
+# ``pattern`` and no ``maxLength``), so no keyword is required; those the admin form
+# reads are typed.
 
-#: The type of each keyword a settings field may carry (``default`` varies: passed).
-_KEYWORDS: dict[str, Schema] = {
-    "description": STR, "enum": STRINGS, "format": STR, "maxLength": INT, "maximum": INT,
-    "minLength": INT, "minimum": INT, "pattern": STR, "title": STR, "type": STR,
-}
-
-
-def setting(*keywords: str, default: Schema | None = None) -> Schema:
-    """A settings field carrying ``title``, ``type`` and ``keywords`` (and a
-    ``default`` of that schema)."""
-    props = {name: _KEYWORDS[name] for name in ("title", "type", *keywords)}
-    if default is not None:
-        props["default"] = default
-    return obj(props)
-
-
-def settings_form(fields: dict[str, Schema]) -> Schema:
-    """The settings schema of a plugin type: a map of field name to its description."""
-    return dict_of({"type": ["array", "boolean", "object", "string"],
-                    "properties": fields, "items": STR})
-
-
-_TEXT = setting("maxLength")
-_SECRET_TEXT = setting("maxLength", "minLength")
-_ADDRESS = setting("format", "maxLength")
-_DESCRIBED_TEXT = setting("description", "maxLength")
-_TOKEN_TEXT = setting("pattern")
-_SECURITY = setting("description", "enum", default=STR)
-_PORT = setting("maximum", "minimum", default=INT)
+#: One field of a settings form.
+SETTINGS_FIELD = obj({
+    "default": ANY, "description": STR, "enum": ARRAY, "format": STR, "maxLength": INT,
+    "maximum": NUM, "minLength": INT, "minimum": NUM, "pattern": STR, "title": STR,
+    "type": {"type": ["string", "array"], "items": STR},
+}, required=None)
+#: A type's settings form: the JSON Schema of its ``config``, with the write-only fields
+#: under ``secret``.
+SETTINGS_FORM = obj({"additionalProperties": BOOL, "properties": dict_of(SETTINGS_FIELD),
+                     "required": STRINGS, "secret": STRINGS, "type": STR}, required=None)
 
 CHANNEL = obj(
     callback_url=nullable(STR),
@@ -211,30 +216,7 @@ CHANNEL = obj(
     name=STR,
     names=I18N_NAME,
     reader=ANY,
-    schema=settings_form({
-        "api_base_url": setting("format", "maxLength", default=STR),
-        "app_id": nullable(setting("maxLength", "minLength", "pattern")),
-        "app_secret": _SECRET_TEXT,
-        "encoding_aes_key": _TOKEN_TEXT,
-        "encryption_mode": setting("enum", default=STR),
-        "from_address": _ADDRESS,
-        "from_name": _DESCRIBED_TEXT,
-        "imap_folder": setting("maxLength", "minLength", default=STR),
-        "imap_host": _SECRET_TEXT,
-        "imap_idle": setting("description", default=BOOL),
-        "imap_password": _TEXT,
-        "imap_port": _PORT,
-        "imap_security": _SECURITY,
-        "imap_user": _TEXT,
-        "poll_interval": setting("description", "maximum", "minimum", default=INT),
-        "show_agent_name": setting(default=BOOL),
-        "smtp_host": _SECRET_TEXT,
-        "smtp_password": _DESCRIBED_TEXT,
-        "smtp_port": _PORT,
-        "smtp_security": _SECURITY,
-        "smtp_user": _DESCRIBED_TEXT,
-        "token": _TOKEN_TEXT,
-    }),
+    schema=SETTINGS_FORM,
     secret=STRINGS,
     type=STR,
     updated_at=nullable(DATETIME),
@@ -242,17 +224,7 @@ CHANNEL = obj(
 
 SINK_TYPE = obj(
     name=STR,
-    schema=settings_form({
-        "from": _ADDRESS,
-        "host": _SECRET_TEXT,
-        "password": _TEXT,
-        "port": setting("maximum", "minimum"),
-        "secret": _SECRET_TEXT,
-        "starttls": setting(),
-        "to": _ADDRESS,
-        "url": setting("maxLength", "pattern"),
-        "user": _TEXT,
-    }),
+    schema=SETTINGS_FORM,
     type=STR,
 )
 
@@ -272,11 +244,9 @@ COMPONENTS: dict[str, Schema] = {
                   landing_page=STR, os=STR, platform=STR, referrer=STR, region=STR,
                   search_engine=STR, search_keyword=STR, source=STR, trail=ARRAY),
     ),
-    "Agent": obj(
-        active=BOOL, created_at=DATETIME, display_name=STR, email=STR, groups=ARRAY,
-        id=INT, max_concurrent=INT, name=STR, nickname=STR, presence=STR, role=STR,
-        scope=STR, scope_agents=ARRAY, scope_groups=ARRAY, status=STR,
-    ),
+    "Agent": obj(_AGENT),
+    "AgentSeen": described(obj(_AGENT, required=_AGENT_SEEN),
+                           "the other fields only for an admin and the agent himself"),
     "TeamSummary": obj(_TEAM_SUMMARY),
     "Team": obj(_TEAM_SUMMARY, settings=obj(
         answer_threshold=NUM, bot_enabled=BOOL, bot_failures_before_human=INT,
@@ -335,9 +305,9 @@ RESPONSES: dict[str, Schema] = {
     "accounts_create_token": obj(_TOKEN, token=STR),
     "accounts_delete_group": OK,
     "accounts_end_all_sessions": obj(ended=INT, ok=BOOL),
-    "accounts_get_agent": ref("Agent"),
+    "accounts_get_agent": ref("AgentSeen"),
     "accounts_get_team": ref("Team"),
-    "accounts_list_agents": arr(ref("Agent")),
+    "accounts_list_agents": arr(ref("AgentSeen")),
     "accounts_list_groups": arr(GROUP),
     "accounts_list_tokens": arr(ref("Token")),
     "accounts_login": SESSION,
@@ -439,7 +409,9 @@ RESPONSES: dict[str, Schema] = {
     "ticket_sinks_sink_types": arr(SINK_TYPE),
     "ticket_sinks_update_sink": TICKET_SINK,
     # tickets
-    "tickets_comment": obj(body=STR, email=EMAIL_OUTCOME, id=INT, visibility=STR),
+    "tickets_comment": obj(body=STR, email=described(nullable(EMAIL_OUTCOME), "null for "
+                                                     "an internal note: never emailed"),
+                           id=INT, visibility=STR),
     "tickets_create_ticket": ref("TicketFull"),
     "tickets_get_ticket": ref("TicketFull"),
     "tickets_list_tickets": obj(PAGE, counts=dict_of(INT), items=arr(ref("Ticket"))),

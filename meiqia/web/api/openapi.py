@@ -152,7 +152,8 @@ def document() -> dict[str, Any]:
 @route("/openapi.json", summary="This OpenAPI document", auth="none", tags=["meta"],
        response={"type": "object", "required": ["openapi", "info", "paths", "components"],
                  "properties": {"openapi": {"type": "string"}, "info": {"type": "object",
-                                "properties": {"title": {"type": "string"},
+                                "properties": {"description": {"type": "string"},
+                                               "title": {"type": "string"},
                                                "version": {"type": "string"}}},
                                 "paths": {"type": "object", "additionalProperties": {
                                     "type": "object"}},

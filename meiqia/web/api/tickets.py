@@ -72,7 +72,8 @@ def comment(ticket_id: int, body: dict) -> dict:
     """A public reply reaches the customer in the widget and, if he left an email and the
     team has an email ticket sink (its SMTP settings send it), by email. `email` says
     which (`will_email`, `reason`: `no_contact_email`, `no_email_sink`, `not_queued`;
-    `message` in the request's language, `message_en` the English when translated)."""
+    `message` in the request's language, `message_en` the English when translated);
+    for an internal note it is null, since a note is never emailed."""
     row = tickets.comment(g.actor, ticket_id, body)
     return {"id": row.id, "visibility": row.visibility, "body": row.body,
             "email": _told(row.email)}
