@@ -105,8 +105,12 @@ def check(value: Any, schema: dict[str, Any], path: str = "") -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and not (
             INT_MIN <= value <= INT_MAX):
         # Ids and counts are database integers: a bigger number is a 422 here,
-        # not an overflow inside the database driver (a 500).
-        raise ValidationError(f"{label}: must be between {INT_MIN} and {INT_MAX}", field)
+        # not an overflow inside the database driver (a 500). The bounds named are
+        # the field's own where it has them ("up_to: must be between 0 and …").
+        low = schema["minimum"] if isinstance(schema.get("minimum"), int) else INT_MIN
+        high = schema["maximum"] if isinstance(schema.get("maximum"), int) else INT_MAX
+        raise ValidationError(f"{label}: must be between {max(low, INT_MIN)} and "
+                              f"{min(high, INT_MAX)}", field)
     if isinstance(value, int | float) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
             raise ValidationError(f"{label}: must be at least {schema['minimum']}", field)

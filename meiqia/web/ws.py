@@ -72,6 +72,8 @@ from meiqia.services import presence
 from meiqia.services import safe_json
 from meiqia.services import visitor_privacy
 from meiqia.services.errors import ServiceError
+from meiqia.services.validation import INT_MAX
+from meiqia.services.validation import INT_MIN
 from meiqia.services.validation import check
 from meiqia.web import detached_sockets
 from meiqia.web import error_text
@@ -979,8 +981,9 @@ VISITOR_FRAMES: dict[str, dict] = {
     "typing": {"type": "object", "properties": {"typing": {"type": "boolean"},
                                                 "preview": {"type": "string"},
                                                 "conversation_id": _ID}},
-    "read": {"type": "object", "properties": {"up_to": {"type": "integer", "minimum": 0},
-                                              "conversation_id": _ID}},
+    "read": {"type": "object", "required": ["up_to"],
+             "properties": {"up_to": {"type": "integer", "minimum": 0},
+                            "conversation_id": _ID}},
     "human": {"type": "object", "properties": {"conversation_id": _ID}},
 }
 #: An agent socket sees many conversations: each of its frames names one.
@@ -994,7 +997,7 @@ AGENT_FRAMES: dict[str, dict] = {
     "typing": {"type": "object", "required": ["conversation_id"],
                "properties": {"conversation_id": _ID, "typing": {"type": "boolean"},
                               "preview": {"type": "string"}}},
-    "read": {"type": "object", "required": ["conversation_id"],
+    "read": {"type": "object", "required": ["conversation_id", "up_to"],
              "properties": {"conversation_id": _ID,
                             "up_to": {"type": "integer", "minimum": 0}}},
 }
@@ -1026,8 +1029,10 @@ def _visitor_frame(channel: Channel, visitor: Any, known: dict[str, Conversation
         if frame.get("type") == "message":
             known["row"] = conversation  # the store below brings it up to date
     named = frame.get("data", {}).get("conversation_id")
-    if named is not None and named != conversation_id:
-        # A visitor socket speaks for its own conversation only.
+    if isinstance(named, int) and not isinstance(named, bool) and named != conversation_id \
+            and INT_MIN <= named <= INT_MAX:
+        # A visitor socket speaks for its own conversation only. An id that is no
+        # whole number of a database column is the frame's checker's: ``invalid``.
         channel.error("not_found", "no such conversation", _ref(frame))
         return
 

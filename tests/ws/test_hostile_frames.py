@@ -242,3 +242,28 @@ def test_a_bad_key_is_named_by_where_it_is_not_called_body(sockets, who):
             if lang == "zh-CN":
                 assert errors[0]["message_en"].startswith(english), (raw, errors)
     zh.close()
+
+
+def test_a_visitor_id_of_the_wrong_kind_and_a_read_without_up_to_are_invalid(sockets):
+    """Found from outside (a client written from the doc's "Limits and bad input"):
+    the visitor socket answered ``not_found`` to a ``conversation_id`` of "abc", 1.5
+    or 2**31, where the table says ``invalid`` (the agent socket said so); and a
+    ``read`` with no ``up_to`` was dropped without a word on both sockets, where the
+    REST route answers 422. Another whole number is still ``not_found``."""
+    visitor, agent, cid = sockets["visitor"], sockets["agent"], sockets["cid"]
+    for value, words in (('"abc"', "conversation_id: expected integer"),
+                         ("1.5", "conversation_id: expected integer"),
+                         (str(2**31), "conversation_id: must be between")):
+        errors = clean_errors(answers(visitor, raw_frame(
+            "typing", {"typing": True}, "conversation_id", value)), value)
+        assert [e["code"] for e in errors] == ["invalid"], (value, errors)
+        assert errors[0]["message"].startswith(words), (value, errors)
+    errors = clean_errors(answers(visitor, raw_frame("typing", {"conversation_id": cid + 1})),
+                          "another")
+    assert [e["code"] for e in errors] == ["not_found"], errors
+    for socket, data in ((visitor, {}), (agent, {"conversation_id": cid})):
+        errors = clean_errors(answers(socket, raw_frame("read", data)), "read")
+        assert [(e["code"], e["message"]) for e in errors] == [
+            ("invalid", "up_to: is required")], errors
+    errors = clean_errors(answers(visitor, raw_frame("read", {}, "up_to", str(2**31))), "big")
+    assert errors[0]["message"] == "up_to: must be between 0 and 2147483647", errors
