@@ -65,6 +65,10 @@ class ImmediateSqliteDatabase(PooledSqliteDatabase):
         return dict(self._pragmas or ())
 
     def begin(self, lock_type: str | None = None) -> None:
+        if lock_type == "DEFERRED":
+            # A read snapshot (``snapshot_reads``): no write lock, so no turn either.
+            super().begin(lock_type)
+            return
         self._writer.take()
         try:
             super().begin(lock_type or "IMMEDIATE")
@@ -397,6 +401,28 @@ class Outage:
         self.log.info("%s: the database answers again (after %.0f s)", self.what,
                          time.monotonic() - (self.since or time.monotonic()))
         self.wait = self.since = None
+
+
+@contextlib.contextmanager
+def snapshot_reads() -> Iterator[None]:
+    """Reads that all see the database as it was at the first of them, for
+    answers that must agree with each other (reads only: nothing is written).
+
+    PostgreSQL: a REPEATABLE READ transaction (under READ COMMITTED each
+    statement sees what committed before it, so a message committed between two
+    reads is in the second and not in the first). SQLite: a deferred transaction,
+    whose reads see one snapshot of the WAL database while writers go on
+    (``ImmediateSqliteDatabase`` takes no writer's turn for it). Inside a
+    transaction already, the caller's decides."""
+    if database.in_transaction():
+        yield
+        return
+    if is_postgres():
+        with database.atomic(isolation_level="REPEATABLE READ"):
+            yield
+    else:
+        with database.atomic(lock_type="DEFERRED"):
+            yield
 
 
 @contextlib.contextmanager

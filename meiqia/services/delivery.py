@@ -174,6 +174,15 @@ class Stream:
     the agent socket's snapshot at connect, else 0); ``on_sent(views)`` runs after
     frames went out (the visitor socket marks them delivered).
     Thread-safe: the hub pump and the frame loop both write through it.
+
+    The message the socket is storing now (``expect_own``) may come by before
+    its store returns: stored by this send, or by another tab's send of the same
+    ``client_msg_id`` a moment earlier. Only the outcome says which, and its
+    ``ack`` says it (``duplicate``), once, in its place: so its frame, and
+    everything after it in its conversation, waits (``_held``) until ``ack``,
+    ``forget_own`` or ``settle`` says how the send ended. Sent at once as the ack,
+    a second tab's send was acknowledged twice, first as new (``duplicate:
+    false``) and then as the duplicate it was.
     """
 
     def __init__(self, send: Callable[[str, dict, int | None], None], fill: Fill,
@@ -188,6 +197,12 @@ class Stream:
         #: (conversation id, client_msg_id) of messages this socket is sending now:
         #: they go out as its ``ack``, not as a ``message``.
         self._own: dict[tuple[int, str], None] = {}  # insertion order: oldest first
+        #: The one message whose store is under way (a socket handles one frame at
+        #: a time), until its outcome is known; None otherwise.
+        self._sending: tuple[int, str] | None = None
+        #: Per conversation: what came by from that message on, in arrival order,
+        #: while its outcome was not known; None: catch up from the database.
+        self._held: dict[int, list[dict | None]] = {}
 
     def position(self, conversation_id: int) -> int:
         with self.lock:
@@ -235,57 +250,123 @@ class Stream:
             return
         with self.lock:
             cid = view["conversation_id"]
+            if cid in self._held:
+                self._held[cid].append(view)  # behind the message being sent
+                return
             position = self.position(cid)
             if seq <= position:
                 return  # sent already (live, by a fill, or as our ack)
             if seq > position + 1:
                 self._catch_up(cid, seq)
+                if cid in self._held:  # the fill met the message being sent
+                    self._held[cid].append(view)
+                    return
+            if self._holds(view):
+                self._held[cid] = [view]
+                return
             self._emit([view])
             self.positions[cid] = seq
 
     def expect_own(self, conversation_id: int, client_msg_id: str) -> None:
         """This socket is about to store a message: when it comes by, it is the ack.
         The oldest are forgotten past MAX_OWN (a client sending frame after frame
-        that fail on the database)."""
+        that fail on the database). Until ``ack``, ``forget_own`` or ``settle``
+        it is the message being sent (see the class)."""
         with self.lock:
+            self.settle()
             self._own[(conversation_id, client_msg_id)] = None
             if len(self._own) > MAX_OWN:
                 del self._own[next(iter(self._own))]
+            self._sending = (conversation_id, client_msg_id)
 
     def forget_own(self, conversation_id: int, client_msg_id: str) -> None:
+        """The send failed and stored nothing: its message, if it comes by (another
+        tab stored it), is a ``message`` for this socket."""
         with self.lock:
             self._own.pop((conversation_id, client_msg_id), None)
+            if self._sending == (conversation_id, client_msg_id):
+                self._sending = None
+                self._release(conversation_id)
+
+    def settle(self) -> None:
+        """The frame that was storing a message ended without ``ack`` or
+        ``forget_own`` (the database failed: it may be stored all the same). The
+        message stays this socket's own, as before a resend: if it comes by, it is
+        the ack (docs/protocol.md, guarantee 2)."""
+        with self.lock:
+            if self._sending is not None:
+                cid = self._sending[0]
+                self._sending = None
+                self._release(cid)
 
     def ack(self, view: dict, duplicate: bool) -> None:
         """Acknowledge a message this socket sent, in its place in the order.
 
         A new message's ack may have gone out already (the hub was quicker than
-        the caller): then nothing more is sent. A duplicate at or below the
-        position is acknowledged at once (it moves nothing)."""
+        the caller, and its send's outcome was known): then nothing more is
+        sent. A duplicate at or below the position is acknowledged at once (it
+        moves nothing). What waited for this outcome follows the ack."""
         cid, seq = view["conversation_id"], view.get("seq")
+        key = (cid, view.get("client_msg_id") or "")
         with self.lock:
-            if seq is None or (duplicate and seq <= self.position(cid)):
-                self.forget_own(cid, view.get("client_msg_id") or "")
-                self._send("ack", {"client_msg_id": view.get("client_msg_id"),
-                                   "message": view, "duplicate": duplicate}, None)
-                return
-            self._own[(cid, view.get("client_msg_id") or "")] = None
-            if seq <= self.position(cid):
-                self.forget_own(cid, view.get("client_msg_id") or "")
-                return
-            if seq > self.position(cid) + 1:
-                self._catch_up(cid, seq)
-            self._emit([view], duplicate)
-            self.positions[cid] = seq
+            held: list[dict | None] = []
+            if self._sending == key:
+                self._sending = None
+                held = self._held.pop(cid, [])
+            try:
+                if seq is None or (duplicate and seq <= self.position(cid)):
+                    self._own.pop(key, None)
+                    self._send("ack", {"client_msg_id": view.get("client_msg_id"),
+                                       "message": view, "duplicate": duplicate}, None)
+                    return
+                self._own[key] = None
+                if seq <= self.position(cid):
+                    self._own.pop(key, None)
+                    return
+                if seq > self.position(cid) + 1:
+                    self._catch_up(cid, seq)
+                self._emit([view], duplicate)
+                self.positions[cid] = seq
+            finally:
+                self._replay(cid, held)  # its own frame among them: at the position now
 
     # -- inside the lock ------------------------------------------------------------
 
+    def _holds(self, view: dict) -> bool:
+        """Whether ``view`` is the message being sent, which waits for its outcome."""
+        return self._sending is not None and bool(view.get("client_msg_id")) and \
+            self._sending == (view["conversation_id"], view["client_msg_id"])
+
+    def _release(self, cid: int) -> None:
+        self._replay(cid, self._held.pop(cid, []))
+
+    def _replay(self, cid: int, held: list[dict | None]) -> None:
+        """What waited for a send's outcome, in its place now (``deliver`` drops
+        what went out meanwhile and fills gaps)."""
+        for view in held:
+            if view is None:
+                self._catch_up(cid, None)
+            else:
+                self.deliver(view)
+
     def _catch_up(self, cid: int, before: int | None) -> int:
         """Send what lies between the position and ``before`` (None: everything)."""
+        held = self._held.get(cid)
+        if held is not None:  # behind the message being sent: after its outcome
+            if before is None:
+                held.append(None)
+            return 0
         sent = 0
         while True:
             after = self.positions.get(cid, 0)
             found = self._fill(cid, after, before, PAGE)
+            mine = next((n for n, view in enumerate(found) if self._holds(view)), None)
+            if mine is not None:
+                # The message being sent: what comes before it goes, the rest waits.
+                self._emit(found[:mine])
+                self.positions[cid] = found[mine]["seq"] - 1
+                self._held[cid] = [*found[mine:], *([None] if before is None else [])]
+                return sent + mine
             if found:
                 self._emit(found)
                 self.positions[cid] = found[-1]["seq"]

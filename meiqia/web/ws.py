@@ -57,6 +57,9 @@ from meiqia import metrics
 from meiqia.db import connection
 from meiqia.db import find_by_id
 from meiqia.db import get_by_id
+from meiqia.db import snapshot_reads
+from meiqia.failure_log import FailureLog
+from meiqia.failure_log import first_line
 from meiqia.hub import RESYNC
 from meiqia.hub import SharedData
 from meiqia.models import Agent
@@ -536,7 +539,13 @@ def _sending(stream: delivery.Stream, conversation_id: int, client_id: str) -> I
     all the same (the connection lost after its COMMIT). The client sends it
     again; meanwhile it may come by first, filling the gap before a later
     message, or published again by a resend: it stays this socket's own, so it
-    still goes out as the ``ack``. Any other failure stored nothing."""
+    still goes out as the ``ack``. Any other failure stored nothing.
+
+    While the store is under way, the message and what follows it in its
+    conversation wait on the stream for its outcome (``delivery.Stream``): it may
+    come by stored by another tab's send of the same id, and then this send's one
+    ack says ``"duplicate": true``; ``_run_frame`` lets them go if the frame ends
+    without an ack."""
     stream.expect_own(conversation_id, client_id)
     try:
         yield
@@ -935,7 +944,13 @@ def _run_frame(channel: Channel, frame: dict, handlers: dict[str, Any],
             if schema is not None:
                 check(data, schema)
             started = time.perf_counter()
-            later = handler(data)
+            try:
+                later = handler(data)
+            finally:
+                if channel.stream is not None:
+                    # A message frame that ended without its ack (the database
+                    # failed) no longer holds its conversation's frames back.
+                    channel.stream.settle()
             if kind == "message":  # stored and acknowledged
                 metrics.ACK_SECONDS.labels(channel.kind).observe(time.perf_counter() - started)
             if isinstance(later, list):  # steps left for after the answer
@@ -1119,10 +1134,10 @@ def agent_socket(ws: Any) -> Callable[[], None] | None:
             socket_row: list[int] = []
             _bookkeeping("presence", lambda: socket_row.append(presence.agent_connected(actor)))
             try:
-                # The stream's snapshot before ``hello``: whatever is committed after it
-                # is heard live (subscribed above), so nothing falls between.
-                channel.stream = _agent_stream(channel, scope)
-                channel.send("hello", {"agent_id": actor.id, **conversations.lists(actor)})
+                # The stream's snapshot, with ``hello``'s lists: whatever is committed
+                # after it is heard live (subscribed above), so nothing falls between.
+                channel.stream, lists = _agent_stream(channel, scope)
+                channel.send("hello", {"agent_id": actor.id, **lists})
                 _agent_resume(channel.stream, actor, named, after)
             except BaseException:
                 sub.close()  # no pump will drain it (see the visitor socket)
@@ -1422,14 +1437,27 @@ class _Scope:
         return self._decide(topic, event, may_query=False) is not False
 
 
-def _agent_stream(channel: Channel, scope: _Scope) -> delivery.Stream:
+def _agent_stream(channel: Channel, scope: _Scope) -> tuple[delivery.Stream, dict[str, Any]]:
     """The agent socket's stream: every conversation in his scope (as it is now:
-    ``scope.actor``), internal notes included. A conversation he did not name
-    starts where it stood when he connected (read here after the subscription and
-    before ``hello``, whose lists carry each ``last_seq``); one that began later
-    starts at 0."""
-    snapshot = dict(Conversation.select(Conversation.id, Conversation.last_seq).where(
-        Conversation.team == scope.actor.team_id, Conversation.status != "ended").tuples())
+    ``scope.actor``), internal notes included; and his ``hello`` lists.
+
+    A conversation he did not name starts where it stood when he connected, at the
+    ``last_seq`` his ``hello`` shows: the starting positions and the lists are read
+    after the subscription, in one snapshot (``db.snapshot_reads``), so a message
+    committed meanwhile is either in both (sent neither live nor twice) or in
+    neither (heard live). Read by two statements, under PostgreSQL's READ
+    COMMITTED, one committed between them was in ``hello``'s ``last_seq`` and came
+    live as well: a duplicate for a client that loads history up to ``last_seq``.
+    One that began later starts at 0."""
+    with snapshot_reads():
+        snapshot = dict(Conversation.select(Conversation.id, Conversation.last_seq).where(
+            Conversation.team == scope.actor.team_id, Conversation.status != "ended").tuples())
+        lists = conversations.lists(scope.actor)
+    for rows in lists.values():
+        for row in rows if isinstance(rows, list) else ():
+            # The same values; and an ended chat he was @mentioned in starts where
+            # ``hello`` says too.
+            snapshot[row["id"]] = row["last_seq"]
 
     def fill(conversation_id: int, after: int, before: int | None, limit: int) -> list[dict]:
         with socket_unit():
@@ -1443,7 +1471,7 @@ def _agent_stream(channel: Channel, scope: _Scope) -> delivery.Stream:
             view["handler_id"], view["group_id"] = conversation.handler_id, conversation.group_id
         return views
 
-    return delivery.Stream(channel.send, fill, start=lambda cid: snapshot.get(cid, 0))
+    return delivery.Stream(channel.send, fill, start=lambda cid: snapshot.get(cid, 0)), lists
 
 
 def _agent_catch_up(stream: delivery.Stream, actor: Any, since: float) -> None:
