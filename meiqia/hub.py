@@ -37,6 +37,9 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from typing import Any
 
+from meiqia.failure_log import FailureLog
+from meiqia.failure_log import first_line
+
 log = logging.getLogger(__name__)
 
 #: Events a slow subscriber may have waiting before new ones are dropped for it
@@ -330,6 +333,13 @@ class RedisHub(BaseHub):
         self._failures = 0
         self._failed_since: float | None = None
         self._publish_error: str | None = None
+        #: A Redis outage fails every publish and every reconnection of the listener:
+        #: one warning each when it starts, a count meanwhile, one line when it ends.
+        self._publish_log = FailureLog(log, "hub: publishing to Redis",
+                                       "a resync follows when Redis is back")
+        self._listen_log = FailureLog(
+            log, "hub: the Redis listener",
+            f"retrying in {LISTEN_BACKOFF[0]:g} s, backing off to {LISTEN_BACKOFF[1]:g} s")
         #: Resyncs this process's subscriptions were asked for (tests, health).
         self.resyncs = 0
         self._thread = threading.Thread(
@@ -365,8 +375,9 @@ class RedisHub(BaseHub):
                 if self._failed_since is None:
                     self._failed_since = time.time()
                 self._publish_error = str(exc)
-            log.warning("hub: publish to %s failed (%s); a resync follows when Redis is back",
-                        topic, exc)
+            self._publish_log.failed(f"hub: publish to {topic} failed ({first_line(exc)})")
+        else:
+            self._publish_log.succeeded()
 
     def wait_ready(self, timeout: float = 5.0) -> bool:
         """Block until the listener is connected (tests and start-up)."""
@@ -412,8 +423,8 @@ class RedisHub(BaseHub):
                         self._down_since = time.time()
                     self._ready.clear()
                     self._listen_error = str(exc)
-                log.warning("hub: Redis listener lost connection (%s); retrying in %.1f s",
-                            exc, backoff)
+                self._listen_log.failed(
+                    f"hub: Redis listener lost connection ({first_line(exc)})")
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, LISTEN_BACKOFF[1])
             finally:
@@ -431,6 +442,7 @@ class RedisHub(BaseHub):
             since, self._down_since = self._down_since, None
             self._listen_error = None
         self._ready.set()
+        self._listen_log.succeeded()
         if since is not None and self._resync_all(since):
             self.resyncs += 1
             log.warning("hub: listening again; local sockets resync from the database")

@@ -119,6 +119,11 @@ class PostgresServer:
         on the same port a moment later."""
         self._ctl("-m", "fast", "restart")
 
+    def halt(self) -> None:
+        """``pg_ctl stop -m fast``, keeping the data: ``start()`` brings it back, as
+        an operator's stop and start would."""
+        self._ctl("-m", "fast", "stop")
+
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
             self._ctl("-m", "immediate", "stop")

@@ -701,10 +701,24 @@ def _guarded(path: str, ws: Any, step: Callable[..., Any], *args: Any) -> Any:
         return None
 
 
+def _refused() -> FailureLog:
+    """The log of frames refused because the database failed, one per app: during
+    an outage every frame of every socket is one (a warning each, two lines with
+    psycopg2's text, flooded the log), so one warning as it starts, a count
+    meanwhile, one line when a frame goes through again."""
+    refused = current_app.extensions.get("meiqia.ws_refused")
+    if refused is None:
+        refused = current_app.extensions.setdefault("meiqia.ws_refused", FailureLog(
+            log, "ws: the database for socket frames",
+            "each such frame is answered `unavailable`"))
+    return refused
+
+
 def _unavailable(channel: Channel, frame: dict, exc: Exception) -> None:
     """Answer the frame with ``unavailable`` and keep the socket: nothing of the
     frame was stored, and the client may send it again (same client_msg_id)."""
-    log.warning("ws: database unavailable for a %s frame: %s", frame.get("type"), exc)
+    _refused().failed(f"ws: database unavailable for a {frame.get('type')} frame "
+                      f"({first_line(exc)})")
     data = frame.get("data") or {}
     channel.error("unavailable", "the database is busy or unreachable; send it again",
                   data.get("client_msg_id") or frame.get("type"))
@@ -886,6 +900,8 @@ def visitor_socket(ws: Any) -> Callable[[], None] | None:
                         _visitor_frame(channel, visitor, known, frame)
                 except DATABASE_ERRORS as exc:
                     _unavailable(channel, frame, exc)
+                else:
+                    _refused().succeeded()
         finally:
             _stop_pump(pump)
             _bookkeeping("presence", presence.visitor_disconnected, visitor.id)
@@ -1184,6 +1200,8 @@ def agent_socket(ws: Any) -> Callable[[], None] | None:
                         _agent_frame(channel, current, frame)
                 except DATABASE_ERRORS as exc:
                     _unavailable(channel, frame, exc)
+                else:
+                    _refused().succeeded()
         finally:
             _stop_pump(pump)
             _bookkeeping("presence", presence.agent_disconnected, actor,

@@ -359,6 +359,43 @@ def test_postgres_restart_mid_conversation_loses_and_doubles_nothing(tmp_path, o
         assert app.test_client().get("/healthz").status_code == 200
 
 
+def test_a_database_outage_is_one_warning_in_the_socket_log_not_one_per_frame(
+        tmp_path, own_postgres, caplog):
+    """PostgreSQL stopped while a visitor keeps sending: each frame is refused as
+    ``unavailable``, and the log says so once, on one line (psycopg2's text has
+    ``\\n\\t`` in it), then once that frames go through again, with the count. It
+    used to be a two-line warning per refused frame."""
+    import logging
+
+    from tests.ws.conftest import Socket
+
+    with served(tmp_path, DATABASE_URL=own_postgres.url) as (app, server):
+        api, _, token, cid = open_chat(app)
+        visitor = Socket(server.url(f"/ws/visitor?token={token}"))
+        visitor.expect("hello")
+        caplog.set_level(logging.INFO, logger="meiqia.web.ws")
+        own_postgres.halt()
+        for n in range(6):
+            visitor.send("message", {"body": f"停库时 {n}", "client_msg_id": f"d{n}"})
+            assert visitor.expect("error", timeout=30)["data"]["code"] == "unavailable"
+        own_postgres.start()
+        _until_acked(visitor, "恢复后", "d-end")
+        refused = [f for f in visitor.seen if f["type"] == "error"]
+
+        def logged() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == "meiqia.web.ws"]
+
+        # Logged as the frame's handling ends, just after its ack went out.
+        wait_until(lambda: any("works again" in line for line in logged()),
+                   what="the line saying frames go through again")
+        lines = logged()
+        warned = [line for line in lines if "database unavailable for a message frame" in line]
+        assert len(warned) == 1, lines
+        assert "\n" not in warned[0], warned
+        again = [line for line in lines if "works again" in line]
+        assert len(again) == 1 and f"{len(refused)} failure(s)" in again[0], lines
+
+
 def test_a_resend_of_a_message_stored_but_never_published_reaches_every_socket(tmp_path):
     """The connection drops during COMMIT: PostgreSQL stored the message, the client
     saw an error and resends it (same client_msg_id). The resend is acknowledged as a

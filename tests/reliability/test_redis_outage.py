@@ -346,3 +346,36 @@ def test_a_listener_connection_cut_while_redis_stays_up_resyncs(own_redis):
     finally:
         admin.close()
         hub.close()
+
+
+def test_a_redis_outage_is_one_warning_in_the_hub_log_not_one_per_publish(own_redis, caplog):
+    """Redis down: every publish fails and the listener retries, and the log says
+    each once, then once that it works again, with the count. A 20 s outage used to
+    log a warning per publish (96 in a web process) and one per listener retry."""
+    import logging
+
+    from meiqia.hub import RedisHub
+    from meiqia.hub import make_redis
+
+    caplog.set_level(logging.INFO, logger="meiqia.hub")
+    hub = RedisHub(make_redis(own_redis.url, 0.2), "quiet")
+    try:
+        assert hub.wait_ready()
+        own_redis.stop()
+        for n in range(40):
+            hub.publish("conversation:1", {"type": "message", "data": {"id": n}})
+        # The listener retries with backoff; three failed retries are enough to tell.
+        wait_until(lambda: hub._listen_log.count >= 3, what="the listener retrying")
+        own_redis.start()
+        wait_until(lambda: hub.health()["ok"], what="the hub back (listener, announced)")
+        hub.publish("conversation:1", {"type": "message", "data": {"id": 40}})
+        lines = [r.getMessage() for r in caplog.records if r.name == "meiqia.hub"]
+        failed = [line for line in lines if "publish to conversation:1 failed" in line]
+        assert len(failed) == 1, lines
+        assert [line for line in lines if "publishing to Redis works again" in line
+                and "40 failure(s)" in line], lines
+        lost = [line for line in lines if "listener lost connection" in line]
+        assert len(lost) == 1, lines
+        assert [line for line in lines if "Redis listener works again" in line], lines
+    finally:
+        hub.close()
