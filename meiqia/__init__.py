@@ -20,7 +20,7 @@ from typing import Any  # noqa: E402
 
 from flask import Flask  # noqa: E402
 
-from meiqia.private_files import private_folder  # noqa: E402
+from meiqia.private_files import instance_folders  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -63,7 +63,7 @@ def create_app(
 
     instance_path = instance_path or os.environ.get("MEIQIA_INSTANCE_PATH") or None
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
-    private_folder(app.instance_path)  # the database, the key, uploads, exports
+    instance_folders(app.instance_path)  # the database, the key, uploads/, exports/
     config_module.load(app, config)
     app.config["SECRET_KEY"] = _secret_key(app)
     logging.basicConfig(

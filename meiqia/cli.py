@@ -43,16 +43,50 @@ def app_context(connect: bool = True, **config: Any) -> Iterator[Any]:
     """Create the app (config errors become clean CLI errors) and enter it, with a
     database connection unless ``connect`` is False (opening one creates a SQLite
     file)."""
-    from meiqia.db import connection
-
     app = _create_app()
     app.config.update(config)
     with app.app_context():
         if not connect:
             yield app
             return
-        with connection():
+        with database_connection(app):
             yield app
+
+
+@contextlib.contextmanager
+def database_connection(app: Any) -> Iterator[None]:
+    """A connection for the command, or one line saying why there is none (exit 1).
+
+    A database that does not answer, or refuses the login, made ``meiqia init``,
+    ``db status`` and the other commands print the driver's traceback (80 lines)
+    while ``db upgrade`` said it in one; each command says it in one line now,
+    naming the database by its URL with the password masked.
+    """
+    import peewee
+
+    from meiqia.db import connection
+
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(connection())
+        except (peewee.DatabaseError, peewee.InterfaceError) as exc:
+            url = app.config["DATABASE_URL"]
+            raise click.ClickException(
+                f"cannot connect to the database {_masked_url(url)}: "
+                f"{_one_line(exc, url)}") from exc
+        yield
+
+
+def _masked_url(url: str) -> str:
+    """``url`` with its password, if any, as ``***``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.netloc.rsplit("@", 1)[0].split(":", 1)[0]
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 def _require_schema() -> None:
@@ -170,13 +204,12 @@ def init(team_name: str, email: str, name: str, password: str | None, demo_kb: b
 def _init_database(app: Any, first_admin: dict[str, str], generated: bool,
                    demo_kb: bool) -> None:
     from meiqia import migrations
-    from meiqia.db import connection
     from meiqia.db import database
     from meiqia.models import Team
     from meiqia.services import accounts
     from meiqia.services.errors import ServiceError
 
-    with connection():
+    with database_connection(app):
         click.echo(f"instance folder: {app.instance_path}")
         applied = migrations.upgrade(database.obj, echo=lambda m: click.echo(f"database: {m}"))
         if not applied:
@@ -230,11 +263,8 @@ def run(host: str, port: int, dev: bool) -> None:
     For production use gunicorn as docs/deploy.md shows.
     """
     app = _create_app()
-    with app.app_context():
-        from meiqia.db import connection
-
-        with connection():
-            _require_schema()
+    with app.app_context(), database_connection(app):
+        _require_schema()
     if app.config["BOT_WARM_UP"]:
         from meiqia.services import knowledge
 
@@ -390,19 +420,28 @@ def db_upgrade() -> None:
     from meiqia import migrations
     from meiqia.db import database
 
+    url = None
     try:
-        with app_context():
+        with app_context() as app:
+            url = app.config["DATABASE_URL"]
             applied = migrations.upgrade(database.obj, echo=click.echo)
     except click.ClickException:
         raise
     except Exception as exc:  # noqa: BLE001 - an operator's command: a reason, no traceback
-        raise click.ClickException(f"database upgrade failed: {_one_line(exc)}") from exc
+        raise click.ClickException(f"database upgrade failed: {_one_line(exc, url)}") from exc
     click.echo("up to date" if not applied else f"{len(applied)} migration(s) done")
 
 
-def _one_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (a driver's error spans several lines)."""
+def _one_line(exc: BaseException, url: str | None = None) -> str:
+    """``Type: first line of the message`` (a driver's error spans several lines),
+    without the password of the database ``url`` should the driver repeat it."""
+    from urllib.parse import unquote
+    from urllib.parse import urlsplit
+
     text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    password = urlsplit(url).password if url else None
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(secret, "***")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -58,6 +58,8 @@ worker_connections = int(os.environ.get("MEIQIA_WORKER_CONNECTIONS", "10000"))
 # one worker held 1,700 of 2,050 websockets (1,335 frames queued for its
 # database turns) while the other held 340 and idled, for as long as the
 # sockets stayed open (docs/benchmarks.md). ``MEIQIA_REUSE_PORT=0`` turns it off.
+# A worker's socket takes part only while the worker can serve: from the end of its
+# boot until its replacements have booted (``meiqia/worker_listeners.py``).
 reuse_port = os.environ.get("MEIQIA_REUSE_PORT", "1") not in {"0", "false", "no"}
 timeout = 60
 graceful_timeout = 30
@@ -104,28 +106,71 @@ class _ListeningAt:
         return True
 
 
+#: The workers' states (``meiqia.worker_listeners.Record``), made by the master in
+#: ``on_starting`` when each worker binds a socket of its own; inherited by the workers.
+_workers = None
+
+
 def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
     """Make the start-up line name the address with ``reuse_port`` too (see
-    ``_ListeningAt``)."""
+    ``_ListeningAt``), and start the record of which worker can serve."""
     import logging
 
+    from meiqia import worker_listeners
+
+    global _workers
     logging.getLogger("gunicorn.error").addFilter(_ListeningAt(server.cfg.address))
+    if worker_listeners.per_worker_sockets(server.cfg):
+        _workers = worker_listeners.Record.create(server.cfg.worker_tmp_dir)
+
+
+def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """The master's last act: remove the workers' record."""
+    if _workers is not None:
+        _workers.remove()
+
+
+def pre_fork(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """A worker is booting from now: a stopping one waits for it (``worker_listeners``)."""
+    if _workers is not None:
+        from meiqia import worker_listeners
+
+        _workers.set(worker.age, worker_listeners.BOOTING)
 
 
 def post_fork(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
-    """Under gevent, make psycopg2 wait cooperatively (psycogreen).
+    """First, take the new worker's own socket (``reuse_port``) out of the kernel's
+    balancing until its app is loaded (``post_worker_init``): gunicorn has just made
+    it listen, and connections hashed to it would wait out the boot.
 
-    Without it one slow PostgreSQL query blocks every websocket of the worker.
+    Under gevent, make psycopg2 wait cooperatively (psycogreen): without it one slow
+    PostgreSQL query blocks every websocket of the worker.
     """
+    if _workers is not None:
+        from meiqia import worker_listeners
+
+        worker_listeners.unlisten(worker, _workers)
     if "gevent" in server.cfg.worker_class_str:
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
 
 
+def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """The app is loaded: the worker's own socket joins the kernel's balancing, and a
+    SIGTERM later waits for the workers booting meanwhile (``worker_listeners``)."""
+    if _workers is not None:
+        from meiqia import worker_listeners
+
+        worker_listeners.listen(worker, _workers)
+
+
 def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
     """Prometheus multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, docs/deploy.md):
-    a dead worker's open-socket gauge must stop counting."""
+    a dead worker's open-socket gauge must stop counting. The worker leaves the
+    record of workers that can serve."""
+    if _workers is not None:
+        _workers.drop(worker.age)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

@@ -8,7 +8,7 @@ now 0700 (also one made earlier, at the next use) and the files 0600 from the
 moment they are created; nothing of ours needs another user to read them (the
 server sends every file itself, after its scope check; docs/security.md §12). The
 instance folder itself (the SQLite database, the secret key) is made 0700 the same
-way when the app starts.
+way when the app starts, with its ``uploads/`` and ``exports/`` (``instance_folders``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
+
+#: The instance's folders of customers' files (docs/security.md §12).
+INSTANCE_FOLDERS = ("uploads", "exports")
 
 
 def private_folder(path: str) -> str:
@@ -43,3 +46,15 @@ def private_opener(path: str, flags: int) -> int:
 def make_private(path: str) -> None:
     """Narrow a file another library wrote (an XLSX export) to 0600."""
     os.chmod(path, FILE_MODE)
+
+
+def instance_folders(instance_path: str) -> None:
+    """The instance folder and its ``uploads/`` and ``exports/``, made private now.
+
+    Made when the app starts (``meiqia init``, every server), not at the first
+    upload: the backup of docs/deploy.md §6 (``tar … uploads``) failed with
+    "uploads: Cannot stat" on an instance nobody had uploaded to yet.
+    """
+    private_folder(instance_path)
+    for name in INSTANCE_FOLDERS:
+        private_folder(os.path.join(instance_path, name))

@@ -17,11 +17,10 @@ import contextlib
 import importlib
 import inspect
 import pkgutil
-import sys
-import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 import peewee
 from playhouse.migrate import PostgresqlMigrator
@@ -75,46 +74,76 @@ def pending(db: peewee.Database, migrations: list[ModuleType] | None = None) -> 
 #: "meiq" in ASCII), so that two at once run one after the other.
 LOCK_KEY = 0x6D656971
 
-#: How long an upgrade waits for another one (a long migration) to finish.
-LOCK_WAIT_SECONDS = 3600.0
+
+@contextlib.contextmanager
+def _upgrade_lock(db: peewee.Database, say: Callable[[str], None]) -> Iterator[None]:
+    """Hold the upgrade lock for a whole upgrade: another upgrade (another host's
+    ``meiqia db upgrade`` at the same moment) waits here until this one is done,
+    and then reads what is pending, so it finds nothing left and reports
+    ``up to date`` (docs/deploy.md §7).
+
+    A lock taken per migration let two upgrades split the work between them
+    (one applied eleven migrations, the other the twelfth), so both said they had
+    applied some.
+
+    PostgreSQL: a session-level advisory lock on this connection, let go at the
+    end (or when the connection ends: a killed upgrade leaves no lock behind).
+    SQLite: an exclusive ``flock`` on a file beside the database file (let go by
+    the system when the process ends); an in-memory database has one process.
+    """
+    if isinstance(db, peewee.PostgresqlDatabase):
+        with _postgres_lock(db, say):
+            yield
+        return
+    path = db.database
+    if not path or path == ":memory:" or path.startswith("file::memory:"):
+        yield
+        return
+    with _file_lock(f"{path}.upgrade-lock", say):
+        yield
 
 
 @contextlib.contextmanager
-def _locked(db: peewee.Database, say: Callable[[str], None]) -> Iterator[None]:
-    """A transaction holding the upgrade lock: another upgrade (another host's
-    ``meiqia db upgrade`` at the same moment) waits here until this one commits.
-
-    PostgreSQL: a transaction-level advisory lock (let go at commit or rollback).
-    SQLite: the transaction begins IMMEDIATE, which takes the write lock; a long
-    migration can hold it past the busy timeout, so the wait starts again.
-    """
-    if isinstance(db, peewee.PostgresqlDatabase):
-        with db.atomic():
-            db.execute_sql("SET LOCAL lock_timeout = 0")
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-            yield
-        return
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    told = False
-    while True:
-        transaction = db.atomic("IMMEDIATE")
-        try:
-            transaction.__enter__()
-        except peewee.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            if not told:
-                say("waiting for another upgrade to finish")
-                told = True
-            continue
-        break
+def _postgres_lock(db: peewee.Database, say: Callable[[str], None]) -> Iterator[None]:
+    with db.atomic():  # lock_timeout 0 (wait as long as it takes) for this wait only
+        db.execute_sql("SET LOCAL lock_timeout = 0")
+        if not db.execute_sql("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+            say("waiting for another upgrade to finish")
+            db.execute_sql("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
     try:
         yield
     except BaseException:
-        if not transaction.__exit__(*sys.exc_info()):
-            raise
-    else:
-        transaction.__exit__(None, None, None)
+        # A connection that died has let go of the lock with it; the upgrade's own
+        # error is the one to report.
+        with contextlib.suppress(peewee.DatabaseError, peewee.InterfaceError):
+            db.execute_sql("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        raise
+    db.execute_sql("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+@contextlib.contextmanager
+def _file_lock(path: str, say: Callable[[str], None]) -> Iterator[None]:
+    import fcntl
+
+    from meiqia.private_files import private_opener
+
+    with open(path, "a", opener=private_opener) as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("waiting for another upgrade to finish")
+            fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+
+
+def _transaction(db: peewee.Database) -> Any:
+    """One step's transaction; SQLite's takes the write lock as it begins."""
+    if isinstance(db, peewee.PostgresqlDatabase):
+        return db.atomic()
+    return db.atomic("IMMEDIATE")
 
 
 def upgrade(
@@ -124,37 +153,36 @@ def upgrade(
 ) -> list[str]:
     """Apply what is pending and return the names applied (or stamped).
 
-    Safe to run twice at once: each step holds the upgrade lock and reads what is
-    pending after taking it, so the second upgrade waits for the first and then
-    finds the work done.
+    Safe to run twice at once: the whole upgrade holds the upgrade lock and reads
+    what is pending after taking it, so the second upgrade waits for the first
+    and then finds the work done (returns nothing). Each migration runs in a
+    transaction of its own: one that fails leaves nothing of itself, and those
+    before it stay applied.
     """
     # Load the modules that register schema extras before a fresh create.
     from meiqia import schema_extras  # noqa: F401
 
     migrations = discover() if migrations is None else migrations
     say = echo or (lambda _msg: None)
-    with db.bind_ctx([SchemaMigration, *ALL_MODELS]):
-        with _locked(db, say):
-            fresh = not db.table_exists(Team._meta.table_name)
-            if fresh:
+    with db.bind_ctx([SchemaMigration, *ALL_MODELS]), _upgrade_lock(db, say):
+        if not db.table_exists(Team._meta.table_name):
+            with _transaction(db):
                 db.create_tables([SchemaMigration, *ALL_MODELS])
                 for extra in SCHEMA_EXTRAS:
                     extra(db)
                 for module in migrations:
                     SchemaMigration.create(name=_short(module))
-            else:
-                db.create_tables([SchemaMigration])
-        if fresh:
             say(f"created {len(ALL_MODELS)} tables")
             return [_short(m) for m in migrations]
+        with _transaction(db):
+            db.create_tables([SchemaMigration])
+        todo = set(pending(db, migrations))
         applied = []
         for module in migrations:
             name = _short(module)
-            if name not in pending(db, migrations):
-                continue  # done, or being done: _locked tells
-            with _locked(db, say):
-                if name not in pending(db, [module]):
-                    continue  # another upgrade applied it while this one waited
+            if name not in todo:
+                continue
+            with _transaction(db):
                 if "echo" in inspect.signature(module.up).parameters:
                     module.up(_migrator(db), db, echo=say)  # a long one reports progress
                 else:

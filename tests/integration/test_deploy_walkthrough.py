@@ -48,6 +48,8 @@ from tests.conftest import IN_CI
 from tests.conftest import PG_HOW
 from tests.conftest import PG_URL
 from tests.conftest import REDIS_URL
+from tests.conftest import close_app
+from tests.conftest import make_app
 from tests.conftest import unavailable
 from tests.helpers import wait_until
 from tests.integration import deploy_doc
@@ -290,9 +292,14 @@ def test_docs_deploy_md_step_by_step(stack: Stack, tmp_path: Path, redis_prefix:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("MEIQIA_")}
     base_env["PATH"] = f"{BIN}{os.pathsep}{base_env.get('PATH', '')}"
     superuser_lines = [c for c in deploy_doc.commands(1) if c.startswith("sudo -u postgres")]
-    assert [argv(c)[3] for c in superuser_lines] == ["createuser", "createdb"]
-    for line in superuser_lines:
+    assert [argv(c)[3] for c in superuser_lines] == ["createuser", "createdb", "psql"]
+    for line in superuser_lines[:2]:
         run(as_superuser(line, role, database), base_env)
+    # The third asks for the password at a terminal (psql's \password); the same as SQL.
+    assert argv(superuser_lines[2])[3:] == ["psql", "-c", "\\password meiqia"]
+    db_password = "Pw-" + uuid.uuid4().hex
+    run(["psql", "-h", PG_HOST, "-p", PG_PORT, "-U", PG_SUPERUSER, "-d", "postgres", "-c",
+         f"ALTER ROLE \"{role}\" PASSWORD '{db_password}'"], base_env)
     assert query(db_url, "SELECT pg_get_userbyid(datdba) FROM pg_database "
                  "WHERE datname = current_database()") == [(role,)]
     assert query(db_url, "SELECT rolsuper FROM pg_roles WHERE rolname = %s", role) == [(False,)]
@@ -302,7 +309,10 @@ def test_docs_deploy_md_step_by_step(stack: Stack, tmp_path: Path, redis_prefix:
     doc_env = deploy_doc.exports(2)
     doc_db = urlparse(doc_env["MEIQIA_DATABASE_URL"])
     assert (doc_db.username, doc_db.path) == ("meiqia", "/meiqia"), "§1 and §2 name differently"
-    here = {"MEIQIA_INSTANCE_PATH": str(instance), "MEIQIA_DATABASE_URL": db_url,
+    assert doc_db.password and doc_db.hostname == "127.0.0.1", "§2's URL: TCP, with §1's password"
+    here = {"MEIQIA_INSTANCE_PATH": str(instance),
+            "MEIQIA_DATABASE_URL": f"postgresql://{role}:{db_password}@{PG_HOST}:{PG_PORT}/"
+                                   f"{database}",
             "MEIQIA_REDIS_URL": REDIS_URL}
     assert here.keys() <= doc_env.keys(), f"§2 no longer exports {here.keys() - doc_env.keys()}"
     env = {**base_env, **doc_env, **here, "PYTHONUNBUFFERED": "1",
@@ -467,12 +477,13 @@ def test_docs_deploy_md_step_by_step(stack: Stack, tmp_path: Path, redis_prefix:
     run(["bash", "-c", dump_line], base_env, cwd=backups)
     tar_line, n = re.subn(r" -C /var/lib/meiqia ", f" -C {shlex.quote(str(instance))} ",
                           tar_line)
-    assert n == 1, "§6: expected `tar … -C /var/lib/meiqia uploads`"
+    assert n == 1, "§6: expected `tar … -C /var/lib/meiqia secret_key uploads`"
     run(["bash", "-c", tar_line], base_env, cwd=backups)
     (dump,) = backups.glob("meiqia-*.dump")
-    (archive,) = backups.glob("uploads-*.tgz")
+    (archive,) = backups.glob("files-*.tgz")
     with tarfile.open(archive) as tar:
         assert f"uploads/{upload['key']}" in tar.getnames()
+        assert "secret_key" in tar.getnames()  # without it no token verifies (below)
 
     (restore,) = (c[c.index("pg_restore"):] for c in deploy_doc.comments(6)
                   if "pg_restore" in c)
@@ -489,6 +500,28 @@ def test_docs_deploy_md_step_by_step(stack: Stack, tmp_path: Path, redis_prefix:
     original = query(db_url, in_order, cid)
     assert ("好的，马上处理",) in original and query(restored_url, in_order, cid) == original
     assert query(restored_url, "SELECT ip FROM visit") == [(VISITOR_IP,)]
+
+    # The doc's `tar xzf` into a new instance folder: the visitor's token verifies
+    # there; in a folder without the archive's key it does not (a new key is written).
+    (unpack,) = (c[c.index("tar xzf"):] for c in deploy_doc.comments(6) if "tar xzf" in c)
+    words = argv(unpack)
+    assert words[:2] == ["tar", "xzf"] and words[3:] == ["-C", "/var/lib/meiqia"], unpack
+    for with_key in (True, False):
+        home = tmp_path / f"restored-{with_key}"
+        (home / "instance").mkdir(parents=True)
+        if with_key:
+            run(["tar", "xzf", str(archive), "-C", str(home / "instance")], base_env)
+        restored_app = make_app(home, DATABASE_URL=restored_url, SECRET_KEY=None)
+        try:
+            answer = restored_app.test_client().get(
+                f"/api/v1/widget/conversations/{cid}/messages",
+                headers={"X-Visitor-Token": token})
+        finally:
+            close_app(restored_app)
+        assert answer.status_code == (200 if with_key else 401), answer.get_json()
+        if with_key:
+            bodies = [m["body"] for m in answer.get_json()["messages"]]
+            assert "好的，马上处理" in bodies
 
     # --- §7 Upgrades: `meiqia db upgrade` again changes nothing ------------------------
     def snapshot() -> tuple[list[str], list]:

@@ -9,6 +9,7 @@ record removed, the schema of the release before it), on SQLite and on PostgreSQ
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -189,4 +190,100 @@ def test_a_failed_upgrade_is_one_line_not_a_traceback(tmp_path):
     _out, err, rc = *proc.communicate(timeout=120), proc.returncode
     assert rc == 1 and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("Error: database upgrade failed: OperationalError: "), err
+    assert err.startswith("Error: cannot connect to the database postgresql://postgres@"
+                          "127.0.0.1:7909/opsfix_db: OperationalError: "), err
+
+
+# --- Many migrations pending: one upgrade does them all ------------------------------
+
+#: One upgrader that takes the database's URL with each "go" line (a fresh database
+#: each trial), upgrades it, answers one line.
+URL_UPGRADER = textwrap.dedent("""
+    import sys
+    from meiqia import migrations
+    from meiqia.db import make_database
+    from meiqia.models import ALL_MODELS, SchemaMigration
+
+    migrations.discover()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        db = make_database(line.strip())
+        with db.bind_ctx([SchemaMigration, *ALL_MODELS]):
+            db.connect()
+            try:
+                applied = migrations.upgrade(db)
+                print("applied " + ",".join(applied), flush=True)
+            except Exception as exc:
+                print("failed " + type(exc).__name__ + ": " + str(exc).splitlines()[0],
+                      flush=True)
+            db.close_all()
+""")
+
+RELEASE_TRIALS = 10
+
+
+def _race_fresh_databases(urls: list[str]) -> list[tuple[str, str]]:
+    """Two upgraders released together on each database of ``urls`` in turn."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", URL_UPGRADER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+             for _ in range(2)]
+    results = []
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready"
+        for url in urls:
+            for proc in procs:
+                proc.stdin.write(url + "\n")
+            for proc in procs:
+                proc.stdin.flush()
+            results.append(tuple(proc.stdout.readline().strip() for proc in procs))
+    finally:
+        for proc in procs:
+            proc.stdin.close()
+            proc.wait(timeout=60)
+            proc.stdout.close()
+    return results
+
+
+def _check_one_did_all(results: list[tuple[str, str]]) -> None:
+    """Each trial: one upgrader applied every pending migration, the other none."""
+    from meiqia import migrations
+    from tests.unit.test_migrations import FIRST_RELEASE_MIGRATIONS
+
+    everything = ",".join(name for name in (m.__name__.rsplit(".", 1)[-1]
+                                            for m in migrations.discover())
+                          if name not in FIRST_RELEASE_MIGRATIONS)
+    assert everything.count(",") >= 10  # a dozen migrations to split, if they could
+    for a, b in results:
+        assert not a.startswith("failed") and not b.startswith("failed"), (a, b)
+        assert sorted((a, b)) == ["applied", f"applied {everything}"], (a, b)
+
+
+@pytest.mark.postgres
+def test_two_upgrades_of_a_first_release_database_at_once_on_postgres():
+    """docs/deploy.md §7: "one applies the migrations, the others wait for it and then
+    report `up to date`". A lock per migration let two upgrades share the work (one
+    applied eleven migrations, the other one) in 3 of 4 trials from outside."""
+    from tests.unit.test_migrations import _first_release_postgres
+
+    with contextlib.ExitStack() as stack:
+        urls = [_first_release_postgres(stack.enter_context(own_pg_database()))
+                for _ in range(RELEASE_TRIALS)]
+        _check_one_did_all(_race_fresh_databases(urls))
+
+
+def test_two_upgrades_of_a_first_release_database_at_once_on_sqlite(tmp_path):
+    from meiqia.db import make_database
+    from tests.unit.test_migrations import _first_release_sqlite
+
+    urls = []
+    for n in range(RELEASE_TRIALS):
+        (tmp_path / str(n)).mkdir()
+        urls.append(_first_release_sqlite(tmp_path / str(n)))
+        # In WAL mode, as every database a server has opened is: two first-ever
+        # connections can meet in SQLite's switch to WAL, which is not this test's.
+        db = make_database(urls[-1])
+        db.connect()
+        db.close_all()
+    _check_one_did_all(_race_fresh_databases(urls))

@@ -34,8 +34,7 @@ def usual_umask():
 def test_uploads_exports_and_the_instance_are_the_service_users_alone(usual_umask, api):
     app = api.app
     exports_folder = os.path.join(app.instance_path, "exports")
-    os.makedirs(exports_folder, mode=0o755)  # as an older install made it
-    os.chmod(exports_folder, 0o755)
+    os.chmod(exports_folder, 0o755)  # as an older install made it
     world = World(api)
     up = world.visitor_upload(multipart(("kind", None, b"image"), ("file", "身份证.png", PNG)))
     assert up.status_code == 201, up.get_json()
@@ -62,8 +61,14 @@ def test_an_instance_folder_made_wide_before_is_narrowed_at_start(usual_umask, t
     instance = tmp_path / "instance"  # where make_app puts it
     instance.mkdir(mode=0o755)
     os.chmod(instance, 0o755)
+    (instance / "exports").mkdir(mode=0o755)
+    os.chmod(instance / "exports", 0o755)
     app = make_app(tmp_path)
     try:
         assert mode(str(instance)) == 0o700
+        # uploads/ and exports/ are there from the start, before any upload or export
+        # (docs/deploy.md §6 archives uploads/ of an instance nobody uploaded to yet).
+        assert mode(str(instance / "uploads")) == 0o700
+        assert mode(str(instance / "exports")) == 0o700
     finally:
         close_app(app)
