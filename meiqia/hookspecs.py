@@ -72,7 +72,9 @@ def register_channels(app: Any) -> list[type] | None:
     ``{"zh-CN": ..., "en": ...}``), ``capabilities`` (a subset of
     ``typing_preview``, ``read_receipts``, ``rating``, ``attachments``: what it
     lacks is hidden in its conversations) and ``configuration_schema()`` (JSON
-    Schema of the admin's form; write-only fields listed under ``"secret"``). Each
+    Schema of the admin's form; write-only fields listed under ``"secret"``; a
+    field's ``title`` and ``description`` and each label of ``enumNames`` a
+    string or ``{"zh-CN": ..., "en": ...}``, as ``name``). Each
     team that enables it gets an instance, ``cls(config, host)``, with its
     validated settings and a ``ChannelHost``. Inbound, the channel calls
     ``meiqia.channels.receive(host, external_user_id, text, ...)``, which runs
@@ -162,7 +164,8 @@ def register_ticket_sinks(app: Any) -> list[type] | None:
 
     A sink class has ``type`` (slug), ``name`` (a string or ``{"zh-CN": ..., "en":
     ...}``, as a channel's: each admin reads his language's), ``configuration_schema()`` (JSON
-    Schema that drives the admin form; secret fields listed under ``"secret"``),
+    Schema that drives the admin form; secret fields listed under ``"secret"``; a
+    field's ``title`` and ``description`` worded per language as a channel's),
     optional ``validate_config(config)`` (a method like the others, or a
     staticmethod or classmethod; raise ``ValueError("why")`` for a 422 in your
     words, anything else it raises is a 422 naming it), ``create_ticket(ticket,

@@ -395,6 +395,7 @@ class BaseQueue:
         description: str = "",
         owner: Any = None,
         keep_if_refused: bool = False,
+        delay: float = 0.0,
         **kwargs: Any,
     ) -> str:
         """Queue ``func(*args, **kwargs)`` and return the job id.
@@ -416,6 +417,11 @@ class BaseQueue:
         (``requeue_lost``) queues it once Redis answers again, as it does for a
         job Redis lost. Not for a job a person asked for and is told about (an
         export answers 503, and his retry would make a second one).
+
+        ``delay``: the first attempt runs that many seconds from now, not at once
+        (its due time recorded as ``run_at``, as a retry's): a channel delivery
+        whose channel is busy with another one waits its turn this way, without
+        spending an attempt.
         """
         path = func_path(func)
         job_id = job_id or uuid.uuid4().hex
@@ -427,11 +433,12 @@ class BaseQueue:
                 team_id=getattr(owner, "team_id", None),
                 requested_by=getattr(owner, "id", None),
                 call=_stored_call(path, list(args), kwargs, retry),
+                run_at=utcnow() + datetime.timedelta(seconds=delay) if delay > 0 else None,
             ).on_conflict_ignore().as_rowcount().execute()
         try:
             if not recorded and self._leave_alone(job_id):
                 return job_id
-            self._submit(job_id, path, list(args), kwargs, retry)
+            self._submit(job_id, path, list(args), kwargs, retry, delay=delay)
         except Exception as exc:
             if keep_if_refused:
                 log.warning("job %s (%s): not queued (%s); the recovery sweep queues it "
@@ -481,6 +488,7 @@ class BaseQueue:
         args: list[Any],
         kwargs: dict[str, Any],
         retry: Retry | None,
+        delay: float = 0.0,
     ) -> None:
         raise NotImplementedError
 
@@ -535,12 +543,12 @@ class ThreadQueue(BaseQueue):
         with self._cv:
             return job_id in self._held
 
-    def _submit(self, job_id, path, args, kwargs, retry) -> None:  # noqa: ANN001
+    def _submit(self, job_id, path, args, kwargs, retry, delay=0.0) -> None:  # noqa: ANN001
         item = (job_id, path, args, kwargs, retry, 1)
         if self.inline:
             self._run(item)
             return
-        self._push(item, 0.0)
+        self._push(item, delay)
 
     def _push(self, item: tuple, delay: float) -> None:
         self.start(serve=False)
@@ -735,21 +743,20 @@ class RqQueue(BaseQueue):
         return job is not None and job.get_status(refresh=False) in {
             JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED}
 
-    def _submit(self, job_id, path, args, kwargs, retry) -> None:  # noqa: ANN001
+    def _submit(self, job_id, path, args, kwargs, retry, delay=0.0) -> None:  # noqa: ANN001
         from rq import Retry as RqRetry
 
-        self.queues[queue_class(path)].enqueue_call(
-            execute,
-            args=(job_id, path, args, kwargs),
-            job_id=job_id,
-            timeout=3600,
-            result_ttl=86400,
-            failure_ttl=7 * 86400,
-            retry=RqRetry(max=retry.max, interval=list(retry.intervals))
-            if retry
-            else None,
-            description=path,
-        )
+        rq_queue = self.queues[queue_class(path)]
+        options = {
+            "args": (job_id, path, args, kwargs), "job_id": job_id, "timeout": 3600,
+            "result_ttl": 86400, "failure_ttl": 7 * 86400, "description": path,
+            "retry": RqRetry(max=retry.max, interval=list(retry.intervals)) if retry else None,
+        }
+        if delay > 0:  # rq's scheduler (every ``meiqia worker`` runs it) queues it then
+            due = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=delay)
+            rq_queue.schedule_job(rq_queue.create_job(execute, **options), due)
+            return
+        rq_queue.enqueue_call(execute, **options)
 
     def forget(self, job_id: str) -> None:
         """Take the dead attempt out of rq's started registry.

@@ -167,9 +167,9 @@ class DovecotServer:
             client.logout()
         return [fetched[uid][b"BODY[]"] for uid in sorted(fetched)]
 
-    def restart(self) -> None:
-        """Kill the server (every session cut, as a crash would) and start it
-        again on the same port with the same mailboxes."""
+    def kill(self) -> None:
+        """Kill the server (every session cut, as a crash would), keeping its
+        mailboxes for ``start`` on the same port: an outage."""
         import signal
 
         if self.proc is not None:
@@ -178,6 +178,10 @@ class DovecotServer:
             except ProcessLookupError:
                 pass
             self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Kill the server and start it again at once (a blip)."""
+        self.kill()
         self.start()
 
     def stop(self) -> None:

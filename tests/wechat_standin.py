@@ -73,6 +73,7 @@ class WeChatStandIn:
         self.media_faults = 0  # media/get calls still to answer errcode -1
         self.media_gets: list[float] = []  # when each media/get call came (epoch)
         self.hangs: dict[str, float] = {}  # path -> seconds it answers nothing
+        self.delays: dict[str, float] = {}  # path -> seconds each answer takes
         self.released = threading.Event()
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.base_url = f"http://127.0.0.1:{self.server.server_port}"
@@ -106,6 +107,12 @@ class WeChatStandIn:
         with self.lock:
             self.released.clear()
             self.hangs[path] = seconds
+
+    def slow(self, path: str, seconds: float) -> None:
+        """Every call of ``path`` is answered, after ``seconds`` (a slow API; unlike
+        ``hang``, it answers). 0: at once again."""
+        with self.lock:
+            self.delays[path] = seconds
 
     def release(self) -> None:
         """Hanging calls answer now, and the next ones at once."""
@@ -161,6 +168,10 @@ class WeChatStandIn:
             hang = self.hangs.get(path, 0.0)
         if hang:
             self.released.wait(hang)
+        with self.lock:
+            delay = self.delays.get(path, 0.0)
+        if delay:
+            threading.Event().wait(delay)  # the API takes its time
         if path == "/cgi-bin/token" and request.method == "GET":
             args = request.args
             with self.lock:

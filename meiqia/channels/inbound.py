@@ -77,6 +77,7 @@ def receive(
     placeholder: bool = False,
     note_refused: bool = False,
     email: str | None = None,
+    follow_up: bool = False,
 ) -> ReceiveResult:
     """Store what ``external_user_id`` sent on ``host``'s channel and run the
     widget's path on it; see the module's docstring and docs/plugins.md.
@@ -87,6 +88,9 @@ def receive(
     place and the rest is stored, instead of the error (a mail cannot be sent
     again the way a chat upload can). ``email``: the customer's address, put on
     his customer card when the card has none (one an agent typed stays).
+    ``follow_up``: what is stored completes a message received before (an
+    image fetched later, or a line saying it could not be): for agents and the
+    record, not answered (the first message was).
     Callable with or without an app context (a poller thread has none: the
     host's app is used)."""
     if not has_app_context():
@@ -95,7 +99,7 @@ def receive(
         with host.app.app_context(), connection():
             return receive(host, external_user_id, text, attachments, metadata,
                            external_message_id, in_reply_to, display_name, subject, event,
-                           placeholder, note_refused, email)
+                           placeholder, note_refused, email, follow_up)
     team_id, slug = host.team_id, host.channel
     user = _check_user(external_user_id)
     text = text if isinstance(text, str) else ""
@@ -118,7 +122,7 @@ def receive(
     try:
         with outbound.deferred() as queued:
             return _handle(host, visitor, text, list(attachments), meta, ext, subject, event,
-                           placeholder, note_refused)
+                           placeholder, note_refused, follow_up)
     finally:
         # Also when a later part failed (an attachment refused after the text was
         # stored): what was stored and answered goes out.
@@ -136,7 +140,7 @@ def receive_for(app: Any, team_id: int, slug: str, external_user_id: str,
 def _handle(host: ChannelHost, visitor: Visitor, text: str, attachments: list[Attachment],
             meta: dict[str, Any], ext: str | None, subject: str | None,
             event: str | None, placeholder: bool = False,
-            note_refused: bool = False) -> ReceiveResult:
+            note_refused: bool = False, follow_up: bool = False) -> ReceiveResult:
     slug = host.channel
     base_id = _client_id(ext)
     if event == "unsubscribe" or (event is not None and event != "subscribe"):
@@ -156,7 +160,8 @@ def _handle(host: ChannelHost, visitor: Visitor, text: str, attachments: list[At
                 first = message
             else:
                 first, created = _post_all(visitor, conversation, text, attachments, meta,
-                                           ext, base_id, placeholder, note_refused)
+                                           ext, base_id, placeholder, note_refused,
+                                           follow_up)
         except Conflict:
             continue  # it ended between the two steps: a new one
         _record(host, conversation, first.id if created else None, ext)
@@ -176,10 +181,14 @@ def _welcome_line(host: ChannelHost) -> bool:
 def _post_all(visitor: Visitor, conversation: Conversation, text: str,
               attachments: list[Attachment], meta: dict[str, Any], ext: str | None,
               base_id: str | None, placeholder: bool = False,
-              note_refused: bool = False) -> tuple[Any, bool]:
+              note_refused: bool = False, follow_up: bool = False) -> tuple[Any, bool]:
     """The text, then one message per attachment (each like a widget upload; a
-    refused one, with ``note_refused``, a line saying so), then the answer."""
-    payload = {"channel": {"external_id": ext, "metadata": meta}} if ext or meta else None
+    refused one, with ``note_refused``, a line saying so), then the answer (none
+    for a ``follow_up``: ``conversations.follow_up``)."""
+    channel: dict[str, Any] = {"external_id": ext, "metadata": meta}
+    if follow_up:
+        channel["follow_up"] = True
+    payload = {"channel": channel} if ext or meta or follow_up else None
     first = None
     first_created = False
     answer: list[Callable[[], None]] = []
@@ -192,8 +201,7 @@ def _post_all(visitor: Visitor, conversation: Conversation, text: str,
     if text.strip():
         text_payload = payload
         if placeholder:
-            text_payload = {"channel": {"external_id": ext, "metadata": meta,
-                                        "placeholder": True}}
+            text_payload = {"channel": {**channel, "placeholder": True}}
         first, first_created = conversations.visitor_message(
             visitor, conversation, text, base_id, payload=text_payload, after=answer)
     # The bot's line that it cannot read a refused file: once, and only for a
@@ -211,8 +219,7 @@ def _post_all(visitor: Visitor, conversation: Conversation, text: str,
                     raise
                 # A line for agents in the file's place (a placeholder: no question).
                 note = REFUSED_NOTE.format(name=item.filename, reason=exc)
-                line = {"channel": {"external_id": ext, "metadata": meta,
-                                    "placeholder": True}}
+                line = {"channel": {**channel, "placeholder": True}}
                 message, created = conversations.visitor_message(
                     visitor, conversation, note, client_id, payload=line,
                     after=answer if say_cannot_read else [])

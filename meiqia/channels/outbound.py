@@ -11,7 +11,10 @@ exponential backoff (``CHANNEL_DELIVERY_RETRY``), and records each outcome:
 ``pending`` → ``sent`` (with the far side's id, for threading), ``retrying``
 (reason, next attempt) or ``failed`` (reason). A failed delivery keeps its
 message; an agent retries it by hand (``retry``; the workspace's button and
-``POST /api/v1/channel-deliveries/<id>/retry``). Each change is pushed to the
+``POST /api/v1/channel-deliveries/<id>/retry``), as he may a retrying one (sent
+now instead of at its next time). A delivery whose channel is busy with another
+of the team's deliveries (``job_gate``) waits its turn: no attempt, a new job in
+a few seconds (``_wait_turn``). Each change is pushed to the
 agents' sockets as a ``delivery`` frame (docs/protocol.md).
 
 While ``receive`` handles an inbound message, the deliveries its path creates
@@ -38,6 +41,7 @@ import contextlib
 import contextvars
 import datetime
 import logging
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -143,12 +147,13 @@ def enqueue_all(ids: list[int]) -> None:
         _enqueue(delivery_id)
 
 
-def _enqueue(delivery_id: int, description: str = "") -> None:
+def _enqueue(delivery_id: int, description: str = "", delay: float = 0.0) -> None:
     try:
         job_id = current_app.extensions["meiqia.jobs"].enqueue(
             deliver_job, delivery_id, retry=retry_policy(),
             description=description or f"channel delivery {delivery_id}",
-            keep_if_refused=True)  # Redis down: the workers' sweep queues it later
+            keep_if_refused=True,  # Redis down: the workers' sweep queues it later
+            delay=delay)
     except Exception as exc:  # noqa: BLE001 - shown to agents, retryable by hand
         log.error("cannot queue channel delivery %s: %s", delivery_id, exc)
         _set(delivery_id, status="failed", last_error=f"could not queue: {exc}"[:2000])
@@ -169,6 +174,13 @@ _UNFINISHED = ("pending", "retrying")
 #: Seconds a claim outlives the attempt's budget (a job killed mid-attempt
 #: leaves its claim to lapse; the job's retry then sends).
 CLAIM_MARGIN = 30
+#: Seconds (at most; at least half) a delivery waits for its turn when another
+#: delivery of its team's channel is inside the channel (``job_gate``).
+TURN_WAIT = 4.0
+
+
+class _NotItsTurn(Exception):
+    """Another delivery of the same team's channel is inside it: no call was made."""
 
 
 def deliver_job(delivery_id: int) -> str:
@@ -190,6 +202,8 @@ def deliver_job(delivery_id: int) -> str:
     policy = retry_policy()
     try:
         external_id = _attempt(delivery)
+    except _NotItsTurn as exc:
+        return _wait_turn(delivery, exc)
     except DeliveryError as exc:
         final = not exc.retry or attempts >= policy.max + 1
         _failed_attempt(delivery, attempts, exc.reason, final, policy)
@@ -200,6 +214,21 @@ def deliver_job(delivery_id: int) -> str:
     _sent(delivery, attempts, external_id)
     _next_in_line(delivery.conversation_id)
     return "sent"
+
+
+def _wait_turn(delivery: ChannelDelivery, busy: Exception) -> str:
+    """The gate refused the call (one delivery at a time in a team's channel): no
+    call reached the far side, so this is no attempt. The delivery keeps its state,
+    attempts and reason, and a new job tries again in a few seconds. Counted as an
+    attempt, a burst of 40 WeChat answers behind an API taking 8 s each spent its
+    retries at the gate and waited the 30-minute backoff of a failed call."""
+    ChannelDelivery.update(claimed_until=None).where(
+        ChannelDelivery.id == delivery.id).execute()
+    wait = random.uniform(TURN_WAIT / 2, TURN_WAIT)  # not all together at the next try
+    _enqueue(delivery.id, f"channel delivery {delivery.id} (its turn)", delay=wait)
+    log.info("channel %s: delivery %s waits its turn (%s)", delivery.channel, delivery.id,
+             busy)
+    return "waiting for its turn in the channel"
 
 
 def _ahead_of(delivery: ChannelDelivery) -> ChannelDelivery | None:
@@ -281,7 +310,7 @@ def _attempt(delivery: ChannelDelivery) -> str | None:
     # One delivery at a time inside one team's channel, in all processes
     # (job_gate): a channel whose deliver() hangs holds one shared job thread or
     # urgent loop, and after a timeout none for one more budget; its other
-    # deliveries fail at once and are retried on their schedule, and other
+    # deliveries wait their turn (``_wait_turn``: no attempt spent), and other
     # channels' go out meanwhile. Per team: one team's mail server that hangs must
     # not hold every other team's e-mail, nor one team's burst theirs.
     try:
@@ -291,7 +320,7 @@ def _attempt(delivery: ChannelDelivery) -> str | None:
             if failure is not None and failure.kind == "timeout":
                 inside.keep()
     except job_gate.Busy as exc:
-        raise DeliveryError(str(exc)) from None
+        raise _NotItsTurn(str(exc)) from None
     if failure is not None:
         raise DeliveryError(failure.describe())
     if result is None:  # an admin turned the plugin off for this team
@@ -468,8 +497,16 @@ def for_conversation(actor: Agent, conversation_id: int) -> list[dict[str, Any]]
         ChannelDelivery.conversation == conversation.id).order_by(ChannelDelivery.id)]
 
 
+#: What an agent may send again by hand: a failed delivery, and a retrying one
+#: (now, instead of at its next attempt's time).
+_RETRIABLE = ("failed", "retrying")
+
+
 def retry(actor: Agent, delivery_id: int) -> dict[str, Any]:
-    """An agent retries a failed delivery now, with a fresh round of retries."""
+    """An agent sends a failed or retrying delivery now, with a fresh round of
+    retries. A retrying one waited for its next time (up to an hour after four
+    failures) and the agent's button answered 409; its scheduled job, when it
+    comes, finds it sent, or tries once more (``_claim``: never two at once)."""
     from meiqia.services import permissions
     from meiqia.services.accounts import audit
 
@@ -478,14 +515,18 @@ def retry(actor: Agent, delivery_id: int) -> dict[str, Any]:
     if delivery is None:
         raise NotFound("no such delivery")
     permissions.get_conversation(actor, delivery.conversation_id)  # 404 outside his scope
-    if delivery.status != "failed":
-        raise Conflict("only a failed message delivery can be retried; this one is "
-                       f"{delivery.status}")
+    if delivery.status not in _RETRIABLE:
+        raise Conflict("only a failed or retrying message delivery can be retried; this "
+                       f"one is {delivery.status}")
+    now = utcnow()
     claimed = ChannelDelivery.update(status="pending", attempts=0, next_attempt_at=None,
                                      job_id=None, claimed_until=None,
-                                     updated_at=utcnow()).where(
-        ChannelDelivery.id == delivery.id, ChannelDelivery.status == "failed").execute()
-    if not claimed:  # a colleague clicked first
+                                     updated_at=now).where(
+        ChannelDelivery.id == delivery.id, ChannelDelivery.status.in_(_RETRIABLE),
+        # not while an attempt is in flight (its outcome is on its way)
+        ChannelDelivery.claimed_until.is_null() | (ChannelDelivery.claimed_until < now),
+    ).execute()
+    if not claimed:  # a colleague clicked first, or an attempt is running
         raise Conflict("this message is already being sent again")
     audit(actor, "channel.delivery.retry", "channel_delivery", delivery.id, {})
     publish(delivery.id)

@@ -30,6 +30,7 @@ from flask import current_app
 from flask import has_app_context
 
 from meiqia.channels.base import CAPABILITIES
+from meiqia.channels.base import in_language
 from meiqia.channels.host import ChannelHost
 from meiqia.models import ChannelConfig
 from meiqia.models import Team
@@ -110,6 +111,30 @@ def schema_of(cls: type) -> dict[str, Any]:
                   exc)
         return {"type": "object", "properties": {}, "secret": []}
     return schema if isinstance(schema, dict) else {"type": "object", "properties": {}}
+
+
+def form_in_language(schema: dict[str, Any], lang: str) -> dict[str, Any]:
+    """A settings form (a channel's or a ticket sink's ``configuration_schema()``) as
+    an admin of ``lang`` reads it: each ``title`` and ``description``, and each label
+    of ``enumNames``, given as a string or ``{"zh-CN": ..., "en": ...}`` (as a class's
+    ``name``), becomes his language's string. Each admin reads his own language, not
+    "收件文件夹 folder" on an English page (docs/plugins.md, docs/ui.md). An
+    ``enumNames`` that is not a list as long as ``enum`` is dropped: the drop-down
+    shows the values. The plugin's schema itself is not changed."""
+    out = dict(schema)
+    for key in ("title", "description"):
+        if key in out:
+            out[key] = in_language(out[key], lang)
+    if "enumNames" in out:
+        labels, options = out.pop("enumNames"), out.get("enum")
+        if isinstance(labels, list) and isinstance(options, list) and len(labels) == len(options):
+            out["enumNames"] = [in_language(label, lang) for label in labels]
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {name: form_in_language(sub, lang) if isinstance(sub, dict) else sub
+                             for name, sub in out["properties"].items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = form_in_language(out["items"], lang)
+    return out
 
 
 def secrets_of(cls: type) -> set[str]:

@@ -41,10 +41,10 @@ class WebhookSink:
             "required": ["url", "secret"],
             "additionalProperties": False,
             "properties": {
-                "url": {"type": "string", "title": "地址 URL", "maxLength": 500,
-                        "pattern": r"^https?://"},
-                "secret": {"type": "string", "title": "签名密钥 Signing secret", "minLength": 16,
-                           "maxLength": 200},
+                "url": {"type": "string", "title": {"zh-CN": "地址", "en": "URL"},
+                        "maxLength": 500, "pattern": r"^https?://"},
+                "secret": {"type": "string", "minLength": 16, "maxLength": 200,
+                           "title": {"zh-CN": "签名密钥", "en": "Signing secret"}},
             },
             "secret": ["secret"],
         }

@@ -126,7 +126,8 @@ def describe(cls: type, row: ChannelConfig | None, lang: str = "zh-CN",
         "name": registry.display_name(cls, lang),
         "names": registry.names(cls.type),
         "capabilities": sorted(registry.capabilities_of(cls)),
-        "schema": schema,
+        # Titles, descriptions and option labels in the admin's language only.
+        "schema": registry.form_in_language(schema, lang),
         # The form's field order: JSON answers sort object keys, the schema's order is lost.
         "fields": list((schema.get("properties") or {}).keys()),
         "secret": sorted(registry.secrets_of(cls)),

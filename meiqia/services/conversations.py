@@ -244,6 +244,11 @@ def _answering_step(conversation: Conversation, message: Any,
                     kind: str) -> Callable[[], None] | None:
     """What answers a stored visitor message, by the conversation's status when it
     was stored: the bot, routing, or the agent's suggestions (None: nothing)."""
+    if follow_up(message.payload):
+        # It completes a message answered already (an image a channel fetched
+        # later, or its line that it could not): answering it too sent a second
+        # "cannot read" for one thing he sent (WeChat caps replies per message).
+        return None
     if placeholder(message.payload):
         # A line a channel wrote for what it cannot pass on (a voice message
         # without text): for agents to see, not a question for the bot.
@@ -318,6 +323,13 @@ def placeholder(payload: dict | None) -> bool:
     ``placeholder=True``)."""
     channel = (payload or {}).get("channel")
     return isinstance(channel, dict) and channel.get("placeholder") is True
+
+
+def follow_up(payload: dict | None) -> bool:
+    """Whether a visitor message completes one a channel received before
+    (``receive``'s ``follow_up=True``): stored for agents, answered by nobody."""
+    channel = (payload or {}).get("channel")
+    return isinstance(channel, dict) and channel.get("follow_up") is True
 
 
 #: The bot's line for a message it cannot read (a channel's placeholder).

@@ -11,9 +11,13 @@ to exactly the checked address, so a second DNS answer (DNS rebinding) cannot
 send it elsewhere. HTTP redirects are not followed.
 
 Private addresses are an *instance* decision, never a team's: the operator sets
-``OUTBOUND_ALLOW_PRIVATE`` (any private address) or ``OUTBOUND_ALLOWED_NETWORKS``
-(only these networks, e.g. ``["10.1.2.0/24"]`` for the office mail relay) in
-``instance/config.py`` or ``MEIQIA_*`` variables (docs/security.md §6).
+``OUTBOUND_ALLOW_PRIVATE`` (loopback and private networks: RFC 1918, IPv6 unique
+local) or ``OUTBOUND_ALLOWED_NETWORKS`` (only these networks, e.g.
+``["10.1.2.0/24"]`` for the office mail relay) in ``instance/config.py`` or
+``MEIQIA_*`` variables (docs/security.md §6). Link-local addresses and the cloud
+metadata endpoints (``METADATA``) are never opened by ``OUTBOUND_ALLOW_PRIVATE``:
+with it on, a team admin's channel ``api_base_url=http://169.254.169.254`` reached
+the instance's cloud credentials. Only a network the operator names opens them.
 
 Errors say what to fix without telling a port scanner anything: a refused
 address names the rule; a connection that fails in any way (refused, timed out,
@@ -33,6 +37,15 @@ from urllib.parse import urlparse
 TIMEOUT = 10.0
 #: An HTTP answer is read only this far.
 MAX_RESPONSE = 64 * 1024
+
+
+#: What ``OUTBOUND_ALLOW_PRIVATE`` opens (``refused_reason``'s names): loopback and
+#: private networks, nothing else (not link-local, multicast, reserved, shared…).
+ALLOW_PRIVATE_OPENS = frozenset({"loopback", "private"})
+#: Cloud metadata endpoints outside link-local (Alibaba Cloud's, AWS's over IPv6):
+#: refused as link-local, so only ``OUTBOUND_ALLOWED_NETWORKS`` naming them opens them.
+METADATA = (ipaddress.ip_network("100.100.100.200/32"),
+            ipaddress.ip_network("fd00:ec2::254/128"))
 
 
 class OutboundRefused(ValueError):
@@ -75,6 +88,8 @@ def refused_reason(address: str) -> str | None:
         inner = refused_reason(str(ip.sixtofour))  # 6to4 wrapping a private IPv4
         if inner:
             return inner
+    if any(ip.version == net.version and ip in net for net in METADATA):
+        return "link-local"  # a metadata endpoint: what link-local is refused for
     for name in ("loopback", "link_local", "unspecified", "multicast", "reserved", "private"):
         if getattr(ip, f"is_{name}"):
             return name.replace("_", "-")
@@ -98,13 +113,17 @@ def _allowance() -> tuple[bool, list[Any]]:
 
 
 def check_address(host: str, address: str) -> None:
-    """Raise OutboundRefused unless the server may connect to ``address``."""
+    """Raise OutboundRefused unless the server may connect to ``address``: a
+    public address, one inside a network the operator named, or, with
+    ``OUTBOUND_ALLOW_PRIVATE``, a loopback or private one (``ALLOW_PRIVATE_OPENS``)."""
     reason = refused_reason(address)
     if reason is None:
         return
-    allow_all, networks = _allowance()
+    allow_private, networks = _allowance()
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if allow_all or any(ip.version == n.version and ip in n for n in networks):
+    if any(ip.version == n.version and ip in n for n in networks):
+        return
+    if allow_private and reason in ALLOW_PRIVATE_OPENS:
         return
     raise OutboundRefused(
         f"{host} resolves to {address}, a private address ({reason}): the server does "

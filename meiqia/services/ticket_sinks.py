@@ -106,12 +106,13 @@ def list_sinks(actor: Agent) -> list[dict[str, Any]]:
 
 
 def types(lang: str = "zh-CN") -> list[dict[str, Any]]:
-    """Every sink class with the schema that drives its admin form; its ``name`` in
-    ``lang`` only. A class names itself as a channel does, a string or
-    ``{"zh-CN": ..., "en": ...}`` (docs/plugins.md): an admin reads his own language's
-    name, not both (a Chinese admin read "企业微信群机器人 / WeCom group robot")."""
+    """Every sink class with the schema that drives its admin form; its ``name``, and
+    its fields' titles and descriptions, in ``lang`` only. A class names itself and
+    its fields as a channel does, a string or ``{"zh-CN": ..., "en": ...}``
+    (docs/plugins.md): an admin reads his own language's words, not both (a Chinese
+    admin read "企业微信群机器人 / WeCom group robot")."""
     return [{"type": t, "name": registry.display_name(c, lang),
-             "schema": c.configuration_schema()}
+             "schema": registry.form_in_language(c.configuration_schema(), lang)}
             for t, c in sorted(sink_classes().items())]
 
 

@@ -122,3 +122,61 @@ def test_the_channels_page_says_when_the_mailbox_cannot_be_read(tmp_path, new_co
         expect(state).to_contain_text("读取邮箱失败（连续 ")
         expect(state).to_contain_text("无法连接 IMAP 服务器")
         expect(state).to_contain_text("失败于 ")
+
+
+def test_the_channel_dialogs_speak_the_pages_language_only(tmp_path, new_context):
+    """The e-mail and WeChat settings dialogs labelled each field in both languages on
+    either page ("IMAP 服务器 IMAP host", "消息加解密方式 Encryption mode：plain 明文 /
+    compatible 兼容 / safe 安全": an outside language check). docs/ui.md: each person
+    reads his own language; only protocol and WeChat names stay as they are."""
+    from tests.browser.test_every_page import CJK
+    from tests.browser.test_every_page import STRIP
+    from tests.browser.test_every_page import WORD
+    from tests.browser.test_every_page import ZH_ALLOWED
+    from tests.helpers import ApiClient
+
+    allowed = ZH_ALLOWED | {"IMAP", "IDLE", "SSL", "TLS", "AppID", "AppSecret", "Token",
+                            "EncodingAESKey"}
+    labels = {("zh-CN", "email"): "IMAP 服务器", ("en", "email"): "IMAP host",
+              ("zh-CN", "wechat"): "回复前显示客服名",
+              ("en", "wechat"): "Prefix agents' replies with their name"}
+    options = {"zh-CN": ["明文模式", "兼容模式", "安全模式（推荐）"],
+               "en": ["Plaintext mode", "Compatible mode", "Safe mode (recommended)"]}
+    with serve(tmp_path) as server:
+        with server.app.app_context():
+            ApiClient.registered(server.app)
+        page = new_context(viewport={"width": 1360, "height": 820}).new_page()
+        login(page, server, next="/admin/channels")
+        problems = []
+        for lang in ("zh-CN", "en"):
+            if lang == "en":
+                page.goto(f"{server.url}/lang/en?next=/admin/channels")
+            for slug in ("email", "wechat"):
+                page.locator(f'#channels-table tr[data-type="{slug}"] .row-actions button').click()
+                dialog = page.locator("dialog[open]")
+                expect(dialog.locator("select").first).to_be_visible()
+                # What the admin reads in the dialog: its text, every option, the words
+                # of its controls. Not the callback paragraph: it names the WeChat
+                # console's own (Chinese) menu for the English admin to find there.
+                text = dialog.evaluate("""(box) => {
+                  let shown = box.innerText;
+                  for (const n of box.querySelectorAll('.channel-callback')) shown = shown.replace(n.innerText, ' ');
+                  return [shown, ...[...box.querySelectorAll('option')].map((o) => o.text),
+                    ...[...box.querySelectorAll('[placeholder],[title],[aria-label]')].flatMap((n) =>
+                      ['placeholder', 'title', 'aria-label'].map((a) => n.getAttribute(a) || ''))].join('\\n');
+                }""")
+                assert labels[lang, slug] in [x.removesuffix(" *") for x in text.splitlines()]
+                if lang == "en":
+                    bad = sorted({line.strip() for line in text.splitlines() if CJK.search(line)})
+                else:
+                    bad = sorted(set(WORD.findall(STRIP.sub(" ", text))) - allowed)
+                if bad:
+                    problems.append(f"{lang} {slug}: {bad}")
+                if slug == "wechat":
+                    mode = dialog.locator('select[name="config.encryption_mode"] option')
+                    expect(mode).to_have_text(options[lang])
+                    expect(dialog.locator('select[name="config.encryption_mode"]')).to_have_value(
+                        "safe")
+                page.keyboard.press("Escape")
+                expect(page.locator("dialog[open]")).to_have_count(0)
+        assert not problems, problems

@@ -795,8 +795,9 @@ def test_an_image_the_api_did_not_give_is_fetched_later_and_placeholders_are_not
                                       Message.kind == "file").count() == 0
         said = [m.body for m in Message.select().where(
             Message.conversation == conversation.id, Message.sender_kind == "bot")]
-        # pending, voice, pending, refused: none a question the bot failed
-        assert said.count(CANNOT_READ["zh-CN"]) == 4, said
+        # pending, voice, pending (the refused line completes the third): none a
+        # question the bot failed, one line each
+        assert said.count(CANNOT_READ["zh-CN"]) == 3, said
         assert Conversation.get_by_id(conversation.id).status == "bot"
         wait_until(lambda: CANNOT_READ["zh-CN"] in standin.texts_to(OPENID),
                    what="the bot's line to reach the follower")
@@ -835,6 +836,44 @@ def test_an_image_wechat_never_gives_is_a_line_after_the_last_retry(
         assert record.status == "finished" and record.attempts == 3
         assert standin.media_faults == 100 - 3
         assert len(visitor_lines()) == 2
+
+
+def test_an_image_wechat_no_longer_has_gets_the_cannot_read_line_once(
+        tmp_path: Any, standin: WeChatStandIn) -> None:
+    """One picture whose MediaId WeChat no longer has (40007): the bot's "cannot
+    read" line went out twice, with the "being fetched" line and again with the
+    job's line that WeChat no longer has it (one thing sent, two answers; WeChat
+    caps the replies per message). The job's line is for agents and the record."""
+    from meiqia.channels.wechat.views import IMAGE_GONE
+    from meiqia.channels.wechat.views import IMAGE_PENDING
+    from meiqia.services.conversations import CANNOT_READ
+    from tests.helpers import wait_until
+
+    with wechat_on_a_job_queue(tmp_path, standin, CHANNEL_DELIVERY_RETRY=(3, (0, 0, 0)),
+                               WECHAT_MEDIA_RETRY=(2, (0, 1))) as (app, api, wechat):
+        # No such media at the stand-in: /cgi-bin/media/get answers {"errcode":40007}.
+        answer = wechat.send(wechat.side.image(OPENID, "MEDIA_GONE", msg_id="7201"))
+        assert answer.status_code == 200 and answer.data == b"success"
+        conversation = conversation_of()
+
+        def visitor_lines() -> list[str]:
+            return [m.body for m in Message.select().where(
+                Message.conversation == conversation.id,
+                Message.sender_kind == "visitor").order_by(Message.id)]
+
+        wait_until(lambda: len(visitor_lines()) >= 2, timeout=30,
+                   what="the job's line that WeChat no longer has the image")
+        app.extensions["meiqia.jobs"].join()
+        lines = visitor_lines()
+        assert lines[0] == IMAGE_PENDING and lines[1].startswith(IMAGE_GONE), lines
+        wait_until(lambda: CANNOT_READ["zh-CN"] in standin.texts_to(OPENID),
+                   what="the bot's line to reach the follower")
+        app.extensions["meiqia.jobs"].join()  # every delivery done
+        said = [m.body for m in Message.select().where(
+            Message.conversation == conversation.id, Message.sender_kind == "bot")]
+        assert said.count(CANNOT_READ["zh-CN"]) == 1, said
+        assert standin.texts_to(OPENID).count(CANNOT_READ["zh-CN"]) == 1
+        assert Conversation.get_by_id(conversation.id).status == "bot"
 
 
 def test_a_location_and_a_link_keep_what_they_say_for_agents(

@@ -477,6 +477,45 @@ def test_the_reader_comes_back_after_the_imap_server_crashed(email_app, mail, ca
     assert any("reading INBOX failed" in r.getMessage() for r in caplog.records)  # was cut
 
 
+def test_a_blip_after_an_outage_is_one_failure_and_the_next_mail_is_read(email_app, mail):
+    """An outage, the reader back ("ok"), then the IMAP server restarted (a blip):
+    the blip is one failure, so the reader is back after one poll interval. An
+    IDLE session that read mail and then broke off never reset the count, so the
+    blip counted on from the outage ("failing, 7 in a row" right after a good
+    read) and the next mail waited the outage's back-off, up to 5 minutes."""
+    api = ApiClient.registered(email_app)
+    enable(api, mail)  # IDLE, poll interval 5 s
+
+    def reader() -> dict[str, Any]:
+        return api.get("/api/v1/channels/email",
+                       headers={"X-Meiqia-Lang": "en"}).get_json()["reader"]
+
+    wait_until(lambda: reader()["state"] == "ok", what="the reader reading")
+    mail.dovecot.kill()  # the outage: the IDLE session cut, every reconnection refused
+    wait_until(lambda: reader()["failures"] >= 2, what="failures in a row in the outage")
+    mail.dovecot.start()
+    back = wait_until(lambda: (r := reader())["state"] == "ok" and r,
+                      what="the reader back after the outage")
+    assert back["failures"] == 0 and back["read_at"], back
+
+    mail.dovecot.restart()  # the blip: the session that reads in IDLE is cut
+    blip = wait_until(lambda: (r := reader())["state"] == "failing" and r,
+                      what="the blip seen by the reader")
+    assert blip["failures"] == 1, blip  # not the outage's count and one
+    assert blip["message"].startswith("Reading the mailbox failed (1 in a row)")
+    msgid = mail.send("li@customer.test", "断线之后", "我的订单还没发货")
+    shown: list[int] = []
+
+    def read() -> bool:
+        shown.append(reader()["failures"])
+        return ChannelExternalId.get_or_none(ChannelExternalId.external_id == msgid) is not None
+
+    wait_until(read, timeout=30, what="the mail sent after the blip")
+    assert max(shown) <= 1, shown
+    assert wait_until(lambda: (r := reader())["state"] == "ok" and r,
+                      what="the reader ok again")["failures"] == 0
+
+
 def test_polling_without_idle_and_test_connection_failures(email_app, mail):
     api = ApiClient.registered(email_app)
     enable(api, mail, imap_idle=False)

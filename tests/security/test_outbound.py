@@ -155,6 +155,59 @@ def test_the_gate_for_plugins_http(app):
         outbound.check_address("metadata", "169.254.169.254")
 
 
+METADATA_HOSTS = ("169.254.169.254", "169.254.0.1", "fe80::1", "[fe80::a9fe:a9fe]",
+                  "100.100.100.200", "fd00:ec2::254", "::ffff:169.254.169.254")
+
+
+def test_allow_private_opens_loopback_and_private_networks_not_link_local(app):
+    """With OUTBOUND_ALLOW_PRIVATE a team admin saved a WeChat channel whose API
+    address was http://169.254.169.254 and "test connection" reached it: the switch
+    opened every non-public address. It opens loopback and private networks only;
+    link-local and the cloud metadata endpoints stay refused unless the operator
+    names their network."""
+    app.config["OUTBOUND_ALLOW_PRIVATE"] = True
+    for address in ("127.0.0.1", "::1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "fd12::1"):
+        outbound.check_address("intranet", address)
+    for host in METADATA_HOSTS:
+        with pytest.raises(outbound.OutboundRefused, match="link-local"):
+            outbound.check_host(host, 80)
+    for host in ("224.0.0.1", "0.0.0.0", "100.64.0.1"):  # multicast, unspecified, shared
+        with pytest.raises(outbound.OutboundRefused):
+            outbound.check_host(host, 80)
+    app.config["OUTBOUND_ALLOWED_NETWORKS"] = ["169.254.169.254/32", "fe80::/10",
+                                               "100.100.100.200/32"]
+    for host in ("169.254.169.254", "fe80::1", "100.100.100.200"):  # named: opened
+        outbound.check_host(host, 80)
+    with pytest.raises(outbound.OutboundRefused):
+        outbound.check_host("169.254.0.1", 80)
+
+
+def test_allow_private_does_not_let_a_channel_reach_the_metadata_address(tmp_path):
+    """The admin's way in: saving the WeChat channel, and "test connection" with an
+    unsaved address, are refused on the field, before any connection."""
+    from tests.conftest import close_app
+    from tests.helpers import ApiClient
+
+    app = make_app(tmp_path, OUTBOUND_ALLOW_PRIVATE=True)
+    try:
+        with app.app_context():
+            api = ApiClient.registered(app)
+            config = {"app_id": "wx1234567890abcdef", "app_secret": "s3cr3t",
+                      "token": "meiqiaToken2026", "encryption_mode": "plain",
+                      "api_base_url": "http://169.254.169.254"}
+            saved = api.put("/api/v1/channels/wechat", json={"enabled": True,
+                                                             "config": config})
+            assert saved.status_code == 422, saved.get_json()
+            assert saved.get_json()["error"]["field"] == "config.api_base_url"
+            assert "link-local" in saved.get_json()["error"]["message"]
+            tested = api.post("/api/v1/channels/wechat/test", json={"config": config})
+            said = tested.get_json()
+            assert tested.status_code == 422 or said.get("ok") is False, said
+            assert "link-local" in str(said), said
+    finally:
+        close_app(app)
+
+
 def test_a_redirect_is_returned_not_followed(app):
     app.config["OUTBOUND_ALLOWED_NETWORKS"] = LOCAL
     server = socket.create_server(("127.0.0.1", 0))

@@ -36,22 +36,28 @@ from meiqia.channels.email.parse import InboundMail
 from meiqia.channels.email.parse import parse
 from meiqia.channels.email.poller import Poller
 
-SECURITY_TITLES = "ssl: SSL/TLS（993/465）· starttls: STARTTLS（143/587）· none: 不加密 none"
+#: The drop-down's words for ``transport.SECURITY`` (ssl, starttls, none), each in the
+#: admin's language (``enumNames``, docs/plugins.md).
+SECURITY_NAMES = [{"zh-CN": "SSL/TLS（993/465）", "en": "SSL/TLS (993/465)"},
+                  {"zh-CN": "STARTTLS（143/587）", "en": "STARTTLS (143/587)"},
+                  {"zh-CN": "不加密", "en": "None (unencrypted)"}]
 
 
 def _server_props(prefix: str, port: int) -> dict[str, Any]:
     kind = prefix.upper()
     return {
-        f"{prefix}_host": {"type": "string", "title": f"{kind} 服务器 {kind} host",
-                           "minLength": 1, "maxLength": 200},
-        f"{prefix}_port": {"type": "integer", "title": f"{kind} 端口 port", "default": port,
-                           "minimum": 1, "maximum": 65535},
-        f"{prefix}_security": {"type": "string", "title": f"{kind} 加密 security",
-                               "enum": list(transport.SECURITY), "default": "ssl",
-                               "description": SECURITY_TITLES},
-        f"{prefix}_user": {"type": "string", "title": f"{kind} 用户名 user", "maxLength": 254},
-        f"{prefix}_password": {"type": "string", "title": f"{kind} 密码/授权码 password",
-                               "maxLength": 500},
+        f"{prefix}_host": {"type": "string", "minLength": 1, "maxLength": 200,
+                           "title": {"zh-CN": f"{kind} 服务器", "en": f"{kind} host"}},
+        f"{prefix}_port": {"type": "integer", "default": port, "minimum": 1, "maximum": 65535,
+                           "title": {"zh-CN": f"{kind} 端口", "en": f"{kind} port"}},
+        f"{prefix}_security": {"type": "string", "enum": list(transport.SECURITY),
+                               "enumNames": SECURITY_NAMES, "default": "ssl",
+                               "title": {"zh-CN": f"{kind} 加密方式", "en": f"{kind} security"}},
+        f"{prefix}_user": {"type": "string", "maxLength": 254,
+                           "title": {"zh-CN": f"{kind} 用户名", "en": f"{kind} user"}},
+        f"{prefix}_password": {"type": "string", "maxLength": 500,
+                               "title": {"zh-CN": f"{kind} 密码/授权码",
+                                         "en": f"{kind} password (or app password)"}},
     }
 
 
@@ -76,25 +82,31 @@ class EmailChannel(Channel):
     def configuration_schema() -> dict[str, Any]:
         properties: dict[str, Any] = {}
         properties.update(_server_props("imap", 993))
-        properties["imap_folder"] = {"type": "string", "title": "收件文件夹 folder",
-                                     "default": "INBOX", "minLength": 1, "maxLength": 200}
+        properties["imap_folder"] = {"type": "string", "default": "INBOX", "minLength": 1,
+                                     "maxLength": 200,
+                                     "title": {"zh-CN": "收件文件夹", "en": "Folder"}}
         properties["imap_idle"] = {"type": "boolean", "default": True,
-                                   "title": "使用 IMAP IDLE（服务器支持时）use IDLE",
-                                   "description": "关闭：按间隔检查 / off: look every poll "
-                                                  "interval"}
+                                   "title": {"zh-CN": "使用 IMAP IDLE（服务器支持时）",
+                                             "en": "Use IMAP IDLE (when the server supports it)"},
+                                   "description": {"zh-CN": "关闭：按间隔检查",
+                                                   "en": "Off: look every poll interval"}}
         properties.update(_server_props("smtp", 465))
-        properties["smtp_user"]["description"] = "空：同 IMAP 用户名 / empty: the IMAP user"
-        properties["smtp_password"]["description"] = "空：同 IMAP 密码 / empty: the IMAP password"
+        properties["smtp_user"]["description"] = {"zh-CN": "空：同 IMAP 用户名",
+                                                  "en": "Empty: the IMAP user"}
+        properties["smtp_password"]["description"] = {"zh-CN": "空：同 IMAP 密码",
+                                                      "en": "Empty: the IMAP password"}
         properties.update({
             "from_address": {"type": "string", "format": "email", "maxLength": 254,
-                             "title": "发件地址 from address"},
+                             "title": {"zh-CN": "发件地址", "en": "From address"}},
             "from_name": {"type": "string", "maxLength": 100,
-                          "title": "发件人名称 from name",
-                          "description": "空：团队名称 / empty: the team's name"},
+                          "title": {"zh-CN": "发件人名称", "en": "From name"},
+                          "description": {"zh-CN": "空：团队名称",
+                                          "en": "Empty: the team's name"}},
             "poll_interval": {"type": "integer", "minimum": 5, "maximum": 3600, "default": 60,
-                              "title": "检查新邮件间隔（秒）poll interval (s)",
-                              "description": "服务器支持 IDLE 时新邮件即时到达 / with IMAP "
-                                             "IDLE new mail arrives at once"},
+                              "title": {"zh-CN": "检查新邮件间隔（秒）",
+                                        "en": "Poll interval (seconds)"},
+                              "description": {"zh-CN": "服务器支持 IDLE 时新邮件即时到达",
+                                              "en": "With IMAP IDLE new mail arrives at once"}},
         })
         return {
             "type": "object",

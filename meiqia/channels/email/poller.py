@@ -143,6 +143,7 @@ class Poller:
     def _loop(self) -> None:
         failures = 0
         while not self.stopped.is_set():
+            rounds = self.rounds
             try:
                 if not self._claim():  # another process reads the mailbox
                     self.stopped.wait(min(self.interval, self.lease_seconds))
@@ -150,7 +151,7 @@ class Poller:
                 self._session()
                 failures = 0
             except (MailError, IMAPClientError, OSError) as exc:
-                failures += 1
+                failures = _failures_after(failures, self.rounds > rounds)
                 reason = exc.reason if isinstance(exc, MailError) else f"{type(exc).__name__}"
                 self.log.warning("e-mail: reading %s failed (%s); trying again", self.folder,
                                  reason)
@@ -161,7 +162,7 @@ class Poller:
                                         "en": f"IMAP: the session broke off ({reason})"},
                                  failures=failures)
             except Exception as exc:  # noqa: BLE001 - a database hiccup: try again next round
-                failures += 1
+                failures = _failures_after(failures, self.rounds > rounds)
                 self.log.exception("e-mail: handling new mail failed; trying again")
                 self._record(error={"zh": "处理新邮件出错（见服务器日志）",
                                     "en": f"handling new mail failed ({type(exc).__name__}; "
@@ -298,6 +299,15 @@ class Poller:
                 self.state.set(STATUS_KEY, status)
         except Exception:  # noqa: BLE001 - health is best effort; the log has it too
             self.log.debug("e-mail: could not record the mailbox status", exc_info=True)
+
+
+def _failures_after(failures: int, read: bool) -> int:
+    """Failures in a row once a session ended in one. A session that read the
+    mailbox first (an IDLE session breaks off rather than return) ends the
+    earlier run: counting on from it made a one-second blip after an outage
+    wait the outage's back-off (up to ``MAX_BACKOFF``) and show "failing, 7 in
+    a row" right after a good read."""
+    return 1 if read else failures + 1
 
 
 def _for_now(exc: BaseException) -> bool:

@@ -65,29 +65,33 @@ class WeChatChannel(Channel):
         return {
             "type": "object",
             "properties": {
-                "app_id": {"type": "string", "title": "开发者ID AppID",
-                           "minLength": 1, "maxLength": 64,
-                           "pattern": "^[A-Za-z0-9_-]+$"},
-                "app_secret": {"type": "string", "title": "开发者密码 AppSecret",
-                               "minLength": 1, "maxLength": 128},
-                "token": {"type": "string", "title": "令牌 Token",
-                          "pattern": "^[A-Za-z0-9]{3,32}$"},
-                "encoding_aes_key": {"type": "string",
-                                     "title": "消息加解密密钥 EncodingAESKey",
-                                     "pattern": "^([A-Za-z0-9]{43})?$"},
-                "encryption_mode": {"type": "string",
-                                    "title": "消息加解密方式 Encryption mode：plain 明文 / "
-                                             "compatible 兼容 / safe 安全",
-                                    "enum": ["plain", "compatible", "safe"],
-                                    "default": "safe"},
+                "app_id": {"type": "string", "minLength": 1, "maxLength": 64,
+                           "pattern": "^[A-Za-z0-9_-]+$",
+                           "title": {"zh-CN": "开发者ID（AppID）", "en": "Developer ID (AppID)"}},
+                "app_secret": {"type": "string", "minLength": 1, "maxLength": 128,
+                               "title": {"zh-CN": "开发者密码（AppSecret）",
+                                         "en": "Developer password (AppSecret)"}},
+                "token": {"type": "string", "pattern": "^[A-Za-z0-9]{3,32}$",
+                          "title": {"zh-CN": "令牌（Token）", "en": "Token"}},
+                "encoding_aes_key": {"type": "string", "pattern": "^([A-Za-z0-9]{43})?$",
+                                     "title": {"zh-CN": "消息加解密密钥（EncodingAESKey）",
+                                               "en": "Message encryption key (EncodingAESKey)"}},
+                # The modes by the words of the WeChat console (基本配置), in each language.
+                "encryption_mode": {"type": "string", "enum": ["plain", "compatible", "safe"],
+                                    "enumNames": [
+                                        {"zh-CN": "明文模式", "en": "Plaintext mode"},
+                                        {"zh-CN": "兼容模式", "en": "Compatible mode"},
+                                        {"zh-CN": "安全模式（推荐）",
+                                         "en": "Safe mode (recommended)"}],
+                                    "default": "safe",
+                                    "title": {"zh-CN": "消息加解密方式",
+                                              "en": "Message encryption mode"}},
                 "api_base_url": {"type": "string", "format": "uri",
-                                 "title": "接口地址 API base URL",
-                                 "default": wechat_api.DEFAULT_BASE_URL,
-                                 "maxLength": 200},
-                "show_agent_name": {"type": "boolean",
-                                    "title": "回复前显示客服名 Prefix agents' replies "
-                                             "with their name",
-                                    "default": True},
+                                 "default": wechat_api.DEFAULT_BASE_URL, "maxLength": 200,
+                                 "title": {"zh-CN": "接口地址", "en": "API base URL"}},
+                "show_agent_name": {"type": "boolean", "default": True,
+                                    "title": {"zh-CN": "回复前显示客服名",
+                                              "en": "Prefix agents' replies with their name"}},
             },
             "required": ["app_id", "app_secret", "token"],
             "secret": ["app_secret", "token", "encoding_aes_key"],
@@ -182,12 +186,17 @@ class WeChatChannel(Channel):
 
 
 def api_for(host: Any) -> wechat_api.WeChatAPI:
-    """The API client of ``host``'s team (its config, state store and gated HTTP)."""
+    """The API client of ``host``'s team (its config, state store and gated HTTP),
+    whose requests wait for an answer as long as a delivery may run
+    (``CHANNEL_DELIVER_TIMEOUT``): a slow answer within it is a success."""
     config = host.config or {}
+    app = getattr(host, "app", None)
+    budget = float(app.config.get("CHANNEL_DELIVER_TIMEOUT", wechat_api.TIMEOUT)
+                   if app is not None else wechat_api.TIMEOUT)
     return wechat_api.WeChatAPI(
         str(config.get("api_base_url") or wechat_api.DEFAULT_BASE_URL),
         str(config.get("app_id") or ""), str(config.get("app_secret") or ""),
-        host.outbound_http, host.state)
+        host.outbound_http, host.state, timeout=budget)
 
 
 #: A WeChat error code in Chinese, the lead of the reason agents and admins read

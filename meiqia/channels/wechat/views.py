@@ -166,7 +166,10 @@ def receive_image(host: Any, openid: str, msg: Any, meta: dict[str, Any], ext: s
     wait, and up to 12 s more when the token had to be fetched too). The job
     retries with backoff (the MediaId stays valid for three days); an image
     WeChat no longer has, or bytes that are not an image, get a line saying so
-    (placeholders: the bot does not answer them as questions)."""
+    (placeholders: the bot does not answer them as questions). What the job
+    stores is a ``follow_up``: the customer got the bot's one line for his
+    picture with the "being fetched" line; a second for the same picture was
+    one too many (WeChat caps the replies per message)."""
     media_id = str(msg.media_id or "")
     receive(host, openid, IMAGE_PENDING, metadata=meta, external_message_id=ext,
             placeholder=True)
@@ -196,14 +199,14 @@ def _store_image(host: Any, openid: str, data: bytes, ctype: str, filename: str,
 
     if uploads.sniff_image(data[:uploads.HEAD_BYTES]) is None:
         receive(host, openid, IMAGE_REFUSED.format(reason="not an image 不是图片"),
-                metadata=meta, external_message_id=ext, placeholder=True)
+                metadata=meta, external_message_id=ext, placeholder=True, follow_up=True)
         return
     try:
         receive(host, openid, attachments=[Attachment(filename, ctype, data)],
-                metadata=meta, external_message_id=ext)
+                metadata=meta, external_message_id=ext, follow_up=True)
     except ValidationError as exc:
         receive(host, openid, IMAGE_REFUSED.format(reason=exc), metadata=meta,
-                external_message_id=ext, placeholder=True)
+                external_message_id=ext, placeholder=True, follow_up=True)
 
 
 def fetch_image_job(team_id: int, openid: str, media_id: str, meta: dict[str, Any],
@@ -230,7 +233,7 @@ def fetch_image_job(team_id: int, openid: str, media_id: str, meta: dict[str, An
             log.warning("WeChat image %s given up after its last try (agents are told): %s",
                         ext, exc)
         receive(host, openid, said + (f" {link}" if link else ""), metadata=meta,
-                external_message_id=f"{ext}:image", placeholder=True)
+                external_message_id=f"{ext}:image", placeholder=True, follow_up=True)
         return f"{'gave up' if exc.retry else 'gone'}: {exc}"
     _store_image(host, openid, data, ctype, filename, meta, f"{ext}:image")
     return "stored"

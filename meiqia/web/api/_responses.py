@@ -192,13 +192,14 @@ DASHBOARD_FIGURES = obj({
 # its plugin (``configuration_schema()``, docs/plugins.md): which fields it has and
 # which keywords each carries are the plugin's (the example WeCom sink's ``url`` has a
 # ``pattern`` and no ``maxLength``), so no keyword is required; those the admin form
-# reads are typed.
+# reads are typed. A plugin may word ``title``, ``description`` and each label of
+# ``enumNames`` per language; the answer has the caller's language's string only.
 
 #: One field of a settings form.
 SETTINGS_FIELD = obj({
-    "default": ANY, "description": STR, "enum": ARRAY, "format": STR, "maxLength": INT,
-    "maximum": NUM, "minLength": INT, "minimum": NUM, "pattern": STR, "title": STR,
-    "type": {"type": ["string", "array"], "items": STR},
+    "default": ANY, "description": STR, "enum": ARRAY, "enumNames": STRINGS, "format": STR,
+    "maxLength": INT, "maximum": NUM, "minLength": INT, "minimum": NUM, "pattern": STR,
+    "title": STR, "type": {"type": ["string", "array"], "items": STR},
 }, required=None)
 #: A type's settings form: the JSON Schema of its ``config``, with the write-only fields
 #: under ``secret``.

@@ -33,7 +33,8 @@ def _lang() -> str:
 @route("/channels", summary="Channels with the team's settings (secrets masked)",
        auth="admin", tags=TAGS,
        description="Every installed channel but the web widget: its form schema "
-       "(`configuration_schema()`), declared capabilities, whether the team enabled it, "
+       "(`configuration_schema()`; its fields' `title`, `description` and `enumNames` "
+       "in the caller's language), declared capabilities, whether the team enabled it, "
        "its settings with secret fields as `********` (set) or empty, how many of its "
        "deliveries failed, and `reader`: for an enabled channel with a background reader "
        "(the e-mail channel's mailbox), how it is doing (`state` ok, failing, stale (no "
@@ -87,8 +88,10 @@ def conversation_deliveries(conversation_id: int) -> dict:
 
 
 @route("/channel-deliveries/<int:delivery_id>/retry", ("POST",),
-       summary="Retry a failed channel delivery now", tags=TAGS, tokens="conversations",
-       response=DELIVERY, description="Only a failed delivery (409 otherwise); it gets a "
-       "fresh round of automatic retries.")
+       summary="Send a failed or retrying channel delivery again now", tags=TAGS,
+       tokens="conversations", response=DELIVERY,
+       description="A `failed` delivery, or a `retrying` one (it is sent now instead of at "
+       "its `next_attempt_at`); 409 for a `pending` or `sent` one, or while an attempt is "
+       "running. It is `pending` again, with a fresh round of automatic retries.")
 def retry_delivery(delivery_id: int) -> dict:
     return outbound.retry(g.actor, delivery_id)

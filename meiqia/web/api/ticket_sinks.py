@@ -15,7 +15,8 @@ TAGS = ["ticket sinks"]
 @route("/ticket-sinks/types", summary="Sink types and the schemas of their settings forms",
        auth="admin", tags=TAGS,
        description="`name`: the type's name in the caller's language (`X-Meiqia-Lang`, "
-       "else Accept-Language; English when it says none).")
+       "else Accept-Language; English when it says none); so are its fields' `title`, "
+       "`description` and `enumNames` in `schema`.")
 def sink_types() -> list:
     return ticket_sinks.types("en" if i18n.error_language() == "en" else "zh-CN")
 

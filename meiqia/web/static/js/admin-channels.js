@@ -37,7 +37,8 @@ function reader(r) {
     times.length ? el('span', { class: 'hint', text: ` · ${times.join(' · ')}` }) : null);
 }
 
-/** One input per property of the schema; names are config.<key>. */
+/** One input per property of the schema; names are config.<key>. The server gives the
+ * schema's title, description and option labels (enumNames) in the page's language. */
 function field(key, spec, required, secret, value) {
   const name = `config.${key}`;
   const label = spec.title || key;
@@ -47,7 +48,8 @@ function field(key, spec, required, secret, value) {
   if (Array.isArray(spec.enum)) {
     const current = value ?? spec.default ?? '';
     return el('label', {}, label, required ? el('span', { class: 'ax-required', text: ' *' }) : null,
-      el('select', { name }, spec.enum.map((option) => el('option', { value: String(option), text: String(option), selected: String(option) === String(current) }))));
+      el('select', { name }, spec.enum.map((option, i) => el('option', {
+        value: String(option), text: String((spec.enumNames || [])[i] ?? option), selected: String(option) === String(current) }))));
   }
   const attrs = { name, required, value: value ?? spec.default ?? '' };
   if (spec.type === 'integer' || spec.type === 'number') {

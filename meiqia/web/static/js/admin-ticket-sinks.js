@@ -39,12 +39,11 @@ function renderSinks() {
   }
 }
 
-/** One input per property of the sink type's JSON schema; names are config.<key>. */
+/** One input per property of the sink type's JSON schema; names are config.<key>. The
+ * server gives each title in the page's language (a plugin's as its schema words it). */
 function field(key, spec, required, secret, value) {
   const name = `config.${key}`;
-  // The built-in sinks' fields in the page's language; a plugin's own say what its schema says.
-  const known = t(`sinks.field.${key}`);
-  const label = known !== `sinks.field.${key}` ? known : (spec.title || key);
+  const label = spec.title || key;
   if (spec.type === 'boolean') {
     return el('label', { class: 'check' }, el('input', { type: 'checkbox', name, checked: Boolean(value) }), label);
   }

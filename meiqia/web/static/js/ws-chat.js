@@ -163,7 +163,7 @@ export class Chat {
       ? t('dlv.retrying_at', { time: fmtTime(d.next_attempt_at), reason: d.reason || '' }) : `${t(`dlv.${d.status}`)}${why}`;
     return el('span', { class: `delivery ${d.status}`, title, dataset: { delivery: d.status } },
       t(`dlv.${d.status}`), d.status !== 'sent' && d.reason ? el('span', { class: 'delivery-reason', text: why }) : null,
-      d.status === 'failed' ? el('button', { type: 'button', class: 'link delivery-retry', text: t('dlv.retry'),
+      d.status === 'failed' || d.status === 'retrying' ? el('button', { type: 'button', class: 'link delivery-retry', text: t('dlv.retry'),
         onclick: () => this.retryDelivery(d) }) : null);
   }
 
