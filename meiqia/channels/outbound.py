@@ -40,8 +40,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime
+import json
 import logging
 import random
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +54,7 @@ from meiqia.channels.base import Attachment
 from meiqia.channels.base import ChannelConversation
 from meiqia.channels.base import ChannelMessage
 from meiqia.channels.base import DeliveryError
+from meiqia.channels.base import in_language
 from meiqia.jobs import Retry
 from meiqia.jobs import RetryLater
 from meiqia.models import Agent
@@ -206,7 +209,7 @@ def deliver_job(delivery_id: int) -> str:
         return _wait_turn(delivery, exc)
     except DeliveryError as exc:
         final = not exc.retry or attempts >= policy.max + 1
-        _failed_attempt(delivery, attempts, exc.reason, final, policy)
+        _failed_attempt(delivery, attempts, stored_reason(exc), final, policy)
         if final:
             _next_in_line(delivery.conversation_id)
             return f"failed: {exc.reason}"
@@ -345,6 +348,48 @@ def _refusal_is_final(exc: DeliveryError) -> DeliveryError:
     return exc
 
 
+#: A Chinese character (the lead of a ``中文 · English`` reason).
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+#: Characters each language of a stored reason keeps (the column holds both).
+REASON_CHARS = 900
+
+
+def stored_reason(exc: DeliveryError) -> str:
+    """What a failed attempt stores as its reason: each language's words
+    (``{"zh-CN": …, "en": …}`` as JSON) when the channel gave them, else its one
+    text. Agents read the reason in their own language (``reason_in``); stored as
+    one ``中文 · English`` string, every agent read both (an outside check)."""
+    reasons = {lang: str(text)[:REASON_CHARS] for lang, text in (exc.reasons or {}).items()
+               if lang in ("zh-CN", "en") and text}
+    if reasons:
+        return json.dumps(reasons, ensure_ascii=False)
+    return exc.reason
+
+
+def reason_in(stored: str | None, lang: str) -> str | None:
+    """A stored reason for a reader of ``lang`` (None: none stored).
+
+    Each language's words where they were stored apart (``stored_reason``); the
+    reader's half of a ``中文 · English`` reason (what the channels word that way,
+    and rows stored before); an English reason of the runtime's or ours ("timed out
+    after 30s") in Chinese where the error texts know it (``error_text``)."""
+    if not stored:
+        return None
+    if stored.startswith("{"):
+        try:
+            texts = json.loads(stored)
+        except ValueError:
+            texts = None
+        if isinstance(texts, dict) and texts:
+            return in_language(texts, lang)
+    lead, sep, rest = stored.partition(" · ")
+    if sep and _CJK.search(lead) and not _CJK.match(rest):
+        return lead if lang == "zh-CN" else rest
+    from meiqia.web import error_text
+
+    return error_text.translate_stored(stored, lang)
+
+
 def _failed_attempt(delivery: ChannelDelivery, attempts: int, reason: str, final: bool,
                     policy: Retry) -> None:
     reason = (reason or "failed")[:2000]
@@ -390,6 +435,7 @@ def publish(delivery_id: int) -> None:
     owner = Conversation.select(Conversation.handler, Conversation.group).where(
         Conversation.id == delivery.conversation_id).first()
     data = to_dict(delivery)
+    data["reasons"] = {lang: reason_in(delivery.last_error, lang) for lang in ("zh-CN", "en")}
     data["handler_id"] = owner.handler_id if owner else None
     data["group_id"] = owner.group_id if owner else None
     events.emit("delivery", delivery.team_id, [messages.team_topic(delivery.team_id)], data,
@@ -478,22 +524,27 @@ def message_view(message_id: int) -> ChannelMessage | None:
 # --- what agents see and do ---------------------------------------------------------------
 
 
-def to_dict(delivery: ChannelDelivery) -> dict[str, Any]:
+def to_dict(delivery: ChannelDelivery, lang: str = "en") -> dict[str, Any]:
+    """A delivery as agents see it, its ``reason`` in ``lang`` (``reason_in``); the
+    ``delivery`` frame carries ``reasons`` (both) instead, and each socket keeps its
+    agent's (``ws._Pump``)."""
     return {"id": delivery.id, "message_id": delivery.message_id,
             "conversation_id": delivery.conversation_id, "channel": delivery.channel,
             "status": delivery.status, "attempts": delivery.attempts,
-            "reason": delivery.last_error or None,
+            "reason": reason_in(delivery.last_error, lang),
             "next_attempt_at": iso(delivery.next_attempt_at),
             "external_id": delivery.external_id,
             "updated_at": iso(delivery.updated_at)}
 
 
-def for_conversation(actor: Agent, conversation_id: int) -> list[dict[str, Any]]:
-    """The deliveries of a conversation the agent may see, oldest first."""
+def for_conversation(actor: Agent, conversation_id: int,
+                     lang: str = "en") -> list[dict[str, Any]]:
+    """The deliveries of a conversation the agent may see, oldest first, their
+    reasons in ``lang``."""
     from meiqia.services import permissions
 
     conversation = permissions.get_conversation(actor, conversation_id)
-    return [to_dict(d) for d in ChannelDelivery.select().where(
+    return [to_dict(d, lang) for d in ChannelDelivery.select().where(
         ChannelDelivery.conversation == conversation.id).order_by(ChannelDelivery.id)]
 
 
@@ -502,7 +553,7 @@ def for_conversation(actor: Agent, conversation_id: int) -> list[dict[str, Any]]
 _RETRIABLE = ("failed", "retrying")
 
 
-def retry(actor: Agent, delivery_id: int) -> dict[str, Any]:
+def retry(actor: Agent, delivery_id: int, lang: str = "en") -> dict[str, Any]:
     """An agent sends a failed or retrying delivery now, with a fresh round of
     retries. A retrying one waited for its next time (up to an hour after four
     failures) and the agent's button answered 409; its scheduled job, when it
@@ -531,7 +582,7 @@ def retry(actor: Agent, delivery_id: int) -> dict[str, Any]:
     audit(actor, "channel.delivery.retry", "channel_delivery", delivery.id, {})
     publish(delivery.id)
     _enqueue(delivery.id, f"retry channel delivery {delivery.id}")
-    return to_dict(ChannelDelivery.get_by_id(delivery.id))
+    return to_dict(ChannelDelivery.get_by_id(delivery.id), lang)
 
 
 def resume_pending(team_id: int | None = None, older_than_s: int = 300) -> int:

@@ -461,6 +461,8 @@ class _Pump:
                 return
             if self.shape is not None:
                 data = self.shape(data)
+            if "reasons" in data and event.get("type") == "delivery":
+                data = _in_own_language(data, channel.lang)
             if msg_id is not None and channel.stream is not None:
                 channel.stream.deliver(data)
             else:
@@ -477,6 +479,15 @@ class _Pump:
                 self.sub.request_resync(time.time())
             else:
                 log.exception("ws: could not forward %s", event.get("type"))
+
+
+def _in_own_language(data: dict, lang: str) -> dict:
+    """A ``delivery`` event for this socket: its ``reason`` in the agent's language
+    (the event carries both, ``reasons``; docs/protocol.md)."""
+    reasons = data.get("reasons") or {}
+    shown = {k: v for k, v in data.items() if k != "reasons"}
+    shown["reason"] = reasons.get("en" if lang == "en" else "zh-CN", shown.get("reason"))
+    return shown
 
 
 _STOP: Any = ("", {"type": "_stop"})

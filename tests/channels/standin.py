@@ -31,7 +31,8 @@ def outbox(app: Any) -> list[tuple[ChannelConversation, ChannelMessage]]:
     return _box(app)["outbox"]
 
 
-def fail(app: Any, times: int, retry: bool = True, reason: str = "far side down") -> None:
+def fail(app: Any, times: int, retry: bool = True,
+         reason: str | dict[str, str] = "far side down") -> None:
     _box(app)["fail"].extend([(retry, reason)] * times)
 
 

@@ -289,3 +289,47 @@ def test_links_and_images_go_out_as_plain_text(quick):
                        "![退货流程](/static/demo/return-steps.png)")
     body = standin.outbox(quick)[-1][1].body
     assert body == "详细步骤见退货指南（https://example.com/help/returns）。[图片：退货流程]", body
+
+
+def test_each_agent_reads_a_delivery_reason_in_his_language(quick, tmp_path):
+    """Found from outside: a reason was stored and shown as ``中文 · English`` to every
+    agent. Each now reads his own language's words: in the API, the retry's answer
+    and the ``delivery`` frame of his socket (zh-CN and en side by side)."""
+    from meiqia.testing.sockets import LiveServer
+    from tests.ws.conftest import Socket
+    from tests.ws.conftest import cookie_of
+
+    api, agent = _team(quick)
+    cid = _chat(quick, api, agent)
+    live = LiveServer(quick)
+    try:
+        sockets = {lang: Socket(live.url(f"/ws/agent?lang={lang}"), cookie_of(agent))
+                   for lang in ("zh-CN", "en")}
+        for socket in sockets.values():
+            socket.expect("hello")
+        words = {"zh-CN": "对方服务器拒绝了这条消息", "en": "the far side refused the message"}
+        standin.fail(quick, 4, reason=words)  # 1 + 3 retries: failed
+        message_id = _reply(agent, cid, "请查收")
+        for lang, socket in sockets.items():
+            frame = socket.expect("delivery", where=lambda d: d["status"] == "failed")["data"]
+            assert frame["reason"] == words[lang] and "reasons" not in frame, frame
+        delivery = _delivery(message_id)
+        for lang in ("zh-CN", "en"):
+            listed = agent.get(f"/api/v1/conversations/{cid}/deliveries",
+                               headers={"X-Meiqia-Lang": lang}).get_json()["deliveries"]
+            assert [d["reason"] for d in listed if d["message_id"] == message_id] == [
+                words[lang]]
+        standin.fail(quick, 4, reason=words)
+        retried = agent.post(f"/api/v1/channel-deliveries/{delivery.id}/retry",
+                             headers={"X-Meiqia-Lang": "en"})
+        assert retried.get_json()["reason"] == words["en"], retried.get_json()
+        # A reason stored before as one string, 中文 · English: each reader his half.
+        ChannelDelivery.update(last_error="无法连接微信接口 · cannot connect to the WeChat API").where(
+            ChannelDelivery.id == delivery.id).execute()
+        for lang, half in (("zh-CN", "无法连接微信接口"), ("en", "cannot connect to the WeChat API")):
+            listed = agent.get(f"/api/v1/conversations/{cid}/deliveries",
+                               headers={"X-Meiqia-Lang": lang}).get_json()["deliveries"]
+            assert [d["reason"] for d in listed if d["message_id"] == message_id] == [half]
+    finally:
+        Socket.close_all()
+        live.stop()

@@ -18,7 +18,8 @@ DELIVERY = {
         "conversation_id": {"type": "integer"}, "channel": {"type": "string"},
         "status": {"type": "string", "enum": ["pending", "sent", "retrying", "failed"]},
         "attempts": {"type": "integer"},
-        "reason": {"type": ["string", "null"], "description": "why the last attempt failed"},
+        "reason": {"type": ["string", "null"], "description": "why the last attempt failed, in the caller's "
+                   "language"},
         "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
         "external_id": {"type": ["string", "null"]},
         "updated_at": {"type": "string", "format": "date-time"},
@@ -84,7 +85,7 @@ def test_channel(slug: str, body: dict) -> dict:
        "channel (none for the web widget): pending, sent, retrying (with the reason and "
        "the next attempt) or failed (with the reason).")
 def conversation_deliveries(conversation_id: int) -> dict:
-    return {"deliveries": outbound.for_conversation(g.actor, conversation_id)}
+    return {"deliveries": outbound.for_conversation(g.actor, conversation_id, _lang())}
 
 
 @route("/channel-deliveries/<int:delivery_id>/retry", ("POST",),
@@ -94,4 +95,4 @@ def conversation_deliveries(conversation_id: int) -> dict:
        "its `next_attempt_at`); 409 for a `pending` or `sent` one, or while an attempt is "
        "running. It is `pending` again, with a fresh round of automatic retries.")
 def retry_delivery(delivery_id: int) -> dict:
-    return outbound.retry(g.actor, delivery_id)
+    return outbound.retry(g.actor, delivery_id, _lang())
