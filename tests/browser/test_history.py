@@ -420,8 +420,11 @@ def test_a_failed_export_says_why(server, world, new_context, monkeypatch):
 
     monkeypatch.setattr(exports, "RETRY", Retry(max=1, intervals=(2,)))
     # A file where the exports folder should be: the job cannot write and fails for real.
+    # (The app makes the folder as it starts, empty: it is taken away first.)
     blocker = Path(server.app.instance_path) / "exports"
     blocker.parent.mkdir(parents=True, exist_ok=True)
+    if blocker.is_dir():
+        blocker.rmdir()
     blocker.write_text("not a folder", encoding="utf-8")
     page = new_context().new_page()
     login(page, server)
