@@ -803,6 +803,15 @@ def test_an_image_the_api_did_not_give_is_fetched_later_and_placeholders_are_not
                    what="the bot's line to reach the follower")
 
 
+
+def _visitor_lines(conversation_id: int) -> list[str]:
+    """The visitor's lines of a conversation, in order (the placeholders a fetch job
+    writes among them)."""
+    return [m.body for m in Message.select().where(
+        Message.conversation == conversation_id,
+        Message.sender_kind == "visitor").order_by(Message.id)]
+
+
 def test_an_image_wechat_never_gives_is_a_line_after_the_last_retry(
         tmp_path: Any, standin: WeChatStandIn) -> None:
     """WeChat's media API is busy through every retry of the fetch: agents were left
@@ -821,9 +830,7 @@ def test_an_image_wechat_never_gives_is_a_line_after_the_last_retry(
         conversation = conversation_of()
 
         def visitor_lines() -> list[str]:
-            return [m.body for m in Message.select().where(
-                Message.conversation == conversation.id,
-                Message.sender_kind == "visitor").order_by(Message.id)]
+            return _visitor_lines(conversation.id)
 
         wait_until(lambda: len(visitor_lines()) >= 2, timeout=30,
                    what="the line after the last retry")
@@ -857,9 +864,7 @@ def test_an_image_wechat_no_longer_has_gets_the_cannot_read_line_once(
         conversation = conversation_of()
 
         def visitor_lines() -> list[str]:
-            return [m.body for m in Message.select().where(
-                Message.conversation == conversation.id,
-                Message.sender_kind == "visitor").order_by(Message.id)]
+            return _visitor_lines(conversation.id)
 
         wait_until(lambda: len(visitor_lines()) >= 2, timeout=30,
                    what="the job's line that WeChat no longer has the image")

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,29 +76,39 @@ def _new_database(url: str) -> None:
     db.close_all()
 
 
-def _race(url: str, trials: int, fresh: bool = False) -> list[tuple[str, str]]:
+def _release_together(script: str, args: list[str], lines: list[str],
+                      before_each: Callable[[], None] | None = None
+                      ) -> list[tuple[str, str]]:
+    """Two long-lived upgraders (``script`` with ``args``), released together once
+    per line of ``lines`` (each gets the line and answers one): their answers,
+    release by release. ``before_each`` runs before each release."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", UPGRADER, url], stdin=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", script, *args], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
              for _ in range(2)]
     results = []
     try:
         for proc in procs:
             assert proc.stdout.readline().strip() == "ready"
-        for _ in range(trials):
-            if not fresh:
-                _as_before_m0022(url)
+        for line in lines:
+            if before_each is not None:
+                before_each()
             for proc in procs:
-                proc.stdin.write("go\n")
+                proc.stdin.write(line + "\n")
             for proc in procs:
                 proc.stdin.flush()
             results.append(tuple(proc.stdout.readline().strip() for proc in procs))
     finally:
         for proc in procs:
             proc.stdin.close()
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
             proc.stdout.close()
     return results
+
+
+def _race(url: str, trials: int, fresh: bool = False) -> list[tuple[str, str]]:
+    return _release_together(UPGRADER, [url], ["go"] * trials,
+                             None if fresh else lambda: _as_before_m0022(url))
 
 
 def _check(results: list[tuple[str, str]]) -> None:
@@ -224,26 +235,7 @@ RELEASE_TRIALS = 10
 
 def _race_fresh_databases(urls: list[str]) -> list[tuple[str, str]]:
     """Two upgraders released together on each database of ``urls`` in turn."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", URL_UPGRADER], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-             for _ in range(2)]
-    results = []
-    try:
-        for proc in procs:
-            assert proc.stdout.readline().strip() == "ready"
-        for url in urls:
-            for proc in procs:
-                proc.stdin.write(url + "\n")
-            for proc in procs:
-                proc.stdin.flush()
-            results.append(tuple(proc.stdout.readline().strip() for proc in procs))
-    finally:
-        for proc in procs:
-            proc.stdin.close()
-            proc.wait(timeout=60)
-            proc.stdout.close()
-    return results
+    return _release_together(URL_UPGRADER, [], urls)
 
 
 def _check_one_did_all(results: list[tuple[str, str]]) -> None:

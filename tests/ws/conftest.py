@@ -23,6 +23,29 @@ def live(app):
 
 
 @contextlib.contextmanager
+def live_apps(apps: list[Any]) -> Iterator[list[LiveServer]]:
+    """A real server for each of ``apps`` (once its hub is ready), inside the first
+    app's context: two processes of one deployment when they share a Redis. All are
+    stopped and closed after."""
+    from tests.conftest import close_app
+
+    for app in apps:
+        hub = app.extensions["meiqia.hub"]
+        if hasattr(hub, "wait_ready"):
+            assert hub.wait_ready()
+    servers = [LiveServer(app) for app in apps]
+    try:
+        with apps[0].app_context():
+            yield servers
+    finally:
+        Socket.close_all()
+        for server in servers:
+            server.stop()
+        for app in apps:
+            close_app(app)
+
+
+@contextlib.contextmanager
 def served_team(tmp_path: Any, plugins: tuple = (), database_url: str | None = None,
                 bot: bool = False, **settings: Any) -> Iterator[tuple[Any, LiveServer, Any]]:
     """A real server of an app with ``plugins`` (SQLite, or the PostgreSQL at

@@ -27,11 +27,10 @@ import pytest
 from meiqia.services import conversations
 from meiqia.testing.clients import AgentClient
 from meiqia.testing.clients import VisitorClient
-from meiqia.testing.sockets import LiveServer
-from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.conftest import truncate_all
 from tests.ws.conftest import Socket
+from tests.ws.conftest import live_apps
 
 TRIALS = 8
 
@@ -49,18 +48,8 @@ def servers(request, tmp_path):
     if request.param != "sqlite":
         apps.append(make_app(tmp_path, **settings))
         truncate_all(settings["DATABASE_URL"])
-        for app in apps:
-            assert app.extensions["meiqia.hub"].wait_ready()
-    lives = [LiveServer(app) for app in apps]
-    try:
-        with apps[0].app_context():
-            yield lives[0], lives[-1]
-    finally:
-        Socket.close_all()
-        for live in lives:
-            live.stop()
-        for app in apps:
-            close_app(app)
+    with live_apps(apps) as lives:
+        yield lives[0], lives[-1]
 
 
 def _row(hello: dict, cid: int) -> dict | None:

@@ -29,11 +29,10 @@ from meiqia.hub import wait_for
 from meiqia.services import messages
 from meiqia.testing.clients import AgentClient
 from meiqia.testing.clients import VisitorClient
-from meiqia.testing.sockets import LiveServer
-from tests.conftest import close_app
 from tests.conftest import make_app
 from tests.conftest import truncate_all
 from tests.ws.conftest import Socket
+from tests.ws.conftest import live_apps
 
 SAME = "两个标签页同时发的同一句"
 TRIALS = 6
@@ -91,19 +90,8 @@ def two_tabs(request, tmp_path):
         apps.append(make_app(tmp_path, plugins=(plugin,), **settings))
     if "DATABASE_URL" in settings:
         truncate_all(settings["DATABASE_URL"])
-    for app in apps:
-        if hasattr(app.extensions["meiqia.hub"], "wait_ready"):
-            assert app.extensions["meiqia.hub"].wait_ready()
-    servers = [LiveServer(app) for app in apps]
-    try:
-        with apps[0].app_context():
-            yield servers[0], servers[-1], apps[-1], holder
-    finally:
-        Socket.close_all()
-        for server in servers:
-            server.stop()
-        for app in apps:
-            close_app(app)
+    with live_apps(apps) as servers:
+        yield servers[0], servers[-1], apps[-1], holder
 
 
 def test_the_losing_tab_gets_one_ack_and_it_says_duplicate(two_tabs):
