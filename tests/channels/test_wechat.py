@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -829,9 +830,7 @@ def test_an_image_wechat_never_gives_is_a_line_after_the_last_retry(
         assert answer.status_code == 200 and answer.data == b"success"
         conversation = conversation_of()
 
-        def visitor_lines() -> list[str]:
-            return _visitor_lines(conversation.id)
-
+        visitor_lines = functools.partial(_visitor_lines, conversation.id)
         wait_until(lambda: len(visitor_lines()) >= 2, timeout=30,
                    what="the line after the last retry")
         lines = visitor_lines()
@@ -863,9 +862,7 @@ def test_an_image_wechat_no_longer_has_gets_the_cannot_read_line_once(
         assert answer.status_code == 200 and answer.data == b"success"
         conversation = conversation_of()
 
-        def visitor_lines() -> list[str]:
-            return _visitor_lines(conversation.id)
-
+        visitor_lines = functools.partial(_visitor_lines, conversation.id)
         wait_until(lambda: len(visitor_lines()) >= 2, timeout=30,
                    what="the job's line that WeChat no longer has the image")
         app.extensions["meiqia.jobs"].join()
