@@ -111,9 +111,12 @@ async function resetLink(agent) {
     el('p', { class: 'hint', text: t('reset.shown_once') }));
 }
 
+// The new-agent button stays disabled until the lists are here: its form offers them (the
+// agents a custom scope may see, the groups), and a form built before they arrived offered none.
 async function load() {
   [agents, groups] = await Promise.all([api('GET', '/agents'), api('GET', '/groups')]);
   render();
+  document.getElementById('new-agent').disabled = false;
 }
 
 document.getElementById('new-agent').addEventListener('click', () => edit(null));

@@ -123,9 +123,11 @@ async function remove(plugin) {
   } catch (error) { toast(error.message, 'error'); }
 }
 
+// Enabled once the list is here: a new plugin's position defaults to the end of it.
 async function load() {
   plugins = await api('GET', '/iframe-plugins');
   render();
+  document.getElementById('ifp-new').disabled = false;
 }
 
 document.getElementById('ifp-new').addEventListener('click', () => edit(null));

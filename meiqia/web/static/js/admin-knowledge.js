@@ -108,6 +108,8 @@ async function load() {
   fillCategories();
   render(data.items);
   remember();
+  // Enabled once the categories are here: the editor offers them.
+  document.getElementById('kb-new').disabled = false;
   document.body.dataset.kbLoaded = String(Date.now());
   return data;
 }
