@@ -58,7 +58,12 @@ class Record:
 
     @classmethod
     def create(cls, parent: str | None = None) -> Record:
-        return cls(tempfile.mkdtemp(prefix="meiqia-workers-", dir=parent))
+        """A new record named by this master's pid. Records of masters that are
+        gone (killed with SIGKILL: ``on_exit`` never ran) are removed first, so a
+        host that restarts gunicorn that way does not gather them."""
+        parent = parent or tempfile.gettempdir()
+        remove_orphans(parent)
+        return cls(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent))
 
     def set(self, age: int, state: str, pid: int = 0) -> None:
         """Write atomically: a reader sees the old state or the new, never half.
@@ -103,6 +108,33 @@ class Record:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+_PREFIX = "meiqia-workers-"
+
+
+def remove_orphans(parent: str) -> list[str]:
+    """Remove the records in ``parent`` whose master process no longer exists;
+    returns their paths. A record of another user's master, or one named the old
+    way (no pid), is left alone."""
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        pid, dash, _ = name.removeprefix(_PREFIX).partition("-")
+        if not name.startswith(_PREFIX) or not dash or not pid.isdigit():
+            continue
+        path = os.path.join(parent, name)
+        try:
+            if os.stat(path).st_uid != os.getuid() or _exists(int(pid)):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def _exists(pid: int) -> bool:

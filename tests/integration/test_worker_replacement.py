@@ -40,7 +40,7 @@ class Gunicorn:
     def __init__(self, env: dict[str, str], tmp: Path) -> None:
         self.port = free_port()
         self.boot = tmp / "boot"
-        self.boot.mkdir()
+        self.boot.mkdir(parents=True)
         self.log_path = tmp / "gunicorn.log"
         env = {**env, "MEIQIA_WORKERS": "2", "MEIQIA_BIND": f"127.0.0.1:{self.port}",
                "MEIQIA_TEST_BOOT_DIR": str(self.boot), "PYTHONPATH": str(ROOT)}
@@ -165,3 +165,36 @@ def test_a_deploy_s_old_workers_serve_until_their_replacements_can(gunicorn):
     gunicorn.stop()
     assert gunicorn.proc.returncode == 0, gunicorn.log()
     assert "Traceback" not in gunicorn.log(), gunicorn.log()
+
+
+def test_a_master_killed_with_sigkill_leaves_no_record_behind_the_next_start(
+        tmp_path, pg_database_url, redis_url, redis_prefix):
+    """The master's record of its workers (``worker_listeners.Record``) is removed by
+    its ``on_exit``, which SIGKILL skips: an operator who restarts that way gathered
+    one directory per start in the temporary folder. The next master removes those
+    whose master is gone, and only those."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**cluster_env(tmp_path, pg_database_url, redis_url, redis_prefix), "TMPDIR": str(temp)}
+    records = lambda: {p.name for p in temp.glob("meiqia-workers-*")}  # noqa: E731
+    other = temp / "meiqia-workers-1-alive"  # pid 1 lives: not an orphan
+    other.mkdir()
+    killed = Gunicorn(env, tmp_path / "first")
+    try:
+        killed.ready()
+        first = records() - {other.name}
+        assert len(first) == 1 and first.pop().startswith(f"meiqia-workers-{killed.proc.pid}-")
+    finally:
+        os.killpg(killed.proc.pid, signal.SIGKILL)
+        killed.proc.wait(timeout=10)
+    assert len(records()) == 2  # SIGKILL: its record stays
+
+    second = Gunicorn(env, tmp_path / "second")
+    try:
+        second.ready()
+        kept = records()
+        assert other.name in kept and len(kept) == 2
+        assert any(name.startswith(f"meiqia-workers-{second.proc.pid}-") for name in kept)
+    finally:
+        second.stop()
+    assert records() == {other.name}  # a clean stop removes its own
