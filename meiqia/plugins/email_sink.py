@@ -77,10 +77,29 @@ def _team_name(payload: dict[str, Any]) -> str:
     return mail.sender_name(team.name if team is not None else None, _language(team))
 
 
+def _named(field: str, raw: Any, team_id: Any, t: Any) -> str:
+    """An assignee's or a group's id (as a change records it) → the name the ticket
+    pages show: an agent's display name (his nickname, else his name), a group's
+    name; one removed since (or not of the team): "deleted agent" / "deleted group"
+    in the team's language, never the bare id."""
+    from meiqia.models import Agent
+    from meiqia.models import Group
+
+    model = Agent if field == "assignee" else Group
+    try:
+        row = model.get_or_none(model.id == int(raw), model.team == team_id)
+    except (TypeError, ValueError):
+        row = None
+    if row is None:
+        return t(f"tk.mail.deleted_{'agent' if field == 'assignee' else 'group'}")
+    return row.display_name if field == "assignee" else row.name
+
+
 def render(payload: dict[str, Any], event: str) -> tuple[str, str]:
     """Subject and body of the team's email for one ticket event (``created`` or
     ``updated``), in the team's language only: labels, status, source, priority and
-    changes as the ticket pages name them; what people wrote stays as written."""
+    changes as the ticket pages name them (an assignee or group by name, never its id);
+    what people wrote stays as written."""
     from meiqia.services.dates import team_clock
     from meiqia.web import i18n
 
@@ -120,12 +139,22 @@ def render(payload: dict[str, Any], event: str) -> tuple[str, str]:
     changes = {k: v for k, v in (payload.get("changes") or {}).items() if k != "reply"}
     if changes:
         codes = {"status": "tstatus", "priority": "priority"}
+
+        def value(field: str, raw: Any) -> str:
+            """A change's value as the ticket pages' history shows it: statuses and
+            priorities in words, agents and groups by name, nothing as (none)."""
+            if raw in (None, ""):
+                return t("tk.nothing")
+            if field in codes:
+                return coded(codes[field], raw)
+            if field in ("assignee", "group"):
+                return _named(field, raw, ticket.get("team_id"), t)
+            return str(raw)
+
         lines += ["", t("tk.mail.section", label=t("tk.mail.changes"))]
         for field, (old, new) in changes.items():
-            if field in codes:
-                old, new = coded(codes[field], old), coded(codes[field], new)
             lines.append("  " + t("tk.ev.changed", field=coded("tk.field", field),
-                                  old=old or "-", new=new or "-"))
+                                  old=value(field, old), new=value(field, new)))
     lines += ["", t("tk.mail.section", label=t("tickets.content")), ticket["content"]]
     if ticket["public_replies"]:
         lines += ["", t("tk.mail.section", label=t("tk.mail.replies"))]

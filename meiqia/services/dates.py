@@ -136,6 +136,34 @@ def utc_bound(raw: str, name: str, tz: ZoneInfo, end: bool, expected: str) -> da
     return parsed.astimezone(datetime.UTC).replace(tzinfo=None)
 
 
+def _wall(raw: str, end: bool) -> datetime.datetime | None:
+    """The time on the team's clock a range bound names as typed (a day: its
+    midnight, as an end the next one), None when it carries an offset. ``raw``
+    has passed ``utc_bound``."""
+    if len(raw) <= 10:
+        day = datetime.date.fromisoformat(raw)
+        return datetime.datetime.combine(day + datetime.timedelta(days=1 if end else 0),
+                                         datetime.time())
+    parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00")
+                                             if raw.endswith("Z") else raw)
+    return parsed if parsed.tzinfo is None else None
+
+
+def reversed_range(raw_from: str, raw_to: str, lo: datetime.datetime,
+                   hi: datetime.datetime) -> bool:
+    """Whether a range's start is after its end (a 422), as the user wrote them:
+    two bounds on the team's clock are compared on it, others as instants
+    (``lo``, ``hi`` from ``utc_bound``). A start equal to the end is no mistake but
+    a range that holds no time, answered empty (200); so is one entirely inside a
+    time the clock skips (New York, 2026-03-08 02:10 to 02:50: both ends are the
+    instant of the jump, yet 02:10 is before 02:50 on the clock the user reads),
+    and a team day the clock skips whole (Pacific/Apia, 2011-12-30)."""
+    start, end = _wall(raw_from, False), _wall(raw_to, True)
+    if start is not None and end is not None:
+        return start > end
+    return lo > hi
+
+
 def team_clock(value: str | datetime.datetime | None, zone: str,
                fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A stored time (naive UTC, or an ISO string with ``Z``) on the team's clock, for

@@ -68,7 +68,8 @@ FILTERS: dict[str, dict[str, Any]] = {
     "customer_name": {"type": "string", "description": "contained in the customer's name"},
     "ended_from": {**dates.DATE_OR_TIME, "description": "ended at or after: "
                    + dates.DATE_OR_TIME["description"]},
-    "ended_to": {**dates.DATE_OR_TIME, "description": "ended up to (a day: that whole day): "
+    "ended_to": {**dates.DATE_OR_TIME, "description": "ended up to (a day: that whole day; not "
+                 "before ended_from, a range that holds no time finds nothing): "
                  + dates.DATE_OR_TIME["description"]},
     "agent_id": {**_COUNT, "description": "the agent who handled it"},
     "agent_name": {"type": "string", "description": "contained in the handler's name"},
@@ -238,8 +239,10 @@ def _conditions(actor: Agent, filters: dict[str, Any], content: str = "materiali
         where.append(Conversation.ended_at < before)
     lo = _day(f["ended_from"], "ended_from", tz, False) if "ended_from" in f else None
     hi = _day(f["ended_to"], "ended_to", tz, True) if "ended_to" in f else None
-    if lo is not None and hi is not None and lo >= hi:
-        # As the dashboard answers: an empty range is a mistake, not a question.
+    if lo is not None and hi is not None and dates.reversed_range(
+            str(f["ended_from"]), str(f["ended_to"]), lo, hi):
+        # As the dashboard answers: a start after the end is a mistake. A range that
+        # holds no time (from = to, or inside an hour the clock skips) is empty.
         raise ValidationError("ended_from: must not be after ended_to", "ended_from")
     if lo is not None:
         where.append(Conversation.ended_at >= lo)

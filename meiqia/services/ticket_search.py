@@ -35,7 +35,8 @@ LIST_QUERY = {"type": "object", "additionalProperties": False, "properties": {
     "assignee_id": {"type": "string", "description": "an agent id, or `none` (unassigned)"},
     "group_id": {"type": "integer"},
     "since": {"type": "string", "description": "created at or after (date or date-time)"},
-    "until": {"type": "string", "description": "created up to (a date: that whole day)"},
+    "until": {"type": "string", "description": "created up to (a date: that whole day); "
+              "not before `since` (a range that holds no time finds nothing)"},
     "q": {"type": "string", "description": "text in subject, content or contact"},
     "mine": {"type": "boolean", "description": "assigned to me"},
     "page": PAGE,
@@ -83,8 +84,11 @@ def parse_filters(actor: Agent, args: dict[str, str]) -> dict[str, Any]:
         "page": _int(args, "page", 1),
         "per_page": _int(args, "per_page", 50, 1, 200),
     }
-    if filters["since"] and filters["until"] and filters["since"] >= filters["until"]:
-        raise ValidationError("until: must be after since", "until")
+    if filters["since"] and filters["until"] and dates.reversed_range(
+            args["since"], args["until"], filters["since"], filters["until"]):
+        # A range that holds no time (since = until, or inside an hour the clock
+        # skips) is no mistake: it finds nothing.
+        raise ValidationError("until: must not be before since", "until")
     return filters
 
 

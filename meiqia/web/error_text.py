@@ -594,7 +594,7 @@ _PAIRS: list[tuple[str, str]] = [
      "状态：不能从 {a} 改为 {b}；已关闭是最终状态，不能再改"),
     (r"status: cannot go from (?P<a>\S+) to (?P<b>\S+); allowed: (?P<c>.+)",
      "状态：不能从 {a} 改为 {b}；可以改为：{c}"),
-    (r"until: must be after since", "截止时间：必须晚于开始时间"),
+    (r"until: must not be before since", "截止时间：不能早于开始时间"),
     (rf"{FIELD}: expected a date like 2026-11-24 or a date-time like 2026-11-24T08:00:00Z",
      "{f:field}：应为日期（如 2026-11-24）或日期时间（如 2026-11-24T08:00:00Z）"),
     (r"type: unknown sink; one of (?P<c>.*)", "类型：未知的推送类型，可选：{c}"),

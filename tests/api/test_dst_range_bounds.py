@@ -173,3 +173,74 @@ def test_a_whole_day_is_as_long_as_the_teams_day(zone, day, hours):
     assert (end - start) == datetime.timedelta(hours=hours)
     local = start.replace(tzinfo=datetime.UTC).astimezone(tz)
     assert local.isoformat()[:10] == day and (local.hour, local.minute) in {(0, 0), (1, 0)}
+
+
+def test_a_range_inside_the_skipped_hour_is_empty_not_reversed(api):
+    """New York, 2026-03-08: 02:10 to 02:50 never shows on the clock, so both ends are
+    the instant of the jump; history, exports and tickets answered 422 "from after
+    to" (outside testers). From ≤ to on the clock the user reads: a range that holds
+    no time, 200 and nothing, everywhere a range is taken. A start after the end on
+    that clock stays a 422 in the user's language, even inside the gap."""
+    conv = team_in(api, "America/New_York", SPRING)
+    inside = "2026-03-08T02:10", "2026-03-08T02:50"
+    assert found(api, f"ended_from={inside[0]}&ended_to={inside[1]}") == set()
+    # From = to holds no time either (an offset's instant too); neighbours still count.
+    assert found(api, "ended_from=2026-03-08T03:30&ended_to=2026-03-08T03:30") == set()
+    assert found(api, "ended_from=2026-03-08T07:00Z&ended_to=2026-03-08T07:00Z") == set()
+    assert found(api, f"ended_from={inside[0]}&ended_to=2026-03-08T03:01") == {conv["0300"]}
+
+    # An export of nothing is refused as any filter matching nothing is, not as reversed;
+    # one from inside the gap counts from the jump.
+    empty = api.post("/api/v1/history/exports", headers={"X-Meiqia-Lang": "zh-CN"}, json={
+        "filters": {"ended_from": inside[0], "ended_to": inside[1]}, "format": "csv"})
+    assert empty.status_code == 422, empty.get_json()
+    assert empty.get_json()["error"]["message"] == "没有符合这些筛选条件的对话", empty.get_json()
+    started = api.post("/api/v1/history/exports", json={
+        "filters": {"ended_from": inside[0], "ended_to": "2026-03-08T03:01"}, "format": "csv"})
+    assert started.status_code == 202, started.get_json()
+    export = api.get(f"/api/v1/history/exports/{started.get_json()['id']}").get_json()
+    assert export["total"] == 1
+
+    for name in ("0159", "0300"):
+        response = api.post("/api/v1/tickets", json={"content": f"工单 {name}"})
+        assert response.status_code == 201, response.get_json()
+        Ticket.update(created_at=SPRING[name]).where(
+            Ticket.id == response.get_json()["id"]).execute()
+    tickets = api.get(f"/api/v1/tickets?since={inside[0]}&until={inside[1]}")
+    assert tickets.status_code == 200, tickets.get_json()
+    assert tickets.get_json()["items"] == []
+    assert api.get("/api/v1/tickets?since=2026-03-08T03:30&until=2026-03-08T03:30"
+                   ).get_json()["items"] == []
+
+    # Reversed on the clock the user reads: 422, in his language.
+    for lang, history_text, ticket_text in (
+            ("zh-CN", "结束时间从：不能晚于结束时间至", "截止时间：不能早于开始时间"),
+            ("en", "ended_from: must not be after ended_to", "until: must not be before since")):
+        headers = {"X-Meiqia-Lang": lang}
+        for query in (f"ended_from={inside[1]}&ended_to={inside[0]}",
+                      "ended_from=2026-03-08T03:31&ended_to=2026-03-08T03:30"):
+            refused = api.get(f"/api/v1/history?{query}", headers=headers)
+            assert refused.status_code == 422, (query, refused.get_json())
+            assert history_text in refused.get_json()["error"]["message"], refused.get_json()
+        refused = api.post("/api/v1/history/exports", headers=headers, json={
+            "filters": {"ended_from": inside[1], "ended_to": inside[0]}, "format": "csv"})
+        assert refused.status_code == 422, refused.get_json()
+        refused = api.get(f"/api/v1/tickets?since={inside[1]}&until={inside[0]}",
+                          headers=headers)
+        assert refused.status_code == 422, refused.get_json()
+        assert ticket_text in refused.get_json()["error"]["message"], refused.get_json()
+
+
+def test_a_team_day_the_clock_skips_whole_is_an_empty_day(api):
+    """Pacific/Apia went from 2011-12-29 23:59:59 (UTC-10) to 2011-12-31 00:00 (UTC+14):
+    its 30 December has no time. Asked for alone it is an empty range (200), on the
+    dashboard, in history and tickets alike; with its neighbours it adds nothing."""
+    before, after = UTC(2011, 12, 30, 9, 59), UTC(2011, 12, 30, 10, 0)  # 29th 23:59, 31st 00:00
+    conv = team_in(api, "Pacific/Apia", {"before": before, "after": after})
+    assert found(api, "ended_from=2011-12-30&ended_to=2011-12-30") == set()
+    assert found(api, "ended_from=2011-12-29&ended_to=2011-12-31") == set(conv.values())
+    tickets = api.get("/api/v1/tickets?since=2011-12-30&until=2011-12-30")
+    assert tickets.status_code == 200 and tickets.get_json()["items"] == [], tickets.get_json()
+    day = api.get("/api/v1/dashboard?from=2011-12-30&to=2011-12-30")
+    assert day.status_code == 200, day.get_json()
+    assert day.get_json()["range"]["ended"] == 0

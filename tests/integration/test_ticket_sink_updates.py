@@ -368,3 +368,108 @@ def test_a_reply_email_that_fails_is_retried_on_its_own_intervals(tmp_path, redi
             assert SinkDelivery.get().status == "pending"
     finally:
         close_app(app)
+
+
+#: Each team's agents and groups, and how its mail names a removed one.
+PEOPLE = {
+    "en": {"agents": [("Alice Walker", "Alice"), ("Bob Stone", "")],
+           "groups": ["Billing", "Returns"], "deleted": ("deleted agent", "deleted group"),
+           "none": "(none)"},
+    "zh-CN": {"agents": [("王丽", "小丽"), ("张伟", "")], "groups": ["售后组", "财务组"],
+              "deleted": ("已删除的客服", "已删除的分组"), "none": "（无）"},
+}
+
+
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_the_teams_mail_names_the_assignee_and_group_a_removed_one_as_removed(
+        db_api, smtp, language):
+    """A ticket given to another agent and group mailed the team "changed assignee:
+    3 → 4", "changed group: 2 → 3" (outside testers): each changed field reads as the
+    ticket pages show it (an agent's display name, a group's name, nothing as
+    (none)), and one removed before the mail went reads "deleted agent" / "已删除的客服"
+    in the team's language, never a bare id."""
+    from meiqia.models import Agent
+
+    assert db_api.patch("/api/v1/team", json={"language": language}).status_code == 200
+    people = PEOPLE[language]
+    agents = []
+    for i, (name, nickname) in enumerate(people["agents"]):
+        made = db_api.post("/api/v1/agents", json={
+            "name": name, "nickname": nickname, "email": f"a{i}@shop.example",
+            "password": "correct horse battery"})
+        assert made.status_code == 201, made.get_json()
+        agents.append(made.get_json()["id"])
+    groups = [db_api.post("/api/v1/groups", json={"name": n}).get_json()["id"]
+              for n in people["groups"]]
+    ticket_id = db_api.post("/api/v1/tickets", json={"content": "A1001"}).get_json()["id"]
+    url = f"/api/v1/tickets/{ticket_id}"
+    email_sink(db_api, smtp.port)
+
+    # Every field the mail lists changes at once; then the ticket moves on.
+    first = db_api.patch(url, json={"status": "pending", "priority": "urgent",
+                                    "assignee_id": agents[0], "group_id": groups[0],
+                                    "tags": ["vip", "a1001"], "subject": "A1001 late"})
+    assert first.status_code == 200, first.get_json()
+    second = db_api.patch(url, json={"assignee_id": agents[1], "group_id": groups[1]})
+    assert second.status_code == 200, second.get_json()
+    # The sink's server is unreachable for the last change: its mail goes by a retry,
+    # after the agent and the group it names were removed.
+    sink_id = db_api.get("/api/v1/ticket-sinks").get_json()[0]["id"]
+    config = {"host": "127.0.0.1", "port": free_port(), "from": "bot@shop.example",
+              "to": "team@shop.example"}
+    assert db_api.patch(f"/api/v1/ticket-sinks/{sink_id}",
+                        json={"config": config}).status_code == 200
+    third = db_api.patch(url, json={"assignee_id": None, "group_id": None})
+    assert third.status_code == 200, third.get_json()
+    fourth = db_api.patch(url, json={"assignee_id": agents[0], "group_id": groups[0]})
+    assert fourth.status_code == 200, fourth.get_json()
+    assert db_api.delete(f"/api/v1/groups/{groups[0]}").status_code in (200, 204)
+    Agent.delete_by_id(agents[0])  # an agent's row gone (the ticket's assignee: none)
+    assert db_api.patch(f"/api/v1/ticket-sinks/{sink_id}", json={
+        "config": {**config, "port": smtp.port}}).status_code == 200
+    waiting = db_api.get("/api/v1/ticket-sinks/deliveries").get_json()
+    undelivered = sorted(d["id"] for d in waiting if d["status"] != "delivered")
+    assert len(undelivered) == 2, waiting
+    for delivery_id in undelivered:
+        retried = db_api.post(f"/api/v1/ticket-sinks/deliveries/{delivery_id}/retry")
+        assert retried.status_code == 200, retried.get_json()
+
+    mails = [text_of(m).replace("\r\n", "\n") for m in smtp.received
+             if m["To"] == "team@shop.example"]
+    assert len(mails) == 4, mails
+    changed = [[line.strip() for line in mail.split("\n") if line.startswith("  ")]
+               for mail in mails]
+    shown = [nickname or name for name, nickname in people["agents"]]
+    billing, returns = people["groups"]
+    gone_agent, gone_group = people["deleted"]
+    none = people["none"]
+
+    def line(field, old, new):
+        from meiqia.web import i18n
+
+        return i18n.text_in(language, "tk.ev.changed",
+                            field=i18n.text_in(language, f"tk.field.{field}"),
+                            old=old, new=new)
+
+    def word(prefix, code):
+        from meiqia.web import i18n
+
+        return i18n.text_in(language, f"{prefix}.{code}")
+
+    assert changed[0] == [line("status", word("tstatus", "open"), word("tstatus", "pending")),
+                          line("priority", word("priority", "normal"),
+                               word("priority", "urgent")),
+                          line("assignee", none, shown[0]), line("group", none, billing),
+                              line("tags", none, "a1001,vip"),
+                              line("subject", "A1001", "A1001 late")], mails[0]
+    assert changed[1] == [line("assignee", shown[0], shown[1]),
+                          line("group", billing, returns)], mails[1]
+    assert changed[2] == [line("assignee", shown[1], none),
+                          line("group", returns, none)], mails[2]
+    assert changed[3] == [line("assignee", none, gone_agent),
+                          line("group", none, gone_group)], mails[3]
+    everything = "\n".join(mails)
+    for number in (*agents, *groups):  # never a bare id as a value
+        assert not re.search(rf"(→ |: |：){number}\b", everything), (number, everything)
+    other = PEOPLE["zh-CN" if language == "en" else "en"]
+    assert not any(word in everything for word in (*other["deleted"], other["none"]))
