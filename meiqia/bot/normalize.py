@@ -80,7 +80,42 @@ class QuestionError(ValueError):
 def _t2s():  # noqa: ANN202 - OpenCC converter
     from opencc import OpenCC
 
-    return OpenCC("t2s")
+    converter = OpenCC("t2s")
+    converter.convert("")  # loads its dictionaries
+    return converter
+
+
+@lru_cache(maxsize=1)
+def _t2s_chars() -> frozenset[str] | None:
+    """The characters without which OpenCC's t2s conversion changes nothing.
+
+    A dictionary changes a text only where one of its keys occurs, and a key that
+    maps to itself changes nothing. So: every character the character table
+    changes (about 4,100), and the characters of a phrase that changes without
+    holding one of those (none in this version; phrases such as 一目瞭然 hold
+    瞭). A text with none of them is its own conversion. Most of what our
+    visitors write is simplified already, and OpenCC, pure Python, cost about a
+    tenth of a message's CPU on the agent's suggestions. None (convert every
+    text) if OpenCC keeps its dictionaries otherwise than this version does."""
+    try:
+        tables = [table for group in _t2s()._dict_chain_data for _, _, table in group]
+        changed = {key for table in tables for key, value in table.items()
+                   if len(key) == 1 and value != key}
+        for table in tables:
+            for key, value in table.items():
+                if len(key) > 1 and value != key and changed.isdisjoint(key):
+                    changed.update(key)
+        return frozenset(changed)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def to_simplified(text: str) -> str:
+    """OpenCC's t2s conversion of ``text``, skipped when nothing in it could change."""
+    chars = _t2s_chars()
+    if chars is not None and chars.isdisjoint(text):
+        return text
+    return _t2s().convert(text)
 
 
 def has_cjk(text: str) -> bool:
@@ -102,7 +137,7 @@ def normalize(text: str) -> str:
     """Return the matching form of ``text`` (never raises for any str)."""
     text = unicodedata.normalize("NFKC", text)
     if _HAS_CJK_RE.search(text):  # OpenCC is pure Python: skip it for Latin text
-        text = _t2s().convert(text)
+        text = to_simplified(text)
     text = text.casefold()
     text = _DROP_RE.sub(" ", text)
     # Removing one filler can expose another ("hi吗" → "hi"): repeat until

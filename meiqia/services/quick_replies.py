@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any
 
 from rapidfuzz import fuzz
 
+from meiqia.bot.normalize import to_simplified
 from meiqia.db import database
 from meiqia.db import is_postgres
 from meiqia.models import Agent
@@ -64,19 +64,10 @@ UPDATE_SCHEMA = {**SCHEMA, "required": [],
                  "properties": {k: v for k, v in SCHEMA["properties"].items() if k != "team"}}
 
 
-@lru_cache(maxsize=1)
-def _t2s() -> Any:
-    from opencc import OpenCC
-
-    return OpenCC("t2s")
-
-
 def keyword_form(text: str) -> str:
     """The form keywords are compared in: ``＃退貨`` → ``退货``, ``ＡＢＣ`` → ``abc``."""
     text = unicodedata.normalize("NFKC", text).strip().lstrip("#").strip()
-    if any(ord(c) > 0x2E7F for c in text):  # OpenCC is pure Python: only for CJK text
-        text = _t2s().convert(text)
-    return text.casefold()
+    return to_simplified(text).casefold()
 
 
 def clean_keyword(raw: str) -> str:
