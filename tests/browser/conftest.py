@@ -34,6 +34,15 @@ INSTALL = "apt-get update && apt-get install -y chromium fonts-wqy-zenhei fonts-
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 #: Playwright's wait for a condition the page should reach (not a timing assertion).
 WAIT_MS = 15_000
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser tests skip, saying how to install it
+    pass
+else:
+    # expect() waited 5 s where page actions wait WAIT_MS: a server step slowed past
+    # 5 s by a loaded CI machine failed a test that was only slow (a password change
+    # took 6 s under two CPU hogs).
+    expect.set_options(timeout=WAIT_MS)
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:

@@ -487,10 +487,12 @@ wordsForm.addEventListener('submit', async (event) => {
   }
 });
 
+// Save waits for the team's words: a save before they were shown sent the empty form.
 api('GET', '/team').then((team) => {
   settings = team.settings;
   showThresholds();
   fillWords(settings);
+  wordsForm.querySelector('button[type=submit]').disabled = false;
 }).catch(() => {});
 loadCalibration();
 reload();

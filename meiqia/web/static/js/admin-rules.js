@@ -73,4 +73,10 @@ document.getElementById('grade-add').addEventListener('click', () => {
   row.querySelector('input').focus();
 });
 
-api('GET', '/conversation-rules').then(fill).catch((error) => toast(error.message, 'error'));
+// Save and "add a grade" wait for the rules: a save before they were shown sent an empty
+// form (the grades gone), and a row added before them was wiped by their arrival.
+api('GET', '/conversation-rules').then((rules) => {
+  fill(rules);
+  document.getElementById('grade-add').disabled = false;
+  form.querySelector('button[type=submit]').disabled = false;
+}).catch((error) => toast(error.message, 'error'));

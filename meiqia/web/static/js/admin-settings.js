@@ -60,4 +60,9 @@ form.addEventListener('submit', async (event) => {
   }
 });
 
-api('GET', '/team').then(fill).catch((error) => formError(form, error));
+// Save waits for the team's settings: a save before they were shown sent the empty form
+// (no name, no welcome message, no allowed sites).
+api('GET', '/team').then((teamData) => {
+  fill(teamData);
+  form.querySelector('button[type=submit]').disabled = false;
+}).catch((error) => formError(form, error));

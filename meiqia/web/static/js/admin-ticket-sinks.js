@@ -119,10 +119,17 @@ async function retry(delivery) {
   } catch (error) { toast(error.message, 'error'); }
 }
 
+// The latest request: an older answer arriving late is dropped. A retry's reload (every
+// status) could answer after the filter chosen meanwhile, and its rows replaced the filter's.
+let deliveriesAsked = 0;
+
 async function loadDeliveries() {
   const status = statusSelect.value;
+  const mine = (deliveriesAsked += 1);
   const rows = await api('GET', `/ticket-sinks/deliveries${status ? `?status=${encodeURIComponent(status)}` : ''}`);
+  if (mine !== deliveriesAsked) return;
   clear(deliveriesBody);
+  deliveriesBody.dataset.status = status; // which filter the rows shown are of
   if (!rows.length) deliveriesBody.append(el('tr', {}, el('td', { colspan: 8, class: 'muted', text: t('sinks.no_deliveries') })));
   for (const d of rows.slice(0, 50)) {
     deliveriesBody.append(el('tr', { dataset: { id: d.id, status: d.status } },
@@ -147,6 +154,9 @@ async function load() {
 async function start() {
   types = await api('GET', '/ticket-sinks/types');
   clear(typeSelect).append(...types.map((x) => el('option', { value: x.type, text: typeName(x.type) })));
+  // Enabled once the types are here: the form is built from the chosen type's schema, and
+  // before they came a click did nothing at all.
+  document.getElementById('sink-new').disabled = false;
   await load();
 }
 

@@ -176,6 +176,10 @@ async function start() {
   const query = queryOf(filters);
   $('back-to-history').href = `/history${query ? `?${query}` : ''}`;
   await Promise.all([countMatches(), load()]);
+  // Enabled once both are here: an export started before the list had come was wiped
+  // from the page when it came (the list was read before the export existed), and one
+  // started before the count was not told "nothing to export".
+  $('export-start').disabled = false;
 }
 
 start().catch((error) => toast(error.message, 'error'));

@@ -417,6 +417,11 @@ async function start() {
   const match = /^#c(\d+)$/.exec(location.hash);
   if (match) state.openId = Number(match[1]);
   await load();
+  // Enabled once the agents and the first page are here: the column chooser shows the
+  // agent's saved choice (before it, every column, which a save would have stored), and
+  // the export dialog names the filter's agent and the count.
+  $('choose-columns').disabled = false;
+  $('start-export').disabled = false;
   if (match) openTranscript(state.openId);
 }
 

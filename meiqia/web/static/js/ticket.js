@@ -145,6 +145,14 @@ function renderReplyHint() {
   hint.classList.toggle('warn', !info.will_email);
 }
 
+// The page comes with its controls disabled (the subject's edit button, the properties, the
+// comment's send button): each acts on the ticket, which is not here until load() has it.
+function enableControls() {
+  document.getElementById('tk-edit-subject').disabled = false;
+  commentForm.querySelector('button[type=submit]').disabled = false;
+  for (const name of ['priority', 'assignee_id', 'group_id', 'tags']) props.elements[name].disabled = false;
+}
+
 function render() {
   renderHead();
   renderContent();
@@ -240,6 +248,7 @@ async function load() {
   people = loaded;
   ticket = data;
   render();
+  enableControls();
 }
 
 /** A colleague's change shows up without a reload; the form being used is left alone. */

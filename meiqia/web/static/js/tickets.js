@@ -200,8 +200,11 @@ document.getElementById('tk-new').addEventListener('click', newTicket);
 // Colleagues' changes show up without a reload (quietly, while the page is visible).
 setInterval(() => { if (!document.hidden && !loading) load(); }, REFRESH_MS);
 
+// The new-ticket button waits for the agents and groups: its form offers them, and a form
+// built before they arrived offered none.
 loadPeople().then((loaded) => {
   people = loaded;
   fillSelects();
+  document.getElementById('tk-new').disabled = false;
   load();
 }).catch((error) => toast(error.message, 'error'));

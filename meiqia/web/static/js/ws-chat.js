@@ -33,7 +33,8 @@ export class Chat {
     this.list = $('ws-messages');
     this.setupComposer();
     this.setupActions();
-    api('GET', '/agents').then((a) => {
+    // The colleagues an @ offers: an @ typed before they came is answered when they do.
+    this.agentsLoaded = api('GET', '/agents').then((a) => {
       this.agents = a;
       if (this.data) this.renderHead();
     }).catch(() => {});
@@ -477,6 +478,8 @@ export class Chat {
       this.showComplete(found.map((r) => ({ label: `#${r.keyword}`, detail: r.body,
         apply: () => this.replaceToken('#', r.body) })));
     } else if (at !== null) {
+      await this.agentsLoaded;
+      if (seq !== this.completeSeq) return;
       const q = at.toLowerCase();
       const found = this.agents.filter((a) => a.id !== me.id && a.active !== false
         && [a.name, a.nickname].some((n) => n && n.toLowerCase().includes(q))).slice(0, 8);
