@@ -106,6 +106,7 @@ class MeiqiaGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugin_commands()
+        self._warn_plugin_problems()
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
@@ -114,28 +115,64 @@ class MeiqiaGroup(click.Group):
             # watches its worker loops, and must stay light (each loop loads them).
             return super().get_command(ctx, name)
         self._load_plugin_commands()
-        return super().get_command(ctx, name)
+        command = super().get_command(ctx, name)
+        if command is None:
+            # Perhaps the command of a plugin that did not load: say which. A command
+            # that is found builds the app, whose own error names the plugin (once).
+            self._warn_plugin_problems()
+        return command
 
     _plugins_loaded = False
+    _plugin_problems: tuple[str, ...] = ()
+    _problems_told = False
+
+    def _warn_plugin_problems(self) -> None:
+        if self._problems_told:
+            return
+        self._problems_told = True
+        for problem in self._plugin_problems:
+            click.echo(f"warning: plugin commands not loaded: {problem}", err=True)
 
     def _load_plugin_commands(self) -> None:
+        """The commands of the plugins the application loads (the same settings:
+        PLUGINS, DISABLED_PLUGINS, ENTRY_POINT_PLUGINS, from instance/config.py and
+        MEIQIA_*). A plugin that fails to load is named and left out; the others'
+        commands are there."""
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
         if os.environ.get("MEIQIA_NO_PLUGIN_COMMANDS"):
             return
+        problems: list[Exception] = []
         try:
+            from flask import Flask
+
+            from meiqia import config as config_module
             from meiqia.plugins import make_plugin_manager
 
-            instance = os.environ.get("MEIQIA_INSTANCE_PATH") or str(
-                Path(__file__).resolve().parent.parent / "instance"
+            # The instance path and configuration create_app uses.
+            app = Flask("meiqia", instance_relative_config=True,
+                        instance_path=os.environ.get("MEIQIA_INSTANCE_PATH") or None)
+            config_module.load(app)
+            pm = make_plugin_manager(
+                app.instance_path,
+                modules=app.config["PLUGINS"],
+                disabled=app.config["DISABLED_PLUGINS"],
+                entry_points=app.config["ENTRY_POINT_PLUGINS"],
+                on_error=problems.append,
             )
-            pm = make_plugin_manager(instance)
-            ours = set(self.commands)
-            pm.hook.register_commands(cli=self)
         except Exception as exc:  # noqa: BLE001 - `meiqia --help` must still work
-            click.echo(f"warning: plugin commands not loaded: {exc}", err=True)
+            self._plugin_problems = (str(exc),)
             return
+        ours = set(self.commands)
+        for impl in reversed(pm.hook.register_commands.get_hookimpls()):
+            try:
+                impl.function(**{arg: self for arg in impl.argnames if arg == "cli"})
+            except Exception as exc:  # noqa: BLE001 - the other plugins' commands stay
+                problems.append(RuntimeError(
+                    f"plugin {pm.plugin_name(impl.plugin)!r}: register_commands raised "
+                    f"{type(exc).__name__}: {exc}"))
+        self._plugin_problems = tuple(str(problem) for problem in problems)
         for name, command in self.commands.items():
             if name not in ours:
                 _run_in_app_context(command)

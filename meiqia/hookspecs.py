@@ -42,7 +42,13 @@ def startup(app: Any) -> None:
 def register_blueprints(app: Any) -> list[Any] | None:
     """Called once by ``create_app``; return Flask blueprints to register.
 
-    Routes of a plugin live under its own URL prefix. Return a list (or None).
+    Return a list (or None). Nothing puts a plugin's routes under a prefix:
+    give each blueprint a ``url_prefix`` of its own (``Blueprint("crm",
+    __name__, url_prefix="/plugins/crm")``); one without serves its routes
+    at the site root (``/hello``). On a clash meiqia's own routes win (they
+    are registered first): a plugin's ``GET /healthz`` is never reached. A
+    blueprint's name must be its own: one already registered (meiqia's
+    ``api``, another plugin's) stops start-up with Flask's ValueError.
     """
 
 

@@ -55,8 +55,10 @@ ENTRY_POINT_GROUP = "meiqia"
 class PluginLoadError(RuntimeError):
     """A plugin could not be loaded; the message names it."""
 
-    def __init__(self, name: str, cause: BaseException) -> None:
-        super().__init__(f"plugin {name!r} failed to load: {type(cause).__name__}: {cause}")
+    def __init__(self, name: str, cause: BaseException, where: str = "") -> None:
+        at = f" ({where})" if where else ""
+        super().__init__(
+            f"plugin {name!r}{at} failed to load: {type(cause).__name__}: {cause}")
         self.plugin_name = name
 
 
@@ -318,7 +320,18 @@ def _tag(plugin: Any, origin: str, version: str | None = None) -> Any:
     return plugin
 
 
-def _load_instance_plugins(pm: PluginManager, folder: Path, disabled: set[str]) -> None:
+def _failed(on_error: Callable[[PluginLoadError], None] | None, error: PluginLoadError,
+            cause: BaseException) -> None:
+    """Raise ``error``, or hand it to ``on_error`` (the CLI's: the plugin is skipped and
+    named, the others load)."""
+    error.__cause__ = cause
+    if on_error is None:
+        raise error
+    on_error(error)
+
+
+def _load_instance_plugins(pm: PluginManager, folder: Path, disabled: set[str],
+                           on_error: Callable[[PluginLoadError], None] | None = None) -> None:
     if not folder.is_dir():
         return
     for path in sorted(folder.glob("*.py")):
@@ -335,11 +348,13 @@ def _load_instance_plugins(pm: PluginManager, folder: Path, disabled: set[str]) 
             pm.register(_tag(module, "instance"), name=f"instance:{path.stem}")
         except Exception as exc:
             sys.modules.pop(name, None)
-            raise PluginLoadError(str(path), exc) from exc
+            # Named as DISABLED_PLUGINS names it; the file follows.
+            _failed(on_error, PluginLoadError(f"instance:{path.stem}", exc, str(path)), exc)
 
 
 def _load_entry_points(pm: PluginManager, disabled: set[str],
-                       only: Iterable[str] | None = None) -> None:
+                       only: Iterable[str] | None = None,
+                       on_error: Callable[[PluginLoadError], None] | None = None) -> None:
     from importlib.metadata import entry_points
 
     wanted = None if only is None else set(only)
@@ -357,7 +372,7 @@ def _load_entry_points(pm: PluginManager, disabled: set[str],
             version = ep.dist.version if ep.dist is not None else None
             pm.register(_tag(plugin, "entry point", version), name=ep.name)
         except Exception as exc:
-            raise PluginLoadError(ep.name, exc) from exc
+            _failed(on_error, PluginLoadError(ep.name, exc), exc)
 
 
 def make_plugin_manager(
@@ -368,6 +383,7 @@ def make_plugin_manager(
     hook_timeout: float | None = None,
     runtime: PluginRuntime | None = None,
     entry_points: Iterable[str] | None = None,
+    on_error: Callable[[PluginLoadError], None] | None = None,
 ) -> PluginManager:
     """Build the manager: built-ins, entry points, instance folder, then ``extra``.
 
@@ -379,7 +395,9 @@ def make_plugin_manager(
     path, an extra object's ``__name__``. Raises PluginLoadError naming the
     plugin that failed, and pluggy's PluginValidationError for a misspelt hook
     (``check_pending``). ``entry_points`` (``ENTRY_POINT_PLUGINS``): None loads
-    every installed entry point, a list only those names.
+    every installed entry point, a list only those names. With ``on_error`` a plugin
+    that fails to load (or has a misspelt hook) is handed to it as a PluginLoadError
+    and left out, and the others load (the ``meiqia`` command's plugin commands).
     """
     pm = PluginManager("meiqia", runtime)
     if hook_timeout is not None:
@@ -396,8 +414,8 @@ def make_plugin_manager(
         except Exception as exc:
             raise PluginLoadError(path, exc) from exc
         pm.register(_tag(module, "built-in"), name=short)
-    _load_entry_points(pm, disabled, entry_points)
-    _load_instance_plugins(pm, Path(instance_path) / "plugins", disabled)
+    _load_entry_points(pm, disabled, entry_points, on_error)
+    _load_instance_plugins(pm, Path(instance_path) / "plugins", disabled, on_error)
     for path in modules:
         if path in disabled:
             log.info("plugin %s: not loaded (DISABLED_PLUGINS)", path)
@@ -406,20 +424,23 @@ def make_plugin_manager(
             module = importlib.import_module(path)
             pm.register(_tag(module, "config"), name=path)
         except Exception as exc:
-            raise PluginLoadError(path, exc) from exc
+            _failed(on_error, PluginLoadError(path, exc), exc)
     for index, plugin in enumerate(extra):
         name = getattr(plugin, "__name__", None) or f"extra-{index}"
         if name in disabled:
             log.info("plugin %s: not loaded (DISABLED_PLUGINS)", name)
             continue
         pm.register(_tag(plugin, "extra"), name=name)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        # A misspelt hook: named like any plugin that fails to load (a one-line
-        # error from the CLI), not pluggy's traceback.
-        raise PluginLoadError(pm.get_name(exc.plugin) or str(exc.plugin), exc) from exc
-    return pm
+    while True:
+        try:
+            pm.check_pending()
+            return pm
+        except pluggy.PluginValidationError as exc:
+            # A misspelt hook: named like any plugin that fails to load (a one-line
+            # error from the CLI), not pluggy's traceback.
+            name = pm.get_name(exc.plugin) or str(exc.plugin)
+            _failed(on_error, PluginLoadError(name, exc), exc)
+            pm.unregister(exc.plugin)
 
 
 class PluginStartupError(RuntimeError):

@@ -652,6 +652,16 @@ _PAIRS: list[tuple[str, str]] = [
      "SMTP 服务器 {h} 在 STARTTLS 或登录时断开了连接"),
     (r"the sink was disabled; enable it and retry", "该推送已停用；请启用后重试"),
     (r"no plugin provides the sink type (?P<t>.+) any more", "已没有插件提供推送类型 {t}"),
+    # a delivery (sink or channel) whose plugin an admin turned off for the team, and
+    # a channel's own delivery failures (channels/outbound.py, channels/base.py)
+    (r"the plugin (?P<p>\S+) is turned off for this team \(Plugins page\)",
+     "插件 {p} 已对本团队关闭（插件页）"),
+    (r"the plugin (?P<p>\S+) is turned off for this team", "插件 {p} 已对本团队关闭"),
+    (r"no plugin provides the channel (?P<c>.+) any more", "已没有插件提供渠道 {c}"),
+    (r"the channel (?P<c>\S+) is not enabled for this team \(Channels page\); enable it "
+     r"and retry", "本团队未启用渠道 {c}（渠道页）；请启用后重试"),
+    (r"the conversation or message was deleted", "会话或消息已被删除"),
+    (r"the (?P<c>\S+) channel cannot send messages", "渠道 {c} 不能发送消息"),
     # a plugin's validate_config that raised something other than ValueError
     (r"config: the plugin's validate_config raised (?P<e>.+)",
      "配置：插件的配置检查（validate_config）出错：{e}"),
@@ -847,8 +857,21 @@ def _kbitem(text: str) -> str:
 
 def _hook(text: str) -> str:
     """A detail of a plugin's failed call (``HOOK_RULES``, else the API's rules: a
-    panel's URL is refused in the words of the URL check); unknown: as is."""
-    return _apply(HOOK_RULES, text) or _apply(RULES, text) or text
+    panel's URL is refused in the words of the URL check); unknown: as is. The key the
+    problem is about stays as the plugin wrote it (``url``, not the API's label 网址):
+    docs/plugins.md, "Names in every failure"."""
+    done = _apply(HOOK_RULES, text)
+    if done is not None:
+        return done
+    done = _apply(RULES, text)
+    if done is None:
+        return text
+    key = re.match(r"(\w+): ", text)
+    if key is not None:
+        label = field_label(key.group(1)) + "："
+        if done.startswith(label):
+            return key.group(1) + "：" + done[len(label):]
+    return done
 
 
 def _dropped(text: str) -> str:

@@ -444,6 +444,11 @@ def test_plain_mode_and_the_test_connection_button(wx: ApiClient,
     ok = wx.post("/api/v1/channels/wechat/test", json={}, headers=zh)
     assert ok.status_code == 200 and ok.get_json()["ok"] is True, ok.get_json()
     assert ok.get_json()["message"] == f"已连接微信接口（AppID {APP_ID}）", ok.get_json()
+    # docs/plugins.md: `{}` tests the stored settings; no body at all is a 400 saying so.
+    bare = wx.post("/api/v1/channels/wechat/test")
+    error = bare.get_json()["error"]
+    assert bare.status_code == 400 and error.get("message_en", error["message"]) == \
+        "send a JSON body with Content-Type: application/json", error
     # Settings typed into the form, not saved yet: tested with their own token.
     bad = wx.post("/api/v1/channels/wechat/test", json={"config": {
         "app_id": APP_ID, "app_secret": "not-the-secret", "token": TOKEN,

@@ -174,3 +174,64 @@ def test_a_jira_that_refuses_the_token_is_a_failed_delivery_admins_see(plugin_ap
     failed = admin.get("/api/v1/ticket-sinks/deliveries?status=failed").get_json()
     assert len(failed) == 1 and "401" in failed[0]["last_error"]
     assert jira.issues == {} and len(jira.requests) == 5  # the first try and four retries
+
+
+def test_a_sink_whose_plugin_is_turned_off_for_the_team_fails_and_is_retried_by_hand(
+        plugin_app, jira):
+    """docs/plugins.md "The Plugins page" and "Ticket sinks": a delivery made while the
+    sink's plugin is off for the team fails at once (no call, no automatic retry), with
+    its reason in the admin's language (it read "the plugin … is turned off" in English
+    beside Chinese reasons); once the plugin is on again an admin's retry delivers it."""
+    admin = ApiClient.registered(plugin_app)
+    admin.post("/api/v1/ticket-sinks", json={
+        "type": "jira", "name": "Jira", "config": {"url": jira.url, "project": "SUP",
+                                                   "token": TOKEN}})
+    off = admin.patch("/api/v1/plugins/instance:jira_sink", json={"enabled": False})
+    assert off.status_code == 200, off.get_json()
+    admin.post("/api/v1/tickets", json={"content": "电话里说的问题"})
+
+    def delivery(lang: str) -> dict:
+        rows = admin.get("/api/v1/ticket-sinks/deliveries",
+                         headers={"X-Meiqia-Lang": lang}).get_json()
+        assert len(rows) == 1
+        return rows[0]
+
+    zh = delivery("zh-CN")
+    assert (zh["status"], zh["attempts"]) == ("failed", 1)
+    assert zh["last_error"] == "插件 instance:jira_sink 已对本团队关闭（插件页）"
+    english = "the plugin instance:jira_sink is turned off for this team (Plugins page)"
+    assert zh["last_error_en"] == english and delivery("en")["last_error"] == english
+    assert jira.requests == []
+
+    assert admin.patch("/api/v1/plugins/instance:jira_sink",
+                       json={"enabled": True}).status_code == 200
+    assert delivery("en")["status"] == "failed"  # turning it on sends nothing by itself
+    assert admin.post(f"/api/v1/ticket-sinks/deliveries/{zh['id']}/retry").status_code == 200
+    assert (delivery("en")["status"], list(jira.issues)) == ("delivered", ["SUP-1"])
+
+
+def test_a_retry_by_hand_counts_its_attempts_from_zero(plugin_app, jira):
+    """docs/plugins.md "Ticket sinks": ``attempts`` counts the attempts since the
+    delivery was made or last retried by hand; a manual retry starts the count and the
+    automatic schedule again (two failed retries by hand then a success: 1)."""
+    admin = ApiClient.registered(plugin_app)
+    sink = admin.post("/api/v1/ticket-sinks", json={
+        "type": "jira", "name": "Jira", "config": {"url": jira.url, "project": "SUP",
+                                                   "token": "wrong-token"}}).get_json()
+    admin.post("/api/v1/tickets", json={"content": "电话里说的问题"})
+    rounds = []
+    for _ in range(2):
+        row = admin.get("/api/v1/ticket-sinks/deliveries").get_json()[0]
+        rounds.append((row["status"], row["attempts"], len(jira.requests)))
+        assert admin.post(f"/api/v1/ticket-sinks/deliveries/{row['id']}/retry"
+                          ).status_code == 200
+    # The first try and four automatic retries each time (SINK_RETRY_SECONDS' four).
+    assert rounds == [("failed", 5, 5), ("failed", 5, 10)]
+    row = admin.get("/api/v1/ticket-sinks/deliveries").get_json()[0]
+    assert (row["status"], row["attempts"]) == ("failed", 5)
+    fixed = admin.patch(f"/api/v1/ticket-sinks/{sink['id']}", json={
+        "config": {"url": jira.url, "project": "SUP", "token": TOKEN}})
+    assert fixed.status_code == 200, fixed.get_json()
+    assert admin.post(f"/api/v1/ticket-sinks/deliveries/{row['id']}/retry").status_code == 200
+    row = admin.get("/api/v1/ticket-sinks/deliveries").get_json()[0]
+    assert (row["status"], row["attempts"]) == ("delivered", 1)

@@ -69,7 +69,10 @@ def test_the_guides_sso_example_returns_the_teams_active_agent(app):
     assert me.get_json()["agent"]["email"] == "li@example.com"
     listed = client.get("/api/v1/conversations", headers=headers("li@example.com"))
     assert listed.status_code == 200, listed.get_json()
-    # The scope the plugin set: chats, not the admin pages.
+    # The scope the plugin set (docs/security.md §8): every GET, the admin's too (the
+    # example's comment said "not the admin pages"), and no write only admins make.
+    assert client.get("/api/v1/plugins", headers=headers("admin@example.com")
+                      ).status_code == 200
     admin_only = client.patch("/api/v1/team", headers=headers("admin@example.com"),
                               json={"settings": {"bot_enabled": False}})
     assert admin_only.status_code == 403, admin_only.get_json()

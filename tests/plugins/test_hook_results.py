@@ -155,7 +155,9 @@ def test_unusable_panels_and_links_are_reported_as_failures_of_the_plugin(tmp_pa
                 assert entry["error"].startswith("返回的结果无法使用："), entry
                 assert not ENGLISH.search(entry["error"]), entry
             zh = {e["error"] for e in _plugin(api, "bad_ui", ZH)["recent_errors"]}
-            assert ("返回的结果无法使用：3 个面板中有 2 个被丢弃：第 1 个面板：网址：必须以 "
+            # The keys as the plugin wrote them, both times (docs/plugins.md, "Names in
+            # every failure"): the first read 网址 (the API's label), the second url.
+            assert ("返回的结果无法使用：3 个面板中有 2 个被丢弃：第 1 个面板：url：必须以 "
                     "http:// 或 https:// 开头；第 2 个面板：url：缺少") in zh, zh
     finally:
         close_app(app)

@@ -332,3 +332,87 @@ def test_a_plugins_commands_run_in_the_application_context(tmp_path):
         "flask crm=https://crm.example.com"
     assert meiqia(tmp_path, "crm", "teams", env=env).stdout.strip() == "teams=1"
     assert "CRM tools." in meiqia(tmp_path, "--help").stdout
+
+
+def _entry_point_package(site, name, body):
+    """A real installed distribution: the package and its dist-info with an entry point
+    of the group ``meiqia`` (found through PYTHONPATH, as pip's would be)."""
+    (site / f"meiqia_{name}").mkdir(parents=True)
+    (site / f"meiqia_{name}" / "__init__.py").write_text(body, encoding="utf-8")
+    dist = site / f"meiqia_{name}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: meiqia-{name}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[meiqia]\n{name} = meiqia_{name}\n")
+
+
+def _command_plugin(command, marker=""):
+    return f"""
+import pathlib
+import click
+from meiqia.hookspecs import hookimpl
+
+{f'pathlib.Path({marker!r}).write_text("imported")' if marker else ''}
+
+@hookimpl
+def register_commands(cli):
+    @cli.command({command!r})
+    def run():
+        click.echo("ran")
+"""
+
+
+def test_the_commands_are_those_of_the_plugins_the_application_loads(tmp_path):
+    """docs/plugins.md "Where plugins come from": DISABLED_PLUGINS and ENTRY_POINT_PLUGINS
+    hold for the ``meiqia`` command's plugin commands too. Found by a plugin author: a
+    disabled package was imported for ``meiqia run --help`` and its command still ran, and
+    one disabled package that failed to import took every plugin's commands away."""
+    site = tmp_path / "site"
+    marker = tmp_path / "crm_panel-imported"
+    _entry_point_package(site, "crm_panel", _command_plugin("crm-sync", str(marker)))
+    _entry_point_package(site, "broken_panel", "import not_a_module_anywhere\n")
+    _entry_point_package(site, "vip", _command_plugin("vip-sync"))
+    plugins = tmp_path / "inst" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "cmds.py").write_text(_command_plugin("acme-hello"), encoding="utf-8")
+    path = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+    # Nothing disabled: the package that fails is named, every other plugin's commands load.
+    everything = meiqia(tmp_path, "--help", env=path)
+    assert "'broken_panel' failed to load: ModuleNotFoundError" in everything.stderr
+    for command in ("crm-sync", "vip-sync", "acme-hello"):
+        assert f"\n  {command}\n" in everything.stdout, command
+    marker.unlink()
+
+    off = {**path, "MEIQIA_DISABLED_PLUGINS": "crm_panel,broken_panel,cmds"}
+    helped = meiqia(tmp_path, "run", "--help", env=off)
+    assert helped.stderr == "" and not marker.exists()  # not even imported
+    for command in ("crm-sync", "acme-hello"):
+        gone = meiqia(tmp_path, command, env=off, check=False)
+        assert gone.returncode == 2 and f"No such command '{command}'" in gone.stderr
+        assert "failed to load" not in gone.stderr
+    assert "\n  vip-sync\n" in meiqia(tmp_path, "--help", env=off).stdout
+
+    # ENTRY_POINT_PLUGINS, from instance/config.py as the server reads it.
+    (tmp_path / "inst" / "config.py").write_text('ENTRY_POINT_PLUGINS = ["vip"]\n')
+    only = meiqia(tmp_path, "--help", env=path)
+    assert only.stderr == "" and not marker.exists()
+    assert "\n  vip-sync\n" in only.stdout and "\n  acme-hello\n" in only.stdout
+    assert "crm-sync" not in only.stdout
+
+
+def test_a_plugin_that_does_not_load_is_named_once_by_the_name_disabled_plugins_takes(tmp_path):
+    plugins = tmp_path / "inst" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "typo.py").write_text(
+        "from meiqia.hookspecs import hookimpl\n\n"
+        "@hookimpl\ndef asign_agent(conversation, candidates):\n    return None\n")
+    listed = meiqia(tmp_path, "plugins", check=False)
+    assert listed.returncode == 1
+    assert listed.stderr.count("asign_agent") == 1, listed.stderr
+    assert "Error: plugin 'instance:typo' failed to load: PluginValidationError" in listed.stderr
+    (plugins / "typo.py").unlink()
+    (plugins / "broken.py").write_text("import not_a_module_anywhere\n")
+    helped = meiqia(tmp_path, "--help")
+    assert f"plugin 'instance:broken' ({plugins / 'broken.py'}) failed to load" in helped.stderr
+    assert meiqia(tmp_path, "--help", env={"MEIQIA_DISABLED_PLUGINS": "instance:broken"}
+                  ).stderr == ""

@@ -30,7 +30,9 @@ SOURCES = sorted([*ROOT.glob("services/*.py"), *ROOT.glob("web/*.py"),
                   *ROOT.glob("channels/*.py"),
                   *ROOT.glob("web/api/*.py"), ROOT / "plugins" / "webhook_sink.py"])
 ERRORS = {"ServiceError", "ValidationError", "Unauthorized", "Forbidden", "NotFound",
-          "Conflict", "TooLarge", "TooDeep", "RateLimited"}
+          "Conflict", "TooLarge", "TooDeep", "RateLimited",
+          # a delivery's stored failure, shown to admins (read_stored)
+          "SinkDisabled", "SinkFailed", "SinkRefused", "DeliveryError"}
 #: Text a user could type (a name, a key, a file name): regex and format syntax and
 #: CJK, no ": " or spaces (the code's field names and statuses have none either).
 TEXT = "李客服{0}(.*)\\1$&%s"
@@ -219,6 +221,21 @@ def test_examples_read_as_intended():
                      "zh-CN") == "任务队列（Redis）繁忙或无法连接：请稍后再试"
     assert translate("The method is not allowed for the requested URL.", "zh-CN") == \
         "这个地址不支持这种请求方法。"
+
+
+def test_a_plugins_keys_stay_as_they_were():
+    """docs/plugins.md "Names in every failure": a zh-CN admin reads the keys of a
+    plugin's answer as they were; a panel's ``url`` read 网址 when the URL check's words
+    translated its problem, and ``url`` when the plugins' own rule did."""
+    assert translate("returned an unusable result: 2 of 3 panels dropped: panel 2: url: "
+                     "must start with http:// or https://; panel 3: url: missing", "zh-CN") == \
+        "返回的结果无法使用：3 个面板中有 2 个被丢弃：第 2 个面板：url：必须以 http:// 或 " \
+        "https:// 开头；第 3 个面板：url：缺少"
+    assert translate("returned an unusable result: link 1: href: has no host name",
+                     "zh-CN") == "返回的结果无法使用：第 1 个链接：href：缺少主机名"
+    # The API's own messages keep their labels.
+    assert translate("url: must start with http:// or https://", "zh-CN") == \
+        "网址：必须以 http:// 或 https:// 开头"
 
 
 def test_unknown_messages_stay_english():

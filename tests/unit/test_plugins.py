@@ -273,3 +273,25 @@ def test_plugins_setting_takes_a_comma_separated_list_from_the_environment(tmp_p
     monkeypatch.setenv("MEIQIA_HOOK_BUDGETS", '{"assign_agents": 2}')
     with pytest.raises(config.ConfigError, match="HOOK_BUDGETS: unknown hook kind 'assign_agents'"):
         config.load(App())
+
+
+def test_a_plugins_routes_have_the_prefix_it_gives_and_meiqias_own_win(tmp_path):
+    """docs/plugins.md ``register_blueprints``: nothing adds a prefix (a blueprint without
+    one served GET /hello at the site root), and on a clash meiqia's route answers."""
+    from flask import Blueprint
+
+    bp = Blueprint("clash", __name__)
+    bp.add_url_rule("/hello", "hello", lambda: "你好")
+    bp.add_url_rule("/healthz", "healthz", lambda: "the plugin's")
+    bp.add_url_rule("/api/v1/plugins", "plugins", lambda: "the plugin's")
+    app = make_app(tmp_path / "a", plugins=(_plugin("clash", register_blueprints=lambda app: [bp]),))
+    try:
+        client = app.test_client()
+        assert client.get("/hello").get_data(as_text=True) == "你好"
+        assert client.get("/healthz").get_json()["database"]["ok"] is True
+        assert client.get("/api/v1/plugins").status_code == 401  # meiqia's: log in first
+    finally:
+        close_app(app)
+    taken = Blueprint("api", __name__)
+    with pytest.raises(ValueError, match="'api' is already registered"):
+        make_app(tmp_path / "b", plugins=(_plugin("taken", register_blueprints=lambda app: [taken]),))

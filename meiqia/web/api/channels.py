@@ -69,8 +69,9 @@ def configure_channel(slug: str, body: dict) -> dict:
        auth="admin", body=channels.TEST_SCHEMA, tags=TAGS,
        response={"type": "object", "properties": {"ok": {"type": "boolean"},
                                                   "message": {"type": "string"}}},
-       description="Calls the channel's `test_connection()` with the stored settings, or "
-       "with `config` (unsaved; masked secrets use the stored ones). `message`: in the "
+       description="Calls the channel's `test_connection()` with the stored settings (the "
+       "body `{}`; a JSON body is required), or with `config` (unsaved; masked secrets use "
+       "the stored ones). `message`: in the "
        "caller's language when the channel words it per language (the built-in ones do).")
 def test_channel(slug: str, body: dict) -> dict:
     return channels.test_connection(g.actor, slug, body, _lang())

@@ -76,6 +76,9 @@ def deliveries() -> list:
 
 @route("/ticket-sinks/deliveries/<int:delivery_id>/retry", ("POST",),
        summary="Retry an undelivered (pending or failed) delivery now", auth="admin",
-       tags=TAGS)
+       tags=TAGS,
+       description="Its `attempts` go back to 0 and the whole automatic schedule (the first "
+       "try and every retry) runs again. 409 once it is delivered, or while it is being "
+       "sent.")
 def retry_delivery(delivery_id: int) -> dict:
     return {"retried": ticket_sinks.retry(g.actor, delivery_id)}
