@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
@@ -58,6 +59,11 @@ from meiqia.bot.lexicon import Lexicon
 from meiqia.bot.normalize import MAX_QUESTION_CHARS
 from meiqia.bot.normalize import normalize
 from meiqia.bot.normalize import normalize_asked
+
+try:  # SciPy's own kernels, for the query's retrieval product (``_rows_t_times``)
+    from scipy.sparse import _sparsetools
+except ImportError:  # pragma: no cover - another SciPy: the public product serves
+    _sparsetools = None
 
 #: At or above: the bot answers (direct answers right 97 % of the time on the
 #: CLINC150 tuning set). Fitted by benchmarks/bot_tune.py (docs/bot.md).
@@ -312,11 +318,39 @@ class _Block:
         state = dict(self.__dict__)
         state.pop("unit_grams", None)
         state.pop("analyze", None)
+        state.pop("_unit_cols", None)
+        state.pop("_unit_cols_of", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._analyzers()
+
+    def query_counts(self, text: str) -> dict[int, int]:
+        """How often each known column occurs in one question's part ``text``,
+        in the order of first occurrence (what counting ``analyze(text)``
+        n-gram by n-gram gives, which ``transform_one`` relies on). The
+        columns of each word or CJK run are kept (``QUERY_UNITS`` of them per
+        block): a long question's words repeat the KB's, and looking up each
+        of its hundreds of n-grams again was most of its featurisation."""
+        vocab = self.vocabulary
+        if self.kind == "words":  # word pairs cross the units: no cache
+            counts = Counter(map(vocab.get, _word_ngrams(text)))
+            counts.pop(None, None)
+            return counts
+        if getattr(self, "_unit_cols_of", None) is not vocab:
+            self._unit_cols: dict[str, tuple[int, ...]] = {}
+            self._unit_cols_of = vocab
+        cache = self._unit_cols
+        found = []
+        for unit in text.split():
+            cols = cache.get(unit)
+            if cols is None:
+                cols = tuple(c for c in map(vocab.get, self.unit_grams(unit)) if c is not None)
+                if len(cache) < QUERY_UNITS:
+                    cache[unit] = cols
+            found.append(cols)
+        return Counter(itertools.chain.from_iterable(found))
 
     def _analyzers(self) -> None:
         kind, lexicon = self.kind, self.lexicon
@@ -387,7 +421,8 @@ class _Features:
         #: (block, column offset, which part of the text: 0 CJK, 1 Latin)
         self.blocks: list[tuple[_Block, int, int]] = []
         #: (analyzer, vocabulary, idf, column offset, which part) per block
-        self.parts: list[tuple[Any, dict[str, int], np.ndarray, int, int]] = []
+        #: (column counter, idf, column offset, which part) per block
+        self.parts: list[tuple[Callable[[str], dict[int, int]], np.ndarray, int, int]] = []
         self.width = 0
         self.is_word_col = np.zeros(1, dtype=bool)
         self.word_blocks: list[_Block] = []
@@ -401,7 +436,7 @@ class _Features:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
+        self.parts = [(b.query_counts, b.idf, o, w) for b, o, w in self.blocks]
 
     def word_norm2(self, matrix: sparse.csr_matrix) -> np.ndarray:
         """Squared length of each row's part in the word blocks (row-major rows)."""
@@ -436,26 +471,26 @@ class _Features:
         """(column indices, l2-normalised weights) of one normalised text;
         with ``most``, only that many columns, those of the highest weight."""
         columns = (cjk_part(text), latin_part(text))
-        weights: dict[int, float] = {}
-        for analyze, vocab, idf, offset, which in self.parts:
+        all_cols: list[int] = []
+        all_vals: list[float] = []
+        for counter, idf, offset, which in self.parts:
             if not columns[which]:
                 continue
-            counts: dict[int, int] = {}
-            for gram in analyze(columns[which]):
-                col = vocab.get(gram)
-                if col is not None:
-                    counts[col] = counts.get(col, 0) + 1
+            counts = counter(columns[which])
             if not counts:
                 continue
-            # Each block is l2-normalised on its own, as in fit.
-            block = {c: (1.0 + math.log(n)) * float(idf[c]) for c, n in counts.items()}
-            norm = math.sqrt(sum(v * v for v in block.values())) or 1.0
-            for c, v in block.items():
-                weights[offset + c] = v / norm
-        if not weights:
+            # Each block is l2-normalised on its own, as in fit (blocks own
+            # disjoint columns: appending them is the one dict of before).
+            cols_b = list(counts)
+            block = [(_SUBLINEAR[n] if n < len(_SUBLINEAR) else 1.0 + math.log(n)) * w
+                     for n, w in zip(counts.values(), idf[cols_b].tolist(), strict=True)]
+            norm = math.sqrt(sum(v * v for v in block)) or 1.0
+            all_cols.extend([offset + c for c in cols_b] if offset else cols_b)
+            all_vals.extend([v / norm for v in block])
+        if not all_cols:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        cols = np.fromiter(weights.keys(), dtype=np.int64, count=len(weights))
-        vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
+        cols = np.array(all_cols, dtype=np.int64)
+        vals = np.array(all_vals, dtype=np.float32)
         if most and cols.size > most:
             keep = np.argpartition(-vals, most - 1)[:most]
             cols, vals = cols[keep], vals[keep]
@@ -594,7 +629,7 @@ class _Features:
     def _fitted(self, width: int) -> None:
         """The lookups derived from the fitted blocks."""
         self.width = width
-        self.parts = [(b.analyze, b.vocabulary, b.idf, o, w) for b, o, w in self.blocks]
+        self.parts = [(b.query_counts, b.idf, o, w) for b, o, w in self.blocks]
         self.is_word_col = np.zeros(max(self.width, 1), dtype=bool)
         self.word_blocks = []
         for b, o, _ in self.blocks:
@@ -609,6 +644,10 @@ class _Features:
 #: Texts per step of ``_Features.fit_by_feature``: its temporaries are one
 #: chunk's n-grams (about 1.2 million at 100,000 CLINC-like questions).
 BUILD_CHUNK = 5_000
+#: Words (CJK runs) per block whose known columns ``_Block.query_counts`` keeps.
+QUERY_UNITS = 5_000
+#: 1 + log(n), the sublinear term frequency, for the counts a question has.
+_SUBLINEAR = [0.0] + [1.0 + math.log(n) for n in range(1, 64)]
 
 
 class _Gatherer:
@@ -815,6 +854,32 @@ def release_free_memory() -> None:
     trim = _libc_trim()
     if trim is not None:
         trim(0)
+
+
+def _rows_t_times(matrix: sparse.csr_matrix, rows: np.ndarray, dense: np.ndarray
+                  ) -> np.ndarray:
+    """``matrix[rows].T @ dense`` for a float32 CSR ``matrix`` and a C-ordered
+    float32 ``dense`` (the query's retrieval product), by the two SciPy kernels
+    that expression runs (the rows copied out, then one pass over them per
+    output column), without SciPy's checks and wrappers around them: 0.1 ms of
+    a long question's 0.5. The same kernels in the same order: the same bits.
+    Anything else goes through SciPy."""
+    if (_sparsetools is None or matrix.dtype != np.float32 or dense.dtype != np.float32
+            or not dense.flags.c_contiguous or matrix.indptr.dtype != matrix.indices.dtype):
+        return matrix[rows].T @ dense
+    indptr = matrix.indptr
+    rows = rows.astype(indptr.dtype, copy=False)
+    sub_indptr = np.zeros(rows.size + 1, dtype=indptr.dtype)
+    np.cumsum(indptr[rows + 1] - indptr[rows], out=sub_indptr[1:])
+    nnz = int(sub_indptr[-1])
+    sub_indices = np.empty(nnz, dtype=indptr.dtype)
+    sub_data = np.empty(nnz, dtype=np.float32)
+    _sparsetools.csr_row_index(rows.size, rows, indptr, matrix.indices, matrix.data,
+                               sub_indices, sub_data)
+    out = np.zeros((matrix.shape[1], dense.shape[1]), dtype=np.float32)
+    _sparsetools.csc_matvecs(matrix.shape[1], rows.size, dense.shape[1], sub_indptr,
+                             sub_indices, sub_data, dense.ravel(), out.ravel())
+    return out
 
 
 def _l2(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -1105,8 +1170,10 @@ class _State:
             word_sims = sims
         else:
             # Both cosines in one product: all the query's n-grams, its words only.
-            pair = np.column_stack([vals, vals * q_word])
-            both = self.by_feature[cols].T @ pair
+            pair = np.empty((cols.size, 2), dtype=np.float32)
+            pair[:, 0] = vals
+            np.multiply(vals, q_word, out=pair[:, 1])
+            both = _rows_t_times(self.by_feature, cols, pair)
             if self.extra is not None:  # questions added by edits since the build
                 both = np.vstack([both, self.extra[cols].T @ pair])
             sims = np.ascontiguousarray(both[:, 0])
@@ -1116,10 +1183,11 @@ class _State:
         top = min(TOP_VARIANTS, sims.shape[0])
         idx = np.argpartition(-sims, top - 1)[:top]
         best: dict[int, tuple[float, int]] = {}
-        for v in idx[np.argsort(-sims[idx])]:
-            owner = int(self.owners[v])
+        idx = idx[np.argsort(-sims[idx])]
+        for v, owner, sim in zip(idx.tolist(), self.owners[idx].tolist(),
+                                 sims[idx].tolist(), strict=True):
             if owner >= 0 and owner not in best:
-                best[owner] = (float(sims[v]), int(v))
+                best[owner] = (sim, v)
         clf_scores: dict[int, float] = {}
         if self.coef is not None:
             decision = vals @ self.coef[cols] + self.intercept if cols.size else self.intercept
@@ -1128,9 +1196,9 @@ class _State:
                 if encoder is not None:  # off since the build: n-grams alone
                     decision = decision + encoder.encode([text], cache=False)[0] @ self.coef_emb
             order = np.argsort(-decision)[: max(RESCORE, k)]
-            for j in order:
-                owner = int(self.classes[j])
-                clf_scores[owner] = float(decision[j])
+            for owner, value in zip(self.classes[order].tolist(), decision[order].tolist(),
+                                    strict=True):
+                clf_scores[owner] = value
                 if owner not in best:
                     rows = self.rows_of[owner]
                     v = int(rows[np.argmax(sims[rows])])

@@ -387,3 +387,65 @@ def test_a_long_question_keeps_only_its_heaviest_n_grams(en_index):
     again_cols, again_vals = features.transform_one("reset my password", bot_index.QUERY_GRAMS)
     assert short_cols.tolist() == again_cols.tolist()
     assert np.allclose(short_vals, again_vals)
+
+
+def _transform_one_by_gram(features, text: str, most: int = 0):
+    """``transform_one`` as written before the per-word column cache: every
+    n-gram looked up in turn. The query's features must equal it bit for bit
+    (an answer must not move because the featurisation got faster)."""
+    import math
+
+    columns = (bot_index.cjk_part(text), bot_index.latin_part(text))
+    weights: dict[int, float] = {}
+    for block, offset, which in features.blocks:
+        if not columns[which]:
+            continue
+        counts: dict[int, int] = {}
+        for gram in block.analyze(columns[which]):
+            col = block.vocabulary.get(gram)
+            if col is not None:
+                counts[col] = counts.get(col, 0) + 1
+        if not counts:
+            continue
+        part = {c: (1.0 + math.log(n)) * float(block.idf[c]) for c, n in counts.items()}
+        norm = math.sqrt(sum(v * v for v in part.values())) or 1.0
+        for c, v in part.items():
+            weights[offset + c] = v / norm
+    cols = np.fromiter(weights.keys(), dtype=np.int64, count=len(weights))
+    vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
+    if most and cols.size > most:
+        keep = np.argpartition(-vals, most - 1)[:most]
+        cols, vals = cols[keep], vals[keep]
+    return cols, vals / np.float32(np.linalg.norm(vals) or 1.0)
+
+
+def test_query_features_are_those_of_counting_every_n_gram(en_index, zh_index):
+    """The per-word column cache and the direct sparse product change no bit of
+    a question's n-gram row or of its cosines, for long questions (repeated
+    words: the cache is hit), Chinese, mixed text, and after a refit of the
+    same features (a new vocabulary: no column of the old one is kept)."""
+    for index in (en_index, zh_index):
+        state = index._state
+        long = " ".join(state.texts[:40])
+        for text in (long, long + " " + long, "reset my password 密码 忘了 怎么办 password",
+                     state.texts[3], "zzz qqq"):
+            for most in (0, bot_index.QUERY_GRAMS):
+                ours = state.features.transform_one(text, most)
+                ref = _transform_one_by_gram(state.features, text, most)
+                assert ours[0].tolist() == ref[0].tolist()
+                assert ours[1].tobytes() == ref[1].tobytes()
+            cols, vals = ours
+            if not cols.size:
+                continue
+            pair = np.stack([vals, vals * state.features.is_word_col[cols]], axis=1)
+            fast = bot_index._rows_t_times(state.by_feature, cols, pair)
+            assert fast.dtype == np.float32
+            assert fast.tobytes() == (state.by_feature[cols].T @ pair).tobytes()
+    features = bot_index._Features()
+    question = "how do i reset my password please reset it"
+    features.fit_transform(["reset my password", "open an account"])
+    features.transform_one(question)  # fills the cache with this vocabulary's columns
+    features.fit_transform(["my password was stolen", "close my account", "reset the app"])
+    ours = features.transform_one(question)
+    ref = _transform_one_by_gram(features, question)
+    assert ours[0].tolist() == ref[0].tolist() and ours[1].tobytes() == ref[1].tobytes()
