@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sqlite3
 import threading
 import time
 import weakref
@@ -49,14 +50,27 @@ class ImmediateSqliteDatabase(PooledSqliteDatabase):
     A deferred transaction that reads and then writes can fail at once with
     "database is locked" when another writer got there first (SQLite does not
     wait in that case, busy_timeout or not). Beginning IMMEDIATE makes writers
-    queue on busy_timeout instead. SQLite has one writer at a time anyway.
+    queue instead. SQLite has one writer at a time anyway.
+
+    One budget of waiting per unit of work (a request, a socket frame's unit, a
+    ``connection()`` block: from ``connect`` to ``close``): DATABASE_BUSY_TIMEOUT
+    in all, for the writer's turn in the process (``_WriterTurn``) and SQLite's
+    lock together, over all of its writes. Each wait used to have the whole
+    timeout: a widget message queued behind the bot's job waited for the turn (up
+    to the timeout) and then for SQLite's lock (the timeout again), and each of its
+    later writes as long: its 503 came after 20 s, or after the client gave up,
+    where docs/protocol.md says 10. Only waiting is counted, never work: a job that
+    writes for minutes without contention keeps its whole budget.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._busy = self._busy_seconds()
         # Made here, not at import: under ``meiqia run`` gevent has patched
-        # ``threading`` by now, so this lock makes greenlets take turns.
-        self._writer = _WriterTurn(self._busy_seconds())
+        # ``threading`` by now, so this lock makes greenlets take turns, and the
+        # budget is a greenlet's own.
+        self._writer = _WriterTurn()
+        self._waits = threading.local()
 
     def _busy_seconds(self) -> float:
         return float(self._pragmas_dict().get("busy_timeout", 10000)) / 1000
@@ -64,14 +78,69 @@ class ImmediateSqliteDatabase(PooledSqliteDatabase):
     def _pragmas_dict(self) -> dict[str, Any]:
         return dict(self._pragmas or ())
 
+    def wait_left(self) -> float:
+        """Seconds this unit of work may still wait for the write lock."""
+        left = getattr(self._waits, "left", None)
+        return self._busy if left is None else left
+
+    def _spent(self, seconds: float) -> None:
+        self._waits.left = max(0.0, self.wait_left() - seconds)
+
+    def connect(self, reuse_if_open: bool = False) -> bool:
+        opened = super().connect(reuse_if_open)
+        if opened:  # a new unit of work: a whole budget
+            self._waits.left = self._busy
+        return opened
+
+    def _take_turn(self) -> None:
+        started = time.monotonic()
+        try:
+            self._writer.take(self.wait_left())
+        finally:
+            self._spent(time.monotonic() - started)
+
+    def _locking(self, write: Callable[[], Any]) -> Any:
+        """``write`` (a BEGIN IMMEDIATE or a write outside a transaction), waiting
+        for SQLite's lock within what is left of the budget.
+
+        SQLite's busy_timeout cannot say how long a statement waited and how long
+        it worked, and it waits the whole timeout again at every statement. So the
+        statement runs with busy_timeout 0 (refused at once while another
+        connection holds the lock, before it changed anything) and is tried again
+        after pauses like SQLite's own, each failed try and pause taken from the
+        budget; the budget spent, the last "database is locked" is raised (503,
+        ``unavailable``). The pauses are ``time.sleep``: under gevent other
+        greenlets run meanwhile, where SQLite's C loop of sleeps stopped them."""
+        conn = self.connection()
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            pauses = iter(_LOCK_PAUSES)
+            while True:
+                started = time.monotonic()
+                try:
+                    return write()
+                except (peewee.OperationalError, sqlite3.OperationalError) as exc:
+                    if "database is locked" not in str(exc):
+                        raise
+                    self._spent(time.monotonic() - started)
+                    left = self.wait_left()
+                    if left <= 0:
+                        raise
+                    pause = min(next(pauses, _LOCK_PAUSES[-1]), left)
+                    time.sleep(pause)
+                    self._spent(pause)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy * 1000)}")
+
     def begin(self, lock_type: str | None = None) -> None:
         if lock_type == "DEFERRED":
             # A read snapshot (``snapshot_reads``): no write lock, so no turn either.
             super().begin(lock_type)
             return
-        self._writer.take()
+        self._take_turn()
         try:
-            super().begin(lock_type or "IMMEDIATE")
+            self._locking(lambda: super(ImmediateSqliteDatabase, self).begin(
+                lock_type or "IMMEDIATE"))
         except BaseException:
             self._writer.give_back()
             raise
@@ -91,12 +160,13 @@ class ImmediateSqliteDatabase(PooledSqliteDatabase):
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         """A write outside a transaction (autocommit) takes its turn too: in a
         gevent process its SQLite lock wait would stop every socket, the holder of
-        the lock included."""
+        the lock included; and it waits within the unit's budget (``_locking``)."""
         if self.in_transaction() or not _WRITES.match(sql):
             return super().execute_sql(sql, params)
-        self._writer.take()
+        self._take_turn()
         try:
-            return super().execute_sql(sql, params)
+            return self._locking(lambda: super(ImmediateSqliteDatabase, self).execute_sql(
+                sql, params))
         finally:
             self._writer.give_back()
 
@@ -105,16 +175,21 @@ class ImmediateSqliteDatabase(PooledSqliteDatabase):
         # A connection closed with its transaction open (an error path that never
         # reached commit or rollback) must not keep the turn from every writer.
         self._writer.give_back(entirely=True)
+        self._waits.left = None
         return closed
 
 
 #: Statements that write (SELECT, and PRAGMA reads, do not take a turn).
 _WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|VACUUM)\b", re.I)
 
+#: Pauses between tries for SQLite's write lock (``_locking``), in seconds: SQLite's
+#: own busy handler's schedule, the last one repeated.
+_LOCK_PAUSES = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.025, 0.025, 0.05, 0.05, 0.1)
+
 
 class _WriterTurn:
     """One SQLite writer at a time in this process, the others waiting their turn
-    in line, for at most the busy timeout.
+    in line, each for at most what is left of its unit's budget.
 
     SQLite lets one connection write at a time; the others wait in
     ``busy_timeout``, a C loop of sleeps that gevent cannot switch out of. Under
@@ -122,27 +197,27 @@ class _WriterTurn:
     stops every socket, including the greenlet that holds the lock, so it waits
     out the whole timeout. Taking the turn on this lock first (a gevent lock once
     ``threading`` is patched, a thread lock otherwise) queues the writers
-    cooperatively, in order, while readers go on in WAL; SQLite's own wait is
-    left for another process (a ``meiqia`` command) writing the same file.
+    cooperatively, in order, while readers go on in WAL; SQLite's own lock is
+    then waited for by ``ImmediateSqliteDatabase._locking`` (another process, a
+    ``meiqia`` command, writing the same file).
 
     The turn belongs to the thread (greenlet) that took it; a second ``take`` by
-    the holder nests. A writer that cannot get its turn within the busy timeout
-    fails as SQLite would ("database is locked"), which the socket answers with
+    the holder nests. A writer that cannot get its turn within ``timeout`` fails
+    as SQLite would ("database is locked"), which the socket answers with
     ``unavailable`` and an HTTP request with 503 (web/unavailable.py).
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._timeout = timeout
         self._owner: int | None = None
         self._depth = 0
 
-    def take(self) -> None:
+    def take(self, timeout: float) -> None:
         me = threading.get_ident()
         if self._owner == me:
             self._depth += 1
             return
-        if not self._lock.acquire(timeout=self._timeout):
+        if not self._lock.acquire(timeout=max(0.0, timeout)):
             raise peewee.OperationalError(
                 "database is locked: no turn to write within the busy timeout")
         self._owner = me

@@ -301,9 +301,10 @@ def _one_statement(conversation: Conversation, values: dict[str, Any]) -> bool:
 
 
 def _may_mention(values: dict[str, Any]) -> bool:
-    """Whether the message may @-mention agents: an agent's internal note with an @."""
+    """Whether the message may @-mention agents: an agent's internal note with an
+    at-sign, ASCII or not (``names.AT_SIGNS``: ``＠`` typed in full-width mode)."""
     return values["visibility"] == "internal" and values["agent"] is not None \
-        and "@" in (values["body"] or "")
+        and names.has_at_sign(values["body"])
 
 
 def _store_in_one_statement(conversation: Conversation, values: dict[str, Any],
@@ -382,7 +383,7 @@ def mentioned_agents(body: str, agents: list[tuple[int, str, str]]) -> list[int]
     workspace inserts ``@{name} `` and names may hold spaces ("@Li Wei"), and
     Chinese text runs on after a name with no space ("好的@李客服看一下"). Both sides
     are folded as the uniqueness check folds names (``names.name_key``: NFKC, so
-    full-width ``＠ＡｇｅｎｔＴｗｏ`` is ``@AgentTwo``; case ignored). At each ``@`` the
+    full-width ``＠ＡｇｅｎｔＴｗｏ`` is ``@AgentTwo``, ``﹫`` is ``@`` too; case ignored). At each ``@`` the
     longest name written as its agent writes it wins ("@李客服2号" is 李客服2 when
     both exist; "@李客服 2号桌" is 李客服); failing that, the one name it is with other
     spaces ("@Agent Two" for AgentTwo), if only one fits. An ``@`` after a letter or

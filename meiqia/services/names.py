@@ -111,10 +111,25 @@ def extends(name: str, other: str) -> bool:
     return False
 
 
+#: The characters NFKC folds to ``@``: the ASCII one, the full-width ``＠`` (U+FF20)
+#: a Chinese IME types in full-width mode, and the small ``﹫`` (U+FE6B). Each
+#: starts a mention as ``@`` does (the fold below makes it one). Written out, not
+#: computed at import (half a second); tests/security/test_name_lookalikes.py checks
+#: it is every character NFKC folds to ``@``.
+AT_SIGNS = frozenset("@\uff20\ufe6b")
+
+
+def has_at_sign(body: str | None) -> bool:
+    """Whether ``body`` holds an at-sign of any width: whether it may mention anyone.
+    The one test before the costlier fold (a note with only ``＠`` mentioned nobody
+    when the caller looked for the ASCII sign alone)."""
+    return not AT_SIGNS.isdisjoint(body or "")
+
+
 def mentioned(body: str, agents: list[tuple[int, str, str]]) -> list[int]:
     """Ids of the agents ``body`` @-mentions, by name or nickname, in order
     (``messages.mentioned_agents`` says the rules)."""
-    if "@" not in (body or "") and "＠" not in (body or ""):
+    if not has_at_sign(body):
         return []
     owners: dict[str, set[int]] = {}
     written: dict[str, str] = {}  # a spelling → its key

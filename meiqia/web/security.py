@@ -366,15 +366,20 @@ def visitor_from_token(token: str | None) -> Visitor:
 
 
 def visitor_for_renewal(token: Any, renew_key: Any) -> Visitor:
-    """The visitor of a genuine token, expired or not, whose renewal key matches."""
+    """The visitor of a genuine token, expired or not, whose renewal key matches.
+    A token that is not genuine (forged, spoiled, of no visitor) is refused naming
+    the body's ``token`` field, a wrong key naming ``renew_key`` (docs/protocol.md):
+    the client learns which of the two it sent is wrong."""
     if not isinstance(token, str) or not token:
-        raise Unauthorized("visitor token required")
-    _exact(token)
+        raise Unauthorized("visitor token required", "token")
     try:
+        _exact(token)
         data = _visitor_serializer().loads(token)
+        visitor = _visitor_of(data)
     except BadSignature:
-        raise Unauthorized("invalid visitor token") from None
-    visitor = _visitor_of(data)
+        raise Unauthorized("invalid visitor token", "token") from None
+    except Unauthorized as refused:
+        raise Unauthorized(refused.message, "token") from None
     if not renew_key_matches(visitor, renew_key):
         raise Unauthorized("renew_key: wrong renewal key", "renew_key")
     return visitor

@@ -364,3 +364,31 @@ def test_mentions_match_real_names_with_spaces_and_text_right_after(team):
     assert mentioned("@Li Weixin is nobody") == set()
     assert mentioned("邮件发到 service@李客服.cn 了") == set()
     assert mentioned("@王管理 自己提到自己不算") == set()
+
+
+def test_a_full_width_or_small_at_sign_mentions_as_the_ascii_one_does(team):
+    """Found from docs/protocol.md: a Chinese IME in full-width mode types ``＠``
+    (U+FF20); the names after it were folded, but a note had to hold an ASCII ``@``
+    before anyone was looked for, so "＠bob 看一下" mentioned nobody. NFKC folds the
+    full-width ``＠`` and the small ``﹫`` (U+FE6B) to ``@``: each is an at-sign."""
+    online(team, email="admin2@example.com", name="王管理2")
+    bob = team.new_agent(email="bob@example.com", name="Bob")
+    li = team.new_agent(email="li@example.com", name="李客服")
+    _client, _token, cid, _ = start(team.app, team.team["id"])
+
+    def mentioned(body):
+        sent = team.post(f"/api/v1/conversations/{cid}/messages",
+                         json={"client_msg_id": new_client_id(), "body": body, "mode": "internal"})
+        assert sent.status_code == 201, sent.get_json()
+        mid = sent.get_json()["message"]["id"]
+        return {m.agent_id for m in Mention.select().where(Mention.message_id == mid)}
+
+    for body in ("＠bob 看一下", "＠ＢＯＢ 看一下", "＠Ｂｏｂ 看一下", "@ＢＯＢ", "﹫bob 看一下",
+                 "﹫Ｂｏｂ"):
+        assert mentioned(body) == {bob.agent["id"]}, body
+    for body in ("＠李客服看一下", "好的，＠李客服", "﹫李客服 看一下"):
+        assert mentioned(body) == {li.agent["id"]}, body
+    assert mentioned("＠李客服 和 ＠Bob") == {li.agent["id"], bob.agent["id"]}
+    # An address is no mention, whichever at-sign it is written with.
+    assert mentioned("邮件发到 service＠李客服.cn 了") == set()
+    assert mentioned("bob＠example.com") == set()

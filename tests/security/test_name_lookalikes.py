@@ -116,3 +116,16 @@ def test_kana_strokes_and_foreign_letters_drawn_alike_are_the_same_name(api):
     assert one.patch(me, json={"nickname": "Дмитрий"}).status_code == 200
     # And a mention of the look-alike goes to the agent it looks like.
     assert mentioned_agents("@客服ー 看一下", [(1, "客服一", ""), (2, "客服二", "")]) == [1]
+
+
+def test_every_character_that_folds_to_an_at_sign_starts_a_mention():
+    """``names.AT_SIGNS`` is written out (scanning Unicode at import costs half a
+    second): it must be every character NFKC folds to ``@``, else a note written with
+    the one missing mentions nobody (``＠`` did, before)."""
+    import unicodedata
+
+    from meiqia.services import names
+
+    folds_to_at = {c for c in map(chr, range(0x110000))
+                   if unicodedata.normalize("NFKC", c) == "@"}
+    assert names.AT_SIGNS == folds_to_at

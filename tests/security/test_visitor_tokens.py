@@ -116,6 +116,40 @@ def test_a_non_ascii_renewal_key_or_token_is_refused_not_a_crash(api):
     assert resumed.get_json()["conversation"]["conversation_id"] != cid
 
 
+def test_a_renewal_names_the_field_it_refuses(api):
+    """Found from docs/protocol.md: a forged token answered 401 with ``"field": null``
+    while a wrong key named ``renew_key``. The client is told which of the two it sent
+    is wrong: a token that is not genuine names ``token``, in both languages."""
+    client, token, cid, session = start(api.app, api.team["id"])
+    key = session["renew_key"]
+    foreign = URLSafeTimedSerializer("another secret", salt=VISITOR_TOKEN_SALT).dumps(
+        URLSafeTimedSerializer(api.app.config["SECRET_KEY"], salt=VISITOR_TOKEN_SALT).loads(token))
+    nobody = URLSafeTimedSerializer(api.app.config["SECRET_KEY"], salt=VISITOR_TOKEN_SALT).dumps(
+        {"v": "no-such-visitor", "t": api.team["id"]})
+    for forged in (token[:-2] + ("xx" if not token.endswith("xx") else "yy"),
+                   aged_token(api.app, token, days=45)[:-3] + "abc", token + "令牌",
+                   foreign, nobody, "令牌"):
+        for lang, message in (("en", "invalid visitor token"), ("zh-CN", "访客令牌无效")):
+            response = client.post(f"/api/v1/widget/token?lang={lang}",
+                                   json={"token": forged, "renew_key": key})
+            assert response.status_code == 401, (forged, response.get_json())
+            error = response.get_json()["error"]
+            assert (error["code"], error["field"], error["message"]) == (
+                "unauthorized", "token", message), (forged, error)
+    # A forged token and a wrong key: the token is named, it is checked first.
+    error = client.post("/api/v1/widget/token", json={"token": foreign,
+                                                      "renew_key": "x" * 43}).get_json()["error"]
+    assert error["field"] == "token"
+    # An empty token names it too.
+    error = client.post("/api/v1/widget/token", json={"token": "",
+                                                      "renew_key": key}).get_json()["error"]
+    assert (error["code"], error["field"]) == ("unauthorized", "token")
+    # A genuine token with a wrong key names the key, as before.
+    error = client.post("/api/v1/widget/token", json={"token": token,
+                                                      "renew_key": "x" * 43}).get_json()["error"]
+    assert (error["code"], error["field"]) == ("unauthorized", "renew_key")
+
+
 def test_a_token_is_exact_or_refused(api):
     """Found from outside: itsdangerous drops non-ASCII characters before it decodes a
     signature, so a genuine token with "令牌" appended was taken (200)."""

@@ -142,7 +142,9 @@ RENEW_OUT = {
        "(VISITOR_TOKEN_DAYS) is left, or after a ``token_expired`` error. The token "
        "(expired or not) must be genuine and ``renew_key`` the one the session route "
        "gave: it never travels in a URL, so whoever read a token in a log cannot renew "
-       "it. Answers a fresh token for the same visitor.")
+       "it. Answers a fresh token for the same visitor. Refused with 401 "
+       "``unauthorized``: ``field`` is ``token`` for a token that is not genuine (forged, "
+       "or of no visitor), ``renew_key`` for a genuine token with a wrong key.")
 def renew_token(body: dict) -> dict:
     visitor = security.visitor_for_renewal(body["token"], body["renew_key"])
     return security.visitor_token_info(visitor)
