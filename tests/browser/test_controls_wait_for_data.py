@@ -189,3 +189,37 @@ def test_an_export_is_started_only_once_the_list_and_count_are_here(server, admi
     held.continue_()
     page.click("#export-start")
     expect(page.locator("#export-form .form-error")).to_have_text("没有符合条件的对话，无法导出。")
+
+
+def test_the_new_agent_form_waits_for_the_lists_it_offers(server, admin, new_context):
+    """CI's failure (ab59c79): the form opened before the agents list had arrived, its
+    "custom scope" list empty for good."""
+    admin.post("/api/v1/groups", json={"name": "售后组"})
+    page, held = open_admin_page(new_context, server, "/admin/agents", "**/api/v1/agents")
+    expect(page.locator("#new-agent")).to_be_disabled()
+    held.continue_()
+    page.click("#new-agent")
+    form = page.locator("dialog form")
+    form.locator("select[name=scope]").select_option("custom")
+    expect(form.locator("select[name=scope_agents] option")).to_have_text(["王管理"])
+    expect(form.locator("select[name=groups] option")).to_have_text(["售后组"])
+
+
+def test_a_full_width_at_sign_offers_colleagues_as_the_server_mentions_them(
+        server, admin, new_context):
+    """A Chinese input method in full-width mode types ＠: the server mentions with it
+    (names.AT_SIGNS), so the completion offers, and the chosen name replaces ＠李."""
+    admin.new_agent(email="li@example.com", name="李客服")
+    admin.patch("/api/v1/team", json={"settings": {"bot_enabled": False}})
+    admin.go_online()
+    start(server.app, admin.team["id"])
+    page = new_context(viewport={"width": 1360, "height": 900}).new_page()
+    login(page, server)
+    page.locator("#ws-list .ws-item").first.click()
+    composer = page.locator("#ws-composer")
+    composer.locator(".ws-mode-internal").click()
+    expect(composer).to_have_attribute("data-mode", "internal")
+    page.locator("#ws-input").press_sequentially("好的，＠李")
+    option = page.locator("#ws-complete li", has_text="@李客服")
+    option.click()
+    expect(page.locator("#ws-input")).to_have_value("好的，@李客服 ")

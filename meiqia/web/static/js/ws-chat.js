@@ -495,7 +495,9 @@ export class Chat {
     const before = this.input.value.slice(0, this.input.selectionStart);
     // Chinese puts no space before # or @ ("好的，@李客服"): any character but a Latin
     // letter or digit may precede them (so "a@b.com" is not a mention).
-    const pattern = sign === '#' ? /(?:^|[^A-Za-z0-9_])#([^\s#]{0,20})$/ : /(?:^|[^A-Za-z0-9_])@([^\s@,，。:：;；!?！？]{0,20})$/;
+    // A Chinese input method in full-width mode types ＃ and ＠ (and ﹟ ﹫ exist): the
+    // server folds them to # and @ (names.AT_SIGNS), so the completion takes them too.
+    const pattern = sign === '#' ? /(?:^|[^A-Za-z0-9_])[#＃﹟]([^\s#＃﹟]{0,20})$/ : /(?:^|[^A-Za-z0-9_])[@＠﹫]([^\s@＠﹫,，。:：;；!?！？]{0,20})$/;
     const found = pattern.exec(before);
     return found ? found[1] : null;
   }
