@@ -96,11 +96,13 @@ def create_app(
     app.extensions["meiqia.plugins"] = pm
     app.extensions["meiqia.plugin_runtime"] = runtime
     register_web(app)
+    from meiqia.services import answering
     from meiqia.services import inactivity
     from meiqia.services import presence
 
     inactivity.init_app(app)
     presence.init_app(app)
+    answering.init_app(app)
     # Before the plugins add routes and channels: a plugin whose startup fails
     # is unregistered (or stops start-up, PLUGIN_STARTUP_FAILURE) and adds nothing.
     start_plugins(pm, app, app.config["PLUGIN_STARTUP_FAILURE"])

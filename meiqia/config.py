@@ -115,6 +115,15 @@ DEFAULTS: dict[str, Any] = {
     #: Seconds between two sweeps of the inactivity rule in each web process
     #: (``services/inactivity.py``); 0 turns the sweeper off.
     "INACTIVITY_SWEEP_SECONDS": 60,
+    #: Acknowledged visitor messages whose answer never came (services/answering.py,
+    #: docs/protocol.md "Guarantees" 1): each web process sweeps every
+    #: ``ANSWER_SWEEP_SECONDS`` (0: off) for bot chats whose last public message is a
+    #: visitor's text between ``ANSWER_SWEEP_AFTER`` and ``ANSWER_SWEEP_WITHIN``
+    #: seconds old; a failed answering step is retried for ``ANSWER_RETRY_WITHIN`` s.
+    "ANSWER_SWEEP_SECONDS": 10.0,
+    "ANSWER_SWEEP_AFTER": 20.0,
+    "ANSWER_SWEEP_WITHIN": 600.0,
+    "ANSWER_RETRY_WITHIN": 600.0,
     #: Agent presence (``services/presence.py``, docs/protocol.md "Agent presence"):
     #: seconds a workspace socket counts as alive after its last frame (the
     #: workspace pings every 25 s; a process killed -9 leaves its sockets to expire),
@@ -238,6 +247,8 @@ _FLOAT_KEYS = {"REDIS_TIMEOUT", "HOOK_TIMEOUT", "JOB_HEARTBEAT", "DATABASE_BUSY_
                "CHANNEL_DELIVER_TIMEOUT"}
 #: Numbers where 0 is meaningful (off, or at once).
 _NONNEGATIVE_FLOAT_KEYS = {"AGENT_AWAY_GRACE_SECONDS", "AGENT_ROUTING_GRACE_SECONDS",
+                           "ANSWER_SWEEP_SECONDS", "ANSWER_SWEEP_AFTER",
+                           "ANSWER_SWEEP_WITHIN", "ANSWER_RETRY_WITHIN",
                            "PRESENCE_SWEEP_SECONDS", "CHANNELS_SYNC_SECONDS"}
 _CHOICE_KEYS = {"AGENT_AWAY_OPEN_CHATS": ("requeue", "keep"),
                 "PRIVACY_FALLBACK": ("mask", "refuse"),

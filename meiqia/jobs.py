@@ -82,12 +82,14 @@ def func_path(func: Callable[..., Any] | str) -> str:
 
 
 #: Jobs a customer is waiting for: his channel's replies (a bot answer, an agent's
-#: reply), the e-mail of a ticket reply, a WeChat image he sent. Under rq they have
+#: reply), the answer to a question whose answering step failed (services/answering.py),
+#: the e-mail of a ticket reply, a WeChat image he sent. Under rq they have
 #: a queue of their own (``RqQueue``), run by worker loops of their own
 #: (``meiqia worker``), so they never wait behind third-party sink deliveries or
 #: long jobs (exports, reindexes, regrades), which share the default queue.
 URGENT_JOBS = frozenset({
     "meiqia.channels.outbound.deliver_job",
+    "meiqia.services.answering.answer",
     "meiqia.services.tickets.reply_email_job",
     "meiqia.channels.wechat.views.fetch_image_job",
 })

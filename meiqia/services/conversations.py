@@ -19,6 +19,7 @@ from flask import current_app
 from meiqia.db import database
 from meiqia.db import find_by_id
 from meiqia.db import get_by_id
+from meiqia.db import is_database_error
 from meiqia.db import is_postgres
 from meiqia.db import statement
 from meiqia.models import Agent
@@ -195,6 +196,11 @@ def visitor_message(visitor: Visitor, conversation: Conversation, body: str,
     step = _answering_step(conversation, message, kind) if created else \
         _lost_answer(conversation, message, kind)
     if step is not None:
+        # A step that fails (the database locked or away, a bug) is retried in the
+        # background, not lost: the sender holds his ack (services/answering.py).
+        from meiqia.services import answering
+
+        step = functools.partial(answering.run_step, step, conversation.id, message.id)
         if after is None:
             step()
         else:
@@ -309,7 +315,12 @@ def bot_reply(conversation: Conversation, message: Any) -> dict[str, Any]:
     if bot is not None:
         try:
             return bot.answer_visitor(conversation=conversation, message=message)
-        except Exception:  # noqa: BLE001 - a broken bot must not lose the visitor
+        except Exception as exc:  # noqa: BLE001 - a broken bot must not lose the visitor
+            if is_database_error(exc):
+                # The database failed, not the bot: the whole step is tried again
+                # (services/answering.py), rather than "unrecognised" and a person
+                # offered for a question the bot may well know.
+                raise
             current_app.logger.exception("the bot failed on conversation %s", conversation.id)
     lang = routing.visitor_language(conversation)
     body = {"zh-CN": "抱歉，我暂时无法回答，正在为您转接人工客服。",

@@ -28,6 +28,8 @@ def base_config(tmp_path: Any, **extra: Any) -> dict[str, Any]:
         "INACTIVITY_SWEEP_SECONDS": 0,
         # Likewise the presence sweep (tests/ws/test_presence.py turns it on).
         "PRESENCE_SWEEP_SECONDS": 0,
+        # And the sweep for unanswered messages (tests call ``answering.sweep``).
+        "ANSWER_SWEEP_SECONDS": 0,
         # And the channels' settings watch (tests call ``registry.sync``).
         "CHANNELS_SYNC_SECONDS": 0,
         "ENTRY_POINT_PLUGINS": [],
@@ -74,7 +76,8 @@ def close_app(app: Any) -> None:
     """Stop what the app started (queue, hub, plugin threads) and close its database."""
     from meiqia.db import database
 
-    for sweeper in ("meiqia.presence", "meiqia.inactivity"):
+    for sweeper in ("meiqia.presence", "meiqia.inactivity", "meiqia.answer_sweep",
+                    "meiqia.answer_retrier"):
         if sweeper in app.extensions:  # a test that turned one on
             app.extensions[sweeper].stop()
     from meiqia.channels import registry as channel_registry

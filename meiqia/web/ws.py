@@ -998,7 +998,9 @@ def _after_answer(steps: list[Callable[[], None]], kind: str) -> None:
     routing or the agent's suggestions after the visitor's ``ack``). The sender
     has had his ack, so a failure here is logged, never sent to him as an error
     of a frame that was answered (a bot that fails answers "unrecognised" and
-    offers a person itself, ``conversations.bot_reply``)."""
+    offers a person itself, ``conversations.bot_reply``). A visitor message's
+    step never gets here failing: it is retried in the background, not dropped
+    (``answering.run_step``, docs/protocol.md "Guarantees" 1)."""
     for step in steps:
         try:
             step()
