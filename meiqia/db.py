@@ -25,6 +25,8 @@ from urllib.parse import urlparse
 import peewee
 from playhouse.pool import PooledSqliteDatabase
 
+from meiqia.db_wait import WaitBudget
+
 database = peewee.DatabaseProxy()
 
 #: SQLite settings for a web server with many threads: WAL lets readers run while
@@ -39,7 +41,7 @@ SQLITE_PRAGMAS = {
 }
 
 
-class ImmediateSqliteDatabase(PooledSqliteDatabase):
+class ImmediateSqliteDatabase(WaitBudget, PooledSqliteDatabase):
     """SQLite whose transactions take the write lock when they begin, with
     connections kept in a pool.
 
@@ -52,8 +54,8 @@ class ImmediateSqliteDatabase(PooledSqliteDatabase):
     wait in that case, busy_timeout or not). Beginning IMMEDIATE makes writers
     queue instead. SQLite has one writer at a time anyway.
 
-    One budget of waiting per unit of work (a request, a socket frame's unit, a
-    ``connection()`` block: from ``connect`` to ``close``): DATABASE_BUSY_TIMEOUT
+    One budget of waiting per unit of work (``db_wait.WaitBudget``: a request, a
+    socket frame's unit, a ``connection()`` block): DATABASE_BUSY_TIMEOUT
     in all, for the writer's turn in the process (``_WriterTurn``) and SQLite's
     lock together, over all of its writes. Each wait used to have the whole
     timeout: a widget message queued behind the bot's job waited for the turn (up
@@ -70,7 +72,7 @@ class ImmediateSqliteDatabase(PooledSqliteDatabase):
         # ``threading`` by now, so this lock makes greenlets take turns, and the
         # budget is a greenlet's own.
         self._writer = _WriterTurn()
-        self._waits = threading.local()
+        self.init_budget(self._busy)
 
     def _busy_seconds(self) -> float:
         return float(self._pragmas_dict().get("busy_timeout", 10000)) / 1000
@@ -78,18 +80,10 @@ class ImmediateSqliteDatabase(PooledSqliteDatabase):
     def _pragmas_dict(self) -> dict[str, Any]:
         return dict(self._pragmas or ())
 
-    def wait_left(self) -> float:
-        """Seconds this unit of work may still wait for the write lock."""
-        left = getattr(self._waits, "left", None)
-        return self._busy if left is None else left
-
-    def _spent(self, seconds: float) -> None:
-        self._waits.left = max(0.0, self.wait_left() - seconds)
-
     def connect(self, reuse_if_open: bool = False) -> bool:
         opened = super().connect(reuse_if_open)
         if opened:  # a new unit of work: a whole budget
-            self._waits.left = self._busy
+            self.new_unit()
         return opened
 
     def _take_turn(self) -> None:
@@ -97,7 +91,7 @@ class ImmediateSqliteDatabase(PooledSqliteDatabase):
         try:
             self._writer.take(self.wait_left())
         finally:
-            self._spent(time.monotonic() - started)
+            self.spend(time.monotonic() - started)
 
     def _locking(self, write: Callable[[], Any]) -> Any:
         """``write`` (a BEGIN IMMEDIATE or a write outside a transaction), waiting
@@ -122,13 +116,13 @@ class ImmediateSqliteDatabase(PooledSqliteDatabase):
                 except (peewee.OperationalError, sqlite3.OperationalError) as exc:
                     if "database is locked" not in str(exc):
                         raise
-                    self._spent(time.monotonic() - started)
+                    self.spend(time.monotonic() - started)
                     left = self.wait_left()
                     if left <= 0:
                         raise
                     pause = min(next(pauses, _LOCK_PAUSES[-1]), left)
                     time.sleep(pause)
-                    self._spent(pause)
+                    self.spend(pause)
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy * 1000)}")
 
@@ -175,7 +169,7 @@ class ImmediateSqliteDatabase(PooledSqliteDatabase):
         # A connection closed with its transaction open (an error path that never
         # reached commit or rollback) must not keep the turn from every writer.
         self._writer.give_back(entirely=True)
-        self._waits.left = None
+        self.end_unit()
         return closed
 
 
@@ -388,10 +382,17 @@ def lock_bound() -> str:
     connection's later work: put it only where that transaction is the caller's
     own (``messages.post_message`` stores a message in one).
     """
-    seconds = getattr(database.obj, "lock_seconds", None)
-    if seconds is None or not is_postgres():
+    if not is_postgres() or not isinstance(database.obj, WaitBudget):
         return ""
-    return f"SET LOCAL lock_timeout = {max(1, round(seconds * 1000))}; "
+    # What is left of the unit's budget: a socket frame may have waited at the gate.
+    return f"SET LOCAL lock_timeout = {max(1, round(database.obj.wait_left() * 1000))}; "
+
+
+def spend_wait(seconds: float) -> None:
+    """Take ``seconds`` the current unit of work waited before its connection
+    opened (a socket frame at the gate) from its budget (``db_wait``)."""
+    if isinstance(database.obj, WaitBudget):
+        database.obj.spend(seconds)
 
 
 def init_app(app: Any) -> None:

@@ -33,24 +33,27 @@ from playhouse.pool import MaxConnectionsExceeded
 from playhouse.pool import PoolConnection
 from playhouse.pool import PooledPostgresqlDatabase
 
+from meiqia.db_wait import WaitBudget
+
 log = logging.getLogger(__name__)
 
 #: peewee's context manager that turns driver errors into peewee's own classes.
 _WRAP_ERRORS = peewee.__exception_wrapper__
 
 
-class PostgresPool(PooledPostgresqlDatabase):
+class PostgresPool(WaitBudget, PooledPostgresqlDatabase):
     """``PooledPostgresqlDatabase`` whose check-out waits for the network
-    outside its locks (see the module's docstring)."""
+    outside its locks (see the module's docstring). A message's store waits for
+    a row lock what is left of its unit's budget (``db_wait``, ``db.lock_bound``)."""
 
     def __init__(self, *args: Any, lock_seconds: float = 10.0, **kwargs: Any) -> None:
         #: Slots taken by connections being opened outside the lock: they count
         #: against ``max_connections`` before they exist.
         self._opening = 0
-        #: How long a message's store waits for a row lock (``db.lock_bound``):
-        #: DATABASE_BUSY_TIMEOUT, as SQLite's writers wait for the write lock.
-        self.lock_seconds = lock_seconds
         super().__init__(*args, **kwargs)
+        #: How long a message's store waits for a row lock (``db.lock_bound``):
+        #: DATABASE_BUSY_TIMEOUT in all, as SQLite's writers wait for the write lock.
+        self.init_budget(lock_seconds)
 
     def connect(self, reuse_if_open: bool = False) -> bool:
         # ``Database.connect`` without its database-wide lock: the connection
@@ -73,6 +76,7 @@ class PostgresPool(PooledPostgresqlDatabase):
                 self._close(conn, close_conn=True)
                 raise
             self._state.set_connection(conn)
+        self.new_unit()
         return True
 
     def _check_out(self) -> Any:

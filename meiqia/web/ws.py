@@ -58,6 +58,7 @@ from meiqia.db import connection
 from meiqia.db import find_by_id
 from meiqia.db import get_by_id
 from meiqia.db import snapshot_reads
+from meiqia.db import spend_wait
 from meiqia.failure_log import FailureLog
 from meiqia.failure_log import first_line
 from meiqia.hub import RESYNC
@@ -250,12 +251,17 @@ def socket_unit() -> Iterator[None]:
     """
     depth = getattr(_unit_depth, "value", 0)
     gate = current_app.extensions.get("meiqia.ws_gate") if depth == 0 else None
+    started = time.monotonic()
     if gate is not None and not gate.acquire(
             timeout=current_app.config["DATABASE_BUSY_TIMEOUT"]):
         raise GateBusy("too many socket frames are waiting for the database")
     _unit_depth.value = depth + 1
     try:
         with connection():
+            if gate is not None:
+                # The wait at the gate is the frame's too: what is left of the busy
+                # timeout is what it may still wait for a lock (db_wait).
+                spend_wait(time.monotonic() - started)
             yield
     finally:
         _unit_depth.value = depth

@@ -92,3 +92,44 @@ def test_the_send_waits_one_timeout_in_all_behind_queued_writers(tmp_path, queue
     finally:
         close_app(app)
 
+
+
+def test_a_socket_frame_s_wait_at_the_gate_comes_out_of_its_budget(db_app):
+    """A socket frame first waits for its turn at the process's gate
+    (``ws.socket_unit``, WS_DB_CONCURRENCY turns) and then, on SQLite, for the
+    writers' line and the lock, on PostgreSQL for a row lock. The gate's wait had a
+    timeout of its own before the lock's whole one: two timeouts in all. Here the
+    gate is full for at least HELD seconds; once in, the frame may wait only what
+    is left (``db_wait``; on PostgreSQL the ``lock_timeout`` its store sends)."""
+    from meiqia.db import is_postgres
+    from meiqia.db import lock_bound
+    from meiqia.web.ws import socket_unit
+
+    held_for = 0.5
+    budget = db_app.config["DATABASE_BUSY_TIMEOUT"]
+    gate = db_app.extensions["meiqia.ws_gate"]
+    taken = 0
+    while gate.acquire(blocking=False):
+        taken += 1
+    seen: dict = {}
+    asking = threading.Event()
+
+    def frame() -> None:
+        with db_app.app_context():
+            asking.set()
+            with socket_unit():
+                seen["left"] = database.obj.wait_left()
+                seen["bound"] = lock_bound()
+
+    thread = threading.Thread(target=frame, daemon=True)
+    thread.start()
+    assert asking.wait(30)
+    since = time.monotonic()
+    wait_until(lambda: time.monotonic() - since >= held_for, timeout=30)  # the gate held
+    for _ in range(taken):
+        gate.release()
+    thread.join(30)
+    assert seen["left"] <= budget - held_for, seen
+    if is_postgres():
+        millis = int(seen["bound"].split("=")[1].split(";")[0])
+        assert millis <= (budget - held_for) * 1000, seen
