@@ -3,6 +3,7 @@ summary, the customer card, hooks on messages, and channels without reads."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -339,6 +340,15 @@ def test_an_image_message_must_point_at_an_image_upload(team):
         "body": "截图.png", "kind": "image", "attachment": image}).status_code == 201
 
 
+def mentioned_in_note(team, cid: int, body: str) -> set[int]:
+    """The agents an internal note with ``body`` mentions."""
+    sent = team.post(f"/api/v1/conversations/{cid}/messages",
+                     json={"client_msg_id": new_client_id(), "body": body, "mode": "internal"})
+    assert sent.status_code == 201, sent.get_json()
+    mid = sent.get_json()["message"]["id"]
+    return {m.agent_id for m in Mention.select().where(Mention.message_id == mid)}
+
+
 def test_mentions_match_real_names_with_spaces_and_text_right_after(team):
     """The workspace inserts ``@{name} ``; names may hold spaces, and Chinese runs on
     after a name with no space. Longest name first; addresses are not mentions."""
@@ -349,12 +359,7 @@ def test_mentions_match_real_names_with_spaces_and_text_right_after(team):
     zhao = team.new_agent(email="zhao@example.com", name="赵敏", nickname="小赵")
     _client, _token, cid, _ = start(team.app, team.team["id"])
 
-    def mentioned(body):
-        sent = team.post(f"/api/v1/conversations/{cid}/messages",
-                         json={"client_msg_id": new_client_id(), "body": body, "mode": "internal"})
-        assert sent.status_code == 201, sent.get_json()
-        mid = sent.get_json()["message"]["id"]
-        return {m.agent_id for m in Mention.select().where(Mention.message_id == mid)}
+    mentioned = functools.partial(mentioned_in_note, team, cid)
 
     assert mentioned("好的@李客服看一下") == {li.agent["id"]}
     assert mentioned("@李客服2号单子") == {li2.agent["id"]}
@@ -376,12 +381,7 @@ def test_a_full_width_or_small_at_sign_mentions_as_the_ascii_one_does(team):
     li = team.new_agent(email="li@example.com", name="李客服")
     _client, _token, cid, _ = start(team.app, team.team["id"])
 
-    def mentioned(body):
-        sent = team.post(f"/api/v1/conversations/{cid}/messages",
-                         json={"client_msg_id": new_client_id(), "body": body, "mode": "internal"})
-        assert sent.status_code == 201, sent.get_json()
-        mid = sent.get_json()["message"]["id"]
-        return {m.agent_id for m in Mention.select().where(Mention.message_id == mid)}
+    mentioned = functools.partial(mentioned_in_note, team, cid)
 
     for body in ("＠bob 看一下", "＠ＢＯＢ 看一下", "＠Ｂｏｂ 看一下", "@ＢＯＢ", "﹫bob 看一下",
                  "﹫Ｂｏｂ"):

@@ -142,3 +142,19 @@ def screenshot(page: Any, name: str) -> None:
     """Save a screenshot for docs/screenshots/ (README shows them)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def hold_the_first(page: Any, url: str, method: str) -> list[Any]:
+    """Hold the first ``method`` request to ``url`` (a glob or a pattern) unanswered;
+    the test answers it with ``continue_()`` when it chooses. Every other request
+    goes through. Returns the list the held route lands in."""
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        if route.request.method == method and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(url, hold)
+    return held

@@ -10,23 +10,14 @@ import re
 from playwright.sync_api import expect
 
 from tests.api.test_conversations import start
+from tests.browser.conftest import hold_the_first
 from tests.browser.conftest import login
 from tests.helpers import wait_until
 
 
 def hold_the_first_get(page, url):
-    """Hold the first GET to ``url`` (a glob or a pattern) unanswered; the test answers it
-    with ``continue_()``. Every other request goes through."""
-    held = []
-
-    def hold(route):
-        if route.request.method == "GET" and not held:
-            held.append(route)
-        else:
-            route.continue_()
-
-    page.route(url, hold)
-    return held
+    """Hold the first GET to ``url`` unanswered (``conftest.hold_the_first``)."""
+    return hold_the_first(page, url, "GET")
 
 
 def wait_held(page, held):

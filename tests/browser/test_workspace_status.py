@@ -10,6 +10,7 @@ from meiqia.models import Conversation
 from meiqia.models import Message
 from meiqia.services import messages
 from tests.api.test_conversations import start
+from tests.browser.conftest import hold_the_first
 from tests.browser.conftest import login
 from tests.browser.conftest import serve
 
@@ -39,18 +40,8 @@ def one_chat_open(server, admin, new_context):
 
 
 def hold_the_first_send(page, url):
-    """Hold the first POST to ``url`` unanswered (the test answers it with
-    ``continue_()`` when it chooses); every other request goes through."""
-    held = []
-
-    def hold(route):
-        if route.request.method == "POST" and not held:
-            held.append(route)
-        else:
-            route.continue_()
-
-    page.route(url, hold)
-    return held
+    """Hold the first POST to ``url`` unanswered (``conftest.hold_the_first``)."""
+    return hold_the_first(page, url, "POST")
 
 
 def test_a_channel_without_reads_shows_delivered_read_unknown(sms_server, new_context):

@@ -14,6 +14,7 @@ the answerer go on. Also: the server killed -9 between the ``ack`` and the answe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -95,11 +96,10 @@ def _lock(app, url: str | None, cid: int):  # noqa: ANN001, ANN202
     return lambda: (lite.execute("ROLLBACK"), lite.close())
 
 
-@pytest.mark.parametrize("resend", [False, True], ids=["no-resend", "resend"])
-@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
-def test_an_acked_question_is_answered_once_the_lock_goes(tmp_path, request, engine, resend):
-    from meiqia.testing.sockets import Socket
-
+@contextlib.contextmanager
+def lock_gate_server(tmp_path, request, engine: str):  # noqa: ANN001, ANN201
+    """A served app on ``engine`` with the lock-gate answerer and a handler of the
+    answering failures: (app, server, PostgreSQL url or None, holder, handler)."""
     url = request.getfixturevalue("pg_database_url") if engine == "postgres" else None
     if url:
         truncate_all(url)
@@ -112,44 +112,53 @@ def test_an_acked_question_is_answered_once_the_lock_goes(tmp_path, request, eng
     try:
         with served(tmp_path, plugins=(plugin,), DATABASE_BUSY_TIMEOUT=BOUND, **extra) as (
                 app, server):
-            api = ApiClient.registered(app)
-            assert api.patch("/api/v1/team", json={"settings": {"bot_enabled": True}}
-                             ).status_code == 200
-            for trial in range(TRIALS):
-                gate = holder.gate = Gate()
-                session = app.test_client().post(
-                    "/api/v1/widget/session", json={"team_id": api.team["id"]}).get_json()
-                cid = session["conversation"]["conversation_id"]
-                socket = Socket(server.url(f"/ws/visitor?token={session['token']}"))
-                socket.expect("hello")
-                frame = {"body": f"{ASK} {trial}", "client_msg_id": f"m-{trial}"}
-                socket.send("message", frame)
-                ack = socket.expect("ack", timeout=30)["data"]
-                assert ack["duplicate"] is False
-                assert gate.asked.wait(30)  # the bot is thinking: the ack is out
-                failed = len(handler.lines)
-                release = _lock(app, url, cid)
-                try:
-                    gate.locked.set()
-                    # The bot's answer failed to store (the lock outlived the bound).
-                    wait_until(lambda: len(handler.lines) > failed, 30,  # noqa: B023
-                               "the answering step to fail on the lock")
-                finally:
-                    release()
-                if resend:  # the client's resend, the lock gone: a duplicate, answered
-                    socket.send("message", frame)
-                    again = socket.expect("ack", timeout=30)["data"]
-                    assert again["duplicate"] is True
-                answer = socket.expect("message", timeout=30, where=lambda d: d.get(
-                    "sender_kind") == "bot" and d.get("body") == ANSWER)
-                assert answer["data"]["conversation_id"] == cid
-                stored = list(Message.select().where(Message.conversation == cid,
-                                                     Message.sender_kind == "bot",
-                                                     Message.body == ANSWER))
-                assert len(stored) == 1, trial  # exactly once
-                socket.close()
+            yield app, server, url, holder, handler
     finally:
         logging.getLogger().removeHandler(handler)
+
+
+@pytest.mark.parametrize("resend", [False, True], ids=["no-resend", "resend"])
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_an_acked_question_is_answered_once_the_lock_goes(tmp_path, request, engine, resend):
+    from meiqia.testing.sockets import Socket
+
+    with lock_gate_server(tmp_path, request, engine) as (app, server, url, holder, handler):
+        api = ApiClient.registered(app)
+        assert api.patch("/api/v1/team", json={"settings": {"bot_enabled": True}}
+                         ).status_code == 200
+        for trial in range(TRIALS):
+            gate = holder.gate = Gate()
+            session = app.test_client().post(
+                "/api/v1/widget/session", json={"team_id": api.team["id"]}).get_json()
+            cid = session["conversation"]["conversation_id"]
+            socket = Socket(server.url(f"/ws/visitor?token={session['token']}"))
+            socket.expect("hello")
+            frame = {"body": f"{ASK} {trial}", "client_msg_id": f"m-{trial}"}
+            socket.send("message", frame)
+            ack = socket.expect("ack", timeout=30)["data"]
+            assert ack["duplicate"] is False
+            assert gate.asked.wait(30)  # the bot is thinking: the ack is out
+            failed = len(handler.lines)
+            release = _lock(app, url, cid)
+            try:
+                gate.locked.set()
+                # The bot's answer failed to store (the lock outlived the bound).
+                wait_until(lambda: len(handler.lines) > failed, 30,  # noqa: B023
+                           "the answering step to fail on the lock")
+            finally:
+                release()
+            if resend:  # the client's resend, the lock gone: a duplicate, answered
+                socket.send("message", frame)
+                again = socket.expect("ack", timeout=30)["data"]
+                assert again["duplicate"] is True
+            answer = socket.expect("message", timeout=30, where=lambda d: d.get(
+                "sender_kind") == "bot" and d.get("body") == ANSWER)
+            assert answer["data"]["conversation_id"] == cid
+            stored = list(Message.select().where(Message.conversation == cid,
+                                                 Message.sender_kind == "bot",
+                                                 Message.body == ANSWER))
+            assert len(stored) == 1, trial  # exactly once
+            socket.close()
 
 
 KILLER = '''
@@ -307,52 +316,39 @@ def test_the_http_route_answers_a_stored_question_without_a_resend(tmp_path, req
     taken between the store and the bot's answer made the request fail (the
     message stored all the same) and the answer came only with a resend. Now the
     request succeeds (201: stored) and the answer comes once the lock goes."""
-    url = request.getfixturevalue("pg_database_url") if engine == "postgres" else None
-    if url:
-        truncate_all(url)
-    plugin = types.ModuleType("lock_gate_answerer")
-    holder = types.SimpleNamespace(gate=Gate())
-    plugin.register_answerers = hookimpl(lambda app: [Answerer(holder)])
-    handler = Failures()
-    logging.getLogger().addHandler(handler)
-    extra = {"DATABASE_URL": url} if url else {}
-    try:
-        with served(tmp_path, plugins=(plugin,), DATABASE_BUSY_TIMEOUT=BOUND, **extra) as (
-                app, _server):
-            api, conversation = _bot_chat(app)
-            session = app.test_client().post("/api/v1/widget/session",
-                                             json={"team_id": api.team["id"]}).get_json()
-            cid = session["conversation"]["conversation_id"]
-            outcome: dict = {}
+    with lock_gate_server(tmp_path, request, engine) as (app, _server, url, holder, handler):
+        api, conversation = _bot_chat(app)
+        session = app.test_client().post("/api/v1/widget/session",
+                                         json={"team_id": api.team["id"]}).get_json()
+        cid = session["conversation"]["conversation_id"]
+        outcome: dict = {}
 
-            def send() -> None:
-                with app.app_context():
-                    outcome["response"] = app.test_client().post(
-                        f"/api/v1/widget/conversations/{cid}/messages",
-                        headers={"X-Visitor-Token": session["token"]},
-                        json={"body": f"{ASK} http", "client_msg_id": "h-1"})
+        def send() -> None:
+            with app.app_context():
+                outcome["response"] = app.test_client().post(
+                    f"/api/v1/widget/conversations/{cid}/messages",
+                    headers={"X-Visitor-Token": session["token"]},
+                    json={"body": f"{ASK} http", "client_msg_id": "h-1"})
 
-            sender = threading.Thread(target=send)
-            sender.start()
-            gate = holder.gate
-            assert gate.asked.wait(30)
-            release = _lock(app, url, cid)
-            try:
-                gate.locked.set()
-                # The step failed on the lock: logged (retried), or the request failed.
-                wait_until(lambda: handler.lines or "response" in outcome, 30,
-                           "the answering step to fail on the lock")
-            finally:
-                release()
-            sender.join(60)
-            assert outcome["response"].status_code == 201, outcome["response"].get_json()
+        sender = threading.Thread(target=send)
+        sender.start()
+        gate = holder.gate
+        assert gate.asked.wait(30)
+        release = _lock(app, url, cid)
+        try:
+            gate.locked.set()
+            # The step failed on the lock: logged (retried), or the request failed.
+            wait_until(lambda: handler.lines or "response" in outcome, 30,
+                       "the answering step to fail on the lock")
+        finally:
+            release()
+        sender.join(60)
+        assert outcome["response"].status_code == 201, outcome["response"].get_json()
 
-            def answers() -> int:
-                return Message.select().where(Message.conversation == cid,
-                                              Message.sender_kind == "bot",
-                                              Message.body == ANSWER).count()
+        def answers() -> int:
+            return Message.select().where(Message.conversation == cid,
+                                          Message.sender_kind == "bot",
+                                          Message.body == ANSWER).count()
 
-            wait_until(answers, 30, "the answer")
-            assert answers() == 1
-    finally:
-        logging.getLogger().removeHandler(handler)
+        wait_until(answers, 30, "the answer")
+        assert answers() == 1
