@@ -342,6 +342,9 @@ class RedisHub(BaseHub):
             f"retrying in {LISTEN_BACKOFF[0]:g} s, backing off to {LISTEN_BACKOFF[1]:g} s")
         #: Resyncs this process's subscriptions were asked for (tests, health).
         self.resyncs = 0
+        #: Each peer's last beat as read, and when by this process's monotonic clock
+        #: it was first read so (``_heartbeat``).
+        self._peer_beats: dict[str, tuple[Any, float]] = {}
         self._thread = threading.Thread(
             target=self._listen, name="meiqia-hub-listener", daemon=True
         )
@@ -486,24 +489,44 @@ class RedisHub(BaseHub):
         log.warning("hub: publishes had failed; every process resyncs its sockets")
 
     def _heartbeat(self) -> None:
-        """Say this process is alive; find peers that went silent (killed)."""
+        """Say this process is alive; find peers that went silent (killed).
+
+        Silent means a peer's beat has not changed for PEER_TIMEOUT by this
+        process's own clock, not that its value is old: each process writes its
+        own ``time.time()``, and a host whose clock was 8 s behind was taken for
+        dead at every beat, so every socket of every process resynced once a second
+        for as long as it ran (an outside check under ``faketime -30s``)."""
         now = time.time()
+        seen_at = time.monotonic()
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.hset(self.peers_key, self.id, repr(now))
             pipe.hgetall(self.peers_key)
-            peers = pipe.execute()[1]
+            peers = {(k.decode() if isinstance(k, bytes) else k): v
+                     for k, v in pipe.execute()[1].items()}
+            beats = self._peer_beats
+            for gone in set(beats) - set(peers):
+                del beats[gone]  # left, or found silent by another process
             for peer, seen in peers.items():
-                peer = peer.decode() if isinstance(peer, bytes) else peer
-                try:
-                    last = float(seen)
-                except (TypeError, ValueError):
-                    last = 0.0
-                if peer == self.id or last >= now - PEER_TIMEOUT:
+                if peer == self.id:
                     continue
+                beat = beats.get(peer)
+                if beat is None or beat[0] != seen:
+                    beats[peer] = (seen, seen_at)  # it beat since the last look
+                    continue
+                if seen_at - beat[1] < PEER_TIMEOUT:
+                    continue
+                del beats[peer]
                 if self.client.hdel(self.peers_key, peer):  # one process announces it
                     log.warning("hub: process %s went silent; every process resyncs", peer)
-                    self._broadcast_resync(min(last, now - PEER_TIMEOUT),
+                    try:
+                        last = float(seen)
+                    except (TypeError, ValueError):
+                        last = 0.0
+                    # From its last beat by its clock, or from before PEER_TIMEOUT by
+                    # ours where that is earlier (its clock ahead): too early costs
+                    # reads, too late would miss what it stored.
+                    self._broadcast_resync(min(last, now - PEER_TIMEOUT - PEER_INTERVAL),
                                            reason="process lost", peer=peer)
         except Exception as exc:  # noqa: BLE001 - the next beat tries again
             log.warning("hub: heartbeat failed (%s)", exc)

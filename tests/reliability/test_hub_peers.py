@@ -83,3 +83,47 @@ def test_a_worker_stopped_with_sigterm_leaves_the_peers(tmp_path, redis_url, red
     workers[0].proc.terminate()  # systemctl stop: SIGTERM
     assert workers[0].proc.wait(timeout=30) == 0, workers[0].log()
     assert client.hlen(peers) == 0, workers[0].log()
+
+
+def test_a_peer_whose_clock_is_behind_is_not_taken_for_killed(tmp_path, redis_url,
+                                                              redis_prefix, monkeypatch):
+    """Found from outside (a second gunicorn under ``faketime -30s``): every process
+    took the peer for silent at every beat, its beat being 30 s old by their clocks,
+    and every socket resynced once a second for as long as it ran. Silent is now a
+    beat that has not changed for PEER_TIMEOUT by the watcher's own clock; a peer that
+    stops beating is still found."""
+    import threading
+    import time
+
+    from meiqia import hub as hub_module
+    from tests.conftest import close_app
+    from tests.conftest import make_app
+    from tests.helpers import wait_until
+
+    monkeypatch.setattr(hub_module, "PEER_TIMEOUT", 1.5)
+    app = make_app(tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix)
+    client = redis.Redis.from_url(redis_url)
+    peers = f"{redis_prefix}:hub-peers"
+    stop = threading.Event()
+
+    def beat() -> None:  # a live process on a host whose clock is 30 s behind
+        while not stop.is_set():
+            client.hset(peers, "behind", repr(time.time() - 30))
+            stop.wait(0.3)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    try:
+        hub = app.extensions["meiqia.hub"]
+        assert hub.wait_ready(10)
+        before = hub.resyncs
+        thread.start()
+        since = time.monotonic()
+        wait_until(lambda: time.monotonic() - since > 4 * hub_module.PEER_TIMEOUT, timeout=30)
+        assert hub.resyncs == before and client.hexists(peers, "behind")
+        stop.set()  # it stops beating: now it is silent
+        thread.join(10)
+        wait_until(lambda: hub.resyncs > before and not client.hexists(peers, "behind"),
+                   timeout=30, what="the silent peer found")
+    finally:
+        stop.set()
+        close_app(app)
