@@ -570,8 +570,10 @@ def retry(actor: Agent, delivery_id: int, lang: str = "en") -> dict[str, Any]:
         raise Conflict("only a failed or retrying message delivery can be retried; this "
                        f"one is {delivery.status}")
     now = utcnow()
+    # A fresh round: no attempt of it has failed yet, so no reason (the frame and the
+    # answer said "pending" with the last round's "HTTP 400" beside it).
     claimed = ChannelDelivery.update(status="pending", attempts=0, next_attempt_at=None,
-                                     job_id=None, claimed_until=None,
+                                     job_id=None, claimed_until=None, last_error="",
                                      updated_at=now).where(
         ChannelDelivery.id == delivery.id, ChannelDelivery.status.in_(_RETRIABLE),
         # not while an attempt is in flight (its outcome is on its way)

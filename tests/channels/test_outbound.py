@@ -323,6 +323,10 @@ def test_each_agent_reads_a_delivery_reason_in_his_language(quick, tmp_path):
         retried = agent.post(f"/api/v1/channel-deliveries/{delivery.id}/retry",
                              headers={"X-Meiqia-Lang": "en"})
         assert retried.get_json()["reason"] == words["en"], retried.get_json()
+        # The retry's own "pending" carries no reason: no attempt of the new round has
+        # failed yet (it said pending beside the last round's reason).
+        pending = sockets["en"].expect("delivery", where=lambda d: d["status"] == "pending")
+        assert pending["data"]["reason"] is None, pending
         # A reason stored before as one string, 中文 · English: each reader his half.
         ChannelDelivery.update(last_error="无法连接微信接口 · cannot connect to the WeChat API").where(
             ChannelDelivery.id == delivery.id).execute()
