@@ -136,7 +136,15 @@ def die_with_parent() -> None:
     """A loop started by ``supervise`` gets SIGTERM (a warm stop) when its parent
     dies, however (Linux), so no loop outlives a killed ``meiqia worker``."""
     parent = os.environ.get("MEIQIA_WORKER_PARENT")
-    if not parent or not sys.platform.startswith("linux"):
+    if parent:
+        die_with(int(parent))
+
+
+def die_with(parent: int) -> None:
+    """This process gets SIGTERM when ``parent`` dies, however (Linux; elsewhere
+    nothing). The setting is not inherited by a fork: each child that must not
+    outlive its parent calls this itself (a worker loop, the loop's rq scheduler)."""
+    if not sys.platform.startswith("linux"):
         return
     try:
         import ctypes
@@ -145,5 +153,5 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() != int(parent):  # it died before the call above
+    if os.getppid() != parent:  # it died before the call above
         os.kill(os.getpid(), signal.SIGTERM)

@@ -53,6 +53,7 @@ from rq.job_lifecycle import call_exception_handlers
 from rq.scheduler import RQScheduler
 from rq.worker import WorkerStatus
 
+from meiqia import job_supervisor
 from meiqia.db import Outage
 from meiqia.failure_log import first_line
 
@@ -96,7 +97,16 @@ class _Scheduler(RQScheduler):
     traceback: each loop's scheduler died in every outage, and until the loop's
     next maintenance pass restarted it no retry went out."""
 
+    def start(self) -> Any:  # noqa: ANN401 - rq's process
+        self._loop_pid = os.getpid()
+        return super().start()
+
     def work(self) -> None:
+        # The forked scheduler ends with its loop: a loop killed with -9 left it
+        # running, a child of init that nothing stopped, queuing retries for a
+        # worker that was gone (the stray "meiqia worker --queue default" after a
+        # run of the fault tests).
+        job_supervisor.die_with(getattr(self, "_loop_pid", os.getppid()))
         logging.getLogger("rq.scheduler").addFilter(_QUIET)
         while True:
             try:

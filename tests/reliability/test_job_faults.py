@@ -470,3 +470,41 @@ def test_a_worker_stopped_while_redis_hangs_still_exits(tmp_path, own_redis, wor
         assert workers[0].log().count("teardown still not done") == plan, workers[0].log()
     finally:
         close_app(app)
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (gone, or a zombie not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def test_a_loop_killed_with_sigkill_takes_its_scheduler_with_it(tmp_path, redis_url,
+                                                                 redis_prefix, workers):
+    """Each worker loop forks rq's scheduler. A loop killed with -9 left it running,
+    a child of init that nothing stopped (found by an outside check; the stray
+    "worker --queue default" process a full test run left behind). It now ends with
+    its loop, and the loop started again has a scheduler of its own."""
+    env = meiqia_env(tmp_path, REDIS_URL=redis_url, REDIS_PREFIX=redis_prefix,
+                     DATABASE_URL=f"sqlite:///{tmp_path}/meiqia.sqlite3")
+    subprocess.run([sys.executable, "-m", "meiqia.cli", "db", "upgrade"], env=env,
+                   cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    workers.append(WorkerProcess(env, tmp_path))
+    supervisor = workers[0].proc.pid
+
+    def loop_with_scheduler() -> tuple[int, int] | None:
+        for loop in _children(supervisor):
+            forked = _children(loop)
+            if len(forked) == 1:  # its scheduler (no job runs: no work horse)
+                return loop, forked[0]
+        return None
+
+    loop, scheduler = wait_until(loop_with_scheduler, timeout=60,
+                                 what="a worker loop and its scheduler")
+    os.kill(loop, signal.SIGKILL)
+    wait_until(lambda: _gone(scheduler), timeout=30, what="the killed loop's scheduler gone")
+    # The supervisor starts the loop again; it has a scheduler of its own.
+    wait_until(lambda: (found := loop_with_scheduler()) and found[0] != loop, timeout=60,
+               what="the loop started again with its scheduler")
