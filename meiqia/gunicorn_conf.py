@@ -64,6 +64,10 @@ reuse_port = os.environ.get("MEIQIA_REUSE_PORT", "1") not in {"0", "false", "no"
 timeout = 60
 graceful_timeout = 30
 keepalive = 5
+#: gunicorn 25+ opens a control socket (for ``gunicornc``) at one path per user,
+#: ``~/.gunicorn/gunicorn.ctl``: a second instance on the host took the first's. We
+#: control gunicorn by signals (docs/deploy.md), so none is opened.
+control_socket_disable = True
 forwarded_allow_ips = os.environ.get("MEIQIA_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 

@@ -175,7 +175,8 @@ def test_a_master_killed_with_sigkill_leaves_no_record_behind_the_next_start(
     whose master is gone, and only those."""
     temp = tmp_path / "tmp"
     temp.mkdir()
-    env = {**cluster_env(tmp_path, pg_database_url, redis_url, redis_prefix), "TMPDIR": str(temp)}
+    env = {**cluster_env(tmp_path, pg_database_url, redis_url, redis_prefix), "TMPDIR": str(temp),
+           "HOME": str(tmp_path)}
     records = lambda: {p.name for p in temp.glob("meiqia-workers-*")}  # noqa: E731
     other = temp / "meiqia-workers-1-alive"  # pid 1 lives: not an orphan
     other.mkdir()
@@ -198,3 +199,6 @@ def test_a_master_killed_with_sigkill_leaves_no_record_behind_the_next_start(
     finally:
         second.stop()
     assert records() == {other.name}  # a clean stop removes its own
+    # No control socket at the one path per user (~/.gunicorn/gunicorn.ctl) that a
+    # second instance on the host took from the first.
+    assert not (tmp_path / ".gunicorn").exists()
