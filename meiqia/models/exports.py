@@ -63,3 +63,8 @@ class ExportJob(BaseModel):
     job_id = peewee.CharField(max_length=64, default="")
     created_at = peewee.DateTimeField(default=utcnow)
     finished_at = peewee.DateTimeField(null=True)
+    #: What the requester could see when the rows were read (``exports.scope_print``:
+    #: ``{"agents", "groups"}``, id lists or None for all); the file is refused to him
+    #: once his scope no longer covers it (docs/security.md §12). None: made before
+    #: m0023, refused to anyone who does not see the whole team.
+    scope = JSONField(null=True)

@@ -196,7 +196,9 @@ class EmailSink:
     def validate_config(config: dict[str, Any]) -> None:
         """The SMTP host must pass the SSRF gate (checked again on every send)."""
         from meiqia.services.errors import ValidationError
+        from meiqia.services.validation import host_name
 
+        host_name(config["host"], "config.host")  # the one host check, as a URL's
         try:
             outbound.check_host(config["host"], config["port"])
         except outbound.OutboundRefused as exc:

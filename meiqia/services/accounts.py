@@ -24,6 +24,7 @@ from meiqia.models import ApiToken
 from meiqia.models import AuditLog
 from meiqia.models import ConversationRule
 from meiqia.models import Group
+from meiqia.models import PasswordReset
 from meiqia.models import ScopeGrant
 from meiqia.models import Team
 from meiqia.models.accounts import ROLES
@@ -354,6 +355,7 @@ def update_agent(actor: Agent, agent_id: int, data: dict[str, Any]) -> Agent:
             from meiqia.services import sessions
 
             sessions.end_all(agent.id)
+            revoke_reset_links(agent.id)
         if "password" in data and revoke_tokens:
             revoke_all_tokens(agent)
         if group_ids is not None:
@@ -536,6 +538,15 @@ def revoke_token(actor: Agent, token_id: int) -> None:
     from meiqia.services import sessions
 
     sessions.credentials_changed(actor.id)
+
+
+def revoke_reset_links(agent_id: int) -> int:
+    """Revoke the agent's unused password-reset links (docs/security.md §8): a
+    password set any way (his own change, an admin's, the console, another link)
+    and a deactivation. The one place that does it; returns how many."""
+    return PasswordReset.update(revoked_at=utcnow()).where(
+        PasswordReset.agent == agent_id, PasswordReset.used_at.is_null(),
+        PasswordReset.revoked_at.is_null()).execute()
 
 
 def revoke_all_tokens(agent: Agent) -> int:

@@ -2,7 +2,8 @@
 from its ``configuration_schema()``, enabled per team, secrets write-only.
 
 A secret is never sent back (it comes back as ``********`` when set, empty
-when not) and never logged; sending the mask back keeps the stored value.
+when not) and never logged; sending the mask back keeps the stored value while
+the fields that decide where it goes are unchanged (``validation.merge_secrets``).
 Saving validates the config against the schema (``services/validation.py``),
 then restarts the team's instance of the channel in this process
 (``channels/registry.restart``). "Test connection" builds a throwaway instance
@@ -31,6 +32,7 @@ from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.services.validation import check
 from meiqia.services.validation import http_url
+from meiqia.services.validation import merge_secrets
 from meiqia.services.validation import plugin_config
 
 MASK = registry.MASK
@@ -40,15 +42,20 @@ CONFIGURE_SCHEMA = {
     "properties": {
         "enabled": {"type": "boolean"},
         "config": {"type": "object", "description": "Fields of the channel's schema; a "
-                   "secret sent back as ******** keeps the stored value"},
+                   "secret sent back as ******** keeps the stored value only while the "
+                   "fields that decide where it goes (hosts, ports, URLs, TLS modes, user "
+                   "names, the schema's secret_bound_to) are unchanged, else 422 naming "
+                   "the secret: type it again"},
     },
 }
 TEST_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "properties": {"config": {"type": "object", "description": "Unsaved settings to test "
-                              "(secrets as ******** use the stored ones); leave it out "
-                              "(send {}) to test the stored settings"}},
+                              "(secrets as ******** use the stored ones, only while the "
+                              "fields that decide where they go are unchanged, else 422 "
+                              "naming the secret); leave it out (send {}) to test the "
+                              "stored settings"}},
 }
 #: JSON-Schema keys the validator understands; the rest (title, default,
 #: description, format uri…) only shape the form.
@@ -89,16 +96,11 @@ def _check_uris(schema: dict[str, Any], config: dict[str, Any]) -> None:
 
 
 def check_config(cls: type, config: dict[str, Any], old: dict[str, Any] | None) -> dict:
-    """The config to store: masked secrets replaced by the stored ones, defaults
+    """The config to store: masked secrets replaced by the stored ones (while the
+    fields that decide where they go are unchanged: ``validation.merge_secrets``), defaults
     filled in, validated against the class's schema (and ``validate_config``)."""
     schema = registry.schema_of(cls)
-    merged = {k: v for k, v in dict(config).items()}
-    for key in registry.secrets_of(cls):
-        if merged.get(key) == MASK:
-            if old and old.get(key):
-                merged[key] = old[key]
-            else:
-                raise ValidationError(f"config.{key}: enter the secret", f"config.{key}")
+    merged = merge_secrets(schema, config, old)
     for name, sub in (schema.get("properties") or {}).items():
         if name not in merged and isinstance(sub, dict) and "default" in sub:
             merged[name] = sub["default"]

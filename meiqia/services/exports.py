@@ -37,7 +37,9 @@ from meiqia.private_files import private_folder
 from meiqia.private_files import private_opener
 from meiqia.services import history
 from meiqia.services import messages
+from meiqia.services import permissions
 from meiqia.services.accounts import iso
+from meiqia.services.errors import Forbidden
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.services.geoip import LAN_LABEL
@@ -89,7 +91,7 @@ def start(actor: Agent, data: dict[str, Any]) -> ExportJob:
     with database.atomic():
         export = ExportJob.create(team=actor.team_id, requested_by=actor.id, filters=filters,
                                   with_content=data.get("with_content", False), format=fmt,
-                                  total=total, created_at=now)
+                                  total=total, created_at=now, scope=scope_print(actor))
     try:
         job_id = current_app.extensions["meiqia.jobs"].enqueue(
             export_job, export.id, description=f"history export {export.id}", owner=actor,
@@ -190,10 +192,13 @@ def _let_others_run() -> None:
 
 def _rows(export: ExportJob, actor: Agent):  # noqa: ANN202 - generator of row lists
     """Rows of the export, read in batches of ``BATCH`` conversations by id: the
-    conversations that ended before the export was requested, at most its total."""
+    conversations that ended before the export was requested, at most its total.
+    The scope they are read under is recorded on the export first (``scope_print``):
+    the attempt that writes the file, not the request, decides what is in it."""
     names = history.agent_names(actor.team_id)
     tz = ZoneInfo(actor.team.timezone)
     labels = Labels(actor)
+    ExportJob.update(scope=scope_print(actor)).where(ExportJob.id == export.id).execute()
     base = history.query(actor, export.filters or {}, before=export.created_at)
     last = 0
     left = export.total
@@ -358,6 +363,35 @@ def follow(export: ExportJob) -> ExportJob:
     return ExportJob.get_by_id(export.id)
 
 
+#: Why a finished export is not his to download any more (docs/security.md §12).
+NARROWER = "this export was made under a wider scope than yours now: make it again"
+
+
+def scope_print(actor: Agent) -> dict[str, list[int] | None]:
+    """What ``actor`` sees of the team's history now: the agents whose conversations
+    and the groups whose waiting ones (``permissions``), sorted id lists, None for
+    all (an admin, scope ``all``)."""
+    agents = permissions.visible_agent_ids(actor)
+    groups = permissions.visible_group_ids(actor)
+    return {"agents": None if agents is None else sorted(agents),
+            "groups": None if groups is None else sorted(groups)}
+
+
+def covers(actor: Agent, export: ExportJob) -> bool:
+    """Whether ``actor``'s scope as it is in the database now covers what the
+    export was read under: every agent and group of it he still sees (a wider
+    scope keeps it; a narrower one, or one made before scopes were recorded,
+    does not unless he sees everything)."""
+    now = scope_print(actor)
+    made = export.scope if isinstance(export.scope, dict) else {}
+    for key in ("agents", "groups"):
+        if now[key] is None:
+            continue
+        if made.get(key, None) is None or not set(made[key]) <= set(now[key]):
+            return False
+    return True
+
+
 def visible(actor: Agent) -> Any:
     query = ExportJob.select().where(ExportJob.team == actor.team_id)
     if not actor.is_admin:
@@ -377,14 +411,19 @@ def get(actor: Agent, export_id: int) -> ExportJob:
     return follow(export)
 
 
-def to_dict(export: ExportJob) -> dict[str, Any]:
+def to_dict(export: ExportJob, reader: Agent | None = None) -> dict[str, Any]:
+    """``reader``: who reads it; a finished file his scope no longer covers has no
+    ``download`` and says why in ``refused`` (``covers``)."""
+    refused = (NARROWER if reader is not None and export.status == "done"
+               and not covers(reader, export) else None)
     return {"id": export.id, "status": export.status, "format": export.format,
             "with_content": export.with_content, "total": export.total, "done": export.done,
             "progress": round(export.done / export.total, 3) if export.total else 0,
             "size": export.size, "error": export.error, "filters": export.filters,
             "created_at": iso(export.created_at), "finished_at": iso(export.finished_at),
             "download": f"/api/v1/history/exports/{export.id}/file"
-            if export.status == "done" else None}
+            if export.status == "done" and refused is None else None,
+            "refused": refused}
 
 
 def delete(actor: Agent, export_id: int) -> None:
@@ -403,6 +442,8 @@ def file_path(actor: Agent, export_id: int, lang: str = "en") -> tuple[str, str]
     export = get(actor, export_id)
     if export.status != "done":
         raise NotFound("the export is not ready yet")
+    if not covers(actor, export):  # his scope as it is in the database now (§1, §12)
+        raise Forbidden(NARROWER)
     path = os.path.join(folder(), export.file_name)
     if not os.path.exists(path):
         raise NotFound("the export file is gone; export again")

@@ -34,6 +34,7 @@ from meiqia.services.accounts import check_password
 from meiqia.services.accounts import get_agent
 from meiqia.services.accounts import iso
 from meiqia.services.accounts import require_admin
+from meiqia.services.accounts import revoke_reset_links
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 
@@ -72,9 +73,7 @@ def create_link(actor: Agent, agent_id: int, ip: str = "") -> tuple[PasswordRese
     token = secrets.token_urlsafe(32)
     now = utcnow()
     with database.atomic():
-        PasswordReset.update(revoked_at=now).where(
-            PasswordReset.agent == agent.id, PasswordReset.used_at.is_null(),
-            PasswordReset.revoked_at.is_null()).execute()
+        revoke_reset_links(agent.id)  # a newer link revokes the older ones
         row = PasswordReset.create(agent=agent.id, created_by=actor.id, token_hash=_hash(token),
                                    created_at=now, expires_at=now + _lifetime())
         audit(actor, "agent.password_reset_link", "agent", agent.id,
@@ -118,6 +117,7 @@ def use_link(token: Any, password: Any, ip: str = "") -> Agent:
             raise NotFound(DEAD_LINK)
         Agent.update(password_hash=generate_password_hash(password)).where(
             Agent.id == agent.id).execute()
+        revoke_reset_links(agent.id)
         ended = sessions.end_all(agent.id)
         audit(agent, "agent.password_reset", "agent", agent.id,
               {"via": "link", "sessions_ended": ended}, ip=ip)
@@ -136,9 +136,7 @@ def set_from_console(email: str, password: str, end_sessions: bool = True) -> tu
         Agent.update(password_hash=generate_password_hash(password)).where(
             Agent.id == agent.id).execute()
         # Unused links must not outlive a password set another way.
-        PasswordReset.update(revoked_at=utcnow()).where(
-            PasswordReset.agent == agent.id, PasswordReset.used_at.is_null(),
-            PasswordReset.revoked_at.is_null()).execute()
+        revoke_reset_links(agent.id)
         ended = sessions.end_all(agent.id) if end_sessions else 0
         # No actor (the console), so the team is named here, not taken from him.
         AuditLog.create(team=agent.team_id, actor=None, action="agent.password_reset",

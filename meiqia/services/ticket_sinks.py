@@ -36,14 +36,15 @@ from meiqia.services.errors import Conflict
 from meiqia.services.errors import NotFound
 from meiqia.services.errors import ValidationError
 from meiqia.services.ticket_payload import payload_for
+from meiqia.services.validation import MASK
 from meiqia.services.validation import check
+from meiqia.services.validation import merge_secrets
 from meiqia.services.validation import plugin_config
 
 log = logging.getLogger(__name__)
 
 #: Attempts after the first, and the waits between them (seconds).
 RETRY = Retry(max=4, intervals=(10, 60, 300, 1800))
-MASK = "********"
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 
@@ -117,11 +118,10 @@ def types(lang: str = "zh-CN") -> list[dict[str, Any]]:
 
 
 def _check_config(cls: type, config: dict[str, Any], old: dict[str, Any] | None) -> dict:
-    merged = dict(config)
-    for key in _secrets(cls):
-        if merged.get(key) == MASK and old:  # unchanged secret sent back masked
-            merged[key] = old.get(key, "")
-    schema = {k: v for k, v in cls.configuration_schema().items() if k != "secret"}
+    # A secret sent back masked keeps the stored one while where it goes is unchanged.
+    merged = merge_secrets(cls.configuration_schema(), config, old)
+    schema = {k: v for k, v in cls.configuration_schema().items()
+              if k not in ("secret", "secret_bound_to")}
     check(merged, schema, "config")
     plugin_config(cls, merged, make=cls)  # a sink is made as its deliveries make it
     return merged

@@ -189,6 +189,30 @@ def _host_ok(host: str, bracketed: bool) -> bool:
     return len(ascii_host) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
 
 
+def _spaceless(value: str, field: str) -> None:
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError(f"{field}: must not contain spaces or control characters", field)
+
+
+def host_name(raw: str, field: str) -> str:
+    """A host a client typed on its own (an SMTP or IMAP server): a host name or an
+    IP address (an IPv6 one bare or between brackets), by the same check as a URL's
+    host (``http_url``), or a 422 naming ``field``. Nothing is stripped: "127.0.0.1 "
+    was stored and every delivery then failed "cannot resolve" (found from outside)."""
+    import ipaddress
+
+    _spaceless(raw, field)
+    bare = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
+    try:
+        ipaddress.ip_address(bare)
+        return raw
+    except ValueError:
+        pass
+    if bare is not raw or not raw or ":" in raw or not _host_ok(raw, False):
+        raise ValidationError(f"{field}: the host name or IP address is not valid", field)
+    return raw
+
+
 def http_url(raw: str, field: str) -> str:
     """An absolute http(s) URL a client typed (an iframe panel, a webhook, a
     channel's API address), checked as a whole, or a 422 naming ``field`` that
@@ -197,8 +221,7 @@ def http_url(raw: str, field: str) -> str:
     (port 99999, a host ``%zz``); both were stored, or answered 500, or showed
     urllib's English words. Returns the URL without surrounding spaces."""
     url = raw.strip()
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        raise ValidationError(f"{field}: must not contain spaces or control characters", field)
+    _spaceless(url, field)
     if not url.lower().startswith(("http://", "https://")):
         raise ValidationError(f"{field}: must start with http:// or https://", field)
     try:
@@ -294,6 +317,69 @@ def check_query(args: Any, schema: dict[str, Any]) -> None:
             if sub.get("format") == "date":
                 dates.parse_day(raw, name, f"{name}: expected a date like 2026-11-24")
             check(raw, {k: v for k, v in sub.items() if k != "format"}, name)
+
+
+#: What an admin's browser gets back for a secret that is set; sent back, it keeps
+#: the stored one (``merge_secrets``).
+MASK = "********"
+#: Names of a settings form's fields that decide where its secrets go: hosts,
+#: ports, URLs, TLS modes, user names, account ids (docs/plugins.md, "Secrets").
+SECRET_BOUND_NAMES = re.compile(
+    r"host|port|url|uri|server|endpoint|security|tls|ssl|user|account|corp_?id|app_?id",
+    re.IGNORECASE)
+_BOUND_FORMATS = {"uri", "hostname", "idn-hostname", "ipv4", "ipv6"}
+
+
+def secret_bound_to(schema: dict[str, Any]) -> list[str]:
+    """The fields of a settings form (a channel's or a ticket sink's
+    ``configuration_schema()``) that decide where its secrets are sent: each
+    non-secret property whose ``format`` is uri/hostname/ipv4/ipv6 or whose name
+    matches ``SECRET_BOUND_NAMES``, plus those the schema lists itself under
+    ``"secret_bound_to"``. In the schema's order."""
+    secrets = set(schema.get("secret") or [])
+    properties = schema.get("properties") or {}
+    declared = schema.get("secret_bound_to") or []
+    declared = set(declared) if isinstance(declared, list) else set()
+    return [name for name, sub in properties.items() if name not in secrets and (
+        name in declared or SECRET_BOUND_NAMES.search(name)
+        or (isinstance(sub, dict) and sub.get("format") in _BOUND_FORMATS))]
+
+
+def merge_secrets(schema: dict[str, Any], config: dict[str, Any],
+                  old: dict[str, Any] | None) -> dict[str, Any]:
+    """The one place a masked secret (``MASK`` sent back) becomes the stored one,
+    for channels and ticket sinks, saved or tested alike.
+
+    A secret sent back masked keeps the stored value only while every field that
+    decides where it goes (``secret_bound_to``) is as stored: a mask with a new
+    host, port, URL, TLS mode or user name is refused, naming the secret, so the
+    stored password is never sent to a server it was not saved for (an admin's
+    token or a script in his browser pulled it out by pointing the "test
+    connection" at its own server). A mask with nothing stored is refused too."""
+    merged = dict(config)
+    kept = [key for key in schema.get("secret") or [] if merged.get(key) == MASK]
+    if not kept:
+        return merged
+    properties = schema.get("properties") or {}
+
+    def value(cfg: dict[str, Any], name: str) -> Any:
+        sub = properties.get(name)
+        default = sub.get("default") if isinstance(sub, dict) else None
+        found = cfg.get(name)
+        return default if found is None else found
+
+    changed = [name for name in secret_bound_to(schema)
+               if value(merged, name) != value(old or {}, name)]
+    for key in kept:
+        if not (old and old.get(key)):
+            raise ValidationError(f"config.{key}: enter the secret", f"config.{key}")
+        if changed:
+            raise ValidationError(
+                f"config.{key}: config.{changed[0]} changed: enter the secret again "
+                "(a saved secret is only sent to the server it was saved for)",
+                f"config.{key}")
+        merged[key] = old[key]
+    return merged
 
 
 def plugin_config(cls: type, config: dict[str, Any],

@@ -620,6 +620,9 @@ _PAIRS: list[tuple[str, str]] = [
      "配置：请先保存设置，或随请求发送要测试的设置"),
     (rf"{FIELD}: must be an http:// or https:// URL", "{f:field}：必须是 http:// 或 https:// 开头的网址"),
     (rf"{FIELD}: enter the secret", "{f:field}：请填写密钥"),
+    (rf"{FIELD}: (?P<c>\S+) changed: enter the secret again \(a saved secret is only "
+     r"sent to the server it was saved for\)",
+     "{f:field}：{c:field}已更改，请重新输入（已保存的密钥只发往保存时的服务器）"),
     (r"this conversation's channel cannot carry rating invitations",
      "该对话所在的渠道不支持评价邀请"),
     (r"only a failed or retrying message delivery can be retried; this one is (?P<s>.+)",
@@ -774,6 +777,8 @@ _PAIRS: list[tuple[str, str]] = [
     (r"no such export", "没有这个导出"),
     (r"the export is not ready yet", "导出文件还没有生成好"),
     (r"the export file is gone; export again", "导出文件已不存在：请重新导出"),
+    (r"this export was made under a wider scope than yours now: make it again",
+     "此导出是在比您现在更大的权限范围下生成的：请重新导出"),
     (rf"{FIELD}: expected true or false", "{f:field}：应为 true 或 false"),
     (rf"{FIELD}: must not be negative", "{f:field}：不能为负数"),
     (rf"{FIELD}: expected a whole number of seconds", "{f:field}：应为整数秒"),

@@ -447,3 +447,55 @@ def test_an_exports_names_are_in_the_readers_language(api):
     data = response.get_data()
     response.close()
     assert load_workbook(io.BytesIO(data), read_only=True).sheetnames == ["History"]
+
+
+def test_a_file_made_under_a_wider_scope_is_refused_once_his_scope_is_narrowed(db_api):
+    """Found from outside: an agent exported under scope ``all``, the admin set him to
+    ``self``, and the file (other agents' customers, their transcripts) still
+    downloaded while his history showed nothing (docs/security.md §1, §12). On SQLite
+    and PostgreSQL."""
+    api = db_api
+    li = api.new_agent(email="li@example.com", name="李客服", scope="self")
+    seed(api)  # both conversations are the admin's
+    li_id = li.agent["id"]
+    assert api.patch(f"/api/v1/agents/{li_id}", json={"scope": "all"}).status_code == 200
+    wide = li.post("/api/v1/history/exports",
+                   json={"format": "csv", "filters": {}, "with_content": True}).get_json()
+    assert wide["total"] == 2 and len(read_export(li, wide["id"], "csv")) == 3
+    assert api.patch(f"/api/v1/agents/{li_id}", json={"scope": "self"}).status_code == 200
+    assert li.get("/api/v1/history").get_json()["items"] == []
+    url = f"/api/v1/history/exports/{wide['id']}"
+    refused = li.get(url + "/file", headers={"X-Meiqia-Lang": "zh-CN"})
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["message"] == \
+        "此导出是在比您现在更大的权限范围下生成的：请重新导出"
+    english = li.get(url + "/file", headers={"X-Meiqia-Lang": "en"}).get_json()["error"]
+    assert english["message"] == \
+        "this export was made under a wider scope than yours now: make it again"
+    # The list and the export itself say so, with no download link.
+    (listed,) = li.get("/api/v1/history/exports", headers={"X-Meiqia-Lang": "en"}).get_json()
+    assert listed["download"] is None and listed["refused"] == english["message"]
+    assert li.get(url).get_json()["download"] is None
+    # The admin (who sees everything) still downloads it. A custom scope naming the
+    # admin is still narrower than "all" (the team's pool, agents added later).
+    assert len(read_export(api, wide["id"], "csv")) == 3
+    admin_id = api.agent["id"]
+    assert api.patch(f"/api/v1/agents/{li_id}", json={
+        "scope": "custom", "scope_agents": [admin_id]}).status_code == 200
+    assert li.get(url + "/file").status_code == 403
+    custom = li.post("/api/v1/history/exports", json={"format": "csv"}).get_json()
+    assert len(read_export(li, custom["id"], "csv")) == 3
+    # Custom lists compared: a group instead of the admin refuses it, the admin and
+    # the group (wider) cover it.
+    group = api.post("/api/v1/groups", json={"name": "售后"}).get_json()
+    assert api.patch(f"/api/v1/agents/{li_id}", json={
+        "scope_agents": [], "scope_groups": [group["id"]]}).status_code == 200
+    assert li.get(f"/api/v1/history/exports/{custom['id']}/file").status_code == 403
+    assert api.patch(f"/api/v1/agents/{li_id}", json={
+        "scope_agents": [admin_id], "scope_groups": [group["id"]]}).status_code == 200
+    assert len(read_export(li, custom["id"], "csv")) == 3
+    assert li.get(url + "/file").status_code == 403
+    # Widened again: his.
+    assert api.patch(f"/api/v1/agents/{li_id}", json={"scope": "all"}).status_code == 200
+    assert len(read_export(li, wide["id"], "csv")) == 3
+    assert li.get(url).get_json()["refused"] is None

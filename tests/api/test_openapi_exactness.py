@@ -352,7 +352,7 @@ def _calls(api: Any, record: Recorder) -> None:  # noqa: PLR0915 - one story, in
             "to": "team@shop.example"}})
     call("GET", f"/api/v1/ticket-sinks/{mail['id']}")
     call("PATCH", f"/api/v1/ticket-sinks/{mail['id']}", json={"config": {
-        **mail["config"], "starttls": True}})
+        **mail["config"], "to": "help@shop.example"}})
     call("POST", "/api/v1/ticket-sinks", ok=201, json={
         "type": "wecom_robot", "name": "售后群", "config": {
             "url": f"http://127.0.0.1:{port}/cgi-bin/webhook/send?key=k1"}})

@@ -117,3 +117,30 @@ def test_two_submissions_racing_for_one_link_only_one_wins(db_api):
     winners = [n for n in range(4)
                if ApiClient(app).login("agent@example.com", f"racing-pass-{n}").status_code == 200]
     assert len(winners) == 1
+
+
+def test_any_password_change_and_a_deactivation_revoke_his_unused_links(app, api):
+    """Found from outside: a link made before a password change, by himself or by an
+    admin, still set the password; one made before a deactivation worked again after
+    the reactivation (docs/security.md §8)."""
+    li = api.new_agent()
+    agent_id = li.agent["id"]
+    # His own change (with current_password).
+    token = _make_link(api, agent_id)
+    changed = li.patch(f"/api/v1/agents/{agent_id}",
+                       json={"current_password": AGENT_PASSWORD, "password": "his-own-new-9"})
+    assert changed.status_code == 200, changed.get_json()
+    assert _use(app.test_client(), token).status_code == 404
+    # An admin sets it.
+    token = _make_link(api, agent_id)
+    assert api.patch(f"/api/v1/agents/{agent_id}",
+                     json={"password": "admin-set-new-9"}).status_code == 200
+    assert _use(app.test_client(), token).status_code == 404
+    # Deactivated, then active again: the old link stays dead.
+    token = _make_link(api, agent_id)
+    assert api.patch(f"/api/v1/agents/{agent_id}", json={"active": False}).status_code == 200
+    assert api.patch(f"/api/v1/agents/{agent_id}", json={"active": True}).status_code == 200
+    assert _use(app.test_client(), token).status_code == 404
+    assert ApiClient(app).login("agent@example.com", "admin-set-new-9").status_code == 200
+    # A link made now works (nothing else was broken).
+    assert _use(app.test_client(), _make_link(api, agent_id)).status_code == 200

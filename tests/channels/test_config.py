@@ -22,13 +22,24 @@ def test_secrets_are_never_returned_and_a_masked_secret_keeps_its_value(ch_app, 
     # Not in any answer, audit entry or list: the secret itself.
     for url in ("/api/v1/channels", "/api/v1/channels/standin"):
         assert "s3cret-key" not in ch_api.get(url).get_data(as_text=True)
-    saved = ch_api.put("/api/v1/channels/standin",
+    # The mask keeps the stored secret while the endpoint it is sent to stays.
+    moved = ch_api.put("/api/v1/channels/standin",
                        json={"config": {"endpoint": "https://example.org/x",
                                         "api_key": "********"}})
+    assert moved.status_code == 422 and moved.get_json()["error"]["field"] == "config.api_key"
+    saved = ch_api.put("/api/v1/channels/standin",
+                       json={"config": {"endpoint": "https://example.com/hook",
+                                        "api_key": "********", "mode": "slow"}})
     assert saved.status_code == 200, saved.get_json()
     assert "s3cret-key" not in saved.get_data(as_text=True)
     row = ChannelConfig.get(ChannelConfig.channel == "standin")
-    assert row.config["api_key"] == "s3cret-key" and row.config["endpoint"].endswith("/x")
+    assert row.config["api_key"] == "s3cret-key" and row.config["mode"] == "slow"
+    saved = ch_api.put("/api/v1/channels/standin",
+                       json={"config": {"endpoint": "https://example.org/x",
+                                        "api_key": "s3cret-key"}})
+    assert saved.status_code == 200, saved.get_json()
+    row = ChannelConfig.get(ChannelConfig.channel == "standin")
+    assert row.config["endpoint"].endswith("/x")
     assert row.config["mode"] == "fast"  # the schema's default
     changed = ch_api.put("/api/v1/channels/standin",
                          json={"config": {"endpoint": "https://example.org/x",
@@ -116,8 +127,12 @@ def test_test_connection_reports_success_and_failure(ch_app, ch_api):
     ok = ch_api.post("/api/v1/channels/standin/test", json={})
     assert ok.get_json() == {"ok": True, "message": "connected to https://example.com/hook"}
     down = ch_api.post("/api/v1/channels/standin/test", json={"config": {
-        "endpoint": "https://example.com/down", "api_key": "********"}})
+        "endpoint": "https://example.com/down", "api_key": "s3cret-key"}})
     assert down.get_json() == {"ok": False, "message": "the endpoint answered 503"}
+    # The stored secret (sent back masked) is not tested against another endpoint.
+    moved = ch_api.post("/api/v1/channels/standin/test", json={"config": {
+        "endpoint": "https://example.com/down", "api_key": "********"}})
+    assert moved.status_code == 422 and moved.get_json()["error"]["field"] == "config.api_key"
     # Testing unsaved settings saves nothing.
     assert ChannelConfig.get(ChannelConfig.channel == "standin").config["endpoint"] == \
         "https://example.com/hook"
@@ -130,7 +145,7 @@ def test_saving_restarts_the_channel(ch_app, ch_api):
     box = ch_app.extensions["standin"]
     started = box["started"]
     ch_api.put("/api/v1/channels/standin", json={"config": {
-        "endpoint": "https://example.net/", "api_key": "********"}})
+        "endpoint": "https://example.net/", "api_key": "s3cret-key"}})
     second = registry.instance(ch_api.team["id"], "standin")
     assert second is not first and second.config["endpoint"] == "https://example.net/"
     assert box["stopped"] >= 1 and box["started"] == started + 1

@@ -536,12 +536,13 @@ def test_the_admin_form_validates_and_never_shows_the_secrets(
         assert secret not in text
     bad = wx.put("/api/v1/channels/wechat", json={"config": {
         "app_id": APP_ID, "app_secret": "********", "token": "has spaces",
-        "encryption_mode": "safe"}})
+        "encryption_mode": "safe", "api_base_url": standin.base_url}})
     assert bad.status_code == 422 and bad.get_json()["error"]["field"].endswith("token")
     mode = wx.put("/api/v1/channels/wechat", json={"config": {
         "app_id": APP_ID, "app_secret": "********", "token": "********",
-        "encryption_mode": "sometimes"}})
-    assert mode.status_code == 422
+        "encryption_mode": "sometimes", "api_base_url": standin.base_url}})
+    assert mode.status_code == 422 and mode.get_json()["error"]["field"] == \
+        "config.encryption_mode"
     # Safe mode without the AES key cannot be saved: every message would be refused.
     for mode in ("safe", "compatible"):
         unsafe = wx.put("/api/v1/channels/wechat", json={"config": {

@@ -126,3 +126,37 @@ def test_a_channels_private_api_address_is_refused_when_saved(api):
     error = refused.get_json()["error"]
     assert error["field"] == "config.api_base_url"
     assert error["message"].startswith("接口地址：::1 解析为 ::1，是内网地址（loopback）"), error
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1 ", "\t127.0.0.1", "smtp.shop .example",
+                                  "smtp.shop.example\n", "smtp.shop.example\x7f"])
+def test_a_host_with_spaces_or_control_characters_is_refused_like_a_url(api, host):
+    """Found from outside: an SMTP host "127.0.0.1 " was saved (201) and every delivery
+    then failed "cannot resolve 127.0.0.1 : no such host"; a webhook URL with a space
+    was a 422. The hosts of the e-mail sink and the e-mail channel (IMAP, SMTP) now
+    take the URL's host check, with its words."""
+    response = smtp_sink(api, host)
+    assert response.status_code == 422, (host, response.get_json())
+    assert response.get_json()["error"] == {
+        **response.get_json()["error"], "field": "config.host",
+        "message": "config.host: must not contain spaces or control characters"}
+    zh = smtp_sink(api, host, headers=ZH).get_json()["error"]
+    assert zh["message"] == "SMTP 服务器：不能包含空格或控制字符"
+    for field, label in (("imap_host", "IMAP 服务器"), ("smtp_host", "SMTP 服务器")):
+        saved = email_channel(api, **{field: host})
+        assert saved.status_code == 422, (field, host, saved.get_json())
+        assert saved.get_json()["error"]["field"] == f"config.{field}"
+        zh = api.put("/api/v1/channels/email", headers=ZH, json={"enabled": True, "config": {
+            "imap_host": "imap.shop.example", "imap_user": "support@shop.example",
+            "imap_password": "mailbox-pass-1", "smtp_host": "smtp.shop.example",
+            "from_address": "support@shop.example", field: host}}).get_json()["error"]
+        assert zh["message"] == f"{label}：不能包含空格或控制字符"
+    assert api.get("/api/v1/ticket-sinks").get_json() == []
+    # Not a host at all: the URL check's other words.
+    bad = smtp_sink(api, "smtp_shop!example").get_json()["error"]
+    assert bad["message"] == "config.host: the host name or IP address is not valid"
+    # Host names and addresses as they are written still pass.
+    for good in ("smtp.shop.invalid", "例子.invalid"):
+        assert smtp_sink(api, good).status_code == 201, good
+    loopback = smtp_sink(api, "127.0.0.1").get_json()["error"]  # checked further, as before
+    assert "a private address" in loopback["message"], loopback

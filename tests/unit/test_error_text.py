@@ -214,6 +214,11 @@ def test_examples_read_as_intended():
         "符合条件的对话有 25,001 个，一次最多导出 20,000 个：请缩小时间范围"
     assert translate("file: tmpa.yaml: line 3: id 退货: no answer; line 9: the id is empty",
                      "zh-CN") == "文件：tmpa.yaml：第 3 行：id 退货：没有答案；第 9 行：id 为空"
+    # A masked secret with a new server (services/validation.merge_secrets): both named.
+    assert translate("config.imap_password: config.imap_host changed: enter the secret again "
+                     "(a saved secret is only sent to the server it was saved for)",
+                     "zh-CN") == \
+        "IMAP 密码：IMAP 服务器已更改，请重新输入（已保存的密钥只发往保存时的服务器）"
     # Not raised but built (web/unavailable.py's 503) and werkzeug's own.
     assert translate("the database is busy or unreachable; try again in a moment", "zh-CN") \
         == "数据库繁忙或无法连接：请稍后再试"

@@ -122,10 +122,12 @@ class EmailChannel(Channel):
         """Both hosts must pass the SSRF gate (checked again on every connection)."""
         from meiqia.services import outbound
         from meiqia.services.errors import ValidationError
+        from meiqia.services.validation import host_name
 
         for prefix, port in (("imap", 993), ("smtp", 465)):
             host = config.get(f"{prefix}_host")
             if host:
+                host_name(host, f"config.{prefix}_host")  # the one host check, as a URL's
                 try:
                     outbound.check_host(host, int(config.get(f"{prefix}_port") or port))
                 except outbound.OutboundRefused as exc:

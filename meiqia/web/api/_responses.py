@@ -274,8 +274,8 @@ COMPONENTS: dict[str, Schema] = {
     "Export": obj(
         created_at=DATETIME, done=INT, download=nullable(STR), error=nullable(STR),
         filters=obj(required=None), finished_at=nullable(DATETIME), format=STR, id=INT,
-        progress=NUM, size=nullable(INT), status=STR, total=nullable(INT),
-        with_content=BOOL,
+        progress=NUM, refused=nullable(STR), size=nullable(INT), status=STR,
+        total=nullable(INT), with_content=BOOL,
     ),
     "HistoryRow": obj(
         agent=STR, agent_id=nullable(INT), agent_messages=INT, channel=STR, device=STR,

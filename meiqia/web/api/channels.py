@@ -59,7 +59,11 @@ def get_channel(slug: str) -> dict:
 @route("/channels/<slug>", ("PUT",), summary="Save a channel's settings / enable it",
        auth="admin", body=channels.CONFIGURE_SCHEMA, tags=TAGS,
        description="Validated against the channel's schema. Send a secret back as "
-       "`********` to keep the stored one. Restarts the team's channel.")
+       "`********` to keep the stored one, only while the fields that decide where it "
+       "goes (hosts, ports, URLs, TLS modes, user names, the schema's `secret_bound_to`) "
+       "are unchanged: with one changed it is a 422 naming the secret (a saved secret is "
+       "only sent to the server it was saved for), and the secret must be typed again. "
+       "Restarts the team's channel.")
 def configure_channel(slug: str, body: dict) -> dict:
     channels.configure(g.actor, slug, body)
     return channels.get(g.actor, slug, _lang(), request.host_url)
@@ -71,7 +75,8 @@ def configure_channel(slug: str, body: dict) -> dict:
                                                   "message": {"type": "string"}}},
        description="Calls the channel's `test_connection()` with the stored settings (the "
        "body `{}`; a JSON body is required), or with `config` (unsaved; masked secrets use "
-       "the stored ones). `message`: in the "
+       "the stored ones only while the fields that decide where they go are unchanged, "
+       "else a 422 naming the secret and nothing connects). `message`: in the "
        "caller's language when the channel words it per language (the built-in ones do).")
 def test_channel(slug: str, body: dict) -> dict:
     return channels.test_connection(g.actor, slug, body, _lang())

@@ -20,19 +20,19 @@ from meiqia.web.downloads import send_download
                    "conversations match, when none does, and when `filters` holds a name "
                    "that is no filter (a misspelt one: the 422 lists the accepted names).")
 def start_export(body: dict) -> dict:
-    return _shown(exports.to_dict(exports.start(g.actor, body)))
+    return _shown(exports.to_dict(exports.start(g.actor, body), g.actor))
 
 
 @route("/history/exports", summary="My exports (admins: the team's), newest first",
        tags=["exports"])
 def list_exports() -> list:
-    return [_shown(exports.to_dict(e)) for e in exports.listing(g.actor)]
+    return [_shown(exports.to_dict(e, g.actor)) for e in exports.listing(g.actor)]
 
 
 @route("/history/exports/<int:export_id>", summary="One export and its progress",
        tags=["exports"])
 def get_export(export_id: int) -> dict:
-    return _shown(exports.to_dict(exports.get(g.actor, export_id)))
+    return _shown(exports.to_dict(exports.get(g.actor, export_id), g.actor))
 
 
 def _shown(export: dict) -> dict:
@@ -45,6 +45,8 @@ def _shown(export: dict) -> dict:
         text = error_text.translate_stored(export["error"], i18n.error_language())
         if text != export["error"]:
             export["error_en"], export["error"] = export["error"], text
+    if export.get("refused"):  # in the reader's language, as a refused download says it
+        export["refused"] = error_text.translate(export["refused"], i18n.error_language())
     return export
 
 
@@ -52,7 +54,10 @@ def _shown(export: dict) -> dict:
        tags=["exports"], content={CSV: FILE, XLSX: FILE},
        description="The file is named in the reader's language, as error messages are "
                    "(`历史记录-12.xlsx`, `history-12.xlsx`): `filename*` holds it, the plain "
-                   "`filename=` the English one (`history-12.xlsx`).")
+                   "`filename=` the English one (`history-12.xlsx`). Refused (403) once the "
+                   "reader's scope, as it is in the database now, no longer covers the one "
+                   "the file was made under (an admin narrowed it): the export says so in "
+                   "`refused` and has no `download`; making it again gives his scope's rows.")
 def download_export(export_id: int):  # noqa: ANN201 - a Flask response
     from meiqia.web import i18n
 

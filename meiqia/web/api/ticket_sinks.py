@@ -42,7 +42,10 @@ def get_sink(sink_id: int) -> dict:
 @route("/ticket-sinks/<int:sink_id>", ("PATCH",), summary="Change a sink", auth="admin",
        body=ticket_sinks.SINK_UPDATE_SCHEMA, tags=TAGS)
 def update_sink(sink_id: int, body: dict) -> dict:
-    """Send a secret back as `********` to keep it unchanged."""
+    """Send a secret back as `********` to keep it unchanged, only while the fields that
+    decide where it goes (host, port, URL, STARTTLS, user name, the schema's
+    `secret_bound_to`) are unchanged: with one changed it is a 422 naming the secret
+    (a saved secret is only sent to the server it was saved for); type it again."""
     return ticket_sinks.to_dict(ticket_sinks.update(g.actor, sink_id, body))
 
 

@@ -36,7 +36,8 @@ function statusCell(exp) {
     el('span', { class: `export-status ${exp.status}`, dataset: { status: exp.status }, text: t(`export.status.${exp.status}`) }),
     exp.status === 'failed' && exp.error ? el('div', { class: 'error small', role: 'alert', text: t('export.failed_reason', { reason: exp.error }) }) : null,
     // An attempt failed and another is due (exports are retried): say so, and why.
-    exp.status === 'queued' && exp.error ? el('div', { class: 'hint small export-retry', role: 'status', text: t('export.retrying', { reason: exp.error }) }) : null);
+    exp.status === 'queued' && exp.error ? el('div', { class: 'hint small export-retry', role: 'status', text: t('export.retrying', { reason: exp.error }) }) : null,
+    exp.refused ? el('div', { class: 'hint small export-refused', role: 'status', text: exp.refused }) : null);
 }
 
 function actionsCell(exp) {
