@@ -34,13 +34,14 @@ from meiqia.channels.base import in_language
 from meiqia.channels.host import ChannelHost
 from meiqia.models import ChannelConfig
 from meiqia.models import Team
+from meiqia.services import validation
 
 log = logging.getLogger(__name__)
 
 #: All capabilities: the widget carries every feature.
 WEB = "web"
-#: A masked secret in what the admin form gets back.
-MASK = "********"
+#: A masked secret in what the admin form gets back (one mask for channels and sinks).
+MASK = validation.MASK
 _INSTANCES = "meiqia.channel_instances"
 
 
