@@ -48,8 +48,11 @@ log = logging.getLogger(__name__)
 
 #: Waits (seconds) between the background retries of a failed step; the last repeats.
 RETRY_WAITS = (0.5, 1.0, 2.0, 4.0, 5.0)
-#: The job queue's own retries of an ``answer`` job (a database that fails again).
-JOB_WAITS = (2, 5, 15, 30)
+#: The job queue's own retries of an ``answer`` job (a database that fails again):
+#: about nine minutes in all, as long as the process's own retries
+#: (ANSWER_RETRY_WITHIN). Four retries in 52 s left a longer outage's answer failed
+#: for good, and the sweep skips a message whose job is recorded.
+JOB_WAITS = (2, 5, 10, 20, 30, 60, 120, 300)
 
 
 def job_id(message_id: int) -> str:
